@@ -1,0 +1,292 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors from Publish and Subscribe.
+var (
+	ErrStreamBusy     = errors.New("stream is already being published")
+	ErrNoStream       = errors.New("no such stream")
+	ErrTooManyPubs    = errors.New("too many publishers on this node")
+	ErrTooManyReaders = errors.New("too many readers on this stream")
+	ErrTakenOver      = errors.New("another publisher took over the stream")
+	ErrBitrate        = errors.New("publisher exceeded the maximum bitrate")
+	ErrBadStreamKey   = errors.New("bad stream key: want app/name")
+	ErrHubClosed      = errors.New("server is shutting down")
+)
+
+// HubConfig holds the data plane limits.
+type HubConfig struct {
+	RingPackets       int           // ring size per lane (rounded up to a power of two)
+	MaxReaderLag      time.Duration // a reader further behind than this skips to the newest keyframe
+	MaxSkips          int           // skips within SlowReaderWindow before a reader is disconnected
+	SlowReaderWindow  time.Duration
+	ReconnectGrace    time.Duration // readers stay while a publisher reconnects
+	Takeover          bool          // a second publisher replaces the first instead of being refused
+	MaxPublishers     int           // 0 = unlimited
+	MaxReaders        int           // per stream, 0 = unlimited
+	MaxBitrate        int64         // bits/s per publisher, 0 = unlimited
+	BitrateWindow     time.Duration // averaging window for MaxBitrate
+	NewTSMuxer        func() Remuxer
+	OnStreamPublished func(key string)
+	OnStreamEnded     func(key string)
+}
+
+// DefaultHubConfig returns the built-in defaults.
+func DefaultHubConfig() HubConfig {
+	return HubConfig{
+		RingPackets:      2048,
+		MaxReaderLag:     4 * time.Second,
+		MaxSkips:         3,
+		SlowReaderWindow: 30 * time.Second,
+		ReconnectGrace:   5 * time.Second,
+		BitrateWindow:    4 * time.Second,
+	}
+}
+
+// Remuxer converts packets of one format into the other; emit receives
+// the produced packets in order.
+type Remuxer interface {
+	Remux(p *Packet, emit func(*Packet)) error
+}
+
+// Hub is the registry of live streams on a node.
+type Hub struct {
+	cfg HubConfig
+	log *slog.Logger
+
+	mu         sync.Mutex
+	streams    map[string]*Stream
+	publishers int
+	changed    chan struct{} // closed and replaced whenever a stream goes live
+	closed     bool
+
+	// limits read on the publish path without the hub lock
+	grace   atomic.Int64
+	bitrate atomic.Int64
+}
+
+// NewHub returns an empty hub.
+func NewHub(cfg HubConfig, log *slog.Logger) *Hub {
+	d := DefaultHubConfig()
+	if cfg.RingPackets <= 0 {
+		cfg.RingPackets = d.RingPackets
+	}
+	if cfg.MaxSkips <= 0 {
+		cfg.MaxSkips = d.MaxSkips
+	}
+	if cfg.SlowReaderWindow <= 0 {
+		cfg.SlowReaderWindow = d.SlowReaderWindow
+	}
+	if cfg.BitrateWindow <= 0 {
+		cfg.BitrateWindow = d.BitrateWindow
+	}
+	h := &Hub{cfg: cfg, log: log, streams: map[string]*Stream{}, changed: make(chan struct{})}
+	h.grace.Store(int64(cfg.ReconnectGrace))
+	h.bitrate.Store(cfg.MaxBitrate)
+	return h
+}
+
+// SetLimits changes the limits that can change live (reload).
+func (h *Hub) SetLimits(maxPubs, maxReaders int, maxBitrate int64, takeover bool, grace time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cfg.MaxPublishers, h.cfg.MaxReaders, h.cfg.MaxBitrate = maxPubs, maxReaders, maxBitrate
+	h.cfg.Takeover, h.cfg.ReconnectGrace = takeover, grace
+	h.grace.Store(int64(grace))
+	h.bitrate.Store(maxBitrate)
+}
+
+// CheckKey validates a stream key of the form app/name.
+func CheckKey(key string) error {
+	app, name, ok := strings.Cut(key, "/")
+	if !ok || app == "" || name == "" || len(key) > 256 {
+		return fmt.Errorf("%w (got %q)", ErrBadStreamKey, key)
+	}
+	for _, c := range key {
+		if c < 0x21 || c > 0x7e || c == '?' || c == '#' || c == '%' || c == '\\' {
+			return fmt.Errorf("%w: %q has a character outside printable ASCII or one of ?#%%\\", ErrBadStreamKey, key)
+		}
+	}
+	if strings.Count(name, "/") > 0 && strings.Contains(key, "..") {
+		return fmt.Errorf("%w: %q", ErrBadStreamKey, key)
+	}
+	return nil
+}
+
+// PublisherInfo describes a publisher for the API.
+type PublisherInfo struct {
+	Protocol string    `json:"protocol"`
+	Remote   string    `json:"remote"`
+	Since    time.Time `json:"since"`
+	// Native is the format the publisher writes.
+	Native Format `json:"-"`
+}
+
+// Publish attaches a publisher to key. While a publisher is live a second
+// one is refused with ErrStreamBusy, or takes over when the hub allows it.
+// A publisher that comes back within the reconnect grace keeps the readers.
+func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
+	if err := CheckKey(key); err != nil {
+		return nil, err
+	}
+	if info.Since.IsZero() {
+		info.Since = time.Now()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrHubClosed
+	}
+	s := h.streams[key]
+	if s != nil {
+		s.mu.Lock()
+		old := s.pub
+		if old != nil && !h.cfg.Takeover {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("%s: %w by %s since %s", key, ErrStreamBusy, old.info.Remote, old.info.Since.Format(time.RFC3339))
+		}
+		s.mu.Unlock()
+		if old != nil {
+			old.detach(ErrTakenOver)
+			h.publishers--
+		}
+	}
+	if h.cfg.MaxPublishers > 0 && h.publishers >= h.cfg.MaxPublishers {
+		return nil, fmt.Errorf("%w (limit %d)", ErrTooManyPubs, h.cfg.MaxPublishers)
+	}
+	if s == nil {
+		s = newStream(h, key)
+		h.streams[key] = s
+	}
+	p := s.attach(info)
+	h.publishers++
+	close(h.changed)
+	h.changed = make(chan struct{})
+	if h.cfg.OnStreamPublished != nil {
+		go h.cfg.OnStreamPublished(key)
+	}
+	return p, nil
+}
+
+// SubscribeOptions tune a subscription.
+type SubscribeOptions struct {
+	Format Format
+	Info   ReaderInfo
+	// Wait is how long to wait for a publisher when the stream is not live.
+	Wait time.Duration
+}
+
+// Subscribe attaches a reader to key.
+func (h *Hub) Subscribe(ctx context.Context, key string, opt SubscribeOptions) (*Reader, error) {
+	if err := CheckKey(key); err != nil {
+		return nil, err
+	}
+	if opt.Info.Since.IsZero() {
+		opt.Info.Since = time.Now()
+	}
+	var deadline <-chan time.Time
+	if opt.Wait > 0 {
+		t := time.NewTimer(opt.Wait)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return nil, ErrHubClosed
+		}
+		s := h.streams[key]
+		changed := h.changed
+		maxReaders := h.cfg.MaxReaders
+		h.mu.Unlock()
+		if s != nil {
+			r, err := s.subscribe(opt, maxReaders)
+			if err == nil || !errors.Is(err, ErrNoStream) {
+				return r, err
+			}
+		}
+		if deadline == nil {
+			return nil, fmt.Errorf("%s: %w", key, ErrNoStream)
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return nil, fmt.Errorf("%s: %w (waited %s)", key, ErrNoStream, opt.Wait)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Stream returns the live stream with key, or nil.
+func (h *Hub) Stream(key string) *Stream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.streams[key]
+}
+
+// Streams returns all streams sorted by key.
+func (h *Hub) Streams() []*Stream {
+	h.mu.Lock()
+	out := make([]*Stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		out = append(out, s)
+	}
+	h.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+// PublisherCount returns how many publishers are attached.
+func (h *Hub) PublisherCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.publishers
+}
+
+// Close ends every stream: readers get ErrStreamEnded after the packets
+// already written, publishers get ErrHubClosed on their next write.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	streams := make([]*Stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		streams = append(streams, s)
+	}
+	h.mu.Unlock()
+	for _, s := range streams {
+		s.end(ErrHubClosed)
+	}
+}
+
+func (h *Hub) removeStream(s *Stream) {
+	h.mu.Lock()
+	if h.streams[s.key] == s {
+		delete(h.streams, s.key)
+	}
+	h.mu.Unlock()
+	if h.cfg.OnStreamEnded != nil {
+		go h.cfg.OnStreamEnded(s.key)
+	}
+}
+
+func (h *Hub) publisherGone() {
+	h.mu.Lock()
+	h.publishers--
+	h.mu.Unlock()
+}

@@ -1,0 +1,181 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors a reader's Next returns.
+var (
+	ErrStreamEnded = errors.New("stream ended")
+	ErrSlowReader  = errors.New("reader stayed behind the live edge and was disconnected")
+	ErrReaderKick  = errors.New("reader closed by the server")
+)
+
+// ReaderInfo describes a reader for the API.
+type ReaderInfo struct {
+	Protocol string    `json:"protocol"`
+	Remote   string    `json:"remote"`
+	Since    time.Time `json:"since"`
+}
+
+// Reader follows one lane of a stream from its own cursor. It is used by
+// one goroutine.
+type Reader struct {
+	s    *Stream
+	l    *lane
+	fmt  Format
+	info ReaderInfo
+
+	wake    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	kickErr atomic.Pointer[error]
+
+	cursor      uint64
+	needKey     bool
+	sendHeaders bool
+	epoch       uint64
+
+	skipTimes []time.Time
+
+	BytesOut atomic.Uint64
+	skipped  atomic.Uint64
+}
+
+// Info returns the reader's description.
+func (r *Reader) Info() ReaderInfo { return r.info }
+
+// Stream returns the stream the reader follows.
+func (r *Reader) Stream() *Stream { return r.s }
+
+// Skipped returns how many packets the reader skipped because it fell behind.
+func (r *Reader) Skipped() uint64 { return r.skipped.Load() }
+
+// Next blocks until packets are available and appends up to cap(dst)
+// packets to dst[:0]. The first call returns the stream's headers, then
+// the GOP cache. A reader that fell behind skips to the newest keyframe
+// (and gets the headers again); one that keeps falling behind gets
+// ErrSlowReader.
+func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
+	dst = dst[:0]
+	max := cap(dst)
+	if max == 0 {
+		max = 64
+	}
+	for {
+		if e := r.kickErr.Load(); e != nil {
+			return dst, *e
+		}
+		if ep := r.l.epoch.Load(); ep != r.epoch {
+			// A new publisher session: resume at its first keyframe.
+			r.epoch = ep
+			r.needKey = true
+			r.sendHeaders = true
+		}
+		if r.sendHeaders {
+			r.sendHeaders = false
+			dst = r.l.snapshotHeaders(dst)
+		}
+		head := r.l.head.Load()
+		if r.cursor < head {
+			if head-r.cursor > uint64(len(r.l.ring)) || r.lagging(head) {
+				if err := r.skip(); err != nil {
+					return dst, err
+				}
+				continue
+			}
+			for r.cursor < head && len(dst) < max {
+				p := r.l.at(r.cursor)
+				if p == nil { // overwritten while we looked
+					break
+				}
+				r.cursor++
+				if r.needKey && !p.Header {
+					if !r.l.isKey(p) {
+						r.skipped.Add(1)
+						continue
+					}
+					r.needKey = false
+				}
+				dst = append(dst, p)
+			}
+			if len(dst) > 0 {
+				return dst, nil
+			}
+			if r.cursor < head {
+				continue
+			}
+		}
+		if len(dst) > 0 {
+			return dst, nil
+		}
+		if r.l.closed.Load() && r.cursor >= r.l.head.Load() {
+			return dst, ErrStreamEnded
+		}
+		select {
+		case <-r.wake:
+		case <-r.done:
+		case <-ctx.Done():
+			return dst, ctx.Err()
+		}
+	}
+}
+
+// lagging reports whether the reader is further behind the live edge, in
+// media time, than the hub allows.
+func (r *Reader) lagging(head uint64) bool {
+	lag := r.s.hub.cfg.MaxReaderLag
+	if lag <= 0 {
+		return false
+	}
+	p := r.l.at(r.cursor)
+	if p == nil {
+		return true
+	}
+	return r.l.lastT.Load()-p.Time > lag.Milliseconds()
+}
+
+func (r *Reader) skip() error {
+	now := time.Now()
+	keep := r.skipTimes[:0]
+	for _, t := range r.skipTimes {
+		if now.Sub(t) < r.s.hub.cfg.SlowReaderWindow {
+			keep = append(keep, t)
+		}
+	}
+	r.skipTimes = append(keep, now)
+	r.s.skips.Add(1)
+	if len(r.skipTimes) > r.s.hub.cfg.MaxSkips {
+		r.s.dropped.Add(1)
+		return ErrSlowReader
+	}
+	old := r.cursor
+	r.cursor, r.needKey = r.l.startSeq()
+	if r.cursor < old { // never go back: wait for the next key instead
+		r.cursor, r.needKey = r.l.head.Load(), true
+	}
+	r.skipped.Add(r.cursor - old)
+	r.sendHeaders = true
+	return nil
+}
+
+// Close detaches the reader. It is idempotent.
+func (r *Reader) Close() {
+	r.once.Do(func() {
+		close(r.done)
+		r.s.removeReader(r)
+	})
+}
+
+// kick makes the reader's Next return err.
+func (r *Reader) kick(err error) {
+	r.kickErr.CompareAndSwap(nil, &err)
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,329 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stream is one live stream (app/name). It outlives a publisher by the
+// reconnect grace so readers stay connected while the publisher returns.
+type Stream struct {
+	hub     *Hub
+	key     string
+	created time.Time
+	lanes   [numFormats]*lane
+
+	mu       sync.Mutex
+	pub      *Publisher
+	sessions int
+	grace    *time.Timer
+	ended    bool
+	readers  map[*Reader]struct{}
+	remux    context.CancelFunc // running FLV->TS remuxer
+	native   Format
+
+	// timeline, owned by the current publisher's goroutine
+	offset  int64
+	lastOut int64
+	started bool
+
+	Meter   Meter
+	codecs  atomic.Pointer[CodecInfo]
+	skips   atomic.Uint64
+	dropped atomic.Uint64
+}
+
+func newStream(h *Hub, key string) *Stream {
+	s := &Stream{hub: h, key: key, created: time.Now(), readers: map[*Reader]struct{}{}}
+	for i := range s.lanes {
+		s.lanes[i] = newLane(h.cfg.RingPackets)
+	}
+	s.Meter.init()
+	return s
+}
+
+// Key returns app/name.
+func (s *Stream) Key() string { return s.key }
+
+// Created returns when the stream first went live.
+func (s *Stream) Created() time.Time { return s.created }
+
+// Codecs returns what the stream carries, as far as known.
+func (s *Stream) Codecs() CodecInfo {
+	if c := s.codecs.Load(); c != nil {
+		return *c
+	}
+	return CodecInfo{}
+}
+
+// Skips returns how many times readers skipped ahead, and how many were
+// disconnected for staying behind.
+func (s *Stream) Skips() (skips, dropped uint64) { return s.skips.Load(), s.dropped.Load() }
+
+// Publisher returns the current publisher's description, if one is attached.
+func (s *Stream) Publisher() (PublisherInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pub == nil {
+		return PublisherInfo{}, false
+	}
+	return s.pub.info, true
+}
+
+// Readers returns the attached readers' descriptions.
+func (s *Stream) Readers() []ReaderInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ReaderInfo, 0, len(s.readers))
+	for r := range s.readers {
+		if r.info.Protocol != "" {
+			out = append(out, r.info)
+		}
+	}
+	return out
+}
+
+// ReaderCount returns how many external readers are attached.
+func (s *Stream) ReaderCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for r := range s.readers {
+		if r.info.Protocol != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *Stream) attach(info PublisherInfo) *Publisher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.grace != nil {
+		s.grace.Stop()
+		s.grace = nil
+	}
+	s.native = info.Native
+	s.sessions++
+	p := &Publisher{s: s, info: info, session: s.sessions}
+	s.pub = p
+	s.started = false
+	for _, l := range s.lanes {
+		l.epoch.Add(1)
+	}
+	if s.remux != nil && info.Native == FormatTS {
+		s.remux()
+		s.remux = nil
+	}
+	return p
+}
+
+func (s *Stream) subscribe(opt SubscribeOptions, maxReaders int) (*Reader, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return nil, ErrNoStream
+	}
+	if maxReaders > 0 && opt.Info.Protocol != "" {
+		n := 0
+		for r := range s.readers {
+			if r.info.Protocol != "" {
+				n++
+			}
+		}
+		if n >= maxReaders {
+			return nil, fmt.Errorf("%s: %w (limit %d)", s.key, ErrTooManyReaders, maxReaders)
+		}
+	}
+	l := s.lanes[opt.Format]
+	r := &Reader{
+		s: s, l: l, fmt: opt.Format, info: opt.Info,
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		sendHeaders: true, epoch: l.epoch.Load(),
+	}
+	r.cursor, r.needKey = l.startSeq()
+	s.readers[r] = struct{}{}
+	l.addWaker(r.wake)
+	if opt.Format != s.native && s.remux == nil && s.hub.cfg.NewTSMuxer != nil && opt.Format == FormatTS {
+		s.startRemuxLocked()
+	}
+	return r, nil
+}
+
+func (s *Stream) removeReader(r *Reader) {
+	n := r.l.removeWaker(r.wake)
+	s.mu.Lock()
+	delete(s.readers, r)
+	if n == 0 && r.fmt == FormatTS && s.remux != nil && r.info.Protocol != "" {
+		s.remux()
+		s.remux = nil
+	}
+	s.mu.Unlock()
+}
+
+// startRemuxLocked feeds the TS lane from the FLV lane while TS readers
+// exist.
+func (s *Stream) startRemuxLocked() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.remux = cancel
+	in := &Reader{
+		s: s, l: s.lanes[FormatFLV], fmt: FormatFLV,
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		sendHeaders: true, epoch: s.lanes[FormatFLV].epoch.Load(),
+	}
+	in.cursor, in.needKey = in.l.startSeq()
+	s.readers[in] = struct{}{}
+	in.l.addWaker(in.wake)
+	mux := s.hub.cfg.NewTSMuxer()
+	out := s.lanes[FormatTS]
+	go func() {
+		defer in.Close()
+		buf := make([]*Packet, 0, 64)
+		emit := func(p *Packet) { out.write(p) }
+		for {
+			pkts, err := in.Next(ctx, buf)
+			for _, p := range pkts {
+				if err := mux.Remux(p, emit); err != nil {
+					s.hub.log.Warn("remux to mpegts", "stream", s.key, "err", err)
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// end closes the stream for good.
+func (s *Stream) end(reason error) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = true
+	if s.grace != nil {
+		s.grace.Stop()
+		s.grace = nil
+	}
+	pub := s.pub
+	s.pub = nil
+	if s.remux != nil {
+		s.remux()
+		s.remux = nil
+	}
+	s.mu.Unlock()
+	if pub != nil {
+		pub.kicked.CompareAndSwap(nil, &reason)
+		s.hub.publisherGone()
+	}
+	for _, l := range s.lanes {
+		l.close()
+	}
+	s.hub.removeStream(s)
+}
+
+// Publisher is the single writer of a stream.
+type Publisher struct {
+	s       *Stream
+	info    PublisherInfo
+	session int
+	kicked  atomic.Pointer[error]
+	closed  atomic.Bool
+}
+
+// Stream returns the publisher's stream.
+func (p *Publisher) Stream() *Stream { return p.s }
+
+// Write publishes one packet to the lane of its format. p must not be
+// modified afterwards. Write never blocks on readers. It returns an error
+// when the publisher must stop: taken over, over the bitrate limit, or the
+// server is closing.
+func (p *Publisher) Write(pkt *Packet) error {
+	if e := p.kicked.Load(); e != nil {
+		return *e
+	}
+	s := p.s
+	f := FormatFLV
+	if pkt.Kind == KindTS {
+		f = FormatTS
+	} else {
+		// one continuous, monotonic timeline across publisher sessions
+		if !s.started {
+			s.started = true
+			if s.lastOut != 0 || s.sessions > 1 {
+				s.offset = s.lastOut + 1 - pkt.Time
+			}
+		}
+		pkt.Time += s.offset
+		if pkt.Time > s.lastOut {
+			s.lastOut = pkt.Time
+		}
+		if pkt.Header {
+			if ci, ok := ParseHeader(pkt, s.Codecs()); ok {
+				s.codecs.Store(&ci)
+			}
+		}
+		s.Meter.add(pkt)
+		if max := s.hub.maxBitrate(); max > 0 {
+			if br := s.Meter.recentBitrate(s.hub.cfg.BitrateWindow); br > max {
+				err := fmt.Errorf("%w: %d bit/s over %s, limit %d", ErrBitrate, br, s.hub.cfg.BitrateWindow, max)
+				p.kicked.CompareAndSwap(nil, &err)
+				return err
+			}
+		}
+	}
+	s.lanes[f].write(pkt)
+	return nil
+}
+
+// Close detaches the publisher. Readers stay for the reconnect grace, then
+// the stream ends.
+func (p *Publisher) Close() {
+	if p.closed.Swap(true) {
+		return
+	}
+	p.detach(nil)
+}
+
+func (p *Publisher) detach(reason error) {
+	s := p.s
+	if reason != nil {
+		p.kicked.CompareAndSwap(nil, &reason)
+	}
+	s.mu.Lock()
+	if s.pub != p {
+		s.mu.Unlock()
+		return
+	}
+	s.pub = nil
+	if errors.Is(reason, ErrTakenOver) {
+		s.mu.Unlock()
+		return // the hub attaches the new publisher at once
+	}
+	grace := s.hub.graceTime()
+	if grace <= 0 {
+		s.mu.Unlock()
+		s.hub.publisherGone()
+		s.end(nil)
+		return
+	}
+	s.grace = time.AfterFunc(grace, func() {
+		s.mu.Lock()
+		live := s.pub != nil
+		s.mu.Unlock()
+		if !live {
+			s.end(nil)
+		}
+	})
+	s.mu.Unlock()
+	s.hub.publisherGone()
+}
+
+func (h *Hub) graceTime() time.Duration { return time.Duration(h.grace.Load()) }
+
+func (h *Hub) maxBitrate() int64 { return h.bitrate.Load() }
