@@ -1,0 +1,206 @@
+package gossip
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/hashicorp/serf/coordinate"
+)
+
+// Gossip messages of the stream directory. Every message starts with a kind
+// byte; the high nibble is the wire version.
+const (
+	kindEntry byte = 0x11 // one directory entry (broadcast)
+	kindState byte = 0x12 // the whole directory (push/pull)
+
+	maxStreamName = 256
+	maxNodeName   = 128
+	maxEntries    = 1 << 20
+
+	flagDeleted byte = 1
+)
+
+var errShort = errors.New("message truncated")
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendEntry(b []byte, e DirEntry) []byte {
+	b = binary.AppendUvarint(b, e.Version)
+	var flags byte
+	if e.Deleted {
+		flags |= flagDeleted
+	}
+	b = append(b, flags)
+	b = appendString(b, e.Stream)
+	return appendString(b, e.Node)
+}
+
+func encodeEntry(e DirEntry) []byte {
+	return appendEntry([]byte{kindEntry}, e)
+}
+
+func encodeState(entries []DirEntry) []byte {
+	b := []byte{kindState}
+	b = binary.AppendUvarint(b, uint64(len(entries)))
+	for _, e := range entries {
+		b = appendEntry(b, e)
+	}
+	return b
+}
+
+type reader struct {
+	b []byte
+}
+
+func (r *reader) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		return 0, errShort
+	}
+	r.b = r.b[n:]
+	return v, nil
+}
+
+func (r *reader) byte() (byte, error) {
+	if len(r.b) < 1 {
+		return 0, errShort
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c, nil
+}
+
+func (r *reader) string(max int) (string, error) {
+	n, err := r.uvarint()
+	if err != nil {
+		return "", err
+	}
+	if n > uint64(max) {
+		return "", fmt.Errorf("string of %d bytes exceeds %d", n, max)
+	}
+	if uint64(len(r.b)) < n {
+		return "", errShort
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s, nil
+}
+
+func (r *reader) entry() (DirEntry, error) {
+	var e DirEntry
+	var err error
+	if e.Version, err = r.uvarint(); err != nil {
+		return e, err
+	}
+	flags, err := r.byte()
+	if err != nil {
+		return e, err
+	}
+	if flags&^flagDeleted != 0 {
+		return e, fmt.Errorf("unknown flags %#x", flags)
+	}
+	e.Deleted = flags&flagDeleted != 0
+	if e.Stream, err = r.string(maxStreamName); err != nil {
+		return e, fmt.Errorf("stream: %w", err)
+	}
+	if e.Node, err = r.string(maxNodeName); err != nil {
+		return e, fmt.Errorf("node: %w", err)
+	}
+	if e.Stream == "" || e.Node == "" {
+		return e, errors.New("empty stream or node name")
+	}
+	return e, nil
+}
+
+// decodeMessage parses a directory message received from the network. It
+// returns the entries it carries and whether it was a full state.
+func decodeMessage(b []byte) ([]DirEntry, bool, error) {
+	r := &reader{b: b}
+	kind, err := r.byte()
+	if err != nil {
+		return nil, false, err
+	}
+	switch kind {
+	case kindEntry:
+		e, err := r.entry()
+		if err != nil {
+			return nil, false, fmt.Errorf("directory entry: %w", err)
+		}
+		if len(r.b) != 0 {
+			return nil, false, fmt.Errorf("directory entry: %d trailing bytes", len(r.b))
+		}
+		return []DirEntry{e}, false, nil
+	case kindState:
+		n, err := r.uvarint()
+		if err != nil {
+			return nil, true, fmt.Errorf("directory state: %w", err)
+		}
+		// Each entry takes at least 5 bytes; refuse counts the buffer cannot hold.
+		if n > maxEntries || n > uint64(len(r.b))/5 {
+			return nil, true, fmt.Errorf("directory state: count %d does not fit %d bytes", n, len(r.b))
+		}
+		entries := make([]DirEntry, 0, n)
+		for i := uint64(0); i < n; i++ {
+			e, err := r.entry()
+			if err != nil {
+				return nil, true, fmt.Errorf("directory state entry %d: %w", i, err)
+			}
+			entries = append(entries, e)
+		}
+		if len(r.b) != 0 {
+			return nil, true, fmt.Errorf("directory state: %d trailing bytes", len(r.b))
+		}
+		return entries, true, nil
+	}
+	return nil, false, fmt.Errorf("unknown message kind %#x", kind)
+}
+
+// Ping ack payload: version byte, dimension count, then Vec, Error,
+// Adjustment and Height as big-endian float64 — the coordinate serf sends,
+// in a fixed binary form instead of msgpack.
+const pingVersion byte = 1
+
+func encodeCoordinate(c *coordinate.Coordinate) []byte {
+	b := make([]byte, 0, 2+8*(len(c.Vec)+3))
+	b = append(b, pingVersion, byte(len(c.Vec)))
+	for _, v := range c.Vec {
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	for _, v := range []float64{c.Error, c.Adjustment, c.Height} {
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	return b
+}
+
+func decodeCoordinate(b []byte) (*coordinate.Coordinate, error) {
+	if len(b) < 2 {
+		return nil, errShort
+	}
+	if b[0] != pingVersion {
+		return nil, fmt.Errorf("unsupported ping payload version %d", b[0])
+	}
+	dims := int(b[1])
+	b = b[2:]
+	if len(b) != 8*(dims+3) {
+		return nil, fmt.Errorf("ping payload: %d bytes for %d dimensions", len(b), dims)
+	}
+	f := func() float64 {
+		v := math.Float64frombits(binary.BigEndian.Uint64(b))
+		b = b[8:]
+		return v
+	}
+	c := &coordinate.Coordinate{Vec: make([]float64, dims)}
+	for i := range c.Vec {
+		c.Vec[i] = f()
+	}
+	c.Error, c.Adjustment, c.Height = f(), f(), f()
+	if !c.IsValid() {
+		return nil, errors.New("ping payload: coordinate has non-finite components")
+	}
+	return c, nil
+}
