@@ -155,6 +155,6 @@ func (b *dirBroadcast) Invalidates(other memberlist.Broadcast) bool {
 }
 
 // Name makes dirBroadcast a memberlist.NamedBroadcast.
-func (b *dirBroadcast) Name() string { return "dir:" + b.stream }
+func (b *dirBroadcast) Name() string    { return "dir:" + b.stream }
 func (b *dirBroadcast) Message() []byte { return b.msg }
 func (b *dirBroadcast) Finished()       {}

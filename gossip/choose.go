@@ -1,0 +1,133 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+)
+
+// ErrNoCenter is returned when no healthy center with spare capacity is left.
+var ErrNoCenter = errors.New("no healthy center with spare capacity")
+
+// Route says which sites a stream should be sent to, in order of preference.
+type Route struct {
+	Pattern string   // path.Match glob over "app/name", e.g. "live/*" ("*" does not cross "/")
+	Sites   []string // preferred sites, best first
+	Strict  bool     // only the listed sites; otherwise other sites follow as a last resort
+}
+
+// ValidateRoutes checks every pattern; errors name the rule index.
+func ValidateRoutes(rules []Route) error {
+	var errs []error
+	for i, r := range rules {
+		if r.Pattern == "" {
+			errs = append(errs, fmt.Errorf("route[%d].pattern: must not be empty", i))
+		} else if _, err := path.Match(r.Pattern, "x/y"); err != nil {
+			errs = append(errs, fmt.Errorf("route[%d].pattern: %q: %w", i, r.Pattern, err))
+		}
+		if r.Strict && len(r.Sites) == 0 {
+			errs = append(errs, fmt.Errorf("route[%d].sites: a strict route needs at least one site", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// matchRoute returns the first rule matching stream.
+func matchRoute(stream string, rules []Route) (Route, bool) {
+	for _, r := range rules {
+		if ok, err := path.Match(r.Pattern, stream); err == nil && ok {
+			return r, true
+		}
+	}
+	return Route{}, false
+}
+
+// ChooseCenter returns the best center for stream: see CenterCandidates.
+func (c *Cluster) ChooseCenter(stream string, rules []Route, exclude []string) (Member, error) {
+	cands, why := c.centerCandidates(stream, rules, exclude)
+	if len(cands) == 0 {
+		return Member{}, fmt.Errorf("choose center for %s: %w (%s)", stream, ErrNoCenter, why)
+	}
+	return cands[0], nil
+}
+
+// CenterCandidates returns the centers that may take stream, best first,
+// for failover. Only alive centers (and standalone nodes) outside exclude
+// with spare capacity qualify; the center already hosting the stream per
+// the directory qualifies without spare capacity and comes first. Then the
+// first rule matching the stream orders the sites (unlisted sites follow
+// unless the rule is strict); within a site, and with no rule, the lowest
+// RTT wins, then the lighter load, then the name.
+func (c *Cluster) CenterCandidates(stream string, rules []Route, exclude []string) []Member {
+	cands, _ := c.centerCandidates(stream, rules, exclude)
+	return cands
+}
+
+func (c *Cluster) centerCandidates(stream string, rules []Route, exclude []string) ([]Member, string) {
+	host := ""
+	if e, ok := c.Lookup(stream); ok {
+		host = e.Node
+	}
+	return RankCenters(c.Members(), stream, rules, exclude, host)
+}
+
+// RankCenters is the pure ranking behind CenterCandidates. host is the node
+// that already hosts the stream, or "". The string explains an empty result.
+func RankCenters(members []Member, stream string, rules []Route, exclude []string, host string) ([]Member, string) {
+	route, routed := matchRoute(stream, rules)
+	var centers, unhealthy, excluded, full, offsite int
+	var out []Member
+	for _, m := range members {
+		if !m.Meta.Role.IsCenter() || m.MetaErr != nil {
+			continue
+		}
+		centers++
+		switch {
+		case !m.Healthy():
+			unhealthy++
+		case slices.Contains(exclude, m.Name):
+			excluded++
+		case !m.Meta.HasSpare() && m.Name != host:
+			full++
+		case routed && route.Strict && !slices.Contains(route.Sites, m.Meta.Site):
+			offsite++
+		default:
+			out = append(out, m)
+		}
+	}
+	siteRank := func(m Member) int {
+		if !routed {
+			return 0
+		}
+		if i := slices.Index(route.Sites, m.Meta.Site); i >= 0 {
+			return i
+		}
+		return len(route.Sites)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if (a.Name == host) != (b.Name == host) {
+			return a.Name == host
+		}
+		if ra, rb := siteRank(a), siteRank(b); ra != rb {
+			return ra < rb
+		}
+		if a.RTTKnown != b.RTTKnown {
+			return a.RTTKnown
+		}
+		if a.RTTKnown && a.RTT != b.RTT {
+			return a.RTT < b.RTT
+		}
+		if ua, ub := a.Meta.Utilization(), b.Meta.Utilization(); ua != ub {
+			return ua < ub
+		}
+		return a.Name < b.Name
+	})
+	why := fmt.Sprintf("%d centers known: %d unhealthy, %d excluded, %d full", centers, unhealthy, excluded, full)
+	if offsite > 0 {
+		why += fmt.Sprintf(", %d outside the sites of route %q", offsite, route.Pattern)
+	}
+	return out, why
+}
