@@ -67,7 +67,7 @@ type tcConn struct {
 func openTC(ns netns.NsHandle) (*tcConn, error) {
 	h, err := netlink.NewHandleAt(ns, syscall.NETLINK_ROUTE)
 	if err != nil {
-		return nil, nlErr("open netlink socket", err)
+		return nil, nlErr("qos: open netlink socket", err)
 	}
 	return &tcConn{h: h, ns: ns}, nil
 }
@@ -80,6 +80,15 @@ func nlErr(what string, err error) error {
 		return fmt.Errorf("%s: %w: %w", what, ErrNoNetAdmin, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// opErr describes a failed op in one line: "qos: class media on eth0: ...".
+func opErr(op Op, err error) error {
+	what := fmt.Sprintf("qos: %s %s on %s", op.Object, op.Name, op.Dev)
+	if op.Match != "" {
+		what += " (" + op.Match + ")"
+	}
+	return nlErr(what, err)
 }
 
 // fqCodelCache remembers, per process, whether the kernel has fq_codel.
@@ -108,7 +117,7 @@ func (t *tcConn) link(ifname string) (netlink.Link, error) {
 		if errors.As(err, &nf) {
 			return nil, fmt.Errorf("qos.interface: no interface %q", ifname)
 		}
-		return nil, nlErr(fmt.Sprintf("look up interface %q", ifname), err)
+		return nil, nlErr(fmt.Sprintf("qos: look up interface %q", ifname), err)
 	}
 	return link, nil
 }
@@ -117,7 +126,7 @@ func (t *tcConn) link(ifname string) (netlink.Link, error) {
 func (t *tcConn) rootQdisc(link netlink.Link) (netlink.Qdisc, error) {
 	qs, err := t.h.QdiscList(link)
 	if err != nil {
-		return nil, nlErr("list qdiscs of "+link.Attrs().Name, err)
+		return nil, nlErr("qos: list qdiscs of "+link.Attrs().Name, err)
 	}
 	for _, q := range qs {
 		if q.Attrs().Parent == netlink.HANDLE_ROOT {
@@ -213,13 +222,13 @@ func (t *tcConn) exec(ctx context.Context, link netlink.Link, op Op) error {
 				return nil
 			}
 			if err := t.h.QdiscDel(root); err != nil {
-				return nlErr("delete root qdisc "+fmtHandle(rootHandle), err)
+				return nlErr("qos: delete root qdisc "+fmtHandle(rootHandle), err)
 			}
 		}
 		q := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Parent: op.Parent, Handle: op.Handle})
 		q.Defcls, q.Rate2Quantum = op.DefaultClass, op.R2Q
 		if err := t.h.QdiscReplace(q); err != nil {
-			return nlErr("replace "+op.String(), err)
+			return opErr(op, err)
 		}
 		return nil
 	case op.Object == "class":
@@ -229,7 +238,7 @@ func (t *tcConn) exec(ctx context.Context, link netlink.Link, op Op) error {
 			netlink.ClassAttrs{LinkIndex: idx, Parent: op.Parent, Handle: op.Handle},
 			netlink.HtbClassAttrs{Rate: op.Rate, Ceil: op.Ceil, Prio: op.Prio, Quantum: op.Quantum})
 		if err := t.h.ClassReplace(c); err != nil {
-			return nlErr("replace "+op.String(), err)
+			return opErr(op, err)
 		}
 		return nil
 	case op.Object == "qdisc":
@@ -252,7 +261,7 @@ func (t *tcConn) exec(ctx context.Context, link netlink.Link, op Op) error {
 			return fmt.Errorf("qos: unknown leaf qdisc kind %q", op.Kind)
 		}
 		if err != nil {
-			return nlErr("replace "+op.String(), err)
+			return opErr(op, err)
 		}
 		return nil
 	}
@@ -264,12 +273,12 @@ func (t *tcConn) exec(ctx context.Context, link netlink.Link, op Op) error {
 func (t *tcConn) dropMismatchedLeaf(link netlink.Link, handle uint32, kind string) error {
 	qs, err := t.h.QdiscList(link)
 	if err != nil {
-		return nlErr("list qdiscs of "+link.Attrs().Name, err)
+		return nlErr("qos: list qdiscs of "+link.Attrs().Name, err)
 	}
 	for _, q := range qs {
 		if q.Attrs().Handle == handle && q.Type() != kind {
 			if err := t.h.QdiscDel(q); err != nil {
-				return nlErr("delete qdisc "+fmtHandle(handle), err)
+				return nlErr("qos: delete qdisc "+fmtHandle(handle), err)
 			}
 		}
 	}
@@ -316,7 +325,7 @@ func (t *tcConn) probeFQCodel(link netlink.Link) (Capabilities, error) {
 		// "Specified qdisc kind is unknown": no sch_fq_codel.
 		return Capabilities{FQCodel: false}, nil
 	default:
-		return Capabilities{}, nlErr("probe fq_codel", err)
+		return Capabilities{}, nlErr("qos: probe fq_codel", err)
 	}
 }
 
@@ -336,7 +345,7 @@ func (a u32Rule) equal(b u32Rule) bool {
 func (t *tcConn) listRules(link netlink.Link) ([]u32Rule, []netlink.Filter, error) {
 	fs, err := t.h.FilterList(link, rootHandle)
 	if err != nil {
-		return nil, nil, nlErr("list filters of "+link.Attrs().Name, err)
+		return nil, nil, nlErr("qos: list filters of "+link.Attrs().Name, err)
 	}
 	var rules []u32Rule
 	for _, f := range fs {
@@ -380,14 +389,16 @@ func (t *tcConn) reconcileFilters(link netlink.Link, ops []Op) error {
 		del := &netlink.U32{FilterAttrs: netlink.FilterAttrs{
 			LinkIndex: link.Attrs().Index, Parent: rootHandle, Priority: a.Priority, Protocol: a.Protocol}}
 		if err := t.h.FilterDel(del); err != nil && !errors.Is(err, syscall.ENOENT) {
-			return nlErr(fmt.Sprintf("delete filters pref %d of %s", a.Priority, link.Attrs().Name), err)
+			return nlErr(fmt.Sprintf("qos: delete filters pref %d of %s", a.Priority, link.Attrs().Name), err)
 		}
 		deleted[k] = true
 	}
 	for _, op := range ops {
-		sel := &nl.TcU32Sel{Flags: nl.TC_U32_TERMINAL}
-		for _, k := range op.Keys {
-			sel.Keys = append(sel.Keys, nl.TcU32Key{Val: k.Val, Mask: k.Mask, Off: k.Off})
+		// Exact capacity: netlink v1.3.1 serializes cap(Keys) keys on
+		// little-endian hosts, which would add 00000000/00000000 keys.
+		sel := &nl.TcU32Sel{Flags: nl.TC_U32_TERMINAL, Keys: make([]nl.TcU32Key, len(op.Keys))}
+		for i, k := range op.Keys {
+			sel.Keys[i] = nl.TcU32Key{Val: k.Val, Mask: k.Mask, Off: k.Off}
 		}
 		f := &netlink.U32{
 			FilterAttrs: netlink.FilterAttrs{LinkIndex: link.Attrs().Index, Parent: op.Parent,
@@ -396,7 +407,7 @@ func (t *tcConn) reconcileFilters(link netlink.Link, ops []Op) error {
 			ClassId: op.FlowID,
 		}
 		if err := t.h.FilterAdd(f); err != nil {
-			return nlErr("add "+op.String(), err)
+			return opErr(op, err)
 		}
 	}
 	return nil
@@ -409,14 +420,14 @@ func (t *tcConn) remove(ifname string) error {
 		if errors.As(err, &nf) {
 			return nil
 		}
-		return nlErr(fmt.Sprintf("look up interface %q", ifname), err)
+		return nlErr(fmt.Sprintf("qos: look up interface %q", ifname), err)
 	}
 	root, err := t.rootQdisc(link)
 	if err != nil || !ours(root) {
 		return err
 	}
 	if err := t.h.QdiscDel(root); err != nil && !errors.Is(err, syscall.ENOENT) {
-		return nlErr(fmt.Sprintf("delete root qdisc %s of %s", fmtHandle(rootHandle), ifname), err)
+		return nlErr(fmt.Sprintf("qos: delete root qdisc %s of %s", fmtHandle(rootHandle), ifname), err)
 	}
 	return nil
 }
@@ -432,7 +443,7 @@ func (t *tcConn) classStats(ifname string) ([]ClassStat, error) {
 	}
 	cs, err := t.h.ClassList(link, 0)
 	if err != nil {
-		return nil, nlErr("list classes of "+ifname, err)
+		return nil, nlErr("qos: list classes of "+ifname, err)
 	}
 	byID := map[uint32]netlink.Class{}
 	for _, c := range cs {
