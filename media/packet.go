@@ -69,7 +69,7 @@ const RTMPChunkSize = 4096
 
 // RTMP chunk stream ids used for media sent to readers.
 const (
-	csidData  = 5
+	csidData  = 7
 	csidAudio = 4
 	csidVideo = 6
 )

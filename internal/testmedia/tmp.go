@@ -1,0 +1,12 @@
+package testmedia
+
+import "os"
+
+func tempFile() (string, error) {
+	f, err := os.CreateTemp("", "relaymesh-read-*.mkv")
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	return f.Name(), nil
+}

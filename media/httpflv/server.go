@@ -1,0 +1,224 @@
+// Package httpflv serves live streams as HTTP-FLV: GET /APP/NAME.flv.
+package httpflv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/relaymesh/relaymesh/media"
+)
+
+// Authorizer decides whether a client may play a stream (action "play").
+type Authorizer func(action, key, query string, remote net.Addr) error
+
+// Config is the HTTP media listener's configuration.
+type Config struct {
+	Listen         string
+	WriteTimeout   time.Duration
+	HeaderTimeout  time.Duration
+	MaxConnections int
+	PlayWait       time.Duration
+	Authorize      Authorizer
+}
+
+// Server is the HTTP media listener.
+type Server struct {
+	cfg  atomic.Pointer[Config]
+	hub  *media.Hub
+	log  *slog.Logger
+	ln   net.Listener
+	http *http.Server
+
+	active atomic.Int64
+	wg     sync.WaitGroup
+	once   sync.Once
+	done   chan struct{}
+}
+
+// New binds the listener.
+func New(cfg Config, hub *media.Hub, log *slog.Logger) (*Server, error) {
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 5 * time.Second
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http media listen %s: %w", cfg.Listen, err)
+	}
+	s := &Server{hub: hub, log: log.With("component", "httpflv"), ln: ln, done: make(chan struct{})}
+	s.cfg.Store(&cfg)
+	s.http = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: cfg.HeaderTimeout,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Addr returns the bound address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// SetConfig applies a reloaded configuration (the listen address is fixed).
+func (s *Server) SetConfig(cfg Config) {
+	cfg.Listen = s.cfg.Load().Listen
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	s.cfg.Store(&cfg)
+}
+
+// Run serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		s.Close()
+	}()
+	err := s.http.Serve(s.ln)
+	s.wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops the listener and ends every reader. Idempotent.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.done)
+		err = s.http.Close()
+	})
+	return err
+}
+
+// ServeHTTP serves GET /APP/NAME.flv.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cfg := s.cfg.Load()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "only GET and HEAD are served here", http.StatusMethodNotAllowed)
+		return
+	}
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	if !strings.HasSuffix(path, ".flv") {
+		http.Error(w, "not found: live streams are at /APP/NAME.flv", http.StatusNotFound)
+		return
+	}
+	key := strings.TrimSuffix(path, ".flv")
+	if err := media.CheckKey(key); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	log := s.log.With("remote", r.RemoteAddr, "stream", key)
+	if cfg.MaxConnections > 0 && s.active.Load() >= int64(cfg.MaxConnections) {
+		log.Warn("connection refused", "reason", "too many connections")
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	if cfg.Authorize != nil {
+		if err := cfg.Authorize("play", key, r.URL.RawQuery, remoteAddr(r)); err != nil {
+			log.Warn("play refused", "reason", err.Error())
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	rd, err := s.hub.Subscribe(ctx, key, media.SubscribeOptions{
+		Format: media.FormatFLV,
+		Info:   media.ReaderInfo{Protocol: "httpflv", Remote: r.RemoteAddr},
+		Wait:   cfg.PlayWait,
+	})
+	if err != nil {
+		status := http.StatusNotFound
+		if errors.Is(err, media.ErrTooManyReaders) {
+			status = http.StatusServiceUnavailable
+		}
+		http.Error(w, err.Error(), status)
+		return
+	}
+	defer rd.Close()
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "video/x-flv")
+		return
+	}
+	s.active.Add(1)
+	defer s.active.Add(-1)
+	// Hijack so every reader writes the shared tag bytes with writev, not
+	// through a per-connection copy into a chunked-encoding buffer.
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	defer nc.Close()
+	brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nCache-Control: no-cache\r\n" +
+		"Access-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n")
+	brw.Write([]byte{'F', 'L', 'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0})
+	nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	log.Info("playing")
+	// The client sends nothing more; a read returning means it left.
+	go func() {
+		var b [1]byte
+		nc.SetReadDeadline(time.Time{})
+		nc.Read(b[:])
+		cancel()
+	}()
+	buf := make([]*media.Packet, 0, 256)
+	bufs := make(net.Buffers, 0, 256)
+	for {
+		pkts, nerr := rd.Next(ctx, buf)
+		if len(pkts) > 0 {
+			bufs = bufs[:0]
+			n := 0
+			for _, p := range pkts {
+				b := p.FLVTag()
+				bufs = append(bufs, b)
+				n += len(b)
+			}
+			nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+			wb := bufs
+			if _, err := wb.WriteTo(nc); err != nil {
+				log.Info("player gone", "reason", err.Error())
+				return
+			}
+			rd.BytesOut.Add(uint64(n))
+		}
+		if nerr != nil {
+			if errors.Is(nerr, media.ErrSlowReader) {
+				log.Warn("player disconnected", "reason", nerr.Error())
+			} else {
+				log.Info("playback ended", "reason", nerr.Error())
+			}
+			return
+		}
+	}
+}
+
+func remoteAddr(r *http.Request) net.Addr {
+	ap, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+	if err != nil {
+		return nil
+	}
+	return ap
+}
