@@ -268,10 +268,47 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	c.announceLeave(timeout / 2)
 	if err := c.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("leave gossip cluster: %w", err)
 	}
 	return nil
+}
+
+// announceLeave tells every alive peer, directly over TCP and by gossip,
+// that this node is leaving, so they report "left" rather than "failed".
+// It waits at most wait.
+func (c *Cluster) announceLeave(wait time.Duration) {
+	msg := encodeLeave(c.cfg.NodeName)
+	c.queue.QueueBroadcast(&leaveBroadcast{node: c.cfg.NodeName, msg: msg})
+	var peers []*memberlist.Node
+	c.mu.Lock()
+	for _, r := range c.members {
+		if r.state == StateAlive && r.name != c.cfg.NodeName {
+			peers = append(peers, &memberlist.Node{Name: r.name, Addr: r.addr.Addr().AsSlice(), Port: r.addr.Port()})
+		}
+	}
+	c.mu.Unlock()
+	done := make(chan struct{}, len(peers))
+	for _, p := range peers {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if err := c.ml.SendReliable(p, msg); err != nil {
+				c.logger.Debug("leave intent not delivered", "node", p.Name, "err", err)
+			}
+			done <- struct{}{}
+		}()
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for range peers {
+		select {
+		case <-done:
+		case <-timer.C:
+			return
+		}
+	}
 }
 
 // Close stops gossiping without a leave message (others will declare this

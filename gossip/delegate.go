@@ -53,12 +53,18 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 }
 
 func (c *Cluster) merge(b []byte, rebroadcast bool) {
-	entries, _, err := decodeMessage(b)
+	msg, err := decodeMessage(b)
 	if err != nil {
 		c.logger.Warn("dropped malformed gossip message", "err", err, "bytes", len(b))
 		return
 	}
-	for _, e := range entries {
+	if msg.leaving != "" {
+		if c.markLeaving(msg.leaving) && rebroadcast {
+			c.queue.QueueBroadcast(&leaveBroadcast{node: msg.leaving, msg: encodeLeave(msg.leaving)})
+		}
+		return
+	}
+	for _, e := range msg.entries {
 		if c.dir.apply(e, c.gone(e.Node)) && rebroadcast {
 			c.broadcast(e)
 		}
@@ -78,6 +84,7 @@ func (d *delegate) NotifyJoin(n *memberlist.Node) {
 	r.addr = addrPort(n)
 	r.meta, r.metaErr = meta, metaErr
 	r.state = StateAlive
+	r.leaving = false
 	r.since, r.updated = now, now
 	alive := c.numAliveLocked()
 	m := c.memberLocked(r, alive)
@@ -116,10 +123,9 @@ func (d *delegate) NotifyUpdate(n *memberlist.Node) {
 func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	c := d.c
 	now := time.Now()
-	state, typ := StateLeft, EventLeave
-	if n.State == memberlist.StateDead {
-		state, typ = StateDead, EventFailed
-	}
+	// memberlist does not say whether the node left or failed (Node.State
+	// is not maintained), so, like serf, we rely on the leave intent the
+	// node sent before leaving.
 	c.mu.Lock()
 	r, ok := c.members[n.Name]
 	if !ok {
@@ -127,7 +133,12 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 		r.meta, r.metaErr = decodeMeta(n.Name, n.Meta)
 		c.members[n.Name] = r
 	}
+	state, typ := StateDead, EventFailed
+	if r.leaving {
+		state, typ = StateLeft, EventLeave
+	}
 	r.state = state
+	r.leaving = false
 	r.updated = now
 	r.coord = nil
 	m := c.memberLocked(r, c.numAliveLocked())
@@ -169,3 +180,32 @@ func (d *delegate) NotifyPingComplete(other *memberlist.Node, rtt time.Duration,
 		r.coord = coord
 	}
 }
+
+// markLeaving records a leave intent; it reports whether it was news.
+func (c *Cluster) markLeaving(node string) bool {
+	if node == c.cfg.NodeName {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.members[node]
+	if !ok || r.state != StateAlive || r.leaving {
+		return false
+	}
+	r.leaving = true
+	return true
+}
+
+// leaveBroadcast is a queued leave intent.
+type leaveBroadcast struct {
+	node string
+	msg  []byte
+}
+
+func (b *leaveBroadcast) Invalidates(other memberlist.Broadcast) bool {
+	o, ok := other.(*leaveBroadcast)
+	return ok && o.node == b.node
+}
+func (b *leaveBroadcast) Name() string    { return "leave:" + b.node }
+func (b *leaveBroadcast) Message() []byte { return b.msg }
+func (b *leaveBroadcast) Finished()       {}

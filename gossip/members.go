@@ -99,6 +99,7 @@ type memberRec struct {
 	meta     NodeMeta
 	metaErr  error
 	state    State // alive, dead or left; suspect is derived
+	leaving  bool  // it announced a graceful leave
 	updated  time.Time
 	since    time.Time // when it last became alive
 	lastAck  time.Time

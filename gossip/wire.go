@@ -14,6 +14,7 @@ import (
 const (
 	kindEntry byte = 0x11 // one directory entry (broadcast)
 	kindState byte = 0x12 // the whole directory (push/pull)
+	kindLeave byte = 0x13 // the sender is leaving gracefully
 
 	maxStreamName = 256
 	maxNodeName   = 128
@@ -117,47 +118,63 @@ func (r *reader) entry() (DirEntry, error) {
 	return e, nil
 }
 
-// decodeMessage parses a directory message received from the network. It
-// returns the entries it carries and whether it was a full state.
-func decodeMessage(b []byte) ([]DirEntry, bool, error) {
+func encodeLeave(node string) []byte {
+	return appendString([]byte{kindLeave}, node)
+}
+
+// message is a decoded gossip message of ours.
+type message struct {
+	kind    byte
+	entries []DirEntry // kindEntry (one) and kindState
+	leaving string     // kindLeave
+}
+
+// decodeMessage parses a message received from the network.
+func decodeMessage(b []byte) (message, error) {
 	r := &reader{b: b}
 	kind, err := r.byte()
 	if err != nil {
-		return nil, false, err
+		return message{}, err
 	}
+	m := message{kind: kind}
 	switch kind {
 	case kindEntry:
 		e, err := r.entry()
 		if err != nil {
-			return nil, false, fmt.Errorf("directory entry: %w", err)
+			return message{}, fmt.Errorf("directory entry: %w", err)
 		}
-		if len(r.b) != 0 {
-			return nil, false, fmt.Errorf("directory entry: %d trailing bytes", len(r.b))
-		}
-		return []DirEntry{e}, false, nil
+		m.entries = []DirEntry{e}
 	case kindState:
 		n, err := r.uvarint()
 		if err != nil {
-			return nil, true, fmt.Errorf("directory state: %w", err)
+			return message{}, fmt.Errorf("directory state: %w", err)
 		}
 		// Each entry takes at least 5 bytes; refuse counts the buffer cannot hold.
 		if n > maxEntries || n > uint64(len(r.b))/5 {
-			return nil, true, fmt.Errorf("directory state: count %d does not fit %d bytes", n, len(r.b))
+			return message{}, fmt.Errorf("directory state: count %d does not fit %d bytes", n, len(r.b))
 		}
-		entries := make([]DirEntry, 0, n)
+		m.entries = make([]DirEntry, 0, n)
 		for i := uint64(0); i < n; i++ {
 			e, err := r.entry()
 			if err != nil {
-				return nil, true, fmt.Errorf("directory state entry %d: %w", i, err)
+				return message{}, fmt.Errorf("directory state entry %d: %w", i, err)
 			}
-			entries = append(entries, e)
+			m.entries = append(m.entries, e)
 		}
-		if len(r.b) != 0 {
-			return nil, true, fmt.Errorf("directory state: %d trailing bytes", len(r.b))
+	case kindLeave:
+		if m.leaving, err = r.string(maxNodeName); err != nil {
+			return message{}, fmt.Errorf("leave: %w", err)
 		}
-		return entries, true, nil
+		if m.leaving == "" {
+			return message{}, errors.New("leave: empty node name")
+		}
+	default:
+		return message{}, fmt.Errorf("unknown message kind %#x", kind)
 	}
-	return nil, false, fmt.Errorf("unknown message kind %#x", kind)
+	if len(r.b) != 0 {
+		return message{}, fmt.Errorf("message kind %#x: %d trailing bytes", kind, len(r.b))
+	}
+	return m, nil
 }
 
 // Ping ack payload: version byte, dimension count, then Vec, Error,
