@@ -89,7 +89,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	d.eng.setConfig(initial)
 
-	go d.recvLoop()
+	go d.recvLoop(q)
 	if *useStdin {
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -128,8 +128,13 @@ type packetIn struct {
 	at   time.Time
 }
 
+// verdicter sends verdicts; *nfQueue in the tool, a recorder in tests.
+type verdicter interface {
+	verdict(id uint32, accept bool) error
+}
+
 type daemon struct {
-	q         *nfQueue
+	q         verdicter
 	eng       *engine
 	out       *json.Encoder
 	log       *slog.Logger
@@ -141,9 +146,9 @@ type daemon struct {
 
 // recvLoop reads packets from the kernel and hands them to loop. It ends
 // with the process.
-func (d *daemon) recvLoop() {
+func (d *daemon) recvLoop(q *nfQueue) {
 	for {
-		bodies, err := d.q.recv()
+		bodies, err := q.recv()
 		if err != nil {
 			d.log.Error("receive", "err", err)
 			time.Sleep(10 * time.Millisecond) // never spin on a persistent error
