@@ -185,7 +185,7 @@ func (d *Demuxer) packet(pkt []byte, emit func(*media.Packet)) error {
 		}
 	}
 	var payload []byte
-	if afc&1 != 0 {
+	if afc&1 != 0 && off < PacketSize {
 		payload = pkt[off:]
 	}
 	switch {
