@@ -1,0 +1,881 @@
+package media_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/media"
+)
+
+// Synthetic FLV tag bodies: enough for the hub, which only looks at the
+// packet flags, and for ParseHeader, which tolerates short records.
+var (
+	metaBody  = []byte{0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a', 0x08, 0, 0, 0, 0}
+	vhdrBody  = []byte{0x17, 0x00, 0, 0, 0}
+	ahdrBody  = []byte{0xaf, 0x00, 0x11, 0x90}
+	keyBody   = []byte{0x17, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x65}
+	interBody = []byte{0x27, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x41}
+	audioBody = []byte{0xaf, 0x01, 0x21, 0x10}
+)
+
+func meta(t int64) *media.Packet {
+	return &media.Packet{Kind: media.KindData, Time: t, Header: true, Payload: metaBody}
+}
+func vhdr(t int64) *media.Packet {
+	return &media.Packet{Kind: media.KindVideo, Time: t, Header: true, Payload: vhdrBody}
+}
+func ahdr(t int64) *media.Packet {
+	return &media.Packet{Kind: media.KindAudio, Time: t, Header: true, Payload: ahdrBody}
+}
+func key(t int64) *media.Packet {
+	return &media.Packet{Kind: media.KindVideo, Time: t, Keyframe: true, Payload: keyBody}
+}
+func inter(t int64) *media.Packet {
+	return &media.Packet{Kind: media.KindVideo, Time: t, Payload: interBody}
+}
+func audio(t int64) *media.Packet {
+	return &media.Packet{Kind: media.KindAudio, Time: t, Payload: audioBody}
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newHub(t *testing.T, mod func(*media.HubConfig)) *media.Hub {
+	t.Helper()
+	cfg := media.DefaultHubConfig()
+	if mod != nil {
+		mod(&cfg)
+	}
+	h := media.NewHub(cfg, quietLog())
+	t.Cleanup(h.Close)
+	return h
+}
+
+func publish(t *testing.T, h *media.Hub, key string) *media.Publisher {
+	t.Helper()
+	p, err := h.Publish(key, media.PublisherInfo{Protocol: "test", Remote: t.Name()})
+	if err != nil {
+		t.Fatalf("publish %s: %v", key, err)
+	}
+	return p
+}
+
+func subscribe(t *testing.T, h *media.Hub, key string) *media.Reader {
+	t.Helper()
+	r, err := h.Subscribe(context.Background(), key, media.SubscribeOptions{Info: media.ReaderInfo{Protocol: "test"}})
+	if err != nil {
+		t.Fatalf("subscribe %s: %v", key, err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+func write(t *testing.T, p *media.Publisher, pkts ...*media.Packet) {
+	t.Helper()
+	for _, pkt := range pkts {
+		if err := p.Write(pkt); err != nil {
+			t.Fatalf("write %s@%d: %v", pkt.Kind, pkt.Time, err)
+		}
+	}
+}
+
+// next calls Next with a bound so a hub bug cannot hang the test.
+func next(r *media.Reader, capacity int) ([]*media.Packet, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.Next(ctx, make([]*media.Packet, 0, capacity))
+}
+
+// drain reads until the reader has nothing more right now (a short Next
+// that ends on its context), or an error.
+func drain(r *media.Reader) ([]*media.Packet, error) {
+	var all []*media.Packet
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		pkts, err := r.Next(ctx, make([]*media.Packet, 0, 64))
+		cancel()
+		all = append(all, pkts...)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return all, nil
+		}
+		if err != nil {
+			return all, err
+		}
+	}
+}
+
+func media1(pkts []*media.Packet) []*media.Packet {
+	var out []*media.Packet
+	for _, p := range pkts {
+		if !p.Header {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func samePackets(t *testing.T, what string, got, want []*media.Packet) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: got %d packets %v, want %d %v", what, len(got), describe(got), len(want), describe(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("%s: packet %d is %s, want %s (got %v)", what, i, describe(got[i:i+1]), describe(want[i:i+1]), describe(got))
+		}
+	}
+}
+
+func describe(pkts []*media.Packet) []string {
+	out := make([]string, len(pkts))
+	for i, p := range pkts {
+		s := p.Kind.String()
+		switch {
+		case p.Header:
+			s += "-hdr"
+		case p.Keyframe:
+			s += "-key"
+		}
+		out[i] = s + "@" + itoa(p.Time)
+	}
+	return out
+}
+
+func itoa(v int64) string {
+	if v == 0 {
+		return "0"
+	}
+	neg := v < 0
+	if neg {
+		v = -v
+	}
+	var b []byte
+	for v > 0 {
+		b = append([]byte{byte('0' + v%10)}, b...)
+		v /= 10
+	}
+	if neg {
+		b = append([]byte{'-'}, b...)
+	}
+	return string(b)
+}
+
+// TestReaderStart: a new reader gets the headers (meta, video, audio)
+// first, then the GOP from the newest keyframe; one that joins before any
+// keyframe waits for one.
+func TestReaderStart(t *testing.T) {
+	t.Run("headers then GOP from the newest keyframe", func(t *testing.T) {
+		h := newHub(t, nil)
+		p := publish(t, h, "live/a")
+		m, v, a := meta(0), vhdr(0), ahdr(0)
+		// headers are written in an order different from the replay order
+		write(t, p, a, v, m)
+		write(t, p, key(0), audio(10), inter(40), inter(80))
+		k2, a2, i2, i3 := key(120), audio(130), inter(160), inter(200)
+		write(t, p, k2, a2, i2, i3)
+		r := subscribe(t, h, "live/a")
+		got, err := next(r, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samePackets(t, "first Next", got, []*media.Packet{m, v, a, k2, a2, i2, i3})
+		// then live packets follow, without headers again
+		i4 := inter(240)
+		write(t, p, i4)
+		got, err = next(r, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samePackets(t, "second Next", got, []*media.Packet{i4})
+	})
+	t.Run("newest header of each kind wins", func(t *testing.T) {
+		h := newHub(t, nil)
+		p := publish(t, h, "live/a")
+		v2 := vhdr(40)
+		write(t, p, meta(0), vhdr(0), key(0), v2, key(40))
+		r := subscribe(t, h, "live/a")
+		got, err := next(r, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) < 2 || got[1] != v2 {
+			t.Fatalf("got %v, want the second video header replayed", describe(got))
+		}
+	})
+	t.Run("joins before any keyframe and waits for one", func(t *testing.T) {
+		h := newHub(t, nil)
+		p := publish(t, h, "live/a")
+		m, v := meta(0), vhdr(0)
+		write(t, p, m, v, inter(0), inter(40))
+		r := subscribe(t, h, "live/a")
+		got, err := next(r, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samePackets(t, "before a keyframe", got, []*media.Packet{m, v})
+		write(t, p, inter(80), audio(90))
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		got, err = r.Next(ctx, make([]*media.Packet, 0, 64))
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || len(got) != 0 {
+			t.Fatalf("without a keyframe Next returned %v, %v; want nothing until a keyframe", describe(got), err)
+		}
+		k, i := key(120), inter(160)
+		write(t, p, k, i)
+		got, err = next(r, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samePackets(t, "after the keyframe", got, []*media.Packet{k, i})
+	})
+	t.Run("audio-only stream starts at the newest audio frame", func(t *testing.T) {
+		h := newHub(t, nil)
+		p := publish(t, h, "live/a")
+		ah := ahdr(0)
+		a3 := audio(46)
+		write(t, p, ah, audio(0), audio(23), a3)
+		r := subscribe(t, h, "live/a")
+		got, err := next(r, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samePackets(t, "audio only", got, []*media.Packet{ah, a3})
+	})
+}
+
+// TestFanOut: every reader receives the very same packets, shared by
+// reference, and their wire forms are built once.
+func TestFanOut(t *testing.T) {
+	for _, n := range []int{1, 2, 8} {
+		t.Run(itoa(int64(n))+" readers", func(t *testing.T) {
+			h := newHub(t, nil)
+			p := publish(t, h, "live/fan")
+			readers := make([]*media.Reader, n)
+			for i := range readers {
+				readers[i] = subscribe(t, h, "live/fan")
+			}
+			var want []*media.Packet
+			want = append(want, meta(0), vhdr(0), ahdr(0))
+			for i := range 100 {
+				if i%25 == 0 {
+					want = append(want, key(int64(i*40)))
+				} else {
+					want = append(want, inter(int64(i*40)))
+				}
+				want = append(want, audio(int64(i*40+5)))
+			}
+			write(t, p, want...)
+			var first []*media.Packet
+			for i, r := range readers {
+				got, err := drain(r)
+				if err != nil {
+					t.Fatalf("reader %d: %v", i, err)
+				}
+				// Readers that attached before the headers were written
+				// may see them twice (snapshot, then in the ring); the
+				// media must be exactly what was written.
+				samePackets(t, "reader "+itoa(int64(i)), media1(got), media1(want))
+				if len(got) < 3 || !got[0].Header || !got[1].Header || !got[2].Header {
+					t.Fatalf("reader %d: got %v first, want the headers", i, describe(got[:min(4, len(got))]))
+				}
+				if i == 0 {
+					first = got
+					continue
+				}
+				samePackets(t, "reader "+itoa(int64(i))+" vs reader 0", got, first)
+				for j := range got {
+					if &got[j].RTMPChunks()[0] != &first[j].RTMPChunks()[0] || &got[j].FLVTag()[0] != &first[j].FLVTag()[0] {
+						t.Fatalf("reader %d packet %d: wire bytes are a copy, want shared", i, j)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestSlowReader: a reader that falls behind skips to the newest keyframe
+// (headers again, never a non-key frame first), one that keeps falling
+// behind is disconnected and counted, and none of this blocks the writer.
+func TestSlowReader(t *testing.T) {
+	const ring = 64
+	small := func(c *media.HubConfig) { c.RingPackets = ring }
+
+	// gop writes n packets, a keyframe every 10, and returns the last key.
+	gop := func(t *testing.T, p *media.Publisher, t0 int64, n int) (lastKey *media.Packet, next int64) {
+		for i := range n {
+			ts := t0 + int64(i)*40
+			if i%10 == 0 {
+				lastKey = key(ts)
+				write(t, p, lastKey)
+			} else {
+				write(t, p, inter(ts))
+			}
+		}
+		return lastKey, t0 + int64(n)*40
+	}
+
+	t.Run("overrun skips to the newest keyframe with headers", func(t *testing.T) {
+		h := newHub(t, small)
+		p := publish(t, h, "live/slow")
+		m, v := meta(0), vhdr(0)
+		write(t, p, m, v)
+		r := subscribe(t, h, "live/slow")
+		if _, err := next(r, 64); err != nil { // headers
+			t.Fatal(err)
+		}
+		lastKey, _ := gop(t, p, 0, 4*ring+3)
+		got, err := next(r, 256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) < 3 || got[0] != m || got[1] != v {
+			t.Fatalf("after a skip got %v, want the headers first", describe(got))
+		}
+		body := media1(got)
+		if len(body) == 0 || body[0] != lastKey {
+			t.Fatalf("after a skip got %v, want the newest keyframe (%d) first", describe(got), lastKey.Time)
+		}
+		if r.Skipped() == 0 {
+			t.Errorf("Skipped() = 0 after an overrun")
+		}
+		if skips, dropped := h.Stream("live/slow").Skips(); skips == 0 || dropped != 0 {
+			t.Errorf("stream Skips() = %d, %d; want >0 skips, 0 dropped", skips, dropped)
+		}
+	})
+
+	t.Run("too many skips disconnects and counts", func(t *testing.T) {
+		h := newHub(t, func(c *media.HubConfig) { small(c); c.MaxSkips = 2; c.SlowReaderWindow = time.Hour })
+		p := publish(t, h, "live/slow")
+		write(t, p, meta(0), vhdr(0))
+		r := subscribe(t, h, "live/slow")
+		ts := int64(0)
+		var err error
+		for i := 0; i < 3 && err == nil; i++ {
+			_, ts = gop(t, p, ts, 2*ring)
+			_, err = drain(r)
+		}
+		if !errors.Is(err, media.ErrSlowReader) {
+			t.Fatalf("after 3 overruns with MaxSkips 2: err = %v, want ErrSlowReader", err)
+		}
+		if _, dropped := h.Stream("live/slow").Skips(); dropped != 1 {
+			t.Errorf("dropped = %d, want 1", dropped)
+		}
+	})
+
+	t.Run("a stuck reader never blocks the writer", func(t *testing.T) {
+		h := newHub(t, small)
+		p := publish(t, h, "live/slow")
+		_ = subscribe(t, h, "live/slow") // never reads
+		done := make(chan error, 1)
+		go func() {
+			for i := range 100 * ring {
+				pk := inter(int64(i) * 40)
+				if i%10 == 0 {
+					pk = key(int64(i) * 40)
+				}
+				if err := p.Write(pk); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("writer did not complete while a reader was stuck")
+		}
+	})
+
+	t.Run("lag in media time skips to the newest keyframe", func(t *testing.T) {
+		h := newHub(t, func(c *media.HubConfig) { c.MaxReaderLag = time.Second })
+		p := publish(t, h, "live/lag")
+		write(t, p, vhdr(0))
+		r := subscribe(t, h, "live/lag")
+		if _, err := next(r, 64); err != nil {
+			t.Fatal(err)
+		}
+		// 4 s of video, a keyframe every second: well inside the ring
+		var lastKey *media.Packet
+		for ts := int64(0); ts < 4000; ts += 40 {
+			if ts%1000 == 0 {
+				lastKey = key(ts)
+				write(t, p, lastKey)
+			} else {
+				write(t, p, inter(ts))
+			}
+		}
+		got, err := next(r, 256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := media1(got)
+		if len(body) == 0 || body[0] != lastKey {
+			t.Fatalf("lagging reader got %v, want the newest keyframe (%d) first", describe(got), lastKey.Time)
+		}
+		if r.Skipped() == 0 {
+			t.Errorf("Skipped() = 0 after lagging")
+		}
+	})
+
+	t.Run("a GOP longer than MaxReaderLag still plays", func(t *testing.T) {
+		t.Skip("BUG: a reader whose newest keyframe is older than MaxReaderLag skips onto the same keyframe again and again and gets ErrSlowReader in its first Next (see report: Reader.lagging must not fire when there is no newer keyframe)")
+		h := newHub(t, func(c *media.HubConfig) { c.MaxReaderLag = time.Second })
+		p := publish(t, h, "live/longgop")
+		write(t, p, vhdr(0))
+		// one 3 s GOP: the encoder's keyframe interval is above the lag limit
+		k := key(0)
+		write(t, p, k)
+		for ts := int64(40); ts < 3000; ts += 40 {
+			write(t, p, inter(ts))
+		}
+		r := subscribe(t, h, "live/longgop")
+		got, err := drain(r)
+		if err != nil {
+			t.Fatalf("new reader on a long GOP: %v (skipped %d)", err, r.Skipped())
+		}
+		if body := media1(got); len(body) == 0 || body[0] != k {
+			t.Fatalf("got %v, want the GOP from its keyframe", describe(got))
+		}
+	})
+}
+
+// TestReconnectGrace: readers stay attached while a publisher reconnects
+// within the grace, resume at the new session's first keyframe on one
+// monotonic timeline, and end after the grace without a publisher.
+func TestReconnectGrace(t *testing.T) {
+	t.Run("reader resumes at the new session's keyframe, timestamps monotonic", func(t *testing.T) {
+		h := newHub(t, func(c *media.HubConfig) { c.ReconnectGrace = time.Minute })
+		p1 := publish(t, h, "live/re")
+		write(t, p1, meta(0), vhdr(0), ahdr(0))
+		for ts := int64(5000); ts < 6000; ts += 40 { // the first session starts late
+			if ts == 5000 {
+				write(t, p1, key(ts))
+			} else {
+				write(t, p1, inter(ts), audio(ts+5))
+			}
+		}
+		r := subscribe(t, h, "live/re")
+		s1, err := drain(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last1 := s1[len(s1)-1].Time
+		p1.Close()
+		if h.Stream("live/re") == nil {
+			t.Fatal("stream gone at once; want it kept for the grace")
+		}
+		p2 := publish(t, h, "live/re")
+		if p2.Stream() != r.Stream() {
+			t.Fatal("the second publisher got a new stream; the reader is orphaned")
+		}
+		// the new session restarts its clock at 0 and opens with a
+		// non-key frame the reader must not get first
+		k2 := key(40)
+		write(t, p2, meta(0), vhdr(0), ahdr(0), inter(0), audio(5), k2, audio(45))
+		for ts := int64(80); ts < 1000; ts += 40 {
+			write(t, p2, inter(ts), audio(ts+5))
+		}
+		s2, err := drain(r)
+		if err != nil {
+			t.Fatalf("reader after the reconnect: %v", err)
+		}
+		body := media1(s2)
+		if len(body) == 0 || body[0] != k2 {
+			t.Fatalf("after the reconnect got %v, want the new session's first keyframe first", describe(s2[:min(len(s2), 8)]))
+		}
+		prev := last1
+		for _, pk := range body {
+			if pk.Time <= prev && pk.Kind == media.KindVideo {
+				t.Fatalf("video time went from %d to %d across the reconnect", prev, pk.Time)
+			}
+			if pk.Kind == media.KindVideo {
+				prev = pk.Time
+			}
+		}
+		if body[0].Time <= last1 {
+			t.Fatalf("first packet of session 2 at %d, not after session 1's last (%d)", body[0].Time, last1)
+		}
+	})
+
+	t.Run("readers end after the grace without a publisher", func(t *testing.T) {
+		h := newHub(t, func(c *media.HubConfig) { c.ReconnectGrace = 200 * time.Millisecond })
+		p := publish(t, h, "live/re")
+		write(t, p, vhdr(0), key(0), inter(40))
+		r := subscribe(t, h, "live/re")
+		p.Close()
+		var err error
+		var got []*media.Packet
+		for err == nil {
+			var pk []*media.Packet
+			pk, err = next(r, 64)
+			got = append(got, pk...)
+		}
+		if !errors.Is(err, media.ErrStreamEnded) {
+			t.Fatalf("after the grace: %v, want ErrStreamEnded", err)
+		}
+		if len(media1(got)) != 2 {
+			t.Errorf("got %v before the end, want the 2 frames written", describe(got))
+		}
+		if h.Stream("live/re") != nil {
+			t.Errorf("stream still listed after the grace")
+		}
+		if n := h.PublisherCount(); n != 0 {
+			t.Errorf("PublisherCount = %d, want 0", n)
+		}
+	})
+
+	t.Run("no grace ends the stream at once", func(t *testing.T) {
+		h := newHub(t, func(c *media.HubConfig) { c.ReconnectGrace = 0 })
+		p := publish(t, h, "live/re")
+		write(t, p, vhdr(0), key(0))
+		r := subscribe(t, h, "live/re")
+		p.Close()
+		if _, err := drain(r); !errors.Is(err, media.ErrStreamEnded) {
+			t.Fatalf("err = %v, want ErrStreamEnded", err)
+		}
+	})
+}
+
+// TestPublishLimits: a second publisher is refused or takes over; node and
+// stream limits are enforced.
+func TestPublishLimits(t *testing.T) {
+	t.Run("second publisher refused", func(t *testing.T) {
+		h := newHub(t, nil)
+		p1 := publish(t, h, "live/x")
+		_, err := h.Publish("live/x", media.PublisherInfo{Protocol: "test"})
+		if !errors.Is(err, media.ErrStreamBusy) {
+			t.Fatalf("second publish: %v, want ErrStreamBusy", err)
+		}
+		if err := p1.Write(key(0)); err != nil {
+			t.Fatalf("first publisher after the refusal: %v", err)
+		}
+	})
+	t.Run("takeover", func(t *testing.T) {
+		h := newHub(t, func(c *media.HubConfig) { c.Takeover = true })
+		p1 := publish(t, h, "live/x")
+		write(t, p1, vhdr(0), key(0), inter(40))
+		r := subscribe(t, h, "live/x")
+		if _, err := drain(r); err != nil {
+			t.Fatal(err)
+		}
+		p2 := publish(t, h, "live/x")
+		if err := p1.Write(inter(80)); !errors.Is(err, media.ErrTakenOver) {
+			t.Fatalf("first publisher after takeover: %v, want ErrTakenOver", err)
+		}
+		k := key(0)
+		write(t, p2, vhdr(0), k, inter(40))
+		got, err := drain(r)
+		if err != nil {
+			t.Fatalf("reader after takeover: %v", err)
+		}
+		if body := media1(got); len(body) != 2 || body[0] != k {
+			t.Fatalf("reader after takeover got %v, want the new publisher's GOP", describe(got))
+		}
+		if n := h.PublisherCount(); n != 1 {
+			t.Errorf("PublisherCount = %d, want 1", n)
+		}
+		p1.Close() // the old connection's deferred Close must not detach the new one
+		if _, ok := h.Stream("live/x").Publisher(); !ok {
+			t.Fatal("the taken-over publisher's Close detached the new publisher")
+		}
+		write(t, p2, inter(80))
+	})
+	t.Run("max publishers", func(t *testing.T) {
+		h := newHub(t, func(c *media.HubConfig) { c.MaxPublishers = 2; c.ReconnectGrace = 0 })
+		publish(t, h, "live/1")
+		p2 := publish(t, h, "live/2")
+		if _, err := h.Publish("live/3", media.PublisherInfo{}); !errors.Is(err, media.ErrTooManyPubs) {
+			t.Fatalf("third publisher: %v, want ErrTooManyPubs", err)
+		}
+		p2.Close()
+		publish(t, h, "live/3")
+	})
+	t.Run("max readers", func(t *testing.T) {
+		h := newHub(t, func(c *media.HubConfig) { c.MaxReaders = 2 })
+		publish(t, h, "live/x")
+		subscribe(t, h, "live/x")
+		r2 := subscribe(t, h, "live/x")
+		if _, err := h.Subscribe(context.Background(), "live/x", media.SubscribeOptions{Info: media.ReaderInfo{Protocol: "test"}}); !errors.Is(err, media.ErrTooManyReaders) {
+			t.Fatalf("third reader: %v, want ErrTooManyReaders", err)
+		}
+		r2.Close()
+		subscribe(t, h, "live/x")
+		if n := h.Stream("live/x").ReaderCount(); n != 2 {
+			t.Errorf("ReaderCount = %d, want 2", n)
+		}
+	})
+}
+
+// TestMaxBitrate: a publisher above the limit is cut with ErrBitrate. The
+// meter counts whole wall-clock seconds and has no clock seam, so this
+// test feeds it for real for up to ~2-3 s.
+func TestMaxBitrate(t *testing.T) {
+	cases := []struct {
+		name    string
+		limit   int64
+		perTick int // bytes per 50 ms
+		wantCut bool
+	}{
+		{"3 Mbit/s over a 1 Mbit/s limit", 1_000_000, 3_000_000 / 8 / 20, true},
+		{"0.5 Mbit/s under a 1 Mbit/s limit", 1_000_000, 500_000 / 8 / 20, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHub(t, func(c *media.HubConfig) { c.MaxBitrate = tc.limit; c.BitrateWindow = time.Second })
+			p := publish(t, h, "live/br")
+			body := make([]byte, tc.perTick)
+			body[0] = 0x27
+			var err error
+			ts := int64(0)
+			// 3 whole seconds are always enough for one complete second
+			// to be measured.
+			for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && err == nil; ts += 50 {
+				err = p.Write(&media.Packet{Kind: media.KindVideo, Time: ts, Payload: body})
+				time.Sleep(50 * time.Millisecond)
+			}
+			if tc.wantCut && !errors.Is(err, media.ErrBitrate) {
+				t.Fatalf("publisher not cut: %v", err)
+			}
+			if !tc.wantCut && err != nil {
+				t.Fatalf("publisher under the limit cut: %v", err)
+			}
+			if tc.wantCut {
+				if err2 := p.Write(inter(ts)); !errors.Is(err2, media.ErrBitrate) {
+					t.Errorf("write after the cut: %v, want ErrBitrate again", err2)
+				}
+			}
+		})
+	}
+}
+
+// TestSubscribeWait: Subscribe waits for a publisher for at most Wait.
+func TestSubscribeWait(t *testing.T) {
+	t.Run("publisher appears during the wait", func(t *testing.T) {
+		h := newHub(t, nil)
+		type res struct {
+			r   *media.Reader
+			err error
+		}
+		ch := make(chan res, 1)
+		go func() {
+			r, err := h.Subscribe(context.Background(), "live/w", media.SubscribeOptions{Wait: 30 * time.Second})
+			ch <- res{r, err}
+		}()
+		time.Sleep(50 * time.Millisecond) // let it start waiting; not needed for correctness
+		p := publish(t, h, "live/w")
+		k := key(0)
+		write(t, p, k)
+		got := <-ch
+		if got.err != nil {
+			t.Fatal(got.err)
+		}
+		defer got.r.Close()
+		pk, err := next(got.r, 8)
+		if err != nil || len(pk) == 0 || pk[0] != k {
+			t.Fatalf("waited reader got %v, %v", describe(pk), err)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		wait time.Duration
+	}{{"no wait", 0}, {"wait expires", 100 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHub(t, nil)
+			publish(t, h, "live/other")
+			_, err := h.Subscribe(context.Background(), "live/w", media.SubscribeOptions{Wait: tc.wait})
+			if !errors.Is(err, media.ErrNoStream) {
+				t.Fatalf("err = %v, want ErrNoStream", err)
+			}
+		})
+	}
+	t.Run("context canceled", func(t *testing.T) {
+		h := newHub(t, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := h.Subscribe(ctx, "live/w", media.SubscribeOptions{Wait: time.Minute})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	})
+}
+
+// TestHubClose: readers get what was written, then ErrStreamEnded;
+// publishers and new clients are refused.
+func TestHubClose(t *testing.T) {
+	h := newHub(t, nil)
+	p := publish(t, h, "live/c")
+	want := []*media.Packet{meta(0), vhdr(0), key(0), inter(40), inter(80), audio(85)}
+	write(t, p, want...)
+	r := subscribe(t, h, "live/c")
+	h.Close()
+	var got []*media.Packet
+	var err error
+	for err == nil {
+		var pk []*media.Packet
+		pk, err = next(r, 2)
+		got = append(got, pk...)
+	}
+	if !errors.Is(err, media.ErrStreamEnded) {
+		t.Fatalf("reader after Close: %v, want ErrStreamEnded", err)
+	}
+	samePackets(t, "before the end", got, want)
+	if err := p.Write(inter(120)); !errors.Is(err, media.ErrHubClosed) {
+		t.Errorf("publisher write after Close: %v, want ErrHubClosed", err)
+	}
+	if _, err := h.Publish("live/new", media.PublisherInfo{}); !errors.Is(err, media.ErrHubClosed) {
+		t.Errorf("Publish after Close: %v, want ErrHubClosed", err)
+	}
+	if _, err := h.Subscribe(context.Background(), "live/c", media.SubscribeOptions{}); !errors.Is(err, media.ErrHubClosed) {
+		t.Errorf("Subscribe after Close: %v, want ErrHubClosed", err)
+	}
+	h.Close() // idempotent
+}
+
+func TestCheckKey(t *testing.T) {
+	long := make([]byte, 300)
+	for i := range long {
+		long[i] = 'a'
+	}
+	long[3] = '/'
+	cases := []struct {
+		key string
+		ok  bool
+	}{
+		{"live/stream", true},
+		{"live/cam-1_hd.v2", true},
+		{"app/sub/name", true},
+		{"live", false},
+		{"/name", false},
+		{"live/", false},
+		{"", false},
+		{"live/a b", false},
+		{"live/a?token=x", false},
+		{"live/a#frag", false},
+		{"live/a%20", false},
+		{"live/a\\b", false},
+		{"live/caf\u00e9", false},
+		{"live/a\x00", false},
+		{"live/../etc", false},
+		{"live/a/../../b", false},
+		{string(long), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.key, func(t *testing.T) {
+			err := media.CheckKey(tc.key)
+			if tc.ok && err != nil {
+				t.Fatalf("CheckKey(%q) = %v, want ok", tc.key, err)
+			}
+			if !tc.ok && !errors.Is(err, media.ErrBadStreamKey) {
+				t.Fatalf("CheckKey(%q) = %v, want ErrBadStreamKey", tc.key, err)
+			}
+		})
+	}
+}
+
+// TestConcurrentReaders runs a writer and several readers at once (meant
+// for -race): every reader sees packets in write order.
+func TestConcurrentReaders(t *testing.T) {
+	h := newHub(t, func(c *media.HubConfig) { c.RingPackets = 256 })
+	p := publish(t, h, "live/race")
+	write(t, p, meta(0), vhdr(0), ahdr(0))
+	const readers, packets = 4, 5000
+	var wg sync.WaitGroup
+	errs := make(chan error, readers)
+	for range readers {
+		r := subscribe(t, h, "live/race")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lastSeq uint64
+			var lastT int64 = -1
+			buf := make([]*media.Packet, 0, 32)
+			for {
+				pk, err := r.Next(context.Background(), buf)
+				for _, x := range pk {
+					if x.Header {
+						continue
+					}
+					if x.Seq() <= lastSeq && lastSeq != 0 || x.Time < lastT {
+						errs <- errors.New("out of order: " + describe([]*media.Packet{x})[0])
+						return
+					}
+					lastSeq, lastT = x.Seq(), x.Time
+					_ = x.RTMPChunks()
+					_ = x.FLVTag()
+				}
+				if err != nil {
+					if !errors.Is(err, media.ErrStreamEnded) && !errors.Is(err, media.ErrSlowReader) {
+						errs <- err
+					}
+					return
+				}
+			}
+		}()
+	}
+	for i := range packets {
+		ts := int64(i) * 20
+		pk := audio(ts)
+		switch {
+		case i%50 == 0:
+			pk = key(ts)
+		case i%2 == 0:
+			pk = inter(ts)
+		}
+		if err := p.Write(pk); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			_ = h.Stream("live/race").Codecs()
+			_ = h.Stream("live/race").Meter.Rates()
+		}
+	}
+	h.Close()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestTakeoverWhileWriting takes a stream over while the first publisher
+// is in the middle of writing, as two RTMP connections do (meant for -race).
+func TestTakeoverWhileWriting(t *testing.T) {
+	t.Skip("BUG: under -race, Stream.attach writes s.sessions/s.started while the taken-over publisher's in-flight Write reads them, and both publishers can be inside lane.write at once (see report: serialize Publisher.Write with a per-stream write mutex)")
+	h := newHub(t, func(c *media.HubConfig) { c.Takeover = true })
+	p1 := publish(t, h, "live/tk")
+	r := subscribe(t, h, "live/tk")
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		close(started)
+		for i := 0; ; i++ {
+			if err := p1.Write(inter(int64(i) * 40)); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	<-started
+	p2 := publish(t, h, "live/tk")
+	if err := <-done; !errors.Is(err, media.ErrTakenOver) {
+		t.Fatalf("first publisher: %v, want ErrTakenOver", err)
+	}
+	k := key(0)
+	write(t, p2, k)
+	got, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := media1(got); len(body) == 0 || body[len(body)-1] != k {
+		t.Fatalf("reader after takeover did not get the new keyframe last: %v", describe(got[max(0, len(got)-4):]))
+	}
+}
