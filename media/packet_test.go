@@ -1,0 +1,184 @@
+package media_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"math/bits"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortmplib/pkg/bytecounter"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
+
+	"github.com/relaymesh/relaymesh/media"
+)
+
+func body(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i>>8)
+	}
+	return b
+}
+
+type wireCase struct {
+	name string
+	kind media.Kind
+	ts   uint32
+	body []byte
+}
+
+func wireCases() []wireCase {
+	cs := media.RTMPChunkSize
+	return []wireCase{
+		{"empty video", media.KindVideo, 0, nil},
+		{"one byte audio", media.KindAudio, 20, body(1)},
+		{"data", media.KindData, 0, metaBody},
+		{"exactly one chunk", media.KindVideo, 40, body(cs)},
+		{"one chunk and a byte", media.KindVideo, 80, body(cs + 1)},
+		{"three and a half chunks", media.KindVideo, 120, body(3*cs + cs/2)},
+		{"largest 24-bit timestamp", media.KindAudio, 0xFFFFFE, body(10)},
+		{"extended timestamp at 0xFFFFFF", media.KindVideo, 0xFFFFFF, body(2*cs + 5)},
+		{"extended timestamp, several chunks", media.KindVideo, 0x12345678, body(4*cs + 1)},
+		{"extended timestamp, empty body", media.KindData, 0x80000000, nil},
+		{"largest timestamp", media.KindAudio, 0xFFFFFFFF, body(cs + 3)},
+		{"back to a small timestamp", media.KindVideo, 100, body(cs + 3)},
+	}
+}
+
+// TestAppendRTMPChunks parses the chunks back with gortmplib's chunk stream
+// reader, as a player does, one message at a time and all in one stream.
+func TestAppendRTMPChunks(t *testing.T) {
+	newReader := func(b []byte) *rawmessage.Reader {
+		br := bytes.NewReader(b)
+		r := rawmessage.NewReader(br, bytecounter.NewReader(br), func(uint32) error { return nil })
+		if err := r.SetChunkSize(media.RTMPChunkSize); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	check := func(t *testing.T, msg *rawmessage.Message, tc wireCase, msid uint32) {
+		t.Helper()
+		if msg.Type != uint8(tc.kind) {
+			t.Errorf("type = %d, want %d", msg.Type, tc.kind)
+		}
+		if want := time.Duration(tc.ts) * time.Millisecond; msg.Timestamp != want {
+			t.Errorf("timestamp = %v, want %v", msg.Timestamp, want)
+		}
+		// The RTMP spec stores the message stream id little-endian;
+		// gortmplib reads the four bytes big-endian (and writes stream 1
+		// as 0x1000000), so it sees the id byte-swapped.
+		if got := bits.ReverseBytes32(msg.MessageStreamID); got != msid {
+			t.Errorf("message stream id = %d, want %d", got, msid)
+		}
+		if !bytes.Equal(msg.Body, tc.body) {
+			t.Errorf("body differs: %d bytes, want %d", len(msg.Body), len(tc.body))
+		}
+	}
+	var all []byte
+	for _, tc := range wireCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			b := media.AppendRTMPChunks(nil, tc.kind, tc.ts, 1, media.RTMPChunkSize, tc.body)
+			all = append(all, b...)
+			r := newReader(b)
+			msg, err := r.Read()
+			if err != nil {
+				t.Fatalf("read back: %v", err)
+			}
+			check(t, msg, tc, 1)
+			if _, err := r.Read(); err != io.EOF {
+				t.Errorf("bytes left after the message: %v", err)
+			}
+		})
+	}
+	t.Run("all in one chunk stream", func(t *testing.T) {
+		r := newReader(all)
+		for _, tc := range wireCases() {
+			msg, err := r.Read()
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			check(t, msg, tc, 1)
+		}
+	})
+	t.Run("appends to dst", func(t *testing.T) {
+		prefix := []byte("prefix")
+		b := media.AppendRTMPChunks(append([]byte(nil), prefix...), media.KindVideo, 5, 3, media.RTMPChunkSize, body(100))
+		if !bytes.HasPrefix(b, prefix) {
+			t.Fatalf("dst prefix lost")
+		}
+		msg, err := newReader(b[len(prefix):]).Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, msg, wireCase{kind: media.KindVideo, ts: 5, body: body(100)}, 3)
+	})
+	t.Run("packet RTMPChunks uses stream 1 and the low 32 bits of Time", func(t *testing.T) {
+		p := &media.Packet{Kind: media.KindVideo, Time: 1<<32 + 7, Payload: body(5000)}
+		msg, err := newReader(p.RTMPChunks()).Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, msg, wireCase{kind: media.KindVideo, ts: 7, body: p.Payload}, media.RTMPMessageStreamID)
+		if &p.RTMPChunks()[0] != &p.RTMPChunks()[0] {
+			t.Errorf("RTMPChunks rebuilt on every call")
+		}
+	})
+}
+
+// parseFLVTag reads one tag and its PreviousTagSize, as a player does.
+func parseFLVTag(t *testing.T, b []byte) (kind media.Kind, ts uint32, body, rest []byte) {
+	t.Helper()
+	if len(b) < 15 {
+		t.Fatalf("tag of %d bytes", len(b))
+	}
+	n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
+	ts = uint32(b[7])<<24 | uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6])
+	if sid := b[8:11]; !bytes.Equal(sid, []byte{0, 0, 0}) {
+		t.Errorf("stream id %x, want 0", sid)
+	}
+	if len(b) < 11+n+4 {
+		t.Fatalf("tag says %d body bytes, has %d", n, len(b)-15)
+	}
+	if prev := binary.BigEndian.Uint32(b[11+n:]); prev != uint32(11+n) {
+		t.Errorf("PreviousTagSize = %d, want %d", prev, 11+n)
+	}
+	return media.Kind(b[0]), ts, b[11 : 11+n], b[11+n+4:]
+}
+
+func TestAppendFLVTag(t *testing.T) {
+	var all []byte
+	for _, tc := range wireCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			b := media.AppendFLVTag(nil, tc.kind, tc.ts, tc.body)
+			all = append(all, b...)
+			kind, ts, body, rest := parseFLVTag(t, b)
+			if kind != tc.kind || ts != tc.ts || !bytes.Equal(body, tc.body) || len(rest) != 0 {
+				t.Fatalf("got kind %d ts %d body %d bytes rest %d; want %d %d %d 0", kind, ts, len(body), len(rest), tc.kind, tc.ts, len(tc.body))
+			}
+		})
+	}
+	t.Run("all in one file", func(t *testing.T) {
+		rest := all
+		for _, tc := range wireCases() {
+			var kind media.Kind
+			var ts uint32
+			var body []byte
+			kind, ts, body, rest = parseFLVTag(t, rest)
+			if kind != tc.kind || ts != tc.ts || !bytes.Equal(body, tc.body) {
+				t.Fatalf("%s: got kind %d ts %d body %d bytes", tc.name, kind, ts, len(body))
+			}
+		}
+	})
+	t.Run("packet FLVTag is built once", func(t *testing.T) {
+		p := &media.Packet{Kind: media.KindAudio, Time: 0x01020304, Payload: body(9)}
+		kind, ts, b, _ := parseFLVTag(t, p.FLVTag())
+		if kind != media.KindAudio || ts != 0x01020304 || !bytes.Equal(b, p.Payload) {
+			t.Fatalf("got %d %x %d bytes", kind, ts, len(b))
+		}
+		if &p.FLVTag()[0] != &p.FLVTag()[0] {
+			t.Errorf("FLVTag rebuilt on every call")
+		}
+	})
+}
