@@ -278,7 +278,7 @@ func Load(paths ...string) (*Config, error) {
 		errs, fatal := c.decodeFile(f, data, locs)
 		problems = append(problems, errs...)
 		if fatal {
-			return nil, errors.Join(problems...)
+			return nil, cfgSortByPos(problems, files)
 		}
 		c.Sources = append(c.Sources, f)
 	}
@@ -289,9 +289,40 @@ func Load(paths ...string) (*Config, error) {
 		problems = append(problems, err)
 	}
 	if len(problems) > 0 {
-		return nil, errors.Join(problems...)
+		return nil, cfgSortByPos(problems, files)
 	}
 	return c, nil
+}
+
+// cfgSortByPos flattens problems to FieldErrors ordered by file (in load
+// order) and line, so the report reads top to bottom.
+func cfgSortByPos(problems []error, files []string) error {
+	fes := FieldErrors(errors.Join(problems...))
+	rank := func(fe *FieldError) (int, int) {
+		for i, f := range files {
+			rest, ok := strings.CutPrefix(fe.Pos, f)
+			if !ok || (rest != "" && rest[0] != ':') {
+				continue
+			}
+			lineStr, _, _ := strings.Cut(strings.TrimPrefix(rest, ":"), ":")
+			line, _ := strconv.Atoi(lineStr)
+			return i, line
+		}
+		return len(files), 0
+	}
+	slices.SortStableFunc(fes, func(a, b *FieldError) int {
+		fa, la := rank(a)
+		fb, lb := rank(b)
+		if fa != fb {
+			return fa - fb
+		}
+		return la - lb
+	})
+	errs := make([]error, len(fes))
+	for i, fe := range fes {
+		errs[i] = fe
+	}
+	return errors.Join(errs...)
 }
 
 // decodeFile decodes one file onto c. It returns the problems found and
@@ -501,7 +532,12 @@ func cfgUnknownKeys(name string, md *toml.MetaData, keyPos []cfgKeyPos) []error 
 			}
 		}
 		if s := cfgSuggest(k); s != "" {
-			fe.Msg += "; did you mean " + s + "?"
+			// Keep the array indexes of fe.Path: replace its last part.
+			parent := ""
+			if len(k) > 1 {
+				parent = strings.TrimSuffix(fe.Path, "."+toml.Key{k[len(k)-1]}.String()) + "."
+			}
+			fe.Msg += "; did you mean " + parent + toml.Key{s}.String() + "?"
 		}
 		out = append(out, fe)
 	}
@@ -552,7 +588,8 @@ func cfgSchemaHas(t reflect.Type, key toml.Key) bool {
 	return true
 }
 
-// cfgSuggest proposes a known key close to an unknown one.
+// cfgSuggest proposes a known sibling key name close to an unknown key's
+// last part, or "".
 func cfgSuggest(key toml.Key) string {
 	t := reflect.TypeFor[Config]()
 	for _, k := range key[:len(key)-1] {
@@ -586,10 +623,7 @@ func cfgSuggest(key toml.Key) string {
 			best, bestD = tag, d
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return toml.Key(append(slices.Clone(key[:len(key)-1]), best)).String()
+	return best
 }
 
 func cfgEditDistance(a, b string) int {
