@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os/exec"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netns"
 )
@@ -80,6 +82,17 @@ func (h *Host) DialContext(ctx context.Context, network, address string) (net.Co
 		return err
 	})
 	return c, err
+}
+
+// HTTPClient returns a client whose connections are made from inside the
+// host, e.g. to call an agent's /v1/ API on another host of the lab (or
+// on this one) from the test process.
+func (h *Host) HTTPClient() *http.Client {
+	tr := &http.Transport{
+		DialContext:       h.DialContext,
+		DisableKeepAlives: true, // no idle sockets outliving the lab
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
 // inNamespace runs fn on a locked OS thread switched into namespace name.

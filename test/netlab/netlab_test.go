@@ -161,6 +161,15 @@ func TestConnectivity(t *testing.T) {
 			}
 		})
 	}
+	t.Run("command runs in the namespace", func(t *testing.T) {
+		out, err := hs["fra"].Command(context.Background(), "ip", "-o", "-4", "addr", "show", "dev", "eth0").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip addr in fra: %v: %s", err, out)
+		}
+		if !strings.Contains(string(out), " "+hs["fra"].Addr().String()+"/") {
+			t.Fatalf("eth0 in fra's namespace does not have %v: %s", hs["fra"].Addr(), out)
+		}
+	})
 	t.Run("addresses", func(t *testing.T) {
 		seen := map[string]bool{}
 		for name, h := range hs {
@@ -243,6 +252,71 @@ func TestOneWayDelayKeepsOrder(t *testing.T) {
 	if !slices.IsSorted(got) {
 		t.Fatalf("packets reordered on a jittered link: %v", got)
 	}
+}
+
+// TCP (memberlist, HTTP) through a delayed, lossy link arrives intact.
+func TestTCPThroughImpairedLink(t *testing.T) {
+	lab, hs := newLab(t, "edge", "center")
+	if err := lab.SetLink("edge", "center", netlab.Impairment{Delay: 40 * time.Millisecond, Loss: 0.01}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := hs["center"].Listen("tcp4", hs["center"].Addr().String()+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const size = 4 << 20
+	type result struct {
+		n   int64
+		sum byte
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer c.Close()
+		var r result
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := c.Read(buf)
+			for _, b := range buf[:n] {
+				r.sum ^= b
+			}
+			r.n += int64(n)
+			if err != nil {
+				break
+			}
+		}
+		res <- r
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := hs["edge"].DialContext(ctx, "tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dial center from edge: %v", err)
+	}
+	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+	payload := make([]byte, size)
+	var sum byte
+	for i := range payload {
+		payload[i] = byte(i * 7)
+		sum ^= payload[i]
+	}
+	start := time.Now()
+	if _, err := c.Write(payload); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	c.Close()
+	r := <-res
+	if r.n != size || r.sum != sum {
+		t.Fatalf("center got %d bytes (xor %#x), want %d (xor %#x); err %v", r.n, r.sum, size, sum, r.err)
+	}
+	s, _ := lab.Stats()
+	t.Logf("4 MiB over TCP at 80ms RTT, 1%% loss: %v; impair stats %+v", time.Since(start).Round(time.Millisecond), s)
 }
 
 func TestLoss(t *testing.T) {
