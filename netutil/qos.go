@@ -92,8 +92,9 @@ func DefaultQoSConfig() QoSConfig {
 
 // Minimum rates accepted by Validate.
 const (
-	minLinkRate  = 1_000_000 // 1 Mbit/s
-	minClassRate = 64_000    // 64 kbit/s
+	minLinkRate  = 1_000_000          // 1 Mbit/s
+	minClassRate = 64_000             // 64 kbit/s
+	maxLinkRate  = 10_000_000_000_000 // 10 Tbit/s, far below uint64 overflow
 )
 
 // Validate reports every problem of an enabled config, each naming its key
@@ -114,6 +115,8 @@ func (c QoSConfig) Validate() error {
 	}
 	if c.Rate < minLinkRate {
 		bad("rate", "%d bit/s is below the minimum of %d bit/s (1 Mbit/s); set the backbone uplink rate", c.Rate, minLinkRate)
+	} else if c.Rate > maxLinkRate {
+		bad("rate", "%d bit/s is above the maximum of %d bit/s (10 Tbit/s); the value is in bit/s", c.Rate, uint64(maxLinkRate))
 	}
 	if c.MediaRate == 0 && !(c.MediaShare > 0 && c.MediaShare < 1) {
 		bad("media_share", "%v is not a fraction between 0 and 1 (exclusive)", c.MediaShare)
@@ -121,7 +124,7 @@ func (c QoSConfig) Validate() error {
 	if c.MediaDSCP < 1 || c.MediaDSCP > 63 {
 		bad("media_dscp", "%d is not a DSCP between 1 and 63 (AF41 = 34)", c.MediaDSCP)
 	}
-	if c.Rate >= minLinkRate {
+	if c.Rate >= minLinkRate && c.Rate <= maxLinkRate {
 		media, control, bulk := c.classRates()
 		if c.MediaRate != 0 && c.MediaRate >= c.Rate {
 			bad("media_rate", "%d bit/s is not below qos.rate (%d bit/s)", c.MediaRate, c.Rate)

@@ -158,6 +158,7 @@ func TestQoSValidate(t *testing.T) {
 		{"bad interface", func(c *QoSConfig) { c.Interface = "eth0/../x" }, []string{`qos.interface: "eth0/../x" is not a valid interface name`}},
 		{"long interface", func(c *QoSConfig) { c.Interface = "abcdefghijklmnop" }, []string{"qos.interface:"}},
 		{"zero rate", func(c *QoSConfig) { c.Rate = 0 }, []string{"qos.rate: 0 bit/s is below the minimum"}},
+		{"rate too big", func(c *QoSConfig) { c.Rate = 1 << 60 }, []string{"qos.rate: 1152921504606846976 bit/s is above the maximum"}},
 		{"share too big", func(c *QoSConfig) { c.MediaShare = 1 }, []string{"qos.media_share: 1 is not a fraction"}},
 		{"share zero", func(c *QoSConfig) { c.MediaShare = 0 }, []string{"qos.media_share: 0 is not a fraction"}},
 		{"media rate overrides share", func(c *QoSConfig) { c.MediaShare = 0; c.MediaRate = 10_000_000 }, nil},
