@@ -63,6 +63,9 @@ func (r *reader) uvarint() (uint64, error) {
 	if n <= 0 {
 		return 0, errShort
 	}
+	if n > 1 && r.b[n-1] == 0 {
+		return 0, errors.New("non-minimal varint")
+	}
 	r.b = r.b[n:]
 	return v, nil
 }
