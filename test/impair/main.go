@@ -27,6 +27,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -88,6 +90,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		reqs: make(chan control.Request),
 	}
 	d.eng.setConfig(initial)
+	num := uint16(*queueNum)
+	d.kernelDropped = func() uint64 { return kernelDrops(num) }
 
 	go d.recvLoop(q)
 	if *useStdin {
@@ -120,6 +124,34 @@ func loadConfig(path string) (control.Config, error) {
 	return c, nil
 }
 
+// kernelDrops sums queue_dropped and user_dropped of queue num from
+// /proc/net/netfilter/nfnetlink_queue (this network namespace's view).
+func kernelDrops(num uint16) uint64 {
+	b, err := os.ReadFile("/proc/net/netfilter/nfnetlink_queue")
+	if err != nil {
+		return 0
+	}
+	return parseQueueDrops(b, num)
+}
+
+// parseQueueDrops reads the lines of /proc/net/netfilter/nfnetlink_queue:
+// queue peer_portid queue_total copy_mode copy_range queue_dropped
+// user_dropped id_sequence 1.
+func parseQueueDrops(b []byte, num uint16) uint64 {
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 || f[0] != strconv.Itoa(int(num)) {
+			continue
+		}
+		q, err1 := strconv.ParseUint(f[5], 10, 64)
+		u, err2 := strconv.ParseUint(f[6], 10, 64)
+		if err1 == nil && err2 == nil {
+			return q + u
+		}
+	}
+	return 0
+}
+
 // packetIn is one queued packet as the receive goroutine saw it.
 type packetIn struct {
 	id   uint32
@@ -142,6 +174,9 @@ type daemon struct {
 	reqs      chan control.Request
 	malformed atomic.Uint64
 	stats     control.Stats // owned by loop
+	// kernelDropped reads the kernel's drop counters of the queue; nil
+	// in tests.
+	kernelDropped func() uint64
 }
 
 // recvLoop reads packets from the kernel and hands them to loop. It ends
@@ -265,6 +300,9 @@ func (d *daemon) snapshot() control.Stats {
 	s := d.stats
 	s.Pending = d.eng.pending()
 	s.Malformed = d.malformed.Load()
+	if d.kernelDropped != nil {
+		s.KernelDropped = d.kernelDropped()
+	}
 	return s
 }
 

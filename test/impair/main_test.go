@@ -177,3 +177,26 @@ func TestLoadConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestParseQueueDrops(t *testing.T) {
+	proc := []byte("    0  12345     3 2   128     7     5    999  1\n    1  12346     0 2   128     0     0      0  1\n")
+	cases := []struct {
+		name string
+		in   []byte
+		num  uint16
+		want uint64
+	}{
+		{"queue 0", proc, 0, 12},
+		{"queue 1", proc, 1, 0},
+		{"absent queue", proc, 2, 0},
+		{"empty", nil, 0, 0},
+		{"garbage", []byte("0 x y z w v u"), 0, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := parseQueueDrops(c.in, c.num); got != c.want {
+				t.Fatalf("got %d, want %d", got, c.want)
+			}
+		})
+	}
+}

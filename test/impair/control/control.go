@@ -116,4 +116,9 @@ type Stats struct {
 	Delayed    uint64 `json:"delayed"`    // accepted after a delay (subset of Accepted)
 	Pending    int    `json:"pending"`    // held right now
 	Malformed  uint64 `json:"malformed"`  // netlink messages that did not parse
+	// Dropped by the kernel before the tool saw them: queue full
+	// (queue_dropped) or netlink socket full (user_dropped), from
+	// /proc/net/netfilter/nfnetlink_queue. Non-zero means the emulation
+	// is overloaded and the loss seen is higher than configured.
+	KernelDropped uint64 `json:"kernel_dropped"`
 }
