@@ -442,6 +442,9 @@ func cfgDecodeError(name string, err error, keyPos []cfgKeyPos) error {
 	detail := m[3]
 	if mm := cfgIncompatRe.FindStringSubmatch(detail); mm != nil {
 		detail = fmt.Sprintf("want %s, got %s", cfgGoTypeName(mm[2]), cfgGoTypeName(mm[1]))
+		if mm[2] == "slice" && cfgGoTypeName(mm[1]) == "table" {
+			detail += fmt.Sprintf("; write [[%s]] for each entry", key)
+		}
 	} else if mm := cfgTypeMismatchR.FindStringSubmatch(detail); mm != nil {
 		detail = fmt.Sprintf("want a table, got %s", cfgGoTypeName(mm[1]))
 	}

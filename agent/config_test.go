@@ -563,3 +563,48 @@ func FuzzConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestConfigKeyLines checks the key scanner behind file:line on inputs
+// that trip naive line scanners.
+func TestConfigKeyLines(t *testing.T) {
+	src := `# comment with key = 1
+version = 1 # trailing
+[node]
+"name" = """
+not_a_key = 1
+[not_a_table]
+"""
+site = 'x'   # literal
+[ auth ]
+publish_allow = [
+  "10.0.0.0/8", # comment ]
+  "192.0.2.1",
+]
+play_allow = ["a]b"]
+key_file = "/k"
+[[srt_stream]]
+key = "live/a"
+[[srt_stream]]
+key = "live/b"
+inline = { a = 1, b = [1, 2] }
+node.x.y = 3
+`
+	got := map[string]int{}
+	for _, kp := range cfgLocateKeys(src, map[string]int{"srt_stream": 5}) {
+		got[kp.path] = kp.line
+	}
+	want := map[string]int{
+		"version": 2, "node": 3, "node.name": 4, "node.site": 8, "auth": 9,
+		"auth.publish_allow": 10, "auth.play_allow": 14, "auth.key_file": 15,
+		"srt_stream[5]": 16, "srt_stream[5].key": 17, "srt_stream[6]": 18, "srt_stream[6].key": 19,
+		"srt_stream[6].inline": 20, "srt_stream[6].node.x.y": 21,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("key lines:\n got %v\nwant %v", got, want)
+	}
+	// And the real decoder agrees this is valid TOML.
+	var m map[string]any
+	if _, err := toml.Decode(src, &m); err != nil {
+		t.Fatal(err)
+	}
+}
