@@ -486,7 +486,8 @@ func TestCloseLeavesNothing(t *testing.T) {
 	netlab.RequireRoot(t)
 	_, _ = newLab(t) // builds impair
 	before := rootState(t)
-	lab, err := netlab.New(nil, netlab.Config{ImpairPath: impairPath, Prefix: "rmtclose"})
+	// No ImpairPath: New builds impair itself (or uses $RELAYMESH_IMPAIR).
+	lab, err := netlab.New(nil, netlab.Config{Prefix: "rmtclose"})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
