@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# Fan-out benchmark: one ~3 Mbit/s H.264 + AAC stream (ffmpeg lavfi
+# testsrc2, 2 s GOP, published with -re) fanned out to N RTMP readers, by
+# relaymesh and by nginx with its RTMP module, one server at a time, on
+# loopback. For each (server, N) it reports the server's CPU seconds per
+# delivered Gbit and its RSS per extra reader, then the relaymesh/nginx
+# ratios.
+#
+# Usage: bench/fanout.sh            (from the repository root)
+# Knobs (environment):
+#   READERS="50 200 400"   reader counts
+#   DURATION=15            measurement window, seconds (SECONDS is bash's own)
+#   WARMUP=5               seconds between the last reader connecting and the window
+#   IDLE=3                 seconds of server CPU and RSS measured with the publisher only
+#   PREROLL=30             seconds one probe reader plays before the idle phase, so
+#                          relaymesh's packet ring (2048 packets, ~27 s here) is full and
+#                          its RSS at 0 readers is the steady one
+#   NGINX_PREROLL=5        the same for nginx, which keeps no ring
+#   SERVERS="nginx relaymesh relaymesh-gmp1"   relaymesh-gmp1 runs with GOMAXPROCS=1
+#   BASE_PORT=29350        nginx: BASE_PORT; relaymesh: BASE_PORT+1..+3
+#   RELAYMESH_BIN=bin/relaymesh   built from ./cmd/relaymesh when unset
+#   PROFILE=1              CPU profile of relaymesh at the largest N (needs pprof on its API)
+#   OUT=/tmp/relaymesh-bench/run-DATE   where results.jsonl, logs and profiles go
+#   CACHE=/tmp/relaymesh-bench          where the encoded test clip is kept
+# Needs: go, ffmpeg, nginx + libnginx-mod-rtmp, jq.
+set -euo pipefail
+
+READERS=${READERS:-"50 200 400"}
+DURATION=${DURATION:-15}
+WARMUP=${WARMUP:-5}
+IDLE=${IDLE:-3}
+PREROLL=${PREROLL:-30}
+NGINX_PREROLL=${NGINX_PREROLL:-5}
+SERVERS=${SERVERS:-"nginx relaymesh relaymesh-gmp1"}
+BASE_PORT=${BASE_PORT:-29350}
+PROFILE=${PROFILE:-1}
+CACHE=${CACHE:-/tmp/relaymesh-bench}
+OUT=${OUT:-$CACHE/run-$(date +%Y%m%d-%H%M%S)}
+NGINX_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+mkdir -p "$CACHE" "$OUT"
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "fanout: $*"; exit 1; }
+
+for tool in go ffmpeg nginx jq curl; do
+	command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+[ -f "$NGINX_MODULE" ] || die "$NGINX_MODULE is missing: apt-get install libnginx-mod-rtmp"
+
+# --- processes we start, killed by PID on exit -------------------------
+PIDS=()
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		stop_pid "$pid"
+	done
+	PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# stop_pid PID: TERM, wait up to 5 s, then KILL (children of nginx too).
+stop_pid() {
+	local pid=$1 kids i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kids=$(pgrep -P "$pid" || true)
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" $kids 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+forget_pid() {
+	local keep=() p
+	for p in "${PIDS[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	PIDS=("${keep[@]}")
+}
+
+# --- build -------------------------------------------------------------
+log "building the reader"
+go build -o "$OUT/rtmpreader" ./bench/rtmpreader
+if [ -z "${RELAYMESH_BIN:-}" ]; then
+	[ -d cmd/relaymesh ] || die "cmd/relaymesh does not exist yet; set RELAYMESH_BIN"
+	log "building relaymesh"
+	go build -o bin/relaymesh ./cmd/relaymesh
+	RELAYMESH_BIN=$ROOT/bin/relaymesh
+fi
+[ -x "$RELAYMESH_BIN" ] || die "RELAYMESH_BIN=$RELAYMESH_BIN is not executable"
+
+# --- the test clip: encoded once, then published with -c copy ----------
+# Encoding live would cost the publisher a core; copying a file keeps the
+# two cores for the servers and the readers.
+CLIP=$CACHE/clip-720p30-3M-gop2s-v1.flv
+if [ ! -s "$CLIP" ]; then
+	log "encoding the 30 s test clip (once) to $CLIP"
+	ffmpeg -hide_banner -loglevel error -y \
+		-f lavfi -i testsrc2=size=1280x720:rate=30 \
+		-f lavfi -i sine=frequency=1000:sample_rate=48000 -t 30 \
+		-vf noise=alls=12:allf=t \
+		-c:v libx264 -preset veryfast -tune zerolatency \
+		-b:v 2872k -maxrate 2872k -minrate 2872k -bufsize 2872k \
+		-x264-params nal-hrd=cbr:filler=1 \
+		-g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p \
+		-c:a aac -b:a 128k -f flv "$CLIP.tmp"
+	mv "$CLIP.tmp" "$CLIP"
+fi
+
+# --- servers -------------------------------------------------------------
+SERVER_PID=
+RTMP_PORT=
+API_ADDR=
+
+start_nginx() {
+	local dir=$OUT/nginx-$1
+	mkdir -p "$dir/logs"
+	RTMP_PORT=$BASE_PORT
+	sed -e "s#@PORT@#$RTMP_PORT#g; s#@PREFIX@#$dir#g" bench/nginx-rtmp.conf.tmpl >"$dir/nginx.conf"
+	nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/stdout.log" 2>&1 &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+	API_ADDR=
+}
+
+start_relaymesh() { # start_relaymesh TAG GOMAXPROCS|""
+	local dir=$OUT/$1
+	mkdir -p "$dir/data"
+	RTMP_PORT=$((BASE_PORT + 1))
+	API_ADDR=127.0.0.1:$((BASE_PORT + 3))
+	cat >"$dir/relaymesh.toml" <<EOF
+version = 1
+[node]
+name = "bench"
+data_dir = "$dir/data"
+log_level = "warn"
+[rtmp]
+listen = "127.0.0.1:$RTMP_PORT"
+[http]
+listen = "127.0.0.1:$((BASE_PORT + 2))"
+[srt]
+listen = ""
+[api]
+listen = "$API_ADDR"
+EOF
+	if [ -n "$2" ]; then
+		GOMAXPROCS=$2 "$RELAYMESH_BIN" run -c "$dir/relaymesh.toml" >"$dir/stdout.log" 2>&1 &
+	else
+		"$RELAYMESH_BIN" run -c "$dir/relaymesh.toml" >"$dir/stdout.log" 2>&1 &
+	fi
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+}
+
+start_server() { # start_server NAME N
+	case $1 in
+	nginx) start_nginx "$2" ;;
+	relaymesh) start_relaymesh "relaymesh-$2" "" ;;
+	relaymesh-gmp1) start_relaymesh "relaymesh-gmp1-$2" 1 ;;
+	*) die "unknown server $1 (want nginx, relaymesh or relaymesh-gmp1)" ;;
+	esac
+}
+
+start_publisher() { # start_publisher LOGFILE
+	ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$CLIP" \
+		-c copy -f flv "rtmp://127.0.0.1:$RTMP_PORT/live/bench" >"$1" 2>&1 &
+	PUB_PID=$!
+	PIDS+=("$PUB_PID")
+}
+
+# --- runs ------------------------------------------------------------------
+max_n=0
+for n in $READERS; do ((n > max_n)) && max_n=$n; done
+
+for n in $READERS; do
+	for server in $SERVERS; do
+		log "run: $server with $n readers (window ${DURATION}s)"
+		start_server "$server" "$n"
+		start_publisher "$OUT/ffmpeg-$server-$n.log"
+		prof_pid=
+		if [ "$PROFILE" = 1 ] && [ "$n" = "$max_n" ] && [ -n "$API_ADDR" ]; then
+			# Start the profile so that it covers the measurement window:
+			# the reader waits for the stream, idles, connects and warms up first.
+			(
+				for ((i = 0; i < 100; i++)); do
+					curl -fsS -o /dev/null "http://$API_ADDR/debug/pprof/" 2>/dev/null && break
+					sleep 0.1
+				done
+				if ! curl -fsS -o /dev/null "http://$API_ADDR/debug/pprof/" 2>/dev/null; then
+					echo "no /debug/pprof/ on the API listener $API_ADDR" >"$OUT/cpu-$server-$n.missing"
+					exit 0
+				fi
+				while [ ! -e "$OUT/window-$server-$n" ]; do sleep 0.2; done
+				curl -fsS -o "$OUT/cpu-$server-$n.pprof" \
+					"http://$API_ADDR/debug/pprof/profile?seconds=$((DURATION - 1))" || true
+				curl -fsS -o "$OUT/heap-$server-$n.pprof" "http://$API_ADDR/debug/pprof/heap" || true
+			) &
+			prof_pid=$!
+			PIDS+=("$prof_pid")
+		fi
+		preroll=$PREROLL
+		[ "$server" = nginx ] && preroll=$NGINX_PREROLL
+		if ! "$OUT/rtmpreader" -url "rtmp://127.0.0.1:$RTMP_PORT/live/bench" -n "$n" \
+			-wait-live 20s -preroll "${preroll}s" -idle "${IDLE}s" -warmup "${WARMUP}s" -duration "${DURATION}s" \
+			-pid "$SERVER_PID" -label "$server" -mark "$OUT/window-$server-$n" >>"$RESULTS" 2>"$OUT/reader-$server-$n.log"; then
+			log "reader failed for $server/$n: $(tail -c 300 "$OUT/reader-$server-$n.log")"
+		fi
+		[ -n "$prof_pid" ] && { wait "$prof_pid" 2>/dev/null || true; forget_pid "$prof_pid"; }
+		stop_pid "$PUB_PID"
+		forget_pid "$PUB_PID"
+		stop_pid "$SERVER_PID"
+		forget_pid "$SERVER_PID"
+		tail -n 1 "$RESULTS" | jq -r '"   \(.label) n=\(.readers) ok=\(.ok) failed=\(.failed) dropped=\(.dropped) \(.mbit_per_s) Mbit/s, cpu \(.server.cpu_seconds_per_gbit) s/Gbit, rss \(.server.rss_kib_per_reader) KiB/reader"' >&2 || true
+	done
+done
+cleanup
+
+# --- summary -----------------------------------------------------------------
+{
+	echo "# fan-out benchmark $(date -u +%FT%TZ), $(nproc) cores, window ${DURATION}s, warmup ${WARMUP}s"
+	echo
+	echo "| server | readers | ok/failed/dropped | delivered Mbit/s | server CPU % | CPU s per Gbit | RSS KiB at 0 | RSS KiB at N | RSS KiB per reader | idle CPU % |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
+	jq -r '"| \(.label) | \(.readers) | \(.ok)/\(.failed)/\(.dropped) | \(.mbit_per_s) | \(.server.cpu_percent) | \(.server.cpu_seconds_per_gbit) | \(.server.rss0_kib) | \(.server.rssN_kib) | \(.server.rss_kib_per_reader) | \(.server.idle_cpu_percent) |"' "$RESULTS"
+	echo
+	echo "Ratios relaymesh / nginx (targets: CPU per Gbit <= 0.6; RSS per reader <= 64 KiB absolute):"
+	echo
+	echo "| server | readers | CPU per Gbit ratio | RSS per reader ratio | RSS per reader KiB (target <= 64) |"
+	echo "|---|---|---|---|---|"
+	jq -rs '
+		(map(select(.label == "nginx")) | map({key: (.readers|tostring), value: .}) | from_entries) as $ngx
+		| .[] | select(.label != "nginx") | . as $r | $ngx[($r.readers|tostring)] as $n
+		| select($n != null)
+		| def ratio(a; b): if (b // 0) > 0 then ((a / b) * 100 | round / 100 | tostring) else "n/a" end;
+		"| \($r.label) | \($r.readers) | \(ratio($r.server.cpu_seconds_per_gbit; $n.server.cpu_seconds_per_gbit)) | \(ratio($r.server.rss_kib_per_reader; $n.server.rss_kib_per_reader)) | \($r.server.rss_kib_per_reader) |"' "$RESULTS"
+} | tee "$OUT/summary.md"
+for f in "$OUT"/*.missing; do [ -e "$f" ] && log "profile: $(cat "$f")"; done
+for f in "$OUT"/cpu-*.pprof; do
+	[ -s "$f" ] || continue
+	log "CPU profile: $f (go tool pprof -top $RELAYMESH_BIN $f)"
+	go tool pprof -top -nodecount=30 "$RELAYMESH_BIN" "$f" >"${f%.pprof}.top.txt" 2>/dev/null || true
+done
+log "results: $OUT"

@@ -1,0 +1,351 @@
+// Command rtmpreader is a light RTMP load client for fan-out benchmarks:
+// one process opens N play connections to rtmp://HOST:PORT/APP/NAME, does
+// the handshake, connect, createStream and play, then only reads, counts
+// and acknowledges bytes, without parsing media. It prints one JSON object
+// with the totals.
+//
+// With -pid it also measures the server: CPU time (utime+stime of the
+// process and its children, from /proc) over the measurement window, and
+// VmRSS before any reader connected and with all N connected.
+//
+//	rtmpreader -url rtmp://127.0.0.1:1935/live/bench -n 200 -warmup 3s -duration 20s -pid 1234
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/signal"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	url         string
+	n           int
+	duration    time.Duration
+	warmup      time.Duration
+	idle        time.Duration
+	waitLive    time.Duration
+	preroll     time.Duration
+	dialTimeout time.Duration
+	parallel    int
+	pid         int
+	label       string
+	mark        string
+}
+
+// Result is what the reader prints.
+type Result struct {
+	Label      string         `json:"label,omitempty"`
+	URL        string         `json:"url"`
+	Readers    int            `json:"readers"`
+	OK         int            `json:"ok"`
+	Failed     int            `json:"failed"`
+	Dropped    int            `json:"dropped"` // connected, then ended before the window closed
+	Errors     map[string]int `json:"errors,omitempty"`
+	ConnectSec float64        `json:"connect_seconds"`
+	WindowSec  float64        `json:"window_seconds"`
+	Bytes      uint64         `json:"bytes"` // received by all readers in the window
+	Mbps       float64        `json:"mbit_per_s"`
+	PerReader  float64        `json:"mbit_per_s_per_reader"`
+	PerSecond  []float64      `json:"per_second_mbit"`
+	Server     *ServerStats   `json:"server,omitempty"`
+}
+
+// ServerStats is the server's cost, measured from /proc.
+type ServerStats struct {
+	PID          int     `json:"pid"`
+	Processes    int     `json:"processes"`
+	IdleCPUPct   float64 `json:"idle_cpu_percent"` // with the publisher and no reader
+	CPUSeconds   float64 `json:"cpu_seconds"`      // in the window
+	CPUPct       float64 `json:"cpu_percent"`
+	CPUPerGbit   float64 `json:"cpu_seconds_per_gbit"`
+	RSSStartKiB  uint64  `json:"rss_start_kib"` // before the preroll
+	RSS0KiB      uint64  `json:"rss0_kib"`      // max over the idle phase (no reader)
+	RSSNKiB      uint64  `json:"rssN_kib"`      // max over the window (N readers)
+	HWMKiB       uint64  `json:"hwm_kib"`
+	RSSPerReader float64 `json:"rss_kib_per_reader"` // (rssN - rss0) / N
+	// RSS sampled every second over the idle phase and the window.
+	RSSIdle   []uint64 `json:"rss_idle_kib"`
+	RSSWindow []uint64 `json:"rss_window_kib"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.url, "url", "rtmp://127.0.0.1:1935/live/bench", "stream to play, rtmp://HOST[:PORT]/APP/NAME")
+	flag.IntVar(&o.n, "n", 50, "number of play connections")
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measurement window")
+	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "time between the last connection and the window")
+	flag.DurationVar(&o.idle, "idle", 2*time.Second, "with -pid: measure the server's CPU and RSS this long before connecting")
+	flag.DurationVar(&o.waitLive, "wait-live", 0, "first wait up to this long until one probe connection receives media")
+	flag.DurationVar(&o.preroll, "preroll", 0, "with -wait-live: keep the probe reading this long before the idle phase, so the server's buffers reach steady state")
+	flag.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "timeout of dial, handshake and play")
+	flag.IntVar(&o.parallel, "parallel", 32, "connections opened at once")
+	flag.IntVar(&o.pid, "pid", 0, "server process to measure (0: none)")
+	flag.StringVar(&o.label, "label", "", "label copied into the JSON")
+	flag.StringVar(&o.mark, "mark", "", "create this file when the measurement window starts (to start a profiler)")
+	flag.Parse()
+	if o.n < 0 || o.parallel < 1 || o.duration <= 0 {
+		fmt.Fprintln(os.Stderr, "rtmpreader: -n must be >= 0, -parallel >= 1, -duration > 0")
+		os.Exit(2)
+	}
+	t, err := parseTarget(o.url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rtmpreader:", err)
+		os.Exit(2)
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	res, err := run(ctx, o, t)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rtmpreader:", err)
+		os.Exit(1)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	if err := enc.Encode(res); err != nil {
+		os.Exit(1)
+	}
+	if res.OK == 0 && o.n > 0 {
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, t target) (*Result, error) {
+	res := &Result{Label: o.label, URL: o.url, Readers: o.n, Errors: map[string]int{}}
+	if o.waitLive > 0 {
+		probe, err := waitLive(ctx, t, o.waitLive, o.dialTimeout)
+		if err != nil {
+			return nil, err
+		}
+		if o.preroll > 0 {
+			pctx, cancel := context.WithTimeout(ctx, o.preroll)
+			probe.run(pctx, make([]byte, 32<<10))
+			cancel()
+			if ctx.Err() != nil {
+				probe.nc.Close()
+				return nil, ctx.Err()
+			}
+		}
+		probe.nc.Close()
+	}
+	var srv *ServerStats
+	if o.pid > 0 {
+		s0, err := sampleTree(o.pid)
+		if err != nil {
+			return nil, err
+		}
+		srv = &ServerStats{PID: o.pid, Processes: s0.PIDs, RSSStartKiB: s0.RSSKiB}
+		t0 := time.Now()
+		for time.Since(t0) < o.idle {
+			if !sleep(ctx, min(time.Second, o.idle-time.Since(t0))) {
+				return nil, ctx.Err()
+			}
+			s1, err := sampleTree(o.pid)
+			if err != nil {
+				return nil, err
+			}
+			srv.RSSIdle = append(srv.RSSIdle, s1.RSSKiB)
+			srv.RSS0KiB = max(srv.RSS0KiB, s1.RSSKiB)
+			srv.IdleCPUPct = 100 * ticksToSec(s1.CPUTicks-s0.CPUTicks) / time.Since(t0).Seconds()
+		}
+		if srv.RSS0KiB == 0 {
+			srv.RSS0KiB = s0.RSSKiB
+		}
+	}
+
+	// Connect N players, o.parallel at a time.
+	start := time.Now()
+	players := make([]*player, o.n)
+	errs := make([]error, o.n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, o.parallel)
+	for i := range o.n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			players[i], errs[i] = dial(ctx, t, o.dialTimeout)
+		}()
+	}
+	wg.Wait()
+	res.ConnectSec = time.Since(start).Seconds()
+	for _, err := range errs {
+		if err != nil {
+			res.Failed++
+			res.Errors[err.Error()]++
+		}
+	}
+
+	readCtx, stopReading := context.WithCancel(ctx)
+	var rwg sync.WaitGroup
+	var live []*player
+	for _, p := range players {
+		if p == nil {
+			continue
+		}
+		live = append(live, p)
+		res.OK++
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			buf := make([]byte, 32<<10)
+			p.run(readCtx, buf)
+		}()
+	}
+	defer func() {
+		stopReading()
+		rwg.Wait()
+		for _, p := range live {
+			p.nc.Close()
+		}
+	}()
+	total := func() uint64 {
+		var n uint64
+		for _, p := range live {
+			n += p.bytes.Load()
+		}
+		return n
+	}
+
+	if !sleep(ctx, o.warmup) {
+		return nil, ctx.Err()
+	}
+	var c0 procSample
+	if srv != nil {
+		var err error
+		if c0, err = sampleTree(o.pid); err != nil {
+			return nil, err
+		}
+	}
+	b0, t0 := total(), time.Now()
+	if o.mark != "" {
+		if err := os.WriteFile(o.mark, nil, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	end := time.NewTimer(o.duration)
+	defer end.Stop()
+	last := b0
+loop:
+	for {
+		select {
+		case <-tick.C:
+			if srv != nil {
+				if sm, err := sampleTree(o.pid); err == nil {
+					srv.RSSWindow = append(srv.RSSWindow, sm.RSSKiB)
+					srv.RSSNKiB = max(srv.RSSNKiB, sm.RSSKiB)
+				}
+			}
+			b := total()
+			res.PerSecond = append(res.PerSecond, round(float64(b-last)*8/1e6, 2))
+			last = b
+		case <-end.C:
+			break loop
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	b1 := total()
+	window := time.Since(t0).Seconds()
+	if srv != nil {
+		c1, err := sampleTree(o.pid)
+		if err != nil {
+			return nil, err
+		}
+		srv.Processes = c1.PIDs
+		srv.CPUSeconds = round(ticksToSec(c1.CPUTicks-c0.CPUTicks), 3)
+		srv.CPUPct = round(100*srv.CPUSeconds/window, 1)
+		srv.RSSNKiB, srv.HWMKiB = max(srv.RSSNKiB, c1.RSSKiB), c1.HWMKiB
+		if gbit := float64(b1-b0) * 8 / 1e9; gbit > 0 {
+			srv.CPUPerGbit = round(srv.CPUSeconds/gbit, 4)
+		}
+		if o.n > 0 {
+			srv.RSSPerReader = round((float64(srv.RSSNKiB)-float64(srv.RSS0KiB))/float64(o.n), 1)
+		}
+		srv.IdleCPUPct = round(srv.IdleCPUPct, 1)
+		res.Server = srv
+	}
+	for _, p := range live {
+		if p.done.Load() {
+			res.Dropped++
+			if e := p.err.Load(); e != nil {
+				res.Errors[(*e).Error()]++
+			}
+		}
+	}
+	res.Bytes = b1 - b0
+	res.WindowSec = round(window, 3)
+	res.Mbps = round(float64(res.Bytes)*8/1e6/window, 2)
+	if res.OK > 0 {
+		res.PerReader = round(res.Mbps/float64(res.OK), 3)
+	}
+	res.ConnectSec = round(res.ConnectSec, 3)
+	if len(res.Errors) > 8 { // keep the JSON short: the 8 most frequent
+		type kv struct {
+			k string
+			v int
+		}
+		var all []kv
+		for k, v := range res.Errors {
+			all = append(all, kv{k, v})
+		}
+		sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v })
+		res.Errors = map[string]int{}
+		for _, e := range all[:8] {
+			res.Errors[e.k] = e.v
+		}
+	}
+	return res, nil
+}
+
+// waitLive polls with one probe connection until it gets media and
+// returns that connection.
+func waitLive(ctx context.Context, t target, wait, dialTimeout time.Duration) (*player, error) {
+	deadline := time.Now().Add(wait)
+	var last error
+	for time.Now().Before(deadline) {
+		p, err := dial(ctx, t, min(dialTimeout, time.Until(deadline)))
+		if err == nil {
+			// Play.Start alone is not enough for a server that answers
+			// before the stream exists: wait for the first media bytes.
+			p.nc.SetReadDeadline(time.Now().Add(min(3*time.Second, time.Until(deadline))))
+			if _, err = p.br.Peek(1); err == nil {
+				p.nc.SetReadDeadline(time.Time{})
+				return p, nil
+			}
+			p.nc.Close()
+		}
+		last = err
+		if !sleep(ctx, 250*time.Millisecond) {
+			return nil, ctx.Err()
+		}
+	}
+	return nil, fmt.Errorf("stream %s did not go live within %s: %v", t.tcURL+"/"+t.name, wait, last)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func ticksToSec(t uint64) float64 { return float64(t) / clockTicks }
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
