@@ -1,0 +1,230 @@
+package srt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	gosrt "github.com/datarhei/gosrt"
+
+	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/mpegts"
+)
+
+// Errors that close a connection.
+var (
+	ErrIdle       = errors.New("publisher sent no media")
+	ErrStalled    = errors.New("reader's SRT send queue stayed full")
+	ErrOverBitate = errors.New("publisher exceeded the listener's max_bitrate")
+)
+
+// session is one accepted SRT connection.
+type session struct {
+	s         *Server
+	conn      gosrt.Conn
+	key       string
+	role      string
+	remote    string
+	since     time.Time
+	encrypted bool
+
+	pub    *media.Publisher
+	reader *media.Reader
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func (ss *session) release() {
+	ss.once.Do(func() {
+		if ss.pub != nil {
+			ss.pub.Close()
+		}
+		if ss.reader != nil {
+			ss.reader.Close()
+		}
+		if ss.cancel != nil {
+			ss.cancel()
+		}
+	})
+}
+
+// publish reads TS from the connection into both lanes of the stream.
+func (ss *session) publish() error {
+	cfg := &ss.s.cfg
+	dm := mpegts.NewDemuxer()
+	var idle sync.Mutex
+	idleFired := false
+	watchdog := time.AfterFunc(cfg.ReadTimeout, func() {
+		idle.Lock()
+		idleFired = true
+		idle.Unlock()
+		ss.conn.Close()
+	})
+	defer watchdog.Stop()
+	var werr error
+	emit := func(p *media.Packet) {
+		if werr == nil {
+			werr = ss.pub.Write(p)
+		}
+	}
+	buf := make([]byte, 1500)
+	var winStart time.Time
+	var winBytes int64
+	for {
+		n, err := ss.conn.Read(buf)
+		if err != nil {
+			idle.Lock()
+			fired := idleFired
+			idle.Unlock()
+			if fired {
+				return fmt.Errorf("%w for %s", ErrIdle, cfg.ReadTimeout)
+			}
+			if ss.s.closed.Load() || errors.Is(err, io.EOF) {
+				_ = dm.Flush(emit)
+				return nil // the peer or the server closed
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+		watchdog.Reset(cfg.ReadTimeout)
+		if cfg.MaxBitrate > 0 {
+			now := time.Now()
+			if winStart.IsZero() || now.Sub(winStart) >= 4*time.Second {
+				winStart, winBytes = now, 0
+			}
+			winBytes += int64(n)
+			if winBytes*8 > cfg.MaxBitrate*4 {
+				return fmt.Errorf("%w (%d bit/s)", ErrOverBitate, cfg.MaxBitrate)
+			}
+		}
+		if err := dm.Feed(buf[:n], emit); err != nil {
+			return fmt.Errorf("bad input: %w", err)
+		}
+		if werr != nil {
+			return fmt.Errorf("hub: %w", werr)
+		}
+	}
+}
+
+// read sends the stream's TS lane to the connection in 1316-byte messages.
+func (ss *session) read() error {
+	cfg := &ss.s.cfg
+	ctx, cancel := context.WithCancel(ss.s.ctx)
+	defer cancel()
+	peerGone := make(chan struct{})
+	go func() {
+		// A reader sends nothing; Read returns when the connection ends.
+		defer close(peerGone)
+		defer cancel()
+		b := make([]byte, 1500)
+		for {
+			if _, err := ss.conn.Read(b); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		ss.conn.Close()
+		<-peerGone
+	}()
+	var timer *time.Timer
+	send := func(b []byte) error {
+		var waited time.Duration
+		for {
+			_, err := ss.conn.Write(b)
+			if err == nil {
+				return nil
+			}
+			// gosrt returns io.EOF both when the connection is gone and
+			// when its send queue is full (backpressure): wait and retry.
+			select {
+			case <-peerGone:
+				return io.EOF
+			default:
+			}
+			if waited >= cfg.WriteTimeout {
+				return fmt.Errorf("%w for %s", ErrStalled, cfg.WriteTimeout)
+			}
+			const step = 5 * time.Millisecond
+			if timer == nil {
+				timer = time.NewTimer(step)
+			} else {
+				timer.Reset(step)
+			}
+			select {
+			case <-peerGone:
+				return io.EOF
+			case <-timer.C:
+			}
+			waited += step
+		}
+	}
+	out := make([]byte, 0, MessageSize)
+	pkts := make([]*media.Packet, 0, 64)
+	for {
+		var err error
+		pkts, err = ss.reader.Next(ctx, pkts)
+		for _, p := range pkts {
+			for b := p.Payload; len(b) > 0; {
+				k := min(MessageSize-len(out), len(b))
+				out = append(out, b[:k]...)
+				b = b[k:]
+				if len(out) == MessageSize {
+					if err := send(out); err != nil {
+						return ss.readEnd(err, peerGone)
+					}
+					out = out[:0]
+				}
+			}
+			ss.reader.BytesOut.Add(uint64(len(p.Payload)))
+		}
+		if len(out) > 0 {
+			if err := send(out); err != nil {
+				return ss.readEnd(err, peerGone)
+			}
+			out = out[:0]
+		}
+		if err != nil {
+			return ss.readEnd(err, peerGone)
+		}
+	}
+}
+
+func (ss *session) readEnd(err error, peerGone <-chan struct{}) error {
+	select {
+	case <-peerGone:
+		return nil // the reader left
+	default:
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	if errors.Is(err, media.ErrStreamEnded) {
+		ss.drain(peerGone)
+		return nil
+	}
+	return err
+}
+
+// drain waits, bounded, until the peer acknowledged what was queued:
+// gosrt drops its send buffer on Close.
+func (ss *session) drain(peerGone <-chan struct{}) {
+	deadline := time.Now().Add(ss.s.cfg.Latency + 2*time.Second)
+	var st gosrt.Statistics
+	empty := 0
+	for time.Now().Before(deadline) && empty < 3 {
+		ss.conn.Stats(&st)
+		if st.Instantaneous.PktSendBuf == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
+		select {
+		case <-peerGone:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
