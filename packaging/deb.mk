@@ -34,7 +34,7 @@ $(NFPM):
 	@mkdir -p $(NFPM_DIR)
 	GOBIN=$(NFPM_DIR) GOFLAGS= go install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 
-deb: $(NFPM)
+deb: $(NFPM) ## build dist/relaymesh_VERSION_amd64.deb with nfpm
 	@test -f $(DEB_CONFIGS)/standalone.toml || { echo "deb: $(DEB_CONFIGS)/standalone.toml is missing (it becomes /etc/relaymesh/relaymesh.toml)" >&2; exit 1; }
 	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE)/examples dist
 ifeq ($(DEB_BIN),)
@@ -67,11 +67,11 @@ endif
 		$(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DEB_FILE)
 	@echo "deb: built $(DEB_FILE)"
 
-deb-version:
+deb-version: ## print the Debian version `make deb` uses
 	@echo $(DEB_VERSION)
 
-deb-test:
+deb-test: ## build, lint and install-test the .deb in a Debian 12 chroot (root)
 	sh packaging/test-deb.sh
 
-deb-clean:
+deb-clean: ## remove the .deb and its staging dir
 	rm -rf $(DEB_STAGE) dist/relaymesh_*_amd64.deb

@@ -216,6 +216,15 @@ if [ "$(cat "$PRISTINE/.relaymesh-ci" 2>/dev/null)" != "$STAMP" ]; then
 		finish
 	fi
 fi
+# Work copies left by a run that was killed: unmount, then delete.
+for w in "$CACHE"/work.*; do
+	[ -d "$w" ] || continue
+	kill -0 "${w##*.}" 2>/dev/null && continue
+	for m in "$w/proc" "$w/dev/pts"; do
+		mountpoint -q "$m" 2>/dev/null && { umount "$m" || umount -l "$m"; }
+	done
+	rm -rf --one-file-system "$w"
+done
 ROOT=$CACHE/work.$$
 cp -a "$PRISTINE" "$ROOT"
 flock -u 9
@@ -250,6 +259,7 @@ expect_stat() {
 expect_stat 755 root:root /usr/bin/relaymesh
 expect_stat 644 root:root /lib/systemd/system/relaymesh.service
 expect_stat 640 root:relaymesh /etc/relaymesh/relaymesh.toml
+expect_stat 755 root:root /etc/relaymesh/conf.d
 expect_stat 644 root:root /etc/default/relaymesh
 expect_stat 644 root:root /usr/lib/sysctl.d/60-relaymesh.conf
 expect_stat 644 root:root /usr/share/man/man8/relaymesh.8.gz
@@ -276,7 +286,8 @@ fi
 run_check() {
 	out=$(in_root setpriv --reuid=relaymesh --regid=relaymesh --clear-groups /usr/bin/relaymesh check -c "$1" 2>&1)
 	rc=$?
-	if [ $rc = 0 ] && printf '%s\n' "$out" | grep -qx ok; then
+	if [ $rc = 0 ] && printf '%s\n' "$out" | tail -n 1 | grep -q 'ok$'; then
+		printf '%s\n' "$out" | grep -v 'ok$' | sed 's/^/  /'
 		pass "relaymesh check -c $1 (as user relaymesh): ok"
 	else
 		printf '%s\n' "$out" | sed 's/^/  /'
@@ -284,6 +295,18 @@ run_check() {
 	fi
 }
 run_check /etc/relaymesh/relaymesh.toml
+# The edge and center examples name secrets the operator creates, as their
+# comments say: the cluster's URL-signing key and the API token.
+if ! in_root setpriv --reuid=relaymesh --regid=relaymesh --clear-groups /usr/bin/relaymesh check \
+	-c /usr/share/doc/relaymesh/examples/edge.toml >/dev/null 2>&1; then
+	pass "relaymesh check refuses the edge example while its key file is missing"
+else
+	fail "relaymesh check accepts the edge example without /etc/relaymesh/auth.key"
+fi
+in_root sh -c 'umask 027
+	head -c 32 /dev/urandom | base64 >/etc/relaymesh/auth.key
+	head -c 24 /dev/urandom | base64 >/etc/relaymesh/api.token
+	chgrp relaymesh /etc/relaymesh/auth.key /etc/relaymesh/api.token'
 for f in "$ROOT"/usr/share/doc/relaymesh/examples/*.toml; do
 	run_check "${f#"$ROOT"}"
 done
@@ -333,12 +356,12 @@ else
 	fail "dpkg -P relaymesh"
 fi
 left=
-for p in /var/lib/relaymesh /etc/relaymesh /etc/default/relaymesh \
+for p in /var/lib/relaymesh /etc/relaymesh /etc/default/relaymesh /etc/relaymesh/auth.key \
 	/etc/systemd/system/multi-user.target.wants/relaymesh.service \
 	/var/lib/systemd/deb-systemd-helper-enabled/relaymesh.service.dsh-also; do
 	[ -e "$ROOT$p" ] || [ -L "$ROOT$p" ] && left="$left $p"
 done
-[ -z "$left" ] && pass "purge: data dir, config and unit state removed" || fail "purge left:$left"
+[ -z "$left" ] && pass "purge: data dir, config, secrets and unit state removed" || fail "purge left:$left"
 if in_root dpkg-statoverride --list | grep -q relaymesh; then
 	fail "purge: dpkg-statoverride entry left"
 else
