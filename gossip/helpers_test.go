@@ -46,8 +46,13 @@ func writeKeyFile(t *testing.T, key string) string {
 	return p
 }
 
+// testTimings are faster than the defaults; RELAYMESH_TEST_DEFAULT_TIMINGS=1
+// runs the tests with the shipped defaults instead (to measure them).
 func testTimings() Timings {
 	t := DefaultTimings()
+	if os.Getenv("RELAYMESH_TEST_DEFAULT_TIMINGS") != "" {
+		return t
+	}
 	t.ProbeInterval = 500 * time.Millisecond
 	t.ProbeTimeout = 250 * time.Millisecond
 	t.MetaMinInterval = 100 * time.Millisecond
