@@ -336,9 +336,7 @@ func TestMuxWrapsTimestamps(t *testing.T) {
 		t.Run(fmtInt(int(base)), func(t *testing.T) {
 			var shifted []*media.Packet
 			for _, p := range flv {
-				q := *p
-				q.Time += base
-				shifted = append(shifted, &q)
+				shifted = append(shifted, &media.Packet{Kind: p.Kind, Time: p.Time + base, Keyframe: p.Keyframe, Header: p.Header, Payload: p.Payload})
 			}
 			out := demuxAll(t, muxAll(t, shifted), 1316)
 			var prev int64 = -1

@@ -170,7 +170,7 @@ func publishArgs(url, teeFile, vcodec string, secs int) []string {
 type probe struct {
 	codec         string
 	width, height int
-	pts           []float64 // packet pts in seconds, in order
+	pts           []float64 // packet dts in seconds, in order
 }
 
 // probeFile reads the streams and packet timestamps of a media file.
@@ -199,7 +199,7 @@ func probeFile(t *testing.T, path string) map[string]*probe {
 			continue
 		}
 		out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", kind[:1], "-show_entries",
-			"packet=pts_time", "-of", "csv=p=0", path).Output()
+			"packet=dts_time", "-of", "csv=p=0", path).Output()
 		if err != nil {
 			t.Fatalf("ffprobe packets %s: %v", path, err)
 		}
@@ -279,3 +279,11 @@ func tmp(t *testing.T, name string) string { return filepath.Join(t.TempDir(), n
 var errAny = errors.New("any")
 
 var execCommand = exec.Command
+
+func osWriteFile(p, v string) error { return os.WriteFile(p, []byte(v), 0o644) }
+
+type mediaPacket = media.Packet
+
+func subscribeFLV() media.SubscribeOptions {
+	return media.SubscribeOptions{Format: media.FormatFLV, Info: media.ReaderInfo{Protocol: "test"}}
+}

@@ -380,6 +380,17 @@ func (s *Server) admit(req gosrt.ConnRequest) (*session, *refusal) {
 	return ss, nil
 }
 
+// wireCode maps gosrt's extended rejection codes (1400...) to what libsrt
+// expects on the wire (1000 + SRT_REJX_*), so ffmpeg and srt-live-transmit
+// show the code instead of "Unknown or erroneous". gosrt v0.11.0 sends
+// its REJX_ constants without the 1000 offset.
+func wireCode(c gosrt.RejectionReason) gosrt.RejectionReason {
+	if c >= 1400 && c < 2000 {
+		return c + 1000
+	}
+	return c
+}
+
 func hubCode(err error) gosrt.RejectionReason {
 	switch {
 	case errors.Is(err, media.ErrNoStream):
@@ -403,7 +414,7 @@ func (s *Server) handle(req gosrt.ConnRequest) {
 	s.mu.Unlock()
 	if ref != nil {
 		s.refused.Add(1)
-		req.Reject(ref.code)
+		req.Reject(wireCode(ref.code))
 		s.log.Warn("srt connection refused", "remote", req.RemoteAddr().String(), "streamid", req.StreamId(), "code", int(ref.code), "reason", ref.reason)
 		return
 	}
