@@ -198,7 +198,11 @@ for n in $READERS; do
 					echo "no /debug/pprof/ on the API listener $API_ADDR" >"$OUT/cpu-$server-$n.missing"
 					exit 0
 				fi
-				while [ ! -e "$OUT/window-$server-$n" ]; do sleep 0.2; done
+				for ((i = 0; i < (PREROLL + IDLE + WARMUP + 120) * 5; i++)); do
+					[ -e "$OUT/window-$server-$n" ] && break
+					sleep 0.2
+				done
+				[ -e "$OUT/window-$server-$n" ] || exit 0
 				curl -fsS -o "$OUT/cpu-$server-$n.pprof" \
 					"http://$API_ADDR/debug/pprof/profile?seconds=$((DURATION - 1))" || true
 				curl -fsS -o "$OUT/heap-$server-$n.pprof" "http://$API_ADDR/debug/pprof/heap" || true
@@ -207,10 +211,15 @@ for n in $READERS; do
 			PIDS+=("$prof_pid")
 		fi
 		preroll=$PREROLL
-		[ "$server" = nginx ] && preroll=$NGINX_PREROLL
+		extra=()
+		if [ "$server" = nginx ]; then
+			preroll=$NGINX_PREROLL
+		else
+			extra=(-pprof "http://$API_ADDR")
+		fi
 		if ! "$OUT/rtmpreader" -url "rtmp://127.0.0.1:$RTMP_PORT/live/bench" -n "$n" \
 			-wait-live 20s -preroll "${preroll}s" -idle "${IDLE}s" -warmup "${WARMUP}s" -duration "${DURATION}s" \
-			-pid "$SERVER_PID" -label "$server" -mark "$OUT/window-$server-$n" >>"$RESULTS" 2>"$OUT/reader-$server-$n.log"; then
+			-pid "$SERVER_PID" -label "$server" -mark "$OUT/window-$server-$n" "${extra[@]}" >>"$RESULTS" 2>"$OUT/reader-$server-$n.log"; then
 			log "reader failed for $server/$n: $(tail -c 300 "$OUT/reader-$server-$n.log")"
 		fi
 		[ -n "$prof_pid" ] && { wait "$prof_pid" 2>/dev/null || true; forget_pid "$prof_pid"; }

@@ -38,6 +38,7 @@ type options struct {
 	pid         int
 	label       string
 	mark        string
+	pprof       string
 }
 
 // Result is what the reader prints.
@@ -71,6 +72,13 @@ type ServerStats struct {
 	RSSNKiB      uint64  `json:"rssN_kib"`      // max over the window (N readers)
 	HWMKiB       uint64  `json:"hwm_kib"`
 	RSSPerReader float64 `json:"rss_kib_per_reader"` // (rssN - rss0) / N
+	// Go servers with -pprof: live heap and goroutine stacks after a
+	// forced GC, at the end of the idle phase and of the window.
+	Go0          *goMem  `json:"go0,omitempty"`
+	GoN          *goMem  `json:"goN,omitempty"`
+	GoPerReader  float64 `json:"go_live_kib_per_reader,omitempty"` // (heap_alloc+stack_inuse) delta / N
+	GoroutinesPR float64 `json:"goroutines_per_reader,omitempty"`
+	GoErr        string  `json:"go_error,omitempty"`
 	// RSS sampled every second over the idle phase and the window.
 	RSSIdle   []uint64 `json:"rss_idle_kib"`
 	RSSWindow []uint64 `json:"rss_window_kib"`
@@ -89,6 +97,7 @@ func main() {
 	flag.IntVar(&o.parallel, "parallel", 32, "connections opened at once")
 	flag.IntVar(&o.pid, "pid", 0, "server process to measure (0: none)")
 	flag.StringVar(&o.label, "label", "", "label copied into the JSON")
+	flag.StringVar(&o.pprof, "pprof", "", "base URL of a Go server's net/http/pprof (http://HOST:PORT): also report its heap and stacks after a forced GC")
 	flag.StringVar(&o.mark, "mark", "", "create this file when the measurement window starts (to start a profiler)")
 	flag.Parse()
 	if o.n < 0 || o.parallel < 1 || o.duration <= 0 {
@@ -156,6 +165,13 @@ func run(ctx context.Context, o options, t target) (*Result, error) {
 		}
 		if srv.RSS0KiB == 0 {
 			srv.RSS0KiB = s0.RSSKiB
+		}
+		if o.pprof != "" {
+			if m, err := readGoMem(ctx, o.pprof); err != nil {
+				srv.GoErr = err.Error()
+			} else {
+				srv.Go0 = m
+			}
 		}
 	}
 
@@ -265,6 +281,18 @@ loop:
 		srv.CPUSeconds = round(ticksToSec(c1.CPUTicks-c0.CPUTicks), 3)
 		srv.CPUPct = round(100*srv.CPUSeconds/window, 1)
 		srv.RSSNKiB, srv.HWMKiB = max(srv.RSSNKiB, c1.RSSKiB), c1.HWMKiB
+		if o.pprof != "" {
+			if m, err := readGoMem(ctx, o.pprof); err != nil {
+				srv.GoErr = err.Error()
+			} else {
+				srv.GoN = m
+			}
+			if srv.Go0 != nil && srv.GoN != nil && o.n > 0 {
+				live := func(m *goMem) float64 { return float64(m.HeapAlloc + m.StackInuse) }
+				srv.GoPerReader = round((live(srv.GoN)-live(srv.Go0))/1024/float64(o.n), 1)
+				srv.GoroutinesPR = round(float64(srv.GoN.Goroutines-srv.Go0.Goroutines)/float64(o.n), 2)
+			}
+		}
 		if gbit := float64(b1-b0) * 8 / 1e9; gbit > 0 {
 			srv.CPUPerGbit = round(srv.CPUSeconds/gbit, 4)
 		}
