@@ -1,0 +1,346 @@
+// Package agent is a relaymesh node's lifecycle: it loads and validates the
+// config, builds the role's components (hub, listeners, cluster, QoS), runs
+// them, serves the JSON API and metrics, and reloads on SIGHUP.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/relaymesh/relaymesh/auth"
+	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/httpflv"
+	"github.com/relaymesh/relaymesh/media/rtmp"
+	"github.com/relaymesh/relaymesh/netutil"
+)
+
+// drainTimeout bounds the graceful part of a shutdown.
+const drainTimeout = 5 * time.Second
+
+// Agent is one relaymesh node.
+type Agent struct {
+	path     string
+	log      *slog.Logger
+	level    *slog.LevelVar
+	started  time.Time
+	hub      *media.Hub
+	rtmp     *rtmp.Server
+	httpflv  *httpflv.Server
+	api      *apiServer
+	access   atomic.Pointer[accessPolicy]
+	cfgMu    sync.Mutex
+	cfg      *Config
+	closers  []func() error
+	runners  []func(context.Context) error
+	stopping chan struct{}
+}
+
+// accessPolicy is what the listeners consult on every publish and play.
+type accessPolicy struct {
+	publishAuth, playAuth bool
+	key                   []byte
+	publishAllow          netutil.AllowList
+	playAllow             netutil.AllowList
+}
+
+// New builds the node's components and binds every listener, so an
+// address in use fails here.
+func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
+	level := new(slog.LevelVar)
+	level.Set(cfg.logLevel())
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})).With("node", cfg.Node.ResolveName())
+	a = &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	pol, err := policyOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.access.Store(&pol)
+
+	hcfg := media.DefaultHubConfig()
+	applyLimits(&hcfg, cfg)
+	hcfg.OnStreamPublished = func(key string) { log.Info("stream published", "stream", key) }
+	hcfg.OnStreamEnded = func(key string) { log.Info("stream ended", "stream", key) }
+	a.hub = media.NewHub(hcfg, log)
+
+	if cfg.RTMP.Listen != "" {
+		a.rtmp, err = rtmp.New(a.rtmpConfig(cfg), a.hub, log)
+		if err != nil {
+			return nil, err
+		}
+		a.add(a.rtmp.Run, a.rtmp.Close)
+	}
+	if cfg.HTTP.Listen != "" {
+		a.httpflv, err = httpflv.New(a.httpflvConfig(cfg), a.hub, log)
+		if err != nil {
+			return nil, err
+		}
+		a.add(a.httpflv.Run, a.httpflv.Close)
+	}
+	if err := a.newSRT(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.API.Listen != "" {
+		a.api, err = newAPI(a, cfg)
+		if err != nil {
+			return nil, err
+		}
+		a.add(a.api.Run, a.api.Close)
+	}
+	return a, nil
+}
+
+func (a *Agent) add(run func(context.Context) error, close func() error) {
+	a.runners = append(a.runners, run)
+	a.closers = append(a.closers, close)
+}
+
+// config returns the config in force.
+func (a *Agent) config() *Config {
+	a.cfgMu.Lock()
+	defer a.cfgMu.Unlock()
+	return a.cfg
+}
+
+func applyLimits(h *media.HubConfig, cfg *Config) {
+	l := cfg.Limits
+	h.MaxPublishers = l.MaxPublishers
+	h.MaxReaders = l.MaxReadersPerStream
+	h.MaxBitrate = int64(l.MaxBitrate)
+	h.ReconnectGrace = l.ReconnectGrace.Duration()
+	h.Takeover = l.Takeover
+	if d := l.MaxReaderLag.Duration(); d > 0 {
+		h.MaxReaderLag = d
+	}
+}
+
+func policyOf(cfg *Config) (accessPolicy, error) {
+	var p accessPolicy
+	var err error
+	p.publishAuth, p.playAuth = cfg.Auth.Publish, cfg.Auth.Play
+	if p.publishAuth || p.playAuth {
+		if p.key, err = auth.LoadKey(cfg.Auth.KeyFile); err != nil {
+			return p, fmt.Errorf("auth.key_file: %w", err)
+		}
+	}
+	if p.publishAllow, err = netutil.ParseAllowList(cfg.Auth.PublishAllow); err != nil {
+		return p, fmt.Errorf("auth.publish_allow: %w", err)
+	}
+	if p.playAllow, err = netutil.ParseAllowList(cfg.Auth.PlayAllow); err != nil {
+		return p, fmt.Errorf("auth.play_allow: %w", err)
+	}
+	return p, nil
+}
+
+// authorize is the single gate every listener calls before a publish or
+// play: the CIDR allowlist first, then the signed URL when required.
+func (a *Agent) authorize(action, key, query string, remote net.Addr) error {
+	p := a.access.Load()
+	allow, need := p.playAllow, p.playAuth
+	if action == "publish" {
+		allow, need = p.publishAllow, p.publishAuth
+	}
+	if allow.Len() > 0 && !allow.AllowsNetAddr(remote) {
+		return fmt.Errorf("address %s is not in auth.%s_allow", remote, action)
+	}
+	if need {
+		return auth.Verify(p.key, action, key, query, time.Now())
+	}
+	return nil
+}
+
+func (a *Agent) rtmpConfig(cfg *Config) rtmp.Config {
+	return rtmp.Config{
+		Listen:           cfg.RTMP.Listen,
+		HandshakeTimeout: cfg.Limits.HandshakeTimeout.Duration(),
+		ReadTimeout:      cfg.Limits.ReadTimeout.Duration(),
+		WriteTimeout:     cfg.Limits.WriteTimeout.Duration(),
+		MaxConnections:   cfg.Limits.MaxConnections,
+		Authorize:        a.authorize,
+	}
+}
+
+func (a *Agent) httpflvConfig(cfg *Config) httpflv.Config {
+	return httpflv.Config{
+		Listen:         cfg.HTTP.Listen,
+		WriteTimeout:   cfg.Limits.WriteTimeout.Duration(),
+		HeaderTimeout:  cfg.Limits.HandshakeTimeout.Duration(),
+		MaxConnections: cfg.Limits.MaxConnections,
+		Authorize:      a.authorize,
+	}
+}
+
+// Run runs every component until ctx ends, reloading on SIGHUP. On the
+// end of ctx it drains: readers get a clean end of stream, then the
+// listeners close.
+func (a *Agent) Run(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, len(a.runners))
+	var wg sync.WaitGroup
+	for _, run := range a.runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(runCtx); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	a.log.Info("relaymesh started", "version", Version, "role", a.cfg.Node.Role, "site", a.cfg.Node.Site,
+		"rtmp", a.listenAddr("rtmp"), "http", a.listenAddr("http"), "api", a.listenAddr("api"))
+	daemon.SdNotify(false, daemon.SdNotifyReady)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var watchdog <-chan time.Time
+	if iv, err := daemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
+		t := time.NewTicker(iv / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-errc:
+			runErr = err
+			a.log.Error("component failed", "err", err)
+			break loop
+		case <-hup:
+			a.Reload()
+		case <-watchdog:
+			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+		}
+	}
+	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	a.log.Info("shutting down", "drain_timeout", drainTimeout.String())
+	close(a.stopping)
+	a.drain()
+	cancel()
+	wg.Wait()
+	a.Close()
+	a.log.Info("stopped")
+	return runErr
+}
+
+// drain ends every stream so readers receive what was sent and a clean
+// end, and waits (bounded) for their connections to finish.
+func (a *Agent) drain() {
+	a.hub.Close()
+	deadline := time.Now().Add(drainTimeout)
+	for time.Now().Before(deadline) {
+		if a.rtmp == nil || a.rtmp.ConnCount() == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Close releases everything. It is idempotent and safe after a failed New.
+func (a *Agent) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	a.closers = nil
+	if a.hub != nil {
+		a.hub.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Reload loads the config file again and applies what changed. A bad
+// config is refused and the old one stays in force.
+func (a *Agent) Reload() error {
+	daemon.SdNotify(false, daemon.SdNotifyReloading)
+	defer daemon.SdNotify(false, daemon.SdNotifyReady)
+	err := a.reload()
+	if err != nil {
+		a.log.Error("reload refused; the old config stays in force", "problems", flattenErrors(err))
+		return err
+	}
+	return nil
+}
+
+func (a *Agent) reload() error {
+	next, err := loadConfig(a.path)
+	if err == nil {
+		err = next.CheckFiles()
+	}
+	if err != nil {
+		return err
+	}
+	old := a.config()
+	d := Diff(old, next)
+	if len(d.NeedsRestart) > 0 {
+		return fmt.Errorf("these settings need a restart (systemctl restart relaymesh): %v", d.NeedsRestart)
+	}
+	pol, err := policyOf(next)
+	if err != nil {
+		return err
+	}
+	a.access.Store(&pol)
+	a.level.Set(next.logLevel())
+	l := next.Limits
+	a.hub.SetLimits(l.MaxPublishers, l.MaxReadersPerStream, int64(l.MaxBitrate), l.Takeover, l.ReconnectGrace.Duration())
+	if a.rtmp != nil {
+		a.rtmp.SetConfig(a.rtmpConfig(next))
+	}
+	if a.httpflv != nil {
+		a.httpflv.SetConfig(a.httpflvConfig(next))
+	}
+	a.cfgMu.Lock()
+	a.cfg = next
+	a.cfgMu.Unlock()
+	a.log.Info("config reloaded", "changed", d.Changed())
+	return nil
+}
+
+// listenAddr returns the bound address of a listener, or "" when it is off.
+func (a *Agent) listenAddr(which string) string {
+	switch {
+	case which == "rtmp" && a.rtmp != nil:
+		return a.rtmp.Addr().String()
+	case which == "http" && a.httpflv != nil:
+		return a.httpflv.Addr().String()
+	case which == "api" && a.api != nil:
+		return a.api.Addr().String()
+	}
+	return ""
+}
+
+// checkWarnings are problems of the machine, not of the config, that
+// `relaymesh check` reports.
+func checkWarnings(cfg *Config) []string {
+	var w []string
+	if cfg.Auth.KeyFile != "" {
+		if s := auth.KeyFileWarning(cfg.Auth.KeyFile); s != "" {
+			w = append(w, s)
+		}
+	}
+	w = append(w, srtWarnings(cfg)...)
+	return w
+}

@@ -1,0 +1,310 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/internal/testmedia"
+)
+
+// buildBinary builds relaymesh once per test binary run.
+var buildOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "relaymesh-bin-")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.path = filepath.Join(dir, "relaymesh")
+		out, err := exec.Command("go", "build", "-o", buildOnce.path, "../cmd/relaymesh").CombinedOutput()
+		if err != nil {
+			buildOnce.err = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if buildOnce.err != nil {
+		t.Fatal(buildOnce.err)
+	}
+	return buildOnce.path
+}
+
+// agentProc is a running relaymesh binary.
+type agentProc struct {
+	cmd    *exec.Cmd
+	logs   *lockedBuf
+	cfg    string
+	ports  map[string]int
+	exited chan struct{} // closed when the process has exited
+	err    error         // its exit status, valid after exited
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+const baseConfig = `version = 1
+[node]
+name = "test-node"
+data_dir = %q
+log_level = "info"
+[rtmp]
+listen = "127.0.0.1:%d"
+[http]
+listen = "127.0.0.1:%d"
+[srt]
+listen = "127.0.0.1:%d"
+[api]
+listen = "127.0.0.1:%d"
+[limits]
+reconnect_grace = "500ms"
+%s
+`
+
+func startAgent(t *testing.T, extra string) *agentProc {
+	t.Helper()
+	bin := binary(t)
+	dir := t.TempDir()
+	p := &agentProc{
+		logs:   &lockedBuf{},
+		cfg:    filepath.Join(dir, "relaymesh.toml"),
+		exited: make(chan struct{}),
+		ports: map[string]int{
+			"rtmp": testmedia.FreePort(t), "http": testmedia.FreePort(t),
+			"srt": testmedia.FreePort(t), "api": testmedia.FreePort(t),
+		},
+	}
+	p.writeConfig(t, extra)
+	p.cmd = exec.Command(bin, "run", "-c", p.cfg)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("agent log:\n%s", p.logs)
+		}
+	})
+	testmedia.Eventually(t, 10*time.Second, "agent /healthz", func() bool {
+		resp, err := http.Get(p.api("/healthz"))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return p
+}
+
+func (p *agentProc) writeConfig(t *testing.T, extra string) {
+	t.Helper()
+	body := fmt.Sprintf(baseConfig, filepath.Join(filepath.Dir(p.cfg), "data"),
+		p.ports["rtmp"], p.ports["http"], p.ports["srt"], p.ports["api"], extra)
+	tmp := p.cfg + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p.cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *agentProc) api(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", p.ports["api"], path)
+}
+
+func (p *agentProc) rtmp(key string) string {
+	return fmt.Sprintf("rtmp://127.0.0.1:%d/%s", p.ports["rtmp"], key)
+}
+
+func (p *agentProc) flv(key string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d/%s.flv", p.ports["http"], key)
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+type streamsResp struct {
+	Streams []struct {
+		Name         string  `json:"name"`
+		Video        string  `json:"video_codec"`
+		Audio        string  `json:"audio_codec"`
+		Width        int     `json:"width"`
+		Height       int     `json:"height"`
+		FPS          float64 `json:"fps"`
+		VideoBitrate int64   `json:"video_bitrate"`
+		AudioBitrate int64   `json:"audio_bitrate"`
+		ReaderCount  int     `json:"reader_count"`
+		Publisher    *struct {
+			Protocol string `json:"protocol"`
+			Remote   string `json:"remote"`
+		} `json:"publisher"`
+	} `json:"streams"`
+}
+
+// TestAgentServesAndReloads runs the real binary: ffmpeg publishes, a
+// player reads over HTTP-FLV from start to end while the config is
+// reloaded twice (once valid with an unrelated change, once invalid); the
+// player receives every frame, /v1/streams describes the stream, and
+// SIGTERM ends the agent cleanly.
+func TestAgentServesAndReloads(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	a := startAgent(t, "")
+	ctx := context.Background()
+	src := testmedia.Source{Audio: true, Realtime: true, Duration: 8 * time.Second}.Defaults()
+	pub := testmedia.Publish(t, ctx, src, a.rtmp("live/reload"))
+	var sr streamsResp
+	testmedia.Eventually(t, 10*time.Second, "stream in /v1/streams", func() bool {
+		getJSON(t, a.api("/v1/streams"), &sr)
+		return len(sr.Streams) == 1
+	})
+	type readRes struct {
+		res testmedia.Result
+		err error
+	}
+	done := make(chan readRes, 1)
+	go func() {
+		res, err := testmedia.Read(ctx, a.flv("live/reload"), 30*time.Second)
+		done <- readRes{res, err}
+	}()
+	testmedia.Eventually(t, 10*time.Second, "stream to show codecs, a reader and its frame rate", func() bool {
+		getJSON(t, a.api("/v1/streams"), &sr)
+		return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1 && sr.Streams[0].FPS > 0 && sr.Streams[0].Width > 0
+	})
+	s := sr.Streams[0]
+	if s.Name != "live/reload" || s.Video != "H264" || s.Audio != "AAC" || s.Width != 640 || s.Height != 360 {
+		t.Errorf("stream = %+v, want live/reload H264/AAC 640x360", s)
+	}
+	if s.Publisher == nil || s.Publisher.Protocol != "rtmp" || !strings.HasPrefix(s.Publisher.Remote, "127.0.0.1:") {
+		t.Errorf("publisher = %+v, want rtmp from 127.0.0.1", s.Publisher)
+	}
+	if s.VideoBitrate <= 0 || s.AudioBitrate <= 0 {
+		t.Errorf("bitrates = %d/%d, want > 0", s.VideoBitrate, s.AudioBitrate)
+	}
+
+	// a valid reload that changes unrelated settings
+	a.writeConfig(t, "max_readers_per_stream = 50\n")
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	testmedia.Eventually(t, 5*time.Second, "config reloaded", func() bool {
+		return strings.Contains(a.logs.String(), "config reloaded")
+	})
+	// an invalid one is refused and the old config stays in force
+	os.WriteFile(a.cfg, []byte("version = 1\n[rtmp]\nlisten = 5\nbogus = true\n"), 0o644)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	testmedia.Eventually(t, 5*time.Second, "reload refused", func() bool {
+		return strings.Contains(a.logs.String(), "reload refused")
+	})
+
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if d := r.res.VideoFrames - src.Frames(); d < -1 || d > 1 {
+		t.Errorf("player got %d frames across two reloads, want %d (+-1)", r.res.VideoFrames, src.Frames())
+	}
+	if r.res.DecodeErrors != "" || r.res.NonMonotonic != 0 {
+		t.Errorf("decode errors %q, non-monotonic %d", r.res.DecodeErrors, r.res.NonMonotonic)
+	}
+	if err := pub.Wait(10 * time.Second); err != nil {
+		t.Errorf("publisher: %v %s", err, pub.Stderr)
+	}
+
+	// SIGTERM: the agent exits 0 promptly
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.exited:
+		if a.err != nil {
+			t.Errorf("agent exit after SIGTERM: %v", a.err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("agent still running 15 s after SIGTERM")
+	}
+}
+
+// TestSIGTERMEndsPlayersCleanly: players connected at shutdown get the end
+// of the stream and the agent exits.
+func TestSIGTERMEndsPlayersCleanly(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	a := startAgent(t, "")
+	ctx := context.Background()
+	testmedia.Publish(t, ctx, testmedia.Source{Realtime: true, Duration: 30 * time.Second}, a.rtmp("live/term"))
+	var sr streamsResp
+	testmedia.Eventually(t, 10*time.Second, "stream live", func() bool {
+		getJSON(t, a.api("/v1/streams"), &sr)
+		return len(sr.Streams) == 1
+	})
+	done := make(chan error, 1)
+	var res testmedia.Result
+	go func() {
+		var err error
+		res, err = testmedia.Read(ctx, a.rtmp("live/term"), 60*time.Second)
+		done <- err
+	}()
+	testmedia.Eventually(t, 10*time.Second, "a reader", func() bool {
+		getJSON(t, a.api("/v1/streams"), &sr)
+		return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1
+	})
+	time.Sleep(time.Second) // let the player receive some media (not a timing assertion)
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("player did not end cleanly: %v", err)
+		}
+		if res.VideoFrames == 0 || res.DecodeErrors != "" {
+			t.Errorf("player got %d frames, decode errors %q", res.VideoFrames, res.DecodeErrors)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("player still reading 20 s after SIGTERM")
+	}
+	select {
+	case <-a.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("agent still running after SIGTERM")
+	}
+	if !strings.Contains(a.logs.String(), `"msg":"stopped"`) {
+		t.Errorf("no 'stopped' log line")
+	}
+}
