@@ -22,7 +22,9 @@ import (
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/httpflv"
+	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/rtmp"
+	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -38,6 +40,7 @@ type Agent struct {
 	hub      *media.Hub
 	rtmp     *rtmp.Server
 	httpflv  *httpflv.Server
+	srt      *srt.Server
 	api      *apiServer
 	access   atomic.Pointer[accessPolicy]
 	cfgMu    sync.Mutex
@@ -75,6 +78,7 @@ func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
 
 	hcfg := media.DefaultHubConfig()
 	applyLimits(&hcfg, cfg)
+	hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
 	hcfg.OnStreamPublished = func(key string) { log.Info("stream published", "stream", key) }
 	hcfg.OnStreamEnded = func(key string) { log.Info("stream ended", "stream", key) }
 	a.hub = media.NewHub(hcfg, log)
@@ -204,7 +208,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 	a.log.Info("relaymesh started", "version", Version, "role", a.cfg.Node.Role, "site", a.cfg.Node.Site,
-		"rtmp", a.listenAddr("rtmp"), "http", a.listenAddr("http"), "api", a.listenAddr("api"))
+		"rtmp", a.listenAddr("rtmp"), "http", a.listenAddr("http"), "srt", a.listenAddr("srt"), "api", a.listenAddr("api"))
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 
 	hup := make(chan os.Signal, 1)
@@ -326,6 +330,8 @@ func (a *Agent) listenAddr(which string) string {
 		return a.rtmp.Addr().String()
 	case which == "http" && a.httpflv != nil:
 		return a.httpflv.Addr().String()
+	case which == "srt" && a.srt != nil:
+		return a.srt.Addr().String()
 	case which == "api" && a.api != nil:
 		return a.api.Addr().String()
 	}
@@ -335,12 +341,5 @@ func (a *Agent) listenAddr(which string) string {
 // checkWarnings are problems of the machine, not of the config, that
 // `relaymesh check` reports.
 func checkWarnings(cfg *Config) []string {
-	var w []string
-	if cfg.Auth.KeyFile != "" {
-		if s := auth.KeyFileWarning(cfg.Auth.KeyFile); s != "" {
-			w = append(w, s)
-		}
-	}
-	w = append(w, srtWarnings(cfg)...)
-	return w
+	return append(cfg.FileWarnings(), srtWarnings(cfg)...)
 }

@@ -308,3 +308,80 @@ func TestSIGTERMEndsPlayersCleanly(t *testing.T) {
 		t.Errorf("no 'stopped' log line")
 	}
 }
+
+// TestCrossProtocol: any input plays on every output, through the real
+// binary. SRT in is read over RTMP, HTTP-FLV and SRT; RTMP in is read over
+// SRT. Codecs, resolution, every frame, no decode errors.
+func TestCrossProtocol(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	if testing.Short() {
+		t.Skip("end-to-end: runs without -short")
+	}
+	a := startAgent(t, "")
+	srtURL := func(mode, key string) string {
+		return fmt.Sprintf("srt://127.0.0.1:%d?streamid=%s:%s", a.ports["srt"], mode, key)
+	}
+	cases := []struct {
+		name    string
+		publish string
+		key     string
+		reads   map[string]string
+	}{
+		{"srt in", srtURL("publish", "live/fromsrt"), "live/fromsrt", map[string]string{
+			"rtmp": a.rtmp("live/fromsrt"), "httpflv": a.flv("live/fromsrt"), "srt": srtURL("read", "live/fromsrt"),
+		}},
+		{"rtmp in", a.rtmp("live/fromrtmp"), "live/fromrtmp", map[string]string{
+			"srt": srtURL("read", "live/fromrtmp"),
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			src := testmedia.Source{Audio: true, Realtime: true, Duration: 6 * time.Second}.Defaults()
+			pub := testmedia.Publish(t, ctx, src, tc.publish)
+			var sr streamsResp
+			testmedia.Eventually(t, 10*time.Second, tc.key+" live", func() bool {
+				getJSON(t, a.api("/v1/streams"), &sr)
+				for _, s := range sr.Streams {
+					if s.Name == tc.key {
+						return true
+					}
+				}
+				return false
+			})
+			type out struct {
+				name string
+				res  testmedia.Result
+				err  error
+			}
+			results := make(chan out, len(tc.reads))
+			for name, url := range tc.reads {
+				go func() {
+					res, err := testmedia.Read(ctx, url, 20*time.Second)
+					results <- out{name, res, err}
+				}()
+			}
+			for range tc.reads {
+				r := <-results
+				t.Run(r.name, func(t *testing.T) {
+					if r.err != nil {
+						t.Fatal(r.err)
+					}
+					if r.res.VideoCodec != "h264" || r.res.AudioCodec != "aac" || r.res.Width != 640 || r.res.Height != 360 {
+						t.Errorf("got %s/%s %dx%d, want h264/aac 640x360", r.res.VideoCodec, r.res.AudioCodec, r.res.Width, r.res.Height)
+					}
+					// SRT loses up to its latency at the very end when the
+					// publisher hangs up (gosrt drops its receive buffer),
+					// so allow the last ~0.5 s to be missing.
+					if r.res.VideoFrames < src.Frames()-12 || r.res.VideoFrames > src.Frames()+1 {
+						t.Errorf("frames = %d, want %d (-12..+1)", r.res.VideoFrames, src.Frames())
+					}
+					if !r.res.FirstKey || r.res.NonMonotonic != 0 || r.res.DecodeErrors != "" {
+						t.Errorf("first key %v, non-monotonic %d, decode errors %q", r.res.FirstKey, r.res.NonMonotonic, r.res.DecodeErrors)
+					}
+				})
+			}
+			pub.Wait(10 * time.Second)
+		})
+	}
+}

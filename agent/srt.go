@@ -1,9 +1,75 @@
 package agent
 
-// newSRT builds the SRT listener (issue 3).
-func (a *Agent) newSRT(cfg *Config) error { return nil }
+import (
+	"context"
+	"net"
+
+	"github.com/relaymesh/relaymesh/auth"
+	"github.com/relaymesh/relaymesh/media/srt"
+)
+
+// newSRT builds the SRT listener when [srt] listen is set.
+func (a *Agent) newSRT(cfg *Config) error {
+	if cfg.SRT.Listen == "" {
+		return nil
+	}
+	s, err := srt.New(a.srtConfig(cfg), a.hub, a.log)
+	if err != nil {
+		return err
+	}
+	a.srt = s
+	a.add(s.Run, s.Close)
+	return nil
+}
+
+func (a *Agent) srtConfig(cfg *Config) srt.Config {
+	streams := map[string]srt.StreamOptions{}
+	for _, s := range cfg.SRTStreams {
+		streams[s.Key] = srt.StreamOptions{PublishPassphrase: s.PublishPassphrase, ReadPassphrase: s.ReadPassphrase}
+	}
+	return srt.Config{
+		Listen:            cfg.SRT.Listen,
+		Latency:           cfg.SRT.Latency.Duration(),
+		PublishPassphrase: cfg.SRT.PublishPassphrase,
+		ReadPassphrase:    cfg.SRT.ReadPassphrase,
+		PeerIdleTimeout:   cfg.SRT.PeerIdleTimeout.Duration(),
+		ReadTimeout:       cfg.Limits.ReadTimeout.Duration(),
+		WriteTimeout:      cfg.Limits.WriteTimeout.Duration(),
+		MaxConns:          cfg.SRT.MaxConnections,
+		Streams:           streams,
+		Authorize: func(_ context.Context, action, key, token string, remote net.Addr) error {
+			if action == srt.ActionRead {
+				action = auth.ActionPlay
+			}
+			q := ""
+			if token != "" {
+				q = auth.QueryParam + "=" + token
+			}
+			return a.authorize(action, key, q, remote)
+		},
+	}
+}
 
 // srtStats returns per-connection SRT statistics of a stream for the API.
-func (a *Agent) srtStats(key string) []any { return nil }
+func (a *Agent) srtStats(key string) []any {
+	if a.srt == nil {
+		return nil
+	}
+	var out []any
+	for _, st := range a.srt.Stats() {
+		if st.Stream == key {
+			out = append(out, st)
+		}
+	}
+	return out
+}
 
-func srtWarnings(cfg *Config) []string { return nil }
+func srtWarnings(cfg *Config) []string {
+	if cfg.SRT.Listen == "" {
+		return nil
+	}
+	if w := srt.CheckUDPBuffers(); w != "" {
+		return []string{w}
+	}
+	return nil
+}

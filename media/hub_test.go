@@ -426,7 +426,6 @@ func TestSlowReader(t *testing.T) {
 	})
 
 	t.Run("a GOP longer than MaxReaderLag still plays", func(t *testing.T) {
-		t.Skip("BUG: a reader whose newest keyframe is older than MaxReaderLag skips onto the same keyframe again and again and gets ErrSlowReader in its first Next (see report: Reader.lagging must not fire when there is no newer keyframe)")
 		h := newHub(t, func(c *media.HubConfig) { c.MaxReaderLag = time.Second })
 		p := publish(t, h, "live/longgop")
 		write(t, p, vhdr(0))
@@ -849,7 +848,6 @@ func TestConcurrentReaders(t *testing.T) {
 // TestTakeoverWhileWriting takes a stream over while the first publisher
 // is in the middle of writing, as two RTMP connections do (meant for -race).
 func TestTakeoverWhileWriting(t *testing.T) {
-	t.Skip("BUG: under -race, Stream.attach writes s.sessions/s.started while the taken-over publisher's in-flight Write reads them, and both publishers can be inside lane.write at once (see report: serialize Publisher.Write with a per-stream write mutex)")
 	h := newHub(t, func(c *media.HubConfig) { c.Takeover = true })
 	p1 := publish(t, h, "live/tk")
 	r := subscribe(t, h, "live/tk")

@@ -36,6 +36,7 @@ type Reader struct {
 	kickErr atomic.Pointer[error]
 
 	cursor      uint64
+	sent        [numSlots]*Packet // the header last delivered per slot
 	needKey     bool
 	sendHeaders bool
 	epoch       uint64
@@ -78,7 +79,11 @@ func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
 		}
 		if r.sendHeaders {
 			r.sendHeaders = false
+			n := len(dst)
 			dst = r.l.snapshotHeaders(dst)
+			for _, h := range dst[n:] {
+				r.sent[headerSlot(h)] = h
+			}
 		}
 		head := r.l.head.Load()
 		if r.cursor < head {
@@ -94,6 +99,15 @@ func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
 					break
 				}
 				r.cursor++
+				if p.Header {
+					// a header written after the GOP start is also in the
+					// snapshot: never deliver the same one twice (players
+					// take a repeated sequence header as new extradata)
+					if r.sent[headerSlot(p)] == p {
+						continue
+					}
+					r.sent[headerSlot(p)] = p
+				}
 				if r.needKey && !p.Header {
 					if !r.l.isKey(p) {
 						r.skipped.Add(1)
@@ -130,6 +144,11 @@ func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
 func (r *Reader) lagging(head uint64) bool {
 	lag := r.s.hub.cfg.MaxReaderLag
 	if lag <= 0 {
+		return false
+	}
+	// Only a newer keyframe makes skipping worthwhile: a reader at the
+	// start of a GOP longer than the lag limit is not behind.
+	if k := r.l.lastKey.Load(); k == 0 || k-1 <= r.cursor {
 		return false
 	}
 	p := r.l.at(r.cursor)

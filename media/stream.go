@@ -26,7 +26,9 @@ type Stream struct {
 	remux    context.CancelFunc // running FLV->TS remuxer
 	native   Format
 
-	// timeline, owned by the current publisher's goroutine
+	// wmu serializes writers: a publisher being taken over may still be
+	// inside Write when its successor starts. It guards the timeline.
+	wmu     sync.Mutex
 	offset  int64
 	lastOut int64
 	started bool
@@ -108,10 +110,12 @@ func (s *Stream) attach(info PublisherInfo) *Publisher {
 		s.grace = nil
 	}
 	s.native = info.Native
+	s.wmu.Lock()
 	s.sessions++
 	p := &Publisher{s: s, info: info, session: s.sessions}
-	s.pub = p
 	s.started = false
+	s.wmu.Unlock()
+	s.pub = p
 	for _, l := range s.lanes {
 		l.epoch.Add(1)
 	}
@@ -244,10 +248,12 @@ func (p *Publisher) Stream() *Stream { return p.s }
 // when the publisher must stop: taken over, over the bitrate limit, or the
 // server is closing.
 func (p *Publisher) Write(pkt *Packet) error {
+	s := p.s
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if e := p.kicked.Load(); e != nil {
 		return *e
 	}
-	s := p.s
 	f := FormatFLV
 	if pkt.Kind == KindTS {
 		f = FormatTS
