@@ -47,6 +47,10 @@ type Agent struct {
 	cfg      *Config
 	closers  []func() error
 	runners  []func(context.Context) error
+	// beforeDrain runs first on shutdown (leave the cluster, move streams
+	// away), bounded by each component itself.
+	beforeDrain []func()
+	ext         extensions
 	stopping chan struct{}
 }
 
@@ -98,6 +102,15 @@ func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
 		a.add(a.httpflv.Run, a.httpflv.Close)
 	}
 	if err := a.newSRT(cfg); err != nil {
+		return nil, err
+	}
+	if err := a.newOps(cfg); err != nil {
+		return nil, err
+	}
+	if err := a.newCluster(cfg); err != nil {
+		return nil, err
+	}
+	if err := a.newObjects(cfg); err != nil {
 		return nil, err
 	}
 	if cfg.API.Listen != "" {
@@ -240,6 +253,9 @@ loop:
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	a.log.Info("shutting down", "drain_timeout", drainTimeout.String())
 	close(a.stopping)
+	for _, f := range a.beforeDrain {
+		f()
+	}
 	a.drain()
 	cancel()
 	wg.Wait()
@@ -307,6 +323,15 @@ func (a *Agent) reload() error {
 		return err
 	}
 	a.access.Store(&pol)
+	if err := a.reloadCluster(old, next); err != nil {
+		return err
+	}
+	if err := a.reloadOps(old, next); err != nil {
+		return err
+	}
+	if err := a.reloadObjects(old, next); err != nil {
+		return err
+	}
 	a.level.Set(next.logLevel())
 	l := next.Limits
 	a.hub.SetLimits(l.MaxPublishers, l.MaxReadersPerStream, int64(l.MaxBitrate), l.Takeover, l.ReconnectGrace.Duration())

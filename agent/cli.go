@@ -146,4 +146,4 @@ func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 }
 
 // qosInterface is the interface the agent shapes, if any.
-func qosInterface(cfg *Config) string { return "" }
+

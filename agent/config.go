@@ -51,6 +51,19 @@ type Config struct {
 	Auth       AuthConfig        `toml:"auth"`
 	SRTStreams []SRTStreamConfig `toml:"srt_stream"`
 
+	// The cluster: config_cluster.go.
+	Cluster   ClusterConfig    `toml:"cluster"`
+	Routes    []RouteConfig    `toml:"route"`
+	Locations []LocationConfig `toml:"location"`
+	// Operations: config_ops.go.
+	QoS      QoSConfig      `toml:"qos"`
+	Webhooks WebhooksConfig `toml:"webhooks"`
+	// Flows, relays and pseudo-live tasks: config_objects.go.
+	Objects ObjectsConfig  `toml:"objects"`
+	Flows   []FlowConfig   `toml:"flow"`
+	Relays  []RelayConfig  `toml:"relay"`
+	Tasks   []TaskConfig   `toml:"task"`
+
 	// Sources lists the files Load read, main file first. Not a TOML key.
 	Sources []string `toml:"-"`
 }
@@ -953,6 +966,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateListeners(&ps)
+	c.validateCluster(&ps)
+	c.validateOps(&ps)
+	c.validateObjects(&ps)
 	return ps.err()
 }
 
