@@ -78,6 +78,8 @@ func parseMemStats(s string) (*goMem, error) {
 		if !ok {
 			continue
 		}
+		// "# Stack = inuse / sys" carries two numbers: keep the first.
+		v, _, _ = strings.Cut(v, " / ")
 		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 		if err != nil {
 			continue
@@ -89,7 +91,7 @@ func parseMemStats(s string) (*goMem, error) {
 			m.HeapInuse = n
 		case "HeapSys":
 			m.HeapSys = n
-		case "StackInuse":
+		case "Stack":
 			m.StackInuse = n
 		case "Sys":
 			m.Sys = n

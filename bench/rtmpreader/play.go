@@ -70,6 +70,7 @@ type player struct {
 	bc        *bytecounter.Reader // every byte read from the socket, for acks
 	ackWindow uint32
 	lastAck   uint32
+	acks      atomic.Uint64 // acknowledgements sent
 }
 
 // dial connects, does the handshake, connect, createStream and play, and
@@ -241,6 +242,7 @@ func be32(b []byte) uint32 {
 func (p *player) writeAck(n uint32) error {
 	b := [16]byte{0x02, 0, 0, 0, 0, 0, 4, msgAck, 0, 0, 0, 0, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
 	_, err := p.nc.Write(b[:])
+	p.acks.Add(1)
 	return err
 }
 
