@@ -33,25 +33,25 @@ const drainTimeout = 5 * time.Second
 
 // Agent is one relaymesh node.
 type Agent struct {
-	path     string
-	log      *slog.Logger
-	level    *slog.LevelVar
-	started  time.Time
-	hub      *media.Hub
-	rtmp     *rtmp.Server
-	httpflv  *httpflv.Server
-	srt      *srt.Server
-	api      *apiServer
-	access   atomic.Pointer[accessPolicy]
-	cfgMu    sync.Mutex
-	cfg      *Config
-	closers  []func() error
-	runners  []func(context.Context) error
+	path    string
+	log     *slog.Logger
+	level   *slog.LevelVar
+	started time.Time
+	hub     *media.Hub
+	rtmp    *rtmp.Server
+	httpflv *httpflv.Server
+	srt     *srt.Server
+	api     *apiServer
+	access  atomic.Pointer[accessPolicy]
+	cfgMu   sync.Mutex
+	cfg     *Config
+	closers []func() error
+	runners []func(context.Context) error
 	// beforeDrain runs first on shutdown (leave the cluster, move streams
 	// away), bounded by each component itself.
 	beforeDrain []func()
 	ext         extensions
-	stopping chan struct{}
+	stopping    chan struct{}
 }
 
 // accessPolicy is what the listeners consult on every publish and play.

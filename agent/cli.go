@@ -146,4 +146,3 @@ func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 }
 
 // qosInterface is the interface the agent shapes, if any.
-

@@ -59,10 +59,10 @@ type Config struct {
 	QoS      QoSConfig      `toml:"qos"`
 	Webhooks WebhooksConfig `toml:"webhooks"`
 	// Flows, relays and pseudo-live tasks: config_objects.go.
-	Objects ObjectsConfig  `toml:"objects"`
-	Flows   []FlowConfig   `toml:"flow"`
-	Relays  []RelayConfig  `toml:"relay"`
-	Tasks   []TaskConfig   `toml:"task"`
+	Objects ObjectsConfig `toml:"objects"`
+	Flows   []FlowConfig  `toml:"flow"`
+	Relays  []RelayConfig `toml:"relay"`
+	Tasks   []TaskConfig  `toml:"task"`
 
 	// Sources lists the files Load read, main file first. Not a TOML key.
 	Sources []string `toml:"-"`

@@ -13,5 +13,5 @@ func (a *Agent) newOps(cfg *Config) error { return nil }
 func (a *Agent) reloadOps(old, next *Config) error { return nil }
 
 // routesOps registers the ops API endpoints on s.mux.
-func (s *apiServer) routesOps() {}
+func (s *apiServer) routesOps()       {}
 func qosInterface(cfg *Config) string { return "" }
