@@ -189,6 +189,7 @@ func (a *Agent) rtmpConfig(cfg *Config) rtmp.Config {
 		ReadTimeout:      cfg.Limits.ReadTimeout.Duration(),
 		WriteTimeout:     cfg.Limits.WriteTimeout.Duration(),
 		MaxConnections:   cfg.Limits.MaxConnections,
+		PlayWait:         a.playWait(cfg),
 		Authorize:        a.authorize,
 	}
 }
@@ -199,6 +200,7 @@ func (a *Agent) httpflvConfig(cfg *Config) httpflv.Config {
 		WriteTimeout:   cfg.Limits.WriteTimeout.Duration(),
 		HeaderTimeout:  cfg.Limits.HandshakeTimeout.Duration(),
 		MaxConnections: cfg.Limits.MaxConnections,
+		PlayWait:       a.playWait(cfg),
 		Authorize:      a.authorize,
 	}
 }

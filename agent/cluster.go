@@ -1,5 +1,7 @@
 package agent
 
+import "time"
+
 // This file wires the cluster: gossip membership, edge uplinks, center backbone, on-demand pulls, /v1/nodes, /v1/locate into the agent.
 
 // clusterState is the agent's cluster state (see extensions.go).
@@ -14,3 +16,7 @@ func (a *Agent) reloadCluster(old, next *Config) error { return nil }
 
 // routesCluster registers the cluster API endpoints on s.mux.
 func (s *apiServer) routesCluster() {}
+
+// playWait is how long a player may wait for a stream that is not live on
+// this node (a center pulls it on demand meanwhile).
+func (a *Agent) playWait(cfg *Config) time.Duration { return 0 }

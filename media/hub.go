@@ -37,6 +37,9 @@ type HubConfig struct {
 	MaxBitrate        int64         // bits/s per publisher, 0 = unlimited
 	BitrateWindow     time.Duration // averaging window for MaxBitrate
 	NewTSMuxer        func() Remuxer
+	// OnMissing is called (in its own goroutine) when a subscriber waits
+	// for a stream that is not live, so the node can pull it on demand.
+	OnMissing         func(key string)
 	OnStreamPublished func(key string)
 	OnStreamEnded     func(key string)
 }
@@ -200,6 +203,7 @@ func (h *Hub) Subscribe(ctx context.Context, key string, opt SubscribeOptions) (
 		defer t.Stop()
 		deadline = t.C
 	}
+	asked := false
 	for {
 		h.mu.Lock()
 		if h.closed {
@@ -218,6 +222,10 @@ func (h *Hub) Subscribe(ctx context.Context, key string, opt SubscribeOptions) (
 		}
 		if deadline == nil {
 			return nil, fmt.Errorf("%s: %w", key, ErrNoStream)
+		}
+		if !asked && h.cfg.OnMissing != nil {
+			asked = true
+			go h.cfg.OnMissing(key)
 		}
 		select {
 		case <-changed:
