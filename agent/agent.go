@@ -50,6 +50,10 @@ type Agent struct {
 	// beforeDrain runs first on shutdown (leave the cluster, move streams
 	// away), bounded by each component itself.
 	beforeDrain []func()
+	// Stream hooks, appended to by the parts in New (before Run): called
+	// in their own goroutine when a stream goes live, ends, or is asked
+	// for while not live here.
+	onPublished, onEnded, onMissing []func(key string)
 	ext         extensions
 	stopping    chan struct{}
 }
@@ -83,8 +87,23 @@ func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
 	hcfg := media.DefaultHubConfig()
 	applyLimits(&hcfg, cfg)
 	hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-	hcfg.OnStreamPublished = func(key string) { log.Info("stream published", "stream", key) }
-	hcfg.OnStreamEnded = func(key string) { log.Info("stream ended", "stream", key) }
+	hcfg.OnStreamPublished = func(key string) {
+		log.Info("stream published", "stream", key)
+		for _, f := range a.onPublished {
+			f(key)
+		}
+	}
+	hcfg.OnStreamEnded = func(key string) {
+		log.Info("stream ended", "stream", key)
+		for _, f := range a.onEnded {
+			f(key)
+		}
+	}
+	hcfg.OnMissing = func(key string) {
+		for _, f := range a.onMissing {
+			f(key)
+		}
+	}
 	a.hub = media.NewHub(hcfg, log)
 
 	if cfg.RTMP.Listen != "" {
