@@ -54,8 +54,8 @@ type Agent struct {
 	// in their own goroutine when a stream goes live, ends, or is asked
 	// for while not live here.
 	onPublished, onEnded, onMissing []func(key string)
-	ext         extensions
-	stopping    chan struct{}
+	ext                             extensions
+	stopping                        chan struct{}
 }
 
 // accessPolicy is what the listeners consult on every publish and play.
