@@ -1,6 +1,6 @@
 # relaymesh — `make` (or `make help`) lists the targets.
 
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION ?= $(shell sh packaging/version.sh 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/relaymesh/relaymesh/agent.Version=$(VERSION)
 BIN     := bin/relaymesh
 GO      ?= go
@@ -47,7 +47,7 @@ lint: ## go vet, gofmt, go mod tidy -diff
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) mod tidy -diff
 
-clean: ## remove build outputs
+clean: deb-clean ## remove build outputs
 	rm -rf bin dist
 
 include packaging/deb.mk
