@@ -186,32 +186,32 @@ func TestParseHeader(t *testing.T) {
 	prev := media.CodecInfo{Video: "H264", Width: 1, Height: 1, Audio: "AAC", SampleRate: 44100, Channels: 1}
 	cases := []struct {
 		name string
-		pkt  media.Packet
+		pkt  *media.Packet
 		prev media.CodecInfo
 		ok   bool
 		want media.CodecInfo
 	}{
-		{"H.264 from ffmpeg", media.Packet{Kind: media.KindVideo, Header: true, Payload: avc}, media.CodecInfo{}, true,
+		{"H.264 from ffmpeg", &media.Packet{Kind: media.KindVideo, Header: true, Payload: avc}, media.CodecInfo{}, true,
 			media.CodecInfo{Video: "H264", Width: 640, Height: 360}},
-		{"AAC from ffmpeg keeps the video", media.Packet{Kind: media.KindAudio, Header: true, Payload: aac},
+		{"AAC from ffmpeg keeps the video", &media.Packet{Kind: media.KindAudio, Header: true, Payload: aac},
 			media.CodecInfo{Video: "H264", Width: 640, Height: 360}, true,
 			media.CodecInfo{Video: "H264", Width: 640, Height: 360, Audio: "AAC", SampleRate: 48000, Channels: 2}},
-		{"H.265 Enhanced hvc1", media.Packet{Kind: media.KindVideo, Header: true, Payload: cat([]byte{0x90, 'h', 'v', 'c', '1'}, hvcc)}, prev, true,
+		{"H.265 Enhanced hvc1", &media.Packet{Kind: media.KindVideo, Header: true, Payload: cat([]byte{0x90, 'h', 'v', 'c', '1'}, hvcc)}, prev, true,
 			media.CodecInfo{Video: "H265", Width: 640, Height: 360, Audio: "AAC", SampleRate: 44100, Channels: 1}},
-		{"H.265 legacy codec 12", media.Packet{Kind: media.KindVideo, Header: true, Payload: cat([]byte{0x1c, 0, 0, 0, 0}, hvcc)}, media.CodecInfo{}, true,
+		{"H.265 legacy codec 12", &media.Packet{Kind: media.KindVideo, Header: true, Payload: cat([]byte{0x1c, 0, 0, 0, 0}, hvcc)}, media.CodecInfo{}, true,
 			media.CodecInfo{Video: "H265", Width: 640, Height: 360}},
-		{"broken AVC record: codec known, size not", media.Packet{Kind: media.KindVideo, Header: true, Payload: avc[:12]}, prev, true,
+		{"broken AVC record: codec known, size not", &media.Packet{Kind: media.KindVideo, Header: true, Payload: avc[:12]}, prev, true,
 			media.CodecInfo{Video: "H264", Audio: "AAC", SampleRate: 44100, Channels: 1}},
-		{"broken HEVC record", media.Packet{Kind: media.KindVideo, Header: true, Payload: cat([]byte{0x90, 'h', 'v', 'c', '1'}, hvcc[:40])}, media.CodecInfo{}, true,
+		{"broken HEVC record", &media.Packet{Kind: media.KindVideo, Header: true, Payload: cat([]byte{0x90, 'h', 'v', 'c', '1'}, hvcc[:40])}, media.CodecInfo{}, true,
 			media.CodecInfo{Video: "H265"}},
-		{"video frame is not a header", media.Packet{Kind: media.KindVideo, Payload: []byte{0x17, 1, 0, 0, 0, 1}}, prev, false, prev},
-		{"audio frame is not a header", media.Packet{Kind: media.KindAudio, Payload: []byte{0xaf, 1, 2}}, prev, false, prev},
-		{"metadata is not a codec header", media.Packet{Kind: media.KindData, Header: true, Payload: metaBody}, prev, false, prev},
-		{"short video", media.Packet{Kind: media.KindVideo, Header: true, Payload: []byte{0x17}}, prev, false, prev},
+		{"video frame is not a header", &media.Packet{Kind: media.KindVideo, Payload: []byte{0x17, 1, 0, 0, 0, 1}}, prev, false, prev},
+		{"audio frame is not a header", &media.Packet{Kind: media.KindAudio, Payload: []byte{0xaf, 1, 2}}, prev, false, prev},
+		{"metadata is not a codec header", &media.Packet{Kind: media.KindData, Header: true, Payload: metaBody}, prev, false, prev},
+		{"short video", &media.Packet{Kind: media.KindVideo, Header: true, Payload: []byte{0x17}}, prev, false, prev},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := media.ParseHeader(&tc.pkt, tc.prev)
+			got, ok := media.ParseHeader(tc.pkt, tc.prev)
 			if ok != tc.ok || got != tc.want {
 				t.Fatalf("got %+v, %v\nwant %+v, %v", got, ok, tc.want, tc.ok)
 			}

@@ -115,7 +115,7 @@ func FuzzRTMPServerConn(f *testing.F) {
 	hcfg.ReconnectGrace = 0
 	hub := media.NewHub(hcfg, log)
 	srv, err := New(Config{
-		Listen:           "127.0.0.1:0",
+		Listen: "127.0.0.1:0",
 		// short, so inputs that leave the client connected cost little
 		HandshakeTimeout: 150 * time.Millisecond,
 		ReadTimeout:      100 * time.Millisecond,
