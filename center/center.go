@@ -1,0 +1,295 @@
+// Package center is the center role's cluster part: the SRT backbone
+// listener that takes edges' uplinks (and other centers' pulls), the stream
+// directory entries for the streams this node hosts, and on-demand pulls of
+// streams hosted by another center when a player asks for them here.
+package center
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/relaymesh/relaymesh/gossip"
+	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/srt"
+)
+
+// ErrNotMember refuses a backbone connection from outside the cluster.
+var ErrNotMember = errors.New("not a cluster member")
+
+// Cluster is what the center needs from gossip (a *gossip.Cluster).
+type Cluster interface {
+	Name() string
+	Members() []gossip.Member
+	Member(name string) (gossip.Member, bool)
+	Lookup(stream string) (gossip.DirEntry, bool)
+	Publish(stream string) error
+	Unpublish(stream string) error
+	RTT(node string) (time.Duration, bool)
+}
+
+// Config configures the center.
+type Config struct {
+	// Listen is the backbone SRT listener (UDP host:port); "" = none (the
+	// node still pulls, e.g. a standalone node without edges).
+	Listen     string
+	Passphrase string // backbone AES passphrase; "" = unencrypted
+	PBKeyLen   int    // for pulls: 16, 24 or 32 (0 = 32)
+	// IdleTimeout is the silence after which a backbone link is dead
+	// (default 1s).
+	IdleTimeout time.Duration
+	// Latency returns the SRT latency of a pull link for an RTT; nil = 4x
+	// RTT, at least 120ms.
+	Latency func(rtt time.Duration) time.Duration
+	DSCP    int // mark for pull links; 0 = unmarked
+	// PullIdleStop stops an on-demand pull nobody reads (default 10s).
+	PullIdleStop time.Duration
+	// ReadTimeout closes an uplink that sends no media (default 10s).
+	ReadTimeout time.Duration
+}
+
+// PullStatus is one on-demand pull for the API.
+type PullStatus struct {
+	Stream string      `json:"stream"`
+	From   string      `json:"from"`
+	Link   relayStatus `json:"link"`
+}
+
+// Center is the center role's cluster part.
+type Center struct {
+	cfg Config
+	hub *media.Hub
+	cl  Cluster
+	log *slog.Logger
+	srt *srt.Server
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu    sync.Mutex
+	pulls map[string]*pull
+}
+
+type pull struct {
+	from string
+	p    *puller
+}
+
+// New validates cfg and binds the backbone listener.
+func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, error) {
+	if hub == nil || cl == nil {
+		return nil, errors.New("center: hub and cluster are required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PBKeyLen == 0 {
+		cfg.PBKeyLen = 32
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = time.Second
+	}
+	if cfg.Latency == nil {
+		cfg.Latency = func(rtt time.Duration) time.Duration { return max(4*rtt, 120*time.Millisecond) }
+	}
+	if cfg.PullIdleStop == 0 {
+		cfg.PullIdleStop = 10 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Center{cfg: cfg, hub: hub, cl: cl, log: log.With("component", "center"), ctx: ctx, cancel: cancel, pulls: map[string]*pull{}}
+	if cfg.Listen != "" {
+		s, err := srt.New(srt.Config{
+			Listen:            cfg.Listen,
+			PublishPassphrase: cfg.Passphrase,
+			ReadPassphrase:    cfg.Passphrase,
+			PeerIdleTimeout:   cfg.IdleTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
+			Authorize:         c.authorize,
+		}, hub, log.With("listener", "backbone"))
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("backbone: %w", err)
+		}
+		c.srt = s
+	}
+	return c, nil
+}
+
+// Addr returns the backbone listener's address, or nil.
+func (c *Center) Addr() net.Addr {
+	if c.srt == nil {
+		return nil
+	}
+	return c.srt.Addr()
+}
+
+// Backbone returns the backbone listener (its Stats), or nil.
+func (c *Center) Backbone() *srt.Server { return c.srt }
+
+// authorize admits only cluster members on the backbone.
+func (c *Center) authorize(_ context.Context, action, key, _ string, remote net.Addr) error {
+	ap, err := netip.ParseAddrPort(remote.String())
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrNotMember, remote)
+	}
+	ip := ap.Addr().Unmap()
+	for _, m := range c.cl.Members() {
+		if m.State == gossip.StateLeft {
+			continue
+		}
+		if m.Addr.Addr().Unmap() == ip {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s is no member's address", ErrNotMember, ip)
+}
+
+// Run serves the backbone until ctx ends.
+func (c *Center) Run(ctx context.Context) error {
+	if c.srt == nil {
+		select {
+		case <-ctx.Done():
+		case <-c.ctx.Done():
+		}
+		return c.Close()
+	}
+	err := c.srt.Run(ctx)
+	c.Close()
+	return err
+}
+
+// Close stops the listener and every pull. It is idempotent.
+func (c *Center) Close() error {
+	c.once.Do(func() {
+		c.cancel()
+		if c.srt != nil {
+			c.srt.Close()
+		}
+		c.wg.Wait()
+	})
+	return nil
+}
+
+func (c *Center) pulling(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pulls[key] != nil
+}
+
+// StreamPublished records in the directory that this node hosts key,
+// unless it is an on-demand copy of another center's stream.
+func (c *Center) StreamPublished(key string) {
+	if c.pulling(key) {
+		return
+	}
+	if err := c.cl.Publish(key); err != nil {
+		c.log.Warn("directory publish failed", "stream", key, "err", err)
+	}
+}
+
+// StreamEnded removes key from the directory if this node hosts it.
+func (c *Center) StreamEnded(key string) {
+	if c.pulling(key) {
+		return
+	}
+	if err := c.cl.Unpublish(key); err != nil {
+		c.log.Warn("directory unpublish failed", "stream", key, "err", err)
+	}
+}
+
+// Missing starts an on-demand pull of key from the center hosting it,
+// when another one does.
+func (c *Center) Missing(key string) {
+	e, ok := c.cl.Lookup(key)
+	if !ok || e.Node == c.cl.Name() {
+		c.log.Debug("player waits for a stream no center hosts", "stream", key)
+		return
+	}
+	c.mu.Lock()
+	if c.pulls[key] != nil || c.ctx.Err() != nil {
+		c.mu.Unlock()
+		return
+	}
+	pl := &pull{from: e.Node}
+	log := c.log.With("stream", key)
+	var failedNode string
+	var failedVersion uint64
+	var failedAt time.Time
+	pl.p = newPuller(c.hub, pullConfig{
+		Key: key, MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+		ReadTimeout: 5 * time.Second, IdleStop: c.cfg.PullIdleStop,
+		Next: func(attempt int, lastErr error) (relayTarget, error) {
+			e, ok := c.cl.Lookup(key)
+			if !ok {
+				return relayTarget{}, fmt.Errorf("%s is in no center's directory", key)
+			}
+			if e.Node == c.cl.Name() {
+				return relayTarget{}, fmt.Errorf("%s is now hosted here", key)
+			}
+			c.mu.Lock()
+			prev := pl.from
+			c.mu.Unlock()
+			if lastErr != nil && failedNode == "" {
+				failedNode, failedVersion, failedAt = prev, e.Version, time.Now()
+			}
+			// The source failed: wait for the directory to name another
+			// center (the edge re-routes) rather than dial a dead one, for
+			// a while.
+			if failedNode != "" && e.Node == failedNode && e.Version == failedVersion && time.Since(failedAt) < 5*time.Second {
+				return relayTarget{}, fmt.Errorf("source %s failed; waiting for the stream to move", failedNode)
+			}
+			failedNode = ""
+			m, ok := c.cl.Member(e.Node)
+			if !ok || m.Meta.Addrs.Backbone == "" {
+				return relayTarget{}, fmt.Errorf("center %s has no backbone address", e.Node)
+			}
+			rtt, _ := c.cl.RTT(e.Node)
+			c.mu.Lock()
+			pl.from = e.Node
+			c.mu.Unlock()
+			if prev != e.Node || attempt == 0 {
+				log.Info("on-demand pull", "from", e.Node, "rtt", rtt.String())
+			}
+			return relayTarget{
+				URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("read:"+key),
+				Passphrase:      c.cfg.Passphrase,
+				PBKeyLen:        c.cfg.PBKeyLen,
+				Latency:         c.cfg.Latency(rtt),
+				PeerIdleTimeout: c.cfg.IdleTimeout,
+				DSCP:            c.cfg.DSCP,
+			}, nil
+		},
+	}, log)
+	c.pulls[key] = pl
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		pl.p.Run(c.ctx)
+		c.mu.Lock()
+		delete(c.pulls, key)
+		c.mu.Unlock()
+		log.Info("on-demand pull stopped")
+	}()
+}
+
+// Pulls returns the on-demand pulls, sorted by stream.
+func (c *Center) Pulls() []PullStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]PullStatus, 0, len(c.pulls))
+	for k, p := range c.pulls {
+		out = append(out, PullStatus{Stream: k, From: p.from, Link: p.p.Status()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
+	return out
+}

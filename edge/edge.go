@@ -1,0 +1,261 @@
+// Package edge is the edge role's cluster part: every stream published on
+// the node gets an uplink, an SRT push over the backbone to a live center
+// chosen by route rules and RTT, which fails over to the next center when
+// the link dies (the SRT link's own idle timeout) or gossip declares the
+// center failed or gone.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/relaymesh/relaymesh/gossip"
+	"github.com/relaymesh/relaymesh/media"
+)
+
+// Cluster is what the uplinks need from gossip (a *gossip.Cluster).
+type Cluster interface {
+	Name() string
+	CenterCandidates(stream string, rules []gossip.Route, exclude []string) []gossip.Member
+	RTT(node string) (time.Duration, bool)
+}
+
+// Config tunes the uplinks. It can change on reload (SetConfig).
+type Config struct {
+	Routes     []gossip.Route
+	Passphrase string // backbone AES passphrase; "" = unencrypted
+	PBKeyLen   int    // 16, 24 or 32 (0 = 32)
+	// Latency returns the SRT latency of a link with the given RTT (0 when
+	// unknown); nil = 4x RTT, at least 120ms.
+	Latency     func(rtt time.Duration) time.Duration
+	DSCP        int           // mark for backbone packets; 0 = unmarked
+	IdleTimeout time.Duration // link silence before the center counts as dead (default 1s)
+	// ExcludeFor is how long a center that failed a stream is avoided for
+	// it (default 15s).
+	ExcludeFor time.Duration
+}
+
+// Status is one uplink for the API.
+type Status struct {
+	Stream string      `json:"stream"`
+	Center string      `json:"center"`
+	Since  time.Time   `json:"center_since"`
+	Moves  int         `json:"moves"`
+	Relay  relayStatus `json:"link"`
+}
+
+// Uplinks runs one backbone push per stream published on this node.
+type Uplinks struct {
+	hub *media.Hub
+	cl  Cluster
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cfg     Config
+	ctx     context.Context
+	links   map[string]*uplink
+	wg      sync.WaitGroup
+	started chan struct{}
+	closed  bool
+	cancel  context.CancelFunc
+	once    sync.Once
+}
+
+type uplink struct {
+	key     string
+	center  string
+	since   time.Time
+	moves   int
+	exclude map[string]time.Time
+	p       *pusher
+	cancel  context.CancelFunc // of the current pusher
+}
+
+// New returns the uplinks; they start with Run.
+func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Uplinks, error) {
+	if hub == nil || cl == nil {
+		return nil, errors.New("edge: hub and cluster are required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Uplinks{hub: hub, cl: cl, log: log.With("component", "uplink"), cfg: fill(cfg), ctx: ctx, cancel: cancel,
+		links: map[string]*uplink{}, started: make(chan struct{})}, nil
+}
+
+func fill(c Config) Config {
+	if c.PBKeyLen == 0 {
+		c.PBKeyLen = 32
+	}
+	if c.Latency == nil {
+		c.Latency = func(rtt time.Duration) time.Duration { return max(4*rtt, 120*time.Millisecond) }
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = time.Second
+	}
+	if c.ExcludeFor == 0 {
+		c.ExcludeFor = 15 * time.Second
+	}
+	return c
+}
+
+// SetConfig applies a new config to the next (re)connects.
+func (u *Uplinks) SetConfig(cfg Config) {
+	u.mu.Lock()
+	u.cfg = fill(cfg)
+	u.mu.Unlock()
+}
+
+// Run blocks until ctx ends, then stops every uplink.
+func (u *Uplinks) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+	case <-u.ctx.Done():
+	}
+	return u.Close()
+}
+
+// Close stops every uplink and waits for them. It is idempotent.
+func (u *Uplinks) Close() error {
+	u.once.Do(func() {
+		u.mu.Lock()
+		u.closed = true
+		u.mu.Unlock()
+		u.cancel()
+		u.wg.Wait()
+	})
+	return nil
+}
+
+// StreamPublished starts the uplink of key unless it runs already.
+func (u *Uplinks) StreamPublished(key string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed || u.links[key] != nil {
+		return
+	}
+	l := &uplink{key: key, exclude: map[string]time.Time{}}
+	u.links[key] = l
+	u.wg.Add(1)
+	go u.run(l)
+}
+
+// MemberGone re-routes every uplink using center name at once (gossip
+// declared it failed, or it left).
+func (u *Uplinks) MemberGone(name string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, l := range u.links {
+		if l.center == name && l.cancel != nil {
+			u.log.Info("center gone: re-routing", "stream", l.key, "center", name)
+			l.exclude[name] = time.Now()
+			l.cancel()
+		}
+	}
+}
+
+// Streams returns the uplinks, sorted by stream.
+func (u *Uplinks) Streams() []Status {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]Status, 0, len(u.links))
+	for _, l := range u.links {
+		s := Status{Stream: l.key, Center: l.center, Since: l.since, Moves: l.moves}
+		if l.p != nil {
+			s.Relay = l.p.Status()
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
+	return out
+}
+
+// run keeps a pusher for l until the stream ends or the uplinks close. A
+// re-route (MemberGone) ends the current pusher and starts a new one.
+func (u *Uplinks) run(l *uplink) {
+	defer u.wg.Done()
+	defer func() {
+		u.mu.Lock()
+		delete(u.links, l.key)
+		u.mu.Unlock()
+	}()
+	for {
+		ctx, cancel := context.WithCancel(u.ctx)
+		p := newPusher(u.hub, pushConfig{Key: l.key, Next: func(attempt int, lastErr error) (relayTarget, error) {
+			return u.next(l, attempt, lastErr)
+		}, MinBackoff: 200 * time.Millisecond, MaxBackoff: 3 * time.Second}, u.log.With("stream", l.key))
+		u.mu.Lock()
+		l.p, l.cancel = p, cancel
+		u.mu.Unlock()
+		p.Run(ctx)
+		rerouted := ctx.Err() != nil && u.ctx.Err() == nil
+		cancel()
+		if !rerouted || u.hub.Stream(l.key) == nil {
+			if u.ctx.Err() == nil {
+				u.log.Info("uplink ended", "stream", l.key)
+			}
+			return
+		}
+	}
+}
+
+// next picks the target of the next connect attempt: the best center not
+// recently failed for this stream.
+func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, error) {
+	u.mu.Lock()
+	cfg := u.cfg
+	now := time.Now()
+	if lastErr != nil && l.center != "" {
+		u.log.Warn("backbone link to center failed", "stream", l.key, "center", l.center, "err", lastErr)
+		l.exclude[l.center] = now
+	}
+	var ex []string
+	for name, at := range l.exclude {
+		if now.Sub(at) > cfg.ExcludeFor {
+			delete(l.exclude, name)
+			continue
+		}
+		ex = append(ex, name)
+	}
+	u.mu.Unlock()
+
+	cands := u.cl.CenterCandidates(l.key, cfg.Routes, ex)
+	if len(cands) == 0 && len(ex) > 0 {
+		// Every candidate failed lately: try them again rather than none.
+		cands = u.cl.CenterCandidates(l.key, cfg.Routes, nil)
+	}
+	if len(cands) == 0 {
+		return relayTarget{}, fmt.Errorf("stream %s: %w", l.key, gossip.ErrNoCenter)
+	}
+	m := cands[0]
+	if m.Meta.Addrs.Backbone == "" {
+		return relayTarget{}, fmt.Errorf("center %s advertises no backbone address", m.Name)
+	}
+	rtt, _ := u.cl.RTT(m.Name)
+	u.mu.Lock()
+	if l.center != m.Name {
+		if l.center != "" {
+			l.moves++
+			u.log.Info("uplink moves to another center", "stream", l.key, "from", l.center, "to", m.Name, "rtt", rtt.String())
+		} else {
+			u.log.Info("uplink to center", "stream", l.key, "center", m.Name, "site", m.Meta.Site, "rtt", rtt.String())
+		}
+		l.center, l.since = m.Name, now
+	}
+	u.mu.Unlock()
+	return relayTarget{
+		URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("publish:"+l.key),
+		Passphrase:      cfg.Passphrase,
+		PBKeyLen:        cfg.PBKeyLen,
+		Latency:         cfg.Latency(rtt),
+		PeerIdleTimeout: cfg.IdleTimeout,
+		DSCP:            cfg.DSCP,
+	}, nil
+}
