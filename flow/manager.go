@@ -1,0 +1,359 @@
+package flow
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/media"
+)
+
+// View is a flow as the API shows it.
+type View struct {
+	Spec
+	State    lifecycle.State `json:"state"`
+	Reason   string          `json:"reason,omitempty"`
+	Since    time.Time       `json:"since"`
+	ReadOnly bool            `json:"read_only"`
+	Origin   string          `json:"origin"` // "config" or "api"
+	Status   *Status         `json:"status,omitempty"`
+}
+
+type entry struct {
+	spec     Spec
+	readOnly bool
+	state    lifecycle.State
+	reason   string
+	since    time.Time
+	run      *Runner
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// Manager owns the node's flows and their state machines.
+type Manager struct {
+	hub *media.Hub
+	log *slog.Logger
+	// OnChange is called (without locks held) after a flow changed state
+	// or spec, so the owner can persist it.
+	OnChange func(id string)
+	// OnSwitch is passed to every runner.
+	OnSwitch func(id string, sw Switch)
+
+	mu    sync.Mutex
+	flows map[string]*entry
+	wg    sync.WaitGroup
+}
+
+// NewManager returns an empty manager.
+func NewManager(hub *media.Hub, log *slog.Logger) *Manager {
+	return &Manager{hub: hub, log: log, flows: map[string]*entry{}}
+}
+
+func (m *Manager) changed(id string) {
+	if m.OnChange != nil {
+		m.OnChange(id)
+	}
+}
+
+// lookupLocked checks that flow id exists with an output named out.
+func (m *Manager) lookupLocked(id, out string) error {
+	e := m.flows[id]
+	if e == nil {
+		return fmt.Errorf("no flow %q on this node", id)
+	}
+	for _, o := range e.spec.Outputs {
+		if o.Name == out {
+			if o.Type != OutFlow {
+				return fmt.Errorf("output %q of flow %q is of type %s, not flow", out, id, o.Type)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("flow %q has no output %q", id, out)
+}
+
+// Create adds a flow. state is the state to come back in (restart):
+// running starts it, anything else is standby.
+func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error {
+	spec.Normalize()
+	m.mu.Lock()
+	if err := spec.Validate(m.lookupLocked); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	if _, ok := m.flows[spec.ID]; ok {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.Exists, "id", "a flow %q exists", spec.ID)
+	}
+	e := &entry{spec: spec, readOnly: readOnly, state: lifecycle.Standby, since: time.Now()}
+	m.flows[spec.ID] = e
+	m.mu.Unlock()
+	m.changed(spec.ID)
+	if state.Active() {
+		if err := m.Start(spec.ID); err != nil {
+			m.log.Warn("flow did not start again", "flow", spec.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// Changed returns the edit parts that differ between two specs.
+func Changed(a, b *Spec) []lifecycle.Part {
+	var out []lifecycle.Part
+	if a.Description != b.Description {
+		out = append(out, lifecycle.PartName)
+	}
+	if !reflect.DeepEqual(a.Source, b.Source) || !reflect.DeepEqual(a.Backup, b.Backup) {
+		out = append(out, lifecycle.PartSource)
+	}
+	if !reflect.DeepEqual(a.Outputs, b.Outputs) {
+		out = append(out, lifecycle.PartOutputs)
+	}
+	return out
+}
+
+// Update replaces a flow's spec as its state allows. A running flow whose
+// source changed restarts its data plane (players stay connected through
+// the hub's reconnect grace).
+func (m *Manager) Update(spec Spec) error {
+	spec.Normalize()
+	m.mu.Lock()
+	e := m.flows[spec.ID]
+	if e == nil {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.NotFound, "", "no flow %q", spec.ID)
+	}
+	if err := spec.Validate(m.lookupLocked); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	parts := Changed(&e.spec, &spec)
+	if err := lifecycle.FlowRules.Check(e.state, string(e.state), parts...); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	restart := e.state == lifecycle.Running && len(parts) > 0 && parts[len(parts)-1] == lifecycle.PartSource
+	e.spec = spec
+	m.mu.Unlock()
+	if restart {
+		m.stop(spec.ID, lifecycle.Standby, "")
+		if err := m.Start(spec.ID); err != nil {
+			return err
+		}
+	}
+	m.changed(spec.ID)
+	return nil
+}
+
+// Delete removes a flow that does not run.
+func (m *Manager) Delete(id string) error {
+	m.mu.Lock()
+	e := m.flows[id]
+	if e == nil {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.NotFound, "", "no flow %q", id)
+	}
+	if e.state.Active() {
+		m.mu.Unlock()
+		return lifecycle.Conflictf("state", "flow %q is %s: stop it before deleting it", id, e.state)
+	}
+	for oid, o := range m.flows {
+		for _, src := range o.spec.sources() {
+			if src.Type == SrcFlow && src.Flow == id {
+				m.mu.Unlock()
+				return lifecycle.Conflictf("id", "flow %q is the source of flow %q: change or delete that flow first", id, oid)
+			}
+		}
+	}
+	delete(m.flows, id)
+	m.mu.Unlock()
+	m.changed(id)
+	return nil
+}
+
+// Start starts a flow: standby (or error) -> starting -> running.
+func (m *Manager) Start(id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.flows[id]
+	if e == nil {
+		return lifecycle.Newf(lifecycle.NotFound, "", "no flow %q", id)
+	}
+	if e.state.Active() {
+		return lifecycle.Conflictf("state", "flow %q is already %s", id, e.state)
+	}
+	if len(e.spec.Outputs) == 0 {
+		return lifecycle.Conflictf("outputs", "flow %q has no output: add one before starting it", id)
+	}
+	if !e.state.Can(lifecycle.Starting) {
+		return lifecycle.Conflictf("state", "flow %q cannot start from %s", id, e.state)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := NewRunner(e.spec, m.hub, m.log)
+	if m.OnSwitch != nil {
+		run.OnSwitch = func(sw Switch) { m.OnSwitch(id, sw) }
+	}
+	e.run, e.cancel, e.done = run, cancel, make(chan struct{})
+	m.setLocked(e, lifecycle.Starting, "")
+	done := e.done
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		select {
+		case <-run.Running():
+			m.mu.Lock()
+			if e.run == run && e.state == lifecycle.Starting {
+				m.setLocked(e, lifecycle.Running, "")
+			}
+			m.mu.Unlock()
+			m.changed(id)
+		case <-done:
+		}
+	}()
+	go func() {
+		defer m.wg.Done()
+		defer close(done)
+		err := run.Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			m.mu.Lock()
+			if e.run == run {
+				m.setLocked(e, lifecycle.Error, err.Error())
+				e.run, e.cancel = nil, nil
+			}
+			m.mu.Unlock()
+			m.log.Warn("flow failed", "flow", id, "err", err)
+			m.changed(id)
+		}
+	}()
+	go m.changed(id)
+	return nil
+}
+
+func (m *Manager) setLocked(e *entry, s lifecycle.State, reason string) {
+	e.state, e.reason, e.since = s, reason, time.Now()
+}
+
+// Stop stops a running flow: running -> stopping -> standby.
+func (m *Manager) Stop(id string) error {
+	m.mu.Lock()
+	e := m.flows[id]
+	if e == nil {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.NotFound, "", "no flow %q", id)
+	}
+	if !e.state.Active() {
+		m.mu.Unlock()
+		return lifecycle.Conflictf("state", "flow %q is %s, not running", id, e.state)
+	}
+	m.mu.Unlock()
+	m.stop(id, lifecycle.Standby, "")
+	m.changed(id)
+	return nil
+}
+
+func (m *Manager) stop(id string, to lifecycle.State, reason string) {
+	m.mu.Lock()
+	e := m.flows[id]
+	if e == nil || e.cancel == nil {
+		if e != nil && e.state.Active() {
+			m.setLocked(e, to, reason)
+		}
+		m.mu.Unlock()
+		return
+	}
+	cancel, done := e.cancel, e.done
+	m.setLocked(e, lifecycle.Stopping, "")
+	m.mu.Unlock()
+	cancel()
+	<-done
+	m.mu.Lock()
+	e.run, e.cancel = nil, nil
+	m.setLocked(e, to, reason)
+	m.mu.Unlock()
+}
+
+// Get returns one flow.
+func (m *Manager) Get(id string) (View, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.flows[id]
+	if e == nil {
+		return View{}, false
+	}
+	return m.viewLocked(e), true
+}
+
+// List returns every flow by id.
+func (m *Manager) List() []View {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]View, 0, len(m.flows))
+	for _, e := range m.flows {
+		out = append(out, m.viewLocked(e))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (m *Manager) viewLocked(e *entry) View {
+	v := View{Spec: e.spec, State: e.state, Reason: e.reason, Since: e.since, ReadOnly: e.readOnly, Origin: "api"}
+	if e.readOnly {
+		v.Origin = "config"
+	}
+	if e.run != nil {
+		st := e.run.Status()
+		v.Status = &st
+	}
+	return v
+}
+
+// IDs returns the ids of the flows that are (readOnly) or are not
+// (!readOnly) declared in the config.
+func (m *Manager) IDs(readOnly bool) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for id, e := range m.flows {
+		if e.readOnly == readOnly {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Remove stops and deletes a flow regardless of its state (reload).
+func (m *Manager) Remove(id string) {
+	m.stop(id, lifecycle.Standby, "")
+	m.mu.Lock()
+	delete(m.flows, id)
+	m.mu.Unlock()
+}
+
+// Close stops every flow and waits for them.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.flows))
+	for id := range m.flows {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	for _, id := range ids {
+		m.mu.Lock()
+		e := m.flows[id]
+		cancel, done := e.cancel, e.done
+		m.mu.Unlock()
+		if cancel != nil {
+			cancel()
+			<-done
+		}
+	}
+	m.wg.Wait()
+	return nil
+}

@@ -1,0 +1,308 @@
+// Package flow runs MediaConnect-style flows: one source (or a
+// primary/backup pair with failover) feeding a hub stream, plus outputs
+// that are players of that stream or pushes to remote URLs.
+package flow
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/netutil"
+)
+
+// Source types.
+const (
+	SrcRTMPPush    = "rtmp-push"    // a publisher pushes to us over RTMP
+	SrcRTMPPull    = "rtmp-pull"    // we pull an RTMP URL
+	SrcSRTListener = "srt-listener" // a caller publishes to our SRT listener
+	SrcSRTCaller   = "srt-caller"   // we call an SRT URL
+	SrcHTTPFLVPull = "httpflv-pull" // we pull an HTTP-FLV URL
+	SrcFlow        = "flow"         // another flow's output
+)
+
+// Output types.
+const (
+	OutRTMPPull    = "rtmp-pull"    // players pull over RTMP
+	OutRTMPPush    = "rtmp-push"    // we push to an RTMP URL
+	OutSRTListener = "srt-listener" // players call our SRT listener
+	OutSRTCaller   = "srt-caller"   // we call an SRT URL
+	OutHTTPFLV     = "httpflv"      // players pull HTTP-FLV
+	OutFlow        = "flow"         // offered to another flow (another node)
+)
+
+// SourceTypes and OutputTypes list the known types.
+var (
+	SourceTypes = []string{SrcRTMPPush, SrcRTMPPull, SrcSRTListener, SrcSRTCaller, SrcHTTPFLVPull, SrcFlow}
+	OutputTypes = []string{OutRTMPPull, OutRTMPPush, OutSRTListener, OutSRTCaller, OutHTTPFLV, OutFlow}
+)
+
+// wire is the format a source delivers or an output needs.
+func wire(typ string) string {
+	switch typ {
+	case SrcSRTListener, SrcSRTCaller: // OutSRTListener, OutSRTCaller share the names
+		return "mpegts"
+	case SrcFlow:
+		return "any"
+	}
+	return "flv"
+}
+
+// Pairs says how each source type reaches each output type: "pass" (same
+// wire format), "remux" (FLV <-> MPEG-TS, done by the hub) or "" (refused).
+// Every pair is reachable for H.264/H.265/AAC; the table is the one place
+// a refused pair would be written down.
+func Pair(src, out string) string {
+	ws, wo := wire(src), wire(out)
+	if out == OutFlow || ws == "any" || ws == wo {
+		return "pass"
+	}
+	return "remux"
+}
+
+// Source is a flow input.
+type Source struct {
+	Name       string   `json:"name,omitempty"` // "primary" / "backup" by default
+	Type       string   `json:"type"`
+	URL        string   `json:"url,omitempty"`    // pull types
+	Stream     string   `json:"stream,omitempty"` // push types: the app/name publishers use
+	Flow       string   `json:"flow,omitempty"`   // type flow: the flow id
+	Output     string   `json:"output,omitempty"` // type flow: its output name
+	Allow      []string `json:"allow,omitempty"`  // CIDR allowlist of publishers
+	MaxBitrate int64    `json:"max_bitrate,omitempty"`
+	LatencyMS  int      `json:"latency_ms,omitempty"` // SRT
+	Passphrase string   `json:"passphrase,omitempty"` // SRT
+	PBKeyLen   int      `json:"pbkeylen,omitempty"`   // SRT: 16, 24 or 32
+}
+
+// Output is a flow output.
+type Output struct {
+	Name       string   `json:"name"`
+	Type       string   `json:"type"`
+	URL        string   `json:"url,omitempty"`   // push types
+	Allow      []string `json:"allow,omitempty"` // CIDR allowlist of players
+	MaxBitrate int64    `json:"max_bitrate,omitempty"`
+	LatencyMS  int      `json:"latency_ms,omitempty"`
+	Passphrase string   `json:"passphrase,omitempty"`
+	PBKeyLen   int      `json:"pbkeylen,omitempty"`
+}
+
+// Spec is what a flow is.
+type Spec struct {
+	ID          string   `json:"id"`
+	Description string   `json:"description,omitempty"`
+	Source      Source   `json:"source"`
+	Backup      *Source  `json:"backup,omitempty"`
+	Outputs     []Output `json:"outputs"`
+}
+
+// Key is the hub stream the flow publishes; rtmp-pull, httpflv and
+// srt-listener outputs are players of it on the node's listeners.
+func (s *Spec) Key() string { return "flow/" + s.ID }
+
+// SourceKey is the hub stream a source arrives on: the publishers' key
+// for push types, an internal key for pulls, the other flow's key for flow.
+func (s *Spec) SourceKey(src *Source) string {
+	switch src.Type {
+	case SrcRTMPPush, SrcSRTListener:
+		if src.Stream != "" {
+			return src.Stream
+		}
+	case SrcFlow:
+		return "flow/" + src.Flow
+	}
+	return "flowsrc/" + s.ID + "." + src.Name
+}
+
+// Normalize fills default names.
+func (s *Spec) Normalize() {
+	if s.Source.Name == "" {
+		s.Source.Name = "primary"
+	}
+	if s.Backup != nil && s.Backup.Name == "" {
+		s.Backup.Name = "backup"
+	}
+	if s.Outputs == nil {
+		s.Outputs = []Output{}
+	}
+}
+
+var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// CheckID refuses ids that are not 1-63 letters, digits, '.', '-', '_'.
+func CheckID(field, id string) error {
+	if !idRe.MatchString(id) {
+		return lifecycle.Invalidf(field, "%q must be 1 to 63 letters, digits, '.', '-' or '_', starting with a letter or digit", id)
+	}
+	return nil
+}
+
+// Lookup answers whether a flow with an output exists (for flow sources).
+type Lookup func(flowID, output string) error
+
+// Validate checks a normalized spec; each refusal names the field and the
+// rule. lookup may be nil (config files: checked across the file).
+func (s *Spec) Validate(lookup Lookup) error {
+	if err := CheckID("id", s.ID); err != nil {
+		return err
+	}
+	if err := s.Source.validate("source", s, lookup); err != nil {
+		return err
+	}
+	if s.Backup != nil {
+		if err := s.Backup.validate("backup", s, lookup); err != nil {
+			return err
+		}
+		if s.Backup.Name == s.Source.Name {
+			return lifecycle.Invalidf("backup.name", "%q is also the primary source's name", s.Backup.Name)
+		}
+		if s.SourceKey(s.Backup) == s.SourceKey(&s.Source) {
+			return lifecycle.Invalidf("backup.stream", "%q is also the primary source's stream: the backup needs its own", s.SourceKey(s.Backup))
+		}
+	}
+	names := map[string]int{}
+	for i := range s.Outputs {
+		o := &s.Outputs[i]
+		at := fmt.Sprintf("outputs[%d]", i)
+		if err := o.validate(at); err != nil {
+			return err
+		}
+		if j, dup := names[o.Name]; dup {
+			return lifecycle.Invalidf(at+".name", "%q is already the name of outputs[%d]", o.Name, j)
+		}
+		names[o.Name] = i
+		for _, src := range s.sources() {
+			if Pair(src.Type, o.Type) == "" {
+				return lifecycle.Invalidf(at+".type", "a %s source cannot feed a %s output", src.Type, o.Type)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Spec) sources() []*Source {
+	if s.Backup != nil {
+		return []*Source{&s.Source, s.Backup}
+	}
+	return []*Source{&s.Source}
+}
+
+func (src *Source) validate(at string, s *Spec, lookup Lookup) error {
+	if err := CheckID(at+".name", src.Name); err != nil {
+		return err
+	}
+	if !slices.Contains(SourceTypes, src.Type) {
+		return lifecycle.Invalidf(at+".type", "%q is not one of %s", src.Type, strings.Join(SourceTypes, ", "))
+	}
+	switch src.Type {
+	case SrcRTMPPull:
+		if err := checkURL(at+".url", src.URL, "rtmp", "rtmps"); err != nil {
+			return err
+		}
+	case SrcSRTCaller:
+		if err := checkURL(at+".url", src.URL, "srt"); err != nil {
+			return err
+		}
+	case SrcHTTPFLVPull:
+		if err := checkURL(at+".url", src.URL, "http", "https"); err != nil {
+			return err
+		}
+	case SrcRTMPPush, SrcSRTListener:
+		if src.URL != "" {
+			return lifecycle.Invalidf(at+".url", "a %s source is pushed to this node: set stream (the app/name publishers use), not url", src.Type)
+		}
+		if src.Stream != "" {
+			if err := media.CheckKey(src.Stream); err != nil {
+				return lifecycle.Invalidf(at+".stream", "%v", err)
+			}
+			if strings.HasPrefix(src.Stream, "flow/") || strings.HasPrefix(src.Stream, "flowsrc/") {
+				return lifecycle.Invalidf(at+".stream", "%q: the apps flow/ and flowsrc/ are the node's own", src.Stream)
+			}
+		}
+	case SrcFlow:
+		if src.Flow == "" || src.Output == "" {
+			return lifecycle.Invalidf(at+".flow", "a flow source names another flow and its output: set flow and output")
+		}
+		if src.Flow == s.ID {
+			return lifecycle.Invalidf(at+".flow", "a flow cannot feed itself")
+		}
+		if lookup != nil {
+			if err := lookup(src.Flow, src.Output); err != nil {
+				return lifecycle.Invalidf(at+".flow", "%v", err)
+			}
+		}
+	}
+	if src.Type != SrcFlow && (src.Flow != "" || src.Output != "") {
+		return lifecycle.Invalidf(at+".flow", "only a source of type flow names a flow and output")
+	}
+	return checkCommon(at, src.Allow, src.MaxBitrate, src.LatencyMS, src.Passphrase, src.PBKeyLen)
+}
+
+func (o *Output) validate(at string) error {
+	if err := CheckID(at+".name", o.Name); err != nil {
+		return err
+	}
+	if !slices.Contains(OutputTypes, o.Type) {
+		return lifecycle.Invalidf(at+".type", "%q is not one of %s", o.Type, strings.Join(OutputTypes, ", "))
+	}
+	switch o.Type {
+	case OutRTMPPush:
+		if err := checkURL(at+".url", o.URL, "rtmp", "rtmps"); err != nil {
+			return err
+		}
+	case OutSRTCaller:
+		if err := checkURL(at+".url", o.URL, "srt"); err != nil {
+			return err
+		}
+	default:
+		if o.URL != "" {
+			return lifecycle.Invalidf(at+".url", "a %s output is played from this node: it takes no url", o.Type)
+		}
+	}
+	return checkCommon(at, o.Allow, o.MaxBitrate, o.LatencyMS, o.Passphrase, o.PBKeyLen)
+}
+
+func checkCommon(at string, allow []string, maxBitrate int64, latencyMS int, pass string, keylen int) error {
+	for i, a := range allow {
+		if _, err := netutil.ParseAllowEntry(a); err != nil {
+			return lifecycle.Invalidf(fmt.Sprintf("%s.allow[%d]", at, i), "%v", err)
+		}
+	}
+	if maxBitrate < 0 {
+		return lifecycle.Invalidf(at+".max_bitrate", "%d is negative: use 0 for unlimited", maxBitrate)
+	}
+	if latencyMS < 0 || latencyMS > 10000 {
+		return lifecycle.Invalidf(at+".latency_ms", "%d is not between 0 and 10000", latencyMS)
+	}
+	if pass != "" && (len(pass) < 10 || len(pass) > 79) {
+		return lifecycle.Invalidf(at+".passphrase", "is %d bytes long: SRT passphrases have 10 to 79", len(pass))
+	}
+	if keylen != 0 && keylen != 16 && keylen != 24 && keylen != 32 {
+		return lifecycle.Invalidf(at+".pbkeylen", "%d is not 16, 24 or 32 (AES key bytes)", keylen)
+	}
+	return nil
+}
+
+// CheckURL refuses a URL whose scheme is not one of schemes or that has no host.
+func CheckURL(field, s string, schemes ...string) error { return checkURL(field, s, schemes...) }
+
+func checkURL(field, s string, schemes ...string) error {
+	if s == "" {
+		return lifecycle.Invalidf(field, "required: write e.g. %s://host:port/...", schemes[0])
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return lifecycle.Invalidf(field, "not a URL: %v", err)
+	}
+	if !slices.Contains(schemes, u.Scheme) {
+		return lifecycle.Invalidf(field, "scheme %q is not %s", u.Scheme, strings.Join(schemes, " or "))
+	}
+	if u.Host == "" {
+		return lifecycle.Invalidf(field, "%q has no host", s)
+	}
+	return nil
+}
