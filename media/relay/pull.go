@@ -1,0 +1,217 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/relaymesh/relaymesh/media"
+)
+
+// PullConfig configures a Puller.
+type PullConfig struct {
+	Key                    string // publish into the hub under this key
+	Next                   func(attempt int, lastErr error) (Target, error)
+	MinBackoff, MaxBackoff time.Duration
+	ReadTimeout            time.Duration // source silence before reconnect (default 5s)
+	IdleStop               time.Duration // on-demand: stop when the stream had no readers this long (0 = never)
+	OnState                func(Status)
+}
+
+// Puller fetches a remote RTMP, SRT or HTTP-FLV source and publishes it
+// into the hub. Each connection is one publisher session: while the puller
+// reconnects, the hub's reconnect grace keeps local readers attached, and
+// they resume at the new session's first keyframe.
+type Puller struct {
+	hub *media.Hub
+	cfg PullConfig
+	log *slog.Logger
+	tr  tracker
+}
+
+// NewPuller returns a Puller; Run starts it.
+func NewPuller(hub *media.Hub, cfg PullConfig, log *slog.Logger) *Puller {
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Puller{hub: hub, cfg: cfg, log: log.With("component", "relay", "role", "pull", "stream", cfg.Key)}
+	p.tr.onState = cfg.OnState
+	p.tr.st = Status{State: StateStopped, Since: time.Now()}
+	return p
+}
+
+// Status returns the puller's current status.
+func (p *Puller) Status() Status { return p.tr.status() }
+
+// ErrIdleStop is the cause of a Run that stopped because nobody read the
+// stream for IdleStop; Run itself returns nil then.
+var ErrIdleStop = errors.New("no readers: on-demand pull stopped")
+
+// Run pulls until ctx ends or the stream had no readers for IdleStop (both
+// nil), or Next returns ErrStop (nil).
+func (p *Puller) Run(ctx context.Context) error {
+	if p.cfg.Next == nil {
+		return fmt.Errorf("pull %s: no Next function", p.cfg.Key)
+	}
+	if err := media.CheckKey(p.cfg.Key); err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer p.tr.set(StateStopped, "", nil)
+	if p.cfg.IdleStop > 0 {
+		go p.idleWatch(ctx, cancel)
+	}
+	attempt, fails := 0, 0
+	var lastErr error
+	for {
+		if ctx.Err() != nil {
+			p.logStop(ctx)
+			return nil
+		}
+		if attempt > 0 {
+			p.tr.reconnected()
+		}
+		t, err := p.cfg.Next(attempt, lastErr)
+		attempt++
+		if err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			lastErr = fmt.Errorf("choose target: %w", err)
+		} else {
+			running, err := p.attempt(ctx, t)
+			if ctx.Err() != nil {
+				p.logStop(ctx)
+				return nil
+			}
+			lastErr = err
+			if running >= minRunning {
+				p.log.Warn("pull session ended, reconnecting", "source", Redact(t.URL), "err", err, "ran", running.Round(time.Millisecond))
+				p.tr.set(StateConnecting, "", err)
+				fails = 0
+				continue
+			}
+		}
+		fails++
+		wait := backoff(p.cfg.MinBackoff, p.cfg.MaxBackoff, fails)
+		p.log.Warn("pull attempt failed", "err", lastErr, "retry_in", wait)
+		p.tr.set(StateBackoff, "", lastErr)
+		if !sleepCtx(ctx, wait) {
+			p.logStop(ctx)
+			return nil
+		}
+	}
+}
+
+func (p *Puller) logStop(ctx context.Context) {
+	if errors.Is(context.Cause(ctx), ErrIdleStop) {
+		p.log.Info("pull stopped", "reason", ErrIdleStop.Error(), "idle", p.cfg.IdleStop)
+	}
+}
+
+// idleWatch cancels the run when the stream had no readers for IdleStop.
+func (p *Puller) idleWatch(ctx context.Context, cancel context.CancelCauseFunc) {
+	step := min(p.cfg.IdleStop/4, time.Second)
+	if step <= 0 {
+		step = time.Millisecond
+	}
+	tk := time.NewTicker(step)
+	defer tk.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tk.C:
+			if s := p.hub.Stream(p.cfg.Key); s != nil && s.ReaderCount() > 0 {
+				last = now
+				continue
+			}
+			if now.Sub(last) >= p.cfg.IdleStop {
+				cancel(ErrIdleStop)
+				return
+			}
+		}
+	}
+}
+
+// attempt runs one connection to t.
+func (p *Puller) attempt(ctx context.Context, t Target) (time.Duration, error) {
+	sch, u, err := scheme(t.URL)
+	if err != nil {
+		return 0, err
+	}
+	target := Redact(t.URL)
+	p.tr.set(StateConnecting, target, nil)
+	p.log.Info("pull connecting", "source", target)
+	sk := &sink{p: p, remote: target}
+	defer sk.close()
+	switch sch {
+	case "srt":
+		sk.info = media.PublisherInfo{Protocol: "srt-pull", Remote: target, Native: media.FormatTS}
+		err = p.pullSRT(ctx, t, u, sk)
+	case "rtmp":
+		sk.info = media.PublisherInfo{Protocol: "rtmp-pull", Remote: target, Native: media.FormatFLV}
+		err = p.pullRTMP(ctx, t, u, sk)
+	case "http", "https":
+		sk.info = media.PublisherInfo{Protocol: "httpflv-pull", Remote: target, Native: media.FormatFLV}
+		err = p.pullHTTPFLV(ctx, t, u, sk)
+	default:
+		err = fmt.Errorf("pull from %s: %w %q (want rtmp, srt, http or https)", target, ErrUnsupportedScheme, sch)
+	}
+	return sk.running(), err
+}
+
+// sink publishes a connection's packets, attaching to the hub at the
+// first packet so that an empty connection never looks live.
+type sink struct {
+	p      *Puller
+	info   media.PublisherInfo
+	remote string
+	pub    *media.Publisher
+	start  time.Time
+}
+
+func (s *sink) write(pk *media.Packet) error {
+	if s.pub == nil {
+		pub, err := s.p.hub.Publish(s.p.cfg.Key, s.info)
+		if err != nil {
+			return fmt.Errorf("publish into the hub: %w", err)
+		}
+		s.pub, s.start = pub, time.Now()
+		s.p.tr.set(StateRunning, "", nil)
+		s.p.log.Info("pull running", "source", s.remote)
+	}
+	if err := s.pub.Write(pk); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	return nil
+}
+
+func (s *sink) running() time.Duration {
+	if s.pub == nil {
+		return 0
+	}
+	return time.Since(s.start)
+}
+
+func (s *sink) close() {
+	if s.pub != nil {
+		s.pub.Close()
+	}
+}

@@ -1,0 +1,110 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/relaymesh/relaymesh/netutil"
+)
+
+// pullHTTPFLV reads an HTTP-FLV stream.
+func (p *Puller) pullHTTPFLV(ctx context.Context, t Target, u *url.URL, sk *sink) error {
+	target := Redact(t.URL)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var idle atomic.Bool
+	watchdog := time.AfterFunc(connectTimeout, func() {
+		idle.Store(true)
+		cancel()
+	})
+	defer watchdog.Stop()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("http-flv %s: %w", target, err)
+	}
+	req.Header.Set("User-Agent", "relaymesh")
+	d := &net.Dialer{Timeout: connectTimeout}
+	if t.DSCP > 0 {
+		d.Control = netutil.DSCPControl(t.DSCP)
+	}
+	client := &http.Client{Transport: &http.Transport{
+		DialContext:           d.DialContext,
+		ResponseHeaderTimeout: connectTimeout,
+		TLSHandshakeTimeout:   connectTimeout,
+		DisableCompression:    true,
+	}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if idle.Load() {
+			return fmt.Errorf("http-flv %s: no answer within %s", target, connectTimeout)
+		}
+		return fmt.Errorf("http-flv %s: %w", target, err)
+	}
+	defer resp.Body.Close()
+	ctype := resp.Header.Get("Content-Type")
+	br := bufio.NewReaderSize(resp.Body, 4096)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("http-flv %s: HTTP %s: %s", target, resp.Status, snippet(br))
+	}
+	watchdog.Reset(p.cfg.ReadTimeout)
+	if head, _ := br.Peek(3); string(head) != "FLV" {
+		return fmt.Errorf("http-flv %s: %w: the response is not FLV (Content-Type %q, starts with %q)", target, ErrNotFLV, ctype, snippet(br))
+	}
+	fr := NewFLVReader(&countReader{r: br, onRead: func(n int) {
+		watchdog.Reset(p.cfg.ReadTimeout)
+		p.tr.addBytes(n)
+	}})
+	for {
+		pk, err := fr.ReadPacket()
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case idle.Load():
+				return fmt.Errorf("http-flv %s: %w for %s", target, ErrIdle, p.cfg.ReadTimeout)
+			case errors.Is(err, io.EOF):
+				return fmt.Errorf("http-flv %s: %w (the server closed the response)", target, ErrSourceEnded)
+			}
+			return fmt.Errorf("http-flv %s: %w", target, err)
+		}
+		if err := sk.write(pk); err != nil {
+			return err
+		}
+	}
+}
+
+// snippet returns the start of a body for an error message.
+func snippet(br *bufio.Reader) string {
+	b, _ := br.Peek(64)
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+type countReader struct {
+	r      io.Reader
+	onRead func(int)
+}
+
+func (c *countReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if n > 0 {
+		c.onRead(n)
+	}
+	return n, err
+}

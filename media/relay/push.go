@@ -1,0 +1,215 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/relaymesh/relaymesh/media"
+)
+
+// PushConfig configures a Pusher.
+type PushConfig struct {
+	Key        string                                           // the hub stream to read
+	Next       func(attempt int, lastErr error) (Target, error) // called before each (re)connect: failover lives here
+	MinBackoff time.Duration                                    // default 500ms; the first reconnect after a working session is immediate
+	MaxBackoff time.Duration                                    // default 10s
+	Persistent bool                                             // keep waiting for the stream when it is not live / ended (relays); else Run returns when it ends
+	OnState    func(Status)
+	// StartWait is how long a non-persistent pusher waits for the stream to
+	// be live before its first attempt (default 5s).
+	StartWait time.Duration
+}
+
+// Pusher reads a hub stream and sends it to a remote RTMP or SRT target.
+type Pusher struct {
+	hub *media.Hub
+	cfg PushConfig
+	log *slog.Logger
+	tr  tracker
+}
+
+// NewPusher returns a Pusher; Run starts it.
+func NewPusher(hub *media.Hub, cfg PushConfig, log *slog.Logger) *Pusher {
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	if cfg.StartWait <= 0 {
+		cfg.StartWait = 5 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Pusher{hub: hub, cfg: cfg, log: log.With("component", "relay", "role", "push", "stream", cfg.Key)}
+	p.tr.onState = cfg.OnState
+	p.tr.st = Status{State: StateStopped, Since: time.Now()}
+	return p
+}
+
+// Status returns the pusher's current status.
+func (p *Pusher) Status() Status { return p.tr.status() }
+
+// errStreamGone ends a non-persistent run.
+var errStreamGone = errors.New("stream ended")
+
+// Run pushes until ctx ends (nil), the stream ends and the pusher is not
+// persistent (nil), Next returns ErrStop (nil), or the stream never went
+// live (an error wrapping media.ErrNoStream).
+func (p *Pusher) Run(ctx context.Context) error {
+	if p.cfg.Next == nil {
+		return fmt.Errorf("push %s: no Next function", p.cfg.Key)
+	}
+	var held *media.Reader // the last attempt's reader, kept until the next one subscribed
+	defer func() {
+		if held != nil {
+			held.Close()
+		}
+		p.tr.set(StateStopped, "", nil)
+	}()
+	attempt, fails := 0, 0
+	seen := false
+	var lastErr error
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if attempt > 0 {
+			p.tr.reconnected()
+		}
+		t, err := p.cfg.Next(attempt, lastErr)
+		attempt++
+		if err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			lastErr = fmt.Errorf("choose target: %w", err)
+		} else {
+			var running time.Duration
+			running, err = p.attempt(ctx, t, &held, &seen)
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case errors.Is(err, errStreamGone):
+				if !p.cfg.Persistent {
+					return nil
+				}
+				lastErr, fails = nil, 0
+				continue
+			case errors.Is(err, media.ErrNoStream) && !p.cfg.Persistent:
+				if seen {
+					return nil
+				}
+				p.tr.set(StateStopped, "", err)
+				return fmt.Errorf("push %s: %w", p.cfg.Key, err)
+			}
+			lastErr = err
+			if running >= minRunning {
+				// a working session broke: reconnect at once
+				p.log.Warn("push session ended, reconnecting", "target", Redact(t.URL), "err", err, "ran", running.Round(time.Millisecond))
+				p.tr.set(StateConnecting, "", err)
+				fails = 0
+				continue
+			}
+		}
+		fails++
+		wait := backoff(p.cfg.MinBackoff, p.cfg.MaxBackoff, fails)
+		p.log.Warn("push attempt failed", "err", lastErr, "retry_in", wait)
+		p.tr.set(StateBackoff, "", lastErr)
+		if !sleepCtx(ctx, wait) {
+			return nil
+		}
+	}
+}
+
+// attempt runs one connection to t. running is how long it was live.
+func (p *Pusher) attempt(ctx context.Context, t Target, held **media.Reader, seen *bool) (time.Duration, error) {
+	sch, u, err := scheme(t.URL)
+	if err != nil {
+		return 0, err
+	}
+	var format media.Format
+	switch sch {
+	case "srt":
+		format = media.FormatTS
+	case "rtmp":
+		format = media.FormatFLV
+	default:
+		return 0, fmt.Errorf("push to %s: %w %q (want rtmp or srt)", Redact(t.URL), ErrUnsupportedScheme, sch)
+	}
+	target := Redact(t.URL)
+	r, err := p.subscribe(ctx, format, sch+"-push", target, *seen)
+	if err != nil {
+		return 0, err
+	}
+	*seen = true
+	// The new reader starts at the newest keyframe with the headers; the
+	// old one is closed only now, so a TS remuxer keeps running across the
+	// reconnect and the new reader finds a fresh keyframe.
+	if *held != nil {
+		(*held).Close()
+	}
+	*held = r
+	p.tr.set(StateConnecting, target, nil)
+	p.log.Info("push connecting", "target", target)
+	if sch == "srt" {
+		return p.pushSRT(ctx, t, u, r)
+	}
+	return p.pushRTMP(ctx, t, u, r)
+}
+
+// subscribe attaches a reader, waiting for the stream as configured.
+func (p *Pusher) subscribe(ctx context.Context, f media.Format, proto, target string, seen bool) (*media.Reader, error) {
+	opt := media.SubscribeOptions{Format: f, Info: media.ReaderInfo{Protocol: proto, Remote: target}}
+	if !p.cfg.Persistent {
+		if !seen {
+			opt.Wait = p.cfg.StartWait
+		}
+		return p.hub.Subscribe(ctx, p.cfg.Key, opt)
+	}
+	for {
+		opt.Wait = time.Minute
+		r, err := p.hub.Subscribe(ctx, p.cfg.Key, opt)
+		if err == nil || !errors.Is(err, media.ErrNoStream) || ctx.Err() != nil {
+			return r, err
+		}
+		p.tr.set(StateWaiting, target, nil)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// statsLoop refreshes the SRT statistics every second until ctx ends.
+func statsLoop(ctx context.Context, tr *tracker, read func() *SRTStats) {
+	tr.setSRT(read())
+	tk := time.NewTicker(time.Second)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+			tr.setSRT(read())
+		}
+	}
+}
+
+// targetURL is used in logs and errors.
+func targetURL(u *url.URL) string { return Redact(u.String()) }

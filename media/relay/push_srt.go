@@ -1,0 +1,153 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"time"
+
+	gosrt "github.com/datarhei/gosrt"
+
+	"github.com/relaymesh/relaymesh/media"
+)
+
+// errPeerGone: the SRT connection closed under us.
+var errPeerGone = errors.New("srt peer closed the connection or went silent")
+
+// pushSRT sends the TS lane to an SRT listener in MessageSize messages.
+func (p *Pusher) pushSRT(ctx context.Context, t Target, u *url.URL, r *media.Reader) (time.Duration, error) {
+	cfg, addr, err := srtConfig(t, u, "publish")
+	if err != nil {
+		return 0, err
+	}
+	conn, err := gosrt.Dial("srt", addr, cfg)
+	if err != nil {
+		return 0, srtDialError(t, err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	since := func() time.Duration { return time.Since(start) }
+	p.tr.set(StateRunning, "", nil)
+	p.log.Info("push running", "target", Redact(t.URL), "encrypted", cfg.Passphrase != "")
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	peerGone := make(chan struct{})
+	go func() {
+		// a caller that sends gets nothing back: Read returns when the
+		// connection ends (peer shutdown or PeerIdleTimeout)
+		defer close(peerGone)
+		defer cancel()
+		b := make([]byte, 1500)
+		for {
+			if _, err := conn.Read(b); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		conn.Close()
+		<-peerGone
+	}()
+	go statsLoop(sctx, &p.tr, func() *SRTStats { return srtStats(conn, true, cfg.Passphrase != "", cfg.PeerLatency) })
+
+	gone := func() error {
+		return fmt.Errorf("%w (peer idle timeout %s)", errPeerGone, cfg.PeerIdleTimeout)
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	send := func(b []byte) error {
+		var waited time.Duration
+		for {
+			_, err := conn.Write(b)
+			if err == nil {
+				p.tr.addBytes(len(b))
+				return nil
+			}
+			// io.EOF: the send queue is full (backpressure) or the
+			// connection is closed; peerGone tells which.
+			select {
+			case <-peerGone:
+				return gone()
+			default:
+			}
+			if !errors.Is(err, io.EOF) {
+				return fmt.Errorf("srt write: %w", err)
+			}
+			if waited >= writeStall {
+				return fmt.Errorf("srt send queue stayed full for %s", writeStall)
+			}
+			const step = 5 * time.Millisecond
+			timer.Reset(step)
+			select {
+			case <-peerGone:
+				return gone()
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-timer.C:
+			}
+			waited += step
+		}
+	}
+	out := make([]byte, 0, MessageSize)
+	pkts := make([]*media.Packet, 0, 64)
+	for {
+		var nerr error
+		pkts, nerr = r.Next(sctx, pkts)
+		for _, pk := range pkts {
+			for b := pk.Payload; len(b) > 0; {
+				k := min(MessageSize-len(out), len(b))
+				out = append(out, b[:k]...)
+				b = b[k:]
+				if len(out) == MessageSize {
+					if err := send(out); err != nil {
+						return since(), err
+					}
+					out = out[:0]
+				}
+			}
+			r.BytesOut.Add(uint64(len(pk.Payload)))
+		}
+		if len(out) > 0 {
+			if err := send(out); err != nil {
+				return since(), err
+			}
+			out = out[:0]
+		}
+		if nerr != nil {
+			switch {
+			case ctx.Err() != nil:
+				return since(), nil
+			case errors.Is(nerr, media.ErrStreamEnded):
+				drainSRT(conn, peerGone, cfg.PeerLatency)
+				return since(), errStreamGone
+			case errors.Is(nerr, context.Canceled):
+				return since(), gone()
+			}
+			return since(), fmt.Errorf("hub reader: %w", nerr)
+		}
+	}
+}
+
+// drainSRT waits, bounded, until the peer acknowledged what was queued:
+// gosrt drops its send buffer on Close.
+func drainSRT(conn gosrt.Conn, peerGone <-chan struct{}, latency time.Duration) {
+	deadline := time.Now().Add(latency + 2*time.Second)
+	var st gosrt.Statistics
+	empty := 0
+	for time.Now().Before(deadline) && empty < 3 {
+		conn.Stats(&st)
+		if st.Instantaneous.PktSendBuf == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
+		select {
+		case <-peerGone:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

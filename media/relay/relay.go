@@ -1,0 +1,200 @@
+// Package relay moves a stream between the hub and a remote URL: a Pusher
+// reads a hub stream and sends it to an RTMP or SRT target, a Puller
+// fetches an RTMP, SRT or HTTP-FLV source and publishes it into the hub.
+// Both reconnect on their own and ask a Next function for the target of
+// every attempt, which is where the caller's failover lives.
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Target is one remote endpoint.
+type Target struct {
+	URL             string        // rtmp://host:port/app/name[?q] | srt://host:port?streamid=... | http://host:port/app/name.flv (pull only)
+	Passphrase      string        // SRT; "" = unencrypted
+	PBKeyLen        int           // SRT 16|24|32 (0 = 16)
+	Latency         time.Duration // SRT (0 = 120ms)
+	PeerIdleTimeout time.Duration // SRT: silence after which the peer is declared dead (0 = 2s; backbone ~1s)
+	DSCP            int           // 0 = leave unmarked; marks the SRT/RTMP socket
+}
+
+// State is where a Pusher or Puller is in its connection cycle.
+type State string
+
+// States.
+const (
+	StateConnecting State = "connecting"
+	StateRunning    State = "running"
+	StateBackoff    State = "backoff"
+	StateStopped    State = "stopped"
+	// StateWaiting: a pusher waits for its hub stream to go live.
+	StateWaiting State = "waiting"
+)
+
+// SRTStats are an SRT connection's statistics.
+type SRTStats struct {
+	RTTMs       float64 `json:"rtt_ms"`
+	PacketsSent uint64  `json:"packets_sent"`
+	PacketsRecv uint64  `json:"packets_received"`
+	PacketsLost uint64  `json:"packets_lost"`
+	Retransmits uint64  `json:"retransmits"`
+	Drops       uint64  `json:"drops"`
+	BufferMs    uint64  `json:"buffer_ms"` // send buffer (push) or receive buffer (pull)
+	LinkMbps    float64 `json:"link_mbps"`
+	RateMbps    float64 `json:"rate_mbps"` // send rate (push) or receive rate (pull)
+	Encrypted   bool    `json:"encrypted"`
+	LatencyMs   uint64  `json:"latency_ms"`
+}
+
+// Status describes a Pusher or Puller for the API.
+type Status struct {
+	State      State     `json:"state"`
+	Target     string    `json:"target"` // URL with passphrase/token redacted
+	Since      time.Time `json:"since"`
+	LastError  string    `json:"last_error,omitempty"`
+	Reconnects int       `json:"reconnects"`
+	Bytes      uint64    `json:"bytes"`
+	SRT        *SRTStats `json:"srt,omitempty"` // RTT ms, loss, retransmits, drops, buffer ms, link Mbps
+}
+
+// ErrStop, returned (wrapped) by a Next function, ends Run with nil: the
+// caller has no target any more and wants the relay to stop. Any other
+// error from Next is retried after a backoff.
+var ErrStop = errors.New("relay: no more targets")
+
+// Errors of an attempt.
+var (
+	ErrUnsupportedScheme = errors.New("unsupported URL scheme")
+	ErrIdle              = errors.New("source sent nothing")
+)
+
+// Defaults.
+const (
+	DefaultMinBackoff      = 500 * time.Millisecond
+	DefaultMaxBackoff      = 10 * time.Second
+	DefaultReadTimeout     = 5 * time.Second
+	DefaultLatency         = 120 * time.Millisecond
+	DefaultPeerIdleTimeout = 2 * time.Second
+	// connectTimeout bounds dialing plus the protocol handshake.
+	connectTimeout = 10 * time.Second
+	// writeStall is how long a push keeps retrying a full send queue or a
+	// blocked socket before giving up on the connection.
+	writeStall = 5 * time.Second
+	// minRunning is how long a session must have run for the next
+	// reconnect to be immediate rather than backed off.
+	minRunning = 2 * time.Second
+)
+
+// tracker owns a Status and reports its changes.
+type tracker struct {
+	mu      sync.Mutex
+	st      Status
+	onState func(Status)
+}
+
+func (t *tracker) status() Status {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.st
+	if st.SRT != nil {
+		s := *st.SRT
+		st.SRT = &s
+	}
+	return st
+}
+
+// set changes the state (and the target or error when given) and calls
+// OnState outside the lock.
+func (t *tracker) set(state State, target string, err error) {
+	t.mu.Lock()
+	changed := t.st.State != state
+	t.st.State = state
+	if target != "" {
+		changed = changed || t.st.Target != target
+		t.st.Target = target
+	}
+	if err != nil {
+		t.st.LastError = err.Error()
+		changed = true
+	}
+	if state != StateRunning {
+		t.st.SRT = nil
+	}
+	if changed {
+		t.st.Since = time.Now()
+	}
+	st := t.st
+	t.mu.Unlock()
+	if changed && t.onState != nil {
+		t.onState(st)
+	}
+}
+
+func (t *tracker) reconnected() {
+	t.mu.Lock()
+	t.st.Reconnects++
+	t.mu.Unlock()
+}
+
+func (t *tracker) addBytes(n int) {
+	t.mu.Lock()
+	t.st.Bytes += uint64(n)
+	t.mu.Unlock()
+}
+
+func (t *tracker) setSRT(s *SRTStats) {
+	t.mu.Lock()
+	t.st.SRT = s
+	t.mu.Unlock()
+}
+
+// backoff computes the wait before attempt n of a failing run (n >= 1).
+func backoff(min, max time.Duration, fails int) time.Duration {
+	d := min
+	for i := 1; i < fails && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d
+}
+
+var secretRE = regexp.MustCompile(`(?i)((?:^|[?&,;:]|%3F|%26|%2C)(?:passphrase|token|t|key|secret|password)(?:=|%3D))([^&,;#]*)`)
+
+// Redact hides passphrases, tokens and URL passwords in a target URL so it
+// can be shown and logged.
+func Redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+			raw = strings.Replace(u.String(), "REDACTED", "xxxxx", 1)
+		}
+	}
+	return secretRE.ReplaceAllStringFunc(raw, func(m string) string {
+		sub := secretRE.FindStringSubmatch(m)
+		if sub[2] == "" {
+			return m
+		}
+		return sub[1] + "xxxxx"
+	})
+}
+
+// scheme returns the lower-case scheme of a target URL.
+func scheme(raw string) (string, *url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", nil, fmt.Errorf("bad target URL %q: %w", Redact(raw), err)
+	}
+	if u.Host == "" {
+		return "", nil, fmt.Errorf("bad target URL %q: no host", Redact(raw))
+	}
+	return strings.ToLower(u.Scheme), u, nil
+}
