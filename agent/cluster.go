@@ -1,22 +1,530 @@
 package agent
 
-import "time"
+// This file wires the cluster: gossip membership, edge uplinks, center
+// backbone, on-demand pulls, /v1/nodes, /v1/locate into the agent.
 
-// This file wires the cluster: gossip membership, edge uplinks, center backbone, on-demand pulls, /v1/nodes, /v1/locate into the agent.
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"reflect"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/relaymesh/relaymesh/auth"
+	"github.com/relaymesh/relaymesh/center"
+	"github.com/relaymesh/relaymesh/edge"
+	"github.com/relaymesh/relaymesh/gossip"
+	"github.com/relaymesh/relaymesh/media/srt"
+)
+
+const (
+	// clusterPlayWait is how long a center's players wait for a stream
+	// that is not live here while it is pulled from another center.
+	clusterPlayWait = 5 * time.Second
+	// leaveTimeout bounds the spread of the leave message on shutdown.
+	leaveTimeout = 2 * time.Second
+	// leaveMoveWait bounds the wait for edges to move their uplinks away
+	// from a leaving center.
+	leaveMoveWait = 3 * time.Second
+	// locateTokenTTL is how long the signed ingest URLs of locate last.
+	locateTokenTTL = 6 * time.Hour
+)
 
 // clusterState is the agent's cluster state (see extensions.go).
-type clusterState struct{}
+type clusterState struct {
+	gossip  *gossip.Cluster
+	center  *center.Center
+	uplinks *edge.Uplinks
+	locs    atomic.Pointer[gossip.LocationTable]
+}
 
 // newCluster builds the cluster components from cfg and registers them with
 // a.add (run and close) and a.beforeDrain.
-func (a *Agent) newCluster(cfg *Config) error { return nil }
+func (a *Agent) newCluster(cfg *Config) error {
+	cc := cfg.Cluster
+	if !cc.Enabled {
+		return nil
+	}
+	cs := &a.ext.cluster
+	table, err := cfg.LocationTable()
+	if err != nil {
+		return err
+	}
+	cs.locs.Store(&table)
+	pass, err := cc.LoadBackbonePassphrase()
+	if err != nil {
+		return fmt.Errorf("cluster.backbone_key_file: %w", err)
+	}
+
+	gc := gossip.DefaultConfig()
+	gc.NodeName = cfg.Node.ResolveName()
+	host, port, err := splitHostPort(cc.GossipBind())
+	if err != nil {
+		return fmt.Errorf("cluster.bind: %w", err)
+	}
+	gc.BindAddr, gc.BindPort = host, port
+	if gc.BindAddr == "" {
+		gc.BindAddr = "0.0.0.0"
+	}
+	if cc.Advertise != "" {
+		if ap, err := netip.ParseAddrPort(cc.Advertise); err == nil {
+			gc.AdvertiseAddr, gc.AdvertisePort = ap.Addr().String(), int(ap.Port())
+		} else {
+			gc.AdvertiseAddr = cc.Advertise
+		}
+	}
+	gc.Seeds = cc.Seeds
+	gc.KeyFile = cc.KeyFile
+	gc.Meta = gossip.NodeMeta{
+		Role: gossip.Role(cfg.Node.Role), Site: cfg.Node.Site, Region: cfg.Node.Region,
+		Lat: cfg.Node.Lat, Lon: cfg.Node.Lon, Version: Version,
+		Capacity: gossip.Capacity{MaxStreams: cc.Capacity.MaxStreams, MaxMbps: cc.Capacity.MaxMbps},
+	}
+	gc.OnEvent = a.clusterEvent
+	g, err := gossip.New(gc, a.log)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	cs.gossip = g
+	a.add(func(ctx context.Context) error {
+		go func() {
+			if len(cc.Seeds) == 0 {
+				return
+			}
+			if err := g.Join(cc.Seeds); err != nil {
+				a.log.Error("cluster join failed; retrying while alone", "seeds", cc.Seeds, "err", err)
+			} else {
+				a.log.Info("joined the cluster", "members", len(g.Members()))
+			}
+		}()
+		return g.Run(ctx)
+	}, g.Close)
+
+	latency := func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) }
+	if cfg.Node.RunsCenter() {
+		listen := ""
+		if cfg.Node.Role == RoleCenter || cc.BackboneListen != "" {
+			listen = cc.BackboneAddr()
+		}
+		c, err := center.New(center.Config{
+			Listen: listen, Passphrase: pass, Latency: latency, DSCP: cc.DSCPMark(),
+			IdleTimeout: BackboneIdleTimeout, ReadTimeout: cfg.Limits.ReadTimeout.Duration(),
+		}, a.hub, g, a.log)
+		if err != nil {
+			return fmt.Errorf("cluster.backbone_listen: %w", err)
+		}
+		cs.center = c
+		a.add(c.Run, c.Close)
+		a.onPublished = append(a.onPublished, c.StreamPublished)
+		a.onEnded = append(a.onEnded, c.StreamEnded)
+		a.onMissing = append(a.onMissing, c.Missing)
+	}
+	if cfg.Node.Role == RoleEdge {
+		u, err := edge.New(a.uplinkConfig(cfg, pass), a.hub, g, a.log)
+		if err != nil {
+			return err
+		}
+		cs.uplinks = u
+		a.add(u.Run, u.Close)
+		a.onPublished = append(a.onPublished, u.StreamPublished)
+	}
+
+	meta := g.LocalMeta()
+	meta.Addrs = a.clusterAddrs(cfg, g.Addr().Addr())
+	if err := g.SetMeta(meta); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	a.add(a.reportLoad, func() error { return nil })
+	a.beforeDrain = append(a.beforeDrain, a.leaveCluster)
+	return nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: bad port", s)
+	}
+	return h, n, nil
+}
+
+func (a *Agent) uplinkConfig(cfg *Config, pass string) edge.Config {
+	cc := cfg.Cluster
+	return edge.Config{
+		Routes: RoutesOf(cfg.Routes), Passphrase: pass, DSCP: cc.DSCPMark(), IdleTimeout: BackboneIdleTimeout,
+		Latency: func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) },
+	}
+}
+
+// clusterAddrs are the addresses this node advertises: the listeners'
+// ports on the gossip address.
+func (a *Agent) clusterAddrs(cfg *Config, ip netip.Addr) gossip.Addrs {
+	port := func(addr net.Addr) string {
+		if addr == nil {
+			return ""
+		}
+		_, p, err := net.SplitHostPort(addr.String())
+		if err != nil {
+			return ""
+		}
+		return net.JoinHostPort(ip.String(), p)
+	}
+	var ad gossip.Addrs
+	if a.rtmp != nil {
+		ad.RTMP = port(a.rtmp.Addr())
+	}
+	if a.srt != nil {
+		ad.SRT = port(a.srt.Addr())
+	}
+	if a.httpflv != nil {
+		ad.HTTPFLV = port(a.httpflv.Addr())
+	}
+	if cfg.API.Listen != "" && !cfgIsLoopback(cfg.API.Listen) {
+		if _, p, err := net.SplitHostPort(cfg.API.Listen); err == nil {
+			ad.API = net.JoinHostPort(ip.String(), p)
+		}
+	}
+	if c := a.ext.cluster.center; c != nil && c.Addr() != nil {
+		ad.Backbone = port(c.Addr())
+	}
+	return ad
+}
+
+// clusterEvent logs membership changes and re-routes edge uplinks away
+// from a center that failed or left.
+func (a *Agent) clusterEvent(e gossip.Event) {
+	a.log.Info("cluster member "+e.Type.String(), "member", e.Member.Name, "role", string(e.Member.Meta.Role),
+		"site", e.Member.Meta.Site, "streams_dropped", len(e.Streams))
+	if u := a.ext.cluster.uplinks; u != nil && (e.Type == gossip.EventFailed || e.Type == gossip.EventLeave) {
+		u.MemberGone(e.Member.Name)
+	}
+}
+
+// reportLoad feeds gossip the node's load from the hub every second.
+func (a *Agent) reportLoad(ctx context.Context) error {
+	g := a.ext.cluster.gossip
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		var l gossip.Load
+		for _, st := range a.hub.Streams() {
+			r := st.Meter.Rates()
+			mbps := float64(r.VideoBitrate+r.AudioBitrate) / 1e6
+			l.Streams++
+			l.MbpsIn += mbps
+			l.MbpsOut += mbps * float64(st.ReaderCount())
+		}
+		if u := a.ext.cluster.uplinks; u != nil {
+			for _, s := range u.Streams() {
+				if st := a.hub.Stream(s.Stream); st != nil {
+					r := st.Meter.Rates()
+					l.MbpsOut += float64(r.VideoBitrate+r.AudioBitrate) / 1e6
+				}
+			}
+		}
+		l.MbpsIn, l.MbpsOut = round2(l.MbpsIn), round2(l.MbpsOut)
+		g.SetLoad(l)
+	}
+}
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// leaveCluster announces the leave first, so edges move their uplinks to
+// another center while this one still serves, then waits (bounded) until
+// no edge pushes here any more.
+func (a *Agent) leaveCluster() {
+	cs := &a.ext.cluster
+	if cs.gossip == nil {
+		return
+	}
+	start := time.Now()
+	if err := cs.gossip.Leave(leaveTimeout); err != nil {
+		a.log.Warn("cluster leave", "err", err)
+	}
+	if cs.center != nil && cs.center.Backbone() != nil {
+		deadline := time.Now().Add(leaveMoveWait)
+		for time.Now().Before(deadline) && uplinkCount(cs.center.Backbone()) > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	a.log.Info("left the cluster", "took", time.Since(start).Round(time.Millisecond).String())
+}
+
+func uplinkCount(s *srt.Server) int {
+	n := 0
+	for _, st := range s.Stats() {
+		if st.Role == srt.ActionPublish {
+			n++
+		}
+	}
+	return n
+}
 
 // reloadCluster applies a valid new config; an error refuses the reload.
-func (a *Agent) reloadCluster(old, next *Config) error { return nil }
+func (a *Agent) reloadCluster(old, next *Config) error {
+	o, n := old.Cluster, next.Cluster
+	var restart []string
+	for _, f := range []struct {
+		key  string
+		a, b any
+	}{
+		{"cluster.enabled", o.Enabled, n.Enabled}, {"cluster.bind", o.Bind, n.Bind},
+		{"cluster.advertise", o.Advertise, n.Advertise}, {"cluster.key_file", o.KeyFile, n.KeyFile},
+		{"cluster.backbone_listen", o.BackboneListen, n.BackboneListen},
+		{"cluster.backbone_key_file", o.BackboneKeyFile, n.BackboneKeyFile},
+		{"node.site", old.Node.Site, next.Node.Site}, {"node.region", old.Node.Region, next.Node.Region},
+		{"node.lat", old.Node.Lat, next.Node.Lat}, {"node.lon", old.Node.Lon, next.Node.Lon},
+	} {
+		if !reflect.DeepEqual(f.a, f.b) && (n.Enabled || f.key == "cluster.enabled") {
+			restart = append(restart, f.key)
+		}
+	}
+	if len(restart) > 0 {
+		return fmt.Errorf("these cluster settings need a restart (systemctl restart relaymesh): %v", restart)
+	}
+	cs := &a.ext.cluster
+	if cs.gossip == nil {
+		return nil
+	}
+	table, err := next.LocationTable()
+	if err != nil {
+		return err
+	}
+	pass, err := n.LoadBackbonePassphrase()
+	if err != nil {
+		return fmt.Errorf("cluster.backbone_key_file: %w", err)
+	}
+	cs.locs.Store(&table)
+	if cs.uplinks != nil {
+		cs.uplinks.SetConfig(a.uplinkConfig(next, pass))
+	}
+	if o.Capacity != n.Capacity {
+		m := cs.gossip.LocalMeta()
+		m.Capacity = gossip.Capacity{MaxStreams: n.Capacity.MaxStreams, MaxMbps: n.Capacity.MaxMbps}
+		if err := cs.gossip.SetMeta(m); err != nil {
+			return fmt.Errorf("cluster.capacity: %w", err)
+		}
+	}
+	return nil
+}
 
 // routesCluster registers the cluster API endpoints on s.mux.
-func (s *apiServer) routesCluster() {}
+func (s *apiServer) routesCluster() {
+	s.mux.HandleFunc("GET /v1/nodes", s.nodes)
+	s.mux.HandleFunc("GET /v1/locate", s.locate)
+	s.mux.HandleFunc("GET /v1/directory", s.directory)
+	s.mux.HandleFunc("GET /v1/links", s.links)
+}
+
+func (s *apiServer) clusterOff(w http.ResponseWriter) bool {
+	if s.a.ext.cluster.gossip == nil {
+		writeError(w, http.StatusNotFound, "cluster_disabled", "this node is not in a cluster: set [cluster] enabled = true", "")
+		return true
+	}
+	return false
+}
+
+// NodeView is one member in GET /v1/nodes.
+type NodeView struct {
+	Name    string   `json:"name"`
+	Role    string   `json:"role"`
+	Site    string   `json:"site"`
+	Region  string   `json:"region"`
+	State   string   `json:"state"`
+	Local   bool     `json:"local"`
+	RTTMs   *float64 `json:"rtt_ms"`
+	Streams int      `json:"streams"`
+	MbpsIn  float64  `json:"mbps_in"`
+	MbpsOut float64  `json:"mbps_out"`
+	Cap     struct {
+		MaxStreams int     `json:"max_streams"`
+		MaxMbps    float64 `json:"max_mbps"`
+	} `json:"capacity"`
+	Addrs   map[string]string `json:"addrs"`
+	Version string            `json:"version,omitempty"`
+	Updated time.Time         `json:"updated"`
+}
+
+func (s *apiServer) nodes(w http.ResponseWriter, r *http.Request) {
+	if s.clusterOff(w) {
+		return
+	}
+	out := []NodeView{}
+	for _, m := range s.a.ext.cluster.gossip.Members() {
+		v := NodeView{
+			Name: m.Name, Role: string(m.Meta.Role), Site: m.Meta.Site, Region: m.Meta.Region,
+			State: m.State.String(), Local: m.Local,
+			Streams: m.Meta.Load.Streams, MbpsIn: m.Meta.Load.MbpsIn, MbpsOut: m.Meta.Load.MbpsOut,
+			Version: m.Meta.Version, Updated: m.Updated,
+			Addrs: map[string]string{},
+		}
+		v.Cap.MaxStreams, v.Cap.MaxMbps = m.Meta.Capacity.MaxStreams, m.Meta.Capacity.MaxMbps
+		if m.RTTKnown && !m.Local {
+			ms := float64(m.RTT.Microseconds()) / 1000
+			v.RTTMs = &ms
+		} else if m.Local {
+			zero := 0.0
+			v.RTTMs = &zero
+		}
+		for k, a := range map[string]string{"gossip": m.Addr.String(), "rtmp": m.Meta.Addrs.RTMP, "srt": m.Meta.Addrs.SRT,
+			"http": m.Meta.Addrs.HTTPFLV, "api": m.Meta.Addrs.API, "backbone": m.Meta.Addrs.Backbone} {
+			if a != "" {
+				v.Addrs[k] = a
+			}
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": s.a.ext.cluster.gossip.Name(), "nodes": out})
+}
+
+func (s *apiServer) directory(w http.ResponseWriter, r *http.Request) {
+	if s.clusterOff(w) {
+		return
+	}
+	type entry struct {
+		Stream  string    `json:"stream"`
+		Node    string    `json:"node"`
+		Version uint64    `json:"version"`
+		Updated time.Time `json:"updated"`
+	}
+	out := []entry{}
+	for _, e := range s.a.ext.cluster.gossip.Directory() {
+		if !e.Deleted {
+			out = append(out, entry{e.Stream, e.Node, e.Version, e.Updated})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"streams": out})
+}
+
+// links lists this node's backbone links: edge uplinks, on-demand pulls
+// and the backbone listener's connections.
+func (s *apiServer) links(w http.ResponseWriter, r *http.Request) {
+	if s.clusterOff(w) {
+		return
+	}
+	cs := &s.a.ext.cluster
+	out := map[string]any{"uplinks": []edge.Status{}, "pulls": []center.PullStatus{}, "backbone": []srt.ConnStats{}}
+	if cs.uplinks != nil {
+		out["uplinks"] = cs.uplinks.Streams()
+	}
+	if cs.center != nil {
+		out["pulls"] = cs.center.Pulls()
+		if b := cs.center.Backbone(); b != nil {
+			out["backbone"] = b.Stats()
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// IngestView is one edge in GET /v1/locate.
+type IngestView struct {
+	Node       string  `json:"node"`
+	Site       string  `json:"site"`
+	RTMP       string  `json:"rtmp,omitempty"`
+	SRT        string  `json:"srt,omitempty"`
+	DistanceKm float64 `json:"distance_km,omitempty"`
+}
+
+func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
+	if s.clusterOff(w) {
+		return
+	}
+	q := r.URL.Query()
+	app, name := q.Get("app"), q.Get("stream")
+	key := app + "/" + name
+	if err := checkStreamKey(key); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "app and stream must name a stream, e.g. app=live&stream=cam1", "stream")
+		return
+	}
+	clientStr := q.Get("client")
+	if clientStr == "" {
+		clientStr = r.RemoteAddr
+	}
+	client, err := parseClient(clientStr)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("client: %q is not an IP address", clientStr), "client")
+		return
+	}
+	cs := &s.a.ext.cluster
+	table := *cs.locs.Load()
+	edges, err := cs.gossip.Locate(client, table)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "no_edge", err.Error(), "")
+		return
+	}
+	loc, found := table.Lookup(client)
+	pol := s.a.access.Load()
+	token := ""
+	if pol.publishAuth {
+		token = auth.Sign(pol.key, auth.ActionPublish, key, time.Now().Add(locateTokenTTL))
+	}
+	views := make([]IngestView, 0, 3)
+	for _, m := range edges[:min(3, len(edges))] {
+		v := IngestView{Node: m.Name, Site: m.Meta.Site}
+		if m.Meta.Addrs.RTMP != "" {
+			v.RTMP = "rtmp://" + m.Meta.Addrs.RTMP + "/" + key
+			if token != "" {
+				v.RTMP += "?" + token
+			}
+		}
+		if m.Meta.Addrs.SRT != "" {
+			sid := "publish:" + key
+			if token != "" {
+				sid += "?" + token
+			}
+			v.SRT = "srt://" + m.Meta.Addrs.SRT + "?streamid=" + url.QueryEscape(sid)
+		}
+		if found && m.Meta.HasLocation() {
+			v.DistanceKm = float64(int64(gossip.Haversine(loc.Lat, loc.Lon, m.Meta.Lat, m.Meta.Lon)))
+		}
+		views = append(views, v)
+	}
+	res := map[string]any{"stream": key, "client": client.String(), "edge": views[0], "alternates": views[1:]}
+	if found {
+		res["location"] = map[string]any{"cidr": loc.CIDR.String(), "site": loc.Site, "lat": loc.Lat, "lon": loc.Lon}
+	}
+	if token != "" {
+		res["expires"] = time.Now().Add(locateTokenTTL).UTC().Truncate(time.Second)
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func checkStreamKey(key string) error {
+	var ps cfgProblems
+	ps.streamKey("stream", key)
+	return ps.err()
+}
+
+func parseClient(s string) (netip.Addr, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, errors.New("not an IP")
+	}
+	return a.Unmap(), nil
+}
 
 // playWait is how long a player may wait for a stream that is not live on
 // this node (a center pulls it on demand meanwhile).
-func (a *Agent) playWait(cfg *Config) time.Duration { return 0 }
+func (a *Agent) playWait(cfg *Config) time.Duration {
+	if cfg.Cluster.Enabled && cfg.Node.RunsCenter() {
+		return clusterPlayWait
+	}
+	return 0
+}
