@@ -80,9 +80,13 @@ type Center struct {
 }
 
 type pull struct {
-	from string
-	p    *puller
+	from   string
+	p      *puller
+	cancel context.CancelFunc
 }
+
+// pullProtocol marks the hub publisher of an on-demand pull.
+const pullProtocol = "srt-pull"
 
 // New validates cfg and binds the backbone listener.
 func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, error) {
@@ -179,28 +183,31 @@ func (c *Center) Close() error {
 	return nil
 }
 
-func (c *Center) pulling(key string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.pulls[key] != nil
-}
-
 // StreamPublished records in the directory that this node hosts key,
-// unless it is an on-demand copy of another center's stream.
+// unless it is an on-demand copy of another center's stream. A stream that
+// arrives here (an edge moved its uplink here) while it was pulled from
+// another center ends the pull.
 func (c *Center) StreamPublished(key string) {
-	if c.pulling(key) {
+	st := c.hub.Stream(key)
+	if st == nil {
 		return
 	}
+	if pi, ok := st.Publisher(); !ok || pi.Protocol == pullProtocol {
+		return
+	}
+	c.mu.Lock()
+	if pl := c.pulls[key]; pl != nil {
+		pl.cancel()
+	}
+	c.mu.Unlock()
 	if err := c.cl.Publish(key); err != nil {
 		c.log.Warn("directory publish failed", "stream", key, "err", err)
 	}
 }
 
-// StreamEnded removes key from the directory if this node hosts it.
+// StreamEnded removes key from the directory if this node hosts it (a
+// no-op for pulled copies: another node hosts them).
 func (c *Center) StreamEnded(key string) {
-	if c.pulling(key) {
-		return
-	}
 	if err := c.cl.Unpublish(key); err != nil {
 		c.log.Warn("directory unpublish failed", "stream", key, "err", err)
 	}
@@ -269,12 +276,15 @@ func (c *Center) Missing(key string) {
 			}, nil
 		},
 	}, log)
+	ctx, cancel := context.WithCancel(c.ctx)
+	pl.cancel = cancel
 	c.pulls[key] = pl
 	c.wg.Add(1)
 	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
-		pl.p.Run(c.ctx)
+		defer cancel()
+		pl.p.Run(ctx)
 		c.mu.Lock()
 		delete(c.pulls, key)
 		c.mu.Unlock()

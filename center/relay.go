@@ -188,7 +188,7 @@ func (p *puller) session(ctx context.Context, t relayTarget) error {
 		}
 		wd.Reset(p.cfg.ReadTimeout)
 		if pub == nil {
-			pub, err = p.hub.Publish(p.cfg.Key, media.PublisherInfo{Protocol: "srt-pull", Remote: conn.RemoteAddr().String(), Since: time.Now(), Native: media.FormatTS})
+			pub, err = p.hub.Publish(p.cfg.Key, media.PublisherInfo{Protocol: pullProtocol, Remote: conn.RemoteAddr().String(), Since: time.Now(), Native: media.FormatTS})
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", p.cfg.Key, err)
 			}
