@@ -226,15 +226,7 @@ func (a *Agent) reportLoad(ctx context.Context) error {
 			mbps := float64(r.VideoBitrate+r.AudioBitrate) / 1e6
 			l.Streams++
 			l.MbpsIn += mbps
-			l.MbpsOut += mbps * float64(st.ReaderCount())
-		}
-		if u := a.ext.cluster.uplinks; u != nil {
-			for _, s := range u.Streams() {
-				if st := a.hub.Stream(s.Stream); st != nil {
-					r := st.Meter.Rates()
-					l.MbpsOut += float64(r.VideoBitrate+r.AudioBitrate) / 1e6
-				}
-			}
+			l.MbpsOut += mbps * float64(st.ReaderCount()) // uplinks and pulls count as readers
 		}
 		l.MbpsIn, l.MbpsOut = round2(l.MbpsIn), round2(l.MbpsOut)
 		g.SetLoad(l)

@@ -85,9 +85,6 @@ type pull struct {
 	cancel context.CancelFunc
 }
 
-// pullProtocol marks the hub publisher of an on-demand pull.
-const pullProtocol = "srt-pull"
-
 // New validates cfg and binds the backbone listener.
 func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, error) {
 	if hub == nil || cl == nil {
