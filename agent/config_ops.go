@@ -1,9 +1,169 @@
 package agent
 
-// QoSConfig is [qos].
-type QoSConfig struct{}
+import (
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 
-// WebhooksConfig is [webhooks].
-type WebhooksConfig struct{}
+	"github.com/relaymesh/relaymesh/netutil"
+	"github.com/relaymesh/relaymesh/webhook"
+)
 
-func (c *Config) validateOps(ps *cfgProblems) {}
+// QoSConfig is [qos]: traffic control on the backbone interface (see the
+// netutil package doc for the tree it installs). Zero values take the
+// defaults noted.
+type QoSConfig struct {
+	Enabled     bool    `toml:"enabled"`
+	Interface   string  `toml:"interface"`    // e.g. "eth0"
+	Rate        Bitrate `toml:"rate"`         // egress link rate, e.g. "100M": set slightly below the real uplink
+	MediaShare  float64 `toml:"media_share"`  // fraction of rate guaranteed to backbone media; 0 = 0.5
+	MediaRate   Bitrate `toml:"media_rate"`   // guaranteed media rate; overrides media_share
+	ControlRate Bitrate `toml:"control_rate"` // guaranteed to gossip and the API; "" = 5% of rate (at least 64k)
+	MediaDSCP   int     `toml:"media_dscp"`   // DSCP of backbone media, 1..63; 0 = cluster.dscp, else AF41 (34)
+	// MediaPorts are matched as source or destination; empty = the port
+	// of cluster.backbone_listen.
+	MediaPorts []int `toml:"media_ports"`
+	// ControlPorts: empty = the gossip port (cluster.bind) and the API
+	// port (api.listen).
+	ControlPorts []int `toml:"control_ports"`
+}
+
+// WebhooksConfig is [webhooks]: node events POSTed to one URL, signed
+// with HMAC-SHA256 (see the webhook package doc).
+type WebhooksConfig struct {
+	URL        string   `toml:"url"`         // "" disables
+	SecretFile string   `toml:"secret_file"` // HMAC key file; "" sends unsigned requests
+	Events     []string `toml:"events"`      // empty = all of webhookEvents
+}
+
+// Webhook events the agent sends (the data of each is a JSON object; see
+// notify's callers).
+const (
+	EventStreamPublished   = "stream.published"   // {"stream"}
+	EventStreamUnpublished = "stream.unpublished" // {"stream"}
+	EventStreamFailover    = "stream.failover"    // {"stream", "from", "to", ...}
+	EventMemberJoin        = "member.join"        // {"member", ...}
+	EventMemberLeave       = "member.leave"       // {"member", ...}
+)
+
+var webhookEvents = []string{EventStreamPublished, EventStreamUnpublished, EventStreamFailover, EventMemberJoin, EventMemberLeave}
+
+func (c *Config) validateOps(ps *cfgProblems) {
+	q := &c.QoS
+	at := cfgPath("qos")
+	for _, r := range []struct {
+		key string
+		v   Bitrate
+	}{{"rate", q.Rate}, {"media_rate", q.MediaRate}, {"control_rate", q.ControlRate}} {
+		if r.v < 0 {
+			ps.add(at.Key(r.key), "%d is negative", r.v)
+		}
+	}
+	portsOK := true
+	for _, l := range []struct {
+		key   string
+		ports []int
+	}{{"media_ports", q.MediaPorts}, {"control_ports", q.ControlPorts}} {
+		for i, p := range l.ports {
+			if p < 1 || p > 65535 {
+				ps.add(at.Key(l.key).Index(i), "%d is not a port 1..65535", p)
+				portsOK = false
+			}
+		}
+	}
+	if q.Enabled && portsOK {
+		// netutil names its keys "qos.<key>: <message>"
+		for _, e := range flattenJoined(c.netQoS().Validate()) {
+			key, msg, ok := strings.Cut(e.Error(), ": ")
+			if !ok {
+				key, msg = "qos", e.Error()
+			}
+			ps.add(cfgPath(key), "%s", msg)
+		}
+	}
+
+	w := &c.Webhooks
+	at = "webhooks"
+	if w.URL != "" {
+		if err := webhook.ValidateURL(w.URL); err != nil {
+			ps.add(at.Key("url"), "%v", err)
+		}
+	} else if w.SecretFile != "" || len(w.Events) > 0 {
+		ps.add(at.Key("url"), "must be set when webhooks.secret_file or webhooks.events is: the endpoint to POST events to")
+	}
+	if w.SecretFile != "" && !filepath.IsAbs(w.SecretFile) {
+		ps.add(at.Key("secret_file"), "%q is not an absolute path", w.SecretFile)
+	}
+	for i, e := range w.Events {
+		ps.oneOf(at.Key("events").Index(i), e, webhookEvents...)
+	}
+}
+
+// flattenJoined splits an errors.Join result into its parts.
+func flattenJoined(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// netQoS is [qos] for netutil, with the defaults and derived ports filled
+// in.
+func (c *Config) netQoS() netutil.QoSConfig {
+	q := c.QoS
+	n := netutil.DefaultQoSConfig()
+	n.Enabled = q.Enabled
+	n.Interface = q.Interface
+	n.Rate = uint64(max(q.Rate, 0))
+	if q.MediaShare != 0 {
+		n.MediaShare = q.MediaShare
+	}
+	n.MediaRate = uint64(max(q.MediaRate, 0))
+	n.ControlRate = uint64(max(q.ControlRate, 0))
+	switch {
+	case q.MediaDSCP != 0:
+		n.MediaDSCP = q.MediaDSCP
+	case c.Cluster.DSCPMark() != 0:
+		n.MediaDSCP = c.Cluster.DSCPMark()
+	}
+	toPorts := func(ps []int) []uint16 {
+		out := make([]uint16, 0, len(ps))
+		for _, p := range ps {
+			out = append(out, uint16(p))
+		}
+		return out
+	}
+	if len(q.MediaPorts) > 0 {
+		n.MediaPorts = toPorts(q.MediaPorts)
+	} else if p := listenPort(c.Cluster.BackboneAddr()); p != 0 {
+		n.MediaPorts = []uint16{p}
+	}
+	if len(q.ControlPorts) > 0 {
+		n.ControlPorts = toPorts(q.ControlPorts)
+	} else {
+		for _, addr := range []string{c.Cluster.GossipBind(), c.API.Listen} {
+			if p := listenPort(addr); p != 0 && !slices.Contains(n.ControlPorts, p) && !slices.Contains(n.MediaPorts, p) {
+				n.ControlPorts = append(n.ControlPorts, p)
+			}
+		}
+	}
+	return n
+}
+
+// listenPort is the port of a host:port listen address, or 0.
+func listenPort(addr string) uint16 {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return 0
+	}
+	return uint16(n)
+}

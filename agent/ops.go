@@ -1,17 +1,313 @@
 package agent
 
-// This file wires operations: Prometheus metrics, webhooks, QoS over netlink into the agent.
+// This file wires operations into the agent: Prometheus metrics
+// (metrics.go), webhooks for node events, and QoS over netlink on the
+// backbone interface.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/relaymesh/relaymesh/netutil"
+	"github.com/relaymesh/relaymesh/webhook"
+)
 
 // opsState is the agent's ops state (see extensions.go).
-type opsState struct{}
+type opsState struct {
+	reg *prometheus.Registry
 
-// newOps builds the ops components from cfg and registers them with
-// a.add (run and close) and a.beforeDrain.
-func (a *Agent) newOps(cfg *Config) error { return nil }
+	mu sync.Mutex
+	// webhooks: the sender in force (nil when [webhooks] url is ""), the
+	// config and secret it was built from, and the events it sends (nil =
+	// all).
+	hooks      *hookRun
+	hooksCfg   WebhooksConfig
+	hookSecret []byte
+	events     map[string]bool
+	// runCtx is set while the ops runner runs, so a sender built on reload
+	// can start; senders started run under hookWG.
+	runCtx context.Context
+	hookWG sync.WaitGroup
+
+	// qos is the tree in force (Enabled false when none); qosApplied is
+	// false when the kernel refused (no CAP_NET_ADMIN).
+	qos        netutil.QoSConfig
+	qosApplied bool
+	qosWarned  bool
+}
+
+// hookRun is one webhook sender and the cancel of its Run.
+type hookRun struct {
+	s      *webhook.Sender
+	cancel context.CancelFunc
+}
+
+// newOps builds the metrics registry, the webhook sender and the QoS tree.
+func (a *Agent) newOps(cfg *Config) error {
+	o := &a.ext.ops
+	o.reg = prometheus.NewRegistry()
+	o.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&agentCollector{a: a},
+	)
+	if err := a.setWebhooks(cfg); err != nil {
+		return err
+	}
+	a.onPublished = append(a.onPublished, func(key string) {
+		a.notify(EventStreamPublished, map[string]string{"stream": key})
+	})
+	a.onEnded = append(a.onEnded, func(key string) {
+		a.notify(EventStreamUnpublished, map[string]string{"stream": key})
+	})
+	if err := a.setQoS(cfg.netQoS()); err != nil {
+		return err
+	}
+	a.add(a.runOps, a.closeOps)
+	return nil
+}
 
 // reloadOps applies a valid new config; an error refuses the reload.
-func (a *Agent) reloadOps(old, next *Config) error { return nil }
+func (a *Agent) reloadOps(old, next *Config) error {
+	if err := a.setQoS(next.netQoS()); err != nil {
+		return err
+	}
+	return a.setWebhooks(next)
+}
 
-// routesOps registers the ops API endpoints on s.mux.
-func (s *apiServer) routesOps()       {}
-func qosInterface(cfg *Config) string { return "" }
+// runOps runs the webhook senders until ctx ends; they then flush
+// (bounded by the sender's FlushTimeout).
+func (a *Agent) runOps(ctx context.Context) error {
+	o := &a.ext.ops
+	o.mu.Lock()
+	o.runCtx = ctx
+	if o.hooks != nil {
+		a.startHooks(o.hooks)
+	}
+	o.mu.Unlock()
+	<-ctx.Done()
+	o.hookWG.Wait()
+	return nil
+}
+
+// startHooks runs h under o.runCtx; o.mu is held.
+func (a *Agent) startHooks(h *hookRun) {
+	o := &a.ext.ops
+	ctx, cancel := context.WithCancel(o.runCtx)
+	h.cancel = cancel
+	o.hookWG.Add(1)
+	go func() {
+		defer o.hookWG.Done()
+		h.s.Run(ctx)
+	}()
+}
+
+// closeOps stops the webhook sender and removes the QoS tree.
+func (a *Agent) closeOps() error {
+	o := &a.ext.ops
+	o.mu.Lock()
+	h := o.hooks
+	o.hooks = nil
+	q, applied := o.qos, o.qosApplied
+	o.qosApplied = false
+	o.qos.Enabled = false
+	o.mu.Unlock()
+	if h != nil {
+		h.s.Close()
+	}
+	if q.Enabled && applied {
+		if err := netutil.Remove(q.Interface); err != nil {
+			return fmt.Errorf("qos: remove from %s: %w", q.Interface, err)
+		}
+		a.log.Info("qos removed", "interface", q.Interface)
+	}
+	return nil
+}
+
+// setWebhooks builds the sender for cfg's [webhooks], replacing the one in
+// force when the config or the secret changed. The old sender flushes what
+// it holds in the background.
+func (a *Agent) setWebhooks(cfg *Config) error {
+	o := &a.ext.ops
+	w := cfg.Webhooks
+	var secret []byte
+	if w.URL != "" && w.SecretFile != "" {
+		var err error
+		if secret, err = loadWebhookSecret(w.SecretFile); err != nil {
+			return fmt.Errorf("webhooks.secret_file: %w", err)
+		}
+	}
+	var events map[string]bool
+	if len(w.Events) > 0 {
+		events = map[string]bool{}
+		for _, e := range w.Events {
+			events[e] = true
+		}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = events
+	if o.hooks != nil && w.URL == o.hooksCfg.URL && bytes.Equal(secret, o.hookSecret) {
+		o.hooksCfg = w
+		return nil
+	}
+	old := o.hooks
+	o.hooks, o.hooksCfg, o.hookSecret = nil, w, secret
+	if w.URL != "" {
+		o.hooks = &hookRun{s: webhook.New(webhook.Config{URL: w.URL, Secret: secret, Node: cfg.Node.ResolveName()}, a.log)}
+		if o.runCtx != nil {
+			a.startHooks(o.hooks)
+		}
+		a.log.Info("webhooks on", "url", w.URL, "signed", secret != nil, "events", eventsList(events))
+	} else if old != nil {
+		a.log.Info("webhooks off")
+	}
+	if old != nil {
+		if old.cancel != nil {
+			old.cancel() // flushes its queue, then its Run returns
+		} else {
+			old.s.Close()
+		}
+	}
+	return nil
+}
+
+func eventsList(m map[string]bool) string {
+	if m == nil {
+		return "all"
+	}
+	var out []string
+	for _, e := range webhookEvents {
+		if m[e] {
+			out = append(out, e)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// loadWebhookSecret reads the HMAC key: the file's text without surrounding
+// whitespace, at least 16 bytes.
+func loadWebhookSecret(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s := bytes.TrimSpace(data)
+	if len(s) < 16 {
+		return nil, fmt.Errorf("%s holds %d bytes: put a secret of at least 16 in it, e.g. `head -c 32 /dev/urandom | base64 > %s`", path, len(s), path)
+	}
+	return s, nil
+}
+
+// notify sends a webhook event if webhooks are on and the event is among
+// webhooks.events. It never blocks; data is marshalled to JSON at once.
+// Event names: the Event* constants in config_ops.go.
+func (a *Agent) notify(event string, data any) {
+	if a == nil {
+		return
+	}
+	o := &a.ext.ops
+	o.mu.Lock()
+	h, events := o.hooks, o.events
+	o.mu.Unlock()
+	if h == nil || (events != nil && !events[event]) {
+		return
+	}
+	h.s.Send(event, data)
+}
+
+// setQoS makes the backbone shaping what n says: applies (or reconciles)
+// the tree, and removes it from an interface no longer shaped. Without
+// CAP_NET_ADMIN it logs one warning per process and goes on.
+func (a *Agent) setQoS(n netutil.QoSConfig) error {
+	o := &a.ext.ops
+	o.mu.Lock()
+	cur, curApplied := o.qos, o.qosApplied
+	o.mu.Unlock()
+	if reflect.DeepEqual(cur, n) {
+		return nil
+	}
+	applied := false
+	if n.Enabled {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := netutil.Apply(ctx, n)
+		cancel()
+		switch {
+		case err == nil:
+			applied = true
+			a.log.Info("qos applied", "interface", n.Interface, "rate", Bitrate(n.Rate).String(),
+				"media_ports", n.MediaPorts, "control_ports", n.ControlPorts, "media_dscp", n.MediaDSCP)
+		case errors.Is(err, netutil.ErrNoNetAdmin):
+			o.mu.Lock()
+			warned := o.qosWarned
+			o.qosWarned = true
+			o.mu.Unlock()
+			if !warned {
+				a.log.Warn("qos: not applied, the agent lacks CAP_NET_ADMIN; running without traffic shaping (run as the packaged service, or grant CAP_NET_ADMIN)",
+					"interface", n.Interface, "error", err)
+			}
+		default:
+			return fmt.Errorf("qos: %w", err)
+		}
+	}
+	if cur.Enabled && curApplied && (!n.Enabled || cur.Interface != n.Interface) {
+		if err := netutil.Remove(cur.Interface); err != nil {
+			a.log.Warn("qos: could not remove the old tree", "interface", cur.Interface, "error", err)
+		} else {
+			a.log.Info("qos removed", "interface", cur.Interface)
+		}
+	}
+	o.mu.Lock()
+	o.qos, o.qosApplied = n, applied
+	o.mu.Unlock()
+	return nil
+}
+
+// qosState returns the QoS config in force and whether it is installed.
+func (a *Agent) qosState() (netutil.QoSConfig, bool) {
+	o := &a.ext.ops
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.qos, o.qosApplied
+}
+
+// webhookStats returns the sender's counters, if webhooks are on.
+func (a *Agent) webhookStats() (webhook.Stats, bool) {
+	o := &a.ext.ops
+	o.mu.Lock()
+	h := o.hooks
+	o.mu.Unlock()
+	if h == nil {
+		return webhook.Stats{}, false
+	}
+	return h.s.Stats(), true
+}
+
+// routesOps registers GET /metrics.
+func (s *apiServer) routesOps() {
+	reg := s.a.ext.ops.reg
+	if reg == nil {
+		return
+	}
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(s.a.log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+		Registry:      reg,
+	}))
+}
+
+// qosInterface is the interface the agent shapes, if any: what `relaymesh
+// cleanup` clears.
+func qosInterface(cfg *Config) string { return cfg.QoS.Interface }
