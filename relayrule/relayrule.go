@@ -1,0 +1,348 @@
+// Package relayrule runs relay rules: streams whose app/name matches a
+// pattern are pushed to a destination URL during a time window, with
+// reconnect and backoff, each push's state and last error visible.
+package relayrule
+
+import (
+	"context"
+	"log/slog"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/relaymesh/relaymesh/flow"
+	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/media"
+	relay "github.com/relaymesh/relaymesh/relaystub"
+)
+
+// MaxWindow is the longest time window of a relay.
+const MaxWindow = 7 * 24 * time.Hour
+
+// Spec is one relay rule.
+type Spec struct {
+	ID         string    `json:"id"`
+	Pattern    string    `json:"pattern"` // app/name; * and ? match within a part, e.g. "live/*"
+	URL        string    `json:"url"`     // rtmp(s):// or srt://
+	Passphrase string    `json:"passphrase,omitempty"`
+	PBKeyLen   int       `json:"pbkeylen,omitempty"`
+	LatencyMS  int       `json:"latency_ms,omitempty"`
+	Start      time.Time `json:"start_time"`
+	End        time.Time `json:"end_time"`
+}
+
+// Validate checks a rule at time now.
+func (s *Spec) Validate(now time.Time) error {
+	if err := flow.CheckID("id", s.ID); err != nil {
+		return err
+	}
+	app, name, ok := strings.Cut(s.Pattern, "/")
+	if !ok || app == "" || name == "" || strings.Contains(name, "/") {
+		return lifecycle.Invalidf("pattern", "%q is not an app/name pattern, e.g. \"live/*\" or \"live/cam1\"", s.Pattern)
+	}
+	if _, err := path.Match(s.Pattern, "a/b"); err != nil {
+		return lifecycle.Invalidf("pattern", "%q: %v", s.Pattern, err)
+	}
+	if err := flow.CheckURL("url", s.URL, "rtmp", "rtmps", "srt"); err != nil {
+		return err
+	}
+	if p := s.Passphrase; p != "" && (len(p) < 10 || len(p) > 79) {
+		return lifecycle.Invalidf("passphrase", "is %d bytes long: SRT passphrases have 10 to 79", len(p))
+	}
+	if k := s.PBKeyLen; k != 0 && k != 16 && k != 24 && k != 32 {
+		return lifecycle.Invalidf("pbkeylen", "%d is not 16, 24 or 32", k)
+	}
+	switch {
+	case s.Start.IsZero():
+		return lifecycle.Invalidf("start_time", "required (RFC 3339, e.g. 2026-05-01T18:00:00Z)")
+	case s.End.IsZero():
+		return lifecycle.Invalidf("end_time", "required (RFC 3339)")
+	case !s.End.After(now):
+		return lifecycle.Invalidf("end_time", "%s is not in the future", s.End.Format(time.RFC3339))
+	case !s.End.After(s.Start):
+		return lifecycle.Invalidf("end_time", "must be after start_time")
+	case s.End.Sub(s.Start) >= MaxWindow:
+		return lifecycle.Invalidf("end_time", "the window of %s is not under 7 days", s.End.Sub(s.Start).Round(time.Minute))
+	}
+	return nil
+}
+
+// Matches reports whether a stream key matches the rule's pattern.
+func (s *Spec) Matches(key string) bool {
+	ok, _ := path.Match(s.Pattern, key)
+	return ok
+}
+
+// View is a relay as the API shows it.
+type View struct {
+	Spec
+	State     lifecycle.State         `json:"state"` // scheduled, running, finished
+	LastError string                  `json:"last_error,omitempty"`
+	Pushes    map[string]relay.Status `json:"pushes"` // by stream key
+	ReadOnly  bool                    `json:"read_only"`
+	Origin    string                  `json:"origin"`
+}
+
+type push struct {
+	p      *relay.Pusher
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type entry struct {
+	spec     Spec
+	readOnly bool
+	pushes   map[string]*push
+	lastErr  string
+}
+
+// Manager owns the relay rules and their pushes.
+type Manager struct {
+	hub *media.Hub
+	log *slog.Logger
+	max func() int
+	now func() time.Time
+	// OnChange is called after a rule was added, changed or removed.
+	OnChange func(id string)
+
+	mu    sync.Mutex
+	rules map[string]*entry
+	kick  chan struct{}
+}
+
+// NewManager returns an empty manager; max is the rule limit, read on
+// every create.
+func NewManager(hub *media.Hub, log *slog.Logger, max func() int) *Manager {
+	return &Manager{hub: hub, log: log.With("component", "relay"), max: max, now: time.Now,
+		rules: map[string]*entry{}, kick: make(chan struct{}, 1)}
+}
+
+// Poke makes the manager look at the streams now (a stream went live).
+func (m *Manager) Poke() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) changed(id string) {
+	if m.OnChange != nil {
+		m.OnChange(id)
+	}
+	m.Poke()
+}
+
+// Create adds a rule. restored skips the future-end check for rules read
+// back from disk (they finish instead).
+func (m *Manager) Create(spec Spec, readOnly, restored bool) error {
+	if err := spec.Validate(m.now()); err != nil && !restored {
+		return err
+	}
+	m.mu.Lock()
+	if _, ok := m.rules[spec.ID]; ok {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.Exists, "id", "a relay %q exists", spec.ID)
+	}
+	if max := m.max(); max > 0 && len(m.rules) >= max {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.Limit, "", "%d relays exist, the most this node keeps (objects.max_relays)", max)
+	}
+	m.rules[spec.ID] = &entry{spec: spec, readOnly: readOnly, pushes: map[string]*push{}}
+	m.mu.Unlock()
+	m.changed(spec.ID)
+	return nil
+}
+
+// Update replaces a rule; its pushes restart.
+func (m *Manager) Update(spec Spec) error {
+	if err := spec.Validate(m.now()); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	e := m.rules[spec.ID]
+	if e == nil {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.NotFound, "", "no relay %q", spec.ID)
+	}
+	old := e.pushes
+	e.pushes = map[string]*push{}
+	e.spec = spec
+	m.mu.Unlock()
+	stopAll(old)
+	m.changed(spec.ID)
+	return nil
+}
+
+// Delete removes a rule and stops its pushes.
+func (m *Manager) Delete(id string) error {
+	m.mu.Lock()
+	e := m.rules[id]
+	if e == nil {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.NotFound, "", "no relay %q", id)
+	}
+	delete(m.rules, id)
+	m.mu.Unlock()
+	stopAll(e.pushes)
+	m.changed(id)
+	return nil
+}
+
+func stopAll(ps map[string]*push) {
+	for _, p := range ps {
+		p.cancel()
+	}
+	for _, p := range ps {
+		<-p.done
+	}
+}
+
+func (m *Manager) state(e *entry, now time.Time) lifecycle.State {
+	switch {
+	case now.Before(e.spec.Start):
+		return lifecycle.Scheduled
+	case !now.Before(e.spec.End):
+		return lifecycle.Finished
+	}
+	return lifecycle.Running
+}
+
+// Run starts and stops pushes as windows open and close and streams come
+// and go, until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	defer m.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-m.kick:
+		}
+		m.sync()
+	}
+}
+
+func (m *Manager) sync() {
+	now := m.now()
+	live := map[string]bool{}
+	for _, st := range m.hub.Streams() {
+		if _, ok := st.Publisher(); ok {
+			live[st.Key()] = true
+		}
+	}
+	var stop []*push
+	m.mu.Lock()
+	for _, e := range m.rules {
+		running := m.state(e, now) == lifecycle.Running
+		for key, p := range e.pushes {
+			if !running || !live[key] {
+				p.cancel()
+				stop = append(stop, p)
+				delete(e.pushes, key)
+			}
+		}
+		if !running {
+			continue
+		}
+		for key := range live {
+			if _, ok := e.pushes[key]; ok || !e.spec.Matches(key) {
+				continue
+			}
+			e.pushes[key] = m.startLocked(e, key)
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range stop {
+		<-p.done
+	}
+}
+
+func (m *Manager) startLocked(e *entry, key string) *push {
+	s := e.spec
+	t := relay.Target{URL: s.URL, Passphrase: s.Passphrase, PBKeyLen: s.PBKeyLen, Latency: time.Duration(s.LatencyMS) * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &push{cancel: cancel, done: make(chan struct{})}
+	p.p = relay.NewPusher(m.hub, relay.PushConfig{Key: key, Persistent: true,
+		Next: func(int, error) (relay.Target, error) { return t, nil },
+		OnState: func(st relay.Status) {
+			if st.LastError != "" {
+				m.mu.Lock()
+				e.lastErr = st.LastError
+				m.mu.Unlock()
+			}
+		}}, m.log.With("relay", s.ID, "stream", key))
+	m.log.Info("relay push started", "relay", s.ID, "stream", key)
+	go func() {
+		defer close(p.done)
+		p.p.Run(ctx)
+	}()
+	return p
+}
+
+// Get returns one rule.
+func (m *Manager) Get(id string) (View, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.rules[id]
+	if e == nil {
+		return View{}, false
+	}
+	return m.viewLocked(e), true
+}
+
+// List returns every rule by id.
+func (m *Manager) List() []View {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]View, 0, len(m.rules))
+	for _, e := range m.rules {
+		out = append(out, m.viewLocked(e))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (m *Manager) viewLocked(e *entry) View {
+	v := View{Spec: e.spec, State: m.state(e, m.now()), LastError: e.lastErr, Pushes: map[string]relay.Status{},
+		ReadOnly: e.readOnly, Origin: "api"}
+	if e.readOnly {
+		v.Origin = "config"
+	}
+	for k, p := range e.pushes {
+		v.Pushes[k] = p.p.Status()
+	}
+	return v
+}
+
+// IDs returns the ids of config-declared (readOnly) or API-made rules.
+func (m *Manager) IDs(readOnly bool) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for id, e := range m.rules {
+		if e.readOnly == readOnly {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close stops every push.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	all := map[string]*push{}
+	for id, e := range m.rules {
+		for k, p := range e.pushes {
+			all[id+" "+k] = p
+		}
+		e.pushes = map[string]*push{}
+	}
+	m.mu.Unlock()
+	stopAll(all)
+	return nil
+}

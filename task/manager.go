@@ -1,0 +1,439 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/relaymesh/relaymesh/lifecycle"
+)
+
+// Notifier delivers webhook events; it must not block.
+type Notifier interface{ Notify(event string, payload any) }
+
+// View is a task as the API shows it.
+type View struct {
+	Spec
+	State     string          `json:"state"` // NotStarted, Running, Stopped, Failed, Finished
+	Internal  lifecycle.State `json:"lifecycle"`
+	Reason    string          `json:"reason,omitempty"`
+	Since     time.Time       `json:"since"`
+	Item      int             `json:"item"` // playlist index now playing
+	Pass      int             `json:"pass"` // 1-based pass through the playlist
+	ReadOnly  bool            `json:"read_only"`
+	Origin    string          `json:"origin"`
+	Stream    string          `json:"stream"` // hub key the task publishes
+	LastError string          `json:"last_error,omitempty"`
+}
+
+type entry struct {
+	spec      Spec
+	readOnly  bool
+	state     lifecycle.State
+	reason    string
+	since     time.Time
+	item      int
+	pass      int
+	cancel    context.CancelFunc
+	done      chan struct{}
+	player    *player
+	stopState lifecycle.State // what a cancel ends in: standby or finished
+}
+
+// Manager owns the node's tasks, their state machines and their schedule.
+type Manager struct {
+	deps       *Deps
+	maxRunning func() int
+	// NotifierFor returns the webhook for a callback URL ("" = none).
+	NotifierFor func(callback string) Notifier
+	// OnChange is called (without locks) after a task changed.
+	OnChange func(id string)
+	now      func() time.Time
+
+	mu    sync.Mutex
+	tasks map[string]*entry
+	wg    sync.WaitGroup
+}
+
+// NewManager returns an empty manager; maxRunning is read on every start.
+func NewManager(deps *Deps, maxRunning func() int) *Manager {
+	return &Manager{deps: deps, maxRunning: maxRunning, tasks: map[string]*entry{}, now: time.Now}
+}
+
+func (m *Manager) changed(id string) {
+	if m.OnChange != nil {
+		m.OnChange(id)
+	}
+}
+
+func (m *Manager) notify(e *entry, event, reason string) {
+	if m.NotifierFor == nil {
+		return
+	}
+	n := m.NotifierFor(e.spec.Callback)
+	if n == nil {
+		return
+	}
+	ev := Event{Event: event, Task: e.spec.ID, State: e.state.TaskName(), Time: m.now().UTC(), Reason: reason}
+	if event == "item-changed" {
+		i := e.item
+		ev.Item, ev.Loop = &i, e.pass
+		if i < len(e.spec.Source.Playlist) {
+			ev.URL = e.spec.Source.Playlist[i]
+		}
+	}
+	n.Notify(event, ev)
+}
+
+// Create adds a task. state is the state it comes back in after a
+// restart; "" is a new task (NotStarted).
+func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error {
+	spec.Normalize()
+	if err := spec.Validate(m.now()); err != nil && state == "" {
+		return err
+	}
+	m.mu.Lock()
+	if _, ok := m.tasks[spec.ID]; ok {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.Exists, "id", "a task %q exists", spec.ID)
+	}
+	st := state
+	if st == "" || st.Active() {
+		st = lifecycle.Scheduled
+	}
+	m.tasks[spec.ID] = &entry{spec: spec, readOnly: readOnly, state: st, since: m.now()}
+	m.mu.Unlock()
+	m.changed(spec.ID)
+	if state.Active() {
+		if err := m.Start(context.Background(), spec.ID); err != nil {
+			m.fail(spec.ID, err)
+		}
+	}
+	return nil
+}
+
+// Update replaces a task's spec as its state allows: NotStarted: time,
+// callback and source; Stopped: callback and source; otherwise nothing.
+func (m *Manager) Update(spec Spec) error {
+	spec.Normalize()
+	if err := spec.Validate(m.now()); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	e := m.tasks[spec.ID]
+	if e == nil {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", spec.ID)
+	}
+	if err := lifecycle.TaskRules.Check(e.state, e.state.TaskName(), Changed(&e.spec, &spec)...); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	e.spec = spec
+	m.mu.Unlock()
+	m.changed(spec.ID)
+	return nil
+}
+
+// Delete removes a task that does not run.
+func (m *Manager) Delete(id string) error {
+	m.mu.Lock()
+	defer func() { m.mu.Unlock(); m.changed(id) }()
+	e := m.tasks[id]
+	if e == nil {
+		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
+	}
+	if e.state.Active() {
+		return lifecycle.Conflictf("state", "task %q is Running: stop it before deleting it", id)
+	}
+	delete(m.tasks, id)
+	return nil
+}
+
+func (m *Manager) runningLocked() int {
+	n := 0
+	for _, e := range m.tasks {
+		if e.state.Active() {
+			n++
+		}
+	}
+	return n
+}
+
+// Start probes the playlist (a bad file or codec is refused here, naming
+// the item) and starts the task.
+func (m *Manager) Start(ctx context.Context, id string) error {
+	m.mu.Lock()
+	e := m.tasks[id]
+	if e == nil {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
+	}
+	if e.state.Active() {
+		m.mu.Unlock()
+		return lifecycle.Conflictf("state", "task %q is already Running", id)
+	}
+	if e.spec.End != nil && !e.spec.End.After(m.now()) {
+		m.mu.Unlock()
+		return lifecycle.Conflictf("end_time", "task %q ended at %s: set a later end_time first", id, e.spec.End.Format(time.RFC3339))
+	}
+	if max := m.maxRunning(); max > 0 && m.runningLocked() >= max {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.Limit, "", "%d tasks are running, the most this node runs (objects.max_running_tasks)", max)
+	}
+	spec := e.spec
+	m.setLocked(e, lifecycle.Starting, "")
+	m.mu.Unlock()
+
+	paths, err := Probe(ctx, m.deps, &spec)
+	m.mu.Lock()
+	if err != nil {
+		m.setLocked(e, lifecycle.Standby, "")
+		m.mu.Unlock()
+		field, msg, _ := cut(err.Error())
+		return lifecycle.Invalidf(field, "%s", msg)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	pl := &player{spec: spec, paths: paths, deps: m.deps}
+	pl.onItem = func(i, pass int) {
+		m.mu.Lock()
+		e.item, e.pass = i, pass
+		m.notify(e, "item-changed", "")
+		m.mu.Unlock()
+	}
+	e.cancel, e.done, e.player, e.stopState = cancel, make(chan struct{}), pl, lifecycle.Standby
+	m.setLocked(e, lifecycle.Running, "")
+	m.notify(e, "started", "")
+	done := e.done
+	m.mu.Unlock()
+	m.changed(id)
+	m.wg.Go(func() {
+		defer close(done)
+		err := pl.run(rctx)
+		m.mu.Lock()
+		if e.player != pl {
+			m.mu.Unlock()
+			return
+		}
+		e.player, e.cancel = nil, nil
+		switch {
+		case rctx.Err() != nil && e.stopState == "":
+			// the node is shutting down: keep Running for the restart
+			m.mu.Unlock()
+			return
+		case rctx.Err() != nil:
+			m.setLocked(e, e.stopState, "")
+			ev := "stopped"
+			if e.stopState == lifecycle.Finished {
+				ev = "finished"
+			}
+			m.notify(e, ev, "")
+		case err != nil:
+			m.setLocked(e, lifecycle.Error, err.Error())
+			m.notify(e, "failed", err.Error())
+		default:
+			m.setLocked(e, lifecycle.Finished, "")
+			m.notify(e, "finished", "")
+		}
+		m.mu.Unlock()
+		m.changed(id)
+	})
+	return nil
+}
+
+func cut(s string) (field, msg string, ok bool) {
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] == ':' && s[i+1] == ' ' {
+			return s[:i], s[i+2:], true
+		}
+	}
+	return "source", s, false
+}
+
+func (m *Manager) setLocked(e *entry, s lifecycle.State, reason string) {
+	e.state, e.reason, e.since = s, reason, m.now()
+}
+
+func (m *Manager) fail(id string, err error) {
+	m.mu.Lock()
+	if e := m.tasks[id]; e != nil && !e.state.Active() {
+		m.setLocked(e, lifecycle.Error, err.Error())
+		m.notify(e, "failed", err.Error())
+	}
+	m.mu.Unlock()
+	m.changed(id)
+}
+
+// Stop stops a running task (Stopped), or with finished=true at the end
+// of its window (Finished).
+func (m *Manager) Stop(id string, finished bool) error {
+	m.mu.Lock()
+	e := m.tasks[id]
+	if e == nil {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
+	}
+	if !e.state.Active() || e.cancel == nil {
+		m.mu.Unlock()
+		return lifecycle.Conflictf("state", "task %q is %s, not Running", id, e.state.TaskName())
+	}
+	e.stopState = lifecycle.Standby
+	if finished {
+		e.stopState = lifecycle.Finished
+	}
+	cancel, done := e.cancel, e.done
+	m.mu.Unlock()
+	cancel()
+	<-done
+	return nil
+}
+
+// Restart stops the task if it runs and starts it again.
+func (m *Manager) Restart(ctx context.Context, id string) error {
+	if err := m.Stop(id, false); err != nil {
+		var p *lifecycle.Problem
+		if !errors.As(err, &p) || p.Kind != lifecycle.Conflict {
+			return err
+		}
+	}
+	return m.Start(ctx, id)
+}
+
+// Run is the scheduler: it starts NotStarted tasks at their start time
+// and finishes tasks at their end time.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.tick(ctx)
+		}
+	}
+}
+
+func (m *Manager) tick(ctx context.Context) {
+	now := m.now()
+	var start, finish, expire []string
+	m.mu.Lock()
+	for id, e := range m.tasks {
+		ended := e.spec.End != nil && !e.spec.End.After(now)
+		switch {
+		case e.state == lifecycle.Running && ended:
+			finish = append(finish, id)
+		case e.state == lifecycle.Scheduled && ended:
+			expire = append(expire, id)
+		case e.state == lifecycle.Scheduled && e.spec.Start != nil && !e.spec.Start.After(now):
+			start = append(start, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range finish {
+		m.Stop(id, true)
+	}
+	for _, id := range expire {
+		m.mu.Lock()
+		if e := m.tasks[id]; e != nil && e.state == lifecycle.Scheduled {
+			m.setLocked(e, lifecycle.Finished, "the time window ended before the task started")
+			m.notify(e, "finished", e.reason)
+		}
+		m.mu.Unlock()
+		m.changed(id)
+	}
+	for _, id := range start {
+		go func() {
+			if err := m.Start(ctx, id); err != nil {
+				m.fail(id, err)
+			}
+		}()
+	}
+}
+
+// Get returns one task.
+func (m *Manager) Get(id string) (View, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.tasks[id]
+	if e == nil {
+		return View{}, false
+	}
+	return m.viewLocked(e), true
+}
+
+// List returns every task by id.
+func (m *Manager) List() []View {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]View, 0, len(m.tasks))
+	for _, e := range m.tasks {
+		out = append(out, m.viewLocked(e))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (m *Manager) viewLocked(e *entry) View {
+	v := View{Spec: e.spec, State: e.state.TaskName(), Internal: e.state, Reason: e.reason, Since: e.since,
+		Item: e.item, Pass: e.pass, ReadOnly: e.readOnly, Origin: "api", Stream: e.spec.Key()}
+	if e.readOnly {
+		v.Origin = "config"
+	}
+	if e.player != nil {
+		if k, ok := e.player.destKey(); ok {
+			v.Stream = k
+		}
+		if e.player.pusher != nil {
+			v.LastError = e.player.pusher.Status().LastError
+		}
+		if e.player.puller != nil {
+			v.LastError = e.player.puller.Status().LastError
+		}
+	}
+	return v
+}
+
+// IDs returns the ids of config-declared (readOnly) or API-made tasks.
+func (m *Manager) IDs(readOnly bool) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for id, e := range m.tasks {
+		if e.readOnly == readOnly {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Remove stops and deletes a task regardless of its state (reload).
+func (m *Manager) Remove(id string) {
+	m.Stop(id, false)
+	m.mu.Lock()
+	delete(m.tasks, id)
+	m.mu.Unlock()
+}
+
+// Close stops the players and waits for them; states stay as they were
+// so a restart resumes running tasks.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	var dones []chan struct{}
+	for _, e := range m.tasks {
+		if e.cancel != nil {
+			e.stopState = ""
+			e.cancel()
+			dones = append(dones, e.done)
+		}
+	}
+	m.mu.Unlock()
+	for _, d := range dones {
+		<-d
+	}
+	m.wg.Wait()
+	return nil
+}

@@ -1,0 +1,216 @@
+package task
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/relaymesh/relaymesh/media"
+	relay "github.com/relaymesh/relaymesh/relaystub"
+)
+
+// Deps are what a task needs from the node.
+type Deps struct {
+	Hub *media.Hub
+	Log *slog.Logger
+	// Local maps a destination URL that is this node's own ingest to its
+	// hub stream key, so the task publishes there directly.
+	Local func(dest string) (key string, ok bool)
+	// CacheDir holds downloaded playlist items.
+	CacheDir string
+	// HTTP fetches playlist items (default: a client with a 10 min timeout).
+	HTTP *http.Client
+}
+
+// fetch returns a local path for a playlist item, downloading http(s)
+// items into the cache once.
+func (d *Deps) fetch(ctx context.Context, p string) (string, error) {
+	if !isRemote(p) {
+		return p, nil
+	}
+	sum := sha256.Sum256([]byte(p))
+	dst := filepath.Join(d.CacheDir, hex.EncodeToString(sum[:12])+filepath.Ext(p))
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	if err := os.MkdirAll(d.CacheDir, 0o750); err != nil {
+		return "", err
+	}
+	c := d.HTTP
+	if c == nil {
+		c = &http.Client{Timeout: 10 * time.Minute}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("download %s: %w", p, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("download %s: HTTP %d", p, resp.StatusCode)
+	}
+	f, err := os.CreateTemp(d.CacheDir, ".part-*")
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", fmt.Errorf("download %s: %w", p, err)
+	}
+	f.Close()
+	return dst, os.Rename(f.Name(), dst)
+}
+
+// Probe fetches and opens every playlist item, so an unreadable file or
+// an unsupported codec is refused before the task starts. The error names
+// the item as source.playlist[i].
+func Probe(ctx context.Context, d *Deps, s *Spec) ([]string, error) {
+	paths := make([]string, len(s.Source.Playlist))
+	for i, p := range s.Source.Playlist {
+		lp, err := d.fetch(ctx, p)
+		if err == nil {
+			var it item
+			if it, err = openItem(lp); err == nil {
+				it.Close()
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("source.playlist[%d]: %w", i, err)
+		}
+		paths[i] = lp
+	}
+	return paths, nil
+}
+
+// Event is a webhook payload.
+type Event struct {
+	Event  string    `json:"event"` // started, item-changed, stopped, failed, finished
+	Task   string    `json:"task"`
+	State  string    `json:"state"`
+	Time   time.Time `json:"time"`
+	Item   *int      `json:"item,omitempty"` // playlist index
+	URL    string    `json:"url,omitempty"`  // the item
+	Loop   int       `json:"loop,omitempty"` // 1-based pass through the playlist
+	Reason string    `json:"reason,omitempty"`
+}
+
+// player plays one task until ctx ends or the playlist is done.
+type player struct {
+	spec   Spec
+	paths  []string
+	deps   *Deps
+	onItem func(i, loop int)
+
+	pusher *relay.Pusher
+	puller *relay.Puller
+}
+
+func (p *player) destKey() (string, bool) {
+	if p.deps.Local != nil {
+		if k, ok := p.deps.Local(p.spec.Destination.URL); ok {
+			return k, true
+		}
+	}
+	return p.spec.Key(), false
+}
+
+// run returns nil when the playlist is done, ctx.Err() when stopped.
+func (p *player) run(ctx context.Context) error {
+	key, local := p.destKey()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
+	go func() {
+		defer close(done)
+		if local {
+			return
+		}
+		d := p.spec.Destination
+		t := relay.Target{URL: d.URL, Passphrase: d.Passphrase, PBKeyLen: d.PBKeyLen, Latency: time.Duration(d.LatencyMS) * time.Millisecond}
+		p.pusher = relay.NewPusher(p.deps.Hub, relay.PushConfig{Key: key, Persistent: true,
+			Next: func(int, error) (relay.Target, error) { return t, nil }}, p.deps.Log)
+		p.pusher.Run(ctx)
+	}()
+	if p.spec.Source.URL != "" {
+		t := relay.Target{URL: p.spec.Source.URL}
+		p.puller = relay.NewPuller(p.deps.Hub, relay.PullConfig{Key: key,
+			Next: func(int, error) (relay.Target, error) { return t, nil }}, p.deps.Log)
+		p.puller.Run(ctx)
+		return ctx.Err()
+	}
+	pub, err := p.deps.Hub.Publish(key, media.PublisherInfo{Protocol: "task", Remote: "task " + p.spec.ID})
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
+	defer pub.Close()
+	start := time.Now()
+	var base int64
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for loop := 1; p.spec.Loop < 0 || loop <= p.spec.Loop; loop++ {
+		for i, path := range p.paths {
+			it, err := openItem(path)
+			if err != nil {
+				return fmt.Errorf("source.playlist[%d]: %w", i, err)
+			}
+			if p.onItem != nil {
+				p.onItem(i, loop)
+			}
+			last, err := p.play(ctx, it, pub, start, base, timer)
+			it.Close()
+			if err != nil {
+				return err
+			}
+			base = last + 40 // one frame after the item's last packet
+		}
+	}
+	return nil
+}
+
+// play writes one item paced at real time from base (ms on the task's
+// timeline) and returns the last timestamp written.
+func (p *player) play(ctx context.Context, it item, pub *media.Publisher, start time.Time, base int64, timer *time.Timer) (int64, error) {
+	last := base
+	for _, h := range it.Headers() {
+		if err := pub.Write(&media.Packet{Kind: h.Kind, Time: base, Header: true, Payload: h.Payload}); err != nil {
+			return last, err
+		}
+	}
+	for {
+		pkt, err := it.Next()
+		if err == io.EOF {
+			return last, nil
+		}
+		if err != nil {
+			return last, err
+		}
+		t := base + max(pkt.Time, 0)
+		if wait := time.Until(start.Add(time.Duration(t) * time.Millisecond)); wait > 2*time.Millisecond {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return last, ctx.Err()
+			case <-timer.C:
+			}
+		} else if ctx.Err() != nil {
+			return last, ctx.Err()
+		}
+		pkt.Time = t
+		if err := pub.Write(pkt); err != nil {
+			return last, err
+		}
+		last = max(last, t)
+	}
+}
