@@ -522,7 +522,7 @@ func TestCluster(t *testing.T) {
 	t.Run("locate_publish_pull", func(t *testing.T) {
 		var loc struct {
 			Edge       struct{ Node, Site, RTMP, SRT string } `json:"edge"`
-			Alternates []struct{ Node string }               `json:"alternates"`
+			Alternates []struct{ Node string }                `json:"alternates"`
 		}
 		if err := c.api("fra", "/v1/locate?app=live&stream=sg1&client="+singaporeIP, &loc); err != nil {
 			t.Fatal(err)
