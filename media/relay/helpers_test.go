@@ -1,0 +1,302 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/httpflv"
+	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/rtmp"
+	"github.com/relaymesh/relaymesh/media/srt"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testLog returns a logger whose output is shown when the test fails.
+func testLog(t *testing.T, name string) *slog.Logger {
+	buf := &syncBuf{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// node is a hub with RTMP, SRT and HTTP-FLV listeners on loopback.
+type node struct {
+	hub     *media.Hub
+	rtmp    *rtmp.Server
+	srt     *srt.Server
+	flv     *httpflv.Server
+	rtmpURL string // rtmp://127.0.0.1:port
+	srtURL  string // srt://127.0.0.1:port
+	httpURL string // http://127.0.0.1:port
+	srtStop context.CancelFunc
+	srtDone chan struct{}
+}
+
+type nodeOpts struct {
+	srt   srt.Config
+	grace time.Duration // hub reconnect grace (0 = default 5s, <0 = none)
+}
+
+func startNode(t *testing.T, name string, o nodeOpts) *node {
+	t.Helper()
+	log := testLog(t, name).With("node", name)
+	hc := media.DefaultHubConfig()
+	switch {
+	case o.grace > 0:
+		hc.ReconnectGrace = o.grace
+	case o.grace < 0:
+		hc.ReconnectGrace = 0
+	}
+	hc.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
+	n := &node{hub: media.NewHub(hc, log)}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		n.srtStop()
+		n.hub.Close()
+		wg.Wait()
+	})
+	var err error
+	if n.rtmp, err = rtmp.New(rtmp.Config{Listen: "127.0.0.1:0", PlayWait: 5 * time.Second}, n.hub, log); err != nil {
+		t.Fatal(err)
+	}
+	if n.flv, err = httpflv.New(httpflv.Config{Listen: "127.0.0.1:0", PlayWait: 5 * time.Second}, n.hub, log); err != nil {
+		t.Fatal(err)
+	}
+	o.srt.Listen = "127.0.0.1:0"
+	if n.srt, err = srt.New(o.srt, n.hub, log); err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); n.rtmp.Run(ctx) }()
+	go func() { defer wg.Done(); n.flv.Run(ctx) }()
+	sctx, scancel := context.WithCancel(ctx)
+	n.srtStop, n.srtDone = scancel, make(chan struct{})
+	go func() { defer close(n.srtDone); n.srt.Run(sctx) }()
+	n.rtmpURL = "rtmp://" + n.rtmp.Addr().String()
+	n.srtURL = "srt://" + n.srt.Addr().String()
+	n.httpURL = "http://" + n.flv.Addr().String()
+	return n
+}
+
+// killSRT closes the node's SRT listener and its connections.
+func (n *node) killSRT() {
+	n.srt.Close()
+	n.srtStop()
+	<-n.srtDone
+}
+
+// live waits until key carries H.264 and AAC.
+func (n *node) live(t *testing.T, key string, d time.Duration) {
+	t.Helper()
+	testmedia.Eventually(t, d, key+" to be live with video and audio", func() bool {
+		s := n.hub.Stream(key)
+		if s == nil {
+			return false
+		}
+		_, pub := s.Publisher()
+		c := s.Codecs()
+		return pub && c.Video != "" && c.Audio != ""
+	})
+}
+
+// feed publishes a realtime H.264 + AAC source to n's RTMP server as key.
+func feed(t *testing.T, n *node, key string, d time.Duration) *testmedia.Proc {
+	t.Helper()
+	src := testmedia.Source{Audio: true, Realtime: true, Duration: d, GOP: 25}
+	return testmedia.Publish(t, context.Background(), src, n.rtmpURL+"/"+key)
+}
+
+func needPeers(t *testing.T, bins ...string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test with real peers skipped in -short mode")
+	}
+	testmedia.Need(t, append([]string{"ffmpeg", "ffprobe"}, bins...)...)
+}
+
+// checkRead reads url for d and checks what a viewer checks.
+func checkRead(t *testing.T, what, url string, d time.Duration) testmedia.Result {
+	t.Helper()
+	res, err := testmedia.Read(context.Background(), url, d)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	t.Logf("%s: %+v", what, res)
+	if res.VideoCodec != "h264" || res.AudioCodec != "aac" || res.Width != 640 || res.Height != 360 {
+		t.Errorf("%s: got %s %dx%d + %q, want h264 640x360 + aac", what, res.VideoCodec, res.Width, res.Height, res.AudioCodec)
+	}
+	// 25 fps: allow for the reader's start-up and the GOP it joins in
+	want := int(d.Seconds() * 25)
+	if res.VideoFrames < want*6/10 || res.VideoFrames > want+30 {
+		t.Errorf("%s: %d video frames in %s, want about %d", what, res.VideoFrames, d, want)
+	}
+	if res.AudioFrames < int(d.Seconds()*47*6/10) {
+		t.Errorf("%s: only %d audio frames in %s", what, res.AudioFrames, d)
+	}
+	if !res.FirstKey {
+		t.Errorf("%s: the stream does not start on a keyframe", what)
+	}
+	if res.NonMonotonic > 0 {
+		t.Errorf("%s: %d non-monotonic video timestamps", what, res.NonMonotonic)
+	}
+	if res.DecodeErrors != "" {
+		t.Errorf("%s: decode errors:\n%s", what, res.DecodeErrors)
+	}
+	return res
+}
+
+// fixed returns a Next that always gives t.
+func fixed(t Target) func(int, error) (Target, error) {
+	return func(int, error) (Target, error) { return t, nil }
+}
+
+// nginx runs nginx-rtmp on a free loopback port and returns its rtmp:// base.
+func startNginx(t *testing.T) string {
+	t.Helper()
+	mod := "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+	if _, err := os.Stat(mod); err != nil {
+		t.Skipf("nginx-rtmp not installed (apt-get install nginx libnginx-mod-rtmp): %v", err)
+	}
+	testmedia.Need(t, "nginx")
+	dir := t.TempDir()
+	port := testmedia.FreePort(t)
+	conf := fmt.Sprintf(`load_module %s;
+pid %s/nginx.pid;
+error_log %s/error.log info;
+worker_processes 1;
+events { worker_connections 256; }
+rtmp {
+  server {
+    listen 127.0.0.1:%d;
+    chunk_size 4096;
+    application live {
+      live on;
+      record off;
+    }
+  }
+}
+`, mod, dir, dir, port)
+	cf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"logs", "client_body_temp"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	cmd := exec.Command("nginx", "-p", dir, "-c", cf, "-g", "daemon off;")
+	var stderr syncBuf
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("nginx: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx stderr:\n%s\nerror.log:\n%s", stderr.String(), lastLines(string(b), 40))
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	testmedia.Eventually(t, 5*time.Second, "nginx to listen", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return "rtmp://" + addr
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// bg is a Run in the background.
+type bg struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+	seen   bool // the test checked err itself
+}
+
+// runBG runs f in the background; it is stopped when the test ends.
+func runBG(t *testing.T, f func(context.Context) error) *bg {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &bg{cancel: cancel, done: make(chan struct{})}
+	go func() { b.err = f(ctx); close(b.done) }()
+	t.Cleanup(func() {
+		if err := b.stop(); err != nil && !b.seen {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return b
+}
+
+// stop cancels the run and returns its error.
+func (b *bg) stop() error {
+	b.cancel()
+	select {
+	case <-b.done:
+		return b.err
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("Run did not return within 10s of cancel")
+	}
+}
+
+// result returns Run's error once it returned; the test owns the check.
+func (b *bg) result() error {
+	<-b.done
+	b.seen = true
+	return b.err
+}
+
+// ended reports whether Run returned.
+func (b *bg) ended() bool {
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
