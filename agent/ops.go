@@ -81,6 +81,12 @@ func (a *Agent) newOps(cfg *Config) error {
 
 // reloadOps applies a valid new config; an error refuses the reload.
 func (a *Agent) reloadOps(old, next *Config) error {
+	// check what can fail before changing anything
+	if w := next.Webhooks; w.URL != "" && w.SecretFile != "" {
+		if _, err := loadWebhookSecret(w.SecretFile); err != nil {
+			return fmt.Errorf("webhooks.secret_file: %w", err)
+		}
+	}
 	if err := a.setQoS(next.netQoS()); err != nil {
 		return err
 	}

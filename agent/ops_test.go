@@ -1,0 +1,421 @@
+//go:build linux
+
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/netutil"
+	"github.com/relaymesh/relaymesh/webhook"
+)
+
+func TestQoSConfigMapping(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(c *Config)
+		want func(n *netutil.QoSConfig)
+	}{
+		{"defaults: backbone port is media, gossip and API ports are control", func(c *Config) {
+			c.QoS = QoSConfig{Enabled: true, Interface: "eth0", Rate: 100_000_000}
+		}, func(n *netutil.QoSConfig) {
+			n.Enabled, n.Interface, n.Rate = true, "eth0", 100_000_000
+			n.MediaPorts, n.ControlPorts = []uint16{9710}, []uint16{7946, 9997}
+		}},
+		{"cluster listeners and dscp followed", func(c *Config) {
+			c.QoS = QoSConfig{Enabled: true, Interface: "eth1", Rate: 50_000_000, MediaRate: 20_000_000, ControlRate: 1_000_000}
+			c.Cluster.BackboneListen = "10.0.0.1:9000"
+			c.Cluster.Bind = ":8000"
+			c.Cluster.DSCP = 46
+			c.API.Listen = ""
+		}, func(n *netutil.QoSConfig) {
+			n.Enabled, n.Interface, n.Rate, n.MediaRate, n.ControlRate = true, "eth1", 50_000_000, 20_000_000, 1_000_000
+			n.MediaDSCP = 46
+			n.MediaPorts, n.ControlPorts = []uint16{9000}, []uint16{8000}
+		}},
+		{"explicit values win", func(c *Config) {
+			c.QoS = QoSConfig{Enabled: true, Interface: "eth0", Rate: 10_000_000, MediaShare: 0.7, MediaDSCP: 10,
+				MediaPorts: []int{5000, 5001}, ControlPorts: []int{22}}
+		}, func(n *netutil.QoSConfig) {
+			n.Enabled, n.Interface, n.Rate, n.MediaShare, n.MediaDSCP = true, "eth0", 10_000_000, 0.7, 10
+			n.MediaPorts, n.ControlPorts = []uint16{5000, 5001}, []uint16{22}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mod(c)
+			if err := c.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			want := netutil.DefaultQoSConfig()
+			tc.want(&want)
+			if got := c.netQoS(); !reflect.DeepEqual(got, want) {
+				t.Errorf("netQoS =\n %+v, want\n %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestOpsConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want []string
+	}{
+		{"qos rate too low, named by key", "[qos]\nenabled = true\ninterface = \"eth0\"\nrate = \"500k\"\n",
+			[]string{"qos.rate: 500000 bit/s is below the minimum"}},
+		{"qos without interface", "[qos]\nenabled = true\nrate = \"100M\"\n",
+			[]string{"qos.interface: missing"}},
+		{"qos port out of range", "[qos]\nenabled = true\ninterface = \"eth0\"\nrate = \"100M\"\nmedia_ports = [70000]\n",
+			[]string{"qos.media_ports[0]: 70000 is not a port"}},
+		{"qos rate not a bitrate", "[qos]\nrate = 100\n", []string{"qos.rate"}},
+		{"qos off: not checked", "[qos]\ninterface = \"\"\nrate = \"1k\"\n", nil},
+		{"webhook url scheme", "[webhooks]\nurl = \"ftp://x/\"\n", []string{"webhooks.url:", "not an http:// or https://"}},
+		{"webhook events unknown", "[webhooks]\nurl = \"https://h/\"\nevents = [\"stream.published\", \"stream.exploded\"]\n",
+			[]string{"webhooks.events[1]: \"stream.exploded\" is not one of"}},
+		{"webhook secret without url", "[webhooks]\nsecret_file = \"/etc/relaymesh/hook.key\"\n", []string{"webhooks.url: must be set"}},
+		{"webhook secret relative", "[webhooks]\nurl = \"https://h/\"\nsecret_file = \"hook.key\"\n", []string{"webhooks.secret_file:", "not an absolute path"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "relaymesh.toml")
+			os.WriteFile(p, []byte("version = 1\n"+tc.toml), 0o644)
+			_, err := Load(p)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Load accepted it, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// hookReceiver records signed webhook requests.
+type hookReceiver struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	got  []webhook.Body
+	errs []error
+}
+
+func newHookReceiver(t *testing.T, secret []byte) *hookReceiver {
+	r := &hookReceiver{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		var b webhook.Body
+		err := webhook.Verify(secret, req.Header, body)
+		if err == nil {
+			err = json.Unmarshal(body, &b)
+		}
+		r.mu.Lock()
+		if err != nil {
+			r.errs = append(r.errs, err)
+		} else {
+			r.got = append(r.got, b)
+		}
+		r.mu.Unlock()
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *hookReceiver) events() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, b := range r.got {
+		out = append(out, b.Event+" "+string(b.Data))
+	}
+	return out
+}
+
+// TestAgentWebhooks: a stream's publish and end reach the configured
+// endpoint signed, in order; notify filters by webhooks.events; a reload
+// moves the endpoint.
+func TestAgentWebhooks(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "hook.key")
+	secret := []byte("a-webhook-secret-of-32-bytes-ok!")
+	os.WriteFile(secretFile, append(secret, '\n'), 0o600)
+	r1 := newHookReceiver(t, secret)
+
+	cfg := testAgentConfig(t)
+	cfg.Limits.ReconnectGrace = Duration(100 * time.Millisecond)
+	cfg.Webhooks = WebhooksConfig{URL: r1.srv.URL, SecretFile: secretFile}
+	a, logs := runAgent(t, cfg)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	fed := feed(t, ctx, a.hub, "live/hook", 25)
+	waitUntil(t, 5*time.Second, "stream.published", func() bool { return len(r1.events()) == 1 })
+	cancel()
+	<-fed
+	waitUntil(t, 10*time.Second, "stream.unpublished after the reconnect grace", func() bool { return len(r1.events()) == 2 })
+	a.notify(EventMemberJoin, map[string]string{"member": "sin-1"})
+	want := []string{`stream.published {"stream":"live/hook"}`, `stream.unpublished {"stream":"live/hook"}`, `member.join {"member":"sin-1"}`}
+	waitUntil(t, 10*time.Second, "three events", func() bool { return len(r1.events()) == 3 })
+	if got := r1.events(); !reflect.DeepEqual(got, want) {
+		t.Errorf("events = %q, want %q", got, want)
+	}
+	if len(r1.errs) > 0 {
+		t.Errorf("receiver refused requests: %v", r1.errs)
+	}
+	if b := r1.got[0]; b.Node != "metrics-node" {
+		t.Errorf("node = %q, want metrics-node", b.Node)
+	}
+
+	// reload: a new endpoint and only member.leave
+	r2 := newHookReceiver(t, secret)
+	next := *cfg
+	next.Webhooks = WebhooksConfig{URL: r2.srv.URL, SecretFile: secretFile, Events: []string{EventMemberLeave}}
+	if err := a.reloadOps(cfg, &next); err != nil {
+		t.Fatal(err)
+	}
+	a.notify(EventMemberJoin, map[string]string{"member": "filtered"})
+	a.notify(EventMemberLeave, map[string]string{"member": "sin-1"})
+	waitUntil(t, 5*time.Second, "member.leave at the new endpoint", func() bool { return len(r2.events()) == 1 })
+	if got := r2.events(); got[0] != `member.leave {"member":"sin-1"}` {
+		t.Errorf("new endpoint got %q", got)
+	}
+	if n := len(r1.events()); n != 3 {
+		t.Errorf("old endpoint got %d events after the reload, want none", n-3)
+	}
+
+	// a secret file that went bad refuses the reload
+	os.WriteFile(secretFile, []byte("short"), 0o600)
+	next2 := next
+	next2.Webhooks.URL = r1.srv.URL
+	if err := a.reloadOps(&next, &next2); err == nil || !strings.Contains(err.Error(), "webhooks.secret_file") {
+		t.Errorf("reload with a 5-byte secret = %v, want a webhooks.secret_file error", err)
+	}
+	a.notify(EventMemberLeave, map[string]string{"member": "still-r2"})
+	waitUntil(t, 5*time.Second, "the old sender still in force", func() bool { return len(r2.events()) == 2 })
+
+	mfs := scrape(t, a)
+	if v, ok := metricValue(mfs, "relaymesh_webhook_events_total", map[string]string{"result": "delivered"}); !ok || v != 2 {
+		t.Errorf("relaymesh_webhook_events_total{result=delivered} = %v (present %v), want 2 (the sender in force)", v, ok)
+	}
+	_ = logs
+}
+
+func TestNotifyWithoutWebhooks(t *testing.T) {
+	var a *Agent
+	a.notify(EventMemberJoin, nil) // nil agent
+	a = &Agent{}
+	a.notify(EventMemberJoin, map[string]string{"member": "x"}) // no [webhooks]
+}
+
+// inNewNS runs fn on a locked OS thread inside a fresh network namespace
+// and throws the thread away afterwards.
+func inNewNS(t *testing.T, fn func() error) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates a network namespace and changes tc state in it (CI runs as root)")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		ns, err := netns.New()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer ns.Close()
+		errc <- fn()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addVeth adds a veth pair name/name+"p" in the thread's namespace, up.
+func addVeth(name string) error {
+	l := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}
+	if err := netlink.LinkAdd(l); err != nil {
+		return err
+	}
+	for _, n := range []string{name, name + "p"} {
+		ln, err := netlink.LinkByName(n)
+		if err == nil {
+			err = netlink.LinkSetUp(ln)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collectNow runs the agent's collector on the calling goroutine (and so
+// in its network namespace) and returns the samples by name.
+func collectNow(a *Agent) map[string][]*dto.Metric {
+	ch := make(chan prometheus.Metric, 1024)
+	(&agentCollector{a: a}).Collect(ch)
+	close(ch)
+	out := map[string][]*dto.Metric{}
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) != nil {
+			continue
+		}
+		name := m.Desc().String()
+		name = name[strings.Index(name, `"`)+1:]
+		name = name[:strings.Index(name, `"`)]
+		out[name] = append(out[name], &d)
+	}
+	return out
+}
+
+func opsTestAgent(logs io.Writer) *Agent {
+	level := new(slog.LevelVar)
+	a := &Agent{log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})), level: level,
+		hub: media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cfg: Default(), started: time.Now()}
+	return a
+}
+
+// TestQoSLifecycle applies [qos] on a veth interface in a fresh network
+// namespace, reconciles a rate change and an interface change, exports the
+// class counters, and removes the tree on close.
+func TestQoSLifecycle(t *testing.T) {
+	inNewNS(t, func() error {
+		for _, n := range []string{"rmops0", "rmops1"} {
+			if err := addVeth(n); err != nil {
+				return err
+			}
+		}
+		var logs lockedLog
+		a := opsTestAgent(&logs)
+		defer a.hub.Close()
+		cfg := Default()
+		cfg.QoS = QoSConfig{Enabled: true, Interface: "rmops0", Rate: 100_000_000}
+		classes := func(ifname string) int {
+			cs, err := netutil.ClassStats(ifname)
+			if err != nil {
+				t.Errorf("ClassStats(%s): %v", ifname, err)
+			}
+			return len(cs)
+		}
+		if err := a.setQoS(cfg.netQoS()); err != nil {
+			return err
+		}
+		if n := classes("rmops0"); n != 3 {
+			t.Errorf("after apply: %d classes on rmops0, want media, control, bulk", n)
+		}
+		cfg.QoS.Rate = 50_000_000
+		if err := a.setQoS(cfg.netQoS()); err != nil {
+			return err
+		}
+		if n := classes("rmops0"); n != 3 {
+			t.Errorf("after a rate change: %d classes, want 3", n)
+		}
+		cfg.QoS.Interface = "rmops1"
+		if err := a.setQoS(cfg.netQoS()); err != nil {
+			return err
+		}
+		if n0, n1 := classes("rmops0"), classes("rmops1"); n0 != 0 || n1 != 3 {
+			t.Errorf("after moving to rmops1: %d classes on rmops0, %d on rmops1; want 0 and 3", n0, n1)
+		}
+		got := collectNow(a)
+		if len(got["relaymesh_qos_class_sent_bytes_total"]) != 3 || len(got["relaymesh_qos_class_dropped_packets_total"]) != 3 {
+			t.Errorf("metrics: %d byte and %d drop series, want 3 each", len(got["relaymesh_qos_class_sent_bytes_total"]), len(got["relaymesh_qos_class_dropped_packets_total"]))
+		}
+		if m := got["relaymesh_qos_applied"]; len(m) != 1 || m[0].GetGauge().GetValue() != 1 {
+			t.Errorf("relaymesh_qos_applied = %v, want 1", m)
+		}
+		bad := cfg
+		bad.QoS.Interface = "rmnosuch"
+		if err := a.setQoS(bad.netQoS()); err == nil {
+			t.Errorf("qos on a missing interface accepted; want an error (refuses start or reload)")
+		}
+		if n := classes("rmops1"); n != 3 {
+			t.Errorf("a refused change removed the tree in force: %d classes", n)
+		}
+		if err := a.closeOps(); err != nil {
+			return err
+		}
+		if n := classes("rmops1"); n != 0 {
+			t.Errorf("after close: %d classes on rmops1, want none", n)
+		}
+		return nil
+	})
+}
+
+// dropNetAdmin removes CAP_NET_ADMIN from the calling thread's effective
+// set (capabilities are per thread on Linux).
+func dropNetAdmin() error {
+	const capNetAdmin = 12
+	hdr := struct {
+		version uint32
+		pid     int32
+	}{version: 0x20080522}
+	var data [2]struct{ effective, permitted, inheritable uint32 }
+	if _, _, e := syscall.RawSyscall(syscall.SYS_CAPGET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
+		return e
+	}
+	data[0].effective &^= 1 << capNetAdmin
+	if _, _, e := syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// TestQoSWithoutNetAdmin: the agent logs one warning, runs on, and
+// reports the tree as not applied.
+func TestQoSWithoutNetAdmin(t *testing.T) {
+	inNewNS(t, func() error {
+		if err := addVeth("rmops0"); err != nil {
+			return err
+		}
+		if err := dropNetAdmin(); err != nil {
+			return err
+		}
+		var logs lockedLog
+		a := opsTestAgent(&logs)
+		defer a.hub.Close()
+		cfg := Default()
+		cfg.QoS = QoSConfig{Enabled: true, Interface: "rmops0", Rate: 100_000_000}
+		for _, rate := range []Bitrate{100_000_000, 80_000_000} {
+			cfg.QoS.Rate = rate
+			if err := a.setQoS(cfg.netQoS()); err != nil {
+				return errors.New("setQoS without CAP_NET_ADMIN failed instead of warning: " + err.Error())
+			}
+		}
+		if n := strings.Count(logs.String(), "lacks CAP_NET_ADMIN"); n != 1 {
+			t.Errorf("%d CAP_NET_ADMIN warnings, want exactly 1:\n%s", n, logs.String())
+		}
+		if m := collectNow(a)["relaymesh_qos_applied"]; len(m) != 1 || m[0].GetGauge().GetValue() != 0 {
+			t.Errorf("relaymesh_qos_applied = %v, want 0", m)
+		}
+		return a.closeOps()
+	})
+}
