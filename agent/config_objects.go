@@ -1,15 +1,234 @@
 package agent
 
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/relaymesh/relaymesh/flow"
+	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/task"
+)
+
+// Defaults of [objects] (a 0 in the file means the default).
+const (
+	defaultMaxRelays       = 200
+	defaultMaxRunningTasks = 100
+	defaultMaxAPIBody      = 1 << 20
+)
+
 // ObjectsConfig is [objects]: limits for flows, relays and tasks.
-type ObjectsConfig struct{}
+type ObjectsConfig struct {
+	MaxRelays       int      `toml:"max_relays"`        // relay rules per node; 0 = 200
+	MaxRunningTasks int      `toml:"max_running_tasks"` // tasks running at once; 0 = 100
+	MaxFlows        int      `toml:"max_flows"`         // 0 = unlimited
+	MaxAPIBody      ByteSize `toml:"max_api_body"`      // largest API request body; 0 = 1MiB
+}
+
+func (o ObjectsConfig) maxRelays() int {
+	if o.MaxRelays == 0 {
+		return defaultMaxRelays
+	}
+	return o.MaxRelays
+}
+
+func (o ObjectsConfig) maxRunningTasks() int {
+	if o.MaxRunningTasks == 0 {
+		return defaultMaxRunningTasks
+	}
+	return o.MaxRunningTasks
+}
+
+func (o ObjectsConfig) maxAPIBody() int64 {
+	if o.MaxAPIBody == 0 {
+		return defaultMaxAPIBody
+	}
+	return int64(o.MaxAPIBody)
+}
+
+// FlowSourceConfig is a flow's source or backup.
+type FlowSourceConfig struct {
+	Name       string   `toml:"name"`
+	Type       string   `toml:"type"` // rtmp-push | rtmp-pull | srt-listener | srt-caller | httpflv-pull | flow
+	URL        string   `toml:"url"`
+	Stream     string   `toml:"stream"`
+	Flow       string   `toml:"flow"`
+	Output     string   `toml:"output"`
+	Allow      []string `toml:"allow"`
+	MaxBitrate Bitrate  `toml:"max_bitrate"`
+	Latency    Duration `toml:"latency"`
+	Passphrase string   `toml:"passphrase"`
+	PBKeyLen   int      `toml:"pbkeylen"`
+}
+
+// FlowOutputConfig is one [[flow.outputs]].
+type FlowOutputConfig struct {
+	Name       string   `toml:"name"`
+	Type       string   `toml:"type"` // rtmp-pull | rtmp-push | srt-listener | srt-caller | httpflv | flow
+	URL        string   `toml:"url"`
+	Allow      []string `toml:"allow"`
+	MaxBitrate Bitrate  `toml:"max_bitrate"`
+	Latency    Duration `toml:"latency"`
+	Passphrase string   `toml:"passphrase"`
+	PBKeyLen   int      `toml:"pbkeylen"`
+}
 
 // FlowConfig is one [[flow]].
-type FlowConfig struct{}
+type FlowConfig struct {
+	ID          string             `toml:"id"`
+	Description string             `toml:"description"`
+	Start       bool               `toml:"start"` // run it when the agent starts
+	Source      FlowSourceConfig   `toml:"source"`
+	Backup      FlowSourceConfig   `toml:"backup"` // type "" = no backup
+	Outputs     []FlowOutputConfig `toml:"outputs"`
+}
 
 // RelayConfig is one [[relay]].
-type RelayConfig struct{}
+type RelayConfig struct {
+	ID         string    `toml:"id"`
+	Pattern    string    `toml:"pattern"` // app/name, * and ? match within a part
+	URL        string    `toml:"url"`
+	Passphrase string    `toml:"passphrase"`
+	PBKeyLen   int       `toml:"pbkeylen"`
+	Latency    Duration  `toml:"latency"`
+	Start      time.Time `toml:"start_time"`
+	End        time.Time `toml:"end_time"`
+}
 
 // TaskConfig is one [[task]].
-type TaskConfig struct{}
+type TaskConfig struct {
+	ID          string    `toml:"id"`
+	URL         string    `toml:"url"`      // live source
+	Playlist    []string  `toml:"playlist"` // or files
+	Loop        int       `toml:"loop"`     // 1.. times, -1 forever; 0 = 1
+	Destination string    `toml:"destination"`
+	Passphrase  string    `toml:"passphrase"` // SRT destination
+	PBKeyLen    int       `toml:"pbkeylen"`
+	Latency     Duration  `toml:"latency"`
+	Start       time.Time `toml:"start_time"` // zero: never by itself
+	End         time.Time `toml:"end_time"`
+	Callback    string    `toml:"callback"`
+}
 
-func (c *Config) validateObjects(ps *cfgProblems) {}
+func (s FlowSourceConfig) spec() flow.Source {
+	return flow.Source{Name: s.Name, Type: s.Type, URL: s.URL, Stream: s.Stream, Flow: s.Flow, Output: s.Output,
+		Allow: s.Allow, MaxBitrate: int64(s.MaxBitrate), LatencyMS: int(s.Latency.Duration().Milliseconds()),
+		Passphrase: s.Passphrase, PBKeyLen: s.PBKeyLen}
+}
+
+func (f *FlowConfig) spec() flow.Spec {
+	s := flow.Spec{ID: f.ID, Description: f.Description, Source: f.Source.spec(), Outputs: []flow.Output{}}
+	if f.Backup.Type != "" {
+		b := f.Backup.spec()
+		s.Backup = &b
+	}
+	for _, o := range f.Outputs {
+		s.Outputs = append(s.Outputs, flow.Output{Name: o.Name, Type: o.Type, URL: o.URL, Allow: o.Allow,
+			MaxBitrate: int64(o.MaxBitrate), LatencyMS: int(o.Latency.Duration().Milliseconds()),
+			Passphrase: o.Passphrase, PBKeyLen: o.PBKeyLen})
+	}
+	s.Normalize()
+	return s
+}
+
+func (r *RelayConfig) spec() relayrule.Spec {
+	return relayrule.Spec{ID: r.ID, Pattern: r.Pattern, URL: r.URL, Passphrase: r.Passphrase, PBKeyLen: r.PBKeyLen,
+		LatencyMS: int(r.Latency.Duration().Milliseconds()), Start: r.Start, End: r.End}
+}
+
+func (t *TaskConfig) spec() task.Spec {
+	s := task.Spec{ID: t.ID, Source: task.Source{URL: t.URL, Playlist: t.Playlist}, Loop: t.Loop,
+		Destination: task.Destination{URL: t.Destination, Passphrase: t.Passphrase, PBKeyLen: t.PBKeyLen,
+			LatencyMS: int(t.Latency.Duration().Milliseconds())},
+		Callback: t.Callback}
+	if !t.Start.IsZero() {
+		st := t.Start
+		s.Start = &st
+	}
+	if !t.End.IsZero() {
+		e := t.End
+		s.End = &e
+	}
+	s.Normalize()
+	return s
+}
+
+// tomlField turns a spec's JSON field path into the TOML key path under at.
+func tomlField(at cfgPath, field string) cfgPath {
+	if field == "" {
+		return at
+	}
+	field = strings.NewReplacer("latency_ms", "latency", "source.url", "url", "source.playlist", "playlist",
+		"destination.url", "destination", "destination.", "").Replace(field)
+	return cfgPath(string(at) + "." + field)
+}
+
+func (c *Config) validateObjects(ps *cfgProblems) {
+	o := c.Objects
+	ps.count("objects.max_relays", o.MaxRelays)
+	ps.count("objects.max_running_tasks", o.MaxRunningTasks)
+	ps.count("objects.max_flows", o.MaxFlows)
+	if o.MaxAPIBody < 0 {
+		ps.add("objects.max_api_body", "is negative")
+	}
+	flows := map[string]*FlowConfig{}
+	for i := range c.Flows {
+		flows[c.Flows[i].ID] = &c.Flows[i]
+	}
+	lookup := func(id, out string) error {
+		f := flows[id]
+		if f == nil {
+			return fmt.Errorf("no [[flow]] with id %q in this config", id)
+		}
+		for _, o := range f.Outputs {
+			if o.Name == out && o.Type == flow.OutFlow {
+				return nil
+			}
+		}
+		return fmt.Errorf("flow %q has no output %q of type flow", id, out)
+	}
+	seen := map[string]int{}
+	for i := range c.Flows {
+		at := cfgPath("flow").Index(i)
+		s := c.Flows[i].spec()
+		if err := s.Validate(lookup); err != nil {
+			p := lifecycle.AsProblem(err)
+			ps.add(tomlField(at, p.Field), "%s", p.Msg)
+		}
+		if j, dup := seen[s.ID]; dup {
+			ps.add(at.Key("id"), "%q is already the id of flow[%d]", s.ID, j)
+		}
+		seen[s.ID] = i
+	}
+	if o.MaxRelays > 0 && len(c.Relays) > o.MaxRelays || o.MaxRelays == 0 && len(c.Relays) > defaultMaxRelays {
+		ps.add("relay", "%d relays is more than objects.max_relays (%d)", len(c.Relays), o.maxRelays())
+	}
+	seen = map[string]int{}
+	for i := range c.Relays {
+		at := cfgPath("relay").Index(i)
+		s := c.Relays[i].spec()
+		// a file's window may lie in the past: it is then simply finished
+		if err := s.Validate(time.Time{}); err != nil {
+			p := lifecycle.AsProblem(err)
+			ps.add(tomlField(at, p.Field), "%s", p.Msg)
+		}
+		if j, dup := seen[s.ID]; dup {
+			ps.add(at.Key("id"), "%q is already the id of relay[%d]", s.ID, j)
+		}
+		seen[s.ID] = i
+	}
+	seen = map[string]int{}
+	for i := range c.Tasks {
+		at := cfgPath("task").Index(i)
+		s := c.Tasks[i].spec()
+		if err := s.Validate(time.Time{}); err != nil {
+			p := lifecycle.AsProblem(err)
+			ps.add(tomlField(at, p.Field), "%s", p.Msg)
+		}
+		if j, dup := seen[s.ID]; dup {
+			ps.add(at.Key("id"), "%q is already the id of task[%d]", s.ID, j)
+		}
+		seen[s.ID] = i
+	}
+}

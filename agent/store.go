@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/relaymesh/relaymesh/flow"
+	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/task"
+)
+
+// storeVersion is the schema of objects.json.
+const storeVersion = 1
+
+// storedObjects is objects.json: the API-made objects and their states.
+type storedObjects struct {
+	Version int           `json:"version"`
+	Flows   []storedFlow  `json:"flows"`
+	Relays  []storedRelay `json:"relays"`
+	Tasks   []storedTask  `json:"tasks"`
+}
+
+type storedFlow struct {
+	Spec  flow.Spec       `json:"spec"`
+	State lifecycle.State `json:"state"`
+}
+
+type storedRelay struct {
+	Spec relayrule.Spec `json:"spec"`
+}
+
+type storedTask struct {
+	Spec   task.Spec       `json:"spec"`
+	State  lifecycle.State `json:"state"`
+	Reason string          `json:"reason,omitempty"`
+}
+
+// objectStore writes objects.json atomically: a temp file in the same
+// directory, fsync, rename over the old one, fsync the directory. A crash
+// leaves either the old or the new file, never a torn one.
+type objectStore struct {
+	path string
+	mu   sync.Mutex
+}
+
+func newObjectStore(dataDir string) *objectStore {
+	return &objectStore{path: filepath.Join(dataDir, "objects.json")}
+}
+
+// load reads the file; a missing file is an empty store.
+func (s *objectStore) load() (*storedObjects, error) {
+	data, err := os.ReadFile(s.path)
+	if os.IsNotExist(err) {
+		return &storedObjects{Version: storeVersion}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("objects store: %w", err)
+	}
+	var so storedObjects
+	if err := json.Unmarshal(data, &so); err != nil {
+		return nil, fmt.Errorf("objects store %s is damaged (%v): move it away to start without the API-made objects", s.path, err)
+	}
+	if so.Version != storeVersion {
+		return nil, fmt.Errorf("objects store %s has version %d; this relaymesh reads %d", s.path, so.Version, storeVersion)
+	}
+	return &so, nil
+}
+
+func (s *objectStore) save(so *storedObjects) error {
+	so.Version = storeVersion
+	data, err := json.MarshalIndent(so, "", "  ")
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dir := filepath.Dir(s.path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("objects store: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".objects-*.json")
+	if err != nil {
+		return fmt.Errorf("objects store: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("objects store: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("objects store: fsync: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("objects store: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return fmt.Errorf("objects store: %w", err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return fmt.Errorf("objects store: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
