@@ -30,6 +30,7 @@ type objectsState struct {
 	// notifier builds the webhook sender for a task's callback URL; tests
 	// replace it.
 	notifier func(callback string) task.Notifier
+	hooks    *taskHooks
 }
 
 // newObjects builds the objects components from cfg and registers them with
@@ -48,8 +49,9 @@ func (a *Agent) newObjects(cfg *Config) error {
 	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.config().Objects.maxRelays() })
 	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache")}
 	o.tasks = task.NewManager(deps, func() int { return a.config().Objects.maxRunningTasks() })
+	o.hooks = newTaskHooks(a)
 	if o.notifier == nil {
-		o.notifier = a.defaultNotifier
+		o.notifier = o.hooks.notifier
 	}
 	o.tasks.NotifierFor = func(cb string) task.Notifier {
 		if cb == "" {
@@ -111,7 +113,7 @@ func (a *Agent) newObjects(cfg *Config) error {
 		wg.Wait()
 		return nil
 	}, func() error {
-		errs := []error{o.tasks.Close(), o.relays.Close(), o.flows.Close()}
+		errs := []error{o.tasks.Close(), o.relays.Close(), o.flows.Close(), o.hooks.close()}
 		return errors.Join(errs...)
 	})
 	return nil

@@ -1,109 +1,64 @@
 package agent
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"net/http"
-	"strconv"
+	"context"
 	"sync"
-	"time"
 
 	"github.com/relaymesh/relaymesh/task"
+	"github.com/relaymesh/relaymesh/webhook"
 )
 
-// webhookSigHeader carries hex(HMAC-SHA256(secret, timestamp + "." + body)).
-const (
-	webhookSigHeader  = "X-Relaymesh-Signature"
-	webhookTimeHeader = "X-Relaymesh-Timestamp"
-)
-
-// hookSender posts task events to one callback URL in order, signed, with
-// retries and backoff, from its own goroutine: Notify never blocks (a full
-// queue drops the event and logs it). It stands in until package webhook
-// lands.
-type hookSender struct {
-	a      *Agent
-	url    string
-	mu     sync.Mutex
-	queue  chan []byte
-	client *http.Client
+// taskHooks keeps one webhook.Sender per task callback URL, so the events
+// of a URL are delivered in order, signed with the node's webhook secret
+// (webhooks.secret_file; unsigned without one). Events are named
+// "task.started", "task.item-changed", "task.stopped", "task.failed" and
+// "task.finished"; the data is a task.Event.
+type taskHooks struct {
+	a       *Agent
+	mu      sync.Mutex
+	senders map[string]*webhook.Sender
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
-var (
-	hookMu      sync.Mutex
-	hookSenders = map[string]*hookSender{}
-)
+type hookNotifier struct{ s *webhook.Sender }
 
-// defaultNotifier returns the sender for a callback URL, one per URL so
-// events of a URL stay in order. The HMAC secret is the API token
-// (api.token_file); without one the events go unsigned.
-func (a *Agent) defaultNotifier(callback string) task.Notifier {
-	hookMu.Lock()
-	defer hookMu.Unlock()
-	if h := hookSenders[callback]; h != nil {
-		return h
-	}
-	h := &hookSender{a: a, url: callback, queue: make(chan []byte, 256), client: &http.Client{Timeout: 5 * time.Second}}
-	hookSenders[callback] = h
-	go h.loop()
-	return h
+func (h hookNotifier) Notify(event string, payload any) { h.s.Send("task."+event, payload) }
+
+func newTaskHooks(a *Agent) *taskHooks {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &taskHooks{a: a, senders: map[string]*webhook.Sender{}, ctx: ctx, cancel: cancel}
 }
 
-func (h *hookSender) Notify(event string, payload any) {
-	body, err := json.Marshal(payload)
-	if err != nil {
-		return
+func (h *taskHooks) notifier(callback string) task.Notifier {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.senders[callback]; s != nil {
+		return hookNotifier{s}
 	}
-	select {
-	case h.queue <- body:
-	default:
-		h.a.log.Warn("webhook queue full: event dropped", "url", h.url, "event", event)
-	}
-}
-
-func (h *hookSender) loop() {
-	for body := range h.queue {
-		backoff := 500 * time.Millisecond
-		for attempt := 1; attempt <= 6; attempt++ {
-			if h.post(body) {
-				break
-			}
-			select {
-			case <-h.a.stopping:
-				return
-			case <-time.After(backoff):
-			}
-			backoff *= 2
+	cfg := h.a.config()
+	var secret []byte
+	if f := cfg.Webhooks.SecretFile; f != "" {
+		var err error
+		if secret, err = loadWebhookSecret(f); err != nil {
+			h.a.log.Warn("task webhooks go unsigned: webhooks.secret_file unreadable", "err", err)
 		}
 	}
+	s := webhook.New(webhook.Config{URL: callback, Secret: secret, Node: cfg.Node.ResolveName()}, h.a.log)
+	h.senders[callback] = s
+	h.wg.Go(func() { s.Run(h.ctx) })
+	return hookNotifier{s}
 }
 
-func (h *hookSender) post(body []byte) bool {
-	req, err := http.NewRequest(http.MethodPost, h.url, bytes.NewReader(body))
-	if err != nil {
-		return true // cannot ever succeed
+// close flushes (bounded by the sender's FlushTimeout) and stops the senders.
+func (h *taskHooks) close() error {
+	h.cancel()
+	h.wg.Wait()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.senders {
+		s.Close()
 	}
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(webhookTimeHeader, ts)
-	if tok, _ := h.a.config().API.LoadToken(); tok != "" {
-		req.Header.Set(webhookSigHeader, "sha256="+signHook([]byte(tok), ts, body))
-	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		h.a.log.Warn("webhook failed", "url", h.url, "err", err)
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests
-}
-
-func signHook(secret []byte, ts string, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts + "."))
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
+	return nil
 }

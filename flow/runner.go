@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
-	relay "github.com/relaymesh/relaymesh/relaystub"
+	"github.com/relaymesh/relaymesh/media/relay"
 )
 
 // SilenceFailover is how long the active source may stay silent before

@@ -15,7 +15,7 @@ import (
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/media"
-	relay "github.com/relaymesh/relaymesh/relaystub"
+	"github.com/relaymesh/relaymesh/media/relay"
 )
 
 // MaxWindow is the longest time window of a relay.

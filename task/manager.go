@@ -11,7 +11,9 @@ import (
 )
 
 // Notifier delivers webhook events; it must not block.
-type Notifier interface{ Notify(event string, payload any) }
+type Notifier interface {
+	Notify(event string, payload any)
+}
 
 // View is a task as the API shows it.
 type View struct {

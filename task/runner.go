@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
-	relay "github.com/relaymesh/relaymesh/relaystub"
+	"github.com/relaymesh/relaymesh/media/relay"
 )
 
 // Deps are what a task needs from the node.
