@@ -185,20 +185,20 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		m.mu.Unlock()
 		return lifecycle.Newf(lifecycle.Limit, "", "%d tasks are running, the most this node runs (objects.max_running_tasks)", max)
 	}
-	spec := e.spec
+	spec, prev := e.spec, e.state
 	m.setLocked(e, lifecycle.Starting, "")
 	m.mu.Unlock()
 
 	paths, err := Probe(ctx, m.deps, &spec)
 	m.mu.Lock()
 	if err != nil {
-		m.setLocked(e, lifecycle.Standby, "")
+		m.setLocked(e, prev, "") // a refused start changes nothing
 		m.mu.Unlock()
 		field, msg, _ := cut(err.Error())
 		return lifecycle.Invalidf(field, "%s", msg)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	pl := &player{spec: spec, paths: paths, deps: m.deps}
+	pl := newPlayer(spec, paths, m.deps)
 	pl.onItem = func(i, pass int) {
 		m.mu.Lock()
 		e.item, e.pass = i, pass

@@ -114,7 +114,10 @@ func (m *mp4Item) addTrack(trak *mp4.TrakBox) error {
 		a := stbl.Stsd.Mp4a
 		if a == nil || a.Esds == nil || a.Esds.DecConfigDescriptor == nil || a.Esds.DecConfigDescriptor.ObjectType != 0x40 ||
 			a.Esds.DecConfigDescriptor.DecSpecificInfo == nil {
-			return fmt.Errorf("%s: %w: audio track %q (want AAC)", m.path, ErrCodec, entry)
+			if a != nil && a.Esds != nil && a.Esds.DecConfigDescriptor != nil {
+				entry = fmt.Sprintf("%s, object type 0x%02x", entry, a.Esds.DecConfigDescriptor.ObjectType)
+			}
+			return fmt.Errorf("%s: %w: audio track %s (want AAC, object type 0x40)", m.path, ErrCodec, entry)
 		}
 		if m.info.Audio != "" {
 			return nil

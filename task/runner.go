@@ -125,29 +125,40 @@ func (p *player) destKey() (string, bool) {
 	return p.spec.Key(), false
 }
 
+// newPlayer builds a player and its push/pull clients.
+func newPlayer(spec Spec, paths []string, deps *Deps) *player {
+	p := &player{spec: spec, paths: paths, deps: deps}
+	key, local := p.destKey()
+	if !local {
+		d := spec.Destination
+		t := relay.Target{URL: d.URL, Passphrase: d.Passphrase, PBKeyLen: d.PBKeyLen, Latency: time.Duration(d.LatencyMS) * time.Millisecond}
+		p.pusher = relay.NewPusher(deps.Hub, relay.PushConfig{Key: key, Persistent: true,
+			Next: func(int, error) (relay.Target, error) { return t, nil }}, deps.Log)
+	}
+	if spec.Source.URL != "" {
+		t := relay.Target{URL: spec.Source.URL}
+		p.puller = relay.NewPuller(deps.Hub, relay.PullConfig{Key: key,
+			Next: func(int, error) (relay.Target, error) { return t, nil }}, deps.Log)
+	}
+	return p
+}
+
 // run returns nil when the playlist is done, ctx.Err() when stopped.
 func (p *player) run(ctx context.Context) error {
-	key, local := p.destKey()
+	key, _ := p.destKey()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
 	defer func() { cancel(); <-done }()
+	pusher, puller := p.pusher, p.puller
 	go func() {
 		defer close(done)
-		if local {
-			return
+		if pusher != nil {
+			pusher.Run(ctx)
 		}
-		d := p.spec.Destination
-		t := relay.Target{URL: d.URL, Passphrase: d.Passphrase, PBKeyLen: d.PBKeyLen, Latency: time.Duration(d.LatencyMS) * time.Millisecond}
-		p.pusher = relay.NewPusher(p.deps.Hub, relay.PushConfig{Key: key, Persistent: true,
-			Next: func(int, error) (relay.Target, error) { return t, nil }}, p.deps.Log)
-		p.pusher.Run(ctx)
 	}()
-	if p.spec.Source.URL != "" {
-		t := relay.Target{URL: p.spec.Source.URL}
-		p.puller = relay.NewPuller(p.deps.Hub, relay.PullConfig{Key: key,
-			Next: func(int, error) (relay.Target, error) { return t, nil }}, p.deps.Log)
-		p.puller.Run(ctx)
+	if puller != nil {
+		puller.Run(ctx)
 		return ctx.Err()
 	}
 	pub, err := p.deps.Hub.Publish(key, media.PublisherInfo{Protocol: "task", Remote: "task " + p.spec.ID})
