@@ -1,10 +1,83 @@
 package agent
 
-import "github.com/prometheus/client_golang/prometheus"
+// Cluster metrics: members by state, RTT to each member, and the backbone
+// links this node drives (edge uplinks and center pulls; both are relay
+// pushes/pulls over SRT). Labels: state, peer (a member name, bounded by
+// the cluster), stream (bounded by max_publishers) and direction.
 
-// Cluster metrics (members by state, backbone links) are added here once
-// the cluster part stores its *gossip.Cluster in a.ext.cluster.
+import (
+	"github.com/prometheus/client_golang/prometheus"
 
-func (c *agentCollector) describeCluster(ch chan<- *prometheus.Desc) {}
+	"github.com/relaymesh/relaymesh/gossip"
+	"github.com/relaymesh/relaymesh/media/relay"
+)
 
-func (c *agentCollector) collectCluster(ch chan<- prometheus.Metric) {}
+var (
+	mMembers     = desc("cluster_members", "Cluster members as this node sees them, by state.", "state")
+	mMemberRTT   = desc("member_rtt_seconds", "Best RTT estimate to a member (network coordinates, else the last ping).", "peer")
+	mLinkUp      = desc("link_connected", "1 while the backbone link is connected.", "stream", "peer", "direction")
+	mLinkRTT     = desc("link_rtt_seconds", "SRT round-trip time of a backbone link.", "stream", "peer", "direction")
+	mLinkLatency = desc("link_latency_seconds", "SRT latency setting of a backbone link.", "stream", "peer", "direction")
+	mLinkLost    = desc("link_packets_lost_total", "Packets lost on a backbone link (current connection).", "stream", "peer", "direction")
+	mLinkRetrans = desc("link_retransmits_total", "Packets retransmitted on a backbone link (current connection).", "stream", "peer", "direction")
+	mLinkDrops   = desc("link_dropped_packets_total", "Packets dropped too late on a backbone link (current connection).", "stream", "peer", "direction")
+	mLinkBytes   = desc("link_bytes_total", "Bytes moved by a backbone link since it started.", "stream", "peer", "direction")
+	mLinkRecon   = desc("link_reconnects_total", "Times a backbone link reconnected.", "stream", "peer", "direction")
+)
+
+var clusterDescs = []*prometheus.Desc{mMembers, mMemberRTT, mLinkUp, mLinkRTT, mLinkLatency, mLinkLost, mLinkRetrans, mLinkDrops, mLinkBytes, mLinkRecon}
+
+func (c *agentCollector) describeCluster(ch chan<- *prometheus.Desc) {
+	for _, d := range clusterDescs {
+		ch <- d
+	}
+}
+
+func (c *agentCollector) collectCluster(ch chan<- prometheus.Metric) {
+	cs := &c.a.ext.cluster
+	if cs.gossip == nil {
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	states := map[string]int{}
+	for _, s := range []gossip.State{gossip.StateAlive, gossip.StateSuspect, gossip.StateDead, gossip.StateLeft} {
+		states[s.String()] = 0
+	}
+	for _, m := range cs.gossip.Members() {
+		states[m.State.String()]++
+		if !m.Local && m.RTTKnown {
+			gauge(mMemberRTT, m.RTT.Seconds(), m.Name)
+		}
+	}
+	for s, n := range states {
+		gauge(mMembers, float64(n), s)
+	}
+	link := func(stream, peer, dir string, st relay.Status) {
+		l := []string{stream, peer, dir}
+		gauge(mLinkUp, b2f(st.State == relay.StateRunning), l...)
+		counter(mLinkBytes, float64(st.Bytes), l...)
+		counter(mLinkRecon, float64(st.Reconnects), l...)
+		if s := st.SRT; s != nil {
+			gauge(mLinkRTT, s.RTTMs/1000, l...)
+			gauge(mLinkLatency, float64(s.LatencyMs)/1000, l...)
+			counter(mLinkLost, float64(s.PacketsLost), l...)
+			counter(mLinkRetrans, float64(s.Retransmits), l...)
+			counter(mLinkDrops, float64(s.Drops), l...)
+		}
+	}
+	if cs.uplinks != nil {
+		for _, u := range cs.uplinks.Streams() {
+			link(u.Stream, u.Center, "uplink", u.Relay)
+		}
+	}
+	if cs.center != nil {
+		for _, p := range cs.center.Pulls() {
+			link(p.Stream, p.From, "pull", p.Link)
+		}
+	}
+}
