@@ -236,9 +236,9 @@ cleanup
 {
 	echo "# fan-out benchmark $(date -u +%FT%TZ), $(nproc) cores, window ${DURATION}s, warmup ${WARMUP}s"
 	echo
-	echo "| server | readers | ok/failed/dropped | delivered Mbit/s | server CPU % | CPU s per Gbit | RSS KiB at 0 | RSS KiB at N | RSS KiB per reader | idle CPU % |"
-	echo "|---|---|---|---|---|---|---|---|---|---|"
-	jq -r '"| \(.label) | \(.readers) | \(.ok)/\(.failed)/\(.dropped) | \(.mbit_per_s) | \(.server.cpu_percent) | \(.server.cpu_seconds_per_gbit) | \(.server.rss0_kib) | \(.server.rssN_kib) | \(.server.rss_kib_per_reader) | \(.server.idle_cpu_percent) |"' "$RESULTS"
+	echo "| server | readers | ok/failed/dropped | delivered Mbit/s | server CPU % | CPU s per Gbit | kernel share | RSS KiB at 0 | RSS KiB at N | RSS KiB per reader | Go heap+stack KiB per reader | idle CPU % |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	jq -r '"| \(.label) | \(.readers) | \(.ok)/\(.failed)/\(.dropped) | \(.mbit_per_s) | \(.server.cpu_percent) | \(.server.cpu_seconds_per_gbit) | \(if .server.cpu_seconds > 0 then (100 * .server.sys_seconds / .server.cpu_seconds | round | tostring) + "%" else "n/a" end) | \(.server.rss0_kib) | \(.server.rssN_kib) | \(.server.rss_kib_per_reader) | \(.server.go_live_kib_per_reader // "-") | \(.server.idle_cpu_percent) |"' "$RESULTS"
 	echo
 	echo "Ratios relaymesh / nginx (targets: CPU per Gbit <= 0.6; RSS per reader <= 64 KiB absolute):"
 	echo

@@ -65,6 +65,7 @@ type ServerStats struct {
 	Processes    int     `json:"processes"`
 	IdleCPUPct   float64 `json:"idle_cpu_percent"` // with the publisher and no reader
 	CPUSeconds   float64 `json:"cpu_seconds"`      // in the window
+	SysSeconds   float64 `json:"sys_seconds"`      // of which in the kernel (stime)
 	CPUPct       float64 `json:"cpu_percent"`
 	CPUPerGbit   float64 `json:"cpu_seconds_per_gbit"`
 	RSSStartKiB  uint64  `json:"rss_start_kib"` // before the preroll
@@ -279,6 +280,7 @@ loop:
 		}
 		srv.Processes = c1.PIDs
 		srv.CPUSeconds = round(ticksToSec(c1.CPUTicks-c0.CPUTicks), 3)
+		srv.SysSeconds = round(ticksToSec(c1.SysTicks-c0.SysTicks), 3)
 		srv.CPUPct = round(100*srv.CPUSeconds/window, 1)
 		srv.RSSNKiB, srv.HWMKiB = max(srv.RSSNKiB, c1.RSSKiB), c1.HWMKiB
 		if o.pprof != "" {

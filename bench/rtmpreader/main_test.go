@@ -50,24 +50,25 @@ func TestParseStat(t *testing.T) {
 		line      string
 		ppid      int
 		ticks     uint64
+		sys       uint64
 		wantError bool
 	}{
-		{"plain", "4358 (relaymesh) S 1 4358 1 0 -1 4194560 1419 0 0 0 120 35 0 0 20 0 9 0 2100 1 2 3", 1, 155, false},
-		{"name with spaces and parens", "77 (nginx: (worker) x) R 76 1 1 0 -1 0 0 0 0 0 7 3 0 0 20 0", 76, 10, false},
-		{"truncated", "77 (x) R 76 1", 0, 0, true},
-		{"no name", "garbage", 0, 0, true},
+		{"plain", "4358 (relaymesh) S 1 4358 1 0 -1 4194560 1419 0 0 0 120 35 0 0 20 0 9 0 2100 1 2 3", 1, 155, 35, false},
+		{"name with spaces and parens", "77 (nginx: (worker) x) R 76 1 1 0 -1 0 0 0 0 0 7 3 0 0 20 0", 76, 10, 3, false},
+		{"truncated", "77 (x) R 76 1", 0, 0, 0, true},
+		{"no name", "garbage", 0, 0, 0, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ppid, ticks, err := parseStat([]byte(c.line))
+			ppid, ticks, sys, err := parseStat([]byte(c.line))
 			if c.wantError {
 				if err == nil {
 					t.Fatalf("want an error, got ppid %d ticks %d", ppid, ticks)
 				}
 				return
 			}
-			if err != nil || ppid != c.ppid || ticks != c.ticks {
-				t.Fatalf("got ppid %d ticks %d err %v; want %d %d", ppid, ticks, err, c.ppid, c.ticks)
+			if err != nil || ppid != c.ppid || ticks != c.ticks || sys != c.sys {
+				t.Fatalf("got ppid %d ticks %d sys %d err %v; want %d %d %d", ppid, ticks, sys, err, c.ppid, c.ticks, c.sys)
 			}
 		})
 	}
