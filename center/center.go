@@ -138,6 +138,41 @@ func (c *Center) Backbone() *srt.Server { return c.srt }
 
 // authorize admits only cluster members on the backbone.
 func (c *Center) authorize(_ context.Context, action, key, _ string, remote net.Addr) error {
+	if err := c.admitMember(remote); err != nil {
+		return err
+	}
+	if action == srt.ActionPublish {
+		c.endPull(key)
+	}
+	return nil
+}
+
+// endPull stops an on-demand pull of key because the stream itself
+// arrives here now (an edge moved its uplink here), and waits (bounded)
+// until the pull's publisher let go of the stream.
+func (c *Center) endPull(key string) {
+	c.mu.Lock()
+	pl := c.pulls[key]
+	c.mu.Unlock()
+	if pl == nil {
+		return
+	}
+	c.log.Info("stream arrives over the backbone: ending its on-demand pull", "stream", key)
+	pl.cancel()
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		st := c.hub.Stream(key)
+		if st == nil {
+			return
+		}
+		if pi, ok := st.Publisher(); !ok || pi.Protocol != pullProtocol {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (c *Center) admitMember(remote net.Addr) error {
 	ap, err := netip.ParseAddrPort(remote.String())
 	if err != nil {
 		return fmt.Errorf("%w: %s", ErrNotMember, remote)
