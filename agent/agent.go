@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -56,6 +57,9 @@ type Agent struct {
 	onPublished, onEnded, onMissing []func(key string)
 	ext                             extensions
 	stopping                        chan struct{}
+	// spawn runs a component built after Run started (a rebound
+	// listener) under Run's context; nil before Run.
+	spawn func(run func(context.Context) error)
 }
 
 // accessPolicy is what the listeners consult on every publish and play.
@@ -230,17 +234,25 @@ func (a *Agent) httpflvConfig(cfg *Config) httpflv.Config {
 func (a *Agent) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errc := make(chan error, len(a.runners))
+	errc := make(chan error, len(a.runners)+1)
 	var wg sync.WaitGroup
-	for _, run := range a.runners {
+	spawn := func(run func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := run(runCtx); err != nil {
-				errc <- err
+				select {
+				case errc <- err:
+				default:
+					a.log.Error("component failed", "err", err)
+				}
 			}
 		}()
 	}
+	for _, run := range a.runners {
+		spawn(run)
+	}
+	a.spawn = spawn
 	a.log.Info("relaymesh started", "version", Version, "role", a.cfg.Node.Role, "site", a.cfg.Node.Site,
 		"rtmp", a.listenAddr("rtmp"), "http", a.listenAddr("http"), "srt", a.listenAddr("srt"), "api", a.listenAddr("api"))
 	daemon.SdNotify(false, daemon.SdNotifyReady)
@@ -343,6 +355,9 @@ func (a *Agent) reload() error {
 	if err != nil {
 		return err
 	}
+	if err := a.rebind(next, d.Listeners); err != nil {
+		return err
+	}
 	a.access.Store(&pol)
 	if err := a.reloadCluster(old, next); err != nil {
 		return err
@@ -388,4 +403,97 @@ func (a *Agent) listenAddr(which string) string {
 // `relaymesh check` reports.
 func checkWarnings(cfg *Config) []string {
 	return append(cfg.FileWarnings(), srtWarnings(cfg)...)
+}
+
+// rebind moves the listeners whose address changed: it binds every new
+// socket first (an address in use refuses the reload with nothing
+// changed), then starts each new server and only then closes the old one.
+// Connections on an old listener end with it; every other listener and
+// connection is untouched.
+func (a *Agent) rebind(next *Config, changed []string) error {
+	type move struct {
+		name, from string
+		run        func(context.Context) error // nil when the listener is turned off
+		close      func() error
+		swap       func() (closeOld func() error) // installs the new server, returns the old one's Close
+	}
+	var moves []move
+	fail := func(err error) error {
+		for _, m := range moves {
+			if m.close != nil {
+				m.close()
+			}
+		}
+		return err
+	}
+	for _, name := range changed {
+		m := move{name: name, from: a.listenAddr(name)}
+		var err error
+		switch name {
+		case "rtmp":
+			var s *rtmp.Server
+			if next.RTMP.Listen != "" {
+				if s, err = rtmp.New(a.rtmpConfig(next), a.hub, a.log); err == nil {
+					m.run, m.close = s.Run, s.Close
+				}
+			}
+			m.swap = func() func() error { old := a.rtmp; a.rtmp = s; return closerOf(old) }
+		case "http":
+			var s *httpflv.Server
+			if next.HTTP.Listen != "" {
+				if s, err = httpflv.New(a.httpflvConfig(next), a.hub, a.log); err == nil {
+					m.run, m.close = s.Run, s.Close
+				}
+			}
+			m.swap = func() func() error { old := a.httpflv; a.httpflv = s; return closerOf(old) }
+		case "srt":
+			var s *srt.Server
+			if next.SRT.Listen != "" {
+				if s, err = srt.New(a.srtConfig(next), a.hub, a.log); err == nil {
+					m.run, m.close = s.Run, s.Close
+				}
+			}
+			m.swap = func() func() error { old := a.srt; a.srt = s; return closerOf(old) }
+		case "api":
+			var s *apiServer
+			if next.API.Listen != "" {
+				if s, err = newAPI(a, next); err == nil {
+					m.run, m.close = s.Run, s.Close
+				}
+			}
+			m.swap = func() func() error { old := a.api; a.api = s; return closerOf(old) }
+		default:
+			continue
+		}
+		if err != nil {
+			return fail(err)
+		}
+		moves = append(moves, m)
+	}
+	for _, m := range moves {
+		if m.run != nil {
+			a.closers = append(a.closers, m.close)
+			if a.spawn != nil {
+				a.spawn(m.run)
+			} else {
+				a.runners = append(a.runners, m.run)
+			}
+		}
+		a.cfgMu.Lock()
+		closeOld := m.swap()
+		a.cfgMu.Unlock()
+		if closeOld != nil {
+			closeOld()
+		}
+		a.log.Info("listener moved", "listener", m.name, "from", m.from, "to", a.listenAddr(m.name))
+	}
+	return nil
+}
+
+// closerOf returns c.Close, or nil when c is a nil pointer.
+func closerOf[T interface{ Close() error }](c T) func() error {
+	if reflect.ValueOf(c).IsNil() {
+		return nil
+	}
+	return c.Close
 }

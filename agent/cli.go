@@ -145,4 +145,3 @@ func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// qosInterface is the interface the agent shapes, if any.

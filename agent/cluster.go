@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -202,7 +203,11 @@ func (a *Agent) clusterAddrs(cfg *Config, ip netip.Addr) gossip.Addrs {
 // clusterEvent logs membership changes and re-routes edge uplinks away
 // from a center that failed or left.
 func (a *Agent) clusterEvent(e gossip.Event) {
-	a.log.Info("cluster member "+e.Type.String(), "member", e.Member.Name, "role", string(e.Member.Meta.Role),
+	level := slog.LevelInfo
+	if e.Type == gossip.EventUpdate {
+		level = slog.LevelDebug // load changes, every few seconds
+	}
+	a.log.Log(context.Background(), level, "cluster member "+e.Type.String(), "member", e.Member.Name, "role", string(e.Member.Meta.Role),
 		"site", e.Member.Meta.Site, "streams_dropped", len(e.Streams))
 	if u := a.ext.cluster.uplinks; u != nil && (e.Type == gossip.EventFailed || e.Type == gossip.EventLeave) {
 		u.MemberGone(e.Member.Name)
@@ -338,7 +343,8 @@ type NodeView struct {
 	Region  string   `json:"region"`
 	State   string   `json:"state"`
 	Local   bool     `json:"local"`
-	RTTMs   *float64 `json:"rtt_ms"`
+	RTTMs   *float64 `json:"rtt_ms"`          // best estimate: network coordinates, else the last ping
+	PingMs  *float64 `json:"measured_rtt_ms"` // the last direct ping round trip
 	Streams int      `json:"streams"`
 	MbpsIn  float64  `json:"mbps_in"`
 	MbpsOut float64  `json:"mbps_out"`
@@ -371,6 +377,10 @@ func (s *apiServer) nodes(w http.ResponseWriter, r *http.Request) {
 		} else if m.Local {
 			zero := 0.0
 			v.RTTMs = &zero
+		}
+		if !m.MeasuredAt.IsZero() && !m.Local {
+			ms := float64(m.MeasuredRTT.Microseconds()) / 1000
+			v.PingMs = &ms
 		}
 		for k, a := range map[string]string{"gossip": m.Addr.String(), "rtmp": m.Meta.Addrs.RTMP, "srt": m.Meta.Addrs.SRT,
 			"http": m.Meta.Addrs.HTTPFLV, "api": m.Meta.Addrs.API, "backbone": m.Meta.Addrs.Backbone} {

@@ -77,18 +77,28 @@ func ParseVideoTag(b []byte) (VideoTag, bool) {
 		case 2: // SequenceEnd
 			v.EOS = true
 		}
+		if frameType == 0 && (pktType == 1 || pktType == 3) {
+			// some publishers (gortmplib's Writer) leave the frame type
+			// unset: read the NAL unit types instead
+			v.Keyframe = avccKey(v.Codec, v.Data)
+		}
 		return v, true
 	}
-	if len(b) < 5 {
-		return v, false
-	}
+	v.Keyframe = b[0]>>4 == 1
 	switch b[0] & 0x0f {
 	case flvCodecAVC:
 		v.Codec = "H264"
 	case flvCodecHEVC:
 		v.Codec = "H265"
+	default:
+		// other legacy codecs (and video info/command frames) carry no
+		// packet type byte: pass them through as they are
+		v.Data = b[1:]
+		return v, true
 	}
-	v.Keyframe = b[0]>>4 == 1
+	if len(b) < 5 {
+		return v, false
+	}
 	v.Header = b[1] == 0
 	v.EOS = b[1] == 2
 	v.CTS = si24(b[2:5])
@@ -231,4 +241,28 @@ func hevcNALU(rec []byte, typ byte) []byte {
 		}
 	}
 	return nil
+}
+
+// avccKey reports whether length-prefixed NAL units hold an IDR (H.264)
+// or IRAP (H.265) picture.
+func avccKey(codec string, b []byte) bool {
+	for len(b) >= 5 {
+		n := int(binary.BigEndian.Uint32(b))
+		b = b[4:]
+		if n <= 0 || n > len(b) {
+			return false
+		}
+		switch codec {
+		case "H264":
+			if b[0]&0x1f == 5 {
+				return true
+			}
+		case "H265":
+			if t := (b[0] >> 1) & 0x3f; t >= 16 && t <= 23 {
+				return true
+			}
+		}
+		b = b[n:]
+	}
+	return false
 }

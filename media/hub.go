@@ -14,29 +14,30 @@ import (
 
 // Errors from Publish and Subscribe.
 var (
-	ErrStreamBusy     = errors.New("stream is already being published")
-	ErrNoStream       = errors.New("no such stream")
-	ErrTooManyPubs    = errors.New("too many publishers on this node")
-	ErrTooManyReaders = errors.New("too many readers on this stream")
-	ErrTakenOver      = errors.New("another publisher took over the stream")
-	ErrBitrate        = errors.New("publisher exceeded the maximum bitrate")
-	ErrBadStreamKey   = errors.New("bad stream key: want app/name")
-	ErrHubClosed      = errors.New("server is shutting down")
+	ErrStreamBusy      = errors.New("stream is already being published")
+	ErrNoStream        = errors.New("no such stream")
+	ErrTooManyPubs     = errors.New("too many publishers on this node")
+	ErrTooManyReaders  = errors.New("too many readers on this stream")
+	ErrTakenOver       = errors.New("another publisher took over the stream")
+	ErrBitrate         = errors.New("publisher exceeded the maximum bitrate")
+	ErrBadStreamKey    = errors.New("bad stream key: want app/name")
+	ErrHubClosed       = errors.New("server is shutting down")
+	ErrPublisherClosed = errors.New("publisher is closed")
 )
 
 // HubConfig holds the data plane limits.
 type HubConfig struct {
-	RingPackets       int           // ring size per lane (rounded up to a power of two)
-	MaxReaderLag      time.Duration // a reader further behind than this skips to the newest keyframe
-	MaxSkips          int           // skips within SlowReaderWindow before a reader is disconnected
-	SlowReaderWindow  time.Duration
-	ReconnectGrace    time.Duration // readers stay while a publisher reconnects
-	Takeover          bool          // a second publisher replaces the first instead of being refused
-	MaxPublishers     int           // 0 = unlimited
-	MaxReaders        int           // per stream, 0 = unlimited
-	MaxBitrate        int64         // bits/s per publisher, 0 = unlimited
-	BitrateWindow     time.Duration // averaging window for MaxBitrate
-	NewTSMuxer        func() Remuxer
+	RingPackets      int           // ring size per lane (rounded up to a power of two)
+	MaxReaderLag     time.Duration // a reader further behind than this skips to the newest keyframe
+	MaxSkips         int           // skips within SlowReaderWindow before a reader is disconnected
+	SlowReaderWindow time.Duration
+	ReconnectGrace   time.Duration // readers stay while a publisher reconnects
+	Takeover         bool          // a second publisher replaces the first instead of being refused
+	MaxPublishers    int           // 0 = unlimited
+	MaxReaders       int           // per stream, 0 = unlimited
+	MaxBitrate       int64         // bits/s per publisher, 0 = unlimited
+	BitrateWindow    time.Duration // averaging window for MaxBitrate
+	NewTSMuxer       func() Remuxer
 	// OnMissing is called (in its own goroutine) when a subscriber waits
 	// for a stream that is not live, so the node can pull it on demand.
 	OnMissing         func(key string)
@@ -151,6 +152,14 @@ func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
 		return nil, ErrHubClosed
 	}
 	s := h.streams[key]
+	if s != nil {
+		s.mu.Lock()
+		ended := s.ended // its grace ran out just now: start afresh
+		s.mu.Unlock()
+		if ended {
+			s = nil
+		}
+	}
 	if s != nil {
 		s.mu.Lock()
 		old := s.pub

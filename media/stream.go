@@ -37,6 +37,18 @@ type Stream struct {
 	codecs  atomic.Pointer[CodecInfo]
 	skips   atomic.Uint64
 	dropped atomic.Uint64
+	sentOld atomic.Uint64 // bytes sent to readers that have left
+}
+
+// BytesOut returns the bytes sent to all readers, past and present.
+func (s *Stream) BytesOut() uint64 {
+	n := s.sentOld.Load()
+	s.mu.Lock()
+	for r := range s.readers {
+		n += r.BytesOut.Load()
+	}
+	s.mu.Unlock()
+	return n
 }
 
 func newStream(h *Hub, key string) *Stream {
@@ -162,6 +174,7 @@ func (s *Stream) removeReader(r *Reader) {
 	n := r.l.removeWaker(r.wake)
 	s.mu.Lock()
 	delete(s.readers, r)
+	s.sentOld.Add(r.BytesOut.Load())
 	if n == 0 && r.fmt == FormatTS && s.remux != nil && r.info.Protocol != "" {
 		s.remux()
 		s.remux = nil
@@ -253,6 +266,9 @@ func (p *Publisher) Write(pkt *Packet) error {
 	defer s.wmu.Unlock()
 	if e := p.kicked.Load(); e != nil {
 		return *e
+	}
+	if p.closed.Load() {
+		return ErrPublisherClosed
 	}
 	f := FormatFLV
 	if pkt.Kind == KindTS {

@@ -194,7 +194,7 @@ func Read(ctx context.Context, url string, d time.Duration, extra ...string) (Re
 	}
 	defer os.Remove(tmp)
 	args := append([]string{"-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "8000000"}, extra...)
-	args = append(args, "-i", url, "-t", fmt.Sprintf("%g", d.Seconds()), "-c", "copy", "-f", "matroska", "-y", tmp)
+	args = append(args, "-i", url, "-t", fmt.Sprintf("%g", d.Seconds()), "-c", "copy", "-f", "nut", "-y", tmp)
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -3,7 +3,7 @@ package testmedia
 import "os"
 
 func tempFile() (string, error) {
-	f, err := os.CreateTemp("", "relaymesh-read-*.mkv")
+	f, err := os.CreateTemp("", "relaymesh-read-*.nut")
 	if err != nil {
 		return "", err
 	}

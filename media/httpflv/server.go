@@ -171,7 +171,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer nc.Close()
 	brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nCache-Control: no-cache\r\n" +
 		"Access-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n")
-	brw.Write([]byte{'F', 'L', 'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0})
+	brw.Write([]byte{'F', 'L', 'V', 1, flvFlags(rd.Stream().Codecs()), 0, 0, 0, 9, 0, 0, 0, 0})
 	nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
 	if err := brw.Flush(); err != nil {
 		return
@@ -221,4 +221,16 @@ func remoteAddr(r *http.Request) net.Addr {
 		return nil
 	}
 	return ap
+}
+
+// flvFlags announces audio (4) and video (1) as far as the stream is known,
+// so players do not wait for a track that never comes.
+func flvFlags(c media.CodecInfo) byte {
+	switch {
+	case c.Video != "" && c.Audio == "":
+		return 1
+	case c.Audio != "" && c.Video == "":
+		return 4
+	}
+	return 5
 }

@@ -49,7 +49,7 @@ func (c *conn) publish(ctx context.Context, cmd command) error {
 		msg, err := c.readMessage()
 		if err != nil {
 			if isTimeout(err) {
-				return fmt.Errorf("publisher sent nothing for %s", timeout)
+				return fmt.Errorf("no complete RTMP message from the publisher within %s", timeout)
 			}
 			return err
 		}

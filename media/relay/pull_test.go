@@ -1,0 +1,198 @@
+package relay
+
+import (
+	"fmt"
+	"math/rand"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/internal/testmedia"
+)
+
+func TestPull(t *testing.T) {
+	needPeers(t)
+	cases := []struct {
+		name  string
+		url   func(n *node) string
+		proto string
+	}{
+		{"srt", func(n *node) string { return n.srtURL + "?streamid=read:live/src" }, "srt-pull"},
+		{"rtmp", func(n *node) string { return n.rtmpURL + "/live/src" }, "rtmp-pull"},
+		{"http-flv", func(n *node) string { return n.httpURL + "/live/src.flv" }, "httpflv-pull"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := startNode(t, "source", nodeOpts{})
+			dst := startNode(t, "puller", nodeOpts{})
+			feed(t, src, "live/src", 14*time.Second)
+			src.live(t, "live/src", 10*time.Second)
+			p := NewPuller(dst.hub, PullConfig{Key: "live/pulled", Next: fixed(Target{URL: c.url(src)})}, testLog(t, "puller"))
+			runBG(t, p.Run)
+			dst.live(t, "live/pulled", 10*time.Second)
+			if info, _ := dst.hub.Stream("live/pulled").Publisher(); info.Protocol != c.proto {
+				t.Errorf("publisher protocol %q, want %q", info.Protocol, c.proto)
+			}
+			checkRead(t, "rtmp read of the pulled stream", dst.rtmpURL+"/live/pulled", 4*time.Second)
+			if st := p.Status(); st.State != StateRunning || st.Bytes == 0 || (c.name == "srt") != (st.SRT != nil) {
+				t.Errorf("status %+v, want running with bytes (and SRT stats for srt)", st)
+			}
+		})
+	}
+}
+
+// TestPullIdleStop: an on-demand pull that nobody reads stops by itself,
+// and one that is read keeps going.
+func TestPullIdleStop(t *testing.T) {
+	needPeers(t)
+	src := startNode(t, "source", nodeOpts{})
+	dst := startNode(t, "puller", nodeOpts{})
+	feed(t, src, "live/src", 14*time.Second)
+	src.live(t, "live/src", 10*time.Second)
+	p := NewPuller(dst.hub, PullConfig{Key: "live/pulled", IdleStop: 1500 * time.Millisecond,
+		Next: fixed(Target{URL: src.rtmpURL + "/live/src"})}, testLog(t, "puller"))
+	start := time.Now()
+	run := runBG(t, p.Run)
+	dst.live(t, "live/pulled", 10*time.Second)
+	testmedia.Eventually(t, 10*time.Second, "the idle pull to stop", run.ended)
+	if err := run.result(); err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Errorf("stopped after %s, before IdleStop", d)
+	}
+	if st := p.Status(); st.State != StateStopped {
+		t.Errorf("state %s, want stopped", st.State)
+	}
+
+	// with a reader it keeps running past IdleStop
+	p2 := NewPuller(dst.hub, PullConfig{Key: "live/read", IdleStop: time.Second,
+		Next: fixed(Target{URL: src.rtmpURL + "/live/src"})}, testLog(t, "puller2"))
+	run2 := runBG(t, p2.Run)
+	dst.live(t, "live/read", 10*time.Second)
+	checkRead(t, "reader of the on-demand pull", dst.rtmpURL+"/live/read", 3*time.Second)
+	if run2.ended() {
+		t.Errorf("the pull stopped while it had a reader")
+	}
+}
+
+// TestPullSourceRestart: the source's publisher goes away and comes back;
+// the puller reconnects and local readers get the new stream.
+func TestPullSourceRestart(t *testing.T) {
+	needPeers(t)
+	src := startNode(t, "source", nodeOpts{grace: -1})
+	dst := startNode(t, "puller", nodeOpts{grace: 10 * time.Second})
+	pub := feed(t, src, "live/src", 4*time.Second)
+	src.live(t, "live/src", 10*time.Second)
+	p := NewPuller(dst.hub, PullConfig{Key: "live/pulled", MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second,
+		Next: fixed(Target{URL: src.srtURL + "?streamid=read:live/src"})}, testLog(t, "puller"))
+	runBG(t, p.Run)
+	dst.live(t, "live/pulled", 10*time.Second)
+	if err := pub.Wait(15 * time.Second); err != nil {
+		t.Fatalf("ffmpeg: %v %s", err, pub.Stderr)
+	}
+	testmedia.Eventually(t, 10*time.Second, "the puller to notice the source left", func() bool { return p.Status().State != StateRunning })
+	feed(t, src, "live/src", 12*time.Second)
+	testmedia.Eventually(t, 15*time.Second, "the puller to run again", func() bool {
+		st := p.Status()
+		return st.State == StateRunning && st.Reconnects >= 1
+	})
+	st := p.Status()
+	t.Logf("status after the restart: %+v", st)
+	if st.LastError == "" {
+		t.Errorf("no last error recorded for the lost source")
+	}
+	checkRead(t, "reader after the source restart", dst.rtmpURL+"/live/pulled", 3*time.Second)
+}
+
+// garbageServer accepts TCP connections and writes random bytes.
+func garbageServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rng := rand.New(rand.NewSource(1))
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b := make([]byte, 8192)
+			rng.Read(b)
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			c.Write(b)
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestPullBadInput(t *testing.T) {
+	html := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<!DOCTYPE html><html><body>Welcome to nginx!</body></html>")
+	}))
+	defer html.Close()
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	defer notFound.Close()
+	badFLV := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "video/x-flv")
+		w.Write([]byte{'F', 'L', 'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0, 9, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0x17, 1, 0, 0, 0, 0, 0, 0, 99})
+	}))
+	defer badFLV.Close()
+	garbage := garbageServer(t)
+	cases := []struct {
+		name, url, want string
+	}{
+		{"rtmp garbage", "rtmp://" + garbage + "/live/x", "rtmp handshake"},
+		{"http html", html.URL + "/live/x.flv", "not FLV"},
+		{"http 404", notFound.URL + "/live/x.flv", "404"},
+		{"flv bad tag size", badFLV.URL + "/live/x.flv", "PreviousTagSize"},
+		{"srt nobody", "srt://127.0.0.1:9?streamid=read:live/x", "srt connect"},
+		{"srt no streamid", "srt://127.0.0.1:9", "no streamid"},
+		{"rtmp refused", "rtmp://127.0.0.1:9/live/x", "connection refused"},
+		{"bad scheme", "ftp://example.com/x", "unsupported URL scheme"},
+	}
+	hub := startNode(t, "hub", nodeOpts{}).hub
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var states []State
+			p := NewPuller(hub, PullConfig{Key: "live/bad", MinBackoff: 100 * time.Millisecond, ReadTimeout: time.Second,
+				Next:    fixed(Target{URL: c.url}),
+				OnState: func(s Status) { mu.Lock(); states = append(states, s.State); mu.Unlock() },
+			}, testLog(t, "puller"))
+			runBG(t, p.Run)
+			testmedia.Eventually(t, 8*time.Second, "a backoff with an error", func() bool {
+				st := p.Status()
+				return st.State == StateBackoff && st.LastError != "" && st.Reconnects >= 1
+			})
+			st := p.Status()
+			t.Logf("last error: %s", st.LastError)
+			if !strings.Contains(st.LastError, c.want) {
+				t.Errorf("last error %q, want it to mention %q", st.LastError, c.want)
+			}
+			if hub.Stream("live/bad") != nil {
+				t.Errorf("a failed source made the stream live")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, s := range states {
+				if s == StateRunning {
+					t.Errorf("states %v: a bad source must never run", states)
+					break
+				}
+			}
+		})
+	}
+}
