@@ -144,4 +144,3 @@ func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "relaymesh cleanup: removed relaymesh tc state from %s\n", ifname)
 	return 0
 }
-
