@@ -302,8 +302,9 @@ loop:
 func (a *Agent) drain() {
 	a.hub.Close()
 	deadline := time.Now().Add(drainTimeout)
+	rs := a.listeners().rtmp
 	for time.Now().Before(deadline) {
-		if a.rtmp == nil || a.rtmp.ConnCount() == 0 {
+		if rs == nil || rs.ConnCount() == 0 {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -384,8 +385,25 @@ func (a *Agent) reload() error {
 	return nil
 }
 
+// listeners is a consistent view of the listener pointers, which a
+// reload may swap (rebind) while the API or a scrape reads them.
+type listeners struct {
+	rtmp    *rtmp.Server
+	httpflv *httpflv.Server
+	srt     *srt.Server
+	api     *apiServer
+}
+
+func (a *Agent) listeners() listeners {
+	a.cfgMu.Lock()
+	defer a.cfgMu.Unlock()
+	return listeners{a.rtmp, a.httpflv, a.srt, a.api}
+}
+
 // listenAddr returns the bound address of a listener, or "" when it is off.
 func (a *Agent) listenAddr(which string) string {
+	l := a.listeners()
+	a = &Agent{rtmp: l.rtmp, httpflv: l.httpflv, srt: l.srt, api: l.api}
 	switch {
 	case which == "rtmp" && a.rtmp != nil:
 		return a.rtmp.Addr().String()

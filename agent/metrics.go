@@ -119,13 +119,14 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(mIngestBps, in)
 	gauge(mEgressBps, out)
 
-	if a.rtmp != nil {
-		counter(mRefused, float64(a.rtmp.Refused.Load()), "rtmp")
+	ls := a.listeners()
+	if ls.rtmp != nil {
+		counter(mRefused, float64(ls.rtmp.Refused.Load()), "rtmp")
 	}
-	if a.srt != nil {
-		counter(mRefused, float64(a.srt.Refused()), "srt")
+	if ls.srt != nil {
+		counter(mRefused, float64(ls.srt.Refused()), "srt")
 		roles := map[string]int{"publish": 0, "read": 0}
-		for _, s := range a.srt.Stats() {
+		for _, s := range ls.srt.Stats() {
 			roles[s.Role]++
 		}
 		for role, n := range roles {

@@ -52,11 +52,12 @@ func (a *Agent) srtConfig(cfg *Config) srt.Config {
 
 // srtStats returns per-connection SRT statistics of a stream for the API.
 func (a *Agent) srtStats(key string) []any {
-	if a.srt == nil {
+	srv := a.listeners().srt
+	if srv == nil {
 		return nil
 	}
 	var out []any
-	for _, st := range a.srt.Stats() {
+	for _, st := range srv.Stats() {
 		if st.Stream == key {
 			out = append(out, st)
 		}
