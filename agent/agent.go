@@ -403,16 +403,15 @@ func (a *Agent) listeners() listeners {
 // listenAddr returns the bound address of a listener, or "" when it is off.
 func (a *Agent) listenAddr(which string) string {
 	l := a.listeners()
-	a = &Agent{rtmp: l.rtmp, httpflv: l.httpflv, srt: l.srt, api: l.api}
 	switch {
-	case which == "rtmp" && a.rtmp != nil:
-		return a.rtmp.Addr().String()
-	case which == "http" && a.httpflv != nil:
-		return a.httpflv.Addr().String()
-	case which == "srt" && a.srt != nil:
-		return a.srt.Addr().String()
-	case which == "api" && a.api != nil:
-		return a.api.Addr().String()
+	case which == "rtmp" && l.rtmp != nil:
+		return l.rtmp.Addr().String()
+	case which == "http" && l.httpflv != nil:
+		return l.httpflv.Addr().String()
+	case which == "srt" && l.srt != nil:
+		return l.srt.Addr().String()
+	case which == "api" && l.api != nil:
+		return l.api.Addr().String()
 	}
 	return ""
 }
