@@ -22,6 +22,8 @@ Usage:
   relaymesh check   [-c FILE]   validate a config like nginx -t: "ok" or every problem
   relaymesh status  [--json] [--api URL]   nodes, streams and links of a running agent
   relaymesh locate  [--api URL] [--client ADDR] APP/NAME   best edge to publish to
+  relaymesh sign    [-c FILE | --key FILE] [--action publish|play] [--ttl 1h] APP/NAME
+                                print APP/NAME?token=... (a signed URL's path and query)
   relaymesh cleanup [-c FILE]   remove the traffic-control state the agent installed
   relaymesh version             print the version
   relaymesh help                this text
@@ -62,6 +64,8 @@ func main(args []string, stdout, stderr io.Writer) int {
 		return cmdLocate(rest, stdout, stderr)
 	case "cleanup":
 		return cmdCleanup(rest, stdout, stderr)
+	case "sign":
+		return cmdSign(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "relaymesh %s %s %s/%s\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
