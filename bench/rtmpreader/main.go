@@ -68,7 +68,7 @@ type ServerStats struct {
 	SysSeconds   float64 `json:"sys_seconds"`      // of which in the kernel (stime)
 	CPUPct       float64 `json:"cpu_percent"`
 	CPUPerGbit   float64 `json:"cpu_seconds_per_gbit"`
-	RSSStartKiB  uint64  `json:"rss_start_kib"` // before the preroll
+	RSSStartKiB  uint64  `json:"rss_start_kib"` // once the stream is live, before the preroll
 	RSS0KiB      uint64  `json:"rss0_kib"`      // max over the idle phase (no reader)
 	RSSNKiB      uint64  `json:"rssN_kib"`      // max over the window (N readers)
 	HWMKiB       uint64  `json:"hwm_kib"`
@@ -128,10 +128,16 @@ func main() {
 
 func run(ctx context.Context, o options, t target) (*Result, error) {
 	res := &Result{Label: o.label, URL: o.url, Readers: o.n, Errors: map[string]int{}}
+	var rssStart uint64
 	if o.waitLive > 0 {
 		probe, err := waitLive(ctx, t, o.waitLive, o.dialTimeout)
 		if err != nil {
 			return nil, err
+		}
+		if o.pid > 0 {
+			if s, err := sampleTree(o.pid); err == nil {
+				rssStart = s.RSSKiB
+			}
 		}
 		if o.preroll > 0 {
 			pctx, cancel := context.WithTimeout(ctx, o.preroll)
@@ -150,7 +156,10 @@ func run(ctx context.Context, o options, t target) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		srv = &ServerStats{PID: o.pid, Processes: s0.PIDs, RSSStartKiB: s0.RSSKiB}
+		if rssStart == 0 {
+			rssStart = s0.RSSKiB
+		}
+		srv = &ServerStats{PID: o.pid, Processes: s0.PIDs, RSSStartKiB: rssStart}
 		t0 := time.Now()
 		for time.Since(t0) < o.idle {
 			if !sleep(ctx, min(time.Second, o.idle-time.Since(t0))) {
