@@ -385,3 +385,89 @@ func TestCrossProtocol(t *testing.T) {
 		})
 	}
 }
+
+// TestSignedURLsAndAllowlists: with auth on, ffmpeg publishes only with a
+// publish token that `relaymesh sign` made; a play token cannot publish;
+// playback needs its own token; a play allowlist that excludes loopback
+// refuses the player with a logged reason.
+func TestSignedURLsAndAllowlists(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	if testing.Short() {
+		t.Skip("end-to-end: runs without -short")
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "auth.key")
+	if err := os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, fmt.Sprintf("[auth]\npublish = true\nplay = true\nkey_file = %q\n", keyFile))
+	sign := func(action, key string) string {
+		out, err := exec.Command(binary(t), "sign", "--key", keyFile, "--action", action, "--ttl", "10m", key).Output()
+		if err != nil {
+			t.Fatalf("relaymesh sign: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	ctx := context.Background()
+	src := testmedia.Source{Realtime: true, Duration: 6 * time.Second}
+	for _, tc := range []struct{ name, url, reason string }{
+		{"no token", a.rtmp("live/sec"), "a signed URL is required"},
+		{"play token used to publish", a.rtmp(sign("play", "live/sec")), "the signature does not match"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testmedia.Publish(t, ctx, src, tc.url)
+			if err := p.Wait(10 * time.Second); err == nil {
+				t.Fatalf("publish succeeded; want a refusal")
+			}
+			testmedia.Eventually(t, 5*time.Second, "refusal logged: "+tc.reason, func() bool {
+				return strings.Contains(a.logs.String(), tc.reason)
+			})
+		})
+	}
+	pub := testmedia.Publish(t, ctx, src, a.rtmp(sign("publish", "live/sec")))
+	var sr streamsResp
+	testmedia.Eventually(t, 10*time.Second, "signed publisher live", func() bool {
+		getJSON(t, a.api("/v1/streams"), &sr)
+		return len(sr.Streams) == 1
+	})
+	if _, err := testmedia.Read(ctx, a.flv("live/sec"), 2*time.Second); err == nil {
+		t.Errorf("HTTP-FLV play without a token succeeded")
+	}
+	_, query, _ := strings.Cut(sign("play", "live/sec"), "?")
+	res, err := testmedia.Read(ctx, a.flv("live/sec")+"?"+query, 2*time.Second)
+	if err != nil {
+		t.Fatalf("signed HTTP-FLV play: %v", err)
+	}
+	if res.VideoFrames == 0 || res.DecodeErrors != "" {
+		t.Errorf("signed play got %d frames, errors %q", res.VideoFrames, res.DecodeErrors)
+	}
+	pub.Wait(10 * time.Second)
+}
+
+// TestAllowlist: a play allowlist that excludes loopback refuses the
+// player (HTTP 403 and a logged reason) while publishing stays open.
+func TestAllowlist(t *testing.T) {
+	testmedia.Need(t, "ffmpeg")
+	if testing.Short() {
+		t.Skip("end-to-end: runs without -short")
+	}
+	a := startAgent(t, "[auth]\nplay_allow = [\"10.0.0.0/8\"]\n")
+	pub := testmedia.Publish(t, context.Background(), testmedia.Source{Realtime: true, Duration: 4 * time.Second}, a.rtmp("live/acl"))
+	var sr streamsResp
+	testmedia.Eventually(t, 10*time.Second, "publisher live", func() bool {
+		getJSON(t, a.api("/v1/streams"), &sr)
+		return len(sr.Streams) == 1
+	})
+	resp, err := http.Get(a.flv("live/acl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("play from 127.0.0.1 with play_allow 10.0.0.0/8: status %d, want 403", resp.StatusCode)
+	}
+	testmedia.Eventually(t, 5*time.Second, "refusal logged", func() bool {
+		return strings.Contains(a.logs.String(), "is not in auth.play_allow")
+	})
+	pub.Wait(10 * time.Second)
+}

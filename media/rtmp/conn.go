@@ -322,7 +322,7 @@ func (c *conn) streamKey(cmd command) (key, query string, err error) {
 func (c *conn) authorize(action, key, query string) error {
 	if a := c.srv.cfg.Load().Authorize; a != nil {
 		if err := a(action, key, query, c.nc.RemoteAddr()); err != nil {
-			return refusal{fmt.Errorf("%s %s: %w", action, key, err)}
+			return refusal{err} // the log line names the stream and role
 		}
 	}
 	return nil
