@@ -217,11 +217,17 @@ for n in $READERS; do
 		else
 			extra=(-pprof "http://$API_ADDR")
 		fi
-		if ! "$OUT/rtmpreader" -url "rtmp://127.0.0.1:$RTMP_PORT/live/bench" -n "$n" \
+		# In the background so that a signal reaches our trap at once.
+		"$OUT/rtmpreader" -url "rtmp://127.0.0.1:$RTMP_PORT/live/bench" -n "$n" \
 			-wait-live 20s -preroll "${preroll}s" -idle "${IDLE}s" -warmup "${WARMUP}s" -duration "${DURATION}s" \
-			-pid "$SERVER_PID" -label "$server" -mark "$OUT/window-$server-$n" "${extra[@]}" >>"$RESULTS" 2>"$OUT/reader-$server-$n.log"; then
+			-pid "$SERVER_PID" -label "$server" -mark "$OUT/window-$server-$n" "${extra[@]}" \
+			>>"$RESULTS" 2>"$OUT/reader-$server-$n.log" &
+		reader_pid=$!
+		PIDS+=("$reader_pid")
+		if ! wait "$reader_pid"; then
 			log "reader failed for $server/$n: $(tail -c 300 "$OUT/reader-$server-$n.log")"
 		fi
+		forget_pid "$reader_pid"
 		[ -n "$prof_pid" ] && { wait "$prof_pid" 2>/dev/null || true; forget_pid "$prof_pid"; }
 		stop_pid "$PUB_PID"
 		forget_pid "$PUB_PID"
