@@ -115,8 +115,8 @@ func (f *FLVReader) ReadPacket() (*media.Packet, error) {
 		}
 		var body []byte
 		if carried {
-			body = make([]byte, size)
-			if _, err := io.ReadFull(f.r, body); err != nil {
+			var err error
+			if body, err = readBody(f.r, size); err != nil {
 				return nil, flvErr("stream ended inside a %d-byte tag", size)
 			}
 		} else if _, err := f.r.Discard(size); err != nil {
@@ -152,4 +152,33 @@ func (f *FLVReader) ReadPacket() (*media.Packet, error) {
 		pk.Time = f.clock.next(ts)
 		return pk, nil
 	}
+}
+
+// readBody reads a tag body of size bytes. Large declared sizes are read
+// as the bytes arrive, so a peer cannot make us allocate 16 MiB up front
+// with an 11-byte header.
+func readBody(r io.Reader, size int) ([]byte, error) {
+	const eager = 256 << 10
+	if size <= eager {
+		b := make([]byte, size)
+		_, err := io.ReadFull(r, b)
+		return b, err
+	}
+	b := make([]byte, 0, eager)
+	for len(b) < size {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), min(2*cap(b), size))
+			copy(nb, b)
+			b = nb
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil && len(b) < size {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return b, nil
 }

@@ -1,0 +1,178 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/relaymesh/relaymesh/media"
+)
+
+func readAllFLV(b []byte) ([]*media.Packet, error) {
+	fr := NewFLVReader(bytes.NewReader(b))
+	var out []*media.Packet
+	for {
+		p, err := fr.ReadPacket()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return out, err
+		}
+		out = append(out, p)
+	}
+}
+
+func TestFLVReaderFile(t *testing.T) {
+	b, err := os.ReadFile("testdata/small.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkts, err := readAllFLV(b)
+	if err != nil {
+		t.Fatalf("ffmpeg's FLV: %v", err)
+	}
+	var video, audio, keys, headers, meta int
+	last := int64(-1)
+	for _, p := range pkts {
+		switch p.Kind {
+		case media.KindVideo:
+			if p.Header {
+				headers++
+				continue
+			}
+			if v, _ := media.ParseVideoTag(p.Payload); v.EOS {
+				continue // ffmpeg ends the file with an end-of-sequence tag
+			}
+			video++
+			if p.Keyframe {
+				keys++
+			}
+			if p.Time < last {
+				t.Errorf("video time went back: %d after %d", p.Time, last)
+			}
+			last = p.Time
+		case media.KindAudio:
+			if p.Header {
+				headers++
+			} else {
+				audio++
+			}
+		case media.KindData:
+			if p.Header {
+				meta++
+			}
+		}
+	}
+	// 0.6 s at 10 fps with a keyframe every 5 frames
+	if video != 6 || keys != 2 || headers != 2 || meta != 1 || audio < 10 {
+		t.Errorf("got %d video (%d keys), %d audio, %d headers, %d metadata", video, keys, audio, headers, meta)
+	}
+	// the reader's output written back as FLV is the same file
+	out := append([]byte(nil), b[:13]...)
+	for _, p := range pkts {
+		out = media.AppendFLVTag(out, p.Kind, uint32(p.Time), p.Payload)
+	}
+	if !bytes.Equal(out, b) {
+		t.Errorf("re-serialized FLV differs from the input (%d vs %d bytes)", len(out), len(b))
+	}
+}
+
+func TestFLVReaderBad(t *testing.T) {
+	good, err := os.ReadFile("testdata/small.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := []byte{'F', 'L', 'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0}
+	tag := func(typ byte, body []byte, pts uint32) []byte {
+		b := media.AppendFLVTag(nil, media.Kind(typ), 0, body)
+		b = b[:len(b)-4]
+		return append(b, byte(pts>>24), byte(pts>>16), byte(pts>>8), byte(pts))
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	cases := []struct {
+		name string
+		in   []byte
+		want string // "" = clean end
+	}{
+		{"empty", nil, ""},
+		{"html", []byte("<!DOCTYPE html><html>"), "signature"},
+		{"version 2", []byte{'F', 'L', 'V', 2, 5, 0, 0, 0, 9, 0, 0, 0, 0}, "version"},
+		{"reserved flags", []byte{'F', 'L', 'V', 1, 0xff, 0, 0, 0, 9, 0, 0, 0, 0}, "reserved header flag"},
+		{"header size 8", []byte{'F', 'L', 'V', 1, 5, 0, 0, 0, 8, 0, 0, 0, 0}, "header size"},
+		{"header size huge", []byte{'F', 'L', 'V', 1, 5, 0x7f, 0, 0, 0}, "header size"},
+		{"truncated header", []byte{'F', 'L', 'V', 1}, "inside the file header"},
+		{"PreviousTagSize0", []byte{'F', 'L', 'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 7}, "PreviousTagSize0"},
+		{"bad prev size", cat(hdr, tag(9, []byte{0x17, 1, 0, 0, 0, 1}, 99)), "PreviousTagSize 99"},
+		{"encrypted", cat(hdr, tag(0x29, []byte{0x17, 1, 0, 0, 0}, 16)), "encrypted"},
+		{"stream id", func() []byte {
+			b := cat(hdr, tag(9, []byte{0x17, 1, 0, 0, 0}, 16))
+			b[13+10] = 1
+			return b
+		}(), "stream id"},
+		{"short video", cat(hdr, tag(9, []byte{0x17, 1}, 13)), "malformed video"},
+		{"short aac", cat(hdr, tag(8, []byte{0xaf}, 12)), "malformed audio"},
+		{"truncated tag", good[:len(good)-100], "stream ended inside"},
+		{"truncated tag header", cat(hdr, []byte{9, 0, 0}), "inside a tag header"},
+		{"huge unknown tag", cat(hdr, []byte{7, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0}), "type 7"},
+		{"unknown tag skipped", cat(hdr, tag(7, []byte{1, 2, 3}, 14)), ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := readAllFLV(c.in)
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("got %v, want a clean end", err)
+			case c.want != "" && (err == nil || !bytes.Contains([]byte(err.Error()), []byte(c.want))):
+				t.Errorf("got %v, want an error mentioning %q", err, c.want)
+			case c.want != "" && c.want != "stream ended inside" && !errors.Is(err, ErrNotFLV):
+				t.Errorf("%v does not wrap ErrNotFLV", err)
+			}
+		})
+	}
+}
+
+func TestFLVReaderTimestampWrap(t *testing.T) {
+	b := []byte{'F', 'L', 'V', 1, 1, 0, 0, 0, 9, 0, 0, 0, 0}
+	body := []byte{0x27, 1, 0, 0, 0, 0xaa}
+	for _, ts := range []uint32{0xFFFFFF00, 0xFFFFFFF0, 0x10, 0x50} {
+		b = media.AppendFLVTag(b, media.KindVideo, ts, body)
+	}
+	pkts, err := readAllFLV(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{0xFFFFFF00, 0xFFFFFFF0, 1<<32 + 0x10, 1<<32 + 0x50}
+	for i, p := range pkts {
+		if p.Time != want[i] {
+			t.Errorf("packet %d: time %#x, want %#x", i, p.Time, want[i])
+		}
+	}
+}
+
+// FuzzFLVReader: no input makes the reader panic, loop or return a packet
+// bigger than its input.
+func FuzzFLVReader(f *testing.F) {
+	if b, err := os.ReadFile("testdata/small.flv"); err == nil {
+		f.Add(b)
+		f.Add(b[:2000])
+	}
+	f.Add([]byte{'F', 'L', 'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fr := NewFLVReader(bytes.NewReader(in))
+		total := 0
+		for i := 0; i <= len(in); i++ {
+			p, err := fr.ReadPacket()
+			if err != nil {
+				return
+			}
+			total += len(p.Payload)
+			if total > len(in) || len(p.Payload) == 0 {
+				t.Fatalf("packet of %d bytes (total %d) from %d input bytes", len(p.Payload), total, len(in))
+			}
+		}
+		t.Fatalf("more packets than input bytes")
+	})
+}
