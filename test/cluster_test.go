@@ -291,7 +291,9 @@ type uplinkView struct {
 	Moves  int    `json:"moves"`
 	Link   struct {
 		State string `json:"state"`
+		Bytes uint64 `json:"bytes"`
 		SRT   *struct {
+			PacketsSent uint64 `json:"packets_sent"`
 			Retransmits uint64 `json:"retransmits"`
 			Drops       uint64 `json:"drops"`
 			PacketsLost uint64 `json:"packets_lost"`
@@ -668,7 +670,11 @@ func TestClusterBackboneLoss(t *testing.T) {
 		return m["fra"].State != "alive" && m["tyo"].State != "alive"
 	})
 	const stream = "live/loss"
-	src := testmedia.Source{Duration: 20 * time.Second, Realtime: true, Audio: true, Format: "flv", Bitrate: "3M"}.Defaults()
+	dur := 20 * time.Second // bench/cluster.sh sets a longer run
+	if d, err := time.ParseDuration(os.Getenv("RELAYMESH_LOSS_DURATION")); err == nil && d > 0 {
+		dur = d
+	}
+	src := testmedia.Source{Duration: dur, Realtime: true, Audio: true, Format: "flv", Bitrate: "3M"}.Defaults()
 	var loc struct {
 		Edge struct{ RTMP string } `json:"edge"`
 	}
@@ -678,7 +684,7 @@ func TestClusterBackboneLoss(t *testing.T) {
 	player := c.play(ctx, "sin", "http://"+c.lab.Host("sin").AddrPort(8080).String()+"/"+stream+".flv")
 	pub, pubErr := c.publish(ctx, "esin", src, loc.Edge.RTMP)
 	var last uplinkView
-	testmedia.Eventually(t, 60*time.Second, "the publisher finishes", func() bool {
+	testmedia.Eventually(t, dur+40*time.Second, "the publisher finishes", func() bool {
 		if u, ok := c.uplink("esin", stream); ok && u.Link.SRT != nil {
 			last = u
 		}
@@ -700,6 +706,12 @@ func TestClusterBackboneLoss(t *testing.T) {
 	if last.Link.SRT == nil {
 		t.Fatal("no SRT statistics from the uplink")
 	}
+	if last.Link.Bytes > 0 {
+		// IPv4 20 + UDP 8 + SRT 16 bytes of headers per 1316-byte payload;
+		// packets_sent includes retransmissions.
+		wire := float64(last.Link.SRT.PacketsSent) * (1316 + 44)
+		t.Logf("backbone bytes on the wire per media byte: %.3f (%d packets for %d media bytes)", wire/float64(last.Link.Bytes), last.Link.SRT.PacketsSent, last.Link.Bytes)
+	}
 	if last.Link.SRT.Retransmits == 0 {
 		t.Error("no retransmits on a link with 2% loss: was the loss applied?")
 	}
@@ -708,6 +720,7 @@ func TestClusterBackboneLoss(t *testing.T) {
 	}
 	// The player attaches before the stream starts and reads to its end:
 	// every frame the publisher sent must arrive.
+	t.Logf("frames lost under loss: %d", max(0, want-got))
 	if got < want {
 		t.Errorf("the player on sin got %d video frames, the publisher sent %d", got, want)
 	}
