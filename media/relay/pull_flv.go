@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/relaymesh/relaymesh/media/relay/flv"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -61,9 +62,9 @@ func (p *Puller) pullHTTPFLV(ctx context.Context, t Target, u *url.URL, sk *sink
 	}
 	watchdog.Reset(p.cfg.ReadTimeout)
 	if head, _ := br.Peek(3); string(head) != "FLV" {
-		return fmt.Errorf("http-flv %s: %w: the response is not FLV (Content-Type %q, starts with %q)", target, ErrNotFLV, ctype, snippet(br))
+		return fmt.Errorf("http-flv %s: %w: the response is not FLV (Content-Type %q, starts with %q)", target, flv.ErrNotFLV, ctype, snippet(br))
 	}
-	fr := NewFLVReader(&countReader{r: br, onRead: func(n int) {
+	fr := flv.NewReader(&countReader{r: br, onRead: func(n int) {
 		watchdog.Reset(p.cfg.ReadTimeout)
 		p.tr.addBytes(n)
 	}})

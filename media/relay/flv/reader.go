@@ -1,4 +1,6 @@
-package relay
+// Package flv reads live FLV (HTTP-FLV responses, FLV files) into hub
+// packets with a small strict parser.
+package flv
 
 import (
 	"bufio"
@@ -10,22 +12,22 @@ import (
 	"github.com/relaymesh/relaymesh/media"
 )
 
-// ErrNotFLV is wrapped by every FLVReader error about the byte stream's
+// ErrNotFLV is wrapped by every Reader error about the byte stream's
 // structure.
 var ErrNotFLV = errors.New("bad FLV")
 
-// Limits of the FLVReader.
+// Limits of the Reader.
 const (
-	maxFLVHeader = 1024    // DataOffset of the file header
-	maxFLVSkip   = 1 << 20 // a tag of a type we do not carry
+	maxHeader = 1024    // DataOffset of the file header
+	maxSkip   = 1 << 20 // a tag of a type we do not carry
 )
 
-// FLVReader reads live FLV (HTTP-FLV) into hub packets. It is strict about
+// Reader reads live FLV (HTTP-FLV) into hub packets. It is strict about
 // structure (signature, version, header size, PreviousTagSize, stream id,
 // encryption) and about media tag heads, so that a source that is not FLV
 // fails at once with a clear error rather than feeding garbage to readers.
 // Tags of other types (e.g. script data other than type 18) are skipped.
-type FLVReader struct {
+type Reader struct {
 	r       *bufio.Reader
 	started bool
 	clock   unwrapper
@@ -34,9 +36,9 @@ type FLVReader struct {
 	Flags byte
 }
 
-// NewFLVReader reads FLV from r.
-func NewFLVReader(r io.Reader) *FLVReader {
-	return &FLVReader{r: bufio.NewReaderSize(r, 64<<10)}
+// NewReader reads FLV from r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 64<<10)}
 }
 
 func flvErr(format string, a ...any) error {
@@ -44,7 +46,7 @@ func flvErr(format string, a ...any) error {
 }
 
 // readHeader reads the 9+ byte file header and PreviousTagSize0.
-func (f *FLVReader) readHeader() error {
+func (f *Reader) readHeader() error {
 	var h [9]byte
 	if _, err := io.ReadFull(f.r, h[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -63,8 +65,8 @@ func (f *FLVReader) readHeader() error {
 	}
 	f.Flags = h[4]
 	off := binary.BigEndian.Uint32(h[5:9])
-	if off < 9 || off > maxFLVHeader {
-		return flvErr("header size %d outside 9..%d", off, maxFLVHeader)
+	if off < 9 || off > maxHeader {
+		return flvErr("header size %d outside 9..%d", off, maxHeader)
 	}
 	if _, err := f.r.Discard(int(off) - 9); err != nil {
 		return flvErr("stream ended inside the file header")
@@ -81,7 +83,7 @@ func (f *FLVReader) readHeader() error {
 
 // ReadPacket returns the next audio, video or script-data packet. It
 // returns io.EOF at a clean end between tags.
-func (f *FLVReader) ReadPacket() (*media.Packet, error) {
+func (f *Reader) ReadPacket() (*media.Packet, error) {
 	if !f.started {
 		if err := f.readHeader(); err != nil {
 			return nil, err
@@ -110,7 +112,7 @@ func (f *FLVReader) ReadPacket() (*media.Packet, error) {
 		}
 		kind := media.Kind(typ)
 		carried := kind == media.KindAudio || kind == media.KindVideo || kind == media.KindData
-		if !carried && size > maxFLVSkip {
+		if !carried && size > maxSkip {
 			return nil, flvErr("tag of type %d with %d bytes", typ, size)
 		}
 		var body []byte
@@ -181,4 +183,27 @@ func readBody(r io.Reader, size int) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+var onMetaData = []byte{0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'}
+
+// unwrapper extends 32-bit millisecond timestamps to a 64-bit timeline
+// across wrap-arounds (every 49.7 days).
+type unwrapper struct {
+	last    uint32
+	base    int64
+	started bool
+}
+
+func (u *unwrapper) next(ts uint32) int64 {
+	if u.started {
+		switch {
+		case ts < u.last && u.last-ts > 1<<31:
+			u.base += 1 << 32 // wrapped forwards
+		case ts > u.last && ts-u.last > 1<<31:
+			return u.base - 1<<32 + int64(ts) // a late packet from before the wrap
+		}
+	}
+	u.last, u.started = ts, true
+	return u.base + int64(ts)
 }

@@ -1,4 +1,4 @@
-package relay
+package flv
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 )
 
 func readAllFLV(b []byte) ([]*media.Packet, error) {
-	fr := NewFLVReader(bytes.NewReader(b))
+	fr := NewReader(bytes.NewReader(b))
 	var out []*media.Packet
 	for {
 		p, err := fr.ReadPacket()
@@ -152,16 +152,16 @@ func TestFLVReaderTimestampWrap(t *testing.T) {
 	}
 }
 
-// FuzzFLVReader: no input makes the reader panic, loop or return a packet
+// FuzzReader: no input makes the reader panic, loop or return a packet
 // bigger than its input.
-func FuzzFLVReader(f *testing.F) {
+func FuzzReader(f *testing.F) {
 	if b, err := os.ReadFile("testdata/small.flv"); err == nil {
 		f.Add(b)
 		f.Add(b[:2000])
 	}
 	f.Add([]byte{'F', 'L', 'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		fr := NewFLVReader(bytes.NewReader(in))
+		fr := NewReader(bytes.NewReader(in))
 		total := 0
 		for i := 0; i <= len(in); i++ {
 			p, err := fr.ReadPacket()
