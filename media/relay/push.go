@@ -175,6 +175,9 @@ func (p *Pusher) subscribe(ctx context.Context, f media.Format, proto, target st
 		}
 		return p.hub.Subscribe(ctx, p.cfg.Key, opt)
 	}
+	if p.hub.Stream(p.cfg.Key) == nil {
+		p.tr.set(StateWaiting, target, nil)
+	}
 	for {
 		opt.Wait = time.Minute
 		r, err := p.hub.Subscribe(ctx, p.cfg.Key, opt)
