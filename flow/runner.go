@@ -142,8 +142,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer func() { cancel(); wg.Wait() }()
 
 	srcs := r.spec.sources()
+	r.mu.Lock()
 	r.pulls = make([]*relay.Puller, len(srcs))
 	r.pushes = make([]*relay.Pusher, len(r.spec.Outputs))
+	r.mu.Unlock()
 	for i, src := range srcs {
 		if target, ok := pullTarget(src); ok {
 			p := relay.NewPuller(r.hub, relay.PullConfig{Key: r.spec.SourceKey(src),
