@@ -1,0 +1,48 @@
+package relayrule
+
+import (
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/lifecycle"
+)
+
+func TestValidateAndMatch(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	ok := Spec{ID: "r", Pattern: "live/*", URL: "rtmp://h/a/b", Start: now, End: now.Add(time.Hour)}
+	cases := []struct {
+		name  string
+		edit  func(s *Spec)
+		field string
+	}{
+		{"ok", func(*Spec) {}, ""},
+		{"srt url", func(s *Spec) { s.URL = "srt://h:9000?streamid=publish:a/b" }, ""},
+		{"window just under 7 days", func(s *Spec) { s.End = s.Start.Add(MaxWindow - time.Second) }, ""},
+		{"window 7 days", func(s *Spec) { s.End = s.Start.Add(MaxWindow) }, "end_time"},
+		{"end in the past", func(s *Spec) { s.Start, s.End = now.Add(-2*time.Hour), now.Add(-time.Hour) }, "end_time"},
+		{"end before start", func(s *Spec) { s.Start = now.Add(2 * time.Hour) }, "end_time"},
+		{"pattern without app", func(s *Spec) { s.Pattern = "*" }, "pattern"},
+		{"pattern bad glob", func(s *Spec) { s.Pattern = "live/[" }, "pattern"},
+		{"http url", func(s *Spec) { s.URL = "http://h/a" }, "url"},
+		{"short passphrase", func(s *Spec) { s.Passphrase = "short" }, "passphrase"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := ok
+			c.edit(&s)
+			err := s.Validate(now)
+			got := ""
+			if err != nil {
+				got = lifecycle.AsProblem(err).Field
+			}
+			if got != c.field {
+				t.Fatalf("field %q (%v), want %q", got, err, c.field)
+			}
+		})
+	}
+	for key, want := range map[string]bool{"live/cam": true, "live/a.b": true, "other/cam": false, "live/": false} {
+		if ok.Matches(key) != want {
+			t.Errorf("Matches(%q) = %v", key, !want)
+		}
+	}
+}
