@@ -40,7 +40,7 @@ func TestValidateAndMatch(t *testing.T) {
 			}
 		})
 	}
-	for key, want := range map[string]bool{"live/cam": true, "live/a.b": true, "other/cam": false, "live/": false} {
+	for key, want := range map[string]bool{"live/cam": true, "live/a.b": true, "other/cam": false, "live/cam/x": false} {
 		if ok.Matches(key) != want {
 			t.Errorf("Matches(%q) = %v", key, !want)
 		}
