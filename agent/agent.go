@@ -213,6 +213,7 @@ func (a *Agent) rtmpConfig(cfg *Config) rtmp.Config {
 		WriteTimeout:     cfg.Limits.WriteTimeout.Duration(),
 		MaxConnections:   cfg.Limits.MaxConnections,
 		PlayWait:         a.playWait(cfg),
+		WriteCoalesce:    cfg.Limits.WriteCoalesce.Duration(),
 		Authorize:        a.authorize,
 	}
 }
@@ -224,6 +225,7 @@ func (a *Agent) httpflvConfig(cfg *Config) httpflv.Config {
 		HeaderTimeout:  cfg.Limits.HandshakeTimeout.Duration(),
 		MaxConnections: cfg.Limits.MaxConnections,
 		PlayWait:       a.playWait(cfg),
+		WriteCoalesce:  cfg.Limits.WriteCoalesce.Duration(),
 		Authorize:      a.authorize,
 	}
 }

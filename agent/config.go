@@ -131,6 +131,7 @@ type LimitsConfig struct {
 	ReadTimeout         Duration `toml:"read_timeout"`   // publisher silence before disconnect
 	WriteTimeout        Duration `toml:"write_timeout"`  // a reader blocked this long is disconnected
 	MaxReaderLag        Duration `toml:"max_reader_lag"` // a reader this far behind skips or is dropped
+	WriteCoalesce       Duration `toml:"write_coalesce"` // RTMP/HTTP-FLV players get packets at most once per window
 }
 
 // AuthConfig is [auth]: signed URLs and CIDR allowlists.
@@ -169,6 +170,7 @@ func Default() *Config {
 			ReadTimeout:      Duration(10 * time.Second),
 			WriteTimeout:     Duration(10 * time.Second),
 			MaxReaderLag:     Duration(4 * time.Second),
+			WriteCoalesce:    Duration(50 * time.Millisecond),
 		},
 		Auth: AuthConfig{PublishAllow: []string{}, PlayAllow: []string{}},
 	}

@@ -48,7 +48,7 @@ type HubConfig struct {
 // DefaultHubConfig returns the built-in defaults.
 func DefaultHubConfig() HubConfig {
 	return HubConfig{
-		RingPackets:      2048,
+		RingPackets:      1024,
 		MaxReaderLag:     4 * time.Second,
 		MaxSkips:         3,
 		SlowReaderWindow: 30 * time.Second,
@@ -196,6 +196,8 @@ type SubscribeOptions struct {
 	Info   ReaderInfo
 	// Wait is how long to wait for a publisher when the stream is not live.
 	Wait time.Duration
+	// Coalesce batches delivery: Next returns at most once per window.
+	Coalesce time.Duration
 }
 
 // Subscribe attaches a reader to key.

@@ -43,6 +43,13 @@ type Reader struct {
 
 	skipTimes []time.Time
 
+	// coalesce makes Next hand out packets at most once per window, so a
+	// player wakes and writes once per window instead of once per packet
+	// (fewer goroutine wakes and syscalls, at most one window of delay).
+	coalesce time.Duration
+	lastOut  time.Time
+	timer    *time.Timer
+
 	BytesOut atomic.Uint64
 	skipped  atomic.Uint64
 }
@@ -66,6 +73,11 @@ func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
 	max := cap(dst)
 	if max == 0 {
 		max = 64
+	}
+	if r.coalesce > 0 {
+		if err := r.waitWindow(ctx); err != nil {
+			return dst, err
+		}
 	}
 	for {
 		if e := r.kickErr.Load(); e != nil {
@@ -137,6 +149,31 @@ func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
 			return dst, ctx.Err()
 		}
 	}
+}
+
+// waitWindow sleeps until a coalescing window has passed since the last
+// batch; packets written meanwhile are returned together.
+func (r *Reader) waitWindow(ctx context.Context) error {
+	now := time.Now()
+	wait := r.coalesce - now.Sub(r.lastOut)
+	if wait <= 0 || wait > r.coalesce {
+		r.lastOut = now
+		return nil
+	}
+	if r.timer == nil {
+		r.timer = time.NewTimer(wait)
+	} else {
+		r.timer.Reset(wait)
+	}
+	select {
+	case <-r.timer.C:
+	case <-r.done:
+	case <-ctx.Done():
+		r.timer.Stop()
+		return ctx.Err()
+	}
+	r.lastOut = time.Now()
+	return nil
 }
 
 // lagging reports whether the reader is further behind the live edge, in

@@ -159,7 +159,7 @@ func (s *Stream) subscribe(opt SubscribeOptions, maxReaders int) (*Reader, error
 	r := &Reader{
 		s: s, l: l, fmt: opt.Format, info: opt.Info,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
-		sendHeaders: true, epoch: l.epoch.Load(),
+		sendHeaders: true, epoch: l.epoch.Load(), coalesce: opt.Coalesce,
 	}
 	r.cursor, r.needKey = l.startSeq()
 	s.readers[r] = struct{}{}

@@ -26,6 +26,7 @@ type Config struct {
 	HeaderTimeout  time.Duration
 	MaxConnections int
 	PlayWait       time.Duration
+	WriteCoalesce  time.Duration // players get packets at most once per window (0 = at once)
 	Authorize      Authorizer
 }
 
@@ -142,9 +143,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	rd, err := s.hub.Subscribe(ctx, key, media.SubscribeOptions{
-		Format: media.FormatFLV,
-		Info:   media.ReaderInfo{Protocol: "httpflv", Remote: r.RemoteAddr},
-		Wait:   cfg.PlayWait,
+		Format:   media.FormatFLV,
+		Info:     media.ReaderInfo{Protocol: "httpflv", Remote: r.RemoteAddr},
+		Wait:     cfg.PlayWait,
+		Coalesce: cfg.WriteCoalesce,
 	})
 	if err != nil {
 		status := http.StatusNotFound
@@ -184,8 +186,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		nc.Read(b[:])
 		cancel()
 	}()
-	buf := make([]*media.Packet, 0, 256)
-	bufs := make(net.Buffers, 0, 256)
+	buf := make([]*media.Packet, 0, 64)
+	bufs := make(net.Buffers, 0, 64)
+	var deadlineSet time.Time
 	for {
 		pkts, nerr := rd.Next(ctx, buf)
 		if len(pkts) > 0 {
@@ -196,7 +199,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				bufs = append(bufs, b)
 				n += len(b)
 			}
-			nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+			if now := time.Now(); now.Sub(deadlineSet) > time.Second {
+				nc.SetWriteDeadline(now.Add(cfg.WriteTimeout))
+				deadlineSet = now
+			}
 			wb := bufs
 			if _, err := wb.WriteTo(nc); err != nil {
 				log.Info("player gone", "reason", err.Error())

@@ -2,6 +2,8 @@ package relay
 
 import (
 	"errors"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -63,13 +65,16 @@ func TestPushRTMP(t *testing.T) {
 			a := startNode(t, "source", nodeOpts{})
 			feed(t, a, "live/src", 14*time.Second)
 			a.live(t, "live/src", 10*time.Second)
-			// let the source's timeline run, so a rebase matters
-			time.Sleep(1500 * time.Millisecond)
+			// let the source's timeline run, so that the rebase shows
+			time.Sleep(3 * time.Second)
 			p := NewPusher(a.hub, PushConfig{Key: "live/src", Next: fixed(Target{URL: base + "/live/dst?token=s3cret"})}, testLog(t, "pusher"))
 			runBG(t, p.Run)
 			testmedia.Eventually(t, 10*time.Second, "the pusher to run", func() bool { return p.Status().State == StateRunning })
-			res := checkRead(t, "rtmp read from "+c.name, base+"/live/dst", 4*time.Second)
-			_ = res
+			// each connection starts its timeline near 0, as a fresh encoder
+			if dts := firstDTS(t, base+"/live/dst"); dts < 0 || dts > 2.5 {
+				t.Errorf("the target's first video dts is %.3fs, want the connection's timeline to start near 0 (the source's is past 3s)", dts)
+			}
+			checkRead(t, "rtmp read from "+c.name, base+"/live/dst", 4*time.Second)
 			st := p.Status()
 			if st.Bytes == 0 || strings.Contains(st.Target, "s3cret") {
 				t.Errorf("status %+v: want bytes and the token hidden", st)
@@ -132,6 +137,26 @@ func TestPushFailover(t *testing.T) {
 		t.Errorf("status %+v: want a reconnect to B", st)
 	}
 	checkRead(t, "B's reader", tb.rtmpURL+"/live/dst", 4*time.Second)
+}
+
+// firstDTS returns the first video packet's dts (seconds) a reader of url sees.
+func firstDTS(t *testing.T, url string) float64 {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-rw_timeout", "8000000", "-select_streams", "v", "-read_intervals", "%+#1",
+		"-show_entries", "packet=dts_time", "-of", "csv=p=0", url).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", url, err)
+	}
+	f := strings.Fields(strings.ReplaceAll(string(out), ",", " "))
+	if len(f) == 0 {
+		t.Fatalf("ffprobe %s: no packets", url)
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		t.Fatalf("ffprobe %s: %q", url, out)
+	}
+	t.Logf("first video dts at %s: %.3fs", url, v)
+	return v
 }
 
 func errString(err error) string {

@@ -26,9 +26,10 @@ func (c *conn) play(ctx context.Context, cmd command) error {
 	cfg := c.srv.cfg.Load()
 	c.nc.SetDeadline(time.Now().Add(cfg.PlayWait + cfg.HandshakeTimeout))
 	rd, err := c.srv.hub.Subscribe(ctx, key, media.SubscribeOptions{
-		Format: media.FormatFLV,
-		Info:   media.ReaderInfo{Protocol: "rtmp", Remote: c.nc.RemoteAddr().String()},
-		Wait:   cfg.PlayWait,
+		Format:   media.FormatFLV,
+		Info:     media.ReaderInfo{Protocol: "rtmp", Remote: c.nc.RemoteAddr().String()},
+		Wait:     cfg.PlayWait,
+		Coalesce: cfg.WriteCoalesce,
 	})
 	if err != nil {
 		c.onStatus("error", "NetStream.Play.StreamNotFound", err.Error())
@@ -70,8 +71,9 @@ func (c *conn) play(ctx context.Context, cmd command) error {
 		}
 	}()
 
-	buf := make([]*media.Packet, 0, 256)
-	bufs := make(net.Buffers, 0, 256)
+	buf := make([]*media.Packet, 0, 64)
+	bufs := make(net.Buffers, 0, 64)
+	var deadlineSet time.Time
 	for {
 		pkts, nerr := rd.Next(ctx, buf)
 		if len(pkts) > 0 {
@@ -83,7 +85,12 @@ func (c *conn) play(ctx context.Context, cmd command) error {
 				n += len(b)
 			}
 			c.wmu.Lock()
-			c.nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+			// moving the deadline costs a timer update: do it once a
+			// second, not per write (it still fires within 1 s of the limit)
+			if now := time.Now(); now.Sub(deadlineSet) > time.Second {
+				c.nc.SetWriteDeadline(now.Add(cfg.WriteTimeout))
+				deadlineSet = now
+			}
 			wb := bufs
 			_, werr := wb.WriteTo(c.nc)
 			c.wmu.Unlock()

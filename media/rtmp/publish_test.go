@@ -215,7 +215,7 @@ func TestBadPublishers(t *testing.T) {
 func TestPublisherReconnect(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	hc := fastHub()
-	hc.ReconnectGrace = 4 * time.Second
+	hc.ReconnectGrace = 8 * time.Second // generous: ffmpeg may start slowly on a loaded machine
 	n := start(t, hc, rtmp.Config{})
 	ctx := context.Background()
 	src := testmedia.Source{Realtime: true, Duration: 3 * time.Second, GOP: 25, Audio: true}.Defaults()

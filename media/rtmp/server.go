@@ -31,6 +31,7 @@ type Config struct {
 	WriteTimeout     time.Duration // a reader blocked this long is cut
 	MaxConnections   int           // 0 = unlimited
 	PlayWait         time.Duration // how long play waits for a stream that is not live
+	WriteCoalesce    time.Duration // players get packets at most once per window (0 = at once)
 	Authorize        Authorizer
 }
 
