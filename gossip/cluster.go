@@ -437,7 +437,14 @@ func (c *Cluster) memberLocked(r *memberRec, alive int) Member {
 		m.RTT, m.RTTKnown = 0, true
 		return m
 	}
+	// A recent direct measurement (memberlist's ping ack) wins: network
+	// coordinates take many rounds to settle and start far off (seen:
+	// 45 ms estimated for a 160 ms link), which would pick the wrong
+	// center and too low an SRT latency. Coordinates cover peers this
+	// node has not pinged lately.
 	switch {
+	case !r.lastAck.IsZero() && time.Since(r.lastAck) < measuredRTTFresh:
+		m.RTT, m.RTTKnown = r.measured, true
 	case r.coord != nil:
 		m.RTT, m.RTTKnown = c.coord.DistanceTo(r.coord), true
 	case !r.lastAck.IsZero():
@@ -456,6 +463,10 @@ func (c *Cluster) memberLocked(r *memberRec, alive int) Member {
 	}
 	return m
 }
+
+// measuredRTTFresh is how long a ping measurement is preferred to the
+// coordinate estimate.
+const measuredRTTFresh = 30 * time.Second
 
 func (c *Cluster) numAlive() int {
 	c.mu.Lock()
