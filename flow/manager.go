@@ -177,8 +177,18 @@ func (m *Manager) Delete(id string) error {
 	return nil
 }
 
-// Start starts a flow: standby (or error) -> starting -> running.
+// Start starts a flow: standby (or error) -> starting -> running. The
+// change is saved (OnChange) before Start returns, so an API answer means
+// the state is on disk.
 func (m *Manager) Start(id string) error {
+	if err := m.start(id); err != nil {
+		return err
+	}
+	m.changed(id)
+	return nil
+}
+
+func (m *Manager) start(id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.flows[id]
@@ -231,7 +241,6 @@ func (m *Manager) Start(id string) error {
 			m.changed(id)
 		}
 	}()
-	go m.changed(id)
 	return nil
 }
 
