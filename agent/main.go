@@ -24,6 +24,8 @@ Usage:
   relaymesh locate  [--api URL] [--client ADDR] APP/NAME   best edge to publish to
   relaymesh sign    [-c FILE | --key FILE] [--action publish|play] [--ttl 1h] APP/NAME
                                 print APP/NAME?token=... (a signed URL's path and query)
+  relaymesh flows|relays|tasks [--api URL] [--token-file F] [--json] list|get|create|update|delete|start|stop|restart ...
+                                manage flows, scheduled relays and pseudo-live tasks over the API
   relaymesh cleanup [-c FILE]   remove the traffic-control state the agent installed
   relaymesh version             print the version
   relaymesh help                this text
@@ -66,6 +68,8 @@ func main(args []string, stdout, stderr io.Writer) int {
 		return cmdCleanup(rest, stdout, stderr)
 	case "sign":
 		return cmdSign(rest, stdout, stderr)
+	case "flows", "relays", "tasks":
+		return cmdObjects(cmd, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "relaymesh %s %s %s/%s\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
