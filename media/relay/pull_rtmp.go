@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,12 +8,9 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/bluenviron/gortmplib/pkg/rawmessage"
-
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/rtmp"
 )
-
-var rtmpSampleAccess = []byte{0x02, 0x00, 0x11, '|', 'R', 't', 'm', 'p', 'S', 'a', 'm', 'p', 'l', 'e', 'A', 'c', 'c', 'e', 's', 's'}
 
 // ErrSourceEnded: the remote stream stopped (the server said so).
 var ErrSourceEnded = errors.New("the source stream ended")
@@ -34,7 +30,7 @@ func (p *Puller) pullRTMP(ctx context.Context, t Target, u *url.URL, sk *sink) e
 		}
 		return fmt.Errorf("rtmp play %s: %w", c.name, err)
 	}
-	var clock unwrapper
+	var clock media.Unwrapper
 	for {
 		c.nc.SetDeadline(time.Now().Add(p.cfg.ReadTimeout))
 		msg, err := c.readMessage()
@@ -49,7 +45,7 @@ func (p *Puller) pullRTMP(ctx context.Context, t Target, u *url.URL, sk *sink) e
 			return fmt.Errorf("rtmp %s: %w", c.target, err)
 		}
 		p.tr.addBytes(len(msg.Body))
-		pk, err := packetOf(msg, &clock)
+		pk, err := rtmp.MessagePacket(msg, &clock)
 		if err != nil {
 			return fmt.Errorf("rtmp %s: %w", c.target, err)
 		}
@@ -73,65 +69,4 @@ func (p *Puller) pullRTMP(ctx context.Context, t Target, u *url.URL, sk *sink) e
 			return err
 		}
 	}
-}
-
-// packetOf turns a media or data message into a hub packet; other
-// messages give nil. Malformed media is an error. (The same
-// classification as media/rtmp's publisher path.)
-func packetOf(msg *rawmessage.Message, clock *unwrapper) (*media.Packet, error) {
-	switch msg.Type {
-	case msgVideo:
-		if len(msg.Body) == 0 {
-			return nil, nil
-		}
-		v, ok := media.ParseVideoTag(msg.Body)
-		if !ok {
-			return nil, fmt.Errorf("malformed video tag (%d bytes)", len(msg.Body))
-		}
-		ts := clock.next(uint32(msg.Timestamp / time.Millisecond))
-		return &media.Packet{Kind: media.KindVideo, Time: ts, Keyframe: v.Keyframe && !v.Header, Header: v.Header, Payload: msg.Body}, nil
-	case msgAudio:
-		if len(msg.Body) == 0 {
-			return nil, nil
-		}
-		a, ok := media.ParseAudioTag(msg.Body)
-		if !ok {
-			return nil, fmt.Errorf("malformed audio tag (%d bytes)", len(msg.Body))
-		}
-		ts := clock.next(uint32(msg.Timestamp / time.Millisecond))
-		return &media.Packet{Kind: media.KindAudio, Time: ts, Header: a.Header, Payload: msg.Body}, nil
-	case msgDataAMF0, msgDataAMF3:
-		body := msg.Body
-		if msg.Type == msgDataAMF3 && len(body) > 0 {
-			body = body[1:]
-		}
-		body = bytes.TrimPrefix(body, setDataFrame)
-		if len(body) == 0 || bytes.HasPrefix(body, rtmpSampleAccess) {
-			return nil, nil
-		}
-		ts := clock.next(uint32(msg.Timestamp / time.Millisecond))
-		return &media.Packet{Kind: media.KindData, Time: ts, Header: bytes.HasPrefix(body, onMetaData), Payload: body}, nil
-	}
-	return nil, nil
-}
-
-// unwrapper extends 32-bit millisecond timestamps to a 64-bit timeline
-// across wrap-arounds (every 49.7 days).
-type unwrapper struct {
-	last    uint32
-	base    int64
-	started bool
-}
-
-func (u *unwrapper) next(ts uint32) int64 {
-	if u.started {
-		switch {
-		case ts < u.last && u.last-ts > 1<<31:
-			u.base += 1 << 32 // wrapped forwards
-		case ts > u.last && ts-u.last > 1<<31:
-			return u.base - 1<<32 + int64(ts) // a late packet from before the wrap
-		}
-	}
-	u.last, u.started = ts, true
-	return u.base + int64(ts)
 }

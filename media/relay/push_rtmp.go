@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -94,8 +93,8 @@ func (p *Pusher) pushRTMP(ctx context.Context, t Target, u *url.URL, r *media.Re
 				ts = 0
 			}
 			body := pk.Payload
-			if pk.Kind == media.KindData && bytes.HasPrefix(body, onMetaData) {
-				body = append(append(make([]byte, 0, len(setDataFrame)+len(body)), setDataFrame...), body...)
+			if pk.Kind == media.KindData && media.IsMetaData(body) {
+				body = media.WithSetDataFrame(body)
 			}
 			msg.ChunkStreamID = kindCSID(pk.Kind)
 			msg.Type = uint8(pk.Kind)

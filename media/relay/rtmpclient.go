@@ -425,12 +425,6 @@ func (c *rtmpClient) close() {
 
 func be32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
 
-// setDataFrame is the AMF0 string "@setDataFrame" that a publisher puts
-// before onMetaData; the hub keeps onMetaData without it.
-var setDataFrame = []byte{0x02, 0x00, 0x0d, '@', 's', 'e', 't', 'D', 'a', 't', 'a', 'F', 'r', 'a', 'm', 'e'}
-
-var onMetaData = []byte{0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'}
-
 // kindCSID maps a packet kind to the chunk stream it is sent on.
 func kindCSID(k media.Kind) byte {
 	switch k {

@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,12 +10,6 @@ import (
 
 	"github.com/relaymesh/relaymesh/media"
 )
-
-// setDataFrame is the AMF0 string "@setDataFrame" that encoders put before
-// onMetaData; it is stripped so readers receive plain onMetaData.
-var setDataFrame = []byte{0x02, 0x00, 0x0d, '@', 's', 'e', 't', 'D', 'a', 't', 'a', 'F', 'r', 'a', 'm', 'e'}
-
-var onMetaData = []byte{0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'}
 
 func (c *conn) publish(ctx context.Context, cmd command) error {
 	key, query, err := c.streamKey(cmd)
@@ -42,7 +35,7 @@ func (c *conn) publish(ctx context.Context, cmd command) error {
 	}
 	c.log.Info("publishing")
 
-	var clock unwrapper
+	var clock media.Unwrapper
 	timeout := c.srv.cfg.Load().ReadTimeout
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(timeout))
@@ -53,9 +46,9 @@ func (c *conn) publish(ctx context.Context, cmd command) error {
 			}
 			return err
 		}
-		pkt, err := packetOf(msg, &clock)
+		pkt, err := MessagePacket(msg, &clock)
 		if err != nil {
-			return err
+			return refusal{err}
 		}
 		if pkt == nil {
 			if msg.Type == msgCommandAMF0 || msg.Type == msgCommandAMF3 {
@@ -78,57 +71,20 @@ func (c *conn) publish(ctx context.Context, cmd command) error {
 	}
 }
 
-// packetOf turns a media or data message into a hub packet; other
-// messages give nil. Malformed media is refused.
-func packetOf(msg *rawmessage.Message, clock *unwrapper) (*media.Packet, error) {
-	ts := clock.next(uint32(msg.Timestamp / time.Millisecond))
+// MessagePacket turns an RTMP audio, video or data message into a hub
+// packet (nil for other messages, or media with nothing to carry);
+// malformed media is an error. clock extends the 32-bit timestamps.
+func MessagePacket(msg *rawmessage.Message, clock *media.Unwrapper) (*media.Packet, error) {
+	kind, body := media.Kind(msg.Type), msg.Body
 	switch msg.Type {
-	case msgVideo:
-		if len(msg.Body) == 0 {
-			return nil, nil
+	case msgVideo, msgAudio, msgDataAMF0:
+	case msgDataAMF3:
+		kind = media.KindData
+		if len(body) > 0 {
+			body = body[1:] // AMF3 data carries AMF0 after a format byte
 		}
-		v, ok := media.ParseVideoTag(msg.Body)
-		if !ok {
-			return nil, refuse("malformed video tag (%d bytes)", len(msg.Body))
-		}
-		return &media.Packet{Kind: media.KindVideo, Time: ts, Keyframe: v.Keyframe && !v.Header, Header: v.Header, Payload: msg.Body}, nil
-	case msgAudio:
-		if len(msg.Body) == 0 {
-			return nil, nil
-		}
-		a, ok := media.ParseAudioTag(msg.Body)
-		if !ok {
-			return nil, refuse("malformed audio tag (%d bytes)", len(msg.Body))
-		}
-		return &media.Packet{Kind: media.KindAudio, Time: ts, Header: a.Header, Payload: msg.Body}, nil
-	case msgDataAMF0, msgDataAMF3:
-		body := msg.Body
-		if msg.Type == msgDataAMF3 && len(body) > 0 {
-			body = body[1:]
-		}
-		body = bytes.TrimPrefix(body, setDataFrame)
-		return &media.Packet{Kind: media.KindData, Time: ts, Header: bytes.HasPrefix(body, onMetaData), Payload: body}, nil
+	default:
+		return nil, nil
 	}
-	return nil, nil
-}
-
-// unwrapper extends RTMP's 32-bit millisecond timestamps to a 64-bit
-// timeline across wrap-arounds (every 49.7 days).
-type unwrapper struct {
-	last    uint32
-	base    int64
-	started bool
-}
-
-func (u *unwrapper) next(ts uint32) int64 {
-	if u.started {
-		switch {
-		case ts < u.last && u.last-ts > 1<<31:
-			u.base += 1 << 32 // wrapped forwards
-		case ts > u.last && ts-u.last > 1<<31:
-			return u.base - 1<<32 + int64(ts) // a late packet from before the wrap
-		}
-	}
-	u.last, u.started = ts, true
-	return u.base + int64(ts)
+	return media.TagPacket(kind, clock.Next(uint32(msg.Timestamp/time.Millisecond)), body)
 }

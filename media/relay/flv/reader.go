@@ -30,7 +30,7 @@ const (
 type Reader struct {
 	r       *bufio.Reader
 	started bool
-	clock   unwrapper
+	clock   media.Unwrapper
 	hdr     [15]byte
 	// Flags are the audio (4) and video (1) bits of the file header.
 	Flags byte
@@ -134,24 +134,13 @@ func (f *Reader) ReadPacket() (*media.Packet, error) {
 		if !carried || size == 0 {
 			continue
 		}
-		pk := &media.Packet{Kind: kind, Payload: body}
-		switch kind {
-		case media.KindVideo:
-			v, ok := media.ParseVideoTag(body)
-			if !ok {
-				return nil, flvErr("malformed video tag (%d bytes)", size)
-			}
-			pk.Header, pk.Keyframe = v.Header, v.Keyframe && !v.Header
-		case media.KindAudio:
-			a, ok := media.ParseAudioTag(body)
-			if !ok {
-				return nil, flvErr("malformed audio tag (%d bytes)", size)
-			}
-			pk.Header = a.Header
-		case media.KindData:
-			pk.Header = len(body) >= len(onMetaData) && string(body[:len(onMetaData)]) == string(onMetaData)
+		pk, err := media.TagPacket(kind, f.clock.Next(ts), body)
+		if err != nil {
+			return nil, flvErr("%v", err)
 		}
-		pk.Time = f.clock.next(ts)
+		if pk == nil {
+			continue
+		}
 		return pk, nil
 	}
 }
@@ -183,27 +172,4 @@ func readBody(r io.Reader, size int) ([]byte, error) {
 		}
 	}
 	return b, nil
-}
-
-var onMetaData = []byte{0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'}
-
-// unwrapper extends 32-bit millisecond timestamps to a 64-bit timeline
-// across wrap-arounds (every 49.7 days).
-type unwrapper struct {
-	last    uint32
-	base    int64
-	started bool
-}
-
-func (u *unwrapper) next(ts uint32) int64 {
-	if u.started {
-		switch {
-		case ts < u.last && u.last-ts > 1<<31:
-			u.base += 1 << 32 // wrapped forwards
-		case ts > u.last && ts-u.last > 1<<31:
-			return u.base - 1<<32 + int64(ts) // a late packet from before the wrap
-		}
-	}
-	u.last, u.started = ts, true
-	return u.base + int64(ts)
 }
