@@ -71,7 +71,7 @@ deb-version: ## print the Debian version `make deb` uses
 	@echo $(DEB_VERSION)
 
 deb-test: ## build, lint and install-test the .deb in a Debian 12 chroot (root)
-	sh packaging/test-deb.sh
+	bash packaging/test-deb.sh
 
 deb-clean: ## remove the .deb and its staging dir
 	rm -rf $(DEB_STAGE) dist/relaymesh_*_amd64.deb
