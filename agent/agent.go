@@ -55,8 +55,11 @@ type Agent struct {
 	// in their own goroutine when a stream goes live, ends, or is asked
 	// for while not live here.
 	onPublished, onEnded, onMissing []func(key string)
-	ext                             extensions
-	stopping                        chan struct{}
+	// onAuthorize are further gates on publish and play (flows' own
+	// allowlists), asked after the node's allowlist and signed URL.
+	onAuthorize []func(action, key string, remote net.Addr) error
+	ext         extensions
+	stopping    chan struct{}
 	// spawn runs a component built after Run started (a rebound
 	// listener) under Run's context; nil before Run.
 	spawn func(run func(context.Context) error)
@@ -200,7 +203,14 @@ func (a *Agent) authorize(action, key, query string, remote net.Addr) error {
 		return fmt.Errorf("address %s is not in auth.%s_allow", remote, action)
 	}
 	if need {
-		return auth.Verify(p.key, action, key, query, time.Now())
+		if err := auth.Verify(p.key, action, key, query, time.Now()); err != nil {
+			return err
+		}
+	}
+	for _, f := range a.onAuthorize {
+		if err := f(action, key, remote); err != nil {
+			return err
+		}
 	}
 	return nil
 }
