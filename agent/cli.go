@@ -60,8 +60,14 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		Nodes []map[string]any `json:"nodes"`
 	}
 	_ = apiGet(*api, "/v1/nodes", &nodes) // absent on a standalone node
+	var links struct {
+		Uplinks []linkRow `json:"uplinks"`
+		Pulls   []linkRow `json:"pulls"`
+	}
+	_ = apiGet(*api, "/v1/links", &links) // absent on a standalone node
 	if *asJSON {
-		json.NewEncoder(stdout).Encode(map[string]any{"node": health, "nodes": nodes.Nodes, "streams": streams.Streams})
+		json.NewEncoder(stdout).Encode(map[string]any{"node": health, "nodes": nodes.Nodes, "streams": streams.Streams,
+			"uplinks": links.Uplinks, "pulls": links.Pulls})
 		return 0
 	}
 	fmt.Fprintf(stdout, "node %v  role %v  version %v  up %vs\n\n", health["node"], health["role"], health["version"], health["uptime_seconds"])
@@ -70,6 +76,18 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(tw, "NODE\tROLE\tSITE\tSTATE\tRTT\tSTREAMS\tMBPS IN\tMBPS OUT")
 		for _, n := range nodes.Nodes {
 			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", n["name"], n["role"], n["site"], n["state"], n["rtt_ms"], n["streams"], n["mbps_in"], n["mbps_out"])
+		}
+		tw.Flush()
+		fmt.Fprintln(stdout)
+	}
+	if len(links.Uplinks)+len(links.Pulls) > 0 {
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "LINK\tSTREAM\tPEER\tSTATE\tRTT MS\tLATENCY MS\tLOST\tRETRANS\tDROPS\tMBPS")
+		for _, l := range links.Uplinks {
+			l.row(tw, "uplink", l.Center)
+		}
+		for _, l := range links.Pulls {
+			l.row(tw, "pull", l.From)
 		}
 		tw.Flush()
 		fmt.Fprintln(stdout)
@@ -184,4 +202,31 @@ func cmdSign(args []string, stdout, stderr io.Writer) int {
 	stream := fs.Arg(0)
 	fmt.Fprintf(stdout, "%s?%s\n", stream, auth.Sign(key, *action, stream, time.Now().Add(*ttl)))
 	return 0
+}
+
+// linkRow is an uplink or a pull in GET /v1/links.
+type linkRow struct {
+	Stream string `json:"stream"`
+	Center string `json:"center"`
+	From   string `json:"from"`
+	Link   struct {
+		State string `json:"state"`
+		SRT   *struct {
+			RTTMs       float64 `json:"rtt_ms"`
+			LatencyMs   uint64  `json:"latency_ms"`
+			PacketsLost uint64  `json:"packets_lost"`
+			Retransmits uint64  `json:"retransmits"`
+			Drops       uint64  `json:"drops"`
+			RateMbps    float64 `json:"rate_mbps"`
+		} `json:"srt"`
+	} `json:"link"`
+}
+
+func (l linkRow) row(w io.Writer, kind, peer string) {
+	if s := l.Link.SRT; s != nil {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1f\t%d\t%d\t%d\t%d\t%.2f\n", kind, l.Stream, peer, l.Link.State,
+			s.RTTMs, s.LatencyMs, s.PacketsLost, s.Retransmits, s.Drops, s.RateMbps)
+		return
+	}
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\n", kind, l.Stream, peer, l.Link.State)
 }
