@@ -33,6 +33,9 @@ type session struct {
 
 	pub    *media.Publisher
 	reader *media.Reader
+	// waitc, when not nil, delivers the reader of a stream that was not
+	// live when the connection was accepted (Config.PlayWait).
+	waitc  <-chan subResult
 	cancel context.CancelFunc
 	once   sync.Once
 }
@@ -47,6 +50,13 @@ func (ss *session) release() {
 		}
 		if ss.cancel != nil {
 			ss.cancel()
+		}
+		if ss.waitc != nil {
+			// the subscription ends with the cancel above
+			if res := <-ss.waitc; res.r != nil {
+				res.r.Close()
+			}
+			ss.waitc = nil
 		}
 	})
 }
@@ -129,6 +139,20 @@ func (ss *session) read() error {
 		ss.conn.Close()
 		<-peerGone
 	}()
+	if ss.reader == nil {
+		// Accepted while the stream was not live: wait for the rest of
+		// PlayWait, sending nothing meanwhile (keepalives keep the link).
+		select {
+		case res := <-ss.waitc:
+			ss.waitc = nil
+			if res.err != nil {
+				return fmt.Errorf("read %s: %w", ss.key, res.err)
+			}
+			ss.reader = res.r
+		case <-peerGone:
+			return nil
+		}
+	}
 	var timer *time.Timer
 	send := func(b []byte) error {
 		var waited time.Duration

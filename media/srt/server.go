@@ -24,6 +24,11 @@ const (
 	DefaultPeerIdleTimeout = 10 * time.Second
 	DefaultReadTimeout     = 10 * time.Second
 	DefaultWriteTimeout    = 5 * time.Second
+	// DefaultHandshakeWait bounds the part of PlayWait spent before the
+	// handshake is answered: libsrt callers (ffmpeg, srt-live-transmit)
+	// give up connecting after 3 s (SRTO_CONNTIMEO), of which the caller's
+	// own round trips take a part.
+	DefaultHandshakeWait = 1500 * time.Millisecond
 	// MessageSize is the payload of one SRT message: 7 TS packets.
 	MessageSize = 7 * 188
 )
@@ -70,6 +75,19 @@ type Config struct {
 	Streams map[string]StreamOptions
 	// Authorize, if set, is asked before a connection is accepted.
 	Authorize AuthorizeFunc
+	// PlayWait is how long a reader of a stream that is not live here
+	// waits for it (the hub's OnMissing may start a pull meanwhile);
+	// 0 = refuse such a reader at once. The first HandshakeWait of it is
+	// spent before the handshake is answered, so a stream that arrives by
+	// then is served as if it had been live, and one that never arrives
+	// is refused with "not found"; the rest is spent after accepting, and
+	// a reader whose stream did not arrive by then is disconnected.
+	PlayWait time.Duration
+	// HandshakeWait bounds the wait inside the handshake (default 1.5s).
+	HandshakeWait time.Duration
+	// DSCP marks every packet the listener sends (IPv4 TOS = DSCP << 2);
+	// 0 = unmarked.
+	DSCP int
 }
 
 func (c *Config) setDefaults() {
@@ -84,6 +102,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.HandshakeWait == 0 {
+		c.HandshakeWait = DefaultHandshakeWait
 	}
 }
 
@@ -113,7 +134,8 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"peer_idle_timeout", c.PeerIdleTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout}} {
+	}{{"peer_idle_timeout", c.PeerIdleTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
+		{"play_wait", c.PlayWait}, {"handshake_wait", c.HandshakeWait}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: %s is negative", d.name, d.v))
 		}
@@ -123,6 +145,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("max_connections: %d is negative", c.MaxConns))
+	}
+	if c.HandshakeWait > 2500*time.Millisecond {
+		errs = append(errs, fmt.Errorf("handshake_wait: %s is too close to the 3s callers wait for an answer", c.HandshakeWait))
+	}
+	if c.DSCP < 0 || c.DSCP > 63 {
+		errs = append(errs, fmt.Errorf("dscp: %d is outside 0..63", c.DSCP))
 	}
 	return errors.Join(errs...)
 }
@@ -181,11 +209,7 @@ func New(cfg Config, hub *media.Hub, log *slog.Logger) (*Server, error) {
 	if w := CheckUDPBuffers(); w != "" {
 		log.Warn(w)
 	}
-	sc := gosrt.DefaultConfig()
-	sc.ReceiverLatency = cfg.Latency
-	sc.PeerLatency = cfg.Latency
-	sc.PeerIdleTimeout = cfg.PeerIdleTimeout
-	ln, err := gosrt.Listen("srt", cfg.Listen, sc)
+	ln, err := gosrt.Listen("srt", cfg.Listen, listenConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("srt: listen on %s: %w", cfg.Listen, err)
 	}
@@ -195,6 +219,16 @@ func New(cfg Config, hub *media.Hub, log *slog.Logger) (*Server, error) {
 		ctx: ctx, cancel: cancel,
 		sessions: map[*session]struct{}{},
 	}, nil
+}
+
+// listenConfig is the gosrt configuration of the listener.
+func listenConfig(cfg Config) gosrt.Config {
+	sc := gosrt.DefaultConfig()
+	sc.ReceiverLatency = cfg.Latency
+	sc.PeerLatency = cfg.Latency
+	sc.PeerIdleTimeout = cfg.PeerIdleTimeout
+	sc.IPTOS = cfg.DSCP << 2
+	return sc
 }
 
 // Addr returns the bound UDP address.
@@ -371,13 +405,51 @@ func (s *Server) admit(req gosrt.ConnRequest) (*session, *refusal) {
 		return ss, nil
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	r, err := s.hub.Subscribe(ctx, id.Key, media.SubscribeOptions{Format: media.FormatTS, Info: media.ReaderInfo{Protocol: "srt", Remote: ss.remote}})
+	ss.cancel = cancel
+	opt := media.SubscribeOptions{Format: media.FormatTS, Info: media.ReaderInfo{Protocol: "srt", Remote: ss.remote}}
+	r, err := s.hub.Subscribe(ctx, id.Key, opt)
+	if err != nil && errors.Is(err, media.ErrNoStream) && s.cfg.PlayWait > 0 {
+		r, err = s.waitStream(ctx, ss, opt)
+	}
 	if err != nil {
 		cancel()
 		return nil, refuse(hubCode(err), "read %s: %v", id.Key, err)
 	}
-	ss.reader, ss.cancel = r, cancel
+	ss.reader = r
 	return ss, nil
+}
+
+// subResult is the outcome of a Subscribe that waits for its stream.
+type subResult struct {
+	r   *media.Reader
+	err error
+}
+
+// waitStream subscribes with PlayWait in the background and waits for it
+// at most HandshakeWait. A reader or an error that comes by then is
+// returned; otherwise (nil, nil) and ss.waitc delivers the outcome to the
+// accepted connection.
+func (s *Server) waitStream(ctx context.Context, ss *session, opt media.SubscribeOptions) (*media.Reader, error) {
+	opt.Wait = s.cfg.PlayWait
+	ch := make(chan subResult, 1)
+	go func() {
+		r, err := s.hub.Subscribe(ctx, ss.key, opt)
+		ch <- subResult{r, err}
+	}()
+	t := time.NewTimer(min(s.cfg.PlayWait, s.cfg.HandshakeWait))
+	defer t.Stop()
+	select {
+	case res := <-ch:
+		return res.r, res.err
+	case <-t.C:
+	}
+	select {
+	case res := <-ch: // a result at the very end of the wait
+		return res.r, res.err
+	default:
+	}
+	ss.waitc = ch
+	return nil, nil
 }
 
 // wireCode maps gosrt's extended rejection codes (1400...) to what libsrt
