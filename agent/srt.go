@@ -37,6 +37,7 @@ func (a *Agent) srtConfig(cfg *Config) srt.Config {
 		WriteTimeout:      cfg.Limits.WriteTimeout.Duration(),
 		MaxConns:          cfg.SRT.MaxConnections,
 		Streams:           streams,
+		PlayWait:          a.playWait(cfg),
 		Authorize: func(_ context.Context, action, key, token string, remote net.Addr) error {
 			if action == srt.ActionRead {
 				action = auth.ActionPlay

@@ -48,7 +48,10 @@ type Config struct {
 	// Latency returns the SRT latency of a pull link for an RTT; nil = 4x
 	// RTT, at least 120ms.
 	Latency func(rtt time.Duration) time.Duration
-	DSCP    int // mark for pull links; 0 = unmarked
+	// DSCP marks the center's backbone packets: its pull links and what
+	// its backbone listener sends (pulls served to other centers, acks to
+	// edges); 0 = unmarked.
+	DSCP int
 	// PullIdleStop stops an on-demand pull nobody reads (default 10s).
 	PullIdleStop time.Duration
 	// ReadTimeout closes an uplink that sends no media (default 10s).
@@ -115,6 +118,7 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, err
 			PeerIdleTimeout:   cfg.IdleTimeout,
 			ReadTimeout:       cfg.ReadTimeout,
 			Authorize:         c.authorize,
+			DSCP:              cfg.DSCP,
 		}, hub, log.With("listener", "backbone"))
 		if err != nil {
 			cancel()
