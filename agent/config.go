@@ -344,6 +344,40 @@ func cfgSortByPos(problems []error, files []string) error {
 // whether decoding stopped (syntax or type error: c is then half-updated
 // and must be dropped). locs gets "file:line" for every key path the file
 // sets, for later Validate messages.
+// cfgAllDecodeErrors reports every wrong-typed value of a file, not just
+// the first: the TOML decoder stops at the first, so the line it names is
+// blanked and the file decoded again (into a scratch config), up to a
+// bound. clean is the source without the bad lines when it decodes, else "".
+func cfgAllDecodeErrors(name, src string, first error, keyPos []cfgKeyPos) (probs []error, clean string) {
+	probs = []error{cfgDecodeError(name, first, keyPos)}
+	lines := strings.Split(src, "\n")
+	seen := map[int]bool{}
+	for range 32 {
+		var fe *FieldError
+		if !errors.As(probs[len(probs)-1], &fe) {
+			break
+		}
+		i := strings.LastIndexByte(fe.Pos, ':')
+		line, err := strconv.Atoi(fe.Pos[i+1:])
+		if i < 0 || err != nil || line < 1 || line > len(lines) || seen[line] {
+			break
+		}
+		seen[line] = true
+		lines[line-1] = ""
+		text := strings.Join(lines, "\n")
+		_, err = toml.Decode(text, Default())
+		if err == nil {
+			return probs, text
+		}
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			break // blanking made the rest unreadable: report what we have
+		}
+		probs = append(probs, cfgDecodeError(name, err, keyPos))
+	}
+	return probs, ""
+}
+
 func (c *Config) decodeFile(name string, data []byte, locs map[string]string) (problems []error, fatal bool) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -380,8 +414,21 @@ func (c *Config) decodeFile(name string, data []byte, locs map[string]string) (p
 	keyPos := cfgLocateKeys(src, offsets)
 
 	md, err := toml.Decode(src, c)
+	var typeProbs []error
 	if err != nil {
-		return []error{cfgDecodeError(name, err, keyPos)}, true
+		// Keep going past a wrong type so one run reports everything: the
+		// rest of the file is decoded (and validated) without the bad lines.
+		var clean string
+		typeProbs, clean = cfgAllDecodeErrors(name, src, err, keyPos)
+		if clean == "" {
+			return typeProbs, true
+		}
+		for i, a := range arrays {
+			reflect.ValueOf(a.ptr).Elem().Set(reflect.Zero(saved[i].Type()))
+		}
+		if md, err = toml.Decode(clean, c); err != nil {
+			return typeProbs, true
+		}
 	}
 	for i, a := range arrays {
 		v := reflect.ValueOf(a.ptr).Elem()
@@ -392,7 +439,7 @@ func (c *Config) decodeFile(name string, data []byte, locs map[string]string) (p
 	for _, kp := range keyPos {
 		locs[kp.path] = fmt.Sprintf("%s:%d", name, kp.line)
 	}
-	return cfgUnknownKeys(name, &md, keyPos), false
+	return append(typeProbs, cfgUnknownKeys(name, &md, keyPos)...), false
 }
 
 type cfgTableArray struct {
