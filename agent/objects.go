@@ -105,6 +105,11 @@ func (a *Agent) newObjects(cfg *Config) error {
 	save := func(string) { a.saveObjects() }
 	o.flows.OnChange, o.relays.OnChange, o.tasks.OnChange = save, save, save
 	a.onPublished = append(a.onPublished, func(string) { o.relays.Poke() })
+	// per-source and per-output allowlists; the listeners log a refusal
+	// with its reason
+	a.onAuthorize = append(a.onAuthorize, func(action, key string, remote net.Addr) error {
+		return o.flows.Authorize(action, flow.ProtoOf(remote), key, remote)
+	})
 
 	a.add(func(ctx context.Context) error {
 		var wg sync.WaitGroup

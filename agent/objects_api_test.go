@@ -22,6 +22,7 @@ type objAgent struct {
 	a    *Agent
 	base string
 	cfg  *Config
+	logs *syncBuf // the agent's JSON log lines
 }
 
 // startObjAgent runs an in-process agent on loopback ports with an API
@@ -44,7 +45,8 @@ func startObjAgent(t *testing.T, edit func(c *Config)) *objAgent {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	a, err := New(c, "", io.Discard)
+	logs := &syncBuf{}
+	a, err := New(c, "", logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func startObjAgent(t *testing.T, edit func(c *Config)) *objAgent {
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &objAgent{a: a, base: "http://" + a.listenAddr("api"), cfg: c}
+	return &objAgent{a: a, base: "http://" + a.listenAddr("api"), cfg: c, logs: logs}
 }
 
 // call sends a JSON request with the token (unless tok is "") and decodes

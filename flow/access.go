@@ -1,0 +1,162 @@
+package flow
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/relaymesh/relaymesh/netutil"
+)
+
+// Protocols a publisher or player uses, as the access gate knows them.
+const (
+	ProtoRTMP    = "rtmp"
+	ProtoHTTPFLV = "httpflv"
+	ProtoSRT     = "srt"
+	// ProtoTCP is an RTMP or HTTP-FLV client when the caller cannot tell
+	// which (both arrive with a TCP address).
+	ProtoTCP = "tcp"
+)
+
+// ProtoOf guesses the protocol from the remote address: UDP is SRT, TCP is
+// RTMP or HTTP-FLV (ProtoTCP).
+func ProtoOf(remote net.Addr) string {
+	if remote != nil && strings.HasPrefix(remote.Network(), "udp") {
+		return ProtoSRT
+	}
+	if _, ok := remote.(*net.UDPAddr); ok {
+		return ProtoSRT
+	}
+	return ProtoTCP
+}
+
+// playerOutputs are the output types that serve each player protocol.
+var playerOutputs = map[string][]string{
+	ProtoRTMP:    {OutRTMPPull},
+	ProtoHTTPFLV: {OutHTTPFLV},
+	ProtoSRT:     {OutSRTListener},
+	ProtoTCP:     {OutRTMPPull, OutHTTPFLV},
+}
+
+// allows reports whether remote is in the allowlist (empty: everyone).
+// The entries were validated when the flow was made.
+func allows(entries []string, remote net.Addr) bool {
+	if len(entries) == 0 {
+		return true
+	}
+	l, err := netutil.ParseAllowList(entries)
+	return err == nil && l.AllowsNetAddr(remote)
+}
+
+// Authorize is the flows' gate on a publish or play the node's listeners
+// admitted (after the node's own allowlist and signed URL):
+//
+//   - a publish to the stream of a flow's push source (rtmp-push,
+//     srt-listener) needs the publisher's address in that source's allow;
+//   - a play of flow/<id> needs the player's address in the allow of an
+//     output that serves its protocol (rtmp-pull: RTMP, httpflv: HTTP-FLV,
+//     srt-listener: SRT). A flow without such an output refuses players of
+//     that protocol. With ProtoTCP (RTMP or HTTP-FLV, not known which) the
+//     address must be in every rtmp-pull and httpflv output's allow, so an
+//     output's allowlist cannot be bypassed through the other protocol.
+//
+// The error says which flow, source or output refused and why.
+func (m *Manager) Authorize(action, proto, key string, remote net.Addr) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if action == "publish" {
+		for _, id := range m.sortedIDsLocked() {
+			s := &m.flows[id].spec
+			for _, src := range s.sources() {
+				if src.Type != SrcRTMPPush && src.Type != SrcSRTListener {
+					continue
+				}
+				if s.SourceKey(src) == key && !allows(src.Allow, remote) {
+					return fmt.Errorf("address %s is not in the allow list of flow %q source %q", addrHost(remote), id, src.Name)
+				}
+			}
+		}
+		return nil
+	}
+	id, ok := strings.CutPrefix(key, "flow/")
+	if !ok {
+		return nil
+	}
+	e := m.flows[id]
+	if e == nil {
+		return nil // not a flow of this node (yet): the hub answers
+	}
+	types := playerOutputs[proto]
+	var serving []*Output
+	for i := range e.spec.Outputs {
+		if o := &e.spec.Outputs[i]; slices.Contains(types, o.Type) {
+			serving = append(serving, o)
+		}
+	}
+	if len(serving) == 0 {
+		return fmt.Errorf("flow %q has no %s output: players of it use %s", id, strings.Join(types, " or "), e.spec.playerProtocols())
+	}
+	if proto == ProtoTCP {
+		for _, o := range serving {
+			if !allows(o.Allow, remote) {
+				return fmt.Errorf("address %s is not in the allow list of flow %q output %q", addrHost(remote), id, o.Name)
+			}
+		}
+		return nil
+	}
+	for _, o := range serving {
+		if allows(o.Allow, remote) {
+			return nil
+		}
+	}
+	names := make([]string, len(serving))
+	for i, o := range serving {
+		names[i] = o.Name
+	}
+	return fmt.Errorf("address %s is not in the allow list of flow %q output %s", addrHost(remote), id, quoteAll(names))
+}
+
+// playerProtocols names the outputs players may use, for a refusal.
+func (s *Spec) playerProtocols() string {
+	var out []string
+	for _, o := range s.Outputs {
+		switch o.Type {
+		case OutRTMPPull, OutHTTPFLV, OutSRTListener:
+			if !slices.Contains(out, o.Type) {
+				out = append(out, o.Type)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return "none (the flow only pushes)"
+	}
+	return strings.Join(out, ", ")
+}
+
+func (m *Manager) sortedIDsLocked() []string {
+	ids := make([]string, 0, len(m.flows))
+	for id := range m.flows {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func addrHost(a net.Addr) string {
+	if a == nil {
+		return "(unknown)"
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
+}
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
