@@ -1,0 +1,341 @@
+#!/usr/bin/env bash
+# SRT benchmark: one ~3 Mbit/s MPEG-TS stream (the fan-out benchmark's
+# H.264 + AAC clip, remuxed once to TS, published with ffmpeg -re -c copy)
+# relayed on loopback, one server at a time, by relaymesh and by
+# srt-live-transmit (Debian srt-tools):
+#
+#   srt   SRT in -> N SRT readers. relaymesh: one listener, publish with
+#         streamid=publish:live/b, read with streamid=read:live/b.
+#         srt-live-transmit relays one input to one output and its listener
+#         output takes a single caller (a second one is refused: "Listener's
+#         backlog exceeded"), so N readers need N relay processes: for N in
+#         SLT_READERS we run N of them, each fed its own copy of the stream
+#         by one ffmpeg (tee muxer), and measure them together; for larger N
+#         the summary gives N x the single relay's cost, labelled as an
+#         estimate.
+#   rtmp  RTMP in -> SRT out: ffmpeg publishes the FLV clip over RTMP to
+#         relaymesh, which remuxes FLV -> TS; RTMP_READERS SRT readers. The
+#         peer cannot take RTMP: its figure is its plain SRT -> SRT relay of
+#         the same content from the same run (remux+relay vs relay).
+#
+# The readers are bench/srtreader (gosrt callers in one process): bytes,
+# per-reader bitrate, SRT receiver loss / retransmits / drops, and TS
+# continuity-counter gaps. Server CPU is utime+stime of the server's
+# process tree from /proc over the window; only the server is counted.
+#
+# Usage: bench/srt.sh            (from the repository root; ~4 min)
+# Knobs (environment):
+#   READERS="1 10 50"      SRT readers of relaymesh
+#   SLT_READERS="1 10"     srt-live-transmit relay processes run for real
+#   RTMP_READERS="1"       SRT readers of the RTMP-in case ("" skips it)
+#   SERVERS="slt relaymesh"  also: relaymesh-gmp1 (GOMAXPROCS=1)
+#   DURATION=20            measurement window, seconds (SECONDS is bash's own)
+#   WARMUP=5               seconds between the readers getting media and the window
+#   IDLE=3                 seconds of server CPU and RSS with the publisher only
+#   LATENCY=120            SRT latency, ms, for publisher, servers and readers
+#   BASE_PORT=29450        relaymesh SRT on it, RTMP/HTTP/API +1..+3;
+#                          srt-live-transmit outputs +100.., inputs +300..
+#   SYSCTL=1               when root, raise net.core.rmem_default/rmem_max to
+#                          8/16 MiB for the run (restored on exit)
+#   RELAYMESH_BIN=bin/relaymesh   built from ./cmd/relaymesh when unset
+#   OUT=/tmp/relaymesh-bench/srt-DATE   results.jsonl, summary.md, logs
+#   CACHE=/tmp/relaymesh-bench          where the test clips are kept
+# Needs: go, ffmpeg (with libsrt), srt-live-transmit (srt-tools), jq.
+set -euo pipefail
+
+READERS=${READERS:-"1 10 50"}
+SLT_READERS=${SLT_READERS:-"1 10"}
+RTMP_READERS=${RTMP_READERS-"1"}
+SERVERS=${SERVERS:-"slt relaymesh"}
+DURATION=${DURATION:-20}
+WARMUP=${WARMUP:-5}
+IDLE=${IDLE:-3}
+LATENCY=${LATENCY:-120}
+BASE_PORT=${BASE_PORT:-29450}
+SYSCTL=${SYSCTL:-1}
+CACHE=${CACHE:-/tmp/relaymesh-bench}
+OUT=${OUT:-$CACHE/srt-$(date +%Y%m%d-%H%M%S)}
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+mkdir -p "$CACHE" "$OUT"
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "srt: $*"; exit 1; }
+
+for tool in go ffmpeg srt-live-transmit jq; do
+	command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+ffmpeg -hide_banner -protocols 2>/dev/null | grep -qx ' *srt' || die "this ffmpeg has no SRT protocol (libsrt)"
+
+# --- processes we start, killed by PID on exit -------------------------
+PIDS=()
+SYSCTL_RESTORE=()
+cleanup() {
+	local pid kv
+	for pid in "${PIDS[@]}"; do
+		stop_pid "$pid"
+	done
+	PIDS=()
+	for kv in "${SYSCTL_RESTORE[@]}"; do
+		sysctl -q -w "$kv" >/dev/null || log "could not restore $kv"
+	done
+	if [ "${#SYSCTL_RESTORE[@]}" -gt 0 ]; then
+		log "restored ${SYSCTL_RESTORE[*]}"
+	fi
+	SYSCTL_RESTORE=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# stop_pid PID: TERM it and its children, wait up to 5 s, then KILL.
+stop_pid() {
+	local pid=$1 kids i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kids=$(pgrep -P "$pid" || true)
+	kill -TERM "$pid" $kids 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" $kids 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+forget_pid() {
+	local keep=() p
+	for p in "${PIDS[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	PIDS=("${keep[@]}")
+}
+
+# --- UDP buffers -------------------------------------------------------
+# gosrt cannot raise its sockets' buffers and Debian's default receive
+# buffer (208 KiB) loses packets in the kernel at tens of Mbit/s.
+RMEM_NOTE="net.core.rmem_default=$(cat /proc/sys/net/core/rmem_default) rmem_max=$(cat /proc/sys/net/core/rmem_max) (unchanged)"
+if [ "$SYSCTL" = 1 ] && [ "$(id -u)" = 0 ]; then
+	old_def=$(cat /proc/sys/net/core/rmem_default)
+	old_max=$(cat /proc/sys/net/core/rmem_max)
+	if ((old_def < 8388608 || old_max < 16777216)); then
+		SYSCTL_RESTORE=("net.core.rmem_default=$old_def" "net.core.rmem_max=$old_max")
+		sysctl -q -w net.core.rmem_max=$((old_max > 16777216 ? old_max : 16777216)) >/dev/null
+		sysctl -q -w net.core.rmem_default=$((old_def > 8388608 ? old_def : 8388608)) >/dev/null
+		RMEM_NOTE="net.core.rmem_default=$(cat /proc/sys/net/core/rmem_default) rmem_max=$(cat /proc/sys/net/core/rmem_max) for the run (were $old_def / $old_max, restored on exit)"
+	fi
+fi
+log "UDP buffers: $RMEM_NOTE"
+
+# --- build -------------------------------------------------------------
+log "building the reader"
+go build -o "$OUT/srtreader" ./bench/srtreader
+if [ -z "${RELAYMESH_BIN:-}" ]; then
+	[ -d cmd/relaymesh ] || die "cmd/relaymesh does not exist; set RELAYMESH_BIN"
+	log "building relaymesh"
+	go build -o bin/relaymesh ./cmd/relaymesh
+	RELAYMESH_BIN=$ROOT/bin/relaymesh
+fi
+[ -x "$RELAYMESH_BIN" ] || die "RELAYMESH_BIN=$RELAYMESH_BIN is not executable"
+
+# --- the test clips: encoded once, then published with -c copy ----------
+# The same clip as bench/fanout.sh (so its cache is shared), and its TS
+# remux: both servers get the very same H.264 + AAC.
+CLIP=$CACHE/clip-720p30-3M-gop2s-v1.flv
+TSCLIP=$CACHE/clip-720p30-3M-gop2s-v1.ts
+if [ ! -s "$CLIP" ]; then
+	log "encoding the 30 s test clip (once) to $CLIP"
+	ffmpeg -hide_banner -loglevel error -y \
+		-f lavfi -i testsrc2=size=1280x720:rate=30 \
+		-f lavfi -i sine=frequency=1000:sample_rate=48000 -t 30 \
+		-vf noise=alls=12:allf=t \
+		-c:v libx264 -preset veryfast -tune zerolatency \
+		-b:v 2872k -maxrate 2872k -minrate 2872k -bufsize 2872k \
+		-x264-params nal-hrd=cbr:filler=1 \
+		-g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p \
+		-c:a aac -b:a 128k -f flv "$CLIP.tmp"
+	mv "$CLIP.tmp" "$CLIP"
+fi
+if [ ! -s "$TSCLIP" ] || [ "$TSCLIP" -ot "$CLIP" ]; then
+	log "remuxing the clip to MPEG-TS (once): $TSCLIP"
+	ffmpeg -hide_banner -loglevel error -y -i "$CLIP" -c copy -f mpegts "$TSCLIP.tmp"
+	mv "$TSCLIP.tmp" "$TSCLIP"
+fi
+
+SRT_PORT=$BASE_PORT
+RTMP_PORT=$((BASE_PORT + 1))
+SLT_OUT=$((BASE_PORT + 100))
+SLT_IN=$((BASE_PORT + 300))
+LAT_US=$((LATENCY * 1000))
+SERVER_PID=
+PUB_PID=
+
+start_relaymesh() { # start_relaymesh DIR GOMAXPROCS|""
+	local dir=$1
+	mkdir -p "$dir/data"
+	cat >"$dir/relaymesh.toml" <<EOF
+version = 1
+[node]
+name = "bench"
+data_dir = "$dir/data"
+log_level = "warn"
+[rtmp]
+listen = "127.0.0.1:$RTMP_PORT"
+[http]
+listen = "127.0.0.1:$((BASE_PORT + 2))"
+[srt]
+listen = "127.0.0.1:$SRT_PORT"
+latency = "${LATENCY}ms"
+[api]
+listen = "127.0.0.1:$((BASE_PORT + 3))"
+EOF
+	if [ -n "$2" ]; then
+		GOMAXPROCS=$2 "$RELAYMESH_BIN" run -c "$dir/relaymesh.toml" >"$dir/stdout.log" 2>&1 &
+	else
+		"$RELAYMESH_BIN" run -c "$dir/relaymesh.toml" >"$dir/stdout.log" 2>&1 &
+	fi
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+}
+
+# start_slt DIR N: N srt-live-transmit relays under one subshell (whose
+# tree the reader measures), relay i from SLT_IN+i to SLT_OUT+i.
+start_slt() {
+	local dir=$1 n=$2
+	mkdir -p "$dir"
+	(
+		trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM
+		for ((i = 0; i < n; i++)); do
+			srt-live-transmit -q \
+				"srt://127.0.0.1:$((SLT_IN + i))?mode=listener&latency=$LATENCY" \
+				"srt://127.0.0.1:$((SLT_OUT + i))?mode=listener&latency=$LATENCY" \
+				>"$dir/slt-$i.log" 2>&1 &
+		done
+		wait
+	) &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+	# Listening before the publisher dials: poll for the sockets.
+	for ((i = 0; i < 50; i++)); do
+		[ "$(pgrep -c -P "$SERVER_PID" srt-live-transm || true)" -ge "$n" ] && break
+		sleep 0.1
+	done
+	sleep 0.5
+}
+
+start_publisher() { # start_publisher LOGFILE srt|rtmp|slt N
+	local logf=$1 kind=$2 n=$3 outs i
+	case $kind in
+	srt)
+		ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$TSCLIP" -c copy \
+			-f mpegts "srt://127.0.0.1:$SRT_PORT?pkt_size=1316&latency=$LAT_US&streamid=publish:live/b" >"$logf" 2>&1 &
+		;;
+	rtmp)
+		ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$CLIP" -c copy \
+			-f flv "rtmp://127.0.0.1:$RTMP_PORT/live/b" >"$logf" 2>&1 &
+		;;
+	slt)
+		if [ "$n" = 1 ]; then
+			ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$TSCLIP" -c copy \
+				-f mpegts "srt://127.0.0.1:$SLT_IN?pkt_size=1316&latency=$LAT_US" >"$logf" 2>&1 &
+		else
+			outs=
+			for ((i = 0; i < n; i++)); do
+				outs+="${outs:+|}[f=mpegts:onfail=ignore]srt://127.0.0.1:$((SLT_IN + i))?pkt_size=1316&latency=$LAT_US"
+			done
+			ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$TSCLIP" -map 0 -c copy \
+				-f tee "$outs" >"$logf" 2>&1 &
+		fi
+		;;
+	esac
+	PUB_PID=$!
+	PIDS+=("$PUB_PID")
+}
+
+# run_case LABEL KIND N: one fresh server + publisher + readers.
+run_case() {
+	local label=$1 kind=$2 n=$3 dir=$OUT/$1-$2-$3 url extra=() reader_pid
+	log "run: $label, $kind in, $n SRT readers (window ${DURATION}s)"
+	mkdir -p "$dir"
+	case $label in
+	relaymesh) start_relaymesh "$dir" "" ;;
+	relaymesh-gmp1) start_relaymesh "$dir" 1 ;;
+	slt) start_slt "$dir" "$n" ;;
+	*) die "unknown server $label (want slt, relaymesh or relaymesh-gmp1)" ;;
+	esac
+	if [ "$label" = slt ]; then
+		start_publisher "$dir/ffmpeg.log" slt "$n"
+		url="srt://127.0.0.1:$SLT_OUT?latency=$LATENCY"
+		extra=(-distinct-ports)
+		sleep 2 # the relays accept the publisher(s); no probe: one caller per output
+	else
+		start_publisher "$dir/ffmpeg.log" "$kind" "$n"
+		url="srt://127.0.0.1:$SRT_PORT?streamid=read:live/b&latency=$LATENCY"
+		extra=(-probe)
+	fi
+	# In the background so that a signal reaches our trap at once.
+	"$OUT/srtreader" -url "$url" -n "$n" "${extra[@]}" -wait-live 20s \
+		-idle "${IDLE}s" -warmup "${WARMUP}s" -duration "${DURATION}s" \
+		-pid "$SERVER_PID" -label "$label" \
+		>"$dir/reader.json" 2>"$dir/reader.log" &
+	reader_pid=$!
+	PIDS+=("$reader_pid")
+	if wait "$reader_pid"; then
+		jq -c --arg kind "$kind" '. + {input: $kind}' "$dir/reader.json" >>"$RESULTS"
+	else
+		log "reader failed for $label/$kind/$n: $(tail -c 300 "$dir/reader.log") $(head -c 300 "$dir/reader.json")"
+	fi
+	forget_pid "$reader_pid"
+	stop_pid "$PUB_PID"
+	forget_pid "$PUB_PID"
+	stop_pid "$SERVER_PID"
+	forget_pid "$SERVER_PID"
+	tail -n 1 "$RESULTS" | jq -r --arg l "$label" --arg k "$kind" --argjson n "$n" \
+		'select(.label == $l and .input == $k and .readers == $n) | "   ok=\(.ok) failed=\(.failed) dropped=\(.dropped) \(.mbit_per_s) Mbit/s, cpu \(.server.cpu_seconds_per_gbit) s/Gbit, srt drop \(.srt.pkt_drop), cc gaps \(.ts.cc_gaps)"' >&2 || true
+}
+
+# --- runs ------------------------------------------------------------------
+for server in $SERVERS; do
+	if [ "$server" = slt ]; then
+		for n in $SLT_READERS; do run_case slt srt "$n"; done
+	else
+		for n in $READERS; do run_case "$server" srt "$n"; done
+		for n in $RTMP_READERS; do run_case "$server" rtmp "$n"; done
+	fi
+done
+cleanup
+
+# --- summary -----------------------------------------------------------------
+{
+	echo "# SRT benchmark $(date -u +%FT%TZ), $(nproc) cores, window ${DURATION}s, warmup ${WARMUP}s, latency ${LATENCY} ms"
+	echo
+	echo "$(srt-live-transmit -version 2>&1 | grep -m1 'SRT Library version' || true); $("$RELAYMESH_BIN" version 2>/dev/null | head -n 1 || true); UDP: $RMEM_NOTE"
+	echo
+	echo "slt = srt-live-transmit, one process per reader (it relays one input to one output; its listener output serves one caller), each fed its own copy by one ffmpeg; CPU summed over those processes."
+	echo
+	echo "| server | input | readers | processes | ok/failed/no media/dropped | delivered Mbit/s | per reader min/median/max | server CPU % | CPU s per Gbit | kernel share | RSS KiB per reader | SRT pkts recv | loss | retrans | drop | belated | TS CC gaps | idle CPU % | reader CPU % |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	jq -r '"| \(.label) | \(.input) | \(.readers) | \(.server.processes) | \(.ok)/\(.failed)/\(.no_media)/\(.dropped) | \(.mbit_per_s) | \(.reader_mbit_min)/\(.reader_mbit_median)/\(.reader_mbit_max) | \(.server.cpu_percent) | \(.server.cpu_seconds_per_gbit) | \(if .server.cpu_seconds > 0 then (100 * .server.sys_seconds / .server.cpu_seconds | round | tostring) + "%" else "n/a" end) | \(.server.rss_kib_per_reader) | \(.srt.pkt_recv) | \(.srt.pkt_loss) | \(.srt.pkt_retrans) | \(.srt.pkt_drop) | \(.srt.pkt_belated) | \(.ts.cc_gaps) | \(.server.idle_cpu_percent) | \(.reader_cpu_percent) |"' "$RESULTS"
+	echo
+	echo "Ratios relaymesh / srt-live-transmit, CPU seconds per delivered Gbit (lower is better for relaymesh)."
+	echo "\"measured\": slt ran N relays in this run; \"estimate\": N x slt's single relay, i.e. its CPU per Gbit at N=1 (slt cannot fan out)."
+	echo "RTMP in: relaymesh remuxes FLV -> TS and relays; slt's figure is its plain SRT -> SRT relay (it cannot take RTMP)."
+	echo
+	echo "| server | input | readers | relaymesh CPU s/Gbit | slt CPU s/Gbit | basis | ratio | relaymesh server CPU % | slt server CPU % (N relays) |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	jq -rs '
+		(map(select(.label == "slt")) | map({key: (.readers|tostring), value: .}) | from_entries) as $slt
+		| ($slt["1"]) as $one
+		| def r2: (. * 100 | round / 100 | tostring);
+		  def ratio(a; b): if (b // 0) > 0 then (a / b | r2) else "n/a" end;
+		.[] | select(.label != "slt") | . as $r
+		| (if $r.input == "srt" and $slt[($r.readers|tostring)] != null then {s: $slt[($r.readers|tostring)], basis: "measured"}
+		   elif $one != null then {s: $one, basis: (if $r.input == "rtmp" then "slt SRT->SRT, 1 relay" else "estimate: \($r.readers) x 1 relay" end)}
+		   else null end) as $p
+		| select($p != null)
+		| (if $p.basis == "measured" or ($r.readers == 1) then ($p.s.server.cpu_percent | tostring)
+		   else ("~" + ($p.s.server.cpu_percent * $r.readers | r2) + " (est.)") end) as $pcpu
+		| "| \($r.label) | \($r.input) | \($r.readers) | \($r.server.cpu_seconds_per_gbit) | \($p.s.server.cpu_seconds_per_gbit) | \($p.basis) | \(ratio($r.server.cpu_seconds_per_gbit; $p.s.server.cpu_seconds_per_gbit)) | \($r.server.cpu_percent) | \($pcpu) |"' "$RESULTS"
+} | tee "$OUT/summary.md"
+log "results: $OUT"
