@@ -60,6 +60,8 @@ func allows(entries []string, remote net.Addr) bool {
 //     that protocol. With ProtoTCP (RTMP or HTTP-FLV, not known which) the
 //     address must be in every rtmp-pull and httpflv output's allow, so an
 //     output's allowlist cannot be bypassed through the other protocol.
+//     An output cut for its max_bitrate refuses new players with the
+//     reason.
 //
 // The error says which flow, source or output refused and why.
 func (m *Manager) Authorize(action, proto, key string, remote net.Addr) error {
@@ -97,18 +99,35 @@ func (m *Manager) Authorize(action, proto, key string, remote net.Addr) error {
 	if len(serving) == 0 {
 		return fmt.Errorf("flow %q has no %s output: players of it use %s", id, strings.Join(types, " or "), e.spec.playerProtocols())
 	}
+	cutWhy := func(o *Output) string {
+		if e.run == nil {
+			return ""
+		}
+		return e.run.OutputCut(o.Name)
+	}
 	if proto == ProtoTCP {
 		for _, o := range serving {
 			if !allows(o.Allow, remote) {
 				return fmt.Errorf("address %s is not in the allow list of flow %q output %q", addrHost(remote), id, o.Name)
 			}
+			if why := cutWhy(o); why != "" {
+				return fmt.Errorf("flow %q output %q: %s", id, o.Name, why)
+			}
 		}
 		return nil
 	}
+	var cutErr error
 	for _, o := range serving {
 		if allows(o.Allow, remote) {
-			return nil
+			why := cutWhy(o)
+			if why == "" {
+				return nil
+			}
+			cutErr = fmt.Errorf("flow %q output %q: %s", id, o.Name, why)
 		}
+	}
+	if cutErr != nil {
+		return cutErr
 	}
 	names := make([]string, len(serving))
 	for i, o := range serving {

@@ -318,6 +318,9 @@ func (m *Manager) viewLocked(e *entry) View {
 	if e.run != nil {
 		st := e.run.Status()
 		v.Status = &st
+		if v.Reason == "" {
+			v.Reason = st.Reason // a source or output cut for its bitrate
+		}
 	}
 	return v
 }

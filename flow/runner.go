@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,15 @@ const SilenceFailover = 300 * time.Millisecond
 // switches back to it (at its next keyframe).
 const returnHold = time.Second
 
+// BitrateWindow is the span over which a source's and an output's bitrate
+// is measured against its max_bitrate: one full window over the limit cuts
+// it, one full window at or under the limit restores it.
+const BitrateWindow = 2 * time.Second
+
+// pullRetry is how long a pull source cut for its bitrate stays
+// disconnected before it is pulled again (and measured again).
+const pullRetry = 5 * time.Second
+
 // SourceStatus is one source as the API shows it.
 type SourceStatus struct {
 	Name       string        `json:"name"`
@@ -33,9 +43,11 @@ type SourceStatus struct {
 
 // OutputStatus is one output as the API shows it.
 type OutputStatus struct {
-	Name string        `json:"name"`
-	Play string        `json:"play,omitempty"` // the hub key players use
-	Push *relay.Status `json:"push,omitempty"`
+	Name    string        `json:"name"`
+	Play    string        `json:"play,omitempty"` // the hub key players use
+	Bitrate int64         `json:"bitrate"`        // what the output carries (bit/s, last window)
+	Cut     string        `json:"cut,omitempty"`  // why the output is stopped (max bitrate)
+	Push    *relay.Status `json:"push,omitempty"`
 }
 
 // Switch is one failover or return.
@@ -56,6 +68,9 @@ type Status struct {
 	Outputs  []OutputStatus `json:"outputs"`
 	Switches int            `json:"switches"`
 	Last     *Switch        `json:"last_switch,omitempty"`
+	// Reason says why the flow carries nothing or less than it should
+	// (a source or output cut for its bitrate); "" when all is well.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Runner runs one flow's data plane until its context ends.
@@ -71,6 +86,46 @@ type Runner struct {
 	pulls   []*relay.Puller
 	pushes  []*relay.Pusher
 	running chan struct{}
+
+	// owned by Run's goroutine
+	ctx        context.Context
+	wg         sync.WaitGroup
+	pullWork   []*worker
+	pushWork   []*worker
+	retryPulls []time.Time // when a cut pull source is pulled again
+}
+
+// worker is a puller or pusher the runner can stop and start again.
+type worker struct {
+	run    func(context.Context)
+	cancel context.CancelFunc
+}
+
+// set starts or stops w; it is called from Run's goroutine only.
+func (r *Runner) set(w *worker, on bool) {
+	if w == nil || (w.cancel != nil) == on {
+		return
+	}
+	if !on {
+		w.cancel()
+		w.cancel = nil
+		return
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	w.cancel = cancel
+	r.wg.Go(func() { w.run(ctx) })
+}
+
+// OutputCut says why output name is cut ("" when it is not).
+func (r *Runner) OutputCut(name string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, o := range r.st.Outputs {
+		if o.Name == name {
+			return o.Cut
+		}
+	}
+	return ""
 }
 
 // NewRunner returns a runner for spec.
@@ -138,14 +193,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	close(r.running)
 
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
+	r.ctx = ctx
+	defer func() { cancel(); r.wg.Wait() }()
 
 	srcs := r.spec.sources()
 	r.mu.Lock()
 	r.pulls = make([]*relay.Puller, len(srcs))
 	r.pushes = make([]*relay.Pusher, len(r.spec.Outputs))
 	r.mu.Unlock()
+	r.pullWork = make([]*worker, len(srcs))
+	r.pushWork = make([]*worker, len(r.spec.Outputs))
+	r.retryPulls = make([]time.Time, len(srcs))
 	for i, src := range srcs {
 		if target, ok := pullTarget(src); ok {
 			p := relay.NewPuller(r.hub, relay.PullConfig{Key: r.spec.SourceKey(src),
@@ -153,7 +211,8 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.mu.Lock()
 			r.pulls[i] = p
 			r.mu.Unlock()
-			wg.Go(func() { p.Run(ctx) })
+			r.pullWork[i] = &worker{run: func(ctx context.Context) { p.Run(ctx) }}
+			r.set(r.pullWork[i], true)
 		}
 	}
 	for i, o := range r.spec.Outputs {
@@ -163,14 +222,15 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.mu.Lock()
 			r.pushes[i] = p
 			r.mu.Unlock()
-			wg.Go(func() { p.Run(ctx) })
+			r.pushWork[i] = &worker{run: func(ctx context.Context) { p.Run(ctx) }}
+			r.set(r.pushWork[i], true)
 		}
 	}
 
 	in := make(chan tagged, 16)
 	for i, src := range srcs {
 		key := r.spec.SourceKey(src)
-		wg.Go(func() { r.follow(ctx, i, key, in) })
+		r.wg.Go(func() { r.follow(ctx, i, key, in) })
 	}
 	return r.switcher(ctx, pub, srcs, in)
 }
@@ -216,6 +276,7 @@ type srcState struct {
 	// bitrate window
 	winStart time.Time
 	winBytes int64
+	rate     int64 // bit/s over the last full window
 	cut      string
 	gop      []*media.Packet // packets since the newest keyframe
 }
@@ -239,6 +300,9 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 	needKey, sendHeaders := true, true
 	var lastOut [3]int64 // per slot: data, video, audio
 	var lastFwd time.Time
+	fwdStart, fwdBytes := time.Now(), int64(0) // the flow's own bitrate window
+	outCut := make([]string, len(r.spec.Outputs))
+	var fwdRate int64
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	r.mu.Lock()
@@ -265,6 +329,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		}
 		lastOut[slot] = t
 		lastFwd = time.Now()
+		fwdBytes += int64(len(p.Payload))
 		return pub.Write(&media.Packet{Kind: p.Kind, Time: t, Keyframe: p.Keyframe, Header: p.Header, Payload: p.Payload})
 	}
 	// forward writes p of the active source: headers once a start point
@@ -345,17 +410,45 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 					pending = -1
 				}
 			}
+			for i, s := range st {
+				if !s.winStart.IsZero() && now.Sub(s.winStart) >= BitrateWindow {
+					s.rate = int64(float64(s.winBytes*8) / now.Sub(s.winStart).Seconds())
+					if r.judgeSource(i, srcs[i], s, now) && i == active {
+						needKey, sendHeaders = true, true // resume at a keyframe
+					}
+					s.winStart, s.winBytes = time.Time{}, 0
+				}
+				if !r.retryPulls[i].IsZero() && !now.Before(r.retryPulls[i]) {
+					r.retryPulls[i] = time.Time{}
+					r.set(r.pullWork[i], true)
+				}
+			}
+			if d := now.Sub(fwdStart); d >= BitrateWindow {
+				fwdRate = int64(float64(fwdBytes*8) / d.Seconds())
+				fwdStart, fwdBytes = now, 0
+				r.judgeOutputs(fwdRate, outCut)
+			}
 			r.mu.Lock()
+			var why []string
 			for i, s := range st {
 				if !s.last.IsZero() {
 					t := s.last
 					r.st.Sources[i].LastPacket = &t
 				}
 				r.st.Sources[i].Cut = s.cut
-				if d := now.Sub(s.winStart); d > 0 && !s.winStart.IsZero() {
-					r.st.Sources[i].Bitrate = int64(float64(s.winBytes*8) / d.Seconds())
+				r.st.Sources[i].Bitrate = s.rate
+				if s.cut != "" {
+					why = append(why, fmt.Sprintf("source %q: %s", srcs[i].Name, s.cut))
 				}
 			}
+			for i := range r.st.Outputs {
+				r.st.Outputs[i].Bitrate = fwdRate
+				r.st.Outputs[i].Cut = outCut[i]
+				if outCut[i] != "" {
+					why = append(why, fmt.Sprintf("output %q: %s", r.st.Outputs[i].Name, outCut[i]))
+				}
+			}
+			r.st.Reason = strings.Join(why, "; ")
 			r.mu.Unlock()
 		case m := <-in:
 			now := time.Now()
@@ -364,17 +457,11 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 				s.since = now
 			}
 			s.last = now
-			if s.winStart.IsZero() || now.Sub(s.winStart) >= 4*time.Second {
-				s.winStart, s.winBytes = now, 0
+			if s.winStart.IsZero() {
+				s.winStart = now
 			}
 			for _, p := range m.pkts {
 				s.winBytes += int64(len(p.Payload))
-			}
-			if maxBR := srcs[m.src].MaxBitrate; maxBR > 0 && s.cut == "" {
-				if el := max(now.Sub(s.winStart), time.Second); float64(s.winBytes*8)/el.Seconds() > float64(maxBR) {
-					s.cut = fmt.Sprintf("over max_bitrate %d bit/s: source cut", maxBR)
-					r.log.Warn("flow source cut", "source", srcs[m.src].Name, "reason", s.cut)
-				}
 			}
 			for _, p := range m.pkts {
 				switch {
@@ -397,6 +484,55 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 					return err
 				}
 			}
+		}
+	}
+}
+
+// judgeSource cuts a source whose last full window went over its
+// max_bitrate and restores one whose window, while delivering, was at or
+// under it. A cut pull source is disconnected and pulled again after
+// pullRetry; a cut push source is dropped from the flow (the node cannot
+// disconnect its publisher from here: limits.max_bitrate does). It
+// reports whether the source was restored.
+func (r *Runner) judgeSource(i int, src *Source, s *srcState, now time.Time) bool {
+	if src.MaxBitrate <= 0 {
+		return false
+	}
+	switch {
+	case s.cut == "" && s.rate > src.MaxBitrate:
+		s.cut = fmt.Sprintf("measured %d bit/s, over max_bitrate %d: source cut", s.rate, src.MaxBitrate)
+		if r.pullWork[i] != nil {
+			s.cut += fmt.Sprintf(" (disconnected; pulled again in %s)", pullRetry)
+			r.set(r.pullWork[i], false)
+			r.retryPulls[i] = now.Add(pullRetry)
+		}
+		r.log.Warn("flow source cut", "source", src.Name, "reason", s.cut)
+	case s.cut != "" && s.winBytes > 0 && s.rate <= src.MaxBitrate:
+		s.cut = ""
+		r.log.Info("flow source restored", "source", src.Name, "bitrate", s.rate, "max_bitrate", src.MaxBitrate)
+		return true
+	}
+	return false
+}
+
+// judgeOutputs stops an output while the flow carries more than its
+// max_bitrate (its push stops, new players of it are refused) and starts
+// it again after a window at or under it.
+func (r *Runner) judgeOutputs(rate int64, cut []string) {
+	for i := range r.spec.Outputs {
+		o := &r.spec.Outputs[i]
+		if o.MaxBitrate <= 0 {
+			continue
+		}
+		switch {
+		case cut[i] == "" && rate > o.MaxBitrate:
+			cut[i] = fmt.Sprintf("the flow carries %d bit/s, over this output's max_bitrate %d: output stopped", rate, o.MaxBitrate)
+			r.set(r.pushWork[i], false)
+			r.log.Warn("flow output cut", "output", o.Name, "reason", cut[i])
+		case cut[i] != "" && rate <= o.MaxBitrate:
+			cut[i] = ""
+			r.set(r.pushWork[i], true)
+			r.log.Info("flow output restored", "output", o.Name, "bitrate", rate, "max_bitrate", o.MaxBitrate)
 		}
 	}
 }
