@@ -186,38 +186,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		nc.Read(b[:])
 		cancel()
 	}()
-	buf := make([]*media.Packet, 0, 64)
-	bufs := make(net.Buffers, 0, 64)
-	var deadlineSet time.Time
-	for {
-		pkts, nerr := rd.Next(ctx, buf)
-		if len(pkts) > 0 {
-			bufs = bufs[:0]
-			n := 0
-			for _, p := range pkts {
-				b := p.FLVTag()
-				bufs = append(bufs, b)
-				n += len(b)
-			}
-			if now := time.Now(); now.Sub(deadlineSet) > time.Second {
-				nc.SetWriteDeadline(now.Add(cfg.WriteTimeout))
-				deadlineSet = now
-			}
-			wb := bufs
-			if _, err := wb.WriteTo(nc); err != nil {
-				log.Info("player gone", "reason", err.Error())
-				return
-			}
-			rd.BytesOut.Add(uint64(n))
-		}
-		if nerr != nil {
-			if errors.Is(nerr, media.ErrSlowReader) {
-				log.Warn("player disconnected", "reason", nerr.Error())
-			} else {
-				log.Info("playback ended", "reason", nerr.Error())
-			}
-			return
-		}
+	snd := media.Sender{Conn: nc, Wire: (*media.Packet).FLVTag, WriteTimeout: cfg.WriteTimeout}
+	err = snd.Send(ctx, rd)
+	var werr *media.WriteError
+	switch {
+	case errors.As(err, &werr):
+		log.Info("player gone", "reason", werr.Err.Error())
+	case errors.Is(err, media.ErrSlowReader):
+		log.Warn("player disconnected", "reason", err.Error())
+	default:
+		log.Info("playback ended", "reason", err.Error())
 	}
 }
 

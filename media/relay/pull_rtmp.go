@@ -54,7 +54,7 @@ func (p *Puller) pullRTMP(ctx context.Context, t Target, u *url.URL, sk *sink) e
 			if err != nil {
 				return fmt.Errorf("rtmp %s: %w", c.target, err)
 			}
-			if ok && cmd.name == "onStatus" {
+			if ok && cmd.Name == "onStatus" {
 				if err := statusError(cmd); err != nil {
 					return fmt.Errorf("rtmp %s: %w", c.target, err)
 				}

@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/rtmp"
 )
 
 // pushRTMP publishes the FLV lane to an RTMP server. Media bodies are sent
@@ -46,10 +47,10 @@ func (p *Pusher) pushRTMP(ctx context.Context, t Target, u *url.URL, r *media.Re
 		for {
 			msg, err := c.readMessage()
 			if err == nil {
-				var cmd command
+				var cmd rtmp.Command
 				var ok bool
 				cmd, ok, err = decodeCommand(msg)
-				if err == nil && ok && cmd.name == "onStatus" {
+				if err == nil && ok && cmd.Name == "onStatus" {
 					err = statusError(cmd)
 				}
 				if err == nil {
@@ -101,7 +102,7 @@ func (p *Pusher) pushRTMP(ctx context.Context, t Target, u *url.URL, r *media.Re
 			msg.Timestamp = time.Duration(uint32(ts)) * time.Millisecond
 			msg.Body = body
 			c.nc.SetWriteDeadline(time.Now().Add(writeStall))
-			if err := c.writeMsg(&msg); err != nil {
+			if err := c.mc.Write(&msg); err != nil {
 				select {
 				case <-readDone:
 					return since(), remoteErr()

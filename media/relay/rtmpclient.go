@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
@@ -16,28 +15,12 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/rtmp"
 	"github.com/relaymesh/relaymesh/netutil"
-)
-
-// RTMP message types.
-const (
-	msgSetChunkSize     = 1
-	msgAbort            = 2
-	msgAck              = 3
-	msgUserControl      = 4
-	msgWindowAckSize    = 5
-	msgSetPeerBandwidth = 6
-	msgAudio            = 8
-	msgVideo            = 9
-	msgDataAMF3         = 15
-	msgCommandAMF3      = 17
-	msgDataAMF0         = 18
-	msgCommandAMF0      = 20
 )
 
 // chunk stream ids the client sends on.
 const (
-	csidControl = 2
 	csidCommand = 3
 	csidAudio   = 4
 	csidData    = 5
@@ -48,19 +31,13 @@ const (
 // clientChunkSize is the chunk size the client announces for what it sends.
 const clientChunkSize = 4096
 
-// maxPeerChunkSize caps what a server may announce.
-const maxPeerChunkSize = 1 << 20
-
 // ErrRTMPRefused wraps an _error or error-level onStatus from the server.
 var ErrRTMPRefused = errors.New("rtmp server refused")
 
 // rtmpClient is one RTMP client connection.
 type rtmpClient struct {
 	nc     net.Conn
-	bc     *bytecounter.ReadWriter
-	r      *rawmessage.Reader
-	wmu    sync.Mutex
-	w      *rawmessage.Writer
+	mc     *rtmp.MessageConn
 	target string // redacted URL for errors
 
 	app, name, tcURL string
@@ -119,16 +96,14 @@ func dialRTMP(ctx context.Context, t Target, u *url.URL, flashVer string) (*rtmp
 }
 
 func (c *rtmpClient) connect(flashVer string) error {
-	c.bc = bytecounter.NewReadWriter(c.nc)
-	if _, _, err := handshake.DoClient(c.bc, false, false); err != nil {
+	bc := bytecounter.NewReadWriter(c.nc)
+	if _, _, err := handshake.DoClient(bc, false, false); err != nil {
 		return fmt.Errorf("rtmp handshake with %s: %w (is it an RTMP server?)", c.target, err)
 	}
-	c.r = rawmessage.NewReader(c.bc, c.bc.Reader, c.sendAck)
-	c.w = rawmessage.NewWriter(c.bc, c.bc.Writer, false)
-	if err := c.writeRaw(csidControl, msgSetChunkSize, 0, be32(clientChunkSize)); err != nil {
+	c.mc = rtmp.NewMessageConn(bc)
+	if err := c.mc.SetWriteChunkSize(clientChunkSize); err != nil {
 		return err
 	}
-	c.w.SetChunkSize(clientChunkSize)
 	res, err := c.call("connect", 0, amf0.Object{
 		{Key: "app", Value: c.app},
 		{Key: "flashVer", Value: flashVer},
@@ -154,12 +129,12 @@ func (c *rtmpClient) createStream() error {
 	if err != nil {
 		return fmt.Errorf("rtmp createStream: %w", err)
 	}
-	if len(res.args) < 2 {
+	if len(res.Args) < 2 {
 		return fmt.Errorf("rtmp createStream: answer without a stream id")
 	}
-	id, ok := res.args[1].(float64)
+	id, ok := res.Args[1].(float64)
 	if !ok || id < 0 || id > 1<<24 {
-		return fmt.Errorf("rtmp createStream: bad stream id %v", res.args[1])
+		return fmt.Errorf("rtmp createStream: bad stream id %v", res.Args[1])
 	}
 	c.streamID = uint32(id)
 	return nil
@@ -191,9 +166,8 @@ func (c *rtmpClient) play() error {
 	if err := c.send(csidStream, c.streamID, "play", 0, nil, c.name, float64(-2000)); err != nil {
 		return err
 	}
-	// Set Buffer Length (user control event 3) as players do.
-	ev := []byte{0, 3, byte(c.streamID >> 24), byte(c.streamID >> 16), byte(c.streamID >> 8), byte(c.streamID), 0, 0, 0x0b, 0xb8}
-	if err := c.writeRaw(csidControl, msgUserControl, 0, ev); err != nil {
+	// Set Buffer Length (3000 ms) as players do.
+	if err := c.mc.Write(rtmp.UserControl(rtmp.EventSetBufferLength, c.streamID, 3000)); err != nil {
 		return err
 	}
 	return c.waitStatus("NetStream.Play.Start")
@@ -204,40 +178,34 @@ func (c *rtmpClient) nextTx() float64 {
 	return c.tx
 }
 
-type command struct {
-	name string
-	id   float64
-	args []any
-}
-
 // call sends a command and waits for its _result; _error is a refusal.
-func (c *rtmpClient) call(name string, msid uint32, obj any, args ...any) (command, error) {
+func (c *rtmpClient) call(name string, msid uint32, obj any, args ...any) (rtmp.Command, error) {
 	id := c.nextTx()
 	if err := c.send(csidCommand, msid, name, id, append([]any{obj}, args...)...); err != nil {
-		return command{}, err
+		return rtmp.Command{}, err
 	}
 	for {
 		msg, err := c.readMessage()
 		if err != nil {
-			return command{}, c.readErr(err)
+			return rtmp.Command{}, c.readErr(err)
 		}
 		cmd, ok, err := decodeCommand(msg)
 		if err != nil {
-			return command{}, err
+			return rtmp.Command{}, err
 		}
-		if !ok || cmd.id != id {
-			if ok && cmd.name == "onStatus" {
+		if !ok || cmd.ID != id {
+			if ok && cmd.Name == "onStatus" {
 				if err := statusError(cmd); err != nil {
-					return command{}, err
+					return rtmp.Command{}, err
 				}
 			}
 			continue
 		}
-		switch cmd.name {
+		switch cmd.Name {
 		case "_result":
 			return cmd, nil
 		case "_error":
-			return command{}, fmt.Errorf("%w %s: %s", ErrRTMPRefused, name, describe(cmd))
+			return rtmp.Command{}, fmt.Errorf("%w %s: %s", ErrRTMPRefused, name, describe(cmd))
 		}
 	}
 }
@@ -257,7 +225,7 @@ func (c *rtmpClient) waitStatus(want string) error {
 		if !ok {
 			continue
 		}
-		switch cmd.name {
+		switch cmd.Name {
 		case "onStatus":
 			if err := statusError(cmd); err != nil {
 				return err
@@ -280,8 +248,8 @@ func (c *rtmpClient) readErr(err error) error {
 }
 
 // statusObject returns the info object of an onStatus.
-func statusObject(cmd command) amf0.Object {
-	for _, a := range cmd.args {
+func statusObject(cmd rtmp.Command) amf0.Object {
+	for _, a := range cmd.Args {
 		switch o := a.(type) {
 		case amf0.Object:
 			return o
@@ -292,7 +260,7 @@ func statusObject(cmd command) amf0.Object {
 	return nil
 }
 
-func statusCode(cmd command) (code, level string) {
+func statusCode(cmd rtmp.Command) (code, level string) {
 	o := statusObject(cmd)
 	code, _ = o.GetString("code")
 	level, _ = o.GetString("level")
@@ -300,7 +268,7 @@ func statusCode(cmd command) (code, level string) {
 }
 
 // statusError turns an error-level onStatus into an error.
-func statusError(cmd command) error {
+func statusError(cmd rtmp.Command) error {
 	code, level := statusCode(cmd)
 	if level != "error" && !strings.HasSuffix(code, ".BadName") && !strings.HasSuffix(code, ".StreamNotFound") &&
 		!strings.HasSuffix(code, ".Failed") && !strings.HasSuffix(code, ".Unauthorized") && !strings.HasSuffix(code, ".Rejected") {
@@ -309,7 +277,7 @@ func statusError(cmd command) error {
 	return fmt.Errorf("%w: %s", ErrRTMPRefused, describe(cmd))
 }
 
-func describe(cmd command) string {
+func describe(cmd rtmp.Command) string {
 	o := statusObject(cmd)
 	code, _ := o.GetString("code")
 	desc, _ := o.GetString("description")
@@ -321,109 +289,31 @@ func describe(cmd command) string {
 	case desc != "":
 		return desc
 	}
-	return cmd.name
+	return cmd.Name
 }
 
-// decodeCommand decodes an AMF0 (or AMF3-wrapped AMF0) command message;
-// ok is false for messages that are not commands.
-func decodeCommand(msg *rawmessage.Message) (command, bool, error) {
-	if msg.Type != msgCommandAMF0 && msg.Type != msgCommandAMF3 {
-		return command{}, false, nil
-	}
-	body := msg.Body
-	if msg.Type == msgCommandAMF3 {
-		if len(body) == 0 {
-			return command{}, false, fmt.Errorf("empty AMF3 command")
-		}
-		body = body[1:]
-	}
-	data, err := amf0.Unmarshal(body)
+// decodeCommand decodes a command message from the server; ok is false
+// for messages that are not commands.
+func decodeCommand(msg *rawmessage.Message) (rtmp.Command, bool, error) {
+	cmd, ok, err := rtmp.DecodeCommand(msg)
 	if err != nil {
-		return command{}, false, fmt.Errorf("bad AMF0 command from the server: %v", err)
+		return cmd, ok, fmt.Errorf("from the server: %w", err)
 	}
-	if len(data) < 2 {
-		return command{}, false, fmt.Errorf("bad AMF0 command from the server: %d values", len(data))
-	}
-	name, ok := data[0].(string)
-	if !ok {
-		return command{}, false, fmt.Errorf("bad AMF0 command from the server: name is %T", data[0])
-	}
-	id, _ := data[1].(float64)
-	return command{name: name, id: id, args: data[2:]}, true, nil
+	return cmd, ok, nil
 }
 
-// readMessage reads one message and handles protocol control messages.
-func (c *rtmpClient) readMessage() (*rawmessage.Message, error) {
-	for {
-		msg, err := c.r.Read()
-		if err != nil {
-			return nil, err
-		}
-		switch msg.Type {
-		case msgSetChunkSize:
-			if len(msg.Body) < 4 {
-				return nil, fmt.Errorf("rtmp %s: short Set Chunk Size", c.target)
-			}
-			v := uint32(msg.Body[0]&0x7f)<<24 | uint32(msg.Body[1])<<16 | uint32(msg.Body[2])<<8 | uint32(msg.Body[3])
-			if v < 1 || v > maxPeerChunkSize {
-				return nil, fmt.Errorf("rtmp %s: chunk size %d out of range", c.target, v)
-			}
-			if err := c.r.SetChunkSize(v); err != nil {
-				return nil, err
-			}
-			continue
-		case msgAbort:
-			if len(msg.Body) >= 4 {
-				c.r.AbortChunkStream(uint32(msg.Body[3]))
-			}
-			continue
-		case msgWindowAckSize:
-			if len(msg.Body) >= 4 {
-				c.r.SetWindowAckSize(uint32(msg.Body[0])<<24 | uint32(msg.Body[1])<<16 | uint32(msg.Body[2])<<8 | uint32(msg.Body[3]))
-			}
-			continue
-		case msgAck, msgSetPeerBandwidth:
-			continue
-		case msgUserControl:
-			if len(msg.Body) >= 6 && msg.Body[1] == 6 { // ping request -> ping response
-				body := append([]byte{0, 7}, msg.Body[2:6]...)
-				if err := c.writeRaw(csidControl, msgUserControl, 0, body); err != nil {
-					return nil, err
-				}
-			}
-			continue
-		}
-		return msg, nil
-	}
-}
+// readMessage reads one message; the server's protocol control messages
+// are handled on the way.
+func (c *rtmpClient) readMessage() (*rawmessage.Message, error) { return c.mc.Read() }
 
-func (c *rtmpClient) sendAck(n uint32) error {
-	return c.writeRaw(csidControl, msgAck, 0, be32(n))
-}
-
-func (c *rtmpClient) writeRaw(csid byte, typ uint8, msid uint32, body []byte) error {
-	return c.writeMsg(&rawmessage.Message{ChunkStreamID: csid, Type: typ, MessageStreamID: msid, Body: body})
-}
-
-func (c *rtmpClient) writeMsg(m *rawmessage.Message) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.w.Write(m)
-}
-
+// send sends a command.
 func (c *rtmpClient) send(csid byte, msid uint32, name string, id float64, args ...any) error {
-	body, err := amf0.Data(append([]any{name, id}, args...)).Marshal()
-	if err != nil {
-		return err
-	}
-	return c.writeRaw(csid, msgCommandAMF0, msid, body)
+	return c.mc.WriteCommand(csid, msid, name, id, args...)
 }
 
 func (c *rtmpClient) close() {
 	c.nc.Close()
 }
-
-func be32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
 
 // kindCSID maps a packet kind to the chunk stream it is sent on.
 func kindCSID(k media.Kind) byte {

@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/relaymesh/relaymesh/media"
 )
 
-func (c *conn) play(ctx context.Context, cmd command) error {
+func (c *conn) play(ctx context.Context, cmd Command) error {
 	key, query, err := c.streamKey(cmd)
 	if err != nil {
 		c.onStatus("error", "NetStream.Play.BadName", err.Error())
@@ -37,7 +37,7 @@ func (c *conn) play(ctx context.Context, cmd command) error {
 	}
 	defer rd.Close()
 
-	if err := c.writeRaw(csidControl, msgUserControl, 0, []byte{0, 0, 0, 0, 0, media.RTMPMessageStreamID}); err != nil {
+	if err := c.mc.Write(UserControl(EventStreamBegin, media.RTMPMessageStreamID)); err != nil {
 		return err
 	}
 	if err := c.onStatus("status", "NetStream.Play.Reset", "Playing and resetting "+key+"."); err != nil {
@@ -47,7 +47,7 @@ func (c *conn) play(ctx context.Context, cmd command) error {
 		return err
 	}
 	sample, _ := amf0.Data{"|RtmpSampleAccess", true, true}.Marshal()
-	if err := c.writeRaw(csidStatus, msgDataAMF0, media.RTMPMessageStreamID, sample); err != nil {
+	if err := c.mc.Write(&rawmessage.Message{ChunkStreamID: csidStatus, Type: msgDataAMF0, MessageStreamID: media.RTMPMessageStreamID, Body: sample}); err != nil {
 		return err
 	}
 	c.log.Info("playing")
@@ -63,59 +63,32 @@ func (c *conn) play(ctx context.Context, cmd command) error {
 			if err != nil {
 				return
 			}
-			if msg.Type == msgCommandAMF0 || msg.Type == msgCommandAMF3 {
-				if cmd, err := decodeCommand(msg); err == nil && (cmd.name == "deleteStream" || cmd.name == "closeStream") {
-					return
-				}
+			if cmd, ok, _ := DecodeCommand(msg); ok && (cmd.Name == "deleteStream" || cmd.Name == "closeStream") {
+				return
 			}
 		}
 	}()
 
-	buf := make([]*media.Packet, 0, 64)
-	bufs := make(net.Buffers, 0, 64)
-	var deadlineSet time.Time
-	for {
-		pkts, nerr := rd.Next(ctx, buf)
-		if len(pkts) > 0 {
-			bufs = bufs[:0]
-			n := 0
-			for _, p := range pkts {
-				b := p.RTMPChunks()
-				bufs = append(bufs, b)
-				n += len(b)
-			}
-			c.wmu.Lock()
-			// moving the deadline costs a timer update: do it once a
-			// second, not per write (it still fires within 1 s of the limit)
-			if now := time.Now(); now.Sub(deadlineSet) > time.Second {
-				c.nc.SetWriteDeadline(now.Add(cfg.WriteTimeout))
-				deadlineSet = now
-			}
-			wb := bufs
-			_, werr := wb.WriteTo(c.nc)
-			c.wmu.Unlock()
-			rd.BytesOut.Add(uint64(n))
-			if werr != nil {
-				if isTimeout(werr) {
-					return refuse("player blocked for %s: disconnected", cfg.WriteTimeout)
-				}
-				return werr
-			}
+	snd := media.Sender{Conn: c.nc, Wire: (*media.Packet).RTMPChunks, WriteTimeout: cfg.WriteTimeout, Lock: c.mc.Locker()}
+	err = snd.Send(ctx, rd)
+	var werr *media.WriteError
+	switch {
+	case errors.As(err, &werr):
+		if isTimeout(werr.Err) {
+			return refuse("player blocked for %s: disconnected", cfg.WriteTimeout)
 		}
-		switch {
-		case nerr == nil:
-		case errors.Is(nerr, media.ErrStreamEnded):
-			c.writeRaw(csidControl, msgUserControl, 0, []byte{0, 1, 0, 0, 0, media.RTMPMessageStreamID})
-			c.onStatus("status", "NetStream.Play.UnpublishNotify", key+" is now unpublished.")
-			c.onStatus("status", "NetStream.Play.Stop", "Stopped playing "+key+".")
-			c.log.Info("stream ended")
-			return nil
-		case errors.Is(nerr, context.Canceled):
-			return nil
-		case errors.Is(nerr, media.ErrSlowReader):
-			return refusal{fmt.Errorf("%w (skipped %d packets)", nerr, rd.Skipped())}
-		default:
-			return nerr
-		}
+		return werr.Err
+	case errors.Is(err, media.ErrStreamEnded):
+		c.mc.Write(UserControl(EventStreamEOF, media.RTMPMessageStreamID))
+		c.onStatus("status", "NetStream.Play.UnpublishNotify", key+" is now unpublished.")
+		c.onStatus("status", "NetStream.Play.Stop", "Stopped playing "+key+".")
+		c.log.Info("stream ended")
+		return nil
+	case errors.Is(err, context.Canceled):
+		return nil
+	case errors.Is(err, media.ErrSlowReader):
+		return refusal{fmt.Errorf("%w (skipped %d packets)", err, rd.Skipped())}
+	default:
+		return err
 	}
 }

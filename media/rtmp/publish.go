@@ -11,7 +11,7 @@ import (
 	"github.com/relaymesh/relaymesh/media"
 )
 
-func (c *conn) publish(ctx context.Context, cmd command) error {
+func (c *conn) publish(ctx context.Context, cmd Command) error {
 	key, query, err := c.streamKey(cmd)
 	if err != nil {
 		c.onStatus("error", "NetStream.Publish.BadName", err.Error())
@@ -51,13 +51,11 @@ func (c *conn) publish(ctx context.Context, cmd command) error {
 			return refusal{err}
 		}
 		if pkt == nil {
-			if msg.Type == msgCommandAMF0 || msg.Type == msgCommandAMF3 {
-				if cmd, err := decodeCommand(msg); err == nil {
-					switch cmd.name {
-					case "deleteStream", "closeStream", "FCUnpublish":
-						c.log.Info("unpublished")
-						return nil
-					}
+			if cmd, ok, _ := DecodeCommand(msg); ok {
+				switch cmd.Name {
+				case "deleteStream", "closeStream", "FCUnpublish":
+					c.log.Info("unpublished")
+					return nil
 				}
 			}
 			continue
