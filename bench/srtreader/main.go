@@ -178,8 +178,8 @@ func (r *reader) loop() {
 		if n > 0 {
 			r.mu.Lock()
 			r.cc.Feed(buf[:n])
-			r.mu.Unlock()
 			r.bytes.Add(uint64(n))
+			r.mu.Unlock()
 			if first {
 				close(r.got)
 				first = false
@@ -197,8 +197,8 @@ func (r *reader) snapshot() snap {
 	var s snap
 	r.mu.Lock()
 	s.ts = TSStats{Packets: r.cc.Packets, CCGaps: r.cc.Gaps, SyncLost: r.cc.SyncLost}
-	r.mu.Unlock()
 	s.bytes = r.bytes.Load()
+	r.mu.Unlock()
 	r.conn.Stats(&s.srt)
 	return s
 }
