@@ -78,7 +78,9 @@ type FlowOutputConfig struct {
 type FlowConfig struct {
 	ID          string             `toml:"id"`
 	Description string             `toml:"description"`
-	Start       bool               `toml:"start"` // run it when the agent starts
+	Start       bool               `toml:"start"`      // run it when the agent starts
+	StartTime   time.Time          `toml:"start_time"` // or start it by itself then (scheduled until then)
+	EndTime     time.Time          `toml:"end_time"`   // and stop it then (finished)
 	Source      FlowSourceConfig   `toml:"source"`
 	Backup      FlowSourceConfig   `toml:"backup"` // type "" = no backup
 	Outputs     []FlowOutputConfig `toml:"outputs"`
@@ -118,7 +120,8 @@ func (s FlowSourceConfig) spec() flow.Source {
 }
 
 func (f *FlowConfig) spec() flow.Spec {
-	s := flow.Spec{ID: f.ID, Description: f.Description, Source: f.Source.spec(), Outputs: []flow.Output{}}
+	s := flow.Spec{ID: f.ID, Description: f.Description, Source: f.Source.spec(), Outputs: []flow.Output{},
+		Start: optTime(f.StartTime), End: optTime(f.EndTime)}
 	if f.Backup.Type != "" {
 		b := f.Backup.spec()
 		s.Backup = &b
@@ -141,17 +144,17 @@ func (t *TaskConfig) spec() task.Spec {
 	s := task.Spec{ID: t.ID, Source: task.Source{URL: t.URL, Playlist: t.Playlist}, Loop: t.Loop,
 		Destination: task.Destination{URL: t.Destination, Passphrase: t.Passphrase, PBKeyLen: t.PBKeyLen,
 			LatencyMS: int(t.Latency.Duration().Milliseconds())},
-		Callback: t.Callback}
-	if !t.Start.IsZero() {
-		st := t.Start
-		s.Start = &st
-	}
-	if !t.End.IsZero() {
-		e := t.End
-		s.End = &e
-	}
+		Callback: t.Callback, Start: optTime(t.Start), End: optTime(t.End)}
 	s.Normalize()
 	return s
+}
+
+// optTime is nil for the zero time (not set in the file).
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // tomlField turns a spec's JSON field path into the TOML key path under at.
@@ -195,6 +198,9 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 		if err := s.Validate(lookup); err != nil {
 			p := lifecycle.AsProblem(err)
 			ps.add(tomlField(at, p.Field), "%s", p.Msg)
+		}
+		if c.Flows[i].Start && !c.Flows[i].StartTime.IsZero() {
+			ps.add(at.Key("start"), "start = true runs the flow at once; start_time schedules it: set one of them")
 		}
 		if j, dup := seen[s.ID]; dup {
 			ps.add(at.Key("id"), "%q is already the id of flow[%d]", s.ID, j)

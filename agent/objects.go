@@ -115,6 +115,7 @@ func (a *Agent) newObjects(cfg *Config) error {
 		var wg sync.WaitGroup
 		wg.Go(func() { o.relays.Run(ctx) })
 		wg.Go(func() { o.tasks.Run(ctx) })
+		wg.Go(func() { o.flows.Run(ctx) })
 		wg.Wait()
 		return nil
 	}, func() error {

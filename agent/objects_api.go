@@ -192,7 +192,7 @@ func (s *apiServer) createFlow(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, lifecycle.Newf(lifecycle.Limit, "", "%d flows exist, the most this node keeps (objects.max_flows)", max))
 		return
 	}
-	if err := fm.Create(spec, false, lifecycle.Standby); err != nil {
+	if err := fm.Create(spec, false, ""); err != nil {
 		writeProblem(w, err)
 		return
 	}

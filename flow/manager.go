@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -45,6 +46,8 @@ type Manager struct {
 	// OnSwitch is passed to every runner.
 	OnSwitch func(id string, sw Switch)
 
+	now func() time.Time
+
 	mu    sync.Mutex
 	flows map[string]*entry
 	wg    sync.WaitGroup
@@ -52,7 +55,7 @@ type Manager struct {
 
 // NewManager returns an empty manager.
 func NewManager(hub *media.Hub, log *slog.Logger) *Manager {
-	return &Manager{hub: hub, log: log, flows: map[string]*entry{}}
+	return &Manager{hub: hub, log: log, flows: map[string]*entry{}, now: time.Now}
 }
 
 func (m *Manager) changed(id string) {
@@ -78,10 +81,19 @@ func (m *Manager) lookupLocked(id, out string) error {
 	return fmt.Errorf("flow %q has no output %q", id, out)
 }
 
-// Create adds a flow. state is the state to come back in (restart):
-// running starts it, anything else is standby.
+// Create adds a flow. state is the state to come back in (config or
+// restart): running starts it (unless its window has ended), anything
+// else rests (scheduled with a start time, finished after the end time,
+// else standby). "" is a new flow from the API: an end time must lie in
+// the future.
 func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error {
 	spec.Normalize()
+	now := m.now()
+	if state == "" {
+		if err := lifecycle.CheckWindow(spec.Start, spec.End, now); err != nil {
+			return err
+		}
+	}
 	m.mu.Lock()
 	if err := spec.Validate(m.lookupLocked); err != nil {
 		m.mu.Unlock()
@@ -91,11 +103,12 @@ func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error 
 		m.mu.Unlock()
 		return lifecycle.Newf(lifecycle.Exists, "id", "a flow %q exists", spec.ID)
 	}
-	e := &entry{spec: spec, readOnly: readOnly, state: lifecycle.Standby, since: time.Now()}
+	rest := lifecycle.Resting(spec.Start, spec.End, now)
+	e := &entry{spec: spec, readOnly: readOnly, state: rest, since: now}
 	m.flows[spec.ID] = e
 	m.mu.Unlock()
 	m.changed(spec.ID)
-	if state.Active() {
+	if state.Active() && rest != lifecycle.Finished {
 		if err := m.Start(spec.ID); err != nil {
 			m.log.Warn("flow did not start again", "flow", spec.ID, "err", err)
 		}
@@ -114,6 +127,9 @@ func Changed(a, b *Spec) []lifecycle.Part {
 	}
 	if !reflect.DeepEqual(a.Outputs, b.Outputs) {
 		out = append(out, lifecycle.PartOutputs)
+	}
+	if !lifecycle.SameTime(a.Start, b.Start) || !lifecycle.SameTime(a.End, b.End) {
+		out = append(out, lifecycle.PartWindow)
 	}
 	return out
 }
@@ -138,8 +154,21 @@ func (m *Manager) Update(spec Spec) error {
 		m.mu.Unlock()
 		return err
 	}
-	restart := e.state == lifecycle.Running && len(parts) > 0 && parts[len(parts)-1] == lifecycle.PartSource
+	now := m.now()
+	if slices.Contains(parts, lifecycle.PartWindow) {
+		if err := lifecycle.CheckWindow(spec.Start, spec.End, now); err != nil {
+			m.mu.Unlock()
+			return err
+		}
+	}
+	restart := e.state == lifecycle.Running && slices.Contains(parts, lifecycle.PartSource)
 	e.spec = spec
+	switch e.state {
+	case lifecycle.Standby, lifecycle.Scheduled, lifecycle.Finished:
+		if rest := lifecycle.Resting(spec.Start, spec.End, now); rest != e.state {
+			m.setLocked(e, rest, "")
+		}
+	}
 	m.mu.Unlock()
 	if restart {
 		m.stop(spec.ID, lifecycle.Standby, "")
@@ -203,6 +232,9 @@ func (m *Manager) start(id string) error {
 	}
 	if !e.state.Can(lifecycle.Starting) {
 		return lifecycle.Conflictf("state", "flow %q cannot start from %s", id, e.state)
+	}
+	if lifecycle.Ended(e.spec.End, m.now()) {
+		return lifecycle.Conflictf("end_time", "flow %q ended at %s: set a later end_time first", id, e.spec.End.Format(time.RFC3339))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	run := NewRunner(e.spec, m.hub, m.log)
@@ -285,6 +317,61 @@ func (m *Manager) stop(id string, to lifecycle.State, reason string) {
 	e.run, e.cancel = nil, nil
 	m.setLocked(e, to, reason)
 	m.mu.Unlock()
+}
+
+// Run is the scheduler: it starts scheduled flows at their start time and
+// stops flows at their end time (finished), until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.tick()
+		}
+	}
+}
+
+func (m *Manager) tick() {
+	now := m.now()
+	var start, finish, expire []string
+	m.mu.Lock()
+	for id, e := range m.flows {
+		ended := lifecycle.Ended(e.spec.End, now)
+		switch {
+		case e.state.Active() && ended:
+			finish = append(finish, id)
+		case e.state == lifecycle.Scheduled && ended:
+			expire = append(expire, id)
+		case e.state == lifecycle.Scheduled && lifecycle.Due(e.spec.Start, now):
+			start = append(start, id)
+		}
+	}
+	for _, id := range expire {
+		m.setLocked(m.flows[id], lifecycle.Finished, "the time window ended before the flow started")
+	}
+	m.mu.Unlock()
+	for _, id := range expire {
+		m.changed(id)
+	}
+	for _, id := range finish {
+		m.stop(id, lifecycle.Finished, "")
+		m.log.Info("flow finished: its time window ended", "flow", id)
+		m.changed(id)
+	}
+	for _, id := range start {
+		if err := m.Start(id); err != nil {
+			m.mu.Lock()
+			if e := m.flows[id]; e != nil && e.state == lifecycle.Scheduled {
+				m.setLocked(e, lifecycle.Error, err.Error())
+			}
+			m.mu.Unlock()
+			m.log.Warn("scheduled flow did not start", "flow", id, "err", err)
+			m.changed(id)
+		}
+	}
 }
 
 // Get returns one flow.

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/media"
@@ -98,6 +99,10 @@ type Spec struct {
 	Source      Source   `json:"source"`
 	Backup      *Source  `json:"backup,omitempty"`
 	Outputs     []Output `json:"outputs"`
+	// Start, when set, starts the flow by itself then (state scheduled
+	// until then); End stops it then (state finished).
+	Start *time.Time `json:"start_time,omitempty"`
+	End   *time.Time `json:"end_time,omitempty"`
 }
 
 // Key is the hub stream the flow publishes; rtmp-pull, httpflv and
@@ -149,6 +154,9 @@ type Lookup func(flowID, output string) error
 func (s *Spec) Validate(lookup Lookup) error {
 	if err := CheckID("id", s.ID); err != nil {
 		return err
+	}
+	if s.Start != nil && s.End != nil && !s.End.After(*s.Start) {
+		return lifecycle.Invalidf("end_time", "must be after start_time")
 	}
 	if err := s.Source.validate("source", s, lookup); err != nil {
 		return err

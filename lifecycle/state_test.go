@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestTaskRules(t *testing.T) {
@@ -59,5 +60,33 @@ func TestFlowRulesAndTransitions(t *testing.T) {
 		if back, ok := StateFromTaskName(s.TaskName()); !ok || back.TaskName() != s.TaskName() {
 			t.Errorf("%s: task name %s does not map back", s, s.TaskName())
 		}
+	}
+}
+
+func TestWindow(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 18, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { x := t0.Add(d); return &x }
+	cases := []struct {
+		name       string
+		start, end *time.Time
+		ok         bool
+		rest       State
+	}{
+		{"no window", nil, nil, true, Standby},
+		{"start only", at(time.Hour), nil, true, Scheduled},
+		{"end only", nil, at(time.Hour), true, Standby},
+		{"start and end", at(time.Hour), at(2 * time.Hour), true, Scheduled},
+		{"end before start", at(2 * time.Hour), at(time.Hour), false, Scheduled},
+		{"end passed", at(-2 * time.Hour), at(-time.Hour), false, Finished},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := CheckWindow(c.start, c.end, t0); (err == nil) != c.ok {
+				t.Errorf("CheckWindow: %v, want ok=%v", err, c.ok)
+			}
+			if got := Resting(c.start, c.end, t0); got != c.rest {
+				t.Errorf("Resting: %s, want %s", got, c.rest)
+			}
+		})
 	}
 }

@@ -95,11 +95,8 @@ func (s *Spec) Validate(now time.Time) error {
 	if k := s.Destination.PBKeyLen; k != 0 && k != 16 && k != 24 && k != 32 {
 		return lifecycle.Invalidf("destination.pbkeylen", "%d is not 16, 24 or 32", k)
 	}
-	if s.End != nil && !s.End.After(now) {
-		return lifecycle.Invalidf("end_time", "%s is not in the future", s.End.Format(time.RFC3339))
-	}
-	if s.Start != nil && s.End != nil && !s.End.After(*s.Start) {
-		return lifecycle.Invalidf("end_time", "must be after start_time")
+	if err := lifecycle.CheckWindow(s.Start, s.End, now); err != nil {
+		return err
 	}
 	if s.Callback != "" {
 		if err := flow.CheckURL("callback", s.Callback, "http", "https"); err != nil {
@@ -112,8 +109,7 @@ func (s *Spec) Validate(now time.Time) error {
 // Changed returns the edit parts that differ between two specs.
 func Changed(a, b *Spec) []lifecycle.Part {
 	var out []lifecycle.Part
-	eqT := func(x, y *time.Time) bool { return (x == nil) == (y == nil) && (x == nil || x.Equal(*y)) }
-	if !eqT(a.Start, b.Start) || !eqT(a.End, b.End) {
+	if !lifecycle.SameTime(a.Start, b.Start) || !lifecycle.SameTime(a.End, b.End) {
 		out = append(out, lifecycle.PartWindow)
 	}
 	if a.Callback != b.Callback {
