@@ -157,6 +157,7 @@ func (p *Puller) attempt(ctx context.Context, t Target) (time.Duration, error) {
 		return 0, err
 	}
 	target := Redact(t.URL)
+	p.tr.newSession()
 	p.tr.set(StateConnecting, target, nil)
 	p.log.Info("pull connecting", "source", target)
 	sk := &sink{p: p, remote: target}

@@ -35,9 +35,8 @@ func (p *Puller) pullSRT(ctx context.Context, t Target, u *url.URL, sk *sink) er
 		conn.Close()
 	})
 	defer watchdog.Stop()
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go statsLoop(sctx, &p.tr, func() *SRTStats { return srtStats(conn, false, cfg.Passphrase != "", cfg.ReceiverLatency) })
+	stopStats := statsLoop(&p.tr, func() *SRTStats { return srtStats(conn, false, cfg.Passphrase != "", cfg.ReceiverLatency) })
+	defer stopStats()
 
 	dm := mpegts.NewDemuxer()
 	var werr error

@@ -106,6 +106,21 @@ func TestPullSourceRestart(t *testing.T) {
 	if st.LastError == "" {
 		t.Errorf("no last error recorded for the lost source")
 	}
+	// Total spans both connections, Session only the current one; the SRT
+	// counters are sampled once a second.
+	testmedia.Eventually(t, 5*time.Second, "the second session's counters", func() bool {
+		st = p.Status()
+		return st.Session.PacketsRecv > 0
+	})
+	if st.Sessions != 2 || st.Total.Bytes <= st.Session.Bytes || st.Total.PacketsRecv <= st.Session.PacketsRecv {
+		t.Errorf("counters after a reconnect: %d sessions (want 2), session %+v, total %+v", st.Sessions, st.Session, st.Total)
+	}
+	for name, c := range map[string]Counters{"session": st.Session, "total": st.Total} {
+		// IPv4+UDP+SRT headers: 44 bytes per packet
+		if want := c.Bytes + 44*c.PacketsRecv; c.WireBytes < want {
+			t.Errorf("%s: %d wire bytes for %d media bytes in %d packets: fewer than payload plus headers (%d)", name, c.WireBytes, c.Bytes, c.PacketsRecv, want)
+		}
+	}
 	checkRead(t, "reader after the source restart", dst.rtmpURL+"/live/pulled", 3*time.Second)
 }
 

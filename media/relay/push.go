@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
@@ -158,6 +159,7 @@ func (p *Pusher) attempt(ctx context.Context, t Target, held **media.Reader, see
 		(*held).Close()
 	}
 	*held = r
+	p.tr.newSession()
 	p.tr.set(StateConnecting, target, nil)
 	p.log.Info("push connecting", "target", target)
 	if sch == "srt" {
@@ -199,18 +201,32 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// statsLoop refreshes the SRT statistics every second until ctx ends.
-func statsLoop(ctx context.Context, tr *tracker, read func() *SRTStats) {
+// statsLoop refreshes the SRT statistics every second until the returned
+// stop is called; stop records them a last time, so the session's counters
+// include its end. Call stop before closing the connection.
+func statsLoop(tr *tracker, read func() *SRTStats) (stop func()) {
 	tr.setSRT(read())
-	tk := time.NewTicker(time.Second)
-	defer tk.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tk.C:
-			tr.setSRT(read())
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tk.C:
+				tr.setSRT(read())
+			}
 		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(quit)
+			<-done
+			tr.setSRT(read())
+		})
 	}
 }
 

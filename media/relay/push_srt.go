@@ -51,7 +51,8 @@ func (p *Pusher) pushSRT(ctx context.Context, t Target, u *url.URL, r *media.Rea
 		conn.Close()
 		<-peerGone
 	}()
-	go statsLoop(sctx, &p.tr, func() *SRTStats { return srtStats(conn, true, cfg.Passphrase != "", cfg.PeerLatency) })
+	stopStats := statsLoop(&p.tr, func() *SRTStats { return srtStats(conn, true, cfg.Passphrase != "", cfg.PeerLatency) })
+	defer stopStats()
 
 	gone := func() error {
 		return fmt.Errorf("%w (peer idle timeout %s)", errPeerGone, cfg.PeerIdleTimeout)

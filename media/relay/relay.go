@@ -51,6 +51,35 @@ type SRTStats struct {
 	RateMbps    float64 `json:"rate_mbps"` // send rate (push) or receive rate (pull)
 	Encrypted   bool    `json:"encrypted"`
 	LatencyMs   uint64  `json:"latency_ms"`
+	// WireBytes are the data packets' bytes on the wire, IP, UDP and SRT
+	// headers and retransmissions included, sent (push) or received (pull).
+	WireBytes uint64 `json:"wire_bytes"`
+}
+
+// Counters count what one session (connection) moved, or, in
+// Status.Total, every session of the relay. The SRT fields come from the
+// connection's own counters, which restart with each connection; they are
+// sampled once a second and at the end of the session, and on SRT
+// sessions Bytes is taken at the same instants, so ratios such as
+// WireBytes/Bytes hold at any time.
+type Counters struct {
+	Bytes       uint64 `json:"bytes"`      // media bytes sent (push) or received (pull): SRT payload, RTMP/FLV tag bodies
+	WireBytes   uint64 `json:"wire_bytes"` // SRT: data packets on the wire, headers and retransmissions included
+	PacketsSent uint64 `json:"packets_sent"`
+	PacketsRecv uint64 `json:"packets_received"`
+	PacketsLost uint64 `json:"packets_lost"`
+	Retransmits uint64 `json:"retransmits"`
+	Drops       uint64 `json:"drops"`
+}
+
+func (c *Counters) add(o Counters) {
+	c.Bytes += o.Bytes
+	c.WireBytes += o.WireBytes
+	c.PacketsSent += o.PacketsSent
+	c.PacketsRecv += o.PacketsRecv
+	c.PacketsLost += o.PacketsLost
+	c.Retransmits += o.Retransmits
+	c.Drops += o.Drops
 }
 
 // Status describes a Pusher or Puller for the API.
@@ -60,8 +89,18 @@ type Status struct {
 	Since      time.Time `json:"since"`
 	LastError  string    `json:"last_error,omitempty"`
 	Reconnects int       `json:"reconnects"`
-	Bytes      uint64    `json:"bytes"`
-	SRT        *SRTStats `json:"srt,omitempty"` // RTT ms, loss, retransmits, drops, buffer ms, link Mbps
+	// Bytes is Total.Bytes: media bytes over every session.
+	Bytes uint64 `json:"bytes"`
+	// Sessions counts the connections that moved data.
+	Sessions int `json:"sessions"`
+	// Session counts the current (or, between connections, the last)
+	// session; Total every session including the current one. Ratios such
+	// as wire bytes per media byte hold within each.
+	Session Counters `json:"session"`
+	Total   Counters `json:"total"`
+	// SRT is the running SRT connection's live statistics (RTT, buffer,
+	// rates; its counters are those of Session).
+	SRT *SRTStats `json:"srt,omitempty"`
 }
 
 // ErrStop, returned (wrapped) by a Next function, ends Run with nil: the
@@ -97,17 +136,51 @@ type tracker struct {
 	mu      sync.Mutex
 	st      Status
 	onState func(Status)
+	// cur counts the current (or last) session, done the sessions before
+	// it; next says that the next count starts a new session. live is the
+	// session's media bytes as they move; an SRT session copies it into
+	// cur.Bytes when it samples the connection's counters (sampled), so
+	// that bytes and packet counters are of the same instant.
+	cur, done Counters
+	next      bool
+	live      uint64
+	sampled   bool
 }
 
 func (t *tracker) status() Status {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.statusLocked()
+}
+
+func (t *tracker) statusLocked() Status {
 	st := t.st
 	if st.SRT != nil {
 		s := *st.SRT
 		st.SRT = &s
 	}
+	st.Session = t.cur
+	st.Total = t.done
+	st.Total.add(t.cur)
+	st.Bytes = st.Total.Bytes
 	return st
+}
+
+// newSession marks the start of a connection attempt: its first count
+// ends the previous session's.
+func (t *tracker) newSession() {
+	t.mu.Lock()
+	t.next = true
+	t.mu.Unlock()
+}
+
+func (t *tracker) beginLocked() {
+	if t.next {
+		t.done.add(t.cur)
+		t.cur = Counters{}
+		t.next, t.live, t.sampled = false, 0, false
+		t.st.Sessions++
+	}
 }
 
 // set changes the state (and the target or error when given) and calls
@@ -130,7 +203,7 @@ func (t *tracker) set(state State, target string, err error) {
 	if changed {
 		t.st.Since = time.Now()
 	}
-	st := t.st
+	st := t.statusLocked()
 	t.mu.Unlock()
 	if changed && t.onState != nil {
 		t.onState(st)
@@ -145,14 +218,29 @@ func (t *tracker) reconnected() {
 
 func (t *tracker) addBytes(n int) {
 	t.mu.Lock()
-	t.st.Bytes += uint64(n)
+	t.beginLocked()
+	t.live += uint64(n)
+	if !t.sampled {
+		t.cur.Bytes = t.live
+	}
 	t.mu.Unlock()
 }
 
+// setSRT records the running connection's statistics; its counters are
+// the session's.
 func (t *tracker) setSRT(s *SRTStats) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.st.SRT = s
-	t.mu.Unlock()
+	if s == nil {
+		return
+	}
+	t.beginLocked()
+	t.sampled = true
+	t.cur.Bytes = t.live
+	t.cur.WireBytes = s.WireBytes
+	t.cur.PacketsSent, t.cur.PacketsRecv = s.PacketsSent, s.PacketsRecv
+	t.cur.PacketsLost, t.cur.Retransmits, t.cur.Drops = s.PacketsLost, s.Retransmits, s.Drops
 }
 
 // backoff computes the wait before attempt n of a failing run (n >= 1).

@@ -100,10 +100,12 @@ func srtStats(conn gosrt.Conn, push, encrypted bool, latency time.Duration) *SRT
 		s.PacketsLost = st.Accumulated.PktSendLoss
 		s.BufferMs = st.Instantaneous.MsSendBuf
 		s.RateMbps = st.Instantaneous.MbpsSentRate
+		s.WireBytes = st.Accumulated.ByteSent
 	} else {
 		s.PacketsLost = st.Accumulated.PktRecvLoss
 		s.BufferMs = st.Instantaneous.MsRecvBuf
 		s.RateMbps = st.Instantaneous.MbpsRecvRate
+		s.WireBytes = st.Accumulated.ByteRecv
 	}
 	return s
 }
