@@ -80,7 +80,7 @@ func (l *LinkLatency) UnmarshalTOML(v any) error {
 	}
 	var d Duration
 	if err := d.UnmarshalTOML(v); err != nil {
-		return fmt.Errorf("%w, or \"auto\"", err)
+		return fmt.Errorf("%w; or write \"auto\" (4x the measured RTT)", err)
 	}
 	if d == 0 {
 		return fmt.Errorf("\"0s\" is not a latency: write \"auto\" or e.g. \"400ms\"")
@@ -202,7 +202,7 @@ func (c *Config) validateCluster(ps *cfgProblems) {
 		if h, p, err := net.SplitHostPort(s); err == nil {
 			host = h
 			if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
-				ps.add(at.Key("seeds").Index(i), "%q has a bad port", s)
+				ps.add(at.Key("seeds").Index(i), "%q has a bad port: want 1..65535, e.g. \"10.0.0.5:7946\"", s)
 				continue
 			}
 		}
@@ -225,7 +225,7 @@ func (c *Config) validateCluster(ps *cfgProblems) {
 		ps.add(at.Key("backbone_listen"), "%q uses the same UDP port as srt.listen (%q)", cl.BackboneListen, c.SRT.Listen)
 	}
 	if cl.Latency > LinkLatency(10*time.Second) {
-		ps.add(at.Key("latency"), "%s is more than 10s", cl.Latency)
+		ps.add(at.Key("latency"), "%s is more than 10s: write \"auto\" (4x the measured RTT) or a shorter duration", cl.Latency)
 	}
 	if cl.DSCP < -1 || cl.DSCP > 63 {
 		ps.add(at.Key("dscp"), "%d is not a DSCP value 0..63 (or -1 for no marking; 34 = AF41 is the default)", cl.DSCP)
