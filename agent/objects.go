@@ -97,7 +97,11 @@ func (a *Agent) newObjects(cfg *Config) error {
 		if st == "" {
 			st = lifecycle.Scheduled
 		}
-		if err := o.tasks.Create(t.Spec, false, st); err != nil {
+		var at task.Position
+		if t.At != nil {
+			at = *t.At
+		}
+		if err := o.tasks.Restore(t.Spec, st, at); err != nil {
 			log.Error("stored task not restored", "task", t.Spec.ID, "err", err)
 		}
 	}
@@ -153,7 +157,11 @@ func (a *Agent) saveObjects() {
 	}
 	for _, t := range o.tasks.List() {
 		if !t.ReadOnly {
-			so.Tasks = append(so.Tasks, storedTask{Spec: t.Spec, State: t.Internal, Reason: t.Reason})
+			st := storedTask{Spec: t.Spec, State: t.Internal, Reason: t.Reason}
+			if t.Internal.Active() && t.Pass > 0 {
+				st.At = &task.Position{Item: t.Item, Pass: t.Pass}
+			}
+			so.Tasks = append(so.Tasks, st)
 		}
 	}
 	if err := o.store.save(so); err != nil {

@@ -23,6 +23,7 @@ type objAgent struct {
 	base string
 	cfg  *Config
 	logs *syncBuf // the agent's JSON log lines
+	stop func()   // ends the agent (also at cleanup); idempotent
 }
 
 // startObjAgent runs an in-process agent on loopback ports with an API
@@ -53,8 +54,9 @@ func startObjAgent(t *testing.T, edit func(c *Config)) *objAgent {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &objAgent{a: a, base: "http://" + a.listenAddr("api"), cfg: c, logs: logs}
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return &objAgent{a: a, base: "http://" + a.listenAddr("api"), cfg: c, logs: logs, stop: stop}
 }
 
 // call sends a JSON request with the token (unless tok is "") and decodes

@@ -174,3 +174,73 @@ func TestTaskStopRestartDelete(t *testing.T) {
 		})
 	}
 }
+
+// TestTaskResumesAfterRestart: a running playlist task whose node stops
+// while it plays item 1 comes back Running at item 1 of the same pass,
+// not at item 0; the webhook sees started then item-changed 1 1.
+func TestTaskResumesAfterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays media in real time")
+	}
+	testmedia.Need(t, "ffmpeg")
+	dir := t.TempDir()
+	var items []string
+	for _, n := range []string{"a", "b", "c"} {
+		p := filepath.Join(dir, n+".flv")
+		makeFile(t, p, "libx264", "aac")
+		items = append(items, p)
+	}
+	secret := []byte("task-webhook-secret-0123456789")
+	secretFile := filepath.Join(dir, "hook.key")
+	os.WriteFile(secretFile, secret, 0o600)
+	recv := &taskHookReceiver{t: t, secret: secret}
+	hooks := httptest.NewServer(recv)
+	defer hooks.Close()
+	rtmpAddr := fmt.Sprintf("127.0.0.1:%d", testmedia.FreePort(t))
+	edit := func(c *Config) {
+		c.Node.DataDir = filepath.Join(dir, "data")
+		c.RTMP.Listen = rtmpAddr
+		c.Webhooks.URL = hooks.URL + "/node"
+		c.Webhooks.SecretFile = secretFile
+	}
+	o := startObjAgent(t, edit)
+	body := map[string]any{"id": "resume", "loop": 2, "callback": hooks.URL + "/task",
+		"source":      map[string]any{"playlist": items},
+		"destination": map[string]any{"url": "rtmp://" + rtmpAddr + "/live/resume"}}
+	var v struct {
+		State  string `json:"state"`
+		Item   int    `json:"item"`
+		Pass   int    `json:"pass"`
+		Stream string `json:"stream"`
+	}
+	if st := o.call(t, "POST", "/v1/tasks", testToken, body, &v); st != 201 {
+		t.Fatalf("create: %d %+v", st, v)
+	}
+	if st := o.call(t, "POST", "/v1/tasks/resume/start", testToken, nil, &v); st != 200 {
+		t.Fatalf("start: %d %+v", st, v)
+	}
+	testmedia.Eventually(t, 10*time.Second, "item 1 playing", func() bool {
+		o.call(t, "GET", "/v1/tasks/resume", "", nil, &v)
+		return v.Item == 1
+	})
+	o.stop()
+	testmedia.Eventually(t, 5*time.Second, "events before the restart delivered", func() bool {
+		return len(recv.seen()) >= 3
+	})
+	before := len(recv.seen())
+
+	b := startObjAgent(t, edit)
+	b.call(t, "GET", "/v1/tasks/resume", "", nil, &v)
+	if v.State != "Running" || v.Item != 1 || v.Pass != 1 {
+		t.Errorf("after the restart: %+v, want Running at item 1 of pass 1", v)
+	}
+	testmedia.Eventually(t, 5*time.Second, "events after the restart", func() bool { return len(recv.seen()) >= before+2 })
+	got := recv.seen()[before:][:2]
+	if want := []string{"task.started", "task.item-changed 1 1"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("events after the restart %q, want %q (all: %q)", got, want, recv.seen())
+	}
+	testmedia.Eventually(t, 10*time.Second, "the playlist goes on to item 2", func() bool {
+		b.call(t, "GET", "/v1/tasks/resume", "", nil, &v)
+		return v.Item == 2 && v.Pass == 1
+	})
+}

@@ -37,6 +37,9 @@ type storedTask struct {
 	Spec   task.Spec       `json:"spec"`
 	State  lifecycle.State `json:"state"`
 	Reason string          `json:"reason,omitempty"`
+	// At is the playlist item and pass a running task had reached: it
+	// resumes there after a restart.
+	At *task.Position `json:"at,omitempty"`
 }
 
 // objectStore writes objects.json atomically: a temp file in the same

@@ -42,6 +42,14 @@ type entry struct {
 	done      chan struct{}
 	player    *player
 	stopState lifecycle.State // what a cancel ends in: standby or finished
+	resume    bool            // the next start continues at item/pass (restart of the node)
+}
+
+// Position is where a task is in its playlist: the item index and the
+// 1-based pass (loop) through the playlist.
+type Position struct {
+	Item int `json:"item"`
+	Pass int `json:"pass"`
 }
 
 // Manager owns the node's tasks, their state machines and their schedule.
@@ -92,6 +100,16 @@ func (m *Manager) notify(e *entry, event, reason string) {
 // Create adds a task. state is the state it comes back in after a
 // restart; "" is a new task (NotStarted).
 func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error {
+	return m.create(spec, readOnly, state, nil)
+}
+
+// Restore adds a task read back from the store: a task that was running
+// starts again at the playlist item and pass it had reached.
+func (m *Manager) Restore(spec Spec, state lifecycle.State, at Position) error {
+	return m.create(spec, false, state, &at)
+}
+
+func (m *Manager) create(spec Spec, readOnly bool, state lifecycle.State, at *Position) error {
 	spec.Normalize()
 	if err := spec.Validate(m.now()); err != nil && state == "" {
 		return err
@@ -105,7 +123,11 @@ func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error 
 	if st == "" || st.Active() {
 		st = lifecycle.Scheduled
 	}
-	m.tasks[spec.ID] = &entry{spec: spec, readOnly: readOnly, state: st, since: m.now()}
+	e := &entry{spec: spec, readOnly: readOnly, state: st, since: m.now()}
+	if at != nil && state.Active() && at.Item >= 0 && at.Item < len(spec.Source.Playlist) && at.Pass >= 1 {
+		e.item, e.pass, e.resume = at.Item, at.Pass, true
+	}
+	m.tasks[spec.ID] = e
 	m.mu.Unlock()
 	m.changed(spec.ID)
 	if state.Active() {
@@ -199,11 +221,16 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	pl := newPlayer(spec, paths, m.deps)
+	if e.resume {
+		pl.from = Position{Item: e.item, Pass: e.pass}
+		e.resume = false
+	}
 	pl.onItem = func(i, pass int) {
 		m.mu.Lock()
 		e.item, e.pass = i, pass
 		m.notify(e, "item-changed", "")
 		m.mu.Unlock()
+		m.changed(id) // saved, so a restart resumes at this item
 	}
 	e.cancel, e.done, e.player, e.stopState = cancel, make(chan struct{}), pl, lifecycle.Standby
 	m.setLocked(e, lifecycle.Running, "")

@@ -111,6 +111,7 @@ type player struct {
 	paths  []string
 	deps   *Deps
 	onItem func(i, loop int)
+	from   Position // where to begin (a resumed task); zero: the start
 
 	pusher *relay.Pusher
 	puller *relay.Puller
@@ -170,8 +171,12 @@ func (p *player) run(ctx context.Context) error {
 	var base int64
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for loop := 1; p.spec.Loop < 0 || loop <= p.spec.Loop; loop++ {
+	first, from := max(p.from.Pass, 1), p.from.Item
+	for loop := first; p.spec.Loop < 0 || loop <= p.spec.Loop; loop++ {
 		for i, path := range p.paths {
+			if loop == first && i < from {
+				continue
+			}
 			it, err := openItem(path)
 			if err != nil {
 				return fmt.Errorf("source.playlist[%d]: %w", i, err)
