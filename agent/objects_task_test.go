@@ -244,3 +244,71 @@ func TestTaskResumesAfterRestart(t *testing.T) {
 		return v.Item == 2 && v.Pass == 1
 	})
 }
+
+// TestTaskLiveURL: a task whose source is a live URL (RTMP or HTTP-FLV of
+// a second relaymesh fed by ffmpeg) pushes it to this node's own ingest:
+// a player sees the frames, the task is Running until stopped, and the
+// webhook gets started then stopped.
+func TestTaskLiveURL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time publisher")
+	}
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	remote := startObjAgent(t, nil) // the live source's server
+	ctx := context.Background()
+	src := testmedia.Source{Audio: true, Realtime: true, Duration: 30 * time.Second}.Defaults()
+	testmedia.Publish(t, ctx, src, "rtmp://"+remote.a.listenAddr("rtmp")+"/live/src")
+	remote.waitVideo(t, "live/src")
+
+	cases := []struct{ name, url string }{
+		{"rtmp", "rtmp://" + remote.a.listenAddr("rtmp") + "/live/src"},
+		{"httpflv", "http://" + remote.a.listenAddr("http") + "/live/src.flv"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			secret := []byte("task-webhook-secret-0123456789")
+			secretFile := filepath.Join(dir, "hook.key")
+			os.WriteFile(secretFile, secret, 0o600)
+			recv := &taskHookReceiver{t: t, secret: secret}
+			hooks := httptest.NewServer(recv)
+			defer hooks.Close()
+			o := startObjAgent(t, func(c *Config) {
+				c.Webhooks.URL = hooks.URL + "/node"
+				c.Webhooks.SecretFile = secretFile
+			})
+			body := map[string]any{"id": "live", "callback": hooks.URL + "/task",
+				"source":      map[string]any{"url": c.url},
+				"destination": map[string]any{"url": "rtmp://" + o.a.listenAddr("rtmp") + "/live/out"}}
+			var v map[string]any
+			if st := o.call(t, "POST", "/v1/tasks", testToken, body, &v); st != 201 {
+				t.Fatalf("create: %d %v", st, v)
+			}
+			if st := o.call(t, "POST", "/v1/tasks/live/start", testToken, nil, &v); st != 200 || v["state"] != "Running" {
+				t.Fatalf("start: %d %v", st, v)
+			}
+			o.waitVideo(t, "live/out")
+			res, err := testmedia.Read(ctx, "http://"+o.a.listenAddr("http")+"/live/out.flv", 3*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.VideoCodec != "h264" || res.AudioCodec != "aac" || res.VideoFrames < 40 || res.NonMonotonic != 0 {
+				t.Errorf("player of the task's stream saw %+v: want h264/aac, >= 40 frames, monotonic", res)
+			}
+			if st := o.call(t, "GET", "/v1/tasks/live", "", nil, &v); st != 200 || v["state"] != "Running" {
+				t.Errorf("while pulling: %d %v, want Running", st, v)
+			}
+			if st := o.call(t, "POST", "/v1/tasks/live/stop", testToken, nil, &v); st != 200 || v["state"] != "Stopped" {
+				t.Fatalf("stop: %d %v", st, v)
+			}
+			want := []string{"task.started", "task.stopped"}
+			testmedia.Eventually(t, 10*time.Second, "webhook events", func() bool { return len(recv.seen()) >= len(want) })
+			if got := recv.seen(); strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("events %q, want %q", got, want)
+			}
+			if len(recv.bad) > 0 {
+				t.Errorf("bad signatures: %v", recv.bad)
+			}
+		})
+	}
+}
