@@ -13,12 +13,14 @@
 #   WARMUP=5               seconds between the last reader connecting and the window
 #   IDLE=3                 seconds of server CPU and RSS measured with the publisher only
 #   PREROLL=30             seconds one probe reader plays before the idle phase, so
-#                          relaymesh's packet ring (2048 packets, ~27 s here) is full and
+#                          relaymesh's packet ring (1024 packets, ~13 s here) is full and
 #                          its RSS at 0 readers is the steady one
 #   NGINX_PREROLL=5        the same for nginx, which keeps no ring
 #   SERVERS="nginx relaymesh relaymesh-gmp1"   relaymesh-gmp1 runs with GOMAXPROCS=1
 #   BASE_PORT=29350        nginx: BASE_PORT; relaymesh: BASE_PORT+1..+3
 #   RELAYMESH_BIN=bin/relaymesh   built from ./cmd/relaymesh when unset
+#   WRITE_COALESCE=100ms   relaymesh's limits.write_coalesce (players get packets at most
+#                          once per window; 0s = at once)
 #   PROFILE=1              CPU profile of relaymesh at the largest N (needs pprof on its API)
 #   OUT=/tmp/relaymesh-bench/run-DATE   where results.jsonl, logs and profiles go
 #   CACHE=/tmp/relaymesh-bench          where the encoded test clip is kept
@@ -150,6 +152,8 @@ listen = "127.0.0.1:$((BASE_PORT + 2))"
 listen = ""
 [api]
 listen = "$API_ADDR"
+[limits]
+write_coalesce = "${WRITE_COALESCE:-100ms}"
 EOF
 	if [ -n "$2" ]; then
 		GOMAXPROCS=$2 "$RELAYMESH_BIN" run -c "$dir/relaymesh.toml" >"$dir/stdout.log" 2>&1 &
