@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -48,28 +47,11 @@ func binary(t *testing.T) string {
 // agentProc is a running relaymesh binary.
 type agentProc struct {
 	cmd    *exec.Cmd
-	logs   *lockedBuf
+	logs   *testmedia.LogBuffer
 	cfg    string
 	ports  map[string]int
 	exited chan struct{} // closed when the process has exited
 	err    error         // its exit status, valid after exited
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 const baseConfig = `version = 1
@@ -95,7 +77,7 @@ func startAgent(t *testing.T, extra string) *agentProc {
 	bin := binary(t)
 	dir := t.TempDir()
 	p := &agentProc{
-		logs:   &lockedBuf{},
+		logs:   &testmedia.LogBuffer{},
 		cfg:    filepath.Join(dir, "relaymesh.toml"),
 		exited: make(chan struct{}),
 		ports: map[string]int{

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
 )
 
@@ -32,12 +32,12 @@ func testAgentConfig(t *testing.T) *Config {
 }
 
 // runAgent builds and runs an agent in this process until the test ends.
-func runAgent(t *testing.T, cfg *Config) (*Agent, *lockedLog) {
+func runAgent(t *testing.T, cfg *Config) (*Agent, *testmedia.LogBuffer) {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedLog{}
+	logs := &testmedia.LogBuffer{}
 	a, err := New(cfg, "", logs)
 	if err != nil {
 		t.Fatal(err)
@@ -60,34 +60,6 @@ func runAgent(t *testing.T, cfg *Config) (*Agent, *lockedLog) {
 		}
 	})
 	return a, logs
-}
-
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // scrape GETs /metrics over HTTP and parses the text format.
@@ -213,7 +185,7 @@ func TestMetricsScrape(t *testing.T) {
 
 	st := map[string]string{"stream": "live/metrics"}
 	var mfs map[string]*dto.MetricFamily
-	waitUntil(t, 15*time.Second, "a stream with a measured frame rate and keyframe interval", func() bool {
+	testmedia.Eventually(t, 15*time.Second, "a stream with a measured frame rate and keyframe interval", func() bool {
 		mfs = scrape(t, a)
 		f, _ := metricValue(mfs, "relaymesh_stream_frames_per_second", st)
 		k, _ := metricValue(mfs, "relaymesh_stream_keyframe_interval_seconds", st)
@@ -284,7 +256,7 @@ func TestMetricsScrape(t *testing.T) {
 	// the stream ends: its series go away with it
 	cancel()
 	<-fed
-	waitUntil(t, 10*time.Second, "the ended stream gone from /metrics", func() bool {
+	testmedia.Eventually(t, 10*time.Second, "the ended stream gone from /metrics", func() bool {
 		mfs = scrape(t, a)
 		_, ok := metricValue(mfs, "relaymesh_stream_readers", st)
 		n, _ := metricValue(mfs, "relaymesh_streams", nil)

@@ -22,8 +22,8 @@ type objAgent struct {
 	a    *Agent
 	base string
 	cfg  *Config
-	logs *syncBuf // the agent's JSON log lines
-	stop func()   // ends the agent (also at cleanup); idempotent
+	logs *testmedia.LogBuffer // the agent's JSON log lines
+	stop func()               // ends the agent (also at cleanup); idempotent
 }
 
 // startObjAgent runs an in-process agent on loopback ports with an API
@@ -46,7 +46,7 @@ func startObjAgent(t *testing.T, edit func(c *Config)) *objAgent {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	logs := &syncBuf{}
+	logs := &testmedia.LogBuffer{}
 	a, err := New(c, "", logs)
 	if err != nil {
 		t.Fatal(err)

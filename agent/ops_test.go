@@ -26,6 +26,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/webhook"
@@ -177,13 +178,13 @@ func TestAgentWebhooks(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	fed := feed(t, ctx, a.hub, "live/hook", 25)
-	waitUntil(t, 5*time.Second, "stream.published", func() bool { return len(r1.events()) == 1 })
+	testmedia.Eventually(t, 5*time.Second, "stream.published", func() bool { return len(r1.events()) == 1 })
 	cancel()
 	<-fed
-	waitUntil(t, 10*time.Second, "stream.unpublished after the reconnect grace", func() bool { return len(r1.events()) == 2 })
+	testmedia.Eventually(t, 10*time.Second, "stream.unpublished after the reconnect grace", func() bool { return len(r1.events()) == 2 })
 	a.notify(EventMemberJoin, map[string]string{"member": "sin-1"})
 	want := []string{`stream.published {"stream":"live/hook"}`, `stream.unpublished {"stream":"live/hook"}`, `member.join {"member":"sin-1"}`}
-	waitUntil(t, 10*time.Second, "three events", func() bool { return len(r1.events()) == 3 })
+	testmedia.Eventually(t, 10*time.Second, "three events", func() bool { return len(r1.events()) == 3 })
 	if got := r1.events(); !reflect.DeepEqual(got, want) {
 		t.Errorf("events = %q, want %q", got, want)
 	}
@@ -203,7 +204,7 @@ func TestAgentWebhooks(t *testing.T) {
 	}
 	a.notify(EventMemberJoin, map[string]string{"member": "filtered"})
 	a.notify(EventMemberLeave, map[string]string{"member": "sin-1"})
-	waitUntil(t, 5*time.Second, "member.leave at the new endpoint", func() bool { return len(r2.events()) == 1 })
+	testmedia.Eventually(t, 5*time.Second, "member.leave at the new endpoint", func() bool { return len(r2.events()) == 1 })
 	if got := r2.events(); got[0] != `member.leave {"member":"sin-1"}` {
 		t.Errorf("new endpoint got %q", got)
 	}
@@ -219,7 +220,7 @@ func TestAgentWebhooks(t *testing.T) {
 		t.Errorf("reload with a 5-byte secret = %v, want a webhooks.secret_file error", err)
 	}
 	a.notify(EventMemberLeave, map[string]string{"member": "still-r2"})
-	waitUntil(t, 5*time.Second, "the old sender still in force", func() bool { return len(r2.events()) == 2 })
+	testmedia.Eventually(t, 5*time.Second, "the old sender still in force", func() bool { return len(r2.events()) == 2 })
 
 	mfs := scrape(t, a)
 	if v, ok := metricValue(mfs, "relaymesh_webhook_events_total", map[string]string{"result": "delivered"}); !ok || v != 2 {
@@ -313,7 +314,7 @@ func TestQoSLifecycle(t *testing.T) {
 				return err
 			}
 		}
-		var logs lockedLog
+		var logs testmedia.LogBuffer
 		a := opsTestAgent(&logs)
 		defer a.hub.Close()
 		cfg := Default()
@@ -399,7 +400,7 @@ func TestQoSWithoutNetAdmin(t *testing.T) {
 		if err := dropNetAdmin(); err != nil {
 			return err
 		}
-		var logs lockedLog
+		var logs testmedia.LogBuffer
 		a := opsTestAgent(&logs)
 		defer a.hub.Close()
 		cfg := Default()

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,11 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/internal/testmedia/testnode"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/httpflv"
 	"github.com/relaymesh/relaymesh/media/mpegts"
@@ -22,45 +21,20 @@ import (
 	"github.com/relaymesh/relaymesh/media/srt"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testLog returns a logger whose output is shown when the test fails.
 func testLog(t *testing.T, name string) *slog.Logger {
-	buf := &syncBuf{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, _ := testmedia.Logger(t, name)
+	return log
 }
 
 // node is a hub with RTMP, SRT and HTTP-FLV listeners on loopback.
 type node struct {
+	tn      *testnode.Node
 	hub     *media.Hub
-	rtmp    *rtmp.Server
 	srt     *srt.Server
-	flv     *httpflv.Server
 	rtmpURL string // rtmp://127.0.0.1:port
 	srtURL  string // srt://127.0.0.1:port
 	httpURL string // http://127.0.0.1:port
-	srtStop context.CancelFunc
-	srtDone chan struct{}
 }
 
 type nodeOpts struct {
@@ -70,7 +44,6 @@ type nodeOpts struct {
 
 func startNode(t *testing.T, name string, o nodeOpts) *node {
 	t.Helper()
-	log := testLog(t, name).With("node", name)
 	hc := media.DefaultHubConfig()
 	switch {
 	case o.grace > 0:
@@ -79,44 +52,18 @@ func startNode(t *testing.T, name string, o nodeOpts) *node {
 		hc.ReconnectGrace = 0
 	}
 	hc.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-	n := &node{hub: media.NewHub(hc, log)}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		cancel()
-		n.srtStop()
-		n.hub.Close()
-		wg.Wait()
+	n := testnode.Start(t, testnode.Config{
+		Name: name,
+		Hub:  hc,
+		RTMP: rtmp.Config{PlayWait: 5 * time.Second},
+		FLV:  httpflv.Config{PlayWait: 5 * time.Second},
+		SRT:  &o.srt,
 	})
-	var err error
-	if n.rtmp, err = rtmp.New(rtmp.Config{Listen: "127.0.0.1:0", PlayWait: 5 * time.Second}, n.hub, log); err != nil {
-		t.Fatal(err)
-	}
-	if n.flv, err = httpflv.New(httpflv.Config{Listen: "127.0.0.1:0", PlayWait: 5 * time.Second}, n.hub, log); err != nil {
-		t.Fatal(err)
-	}
-	o.srt.Listen = "127.0.0.1:0"
-	if n.srt, err = srt.New(o.srt, n.hub, log); err != nil {
-		t.Fatal(err)
-	}
-	wg.Add(2)
-	go func() { defer wg.Done(); n.rtmp.Run(ctx) }()
-	go func() { defer wg.Done(); n.flv.Run(ctx) }()
-	sctx, scancel := context.WithCancel(ctx)
-	n.srtStop, n.srtDone = scancel, make(chan struct{})
-	go func() { defer close(n.srtDone); n.srt.Run(sctx) }()
-	n.rtmpURL = "rtmp://" + n.rtmp.Addr().String()
-	n.srtURL = "srt://" + n.srt.Addr().String()
-	n.httpURL = "http://" + n.flv.Addr().String()
-	return n
+	return &node{tn: n, hub: n.Hub, srt: n.SRT, rtmpURL: n.RTMPBase(), srtURL: n.SRTBase(), httpURL: n.FLVBase()}
 }
 
 // killSRT closes the node's SRT listener and its connections.
-func (n *node) killSRT() {
-	n.srt.Close()
-	n.srtStop()
-	<-n.srtDone
-}
+func (n *node) killSRT() { n.tn.KillSRT() }
 
 // live waits until key carries H.264 and AAC.
 func (n *node) live(t *testing.T, key string, d time.Duration) {
@@ -217,7 +164,7 @@ rtmp {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
 	cmd := exec.Command("nginx", "-p", dir, "-c", cf, "-g", "daemon off;")
-	var stderr syncBuf
+	var stderr testmedia.LogBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("nginx: %v", err)

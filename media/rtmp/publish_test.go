@@ -26,6 +26,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/internal/testmedia/testnode"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/rtmp"
 )
@@ -100,14 +101,14 @@ func (c *rawClient) waitClosed(t *testing.T, d time.Duration, what string) {
 
 // goodStream publishes a realtime ffmpeg stream and checks at the end of
 // the test that it still plays cleanly: bad clients cost only themselves.
-func goodStream(t *testing.T, n *node, key string) func() {
+func goodStream(t *testing.T, n *testnode.Node, key string) func() {
 	t.Helper()
 	ctx := context.Background()
-	testmedia.Publish(t, ctx, testmedia.Source{Realtime: true, Duration: 20 * time.Second}, n.rtmpURL(key))
-	testmedia.Eventually(t, 10*time.Second, "stream "+key, func() bool { return n.hub.Stream(key) != nil })
+	testmedia.Publish(t, ctx, testmedia.Source{Realtime: true, Duration: 20 * time.Second}, n.RTMPURL(key))
+	testmedia.Eventually(t, 10*time.Second, "stream "+key, func() bool { return n.Hub.Stream(key) != nil })
 	return func() {
 		t.Helper()
-		res, err := testmedia.Read(ctx, n.rtmpURL(key), 2*time.Second)
+		res, err := testmedia.Read(ctx, n.RTMPURL(key), 2*time.Second)
 		if err != nil {
 			t.Fatalf("good stream: %v", err)
 		}
@@ -124,7 +125,7 @@ func TestBadPublishers(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	n := start(t, fastHub(), rtmp.Config{ReadTimeout: time.Second, HandshakeTimeout: 3 * time.Second})
 	check := goodStream(t, n, "live/good")
-	addr := n.rtmp.Addr().String()
+	addr := n.RTMP.Addr().String()
 	vhdr := []byte{0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff}
 	key := []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65}
 
@@ -135,7 +136,7 @@ func TestBadPublishers(t *testing.T) {
 	}{
 		{"stalled publisher", func(t *testing.T, c *rawClient) {
 			c.publish(t, "live", "stall")
-			testmedia.Eventually(t, 10*time.Second, "live/stall published", func() bool { return n.hub.Stream("live/stall") != nil })
+			testmedia.Eventually(t, 10*time.Second, "live/stall published", func() bool { return n.Hub.Stream("live/stall") != nil })
 			for i := range 5 {
 				if err := c.send(6, 9, time.Duration(i*40)*time.Millisecond, 1, key); err != nil {
 					t.Fatal(err)
@@ -190,13 +191,13 @@ func TestBadPublishers(t *testing.T) {
 			c := dialRaw(t, addr)
 			tc.run(t, c)
 			testmedia.Eventually(t, 5*time.Second, "the reason in the log: "+tc.log, func() bool {
-				return strings.Contains(n.logs.String(), tc.log)
+				return strings.Contains(n.Logs.String(), tc.log)
 			})
 		})
 	}
 	// the trickled connection must be logged as closed with a reason
 	testmedia.Eventually(t, 5*time.Second, "a logged reason for the trickle", func() bool {
-		for _, l := range testmedia.Lines(n.logs.String()) {
+		for _, l := range testmedia.Lines(n.Logs.String()) {
 			if strings.Contains(l, `"stream":"live/trickle"`) && strings.Contains(l, `"reason"`) {
 				return true
 			}
@@ -204,7 +205,7 @@ func TestBadPublishers(t *testing.T) {
 		return false
 	})
 	for _, k := range []string{"live/stall", "live/trickle"} {
-		testmedia.Eventually(t, 5*time.Second, k+" to end", func() bool { return n.hub.Stream(k) == nil })
+		testmedia.Eventually(t, 5*time.Second, k+" to end", func() bool { return n.Hub.Stream(k) == nil })
 	}
 	check()
 }
@@ -219,9 +220,9 @@ func TestPublisherReconnect(t *testing.T) {
 	n := start(t, hc, rtmp.Config{})
 	ctx := context.Background()
 	src := testmedia.Source{Realtime: true, Duration: 3 * time.Second, GOP: 25, Audio: true}.Defaults()
-	first := testmedia.Publish(t, ctx, src, n.rtmpURL("live/re"))
-	testmedia.Eventually(t, 10*time.Second, "first publisher", func() bool { return n.hub.Stream("live/re") != nil })
-	stream := n.hub.Stream("live/re")
+	first := testmedia.Publish(t, ctx, src, n.RTMPURL("live/re"))
+	testmedia.Eventually(t, 10*time.Second, "first publisher", func() bool { return n.Hub.Stream("live/re") != nil })
+	stream := n.Hub.Stream("live/re")
 
 	type read struct {
 		name string
@@ -230,8 +231,8 @@ func TestPublisherReconnect(t *testing.T) {
 	}
 	results := make(chan read, 2)
 	for _, r := range []struct{ name, url string }{
-		{"rtmp", n.rtmpURL("live/re")},
-		{"httpflv", n.flvURL("live/re")},
+		{"rtmp", n.RTMPURL("live/re")},
+		{"httpflv", n.FLVURL("live/re")},
 	} {
 		go func() {
 			res, err := testmedia.Read(ctx, r.url, 20*time.Second)
@@ -242,11 +243,11 @@ func TestPublisherReconnect(t *testing.T) {
 	if err := first.Wait(15 * time.Second); err != nil {
 		t.Fatalf("first publisher: %v: %s", err, first.Stderr)
 	}
-	second := testmedia.Publish(t, ctx, src, n.rtmpURL("live/re"))
+	second := testmedia.Publish(t, ctx, src, n.RTMPURL("live/re"))
 	if err := second.Wait(15 * time.Second); err != nil {
 		t.Fatalf("second publisher: %v: %s", err, second.Stderr)
 	}
-	if n.hub.Stream("live/re") != stream {
+	if n.Hub.Stream("live/re") != stream {
 		t.Errorf("the second publisher got a new stream")
 	}
 	for range 2 {
@@ -295,7 +296,7 @@ func TestMaxBitratePublisher(t *testing.T) {
 	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
 		"-f", "lavfi", "-i", "testsrc=size=640x360:rate=25:duration=20,noise=alls=60:allf=t",
 		"-c:v", "libx264", "-preset", "ultrafast", "-b:v", "3M", "-minrate", "3M", "-maxrate", "3M", "-bufsize", "1M",
-		"-g", "25", "-pix_fmt", "yuv420p", "-f", "flv", n.rtmpURL("live/fat"))
+		"-g", "25", "-pix_fmt", "yuv420p", "-f", "flv", n.RTMPURL("live/fat"))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -307,27 +308,27 @@ func TestMaxBitratePublisher(t *testing.T) {
 		cmd.Process.Kill()
 		<-done
 	})
-	testmedia.Eventually(t, 10*time.Second, "live/fat published", func() bool { return n.hub.Stream("live/fat") != nil })
+	testmedia.Eventually(t, 10*time.Second, "live/fat published", func() bool { return n.Hub.Stream("live/fat") != nil })
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
 		t.Fatalf("3 Mbit/s publisher still connected 15 s after a 1 Mbit/s limit")
 	}
 	testmedia.Eventually(t, 5*time.Second, "the reason in the log", func() bool {
-		return strings.Contains(n.logs.String(), "publisher exceeded the maximum bitrate")
+		return strings.Contains(n.Logs.String(), "publisher exceeded the maximum bitrate")
 	})
-	if n.rtmp.Refused.Load() == 0 {
+	if n.RTMP.Refused.Load() == 0 {
 		t.Errorf("bitrate cut not counted as refused")
 	}
 }
 
 // h265Publisher starts publishing H.265 to live/h265 and returns a
 // function that writes one access unit.
-type h265Publisher func(t *testing.T, ctx context.Context, n *node, vps, sps, pps []byte) func(i int, au [][]byte) error
+type h265Publisher func(t *testing.T, ctx context.Context, n *testnode.Node, vps, sps, pps []byte) func(i int, au [][]byte) error
 
 // gortmplibPublisher publishes with gortmplib's client (Enhanced RTMP).
-func gortmplibPublisher(t *testing.T, ctx context.Context, n *node, vps, sps, pps []byte) func(int, [][]byte) error {
-	pu, _ := url.Parse(fmt.Sprintf("rtmp://%s/live#h265", n.rtmp.Addr()))
+func gortmplibPublisher(t *testing.T, ctx context.Context, n *testnode.Node, vps, sps, pps []byte) func(int, [][]byte) error {
+	pu, _ := url.Parse(fmt.Sprintf("rtmp://%s/live#h265", n.RTMP.Addr()))
 	pc := &gortmplib.Client{URL: pu, Publish: true}
 	if err := pc.Initialize(ctx); err != nil {
 		t.Fatalf("publisher: %v", err)
@@ -346,8 +347,8 @@ func gortmplibPublisher(t *testing.T, ctx context.Context, n *node, vps, sps, pp
 
 // enhancedPublisher sends Enhanced RTMP by hand the way OBS and ffmpeg
 // 6.1+ do: the frame type of every coded frame says key or inter.
-func enhancedPublisher(t *testing.T, ctx context.Context, n *node, vps, sps, pps []byte) func(int, [][]byte) error {
-	c := dialRaw(t, n.rtmp.Addr().String())
+func enhancedPublisher(t *testing.T, ctx context.Context, n *testnode.Node, vps, sps, pps []byte) func(int, [][]byte) error {
+	c := dialRaw(t, n.RTMP.Addr().String())
 	c.publish(t, "live", "h265")
 	rec := make([]byte, 23)
 	rec[0], rec[21], rec[22] = 1, 3, 3
@@ -402,10 +403,10 @@ func h265RoundTrip(t *testing.T, frames int, aus [][][]byte, vps, sps, pps []byt
 	defer cancel()
 	writeAU := pub(t, ctx, n, vps, sps, pps)
 	testmedia.Eventually(t, 10*time.Second, "live/h265 published with codecs", func() bool {
-		s := n.hub.Stream("live/h265")
+		s := n.Hub.Stream("live/h265")
 		return s != nil && s.Codecs().Video != ""
 	})
-	if got, want := n.hub.Stream("live/h265").Codecs(), (media.CodecInfo{Video: "H265", Width: 640, Height: 360}); got != want {
+	if got, want := n.Hub.Stream("live/h265").Codecs(), (media.CodecInfo{Video: "H265", Width: 640, Height: 360}); got != want {
 		t.Errorf("Codecs() = %+v, want %+v", got, want)
 	}
 
@@ -414,7 +415,7 @@ func h265RoundTrip(t *testing.T, frames int, aus [][][]byte, vps, sps, pps []byt
 	var rtmpCodec atomic.Value
 	rtmpDone := make(chan error, 1)
 	go func() {
-		ru, _ := url.Parse(fmt.Sprintf("rtmp://%s/live#h265", n.rtmp.Addr()))
+		ru, _ := url.Parse(fmt.Sprintf("rtmp://%s/live#h265", n.RTMP.Addr()))
 		rc := &gortmplib.Client{URL: ru}
 		if err := rc.Initialize(ctx); err != nil {
 			rtmpDone <- err
@@ -456,7 +457,7 @@ func h265RoundTrip(t *testing.T, frames int, aus [][][]byte, vps, sps, pps []byt
 	go func() {
 		var res flvResult
 		defer func() { flvDone <- res }()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.flvURL("live/h265"), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.FLVURL("live/h265"), nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			res.err = err
@@ -492,7 +493,7 @@ func h265RoundTrip(t *testing.T, frames int, aus [][][]byte, vps, sps, pps []byt
 		}
 	}()
 	testmedia.Eventually(t, 10*time.Second, "two readers on live/h265", func() bool {
-		return n.hub.Stream("live/h265").ReaderCount() == 2
+		return n.Hub.Stream("live/h265").ReaderCount() == 2
 	})
 	for i, au := range aus {
 		if err := writeAU(i, au); err != nil {

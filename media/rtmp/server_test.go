@@ -3,85 +3,24 @@ package rtmp_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/internal/testmedia/testnode"
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/httpflv"
 	"github.com/relaymesh/relaymesh/media/rtmp"
 )
 
-type node struct {
-	hub  *media.Hub
-	rtmp *rtmp.Server
-	http *httpflv.Server
-	logs *syncBuf
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func start(t *testing.T, hcfg media.HubConfig, rcfg rtmp.Config) *node {
+func start(t *testing.T, hcfg media.HubConfig, rcfg rtmp.Config) *testnode.Node {
 	t.Helper()
-	logs := &syncBuf{}
-	log := slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	hub := media.NewHub(hcfg, log)
-	rcfg.Listen = "127.0.0.1:0"
-	rs, err := rtmp.New(rcfg, hub, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs, err := httpflv.New(httpflv.Config{Listen: "127.0.0.1:0"}, hub, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); rs.Run(ctx) }()
-	go func() { defer wg.Done(); hs.Run(ctx) }()
-	t.Cleanup(func() {
-		hub.Close()
-		cancel()
-		wg.Wait()
-	})
-	return &node{hub: hub, rtmp: rs, http: hs, logs: logs}
+	return testnode.Start(t, testnode.Config{Name: "server", Hub: hcfg, RTMP: rcfg})
 }
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	if testing.Verbose() {
-		w.t.Logf("%s", strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
-}
-
-func (n *node) rtmpURL(key string) string { return fmt.Sprintf("rtmp://%s/%s", n.rtmp.Addr(), key) }
-func (n *node) flvURL(key string) string  { return fmt.Sprintf("http://%s/%s.flv", n.http.Addr(), key) }
 
 func fastHub() media.HubConfig {
 	c := media.DefaultHubConfig()
@@ -97,9 +36,9 @@ func TestPublishPlay(t *testing.T) {
 	n := start(t, fastHub(), rtmp.Config{})
 	src := testmedia.Source{Audio: true, Realtime: true, Duration: 6 * time.Second}.Defaults()
 	ctx := context.Background()
-	pub := testmedia.Publish(t, ctx, src, n.rtmpURL("live/e2e"))
+	pub := testmedia.Publish(t, ctx, src, n.RTMPURL("live/e2e"))
 	testmedia.Eventually(t, 10*time.Second, "stream live/e2e to be published", func() bool {
-		return n.hub.Stream("live/e2e") != nil
+		return n.Hub.Stream("live/e2e") != nil
 	})
 
 	type read struct {
@@ -109,8 +48,8 @@ func TestPublishPlay(t *testing.T) {
 	}
 	results := make(chan read, 2)
 	for _, r := range []struct{ name, url string }{
-		{"rtmp", n.rtmpURL("live/e2e")},
-		{"httpflv", n.flvURL("live/e2e")},
+		{"rtmp", n.RTMPURL("live/e2e")},
+		{"httpflv", n.FLVURL("live/e2e")},
 	} {
 		go func() {
 			res, err := testmedia.Read(ctx, r.url, 20*time.Second)
@@ -156,16 +95,16 @@ func TestSecondPublisherRefused(t *testing.T) {
 	n := start(t, fastHub(), rtmp.Config{})
 	ctx := context.Background()
 	src := testmedia.Source{Realtime: true, Duration: 8 * time.Second}
-	testmedia.Publish(t, ctx, src, n.rtmpURL("live/busy"))
-	testmedia.Eventually(t, 10*time.Second, "first publisher", func() bool { return n.hub.Stream("live/busy") != nil })
-	second := testmedia.Publish(t, ctx, src, n.rtmpURL("live/busy"))
+	testmedia.Publish(t, ctx, src, n.RTMPURL("live/busy"))
+	testmedia.Eventually(t, 10*time.Second, "first publisher", func() bool { return n.Hub.Stream("live/busy") != nil })
+	second := testmedia.Publish(t, ctx, src, n.RTMPURL("live/busy"))
 	if err := second.Wait(10 * time.Second); err == nil {
 		t.Fatalf("second publisher exited cleanly; want a refusal")
 	}
 	testmedia.Eventually(t, 5*time.Second, "refusal in the log", func() bool {
-		return strings.Contains(n.logs.String(), "stream is already being published")
+		return strings.Contains(n.Logs.String(), "stream is already being published")
 	})
-	info, ok := n.hub.Stream("live/busy").Publisher()
+	info, ok := n.Hub.Stream("live/busy").Publisher()
 	if !ok || info.Protocol != "rtmp" {
 		t.Fatalf("first publisher lost: %+v %v", info, ok)
 	}
@@ -178,10 +117,10 @@ func TestBadInput(t *testing.T) {
 	n := start(t, fastHub(), rtmp.Config{HandshakeTimeout: 700 * time.Millisecond, ReadTimeout: time.Second})
 	ctx := context.Background()
 	src := testmedia.Source{Realtime: true, Duration: 10 * time.Second}.Defaults()
-	testmedia.Publish(t, ctx, src, n.rtmpURL("live/good"))
-	testmedia.Eventually(t, 10*time.Second, "good stream", func() bool { return n.hub.Stream("live/good") != nil })
+	testmedia.Publish(t, ctx, src, n.RTMPURL("live/good"))
+	testmedia.Eventually(t, 10*time.Second, "good stream", func() bool { return n.Hub.Stream("live/good") != nil })
 
-	addr := n.rtmp.Addr().String()
+	addr := n.RTMP.Addr().String()
 	cases := []struct {
 		name string
 		send []byte
@@ -209,18 +148,18 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	if got := n.rtmp.Refused.Load(); got < uint64(len(cases)) {
+	if got := n.RTMP.Refused.Load(); got < uint64(len(cases)) {
 		t.Errorf("refused = %d, want >= %d", got, len(cases))
 	}
 	// the good stream still plays
-	res, err := testmedia.Read(ctx, n.rtmpURL("live/good"), 2*time.Second)
+	res, err := testmedia.Read(ctx, n.RTMPURL("live/good"), 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.VideoFrames < 25 || res.DecodeErrors != "" {
 		t.Errorf("good stream after bad input: %d frames, errors %q", res.VideoFrames, res.DecodeErrors)
 	}
-	resp, err := http.Get(n.flvURL("live/missing"))
+	resp, err := http.Get(n.FLVURL("live/missing"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,9 +19,9 @@ func TestTakeover(t *testing.T) {
 	hc.Takeover = true
 	n := start(t, hc, rtmp.Config{})
 	ctx := context.Background()
-	first := testmedia.Publish(t, ctx, testmedia.Source{Realtime: true, Duration: 30 * time.Second, GOP: 25, Audio: true}, n.rtmpURL("live/tk"))
-	testmedia.Eventually(t, 10*time.Second, "first publisher", func() bool { return n.hub.Stream("live/tk") != nil })
-	stream := n.hub.Stream("live/tk")
+	first := testmedia.Publish(t, ctx, testmedia.Source{Realtime: true, Duration: 30 * time.Second, GOP: 25, Audio: true}, n.RTMPURL("live/tk"))
+	testmedia.Eventually(t, 10*time.Second, "first publisher", func() bool { return n.Hub.Stream("live/tk") != nil })
+	stream := n.Hub.Stream("live/tk")
 
 	type read struct {
 		res testmedia.Result
@@ -29,26 +29,26 @@ func TestTakeover(t *testing.T) {
 	}
 	results := make(chan read, 1)
 	go func() {
-		res, err := testmedia.Read(ctx, n.rtmpURL("live/tk"), 20*time.Second)
+		res, err := testmedia.Read(ctx, n.RTMPURL("live/tk"), 20*time.Second)
 		results <- read{res, err}
 	}()
 	testmedia.Eventually(t, 10*time.Second, "the player", func() bool { return stream.ReaderCount() == 1 })
 	time.Sleep(2 * time.Second) // let the player receive some of the first publisher; not an assertion
 
 	src := testmedia.Source{Realtime: true, Duration: 3 * time.Second, GOP: 25, Audio: true}.Defaults()
-	second := testmedia.Publish(t, ctx, src, n.rtmpURL("live/tk"))
+	second := testmedia.Publish(t, ctx, src, n.RTMPURL("live/tk"))
 	if err := first.Wait(10 * time.Second); err == nil {
 		t.Errorf("first publisher exited cleanly; want it disconnected")
 	} else if strings.Contains(err.Error(), "still running") {
 		t.Fatalf("first publisher still connected after the takeover")
 	}
 	testmedia.Eventually(t, 5*time.Second, "the takeover reason in the log", func() bool {
-		return strings.Contains(n.logs.String(), "another publisher took over the stream")
+		return strings.Contains(n.Logs.String(), "another publisher took over the stream")
 	})
 	if err := second.Wait(15 * time.Second); err != nil {
 		t.Fatalf("second publisher: %v: %s", err, second.Stderr)
 	}
-	if n.hub.Stream("live/tk") != stream {
+	if n.Hub.Stream("live/tk") != stream {
 		t.Errorf("takeover made a new stream; players were dropped")
 	}
 	r := <-results

@@ -1,54 +1,34 @@
 package srt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testServer struct {
 	srv  *Server
 	hub  *media.Hub
-	logs *syncBuf
+	logs *testmedia.LogBuffer
 	port int
 	url  string
 }
 
 func startServer(t *testing.T, cfg Config, hcfg media.HubConfig) *testServer {
 	t.Helper()
-	logs := &syncBuf{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := testmedia.Logger(t, "server")
 	if hcfg.NewTSMuxer == nil {
 		hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
 	}
@@ -70,9 +50,6 @@ func startServer(t *testing.T, cfg Config, hcfg media.HubConfig) *testServer {
 		}
 		srv.Close()
 		hub.Close()
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
 	})
 	port := srv.Addr().(*net.UDPAddr).Port
 	return &testServer{srv: srv, hub: hub, logs: logs, port: port, url: fmt.Sprintf("srt://127.0.0.1:%d", port)}
@@ -91,27 +68,18 @@ func needTools(t *testing.T, tools ...string) {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var waitFor = testmedia.Eventually
 
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuf
+	stderr *testmedia.LogBuffer
 	done   chan error
 }
 
 func start(t *testing.T, stdout string, name string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	p := &proc{cmd: cmd, stderr: &syncBuf{}, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, stderr: &testmedia.LogBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if stdout != "" {
 		f, err := os.Create(stdout)
