@@ -224,21 +224,7 @@ func TestPublisherReconnect(t *testing.T) {
 	testmedia.Eventually(t, 10*time.Second, "first publisher", func() bool { return n.Hub.Stream("live/re") != nil })
 	stream := n.Hub.Stream("live/re")
 
-	type read struct {
-		name string
-		res  testmedia.Result
-		err  error
-	}
-	results := make(chan read, 2)
-	for _, r := range []struct{ name, url string }{
-		{"rtmp", n.RTMPURL("live/re")},
-		{"httpflv", n.FLVURL("live/re")},
-	} {
-		go func() {
-			res, err := testmedia.Read(ctx, r.url, 20*time.Second)
-			results <- read{r.name, res, err}
-		}()
-	}
+	results := readBoth(ctx, n, "live/re", 20*time.Second)
 	testmedia.Eventually(t, 10*time.Second, "two readers", func() bool { return stream.ReaderCount() == 2 })
 	if err := first.Wait(15 * time.Second); err != nil {
 		t.Fatalf("first publisher: %v: %s", err, first.Stderr)
@@ -250,38 +236,31 @@ func TestPublisherReconnect(t *testing.T) {
 	if n.Hub.Stream("live/re") != stream {
 		t.Errorf("the second publisher got a new stream")
 	}
-	for range 2 {
-		r := <-results
-		t.Run(r.name, func(t *testing.T) {
-			if r.err != nil {
-				t.Fatal(r.err)
+	checkReads(t, results, func(t *testing.T, res testmedia.Result) {
+		// one session has src.Frames() frames: more means the
+		// reader got both
+		if res.VideoFrames <= src.Frames()+src.FPS/2 {
+			t.Errorf("video frames = %d, want more than one session's %d", res.VideoFrames, src.Frames())
+		}
+		if !res.FirstKey {
+			t.Errorf("first video frame is not a keyframe")
+		}
+		if res.NonMonotonic != 0 {
+			t.Errorf("%d video timestamps did not increase", res.NonMonotonic)
+		}
+		// The capture is Matroska: the second session's codec
+		// headers make ffmpeg's muxer rewrite CodecPrivate, which its
+		// demuxer then reports. That is the capture, not the stream.
+		var errs []string
+		for _, l := range testmedia.Lines(res.DecodeErrors) {
+			if !strings.HasPrefix(l, "[matroska,webm @") {
+				errs = append(errs, l)
 			}
-			res := r.res
-			// one session has src.Frames() frames: more means the
-			// reader got both
-			if res.VideoFrames <= src.Frames()+src.FPS/2 {
-				t.Errorf("video frames = %d, want more than one session's %d", res.VideoFrames, src.Frames())
-			}
-			if !res.FirstKey {
-				t.Errorf("first video frame is not a keyframe")
-			}
-			if res.NonMonotonic != 0 {
-				t.Errorf("%d video timestamps did not increase", res.NonMonotonic)
-			}
-			// The capture is Matroska: the second session's codec
-			// headers make ffmpeg's muxer rewrite CodecPrivate, which its
-			// demuxer then reports. That is the capture, not the stream.
-			var errs []string
-			for _, l := range testmedia.Lines(res.DecodeErrors) {
-				if !strings.HasPrefix(l, "[matroska,webm @") {
-					errs = append(errs, l)
-				}
-			}
-			if len(errs) != 0 {
-				t.Errorf("decode errors: %s", strings.Join(errs, "\n"))
-			}
-		})
-	}
+		}
+		if len(errs) != 0 {
+			t.Errorf("decode errors: %s", strings.Join(errs, "\n"))
+		}
+	})
 }
 
 // TestMaxBitratePublisher: a 3 Mbit/s publisher on a 1 Mbit/s limit is

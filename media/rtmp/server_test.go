@@ -22,6 +22,44 @@ func start(t *testing.T, hcfg media.HubConfig, rcfg rtmp.Config) *testnode.Node 
 	return testnode.Start(t, testnode.Config{Name: "server", Hub: hcfg, RTMP: rcfg})
 }
 
+// playRead is what one player saw.
+type playRead struct {
+	name string
+	res  testmedia.Result
+	err  error
+}
+
+// readBoth reads key over RTMP and over HTTP-FLV at the same time, each
+// for at most d; the results arrive as the readers finish.
+func readBoth(ctx context.Context, n *testnode.Node, key string, d time.Duration) <-chan playRead {
+	results := make(chan playRead, 2)
+	for _, r := range []struct{ name, url string }{
+		{"rtmp", n.RTMPURL(key)},
+		{"httpflv", n.FLVURL(key)},
+	} {
+		go func() {
+			res, err := testmedia.Read(ctx, r.url, d)
+			results <- playRead{r.name, res, err}
+		}()
+	}
+	return results
+}
+
+// checkReads runs check on each player's result in a subtest named after
+// its protocol; a failed read fails the subtest.
+func checkReads(t *testing.T, results <-chan playRead, check func(t *testing.T, res testmedia.Result)) {
+	t.Helper()
+	for range cap(results) {
+		r := <-results
+		t.Run(r.name, func(t *testing.T) {
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			check(t, r.res)
+		})
+	}
+}
+
 func fastHub() media.HubConfig {
 	c := media.DefaultHubConfig()
 	c.ReconnectGrace = 300 * time.Millisecond
@@ -41,48 +79,27 @@ func TestPublishPlay(t *testing.T) {
 		return n.Hub.Stream("live/e2e") != nil
 	})
 
-	type read struct {
-		name string
-		res  testmedia.Result
-		err  error
-	}
-	results := make(chan read, 2)
-	for _, r := range []struct{ name, url string }{
-		{"rtmp", n.RTMPURL("live/e2e")},
-		{"httpflv", n.FLVURL("live/e2e")},
-	} {
-		go func() {
-			res, err := testmedia.Read(ctx, r.url, 20*time.Second)
-			results <- read{r.name, res, err}
-		}()
-	}
-	for range 2 {
-		r := <-results
-		t.Run(r.name, func(t *testing.T) {
-			if r.err != nil {
-				t.Fatal(r.err)
-			}
-			res := r.res
-			if res.VideoCodec != "h264" || res.AudioCodec != "aac" {
-				t.Errorf("codecs = %q/%q, want h264/aac", res.VideoCodec, res.AudioCodec)
-			}
-			if res.Width != src.Width || res.Height != src.Height {
-				t.Errorf("resolution = %dx%d, want %dx%d", res.Width, res.Height, src.Width, src.Height)
-			}
-			if d := res.VideoFrames - src.Frames(); d < -1 || d > 1 {
-				t.Errorf("video frames = %d, want %d (+-1)", res.VideoFrames, src.Frames())
-			}
-			if !res.FirstKey {
-				t.Errorf("first video frame is not a keyframe")
-			}
-			if res.NonMonotonic != 0 {
-				t.Errorf("%d video timestamps did not increase", res.NonMonotonic)
-			}
-			if res.DecodeErrors != "" {
-				t.Errorf("decode errors: %s", res.DecodeErrors)
-			}
-		})
-	}
+	results := readBoth(ctx, n, "live/e2e", 20*time.Second)
+	checkReads(t, results, func(t *testing.T, res testmedia.Result) {
+		if res.VideoCodec != "h264" || res.AudioCodec != "aac" {
+			t.Errorf("codecs = %q/%q, want h264/aac", res.VideoCodec, res.AudioCodec)
+		}
+		if res.Width != src.Width || res.Height != src.Height {
+			t.Errorf("resolution = %dx%d, want %dx%d", res.Width, res.Height, src.Width, src.Height)
+		}
+		if d := res.VideoFrames - src.Frames(); d < -1 || d > 1 {
+			t.Errorf("video frames = %d, want %d (+-1)", res.VideoFrames, src.Frames())
+		}
+		if !res.FirstKey {
+			t.Errorf("first video frame is not a keyframe")
+		}
+		if res.NonMonotonic != 0 {
+			t.Errorf("%d video timestamps did not increase", res.NonMonotonic)
+		}
+		if res.DecodeErrors != "" {
+			t.Errorf("decode errors: %s", res.DecodeErrors)
+		}
+	})
 	if err := pub.Wait(10 * time.Second); err != nil {
 		t.Errorf("publisher: %v: %s", err, pub.Stderr)
 	}
