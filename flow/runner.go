@@ -21,6 +21,16 @@ const SilenceFailover = 300 * time.Millisecond
 // switches back to it (at its next keyframe).
 const returnHold = time.Second
 
+// startGrace is how long the flow waits for an active source that has
+// not delivered yet when the other one already does: two publishers that
+// start together do not arrive in order, and failing over to whichever
+// came first only to return a second later is a flap.
+const startGrace = time.Second
+
+// minSwitchStep is the least the timeline advances across a switch (a
+// frame at 25 fps), so no two packets of a track share a timestamp.
+const minSwitchStep = 40 * time.Millisecond
+
 // BitrateWindow is the span over which a source's and an output's bitrate
 // is measured against its max_bitrate: one full window over the limit cuts
 // it, one full window at or under the limit restores it.
@@ -300,6 +310,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 	needKey, sendHeaders := true, true
 	var lastOut [3]int64 // per slot: data, video, audio
 	var lastFwd time.Time
+	var firstAny time.Time                     // the first packet from any source
 	fwdStart, fwdBytes := time.Now(), int64(0) // the flow's own bitrate window
 	outCut := make([]string, len(r.spec.Outputs))
 	var fwdRate int64
@@ -316,9 +327,12 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		s := st[i]
 		if !s.based {
 			s.based = true
+			// the new source continues the timeline after the time that
+			// really passed since the last packet went out (at least a
+			// frame), so players neither jump ahead nor see equal stamps
 			base := max(lastOut[0], lastOut[1], lastOut[2])
-			if base > 0 {
-				base++
+			if !lastFwd.IsZero() {
+				base += max(time.Since(lastFwd), minSwitchStep).Milliseconds()
 			}
 			s.offset = base - p.Time
 		}
@@ -353,8 +367,13 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		}
 		if sendHeaders {
 			sendHeaders = false
+			// the headers go out stamped with the start point's time: the
+			// new source's timeline is based on the start point, not on
+			// when its headers arrived (seconds earlier), which would put
+			// a jump of that age into the flow at every switch
 			for _, slot := range []int{0, 1, 2} {
 				if h := s.headers[slot]; h != nil {
+					h = &media.Packet{Kind: h.Kind, Time: p.Time, Header: true, Payload: h.Payload}
 					if err := write(i, h); err != nil {
 						return err
 					}
@@ -400,7 +419,8 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			if len(srcs) > 1 {
 				other := 1 - active
 				switch {
-				case !alive(active, now) && alive(other, now):
+				case !alive(active, now) && alive(other, now) &&
+					(!st[active].last.IsZero() || now.Sub(firstAny) >= startGrace):
 					if err := switchTo(other, now, true); err != nil {
 						return err
 					}
@@ -453,6 +473,9 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		case m := <-in:
 			now := time.Now()
 			s := st[m.src]
+			if firstAny.IsZero() {
+				firstAny = now
+			}
 			if s.last.IsZero() || now.Sub(s.last) >= SilenceFailover {
 				s.since = now
 			}
