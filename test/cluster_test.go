@@ -367,7 +367,10 @@ type flvPlayer struct {
 
 func (c *cluster) play(ctx context.Context, node, url string) *flvPlayer {
 	p := &flvPlayer{done: make(chan struct{}), file: filepath.Join(c.dir, fmt.Sprintf("play-%d.flv", time.Now().UnixNano()))}
+	// The lab's client times out after 30 s, which would end a longer
+	// play; ctx bounds this one.
 	client := c.lab.Host(node).HTTPClient()
+	client.Timeout = 0
 	go func() {
 		defer close(p.done)
 		p.err = p.run(ctx, client, url)
@@ -755,6 +758,9 @@ func TestClusterBackboneLoss(t *testing.T) {
 		}
 	})
 	got, want := player.frames(), src.Frames()
+	if player.err != nil {
+		t.Errorf("the player on sin ended with %v", player.err)
+	}
 	if last.Link.SRT == nil {
 		t.Fatal("no SRT statistics from the uplink")
 	}
