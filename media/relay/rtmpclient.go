@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
-	"github.com/bluenviron/gortmplib/pkg/bytecounter"
-	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/relaymesh/relaymesh/media"
@@ -96,15 +94,15 @@ func dialRTMP(ctx context.Context, t Target, u *url.URL, flashVer string) (*rtmp
 }
 
 func (c *rtmpClient) connect(flashVer string) error {
-	bc := bytecounter.NewReadWriter(c.nc)
-	if _, _, err := handshake.DoClient(bc, false, false); err != nil {
+	mc, err := rtmp.ClientHandshake(c.nc)
+	if err != nil {
 		return fmt.Errorf("rtmp handshake with %s: %w (is it an RTMP server?)", c.target, err)
 	}
-	c.mc = rtmp.NewMessageConn(bc)
+	c.mc = mc
 	if err := c.mc.SetWriteChunkSize(clientChunkSize); err != nil {
 		return err
 	}
-	res, err := c.call("connect", 0, amf0.Object{
+	_, err = c.call("connect", 0, amf0.Object{
 		{Key: "app", Value: c.app},
 		{Key: "flashVer", Value: flashVer},
 		{Key: "tcUrl", Value: c.tcURL},
@@ -119,7 +117,6 @@ func (c *rtmpClient) connect(flashVer string) error {
 	if err != nil {
 		return fmt.Errorf("rtmp connect to app %q: %w", c.app, err)
 	}
-	_ = res
 	return nil
 }
 

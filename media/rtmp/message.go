@@ -9,6 +9,7 @@ import (
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
+	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 )
 
@@ -71,6 +72,16 @@ func NewMessageConn(bc *bytecounter.ReadWriter) *MessageConn {
 	m.r = rawmessage.NewReader(bc, bc.Reader, func(n uint32) error { return m.Write(Ack(n)) })
 	m.w = rawmessage.NewWriter(bc, bc.Writer, false)
 	return m
+}
+
+// ClientHandshake performs the client side of the plain RTMP handshake on
+// nc and returns the connection's message layer.
+func ClientHandshake(nc io.ReadWriter) (*MessageConn, error) {
+	bc := bytecounter.NewReadWriter(nc)
+	if _, _, err := handshake.DoClient(bc, false, false); err != nil {
+		return nil, err
+	}
+	return NewMessageConn(bc), nil
 }
 
 // Locker returns the write lock, for callers that write already chunked
