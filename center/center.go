@@ -18,6 +18,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/relay"
 	"github.com/relaymesh/relaymesh/media/srt"
 )
 
@@ -309,6 +310,7 @@ func (c *Center) Missing(key string) {
 				Latency:         c.cfg.Latency(rtt),
 				PeerIdleTimeout: c.cfg.IdleTimeout,
 				DSCP:            c.cfg.DSCP,
+				ConnectTimeout:  relay.ConnectTimeoutFor(rtt),
 			}, nil
 		},
 	}, log)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/relay"
 )
 
 // Cluster is what the uplinks need from gossip (a *gossip.Cluster).
@@ -257,5 +258,6 @@ func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, erro
 		Latency:         cfg.Latency(rtt),
 		PeerIdleTimeout: cfg.IdleTimeout,
 		DSCP:            cfg.DSCP,
+		ConnectTimeout:  relay.ConnectTimeoutFor(rtt),
 	}, nil
 }

@@ -65,6 +65,9 @@ func srtConfig(t Target, u *url.URL, wantAction string) (gosrt.Config, string, e
 		c.PeerIdleTimeout = DefaultPeerIdleTimeout
 	}
 	c.ConnectionTimeout = 3 * time.Second
+	if t.ConnectTimeout > 0 {
+		c.ConnectionTimeout = t.ConnectTimeout
+	}
 	if t.DSCP < 0 || t.DSCP > 63 {
 		return c, "", fmt.Errorf("srt target %s: dscp %d is outside 0..63", Redact(t.URL), t.DSCP)
 	}
@@ -120,4 +123,14 @@ func srtDialError(t Target, err error) error {
 		return fmt.Errorf("srt connect %s: refused by the listener (streamid, passphrase or auth): %w", Redact(t.URL), err)
 	}
 	return fmt.Errorf("srt connect %s: %w", Redact(t.URL), err)
+}
+
+// ConnectTimeoutFor is a Target.ConnectTimeout for a peer at rtt: four
+// round trips (the handshake takes two), at least 1s, at most the 3s
+// default; 0 (the default) when the RTT is unknown.
+func ConnectTimeoutFor(rtt time.Duration) time.Duration {
+	if rtt <= 0 {
+		return 0
+	}
+	return min(max(4*rtt, time.Second), 3*time.Second)
 }
