@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -68,7 +69,7 @@ func (m *Manager) Authorize(action, proto, key string, remote net.Addr) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if action == "publish" {
-		for _, id := range m.sortedIDsLocked() {
+		for _, id := range lifecycle.SortedIDs(m.flows) {
 			s := &m.flows[id].spec
 			for _, src := range s.sources() {
 				if src.Type != SrcRTMPPush && src.Type != SrcSRTListener {
@@ -151,15 +152,6 @@ func (s *Spec) playerProtocols() string {
 		return "none (the flow only pushes)"
 	}
 	return strings.Join(out, ", ")
-}
-
-func (m *Manager) sortedIDsLocked() []string {
-	ids := make([]string, 0, len(m.flows))
-	for id := range m.flows {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }
 
 func addrHost(a net.Addr) string {

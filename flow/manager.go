@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -375,33 +374,13 @@ func (m *Manager) tick() {
 }
 
 // Get returns one flow.
-func (m *Manager) Get(id string) (View, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e := m.flows[id]
-	if e == nil {
-		return View{}, false
-	}
-	return m.viewLocked(e), true
-}
+func (m *Manager) Get(id string) (View, bool) { return lifecycle.Get(&m.mu, m.flows, id, m.viewLocked) }
 
 // List returns every flow by id.
-func (m *Manager) List() []View {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]View, 0, len(m.flows))
-	for _, e := range m.flows {
-		out = append(out, m.viewLocked(e))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
+func (m *Manager) List() []View { return lifecycle.List(&m.mu, m.flows, m.viewLocked) }
 
 func (m *Manager) viewLocked(e *entry) View {
-	v := View{Spec: e.spec, State: e.state, Reason: e.reason, Since: e.since, ReadOnly: e.readOnly, Origin: "api"}
-	if e.readOnly {
-		v.Origin = "config"
-	}
+	v := View{Spec: e.spec, State: e.state, Reason: e.reason, Since: e.since, ReadOnly: e.readOnly, Origin: lifecycle.Origin(e.readOnly)}
 	if e.run != nil {
 		st := e.run.Status()
 		v.Status = &st
@@ -415,16 +394,7 @@ func (m *Manager) viewLocked(e *entry) View {
 // IDs returns the ids of the flows that are (readOnly) or are not
 // (!readOnly) declared in the config.
 func (m *Manager) IDs(readOnly bool) []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for id, e := range m.flows {
-		if e.readOnly == readOnly {
-			out = append(out, id)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return lifecycle.IDs(&m.mu, m.flows, func(e *entry) bool { return e.readOnly == readOnly })
 }
 
 // Remove stops and deletes a flow regardless of its state (reload).

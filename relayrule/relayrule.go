@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 	"path"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -284,34 +283,14 @@ func (m *Manager) startLocked(e *entry, key string) *push {
 }
 
 // Get returns one rule.
-func (m *Manager) Get(id string) (View, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e := m.rules[id]
-	if e == nil {
-		return View{}, false
-	}
-	return m.viewLocked(e), true
-}
+func (m *Manager) Get(id string) (View, bool) { return lifecycle.Get(&m.mu, m.rules, id, m.viewLocked) }
 
 // List returns every rule by id.
-func (m *Manager) List() []View {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]View, 0, len(m.rules))
-	for _, e := range m.rules {
-		out = append(out, m.viewLocked(e))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
+func (m *Manager) List() []View { return lifecycle.List(&m.mu, m.rules, m.viewLocked) }
 
 func (m *Manager) viewLocked(e *entry) View {
 	v := View{Spec: e.spec, State: m.state(e, m.now()), LastError: e.lastErr, Pushes: map[string]relay.Status{},
-		ReadOnly: e.readOnly, Origin: "api"}
-	if e.readOnly {
-		v.Origin = "config"
-	}
+		ReadOnly: e.readOnly, Origin: lifecycle.Origin(e.readOnly)}
 	for k, p := range e.pushes {
 		v.Pushes[k] = p.p.Status()
 	}
@@ -320,16 +299,7 @@ func (m *Manager) viewLocked(e *entry) View {
 
 // IDs returns the ids of config-declared (readOnly) or API-made rules.
 func (m *Manager) IDs(readOnly bool) []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for id, e := range m.rules {
-		if e.readOnly == readOnly {
-			out = append(out, id)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return lifecycle.IDs(&m.mu, m.rules, func(e *entry) bool { return e.readOnly == readOnly })
 }
 
 // Close stops every push.

@@ -3,7 +3,6 @@ package task
 import (
 	"context"
 	"errors"
-	"sort"
 	"sync"
 	"time"
 
@@ -383,34 +382,14 @@ func (m *Manager) tick(ctx context.Context) {
 }
 
 // Get returns one task.
-func (m *Manager) Get(id string) (View, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e := m.tasks[id]
-	if e == nil {
-		return View{}, false
-	}
-	return m.viewLocked(e), true
-}
+func (m *Manager) Get(id string) (View, bool) { return lifecycle.Get(&m.mu, m.tasks, id, m.viewLocked) }
 
 // List returns every task by id.
-func (m *Manager) List() []View {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]View, 0, len(m.tasks))
-	for _, e := range m.tasks {
-		out = append(out, m.viewLocked(e))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
+func (m *Manager) List() []View { return lifecycle.List(&m.mu, m.tasks, m.viewLocked) }
 
 func (m *Manager) viewLocked(e *entry) View {
 	v := View{Spec: e.spec, State: e.state.TaskName(), Internal: e.state, Reason: e.reason, Since: e.since,
-		Item: e.item, Pass: e.pass, ReadOnly: e.readOnly, Origin: "api", Stream: e.spec.Key()}
-	if e.readOnly {
-		v.Origin = "config"
-	}
+		Item: e.item, Pass: e.pass, ReadOnly: e.readOnly, Origin: lifecycle.Origin(e.readOnly), Stream: e.spec.Key()}
 	if e.player != nil {
 		if k, ok := e.player.destKey(); ok {
 			v.Stream = k
@@ -427,16 +406,7 @@ func (m *Manager) viewLocked(e *entry) View {
 
 // IDs returns the ids of config-declared (readOnly) or API-made tasks.
 func (m *Manager) IDs(readOnly bool) []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for id, e := range m.tasks {
-		if e.readOnly == readOnly {
-			out = append(out, id)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return lifecycle.IDs(&m.mu, m.tasks, func(e *entry) bool { return e.readOnly == readOnly })
 }
 
 // Remove stops and deletes a task regardless of its state (reload).
