@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -17,30 +16,183 @@ import (
 	"github.com/relaymesh/relaymesh/task"
 )
 
-// routesObjects registers the objects API endpoints on s.mux.
+// routesObjects registers the objects API endpoints on s.mux: for each
+// kind, list, get, create, update, delete and the kind's actions.
 func (s *apiServer) routesObjects() {
-	m := s.mux
-	m.HandleFunc("GET /v1/flows", s.listFlows)
-	m.HandleFunc("POST /v1/flows", s.mutating(s.createFlow))
-	m.HandleFunc("GET /v1/flows/{id}", s.getFlow)
-	m.HandleFunc("PUT /v1/flows/{id}", s.mutating(s.updateFlow))
-	m.HandleFunc("DELETE /v1/flows/{id}", s.mutating(s.flowAction("delete")))
-	m.HandleFunc("POST /v1/flows/{id}/start", s.mutating(s.flowAction("start")))
-	m.HandleFunc("POST /v1/flows/{id}/stop", s.mutating(s.flowAction("stop")))
+	o := &s.a.ext.objects
+	routeKind(s, objectKind[flow.Spec, flow.View]{
+		name: "flow", plural: "flows",
+		list: func() []flow.View { return o.flows.List() }, get: func(id string) (flow.View, bool) { return o.flows.Get(id) },
+		create: func(spec flow.Spec) error {
+			if max := s.a.config().Objects.MaxFlows; max > 0 && len(o.flows.List()) >= max {
+				return lifecycle.Newf(lifecycle.Limit, "", "%d flows exist, the most this node keeps (objects.max_flows)", max)
+			}
+			return o.flows.Create(spec, false, "")
+		},
+		update: func(spec flow.Spec) error { return o.flows.Update(spec) },
+		delete: func(id string) error { return o.flows.Delete(id) },
+		actions: map[string]func(context.Context, string) error{
+			"start": func(_ context.Context, id string) error { return o.flows.Start(id) },
+			"stop":  func(_ context.Context, id string) error { return o.flows.Stop(id) },
+		},
+		id: func(s *flow.Spec) *string { return &s.ID }, readOnly: func(v flow.View) bool { return v.ReadOnly },
+		mask: maskFlow, unmask: unmaskFlow,
+	})
+	routeKind(s, objectKind[relayrule.Spec, relayrule.View]{
+		name: "relay", plural: "relays",
+		list: func() []relayrule.View { return o.relays.List() }, get: func(id string) (relayrule.View, bool) { return o.relays.Get(id) },
+		create: func(spec relayrule.Spec) error { return o.relays.Create(spec, false, false) },
+		update: func(spec relayrule.Spec) error { return o.relays.Update(spec) },
+		delete: func(id string) error { return o.relays.Delete(id) },
+		id:     func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
+		mask:   func(v relayrule.View) relayrule.View { v.Passphrase = mask(v.Passphrase); return v },
+		unmask: func(spec *relayrule.Spec, old relayrule.View) { unmask(&spec.Passphrase, old.Passphrase) },
+	})
+	routeKind(s, objectKind[task.Spec, task.View]{
+		name: "task", plural: "tasks",
+		list: func() []task.View { return o.tasks.List() }, get: func(id string) (task.View, bool) { return o.tasks.Get(id) },
+		create: func(spec task.Spec) error { return o.tasks.Create(spec, false, "") },
+		update: func(spec task.Spec) error { return o.tasks.Update(spec) },
+		delete: func(id string) error { return o.tasks.Delete(id) },
+		actions: map[string]func(context.Context, string) error{
+			"start":   func(ctx context.Context, id string) error { return o.tasks.Start(ctx, id) },
+			"stop":    func(_ context.Context, id string) error { return o.tasks.Stop(id, false) },
+			"restart": func(ctx context.Context, id string) error { return o.tasks.Restart(ctx, id) },
+		},
+		id: func(s *task.Spec) *string { return &s.ID }, readOnly: func(v task.View) bool { return v.ReadOnly },
+		mask: func(v task.View) task.View { v.Destination.Passphrase = mask(v.Destination.Passphrase); return v },
+		unmask: func(spec *task.Spec, old task.View) {
+			unmask(&spec.Destination.Passphrase, old.Destination.Passphrase)
+		},
+	})
+}
 
-	m.HandleFunc("GET /v1/relays", s.listRelays)
-	m.HandleFunc("POST /v1/relays", s.mutating(s.createRelay))
-	m.HandleFunc("GET /v1/relays/{id}", s.getRelay)
-	m.HandleFunc("PUT /v1/relays/{id}", s.mutating(s.updateRelay))
-	m.HandleFunc("DELETE /v1/relays/{id}", s.mutating(s.deleteRelay))
+// objectKind is one kind of object (flow, relay, task) as the API serves
+// it: S is what clients send, V what they get back.
+type objectKind[S, V any] struct {
+	name, plural string // "flow", "flows"
+	list         func() []V
+	get          func(id string) (V, bool)
+	create       func(S) error
+	update       func(S) error
+	delete       func(id string) error
+	actions      map[string]func(ctx context.Context, id string) error // POST /v1/<plural>/{id}/<action>
+	id           func(*S) *string
+	readOnly     func(V) bool
+	mask         func(V) V   // hides secrets in answers
+	unmask       func(*S, V) // puts back secrets a client sent back masked
+}
 
-	m.HandleFunc("GET /v1/tasks", s.listTasks)
-	m.HandleFunc("POST /v1/tasks", s.mutating(s.createTask))
-	m.HandleFunc("GET /v1/tasks/{id}", s.getTask)
-	m.HandleFunc("PUT /v1/tasks/{id}", s.mutating(s.updateTask))
-	m.HandleFunc("DELETE /v1/tasks/{id}", s.mutating(s.taskAction("delete")))
-	for _, act := range []string{"start", "stop", "restart"} {
-		m.HandleFunc("POST /v1/tasks/{id}/"+act, s.mutating(s.taskAction(act)))
+// actionTimeout bounds an action: starting a task probes (maybe
+// downloads) its playlist.
+const actionTimeout = 2 * time.Minute
+
+func routeKind[S, V any](s *apiServer, k objectKind[S, V]) {
+	base := "/v1/" + k.plural
+	s.mux.HandleFunc("GET "+base, k.handleList)
+	s.mux.HandleFunc("POST "+base, s.mutating(k.handleCreate))
+	s.mux.HandleFunc("GET "+base+"/{id}", k.handleGet)
+	s.mux.HandleFunc("PUT "+base+"/{id}", s.mutating(k.handleUpdate))
+	s.mux.HandleFunc("DELETE "+base+"/{id}", s.mutating(k.handleAction("delete", nil)))
+	for name, act := range k.actions {
+		s.mux.HandleFunc("POST "+base+"/{id}/"+name, s.mutating(k.handleAction(name, act)))
+	}
+}
+
+func (k objectKind[S, V]) notFound(w http.ResponseWriter, id string) {
+	writeError(w, http.StatusNotFound, "not_found", "no "+k.name+" "+id, "")
+}
+
+func (k objectKind[S, V]) handleList(w http.ResponseWriter, r *http.Request) {
+	out := []V{}
+	for _, v := range k.list() {
+		out = append(out, k.mask(v))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{k.plural: out})
+}
+
+func (k objectKind[S, V]) handleGet(w http.ResponseWriter, r *http.Request) {
+	v, ok := k.get(r.PathValue("id"))
+	if !ok {
+		k.notFound(w, r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, k.mask(v))
+}
+
+func (k objectKind[S, V]) handleCreate(w http.ResponseWriter, r *http.Request) {
+	var spec S
+	if err := decodeBody(r, &spec); err != nil {
+		writeProblem(w, err)
+		return
+	}
+	if err := k.create(spec); err != nil {
+		writeProblem(w, err)
+		return
+	}
+	v, _ := k.get(*k.id(&spec))
+	writeJSON(w, http.StatusCreated, k.mask(v))
+}
+
+func (k objectKind[S, V]) handleUpdate(w http.ResponseWriter, r *http.Request) {
+	var spec S
+	if err := decodeBody(r, &spec); err != nil {
+		writeProblem(w, err)
+		return
+	}
+	id := k.id(&spec)
+	if err := idFromPath(r, id); err != nil {
+		writeProblem(w, err)
+		return
+	}
+	old, ok := k.get(*id)
+	if !ok {
+		k.notFound(w, *id)
+		return
+	}
+	if k.readOnly(old) {
+		writeProblem(w, readOnly(k.name, *id))
+		return
+	}
+	k.unmask(&spec, old)
+	if err := k.update(spec); err != nil {
+		writeProblem(w, err)
+		return
+	}
+	v, _ := k.get(*id)
+	writeJSON(w, http.StatusOK, k.mask(v))
+}
+
+// handleAction runs act on an API-made object and answers with its view;
+// a nil act is delete (204).
+func (k objectKind[S, V]) handleAction(name string, act func(context.Context, string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		v, ok := k.get(id)
+		if !ok {
+			k.notFound(w, id)
+			return
+		}
+		if k.readOnly(v) {
+			writeProblem(w, readOnly(k.name, id))
+			return
+		}
+		if act == nil {
+			if err := k.delete(id); err != nil {
+				writeProblem(w, err)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), actionTimeout)
+		defer cancel()
+		if err := act(ctx, id); err != nil {
+			writeProblem(w, err)
+			return
+		}
+		v, _ = k.get(id)
+		writeJSON(w, http.StatusOK, k.mask(v))
 	}
 }
 
@@ -147,7 +299,9 @@ func unmask(s *string, old string) {
 	}
 }
 
-// ---- flows
+func readOnly(kind, id string) error {
+	return lifecycle.Newf(lifecycle.ReadOnly, "", "%s %q is declared in the config file: change it there and reload", kind, id)
+}
 
 func maskFlow(v flow.View) flow.View {
 	v.Source.Passphrase = mask(v.Source.Passphrase)
@@ -164,62 +318,7 @@ func maskFlow(v flow.View) flow.View {
 	return v
 }
 
-func (s *apiServer) listFlows(w http.ResponseWriter, r *http.Request) {
-	out := []flow.View{}
-	for _, v := range s.a.ext.objects.flows.List() {
-		out = append(out, maskFlow(v))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"flows": out})
-}
-
-func (s *apiServer) getFlow(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.a.ext.objects.flows.Get(r.PathValue("id"))
-	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no flow "+r.PathValue("id"), "")
-		return
-	}
-	writeJSON(w, http.StatusOK, maskFlow(v))
-}
-
-func (s *apiServer) createFlow(w http.ResponseWriter, r *http.Request) {
-	var spec flow.Spec
-	if err := decodeBody(r, &spec); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	fm := s.a.ext.objects.flows
-	if max := s.a.config().Objects.MaxFlows; max > 0 && len(fm.List()) >= max {
-		writeProblem(w, lifecycle.Newf(lifecycle.Limit, "", "%d flows exist, the most this node keeps (objects.max_flows)", max))
-		return
-	}
-	if err := fm.Create(spec, false, ""); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	v, _ := fm.Get(spec.ID)
-	writeJSON(w, http.StatusCreated, maskFlow(v))
-}
-
-func (s *apiServer) updateFlow(w http.ResponseWriter, r *http.Request) {
-	var spec flow.Spec
-	if err := decodeBody(r, &spec); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	if err := idFromPath(r, &spec.ID); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	fm := s.a.ext.objects.flows
-	old, ok := fm.Get(spec.ID)
-	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no flow "+spec.ID, "")
-		return
-	}
-	if old.ReadOnly {
-		writeProblem(w, readOnly("flow", spec.ID))
-		return
-	}
+func unmaskFlow(spec *flow.Spec, old flow.View) {
 	unmask(&spec.Source.Passphrase, old.Source.Passphrase)
 	if spec.Backup != nil && old.Backup != nil {
 		unmask(&spec.Backup.Passphrase, old.Backup.Passphrase)
@@ -230,245 +329,5 @@ func (s *apiServer) updateFlow(w http.ResponseWriter, r *http.Request) {
 				unmask(&spec.Outputs[i].Passphrase, o.Passphrase)
 			}
 		}
-	}
-	if err := fm.Update(spec); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	v, _ := fm.Get(spec.ID)
-	writeJSON(w, http.StatusOK, maskFlow(v))
-}
-
-func readOnly(kind, id string) error {
-	return lifecycle.Newf(lifecycle.ReadOnly, "", "%s %q is declared in the config file: change it there and reload", kind, id)
-}
-
-func (s *apiServer) flowAction(act string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		fm := s.a.ext.objects.flows
-		v, ok := fm.Get(id)
-		if !ok {
-			writeError(w, http.StatusNotFound, "not_found", "no flow "+id, "")
-			return
-		}
-		if v.ReadOnly {
-			writeProblem(w, readOnly("flow", id))
-			return
-		}
-		var err error
-		switch act {
-		case "delete":
-			if err = fm.Delete(id); err == nil {
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-		case "start":
-			err = fm.Start(id)
-		case "stop":
-			err = fm.Stop(id)
-		}
-		if err != nil {
-			writeProblem(w, err)
-			return
-		}
-		v, _ = fm.Get(id)
-		writeJSON(w, http.StatusOK, maskFlow(v))
-	}
-}
-
-// ---- relays
-
-func maskRelay(v relayrule.View) relayrule.View {
-	v.Passphrase = mask(v.Passphrase)
-	return v
-}
-
-func (s *apiServer) listRelays(w http.ResponseWriter, r *http.Request) {
-	out := []relayrule.View{}
-	for _, v := range s.a.ext.objects.relays.List() {
-		out = append(out, maskRelay(v))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"relays": out})
-}
-
-func (s *apiServer) getRelay(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.a.ext.objects.relays.Get(r.PathValue("id"))
-	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no relay "+r.PathValue("id"), "")
-		return
-	}
-	writeJSON(w, http.StatusOK, maskRelay(v))
-}
-
-func (s *apiServer) createRelay(w http.ResponseWriter, r *http.Request) {
-	var spec relayrule.Spec
-	if err := decodeBody(r, &spec); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	rm := s.a.ext.objects.relays
-	if err := rm.Create(spec, false, false); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	v, _ := rm.Get(spec.ID)
-	writeJSON(w, http.StatusCreated, maskRelay(v))
-}
-
-func (s *apiServer) updateRelay(w http.ResponseWriter, r *http.Request) {
-	var spec relayrule.Spec
-	if err := decodeBody(r, &spec); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	if err := idFromPath(r, &spec.ID); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	rm := s.a.ext.objects.relays
-	old, ok := rm.Get(spec.ID)
-	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no relay "+spec.ID, "")
-		return
-	}
-	if old.ReadOnly {
-		writeProblem(w, readOnly("relay", spec.ID))
-		return
-	}
-	unmask(&spec.Passphrase, old.Passphrase)
-	if err := rm.Update(spec); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	v, _ := rm.Get(spec.ID)
-	writeJSON(w, http.StatusOK, maskRelay(v))
-}
-
-func (s *apiServer) deleteRelay(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	rm := s.a.ext.objects.relays
-	v, ok := rm.Get(id)
-	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no relay "+id, "")
-		return
-	}
-	if v.ReadOnly {
-		writeProblem(w, readOnly("relay", id))
-		return
-	}
-	if err := rm.Delete(id); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// ---- tasks
-
-func maskTask(v task.View) task.View {
-	v.Destination.Passphrase = mask(v.Destination.Passphrase)
-	return v
-}
-
-func (s *apiServer) listTasks(w http.ResponseWriter, r *http.Request) {
-	out := []task.View{}
-	for _, v := range s.a.ext.objects.tasks.List() {
-		out = append(out, maskTask(v))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"tasks": out})
-}
-
-func (s *apiServer) getTask(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.a.ext.objects.tasks.Get(r.PathValue("id"))
-	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no task "+r.PathValue("id"), "")
-		return
-	}
-	writeJSON(w, http.StatusOK, maskTask(v))
-}
-
-func (s *apiServer) createTask(w http.ResponseWriter, r *http.Request) {
-	var spec task.Spec
-	if err := decodeBody(r, &spec); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	tm := s.a.ext.objects.tasks
-	if err := tm.Create(spec, false, ""); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	v, _ := tm.Get(spec.ID)
-	writeJSON(w, http.StatusCreated, maskTask(v))
-}
-
-func (s *apiServer) updateTask(w http.ResponseWriter, r *http.Request) {
-	var spec task.Spec
-	if err := decodeBody(r, &spec); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	if err := idFromPath(r, &spec.ID); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	tm := s.a.ext.objects.tasks
-	old, ok := tm.Get(spec.ID)
-	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no task "+spec.ID, "")
-		return
-	}
-	if old.ReadOnly {
-		writeProblem(w, readOnly("task", spec.ID))
-		return
-	}
-	unmask(&spec.Destination.Passphrase, old.Destination.Passphrase)
-	if err := tm.Update(spec); err != nil {
-		writeProblem(w, err)
-		return
-	}
-	v, _ := tm.Get(spec.ID)
-	writeJSON(w, http.StatusOK, maskTask(v))
-}
-
-func (s *apiServer) taskAction(act string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		tm := s.a.ext.objects.tasks
-		v, ok := tm.Get(id)
-		if !ok {
-			writeError(w, http.StatusNotFound, "not_found", "no task "+id, "")
-			return
-		}
-		if v.ReadOnly {
-			writeProblem(w, readOnly("task", id))
-			return
-		}
-		// probing a playlist may download it: bound the call
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
-		defer cancel()
-		var err error
-		switch act {
-		case "delete":
-			if err = tm.Delete(id); err == nil {
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-		case "start":
-			err = tm.Start(ctx, id)
-		case "stop":
-			err = tm.Stop(id, false)
-		case "restart":
-			err = tm.Restart(ctx, id)
-		default:
-			err = fmt.Errorf("unknown action %q", act)
-		}
-		if err != nil {
-			writeProblem(w, err)
-			return
-		}
-		v, _ = tm.Get(id)
-		writeJSON(w, http.StatusOK, maskTask(v))
 	}
 }
