@@ -250,69 +250,45 @@ func (a *Agent) reloadObjects(old, next *Config) error {
 			return fmt.Errorf("task %q: an API-made task has that id", t.ID)
 		}
 	}
-	oldFlows, nextFlows := map[string]FlowConfig{}, map[string]FlowConfig{}
-	for _, f := range old.Flows {
-		oldFlows[f.ID] = f
-	}
-	for _, f := range next.Flows {
-		nextFlows[f.ID] = f
-	}
-	for id, f := range oldFlows {
-		if n, ok := nextFlows[id]; !ok || !reflect.DeepEqual(f, n) {
-			o.flows.Remove(id)
-		}
-	}
-	for id, f := range nextFlows {
-		if of, ok := oldFlows[id]; ok && reflect.DeepEqual(of, f) {
-			continue
-		}
-		st := lifecycle.Standby
-		if f.Start {
-			st = lifecycle.Running
-		}
-		if err := o.flows.Create(f.spec(), true, st); err != nil {
-			a.log.Error("flow from the reloaded config not created", "flow", id, "err", err)
-		}
-	}
-	oldRelays, nextRelays := map[string]RelayConfig{}, map[string]RelayConfig{}
-	for _, r := range old.Relays {
-		oldRelays[r.ID] = r
-	}
-	for _, r := range next.Relays {
-		nextRelays[r.ID] = r
-	}
-	for id, r := range oldRelays {
-		if n, ok := nextRelays[id]; !ok || n != r {
-			o.relays.Delete(id)
-		}
-	}
-	for id, r := range nextRelays {
-		if or, ok := oldRelays[id]; ok && or == r {
-			continue
-		}
-		if err := o.relays.Create(r.spec(), true, true); err != nil {
-			a.log.Error("relay from the reloaded config not created", "relay", id, "err", err)
-		}
-	}
-	oldTasks, nextTasks := map[string]TaskConfig{}, map[string]TaskConfig{}
-	for _, t := range old.Tasks {
-		oldTasks[t.ID] = t
-	}
-	for _, t := range next.Tasks {
-		nextTasks[t.ID] = t
-	}
-	for id, t := range oldTasks {
-		if n, ok := nextTasks[id]; !ok || !reflect.DeepEqual(n, t) {
-			o.tasks.Remove(id)
-		}
-	}
-	for id, t := range nextTasks {
-		if ot, ok := oldTasks[id]; ok && reflect.DeepEqual(ot, t) {
-			continue
-		}
-		if err := o.tasks.Create(t.spec(), true, lifecycle.Scheduled); err != nil {
-			a.log.Error("task from the reloaded config not created", "task", id, "err", err)
-		}
-	}
+	reloadKind(a, "flow", old.Flows, next.Flows, func(f FlowConfig) string { return f.ID }, o.flows.Remove,
+		func(f FlowConfig) error {
+			st := lifecycle.Standby
+			if f.Start {
+				st = lifecycle.Running
+			}
+			return o.flows.Create(f.spec(), true, st)
+		})
+	reloadKind(a, "relay", old.Relays, next.Relays, func(r RelayConfig) string { return r.ID },
+		func(id string) { o.relays.Delete(id) },
+		func(r RelayConfig) error { return o.relays.Create(r.spec(), true, true) })
+	reloadKind(a, "task", old.Tasks, next.Tasks, func(t TaskConfig) string { return t.ID }, o.tasks.Remove,
+		func(t TaskConfig) error { return o.tasks.Create(t.spec(), true, lifecycle.Scheduled) })
 	return nil
+}
+
+// reloadKind applies the config objects of one kind: those gone or changed
+// are removed, those new or changed are created; unchanged ones are left
+// running untouched.
+func reloadKind[C any](a *Agent, kind string, old, next []C, id func(C) string, remove func(string), create func(C) error) {
+	oldBy, nextBy := map[string]C{}, map[string]C{}
+	for _, c := range old {
+		oldBy[id(c)] = c
+	}
+	for _, c := range next {
+		nextBy[id(c)] = c
+	}
+	for k, c := range oldBy {
+		if n, ok := nextBy[k]; !ok || !reflect.DeepEqual(c, n) {
+			remove(k)
+		}
+	}
+	for _, k := range lifecycle.SortedIDs(nextBy) {
+		c := nextBy[k]
+		if oc, ok := oldBy[k]; ok && reflect.DeepEqual(oc, c) {
+			continue
+		}
+		if err := create(c); err != nil {
+			a.log.Error(kind+" from the reloaded config not created", kind, k, "err", err)
+		}
+	}
 }
