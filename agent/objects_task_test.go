@@ -58,6 +58,21 @@ func (h *taskHookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// newTaskHookReceiver starts a test webhook receiver whose secret is in
+// secretFile (under dir); it stops when the test ends.
+func newTaskHookReceiver(t *testing.T, dir string) (recv *taskHookReceiver, srv *httptest.Server, secretFile string) {
+	t.Helper()
+	secret := []byte("task-webhook-secret-0123456789")
+	secretFile = filepath.Join(dir, "hook.key")
+	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	recv = &taskHookReceiver{t: t, secret: secret}
+	srv = httptest.NewServer(recv)
+	t.Cleanup(srv.Close)
+	return recv, srv, secretFile
+}
+
 func (h *taskHookReceiver) seen() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -81,16 +96,10 @@ func TestTaskPlaylistToOwnIngest(t *testing.T) {
 	makeFile(t, flv, "libx264", "aac")
 	files := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer files.Close()
-	secret := []byte("task-webhook-secret-0123456789")
-	secretFile := filepath.Join(dir, "hook.key")
-	os.WriteFile(secretFile, secret, 0o600)
-	recv := &taskHookReceiver{t: t, secret: secret}
-	hooks := httptest.NewServer(recv)
-	defer hooks.Close()
+	recv, hooks, secretFile := newTaskHookReceiver(t, dir)
 
 	o := startObjAgent(t, func(c *Config) {
-		c.Webhooks.URL = hooks.URL + "/node"
-		c.Webhooks.SecretFile = secretFile
+		c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
 	})
 	dest := "rtmp://" + o.a.listenAddr("rtmp") + "/live/pseudo"
 	body := map[string]any{
@@ -190,18 +199,12 @@ func TestTaskResumesAfterRestart(t *testing.T) {
 		makeFile(t, p, "libx264", "aac")
 		items = append(items, p)
 	}
-	secret := []byte("task-webhook-secret-0123456789")
-	secretFile := filepath.Join(dir, "hook.key")
-	os.WriteFile(secretFile, secret, 0o600)
-	recv := &taskHookReceiver{t: t, secret: secret}
-	hooks := httptest.NewServer(recv)
-	defer hooks.Close()
+	recv, hooks, secretFile := newTaskHookReceiver(t, dir)
 	rtmpAddr := fmt.Sprintf("127.0.0.1:%d", testmedia.FreePort(t))
 	edit := func(c *Config) {
 		c.Node.DataDir = filepath.Join(dir, "data")
 		c.RTMP.Listen = rtmpAddr
-		c.Webhooks.URL = hooks.URL + "/node"
-		c.Webhooks.SecretFile = secretFile
+		c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
 	}
 	o := startObjAgent(t, edit)
 	body := map[string]any{"id": "resume", "loop": 2, "callback": hooks.URL + "/task",
@@ -267,15 +270,9 @@ func TestTaskLiveURL(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			secret := []byte("task-webhook-secret-0123456789")
-			secretFile := filepath.Join(dir, "hook.key")
-			os.WriteFile(secretFile, secret, 0o600)
-			recv := &taskHookReceiver{t: t, secret: secret}
-			hooks := httptest.NewServer(recv)
-			defer hooks.Close()
+			recv, hooks, secretFile := newTaskHookReceiver(t, dir)
 			o := startObjAgent(t, func(c *Config) {
-				c.Webhooks.URL = hooks.URL + "/node"
-				c.Webhooks.SecretFile = secretFile
+				c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
 			})
 			body := map[string]any{"id": "live", "callback": hooks.URL + "/task",
 				"source":      map[string]any{"url": c.url},
