@@ -58,6 +58,8 @@ callback = "https://example.com/hook"
 		{"duplicate flow id", good + "[[flow]]\nid = \"cam\"\n[flow.source]\ntype = \"rtmp-push\"\n", `flow[1].id: "cam" is already the id of flow[0]`},
 		{"negative limit", strings.Replace(good, "max_relays = 10", "max_relays = -1", 1), `objects.max_relays: -1 is negative`},
 		{"unknown key", strings.Replace(good, "loop = -1", "loops = -1", 1), `task[0].loops: unknown key`},
+		{"flow start and start_time", strings.Replace(good, "start = true\n", "start = true\nstart_time = 2030-01-01T00:00:00Z\n", 1), `flow[0].start: start = true runs the flow at once; start_time schedules it`},
+		{"flow window backwards", strings.Replace(good, "start = true\n", "start_time = 2030-01-02T00:00:00Z\nend_time = 2030-01-01T00:00:00Z\n", 1), `flow[0].end_time: must be after start_time`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
