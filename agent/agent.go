@@ -57,7 +57,8 @@ type Agent struct {
 	onPublished, onEnded, onMissing []func(key string)
 	// onAuthorize are further gates on publish and play (flows' own
 	// allowlists), asked after the node's allowlist and signed URL.
-	onAuthorize []func(action, key string, remote net.Addr) error
+	// proto is "rtmp", "httpflv" or "srt".
+	onAuthorize []func(proto, action, key string, remote net.Addr) error
 	ext         extensions
 	stopping    chan struct{}
 	// spawn runs a component built after Run started (a rebound
@@ -191,9 +192,16 @@ func policyOf(cfg *Config) (accessPolicy, error) {
 	return p, nil
 }
 
+// authorizer binds authorize to a listener's protocol.
+func (a *Agent) authorizer(proto string) func(action, key, query string, remote net.Addr) error {
+	return func(action, key, query string, remote net.Addr) error {
+		return a.authorize(proto, action, key, query, remote)
+	}
+}
+
 // authorize is the single gate every listener calls before a publish or
 // play: the CIDR allowlist first, then the signed URL when required.
-func (a *Agent) authorize(action, key, query string, remote net.Addr) error {
+func (a *Agent) authorize(proto, action, key, query string, remote net.Addr) error {
 	p := a.access.Load()
 	allow, need := p.playAllow, p.playAuth
 	if action == "publish" {
@@ -208,7 +216,7 @@ func (a *Agent) authorize(action, key, query string, remote net.Addr) error {
 		}
 	}
 	for _, f := range a.onAuthorize {
-		if err := f(action, key, remote); err != nil {
+		if err := f(proto, action, key, remote); err != nil {
 			return err
 		}
 	}
@@ -224,7 +232,7 @@ func (a *Agent) rtmpConfig(cfg *Config) rtmp.Config {
 		MaxConnections:   cfg.Limits.MaxConnections,
 		PlayWait:         a.playWait(cfg),
 		WriteCoalesce:    cfg.Limits.WriteCoalesce.Duration(),
-		Authorize:        a.authorize,
+		Authorize:        a.authorizer("rtmp"),
 	}
 }
 
@@ -236,7 +244,7 @@ func (a *Agent) httpflvConfig(cfg *Config) httpflv.Config {
 		MaxConnections: cfg.Limits.MaxConnections,
 		PlayWait:       a.playWait(cfg),
 		WriteCoalesce:  cfg.Limits.WriteCoalesce.Duration(),
-		Authorize:      a.authorize,
+		Authorize:      a.authorizer("httpflv"),
 	}
 }
 

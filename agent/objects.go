@@ -111,8 +111,8 @@ func (a *Agent) newObjects(cfg *Config) error {
 	a.onPublished = append(a.onPublished, func(string) { o.relays.Poke() })
 	// per-source and per-output allowlists; the listeners log a refusal
 	// with its reason
-	a.onAuthorize = append(a.onAuthorize, func(action, key string, remote net.Addr) error {
-		return o.flows.Authorize(action, flow.ProtoOf(remote), key, remote)
+	a.onAuthorize = append(a.onAuthorize, func(proto, action, key string, remote net.Addr) error {
+		return o.flows.Authorize(action, proto, key, remote)
 	})
 
 	a.add(func(ctx context.Context) error {

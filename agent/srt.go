@@ -46,7 +46,7 @@ func (a *Agent) srtConfig(cfg *Config) srt.Config {
 			if token != "" {
 				q = auth.QueryParam + "=" + token
 			}
-			return a.authorize(action, key, q, remote)
+			return a.authorize("srt", action, key, q, remote)
 		},
 	}
 }

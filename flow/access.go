@@ -15,29 +15,13 @@ const (
 	ProtoRTMP    = "rtmp"
 	ProtoHTTPFLV = "httpflv"
 	ProtoSRT     = "srt"
-	// ProtoTCP is an RTMP or HTTP-FLV client when the caller cannot tell
-	// which (both arrive with a TCP address).
-	ProtoTCP = "tcp"
 )
-
-// ProtoOf guesses the protocol from the remote address: UDP is SRT, TCP is
-// RTMP or HTTP-FLV (ProtoTCP).
-func ProtoOf(remote net.Addr) string {
-	if remote != nil && strings.HasPrefix(remote.Network(), "udp") {
-		return ProtoSRT
-	}
-	if _, ok := remote.(*net.UDPAddr); ok {
-		return ProtoSRT
-	}
-	return ProtoTCP
-}
 
 // playerOutputs are the output types that serve each player protocol.
 var playerOutputs = map[string][]string{
 	ProtoRTMP:    {OutRTMPPull},
 	ProtoHTTPFLV: {OutHTTPFLV},
 	ProtoSRT:     {OutSRTListener},
-	ProtoTCP:     {OutRTMPPull, OutHTTPFLV},
 }
 
 // allows reports whether remote is in the allowlist (empty: everyone).
@@ -105,17 +89,6 @@ func (m *Manager) Authorize(action, proto, key string, remote net.Addr) error {
 			return ""
 		}
 		return e.run.OutputCut(o.Name)
-	}
-	if proto == ProtoTCP {
-		for _, o := range serving {
-			if !allows(o.Allow, remote) {
-				return fmt.Errorf("address %s is not in the allow list of flow %q output %q", addrHost(remote), id, o.Name)
-			}
-			if why := cutWhy(o); why != "" {
-				return fmt.Errorf("flow %q output %q: %s", id, o.Name, why)
-			}
-		}
-		return nil
 	}
 	var cutErr error
 	for _, o := range serving {

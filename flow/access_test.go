@@ -47,15 +47,13 @@ func TestAuthorize(t *testing.T) {
 		{"rtmp play in the rtmp-pull allow", "play", ProtoRTMP, "flow/cam", tcp("192.0.2.7"), ""},
 		{"rtmp play only in the httpflv allow", "play", ProtoRTMP, "flow/cam", tcp("198.51.100.7"), `output "rtmp"`},
 		{"httpflv play in the httpflv allow", "play", ProtoHTTPFLV, "flow/cam", tcp("198.51.100.7"), ""},
-		{"tcp play must pass both", "play", ProtoTCP, "flow/cam", tcp("198.51.100.7"), `output "rtmp"`},
-		{"tcp play in both", "play", ProtoTCP, "flow/cam", tcp("192.0.2.7"), ""},
 		{"srt play in the second srt output", "play", ProtoSRT, "flow/cam", udp("203.0.113.2"), ""},
 		{"srt play in no srt output", "play", ProtoSRT, "flow/cam", udp("192.0.2.7"), `"srt-a", "srt-b"`},
 		{"srt play of a flow without srt output", "play", ProtoSRT, "flow/open", udp("192.0.2.7"), "no srt-listener output"},
-		{"play of a push-only flow", "play", ProtoTCP, "flow/push-only", tcp("192.0.2.7"), "no rtmp-pull or httpflv output"},
-		{"play of an open output", "play", ProtoTCP, "flow/open", tcp("8.8.8.8"), ""},
-		{"play of another stream", "play", ProtoTCP, "live/cam", tcp("8.8.8.8"), ""},
-		{"play of an unknown flow", "play", ProtoTCP, "flow/nope", tcp("8.8.8.8"), ""},
+		{"play of a push-only flow", "play", ProtoRTMP, "flow/push-only", tcp("192.0.2.7"), "no rtmp-pull output"},
+		{"play of an open output", "play", ProtoRTMP, "flow/open", tcp("8.8.8.8"), ""},
+		{"play of another stream", "play", ProtoRTMP, "live/cam", tcp("8.8.8.8"), ""},
+		{"play of an unknown flow", "play", ProtoRTMP, "flow/nope", tcp("8.8.8.8"), ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -69,11 +67,5 @@ func TestAuthorize(t *testing.T) {
 				t.Fatalf("refusal %q does not name %s", err, c.refusal)
 			}
 		})
-	}
-	if p := ProtoOf(udp("127.0.0.1")); p != ProtoSRT {
-		t.Errorf("ProtoOf(udp) = %s", p)
-	}
-	if p := ProtoOf(tcp("127.0.0.1")); p != ProtoTCP {
-		t.Errorf("ProtoOf(tcp) = %s", p)
 	}
 }
