@@ -771,8 +771,8 @@ func TestClusterBackboneLoss(t *testing.T) {
 		// the data packets' bytes on the wire (IP, UDP and SRT headers and
 		// retransmissions included) over the media bytes, both from the
 		// same samples of every session
-		t.Logf("backbone bytes on the wire per media byte: %.3f (%d wire bytes in %d packets for %d media bytes)",
-			float64(tot.WireBytes)/float64(tot.Bytes), tot.WireBytes, tot.PacketsSent, tot.Bytes)
+		t.Logf("backbone bytes on the wire per media byte: %.3f (%d wire bytes in %d packets for %d media bytes, %.2f Mbit/s of media)",
+			float64(tot.WireBytes)/float64(tot.Bytes), tot.WireBytes, tot.PacketsSent, tot.Bytes, float64(tot.Bytes)*8/dur.Seconds()/1e6)
 	}
 	if tot.Retransmits == 0 {
 		t.Error("no retransmits on a link with 2% loss: was the loss applied?")
