@@ -16,15 +16,16 @@ import (
 )
 
 // feed publishes 25 video packets a second of *size bytes each (a
-// keyframe every 25) to key until ctx ends.
-func feed(t *testing.T, ctx context.Context, hub *media.Hub, key string, size *atomic.Int64) {
+// keyframe every 25) to key until ctx ends. Like an encoder, it
+// publishes again when it is disconnected; kicks counts those.
+func feed(t *testing.T, ctx context.Context, hub *media.Hub, key string, size *atomic.Int64, kicks *atomic.Int64) {
 	t.Helper()
 	pub, err := hub.Publish(key, media.PublisherInfo{Protocol: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() {
-		defer pub.Close()
+		defer func() { pub.Close() }()
 		tick := time.NewTicker(40 * time.Millisecond)
 		defer tick.Stop()
 		for n := int64(0); ; n++ {
@@ -34,9 +35,17 @@ func feed(t *testing.T, ctx context.Context, hub *media.Hub, key string, size *a
 			case <-tick.C:
 			}
 			p := &media.Packet{Kind: media.KindVideo, Time: n * 40, Keyframe: n%25 == 0, Payload: make([]byte, size.Load())}
-			p.Payload[0] = 0x17
+			if p.Keyframe {
+				p.Payload[0] = 0x17
+			} else {
+				p.Payload[0] = 0x27
+			}
 			if pub.Write(p) != nil {
-				return
+				kicks.Add(1)
+				pub.Close()
+				if pub, err = hub.Publish(key, media.PublisherInfo{Protocol: "test"}); err != nil {
+					return
+				}
 			}
 		}
 	}()
@@ -68,9 +77,9 @@ func TestMaxBitrateCut(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var size atomic.Int64
+	var size, kicks atomic.Int64
 	size.Store(3000) // 600 kbit/s: over the output's limit, under the source's
-	feed(t, ctx, hub, "live/br", &size)
+	feed(t, ctx, hub, "live/br", &size, &kicks)
 	player := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5000}
 	view := func() View { v, _ := m.Get("br"); return v }
 
@@ -92,6 +101,10 @@ func TestMaxBitrateCut(t *testing.T) {
 		v := view()
 		return strings.Contains(v.Status.Sources[0].Cut, "over max_bitrate 1000000") && strings.Contains(v.Reason, `source "primary"`)
 	})
+	if !strings.Contains(view().Status.Sources[0].Cut, "publisher disconnected") {
+		t.Errorf("cut %q does not say the publisher was disconnected", view().Status.Sources[0].Cut)
+	}
+	testmedia.Eventually(t, 2*time.Second, "the over-bitrate publisher's next write to fail", func() bool { return kicks.Load() > 0 })
 	// a cut source feeds nothing: the flow's own bitrate falls, so the
 	// output comes back
 	testmedia.Eventually(t, 8*time.Second, "output restored while the source is cut", func() bool {

@@ -514,9 +514,9 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 // judgeSource cuts a source whose last full window went over its
 // max_bitrate and restores one whose window, while delivering, was at or
 // under it. A cut pull source is disconnected and pulled again after
-// pullRetry; a cut push source is dropped from the flow (the node cannot
-// disconnect its publisher from here: limits.max_bitrate does). It
-// reports whether the source was restored.
+// pullRetry; a cut push source's publisher is disconnected (its endpoint
+// logs the reason) and the source stays out of the flow until a window
+// under the limit. It reports whether the source was restored.
 func (r *Runner) judgeSource(i int, src *Source, s *srcState, now time.Time) bool {
 	if src.MaxBitrate <= 0 {
 		return false
@@ -528,6 +528,9 @@ func (r *Runner) judgeSource(i int, src *Source, s *srcState, now time.Time) boo
 			s.cut += fmt.Sprintf(" (disconnected; pulled again in %s)", pullRetry)
 			r.set(r.pullWork[i], false)
 			r.retryPulls[i] = now.Add(pullRetry)
+		} else if st := r.hub.Stream(r.spec.SourceKey(src)); st != nil &&
+			st.KickPublisher(fmt.Errorf("%w: flow %q source %q: %s", media.ErrBitrate, r.spec.ID, src.Name, s.cut)) {
+			s.cut += " (publisher disconnected)"
 		}
 		r.log.Warn("flow source cut", "source", src.Name, "reason", s.cut)
 	case s.cut != "" && s.winBytes > 0 && s.rate <= src.MaxBitrate:

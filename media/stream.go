@@ -349,3 +349,17 @@ func (p *Publisher) detach(reason error) {
 func (h *Hub) graceTime() time.Duration { return time.Duration(h.grace.Load()) }
 
 func (h *Hub) maxBitrate() int64 { return h.bitrate.Load() }
+
+// KickPublisher makes the current publisher's next Write fail with reason,
+// so its endpoint closes the connection and logs why; readers stay for the
+// reconnect grace. It reports whether a publisher was attached.
+func (s *Stream) KickPublisher(reason error) bool {
+	s.mu.Lock()
+	p := s.pub
+	s.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.kicked.CompareAndSwap(nil, &reason)
+	return true
+}
