@@ -319,23 +319,23 @@ cleanup
 	jq -r '"| \(.label) | \(.input) | \(.readers) | \(.server.processes) | \(.ok)/\(.failed)/\(.no_media)/\(.dropped) | \(.mbit_per_s) | \(.reader_mbit_min)/\(.reader_mbit_median)/\(.reader_mbit_max) | \(.server.cpu_percent) | \(.server.cpu_seconds_per_gbit) | \(if .server.cpu_seconds > 0 then (100 * .server.sys_seconds / .server.cpu_seconds | round | tostring) + "%" else "n/a" end) | \(.server.rss_kib_per_reader) | \(.srt.pkt_recv) | \(.srt.pkt_loss) | \(.srt.pkt_retrans) | \(.srt.pkt_drop) | \(.srt.pkt_belated) | \(.ts.cc_gaps) | \(.server.idle_cpu_percent) | \(.reader_cpu_percent) |"' "$RESULTS"
 	echo
 	echo "Ratios relaymesh / srt-live-transmit, CPU seconds per delivered Gbit (lower is better for relaymesh)."
-	echo "\"measured\": slt ran N relays in this run; \"estimate\": N x slt's single relay, i.e. its CPU per Gbit at N=1 (slt cannot fan out)."
+	echo "\"measured\": slt ran N relays in this run; \"estimate\": N x slt's single relay, i.e. its CPU per Gbit at its smallest measured N (slt cannot fan out)."
 	echo "RTMP in: relaymesh remuxes FLV -> TS and relays; slt's figure is its plain SRT -> SRT relay (it cannot take RTMP)."
 	echo
 	echo "| server | input | readers | relaymesh CPU s/Gbit | slt CPU s/Gbit | basis | ratio | relaymesh server CPU % | slt server CPU % (N relays) |"
 	echo "|---|---|---|---|---|---|---|---|---|"
 	jq -rs '
 		(map(select(.label == "slt")) | map({key: (.readers|tostring), value: .}) | from_entries) as $slt
-		| ($slt["1"]) as $one
+		| (map(select(.label == "slt")) | min_by(.readers)) as $one
 		| def r2: (. * 100 | round / 100 | tostring);
 		  def ratio(a; b): if (b // 0) > 0 then (a / b | r2) else "n/a" end;
 		.[] | select(.label != "slt") | . as $r
 		| (if $r.input == "srt" and $slt[($r.readers|tostring)] != null then {s: $slt[($r.readers|tostring)], basis: "measured"}
-		   elif $one != null then {s: $one, basis: (if $r.input == "rtmp" then "slt SRT->SRT, 1 relay" else "estimate: \($r.readers) x 1 relay" end)}
+		   elif $one != null then {s: $one, basis: (if $r.input == "rtmp" then "slt SRT->SRT, \($one.readers) relay(s)" else "estimate: \($r.readers) x 1 relay (slt N=\($one.readers))" end)}
 		   else null end) as $p
 		| select($p != null)
-		| (if $p.basis == "measured" or ($r.readers == 1) then ($p.s.server.cpu_percent | tostring)
-		   else ("~" + ($p.s.server.cpu_percent * $r.readers | r2) + " (est.)") end) as $pcpu
+		| (if $p.s.readers == $r.readers then ($p.s.server.cpu_percent | tostring)
+		   else ("~" + ($p.s.server.cpu_percent / $p.s.readers * $r.readers | r2) + " (est.)") end) as $pcpu
 		| "| \($r.label) | \($r.input) | \($r.readers) | \($r.server.cpu_seconds_per_gbit) | \($p.s.server.cpu_seconds_per_gbit) | \($p.basis) | \(ratio($r.server.cpu_seconds_per_gbit; $p.s.server.cpu_seconds_per_gbit)) | \($r.server.cpu_percent) | \($pcpu) |"' "$RESULTS"
 } | tee "$OUT/summary.md"
 log "results: $OUT"
