@@ -12,6 +12,8 @@
 package main
 
 import (
+	"github.com/relaymesh/relaymesh/bench/procstat"
+
 	"context"
 	"encoding/json"
 	"flag"
@@ -135,7 +137,7 @@ func run(ctx context.Context, o options, t target) (*Result, error) {
 			return nil, err
 		}
 		if o.pid > 0 {
-			if s, err := sampleTree(o.pid); err == nil {
+			if s, err := procstat.SampleTree(o.pid); err == nil {
 				rssStart = s.RSSKiB
 			}
 		}
@@ -152,7 +154,7 @@ func run(ctx context.Context, o options, t target) (*Result, error) {
 	}
 	var srv *ServerStats
 	if o.pid > 0 {
-		s0, err := sampleTree(o.pid)
+		s0, err := procstat.SampleTree(o.pid)
 		if err != nil {
 			return nil, err
 		}
@@ -165,7 +167,7 @@ func run(ctx context.Context, o options, t target) (*Result, error) {
 			if !sleep(ctx, min(time.Second, o.idle-time.Since(t0))) {
 				return nil, ctx.Err()
 			}
-			s1, err := sampleTree(o.pid)
+			s1, err := procstat.SampleTree(o.pid)
 			if err != nil {
 				return nil, err
 			}
@@ -243,10 +245,10 @@ func run(ctx context.Context, o options, t target) (*Result, error) {
 	if !sleep(ctx, o.warmup) {
 		return nil, ctx.Err()
 	}
-	var c0 procSample
+	var c0 procstat.Sample
 	if srv != nil {
 		var err error
-		if c0, err = sampleTree(o.pid); err != nil {
+		if c0, err = procstat.SampleTree(o.pid); err != nil {
 			return nil, err
 		}
 	}
@@ -266,7 +268,7 @@ loop:
 		select {
 		case <-tick.C:
 			if srv != nil {
-				if sm, err := sampleTree(o.pid); err == nil {
+				if sm, err := procstat.SampleTree(o.pid); err == nil {
 					srv.RSSWindow = append(srv.RSSWindow, sm.RSSKiB)
 					srv.RSSNKiB = max(srv.RSSNKiB, sm.RSSKiB)
 				}
@@ -283,7 +285,7 @@ loop:
 	b1 := total()
 	window := time.Since(t0).Seconds()
 	if srv != nil {
-		c1, err := sampleTree(o.pid)
+		c1, err := procstat.SampleTree(o.pid)
 		if err != nil {
 			return nil, err
 		}
@@ -382,7 +384,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func ticksToSec(t uint64) float64 { return float64(t) / clockTicks }
+func ticksToSec(t uint64) float64 { return float64(t) / procstat.ClockTicks }
 
 func round(v float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))

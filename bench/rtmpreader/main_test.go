@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/relaymesh/relaymesh/bench/procstat"
+
 	"context"
 	"fmt"
 	"io"
@@ -60,7 +62,7 @@ func TestParseStat(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ppid, ticks, sys, err := parseStat([]byte(c.line))
+			ppid, ticks, sys, err := procstat.ParseStat([]byte(c.line))
 			if c.wantError {
 				if err == nil {
 					t.Fatalf("want an error, got ppid %d ticks %d", ppid, ticks)
@@ -75,15 +77,15 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestSampleTreeSelf(t *testing.T) {
-	s, err := sampleTree(os.Getpid())
+	s, err := procstat.SampleTree(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.PIDs < 1 || s.RSSKiB == 0 || s.HWMKiB < s.RSSKiB {
 		t.Fatalf("sample of this process: %+v", s)
 	}
-	if _, err := sampleTree(1 << 30); err == nil {
-		t.Fatal("sampleTree of a pid that does not exist: no error")
+	if _, err := procstat.SampleTree(1 << 30); err == nil {
+		t.Fatal("procstat.SampleTree of a pid that does not exist: no error")
 	}
 }
 
@@ -203,8 +205,8 @@ func FuzzParseStat(f *testing.F) {
 	f.Add([]byte("4358 (relaymesh) S 1 4358 1 0 -1 4194560 1419 0 0 0 120 35 0 0 20 0"))
 	f.Add([]byte("1 ()) ) R 0"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		parseStat(b)
-		parseStatus(b)
+		procstat.ParseStat(b)
+		procstat.ParseStatus(b)
 	})
 }
 

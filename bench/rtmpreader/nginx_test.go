@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/relaymesh/relaymesh/bench/procstat"
+
 	"context"
 	"fmt"
 	"os"
@@ -56,7 +58,7 @@ func startNginx(t *testing.T) (port, pid int) {
 		}
 	})
 	testmedia.Eventually(t, 5*time.Second, "nginx to listen", func() bool {
-		s, err := sampleTree(cmd.Process.Pid)
+		s, err := procstat.SampleTree(cmd.Process.Pid)
 		return err == nil && s.PIDs >= 2 // master and worker
 	})
 	return port, cmd.Process.Pid
@@ -82,7 +84,7 @@ func TestReadersAgainstNginx(t *testing.T) {
 	}
 	probe.nc.Close()
 
-	before, err := sampleTree(pid)
+	before, err := procstat.SampleTree(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +126,7 @@ func TestReadersAgainstNginx(t *testing.T) {
 		}
 		p.nc.Close()
 	}
-	after, err := sampleTree(pid)
+	after, err := procstat.SampleTree(pid)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@
 package main
 
 import (
+	"github.com/relaymesh/relaymesh/bench/procstat"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -222,7 +224,7 @@ func run(ctx context.Context, o options, addr string, cfg gosrt.Config) (*Result
 	}
 	var srv *ServerStats
 	if o.pid > 0 {
-		s0, err := sampleTree(o.pid)
+		s0, err := procstat.SampleTree(o.pid)
 		if err != nil {
 			return nil, err
 		}
@@ -232,7 +234,7 @@ func run(ctx context.Context, o options, addr string, cfg gosrt.Config) (*Result
 			if !sleep(ctx, min(time.Second, o.idle-time.Since(t0))) {
 				return nil, ctx.Err()
 			}
-			s1, err := sampleTree(o.pid)
+			s1, err := procstat.SampleTree(o.pid)
 			if err != nil {
 				return nil, err
 			}
@@ -321,11 +323,11 @@ wait:
 	for i, r := range ok {
 		before[i] = r.snapshot()
 	}
-	self0, _ := sampleTree(os.Getpid())
-	var p0 procSample
+	self0, _ := procstat.SampleTree(os.Getpid())
+	var p0 procstat.Sample
 	if srv != nil {
 		var err error
-		if p0, err = sampleTree(o.pid); err != nil {
+		if p0, err = procstat.SampleTree(o.pid); err != nil {
 			return nil, err
 		}
 	}
@@ -352,20 +354,20 @@ wait:
 		res.PerSecond = append(res.PerSecond, round(float64(b-last)*8/1e6, 2))
 		last = b
 		if srv != nil {
-			if s, err := sampleTree(o.pid); err == nil {
+			if s, err := procstat.SampleTree(o.pid); err == nil {
 				srv.RSSNKiB = max(srv.RSSNKiB, s.RSSKiB)
 			}
 		}
 	}
 	window := time.Since(w0).Seconds()
-	var p1 procSample
+	var p1 procstat.Sample
 	if srv != nil {
 		var err error
-		if p1, err = sampleTree(o.pid); err != nil {
+		if p1, err = procstat.SampleTree(o.pid); err != nil {
 			return nil, fmt.Errorf("server ended during the window: %w", err)
 		}
 	}
-	self1, _ := sampleTree(os.Getpid())
+	self1, _ := procstat.SampleTree(os.Getpid())
 	after := make([]snap, len(ok))
 	for i, r := range ok {
 		after[i] = r.snapshot()
@@ -478,7 +480,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func ticksToSec(t uint64) float64 { return float64(t) / clockTicks }
+func ticksToSec(t uint64) float64 { return float64(t) / procstat.ClockTicks }
 
 func round(v float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))

@@ -1,4 +1,6 @@
-package main
+// Package procstat samples CPU time and resident memory of a process tree
+// from /proc, for the benchmark readers.
+package procstat
 
 import (
 	"bufio"
@@ -10,11 +12,11 @@ import (
 	"strings"
 )
 
-// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTicks = 100
+// ClockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const ClockTicks = 100
 
-// procSample is the CPU time and resident memory of a process tree.
-type procSample struct {
+// Sample is the CPU time and resident memory of a process tree.
+type Sample struct {
 	CPUTicks uint64 // utime + stime, in clock ticks
 	SysTicks uint64 // stime alone (time in the kernel, e.g. in send calls)
 	RSSKiB   uint64 // VmRSS
@@ -22,10 +24,10 @@ type procSample struct {
 	PIDs     int
 }
 
-// parseStat returns ppid, utime+stime and stime from the text of
+// ParseStat returns ppid, utime+stime and stime from the text of
 // /proc/PID/stat. The command name may hold spaces and parentheses, so
 // fields are counted from the last ')'.
-func parseStat(b []byte) (ppid int, ticks, sys uint64, err error) {
+func ParseStat(b []byte) (ppid int, ticks, sys uint64, err error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return 0, 0, 0, fmt.Errorf("stat: no ')' in %q", b)
@@ -50,8 +52,8 @@ func parseStat(b []byte) (ppid int, ticks, sys uint64, err error) {
 	return ppid, ut + st, st, nil
 }
 
-// parseStatus returns VmRSS and VmHWM in KiB from /proc/PID/status.
-func parseStatus(b []byte) (rss, hwm uint64) {
+// ParseStatus returns VmRSS and VmHWM in KiB from /proc/PID/status.
+func ParseStatus(b []byte) (rss, hwm uint64) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
@@ -76,9 +78,9 @@ func parseStatus(b []byte) (rss, hwm uint64) {
 	return rss, hwm
 }
 
-// sampleTree sums CPU time and RSS over root and all its descendants (so
+// SampleTree sums CPU time and RSS over root and all its descendants (so
 // nginx's master and worker count together).
-func sampleTree(root int) (procSample, error) {
+func SampleTree(root int) (Sample, error) {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	parent := map[int]int{}
 	ticks := map[int]uint64{}
@@ -92,14 +94,14 @@ func sampleTree(root int) (procSample, error) {
 		if err != nil {
 			continue
 		}
-		pp, t, st, err := parseStat(b)
+		pp, t, st, err := ParseStat(b)
 		if err != nil {
 			continue
 		}
 		parent[pid], ticks[pid], sys[pid] = pp, t, st
 	}
 	if _, ok := parent[root]; !ok {
-		return procSample{}, fmt.Errorf("process %d is not running", root)
+		return Sample{}, fmt.Errorf("process %d is not running", root)
 	}
 	inTree := func(pid int) bool {
 		for i := 0; i < 64 && pid > 1; i++ {
@@ -110,7 +112,7 @@ func sampleTree(root int) (procSample, error) {
 		}
 		return pid == root
 	}
-	var s procSample
+	var s Sample
 	for pid := range parent {
 		if !inTree(pid) {
 			continue
@@ -119,7 +121,7 @@ func sampleTree(root int) (procSample, error) {
 		s.CPUTicks += ticks[pid]
 		s.SysTicks += sys[pid]
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-			rss, hwm := parseStatus(b)
+			rss, hwm := ParseStatus(b)
 			s.RSSKiB += rss
 			s.HWMKiB += hwm
 		}
