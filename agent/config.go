@@ -95,22 +95,22 @@ type SRTConfig struct {
 	Listen            string   `toml:"listen"` // host:port (UDP); "" disables
 	Latency           Duration `toml:"latency"`
 	PeerIdleTimeout   Duration `toml:"peer_idle_timeout"`
-	PublishPassphrase string   `toml:"publish_passphrase"` // "" = no encryption; else 10..79 bytes
-	PublishPBKeyLen   int      `toml:"publish_pbkeylen"`   // 16 | 24 | 32
-	ReadPassphrase    string   `toml:"read_passphrase"`
-	ReadPBKeyLen      int      `toml:"read_pbkeylen"`
-	MaxConnections    int      `toml:"max_connections"` // 0 = unlimited
+	// Passphrases ("" = no encryption; else 10..79 bytes). The key length
+	// (16, 24 or 32) is the caller's choice, as with every SRT listener:
+	// the caller's pbkeylen decides it.
+	PublishPassphrase string `toml:"publish_passphrase"`
+	ReadPassphrase    string `toml:"read_passphrase"`
+	MaxConnections    int    `toml:"max_connections"` // 0 = unlimited
 }
 
-// SRTStreamConfig is one [[srt_stream]]: SRT settings for one stream key.
-// Zero values ("" or 0) inherit from [srt]; see Config.SRTFor.
+// SRTStreamConfig is one [[srt_stream]]: the passphrases of one stream
+// key ("" inherits [srt]'s, "-" means unencrypted for this stream). The
+// SRT library negotiates latency per listener, not per stream, so a
+// stream cannot have its own latency.
 type SRTStreamConfig struct {
-	Key               string   `toml:"key"` // "app/name"
-	Latency           Duration `toml:"latency"`
-	PublishPassphrase string   `toml:"publish_passphrase"`
-	PublishPBKeyLen   int      `toml:"publish_pbkeylen"`
-	ReadPassphrase    string   `toml:"read_passphrase"`
-	ReadPBKeyLen      int      `toml:"read_pbkeylen"`
+	Key               string `toml:"key"` // "app/name"
+	PublishPassphrase string `toml:"publish_passphrase"`
+	ReadPassphrase    string `toml:"read_passphrase"`
 }
 
 // APIConfig is [api]: the JSON API and /metrics.
@@ -160,8 +160,6 @@ func Default() *Config {
 			Listen:          ":8890",
 			Latency:         Duration(120 * time.Millisecond),
 			PeerIdleTimeout: Duration(5 * time.Second),
-			PublishPBKeyLen: 16,
-			ReadPBKeyLen:    16,
 		},
 		API: APIConfig{Listen: "127.0.0.1:9997"},
 		Limits: LimitsConfig{
@@ -1058,21 +1056,19 @@ func (s *SRTConfig) validate(ps *cfgProblems, at cfgPath) {
 	}
 	ps.positive(at.Key("peer_idle_timeout"), s.PeerIdleTimeout)
 	ps.passphrase(at.Key("publish_passphrase"), s.PublishPassphrase)
-	ps.pbkeylen(at.Key("publish_pbkeylen"), s.PublishPBKeyLen, false)
 	ps.passphrase(at.Key("read_passphrase"), s.ReadPassphrase)
-	ps.pbkeylen(at.Key("read_pbkeylen"), s.ReadPBKeyLen, false)
 	ps.count(at.Key("max_connections"), s.MaxConnections)
 }
 
 func (s *SRTStreamConfig) validate(ps *cfgProblems, at cfgPath) {
 	ps.streamKey(at.Key("key"), s.Key)
-	if s.Latency > Duration(10*time.Second) {
-		ps.add(at.Key("latency"), "%s is more than 10s", s.Latency)
+	for _, p := range []struct{ key, val string }{
+		{"publish_passphrase", s.PublishPassphrase}, {"read_passphrase", s.ReadPassphrase},
+	} {
+		if p.val != "-" {
+			ps.passphrase(at.Key(p.key), p.val)
+		}
 	}
-	ps.passphrase(at.Key("publish_passphrase"), s.PublishPassphrase)
-	ps.pbkeylen(at.Key("publish_pbkeylen"), s.PublishPBKeyLen, true)
-	ps.passphrase(at.Key("read_passphrase"), s.ReadPassphrase)
-	ps.pbkeylen(at.Key("read_pbkeylen"), s.ReadPBKeyLen, true)
 }
 
 func (a *APIConfig) validate(ps *cfgProblems, at cfgPath) {
@@ -1198,15 +1194,6 @@ func (ps *cfgProblems) positive(at cfgPath, d Duration) {
 func (ps *cfgProblems) passphrase(at cfgPath, s string) {
 	if s != "" && (len(s) < 10 || len(s) > 79) {
 		ps.add(at, "is %d bytes long: SRT passphrases have 10 to 79", len(s))
-	}
-}
-
-func (ps *cfgProblems) pbkeylen(at cfgPath, n int, inherit bool) {
-	if n == 0 && inherit {
-		return
-	}
-	if n != 16 && n != 24 && n != 32 {
-		ps.add(at, "%d is not 16, 24 or 32 (AES key bytes)", n)
 	}
 }
 
@@ -1344,41 +1331,6 @@ func (c *Config) logLevel() slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
-}
-
-// SRTFor returns the SRT settings for a stream key: its [[srt_stream]]
-// entry with unset fields filled from [srt], or [srt] alone.
-func (c *Config) SRTFor(streamKey string) SRTStreamConfig {
-	out := SRTStreamConfig{
-		Key:               streamKey,
-		Latency:           c.SRT.Latency,
-		PublishPassphrase: c.SRT.PublishPassphrase,
-		PublishPBKeyLen:   c.SRT.PublishPBKeyLen,
-		ReadPassphrase:    c.SRT.ReadPassphrase,
-		ReadPBKeyLen:      c.SRT.ReadPBKeyLen,
-	}
-	for _, s := range c.SRTStreams {
-		if s.Key != streamKey {
-			continue
-		}
-		if s.Latency != 0 {
-			out.Latency = s.Latency
-		}
-		if s.PublishPassphrase != "" {
-			out.PublishPassphrase = s.PublishPassphrase
-		}
-		if s.PublishPBKeyLen != 0 {
-			out.PublishPBKeyLen = s.PublishPBKeyLen
-		}
-		if s.ReadPassphrase != "" {
-			out.ReadPassphrase = s.ReadPassphrase
-		}
-		if s.ReadPBKeyLen != 0 {
-			out.ReadPBKeyLen = s.ReadPBKeyLen
-		}
-		break
-	}
-	return out
 }
 
 // ---------------------------------------------------------------------------

@@ -98,8 +98,8 @@ func TestConfigErrorMessages(t *testing.T) {
 		{name: "api on localhost needs no token", toml: "[api]\nlisten = \"localhost:9997\"\n"},
 		{name: "auth key required", toml: "[auth]\nplay = true\n",
 			want: []string{"c.toml:1: auth.key_file: required when auth.publish or auth.play is true: point it at a file made with `head -c 32 /dev/urandom | base64 > /etc/relaymesh/auth.key`"}},
-		{name: "pbkeylen", toml: "[srt]\nread_pbkeylen = 20\n",
-			want: []string{`c.toml:2: srt.read_pbkeylen: 20 is not 16, 24 or 32 (AES key bytes)`}},
+		{name: "no per-listener key length: the caller picks it", toml: "[srt]\nread_pbkeylen = 32\n",
+			want: []string{`c.toml:2: srt.read_pbkeylen: unknown key`}},
 		{name: "passphrase length", toml: "[srt]\npublish_passphrase = \"short\"\n",
 			want: []string{`c.toml:2: srt.publish_passphrase: is 5 bytes long: SRT passphrases have 10 to 79`}},
 		{name: "every problem at once", toml: "[node]\nrole = \"x\"\n[limits]\nmax_publishers = -1\n[rtmp]\nlisten = \"abc\"\n",
@@ -240,17 +240,9 @@ func TestConfigDropIns(t *testing.T) {
 		t.Fatalf("srt_stream keys = %q, want entries appended across files", keys)
 	}
 	// An appended entry does not inherit fields of the entry it follows.
-	if cfg.SRTStreams[1].Latency != 0 || cfg.SRTStreams[0].Latency != Duration(300*time.Millisecond) {
-		t.Errorf("srt_stream latencies = %v, %v", cfg.SRTStreams[0].Latency, cfg.SRTStreams[1].Latency)
-	}
-	if got := cfg.SRTFor("live/backup"); got.Latency != Duration(120*time.Millisecond) || got.PublishPassphrase != "0123456789abc" || got.PublishPBKeyLen != 16 {
-		t.Errorf("SRTFor(live/backup) = %+v, want [srt] latency and pbkeylen with its own passphrase", got)
-	}
-	if got := cfg.SRTFor("live/third"); got.PublishPBKeyLen != 24 {
-		t.Errorf("SRTFor(live/third) = %+v", got)
-	}
-	if got := cfg.SRTFor("live/none"); got.Latency != cfg.SRT.Latency || got.Key != "live/none" {
-		t.Errorf("SRTFor(live/none) = %+v", got)
+	if got := cfg.SRTStreams; got[0].ReadPassphrase != "main-stream-secret" || got[1].ReadPassphrase != "" ||
+		got[1].PublishPassphrase != "0123456789abc" || got[2].ReadPassphrase != "third-stream-secret" {
+		t.Errorf("srt_stream entries = %+v", got)
 	}
 }
 
@@ -549,7 +541,6 @@ func FuzzConfig(f *testing.F) {
 		}
 		verr := c.Validate()
 		_ = Diff(Default(), c)
-		_ = c.SRTFor("live/x")
 		if len(problems) > 0 || verr != nil {
 			return
 		}
