@@ -92,9 +92,9 @@ type HTTPConfig struct {
 
 // SRTConfig is [srt]: the SRT listener and its defaults for every stream.
 type SRTConfig struct {
-	Listen            string   `toml:"listen"` // host:port (UDP); "" disables
-	Latency           Duration `toml:"latency"`
-	PeerIdleTimeout   Duration `toml:"peer_idle_timeout"`
+	Listen          string   `toml:"listen"` // host:port (UDP); "" disables
+	Latency         Duration `toml:"latency"`
+	PeerIdleTimeout Duration `toml:"peer_idle_timeout"`
 	// Passphrases ("" = no encryption; else 10..79 bytes). The key length
 	// (16, 24 or 32) is the caller's choice, as with every SRT listener:
 	// the caller's pbkeylen decides it.
