@@ -18,9 +18,9 @@ var (
 	mLinkUp      = desc("link_connected", "1 while the backbone link is connected.", "stream", "peer", "direction")
 	mLinkRTT     = desc("link_rtt_seconds", "SRT round-trip time of a backbone link.", "stream", "peer", "direction")
 	mLinkLatency = desc("link_latency_seconds", "SRT latency setting of a backbone link.", "stream", "peer", "direction")
-	mLinkLost    = desc("link_packets_lost_total", "Packets lost on a backbone link (current connection).", "stream", "peer", "direction")
-	mLinkRetrans = desc("link_retransmits_total", "Packets retransmitted on a backbone link (current connection).", "stream", "peer", "direction")
-	mLinkDrops   = desc("link_dropped_packets_total", "Packets dropped too late on a backbone link (current connection).", "stream", "peer", "direction")
+	mLinkLost    = desc("link_packets_lost_total", "Packets lost on a backbone link, all its sessions.", "stream", "peer", "direction")
+	mLinkRetrans = desc("link_retransmits_total", "Packets retransmitted on a backbone link, all its sessions.", "stream", "peer", "direction")
+	mLinkDrops   = desc("link_dropped_packets_total", "Packets dropped too late on a backbone link, all its sessions.", "stream", "peer", "direction")
 	mLinkBytes   = desc("link_bytes_total", "Bytes moved by a backbone link since it started.", "stream", "peer", "direction")
 	mLinkRecon   = desc("link_reconnects_total", "Times a backbone link reconnected.", "stream", "peer", "direction")
 )
@@ -60,14 +60,15 @@ func (c *agentCollector) collectCluster(ch chan<- prometheus.Metric) {
 	link := func(stream, peer, dir string, st relay.Status) {
 		l := []string{stream, peer, dir}
 		gauge(mLinkUp, b2f(st.State == relay.StateRunning), l...)
-		counter(mLinkBytes, float64(st.Bytes), l...)
+		// totals across the link's sessions, so the counters never go back
+		counter(mLinkBytes, float64(st.Total.Bytes), l...)
 		counter(mLinkRecon, float64(st.Reconnects), l...)
+		counter(mLinkLost, float64(st.Total.PacketsLost), l...)
+		counter(mLinkRetrans, float64(st.Total.Retransmits), l...)
+		counter(mLinkDrops, float64(st.Total.Drops), l...)
 		if s := st.SRT; s != nil {
 			gauge(mLinkRTT, s.RTTMs/1000, l...)
 			gauge(mLinkLatency, float64(s.LatencyMs)/1000, l...)
-			counter(mLinkLost, float64(s.PacketsLost), l...)
-			counter(mLinkRetrans, float64(s.Retransmits), l...)
-			counter(mLinkDrops, float64(s.Drops), l...)
 		}
 	}
 	if cs.uplinks != nil {
