@@ -134,6 +134,9 @@ type PublisherInfo struct {
 	Since    time.Time `json:"since"`
 	// Native is the format the publisher writes.
 	Native Format `json:"-"`
+	// Takeover replaces a live publisher of the stream even when the hub
+	// refuses second publishers (a publisher's own reconnect).
+	Takeover bool `json:"-"`
 }
 
 // Publish attaches a publisher to key. While a publisher is live a second
@@ -163,7 +166,7 @@ func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
 	if s != nil {
 		s.mu.Lock()
 		old := s.pub
-		if old != nil && !h.cfg.Takeover {
+		if old != nil && !h.cfg.Takeover && !info.Takeover {
 			s.mu.Unlock()
 			return nil, fmt.Errorf("%s: %w by %s since %s", key, ErrStreamBusy, old.info.Remote, old.info.Since.Format(time.RFC3339))
 		}

@@ -397,7 +397,15 @@ func (s *Server) admit(req gosrt.ConnRequest) (*session, *refusal) {
 	}
 	ss := &session{s: s, key: id.Key, role: id.Action, remote: remote.String(), since: time.Now(), encrypted: pass != ""}
 	if id.Action == ActionPublish {
-		pub, err := s.hub.Publish(id.Key, media.PublisherInfo{Protocol: "srt", Remote: ss.remote, Native: media.FormatTS})
+		info := media.PublisherInfo{Protocol: "srt", Remote: ss.remote, Native: media.FormatTS}
+		pub, err := s.hub.Publish(id.Key, info)
+		if errors.Is(err, media.ErrStreamBusy) && s.ownStalePublisher(id.Key, remote) {
+			// The same host is publishing again: its earlier session is
+			// one whose handshake answer was lost, or a dead connection
+			// SRT has not timed out yet. The new session replaces it.
+			info.Takeover = true
+			pub, err = s.hub.Publish(id.Key, info)
+		}
 		if err != nil {
 			return nil, refuse(hubCode(err), "publish %s: %v", id.Key, err)
 		}
@@ -524,4 +532,23 @@ func (s *Server) handle(req gosrt.ConnRequest) {
 	} else {
 		log.Info("srt connection closed")
 	}
+}
+
+// ownStalePublisher reports whether the stream's current publisher is an
+// SRT publisher from the same host as remote.
+func (s *Server) ownStalePublisher(key string, remote net.Addr) bool {
+	st := s.hub.Stream(key)
+	if st == nil {
+		return false
+	}
+	p, ok := st.Publisher()
+	if !ok || p.Protocol != "srt" {
+		return false
+	}
+	old, _, err := net.SplitHostPort(p.Remote)
+	if err != nil {
+		return false
+	}
+	now, _, err := net.SplitHostPort(remote.String())
+	return err == nil && old == now
 }
