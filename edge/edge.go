@@ -74,8 +74,10 @@ type uplink struct {
 	since   time.Time
 	moves   int
 	exclude map[string]time.Time
-	p       *pusher
-	cancel  context.CancelFunc // of the current pusher
+	// noAnswer counts connects to the current center that got no answer
+	noAnswer int
+	p        *pusher
+	cancel   context.CancelFunc // of the current pusher
 }
 
 // New returns the uplinks; they start with Run.
@@ -215,7 +217,17 @@ func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, erro
 	now := time.Now()
 	if lastErr != nil && l.center != "" {
 		u.log.Warn("backbone link to center failed", "stream", l.key, "center", l.center, "err", lastErr)
-		l.exclude[l.center] = now
+		// A connect that got no answer from a center gossip still sees
+		// alive is tried once more before moving: on a lossy path one
+		// lost handshake packet must not send the stream to a far center.
+		// A link that died while running moves at once.
+		l.noAnswer++
+		if !errors.Is(lastErr, relay.ErrNoAnswer) || l.noAnswer > 1 || !u.healthy(l.key, l.center, cfg.Routes) {
+			l.exclude[l.center] = now
+			l.noAnswer = 0
+		}
+	} else {
+		l.noAnswer = 0
 	}
 	var ex []string
 	for name, at := range l.exclude {
@@ -260,4 +272,15 @@ func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, erro
 		DSCP:            cfg.DSCP,
 		ConnectTimeout:  relay.ConnectTimeoutFor(rtt),
 	}, nil
+}
+
+// healthy reports whether gossip still offers center as a candidate for
+// the stream (alive, with capacity).
+func (u *Uplinks) healthy(stream, center string, routes []gossip.Route) bool {
+	for _, m := range u.cl.CenterCandidates(stream, routes, nil) {
+		if m.Name == center {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -113,12 +114,16 @@ func srtStats(conn gosrt.Conn, push, encrypted bool, latency time.Duration) *SRT
 	return s
 }
 
+// ErrNoAnswer: a connect attempt got no answer in time (the peer is down,
+// unreachable, or the handshake was lost on a lossy path).
+var ErrNoAnswer = errors.New("no answer")
+
 // srtDialError makes gosrt's dial errors say what to check.
 func srtDialError(t Target, err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "timeout"):
-		return fmt.Errorf("srt connect %s: no answer (is the listener up, the UDP port open?): %w", Redact(t.URL), err)
+		return fmt.Errorf("srt connect %s: %w (is the listener up, the UDP port open?): %w", Redact(t.URL), ErrNoAnswer, err)
 	case strings.Contains(msg, "REJ") || strings.Contains(msg, "reject"):
 		return fmt.Errorf("srt connect %s: refused by the listener (streamid, passphrase or auth): %w", Redact(t.URL), err)
 	}

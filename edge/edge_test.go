@@ -1,0 +1,78 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/gossip"
+	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/relay"
+)
+
+// fakeCluster offers the alive centers in RTT order, minus the excluded.
+type fakeCluster struct{ alive []string }
+
+func (f *fakeCluster) Name() string { return "edge-1" }
+
+func (f *fakeCluster) RTT(string) (time.Duration, bool) { return 150 * time.Millisecond, true }
+
+func (f *fakeCluster) CenterCandidates(_ string, _ []gossip.Route, exclude []string) []gossip.Member {
+	var out []gossip.Member
+	for _, n := range f.alive {
+		if !slices.Contains(exclude, n) {
+			m := gossip.Member{Name: n}
+			m.Meta.Addrs.Backbone = n + ":9710"
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestNextCenterAfterFailures: a connect with no answer from a center
+// gossip still sees alive is retried there once (one lost handshake on a
+// lossy path must not send the stream to a far center); a second one, a
+// link that died while running, or a center gossip no longer offers moves
+// the stream to the next center at once.
+func TestNextCenterAfterFailures(t *testing.T) {
+	noAnswer := fmt.Errorf("srt connect x: %w", relay.ErrNoAnswer)
+	died := errors.New("peer idle timeout")
+	cases := []struct {
+		name  string
+		alive [][]string // the alive centers before each attempt
+		errs  []error    // lastErr of each attempt
+		want  []string   // the center each attempt goes to
+	}{
+		{"no answer once: same center", [][]string{{"sin", "tyo"}, {"sin", "tyo"}},
+			[]error{nil, noAnswer}, []string{"sin", "sin"}},
+		{"no answer twice: next center", [][]string{{"sin", "tyo"}, {"sin", "tyo"}, {"sin", "tyo"}},
+			[]error{nil, noAnswer, noAnswer}, []string{"sin", "sin", "tyo"}},
+		{"running link died: next center at once", [][]string{{"sin", "tyo"}, {"sin", "tyo"}},
+			[]error{nil, died}, []string{"sin", "tyo"}},
+		{"no answer from a center gossip dropped: next center at once", [][]string{{"sin", "tyo"}, {"tyo"}},
+			[]error{nil, noAnswer}, []string{"sin", "tyo"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := &fakeCluster{}
+			u, err := New(Config{}, media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cl, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := &uplink{key: "live/x", exclude: map[string]time.Time{}}
+			for i := range tc.want {
+				cl.alive = tc.alive[i]
+				tg, err := u.next(l, i+1, tc.errs[i])
+				if err != nil {
+					t.Fatalf("attempt %d: %v", i+1, err)
+				}
+				if want := "srt://" + tc.want[i] + ":9710"; len(tg.URL) < len(want) || tg.URL[:len(want)] != want {
+					t.Errorf("attempt %d goes to %s, want %s", i+1, tg.URL, tc.want[i])
+				}
+			}
+		})
+	}
+}
