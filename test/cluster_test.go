@@ -730,7 +730,7 @@ func TestClusterBackboneLoss(t *testing.T) {
 	if d, err := time.ParseDuration(os.Getenv("RELAYMESH_LOSS_DURATION")); err == nil && d > 0 {
 		dur = d
 	}
-	src := testmedia.Source{Duration: dur, Realtime: true, Audio: true, Format: "flv", Bitrate: "3M"}.Defaults()
+	src := testmedia.Source{Duration: dur, Realtime: true, Audio: true, Format: "flv", Bitrate: "3M", CBR: true}.Defaults()
 	var loc struct {
 		Edge struct{ RTMP string } `json:"edge"`
 	}

@@ -36,6 +36,7 @@ type Source struct {
 	GOP           int // frames between keyframes
 	Codec         string
 	Bitrate       string // e.g. "1M"
+	CBR           bool   // constant bit rate at Bitrate (x264 pads with filler), else an average
 	Duration      time.Duration
 	Audio         bool
 	Format        string // "flv" or "mpegts"
@@ -86,7 +87,12 @@ func (s Source) Args(url string) []string {
 	args = append(args, "-c:v", s.Codec, "-b:v", s.Bitrate, "-g", strconv.Itoa(s.GOP), "-keyint_min", strconv.Itoa(s.GOP), "-pix_fmt", "yuv420p")
 	switch s.Codec {
 	case "libx264":
-		args = append(args, "-preset", "ultrafast", "-tune", "zerolatency", "-x264-params", "scenecut=0")
+		params := "scenecut=0"
+		if s.CBR {
+			params += ":nal-hrd=cbr:force-cfr=1"
+			args = append(args, "-minrate", s.Bitrate, "-maxrate", s.Bitrate, "-bufsize", s.Bitrate)
+		}
+		args = append(args, "-preset", "ultrafast", "-tune", "zerolatency", "-x264-params", params)
 	case "libx265":
 		args = append(args, "-preset", "ultrafast", "-x265-params", "scenecut=0:log-level=error")
 	}
