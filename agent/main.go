@@ -111,25 +111,32 @@ func loadConfig(path string) (*Config, error) {
 	return Load(path)
 }
 
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	path, _, err := configFlag("check", args, stderr)
+// loadChecked parses -c, loads the config and checks its files, as run
+// and check do; code is the exit code when it fails.
+func loadChecked(name string, args []string, stderr io.Writer) (cfg *Config, path string, code int, err error) {
+	path, _, err = configFlag(name, args, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return 2
+		return nil, "", 2, err
 	}
-	cfg, err := loadConfig(path)
+	cfg, err = loadConfig(path)
 	if err == nil {
 		err = cfg.CheckFiles()
+	}
+	return cfg, path, 1, err
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	cfg, path, code, err := loadChecked("check", args, stderr)
+	if code == 2 {
+		return code
 	}
 	name := path
 	if name == "" {
 		name = "built-in default"
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "relaymesh: %s: config has problems:\n", name)
-		for _, e := range flattenErrors(err) {
-			fmt.Fprintf(stderr, "  %s\n", e)
-		}
+		printProblems(stderr, name, err)
 		return 1
 	}
 	for _, w := range checkWarnings(cfg) {
@@ -137,6 +144,17 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "relaymesh: %s: ok\n", name)
 	return 0
+}
+
+// printProblems prints every problem of a config, one per line.
+func printProblems(w io.Writer, name string, err error) {
+	if name == "" {
+		name = "built-in default"
+	}
+	fmt.Fprintf(w, "relaymesh: %s: config has problems:\n", name)
+	for _, e := range flattenErrors(err) {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
 }
 
 // flattenErrors unpacks errors.Join trees into lines.
@@ -157,20 +175,12 @@ func flattenErrors(err error) []string {
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
-	path, _, err := configFlag("run", args, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	cfg, err := loadConfig(path)
-	if err == nil {
-		err = cfg.CheckFiles()
+	cfg, path, code, err := loadChecked("run", args, stderr)
+	if code == 2 {
+		return code
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "relaymesh: config has problems:\n")
-		for _, e := range flattenErrors(err) {
-			fmt.Fprintf(stderr, "  %s\n", e)
-		}
+		printProblems(stderr, path, err)
 		return 1
 	}
 	a, err := New(cfg, path, os.Stdout)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/media"
 )
 
 // Notifier delivers webhook events; it must not block.
@@ -247,8 +248,9 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		}
 		e.player, e.cancel = nil, nil
 		switch {
-		case rctx.Err() != nil && e.stopState == "":
-			// the node is shutting down: keep Running for the restart
+		case rctx.Err() != nil && e.stopState == "", errors.Is(err, media.ErrHubClosed):
+			// the node is shutting down (the hub closes before the tasks
+			// are stopped): keep Running for the restart
 			m.mu.Unlock()
 			return
 		case rctx.Err() != nil:
