@@ -12,13 +12,13 @@
 package main
 
 import (
+	"github.com/relaymesh/relaymesh/bench/benchutil"
 	"github.com/relaymesh/relaymesh/bench/procstat"
 
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math"
 	"os"
 	"os/signal"
 	"sort"
@@ -63,18 +63,15 @@ type Result struct {
 
 // ServerStats is the server's cost, measured from /proc.
 type ServerStats struct {
-	PID          int     `json:"pid"`
-	Processes    int     `json:"processes"`
-	IdleCPUPct   float64 `json:"idle_cpu_percent"` // with the publisher and no reader
-	CPUSeconds   float64 `json:"cpu_seconds"`      // in the window
-	SysSeconds   float64 `json:"sys_seconds"`      // of which in the kernel (stime)
-	CPUPct       float64 `json:"cpu_percent"`
-	CPUPerGbit   float64 `json:"cpu_seconds_per_gbit"`
-	RSSStartKiB  uint64  `json:"rss_start_kib"` // once the stream is live, before the preroll
-	RSS0KiB      uint64  `json:"rss0_kib"`      // max over the idle phase (no reader)
-	RSSNKiB      uint64  `json:"rssN_kib"`      // max over the window (N readers)
-	HWMKiB       uint64  `json:"hwm_kib"`
-	RSSPerReader float64 `json:"rss_kib_per_reader"` // (rssN - rss0) / N
+	PID            int     `json:"pid"`
+	Processes      int     `json:"processes"`
+	IdleCPUPct     float64 `json:"idle_cpu_percent"` // with the publisher and no reader
+	benchutil.Cost         // in the window
+	RSSStartKiB    uint64  `json:"rss_start_kib"` // once the stream is live, before the preroll
+	RSS0KiB        uint64  `json:"rss0_kib"`      // max over the idle phase (no reader)
+	RSSNKiB        uint64  `json:"rssN_kib"`      // max over the window (N readers)
+	HWMKiB         uint64  `json:"hwm_kib"`
+	RSSPerReader   float64 `json:"rss_kib_per_reader"` // (rssN - rss0) / N
 	// Go servers with -pprof: live heap and goroutine stacks after a
 	// forced GC, at the end of the idle phase and of the window.
 	Go0          *goMem  `json:"go0,omitempty"`
@@ -154,30 +151,15 @@ func run(ctx context.Context, o options, t target) (*Result, error) {
 	}
 	var srv *ServerStats
 	if o.pid > 0 {
-		s0, err := procstat.SampleTree(o.pid)
+		idle, err := benchutil.MeasureIdle(ctx, o.pid, o.idle)
 		if err != nil {
 			return nil, err
 		}
 		if rssStart == 0 {
-			rssStart = s0.RSSKiB
+			rssStart = idle.Start.RSSKiB
 		}
-		srv = &ServerStats{PID: o.pid, Processes: s0.PIDs, RSSStartKiB: rssStart}
-		t0 := time.Now()
-		for time.Since(t0) < o.idle {
-			if !sleep(ctx, min(time.Second, o.idle-time.Since(t0))) {
-				return nil, ctx.Err()
-			}
-			s1, err := procstat.SampleTree(o.pid)
-			if err != nil {
-				return nil, err
-			}
-			srv.RSSIdle = append(srv.RSSIdle, s1.RSSKiB)
-			srv.RSS0KiB = max(srv.RSS0KiB, s1.RSSKiB)
-			srv.IdleCPUPct = 100 * ticksToSec(s1.CPUTicks-s0.CPUTicks) / time.Since(t0).Seconds()
-		}
-		if srv.RSS0KiB == 0 {
-			srv.RSS0KiB = s0.RSSKiB
-		}
+		srv = &ServerStats{PID: o.pid, Processes: idle.Start.PIDs, RSSStartKiB: rssStart,
+			RSS0KiB: idle.RSSMaxKiB, RSSIdle: idle.RSS, IdleCPUPct: round(idle.CPUPct, 1)}
 		if o.pprof != "" {
 			if m, err := readGoMem(ctx, o.pprof); err != nil {
 				srv.GoErr = err.Error()
@@ -290,9 +272,7 @@ loop:
 			return nil, err
 		}
 		srv.Processes = c1.PIDs
-		srv.CPUSeconds = round(ticksToSec(c1.CPUTicks-c0.CPUTicks), 3)
-		srv.SysSeconds = round(ticksToSec(c1.SysTicks-c0.SysTicks), 3)
-		srv.CPUPct = round(100*srv.CPUSeconds/window, 1)
+		srv.Cost = benchutil.WindowCost(c0, c1, window, b1-b0)
 		srv.RSSNKiB, srv.HWMKiB = max(srv.RSSNKiB, c1.RSSKiB), c1.HWMKiB
 		if o.pprof != "" {
 			if m, err := readGoMem(ctx, o.pprof); err != nil {
@@ -306,13 +286,7 @@ loop:
 				srv.GoroutinesPR = round(float64(srv.GoN.Goroutines-srv.Go0.Goroutines)/float64(o.n), 2)
 			}
 		}
-		if gbit := float64(b1-b0) * 8 / 1e9; gbit > 0 {
-			srv.CPUPerGbit = round(srv.CPUSeconds/gbit, 4)
-		}
-		if o.n > 0 {
-			srv.RSSPerReader = round((float64(srv.RSSNKiB)-float64(srv.RSS0KiB))/float64(o.n), 1)
-		}
-		srv.IdleCPUPct = round(srv.IdleCPUPct, 1)
+		srv.RSSPerReader = benchutil.PerReader(srv.RSSNKiB, srv.RSS0KiB, o.n)
 		res.Server = srv
 	}
 	for _, p := range live {
@@ -373,20 +347,7 @@ func waitLive(ctx context.Context, t target, wait, dialTimeout time.Duration) (*
 	return nil, fmt.Errorf("stream %s did not go live within %s: %v", t.tcURL+"/"+t.name, wait, last)
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func ticksToSec(t uint64) float64 { return float64(t) / procstat.ClockTicks }
-
-func round(v float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(v*p) / p
-}
+var (
+	sleep = benchutil.Sleep
+	round = benchutil.Round
+)

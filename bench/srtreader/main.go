@@ -13,6 +13,7 @@
 package main
 
 import (
+	"github.com/relaymesh/relaymesh/bench/benchutil"
 	"github.com/relaymesh/relaymesh/bench/procstat"
 
 	"context"
@@ -20,7 +21,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -98,16 +98,13 @@ type TSStats struct {
 
 // ServerStats is the server's cost, measured from /proc.
 type ServerStats struct {
-	PID          int     `json:"pid"`
-	Processes    int     `json:"processes"`
-	IdleCPUPct   float64 `json:"idle_cpu_percent"` // with the publisher and no reader
-	CPUSeconds   float64 `json:"cpu_seconds"`      // in the window
-	SysSeconds   float64 `json:"sys_seconds"`      // of which in the kernel (stime)
-	CPUPct       float64 `json:"cpu_percent"`
-	CPUPerGbit   float64 `json:"cpu_seconds_per_gbit"`
-	RSS0KiB      uint64  `json:"rss0_kib"` // max over the idle phase (no reader)
-	RSSNKiB      uint64  `json:"rssN_kib"` // max over the window (N readers)
-	RSSPerReader float64 `json:"rss_kib_per_reader"`
+	PID            int     `json:"pid"`
+	Processes      int     `json:"processes"`
+	IdleCPUPct     float64 `json:"idle_cpu_percent"` // with the publisher and no reader
+	benchutil.Cost         // in the window
+	RSS0KiB        uint64  `json:"rss0_kib"` // max over the idle phase (no reader)
+	RSSNKiB        uint64  `json:"rssN_kib"` // max over the window (N readers)
+	RSSPerReader   float64 `json:"rss_kib_per_reader"`
 }
 
 func main() {
@@ -224,23 +221,12 @@ func run(ctx context.Context, o options, addr string, cfg gosrt.Config) (*Result
 	}
 	var srv *ServerStats
 	if o.pid > 0 {
-		s0, err := procstat.SampleTree(o.pid)
+		idle, err := benchutil.MeasureIdle(ctx, o.pid, o.idle)
 		if err != nil {
 			return nil, err
 		}
-		srv = &ServerStats{PID: o.pid, Processes: s0.PIDs, RSS0KiB: s0.RSSKiB}
-		t0 := time.Now()
-		for time.Since(t0) < o.idle {
-			if !sleep(ctx, min(time.Second, o.idle-time.Since(t0))) {
-				return nil, ctx.Err()
-			}
-			s1, err := procstat.SampleTree(o.pid)
-			if err != nil {
-				return nil, err
-			}
-			srv.RSS0KiB = max(srv.RSS0KiB, s1.RSSKiB)
-			srv.IdleCPUPct = round(100*ticksToSec(s1.CPUTicks-s0.CPUTicks)/time.Since(t0).Seconds(), 1)
-		}
+		srv = &ServerStats{PID: o.pid, Processes: idle.Start.PIDs,
+			RSS0KiB: max(idle.Start.RSSKiB, idle.RSSMaxKiB), IdleCPUPct: round(idle.CPUPct, 1)}
 	}
 
 	// Connect, o.parallel at a time.
@@ -408,15 +394,10 @@ wait:
 	res.WindowSec = round(window, 3)
 	res.Mbps = round(float64(res.Bytes)*8/1e6/window, 2)
 	res.PerReader = round(res.Mbps/float64(res.OK), 3)
-	res.SelfCPUPct = round(100*ticksToSec(self1.CPUTicks-self0.CPUTicks)/window, 1)
+	res.SelfCPUPct = benchutil.WindowCost(self0, self1, window, 0).CPUPct
 	if srv != nil {
-		srv.CPUSeconds = round(ticksToSec(p1.CPUTicks-p0.CPUTicks), 2)
-		srv.SysSeconds = round(ticksToSec(p1.SysTicks-p0.SysTicks), 2)
-		srv.CPUPct = round(100*srv.CPUSeconds/window, 1)
-		if gbit := float64(res.Bytes) * 8 / 1e9; gbit > 0 {
-			srv.CPUPerGbit = round(srv.CPUSeconds/gbit, 3)
-		}
-		srv.RSSPerReader = round((float64(srv.RSSNKiB)-float64(srv.RSS0KiB))/float64(o.n), 1)
+		srv.Cost = benchutil.WindowCost(p0, p1, window, res.Bytes)
+		srv.RSSPerReader = benchutil.PerReader(srv.RSSNKiB, srv.RSS0KiB, o.n)
 		res.Server = srv
 	}
 	if len(res.Errors) == 0 {
@@ -466,23 +447,7 @@ func addPort(addr string, k int) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(p+k)), nil
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func ticksToSec(t uint64) float64 { return float64(t) / procstat.ClockTicks }
-
-func round(v float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(v*p) / p
-}
+var (
+	sleep = benchutil.Sleep
+	round = benchutil.Round
+)
