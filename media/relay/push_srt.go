@@ -11,6 +11,7 @@ import (
 	gosrt "github.com/datarhei/gosrt"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/srt"
 )
 
 // errPeerGone: the SRT connection closed under us.
@@ -57,40 +58,18 @@ func (p *Pusher) pushSRT(ctx context.Context, t Target, u *url.URL, r *media.Rea
 	gone := func() error {
 		return fmt.Errorf("%w (peer idle timeout %s)", errPeerGone, cfg.PeerIdleTimeout)
 	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	send := func(b []byte) error {
-		var waited time.Duration
-		for {
-			_, err := conn.Write(b)
-			if err == nil {
-				p.tr.addBytes(len(b))
-				return nil
-			}
-			// io.EOF: the send queue is full (backpressure) or the
-			// connection is closed; peerGone tells which.
-			select {
-			case <-peerGone:
-				return gone()
-			default:
-			}
-			if !errors.Is(err, io.EOF) {
-				return fmt.Errorf("srt write: %w", err)
-			}
-			if waited >= writeStall {
-				return fmt.Errorf("srt send queue stayed full for %s", writeStall)
-			}
-			const step = 5 * time.Millisecond
-			timer.Reset(step)
-			select {
-			case <-peerGone:
-				return gone()
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-timer.C:
-			}
-			waited += step
+		err := srt.WriteMessage(ctx, conn, b, writeStall, peerGone)
+		switch {
+		case err == nil:
+			p.tr.addBytes(len(b))
+			return nil
+		case errors.Is(err, io.EOF):
+			return gone()
+		case errors.Is(err, srt.ErrStalled):
+			return fmt.Errorf("srt send queue stayed full for %s", writeStall)
 		}
+		return err
 	}
 	out := make([]byte, 0, MessageSize)
 	pkts := make([]*media.Packet, 0, 64)

@@ -153,37 +153,8 @@ func (ss *session) read() error {
 			return nil
 		}
 	}
-	var timer *time.Timer
 	send := func(b []byte) error {
-		var waited time.Duration
-		for {
-			_, err := ss.conn.Write(b)
-			if err == nil {
-				return nil
-			}
-			// gosrt returns io.EOF both when the connection is gone and
-			// when its send queue is full (backpressure): wait and retry.
-			select {
-			case <-peerGone:
-				return io.EOF
-			default:
-			}
-			if waited >= cfg.WriteTimeout {
-				return fmt.Errorf("%w for %s", ErrStalled, cfg.WriteTimeout)
-			}
-			const step = 5 * time.Millisecond
-			if timer == nil {
-				timer = time.NewTimer(step)
-			} else {
-				timer.Reset(step)
-			}
-			select {
-			case <-peerGone:
-				return io.EOF
-			case <-timer.C:
-			}
-			waited += step
-		}
+		return WriteMessage(ctx, ss.conn, b, cfg.WriteTimeout, peerGone)
 	}
 	out := make([]byte, 0, MessageSize)
 	pkts := make([]*media.Packet, 0, 64)
