@@ -69,12 +69,13 @@ func MeasureIdle(ctx context.Context, pid int, d time.Duration) (Idle, error) {
 	return idle, nil
 }
 
-// Cost is the server's CPU over a measurement window.
+// Cost is the server's CPU over a measurement window; the readers embed
+// it in their JSON.
 type Cost struct {
-	CPUSeconds float64 // utime+stime, 3 decimals
-	SysSeconds float64 // stime alone, 3 decimals
-	CPUPct     float64 // of one core, 1 decimal
-	CPUPerGbit float64 // CPU seconds per delivered Gbit, 4 decimals; 0 when nothing was delivered
+	CPUSeconds float64 `json:"cpu_seconds"`          // utime+stime, 3 decimals
+	SysSeconds float64 `json:"sys_seconds"`          // stime alone (in the kernel), 3 decimals
+	CPUPct     float64 `json:"cpu_percent"`          // of one core, 1 decimal
+	CPUPerGbit float64 `json:"cpu_seconds_per_gbit"` // CPU seconds per delivered Gbit, 4 decimals; 0 when nothing was delivered
 }
 
 // WindowCost is the cost between samples c0 and c1, window seconds apart,

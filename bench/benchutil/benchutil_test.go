@@ -2,6 +2,7 @@ package benchutil
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"testing"
 	"time"
@@ -77,5 +78,19 @@ func TestMeasureIdleOfThisProcess(t *testing.T) {
 	}
 	if _, err := MeasureIdle(context.Background(), -1, time.Second); err == nil {
 		t.Error("MeasureIdle of no process succeeded")
+	}
+}
+
+// TestCostJSON: the readers' JSON keeps the keys bench/*.sh read with jq.
+func TestCostJSON(t *testing.T) {
+	b, err := json.Marshal(struct {
+		Cost
+	}{Cost{CPUSeconds: 1, SysSeconds: 0.5, CPUPct: 10, CPUPerGbit: 0.2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"cpu_seconds":1,"sys_seconds":0.5,"cpu_percent":10,"cpu_seconds_per_gbit":0.2}`
+	if string(b) != want {
+		t.Errorf("JSON = %s, want %s", b, want)
 	}
 }
