@@ -40,85 +40,18 @@ CACHE=${CACHE:-/tmp/relaymesh-bench}
 OUT=${OUT:-$CACHE/run-$(date +%Y%m%d-%H%M%S)}
 NGINX_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
 
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-mkdir -p "$CACHE" "$OUT"
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+cleanup() { stop_all; }
+bench_setup
 
-log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "fanout: $*"; exit 1; }
-
-for tool in go ffmpeg nginx jq curl; do
-	command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+need_tools go ffmpeg nginx jq curl
 [ -f "$NGINX_MODULE" ] || die "$NGINX_MODULE is missing: apt-get install libnginx-mod-rtmp"
 
-# --- processes we start, killed by PID on exit -------------------------
-PIDS=()
-cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		stop_pid "$pid"
-	done
-	PIDS=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# stop_pid PID: TERM, wait up to 5 s, then KILL (children of nginx too).
-stop_pid() {
-	local pid=$1 kids i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kids=$(pgrep -P "$pid" || true)
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" $kids 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
-forget_pid() {
-	local keep=() p
-	for p in "${PIDS[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	PIDS=("${keep[@]}")
-}
-
-# --- build -------------------------------------------------------------
-log "building the reader"
-go build -o "$OUT/rtmpreader" ./bench/rtmpreader
-if [ -z "${RELAYMESH_BIN:-}" ]; then
-	[ -d cmd/relaymesh ] || die "cmd/relaymesh does not exist yet; set RELAYMESH_BIN"
-	log "building relaymesh"
-	go build -o bin/relaymesh ./cmd/relaymesh
-	RELAYMESH_BIN=$ROOT/bin/relaymesh
-fi
-[ -x "$RELAYMESH_BIN" ] || die "RELAYMESH_BIN=$RELAYMESH_BIN is not executable"
-
-# --- the test clip: encoded once, then published with -c copy ----------
-# Encoding live would cost the publisher a core; copying a file keeps the
-# two cores for the servers and the readers.
-CLIP=$CACHE/clip-720p30-3M-gop2s-v1.flv
-if [ ! -s "$CLIP" ]; then
-	log "encoding the 30 s test clip (once) to $CLIP"
-	ffmpeg -hide_banner -loglevel error -y \
-		-f lavfi -i testsrc2=size=1280x720:rate=30 \
-		-f lavfi -i sine=frequency=1000:sample_rate=48000 -t 30 \
-		-vf noise=alls=12:allf=t \
-		-c:v libx264 -preset veryfast -tune zerolatency \
-		-b:v 2872k -maxrate 2872k -minrate 2872k -bufsize 2872k \
-		-x264-params nal-hrd=cbr:filler=1 \
-		-g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p \
-		-c:a aac -b:a 128k -f flv "$CLIP.tmp"
-	mv "$CLIP.tmp" "$CLIP"
-fi
+build_binaries rtmpreader
+ensure_clip
 
 # --- servers -------------------------------------------------------------
-SERVER_PID=
 RTMP_PORT=
 API_ADDR=
 
@@ -134,34 +67,14 @@ start_nginx() {
 }
 
 start_relaymesh() { # start_relaymesh TAG GOMAXPROCS|""
-	local dir=$OUT/$1
-	mkdir -p "$dir/data"
 	RTMP_PORT=$((BASE_PORT + 1))
 	API_ADDR=127.0.0.1:$((BASE_PORT + 3))
-	cat >"$dir/relaymesh.toml" <<EOF
-version = 1
-[node]
-name = "bench"
-data_dir = "$dir/data"
-log_level = "warn"
-[rtmp]
-listen = "127.0.0.1:$RTMP_PORT"
-[http]
-listen = "127.0.0.1:$((BASE_PORT + 2))"
+	start_relaymesh_conf "$OUT/$1" "$2" <<EOF
 [srt]
 listen = ""
-[api]
-listen = "$API_ADDR"
 [limits]
 write_coalesce = "${WRITE_COALESCE:-100ms}"
 EOF
-	if [ -n "$2" ]; then
-		GOMAXPROCS=$2 "$RELAYMESH_BIN" run -c "$dir/relaymesh.toml" >"$dir/stdout.log" 2>&1 &
-	else
-		"$RELAYMESH_BIN" run -c "$dir/relaymesh.toml" >"$dir/stdout.log" 2>&1 &
-	fi
-	SERVER_PID=$!
-	PIDS+=("$SERVER_PID")
 }
 
 start_server() { # start_server NAME N
@@ -174,10 +87,7 @@ start_server() { # start_server NAME N
 }
 
 start_publisher() { # start_publisher LOGFILE
-	ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$CLIP" \
-		-c copy -f flv "rtmp://127.0.0.1:$RTMP_PORT/live/bench" >"$1" 2>&1 &
-	PUB_PID=$!
-	PIDS+=("$PUB_PID")
+	start_ffmpeg_loop "$1" "$CLIP" -f flv "rtmp://127.0.0.1:$RTMP_PORT/live/bench"
 }
 
 # --- runs ------------------------------------------------------------------
@@ -233,10 +143,7 @@ for n in $READERS; do
 		fi
 		forget_pid "$reader_pid"
 		[ -n "$prof_pid" ] && { wait "$prof_pid" 2>/dev/null || true; forget_pid "$prof_pid"; }
-		stop_pid "$PUB_PID"
-		forget_pid "$PUB_PID"
-		stop_pid "$SERVER_PID"
-		forget_pid "$SERVER_PID"
+		stop_and_forget "$PUB_PID" "$SERVER_PID"
 		tail -n 1 "$RESULTS" | jq -r '"   \(.label) n=\(.readers) ok=\(.ok) failed=\(.failed) dropped=\(.dropped) \(.mbit_per_s) Mbit/s, cpu \(.server.cpu_seconds_per_gbit) s/Gbit, rss \(.server.rss_kib_per_reader) KiB/reader"' >&2 || true
 	done
 done

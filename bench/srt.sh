@@ -56,29 +56,12 @@ SYSCTL=${SYSCTL:-1}
 CACHE=${CACHE:-/tmp/relaymesh-bench}
 OUT=${OUT:-$CACHE/srt-$(date +%Y%m%d-%H%M%S)}
 
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-mkdir -p "$CACHE" "$OUT"
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
-
-log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "srt: $*"; exit 1; }
-
-for tool in go ffmpeg srt-live-transmit jq; do
-	command -v "$tool" >/dev/null || die "$tool is not installed"
-done
-ffmpeg -hide_banner -protocols 2>/dev/null | grep -qx ' *srt' || die "this ffmpeg has no SRT protocol (libsrt)"
-
-# --- processes we start, killed by PID on exit -------------------------
-PIDS=()
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 SYSCTL_RESTORE=()
 cleanup() {
-	local pid kv
-	for pid in "${PIDS[@]}"; do
-		stop_pid "$pid"
-	done
-	PIDS=()
+	local kv
+	stop_all
 	for kv in "${SYSCTL_RESTORE[@]}"; do
 		sysctl -q -w "$kv" >/dev/null || log "could not restore $kv"
 	done
@@ -87,30 +70,10 @@ cleanup() {
 	fi
 	SYSCTL_RESTORE=()
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup
 
-# stop_pid PID: TERM it and its children, wait up to 5 s, then KILL.
-stop_pid() {
-	local pid=$1 kids i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kids=$(pgrep -P "$pid" || true)
-	kill -TERM "$pid" $kids 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" $kids 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
-forget_pid() {
-	local keep=() p
-	for p in "${PIDS[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	PIDS=("${keep[@]}")
-}
+need_tools go ffmpeg srt-live-transmit jq
+ffmpeg -hide_banner -protocols 2>/dev/null | grep -qx ' *srt' || die "this ffmpeg has no SRT protocol (libsrt)"
 
 # --- UDP buffers -------------------------------------------------------
 # gosrt cannot raise its sockets' buffers and Debian's default receive
@@ -128,35 +91,12 @@ if [ "$SYSCTL" = 1 ] && [ "$(id -u)" = 0 ]; then
 fi
 log "UDP buffers: $RMEM_NOTE"
 
-# --- build -------------------------------------------------------------
-log "building the reader"
-go build -o "$OUT/srtreader" ./bench/srtreader
-if [ -z "${RELAYMESH_BIN:-}" ]; then
-	[ -d cmd/relaymesh ] || die "cmd/relaymesh does not exist; set RELAYMESH_BIN"
-	log "building relaymesh"
-	go build -o bin/relaymesh ./cmd/relaymesh
-	RELAYMESH_BIN=$ROOT/bin/relaymesh
-fi
-[ -x "$RELAYMESH_BIN" ] || die "RELAYMESH_BIN=$RELAYMESH_BIN is not executable"
+build_binaries srtreader
 
-# --- the test clips: encoded once, then published with -c copy ----------
-# The same clip as bench/fanout.sh (so its cache is shared), and its TS
-# remux: both servers get the very same H.264 + AAC.
-CLIP=$CACHE/clip-720p30-3M-gop2s-v1.flv
+# --- the test clips: the fan-out benchmark's FLV clip (lib.sh) and its TS
+# remux, made once: both servers get the very same H.264 + AAC.
+ensure_clip
 TSCLIP=$CACHE/clip-720p30-3M-gop2s-v1.ts
-if [ ! -s "$CLIP" ]; then
-	log "encoding the 30 s test clip (once) to $CLIP"
-	ffmpeg -hide_banner -loglevel error -y \
-		-f lavfi -i testsrc2=size=1280x720:rate=30 \
-		-f lavfi -i sine=frequency=1000:sample_rate=48000 -t 30 \
-		-vf noise=alls=12:allf=t \
-		-c:v libx264 -preset veryfast -tune zerolatency \
-		-b:v 2872k -maxrate 2872k -minrate 2872k -bufsize 2872k \
-		-x264-params nal-hrd=cbr:filler=1 \
-		-g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p \
-		-c:a aac -b:a 128k -f flv "$CLIP.tmp"
-	mv "$CLIP.tmp" "$CLIP"
-fi
 if [ ! -s "$TSCLIP" ] || [ "$TSCLIP" -ot "$CLIP" ]; then
 	log "remuxing the clip to MPEG-TS (once): $TSCLIP"
 	ffmpeg -hide_banner -loglevel error -y -i "$CLIP" -c copy -f mpegts "$TSCLIP.tmp"
@@ -168,35 +108,13 @@ RTMP_PORT=$((BASE_PORT + 1))
 SLT_OUT=$((BASE_PORT + 100))
 SLT_IN=$((BASE_PORT + 300))
 LAT_US=$((LATENCY * 1000))
-SERVER_PID=
-PUB_PID=
 
 start_relaymesh() { # start_relaymesh DIR GOMAXPROCS|""
-	local dir=$1
-	mkdir -p "$dir/data"
-	cat >"$dir/relaymesh.toml" <<EOF
-version = 1
-[node]
-name = "bench"
-data_dir = "$dir/data"
-log_level = "warn"
-[rtmp]
-listen = "127.0.0.1:$RTMP_PORT"
-[http]
-listen = "127.0.0.1:$((BASE_PORT + 2))"
+	start_relaymesh_conf "$1" "$2" <<EOF
 [srt]
 listen = "127.0.0.1:$SRT_PORT"
 latency = "${LATENCY}ms"
-[api]
-listen = "127.0.0.1:$((BASE_PORT + 3))"
 EOF
-	if [ -n "$2" ]; then
-		GOMAXPROCS=$2 "$RELAYMESH_BIN" run -c "$dir/relaymesh.toml" >"$dir/stdout.log" 2>&1 &
-	else
-		"$RELAYMESH_BIN" run -c "$dir/relaymesh.toml" >"$dir/stdout.log" 2>&1 &
-	fi
-	SERVER_PID=$!
-	PIDS+=("$SERVER_PID")
 }
 
 # start_slt DIR N: N srt-live-transmit relays under one subshell (whose
@@ -228,29 +146,24 @@ start_publisher() { # start_publisher LOGFILE srt|rtmp|slt N
 	local logf=$1 kind=$2 n=$3 outs i
 	case $kind in
 	srt)
-		ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$TSCLIP" -c copy \
-			-f mpegts "srt://127.0.0.1:$SRT_PORT?pkt_size=1316&latency=$LAT_US&streamid=publish:live/b" >"$logf" 2>&1 &
+		start_ffmpeg_loop "$logf" "$TSCLIP" \
+			-f mpegts "srt://127.0.0.1:$SRT_PORT?pkt_size=1316&latency=$LAT_US&streamid=publish:live/b"
 		;;
 	rtmp)
-		ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$CLIP" -c copy \
-			-f flv "rtmp://127.0.0.1:$RTMP_PORT/live/b" >"$logf" 2>&1 &
+		start_ffmpeg_loop "$logf" "$CLIP" -f flv "rtmp://127.0.0.1:$RTMP_PORT/live/b"
 		;;
 	slt)
 		if [ "$n" = 1 ]; then
-			ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$TSCLIP" -c copy \
-				-f mpegts "srt://127.0.0.1:$SLT_IN?pkt_size=1316&latency=$LAT_US" >"$logf" 2>&1 &
+			start_ffmpeg_loop "$logf" "$TSCLIP" -f mpegts "srt://127.0.0.1:$SLT_IN?pkt_size=1316&latency=$LAT_US"
 		else
 			outs=
 			for ((i = 0; i < n; i++)); do
 				outs+="${outs:+|}[f=mpegts:onfail=ignore]srt://127.0.0.1:$((SLT_IN + i))?pkt_size=1316&latency=$LAT_US"
 			done
-			ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$TSCLIP" -map 0 -c copy \
-				-f tee "$outs" >"$logf" 2>&1 &
+			start_ffmpeg_loop "$logf" "$TSCLIP" -map 0 -f tee "$outs"
 		fi
 		;;
 	esac
-	PUB_PID=$!
-	PIDS+=("$PUB_PID")
 }
 
 # run_case LABEL KIND N: one fresh server + publisher + readers.
@@ -287,10 +200,7 @@ run_case() {
 		log "reader failed for $label/$kind/$n: $(tail -c 300 "$dir/reader.log") $(head -c 300 "$dir/reader.json")"
 	fi
 	forget_pid "$reader_pid"
-	stop_pid "$PUB_PID"
-	forget_pid "$PUB_PID"
-	stop_pid "$SERVER_PID"
-	forget_pid "$SERVER_PID"
+	stop_and_forget "$PUB_PID" "$SERVER_PID"
 	tail -n 1 "$RESULTS" | jq -r --arg l "$label" --arg k "$kind" --argjson n "$n" \
 		'select(.label == $l and .input == $k and .readers == $n) | "   ok=\(.ok) failed=\(.failed) dropped=\(.dropped) \(.mbit_per_s) Mbit/s, cpu \(.server.cpu_seconds_per_gbit) s/Gbit, srt drop \(.srt.pkt_drop), cc gaps \(.ts.cc_gaps)"' >&2 || true
 }
