@@ -148,6 +148,53 @@ func getJSON(t *testing.T, url string, v any) int {
 	return resp.StatusCode
 }
 
+// waitStreams polls /v1/streams until ok holds (failing the test after
+// 10 s with what) and returns the listing that satisfied it.
+func waitStreams(t *testing.T, a *agentProc, what string, ok func(streamsResp) bool) streamsResp {
+	t.Helper()
+	var sr streamsResp
+	testmedia.Eventually(t, 10*time.Second, what, func() bool {
+		sr = streamsResp{}
+		getJSON(t, a.api("/v1/streams"), &sr)
+		return ok(sr)
+	})
+	return sr
+}
+
+// playerResult is what a background player got.
+type playerResult struct {
+	res testmedia.Result
+	err error
+}
+
+// startPlayer plays url for up to timeout in the background; its result
+// arrives on the returned channel.
+func startPlayer(ctx context.Context, url string, timeout time.Duration) <-chan playerResult {
+	done := make(chan playerResult, 1)
+	go func() {
+		res, err := testmedia.Read(ctx, url, timeout)
+		done <- playerResult{res, err}
+	}()
+	return done
+}
+
+// wantEveryFrame waits for the player on done and checks it got every
+// frame of src (+-1), all decodable and in order; who and when word the
+// failure ("player", "across two reloads").
+func wantEveryFrame(t *testing.T, done <-chan playerResult, src testmedia.Source, who, when string) {
+	t.Helper()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if d := r.res.VideoFrames - src.Frames(); d < -1 || d > 1 {
+		t.Errorf("%s got %d frames %s, want %d (+-1)", who, r.res.VideoFrames, when, src.Frames())
+	}
+	if r.res.DecodeErrors != "" || r.res.NonMonotonic != 0 {
+		t.Errorf("decode errors %q, non-monotonic %d", r.res.DecodeErrors, r.res.NonMonotonic)
+	}
+}
+
 type streamsResp struct {
 	Streams []struct {
 		Name         string  `json:"name"`
@@ -177,22 +224,9 @@ func TestAgentServesAndReloads(t *testing.T) {
 	ctx := context.Background()
 	src := testmedia.Source{Audio: true, Realtime: true, Duration: 8 * time.Second}.Defaults()
 	pub := testmedia.Publish(t, ctx, src, a.rtmp("live/reload"))
-	var sr streamsResp
-	testmedia.Eventually(t, 10*time.Second, "stream in /v1/streams", func() bool {
-		getJSON(t, a.api("/v1/streams"), &sr)
-		return len(sr.Streams) == 1
-	})
-	type readRes struct {
-		res testmedia.Result
-		err error
-	}
-	done := make(chan readRes, 1)
-	go func() {
-		res, err := testmedia.Read(ctx, a.flv("live/reload"), 30*time.Second)
-		done <- readRes{res, err}
-	}()
-	testmedia.Eventually(t, 10*time.Second, "stream to show codecs, a reader and its frame rate", func() bool {
-		getJSON(t, a.api("/v1/streams"), &sr)
+	waitStreams(t, a, "stream in /v1/streams", func(sr streamsResp) bool { return len(sr.Streams) == 1 })
+	done := startPlayer(ctx, a.flv("live/reload"), 30*time.Second)
+	sr := waitStreams(t, a, "stream to show codecs, a reader and its frame rate", func(sr streamsResp) bool {
 		return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1 && sr.Streams[0].FPS > 0 && sr.Streams[0].Width > 0
 	})
 	s := sr.Streams[0]
@@ -219,16 +253,7 @@ func TestAgentServesAndReloads(t *testing.T) {
 		return strings.Contains(a.logs.String(), "reload refused")
 	})
 
-	r := <-done
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	if d := r.res.VideoFrames - src.Frames(); d < -1 || d > 1 {
-		t.Errorf("player got %d frames across two reloads, want %d (+-1)", r.res.VideoFrames, src.Frames())
-	}
-	if r.res.DecodeErrors != "" || r.res.NonMonotonic != 0 {
-		t.Errorf("decode errors %q, non-monotonic %d", r.res.DecodeErrors, r.res.NonMonotonic)
-	}
+	wantEveryFrame(t, done, src, "player", "across two reloads")
 	if err := pub.Wait(10 * time.Second); err != nil {
 		t.Errorf("publisher: %v %s", err, pub.Stderr)
 	}

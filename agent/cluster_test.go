@@ -1,9 +1,6 @@
 package agent
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -57,33 +54,7 @@ func TestClusterConfigErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "c.toml")
-			if err := os.WriteFile(path, []byte(tc.toml), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, err := Load(path)
-			if len(tc.want) == 0 {
-				if err != nil {
-					t.Fatalf("Load: %v, want success", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Load succeeded, want %q", tc.want)
-			}
-			lines := strings.Split(strings.ReplaceAll(err.Error(), path, "c.toml"), "\n")
-			for _, w := range tc.want {
-				found := false
-				for _, l := range lines {
-					found = found || l == w
-				}
-				if !found {
-					t.Errorf("error lacks line\n  %s\ngot:\n  %s", w, strings.Join(lines, "\n  "))
-				}
-			}
-			if len(lines) != len(tc.want) {
-				t.Errorf("got %d problems, want %d:\n  %s", len(lines), len(tc.want), strings.Join(lines, "\n  "))
-			}
+			checkLoadProblems(t, tc.toml, tc.want)
 		})
 	}
 }

@@ -113,36 +113,7 @@ func TestConfigErrorMessages(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "c.toml")
-			if err := os.WriteFile(path, []byte(tc.toml), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, err := Load(path)
-			if len(tc.want) == 0 {
-				if err != nil {
-					t.Fatalf("Load: %v, want success", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Load succeeded, want %q", tc.want)
-			}
-			got := strings.ReplaceAll(err.Error(), path, "c.toml")
-			lines := strings.Split(got, "\n")
-			for _, w := range tc.want {
-				found := false
-				for _, l := range lines {
-					if l == w {
-						found = true
-					}
-				}
-				if !found {
-					t.Errorf("error lacks line\n  %s\ngot:\n  %s", w, strings.Join(lines, "\n  "))
-				}
-			}
-			if len(lines) != len(tc.want) {
-				t.Errorf("got %d problems, want %d:\n  %s", len(lines), len(tc.want), strings.Join(lines, "\n  "))
-			}
+			checkLoadProblems(t, tc.toml, tc.want)
 		})
 	}
 }

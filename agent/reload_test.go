@@ -76,22 +76,9 @@ func TestReloadKeepsStreams(t *testing.T) {
 	ctx := context.Background()
 	src := testmedia.Source{Audio: true, Realtime: true, Duration: 12 * time.Second}.Defaults()
 	pub := testmedia.Publish(t, ctx, src, a.rtmp("live/keep"))
-	var sr streamsResp
-	testmedia.Eventually(t, 10*time.Second, "stream live", func() bool {
-		getJSON(t, a.api("/v1/streams"), &sr)
-		return len(sr.Streams) == 1
-	})
-	type readRes struct {
-		res testmedia.Result
-		err error
-	}
-	done := make(chan readRes, 1)
-	go func() {
-		res, err := testmedia.Read(ctx, a.rtmp("live/keep"), 40*time.Second)
-		done <- readRes{res, err}
-	}()
-	testmedia.Eventually(t, 10*time.Second, "the RTMP player attached", func() bool {
-		getJSON(t, a.api("/v1/streams"), &sr)
+	waitStreams(t, a, "stream live", func(sr streamsResp) bool { return len(sr.Streams) == 1 })
+	done := startPlayer(ctx, a.rtmp("live/keep"), 40*time.Second)
+	waitStreams(t, a, "the RTMP player attached", func(sr streamsResp) bool {
 		return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1
 	})
 
@@ -194,16 +181,7 @@ func TestReloadKeepsStreams(t *testing.T) {
 		}
 	})
 
-	r := <-done
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	if d := r.res.VideoFrames - src.Frames(); d < -1 || d > 1 {
-		t.Errorf("RTMP player got %d frames across the reloads, want %d (+-1)", r.res.VideoFrames, src.Frames())
-	}
-	if r.res.DecodeErrors != "" || r.res.NonMonotonic != 0 {
-		t.Errorf("decode errors %q, non-monotonic %d", r.res.DecodeErrors, r.res.NonMonotonic)
-	}
+	wantEveryFrame(t, done, src, "RTMP player", "across the reloads")
 	if err := pub.Wait(15 * time.Second); err != nil {
 		t.Errorf("publisher: %v %s", err, pub.Stderr)
 	}
