@@ -25,32 +25,19 @@ type PullConfig struct {
 // reconnects, the hub's reconnect grace keeps local readers attached, and
 // they resume at the new session's first keyframe.
 type Puller struct {
+	loop
 	hub *media.Hub
 	cfg PullConfig
-	log *slog.Logger
-	tr  tracker
 }
 
 // NewPuller returns a Puller; Run starts it.
 func NewPuller(hub *media.Hub, cfg PullConfig, log *slog.Logger) *Puller {
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = DefaultMinBackoff
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = cfg.MinBackoff
-	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = DefaultReadTimeout
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	p := &Puller{hub: hub, cfg: cfg, log: log.With("component", "relay", "role", "pull", "stream", cfg.Key)}
-	p.tr.onState = cfg.OnState
-	p.tr.st = Status{State: StateStopped, Since: time.Now()}
+	p := &Puller{hub: hub, cfg: cfg}
+	p.setup("pull", "source", cfg.Key, cfg.Next, cfg.MinBackoff, cfg.MaxBackoff, cfg.OnState, log)
+	p.onStop = p.logStop
 	return p
 }
 
@@ -76,46 +63,10 @@ func (p *Puller) Run(ctx context.Context) error {
 	if p.cfg.IdleStop > 0 {
 		go p.idleWatch(ctx, cancel)
 	}
-	attempt, fails := 0, 0
-	var lastErr error
-	for {
-		if ctx.Err() != nil {
-			p.logStop(ctx)
-			return nil
-		}
-		if attempt > 0 {
-			p.tr.reconnected()
-		}
-		t, err := p.cfg.Next(attempt, lastErr)
-		attempt++
-		if err != nil {
-			if errors.Is(err, ErrStop) {
-				return nil
-			}
-			lastErr = fmt.Errorf("choose target: %w", err)
-		} else {
-			running, err := p.attempt(ctx, t)
-			if ctx.Err() != nil {
-				p.logStop(ctx)
-				return nil
-			}
-			lastErr = err
-			if running >= minRunning {
-				p.log.Warn("pull session ended, reconnecting", "source", Redact(t.URL), "err", err, "ran", running.Round(time.Millisecond))
-				p.tr.set(StateConnecting, "", err)
-				fails = 0
-				continue
-			}
-		}
-		fails++
-		wait := backoff(p.cfg.MinBackoff, p.cfg.MaxBackoff, fails)
-		p.log.Warn("pull attempt failed", "err", lastErr, "retry_in", wait)
-		p.tr.set(StateBackoff, "", lastErr)
-		if !sleepCtx(ctx, wait) {
-			p.logStop(ctx)
-			return nil
-		}
-	}
+	return p.run(ctx, func(ctx context.Context, t Target) sessionEnd {
+		ran, err := p.attempt(ctx, t)
+		return sessionEnd{ran: ran, err: err}
+	})
 }
 
 func (p *Puller) logStop(ctx context.Context) {

@@ -27,32 +27,18 @@ type PushConfig struct {
 
 // Pusher reads a hub stream and sends it to a remote RTMP or SRT target.
 type Pusher struct {
+	loop
 	hub *media.Hub
 	cfg PushConfig
-	log *slog.Logger
-	tr  tracker
 }
 
 // NewPusher returns a Pusher; Run starts it.
 func NewPusher(hub *media.Hub, cfg PushConfig, log *slog.Logger) *Pusher {
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = DefaultMinBackoff
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = cfg.MinBackoff
-	}
 	if cfg.StartWait <= 0 {
 		cfg.StartWait = 5 * time.Second
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	p := &Pusher{hub: hub, cfg: cfg, log: log.With("component", "relay", "role", "push", "stream", cfg.Key)}
-	p.tr.onState = cfg.OnState
-	p.tr.st = Status{State: StateStopped, Since: time.Now()}
+	p := &Pusher{hub: hub, cfg: cfg}
+	p.setup("push", "target", cfg.Key, cfg.Next, cfg.MinBackoff, cfg.MaxBackoff, cfg.OnState, log)
 	return p
 }
 
@@ -76,59 +62,21 @@ func (p *Pusher) Run(ctx context.Context) error {
 		}
 		p.tr.set(StateStopped, "", nil)
 	}()
-	attempt, fails := 0, 0
 	seen := false
-	var lastErr error
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		if attempt > 0 {
-			p.tr.reconnected()
-		}
-		t, err := p.cfg.Next(attempt, lastErr)
-		attempt++
-		if err != nil {
-			if errors.Is(err, ErrStop) {
-				return nil
+	return p.run(ctx, func(ctx context.Context, t Target) sessionEnd {
+		ran, err := p.attempt(ctx, t, &held, &seen)
+		switch {
+		case errors.Is(err, errStreamGone):
+			return sessionEnd{stop: !p.cfg.Persistent, fresh: true}
+		case errors.Is(err, media.ErrNoStream) && !p.cfg.Persistent:
+			if seen {
+				return sessionEnd{stop: true}
 			}
-			lastErr = fmt.Errorf("choose target: %w", err)
-		} else {
-			var running time.Duration
-			running, err = p.attempt(ctx, t, &held, &seen)
-			switch {
-			case ctx.Err() != nil:
-				return nil
-			case errors.Is(err, errStreamGone):
-				if !p.cfg.Persistent {
-					return nil
-				}
-				lastErr, fails = nil, 0
-				continue
-			case errors.Is(err, media.ErrNoStream) && !p.cfg.Persistent:
-				if seen {
-					return nil
-				}
-				p.tr.set(StateStopped, "", err)
-				return fmt.Errorf("push %s: %w", p.cfg.Key, err)
-			}
-			lastErr = err
-			if running >= minRunning {
-				// a working session broke: reconnect at once
-				p.log.Warn("push session ended, reconnecting", "target", Redact(t.URL), "err", err, "ran", running.Round(time.Millisecond))
-				p.tr.set(StateConnecting, "", err)
-				fails = 0
-				continue
-			}
+			p.tr.set(StateStopped, "", err)
+			return sessionEnd{stop: true, ret: fmt.Errorf("push %s: %w", p.cfg.Key, err)}
 		}
-		fails++
-		wait := backoff(p.cfg.MinBackoff, p.cfg.MaxBackoff, fails)
-		p.log.Warn("push attempt failed", "err", lastErr, "retry_in", wait)
-		p.tr.set(StateBackoff, "", lastErr)
-		if !sleepCtx(ctx, wait) {
-			return nil
-		}
-	}
+		return sessionEnd{ran: ran, err: err}
+	})
 }
 
 // attempt runs one connection to t. running is how long it was live.
@@ -187,17 +135,6 @@ func (p *Pusher) subscribe(ctx context.Context, f media.Format, proto, target st
 			return r, err
 		}
 		p.tr.set(StateWaiting, target, nil)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
