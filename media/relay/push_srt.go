@@ -35,19 +35,7 @@ func (p *Pusher) pushSRT(ctx context.Context, t Target, u *url.URL, r *media.Rea
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	peerGone := make(chan struct{})
-	go func() {
-		// a caller that sends gets nothing back: Read returns when the
-		// connection ends (peer shutdown or PeerIdleTimeout)
-		defer close(peerGone)
-		defer cancel()
-		b := make([]byte, 1500)
-		for {
-			if _, err := conn.Read(b); err != nil {
-				return
-			}
-		}
-	}()
+	peerGone := srt.WatchClosed(conn, cancel)
 	defer func() {
 		conn.Close()
 		<-peerGone
@@ -76,58 +64,20 @@ func (p *Pusher) pushSRT(ctx context.Context, t Target, u *url.URL, r *media.Rea
 	for {
 		var nerr error
 		pkts, nerr = r.Next(sctx, pkts)
-		for _, pk := range pkts {
-			for b := pk.Payload; len(b) > 0; {
-				k := min(MessageSize-len(out), len(b))
-				out = append(out, b[:k]...)
-				b = b[k:]
-				if len(out) == MessageSize {
-					if err := send(out); err != nil {
-						return since(), err
-					}
-					out = out[:0]
-				}
-			}
-			r.BytesOut.Add(uint64(len(pk.Payload)))
-		}
-		if len(out) > 0 {
-			if err := send(out); err != nil {
-				return since(), err
-			}
-			out = out[:0]
+		if err := srt.WriteBatch(r, pkts, out, send); err != nil {
+			return since(), err
 		}
 		if nerr != nil {
 			switch {
 			case ctx.Err() != nil:
 				return since(), nil
 			case errors.Is(nerr, media.ErrStreamEnded):
-				drainSRT(conn, peerGone, cfg.PeerLatency)
+				srt.Drain(conn, peerGone, cfg.PeerLatency)
 				return since(), errStreamGone
 			case errors.Is(nerr, context.Canceled):
 				return since(), gone()
 			}
 			return since(), fmt.Errorf("hub reader: %w", nerr)
-		}
-	}
-}
-
-// drainSRT waits, bounded, until the peer acknowledged what was queued:
-// gosrt drops its send buffer on Close.
-func drainSRT(conn gosrt.Conn, peerGone <-chan struct{}, latency time.Duration) {
-	deadline := time.Now().Add(latency + 2*time.Second)
-	var st gosrt.Statistics
-	empty := 0
-	for time.Now().Before(deadline) && empty < 3 {
-		conn.Stats(&st)
-		if st.Instantaneous.PktSendBuf == 0 {
-			empty++
-		} else {
-			empty = 0
-		}
-		select {
-		case <-peerGone:
-			return
-		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -123,18 +123,7 @@ func (ss *session) read() error {
 	cfg := &ss.s.cfg
 	ctx, cancel := context.WithCancel(ss.s.ctx)
 	defer cancel()
-	peerGone := make(chan struct{})
-	go func() {
-		// A reader sends nothing; Read returns when the connection ends.
-		defer close(peerGone)
-		defer cancel()
-		b := make([]byte, 1500)
-		for {
-			if _, err := ss.conn.Read(b); err != nil {
-				return
-			}
-		}
-	}()
+	peerGone := WatchClosed(ss.conn, cancel)
 	defer func() {
 		ss.conn.Close()
 		<-peerGone
@@ -161,25 +150,8 @@ func (ss *session) read() error {
 	for {
 		var err error
 		pkts, err = ss.reader.Next(ctx, pkts)
-		for _, p := range pkts {
-			for b := p.Payload; len(b) > 0; {
-				k := min(MessageSize-len(out), len(b))
-				out = append(out, b[:k]...)
-				b = b[k:]
-				if len(out) == MessageSize {
-					if err := send(out); err != nil {
-						return ss.readEnd(err, peerGone)
-					}
-					out = out[:0]
-				}
-			}
-			ss.reader.BytesOut.Add(uint64(len(p.Payload)))
-		}
-		if len(out) > 0 {
-			if err := send(out); err != nil {
-				return ss.readEnd(err, peerGone)
-			}
-			out = out[:0]
+		if werr := WriteBatch(ss.reader, pkts, out, send); werr != nil {
+			return ss.readEnd(werr, peerGone)
 		}
 		if err != nil {
 			return ss.readEnd(err, peerGone)
@@ -197,29 +169,8 @@ func (ss *session) readEnd(err error, peerGone <-chan struct{}) error {
 		return nil
 	}
 	if errors.Is(err, media.ErrStreamEnded) {
-		ss.drain(peerGone)
+		Drain(ss.conn, peerGone, ss.s.cfg.Latency)
 		return nil
 	}
 	return err
-}
-
-// drain waits, bounded, until the peer acknowledged what was queued:
-// gosrt drops its send buffer on Close.
-func (ss *session) drain(peerGone <-chan struct{}) {
-	deadline := time.Now().Add(ss.s.cfg.Latency + 2*time.Second)
-	var st gosrt.Statistics
-	empty := 0
-	for time.Now().Before(deadline) && empty < 3 {
-		ss.conn.Stats(&st)
-		if st.Instantaneous.PktSendBuf == 0 {
-			empty++
-		} else {
-			empty = 0
-		}
-		select {
-		case <-peerGone:
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
