@@ -23,6 +23,7 @@ type Meter struct {
 	mu      sync.Mutex
 	buckets []Sample // ring of meterHistory seconds
 	cur     int64    // unix second of the newest bucket
+	first   int64    // unix second of the first packet: older buckets are not the stream's
 	lastKey time.Time
 	keyIvl  time.Duration
 
@@ -54,6 +55,9 @@ func (m *Meter) add(p *Packet) {
 	now := time.Now()
 	n := int64(len(p.Payload))
 	m.mu.Lock()
+	if m.first == 0 {
+		m.first = now.Unix()
+	}
 	b := m.bucket(now)
 	switch p.Kind {
 	case KindVideo:
@@ -88,14 +92,18 @@ func (m *Meter) recentBitrate(window time.Duration) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.bucket(now)
-	var bytes int64
+	var bytes, n int64
 	for i := int64(1); i <= secs; i++ {
 		b := m.buckets[(m.cur-i+meterHistory)%meterHistory]
-		if b.Time.Unix() == m.cur-i {
+		if b.Time.Unix() == m.cur-i && m.cur-i >= m.first && m.first != 0 {
 			bytes += b.VideoBytes + b.AudioBytes
+			n++
 		}
 	}
-	return bytes * 8 / secs
+	if n == 0 {
+		return 0
+	}
+	return bytes * 8 / n
 }
 
 // Rates summarises the last few whole seconds.
@@ -120,7 +128,7 @@ func (m *Meter) Rates() Rates {
 	var frames, n int
 	for i := int64(1); i <= secs; i++ {
 		b := m.buckets[(m.cur-i+meterHistory)%meterHistory]
-		if b.Time.Unix() == m.cur-i {
+		if b.Time.Unix() == m.cur-i && m.cur-i >= m.first && m.first != 0 {
 			vb += b.VideoBytes
 			ab += b.AudioBytes
 			frames += b.Frames
