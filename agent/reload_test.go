@@ -93,7 +93,7 @@ func TestReloadKeepsStreams(t *testing.T) {
 			t.Fatalf("moving http.listen was %s, want reloaded", got)
 		}
 		if !strings.Contains(a.logs.String(), `"msg":"listener moved"`) {
-			t.Skip("agent.go does not rebind changed listeners yet (ConfigDiff.Listeners): see the ops report for the diff")
+			t.Fatalf("reload did not move the HTTP-FLV listener (no \"listener moved\" log line)")
 		}
 		newFLV := a.flv("live/keep")
 		testmedia.Eventually(t, 5*time.Second, "HTTP-FLV on the new port", func() bool { return flvServes(newFLV) })
