@@ -18,22 +18,6 @@ type Route struct {
 	Strict  bool     // only the listed sites; otherwise other sites follow as a last resort
 }
 
-// ValidateRoutes checks every pattern; errors name the rule index.
-func ValidateRoutes(rules []Route) error {
-	var errs []error
-	for i, r := range rules {
-		if r.Pattern == "" {
-			errs = append(errs, fmt.Errorf("route[%d].pattern: must not be empty", i))
-		} else if _, err := path.Match(r.Pattern, "x/y"); err != nil {
-			errs = append(errs, fmt.Errorf("route[%d].pattern: %q: %w", i, r.Pattern, err))
-		}
-		if r.Strict && len(r.Sites) == 0 {
-			errs = append(errs, fmt.Errorf("route[%d].sites: a strict route needs at least one site", i))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // matchRoute returns the first rule matching stream.
 func matchRoute(stream string, rules []Route) (Route, bool) {
 	for _, r := range rules {

@@ -82,26 +82,6 @@ func TestRankCenters(t *testing.T) {
 	}
 }
 
-func TestValidateRoutes(t *testing.T) {
-	tests := []struct {
-		name  string
-		rules []Route
-		ok    bool
-	}{
-		{"good", []Route{{Pattern: "live/*", Sites: []string{"fra"}}}, true},
-		{"empty pattern", []Route{{Sites: []string{"fra"}}}, false},
-		{"bad glob", []Route{{Pattern: "live/[", Sites: []string{"fra"}}}, false},
-		{"strict without sites", []Route{{Pattern: "live/*", Strict: true}}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := ValidateRoutes(tt.rules); (err == nil) != tt.ok {
-				t.Errorf("ValidateRoutes = %v, want ok=%v", err, tt.ok)
-			}
-		})
-	}
-}
-
 // TestChooseCenterLive checks the Cluster methods on a real cluster.
 func TestChooseCenterLive(t *testing.T) {
 	edge := startNode(t, "edge", NodeMeta{Role: RoleEdge, Site: "fra"}, "")

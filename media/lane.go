@@ -149,12 +149,6 @@ func (l *lane) removeWaker(c chan struct{}) int {
 	return l.readers
 }
 
-func (l *lane) readerCount() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.readers
-}
-
 // snapshotHeaders returns the current headers in replay order.
 func (l *lane) snapshotHeaders(dst []*Packet) []*Packet {
 	l.mu.Lock()

@@ -12,7 +12,6 @@ import (
 var (
 	ErrStreamEnded = errors.New("stream ended")
 	ErrSlowReader  = errors.New("reader stayed behind the live edge and was disconnected")
-	ErrReaderKick  = errors.New("reader closed by the server")
 )
 
 // ReaderInfo describes a reader for the API.
@@ -30,10 +29,9 @@ type Reader struct {
 	fmt  Format
 	info ReaderInfo
 
-	wake    chan struct{}
-	done    chan struct{}
-	once    sync.Once
-	kickErr atomic.Pointer[error]
+	wake chan struct{}
+	done chan struct{}
+	once sync.Once
 
 	cursor      uint64
 	sent        [numSlots]*Packet // the header last delivered per slot
@@ -80,9 +78,6 @@ func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
 		}
 	}
 	for {
-		if e := r.kickErr.Load(); e != nil {
-			return dst, *e
-		}
 		if ep := r.l.epoch.Load(); ep != r.epoch {
 			// A new publisher session: resume at its first keyframe.
 			r.epoch = ep
@@ -225,13 +220,4 @@ func (r *Reader) Close() {
 		close(r.done)
 		r.s.removeReader(r)
 	})
-}
-
-// kick makes the reader's Next return err.
-func (r *Reader) kick(err error) {
-	r.kickErr.CompareAndSwap(nil, &err)
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"time"
 
@@ -166,6 +165,3 @@ func statsLoop(tr *tracker, read func() *SRTStats) (stop func()) {
 		})
 	}
 }
-
-// targetURL is used in logs and errors.
-func targetURL(u *url.URL) string { return Redact(u.String()) }
