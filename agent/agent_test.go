@@ -27,16 +27,8 @@ var buildOnce struct {
 func binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "relaymesh-bin-")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.path = filepath.Join(dir, "relaymesh")
-		out, err := exec.Command("go", "build", "-o", buildOnce.path, "../cmd/relaymesh").CombinedOutput()
-		if err != nil {
-			buildOnce.err = fmt.Errorf("go build: %v: %s", err, out)
-		}
+		// one build per test run; the binary stays in its temp dir (a few MB)
+		buildOnce.path, _, buildOnce.err = testmedia.BuildBinary(testmedia.RelaymeshPackage)
 	})
 	if buildOnce.err != nil {
 		t.Fatal(buildOnce.err)

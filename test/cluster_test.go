@@ -35,18 +35,13 @@ var relaymeshBin string
 func TestMain(m *testing.M) {
 	code := func() int {
 		if os.Geteuid() == 0 {
-			dir, err := os.MkdirTemp("", "relaymesh-bin-")
+			bin, cleanup, err := testmedia.BuildBinary(testmedia.RelaymeshPackage)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
-			defer os.RemoveAll(dir)
-			relaymeshBin = filepath.Join(dir, "relaymesh")
-			out, err := exec.Command("go", "build", "-o", relaymeshBin, "github.com/relaymesh/relaymesh/cmd/relaymesh").CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "go build relaymesh: %v\n%s", err, out)
-				return 1
-			}
+			defer cleanup()
+			relaymeshBin = bin
 		}
 		return m.Run()
 	}()
