@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/relaymesh/relaymesh/internal/nettest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,10 +17,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -371,25 +370,6 @@ func TestQoSLifecycle(t *testing.T) {
 	})
 }
 
-// dropNetAdmin removes CAP_NET_ADMIN from the calling thread's effective
-// set (capabilities are per thread on Linux).
-func dropNetAdmin() error {
-	const capNetAdmin = 12
-	hdr := struct {
-		version uint32
-		pid     int32
-	}{version: 0x20080522}
-	var data [2]struct{ effective, permitted, inheritable uint32 }
-	if _, _, e := syscall.RawSyscall(syscall.SYS_CAPGET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
-		return e
-	}
-	data[0].effective &^= 1 << capNetAdmin
-	if _, _, e := syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
-		return e
-	}
-	return nil
-}
-
 // TestQoSWithoutNetAdmin: the agent logs one warning, runs on, and
 // reports the tree as not applied.
 func TestQoSWithoutNetAdmin(t *testing.T) {
@@ -397,7 +377,7 @@ func TestQoSWithoutNetAdmin(t *testing.T) {
 		if err := addVeth("rmops0"); err != nil {
 			return err
 		}
-		if err := dropNetAdmin(); err != nil {
+		if err := nettest.DropNetAdmin(); err != nil {
 			return err
 		}
 		var logs testmedia.LogBuffer

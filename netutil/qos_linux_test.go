@@ -7,14 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/relaymesh/relaymesh/internal/nettest"
 	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"unsafe"
 
 	"github.com/vishvananda/netns"
 )
@@ -340,25 +339,6 @@ func TestApplyInvalidConfig(t *testing.T) {
 	}
 }
 
-// dropNetAdmin removes CAP_NET_ADMIN from the effective set of the calling
-// thread (capabilities are per thread on Linux).
-func dropNetAdmin() error {
-	const capNetAdmin = 12
-	hdr := struct {
-		version uint32
-		pid     int32
-	}{version: 0x20080522} // _LINUX_CAPABILITY_VERSION_3
-	var data [2]struct{ effective, permitted, inheritable uint32 }
-	if _, _, e := syscall.RawSyscall(syscall.SYS_CAPGET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
-		return e
-	}
-	data[0].effective &^= 1 << capNetAdmin
-	if _, _, e := syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
-		return e
-	}
-	return nil
-}
-
 func TestApplyWithoutNetAdmin(t *testing.T) {
 	requireRoot(t)
 	ns := newNS(t)
@@ -371,7 +351,7 @@ func TestApplyWithoutNetAdmin(t *testing.T) {
 		// This thread loses CAP_NET_ADMIN and is never unlocked, so it is
 		// thrown away when the goroutine ends.
 		runtime.LockOSThread()
-		if err := dropNetAdmin(); err != nil {
+		if err := nettest.DropNetAdmin(); err != nil {
 			errc <- [2]error{fmt.Errorf("drop CAP_NET_ADMIN: %w", err)}
 			return
 		}
