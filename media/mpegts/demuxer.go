@@ -53,8 +53,10 @@ type pesState struct {
 // Demuxer reads an MPEG-TS byte stream in chunks of any size and produces
 // FLV-lane packets (AVC or Enhanced RTMP hvc1 video, AAC audio, each with
 // its sequence header) and TS-lane packets: the input's own TS packets,
-// untouched, grouped per video access unit with a keyframe's first packet
-// starting a Keyframe lane packet, and PAT/PMT as Header lane packets.
+// grouped per video access unit with a keyframe's first packet starting a
+// Keyframe lane packet, and PAT/PMT as Header lane packets. They pass
+// untouched, except that a keyframe without SPS/PPS (VPS) gets the stored
+// ones, so that a reader joining at any keyframe can decode (params.go).
 // It is used by one goroutine.
 type Demuxer struct {
 	pend  []byte
@@ -81,6 +83,8 @@ type Demuxer struct {
 	curTS  int64
 
 	sps, pps, vps []byte
+	groupNoParams bool     // the group's keyframe came without parameter sets
+	fix           paramFix // puts them in (params.go)
 	vhdrSent      bool
 	vhdrCodec     byte
 	asc           [2]byte
@@ -262,7 +266,15 @@ func (d *Demuxer) packet(pkt []byte, emit func(*media.Packet)) error {
 func (d *Demuxer) flushGroup(emit func(*media.Packet)) {
 	if len(d.group) > 0 {
 		key := d.groupKey || d.videoPID < 0
-		emit(&media.Packet{Kind: media.KindTS, Time: d.groupT, Keyframe: key, Payload: d.mem.copy(d.group)})
+		g := d.group
+		switch {
+		case d.groupNoParams:
+			g = d.fix.inject(g, d.videoPID, d.videoType == streamTypeH265, [3][]byte{d.vps, d.sps, d.pps})
+		case d.videoPID >= 0:
+			d.fix.renumber(g, d.videoPID)
+		}
+		d.groupNoParams = false
+		emit(&media.Packet{Kind: media.KindTS, Time: d.groupT, Keyframe: key, Payload: d.mem.copy(g)})
 		d.group = d.group[:0]
 	}
 	if len(d.psi) > 0 {
@@ -483,6 +495,7 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) e
 	key := false
 	changed := false
 	size := 0
+	var has [3]bool // VPS, SPS, PPS in this access unit
 	keep := d.nalus[:0]
 	for _, n := range d.nalus {
 		if len(n) == 0 {
@@ -494,12 +507,15 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) e
 			}
 			switch typ := n[0] >> 1 & 0x3f; {
 			case typ == 32:
+				has[0] = true
 				changed = setParam(&d.vps, n) || changed
 				continue
 			case typ == 33:
+				has[1] = true
 				changed = setParam(&d.sps, n) || changed
 				continue
 			case typ == 34:
+				has[2] = true
 				changed = setParam(&d.pps, n) || changed
 				continue
 			case typ == 35:
@@ -510,9 +526,11 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) e
 		} else {
 			switch n[0] & 0x1f {
 			case 7:
+				has[1] = true
 				changed = setParam(&d.sps, n) || changed
 				continue
 			case 8:
+				has[2] = true
 				changed = setParam(&d.pps, n) || changed
 				continue
 			case 9:
@@ -527,6 +545,9 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) e
 	d.nalus = keep
 	t := ms(dts)
 	d.groupKey = d.groupKey || key
+	if key && (!has[1] || !has[2] || hevc && !has[0]) && d.sps != nil && d.pps != nil && (!hevc || d.vps != nil) {
+		d.groupNoParams = true
+	}
 	d.groupT = t
 	if (changed || !d.vhdrSent) && d.sps != nil && d.pps != nil && (!hevc || d.vps != nil) {
 		rec, err := d.decoderConfig(hevc)

@@ -1,0 +1,4 @@
+package mpegts
+
+// OnceParamsTS is gstTS for the package's external tests.
+var OnceParamsTS = gstTS
