@@ -30,7 +30,8 @@ func newScript() *script {
 }
 
 func (s *script) msg(csid byte, typ uint8, ts time.Duration, msid uint32, body []byte) *script {
-	if err := s.w.Write(&rawmessage.Message{ChunkStreamID: csid, Type: typ, Timestamp: ts, MessageStreamID: msid, Body: body}); err != nil {
+	// message stream ids in the spec's byte order, as clients send them
+	if err := s.w.Write(&rawmessage.Message{ChunkStreamID: csid, Type: typ, Timestamp: ts, MessageStreamID: swapMSID(msid), Body: body}); err != nil {
 		panic(err)
 	}
 	return s

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"sync"
 
@@ -60,6 +61,8 @@ func protocolError(format string, a ...any) error {
 // answers the protocol control messages the peer sends (chunk size, abort,
 // window size, ping) and serializes writes, so that commands, acks and
 // media written from several goroutines never interleave their chunks.
+// Message stream ids in and out are the real ids; it keeps their byte
+// order on the wire as the spec says (see swapMSID).
 type MessageConn struct {
 	r  *rawmessage.Reader
 	mu sync.Mutex // serializes writes
@@ -90,10 +93,23 @@ func (m *MessageConn) Locker() sync.Locker { return &m.mu }
 
 // Write sends one message.
 func (m *MessageConn) Write(msg *rawmessage.Message) error {
+	out := *msg
+	out.MessageStreamID = swapMSID(msg.MessageStreamID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.w.Write(msg)
+	return m.w.Write(&out)
 }
+
+// swapMSID converts a message stream id between its value and the form
+// gortmplib's chunk layer takes and gives. The RTMP spec (5.3.1.2.1) puts
+// the message stream id of a type-0 chunk header on the wire
+// little-endian, the one field that is; gortmplib v1.0.0 reads and writes
+// it big-endian, so stream 1 would go out as 16777216, and GStreamer's
+// rtmp2 elements, which match replies by stream id, would wait forever.
+// Its coding is a plain byte order, so handing it the id byte-swapped puts
+// the spec's bytes on the wire, and swapping what it read gives the id
+// the peer meant. It is its own inverse.
+func swapMSID(id uint32) uint32 { return bits.ReverseBytes32(id) }
 
 // WriteCommand sends an AMF0 command: name, transaction id, then args.
 func (m *MessageConn) WriteCommand(csid byte, msid uint32, name string, id float64, args ...any) error {
@@ -129,6 +145,7 @@ func (m *MessageConn) Read() (*rawmessage.Message, error) {
 			}
 			return nil, protocolError("bad rtmp chunk stream: %v", err)
 		}
+		msg.MessageStreamID = swapMSID(msg.MessageStreamID)
 		switch msg.Type {
 		case msgSetChunkSize:
 			if len(msg.Body) < 4 {

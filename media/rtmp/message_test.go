@@ -126,3 +126,58 @@ func TestControlMessages(t *testing.T) {
 		}
 	})
 }
+
+// TestMessageStreamIDByteOrder: the message stream id of a type-0 chunk
+// header is little-endian on the wire (RTMP 1.0, 5.3.1.2.1), both in what
+// MessageConn writes and in how it reads a peer's. The bytes are built and
+// checked here by hand, not with the chunk library MessageConn uses.
+func TestMessageStreamIDByteOrder(t *testing.T) {
+	cases := []struct {
+		name string
+		id   uint32
+		wire [4]byte
+	}{
+		{"stream 0", 0, [4]byte{0, 0, 0, 0}},
+		{"stream 1", 1, [4]byte{1, 0, 0, 0}},
+		{"a large id", 0x01020304, [4]byte{4, 3, 2, 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+" written", func(t *testing.T) {
+			var out bytes.Buffer
+			mc := NewMessageConn(bytecounter.NewReadWriter(struct {
+				io.Reader
+				io.Writer
+			}{bytes.NewReader(nil), &out}))
+			if err := mc.WriteCommand(5, tc.id, "onStatus", 0, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			b := out.Bytes()
+			// basic header (csid 5, type 0), timestamp, length, type, msid
+			if len(b) < 12 || b[0] != 5 || b[7] != msgCommandAMF0 {
+				t.Fatalf("not a type-0 command chunk on csid 5: % x", head(b))
+			}
+			if got := [4]byte(b[8:12]); got != tc.wire {
+				t.Errorf("message stream id on the wire = % x, want % x", got, tc.wire)
+			}
+		})
+		t.Run(tc.name+" read", func(t *testing.T) {
+			body := []byte{0x02, 0, 4, 'p', 'l', 'a', 'y', 0, 0, 0, 0, 0, 0, 0, 0, 0} // "play", 0
+			in := []byte{3, 0, 0, 0, 0, 0, byte(len(body)), msgCommandAMF0}
+			in = append(append(in, tc.wire[:]...), body...)
+			mc := NewMessageConn(bytecounter.NewReadWriter(struct {
+				io.Reader
+				io.Writer
+			}{bytes.NewReader(in), io.Discard}))
+			msg, err := mc.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg.MessageStreamID != tc.id {
+				t.Errorf("MessageStreamID = %#x, want %#x", msg.MessageStreamID, tc.id)
+			}
+			if cmd, ok, err := DecodeCommand(msg); !ok || err != nil || cmd.Name != "play" {
+				t.Errorf("decoded %+v, ok %v, %v", cmd, ok, err)
+			}
+		})
+	}
+}

@@ -55,6 +55,8 @@ func (c *conn) publish(ctx context.Context, cmd Command) error {
 				switch cmd.Name {
 				case "deleteStream", "closeStream", "FCUnpublish":
 					c.log.Info("unpublished")
+					pub.Close()
+					c.linger()
 					return nil
 				}
 			}
@@ -65,6 +67,19 @@ func (c *conn) publish(ctx context.Context, cmd Command) error {
 				return refusal{err}
 			}
 			return err
+		}
+	}
+}
+
+// linger waits, bounded by the handshake timeout, for the client to close
+// the connection after it unpublished: clients send FCUnpublish and
+// deleteStream before they close, and GStreamer's rtmp2sink fails its
+// pipeline when the server closes first (nginx-rtmp waits too).
+func (c *conn) linger() {
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.Load().HandshakeTimeout))
+	for {
+		if _, err := c.readMessage(); err != nil {
+			return
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"net/http"
 	"net/url"
@@ -61,7 +62,9 @@ func dialRaw(t *testing.T, addr string) *rawClient {
 }
 
 func (c *rawClient) send(csid byte, typ uint8, ts time.Duration, msid uint32, body []byte) error {
-	return c.w.Write(&rawmessage.Message{ChunkStreamID: csid, Type: typ, Timestamp: ts, MessageStreamID: msid, Body: body})
+	// gortmplib puts the message stream id on the wire big-endian: swap it
+	// to the spec's byte order, as clients send it
+	return c.w.Write(&rawmessage.Message{ChunkStreamID: csid, Type: typ, Timestamp: ts, MessageStreamID: bits.ReverseBytes32(msid), Body: body})
 }
 
 func (c *rawClient) cmd(msid uint32, args ...any) error {
