@@ -45,11 +45,13 @@ func TestTakeover(t *testing.T) {
 	testmedia.Eventually(t, 5*time.Second, "the takeover reason in the log", func() bool {
 		return strings.Contains(n.Logs.String(), "another publisher took over the stream")
 	})
-	if err := second.Wait(15 * time.Second); err != nil {
-		t.Fatalf("second publisher: %v: %s", err, second.Stderr)
-	}
+	// while the second publishes (once it is done the stream ends after
+	// the reconnect grace, 300 ms here)
 	if n.Hub.Stream("live/tk") != stream {
 		t.Errorf("takeover made a new stream; players were dropped")
+	}
+	if err := second.Wait(15 * time.Second); err != nil {
+		t.Fatalf("second publisher: %v: %s", err, second.Stderr)
 	}
 	r := <-results
 	if r.err != nil {
