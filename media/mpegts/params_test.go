@@ -17,7 +17,8 @@ import (
 // onceParamsPipeline is a GStreamer pipeline that encodes frames of video
 // (25 fps, a keyframe every 25) and AAC into MPEG-TS with the parameter
 // sets only in front of the first keyframe, as h264parse/h265parse with
-// their default config-interval=0 send them. The caller appends the sink.
+// their default config-interval=0 send them. Codec "h264-repeated" has
+// them before every keyframe instead. The caller appends the sink.
 func onceParamsPipeline(codec string, frames int, live bool) []string {
 	src := []string{"videotestsrc", "num-buffers=" + strconv.Itoa(frames), "is-live=" + strconv.FormatBool(live), "!",
 		"video/x-raw,width=320,height=240,framerate=25/1", "!"}
@@ -28,6 +29,8 @@ func onceParamsPipeline(codec string, frames int, live bool) []string {
 		// them in front of the first keyframe only
 		enc = []string{"x264enc", "key-int-max=25", "speed-preset=ultrafast", "tune=zerolatency", "option-string=repeat-headers=0", "!",
 			"video/x-h264,stream-format=avc", "!", "h264parse", "config-interval=0", "!", "video/x-h264,stream-format=byte-stream", "!"}
+	case "h264-repeated":
+		enc = []string{"x264enc", "key-int-max=25", "speed-preset=ultrafast", "tune=zerolatency", "!"}
 	case "hevc":
 		enc = []string{"x265enc", "key-int-max=25", "speed-preset=ultrafast", "tune=zerolatency", "option-string=repeat-headers=0", "!",
 			"h265parse", "config-interval=0", "!"}
@@ -40,7 +43,7 @@ func onceParamsPipeline(codec string, frames int, live bool) []string {
 }
 
 // gstTS writes what a onceParamsPipeline makes to a file and returns it.
-func gstTS(t *testing.T, codec string, frames int) []byte {
+func gstTS(t testing.TB, codec string, frames int) []byte {
 	t.Helper()
 	testmedia.Need(t, "gst-launch-1.0")
 	path := filepath.Join(t.TempDir(), "in.ts")
@@ -51,7 +54,11 @@ func gstTS(t *testing.T, codec string, frames int) []byte {
 	if out, err := exec.CommandContext(ctx, "gst-launch-1.0", args...).CombinedOutput(); err != nil {
 		t.Fatalf("gst-launch-1.0: %v\n%s", err, out)
 	}
-	return mustRead(t, path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // accessUnits reassembles the video PES packets of a TS byte stream (the
@@ -235,4 +242,29 @@ func FuzzParamInject(f *testing.F) {
 			t.Fatalf("packets of other PIDs changed")
 		}
 	})
+}
+
+// BenchmarkDemuxParamSets: the Demuxer's cost per frame for the same
+// content with the parameter sets before every keyframe (passed through)
+// and only before the first (put in front of the others by the Demuxer).
+func BenchmarkDemuxParamSets(b *testing.B) {
+	for _, c := range []string{"h264-repeated", "h264"} {
+		b.Run(c, func(b *testing.B) {
+			in := gstTS(b, c, 250)
+			emit := func(*media.Packet) {}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				dm := NewDemuxer()
+				for c := in; len(c) > 0; {
+					n := min(1316, len(c))
+					_ = dm.Feed(c[:n], emit)
+					c = c[n:]
+				}
+				_ = dm.Flush(emit)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*250), "ns/video-frame")
+		})
+	}
 }
