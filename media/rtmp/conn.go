@@ -30,11 +30,13 @@ type conn struct {
 	nc  net.Conn
 	log *slog.Logger
 
-	mc *MessageConn
+	mc      *MessageConn
+	connLog *slog.Logger // log with the app, before a publish or play adds the stream
 
-	app, tcURL string
-	appQuery   string
-	closeOnce  sync.Once
+	app, tcURL  string
+	appQuery    string
+	unpublished bool // a publish on this connection ended with an unpublish
+	closeOnce   sync.Once
 }
 
 // refusal is an error that ends a connection because of what the client
@@ -81,6 +83,9 @@ func (c *conn) run(ctx context.Context) error {
 	for {
 		msg, err := c.readMessage()
 		if err != nil {
+			if c.unpublished && isTimeout(err) {
+				return nil // the client left the connection idle after unpublishing
+			}
 			return err
 		}
 		cmd, ok, err := DecodeCommand(msg)
@@ -109,14 +114,25 @@ func (c *conn) run(ctx context.Context) error {
 			if c.app == "" {
 				return refuse("publish before connect")
 			}
-			return c.publish(ctx, cmd)
+			if err := c.publish(ctx, cmd); err != nil {
+				return err
+			}
+			// Unpublished: back to commands until the client closes
+			// (bounded), as nginx-rtmp does. Clients send FCUnpublish and
+			// deleteStream first, GStreamer's rtmp2sink fails its pipeline
+			// when the server closes before it does, and an encoder may
+			// publish again on the same connection.
+			c.unpublished = true
+			c.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 		case "play":
 			if c.app == "" {
 				return refuse("play before connect")
 			}
 			return c.play(ctx, cmd)
 		case "deleteStream", "closeStream":
-			return nil
+			if !c.unpublished {
+				return nil
+			}
 		}
 	}
 }
@@ -166,6 +182,7 @@ func (c *conn) onConnect(cmd Command) error {
 	}
 	c.app = app
 	c.log = c.log.With("app", app)
+	c.connLog = c.log
 
 	if err := c.mc.Write(WindowAckSize(2500000)); err != nil {
 		return err

@@ -62,9 +62,7 @@ func TestGStreamer(t *testing.T) {
 				"videotestsrc", "is-live=true", "num-buffers=150", "!", "video/x-raw,width=640,height=360,framerate=25/1", "!",
 				"x264enc", "key-int-max=300", "speed-preset=ultrafast", "tune=zerolatency", "!", "h264parse", "!", "flvmux", "name=m", "streamable=true", "!",
 				"rtmp2sink", "location="+via+key,
-				// audio timed by its sample count, not by the clock: under
-				// load a live audiotestsrc drops and repeats timestamps
-				"audiotestsrc", "num-buffers=150", "samplesperbuffer=1920", "!", "audio/x-raw,rate=48000,channels=2", "!",
+				"audiotestsrc", "is-live=true", "num-buffers=150", "samplesperbuffer=1920", "!", "audio/x-raw,rate=48000,channels=2", "!",
 				"voaacenc", "!", "aacparse", "!", "m.")
 			done <- err
 		}()

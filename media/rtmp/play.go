@@ -18,7 +18,7 @@ func (c *conn) play(ctx context.Context, cmd Command) error {
 		c.onStatus("error", "NetStream.Play.BadName", err.Error())
 		return err
 	}
-	c.log = c.log.With("stream", key, "role", "player")
+	c.log = c.connLog.With("stream", key, "role", "player")
 	if err := c.authorize("play", key, query); err != nil {
 		c.onStatus("error", "NetStream.Play.Unauthorized", err.Error())
 		return err

@@ -11,13 +11,15 @@ import (
 	"github.com/relaymesh/relaymesh/media"
 )
 
+// publish serves a publisher until it unpublishes (nil) or the
+// connection fails or is refused (an error).
 func (c *conn) publish(ctx context.Context, cmd Command) error {
 	key, query, err := c.streamKey(cmd)
 	if err != nil {
 		c.onStatus("error", "NetStream.Publish.BadName", err.Error())
 		return err
 	}
-	c.log = c.log.With("stream", key, "role", "publisher")
+	c.log = c.connLog.With("stream", key, "role", "publisher")
 	if err := c.authorize("publish", key, query); err != nil {
 		c.onStatus("error", "NetStream.Publish.Unauthorized", err.Error())
 		return err
@@ -55,8 +57,6 @@ func (c *conn) publish(ctx context.Context, cmd Command) error {
 				switch cmd.Name {
 				case "deleteStream", "closeStream", "FCUnpublish":
 					c.log.Info("unpublished")
-					pub.Close()
-					c.linger()
 					return nil
 				}
 			}
@@ -67,19 +67,6 @@ func (c *conn) publish(ctx context.Context, cmd Command) error {
 				return refusal{err}
 			}
 			return err
-		}
-	}
-}
-
-// linger waits, bounded by the handshake timeout, for the client to close
-// the connection after it unpublished: clients send FCUnpublish and
-// deleteStream before they close, and GStreamer's rtmp2sink fails its
-// pipeline when the server closes first (nginx-rtmp waits too).
-func (c *conn) linger() {
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.Load().HandshakeTimeout))
-	for {
-		if _, err := c.readMessage(); err != nil {
-			return
 		}
 	}
 }

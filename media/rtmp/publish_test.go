@@ -583,3 +583,82 @@ func splitAnnexB(b []byte) [][]byte {
 	}
 	return out
 }
+
+// TestUnpublish: after FCUnpublish and deleteStream the connection stays
+// open for commands, as nginx-rtmp keeps it (GStreamer's rtmp2sink fails
+// when the server closes first): the client may publish again on it, and
+// one left idle is closed after the handshake timeout, quietly.
+func TestUnpublish(t *testing.T) {
+	n := start(t, fastHub(), rtmp.Config{HandshakeTimeout: time.Second})
+	addr := n.RTMP.Addr().String()
+	vhdr := []byte{0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff}
+	key := []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65}
+	publishing := func(k string) func() bool {
+		return func() bool {
+			s := n.Hub.Stream(k)
+			if s == nil {
+				return false
+			}
+			_, ok := s.Publisher()
+			return ok
+		}
+	}
+	media := func(t *testing.T, c *rawClient) {
+		t.Helper()
+		for i, b := range [][]byte{vhdr, key, key} {
+			if err := c.send(6, 9, time.Duration(i*40)*time.Millisecond, 1, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	unpublish := func(t *testing.T, c *rawClient, k string) {
+		t.Helper()
+		for _, err := range []error{
+			c.cmd(0, "FCUnpublish", float64(4), nil, k),
+			c.cmd(1, "deleteStream", float64(5), nil, float64(1)),
+		} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cases := []struct {
+		name string
+		run  func(t *testing.T, c *rawClient)
+	}{
+		{"publish again on the same connection", func(t *testing.T, c *rawClient) {
+			c.publish(t, "live", "again")
+			media(t, c)
+			testmedia.Eventually(t, 5*time.Second, "the first publish", publishing("live/again"))
+			unpublish(t, c, "again")
+			testmedia.Eventually(t, 5*time.Second, "the unpublish", func() bool { return !publishing("live/again")() })
+			for _, err := range []error{
+				c.cmd(0, "createStream", float64(6), nil),
+				c.cmd(1, "publish", float64(7), nil, "again", "live"),
+			} {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			media(t, c)
+			testmedia.Eventually(t, 5*time.Second, "the second publish on the same connection", publishing("live/again"))
+		}},
+		{"idle after unpublishing", func(t *testing.T, c *rawClient) {
+			c.publish(t, "live", "idle")
+			media(t, c)
+			testmedia.Eventually(t, 5*time.Second, "the publish", publishing("live/idle"))
+			unpublish(t, c, "idle")
+			c.waitClosed(t, 5*time.Second, "the client stayed idle after unpublishing")
+			for _, l := range testmedia.Lines(n.Logs.String()) {
+				if strings.Contains(l, `"stream":"live/idle"`) && strings.Contains(l, `"reason"`) {
+					t.Errorf("an idle client after unpublishing is logged as a failure: %s", l)
+				}
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, dialRaw(t, addr))
+		})
+	}
+}
