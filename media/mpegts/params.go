@@ -4,9 +4,10 @@ package mpegts
 //
 // The Demuxer passes a publisher's TS packets through to the TS lane
 // untouched. A publisher that sends SPS/PPS (and VPS) only once, before
-// its first keyframe (GStreamer's h264parse and h265parse by default, many
-// hardware encoders), leaves every SRT reader that joins later with
-// slices that reference parameter sets it never got: it decodes nothing.
+// its first keyframe (GStreamer's h264parse and h265parse with their
+// default config-interval=0 behind an encoder that does not repeat them,
+// as x265 does not), leaves every SRT reader that joins later with slices
+// that reference parameter sets it never got: it decodes nothing.
 // So the Demuxer, the stream's single writer, re-muxes each keyframe PES
 // that lacks them with the ones it stored, once, before the group goes to
 // the lane: readers share the result as they share every packet, and no
