@@ -37,7 +37,10 @@ type HubConfig struct {
 	MaxReaders       int           // per stream, 0 = unlimited
 	MaxBitrate       int64         // bits/s per publisher, 0 = unlimited
 	BitrateWindow    time.Duration // averaging window for MaxBitrate
-	NewTSMuxer       func() Remuxer
+	// Clock, if set, replaces time.Now for the ingest meter (rates and
+	// MaxBitrate), so tests can drive it without waiting.
+	Clock      func() time.Time
+	NewTSMuxer func() Remuxer
 	// OnMissing is called (in its own goroutine) when a subscriber waits
 	// for a stream that is not live, so the node can pull it on demand.
 	OnMissing         func(key string)

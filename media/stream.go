@@ -56,7 +56,7 @@ func newStream(h *Hub, key string) *Stream {
 	for i := range s.lanes {
 		s.lanes[i] = newLane(h.cfg.RingPackets)
 	}
-	s.Meter.init()
+	s.Meter.init(h.cfg.Clock)
 	return s
 }
 
