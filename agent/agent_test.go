@@ -285,7 +285,7 @@ func TestSIGTERMEndsPlayersCleanly(t *testing.T) {
 		getJSON(t, a.api("/v1/streams"), &sr)
 		return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1
 	})
-	time.Sleep(time.Second) // let the player receive some media (not a timing assertion)
+	waitSent(t, a, "live/term", 50_000) // the player has some media before the agent stops
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-done:

@@ -200,7 +200,7 @@ func TestFlowFailoverMeasured(t *testing.T) {
 		r, err := testmedia.Read(ctx, a.flv("flow/fo"), 10*time.Second)
 		rc <- readRes{r, err}
 	}()
-	time.Sleep(2 * time.Second) // let the player get going before the primary dies
+	waitSent(t, a, "flow/fo", 100_000) // the player gets going before the primary dies
 	killed := time.Now()
 	primary.Cmd.Process.Kill()
 	testmedia.Eventually(t, 5*time.Second, "switch to backup", func() bool {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/relaymesh/relaymesh/internal/nettest"
+	"github.com/relaymesh/relaymesh/internal/promtest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -222,7 +223,7 @@ func TestAgentWebhooks(t *testing.T) {
 	testmedia.Eventually(t, 5*time.Second, "the old sender still in force", func() bool { return len(r2.events()) == 2 })
 
 	mfs := scrape(t, a)
-	if v, ok := metricValue(mfs, "relaymesh_webhook_events_total", map[string]string{"result": "delivered"}); !ok || v != 2 {
+	if v, ok := promtest.Value(mfs, "relaymesh_webhook_events_total", map[string]string{"result": "delivered"}); !ok || v != 2 {
 		t.Errorf("relaymesh_webhook_events_total{result=delivered} = %v (present %v), want 2 (the sender in force)", v, ok)
 	}
 	_ = logs
