@@ -1,0 +1,216 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/webhook"
+)
+
+// hookSink is a webhook receiver: it verifies each request's signature
+// and keeps the bodies in arrival order.
+type hookSink struct {
+	srv    *httptest.Server
+	secret string // path of the secret file the agent signs with
+	mu     sync.Mutex
+	got    []webhook.Body
+	errs   []error
+}
+
+func newHookSink(t *testing.T) *hookSink {
+	t.Helper()
+	key := []byte("events-test-webhook-secret-32by!")
+	s := &hookSink{secret: filepath.Join(t.TempDir(), "hook.key")}
+	if err := os.WriteFile(s.secret, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var b webhook.Body
+		err := webhook.Verify(key, r.Header, body)
+		if err == nil {
+			err = json.Unmarshal(body, &b)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			s.errs = append(s.errs, err)
+			return
+		}
+		s.got = append(s.got, b)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// config is the [webhooks] section that points an agent here.
+func (s *hookSink) config() string {
+	return fmt.Sprintf("[webhooks]\nurl = %q\nsecret_file = %q\n", s.srv.URL, s.secret)
+}
+
+// hook is one received event: its name and its data.
+type hook struct {
+	Event string
+	Node  string
+	Data  map[string]any
+}
+
+// events returns what arrived, in order; with names, only those events.
+func (s *hookSink) events(t *testing.T, names ...string) []hook {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.errs) > 0 {
+		t.Errorf("the receiver refused requests: %v", s.errs)
+	}
+	var out []hook
+	for _, b := range s.got {
+		keep := len(names) == 0
+		for _, n := range names {
+			keep = keep || b.Event == n
+		}
+		if !keep {
+			continue
+		}
+		h := hook{Event: b.Event, Node: b.Node}
+		if err := json.Unmarshal(b.Data, &h.Data); err != nil {
+			t.Errorf("%s data %s: %v", b.Event, b.Data, err)
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// waitFor polls until an event named name whose data has every field of
+// want arrived, and returns it.
+func (s *hookSink) waitFor(t *testing.T, d time.Duration, name string, want map[string]any) hook {
+	t.Helper()
+	var found hook
+	testmedia.Eventually(t, d, fmt.Sprintf("webhook %s %v", name, want), func() bool {
+		for _, h := range s.events(t, name) {
+			if matches(h.Data, want) {
+				found = h
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func matches(data, want map[string]any) bool {
+	for k, v := range want {
+		if fmt.Sprint(data[k]) != fmt.Sprint(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestWebhookMemberJoinLeave: two relaymesh binaries on loopback; the
+// first one's webhook receiver hears member.join when the second joins
+// and member.leave when it stops.
+func TestWebhookMemberJoinLeave(t *testing.T) {
+	sink := newHookSink(t)
+	gossipA, gossipB := testmedia.FreePort(t), testmedia.FreePort(t)
+	cluster := func(port int, seed string) string {
+		s := fmt.Sprintf("[cluster]\nenabled = true\nbind = \"127.0.0.1:%d\"\n", port)
+		if seed != "" {
+			s += fmt.Sprintf("seeds = [%q]\n", seed)
+		}
+		return s
+	}
+	a := startNamedAgent(t, "node-a", cluster(gossipA, "")+sink.config())
+	b := startNamedAgent(t, "node-b", cluster(gossipB, fmt.Sprintf("127.0.0.1:%d", gossipA)))
+
+	join := sink.waitFor(t, 15*time.Second, "member.join", map[string]any{"member": "node-b"})
+	if join.Node != "node-a" || join.Data["role"] != "standalone" || join.Data["addr"] != fmt.Sprintf("127.0.0.1:%d", gossipB) {
+		t.Errorf("member.join = %+v, want sent by node-a about node-b (standalone, 127.0.0.1:%d)", join, gossipB)
+	}
+
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("node-b still running 20 s after SIGTERM")
+	}
+	sink.waitFor(t, 15*time.Second, "member.leave", map[string]any{"member": "node-b", "state": "left"})
+	var order []string
+	for _, h := range sink.events(t, "member.join", "member.leave") {
+		order = append(order, h.Event+" "+fmt.Sprint(h.Data["member"]))
+	}
+	if want := []string{"member.join node-b", "member.leave node-b"}; fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Errorf("member events %q, want %q", order, want)
+	}
+	_ = a
+}
+
+// TestWebhookFlowFailover: a flow with an RTMP primary and backup; the
+// primary's ffmpeg is killed and stream.failover arrives with the flow id
+// and primary->backup; the primary publishes again and the return arrives
+// as backup->primary.
+func TestWebhookFlowFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time publishers")
+	}
+	testmedia.Need(t, "ffmpeg")
+	sink := newHookSink(t)
+	a := startAgent(t, sink.config())
+	flowBody := map[string]any{"id": "fo",
+		"source":  map[string]any{"type": "rtmp-push", "stream": "live/primary"},
+		"backup":  map[string]any{"type": "rtmp-push", "stream": "live/backup"},
+		"outputs": []any{map[string]any{"name": "players", "type": "rtmp-pull"}}}
+	if st := send(t, "POST", a.api("/v1/flows"), flowBody, nil); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	if st := send(t, "POST", a.api("/v1/flows/fo/start"), nil, nil); st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	ctx := context.Background()
+	src := testmedia.Source{Realtime: true, Duration: 60 * time.Second, GOP: 25}.Defaults()
+	primary := testmedia.Publish(t, ctx, src, a.rtmp("live/primary"))
+	testmedia.Publish(t, ctx, src, a.rtmp("live/backup"))
+	waitSent := func(what string) {
+		testmedia.Eventually(t, 15*time.Second, what, func() bool {
+			var v struct {
+				Status *struct {
+					Active  string `json:"active_source"`
+					Sources []struct {
+						Live bool `json:"live"`
+					} `json:"sources"`
+				} `json:"status"`
+			}
+			send(t, "GET", a.api("/v1/flows/fo"), nil, &v)
+			return v.Status != nil && v.Status.Active == "primary" && len(v.Status.Sources) == 2 && v.Status.Sources[0].Live && v.Status.Sources[1].Live
+		})
+	}
+	waitSent("both sources live, primary active")
+	if n := len(sink.events(t, "stream.failover")); n != 0 {
+		t.Fatalf("%d stream.failover before the primary died", n)
+	}
+
+	primary.Cmd.Process.Kill()
+	fo := sink.waitFor(t, 10*time.Second, "stream.failover", map[string]any{"flow": "fo", "direction": "primary->backup"})
+	if want := map[string]any{"stream": "flow/fo", "from": "primary", "to": "backup", "reason": "silence"}; !matches(fo.Data, want) {
+		t.Errorf("stream.failover = %v, want %v", fo.Data, want)
+	}
+
+	testmedia.Publish(t, ctx, src, a.rtmp("live/primary"))
+	back := sink.waitFor(t, 15*time.Second, "stream.failover", map[string]any{"flow": "fo", "direction": "backup->primary"})
+	if want := map[string]any{"from": "backup", "to": "primary", "reason": "primary back"}; !matches(back.Data, want) {
+		t.Errorf("return = %v, want %v", back.Data, want)
+	}
+	if got := sink.events(t, "stream.failover"); len(got) != 2 {
+		t.Errorf("%d stream.failover events, want 2 (away and back): %v", len(got), got)
+	}
+}
