@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/relay"
@@ -45,20 +47,24 @@ func TestNextCenterAfterFailures(t *testing.T) {
 		alive [][]string // the alive centers before each attempt
 		errs  []error    // lastErr of each attempt
 		want  []string   // the center each attempt goes to
+		moved []string   // the LinkMoved events published: "from->to: reason"
 	}{
 		{"no answer once: same center", [][]string{{"sin", "tyo"}, {"sin", "tyo"}},
-			[]error{nil, noAnswer}, []string{"sin", "sin"}},
+			[]error{nil, noAnswer}, []string{"sin", "sin"}, nil},
 		{"no answer twice: next center", [][]string{{"sin", "tyo"}, {"sin", "tyo"}, {"sin", "tyo"}},
-			[]error{nil, noAnswer, noAnswer}, []string{"sin", "sin", "tyo"}},
+			[]error{nil, noAnswer, noAnswer}, []string{"sin", "sin", "tyo"}, []string{"sin->tyo: " + noAnswer.Error()}},
 		{"running link died: next center at once", [][]string{{"sin", "tyo"}, {"sin", "tyo"}},
-			[]error{nil, died}, []string{"sin", "tyo"}},
+			[]error{nil, died}, []string{"sin", "tyo"}, []string{"sin->tyo: peer idle timeout"}},
 		{"no answer from a center gossip dropped: next center at once", [][]string{{"sin", "tyo"}, {"tyo"}},
-			[]error{nil, noAnswer}, []string{"sin", "tyo"}},
+			[]error{nil, noAnswer}, []string{"sin", "tyo"}, []string{"sin->tyo: " + noAnswer.Error()}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cl := &fakeCluster{}
-			u, err := New(Config{}, media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cl, nil)
+			bus := events.New(nil)
+			defer bus.Close()
+			sub := bus.Subscribe("test", 0)
+			u, err := New(Config{Events: bus}, media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cl, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,6 +78,16 @@ func TestNextCenterAfterFailures(t *testing.T) {
 				if want := "srt://" + tc.want[i] + ":9710"; len(tg.URL) < len(want) || tg.URL[:len(want)] != want {
 					t.Errorf("attempt %d goes to %s, want %s", i+1, tg.URL, tc.want[i])
 				}
+			}
+			bus.Close()
+			var moved []string
+			sub.Run(context.Background(), func(r events.Record) {
+				if e, ok := r.Event.(events.LinkMoved); ok && e.Stream == "live/x" {
+					moved = append(moved, e.From+"->"+e.To+": "+e.Reason)
+				}
+			})
+			if !slices.Equal(moved, tc.moved) {
+				t.Errorf("LinkMoved %q, want %q", moved, tc.moved)
 			}
 		})
 	}
