@@ -92,3 +92,55 @@ func TestNextCenterAfterFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestUplinksFollowMemberEvents: a center that left or failed loses its
+// uplinks at once, and the move names why; other members' events and
+// links to other centers are left alone.
+func TestUplinksFollowMemberEvents(t *testing.T) {
+	tests := []struct {
+		name  string
+		ev    events.Event
+		moved bool
+		why   string
+	}{
+		{"center left", events.MemberLeft{Member: events.Member{Name: "sin"}}, true, "center left the cluster"},
+		{"center failed", events.MemberFailed{Member: events.Member{Name: "sin"}}, true, "center failed"},
+		{"another center failed", events.MemberFailed{Member: events.Member{Name: "tyo"}}, false, ""},
+		{"a member joined", events.MemberJoined{Member: events.Member{Name: "sin"}}, false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bus := events.New(nil)
+			sub := bus.Subscribe("test", 0)
+			cl := &fakeCluster{alive: []string{"tyo"}}
+			u, err := New(Config{Events: bus}, media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cl, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Close()
+			cancelled := false
+			l := &uplink{key: "live/x", center: "sin", exclude: map[string]time.Time{}, cancel: func() { cancelled = true }}
+			u.links[l.key] = l
+			u.HandleEvent(events.Record{Seq: 1, Event: tc.ev})
+			if cancelled != tc.moved {
+				t.Fatalf("link to sin cancelled = %v, want %v", cancelled, tc.moved)
+			}
+			if !tc.moved {
+				return
+			}
+			if _, err := u.next(l, 1, nil); err != nil {
+				t.Fatal(err)
+			}
+			bus.Close()
+			var moved []string
+			sub.Run(context.Background(), func(r events.Record) {
+				if e, ok := r.Event.(events.LinkMoved); ok {
+					moved = append(moved, e.From+"->"+e.To+": "+e.Reason)
+				}
+			})
+			if want := []string{"sin->tyo: " + tc.why}; !slices.Equal(moved, want) {
+				t.Errorf("LinkMoved %q, want %q", moved, want)
+			}
+		})
+	}
+}
