@@ -25,6 +25,7 @@ type hookSink struct {
 	secret string // path of the secret file the agent signs with
 	mu     sync.Mutex
 	got    []webhook.Body
+	at     []time.Time // when each of got arrived
 	errs   []error
 }
 
@@ -49,6 +50,7 @@ func newHookSink(t *testing.T) *hookSink {
 			return
 		}
 		s.got = append(s.got, b)
+		s.at = append(s.at, time.Now())
 	}))
 	t.Cleanup(s.srv.Close)
 	return s
@@ -64,6 +66,7 @@ type hook struct {
 	Event string
 	Node  string
 	Data  map[string]any
+	At    time.Time // when the receiver got it
 }
 
 // events returns what arrived, in order; with names, only those events.
@@ -74,7 +77,7 @@ func (s *hookSink) events(t *testing.T, names ...string) []hook {
 		t.Errorf("the receiver refused requests: %v", s.errs)
 	}
 	var out []hook
-	for _, b := range s.got {
+	for i, b := range s.got {
 		keep := len(names) == 0
 		for _, n := range names {
 			keep = keep || b.Event == n
@@ -82,7 +85,7 @@ func (s *hookSink) events(t *testing.T, names ...string) []hook {
 		if !keep {
 			continue
 		}
-		h := hook{Event: b.Event, Node: b.Node}
+		h := hook{Event: b.Event, Node: b.Node, At: s.at[i]}
 		if err := json.Unmarshal(b.Data, &h.Data); err != nil {
 			t.Errorf("%s data %s: %v", b.Event, b.Data, err)
 		}
@@ -131,12 +134,14 @@ func TestWebhookMemberJoinLeave(t *testing.T) {
 		return s
 	}
 	a := startNamedAgent(t, "node-a", cluster(gossipA, "")+sink.config())
+	started := time.Now()
 	b := startNamedAgent(t, "node-b", cluster(gossipB, fmt.Sprintf("127.0.0.1:%d", gossipA)))
 
 	join := sink.waitFor(t, 15*time.Second, "member.join", map[string]any{"member": "node-b"})
 	if join.Node != "node-a" || join.Data["role"] != "standalone" || join.Data["addr"] != fmt.Sprintf("127.0.0.1:%d", gossipB) {
 		t.Errorf("member.join = %+v, want sent by node-a about node-b (standalone, 127.0.0.1:%d)", join, gossipB)
 	}
+	t.Logf("member.join received %s after node-b answered /healthz", join.At.Sub(started).Round(time.Millisecond))
 
 	// node-b's own join completes (it knows node-a) before it stops: a
 	// node that leaves while its join is under way has nobody to tell
@@ -152,13 +157,15 @@ func TestWebhookMemberJoinLeave(t *testing.T) {
 		}
 		return false
 	})
+	stopped := time.Now()
 	b.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-b.exited:
 	case <-time.After(20 * time.Second):
 		t.Fatal("node-b still running 20 s after SIGTERM")
 	}
-	sink.waitFor(t, 15*time.Second, "member.leave", map[string]any{"member": "node-b", "state": "left"})
+	leave := sink.waitFor(t, 15*time.Second, "member.leave", map[string]any{"member": "node-b", "state": "left"})
+	t.Logf("member.leave received %s after SIGTERM", leave.At.Sub(stopped).Round(time.Millisecond))
 	var order []string
 	for _, h := range sink.events(t, "member.join", "member.leave") {
 		order = append(order, h.Event+" "+fmt.Sprint(h.Data["member"]))
@@ -211,8 +218,10 @@ func TestWebhookFlowFailover(t *testing.T) {
 	waitSent("both sources live, primary active")
 	before := len(sink.events(t, "stream.failover"))
 
+	killed := time.Now()
 	primary.Cmd.Process.Kill()
 	fo := sink.waitFor(t, 10*time.Second, "stream.failover", map[string]any{"flow": "fo", "direction": "primary->backup"})
+	t.Logf("stream.failover received %s after the primary was killed (gap_ms %v)", fo.At.Sub(killed).Round(time.Millisecond), fo.Data["gap_ms"])
 	if want := map[string]any{"stream": "flow/fo", "from": "primary", "to": "backup", "reason": "silence"}; !matches(fo.Data, want) {
 		t.Errorf("stream.failover = %v, want %v", fo.Data, want)
 	}

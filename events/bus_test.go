@@ -229,3 +229,27 @@ func TestNilBus(t *testing.T) {
 	s.Close()
 	b.Close()
 }
+
+// BenchmarkPublish: the cost of one Publish with n subscribers that keep
+// up (each drains on its own goroutine).
+func BenchmarkPublish(b *testing.B) {
+	for _, n := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			bus := New(nil)
+			var wg sync.WaitGroup
+			for i := range n {
+				s := bus.Subscribe(fmt.Sprint(i), 1<<16)
+				wg.Go(func() { s.Run(context.Background(), func(Record) {}) })
+			}
+			e := StreamPublished{Stream: "live/bench"}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				bus.Publish(e)
+			}
+			b.StopTimer()
+			bus.Close()
+			wg.Wait()
+		})
+	}
+}
