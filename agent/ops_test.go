@@ -97,6 +97,7 @@ func TestOpsConfigErrors(t *testing.T) {
 		{"webhook url scheme", "[webhooks]\nurl = \"ftp://x/\"\n", []string{"webhooks.url:", "not an http:// or https://"}},
 		{"webhook events unknown", "[webhooks]\nurl = \"https://h/\"\nevents = [\"stream.published\", \"stream.exploded\"]\n",
 			[]string{"webhooks.events[1]: \"stream.exploded\" is not one of"}},
+		{"webhook events: stream.reconnected is one", "[webhooks]\nurl = \"https://h/\"\nevents = [\"stream.reconnected\", \"member.leave\"]\n", nil},
 		{"webhook secret without url", "[webhooks]\nsecret_file = \"/etc/relaymesh/hook.key\"\n", []string{"webhooks.url: must be set"}},
 		{"webhook secret relative", "[webhooks]\nurl = \"https://h/\"\nsecret_file = \"hook.key\"\n", []string{"webhooks.secret_file:", "not an absolute path"}},
 	}
