@@ -68,11 +68,15 @@ type Hub struct {
 	cfg HubConfig
 	log *slog.Logger
 
-	mu         sync.Mutex
-	streams    map[string]*Stream
-	publishers int
-	changed    chan struct{} // closed and replaced whenever a stream goes live
-	closed     bool
+	mu      sync.Mutex
+	streams map[string]*Stream
+	changed chan struct{} // closed and replaced whenever a stream goes live
+	closed  bool
+	// publishers counts the streams with an attached publisher. It goes
+	// up in Publish (under mu) and down where a stream's pub is cleared
+	// (under that stream's lock), exactly once per publisher, so a
+	// takeover racing the old publisher's own detach cannot count twice.
+	publishers atomic.Int64
 
 	// limits read on the publish path without the hub lock
 	grace   atomic.Int64
@@ -172,19 +176,24 @@ func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
 		}
 		s.mu.Unlock()
 		if old != nil {
+			// a false return: old detached by itself meanwhile and
+			// counted itself out
 			old.detach(ErrTakenOver)
-			h.publishers--
 		}
 	}
-	if h.cfg.MaxPublishers > 0 && h.publishers >= h.cfg.MaxPublishers {
+	if h.cfg.MaxPublishers > 0 && h.publishers.Load() >= int64(h.cfg.MaxPublishers) {
 		return nil, fmt.Errorf("%w (limit %d)", ErrTooManyPubs, h.cfg.MaxPublishers)
 	}
-	if s == nil {
+	h.publishers.Add(1) // before attach: p's stream may count it out at once
+	var p *Publisher
+	if s != nil {
+		p = s.attach(info) // nil: it ended since the check above
+	}
+	if p == nil {
 		s = newStream(h, key)
 		h.streams[key] = s
+		p = s.attach(info)
 	}
-	p := s.attach(info)
-	h.publishers++
 	close(h.changed)
 	h.changed = make(chan struct{})
 	if h.cfg.OnStreamPublished != nil {
@@ -272,9 +281,7 @@ func (h *Hub) Streams() []*Stream {
 
 // PublisherCount returns how many publishers are attached.
 func (h *Hub) PublisherCount() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.publishers
+	return int(h.publishers.Load())
 }
 
 // Close ends every stream: readers get ErrStreamEnded after the packets
@@ -305,10 +312,4 @@ func (h *Hub) removeStream(s *Stream) {
 	if h.cfg.OnStreamEnded != nil {
 		go h.cfg.OnStreamEnded(s.key)
 	}
-}
-
-func (h *Hub) publisherGone() {
-	h.mu.Lock()
-	h.publishers--
-	h.mu.Unlock()
 }
