@@ -66,8 +66,14 @@ reconnect_grace = "500ms"
 
 func startAgent(t *testing.T, extra string) *agentProc {
 	t.Helper()
+	return startAgentIn(t, t.TempDir(), extra)
+}
+
+// startAgentIn is startAgent with the config in dir and the data dir at
+// dir/data (which may be a mount the test made).
+func startAgentIn(t *testing.T, dir, extra string) *agentProc {
+	t.Helper()
 	bin := binary(t)
-	dir := t.TempDir()
 	p := &agentProc{
 		logs:   &testmedia.LogBuffer{},
 		cfg:    filepath.Join(dir, "relaymesh.toml"),

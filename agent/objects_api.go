@@ -21,7 +21,7 @@ import (
 func (s *apiServer) routesObjects() {
 	o := &s.a.ext.objects
 	routeKind(s, objectKind[flow.Spec, flow.View]{
-		name: "flow", plural: "flows",
+		name: "flow", plural: "flows", save: s.a.writeObjects,
 		list: func() []flow.View { return o.flows.List() }, get: func(id string) (flow.View, bool) { return o.flows.Get(id) },
 		create: func(spec flow.Spec) error {
 			if max := s.a.config().Objects.MaxFlows; max > 0 && len(o.flows.List()) >= max {
@@ -29,8 +29,11 @@ func (s *apiServer) routesObjects() {
 			}
 			return o.flows.Create(spec, false, "")
 		},
-		update: func(spec flow.Spec) error { return o.flows.Update(spec) },
-		delete: func(id string) error { return o.flows.Delete(id) },
+		update:  func(spec flow.Spec) error { return o.flows.Update(spec) },
+		delete:  func(id string) error { return o.flows.Delete(id) },
+		remove:  func(id string) error { o.flows.Remove(id); return nil },
+		restore: func(v flow.View) error { return o.flows.Create(v.Spec, false, v.State) },
+		spec:    func(v flow.View) flow.Spec { return v.Spec },
 		actions: map[string]func(context.Context, string) error{
 			"start": func(_ context.Context, id string) error { return o.flows.Start(id) },
 			"stop":  func(_ context.Context, id string) error { return o.flows.Stop(id) },
@@ -39,21 +42,29 @@ func (s *apiServer) routesObjects() {
 		mask: maskFlow, unmask: unmaskFlow,
 	})
 	routeKind(s, objectKind[relayrule.Spec, relayrule.View]{
-		name: "relay", plural: "relays",
+		name: "relay", plural: "relays", save: s.a.writeObjects,
 		list: func() []relayrule.View { return o.relays.List() }, get: func(id string) (relayrule.View, bool) { return o.relays.Get(id) },
-		create: func(spec relayrule.Spec) error { return o.relays.Create(spec, false, false) },
-		update: func(spec relayrule.Spec) error { return o.relays.Update(spec) },
-		delete: func(id string) error { return o.relays.Delete(id) },
-		id:     func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
+		create:  func(spec relayrule.Spec) error { return o.relays.Create(spec, false, false) },
+		update:  func(spec relayrule.Spec) error { return o.relays.Update(spec) },
+		delete:  func(id string) error { return o.relays.Delete(id) },
+		remove:  func(id string) error { return o.relays.Delete(id) },
+		restore: func(v relayrule.View) error { return o.relays.Create(v.Spec, false, true) },
+		spec:    func(v relayrule.View) relayrule.Spec { return v.Spec },
+		id:      func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
 		mask:   func(v relayrule.View) relayrule.View { v.Passphrase = mask(v.Passphrase); return v },
 		unmask: func(spec *relayrule.Spec, old relayrule.View) { unmask(&spec.Passphrase, old.Passphrase) },
 	})
 	routeKind(s, objectKind[task.Spec, task.View]{
-		name: "task", plural: "tasks",
+		name: "task", plural: "tasks", save: s.a.writeObjects,
 		list: func() []task.View { return o.tasks.List() }, get: func(id string) (task.View, bool) { return o.tasks.Get(id) },
 		create: func(spec task.Spec) error { return o.tasks.Create(spec, false, "") },
 		update: func(spec task.Spec) error { return o.tasks.Update(spec) },
 		delete: func(id string) error { return o.tasks.Delete(id) },
+		remove: func(id string) error { o.tasks.Remove(id); return nil },
+		restore: func(v task.View) error {
+			return o.tasks.Restore(v.Spec, v.Internal, task.Position{Item: v.Item, Pass: v.Pass})
+		},
+		spec: func(v task.View) task.Spec { return v.Spec },
 		actions: map[string]func(context.Context, string) error{
 			"start":   func(ctx context.Context, id string) error { return o.tasks.Start(ctx, id) },
 			"stop":    func(_ context.Context, id string) error { return o.tasks.Stop(id, false) },
@@ -76,11 +87,17 @@ type objectKind[S, V any] struct {
 	create       func(S) error
 	update       func(S) error
 	delete       func(id string) error
-	actions      map[string]func(ctx context.Context, id string) error // POST /v1/<plural>/{id}/<action>
-	id           func(*S) *string
-	readOnly     func(V) bool
-	mask         func(V) V   // hides secrets in answers
-	unmask       func(*S, V) // puts back secrets a client sent back masked
+	// undo of an API write whose result could not be saved: remove undoes
+	// a create, restore a delete, update(spec(old)) an update
+	remove   func(id string) error
+	restore  func(V) error
+	spec     func(V) S
+	save     func(op, undo func() error) error                     // Agent.writeObjects
+	actions  map[string]func(ctx context.Context, id string) error // POST /v1/<plural>/{id}/<action>
+	id       func(*S) *string
+	readOnly func(V) bool
+	mask     func(V) V   // hides secrets in answers
+	unmask   func(*S, V) // puts back secrets a client sent back masked
 }
 
 // actionTimeout bounds an action: starting a task probes (maybe
@@ -126,7 +143,9 @@ func (k objectKind[S, V]) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, err)
 		return
 	}
-	if err := k.create(spec); err != nil {
+	id := *k.id(&spec)
+	err := k.save(func() error { return k.create(spec) }, func() error { return k.remove(id) })
+	if err != nil {
 		writeProblem(w, err)
 		return
 	}
@@ -155,7 +174,8 @@ func (k objectKind[S, V]) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k.unmask(&spec, old)
-	if err := k.update(spec); err != nil {
+	err := k.save(func() error { return k.update(spec) }, func() error { return k.update(k.spec(old)) })
+	if err != nil {
 		writeProblem(w, err)
 		return
 	}
@@ -178,7 +198,7 @@ func (k objectKind[S, V]) handleAction(name string, act func(context.Context, st
 			return
 		}
 		if act == nil {
-			if err := k.delete(id); err != nil {
+			if err := k.save(func() error { return k.delete(id) }, func() error { return k.restore(v) }); err != nil {
 				writeProblem(w, err)
 				return
 			}
@@ -229,6 +249,12 @@ var kindStatus = map[lifecycle.Kind]int{
 }
 
 func writeProblem(w http.ResponseWriter, err error) {
+	var ns *notSavedError
+	if errors.As(err, &ns) {
+		st, code := ns.status()
+		writeError(w, st, code, ns.Error(), "")
+		return
+	}
 	p := lifecycle.AsProblem(err)
 	st, ok := kindStatus[p.Kind]
 	if !ok {
