@@ -471,7 +471,7 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 	loc, found := table.Lookup(client)
 	pol := s.a.access.Load()
 	token := ""
-	if pol.publishAuth {
+	if pol.publishAuth && s.locateSigns(r) {
 		token = auth.Sign(pol.key, auth.ActionPublish, key, time.Now().Add(locateTokenTTL))
 	}
 	views := make([]IngestView, 0, 3)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -39,7 +38,7 @@ func (s *apiServer) routesObjects() {
 			"stop":  func(_ context.Context, id string) error { return o.flows.Stop(id) },
 		},
 		id: func(s *flow.Spec) *string { return &s.ID }, readOnly: func(v flow.View) bool { return v.ReadOnly },
-		mask: maskFlow, unmask: unmaskFlow,
+		unmask: unmaskFlow,
 	})
 	routeKind(s, objectKind[relayrule.Spec, relayrule.View]{
 		name: "relay", plural: "relays", save: s.a.writeObjects,
@@ -51,8 +50,10 @@ func (s *apiServer) routesObjects() {
 		restore: func(v relayrule.View) error { return o.relays.Create(v.Spec, false, true) },
 		spec:    func(v relayrule.View) relayrule.Spec { return v.Spec },
 		id:      func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
-		mask:   func(v relayrule.View) relayrule.View { v.Passphrase = mask(v.Passphrase); return v },
-		unmask: func(spec *relayrule.Spec, old relayrule.View) { unmask(&spec.Passphrase, old.Passphrase) },
+		unmask: func(spec *relayrule.Spec, old relayrule.View) {
+			unmask(&spec.Passphrase, old.Passphrase)
+			unmaskURL(&spec.URL, old.URL)
+		},
 	})
 	routeKind(s, objectKind[task.Spec, task.View]{
 		name: "task", plural: "tasks", save: s.a.writeObjects,
@@ -71,9 +72,16 @@ func (s *apiServer) routesObjects() {
 			"restart": func(ctx context.Context, id string) error { return o.tasks.Restart(ctx, id) },
 		},
 		id: func(s *task.Spec) *string { return &s.ID }, readOnly: func(v task.View) bool { return v.ReadOnly },
-		mask: func(v task.View) task.View { v.Destination.Passphrase = mask(v.Destination.Passphrase); return v },
 		unmask: func(spec *task.Spec, old task.View) {
 			unmask(&spec.Destination.Passphrase, old.Destination.Passphrase)
+			unmaskURL(&spec.Destination.URL, old.Destination.URL)
+			unmaskURL(&spec.Source.URL, old.Source.URL)
+			unmaskURL(&spec.Callback, old.Callback)
+			for i := range spec.Source.Playlist {
+				if i < len(old.Source.Playlist) {
+					unmaskURL(&spec.Source.Playlist[i], old.Source.Playlist[i])
+				}
+			}
 		},
 	})
 }
@@ -96,8 +104,7 @@ type objectKind[S, V any] struct {
 	actions  map[string]func(ctx context.Context, id string) error // POST /v1/<plural>/{id}/<action>
 	id       func(*S) *string
 	readOnly func(V) bool
-	mask     func(V) V   // hides secrets in answers
-	unmask   func(*S, V) // puts back secrets a client sent back masked
+	unmask   func(*S, V) // puts back secrets a client sent back masked (answers are masked by maskAnswer)
 }
 
 // actionTimeout bounds an action: starting a task probes (maybe
@@ -107,12 +114,12 @@ const actionTimeout = 2 * time.Minute
 func routeKind[S, V any](s *apiServer, k objectKind[S, V]) {
 	base := "/v1/" + k.plural
 	s.mux.HandleFunc("GET "+base, k.handleList)
-	s.mux.HandleFunc("POST "+base, s.mutating(k.handleCreate))
+	s.mux.HandleFunc("POST "+base, k.handleCreate)
 	s.mux.HandleFunc("GET "+base+"/{id}", k.handleGet)
-	s.mux.HandleFunc("PUT "+base+"/{id}", s.mutating(k.handleUpdate))
-	s.mux.HandleFunc("DELETE "+base+"/{id}", s.mutating(k.handleAction("delete", nil)))
+	s.mux.HandleFunc("PUT "+base+"/{id}", k.handleUpdate)
+	s.mux.HandleFunc("DELETE "+base+"/{id}", k.handleAction("delete", nil))
 	for name, act := range k.actions {
-		s.mux.HandleFunc("POST "+base+"/{id}/"+name, s.mutating(k.handleAction(name, act)))
+		s.mux.HandleFunc("POST "+base+"/{id}/"+name, k.handleAction(name, act))
 	}
 }
 
@@ -122,10 +129,8 @@ func (k objectKind[S, V]) notFound(w http.ResponseWriter, id string) {
 
 func (k objectKind[S, V]) handleList(w http.ResponseWriter, r *http.Request) {
 	out := []V{}
-	for _, v := range k.list() {
-		out = append(out, k.mask(v))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{k.plural: out})
+	out = append(out, k.list()...)
+	writeJSON(w, http.StatusOK, map[string]any{k.plural: maskAnswer(out)})
 }
 
 func (k objectKind[S, V]) handleGet(w http.ResponseWriter, r *http.Request) {
@@ -134,7 +139,7 @@ func (k objectKind[S, V]) handleGet(w http.ResponseWriter, r *http.Request) {
 		k.notFound(w, r.PathValue("id"))
 		return
 	}
-	writeJSON(w, http.StatusOK, k.mask(v))
+	writeJSON(w, http.StatusOK, maskAnswer(v))
 }
 
 func (k objectKind[S, V]) handleCreate(w http.ResponseWriter, r *http.Request) {
@@ -150,7 +155,7 @@ func (k objectKind[S, V]) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, _ := k.get(*k.id(&spec))
-	writeJSON(w, http.StatusCreated, k.mask(v))
+	writeJSON(w, http.StatusCreated, maskAnswer(v))
 }
 
 func (k objectKind[S, V]) handleUpdate(w http.ResponseWriter, r *http.Request) {
@@ -180,7 +185,7 @@ func (k objectKind[S, V]) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, _ := k.get(*id)
-	writeJSON(w, http.StatusOK, k.mask(v))
+	writeJSON(w, http.StatusOK, maskAnswer(v))
 }
 
 // handleAction runs act on an API-made object and answers with its view;
@@ -212,30 +217,7 @@ func (k objectKind[S, V]) handleAction(name string, act func(context.Context, st
 			return
 		}
 		v, _ = k.get(id)
-		writeJSON(w, http.StatusOK, k.mask(v))
-	}
-}
-
-// mutating wraps a handler that changes state: bearer-token auth when a
-// token file is configured, and a bounded body.
-func (s *apiServer) mutating(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cfg := s.a.config()
-		tok, err := cfg.API.LoadToken()
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "token_unreadable", "the API token file cannot be read: "+err.Error(), "")
-			return
-		}
-		if tok != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(tok)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="relaymesh"`)
-				writeError(w, http.StatusUnauthorized, "unauthorized", "send the API token as Authorization: Bearer <token> (api.token_file)", "")
-				return
-			}
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, cfg.Objects.maxAPIBody())
-		h(w, r)
+		writeJSON(w, http.StatusOK, maskAnswer(v))
 	}
 }
 
@@ -312,13 +294,6 @@ func idFromPath(r *http.Request, bodyID *string) error {
 
 const masked = "********"
 
-func mask(s string) string {
-	if s == "" {
-		return ""
-	}
-	return masked
-}
-
 func unmask(s *string, old string) {
 	if *s == masked {
 		*s = old
@@ -329,30 +304,18 @@ func readOnly(kind, id string) error {
 	return lifecycle.Newf(lifecycle.ReadOnly, "", "%s %q is declared in the config file: change it there and reload", kind, id)
 }
 
-func maskFlow(v flow.View) flow.View {
-	v.Source.Passphrase = mask(v.Source.Passphrase)
-	if v.Backup != nil {
-		b := *v.Backup
-		b.Passphrase = mask(b.Passphrase)
-		v.Backup = &b
-	}
-	outs := append([]flow.Output(nil), v.Outputs...)
-	for i := range outs {
-		outs[i].Passphrase = mask(outs[i].Passphrase)
-	}
-	v.Outputs = outs
-	return v
-}
-
 func unmaskFlow(spec *flow.Spec, old flow.View) {
 	unmask(&spec.Source.Passphrase, old.Source.Passphrase)
+	unmaskURL(&spec.Source.URL, old.Source.URL)
 	if spec.Backup != nil && old.Backup != nil {
 		unmask(&spec.Backup.Passphrase, old.Backup.Passphrase)
+		unmaskURL(&spec.Backup.URL, old.Backup.URL)
 	}
 	for i := range spec.Outputs {
 		for _, o := range old.Outputs {
 			if o.Name == spec.Outputs[i].Name {
 				unmask(&spec.Outputs[i].Passphrase, o.Passphrase)
+				unmaskURL(&spec.Outputs[i].URL, o.URL)
 			}
 		}
 	}
