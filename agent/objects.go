@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
@@ -55,8 +56,14 @@ func (a *Agent) newObjects(cfg *Config) error {
 	log := a.log.With("component", "objects")
 	o.flows = flow.NewManager(a.hub, log)
 	o.flows.OnSwitch = func(id string, sw flow.Switch) {}
+	o.flows.Policy = a.fetchPolicy
+	o.flows.MaxOutputs = func() int { return a.config().Objects.maxOutputs() }
 	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.config().Objects.maxRelays() })
-	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache")}
+	o.relays.Policy = a.fetchPolicy
+	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache"),
+		Policy:          a.fetchPolicy,
+		MaxDownload:     func() int64 { return a.config().Objects.maxDownload() },
+		DownloadTimeout: func() time.Duration { return a.config().Objects.downloadTimeout() }}
 	o.tasks = task.NewManager(deps, func() int { return a.config().Objects.maxRunningTasks() })
 	o.hooks = newTaskHooks(a)
 	if o.notifier == nil {

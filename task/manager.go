@@ -161,19 +161,33 @@ func (m *Manager) Update(spec Spec) error {
 	return nil
 }
 
-// Delete removes a task that does not run.
+// Delete removes a task that does not run, and its downloaded playlist
+// items that no other task uses.
 func (m *Manager) Delete(id string) error {
 	m.mu.Lock()
-	defer func() { m.mu.Unlock(); m.changed(id) }()
 	e := m.tasks[id]
 	if e == nil {
+		m.mu.Unlock()
 		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
 	}
 	if e.state.Active() {
+		m.mu.Unlock()
 		return lifecycle.Conflictf("state", "task %q is Running: stop it before deleting it", id)
 	}
 	delete(m.tasks, id)
+	others := m.specsLocked()
+	m.mu.Unlock()
+	m.deps.dropCache(&e.spec, others)
+	m.changed(id)
 	return nil
+}
+
+func (m *Manager) specsLocked() []*Spec {
+	out := make([]*Spec, 0, len(m.tasks))
+	for _, e := range m.tasks {
+		out = append(out, &e.spec)
+	}
+	return out
 }
 
 func (m *Manager) runningLocked() int {
@@ -411,12 +425,18 @@ func (m *Manager) IDs(readOnly bool) []string {
 	return lifecycle.IDs(&m.mu, m.tasks, func(e *entry) bool { return e.readOnly == readOnly })
 }
 
-// Remove stops and deletes a task regardless of its state (reload).
+// Remove stops and deletes a task regardless of its state (reload), with
+// its downloaded items that no other task uses.
 func (m *Manager) Remove(id string) {
 	m.Stop(id, false)
 	m.mu.Lock()
+	e := m.tasks[id]
 	delete(m.tasks, id)
+	others := m.specsLocked()
 	m.mu.Unlock()
+	if e != nil {
+		m.deps.dropCache(&e.spec, others)
+	}
 }
 
 // Close stops the players and waits for them; states stay as they were

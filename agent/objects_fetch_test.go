@@ -1,0 +1,205 @@
+package agent_test
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/internal/testmedia"
+)
+
+// internalSecret is what the "internal" servers answer: no error message
+// may quote it.
+const internalSecret = "AKIA-INTERNAL-CREDENTIALS"
+
+func secretServer(t *testing.T, addr string) *httptest.Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintln(w, internalSecret)
+	})}}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func playlistTask(id string, items ...string) map[string]any {
+	return map[string]any{"id": id, "source": map[string]any{"playlist": items},
+		"destination": map[string]any{"url": "rtmp://127.0.0.1:1/live/" + id}}
+}
+
+// startTask creates and starts a task and returns the start answer.
+func startTask(t *testing.T, a *agentProc, id string, items ...string) (int, map[string]any) {
+	t.Helper()
+	var v map[string]any
+	if st := send(t, "POST", a.api("/v1/tasks"), playlistTask(id, items...), &v); st != 201 {
+		t.Fatalf("create %s: %d %v", id, st, v)
+	}
+	v = nil
+	st := send(t, "POST", a.api("/v1/tasks/"+id+"/start"), nil, &v)
+	return st, v
+}
+
+// TestFetchPolicyRefuses: by default a task cannot fetch from loopback
+// (an internal service, a metadata-like endpoint) nor be redirected
+// there, the extension check reads the URL path and not a fragment, and
+// no answer or log quotes the internal response.
+func TestFetchPolicyRefuses(t *testing.T) {
+	metadata := secretServer(t, "127.0.0.2:0") // stands for 169.254.169.254 / an internal API
+	a := startAgent(t, "")
+
+	t.Run("fragment does not pass the extension check", func(t *testing.T) {
+		var v map[string]any
+		st := send(t, "POST", a.api("/v1/tasks"), playlistTask("frag", a.api("/metrics#.mp4")), &v)
+		if msg, _ := v["message"].(string); st != 400 || !strings.Contains(msg, "not an .mp4") {
+			t.Errorf("create with .../metrics#.mp4: %d %v, want 400 naming the extension", st, v)
+		}
+	})
+	cases := []struct {
+		name, item, reason string
+	}{
+		{"metadata-like loopback URL", metadata.URL + "/latest/meta-data/iam.mp4", "refused by the outbound fetch policy"},
+		{"the node's own API", a.api("/metrics.mp4"), "refused by the outbound fetch policy"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st, v := startTask(t, a, fmt.Sprintf("ssrf-%d", i), c.item)
+			msg, _ := v["message"].(string)
+			if st != 400 || !strings.Contains(msg, c.reason) {
+				t.Errorf("start: %d %v, want 400 saying %q", st, v, c.reason)
+			}
+			if strings.Contains(msg, internalSecret) {
+				t.Errorf("the refusal quotes the internal response: %s", msg)
+			}
+		})
+	}
+	if strings.Contains(a.logs.String(), internalSecret) {
+		t.Errorf("the agent log quotes the internal response")
+	}
+}
+
+// TestFetchPolicyAllowAndCaps: fetch_allow opens exactly its CIDRs (a
+// redirect from an allowed server to another loopback address is still
+// refused), an error status is reported without the body, max_download
+// caps an item, and a deleted task's download is removed.
+func TestFetchPolicyAllowAndCaps(t *testing.T) {
+	testmedia.Need(t, "ffmpeg")
+	inner := secretServer(t, "127.0.0.2:0")
+	dir := t.TempDir()
+	clip := filepath.Join(dir, "clip.mp4")
+	if b, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=1", "-f", "lavfi", "-i", "sine=duration=1",
+		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", clip).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	big := make([]byte, 3<<20)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/clip.mp4", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, clip) })
+	mux.HandleFunc("/big.mp4", func(w http.ResponseWriter, r *http.Request) { w.Write(big) })
+	mux.HandleFunc("/gone.mp4", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintln(w, internalSecret)
+	})
+	mux.Handle("/redirect.mp4", http.RedirectHandler(inner.URL+"/x.mp4", http.StatusFound))
+	files := httptest.NewServer(mux) // on 127.0.0.1
+	defer files.Close()
+	a := startAgent(t, `[objects]
+fetch_allow = ["127.0.0.1/32"]
+max_download = "1MiB"
+`)
+	cases := []struct {
+		name, item string
+		want       int
+		reason     string
+	}{
+		{"allowed", files.URL + "/clip.mp4", 200, ""},
+		{"redirect to a denied address", files.URL + "/redirect.mp4", 400, "refused by the outbound fetch policy"},
+		{"error status without the body", files.URL + "/gone.mp4", 400, "HTTP 403"},
+		{"over max_download", files.URL + "/big.mp4", 400, "objects.max_download"},
+		{"still denied outside fetch_allow", inner.URL + "/x.mp4", 400, "refused by the outbound fetch policy"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st, v := startTask(t, a, fmt.Sprintf("fetch-%d", i), c.item)
+			msg, _ := v["message"].(string)
+			if st != c.want || !strings.Contains(msg, c.reason) || strings.Contains(msg, internalSecret) {
+				t.Errorf("start: %d %v, want %d saying %q", st, v, c.want, c.reason)
+			}
+		})
+	}
+	cache := filepath.Join(filepath.Dir(a.cfg), "data", "task-cache")
+	cached := func() []string {
+		ents, _ := os.ReadDir(cache)
+		var out []string
+		for _, e := range ents {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	if got := cached(); len(got) != 1 {
+		t.Fatalf("task cache holds %v, want the one downloaded clip (no partial or oversized file)", got)
+	}
+	send(t, "POST", a.api("/v1/tasks/fetch-0/stop"), nil, nil)
+	testmedia.Eventually(t, 10*time.Second, "the task to stop", func() bool {
+		var v map[string]any
+		send(t, "GET", a.api("/v1/tasks/fetch-0"), nil, &v)
+		return v["state"] == "Stopped"
+	})
+	if st := send(t, "DELETE", a.api("/v1/tasks/fetch-0"), nil, nil); st != 204 {
+		t.Fatalf("delete: %d", st)
+	}
+	if got := cached(); len(got) != 0 {
+		t.Errorf("task cache after deleting the task: %v, want empty", got)
+	}
+}
+
+// TestObjectCaps: objects.max_outputs caps a flow's outputs, on create and
+// on update; a playlist item and a request body have their caps too.
+func TestObjectCaps(t *testing.T) {
+	a := startAgent(t, `[objects]
+max_outputs = 2
+max_api_body = "8KiB"
+`)
+	outs := func(n int) []any {
+		var o []any
+		for i := range n {
+			o = append(o, map[string]any{"name": fmt.Sprintf("o%d", i), "type": "httpflv"})
+		}
+		return o
+	}
+	flow := func(n int) map[string]any {
+		return map[string]any{"id": "capped", "source": map[string]any{"type": "rtmp-push", "stream": "live/in"}, "outputs": outs(n)}
+	}
+	cases := []struct {
+		name, method, path string
+		body               any
+		want               int
+		msg                string
+	}{
+		{"three outputs", "POST", "/v1/flows", flow(3), 400, "objects.max_outputs"},
+		{"two outputs", "POST", "/v1/flows", flow(2), 201, ""},
+		{"update to three", "PUT", "/v1/flows/capped", flow(3), 400, "objects.max_outputs"},
+		{"long playlist item", "POST", "/v1/tasks", playlistTask("long", "/srv/"+strings.Repeat("a", 5000)+".mp4"), 400, "more than 4096"},
+		{"body over max_api_body", "POST", "/v1/tasks", playlistTask("big", "/srv/"+strings.Repeat("b", 9000)+".mp4"), 400, "objects.max_api_body"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var v map[string]any
+			st := send(t, c.method, a.api(c.path), c.body, &v)
+			if msg, _ := v["message"].(string); st != c.want || !strings.Contains(msg, c.msg) {
+				t.Errorf("%s %s: %d %v, want %d saying %q", c.method, c.path, st, v, c.want, c.msg)
+			}
+		})
+	}
+}
