@@ -107,8 +107,8 @@ type objectKind[S, V any] struct {
 	unmask   func(*S, V) // puts back secrets a client sent back masked (answers are masked by maskAnswer)
 }
 
-// actionTimeout bounds an action: starting a task probes (maybe
-// downloads) its playlist.
+// actionTimeout bounds an action: starting a task probes its local
+// playlist files (downloads run in the background).
 const actionTimeout = 2 * time.Minute
 
 func routeKind[S, V any](s *apiServer, k objectKind[S, V]) {

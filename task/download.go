@@ -133,3 +133,15 @@ func (d *Deps) dropCache(spec *Spec, others []*Spec) {
 		}
 	}
 }
+
+// needsDownload reports whether a playlist item still has to be fetched.
+func (d *Deps) needsDownload(s *Spec) bool {
+	for _, p := range s.Source.Playlist {
+		if isRemote(p) {
+			if _, err := os.Stat(d.cachePath(p)); err != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
