@@ -38,6 +38,9 @@ func (s *Spec) Validate(now time.Time) error {
 	if err := flow.CheckID("id", s.ID); err != nil {
 		return err
 	}
+	if len(s.Pattern) > 256 {
+		return lifecycle.Invalidf("pattern", "is %d bytes long, more than 256", len(s.Pattern))
+	}
 	app, name, ok := strings.Cut(s.Pattern, "/")
 	if !ok || app == "" || name == "" || strings.Contains(name, "/") {
 		return lifecycle.Invalidf("pattern", "%q is not an app/name pattern, e.g. \"live/*\" or \"live/cam1\"", s.Pattern)
