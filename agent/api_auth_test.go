@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -228,4 +229,38 @@ backbone_key_file = %q
 			t.Errorf("locate with the read token and locate_signs: %d %s, want signed", st, body)
 		}
 	})
+}
+
+// TestSecretsMaskedInLogs: relays pushing a live stream to URLs with a
+// stream key, a token and a passphrase log the attempts and errors with
+// the secrets masked, and the push status in the API is masked too.
+func TestSecretsMaskedInLogs(t *testing.T) {
+	testmedia.Need(t, "ffmpeg")
+	a := startAgent(t, "[objects]\nfetch_allow = [\"127.0.0.1/32\"]\n")
+	for _, r := range []string{
+		`{"id": "rt", "pattern": "live/*", "url": "rtmp://127.0.0.1:1/live2/SECRETKEY9?token=SECRETTOKEN6",
+			"start_time": "` + at(-time.Minute) + `", "end_time": "` + at(time.Hour) + `"}`,
+		`{"id": "sr", "pattern": "live/*", "url": "srt://127.0.0.1:1?streamid=publish:SECRETKEY8&passphrase=SECRETPASS7x",
+			"start_time": "` + at(-time.Minute) + `", "end_time": "` + at(time.Hour) + `"}`,
+	} {
+		if st, body := call(t, "POST", a.api("/v1/relays"), "", r); st != 201 {
+			t.Fatalf("create relay: %d %s", st, body)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	testmedia.Publish(t, ctx, testmedia.Source{Realtime: true, Duration: 30 * time.Second}, a.rtmp("live/cam"))
+	testmedia.Eventually(t, 15*time.Second, "both pushes to fail and log it", func() bool {
+		l := a.logs.String()
+		return strings.Contains(l, "rtmp://127.0.0.1:1/live2/********") && strings.Contains(l, "streamid=publish:********")
+	})
+	_, body := call(t, "GET", a.api("/v1/relays"), "", "")
+	for _, s := range []string{"SECRETKEY9", "SECRETTOKEN6", "SECRETKEY8", "SECRETPASS7"} {
+		if strings.Contains(a.logs.String(), s) {
+			t.Errorf("the log shows %s in clear", s)
+		}
+		if strings.Contains(body, s) {
+			t.Errorf("GET /v1/relays shows %s in clear: %s", s, body)
+		}
+	}
 }
