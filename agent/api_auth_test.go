@@ -133,6 +133,15 @@ func TestAPIBeyondLoopback(t *testing.T) {
 			noSecret(t, c.method+" "+c.path, body)
 		})
 	}
+	t.Run("relaymesh status sends the token", func(t *testing.T) {
+		base := fmt.Sprintf("http://127.0.0.1:%d", b.ports["api"])
+		if out, errOut, code := run(t, "status", "--api", base, "--token-file", read); code != 0 || !strings.Contains(out, "test-node") {
+			t.Errorf("status with the read token: exit %d\n%s%s", code, out, errOut)
+		}
+		if _, errOut, code := run(t, "status", "--api", base); code == 0 || !strings.Contains(errOut, "token") {
+			t.Errorf("status without a token: exit %d, %q: want a failure that names the token", code, errOut)
+		}
+	})
 	t.Run("healthz says only ok without a token", func(t *testing.T) {
 		st, body := call(t, "GET", b.api("/healthz"), "", "")
 		if st != 200 || strings.Contains(body, "test-node") || strings.Contains(body, "version") {
