@@ -91,7 +91,13 @@ func writeError(w http.ResponseWriter, status int, code, msg, field string) {
 	writeJSON(w, status, apiError{Code: code, Message: msg, Field: field})
 }
 
+// writeJSON answers v with its secrets masked (maskAnswer): every answer
+// but locate's signed URLs (writeJSONUnmasked).
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONUnmasked(w, status, maskAnswer(v))
+}
+
+func writeJSONUnmasked(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)

@@ -7,6 +7,7 @@ package agent
 // secrets it could not see put back.
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -84,7 +85,9 @@ func maskAnswer(v any) any {
 		return v
 	}
 	var tree any
-	if err := json.Unmarshal(data, &tree); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // counters above 2^53 stay exact
+	if err := dec.Decode(&tree); err != nil {
 		return v
 	}
 	return maskTree("", tree)

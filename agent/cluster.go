@@ -502,7 +502,7 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 	if token != "" {
 		res["expires"] = time.Now().Add(locateTokenTTL).UTC().Truncate(time.Second)
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSONUnmasked(w, http.StatusOK, res) // the URLs are the answer: the caller may publish there
 }
 
 func checkStreamKey(key string) error {

@@ -130,7 +130,7 @@ func (k objectKind[S, V]) notFound(w http.ResponseWriter, id string) {
 func (k objectKind[S, V]) handleList(w http.ResponseWriter, r *http.Request) {
 	out := []V{}
 	out = append(out, k.list()...)
-	writeJSON(w, http.StatusOK, map[string]any{k.plural: maskAnswer(out)})
+	writeJSON(w, http.StatusOK, map[string]any{k.plural: out})
 }
 
 func (k objectKind[S, V]) handleGet(w http.ResponseWriter, r *http.Request) {
@@ -139,7 +139,7 @@ func (k objectKind[S, V]) handleGet(w http.ResponseWriter, r *http.Request) {
 		k.notFound(w, r.PathValue("id"))
 		return
 	}
-	writeJSON(w, http.StatusOK, maskAnswer(v))
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (k objectKind[S, V]) handleCreate(w http.ResponseWriter, r *http.Request) {
@@ -155,7 +155,7 @@ func (k objectKind[S, V]) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, _ := k.get(*k.id(&spec))
-	writeJSON(w, http.StatusCreated, maskAnswer(v))
+	writeJSON(w, http.StatusCreated, v)
 }
 
 func (k objectKind[S, V]) handleUpdate(w http.ResponseWriter, r *http.Request) {
@@ -185,7 +185,7 @@ func (k objectKind[S, V]) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, _ := k.get(*id)
-	writeJSON(w, http.StatusOK, maskAnswer(v))
+	writeJSON(w, http.StatusOK, v)
 }
 
 // handleAction runs act on an API-made object and answers with its view;
@@ -217,7 +217,7 @@ func (k objectKind[S, V]) handleAction(name string, act func(context.Context, st
 			return
 		}
 		v, _ = k.get(id)
-		writeJSON(w, http.StatusOK, maskAnswer(v))
+		writeJSON(w, http.StatusOK, v)
 	}
 }
 

@@ -15,13 +15,18 @@ import (
 // fetchPolicy is the policy in force: the config's CIDRs and this node's
 // own listener ports.
 func (a *Agent) fetchPolicy() *netutil.FetchPolicy {
+	cfg := a.config()
+	addrs := []string{a.listenAddr("api"), a.listenAddr("rtmp"), a.listenAddr("http"), a.listenAddr("srt")}
+	if cfg.Cluster.Enabled {
+		addrs = append(addrs, cfg.Cluster.GossipBind(), cfg.Cluster.BackboneListen)
+	}
 	var ports []uint16
-	for _, which := range []string{"api", "rtmp", "http", "srt"} {
-		if _, p, err := net.SplitHostPort(a.listenAddr(which)); err == nil {
-			if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+	for _, addr := range addrs {
+		if _, p, err := net.SplitHostPort(addr); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil && n > 0 {
 				ports = append(ports, uint16(n))
 			}
 		}
 	}
-	return a.config().Objects.fetchPolicy(ports)
+	return cfg.Objects.fetchPolicy(ports)
 }

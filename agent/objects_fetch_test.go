@@ -322,3 +322,39 @@ func TestFetchPolicyFlows(t *testing.T) {
 		t.Errorf("the internal answer is quoted: %s", pullErr)
 	}
 }
+
+// TestFetchPolicyOwnListener: with the API on all addresses, a task cannot
+// fetch the node's own API through its LAN address.
+func TestFetchPolicyOwnListener(t *testing.T) {
+	var lan string
+	addrs, _ := net.InterfaceAddrs()
+	for _, ad := range addrs {
+		if n, ok := ad.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			lan = n.IP.String()
+			break
+		}
+	}
+	if lan == "" {
+		t.Skip("no non-loopback IPv4 address on this host to reach the node's own API by")
+	}
+	a := startAgent(t, "")
+	admin := writeFile(t, filepath.Join(filepath.Dir(a.cfg), "api.token"), adminToken)
+	b := moveAPI(t, a, fmt.Sprintf("token_file = %q", admin))
+	item := fmt.Sprintf("http://%s:%d/metrics.mp4", lan, b.ports["api"])
+	body := fmt.Sprintf(`{"id": "own", "source": {"playlist": [%q]}, "destination": {"url": "rtmp://192.0.2.200/live/x"}}`, item)
+	if st, out := call(t, "POST", b.api("/v1/tasks"), adminToken, body); st != 201 {
+		t.Fatalf("create: %d %s", st, out)
+	}
+	if st, out := call(t, "POST", b.api("/v1/tasks/own/start"), adminToken, ""); st != 200 {
+		t.Fatalf("start: %d %s", st, out)
+	}
+	var reason string
+	testmedia.Eventually(t, 10*time.Second, "the task to fail", func() bool {
+		_, out := call(t, "GET", b.api("/v1/tasks/own"), adminToken, "")
+		reason = out
+		return strings.Contains(out, `"state": "Failed"`)
+	})
+	if !strings.Contains(reason, "one of this node's own listeners") {
+		t.Errorf("task: %s, want it refused as the node's own listener", reason)
+	}
+}
