@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,6 +69,9 @@ func startTask(t *testing.T, a *agentProc, id string, items ...string) map[strin
 // no answer or log quotes the internal response.
 func TestFetchPolicyRefuses(t *testing.T) {
 	metadata := secretServer(t, "127.0.0.2:0") // stands for 169.254.169.254 / an internal API
+	var hooked atomic.Int32
+	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hooked.Add(1) }))
+	defer hooks.Close()
 	a := startAgent(t, "")
 
 	t.Run("fragment does not pass the extension check", func(t *testing.T) {
@@ -95,6 +99,26 @@ func TestFetchPolicyRefuses(t *testing.T) {
 			}
 		})
 	}
+	t.Run("callback to loopback", func(t *testing.T) {
+		body := playlistTask("hooked", metadata.URL+"/x.mp4")
+		body["callback"] = hooks.URL + "/task"
+		var v map[string]any
+		if st := send(t, "POST", a.api("/v1/tasks"), body, &v); st != 201 {
+			t.Fatalf("create: %d %v", st, v)
+		}
+		send(t, "POST", a.api("/v1/tasks/hooked/start"), nil, nil) // fails: an event for the callback
+		testmedia.Eventually(t, 10*time.Second, "the webhook refused by the policy", func() bool {
+			for _, l := range testmedia.Lines(a.logs.String()) {
+				if strings.Contains(l, "webhook event not delivered") && strings.Contains(l, "refused by the outbound fetch policy") {
+					return true
+				}
+			}
+			return false
+		})
+		if n := hooked.Load(); n != 0 {
+			t.Errorf("the loopback callback received %d requests", n)
+		}
+	})
 	if strings.Contains(a.logs.String(), internalSecret) {
 		t.Errorf("the agent log quotes the internal response")
 	}
