@@ -253,3 +253,26 @@ func TestPullPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestPushPolicy: a push's RTMP and SRT dials pass the outbound policy on
+// the resolved address (SRT: the address it then dials).
+func TestPushPolicy(t *testing.T) {
+	needPeers(t)
+	a := startNode(t, "a", nodeOpts{})
+	feed(t, a, "live/src", 30*time.Second)
+	a.live(t, "live/src", 10*time.Second)
+	for _, url := range []string{"rtmp://localhost:9/live/x", "srt://127.0.0.1:9?streamid=publish:live/x"} {
+		t.Run(url, func(t *testing.T) {
+			p := NewPusher(a.hub, PushConfig{Key: "live/src", MinBackoff: 100 * time.Millisecond,
+				Next: fixed(Target{URL: url, Policy: &netutil.FetchPolicy{}})}, testLog(t, "pusher"))
+			runBG(t, p.Run)
+			testmedia.Eventually(t, 8*time.Second, "a backoff with an error", func() bool {
+				st := p.Status()
+				return st.State == StateBackoff && st.LastError != ""
+			})
+			if st := p.Status(); !strings.Contains(st.LastError, "refused by the outbound fetch policy") {
+				t.Errorf("last error %q, want the policy's refusal", st.LastError)
+			}
+		})
+	}
+}
