@@ -132,6 +132,19 @@ func TestObjectsFullDisk(t *testing.T) {
 	}
 	t.Logf("burst: %d creates acknowledged, %d refused", acked, refused)
 
+	// another write error (a read-only filesystem) is a 503 with the reason
+	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remount read-only: %v", err)
+	}
+	var v map[string]any
+	st := send(t, "POST", a.api("/v1/tasks"), taskBody("on-ro", "/srv/a.mp4"), &v)
+	if msg, _ := v["message"].(string); st != 503 || !strings.Contains(msg, "read-only file system") {
+		t.Errorf("create on a read-only data dir: %d %v, want 503 with the reason", st, v)
+	}
+	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT, ""); err != nil {
+		t.Fatalf("remount read-write: %v", err)
+	}
+
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	<-a.exited
 	os.Remove(filler)
