@@ -382,3 +382,14 @@ func TestFetchPolicyOwnListener(t *testing.T) {
 		t.Errorf("task: %s, want it refused as the node's own listener", reason)
 	}
 }
+
+// TestDownloadTimeout: objects.download_timeout ends a download that
+// crawls; the task fails saying so.
+func TestDownloadTimeout(t *testing.T) {
+	slow := slowServer(t)
+	a := startAgent(t, "[objects]\nfetch_allow = [\"127.0.0.1/32\"]\ndownload_timeout = \"1s\"\n")
+	v := startTask(t, a, "crawl", slow.URL+"/big.mp4")
+	if msg, _ := v["reason"].(string); v["state"] != "Failed" || !strings.Contains(msg, "objects.download_timeout") {
+		t.Errorf("task: %v, want Failed naming objects.download_timeout", v)
+	}
+}
