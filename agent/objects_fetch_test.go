@@ -124,9 +124,8 @@ func TestFetchPolicyRefuses(t *testing.T) {
 	}
 }
 
-// TestFetchPolicyAllowAndCaps: fetch_allow opens exactly its CIDRs (a
-// redirect from an allowed server to another loopback address is still
-// refused), an error status is reported without the body, max_download
+// TestFetchPolicyAllowAndCaps: fetch_allow opens its CIDRs and fetch_deny
+// closes its own within them (a redirect there included), an error status is reported without the body, max_download
 // caps an item, and a deleted task's download is removed.
 func TestFetchPolicyAllowAndCaps(t *testing.T) {
 	testmedia.Need(t, "ffmpeg")
@@ -150,7 +149,8 @@ func TestFetchPolicyAllowAndCaps(t *testing.T) {
 	files := httptest.NewServer(mux) // on 127.0.0.1
 	defer files.Close()
 	a := startAgent(t, `[objects]
-fetch_allow = ["127.0.0.1/32"]
+fetch_allow = ["127.0.0.0/8"]
+fetch_deny = ["127.0.0.2/32"]
 max_download = "1MiB"
 `)
 	cases := []struct {
@@ -159,10 +159,10 @@ max_download = "1MiB"
 		reason     string
 	}{
 		{"allowed", files.URL + "/clip.mp4", "Running", ""},
-		{"redirect to a denied address", files.URL + "/redirect.mp4", "Failed", "refused by the outbound fetch policy"},
+		{"redirect to a denied address", files.URL + "/redirect.mp4", "Failed", "objects.fetch_deny has 127.0.0.2/32"},
 		{"error status without the body", files.URL + "/gone.mp4", "Failed", "HTTP 403"},
 		{"over max_download", files.URL + "/big.mp4", "Failed", "objects.max_download"},
-		{"still denied outside fetch_allow", inner.URL + "/x.mp4", "Failed", "refused by the outbound fetch policy"},
+		{"fetch_deny beats fetch_allow", inner.URL + "/x.mp4", "Failed", "objects.fetch_deny has 127.0.0.2/32"},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
