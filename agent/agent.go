@@ -81,7 +81,7 @@ type accessPolicy struct {
 func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.logLevel())
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})).With("node", cfg.Node.ResolveName())
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level, ReplaceAttr: maskLogAttr})).With("node", cfg.Node.ResolveName())
 	a = &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{})}
 	defer func() {
 		if err != nil {

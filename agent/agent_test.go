@@ -74,8 +74,14 @@ func startAgent(t *testing.T, extra string) *agentProc {
 // cluster).
 func startNamedAgent(t *testing.T, name, extra string) *agentProc {
 	t.Helper()
+	return startAgentIn(t, t.TempDir(), name, extra)
+}
+
+// startAgentIn is startNamedAgent with the config in dir and the data dir
+// at dir/data (which may be a mount the test made).
+func startAgentIn(t *testing.T, dir, name, extra string) *agentProc {
+	t.Helper()
 	bin := binary(t)
-	dir := t.TempDir()
 	p := &agentProc{
 		name:   name,
 		logs:   &testmedia.LogBuffer{},

@@ -481,7 +481,7 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 	loc, found := table.Lookup(client)
 	pol := s.a.access.Load()
 	token := ""
-	if pol.publishAuth {
+	if pol.publishAuth && s.locateSigns(r) {
 		token = auth.Sign(pol.key, auth.ActionPublish, key, time.Now().Add(locateTokenTTL))
 	}
 	views := make([]IngestView, 0, 3)
@@ -512,7 +512,7 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 	if token != "" {
 		res["expires"] = time.Now().Add(locateTokenTTL).UTC().Truncate(time.Second)
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSONUnmasked(w, http.StatusOK, res) // the URLs are the answer: the caller may publish there
 }
 
 func checkStreamKey(key string) error {

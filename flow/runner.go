@@ -11,6 +11,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // SilenceFailover is how long the active source may stay silent before
@@ -98,6 +99,8 @@ type Runner struct {
 	spec Spec
 	hub  *media.Hub
 	log  *slog.Logger
+	// policy is the outbound fetch policy (nil: none)
+	policy func() *netutil.FetchPolicy
 	// OnSwitch, when set, is called after each switch (tests, logs).
 	OnSwitch func(Switch)
 
@@ -227,7 +230,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	for i, src := range srcs {
 		if target, ok := pullTarget(src); ok {
 			p := relay.NewPuller(r.hub, relay.PullConfig{Key: r.spec.SourceKey(src),
-				Next: func(int, error) (relay.Target, error) { return target, nil }}, r.log)
+				Next: func(int, error) (relay.Target, error) { return r.guard(target), nil }}, r.log)
 			r.mu.Lock()
 			r.pulls[i] = p
 			r.mu.Unlock()
@@ -238,7 +241,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	for i, o := range r.spec.Outputs {
 		if target, ok := pushTarget(&o); ok {
 			p := relay.NewPusher(r.hub, relay.PushConfig{Key: r.spec.Key(), Persistent: true,
-				Next: func(int, error) (relay.Target, error) { return target, nil }}, r.log)
+				Next: func(int, error) (relay.Target, error) { return r.guard(target), nil }}, r.log)
 			r.mu.Lock()
 			r.pushes[i] = p
 			r.mu.Unlock()
@@ -571,6 +574,14 @@ func (r *Runner) judgeOutputs(rate int64, cut []string) {
 			r.log.Info("flow output restored", "output", o.Name, "bitrate", rate, "max_bitrate", o.MaxBitrate)
 		}
 	}
+}
+
+// guard puts the policy in force into t.
+func (r *Runner) guard(t relay.Target) relay.Target {
+	if r.policy != nil {
+		t.Policy = r.policy()
+	}
+	return t
 }
 
 func pullTarget(src *Source) (relay.Target, bool) {

@@ -75,11 +75,15 @@ type Hub struct {
 	cfg HubConfig
 	log *slog.Logger
 
-	mu         sync.Mutex
-	streams    map[string]*Stream
-	publishers int
-	changed    chan struct{} // closed and replaced whenever a stream goes live
-	closed     bool
+	mu      sync.Mutex
+	streams map[string]*Stream
+	changed chan struct{} // closed and replaced whenever a stream goes live
+	closed  bool
+	// publishers counts the streams with an attached publisher. It goes
+	// up in Publish (under mu) and down where a stream's pub is cleared
+	// (under that stream's lock), exactly once per publisher, so a
+	// takeover racing the old publisher's own detach cannot count twice.
+	publishers atomic.Int64
 
 	// limits read on the publish path without the hub lock
 	grace   atomic.Int64
@@ -182,21 +186,29 @@ func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
 		s.mu.Unlock()
 		takeover = old != nil
 		if old != nil {
+			// a false return: old detached by itself meanwhile and
+			// counted itself out
 			old.detach(ErrTakenOver)
-			h.publishers--
 		}
 	}
-	if h.cfg.MaxPublishers > 0 && h.publishers >= h.cfg.MaxPublishers {
+	if h.cfg.MaxPublishers > 0 && h.publishers.Load() >= int64(h.cfg.MaxPublishers) {
 		return nil, fmt.Errorf("%w (limit %d)", ErrTooManyPubs, h.cfg.MaxPublishers)
 	}
+	h.publishers.Add(1) // before attach: p's stream may count it out at once
+	var p *Publisher
 	var ev events.Event = events.StreamReconnected{Stream: key, Protocol: info.Protocol, Remote: info.Remote, Takeover: takeover}
-	if s == nil {
+	if s != nil {
+		p = s.attach(info) // nil: it ended since the check above
+		if p == nil {
+			h.noteEndedLocked(s, nil) // before the new stream's published
+		}
+	}
+	if p == nil {
 		s = newStream(h, key)
 		h.streams[key] = s
+		p = s.attach(info)
 		ev = events.StreamPublished{Stream: key, Protocol: info.Protocol, Remote: info.Remote}
 	}
-	p := s.attach(info)
-	h.publishers++
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.cfg.Events.Publish(ev)
@@ -282,9 +294,7 @@ func (h *Hub) Streams() []*Stream {
 
 // PublisherCount returns how many publishers are attached.
 func (h *Hub) PublisherCount() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.publishers
+	return int(h.publishers.Load())
 }
 
 // Close ends every stream: readers get ErrStreamEnded after the packets
@@ -328,10 +338,4 @@ func (h *Hub) noteEndedLocked(s *Stream, reason error) {
 		why = reason.Error()
 	}
 	h.cfg.Events.Publish(events.StreamEnded{Stream: s.key, Reason: why})
-}
-
-func (h *Hub) publisherGone() {
-	h.mu.Lock()
-	h.publishers--
-	h.mu.Unlock()
 }

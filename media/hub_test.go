@@ -879,3 +879,42 @@ func TestTakeoverWhileWriting(t *testing.T) {
 		t.Fatalf("reader after takeover did not get the new keyframe last: %v", describe(got[max(0, len(got)-4):]))
 	}
 }
+
+// A takeover racing the old publisher's own Close must count that
+// publisher out once: the count matches the live publishers after every
+// round and max_publishers still holds.
+func TestTakeoverRacingClose(t *testing.T) {
+	for _, grace := range []time.Duration{0, time.Minute} {
+		t.Run("grace="+grace.String(), func(t *testing.T) {
+			h := newHub(t, func(c *media.HubConfig) {
+				c.Takeover, c.MaxPublishers, c.ReconnectGrace = true, 1, grace
+			})
+			old := publish(t, h, "live/race")
+			for i := range 500 {
+				var wg sync.WaitGroup
+				var next *media.Publisher
+				var err error
+				wg.Go(func() { old.Close() })
+				wg.Go(func() { next, err = h.Publish("live/race", media.PublisherInfo{Protocol: "test"}) })
+				wg.Wait()
+				if err != nil {
+					t.Fatalf("round %d: takeover refused: %v", i, err)
+				}
+				if n := h.PublisherCount(); n != 1 {
+					t.Fatalf("round %d: publisher count %d with one live publisher", i, n)
+				}
+				old = next
+			}
+			if p, err := h.Publish("live/other", media.PublisherInfo{Protocol: "test"}); !errors.Is(err, media.ErrTooManyPubs) {
+				if p != nil {
+					p.Close()
+				}
+				t.Fatalf("second stream with max_publishers 1: %v, want ErrTooManyPubs", err)
+			}
+			old.Close()
+			if n := h.PublisherCount(); n != 0 {
+				t.Fatalf("publisher count %d after the last Close", n)
+			}
+		})
+	}
+}
