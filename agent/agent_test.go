@@ -66,6 +66,12 @@ reconnect_grace = "500ms"
 
 func startAgent(t *testing.T, extra string) *agentProc {
 	t.Helper()
+	return startAgentEnv(t, extra, nil)
+}
+
+// startAgentEnv is startAgent with env added to the agent's environment.
+func startAgentEnv(t *testing.T, extra string, env []string) *agentProc {
+	t.Helper()
 	bin := binary(t)
 	dir := t.TempDir()
 	p := &agentProc{
@@ -79,6 +85,7 @@ func startAgent(t *testing.T, extra string) *agentProc {
 	}
 	p.writeConfig(t, extra)
 	p.cmd = exec.Command(bin, "run", "-c", p.cfg)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1239,6 +1239,7 @@ func (c *Config) CheckFiles() error {
 			ps.add("node.data_dir", "%s is not a directory", c.Node.DataDir)
 		}
 	}
+	c.checkClusterFiles(&ps)
 	return ps.err()
 }
 
@@ -1254,7 +1255,7 @@ func (c *Config) FileWarnings() []string {
 			w = append(w, f.key+": "+s)
 		}
 	}
-	return w
+	return append(w, keyFileWarnings(c)...)
 }
 
 // LoadToken reads the API bearer token from token_file: the file's content
