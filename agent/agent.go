@@ -349,17 +349,38 @@ loop:
 }
 
 // drain ends every stream so readers receive what was sent and a clean
-// end, and waits (bounded) for their connections to finish.
+// end, and waits (bounded) for the connections of every protocol (RTMP,
+// HTTP-FLV, SRT) to finish, so none is cut mid-frame by the exit.
 func (a *Agent) drain() {
 	a.hub.Close()
 	deadline := time.Now().Add(drainTimeout)
-	rs := a.listeners().rtmp
-	for time.Now().Before(deadline) {
-		if rs == nil || rs.ConnCount() == 0 {
+	for {
+		rtmpN, flvN, srtN := a.openConns()
+		if rtmpN+flvN+srtN == 0 {
+			a.log.Info("drained")
+			return
+		}
+		if time.Now().After(deadline) {
+			a.log.Warn("drain timed out; closing the connections left", "rtmp", rtmpN, "httpflv", flvN, "srt", srtN)
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// openConns counts the open media connections per listener.
+func (a *Agent) openConns() (rtmpN, flvN, srtN int) {
+	l := a.listeners()
+	if l.rtmp != nil {
+		rtmpN = l.rtmp.ConnCount()
+	}
+	if l.httpflv != nil {
+		flvN = l.httpflv.ConnCount()
+	}
+	if l.srt != nil {
+		srtN = len(l.srt.Stats())
+	}
+	return rtmpN, flvN, srtN
 }
 
 // Close releases everything. It is idempotent and safe after a failed New.

@@ -93,6 +93,9 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
+// ConnCount returns the number of players being served.
+func (s *Server) ConnCount() int { return int(s.active.Load()) }
+
 // Close stops the listener and ends every reader. Idempotent.
 func (s *Server) Close() error {
 	var err error
