@@ -30,7 +30,8 @@ Usage:
                                 print APP/NAME?token=... (a signed URL's path and query)
   relaymesh flows|relays|tasks [--api URL] [--token-file F] [--json] list|get|create|update|delete|start|stop|restart ...
                                 manage flows, scheduled relays and pseudo-live tasks over the API
-  relaymesh cleanup [-c FILE]   remove the traffic-control state the agent installed
+  relaymesh cleanup [-c FILE] [--runtime-dir DIR]   remove the traffic-control state the agent
+                                installed, from its record in DIR/qos.json (else the config)
   relaymesh version             print the version
   relaymesh help                this text
 
