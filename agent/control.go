@@ -95,8 +95,9 @@ func (s *controlServer) Run(ctx context.Context) error {
 // Close stops serving and removes the socket file. Idempotent.
 func (s *controlServer) Close() error {
 	err := s.http.Close()
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	// the listener too: http.Server closes only listeners it served
+	if cerr := s.ln.Close(); err == nil && !errors.Is(cerr, net.ErrClosed) {
+		err = cerr
 	}
 	return err
 }

@@ -102,6 +102,11 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		close(s.done)
 		err = s.http.Close()
+		// http.Server closes only listeners it serves: this one may never
+		// have been (Close after a failed agent start or reload)
+		if cerr := s.ln.Close(); err == nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
 	})
 	return err
 }
