@@ -319,10 +319,32 @@ fi
 in_root sh -c 'umask 027
 	head -c 32 /dev/urandom | base64 >/etc/relaymesh/auth.key
 	head -c 24 /dev/urandom | base64 >/etc/relaymesh/api.token
-	chgrp relaymesh /etc/relaymesh/auth.key /etc/relaymesh/api.token'
+	head -c 32 /dev/urandom | base64 >/etc/relaymesh/gossip.key
+	head -c 32 /dev/urandom | base64 >/etc/relaymesh/backbone.key
+	chgrp relaymesh /etc/relaymesh/auth.key /etc/relaymesh/api.token /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key'
 for f in "$ROOT"/usr/share/doc/relaymesh/examples/*.toml; do
 	run_check "${f#"$ROOT"}"
 done
+# As root, check judges for the unit's User=relaymesh: a drop-in (or key)
+# only root can read is a problem that names the file and the user.
+in_root sh -c 'umask 027; printf "[limits]\nmax_publishers = 10\n" >/etc/relaymesh/conf.d/50-local.toml'
+out=$(in_root /usr/bin/relaymesh check -c /etc/relaymesh/relaymesh.toml 2>&1)
+rc=$?
+if [ $rc = 1 ] && printf '%s\n' "$out" | grep -q '/etc/relaymesh/conf.d/50-local.toml (0640 root:root) is not readable by user relaymesh'; then
+	pass "relaymesh check as root: a drop-in user relaymesh cannot read is named"
+else
+	printf '%s\n' "$out" | sed 's/^/  /'
+	fail "relaymesh check as root accepts a drop-in user relaymesh cannot read (exit $rc)"
+fi
+in_root chgrp relaymesh /etc/relaymesh/conf.d/50-local.toml
+out=$(in_root /usr/bin/relaymesh check -c /etc/relaymesh/relaymesh.toml 2>&1)
+rc=$?
+if [ $rc = 0 ]; then
+	pass "relaymesh check as root: ok once the drop-in is group relaymesh"
+else
+	printf '%s\n' "$out" | sed 's/^/  /'
+	fail "relaymesh check as root with a readable drop-in: exit $rc"
+fi
 out=$(in_root /usr/bin/relaymesh version 2>&1)
 rc=$?
 if [ -n "${DEB_BIN:-}" ]; then
@@ -363,10 +385,9 @@ fi
 
 # Purge: data, config, every documented secret, the drop-ins, statoverride
 # and unit state gone; the account stays.
-in_root sh -c 'umask 027
-	head -c 32 /dev/urandom | base64 >/etc/relaymesh/gossip.key
-	head -c 32 /dev/urandom | base64 >/etc/relaymesh/backbone.key
-	printf "[limits]\nmax_publishers = 10\n" >/etc/relaymesh/conf.d/50-local.toml'
+for p in /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key /etc/relaymesh/conf.d/50-local.toml; do
+	[ -f "$ROOT$p" ] || fail "before purge: $p is missing, so purge cannot be shown to remove it"
+done
 
 if in_root dpkg -P relaymesh >"$TMP/dpkg-p.log" 2>&1; then
 	pass "dpkg -P relaymesh"
