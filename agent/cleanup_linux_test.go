@@ -112,8 +112,8 @@ func TestCleanupFromRecord(t *testing.T) {
 		if hasTree() {
 			t.Errorf("the tree is still on rmcl0 after cleanup")
 		}
-		if _, err := os.Stat(record); !os.IsNotExist(err) {
-			t.Errorf("the record is still there after cleanup (%v)", err)
+		if b, _ := os.ReadFile(record); !strings.Contains(string(b), `"trees": []`) {
+			t.Errorf("the record still lists trees after cleanup:\n%s", b)
 		}
 		netnsRun(t, ns, "ip", "link", "del", "rmcl0")
 	})
@@ -127,11 +127,20 @@ func TestCleanupFromRecord(t *testing.T) {
 		if strings.Contains(out, "removed") {
 			t.Errorf("cleanup claims a removal on an interface that does not exist: %s", out)
 		}
-		if _, err := os.Stat(record); !os.IsNotExist(err) {
-			t.Errorf("the record is still there after cleanup (%v)", err)
+		if b, _ := os.ReadFile(record); !strings.Contains(string(b), `"trees": []`) {
+			t.Errorf("the record still lists trees after cleanup:\n%s", b)
+		}
+	})
+	t.Run("empty record, broken config", func(t *testing.T) {
+		cfg := filepath.Join(dir, "broken.toml")
+		os.WriteFile(cfg, []byte("[qos\n"), 0o644)
+		out, errOut, code := cleanup(t, cfg)
+		if code != 0 || !strings.Contains(out, "lists no tc tree; nothing to remove") {
+			t.Errorf("cleanup: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
 	})
 	t.Run("no record, broken config", func(t *testing.T) {
+		os.Remove(record)
 		cfg := filepath.Join(dir, "broken.toml")
 		os.WriteFile(cfg, []byte("[qos\n"), 0o644)
 		out, errOut, code := cleanup(t, cfg)

@@ -158,12 +158,16 @@ func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "relaymesh cleanup: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	rec, err := readQoSRecord(*dir)
+	rec, found, err := readQoSRecord(*dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "relaymesh cleanup: the record is unreadable (%v); trying the config\n", err)
 	}
 	trees := rec.Trees
-	if len(trees) == 0 {
+	if found && len(trees) == 0 {
+		fmt.Fprintf(stdout, "relaymesh cleanup: the agent's record in %s lists no tc tree; nothing to remove\n", *dir)
+		return 0
+	}
+	if !found {
 		if path == "" {
 			if _, err := os.Stat(DefaultConfigPath); err == nil {
 				path = DefaultConfigPath
@@ -193,7 +197,7 @@ func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "relaymesh cleanup: %s\n", what)
 	}
-	if len(rec.Trees) > 0 {
+	if found {
 		if err := writeQoSRecord(*dir, left); err != nil {
 			fmt.Fprintf(stderr, "relaymesh cleanup: update the record in %s: %v\n", *dir, err)
 			code = 1

@@ -79,12 +79,15 @@ func (a *Agent) newOps(cfg *Config) error {
 	o.installed = map[string]qosTree{}
 	if a.rtDir != "" {
 		// trees a killed agent left: removed on close unless reapplied
-		r, err := readQoSRecord(a.rtDir)
+		r, _, err := readQoSRecord(a.rtDir)
 		if err != nil {
 			a.log.Warn("qos: the record of installed trees is unreadable; starting a new one", "error", err)
 		}
 		for _, t := range r.Trees {
 			o.installed[t.Interface] = t
+		}
+		if err := writeQoSRecord(a.rtDir, o.installed); err != nil {
+			return fmt.Errorf("qos: keep the record of installed trees in %s (RUNTIME_DIRECTORY): %w", a.rtDir, err)
 		}
 	}
 	a.add(a.runOps, a.closeOps)

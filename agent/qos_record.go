@@ -34,33 +34,28 @@ type qosTree struct {
 	Installed time.Time `json:"installed"`
 }
 
-// readQoSRecord reads dir/qos.json; a missing file is an empty record.
-func readQoSRecord(dir string) (qosRecord, error) {
-	var r qosRecord
+// readQoSRecord reads dir/qos.json; found is false when there is none
+// (no agent ran with this directory, or it failed before keeping one).
+func readQoSRecord(dir string) (r qosRecord, found bool, err error) {
 	b, err := os.ReadFile(filepath.Join(dir, qosRecordFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return r, nil
+		return r, false, nil
 	}
 	if err != nil {
-		return r, err
+		return r, false, err
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
-		return r, fmt.Errorf("%s: %w", filepath.Join(dir, qosRecordFile), err)
+		return r, false, fmt.Errorf("%s: %w", filepath.Join(dir, qosRecordFile), err)
 	}
-	return r, nil
+	return r, true, nil
 }
 
 // writeQoSRecord replaces dir/qos.json atomically (temp file, fsync,
-// rename), or removes it when trees is empty.
+// rename). An empty record stays: it says the agent holds no tree, so
+// cleanup need not read the config.
 func writeQoSRecord(dir string, trees map[string]qosTree) error {
 	path := filepath.Join(dir, qosRecordFile)
-	if len(trees) == 0 {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		return nil
-	}
-	r := qosRecord{PID: os.Getpid()}
+	r := qosRecord{PID: os.Getpid(), Trees: []qosTree{}}
 	for _, t := range trees {
 		r.Trees = append(r.Trees, t)
 	}
