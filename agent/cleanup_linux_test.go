@@ -71,8 +71,8 @@ func TestCleanupFromRecord(t *testing.T) {
 			}
 		}()
 		testmedia.Eventually(t, 15*time.Second, "the agent's tree on rmcl0 and its record", func() bool {
-			_, err := os.Stat(record)
-			return err == nil && hasTree()
+			b, _ := os.ReadFile(record)
+			return strings.Contains(string(b), `"interface": "rmcl0"`) && hasTree()
 		})
 		b, _ := os.ReadFile(record)
 		for _, w := range []string{`"interface": "rmcl0"`, `"root_qdisc": "524d:"`, `"kind": "htb"`} {
