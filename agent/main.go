@@ -153,7 +153,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		var u *user.User
 		if u, err = lookupServiceUser(userName, userSet); err == nil && u != nil {
-			err = checkServiceUser(cfg, configFiles(path), u)
+			// the config files themselves matter when they are what the
+			// unit reads (or --user asks): a draft elsewhere is fine
+			var files []string
+			if userSet || path == DefaultConfigPath {
+				files = configFiles(path)
+			}
+			err = checkServiceUser(cfg, files, u)
 		}
 	}
 	if err != nil {
