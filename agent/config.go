@@ -168,7 +168,6 @@ func Default() *Config {
 			ReadTimeout:      Duration(10 * time.Second),
 			WriteTimeout:     Duration(10 * time.Second),
 			MaxReaderLag:     Duration(4 * time.Second),
-			WriteCoalesce:    Duration(100 * time.Millisecond),
 		},
 		Auth: AuthConfig{PublishAllow: []string{}, PlayAllow: []string{}},
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/relayrule"
@@ -45,7 +46,10 @@ func (a *Agent) newObjects(cfg *Config) error {
 	}
 	log := a.log.With("component", "objects")
 	o.flows = flow.NewManager(a.hub, log)
-	o.flows.OnSwitch = func(id string, sw flow.Switch) {}
+	o.flows.OnSwitch = func(id string, sw flow.Switch) {
+		a.events.Publish(events.FlowSwitched{Flow: id, Stream: (&flow.Spec{ID: id}).Key(), From: sw.From, To: sw.To,
+			Failover: sw.Failover, Reason: sw.Reason, GapMS: sw.GapMS})
+	}
 	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.config().Objects.maxRelays() })
 	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache")}
 	o.tasks = task.NewManager(deps, func() int { return a.config().Objects.maxRunningTasks() })
@@ -108,7 +112,13 @@ func (a *Agent) newObjects(cfg *Config) error {
 	o.loading = false
 	save := func(string) { a.saveObjects() }
 	o.flows.OnChange, o.relays.OnChange, o.tasks.OnChange = save, save, save
-	a.onPublished = append(a.onPublished, func(string) { o.relays.Poke() })
+	// relay rules look at a stream as soon as it is live (or back)
+	a.subscribe("relays", func(r events.Record) {
+		switch r.Event.(type) {
+		case events.StreamPublished, events.StreamReconnected, events.Missed:
+			o.relays.Poke()
+		}
+	})
 	// per-source and per-output allowlists; the listeners log a refusal
 	// with its reason
 	a.onAuthorize = append(a.onAuthorize, func(proto, action, key string, remote net.Addr) error {

@@ -257,7 +257,7 @@ func TestReloadVerdict(t *testing.T) {
 	}
 	rt := t.TempDir()
 	env := []string{"RUNTIME_DIRECTORY=" + rt}
-	a := startAgentEnv(t, "", env)
+	a := startAgentEnv(t, "test-node", "", env)
 	flv := a.flv("live/none")
 	if got := flvStatus(t, flv); got != http.StatusNotFound {
 		t.Fatalf("GET %s = %d before any reload, want 404 (no such stream)", flv, got)

@@ -68,7 +68,17 @@ type Switch struct {
 	// Gap is the time between the last packet forwarded from the old
 	// source and the first from the new one.
 	GapMS int64 `json:"gap_ms"`
+	// Failover is true for primary->backup, false for the return.
+	Failover bool `json:"failover"`
+	// Reason is SwitchSilence or SwitchPrimaryBack.
+	Reason string `json:"reason"`
 }
+
+// Why a flow switched sources.
+const (
+	SwitchSilence     = "silence"      // the active source sent nothing for SilenceFailover
+	SwitchPrimaryBack = "primary back" // the primary delivered again for returnHold
+)
 
 // Status is a running flow's data-plane view.
 type Status struct {
@@ -382,8 +392,8 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		}
 		return write(i, p)
 	}
-	switchTo := func(to int, now time.Time, replay bool) error {
-		sw := Switch{At: now, From: srcs[active].Name, To: srcs[to].Name}
+	switchTo := func(to int, now time.Time, replay bool, reason string) error {
+		sw := Switch{At: now, From: srcs[active].Name, To: srcs[to].Name, Failover: to == 1, Reason: reason}
 		if !lastFwd.IsZero() {
 			sw.GapMS = now.Sub(lastFwd).Milliseconds()
 		}
@@ -395,7 +405,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		r.st.Switches++
 		r.st.Last = &sw
 		r.mu.Unlock()
-		r.log.Info("flow source switched", "from", sw.From, "to", sw.To, "gap_ms", sw.GapMS)
+		r.log.Info("flow source switched", "from", sw.From, "to", sw.To, "reason", sw.Reason, "gap_ms", sw.GapMS)
 		if r.OnSwitch != nil {
 			r.OnSwitch(sw)
 		}
@@ -421,7 +431,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 				switch {
 				case !alive(active, now) && alive(other, now) &&
 					(!st[active].last.IsZero() || now.Sub(firstAny) >= startGrace):
-					if err := switchTo(other, now, true); err != nil {
+					if err := switchTo(other, now, true, SwitchSilence); err != nil {
 						return err
 					}
 				case active == 1 && pending < 0 && alive(0, now) && now.Sub(st[0].since) >= returnHold:
@@ -496,7 +506,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 					s.gop = append(s.gop, p)
 				}
 				if pending == m.src && p.Kind == media.KindVideo && p.Keyframe && !p.Header {
-					if err := switchTo(m.src, now, false); err != nil {
+					if err := switchTo(m.src, now, false, SwitchPrimaryBack); err != nil {
 						return err
 					}
 				}

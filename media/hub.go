@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/relaymesh/relaymesh/events"
 )
 
 // Errors from Publish and Subscribe.
@@ -37,12 +39,17 @@ type HubConfig struct {
 	MaxReaders       int           // per stream, 0 = unlimited
 	MaxBitrate       int64         // bits/s per publisher, 0 = unlimited
 	BitrateWindow    time.Duration // averaging window for MaxBitrate
-	NewTSMuxer       func() Remuxer
+	// Clock, if set, replaces time.Now for the ingest meter (rates and
+	// MaxBitrate), so tests can drive it without waiting.
+	Clock      func() time.Time
+	NewTSMuxer func() Remuxer
 	// OnMissing is called (in its own goroutine) when a subscriber waits
 	// for a stream that is not live, so the node can pull it on demand.
-	OnMissing         func(key string)
-	OnStreamPublished func(key string)
-	OnStreamEnded     func(key string)
+	OnMissing func(key string)
+	// Events receives the streams' StreamPublished, StreamReconnected and
+	// StreamEnded, published under the hub lock where the state changes,
+	// so they are in order per stream; nil = none.
+	Events *events.Bus
 }
 
 // DefaultHubConfig returns the built-in defaults.
@@ -160,9 +167,11 @@ func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
 		ended := s.ended // its grace ran out just now: start afresh
 		s.mu.Unlock()
 		if ended {
+			h.noteEndedLocked(s, nil) // before the new stream's published
 			s = nil
 		}
 	}
+	takeover := false
 	if s != nil {
 		s.mu.Lock()
 		old := s.pub
@@ -171,6 +180,7 @@ func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
 			return nil, fmt.Errorf("%s: %w by %s since %s", key, ErrStreamBusy, old.info.Remote, old.info.Since.Format(time.RFC3339))
 		}
 		s.mu.Unlock()
+		takeover = old != nil
 		if old != nil {
 			old.detach(ErrTakenOver)
 			h.publishers--
@@ -179,17 +189,17 @@ func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
 	if h.cfg.MaxPublishers > 0 && h.publishers >= h.cfg.MaxPublishers {
 		return nil, fmt.Errorf("%w (limit %d)", ErrTooManyPubs, h.cfg.MaxPublishers)
 	}
+	var ev events.Event = events.StreamReconnected{Stream: key, Protocol: info.Protocol, Remote: info.Remote, Takeover: takeover}
 	if s == nil {
 		s = newStream(h, key)
 		h.streams[key] = s
+		ev = events.StreamPublished{Stream: key, Protocol: info.Protocol, Remote: info.Remote}
 	}
 	p := s.attach(info)
 	h.publishers++
 	close(h.changed)
 	h.changed = make(chan struct{})
-	if h.cfg.OnStreamPublished != nil {
-		go h.cfg.OnStreamPublished(key)
-	}
+	h.cfg.Events.Publish(ev)
 	return p, nil
 }
 
@@ -296,15 +306,28 @@ func (h *Hub) Close() {
 	}
 }
 
-func (h *Hub) removeStream(s *Stream) {
+func (h *Hub) removeStream(s *Stream, reason error) {
 	h.mu.Lock()
 	if h.streams[s.key] == s {
 		delete(h.streams, s.key)
 	}
+	h.noteEndedLocked(s, reason)
 	h.mu.Unlock()
-	if h.cfg.OnStreamEnded != nil {
-		go h.cfg.OnStreamEnded(s.key)
+}
+
+// noteEndedLocked publishes s's StreamEnded once. Publish calls it too,
+// when it replaces a stream whose grace ran out before removeStream got
+// the lock: the end comes before the next life's StreamPublished.
+func (h *Hub) noteEndedLocked(s *Stream, reason error) {
+	if s.endNoted {
+		return
 	}
+	s.endNoted = true
+	why := "publisher gone"
+	if reason != nil {
+		why = reason.Error()
+	}
+	h.cfg.Events.Publish(events.StreamEnded{Stream: s.key, Reason: why})
 }
 
 func (h *Hub) publisherGone() {

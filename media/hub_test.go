@@ -610,8 +610,8 @@ func TestPublishLimits(t *testing.T) {
 }
 
 // TestMaxBitrate: a publisher above the limit is cut with ErrBitrate. The
-// meter counts whole wall-clock seconds and has no clock seam, so this
-// test feeds it for real for up to ~2-3 s.
+// meter runs on a fake clock that advances 50 ms per write, so the test
+// feeds 3 s of media in no time and does not depend on the machine's speed.
 func TestMaxBitrate(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -621,11 +621,18 @@ func TestMaxBitrate(t *testing.T) {
 	}{
 		{"3 Mbit/s over a 1 Mbit/s limit", 1_000_000, 3_000_000 / 8 / 20, true},
 		{"0.5 Mbit/s under a 1 Mbit/s limit", 1_000_000, 500_000 / 8 / 20, false},
+		{"just under the limit", 1_000_000, 950_000 / 8 / 20, false},
+		{"just over the limit", 1_000_000, 1_100_000 / 8 / 20, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := newHub(t, func(c *media.HubConfig) { c.MaxBitrate = tc.limit; c.BitrateWindow = time.Second })
+			now := time.Unix(1_700_000_000, 0)
+			h := newHub(t, func(c *media.HubConfig) {
+				c.MaxBitrate = tc.limit
+				c.BitrateWindow = time.Second
+				c.Clock = func() time.Time { return now } // only this goroutine writes
+			})
 			p := publish(t, h, "live/br")
 			body := make([]byte, tc.perTick)
 			body[0] = 0x27
@@ -633,9 +640,9 @@ func TestMaxBitrate(t *testing.T) {
 			ts := int64(0)
 			// 3 whole seconds are always enough for one complete second
 			// to be measured.
-			for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && err == nil; ts += 50 {
+			for ; ts < 3000 && err == nil; ts += 50 {
 				err = p.Write(&media.Packet{Kind: media.KindVideo, Time: ts, Payload: body})
-				time.Sleep(50 * time.Millisecond)
+				now = now.Add(50 * time.Millisecond)
 			}
 			if tc.wantCut && !errors.Is(err, media.ErrBitrate) {
 				t.Fatalf("publisher not cut: %v", err)
@@ -665,7 +672,6 @@ func TestSubscribeWait(t *testing.T) {
 			r, err := h.Subscribe(context.Background(), "live/w", media.SubscribeOptions{Wait: 30 * time.Second})
 			ch <- res{r, err}
 		}()
-		time.Sleep(50 * time.Millisecond) // let it start waiting; not needed for correctness
 		p := publish(t, h, "live/w")
 		k := key(0)
 		write(t, p, k)

@@ -22,6 +22,7 @@ type Stream struct {
 	sessions int
 	grace    *time.Timer
 	ended    bool
+	endNoted bool // StreamEnded published; guarded by the hub's mu
 	readers  map[*Reader]struct{}
 	remux    context.CancelFunc // running FLV->TS remuxer
 	native   Format
@@ -56,7 +57,7 @@ func newStream(h *Hub, key string) *Stream {
 	for i := range s.lanes {
 		s.lanes[i] = newLane(h.cfg.RingPackets)
 	}
-	s.Meter.init()
+	s.Meter.init(h.cfg.Clock)
 	return s
 }
 
@@ -241,7 +242,7 @@ func (s *Stream) end(reason error) {
 	for _, l := range s.lanes {
 		l.close()
 	}
-	s.hub.removeStream(s)
+	s.hub.removeStream(s, reason)
 }
 
 // Publisher is the single writer of a stream.
