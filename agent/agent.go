@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -63,6 +64,11 @@ type Agent struct {
 	onAuthorize []func(proto, action, key string, remote net.Addr) error
 	ext         extensions
 	stopping    chan struct{}
+	// reloads carries `relaymesh reload` requests from the control socket
+	// to Run's loop, which answers on the inner channel.
+	reloads chan chan error
+	// rtDir is the runtime directory ($RUNTIME_DIRECTORY), "" without one.
+	rtDir string
 	// spawn runs a component built after Run started (a rebound
 	// listener) under Run's context; nil before Run.
 	spawn func(run func(context.Context) error)
@@ -78,12 +84,14 @@ type accessPolicy struct {
 
 // New builds the node's components and binds every listener, so an
 // address in use fails here.
-func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
+func New(cfg *Config, path string, logOut io.Writer) (_ *Agent, err error) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.logLevel())
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level, ReplaceAttr: maskLogAttr})).With("node", cfg.Node.ResolveName())
-	a = &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{})}
+	a := &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{}),
+		reloads: make(chan chan error), rtDir: agentRuntimeDir()}
 	defer func() {
+		// a, not the result (nil here): release what was built so far
 		if err != nil {
 			a.Close()
 		}
@@ -110,14 +118,14 @@ func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
 	if cfg.RTMP.Listen != "" {
 		a.rtmp, err = rtmp.New(a.rtmpConfig(cfg), a.hub, log)
 		if err != nil {
-			return nil, err
+			return nil, listenErr("rtmp.listen", cfg.RTMP.Listen, err)
 		}
 		a.add(a.rtmp.Run, a.rtmp.Close)
 	}
 	if cfg.HTTP.Listen != "" {
 		a.httpflv, err = httpflv.New(a.httpflvConfig(cfg), a.hub, log)
 		if err != nil {
-			return nil, err
+			return nil, listenErr("http.listen", cfg.HTTP.Listen, err)
 		}
 		a.add(a.httpflv.Run, a.httpflv.Close)
 	}
@@ -133,14 +141,35 @@ func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
 	if err := a.newObjects(cfg); err != nil {
 		return nil, err
 	}
+	if a.rtDir != "" {
+		c, err := newControl(a, a.rtDir)
+		if err != nil {
+			return nil, err
+		}
+		a.add(c.Run, c.Close)
+	}
 	if cfg.API.Listen != "" {
 		a.api, err = newAPI(a, cfg)
 		if err != nil {
-			return nil, err
+			return nil, listenErr("api.listen", cfg.API.Listen, err)
 		}
 		a.add(a.api.Run, a.api.Close)
 	}
 	return a, nil
+}
+
+// listenErr names the key whose address could not be bound, in one line
+// that says what to do.
+func listenErr(key, addr string, err error) error {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("%s %q: address already in use: stop what listens there (ss -lntup) or choose another address", key, addr)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("%s %q: no such address on this host: listen on one of its addresses or on \":port\"", key, addr)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("%s %q: permission denied: a port below 1024 needs CAP_NET_BIND_SERVICE", key, addr)
+	}
+	return fmt.Errorf("%s %q: %w", key, addr, err)
 }
 
 func (a *Agent) add(run func(context.Context) error, close func() error) {
@@ -292,6 +321,8 @@ loop:
 			break loop
 		case <-hup:
 			a.Reload()
+		case reply := <-a.reloads:
+			reply <- a.Reload()
 		case <-watchdog:
 			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 		}
@@ -311,21 +342,45 @@ loop:
 }
 
 // drain ends every stream so readers receive what was sent and a clean
-// end, and waits (bounded) for their connections to finish.
+// end, and waits (bounded) for the connections of every protocol (RTMP,
+// HTTP-FLV, SRT) to finish, so none is cut mid-frame by the exit.
 func (a *Agent) drain() {
 	a.hub.Close()
 	deadline := time.Now().Add(drainTimeout)
-	rs := a.listeners().rtmp
-	for time.Now().Before(deadline) {
-		if rs == nil || rs.ConnCount() == 0 {
+	for {
+		rtmpN, flvN, srtN := a.openConns()
+		if rtmpN+flvN+srtN == 0 {
+			a.log.Info("drained")
+			return
+		}
+		if time.Now().After(deadline) {
+			a.log.Warn("drain timed out; closing the connections left", "rtmp", rtmpN, "httpflv", flvN, "srt", srtN)
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// openConns counts the open media connections per listener.
+func (a *Agent) openConns() (rtmpN, flvN, srtN int) {
+	l := a.listeners()
+	if l.rtmp != nil {
+		rtmpN = l.rtmp.ConnCount()
+	}
+	if l.httpflv != nil {
+		flvN = l.httpflv.ConnCount()
+	}
+	if l.srt != nil {
+		srtN = len(l.srt.Stats())
+	}
+	return rtmpN, flvN, srtN
+}
+
 // Close releases everything. It is idempotent and safe after a failed New.
 func (a *Agent) Close() error {
+	if a == nil {
+		return nil
+	}
 	var errs []error
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		if err := a.closers[i](); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -356,6 +411,12 @@ func (a *Agent) reload() error {
 	next, err := loadConfig(a.path)
 	if err == nil {
 		err = next.CheckFiles()
+	}
+	if err == nil && next.QoS.Enabled && next.QoS.Interface != "" {
+		// before anything changes: the refusal must leave all in force
+		if _, ierr := netutil.InterfaceIndex(next.QoS.Interface); errors.Is(ierr, netutil.ErrNoInterface) {
+			err = fmt.Errorf("qos.interface %q: %w", next.QoS.Interface, netutil.ErrNoInterface)
+		}
 	}
 	if err != nil {
 		return err
@@ -432,7 +493,7 @@ func (a *Agent) listenAddr(which string) string {
 // checkWarnings are problems of the machine, not of the config, that
 // `relaymesh check` reports.
 func checkWarnings(cfg *Config) []string {
-	return append(cfg.FileWarnings(), srtWarnings(cfg)...)
+	return slices.Concat(cfg.FileWarnings(), srtWarnings(cfg), qosWarnings(cfg))
 }
 
 // rebind moves the listeners whose address changed: it binds every new

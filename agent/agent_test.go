@@ -74,12 +74,13 @@ func startAgent(t *testing.T, extra string) *agentProc {
 // cluster).
 func startNamedAgent(t *testing.T, name, extra string) *agentProc {
 	t.Helper()
-	return startAgentIn(t, t.TempDir(), name, extra)
+	return startAgentIn(t, t.TempDir(), name, extra, nil)
 }
 
-// startAgentIn is startNamedAgent with the config in dir and the data dir
-// at dir/data (which may be a mount the test made).
-func startAgentIn(t *testing.T, dir, name, extra string) *agentProc {
+// startAgentIn is startNamedAgent with the config in dir, the data dir at
+// dir/data (which may be a mount the test made) and env added to the
+// agent's environment.
+func startAgentIn(t *testing.T, dir, name, extra string, env []string) *agentProc {
 	t.Helper()
 	bin := binary(t)
 	p := &agentProc{
@@ -94,6 +95,7 @@ func startAgentIn(t *testing.T, dir, name, extra string) *agentProc {
 	}
 	p.writeConfig(t, extra)
 	p.cmd = exec.Command(bin, "run", "-c", p.cfg)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

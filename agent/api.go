@@ -76,6 +76,9 @@ func (s *apiServer) Close() error {
 		if err != nil {
 			err = s.srv.Close()
 		}
+		// the listener too: http.Server closes only listeners it served,
+		// and a failed start or a refused reload never served this one
+		s.ln.Close()
 	})
 	return err
 }

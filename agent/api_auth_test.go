@@ -200,7 +200,7 @@ bind = "127.0.0.1:%d"
 key_file = %q
 backbone_key_file = %q
 `, secret("auth.key"), writeFile(t, filepath.Join(dir, "locate.token"), locateToken), gossipPort, secret("gossip.key"), secret("backbone.key"))
-	a := startAgentIn(t, dir, "test-node", extra)
+	a := startAgentIn(t, dir, "test-node", extra, nil)
 	locate := "/v1/locate?app=live&stream=cam1&client=127.0.0.1"
 	signed := func(body string) bool { return strings.Contains(body, "token=") }
 	st, body := call(t, "GET", a.api(locate), "", "")

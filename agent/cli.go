@@ -175,29 +175,70 @@ func cmdLocate(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// cmdCleanup is `relaymesh cleanup` (the unit's ExecStopPost): remove the
+// tc trees the agent recorded in its runtime directory. The record is
+// enough, so a broken or unreadable config does not stop it; without a
+// record it falls back to the config's qos.interface.
 func cmdCleanup(args []string, stdout, stderr io.Writer) int {
-	path, _, err := configFlag("cleanup", args, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	fs := flag.NewFlagSet("cleanup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var path string
+	fs.StringVar(&path, "c", "", "config file (used only when there is no record)")
+	fs.StringVar(&path, "config", "", "config file (used only when there is no record)")
+	dir := fs.String("runtime-dir", clientRuntimeDir(), "the agent's runtime directory (holds "+qosRecordFile+")")
+	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := loadConfig(path)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "relaymesh cleanup: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	rec, found, err := readQoSRecord(*dir)
 	if err != nil {
-		// cleanup must work even with a broken config: nothing to name
-		fmt.Fprintf(stderr, "relaymesh cleanup: config unreadable (%v); nothing removed\n", err)
+		fmt.Fprintf(stderr, "relaymesh cleanup: the record is unreadable (%v); trying the config\n", err)
+	}
+	trees := rec.Trees
+	if found && len(trees) == 0 {
+		fmt.Fprintf(stdout, "relaymesh cleanup: the agent's record in %s lists no tc tree; nothing to remove\n", *dir)
 		return 0
 	}
-	ifname := qosInterface(cfg)
-	if ifname == "" {
-		fmt.Fprintln(stdout, "relaymesh cleanup: no [qos] interface configured; nothing to remove")
-		return 0
+	if !found {
+		if path == "" {
+			if _, err := os.Stat(DefaultConfigPath); err == nil {
+				path = DefaultConfigPath
+			}
+		}
+		cfg, err := loadConfig(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "relaymesh cleanup: no record in %s and the config is unreadable (%v); nothing removed\n", *dir, err)
+			return 0
+		}
+		ifname := qosInterface(cfg)
+		if ifname == "" {
+			fmt.Fprintf(stdout, "relaymesh cleanup: no record in %s and no [qos] in the config; nothing to remove\n", *dir)
+			return 0
+		}
+		trees = []qosTree{{Interface: ifname, Root: netutil.QoSRootHandle(), Kind: "htb"}}
 	}
-	if err := netutil.Remove(ifname); err != nil {
-		fmt.Fprintf(stderr, "relaymesh cleanup: %s: %v\n", ifname, err)
-		return 1
+	code := 0
+	left := map[string]qosTree{}
+	for _, t := range trees {
+		what, err := removeRecorded(t)
+		if err != nil {
+			fmt.Fprintf(stderr, "relaymesh cleanup: %v\n", err)
+			left[t.Interface] = t
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "relaymesh cleanup: %s\n", what)
 	}
-	fmt.Fprintf(stdout, "relaymesh cleanup: removed relaymesh tc state from %s\n", ifname)
-	return 0
+	if found {
+		if err := writeQoSRecord(*dir, left); err != nil {
+			fmt.Fprintf(stderr, "relaymesh cleanup: update the record in %s: %v\n", *dir, err)
+			code = 1
+		}
+	}
+	return code
 }
 
 func cmdSign(args []string, stdout, stderr io.Writer) int {

@@ -89,9 +89,14 @@ func (a *Agent) newCluster(cfg *Config) error {
 		Capacity: gossip.Capacity{MaxStreams: cc.Capacity.MaxStreams, MaxMbps: cc.Capacity.MaxMbps},
 	}
 	gc.OnEvent = a.clusterEvent
+	if cc.KeyFile != "" {
+		if _, err := gossip.LoadKey(cc.KeyFile); err != nil {
+			return fmt.Errorf("cluster.key_file: %w", err)
+		}
+	}
 	g, err := gossip.New(gc, a.log)
 	if err != nil {
-		return fmt.Errorf("cluster: %w", err)
+		return listenErr("cluster.bind", cc.GossipBind(), err)
 	}
 	cs.gossip = g
 	a.add(func(ctx context.Context) error {

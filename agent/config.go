@@ -1268,6 +1268,7 @@ func (c *Config) CheckFiles() error {
 			ps.add("node.data_dir", "%s is not a directory", c.Node.DataDir)
 		}
 	}
+	c.checkClusterFiles(&ps)
 	return ps.err()
 }
 
@@ -1284,7 +1285,7 @@ func (c *Config) FileWarnings() []string {
 			w = append(w, f.key+": "+s)
 		}
 	}
-	return w
+	return append(w, keyFileWarnings(c)...)
 }
 
 // LoadToken reads the API bearer token from token_file: the file's content

@@ -63,7 +63,7 @@ func taskBody(id, item string) map[string]any {
 // after kill -9 and a restart exactly the acknowledged objects exist.
 func TestObjectsFullDisk(t *testing.T) {
 	dir, data := mountSmallDataDir(t, "256k")
-	a := startAgentIn(t, dir, "test-node", "")
+	a := startAgentIn(t, dir, "test-node", "", nil)
 	exists := map[string]bool{} // acknowledged state by task id
 	for i := range 5 {
 		id := fmt.Sprintf("tk-%d", i)
