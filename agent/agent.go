@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/relaymesh/relaymesh/auth"
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/httpflv"
 	"github.com/relaymesh/relaymesh/media/mpegts"
@@ -39,6 +41,7 @@ type Agent struct {
 	level   *slog.LevelVar
 	started time.Time
 	hub     *media.Hub
+	events  *events.Bus // the node's one ordered event stream (events.go)
 	rtmp    *rtmp.Server
 	httpflv *httpflv.Server
 	srt     *srt.Server
@@ -51,16 +54,21 @@ type Agent struct {
 	// beforeDrain runs first on shutdown (leave the cluster, move streams
 	// away), bounded by each component itself.
 	beforeDrain []func()
-	// Stream hooks, appended to by the parts in New (before Run): called
-	// in their own goroutine when a stream goes live, ends, or is asked
-	// for while not live here.
-	onPublished, onEnded, onMissing []func(key string)
+	// onMissing, appended to by the parts in New (before Run), are called
+	// in their own goroutine when a stream is asked for while not live
+	// here. Stream changes go through a.events.
+	onMissing []func(key string)
 	// onAuthorize are further gates on publish and play (flows' own
 	// allowlists), asked after the node's allowlist and signed URL.
 	// proto is "rtmp", "httpflv" or "srt".
 	onAuthorize []func(proto, action, key string, remote net.Addr) error
 	ext         extensions
 	stopping    chan struct{}
+	// reloads carries `relaymesh reload` requests from the control socket
+	// to Run's loop, which answers on the inner channel.
+	reloads chan chan error
+	// rtDir is the runtime directory ($RUNTIME_DIRECTORY), "" without one.
+	rtDir string
 	// spawn runs a component built after Run started (a rebound
 	// listener) under Run's context; nil before Run.
 	spawn func(run func(context.Context) error)
@@ -76,12 +84,14 @@ type accessPolicy struct {
 
 // New builds the node's components and binds every listener, so an
 // address in use fails here.
-func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
+func New(cfg *Config, path string, logOut io.Writer) (_ *Agent, err error) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.logLevel())
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})).With("node", cfg.Node.ResolveName())
-	a = &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{})}
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level, ReplaceAttr: maskLogAttr})).With("node", cfg.Node.ResolveName())
+	a := &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{}),
+		reloads: make(chan chan error), rtDir: agentRuntimeDir()}
 	defer func() {
+		// a, not the result (nil here): release what was built so far
 		if err != nil {
 			a.Close()
 		}
@@ -95,18 +105,9 @@ func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
 	hcfg := media.DefaultHubConfig()
 	applyLimits(&hcfg, cfg)
 	hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-	hcfg.OnStreamPublished = func(key string) {
-		log.Info("stream published", "stream", key)
-		for _, f := range a.onPublished {
-			f(key)
-		}
-	}
-	hcfg.OnStreamEnded = func(key string) {
-		log.Info("stream ended", "stream", key)
-		for _, f := range a.onEnded {
-			f(key)
-		}
-	}
+	a.events = events.New(log)
+	a.closers = append(a.closers, a.events.Close) // closers run in reverse: the bus closes last
+	hcfg.Events = a.events
 	hcfg.OnMissing = func(key string) {
 		for _, f := range a.onMissing {
 			f(key)
@@ -117,14 +118,14 @@ func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
 	if cfg.RTMP.Listen != "" {
 		a.rtmp, err = rtmp.New(a.rtmpConfig(cfg), a.hub, log)
 		if err != nil {
-			return nil, err
+			return nil, listenErr("rtmp.listen", cfg.RTMP.Listen, err)
 		}
 		a.add(a.rtmp.Run, a.rtmp.Close)
 	}
 	if cfg.HTTP.Listen != "" {
 		a.httpflv, err = httpflv.New(a.httpflvConfig(cfg), a.hub, log)
 		if err != nil {
-			return nil, err
+			return nil, listenErr("http.listen", cfg.HTTP.Listen, err)
 		}
 		a.add(a.httpflv.Run, a.httpflv.Close)
 	}
@@ -140,14 +141,35 @@ func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
 	if err := a.newObjects(cfg); err != nil {
 		return nil, err
 	}
+	if a.rtDir != "" {
+		c, err := newControl(a, a.rtDir)
+		if err != nil {
+			return nil, err
+		}
+		a.add(c.Run, c.Close)
+	}
 	if cfg.API.Listen != "" {
 		a.api, err = newAPI(a, cfg)
 		if err != nil {
-			return nil, err
+			return nil, listenErr("api.listen", cfg.API.Listen, err)
 		}
 		a.add(a.api.Run, a.api.Close)
 	}
 	return a, nil
+}
+
+// listenErr names the key whose address could not be bound, in one line
+// that says what to do.
+func listenErr(key, addr string, err error) error {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("%s %q: address already in use: stop what listens there (ss -lntup) or choose another address", key, addr)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("%s %q: no such address on this host: listen on one of its addresses or on \":port\"", key, addr)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("%s %q: permission denied: a port below 1024 needs CAP_NET_BIND_SERVICE", key, addr)
+	}
+	return fmt.Errorf("%s %q: %w", key, addr, err)
 }
 
 func (a *Agent) add(run func(context.Context) error, close func() error) {
@@ -299,6 +321,8 @@ loop:
 			break loop
 		case <-hup:
 			a.Reload()
+		case reply := <-a.reloads:
+			reply <- a.Reload()
 		case <-watchdog:
 			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 		}
@@ -318,21 +342,45 @@ loop:
 }
 
 // drain ends every stream so readers receive what was sent and a clean
-// end, and waits (bounded) for their connections to finish.
+// end, and waits (bounded) for the connections of every protocol (RTMP,
+// HTTP-FLV, SRT) to finish, so none is cut mid-frame by the exit.
 func (a *Agent) drain() {
 	a.hub.Close()
 	deadline := time.Now().Add(drainTimeout)
-	rs := a.listeners().rtmp
-	for time.Now().Before(deadline) {
-		if rs == nil || rs.ConnCount() == 0 {
+	for {
+		rtmpN, flvN, srtN := a.openConns()
+		if rtmpN+flvN+srtN == 0 {
+			a.log.Info("drained")
+			return
+		}
+		if time.Now().After(deadline) {
+			a.log.Warn("drain timed out; closing the connections left", "rtmp", rtmpN, "httpflv", flvN, "srt", srtN)
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// openConns counts the open media connections per listener.
+func (a *Agent) openConns() (rtmpN, flvN, srtN int) {
+	l := a.listeners()
+	if l.rtmp != nil {
+		rtmpN = l.rtmp.ConnCount()
+	}
+	if l.httpflv != nil {
+		flvN = l.httpflv.ConnCount()
+	}
+	if l.srt != nil {
+		srtN = len(l.srt.Stats())
+	}
+	return rtmpN, flvN, srtN
+}
+
 // Close releases everything. It is idempotent and safe after a failed New.
 func (a *Agent) Close() error {
+	if a == nil {
+		return nil
+	}
 	var errs []error
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		if err := a.closers[i](); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -363,6 +411,12 @@ func (a *Agent) reload() error {
 	next, err := loadConfig(a.path)
 	if err == nil {
 		err = next.CheckFiles()
+	}
+	if err == nil && next.QoS.Enabled && next.QoS.Interface != "" {
+		// before anything changes: the refusal must leave all in force
+		if _, ierr := netutil.InterfaceIndex(next.QoS.Interface); errors.Is(ierr, netutil.ErrNoInterface) {
+			err = fmt.Errorf("qos.interface %q: %w", next.QoS.Interface, netutil.ErrNoInterface)
+		}
 	}
 	if err != nil {
 		return err
@@ -439,7 +493,7 @@ func (a *Agent) listenAddr(which string) string {
 // checkWarnings are problems of the machine, not of the config, that
 // `relaymesh check` reports.
 func checkWarnings(cfg *Config) []string {
-	return append(cfg.FileWarnings(), srtWarnings(cfg)...)
+	return slices.Concat(cfg.FileWarnings(), srtWarnings(cfg), qosWarnings(cfg))
 }
 
 // rebind moves the listeners whose address changed: it binds every new

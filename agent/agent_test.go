@@ -38,6 +38,7 @@ func binary(t *testing.T) string {
 
 // agentProc is a running relaymesh binary.
 type agentProc struct {
+	name   string // [node] name
 	cmd    *exec.Cmd
 	logs   *testmedia.LogBuffer
 	cfg    string
@@ -48,7 +49,7 @@ type agentProc struct {
 
 const baseConfig = `version = 1
 [node]
-name = "test-node"
+name = %q
 data_dir = %q
 log_level = "info"
 [rtmp]
@@ -66,9 +67,24 @@ reconnect_grace = "500ms"
 
 func startAgent(t *testing.T, extra string) *agentProc {
 	t.Helper()
+	return startNamedAgent(t, "test-node", extra)
+}
+
+// startNamedAgent is startAgent for a node called name (several in a
+// cluster).
+func startNamedAgent(t *testing.T, name, extra string) *agentProc {
+	t.Helper()
+	return startAgentIn(t, t.TempDir(), name, extra, nil)
+}
+
+// startAgentIn is startNamedAgent with the config in dir, the data dir at
+// dir/data (which may be a mount the test made) and env added to the
+// agent's environment.
+func startAgentIn(t *testing.T, dir, name, extra string, env []string) *agentProc {
+	t.Helper()
 	bin := binary(t)
-	dir := t.TempDir()
 	p := &agentProc{
+		name:   name,
 		logs:   &testmedia.LogBuffer{},
 		cfg:    filepath.Join(dir, "relaymesh.toml"),
 		exited: make(chan struct{}),
@@ -79,6 +95,7 @@ func startAgent(t *testing.T, extra string) *agentProc {
 	}
 	p.writeConfig(t, extra)
 	p.cmd = exec.Command(bin, "run", "-c", p.cfg)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -104,7 +121,7 @@ func startAgent(t *testing.T, extra string) *agentProc {
 
 func (p *agentProc) writeConfig(t *testing.T, extra string) {
 	t.Helper()
-	body := fmt.Sprintf(baseConfig, filepath.Join(filepath.Dir(p.cfg), "data"),
+	body := fmt.Sprintf(baseConfig, p.name, filepath.Join(filepath.Dir(p.cfg), "data"),
 		p.ports["rtmp"], p.ports["http"], p.ports["srt"], p.ports["api"], extra)
 	tmp := p.cfg + ".tmp"
 	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
@@ -285,7 +302,7 @@ func TestSIGTERMEndsPlayersCleanly(t *testing.T) {
 		getJSON(t, a.api("/v1/streams"), &sr)
 		return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1
 	})
-	time.Sleep(time.Second) // let the player receive some media (not a timing assertion)
+	waitSent(t, a, "live/term", 50_000) // the player has some media before the agent stops
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-done:

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
 	"runtime"
+	"strings"
 	"syscall"
 )
 
@@ -20,13 +22,16 @@ const usage = `relaymesh — live-video transport agent (edge, live center, or b
 Usage:
   relaymesh run     [-c FILE]   run the agent (built-in standalone default without -c)
   relaymesh check   [-c FILE]   validate a config like nginx -t: "ok" or every problem
-  relaymesh status  [--json] [--api URL]   nodes, streams and links of a running agent
-  relaymesh locate  [--api URL] [--client ADDR] APP/NAME   best edge to publish to
+  relaymesh reload  [--runtime-dir DIR]   make the running agent reload its config;
+                                exits 1 with the reason when it refuses (systemctl reload)
+  relaymesh status  [--json] [--api URL] [--token-file F]   nodes, streams and links of a running agent
+  relaymesh locate  [--api URL] [--token-file F] [--client ADDR] APP/NAME   best edge to publish to
   relaymesh sign    [-c FILE | --key FILE] [--action publish|play] [--ttl 1h] APP/NAME
                                 print APP/NAME?token=... (a signed URL's path and query)
   relaymesh flows|relays|tasks [--api URL] [--token-file F] [--json] list|get|create|update|delete|start|stop|restart ...
                                 manage flows, scheduled relays and pseudo-live tasks over the API
-  relaymesh cleanup [-c FILE]   remove the traffic-control state the agent installed
+  relaymesh cleanup [-c FILE] [--runtime-dir DIR]   remove the traffic-control state the agent
+                                installed, from its record in DIR/qos.json (else the config)
   relaymesh version             print the version
   relaymesh help                this text
 
@@ -60,6 +65,8 @@ func main(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(rest, stderr)
 	case "check":
 		return cmdCheck(rest, stdout, stderr)
+	case "reload":
+		return cmdReload(rest, stdout, stderr)
 	case "status":
 		return cmdStatus(rest, stdout, stderr)
 	case "locate":
@@ -81,10 +88,13 @@ func main(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// configFlag parses -c for run, check and cleanup.
-func configFlag(name string, args []string, stderr io.Writer) (path string, explicit bool, err error) {
+// configFlag parses -c for run and check; more adds a command's own flags.
+func configFlag(name string, args []string, stderr io.Writer, more ...func(*flag.FlagSet)) (path string, explicit bool, err error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	for _, f := range more {
+		f(fs)
+	}
 	fs.StringVar(&path, "c", "", "config file")
 	fs.StringVar(&path, "config", "", "config file")
 	if err := fs.Parse(args); err != nil {
@@ -113,8 +123,8 @@ func loadConfig(path string) (*Config, error) {
 
 // loadChecked parses -c, loads the config and checks its files, as run
 // and check do; code is the exit code when it fails.
-func loadChecked(name string, args []string, stderr io.Writer) (cfg *Config, path string, code int, err error) {
-	path, _, err = configFlag(name, args, stderr)
+func loadChecked(name string, args []string, stderr io.Writer, more ...func(*flag.FlagSet)) (cfg *Config, path string, code int, err error) {
+	path, _, err = configFlag(name, args, stderr, more...)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, "", 2, err
@@ -127,13 +137,30 @@ func loadChecked(name string, args []string, stderr io.Writer) (cfg *Config, pat
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	cfg, path, code, err := loadChecked("check", args, stderr)
+	var userName string
+	userSet := false
+	cfg, path, code, err := loadChecked("check", args, stderr, func(fs *flag.FlagSet) {
+		fs.Func("user", "check that this account can read the files (default as root: "+serviceUser+", the unit's User=, if it exists; \"\" for none)",
+			func(s string) error { userName, userSet = s, true; return nil })
+	})
 	if code == 2 {
 		return code
 	}
 	name := path
 	if name == "" {
 		name = "built-in default"
+	}
+	if err == nil {
+		var u *user.User
+		if u, err = lookupServiceUser(userName, userSet); err == nil && u != nil {
+			// the config files themselves matter when they are what the
+			// unit reads (or --user asks): a draft elsewhere is fine
+			var files []string
+			if userSet || path == DefaultConfigPath {
+				files = configFiles(path)
+			}
+			err = checkServiceUser(cfg, files, u)
+		}
 	}
 	if err != nil {
 		printProblems(stderr, name, err)
@@ -180,7 +207,17 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return code
 	}
 	if err != nil {
-		printProblems(stderr, path, err)
+		// one self-contained line per problem: the journal shows them so
+		name := path
+		if name == "" {
+			name = "built-in default"
+		}
+		for _, e := range flattenErrors(err) {
+			if !strings.HasPrefix(e, name) {
+				e = name + ": " + e
+			}
+			fmt.Fprintf(stderr, "relaymesh: %s\n", e)
+		}
 		return 1
 	}
 	a, err := New(cfg, path, os.Stdout)

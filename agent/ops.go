@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/webhook"
 )
@@ -36,8 +37,11 @@ type opsState struct {
 	hooksCfg   WebhooksConfig
 	hookSecret []byte
 	events     map[string]bool
+	// sub follows the node's events for the logs and webhooks (opsEvent).
+	sub *events.Subscription
 	// runCtx is set while the ops runner runs, so a sender built on reload
-	// can start; senders started run under hookWG.
+	// can start; senders started run under hookWG. It ends after the last
+	// event was handed to the sender, so a shutdown's events are flushed.
 	runCtx context.Context
 	hookWG sync.WaitGroup
 
@@ -46,6 +50,10 @@ type opsState struct {
 	qos        netutil.QoSConfig
 	qosApplied bool
 	qosWarned  bool
+	// installed is every tree the agent put on an interface and has not
+	// removed yet, by interface; kept in the runtime directory's qos.json
+	// for `relaymesh cleanup` (a.rtDir "" keeps no record).
+	installed map[string]qosTree
 }
 
 // hookRun is one webhook sender and the cancel of its Run.
@@ -63,20 +71,27 @@ func (a *Agent) newOps(cfg *Config) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&agentCollector{a: a},
 	)
+	o.reg.MustRegister(eventsCollector{a.events})
 	if err := a.setWebhooks(cfg); err != nil {
 		return err
 	}
-	a.onPublished = append(a.onPublished, func(key string) {
-		a.notify(EventStreamPublished, map[string]string{"stream": key})
-	})
-	a.onEnded = append(a.onEnded, func(key string) {
-		a.notify(EventStreamUnpublished, map[string]string{"stream": key})
-	})
-	if err := a.setQoS(cfg.netQoS()); err != nil {
-		return err
+	o.sub = a.events.Subscribe("ops", 0)
+	o.installed = map[string]qosTree{}
+	if a.rtDir != "" {
+		// trees a killed agent left: removed on close unless reapplied
+		r, _, err := readQoSRecord(a.rtDir)
+		if err != nil {
+			a.log.Warn("qos: the record of installed trees is unreadable; starting a new one", "error", err)
+		}
+		for _, t := range r.Trees {
+			o.installed[t.Interface] = t
+		}
+		if err := writeQoSRecord(a.rtDir, o.installed); err != nil {
+			return fmt.Errorf("qos: keep the record of installed trees in %s (RUNTIME_DIRECTORY): %w", a.rtDir, err)
+		}
 	}
 	a.add(a.runOps, a.closeOps)
-	return nil
+	return a.setQoS(cfg.netQoS())
 }
 
 // reloadOps applies a valid new config; an error refuses the reload.
@@ -93,17 +108,21 @@ func (a *Agent) reloadOps(old, next *Config) error {
 	return a.setWebhooks(next)
 }
 
-// runOps runs the webhook senders until ctx ends; they then flush
-// (bounded by the sender's FlushTimeout).
+// runOps follows the node's events and runs the webhook senders until ctx
+// ends; the events queued by then (streams ended by the drain) still go
+// to the sender, which then flushes (bounded by its FlushTimeout).
 func (a *Agent) runOps(ctx context.Context) error {
 	o := &a.ext.ops
+	hctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
 	o.mu.Lock()
-	o.runCtx = ctx
+	o.runCtx = hctx
 	if o.hooks != nil {
 		a.startHooks(o.hooks)
 	}
 	o.mu.Unlock()
-	<-ctx.Done()
+	o.sub.Run(ctx, a.opsEvent)
+	stop()
 	o.hookWG.Wait()
 	return nil
 }
@@ -126,20 +145,62 @@ func (a *Agent) closeOps() error {
 	o.mu.Lock()
 	h := o.hooks
 	o.hooks = nil
-	q, applied := o.qos, o.qosApplied
 	o.qosApplied = false
 	o.qos.Enabled = false
+	trees := make([]qosTree, 0, len(o.installed))
+	for _, t := range o.installed {
+		trees = append(trees, t)
+	}
 	o.mu.Unlock()
+	if o.sub != nil {
+		o.sub.Close()
+	}
 	if h != nil {
 		h.s.Close()
 	}
-	if q.Enabled && applied {
-		if err := netutil.Remove(q.Interface); err != nil {
-			return fmt.Errorf("qos: remove from %s: %w", q.Interface, err)
+	var errs []error
+	for _, t := range trees {
+		what, err := removeRecorded(t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("qos: remove: %w", err))
+			continue
 		}
-		a.log.Info("qos removed", "interface", q.Interface)
+		a.log.Info("qos cleanup", "interface", t.Interface, "result", what)
+		a.forgetQoS(t.Interface)
+	}
+	return errors.Join(errs...)
+}
+
+// recordQoS notes a tree applied on ifname, in memory and in qos.json.
+func (a *Agent) recordQoS(ifname string) error {
+	o := &a.ext.ops
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.installed == nil {
+		o.installed = map[string]qosTree{}
+	}
+	o.installed[ifname] = newQoSTree(ifname)
+	if a.rtDir == "" {
+		return nil
+	}
+	if err := writeQoSRecord(a.rtDir, o.installed); err != nil {
+		return fmt.Errorf("qos: record the tree on %s in %s: %w", ifname, a.rtDir, err)
 	}
 	return nil
+}
+
+// forgetQoS drops ifname's tree from the record once it is removed.
+func (a *Agent) forgetQoS(ifname string) {
+	o := &a.ext.ops
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.installed, ifname)
+	if a.rtDir == "" {
+		return
+	}
+	if err := writeQoSRecord(a.rtDir, o.installed); err != nil {
+		a.log.Warn("qos: could not update the record of installed trees", "dir", a.rtDir, "error", err)
+	}
 }
 
 // setWebhooks builds the sender for cfg's [webhooks], replacing the one in
@@ -253,6 +314,9 @@ func (a *Agent) setQoS(n netutil.QoSConfig) error {
 		switch {
 		case err == nil:
 			applied = true
+			if err := a.recordQoS(n.Interface); err != nil {
+				return err
+			}
 			a.log.Info("qos applied", "interface", n.Interface, "rate", Bitrate(n.Rate).String(),
 				"media_ports", n.MediaPorts, "control_ports", n.ControlPorts, "media_dscp", n.MediaDSCP)
 		case errors.Is(err, netutil.ErrNoNetAdmin):
@@ -264,6 +328,8 @@ func (a *Agent) setQoS(n netutil.QoSConfig) error {
 				a.log.Warn("qos: not applied, the agent lacks CAP_NET_ADMIN; running without traffic shaping (run as the packaged service, or grant CAP_NET_ADMIN)",
 					"interface", n.Interface, "error", err)
 			}
+		case errors.Is(err, netutil.ErrNoInterface):
+			return err // names qos.interface
 		default:
 			return fmt.Errorf("qos: %w", err)
 		}
@@ -272,6 +338,7 @@ func (a *Agent) setQoS(n netutil.QoSConfig) error {
 		if err := netutil.Remove(cur.Interface); err != nil {
 			a.log.Warn("qos: could not remove the old tree", "interface", cur.Interface, "error", err)
 		} else {
+			a.forgetQoS(cur.Interface)
 			a.log.Info("qos removed", "interface", cur.Interface)
 		}
 	}

@@ -15,7 +15,7 @@ func (a *Agent) newSRT(cfg *Config) error {
 	}
 	s, err := srt.New(a.srtConfig(cfg), a.hub, a.log)
 	if err != nil {
-		return err
+		return listenErr("srt.listen", cfg.SRT.Listen, err)
 	}
 	a.srt = s
 	a.add(s.Run, s.Close)

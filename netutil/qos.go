@@ -195,7 +195,26 @@ var (
 	// ErrForeignQdisc means the interface has a root qdisc that the agent
 	// did not create; Apply leaves it alone.
 	ErrForeignQdisc = errors.New("interface has a root qdisc not created by relaymesh")
+	// ErrNoInterface means the interface named by qos.interface does not
+	// exist in the namespace.
+	ErrNoInterface = errors.New("no such network interface here (ip -br link lists them)")
 )
+
+// Removal is what RemoveTree found on an interface.
+type Removal int
+
+const (
+	// Removed: the agent's root qdisc was there and is deleted.
+	Removed Removal = iota
+	// NoTree: the interface exists but carries no tree of the agent's.
+	NoTree
+	// NoInterface: the interface does not exist (any tree went with it).
+	NoInterface
+)
+
+// QoSRootHandle is the handle of the root qdisc Apply installs, as tc
+// prints it ("524d:").
+func QoSRootHandle() string { return fmtHandle(rootHandle) }
 
 // ClassStat is the counters of one QoS class, read at scrape time.
 type ClassStat struct {

@@ -46,6 +46,31 @@ func Remove(ifname string) error {
 	return t.remove(ifname)
 }
 
+// RemoveTree is Remove that says what it found: the tree removed, no tree
+// of the agent's, or no such interface.
+func RemoveTree(ifname string) (Removal, error) {
+	t, err := openTC(netns.None())
+	if err != nil {
+		return NoTree, err
+	}
+	defer t.close()
+	return t.removeTree(ifname)
+}
+
+// InterfaceIndex returns the index of ifname, or an error wrapping
+// ErrNoInterface.
+func InterfaceIndex(ifname string) (int, error) {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return 0, fmt.Errorf("%q: %w", ifname, ErrNoInterface)
+		}
+		return 0, err
+	}
+	return l.Attrs().Index, nil
+}
+
 // ClassStats returns the counters of the media, control and bulk classes on
 // ifname, in that order. It returns nothing (and no error) when the agent's
 // tree is not installed there.
@@ -115,7 +140,7 @@ func (t *tcConn) link(ifname string) (netlink.Link, error) {
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("qos.interface: no interface %q", ifname)
+			return nil, fmt.Errorf("qos.interface %q: %w", ifname, ErrNoInterface)
 		}
 		return nil, nlErr(fmt.Sprintf("qos: look up interface %q", ifname), err)
 	}
@@ -414,22 +439,30 @@ func (t *tcConn) reconcileFilters(link netlink.Link, ops []Op) error {
 }
 
 func (t *tcConn) remove(ifname string) error {
+	_, err := t.removeTree(ifname)
+	return err
+}
+
+func (t *tcConn) removeTree(ifname string) (Removal, error) {
 	link, err := t.h.LinkByName(ifname)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			return nil
+			return NoInterface, nil
 		}
-		return nlErr(fmt.Sprintf("qos: look up interface %q", ifname), err)
+		return NoTree, nlErr(fmt.Sprintf("qos: look up interface %q", ifname), err)
 	}
 	root, err := t.rootQdisc(link)
 	if err != nil || !ours(root) {
-		return err
+		return NoTree, err
 	}
-	if err := t.h.QdiscDel(root); err != nil && !errors.Is(err, syscall.ENOENT) {
-		return nlErr(fmt.Sprintf("qos: delete root qdisc %s of %s", fmtHandle(rootHandle), ifname), err)
+	if err := t.h.QdiscDel(root); err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return NoTree, nil
+		}
+		return NoTree, nlErr(fmt.Sprintf("qos: delete root qdisc %s of %s", fmtHandle(rootHandle), ifname), err)
 	}
-	return nil
+	return Removed, nil
 }
 
 func (t *tcConn) classStats(ifname string) ([]ClassStat, error) {

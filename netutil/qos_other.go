@@ -19,5 +19,13 @@ func Apply(ctx context.Context, cfg QoSConfig) error {
 // Remove does nothing outside Linux.
 func Remove(ifname string) error { return nil }
 
+// RemoveTree finds nothing outside Linux.
+func RemoveTree(ifname string) (Removal, error) { return NoTree, nil }
+
+// InterfaceIndex is only implemented on Linux.
+func InterfaceIndex(ifname string) (int, error) {
+	return 0, fmt.Errorf("%q: %w", ifname, errors.ErrUnsupported)
+}
+
 // ClassStats returns nothing outside Linux.
 func ClassStats(ifname string) ([]ClassStat, error) { return nil, nil }

@@ -7,6 +7,11 @@
 #   4. systemd-analyze verify of the unit, and its security exposure score
 #   5. as root: install into a fresh Debian 12 (bookworm) minbase chroot;
 #      files, user, `relaymesh check`, upgrade in place, remove, purge
+#   6. as root: boot a Debian 12 root with systemd as PID 1
+#      (systemd-nspawn -b), install there and check the unit's behaviour:
+#      postinst's sysctl line, reload refused/applied with the agent's
+#      verdict, cleanup from the tc record after kill -9 with an unreadable
+#      drop-in, the start limit ending in `failed`
 #
 # Prints PASS/FAIL/SKIP lines and "N passed, N failed"; exits 1 on failure.
 # Environment:
@@ -36,7 +41,15 @@ finish() {
 MAKE="make --no-print-directory -f packaging/deb.mk"
 TMP=$(mktemp -d /tmp/relaymesh-deb-test.XXXXXX)
 ROOT= # the chroot work copy, once made
+BROOT= # the booted container's root, once made
+NSPAWN= # the systemd-nspawn process, once started
 cleanup() {
+	if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
+		kill "$NSPAWN"
+		for _ in $(seq 30); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 1; done
+		kill -9 "$NSPAWN" 2>/dev/null
+	fi
+	[ -n "$BROOT" ] && rm -rf --one-file-system "$BROOT"
 	if [ -n "$ROOT" ]; then
 		for m in "$ROOT/proc" "$ROOT/dev/pts"; do
 			if mountpoint -q "$m" 2>/dev/null; then
@@ -306,10 +319,32 @@ fi
 in_root sh -c 'umask 027
 	head -c 32 /dev/urandom | base64 >/etc/relaymesh/auth.key
 	head -c 24 /dev/urandom | base64 >/etc/relaymesh/api.token
-	chgrp relaymesh /etc/relaymesh/auth.key /etc/relaymesh/api.token'
+	head -c 32 /dev/urandom | base64 >/etc/relaymesh/gossip.key
+	head -c 32 /dev/urandom | base64 >/etc/relaymesh/backbone.key
+	chgrp relaymesh /etc/relaymesh/auth.key /etc/relaymesh/api.token /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key'
 for f in "$ROOT"/usr/share/doc/relaymesh/examples/*.toml; do
 	run_check "${f#"$ROOT"}"
 done
+# As root, check judges for the unit's User=relaymesh: a drop-in (or key)
+# only root can read is a problem that names the file and the user.
+in_root sh -c 'umask 027; printf "[limits]\nmax_publishers = 10\n" >/etc/relaymesh/conf.d/50-local.toml'
+out=$(in_root /usr/bin/relaymesh check -c /etc/relaymesh/relaymesh.toml 2>&1)
+rc=$?
+if [ $rc = 1 ] && printf '%s\n' "$out" | grep -q '/etc/relaymesh/conf.d/50-local.toml (0640 root:root) is not readable by user relaymesh'; then
+	pass "relaymesh check as root: a drop-in user relaymesh cannot read is named"
+else
+	printf '%s\n' "$out" | sed 's/^/  /'
+	fail "relaymesh check as root accepts a drop-in user relaymesh cannot read (exit $rc)"
+fi
+in_root chgrp relaymesh /etc/relaymesh/conf.d/50-local.toml
+out=$(in_root /usr/bin/relaymesh check -c /etc/relaymesh/relaymesh.toml 2>&1)
+rc=$?
+if [ $rc = 0 ]; then
+	pass "relaymesh check as root: ok once the drop-in is group relaymesh"
+else
+	printf '%s\n' "$out" | sed 's/^/  /'
+	fail "relaymesh check as root with a readable drop-in: exit $rc"
+fi
 out=$(in_root /usr/bin/relaymesh version 2>&1)
 rc=$?
 if [ -n "${DEB_BIN:-}" ]; then
@@ -348,7 +383,12 @@ fi
 [ -f "$ROOT/etc/relaymesh/relaymesh.toml" ] && pass "remove: conffile /etc/relaymesh/relaymesh.toml kept" ||
 	fail "remove: conffile /etc/relaymesh/relaymesh.toml is gone"
 
-# Purge: data, config, statoverride and unit state gone; the account stays.
+# Purge: data, config, every documented secret, the drop-ins, statoverride
+# and unit state gone; the account stays.
+for p in /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key /etc/relaymesh/conf.d/50-local.toml; do
+	[ -f "$ROOT$p" ] || fail "before purge: $p is missing, so purge cannot be shown to remove it"
+done
+
 if in_root dpkg -P relaymesh >"$TMP/dpkg-p.log" 2>&1; then
 	pass "dpkg -P relaymesh"
 else
@@ -357,11 +397,12 @@ else
 fi
 left=
 for p in /var/lib/relaymesh /etc/relaymesh /etc/default/relaymesh /etc/relaymesh/auth.key \
+	/etc/relaymesh/api.token /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key /etc/relaymesh/conf.d/50-local.toml \
 	/etc/systemd/system/multi-user.target.wants/relaymesh.service \
 	/var/lib/systemd/deb-systemd-helper-enabled/relaymesh.service.dsh-also; do
 	[ -e "$ROOT$p" ] || [ -L "$ROOT$p" ] && left="$left $p"
 done
-[ -z "$left" ] && pass "purge: data dir, config, secrets and unit state removed" || fail "purge left:$left"
+[ -z "$left" ] && pass "purge: data dir, config, secrets (auth, api, gossip, backbone keys), drop-ins and unit state removed" || fail "purge left:$left"
 if in_root dpkg-statoverride --list | grep -q relaymesh; then
 	fail "purge: dpkg-statoverride entry left"
 else
@@ -376,6 +417,148 @@ if in_root find / -xdev -user relaymesh 2>/dev/null | grep -q .; then
 	fail "purge: files owned by relaymesh left: $(in_root find / -xdev -user relaymesh | head -n 5 | tr '\n' ' ')"
 else
 	pass "purge: no file owned by user relaymesh is left (the account itself is kept, as Debian does)"
+fi
+
+# --- 6. under a real systemd (PID 1) in a booted container ---------------------
+if ! command -v systemd-nspawn >/dev/null; then
+	fail "systemd-nspawn not found (apt-get install systemd-container)"
+	finish
+fi
+BOOTED=$CACHE/bookworm-systemd
+BINCLUDE=adduser,init-system-helpers,systemd,systemd-sysv,dbus,iproute2
+BSTAMP="bookworm minbase $BINCLUDE v1"
+flock 9
+if [ "$(cat "$BOOTED/.relaymesh-ci" 2>/dev/null)" != "$BSTAMP" ]; then
+	echo "making a bootable Debian 12 root in $BOOTED from $mirror (once)"
+	t0=$(date +%s)
+	rm -rf --one-file-system "$BOOTED" "$BOOTED.new"
+	if debootstrap --variant=minbase --include="$BINCLUDE" bookworm "$BOOTED.new" "$mirror" >"$TMP/debootstrap-boot.log" 2>&1; then
+		rm -rf "$BOOTED.new/var/cache/apt/archives/"*.deb
+		echo "$BSTAMP" >"$BOOTED.new/.relaymesh-ci"
+		mv "$BOOTED.new" "$BOOTED"
+		pass "debootstrap bookworm minbase with systemd ($(($(date +%s) - t0)) s)"
+	else
+		tail -n 20 "$TMP/debootstrap-boot.log"
+		fail "debootstrap --variant=minbase --include=$BINCLUDE bookworm from $mirror"
+		finish
+	fi
+fi
+for w in "$CACHE"/boot.*; do
+	[ -d "$w" ] || continue
+	kill -0 "${w##*.}" 2>/dev/null && continue
+	rm -rf --one-file-system "$w"
+done
+BROOT=$CACHE/boot.$$
+cp -a "$BOOTED" "$BROOT"
+flock -u 9
+# /tmp is a tmpfs once booted
+cp "$DEB" "$BROOT/var/tmp/relaymesh.deb"
+systemd-nspawn -q -D "$BROOT" -b --register=no --keep-unit --network-veth -M "relaymesh-ci-$$" \
+	--console=read-only >"$TMP/nspawn.log" 2>&1 &
+NSPAWN=$!
+LEADER=
+in_boot() { nsenter -t "$LEADER" -m -u -i -n -p -- "$@"; }
+booted=0
+for _ in $(seq 120); do
+	kill -0 "$NSPAWN" 2>/dev/null || break
+	[ -n "$LEADER" ] || LEADER=$(pgrep -P "$NSPAWN" | head -n 1)
+	if [ -n "$LEADER" ]; then
+		case "$(in_boot systemctl is-system-running 2>/dev/null)" in
+		running | degraded) booted=1; break ;;
+		esac
+	fi
+	sleep 0.5
+done
+if [ "$booted" = 1 ]; then
+	pass "booted the root with systemd as PID 1 (systemd-nspawn -b, private network)"
+else
+	tail -n 30 "$TMP/nspawn.log" | sed 's/^/  nspawn: /'
+	fail "systemd-nspawn -b: the container did not reach running in 60 s"
+	finish
+fi
+# wait_for SECONDS WHAT CMD...: poll CMD every 0.5 s until it succeeds
+wait_for() {
+	n=$(($1 * 2))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		n=$((n - 1))
+		sleep 0.5
+	done
+	return 1
+}
+journal_has() { in_boot journalctl -u relaymesh --no-pager -o cat | grep -qF -- "$1"; }
+
+if in_boot dpkg -i /var/tmp/relaymesh.deb >"$TMP/dpkg-boot.log" 2>&1; then
+	pass "dpkg -i under systemd"
+else
+	sed 's/^/  /' "$TMP/dpkg-boot.log"
+	fail "dpkg -i under systemd"
+	finish
+fi
+want_rmem=$(awk -F' *= *' '$1 == "net.core.rmem_max" {print $2}' "$BROOT/usr/lib/sysctl.d/60-relaymesh.conf")
+have_rmem=$(in_boot cat /proc/sys/net/core/rmem_max)
+nlines=$(grep -c 'could not apply /usr/lib/sysctl.d/60-relaymesh.conf' "$TMP/dpkg-boot.log")
+if [ "$have_rmem" -lt "$want_rmem" ] && [ "$nlines" = 1 ]; then
+	pass "postinst says in one line that the sysctls could not be applied here (rmem_max $have_rmem)"
+elif [ "$have_rmem" -ge "$want_rmem" ] && [ "$nlines" = 0 ]; then
+	pass "postinst applied the sysctls (rmem_max $have_rmem)"
+else
+	sed 's/^/  /' "$TMP/dpkg-boot.log"
+	fail "postinst sysctl: rmem_max $have_rmem (want $want_rmem), $nlines 'could not apply' lines"
+fi
+if wait_for 20 in_boot systemctl is-active --quiet relaymesh; then
+	pass "relaymesh.service active after install"
+else
+	in_boot systemctl status relaymesh --no-pager 2>&1 | sed 's/^/  /'
+	fail "relaymesh.service not active after install"
+	finish
+fi
+
+# A reload the agent refuses fails `systemctl reload` with its reason.
+pid0=$(in_boot systemctl show -p MainPID --value relaymesh)
+in_boot sh -c 'printf "[qos]\nenabled = true\ninterface = \"rmnosuch0\"\nrate = \"100M\"\n" >/etc/relaymesh/conf.d/90-qos.toml'
+if in_boot systemctl reload relaymesh >"$TMP/reload.log" 2>&1; then
+	fail "systemctl reload succeeded with a qos.interface that does not exist"
+elif journal_has 'relaymesh reload: refused; the old config stays in force: qos.interface "rmnosuch0"' &&
+	[ "$(in_boot systemctl show -p MainPID --value relaymesh)" = "$pid0" ] && in_boot systemctl is-active --quiet relaymesh; then
+	pass "systemctl reload fails for a refused config, the journal says why, the agent runs on"
+else
+	in_boot journalctl -u relaymesh --no-pager -o cat -n 10 | sed 's/^/  /'
+	fail "refused reload: no reason in the journal, or the agent did not run on"
+fi
+# A good reload succeeds and is applied: the tc tree appears on host0.
+in_boot sed -i 's/rmnosuch0/host0/' /etc/relaymesh/conf.d/90-qos.toml
+if in_boot systemctl reload relaymesh >"$TMP/reload.log" 2>&1 &&
+	in_boot tc qdisc show dev host0 | grep -q 'qdisc htb 524d: root' &&
+	in_boot grep -q '"interface": "host0"' /run/relaymesh/qos.json; then
+	pass "systemctl reload applies a good config (tc tree on host0, recorded in /run/relaymesh/qos.json)"
+else
+	sed 's/^/  /' "$TMP/reload.log"
+	in_boot journalctl -u relaymesh --no-pager -o cat -n 10 | sed 's/^/  /'
+	fail "good reload: not applied"
+fi
+
+# kill -9 with a drop-in the service user cannot read: ExecStopPost's
+# cleanup removes the tree from the record; the restarts then fail and
+# the start limit ends them in `failed` with the reason in the journal.
+in_boot chmod 0600 /etc/relaymesh/conf.d/90-qos.toml
+in_boot systemctl kill -s KILL relaymesh
+if wait_for 20 journal_has 'relaymesh cleanup: host0: removed the relaymesh tc tree' &&
+	! in_boot tc qdisc show dev host0 | grep -q 'qdisc htb 524d:'; then
+	pass "after kill -9, with the config unreadable, ExecStopPost removed the tc tree from its record"
+else
+	in_boot journalctl -u relaymesh --no-pager -o cat -n 10 | sed 's/^/  /'
+	fail "cleanup after kill -9: tree left on host0 or no removal in the journal"
+fi
+is_failed() { [ "$(in_boot systemctl is-failed relaymesh)" = failed ]; }
+if wait_for 60 is_failed &&
+	journal_has 'Start request repeated too quickly' &&
+	journal_has 'relaymesh: /etc/relaymesh/relaymesh.toml: config: open /etc/relaymesh/conf.d/90-qos.toml: permission denied'; then
+	pass "a config that cannot start ends in failed after $(in_boot systemctl show -p NRestarts --value relaymesh) restarts, the reason in the journal"
+else
+	in_boot systemctl status relaymesh --no-pager 2>&1 | sed 's/^/  /'
+	fail "broken config: not failed by the start limit, or no reason in the journal"
 fi
 
 finish

@@ -93,12 +93,20 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
+// ConnCount returns the number of players being served.
+func (s *Server) ConnCount() int { return int(s.active.Load()) }
+
 // Close stops the listener and ends every reader. Idempotent.
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
 		close(s.done)
 		err = s.http.Close()
+		// http.Server closes only listeners it serves: this one may never
+		// have been (Close after a failed agent start or reload)
+		if cerr := s.ln.Close(); err == nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
 	})
 	return err
 }

@@ -1,0 +1,177 @@
+package agent
+
+// The control socket: `relaymesh reload` (systemd's ExecReload) asks the
+// running agent to reload over a unix socket in its runtime directory and
+// waits for the verdict, so a refused reload fails the command with the
+// reason instead of a SIGHUP that always "succeeds".
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+const (
+	// controlSocket is the socket's name in the runtime directory.
+	controlSocket = "control.sock"
+	// defaultRuntimeDir is what the packaged unit's RuntimeDirectory=
+	// makes; clients look there when RUNTIME_DIRECTORY is not set.
+	defaultRuntimeDir = "/run/relaymesh"
+	// reloadWait bounds how long `relaymesh reload` waits for the verdict.
+	reloadWait = 2 * time.Minute
+)
+
+// agentRuntimeDir is where the agent keeps what lives as long as it runs
+// (the control socket, the record of its tc state): the first entry of
+// $RUNTIME_DIRECTORY, which systemd sets from RuntimeDirectory=; "" when
+// it is not set, and then the agent has neither.
+func agentRuntimeDir() string {
+	first, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	return first
+}
+
+// clientRuntimeDir is the runtime directory `relaymesh reload` and
+// `relaymesh cleanup` look in: $RUNTIME_DIRECTORY, else /run/relaymesh.
+func clientRuntimeDir() string {
+	if d := agentRuntimeDir(); d != "" {
+		return d
+	}
+	return defaultRuntimeDir
+}
+
+// controlServer serves the control socket.
+type controlServer struct {
+	a    *Agent
+	ln   net.Listener
+	http *http.Server
+}
+
+// newControl binds dir/control.sock. A socket left by a dead agent is
+// replaced; one that answers means another agent runs with this
+// directory, which is refused.
+func newControl(a *Agent, dir string) (*controlServer, error) {
+	path := filepath.Join(dir, controlSocket)
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another relaymesh agent answers there; stop it or give this one its own RUNTIME_DIRECTORY", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("control socket %s: remove the stale one: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s (RUNTIME_DIRECTORY): %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	s := &controlServer{a: a, ln: ln}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /reload", s.reload)
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+func (s *controlServer) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	err := s.http.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return fmt.Errorf("control socket: %w", err)
+}
+
+// Close stops serving and removes the socket file. Idempotent.
+func (s *controlServer) Close() error {
+	err := s.http.Close()
+	// the listener too: http.Server closes only listeners it served
+	if cerr := s.ln.Close(); err == nil && !errors.Is(cerr, net.ErrClosed) {
+		err = cerr
+	}
+	return err
+}
+
+// reloadVerdict is the answer to POST /reload.
+type reloadVerdict struct {
+	Reloaded bool     `json:"reloaded"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// reload hands the request to Run's loop (the one place reloads happen,
+// SIGHUP included) and answers with its verdict.
+func (s *controlServer) reload(w http.ResponseWriter, r *http.Request) {
+	reply := make(chan error, 1)
+	answer := func(code int, v reloadVerdict) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(v)
+	}
+	select {
+	case s.a.reloads <- reply:
+	case <-s.a.stopping:
+		answer(http.StatusServiceUnavailable, reloadVerdict{Problems: []string{"the agent is shutting down"}})
+		return
+	case <-r.Context().Done():
+		return
+	}
+	select {
+	case err := <-reply:
+		if err != nil {
+			answer(http.StatusConflict, reloadVerdict{Problems: flattenErrors(err)})
+			return
+		}
+		answer(http.StatusOK, reloadVerdict{Reloaded: true})
+	case <-r.Context().Done():
+	}
+}
+
+// cmdReload is `relaymesh reload`: ask the running agent to reload its
+// config and exit 0 when it did, 1 with the reasons when it refused.
+func cmdReload(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("runtime-dir", clientRuntimeDir(), "the agent's runtime directory (holds "+controlSocket+")")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "relaymesh reload: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	path := filepath.Join(*dir, controlSocket)
+	c := &http.Client{
+		Timeout: reloadWait,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}},
+	}
+	resp, err := c.Post("http://relaymesh/reload", "application/json", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "relaymesh reload: no agent answers on %s (is it running? see --runtime-dir): %v\n", path, errors.Unwrap(err))
+		return 1
+	}
+	defer resp.Body.Close()
+	var v reloadVerdict
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v); err != nil {
+		fmt.Fprintf(stderr, "relaymesh reload: bad answer from %s (HTTP %d): %v\n", path, resp.StatusCode, err)
+		return 1
+	}
+	if !v.Reloaded {
+		fmt.Fprintf(stderr, "relaymesh reload: refused; the old config stays in force: %s\n", strings.Join(v.Problems, "; "))
+		return 1
+	}
+	fmt.Fprintln(stdout, "relaymesh reload: reloaded; the new config is in force")
+	return 0
+}
