@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"github.com/relaymesh/relaymesh/test/impair/control"
 )
 
@@ -94,10 +95,7 @@ func TestDaemonLoop(t *testing.T) {
 	d.pkts <- packetIn{id: 3, hdr: hdr(addrA, addrC), ipv4: true, at: sent}
 	d.pkts <- packetIn{id: 4, ipv4: false, at: sent}
 
-	deadline := time.Now().Add(5 * time.Second)
-	for len(rec.get()) < 4 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, "verdicts for the 4 packets", func() bool { return len(rec.get()) >= 4 })
 	got := map[uint32]verdictRec{}
 	for _, v := range rec.get() {
 		got[v.id] = v
@@ -140,9 +138,10 @@ func TestDaemonLoop(t *testing.T) {
 	// The packet and the stats request come in on different channels, so
 	// the request may be served first: ask until the packet was seen.
 	var st control.Stats
-	for deadline := time.Now().Add(5 * time.Second); st.Received < 5 && time.Now().Before(deadline); {
+	poll.Until(t, 5*time.Second, "the fifth packet in the stats", func() bool {
 		st = ask(`{"id":12,"op":"stats"}`).Stats
-	}
+		return st.Received >= 5
+	})
 	if st.Received != 5 || st.Pending != 1 {
 		t.Fatalf("received %d, pending %d; want 5 and 1", st.Received, st.Pending)
 	}
