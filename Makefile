@@ -8,7 +8,7 @@ GO      ?= go
 TEST_TIMEOUT ?= 25m
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-unit test-e2e fuzz bench lint clean
+.PHONY: help build run test test-deps test-unit test-e2e fuzz bench lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,9 +19,12 @@ build: ## build bin/relaymesh (static, trimmed, version stamped)
 run: build ## build and run on the built-in standalone default (RTMP :1935, HTTP-FLV :8080, SRT :8890, API 127.0.0.1:9997)
 	$(BIN) run
 
-test: lint ## lint, then every test: unit, end-to-end with ffmpeg/srt-live-transmit, netns cluster and tc tests (root), .deb checks (root)
+test: test-deps lint ## install the test peers (root), lint, then every test: unit, end-to-end with ffmpeg/srt-live-transmit, netns cluster and tc tests (root), .deb checks (root)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deb-test; else echo "deb-test: skipped, needs root (CI runs it as root)"; fi
+
+test-deps: ## install the Debian packages the tests need (as root), or print the apt-get command
+	test/deps.sh
 
 test-unit: ## fast tests only (no ffmpeg, no namespaces)
 	$(GO) test -count=1 -short ./...
