@@ -97,7 +97,16 @@ func New(cfg Config, logger *slog.Logger) (*Cluster, error) {
 	if c.coord, err = coordinate.NewClient(coordinate.DefaultConfig()); err != nil {
 		return nil, fmt.Errorf("gossip coordinates: %w", err)
 	}
-	c.queue = &memberlist.TransmitLimitedQueue{NumNodes: c.numAlive, RetransmitMult: cfg.Timings.RetransmitMult}
+	// Directory entries are sent dirRetransmitFactor times as often as
+	// membership gossip. memberlist counts every send to one peer as a
+	// transmit, so with RetransmitMult 4 in a 5-node cluster each holder
+	// sends an entry to 4 peers in two rounds (3 + 1), and one node missed
+	// every holder's sends about once in 800 publishes: its directory then
+	// lacked a live stream until the next push/pull (15 s), and a player
+	// there got "not found". With 8 sends (3 + 3 + 2) that is about 1 in
+	// 10^6. An entry is ~40 bytes, so the cost is a few hundred bytes per
+	// publish.
+	c.queue = &memberlist.TransmitLimitedQueue{NumNodes: c.numAlive, RetransmitMult: dirRetransmitFactor * cfg.Timings.RetransmitMult}
 
 	t := cfg.Timings
 	mlc := memberlist.DefaultLANConfig()
@@ -541,6 +550,10 @@ func checkStream(stream string) error {
 func (c *Cluster) broadcast(e DirEntry) {
 	c.queue.QueueBroadcast(&dirBroadcast{stream: e.Stream, msg: encodeEntry(e)})
 }
+
+// dirRetransmitFactor multiplies Timings.RetransmitMult for directory
+// entries (see New).
+const dirRetransmitFactor = 2
 
 // Lookup returns the node hosting stream, if a live member does.
 func (c *Cluster) Lookup(stream string) (DirEntry, bool) {
