@@ -56,7 +56,9 @@ func (p *FetchPolicy) Check(ap netip.AddrPort) error {
 	if p == nil {
 		return nil
 	}
-	a := ap.Addr().Unmap()
+	// netip.Prefix never contains an address with a zone: without
+	// WithZone("") "fe80::1%eth0" passed every deny range
+	a := ap.Addr().Unmap().WithZone("")
 	for _, n := range p.Deny {
 		if n.Contains(a) {
 			return fmt.Errorf("%s: %w (objects.fetch_deny has %s)", ap, ErrFetchDenied, n)
