@@ -157,7 +157,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			// unit reads (or --user asks): a draft elsewhere is fine
 			var files []string
 			if userSet || path == DefaultConfigPath {
-				files = configFiles(path)
+				files = cfg.Sources
 			}
 			err = checkServiceUser(cfg, files, u)
 		}
