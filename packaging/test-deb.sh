@@ -319,9 +319,11 @@ fi
 in_root sh -c 'umask 027
 	head -c 32 /dev/urandom | base64 >/etc/relaymesh/auth.key
 	head -c 24 /dev/urandom | base64 >/etc/relaymesh/api.token
+	head -c 24 /dev/urandom | base64 >/etc/relaymesh/api-read.token
 	head -c 32 /dev/urandom | base64 >/etc/relaymesh/gossip.key
 	head -c 32 /dev/urandom | base64 >/etc/relaymesh/backbone.key
-	chgrp relaymesh /etc/relaymesh/auth.key /etc/relaymesh/api.token /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key'
+	chgrp relaymesh /etc/relaymesh/auth.key /etc/relaymesh/api.token /etc/relaymesh/api-read.token \
+		/etc/relaymesh/gossip.key /etc/relaymesh/backbone.key'
 for f in "$ROOT"/usr/share/doc/relaymesh/examples/*.toml; do
 	run_check "${f#"$ROOT"}"
 done
@@ -385,7 +387,8 @@ fi
 
 # Purge: data, config, every documented secret, the drop-ins, statoverride
 # and unit state gone; the account stays.
-for p in /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key /etc/relaymesh/conf.d/50-local.toml; do
+secrets="/etc/relaymesh/auth.key /etc/relaymesh/api.token /etc/relaymesh/api-read.token /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key"
+for p in $secrets /etc/relaymesh/conf.d/50-local.toml; do
 	[ -f "$ROOT$p" ] || fail "before purge: $p is missing, so purge cannot be shown to remove it"
 done
 
@@ -396,13 +399,12 @@ else
 	fail "dpkg -P relaymesh"
 fi
 left=
-for p in /var/lib/relaymesh /etc/relaymesh /etc/default/relaymesh /etc/relaymesh/auth.key \
-	/etc/relaymesh/api.token /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key /etc/relaymesh/conf.d/50-local.toml \
+for p in /var/lib/relaymesh /etc/relaymesh /etc/default/relaymesh $secrets /etc/relaymesh/conf.d/50-local.toml \
 	/etc/systemd/system/multi-user.target.wants/relaymesh.service \
 	/var/lib/systemd/deb-systemd-helper-enabled/relaymesh.service.dsh-also; do
 	[ -e "$ROOT$p" ] || [ -L "$ROOT$p" ] && left="$left $p"
 done
-[ -z "$left" ] && pass "purge: data dir, config, secrets (auth, api, gossip, backbone keys), drop-ins and unit state removed" || fail "purge left:$left"
+[ -z "$left" ] && pass "purge: data dir, config, secrets (auth, api, api-read, gossip, backbone keys), drop-ins and unit state removed" || fail "purge left:$left"
 if in_root dpkg-statoverride --list | grep -q relaymesh; then
 	fail "purge: dpkg-statoverride entry left"
 else
