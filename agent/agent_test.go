@@ -119,6 +119,17 @@ func startAgentIn(t *testing.T, dir, name, extra string, env []string) *agentPro
 	return p
 }
 
+// waitExited fails the test when the agent has not exited within d
+// (after a SIGTERM: the drain is bounded, so it must end).
+func (p *agentProc) waitExited(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(d):
+		t.Fatalf("agent still running %s after SIGTERM", d)
+	}
+}
+
 func (p *agentProc) writeConfig(t *testing.T, extra string) {
 	t.Helper()
 	body := fmt.Sprintf(baseConfig, p.name, filepath.Join(filepath.Dir(p.cfg), "data"),
@@ -315,11 +326,7 @@ func TestSIGTERMEndsPlayersCleanly(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("player still reading 20 s after SIGTERM")
 	}
-	select {
-	case <-a.exited:
-	case <-time.After(15 * time.Second):
-		t.Fatal("agent still running after SIGTERM")
-	}
+	a.waitExited(t, 15*time.Second)
 	if !strings.Contains(a.logs.String(), `"msg":"stopped"`) {
 		t.Errorf("no 'stopped' log line")
 	}
