@@ -46,8 +46,9 @@ listen = "127.0.0.1:0"
 	return path
 }
 
-// busyPort holds a TCP (and, for gossip, UDP) port on 127.0.0.1 for the
-// test and returns it as "127.0.0.1:PORT".
+// busyPort holds a TCP port on 127.0.0.1 for the test and returns it as
+// "127.0.0.1:PORT" (enough for gossip too: memberlist binds TCP and UDP on
+// the same port).
 func busyPort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
