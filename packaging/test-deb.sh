@@ -65,7 +65,8 @@ trap 'exit 130' INT TERM
 
 # --- 1. build ---------------------------------------------------------------
 if $MAKE deb >"$TMP/build.log" 2>&1; then
-	DEB=$(ls dist/relaymesh_*_amd64.deb 2>/dev/null | head -n 1)
+	# the newest: dist/ keeps the packages of earlier versions
+	DEB=$(ls -t dist/relaymesh_*_amd64.deb 2>/dev/null | head -n 1)
 	pass "make deb built $DEB"
 else
 	tail -n 30 "$TMP/build.log"
