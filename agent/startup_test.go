@@ -303,3 +303,31 @@ func TestReloadVerdict(t *testing.T) {
 		}
 	})
 }
+
+// TestRefusedReloadChangesNothing: a reload refused because one of its
+// changes needs a restart applies none of the others: here an RTMP
+// listener move beside cluster.enabled stays undone, the listener where
+// it was.
+func TestRefusedReloadChangesNothing(t *testing.T) {
+	rt := t.TempDir()
+	env := []string{"RUNTIME_DIRECTORY=" + rt}
+	a := startAgentIn(t, t.TempDir(), "test-node", "", env)
+	oldAddr := fmt.Sprintf("127.0.0.1:%d", a.ports["rtmp"])
+	newPort := testmedia.FreePort(t)
+	newAddr := fmt.Sprintf("127.0.0.1:%d", newPort)
+	a.ports["rtmp"] = newPort
+	a.writeConfig(t, "[cluster]\nenabled = true\nbind = \"127.0.0.1:0\"\n")
+	_, errOut, code := runWithin(t, time.Minute, env, "reload")
+	if code != 1 || !strings.Contains(errOut, "need a restart") || !strings.Contains(errOut, "cluster.enabled") {
+		t.Errorf("reload: exit %d, stderr %q; want 1 and cluster.enabled needs a restart", code, errOut)
+	}
+	if c, err := net.DialTimeout("tcp", oldAddr, 2*time.Second); err != nil {
+		t.Errorf("RTMP no longer listens on %s after the refused reload: %v", oldAddr, err)
+	} else {
+		c.Close()
+	}
+	if c, err := net.DialTimeout("tcp", newAddr, 2*time.Second); err == nil {
+		c.Close()
+		t.Errorf("RTMP listens on %s: the refused reload moved it", newAddr)
+	}
+}
