@@ -266,6 +266,17 @@ if [ "$(cat /proc/sys/net/core/rmem_default)" = "$host_rmem" ]; then
 else
 	fail "postinst in a chroot changed the host's net.core.rmem_default"
 fi
+# ... and says so when the kernel's values are short of the drop-in's
+want_rmem=$(awk -F' *= *' '$1 == "net.core.rmem_max" {print $2}' "$ROOT/usr/lib/sysctl.d/60-relaymesh.conf")
+nlines=$(grep -c '60-relaymesh.conf not applied now, systemd does not run here' "$TMP/dpkg-i.log")
+if [ "$(cat /proc/sys/net/core/rmem_max)" -lt "$want_rmem" ] && [ "$nlines" = 1 ]; then
+	pass "postinst in a chroot says in one line that the sysctls are not applied now"
+elif [ "$(cat /proc/sys/net/core/rmem_max)" -ge "$want_rmem" ] && [ "$nlines" = 0 ]; then
+	pass "postinst in a chroot says nothing: the kernel's values are already high enough"
+else
+	sed 's/^/  /' "$TMP/dpkg-i.log"
+	fail "postinst in a chroot: rmem_max $(cat /proc/sys/net/core/rmem_max) (want $want_rmem), $nlines 'not applied now' lines"
+fi
 
 # mode owner:group path, as installed
 expect_stat() {
