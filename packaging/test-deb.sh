@@ -154,6 +154,21 @@ for k in net.core.rmem_max net.core.wmem_max net.core.rmem_default; do
 	fi
 done
 [ "$sysctl_ok" = 1 ] && pass "sysctl drop-in raises rmem_max, wmem_max, rmem_default to >= 8 MiB"
+want_rmem=$(awk -F' *= *' '$1 == "net.core.rmem_max" {print $2}' "$TMP/x/usr/lib/sysctl.d/60-relaymesh.conf")
+# postinst_sysctl_line WHERE LOG LINE RMEM_MAX: postinst's log has LINE
+# once when the kernel's rmem_max is short of the drop-in's, else never
+postinst_sysctl_line() {
+	n=$(grep -c -- "$3" "$2")
+	if [ "$4" -lt "$want_rmem" ] && [ "$n" = 1 ]; then
+		pass "postinst $1 says in one line that the sysctls are not in force (rmem_max $4)"
+	elif [ "$4" -ge "$want_rmem" ] && [ "$n" = 0 ]; then
+		# applied now or already set so: either way no message
+		pass "postinst $1: the sysctls are in force and it says nothing (rmem_max $4)"
+	else
+		sed 's/^/  /' "$2"
+		fail "postinst $1: rmem_max $4 (want $want_rmem), $n lines '$3'"
+	fi
+}
 
 # --- 4. the unit --------------------------------------------------------------
 if command -v systemd-analyze >/dev/null; then
@@ -267,16 +282,8 @@ else
 	fail "postinst in a chroot changed the host's net.core.rmem_default"
 fi
 # ... and says so when the kernel's values are short of the drop-in's
-want_rmem=$(awk -F' *= *' '$1 == "net.core.rmem_max" {print $2}' "$ROOT/usr/lib/sysctl.d/60-relaymesh.conf")
-nlines=$(grep -c '60-relaymesh.conf not applied now, systemd does not run here' "$TMP/dpkg-i.log")
-if [ "$(cat /proc/sys/net/core/rmem_max)" -lt "$want_rmem" ] && [ "$nlines" = 1 ]; then
-	pass "postinst in a chroot says in one line that the sysctls are not applied now"
-elif [ "$(cat /proc/sys/net/core/rmem_max)" -ge "$want_rmem" ] && [ "$nlines" = 0 ]; then
-	pass "postinst in a chroot says nothing: the kernel's values are already high enough"
-else
-	sed 's/^/  /' "$TMP/dpkg-i.log"
-	fail "postinst in a chroot: rmem_max $(cat /proc/sys/net/core/rmem_max) (want $want_rmem), $nlines 'not applied now' lines"
-fi
+postinst_sysctl_line "in a chroot" "$TMP/dpkg-i.log" '60-relaymesh.conf not applied now, systemd does not run here' \
+	"$(cat /proc/sys/net/core/rmem_max)"
 
 # mode owner:group path, as installed
 expect_stat() {
@@ -495,18 +502,8 @@ else
 	fail "dpkg -i under systemd"
 	finish
 fi
-want_rmem=$(awk -F' *= *' '$1 == "net.core.rmem_max" {print $2}' "$BROOT/usr/lib/sysctl.d/60-relaymesh.conf")
-have_rmem=$(in_boot cat /proc/sys/net/core/rmem_max)
-nlines=$(grep -c 'could not apply /usr/lib/sysctl.d/60-relaymesh.conf' "$TMP/dpkg-boot.log")
-if [ "$have_rmem" -lt "$want_rmem" ] && [ "$nlines" = 1 ]; then
-	pass "postinst says in one line that the sysctls could not be applied here (rmem_max $have_rmem)"
-elif [ "$have_rmem" -ge "$want_rmem" ] && [ "$nlines" = 0 ]; then
-	# applied now or already set so by the host: either way no message
-	pass "the sysctls are in force and postinst says nothing (rmem_max $have_rmem)"
-else
-	sed 's/^/  /' "$TMP/dpkg-boot.log"
-	fail "postinst sysctl: rmem_max $have_rmem (want $want_rmem), $nlines 'could not apply' lines"
-fi
+postinst_sysctl_line "under systemd" "$TMP/dpkg-boot.log" 'could not apply /usr/lib/sysctl.d/60-relaymesh.conf' \
+	"$(in_boot cat /proc/sys/net/core/rmem_max)"
 if wait_for 20 in_boot systemctl is-active --quiet relaymesh; then
 	pass "relaymesh.service active after install"
 else
