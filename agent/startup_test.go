@@ -270,6 +270,12 @@ func TestReloadVerdict(t *testing.T) {
 		t.Fatalf("GET %s = %d before any reload, want 404 (no such stream)", flv, got)
 	}
 	allow := "[auth]\nplay_allow = [\"192.0.2.0/24\"]\n"
+	// only the agent's own user (and root) may ask it to reload
+	if fi, err := os.Stat(filepath.Join(rt, "control.sock")); err != nil {
+		t.Errorf("control socket: %v", err)
+	} else if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("control socket mode %v, want a socket of mode 0600", fi.Mode())
+	}
 
 	t.Run("refused", func(t *testing.T) {
 		a.writeConfig(t, allow+"[qos]\nenabled = true\ninterface = \"rmnosuch0\"\nrate = \"100M\"\n")
