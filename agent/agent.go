@@ -423,8 +423,9 @@ func (a *Agent) reload() error {
 	}
 	old := a.config()
 	d := Diff(old, next)
-	if len(d.NeedsRestart) > 0 {
-		return fmt.Errorf("these settings need a restart (systemctl restart relaymesh): %v", d.NeedsRestart)
+	// before anything changes: a refusal must leave all of the old in force
+	if restart := slices.Concat(d.NeedsRestart, clusterNeedsRestart(old, next)); len(restart) > 0 {
+		return fmt.Errorf("these settings need a restart (systemctl restart relaymesh): %v", restart)
 	}
 	pol, err := policyOf(next)
 	if err != nil {

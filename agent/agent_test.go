@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -83,15 +84,13 @@ func startNamedAgent(t *testing.T, name, extra string) *agentProc {
 func startAgentIn(t *testing.T, dir, name, extra string, env []string) *agentProc {
 	t.Helper()
 	bin := binary(t)
+	ports := freePorts(t, 4)
 	p := &agentProc{
 		name:   name,
 		logs:   &testmedia.LogBuffer{},
 		cfg:    filepath.Join(dir, "relaymesh.toml"),
 		exited: make(chan struct{}),
-		ports: map[string]int{
-			"rtmp": testmedia.FreePort(t), "http": testmedia.FreePort(t),
-			"srt": testmedia.FreePort(t), "api": testmedia.FreePort(t),
-		},
+		ports:  map[string]int{"rtmp": ports[0], "http": ports[1], "srt": ports[2], "api": ports[3]},
 	}
 	p.writeConfig(t, extra)
 	p.cmd = exec.Command(bin, "run", "-c", p.cfg)
@@ -117,6 +116,34 @@ func startAgentIn(t *testing.T, dir, name, extra string, env []string) *agentPro
 		return resp.StatusCode == 200
 	})
 	return p
+}
+
+// freePorts returns n different free TCP ports on 127.0.0.1: each is held
+// until all are chosen, as FreePort one after another may return the
+// same port twice (the agent then refuses two listeners on one port).
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// waitExited fails the test when the agent has not exited within d
+// (after a SIGTERM: the drain is bounded, so it must end).
+func (p *agentProc) waitExited(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(d):
+		t.Fatalf("agent still running %s after SIGTERM", d)
+	}
 }
 
 func (p *agentProc) writeConfig(t *testing.T, extra string) {
@@ -315,11 +342,7 @@ func TestSIGTERMEndsPlayersCleanly(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("player still reading 20 s after SIGTERM")
 	}
-	select {
-	case <-a.exited:
-	case <-time.After(15 * time.Second):
-		t.Fatal("agent still running after SIGTERM")
-	}
+	a.waitExited(t, 15*time.Second)
 	if !strings.Contains(a.logs.String(), `"msg":"stopped"`) {
 		t.Errorf("no 'stopped' log line")
 	}

@@ -25,25 +25,31 @@ import (
 // checks that this account can read what the agent reads.
 const serviceUser = "relaymesh"
 
-// neededFile is a file the agent opens at start, by its config key.
-type neededFile struct{ key, path string }
+// neededFile is a file the agent opens at start, by its config key;
+// secret is set for the ones that must not be readable by everyone.
+type neededFile struct {
+	key, path string
+	secret    bool
+}
 
 // neededFiles lists the files the agent reads at start with this config
 // (a file of a section that is off is not read, so not listed).
 func (c *Config) neededFiles() []neededFile {
 	var out []neededFile
-	addIf := func(on bool, key, path string) {
+	addIf := func(on bool, key, path string, secret bool) {
 		if on && path != "" {
-			out = append(out, neededFile{key, path})
+			out = append(out, neededFile{key, path, secret})
 		}
 	}
-	addIf(true, "auth.key_file", c.Auth.KeyFile)
-	addIf(true, "api.token_file", c.API.TokenFile)
+	addIf(true, "auth.key_file", c.Auth.KeyFile, true)
+	addIf(true, "api.token_file", c.API.TokenFile, true)
+	addIf(true, "api.read_token_file", c.API.ReadTokenFile, true)
+	addIf(true, "auth.locate_token_file", c.Auth.LocateTokenFile, true)
 	cl := c.Cluster
-	addIf(cl.Enabled, "cluster.key_file", cl.KeyFile)
-	addIf(cl.Enabled, "cluster.backbone_key_file", cl.BackboneKeyFile)
-	addIf(cl.Enabled, "cluster.locations_file", cl.LocationsFile)
-	addIf(c.Webhooks.URL != "", "webhooks.secret_file", c.Webhooks.SecretFile)
+	addIf(cl.Enabled, "cluster.key_file", cl.KeyFile, true)
+	addIf(cl.Enabled, "cluster.backbone_key_file", cl.BackboneKeyFile, true)
+	addIf(cl.Enabled, "cluster.locations_file", cl.LocationsFile, false)
+	addIf(c.Webhooks.URL != "", "webhooks.secret_file", c.Webhooks.SecretFile, true)
 	return out
 }
 
@@ -96,54 +102,63 @@ func lookupServiceUser(name string, explicit bool) (*user.User, error) {
 	return u, nil
 }
 
-// checkServiceUser returns one problem per file the agent reads at start
-// (configPaths: the config and its drop-ins) that u cannot read, judged
-// from owners and modes along the path, as root can read anything.
-func checkServiceUser(c *Config, configPaths []string, u *user.User) error {
+// account is the user `check` judges the files for.
+type account struct {
+	name string
+	uid  int
+	gids map[int]bool
+}
+
+func accountOf(u *user.User) account {
 	uid, _ := strconv.Atoi(u.Uid)
-	gids := map[int]bool{}
+	acc := account{name: u.Username, uid: uid, gids: map[int]bool{}}
 	if g, err := strconv.Atoi(u.Gid); err == nil {
-		gids[g] = true
+		acc.gids[g] = true
 	}
 	if list, err := u.GroupIds(); err == nil {
 		for _, s := range list {
 			if g, err := strconv.Atoi(s); err == nil {
-				gids[g] = true
+				acc.gids[g] = true
 			}
 		}
 	}
+	return acc
+}
+
+// checkServiceUser returns one problem per file the agent reads at start
+// (configPaths: the config and its drop-ins) that u cannot read, judged
+// from owners and modes along the path, as root can read anything.
+func checkServiceUser(c *Config, configPaths []string, u *user.User) error {
+	acc := accountOf(u)
 	var ps cfgProblems
-	files := c.neededFiles()
-	for _, p := range configPaths {
-		files = append(files, neededFile{"config", p})
+	for _, f := range c.neededFiles() {
+		if why := acc.cannotRead(f.path); why != "" {
+			ps.add(cfgPath(f.key), "%s", why)
+		}
 	}
-	for _, f := range files {
-		if why := unreadableBy(f.path, uid, gids); why != "" {
-			if f.key == "config" {
-				ps.errs = append(ps.errs, fmt.Errorf("%s: %s", f.path, fmt.Sprintf(why, u.Username)))
-				continue
-			}
-			ps.add(cfgPath(f.key), why, u.Username)
+	for _, p := range configPaths {
+		if why := acc.cannotRead(p); why != "" {
+			ps.errs = append(ps.errs, fmt.Errorf("%s: %s", p, why))
 		}
 	}
 	return ps.err()
 }
 
-// unreadableBy says why uid (in groups gids) cannot read path, with one %s
-// for the user's name, or "" when it can. Files under /home, /root and
-// /run/user are hidden from the service by ProtectHome=yes.
-func unreadableBy(path string, uid int, gids map[int]bool) string {
+// cannotRead says why the account cannot read path, or "" when it can.
+// Files under /home, /root and /run/user are hidden from the service by
+// ProtectHome=yes.
+func (acc account) cannotRead(path string) string {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return "%s: " + err.Error()
+		return err.Error()
 	}
 	for _, hidden := range []string{"/home", "/root", "/run/user"} {
 		if abs == hidden || strings.HasPrefix(abs, hidden+"/") {
-			return fmt.Sprintf("%s is under %s, which the packaged unit hides from user %%s (ProtectHome=yes): move it, e.g. to /etc/relaymesh", abs, hidden)
+			return fmt.Sprintf("%s is under %s, which the packaged unit hides from user %s (ProtectHome=yes): move it, e.g. to /etc/relaymesh", abs, hidden, acc.name)
 		}
 	}
 	// every directory on the way needs search (x), the file itself read (r)
-	dirs := []string{}
+	var dirs []string
 	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
 		dirs = append(dirs, d)
 		if d == "/" {
@@ -152,21 +167,21 @@ func unreadableBy(path string, uid int, gids map[int]bool) string {
 	}
 	slices.Reverse(dirs)
 	for _, d := range dirs {
-		if !permits(d, uid, gids, 1) {
-			return fmt.Sprintf("user %%s cannot enter directory %s (%s), so cannot read %s", d, modeOf(d), abs)
+		if !acc.permits(d, 1) {
+			return fmt.Sprintf("user %s cannot enter directory %s (%s), so cannot read %s", acc.name, d, modeOf(d), abs)
 		}
 	}
 	if _, err := os.Stat(abs); err != nil {
 		return fmt.Sprintf("%s: %v", abs, errors.Unwrap(err))
 	}
-	if !permits(abs, uid, gids, 4) {
-		return fmt.Sprintf("%s (%s) is not readable by user %%s, which the agent runs as: e.g. chgrp %%[1]s %s && chmod g+r %s", abs, modeOf(abs), abs, abs)
+	if !acc.permits(abs, 4) {
+		return fmt.Sprintf("%s (%s) is not readable by user %s, which the agent runs as: e.g. chgrp %s %s && chmod g+r %s", abs, modeOf(abs), acc.name, acc.name, abs, abs)
 	}
 	return ""
 }
 
-// permits reports whether uid/gids have the bit (4 read, 1 search) on path.
-func permits(path string, uid int, gids map[int]bool, bit fs.FileMode) bool {
+// permits reports whether the account has the bit (4 read, 1 search) on path.
+func (acc account) permits(path string, bit fs.FileMode) bool {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return false
@@ -177,24 +192,14 @@ func permits(path string, uid int, gids map[int]bool, bit fs.FileMode) bool {
 	}
 	m := fi.Mode().Perm()
 	switch {
-	case uid == 0:
+	case acc.uid == 0:
 		return true
-	case int(st.Uid) == uid:
+	case int(st.Uid) == acc.uid:
 		return m&(bit<<6) != 0
-	case gids[int(st.Gid)]:
+	case acc.gids[int(st.Gid)]:
 		return m&(bit<<3) != 0
 	}
 	return m&bit != 0
-}
-
-// configFiles lists the config file and its drop-ins, as Load reads them.
-func configFiles(path string) []string {
-	if path == "" {
-		return nil
-	}
-	dropins, _ := filepath.Glob(filepath.Join(DropInDir(path), "*.toml"))
-	slices.Sort(dropins)
-	return append([]string{path}, dropins...)
 }
 
 // modeOf prints a path's mode and owners, e.g. "0600 root:root".
@@ -230,16 +235,16 @@ func qosWarnings(c *Config) []string {
 	return nil
 }
 
-// keyFileWarnings is the part of FileWarnings for the secrets [cluster]
-// and [webhooks] name.
-func keyFileWarnings(c *Config) []string {
+// FileWarnings returns one line per secret file the config names that
+// every user can read.
+func (c *Config) FileWarnings() []string {
 	var w []string
 	for _, f := range c.neededFiles() {
-		switch f.key {
-		case "cluster.key_file", "cluster.backbone_key_file", "webhooks.secret_file":
-			if s := auth.KeyFileWarning(f.path); s != "" {
-				w = append(w, f.key+": "+s)
-			}
+		if !f.secret {
+			continue
+		}
+		if s := auth.KeyFileWarning(f.path); s != "" {
+			w = append(w, f.key+": "+s)
 		}
 	}
 	return w

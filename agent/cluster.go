@@ -286,8 +286,10 @@ func uplinkCount(s *srt.Server) int {
 	return n
 }
 
-// reloadCluster applies a valid new config; an error refuses the reload.
-func (a *Agent) reloadCluster(old, next *Config) error {
+// clusterNeedsRestart lists the cluster keys that differ between old and
+// next and cannot change live. reload checks them with Diff's before it
+// changes anything.
+func clusterNeedsRestart(old, next *Config) []string {
 	o, n := old.Cluster, next.Cluster
 	var restart []string
 	for _, f := range []struct {
@@ -305,9 +307,14 @@ func (a *Agent) reloadCluster(old, next *Config) error {
 			restart = append(restart, f.key)
 		}
 	}
-	if len(restart) > 0 {
-		return fmt.Errorf("these cluster settings need a restart (systemctl restart relaymesh): %v", restart)
-	}
+	return restart
+}
+
+// reloadCluster applies a valid new config whose cluster keys that need a
+// restart did not change (clusterNeedsRestart); an error refuses the
+// reload.
+func (a *Agent) reloadCluster(old, next *Config) error {
+	o, n := old.Cluster, next.Cluster
 	cs := &a.ext.cluster
 	if cs.gossip == nil {
 		return nil

@@ -1272,22 +1272,6 @@ func (c *Config) CheckFiles() error {
 	return ps.err()
 }
 
-// FileWarnings returns one line per secret file (auth.key_file,
-// api.token_file) that other users can read.
-func (c *Config) FileWarnings() []string {
-	var w []string
-	for _, f := range []struct{ key, path string }{{"auth.key_file", c.Auth.KeyFile}, {"api.token_file", c.API.TokenFile},
-		{"api.read_token_file", c.API.ReadTokenFile}, {"auth.locate_token_file", c.Auth.LocateTokenFile}} {
-		if f.path == "" {
-			continue
-		}
-		if s := auth.KeyFileWarning(f.path); s != "" {
-			w = append(w, f.key+": "+s)
-		}
-	}
-	return append(w, keyFileWarnings(c)...)
-}
-
 // LoadToken reads the API bearer token from token_file: the file's content
 // without surrounding whitespace, at least 16 bytes. "" when no file is set.
 func (a APIConfig) LoadToken() (string, error) { return loadTokenFile(a.TokenFile) }

@@ -78,7 +78,9 @@ func newControl(a *Agent, dir string) (*controlServer, error) {
 	s := &controlServer{a: a, ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /reload", s.reload)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// the one request carries no body and a few headers; a client that
+	// holds a connection idle, or sends headers slowly or in bulk, is cut
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10}
 	return s, nil
 }
 

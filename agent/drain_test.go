@@ -161,11 +161,7 @@ func TestSIGTERMDrainsEveryProtocol(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Error("the HTTP-FLV player that was behind still reading 30 s after SIGTERM")
 	}
-	select {
-	case <-a.exited:
-	case <-time.After(15 * time.Second):
-		t.Fatal("agent still running 15 s after SIGTERM")
-	}
+	a.waitExited(t, 15*time.Second)
 	if l := a.logs.String(); !strings.Contains(l, `"msg":"drained"`) {
 		t.Errorf("the agent did not log drained (every connection finished within the drain timeout)")
 	}

@@ -21,7 +21,8 @@ const usage = `relaymesh — live-video transport agent (edge, live center, or b
 
 Usage:
   relaymesh run     [-c FILE]   run the agent (built-in standalone default without -c)
-  relaymesh check   [-c FILE]   validate a config like nginx -t: "ok" or every problem
+  relaymesh check   [-c FILE] [--user NAME]   validate a config like nginx -t: "ok" or every problem;
+                                as root also whether the service user can read its files
   relaymesh reload  [--runtime-dir DIR]   make the running agent reload its config;
                                 exits 1 with the reason when it refuses (systemctl reload)
   relaymesh status  [--json] [--api URL] [--token-file F]   nodes, streams and links of a running agent
@@ -157,7 +158,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			// unit reads (or --user asks): a draft elsewhere is fine
 			var files []string
 			if userSet || path == DefaultConfigPath {
-				files = configFiles(path)
+				files = cfg.Sources
 			}
 			err = checkServiceUser(cfg, files, u)
 		}

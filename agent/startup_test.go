@@ -46,8 +46,9 @@ listen = "127.0.0.1:0"
 	return path
 }
 
-// busyPort holds a TCP (and, for gossip, UDP) port on 127.0.0.1 for the
-// test and returns it as "127.0.0.1:PORT".
+// busyPort holds a TCP port on 127.0.0.1 for the test and returns it as
+// "127.0.0.1:PORT" (enough for gossip too: memberlist binds TCP and UDP on
+// the same port).
 func busyPort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -189,6 +190,12 @@ func TestCheckNeededFiles(t *testing.T) {
 		{name: "secret not readable by the service user", code: 1,
 			extra: fmt.Sprintf("[webhooks]\nurl = \"http://127.0.0.1:1/hook\"\nsecret_file = %q\n", secret), args: []string{"--user", "nobody"},
 			stderr: []string{"webhooks.secret_file: " + secret + " (0600 ", "not readable by user nobody"}},
+		{name: "api.read_token_file not readable by the service user", code: 1,
+			extra: fmt.Sprintf("[api]\nlisten = \"127.0.0.1:0\"\ntoken_file = %q\nread_token_file = %q\n", gossipKey, secret), args: []string{"--user", "nobody"},
+			stderr: []string{"api.read_token_file: " + secret + " (0600 ", "not readable by user nobody"}},
+		{name: "auth.locate_token_file not readable by the service user", code: 1,
+			extra: fmt.Sprintf("[auth]\nlocate_token_file = %q\n", secret), args: []string{"--user", "nobody"},
+			stderr: []string{"auth.locate_token_file: " + secret + " (0600 ", "not readable by user nobody"}},
 		{name: "directory on the way closed to the service user", code: 1,
 			extra: fmt.Sprintf("[cluster]\nenabled = true\nbackbone_key_file = %q\n", hidden), args: []string{"--user", "nobody"},
 			stderr: []string{"cluster.backbone_key_file: user nobody cannot enter directory " + private}},
@@ -263,6 +270,12 @@ func TestReloadVerdict(t *testing.T) {
 		t.Fatalf("GET %s = %d before any reload, want 404 (no such stream)", flv, got)
 	}
 	allow := "[auth]\nplay_allow = [\"192.0.2.0/24\"]\n"
+	// only the agent's own user (and root) may ask it to reload
+	if fi, err := os.Stat(filepath.Join(rt, "control.sock")); err != nil {
+		t.Errorf("control socket: %v", err)
+	} else if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("control socket mode %v, want a socket of mode 0600", fi.Mode())
+	}
 
 	t.Run("refused", func(t *testing.T) {
 		a.writeConfig(t, allow+"[qos]\nenabled = true\ninterface = \"rmnosuch0\"\nrate = \"100M\"\n")
@@ -295,4 +308,32 @@ func TestReloadVerdict(t *testing.T) {
 			t.Errorf("exit %d, stderr %q; want 1 and no agent answers", code, errOut)
 		}
 	})
+}
+
+// TestRefusedReloadChangesNothing: a reload refused because one of its
+// changes needs a restart applies none of the others: here an RTMP
+// listener move beside cluster.enabled stays undone, the listener where
+// it was.
+func TestRefusedReloadChangesNothing(t *testing.T) {
+	rt := t.TempDir()
+	env := []string{"RUNTIME_DIRECTORY=" + rt}
+	a := startAgentIn(t, t.TempDir(), "test-node", "", env)
+	oldAddr := fmt.Sprintf("127.0.0.1:%d", a.ports["rtmp"])
+	newPort := testmedia.FreePort(t)
+	newAddr := fmt.Sprintf("127.0.0.1:%d", newPort)
+	a.ports["rtmp"] = newPort
+	a.writeConfig(t, "[cluster]\nenabled = true\nbind = \"127.0.0.1:0\"\n")
+	_, errOut, code := runWithin(t, time.Minute, env, "reload")
+	if code != 1 || !strings.Contains(errOut, "need a restart") || !strings.Contains(errOut, "cluster.enabled") {
+		t.Errorf("reload: exit %d, stderr %q; want 1 and cluster.enabled needs a restart", code, errOut)
+	}
+	if c, err := net.DialTimeout("tcp", oldAddr, 2*time.Second); err != nil {
+		t.Errorf("RTMP no longer listens on %s after the refused reload: %v", oldAddr, err)
+	} else {
+		c.Close()
+	}
+	if c, err := net.DialTimeout("tcp", newAddr, 2*time.Second); err == nil {
+		c.Close()
+		t.Errorf("RTMP listens on %s: the refused reload moved it", newAddr)
+	}
 }

@@ -2,8 +2,9 @@
 #
 #   make deb                  dist/relaymesh_$(DEB_VERSION)_amd64.deb
 #   make deb-version          print the Debian version that `make deb` uses
-#   make deb-test             build, lint, and install it into a Debian 12
-#                             chroot (root; packaging/test-deb.sh)
+#   make deb-test             build, lint, install it into a Debian 12
+#                             chroot and run it under systemd in a booted
+#                             container (root; packaging/test-deb.sh)
 #   make deb-clean            remove dist/*.deb and the staging dir
 #
 # Works on its own too: `make -f packaging/deb.mk deb`.
@@ -70,7 +71,7 @@ endif
 deb-version: ## print the Debian version `make deb` uses
 	@echo $(DEB_VERSION)
 
-deb-test: ## build, lint and install-test the .deb in a Debian 12 chroot (root)
+deb-test: ## build and lint the .deb, install-test it in a Debian 12 chroot and under systemd in a booted container (root)
 	bash packaging/test-deb.sh
 
 deb-clean: ## remove the .deb and its staging dir

@@ -65,7 +65,8 @@ trap 'exit 130' INT TERM
 
 # --- 1. build ---------------------------------------------------------------
 if $MAKE deb >"$TMP/build.log" 2>&1; then
-	DEB=$(ls dist/relaymesh_*_amd64.deb 2>/dev/null | head -n 1)
+	# the newest: dist/ keeps the packages of earlier versions
+	DEB=$(ls -t dist/relaymesh_*_amd64.deb 2>/dev/null | head -n 1)
 	pass "make deb built $DEB"
 else
 	tail -n 30 "$TMP/build.log"
@@ -153,6 +154,21 @@ for k in net.core.rmem_max net.core.wmem_max net.core.rmem_default; do
 	fi
 done
 [ "$sysctl_ok" = 1 ] && pass "sysctl drop-in raises rmem_max, wmem_max, rmem_default to >= 8 MiB"
+want_rmem=$(awk -F' *= *' '$1 == "net.core.rmem_max" {print $2}' "$TMP/x/usr/lib/sysctl.d/60-relaymesh.conf")
+# postinst_sysctl_line WHERE LOG LINE RMEM_MAX: postinst's log has LINE
+# once when the kernel's rmem_max is short of the drop-in's, else never
+postinst_sysctl_line() {
+	n=$(grep -c -- "$3" "$2")
+	if [ "$4" -lt "$want_rmem" ] && [ "$n" = 1 ]; then
+		pass "postinst $1 says in one line that the sysctls are not in force (rmem_max $4)"
+	elif [ "$4" -ge "$want_rmem" ] && [ "$n" = 0 ]; then
+		# applied now or already set so: either way no message
+		pass "postinst $1: the sysctls are in force and it says nothing (rmem_max $4)"
+	else
+		sed 's/^/  /' "$2"
+		fail "postinst $1: rmem_max $4 (want $want_rmem), $n lines '$3'"
+	fi
+}
 
 # --- 4. the unit --------------------------------------------------------------
 if command -v systemd-analyze >/dev/null; then
@@ -206,40 +222,46 @@ fi
 mirror=${mirror:-http://deb.debian.org/debian}
 
 CACHE=${RELAYMESH_CI_CACHE:-/var/cache/relaymesh-ci}
-PRISTINE=$CACHE/bookworm-minbase
+# cached_root DIR INCLUDE WHAT: make DIR a Debian 12 minbase root with the
+# packages INCLUDE (debootstrap, once: a stamp says what DIR holds).
+cached_root() {
+	stamp="bookworm minbase $2 v1"
+	[ "$(cat "$1/.relaymesh-ci" 2>/dev/null)" = "$stamp" ] && return 0
+	echo "making $3 in $1 from $mirror (once)"
+	t0=$(date +%s)
+	rm -rf --one-file-system "$1" "$1.new"
+	if debootstrap --variant=minbase --include="$2" bookworm "$1.new" "$mirror" >"$TMP/debootstrap.log" 2>&1; then
+		rm -rf "$1.new/var/cache/apt/archives/"*.deb
+		echo "$stamp" >"$1.new/.relaymesh-ci"
+		mv "$1.new" "$1"
+		pass "debootstrap $3 ($(($(date +%s) - t0)) s)"
+	else
+		tail -n 20 "$TMP/debootstrap.log"
+		fail "debootstrap --variant=minbase --include=$2 bookworm from $mirror"
+		finish
+	fi
+}
+# remove_stale PREFIX: delete the work copies PREFIX.PID of runs that were
+# killed (their PID is gone), unmounting what they mounted first.
+remove_stale() {
+	for w in "$1".*; do
+		[ -d "$w" ] || continue
+		kill -0 "${w##*.}" 2>/dev/null && continue
+		for m in "$w/proc" "$w/dev/pts"; do
+			mountpoint -q "$m" 2>/dev/null && { umount "$m" || umount -l "$m"; }
+		done
+		rm -rf --one-file-system "$w"
+	done
+}
 # On a real host init-system-helpers is always there (systemd needs it);
 # having it here tests that postinst enables the unit.
-INCLUDE=adduser,init-system-helpers
-STAMP="bookworm minbase $INCLUDE v1"
 mkdir -p "$CACHE"
 exec 9>"$CACHE/lock"
 flock 9
-if [ "$(cat "$PRISTINE/.relaymesh-ci" 2>/dev/null)" != "$STAMP" ]; then
-	echo "making a pristine Debian 12 minbase root in $PRISTINE from $mirror (once)"
-	t0=$(date +%s)
-	rm -rf --one-file-system "$PRISTINE" "$PRISTINE.new"
-	if debootstrap --variant=minbase --include="$INCLUDE" bookworm "$PRISTINE.new" "$mirror" >"$TMP/debootstrap.log" 2>&1; then
-		rm -rf "$PRISTINE.new/var/cache/apt/archives/"*.deb
-		echo "$STAMP" >"$PRISTINE.new/.relaymesh-ci"
-		mv "$PRISTINE.new" "$PRISTINE"
-		pass "debootstrap bookworm minbase ($(($(date +%s) - t0)) s)"
-	else
-		tail -n 20 "$TMP/debootstrap.log"
-		fail "debootstrap --variant=minbase bookworm from $mirror"
-		finish
-	fi
-fi
-# Work copies left by a run that was killed: unmount, then delete.
-for w in "$CACHE"/work.*; do
-	[ -d "$w" ] || continue
-	kill -0 "${w##*.}" 2>/dev/null && continue
-	for m in "$w/proc" "$w/dev/pts"; do
-		mountpoint -q "$m" 2>/dev/null && { umount "$m" || umount -l "$m"; }
-	done
-	rm -rf --one-file-system "$w"
-done
+cached_root "$CACHE/bookworm-minbase" adduser,init-system-helpers "a pristine Debian 12 minbase root"
+remove_stale "$CACHE/work"
 ROOT=$CACHE/work.$$
-cp -a "$PRISTINE" "$ROOT"
+cp -a "$CACHE/bookworm-minbase" "$ROOT"
 flock -u 9
 mount -t proc proc "$ROOT/proc"
 
@@ -259,6 +281,9 @@ if [ "$(cat /proc/sys/net/core/rmem_default)" = "$host_rmem" ]; then
 else
 	fail "postinst in a chroot changed the host's net.core.rmem_default"
 fi
+# ... and says so when the kernel's values are short of the drop-in's
+postinst_sysctl_line "in a chroot" "$TMP/dpkg-i.log" '60-relaymesh.conf not applied now, systemd does not run here' \
+	"$(cat /proc/sys/net/core/rmem_max)"
 
 # mode owner:group path, as installed
 expect_stat() {
@@ -319,9 +344,11 @@ fi
 in_root sh -c 'umask 027
 	head -c 32 /dev/urandom | base64 >/etc/relaymesh/auth.key
 	head -c 24 /dev/urandom | base64 >/etc/relaymesh/api.token
+	head -c 24 /dev/urandom | base64 >/etc/relaymesh/api-read.token
 	head -c 32 /dev/urandom | base64 >/etc/relaymesh/gossip.key
 	head -c 32 /dev/urandom | base64 >/etc/relaymesh/backbone.key
-	chgrp relaymesh /etc/relaymesh/auth.key /etc/relaymesh/api.token /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key'
+	chgrp relaymesh /etc/relaymesh/auth.key /etc/relaymesh/api.token /etc/relaymesh/api-read.token \
+		/etc/relaymesh/gossip.key /etc/relaymesh/backbone.key'
 for f in "$ROOT"/usr/share/doc/relaymesh/examples/*.toml; do
 	run_check "${f#"$ROOT"}"
 done
@@ -385,7 +412,8 @@ fi
 
 # Purge: data, config, every documented secret, the drop-ins, statoverride
 # and unit state gone; the account stays.
-for p in /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key /etc/relaymesh/conf.d/50-local.toml; do
+secrets="/etc/relaymesh/auth.key /etc/relaymesh/api.token /etc/relaymesh/api-read.token /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key"
+for p in $secrets /etc/relaymesh/conf.d/50-local.toml; do
 	[ -f "$ROOT$p" ] || fail "before purge: $p is missing, so purge cannot be shown to remove it"
 done
 
@@ -396,13 +424,12 @@ else
 	fail "dpkg -P relaymesh"
 fi
 left=
-for p in /var/lib/relaymesh /etc/relaymesh /etc/default/relaymesh /etc/relaymesh/auth.key \
-	/etc/relaymesh/api.token /etc/relaymesh/gossip.key /etc/relaymesh/backbone.key /etc/relaymesh/conf.d/50-local.toml \
+for p in /var/lib/relaymesh /etc/relaymesh /etc/default/relaymesh $secrets /etc/relaymesh/conf.d/50-local.toml \
 	/etc/systemd/system/multi-user.target.wants/relaymesh.service \
 	/var/lib/systemd/deb-systemd-helper-enabled/relaymesh.service.dsh-also; do
 	[ -e "$ROOT$p" ] || [ -L "$ROOT$p" ] && left="$left $p"
 done
-[ -z "$left" ] && pass "purge: data dir, config, secrets (auth, api, gossip, backbone keys), drop-ins and unit state removed" || fail "purge left:$left"
+[ -z "$left" ] && pass "purge: data dir, config, secrets (auth, api, api-read, gossip, backbone keys), drop-ins and unit state removed" || fail "purge left:$left"
 if in_root dpkg-statoverride --list | grep -q relaymesh; then
 	fail "purge: dpkg-statoverride entry left"
 else
@@ -424,32 +451,11 @@ if ! command -v systemd-nspawn >/dev/null; then
 	fail "systemd-nspawn not found (apt-get install systemd-container)"
 	finish
 fi
-BOOTED=$CACHE/bookworm-systemd
-BINCLUDE=adduser,init-system-helpers,systemd,systemd-sysv,dbus,iproute2
-BSTAMP="bookworm minbase $BINCLUDE v1"
 flock 9
-if [ "$(cat "$BOOTED/.relaymesh-ci" 2>/dev/null)" != "$BSTAMP" ]; then
-	echo "making a bootable Debian 12 root in $BOOTED from $mirror (once)"
-	t0=$(date +%s)
-	rm -rf --one-file-system "$BOOTED" "$BOOTED.new"
-	if debootstrap --variant=minbase --include="$BINCLUDE" bookworm "$BOOTED.new" "$mirror" >"$TMP/debootstrap-boot.log" 2>&1; then
-		rm -rf "$BOOTED.new/var/cache/apt/archives/"*.deb
-		echo "$BSTAMP" >"$BOOTED.new/.relaymesh-ci"
-		mv "$BOOTED.new" "$BOOTED"
-		pass "debootstrap bookworm minbase with systemd ($(($(date +%s) - t0)) s)"
-	else
-		tail -n 20 "$TMP/debootstrap-boot.log"
-		fail "debootstrap --variant=minbase --include=$BINCLUDE bookworm from $mirror"
-		finish
-	fi
-fi
-for w in "$CACHE"/boot.*; do
-	[ -d "$w" ] || continue
-	kill -0 "${w##*.}" 2>/dev/null && continue
-	rm -rf --one-file-system "$w"
-done
+cached_root "$CACHE/bookworm-systemd" adduser,init-system-helpers,systemd,systemd-sysv,dbus,iproute2 "a bootable Debian 12 root (systemd)"
+remove_stale "$CACHE/boot"
 BROOT=$CACHE/boot.$$
-cp -a "$BOOTED" "$BROOT"
+cp -a "$CACHE/bookworm-systemd" "$BROOT"
 flock -u 9
 # /tmp is a tmpfs once booted
 cp "$DEB" "$BROOT/var/tmp/relaymesh.deb"
@@ -496,17 +502,8 @@ else
 	fail "dpkg -i under systemd"
 	finish
 fi
-want_rmem=$(awk -F' *= *' '$1 == "net.core.rmem_max" {print $2}' "$BROOT/usr/lib/sysctl.d/60-relaymesh.conf")
-have_rmem=$(in_boot cat /proc/sys/net/core/rmem_max)
-nlines=$(grep -c 'could not apply /usr/lib/sysctl.d/60-relaymesh.conf' "$TMP/dpkg-boot.log")
-if [ "$have_rmem" -lt "$want_rmem" ] && [ "$nlines" = 1 ]; then
-	pass "postinst says in one line that the sysctls could not be applied here (rmem_max $have_rmem)"
-elif [ "$have_rmem" -ge "$want_rmem" ] && [ "$nlines" = 0 ]; then
-	pass "postinst applied the sysctls (rmem_max $have_rmem)"
-else
-	sed 's/^/  /' "$TMP/dpkg-boot.log"
-	fail "postinst sysctl: rmem_max $have_rmem (want $want_rmem), $nlines 'could not apply' lines"
-fi
+postinst_sysctl_line "under systemd" "$TMP/dpkg-boot.log" 'could not apply /usr/lib/sysctl.d/60-relaymesh.conf' \
+	"$(in_boot cat /proc/sys/net/core/rmem_max)"
 if wait_for 20 in_boot systemctl is-active --quiet relaymesh; then
 	pass "relaymesh.service active after install"
 else
