@@ -21,7 +21,6 @@ const qosRecordFile = "qos.json"
 
 // qosRecord is the content of qos.json.
 type qosRecord struct {
-	PID   int       `json:"pid"`
 	Trees []qosTree `json:"trees"`
 }
 
@@ -51,11 +50,11 @@ func readQoSRecord(dir string) (r qosRecord, found bool, err error) {
 }
 
 // writeQoSRecord replaces dir/qos.json atomically (temp file, fsync,
-// rename). An empty record stays: it says the agent holds no tree, so
+// rename, fsync of the directory). An empty record stays: it says the agent holds no tree, so
 // cleanup need not read the config.
 func writeQoSRecord(dir string, trees map[string]qosTree) error {
 	path := filepath.Join(dir, qosRecordFile)
-	r := qosRecord{PID: os.Getpid(), Trees: []qosTree{}}
+	r := qosRecord{Trees: []qosTree{}}
 	for _, t := range trees {
 		r.Trees = append(r.Trees, t)
 	}
@@ -64,26 +63,7 @@ func writeQoSRecord(dir string, trees map[string]qosTree) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".qos-*.json")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return writeFileAtomic(path, ".qos-*.json", append(b, '\n'), 0o644)
 }
 
 // newQoSTree describes the tree just applied on ifname.

@@ -86,36 +86,8 @@ func (s *objectStore) save(so *storedObjects) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("objects store: %w", err)
 	}
-	f, err := os.CreateTemp(dir, tempPattern)
-	if err != nil {
+	if err := writeFileAtomic(s.path, tempPattern, data, 0o600); err != nil {
 		return fmt.Errorf("objects store: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("objects store: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("objects store: fsync: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("objects store: %w", err)
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return fmt.Errorf("objects store: %w", err)
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		return fmt.Errorf("objects store: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("objects store: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("objects store: fsync %s: %w", dir, err)
 	}
 	return nil
 }
