@@ -662,7 +662,10 @@ func TestMaxBitrate(t *testing.T) {
 // TestSubscribeWait: Subscribe waits for a publisher for at most Wait.
 func TestSubscribeWait(t *testing.T) {
 	t.Run("publisher appears during the wait", func(t *testing.T) {
-		h := newHub(t, nil)
+		// OnMissing fires once the subscriber waits: publishing after it
+		// makes the test take the waiting path, not the found-at-once one
+		waiting := make(chan string, 1)
+		h := newHub(t, func(c *media.HubConfig) { c.OnMissing = func(key string) { waiting <- key } })
 		type res struct {
 			r   *media.Reader
 			err error
@@ -672,6 +675,14 @@ func TestSubscribeWait(t *testing.T) {
 			r, err := h.Subscribe(context.Background(), "live/w", media.SubscribeOptions{Wait: 30 * time.Second})
 			ch <- res{r, err}
 		}()
+		select {
+		case k := <-waiting:
+			if k != "live/w" {
+				t.Fatalf("OnMissing(%q), want live/w", k)
+			}
+		case got := <-ch:
+			t.Fatalf("Subscribe returned before any publisher: %v", got.err)
+		}
 		p := publish(t, h, "live/w")
 		k := key(0)
 		write(t, p, k)
