@@ -257,11 +257,7 @@ func BenchmarkDemuxParamSets(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				dm := NewDemuxer()
-				for c := in; len(c) > 0; {
-					n := min(1316, len(c))
-					_ = dm.Feed(c[:n], emit)
-					c = c[n:]
-				}
+				_ = feedChunks(dm, in, 1316, emit)
 				_ = dm.Flush(emit)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*250), "ns/video-frame")
