@@ -106,17 +106,21 @@ func (p *Proxy) close() {
 	for c := range p.conns {
 		c.Close()
 	}
+	p.conns = nil // a connection accepted meanwhile is closed by accept
 	p.mu.Unlock()
 	p.wg.Wait()
 }
 
-func (p *Proxy) track(c net.Conn) bool {
+// track registers both ends of a connection for close; false once the
+// proxy is closing.
+func (p *Proxy) track(c, s net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conns == nil {
 		return false
 	}
 	p.conns[c] = struct{}{}
+	p.conns[s] = struct{}{}
 	return true
 }
 
@@ -132,8 +136,11 @@ func (p *Proxy) accept() {
 			c.Close()
 			continue
 		}
-		p.track(c)
-		p.track(s)
+		if !p.track(c, s) {
+			c.Close()
+			s.Close()
+			return
+		}
 		p.wg.Add(2)
 		go p.pipe(s, c, true)
 		go p.pipe(c, s, false)
