@@ -154,3 +154,46 @@ func mustPublish(t *testing.T, h *media.Hub, key string, info media.PublisherInf
 	}
 	return p
 }
+
+// TestHubEventsSlowSubscriber: a subscriber that never reads costs only
+// its own events (counted as missed); publishers keep coming and going,
+// and another subscriber still gets every event.
+func TestHubEventsSlowSubscriber(t *testing.T) {
+	bus, got := busLog(t)
+	stuck := bus.Subscribe("stuck", 2) // never read
+	defer stuck.Close()
+	cfg := media.DefaultHubConfig()
+	cfg.ReconnectGrace = 0
+	cfg.Events = bus
+	h := media.NewHub(cfg, quietLog())
+	defer h.Close()
+	const lives = 200
+	done := make(chan error, 1)
+	go func() {
+		for range lives {
+			p, err := h.Publish("live/slow", media.PublisherInfo{Protocol: "rtmp"})
+			if err != nil {
+				done <- err
+				return
+			}
+			p.Close()
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%d publish and close cycles not done in 30 s: the stuck subscriber holds up the hub", lives)
+	}
+	if n := len(got()); n != 2*lives {
+		t.Errorf("the reading subscriber got %d events, want %d", n, 2*lives)
+	}
+	for _, s := range bus.Stats().Subscribers {
+		if s.Name == "stuck" && s.Missed == 0 {
+			t.Errorf("the stuck subscriber missed nothing with a queue of 2: %+v", s)
+		}
+	}
+}
