@@ -168,26 +168,16 @@ func TestHubEventsSlowSubscriber(t *testing.T) {
 	h := media.NewHub(cfg, quietLog())
 	defer h.Close()
 	const lives = 200
-	done := make(chan error, 1)
-	go func() {
+	doneWithin(t, 30*time.Second, "publish and close cycles beside a stuck subscriber", func() error {
 		for range lives {
 			p, err := h.Publish("live/slow", media.PublisherInfo{Protocol: "rtmp"})
 			if err != nil {
-				done <- err
-				return
+				return err
 			}
 			p.Close()
 		}
-		done <- nil
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%d publish and close cycles not done in 30 s: the stuck subscriber holds up the hub", lives)
-	}
+		return nil
+	})
 	if n := len(got()); n != 2*lives {
 		t.Errorf("the reading subscriber got %d events, want %d", n, 2*lives)
 	}

@@ -55,6 +55,23 @@ func newHub(t *testing.T, mod func(*media.HubConfig)) *media.Hub {
 	return h
 }
 
+// doneWithin runs fn in its own goroutine and fails the test if it returns
+// an error or does not return within d (a bound against a block, not a
+// timing assertion).
+func doneWithin(t *testing.T, d time.Duration, what string, fn func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(d):
+		t.Fatalf("%s: not done within %s", what, d)
+	}
+}
+
 func publish(t *testing.T, h *media.Hub, key string) *media.Publisher {
 	t.Helper()
 	p, err := h.Publish(key, media.PublisherInfo{Protocol: "test", Remote: t.Name()})
@@ -366,28 +383,18 @@ func TestSlowReader(t *testing.T) {
 		h := newHub(t, small)
 		p := publish(t, h, "live/slow")
 		_ = subscribe(t, h, "live/slow") // never reads
-		done := make(chan error, 1)
-		go func() {
+		doneWithin(t, 30*time.Second, "the writer, while a reader is stuck", func() error {
 			for i := range 100 * ring {
 				pk := inter(int64(i) * 40)
 				if i%10 == 0 {
 					pk = key(int64(i) * 40)
 				}
 				if err := p.Write(pk); err != nil {
-					done <- err
-					return
+					return err
 				}
 			}
-			done <- nil
-		}()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("writer did not complete while a reader was stuck")
-		}
+			return nil
+		})
 	})
 
 	t.Run("lag in media time skips to the newest keyframe", func(t *testing.T) {

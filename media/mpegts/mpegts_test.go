@@ -506,6 +506,12 @@ func BenchmarkDemux(b *testing.B) {
 	frames := 0
 	probe := demuxAll(b, in, 1316)
 	frames = probe.count(media.KindVideo, false) + probe.count(media.KindAudio, false)
+	benchDemux(b, in, frames, "ns/frame")
+}
+
+// benchDemux demuxes in, in 1316-byte reads, b.N times with a new Demuxer
+// each time, and reports the time per one of its frames as unit.
+func benchDemux(b *testing.B, in []byte, frames int, unit string) {
 	emit := func(*media.Packet) {}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(in)))
@@ -515,5 +521,5 @@ func BenchmarkDemux(b *testing.B) {
 		_ = feedChunks(dm, in, 1316, emit)
 		_ = dm.Flush(emit)
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*frames), "ns/frame")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*frames), unit)
 }

@@ -254,17 +254,7 @@ func FuzzParamInject(f *testing.F) {
 func BenchmarkDemuxParamSets(b *testing.B) {
 	for _, c := range []string{"h264-repeated", "h264"} {
 		b.Run(c, func(b *testing.B) {
-			in := gstTS(b, c, 250)
-			emit := func(*media.Packet) {}
-			b.ReportAllocs()
-			b.SetBytes(int64(len(in)))
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				dm := NewDemuxer()
-				_ = feedChunks(dm, in, 1316, emit)
-				_ = dm.Flush(emit)
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*250), "ns/video-frame")
+			benchDemux(b, gstTS(b, c, 250), 250, "ns/video-frame")
 		})
 	}
 }
