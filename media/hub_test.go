@@ -600,6 +600,39 @@ func TestPublishLimits(t *testing.T) {
 		p2.Close()
 		publish(t, h, "live/3")
 	})
+	t.Run("takeover under a limit lowered below the publishers", func(t *testing.T) {
+		// a reload lowers max_publishers to 1 with two publishing: a
+		// takeover still replaces one (it adds none), and a reader
+		// keeps getting the stream from the new publisher
+		h := newHub(t, func(c *media.HubConfig) { c.MaxPublishers = 2; c.Takeover = true })
+		p1 := publish(t, h, "live/1")
+		publish(t, h, "live/2")
+		write(t, p1, vhdr(0), key(0))
+		r := subscribe(t, h, "live/1")
+		if _, err := drain(r); err != nil {
+			t.Fatal(err)
+		}
+		h.SetLimits(1, 0, 0, true, time.Minute)
+		p3, err := h.Publish("live/1", media.PublisherInfo{Protocol: "test"})
+		if err != nil {
+			t.Fatalf("takeover under the lowered limit: %v", err)
+		}
+		if err := p1.Write(inter(40)); !errors.Is(err, media.ErrTakenOver) {
+			t.Fatalf("old publisher after the takeover: %v, want ErrTakenOver", err)
+		}
+		k := key(80)
+		write(t, p3, vhdr(80), k)
+		got, err := drain(r)
+		if err != nil || len(media1(got)) == 0 || media1(got)[0] != k {
+			t.Fatalf("reader after the takeover got %v, %v; want the new publisher's keyframe", describe(got), err)
+		}
+		if n := h.PublisherCount(); n != 2 {
+			t.Errorf("PublisherCount = %d, want 2 (the takeover adds none)", n)
+		}
+		if _, err := h.Publish("live/3", media.PublisherInfo{}); !errors.Is(err, media.ErrTooManyPubs) {
+			t.Fatalf("a new stream over the lowered limit: %v, want ErrTooManyPubs", err)
+		}
+	})
 	t.Run("max readers", func(t *testing.T) {
 		h := newHub(t, func(c *media.HubConfig) { c.MaxReaders = 2 })
 		publish(t, h, "live/x")
