@@ -33,10 +33,12 @@ test-e2e: ## end-to-end and cluster tests only
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./media/... ./test/... ./agent/...
 
 FUZZTIME ?= 30s
+# the minimizer's default of 60 s per new input would take all of FUZZTIME
+FUZZMINIMIZE ?= 5s
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$pkg || exit 1; \
 	  done; \
 	done
 

@@ -154,3 +154,36 @@ func mustPublish(t *testing.T, h *media.Hub, key string, info media.PublisherInf
 	}
 	return p
 }
+
+// TestHubEventsSlowSubscriber: a subscriber that never reads costs only
+// its own events (counted as missed); publishers keep coming and going,
+// and another subscriber still gets every event.
+func TestHubEventsSlowSubscriber(t *testing.T) {
+	bus, got := busLog(t)
+	stuck := bus.Subscribe("stuck", 2) // never read
+	defer stuck.Close()
+	cfg := media.DefaultHubConfig()
+	cfg.ReconnectGrace = 0
+	cfg.Events = bus
+	h := media.NewHub(cfg, quietLog())
+	defer h.Close()
+	const lives = 200
+	doneWithin(t, 30*time.Second, "publish and close cycles beside a stuck subscriber", func() error {
+		for range lives {
+			p, err := h.Publish("live/slow", media.PublisherInfo{Protocol: "rtmp"})
+			if err != nil {
+				return err
+			}
+			p.Close()
+		}
+		return nil
+	})
+	if n := len(got()); n != 2*lives {
+		t.Errorf("the reading subscriber got %d events, want %d", n, 2*lives)
+	}
+	for _, s := range bus.Stats().Subscribers {
+		if s.Name == "stuck" && s.Missed == 0 {
+			t.Errorf("the stuck subscriber missed nothing with a queue of 2: %+v", s)
+		}
+	}
+}

@@ -175,24 +175,27 @@ func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
 			s = nil
 		}
 	}
-	takeover := false
+	var old *Publisher
 	if s != nil {
 		s.mu.Lock()
-		old := s.pub
+		old = s.pub
 		if old != nil && !h.cfg.Takeover && !info.Takeover {
 			s.mu.Unlock()
 			return nil, fmt.Errorf("%s: %w by %s since %s", key, ErrStreamBusy, old.info.Remote, old.info.Since.Format(time.RFC3339))
 		}
 		s.mu.Unlock()
-		takeover = old != nil
-		if old != nil {
-			// a false return: old detached by itself meanwhile and
-			// counted itself out
-			old.detach(ErrTakenOver)
-		}
 	}
-	if h.cfg.MaxPublishers > 0 && h.publishers.Load() >= int64(h.cfg.MaxPublishers) {
+	takeover := old != nil
+	// a takeover replaces a publisher and adds none: checked after the
+	// detach, a limit lowered by a reload would kick the old publisher
+	// and refuse the new one, leaving the stream with neither
+	if !takeover && h.cfg.MaxPublishers > 0 && h.publishers.Load() >= int64(h.cfg.MaxPublishers) {
 		return nil, fmt.Errorf("%w (limit %d)", ErrTooManyPubs, h.cfg.MaxPublishers)
+	}
+	if takeover {
+		// a false return: old detached by itself meanwhile and counted
+		// itself out
+		old.detach(ErrTakenOver)
 	}
 	h.publishers.Add(1) // before attach: p's stream may count it out at once
 	var p *Publisher

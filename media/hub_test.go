@@ -55,6 +55,23 @@ func newHub(t *testing.T, mod func(*media.HubConfig)) *media.Hub {
 	return h
 }
 
+// doneWithin runs fn in its own goroutine and fails the test if it returns
+// an error or does not return within d (a bound against a block, not a
+// timing assertion).
+func doneWithin(t *testing.T, d time.Duration, what string, fn func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(d):
+		t.Fatalf("%s: not done within %s", what, d)
+	}
+}
+
 func publish(t *testing.T, h *media.Hub, key string) *media.Publisher {
 	t.Helper()
 	p, err := h.Publish(key, media.PublisherInfo{Protocol: "test", Remote: t.Name()})
@@ -366,28 +383,18 @@ func TestSlowReader(t *testing.T) {
 		h := newHub(t, small)
 		p := publish(t, h, "live/slow")
 		_ = subscribe(t, h, "live/slow") // never reads
-		done := make(chan error, 1)
-		go func() {
+		doneWithin(t, 30*time.Second, "the writer, while a reader is stuck", func() error {
 			for i := range 100 * ring {
 				pk := inter(int64(i) * 40)
 				if i%10 == 0 {
 					pk = key(int64(i) * 40)
 				}
 				if err := p.Write(pk); err != nil {
-					done <- err
-					return
+					return err
 				}
 			}
-			done <- nil
-		}()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("writer did not complete while a reader was stuck")
-		}
+			return nil
+		})
 	})
 
 	t.Run("lag in media time skips to the newest keyframe", func(t *testing.T) {
@@ -593,6 +600,39 @@ func TestPublishLimits(t *testing.T) {
 		p2.Close()
 		publish(t, h, "live/3")
 	})
+	t.Run("takeover under a limit lowered below the publishers", func(t *testing.T) {
+		// a reload lowers max_publishers to 1 with two publishing: a
+		// takeover still replaces one (it adds none), and a reader
+		// keeps getting the stream from the new publisher
+		h := newHub(t, func(c *media.HubConfig) { c.MaxPublishers = 2; c.Takeover = true })
+		p1 := publish(t, h, "live/1")
+		publish(t, h, "live/2")
+		write(t, p1, vhdr(0), key(0))
+		r := subscribe(t, h, "live/1")
+		if _, err := drain(r); err != nil {
+			t.Fatal(err)
+		}
+		h.SetLimits(1, 0, 0, true, time.Minute)
+		p3, err := h.Publish("live/1", media.PublisherInfo{Protocol: "test"})
+		if err != nil {
+			t.Fatalf("takeover under the lowered limit: %v", err)
+		}
+		if err := p1.Write(inter(40)); !errors.Is(err, media.ErrTakenOver) {
+			t.Fatalf("old publisher after the takeover: %v, want ErrTakenOver", err)
+		}
+		k := key(80)
+		write(t, p3, vhdr(80), k)
+		got, err := drain(r)
+		if err != nil || len(media1(got)) == 0 || media1(got)[0] != k {
+			t.Fatalf("reader after the takeover got %v, %v; want the new publisher's keyframe", describe(got), err)
+		}
+		if n := h.PublisherCount(); n != 2 {
+			t.Errorf("PublisherCount = %d, want 2 (the takeover adds none)", n)
+		}
+		if _, err := h.Publish("live/3", media.PublisherInfo{}); !errors.Is(err, media.ErrTooManyPubs) {
+			t.Fatalf("a new stream over the lowered limit: %v, want ErrTooManyPubs", err)
+		}
+	})
 	t.Run("max readers", func(t *testing.T) {
 		h := newHub(t, func(c *media.HubConfig) { c.MaxReaders = 2 })
 		publish(t, h, "live/x")
@@ -662,7 +702,10 @@ func TestMaxBitrate(t *testing.T) {
 // TestSubscribeWait: Subscribe waits for a publisher for at most Wait.
 func TestSubscribeWait(t *testing.T) {
 	t.Run("publisher appears during the wait", func(t *testing.T) {
-		h := newHub(t, nil)
+		// OnMissing fires once the subscriber waits: publishing after it
+		// makes the test take the waiting path, not the found-at-once one
+		waiting := make(chan string, 1)
+		h := newHub(t, func(c *media.HubConfig) { c.OnMissing = func(key string) { waiting <- key } })
 		type res struct {
 			r   *media.Reader
 			err error
@@ -672,6 +715,14 @@ func TestSubscribeWait(t *testing.T) {
 			r, err := h.Subscribe(context.Background(), "live/w", media.SubscribeOptions{Wait: 30 * time.Second})
 			ch <- res{r, err}
 		}()
+		select {
+		case k := <-waiting:
+			if k != "live/w" {
+				t.Fatalf("OnMissing(%q), want live/w", k)
+			}
+		case got := <-ch:
+			t.Fatalf("Subscribe returned before any publisher: %v", got.err)
+		}
 		p := publish(t, h, "live/w")
 		k := key(0)
 		write(t, p, k)

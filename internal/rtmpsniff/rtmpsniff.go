@@ -27,6 +27,34 @@ type Header struct {
 // little-endian.
 func (h Header) StreamID() uint32 { return binary.LittleEndian.Uint32(h.MSID[:]) }
 
+// Message types that travel on a message stream; protocol and user
+// control messages (types 1 to 6) belong to the connection, stream 0.
+const (
+	TypeAudio   = 8
+	TypeVideo   = 9
+	TypeData    = 18 // AMF0
+	TypeCommand = 20 // AMF0
+)
+
+// OnStream says whether h is an audio, video, data or command message.
+func (h Header) OnStream() bool {
+	switch h.Type {
+	case TypeAudio, TypeVideo, TypeData, TypeCommand:
+		return true
+	}
+	return false
+}
+
+// WrongStream says whether h's message stream id is not the one a single
+// publish or play session uses: stream 1 for media and data, 0 or 1 for
+// commands (connect and createStream go on 0).
+func (h Header) WrongStream() bool {
+	if h.Type == TypeCommand {
+		return h.StreamID() > 1
+	}
+	return h.StreamID() != 1
+}
+
 // Proxy forwards connections on a loopback port to a target address.
 type Proxy struct {
 	ln     net.Listener
@@ -78,17 +106,21 @@ func (p *Proxy) close() {
 	for c := range p.conns {
 		c.Close()
 	}
+	p.conns = nil // a connection accepted meanwhile is closed by accept
 	p.mu.Unlock()
 	p.wg.Wait()
 }
 
-func (p *Proxy) track(c net.Conn) bool {
+// track registers both ends of a connection for close; false once the
+// proxy is closing.
+func (p *Proxy) track(c, s net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conns == nil {
 		return false
 	}
 	p.conns[c] = struct{}{}
+	p.conns[s] = struct{}{}
 	return true
 }
 
@@ -104,8 +136,11 @@ func (p *Proxy) accept() {
 			c.Close()
 			continue
 		}
-		p.track(c)
-		p.track(s)
+		if !p.track(c, s) {
+			c.Close()
+			s.Close()
+			return
+		}
 		p.wg.Add(2)
 		go p.pipe(s, c, true)
 		go p.pipe(c, s, false)

@@ -74,16 +74,25 @@ func (d *demuxed) count(kind media.Kind, header bool) (n int) {
 	return n
 }
 
+// feedChunks gives b to dm in chunks of chunk bytes, as reads from a
+// socket would, and returns the first error.
+func feedChunks(dm *Demuxer, b []byte, chunk int, emit func(*media.Packet)) error {
+	for len(b) > 0 {
+		n := min(chunk, len(b))
+		if err := dm.Feed(b[:n], emit); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
 func demuxAll(t testing.TB, b []byte, chunk int) *demuxed {
 	t.Helper()
 	var out demuxed
 	dm := NewDemuxer()
-	for len(b) > 0 {
-		n := min(chunk, len(b))
-		if err := dm.Feed(b[:n], out.emit); err != nil {
-			t.Fatalf("Feed: %v", err)
-		}
-		b = b[n:]
+	if err := feedChunks(dm, b, chunk, out.emit); err != nil {
+		t.Fatalf("Feed: %v", err)
 	}
 	if err := dm.Flush(out.emit); err != nil {
 		t.Fatalf("Flush: %v", err)
@@ -400,12 +409,7 @@ func TestDemuxBadInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dm := NewDemuxer()
 			var out demuxed
-			var err error
-			for b := c.in; len(b) > 0 && err == nil; {
-				n := min(1316, len(b))
-				err = dm.Feed(b[:n], out.emit)
-				b = b[n:]
-			}
+			err := feedChunks(dm, c.in, 1316, out.emit)
 			if !errors.Is(err, c.wantErr) {
 				t.Fatalf("got %v, want %v (stats %+v)", err, c.wantErr, dm.Stats())
 			}
@@ -502,18 +506,20 @@ func BenchmarkDemux(b *testing.B) {
 	frames := 0
 	probe := demuxAll(b, in, 1316)
 	frames = probe.count(media.KindVideo, false) + probe.count(media.KindAudio, false)
+	benchDemux(b, in, frames, "ns/frame")
+}
+
+// benchDemux demuxes in, in 1316-byte reads, b.N times with a new Demuxer
+// each time, and reports the time per one of its frames as unit.
+func benchDemux(b *testing.B, in []byte, frames int, unit string) {
 	emit := func(*media.Packet) {}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(in)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		dm := NewDemuxer()
-		for c := in; len(c) > 0; {
-			n := min(1316, len(c))
-			_ = dm.Feed(c[:n], emit)
-			c = c[n:]
-		}
+		_ = feedChunks(dm, in, 1316, emit)
 		_ = dm.Flush(emit)
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*frames), "ns/frame")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*frames), unit)
 }

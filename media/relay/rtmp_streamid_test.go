@@ -32,14 +32,14 @@ func TestRTMPClientStreamIDs(t *testing.T) {
 	}
 	var commands, media int
 	for _, h := range sniff.Headers() {
-		if !h.FromClient || h.Type != 8 && h.Type != 9 && h.Type != 18 && h.Type != 20 {
+		if !h.FromClient || !h.OnStream() {
 			continue
 		}
 		switch {
-		case h.Type == 20 && h.StreamID() > 1, h.Type != 20 && h.StreamID() != 1:
+		case h.WrongStream():
 			t.Errorf("client sent type %d on csid %d with stream id bytes % x (%d), want stream 0 or 1, 1 as 01 00 00 00",
 				h.Type, h.CSID, h.MSID, h.StreamID())
-		case h.Type != 20:
+		case h.Type != rtmpsniff.TypeCommand:
 			media++
 		case h.StreamID() == 1:
 			commands++

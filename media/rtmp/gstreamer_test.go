@@ -144,22 +144,22 @@ func TestGStreamer(t *testing.T) {
 		}
 		var onStream1, media, clientMedia int
 		for _, h := range sniff.Headers() {
-			if h.Type != 8 && h.Type != 9 && h.Type != 18 && h.Type != 20 {
+			if !h.OnStream() {
 				continue // protocol control and user control: stream 0
 			}
 			switch {
-			case h.FromClient && h.Type != 20:
+			case h.FromClient && h.Type != rtmpsniff.TypeCommand:
 				// GStreamer's own media: shows the proxy reads the field
 				// as a spec-abiding peer does
 				clientMedia++
-				if h.StreamID() != 1 {
+				if h.WrongStream() {
 					t.Errorf("GStreamer sent media type %d on stream id bytes % x", h.Type, h.MSID)
 				}
 			case h.FromClient:
-			case h.Type == 20 && h.StreamID() > 1, h.Type != 20 && h.StreamID() != 1:
+			case h.WrongStream():
 				t.Errorf("server sent type %d on csid %d with stream id bytes % x (%d), want stream 1 as 01 00 00 00",
 					h.Type, h.CSID, h.MSID, h.StreamID())
-			case h.Type != 20:
+			case h.Type != rtmpsniff.TypeCommand:
 				media++
 			case h.StreamID() == 1:
 				onStream1++

@@ -40,7 +40,11 @@ func (c *conn) publish(ctx context.Context, cmd Command) error {
 	var clock media.Unwrapper
 	timeout := c.srv.cfg.Load().ReadTimeout
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		// both ways: what the server writes meanwhile (acks, ping
+		// responses) is no longer held to the command phase's deadline,
+		// and a publisher that stops reading them is cut as one that
+		// stops sending
+		c.nc.SetDeadline(time.Now().Add(timeout))
 		msg, err := c.readMessage()
 		if err != nil {
 			if isTimeout(err) {

@@ -662,3 +662,77 @@ func TestUnpublish(t *testing.T) {
 		})
 	}
 }
+
+// TestPublisherControlLate: a publisher that, long after the handshake
+// timeout, pings the server or has it acknowledge bytes (a small Window
+// Acknowledgement Size) gets its answers and keeps publishing until it
+// unpublishes: the server's replies are not held to the deadline of the
+// command phase.
+func TestPublisherControlLate(t *testing.T) {
+	const handshake = 500 * time.Millisecond
+	n := start(t, fastHub(), rtmp.Config{HandshakeTimeout: handshake})
+	vhdr := []byte{0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff}
+	// a 500-byte IDR slice, so that a few frames pass an ack window
+	key := append([]byte{0x17, 1, 0, 0, 0, 0, 0, 0x01, 0xf4, 0x65}, make([]byte, 499)...)
+	cases := []struct {
+		name        string
+		before, end []byte // a user control or window size message body, and its type
+		typ         uint8
+	}{
+		{"ping request", nil, []byte{0, 6, 0, 0, 0, 1}, 4},
+		{"window acknowledgement size", []byte{0, 0, 0x03, 0xe8}, nil, 5}, // 1000 bytes
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			k := "late" + strings.ReplaceAll(tc.name, " ", "-")
+			c := dialRaw(t, n.RTMP.Addr().String())
+			dialed := time.Now()
+			if tc.before != nil {
+				if err := c.send(2, tc.typ, 0, 0, tc.before); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.publish(t, "live", k)
+			frame := func(i int, body []byte) {
+				t.Helper()
+				if err := c.send(6, 9, time.Duration(i*40)*time.Millisecond, 1, body); err != nil {
+					t.Fatalf("frame %d: %v (the server closed the connection)", i, err)
+				}
+			}
+			frame(0, vhdr)
+			// media until well past the handshake timeout
+			tick := time.NewTicker(40 * time.Millisecond)
+			defer tick.Stop()
+			i := 1
+			for ; time.Since(dialed) < 3*handshake; i++ {
+				<-tick.C
+				frame(i, key)
+			}
+			if tc.end != nil {
+				if err := c.send(2, tc.typ, 0, 0, tc.end); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for j := range 5 {
+				<-tick.C
+				frame(i+j, key)
+			}
+			if err := c.cmd(0, "FCUnpublish", float64(4), nil, k); err != nil {
+				t.Fatal(err)
+			}
+			testmedia.Eventually(t, 5*time.Second, "the publisher's own unpublish", func() bool {
+				for _, l := range testmedia.Lines(n.Logs.String()) {
+					if strings.Contains(l, `"stream":"live/`+k+`"`) && strings.Contains(l, `"msg":"unpublished"`) {
+						return true
+					}
+				}
+				return false
+			})
+			for _, l := range testmedia.Lines(n.Logs.String()) {
+				if strings.Contains(l, `"stream":"live/`+k+`"`) && strings.Contains(l, `"reason"`) {
+					t.Errorf("the publisher was cut: %s", l)
+				}
+			}
+		})
+	}
+}
