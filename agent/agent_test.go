@@ -306,48 +306,6 @@ func TestAgentServesAndReloads(t *testing.T) {
 	}
 }
 
-// TestSIGTERMEndsPlayersCleanly: players connected at shutdown get the end
-// of the stream and the agent exits.
-func TestSIGTERMEndsPlayersCleanly(t *testing.T) {
-	testmedia.Need(t, "ffmpeg", "ffprobe")
-	a := startAgent(t, "")
-	ctx := context.Background()
-	testmedia.Publish(t, ctx, testmedia.Source{Realtime: true, Duration: 30 * time.Second}, a.rtmp("live/term"))
-	var sr streamsResp
-	testmedia.Eventually(t, 10*time.Second, "stream live", func() bool {
-		getJSON(t, a.api("/v1/streams"), &sr)
-		return len(sr.Streams) == 1
-	})
-	done := make(chan error, 1)
-	var res testmedia.Result
-	go func() {
-		var err error
-		res, err = testmedia.Read(ctx, a.rtmp("live/term"), 60*time.Second)
-		done <- err
-	}()
-	testmedia.Eventually(t, 10*time.Second, "a reader", func() bool {
-		getJSON(t, a.api("/v1/streams"), &sr)
-		return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1
-	})
-	waitSent(t, a, "live/term", 50_000) // the player has some media before the agent stops
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("player did not end cleanly: %v", err)
-		}
-		if res.VideoFrames == 0 || res.DecodeErrors != "" {
-			t.Errorf("player got %d frames, decode errors %q", res.VideoFrames, res.DecodeErrors)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("player still reading 20 s after SIGTERM")
-	}
-	a.waitExited(t, 15*time.Second)
-	if !strings.Contains(a.logs.String(), `"msg":"stopped"`) {
-		t.Errorf("no 'stopped' log line")
-	}
-}
-
 // TestCrossProtocol: any input plays on every output, through the real
 // binary. SRT in is read over RTMP, HTTP-FLV and SRT; RTMP in is read over
 // SRT. Codecs, resolution, every frame, no decode errors.

@@ -162,7 +162,11 @@ func TestSIGTERMDrainsEveryProtocol(t *testing.T) {
 		t.Error("the HTTP-FLV player that was behind still reading 30 s after SIGTERM")
 	}
 	a.waitExited(t, 15*time.Second)
-	if l := a.logs.String(); !strings.Contains(l, `"msg":"drained"`) {
+	l := a.logs.String()
+	if !strings.Contains(l, `"msg":"drained"`) {
 		t.Errorf("the agent did not log drained (every connection finished within the drain timeout)")
+	}
+	if !strings.Contains(l, `"msg":"stopped"`) {
+		t.Errorf("no 'stopped' log line")
 	}
 }
