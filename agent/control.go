@@ -26,8 +26,10 @@ const (
 	// defaultRuntimeDir is what the packaged unit's RuntimeDirectory=
 	// makes; clients look there when RUNTIME_DIRECTORY is not set.
 	defaultRuntimeDir = "/run/relaymesh"
-	// reloadWait bounds how long `relaymesh reload` waits for the verdict.
-	reloadWait = 2 * time.Minute
+	// reloadWait bounds how long `relaymesh reload` waits for the verdict:
+	// under systemd's 90 s default for ExecReload, so the command, not
+	// systemd's timeout, says what happened.
+	reloadWait = 80 * time.Second
 )
 
 // agentRuntimeDir is where the agent keeps what lives as long as it runs
