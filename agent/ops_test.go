@@ -186,13 +186,6 @@ func TestAgentWebhooks(t *testing.T) {
 	}
 }
 
-func TestNotifyWithoutWebhooks(t *testing.T) {
-	var a *Agent
-	a.notify(EventMemberJoin, nil) // nil agent
-	a = &Agent{}
-	a.notify(EventMemberJoin, map[string]string{"member": "x"}) // no [webhooks]
-}
-
 // inNewNS runs fn on a locked OS thread inside a fresh network namespace
 // and throws the thread away afterwards.
 func inNewNS(t *testing.T, fn func() error) {
