@@ -3,6 +3,9 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +35,9 @@ func TestWebhookMemberJoinLeave(t *testing.T) {
 	if join.Node != "node-a" || join.Data["role"] != "standalone" || join.Data["addr"] != fmt.Sprintf("127.0.0.1:%d", gossipB) {
 		t.Errorf("member.join = %+v, want sent by node-a about node-b (standalone, 127.0.0.1:%d)", join, gossipB)
 	}
+	if got, want := dataKeys(join), "addr member region role site"; got != want {
+		t.Errorf("member.join data fields %q, want %q (README, Webhooks)", got, want)
+	}
 	t.Logf("member.join received %s after node-b answered /healthz", join.At.Sub(started).Round(time.Millisecond))
 
 	// node-b's own join completes (it knows node-a) before it stops: a
@@ -52,6 +58,9 @@ func TestWebhookMemberJoinLeave(t *testing.T) {
 	b.cmd.Process.Signal(syscall.SIGTERM)
 	b.waitExited(t, 20*time.Second)
 	leave := sink.WaitFor(t, 15*time.Second, "member.leave", map[string]any{"member": "node-b", "state": "left"})
+	if got, want := dataKeys(leave), "addr member region role site state streams"; got != want {
+		t.Errorf("member.leave data fields %q, want %q (README, Webhooks)", got, want)
+	}
 	t.Logf("member.leave received %s after SIGTERM", leave.At.Sub(stopped).Round(time.Millisecond))
 	var order []string
 	for _, h := range sink.Hooks(t, "member.join", "member.leave") {
@@ -61,6 +70,11 @@ func TestWebhookMemberJoinLeave(t *testing.T) {
 		t.Errorf("member events %q, want %q", order, want)
 	}
 	_ = a
+}
+
+// dataKeys is h's data fields, sorted and joined by spaces.
+func dataKeys(h agent.Hook) string {
+	return strings.Join(slices.Sorted(maps.Keys(h.Data)), " ")
 }
 
 // TestWebhookFlowFailover: a flow with an RTMP primary and backup; the
@@ -111,6 +125,9 @@ func TestWebhookFlowFailover(t *testing.T) {
 	t.Logf("stream.failover received %s after the primary was killed (gap_ms %v)", fo.At.Sub(killed).Round(time.Millisecond), fo.Data["gap_ms"])
 	if want := map[string]any{"stream": "flow/fo", "from": "primary", "to": "backup", "reason": "silence"}; !agent.HookMatches(fo.Data, want) {
 		t.Errorf("stream.failover = %v, want %v", fo.Data, want)
+	}
+	if got, want := dataKeys(fo), "direction flow from gap_ms reason stream to"; got != want {
+		t.Errorf("stream.failover data fields %q, want %q (README, Webhooks)", got, want)
 	}
 
 	// the primary comes back: the return is sent too (its reason is
