@@ -27,7 +27,7 @@ func TestWebhookMemberJoinLeave(t *testing.T) {
 		}
 		return s
 	}
-	a := startNamedAgent(t, "node-a", cluster(gossipA, "")+sink.Config())
+	startNamedAgent(t, "node-a", cluster(gossipA, "")+sink.Config())
 	started := time.Now()
 	b := startNamedAgent(t, "node-b", cluster(gossipB, fmt.Sprintf("127.0.0.1:%d", gossipA)))
 
@@ -69,7 +69,6 @@ func TestWebhookMemberJoinLeave(t *testing.T) {
 	if want := []string{"member.join node-b", "member.leave node-b"}; fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Errorf("member events %q, want %q", order, want)
 	}
-	_ = a
 }
 
 // dataKeys is h's data fields, sorted and joined by spaces.
