@@ -38,8 +38,8 @@ type WebhooksConfig struct {
 	Events     []string `toml:"events"`      // empty = all of webhookEvents
 }
 
-// Webhook events the agent sends (the data of each is a JSON object; see
-// notify's callers).
+// Webhook events the agent sends (the data of each is a JSON object with
+// the fields noted; opsEvent in events.go builds them).
 const (
 	EventStreamPublished   = "stream.published"   // {"stream", "protocol"}
 	EventStreamReconnected = "stream.reconnected" // {"stream", "protocol", "takeover"}

@@ -22,9 +22,6 @@ func (a *Agent) subscribe(name string, fn func(events.Record)) {
 
 // opsEvent logs a node event and sends its webhook.
 func (a *Agent) opsEvent(r events.Record) {
-	member := func(m events.Member) map[string]any {
-		return map[string]any{"member": m.Name, "role": m.Role, "site": m.Site, "region": m.Region, "addr": m.Addr}
-	}
 	switch e := r.Event.(type) {
 	case events.StreamPublished:
 		a.log.Info("stream published", "stream", e.Stream, "protocol", e.Protocol, "remote", e.Remote)
@@ -43,25 +40,27 @@ func (a *Agent) opsEvent(r events.Record) {
 		a.notify(EventStreamFailover, map[string]any{"flow": e.Flow, "stream": e.Stream, "from": e.From, "to": e.To,
 			"direction": dir, "reason": e.Reason, "gap_ms": e.GapMS})
 	case events.MemberJoined:
-		a.notify(EventMemberJoin, member(e.Member))
+		a.notify(EventMemberJoin, memberData(e.Member))
 	case events.MemberLeft:
-		d := member(e.Member)
-		d["state"], d["streams"] = "left", nonNil(e.Streams)
-		a.notify(EventMemberLeave, d)
+		a.notify(EventMemberLeave, memberLeave(e.Member, "left", e.Streams))
 	case events.MemberFailed:
-		d := member(e.Member)
-		d["state"], d["streams"] = "failed", nonNil(e.Streams)
-		a.notify(EventMemberLeave, d)
+		a.notify(EventMemberLeave, memberLeave(e.Member, "failed", e.Streams))
 	case events.Missed:
 		a.log.Warn("webhooks missed node events: the ops subscriber fell behind", "missed", e.N, "first_seq", e.First, "last_seq", e.Last)
 	}
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
+// memberData is a member.join's data.
+func memberData(m events.Member) map[string]any {
+	return map[string]any{"member": m.Name, "role": m.Role, "site": m.Site, "region": m.Region, "addr": m.Addr}
+}
+
+// memberLeave is a member.leave's data; streams is a JSON list even when
+// empty.
+func memberLeave(m events.Member, state string, streams []string) map[string]any {
+	d := memberData(m)
+	d["state"], d["streams"] = state, append([]string{}, streams...)
+	return d
 }
 
 var (

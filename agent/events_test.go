@@ -2,129 +2,23 @@ package agent_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"sync"
+	"maps"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/agent"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
-	"github.com/relaymesh/relaymesh/webhook"
 )
-
-// hookSink is a webhook receiver: it verifies each request's signature
-// and keeps the bodies in arrival order.
-type hookSink struct {
-	srv    *httptest.Server
-	secret string // path of the secret file the agent signs with
-	mu     sync.Mutex
-	got    []webhook.Body
-	at     []time.Time // when each of got arrived
-	errs   []error
-}
-
-func newHookSink(t *testing.T) *hookSink {
-	t.Helper()
-	key := []byte("events-test-webhook-secret-32by!")
-	s := &hookSink{secret: filepath.Join(t.TempDir(), "hook.key")}
-	if err := os.WriteFile(s.secret, key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var b webhook.Body
-		err := webhook.Verify(key, r.Header, body)
-		if err == nil {
-			err = json.Unmarshal(body, &b)
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if err != nil {
-			s.errs = append(s.errs, err)
-			return
-		}
-		s.got = append(s.got, b)
-		s.at = append(s.at, time.Now())
-	}))
-	t.Cleanup(s.srv.Close)
-	return s
-}
-
-// config is the [webhooks] section that points an agent here.
-func (s *hookSink) config() string {
-	return fmt.Sprintf("[webhooks]\nurl = %q\nsecret_file = %q\n", s.srv.URL, s.secret)
-}
-
-// hook is one received event: its name and its data.
-type hook struct {
-	Event string
-	Node  string
-	Data  map[string]any
-	At    time.Time // when the receiver got it
-}
-
-// events returns what arrived, in order; with names, only those events.
-func (s *hookSink) events(t *testing.T, names ...string) []hook {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.errs) > 0 {
-		t.Errorf("the receiver refused requests: %v", s.errs)
-	}
-	var out []hook
-	for i, b := range s.got {
-		keep := len(names) == 0
-		for _, n := range names {
-			keep = keep || b.Event == n
-		}
-		if !keep {
-			continue
-		}
-		h := hook{Event: b.Event, Node: b.Node, At: s.at[i]}
-		if err := json.Unmarshal(b.Data, &h.Data); err != nil {
-			t.Errorf("%s data %s: %v", b.Event, b.Data, err)
-		}
-		out = append(out, h)
-	}
-	return out
-}
-
-// waitFor polls until an event named name whose data has every field of
-// want arrived, and returns it.
-func (s *hookSink) waitFor(t *testing.T, d time.Duration, name string, want map[string]any) hook {
-	t.Helper()
-	var found hook
-	testmedia.Eventually(t, d, fmt.Sprintf("webhook %s %v", name, want), func() bool {
-		for _, h := range s.events(t, name) {
-			if matches(h.Data, want) {
-				found = h
-				return true
-			}
-		}
-		return false
-	})
-	return found
-}
-
-func matches(data, want map[string]any) bool {
-	for k, v := range want {
-		if fmt.Sprint(data[k]) != fmt.Sprint(v) {
-			return false
-		}
-	}
-	return true
-}
 
 // TestWebhookMemberJoinLeave: two relaymesh binaries on loopback; the
 // first one's webhook receiver hears member.join when the second joins
 // and member.leave when it stops.
 func TestWebhookMemberJoinLeave(t *testing.T) {
-	sink := newHookSink(t)
+	sink := agent.NewHookSink(t)
 	gossipA, gossipB := testmedia.FreePort(t), testmedia.FreePort(t)
 	cluster := func(port int, seed string) string {
 		s := fmt.Sprintf("[cluster]\nenabled = true\nbind = \"127.0.0.1:%d\"\n", port)
@@ -133,13 +27,16 @@ func TestWebhookMemberJoinLeave(t *testing.T) {
 		}
 		return s
 	}
-	a := startNamedAgent(t, "node-a", cluster(gossipA, "")+sink.config())
+	startNamedAgent(t, "node-a", cluster(gossipA, "")+sink.Config())
 	started := time.Now()
 	b := startNamedAgent(t, "node-b", cluster(gossipB, fmt.Sprintf("127.0.0.1:%d", gossipA)))
 
-	join := sink.waitFor(t, 15*time.Second, "member.join", map[string]any{"member": "node-b"})
+	join := sink.WaitFor(t, 15*time.Second, "member.join", map[string]any{"member": "node-b"})
 	if join.Node != "node-a" || join.Data["role"] != "standalone" || join.Data["addr"] != fmt.Sprintf("127.0.0.1:%d", gossipB) {
 		t.Errorf("member.join = %+v, want sent by node-a about node-b (standalone, 127.0.0.1:%d)", join, gossipB)
+	}
+	if got, want := dataKeys(join), "addr member region role site"; got != want {
+		t.Errorf("member.join data fields %q, want %q (README, Webhooks)", got, want)
 	}
 	t.Logf("member.join received %s after node-b answered /healthz", join.At.Sub(started).Round(time.Millisecond))
 
@@ -159,21 +56,24 @@ func TestWebhookMemberJoinLeave(t *testing.T) {
 	})
 	stopped := time.Now()
 	b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-	case <-time.After(20 * time.Second):
-		t.Fatal("node-b still running 20 s after SIGTERM")
+	b.waitExited(t, 20*time.Second)
+	leave := sink.WaitFor(t, 15*time.Second, "member.leave", map[string]any{"member": "node-b", "state": "left"})
+	if got, want := dataKeys(leave), "addr member region role site state streams"; got != want {
+		t.Errorf("member.leave data fields %q, want %q (README, Webhooks)", got, want)
 	}
-	leave := sink.waitFor(t, 15*time.Second, "member.leave", map[string]any{"member": "node-b", "state": "left"})
 	t.Logf("member.leave received %s after SIGTERM", leave.At.Sub(stopped).Round(time.Millisecond))
 	var order []string
-	for _, h := range sink.events(t, "member.join", "member.leave") {
+	for _, h := range sink.Hooks(t, "member.join", "member.leave") {
 		order = append(order, h.Event+" "+fmt.Sprint(h.Data["member"]))
 	}
 	if want := []string{"member.join node-b", "member.leave node-b"}; fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Errorf("member events %q, want %q", order, want)
 	}
-	_ = a
+}
+
+// dataKeys is h's data fields, sorted and joined by spaces.
+func dataKeys(h agent.Hook) string {
+	return strings.Join(slices.Sorted(maps.Keys(h.Data)), " ")
 }
 
 // TestWebhookFlowFailover: a flow with an RTMP primary and backup; the
@@ -185,8 +85,8 @@ func TestWebhookFlowFailover(t *testing.T) {
 		t.Skip("real-time publishers")
 	}
 	testmedia.Need(t, "ffmpeg")
-	sink := newHookSink(t)
-	a := startAgent(t, sink.config())
+	sink := agent.NewHookSink(t)
+	a := startAgent(t, sink.Config())
 	flowBody := map[string]any{"id": "fo",
 		"source":  map[string]any{"type": "rtmp-push", "stream": "live/primary"},
 		"backup":  map[string]any{"type": "rtmp-push", "stream": "live/backup"},
@@ -216,22 +116,25 @@ func TestWebhookFlowFailover(t *testing.T) {
 		})
 	}
 	waitSent("both sources live, primary active")
-	before := len(sink.events(t, "stream.failover"))
+	before := len(sink.Hooks(t, "stream.failover"))
 
 	killed := time.Now()
 	primary.Cmd.Process.Kill()
-	fo := sink.waitFor(t, 10*time.Second, "stream.failover", map[string]any{"flow": "fo", "direction": "primary->backup"})
+	fo := sink.WaitFor(t, 10*time.Second, "stream.failover", map[string]any{"flow": "fo", "direction": "primary->backup"})
 	t.Logf("stream.failover received %s after the primary was killed (gap_ms %v)", fo.At.Sub(killed).Round(time.Millisecond), fo.Data["gap_ms"])
-	if want := map[string]any{"stream": "flow/fo", "from": "primary", "to": "backup", "reason": "silence"}; !matches(fo.Data, want) {
+	if want := map[string]any{"stream": "flow/fo", "from": "primary", "to": "backup", "reason": "silence"}; !agent.HookMatches(fo.Data, want) {
 		t.Errorf("stream.failover = %v, want %v", fo.Data, want)
+	}
+	if got, want := dataKeys(fo), "direction flow from gap_ms reason stream to"; got != want {
+		t.Errorf("stream.failover data fields %q, want %q (README, Webhooks)", got, want)
 	}
 
 	// the primary comes back: the return is sent too (its reason is
 	// "primary back", or "silence" when a starved backup stalls first)
 	testmedia.Publish(t, ctx, src, a.rtmp("live/primary"))
 	testmedia.Eventually(t, 15*time.Second, "stream.failover backup->primary after the kill", func() bool {
-		for _, h := range sink.events(t, "stream.failover")[before:] {
-			if matches(h.Data, map[string]any{"flow": "fo", "direction": "backup->primary", "from": "backup", "to": "primary"}) {
+		for _, h := range sink.Hooks(t, "stream.failover")[before:] {
+			if agent.HookMatches(h.Data, map[string]any{"flow": "fo", "direction": "backup->primary", "from": "backup", "to": "primary"}) {
 				t.Logf("return: %v", h.Data)
 				return true
 			}
@@ -245,19 +148,15 @@ func TestWebhookFlowFailover(t *testing.T) {
 // before the process exits.
 func TestWebhookShutdownFlush(t *testing.T) {
 	testmedia.Need(t, "ffmpeg")
-	sink := newHookSink(t)
-	a := startAgent(t, sink.config())
+	sink := agent.NewHookSink(t)
+	a := startAgent(t, sink.Config())
 	src := testmedia.Source{Realtime: true, Duration: time.Minute, GOP: 25}.Defaults()
 	testmedia.Publish(t, context.Background(), src, a.rtmp("live/bye"))
-	sink.waitFor(t, 10*time.Second, "stream.published", map[string]any{"stream": "live/bye"})
+	sink.WaitFor(t, 10*time.Second, "stream.published", map[string]any{"stream": "live/bye"})
 	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.exited:
-	case <-time.After(20 * time.Second):
-		t.Fatal("agent still running 20 s after SIGTERM")
-	}
+	a.waitExited(t, 20*time.Second)
 	var got []string
-	for _, h := range sink.events(t, "stream.published", "stream.unpublished") {
+	for _, h := range sink.Hooks(t, "stream.published", "stream.unpublished") {
 		got = append(got, fmt.Sprint(h.Event, " ", h.Data["stream"], " ", h.Data["reason"]))
 	}
 	want := []string{"stream.published live/bye <nil>", "stream.unpublished live/bye server is shutting down"}

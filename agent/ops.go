@@ -282,9 +282,6 @@ func loadWebhookSecret(path string) ([]byte, error) {
 // webhooks.events. It never blocks; data is marshalled to JSON at once.
 // Event names: the Event* constants in config_ops.go.
 func (a *Agent) notify(event string, data any) {
-	if a == nil {
-		return
-	}
 	o := &a.ext.ops
 	o.mu.Lock()
 	h, events := o.hooks, o.events

@@ -4,21 +4,15 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"github.com/relaymesh/relaymesh/internal/nettest"
-	"github.com/relaymesh/relaymesh/internal/promtest"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,10 +21,11 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/relaymesh/relaymesh/internal/nettest"
+	"github.com/relaymesh/relaymesh/internal/promtest"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/netutil"
-	"github.com/relaymesh/relaymesh/webhook"
 )
 
 func TestQoSConfigMapping(t *testing.T) {
@@ -124,59 +119,17 @@ func TestOpsConfigErrors(t *testing.T) {
 	}
 }
 
-// hookReceiver records signed webhook requests.
-type hookReceiver struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	got  []webhook.Body
-	errs []error
-}
-
-func newHookReceiver(t *testing.T, secret []byte) *hookReceiver {
-	r := &hookReceiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		var b webhook.Body
-		err := webhook.Verify(secret, req.Header, body)
-		if err == nil {
-			err = json.Unmarshal(body, &b)
-		}
-		r.mu.Lock()
-		if err != nil {
-			r.errs = append(r.errs, err)
-		} else {
-			r.got = append(r.got, b)
-		}
-		r.mu.Unlock()
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *hookReceiver) events() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, b := range r.got {
-		out = append(out, b.Event+" "+string(b.Data))
-	}
-	return out
-}
-
 // TestAgentWebhooks: a stream's publish and end, as they happen in the
 // hub, reach the configured endpoint signed and in order; a reload moves
 // the endpoint and filters by webhooks.events; a refused reload keeps the
 // sender in force.
 func TestAgentWebhooks(t *testing.T) {
-	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "hook.key")
-	secret := []byte("a-webhook-secret-of-32-bytes-ok!")
-	os.WriteFile(secretFile, append(secret, '\n'), 0o600)
-	r1 := newHookReceiver(t, secret)
+	r1 := NewHookSink(t)
+	secretFile := r1.SecretFile
 
 	cfg := testAgentConfig(t)
 	cfg.Limits.ReconnectGrace = Duration(100 * time.Millisecond)
-	cfg.Webhooks = WebhooksConfig{URL: r1.srv.URL, SecretFile: secretFile}
+	cfg.Webhooks = WebhooksConfig{URL: r1.URL(), SecretFile: secretFile}
 	a, _ := runAgent(t, cfg)
 
 	// live runs a publisher of key until the stream has been published,
@@ -188,44 +141,41 @@ func TestAgentWebhooks(t *testing.T) {
 		cancel()
 		<-fed
 	}
-	live("live/hook", func() bool { return len(r1.events()) == 1 })
-	testmedia.Eventually(t, 10*time.Second, "stream.unpublished after the reconnect grace", func() bool { return len(r1.events()) == 2 })
+	live("live/hook", func() bool { return len(r1.Hooks(t)) == 1 })
+	testmedia.Eventually(t, 10*time.Second, "stream.unpublished after the reconnect grace", func() bool { return len(r1.Hooks(t)) == 2 })
 	want := []string{`stream.published {"protocol":"test","stream":"live/hook"}`, `stream.unpublished {"reason":"publisher gone","stream":"live/hook"}`}
-	if got := r1.events(); !reflect.DeepEqual(got, want) {
+	if got := r1.Lines(t); !reflect.DeepEqual(got, want) {
 		t.Errorf("events = %q, want %q", got, want)
 	}
-	if len(r1.errs) > 0 {
-		t.Errorf("receiver refused requests: %v", r1.errs)
-	}
-	if b := r1.got[0]; b.Node != "metrics-node" {
-		t.Errorf("node = %q, want metrics-node", b.Node)
+	if h := r1.Hooks(t)[0]; h.Node != "metrics-node" {
+		t.Errorf("node = %q, want metrics-node", h.Node)
 	}
 
 	// reload: a new endpoint and only stream.unpublished
-	r2 := newHookReceiver(t, secret)
+	r2 := NewHookSink(t) // same HookSecret: it verifies what secretFile signs
 	next := *cfg
-	next.Webhooks = WebhooksConfig{URL: r2.srv.URL, SecretFile: secretFile, Events: []string{EventStreamUnpublished}}
+	next.Webhooks = WebhooksConfig{URL: r2.URL(), SecretFile: secretFile, Events: []string{EventStreamUnpublished}}
 	if err := a.reloadOps(cfg, &next); err != nil {
 		t.Fatal(err)
 	}
 	live("live/second", func() bool { return a.hub.Stream("live/second") != nil })
-	testmedia.Eventually(t, 10*time.Second, "stream.unpublished at the new endpoint", func() bool { return len(r2.events()) == 1 })
-	if got := r2.events(); got[0] != `stream.unpublished {"reason":"publisher gone","stream":"live/second"}` {
+	testmedia.Eventually(t, 10*time.Second, "stream.unpublished at the new endpoint", func() bool { return len(r2.Hooks(t)) == 1 })
+	if got := r2.Lines(t); got[0] != `stream.unpublished {"reason":"publisher gone","stream":"live/second"}` {
 		t.Errorf("new endpoint got %q, want only the end of live/second", got)
 	}
-	if n := len(r1.events()); n != 2 {
+	if n := len(r1.Hooks(t)); n != 2 {
 		t.Errorf("old endpoint got %d events after the reload, want none", n-2)
 	}
 
 	// a secret file that went bad refuses the reload
 	os.WriteFile(secretFile, []byte("short"), 0o600)
 	next2 := next
-	next2.Webhooks.URL = r1.srv.URL
+	next2.Webhooks.URL = r1.URL()
 	if err := a.reloadOps(&next, &next2); err == nil || !strings.Contains(err.Error(), "webhooks.secret_file") {
 		t.Errorf("reload with a 5-byte secret = %v, want a webhooks.secret_file error", err)
 	}
 	live("live/third", func() bool { return a.hub.Stream("live/third") != nil })
-	testmedia.Eventually(t, 10*time.Second, "the old sender still in force", func() bool { return len(r2.events()) == 2 })
+	testmedia.Eventually(t, 10*time.Second, "the old sender still in force", func() bool { return len(r2.Hooks(t)) == 2 })
 
 	mfs := scrape(t, a)
 	if v, ok := promtest.Value(mfs, "relaymesh_webhook_events_total", map[string]string{"result": "delivered"}); !ok || v != 2 {
@@ -234,13 +184,6 @@ func TestAgentWebhooks(t *testing.T) {
 	if v, ok := promtest.Value(mfs, "relaymesh_events_total", map[string]string{"kind": "stream.ended"}); !ok || v != 3 {
 		t.Errorf("relaymesh_events_total{kind=stream.ended} = %v (present %v), want 3", v, ok)
 	}
-}
-
-func TestNotifyWithoutWebhooks(t *testing.T) {
-	var a *Agent
-	a.notify(EventMemberJoin, nil) // nil agent
-	a = &Agent{}
-	a.notify(EventMemberJoin, map[string]string{"member": "x"}) // no [webhooks]
 }
 
 // inNewNS runs fn on a locked OS thread inside a fresh network namespace
@@ -415,19 +358,15 @@ func TestQoSWithoutNetAdmin(t *testing.T) {
 // when the stream finally ends, in that order.
 func TestWebhookReconnectWithinGrace(t *testing.T) {
 	testmedia.Need(t, "ffmpeg")
-	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "hook.key")
-	secret := []byte("a-webhook-secret-of-32-bytes-ok!")
-	os.WriteFile(secretFile, secret, 0o600)
-	r := newHookReceiver(t, secret)
+	r := NewHookSink(t)
 	cfg := testAgentConfig(t)
 	cfg.Limits.ReconnectGrace = Duration(time.Hour) // the reconnect cannot miss it
-	cfg.Webhooks = WebhooksConfig{URL: r.srv.URL, SecretFile: secretFile}
+	cfg.Webhooks = WebhooksConfig{URL: r.URL(), SecretFile: r.SecretFile}
 	a, _ := runAgent(t, cfg)
 	url := "rtmp://" + a.listenAddr("rtmp") + "/live/rc"
 	src := testmedia.Source{Realtime: true, Duration: time.Minute, GOP: 25}.Defaults()
 	has := func(e string) func() bool {
-		return func() bool { return slices.Contains(r.events(), e) }
+		return func() bool { return slices.Contains(r.Lines(t), e) }
 	}
 
 	first := testmedia.Publish(t, context.Background(), src, url)
@@ -456,7 +395,7 @@ func TestWebhookReconnectWithinGrace(t *testing.T) {
 	feed(t, ctx, a.hub, "live/marker", 25)
 	testmedia.Eventually(t, 10*time.Second, "the marker stream's stream.published", has(`stream.published {"protocol":"test","stream":"live/marker"}`))
 	var got []string
-	for _, e := range r.events() {
+	for _, e := range r.Lines(t) {
 		if strings.Contains(e, `"live/rc"`) {
 			got = append(got, e)
 		}

@@ -32,6 +32,7 @@ type Cluster interface {
 	Members() []gossip.Member
 	Member(name string) (gossip.Member, bool)
 	Lookup(stream string) (gossip.DirEntry, bool)
+	Directory() []gossip.DirEntry
 	Publish(stream string) error
 	Unpublish(stream string) error
 	RTT(node string) (time.Duration, bool)
@@ -233,13 +234,27 @@ func (c *Center) HandleEvent(r events.Record) {
 	case events.StreamEnded:
 		c.streamEnded(e.Stream)
 	case events.Missed:
-		// the events lost may have said a stream went live: record every
-		// stream that is live here now
-		c.log.Warn("missed node events; re-announcing the streams hosted here", "missed", e.N)
-		for _, st := range c.hub.Streams() {
-			if pi, ok := st.Publisher(); ok {
-				c.streamLive(st.Key(), pi.Protocol)
-			}
+		c.log.Warn("missed node events; making the directory match the streams hosted here", "missed", e.N)
+		c.resync()
+	}
+}
+
+// resync makes the directory match the hub after lost events (which may
+// have said a stream went live or ended): every stream live here is
+// announced, and every entry of this node's whose stream is gone from the
+// hub is removed. A stream in its reconnect grace keeps its entry, as it
+// does when no event is lost.
+func (c *Center) resync() {
+	here := map[string]bool{}
+	for _, st := range c.hub.Streams() {
+		here[st.Key()] = true
+		if pi, ok := st.Publisher(); ok {
+			c.streamLive(st.Key(), pi.Protocol)
+		}
+	}
+	for _, e := range c.cl.Directory() {
+		if e.Node == c.cl.Name() && !here[e.Stream] {
+			c.streamEnded(e.Stream)
 		}
 	}
 }

@@ -14,8 +14,9 @@ import (
 
 // fakeDirectory records the center's directory calls.
 type fakeDirectory struct {
-	mu    sync.Mutex
-	calls []string
+	mu      sync.Mutex
+	calls   []string
+	entries []gossip.DirEntry // what Directory returns
 }
 
 func (f *fakeDirectory) Name() string                          { return "fra-1" }
@@ -23,6 +24,7 @@ func (f *fakeDirectory) Members() []gossip.Member              { return nil }
 func (f *fakeDirectory) Member(string) (gossip.Member, bool)   { return gossip.Member{}, false }
 func (f *fakeDirectory) Lookup(string) (gossip.DirEntry, bool) { return gossip.DirEntry{}, false }
 func (f *fakeDirectory) RTT(string) (time.Duration, bool)      { return 0, false }
+func (f *fakeDirectory) Directory() []gossip.DirEntry          { return f.entries }
 func (f *fakeDirectory) Publish(s string) error                { f.add("publish " + s); return nil }
 func (f *fakeDirectory) Unpublish(s string) error              { f.add("unpublish " + s); return nil }
 func (f *fakeDirectory) add(c string) {
@@ -33,31 +35,37 @@ func (f *fakeDirectory) add(c string) {
 
 // TestCenterFollowsEvents: the directory follows the node's stream
 // events; pulled copies are not announced as hosted here; a Missed record
-// re-announces what is live.
+// re-announces what is live and removes what ended meanwhile.
 func TestCenterFollowsEvents(t *testing.T) {
 	tests := []struct {
 		name string
 		evs  []events.Event
 		live []string // streams published on the hub (by "rtmp") first
+		dir  []gossip.DirEntry
 		want []string
 	}{
 		{"published, reconnected, ended",
 			[]events.Event{events.StreamPublished{Stream: "live/a", Protocol: "rtmp"},
 				events.StreamReconnected{Stream: "live/a", Protocol: "srt"}, events.StreamEnded{Stream: "live/a"}},
-			nil, []string{"publish live/a", "publish live/a", "unpublish live/a"}},
+			nil, nil, []string{"publish live/a", "publish live/a", "unpublish live/a"}},
 		{"a pulled copy is not hosted here",
 			[]events.Event{events.StreamPublished{Stream: "live/p", Protocol: pullProtocol}},
-			nil, nil},
+			nil, nil, nil},
 		{"an uplink replacing a pull is hosted here",
 			[]events.Event{events.StreamPublished{Stream: "live/p", Protocol: pullProtocol},
 				events.StreamReconnected{Stream: "live/p", Protocol: "srt", Takeover: true}},
-			nil, []string{"publish live/p"}},
+			nil, nil, []string{"publish live/p"}},
 		{"missed events: re-announce the live streams",
 			[]events.Event{events.Missed{N: 3, First: 1, Last: 3}},
-			[]string{"live/x", "live/y"}, []string{"publish live/x", "publish live/y"}},
+			[]string{"live/x", "live/y"}, nil, []string{"publish live/x", "publish live/y"}},
+		{"missed events: a stream that ended in the gap leaves the directory",
+			[]events.Event{events.Missed{N: 2, First: 1, Last: 2}},
+			[]string{"live/x"},
+			[]gossip.DirEntry{{Stream: "live/x", Node: "fra-1"}, {Stream: "live/gone", Node: "fra-1"}, {Stream: "live/sin", Node: "sin-1"}},
+			[]string{"publish live/x", "unpublish live/gone"}},
 		{"other events are not the center's",
 			[]events.Event{events.MemberJoined{Member: events.Member{Name: "sin-1"}}, events.LinkMoved{Stream: "live/a"}},
-			nil, nil},
+			nil, nil, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,7 +76,7 @@ func TestCenterFollowsEvents(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			dir := &fakeDirectory{}
+			dir := &fakeDirectory{entries: tc.dir}
 			c, err := New(Config{}, hub, dir, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -79,18 +79,24 @@ func TestNextCenterAfterFailures(t *testing.T) {
 					t.Errorf("attempt %d goes to %s, want %s", i+1, tg.URL, tc.want[i])
 				}
 			}
-			bus.Close()
-			var moved []string
-			sub.Run(context.Background(), func(r events.Record) {
-				if e, ok := r.Event.(events.LinkMoved); ok && e.Stream == "live/x" {
-					moved = append(moved, e.From+"->"+e.To+": "+e.Reason)
-				}
-			})
-			if !slices.Equal(moved, tc.moved) {
+			if moved := linkMoves(bus, sub); !slices.Equal(moved, tc.moved) {
 				t.Errorf("LinkMoved %q, want %q", moved, tc.moved)
 			}
 		})
 	}
+}
+
+// linkMoves closes bus and returns the LinkMoved events sub received, as
+// "from->to: reason".
+func linkMoves(bus *events.Bus, sub *events.Subscription) []string {
+	bus.Close()
+	var moved []string
+	sub.Run(context.Background(), func(r events.Record) {
+		if e, ok := r.Event.(events.LinkMoved); ok {
+			moved = append(moved, e.From+"->"+e.To+": "+e.Reason)
+		}
+	})
+	return moved
 }
 
 // TestUplinksFollowMemberEvents: a center that left or failed loses its
@@ -111,6 +117,7 @@ func TestUplinksFollowMemberEvents(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			bus := events.New(nil)
+			defer bus.Close()
 			sub := bus.Subscribe("test", 0)
 			cl := &fakeCluster{alive: []string{"tyo"}}
 			u, err := New(Config{Events: bus}, media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cl, nil)
@@ -131,14 +138,8 @@ func TestUplinksFollowMemberEvents(t *testing.T) {
 			if _, err := u.next(l, 1, nil); err != nil {
 				t.Fatal(err)
 			}
-			bus.Close()
-			var moved []string
-			sub.Run(context.Background(), func(r events.Record) {
-				if e, ok := r.Event.(events.LinkMoved); ok {
-					moved = append(moved, e.From+"->"+e.To+": "+e.Reason)
-				}
-			})
-			if want := []string{"sin->tyo: " + tc.why}; !slices.Equal(moved, want) {
+			want := []string{"sin->tyo: " + tc.why}
+			if moved := linkMoves(bus, sub); !slices.Equal(moved, want) {
 				t.Errorf("LinkMoved %q, want %q", moved, want)
 			}
 		})
