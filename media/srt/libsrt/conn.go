@@ -34,6 +34,9 @@ type Conn struct {
 
 	rdl, wdl atomic.Int64 // deadlines, unix ns; 0 = none
 	rt, wt   *time.Timer  // reused by the one reader and the one writer
+
+	statsMu sync.Mutex
+	last    Stats
 }
 
 func newConn(e *engine, id C.SRTSOCKET, st *sockState, o Options) *Conn {
@@ -214,6 +217,7 @@ func (c *Conn) close(linger bool) {
 		if linger && c.wrote.Load() && c.linger >= 0 {
 			c.drain()
 		}
+		c.Stats() // keep the final counters
 		close(c.closed)
 		eng.remove(c.id)
 		C.srt_close(c.id)
@@ -296,13 +300,17 @@ type Stats struct {
 	PeerLatencyMs   int // and of the peer's
 }
 
-// Stats reads the connection's statistics.
+// Stats reads the connection's statistics. Once the socket is gone
+// (libsrt closes a broken socket on its own after a while, and Close
+// closes it) it returns the last counters it read.
 func (c *Conn) Stats() Stats {
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
 	var st C.SRT_TRACEBSTATS
 	if C.rm_stats(c.id, &st) < 0 {
-		return Stats{}
+		return c.last
 	}
-	return Stats{
+	c.last = Stats{
 		RTTMs:           float64(st.msRTT),
 		PacketsSent:     uint64(st.pktSentTotal),
 		PacketsReceived: uint64(st.pktRecvTotal),
@@ -323,4 +331,5 @@ func (c *Conn) Stats() Stats {
 		RecvLatencyMs:   int(st.msRcvTsbPdDelay),
 		PeerLatencyMs:   int(st.msSndTsbPdDelay),
 	}
+	return c.last
 }
