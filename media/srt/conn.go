@@ -57,7 +57,7 @@ func (ss *session) release() {
 
 // publish reads TS from the connection into both lanes of the stream.
 func (ss *session) publish() error {
-	cfg := &ss.s.cfg
+	cfg := ss.s.conf()
 	dm := mpegts.NewDemuxer()
 	var werr error
 	emit := func(p *media.Packet) {
@@ -102,7 +102,7 @@ func (ss *session) publish() error {
 
 // read sends the stream's TS lane to the connection in 1316-byte messages.
 func (ss *session) read() error {
-	cfg := &ss.s.cfg
+	cfg := ss.s.conf()
 	ctx, cancel := context.WithCancel(ss.s.ctx)
 	defer cancel()
 	go func() {

@@ -186,7 +186,7 @@ type ConnStats struct {
 
 // Server is an SRT listener attached to a hub.
 type Server struct {
-	cfg Config
+	cfgp atomic.Pointer[Config]
 	hub *media.Hub
 	log *slog.Logger
 	ln  *libsrt.Listener
@@ -227,11 +227,12 @@ func New(cfg Config, hub *media.Hub, log *slog.Logger) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, hub: hub, log: log,
+		hub: hub, log: log,
 		ctx: ctx, cancel: cancel,
 		sessions: map[*session]struct{}{},
 		refusals: make(chan refusalLog, 256),
 	}
+	s.cfgp.Store(&cfg)
 	ln, err := libsrt.Listen(cfg.Listen, libsrt.ListenConfig{
 		Options: libsrt.Options{
 			Latency:         cfg.Latency,
@@ -249,6 +250,25 @@ func New(cfg Config, hub *media.Hub, log *slog.Logger) (*Server, error) {
 	}
 	s.ln = ln
 	return s, nil
+}
+
+func (s *Server) conf() *Config { return s.cfgp.Load() }
+
+// SetConfig applies a changed configuration to new connections:
+// passphrases, per-stream options, latency, timeouts, limits and hooks.
+// Listen and DSCP belong to the socket and need a new Server; a cfg that
+// changes them, or is invalid, is refused and nothing changes.
+func (s *Server) SetConfig(cfg Config) error {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("srt: %w", err)
+	}
+	old := s.conf()
+	if cfg.Listen != old.Listen || cfg.DSCP != old.DSCP {
+		return fmt.Errorf("srt: listen and dscp need a new listener")
+	}
+	s.cfgp.Store(&cfg)
+	return nil
 }
 
 // Addr returns the bound UDP address.
@@ -362,11 +382,11 @@ type admission struct {
 }
 
 func (s *Server) passphrase(action, key string) string {
-	p := s.cfg.PublishPassphrase
+	p := s.conf().PublishPassphrase
 	if action == ActionRead {
-		p = s.cfg.ReadPassphrase
+		p = s.conf().ReadPassphrase
 	}
-	if o, ok := s.cfg.Streams[key]; ok {
+	if o, ok := s.conf().Streams[key]; ok {
 		op := o.PublishPassphrase
 		if action == ActionRead {
 			op = o.ReadPassphrase
@@ -382,15 +402,16 @@ func (s *Server) passphrase(action, key string) string {
 }
 
 func (s *Server) latency(key string, remote net.Addr) time.Duration {
-	if o, ok := s.cfg.Streams[key]; ok && o.Latency > 0 {
+	cfg := s.conf()
+	if o, ok := cfg.Streams[key]; ok && o.Latency > 0 {
 		return o.Latency
 	}
-	if s.cfg.LatencyFor != nil {
-		if d := s.cfg.LatencyFor(remote); d > 0 {
+	if cfg.LatencyFor != nil {
+		if d := cfg.LatencyFor(remote); d > 0 {
 			return d
 		}
 	}
-	return 0 // the listener's
+	return s.conf().Latency
 }
 
 // decide answers a handshake. It runs on libsrt's receive thread of the
@@ -402,7 +423,7 @@ func (s *Server) decide(req libsrt.Request) libsrt.Decision {
 		s.refuse(req.Remote.String(), req.StreamID, code, reason)
 		return libsrt.Decision{Reject: code}
 	}
-	d := libsrt.Decision{Latency: s.latency(adm.id.Key, req.Remote), Tag: adm}
+	d := libsrt.Decision{Latency: s.latency(adm.id.Key, req.Remote), PeerIdleTimeout: s.conf().PeerIdleTimeout, Tag: adm}
 	if p := s.passphrase(adm.id.Action, adm.id.Key); p != "" {
 		d.Passphrase = p
 		adm.pass = true
@@ -414,12 +435,12 @@ func (s *Server) check(req libsrt.Request) (int, string, *admission) {
 	if s.closed.Load() {
 		return libsrt.RejClose, "the listener is closing", nil
 	}
-	if s.cfg.MaxConns > 0 {
+	if s.conf().MaxConns > 0 {
 		s.mu.Lock()
 		n := len(s.sessions)
 		s.mu.Unlock()
-		if n+s.ln.Pending() >= s.cfg.MaxConns {
-			return libsrt.RejXOverload, fmt.Sprintf("too many SRT connections (limit %d)", s.cfg.MaxConns), nil
+		if n+s.ln.Pending() >= s.conf().MaxConns {
+			return libsrt.RejXOverload, fmt.Sprintf("too many SRT connections (limit %d)", s.conf().MaxConns), nil
 		}
 	}
 	if req.HSVersion != 5 {
@@ -429,18 +450,18 @@ func (s *Server) check(req libsrt.Request) (int, string, *admission) {
 	if err != nil {
 		return libsrt.RejXBadRequest, err.Error(), nil
 	}
-	if s.cfg.Authorize != nil {
-		if err := s.cfg.Authorize(s.ctx, id.Action, id.Key, id.Token, req.Remote); err != nil {
+	if s.conf().Authorize != nil {
+		if err := s.conf().Authorize(s.ctx, id.Action, id.Key, id.Token, req.Remote); err != nil {
 			return libsrt.RejXUnauthorized, fmt.Sprintf("%s %s not authorized: %v", id.Action, id.Key, err), nil
 		}
 	}
 	st := s.hub.Stream(id.Key)
 	switch {
-	case id.Action == ActionPublish && s.cfg.BeforePublish == nil && st != nil:
+	case id.Action == ActionPublish && s.conf().BeforePublish == nil && st != nil:
 		if p, ok := st.Publisher(); ok && !s.hub.TakesOver() && !s.ownStalePublisher(id.Key, req.Remote) {
 			return libsrt.RejXConflict, fmt.Sprintf("publish %s: %v by %s", id.Key, media.ErrStreamBusy, p.Remote), nil
 		}
-	case id.Action == ActionRead && s.cfg.PlayWait == 0 && !live(st):
+	case id.Action == ActionRead && s.conf().PlayWait == 0 && !live(st):
 		return libsrt.RejXNotFound, fmt.Sprintf("read %s: %v", id.Key, media.ErrNoStream), nil
 	}
 	return 0, "", &admission{raw: req.StreamID, id: id, remote: req.Remote}
@@ -524,8 +545,8 @@ func hubCode(err error) int {
 func (s *Server) attach(ss *session, adm *admission) error {
 	key := adm.id.Key
 	if adm.id.Action == ActionPublish {
-		if s.cfg.BeforePublish != nil {
-			s.cfg.BeforePublish(key)
+		if s.conf().BeforePublish != nil {
+			s.conf().BeforePublish(key)
 		}
 		info := media.PublisherInfo{Protocol: "srt", Remote: ss.remote, Native: media.FormatTS}
 		pub, err := s.hub.Publish(key, info)
@@ -552,7 +573,7 @@ func (s *Server) attach(ss *session, adm *admission) error {
 		case <-ctx.Done():
 		}
 	}()
-	opt := media.SubscribeOptions{Format: media.FormatTS, Info: media.ReaderInfo{Protocol: "srt", Remote: ss.remote}, Wait: s.cfg.PlayWait}
+	opt := media.SubscribeOptions{Format: media.FormatTS, Info: media.ReaderInfo{Protocol: "srt", Remote: ss.remote}, Wait: s.conf().PlayWait}
 	r, err := s.hub.Subscribe(ctx, key, opt)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", key, err)

@@ -282,12 +282,15 @@ type Stats struct {
 	RTTMs           float64
 	PacketsSent     uint64 // data packets, retransmissions included
 	PacketsReceived uint64
+	PacketsUnique   uint64 // received and handed to the application (no duplicates)
 	PacketsSendLost uint64 // reported lost by the receiver (NAKs)
 	PacketsRecvLost uint64 // gaps this receiver saw
 	Retransmits     uint64 // sent again
 	RecvRetransmits uint64 // received retransmissions
 	SendDrops       uint64 // too late to send
 	RecvDrops       uint64 // too late to play
+	RecvBelated     uint64 // came after their play time
+	NAKsSent        uint64
 	BytesSent       uint64 // on the wire: payload and IP/UDP/SRT headers, retransmissions included
 	BytesReceived   uint64
 	SendBufferMs    int
@@ -314,12 +317,15 @@ func (c *Conn) Stats() Stats {
 		RTTMs:           float64(st.msRTT),
 		PacketsSent:     uint64(st.pktSentTotal),
 		PacketsReceived: uint64(st.pktRecvTotal),
+		PacketsUnique:   uint64(st.pktRecvUniqueTotal),
 		PacketsSendLost: uint64(st.pktSndLossTotal),
 		PacketsRecvLost: uint64(st.pktRcvLossTotal),
 		Retransmits:     uint64(st.pktRetransTotal),
 		RecvRetransmits: uint64(st.pktRcvRetrans),
 		SendDrops:       uint64(st.pktSndDropTotal),
 		RecvDrops:       uint64(st.pktRcvDropTotal),
+		RecvBelated:     uint64(st.pktRcvBelated),
+		NAKsSent:        uint64(st.pktSentNAKTotal),
 		BytesSent:       uint64(st.byteSentTotal),
 		BytesReceived:   uint64(st.byteRecvTotal),
 		SendBufferMs:    int(st.msSndBuf),

@@ -25,15 +25,16 @@ type Request struct {
 
 // Decision is the answer to a Request. Reject != 0 refuses the
 // handshake with that reason (Rej*, RejX*), which the caller sees. An
-// accepted connection gets the passphrase and latency given here instead
-// of the listener's (zero values keep the listener's). There is no key
+// accepted connection gets the passphrase, latency and peer idle timeout
+// given here instead of the listener's (zero values keep the listener's). There is no key
 // length: libsrt 1.5.1's responder takes the caller's (its KMREQ
 // overwrites the listener's SRTO_PBKEYLEN); Conn.PBKeyLen shows it.
 type Decision struct {
-	Reject     int
-	Passphrase string
-	Latency    time.Duration
-	Tag        any // returned by the accepted Conn's Tag
+	Reject          int
+	Passphrase      string
+	Latency         time.Duration
+	PeerIdleTimeout time.Duration
+	Tag             any // returned by the accepted Conn's Tag
 }
 
 // ListenConfig configures a Listener.
@@ -320,6 +321,11 @@ func (d Decision) apply(ns C.SRTSOCKET) error {
 			return fmt.Errorf("passphrase must be 10 to 80 characters (got %d)", n)
 		}
 		if err := setString(ns, C.SRTO_PASSPHRASE, "passphrase", d.Passphrase); err != nil {
+			return err
+		}
+	}
+	if d.PeerIdleTimeout > 0 {
+		if err := setInt(ns, C.SRTO_PEERIDLETIMEO, "peeridletimeo", ms(d.PeerIdleTimeout)); err != nil {
 			return err
 		}
 	}
