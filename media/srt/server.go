@@ -187,9 +187,9 @@ type ConnStats struct {
 // Server is an SRT listener attached to a hub.
 type Server struct {
 	cfgp atomic.Pointer[Config]
-	hub *media.Hub
-	log *slog.Logger
-	ln  *libsrt.Listener
+	hub  *media.Hub
+	log  *slog.Logger
+	ln   *libsrt.Listener
 
 	ctx    context.Context
 	cancel context.CancelFunc
