@@ -119,10 +119,10 @@ for s in postinst prerm postrm; do
 		fail "$s missing, not executable or not valid sh"
 	fi
 done
-if [ "$(dpkg-deb -f "$DEB" Depends)" = "adduser" ]; then
-	pass "Depends: adduser (nothing else to satisfy)"
+if [ "$(dpkg-deb -f "$DEB" Depends)" = "adduser, libsrt1.5-gnutls" ]; then
+	pass "Depends: adduser, libsrt1.5-gnutls (the SRT engine)"
 else
-	fail "Depends is '$(dpkg-deb -f "$DEB" Depends)', expected 'adduser'"
+	fail "Depends is '$(dpkg-deb -f "$DEB" Depends)', expected 'adduser, libsrt1.5-gnutls'"
 fi
 top=$(zcat "$TMP/x/usr/share/doc/relaymesh/changelog.Debian.gz" | head -n 1)
 if [ "$top" = "relaymesh ($VERSION) unstable; urgency=medium" ]; then
@@ -195,8 +195,9 @@ mirror=${mirror:-http://deb.debian.org/debian}
 CACHE=${RELAYMESH_CI_CACHE:-/var/cache/relaymesh-ci}
 PRISTINE=$CACHE/bookworm-minbase
 # On a real host init-system-helpers is always there (systemd needs it);
-# having it here tests that postinst enables the unit.
-INCLUDE=adduser,init-system-helpers
+# having it here tests that postinst enables the unit. libsrt1.5-gnutls
+# is the package's other Depends (dpkg -i does not fetch dependencies).
+INCLUDE=adduser,init-system-helpers,libsrt1.5-gnutls
 STAMP="bookworm minbase $INCLUDE v1"
 mkdir -p "$CACHE"
 exec 9>"$CACHE/lock"
