@@ -59,6 +59,9 @@ type Agent struct {
 	// allowlists), asked after the node's allowlist and signed URL.
 	// proto is "rtmp", "httpflv" or "srt".
 	onAuthorize []func(proto, action, key string, remote net.Addr) error
+	// srtFlowOptions gives the SRT passphrase and latency a flow sets for
+	// a publish or read on the SRT listener (set with the flows).
+	srtFlowOptions func(action, key string) (pass string, latency time.Duration, ok bool)
 	ext         extensions
 	stopping    chan struct{}
 	// spawn runs a component built after Run started (a rebound

@@ -442,3 +442,52 @@ func TestSRTStreamLatency(t *testing.T) {
 		})
 	}
 }
+
+// TestSRTFlowListener: a flow's srt-listener source and output set the
+// passphrase and latency of their connections on the node's listener: a
+// publisher needs the source's passphrase and gets its latency, a player
+// of flow/<id> needs the output's.
+func TestSRTFlowListener(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	if testing.Short() {
+		t.Skip("real-time publishers")
+	}
+	a := startAgent(t, "")
+	port := a.ports["srt"]
+	const srcPass, outPass = "flow-source-secret", "flow-output-secret"
+	body := map[string]any{"id": "sl",
+		"source":  map[string]any{"type": "srt-listener", "stream": "live/flowin", "passphrase": srcPass, "latency_ms": 500},
+		"outputs": []any{map[string]any{"name": "srt", "type": "srt-listener", "passphrase": outPass}}}
+	if st := send(t, "POST", a.api("/v1/flows"), body, nil); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	if st := send(t, "POST", a.api("/v1/flows/sl/start"), nil, nil); st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	if out, err := exec.Command("ffmpeg", append(ffmpegTS(1), srtURL(port, "publish:live/flowin", "", 16, ""))...).CombinedOutput(); err == nil {
+		t.Fatalf("a publisher without the source's passphrase was accepted: %s", out)
+	}
+	testmedia.Eventually(t, 5*time.Second, "the refusal in the log", func() bool {
+		return strings.Contains(a.logs.String(), "publish live/flowin: needs a passphrase")
+	})
+	startCmd(t, "", "ffmpeg", append(ffmpegTS(20), srtURL(port, "publish:live/flowin", srcPass, 32, "&latency=100000"))...)
+	var conns []srtConnStats
+	testmedia.Eventually(t, 10*time.Second, "the publisher's SRT connection", func() bool {
+		conns = streamSRT(t, a, "live/flowin")
+		return len(conns) == 1
+	})
+	if !conns[0].Encrypted || conns[0].KeyLength != 32 || conns[0].LatencyMs != 500 {
+		t.Errorf("publisher's SRT stats %+v, want encrypted, key length 32, the source's latency 500 ms", conns[0])
+	}
+	waitVideo(t, a, "flow/sl")
+	if _, err := testmedia.Read(context.Background(), srtURL(port, "read:flow/sl", srcPass, 16, ""), 2*time.Second); err == nil {
+		t.Errorf("a player with the source's passphrase (not the output's) was served")
+	}
+	res, err := testmedia.Read(context.Background(), srtURL(port, "read:flow/sl", outPass, 16, ""), 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.VideoCodec != "h264" || res.VideoFrames < 40 || res.DecodeErrors != "" {
+		t.Errorf("player of flow/sl got %+v", res)
+	}
+}

@@ -76,6 +76,10 @@ type Config struct {
 	MaxConns int
 	// Streams holds per-stream overrides keyed by app/name.
 	Streams map[string]StreamOptions
+	// StreamOptionsFor, if set, is asked first for a stream's overrides
+	// (a flow's srt-listener source or output); it runs inside the
+	// handshake and must not block.
+	StreamOptionsFor func(action, key string) (StreamOptions, bool)
 	// Authorize, if set, is asked before a connection is accepted.
 	Authorize AuthorizeFunc
 	// BeforePublish, if set, is called for an accepted publisher before
@@ -381,12 +385,24 @@ type admission struct {
 	pass   bool // a passphrase was required
 }
 
+// streamOptions returns the overrides of one stream.
+func (s *Server) streamOptions(action, key string) (StreamOptions, bool) {
+	cfg := s.conf()
+	if cfg.StreamOptionsFor != nil {
+		if o, ok := cfg.StreamOptionsFor(action, key); ok {
+			return o, true
+		}
+	}
+	o, ok := cfg.Streams[key]
+	return o, ok
+}
+
 func (s *Server) passphrase(action, key string) string {
 	p := s.conf().PublishPassphrase
 	if action == ActionRead {
 		p = s.conf().ReadPassphrase
 	}
-	if o, ok := s.conf().Streams[key]; ok {
+	if o, ok := s.streamOptions(action, key); ok {
 		op := o.PublishPassphrase
 		if action == ActionRead {
 			op = o.ReadPassphrase
@@ -401,9 +417,9 @@ func (s *Server) passphrase(action, key string) string {
 	return p
 }
 
-func (s *Server) latency(key string, remote net.Addr) time.Duration {
+func (s *Server) latency(action, key string, remote net.Addr) time.Duration {
 	cfg := s.conf()
-	if o, ok := cfg.Streams[key]; ok && o.Latency > 0 {
+	if o, ok := s.streamOptions(action, key); ok && o.Latency > 0 {
 		return o.Latency
 	}
 	if cfg.LatencyFor != nil {
@@ -423,7 +439,7 @@ func (s *Server) decide(req libsrt.Request) libsrt.Decision {
 		s.refuse(req.Remote.String(), req.StreamID, code, reason)
 		return libsrt.Decision{Reject: code}
 	}
-	d := libsrt.Decision{Latency: s.latency(adm.id.Key, req.Remote), PeerIdleTimeout: s.conf().PeerIdleTimeout, Tag: adm}
+	d := libsrt.Decision{Latency: s.latency(adm.id.Action, adm.id.Key, req.Remote), PeerIdleTimeout: s.conf().PeerIdleTimeout, Tag: adm}
 	if p := s.passphrase(adm.id.Action, adm.id.Key); p != "" {
 		d.Passphrase = p
 		adm.pass = true
