@@ -625,10 +625,9 @@ func (s *Server) handle(conn *libsrt.Conn) {
 		}
 	} else if !closed(conn.Done()) {
 		// refused after the handshake (the stream was taken meanwhile,
-		// or did not arrive within PlayWait)
+		// or did not arrive within PlayWait): the connection is closed
 		s.refused.Add(1)
-		log.Warn("srt connection refused", "code", hubCode(runErr), "reason", runErr.Error())
-		runErr = nil
+		runErr = fmt.Errorf("refused after the handshake (code %d): %w", hubCode(runErr), runErr)
 	}
 	if ss.linger {
 		conn.Close()
