@@ -304,16 +304,29 @@ type Stats struct {
 }
 
 // Stats reads the connection's statistics. Once the socket is gone
-// (libsrt closes a broken socket on its own after a while, and Close
-// closes it) it returns the last counters it read.
+// (libsrt closes a broken socket on its own soon after, and Close closes
+// it) it returns the counters read when it broke, or the last ones read.
 func (c *Conn) Stats() Stats {
 	c.statsMu.Lock()
 	defer c.statsMu.Unlock()
-	var st C.SRT_TRACEBSTATS
-	if C.rm_stats(c.id, &st) < 0 {
-		return c.last
+	if s, ok := statsOf(c.id); ok {
+		c.last = s
+		return s
 	}
-	c.last = Stats{
+	c.st.finalMu.Lock()
+	if c.st.final != nil {
+		c.last = *c.st.final
+	}
+	c.st.finalMu.Unlock()
+	return c.last
+}
+
+func statsOf(id C.SRTSOCKET) (Stats, bool) {
+	var st C.SRT_TRACEBSTATS
+	if C.rm_stats(id, &st) < 0 {
+		return Stats{}, false
+	}
+	return Stats{
 		RTTMs:           float64(st.msRTT),
 		PacketsSent:     uint64(st.pktSentTotal),
 		PacketsReceived: uint64(st.pktRecvTotal),
@@ -336,6 +349,5 @@ func (c *Conn) Stats() Stats {
 		RecvMbps:        float64(st.mbpsRecvRate),
 		RecvLatencyMs:   int(st.msRcvTsbPdDelay),
 		PeerLatencyMs:   int(st.msSndTsbPdDelay),
-	}
-	return c.last
+	}, true
 }

@@ -36,6 +36,12 @@ type sockState struct {
 	broken   chan struct{}
 	errOnce  sync.Once
 	accepter bool // a listener: rd means "accept"
+
+	// final holds the counters read when the socket reported its error:
+	// libsrt closes a broken socket on its own soon after, and its
+	// statistics go with it.
+	finalMu sync.Mutex
+	final   *Stats
 }
 
 func newSockState() *sockState {
@@ -146,6 +152,11 @@ func (e *engine) poll() {
 			}
 			ev := evs[i].events
 			if ev&C.SRT_EPOLL_ERR != 0 {
+				if fs, ok := statsOf(evs[i].fd); ok {
+					st.finalMu.Lock()
+					st.final = &fs
+					st.finalMu.Unlock()
+				}
 				st.fail()
 				signal(st.rd)
 				signal(st.wr)
