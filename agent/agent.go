@@ -21,6 +21,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/relaymesh/relaymesh/auth"
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/httpflv"
 	"github.com/relaymesh/relaymesh/media/mpegts"
@@ -39,6 +40,7 @@ type Agent struct {
 	level   *slog.LevelVar
 	started time.Time
 	hub     *media.Hub
+	events  *events.Bus // the node's one ordered event stream (events.go)
 	rtmp    *rtmp.Server
 	httpflv *httpflv.Server
 	srt     *srt.Server
@@ -51,10 +53,10 @@ type Agent struct {
 	// beforeDrain runs first on shutdown (leave the cluster, move streams
 	// away), bounded by each component itself.
 	beforeDrain []func()
-	// Stream hooks, appended to by the parts in New (before Run): called
-	// in their own goroutine when a stream goes live, ends, or is asked
-	// for while not live here.
-	onPublished, onEnded, onMissing []func(key string)
+	// onMissing, appended to by the parts in New (before Run), are called
+	// in their own goroutine when a stream is asked for while not live
+	// here. Stream changes go through a.events.
+	onMissing []func(key string)
 	// onAuthorize are further gates on publish and play (flows' own
 	// allowlists), asked after the node's allowlist and signed URL.
 	// proto is "rtmp", "httpflv" or "srt".
@@ -82,7 +84,7 @@ type accessPolicy struct {
 func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.logLevel())
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})).With("node", cfg.Node.ResolveName())
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level, ReplaceAttr: maskLogAttr})).With("node", cfg.Node.ResolveName())
 	a = &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -98,18 +100,9 @@ func New(cfg *Config, path string, logOut io.Writer) (a *Agent, err error) {
 	hcfg := media.DefaultHubConfig()
 	applyLimits(&hcfg, cfg)
 	hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-	hcfg.OnStreamPublished = func(key string) {
-		log.Info("stream published", "stream", key)
-		for _, f := range a.onPublished {
-			f(key)
-		}
-	}
-	hcfg.OnStreamEnded = func(key string) {
-		log.Info("stream ended", "stream", key)
-		for _, f := range a.onEnded {
-			f(key)
-		}
-	}
+	a.events = events.New(log)
+	a.closers = append(a.closers, a.events.Close) // closers run in reverse: the bus closes last
+	hcfg.Events = a.events
 	hcfg.OnMissing = func(key string) {
 		for _, f := range a.onMissing {
 			f(key)

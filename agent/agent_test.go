@@ -38,6 +38,7 @@ func binary(t *testing.T) string {
 
 // agentProc is a running relaymesh binary.
 type agentProc struct {
+	name   string // [node] name
 	cmd    *exec.Cmd
 	logs   *testmedia.LogBuffer
 	cfg    string
@@ -48,7 +49,7 @@ type agentProc struct {
 
 const baseConfig = `version = 1
 [node]
-name = "test-node"
+name = %q
 data_dir = %q
 log_level = "info"
 [rtmp]
@@ -66,9 +67,23 @@ reconnect_grace = "500ms"
 
 func startAgent(t *testing.T, extra string) *agentProc {
 	t.Helper()
+	return startNamedAgent(t, "test-node", extra)
+}
+
+// startNamedAgent is startAgent for a node called name (several in a
+// cluster).
+func startNamedAgent(t *testing.T, name, extra string) *agentProc {
+	t.Helper()
+	return startAgentIn(t, t.TempDir(), name, extra)
+}
+
+// startAgentIn is startNamedAgent with the config in dir and the data dir
+// at dir/data (which may be a mount the test made).
+func startAgentIn(t *testing.T, dir, name, extra string) *agentProc {
+	t.Helper()
 	bin := binary(t)
-	dir := t.TempDir()
 	p := &agentProc{
+		name:   name,
 		logs:   &testmedia.LogBuffer{},
 		cfg:    filepath.Join(dir, "relaymesh.toml"),
 		exited: make(chan struct{}),
@@ -104,7 +119,7 @@ func startAgent(t *testing.T, extra string) *agentProc {
 
 func (p *agentProc) writeConfig(t *testing.T, extra string) {
 	t.Helper()
-	body := fmt.Sprintf(baseConfig, filepath.Join(filepath.Dir(p.cfg), "data"),
+	body := fmt.Sprintf(baseConfig, p.name, filepath.Join(filepath.Dir(p.cfg), "data"),
 		p.ports["rtmp"], p.ports["http"], p.ports["srt"], p.ports["api"], extra)
 	tmp := p.cfg + ".tmp"
 	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
@@ -285,7 +300,7 @@ func TestSIGTERMEndsPlayersCleanly(t *testing.T) {
 		getJSON(t, a.api("/v1/streams"), &sr)
 		return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1
 	})
-	time.Sleep(time.Second) // let the player receive some media (not a timing assertion)
+	waitSent(t, a, "live/term", 50_000) // the player has some media before the agent stops
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-done:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -18,9 +19,17 @@ import (
 
 const defaultAPI = "http://127.0.0.1:9997"
 
-func apiGet(base, path string, v any) error {
+// apiGet GETs path with the token (when not "").
+func apiGet(base, token, path string, v any) error {
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(strings.TrimRight(base, "/") + path)
+	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(base, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach the relaymesh API at %s (is the agent running? see --api): %w", base, err)
 	}
@@ -36,35 +45,56 @@ func apiGet(base, path string, v any) error {
 	return json.Unmarshal(body, v)
 }
 
+const tokenFileUsage = "file holding the API token, needed when the API listens beyond loopback (default: $RELAYMESH_TOKEN, else none)"
+
+// cliToken is the API token a command sends: the file's, else
+// $RELAYMESH_TOKEN.
+func cliToken(file string) (string, error) {
+	if file == "" {
+		return os.Getenv("RELAYMESH_TOKEN"), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	api := fs.String("api", defaultAPI, "agent API base URL")
+	tokenFile := fs.String("token-file", "", tokenFileUsage)
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	token, err := cliToken(*tokenFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "relaymesh:", err)
+		return 1
 	}
 	var health map[string]any
 	var streams struct {
 		Streams []StreamView `json:"streams"`
 	}
-	if err := apiGet(*api, "/healthz", &health); err != nil {
+	if err := apiGet(*api, token, "/healthz", &health); err != nil {
 		fmt.Fprintln(stderr, "relaymesh:", err)
 		return 1
 	}
-	if err := apiGet(*api, "/v1/streams", &streams); err != nil {
+	if err := apiGet(*api, token, "/v1/streams", &streams); err != nil {
 		fmt.Fprintln(stderr, "relaymesh:", err)
 		return 1
 	}
 	var nodes struct {
 		Nodes []map[string]any `json:"nodes"`
 	}
-	_ = apiGet(*api, "/v1/nodes", &nodes) // absent on a standalone node
+	_ = apiGet(*api, token, "/v1/nodes", &nodes) // absent on a standalone node
 	var links struct {
 		Uplinks []linkRow `json:"uplinks"`
 		Pulls   []linkRow `json:"pulls"`
 	}
-	_ = apiGet(*api, "/v1/links", &links) // absent on a standalone node
+	_ = apiGet(*api, token, "/v1/links", &links) // absent on a standalone node
 	if *asJSON {
 		json.NewEncoder(stdout).Encode(map[string]any{"node": health, "nodes": nodes.Nodes, "streams": streams.Streams,
 			"uplinks": links.Uplinks, "pulls": links.Pulls})
@@ -116,8 +146,14 @@ func cmdLocate(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	api := fs.String("api", defaultAPI, "agent API base URL")
 	client := fs.String("client", "", "the broadcaster's address (default: this machine)")
+	tokenFile := fs.String("token-file", "", tokenFileUsage)
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	token, err := cliToken(*tokenFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "relaymesh:", err)
+		return 1
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "usage: relaymesh locate [--api URL] [--client ADDR] APP/NAME")
@@ -129,7 +165,7 @@ func cmdLocate(args []string, stdout, stderr io.Writer) int {
 		q.Set("client", *client)
 	}
 	var out map[string]any
-	if err := apiGet(*api, "/v1/locate?"+q.Encode(), &out); err != nil {
+	if err := apiGet(*api, token, "/v1/locate?"+q.Encode(), &out); err != nil {
 		fmt.Fprintln(stderr, "relaymesh:", err)
 		return 1
 	}

@@ -37,7 +37,7 @@ func cmdObjects(kind string, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintf(stderr, objectsUsage, kind, extra) }
 	api := fs.String("api", defaultAPI, "agent API base URL")
-	tokenFile := fs.String("token-file", "", "file holding the API token (default: $RELAYMESH_TOKEN, else none)")
+	tokenFile := fs.String("token-file", "", tokenFileUsage)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -47,14 +47,10 @@ func cmdObjects(kind string, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	token := os.Getenv("RELAYMESH_TOKEN")
-	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "relaymesh:", err)
-			return 1
-		}
-		token = strings.TrimSpace(string(b))
+	token, err := cliToken(*tokenFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "relaymesh:", err)
+		return 1
 	}
 	c := &objClient{base: strings.TrimRight(*api, "/"), token: token}
 	base := "/v1/" + kind
@@ -66,7 +62,6 @@ func cmdObjects(kind string, args []string, stdout, stderr io.Writer) int {
 		return true
 	}
 	var out json.RawMessage
-	var err error
 	switch cmd := rest[0]; {
 	case cmd == "list" && need(1):
 		err = c.do("GET", base, nil, &out)

@@ -20,6 +20,7 @@ import (
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/edge"
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media/srt"
 )
@@ -122,8 +123,7 @@ func (a *Agent) newCluster(cfg *Config) error {
 		}
 		cs.center = c
 		a.add(c.Run, c.Close)
-		a.onPublished = append(a.onPublished, c.StreamPublished)
-		a.onEnded = append(a.onEnded, c.StreamEnded)
+		a.subscribe("center", c.HandleEvent)
 		a.onMissing = append(a.onMissing, c.Missing)
 	}
 	if cfg.Node.Role == RoleEdge {
@@ -133,7 +133,7 @@ func (a *Agent) newCluster(cfg *Config) error {
 		}
 		cs.uplinks = u
 		a.add(u.Run, u.Close)
-		a.onPublished = append(a.onPublished, u.StreamPublished)
+		a.subscribe("edge", u.HandleEvent)
 	}
 
 	meta := g.LocalMeta()
@@ -163,6 +163,7 @@ func (a *Agent) uplinkConfig(cfg *Config, pass string) edge.Config {
 	return edge.Config{
 		Routes: RoutesOf(cfg.Routes), Passphrase: pass, DSCP: cc.DSCPMark(), IdleTimeout: BackboneIdleTimeout,
 		Latency: func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) },
+		Events:  a.events,
 	}
 }
 
@@ -200,8 +201,10 @@ func (a *Agent) clusterAddrs(cfg *Config, ip netip.Addr) gossip.Addrs {
 	return ad
 }
 
-// clusterEvent logs membership changes and re-routes edge uplinks away
-// from a center that failed or left.
+// clusterEvent logs membership changes and publishes them on the node's
+// event bus (gossip calls it in order, from one goroutine); the edge
+// uplinks follow the bus to re-route away from a center that failed or
+// left.
 func (a *Agent) clusterEvent(e gossip.Event) {
 	level := slog.LevelInfo
 	if e.Type == gossip.EventUpdate {
@@ -209,8 +212,15 @@ func (a *Agent) clusterEvent(e gossip.Event) {
 	}
 	a.log.Log(context.Background(), level, "cluster member "+e.Type.String(), "member", e.Member.Name, "role", string(e.Member.Meta.Role),
 		"site", e.Member.Meta.Site, "streams_dropped", len(e.Streams))
-	if u := a.ext.cluster.uplinks; u != nil && (e.Type == gossip.EventFailed || e.Type == gossip.EventLeave) {
-		u.MemberGone(e.Member.Name)
+	m := events.Member{Name: e.Member.Name, Role: string(e.Member.Meta.Role), Site: e.Member.Meta.Site,
+		Region: e.Member.Meta.Region, Addr: e.Member.Addr.String()}
+	switch e.Type {
+	case gossip.EventJoin:
+		a.events.Publish(events.MemberJoined{Member: m})
+	case gossip.EventLeave:
+		a.events.Publish(events.MemberLeft{Member: m, Streams: e.Streams})
+	case gossip.EventFailed:
+		a.events.Publish(events.MemberFailed{Member: m, Streams: e.Streams})
 	}
 }
 
@@ -471,7 +481,7 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 	loc, found := table.Lookup(client)
 	pol := s.a.access.Load()
 	token := ""
-	if pol.publishAuth {
+	if pol.publishAuth && s.locateSigns(r) {
 		token = auth.Sign(pol.key, auth.ActionPublish, key, time.Now().Add(locateTokenTTL))
 	}
 	views := make([]IngestView, 0, 3)
@@ -502,7 +512,7 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 	if token != "" {
 		res["expires"] = time.Now().Add(locateTokenTTL).UTC().Truncate(time.Second)
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSONUnmasked(w, http.StatusOK, res) // the URLs are the answer: the caller may publish there
 }
 
 func checkStreamKey(key string) error {

@@ -118,7 +118,13 @@ type SRTStreamConfig struct {
 // APIConfig is [api]: the JSON API and /metrics.
 type APIConfig struct {
 	Listen    string `toml:"listen"`     // host:port; "" disables
-	TokenFile string `toml:"token_file"` // bearer token for mutating calls; required beyond loopback
+	TokenFile string `toml:"token_file"` // bearer token for every call beyond loopback, for mutating calls on loopback; required beyond loopback
+	// ReadTokenFile: a second token that grants the read-only routes (GET,
+	// /metrics) but no change and no pprof; "" = none.
+	ReadTokenFile string `toml:"read_token_file"`
+	// MetricsOpen serves /metrics without a token beyond loopback (for a
+	// scraper on a trusted network); off by default.
+	MetricsOpen bool `toml:"metrics_open"`
 }
 
 // LimitsConfig is [limits]. Counts are 0 for unlimited.
@@ -143,6 +149,14 @@ type AuthConfig struct {
 	KeyFile      string   `toml:"key_file"` // HMAC key; see auth.LoadKey
 	PublishAllow []string `toml:"publish_allow"`
 	PlayAllow    []string `toml:"play_allow"`
+	// LocateSigns: /v1/locate answers with signed publish URLs (when
+	// publish is on) to any caller it admits; unset = true when the API
+	// listens on loopback, false beyond. A caller with the API token or
+	// the locate token always gets signed URLs.
+	LocateSigns *bool `toml:"locate_signs"`
+	// LocateTokenFile: a token that grants /v1/locate only, with signed
+	// URLs (for a broadcaster portal); "" = none.
+	LocateTokenFile string `toml:"locate_token_file"`
 }
 
 // Default returns the built-in standalone configuration; configs/
@@ -170,7 +184,6 @@ func Default() *Config {
 			ReadTimeout:      Duration(10 * time.Second),
 			WriteTimeout:     Duration(10 * time.Second),
 			MaxReaderLag:     Duration(4 * time.Second),
-			WriteCoalesce:    Duration(100 * time.Millisecond),
 		},
 		Auth: AuthConfig{PublishAllow: []string{}, PlayAllow: []string{}},
 	}
@@ -1083,6 +1096,12 @@ func (a *APIConfig) validate(ps *cfgProblems, at cfgPath) {
 	if a.TokenFile == "" && !cfgIsLoopback(a.Listen) {
 		ps.add(at.Key("token_file"), "required when api.listen (%q) is not a loopback address: set token_file, or listen on 127.0.0.1", a.Listen)
 	}
+	if a.ReadTokenFile != "" && !filepath.IsAbs(a.ReadTokenFile) {
+		ps.add(at.Key("read_token_file"), "%q is not an absolute path", a.ReadTokenFile)
+	}
+	if a.ReadTokenFile != "" && a.TokenFile == "" {
+		ps.add(at.Key("read_token_file"), "needs token_file: a read-only token is only useful when the other routes need the full one")
+	}
 }
 
 func (l *LimitsConfig) validate(ps *cfgProblems, at cfgPath) {
@@ -1104,6 +1123,9 @@ func (a *AuthConfig) validate(ps *cfgProblems, at cfgPath) {
 	}
 	ps.cidrs(at.Key("publish_allow"), a.PublishAllow)
 	ps.cidrs(at.Key("play_allow"), a.PlayAllow)
+	if a.LocateTokenFile != "" && !filepath.IsAbs(a.LocateTokenFile) {
+		ps.add(at.Key("locate_token_file"), "%q is not an absolute path", a.LocateTokenFile)
+	}
 }
 
 // validateListeners refuses two TCP listeners on the same port and host.
@@ -1234,9 +1256,16 @@ func (c *Config) CheckFiles() error {
 			ps.add("auth.key_file", "%v", err)
 		}
 	}
-	if c.API.TokenFile != "" {
-		if _, err := c.API.LoadToken(); err != nil {
-			ps.add("api.token_file", "%v", err)
+	toks := map[string]string{}
+	for _, f := range []struct{ key, path string }{{"api.token_file", c.API.TokenFile}, {"api.read_token_file", c.API.ReadTokenFile}, {"auth.locate_token_file", c.Auth.LocateTokenFile}} {
+		tok, err := loadTokenFile(f.path)
+		if err != nil {
+			ps.add(cfgPath(f.key), "%v", err)
+		} else if tok != "" {
+			if other, dup := toks[tok]; dup {
+				ps.add(cfgPath(f.key), "holds the same token as %s: each token grants different rights, so they must differ", other)
+			}
+			toks[tok] = f.key
 		}
 	}
 	if c.Node.DataDir != "" {
@@ -1251,7 +1280,8 @@ func (c *Config) CheckFiles() error {
 // api.token_file) that other users can read.
 func (c *Config) FileWarnings() []string {
 	var w []string
-	for _, f := range []struct{ key, path string }{{"auth.key_file", c.Auth.KeyFile}, {"api.token_file", c.API.TokenFile}} {
+	for _, f := range []struct{ key, path string }{{"auth.key_file", c.Auth.KeyFile}, {"api.token_file", c.API.TokenFile},
+		{"api.read_token_file", c.API.ReadTokenFile}, {"auth.locate_token_file", c.Auth.LocateTokenFile}} {
 		if f.path == "" {
 			continue
 		}
@@ -1264,17 +1294,21 @@ func (c *Config) FileWarnings() []string {
 
 // LoadToken reads the API bearer token from token_file: the file's content
 // without surrounding whitespace, at least 16 bytes. "" when no file is set.
-func (a APIConfig) LoadToken() (string, error) {
-	if a.TokenFile == "" {
+func (a APIConfig) LoadToken() (string, error) { return loadTokenFile(a.TokenFile) }
+
+// loadTokenFile reads a bearer token file (api.token_file,
+// api.read_token_file, auth.locate_token_file); "" when path is "".
+func loadTokenFile(path string) (string, error) {
+	if path == "" {
 		return "", nil
 	}
-	data, err := os.ReadFile(a.TokenFile)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}
 	tok := strings.TrimSpace(string(data))
 	if len(tok) < 16 {
-		return "", fmt.Errorf("%s holds %d bytes: put a token of at least 16 in it, e.g. `head -c 24 /dev/urandom | base64 > %s`", a.TokenFile, len(tok), a.TokenFile)
+		return "", fmt.Errorf("%s holds %d bytes: put a token of at least 16 in it, e.g. `head -c 24 /dev/urandom | base64 > %s`", path, len(tok), path)
 	}
 	return tok, nil
 }

@@ -2,11 +2,13 @@ package agent
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/relayrule"
 	"github.com/relaymesh/relaymesh/task"
 )
@@ -16,6 +18,9 @@ const (
 	defaultMaxRelays       = 200
 	defaultMaxRunningTasks = 100
 	defaultMaxAPIBody      = 1 << 20
+	defaultMaxOutputs      = 32
+	defaultMaxDownload     = 4 << 30
+	defaultDownloadTimeout = 30 * time.Minute
 )
 
 // ObjectsConfig is [objects]: limits for flows, relays and tasks.
@@ -24,28 +29,62 @@ type ObjectsConfig struct {
 	MaxRunningTasks int      `toml:"max_running_tasks"` // tasks running at once; 0 = 100
 	MaxFlows        int      `toml:"max_flows"`         // 0 = unlimited
 	MaxAPIBody      ByteSize `toml:"max_api_body"`      // largest API request body; 0 = 1MiB
+	MaxOutputs      int      `toml:"max_outputs"`       // outputs per flow; 0 = 32
+	// FetchAllow and FetchDeny are CIDRs for the outbound fetch policy
+	// (playlists, callbacks, pull sources, push destinations): deny wins,
+	// then allow; by default loopback, link-local (metadata) and the
+	// node's own listeners are denied, the rest allowed.
+	FetchAllow []string `toml:"fetch_allow"`
+	FetchDeny  []string `toml:"fetch_deny"`
+	// MaxDownload caps one downloaded playlist item; 0 = 4GiB.
+	MaxDownload ByteSize `toml:"max_download"`
+	// DownloadTimeout caps one item's download; 0 = 30m.
+	DownloadTimeout Duration `toml:"download_timeout"`
 }
 
-func (o ObjectsConfig) maxRelays() int {
-	if o.MaxRelays == 0 {
-		return defaultMaxRelays
-	}
-	return o.MaxRelays
+func (o ObjectsConfig) maxOutputs() int { return orDefault(o.MaxOutputs, defaultMaxOutputs) }
+
+func (o ObjectsConfig) maxDownload() int64 {
+	return orDefault(int64(o.MaxDownload), defaultMaxDownload)
 }
+
+func (o ObjectsConfig) downloadTimeout() time.Duration {
+	return orDefault(time.Duration(o.DownloadTimeout), defaultDownloadTimeout)
+}
+
+// prefixes parses validated CIDR entries.
+func prefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if n, err := netutil.ParseAllowEntry(s); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// fetchPolicy builds the outbound policy; ownPorts are the node's
+// listener ports. The CIDRs were validated with the config.
+func (o ObjectsConfig) fetchPolicy(ownPorts []uint16) *netutil.FetchPolicy {
+	return &netutil.FetchPolicy{OwnPorts: ownPorts, Allow: prefixes(o.FetchAllow), Deny: prefixes(o.FetchDeny)}
+}
+
+// orDefault is v, or def when v is zero (a 0 in the file means the default).
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func (o ObjectsConfig) maxRelays() int { return orDefault(o.MaxRelays, defaultMaxRelays) }
 
 func (o ObjectsConfig) maxRunningTasks() int {
-	if o.MaxRunningTasks == 0 {
-		return defaultMaxRunningTasks
-	}
-	return o.MaxRunningTasks
+	return orDefault(o.MaxRunningTasks, defaultMaxRunningTasks)
 }
 
-func (o ObjectsConfig) maxAPIBody() int64 {
-	if o.MaxAPIBody == 0 {
-		return defaultMaxAPIBody
-	}
-	return int64(o.MaxAPIBody)
-}
+func (o ObjectsConfig) maxAPIBody() int64 { return orDefault(int64(o.MaxAPIBody), defaultMaxAPIBody) }
 
 // FlowSourceConfig is a flow's source or backup.
 type FlowSourceConfig struct {
@@ -174,6 +213,20 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 	ps.count("objects.max_flows", o.MaxFlows)
 	if o.MaxAPIBody < 0 {
 		ps.add("objects.max_api_body", "is negative")
+	}
+	ps.count("objects.max_outputs", o.MaxOutputs)
+	ps.cidrs("objects.fetch_allow", o.FetchAllow)
+	ps.cidrs("objects.fetch_deny", o.FetchDeny)
+	if o.MaxDownload < 0 {
+		ps.add("objects.max_download", "is negative")
+	}
+	if o.DownloadTimeout < 0 {
+		ps.add("objects.download_timeout", "is negative")
+	}
+	for i := range c.Flows {
+		if n := len(c.Flows[i].Outputs); n > o.maxOutputs() {
+			ps.add(cfgPath("flow").Index(i).Key("outputs"), "%d outputs is more than objects.max_outputs (%d)", n, o.maxOutputs())
+		}
 	}
 	flows := map[string]*FlowConfig{}
 	for i := range c.Flows {

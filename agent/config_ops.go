@@ -41,14 +41,15 @@ type WebhooksConfig struct {
 // Webhook events the agent sends (the data of each is a JSON object; see
 // notify's callers).
 const (
-	EventStreamPublished   = "stream.published"   // {"stream"}
-	EventStreamUnpublished = "stream.unpublished" // {"stream"}
-	EventStreamFailover    = "stream.failover"    // {"stream", "from", "to", ...}
-	EventMemberJoin        = "member.join"        // {"member", ...}
-	EventMemberLeave       = "member.leave"       // {"member", ...}
+	EventStreamPublished   = "stream.published"   // {"stream", "protocol"}
+	EventStreamReconnected = "stream.reconnected" // {"stream", "protocol", "takeover"}
+	EventStreamUnpublished = "stream.unpublished" // {"stream", "reason"}
+	EventStreamFailover    = "stream.failover"    // {"flow", "stream", "from", "to", "direction", "reason", "gap_ms"}
+	EventMemberJoin        = "member.join"        // {"member", "role", "site", "region", "addr"}
+	EventMemberLeave       = "member.leave"       // {"member", ..., "state": "left"|"failed", "streams"}
 )
 
-var webhookEvents = []string{EventStreamPublished, EventStreamUnpublished, EventStreamFailover, EventMemberJoin, EventMemberLeave}
+var webhookEvents = []string{EventStreamPublished, EventStreamReconnected, EventStreamUnpublished, EventStreamFailover, EventMemberJoin, EventMemberLeave}
 
 func (c *Config) validateOps(ps *cfgProblems) {
 	q := &c.QoS

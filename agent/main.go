@@ -20,8 +20,8 @@ const usage = `relaymesh — live-video transport agent (edge, live center, or b
 Usage:
   relaymesh run     [-c FILE]   run the agent (built-in standalone default without -c)
   relaymesh check   [-c FILE]   validate a config like nginx -t: "ok" or every problem
-  relaymesh status  [--json] [--api URL]   nodes, streams and links of a running agent
-  relaymesh locate  [--api URL] [--client ADDR] APP/NAME   best edge to publish to
+  relaymesh status  [--json] [--api URL] [--token-file F]   nodes, streams and links of a running agent
+  relaymesh locate  [--api URL] [--token-file F] [--client ADDR] APP/NAME   best edge to publish to
   relaymesh sign    [-c FILE | --key FILE] [--action publish|play] [--ttl 1h] APP/NAME
                                 print APP/NAME?token=... (a signed URL's path and query)
   relaymesh flows|relays|tasks [--api URL] [--token-file F] [--json] list|get|create|update|delete|start|stop|restart ...

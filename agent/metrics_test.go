@@ -3,16 +3,13 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
+	"github.com/relaymesh/relaymesh/internal/promtest"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
 )
@@ -62,54 +59,10 @@ func runAgent(t *testing.T, cfg *Config) (*Agent, *testmedia.LogBuffer) {
 	return a, logs
 }
 
-// scrape GETs /metrics over HTTP and parses the text format.
+// scrape reads the agent's /metrics.
 func scrape(t *testing.T, a *Agent) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get("http://" + a.listenAddr("api") + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("/metrics: HTTP %d: %s", resp.StatusCode, body)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("/metrics does not parse: %v", err)
-	}
-	return mfs
-}
-
-// metricValue returns the value of the sample of name whose labels include
-// want, and whether there is one.
-func metricValue(mfs map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	mf := mfs[name]
-	if mf == nil {
-		return 0, false
-	}
-next:
-	for _, m := range mf.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), true
-		case m.Counter != nil:
-			return m.GetCounter().GetValue(), true
-		case m.Untyped != nil:
-			return m.GetUntyped().GetValue(), true
-		}
-	}
-	return 0, false
+	return promtest.Scrape(t, "http://"+a.listenAddr("api")+"/metrics")
 }
 
 // Synthetic FLV tag bodies: the hub only looks at the packet flags.
@@ -187,8 +140,8 @@ func TestMetricsScrape(t *testing.T) {
 	var mfs map[string]*dto.MetricFamily
 	testmedia.Eventually(t, 15*time.Second, "a stream with a measured frame rate and keyframe interval", func() bool {
 		mfs = scrape(t, a)
-		f, _ := metricValue(mfs, "relaymesh_stream_frames_per_second", st)
-		k, _ := metricValue(mfs, "relaymesh_stream_keyframe_interval_seconds", st)
+		f, _ := promtest.Value(mfs, "relaymesh_stream_frames_per_second", st)
+		k, _ := promtest.Value(mfs, "relaymesh_stream_keyframe_interval_seconds", st)
 		return f > 0 && k > 0
 	})
 
@@ -218,12 +171,14 @@ func TestMetricsScrape(t *testing.T) {
 		{"relaymesh_srt_connections", map[string]string{"role": "publish"}, 0, 0},
 		{"relaymesh_build_info", map[string]string{"version": Version, "role": "standalone", "node": "metrics-node"}, 1, 1},
 		{"relaymesh_start_time_seconds", nil, float64(time.Now().Add(-time.Hour).Unix()), float64(time.Now().Unix() + 1)},
+		{"relaymesh_events_total", map[string]string{"kind": "stream.published"}, 1, 1},
+		{"relaymesh_event_subscriber_missed_total", map[string]string{"subscriber": "ops"}, 0, 0},
 		{"go_goroutines", nil, 1, 1e6},
 		{"process_resident_memory_bytes", nil, 1, 1e12},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprint(tc.name, tc.labels), func(t *testing.T) {
-			v, ok := metricValue(mfs, tc.name, tc.labels)
+			v, ok := promtest.Value(mfs, tc.name, tc.labels)
 			if !ok {
 				t.Fatalf("no %s%v in /metrics", tc.name, tc.labels)
 			}
@@ -244,7 +199,8 @@ func TestMetricsScrape(t *testing.T) {
 			for _, m := range mf.GetMetric() {
 				for _, l := range m.GetLabel() {
 					switch l.GetName() {
-					case "stream", "track", "listener", "role", "interface", "class", "result", "version", "node", "state", "peer":
+					case "stream", "track", "listener", "role", "interface", "class", "result", "version", "node", "state", "peer",
+						"kind", "subscriber": // event kinds and the agent's own subscribers: fixed sets
 					default:
 						t.Errorf("%s has label %q: not one of the bounded label names", name, l.GetName())
 					}
@@ -258,8 +214,8 @@ func TestMetricsScrape(t *testing.T) {
 	<-fed
 	testmedia.Eventually(t, 10*time.Second, "the ended stream gone from /metrics", func() bool {
 		mfs = scrape(t, a)
-		_, ok := metricValue(mfs, "relaymesh_stream_readers", st)
-		n, _ := metricValue(mfs, "relaymesh_streams", nil)
+		_, ok := promtest.Value(mfs, "relaymesh_stream_readers", st)
+		n, _ := promtest.Value(mfs, "relaymesh_streams", nil)
 		return !ok && n == 0
 	})
 }

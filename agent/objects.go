@@ -12,7 +12,9 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/relayrule"
@@ -26,7 +28,11 @@ type objectsState struct {
 	tasks   *task.Manager
 	store   *objectStore
 	loading bool
-	saveMu  sync.Mutex
+	saveMu  sync.Mutex // held while a snapshot is taken and written
+	// txMu serializes the API's writes; inTxn (under saveMu) holds back
+	// the managers' own saves while one runs (objects_txn.go).
+	txMu  sync.Mutex
+	inTxn bool
 	// notifier builds the webhook sender for a task's callback URL; tests
 	// replace it.
 	notifier func(callback string) task.Notifier
@@ -39,15 +45,29 @@ func (a *Agent) newObjects(cfg *Config) error {
 	o := &a.ext.objects
 	dataDir := cfg.Node.ResolveDataDir()
 	o.store = newObjectStore(dataDir)
+	if stale, err := o.store.removeStale(); err != nil {
+		return err
+	} else if len(stale) > 0 {
+		a.log.Info("removed temp files of an interrupted save", "files", stale)
+	}
 	stored, err := o.store.load()
 	if err != nil {
 		return err
 	}
 	log := a.log.With("component", "objects")
 	o.flows = flow.NewManager(a.hub, log)
-	o.flows.OnSwitch = func(id string, sw flow.Switch) {}
+	o.flows.OnSwitch = func(id string, sw flow.Switch) {
+		a.events.Publish(events.FlowSwitched{Flow: id, Stream: (&flow.Spec{ID: id}).Key(), From: sw.From, To: sw.To,
+			Failover: sw.Failover, Reason: sw.Reason, GapMS: sw.GapMS})
+	}
+	o.flows.Policy = a.fetchPolicy
+	o.flows.MaxOutputs = func() int { return a.config().Objects.maxOutputs() }
 	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.config().Objects.maxRelays() })
-	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache")}
+	o.relays.Policy = a.fetchPolicy
+	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache"),
+		Policy:          a.fetchPolicy,
+		MaxDownload:     func() int64 { return a.config().Objects.maxDownload() },
+		DownloadTimeout: func() time.Duration { return a.config().Objects.downloadTimeout() }}
 	o.tasks = task.NewManager(deps, func() int { return a.config().Objects.maxRunningTasks() })
 	o.hooks = newTaskHooks(a)
 	if o.notifier == nil {
@@ -106,9 +126,19 @@ func (a *Agent) newObjects(cfg *Config) error {
 		}
 	}
 	o.loading = false
-	save := func(string) { a.saveObjects() }
+	save := func(string) {
+		if err := a.saveObjects(false); err != nil {
+			a.log.Error("objects not saved", "err", err)
+		}
+	}
 	o.flows.OnChange, o.relays.OnChange, o.tasks.OnChange = save, save, save
-	a.onPublished = append(a.onPublished, func(string) { o.relays.Poke() })
+	// relay rules look at a stream as soon as it is live (or back)
+	a.subscribe("relays", func(r events.Record) {
+		switch r.Event.(type) {
+		case events.StreamPublished, events.StreamReconnected, events.Missed:
+			o.relays.Poke()
+		}
+	})
 	// per-source and per-output allowlists; the listeners log a refusal
 	// with its reason
 	a.onAuthorize = append(a.onAuthorize, func(proto, action, key string, remote net.Addr) error {
@@ -131,14 +161,22 @@ func (a *Agent) newObjects(cfg *Config) error {
 	return nil
 }
 
-// saveObjects writes the API-made objects and their states.
-func (a *Agent) saveObjects() {
+// saveObjects writes the API-made objects and their states. While an API
+// write runs, the managers' own saves (fromTxn false) are held back: the
+// write saves everything when it ends.
+func (a *Agent) saveObjects(fromTxn bool) error {
 	o := &a.ext.objects
-	if o.loading {
-		return
-	}
 	o.saveMu.Lock()
 	defer o.saveMu.Unlock()
+	if o.loading || (o.inTxn && !fromTxn) {
+		return nil
+	}
+	return a.writeObjectsLocked()
+}
+
+// writeObjectsLocked writes a snapshot of the objects; o.saveMu is held.
+func (a *Agent) writeObjectsLocked() error {
+	o := &a.ext.objects
 	so := &storedObjects{Flows: []storedFlow{}, Relays: []storedRelay{}, Tasks: []storedTask{}}
 	for _, f := range o.flows.List() {
 		if !f.ReadOnly {
@@ -166,9 +204,7 @@ func (a *Agent) saveObjects() {
 			so.Tasks = append(so.Tasks, st)
 		}
 	}
-	if err := o.store.save(so); err != nil {
-		a.log.Error("objects not saved", "err", err)
-	}
+	return o.store.save(so)
 }
 
 // localIngest maps a destination URL that points at this node's own RTMP

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,7 +20,7 @@ import (
 func (s *apiServer) routesObjects() {
 	o := &s.a.ext.objects
 	routeKind(s, objectKind[flow.Spec, flow.View]{
-		name: "flow", plural: "flows",
+		name: "flow", plural: "flows", save: s.a.writeObjects,
 		list: func() []flow.View { return o.flows.List() }, get: func(id string) (flow.View, bool) { return o.flows.Get(id) },
 		create: func(spec flow.Spec) error {
 			if max := s.a.config().Objects.MaxFlows; max > 0 && len(o.flows.List()) >= max {
@@ -29,40 +28,60 @@ func (s *apiServer) routesObjects() {
 			}
 			return o.flows.Create(spec, false, "")
 		},
-		update: func(spec flow.Spec) error { return o.flows.Update(spec) },
-		delete: func(id string) error { return o.flows.Delete(id) },
+		update:  func(spec flow.Spec) error { return o.flows.Update(spec) },
+		delete:  func(id string) error { return o.flows.Delete(id) },
+		remove:  func(id string) error { o.flows.Remove(id); return nil },
+		restore: func(v flow.View) error { return o.flows.Create(v.Spec, false, v.State) },
+		spec:    func(v flow.View) flow.Spec { return v.Spec },
 		actions: map[string]func(context.Context, string) error{
 			"start": func(_ context.Context, id string) error { return o.flows.Start(id) },
 			"stop":  func(_ context.Context, id string) error { return o.flows.Stop(id) },
 		},
 		id: func(s *flow.Spec) *string { return &s.ID }, readOnly: func(v flow.View) bool { return v.ReadOnly },
-		mask: maskFlow, unmask: unmaskFlow,
+		unmask: unmaskFlow,
 	})
 	routeKind(s, objectKind[relayrule.Spec, relayrule.View]{
-		name: "relay", plural: "relays",
+		name: "relay", plural: "relays", save: s.a.writeObjects,
 		list: func() []relayrule.View { return o.relays.List() }, get: func(id string) (relayrule.View, bool) { return o.relays.Get(id) },
-		create: func(spec relayrule.Spec) error { return o.relays.Create(spec, false, false) },
-		update: func(spec relayrule.Spec) error { return o.relays.Update(spec) },
-		delete: func(id string) error { return o.relays.Delete(id) },
-		id:     func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
-		mask:   func(v relayrule.View) relayrule.View { v.Passphrase = mask(v.Passphrase); return v },
-		unmask: func(spec *relayrule.Spec, old relayrule.View) { unmask(&spec.Passphrase, old.Passphrase) },
+		create:  func(spec relayrule.Spec) error { return o.relays.Create(spec, false, false) },
+		update:  func(spec relayrule.Spec) error { return o.relays.Update(spec) },
+		delete:  func(id string) error { return o.relays.Delete(id) },
+		remove:  func(id string) error { return o.relays.Delete(id) },
+		restore: func(v relayrule.View) error { return o.relays.Create(v.Spec, false, true) },
+		spec:    func(v relayrule.View) relayrule.Spec { return v.Spec },
+		id:      func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
+		unmask: func(spec *relayrule.Spec, old relayrule.View) {
+			unmask(&spec.Passphrase, old.Passphrase)
+			unmaskURL(&spec.URL, old.URL)
+		},
 	})
 	routeKind(s, objectKind[task.Spec, task.View]{
-		name: "task", plural: "tasks",
+		name: "task", plural: "tasks", save: s.a.writeObjects,
 		list: func() []task.View { return o.tasks.List() }, get: func(id string) (task.View, bool) { return o.tasks.Get(id) },
 		create: func(spec task.Spec) error { return o.tasks.Create(spec, false, "") },
 		update: func(spec task.Spec) error { return o.tasks.Update(spec) },
 		delete: func(id string) error { return o.tasks.Delete(id) },
+		remove: func(id string) error { o.tasks.Remove(id); return nil },
+		restore: func(v task.View) error {
+			return o.tasks.Restore(v.Spec, v.Internal, task.Position{Item: v.Item, Pass: v.Pass})
+		},
+		spec: func(v task.View) task.Spec { return v.Spec },
 		actions: map[string]func(context.Context, string) error{
 			"start":   func(ctx context.Context, id string) error { return o.tasks.Start(ctx, id) },
 			"stop":    func(_ context.Context, id string) error { return o.tasks.Stop(id, false) },
 			"restart": func(ctx context.Context, id string) error { return o.tasks.Restart(ctx, id) },
 		},
 		id: func(s *task.Spec) *string { return &s.ID }, readOnly: func(v task.View) bool { return v.ReadOnly },
-		mask: func(v task.View) task.View { v.Destination.Passphrase = mask(v.Destination.Passphrase); return v },
 		unmask: func(spec *task.Spec, old task.View) {
 			unmask(&spec.Destination.Passphrase, old.Destination.Passphrase)
+			unmaskURL(&spec.Destination.URL, old.Destination.URL)
+			unmaskURL(&spec.Source.URL, old.Source.URL)
+			unmaskURL(&spec.Callback, old.Callback)
+			for i := range spec.Source.Playlist {
+				if i < len(old.Source.Playlist) {
+					unmaskURL(&spec.Source.Playlist[i], old.Source.Playlist[i])
+				}
+			}
 		},
 	})
 }
@@ -76,26 +95,31 @@ type objectKind[S, V any] struct {
 	create       func(S) error
 	update       func(S) error
 	delete       func(id string) error
-	actions      map[string]func(ctx context.Context, id string) error // POST /v1/<plural>/{id}/<action>
-	id           func(*S) *string
-	readOnly     func(V) bool
-	mask         func(V) V   // hides secrets in answers
-	unmask       func(*S, V) // puts back secrets a client sent back masked
+	// undo of an API write whose result could not be saved: remove undoes
+	// a create, restore a delete, update(spec(old)) an update
+	remove   func(id string) error
+	restore  func(V) error
+	spec     func(V) S
+	save     func(op, undo func() error) error                     // Agent.writeObjects
+	actions  map[string]func(ctx context.Context, id string) error // POST /v1/<plural>/{id}/<action>
+	id       func(*S) *string
+	readOnly func(V) bool
+	unmask   func(*S, V) // puts back secrets a client sent back masked (answers are masked by maskAnswer)
 }
 
-// actionTimeout bounds an action: starting a task probes (maybe
-// downloads) its playlist.
+// actionTimeout bounds an action: starting a task probes its local
+// playlist files (downloads run in the background).
 const actionTimeout = 2 * time.Minute
 
 func routeKind[S, V any](s *apiServer, k objectKind[S, V]) {
 	base := "/v1/" + k.plural
 	s.mux.HandleFunc("GET "+base, k.handleList)
-	s.mux.HandleFunc("POST "+base, s.mutating(k.handleCreate))
+	s.mux.HandleFunc("POST "+base, k.handleCreate)
 	s.mux.HandleFunc("GET "+base+"/{id}", k.handleGet)
-	s.mux.HandleFunc("PUT "+base+"/{id}", s.mutating(k.handleUpdate))
-	s.mux.HandleFunc("DELETE "+base+"/{id}", s.mutating(k.handleAction("delete", nil)))
+	s.mux.HandleFunc("PUT "+base+"/{id}", k.handleUpdate)
+	s.mux.HandleFunc("DELETE "+base+"/{id}", k.handleAction("delete", nil))
 	for name, act := range k.actions {
-		s.mux.HandleFunc("POST "+base+"/{id}/"+name, s.mutating(k.handleAction(name, act)))
+		s.mux.HandleFunc("POST "+base+"/{id}/"+name, k.handleAction(name, act))
 	}
 }
 
@@ -105,9 +129,7 @@ func (k objectKind[S, V]) notFound(w http.ResponseWriter, id string) {
 
 func (k objectKind[S, V]) handleList(w http.ResponseWriter, r *http.Request) {
 	out := []V{}
-	for _, v := range k.list() {
-		out = append(out, k.mask(v))
-	}
+	out = append(out, k.list()...)
 	writeJSON(w, http.StatusOK, map[string]any{k.plural: out})
 }
 
@@ -117,7 +139,7 @@ func (k objectKind[S, V]) handleGet(w http.ResponseWriter, r *http.Request) {
 		k.notFound(w, r.PathValue("id"))
 		return
 	}
-	writeJSON(w, http.StatusOK, k.mask(v))
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (k objectKind[S, V]) handleCreate(w http.ResponseWriter, r *http.Request) {
@@ -126,12 +148,14 @@ func (k objectKind[S, V]) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, err)
 		return
 	}
-	if err := k.create(spec); err != nil {
+	id := *k.id(&spec)
+	err := k.save(func() error { return k.create(spec) }, func() error { return k.remove(id) })
+	if err != nil {
 		writeProblem(w, err)
 		return
 	}
 	v, _ := k.get(*k.id(&spec))
-	writeJSON(w, http.StatusCreated, k.mask(v))
+	writeJSON(w, http.StatusCreated, v)
 }
 
 func (k objectKind[S, V]) handleUpdate(w http.ResponseWriter, r *http.Request) {
@@ -155,12 +179,13 @@ func (k objectKind[S, V]) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k.unmask(&spec, old)
-	if err := k.update(spec); err != nil {
+	err := k.save(func() error { return k.update(spec) }, func() error { return k.update(k.spec(old)) })
+	if err != nil {
 		writeProblem(w, err)
 		return
 	}
 	v, _ := k.get(*id)
-	writeJSON(w, http.StatusOK, k.mask(v))
+	writeJSON(w, http.StatusOK, v)
 }
 
 // handleAction runs act on an API-made object and answers with its view;
@@ -178,7 +203,7 @@ func (k objectKind[S, V]) handleAction(name string, act func(context.Context, st
 			return
 		}
 		if act == nil {
-			if err := k.delete(id); err != nil {
+			if err := k.save(func() error { return k.delete(id) }, func() error { return k.restore(v) }); err != nil {
 				writeProblem(w, err)
 				return
 			}
@@ -192,30 +217,7 @@ func (k objectKind[S, V]) handleAction(name string, act func(context.Context, st
 			return
 		}
 		v, _ = k.get(id)
-		writeJSON(w, http.StatusOK, k.mask(v))
-	}
-}
-
-// mutating wraps a handler that changes state: bearer-token auth when a
-// token file is configured, and a bounded body.
-func (s *apiServer) mutating(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cfg := s.a.config()
-		tok, err := cfg.API.LoadToken()
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "token_unreadable", "the API token file cannot be read: "+err.Error(), "")
-			return
-		}
-		if tok != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(tok)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="relaymesh"`)
-				writeError(w, http.StatusUnauthorized, "unauthorized", "send the API token as Authorization: Bearer <token> (api.token_file)", "")
-				return
-			}
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, cfg.Objects.maxAPIBody())
-		h(w, r)
+		writeJSON(w, http.StatusOK, v)
 	}
 }
 
@@ -229,6 +231,12 @@ var kindStatus = map[lifecycle.Kind]int{
 }
 
 func writeProblem(w http.ResponseWriter, err error) {
+	var ns *notSavedError
+	if errors.As(err, &ns) {
+		st, code := ns.status()
+		writeError(w, st, code, ns.Error(), "")
+		return
+	}
 	p := lifecycle.AsProblem(err)
 	st, ok := kindStatus[p.Kind]
 	if !ok {
@@ -286,13 +294,6 @@ func idFromPath(r *http.Request, bodyID *string) error {
 
 const masked = "********"
 
-func mask(s string) string {
-	if s == "" {
-		return ""
-	}
-	return masked
-}
-
 func unmask(s *string, old string) {
 	if *s == masked {
 		*s = old
@@ -303,30 +304,18 @@ func readOnly(kind, id string) error {
 	return lifecycle.Newf(lifecycle.ReadOnly, "", "%s %q is declared in the config file: change it there and reload", kind, id)
 }
 
-func maskFlow(v flow.View) flow.View {
-	v.Source.Passphrase = mask(v.Source.Passphrase)
-	if v.Backup != nil {
-		b := *v.Backup
-		b.Passphrase = mask(b.Passphrase)
-		v.Backup = &b
-	}
-	outs := append([]flow.Output(nil), v.Outputs...)
-	for i := range outs {
-		outs[i].Passphrase = mask(outs[i].Passphrase)
-	}
-	v.Outputs = outs
-	return v
-}
-
 func unmaskFlow(spec *flow.Spec, old flow.View) {
 	unmask(&spec.Source.Passphrase, old.Source.Passphrase)
+	unmaskURL(&spec.Source.URL, old.Source.URL)
 	if spec.Backup != nil && old.Backup != nil {
 		unmask(&spec.Backup.Passphrase, old.Backup.Passphrase)
+		unmaskURL(&spec.Backup.URL, old.Backup.URL)
 	}
 	for i := range spec.Outputs {
 		for _, o := range old.Outputs {
 			if o.Name == spec.Outputs[i].Name {
 				unmask(&spec.Outputs[i].Passphrase, o.Passphrase)
+				unmaskURL(&spec.Outputs[i].URL, o.URL)
 			}
 		}
 	}

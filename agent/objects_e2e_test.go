@@ -40,7 +40,7 @@ func send(t *testing.T, method, url string, body any, out any) int {
 // restart starts the binary again on p's config, ports and data dir.
 func (p *agentProc) restart(t *testing.T) *agentProc {
 	t.Helper()
-	q := &agentProc{logs: &testmedia.LogBuffer{}, cfg: p.cfg, ports: p.ports, exited: make(chan struct{})}
+	q := &agentProc{name: p.name, logs: &testmedia.LogBuffer{}, cfg: p.cfg, ports: p.ports, exited: make(chan struct{})}
 	q.cmd = exec.Command(binary(t), "run", "-c", q.cfg)
 	q.cmd.Stdout, q.cmd.Stderr = q.logs, q.logs
 	if err := q.cmd.Start(); err != nil {
@@ -200,7 +200,7 @@ func TestFlowFailoverMeasured(t *testing.T) {
 		r, err := testmedia.Read(ctx, a.flv("flow/fo"), 10*time.Second)
 		rc <- readRes{r, err}
 	}()
-	time.Sleep(2 * time.Second) // let the player get going before the primary dies
+	waitSent(t, a, "flow/fo", 100_000) // the player gets going before the primary dies
 	killed := time.Now()
 	primary.Cmd.Process.Kill()
 	testmedia.Eventually(t, 5*time.Second, "switch to backup", func() bool {

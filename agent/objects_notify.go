@@ -3,7 +3,9 @@ package agent
 import (
 	"context"
 	"sync"
+	"time"
 
+	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/task"
 	"github.com/relaymesh/relaymesh/webhook"
 )
@@ -45,7 +47,9 @@ func (h *taskHooks) notifier(callback string) task.Notifier {
 			h.a.log.Warn("task webhooks go unsigned: webhooks.secret_file unreadable", "err", err)
 		}
 	}
-	s := webhook.New(webhook.Config{URL: callback, Secret: secret, Node: cfg.Node.ResolveName()}, h.a.log)
+	// the callback is a user's URL: it goes through the outbound policy
+	client := netutil.PolicyHTTPClient(h.a.fetchPolicy, 5*time.Second)
+	s := webhook.New(webhook.Config{URL: callback, Secret: secret, Node: cfg.Node.ResolveName(), Client: client}, h.a.log)
 	h.senders[callback] = s
 	h.wg.Go(func() { s.Run(h.ctx) })
 	return hookNotifier{s}

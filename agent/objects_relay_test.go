@@ -14,7 +14,7 @@ import (
 // rule stops the push.
 func TestRelayPushesMatchingStreams(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
-	o := startObjAgent(t, nil)
+	o := startObjAgent(t, allowLoopback) // the relay pushes to this node's own ingest
 	now := time.Now().UTC()
 	body := map[string]any{"id": "out", "pattern": "live/*", "url": "rtmp://" + o.a.listenAddr("rtmp") + "/relayed/cam",
 		"start_time": now.Add(-time.Minute), "end_time": now.Add(time.Hour)}

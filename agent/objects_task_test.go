@@ -100,6 +100,7 @@ func TestTaskPlaylistToOwnIngest(t *testing.T) {
 
 	o := startObjAgent(t, func(c *Config) {
 		c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
+		allowLoopback(c) // the playlist server and the callback receiver
 	})
 	dest := "rtmp://" + o.a.listenAddr("rtmp") + "/live/pseudo"
 	body := map[string]any{
@@ -205,6 +206,7 @@ func TestTaskResumesAfterRestart(t *testing.T) {
 		c.Node.DataDir = filepath.Join(dir, "data")
 		c.RTMP.Listen = rtmpAddr
 		c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
+		allowLoopback(c) // the callback receiver
 	}
 	o := startObjAgent(t, edit)
 	body := map[string]any{"id": "resume", "loop": 2, "callback": hooks.URL + "/task",
@@ -273,6 +275,7 @@ func TestTaskLiveURL(t *testing.T) {
 			recv, hooks, secretFile := newTaskHookReceiver(t, dir)
 			o := startObjAgent(t, func(c *Config) {
 				c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
+				allowLoopback(c) // the live source and the callback receiver
 			})
 			body := map[string]any{"id": "live", "callback": hooks.URL + "/task",
 				"source":      map[string]any{"url": c.url},

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/webhook"
 )
@@ -36,8 +37,11 @@ type opsState struct {
 	hooksCfg   WebhooksConfig
 	hookSecret []byte
 	events     map[string]bool
+	// sub follows the node's events for the logs and webhooks (opsEvent).
+	sub *events.Subscription
 	// runCtx is set while the ops runner runs, so a sender built on reload
-	// can start; senders started run under hookWG.
+	// can start; senders started run under hookWG. It ends after the last
+	// event was handed to the sender, so a shutdown's events are flushed.
 	runCtx context.Context
 	hookWG sync.WaitGroup
 
@@ -63,15 +67,11 @@ func (a *Agent) newOps(cfg *Config) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&agentCollector{a: a},
 	)
+	o.reg.MustRegister(eventsCollector{a.events})
 	if err := a.setWebhooks(cfg); err != nil {
 		return err
 	}
-	a.onPublished = append(a.onPublished, func(key string) {
-		a.notify(EventStreamPublished, map[string]string{"stream": key})
-	})
-	a.onEnded = append(a.onEnded, func(key string) {
-		a.notify(EventStreamUnpublished, map[string]string{"stream": key})
-	})
+	o.sub = a.events.Subscribe("ops", 0)
 	if err := a.setQoS(cfg.netQoS()); err != nil {
 		return err
 	}
@@ -93,17 +93,21 @@ func (a *Agent) reloadOps(old, next *Config) error {
 	return a.setWebhooks(next)
 }
 
-// runOps runs the webhook senders until ctx ends; they then flush
-// (bounded by the sender's FlushTimeout).
+// runOps follows the node's events and runs the webhook senders until ctx
+// ends; the events queued by then (streams ended by the drain) still go
+// to the sender, which then flushes (bounded by its FlushTimeout).
 func (a *Agent) runOps(ctx context.Context) error {
 	o := &a.ext.ops
+	hctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
 	o.mu.Lock()
-	o.runCtx = ctx
+	o.runCtx = hctx
 	if o.hooks != nil {
 		a.startHooks(o.hooks)
 	}
 	o.mu.Unlock()
-	<-ctx.Done()
+	o.sub.Run(ctx, a.opsEvent)
+	stop()
 	o.hookWG.Wait()
 	return nil
 }
@@ -130,6 +134,9 @@ func (a *Agent) closeOps() error {
 	o.qosApplied = false
 	o.qos.Enabled = false
 	o.mu.Unlock()
+	if o.sub != nil {
+		o.sub.Close()
+	}
 	if h != nil {
 		h.s.Close()
 	}

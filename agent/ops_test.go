@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/relaymesh/relaymesh/internal/nettest"
+	"github.com/relaymesh/relaymesh/internal/promtest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -95,6 +97,7 @@ func TestOpsConfigErrors(t *testing.T) {
 		{"webhook url scheme", "[webhooks]\nurl = \"ftp://x/\"\n", []string{"webhooks.url:", "not an http:// or https://"}},
 		{"webhook events unknown", "[webhooks]\nurl = \"https://h/\"\nevents = [\"stream.published\", \"stream.exploded\"]\n",
 			[]string{"webhooks.events[1]: \"stream.exploded\" is not one of"}},
+		{"webhook events: stream.reconnected is one", "[webhooks]\nurl = \"https://h/\"\nevents = [\"stream.reconnected\", \"member.leave\"]\n", nil},
 		{"webhook secret without url", "[webhooks]\nsecret_file = \"/etc/relaymesh/hook.key\"\n", []string{"webhooks.url: must be set"}},
 		{"webhook secret relative", "[webhooks]\nurl = \"https://h/\"\nsecret_file = \"hook.key\"\n", []string{"webhooks.secret_file:", "not an absolute path"}},
 	}
@@ -160,9 +163,10 @@ func (r *hookReceiver) events() []string {
 	return out
 }
 
-// TestAgentWebhooks: a stream's publish and end reach the configured
-// endpoint signed, in order; notify filters by webhooks.events; a reload
-// moves the endpoint.
+// TestAgentWebhooks: a stream's publish and end, as they happen in the
+// hub, reach the configured endpoint signed and in order; a reload moves
+// the endpoint and filters by webhooks.events; a refused reload keeps the
+// sender in force.
 func TestAgentWebhooks(t *testing.T) {
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "hook.key")
@@ -173,17 +177,20 @@ func TestAgentWebhooks(t *testing.T) {
 	cfg := testAgentConfig(t)
 	cfg.Limits.ReconnectGrace = Duration(100 * time.Millisecond)
 	cfg.Webhooks = WebhooksConfig{URL: r1.srv.URL, SecretFile: secretFile}
-	a, logs := runAgent(t, cfg)
+	a, _ := runAgent(t, cfg)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	fed := feed(t, ctx, a.hub, "live/hook", 25)
-	testmedia.Eventually(t, 5*time.Second, "stream.published", func() bool { return len(r1.events()) == 1 })
-	cancel()
-	<-fed
+	// live runs a publisher of key until the stream has been published,
+	// then stops it; the stream ends after the grace
+	live := func(key string, published func() bool) {
+		ctx, cancel := context.WithCancel(context.Background())
+		fed := feed(t, ctx, a.hub, key, 25)
+		testmedia.Eventually(t, 5*time.Second, key+" published", published)
+		cancel()
+		<-fed
+	}
+	live("live/hook", func() bool { return len(r1.events()) == 1 })
 	testmedia.Eventually(t, 10*time.Second, "stream.unpublished after the reconnect grace", func() bool { return len(r1.events()) == 2 })
-	a.notify(EventMemberJoin, map[string]string{"member": "sin-1"})
-	want := []string{`stream.published {"stream":"live/hook"}`, `stream.unpublished {"stream":"live/hook"}`, `member.join {"member":"sin-1"}`}
-	testmedia.Eventually(t, 10*time.Second, "three events", func() bool { return len(r1.events()) == 3 })
+	want := []string{`stream.published {"protocol":"test","stream":"live/hook"}`, `stream.unpublished {"reason":"publisher gone","stream":"live/hook"}`}
 	if got := r1.events(); !reflect.DeepEqual(got, want) {
 		t.Errorf("events = %q, want %q", got, want)
 	}
@@ -194,21 +201,20 @@ func TestAgentWebhooks(t *testing.T) {
 		t.Errorf("node = %q, want metrics-node", b.Node)
 	}
 
-	// reload: a new endpoint and only member.leave
+	// reload: a new endpoint and only stream.unpublished
 	r2 := newHookReceiver(t, secret)
 	next := *cfg
-	next.Webhooks = WebhooksConfig{URL: r2.srv.URL, SecretFile: secretFile, Events: []string{EventMemberLeave}}
+	next.Webhooks = WebhooksConfig{URL: r2.srv.URL, SecretFile: secretFile, Events: []string{EventStreamUnpublished}}
 	if err := a.reloadOps(cfg, &next); err != nil {
 		t.Fatal(err)
 	}
-	a.notify(EventMemberJoin, map[string]string{"member": "filtered"})
-	a.notify(EventMemberLeave, map[string]string{"member": "sin-1"})
-	testmedia.Eventually(t, 5*time.Second, "member.leave at the new endpoint", func() bool { return len(r2.events()) == 1 })
-	if got := r2.events(); got[0] != `member.leave {"member":"sin-1"}` {
-		t.Errorf("new endpoint got %q", got)
+	live("live/second", func() bool { return a.hub.Stream("live/second") != nil })
+	testmedia.Eventually(t, 10*time.Second, "stream.unpublished at the new endpoint", func() bool { return len(r2.events()) == 1 })
+	if got := r2.events(); got[0] != `stream.unpublished {"reason":"publisher gone","stream":"live/second"}` {
+		t.Errorf("new endpoint got %q, want only the end of live/second", got)
 	}
-	if n := len(r1.events()); n != 3 {
-		t.Errorf("old endpoint got %d events after the reload, want none", n-3)
+	if n := len(r1.events()); n != 2 {
+		t.Errorf("old endpoint got %d events after the reload, want none", n-2)
 	}
 
 	// a secret file that went bad refuses the reload
@@ -218,14 +224,16 @@ func TestAgentWebhooks(t *testing.T) {
 	if err := a.reloadOps(&next, &next2); err == nil || !strings.Contains(err.Error(), "webhooks.secret_file") {
 		t.Errorf("reload with a 5-byte secret = %v, want a webhooks.secret_file error", err)
 	}
-	a.notify(EventMemberLeave, map[string]string{"member": "still-r2"})
-	testmedia.Eventually(t, 5*time.Second, "the old sender still in force", func() bool { return len(r2.events()) == 2 })
+	live("live/third", func() bool { return a.hub.Stream("live/third") != nil })
+	testmedia.Eventually(t, 10*time.Second, "the old sender still in force", func() bool { return len(r2.events()) == 2 })
 
 	mfs := scrape(t, a)
-	if v, ok := metricValue(mfs, "relaymesh_webhook_events_total", map[string]string{"result": "delivered"}); !ok || v != 2 {
+	if v, ok := promtest.Value(mfs, "relaymesh_webhook_events_total", map[string]string{"result": "delivered"}); !ok || v != 2 {
 		t.Errorf("relaymesh_webhook_events_total{result=delivered} = %v (present %v), want 2 (the sender in force)", v, ok)
 	}
-	_ = logs
+	if v, ok := promtest.Value(mfs, "relaymesh_events_total", map[string]string{"kind": "stream.ended"}); !ok || v != 3 {
+		t.Errorf("relaymesh_events_total{kind=stream.ended} = %v (present %v), want 3", v, ok)
+	}
 }
 
 func TestNotifyWithoutWebhooks(t *testing.T) {
@@ -399,4 +407,66 @@ func TestQoSWithoutNetAdmin(t *testing.T) {
 		}
 		return a.closeOps()
 	})
+}
+
+// TestWebhookReconnectWithinGrace: an ffmpeg publisher is killed and
+// publishes again within the reconnect grace: the receiver gets
+// stream.published once, stream.reconnected, and stream.unpublished once
+// when the stream finally ends, in that order.
+func TestWebhookReconnectWithinGrace(t *testing.T) {
+	testmedia.Need(t, "ffmpeg")
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "hook.key")
+	secret := []byte("a-webhook-secret-of-32-bytes-ok!")
+	os.WriteFile(secretFile, secret, 0o600)
+	r := newHookReceiver(t, secret)
+	cfg := testAgentConfig(t)
+	cfg.Limits.ReconnectGrace = Duration(time.Hour) // the reconnect cannot miss it
+	cfg.Webhooks = WebhooksConfig{URL: r.srv.URL, SecretFile: secretFile}
+	a, _ := runAgent(t, cfg)
+	url := "rtmp://" + a.listenAddr("rtmp") + "/live/rc"
+	src := testmedia.Source{Realtime: true, Duration: time.Minute, GOP: 25}.Defaults()
+	has := func(e string) func() bool {
+		return func() bool { return slices.Contains(r.events(), e) }
+	}
+
+	first := testmedia.Publish(t, context.Background(), src, url)
+	testmedia.Eventually(t, 10*time.Second, "stream.published", has(`stream.published {"protocol":"rtmp","stream":"live/rc"}`))
+	first.Cmd.Process.Kill()
+	testmedia.Eventually(t, 10*time.Second, "the publisher detached (the stream waits in its grace)", func() bool {
+		st := a.hub.Stream("live/rc")
+		if st == nil {
+			return false
+		}
+		_, live := st.Publisher()
+		return !live
+	})
+	second := testmedia.Publish(t, context.Background(), src, url)
+	testmedia.Eventually(t, 10*time.Second, "stream.reconnected", has(`stream.reconnected {"protocol":"rtmp","stream":"live/rc","takeover":false}`))
+
+	// what a reload of limits.reconnect_grace does, so the end comes now
+	l := cfg.Limits
+	a.hub.SetLimits(l.MaxPublishers, l.MaxReadersPerStream, int64(l.MaxBitrate), l.Takeover, 50*time.Millisecond)
+	second.Cmd.Process.Kill()
+	testmedia.Eventually(t, 10*time.Second, "stream.unpublished", has(`stream.unpublished {"reason":"publisher gone","stream":"live/rc"}`))
+	// events are delivered in order: once a later stream's event is in,
+	// any repeat for live/rc would be in too
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	feed(t, ctx, a.hub, "live/marker", 25)
+	testmedia.Eventually(t, 10*time.Second, "the marker stream's stream.published", has(`stream.published {"protocol":"test","stream":"live/marker"}`))
+	var got []string
+	for _, e := range r.events() {
+		if strings.Contains(e, `"live/rc"`) {
+			got = append(got, e)
+		}
+	}
+	want := []string{
+		`stream.published {"protocol":"rtmp","stream":"live/rc"}`,
+		`stream.reconnected {"protocol":"rtmp","stream":"live/rc","takeover":false}`,
+		`stream.unpublished {"reason":"publisher gone","stream":"live/rc"}`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("events of live/rc\n %q\nwant\n %q", got, want)
+	}
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -85,7 +86,7 @@ func (s *objectStore) save(so *storedObjects) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("objects store: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".objects-*.json")
+	f, err := os.CreateTemp(dir, tempPattern)
 	if err != nil {
 		return fmt.Errorf("objects store: %w", err)
 	}
@@ -108,9 +109,32 @@ func (s *objectStore) save(so *storedObjects) error {
 	if err := os.Rename(tmp, s.path); err != nil {
 		return fmt.Errorf("objects store: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("objects store: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("objects store: fsync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// tempPattern names the temp files save writes before the rename.
+const tempPattern = ".objects-*.json"
+
+// removeStale removes the temp files a save interrupted by a crash left
+// behind; only the agent writes them, and it has not started saving yet.
+func (s *objectStore) removeStale() ([]string, error) {
+	names, err := filepath.Glob(filepath.Join(filepath.Dir(s.path), tempPattern))
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, n := range names {
+		if err := os.Remove(n); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, fmt.Errorf("objects store: remove stale %s: %w", n, err))
+		}
+	}
+	return names, errors.Join(errs...)
 }

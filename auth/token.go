@@ -96,8 +96,8 @@ func Verify(key []byte, action, streamKey, query string, now time.Time) error {
 // ParseQuery extracts the token from a URL query string (a leading '?' is
 // allowed) and returns its expiry and raw signature bytes. It does not
 // check the signature. A query without a token gives ErrMissing; a token
-// that is not "<unix seconds>-<64 hex digits>", or appears twice, gives
-// ErrMalformed.
+// that is not "<unix seconds>-<64 hex digits>" in its one canonical form
+// (no leading zeros, lowercase hex), or appears twice, gives ErrMalformed.
 func ParseQuery(query string) (expires time.Time, sig []byte, err error) {
 	query = strings.TrimPrefix(query, "?")
 	var val string
@@ -129,8 +129,14 @@ func ParseQuery(query string) (expires time.Time, sig []byte, err error) {
 		}
 	}
 	exp, perr := strconv.ParseInt(expStr, 10, 64)
-	if perr != nil {
-		return time.Time{}, nil, ErrMalformed
+	if perr != nil || strconv.FormatInt(exp, 10) != expStr {
+		// one grant, one spelling: "0170…" would verify like "170…"
+		return time.Time{}, nil, fmt.Errorf("%w (the expiry must be written without leading zeros)", ErrMalformed)
+	}
+	for i := 0; i < len(sigHex); i++ {
+		if c := sigHex[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return time.Time{}, nil, fmt.Errorf("%w (the signature is lowercase hex)", ErrMalformed)
+		}
 	}
 	sig, herr := hex.DecodeString(sigHex)
 	if herr != nil {

@@ -70,6 +70,10 @@ func TestVerify(t *testing.T) {
 		{name: "short signature", key: testKey, action: ActionPublish, stream: "live/cam1", query: "token=" + exp + "-abcd", now: now, want: ErrMalformed},
 		{name: "non-hex signature", key: testKey, action: ActionPublish, stream: "live/cam1", query: "token=" + exp + "-" + strings.Repeat("z", 64), now: now, want: ErrMalformed},
 		{name: "signed expiry", key: testKey, action: ActionPublish, stream: "live/cam1", query: "token=+" + exp + "-" + sigOf(valid), now: now, want: ErrMalformed},
+		{name: "leading zero expiry", key: testKey, action: ActionPublish, stream: "live/cam1", query: "token=0" + exp + "-" + sigOf(valid), now: now, want: ErrMalformed},
+		{name: "many leading zeros", key: testKey, action: ActionPublish, stream: "live/cam1", query: "token=000000" + exp + "-" + sigOf(valid), now: now, want: ErrMalformed},
+		{name: "zero-padded zero expiry", key: testKey, action: ActionPublish, stream: "live/cam1", query: "token=00-" + sigOf(valid), now: now, want: ErrMalformed},
+		{name: "upper-case hex signature", key: testKey, action: ActionPublish, stream: "live/cam1", query: "token=" + exp + "-" + strings.ToUpper(sigOf(valid)), now: now, want: ErrMalformed},
 		{name: "twice", key: testKey, action: ActionPublish, stream: "live/cam1", query: valid + "&" + valid, now: now, want: ErrMalformed},
 	}
 	for _, tc := range tests {

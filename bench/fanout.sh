@@ -19,7 +19,7 @@
 #   SERVERS="nginx relaymesh relaymesh-gmp1"   relaymesh-gmp1 runs with GOMAXPROCS=1
 #   BASE_PORT=29350        nginx: BASE_PORT; relaymesh: BASE_PORT+1..+3
 #   RELAYMESH_BIN=bin/relaymesh   built from ./cmd/relaymesh when unset
-#   WRITE_COALESCE=100ms   relaymesh's limits.write_coalesce (players get packets at most
+#   WRITE_COALESCE=0s      relaymesh's limits.write_coalesce (players get packets at most
 #                          once per window; 0s = at once)
 #   PROFILE=1              CPU profile of relaymesh at the largest N (needs pprof on its API)
 #   OUT=/tmp/relaymesh-bench/run-DATE   where results.jsonl, logs and profiles go
@@ -73,7 +73,7 @@ start_relaymesh() { # start_relaymesh TAG GOMAXPROCS|""
 [srt]
 listen = ""
 [limits]
-write_coalesce = "${WRITE_COALESCE:-100ms}"
+write_coalesce = "${WRITE_COALESCE:-0s}"
 EOF
 }
 

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/relay"
@@ -235,16 +236,35 @@ func (c *Center) Close() error {
 	return nil
 }
 
-// StreamPublished records in the directory that this node hosts key,
-// unless it is an on-demand copy of another center's stream. A stream that
-// arrives here (an edge moved its uplink here) while it was pulled from
-// another center ends the pull.
-func (c *Center) StreamPublished(key string) {
-	st := c.hub.Stream(key)
-	if st == nil {
-		return
+// HandleEvent follows the node's event bus: a stream that goes live here
+// (or gets a new publisher) is recorded in the directory, one that ends is
+// removed. Its subscription runs it on one goroutine, in order.
+func (c *Center) HandleEvent(r events.Record) {
+	switch e := r.Event.(type) {
+	case events.StreamPublished:
+		c.streamLive(e.Stream, e.Protocol)
+	case events.StreamReconnected:
+		c.streamLive(e.Stream, e.Protocol)
+	case events.StreamEnded:
+		c.streamEnded(e.Stream)
+	case events.Missed:
+		// the events lost may have said a stream went live: record every
+		// stream that is live here now
+		c.log.Warn("missed node events; re-announcing the streams hosted here", "missed", e.N)
+		for _, st := range c.hub.Streams() {
+			if pi, ok := st.Publisher(); ok {
+				c.streamLive(st.Key(), pi.Protocol)
+			}
+		}
 	}
-	if pi, ok := st.Publisher(); !ok || pi.Protocol == pullProtocol {
+}
+
+// streamLive records in the directory that this node hosts key, unless
+// its publisher is an on-demand copy of another center's stream. A stream
+// that arrives here (an edge moved its uplink here) while it was pulled
+// from another center ends the pull.
+func (c *Center) streamLive(key, protocol string) {
+	if protocol == pullProtocol {
 		return
 	}
 	c.mu.Lock()
@@ -257,9 +277,9 @@ func (c *Center) StreamPublished(key string) {
 	}
 }
 
-// StreamEnded removes key from the directory if this node hosts it (a
+// streamEnded removes key from the directory if this node hosts it (a
 // no-op for pulled copies: another node hosts them).
-func (c *Center) StreamEnded(key string) {
+func (c *Center) streamEnded(key string) {
 	if err := c.cl.Unpublish(key); err != nil {
 		c.log.Warn("directory unpublish failed", "stream", key, "err", err)
 	}

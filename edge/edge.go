@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/relay"
@@ -40,6 +41,9 @@ type Config struct {
 	// ExcludeFor is how long a center that failed a stream is avoided for
 	// it (default 15s).
 	ExcludeFor time.Duration
+	// Events receives a LinkMoved when an uplink moves to another center;
+	// nil = none.
+	Events *events.Bus
 }
 
 // Status is one uplink for the API.
@@ -76,6 +80,7 @@ type uplink struct {
 	exclude map[string]time.Time
 	// noAnswer counts connects to the current center that got no answer
 	noAnswer int
+	moveWhy  string // why the link to center ended, for LinkMoved
 	p        *pusher
 	cancel   context.CancelFunc // of the current pusher
 }
@@ -137,8 +142,29 @@ func (u *Uplinks) Close() error {
 	return nil
 }
 
-// StreamPublished starts the uplink of key unless it runs already.
-func (u *Uplinks) StreamPublished(key string) {
+// HandleEvent follows the node's event bus: a stream that goes live here
+// gets its uplink; a center that left or failed loses its uplinks to the
+// next one at once. Its subscription runs it on one goroutine, in order.
+func (u *Uplinks) HandleEvent(r events.Record) {
+	switch e := r.Event.(type) {
+	case events.StreamPublished:
+		u.streamLive(e.Stream)
+	case events.StreamReconnected:
+		u.streamLive(e.Stream) // a no-op while its uplink runs
+	case events.MemberLeft:
+		u.memberGone(e.Member.Name, "center left the cluster")
+	case events.MemberFailed:
+		u.memberGone(e.Member.Name, "center failed")
+	case events.Missed:
+		u.log.Warn("missed node events; checking every live stream has an uplink", "missed", e.N)
+		for _, st := range u.hub.Streams() {
+			u.streamLive(st.Key())
+		}
+	}
+}
+
+// streamLive starts the uplink of key unless it runs already.
+func (u *Uplinks) streamLive(key string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed || u.links[key] != nil {
@@ -150,15 +176,16 @@ func (u *Uplinks) StreamPublished(key string) {
 	go u.run(l)
 }
 
-// MemberGone re-routes every uplink using center name at once (gossip
+// memberGone re-routes every uplink using center name at once (gossip
 // declared it failed, or it left).
-func (u *Uplinks) MemberGone(name string) {
+func (u *Uplinks) memberGone(name, why string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, l := range u.links {
 		if l.center == name && l.cancel != nil {
-			u.log.Info("center gone: re-routing", "stream", l.key, "center", name)
+			u.log.Info("center gone: re-routing", "stream", l.key, "center", name, "reason", why)
 			l.exclude[name] = time.Now()
+			l.moveWhy = why
 			l.cancel()
 		}
 	}
@@ -256,11 +283,16 @@ func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, erro
 	if l.center != m.Name {
 		if l.center != "" {
 			l.moves++
-			u.log.Info("uplink moves to another center", "stream", l.key, "from", l.center, "to", m.Name, "rtt", rtt.String())
+			why := l.moveWhy
+			if lastErr != nil && why == "" {
+				why = lastErr.Error()
+			}
+			u.log.Info("uplink moves to another center", "stream", l.key, "from", l.center, "to", m.Name, "reason", why, "rtt", rtt.String())
+			cfg.Events.Publish(events.LinkMoved{Stream: l.key, From: l.center, To: m.Name, Reason: why})
 		} else {
 			u.log.Info("uplink to center", "stream", l.key, "center", m.Name, "site", m.Meta.Site, "rtt", rtt.String())
 		}
-		l.center, l.since = m.Name, now
+		l.center, l.since, l.moveWhy = m.Name, now, ""
 	}
 	u.mu.Unlock()
 	return relayTarget{

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/relay"
@@ -45,20 +47,24 @@ func TestNextCenterAfterFailures(t *testing.T) {
 		alive [][]string // the alive centers before each attempt
 		errs  []error    // lastErr of each attempt
 		want  []string   // the center each attempt goes to
+		moved []string   // the LinkMoved events published: "from->to: reason"
 	}{
 		{"no answer once: same center", [][]string{{"sin", "tyo"}, {"sin", "tyo"}},
-			[]error{nil, noAnswer}, []string{"sin", "sin"}},
+			[]error{nil, noAnswer}, []string{"sin", "sin"}, nil},
 		{"no answer twice: next center", [][]string{{"sin", "tyo"}, {"sin", "tyo"}, {"sin", "tyo"}},
-			[]error{nil, noAnswer, noAnswer}, []string{"sin", "sin", "tyo"}},
+			[]error{nil, noAnswer, noAnswer}, []string{"sin", "sin", "tyo"}, []string{"sin->tyo: " + noAnswer.Error()}},
 		{"running link died: next center at once", [][]string{{"sin", "tyo"}, {"sin", "tyo"}},
-			[]error{nil, died}, []string{"sin", "tyo"}},
+			[]error{nil, died}, []string{"sin", "tyo"}, []string{"sin->tyo: peer idle timeout"}},
 		{"no answer from a center gossip dropped: next center at once", [][]string{{"sin", "tyo"}, {"tyo"}},
-			[]error{nil, noAnswer}, []string{"sin", "tyo"}},
+			[]error{nil, noAnswer}, []string{"sin", "tyo"}, []string{"sin->tyo: " + noAnswer.Error()}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cl := &fakeCluster{}
-			u, err := New(Config{}, media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cl, nil)
+			bus := events.New(nil)
+			defer bus.Close()
+			sub := bus.Subscribe("test", 0)
+			u, err := New(Config{Events: bus}, media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cl, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,6 +78,68 @@ func TestNextCenterAfterFailures(t *testing.T) {
 				if want := "srt://" + tc.want[i] + ":9710"; len(tg.URL) < len(want) || tg.URL[:len(want)] != want {
 					t.Errorf("attempt %d goes to %s, want %s", i+1, tg.URL, tc.want[i])
 				}
+			}
+			bus.Close()
+			var moved []string
+			sub.Run(context.Background(), func(r events.Record) {
+				if e, ok := r.Event.(events.LinkMoved); ok && e.Stream == "live/x" {
+					moved = append(moved, e.From+"->"+e.To+": "+e.Reason)
+				}
+			})
+			if !slices.Equal(moved, tc.moved) {
+				t.Errorf("LinkMoved %q, want %q", moved, tc.moved)
+			}
+		})
+	}
+}
+
+// TestUplinksFollowMemberEvents: a center that left or failed loses its
+// uplinks at once, and the move names why; other members' events and
+// links to other centers are left alone.
+func TestUplinksFollowMemberEvents(t *testing.T) {
+	tests := []struct {
+		name  string
+		ev    events.Event
+		moved bool
+		why   string
+	}{
+		{"center left", events.MemberLeft{Member: events.Member{Name: "sin"}}, true, "center left the cluster"},
+		{"center failed", events.MemberFailed{Member: events.Member{Name: "sin"}}, true, "center failed"},
+		{"another center failed", events.MemberFailed{Member: events.Member{Name: "tyo"}}, false, ""},
+		{"a member joined", events.MemberJoined{Member: events.Member{Name: "sin"}}, false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bus := events.New(nil)
+			sub := bus.Subscribe("test", 0)
+			cl := &fakeCluster{alive: []string{"tyo"}}
+			u, err := New(Config{Events: bus}, media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cl, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Close()
+			cancelled := false
+			l := &uplink{key: "live/x", center: "sin", exclude: map[string]time.Time{}, cancel: func() { cancelled = true }}
+			u.links[l.key] = l
+			u.HandleEvent(events.Record{Seq: 1, Event: tc.ev})
+			if cancelled != tc.moved {
+				t.Fatalf("link to sin cancelled = %v, want %v", cancelled, tc.moved)
+			}
+			if !tc.moved {
+				return
+			}
+			if _, err := u.next(l, 1, nil); err != nil {
+				t.Fatal(err)
+			}
+			bus.Close()
+			var moved []string
+			sub.Run(context.Background(), func(r events.Record) {
+				if e, ok := r.Event.(events.LinkMoved); ok {
+					moved = append(moved, e.From+"->"+e.To+": "+e.Reason)
+				}
+			})
+			if want := []string{"sin->tyo: " + tc.why}; !slices.Equal(moved, want) {
+				t.Errorf("LinkMoved %q, want %q", moved, want)
 			}
 		})
 	}

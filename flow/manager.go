@@ -11,6 +11,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // View is a flow as the API shows it.
@@ -44,6 +45,11 @@ type Manager struct {
 	OnChange func(id string)
 	// OnSwitch is passed to every runner.
 	OnSwitch func(id string, sw Switch)
+	// Policy is the outbound policy of pull sources and push outputs,
+	// read at each connection attempt (nil: none).
+	Policy func() *netutil.FetchPolicy
+	// MaxOutputs caps a flow's outputs (nil or 0: no cap).
+	MaxOutputs func() int
 
 	now func() time.Time
 
@@ -92,6 +98,9 @@ func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error 
 		if err := lifecycle.CheckWindow(spec.Start, spec.End, now); err != nil {
 			return err
 		}
+		if err := m.checkOutputs(&spec); err != nil {
+			return err
+		}
 	}
 	m.mu.Lock()
 	if err := spec.Validate(m.lookupLocked); err != nil {
@@ -111,6 +120,17 @@ func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error 
 		if err := m.Start(spec.ID); err != nil {
 			m.log.Warn("flow did not start again", "flow", spec.ID, "err", err)
 		}
+	}
+	return nil
+}
+
+// checkOutputs refuses more outputs than MaxOutputs.
+func (m *Manager) checkOutputs(spec *Spec) error {
+	if m.MaxOutputs == nil {
+		return nil
+	}
+	if max := m.MaxOutputs(); max > 0 && len(spec.Outputs) > max {
+		return lifecycle.Invalidf("outputs", "%d outputs is more than %d, the most a flow has here (objects.max_outputs)", len(spec.Outputs), max)
 	}
 	return nil
 }
@@ -138,6 +158,9 @@ func Changed(a, b *Spec) []lifecycle.Part {
 // the hub's reconnect grace).
 func (m *Manager) Update(spec Spec) error {
 	spec.Normalize()
+	if err := m.checkOutputs(&spec); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	e := m.flows[spec.ID]
 	if e == nil {
@@ -237,6 +260,7 @@ func (m *Manager) start(id string) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	run := NewRunner(e.spec, m.hub, m.log)
+	run.policy = m.Policy
 	if m.OnSwitch != nil {
 		run.OnSwitch = func(sw Switch) { m.OnSwitch(id, sw) }
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // SilenceFailover is how long the active source may stay silent before
@@ -68,7 +69,17 @@ type Switch struct {
 	// Gap is the time between the last packet forwarded from the old
 	// source and the first from the new one.
 	GapMS int64 `json:"gap_ms"`
+	// Failover is true for primary->backup, false for the return.
+	Failover bool `json:"failover"`
+	// Reason is SwitchSilence or SwitchPrimaryBack.
+	Reason string `json:"reason"`
 }
+
+// Why a flow switched sources.
+const (
+	SwitchSilence     = "silence"      // the active source sent nothing for SilenceFailover
+	SwitchPrimaryBack = "primary back" // the primary delivered again for returnHold
+)
 
 // Status is a running flow's data-plane view.
 type Status struct {
@@ -88,6 +99,8 @@ type Runner struct {
 	spec Spec
 	hub  *media.Hub
 	log  *slog.Logger
+	// policy is the outbound fetch policy (nil: none)
+	policy func() *netutil.FetchPolicy
 	// OnSwitch, when set, is called after each switch (tests, logs).
 	OnSwitch func(Switch)
 
@@ -217,7 +230,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	for i, src := range srcs {
 		if target, ok := pullTarget(src); ok {
 			p := relay.NewPuller(r.hub, relay.PullConfig{Key: r.spec.SourceKey(src),
-				Next: func(int, error) (relay.Target, error) { return target, nil }}, r.log)
+				Next: func(int, error) (relay.Target, error) { return r.guard(target), nil }}, r.log)
 			r.mu.Lock()
 			r.pulls[i] = p
 			r.mu.Unlock()
@@ -228,7 +241,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	for i, o := range r.spec.Outputs {
 		if target, ok := pushTarget(&o); ok {
 			p := relay.NewPusher(r.hub, relay.PushConfig{Key: r.spec.Key(), Persistent: true,
-				Next: func(int, error) (relay.Target, error) { return target, nil }}, r.log)
+				Next: func(int, error) (relay.Target, error) { return r.guard(target), nil }}, r.log)
 			r.mu.Lock()
 			r.pushes[i] = p
 			r.mu.Unlock()
@@ -382,8 +395,8 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		}
 		return write(i, p)
 	}
-	switchTo := func(to int, now time.Time, replay bool) error {
-		sw := Switch{At: now, From: srcs[active].Name, To: srcs[to].Name}
+	switchTo := func(to int, now time.Time, replay bool, reason string) error {
+		sw := Switch{At: now, From: srcs[active].Name, To: srcs[to].Name, Failover: to == 1, Reason: reason}
 		if !lastFwd.IsZero() {
 			sw.GapMS = now.Sub(lastFwd).Milliseconds()
 		}
@@ -395,7 +408,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		r.st.Switches++
 		r.st.Last = &sw
 		r.mu.Unlock()
-		r.log.Info("flow source switched", "from", sw.From, "to", sw.To, "gap_ms", sw.GapMS)
+		r.log.Info("flow source switched", "from", sw.From, "to", sw.To, "reason", sw.Reason, "gap_ms", sw.GapMS)
 		if r.OnSwitch != nil {
 			r.OnSwitch(sw)
 		}
@@ -421,7 +434,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 				switch {
 				case !alive(active, now) && alive(other, now) &&
 					(!st[active].last.IsZero() || now.Sub(firstAny) >= startGrace):
-					if err := switchTo(other, now, true); err != nil {
+					if err := switchTo(other, now, true, SwitchSilence); err != nil {
 						return err
 					}
 				case active == 1 && pending < 0 && alive(0, now) && now.Sub(st[0].since) >= returnHold:
@@ -496,7 +509,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 					s.gop = append(s.gop, p)
 				}
 				if pending == m.src && p.Kind == media.KindVideo && p.Keyframe && !p.Header {
-					if err := switchTo(m.src, now, false); err != nil {
+					if err := switchTo(m.src, now, false, SwitchPrimaryBack); err != nil {
 						return err
 					}
 				}
@@ -561,6 +574,14 @@ func (r *Runner) judgeOutputs(rate int64, cut []string) {
 			r.log.Info("flow output restored", "output", o.Name, "bitrate", rate, "max_bitrate", o.MaxBitrate)
 		}
 	}
+}
+
+// guard puts the policy in force into t.
+func (r *Runner) guard(t relay.Target) relay.Target {
+	if r.policy != nil {
+		t.Policy = r.policy()
+	}
+	return t
 }
 
 func pullTarget(src *Source) (relay.Target, bool) {

@@ -158,6 +158,9 @@ func (s *Spec) Validate(lookup Lookup) error {
 	if s.Start != nil && s.End != nil && !s.End.After(*s.Start) {
 		return lifecycle.Invalidf("end_time", "must be after start_time")
 	}
+	if len(s.Description) > MaxDescLen {
+		return lifecycle.Invalidf("description", "is %d bytes long, more than %d", len(s.Description), MaxDescLen)
+	}
 	if err := s.Source.validate("source", s, lookup); err != nil {
 		return err
 	}
@@ -274,7 +277,17 @@ func (o *Output) validate(at string) error {
 	return checkCommon(at, o.Allow, o.MaxBitrate, o.LatencyMS, o.Passphrase, o.PBKeyLen)
 }
 
+// Caps on what a spec from the API may hold.
+const (
+	MaxAllow   = 256  // allowlist entries per source or output
+	MaxURLLen  = 4096 // bytes of a URL
+	MaxDescLen = 1024 // bytes of a description
+)
+
 func checkCommon(at string, allow []string, maxBitrate int64, latencyMS int, pass string, keylen int) error {
+	if len(allow) > MaxAllow {
+		return lifecycle.Invalidf(at+".allow", "%d entries is more than %d", len(allow), MaxAllow)
+	}
 	for i, a := range allow {
 		if _, err := netutil.ParseAllowEntry(a); err != nil {
 			return lifecycle.Invalidf(fmt.Sprintf("%s.allow[%d]", at, i), "%v", err)
@@ -301,6 +314,9 @@ func CheckURL(field, s string, schemes ...string) error { return checkURL(field,
 func checkURL(field, s string, schemes ...string) error {
 	if s == "" {
 		return lifecycle.Invalidf(field, "required: write e.g. %s://host:port/...", schemes[0])
+	}
+	if len(s) > MaxURLLen {
+		return lifecycle.Invalidf(field, "is %d bytes long, more than %d", len(s), MaxURLLen)
 	}
 	u, err := url.Parse(s)
 	if err != nil {

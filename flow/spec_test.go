@@ -1,6 +1,8 @@
 package flow
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/relaymesh/relaymesh/lifecycle"
@@ -46,6 +48,10 @@ func TestValidateSpec(t *testing.T) {
 		{"output name", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "", Type: OutHTTPFLV}}}, "outputs[0].name"},
 		{"output latency", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "s", Type: OutSRTCaller, URL: "srt://h:1", LatencyMS: 20000}}}, "outputs[0].latency_ms"},
 		{"negative bitrate", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, MaxBitrate: -1}}, "source.max_bitrate"},
+		{"long description", Spec{ID: "a", Description: strings.Repeat("d", MaxDescLen+1), Source: Source{Type: SrcRTMPPush}}, "description"},
+		{"long url", Spec{ID: "a", Source: Source{Type: SrcRTMPPull, URL: "rtmp://h/a/" + strings.Repeat("b", MaxURLLen)}}, "source.url"},
+		{"allowlist too long", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Allow: slices.Repeat([]string{"10.0.0.1"}, MaxAllow+1)}}, "source.allow"},
+		{"allowlist at the cap", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Allow: slices.Repeat([]string{"10.0.0.1"}, MaxAllow)}}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/relaymesh/relaymesh/internal/poll"
 )
 
 func center(name, site string, rtt time.Duration, load, max int) Member {
@@ -92,7 +94,7 @@ func TestChooseCenterLive(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "3 members", func() bool { return aliveCount(edge.Cluster) == 3 })
+	poll.Until(t, 10*time.Second, "3 members", func() bool { return aliveCount(edge.Cluster) == 3 })
 	rules := []Route{{Pattern: "live/*", Sites: []string{"sin", "fra"}}}
 	m, err := edge.ChooseCenter("live/x", rules, nil)
 	if err != nil || m.Name != "c-sin" {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaymesh/relaymesh/internal/poll"
 )
 
 func TestClusterConverges(t *testing.T) {
@@ -19,7 +21,7 @@ func TestClusterConverges(t *testing.T) {
 	start := time.Now()
 	nodes := startCluster(t, 5, keyFile)
 	joined := time.Since(start)
-	conv := waitFor(t, 10*time.Second, "all 5 nodes to see 5 alive members", func() bool {
+	conv := poll.Until(t, 10*time.Second, "all 5 nodes to see 5 alive members", func() bool {
 		for _, n := range nodes {
 			if aliveCount(n.Cluster) != 5 {
 				return false
@@ -39,7 +41,7 @@ func TestClusterConverges(t *testing.T) {
 	if !m.Addr.IsValid() || m.Addr != nodes[0].Addr() {
 		t.Errorf("n4 sees n0 at %v, want %v", m.Addr, nodes[0].Addr())
 	}
-	rttWait := waitFor(t, 15*time.Second, "n0 to measure RTT to every peer", func() bool {
+	rttWait := poll.Until(t, 15*time.Second, "n0 to measure RTT to every peer", func() bool {
 		for _, m := range nodes[0].Members() {
 			if !m.Local && m.MeasuredAt.IsZero() {
 				return false
@@ -150,7 +152,7 @@ func cmpOr(a, b string) string {
 
 func TestDirectoryPropagation(t *testing.T) {
 	nodes := startCluster(t, 5, "")
-	waitFor(t, 10*time.Second, "5-node convergence", func() bool {
+	poll.Until(t, 10*time.Second, "5-node convergence", func() bool {
 		for _, n := range nodes {
 			if aliveCount(n.Cluster) != 5 {
 				return false
@@ -174,13 +176,13 @@ func TestDirectoryPropagation(t *testing.T) {
 		if err := nodes[2].Publish(stream); err != nil {
 			t.Fatal(err)
 		}
-		d := waitFor(t, 10*time.Second, stream+" on every node", seenEverywhere(stream, "n2"))
+		d := poll.Until(t, 10*time.Second, stream+" on every node", seenEverywhere(stream, "n2"))
 		t.Logf("publish %s: in all 5 directories after %v", stream, d)
 	}
 	if err := nodes[3].Publish("live/s0"); err != nil {
 		t.Fatal(err)
 	}
-	d := waitFor(t, 10*time.Second, "newer claim of live/s0 by n3 everywhere", seenEverywhere("live/s0", "n3"))
+	d := poll.Until(t, 10*time.Second, "newer claim of live/s0 by n3 everywhere", seenEverywhere("live/s0", "n3"))
 	t.Logf("takeover of live/s0 by n3: everywhere after %v", d)
 
 	if err := nodes[2].Unpublish("live/s0"); err != nil { // not the owner any more: no-op
@@ -189,7 +191,7 @@ func TestDirectoryPropagation(t *testing.T) {
 	if err := nodes[2].Unpublish("live/s1"); err != nil {
 		t.Fatal(err)
 	}
-	d = waitFor(t, 10*time.Second, "live/s1 gone everywhere", seenEverywhere("live/s1", ""))
+	d = poll.Until(t, 10*time.Second, "live/s1 gone everywhere", seenEverywhere("live/s1", ""))
 	t.Logf("unpublish live/s1: gone everywhere after %v", d)
 	for _, n := range nodes {
 		if e, ok := n.Lookup("live/s0"); !ok || e.Node != "n3" {
@@ -205,7 +207,7 @@ func TestDirectoryPropagation(t *testing.T) {
 	if err := late.Join([]string{nodes[0].Addr().String()}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "late joiner to know live/s2", func() bool {
+	poll.Until(t, 5*time.Second, "late joiner to know live/s2", func() bool {
 		e, ok := late.Lookup("live/s2")
 		return ok && e.Node == "n2"
 	})
@@ -216,7 +218,7 @@ func TestDirectoryPropagation(t *testing.T) {
 
 func TestDeadMemberDetection(t *testing.T) {
 	nodes := startCluster(t, 4, "")
-	waitFor(t, 10*time.Second, "4-node convergence", func() bool {
+	poll.Until(t, 10*time.Second, "4-node convergence", func() bool {
 		for _, n := range nodes {
 			if aliveCount(n.Cluster) != 4 {
 				return false
@@ -228,7 +230,7 @@ func TestDeadMemberDetection(t *testing.T) {
 	if err := victim.Publish("live/doomed"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "live/doomed everywhere", func() bool {
+	poll.Until(t, 10*time.Second, "live/doomed everywhere", func() bool {
 		for _, n := range nodes[:3] {
 			if _, ok := n.Lookup("live/doomed"); !ok {
 				return false
@@ -240,7 +242,7 @@ func TestDeadMemberDetection(t *testing.T) {
 	if err := victim.Close(); err != nil { // no Leave: a crash
 		t.Fatal(err)
 	}
-	d := waitFor(t, 20*time.Second, "survivors to declare n3 dead", func() bool {
+	d := poll.Until(t, 20*time.Second, "survivors to declare n3 dead", func() bool {
 		for _, n := range nodes[:3] {
 			m, ok := n.Member("n3")
 			if !ok || m.State != StateDead {
@@ -258,7 +260,7 @@ func TestDeadMemberDetection(t *testing.T) {
 			t.Errorf("%s: dead n3 reported healthy", n.Name())
 		}
 	}
-	waitFor(t, 5*time.Second, "failed events naming the dropped stream", func() bool {
+	poll.Until(t, 5*time.Second, "failed events naming the dropped stream", func() bool {
 		for _, n := range nodes[:3] {
 			ev, ok := n.events.find(EventFailed, "n3")
 			if !ok || len(ev.Streams) != 1 || ev.Streams[0] != "live/doomed" {
@@ -271,18 +273,18 @@ func TestDeadMemberDetection(t *testing.T) {
 
 func TestGracefulLeave(t *testing.T) {
 	nodes := startCluster(t, 3, "")
-	waitFor(t, 10*time.Second, "3-node convergence", func() bool {
+	poll.Until(t, 10*time.Second, "3-node convergence", func() bool {
 		return aliveCount(nodes[0].Cluster) == 3 && aliveCount(nodes[2].Cluster) == 3
 	})
 	if err := nodes[2].Publish("live/bye"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "live/bye on n0", func() bool { _, ok := nodes[0].Lookup("live/bye"); return ok })
+	poll.Until(t, 5*time.Second, "live/bye on n0", func() bool { _, ok := nodes[0].Lookup("live/bye"); return ok })
 	start := time.Now()
 	if err := nodes[2].Leave(2 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	d := waitFor(t, 10*time.Second, "n0 and n1 to see n2 left", func() bool {
+	d := poll.Until(t, 10*time.Second, "n0 and n1 to see n2 left", func() bool {
 		for _, n := range nodes[:2] {
 			if m, ok := n.Member("n2"); !ok || m.State != StateLeft {
 				return false
@@ -294,7 +296,7 @@ func TestGracefulLeave(t *testing.T) {
 	if _, ok := nodes[0].Lookup("live/bye"); ok {
 		t.Error("n0 still routes live/bye to the node that left")
 	}
-	waitFor(t, 5*time.Second, "leave event on n0", func() bool {
+	poll.Until(t, 5*time.Second, "leave event on n0", func() bool {
 		_, ok := nodes[0].events.find(EventLeave, "n2")
 		return ok
 	})
@@ -317,23 +319,23 @@ func TestGracefulLeave(t *testing.T) {
 
 func TestLoadUpdatesSpread(t *testing.T) {
 	nodes := startCluster(t, 2, "")
-	waitFor(t, 10*time.Second, "2-node convergence", func() bool { return aliveCount(nodes[0].Cluster) == 2 })
+	poll.Until(t, 10*time.Second, "2-node convergence", func() bool { return aliveCount(nodes[0].Cluster) == 2 })
 	want := Load{Streams: 7, MbpsIn: 12.5, MbpsOut: 40}
 	nodes[1].SetLoad(want)
-	d := waitFor(t, 5*time.Second, "n0 to see n1's load", func() bool {
+	d := poll.Until(t, 5*time.Second, "n0 to see n1's load", func() bool {
 		m, _ := nodes[0].Member("n1")
 		return m.Meta.Load == want
 	})
 	t.Logf("load update seen after %v", d)
 	if _, ok := nodes[0].events.find(EventUpdate, "n1"); !ok {
-		waitFor(t, 2*time.Second, "update event", func() bool { _, ok := nodes[0].events.find(EventUpdate, "n1"); return ok })
+		poll.Until(t, 2*time.Second, "update event", func() bool { _, ok := nodes[0].events.find(EventUpdate, "n1"); return ok })
 	}
 	meta := nodes[1].LocalMeta()
 	meta.Addrs.RTMP = "198.51.100.7:1935"
 	if err := nodes[1].SetMeta(meta); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "n0 to see n1's new RTMP address", func() bool {
+	poll.Until(t, 5*time.Second, "n0 to see n1's new RTMP address", func() bool {
 		m, _ := nodes[0].Member("n1")
 		return m.Meta.Addrs.RTMP == "198.51.100.7:1935"
 	})
@@ -347,7 +349,7 @@ func TestRejoinWhileAlone(t *testing.T) {
 	a := startNode(t, "a", NodeMeta{}, "")
 	// b is configured with a as seed but never calls Join: Run retries.
 	b := startNode(t, "b", NodeMeta{}, "", a.Addr().String())
-	d := waitFor(t, 10*time.Second, "b to join a on its own", func() bool { return aliveCount(a.Cluster) == 2 })
+	d := poll.Until(t, 10*time.Second, "b to join a on its own", func() bool { return aliveCount(a.Cluster) == 2 })
 	t.Logf("rejoin loop joined after %v", d)
 	_ = b
 }
@@ -367,7 +369,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	b.Close()
 	a.Close()
-	waitFor(t, 10*time.Second, "goroutines to return to the baseline", func() bool {
+	poll.Until(t, 10*time.Second, "goroutines to return to the baseline", func() bool {
 		return runtime.NumGoroutine() <= before
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaymesh/relaymesh/internal/poll"
 )
 
 var siteCoords = map[string][2]float64{
@@ -193,14 +195,14 @@ func TestLocateLive(t *testing.T) {
 	if err := b.Join([]string{a.Addr().String()}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "2 members", func() bool { return aliveCount(a.Cluster) == 2 })
+	poll.Until(t, 10*time.Second, "2 members", func() bool { return aliveCount(a.Cluster) == 2 })
 	got, err := a.Locate(netip.MustParseAddr("203.0.113.50"), tab)
 	if err != nil || !slices.Equal(names(got), []string{"e-tyo", "e-fra"}) {
 		t.Errorf("Locate(singapore) = %v, %v; want [e-tyo e-fra]", names(got), err)
 	}
 	b.SetLoad(Load{Streams: 3})
 	b.SetMeta(NodeMeta{Role: RoleEdge, Site: "tyo", Lat: c["tyo"][0], Lon: c["tyo"][1], Load: Load{Streams: 3}, Capacity: Capacity{MaxStreams: 3}})
-	waitFor(t, 5*time.Second, "e-tyo to be full", func() bool {
+	poll.Until(t, 5*time.Second, "e-tyo to be full", func() bool {
 		got, _ := a.Locate(netip.MustParseAddr("203.0.113.50"), tab)
 		return slices.Equal(names(got), []string{"e-fra"})
 	})

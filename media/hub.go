@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/relaymesh/relaymesh/events"
 )
 
 // Errors from Publish and Subscribe.
@@ -37,12 +39,17 @@ type HubConfig struct {
 	MaxReaders       int           // per stream, 0 = unlimited
 	MaxBitrate       int64         // bits/s per publisher, 0 = unlimited
 	BitrateWindow    time.Duration // averaging window for MaxBitrate
-	NewTSMuxer       func() Remuxer
+	// Clock, if set, replaces time.Now for the ingest meter (rates and
+	// MaxBitrate), so tests can drive it without waiting.
+	Clock      func() time.Time
+	NewTSMuxer func() Remuxer
 	// OnMissing is called (in its own goroutine) when a subscriber waits
 	// for a stream that is not live, so the node can pull it on demand.
-	OnMissing         func(key string)
-	OnStreamPublished func(key string)
-	OnStreamEnded     func(key string)
+	OnMissing func(key string)
+	// Events receives the streams' StreamPublished, StreamReconnected and
+	// StreamEnded, published under the hub lock where the state changes,
+	// so they are in order per stream; nil = none.
+	Events *events.Bus
 }
 
 // DefaultHubConfig returns the built-in defaults.
@@ -68,11 +75,15 @@ type Hub struct {
 	cfg HubConfig
 	log *slog.Logger
 
-	mu         sync.Mutex
-	streams    map[string]*Stream
-	publishers int
-	changed    chan struct{} // closed and replaced whenever a stream goes live
-	closed     bool
+	mu      sync.Mutex
+	streams map[string]*Stream
+	changed chan struct{} // closed and replaced whenever a stream goes live
+	closed  bool
+	// publishers counts the streams with an attached publisher. It goes
+	// up in Publish (under mu) and down where a stream's pub is cleared
+	// (under that stream's lock), exactly once per publisher, so a
+	// takeover racing the old publisher's own detach cannot count twice.
+	publishers atomic.Int64
 
 	// limits read on the publish path without the hub lock
 	grace   atomic.Int64
@@ -160,9 +171,11 @@ func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
 		ended := s.ended // its grace ran out just now: start afresh
 		s.mu.Unlock()
 		if ended {
+			h.noteEndedLocked(s, nil) // before the new stream's published
 			s = nil
 		}
 	}
+	takeover := false
 	if s != nil {
 		s.mu.Lock()
 		old := s.pub
@@ -171,25 +184,34 @@ func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
 			return nil, fmt.Errorf("%s: %w by %s since %s", key, ErrStreamBusy, old.info.Remote, old.info.Since.Format(time.RFC3339))
 		}
 		s.mu.Unlock()
+		takeover = old != nil
 		if old != nil {
+			// a false return: old detached by itself meanwhile and
+			// counted itself out
 			old.detach(ErrTakenOver)
-			h.publishers--
 		}
 	}
-	if h.cfg.MaxPublishers > 0 && h.publishers >= h.cfg.MaxPublishers {
+	if h.cfg.MaxPublishers > 0 && h.publishers.Load() >= int64(h.cfg.MaxPublishers) {
 		return nil, fmt.Errorf("%w (limit %d)", ErrTooManyPubs, h.cfg.MaxPublishers)
 	}
-	if s == nil {
+	h.publishers.Add(1) // before attach: p's stream may count it out at once
+	var p *Publisher
+	var ev events.Event = events.StreamReconnected{Stream: key, Protocol: info.Protocol, Remote: info.Remote, Takeover: takeover}
+	if s != nil {
+		p = s.attach(info) // nil: it ended since the check above
+		if p == nil {
+			h.noteEndedLocked(s, nil) // before the new stream's published
+		}
+	}
+	if p == nil {
 		s = newStream(h, key)
 		h.streams[key] = s
+		p = s.attach(info)
+		ev = events.StreamPublished{Stream: key, Protocol: info.Protocol, Remote: info.Remote}
 	}
-	p := s.attach(info)
-	h.publishers++
 	close(h.changed)
 	h.changed = make(chan struct{})
-	if h.cfg.OnStreamPublished != nil {
-		go h.cfg.OnStreamPublished(key)
-	}
+	h.cfg.Events.Publish(ev)
 	return p, nil
 }
 
@@ -279,9 +301,7 @@ func (h *Hub) Streams() []*Stream {
 
 // PublisherCount returns how many publishers are attached.
 func (h *Hub) PublisherCount() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.publishers
+	return int(h.publishers.Load())
 }
 
 // Close ends every stream: readers get ErrStreamEnded after the packets
@@ -303,19 +323,26 @@ func (h *Hub) Close() {
 	}
 }
 
-func (h *Hub) removeStream(s *Stream) {
+func (h *Hub) removeStream(s *Stream, reason error) {
 	h.mu.Lock()
 	if h.streams[s.key] == s {
 		delete(h.streams, s.key)
 	}
+	h.noteEndedLocked(s, reason)
 	h.mu.Unlock()
-	if h.cfg.OnStreamEnded != nil {
-		go h.cfg.OnStreamEnded(s.key)
-	}
 }
 
-func (h *Hub) publisherGone() {
-	h.mu.Lock()
-	h.publishers--
-	h.mu.Unlock()
+// noteEndedLocked publishes s's StreamEnded once. Publish calls it too,
+// when it replaces a stream whose grace ran out before removeStream got
+// the lock: the end comes before the next life's StreamPublished.
+func (h *Hub) noteEndedLocked(s *Stream, reason error) {
+	if s.endNoted {
+		return
+	}
+	s.endNoted = true
+	why := "publisher gone"
+	if reason != nil {
+		why = reason.Error()
+	}
+	h.cfg.Events.Publish(events.StreamEnded{Stream: s.key, Reason: why})
 }

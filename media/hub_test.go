@@ -610,8 +610,8 @@ func TestPublishLimits(t *testing.T) {
 }
 
 // TestMaxBitrate: a publisher above the limit is cut with ErrBitrate. The
-// meter counts whole wall-clock seconds and has no clock seam, so this
-// test feeds it for real for up to ~2-3 s.
+// meter runs on a fake clock that advances 50 ms per write, so the test
+// feeds 3 s of media in no time and does not depend on the machine's speed.
 func TestMaxBitrate(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -621,11 +621,18 @@ func TestMaxBitrate(t *testing.T) {
 	}{
 		{"3 Mbit/s over a 1 Mbit/s limit", 1_000_000, 3_000_000 / 8 / 20, true},
 		{"0.5 Mbit/s under a 1 Mbit/s limit", 1_000_000, 500_000 / 8 / 20, false},
+		{"just under the limit", 1_000_000, 950_000 / 8 / 20, false},
+		{"just over the limit", 1_000_000, 1_100_000 / 8 / 20, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := newHub(t, func(c *media.HubConfig) { c.MaxBitrate = tc.limit; c.BitrateWindow = time.Second })
+			now := time.Unix(1_700_000_000, 0)
+			h := newHub(t, func(c *media.HubConfig) {
+				c.MaxBitrate = tc.limit
+				c.BitrateWindow = time.Second
+				c.Clock = func() time.Time { return now } // only this goroutine writes
+			})
 			p := publish(t, h, "live/br")
 			body := make([]byte, tc.perTick)
 			body[0] = 0x27
@@ -633,9 +640,9 @@ func TestMaxBitrate(t *testing.T) {
 			ts := int64(0)
 			// 3 whole seconds are always enough for one complete second
 			// to be measured.
-			for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && err == nil; ts += 50 {
+			for ; ts < 3000 && err == nil; ts += 50 {
 				err = p.Write(&media.Packet{Kind: media.KindVideo, Time: ts, Payload: body})
-				time.Sleep(50 * time.Millisecond)
+				now = now.Add(50 * time.Millisecond)
 			}
 			if tc.wantCut && !errors.Is(err, media.ErrBitrate) {
 				t.Fatalf("publisher not cut: %v", err)
@@ -665,7 +672,6 @@ func TestSubscribeWait(t *testing.T) {
 			r, err := h.Subscribe(context.Background(), "live/w", media.SubscribeOptions{Wait: 30 * time.Second})
 			ch <- res{r, err}
 		}()
-		time.Sleep(50 * time.Millisecond) // let it start waiting; not needed for correctness
 		p := publish(t, h, "live/w")
 		k := key(0)
 		write(t, p, k)
@@ -871,5 +877,44 @@ func TestTakeoverWhileWriting(t *testing.T) {
 	}
 	if body := media1(got); len(body) == 0 || body[len(body)-1] != k {
 		t.Fatalf("reader after takeover did not get the new keyframe last: %v", describe(got[max(0, len(got)-4):]))
+	}
+}
+
+// A takeover racing the old publisher's own Close must count that
+// publisher out once: the count matches the live publishers after every
+// round and max_publishers still holds.
+func TestTakeoverRacingClose(t *testing.T) {
+	for _, grace := range []time.Duration{0, time.Minute} {
+		t.Run("grace="+grace.String(), func(t *testing.T) {
+			h := newHub(t, func(c *media.HubConfig) {
+				c.Takeover, c.MaxPublishers, c.ReconnectGrace = true, 1, grace
+			})
+			old := publish(t, h, "live/race")
+			for i := range 500 {
+				var wg sync.WaitGroup
+				var next *media.Publisher
+				var err error
+				wg.Go(func() { old.Close() })
+				wg.Go(func() { next, err = h.Publish("live/race", media.PublisherInfo{Protocol: "test"}) })
+				wg.Wait()
+				if err != nil {
+					t.Fatalf("round %d: takeover refused: %v", i, err)
+				}
+				if n := h.PublisherCount(); n != 1 {
+					t.Fatalf("round %d: publisher count %d with one live publisher", i, n)
+				}
+				old = next
+			}
+			if p, err := h.Publish("live/other", media.PublisherInfo{Protocol: "test"}); !errors.Is(err, media.ErrTooManyPubs) {
+				if p != nil {
+					p.Close()
+				}
+				t.Fatalf("second stream with max_publishers 1: %v, want ErrTooManyPubs", err)
+			}
+			old.Close()
+			if n := h.PublisherCount(); n != 0 {
+				t.Fatalf("publisher count %d after the last Close", n)
+			}
+		})
 	}
 }

@@ -29,9 +29,17 @@ type Meter struct {
 
 	totalVideo, totalAudio int64
 	totalFrames            int64
+
+	now func() time.Time
 }
 
-func (m *Meter) init() { m.buckets = make([]Sample, meterHistory) }
+func (m *Meter) init(clock func() time.Time) {
+	m.buckets = make([]Sample, meterHistory)
+	m.now = clock
+	if m.now == nil {
+		m.now = time.Now
+	}
+}
 
 func (m *Meter) bucket(now time.Time) *Sample {
 	sec := now.Unix()
@@ -52,7 +60,7 @@ func (m *Meter) bucket(now time.Time) *Sample {
 }
 
 func (m *Meter) add(p *Packet) {
-	now := time.Now()
+	now := m.now()
 	n := int64(len(p.Payload))
 	m.mu.Lock()
 	if m.first == 0 {
@@ -88,7 +96,7 @@ func (m *Meter) recentBitrate(window time.Duration) int64 {
 	if secs < 1 {
 		secs = 1
 	}
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.bucket(now)
@@ -119,7 +127,7 @@ type Rates struct {
 // Rates returns averages over the last 5 whole seconds.
 func (m *Meter) Rates() Rates {
 	const secs = 5
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.bucket(now)
@@ -153,7 +161,7 @@ func (m *Meter) History(from, to time.Time, res time.Duration) []Sample {
 		res = time.Second
 	}
 	step := int64(res / time.Second)
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.bucket(now)

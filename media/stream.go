@@ -22,6 +22,7 @@ type Stream struct {
 	sessions int
 	grace    *time.Timer
 	ended    bool
+	endNoted bool // StreamEnded published; guarded by the hub's mu
 	readers  map[*Reader]struct{}
 	remux    context.CancelFunc // running FLV->TS remuxer
 	native   Format
@@ -56,7 +57,7 @@ func newStream(h *Hub, key string) *Stream {
 	for i := range s.lanes {
 		s.lanes[i] = newLane(h.cfg.RingPackets)
 	}
-	s.Meter.init()
+	s.Meter.init(h.cfg.Clock)
 	return s
 }
 
@@ -114,9 +115,14 @@ func (s *Stream) ReaderCount() int {
 	return n
 }
 
+// attach makes info the stream's publisher; nil when the stream ended
+// meanwhile (the caller starts a new one).
 func (s *Stream) attach(info PublisherInfo) *Publisher {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ended {
+		return nil
+	}
 	if s.grace != nil {
 		s.grace.Stop()
 		s.grace = nil
@@ -218,9 +224,17 @@ func (s *Stream) startRemuxLocked() {
 // end closes the stream for good.
 func (s *Stream) end(reason error) {
 	s.mu.Lock()
+	finish := s.endLocked(reason)
+	s.mu.Unlock()
+	finish()
+}
+
+// endLocked marks the stream ended while s.mu is held, so no publisher
+// can attach between the decision to end and the end; the returned func
+// (called without the lock) closes the lanes and unregisters the stream.
+func (s *Stream) endLocked(reason error) func() {
 	if s.ended {
-		s.mu.Unlock()
-		return
+		return func() {}
 	}
 	s.ended = true
 	if s.grace != nil {
@@ -229,19 +243,22 @@ func (s *Stream) end(reason error) {
 	}
 	pub := s.pub
 	s.pub = nil
+	if pub != nil {
+		s.hub.publishers.Add(-1)
+	}
 	if s.remux != nil {
 		s.remux()
 		s.remux = nil
 	}
-	s.mu.Unlock()
-	if pub != nil {
-		pub.kicked.CompareAndSwap(nil, &reason)
-		s.hub.publisherGone()
+	return func() {
+		if pub != nil {
+			pub.kicked.CompareAndSwap(nil, &reason)
+		}
+		for _, l := range s.lanes {
+			l.close()
+		}
+		s.hub.removeStream(s, reason)
 	}
-	for _, l := range s.lanes {
-		l.close()
-	}
-	s.hub.removeStream(s)
 }
 
 // Publisher is the single writer of a stream.
@@ -312,7 +329,9 @@ func (p *Publisher) Close() {
 	p.detach(nil)
 }
 
-func (p *Publisher) detach(reason error) {
+// detach clears the stream's publisher if it is still p and says whether
+// it did; only the call that detaches counts the publisher out.
+func (p *Publisher) detach(reason error) bool {
 	s := p.s
 	if reason != nil {
 		p.kicked.CompareAndSwap(nil, &reason)
@@ -320,30 +339,32 @@ func (p *Publisher) detach(reason error) {
 	s.mu.Lock()
 	if s.pub != p {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.pub = nil
+	s.hub.publishers.Add(-1)
 	if errors.Is(reason, ErrTakenOver) {
 		s.mu.Unlock()
-		return // the hub attaches the new publisher at once
+		return true // the hub attaches the new publisher at once
 	}
 	grace := s.hub.graceTime()
 	if grace <= 0 {
+		finish := s.endLocked(nil)
 		s.mu.Unlock()
-		s.hub.publisherGone()
-		s.end(nil)
-		return
+		finish()
+		return true
 	}
 	s.grace = time.AfterFunc(grace, func() {
 		s.mu.Lock()
-		live := s.pub != nil
-		s.mu.Unlock()
-		if !live {
-			s.end(nil)
+		finish := func() {}
+		if s.pub == nil {
+			finish = s.endLocked(nil)
 		}
+		s.mu.Unlock()
+		finish()
 	})
 	s.mu.Unlock()
-	s.hub.publisherGone()
+	return true
 }
 
 func (h *Hub) graceTime() time.Duration { return time.Duration(h.grace.Load()) }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/relaymesh/relaymesh/internal/poll"
 )
 
 // udpCounter counts what one UDP socket receives.
@@ -130,7 +132,7 @@ func runFlood(t *testing.T, nsA, nsB netns.NsHandle, dst string, mediaRate, bulk
 
 	// Wait for the queues to drain: no new bytes for 300 ms.
 	last, lastChange := uint64(0), time.Now()
-	waitFor(t, 5*time.Second, "receivers to go quiet", func() bool {
+	poll.Until(t, 5*time.Second, "receivers to go quiet", func() bool {
 		now := mediaRx.bytes.Load() + bulkRx.bytes.Load()
 		if now != last {
 			last, lastChange = now, time.Now()

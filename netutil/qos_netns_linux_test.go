@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -172,18 +171,6 @@ func tcIn(t *testing.T, ns netns.NsHandle, allowFail bool, args ...string) strin
 		t.Fatalf("tc %s: %v\n%s", strings.Join(args, " "), runErr, out)
 	}
 	return string(out)
-}
-
-// waitFor polls cond until it is true or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // listenUDPIn opens a UDP socket in ns.

@@ -15,6 +15,7 @@ import (
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // MaxWindow is the longest time window of a relay.
@@ -36,6 +37,9 @@ type Spec struct {
 func (s *Spec) Validate(now time.Time) error {
 	if err := flow.CheckID("id", s.ID); err != nil {
 		return err
+	}
+	if len(s.Pattern) > 256 {
+		return lifecycle.Invalidf("pattern", "is %d bytes long, more than 256", len(s.Pattern))
 	}
 	app, name, ok := strings.Cut(s.Pattern, "/")
 	if !ok || app == "" || name == "" || strings.Contains(name, "/") {
@@ -105,6 +109,9 @@ type Manager struct {
 	now func() time.Time
 	// OnChange is called after a rule was added, changed or removed.
 	OnChange func(id string)
+	// Policy is the outbound policy of the pushes, read at each
+	// connection attempt (nil: none).
+	Policy func() *netutil.FetchPolicy
 
 	mu    sync.Mutex
 	rules map[string]*entry
@@ -266,7 +273,12 @@ func (m *Manager) startLocked(e *entry, key string) *push {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &push{cancel: cancel, done: make(chan struct{})}
 	p.p = relay.NewPusher(m.hub, relay.PushConfig{Key: key, Persistent: true,
-		Next: func(int, error) (relay.Target, error) { return t, nil },
+		Next: func(int, error) (relay.Target, error) {
+			if m.Policy != nil {
+				t.Policy = m.Policy()
+			}
+			return t, nil
+		},
 		OnState: func(st relay.Status) {
 			if st.LastError != "" {
 				m.mu.Lock()

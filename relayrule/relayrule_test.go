@@ -1,6 +1,7 @@
 package relayrule
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ func TestValidateAndMatch(t *testing.T) {
 		{"end before start", func(s *Spec) { s.Start = now.Add(2 * time.Hour) }, "end_time"},
 		{"pattern without app", func(s *Spec) { s.Pattern = "*" }, "pattern"},
 		{"pattern bad glob", func(s *Spec) { s.Pattern = "live/[" }, "pattern"},
+		{"pattern too long", func(s *Spec) { s.Pattern = "live/" + strings.Repeat("*", 300) }, "pattern"},
 		{"http url", func(s *Spec) { s.URL = "http://h/a" }, "url"},
 		{"short passphrase", func(s *Spec) { s.Passphrase = "short" }, "passphrase"},
 	}

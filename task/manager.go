@@ -28,6 +28,9 @@ type View struct {
 	Origin    string          `json:"origin"`
 	Stream    string          `json:"stream"` // hub key the task publishes
 	LastError string          `json:"last_error,omitempty"`
+	// Phase is "preparing" while a starting task downloads and probes its
+	// playlist.
+	Phase string `json:"phase,omitempty"`
 }
 
 type entry struct {
@@ -43,6 +46,7 @@ type entry struct {
 	player    *player
 	stopState lifecycle.State // what a cancel ends in: standby or finished
 	resume    bool            // the next start continues at item/pass (restart of the node)
+	preparing bool            // starting: the playlist is being downloaded and probed
 }
 
 // Position is where a task is in its playlist: the item index and the
@@ -161,19 +165,33 @@ func (m *Manager) Update(spec Spec) error {
 	return nil
 }
 
-// Delete removes a task that does not run.
+// Delete removes a task that does not run, and its downloaded playlist
+// items that no other task uses.
 func (m *Manager) Delete(id string) error {
 	m.mu.Lock()
-	defer func() { m.mu.Unlock(); m.changed(id) }()
 	e := m.tasks[id]
 	if e == nil {
+		m.mu.Unlock()
 		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
 	}
 	if e.state.Active() {
+		m.mu.Unlock()
 		return lifecycle.Conflictf("state", "task %q is Running: stop it before deleting it", id)
 	}
 	delete(m.tasks, id)
+	others := m.specsLocked()
+	m.mu.Unlock()
+	m.deps.dropCache(&e.spec, others)
+	m.changed(id)
 	return nil
+}
+
+func (m *Manager) specsLocked() []*Spec {
+	out := make([]*Spec, 0, len(m.tasks))
+	for _, e := range m.tasks {
+		out = append(out, &e.spec)
+	}
+	return out
 }
 
 func (m *Manager) runningLocked() int {
@@ -186,8 +204,12 @@ func (m *Manager) runningLocked() int {
 	return n
 }
 
-// Start probes the playlist (a bad file or codec is refused here, naming
-// the item) and starts the task.
+// Start starts the task. A playlist of local files (or of downloads
+// already cached) is probed first, so a bad file or codec is refused here
+// naming the item; a playlist with items still to download starts in the
+// background: the task is Running (lifecycle starting) with phase
+// "preparing" until every item is fetched and probed, then runs, or
+// fails with the reason. Start never waits on the network.
 func (m *Manager) Start(ctx context.Context, id string) error {
 	m.mu.Lock()
 	e := m.tasks[id]
@@ -209,17 +231,37 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	}
 	spec, prev := e.spec, e.state
 	m.setLocked(e, lifecycle.Starting, "")
-	m.mu.Unlock()
-
-	paths, err := Probe(ctx, m.deps, &spec)
-	m.mu.Lock()
-	if err != nil {
-		m.setLocked(e, prev, "") // a refused start changes nothing
+	download := m.deps.needsDownload(&spec)
+	var paths []string
+	if !download {
 		m.mu.Unlock()
-		field, msg, _ := cut(err.Error())
-		return lifecycle.Invalidf(field, "%s", msg)
+		var err error
+		paths, err = Probe(ctx, m.deps, &spec) // local files only: no network
+		m.mu.Lock()
+		if err != nil {
+			m.setLocked(e, prev, "") // a refused start changes nothing
+			m.mu.Unlock()
+			field, msg, _ := cut(err.Error())
+			return lifecycle.Invalidf(field, "%s", msg)
+		}
 	}
 	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	e.cancel, e.done, e.stopState = cancel, done, lifecycle.Standby
+	if download {
+		e.preparing = true
+	} else {
+		m.playLocked(e, spec, paths)
+	}
+	m.mu.Unlock()
+	m.changed(id)
+	m.wg.Go(func() { m.run(rctx, id, e, spec, download, done) })
+	return nil
+}
+
+// playLocked makes e run spec's player on paths.
+func (m *Manager) playLocked(e *entry, spec Spec, paths []string) {
+	id := spec.ID
 	pl := newPlayer(spec, paths, m.deps)
 	if e.resume {
 		pl.from = Position{Item: e.item, Pass: e.pass}
@@ -232,45 +274,77 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		m.mu.Unlock()
 		m.changed(id) // saved, so a restart resumes at this item
 	}
-	e.cancel, e.done, e.player, e.stopState = cancel, make(chan struct{}), pl, lifecycle.Standby
+	e.player = pl
 	m.setLocked(e, lifecycle.Running, "")
 	m.notify(e, "started", "")
-	done := e.done
-	m.mu.Unlock()
-	m.changed(id)
-	m.wg.Go(func() {
-		defer close(done)
-		err := pl.run(rctx)
+}
+
+// run prepares the task when it has downloads (the task stays starting,
+// phase preparing, meanwhile), then plays it until rctx ends or the
+// playlist is done, and sets the state it ends in.
+func (m *Manager) run(rctx context.Context, id string, e *entry, spec Spec, download bool, done chan struct{}) {
+	defer close(done)
+	if download {
+		paths, err := Probe(rctx, m.deps, &spec)
 		m.mu.Lock()
-		if e.player != pl {
-			m.mu.Unlock()
-			return
-		}
-		e.player, e.cancel = nil, nil
+		e.preparing = false
 		switch {
-		case rctx.Err() != nil && e.stopState == "", errors.Is(err, media.ErrHubClosed):
-			// the node is shutting down (the hub closes before the tasks
-			// are stopped): keep Running for the restart
+		case rctx.Err() != nil && e.stopState == "":
+			// the node is shutting down: stay starting, so a restart
+			// prepares it again
 			m.mu.Unlock()
 			return
 		case rctx.Err() != nil:
+			e.cancel = nil
 			m.setLocked(e, e.stopState, "")
-			ev := "stopped"
-			if e.stopState == lifecycle.Finished {
-				ev = "finished"
-			}
-			m.notify(e, ev, "")
+			m.notify(e, "stopped", "")
+			m.mu.Unlock()
+			m.changed(id)
+			return
 		case err != nil:
+			e.cancel = nil
 			m.setLocked(e, lifecycle.Error, err.Error())
 			m.notify(e, "failed", err.Error())
-		default:
-			m.setLocked(e, lifecycle.Finished, "")
-			m.notify(e, "finished", "")
+			m.mu.Unlock()
+			m.changed(id)
+			return
 		}
+		m.playLocked(e, spec, paths)
 		m.mu.Unlock()
 		m.changed(id)
-	})
-	return nil
+	}
+	m.mu.Lock()
+	pl := e.player
+	m.mu.Unlock()
+	err := pl.run(rctx)
+	m.mu.Lock()
+	if e.player != pl {
+		m.mu.Unlock()
+		return
+	}
+	e.player, e.cancel = nil, nil
+	switch {
+	case rctx.Err() != nil && e.stopState == "", errors.Is(err, media.ErrHubClosed):
+		// the node is shutting down (the hub closes before the tasks
+		// are stopped): keep Running for the restart
+		m.mu.Unlock()
+		return
+	case rctx.Err() != nil:
+		m.setLocked(e, e.stopState, "")
+		ev := "stopped"
+		if e.stopState == lifecycle.Finished {
+			ev = "finished"
+		}
+		m.notify(e, ev, "")
+	case err != nil:
+		m.setLocked(e, lifecycle.Error, err.Error())
+		m.notify(e, "failed", err.Error())
+	default:
+		m.setLocked(e, lifecycle.Finished, "")
+		m.notify(e, "finished", "")
+	}
+	m.mu.Unlock()
+	m.changed(id)
 }
 
 func cut(s string) (field, msg string, ok bool) {
@@ -392,6 +466,14 @@ func (m *Manager) List() []View { return lifecycle.List(&m.mu, m.tasks, m.viewLo
 func (m *Manager) viewLocked(e *entry) View {
 	v := View{Spec: e.spec, State: e.state.TaskName(), Internal: e.state, Reason: e.reason, Since: e.since,
 		Item: e.item, Pass: e.pass, ReadOnly: e.readOnly, Origin: lifecycle.Origin(e.readOnly), Stream: e.spec.Key()}
+	if e.preparing {
+		v.Phase = "preparing"
+	}
+	if e.player == nil {
+		if k, ok := (&player{spec: e.spec, deps: m.deps}).destKey(); ok {
+			v.Stream = k // where it publishes once it runs
+		}
+	}
 	if e.player != nil {
 		if k, ok := e.player.destKey(); ok {
 			v.Stream = k
@@ -411,12 +493,18 @@ func (m *Manager) IDs(readOnly bool) []string {
 	return lifecycle.IDs(&m.mu, m.tasks, func(e *entry) bool { return e.readOnly == readOnly })
 }
 
-// Remove stops and deletes a task regardless of its state (reload).
+// Remove stops and deletes a task regardless of its state (reload), with
+// its downloaded items that no other task uses.
 func (m *Manager) Remove(id string) {
 	m.Stop(id, false)
 	m.mu.Lock()
+	e := m.tasks[id]
 	delete(m.tasks, id)
+	others := m.specsLocked()
 	m.mu.Unlock()
+	if e != nil {
+		m.deps.dropCache(&e.spec, others)
+	}
 }
 
 // Close stops the players and waits for them; states stay as they were

@@ -2,18 +2,14 @@ package task
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // Deps are what a task needs from the node.
@@ -25,51 +21,20 @@ type Deps struct {
 	Local func(dest string) (key string, ok bool)
 	// CacheDir holds downloaded playlist items.
 	CacheDir string
-	// HTTP fetches playlist items (default: a client with a 10 min timeout).
-	HTTP *http.Client
+	// Policy is the outbound fetch policy of downloads, live sources and
+	// destinations (nil or a nil result: none).
+	Policy func() *netutil.FetchPolicy
+	// MaxDownload caps one downloaded item in bytes and DownloadTimeout
+	// its time (nil or 0: no cap).
+	MaxDownload     func() int64
+	DownloadTimeout func() time.Duration
 }
 
-// fetch returns a local path for a playlist item, downloading http(s)
-// items into the cache once.
-func (d *Deps) fetch(ctx context.Context, p string) (string, error) {
-	if !isRemote(p) {
-		return p, nil
+func (d *Deps) policy() *netutil.FetchPolicy {
+	if d.Policy == nil {
+		return nil
 	}
-	sum := sha256.Sum256([]byte(p))
-	dst := filepath.Join(d.CacheDir, hex.EncodeToString(sum[:12])+filepath.Ext(p))
-	if _, err := os.Stat(dst); err == nil {
-		return dst, nil
-	}
-	if err := os.MkdirAll(d.CacheDir, 0o750); err != nil {
-		return "", err
-	}
-	c := d.HTTP
-	if c == nil {
-		c = &http.Client{Timeout: 10 * time.Minute}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("download %s: %w", p, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("download %s: HTTP %d", p, resp.StatusCode)
-	}
-	f, err := os.CreateTemp(d.CacheDir, ".part-*")
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return "", fmt.Errorf("download %s: %w", p, err)
-	}
-	f.Close()
-	return dst, os.Rename(f.Name(), dst)
+	return d.Policy()
 }
 
 // Probe fetches and opens every playlist item, so an unreadable file or
@@ -134,12 +99,12 @@ func newPlayer(spec Spec, paths []string, deps *Deps) *player {
 		d := spec.Destination
 		t := relay.Target{URL: d.URL, Passphrase: d.Passphrase, PBKeyLen: d.PBKeyLen, Latency: time.Duration(d.LatencyMS) * time.Millisecond}
 		p.pusher = relay.NewPusher(deps.Hub, relay.PushConfig{Key: key, Persistent: true,
-			Next: func(int, error) (relay.Target, error) { return t, nil }}, deps.Log)
+			Next: func(int, error) (relay.Target, error) { t.Policy = deps.policy(); return t, nil }}, deps.Log)
 	}
 	if spec.Source.URL != "" {
 		t := relay.Target{URL: spec.Source.URL}
 		p.puller = relay.NewPuller(deps.Hub, relay.PullConfig{Key: key,
-			Next: func(int, error) (relay.Target, error) { return t, nil }}, deps.Log)
+			Next: func(int, error) (relay.Target, error) { t.Policy = deps.policy(); return t, nil }}, deps.Log)
 	}
 	return p
 }

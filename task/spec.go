@@ -14,6 +14,9 @@ import (
 // MaxPlaylist is the longest playlist a task takes.
 const MaxPlaylist = 30
 
+// maxItemLen is the longest playlist item (URL or path) a task takes.
+const maxItemLen = 4096
+
 // Source is a live URL or a playlist of MP4/FLV files.
 type Source struct {
 	URL      string   `json:"url,omitempty"`      // rtmp://, srt:// or http(s):// (HTTP-FLV)
@@ -78,9 +81,12 @@ func (s *Spec) Validate(now time.Time) error {
 		} else if !filepath.IsAbs(p) {
 			return lifecycle.Invalidf(at, "%q is neither an http(s) URL nor an absolute path", p)
 		}
-		ext := strings.ToLower(filepath.Ext(strings.SplitN(p, "?", 2)[0]))
-		if ext != ".mp4" && ext != ".m4v" && ext != ".mov" && ext != ".flv" {
-			return lifecycle.Invalidf(at, "%q is not an .mp4, .m4v, .mov or .flv file", p)
+		if ext := urlExt(p); ext != ".mp4" && ext != ".m4v" && ext != ".mov" && ext != ".flv" {
+			// the URL's path decides, never a query or fragment ("…/metrics#.mp4")
+			return lifecycle.Invalidf(at, "%q is not an .mp4, .m4v, .mov or .flv file (by the extension of its path)", p)
+		}
+		if len(p) > maxItemLen {
+			return lifecycle.Invalidf(at, "is %d bytes long, more than %d", len(p), maxItemLen)
 		}
 	}
 	if s.Loop < -1 {

@@ -74,6 +74,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // Header names.
@@ -397,7 +399,8 @@ func (s *Sender) post(ctx context.Context, ev event) (retry bool, err error) {
 	}
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
-		return true, err
+		// a URL the outbound policy refuses stays refused
+		return !errors.Is(err, netutil.ErrFetchDenied), err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"github.com/relaymesh/relaymesh/webhook"
 )
 
@@ -64,17 +65,6 @@ func (r *receiver) delivered() []received {
 	return out
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // start runs s until the test ends, and checks Run returns.
 func start(t *testing.T, s *webhook.Sender) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -101,7 +91,7 @@ func TestSignedBody(t *testing.T) {
 	s := webhook.New(webhook.Config{URL: r.srv.URL, Secret: secret, Node: "fra-1"}, nil)
 	start(t, s)
 	s.Send("stream.published", map[string]string{"stream": "live/cam1"})
-	eventually(t, 5*time.Second, "one delivery", func() bool { return len(r.delivered()) == 1 })
+	poll.Until(t, 5*time.Second, "one delivery", func() bool { return len(r.delivered()) == 1 })
 	g := r.delivered()[0]
 
 	if err := webhook.Verify(secret, g.header, g.body); err != nil {
@@ -166,7 +156,7 @@ func TestRetryThenSuccess(t *testing.T) {
 	s := webhook.New(webhook.Config{URL: r.srv.URL, Secret: secret, InitialBackoff: 20 * time.Millisecond}, nil)
 	start(t, s)
 	s.Send("member.join", map[string]string{"member": "sin-1"})
-	eventually(t, 5*time.Second, "delivery after two 5xx", func() bool { return len(r.delivered()) == 1 })
+	poll.Until(t, 5*time.Second, "delivery after two 5xx", func() bool { return len(r.delivered()) == 1 })
 	reqs := r.requests()
 	if len(reqs) != 3 {
 		t.Fatalf("got %d requests, want 3 (500, 503, 200)", len(reqs))
@@ -201,7 +191,7 @@ func TestGiveUp(t *testing.T) {
 			start(t, s)
 			s.Send("a", 1)
 			s.Send("b", 2)
-			eventually(t, 5*time.Second, "b delivered", func() bool { return len(r.delivered()) == 1 })
+			poll.Until(t, 5*time.Second, "b delivered", func() bool { return len(r.delivered()) == 1 })
 			if n := len(r.requests()); n != tc.attempts+1 {
 				t.Errorf("requests = %d, want %d for a then 1 for b", n, tc.attempts)
 			}
@@ -288,7 +278,7 @@ func TestOrderPreserved(t *testing.T) {
 		s.Send("seq", i)
 	}
 	start(t, s)
-	eventually(t, 20*time.Second, "all events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == events })
+	poll.Until(t, 20*time.Second, "all events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == events })
 	mu.Lock()
 	defer mu.Unlock()
 	for i, v := range got {

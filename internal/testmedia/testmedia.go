@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaymesh/relaymesh/internal/poll"
 )
 
 // Need skips the test when a binary is missing (CI installs them all).
@@ -274,16 +276,10 @@ func FreePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// Eventually polls cond every 50 ms until it is true or d passes.
+// Eventually is poll.Until for the media tests that have always used it.
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, d, what, cond)
 }
 
 // Lines returns the non-empty lines of s.

@@ -116,7 +116,9 @@ func (p *Puller) attempt(ctx context.Context, t Target) (time.Duration, error) {
 	switch sch {
 	case "srt":
 		sk.info = media.PublisherInfo{Protocol: "srt-pull", Remote: target, Native: media.FormatTS}
-		err = p.pullSRT(ctx, t, u, sk)
+		if err = pinSRTHost(ctx, t, u); err == nil {
+			err = p.pullSRT(ctx, t, u, sk)
+		}
 	case "rtmp":
 		sk.info = media.PublisherInfo{Protocol: "rtmp-pull", Remote: target, Native: media.FormatFLV}
 		err = p.pullRTMP(ctx, t, u, sk)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -33,11 +32,8 @@ func (p *Puller) pullHTTPFLV(ctx context.Context, t Target, u *url.URL, sk *sink
 		return fmt.Errorf("http-flv %s: %w", target, err)
 	}
 	req.Header.Set("User-Agent", "relaymesh")
-	d := &net.Dialer{Timeout: connectTimeout}
-	if t.DSCP > 0 {
-		d.Control = netutil.DSCPControl(t.DSCP)
-	}
-	client := &http.Client{Transport: &http.Transport{
+	d := &net.Dialer{Timeout: connectTimeout, Control: t.dialControl()}
+	client := &http.Client{CheckRedirect: netutil.CheckRedirect, Transport: &http.Transport{
 		DialContext:           d.DialContext,
 		ResponseHeaderTimeout: connectTimeout,
 		TLSHandshakeTimeout:   connectTimeout,
@@ -58,11 +54,12 @@ func (p *Puller) pullHTTPFLV(ctx context.Context, t Target, u *url.URL, sk *sink
 	ctype := resp.Header.Get("Content-Type")
 	br := bufio.NewReaderSize(resp.Body, 4096)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("http-flv %s: HTTP %s: %s", target, resp.Status, snippet(br))
+		// the body is not quoted: it may be an internal service's answer
+		return fmt.Errorf("http-flv %s: HTTP %s", target, resp.Status)
 	}
 	watchdog.Reset(p.cfg.ReadTimeout)
 	if head, _ := br.Peek(3); string(head) != "FLV" {
-		return fmt.Errorf("http-flv %s: %w: the response is not FLV (Content-Type %q, starts with %q)", target, flv.ErrNotFLV, ctype, snippet(br))
+		return fmt.Errorf("http-flv %s: %w: the response is not FLV (Content-Type %q)", target, flv.ErrNotFLV, ctype)
 	}
 	fr := flv.NewReader(&countReader{r: br, onRead: func(n int) {
 		watchdog.Reset(p.cfg.ReadTimeout)
@@ -85,16 +82,6 @@ func (p *Puller) pullHTTPFLV(ctx context.Context, t Target, u *url.URL, sk *sink
 			return err
 		}
 	}
-}
-
-// snippet returns the start of a body for an error message.
-func snippet(br *bufio.Reader) string {
-	b, _ := br.Peek(64)
-	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
-	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }
 
 type countReader struct {

@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 func TestPull(t *testing.T) {
@@ -207,6 +209,69 @@ func TestPullBadInput(t *testing.T) {
 					t.Errorf("states %v: a bad source must never run", states)
 					break
 				}
+			}
+		})
+	}
+}
+
+// TestPullPolicy: with an outbound policy every protocol's dial is
+// checked on the resolved address, names included; an HTTP error answer
+// is not quoted.
+func TestPullPolicy(t *testing.T) {
+	secret := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, "INTERNAL-SECRET")
+	}))
+	defer secret.Close()
+	_, port, _ := net.SplitHostPort(secret.Listener.Addr().String())
+	allowAll := &netutil.FetchPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}}
+	cases := []struct {
+		name, url string
+		policy    *netutil.FetchPolicy
+		want      string
+	}{
+		{"rtmp loopback", "rtmp://127.0.0.1:9/live/x", &netutil.FetchPolicy{}, "refused by the outbound fetch policy"},
+		{"rtmp by name", "rtmp://localhost:9/live/x", &netutil.FetchPolicy{}, "refused by the outbound fetch policy"},
+		{"srt loopback", "srt://127.0.0.1:9?streamid=read:live/x", &netutil.FetchPolicy{}, "refused by the outbound fetch policy"},
+		{"http-flv loopback", secret.URL + "/live/x.flv", &netutil.FetchPolicy{}, "refused by the outbound fetch policy"},
+		{"http-flv allowed, error not quoted", "http://localhost:" + port + "/live/x.flv", allowAll, "HTTP 403"},
+	}
+	hub := startNode(t, "hub", nodeOpts{}).hub
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := NewPuller(hub, PullConfig{Key: "live/policy", MinBackoff: 100 * time.Millisecond, ReadTimeout: time.Second,
+				Next: fixed(Target{URL: c.url, Policy: c.policy})}, testLog(t, "puller"))
+			runBG(t, p.Run)
+			testmedia.Eventually(t, 8*time.Second, "a backoff with an error", func() bool {
+				st := p.Status()
+				return st.State == StateBackoff && st.LastError != ""
+			})
+			st := p.Status()
+			if !strings.Contains(st.LastError, c.want) || strings.Contains(st.LastError, "INTERNAL-SECRET") {
+				t.Errorf("last error %q, want it to mention %q and not quote the answer", st.LastError, c.want)
+			}
+		})
+	}
+}
+
+// TestPushPolicy: a push's RTMP and SRT dials pass the outbound policy on
+// the resolved address (SRT: the address it then dials).
+func TestPushPolicy(t *testing.T) {
+	needPeers(t)
+	a := startNode(t, "a", nodeOpts{})
+	feed(t, a, "live/src", 30*time.Second)
+	a.live(t, "live/src", 10*time.Second)
+	for _, url := range []string{"rtmp://localhost:9/live/x", "srt://127.0.0.1:9?streamid=publish:live/x"} {
+		t.Run(url, func(t *testing.T) {
+			p := NewPusher(a.hub, PushConfig{Key: "live/src", MinBackoff: 100 * time.Millisecond,
+				Next: fixed(Target{URL: url, Policy: &netutil.FetchPolicy{}})}, testLog(t, "pusher"))
+			runBG(t, p.Run)
+			testmedia.Eventually(t, 8*time.Second, "a backoff with an error", func() bool {
+				st := p.Status()
+				return st.State == StateBackoff && st.LastError != ""
+			})
+			if st := p.Status(); !strings.Contains(st.LastError, "refused by the outbound fetch policy") {
+				t.Errorf("last error %q, want the policy's refusal", st.LastError)
 			}
 		})
 	}

@@ -110,6 +110,9 @@ func (p *Pusher) attempt(ctx context.Context, t Target, held **media.Reader, see
 	p.tr.set(StateConnecting, target, nil)
 	p.log.Info("push connecting", "target", target)
 	if sch == "srt" {
+		if err := pinSRTHost(ctx, t, u); err != nil {
+			return 0, err
+		}
 		return p.pushSRT(ctx, t, u, r)
 	}
 	return p.pushRTMP(ctx, t, u, r)

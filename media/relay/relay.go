@@ -6,13 +6,17 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // Target is one remote endpoint.
@@ -27,6 +31,37 @@ type Target struct {
 	// lost handshake packet meanwhile. A caller that knows the RTT sets a
 	// few RTTs, so a dead peer is noticed sooner.
 	ConnectTimeout time.Duration
+	// Policy, when set, is the outbound policy the dial must pass: checked
+	// on the resolved address at connect time (RTMP, HTTP-FLV and each of
+	// its redirects) or on the looked-up address that is then dialed (SRT).
+	Policy *netutil.FetchPolicy
+}
+
+// dialControl is the Control func of a TCP dial to t: the policy check,
+// then the DSCP mark.
+func (t Target) dialControl() func(network, address string, c syscall.RawConn) error {
+	var mark func(network, address string, c syscall.RawConn) error
+	if t.DSCP > 0 {
+		mark = netutil.DSCPControl(t.DSCP)
+	}
+	if t.Policy == nil {
+		return mark
+	}
+	return t.Policy.Control(mark)
+}
+
+// pinSRTHost resolves an SRT target's host under its policy and puts the
+// allowed address into u, so the SRT dial goes exactly there.
+func pinSRTHost(ctx context.Context, t Target, u *url.URL) error {
+	if t.Policy == nil {
+		return nil
+	}
+	addr, err := t.Policy.Resolve(ctx, u.Host)
+	if err != nil {
+		return fmt.Errorf("srt target %s: %w", Redact(t.URL), err)
+	}
+	u.Host = addr
+	return nil
 }
 
 // State is where a Pusher or Puller is in its connection cycle.

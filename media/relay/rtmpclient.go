@@ -14,7 +14,6 @@ import (
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/rtmp"
-	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // chunk stream ids the client sends on.
@@ -71,10 +70,7 @@ func dialRTMP(ctx context.Context, t Target, u *url.URL, flashVer string) (*rtmp
 	if t.DSCP < 0 || t.DSCP > 63 {
 		return nil, fmt.Errorf("rtmp target %s: dscp %d is outside 0..63", Redact(t.URL), t.DSCP)
 	}
-	d := net.Dialer{Timeout: connectTimeout}
-	if t.DSCP > 0 {
-		d.Control = netutil.DSCPControl(t.DSCP)
-	}
+	d := net.Dialer{Timeout: connectTimeout, Control: t.dialControl()}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("rtmp connect %s: %w", Redact(t.URL), err)

@@ -33,7 +33,9 @@ func TestTakeover(t *testing.T) {
 		results <- read{res, err}
 	}()
 	testmedia.Eventually(t, 10*time.Second, "the player", func() bool { return stream.ReaderCount() == 1 })
-	time.Sleep(2 * time.Second) // let the player receive some of the first publisher; not an assertion
+	// the player must have some of the first publisher before the second
+	// one comes: about a second of it at 800 kbit/s
+	testmedia.Eventually(t, 10*time.Second, "media of the first publisher at the player", func() bool { return stream.BytesOut() >= 100_000 })
 
 	src := testmedia.Source{Realtime: true, Duration: 3 * time.Second, GOP: 25, Audio: true}.Defaults()
 	second := testmedia.Publish(t, ctx, src, n.RTMPURL("live/tk"))
@@ -55,7 +57,7 @@ func TestTakeover(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	// about 2 s of the first publisher, then all of the second
+	// some of the first publisher, then all of the second
 	if r.res.VideoFrames <= src.Frames() {
 		t.Errorf("video frames = %d, want more than the second publisher's %d", r.res.VideoFrames, src.Frames())
 	}

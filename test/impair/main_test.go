@@ -132,10 +132,19 @@ func TestDaemonLoop(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 
-	// A packet still held when stdin closes is let go, not dropped.
-	d.pkts <- packetIn{id: 5, hdr: hdr(addrA, addrB), ipv4: true, at: time.Now()}
-	if r := ask(`{"id":12,"op":"stats"}`); r.Stats.Pending != 1 {
-		t.Fatalf("pending %d, want 1", r.Stats.Pending)
+	// A packet still held when stdin closes is let go, not dropped. It
+	// arrives "an hour from now", so it is due long after this test ends
+	// however slowly the machine runs (a packet due in 40 ms was sometimes
+	// released before the stats request under CPU load).
+	d.pkts <- packetIn{id: 5, hdr: hdr(addrA, addrB), ipv4: true, at: time.Now().Add(time.Hour)}
+	// The packet and the stats request come in on different channels, so
+	// the request may be served first: ask until the packet was seen.
+	var st control.Stats
+	for deadline := time.Now().Add(5 * time.Second); st.Received < 5 && time.Now().Before(deadline); {
+		st = ask(`{"id":12,"op":"stats"}`).Stats
+	}
+	if st.Received != 5 || st.Pending != 1 {
+		t.Fatalf("received %d, pending %d; want 5 and 1", st.Received, st.Pending)
 	}
 	inW.Close()
 	select {

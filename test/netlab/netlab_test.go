@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"github.com/relaymesh/relaymesh/test/netlab"
 )
 
@@ -171,18 +172,6 @@ func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestConnectivity(t *testing.T) {
@@ -412,7 +401,7 @@ func TestBlackhole(t *testing.T) {
 		t.Fatalf("Blackhole off: %v", err)
 	}
 	t.Run("restored", func(t *testing.T) {
-		waitFor(t, "echoes from b after lifting the blackhole", 5*time.Second, func() bool {
+		poll.Until(t, 5*time.Second, "echoes from b after lifting the blackhole", func() bool {
 			return len(probe(t, hs["a"], echoB, 1, 300*time.Millisecond)) == 1
 		})
 	})

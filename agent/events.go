@@ -1,0 +1,94 @@
+package agent
+
+// This file wires the node's event bus (events/) into the agent: the hub,
+// gossip (clusterEvent), flows and the edge uplinks publish on it; the
+// ops part (logs and webhooks), the roles and the metrics follow it.
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relaymesh/relaymesh/events"
+)
+
+// subscribe runs fn on every event, in order, on a goroutine the agent's
+// Run owns; the subscription is taken now, so nothing published before
+// Run is missed.
+func (a *Agent) subscribe(name string, fn func(events.Record)) {
+	sub := a.events.Subscribe(name, 0)
+	a.add(func(ctx context.Context) error { return sub.Run(ctx, fn) }, sub.Close)
+}
+
+// opsEvent logs a node event and sends its webhook.
+func (a *Agent) opsEvent(r events.Record) {
+	member := func(m events.Member) map[string]any {
+		return map[string]any{"member": m.Name, "role": m.Role, "site": m.Site, "region": m.Region, "addr": m.Addr}
+	}
+	switch e := r.Event.(type) {
+	case events.StreamPublished:
+		a.log.Info("stream published", "stream", e.Stream, "protocol", e.Protocol, "remote", e.Remote)
+		a.notify(EventStreamPublished, map[string]any{"stream": e.Stream, "protocol": e.Protocol})
+	case events.StreamReconnected:
+		a.log.Info("stream publisher reconnected", "stream", e.Stream, "protocol", e.Protocol, "remote", e.Remote, "takeover", e.Takeover)
+		a.notify(EventStreamReconnected, map[string]any{"stream": e.Stream, "protocol": e.Protocol, "takeover": e.Takeover})
+	case events.StreamEnded:
+		a.log.Info("stream ended", "stream", e.Stream, "reason", e.Reason)
+		a.notify(EventStreamUnpublished, map[string]any{"stream": e.Stream, "reason": e.Reason})
+	case events.FlowSwitched:
+		dir := "backup->primary"
+		if e.Failover {
+			dir = "primary->backup"
+		}
+		a.notify(EventStreamFailover, map[string]any{"flow": e.Flow, "stream": e.Stream, "from": e.From, "to": e.To,
+			"direction": dir, "reason": e.Reason, "gap_ms": e.GapMS})
+	case events.MemberJoined:
+		a.notify(EventMemberJoin, member(e.Member))
+	case events.MemberLeft:
+		d := member(e.Member)
+		d["state"], d["streams"] = "left", nonNil(e.Streams)
+		a.notify(EventMemberLeave, d)
+	case events.MemberFailed:
+		d := member(e.Member)
+		d["state"], d["streams"] = "failed", nonNil(e.Streams)
+		a.notify(EventMemberLeave, d)
+	case events.Missed:
+		a.log.Warn("webhooks missed node events: the ops subscriber fell behind", "missed", e.N, "first_seq", e.First, "last_seq", e.Last)
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+var (
+	mEvents = prometheus.NewDesc("relaymesh_events_total",
+		"Node events published on the event bus, by kind (stream.published, member.joined, flow.switched, ...).", []string{"kind"}, nil)
+	mEventsMissed = prometheus.NewDesc("relaymesh_event_subscriber_missed_total",
+		"Events a subscriber of the node's event bus lost because it fell behind.", []string{"subscriber"}, nil)
+	mEventsQueued = prometheus.NewDesc("relaymesh_event_subscriber_queued",
+		"Events waiting in a subscriber's queue.", []string{"subscriber"}, nil)
+)
+
+// eventsCollector reads the bus's counters at scrape time.
+type eventsCollector struct{ bus *events.Bus }
+
+func (c eventsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- mEvents
+	ch <- mEventsMissed
+	ch <- mEventsQueued
+}
+
+func (c eventsCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.bus.Stats()
+	for _, k := range events.Kinds {
+		ch <- prometheus.MustNewConstMetric(mEvents, prometheus.CounterValue, float64(st.Published[k]), string(k))
+	}
+	for _, s := range st.Subscribers {
+		ch <- prometheus.MustNewConstMetric(mEventsMissed, prometheus.CounterValue, float64(s.Missed), s.Name)
+		ch <- prometheus.MustNewConstMetric(mEventsQueued, prometheus.GaugeValue, float64(s.Queued), s.Name)
+	}
+}

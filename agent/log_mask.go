@@ -1,0 +1,32 @@
+package agent
+
+// This file masks secrets in every log line, as api_mask.go does in the
+// API's answers: a URL in a message or value has its stream key and
+// tokens hidden, a passphrase attribute is replaced.
+
+import (
+	"log/slog"
+	"strings"
+)
+
+// maskLogAttr is the log handler's ReplaceAttr.
+func maskLogAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		s := a.Value.String()
+		if s != "" && strings.Contains(strings.ToLower(a.Key), "passphrase") {
+			return slog.String(a.Key, masked)
+		}
+		if m := maskInString(s); m != s {
+			return slog.String(a.Key, m)
+		}
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok {
+			s := err.Error()
+			if m := maskInString(s); m != s {
+				return slog.String(a.Key, m)
+			}
+		}
+	}
+	return a
+}

@@ -1,0 +1,200 @@
+package agent_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mountSmallDataDir mounts a tmpfs of size at dir/data, so the test can
+// fill the agent's data dir; it skips when not root.
+func mountSmallDataDir(t *testing.T, size string) (dir, data string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs as the data dir (CI runs as root)")
+	}
+	dir = t.TempDir()
+	data = filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", data, "tmpfs", 0, "size="+size); err != nil {
+		t.Skipf("cannot mount a tmpfs (%v): the full-disk test needs it", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(data, syscall.MNT_DETACH) })
+	return dir, data
+}
+
+// fillDisk writes dir/filler until the filesystem is full and returns its
+// path.
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill %s: %v", path, err)
+			}
+			return path
+		}
+	}
+}
+
+func taskBody(id, item string) map[string]any {
+	return map[string]any{"id": id, "source": map[string]any{"playlist": []string{item}},
+		"destination": map[string]any{"url": "rtmp://127.0.0.1:1/live/" + id},
+		"start_time":  time.Now().Add(time.Hour).UTC()}
+}
+
+// TestObjectsFullDisk: on a full data dir, creates, updates and deletes
+// are refused with 507 and the reason, memory keeps the old state, and
+// after kill -9 and a restart exactly the acknowledged objects exist.
+func TestObjectsFullDisk(t *testing.T) {
+	dir, data := mountSmallDataDir(t, "256k")
+	a := startAgentIn(t, dir, "test-node", "")
+	exists := map[string]bool{} // acknowledged state by task id
+	for i := range 5 {
+		id := fmt.Sprintf("tk-%d", i)
+		var v map[string]any
+		if st := send(t, "POST", a.api("/v1/tasks"), taskBody(id, "/srv/a.mp4"), &v); st != 201 {
+			t.Fatalf("create %s with free space: %d %v", id, st, v)
+		}
+		exists[id] = true
+	}
+
+	filler := fillDisk(t, data)
+	t.Run("refused", func(t *testing.T) {
+		var v map[string]any
+		st := send(t, "POST", a.api("/v1/tasks"), taskBody("refused", "/srv/a.mp4"), &v)
+		if msg, _ := v["message"].(string); st != 507 || !strings.Contains(msg, "not saved") || !strings.Contains(msg, "no space left") {
+			t.Errorf("create on a full disk: %d %v, want 507 saying it was not saved for lack of space", st, v)
+		}
+		if st := send(t, "GET", a.api("/v1/tasks/refused"), nil, nil); st != 404 {
+			t.Errorf("a refused create is in memory: GET answers %d", st)
+		}
+		if st := send(t, "PUT", a.api("/v1/tasks/tk-1"), taskBody("tk-1", "/srv/changed.mp4"), &v); st != 507 {
+			t.Errorf("update on a full disk: %d %v, want 507", st, v)
+		}
+		send(t, "GET", a.api("/v1/tasks/tk-1"), nil, &v)
+		if src, _ := v["source"].(map[string]any); fmt.Sprint(src["playlist"]) != "[/srv/a.mp4]" {
+			t.Errorf("a refused update is in memory: %v", v["source"])
+		}
+		if st := send(t, "DELETE", a.api("/v1/tasks/tk-2"), nil, &v); st != 507 {
+			t.Errorf("delete on a full disk: %d %v, want 507", st, v)
+		}
+		if st := send(t, "GET", a.api("/v1/tasks/tk-2"), nil, nil); st != 200 {
+			t.Errorf("a refused delete was done in memory: GET answers %d", st)
+		}
+	})
+
+	// free a little, then a burst of creates and deletes runs into the
+	// full disk again half way: each answer says what survives a restart
+	if err := os.Truncate(filler, 216*1024); err != nil {
+		t.Fatal(err)
+	}
+	var acked, refused int
+	for i := range 120 {
+		id := fmt.Sprintf("burst-%d", i)
+		switch st := send(t, "POST", a.api("/v1/tasks"), taskBody(id, "/srv/a.mp4"), nil); st {
+		case 201:
+			exists[id] = true
+			acked++
+		case 507:
+			refused++
+		default:
+			t.Fatalf("create %s: %d, want 201 or 507", id, st)
+		}
+		if i%10 == 9 {
+			victim := fmt.Sprintf("burst-%d", i-5)
+			switch st := send(t, "DELETE", a.api("/v1/tasks/"+victim), nil, nil); {
+			case st == 204:
+				exists[victim] = false
+			case st == 507, st == 404 && !exists[victim]:
+			default:
+				t.Fatalf("delete %s: %d", victim, st)
+			}
+		}
+	}
+	if acked == 0 || refused == 0 {
+		t.Fatalf("the burst had %d acknowledged and %d refused creates: the disk did not fill half way", acked, refused)
+	}
+	t.Logf("burst: %d creates acknowledged, %d refused", acked, refused)
+
+	// another write error (a read-only filesystem) is a 503 with the reason
+	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remount read-only: %v", err)
+	}
+	var v map[string]any
+	st := send(t, "POST", a.api("/v1/tasks"), taskBody("on-ro", "/srv/a.mp4"), &v)
+	if msg, _ := v["message"].(string); st != 503 || !strings.Contains(msg, "read-only file system") {
+		t.Errorf("create on a read-only data dir: %d %v, want 503 with the reason", st, v)
+	}
+	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT, ""); err != nil {
+		t.Fatalf("remount read-write: %v", err)
+	}
+
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.exited
+	os.Remove(filler)
+	b := a.restart(t)
+	var list struct {
+		Tasks []struct {
+			ID string `json:"id"`
+		} `json:"tasks"`
+	}
+	if st := send(t, "GET", b.api("/v1/tasks"), nil, &list); st != 200 {
+		t.Fatalf("list after restart: %d", st)
+	}
+	var got, want []string
+	for _, tk := range list.Tasks {
+		got = append(got, tk.ID)
+	}
+	for id, ok := range exists {
+		if ok {
+			want = append(want, id)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("after a restart the tasks are\n  %v\nwant exactly the acknowledged ones\n  %v", got, want)
+	}
+}
+
+// TestStaleStoreTempRemoved: the temp files a kill -9 during a save
+// leaves in the data dir are removed when the agent starts.
+func TestStaleStoreTempRemoved(t *testing.T) {
+	a := startAgent(t, "")
+	if st := send(t, "POST", a.api("/v1/tasks"), taskBody("kept", "/srv/a.mp4"), nil); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.exited
+	data := filepath.Join(filepath.Dir(a.cfg), "data")
+	stale := filepath.Join(data, ".objects-123456.json")
+	if err := os.WriteFile(stale, []byte(`{"version":1,"flo`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := a.restart(t)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale temp file after the restart: %v", err)
+	}
+	if !strings.Contains(b.logs.String(), "removed temp files of an interrupted save") {
+		t.Errorf("the removal is not logged")
+	}
+	if st := send(t, "GET", b.api("/v1/tasks/kept"), nil, nil); st != 200 {
+		t.Fatalf("the saved task after the restart: %d", st)
+	}
+}

@@ -1,0 +1,85 @@
+package center
+
+import (
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/events"
+	"github.com/relaymesh/relaymesh/gossip"
+	"github.com/relaymesh/relaymesh/media"
+)
+
+// fakeDirectory records the center's directory calls.
+type fakeDirectory struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeDirectory) Name() string                          { return "fra-1" }
+func (f *fakeDirectory) Members() []gossip.Member              { return nil }
+func (f *fakeDirectory) Member(string) (gossip.Member, bool)   { return gossip.Member{}, false }
+func (f *fakeDirectory) Lookup(string) (gossip.DirEntry, bool) { return gossip.DirEntry{}, false }
+func (f *fakeDirectory) RTT(string) (time.Duration, bool)      { return 0, false }
+func (f *fakeDirectory) Publish(s string) error                { f.add("publish " + s); return nil }
+func (f *fakeDirectory) Unpublish(s string) error              { f.add("unpublish " + s); return nil }
+func (f *fakeDirectory) add(c string) {
+	f.mu.Lock()
+	f.calls = append(f.calls, c)
+	f.mu.Unlock()
+}
+
+// TestCenterFollowsEvents: the directory follows the node's stream
+// events; pulled copies are not announced as hosted here; a Missed record
+// re-announces what is live.
+func TestCenterFollowsEvents(t *testing.T) {
+	tests := []struct {
+		name string
+		evs  []events.Event
+		live []string // streams published on the hub (by "rtmp") first
+		want []string
+	}{
+		{"published, reconnected, ended",
+			[]events.Event{events.StreamPublished{Stream: "live/a", Protocol: "rtmp"},
+				events.StreamReconnected{Stream: "live/a", Protocol: "srt"}, events.StreamEnded{Stream: "live/a"}},
+			nil, []string{"publish live/a", "publish live/a", "unpublish live/a"}},
+		{"a pulled copy is not hosted here",
+			[]events.Event{events.StreamPublished{Stream: "live/p", Protocol: pullProtocol}},
+			nil, nil},
+		{"an uplink replacing a pull is hosted here",
+			[]events.Event{events.StreamPublished{Stream: "live/p", Protocol: pullProtocol},
+				events.StreamReconnected{Stream: "live/p", Protocol: "srt", Takeover: true}},
+			nil, []string{"publish live/p"}},
+		{"missed events: re-announce the live streams",
+			[]events.Event{events.Missed{N: 3, First: 1, Last: 3}},
+			[]string{"live/x", "live/y"}, []string{"publish live/x", "publish live/y"}},
+		{"other events are not the center's",
+			[]events.Event{events.MemberJoined{Member: events.Member{Name: "sin-1"}}, events.LinkMoved{Stream: "live/a"}},
+			nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hub := media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler))
+			defer hub.Close()
+			for _, k := range tc.live {
+				if _, err := hub.Publish(k, media.PublisherInfo{Protocol: "rtmp"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dir := &fakeDirectory{}
+			c, err := New(Config{}, hub, dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for i, e := range tc.evs {
+				c.HandleEvent(events.Record{Seq: uint64(i + 1), Event: e})
+			}
+			if !slices.Equal(dir.calls, tc.want) {
+				t.Errorf("directory calls %q, want %q", dir.calls, tc.want)
+			}
+		})
+	}
+}
