@@ -64,8 +64,8 @@ type Agent struct {
 	// srtFlowOptions gives the SRT passphrase and latency a flow sets for
 	// a publish or read on the SRT listener (set with the flows).
 	srtFlowOptions func(action, key string) (pass string, latency time.Duration, ok bool)
-	ext         extensions
-	stopping    chan struct{}
+	ext            extensions
+	stopping       chan struct{}
 	// spawn runs a component built after Run started (a rebound
 	// listener) under Run's context; nil before Run.
 	spawn func(run func(context.Context) error)
