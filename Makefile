@@ -8,18 +8,21 @@ GO      ?= go
 TEST_TIMEOUT ?= 25m
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-deps test-unit test-e2e fuzz bench lint clean
+.PHONY: help build build-deps run test test-deps test-unit test-e2e fuzz bench lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/relaymesh (static, trimmed, version stamped)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/relaymesh
+build: build-deps ## build bin/relaymesh (trimmed, version stamped; links libsrt, the SRT engine)
+	CGO_ENABLED=1 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/relaymesh
+
+build-deps: ## check (as root on Debian: install) what the cgo build needs: gcc, pkg-config, libsrt-gnutls-dev
+	@sh packaging/build-deps.sh
 
 run: build ## build and run on the built-in standalone default (RTMP :1935, HTTP-FLV :8080, SRT :8890, API 127.0.0.1:9997)
 	$(BIN) run
 
-test: test-deps lint ## install the test peers (root), lint, then every test: unit, end-to-end with ffmpeg/srt-live-transmit, netns cluster and tc tests (root), .deb checks (root)
+test: build-deps test-deps lint ## install the test peers (root), lint, then every test: unit, end-to-end with ffmpeg/srt-live-transmit, netns cluster and tc tests (root), .deb checks (root)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deb-test; else echo "deb-test: skipped, needs root (CI runs it as root)"; fi
 

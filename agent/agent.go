@@ -69,6 +69,9 @@ type Agent struct {
 	reloads chan chan error
 	// rtDir is the runtime directory ($RUNTIME_DIRECTORY), "" without one.
 	rtDir string
+	// srtFlowOptions gives the SRT passphrase and latency a flow sets for
+	// a publish or read on the SRT listener (set with the flows).
+	srtFlowOptions func(action, key string) (pass string, latency time.Duration, ok bool)
 	// spawn runs a component built after Run started (a rebound
 	// listener) under Run's context; nil before Run.
 	spawn func(run func(context.Context) error)
@@ -452,6 +455,11 @@ func (a *Agent) reload() error {
 	}
 	if a.httpflv != nil {
 		a.httpflv.SetConfig(a.httpflvConfig(next))
+	}
+	if a.srt != nil {
+		if err := a.srt.SetConfig(a.srtConfig(next)); err != nil {
+			a.log.Error("srt settings not applied", "err", err)
+		}
 	}
 	a.cfgMu.Lock()
 	a.cfg = next

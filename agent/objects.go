@@ -144,6 +144,8 @@ func (a *Agent) newObjects(cfg *Config) error {
 	a.onAuthorize = append(a.onAuthorize, func(proto, action, key string, remote net.Addr) error {
 		return o.flows.Authorize(action, proto, key, remote)
 	})
+	// srt-listener sources and outputs: their passphrase and latency
+	a.srtFlowOptions = o.flows.SRTOptions
 
 	a.add(func(ctx context.Context) error {
 		var wg sync.WaitGroup

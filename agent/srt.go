@@ -25,7 +25,7 @@ func (a *Agent) newSRT(cfg *Config) error {
 func (a *Agent) srtConfig(cfg *Config) srt.Config {
 	streams := map[string]srt.StreamOptions{}
 	for _, s := range cfg.SRTStreams {
-		streams[s.Key] = srt.StreamOptions{PublishPassphrase: s.PublishPassphrase, ReadPassphrase: s.ReadPassphrase}
+		streams[s.Key] = srt.StreamOptions{PublishPassphrase: s.PublishPassphrase, ReadPassphrase: s.ReadPassphrase, Latency: s.Latency.Duration()}
 	}
 	return srt.Config{
 		Listen:            cfg.SRT.Listen,
@@ -37,7 +37,20 @@ func (a *Agent) srtConfig(cfg *Config) srt.Config {
 		WriteTimeout:      cfg.Limits.WriteTimeout.Duration(),
 		MaxConns:          cfg.SRT.MaxConnections,
 		Streams:           streams,
-		PlayWait:          a.playWait(cfg),
+		StreamOptionsFor: func(action, key string) (srt.StreamOptions, bool) {
+			if a.srtFlowOptions == nil {
+				return srt.StreamOptions{}, false
+			}
+			pass, lat, ok := a.srtFlowOptions(action, key)
+			o := srt.StreamOptions{Latency: lat}
+			if action == srt.ActionRead {
+				o.ReadPassphrase = pass
+			} else {
+				o.PublishPassphrase = pass
+			}
+			return o, ok
+		},
+		PlayWait: a.playWait(cfg),
 		Authorize: func(_ context.Context, action, key, token string, remote net.Addr) error {
 			if action == srt.ActionRead {
 				action = auth.ActionPlay

@@ -18,7 +18,7 @@
 #         peer cannot take RTMP: its figure is its plain SRT -> SRT relay of
 #         the same content from the same run (remux+relay vs relay).
 #
-# The readers are bench/srtreader (gosrt callers in one process): bytes,
+# The readers are bench/srtreader (libsrt callers in one process): bytes,
 # per-reader bitrate, SRT receiver loss / retransmits / drops, and TS
 # continuity-counter gaps. Server CPU is utime+stime of the server's
 # process tree from /proc over the window; only the server is counted.
@@ -76,8 +76,9 @@ need_tools go ffmpeg srt-live-transmit jq
 ffmpeg -hide_banner -protocols 2>/dev/null | grep -qx ' *srt' || die "this ffmpeg has no SRT protocol (libsrt)"
 
 # --- UDP buffers -------------------------------------------------------
-# gosrt cannot raise its sockets' buffers and Debian's default receive
-# buffer (208 KiB) loses packets in the kernel at tens of Mbit/s.
+# libsrt asks for large socket buffers, but the kernel caps them at
+# net.core.rmem_max, and Debian's default (208 KiB) loses packets in the
+# kernel at tens of Mbit/s.
 RMEM_NOTE="net.core.rmem_default=$(cat /proc/sys/net/core/rmem_default) rmem_max=$(cat /proc/sys/net/core/rmem_max) (unchanged)"
 if [ "$SYSCTL" = 1 ] && [ "$(id -u)" = 0 ]; then
 	old_def=$(cat /proc/sys/net/core/rmem_default)

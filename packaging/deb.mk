@@ -40,8 +40,9 @@ deb: $(NFPM) ## build dist/relaymesh_VERSION_amd64.deb with nfpm
 	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE)/examples dist
 ifeq ($(DEB_BIN),)
 	@if [ -d cmd/relaymesh ]; then \
-		echo "CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath ... -o $(DEB_STAGE)/relaymesh ./cmd/relaymesh"; \
-		CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath \
+		sh packaging/build-deps.sh || exit 1; \
+		echo "CGO_ENABLED=1 GOOS=linux GOARCH=amd64 go build -trimpath ... -o $(DEB_STAGE)/relaymesh ./cmd/relaymesh"; \
+		CGO_ENABLED=1 GOOS=linux GOARCH=amd64 go build -trimpath \
 			-ldflags "-s -w -X github.com/relaymesh/relaymesh/agent.Version=$(DEB_UPSTREAM_VERSION)" \
 			-o $(DEB_STAGE)/relaymesh ./cmd/relaymesh; \
 	elif [ -x bin/relaymesh ]; then \

@@ -133,10 +133,10 @@ for s in postinst prerm postrm; do
 		fail "$s missing, not executable or not valid sh"
 	fi
 done
-if [ "$(dpkg-deb -f "$DEB" Depends)" = "adduser" ]; then
-	pass "Depends: adduser (nothing else to satisfy)"
+if [ "$(dpkg-deb -f "$DEB" Depends)" = "adduser, libsrt1.5-gnutls" ]; then
+	pass "Depends: adduser, libsrt1.5-gnutls (the SRT engine)"
 else
-	fail "Depends is '$(dpkg-deb -f "$DEB" Depends)', expected 'adduser'"
+	fail "Depends is '$(dpkg-deb -f "$DEB" Depends)', expected 'adduser, libsrt1.5-gnutls'"
 fi
 top=$(zcat "$TMP/x/usr/share/doc/relaymesh/changelog.Debian.gz" | head -n 1)
 if [ "$top" = "relaymesh ($VERSION) unstable; urgency=medium" ]; then
@@ -254,11 +254,12 @@ remove_stale() {
 	done
 }
 # On a real host init-system-helpers is always there (systemd needs it);
-# having it here tests that postinst enables the unit.
+# having it here tests that postinst enables the unit. libsrt1.5-gnutls
+# is the package's other Depends (dpkg -i does not fetch dependencies).
 mkdir -p "$CACHE"
 exec 9>"$CACHE/lock"
 flock 9
-cached_root "$CACHE/bookworm-minbase" adduser,init-system-helpers "a pristine Debian 12 minbase root"
+cached_root "$CACHE/bookworm-minbase" adduser,init-system-helpers,libsrt1.5-gnutls "a pristine Debian 12 minbase root"
 remove_stale "$CACHE/work"
 ROOT=$CACHE/work.$$
 cp -a "$CACHE/bookworm-minbase" "$ROOT"
@@ -452,7 +453,7 @@ if ! command -v systemd-nspawn >/dev/null; then
 	finish
 fi
 flock 9
-cached_root "$CACHE/bookworm-systemd" adduser,init-system-helpers,systemd,systemd-sysv,dbus,iproute2 "a bootable Debian 12 root (systemd)"
+cached_root "$CACHE/bookworm-systemd" adduser,init-system-helpers,libsrt1.5-gnutls,systemd,systemd-sysv,dbus,iproute2 "a bootable Debian 12 root (systemd)"
 remove_stale "$CACHE/boot"
 BROOT=$CACHE/boot.$$
 cp -a "$CACHE/bookworm-systemd" "$BROOT"
