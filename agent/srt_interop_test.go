@@ -355,7 +355,8 @@ func TestSRTCallerInterop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time publishers")
 	}
-	a := startAgent(t, "")
+	// the listener is on loopback, which the fetch policy denies by default
+	a := startAgent(t, "[objects]\nfetch_allow = [\"127.0.0.1/32\"]\n")
 	cases := []struct {
 		name    string
 		pass    string
