@@ -82,9 +82,32 @@ func (a *Agent) newObjects(cfg *Config) error {
 			return fmt.Errorf("task[%d]: %w", i, err)
 		}
 	}
+	// objects saved as running start again, unless the agent died while
+	// starting them last time (startguard.go)
+	var restarting []string
 	for _, f := range stored.Flows {
-		if err := o.flows.Create(f.Spec, false, f.State); err != nil {
+		if f.State.Active() {
+			restarting = append(restarting, "flow/"+f.Spec.ID)
+		}
+	}
+	for _, t := range stored.Tasks {
+		if t.State.Active() {
+			restarting = append(restarting, "task/"+t.Spec.ID)
+		}
+	}
+	guard := newStartGuard(dataDir, log)
+	interrupted := guard.begin(restarting)
+	a.add(guard.run, guard.clear)
+	for _, f := range stored.Flows {
+		st := f.State
+		if interrupted["flow/"+f.Spec.ID] {
+			st = lifecycle.Standby
+		}
+		if err := o.flows.Create(f.Spec, false, st); err != nil {
 			log.Error("stored flow not restored", "flow", f.Spec.ID, "err", err)
+		} else if st != f.State {
+			o.flows.Fail(f.Spec.ID, InterruptedStart)
+			log.Warn("flow not started again: the agent stopped while starting it", "flow", f.Spec.ID)
 		}
 	}
 	for _, r := range stored.Relays {
@@ -101,11 +124,20 @@ func (a *Agent) newObjects(cfg *Config) error {
 		if t.At != nil {
 			at = *t.At
 		}
+		if interrupted["task/"+t.Spec.ID] {
+			st = lifecycle.Standby
+		}
 		if err := o.tasks.Restore(t.Spec, st, at); err != nil {
 			log.Error("stored task not restored", "task", t.Spec.ID, "err", err)
+		} else if st != t.State {
+			o.tasks.Fail(t.Spec.ID, InterruptedStart)
+			log.Warn("task not started again: the agent stopped while starting it", "task", t.Spec.ID)
 		}
 	}
 	o.loading = false
+	if len(interrupted) > 0 {
+		a.saveObjects() // on disk too, so the next start does not start them either
+	}
 	save := func(string) { a.saveObjects() }
 	o.flows.OnChange, o.relays.OnChange, o.tasks.OnChange = save, save, save
 	a.onPublished = append(a.onPublished, func(string) { o.relays.Poke() })
