@@ -295,3 +295,61 @@ func TestHostileSRTServer(t *testing.T) {
 	}
 	a.MustBeAlive(t, "after the restart")
 }
+
+// TestInterruptedStart: a flow saved as running whose start the agent
+// did not survive (kill -9 while the restored flow was calling its SRT
+// source) comes back stopped, in error with the reason, stays stopped
+// across the next restart and starts again on request; a clean restart
+// brings a running flow back running.
+func TestInterruptedStart(t *testing.T) {
+	scale(t)
+	s, err := NewSRTServer(Silent, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	a := StartAgent(t)
+	f := map[string]any{"id": "victim", "source": map[string]any{"type": "srt-caller", "url": "srt://" + s.Addr() + "?streamid=read:live/x"},
+		"outputs": []any{map[string]any{"name": "play", "type": "rtmp-pull"}}}
+	if st := a.Call(t, "POST", "/v1/flows", f, nil); st != 201 {
+		t.Fatalf("create: status %d", st)
+	}
+	if st := a.Call(t, "POST", "/v1/flows/victim/start", nil, nil); st != 200 {
+		t.Fatalf("start: status %d", st)
+	}
+	state := func() flowView {
+		var v flowView
+		a.Call(t, "GET", "/v1/flows/victim", nil, &v)
+		return v
+	}
+	calledSince := func(what string, n int64) {
+		t.Helper()
+		testmedia.Eventually(t, 20*time.Second, what, func() bool { return s.Inductions.Load() > n })
+	}
+	calledSince("the flow calls its source", 0)
+
+	a.Stop() // clean: the flow comes back running
+	n := s.Inductions.Load()
+	a.Start(t)
+	if v := state(); v.State != "running" && v.State != "starting" {
+		t.Fatalf("after a clean restart the flow is %s (%s), want running", v.State, v.Reason)
+	}
+	calledSince("the restored flow calls its source", n)
+
+	a.Kill() // dies while the restored flow starts
+	a.Start(t)
+	v := state()
+	if v.State != "error" || v.Reason != "agent stopped while starting this; start it again" {
+		t.Fatalf("after a crash while starting, the flow is %s (%q), want error with the reason", v.State, v.Reason)
+	}
+	a.Stop() // the error is on disk too: the next restart does not start it either
+	a.Start(t)
+	if v := state(); v.State != "error" && v.State != "standby" {
+		t.Fatalf("after a crash while starting and a clean restart the flow is %s (%s), want stopped", v.State, v.Reason)
+	}
+	n = s.Inductions.Load()
+	if st := a.Call(t, "POST", "/v1/flows/victim/start", nil, nil); st != 200 {
+		t.Fatalf("start again: status %d", st)
+	}
+	calledSince("the flow started again calls its source", n)
+}

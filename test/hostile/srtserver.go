@@ -82,7 +82,11 @@ func (s *SRTServer) serve() {
 		if !ok {
 			continue // the caller's keepalives, ACKs, shutdowns
 		}
-		send := func(p []byte) { s.conn.WriteToUDPAddrPort(p, from) }
+		send := func(p []byte) {
+			if len(p) > 0 {
+				s.conn.WriteToUDPAddrPort(p, from)
+			}
+		}
 		switch hs.Type {
 		case wire.HSInduction:
 			s.Inductions.Add(1)
@@ -161,6 +165,9 @@ func Garbage(n int) func(s *SRTServer, dst uint32, send func([]byte)) {
 		}
 	}
 }
+
+// Silent never answers: a caller's start hangs in its handshake.
+var Silent = ServerMode{Name: "silent", Induction: func(*SRTServer, wire.Handshake, uint32) []byte { return nil }}
 
 // ServerModes are the hostile servers every SRT caller path is pointed at.
 var ServerModes = []ServerMode{
