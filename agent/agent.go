@@ -398,6 +398,11 @@ func (a *Agent) reload() error {
 	if a.httpflv != nil {
 		a.httpflv.SetConfig(a.httpflvConfig(next))
 	}
+	if a.srt != nil {
+		if err := a.srt.SetConfig(a.srtConfig(next)); err != nil {
+			a.log.Error("srt settings not applied", "err", err)
+		}
+	}
 	a.cfgMu.Lock()
 	a.cfg = next
 	a.cfgMu.Unlock()

@@ -104,13 +104,15 @@ type SRTConfig struct {
 }
 
 // SRTStreamConfig is one [[srt_stream]]: the passphrases of one stream
-// key ("" inherits [srt]'s, "-" means unencrypted for this stream). The
-// SRT library negotiates latency per listener, not per stream, so a
-// stream cannot have its own latency.
+// key ("" inherits [srt]'s, "-" means unencrypted for this stream) and
+// its latency (0 inherits [srt]'s), which the listener sets per
+// connection in libsrt's handshake callback; the larger of it and the
+// caller's latency is used.
 type SRTStreamConfig struct {
-	Key               string `toml:"key"` // "app/name"
-	PublishPassphrase string `toml:"publish_passphrase"`
-	ReadPassphrase    string `toml:"read_passphrase"`
+	Key               string   `toml:"key"` // "app/name"
+	PublishPassphrase string   `toml:"publish_passphrase"`
+	ReadPassphrase    string   `toml:"read_passphrase"`
+	Latency           Duration `toml:"latency"`
 }
 
 // APIConfig is [api]: the JSON API and /metrics.
@@ -1062,6 +1064,9 @@ func (s *SRTConfig) validate(ps *cfgProblems, at cfgPath) {
 
 func (s *SRTStreamConfig) validate(ps *cfgProblems, at cfgPath) {
 	ps.streamKey(at.Key("key"), s.Key)
+	if s.Latency < 0 || s.Latency > Duration(10*time.Second) {
+		ps.add(at.Key("latency"), "%s is outside 0..10s", s.Latency)
+	}
 	for _, p := range []struct{ key, val string }{
 		{"publish_passphrase", s.PublishPassphrase}, {"read_passphrase", s.ReadPassphrase},
 	} {

@@ -25,7 +25,7 @@ func (a *Agent) newSRT(cfg *Config) error {
 func (a *Agent) srtConfig(cfg *Config) srt.Config {
 	streams := map[string]srt.StreamOptions{}
 	for _, s := range cfg.SRTStreams {
-		streams[s.Key] = srt.StreamOptions{PublishPassphrase: s.PublishPassphrase, ReadPassphrase: s.ReadPassphrase}
+		streams[s.Key] = srt.StreamOptions{PublishPassphrase: s.PublishPassphrase, ReadPassphrase: s.ReadPassphrase, Latency: s.Latency.Duration()}
 	}
 	return srt.Config{
 		Listen:            cfg.SRT.Listen,

@@ -119,6 +119,8 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, err
 			PeerIdleTimeout:   cfg.IdleTimeout,
 			ReadTimeout:       cfg.ReadTimeout,
 			Authorize:         c.authorize,
+			BeforePublish:     c.endPull,
+			LatencyFor:        c.linkLatency,
 			DSCP:              cfg.DSCP,
 		}, hub, log.With("listener", "backbone"))
 		if err != nil {
@@ -141,15 +143,27 @@ func (c *Center) Addr() net.Addr {
 // Backbone returns the backbone listener (its Stats), or nil.
 func (c *Center) Backbone() *srt.Server { return c.srt }
 
-// authorize admits only cluster members on the backbone.
-func (c *Center) authorize(_ context.Context, action, key, _ string, remote net.Addr) error {
-	if err := c.admitMember(remote); err != nil {
-		return err
+// authorize admits only cluster members on the backbone. It runs inside
+// the SRT handshake and does not wait; a publisher's on-demand pull of
+// the same stream is ended after the handshake (BeforePublish).
+func (c *Center) authorize(_ context.Context, _, _, _ string, remote net.Addr) error {
+	_, err := c.memberAt(remote)
+	return err
+}
+
+// linkLatency is the SRT latency of a backbone connection from remote:
+// from the measured RTT to that node, as the caller computes its own
+// (0 = the listener's default when the RTT is unknown).
+func (c *Center) linkLatency(remote net.Addr) time.Duration {
+	name, err := c.memberAt(remote)
+	if err != nil {
+		return 0
 	}
-	if action == srt.ActionPublish {
-		c.endPull(key)
+	rtt, ok := c.cl.RTT(name)
+	if !ok || rtt <= 0 {
+		return 0
 	}
-	return nil
+	return c.cfg.Latency(rtt)
 }
 
 // endPull stops an on-demand pull of key because the stream itself
@@ -177,10 +191,11 @@ func (c *Center) endPull(key string) {
 	}
 }
 
-func (c *Center) admitMember(remote net.Addr) error {
+// memberAt returns the name of the cluster member at remote's address.
+func (c *Center) memberAt(remote net.Addr) (string, error) {
 	ap, err := netip.ParseAddrPort(remote.String())
 	if err != nil {
-		return fmt.Errorf("%w: %s", ErrNotMember, remote)
+		return "", fmt.Errorf("%w: %s", ErrNotMember, remote)
 	}
 	ip := ap.Addr().Unmap()
 	for _, m := range c.cl.Members() {
@@ -188,10 +203,10 @@ func (c *Center) admitMember(remote net.Addr) error {
 			continue
 		}
 		if m.Addr.Addr().Unmap() == ip {
-			return nil
+			return m.Name, nil
 		}
 	}
-	return fmt.Errorf("%w: %s is no member's address", ErrNotMember, ip)
+	return "", fmt.Errorf("%w: %s is no member's address", ErrNotMember, ip)
 }
 
 // Run serves the backbone until ctx ends.

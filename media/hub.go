@@ -251,6 +251,13 @@ func (h *Hub) Subscribe(ctx context.Context, key string, opt SubscribeOptions) (
 	}
 }
 
+// TakesOver reports whether a second publisher replaces the first.
+func (h *Hub) TakesOver() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cfg.Takeover
+}
+
 // Stream returns the live stream with key, or nil.
 func (h *Hub) Stream(key string) *Stream {
 	h.mu.Lock()

@@ -1,5 +1,5 @@
 // Command srtreader is a light SRT load client for fan-out benchmarks: one
-// process opens N SRT caller connections (gosrt) to a listener, reads the
+// process opens N SRT caller connections (libsrt) to a listener, reads the
 // MPEG-TS payloads, counts bytes and checks the TS continuity counters,
 // and at the end prints one JSON object with the totals, the spread of
 // per-reader bitrates and the SRT receiver statistics (loss, retransmits,
@@ -31,7 +31,7 @@ import (
 	"syscall"
 	"time"
 
-	gosrt "github.com/datarhei/gosrt"
+	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 )
 
 type options struct {
@@ -74,7 +74,7 @@ type Result struct {
 	Server     *ServerStats   `json:"server,omitempty"`
 }
 
-// SRTStats are gosrt's receiver counters summed over the readers, window
+// SRTStats are libsrt's receiver counters summed over the readers, window
 // deltas.
 type SRTStats struct {
 	PktRecv       uint64  `json:"pkt_recv"`        // DATA packets, with retransmitted ones
@@ -109,7 +109,7 @@ type ServerStats struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.url, "url", "srt://127.0.0.1:8890?streamid=read:live/bench", "SRT listener to read from, srt://HOST:PORT?streamid=...&latency=MS (gosrt URL options)")
+	flag.StringVar(&o.url, "url", "srt://127.0.0.1:8890?streamid=read:live/bench", "SRT listener to read from, srt://HOST:PORT?streamid=...&latency=MS (srt-live-transmit URL options: streamid, latency, passphrase, pbkeylen)")
 	flag.IntVar(&o.n, "n", 10, "number of SRT connections")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "measurement window")
 	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "time between the last reader getting media and the window")
@@ -126,11 +126,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "srtreader: -n and -parallel must be >= 1, -duration > 0")
 		os.Exit(2)
 	}
-	cfg := gosrt.DefaultConfig()
-	addr, err := cfg.UnmarshalURL(o.url)
-	if err == nil {
-		err = cfg.Validate()
-	}
+	addr, cfg, err := libsrt.ParseURL(o.url)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "srtreader: -url %q: %v\n", o.url, err)
 		os.Exit(2)
@@ -152,7 +148,7 @@ func main() {
 
 // reader is one SRT connection and what it received.
 type reader struct {
-	conn  gosrt.Conn
+	conn  *libsrt.Conn
 	bytes atomic.Uint64
 	done  atomic.Bool
 	err   atomic.Pointer[error]
@@ -166,7 +162,7 @@ type reader struct {
 type snap struct {
 	bytes uint64
 	ts    TSStats
-	srt   gosrt.Statistics
+	srt   libsrt.Stats
 }
 
 func (r *reader) loop() {
@@ -198,12 +194,12 @@ func (r *reader) snapshot() snap {
 	s.ts = TSStats{Packets: r.cc.Packets, CCGaps: r.cc.Gaps, SyncLost: r.cc.SyncLost}
 	s.bytes = r.bytes.Load()
 	r.mu.Unlock()
-	r.conn.Stats(&s.srt)
+	s.srt = r.conn.Stats()
 	return s
 }
 
-func dial(addr string, cfg gosrt.Config) (*reader, error) {
-	c, err := gosrt.Dial("srt", addr, cfg)
+func dial(addr string, cfg libsrt.Options) (*reader, error) {
+	c, err := libsrt.Dial(context.Background(), addr, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +208,7 @@ func dial(addr string, cfg gosrt.Config) (*reader, error) {
 	return r, nil
 }
 
-func run(ctx context.Context, o options, addr string, cfg gosrt.Config) (*Result, error) {
+func run(ctx context.Context, o options, addr string, cfg libsrt.Options) (*Result, error) {
 	res := &Result{Label: o.label, URL: o.url, Readers: o.n, Errors: map[string]int{}}
 	if o.probe {
 		if err := waitLive(ctx, addr, cfg, o.waitLive); err != nil {
@@ -258,7 +254,7 @@ func run(ctx context.Context, o options, addr string, cfg gosrt.Config) (*Result
 	defer func() {
 		for _, r := range readers {
 			if r != nil {
-				r.conn.Close()
+				r.conn.CloseNow()
 			}
 		}
 	}()
@@ -367,15 +363,15 @@ wait:
 		res.TS.Packets += a.ts.Packets - b.ts.Packets
 		res.TS.CCGaps += a.ts.CCGaps - b.ts.CCGaps
 		res.TS.SyncLost += a.ts.SyncLost - b.ts.SyncLost
-		aa, ba := a.srt.Accumulated, b.srt.Accumulated
-		res.SRT.PktRecv += aa.PktRecv - ba.PktRecv
-		res.SRT.PktRecvUnique += aa.PktRecvUnique - ba.PktRecvUnique
-		res.SRT.PktLoss += aa.PktRecvLoss - ba.PktRecvLoss
-		res.SRT.PktRetrans += aa.PktRecvRetrans - ba.PktRecvRetrans
-		res.SRT.PktDrop += aa.PktRecvDrop - ba.PktRecvDrop
-		res.SRT.PktBelated += aa.PktRecvBelated - ba.PktRecvBelated
-		res.SRT.NAKSent += aa.PktSentNAK - ba.PktSentNAK
-		res.SRT.RTTMsMax = max(res.SRT.RTTMsMax, round(a.srt.Instantaneous.MsRTT, 3))
+		aa, ba := a.srt, b.srt
+		res.SRT.PktRecv += aa.PacketsReceived - ba.PacketsReceived
+		res.SRT.PktRecvUnique += aa.PacketsUnique - ba.PacketsUnique
+		res.SRT.PktLoss += aa.PacketsRecvLost - ba.PacketsRecvLost
+		res.SRT.PktRetrans += aa.RecvRetransmits - ba.RecvRetransmits
+		res.SRT.PktDrop += aa.RecvDrops - ba.RecvDrops
+		res.SRT.PktBelated += aa.RecvBelated - ba.RecvBelated
+		res.SRT.NAKSent += aa.NAKsSent - ba.NAKsSent
+		res.SRT.RTTMsMax = max(res.SRT.RTTMsMax, round(a.srt.RTTMs, 3))
 		if r.done.Load() {
 			res.Dropped++
 			if e := r.err.Load(); e != nil {
@@ -408,7 +404,7 @@ wait:
 
 // waitLive polls with one probe connection until it gets media, then
 // closes it.
-func waitLive(ctx context.Context, addr string, cfg gosrt.Config, wait time.Duration) error {
+func waitLive(ctx context.Context, addr string, cfg libsrt.Options, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	var last error
 	for time.Now().Before(deadline) {
@@ -418,13 +414,13 @@ func waitLive(ctx context.Context, addr string, cfg gosrt.Config, wait time.Dura
 			select {
 			case <-r.got:
 				t.Stop()
-				r.conn.Close()
+				r.conn.CloseNow()
 				return nil
 			case <-t.C:
 				err = errors.New("connected, no media")
 			case <-ctx.Done():
 			}
-			r.conn.Close()
+			r.conn.CloseNow()
 		}
 		last = err
 		if !sleep(ctx, 250*time.Millisecond) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	gosrt "github.com/datarhei/gosrt"
+	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 )
 
 // tsPacket builds one 188-byte TS packet of pid with counter cc;
@@ -137,7 +137,7 @@ func TestAddPort(t *testing.T) {
 // skipEvery messages (0: never).
 func tsServer(t *testing.T, skipEvery int) string {
 	t.Helper()
-	ln, err := gosrt.Listen("srt", "127.0.0.1:0", gosrt.DefaultConfig())
+	ln, err := libsrt.Listen("127.0.0.1:0", libsrt.ListenConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,18 +152,14 @@ func tsServer(t *testing.T, skipEvery int) string {
 	go func() {
 		defer wg.Done()
 		for {
-			req, err := ln.Accept2()
+			conn, err := ln.Accept()
 			if err != nil {
 				return
-			}
-			conn, err := req.Accept()
-			if err != nil {
-				continue
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer conn.Close()
+				defer conn.CloseNow()
 				var cc byte
 				tick := time.NewTicker(4 * time.Millisecond)
 				defer tick.Stop()
@@ -206,8 +202,7 @@ func TestRunAgainstListener(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			url := tsServer(t, c.skipEvery)
-			cfg := gosrt.DefaultConfig()
-			addr, err := cfg.UnmarshalURL(url)
+			addr, cfg, err := libsrt.ParseURL(url)
 			if err != nil {
 				t.Fatal(err)
 			}

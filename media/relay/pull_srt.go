@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"sync/atomic"
+	"os"
 	"time"
-
-	gosrt "github.com/datarhei/gosrt"
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
@@ -22,20 +20,14 @@ func (p *Puller) pullSRT(ctx context.Context, t Target, u *url.URL, sk *sink) er
 	if err != nil {
 		return err
 	}
-	conn, err := gosrt.Dial("srt", addr, cfg)
+	conn, err := dialSRT(ctx, t, addr, cfg)
 	if err != nil {
-		return srtDialError(t, err)
+		return err
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer conn.CloseNow()
+	stop := context.AfterFunc(ctx, func() { conn.CloseNow() })
 	defer stop()
-	var idle atomic.Bool
-	watchdog := time.AfterFunc(p.cfg.ReadTimeout, func() {
-		idle.Store(true)
-		conn.Close()
-	})
-	defer watchdog.Stop()
-	stopStats := statsLoop(&p.tr, func() *SRTStats { return srtStats(conn, false, cfg.Passphrase != "", cfg.ReceiverLatency) })
+	stopStats := statsLoop(&p.tr, func() *SRTStats { return srtStats(conn, false, cfg.Passphrase != "") })
 	defer stopStats()
 
 	dm := mpegts.NewDemuxer()
@@ -47,12 +39,13 @@ func (p *Puller) pullSRT(ctx context.Context, t Target, u *url.URL, sk *sink) er
 	}
 	buf := make([]byte, 1500)
 	for {
+		conn.SetReadDeadline(time.Now().Add(p.cfg.ReadTimeout))
 		n, err := conn.Read(buf)
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
 				return nil
-			case idle.Load():
+			case errors.Is(err, os.ErrDeadlineExceeded):
 				return fmt.Errorf("srt %s: %w for %s", Redact(t.URL), ErrIdle, p.cfg.ReadTimeout)
 			case errors.Is(err, io.EOF):
 				_ = dm.Flush(emit)
@@ -60,7 +53,6 @@ func (p *Puller) pullSRT(ctx context.Context, t Target, u *url.URL, sk *sink) er
 			}
 			return fmt.Errorf("srt %s: read: %w", Redact(t.URL), err)
 		}
-		watchdog.Reset(p.cfg.ReadTimeout)
 		p.tr.addBytes(n)
 		if err := dm.Feed(buf[:n], emit); err != nil {
 			return fmt.Errorf("srt %s: bad MPEG-TS from the source: %w", Redact(t.URL), err)

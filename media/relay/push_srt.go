@@ -8,8 +8,6 @@ import (
 	"net/url"
 	"time"
 
-	gosrt "github.com/datarhei/gosrt"
-
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
 )
@@ -23,11 +21,20 @@ func (p *Pusher) pushSRT(ctx context.Context, t Target, u *url.URL, r *media.Rea
 	if err != nil {
 		return 0, err
 	}
-	conn, err := gosrt.Dial("srt", addr, cfg)
+	conn, err := dialSRT(ctx, t, addr, cfg)
 	if err != nil {
-		return 0, srtDialError(t, err)
+		return 0, err
 	}
-	defer conn.Close()
+	linger := false
+	defer func() {
+		if linger {
+			conn.Close() // the listener gets the end of the stream
+		} else {
+			conn.CloseNow()
+		}
+	}()
+	stopClose := context.AfterFunc(ctx, func() { conn.CloseNow() })
+	defer stopClose()
 	start := time.Now()
 	since := func() time.Duration { return time.Since(start) }
 	p.tr.set(StateRunning, "", nil)
@@ -35,22 +42,26 @@ func (p *Pusher) pushSRT(ctx context.Context, t Target, u *url.URL, r *media.Rea
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	peerGone := srt.WatchClosed(conn, cancel)
-	defer func() {
-		conn.Close()
-		<-peerGone
+	go func() {
+		select {
+		case <-conn.Done():
+			cancel()
+		case <-sctx.Done():
+		}
 	}()
-	stopStats := statsLoop(&p.tr, func() *SRTStats { return srtStats(conn, true, cfg.Passphrase != "", cfg.PeerLatency) })
+	stopStats := statsLoop(&p.tr, func() *SRTStats { return srtStats(conn, true, cfg.Passphrase != "") })
 	defer stopStats()
 
 	gone := func() error {
 		return fmt.Errorf("%w (peer idle timeout %s)", errPeerGone, cfg.PeerIdleTimeout)
 	}
 	send := func(b []byte) error {
-		err := srt.WriteMessage(ctx, conn, b, writeStall, peerGone)
+		err := srt.WriteMessage(conn, b, writeStall)
 		switch {
 		case err == nil:
 			p.tr.addBytes(len(b))
+			return nil
+		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, io.EOF):
 			return gone()
@@ -72,7 +83,7 @@ func (p *Pusher) pushSRT(ctx context.Context, t Target, u *url.URL, r *media.Rea
 			case ctx.Err() != nil:
 				return since(), nil
 			case errors.Is(nerr, media.ErrStreamEnded):
-				srt.Drain(conn, peerGone, cfg.PeerLatency)
+				linger = true
 				return since(), errStreamGone
 			case errors.Is(nerr, context.Canceled):
 				return since(), gone()

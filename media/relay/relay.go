@@ -23,9 +23,9 @@ type Target struct {
 	Latency         time.Duration // SRT (0 = 120ms)
 	PeerIdleTimeout time.Duration // SRT: silence after which the peer is declared dead (0 = 2s; backbone ~1s)
 	DSCP            int           // 0 = leave unmarked; marks the SRT/RTMP socket
-	// ConnectTimeout bounds an SRT handshake (0 = 3s). gosrt sends its
-	// handshake once and does not repeat it, so one lost packet costs the
-	// whole timeout: a caller that knows the RTT sets a few RTTs.
+	// ConnectTimeout bounds an SRT handshake (0 = 3s); libsrt repeats a
+	// lost handshake packet meanwhile. A caller that knows the RTT sets a
+	// few RTTs, so a dead peer is noticed sooner.
 	ConnectTimeout time.Duration
 }
 

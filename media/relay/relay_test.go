@@ -94,7 +94,7 @@ func TestSRTConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.check(t, cfg.StreamId, cfg.Passphrase, cfg.PBKeylen, cfg.IPTOS, cfg.PeerLatency, cfg.PeerIdleTimeout)
+			c.check(t, cfg.StreamID, cfg.Passphrase, cfg.PBKeyLen, cfg.IPTOS, cfg.Latency, cfg.PeerIdleTimeout)
 		})
 	}
 }

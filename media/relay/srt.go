@@ -1,30 +1,30 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
-	gosrt "github.com/datarhei/gosrt"
+	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 )
 
 // MessageSize is the SRT payload a pusher sends: 7 TS packets.
 const MessageSize = 7 * 188
 
-// srtConfig builds the caller configuration for t. The stream id comes
-// from the URL's streamid parameter; passphrase and pbkeylen in the URL
-// are used only when the Target leaves them empty.
-func srtConfig(t Target, u *url.URL, wantAction string) (gosrt.Config, string, error) {
-	c := gosrt.DefaultConfig()
+// srtConfig builds the caller options for t. The stream id comes from
+// the URL's streamid parameter; passphrase, pbkeylen and latency in the
+// URL are used only when the Target leaves them empty.
+func srtConfig(t Target, u *url.URL, wantAction string) (libsrt.Options, string, error) {
+	var c libsrt.Options
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return c, "", fmt.Errorf("srt target %s: bad query: %w", Redact(t.URL), err)
 	}
-	c.StreamId = q.Get("streamid")
-	if c.StreamId == "" {
+	c.StreamID = q.Get("streamid")
+	if c.StreamID == "" {
 		return c, "", fmt.Errorf("srt target %s: no streamid; add ?streamid=%s:app/name", Redact(t.URL), wantAction)
 	}
 	c.Passphrase = t.Passphrase
@@ -48,7 +48,7 @@ func srtConfig(t Target, u *url.URL, wantAction string) (gosrt.Config, string, e
 		default:
 			return c, "", fmt.Errorf("srt target %s: pbkeylen %d is not 16, 24 or 32", Redact(t.URL), keyLen)
 		}
-		c.PBKeylen = keyLen
+		c.PBKeyLen = keyLen
 	}
 	lat := t.Latency
 	if lat == 0 {
@@ -60,21 +60,18 @@ func srtConfig(t Target, u *url.URL, wantAction string) (gosrt.Config, string, e
 		lat = DefaultLatency
 	}
 	c.Latency = lat
-	c.ReceiverLatency, c.PeerLatency = lat, lat
 	c.PeerIdleTimeout = t.PeerIdleTimeout
 	if c.PeerIdleTimeout <= 0 {
 		c.PeerIdleTimeout = DefaultPeerIdleTimeout
 	}
-	c.ConnectionTimeout = 3 * time.Second
+	c.ConnectTimeout = 3 * time.Second
 	if t.ConnectTimeout > 0 {
-		c.ConnectionTimeout = t.ConnectTimeout
+		c.ConnectTimeout = t.ConnectTimeout
 	}
 	if t.DSCP < 0 || t.DSCP > 63 {
 		return c, "", fmt.Errorf("srt target %s: dscp %d is outside 0..63", Redact(t.URL), t.DSCP)
 	}
-	if t.DSCP > 0 {
-		c.IPTOS = t.DSCP << 2
-	}
+	c.IPTOS = t.DSCP << 2
 	host := u.Host
 	if u.Port() == "" {
 		return c, "", fmt.Errorf("srt target %s: no port", Redact(t.URL))
@@ -85,47 +82,61 @@ func srtConfig(t Target, u *url.URL, wantAction string) (gosrt.Config, string, e
 	return c, host, nil
 }
 
+// dialSRT connects to t as a caller.
+func dialSRT(ctx context.Context, t Target, addr string, o libsrt.Options) (*libsrt.Conn, error) {
+	conn, err := libsrt.Dial(ctx, addr, o)
+	if err != nil {
+		return nil, srtDialError(t, err)
+	}
+	return conn, nil
+}
+
 // srtStats reads a connection's statistics; push tells which side's
 // counters matter.
-func srtStats(conn gosrt.Conn, push, encrypted bool, latency time.Duration) *SRTStats {
-	var st gosrt.Statistics
-	conn.Stats(&st)
+func srtStats(conn *libsrt.Conn, push, encrypted bool) *SRTStats {
+	st := conn.Stats()
 	s := &SRTStats{
-		RTTMs:       st.Instantaneous.MsRTT,
-		PacketsSent: st.Accumulated.PktSent,
-		PacketsRecv: st.Accumulated.PktRecv,
-		Retransmits: st.Accumulated.PktRetrans + st.Accumulated.PktRecvRetrans,
-		Drops:       st.Accumulated.PktSendDrop + st.Accumulated.PktRecvDrop,
-		LinkMbps:    st.Instantaneous.MbpsLinkCapacity,
+		RTTMs:       st.RTTMs,
+		PacketsSent: st.PacketsSent,
+		PacketsRecv: st.PacketsReceived,
+		Retransmits: st.Retransmits + st.RecvRetransmits,
+		Drops:       st.SendDrops + st.RecvDrops,
+		LinkMbps:    st.LinkMbps,
 		Encrypted:   encrypted,
-		LatencyMs:   uint64(latency.Milliseconds()),
 	}
 	if push {
-		s.PacketsLost = st.Accumulated.PktSendLoss
-		s.BufferMs = st.Instantaneous.MsSendBuf
-		s.RateMbps = st.Instantaneous.MbpsSentRate
-		s.WireBytes = st.Accumulated.ByteSent
+		s.PacketsLost = st.PacketsSendLost
+		s.BufferMs = uint64(max(st.SendBufferMs, 0))
+		s.RateMbps = st.SendMbps
+		s.WireBytes = st.BytesSent
+		s.LatencyMs = uint64(max(st.PeerLatencyMs, 0))
 	} else {
-		s.PacketsLost = st.Accumulated.PktRecvLoss
-		s.BufferMs = st.Instantaneous.MsRecvBuf
-		s.RateMbps = st.Instantaneous.MbpsRecvRate
-		s.WireBytes = st.Accumulated.ByteRecv
+		s.PacketsLost = st.PacketsRecvLost
+		s.BufferMs = uint64(max(st.RecvBufferMs, 0))
+		s.RateMbps = st.RecvMbps
+		s.WireBytes = st.BytesReceived
+		s.LatencyMs = uint64(max(st.RecvLatencyMs, 0))
 	}
 	return s
 }
 
-// ErrNoAnswer: a connect attempt got no answer in time (the peer is down,
-// unreachable, or the handshake was lost on a lossy path).
-var ErrNoAnswer = errors.New("no answer")
+// Errors of an SRT connect.
+var (
+	// ErrNoAnswer: a connect attempt got no answer in time (the peer is
+	// down, unreachable, or every handshake was lost).
+	ErrNoAnswer = errors.New("no answer")
+	// ErrRefused: the listener refused the handshake; the error says why.
+	ErrRefused = errors.New("refused by the listener")
+)
 
-// srtDialError makes gosrt's dial errors say what to check.
+// srtDialError makes libsrt's dial errors say what to check.
 func srtDialError(t Target, err error) error {
-	msg := err.Error()
+	var re *libsrt.RejectError
 	switch {
-	case strings.Contains(msg, "timeout"):
+	case errors.Is(err, libsrt.ErrTimeout):
 		return fmt.Errorf("srt connect %s: %w (is the listener up, the UDP port open?): %w", Redact(t.URL), ErrNoAnswer, err)
-	case strings.Contains(msg, "REJ") || strings.Contains(msg, "reject"):
-		return fmt.Errorf("srt connect %s: refused by the listener (streamid, passphrase or auth): %w", Redact(t.URL), err)
+	case errors.As(err, &re):
+		return fmt.Errorf("srt connect %s: %w: %s (SRT reject code %d)", Redact(t.URL), ErrRefused, libsrt.RejectText(re.Code), re.Code)
 	}
 	return fmt.Errorf("srt connect %s: %w", Redact(t.URL), err)
 }

@@ -10,7 +10,7 @@ func TestSRTConnectTimeout(t *testing.T) {
 	cases := []struct {
 		name string
 		rtt  time.Duration // 0 = unknown
-		want time.Duration // gosrt's ConnectionTimeout
+		want time.Duration // libsrt's SRTO_CONNTIMEO
 	}{
 		{"RTT unknown: the 3s default", 0, 3 * time.Second},
 		{"near peer: the 1s floor", 4 * time.Millisecond, time.Second},
@@ -26,8 +26,8 @@ func TestSRTConnectTimeout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.ConnectionTimeout != c.want {
-				t.Errorf("ConnectionTimeout = %s, want %s", cfg.ConnectionTimeout, c.want)
+			if cfg.ConnectTimeout != c.want {
+				t.Errorf("ConnectTimeout = %s, want %s", cfg.ConnectTimeout, c.want)
 			}
 		})
 	}

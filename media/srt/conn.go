@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
-	gosrt "github.com/datarhei/gosrt"
-
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 )
 
 // Errors that close a connection.
@@ -24,18 +24,19 @@ var (
 // session is one accepted SRT connection.
 type session struct {
 	s         *Server
-	conn      gosrt.Conn
+	conn      *libsrt.Conn
 	key       string
 	role      string
 	remote    string
 	since     time.Time
 	encrypted bool
+	keyLen    int
+	// linger: close so that the peer gets what was sent (the stream
+	// ended); otherwise the connection is dropped at once.
+	linger bool
 
 	pub    *media.Publisher
 	reader *media.Reader
-	// waitc, when not nil, delivers the reader of a stream that was not
-	// live when the connection was accepted (Config.PlayWait).
-	waitc  <-chan subResult
 	cancel context.CancelFunc
 	once   sync.Once
 }
@@ -51,29 +52,13 @@ func (ss *session) release() {
 		if ss.cancel != nil {
 			ss.cancel()
 		}
-		if ss.waitc != nil {
-			// the subscription ends with the cancel above
-			if res := <-ss.waitc; res.r != nil {
-				res.r.Close()
-			}
-			ss.waitc = nil
-		}
 	})
 }
 
 // publish reads TS from the connection into both lanes of the stream.
 func (ss *session) publish() error {
-	cfg := &ss.s.cfg
+	cfg := ss.s.conf()
 	dm := mpegts.NewDemuxer()
-	var idle sync.Mutex
-	idleFired := false
-	watchdog := time.AfterFunc(cfg.ReadTimeout, func() {
-		idle.Lock()
-		idleFired = true
-		idle.Unlock()
-		ss.conn.Close()
-	})
-	defer watchdog.Stop()
 	var werr error
 	emit := func(p *media.Packet) {
 		if werr == nil {
@@ -84,21 +69,18 @@ func (ss *session) publish() error {
 	var winStart time.Time
 	var winBytes int64
 	for {
+		ss.conn.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
 		n, err := ss.conn.Read(buf)
 		if err != nil {
-			idle.Lock()
-			fired := idleFired
-			idle.Unlock()
-			if fired {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
 				return fmt.Errorf("%w for %s", ErrIdle, cfg.ReadTimeout)
-			}
-			if ss.s.closed.Load() || errors.Is(err, io.EOF) {
+			case ss.s.closed.Load() || errors.Is(err, io.EOF) || errors.Is(err, libsrt.ErrClosed):
 				_ = dm.Flush(emit)
 				return nil // the peer or the server closed
 			}
 			return fmt.Errorf("read: %w", err)
 		}
-		watchdog.Reset(cfg.ReadTimeout)
 		if cfg.MaxBitrate > 0 {
 			now := time.Now()
 			if winStart.IsZero() || now.Sub(winStart) >= 4*time.Second {
@@ -120,30 +102,18 @@ func (ss *session) publish() error {
 
 // read sends the stream's TS lane to the connection in 1316-byte messages.
 func (ss *session) read() error {
-	cfg := &ss.s.cfg
+	cfg := ss.s.conf()
 	ctx, cancel := context.WithCancel(ss.s.ctx)
 	defer cancel()
-	peerGone := WatchClosed(ss.conn, cancel)
-	defer func() {
-		ss.conn.Close()
-		<-peerGone
-	}()
-	if ss.reader == nil {
-		// Accepted while the stream was not live: wait for the rest of
-		// PlayWait, sending nothing meanwhile (keepalives keep the link).
+	go func() {
 		select {
-		case res := <-ss.waitc:
-			ss.waitc = nil
-			if res.err != nil {
-				return fmt.Errorf("read %s: %w", ss.key, res.err)
-			}
-			ss.reader = res.r
-		case <-peerGone:
-			return nil
+		case <-ss.conn.Done():
+			cancel()
+		case <-ctx.Done():
 		}
-	}
+	}()
 	send := func(b []byte) error {
-		return WriteMessage(ctx, ss.conn, b, cfg.WriteTimeout, peerGone)
+		return WriteMessage(ss.conn, b, cfg.WriteTimeout)
 	}
 	out := make([]byte, 0, MessageSize)
 	pkts := make([]*media.Packet, 0, 64)
@@ -151,25 +121,23 @@ func (ss *session) read() error {
 		var err error
 		pkts, err = ss.reader.Next(ctx, pkts)
 		if werr := WriteBatch(ss.reader, pkts, out, send); werr != nil {
-			return ss.readEnd(werr, peerGone)
+			return ss.readEnd(werr)
 		}
 		if err != nil {
-			return ss.readEnd(err, peerGone)
+			return ss.readEnd(err)
 		}
 	}
 }
 
-func (ss *session) readEnd(err error, peerGone <-chan struct{}) error {
-	select {
-	case <-peerGone:
+func (ss *session) readEnd(err error) error {
+	if closed(ss.conn.Done()) {
 		return nil // the reader left
-	default:
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) || errors.Is(err, libsrt.ErrClosed) {
 		return nil
 	}
 	if errors.Is(err, media.ErrStreamEnded) {
-		Drain(ss.conn, peerGone, ss.s.cfg.Latency)
+		ss.linger = true // the reader gets the end of the stream
 		return nil
 	}
 	return err

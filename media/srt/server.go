@@ -13,9 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	gosrt "github.com/datarhei/gosrt"
-
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 )
 
 // Defaults.
@@ -24,11 +23,6 @@ const (
 	DefaultPeerIdleTimeout = 10 * time.Second
 	DefaultReadTimeout     = 10 * time.Second
 	DefaultWriteTimeout    = 5 * time.Second
-	// DefaultHandshakeWait bounds the part of PlayWait spent before the
-	// handshake is answered: libsrt callers (ffmpeg, srt-live-transmit)
-	// give up connecting after 3 s (SRTO_CONNTIMEO), of which the caller's
-	// own round trips take a part.
-	DefaultHandshakeWait = 1500 * time.Millisecond
 	// MessageSize is the payload of one SRT message: 7 TS packets.
 	MessageSize = 7 * 188
 )
@@ -39,11 +33,15 @@ type StreamOptions struct {
 	// means no encryption for this stream even if the listener has one.
 	PublishPassphrase string
 	ReadPassphrase    string
+	// Latency replaces the listener's for this stream's connections (0 =
+	// the listener's); as always the larger of it and the caller's wins.
+	Latency time.Duration
 }
 
 // AuthorizeFunc decides whether remote may do action ("publish" or "read")
 // on key with token. A non-nil error refuses the connection; its text is
-// logged.
+// logged. It runs inside libsrt's handshake, on the thread that serves
+// the listener's port: it must not block (no I/O, no waits).
 type AuthorizeFunc func(ctx context.Context, action, key, token string, remote net.Addr) error
 
 // Config is the listener's configuration.
@@ -52,9 +50,14 @@ type Config struct {
 	// Latency is the SRT receive latency (TSBPD delay) the listener
 	// offers; the larger of it and the caller's wins. Default 120ms.
 	Latency time.Duration
+	// LatencyFor, if set, gives the latency of one connection from the
+	// caller's address (the backbone: from the RTT to that node); 0 means
+	// Latency. A stream's own Latency takes precedence. It runs inside
+	// the handshake and must not block.
+	LatencyFor func(remote net.Addr) time.Duration
 	// Passphrases (10..80 characters) for publishers and readers. Empty
 	// means unencrypted. The key length (pbkeylen 16/24/32) is the
-	// caller's choice, as with libsrt listeners.
+	// caller's choice: libsrt 1.5's listener takes the caller's.
 	PublishPassphrase string
 	ReadPassphrase    string
 	// PeerIdleTimeout closes a connection whose peer sent nothing, not
@@ -75,16 +78,19 @@ type Config struct {
 	Streams map[string]StreamOptions
 	// Authorize, if set, is asked before a connection is accepted.
 	Authorize AuthorizeFunc
+	// BeforePublish, if set, is called for an accepted publisher before
+	// it is attached to the hub, and may block (the backbone ends an
+	// on-demand pull of the stream there). A listener with BeforePublish
+	// checks whether the stream is busy after it, not in the handshake.
+	BeforePublish func(key string)
 	// PlayWait is how long a reader of a stream that is not live here
 	// waits for it (the hub's OnMissing may start a pull meanwhile);
-	// 0 = refuse such a reader at once. The first HandshakeWait of it is
-	// spent before the handshake is answered, so a stream that arrives by
-	// then is served as if it had been live, and one that never arrives
-	// is refused with "not found"; the rest is spent after accepting, and
-	// a reader whose stream did not arrive by then is disconnected.
+	// 0 = refuse such a reader at once with "not found". The wait is
+	// spent after the handshake (libsrt answers handshakes on the thread
+	// that serves every connection of the port, which must not wait):
+	// the reader is accepted and gets nothing until the stream arrives,
+	// and is disconnected if it does not arrive in time.
 	PlayWait time.Duration
-	// HandshakeWait bounds the wait inside the handshake (default 1.5s).
-	HandshakeWait time.Duration
 	// DSCP marks every packet the listener sends (IPv4 TOS = DSCP << 2);
 	// 0 = unmarked.
 	DSCP int
@@ -102,9 +108,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.HandshakeWait == 0 {
-		c.HandshakeWait = DefaultHandshakeWait
 	}
 }
 
@@ -128,6 +131,9 @@ func (c Config) Validate() error {
 		if err := media.CheckKey(k); err != nil {
 			errs = append(errs, fmt.Errorf("streams[%q]: %w", k, err))
 		}
+		if o.Latency < 0 || o.Latency > 60*time.Second {
+			errs = append(errs, fmt.Errorf("streams[%q].latency: %s is outside 0..60s", k, o.Latency))
+		}
 		checkPass(fmt.Sprintf("streams[%q].publish_passphrase", k), o.PublishPassphrase)
 		checkPass(fmt.Sprintf("streams[%q].read_passphrase", k), o.ReadPassphrase)
 	}
@@ -135,7 +141,7 @@ func (c Config) Validate() error {
 		name string
 		v    time.Duration
 	}{{"peer_idle_timeout", c.PeerIdleTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
-		{"play_wait", c.PlayWait}, {"handshake_wait", c.HandshakeWait}} {
+		{"play_wait", c.PlayWait}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: %s is negative", d.name, d.v))
 		}
@@ -146,16 +152,14 @@ func (c Config) Validate() error {
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("max_connections: %d is negative", c.MaxConns))
 	}
-	if c.HandshakeWait > 2500*time.Millisecond {
-		errs = append(errs, fmt.Errorf("handshake_wait: %s is too close to the 3s callers wait for an answer", c.HandshakeWait))
-	}
 	if c.DSCP < 0 || c.DSCP > 63 {
 		errs = append(errs, fmt.Errorf("dscp: %d is outside 0..63", c.DSCP))
 	}
 	return errors.Join(errs...)
 }
 
-// ConnStats describes one SRT connection for the API.
+// ConnStats describes one SRT connection for the API. The counters are
+// libsrt's own (srt_bistats).
 type ConnStats struct {
 	ID              uint32    `json:"id"`
 	Stream          string    `json:"stream"`
@@ -174,14 +178,18 @@ type ConnStats struct {
 	SendMbps        float64   `json:"send_mbps"`
 	RecvMbps        float64   `json:"recv_mbps"`
 	Encrypted       bool      `json:"encrypted"`
+	KeyLength       int       `json:"key_length,omitempty"` // AES key bytes (16, 24, 32)
+	// LatencyMs is the negotiated TSBPD delay of the connection's
+	// receiving side: ours for a publisher, the reader's for a reader.
+	LatencyMs int `json:"latency_ms"`
 }
 
 // Server is an SRT listener attached to a hub.
 type Server struct {
-	cfg Config
-	hub *media.Hub
-	log *slog.Logger
-	ln  gosrt.Listener
+	cfgp atomic.Pointer[Config]
+	hub  *media.Hub
+	log  *slog.Logger
+	ln   *libsrt.Listener
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -189,11 +197,19 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
-	pending  int
 	closed   atomic.Bool
 	once     sync.Once
 
 	refused atomic.Uint64
+	// refusals carries refusals decided on libsrt's thread to the
+	// goroutine that logs them; when it is full they are only counted.
+	refusals chan refusalLog
+}
+
+type refusalLog struct {
+	remote, streamID string
+	code             int
+	reason           string
 }
 
 // New validates cfg and binds the UDP socket.
@@ -209,26 +225,50 @@ func New(cfg Config, hub *media.Hub, log *slog.Logger) (*Server, error) {
 	if w := CheckUDPBuffers(); w != "" {
 		log.Warn(w)
 	}
-	ln, err := gosrt.Listen("srt", cfg.Listen, listenConfig(cfg))
-	if err != nil {
-		return nil, fmt.Errorf("srt: listen on %s: %w", cfg.Listen, err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
-		cfg: cfg, hub: hub, log: log, ln: ln,
+	s := &Server{
+		hub: hub, log: log,
 		ctx: ctx, cancel: cancel,
 		sessions: map[*session]struct{}{},
-	}, nil
+		refusals: make(chan refusalLog, 256),
+	}
+	s.cfgp.Store(&cfg)
+	ln, err := libsrt.Listen(cfg.Listen, libsrt.ListenConfig{
+		Options: libsrt.Options{
+			Latency:         cfg.Latency,
+			PeerIdleTimeout: cfg.PeerIdleTimeout,
+			IPTOS:           cfg.DSCP << 2,
+			UDPRcvBuf:       MinUDPBuffer,
+		},
+		Backlog: 128,
+		Decide:  s.decide,
+		Failed:  s.failed,
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("srt: listen on %s: %w", cfg.Listen, err)
+	}
+	s.ln = ln
+	return s, nil
 }
 
-// listenConfig is the gosrt configuration of the listener.
-func listenConfig(cfg Config) gosrt.Config {
-	sc := gosrt.DefaultConfig()
-	sc.ReceiverLatency = cfg.Latency
-	sc.PeerLatency = cfg.Latency
-	sc.PeerIdleTimeout = cfg.PeerIdleTimeout
-	sc.IPTOS = cfg.DSCP << 2
-	return sc
+func (s *Server) conf() *Config { return s.cfgp.Load() }
+
+// SetConfig applies a changed configuration to new connections:
+// passphrases, per-stream options, latency, timeouts, limits and hooks.
+// Listen and DSCP belong to the socket and need a new Server; a cfg that
+// changes them, or is invalid, is refused and nothing changes.
+func (s *Server) SetConfig(cfg Config) error {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("srt: %w", err)
+	}
+	old := s.conf()
+	if cfg.Listen != old.Listen || cfg.DSCP != old.DSCP {
+		return fmt.Errorf("srt: listen and dscp need a new listener")
+	}
+	s.cfgp.Store(&cfg)
+	return nil
 }
 
 // Addr returns the bound UDP address.
@@ -242,10 +282,15 @@ func (s *Server) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 	defer s.wg.Wait()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.logRefusals()
+	}()
 	for {
-		req, err := s.ln.Accept2()
+		conn, err := s.ln.Accept()
 		if err != nil {
-			if s.closed.Load() || errors.Is(err, gosrt.ErrListenerClosed) {
+			if s.closed.Load() || errors.Is(err, libsrt.ErrClosed) {
 				return nil
 			}
 			return fmt.Errorf("srt: accept: %w", err)
@@ -253,15 +298,14 @@ func (s *Server) Run(ctx context.Context) error {
 		s.mu.Lock()
 		if s.closed.Load() {
 			s.mu.Unlock()
-			req.Reject(gosrt.REJ_CLOSE)
+			conn.CloseNow()
 			continue
 		}
-		s.pending++
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			s.handle(req)
+			s.handle(conn)
 		}()
 	}
 }
@@ -279,7 +323,7 @@ func (s *Server) Close() error {
 		}
 		s.mu.Lock()
 		for ss := range s.sessions {
-			ss.conn.Close()
+			ss.conn.CloseNow()
 		}
 		s.mu.Unlock()
 	})
@@ -295,27 +339,28 @@ func (s *Server) Stats() []ConnStats {
 	}
 	s.mu.Unlock()
 	out := make([]ConnStats, 0, len(list))
-	var st gosrt.Statistics
 	for _, ss := range list {
-		ss.conn.Stats(&st)
+		st := ss.conn.Stats()
 		c := ConnStats{
-			ID: ss.conn.SocketId(), Stream: ss.key, Role: ss.role, Remote: ss.remote,
-			Since: ss.since, Encrypted: ss.encrypted,
-			RTTMs:           st.Instantaneous.MsRTT,
-			PacketsSent:     st.Accumulated.PktSent,
-			PacketsReceived: st.Accumulated.PktRecv,
-			Retransmits:     st.Accumulated.PktRetrans + st.Accumulated.PktRecvRetrans,
-			Drops:           st.Accumulated.PktSendDrop + st.Accumulated.PktRecvDrop,
-			RecvBufferMs:    st.Instantaneous.MsRecvBuf,
-			SendBufferMs:    st.Instantaneous.MsSendBuf,
-			LinkMbps:        st.Instantaneous.MbpsLinkCapacity,
-			SendMbps:        st.Instantaneous.MbpsSentRate,
-			RecvMbps:        st.Instantaneous.MbpsRecvRate,
+			ID: ss.conn.ID(), Stream: ss.key, Role: ss.role, Remote: ss.remote,
+			Since: ss.since, Encrypted: ss.encrypted, KeyLength: ss.keyLen,
+			RTTMs:           st.RTTMs,
+			PacketsSent:     st.PacketsSent,
+			PacketsReceived: st.PacketsReceived,
+			Retransmits:     st.Retransmits + st.RecvRetransmits,
+			Drops:           st.SendDrops + st.RecvDrops,
+			RecvBufferMs:    uint64(max(st.RecvBufferMs, 0)),
+			SendBufferMs:    uint64(max(st.SendBufferMs, 0)),
+			LinkMbps:        st.LinkMbps,
+			SendMbps:        st.SendMbps,
+			RecvMbps:        st.RecvMbps,
 		}
 		if ss.role == ActionPublish {
-			c.PacketsLost = st.Accumulated.PktRecvLoss
+			c.PacketsLost = st.PacketsRecvLost
+			c.LatencyMs = st.RecvLatencyMs
 		} else {
-			c.PacketsLost = st.Accumulated.PktSendLoss
+			c.PacketsLost = st.PacketsSendLost
+			c.LatencyMs = st.PeerLatencyMs
 		}
 		out = append(out, c)
 	}
@@ -328,25 +373,20 @@ func (s *Server) Stats() []ConnStats {
 	return out
 }
 
-// refusal is a rejected connection request: the code the caller sees and
-// the reason we log.
-type refusal struct {
-	code   gosrt.RejectionReason
-	reason string
-}
-
-func (r *refusal) Error() string { return r.reason }
-
-func refuse(code gosrt.RejectionReason, format string, a ...any) *refusal {
-	return &refusal{code: code, reason: fmt.Sprintf(format, a...)}
+// admission is what the handshake decided for a connection.
+type admission struct {
+	raw    string // the streamid as sent
+	id     StreamID
+	remote net.Addr
+	pass   bool // a passphrase was required
 }
 
 func (s *Server) passphrase(action, key string) string {
-	p := s.cfg.PublishPassphrase
+	p := s.conf().PublishPassphrase
 	if action == ActionRead {
-		p = s.cfg.ReadPassphrase
+		p = s.conf().ReadPassphrase
 	}
-	if o, ok := s.cfg.Streams[key]; ok {
+	if o, ok := s.conf().Streams[key]; ok {
 		op := o.PublishPassphrase
 		if action == ActionRead {
 			op = o.ReadPassphrase
@@ -361,168 +401,224 @@ func (s *Server) passphrase(action, key string) string {
 	return p
 }
 
-// admit decides on a request and attaches it to the hub.
-func (s *Server) admit(req gosrt.ConnRequest) (*session, *refusal) {
-	remote := req.RemoteAddr()
-	if s.cfg.MaxConns > 0 {
+func (s *Server) latency(key string, remote net.Addr) time.Duration {
+	cfg := s.conf()
+	if o, ok := cfg.Streams[key]; ok && o.Latency > 0 {
+		return o.Latency
+	}
+	if cfg.LatencyFor != nil {
+		if d := cfg.LatencyFor(remote); d > 0 {
+			return d
+		}
+	}
+	return s.conf().Latency
+}
+
+// decide answers a handshake. It runs on libsrt's receive thread of the
+// listener's port and must not block: it reads the hub's state but
+// attaches nothing (that happens once the handshake completed).
+func (s *Server) decide(req libsrt.Request) libsrt.Decision {
+	code, reason, adm := s.check(req)
+	if code != 0 {
+		s.refuse(req.Remote.String(), req.StreamID, code, reason)
+		return libsrt.Decision{Reject: code}
+	}
+	d := libsrt.Decision{Latency: s.latency(adm.id.Key, req.Remote), PeerIdleTimeout: s.conf().PeerIdleTimeout, Tag: adm}
+	if p := s.passphrase(adm.id.Action, adm.id.Key); p != "" {
+		d.Passphrase = p
+		adm.pass = true
+	}
+	return d
+}
+
+func (s *Server) check(req libsrt.Request) (int, string, *admission) {
+	if s.closed.Load() {
+		return libsrt.RejClose, "the listener is closing", nil
+	}
+	if s.conf().MaxConns > 0 {
 		s.mu.Lock()
-		n := len(s.sessions) + s.pending - 1
+		n := len(s.sessions)
 		s.mu.Unlock()
-		if n >= s.cfg.MaxConns {
-			return nil, refuse(gosrt.REJX_OVERLOAD, "too many SRT connections (limit %d)", s.cfg.MaxConns)
+		if n+s.ln.Pending() >= s.conf().MaxConns {
+			return libsrt.RejXOverload, fmt.Sprintf("too many SRT connections (limit %d)", s.conf().MaxConns), nil
 		}
 	}
-	if req.Version() != 5 {
-		return nil, refuse(gosrt.REJX_BAD_REQUEST, "SRT handshake v%d carries no streamid; use SRT >= 1.3 and streamid=publish:app/name", req.Version())
+	if req.HSVersion != 5 {
+		return libsrt.RejXBadRequest, fmt.Sprintf("SRT handshake v%d carries no streamid; use SRT >= 1.3 and streamid=publish:app/name", req.HSVersion), nil
 	}
-	id, err := ParseStreamID(req.StreamId())
+	id, err := ParseStreamID(req.StreamID)
 	if err != nil {
-		return nil, refuse(gosrt.REJX_BAD_REQUEST, "%v", err)
+		return libsrt.RejXBadRequest, err.Error(), nil
 	}
-	pass := s.passphrase(id.Action, id.Key)
+	if s.conf().Authorize != nil {
+		if err := s.conf().Authorize(s.ctx, id.Action, id.Key, id.Token, req.Remote); err != nil {
+			return libsrt.RejXUnauthorized, fmt.Sprintf("%s %s not authorized: %v", id.Action, id.Key, err), nil
+		}
+	}
+	st := s.hub.Stream(id.Key)
 	switch {
-	case pass != "" && !req.IsEncrypted():
-		return nil, refuse(gosrt.REJ_UNSECURE, "%s %s needs a passphrase and the caller sent none", id.Action, id.Key)
-	case pass == "" && req.IsEncrypted():
-		return nil, refuse(gosrt.REJ_UNSECURE, "%s %s is not encrypted but the caller sent a passphrase", id.Action, id.Key)
-	case pass != "":
-		if err := req.SetPassphrase(pass); err != nil {
-			return nil, refuse(gosrt.REJ_BADSECRET, "%s %s: wrong passphrase", id.Action, id.Key)
+	case id.Action == ActionPublish && s.conf().BeforePublish == nil && st != nil:
+		if p, ok := st.Publisher(); ok && !s.hub.TakesOver() && !s.ownStalePublisher(id.Key, req.Remote) {
+			return libsrt.RejXConflict, fmt.Sprintf("publish %s: %v by %s", id.Key, media.ErrStreamBusy, p.Remote), nil
+		}
+	case id.Action == ActionRead && s.conf().PlayWait == 0 && !live(st):
+		return libsrt.RejXNotFound, fmt.Sprintf("read %s: %v", id.Key, media.ErrNoStream), nil
+	}
+	return 0, "", &admission{raw: req.StreamID, id: id, remote: req.Remote}
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func live(st *media.Stream) bool {
+	if st == nil {
+		return false
+	}
+	_, ok := st.Publisher()
+	return ok
+}
+
+// refuse counts a refusal and hands it to the logging goroutine.
+func (s *Server) refuse(remote, streamID string, code int, reason string) {
+	s.refused.Add(1)
+	select {
+	case s.refusals <- refusalLog{remote: remote, streamID: streamID, code: code, reason: reason}:
+	default:
+	}
+}
+
+func (s *Server) logRefusals() {
+	for {
+		select {
+		case r := <-s.refusals:
+			s.log.Warn("srt connection refused", "remote", r.remote, "streamid", r.streamID, "code", r.code, "reason", r.reason)
+		case <-s.ctx.Done():
+			return
 		}
 	}
-	if s.cfg.Authorize != nil {
-		if err := s.cfg.Authorize(s.ctx, id.Action, id.Key, id.Token, remote); err != nil {
-			return nil, refuse(gosrt.REJX_UNAUTHORIZED, "%s %s not authorized: %v", id.Action, id.Key, err)
-		}
+}
+
+// failed reports a handshake decide accepted and libsrt then refused:
+// the passphrase did not match what the stream needs.
+func (s *Server) failed(tag any, reason int) {
+	adm, _ := tag.(*admission)
+	if adm == nil {
+		return
 	}
-	ss := &session{s: s, key: id.Key, role: id.Action, remote: remote.String(), since: time.Now(), encrypted: pass != ""}
-	if id.Action == ActionPublish {
+	var why string
+	switch {
+	case reason == libsrt.RejBadSecret:
+		why = "wrong passphrase"
+	case reason == libsrt.RejUnsecure && adm.pass:
+		why = "needs a passphrase and the caller sent none"
+	case reason == libsrt.RejUnsecure:
+		why = "is not encrypted but the caller sent a passphrase"
+	default:
+		why = libsrt.RejectText(reason)
+	}
+	s.refuse(adm.remote.String(), adm.raw, reason, fmt.Sprintf("%s %s: %s", adm.id.Action, adm.id.Key, why))
+}
+
+func hubCode(err error) int {
+	switch {
+	case errors.Is(err, media.ErrNoStream):
+		return libsrt.RejXNotFound
+	case errors.Is(err, media.ErrStreamBusy):
+		return libsrt.RejXConflict
+	case errors.Is(err, media.ErrTooManyPubs), errors.Is(err, media.ErrTooManyReaders):
+		return libsrt.RejXOverload
+	case errors.Is(err, media.ErrBadStreamKey):
+		return libsrt.RejXBadRequest
+	case errors.Is(err, media.ErrHubClosed):
+		return libsrt.RejClose
+	}
+	return libsrt.RejXISE
+}
+
+// attach connects an accepted connection to the hub.
+func (s *Server) attach(ss *session, adm *admission) error {
+	key := adm.id.Key
+	if adm.id.Action == ActionPublish {
+		if s.conf().BeforePublish != nil {
+			s.conf().BeforePublish(key)
+		}
 		info := media.PublisherInfo{Protocol: "srt", Remote: ss.remote, Native: media.FormatTS}
-		pub, err := s.hub.Publish(id.Key, info)
-		if errors.Is(err, media.ErrStreamBusy) && s.ownStalePublisher(id.Key, remote) {
+		pub, err := s.hub.Publish(key, info)
+		if errors.Is(err, media.ErrStreamBusy) && s.ownStalePublisher(key, adm.remote) {
 			// The same host is publishing again: its earlier session is
 			// one whose handshake answer was lost, or a dead connection
 			// SRT has not timed out yet. The new session replaces it.
 			info.Takeover = true
-			pub, err = s.hub.Publish(id.Key, info)
+			pub, err = s.hub.Publish(key, info)
 		}
 		if err != nil {
-			return nil, refuse(hubCode(err), "publish %s: %v", id.Key, err)
+			return fmt.Errorf("publish %s: %w", key, err)
 		}
 		ss.pub = pub
-		return ss, nil
+		return nil
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	ss.cancel = cancel
-	opt := media.SubscribeOptions{Format: media.FormatTS, Info: media.ReaderInfo{Protocol: "srt", Remote: ss.remote}}
-	r, err := s.hub.Subscribe(ctx, id.Key, opt)
-	if err != nil && errors.Is(err, media.ErrNoStream) && s.cfg.PlayWait > 0 {
-		r, err = s.waitStream(ctx, ss, opt)
-	}
+	// the reader leaving ends a wait for the stream
+	go func() {
+		select {
+		case <-ss.conn.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	opt := media.SubscribeOptions{Format: media.FormatTS, Info: media.ReaderInfo{Protocol: "srt", Remote: ss.remote}, Wait: s.conf().PlayWait}
+	r, err := s.hub.Subscribe(ctx, key, opt)
 	if err != nil {
-		cancel()
-		return nil, refuse(hubCode(err), "read %s: %v", id.Key, err)
+		return fmt.Errorf("read %s: %w", key, err)
 	}
 	ss.reader = r
-	return ss, nil
+	return nil
 }
 
-// subResult is the outcome of a Subscribe that waits for its stream.
-type subResult struct {
-	r   *media.Reader
-	err error
-}
-
-// waitStream subscribes with PlayWait in the background and waits for it
-// at most HandshakeWait. A reader or an error that comes by then is
-// returned; otherwise (nil, nil) and ss.waitc delivers the outcome to the
-// accepted connection.
-func (s *Server) waitStream(ctx context.Context, ss *session, opt media.SubscribeOptions) (*media.Reader, error) {
-	opt.Wait = s.cfg.PlayWait
-	ch := make(chan subResult, 1)
-	go func() {
-		r, err := s.hub.Subscribe(ctx, ss.key, opt)
-		ch <- subResult{r, err}
-	}()
-	t := time.NewTimer(min(s.cfg.PlayWait, s.cfg.HandshakeWait))
-	defer t.Stop()
-	select {
-	case res := <-ch:
-		return res.r, res.err
-	case <-t.C:
-	}
-	select {
-	case res := <-ch: // a result at the very end of the wait
-		return res.r, res.err
-	default:
-	}
-	ss.waitc = ch
-	return nil, nil
-}
-
-// wireCode maps gosrt's extended rejection codes (1400...) to what libsrt
-// expects on the wire (1000 + SRT_REJX_*), so ffmpeg and srt-live-transmit
-// show the code instead of "Unknown or erroneous". gosrt v0.11.0 sends
-// its REJX_ constants without the 1000 offset.
-func wireCode(c gosrt.RejectionReason) gosrt.RejectionReason {
-	if c >= 1400 && c < 2000 {
-		return c + 1000
-	}
-	return c
-}
-
-func hubCode(err error) gosrt.RejectionReason {
-	switch {
-	case errors.Is(err, media.ErrNoStream):
-		return gosrt.REJX_NOTFOUND
-	case errors.Is(err, media.ErrStreamBusy):
-		return gosrt.REJX_CONFLICT
-	case errors.Is(err, media.ErrTooManyPubs), errors.Is(err, media.ErrTooManyReaders):
-		return gosrt.REJX_OVERLOAD
-	case errors.Is(err, media.ErrBadStreamKey):
-		return gosrt.REJX_BAD_REQUEST
-	case errors.Is(err, media.ErrHubClosed):
-		return gosrt.REJ_CLOSE
-	}
-	return gosrt.REJX_ISE
-}
-
-func (s *Server) handle(req gosrt.ConnRequest) {
-	ss, ref := s.admit(req)
-	s.mu.Lock()
-	s.pending--
-	s.mu.Unlock()
-	if ref != nil {
-		s.refused.Add(1)
-		req.Reject(wireCode(ref.code))
-		s.log.Warn("srt connection refused", "remote", req.RemoteAddr().String(), "streamid", req.StreamId(), "code", int(ref.code), "reason", ref.reason)
+func (s *Server) handle(conn *libsrt.Conn) {
+	adm, _ := conn.Tag().(*admission)
+	if adm == nil { // not decided by this server: cannot happen
+		conn.CloseNow()
 		return
 	}
-	conn, err := req.Accept()
-	if err != nil {
-		ss.release()
-		s.log.Warn("srt handshake failed", "remote", ss.remote, "stream", ss.key, "err", err)
-		return
-	}
-	ss.conn = conn
+	ss := &session{s: s, conn: conn, key: adm.id.Key, role: adm.id.Action, remote: adm.remote.String(),
+		since: time.Now(), encrypted: conn.Encrypted(), keyLen: conn.PBKeyLen()}
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
-		conn.Close()
-		ss.release()
+		conn.CloseNow()
 		return
 	}
 	s.sessions[ss] = struct{}{}
 	s.mu.Unlock()
 	log := s.log.With("stream", ss.key, "role", ss.role, "remote", ss.remote)
-	log.Info("srt connection open", "encrypted", ss.encrypted)
-	var runErr error
-	if ss.role == ActionPublish {
-		runErr = ss.publish()
-	} else {
-		runErr = ss.read()
+	runErr := s.attach(ss, adm)
+	if runErr == nil {
+		log.Info("srt connection open", "encrypted", ss.encrypted)
+		if ss.role == ActionPublish {
+			runErr = ss.publish()
+		} else {
+			runErr = ss.read()
+		}
+	} else if !closed(conn.Done()) {
+		// refused after the handshake (the stream was taken meanwhile,
+		// or did not arrive within PlayWait)
+		s.refused.Add(1)
+		log.Warn("srt connection refused", "code", hubCode(runErr), "reason", runErr.Error())
+		runErr = nil
 	}
-	conn.Close()
+	if ss.linger {
+		conn.Close()
+	} else {
+		conn.CloseNow()
+	}
 	ss.release()
 	s.mu.Lock()
 	delete(s.sessions, ss)

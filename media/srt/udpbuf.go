@@ -8,7 +8,8 @@ import (
 )
 
 // MinUDPBuffer is the socket buffer size below which SRT at high bitrates
-// drops packets in the kernel: gosrt cannot raise its own buffers.
+// drops packets in the kernel. The listener asks libsrt for this much
+// (SRTO_UDP_RCVBUF), but the kernel caps it at net.core.rmem_max.
 const MinUDPBuffer = 8 << 20
 
 // CheckUDPBuffers returns a warning when the kernel's default or maximum

@@ -1,0 +1,190 @@
+package libsrt
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+const pass = "libsrt-test-passphrase"
+
+func listen(t *testing.T, cfg ListenConfig) *Listener {
+	t.Helper()
+	l, err := Listen("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func acceptOne(t *testing.T, l *Listener) <-chan *Conn {
+	ch := make(chan *Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			close(ch)
+			return
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		ch <- c
+	}()
+	return ch
+}
+
+// TestDecide: the listen callback sees the streamid and peer, and what it
+// sets per connection (passphrase, key length, latency) is what the
+// connection gets; what it refuses, the caller sees with the reason.
+func TestDecide(t *testing.T) {
+	l := listen(t, ListenConfig{Decide: func(r Request) Decision {
+		switch r.StreamID {
+		case "open":
+			return Decision{Latency: 450 * time.Millisecond, Tag: "open-tag"}
+		case "secret":
+			return Decision{Passphrase: pass, Tag: "secret-tag"}
+		case "missing":
+			return Decision{Reject: RejXNotFound}
+		}
+		return Decision{Reject: RejXBadRequest}
+	}})
+	addr := l.Addr().String()
+	cases := []struct {
+		name     string
+		opt      Options
+		wantErr  string
+		wantTag  string
+		wantLat  time.Duration
+		wantKey  int
+		wantCode int
+	}{
+		{name: "latency set by the listener", opt: Options{StreamID: "open", Latency: 120 * time.Millisecond}, wantTag: "open-tag", wantLat: 450 * time.Millisecond},
+		{name: "the caller's larger latency wins", opt: Options{StreamID: "open", Latency: 800 * time.Millisecond}, wantTag: "open-tag", wantLat: 800 * time.Millisecond},
+		{name: "per-connection passphrase, the caller's key length", opt: Options{StreamID: "secret", Passphrase: pass, PBKeyLen: 32}, wantTag: "secret-tag", wantKey: 32},
+		{name: "per-connection passphrase, default key length", opt: Options{StreamID: "secret", Passphrase: pass}, wantTag: "secret-tag", wantKey: 16},
+		{name: "wrong passphrase", opt: Options{StreamID: "secret", Passphrase: pass + "x"}, wantCode: RejBadSecret, wantErr: "wrong passphrase"},
+		{name: "no passphrase", opt: Options{StreamID: "secret"}, wantCode: RejUnsecure, wantErr: "encryption mismatch"},
+		{name: "not found", opt: Options{StreamID: "missing"}, wantCode: RejXNotFound, wantErr: "not found"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ac := acceptOne(t, l)
+			conn, err := Dial(context.Background(), addr, c.opt)
+			if c.wantErr != "" {
+				var re *RejectError
+				if !errors.As(err, &re) || re.Code != c.wantCode || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("Dial error %v, want reject %d %q", err, c.wantCode, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseNow()
+			var sc *Conn
+			select {
+			case sc = <-ac:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no accept")
+			}
+			if sc.Tag() != c.wantTag || sc.StreamID() != c.opt.StreamID {
+				t.Errorf("accepted tag %v streamid %q", sc.Tag(), sc.StreamID())
+			}
+			if c.wantLat != 0 {
+				if r, p := sc.Latency(); r != c.wantLat || p != c.wantLat {
+					t.Errorf("listener side latency %s/%s, want %s", r, p, c.wantLat)
+				}
+				if st := conn.Stats(); time.Duration(st.RecvLatencyMs)*time.Millisecond != c.wantLat {
+					t.Errorf("caller stats latency %d ms, want %s", st.RecvLatencyMs, c.wantLat)
+				}
+			}
+			if c.wantKey != 0 && (conn.PBKeyLen() != c.wantKey || sc.PBKeyLen() != c.wantKey) {
+				t.Errorf("key length %d/%d, want %d", conn.PBKeyLen(), sc.PBKeyLen(), c.wantKey)
+			}
+			// messages both ways
+			msg := []byte(strings.Repeat("x", 1316))
+			for i := 0; i < 100; i++ {
+				if _, err := conn.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			buf := make([]byte, 1500)
+			for i := 0; i < 100; i++ {
+				sc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := sc.Read(buf)
+				if err != nil || n != 1316 {
+					t.Fatalf("read %d: %d %v", i, n, err)
+				}
+			}
+		})
+	}
+}
+
+// TestCloseLingers: a caller that writes and closes at once still gets
+// everything to the listener's reader, then the reader sees EOF.
+func TestCloseLingers(t *testing.T) {
+	l := listen(t, ListenConfig{})
+	ac := acceptOne(t, l)
+	conn, err := Dial(context.Background(), l.Addr().String(), Options{Latency: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := <-ac
+	msg := make([]byte, 1316)
+	const n = 2000
+	for i := 0; i < n; i++ {
+		msg[0] = byte(i)
+		if _, err := conn.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan struct{})
+	go func() { conn.Close(); close(closed) }()
+	got := 0
+	buf := make([]byte, 1500)
+	for {
+		sc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := sc.Read(buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("after %d messages: %v", got, err)
+			}
+			break
+		}
+		got++
+	}
+	<-closed
+	if got != n {
+		t.Errorf("the reader got %d of %d messages", got, n)
+	}
+}
+
+// TestDeadline: a Read with nothing to read ends at its deadline.
+func TestDeadline(t *testing.T) {
+	l := listen(t, ListenConfig{})
+	ac := acceptOne(t, l)
+	conn, err := Dial(context.Background(), l.Addr().String(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	sc := <-ac
+	sc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := sc.Read(make([]byte, 1500)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read = %v, want deadline exceeded", err)
+	}
+}
+
+// TestDialNoAnswer: nobody listening is a timeout error, not a hang.
+func TestDialNoAnswer(t *testing.T) {
+	l := listen(t, ListenConfig{})
+	addr := l.Addr().String()
+	l.Close()
+	_, err := Dial(context.Background(), addr, Options{ConnectTimeout: 500 * time.Millisecond})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Dial = %v, want ErrTimeout", err)
+	}
+}
