@@ -228,7 +228,8 @@ func (w *WatchRSS) Settle(t testing.TB) {
 			return
 		}
 		if time.Since(start) > 2*time.Minute {
-			t.Fatalf("RSS did not come back: %d KiB before, peak %d KiB, %d KiB now, bound %d KiB", w.start, w.peak.Load(), kb, bound)
+			t.Fatalf("RSS did not come back: %d KiB before, peak %d KiB, %d KiB now, bound %d KiB; the Go runtime says %s",
+				w.start, w.peak.Load(), kb, bound, w.goMem())
 		}
 		if time.Since(start) > 5*time.Second && time.Since(lastGC) > 20*time.Second {
 			if resp, err := http.Get(w.a.API("/debug/pprof/heap?gc=1")); err == nil {
@@ -239,4 +240,24 @@ func (w *WatchRSS) Settle(t testing.TB) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// goMem is the Go runtime's view of the agent's memory (from
+// /debug/pprof/heap?debug=1), to tell Go heap from C (libsrt) memory.
+func (w *WatchRSS) goMem() string {
+	resp, err := http.Get(w.a.API("/debug/pprof/heap?debug=1"))
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		for _, k := range []string{"# HeapAlloc", "# HeapInuse", "# HeapSys", "# HeapReleased", "# Sys ", "# Stack"} {
+			if strings.HasPrefix(l, k) {
+				out = append(out, strings.TrimPrefix(l, "# "))
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }
