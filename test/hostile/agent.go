@@ -117,6 +117,12 @@ func (a *Agent) config() string { return filepath.Join(a.Dir, "relaymesh.toml") 
 func (a *Agent) Start(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(Binary(t), "run", "-c", a.config())
+	if os.Getenv("RELAYMESH_HOSTILE_GDB") != "" {
+		// a crash in C (libsrt) leaves no Go trace: run the agent under
+		// gdb, which prints every thread's stack when it dies
+		cmd = exec.Command("gdb", "-q", "-batch", "-ex", "handle SIGURG SIGPIPE SIGPROF SIGCHLD SIGWINCH nostop noprint pass",
+			"-ex", "run", "-ex", "thread apply all bt 40", "--args", Binary(t), "run", "-c", a.config())
+	}
 	cmd.Stdout, cmd.Stderr = a.Logs, a.Logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -165,11 +171,19 @@ func (a *Agent) ExitErr() error {
 	return a.err
 }
 
-// PID is the process id.
+// PID is the agent's process id (under gdb, gdb's child).
 func (a *Agent) PID() int {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.cmd.Process.Pid
+	pid := a.cmd.Process.Pid
+	a.mu.Unlock()
+	if os.Getenv("RELAYMESH_HOSTILE_GDB") != "" {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+			if c, err := strconv.Atoi(strings.Fields(string(b) + " 0")[0]); err == nil && c > 0 {
+				return c
+			}
+		}
+	}
+	return pid
 }
 
 // Stop sends SIGTERM and waits (at most 30 s, then SIGKILL) for the exit.
@@ -205,6 +219,9 @@ func (a *Agent) Kill() {
 func (a *Agent) Panic() string {
 	s := a.Logs.String()
 	i := strings.Index(s, "panic:")
+	if j := strings.Index(s, "received signal"); j >= 0 && (i < 0 || j < i) { // gdb
+		i = j
+	}
 	if i < 0 {
 		i = strings.Index(s, "fatal error:")
 	}
@@ -215,8 +232,8 @@ func (a *Agent) Panic() string {
 		return ""
 	}
 	s = s[i:]
-	if len(s) > 6000 {
-		s = s[:6000]
+	if len(s) > 20000 {
+		s = s[:20000]
 	}
 	return s
 }

@@ -353,3 +353,63 @@ func TestInterruptedStart(t *testing.T) {
 	}
 	calledSince("the flow started again calls its source", n)
 }
+
+// TestSRTPacketFilterCaller: a caller that asks for libsrt's built-in FEC
+// filter (SRT_CMD_FILTER "fec,cols:10,rows:5", a configuration any user
+// may send) on a publish connection and then sends data packets with
+// wild sequence numbers. libsrt 1.5.1 (Debian 12) applies a caller's
+// filter when the listener sets none, and its FEC receiver corrupts the
+// heap on such input (glibc abort in FECFilterBuiltin::ExtendColumns
+// under CRcvQueue::worker). The agent must refuse the filter or survive.
+func TestSRTPacketFilterCaller(t *testing.T) {
+	_, seed := scale(t)
+	a := StartAgent(t)
+	c := StartCanary(t, a)
+	frames := c.Frames()
+	lo := netip.MustParseAddr("127.0.0.1")
+	accepted := 0
+	for round := range 30 {
+		f := &SRTFuzz{Target: a.Addr("srt")}
+		if err := f.Open(); err != nil {
+			t.Fatal(err)
+		}
+		f.ours = uint32(0x1000 + round)
+		testmedia.Eventually(t, 10*time.Second, "an induction answer", func() bool {
+			a.MustBeAlive(t, fmt.Sprintf("in round %d of FEC callers (seed %d)", round, seed))
+			f.send(0, "induction", wire.Induction(f.ours, lo))
+			return f.Peer.Cookie.Load() != 0
+		})
+		f.send(0, "conclusion with a FEC filter", wire.Conclusion(f.ours, f.Peer.Cookie.Load(), lo, "publish:hostile/fec",
+			wire.E(wire.ExtFilter, wire.String4("fec,cols:10,rows:5"))))
+		// the answer (accepted or refused) comes before the data
+		testmedia.Eventually(t, 10*time.Second, "the conclusion answered", func() bool {
+			return f.Peer.Accepted.Load()+f.Peer.Rejected.Load() > 0
+		})
+		if f.Peer.Accepted.Load() > 0 {
+			accepted++
+			sock := f.Peer.Socket.Load()
+			for i := range 3000 {
+				r := wire.NewRand(seed, uint64(round)<<32|uint64(i))
+				h := wire.DataHeader{Seq: r.Uint32(), Position: 3, MsgNo: r.Uint32(), Timestamp: r.Uint32(), DstSocket: sock}
+				if r.IntN(2) == 0 {
+					h.Seq = 0x1234567 + uint32(r.IntN(2000)) // near the caller's initial sequence
+				}
+				if r.IntN(4) == 0 {
+					h.MsgNo = 0 // FEC control packets carry message number 0
+				}
+				f.send(i, "data", wire.Data(h, wire.RandBytes(r, 1+r.IntN(1400))))
+				if i%200 == 0 {
+					time.Sleep(2 * time.Millisecond) // paced, not a flood
+				}
+			}
+		}
+		f.Close()
+		if !a.Alive() {
+			time.Sleep(200 * time.Millisecond)
+			t.Fatalf("the agent died in round %d of FEC callers (seed %d, %d filters accepted) (%v):\n%s", round, seed, accepted, a.ExitErr(), a.Panic())
+		}
+	}
+	t.Logf("%d of 30 conclusions asking for FEC were accepted", accepted)
+	c.WaitAdvance(t, frames, "after the FEC callers")
+	a.MustBeAlive(t, "after the FEC callers")
+}
