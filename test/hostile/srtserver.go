@@ -169,6 +169,30 @@ func Garbage(n int) func(s *SRTServer, dst uint32, send func([]byte)) {
 // Silent never answers: a caller's start hangs in its handshake.
 var Silent = ServerMode{Name: "silent", Induction: func(*SRTServer, wire.Handshake, uint32) []byte { return nil }}
 
+// WildData sends n data packets with wild sequence and message numbers
+// (what breaks libsrt 1.5.1's FEC receiver) to the caller's socket.
+func WildData(n int) func(s *SRTServer, dst uint32, send func([]byte)) {
+	return func(s *SRTServer, dst uint32, send func([]byte)) {
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for i := range n {
+			r := wire.NewRand(s.Seed, uint64(2_000_000+i))
+			h := wire.DataHeader{Seq: r.Uint32(), Position: 3, MsgNo: r.Uint32(), Timestamp: r.Uint32(), DstSocket: dst}
+			if r.IntN(4) == 0 {
+				h.MsgNo = 0
+			}
+			send(wire.Data(h, wire.RandBytes(r, 1+r.IntN(1400))))
+			if i%10 == 0 {
+				select {
+				case <-s.stop:
+					return
+				case <-t.C:
+				}
+			}
+		}
+	}
+}
+
 // ServerModes are the hostile servers every SRT caller path is pointed at.
 var ServerModes = []ServerMode{
 	{Name: "conclusion cut one byte into the extensions", Conclusion: func(s *SRTServer, req wire.Handshake, dst uint32) []byte {
@@ -225,6 +249,11 @@ var ServerModes = []ServerMode{
 		return append(wire.HandshakePacket(dst, h), wire.RandBytes(s.Rand(), 9)...)
 	}, After: Garbage(200)},
 	{Name: "valid handshake then garbage packets", After: Garbage(3000)},
+	{Name: "FEC filter in the answer, then wild data", Conclusion: func(s *SRTServer, req wire.Handshake, dst uint32) []byte {
+		h := s.conclusionHS(req)
+		h.ExtField |= wire.FlagConfig
+		return wire.HandshakePacket(dst, h, HSRsp(), wire.E(wire.ExtFilter, wire.String4("fec,cols:10,rows:5")))
+	}, After: WildData(3000)},
 	{Name: "mutated answers", Induction: func(s *SRTServer, req wire.Handshake, dst uint32) []byte {
 		r := s.Rand()
 		if r.IntN(2) == 0 {
