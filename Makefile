@@ -38,12 +38,14 @@ test-e2e: ## end-to-end and cluster tests only
 FUZZTIME ?= 30s
 # the minimizer's default of 60 s per new input would take all of FUZZTIME
 FUZZMINIMIZE ?= 5s
-fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+HOSTILE_N ?= 2000000
+fuzz: ## every fuzz target for FUZZTIME (30s) each, then hostile input to the binary at HOSTILE_N SRT datagrams (test/hostile)
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$pkg || exit 1; \
 	  done; \
 	done
+	RELAYMESH_HOSTILE_N=$(HOSTILE_N) $(GO) test -count=1 -timeout 3h -v ./test/hostile/
 
 bench: build ## benchmarks side by side with nginx-rtmp and srt-live-transmit (see BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./media/... ./bench/...

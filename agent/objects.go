@@ -102,9 +102,32 @@ func (a *Agent) newObjects(cfg *Config) error {
 			return fmt.Errorf("task[%d]: %w", i, err)
 		}
 	}
+	// objects saved as running start again, unless the agent died while
+	// starting them last time (startguard.go)
+	var restarting []string
 	for _, f := range stored.Flows {
-		if err := o.flows.Create(f.Spec, false, f.State); err != nil {
+		if f.State.Active() {
+			restarting = append(restarting, "flow/"+f.Spec.ID)
+		}
+	}
+	for _, t := range stored.Tasks {
+		if t.State.Active() {
+			restarting = append(restarting, "task/"+t.Spec.ID)
+		}
+	}
+	guard := newStartGuard(dataDir, log)
+	interrupted := guard.begin(restarting)
+	a.add(guard.run, guard.clear)
+	for _, f := range stored.Flows {
+		st := f.State
+		if interrupted["flow/"+f.Spec.ID] {
+			st = lifecycle.Standby
+		}
+		if err := o.flows.Create(f.Spec, false, st); err != nil {
 			log.Error("stored flow not restored", "flow", f.Spec.ID, "err", err)
+		} else if st != f.State {
+			o.flows.Fail(f.Spec.ID, InterruptedStart)
+			log.Warn("flow not started again: the agent stopped while starting it", "flow", f.Spec.ID)
 		}
 	}
 	for _, r := range stored.Relays {
@@ -121,8 +144,14 @@ func (a *Agent) newObjects(cfg *Config) error {
 		if t.At != nil {
 			at = *t.At
 		}
+		if interrupted["task/"+t.Spec.ID] {
+			st = lifecycle.Standby
+		}
 		if err := o.tasks.Restore(t.Spec, st, at); err != nil {
 			log.Error("stored task not restored", "task", t.Spec.ID, "err", err)
+		} else if st != t.State {
+			o.tasks.Fail(t.Spec.ID, InterruptedStart)
+			log.Warn("task not started again: the agent stopped while starting it", "task", t.Spec.ID)
 		}
 	}
 	o.loading = false
@@ -130,6 +159,9 @@ func (a *Agent) newObjects(cfg *Config) error {
 		if err := a.saveObjects(false); err != nil {
 			a.log.Error("objects not saved", "err", err)
 		}
+	}
+	if len(interrupted) > 0 {
+		save("") // on disk too, so the next start does not start them either
 	}
 	o.flows.OnChange, o.relays.OnChange, o.tasks.OnChange = save, save, save
 	// relay rules look at a stream as soon as it is live (or back)

@@ -303,6 +303,17 @@ func (m *Manager) setLocked(e *entry, s lifecycle.State, reason string) {
 	e.state, e.reason, e.since = s, reason, time.Now()
 }
 
+// Fail puts a flow that does not run into error with reason: a flow the
+// agent restores but does not start again.
+func (m *Manager) Fail(id, reason string) {
+	m.mu.Lock()
+	if e := m.flows[id]; e != nil && !e.state.Active() {
+		m.setLocked(e, lifecycle.Error, reason)
+	}
+	m.mu.Unlock()
+	m.changed(id)
+}
+
 // Stop stops a running flow: running -> stopping -> standby.
 func (m *Manager) Stop(id string) error {
 	m.mu.Lock()

@@ -370,6 +370,10 @@ func (m *Manager) fail(id string, err error) {
 	m.changed(id)
 }
 
+// Fail puts a task that does not run into error (Failed) with reason: a
+// task the agent restores but does not start again.
+func (m *Manager) Fail(id, reason string) { m.fail(id, errors.New(reason)) }
+
 // Stop stops a running task (Stopped), or with finished=true at the end
 // of its window (Finished).
 func (m *Manager) Stop(id string, finished bool) error {

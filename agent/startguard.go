@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// InterruptedStart is the reason an object shows when the agent died
+// while bringing it back up after a restart.
+const InterruptedStart = "agent stopped while starting this; start it again"
+
+// startGrace is how long restored objects count as "starting" for the
+// guard: the first connection attempt of a pull or push (3 s connect
+// timeout) and its first retry.
+const startGrace = 10 * time.Second
+
+// startGuard notes in the data dir which objects the agent is bringing
+// back up after a restart, until they have run for startGrace or the agent
+// stops cleanly. If the agent dies meanwhile (a crash, kill -9), the next
+// start finds the note and brings those objects back stopped, in error
+// with InterruptedStart, instead of starting them again: an object whose
+// start kills the agent does so once, not at every restart.
+type startGuard struct {
+	path string
+	log  *slog.Logger
+}
+
+func newStartGuard(dataDir string, log *slog.Logger) *startGuard {
+	return &startGuard{path: filepath.Join(dataDir, "starting.json"), log: log}
+}
+
+// begin reads the note a previous run left (the objects whose start it
+// did not survive) and writes the new one: the ids in next minus those.
+// Ids are "flow/ID" or "task/ID".
+func (g *startGuard) begin(next []string) (interrupted map[string]bool) {
+	interrupted = map[string]bool{}
+	if data, err := os.ReadFile(g.path); err == nil {
+		var ids []string
+		if err := json.Unmarshal(data, &ids); err != nil {
+			g.log.Warn("start note unreadable; ignored", "path", g.path, "err", err)
+		}
+		for _, id := range ids {
+			interrupted[id] = true
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		g.log.Warn("start note unreadable; ignored", "path", g.path, "err", err)
+	}
+	var keep []string
+	for _, id := range next {
+		if !interrupted[id] {
+			keep = append(keep, id)
+		}
+	}
+	if len(keep) == 0 {
+		g.clear()
+		return interrupted
+	}
+	data, _ := json.Marshal(keep)
+	if err := writeFileSync(g.path, data); err != nil {
+		g.log.Warn("start note not written: a crash while starting the restored objects will start them again", "err", err)
+	}
+	return interrupted
+}
+
+// run removes the note after startGrace.
+func (g *startGuard) run(ctx context.Context) error {
+	t := time.NewTimer(startGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		g.clear()
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// clear removes the note (the restored objects started, or a clean stop).
+func (g *startGuard) clear() error {
+	if err := os.Remove(g.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		g.log.Warn("start note not removed", "path", g.path, "err", err)
+	}
+	return nil
+}
+
+// writeFileSync writes path atomically: temp file, fsync, rename.
+func writeFileSync(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".starting-*.json")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
