@@ -121,7 +121,7 @@ func Changed(a, b *Spec) []lifecycle.Part {
 	if a.Description != b.Description {
 		out = append(out, lifecycle.PartName)
 	}
-	if !reflect.DeepEqual(a.Source, b.Source) || !reflect.DeepEqual(a.Backup, b.Backup) {
+	if !reflect.DeepEqual(a.Source, b.Source) || !reflect.DeepEqual(a.Backup, b.Backup) || a.MaxBandwidth != b.MaxBandwidth {
 		out = append(out, lifecycle.PartSource)
 	}
 	if !reflect.DeepEqual(a.Outputs, b.Outputs) {

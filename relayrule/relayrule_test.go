@@ -1,6 +1,7 @@
 package relayrule
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,13 @@ func TestValidateAndMatch(t *testing.T) {
 		{"pattern bad glob", func(s *Spec) { s.Pattern = "live/[" }, "pattern"},
 		{"http url", func(s *Spec) { s.URL = "http://h/a" }, "url"},
 		{"short passphrase", func(s *Spec) { s.Passphrase = "short" }, "passphrase"},
+		{"rtmp without app and stream", func(s *Spec) { s.URL = "rtmp://h:1935" }, "url"},
+		{"rtmp without stream", func(s *Spec) { s.URL = "rtmp://h:1935/live" }, "url"},
+		{"rtmp without stream, trailing slash", func(s *Spec) { s.URL = "rtmp://h:1935/live/" }, "url"},
+		{"rtmps complete", func(s *Spec) { s.URL = "rtmps://h:443/live/key?sign=x" }, ""},
+		{"srt without streamid", func(s *Spec) { s.URL = "srt://h:9000" }, "url"},
+		{"srt without port", func(s *Spec) { s.URL = "srt://h?streamid=publish:a/b" }, "url"},
+		{"srt empty streamid", func(s *Spec) { s.URL = "srt://h:9000?streamid=" }, "url"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -40,6 +48,18 @@ func TestValidateAndMatch(t *testing.T) {
 			}
 		})
 	}
+	t.Run("refusal says what to add", func(t *testing.T) {
+		for url, want := range map[string]string{
+			"rtmp://h:1935": "add them, e.g. rtmp://h:1935/live/stream-key",
+			"srt://h:9000":  "add ?streamid=publish:app/name",
+		} {
+			s := ok
+			s.URL = url
+			if err := s.Validate(now); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v, want it to say %q", url, err, want)
+			}
+		}
+	})
 	for key, want := range map[string]bool{"live/cam": true, "live/a.b": true, "other/cam": false, "live/cam/x": false} {
 		if ok.Matches(key) != want {
 			t.Errorf("Matches(%q) = %v", key, !want)
