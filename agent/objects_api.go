@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -54,6 +55,10 @@ func (s *apiServer) routesObjects() {
 		create: func(spec task.Spec) error { return o.tasks.Create(spec, false, "") },
 		update: func(spec task.Spec) error { return o.tasks.Update(spec) },
 		delete: func(id string) error { return o.tasks.Delete(id) },
+		filter: func(q url.Values) (func(task.View) bool, error) {
+			f, err := task.ParseFilter(q)
+			return func(v task.View) bool { return f.Match(&v) }, err
+		},
 		actions: map[string]func(context.Context, string) error{
 			"start":   func(ctx context.Context, id string) error { return o.tasks.Start(ctx, id) },
 			"stop":    func(_ context.Context, id string) error { return o.tasks.Stop(id, false) },
@@ -72,6 +77,7 @@ func (s *apiServer) routesObjects() {
 type objectKind[S, V any] struct {
 	name, plural string // "flow", "flows"
 	list         func() []V
+	filter       func(url.Values) (func(V) bool, error) // GET /v1/<plural>?...; nil: no filters
 	get          func(id string) (V, bool)
 	create       func(S) error
 	update       func(S) error
@@ -104,9 +110,19 @@ func (k objectKind[S, V]) notFound(w http.ResponseWriter, id string) {
 }
 
 func (k objectKind[S, V]) handleList(w http.ResponseWriter, r *http.Request) {
+	match := func(V) bool { return true }
+	if k.filter != nil {
+		var err error
+		if match, err = k.filter(r.URL.Query()); err != nil {
+			writeProblem(w, err)
+			return
+		}
+	}
 	out := []V{}
 	for _, v := range k.list() {
-		out = append(out, k.mask(v))
+		if match(v) {
+			out = append(out, k.mask(v))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{k.plural: out})
 }
