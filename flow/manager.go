@@ -98,6 +98,10 @@ func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error 
 		m.mu.Unlock()
 		return err
 	}
+	if err := m.checkSRTLocked(&spec); err != nil {
+		m.mu.Unlock()
+		return err
+	}
 	if _, ok := m.flows[spec.ID]; ok {
 		m.mu.Unlock()
 		return lifecycle.Newf(lifecycle.Exists, "id", "a flow %q exists", spec.ID)
@@ -145,6 +149,10 @@ func (m *Manager) Update(spec Spec) error {
 		return lifecycle.Newf(lifecycle.NotFound, "", "no flow %q", spec.ID)
 	}
 	if err := spec.Validate(m.lookupLocked); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	if err := m.checkSRTLocked(&spec); err != nil {
 		m.mu.Unlock()
 		return err
 	}

@@ -215,7 +215,7 @@ func (s *Spec) Validate(lookup Lookup) error {
 			}
 		}
 	}
-	return nil
+	return s.checkSRTOutputs()
 }
 
 func (s *Spec) sources() []*Source {
@@ -331,6 +331,9 @@ func checkCommon(at string, allow []string, maxBitrate int64, latencyMS int, pas
 	}
 	if keylen != 0 && keylen != 16 && keylen != 24 && keylen != 32 {
 		return lifecycle.Invalidf(at+".pbkeylen", "%d is not 16, 24 or 32 (AES key bytes)", keylen)
+	}
+	if keylen != 0 && pass == "" {
+		return lifecycle.Invalidf(at+".pbkeylen", "is the length of the key made from the passphrase: set passphrase too, or remove pbkeylen")
 	}
 	return nil
 }
