@@ -5,6 +5,7 @@ import (
 	"net"
 
 	"github.com/relaymesh/relaymesh/auth"
+	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/media/srt"
 )
 
@@ -26,6 +27,16 @@ func (a *Agent) srtConfig(cfg *Config) srt.Config {
 	streams := map[string]srt.StreamOptions{}
 	for _, s := range cfg.SRTStreams {
 		streams[s.Key] = srt.StreamOptions{PublishPassphrase: s.PublishPassphrase, ReadPassphrase: s.ReadPassphrase}
+	}
+	for key, f := range a.flowSRTStreams(cfg) {
+		o := streams[key]
+		if f.PublishPassphrase != "" {
+			o.PublishPassphrase = f.PublishPassphrase
+		}
+		if f.ReadPassphrase != "" {
+			o.ReadPassphrase = f.ReadPassphrase
+		}
+		streams[key] = o
 	}
 	return srt.Config{
 		Listen:            cfg.SRT.Listen,
@@ -49,6 +60,24 @@ func (a *Agent) srtConfig(cfg *Config) srt.Config {
 			return a.authorize("srt", action, key, q, remote)
 		},
 	}
+}
+
+// flowSRTStreams are the flows' per-stream SRT options: every flow's once
+// the flows are loaded, the config's [[flow]]s before.
+func (a *Agent) flowSRTStreams(cfg *Config) map[string]flow.SRTStream {
+	if fl := a.ext.objects.flows; fl != nil {
+		return fl.SRTStreams()
+	}
+	out := map[string]flow.SRTStream{}
+	for i := range cfg.Flows {
+		spec := cfg.Flows[i].spec()
+		for _, st := range spec.SRTStreams() {
+			if _, taken := out[st.Key]; !taken {
+				out[st.Key] = st
+			}
+		}
+	}
+	return out
 }
 
 // srtStats returns per-connection SRT statistics of a stream for the API.
