@@ -273,7 +273,27 @@ func (src *Source) validate(at string, s *Spec, lookup Lookup) error {
 	if src.Type != SrcFlow && (src.Flow != "" || src.Output != "") {
 		return lifecycle.Invalidf(at+".flow", "only a source of type flow names a flow and output")
 	}
+	if err := checkSRTOnly(at, src.Type, src.LatencyMS, src.Passphrase, src.PBKeyLen); err != nil {
+		return err
+	}
 	return checkCommon(at, src.Allow, src.MaxBitrate, src.LatencyMS, src.Passphrase, src.PBKeyLen)
+}
+
+// checkSRTOnly refuses SRT settings on a source or output that is not
+// SRT (they would be kept and never used).
+func checkSRTOnly(at, typ string, latencyMS int, pass string, keylen int) error {
+	if typ == SrcSRTListener || typ == SrcSRTCaller { // the output types share the names
+		return nil
+	}
+	for _, f := range []struct {
+		key string
+		set bool
+	}{{"passphrase", pass != ""}, {"pbkeylen", keylen != 0}, {"latency_ms", latencyMS != 0}} {
+		if f.set {
+			return lifecycle.Invalidf(at+"."+f.key, "is an SRT setting: a %s has none (remove it, or use srt-listener or srt-caller)", typ)
+		}
+	}
+	return nil
 }
 
 func (o *Output) validate(at string, hasBackup bool) error {
@@ -310,6 +330,12 @@ func (o *Output) validate(at string, hasBackup bool) error {
 		if o.BackupURL != "" {
 			return lifecycle.Invalidf(at+".backup_url", "a %s output is played from this node (it serves the failover-merged stream): it takes no backup_url", o.Type)
 		}
+	}
+	if err := checkSRTOnly(at, o.Type, o.LatencyMS, o.Passphrase, o.PBKeyLen); err != nil {
+		return err
+	}
+	if o.Type == OutSRTListener && o.PBKeyLen != 0 {
+		return lifecycle.Invalidf(at+".pbkeylen", "the key length of a reader's connection is the reader's choice (the listener takes the caller's): remove pbkeylen; the passphrase is enforced")
 	}
 	return checkCommon(at, o.Allow, o.MaxBitrate, o.LatencyMS, o.Passphrase, o.PBKeyLen)
 }

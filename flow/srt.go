@@ -57,9 +57,9 @@ func (s *Spec) checkSRTOutputs() error {
 			continue
 		}
 		f := &s.Outputs[first]
-		if o.Passphrase != f.Passphrase || o.LatencyMS != f.LatencyMS || o.PBKeyLen != f.PBKeyLen {
+		if o.Passphrase != f.Passphrase || o.LatencyMS != f.LatencyMS {
 			return lifecycle.Invalidf(fmt.Sprintf("outputs[%d].passphrase", i),
-				"players of every srt-listener output read %s on the node's one SRT listener: give outputs[%d] the passphrase, pbkeylen and latency of outputs[%d]", s.Key(), i, first)
+				"players of every srt-listener output read %s on the node's one SRT listener: give outputs[%d] the passphrase and latency of outputs[%d]", s.Key(), i, first)
 		}
 	}
 	return nil

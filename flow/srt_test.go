@@ -59,6 +59,11 @@ func TestSRTValidation(t *testing.T) {
 		{"two srt outputs, other passphrase", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{srtOut(pass, 100), srtOut("", 100)}}, "outputs[1].passphrase"},
 		{"two srt outputs, other latency", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{srtOut(pass, 100), srtOut(pass, 200)}}, "outputs[1].passphrase"},
 		{"key length without passphrase", Spec{ID: "a", Source: Source{Type: SrcSRTListener, PBKeyLen: 24}}, "source.pbkeylen"},
+		{"key length of an srt-listener output", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "s", Type: OutSRTListener, Passphrase: pass, PBKeyLen: 32}}}, "outputs[0].pbkeylen"},
+		{"passphrase on an rtmp-push source", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Passphrase: pass}}, "source.passphrase"},
+		{"latency on an httpflv output", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "p", Type: OutHTTPFLV, LatencyMS: 200}}}, "outputs[0].latency_ms"},
+		{"pbkeylen on an rtmp-pull source", Spec{ID: "a", Source: Source{Type: SrcRTMPPull, URL: "rtmp://h/a/b", PBKeyLen: 16}}, "source.pbkeylen"},
+		{"srt-caller output with passphrase and key length", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "s", Type: OutSRTCaller, URL: "srt://h:1?streamid=publish:a/b", Passphrase: pass, PBKeyLen: 32}}}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
