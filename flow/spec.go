@@ -397,6 +397,26 @@ func CheckTarget(field, raw, action string, schemes ...string) error {
 	return nil
 }
 
+// CheckSRTTarget refuses SRT settings for a target URL that is not srt://
+// (they would be kept and never used) and a key length without a
+// passphrase; prefix is the fields' path ("" or "destination.").
+func CheckSRTTarget(prefix, raw string, latencyMS int, pass string, keylen int) error {
+	if !strings.HasPrefix(raw, "srt://") {
+		for _, f := range []struct {
+			key string
+			set bool
+		}{{"passphrase", pass != ""}, {"pbkeylen", keylen != 0}, {"latency_ms", latencyMS != 0}} {
+			if f.set {
+				return lifecycle.Invalidf(prefix+f.key, "is an SRT setting and the url is not srt://: remove it")
+			}
+		}
+	}
+	if keylen != 0 && pass == "" {
+		return lifecycle.Invalidf(prefix+"pbkeylen", "is the length of the key made from the passphrase: set passphrase too, or remove pbkeylen")
+	}
+	return nil
+}
+
 // redact hides a URL's password in a refusal.
 func redact(u *url.URL) string { return u.Redacted() }
 

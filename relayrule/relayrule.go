@@ -47,6 +47,9 @@ func (s *Spec) Validate(now time.Time) error {
 	if err := flow.CheckTarget("url", s.URL, "publish", "rtmp", "rtmps", "srt"); err != nil {
 		return err
 	}
+	if err := flow.CheckSRTTarget("", s.URL, s.LatencyMS, s.Passphrase, s.PBKeyLen); err != nil {
+		return err
+	}
 	if p := s.Passphrase; p != "" && (len(p) < 10 || len(p) > 79) {
 		return lifecycle.Invalidf("passphrase", "is %d bytes long: SRT passphrases have 10 to 79", len(p))
 	}

@@ -25,7 +25,13 @@ func TestValidateAndMatch(t *testing.T) {
 		{"pattern without app", func(s *Spec) { s.Pattern = "*" }, "pattern"},
 		{"pattern bad glob", func(s *Spec) { s.Pattern = "live/[" }, "pattern"},
 		{"http url", func(s *Spec) { s.URL = "http://h/a" }, "url"},
-		{"short passphrase", func(s *Spec) { s.Passphrase = "short" }, "passphrase"},
+		{"short passphrase", func(s *Spec) { s.URL = "srt://h:9000?streamid=publish:a/b"; s.Passphrase = "short" }, "passphrase"},
+		{"srt passphrase and key length", func(s *Spec) {
+			s.URL, s.Passphrase, s.PBKeyLen, s.LatencyMS = "srt://h:9000?streamid=publish:a/b", "0123456789ab", 32, 300
+		}, ""},
+		{"passphrase on an rtmp url", func(s *Spec) { s.Passphrase = "0123456789ab" }, "passphrase"},
+		{"latency on an rtmp url", func(s *Spec) { s.LatencyMS = 200 }, "latency_ms"},
+		{"key length without passphrase", func(s *Spec) { s.URL = "srt://h:9000?streamid=publish:a/b"; s.PBKeyLen = 16 }, "pbkeylen"},
 		{"rtmp without app and stream", func(s *Spec) { s.URL = "rtmp://h:1935" }, "url"},
 		{"rtmp without stream", func(s *Spec) { s.URL = "rtmp://h:1935/live" }, "url"},
 		{"rtmp without stream, trailing slash", func(s *Spec) { s.URL = "rtmp://h:1935/live/" }, "url"},

@@ -107,6 +107,9 @@ func (s *Spec) Validate(now time.Time) error {
 	if err := flow.CheckTarget("destination.url", s.Destination.URL, "publish", "rtmp", "rtmps", "srt"); err != nil {
 		return err
 	}
+	if err := flow.CheckSRTTarget("destination.", s.Destination.URL, s.Destination.LatencyMS, s.Destination.Passphrase, s.Destination.PBKeyLen); err != nil {
+		return err
+	}
 	if p := s.Destination.Passphrase; p != "" && (len(p) < 10 || len(p) > 79) {
 		return lifecycle.Invalidf("destination.passphrase", "is %d bytes long: SRT passphrases have 10 to 79", len(p))
 	}

@@ -33,6 +33,11 @@ func TestValidateConsoleRules(t *testing.T) {
 		{"live srt source without streamid", func(s *Spec) { s.Source = Source{URL: "srt://h:9000"} }, "source.url"},
 		{"destination without stream", func(s *Spec) { s.Destination.URL = "rtmp://h:1935/live" }, "destination.url"},
 		{"srt destination without streamid", func(s *Spec) { s.Destination.URL = "srt://h:9000" }, "destination.url"},
+		{"srt destination with passphrase", func(s *Spec) {
+			s.Destination = Destination{URL: "srt://h:9000?streamid=publish:a/b", Passphrase: "0123456789ab", PBKeyLen: 24, LatencyMS: 300}
+		}, ""},
+		{"passphrase on an rtmp destination", func(s *Spec) { s.Destination.Passphrase = "0123456789ab" }, "destination.passphrase"},
+		{"latency on an rtmp destination", func(s *Spec) { s.Destination.LatencyMS = 300 }, "destination.latency_ms"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
