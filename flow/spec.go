@@ -285,15 +285,23 @@ func checkSRTOnly(at, typ string, latencyMS int, pass string, keylen int) error 
 	if typ == SrcSRTListener || typ == SrcSRTCaller { // the output types share the names
 		return nil
 	}
-	for _, f := range []struct {
-		key string
-		set bool
-	}{{"passphrase", pass != ""}, {"pbkeylen", keylen != 0}, {"latency_ms", latencyMS != 0}} {
-		if f.set {
-			return lifecycle.Invalidf(at+"."+f.key, "is an SRT setting: a %s has none (remove it, or use srt-listener or srt-caller)", typ)
-		}
+	if key := srtSetting(latencyMS, pass, keylen); key != "" {
+		return lifecycle.Invalidf(at+"."+key, "is an SRT setting: a %s has none (remove it, or use srt-listener or srt-caller)", typ)
 	}
 	return nil
+}
+
+// srtSetting names the first SRT setting that is set ("" for none).
+func srtSetting(latencyMS int, pass string, keylen int) string {
+	switch {
+	case pass != "":
+		return "passphrase"
+	case keylen != 0:
+		return "pbkeylen"
+	case latencyMS != 0:
+		return "latency_ms"
+	}
+	return ""
 }
 
 func (o *Output) validate(at string, hasBackup bool) error {
@@ -401,15 +409,8 @@ func CheckTarget(field, raw, action string, schemes ...string) error {
 // (they would be kept and never used) and a key length without a
 // passphrase; prefix is the fields' path ("" or "destination.").
 func CheckSRTTarget(prefix, raw string, latencyMS int, pass string, keylen int) error {
-	if !strings.HasPrefix(raw, "srt://") {
-		for _, f := range []struct {
-			key string
-			set bool
-		}{{"passphrase", pass != ""}, {"pbkeylen", keylen != 0}, {"latency_ms", latencyMS != 0}} {
-			if f.set {
-				return lifecycle.Invalidf(prefix+f.key, "is an SRT setting and the url is not srt://: remove it")
-			}
-		}
+	if key := srtSetting(latencyMS, pass, keylen); key != "" && !strings.HasPrefix(raw, "srt://") {
+		return lifecycle.Invalidf(prefix+key, "is an SRT setting and the url is not srt://: remove it")
 	}
 	if keylen != 0 && pass == "" {
 		return lifecycle.Invalidf(prefix+"pbkeylen", "is the length of the key made from the passphrase: set passphrase too, or remove pbkeylen")
