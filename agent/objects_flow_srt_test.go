@@ -53,8 +53,9 @@ func passRefusals(a *agentProc, key string) int {
 // checkFlowSRTEncryption: the flow's srt-listener source takes only
 // publishers with its passphrase, its srt-listener output only readers
 // with the output's passphrase; other streams of the listener stay
-// unencrypted.
-func checkFlowSRTEncryption(t *testing.T, a *agentProc) {
+// unencrypted. pubOpts are added to the URL of the publisher that has the
+// passphrase (e.g. its pbkeylen).
+func checkFlowSRTEncryption(t *testing.T, a *agentProc, pubOpts ...string) {
 	ctx := context.Background()
 	src := testmedia.Source{Realtime: true, Duration: 30 * time.Second}.Defaults()
 	refused := []struct{ name, url string }{
@@ -78,7 +79,8 @@ func checkFlowSRTEncryption(t *testing.T, a *agentProc) {
 		})
 	}
 	t.Run("publisher with the passphrase", func(t *testing.T) {
-		testmedia.Publish(t, ctx, src, a.srtURL("publish:live/enc", "passphrase="+srcPass))
+		p := testmedia.Publish(t, ctx, src, a.srtURL("publish:live/enc", append([]string{"passphrase=" + srcPass}, pubOpts...)...))
+		defer p.Cmd.Process.Kill()
 		testmedia.Eventually(t, 15*time.Second, "live/enc published over SRT", func() bool {
 			return publisherOf(t, a, "live/enc") == "srt"
 		})
