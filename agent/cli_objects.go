@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -14,7 +15,7 @@ import (
 )
 
 const objectsUsage = `usage: relaymesh %[1]s [--api URL] [--token-file FILE] [--json] COMMAND
-  list                 the %[1]s with their states
+  list [KEY=VALUE...]  the %[1]s with their states (tasks: filtered by id, name, destination)
   get ID               one of them as JSON
   create FILE|-        create from a JSON file (or stdin)
   update ID FILE|-     replace (as its state allows)
@@ -63,8 +64,21 @@ func cmdObjects(kind string, args []string, stdout, stderr io.Writer) int {
 	}
 	var out json.RawMessage
 	switch cmd := rest[0]; {
-	case cmd == "list" && need(1):
-		err = c.do("GET", base, nil, &out)
+	case cmd == "list":
+		q := url.Values{}
+		for _, kv := range rest[1:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				fmt.Fprintf(stderr, "relaymesh %s list: %q is not KEY=VALUE (e.g. name=\"Night loop\")\n", kind, kv)
+				return 2
+			}
+			q.Add(k, v)
+		}
+		path := base
+		if len(q) > 0 {
+			path += "?" + q.Encode()
+		}
+		err = c.do("GET", path, nil, &out)
 		if err == nil && !*asJSON {
 			return printObjects(kind, out, stdout, stderr)
 		}
@@ -88,7 +102,7 @@ func cmdObjects(kind string, args []string, stdout, stderr io.Writer) int {
 		}
 	case contains(acts, cmd) && need(2):
 		err = c.do("POST", base+"/"+rest[1]+"/"+cmd, nil, &out)
-	case cmd == "list" || cmd == "get" || cmd == "create" || cmd == "update" || cmd == "delete" || contains(acts, cmd):
+	case cmd == "get" || cmd == "create" || cmd == "update" || cmd == "delete" || contains(acts, cmd):
 		return 2 // wrong argument count: usage printed
 	default:
 		fmt.Fprintf(stderr, "relaymesh %s: unknown command %q\n", kind, cmd)
@@ -169,7 +183,7 @@ func printObjects(kind string, raw json.RawMessage, stdout, stderr io.Writer) in
 	case "relays":
 		fmt.Fprintln(tw, "ID\tSTATE\tPATTERN\tURL\tWINDOW\tORIGIN\tLAST ERROR")
 	case "tasks":
-		fmt.Fprintln(tw, "ID\tSTATE\tSOURCE\tDESTINATION\tITEM\tORIGIN\tREASON")
+		fmt.Fprintln(tw, "ID\tNAME\tSTATE\tSOURCE\tDESTINATION\tITEM\tORIGIN\tREASON")
 	}
 	for _, o := range all[kind] {
 		g := func(k string) any {
@@ -192,7 +206,7 @@ func printObjects(kind string, raw json.RawMessage, stdout, stderr io.Writer) in
 			if pl, ok := src["playlist"].([]any); ok {
 				what = fmt.Sprintf("playlist of %d", len(pl))
 			}
-			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%v\n", g("id"), g("state"), what, dst["url"], g("item"), g("origin"), g("reason"))
+			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", g("id"), g("name"), g("state"), what, dst["url"], g("item"), g("origin"), g("reason"))
 		}
 	}
 	tw.Flush()

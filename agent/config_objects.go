@@ -106,6 +106,7 @@ type FlowOutputConfig struct {
 	Name       string   `toml:"name"`
 	Type       string   `toml:"type"` // rtmp-pull | rtmp-push | srt-listener | srt-caller | httpflv | flow
 	URL        string   `toml:"url"`
+	BackupURL  string   `toml:"backup_url"` // push types with a backup source: the backup tunnel's destination
 	Allow      []string `toml:"allow"`
 	MaxBitrate Bitrate  `toml:"max_bitrate"`
 	Latency    Duration `toml:"latency"`
@@ -115,14 +116,15 @@ type FlowOutputConfig struct {
 
 // FlowConfig is one [[flow]].
 type FlowConfig struct {
-	ID          string             `toml:"id"`
-	Description string             `toml:"description"`
-	Start       bool               `toml:"start"`      // run it when the agent starts
-	StartTime   time.Time          `toml:"start_time"` // or start it by itself then (scheduled until then)
-	EndTime     time.Time          `toml:"end_time"`   // and stop it then (finished)
-	Source      FlowSourceConfig   `toml:"source"`
-	Backup      FlowSourceConfig   `toml:"backup"` // type "" = no backup
-	Outputs     []FlowOutputConfig `toml:"outputs"`
+	ID           string             `toml:"id"`
+	Description  string             `toml:"description"`
+	Start        bool               `toml:"start"`         // run it when the agent starts
+	StartTime    time.Time          `toml:"start_time"`    // or start it by itself then (scheduled until then)
+	EndTime      time.Time          `toml:"end_time"`      // and stop it then (finished)
+	MaxBandwidth Bitrate            `toml:"max_bandwidth"` // "10M", "20M" or "50M" per source
+	Source       FlowSourceConfig   `toml:"source"`
+	Backup       FlowSourceConfig   `toml:"backup"` // type "" = no backup
+	Outputs      []FlowOutputConfig `toml:"outputs"`
 }
 
 // RelayConfig is one [[relay]].
@@ -140,6 +142,7 @@ type RelayConfig struct {
 // TaskConfig is one [[task]].
 type TaskConfig struct {
 	ID          string    `toml:"id"`
+	Name        string    `toml:"name"`     // shown and filtered on; "" = the id
 	URL         string    `toml:"url"`      // live source
 	Playlist    []string  `toml:"playlist"` // or files
 	Loop        int       `toml:"loop"`     // 1.. times, -1 forever; 0 = 1
@@ -160,13 +163,13 @@ func (s FlowSourceConfig) spec() flow.Source {
 
 func (f *FlowConfig) spec() flow.Spec {
 	s := flow.Spec{ID: f.ID, Description: f.Description, Source: f.Source.spec(), Outputs: []flow.Output{},
-		Start: optTime(f.StartTime), End: optTime(f.EndTime)}
+		Start: optTime(f.StartTime), End: optTime(f.EndTime), MaxBandwidth: int64(f.MaxBandwidth)}
 	if f.Backup.Type != "" {
 		b := f.Backup.spec()
 		s.Backup = &b
 	}
 	for _, o := range f.Outputs {
-		s.Outputs = append(s.Outputs, flow.Output{Name: o.Name, Type: o.Type, URL: o.URL, Allow: o.Allow,
+		s.Outputs = append(s.Outputs, flow.Output{Name: o.Name, Type: o.Type, URL: o.URL, BackupURL: o.BackupURL, Allow: o.Allow,
 			MaxBitrate: int64(o.MaxBitrate), LatencyMS: int(o.Latency.Duration().Milliseconds()),
 			Passphrase: o.Passphrase, PBKeyLen: o.PBKeyLen})
 	}
@@ -180,7 +183,7 @@ func (r *RelayConfig) spec() relayrule.Spec {
 }
 
 func (t *TaskConfig) spec() task.Spec {
-	s := task.Spec{ID: t.ID, Source: task.Source{URL: t.URL, Playlist: t.Playlist}, Loop: t.Loop,
+	s := task.Spec{ID: t.ID, Name: t.Name, Source: task.Source{URL: t.URL, Playlist: t.Playlist}, Loop: t.Loop,
 		Destination: task.Destination{URL: t.Destination, Passphrase: t.Passphrase, PBKeyLen: t.PBKeyLen,
 			LatencyMS: int(t.Latency.Duration().Milliseconds())},
 		Callback: t.Callback, Start: optTime(t.Start), End: optTime(t.End)}
@@ -284,6 +287,9 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 		if err := s.Validate(time.Time{}); err != nil {
 			p := lifecycle.AsProblem(err)
 			ps.add(tomlField(at, p.Field), "%s", p.Msg)
+		}
+		if s.Callback == "" && c.Webhooks.URL == "" {
+			ps.add(at.Key("callback"), "required: the http(s) URL that gets the task's state changes (or set [webhooks] url as the default)")
 		}
 		if j, dup := seen[s.ID]; dup {
 			ps.add(at.Key("id"), "%q is already the id of task[%d]", s.ID, j)

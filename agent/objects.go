@@ -73,7 +73,11 @@ func (a *Agent) newObjects(cfg *Config) error {
 	if o.notifier == nil {
 		o.notifier = o.hooks.notifier
 	}
+	o.tasks.DefaultCallback = func() string { return a.config().Webhooks.URL }
 	o.tasks.NotifierFor = func(cb string) task.Notifier {
+		if cb == "" {
+			cb = a.config().Webhooks.URL // the node's default
+		}
 		if cb == "" {
 			return nil
 		}

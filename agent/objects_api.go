@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -66,6 +67,10 @@ func (s *apiServer) routesObjects() {
 			return o.tasks.Restore(v.Spec, v.Internal, task.Position{Item: v.Item, Pass: v.Pass})
 		},
 		spec: func(v task.View) task.Spec { return v.Spec },
+		filter: func(q url.Values) (func(task.View) bool, error) {
+			f, err := task.ParseFilter(q)
+			return func(v task.View) bool { return f.Match(&v) }, err
+		},
 		actions: map[string]func(context.Context, string) error{
 			"start":   func(ctx context.Context, id string) error { return o.tasks.Start(ctx, id) },
 			"stop":    func(_ context.Context, id string) error { return o.tasks.Stop(id, false) },
@@ -91,6 +96,7 @@ func (s *apiServer) routesObjects() {
 type objectKind[S, V any] struct {
 	name, plural string // "flow", "flows"
 	list         func() []V
+	filter       func(url.Values) (func(V) bool, error) // GET /v1/<plural>?...; nil: no filters
 	get          func(id string) (V, bool)
 	create       func(S) error
 	update       func(S) error
@@ -128,8 +134,20 @@ func (k objectKind[S, V]) notFound(w http.ResponseWriter, id string) {
 }
 
 func (k objectKind[S, V]) handleList(w http.ResponseWriter, r *http.Request) {
+	match := func(V) bool { return true }
+	if k.filter != nil {
+		var err error
+		if match, err = k.filter(r.URL.Query()); err != nil {
+			writeProblem(w, err)
+			return
+		}
+	}
 	out := []V{}
-	out = append(out, k.list()...)
+	for _, v := range k.list() {
+		if match(v) {
+			out = append(out, v)
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{k.plural: out})
 }
 

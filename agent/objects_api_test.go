@@ -100,7 +100,7 @@ func TestObjectsAPIErrors(t *testing.T) {
 	makeFile(t, mp3, "libx264", "libmp3lame")
 	o := startObjAgent(t, func(c *Config) {
 		c.Objects.MaxRelays = 2
-		c.Tasks = []TaskConfig{{ID: "from-file", Playlist: []string{"/srv/a.mp4"}, Destination: "rtmp://127.0.0.1/live/x"}}
+		c.Tasks = []TaskConfig{{ID: "from-file", Playlist: []string{"/srv/a.mp4"}, Destination: "rtmp://127.0.0.1/live/x", Callback: "http://127.0.0.1:1/hook"}}
 	})
 	outputs := `"outputs":[{"name":"o1","type":"rtmp-pull"}]`
 	// fixtures the refusals below run into
@@ -111,8 +111,8 @@ func TestObjectsAPIErrors(t *testing.T) {
 		{"POST", "/v1/flows/running/start", ""},
 		{"POST", "/v1/relays", `{"id":"r1","pattern":"live/*","url":"rtmp://127.0.0.1:1/x/y","start_time":"` + future(-time.Minute) + `","end_time":"` + future(time.Hour) + `"}`},
 		{"POST", "/v1/relays", `{"id":"r2","pattern":"live/a","url":"srt://127.0.0.1:1?streamid=publish:x/y","start_time":"` + future(-time.Minute) + `","end_time":"` + future(time.Hour) + `"}`},
-		{"POST", "/v1/tasks", `{"id":"t-mp3","source":{"playlist":["` + mp3 + `"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`},
-		{"POST", "/v1/tasks", `{"id":"t-stopped","source":{"playlist":["/srv/x.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`},
+		{"POST", "/v1/tasks", `{"id":"t-mp3","callback":"http://127.0.0.1:1/hook","source":{"playlist":["` + mp3 + `"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`},
+		{"POST", "/v1/tasks", `{"id":"t-stopped","callback":"http://127.0.0.1:1/hook","source":{"playlist":["/srv/x.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`},
 	}
 	for _, s := range setup {
 		var e apiError
@@ -120,8 +120,8 @@ func TestObjectsAPIErrors(t *testing.T) {
 			t.Fatalf("setup %s %s: %d %+v", s.method, s.path, st, e)
 		}
 	}
-	// t-stopped: NotStarted -> Stopped is not an action; fake it through the
-	// manager's state so the Stopped edit rule can be checked.
+	// t-stopped2: a Stopped task made through the manager (no callback), for
+	// the Stopped edit rules.
 	o.a.ext.objects.tasks.Create(taskSpecJSON(t, `{"id":"t-stopped2","source":{"playlist":["/srv/x.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`), false, "standby")
 
 	relay := func(extra string) string {
@@ -148,7 +148,7 @@ func TestObjectsAPIErrors(t *testing.T) {
 		{"flow source output not of type flow", "POST", "/v1/flows", `{"id":"x","source":{"type":"flow","flow":"f1","output":"o1"}}`, false, 400, "invalid", "source.flow"},
 		{"backup on the primary's stream", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-push","stream":"live/s"},"backup":{"type":"rtmp-push","stream":"live/s"}}`, false, 400, "invalid", "backup.stream"},
 		{"short passphrase", "POST", "/v1/flows", `{"id":"x","source":{"type":"srt-listener","passphrase":"short"}}`, false, 400, "invalid", "source.passphrase"},
-		{"bad key length", "POST", "/v1/flows", `{"id":"x","source":{"type":"srt-caller","url":"srt://h:1","pbkeylen":20}}`, false, 400, "invalid", "source.pbkeylen"},
+		{"bad key length", "POST", "/v1/flows", `{"id":"x","source":{"type":"srt-caller","url":"srt://h:1?streamid=read:a/b","pbkeylen":20}}`, false, 400, "invalid", "source.pbkeylen"},
 		{"bad allowlist", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-push","allow":["10.0.0.0/33"]}}`, false, 400, "invalid", "source.allow[0]"},
 		{"push output with http url", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-push"},"outputs":[{"name":"a","type":"rtmp-push","url":"http://h/a"}]}`, false, 400, "invalid", "outputs[0].url"},
 		{"duplicate output name", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-push"},"outputs":[{"name":"a","type":"httpflv"},{"name":"a","type":"rtmp-pull"}]}`, false, 400, "invalid", "outputs[1].name"},
@@ -222,8 +222,8 @@ func TestObjectsAPIErrors(t *testing.T) {
 	}
 	o.call(t, "GET", "/v1/tasks", "", nil, &list)
 	for _, tk := range list.Tasks {
-		if tk.ID == "from-file" && (!tk.ReadOnly || tk.Origin != "config" || tk.State != "NotStarted") {
-			t.Errorf("config task shown as %+v, want read_only, origin config, NotStarted", tk)
+		if tk.ID == "from-file" && (!tk.ReadOnly || tk.Origin != "config" || tk.State != "Stopped") {
+			t.Errorf("config task shown as %+v, want read_only, origin config, Stopped (it has no start_time)", tk)
 		}
 	}
 }
@@ -244,7 +244,7 @@ func makeFile(t testing.TB, out, vcodec, acodec string, extra ...string) {
 	defer fileMu.Unlock()
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y",
 		"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=2",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=2", // tasks take 16 to 44.1 kHz
 		"-c:v", vcodec, "-g", "25", "-pix_fmt", "yuv420p", "-c:a", acodec}
 	if vcodec == "libx264" {
 		args = append(args, "-preset", "ultrafast")

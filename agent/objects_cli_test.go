@@ -15,6 +15,8 @@ func TestObjectsCLI(t *testing.T) {
 	os.WriteFile(tok, []byte(testToken+"\n"), 0o600)
 	flowFile := filepath.Join(dir, "f.json")
 	os.WriteFile(flowFile, []byte(`{"id":"cli","source":{"type":"rtmp-push","stream":"live/cli"},"outputs":[{"name":"p","type":"httpflv"}]}`), 0o600)
+	taskFile := filepath.Join(dir, "t.json")
+	os.WriteFile(taskFile, []byte(`{"id":"cli-t","name":"Night loop","callback":"http://127.0.0.1:1/hook","source":{"playlist":["/srv/a.mp4"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`), 0o600)
 	cases := []struct {
 		name string
 		kind string
@@ -30,6 +32,11 @@ func TestObjectsCLI(t *testing.T) {
 		{"stop", "flows", []string{"--token-file", tok, "stop", "cli"}, 0, `"state": "standby"`},
 		{"delete", "flows", []string{"--token-file", tok, "delete", "cli"}, 0, "deleted cli"},
 		{"get missing", "tasks", []string{"get", "nope"}, 1, "no task nope"},
+		{"create task", "tasks", []string{"--token-file", tok, "create", taskFile}, 0, `"name": "Night loop"`},
+		{"list tasks by name", "tasks", []string{"list", "name=Night loop"}, 0, "cli-t  Night loop  Stopped"},
+		{"list tasks by another name", "tasks", []string{"--json", "list", "name=Day"}, 0, `"tasks": []`},
+		{"list tasks by an unknown key", "tasks", []string{"list", "colour=red"}, 1, "tasks are filtered by id, name, destination"},
+		{"list with a bare word", "tasks", []string{"list", "Night"}, 2, "is not KEY=VALUE"},
 		{"relays have no start", "relays", []string{"start", "x"}, 2, "unknown command"},
 		{"usage", "tasks", nil, 2, "restart ID"},
 	}

@@ -59,6 +59,15 @@ callback = "https://example.com/hook"
 		{"negative limit", strings.Replace(good, "max_relays = 10", "max_relays = -1", 1), `objects.max_relays: -1 is negative`},
 		{"unknown key", strings.Replace(good, "loop = -1", "loops = -1", 1), `task[0].loops: unknown key`},
 		{"flow start and start_time", strings.Replace(good, "start = true\n", "start = true\nstart_time = 2030-01-01T00:00:00Z\n", 1), `flow[0].start: start = true runs the flow at once; start_time schedules it`},
+		{"flow max_bandwidth", strings.Replace(good, "start = true\n", "start = true\nmax_bandwidth = \"20M\"\n", 1), ""},
+		{"flow max_bandwidth not a choice", strings.Replace(good, "start = true\n", "start = true\nmax_bandwidth = \"15M\"\n", 1), `flow[0].max_bandwidth: 15000000 bit/s is not one of 10000000, 20000000 or 50000000 (10, 20 or 50 Mbit/s)`},
+		{"output backup_url", strings.Replace(good, `url = "rtmp://a.rtmp.youtube.com/live2/KEY"`, "url = \"rtmp://a.rtmp.youtube.com/live2/KEY\"\nbackup_url = \"rtmp://b.rtmp.youtube.com/live2/KEY\"", 1), ""},
+		{"output backup_url incomplete", strings.Replace(good, `url = "rtmp://a.rtmp.youtube.com/live2/KEY"`, "url = \"rtmp://a.rtmp.youtube.com/live2/KEY\"\nbackup_url = \"rtmp://b.rtmp.youtube.com\"", 1), `flow[0].outputs[1].backup_url: "rtmp://b.rtmp.youtube.com" names no app and stream: add them`},
+		{"relay url incomplete", strings.Replace(good, `url = "rtmp://example.com/app/x"`, `url = "rtmp://example.com:1935"`, 1), `relay[0].url: "rtmp://example.com:1935" names no app and stream`},
+		{"task name", strings.Replace(good, `id = "loop"`, "id = \"loop\"\nname = \"Night loop\"", 1), ""},
+		{"task without callback", strings.Replace(good, `callback = "https://example.com/hook"`, "", 1), `task[0].callback: required`},
+		{"task without callback, node default", strings.Replace(good, `callback = "https://example.com/hook"`, "", 1) + "[webhooks]\nurl = \"https://example.com/node\"\n", ""},
+		{"task loop on a live url", strings.Replace(good, `playlist = ["/srv/a.mp4", "https://example.com/b.flv"]`, `url = "rtmp://example.com/live/src"`, 1), `task[0].loop: -1: loop counts apply to playlists`},
 		{"flow window backwards", strings.Replace(good, "start = true\n", "start_time = 2030-01-02T00:00:00Z\nend_time = 2030-01-01T00:00:00Z\n", 1), `flow[0].end_time: must be after start_time`},
 	}
 	for _, c := range cases {

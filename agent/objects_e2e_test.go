@@ -74,6 +74,7 @@ func TestObjectsSurviveKill9(t *testing.T) {
 id = "from-config"
 playlist = ["/srv/a.mp4"]
 destination = "rtmp://127.0.0.1/live/cfg"
+callback = "http://127.0.0.1:1/hook"
 `)
 	now := time.Now().UTC()
 	creates := []struct {
@@ -87,7 +88,7 @@ destination = "rtmp://127.0.0.1/live/cfg"
 		{"/v1/relays", map[string]any{"id": "rl", "pattern": "live/*", "url": "srt://127.0.0.1:1?streamid=publish:x/y",
 			"start_time": now.Add(-time.Minute), "end_time": now.Add(time.Hour)}},
 		{"/v1/tasks", map[string]any{"id": "tk", "source": map[string]any{"playlist": []string{"/srv/a.mp4"}},
-			"destination": map[string]any{"url": "rtmp://127.0.0.1:1/live/t"}, "start_time": now.Add(time.Hour)}},
+			"destination": map[string]any{"url": "rtmp://127.0.0.1:1/live/t"}, "start_time": now.Add(time.Hour), "callback": "http://127.0.0.1:1/hook"}},
 	}
 	for _, c := range creates {
 		var v map[string]any

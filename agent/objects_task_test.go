@@ -109,7 +109,7 @@ func TestTaskPlaylistToOwnIngest(t *testing.T) {
 		"destination": map[string]any{"url": dest},
 	}
 	var v map[string]any
-	if st := o.call(t, "POST", "/v1/tasks", testToken, body, &v); st != 201 || v["state"] != "NotStarted" {
+	if st := o.call(t, "POST", "/v1/tasks", testToken, body, &v); st != 201 || v["state"] != "Stopped" {
 		t.Fatalf("create: %d %v", st, v)
 	}
 	started := time.Now()
@@ -146,8 +146,9 @@ func TestTaskPlaylistToOwnIngest(t *testing.T) {
 	}
 }
 
-// TestTaskStopRestartDelete walks the task actions: stop (Stopped, event
-// stopped), restart, stop, delete.
+// TestTaskStopRestartDelete walks the task actions as the console allows
+// them: start only from Stopped, restart and stop only from Running,
+// delete only when not Running.
 func TestTaskStopRestartDelete(t *testing.T) {
 	testmedia.Need(t, "ffmpeg")
 	dir := t.TempDir()
@@ -155,7 +156,7 @@ func TestTaskStopRestartDelete(t *testing.T) {
 	makeFile(t, flv, "libx264", "aac")
 	o := startObjAgent(t, nil)
 	var v map[string]any
-	body := map[string]any{"id": "t", "loop": -1, "source": map[string]any{"playlist": []string{flv}},
+	body := map[string]any{"id": "t", "loop": -1, "callback": "http://127.0.0.1:1/hook", "source": map[string]any{"playlist": []string{flv}},
 		"destination": map[string]any{"url": "rtmp://" + o.a.listenAddr("rtmp") + "/live/t"}}
 	if st := o.call(t, "POST", "/v1/tasks", testToken, body, &v); st != 201 {
 		t.Fatalf("create: %d %v", st, v)
@@ -165,11 +166,17 @@ func TestTaskStopRestartDelete(t *testing.T) {
 		status       int
 		state        string
 	}{
+		{"GET", "/v1/tasks/t", 200, "Stopped"},
+		{"POST", "/v1/tasks/t/restart", 409, ""},
+		{"POST", "/v1/tasks/t/stop", 409, ""},
 		{"POST", "/v1/tasks/t/start", 200, "Running"},
+		{"POST", "/v1/tasks/t/start", 409, ""},
 		{"DELETE", "/v1/tasks/t", 409, ""},
+		{"POST", "/v1/tasks/t/restart", 200, "Running"},
+		{"POST", "/v1/tasks/t/restart", 200, "Running"},
 		{"POST", "/v1/tasks/t/stop", 200, "Stopped"},
-		{"POST", "/v1/tasks/t/restart", 200, "Running"},
-		{"POST", "/v1/tasks/t/restart", 200, "Running"},
+		{"POST", "/v1/tasks/t/restart", 409, ""},
+		{"POST", "/v1/tasks/t/start", 200, "Running"},
 		{"POST", "/v1/tasks/t/stop", 200, "Stopped"},
 		{"DELETE", "/v1/tasks/t", 204, ""},
 		{"GET", "/v1/tasks/t", 404, ""},

@@ -107,6 +107,10 @@ func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error 
 		m.mu.Unlock()
 		return err
 	}
+	if err := m.checkSRTLocked(&spec); err != nil {
+		m.mu.Unlock()
+		return err
+	}
 	if _, ok := m.flows[spec.ID]; ok {
 		m.mu.Unlock()
 		return lifecycle.Newf(lifecycle.Exists, "id", "a flow %q exists", spec.ID)
@@ -141,7 +145,7 @@ func Changed(a, b *Spec) []lifecycle.Part {
 	if a.Description != b.Description {
 		out = append(out, lifecycle.PartName)
 	}
-	if !reflect.DeepEqual(a.Source, b.Source) || !reflect.DeepEqual(a.Backup, b.Backup) {
+	if !reflect.DeepEqual(a.Source, b.Source) || !reflect.DeepEqual(a.Backup, b.Backup) || a.MaxBandwidth != b.MaxBandwidth {
 		out = append(out, lifecycle.PartSource)
 	}
 	if !reflect.DeepEqual(a.Outputs, b.Outputs) {
@@ -168,6 +172,10 @@ func (m *Manager) Update(spec Spec) error {
 		return lifecycle.Newf(lifecycle.NotFound, "", "no flow %q", spec.ID)
 	}
 	if err := spec.Validate(m.lookupLocked); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	if err := m.checkSRTLocked(&spec); err != nil {
 		m.mu.Unlock()
 		return err
 	}

@@ -59,6 +59,10 @@ type OutputStatus struct {
 	Bitrate int64         `json:"bitrate"`        // what the output carries (bit/s, last window)
 	Cut     string        `json:"cut,omitempty"`  // why the output is stopped (max bitrate)
 	Push    *relay.Status `json:"push,omitempty"`
+	// BackupPush is the backup tunnel (an output with backup_url): the
+	// backup source's media to backup_url, while Push carries the
+	// primary source's to url.
+	BackupPush *relay.Status `json:"backup_push,omitempty"`
 }
 
 // Switch is one failover or return.
@@ -108,6 +112,7 @@ type Runner struct {
 	st      Status
 	pulls   []*relay.Puller
 	pushes  []*relay.Pusher
+	backups []*relay.Pusher // backup tunnels, by output
 	running chan struct{}
 
 	// owned by Run's goroutine
@@ -115,6 +120,7 @@ type Runner struct {
 	wg         sync.WaitGroup
 	pullWork   []*worker
 	pushWork   []*worker
+	backupWork []*worker
 	retryPulls []time.Time // when a cut pull source is pulled again
 }
 
@@ -191,6 +197,12 @@ func (r *Runner) Status() Status {
 			st.Outputs[i].Push = &s
 		}
 	}
+	for i, p := range r.backups {
+		if p != nil {
+			s := p.Status()
+			st.Outputs[i].BackupPush = &s
+		}
+	}
 	for i := range st.Sources {
 		if st.Sources[i].LastPacket != nil {
 			st.Sources[i].Live = time.Since(*st.Sources[i].LastPacket) < SilenceFailover
@@ -223,9 +235,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.mu.Lock()
 	r.pulls = make([]*relay.Puller, len(srcs))
 	r.pushes = make([]*relay.Pusher, len(r.spec.Outputs))
+	r.backups = make([]*relay.Pusher, len(r.spec.Outputs))
 	r.mu.Unlock()
 	r.pullWork = make([]*worker, len(srcs))
 	r.pushWork = make([]*worker, len(r.spec.Outputs))
+	r.backupWork = make([]*worker, len(r.spec.Outputs))
 	r.retryPulls = make([]time.Time, len(srcs))
 	for i, src := range srcs {
 		if target, ok := pullTarget(src); ok {
@@ -239,15 +253,23 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	for i, o := range r.spec.Outputs {
-		if target, ok := pushTarget(&o); ok {
-			p := relay.NewPusher(r.hub, relay.PushConfig{Key: r.spec.Key(), Persistent: true,
-				Next: func(int, error) (relay.Target, error) { return r.guard(target), nil }}, r.log)
-			r.mu.Lock()
-			r.pushes[i] = p
-			r.mu.Unlock()
-			r.pushWork[i] = &worker{run: func(ctx context.Context) { p.Run(ctx) }}
-			r.set(r.pushWork[i], true)
+		target, ok := pushTarget(&o)
+		if !ok {
+			continue
 		}
+		var p, bp *relay.Pusher
+		if o.BackupURL == "" || r.spec.Backup == nil {
+			p, r.pushWork[i] = r.newPush(r.spec.Key(), target, "")
+		} else {
+			// two tunnels: each source's media to its own destination
+			backup := target
+			backup.URL = o.BackupURL
+			p, r.pushWork[i] = r.newPush(r.spec.SourceKey(&r.spec.Source), target, "primary")
+			bp, r.backupWork[i] = r.newPush(r.spec.SourceKey(r.spec.Backup), backup, "backup")
+		}
+		r.mu.Lock()
+		r.pushes[i], r.backups[i] = p, bp
+		r.mu.Unlock()
 	}
 
 	in := make(chan tagged, 16)
@@ -256,6 +278,20 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.wg.Go(func() { r.follow(ctx, i, key, in) })
 	}
 	return r.switcher(ctx, pub, srcs, in)
+}
+
+// newPush starts a pusher of hub stream key to target; tunnel names it
+// in the log ("" for the flow's own stream).
+func (r *Runner) newPush(key string, target relay.Target, tunnel string) (*relay.Pusher, *worker) {
+	log := r.log
+	if tunnel != "" {
+		log = log.With("tunnel", tunnel)
+	}
+	p := relay.NewPusher(r.hub, relay.PushConfig{Key: key, Persistent: true,
+		Next: func(int, error) (relay.Target, error) { return r.guard(target), nil }}, log)
+	w := &worker{run: func(ctx context.Context) { p.Run(ctx) }}
+	r.set(w, true)
+	return p, w
 }
 
 // follow reads one source stream, resubscribing when it ends, and sends
@@ -531,12 +567,13 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 // logs the reason) and the source stays out of the flow until a window
 // under the limit. It reports whether the source was restored.
 func (r *Runner) judgeSource(i int, src *Source, s *srcState, now time.Time) bool {
-	if src.MaxBitrate <= 0 {
+	limit, key := r.spec.Limit(src)
+	if limit <= 0 {
 		return false
 	}
 	switch {
-	case s.cut == "" && s.rate > src.MaxBitrate:
-		s.cut = fmt.Sprintf("measured %d bit/s, over max_bitrate %d: source cut", s.rate, src.MaxBitrate)
+	case s.cut == "" && s.rate > limit:
+		s.cut = fmt.Sprintf("measured %d bit/s, over %s %d: source cut", s.rate, key, limit)
 		if r.pullWork[i] != nil {
 			s.cut += fmt.Sprintf(" (disconnected; pulled again in %s)", pullRetry)
 			r.set(r.pullWork[i], false)
@@ -546,9 +583,9 @@ func (r *Runner) judgeSource(i int, src *Source, s *srcState, now time.Time) boo
 			s.cut += " (publisher disconnected)"
 		}
 		r.log.Warn("flow source cut", "source", src.Name, "reason", s.cut)
-	case s.cut != "" && s.winBytes > 0 && s.rate <= src.MaxBitrate:
+	case s.cut != "" && s.winBytes > 0 && s.rate <= limit:
 		s.cut = ""
-		r.log.Info("flow source restored", "source", src.Name, "bitrate", s.rate, "max_bitrate", src.MaxBitrate)
+		r.log.Info("flow source restored", "source", src.Name, "bitrate", s.rate, "limit", limit)
 		return true
 	}
 	return false
@@ -567,10 +604,12 @@ func (r *Runner) judgeOutputs(rate int64, cut []string) {
 		case cut[i] == "" && rate > o.MaxBitrate:
 			cut[i] = fmt.Sprintf("the flow carries %d bit/s, over this output's max_bitrate %d: output stopped", rate, o.MaxBitrate)
 			r.set(r.pushWork[i], false)
+			r.set(r.backupWork[i], false)
 			r.log.Warn("flow output cut", "output", o.Name, "reason", cut[i])
 		case cut[i] != "" && rate <= o.MaxBitrate:
 			cut[i] = ""
 			r.set(r.pushWork[i], true)
+			r.set(r.backupWork[i], true)
 			r.log.Info("flow output restored", "output", o.Name, "bitrate", rate, "max_bitrate", o.MaxBitrate)
 		}
 	}

@@ -65,6 +65,20 @@ func Pair(src, out string) string {
 	return "remux"
 }
 
+// MaxBandwidths are the flow-level max_bandwidth choices, bit/s.
+var MaxBandwidths = []int64{10_000_000, 20_000_000, 50_000_000}
+
+// Limit is the bitrate a source may deliver (0: unlimited) and the key
+// that sets it: the source's max_bitrate or the flow's max_bandwidth,
+// whichever is lower.
+func (s *Spec) Limit(src *Source) (int64, string) {
+	limit, key := src.MaxBitrate, "max_bitrate"
+	if b := s.MaxBandwidth; b > 0 && (limit <= 0 || b < limit) {
+		limit, key = b, "the flow's max_bandwidth"
+	}
+	return limit, key
+}
+
 // Source is a flow input.
 type Source struct {
 	Name       string   `json:"name,omitempty"` // "primary" / "backup" by default
@@ -82,9 +96,14 @@ type Source struct {
 
 // Output is a flow output.
 type Output struct {
-	Name       string   `json:"name"`
-	Type       string   `json:"type"`
-	URL        string   `json:"url,omitempty"`   // push types
+	Name string `json:"name"`
+	Type string `json:"type"`
+	URL  string `json:"url,omitempty"` // push types
+	// BackupURL (push types, with a backup source): the backup tunnel's
+	// destination. With it, url gets the primary source's media and
+	// backup_url the backup source's, each on its own; without it, url
+	// gets the failover-merged stream.
+	BackupURL  string   `json:"backup_url,omitempty"`
 	Allow      []string `json:"allow,omitempty"` // CIDR allowlist of players
 	MaxBitrate int64    `json:"max_bitrate,omitempty"`
 	LatencyMS  int      `json:"latency_ms,omitempty"`
@@ -99,6 +118,10 @@ type Spec struct {
 	Source      Source   `json:"source"`
 	Backup      *Source  `json:"backup,omitempty"`
 	Outputs     []Output `json:"outputs"`
+	// MaxBandwidth caps what each source may deliver, bit/s: one of
+	// MaxBandwidths (the console's 10, 20 or 50 Mbit/s), 0 for none. It is
+	// enforced like a source's max_bitrate (the lower of the two applies).
+	MaxBandwidth int64 `json:"max_bandwidth,omitempty"`
 	// Start, when set, starts the flow by itself then (state scheduled
 	// until then); End stops it then (state finished).
 	Start *time.Time `json:"start_time,omitempty"`
@@ -161,6 +184,9 @@ func (s *Spec) Validate(lookup Lookup) error {
 	if len(s.Description) > MaxDescLen {
 		return lifecycle.Invalidf("description", "is %d bytes long, more than %d", len(s.Description), MaxDescLen)
 	}
+	if s.MaxBandwidth != 0 && !slices.Contains(MaxBandwidths, s.MaxBandwidth) {
+		return lifecycle.Invalidf("max_bandwidth", "%d bit/s is not one of 10000000, 20000000 or 50000000 (10, 20 or 50 Mbit/s)", s.MaxBandwidth)
+	}
 	if err := s.Source.validate("source", s, lookup); err != nil {
 		return err
 	}
@@ -179,7 +205,7 @@ func (s *Spec) Validate(lookup Lookup) error {
 	for i := range s.Outputs {
 		o := &s.Outputs[i]
 		at := fmt.Sprintf("outputs[%d]", i)
-		if err := o.validate(at); err != nil {
+		if err := o.validate(at, s.Backup != nil); err != nil {
 			return err
 		}
 		if j, dup := names[o.Name]; dup {
@@ -192,7 +218,7 @@ func (s *Spec) Validate(lookup Lookup) error {
 			}
 		}
 	}
-	return nil
+	return s.checkSRTOutputs()
 }
 
 func (s *Spec) sources() []*Source {
@@ -211,11 +237,11 @@ func (src *Source) validate(at string, s *Spec, lookup Lookup) error {
 	}
 	switch src.Type {
 	case SrcRTMPPull:
-		if err := checkURL(at+".url", src.URL, "rtmp", "rtmps"); err != nil {
+		if err := CheckTarget(at+".url", src.URL, "read", "rtmp", "rtmps"); err != nil {
 			return err
 		}
 	case SrcSRTCaller:
-		if err := checkURL(at+".url", src.URL, "srt"); err != nil {
+		if err := CheckTarget(at+".url", src.URL, "read", "srt"); err != nil {
 			return err
 		}
 	case SrcHTTPFLVPull:
@@ -250,10 +276,38 @@ func (src *Source) validate(at string, s *Spec, lookup Lookup) error {
 	if src.Type != SrcFlow && (src.Flow != "" || src.Output != "") {
 		return lifecycle.Invalidf(at+".flow", "only a source of type flow names a flow and output")
 	}
+	if err := checkSRTOnly(at, src.Type, src.LatencyMS, src.Passphrase, src.PBKeyLen); err != nil {
+		return err
+	}
 	return checkCommon(at, src.Allow, src.MaxBitrate, src.LatencyMS, src.Passphrase, src.PBKeyLen)
 }
 
-func (o *Output) validate(at string) error {
+// checkSRTOnly refuses SRT settings on a source or output that is not
+// SRT (they would be kept and never used).
+func checkSRTOnly(at, typ string, latencyMS int, pass string, keylen int) error {
+	if typ == SrcSRTListener || typ == SrcSRTCaller { // the output types share the names
+		return nil
+	}
+	if key := srtSetting(latencyMS, pass, keylen); key != "" {
+		return lifecycle.Invalidf(at+"."+key, "is an SRT setting: a %s has none (remove it, or use srt-listener or srt-caller)", typ)
+	}
+	return nil
+}
+
+// srtSetting names the first SRT setting that is set ("" for none).
+func srtSetting(latencyMS int, pass string, keylen int) string {
+	switch {
+	case pass != "":
+		return "passphrase"
+	case keylen != 0:
+		return "pbkeylen"
+	case latencyMS != 0:
+		return "latency_ms"
+	}
+	return ""
+}
+
+func (o *Output) validate(at string, hasBackup bool) error {
 	if err := CheckID(at+".name", o.Name); err != nil {
 		return err
 	}
@@ -261,18 +315,38 @@ func (o *Output) validate(at string) error {
 		return lifecycle.Invalidf(at+".type", "%q is not one of %s", o.Type, strings.Join(OutputTypes, ", "))
 	}
 	switch o.Type {
-	case OutRTMPPush:
-		if err := checkURL(at+".url", o.URL, "rtmp", "rtmps"); err != nil {
+	case OutRTMPPush, OutSRTCaller:
+		schemes := []string{"rtmp", "rtmps"}
+		if o.Type == OutSRTCaller {
+			schemes = []string{"srt"}
+		}
+		if err := CheckTarget(at+".url", o.URL, "publish", schemes...); err != nil {
 			return err
 		}
-	case OutSRTCaller:
-		if err := checkURL(at+".url", o.URL, "srt"); err != nil {
-			return err
+		if o.BackupURL != "" {
+			if err := CheckTarget(at+".backup_url", o.BackupURL, "publish", schemes...); err != nil {
+				return err
+			}
+			if !hasBackup {
+				return lifecycle.Invalidf(at+".backup_url", "carries the backup source's media: add a backup source to the flow, or remove backup_url")
+			}
+			if o.BackupURL == o.URL {
+				return lifecycle.Invalidf(at+".backup_url", "is the same destination as url: the backup tunnel needs its own")
+			}
 		}
 	default:
 		if o.URL != "" {
 			return lifecycle.Invalidf(at+".url", "a %s output is played from this node: it takes no url", o.Type)
 		}
+		if o.BackupURL != "" {
+			return lifecycle.Invalidf(at+".backup_url", "a %s output is played from this node (it serves the failover-merged stream): it takes no backup_url", o.Type)
+		}
+	}
+	if err := checkSRTOnly(at, o.Type, o.LatencyMS, o.Passphrase, o.PBKeyLen); err != nil {
+		return err
+	}
+	if o.Type == OutSRTListener && o.PBKeyLen != 0 {
+		return lifecycle.Invalidf(at+".pbkeylen", "the key length of a reader's connection is the reader's choice (the listener takes the caller's): remove pbkeylen; the passphrase is enforced")
 	}
 	return checkCommon(at, o.Allow, o.MaxBitrate, o.LatencyMS, o.Passphrase, o.PBKeyLen)
 }
@@ -305,11 +379,60 @@ func checkCommon(at string, allow []string, maxBitrate int64, latencyMS int, pas
 	if keylen != 0 && keylen != 16 && keylen != 24 && keylen != 32 {
 		return lifecycle.Invalidf(at+".pbkeylen", "%d is not 16, 24 or 32 (AES key bytes)", keylen)
 	}
+	if keylen != 0 && pass == "" {
+		return lifecycle.Invalidf(at+".pbkeylen", "is the length of the key made from the passphrase: set passphrase too, or remove pbkeylen")
+	}
 	return nil
 }
 
 // CheckURL refuses a URL whose scheme is not one of schemes or that has no host.
 func CheckURL(field, s string, schemes ...string) error { return checkURL(field, s, schemes...) }
+
+// CheckTarget is CheckURL for a remote stream that is published to
+// (action "publish") or read from ("read"): it must also be complete. An
+// rtmp(s) URL names the app and the stream (key): rtmp://host[:port]/app/stream;
+// an srt URL names host:port and a streamid. The refusal says what to add.
+func CheckTarget(field, raw, action string, schemes ...string) error {
+	if err := checkURL(field, raw, schemes...); err != nil {
+		return err
+	}
+	u, _ := url.Parse(raw)
+	switch u.Scheme {
+	case "rtmp", "rtmps":
+		app, name, _ := strings.Cut(strings.Trim(u.Path, "/"), "/")
+		if app == "" || name == "" {
+			return lifecycle.Invalidf(field, "%q names no app and stream: add them, e.g. %s://%s/live/stream-key", redact(u), u.Scheme, u.Host)
+		}
+	case "srt":
+		if u.Port() == "" {
+			return lifecycle.Invalidf(field, "%q has no port: write srt://host:port?streamid=...", redact(u))
+		}
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
+			return lifecycle.Invalidf(field, "%q: bad query: %v", redact(u), err)
+		}
+		if q.Get("streamid") == "" {
+			return lifecycle.Invalidf(field, "%q has no streamid: add ?streamid=%s:app/name (or the stream id the far end gives)", redact(u), action)
+		}
+	}
+	return nil
+}
+
+// CheckSRTTarget refuses SRT settings for a target URL that is not srt://
+// (they would be kept and never used) and a key length without a
+// passphrase; prefix is the fields' path ("" or "destination.").
+func CheckSRTTarget(prefix, raw string, latencyMS int, pass string, keylen int) error {
+	if key := srtSetting(latencyMS, pass, keylen); key != "" && !strings.HasPrefix(raw, "srt://") {
+		return lifecycle.Invalidf(prefix+key, "is an SRT setting and the url is not srt://: remove it")
+	}
+	if keylen != 0 && pass == "" {
+		return lifecycle.Invalidf(prefix+"pbkeylen", "is the length of the key made from the passphrase: set passphrase too, or remove pbkeylen")
+	}
+	return nil
+}
+
+// redact hides a URL's password in a refusal.
+func redact(u *url.URL) string { return u.Redacted() }
 
 func checkURL(field, s string, schemes ...string) error {
 	if s == "" {

@@ -46,12 +46,37 @@ func TestValidateSpec(t *testing.T) {
 		{"player output with url", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "p", Type: OutHTTPFLV, URL: "http://x"}}}, "outputs[0].url"},
 		{"output type", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "p", Type: "hls"}}}, "outputs[0].type"},
 		{"output name", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "", Type: OutHTTPFLV}}}, "outputs[0].name"},
-		{"output latency", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "s", Type: OutSRTCaller, URL: "srt://h:1", LatencyMS: 20000}}}, "outputs[0].latency_ms"},
+		{"output latency", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "s", Type: OutSRTCaller, URL: "srt://h:1?streamid=publish:a/b", LatencyMS: 20000}}}, "outputs[0].latency_ms"},
 		{"negative bitrate", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, MaxBitrate: -1}}, "source.max_bitrate"},
 		{"long description", Spec{ID: "a", Description: strings.Repeat("d", MaxDescLen+1), Source: Source{Type: SrcRTMPPush}}, "description"},
 		{"long url", Spec{ID: "a", Source: Source{Type: SrcRTMPPull, URL: "rtmp://h/a/" + strings.Repeat("b", MaxURLLen)}}, "source.url"},
 		{"allowlist too long", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Allow: slices.Repeat([]string{"10.0.0.1"}, MaxAllow+1)}}, "source.allow"},
 		{"allowlist at the cap", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Allow: slices.Repeat([]string{"10.0.0.1"}, MaxAllow)}}, ""},
+		{"srt caller output without streamid", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "s", Type: OutSRTCaller, URL: "srt://h:9000"}}}, "outputs[0].url"},
+		{"srt caller output without port", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "s", Type: OutSRTCaller, URL: "srt://h?streamid=publish:a/b"}}}, "outputs[0].url"},
+		{"srt caller output complete", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "s", Type: OutSRTCaller, URL: "srt://h:9000?streamid=publish:a/b"}}}, ""},
+		{"srt caller source without streamid", Spec{ID: "a", Source: Source{Type: SrcSRTCaller, URL: "srt://h:9000"}}, "source.url"},
+		{"srt caller source complete", Spec{ID: "a", Source: Source{Type: SrcSRTCaller, URL: "srt://h:9000?streamid=read:a/b"}}, ""},
+		{"rtmp push output without stream", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "r", Type: OutRTMPPush, URL: "rtmp://h:1935/live"}}}, "outputs[0].url"},
+		{"rtmp pull source without app", Spec{ID: "a", Source: Source{Type: SrcRTMPPull, URL: "rtmp://h:1935"}}, "source.url"},
+		{"max_bandwidth 10M", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, MaxBandwidth: 10_000_000}, ""},
+		{"max_bandwidth 50M", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, MaxBandwidth: 50_000_000}, ""},
+		{"max_bandwidth 15M", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, MaxBandwidth: 15_000_000}, "max_bandwidth"},
+		{"max_bandwidth 10 (not bit/s)", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, MaxBandwidth: 10}, "max_bandwidth"},
+		{"backup_url with a backup source", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Stream: "l/a"}, Backup: &Source{Type: SrcRTMPPush, Stream: "l/b"},
+			Outputs: []Output{{Name: "r", Type: OutRTMPPush, URL: "rtmp://h/live/main", BackupURL: "rtmp://h2/live/backup"}}}, ""},
+		{"srt backup_url", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Stream: "l/a"}, Backup: &Source{Type: SrcRTMPPush, Stream: "l/b"},
+			Outputs: []Output{{Name: "s", Type: OutSRTCaller, URL: "srt://h:9000?streamid=publish:l/m", BackupURL: "srt://h2:9000?streamid=publish:l/b"}}}, ""},
+		{"backup_url without a backup source", Spec{ID: "a", Source: Source{Type: SrcRTMPPush},
+			Outputs: []Output{{Name: "r", Type: OutRTMPPush, URL: "rtmp://h/live/main", BackupURL: "rtmp://h2/live/backup"}}}, "outputs[0].backup_url"},
+		{"backup_url incomplete", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Stream: "l/a"}, Backup: &Source{Type: SrcRTMPPush, Stream: "l/b"},
+			Outputs: []Output{{Name: "r", Type: OutRTMPPush, URL: "rtmp://h/live/main", BackupURL: "rtmp://h2:1935"}}}, "outputs[0].backup_url"},
+		{"backup_url other scheme", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Stream: "l/a"}, Backup: &Source{Type: SrcRTMPPush, Stream: "l/b"},
+			Outputs: []Output{{Name: "r", Type: OutRTMPPush, URL: "rtmp://h/live/main", BackupURL: "srt://h2:9000?streamid=publish:a/b"}}}, "outputs[0].backup_url"},
+		{"backup_url equals url", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Stream: "l/a"}, Backup: &Source{Type: SrcRTMPPush, Stream: "l/b"},
+			Outputs: []Output{{Name: "r", Type: OutRTMPPush, URL: "rtmp://h/live/main", BackupURL: "rtmp://h/live/main"}}}, "outputs[0].backup_url"},
+		{"backup_url on a player output", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Stream: "l/a"}, Backup: &Source{Type: SrcRTMPPush, Stream: "l/b"},
+			Outputs: []Output{{Name: "p", Type: OutRTMPPull, BackupURL: "rtmp://h2/live/backup"}}}, "outputs[0].backup_url"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -66,6 +91,30 @@ func TestValidateSpec(t *testing.T) {
 			}
 			if got != c.field {
 				t.Fatalf("field %q (%v), want %q", got, err, c.field)
+			}
+		})
+	}
+}
+
+func TestLimit(t *testing.T) {
+	cases := []struct {
+		name      string
+		maxBR, bw int64
+		want      int64
+		key       string
+	}{
+		{"none", 0, 0, 0, "max_bitrate"},
+		{"source only", 5_000_000, 0, 5_000_000, "max_bitrate"},
+		{"flow only", 0, 10_000_000, 10_000_000, "the flow's max_bandwidth"},
+		{"source lower", 5_000_000, 10_000_000, 5_000_000, "max_bitrate"},
+		{"flow lower", 30_000_000, 20_000_000, 20_000_000, "the flow's max_bandwidth"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := Spec{ID: "a", Source: Source{Type: SrcRTMPPush, MaxBitrate: c.maxBR}, MaxBandwidth: c.bw}
+			got, key := s.Limit(&s.Source)
+			if got != c.want || key != c.key {
+				t.Fatalf("Limit = %d %q, want %d %q", got, key, c.want, c.key)
 			}
 		})
 	}

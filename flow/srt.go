@@ -1,9 +1,91 @@
 package flow
 
 import (
+	"fmt"
 	"strings"
 	"time"
+
+	"github.com/relaymesh/relaymesh/lifecycle"
 )
+
+// SRTStream is what a flow asks of the node's SRT listener for one stream
+// key: the passphrase (and AES key length) a publisher of its srt-listener
+// source must use, the passphrase a reader of its srt-listener outputs
+// must use, and the latency of those connections. The agent hands these
+// to the listener as per-stream options, so each applies to that flow's
+// streamid only.
+type SRTStream struct {
+	Key               string
+	Flow              string // the flow that asks
+	PublishPassphrase string
+	PublishKeyLen     int // 0: any (16 with a passphrase, as callers default)
+	ReadPassphrase    string
+	Latency           time.Duration
+}
+
+// SRTStreams returns the listener options the flow's srt-listener source,
+// backup and outputs need (none for those without passphrase or latency).
+func (s *Spec) SRTStreams() []SRTStream {
+	var out []SRTStream
+	for _, src := range s.sources() {
+		if src.Type == SrcSRTListener && (src.Passphrase != "" || src.LatencyMS > 0) {
+			out = append(out, SRTStream{Key: s.SourceKey(src), Flow: s.ID, PublishPassphrase: src.Passphrase,
+				PublishKeyLen: src.PBKeyLen, Latency: time.Duration(src.LatencyMS) * time.Millisecond})
+		}
+	}
+	for i := range s.Outputs {
+		if o := &s.Outputs[i]; o.Type == OutSRTListener && (o.Passphrase != "" || o.LatencyMS > 0) {
+			// validate made every srt-listener output agree
+			return append(out, SRTStream{Key: s.Key(), Flow: s.ID, ReadPassphrase: o.Passphrase,
+				Latency: time.Duration(o.LatencyMS) * time.Millisecond})
+		}
+	}
+	return out
+}
+
+// checkSRTOutputs refuses srt-listener outputs that disagree on passphrase
+// or latency: their players all read flow/<id> on the one listener, which
+// cannot tell them apart.
+func (s *Spec) checkSRTOutputs() error {
+	first := -1
+	for i := range s.Outputs {
+		o := &s.Outputs[i]
+		if o.Type != OutSRTListener {
+			continue
+		}
+		if first < 0 {
+			first = i
+			continue
+		}
+		f := &s.Outputs[first]
+		if o.Passphrase != f.Passphrase || o.LatencyMS != f.LatencyMS {
+			return lifecycle.Invalidf(fmt.Sprintf("outputs[%d].passphrase", i),
+				"players of every srt-listener output read %s on the node's one SRT listener: give outputs[%d] the passphrase and latency of outputs[%d]", s.Key(), i, first)
+		}
+	}
+	return nil
+}
+
+// checkSRTLocked refuses a spec whose SRT listener options for a stream
+// differ from another flow's for the same stream.
+func (m *Manager) checkSRTLocked(s *Spec) error {
+	for _, want := range s.SRTStreams() {
+		for _, id := range lifecycle.SortedIDs(m.flows) {
+			if id == s.ID {
+				continue
+			}
+			for _, have := range m.flows[id].spec.SRTStreams() {
+				if have.Key == want.Key {
+					have.Flow = want.Flow
+					if have != want {
+						return lifecycle.Conflictf("source.passphrase", "flow %q already sets the SRT passphrase or latency of stream %s otherwise: use another stream, or the same settings", id, want.Key)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
 
 // SRTOptions returns what a flow sets for an SRT connection to the
 // node's listener: the passphrase and latency of the srt-listener source

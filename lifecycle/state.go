@@ -106,11 +106,11 @@ var FlowRules = Rules{
 	Running:   {PartName, PartSource},
 }
 
-// TaskRules: NotStarted: time, callback and source; Stopped: callback and
-// source; otherwise nothing.
+// TaskRules: NotStarted: name, time, callback and source; Stopped: name,
+// callback and source; otherwise nothing.
 var TaskRules = Rules{
-	Scheduled: {PartWindow, PartCallback, PartSource},
-	Standby:   {PartCallback, PartSource},
+	Scheduled: {PartName, PartWindow, PartCallback, PartSource},
+	Standby:   {PartName, PartCallback, PartSource},
 }
 
 // RelayRules: a relay rule may be edited in any state; a change restarts

@@ -48,7 +48,10 @@ func (s *Spec) Validate(now time.Time) error {
 	if _, err := path.Match(s.Pattern, "a/b"); err != nil {
 		return lifecycle.Invalidf("pattern", "%q: %v", s.Pattern, err)
 	}
-	if err := flow.CheckURL("url", s.URL, "rtmp", "rtmps", "srt"); err != nil {
+	if err := flow.CheckTarget("url", s.URL, "publish", "rtmp", "rtmps", "srt"); err != nil {
+		return err
+	}
+	if err := flow.CheckSRTTarget("", s.URL, s.LatencyMS, s.Passphrase, s.PBKeyLen); err != nil {
 		return err
 	}
 	if p := s.Passphrase; p != "" && (len(p) < 10 || len(p) > 79) {

@@ -26,7 +26,20 @@ func TestValidateAndMatch(t *testing.T) {
 		{"pattern bad glob", func(s *Spec) { s.Pattern = "live/[" }, "pattern"},
 		{"pattern too long", func(s *Spec) { s.Pattern = "live/" + strings.Repeat("*", 300) }, "pattern"},
 		{"http url", func(s *Spec) { s.URL = "http://h/a" }, "url"},
-		{"short passphrase", func(s *Spec) { s.Passphrase = "short" }, "passphrase"},
+		{"short passphrase", func(s *Spec) { s.URL = "srt://h:9000?streamid=publish:a/b"; s.Passphrase = "short" }, "passphrase"},
+		{"srt passphrase and key length", func(s *Spec) {
+			s.URL, s.Passphrase, s.PBKeyLen, s.LatencyMS = "srt://h:9000?streamid=publish:a/b", "0123456789ab", 32, 300
+		}, ""},
+		{"passphrase on an rtmp url", func(s *Spec) { s.Passphrase = "0123456789ab" }, "passphrase"},
+		{"latency on an rtmp url", func(s *Spec) { s.LatencyMS = 200 }, "latency_ms"},
+		{"key length without passphrase", func(s *Spec) { s.URL = "srt://h:9000?streamid=publish:a/b"; s.PBKeyLen = 16 }, "pbkeylen"},
+		{"rtmp without app and stream", func(s *Spec) { s.URL = "rtmp://h:1935" }, "url"},
+		{"rtmp without stream", func(s *Spec) { s.URL = "rtmp://h:1935/live" }, "url"},
+		{"rtmp without stream, trailing slash", func(s *Spec) { s.URL = "rtmp://h:1935/live/" }, "url"},
+		{"rtmps complete", func(s *Spec) { s.URL = "rtmps://h:443/live/key?sign=x" }, ""},
+		{"srt without streamid", func(s *Spec) { s.URL = "srt://h:9000" }, "url"},
+		{"srt without port", func(s *Spec) { s.URL = "srt://h?streamid=publish:a/b" }, "url"},
+		{"srt empty streamid", func(s *Spec) { s.URL = "srt://h:9000?streamid=" }, "url"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -42,6 +55,18 @@ func TestValidateAndMatch(t *testing.T) {
 			}
 		})
 	}
+	t.Run("refusal says what to add", func(t *testing.T) {
+		for url, want := range map[string]string{
+			"rtmp://h:1935": "add them, e.g. rtmp://h:1935/live/stream-key",
+			"srt://h:9000":  "add ?streamid=publish:app/name",
+		} {
+			s := ok
+			s.URL = url
+			if err := s.Validate(now); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v, want it to say %q", url, err, want)
+			}
+		}
+	})
 	for key, want := range map[string]bool{"live/cam": true, "live/a.b": true, "other/cam": false, "live/cam/x": false} {
 		if ok.Matches(key) != want {
 			t.Errorf("Matches(%q) = %v", key, !want)

@@ -64,7 +64,10 @@ type Manager struct {
 	NotifierFor func(callback string) Notifier
 	// OnChange is called (without locks) after a task changed.
 	OnChange func(id string)
-	now      func() time.Time
+	// DefaultCallback is the node's webhook URL ([webhooks] url), used by
+	// tasks without a callback; a task needs one of the two.
+	DefaultCallback func() string
+	now             func() time.Time
 
 	mu    sync.Mutex
 	tasks map[string]*entry
@@ -115,17 +118,24 @@ func (m *Manager) Restore(spec Spec, state lifecycle.State, at Position) error {
 
 func (m *Manager) create(spec Spec, readOnly bool, state lifecycle.State, at *Position) error {
 	spec.Normalize()
-	if err := spec.Validate(m.now()); err != nil && state == "" {
-		return err
+	if state == "" {
+		if err := spec.Validate(m.now()); err != nil {
+			return err
+		}
+		if err := m.checkCallback(&spec); err != nil {
+			return err
+		}
 	}
 	m.mu.Lock()
 	if _, ok := m.tasks[spec.ID]; ok {
 		m.mu.Unlock()
 		return lifecycle.Newf(lifecycle.Exists, "id", "a task %q exists", spec.ID)
 	}
+	// a task with a start time waits for it (NotStarted); one without
+	// waits for the start action (Stopped)
 	st := state
-	if st == "" || st.Active() {
-		st = lifecycle.Scheduled
+	if st == "" || st == lifecycle.Scheduled || st.Active() {
+		st = resting(&spec)
 	}
 	e := &entry{spec: spec, readOnly: readOnly, state: st, since: m.now()}
 	if at != nil && state.Active() && at.Item >= 0 && at.Item < len(spec.Source.Playlist) && at.Pass >= 1 {
@@ -135,7 +145,7 @@ func (m *Manager) create(spec Spec, readOnly bool, state lifecycle.State, at *Po
 	m.mu.Unlock()
 	m.changed(spec.ID)
 	if state.Active() {
-		if err := m.Start(context.Background(), spec.ID); err != nil {
+		if err := m.start(context.Background(), spec.ID); err != nil {
 			m.fail(spec.ID, err)
 		}
 	}
@@ -159,9 +169,34 @@ func (m *Manager) Update(spec Spec) error {
 		m.mu.Unlock()
 		return err
 	}
+	if err := m.checkCallback(&spec); err != nil {
+		m.mu.Unlock()
+		return err
+	}
 	e.spec = spec
+	if e.state == lifecycle.Scheduled && spec.Start == nil {
+		m.setLocked(e, lifecycle.Standby, "") // no start time left: it waits for the start action
+	}
 	m.mu.Unlock()
 	m.changed(spec.ID)
+	return nil
+}
+
+// resting is the state a task waits in: NotStarted with a start time,
+// Stopped without.
+func resting(s *Spec) lifecycle.State {
+	if s.Start != nil {
+		return lifecycle.Scheduled
+	}
+	return lifecycle.Standby
+}
+
+// checkCallback refuses a task without a callback on a node without a
+// default webhook URL.
+func (m *Manager) checkCallback(s *Spec) error {
+	if s.Callback == "" && (m.DefaultCallback == nil || m.DefaultCallback() == "") {
+		return lifecycle.Invalidf("callback", "required: the http(s) URL that gets the task's state changes (or set [webhooks] url on the node as the default)")
+	}
 	return nil
 }
 
@@ -204,13 +239,36 @@ func (m *Manager) runningLocked() int {
 	return n
 }
 
-// Start starts the task. A playlist of local files (or of downloads
+// Start is the start action: only a Stopped task starts (a NotStarted
+// one starts by itself at its start time; a Failed or Finished one is
+// done). The refusal is a Conflict saying why.
+func (m *Manager) Start(ctx context.Context, id string) error {
+	m.mu.Lock()
+	e := m.tasks[id]
+	if e == nil {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
+	}
+	state, start := e.state, e.spec.Start
+	m.mu.Unlock()
+	switch {
+	case state == lifecycle.Standby:
+		return m.start(ctx, id)
+	case state == lifecycle.Scheduled && start != nil:
+		return lifecycle.Conflictf("state", "task %q is NotStarted: it starts by itself at its start_time %s (only a Stopped task is started by the start action)", id, start.Format(time.RFC3339))
+	case state.Active():
+		return lifecycle.Conflictf("state", "task %q is already Running", id)
+	}
+	return lifecycle.Conflictf("state", "task %q is %s: only a Stopped task starts (delete it and create it again)", id, state.TaskName())
+}
+
+// start starts the task. A playlist of local files (or of downloads
 // already cached) is probed first, so a bad file or codec is refused here
 // naming the item; a playlist with items still to download starts in the
 // background: the task is Running (lifecycle starting) with phase
 // "preparing" until every item is fetched and probed, then runs, or
-// fails with the reason. Start never waits on the network.
-func (m *Manager) Start(ctx context.Context, id string) error {
+// fails with the reason. It never waits on the network.
+func (m *Manager) start(ctx context.Context, id string) error {
 	m.mu.Lock()
 	e := m.tasks[id]
 	if e == nil {
@@ -398,15 +456,24 @@ func (m *Manager) Stop(id string, finished bool) error {
 	return nil
 }
 
-// Restart stops the task if it runs and starts it again.
+// Restart stops a Running task and starts it again; any other state is
+// a Conflict.
 func (m *Manager) Restart(ctx context.Context, id string) error {
-	if err := m.Stop(id, false); err != nil {
-		var p *lifecycle.Problem
-		if !errors.As(err, &p) || p.Kind != lifecycle.Conflict {
-			return err
-		}
+	m.mu.Lock()
+	e := m.tasks[id]
+	if e == nil {
+		m.mu.Unlock()
+		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
 	}
-	return m.Start(ctx, id)
+	state := e.state
+	m.mu.Unlock()
+	if state != lifecycle.Running {
+		return lifecycle.Conflictf("state", "task %q is %s: only a Running task restarts (start a Stopped one)", id, state.TaskName())
+	}
+	if err := m.Stop(id, false); err != nil {
+		return err
+	}
+	return m.start(ctx, id)
 }
 
 // Run is the scheduler: it starts NotStarted tasks at their start time
@@ -454,7 +521,7 @@ func (m *Manager) tick(ctx context.Context) {
 	}
 	for _, id := range start {
 		go func() {
-			if err := m.Start(ctx, id); err != nil {
+			if err := m.start(ctx, id); err != nil {
 				m.fail(id, err)
 			}
 		}()

@@ -2,9 +2,11 @@ package task
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
@@ -47,16 +49,55 @@ func Probe(ctx context.Context, d *Deps, s *Spec) ([]string, error) {
 		if err == nil {
 			var it item
 			if it, err = openItem(lp); err == nil {
+				err = checkAudio(it.Info())
 				it.Close()
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("source.playlist[%d]: %w", i, err)
+			return nil, itemError(i, p, lp, err)
 		}
 		paths[i] = lp
 	}
 	return paths, nil
 }
+
+// AAC sample rates a task carries (the live-center console's range).
+const (
+	MinSampleRate = 16000
+	MaxSampleRate = 44100
+)
+
+// ErrSampleRate is returned for AAC outside MinSampleRate..MaxSampleRate.
+var ErrSampleRate = errors.New("AAC sample rate out of range")
+
+// checkAudio refuses AAC at a sample rate the task does not carry.
+func checkAudio(ci media.CodecInfo) error {
+	if ci.Audio == "AAC" && ci.SampleRate != 0 && (ci.SampleRate < MinSampleRate || ci.SampleRate > MaxSampleRate) {
+		return fmt.Errorf("%w: %d Hz; tasks take %d to %d Hz (resample it, e.g. ffmpeg -ar 44100)", ErrSampleRate, ci.SampleRate, MinSampleRate, MaxSampleRate)
+	}
+	return nil
+}
+
+// itemError names playlist item i by what the user wrote (its URL),
+// never by the local cache file it was downloaded to.
+func itemError(i int, item, local string, err error) error {
+	msg := err.Error()
+	if local != "" && local != item {
+		msg = strings.ReplaceAll(msg, local, item)
+	}
+	if !strings.Contains(msg, item) {
+		msg = item + ": " + msg
+	}
+	return &namedError{msg: fmt.Sprintf("source.playlist[%d]: %s", i, msg), err: err}
+}
+
+type namedError struct {
+	msg string
+	err error
+}
+
+func (e *namedError) Error() string { return e.msg }
+func (e *namedError) Unwrap() error { return e.err }
 
 // Event is a webhook payload.
 type Event struct {
@@ -144,7 +185,7 @@ func (p *player) run(ctx context.Context) error {
 			}
 			it, err := openItem(path)
 			if err != nil {
-				return fmt.Errorf("source.playlist[%d]: %w", i, err)
+				return itemError(i, p.spec.Source.Playlist[i], path, err)
 			}
 			if p.onItem != nil {
 				p.onItem(i, loop)
@@ -152,7 +193,10 @@ func (p *player) run(ctx context.Context) error {
 			last, err := p.play(ctx, it, pub, start, base, timer)
 			it.Close()
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				return itemError(i, p.spec.Source.Playlist[i], path, err)
 			}
 			base = last + 40 // one frame after the item's last packet
 		}

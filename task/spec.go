@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
@@ -35,6 +37,7 @@ type Destination struct {
 // Spec is what a task is.
 type Spec struct {
 	ID          string      `json:"id"`
+	Name        string      `json:"name,omitempty"` // shown and filtered on ("" = the id)
 	Source      Source      `json:"source"`
 	Loop        int         `json:"loop"` // times the playlist plays: 1 (default) .. N, or -1 forever
 	Destination Destination `json:"destination"`
@@ -52,7 +55,13 @@ func (s *Spec) Normalize() {
 	if s.Loop == 0 {
 		s.Loop = 1
 	}
+	if s.Name == "" {
+		s.Name = s.ID
+	}
 }
+
+// MaxName is the longest task name, in bytes.
+const MaxName = 128
 
 // Validate checks a normalized spec. now is the time of the call (end
 // times must lie after it).
@@ -60,12 +69,21 @@ func (s *Spec) Validate(now time.Time) error {
 	if err := flow.CheckID("id", s.ID); err != nil {
 		return err
 	}
+	if len(s.Name) > MaxName {
+		return lifecycle.Invalidf("name", "is %d bytes long: at most %d", len(s.Name), MaxName)
+	}
+	if strings.ContainsFunc(s.Name, unicode.IsControl) || !utf8.ValidString(s.Name) {
+		return lifecycle.Invalidf("name", "%q holds control characters or is not UTF-8", s.Name)
+	}
 	switch {
 	case s.Source.URL != "" && len(s.Source.Playlist) > 0:
 		return lifecycle.Invalidf("source", "set either url (a live source) or playlist (files), not both")
 	case s.Source.URL != "":
-		if err := flow.CheckURL("source.url", s.Source.URL, "rtmp", "rtmps", "srt", "http", "https"); err != nil {
+		if err := flow.CheckTarget("source.url", s.Source.URL, "read", "rtmp", "rtmps", "srt", "http", "https"); err != nil {
 			return err
+		}
+		if s.Loop != 1 {
+			return lifecycle.Invalidf("loop", "%d: loop counts apply to playlists; a live source (url) plays once: remove loop", s.Loop)
 		}
 	case len(s.Source.Playlist) == 0:
 		return lifecycle.Invalidf("source", "required: set url (a live rtmp, srt or http-flv URL) or playlist (up to %d MP4/FLV files)", MaxPlaylist)
@@ -92,7 +110,10 @@ func (s *Spec) Validate(now time.Time) error {
 	if s.Loop < -1 {
 		return lifecycle.Invalidf("loop", "%d: write a count of 1 or more, or -1 to loop forever", s.Loop)
 	}
-	if err := flow.CheckURL("destination.url", s.Destination.URL, "rtmp", "rtmps", "srt"); err != nil {
+	if err := flow.CheckTarget("destination.url", s.Destination.URL, "publish", "rtmp", "rtmps", "srt"); err != nil {
+		return err
+	}
+	if err := flow.CheckSRTTarget("destination.", s.Destination.URL, s.Destination.LatencyMS, s.Destination.Passphrase, s.Destination.PBKeyLen); err != nil {
 		return err
 	}
 	if p := s.Destination.Passphrase; p != "" && (len(p) < 10 || len(p) > 79) {
@@ -115,6 +136,9 @@ func (s *Spec) Validate(now time.Time) error {
 // Changed returns the edit parts that differ between two specs.
 func Changed(a, b *Spec) []lifecycle.Part {
 	var out []lifecycle.Part
+	if a.Name != b.Name {
+		out = append(out, lifecycle.PartName)
+	}
 	if !lifecycle.SameTime(a.Start, b.Start) || !lifecycle.SameTime(a.End, b.End) {
 		out = append(out, lifecycle.PartWindow)
 	}
@@ -133,4 +157,41 @@ func Changed(a, b *Spec) []lifecycle.Part {
 func isRemote(p string) bool {
 	u, err := url.Parse(p)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https")
+}
+
+// Filter selects tasks for GET /v1/tasks: each set field must equal the
+// task's (id, name, destination URL).
+type Filter struct {
+	ID, Name, Destination string
+}
+
+// FilterKeys are the query parameters ParseFilter takes.
+var FilterKeys = []string{"id", "name", "destination"}
+
+// ParseFilter reads a Filter from query parameters; an unknown parameter
+// is refused (rather than ignored and everything listed).
+func ParseFilter(q url.Values) (Filter, error) {
+	var f Filter
+	for k, v := range q {
+		if len(v) != 1 {
+			return f, lifecycle.Invalidf(k, "given %d times: give it once", len(v))
+		}
+		switch k {
+		case "id":
+			f.ID = v[0]
+		case "name":
+			f.Name = v[0]
+		case "destination":
+			f.Destination = v[0]
+		default:
+			return f, lifecycle.Invalidf(k, "tasks are filtered by %s, not %q", strings.Join(FilterKeys, ", "), k)
+		}
+	}
+	return f, nil
+}
+
+// Match reports whether a task passes the filter.
+func (f Filter) Match(v *View) bool {
+	return (f.ID == "" || v.ID == f.ID) && (f.Name == "" || v.Name == f.Name) &&
+		(f.Destination == "" || v.Destination.URL == f.Destination)
 }
