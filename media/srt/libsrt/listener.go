@@ -140,17 +140,17 @@ func listenOn(e *engine, ip net.IP, port int, cfg ListenConfig) (*Listener, erro
 	if err := cfg.Options.apply(s, false); err != nil {
 		return fail(err)
 	}
-	fam, raw := 4, ip.To4()
-	if raw == nil {
-		fam, raw = 6, ip.To16()
+	fam := 4
+	if ip.To4() == nil {
+		fam = 6
 		if ip.IsUnspecified() {
 			if err := setInt(s, C.SRTO_IPV6ONLY, "ipv6only", 0); err != nil {
 				return fail(err)
 			}
 		}
 	}
-	if rc := C.rm_bind(s, C.int(fam), (*C.uchar)(unsafe.Pointer(&raw[0])), C.int(port)); rc < 0 {
-		return fail(srtErr("bind", rc))
+	if err := bindFiltered(s, fam, ip, port, false); err != nil {
+		return fail(err)
 	}
 	l := &Listener{id: s, st: newSockState(), cfg: cfg, done: make(chan struct{})}
 	tabMu.Lock()
