@@ -72,6 +72,10 @@ listen = "127.0.0.1:%d"
 listen = "127.0.0.1:%d"
 [limits]
 handshake_timeout = "2s"
+# the hostile servers and the relay targets listen on loopback, which the
+# fetch policy denies by default
+[objects]
+fetch_allow = ["127.0.0.0/8"]
 [cluster]
 enabled = true
 bind = "127.0.0.1:%d"
