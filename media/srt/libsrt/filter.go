@@ -6,9 +6,11 @@ package libsrt
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"unsafe"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -141,4 +143,26 @@ func bindFiltered(s C.SRTSOCKET, fam int, ip net.IP, port int, v6only bool) erro
 		return srtErr("bind_acquire", rc)
 	}
 	return nil
+}
+
+// errPacketFilter ends an accepted connection that negotiated a packet
+// filter anyway; Accept goes on with the next one.
+var errPacketFilter = errors.New("srt: the connection negotiated a packet filter")
+
+// packetFilter is the packet filter configuration s negotiated ("" for none).
+func packetFilter(s C.SRTSOCKET) string {
+	buf := make([]byte, 512)
+	n := C.rm_getstr(s, C.SRTO_PACKETFILTER, (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)))
+	if n <= 0 {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+// warn logs to SetLogger's logger.
+func warn(msg string, args ...any) {
+	logMu.RLock()
+	l := logger
+	logMu.RUnlock()
+	l.Warn(msg, args...)
 }

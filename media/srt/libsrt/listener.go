@@ -188,7 +188,11 @@ func (l *Listener) Accept() (*Conn, error) {
 	for {
 		rc := C.rm_accept(l.id)
 		if rc >= 0 {
-			return l.accepted(C.SRTSOCKET(rc))
+			c, err := l.accepted(C.SRTSOCKET(rc))
+			if errors.Is(err, errPacketFilter) {
+				continue
+			}
+			return c, err
 		}
 		select {
 		case <-l.done:
@@ -217,6 +221,14 @@ func (l *Listener) accepted(s C.SRTSOCKET) (*Conn, error) {
 	if err := eng.add(s, st); err != nil {
 		C.srt_close(s)
 		return nil, err
+	}
+	if f := packetFilter(s); f != "" {
+		// the socket filter drops conclusions asking for one; should one
+		// get through, the connection ends here (see filter.go)
+		warn("srt connection closed: it negotiated a packet filter, which relaymesh does not run", "filter", f)
+		eng.remove(s)
+		C.srt_close(s)
+		return nil, errPacketFilter
 	}
 	o := l.cfg.Options
 	c := newConn(eng, s, st, o)
