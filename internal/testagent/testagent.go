@@ -5,12 +5,10 @@ package testagent
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,22 +24,6 @@ type Agent struct {
 	RTMP      int    // port
 	TokenFile string
 	Logs      *testmedia.LogBuffer
-}
-
-var build struct {
-	sync.Once
-	path string
-	err  error
-}
-
-// Binary builds relaymesh once per test binary run.
-func Binary(t testing.TB) string {
-	t.Helper()
-	build.Do(func() { build.path, _, build.err = testmedia.BuildBinary(testmedia.RelaymeshPackage) })
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return build.path
 }
 
 const config = `version = 1
@@ -64,7 +46,7 @@ token_file = %q
 func Start(t testing.TB, name string) *Agent {
 	t.Helper()
 	dir := t.TempDir()
-	ports := freePorts(t, 4)
+	ports := testmedia.FreePorts(t, 4)
 	a := &Agent{API: fmt.Sprintf("http://127.0.0.1:%d", ports[3]), RTMP: ports[0],
 		TokenFile: filepath.Join(dir, "token"), Logs: &testmedia.LogBuffer{}}
 	if err := os.WriteFile(a.TokenFile, []byte(Token+"\n"), 0o600); err != nil {
@@ -75,7 +57,7 @@ func Start(t testing.TB, name string) *Agent {
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(Binary(t), "run", "-c", cfg)
+	cmd := exec.Command(testmedia.Binary(t), "run", "-c", cfg)
 	cmd.Stdout, cmd.Stderr = a.Logs, a.Logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -98,20 +80,4 @@ func Start(t testing.TB, name string) *Agent {
 		return resp.StatusCode == http.StatusOK
 	})
 	return a
-}
-
-// freePorts returns n different free TCP ports on 127.0.0.1, each held
-// until all are chosen.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
