@@ -544,8 +544,8 @@ func TestCluster(t *testing.T) {
 	var pubErr *bytes.Buffer
 	var player *flvPlayer
 	t.Run("locate_publish_pull", func(t *testing.T) {
-		ctx, cancel := bounded()
-		loc, err := c.client("fra").Locate(ctx, "live", "sg1", singaporeIP)
+		actx, cancel := bounded()
+		loc, err := c.client("fra").Locate(actx, "live", "sg1", singaporeIP)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -614,8 +614,8 @@ func TestCluster(t *testing.T) {
 		if res.VideoCodec != "h264" || res.AudioCodec != "aac" || !res.FirstKey || res.DecodeErrors != "" {
 			t.Errorf("ffprobe of what the SRT player on tyo got: %+v", res)
 		}
-		ctx, cancel := bounded()
-		links, err := c.client("tyo").Links(ctx)
+		actx, cancel := bounded()
+		links, err := c.client("tyo").Links(actx)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -644,8 +644,8 @@ func TestCluster(t *testing.T) {
 		if pub.ProcessState != nil {
 			t.Fatalf("the publisher exited during the failover: %s", pubErr)
 		}
-		ctx, cancel := bounded()
-		st, err := c.client("esin").Stream(ctx, stream)
+		actx, cancel := bounded()
+		st, err := c.client("esin").Stream(actx, stream)
 		cancel()
 		if err != nil || st.Publisher == nil {
 			t.Errorf("the edge lost its publisher: %v %+v", err, st)
