@@ -19,6 +19,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/center"
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
@@ -357,42 +358,20 @@ func (s *apiServer) clusterOff(w http.ResponseWriter) bool {
 	return false
 }
 
-// NodeView is one member in GET /v1/nodes.
-type NodeView struct {
-	Name    string   `json:"name"`
-	Role    string   `json:"role"`
-	Site    string   `json:"site"`
-	Region  string   `json:"region"`
-	State   string   `json:"state"`
-	Local   bool     `json:"local"`
-	RTTMs   *float64 `json:"rtt_ms"`          // best estimate: network coordinates, else the last ping
-	PingMs  *float64 `json:"measured_rtt_ms"` // the last direct ping round trip
-	Streams int      `json:"streams"`
-	MbpsIn  float64  `json:"mbps_in"`
-	MbpsOut float64  `json:"mbps_out"`
-	Cap     struct {
-		MaxStreams int     `json:"max_streams"`
-		MaxMbps    float64 `json:"max_mbps"`
-	} `json:"capacity"`
-	Addrs   map[string]string `json:"addrs"`
-	Version string            `json:"version,omitempty"`
-	Updated time.Time         `json:"updated"`
-}
-
 func (s *apiServer) nodes(w http.ResponseWriter, r *http.Request) {
 	if s.clusterOff(w) {
 		return
 	}
-	out := []NodeView{}
+	out := []client.Node{}
 	for _, m := range s.a.ext.cluster.gossip.Members() {
-		v := NodeView{
+		v := client.Node{
 			Name: m.Name, Role: string(m.Meta.Role), Site: m.Meta.Site, Region: m.Meta.Region,
 			State: m.State.String(), Local: m.Local,
 			Streams: m.Meta.Load.Streams, MbpsIn: m.Meta.Load.MbpsIn, MbpsOut: m.Meta.Load.MbpsOut,
 			Version: m.Meta.Version, Updated: m.Updated,
 			Addrs: map[string]string{},
 		}
-		v.Cap.MaxStreams, v.Cap.MaxMbps = m.Meta.Capacity.MaxStreams, m.Meta.Capacity.MaxMbps
+		v.Capacity = client.Capacity{MaxStreams: m.Meta.Capacity.MaxStreams, MaxMbps: m.Meta.Capacity.MaxMbps}
 		if m.RTTKnown && !m.Local {
 			ms := float64(m.RTT.Microseconds()) / 1000
 			v.RTTMs = &ms
@@ -412,26 +391,20 @@ func (s *apiServer) nodes(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"node": s.a.ext.cluster.gossip.Name(), "nodes": out})
+	writeJSON(w, http.StatusOK, client.Nodes{Node: s.a.ext.cluster.gossip.Name(), Nodes: out})
 }
 
 func (s *apiServer) directory(w http.ResponseWriter, r *http.Request) {
 	if s.clusterOff(w) {
 		return
 	}
-	type entry struct {
-		Stream  string    `json:"stream"`
-		Node    string    `json:"node"`
-		Version uint64    `json:"version"`
-		Updated time.Time `json:"updated"`
-	}
-	out := []entry{}
+	out := client.Directory{Streams: []client.DirectoryEntry{}}
 	for _, e := range s.a.ext.cluster.gossip.Directory() {
 		if !e.Deleted {
-			out = append(out, entry{e.Stream, e.Node, e.Version, e.Updated})
+			out.Streams = append(out.Streams, client.DirectoryEntry{Stream: e.Stream, Node: e.Node, Version: e.Version, Updated: e.Updated})
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"streams": out})
+	writeJSON(w, http.StatusOK, out)
 }
 
 // links lists this node's backbone links: edge uplinks, on-demand pulls
@@ -441,26 +414,17 @@ func (s *apiServer) links(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cs := &s.a.ext.cluster
-	out := map[string]any{"uplinks": []edge.Status{}, "pulls": []center.PullStatus{}, "backbone": []srt.ConnStats{}}
+	out := client.Links{Uplinks: []edge.Status{}, Pulls: []center.PullStatus{}, Backbone: []srt.ConnStats{}}
 	if cs.uplinks != nil {
-		out["uplinks"] = cs.uplinks.Streams()
+		out.Uplinks = cs.uplinks.Streams()
 	}
 	if cs.center != nil {
-		out["pulls"] = cs.center.Pulls()
+		out.Pulls = cs.center.Pulls()
 		if b := cs.center.Backbone(); b != nil {
-			out["backbone"] = b.Stats()
+			out.Backbone = b.Stats()
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// IngestView is one edge in GET /v1/locate.
-type IngestView struct {
-	Node       string  `json:"node"`
-	Site       string  `json:"site"`
-	RTMP       string  `json:"rtmp,omitempty"`
-	SRT        string  `json:"srt,omitempty"`
-	DistanceKm float64 `json:"distance_km,omitempty"`
 }
 
 func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
@@ -478,27 +442,27 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 	if clientStr == "" {
 		clientStr = r.RemoteAddr
 	}
-	client, err := parseClient(clientStr)
+	addr, err := parseClient(clientStr)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("client: %q is not an IP address", clientStr), "client")
 		return
 	}
 	cs := &s.a.ext.cluster
 	table := *cs.locs.Load()
-	edges, err := cs.gossip.Locate(client, table)
+	edges, err := cs.gossip.Locate(addr, table)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "no_edge", err.Error(), "")
 		return
 	}
-	loc, found := table.Lookup(client)
+	loc, found := table.Lookup(addr)
 	pol := s.a.access.Load()
 	token := ""
 	if pol.publishAuth && s.locateSigns(r) {
 		token = auth.Sign(pol.key, auth.ActionPublish, key, time.Now().Add(locateTokenTTL))
 	}
-	views := make([]IngestView, 0, 3)
+	views := make([]client.Ingest, 0, 3)
 	for _, m := range edges[:min(3, len(edges))] {
-		v := IngestView{Node: m.Name, Site: m.Meta.Site}
+		v := client.Ingest{Node: m.Name, Site: m.Meta.Site}
 		if m.Meta.Addrs.RTMP != "" {
 			v.RTMP = "rtmp://" + m.Meta.Addrs.RTMP + "/" + key
 			if token != "" {
@@ -517,12 +481,13 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 		}
 		views = append(views, v)
 	}
-	res := map[string]any{"stream": key, "client": client.String(), "edge": views[0], "alternates": views[1:]}
+	res := client.Located{Stream: key, Client: addr.String(), Edge: views[0], Alternates: views[1:]}
 	if found {
-		res["location"] = map[string]any{"cidr": loc.CIDR.String(), "site": loc.Site, "lat": loc.Lat, "lon": loc.Lon}
+		res.Location = &client.ClientLocation{CIDR: loc.CIDR.String(), Site: loc.Site, Lat: loc.Lat, Lon: loc.Lon}
 	}
 	if token != "" {
-		res["expires"] = time.Now().Add(locateTokenTTL).UTC().Truncate(time.Second)
+		exp := time.Now().Add(locateTokenTTL).UTC().Truncate(time.Second)
+		res.Expires = &exp
 	}
 	writeJSONUnmasked(w, http.StatusOK, res) // the URLs are the answer: the caller may publish there
 }

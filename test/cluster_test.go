@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
+	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/test/netlab"
 )
@@ -251,38 +253,41 @@ func (c *cluster) rawAPI(node, path string) string {
 	return string(b)
 }
 
-type nodeView struct {
-	Name    string   `json:"name"`
-	Role    string   `json:"role"`
-	Site    string   `json:"site"`
-	State   string   `json:"state"`
-	RTTMs   *float64 `json:"rtt_ms"`
-	PingMs  *float64 `json:"measured_rtt_ms"`
-	Streams int      `json:"streams"`
+// client is node's API client, dialing from inside its namespace.
+func (c *cluster) client(node string) *client.Client {
+	return client.New(apiAddr, client.WithHTTPClient(c.lab.Host(node).HTTPClient()))
 }
 
-func (c *cluster) nodes(node string) map[string]nodeView {
-	var out struct {
-		Nodes []nodeView `json:"nodes"`
-	}
-	if err := c.api(node, "/v1/nodes", &out); err != nil {
+// bounded is a context for one API call.
+func bounded() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+// nodes is node's view of the members by name (nil when it does not
+// answer).
+func (c *cluster) nodes(node string) map[string]client.Node {
+	ctx, cancel := bounded()
+	defer cancel()
+	out, err := c.client(node).Nodes(ctx)
+	if err != nil {
 		return nil
 	}
-	m := map[string]nodeView{}
+	m := map[string]client.Node{}
 	for _, n := range out.Nodes {
 		m[n.Name] = n
 	}
 	return m
 }
 
+// host is the node node's directory names for stream ("" when none).
 func (c *cluster) host(node, stream string) string {
-	var out struct {
-		Streams []struct{ Stream, Node string } `json:"streams"`
-	}
-	if c.api(node, "/v1/directory", &out) != nil {
+	ctx, cancel := bounded()
+	defer cancel()
+	dir, err := c.client(node).Directory(ctx)
+	if err != nil {
 		return ""
 	}
-	for _, e := range out.Streams {
+	for _, e := range dir {
 		if e.Stream == stream {
 			return e.Node
 		}
@@ -290,44 +295,20 @@ func (c *cluster) host(node, stream string) string {
 	return ""
 }
 
-type uplinkView struct {
-	Stream string `json:"stream"`
-	Center string `json:"center"`
-	Moves  int    `json:"moves"`
-	Link   struct {
-		State    string       `json:"state"`
-		Sessions int          `json:"sessions"`
-		Total    linkCounters `json:"total"`
-		SRT      *struct {
-			RTTMs     float64 `json:"rtt_ms"`
-			LatencyMs uint64  `json:"latency_ms"`
-		} `json:"srt"`
-	} `json:"link"`
-}
-
-// linkCounters is relay.Counters.
-type linkCounters struct {
-	Bytes       uint64 `json:"bytes"`
-	WireBytes   uint64 `json:"wire_bytes"`
-	PacketsSent uint64 `json:"packets_sent"`
-	Retransmits uint64 `json:"retransmits"`
-	Drops       uint64 `json:"drops"`
-	PacketsLost uint64 `json:"packets_lost"`
-}
-
-func (c *cluster) uplink(edge, stream string) (uplinkView, bool) {
-	var out struct {
-		Uplinks []uplinkView `json:"uplinks"`
+// uplink is the uplink of stream on the edge node.
+func (c *cluster) uplink(node, stream string) (edge.Status, bool) {
+	ctx, cancel := bounded()
+	defer cancel()
+	links, err := c.client(node).Links(ctx)
+	if err != nil {
+		return edge.Status{}, false
 	}
-	if c.api(edge, "/v1/links", &out) != nil {
-		return uplinkView{}, false
-	}
-	for _, u := range out.Uplinks {
+	for _, u := range links.Uplinks {
 		if u.Stream == stream {
 			return u, true
 		}
 	}
-	return uplinkView{}, false
+	return edge.Status{}, false
 }
 
 // publish starts ffmpeg in node's namespace.
@@ -563,11 +544,10 @@ func TestCluster(t *testing.T) {
 	var pubErr *bytes.Buffer
 	var player *flvPlayer
 	t.Run("locate_publish_pull", func(t *testing.T) {
-		var loc struct {
-			Edge       struct{ Node, Site, RTMP, SRT string } `json:"edge"`
-			Alternates []struct{ Node string }                `json:"alternates"`
-		}
-		if err := c.api("fra", "/v1/locate?app=live&stream=sg1&client="+singaporeIP, &loc); err != nil {
+		actx, cancel := bounded()
+		loc, err := c.client("fra").Locate(actx, "live", "sg1", singaporeIP)
+		cancel()
+		if err != nil {
 			t.Fatal(err)
 		}
 		if loc.Edge.Node != "esin" || len(loc.Alternates) != 1 || loc.Alternates[0].Node != "efra" {
@@ -634,10 +614,10 @@ func TestCluster(t *testing.T) {
 		if res.VideoCodec != "h264" || res.AudioCodec != "aac" || !res.FirstKey || res.DecodeErrors != "" {
 			t.Errorf("ffprobe of what the SRT player on tyo got: %+v", res)
 		}
-		var links struct {
-			Pulls []struct{ Stream, From string } `json:"pulls"`
-		}
-		if err := c.api("tyo", "/v1/links", &links); err != nil {
+		actx, cancel := bounded()
+		links, err := c.client("tyo").Links(actx)
+		cancel()
+		if err != nil {
 			t.Fatal(err)
 		}
 		if len(links.Pulls) != 1 || links.Pulls[0].Stream != stream || links.Pulls[0].From != "sin" {
@@ -653,7 +633,7 @@ func TestCluster(t *testing.T) {
 		}
 		testmedia.Eventually(t, 20*time.Second, "the edge moves the uplink to tyo", func() bool {
 			u, ok := c.uplink("esin", stream)
-			return ok && u.Center == "tyo" && u.Link.State == "running"
+			return ok && u.Center == "tyo" && u.Relay.State == "running"
 		})
 		moved := time.Since(killed)
 		testmedia.Eventually(t, 20*time.Second, "fra's directory names tyo", func() bool { return c.host("fra", stream) == "tyo" })
@@ -664,10 +644,10 @@ func TestCluster(t *testing.T) {
 		if pub.ProcessState != nil {
 			t.Fatalf("the publisher exited during the failover: %s", pubErr)
 		}
-		var st struct {
-			Publisher *struct{ Protocol string } `json:"publisher"`
-		}
-		if err := c.api("esin", "/v1/streams/"+stream, &st); err != nil || st.Publisher == nil {
+		actx, cancel := bounded()
+		st, err := c.client("esin").Stream(actx, stream)
+		cancel()
+		if err != nil || st.Publisher == nil {
 			t.Errorf("the edge lost its publisher: %v %+v", err, st)
 		}
 		t.Logf("kill -9 of sin: uplink on tyo after %s; longest gap the player on fra saw: %s",
@@ -681,7 +661,7 @@ func TestCluster(t *testing.T) {
 		cut := time.Now()
 		testmedia.Eventually(t, 20*time.Second, "the edge moves the uplink to fra", func() bool {
 			u, ok := c.uplink("esin", stream)
-			return ok && u.Center == "fra" && u.Link.State == "running"
+			return ok && u.Center == "fra" && u.Relay.State == "running"
 		})
 		moved := time.Since(cut)
 		testmedia.Eventually(t, 30*time.Second, "efra declares tyo failed", func() bool {
@@ -726,17 +706,17 @@ func TestClusterBackboneLoss(t *testing.T) {
 		dur = d
 	}
 	src := testmedia.Source{Duration: dur, Realtime: true, Audio: true, Format: "flv", Bitrate: "3M", CBR: true}.Defaults()
-	var loc struct {
-		Edge struct{ RTMP string } `json:"edge"`
-	}
-	if err := c.api("esin", "/v1/locate?app=live&stream=loss&client="+singaporeIP, &loc); err != nil {
+	lctx, cancel := bounded()
+	loc, err := c.client("esin").Locate(lctx, "live", "loss", singaporeIP)
+	cancel()
+	if err != nil {
 		t.Fatal(err)
 	}
 	player := c.play(ctx, "sin", "http://"+c.lab.Host("sin").AddrPort(8080).String()+"/"+stream+".flv")
 	pub, pubErr := c.publish(ctx, "esin", src, loc.Edge.RTMP)
-	var last uplinkView
+	var last edge.Status
 	testmedia.Eventually(t, dur+40*time.Second, "the publisher finishes", func() bool {
-		if u, ok := c.uplink("esin", stream); ok && u.Link.SRT != nil {
+		if u, ok := c.uplink("esin", stream); ok && u.Relay.SRT != nil {
 			last = u
 		}
 		return pub.ProcessState != nil
@@ -756,12 +736,12 @@ func TestClusterBackboneLoss(t *testing.T) {
 	if player.err != nil {
 		t.Errorf("the player on sin ended with %v", player.err)
 	}
-	if last.Link.SRT == nil {
+	if last.Relay.SRT == nil {
 		t.Fatal("no SRT statistics from the uplink")
 	}
-	tot := last.Link.Total
+	tot := last.Relay.Total
 	t.Logf("150 ms RTT, 2%% loss, %s: %d of %d frames; uplink: %d session(s), SRT latency %d ms at RTT %.0f ms, totals %+v",
-		src.Bitrate, got, want, last.Link.Sessions, last.Link.SRT.LatencyMs, last.Link.SRT.RTTMs, tot)
+		src.Bitrate, got, want, last.Relay.Sessions, last.Relay.SRT.LatencyMs, last.Relay.SRT.RTTMs, tot)
 	if tot.Bytes > 0 {
 		// the data packets' bytes on the wire (IP, UDP and SRT headers and
 		// retransmissions included) over the media bytes, both from the
@@ -775,8 +755,8 @@ func TestClusterBackboneLoss(t *testing.T) {
 	if tot.Drops != 0 {
 		t.Errorf("the uplink dropped %d packets (too late to retransmit)", tot.Drops)
 	}
-	if last.Link.Sessions != 1 {
-		t.Errorf("the uplink needed %d SRT sessions, want one for the whole stream", last.Link.Sessions)
+	if last.Relay.Sessions != 1 {
+		t.Errorf("the uplink needed %d SRT sessions, want one for the whole stream", last.Relay.Sessions)
 	}
 	// The player attaches before the stream starts and reads to its end:
 	// every frame the publisher sent must arrive.
