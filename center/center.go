@@ -32,6 +32,7 @@ type Cluster interface {
 	Members() []gossip.Member
 	Member(name string) (gossip.Member, bool)
 	Lookup(stream string) (gossip.DirEntry, bool)
+	WaitLookup(ctx context.Context, stream string) (gossip.DirEntry, bool)
 	Directory() []gossip.DirEntry
 	Publish(stream string) error
 	Unpublish(stream string) error
@@ -59,6 +60,10 @@ type Config struct {
 	PullIdleStop time.Duration
 	// ReadTimeout closes an uplink that sends no media (default 10s).
 	ReadTimeout time.Duration
+	// PlayWait is how long a player waits for a stream that is not live
+	// here: Missing waits as long for the directory to name a host (a
+	// center that just started has not synced its directory yet).
+	PlayWait time.Duration
 }
 
 // PullStatus is one on-demand pull for the API.
@@ -301,9 +306,14 @@ func (c *Center) streamEnded(key string) {
 }
 
 // Missing starts an on-demand pull of key from the center hosting it,
-// when another one does.
+// when another one does. The hub calls it in its own goroutine while a
+// player waits; it waits up to PlayWait for the directory to name a host:
+// right after this node started, its directory is empty until the first
+// sync with a peer, and a stream may be published a moment later.
 func (c *Center) Missing(key string) {
-	e, ok := c.cl.Lookup(key)
+	wctx, wcancel := context.WithTimeout(c.ctx, c.cfg.PlayWait)
+	e, ok := c.cl.WaitLookup(wctx, key)
+	wcancel()
 	if !ok || e.Node == c.cl.Name() {
 		c.log.Debug("player waits for a stream no center hosts", "stream", key)
 		return

@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -96,6 +98,10 @@ type cluster struct {
 	dir   string
 	procs map[string]*exec.Cmd
 	logs  map[string]string
+	// exited is closed when a node's process has exited
+	exited map[string]chan struct{}
+	// seeds are each node's gossip seeds (start and restart)
+	seeds map[string][]string
 }
 
 const (
@@ -111,10 +117,14 @@ func writeSecret(t *testing.T, path string) {
 	}
 }
 
-func nodeConfig(s site, ip, seed, dir, gossipKey string) string {
+func nodeConfig(s site, ip string, seed []string, dir, gossipKey string) string {
 	seeds := ""
-	if seed != "" {
-		seeds = fmt.Sprintf("seeds = [%q]", seed)
+	if len(seed) > 0 {
+		q := make([]string, len(seed))
+		for i, sd := range seed {
+			q[i] = strconv.Quote(sd)
+		}
+		seeds = "seeds = [" + strings.Join(q, ", ") + "]"
 	}
 	region := map[string]string{"fra": "eu", "sin": "apac", "tyo": "apac"}[s.site]
 	return fmt.Sprintf(`version = 1
@@ -164,20 +174,60 @@ lon = 8.68
 
 // startCluster builds the lab and starts every node; fra is the seed.
 func startCluster(t *testing.T) *cluster {
+	c := newCluster(t, clusterSites)
+	seed := c.lab.Host("fra").AddrPort(7946).String()
+	for _, s := range clusterSites {
+		if s.name != "fra" {
+			c.seeds[s.name] = []string{seed}
+		}
+		c.start(s, c.seeds[s.name], filepath.Join(c.dir, "gossip.key"))
+	}
+	return c
+}
+
+// startClusterWith starts only the named nodes of clusterSites (a small
+// topology for one scenario). Every node's seeds are all the other
+// centers, so any of them can restart and rejoin.
+func startClusterWith(t *testing.T, names ...string) *cluster {
+	var sites []site
+	for _, n := range names {
+		i := slices.IndexFunc(clusterSites, func(s site) bool { return s.name == n })
+		if i < 0 {
+			t.Fatalf("no site %q", n)
+		}
+		sites = append(sites, clusterSites[i])
+	}
+	c := newCluster(t, sites)
+	for _, s := range sites {
+		for _, o := range sites {
+			if o.role == "center" && o.name != s.name {
+				c.seeds[s.name] = append(c.seeds[s.name], c.lab.Host(o.name).AddrPort(7946).String())
+			}
+		}
+	}
+	for _, s := range sites {
+		c.start(s, c.seeds[s.name], filepath.Join(c.dir, "gossip.key"))
+	}
+	return c
+}
+
+// newCluster builds the lab with sites' hosts, WAN links and secrets.
+func newCluster(t *testing.T, sites []site) *cluster {
 	netlab.RequireRoot(t)
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	lab, err := netlab.New(t, netlab.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, lab: lab, dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]string{}}
-	for _, s := range clusterSites {
+	c := &cluster{t: t, lab: lab, dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]string{},
+		exited: map[string]chan struct{}{}, seeds: map[string][]string{}}
+	for _, s := range sites {
 		if _, err := lab.AddHost(s.name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i, a := range clusterSites {
-		for _, b := range clusterSites[i+1:] {
+	for i, a := range sites {
+		for _, b := range sites[i+1:] {
 			if err := lab.SetLink(a.name, b.name, netlab.RTT(wanRTT(a.name, b.name), 0)); err != nil {
 				t.Fatal(err)
 			}
@@ -186,14 +236,6 @@ func startCluster(t *testing.T) *cluster {
 	writeSecret(t, filepath.Join(c.dir, "auth.key"))
 	writeSecret(t, filepath.Join(c.dir, "backbone.key"))
 	writeSecret(t, filepath.Join(c.dir, "gossip.key"))
-	seed := lab.Host("fra").AddrPort(7946).String()
-	for _, s := range clusterSites {
-		sd := seed
-		if s.name == "fra" {
-			sd = ""
-		}
-		c.start(s, sd, filepath.Join(c.dir, "gossip.key"))
-	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for name, path := range c.logs {
@@ -206,7 +248,7 @@ func startCluster(t *testing.T) *cluster {
 	return c
 }
 
-func (c *cluster) start(s site, seed, gossipKey string) {
+func (c *cluster) start(s site, seed []string, gossipKey string) {
 	t := c.t
 	h := c.lab.Host(s.name)
 	cfgPath := filepath.Join(c.dir, s.name+".toml")
@@ -214,7 +256,7 @@ func (c *cluster) start(s site, seed, gossipKey string) {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(c.dir, s.name+".log")
-	lf, err := os.Create(logPath)
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) // a restart appends
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,8 +266,9 @@ func (c *cluster) start(s site, seed, gossipKey string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go cmd.Wait()
-	c.procs[s.name], c.logs[s.name] = cmd, logPath
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	c.procs[s.name], c.logs[s.name], c.exited[s.name] = cmd, logPath, exited
 }
 
 func (c *cluster) api(node, path string, v any) error {
@@ -542,7 +585,7 @@ func TestCluster(t *testing.T) {
 		}
 		badKey := filepath.Join(c.dir, "rogue-gossip.key")
 		writeSecret(t, badKey)
-		c.start(site{"rogue", "edge", "sin", 1.3, 103.8}, c.lab.Host("fra").AddrPort(7946).String(), badKey)
+		c.start(site{"rogue", "edge", "sin", 1.3, 103.8}, []string{c.lab.Host("fra").AddrPort(7946).String()}, badKey)
 		testmedia.Eventually(t, 20*time.Second, "the rogue node logs the key mismatch", func() bool {
 			b, _ := os.ReadFile(c.logs["rogue"])
 			return bytes.Contains(b, []byte("key mismatch"))

@@ -1,0 +1,150 @@
+package test
+
+// Cluster tests of the moments a stream or a node moves: a center that
+// just (re)started, a pull whose source center is abandoned, a takeover
+// through another edge, a drained center. Small topologies (2-3 centers,
+// one edge) to stay light on CI.
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/internal/testmedia"
+)
+
+func siteNamed(name string) site {
+	i := slices.IndexFunc(clusterSites, func(s site) bool { return s.name == name })
+	return clusterSites[i]
+}
+
+// stop signals a node and waits (bounded) for its process to exit.
+func (c *cluster) stop(name string, sig syscall.Signal) {
+	c.t.Helper()
+	if err := c.procs[name].Process.Signal(sig); err != nil {
+		c.t.Fatal(err)
+	}
+	select {
+	case <-c.exited[name]:
+	case <-time.After(30 * time.Second):
+		c.t.Fatalf("%s did not exit within 30 s of %s", name, sig)
+	}
+}
+
+// restart starts a stopped node again with its config and seeds.
+func (c *cluster) restart(name string) {
+	c.start(siteNamed(name), c.seeds[name], filepath.Join(c.dir, "gossip.key"))
+}
+
+// waitPort polls until node's TCP port accepts a connection: the first
+// moment a client could reach it.
+func (c *cluster) waitPort(node string, port uint16) {
+	c.t.Helper()
+	addr := c.lab.Host(node).AddrPort(port).String()
+	testmedia.Eventually(c.t, 30*time.Second, node+" accepts on "+addr, func() bool {
+		conn, err := c.lab.Host(node).DialContext(context.Background(), "tcp4", addr)
+		if err != nil {
+			return false
+		}
+		conn.Close()
+		return true
+	})
+}
+
+// converged waits until every named node sees all of them alive.
+func (c *cluster) converged(names ...string) {
+	c.t.Helper()
+	testmedia.Eventually(c.t, 30*time.Second, "every node sees the others alive", func() bool {
+		for _, n := range names {
+			m := c.nodes(n)
+			for _, o := range names {
+				if m[o].State != "alive" {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// rttOrdered waits until node's RTT estimates order the centers as given,
+// nearest first.
+func (c *cluster) rttOrdered(node string, centers ...string) {
+	c.t.Helper()
+	testmedia.Eventually(c.t, 60*time.Second, node+"'s RTT estimates order "+strings.Join(centers, " < "), func() bool {
+		m := c.nodes(node)
+		prev := -1.0
+		for _, n := range centers {
+			r := m[n].RTTMs
+			if r == nil || *r <= prev {
+				return false
+			}
+			prev = *r
+		}
+		return true
+	})
+}
+
+// publishVia asks edge's locate for the signed URL of stream (app live)
+// and publishes src there with ffmpeg.
+func (c *cluster) publishVia(ctx context.Context, edge, name string, src testmedia.Source) *exec.Cmd {
+	c.t.Helper()
+	var loc struct {
+		Edge struct{ RTMP string } `json:"edge"`
+	}
+	if err := c.api(edge, "/v1/locate?app=live&stream="+name+"&client="+singaporeIP, &loc); err != nil {
+		c.t.Fatal(err)
+	}
+	cmd, _ := c.publish(ctx, edge, src, loc.Edge.RTMP)
+	return cmd
+}
+
+func (c *cluster) flvURL(node, stream string) string {
+	return "http://" + c.lab.Host(node).AddrPort(8080).String() + "/" + stream + ".flv"
+}
+
+// TestClusterPlayRightAfterStart is defect 4 of issue 14: a player that
+// reaches a center at the first moment it accepts connections after a
+// restart plays a stream another center hosts (the center waits for its
+// directory's first sync inside the play wait instead of answering "not
+// found").
+func TestClusterPlayRightAfterStart(t *testing.T) {
+	c := startClusterWith(t, "fra", "sin", "esin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.converged("fra", "sin", "esin")
+	c.rttOrdered("esin", "sin", "fra")
+	const stream = "live/restart"
+	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
+	c.publishVia(ctx, "esin", "restart", src)
+	testmedia.Eventually(t, 20*time.Second, "fra's directory names sin for "+stream, func() bool { return c.host("fra", stream) == "sin" })
+
+	for round := range 2 {
+		c.stop("fra", syscall.SIGTERM)
+		c.restart("fra")
+		c.waitPort("fra", 8080)
+		start := time.Now()
+		p := c.play(ctx, "fra", c.flvURL("fra", stream))
+		testmedia.Eventually(t, 30*time.Second, "the player on the restarted fra ends or gets 50 frames", func() bool {
+			select {
+			case <-p.done:
+				return true
+			default:
+			}
+			return p.frames() >= 50
+		})
+		if p.frames() < 50 {
+			t.Fatalf("round %d: the player on fra right after its restart got %d frames: %v", round, p.frames(), p.err)
+		}
+		p.mu.Lock()
+		first := p.video[0]
+		p.mu.Unlock()
+		t.Logf("round %d: play request at fra's first accept: first frame after %s", round, first.Sub(start).Round(10*time.Millisecond))
+	}
+}
+
