@@ -147,4 +147,3 @@ func TestClusterPlayRightAfterStart(t *testing.T) {
 		t.Logf("round %d: play request at fra's first accept: first frame after %s", round, first.Sub(start).Round(10*time.Millisecond))
 	}
 }
-
