@@ -27,10 +27,11 @@ func (f *fakeDirectory) Lookup(string) (gossip.DirEntry, bool) { return gossip.D
 func (f *fakeDirectory) WaitLookup(context.Context, string) (gossip.DirEntry, bool) {
 	return gossip.DirEntry{}, false
 }
-func (f *fakeDirectory) RTT(string) (time.Duration, bool) { return 0, false }
-func (f *fakeDirectory) Directory() []gossip.DirEntry     { return f.entries }
-func (f *fakeDirectory) Publish(s string) error           { f.add("publish " + s); return nil }
-func (f *fakeDirectory) Unpublish(s string) error         { f.add("unpublish " + s); return nil }
+func (f *fakeDirectory) DirectoryChanged() <-chan struct{} { return make(chan struct{}) }
+func (f *fakeDirectory) RTT(string) (time.Duration, bool)  { return 0, false }
+func (f *fakeDirectory) Directory() []gossip.DirEntry      { return f.entries }
+func (f *fakeDirectory) Publish(s string) error            { f.add("publish " + s); return nil }
+func (f *fakeDirectory) Unpublish(s string) error          { f.add("unpublish " + s); return nil }
 func (f *fakeDirectory) add(c string) {
 	f.mu.Lock()
 	f.calls = append(f.calls, c)

@@ -607,6 +607,10 @@ func (c *Cluster) WaitLookup(ctx context.Context, stream string) (DirEntry, bool
 	}
 }
 
+// DirectoryChanged returns a channel closed at the next change of any
+// directory entry.
+func (c *Cluster) DirectoryChanged() <-chan struct{} { return c.dir.watch() }
+
 // Directory returns the live directory entries sorted by stream.
 func (c *Cluster) Directory() []DirEntry {
 	all := c.dir.snapshot()

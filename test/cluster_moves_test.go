@@ -6,7 +6,9 @@ package test
 // one edge) to stay light on CI.
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/test/netlab"
 )
 
 func siteNamed(name string) site {
@@ -145,5 +148,61 @@ func TestClusterPlayRightAfterStart(t *testing.T) {
 		first := p.video[0]
 		p.mu.Unlock()
 		t.Logf("round %d: play request at fra's first accept: first frame after %s", round, first.Sub(start).Round(10*time.Millisecond))
+	}
+}
+
+// TestClusterPullFollowsDirectory is defect 2 of issue 14: the hosting
+// center stays alive but the edge can no longer reach it (a backbone-only
+// block), so the edge moves the uplink to another center. A center
+// pulling the stream for its player moves its pull to the new host as
+// soon as the directory names it, make-before-break, instead of staying
+// on the old host until "source sent nothing for 5s".
+func TestClusterPullFollowsDirectory(t *testing.T) {
+	c := startClusterWith(t, "fra", "sin", "tyo", "esin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.converged("fra", "sin", "tyo", "esin")
+	c.rttOrdered("esin", "sin", "tyo", "fra")
+	const stream = "live/follow"
+	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
+	c.publishVia(ctx, "esin", "follow", src)
+	testmedia.Eventually(t, 20*time.Second, "fra's directory names sin for "+stream, func() bool { return c.host("fra", stream) == "sin" })
+	player := c.play(ctx, "fra", c.flvURL("fra", stream))
+	testmedia.Eventually(t, 20*time.Second, "the player on fra receives 100 frames", func() bool { return player.frames() >= 100 })
+
+	// esin <-> sin only: sin stays alive for the other centers
+	if err := c.lab.SetLink("esin", "sin", netlab.Impairment{Loss: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	testmedia.Eventually(t, 30*time.Second, "fra's directory names tyo", func() bool { return c.host("fra", stream) == "tyo" })
+	named := time.Since(cut)
+	testmedia.Eventually(t, 30*time.Second, "fra's pull reads from tyo", func() bool {
+		var links struct {
+			Pulls []struct{ Stream, From string } `json:"pulls"`
+		}
+		return c.api("fra", "/v1/links", &links) == nil && len(links.Pulls) == 1 && links.Pulls[0].From == "tyo"
+	})
+	if !resumed(player, cut.Add(named), 30*time.Second) {
+		t.Fatalf("the player on fra did not resume after the stream moved to tyo: %v", player.err)
+	}
+	b, _ := os.ReadFile(c.logs["fra"])
+	if !bytes.Contains(b, []byte("on-demand pull follows the directory")) {
+		t.Errorf("fra's pull did not move when the directory named tyo")
+	}
+	// (here the edge needs a few seconds to give up on sin, so sin falls
+	// silent at about the moment the directory names tyo; the old pull's
+	// own "source sent nothing" may race the move and is not an error)
+	t.Logf("backbone-only block of esin-sin: directory at fra named tyo after %s; longest gap the player on fra saw: %s",
+		named.Round(10*time.Millisecond), player.maxGap(cut).Round(10*time.Millisecond))
+	cancel()
+	<-player.done
+	res, err := testmedia.Analyze(context.Background(), player.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("what fra played: %d video frames, %d non-monotonic DTS", res.VideoFrames, res.NonMonotonic)
+	if res.NonMonotonic != 0 {
+		t.Errorf("what fra played has %d non-monotonic video DTS across the pull's move", res.NonMonotonic)
 	}
 }

@@ -18,6 +18,10 @@ type PullConfig struct {
 	ReadTimeout            time.Duration // source silence before reconnect (default 5s)
 	IdleStop               time.Duration // on-demand: stop when the stream had no readers this long (0 = never)
 	OnState                func(Status)
+	// Takeover makes the pull replace a live publisher of the stream at
+	// its first packet (make-before-break: the replacement of another
+	// pull delivers before the old one is closed).
+	Takeover bool
 }
 
 // Puller fetches a remote RTMP, SRT or HTTP-FLV source and publishes it
@@ -143,7 +147,9 @@ type sink struct {
 
 func (s *sink) write(pk *media.Packet) error {
 	if s.pub == nil {
-		pub, err := s.p.hub.Publish(s.p.cfg.Key, s.info)
+		info := s.info
+		info.Takeover = s.p.cfg.Takeover
+		pub, err := s.p.hub.Publish(s.p.cfg.Key, info)
 		if err != nil {
 			return fmt.Errorf("publish into the hub: %w", err)
 		}
