@@ -139,6 +139,7 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, err
 			ReadTimeout:       cfg.ReadTimeout,
 			Authorize:         c.authorize,
 			BeforePublish:     c.endPull,
+			PublishTakeover:   true,
 			LatencyFor:        c.linkLatency,
 			DSCP:              cfg.DSCP,
 		}, hub, log.With("listener", "backbone"))

@@ -969,3 +969,46 @@ func TestTakeoverRacingClose(t *testing.T) {
 		})
 	}
 }
+
+// TestClockJumpBackRebased: a publisher whose timestamps jump back within
+// one session (a pulled copy of a stream taken over upstream by another
+// encoder) stays on one monotonic timeline for readers.
+func TestClockJumpBackRebased(t *testing.T) {
+	h := newHub(t, nil)
+	p := publish(t, h, "live/jump")
+	r := subscribe(t, h, "live/jump")
+	write(t, p, vhdr(0), ahdr(0), key(9000))
+	for ts := int64(9040); ts < 9400; ts += 40 {
+		write(t, p, inter(ts), audio(ts+5))
+	}
+	got, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the upstream's new encoder starts again near 0; a little audio
+	// behind the video stays as it is
+	write(t, p, audio(9300), key(20))
+	for ts := int64(60); ts < 400; ts += 40 {
+		write(t, p, inter(ts), audio(ts+5))
+	}
+	more, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, more...)
+	prev := int64(-1)
+	n := 0
+	for _, pk := range media1(got) {
+		if pk.Kind != media.KindVideo {
+			continue
+		}
+		n++
+		if pk.Time <= prev {
+			t.Fatalf("video time went from %d to %d", prev, pk.Time)
+		}
+		prev = pk.Time
+	}
+	if n != 20 {
+		t.Errorf("reader got %d video frames, want 20: %v", n, describe(got))
+	}
+}

@@ -33,6 +33,9 @@ type Stream struct {
 	offset  int64
 	lastOut int64
 	started bool
+	// lastMedia is the last output time of video [0] and audio [1]
+	// frames (0 = none yet)
+	lastMedia [2]int64
 
 	Meter   Meter
 	codecs  atomic.Pointer[CodecInfo]
@@ -261,6 +264,26 @@ func (s *Stream) endLocked(reason error) func() {
 	}
 }
 
+// mediaTrack is 0 for a video frame, 1 for an audio frame and -1 for
+// anything else (headers, metadata).
+func mediaTrack(p *Packet) int {
+	switch {
+	case p.Header:
+		return -1
+	case p.Kind == KindVideo:
+		return 0
+	case p.Kind == KindAudio:
+		return 1
+	}
+	return -1
+}
+
+// MaxClockStepBack is how far a publisher's timestamps may go back within
+// a session (audio behind video in the interleave) before Write takes it
+// for a new clock and rebases the rest of the session after the last
+// output.
+const MaxClockStepBack = 3000 // ms
+
 // Publisher is the single writer of a stream.
 type Publisher struct {
 	s       *Stream
@@ -298,7 +321,24 @@ func (p *Publisher) Write(pkt *Packet) error {
 				s.offset = s.lastOut + 1 - pkt.Time
 			}
 		}
+		if s.started && pkt.Time+s.offset < s.lastOut-MaxClockStepBack {
+			// the source's clock jumped back within one session: the
+			// stream was taken over upstream (another edge's encoder
+			// behind a center whose TS passes to a pull untouched);
+			// rebased like a new session, so the timeline stays monotonic
+			s.offset = s.lastOut + 1 - pkt.Time
+		}
 		pkt.Time += s.offset
+		if i := mediaTrack(pkt); i >= 0 {
+			// a rebase sets the offset from the first packet of one
+			// track; a track whose first frame comes before it in the
+			// new session would land at or before its own last frame
+			// (the duplicate DTS at every pull switch)
+			if last := s.lastMedia[i]; last != 0 && pkt.Time <= last {
+				pkt.Time = last + 1
+			}
+			s.lastMedia[i] = pkt.Time
+		}
 		if pkt.Time > s.lastOut {
 			s.lastOut = pkt.Time
 		}

@@ -96,12 +96,21 @@ func (c *cluster) rttOrdered(node string, centers ...string) {
 // publishVia asks edge's locate for the signed URL of stream (app live)
 // and publishes src there with ffmpeg.
 func (c *cluster) publishVia(ctx context.Context, edge, name string, src testmedia.Source) *exec.Cmd {
+	return c.publishFrom(ctx, edge, singaporeIP, name, src)
+}
+
+// publishFrom publishes from edge's namespace to the edge locate names
+// for a client at client.
+func (c *cluster) publishFrom(ctx context.Context, edge, client, name string, src testmedia.Source) *exec.Cmd {
 	c.t.Helper()
 	var loc struct {
-		Edge struct{ RTMP string } `json:"edge"`
+		Edge struct{ Node, RTMP string } `json:"edge"`
 	}
-	if err := c.api(edge, "/v1/locate?app=live&stream="+name+"&client="+singaporeIP, &loc); err != nil {
+	if err := c.api(edge, "/v1/locate?app=live&stream="+name+"&client="+client, &loc); err != nil {
 		c.t.Fatal(err)
+	}
+	if loc.Edge.Node != edge {
+		c.t.Fatalf("locate for %s names %s, want %s", client, loc.Edge.Node, edge)
 	}
 	cmd, _ := c.publish(ctx, edge, src, loc.Edge.RTMP)
 	return cmd
@@ -201,8 +210,57 @@ func TestClusterPullFollowsDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("what fra played: %d video frames, %d non-monotonic DTS", res.VideoFrames, res.NonMonotonic)
+	t.Logf("what fra played: %d video frames, %d non-monotonic DTS %q", res.VideoFrames, res.NonMonotonic, player.backSteps())
 	if res.NonMonotonic != 0 {
 		t.Errorf("what fra played has %d non-monotonic video DTS across the pull's move", res.NonMonotonic)
+	}
+}
+
+// TestClusterTakeoverViaOtherEdge is defect 3 of issue 14: the
+// broadcaster's edge dies and it republishes the same key through
+// another edge, whose uplink reaches the same hosting center (a route
+// keeps the stream on sin). The player on a center pulling the stream
+// sees one monotonic timeline although the new encoder's clock starts
+// again near 0.
+func TestClusterTakeoverViaOtherEdge(t *testing.T) {
+	c := startClusterWith(t, "sin", "fra", "esin", "efra")
+	route := "\n[[route]]\npattern = \"live/*\"\nsites = [\"sin\"]\nstrict = true\n"
+	// the edges started already: restart them with the route
+	for _, e := range []string{"esin", "efra"} {
+		c.stop(e, syscall.SIGTERM)
+		c.extra[e] = route
+		c.restart(e)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.converged("sin", "fra", "esin", "efra")
+	const stream = "live/take"
+	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
+	pub := c.publishVia(ctx, "esin", "take", src)
+	testmedia.Eventually(t, 20*time.Second, "fra's directory names sin for "+stream, func() bool { return c.host("fra", stream) == "sin" })
+	player := c.play(ctx, "fra", c.flvURL("fra", stream))
+	// 10 s in, so the new encoder's clock (near 0) is far behind
+	testmedia.Eventually(t, 30*time.Second, "the player on fra receives 250 frames", func() bool { return player.frames() >= 250 })
+
+	c.stop("esin", syscall.SIGKILL)
+	pub.Process.Kill()
+	cut := time.Now()
+	c.publishFrom(ctx, "efra", "192.0.2.7", "take", src)
+	if !resumed(player, cut, 30*time.Second) {
+		t.Fatalf("the player on fra did not resume after the republish through efra: %v; fra's links: %s", player.err, c.rawAPI("fra", "/v1/links"))
+	}
+	if h := c.host("fra", stream); h != "sin" {
+		t.Errorf("the stream moved to %q; the scenario needs it to stay on sin", h)
+	}
+	t.Logf("republish through efra: longest gap the player on fra saw: %s", player.maxGap(cut).Round(10*time.Millisecond))
+	cancel()
+	<-player.done
+	res, err := testmedia.Analyze(context.Background(), player.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("what fra played: %d video frames, %d non-monotonic DTS %q", res.VideoFrames, res.NonMonotonic, player.backSteps())
+	if res.NonMonotonic != 0 {
+		t.Errorf("what fra played has %d non-monotonic video DTS after the takeover through efra", res.NonMonotonic)
 	}
 }

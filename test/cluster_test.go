@@ -102,6 +102,8 @@ type cluster struct {
 	exited map[string]chan struct{}
 	// seeds are each node's gossip seeds (start and restart)
 	seeds map[string][]string
+	// extra is TOML appended to a node's config (e.g. [[route]])
+	extra map[string]string
 }
 
 const (
@@ -220,7 +222,7 @@ func newCluster(t *testing.T, sites []site) *cluster {
 		t.Fatal(err)
 	}
 	c := &cluster{t: t, lab: lab, dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]string{},
-		exited: map[string]chan struct{}{}, seeds: map[string][]string{}}
+		exited: map[string]chan struct{}{}, seeds: map[string][]string{}, extra: map[string]string{}}
 	for _, s := range sites {
 		if _, err := lab.AddHost(s.name); err != nil {
 			t.Fatal(err)
@@ -252,7 +254,7 @@ func (c *cluster) start(s site, seed []string, gossipKey string) {
 	t := c.t
 	h := c.lab.Host(s.name)
 	cfgPath := filepath.Join(c.dir, s.name+".toml")
-	if err := os.WriteFile(cfgPath, []byte(nodeConfig(s, h.Addr().String(), seed, c.dir, gossipKey)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(nodeConfig(s, h.Addr().String(), seed, c.dir, gossipKey)+c.extra[s.name]), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(c.dir, s.name+".log")
@@ -394,6 +396,7 @@ func (c *cluster) publish(ctx context.Context, node string, src testmedia.Source
 type flvPlayer struct {
 	mu         sync.Mutex
 	video      []time.Time
+	vts        []int64 // FLV timestamps of the video frames, ms
 	keyframes  int
 	audio      int
 	videoCodec byte // FLV codec id: 7 = AVC
@@ -465,6 +468,7 @@ func (p *flvPlayer) run(ctx context.Context, client *http.Client, url string) er
 			p.videoCodec = body[0] & 0x0f
 			if body[1] == 1 { // AVC NALU, not a sequence header
 				p.video = append(p.video, now)
+				p.vts = append(p.vts, int64(th[7])<<24|int64(th[4])<<16|int64(th[5])<<8|int64(th[6]))
 				if body[0]>>4 == 1 {
 					p.keyframes++
 				}
@@ -496,6 +500,19 @@ func (p *flvPlayer) framesSince(t time.Time) int {
 		}
 	}
 	return n
+}
+
+// backSteps describes where the video timestamps did not increase.
+func (p *flvPlayer) backSteps() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for i := 1; i < len(p.vts); i++ {
+		if p.vts[i] <= p.vts[i-1] {
+			out = append(out, fmt.Sprintf("frame %d: %d ms after %d ms", i, p.vts[i], p.vts[i-1]))
+		}
+	}
+	return out
 }
 
 // maxGap is the longest time between two video frames after t.
