@@ -409,6 +409,9 @@ func (c *Center) startPullLocked(key, from string, old *pull) *pull {
 	}
 	if old != nil {
 		cfg.Takeover = true
+		// the new host passes the same edge's TS as the old one: the
+		// switch drops what the old pull delivered already
+		cfg.Continues = true
 		cfg.OnState = func(st relayStatus) {
 			if st.State == relay.StateRunning {
 				c.promote(key, old, pl)

@@ -36,6 +36,9 @@ type Stream struct {
 	// lastMedia is the last output time of video [0] and audio [1]
 	// frames (0 = none yet)
 	lastMedia [2]int64
+	// cont: this session continues the last one's timeline (Continues)
+	cont   bool
+	lastTS int64 // the last TS-lane media packet's time
 
 	Meter   Meter
 	codecs  atomic.Pointer[CodecInfo]
@@ -135,10 +138,11 @@ func (s *Stream) attach(info PublisherInfo) *Publisher {
 	s.sessions++
 	p := &Publisher{s: s, info: info, session: s.sessions}
 	s.started = false
+	s.cont = info.Continues && s.sessions > 1
 	s.wmu.Unlock()
 	s.pub = p
-	for _, l := range s.lanes {
-		l.epoch.Add(1)
+	if !s.cont {
+		s.newEpoch()
 	}
 	if s.remux != nil && info.Native == FormatTS {
 		s.remux()
@@ -278,6 +282,18 @@ func mediaTrack(p *Packet) int {
 	return -1
 }
 
+// newEpoch makes readers resume at the next keyframe with the headers
+// (a new publisher session that does not continue the last one).
+func (s *Stream) newEpoch() {
+	for _, l := range s.lanes {
+		l.epoch.Add(1)
+	}
+}
+
+// maxContinueStep bounds how far a continuing session's first packet may
+// be from the last output before it is rebased like any new session.
+const maxContinueStep = 30000 // ms
+
 // MaxClockStepBack is how far a publisher's timestamps may go back within
 // a session (audio behind video in the interleave) before Write takes it
 // for a new clock and rebases the rest of the session after the last
@@ -313,11 +329,21 @@ func (p *Publisher) Write(pkt *Packet) error {
 	f := FormatFLV
 	if pkt.Kind == KindTS {
 		f = FormatTS
+		if !pkt.Header {
+			if s.cont && pkt.Time <= s.lastTS {
+				return nil // the previous session delivered it
+			}
+			s.lastTS = max(s.lastTS, pkt.Time)
+		}
 	} else {
 		// one continuous, monotonic timeline across publisher sessions
 		if !s.started {
 			s.started = true
-			if s.lastOut != 0 || s.sessions > 1 {
+			if d := pkt.Time + s.offset - s.lastOut; s.cont && (s.lastOut == 0 || d < -maxContinueStep || d > maxContinueStep) {
+				s.cont = false // not the same clock after all
+				s.newEpoch()
+			}
+			if !s.cont && (s.lastOut != 0 || s.sessions > 1) {
 				s.offset = s.lastOut + 1 - pkt.Time
 			}
 		}
@@ -335,6 +361,9 @@ func (p *Publisher) Write(pkt *Packet) error {
 			// new session would land at or before its own last frame
 			// (the duplicate DTS at every pull switch)
 			if last := s.lastMedia[i]; last != 0 && pkt.Time <= last {
+				if s.cont {
+					return nil // the previous session delivered it
+				}
 				pkt.Time = last + 1
 			}
 			s.lastMedia[i] = pkt.Time

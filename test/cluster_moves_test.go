@@ -264,3 +264,78 @@ func TestClusterTakeoverViaOtherEdge(t *testing.T) {
 		t.Errorf("what fra played has %d non-monotonic video DTS after the takeover through efra", res.NonMonotonic)
 	}
 }
+
+// TestClusterDrainOnRestart is issue 14's drain on restart: SIGTERM on the
+// hosting center while players on the two other centers play. The edge
+// moves its uplink make-before-break, the other centers' pulls follow the
+// directory make-before-break, and only then does the center close: its
+// backbone links are all gone before its leave wait ends, and both
+// players keep their connection and play on.
+func TestClusterDrainOnRestart(t *testing.T) {
+	c := startClusterWith(t, "fra", "sin", "tyo", "esin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.converged("fra", "sin", "tyo", "esin")
+	c.rttOrdered("esin", "sin", "tyo", "fra")
+	const stream = "live/drain"
+	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
+	c.publishVia(ctx, "esin", "drain", src)
+	testmedia.Eventually(t, 20*time.Second, "fra's and tyo's directories name sin", func() bool {
+		return c.host("fra", stream) == "sin" && c.host("tyo", stream) == "sin"
+	})
+	players := map[string]*flvPlayer{}
+	for _, n := range []string{"fra", "tyo"} {
+		players[n] = c.play(ctx, n, c.flvURL(n, stream))
+	}
+	testmedia.Eventually(t, 30*time.Second, "both players receive 100 frames", func() bool {
+		return players["fra"].frames() >= 100 && players["tyo"].frames() >= 100
+	})
+
+	before := map[string]int{}
+	for n, p := range players {
+		before[n] = p.frames()
+	}
+	term := time.Now()
+	c.stop("sin", syscall.SIGTERM)
+	exited := time.Since(term)
+	for n, p := range players {
+		select {
+		case <-p.done:
+			t.Fatalf("the player on %s ended during the drain of sin: %v", n, p.err)
+		default:
+		}
+		if !resumed(p, term.Add(exited), 30*time.Second) {
+			t.Fatalf("the player on %s did not play on after sin exited: %v; links: %s", n, p.err, c.rawAPI(n, "/v1/links"))
+		}
+	}
+	b, _ := os.ReadFile(c.logs["esin"])
+	if !bytes.Contains(b, []byte("uplink moved make-before-break")) {
+		t.Errorf("esin did not move its uplink make-before-break")
+	}
+	b, _ = os.ReadFile(c.logs["sin"])
+	if bytes.Contains(b, []byte("backbone links still open after the leave wait")) {
+		t.Errorf("sin closed with backbone links still open (an uplink or a pull did not move first)")
+	}
+	since := time.Since(term)
+	for _, n := range []string{"fra", "tyo"} {
+		p := players[n]
+		got := p.framesSince(term)
+		t.Logf("drain of sin (exited after %s): player on %s: longest gap %s, %d frames in the %s since SIGTERM (%d at 25 fps), %d frames missing by their timestamps",
+			exited.Round(10*time.Millisecond), n, p.maxGap(term).Round(10*time.Millisecond), got, since.Round(10*time.Millisecond), int(since.Seconds()*25),
+			p.missing(before[n], 40))
+	}
+	// fra's pull moved make-before-break onto the same edge timeline, so
+	// its FLV timestamps are the encoder's: a step of more than one frame
+	// interval is a lost frame. (tyo took the uplink itself; its session
+	// is rebased, so its timestamps cannot count losses.)
+	if n := players["fra"].missing(before["fra"], 40); n != 0 {
+		t.Errorf("the player on fra lost %d frames during the drain of sin", n)
+	}
+	cancel()
+	for n, p := range players {
+		<-p.done
+		if steps := p.backSteps(); len(steps) > 0 {
+			t.Errorf("the player on %s saw video timestamps go back: %q", n, steps)
+		}
+	}
+}

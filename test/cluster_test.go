@@ -515,6 +515,20 @@ func (p *flvPlayer) backSteps() []string {
 	return out
 }
 
+// missing counts the video frames missing by the FLV timestamps (a step
+// of more than 1.5 frame intervals), from frame index from on.
+func (p *flvPlayer) missing(from int, interval int64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for i := max(from, 1); i < len(p.vts); i++ {
+		if d := p.vts[i] - p.vts[i-1]; d*2 > interval*3 {
+			n += int((d+interval/2)/interval) - 1
+		}
+	}
+	return n
+}
+
 // maxGap is the longest time between two video frames after t.
 func (p *flvPlayer) maxGap(t time.Time) time.Duration {
 	p.mu.Lock()

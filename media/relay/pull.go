@@ -22,6 +22,9 @@ type PullConfig struct {
 	// its first packet (make-before-break: the replacement of another
 	// pull delivers before the old one is closed).
 	Takeover bool
+	// Continues marks the pull's sessions as continuing the timeline of
+	// the publisher they replace (media.PublisherInfo.Continues).
+	Continues bool
 }
 
 // Puller fetches a remote RTMP, SRT or HTTP-FLV source and publishes it
@@ -149,6 +152,7 @@ func (s *sink) write(pk *media.Packet) error {
 	if s.pub == nil {
 		info := s.info
 		info.Takeover = s.p.cfg.Takeover
+		info.Continues = s.p.cfg.Continues
 		pub, err := s.p.hub.Publish(s.p.cfg.Key, info)
 		if err != nil {
 			return fmt.Errorf("publish into the hub: %w", err)
