@@ -8,6 +8,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -337,5 +338,43 @@ func TestClusterDrainOnRestart(t *testing.T) {
 		if steps := p.backSteps(); len(steps) > 0 {
 			t.Errorf("the player on %s saw video timestamps go back: %q", n, steps)
 		}
+	}
+}
+
+// TestClusterCenterChoiceRightAfterEdgeStart is defect 1 of issue 14 (its
+// first part): a stream published on an edge that just restarted, before
+// the edge measured its RTTs, goes to the center nearest by coordinates
+// (sin, 6 km) rather than to whichever center sorts first.
+func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
+	c := startClusterWith(t, "fra", "sin", "esin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.converged("fra", "sin", "esin")
+	for round := range 2 {
+		c.stop("esin", syscall.SIGTERM)
+		c.restart("esin")
+		c.converged("fra", "sin", "esin")
+		name := fmt.Sprintf("first%d", round)
+		pctx, pcancel := context.WithCancel(ctx)
+		src := testmedia.Source{Duration: time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
+		c.publishVia(pctx, "esin", name, src)
+		var center string
+		testmedia.Eventually(t, 20*time.Second, "esin has an uplink for live/"+name, func() bool {
+			u, ok := c.uplink("esin", "live/"+name)
+			center = u.Center
+			return ok && u.Center != ""
+		})
+		m := c.nodes("esin")
+		known := 0
+		for _, n := range []string{"fra", "sin"} {
+			if m[n].RTTMs != nil {
+				known++
+			}
+		}
+		t.Logf("round %d: the stream published right after esin's restart went to %s (%d of 2 center RTTs known by then)", round, center, known)
+		if center != "sin" {
+			t.Errorf("round %d: right after esin's restart the stream went to %s, want sin (nearest by coordinates)", round, center)
+		}
+		pcancel()
 	}
 }
