@@ -350,10 +350,17 @@ func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c.converged("fra", "sin", "esin")
+	// esin rejoins through fra only: sin learns of it by gossip
+	c.seeds["esin"] = []string{c.lab.Host("fra").AddrPort(7946).String()}
 	for round := range 2 {
 		c.stop("esin", syscall.SIGTERM)
 		c.restart("esin")
-		c.converged("fra", "sin", "esin")
+		// publish as soon as esin itself sees both centers (sin may not
+		// know of esin's return yet)
+		testmedia.Eventually(t, 30*time.Second, "esin sees fra and sin alive", func() bool {
+			m := c.nodes("esin")
+			return m["fra"].State == "alive" && m["sin"].State == "alive"
+		})
 		name := fmt.Sprintf("first%d", round)
 		pctx, pcancel := context.WithCancel(ctx)
 		src := testmedia.Source{Duration: time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
@@ -376,5 +383,13 @@ func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
 			t.Errorf("round %d: right after esin's restart the stream went to %s, want sin (nearest by coordinates)", round, center)
 		}
 		pcancel()
+	}
+	// the restarted edge is a member again at once for the centers: its
+	// uplink must not be refused meanwhile
+	for _, n := range []string{"fra", "sin"} {
+		b, _ := os.ReadFile(c.logs[n])
+		if bytes.Contains(b, []byte("is no member's address")) {
+			t.Errorf("%s refused the just restarted esin's backbone link as not a cluster member", n)
+		}
 	}
 }
