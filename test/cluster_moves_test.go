@@ -121,6 +121,21 @@ func (c *cluster) flvURL(node, stream string) string {
 	return "http://" + c.lab.Host(node).AddrPort(8080).String() + "/" + stream + ".flv"
 }
 
+// checkMonotonic waits for the (cancelled) player to end, then probes
+// what it recorded: video DTS must only increase.
+func checkMonotonic(t *testing.T, p *flvPlayer, node, when string) {
+	t.Helper()
+	<-p.done
+	res, err := testmedia.Analyze(context.Background(), p.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("what %s played: %d video frames, %d non-monotonic DTS %q", node, res.VideoFrames, res.NonMonotonic, p.backSteps())
+	if res.NonMonotonic != 0 {
+		t.Errorf("what %s played has %d non-monotonic video DTS %s", node, res.NonMonotonic, when)
+	}
+}
+
 // TestClusterPlayRightAfterStart is defect 4 of issue 14: a player that
 // reaches a center at the first moment it accepts connections after a
 // restart plays a stream another center hosts (the center waits for its
@@ -206,15 +221,7 @@ func TestClusterPullFollowsDirectory(t *testing.T) {
 	t.Logf("backbone-only block of esin-sin: directory at fra named tyo after %s; longest gap the player on fra saw: %s",
 		named.Round(10*time.Millisecond), player.maxGap(cut).Round(10*time.Millisecond))
 	cancel()
-	<-player.done
-	res, err := testmedia.Analyze(context.Background(), player.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("what fra played: %d video frames, %d non-monotonic DTS %q", res.VideoFrames, res.NonMonotonic, player.backSteps())
-	if res.NonMonotonic != 0 {
-		t.Errorf("what fra played has %d non-monotonic video DTS across the pull's move", res.NonMonotonic)
-	}
+	checkMonotonic(t, player, "fra", "across the pull's move")
 }
 
 // TestClusterTakeoverViaOtherEdge is defect 3 of issue 14: the
@@ -255,15 +262,7 @@ func TestClusterTakeoverViaOtherEdge(t *testing.T) {
 	}
 	t.Logf("republish through efra: longest gap the player on fra saw: %s", player.maxGap(cut).Round(10*time.Millisecond))
 	cancel()
-	<-player.done
-	res, err := testmedia.Analyze(context.Background(), player.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("what fra played: %d video frames, %d non-monotonic DTS %q", res.VideoFrames, res.NonMonotonic, player.backSteps())
-	if res.NonMonotonic != 0 {
-		t.Errorf("what fra played has %d non-monotonic video DTS after the takeover through efra", res.NonMonotonic)
-	}
+	checkMonotonic(t, player, "fra", "after the takeover through efra")
 }
 
 // TestClusterDrainOnRestart is issue 14's drain on restart: SIGTERM on the
