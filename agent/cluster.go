@@ -32,9 +32,12 @@ const (
 	clusterPlayWait = 5 * time.Second
 	// leaveTimeout bounds the spread of the leave message on shutdown.
 	leaveTimeout = 2 * time.Second
-	// leaveMoveWait bounds the wait for edges to move their uplinks away
-	// from a leaving center.
-	leaveMoveWait = 3 * time.Second
+	// leaveMoveWait bounds the wait for edges to move their uplinks, and
+	// other centers their pulls, away from a leaving center.
+	leaveMoveWait = 5 * time.Second
+	// leaveSettle is the least time a leaving center keeps its edges'
+	// uplinks, for their make-before-break moves to start elsewhere.
+	leaveSettle = 2 * time.Second
 	// locateTokenTTL is how long the signed ingest URLs of locate last.
 	locateTokenTTL = 6 * time.Hour
 )
@@ -123,6 +126,7 @@ func (a *Agent) newCluster(cfg *Config) error {
 		c, err := center.New(center.Config{
 			Listen: listen, Passphrase: pass, Latency: latency, DSCP: cc.DSCPMark(),
 			IdleTimeout: BackboneIdleTimeout, ReadTimeout: cfg.Limits.ReadTimeout.Duration(),
+			PlayWait: clusterPlayWait,
 		}, a.hub, g, a.log)
 		if err != nil {
 			return fmt.Errorf("cluster.backbone_listen: %w", err)
@@ -257,8 +261,11 @@ func (a *Agent) reportLoad(ctx context.Context) error {
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
 // leaveCluster announces the leave first, so edges move their uplinks to
-// another center while this one still serves, then waits (bounded) until
-// no edge pushes here any more.
+// another center while this one still serves (make-before-break), then
+// waits (bounded) until no edge pushes here and no other center pulls
+// from here any more: their pulls follow the directory to the uplinks'
+// new centers, also make-before-break. Only then are its own players
+// ended (drain).
 func (a *Agent) leaveCluster() {
 	cs := &a.ext.cluster
 	if cs.gossip == nil {
@@ -269,22 +276,37 @@ func (a *Agent) leaveCluster() {
 		a.log.Warn("cluster leave", "err", err)
 	}
 	if cs.center != nil && cs.center.Backbone() != nil {
+		// Edges start their new uplinks elsewhere at once and keep the
+		// old ones here running; other centers' pulls from here follow
+		// the directory to the new hosts. Wait until no center pulls from
+		// here, and until the uplinks' moves had time to start.
 		deadline := time.Now().Add(leaveMoveWait)
-		for time.Now().Before(deadline) && uplinkCount(cs.center.Backbone()) > 0 {
+		settle := time.Now().Add(leaveSettle)
+		for time.Now().Before(deadline) {
+			up, rd := backboneLinks(cs.center.Backbone())
+			if rd == 0 && (up == 0 || time.Now().After(settle)) {
+				break
+			}
 			time.Sleep(50 * time.Millisecond)
+		}
+		if _, rd := backboneLinks(cs.center.Backbone()); rd > 0 {
+			a.log.Warn("backbone links still open after the leave wait; closing them", "pulls", rd, "waited", leaveMoveWait.String())
 		}
 	}
 	a.log.Info("left the cluster", "took", time.Since(start).Round(time.Millisecond).String())
 }
 
-func uplinkCount(s *srt.Server) int {
-	n := 0
+// backboneLinks counts the backbone listener's uplinks (publishers) and
+// the pulls other centers read from it.
+func backboneLinks(s *srt.Server) (uplinks, pulls int) {
 	for _, st := range s.Stats() {
 		if st.Role == srt.ActionPublish {
-			n++
+			uplinks++
+		} else {
+			pulls++
 		}
 	}
-	return n
+	return uplinks, pulls
 }
 
 // clusterNeedsRestart lists the cluster keys that differ between old and

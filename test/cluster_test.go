@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -98,6 +100,12 @@ type cluster struct {
 	dir   string
 	procs map[string]*exec.Cmd
 	logs  map[string]string
+	// exited is closed when a node's process has exited
+	exited map[string]chan struct{}
+	// seeds are each node's gossip seeds (start and restart)
+	seeds map[string][]string
+	// extra is TOML appended to a node's config (e.g. [[route]])
+	extra map[string]string
 }
 
 const (
@@ -113,10 +121,14 @@ func writeSecret(t *testing.T, path string) {
 	}
 }
 
-func nodeConfig(s site, ip, seed, dir, gossipKey string) string {
+func nodeConfig(s site, ip string, seed []string, dir, gossipKey string) string {
 	seeds := ""
-	if seed != "" {
-		seeds = fmt.Sprintf("seeds = [%q]", seed)
+	if len(seed) > 0 {
+		q := make([]string, len(seed))
+		for i, sd := range seed {
+			q[i] = strconv.Quote(sd)
+		}
+		seeds = "seeds = [" + strings.Join(q, ", ") + "]"
 	}
 	region := map[string]string{"fra": "eu", "sin": "apac", "tyo": "apac"}[s.site]
 	return fmt.Sprintf(`version = 1
@@ -166,20 +178,60 @@ lon = 8.68
 
 // startCluster builds the lab and starts every node; fra is the seed.
 func startCluster(t *testing.T) *cluster {
+	c := newCluster(t, clusterSites)
+	seed := c.lab.Host("fra").AddrPort(7946).String()
+	for _, s := range clusterSites {
+		if s.name != "fra" {
+			c.seeds[s.name] = []string{seed}
+		}
+		c.start(s, c.seeds[s.name], filepath.Join(c.dir, "gossip.key"))
+	}
+	return c
+}
+
+// startClusterWith starts only the named nodes of clusterSites (a small
+// topology for one scenario). Every node's seeds are all the other
+// centers, so any of them can restart and rejoin.
+func startClusterWith(t *testing.T, names ...string) *cluster {
+	var sites []site
+	for _, n := range names {
+		i := slices.IndexFunc(clusterSites, func(s site) bool { return s.name == n })
+		if i < 0 {
+			t.Fatalf("no site %q", n)
+		}
+		sites = append(sites, clusterSites[i])
+	}
+	c := newCluster(t, sites)
+	for _, s := range sites {
+		for _, o := range sites {
+			if o.role == "center" && o.name != s.name {
+				c.seeds[s.name] = append(c.seeds[s.name], c.lab.Host(o.name).AddrPort(7946).String())
+			}
+		}
+	}
+	for _, s := range sites {
+		c.start(s, c.seeds[s.name], filepath.Join(c.dir, "gossip.key"))
+	}
+	return c
+}
+
+// newCluster builds the lab with sites' hosts, WAN links and secrets.
+func newCluster(t *testing.T, sites []site) *cluster {
 	netlab.RequireRoot(t)
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	lab, err := netlab.New(t, netlab.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, lab: lab, dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]string{}}
-	for _, s := range clusterSites {
+	c := &cluster{t: t, lab: lab, dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]string{},
+		exited: map[string]chan struct{}{}, seeds: map[string][]string{}, extra: map[string]string{}}
+	for _, s := range sites {
 		if _, err := lab.AddHost(s.name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i, a := range clusterSites {
-		for _, b := range clusterSites[i+1:] {
+	for i, a := range sites {
+		for _, b := range sites[i+1:] {
 			if err := lab.SetLink(a.name, b.name, netlab.RTT(wanRTT(a.name, b.name), 0)); err != nil {
 				t.Fatal(err)
 			}
@@ -188,14 +240,6 @@ func startCluster(t *testing.T) *cluster {
 	writeSecret(t, filepath.Join(c.dir, "auth.key"))
 	writeSecret(t, filepath.Join(c.dir, "backbone.key"))
 	writeSecret(t, filepath.Join(c.dir, "gossip.key"))
-	seed := lab.Host("fra").AddrPort(7946).String()
-	for _, s := range clusterSites {
-		sd := seed
-		if s.name == "fra" {
-			sd = ""
-		}
-		c.start(s, sd, filepath.Join(c.dir, "gossip.key"))
-	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for name, path := range c.logs {
@@ -208,15 +252,15 @@ func startCluster(t *testing.T) *cluster {
 	return c
 }
 
-func (c *cluster) start(s site, seed, gossipKey string) {
+func (c *cluster) start(s site, seed []string, gossipKey string) {
 	t := c.t
 	h := c.lab.Host(s.name)
 	cfgPath := filepath.Join(c.dir, s.name+".toml")
-	if err := os.WriteFile(cfgPath, []byte(nodeConfig(s, h.Addr().String(), seed, c.dir, gossipKey)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(nodeConfig(s, h.Addr().String(), seed, c.dir, gossipKey)+c.extra[s.name]), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(c.dir, s.name+".log")
-	lf, err := os.Create(logPath)
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) // a restart appends
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,8 +270,9 @@ func (c *cluster) start(s site, seed, gossipKey string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go cmd.Wait()
-	c.procs[s.name], c.logs[s.name] = cmd, logPath
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	c.procs[s.name], c.logs[s.name], c.exited[s.name] = cmd, logPath, exited
 }
 
 func (c *cluster) api(node, path string, v any) error {
@@ -332,6 +377,7 @@ func (c *cluster) publish(ctx context.Context, node string, src testmedia.Source
 type flvPlayer struct {
 	mu         sync.Mutex
 	video      []time.Time
+	vts        []int64 // FLV timestamps of the video frames, ms
 	keyframes  int
 	audio      int
 	videoCodec byte // FLV codec id: 7 = AVC
@@ -403,6 +449,7 @@ func (p *flvPlayer) run(ctx context.Context, client *http.Client, url string) er
 			p.videoCodec = body[0] & 0x0f
 			if body[1] == 1 { // AVC NALU, not a sequence header
 				p.video = append(p.video, now)
+				p.vts = append(p.vts, int64(th[7])<<24|int64(th[4])<<16|int64(th[5])<<8|int64(th[6]))
 				if body[0]>>4 == 1 {
 					p.keyframes++
 				}
@@ -431,6 +478,33 @@ func (p *flvPlayer) framesSince(t time.Time) int {
 	for _, at := range p.video {
 		if at.After(t) {
 			n++
+		}
+	}
+	return n
+}
+
+// backSteps describes where the video timestamps did not increase.
+func (p *flvPlayer) backSteps() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for i := 1; i < len(p.vts); i++ {
+		if p.vts[i] <= p.vts[i-1] {
+			out = append(out, fmt.Sprintf("frame %d: %d ms after %d ms", i, p.vts[i], p.vts[i-1]))
+		}
+	}
+	return out
+}
+
+// missing counts the video frames missing by the FLV timestamps (a step
+// of more than 1.5 frame intervals), from frame index from on.
+func (p *flvPlayer) missing(from int, interval int64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for i := max(from, 1); i < len(p.vts); i++ {
+		if d := p.vts[i] - p.vts[i-1]; d*2 > interval*3 {
+			n += int((d+interval/2)/interval) - 1
 		}
 	}
 	return n
@@ -523,7 +597,7 @@ func TestCluster(t *testing.T) {
 		}
 		badKey := filepath.Join(c.dir, "rogue-gossip.key")
 		writeSecret(t, badKey)
-		c.start(site{"rogue", "edge", "sin", 1.3, 103.8}, c.lab.Host("fra").AddrPort(7946).String(), badKey)
+		c.start(site{"rogue", "edge", "sin", 1.3, 103.8}, []string{c.lab.Host("fra").AddrPort(7946).String()}, badKey)
 		testmedia.Eventually(t, 20*time.Second, "the rogue node logs the key mismatch", func() bool {
 			b, _ := os.ReadFile(c.logs["rogue"])
 			return bytes.Contains(b, []byte("key mismatch"))
