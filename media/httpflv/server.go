@@ -28,6 +28,9 @@ type Config struct {
 	PlayWait       time.Duration
 	WriteCoalesce  time.Duration // players get packets at most once per window (0 = at once)
 	Authorize      Authorizer
+	// Next serves every request that is not for /APP/NAME.flv (HLS,
+	// WebRTC, the web page); nil answers them 404.
+	Next http.Handler
 }
 
 // Server is the HTTP media listener.
@@ -111,9 +114,13 @@ func (s *Server) Close() error {
 	return err
 }
 
-// ServeHTTP serves GET /APP/NAME.flv.
+// ServeHTTP serves GET /APP/NAME.flv and hands every other path to Next.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cfg := s.cfg.Load()
+	if cfg.Next != nil && !strings.HasSuffix(r.URL.Path, ".flv") {
+		cfg.Next.ServeHTTP(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		http.Error(w, "only GET and HEAD are served here", http.StatusMethodNotAllowed)
 		return
