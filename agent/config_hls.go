@@ -25,6 +25,7 @@ func defaultHLS() HLSConfig {
 		SegmentCount:   hls.DefaultSegmentCount,
 		IdleTimeout:    Duration(hls.DefaultIdleTimeout),
 		SessionTimeout: Duration(hls.DefaultSessionTimeout),
+		AlwaysOn:       []string{},
 	}
 }
 
