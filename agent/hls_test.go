@@ -95,6 +95,22 @@ func TestHLS(t *testing.T) {
 		})
 	}
 
+	t.Run("web page", func(t *testing.T) {
+		base := fmt.Sprintf("http://127.0.0.1:%d", a.ports["http"])
+		testmedia.Eventually(t, 10*time.Second, "GET / lists live/hls with H264, AAC, 640x360 and its fps", func() bool {
+			code, page := get(t, base+"/", 10*time.Second)
+			return code == 200 && strings.Contains(page, `data-key="live/hls"`) &&
+				strings.Contains(page, "<td>H264</td><td>AAC</td><td>640x360</td><td>25.") // 25.x fps
+		})
+		code, page := get(t, base+"/live/hls/?token=x", 10*time.Second)
+		if code != 200 || !strings.Contains(page, `data-src="/live/hls/index.m3u8?token=x"`) {
+			t.Errorf("GET /live/hls/ = %d, no player of the stream's LL-HLS playlist (with the page's token):\n%s", code, page)
+		}
+		if code, js := get(t, base+"/_static/hls.min.js", 10*time.Second); code != 200 || !strings.Contains(js, "Hls") {
+			t.Errorf("GET /_static/hls.min.js = %d", code)
+		}
+	})
+
 	media := a.hls("live/hls", "video1_stream.m3u8")
 	t.Run("parts and blocking reload", func(t *testing.T) {
 		_, pl := get(t, media, 20*time.Second)
