@@ -30,6 +30,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // Defaults.
@@ -251,7 +252,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log := s.log.With("remote", r.RemoteAddr, "stream", key)
 	if cfg.Authorize != nil {
-		if err := cfg.Authorize("play", key, r.URL.RawQuery, remoteAddr(r)); err != nil {
+		if err := cfg.Authorize("play", key, r.URL.RawQuery, netutil.RemoteAddr(r.RemoteAddr)); err != nil {
 			status := http.StatusForbidden
 			if errors.Is(err, auth.ErrMissing) {
 				status = http.StatusUnauthorized
@@ -387,14 +388,6 @@ func (s *Server) session(r *http.Request, key string) (*session, error) {
 	s.sessions[id] = ss
 	s.log.Info("hls reader", "stream", key, "remote", host)
 	return ss, nil
-}
-
-func remoteAddr(r *http.Request) net.Addr {
-	ap, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
-	if err != nil {
-		return nil
-	}
-	return ap
 }
 
 type countWriter struct {

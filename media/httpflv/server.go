@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // Authorizer decides whether a client may play a stream (action "play").
@@ -142,7 +143,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cfg.Authorize != nil {
-		if err := cfg.Authorize("play", key, r.URL.RawQuery, remoteAddr(r)); err != nil {
+		if err := cfg.Authorize("play", key, r.URL.RawQuery, netutil.RemoteAddr(r.RemoteAddr)); err != nil {
 			log.Warn("play refused", "reason", err.Error())
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
@@ -212,14 +213,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		log.Info("playback ended", "reason", err.Error())
 	}
-}
-
-func remoteAddr(r *http.Request) net.Addr {
-	ap, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
-	if err != nil {
-		return nil
-	}
-	return ap
 }
 
 // flvFlags announces audio (4) and video (1) as far as the stream is known,
