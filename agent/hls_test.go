@@ -332,3 +332,51 @@ func TestHLSAuthAndLimits(t *testing.T) {
 	}
 	pub.Cmd.Process.Kill()
 }
+
+// TestHLSSettings: each [hls] key has its effect on the running binary:
+// always_on muxes a stream nobody reads, idle_timeout closes an unread
+// muxer, segment_count sizes the playlist window, page = false turns the
+// web page off and enabled = false HLS itself.
+func TestHLSSettings(t *testing.T) {
+	testmedia.Need(t, "ffmpeg")
+	if testing.Short() {
+		t.Skip("end-to-end: runs without -short")
+	}
+	a := startAgent(t, "[hls]\nalways_on = [\"live/on\"]\nidle_timeout = \"1s\"\nsegment_count = 8\npage = false\n")
+	ctx := context.Background()
+	src := testmedia.Source{Realtime: true, Audio: true, GOP: 25, Duration: time.Minute}
+	for _, k := range []string{"live/on", "live/off"} {
+		p := testmedia.Publish(t, ctx, src, a.rtmp(k))
+		defer p.Cmd.Process.Kill()
+	}
+	started := func(key string) bool {
+		return strings.Contains(a.logs.String(), `"msg":"hls muxer started","node":"test-node","component":"hls","stream":"`+key+`"`)
+	}
+	testmedia.Eventually(t, 20*time.Second, "always_on muxes live/on without a reader", func() bool { return started("live/on") })
+	if started("live/off") {
+		t.Errorf("live/off muxed before anyone asked for it")
+	}
+	// segment_count = 8: the window holds 8 segments (the first 7 are the
+	// gaps LL-HLS starts with, then real ones replace them)
+	testmedia.Eventually(t, 30*time.Second, "the LL-HLS window of live/off holds 8 segments after 9", func() bool {
+		_, pl := get(t, a.hls("live/off", "video1_stream.m3u8"), 20*time.Second)
+		next, _ := llState(t, pl)
+		return next >= 7+9 && strings.Count(pl, "#EXTINF:") == 8
+	})
+	// idle_timeout = 1s: nobody asks for live/off any more
+	testmedia.Eventually(t, 20*time.Second, "live/off's muxer closed after idle_timeout", func() bool {
+		return strings.Contains(a.logs.String(), `"msg":"hls muxer ended","node":"test-node","component":"hls","stream":"live/off"`)
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", a.ports["http"])
+	if code, _ := get(t, base+"/", 10*time.Second); code != 404 {
+		t.Errorf("GET / with hls.page = false: %d, want 404", code)
+	}
+
+	b := startAgent(t, "[hls]\nenabled = false\n")
+	p := testmedia.Publish(t, ctx, src, b.rtmp("live/x"))
+	defer p.Cmd.Process.Kill()
+	waitStreams(t, b, "publisher live", func(sr streamsResp) bool { return len(sr.Streams) == 1 })
+	if code, _ := get(t, b.hls("live/x", "index.m3u8"), 10*time.Second); code != 404 {
+		t.Errorf("index.m3u8 with hls.enabled = false: %d, want 404", code)
+	}
+}
