@@ -380,3 +380,28 @@ func TestHLSSettings(t *testing.T) {
 		t.Errorf("index.m3u8 with hls.enabled = false: %d, want 404", code)
 	}
 }
+
+// TestHLSH265: an H.265 + AAC stream published over SRT plays over LL-HLS
+// (fMP4 carries HEVC); the plain (MPEG-TS) variant, H.264 only, says so.
+func TestHLSH265(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	if testing.Short() {
+		t.Skip("end-to-end: runs without -short")
+	}
+	a := startAgent(t, "")
+	ctx := context.Background()
+	src := testmedia.Source{Realtime: true, Audio: true, GOP: 25, Codec: "libx265", Duration: 30 * time.Second}
+	pub := testmedia.Publish(t, ctx, src, fmt.Sprintf("srt://127.0.0.1:%d?streamid=publish:live/hevc", a.ports["srt"]))
+	defer pub.Cmd.Process.Kill()
+	waitStreams(t, a, "H.265 publisher live", func(sr streamsResp) bool { return len(sr.Streams) == 1 && sr.Streams[0].Video == "H265" })
+	res, err := testmedia.Read(ctx, a.hls("live/hevc", "index.m3u8"), 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.VideoCodec != "hevc" || res.AudioCodec != "aac" || res.VideoFrames < 70 || !res.FirstKey || res.DecodeErrors != "" {
+		t.Errorf("LL-HLS of an H.265 stream: %+v", res)
+	}
+	if code, body := get(t, a.hls("live/hevc", "plain.m3u8"), 20*time.Second); code != 409 || !strings.Contains(body, "H.264 only") {
+		t.Errorf("plain.m3u8 of an H.265 stream: %d %q, want 409 naming the reason", code, body)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/bluenviron/gohlslib/v2"
@@ -14,6 +15,10 @@ import (
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
 )
+
+// audioWait is how long (media ms) a muxer waits for an audio header
+// after the first keyframe.
+const audioWait = 1000
 
 // errCodecChanged ends a muxer whose stream changed codec parameters: the
 // next request starts a new one with the new tracks.
@@ -29,12 +34,15 @@ type feeder struct {
 	onErr   func(error)
 
 	vhdr, ahdr []byte // sequence headers seen
+	firstKey   int64  // media time of the first keyframe seen before the audio header, -1 = none
 	vcodec     string
 	nalLen     int
+	vconf      codecs.Codec
 	params     [][]byte // parameter sets, put in front of every keyframe (the DTS extractor needs them in band)
 	video      *gohlslib.Track
 	audio      *gohlslib.Track
 	sampleRate int
+	aconf      mpeg4audio.AudioSpecificConfig
 	m          *gohlslib.Muxer
 	started    func(*gohlslib.Muxer)
 }
@@ -49,8 +57,14 @@ func (f *feeder) write(p *media.Packet, hasVideo bool) error {
 			return nil
 		}
 		if v.Header {
-			if f.m != nil && string(v.Data) != string(f.vhdr) {
-				return errCodecChanged
+			if f.m != nil {
+				// a repeated header (SRT sources send one per keyframe)
+				// changes nothing unless its parameter sets differ
+				c, _, _, err := videoCodec(v.Codec, v.Data)
+				if err == nil && (v.Codec != f.vcodec || !reflect.DeepEqual(c, f.vconf)) {
+					return errCodecChanged
+				}
+				return nil
 			}
 			f.vhdr = append([]byte(nil), v.Data...)
 			f.vcodec = v.Codec
@@ -59,6 +73,17 @@ func (f *feeder) write(p *media.Packet, hasVideo bool) error {
 		if f.m == nil {
 			if !v.Keyframe || f.vhdr == nil {
 				return nil
+			}
+			// MPEG-TS sources announce AAC only with its first frame,
+			// which may follow the first keyframe: wait up to a second
+			// of media for it, then start without audio
+			if f.ahdr == nil {
+				if f.firstKey < 0 {
+					f.firstKey = p.Time
+				}
+				if p.Time-f.firstKey < audioWait {
+					return nil
+				}
 			}
 			if err := f.start(); err != nil {
 				return err
@@ -85,8 +110,13 @@ func (f *feeder) write(p *media.Packet, hasVideo bool) error {
 			return nil
 		}
 		if a.Header {
-			if f.m != nil && string(a.Data) != string(f.ahdr) {
-				return errCodecChanged
+			if f.m != nil {
+				var conf mpeg4audio.AudioSpecificConfig
+				if conf.Unmarshal(a.Data) == nil && f.audio != nil &&
+					(conf.Type != f.aconf.Type || conf.SampleRate != f.aconf.SampleRate || conf.ChannelCount != f.aconf.ChannelCount) {
+					return errCodecChanged
+				}
+				return nil
 			}
 			f.ahdr = append([]byte(nil), a.Data...)
 			return nil
@@ -112,48 +142,11 @@ func (f *feeder) write(p *media.Packet, hasVideo bool) error {
 func (f *feeder) start() error {
 	var tracks []*gohlslib.Track
 	if f.vhdr != nil {
-		params, nalLen, err := mpegts.ParseDecoderConfig(f.vcodec == "H265", f.vhdr)
+		c, params, nalLen, err := videoCodec(f.vcodec, f.vhdr)
 		if err != nil {
 			return err
 		}
-		f.nalLen = nalLen
-		f.params = params
-		var c codecs.Codec
-		if f.vcodec == "H265" {
-			h := &codecs.H265{}
-			for _, ps := range params {
-				switch h265.NALUType((ps[0] >> 1) & 0x3f) {
-				case h265.NALUType_VPS_NUT:
-					h.VPS = ps
-				case h265.NALUType_SPS_NUT:
-					h.SPS = ps
-				case h265.NALUType_PPS_NUT:
-					h.PPS = ps
-				}
-			}
-			if h.VPS == nil || h.SPS == nil || h.PPS == nil {
-				return fmt.Errorf("H.265 decoder configuration lacks a VPS, SPS or PPS")
-			}
-			c = h
-		} else {
-			h := &codecs.H264{}
-			for _, ps := range params {
-				switch ps[0] & 0x1f {
-				case 7:
-					if h.SPS == nil {
-						h.SPS = ps
-					}
-				case 8:
-					if h.PPS == nil {
-						h.PPS = ps
-					}
-				}
-			}
-			if h.SPS == nil || h.PPS == nil {
-				return fmt.Errorf("H.264 decoder configuration lacks an SPS or PPS")
-			}
-			c = h
-		}
+		f.nalLen, f.params, f.vconf = nalLen, params, c
 		if f.variant == gohlslib.MuxerVariantMPEGTS && f.vcodec != "H264" {
 			return errPlainH265
 		}
@@ -165,7 +158,7 @@ func (f *feeder) start() error {
 		if err := conf.Unmarshal(f.ahdr); err != nil {
 			return fmt.Errorf("AAC AudioSpecificConfig: %w", err)
 		}
-		f.sampleRate = conf.SampleRate
+		f.sampleRate, f.aconf = conf.SampleRate, conf
 		f.audio = &gohlslib.Track{Codec: &codecs.MPEG4Audio{Config: conf}, ClockRate: conf.SampleRate}
 		tracks = append(tracks, f.audio)
 	}
@@ -185,6 +178,49 @@ func (f *feeder) start() error {
 	f.m = m
 	f.started(m)
 	return nil
+}
+
+// videoCodec reads the parameter sets of an H.264 or H.265 decoder
+// configuration record.
+func videoCodec(codec string, rec []byte) (codecs.Codec, [][]byte, int, error) {
+	params, nalLen, err := mpegts.ParseDecoderConfig(codec == "H265", rec)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if codec == "H265" {
+		h := &codecs.H265{}
+		for _, ps := range params {
+			switch h265.NALUType((ps[0] >> 1) & 0x3f) {
+			case h265.NALUType_VPS_NUT:
+				h.VPS = ps
+			case h265.NALUType_SPS_NUT:
+				h.SPS = ps
+			case h265.NALUType_PPS_NUT:
+				h.PPS = ps
+			}
+		}
+		if h.VPS == nil || h.SPS == nil || h.PPS == nil {
+			return nil, nil, 0, fmt.Errorf("H.265 decoder configuration lacks a VPS, SPS or PPS")
+		}
+		return h, params, nalLen, nil
+	}
+	h := &codecs.H264{}
+	for _, ps := range params {
+		switch ps[0] & 0x1f {
+		case 7:
+			if h.SPS == nil {
+				h.SPS = ps
+			}
+		case 8:
+			if h.PPS == nil {
+				h.PPS = ps
+			}
+		}
+	}
+	if h.SPS == nil || h.PPS == nil {
+		return nil, nil, 0, fmt.Errorf("H.264 decoder configuration lacks an SPS or PPS")
+	}
+	return h, params, nalLen, nil
 }
 
 // splitAVCC splits length-prefixed NAL units.

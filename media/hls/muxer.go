@@ -87,7 +87,7 @@ func (s *Server) run(ctx context.Context, mx *muxer, cfg *Config) error {
 	}
 	defer rd.Close()
 	f := &feeder{
-		variant: mx.key.variant, part: cfg.PartDuration, count: cfg.SegmentCount,
+		variant: mx.key.variant, part: cfg.PartDuration, count: cfg.SegmentCount, firstKey: -1,
 		onErr: func(err error) { log.Debug("hls muxer", "err", err.Error()) },
 		started: func(m *gohlslib.Muxer) {
 			mx.mu.Lock()
