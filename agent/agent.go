@@ -62,7 +62,7 @@ type Agent struct {
 	onMissing []func(key string)
 	// onAuthorize are further gates on publish and play (flows' own
 	// allowlists), asked after the node's allowlist and signed URL.
-	// proto is "rtmp", "httpflv" or "srt".
+	// proto is "rtmp", "httpflv", "hls" or "srt".
 	onAuthorize []func(proto, action, key string, remote net.Addr) error
 	ext         extensions
 	stopping    chan struct{}
