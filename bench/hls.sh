@@ -43,7 +43,7 @@ window() {
 for rep in $(seq "$REPS"); do
 	dir=$OUT/rep$rep
 	rm -rf "$dir"
-	printf '[srt]\nlisten = ""\n' | start_relaymesh_conf "$dir" ""
+	start_relaymesh_conf "$dir" "" < <(printf '[srt]\nlisten = ""\n')
 	for _ in $(seq 50); do curl -sf "http://127.0.0.1:$((BASE_PORT + 3))/healthz" >/dev/null && break; sleep 0.1; done
 	pubs=()
 	for i in $(seq "$STREAMS"); do
