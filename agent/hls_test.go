@@ -141,6 +141,26 @@ func TestHLS(t *testing.T) {
 			t.Errorf("blocking reload answered before part %d of segment %d: it lists %d parts of it", parts+1, next, p2)
 		}
 		t.Logf("blocking reload for a part two ahead answered after %s", took)
+		// the preload-hinted part is held until it is complete; one beyond
+		// it is not a part yet
+		var hint string
+		for _, l := range testmedia.Lines(body) {
+			if _, u, ok := strings.Cut(l, `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="`); ok {
+				hint = strings.TrimSuffix(u, `"`)
+			}
+		}
+		i := strings.LastIndex(hint, "_part")
+		n, err := strconv.Atoi(strings.TrimSuffix(hint[i+5:], ".mp4"))
+		if i < 0 || err != nil {
+			t.Fatalf("no preload hint in\n%s", body)
+		}
+		if code, part := get(t, a.hls("live/hls", hint), 20*time.Second); code != 200 || len(part) < 100 {
+			t.Errorf("preload-hinted part %s: %d, %d bytes", hint, code, len(part))
+		}
+		beyond := fmt.Sprintf("%s_part%d.mp4", hint[:i], n+5)
+		if code, _ := get(t, a.hls("live/hls", beyond), 20*time.Second); code != 404 {
+			t.Errorf("part %s five beyond the hint: %d, want 404", beyond, code)
+		}
 	})
 
 	t.Run("hostile requests", func(t *testing.T) {

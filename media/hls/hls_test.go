@@ -59,3 +59,24 @@ func FuzzSplitAVCC(f *testing.F) {
 		}
 	})
 }
+
+func TestLiveEdge(t *testing.T) {
+	pl := `#EXTM3U
+#EXT-X-MEDIA-SEQUENCE:3
+#EXTINF:1.00000,
+gap.mp4
+#EXT-X-PART:DURATION=0.2,URI="ab_video1_part0.mp4"
+#EXTINF:1.00000,
+ab_video1_seg10.mp4
+#EXT-X-PART:DURATION=0.2,URI="ab_video1_part5.mp4"
+#EXT-X-PART:DURATION=0.2,URI="ab_video1_part6.mp4"
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI="ab_video1_part7.mp4?token=1-ab"
+`
+	msn, parts, hint, ok := liveEdge(pl)
+	if !ok || msn != 5 || parts != 2 || hint != 7 {
+		t.Errorf("liveEdge = %d %d %d %v, want 5 2 7 true", msn, parts, hint, ok)
+	}
+	if _, _, _, ok := liveEdge("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:1\n"); ok {
+		t.Error("liveEdge of a playlist without a preload hint: ok")
+	}
+}

@@ -20,7 +20,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -305,36 +307,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ss.rd.BytesOut.Add(uint64(cw.n))
 		return
 	}
-	if n := mx.inflight.Add(1); n > int64(cfg.MaxBlocked) {
-		mx.inflight.Add(-1)
-		http.Error(w, "too many waiting requests on this stream", http.StatusServiceUnavailable)
+	if kind == kindPart {
+		if status, msg := mx.partReady(r.Context(), m, name, cfg); status != 0 {
+			http.Error(w, msg, status)
+			return
+		}
+		// the part is complete: gohlslib serves it without waiting
+		cw := &countWriter{ResponseWriter: w}
+		m.Handle(cw, req)
+		if !cw.wrote {
+			http.Error(w, "no such part (it may have left the playlist window)", http.StatusNotFound)
+			return
+		}
+		ss.rd.BytesOut.Add(uint64(cw.n))
 		return
 	}
-	// gohlslib blocks a playlist or part request (on a condition variable,
-	// without a context) until the content exists or the muxer closes. It
-	// runs on its own goroutine into a private buffer, so this request is
-	// bounded by BlockTimeout and its client, and a request that gives up
-	// leaves nothing but that goroutine, counted in inflight until gohlslib
-	// answers it.
-	rec := &bufWriter{h: http.Header{}}
-	done := make(chan struct{})
-	go func() {
-		defer mx.inflight.Add(-1)
-		defer close(done)
-		m.Handle(rec, req)
-	}()
-	bt := time.NewTimer(cfg.BlockTimeout)
-	defer bt.Stop()
-	select {
-	case <-done:
-	case <-r.Context().Done():
-		return
-	case <-bt.C:
-		http.Error(w, fmt.Sprintf("%s: not available within %s", file, cfg.BlockTimeout), http.StatusServiceUnavailable)
+	rec, status, msg := mx.call(r.Context(), m, req, cfg)
+	if status != 0 {
+		if status > 0 {
+			http.Error(w, msg, status)
+		}
 		return
 	}
 	if rec.code == 0 && rec.body.Len() == 0 {
-		http.Error(w, "no such part (it may have left the playlist window)", http.StatusNotFound)
+		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
 	for k, v := range rec.h {
@@ -347,6 +343,112 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(rec.code)
 	n, _ := w.Write(rec.body.Bytes())
 	ss.rd.BytesOut.Add(uint64(n))
+}
+
+// call runs a gohlslib request that may wait. gohlslib blocks a playlist
+// request (on a condition variable, without a context) until the content
+// exists or the muxer closes; it runs on its own goroutine into a private
+// buffer, so the caller is bounded by BlockTimeout and its context, and a
+// request that gives up leaves only that goroutine, counted in inflight
+// (at most MaxBlocked) until gohlslib answers it. status is -1 when ctx
+// ended, an HTTP status when the call was refused or timed out.
+func (mx *muxer) call(ctx context.Context, m *gohlslib.Muxer, req *http.Request, cfg *Config) (rec *bufWriter, status int, msg string) {
+	if n := mx.inflight.Add(1); n > int64(cfg.MaxBlocked) {
+		mx.inflight.Add(-1)
+		return nil, http.StatusServiceUnavailable, "too many waiting requests on this stream"
+	}
+	rec = &bufWriter{h: http.Header{}}
+	done := make(chan struct{})
+	go func() {
+		defer mx.inflight.Add(-1)
+		defer close(done)
+		m.Handle(rec, req)
+	}()
+	bt := time.NewTimer(cfg.BlockTimeout)
+	defer bt.Stop()
+	select {
+	case <-done:
+		return rec, 0, ""
+	case <-ctx.Done():
+		return nil, -1, ""
+	case <-bt.C:
+		return nil, http.StatusServiceUnavailable, fmt.Sprintf("%s: not available within %s", path.Base(req.URL.Path), cfg.BlockTimeout)
+	}
+}
+
+// partReady waits until the part called name is complete. gohlslib's own
+// wait for a preload-hinted part keeps its lock when the muxer closes
+// under it (every later request on that muxer would hang), so the wait
+// is a blocking playlist reload for that part instead, which releases the
+// lock. It returns 0 when the part is there (or was, and left the window),
+// else an HTTP status and why.
+func (mx *muxer) partReady(ctx context.Context, m *gohlslib.Muxer, name string, cfg *Config) (int, string) {
+	// PREFIX_ID_partN.mp4
+	f := strings.Split(strings.TrimSuffix(name, ".mp4"), "_")
+	if len(f) != 3 || !strings.HasPrefix(f[2], "part") {
+		return http.StatusNotFound, "no such part"
+	}
+	want, err := strconv.ParseUint(strings.TrimPrefix(f[2], "part"), 10, 64)
+	if err != nil {
+		return http.StatusNotFound, "no such part"
+	}
+	playlist := func(query string) (string, int, string) {
+		req := (&http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/" + f[1] + "_stream.m3u8", RawQuery: query}}).WithContext(context.Background())
+		rec, status, msg := mx.call(ctx, m, req, cfg)
+		if status != 0 {
+			return "", status, msg
+		}
+		if rec.code != http.StatusOK {
+			return "", http.StatusNotFound, "no such part"
+		}
+		return rec.body.String(), 0, ""
+	}
+	pl, status, msg := playlist("")
+	if status != 0 {
+		return status, msg
+	}
+	msn, parts, hint, ok := liveEdge(pl)
+	switch {
+	case !ok:
+		return http.StatusNotFound, "no such part"
+	case want < hint:
+		return 0, "" // complete (or gone: gohlslib answers nothing, the caller 404)
+	case want > hint:
+		return http.StatusNotFound, "no such part yet: it is not the next one"
+	}
+	_, status, msg = playlist(fmt.Sprintf("_HLS_msn=%d&_HLS_part=%d", msn, parts))
+	return status, msg
+}
+
+// liveEdge reads an LL-HLS media playlist: the media sequence number of
+// the segment being written, how many of its parts are listed, and the
+// number of the preload-hinted part.
+func liveEdge(pl string) (msn uint64, parts int, hint uint64, ok bool) {
+	var seq, segs uint64
+	haveSeq, haveHint := false, false
+	for _, l := range strings.Split(pl, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "#EXT-X-MEDIA-SEQUENCE:"):
+			v, err := strconv.ParseUint(strings.TrimPrefix(l, "#EXT-X-MEDIA-SEQUENCE:"), 10, 64)
+			seq, haveSeq = v, err == nil
+		case strings.HasPrefix(l, "#EXTINF:"):
+			segs++
+			parts = 0
+		case strings.HasPrefix(l, "#EXT-X-PART:"):
+			parts++
+		case strings.HasPrefix(l, "#EXT-X-PRELOAD-HINT:"):
+			_, u, _ := strings.Cut(l, `URI="`)
+			u, _, _ = strings.Cut(u, ".mp4")
+			i := strings.LastIndex(u, "_part")
+			if i < 0 {
+				return 0, 0, 0, false
+			}
+			v, err := strconv.ParseUint(u[i+len("_part"):], 10, 64)
+			hint, haveHint = v, err == nil
+		}
+	}
+	return seq + segs, parts, hint, haveSeq && haveHint
 }
 
 // session returns the reader session of this client on key, opening one
