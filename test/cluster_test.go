@@ -700,6 +700,29 @@ func TestCluster(t *testing.T) {
 		t.Logf("SRT player on tyo (stream on sin): 2 s of media read in %s", took.Round(10*time.Millisecond))
 	})
 
+	// An LL-HLS player on a center that does not have the stream: the
+	// muxer's wait pulls it on demand, as for the other outputs.
+	t.Run("hls_play_on_a_center_without_the_stream", func(t *testing.T) {
+		out := filepath.Join(c.dir, "tyo-hls.nut")
+		url := "http://" + c.lab.Host("tyo").AddrPort(8080).String() + "/" + stream + "/index.m3u8"
+		rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
+		defer rcancel()
+		start := time.Now()
+		cmd := c.lab.Host("tyo").Command(rctx, "ffmpeg", "-hide_banner", "-v", "error", "-i", url, "-t", "3", "-c", "copy", "-f", "nut", out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg reading %s on tyo: %v: %s", url, err, b)
+		}
+		took := time.Since(start)
+		res, err := testmedia.Analyze(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.VideoCodec != "h264" || res.AudioCodec != "aac" || !res.FirstKey || res.DecodeErrors != "" || res.VideoFrames < 70 {
+			t.Errorf("ffprobe of what the LL-HLS player on tyo got: %+v", res)
+		}
+		t.Logf("LL-HLS player on tyo (stream on sin): 3 s of media read in %s", took.Round(10*time.Millisecond))
+	})
+
 	t.Run("kill_hosting_center", func(t *testing.T) {
 		killed := time.Now()
 		if err := c.procs["sin"].Process.Signal(syscall.SIGKILL); err != nil {
