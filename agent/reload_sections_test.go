@@ -207,3 +207,67 @@ func TestRefusedMixedReload(t *testing.T) {
 		}
 	})
 }
+
+// flowConf is a [[flow]] whose source is the SRT listener's stream key
+// with passphrase pass.
+func flowConf(id, key, pass string) string {
+	return fmt.Sprintf("[[flow]]\nid = %q\nstart = true\n[flow.source]\ntype = \"srt-listener\"\nstream = %q\npassphrase = %q\n[[flow.outputs]]\nname = \"flv\"\ntype = \"httpflv\"\n", id, key, pass)
+}
+
+// TestReloadFlows: a changed [[flow]] is applied by reload (its new
+// source passphrase is the one an SRT publisher needs), and a reload
+// whose [[flow]] cannot be created (it clashes with an API-made flow's
+// SRT settings) is refused with the reason and rolls back: the changed
+// flow keeps its old settings and the flow it added is gone.
+func TestReloadFlows(t *testing.T) {
+	testmedia.Need(t, "ffmpeg")
+	env := []string{"RUNTIME_DIRECTORY=" + t.TempDir()}
+	a := startAgentIn(t, t.TempDir(), "test-node", flowConf("f", "live/f", pass256), env)
+	port := a.ports["srt"]
+	api := `{"id":"api","source":{"type":"srt-listener","stream":"live/shared","passphrase":"` + pass128 + `"},"outputs":[{"name":"flv","type":"httpflv"}]}`
+	if st, body := call(t, "POST", a.api("/v1/flows"), "", api); st != 201 {
+		t.Fatalf("POST /v1/flows: %d %s", st, body)
+	}
+	takes := func(pass string) bool {
+		_, err := srtPublish(port, "publish:live/f", pass)
+		return err == nil
+	}
+	if !takes(pass256) {
+		t.Fatalf("flow f does not take its publisher before any reload")
+	}
+
+	t.Run("refused and rolled back", func(t *testing.T) {
+		a.writeConfig(t, flowConf("f", "live/f", pass128)+flowConf("clash", "live/shared", pass256))
+		ok, errOut := reloadCmd(t, env)
+		if ok || !strings.Contains(errOut, `flow "clash"`) || !strings.Contains(errOut, `flow "api" already sets the SRT passphrase`) {
+			t.Fatalf("reload ok=%v, stderr %q; want refused naming the clash", ok, errOut)
+		}
+		if st, body := call(t, "GET", a.api("/v1/flows/clash"), "", ""); st != 404 {
+			t.Errorf("GET /v1/flows/clash after the refused reload: %d %s, want 404", st, body)
+		}
+		if st, body := call(t, "GET", a.api("/v1/flows/f"), "", ""); st != 200 || !strings.Contains(body, `"running"`) {
+			t.Errorf("GET /v1/flows/f after the refused reload: %d %s, want it running", st, body)
+		}
+		if !takes(pass256) {
+			t.Errorf("flow f refuses its old passphrase after the refused reload")
+		}
+		if takes(pass128) {
+			t.Errorf("flow f takes the passphrase of the refused reload")
+		}
+	})
+	t.Run("applied", func(t *testing.T) {
+		a.writeConfig(t, flowConf("f", "live/f", pass128))
+		if ok, errOut := reloadCmd(t, env); !ok {
+			t.Fatalf("reload refused: %s", errOut)
+		}
+		if !takes(pass128) {
+			t.Errorf("flow f refuses the passphrase the reload set")
+		}
+		if takes(pass256) {
+			t.Errorf("flow f still takes the passphrase the reload replaced")
+		}
+		if st, body := call(t, "GET", a.api("/v1/flows/f"), "", ""); st != 200 || !strings.Contains(body, `"running"`) {
+			t.Errorf("GET /v1/flows/f after the reload: %d %s, want it running", st, body)
+		}
+	})
+}
