@@ -428,6 +428,34 @@ func TestSlowReader(t *testing.T) {
 		}
 	})
 
+	t.Run("SetMaxReaderLag applies to an attached reader", func(t *testing.T) {
+		// 10 s allowed at first: 4 s behind would not skip
+		h := newHub(t, func(c *media.HubConfig) { c.MaxReaderLag = 10 * time.Second })
+		p := publish(t, h, "live/setlag")
+		write(t, p, vhdr(0))
+		r := subscribe(t, h, "live/setlag")
+		if _, err := next(r, 64); err != nil {
+			t.Fatal(err)
+		}
+		h.SetMaxReaderLag(time.Second) // what a reload of limits.max_reader_lag does
+		var lastKey *media.Packet
+		for ts := int64(0); ts < 4000; ts += 40 {
+			if ts%1000 == 0 {
+				lastKey = key(ts)
+				write(t, p, lastKey)
+			} else {
+				write(t, p, inter(ts))
+			}
+		}
+		got, err := next(r, 256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := media1(got); len(body) == 0 || body[0] != lastKey {
+			t.Fatalf("reader got %v after SetMaxReaderLag(1s), want the newest keyframe (%d) first", describe(got), lastKey.Time)
+		}
+	})
+
 	t.Run("a GOP longer than MaxReaderLag still plays", func(t *testing.T) {
 		h := newHub(t, func(c *media.HubConfig) { c.MaxReaderLag = time.Second })
 		p := publish(t, h, "live/longgop")
