@@ -487,9 +487,9 @@ func (a *Agent) prepareAccess(_, next *Config) (change, error) {
 // take without a new socket: limits, timeouts, SRT latency, passphrases,
 // [[srt_stream]] and srt.max_connections, the log level. A listener that
 // moves (prepareListeners) is built from next already.
-func (a *Agent) prepareSettings(_, next *Config) (change, error) {
+func (a *Agent) prepareSettings(old, next *Config) (change, error) {
 	var srtCommit func()
-	if a.srt != nil && next.SRT.Listen == a.cfg.SRT.Listen {
+	if a.srt != nil && next.SRT.Listen == old.SRT.Listen {
 		var err error
 		if srtCommit, err = a.srt.Prepare(a.srtConfig(next)); err != nil {
 			return change{}, fmt.Errorf("srt: %w", err)
