@@ -72,6 +72,9 @@ type Agent struct {
 	// srtFlowOptions gives the SRT passphrase and latency a flow sets for
 	// a publish or read on the SRT listener (set with the flows).
 	srtFlowOptions func(action, key string) (pass string, latency time.Duration, ok bool)
+	// preparing is the config a reload is preparing, nil outside one
+	// (objectsConfig).
+	preparing atomic.Pointer[Config]
 	// spawn runs a component built after Run started (a rebound
 	// listener) under Run's context; nil before Run.
 	spawn func(run func(context.Context) error)
@@ -448,10 +451,13 @@ func (a *Agent) reload() error {
 		{"ops", a.prepareOps},
 		{"objects", a.prepareObjects},
 	}
+	a.preparing.Store(next)
+	defer a.preparing.Store(nil)
 	var done []change
 	for _, st := range steps {
 		c, err := st.prepare(old, next)
 		if err != nil {
+			a.preparing.Store(nil) // the old objects come back under the old limits
 			for i := len(done) - 1; i >= 0; i-- {
 				if done[i].abort != nil {
 					done[i].abort()

@@ -61,14 +61,14 @@ func (a *Agent) newObjects(cfg *Config) error {
 			Failover: sw.Failover, Reason: sw.Reason, GapMS: sw.GapMS})
 	}
 	o.flows.Policy = a.fetchPolicy
-	o.flows.MaxOutputs = func() int { return a.config().Objects.maxOutputs() }
-	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.config().Objects.maxRelays() })
+	o.flows.MaxOutputs = func() int { return a.objectsConfig().maxOutputs() }
+	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.objectsConfig().maxRelays() })
 	o.relays.Policy = a.fetchPolicy
 	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache"),
 		Policy:          a.fetchPolicy,
-		MaxDownload:     func() int64 { return a.config().Objects.maxDownload() },
-		DownloadTimeout: func() time.Duration { return a.config().Objects.downloadTimeout() }}
-	o.tasks = task.NewManager(deps, func() int { return a.config().Objects.maxRunningTasks() })
+		MaxDownload:     func() int64 { return a.objectsConfig().maxDownload() },
+		DownloadTimeout: func() time.Duration { return a.objectsConfig().downloadTimeout() }}
+	o.tasks = task.NewManager(deps, func() int { return a.objectsConfig().maxRunningTasks() })
 	o.hooks = newTaskHooks(a)
 	if o.notifier == nil {
 		o.notifier = o.hooks.notifier
@@ -303,6 +303,16 @@ func isLocalHost(h string) bool {
 		}
 	}
 	return false
+}
+
+// objectsConfig is the [objects] the managers' limits follow: the config
+// in force, or the one a reload is preparing (its objects are created
+// under its own limits before it commits).
+func (a *Agent) objectsConfig() ObjectsConfig {
+	if c := a.preparing.Load(); c != nil {
+		return c.Objects
+	}
+	return a.config().Objects
 }
 
 // prepareObjects applies the config's flows, relays and tasks of next:

@@ -271,3 +271,32 @@ func TestReloadFlows(t *testing.T) {
 		}
 	})
 }
+
+// relayConf is [objects] max_relays = max and the relays ids.
+func relayConf(max int, ids ...string) string {
+	s := fmt.Sprintf("[objects]\nmax_relays = %d\n", max)
+	for _, id := range ids {
+		s += fmt.Sprintf("[[relay]]\nid = %q\npattern = \"live/%s\"\nurl = \"rtmp://example.com/app/%s\"\nstart_time = 2030-01-01T00:00:00Z\nend_time = 2030-01-02T00:00:00Z\n", id, id, id)
+	}
+	return s
+}
+
+// TestReloadRaisesObjectLimits: a reload that raises objects.max_relays
+// and adds a relay beyond the old limit is accepted: its objects are
+// created under its own limits. A reload whose relays exceed its own
+// limit is refused naming the key.
+func TestReloadRaisesObjectLimits(t *testing.T) {
+	env := []string{"RUNTIME_DIRECTORY=" + t.TempDir()}
+	a := startAgentIn(t, t.TempDir(), "test-node", relayConf(1, "r1"), env)
+	a.writeConfig(t, relayConf(1, "r1", "r2"))
+	if ok, errOut := reloadCmd(t, env); ok || !strings.Contains(errOut, "objects.max_relays") {
+		t.Errorf("two relays under max_relays = 1: reload ok=%v, stderr %q; want refused naming objects.max_relays", ok, errOut)
+	}
+	a.writeConfig(t, relayConf(2, "r1", "r2"))
+	if ok, errOut := reloadCmd(t, env); !ok {
+		t.Fatalf("raising max_relays with a second relay was refused: %s", errOut)
+	}
+	if st, body := call(t, "GET", a.api("/v1/relays/r2"), "", ""); st != 200 {
+		t.Errorf("GET /v1/relays/r2 after the reload: %d %s, want 200", st, body)
+	}
+}
