@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,6 +88,25 @@ func TestReloadSRTSettings(t *testing.T) {
 		if out, err := srtPublish(port, "publish:live/plain", ""); err != nil {
 			t.Errorf("the srt.publish_passphrase removed by the reload still refuses: %v %s", err, out)
 		}
+	})
+	t.Run("srt.latency", func(t *testing.T) {
+		a.writeConfig(t, "")
+		editConfig(t, a, "[srt]\n", "[srt]\nlatency = \"650ms\"\n")
+		if ok, errOut := reloadCmd(t, env); !ok {
+			t.Fatalf("reload refused: %s", errOut)
+		}
+		// the caller asks less (ffmpeg's latency is in microseconds): the listener's wins
+		p := startCmd(t, "", "ffmpeg", append(ffmpegTS(20), srtURL(port, "publish:live/lat", "", 0, "&latency=80000"))...)
+		var conns []srtConnStats
+		testmedia.Eventually(t, 10*time.Second, "the publisher's SRT connection", func() bool {
+			conns = streamSRT(t, a, "live/lat")
+			return len(conns) == 1
+		})
+		if conns[0].LatencyMs != 650 {
+			t.Errorf("SRT stats %+v, want one connection with the reloaded latency 650 ms", conns)
+		}
+		syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+		streamGone(t, a, "live/lat")
 	})
 	t.Run("srt.max_connections", func(t *testing.T) {
 		// one publisher holds the only connection the reload allows
