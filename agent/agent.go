@@ -24,6 +24,7 @@ import (
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/hls"
 	"github.com/relaymesh/relaymesh/media/httpflv"
 	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/rtmp"
@@ -44,6 +45,7 @@ type Agent struct {
 	events  *events.Bus // the node's one ordered event stream (events.go)
 	rtmp    *rtmp.Server
 	httpflv *httpflv.Server
+	hls     *hls.Server // HLS on the HTTP listener; nil when [hls] is off
 	srt     *srt.Server
 	api     *apiServer
 	access  atomic.Pointer[accessPolicy]
@@ -60,7 +62,7 @@ type Agent struct {
 	onMissing []func(key string)
 	// onAuthorize are further gates on publish and play (flows' own
 	// allowlists), asked after the node's allowlist and signed URL.
-	// proto is "rtmp", "httpflv" or "srt".
+	// proto is "rtmp", "httpflv", "hls" or "srt".
 	onAuthorize []func(proto, action, key string, remote net.Addr) error
 	ext         extensions
 	stopping    chan struct{}
@@ -72,6 +74,10 @@ type Agent struct {
 	// srtFlowOptions gives the SRT passphrase and latency a flow sets for
 	// a publish or read on the SRT listener (set with the flows).
 	srtFlowOptions func(action, key string) (pass string, latency time.Duration, ok bool)
+	// spareSRT is an SRT listener a refused reload bound on spareSRTAddr
+	// and never ran (srtFor).
+	spareSRT     *srt.Server
+	spareSRTAddr string
 	// preparing is the config a reload is preparing, nil outside one
 	// (objectsConfig).
 	preparing atomic.Pointer[Config]
@@ -127,6 +133,12 @@ func New(cfg *Config, path string, logOut io.Writer) (_ *Agent, err error) {
 			return nil, listenErr("rtmp.listen", cfg.RTMP.Listen, err)
 		}
 		a.add(a.rtmp.Run, a.rtmp.Close)
+	}
+	if cfg.HLS.Enabled {
+		if a.hls, err = hls.New(a.hlsConfig(cfg), a.hub, log); err != nil {
+			return nil, fmt.Errorf("hls: %w", err)
+		}
+		a.add(a.hls.Run, a.hls.Close)
 	}
 	if cfg.HTTP.Listen != "" {
 		a.httpflv, err = httpflv.New(a.httpflvConfig(cfg), a.hub, log)
@@ -273,6 +285,7 @@ func (a *Agent) httpflvConfig(cfg *Config) httpflv.Config {
 		PlayWait:       a.playWait(cfg),
 		WriteCoalesce:  cfg.Limits.WriteCoalesce.Duration(),
 		Authorize:      a.authorizer("httpflv"),
+		Next:           a.httpRoutes(),
 	}
 }
 
@@ -394,6 +407,10 @@ func (a *Agent) Close() error {
 		}
 	}
 	a.closers = nil
+	if a.spareSRT != nil {
+		a.spareSRT.Close()
+		a.spareSRT = nil
+	}
 	if a.hub != nil {
 		a.hub.Close()
 	}
@@ -520,6 +537,9 @@ func (a *Agent) prepareSettings(old, next *Config) (change, error) {
 		if l := a.listeners(); l.httpflv != nil {
 			l.httpflv.SetConfig(a.httpflvConfig(next))
 		}
+		if a.hls != nil {
+			a.hls.SetConfig(a.hlsConfig(next))
+		}
 	}}, nil
 }
 
@@ -568,8 +588,9 @@ func checkWarnings(cfg *Config) []string {
 func (a *Agent) prepareListeners(next *Config, changed []string) (change, error) {
 	type move struct {
 		name, from string
-		run        func(context.Context) error // nil when the listener is turned off
-		close      func() error
+		run        func(context.Context) error    // nil when the listener is turned off
+		close      func() error                   // on abort
+		closeRun   func() error                   // on shutdown, once it runs
 		swap       func() (closeOld func() error) // installs the new server, returns the old one's Close
 	}
 	var moves []move
@@ -588,7 +609,7 @@ func (a *Agent) prepareListeners(next *Config, changed []string) (change, error)
 			var s *rtmp.Server
 			if next.RTMP.Listen != "" {
 				if s, err = rtmp.New(a.rtmpConfig(next), a.hub, a.log); err == nil {
-					m.run, m.close = s.Run, s.Close
+					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
 				err = listenErrIf("rtmp.listen", next.RTMP.Listen, err)
 			}
@@ -597,7 +618,7 @@ func (a *Agent) prepareListeners(next *Config, changed []string) (change, error)
 			var s *httpflv.Server
 			if next.HTTP.Listen != "" {
 				if s, err = httpflv.New(a.httpflvConfig(next), a.hub, a.log); err == nil {
-					m.run, m.close = s.Run, s.Close
+					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
 				err = listenErrIf("http.listen", next.HTTP.Listen, err)
 			}
@@ -605,8 +626,8 @@ func (a *Agent) prepareListeners(next *Config, changed []string) (change, error)
 		case "srt":
 			var s *srt.Server
 			if next.SRT.Listen != "" {
-				if s, err = srt.New(a.srtConfig(next), a.hub, a.log); err == nil {
-					m.run, m.close = s.Run, s.Close
+				if s, err = a.srtFor(a.srtConfig(next)); err == nil {
+					m.run, m.close, m.closeRun = s.Run, func() error { a.keepSpareSRT(s, next.SRT.Listen); return nil }, s.Close
 				}
 				err = listenErrIf("srt.listen", next.SRT.Listen, err)
 			}
@@ -615,7 +636,7 @@ func (a *Agent) prepareListeners(next *Config, changed []string) (change, error)
 			var s *apiServer
 			if next.API.Listen != "" {
 				if s, err = newAPI(a, next); err == nil {
-					m.run, m.close = s.Run, s.Close
+					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
 				err = listenErrIf("api.listen", next.API.Listen, err)
 			}
@@ -632,7 +653,7 @@ func (a *Agent) prepareListeners(next *Config, changed []string) (change, error)
 	commit := func() {
 		for _, m := range moves {
 			if m.run != nil {
-				a.closers = append(a.closers, m.close)
+				a.closers = append(a.closers, m.closeRun)
 				if a.spawn != nil {
 					a.spawn(m.run)
 				} else {
@@ -649,6 +670,31 @@ func (a *Agent) prepareListeners(next *Config, changed []string) (change, error)
 		}
 	}
 	return change{commit: commit, abort: abort}, nil
+}
+
+// srtFor returns an SRT server bound to cfg.Listen: the spare one a
+// refused reload left on that address, else a new one. libsrt releases
+// the UDP port of a closed listener only later, in its own thread, so
+// closing a prepared SRT listener on a refusal would leave its address in
+// use for the next reload.
+func (a *Agent) srtFor(cfg srt.Config) (*srt.Server, error) {
+	if sp := a.spareSRT; sp != nil {
+		a.spareSRT = nil
+		if a.spareSRTAddr == cfg.Listen && sp.SetConfig(cfg) == nil {
+			return sp, nil
+		}
+		sp.Close()
+	}
+	return srt.New(cfg, a.hub, a.log)
+}
+
+// keepSpareSRT keeps s, prepared for addr by a refused reload and never
+// run, for the next reload's srtFor (closed with the agent).
+func (a *Agent) keepSpareSRT(s *srt.Server, addr string) {
+	if a.spareSRT != nil {
+		a.spareSRT.Close()
+	}
+	a.spareSRT, a.spareSRTAddr = s, addr
 }
 
 // listenErrIf is listenErr for a non-nil err.

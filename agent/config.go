@@ -45,6 +45,7 @@ type Config struct {
 	Node       NodeConfig        `toml:"node"`
 	RTMP       RTMPConfig        `toml:"rtmp"`
 	HTTP       HTTPConfig        `toml:"http"`
+	HLS        HLSConfig         `toml:"hls"`
 	SRT        SRTConfig         `toml:"srt"`
 	API        APIConfig         `toml:"api"`
 	Limits     LimitsConfig      `toml:"limits"`
@@ -172,6 +173,7 @@ func Default() *Config {
 		},
 		RTMP: RTMPConfig{Listen: ":1935"},
 		HTTP: HTTPConfig{Listen: ":8080"},
+		HLS:  defaultHLS(),
 		SRT: SRTConfig{
 			Listen:          ":8890",
 			Latency:         Duration(120 * time.Millisecond),
@@ -1013,6 +1015,7 @@ func (c *Config) Validate() error {
 	c.Node.validate(&ps, "node")
 	c.RTMP.validate(&ps, "rtmp")
 	c.HTTP.validate(&ps, "http")
+	c.HLS.validate(&ps, "hls")
 	c.SRT.validate(&ps, "srt")
 	c.API.validate(&ps, "api")
 	c.Limits.validate(&ps, "limits")
@@ -1423,6 +1426,7 @@ var restartRequired = []struct {
 	{"node.name", func(c *Config) any { return c.Node.Name }, nil},
 	{"node.role", func(c *Config) any { return c.Node.Role }, nil},
 	{"node.data_dir", func(c *Config) any { return c.Node.DataDir }, nil},
+	{"hls.enabled", func(c *Config) any { return c.HLS.Enabled }, nil},
 	{"cluster.enabled", func(c *Config) any { return c.Cluster.Enabled }, nil},
 	{"cluster.bind", func(c *Config) any { return c.Cluster.Bind }, clusterOn},
 	{"cluster.advertise", func(c *Config) any { return c.Cluster.Advertise }, clusterOn},
