@@ -74,6 +74,13 @@ type Agent struct {
 	// srtFlowOptions gives the SRT passphrase and latency a flow sets for
 	// a publish or read on the SRT listener (set with the flows).
 	srtFlowOptions func(action, key string) (pass string, latency time.Duration, ok bool)
+	// spareSRT is an SRT listener a refused reload bound on spareSRTAddr
+	// and never ran (srtFor).
+	spareSRT     *srt.Server
+	spareSRTAddr string
+	// preparing is the config a reload is preparing, nil outside one
+	// (objectsConfig).
+	preparing atomic.Pointer[Config]
 	// spawn runs a component built after Run started (a rebound
 	// listener) under Run's context; nil before Run.
 	spawn func(run func(context.Context) error)
@@ -400,6 +407,10 @@ func (a *Agent) Close() error {
 		}
 	}
 	a.closers = nil
+	if a.spareSRT != nil {
+		a.spareSRT.Close()
+		a.spareSRT = nil
+	}
 	if a.hub != nil {
 		a.hub.Close()
 	}
@@ -419,65 +430,117 @@ func (a *Agent) Reload() error {
 	return nil
 }
 
+// change is one component's prepared part of a reload: prepare did
+// everything that can fail (bound sockets, read files, checked against
+// the live state) and changed nothing in force; commit only swaps and
+// cannot fail; abort releases what prepare took (nil when nothing).
+type change struct {
+	commit, abort func()
+}
+
+// reload is one transaction: every component prepares its part of next,
+// and only when all succeeded does any commit. A refusal leaves the old
+// config in force everywhere (listeners where they were, no object
+// touched), so the next valid reload succeeds.
 func (a *Agent) reload() error {
 	next, err := loadConfig(a.path)
 	if err == nil {
 		err = next.CheckFiles()
-	}
-	if err == nil && next.QoS.Enabled && next.QoS.Interface != "" {
-		// before anything changes: the refusal must leave all in force
-		if _, ierr := netutil.InterfaceIndex(next.QoS.Interface); errors.Is(ierr, netutil.ErrNoInterface) {
-			err = fmt.Errorf("qos.interface %q: %w", next.QoS.Interface, netutil.ErrNoInterface)
-		}
 	}
 	if err != nil {
 		return err
 	}
 	old := a.config()
 	d := Diff(old, next)
-	// before anything changes: a refusal must leave all of the old in force
-	if restart := slices.Concat(d.NeedsRestart, clusterNeedsRestart(old, next)); len(restart) > 0 {
-		return fmt.Errorf("these settings need a restart (systemctl restart relaymesh): %v", restart)
+	if len(d.NeedsRestart) > 0 {
+		return fmt.Errorf("these settings need a restart (systemctl restart relaymesh): %v", d.NeedsRestart)
 	}
-	pol, err := policyOf(next)
-	if err != nil {
-		return err
+	// in order: the steps with side effects that prepare must undo on a
+	// later refusal (QoS on the interface, objects) come last
+	steps := []struct {
+		name    string
+		prepare func(old, next *Config) (change, error)
+	}{
+		{"access", a.prepareAccess},
+		{"listeners", func(_, next *Config) (change, error) { return a.prepareListeners(next, d.Listeners) }},
+		{"settings", a.prepareSettings},
+		{"cluster", a.prepareCluster},
+		{"ops", a.prepareOps},
+		{"objects", a.prepareObjects},
 	}
-	if err := a.rebind(next, d.Listeners); err != nil {
-		return err
+	a.preparing.Store(next)
+	defer a.preparing.Store(nil)
+	var done []change
+	for _, st := range steps {
+		c, err := st.prepare(old, next)
+		if err != nil {
+			a.preparing.Store(nil) // the old objects come back under the old limits
+			for i := len(done) - 1; i >= 0; i-- {
+				if done[i].abort != nil {
+					done[i].abort()
+				}
+			}
+			return err
+		}
+		done = append(done, c)
 	}
-	a.access.Store(&pol)
-	if err := a.reloadCluster(old, next); err != nil {
-		return err
-	}
-	if err := a.reloadOps(old, next); err != nil {
-		return err
-	}
-	if err := a.reloadObjects(old, next); err != nil {
-		return err
-	}
-	a.level.Set(next.logLevel())
-	l := next.Limits
-	a.hub.SetLimits(l.MaxPublishers, l.MaxReadersPerStream, int64(l.MaxBitrate), l.Takeover, l.ReconnectGrace.Duration())
-	if a.rtmp != nil {
-		a.rtmp.SetConfig(a.rtmpConfig(next))
-	}
-	if a.httpflv != nil {
-		a.httpflv.SetConfig(a.httpflvConfig(next))
-	}
-	if a.hls != nil {
-		a.hls.SetConfig(a.hlsConfig(next))
-	}
-	if a.srt != nil {
-		if err := a.srt.SetConfig(a.srtConfig(next)); err != nil {
-			a.log.Error("srt settings not applied", "err", err)
+	for _, c := range done {
+		if c.commit != nil {
+			c.commit()
 		}
 	}
 	a.cfgMu.Lock()
 	a.cfg = next
 	a.cfgMu.Unlock()
+	a.advertise(next)
 	a.log.Info("config reloaded", "changed", d.Changed())
 	return nil
+}
+
+// prepareAccess loads the signing key and allowlists of [auth].
+func (a *Agent) prepareAccess(_, next *Config) (change, error) {
+	pol, err := policyOf(next)
+	if err != nil {
+		return change{}, err
+	}
+	return change{commit: func() { a.access.Store(&pol) }}, nil
+}
+
+// prepareSettings checks the settings the running listeners and the hub
+// take without a new socket: limits, timeouts, SRT latency, passphrases,
+// [[srt_stream]] and srt.max_connections, the log level. A listener that
+// moves (prepareListeners) is built from next already.
+func (a *Agent) prepareSettings(old, next *Config) (change, error) {
+	var srtCommit func()
+	if a.srt != nil && next.SRT.Listen == old.SRT.Listen {
+		var err error
+		if srtCommit, err = a.srt.Prepare(a.srtConfig(next)); err != nil {
+			return change{}, fmt.Errorf("srt: %w", err)
+		}
+	}
+	return change{commit: func() {
+		a.level.Set(next.logLevel())
+		var h media.HubConfig
+		applyLimits(&h, next)
+		a.hub.SetLimits(h.MaxPublishers, h.MaxReaders, h.MaxBitrate, h.Takeover, h.ReconnectGrace)
+		lag := media.DefaultHubConfig().MaxReaderLag
+		if h.MaxReaderLag > 0 {
+			lag = h.MaxReaderLag
+		}
+		a.hub.SetMaxReaderLag(lag)
+		if srtCommit != nil {
+			srtCommit()
+		}
+		if l := a.listeners(); l.rtmp != nil {
+			l.rtmp.SetConfig(a.rtmpConfig(next))
+		}
+		if l := a.listeners(); l.httpflv != nil {
+			l.httpflv.SetConfig(a.httpflvConfig(next))
+		}
+		if a.hls != nil {
+			a.hls.SetConfig(a.hlsConfig(next))
+		}
+	}}, nil
 }
 
 // listeners is a consistent view of the listener pointers, which a
@@ -517,26 +580,26 @@ func checkWarnings(cfg *Config) []string {
 	return slices.Concat(cfg.FileWarnings(), srtWarnings(cfg), qosWarnings(cfg))
 }
 
-// rebind moves the listeners whose address changed: it binds every new
-// socket first (an address in use refuses the reload with nothing
-// changed), then starts each new server and only then closes the old one.
-// Connections on an old listener end with it; every other listener and
-// connection is untouched.
-func (a *Agent) rebind(next *Config, changed []string) error {
+// prepareListeners binds a new socket for every listener whose address
+// changed (an address in use refuses the reload with nothing changed);
+// commit starts each new server and only then closes the old one, abort
+// closes the new sockets. Connections on an old listener end with it;
+// every other listener and connection is untouched.
+func (a *Agent) prepareListeners(next *Config, changed []string) (change, error) {
 	type move struct {
 		name, from string
-		run        func(context.Context) error // nil when the listener is turned off
-		close      func() error
+		run        func(context.Context) error    // nil when the listener is turned off
+		close      func() error                   // on abort
+		closeRun   func() error                   // on shutdown, once it runs
 		swap       func() (closeOld func() error) // installs the new server, returns the old one's Close
 	}
 	var moves []move
-	fail := func(err error) error {
+	abort := func() {
 		for _, m := range moves {
 			if m.close != nil {
 				m.close()
 			}
 		}
-		return err
 	}
 	for _, name := range changed {
 		m := move{name: name, from: a.listenAddr(name)}
@@ -546,60 +609,100 @@ func (a *Agent) rebind(next *Config, changed []string) error {
 			var s *rtmp.Server
 			if next.RTMP.Listen != "" {
 				if s, err = rtmp.New(a.rtmpConfig(next), a.hub, a.log); err == nil {
-					m.run, m.close = s.Run, s.Close
+					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
+				err = listenErrIf("rtmp.listen", next.RTMP.Listen, err)
 			}
 			m.swap = func() func() error { old := a.rtmp; a.rtmp = s; return closerOf(old) }
 		case "http":
 			var s *httpflv.Server
 			if next.HTTP.Listen != "" {
 				if s, err = httpflv.New(a.httpflvConfig(next), a.hub, a.log); err == nil {
-					m.run, m.close = s.Run, s.Close
+					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
+				err = listenErrIf("http.listen", next.HTTP.Listen, err)
 			}
 			m.swap = func() func() error { old := a.httpflv; a.httpflv = s; return closerOf(old) }
 		case "srt":
 			var s *srt.Server
 			if next.SRT.Listen != "" {
-				if s, err = srt.New(a.srtConfig(next), a.hub, a.log); err == nil {
-					m.run, m.close = s.Run, s.Close
+				if s, err = a.srtFor(a.srtConfig(next)); err == nil {
+					m.run, m.close, m.closeRun = s.Run, func() error { a.keepSpareSRT(s, next.SRT.Listen); return nil }, s.Close
 				}
+				err = listenErrIf("srt.listen", next.SRT.Listen, err)
 			}
 			m.swap = func() func() error { old := a.srt; a.srt = s; return closerOf(old) }
 		case "api":
 			var s *apiServer
 			if next.API.Listen != "" {
 				if s, err = newAPI(a, next); err == nil {
-					m.run, m.close = s.Run, s.Close
+					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
+				err = listenErrIf("api.listen", next.API.Listen, err)
 			}
 			m.swap = func() func() error { old := a.api; a.api = s; return closerOf(old) }
 		default:
 			continue
 		}
 		if err != nil {
-			return fail(err)
+			abort()
+			return change{}, err
 		}
 		moves = append(moves, m)
 	}
-	for _, m := range moves {
-		if m.run != nil {
-			a.closers = append(a.closers, m.close)
-			if a.spawn != nil {
-				a.spawn(m.run)
-			} else {
-				a.runners = append(a.runners, m.run)
+	commit := func() {
+		for _, m := range moves {
+			if m.run != nil {
+				a.closers = append(a.closers, m.closeRun)
+				if a.spawn != nil {
+					a.spawn(m.run)
+				} else {
+					a.runners = append(a.runners, m.run)
+				}
 			}
+			a.cfgMu.Lock()
+			closeOld := m.swap()
+			a.cfgMu.Unlock()
+			if closeOld != nil {
+				closeOld()
+			}
+			a.log.Info("listener moved", "listener", m.name, "from", m.from, "to", a.listenAddr(m.name))
 		}
-		a.cfgMu.Lock()
-		closeOld := m.swap()
-		a.cfgMu.Unlock()
-		if closeOld != nil {
-			closeOld()
-		}
-		a.log.Info("listener moved", "listener", m.name, "from", m.from, "to", a.listenAddr(m.name))
 	}
-	return nil
+	return change{commit: commit, abort: abort}, nil
+}
+
+// srtFor returns an SRT server bound to cfg.Listen: the spare one a
+// refused reload left on that address, else a new one. libsrt releases
+// the UDP port of a closed listener only later, in its own thread, so
+// closing a prepared SRT listener on a refusal would leave its address in
+// use for the next reload.
+func (a *Agent) srtFor(cfg srt.Config) (*srt.Server, error) {
+	if sp := a.spareSRT; sp != nil {
+		a.spareSRT = nil
+		if a.spareSRTAddr == cfg.Listen && sp.SetConfig(cfg) == nil {
+			return sp, nil
+		}
+		sp.Close()
+	}
+	return srt.New(cfg, a.hub, a.log)
+}
+
+// keepSpareSRT keeps s, prepared for addr by a refused reload and never
+// run, for the next reload's srtFor (closed with the agent).
+func (a *Agent) keepSpareSRT(s *srt.Server, addr string) {
+	if a.spareSRT != nil {
+		a.spareSRT.Close()
+	}
+	a.spareSRT, a.spareSRTAddr = s, addr
+}
+
+// listenErrIf is listenErr for a non-nil err.
+func listenErrIf(key, addr string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return listenErr(key, addr, err)
 }
 
 // closerOf returns c.Close, or nil when c is a nil pointer.

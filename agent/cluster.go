@@ -309,59 +309,47 @@ func backboneLinks(s *srt.Server) (uplinks, pulls int) {
 	return uplinks, pulls
 }
 
-// clusterNeedsRestart lists the cluster keys that differ between old and
-// next and cannot change live. reload checks them with Diff's before it
-// changes anything.
-func clusterNeedsRestart(old, next *Config) []string {
-	o, n := old.Cluster, next.Cluster
-	var restart []string
-	for _, f := range []struct {
-		key  string
-		a, b any
-	}{
-		{"cluster.enabled", o.Enabled, n.Enabled}, {"cluster.bind", o.Bind, n.Bind},
-		{"cluster.advertise", o.Advertise, n.Advertise}, {"cluster.key_file", o.KeyFile, n.KeyFile},
-		{"cluster.backbone_listen", o.BackboneListen, n.BackboneListen},
-		{"cluster.backbone_key_file", o.BackboneKeyFile, n.BackboneKeyFile},
-		{"node.site", old.Node.Site, next.Node.Site}, {"node.region", old.Node.Region, next.Node.Region},
-		{"node.lat", old.Node.Lat, next.Node.Lat}, {"node.lon", old.Node.Lon, next.Node.Lon},
-	} {
-		if !reflect.DeepEqual(f.a, f.b) && (n.Enabled || f.key == "cluster.enabled") {
-			restart = append(restart, f.key)
-		}
-	}
-	return restart
-}
-
-// reloadCluster applies a valid new config whose cluster keys that need a
-// restart did not change (clusterNeedsRestart); an error refuses the
-// reload.
-func (a *Agent) reloadCluster(old, next *Config) error {
-	o, n := old.Cluster, next.Cluster
+// prepareCluster reads the location table and the backbone key of next
+// (its keys that need a restart were refused before, by Diff); commit
+// puts the table, the uplink routes and the capacity in force.
+func (a *Agent) prepareCluster(_, next *Config) (change, error) {
 	cs := &a.ext.cluster
 	if cs.gossip == nil {
-		return nil
+		return change{}, nil
 	}
 	table, err := next.LocationTable()
 	if err != nil {
-		return err
+		return change{}, err
 	}
-	pass, err := n.LoadBackbonePassphrase()
+	pass, err := next.Cluster.LoadBackbonePassphrase()
 	if err != nil {
-		return fmt.Errorf("cluster.backbone_key_file: %w", err)
+		return change{}, fmt.Errorf("cluster.backbone_key_file: %w", err)
 	}
-	cs.locs.Store(&table)
-	if cs.uplinks != nil {
-		cs.uplinks.SetConfig(a.uplinkConfig(next, pass))
-	}
-	if o.Capacity != n.Capacity {
-		m := cs.gossip.LocalMeta()
-		m.Capacity = gossip.Capacity{MaxStreams: n.Capacity.MaxStreams, MaxMbps: n.Capacity.MaxMbps}
-		if err := cs.gossip.SetMeta(m); err != nil {
-			return fmt.Errorf("cluster.capacity: %w", err)
+	return change{commit: func() {
+		cs.locs.Store(&table)
+		if cs.uplinks != nil {
+			cs.uplinks.SetConfig(a.uplinkConfig(next, pass))
 		}
+	}}, nil
+}
+
+// advertise tells the cluster what this node offers under cfg: its
+// capacity and the listeners' addresses as bound now, so a moved listener
+// is advertised (and located) at its new port.
+func (a *Agent) advertise(cfg *Config) {
+	g := a.ext.cluster.gossip
+	if g == nil {
+		return
 	}
-	return nil
+	m := g.LocalMeta()
+	m.Capacity = gossip.Capacity{MaxStreams: cfg.Cluster.Capacity.MaxStreams, MaxMbps: cfg.Cluster.Capacity.MaxMbps}
+	m.Addrs = a.clusterAddrs(cfg, g.Addr().Addr())
+	if reflect.DeepEqual(m, g.LocalMeta()) {
+		return
+	}
+	if err := g.SetMeta(m); err != nil {
+		a.log.Error("cluster: the new addresses and capacity are not advertised", "err", err)
+	}
 }
 
 // routesCluster registers the cluster API endpoints on s.mux.

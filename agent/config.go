@@ -1215,6 +1215,14 @@ func (ps *cfgProblems) count(at cfgPath, n int) {
 	}
 }
 
+// countOrDefault is count for a key whose 0 means its default def, not
+// unlimited.
+func (ps *cfgProblems) countOrDefault(at cfgPath, n, def int) {
+	if n < 0 {
+		ps.add(at, "%d is negative: use 0 for the default (%d)", n, def)
+	}
+}
+
 func (ps *cfgProblems) positive(at cfgPath, d Duration) {
 	if d <= 0 {
 		ps.add(at, "must be greater than 0, e.g. \"10s\"")
@@ -1372,8 +1380,8 @@ type ConfigDiff struct {
 	// Listeners lists the protocols whose listen address changed and so
 	// need a new socket: "rtmp", "http", "srt", "api".
 	Listeners []string
-	// NeedsRestart lists key paths that cannot change while running
-	// (node.name, node.role, node.data_dir). A reload with any of them is
+	// NeedsRestart lists the changed key paths that cannot change while
+	// running (the restartRequired table). A reload with any of them is
 	// refused and the old config stays in force.
 	NeedsRestart []string
 	// LogLevel is set when node.log_level changed.
@@ -1403,6 +1411,35 @@ func (d ConfigDiff) String() string {
 	}
 	return s
 }
+
+// restartRequired is the one table of the keys a reload cannot change
+// while running: a reload that changes any of them is refused with the
+// keys named, and nothing of it is applied. Every other key is applied by
+// the reload (agent.reload's prepare/commit steps).
+var restartRequired = []struct {
+	key   string
+	value func(*Config) any
+	// applies, when set, limits the entry to configs where it matters
+	// (the cluster keys only while the cluster is on); nil = always.
+	when func(next *Config) bool
+}{
+	{"node.name", func(c *Config) any { return c.Node.Name }, nil},
+	{"node.role", func(c *Config) any { return c.Node.Role }, nil},
+	{"node.data_dir", func(c *Config) any { return c.Node.DataDir }, nil},
+	{"hls.enabled", func(c *Config) any { return c.HLS.Enabled }, nil},
+	{"cluster.enabled", func(c *Config) any { return c.Cluster.Enabled }, nil},
+	{"cluster.bind", func(c *Config) any { return c.Cluster.Bind }, clusterOn},
+	{"cluster.advertise", func(c *Config) any { return c.Cluster.Advertise }, clusterOn},
+	{"cluster.key_file", func(c *Config) any { return c.Cluster.KeyFile }, clusterOn},
+	{"cluster.backbone_listen", func(c *Config) any { return c.Cluster.BackboneListen }, clusterOn},
+	{"cluster.backbone_key_file", func(c *Config) any { return c.Cluster.BackboneKeyFile }, clusterOn},
+	{"node.site", func(c *Config) any { return c.Node.Site }, clusterOn},
+	{"node.region", func(c *Config) any { return c.Node.Region }, clusterOn},
+	{"node.lat", func(c *Config) any { return c.Node.Lat }, clusterOn},
+	{"node.lon", func(c *Config) any { return c.Node.Lon }, clusterOn},
+}
+
+func clusterOn(c *Config) bool { return c.Cluster.Enabled }
 
 // Diff compares two configs. Sources is ignored; a nil config counts as
 // the zero Config.
@@ -1438,17 +1475,10 @@ func Diff(old, new *Config) ConfigDiff {
 			d.Listeners = append(d.Listeners, l.name)
 		}
 	}
-	if old.Node.Name != new.Node.Name {
-		d.NeedsRestart = append(d.NeedsRestart, "node.name")
-	}
-	if old.HLS.Enabled != new.HLS.Enabled {
-		d.NeedsRestart = append(d.NeedsRestart, "hls.enabled")
-	}
-	if old.Node.Role != new.Node.Role {
-		d.NeedsRestart = append(d.NeedsRestart, "node.role")
-	}
-	if old.Node.DataDir != new.Node.DataDir {
-		d.NeedsRestart = append(d.NeedsRestart, "node.data_dir")
+	for _, r := range restartRequired {
+		if (r.when == nil || r.when(new)) && !reflect.DeepEqual(r.value(old), r.value(new)) {
+			d.NeedsRestart = append(d.NeedsRestart, r.key)
+		}
 	}
 	d.LogLevel = old.Node.LogLevel != new.Node.LogLevel
 	return d

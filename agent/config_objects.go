@@ -211,13 +211,13 @@ func tomlField(at cfgPath, field string) cfgPath {
 
 func (c *Config) validateObjects(ps *cfgProblems) {
 	o := c.Objects
-	ps.count("objects.max_relays", o.MaxRelays)
-	ps.count("objects.max_running_tasks", o.MaxRunningTasks)
+	ps.countOrDefault("objects.max_relays", o.MaxRelays, defaultMaxRelays)
+	ps.countOrDefault("objects.max_running_tasks", o.MaxRunningTasks, defaultMaxRunningTasks)
 	ps.count("objects.max_flows", o.MaxFlows)
 	if o.MaxAPIBody < 0 {
 		ps.add("objects.max_api_body", "is negative")
 	}
-	ps.count("objects.max_outputs", o.MaxOutputs)
+	ps.countOrDefault("objects.max_outputs", o.MaxOutputs, defaultMaxOutputs)
 	ps.cidrs("objects.fetch_allow", o.FetchAllow)
 	ps.cidrs("objects.fetch_deny", o.FetchDeny)
 	if o.MaxDownload < 0 {

@@ -61,14 +61,14 @@ func (a *Agent) newObjects(cfg *Config) error {
 			Failover: sw.Failover, Reason: sw.Reason, GapMS: sw.GapMS})
 	}
 	o.flows.Policy = a.fetchPolicy
-	o.flows.MaxOutputs = func() int { return a.config().Objects.maxOutputs() }
-	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.config().Objects.maxRelays() })
+	o.flows.MaxOutputs = func() int { return a.objectsConfig().maxOutputs() }
+	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.objectsConfig().maxRelays() })
 	o.relays.Policy = a.fetchPolicy
 	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache"),
 		Policy:          a.fetchPolicy,
-		MaxDownload:     func() int64 { return a.config().Objects.maxDownload() },
-		DownloadTimeout: func() time.Duration { return a.config().Objects.downloadTimeout() }}
-	o.tasks = task.NewManager(deps, func() int { return a.config().Objects.maxRunningTasks() })
+		MaxDownload:     func() int64 { return a.objectsConfig().maxDownload() },
+		DownloadTimeout: func() time.Duration { return a.objectsConfig().downloadTimeout() }}
+	o.tasks = task.NewManager(deps, func() int { return a.objectsConfig().maxRunningTasks() })
 	o.hooks = newTaskHooks(a)
 	if o.notifier == nil {
 		o.notifier = o.hooks.notifier
@@ -305,64 +305,144 @@ func isLocalHost(h string) bool {
 	return false
 }
 
-// reloadObjects applies a valid new config; an error refuses the reload.
-func (a *Agent) reloadObjects(old, next *Config) error {
+// objectsConfig is the [objects] the managers' limits follow: the config
+// in force, or the one a reload is preparing (its objects are created
+// under its own limits before it commits).
+func (a *Agent) objectsConfig() ObjectsConfig {
+	if c := a.preparing.Load(); c != nil {
+		return c.Objects
+	}
+	return a.config().Objects
+}
+
+// prepareObjects applies the config's flows, relays and tasks of next:
+// the ids API-made objects hold are refused first; then each kind is
+// changed, and a create that fails undoes every change made so far (abort
+// undoes them too when a later step refuses), so the objects in force are
+// the old config's or the new one's, never a mix.
+func (a *Agent) prepareObjects(old, next *Config) (change, error) {
 	o := &a.ext.objects
-	// refuse ids taken by API-made objects first, so nothing half-applied stays
 	for _, f := range next.Flows {
 		if v, ok := o.flows.Get(f.ID); ok && !v.ReadOnly {
-			return fmt.Errorf("flow %q: an API-made flow has that id: delete it or rename the [[flow]]", f.ID)
+			return change{}, fmt.Errorf("flow %q: an API-made flow has that id: delete it or rename the [[flow]]", f.ID)
 		}
 	}
 	for _, r := range next.Relays {
 		if v, ok := o.relays.Get(r.ID); ok && !v.ReadOnly {
-			return fmt.Errorf("relay %q: an API-made relay has that id", r.ID)
+			return change{}, fmt.Errorf("relay %q: an API-made relay has that id", r.ID)
 		}
 	}
 	for _, t := range next.Tasks {
 		if v, ok := o.tasks.Get(t.ID); ok && !v.ReadOnly {
-			return fmt.Errorf("task %q: an API-made task has that id", t.ID)
+			return change{}, fmt.Errorf("task %q: an API-made task has that id", t.ID)
 		}
 	}
-	reloadKind(a, "flow", old.Flows, next.Flows, func(f FlowConfig) string { return f.ID }, o.flows.Remove,
-		func(f FlowConfig) error {
-			st := lifecycle.Standby
-			if f.Start {
-				st = lifecycle.Running
-			}
-			return o.flows.Create(f.spec(), true, st)
-		})
-	reloadKind(a, "relay", old.Relays, next.Relays, func(r RelayConfig) string { return r.ID },
-		func(id string) { o.relays.Delete(id) },
-		func(r RelayConfig) error { return o.relays.Create(r.spec(), true, true) })
-	reloadKind(a, "task", old.Tasks, next.Tasks, func(t TaskConfig) string { return t.ID }, o.tasks.Remove,
-		func(t TaskConfig) error { return o.tasks.Create(t.spec(), true, lifecycle.Scheduled) })
-	return nil
+	kinds := []configKind{
+		kindOf("flow", old.Flows, next.Flows, func(f FlowConfig) string { return f.ID }, o.flows.Remove,
+			func(f FlowConfig) error {
+				st := lifecycle.Standby
+				if f.Start {
+					st = lifecycle.Running
+				}
+				return o.flows.Create(f.spec(), true, st)
+			},
+			// in place: a running flow keeps its players (no window where it is gone)
+			func(f FlowConfig) error { return o.flows.Update(f.spec()) }),
+		kindOf("relay", old.Relays, next.Relays, func(r RelayConfig) string { return r.ID },
+			func(id string) { o.relays.Delete(id) },
+			func(r RelayConfig) error { return o.relays.Create(r.spec(), true, true) }, nil),
+		kindOf("task", old.Tasks, next.Tasks, func(t TaskConfig) string { return t.ID }, o.tasks.Remove,
+			func(t TaskConfig) error { return o.tasks.Create(t.spec(), true, lifecycle.Scheduled) }, nil),
+	}
+	var undo []func()
+	abort := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	for _, k := range kinds {
+		u, err := k(a)
+		undo = append(undo, u)
+		if err != nil {
+			abort()
+			return change{}, err
+		}
+	}
+	return change{abort: abort}, nil
 }
 
-// reloadKind applies the config objects of one kind: those gone or changed
-// are removed, those new or changed are created; unchanged ones are left
+// configKind applies one kind's config objects and returns how to undo
+// what it did (also when it failed part way).
+type configKind func(a *Agent) (undo func(), err error)
+
+// kindOf builds the configKind of one kind: those gone are removed, those
+// new created, those changed updated in place (update nil, or refused by
+// the object's state: removed and created again); unchanged ones are left
 // running untouched.
-func reloadKind[C any](a *Agent, kind string, old, next []C, id func(C) string, remove func(string), create func(C) error) {
-	oldBy, nextBy := map[string]C{}, map[string]C{}
-	for _, c := range old {
-		oldBy[id(c)] = c
-	}
-	for _, c := range next {
-		nextBy[id(c)] = c
-	}
-	for k, c := range oldBy {
-		if n, ok := nextBy[k]; !ok || !reflect.DeepEqual(c, n) {
-			remove(k)
+func kindOf[C any](kind string, old, next []C, id func(C) string, remove func(string), create, update func(C) error) configKind {
+	replace := func(c C) error {
+		if update != nil && update(c) == nil {
+			return nil
 		}
+		remove(id(c))
+		return create(c)
 	}
-	for _, k := range lifecycle.SortedIDs(nextBy) {
-		c := nextBy[k]
-		if oc, ok := oldBy[k]; ok && reflect.DeepEqual(oc, c) {
-			continue
+	return func(a *Agent) (func(), error) {
+		oldBy, nextBy := map[string]C{}, map[string]C{}
+		for _, c := range old {
+			oldBy[id(c)] = c
 		}
-		if err := create(c); err != nil {
-			a.log.Error(kind+" from the reloaded config not created", kind, k, "err", err)
+		for _, c := range next {
+			nextBy[id(c)] = c
 		}
+		var undo []func()
+		undoAll := func() {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+		restore := func(c C) {
+			if err := create(c); err != nil {
+				a.log.Error(kind+" of the old config not restored", kind, id(c), "err", err)
+			}
+		}
+		restoreChanged := func(c C) {
+			if err := replace(c); err != nil {
+				a.log.Error(kind+" of the old config not restored", kind, id(c), "err", err)
+			}
+		}
+		for _, k := range lifecycle.SortedIDs(oldBy) {
+			if _, ok := nextBy[k]; !ok {
+				remove(k)
+				c := oldBy[k]
+				undo = append(undo, func() { restore(c) })
+			}
+		}
+		for _, k := range lifecycle.SortedIDs(nextBy) {
+			c := nextBy[k]
+			oc, had := oldBy[k]
+			if had && reflect.DeepEqual(oc, c) {
+				continue
+			}
+			var err error
+			if had {
+				err = replace(c)
+			} else {
+				err = create(c)
+			}
+			if err != nil {
+				// a failed replace may have removed the old one
+				if had {
+					undo = append(undo, func() { restoreChanged(oc) })
+				}
+				return undoAll, fmt.Errorf("%s %q: %w", kind, k, err)
+			}
+			if had {
+				undo = append(undo, func() { restoreChanged(oc) })
+			} else {
+				undo = append(undo, func() { remove(k) })
+			}
+		}
+		return undoAll, nil
 	}
 }

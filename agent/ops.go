@@ -94,18 +94,36 @@ func (a *Agent) newOps(cfg *Config) error {
 	return a.setQoS(cfg.netQoS())
 }
 
-// reloadOps applies a valid new config; an error refuses the reload.
-func (a *Agent) reloadOps(old, next *Config) error {
-	// check what can fail before changing anything
+// prepareOps reads the webhook secret and checks the QoS interface of
+// next, then puts next's QoS tree on the interface (the one step with an
+// effect outside the agent, so it comes after every check; abort puts
+// the old tree back); commit swaps the webhook sender.
+func (a *Agent) prepareOps(old, next *Config) (change, error) {
 	if w := next.Webhooks; w.URL != "" && w.SecretFile != "" {
 		if _, err := loadWebhookSecret(w.SecretFile); err != nil {
-			return fmt.Errorf("webhooks.secret_file: %w", err)
+			return change{}, fmt.Errorf("webhooks.secret_file: %w", err)
+		}
+	}
+	if q := next.QoS; q.Enabled && q.Interface != "" {
+		if _, err := netutil.InterfaceIndex(q.Interface); errors.Is(err, netutil.ErrNoInterface) {
+			return change{}, fmt.Errorf("qos.interface %q: %w", q.Interface, netutil.ErrNoInterface)
 		}
 	}
 	if err := a.setQoS(next.netQoS()); err != nil {
-		return err
+		return change{}, err
 	}
-	return a.setWebhooks(next)
+	return change{
+		commit: func() {
+			if err := a.setWebhooks(next); err != nil { // the secret was read above; only a file changed since fails
+				a.log.Error("webhooks not changed", "err", err)
+			}
+		},
+		abort: func() {
+			if err := a.setQoS(old.netQoS()); err != nil {
+				a.log.Error("qos: the old tree could not be put back", "err", err)
+			}
+		},
+	}, nil
 }
 
 // runOps follows the node's events and runs the webhook senders until ctx

@@ -155,7 +155,7 @@ func TestAgentWebhooks(t *testing.T) {
 	r2 := NewHookSink(t) // same HookSecret: it verifies what secretFile signs
 	next := *cfg
 	next.Webhooks = WebhooksConfig{URL: r2.URL(), SecretFile: secretFile, Events: []string{EventStreamUnpublished}}
-	if err := a.reloadOps(cfg, &next); err != nil {
+	if err := reloadOpsForTest(a, cfg, &next); err != nil {
 		t.Fatal(err)
 	}
 	live("live/second", func() bool { return a.hub.Stream("live/second") != nil })
@@ -171,7 +171,7 @@ func TestAgentWebhooks(t *testing.T) {
 	os.WriteFile(secretFile, []byte("short"), 0o600)
 	next2 := next
 	next2.Webhooks.URL = r1.URL()
-	if err := a.reloadOps(&next, &next2); err == nil || !strings.Contains(err.Error(), "webhooks.secret_file") {
+	if err := reloadOpsForTest(a, &next, &next2); err == nil || !strings.Contains(err.Error(), "webhooks.secret_file") {
 		t.Errorf("reload with a 5-byte secret = %v, want a webhooks.secret_file error", err)
 	}
 	live("live/third", func() bool { return a.hub.Stream("live/third") != nil })
@@ -408,4 +408,15 @@ func TestWebhookReconnectWithinGrace(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("events of live/rc\n %q\nwant\n %q", got, want)
 	}
+}
+
+// reloadOpsForTest runs the ops step of a reload alone: prepare, then
+// commit when it succeeded.
+func reloadOpsForTest(a *Agent, old, next *Config) error {
+	c, err := a.prepareOps(old, next)
+	if err != nil {
+		return err
+	}
+	c.commit()
+	return nil
 }

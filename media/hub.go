@@ -88,6 +88,7 @@ type Hub struct {
 	// limits read on the publish path without the hub lock
 	grace   atomic.Int64
 	bitrate atomic.Int64
+	lag     atomic.Int64 // MaxReaderLag, which readers consult on every packet
 }
 
 // NewHub returns an empty hub.
@@ -107,6 +108,7 @@ func NewHub(cfg HubConfig, log *slog.Logger) *Hub {
 	}
 	h := &Hub{cfg: cfg, log: log, streams: map[string]*Stream{}, changed: make(chan struct{})}
 	h.grace.Store(int64(cfg.ReconnectGrace))
+	h.lag.Store(int64(cfg.MaxReaderLag))
 	h.bitrate.Store(cfg.MaxBitrate)
 	return h
 }
@@ -119,6 +121,14 @@ func (h *Hub) SetLimits(maxPubs, maxReaders int, maxBitrate int64, takeover bool
 	h.cfg.Takeover, h.cfg.ReconnectGrace = takeover, grace
 	h.grace.Store(int64(grace))
 	h.bitrate.Store(maxBitrate)
+}
+
+// SetMaxReaderLag changes MaxReaderLag for every reader, attached or not.
+func (h *Hub) SetMaxReaderLag(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cfg.MaxReaderLag = d
+	h.lag.Store(int64(d))
 }
 
 // CheckKey validates a stream key of the form app/name.

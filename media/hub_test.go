@@ -314,6 +314,22 @@ func TestFanOut(t *testing.T) {
 // TestSlowReader: a reader that falls behind skips to the newest keyframe
 // (headers again, never a non-key frame first), one that keeps falling
 // behind is disconnected and counted, and none of this blocks the writer.
+// writeGOPs writes ms milliseconds of 25 fps video with a keyframe every
+// second and returns the last keyframe.
+func writeGOPs(t *testing.T, p *media.Publisher, ms int64) *media.Packet {
+	t.Helper()
+	var lastKey *media.Packet
+	for ts := int64(0); ts < ms; ts += 40 {
+		if ts%1000 == 0 {
+			lastKey = key(ts)
+			write(t, p, lastKey)
+		} else {
+			write(t, p, inter(ts))
+		}
+	}
+	return lastKey
+}
+
 func TestSlowReader(t *testing.T) {
 	const ring = 64
 	small := func(c *media.HubConfig) { c.RingPackets = ring }
@@ -407,15 +423,7 @@ func TestSlowReader(t *testing.T) {
 			t.Fatal(err)
 		}
 		// 4 s of video, a keyframe every second: well inside the ring
-		var lastKey *media.Packet
-		for ts := int64(0); ts < 4000; ts += 40 {
-			if ts%1000 == 0 {
-				lastKey = key(ts)
-				write(t, p, lastKey)
-			} else {
-				write(t, p, inter(ts))
-			}
-		}
+		lastKey := writeGOPs(t, p, 4000)
 		got, err := next(r, 256)
 		if err != nil {
 			t.Fatal(err)
@@ -426,6 +434,26 @@ func TestSlowReader(t *testing.T) {
 		}
 		if r.Skipped() == 0 {
 			t.Errorf("Skipped() = 0 after lagging")
+		}
+	})
+
+	t.Run("SetMaxReaderLag applies to an attached reader", func(t *testing.T) {
+		// 10 s allowed at first: 4 s behind would not skip
+		h := newHub(t, func(c *media.HubConfig) { c.MaxReaderLag = 10 * time.Second })
+		p := publish(t, h, "live/setlag")
+		write(t, p, vhdr(0))
+		r := subscribe(t, h, "live/setlag")
+		if _, err := next(r, 64); err != nil {
+			t.Fatal(err)
+		}
+		h.SetMaxReaderLag(time.Second) // what a reload of limits.max_reader_lag does
+		lastKey := writeGOPs(t, p, 4000)
+		got, err := next(r, 256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := media1(got); len(body) == 0 || body[0] != lastKey {
+			t.Fatalf("reader got %v after SetMaxReaderLag(1s), want the newest keyframe (%d) first", describe(got), lastKey.Time)
 		}
 	})
 

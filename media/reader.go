@@ -174,7 +174,7 @@ func (r *Reader) waitWindow(ctx context.Context) error {
 // lagging reports whether the reader is further behind the live edge, in
 // media time, than the hub allows.
 func (r *Reader) lagging(head uint64) bool {
-	lag := r.s.hub.cfg.MaxReaderLag
+	lag := time.Duration(r.s.hub.lag.Load())
 	if lag <= 0 {
 		return false
 	}

@@ -268,16 +268,28 @@ func (s *Server) conf() *Config { return s.cfgp.Load() }
 // Listen and DSCP belong to the socket and need a new Server; a cfg that
 // changes them, or is invalid, is refused and nothing changes.
 func (s *Server) SetConfig(cfg Config) error {
+	commit, err := s.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// Prepare checks cfg against the server in force without changing it;
+// commit puts cfg in force for the connections accepted after it (the
+// latency, passphrases, per-stream options, timeouts and the connection
+// limit). Listen and DSCP need a new server.
+func (s *Server) Prepare(cfg Config) (commit func(), err error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("srt: %w", err)
+		return nil, fmt.Errorf("srt: %w", err)
 	}
 	old := s.conf()
 	if cfg.Listen != old.Listen || cfg.DSCP != old.DSCP {
-		return fmt.Errorf("srt: listen and dscp need a new listener")
+		return nil, fmt.Errorf("srt: listen and dscp need a new listener")
 	}
-	s.cfgp.Store(&cfg)
-	return nil
+	return func() { s.cfgp.Store(&cfg) }, nil
 }
 
 // Addr returns the bound UDP address.
