@@ -1,0 +1,140 @@
+package webrtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	pwebrtc "github.com/pion/webrtc/v4"
+
+	"github.com/relaymesh/relaymesh/media"
+)
+
+// rtpMTU keeps packets under common path MTUs with SRTP and TURN overhead.
+const rtpMTU = 1200
+
+// startWHEP subscribes a reader and answers the offer with a send-only
+// video track carrying the stream's H.264 or H.265 as it is.
+func (ss *session) startWHEP(ctx context.Context, offer string, cfg *Config) (string, int, error) {
+	rd, err := ss.srv.hub.Subscribe(ctx, ss.key, media.SubscribeOptions{
+		Format: media.FormatFLV,
+		Info:   media.ReaderInfo{Protocol: "webrtc", Remote: ss.remote},
+		Wait:   cfg.PlayWait,
+	})
+	if err != nil {
+		status := http.StatusNotFound
+		if errors.Is(err, media.ErrTooManyReaders) {
+			status = http.StatusServiceUnavailable
+		}
+		return "", status, err
+	}
+	ss.onClose(rd.Close)
+	codec := rd.Stream().Codecs().Video
+	if codec == "" {
+		codec = "H264"
+	}
+	mime := pwebrtc.MimeTypeH264
+	var payloader rtp.Payloader = &codecs.H264Payloader{}
+	switch codec {
+	case "H264":
+	case "H265":
+		mime = pwebrtc.MimeTypeH265
+		payloader = &codecs.H265Payloader{}
+	default:
+		return "", http.StatusNotAcceptable, fmt.Errorf("the stream's video is %s: WebRTC carries H264 or H265", codec)
+	}
+	if !offers(offer, codec) {
+		return "", http.StatusNotAcceptable, fmt.Errorf("the stream is %s and the offer does not list it", codec)
+	}
+	if err := ss.newPC(cfg); err != nil {
+		return "", http.StatusInternalServerError, err
+	}
+	track, err := pwebrtc.NewTrackLocalStaticRTP(pwebrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000}, "video", "relaymesh")
+	if err != nil {
+		return "", http.StatusInternalServerError, fmt.Errorf("video track: %w", err)
+	}
+	tr, err := ss.pc.AddTransceiverFromTrack(track, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return "", http.StatusInternalServerError, fmt.Errorf("video transceiver: %w", err)
+	}
+	answer, status, err := ss.answer(ctx, offer)
+	if err != nil {
+		return "", status, err
+	}
+	sender := tr.Sender()
+	go func() { // RTCP must be read for NACK and reports to work
+		for {
+			if _, _, err := sender.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	}()
+	go ss.sendVideo(rd, track, codec, payloader)
+	return answer, 0, nil
+}
+
+// sendVideo waits for the connection, then turns the reader's FLV video
+// into RTP: AVCC/HVCC NAL units become Annex B access units with the
+// parameter sets before each keyframe, timestamped with the PTS.
+func (ss *session) sendVideo(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, codec string, pl rtp.Payloader) {
+	select {
+	case <-ss.connected:
+	case <-ss.ctx.Done():
+		return
+	}
+	pz := rtp.NewPacketizer(rtpMTU, 0, 0, pl, rtp.NewRandomSequencer(), 90000)
+	var params [][]byte
+	var au []byte
+	base := uint32(0)
+	var buf []*media.Packet
+	for {
+		var err error
+		buf, err = rd.Next(ss.ctx, buf[:0:cap(buf)])
+		if err != nil {
+			if ss.ctx.Err() == nil {
+				ss.close("stream: " + err.Error())
+			}
+			return
+		}
+		if cap(buf) == 0 {
+			buf = make([]*media.Packet, 0, 64)
+		}
+		for _, p := range buf {
+			if p.Kind != media.KindVideo {
+				continue
+			}
+			v, ok := media.ParseVideoTag(p.Payload)
+			if !ok || v.Codec != codec {
+				continue
+			}
+			if v.Header {
+				params = paramSets(codec, v.Data)
+				continue
+			}
+			if v.EOS {
+				continue
+			}
+			au = au[:0]
+			if v.Keyframe {
+				for _, ps := range params {
+					au = appendAnnexB(au, ps)
+				}
+			}
+			au = avccToAnnexB(au, v.Data)
+			if len(au) == 0 {
+				continue
+			}
+			ts := base + uint32((p.Time+int64(v.CTS))*90)
+			for _, pkt := range pz.Packetize(au, 0) {
+				pkt.Timestamp = ts
+				if err := track.WriteRTP(pkt); err != nil {
+					ss.close("write: " + err.Error())
+					return
+				}
+			}
+		}
+	}
+}
