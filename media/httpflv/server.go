@@ -28,6 +28,15 @@ type Config struct {
 	PlayWait       time.Duration
 	WriteCoalesce  time.Duration // players get packets at most once per window (0 = at once)
 	Authorize      Authorizer
+	// Routes serve other paths on this listener (WebRTC, HLS): the first
+	// whose Match accepts the request's path serves it.
+	Routes []Route
+}
+
+// Route hands the paths Match accepts to Handler.
+type Route struct {
+	Match   func(path string) bool
+	Handler http.Handler
 }
 
 // Server is the HTTP media listener.
@@ -114,6 +123,12 @@ func (s *Server) Close() error {
 // ServeHTTP serves GET /APP/NAME.flv.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cfg := s.cfg.Load()
+	for _, rt := range cfg.Routes {
+		if rt.Match(r.URL.Path) {
+			rt.Handler.ServeHTTP(w, r)
+			return
+		}
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		http.Error(w, "only GET and HEAD are served here", http.StatusMethodNotAllowed)
 		return

@@ -1,0 +1,213 @@
+package webrtc_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pwebrtc "github.com/pion/webrtc/v4"
+	pmedia "github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/h264reader"
+	"github.com/pion/webrtc/v4/pkg/media/h264writer"
+
+	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/internal/testmedia/testnode"
+	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/httpflv"
+	"github.com/relaymesh/relaymesh/media/webrtc"
+)
+
+// node is a hub with RTMP and HTTP-FLV listeners and the WebRTC server
+// routed on the HTTP listener, as the agent wires it.
+func node(t *testing.T, cfg webrtc.Config) (*testnode.Node, *webrtc.Server) {
+	t.Helper()
+	n := testnode.Start(t, testnode.Config{Name: "server", Hub: media.DefaultHubConfig()})
+	log, _ := testmedia.Logger(t, "webrtc")
+	cfg.UDPListen = "127.0.0.1:0"
+	cfg.Hosts = []string{"127.0.0.1"}
+	if cfg.PlayWait == 0 {
+		cfg.PlayWait = 10 * time.Second
+	}
+	s, err := webrtc.New(cfg, n.Hub, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	n.FLV.SetConfig(httpflv.Config{PlayWait: 10 * time.Second,
+		Routes: []httpflv.Route{{Match: webrtc.Handles, Handler: s}}})
+	return n, s
+}
+
+// TestWHEPPlaysRTMP: a pion WHEP player reads an RTMP-published H.264
+// stream; what it receives, written as an H.264 file, is decodable.
+func TestWHEPPlaysRTMP(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	n, s := node(t, webrtc.Config{})
+	ctx := t.Context()
+	key := "live/whep"
+	testmedia.Publish(t, ctx, testmedia.Source{Realtime: true, Duration: 30 * time.Second, Audio: true, GOP: 25}, n.RTMPURL(key))
+	testmedia.Eventually(t, 15*time.Second, "stream live", func() bool { return n.Hub.Stream(key) != nil })
+
+	pc := peer(t)
+	if _, err := pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "whep.h264")
+	w, err := h264writer.New(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = 60 // frames (timestamps) to receive
+	var frames atomic.Int32
+	got := make(chan struct{})
+	pc.OnTrack(func(tr *pwebrtc.TrackRemote, _ *pwebrtc.RTPReceiver) {
+		var last uint32
+		first := true
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			if first || p.Timestamp != last {
+				if frames.Add(1) > want {
+					w.Close()
+					close(got)
+					return
+				}
+				first, last = false, p.Timestamp
+			}
+			w.WriteRTP(p)
+		}
+	})
+	loc := connect(t, pc, n.FLVBase()+"/"+key+"/whep")
+	if !strings.HasPrefix(loc, "/"+key+"/whep/") || len(loc) < len(key)+7+32 {
+		t.Fatalf("Location %q is not an unguessable session resource", loc)
+	}
+	testmedia.Eventually(t, 10*time.Second, "webrtc reader listed", func() bool {
+		for _, r := range n.Hub.Stream(key).Readers() {
+			if r.Protocol == "webrtc" {
+				return true
+			}
+		}
+		return false
+	})
+	select {
+	case <-got:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("received %d of %d frames", frames.Load(), want)
+	}
+	res, err := testmedia.Analyze(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.VideoCodec != "h264" || res.Width != 640 || res.VideoFrames < want-5 || res.DecodeErrors != "" {
+		t.Fatalf("received: %+v", res)
+	}
+	if st, body := do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", st, body)
+	}
+	testmedia.Eventually(t, 10*time.Second, "session gone after DELETE", func() bool { return s.SessionCount() == 0 })
+	if st, _ := do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusNotFound {
+		t.Fatalf("second DELETE: %d, want 404", st)
+	}
+}
+
+// h264File makes an Annex B H.264 file with ffmpeg (lavfi), one slice
+// per frame, a keyframe every second.
+func h264File(t *testing.T, seconds int) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "src.h264")
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+		"testsrc=size=320x240:rate=25:duration="+strconv.Itoa(seconds), "-c:v", "libx264", "-profile:v", "baseline",
+		"-preset", "ultrafast", "-threads", "1", "-g", "25", "-bf", "0", "-pix_fmt", "yuv420p", "-f", "h264", "-y", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, b)
+	}
+	return out
+}
+
+// publishFile sends an Annex B file as access units at 25 fps until ctx ends
+// or the file does.
+func publishFile(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalStaticSample, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	rd, err := h264reader.NewReader(f)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	tick := time.NewTicker(40 * time.Millisecond)
+	defer tick.Stop()
+	var au bytes.Buffer
+	for {
+		nal, err := rd.NextNAL()
+		if err != nil {
+			return
+		}
+		au.Write([]byte{0, 0, 0, 1})
+		au.Write(nal.Data)
+		if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		track.WriteSample(pmedia.Sample{Data: bytes.Clone(au.Bytes()), Duration: 40 * time.Millisecond})
+		au.Reset()
+	}
+}
+
+// TestWHIPPublishes: a pion WHIP client publishes H.264 made by ffmpeg;
+// ffmpeg reads it back over RTMP and HTTP-FLV.
+func TestWHIPPublishes(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	n, _ := node(t, webrtc.Config{})
+	ctx := t.Context()
+	key := "live/whip"
+	src := h264File(t, 20)
+	pc := peer(t)
+	track, err := pwebrtc.NewTrackLocalStaticSample(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeH264}, "video", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTransceiverFromTrack(track, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, pc, n.FLVBase()+"/"+key+"/whip")
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go publishFile(pctx, t, track, src)
+	testmedia.Eventually(t, 15*time.Second, "stream has a keyframe", func() bool {
+		st := n.Hub.Stream(key)
+		return st != nil && st.Codecs().Video == "H264"
+	})
+	if p, ok := n.Hub.Stream(key).Publisher(); !ok || p.Protocol != "whip" {
+		t.Fatalf("publisher %+v", p)
+	}
+	for _, url := range []string{n.RTMPURL(key), n.FLVURL(key)} {
+		res, err := testmedia.Read(ctx, url, 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.VideoCodec != "h264" || res.Width != 320 || res.Height != 240 || res.VideoFrames < 50 || !res.FirstKey || res.DecodeErrors != "" || res.NonMonotonic != 0 {
+			t.Fatalf("%s: %+v", url, res)
+		}
+	}
+}
