@@ -211,3 +211,121 @@ func TestWHIPPublishes(t *testing.T) {
 		}
 	}
 }
+
+// vp8Only is a player whose offer has no codec relaymesh carries.
+func vp8Only(t *testing.T) string {
+	t.Helper()
+	me := &pwebrtc.MediaEngine{}
+	if err := me.RegisterCodec(pwebrtc.RTPCodecParameters{RTPCodecCapability: pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}, pwebrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := pwebrtc.NewAPI(pwebrtc.WithMediaEngine(me)).NewPeerConnection(pwebrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly})
+	o, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.SDP
+}
+
+// TestBadInput: each bad request is refused with a reason and costs only
+// its own session; a flood of offers that never connect is bounded by
+// max sessions and the connect timeout.
+func TestBadInput(t *testing.T) {
+	n, s := node(t, webrtc.Config{MaxSessions: 2, ConnectTimeout: 2 * time.Second})
+	base := n.FLVBase()
+	// a live stream for the WHEP cases
+	pub, err := n.Hub.Publish("live/bad", media.PublisherInfo{Protocol: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	pc := peer(t)
+	pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly})
+	good := offer(t, pc)
+
+	for _, tc := range []struct {
+		name, url, ctype, body string
+		status                 int
+		says                   string
+	}{
+		{"malformed SDP", "/live/bad/whep", "application/sdp", "v=0\r\nthis is not sdp\r\n", 400, "malformed SDP"},
+		{"no supported codec", "/live/bad/whep", "application/sdp", vp8Only(t), 400, "no H264 or H265"},
+		{"whip without H264", "/live/new/whip", "application/sdp", vp8Only(t), 400, "no H264 video"},
+		{"wrong content type", "/live/bad/whep", "text/plain", good, 415, "application/sdp"},
+		{"oversized offer", "/live/bad/whep", "application/sdp", strings.Repeat("a=x\r\n", 20000), 413, "larger than"},
+		{"GET", "/live/bad/whep", "", "", 405, "POST"},
+		{"unknown session", "/live/bad/whep/0123456789abcdef0123456789abcdef", "application/trickle-ice-sdpfrag", "", 404, "no such session"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			method := http.MethodPost
+			switch tc.name {
+			case "GET":
+				method = http.MethodGet
+			case "unknown session":
+				method = http.MethodPatch
+			}
+			st, body := do(t, method, base+tc.url, tc.ctype, tc.body)
+			if st != tc.status || !strings.Contains(body, tc.says) {
+				t.Fatalf("%d %q, want %d with %q", st, body, tc.status, tc.says)
+			}
+		})
+	}
+
+	t.Run("endless PATCH", func(t *testing.T) {
+		st, _, loc := post(t, base+"/live/bad/whep", good)
+		if st != http.StatusCreated {
+			t.Fatalf("POST: %d", st)
+		}
+		frag := "a=ice-ufrag:" + iceUfrag(good) + "\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+		var last int
+		for range 80 {
+			if last, _ = do(t, http.MethodPatch, base+loc, "application/trickle-ice-sdpfrag", frag); last == http.StatusTooManyRequests {
+				break
+			}
+			if last != http.StatusNoContent {
+				t.Fatalf("PATCH: %d", last)
+			}
+		}
+		if last != http.StatusTooManyRequests {
+			t.Fatalf("80 PATCHes all accepted")
+		}
+		if st, _ := do(t, http.MethodPatch, base+loc, "application/trickle-ice-sdpfrag", "a=ice-ufrag:other\r\n"); st != http.StatusTooManyRequests {
+			t.Fatalf("PATCH after the limit: %d", st)
+		}
+		if st, _ := do(t, http.MethodDelete, base+loc, "", ""); st != http.StatusOK {
+			t.Fatalf("DELETE: %d", st)
+		}
+	})
+
+	t.Run("session flood", func(t *testing.T) {
+		testmedia.Eventually(t, 10*time.Second, "no sessions", func() bool { return s.SessionCount() == 0 })
+		for i := range 2 {
+			if st, body, _ := post(t, base+"/live/bad/whep", good); st != http.StatusCreated {
+				t.Fatalf("offer %d: %d %s", i, st, body)
+			}
+		}
+		st, body, _ := post(t, base+"/live/bad/whep", good)
+		if st != http.StatusServiceUnavailable || !strings.Contains(body, "too many WebRTC sessions") {
+			t.Fatalf("third offer: %d %s", st, body)
+		}
+		// offers that never connect are dropped after the connect timeout
+		testmedia.Eventually(t, 20*time.Second, "unconnected sessions dropped", func() bool { return s.SessionCount() == 0 })
+		if st, body, _ := post(t, base+"/live/bad/whep", good); st != http.StatusCreated {
+			t.Fatalf("offer after the flood: %d %s", st, body)
+		}
+	})
+}
+
+func iceUfrag(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if u, ok := strings.CutPrefix(strings.TrimSpace(l), "a=ice-ufrag:"); ok {
+			return u
+		}
+	}
+	return ""
+}
