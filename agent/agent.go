@@ -28,6 +28,7 @@ import (
 	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/rtmp"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/media/webrtc"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -44,6 +45,7 @@ type Agent struct {
 	events  *events.Bus // the node's one ordered event stream (events.go)
 	rtmp    *rtmp.Server
 	httpflv *httpflv.Server
+	webrtc  *webrtc.Server
 	srt     *srt.Server
 	api     *apiServer
 	access  atomic.Pointer[accessPolicy]
@@ -124,6 +126,9 @@ func New(cfg *Config, path string, logOut io.Writer) (_ *Agent, err error) {
 			return nil, listenErr("rtmp.listen", cfg.RTMP.Listen, err)
 		}
 		a.add(a.rtmp.Run, a.rtmp.Close)
+	}
+	if err := a.newWebRTC(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.HTTP.Listen != "" {
 		a.httpflv, err = httpflv.New(a.httpflvConfig(cfg), a.hub, log)
@@ -270,6 +275,7 @@ func (a *Agent) httpflvConfig(cfg *Config) httpflv.Config {
 		PlayWait:       a.playWait(cfg),
 		WriteCoalesce:  cfg.Limits.WriteCoalesce.Duration(),
 		Authorize:      a.authorizer("httpflv"),
+		Routes:         a.httpRoutes(),
 	}
 }
 
@@ -455,6 +461,9 @@ func (a *Agent) reload() error {
 	}
 	if a.httpflv != nil {
 		a.httpflv.SetConfig(a.httpflvConfig(next))
+	}
+	if a.webrtc != nil {
+		a.webrtc.SetConfig(a.webrtcConfig(next))
 	}
 	if a.srt != nil {
 		if err := a.srt.SetConfig(a.srtConfig(next)); err != nil {

@@ -50,6 +50,7 @@ type Config struct {
 	Limits     LimitsConfig      `toml:"limits"`
 	Auth       AuthConfig        `toml:"auth"`
 	SRTStreams []SRTStreamConfig `toml:"srt_stream"`
+	WebRTC     WebRTCConfig      `toml:"webrtc"` // config_webrtc.go
 
 	// The cluster: config_cluster.go.
 	Cluster   ClusterConfig    `toml:"cluster"`
@@ -170,8 +171,9 @@ func Default() *Config {
 			Region:   "local",
 			LogLevel: "info",
 		},
-		RTMP: RTMPConfig{Listen: ":1935"},
-		HTTP: HTTPConfig{Listen: ":8080"},
+		RTMP:   RTMPConfig{Listen: ":1935"},
+		HTTP:   HTTPConfig{Listen: ":8080"},
+		WebRTC: defaultWebRTC(),
 		SRT: SRTConfig{
 			Listen:          ":8890",
 			Latency:         Duration(120 * time.Millisecond),
@@ -1017,6 +1019,7 @@ func (c *Config) Validate() error {
 	c.API.validate(&ps, "api")
 	c.Limits.validate(&ps, "limits")
 	c.Auth.validate(&ps, "auth")
+	c.WebRTC.validate(&ps, "webrtc", c)
 	keys := map[string]int{}
 	for i := range c.SRTStreams {
 		at := cfgPath("srt_stream").Index(i)
@@ -1435,6 +1438,7 @@ func Diff(old, new *Config) ConfigDiff {
 			d.Listeners = append(d.Listeners, l.name)
 		}
 	}
+	d.NeedsRestart = append(d.NeedsRestart, webrtcNeedsRestart(old, new)...)
 	if old.Node.Name != new.Node.Name {
 		d.NeedsRestart = append(d.NeedsRestart, "node.name")
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/internal/testmedia/testnode"
+	"github.com/relaymesh/relaymesh/internal/testmedia/webrtcpeer"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/httpflv"
 	"github.com/relaymesh/relaymesh/media/webrtc"
@@ -59,7 +60,7 @@ func TestWHEPPlaysRTMP(t *testing.T) {
 	testmedia.Publish(t, ctx, testmedia.Source{Realtime: true, Duration: 30 * time.Second, Audio: true, GOP: 25}, n.RTMPURL(key))
 	testmedia.Eventually(t, 15*time.Second, "stream live", func() bool { return n.Hub.Stream(key) != nil })
 
-	pc := peer(t)
+	pc := webrtcpeer.New(t)
 	if _, err := pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestWHEPPlaysRTMP(t *testing.T) {
 			w.WriteRTP(p)
 		}
 	})
-	loc := connect(t, pc, n.FLVBase()+"/"+key+"/whep")
+	loc := webrtcpeer.Connect(t, pc, n.FLVBase()+"/"+key+"/whep")
 	if !strings.HasPrefix(loc, "/"+key+"/whep/") || len(loc) < len(key)+7+32 {
 		t.Fatalf("Location %q is not an unguessable session resource", loc)
 	}
@@ -114,11 +115,11 @@ func TestWHEPPlaysRTMP(t *testing.T) {
 	if res.VideoCodec != "h264" || res.Width != 640 || res.VideoFrames < want-5 || res.DecodeErrors != "" {
 		t.Fatalf("received: %+v", res)
 	}
-	if st, body := do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusOK {
+	if st, body := webrtcpeer.Do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", st, body)
 	}
 	testmedia.Eventually(t, 10*time.Second, "session gone after DELETE", func() bool { return s.SessionCount() == 0 })
-	if st, _ := do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusNotFound {
+	if st, _ := webrtcpeer.Do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusNotFound {
 		t.Fatalf("second DELETE: %d, want 404", st)
 	}
 }
@@ -182,7 +183,7 @@ func TestWHIPPublishes(t *testing.T) {
 	ctx := t.Context()
 	key := "live/whip"
 	src := h264File(t, 20)
-	pc := peer(t)
+	pc := webrtcpeer.New(t)
 	track, err := pwebrtc.NewTrackLocalStaticSample(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeH264}, "video", "test")
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +191,7 @@ func TestWHIPPublishes(t *testing.T) {
 	if _, err := pc.AddTransceiverFromTrack(track, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly}); err != nil {
 		t.Fatal(err)
 	}
-	connect(t, pc, n.FLVBase()+"/"+key+"/whip")
+	webrtcpeer.Connect(t, pc, n.FLVBase()+"/"+key+"/whip")
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go publishFile(pctx, t, track, src)
@@ -244,9 +245,9 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	pc := peer(t)
+	pc := webrtcpeer.New(t)
 	pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly})
-	good := offer(t, pc)
+	good := webrtcpeer.Offer(t, pc)
 
 	for _, tc := range []struct {
 		name, url, ctype, body string
@@ -269,7 +270,7 @@ func TestBadInput(t *testing.T) {
 			case "unknown session":
 				method = http.MethodPatch
 			}
-			st, body := do(t, method, base+tc.url, tc.ctype, tc.body)
+			st, body := webrtcpeer.Do(t, method, base+tc.url, tc.ctype, tc.body)
 			if st != tc.status || !strings.Contains(body, tc.says) {
 				t.Fatalf("%d %q, want %d with %q", st, body, tc.status, tc.says)
 			}
@@ -277,14 +278,14 @@ func TestBadInput(t *testing.T) {
 	}
 
 	t.Run("endless PATCH", func(t *testing.T) {
-		st, _, loc := post(t, base+"/live/bad/whep", good)
+		st, _, loc := webrtcpeer.Post(t, base+"/live/bad/whep", good)
 		if st != http.StatusCreated {
 			t.Fatalf("POST: %d", st)
 		}
 		frag := "a=ice-ufrag:" + iceUfrag(good) + "\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
 		var last int
 		for range 80 {
-			if last, _ = do(t, http.MethodPatch, base+loc, "application/trickle-ice-sdpfrag", frag); last == http.StatusTooManyRequests {
+			if last, _ = webrtcpeer.Do(t, http.MethodPatch, base+loc, "application/trickle-ice-sdpfrag", frag); last == http.StatusTooManyRequests {
 				break
 			}
 			if last != http.StatusNoContent {
@@ -294,10 +295,10 @@ func TestBadInput(t *testing.T) {
 		if last != http.StatusTooManyRequests {
 			t.Fatalf("80 PATCHes all accepted")
 		}
-		if st, _ := do(t, http.MethodPatch, base+loc, "application/trickle-ice-sdpfrag", "a=ice-ufrag:other\r\n"); st != http.StatusTooManyRequests {
+		if st, _ := webrtcpeer.Do(t, http.MethodPatch, base+loc, "application/trickle-ice-sdpfrag", "a=ice-ufrag:other\r\n"); st != http.StatusTooManyRequests {
 			t.Fatalf("PATCH after the limit: %d", st)
 		}
-		if st, _ := do(t, http.MethodDelete, base+loc, "", ""); st != http.StatusOK {
+		if st, _ := webrtcpeer.Do(t, http.MethodDelete, base+loc, "", ""); st != http.StatusOK {
 			t.Fatalf("DELETE: %d", st)
 		}
 	})
@@ -305,17 +306,17 @@ func TestBadInput(t *testing.T) {
 	t.Run("session flood", func(t *testing.T) {
 		testmedia.Eventually(t, 10*time.Second, "no sessions", func() bool { return s.SessionCount() == 0 })
 		for i := range 2 {
-			if st, body, _ := post(t, base+"/live/bad/whep", good); st != http.StatusCreated {
+			if st, body, _ := webrtcpeer.Post(t, base+"/live/bad/whep", good); st != http.StatusCreated {
 				t.Fatalf("offer %d: %d %s", i, st, body)
 			}
 		}
-		st, body, _ := post(t, base+"/live/bad/whep", good)
+		st, body, _ := webrtcpeer.Post(t, base+"/live/bad/whep", good)
 		if st != http.StatusServiceUnavailable || !strings.Contains(body, "too many WebRTC sessions") {
 			t.Fatalf("third offer: %d %s", st, body)
 		}
 		// offers that never connect are dropped after the connect timeout
 		testmedia.Eventually(t, 20*time.Second, "unconnected sessions dropped", func() bool { return s.SessionCount() == 0 })
-		if st, body, _ := post(t, base+"/live/bad/whep", good); st != http.StatusCreated {
+		if st, body, _ := webrtcpeer.Post(t, base+"/live/bad/whep", good); st != http.StatusCreated {
 			t.Fatalf("offer after the flood: %d %s", st, body)
 		}
 	})

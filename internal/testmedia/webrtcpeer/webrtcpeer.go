@@ -1,8 +1,9 @@
-package webrtc_test
+// Package webrtcpeer is a pion WebRTC peer for tests: a WHEP player or
+// WHIP publisher as a browser or OBS would be.
+package webrtcpeer
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -13,8 +14,8 @@ import (
 	pwebrtc "github.com/pion/webrtc/v4"
 )
 
-// peer is a pion client as a WHEP player or WHIP publisher would be.
-func peer(t *testing.T) *pwebrtc.PeerConnection {
+// New is a pion client as a WHEP player or WHIP publisher would be.
+func New(t *testing.T) *pwebrtc.PeerConnection {
 	t.Helper()
 	me := &pwebrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
@@ -37,8 +38,8 @@ func peer(t *testing.T) *pwebrtc.PeerConnection {
 	return pc
 }
 
-// offer returns pc's complete offer (candidates gathered).
-func offer(t *testing.T, pc *pwebrtc.PeerConnection) string {
+// Offer returns pc's complete offer (candidates gathered).
+func Offer(t *testing.T, pc *pwebrtc.PeerConnection) string {
 	t.Helper()
 	o, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -52,8 +53,8 @@ func offer(t *testing.T, pc *pwebrtc.PeerConnection) string {
 	return pc.LocalDescription().SDP
 }
 
-// post sends an SDP offer and returns the status, body and Location.
-func post(t *testing.T, url, sdp string, hdr ...string) (int, string, string) {
+// Post sends an SDP offer and returns the status, body and Location.
+func Post(t *testing.T, url, sdp string, hdr ...string) (int, string, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(sdp))
 	req.Header.Set("Content-Type", "application/sdp")
@@ -69,8 +70,8 @@ func post(t *testing.T, url, sdp string, hdr ...string) (int, string, string) {
 	return resp.StatusCode, string(b), resp.Header.Get("Location")
 }
 
-// connect runs the offer/answer exchange and waits for the connection.
-func connect(t *testing.T, pc *pwebrtc.PeerConnection, url string, hdr ...string) string {
+// Connect runs the offer/answer exchange and waits for the connection.
+func Connect(t *testing.T, pc *pwebrtc.PeerConnection, url string, hdr ...string) string {
 	t.Helper()
 	connected := make(chan struct{})
 	var once bool
@@ -80,7 +81,7 @@ func connect(t *testing.T, pc *pwebrtc.PeerConnection, url string, hdr ...string
 			close(connected)
 		}
 	})
-	status, body, loc := post(t, url, offer(t, pc), hdr...)
+	status, body, loc := Post(t, url, Offer(t, pc), hdr...)
 	if status != http.StatusCreated {
 		t.Fatalf("POST %s: %d %s", url, status, body)
 	}
@@ -98,7 +99,8 @@ func connect(t *testing.T, pc *pwebrtc.PeerConnection, url string, hdr ...string
 	return loc
 }
 
-func do(t *testing.T, method, url, ctype, body string) (int, string) {
+// Do sends one request and returns its status and body.
+func Do(t *testing.T, method, url, ctype, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(context.Background(), method, url, strings.NewReader(body))
 	if ctype != "" {
@@ -110,5 +112,5 @@ func do(t *testing.T, method, url, ctype, body string) (int, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, fmt.Sprint(string(b))
+	return resp.StatusCode, string(b)
 }
