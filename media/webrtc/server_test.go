@@ -17,6 +17,7 @@ import (
 	pmedia "github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 	"github.com/pion/webrtc/v4/pkg/media/h264writer"
+	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/internal/testmedia/testnode"
@@ -51,7 +52,8 @@ func node(t *testing.T, cfg webrtc.Config) (*testnode.Node, *webrtc.Server) {
 }
 
 // TestWHEPPlaysRTMP: a pion WHEP player reads an RTMP-published H.264
-// stream; what it receives, written as an H.264 file, is decodable.
+// stream with AAC; the H.264 it receives, written as a file, decodes,
+// and so does the Opus the AAC was transcoded to.
 func TestWHEPPlaysRTMP(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	n, s := node(t, webrtc.Config{})
@@ -64,6 +66,16 @@ func TestWHEPPlaysRTMP(t *testing.T) {
 	if _, err := pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeAudio, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	aout := filepath.Join(t.TempDir(), "whep.ogg")
+	ow, err := oggwriter.New(aout, 48000, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wantAudio = 100 // Opus packets (20 ms each)
+	gotAudio := make(chan struct{})
 	out := filepath.Join(t.TempDir(), "whep.h264")
 	w, err := h264writer.New(out)
 	if err != nil {
@@ -73,6 +85,20 @@ func TestWHEPPlaysRTMP(t *testing.T) {
 	var frames atomic.Int32
 	got := make(chan struct{})
 	pc.OnTrack(func(tr *pwebrtc.TrackRemote, _ *pwebrtc.RTPReceiver) {
+		if tr.Kind() == pwebrtc.RTPCodecTypeAudio {
+			for n := 0; ; n++ {
+				p, _, err := tr.ReadRTP()
+				if err != nil {
+					return
+				}
+				if n == wantAudio {
+					ow.Close()
+					close(gotAudio)
+					return
+				}
+				ow.WriteRTP(p)
+			}
+		}
 		var last uint32
 		first := true
 		for {
@@ -114,6 +140,19 @@ func TestWHEPPlaysRTMP(t *testing.T) {
 	}
 	if res.VideoCodec != "h264" || res.Width != 640 || res.VideoFrames < want-5 || res.DecodeErrors != "" {
 		t.Fatalf("received: %+v", res)
+	}
+	// the AAC became Opus
+	select {
+	case <-gotAudio:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no Opus audio received")
+	}
+	ares, err := testmedia.Analyze(ctx, aout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ares.AudioCodec != "opus" || ares.AudioFrames < wantAudio-5 || ares.DecodeErrors != "" {
+		t.Fatalf("received audio: %+v", ares)
 	}
 	if st, body := webrtcpeer.Do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", st, body)

@@ -228,7 +228,7 @@ func checkOffer(body []byte, kind string) (string, error) {
 	return string(body), nil
 }
 
-// offers reports whether the offer's video section lists codec.
+// offers reports whether the offer lists codec in an rtpmap.
 func offers(offer, codec string) bool {
-	return strings.Contains(strings.ToUpper(offer), " "+codec+"/90000")
+	return strings.Contains(strings.ToUpper(offer), " "+codec+"/")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	pwebrtc "github.com/pion/webrtc/v4"
@@ -60,6 +61,27 @@ func (ss *session) startWHEP(ctx context.Context, offer string, cfg *Config) (st
 	if err != nil {
 		return "", http.StatusInternalServerError, fmt.Errorf("video transceiver: %w", err)
 	}
+	// AAC is transcoded to Opus for this reader while it plays; the
+	// track is offered whenever the player takes Opus, as the stream's
+	// audio header may come after the offer (and with a new publisher)
+	var audio *pwebrtc.TrackLocalStaticSample
+	if offers(offer, "OPUS") && ffmpegAvailable() {
+		audio, err = pwebrtc.NewTrackLocalStaticSample(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "relaymesh")
+		if err != nil {
+			return "", http.StatusInternalServerError, fmt.Errorf("audio track: %w", err)
+		}
+		atr, err := ss.pc.AddTransceiverFromTrack(audio, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return "", http.StatusInternalServerError, fmt.Errorf("audio transceiver: %w", err)
+		}
+		go func() {
+			for {
+				if _, _, err := atr.Sender().ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
 	answer, status, err := ss.answer(ctx, offer)
 	if err != nil {
 		return "", status, err
@@ -72,14 +94,15 @@ func (ss *session) startWHEP(ctx context.Context, offer string, cfg *Config) (st
 			}
 		}
 	}()
-	go ss.sendVideo(rd, track, codec, payloader)
+	go ss.send(rd, track, audio, codec, payloader)
 	return answer, 0, nil
 }
 
-// sendVideo waits for the connection, then turns the reader's FLV video
-// into RTP: AVCC/HVCC NAL units become Annex B access units with the
-// parameter sets before each keyframe, timestamped with the PTS.
-func (ss *session) sendVideo(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, codec string, pl rtp.Payloader) {
+// send waits for the connection, then turns the reader's FLV video into
+// RTP: AVCC/HVCC NAL units become Annex B access units with the parameter
+// sets before each keyframe, timestamped with the PTS. AAC goes to the
+// Opus transcoder when audio is set.
+func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, audio *pwebrtc.TrackLocalStaticSample, codec string, pl rtp.Payloader) {
 	select {
 	case <-ss.connected:
 	case <-ss.ctx.Done():
@@ -90,6 +113,8 @@ func (ss *session) sendVideo(rd *media.Reader, track *pwebrtc.TrackLocalStaticRT
 	var au []byte
 	base := uint32(0)
 	var buf []*media.Packet
+	var conv *aacToOpus
+	var asc *mpeg4audio.AudioSpecificConfig
 	for {
 		var err error
 		buf, err = rd.Next(ss.ctx, buf[:0:cap(buf)])
@@ -103,6 +128,10 @@ func (ss *session) sendVideo(rd *media.Reader, track *pwebrtc.TrackLocalStaticRT
 			buf = make([]*media.Packet, 0, 64)
 		}
 		for _, p := range buf {
+			if p.Kind == media.KindAudio && audio != nil {
+				ss.sendAudio(p, audio, &conv, &asc)
+				continue
+			}
 			if p.Kind != media.KindVideo {
 				continue
 			}
@@ -137,4 +166,34 @@ func (ss *session) sendVideo(rd *media.Reader, track *pwebrtc.TrackLocalStaticRT
 			}
 		}
 	}
+}
+
+// sendAudio feeds one FLV AAC packet to the transcoder, started at the
+// first AudioSpecificConfig.
+func (ss *session) sendAudio(p *media.Packet, track *pwebrtc.TrackLocalStaticSample, conv **aacToOpus, asc **mpeg4audio.AudioSpecificConfig) {
+	a, ok := media.ParseAudioTag(p.Payload)
+	if !ok || a.Codec != "AAC" {
+		return
+	}
+	if a.Header {
+		var c mpeg4audio.AudioSpecificConfig
+		if c.Unmarshal(a.Data) == nil {
+			*asc = &c
+		}
+		return
+	}
+	if *asc == nil || len(a.Data) == 0 {
+		return
+	}
+	if *conv == nil {
+		t, err := startAACToOpus(ss.ctx, ss.log, track)
+		if err != nil {
+			ss.log.Warn("audio not transcoded", "err", err.Error())
+			*asc = nil // no retry per packet: until the next AudioSpecificConfig
+			return
+		}
+		*conv = t
+		ss.log.Info("transcoding AAC to Opus", "sample_rate", (*asc).SampleRate, "channels", (*asc).ChannelConfig)
+	}
+	(*conv).push(*asc, a.Data)
 }
