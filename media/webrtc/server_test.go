@@ -17,6 +17,7 @@ import (
 	pmedia "github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 	"github.com/pion/webrtc/v4/pkg/media/h264writer"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
@@ -214,8 +215,54 @@ func publishFile(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalSta
 	}
 }
 
-// TestWHIPPublishes: a pion WHIP client publishes H.264 made by ffmpeg;
-// ffmpeg reads it back over RTMP and HTTP-FLV.
+// opusFile makes an Ogg Opus file with ffmpeg (lavfi sine), one 20 ms
+// packet per page.
+func opusFile(t *testing.T, seconds int) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "src.ogg")
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+		"sine=frequency=440:sample_rate=48000:duration="+strconv.Itoa(seconds), "-ac", "2", "-c:a", "libopus",
+		"-frame_duration", "20", "-page_duration", "20000", "-f", "ogg", "-y", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, b)
+	}
+	return out
+}
+
+// publishOpus sends an Ogg Opus file's packets at real time.
+func publishOpus(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalStaticSample, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	ogg, _, err := oggreader.NewWith(f)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		page, hdr, err := ogg.ParseNextPage()
+		if err != nil {
+			return
+		}
+		if _, ok := hdr.HeaderType(page); ok || len(page) == 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		track.WriteSample(pmedia.Sample{Data: page, Duration: 20 * time.Millisecond})
+	}
+}
+
+// TestWHIPPublishes: a pion WHIP client publishes H.264 and Opus made by
+// ffmpeg; ffmpeg reads it back over RTMP and HTTP-FLV, the Opus as AAC.
 func TestWHIPPublishes(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	n, _ := node(t, webrtc.Config{})
@@ -230,13 +277,22 @@ func TestWHIPPublishes(t *testing.T) {
 	if _, err := pc.AddTransceiverFromTrack(track, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly}); err != nil {
 		t.Fatal(err)
 	}
+	atrack, err := pwebrtc.NewTrackLocalStaticSample(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTransceiverFromTrack(atrack, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	asrc := opusFile(t, 20)
 	webrtcpeer.Connect(t, pc, n.FLVBase()+"/"+key+"/whip")
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go publishFile(pctx, t, track, src)
-	testmedia.Eventually(t, 15*time.Second, "stream has a keyframe", func() bool {
+	go publishOpus(pctx, t, atrack, asrc)
+	testmedia.Eventually(t, 15*time.Second, "stream has H264 and AAC", func() bool {
 		st := n.Hub.Stream(key)
-		return st != nil && st.Codecs().Video == "H264"
+		return st != nil && st.Codecs().Video == "H264" && st.Codecs().Audio == "AAC"
 	})
 	if p, ok := n.Hub.Stream(key).Publisher(); !ok || p.Protocol != "whip" {
 		t.Fatalf("publisher %+v", p)
@@ -246,7 +302,8 @@ func TestWHIPPublishes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.VideoCodec != "h264" || res.Width != 320 || res.Height != 240 || res.VideoFrames < 50 || !res.FirstKey || res.DecodeErrors != "" || res.NonMonotonic != 0 {
+		if res.VideoCodec != "h264" || res.Width != 320 || res.Height != 240 || res.VideoFrames < 50 || !res.FirstKey || res.DecodeErrors != "" || res.NonMonotonic != 0 ||
+			res.AudioCodec != "aac" || res.AudioFrames < 100 {
 			t.Fatalf("%s: %+v", url, res)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,9 +44,10 @@ func (ss *session) startWHIP(offer string, cfg *Config) (string, int, error) {
 		case tr.Kind() == pwebrtc.RTPCodecTypeVideo && tr.Codec().MimeType == pwebrtc.MimeTypeH264:
 			ss.log.Info("video track", "codec", "H264")
 			go ss.recvH264(tr, w)
+		case tr.Kind() == pwebrtc.RTPCodecTypeAudio && tr.Codec().MimeType == pwebrtc.MimeTypeOpus && ffmpegAvailable():
+			go ss.recvOpus(tr, w)
 		default:
-			// Opus is not carried yet (no Opus->AAC transcode): drain it
-			// so the receiver's buffers do not fill
+			// not carried: drain it so the receiver's buffers do not fill
 			ss.log.Info("track not carried", "kind", tr.Kind().String(), "codec", tr.Codec().MimeType)
 			go func() {
 				for {
@@ -73,6 +75,9 @@ type whipWriter struct {
 	first    bool
 	// keyedFlag tells the keyframe-request ticker to stop
 	keyedFlag atomic.Bool
+	// mu serialises writes to pub from the video and audio goroutines
+	mu         sync.Mutex
+	videoStart time.Time // when the first video frame was written
 }
 
 func (ss *session) recvH264(tr *pwebrtc.TrackRemote, w *whipWriter) {
@@ -115,6 +120,9 @@ func (w *whipWriter) keyed() bool { return w.keyedFlag.Load() }
 func (w *whipWriter) write(au []byte, ts uint32) error {
 	if !w.first {
 		w.first, w.last = true, ts
+		w.mu.Lock()
+		w.videoStart = time.Now()
+		w.mu.Unlock()
 	}
 	w.ext += int64(int32(ts - w.last))
 	w.last = ts
@@ -150,7 +158,7 @@ func (w *whipWriter) write(au []byte, ts uint32) error {
 	}
 	if newParams && len(w.sps) >= 4 && len(w.pps) > 0 {
 		hdr := append([]byte{0x17, 0, 0, 0, 0}, avcRecord(w.sps, w.pps)...)
-		if err := w.emit(ms, hdr); err != nil {
+		if err := w.emit(media.KindVideo, ms, hdr); err != nil {
 			return err
 		}
 	}
@@ -164,11 +172,13 @@ func (w *whipWriter) write(au []byte, ts uint32) error {
 		head = 0x17
 	}
 	body := append([]byte{head, 1, 0, 0, 0}, frame...)
-	return w.emit(ms, body)
+	return w.emit(media.KindVideo, ms, body)
 }
 
-func (w *whipWriter) emit(ms int64, body []byte) error {
-	p, err := media.TagPacket(media.KindVideo, ms, body)
+func (w *whipWriter) emit(kind media.Kind, ms int64, body []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p, err := media.TagPacket(kind, ms, body)
 	if err != nil || p == nil {
 		return err
 	}
