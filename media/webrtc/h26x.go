@@ -93,36 +93,6 @@ func hvccParams(rec []byte) [][]byte {
 	return out
 }
 
-// splitAnnexB returns the NAL units of an Annex B access unit.
-func splitAnnexB(b []byte) [][]byte {
-	var out [][]byte
-	start := -1
-	i := 0
-	for i+2 < len(b) {
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
-			if start >= 0 {
-				end := i
-				for end > start && b[end-1] == 0 {
-					end--
-				}
-				if end > start {
-					out = append(out, b[start:end])
-				}
-			}
-			i += 3
-			start = i
-			continue
-		}
-		i++
-	}
-	if start >= 0 && start < len(b) {
-		out = append(out, b[start:])
-	} else if start < 0 && len(b) > 0 {
-		out = append(out, b) // a bare NAL unit
-	}
-	return out
-}
-
 // avcRecord builds an AVCDecoderConfigurationRecord from one SPS and PPS.
 func avcRecord(sps, pps []byte) []byte {
 	rec := []byte{1, sps[1], sps[2], sps[3], 0xff, 0xe1}
