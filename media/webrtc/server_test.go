@@ -3,6 +3,8 @@ package webrtc_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -54,7 +56,8 @@ func node(t *testing.T, cfg webrtc.Config) (*testnode.Node, *webrtc.Server) {
 
 // TestWHEPPlaysRTMP: a pion WHEP player reads an RTMP-published H.264
 // stream with AAC; the H.264 it receives, written as a file, decodes,
-// and so does the Opus the AAC was transcoded to.
+// and so does the Opus the AAC was transcoded to; 5000 junk and STUN
+// datagrams sprayed at the ICE port meanwhile do not disturb it.
 func TestWHEPPlaysRTMP(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	n, s := node(t, webrtc.Config{})
@@ -130,6 +133,7 @@ func TestWHEPPlaysRTMP(t *testing.T) {
 		}
 		return false
 	})
+	flood(t, s.UDPAddr().String())
 	select {
 	case <-got:
 	case <-time.After(60 * time.Second):
@@ -425,4 +429,24 @@ func iceUfrag(s string) string {
 		}
 	}
 	return ""
+}
+
+// flood sprays the ICE port with junk and with STUN binding requests for
+// sessions that do not exist, as a scan or an ICE flood would.
+func flood(t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	junk := make([]byte, 200)
+	for i := range 5000 {
+		rand.Read(junk)
+		if i%2 == 0 { // STUN header: binding request, magic cookie
+			junk[0], junk[1], junk[2], junk[3] = 0, 1, 0, 0
+			junk[4], junk[5], junk[6], junk[7] = 0x21, 0x12, 0xa4, 0x42
+		}
+		c.Write(junk)
+	}
 }
