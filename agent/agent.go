@@ -24,6 +24,7 @@ import (
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/hls"
 	"github.com/relaymesh/relaymesh/media/httpflv"
 	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/rtmp"
@@ -46,6 +47,7 @@ type Agent struct {
 	rtmp    *rtmp.Server
 	httpflv *httpflv.Server
 	webrtc  *webrtc.Server
+	hls     *hls.Server // HLS on the HTTP listener; nil when [hls] is off
 	srt     *srt.Server
 	api     *apiServer
 	access  atomic.Pointer[accessPolicy]
@@ -62,7 +64,7 @@ type Agent struct {
 	onMissing []func(key string)
 	// onAuthorize are further gates on publish and play (flows' own
 	// allowlists), asked after the node's allowlist and signed URL.
-	// proto is "rtmp", "httpflv" or "srt".
+	// proto is "rtmp", "httpflv", "hls" or "srt".
 	onAuthorize []func(proto, action, key string, remote net.Addr) error
 	ext         extensions
 	stopping    chan struct{}
@@ -129,6 +131,12 @@ func New(cfg *Config, path string, logOut io.Writer) (_ *Agent, err error) {
 	}
 	if err := a.newWebRTC(cfg); err != nil {
 		return nil, err
+	}
+	if cfg.HLS.Enabled {
+		if a.hls, err = hls.New(a.hlsConfig(cfg), a.hub, log); err != nil {
+			return nil, fmt.Errorf("hls: %w", err)
+		}
+		a.add(a.hls.Run, a.hls.Close)
 	}
 	if cfg.HTTP.Listen != "" {
 		a.httpflv, err = httpflv.New(a.httpflvConfig(cfg), a.hub, log)
@@ -275,7 +283,7 @@ func (a *Agent) httpflvConfig(cfg *Config) httpflv.Config {
 		PlayWait:       a.playWait(cfg),
 		WriteCoalesce:  cfg.Limits.WriteCoalesce.Duration(),
 		Authorize:      a.authorizer("httpflv"),
-		Routes:         a.httpRoutes(),
+		Next:           a.httpRoutes(),
 	}
 }
 
@@ -464,6 +472,9 @@ func (a *Agent) reload() error {
 	}
 	if a.webrtc != nil {
 		a.webrtc.SetConfig(a.webrtcConfig(next))
+	}
+	if a.hls != nil {
+		a.hls.SetConfig(a.hlsConfig(next))
 	}
 	if a.srt != nil {
 		if err := a.srt.SetConfig(a.srtConfig(next)); err != nil {

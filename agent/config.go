@@ -45,6 +45,7 @@ type Config struct {
 	Node       NodeConfig        `toml:"node"`
 	RTMP       RTMPConfig        `toml:"rtmp"`
 	HTTP       HTTPConfig        `toml:"http"`
+	HLS        HLSConfig         `toml:"hls"`
 	SRT        SRTConfig         `toml:"srt"`
 	API        APIConfig         `toml:"api"`
 	Limits     LimitsConfig      `toml:"limits"`
@@ -173,6 +174,7 @@ func Default() *Config {
 		},
 		RTMP:   RTMPConfig{Listen: ":1935"},
 		HTTP:   HTTPConfig{Listen: ":8080"},
+		HLS:    defaultHLS(),
 		WebRTC: defaultWebRTC(),
 		SRT: SRTConfig{
 			Listen:          ":8890",
@@ -1015,6 +1017,7 @@ func (c *Config) Validate() error {
 	c.Node.validate(&ps, "node")
 	c.RTMP.validate(&ps, "rtmp")
 	c.HTTP.validate(&ps, "http")
+	c.HLS.validate(&ps, "hls")
 	c.SRT.validate(&ps, "srt")
 	c.API.validate(&ps, "api")
 	c.Limits.validate(&ps, "limits")
@@ -1441,6 +1444,9 @@ func Diff(old, new *Config) ConfigDiff {
 	d.NeedsRestart = append(d.NeedsRestart, webrtcNeedsRestart(old, new)...)
 	if old.Node.Name != new.Node.Name {
 		d.NeedsRestart = append(d.NeedsRestart, "node.name")
+	}
+	if old.HLS.Enabled != new.HLS.Enabled {
+		d.NeedsRestart = append(d.NeedsRestart, "hls.enabled")
 	}
 	if old.Node.Role != new.Node.Role {
 		d.NeedsRestart = append(d.NeedsRestart, "node.role")

@@ -1,9 +1,6 @@
 package agent
 
 import (
-	"net/http"
-
-	"github.com/relaymesh/relaymesh/media/httpflv"
 	"github.com/relaymesh/relaymesh/media/webrtc"
 )
 
@@ -36,13 +33,4 @@ func (a *Agent) webrtcConfig(cfg *Config) webrtc.Config {
 		c.ICEServers = append(c.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
 	return c
-}
-
-// httpRoutes are the other handlers on the HTTP media listener.
-func (a *Agent) httpRoutes() []httpflv.Route {
-	var r []httpflv.Route
-	if a.webrtc != nil {
-		r = append(r, httpflv.Route{Match: webrtc.Handles, Handler: http.Handler(a.webrtc)})
-	}
-	return r
 }

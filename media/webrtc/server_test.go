@@ -49,8 +49,7 @@ func node(t *testing.T, cfg webrtc.Config) (*testnode.Node, *webrtc.Server) {
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	n.FLV.SetConfig(httpflv.Config{PlayWait: 10 * time.Second,
-		Routes: []httpflv.Route{{Match: webrtc.Handles, Handler: s}}})
+	n.FLV.SetConfig(httpflv.Config{PlayWait: 10 * time.Second, Next: s})
 	return n, s
 }
 
