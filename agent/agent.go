@@ -29,6 +29,7 @@ import (
 	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/rtmp"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/media/webrtc"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -45,6 +46,7 @@ type Agent struct {
 	events  *events.Bus // the node's one ordered event stream (events.go)
 	rtmp    *rtmp.Server
 	httpflv *httpflv.Server
+	webrtc  *webrtc.Server
 	hls     *hls.Server // HLS on the HTTP listener; nil when [hls] is off
 	srt     *srt.Server
 	api     *apiServer
@@ -133,6 +135,9 @@ func New(cfg *Config, path string, logOut io.Writer) (_ *Agent, err error) {
 			return nil, listenErr("rtmp.listen", cfg.RTMP.Listen, err)
 		}
 		a.add(a.rtmp.Run, a.rtmp.Close)
+	}
+	if err := a.newWebRTC(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.HLS.Enabled {
 		if a.hls, err = hls.New(a.hlsConfig(cfg), a.hub, log); err != nil {
@@ -539,6 +544,9 @@ func (a *Agent) prepareSettings(old, next *Config) (change, error) {
 		}
 		if a.hls != nil {
 			a.hls.SetConfig(a.hlsConfig(next))
+		}
+		if a.webrtc != nil {
+			a.webrtc.SetConfig(a.webrtcConfig(next))
 		}
 	}}, nil
 }

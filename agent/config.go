@@ -51,6 +51,7 @@ type Config struct {
 	Limits     LimitsConfig      `toml:"limits"`
 	Auth       AuthConfig        `toml:"auth"`
 	SRTStreams []SRTStreamConfig `toml:"srt_stream"`
+	WebRTC     WebRTCConfig      `toml:"webrtc"` // config_webrtc.go
 
 	// The cluster: config_cluster.go.
 	Cluster   ClusterConfig    `toml:"cluster"`
@@ -171,9 +172,10 @@ func Default() *Config {
 			Region:   "local",
 			LogLevel: "info",
 		},
-		RTMP: RTMPConfig{Listen: ":1935"},
-		HTTP: HTTPConfig{Listen: ":8080"},
-		HLS:  defaultHLS(),
+		RTMP:   RTMPConfig{Listen: ":1935"},
+		HTTP:   HTTPConfig{Listen: ":8080"},
+		HLS:    defaultHLS(),
+		WebRTC: defaultWebRTC(),
 		SRT: SRTConfig{
 			Listen:          ":8890",
 			Latency:         Duration(120 * time.Millisecond),
@@ -1020,6 +1022,7 @@ func (c *Config) Validate() error {
 	c.API.validate(&ps, "api")
 	c.Limits.validate(&ps, "limits")
 	c.Auth.validate(&ps, "auth")
+	c.WebRTC.validate(&ps, "webrtc", c)
 	keys := map[string]int{}
 	for i := range c.SRTStreams {
 		at := cfgPath("srt_stream").Index(i)
@@ -1427,6 +1430,10 @@ var restartRequired = []struct {
 	{"node.role", func(c *Config) any { return c.Node.Role }, nil},
 	{"node.data_dir", func(c *Config) any { return c.Node.DataDir }, nil},
 	{"hls.enabled", func(c *Config) any { return c.HLS.Enabled }, nil},
+	{"webrtc.enabled", func(c *Config) any { return c.WebRTC.Enabled }, nil},
+	{"webrtc.udp_listen", func(c *Config) any { return c.WebRTC.UDPListen }, nil},
+	{"webrtc.additional_hosts", func(c *Config) any { return c.WebRTC.AdditionalHosts }, nil},
+	{"webrtc.ice_servers", func(c *Config) any { return c.WebRTC.ICEServers }, nil},
 	{"cluster.enabled", func(c *Config) any { return c.Cluster.Enabled }, nil},
 	{"cluster.bind", func(c *Config) any { return c.Cluster.Bind }, clusterOn},
 	{"cluster.advertise", func(c *Config) any { return c.Cluster.Advertise }, clusterOn},

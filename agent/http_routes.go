@@ -4,18 +4,21 @@ import (
 	"net/http"
 
 	"github.com/relaymesh/relaymesh/media/hls"
+	"github.com/relaymesh/relaymesh/media/webrtc"
 	"github.com/relaymesh/relaymesh/web"
 )
 
 // httpRoutes serves the HTTP media listener's paths other than
 // /APP/NAME.flv, dispatched on the last path element: HLS files, then the
-// web page (/, /APP/NAME/ and its scripts). A WebRTC route
-// (/APP/NAME/whep, /APP/NAME/whip) goes here beside them.
+// web page (/, /APP/NAME/ and its scripts), and WebRTC (/APP/NAME/whep,
+// /APP/NAME/whip and their session resources).
 func (a *Agent) httpRoutes() http.Handler {
 	page := web.New(a.hub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		switch {
+		case a.webrtc != nil && webrtc.Handles(p):
+			a.webrtc.ServeHTTP(w, r)
 		case a.hls != nil && hls.Handles(p):
 			a.hls.ServeHTTP(w, r)
 		case a.config().HLS.Page && web.Handles(p):

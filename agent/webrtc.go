@@ -1,0 +1,36 @@
+package agent
+
+import (
+	"github.com/relaymesh/relaymesh/media/webrtc"
+)
+
+// newWebRTC builds the WHEP/WHIP server when [webrtc] is enabled; it binds
+// the UDP port now so "address in use" fails the start.
+func (a *Agent) newWebRTC(cfg *Config) error {
+	if !cfg.WebRTC.Enabled {
+		return nil
+	}
+	s, err := webrtc.New(a.webrtcConfig(cfg), a.hub, a.log)
+	if err != nil {
+		return listenErr("webrtc.udp_listen", cfg.WebRTC.UDPListen, err)
+	}
+	a.webrtc = s
+	a.add(s.Run, s.Close)
+	return nil
+}
+
+func (a *Agent) webrtcConfig(cfg *Config) webrtc.Config {
+	w := cfg.WebRTC
+	c := webrtc.Config{
+		UDPListen:      w.UDPListen,
+		Hosts:          w.AdditionalHosts,
+		MaxSessions:    w.MaxSessions,
+		ConnectTimeout: w.ConnectTimeout.Duration(),
+		PlayWait:       a.playWait(cfg),
+		Authorize:      a.authorizer("webrtc"),
+	}
+	for _, s := range w.ICEServers {
+		c.ICEServers = append(c.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return c
+}

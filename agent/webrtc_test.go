@@ -1,0 +1,87 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pwebrtc "github.com/pion/webrtc/v4"
+
+	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/internal/testmedia/webrtcpeer"
+)
+
+// TestWHEPThroughAgent runs the real binary with [webrtc] on and signed
+// play URLs: a WHEP offer without a token is refused, one with the token
+// as a bearer token plays the RTMP-published stream, the reader shows in
+// /v1/streams and /metrics, and max_sessions refuses a second session.
+func TestWHEPThroughAgent(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	if testing.Short() {
+		t.Skip("end-to-end: runs without -short")
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "auth.key")
+	if err := os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	udp := testmedia.FreePort(t)
+	a := startAgent(t, fmt.Sprintf("[auth]\nplay = true\nkey_file = %q\n[webrtc]\nenabled = true\nudp_listen = \"127.0.0.1:%d\"\nadditional_hosts = [\"127.0.0.1\"]\nmax_sessions = 1\n", keyFile, udp))
+	key := "live/rtc"
+	testmedia.Publish(t, context.Background(), testmedia.Source{Realtime: true, Duration: 30 * time.Second, GOP: 25}, a.rtmp(key))
+	waitStreams(t, a, "stream live", func(sr streamsResp) bool { return len(sr.Streams) == 1 && sr.Streams[0].Video == "H264" })
+
+	whep := fmt.Sprintf("http://127.0.0.1:%d/%s/whep", a.ports["http"], key)
+	pc := webrtcpeer.New(t)
+	pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly})
+	if st, body, _ := webrtcpeer.Post(t, whep, webrtcpeer.Offer(t, pc)); st != http.StatusUnauthorized || !strings.Contains(body, "a signed URL is required") {
+		t.Fatalf("offer without a token: %d %s", st, body)
+	}
+	out, err := exec.Command(binary(t), "sign", "--key", keyFile, "--action", "play", "--ttl", "10m", key).Output()
+	if err != nil {
+		t.Fatalf("relaymesh sign: %v", err)
+	}
+	_, token, _ := strings.Cut(strings.TrimSpace(string(out)), "token=")
+
+	pc = webrtcpeer.New(t)
+	pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly})
+	var frames atomic.Int32
+	pc.OnTrack(func(tr *pwebrtc.TrackRemote, _ *pwebrtc.RTPReceiver) {
+		var last uint32
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			if p.Timestamp != last {
+				frames.Add(1)
+				last = p.Timestamp
+			}
+		}
+	})
+	loc := webrtcpeer.Connect(t, pc, whep, "Authorization", "Bearer "+token)
+	testmedia.Eventually(t, 20*time.Second, "25 frames over WHEP", func() bool { return frames.Load() >= 25 })
+	waitStreams(t, a, "webrtc reader counted", func(sr streamsResp) bool { return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1 })
+	testmedia.Eventually(t, 10*time.Second, "reader in /metrics", func() bool {
+		_, m := webrtcpeer.Do(t, http.MethodGet, a.api("/metrics"), "", "")
+		return strings.Contains(m, `relaymesh_stream_readers{stream="live/rtc"} 1`)
+	})
+
+	pc2 := webrtcpeer.New(t)
+	pc2.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly})
+	if st, body, _ := webrtcpeer.Post(t, whep+"?token="+token, webrtcpeer.Offer(t, pc2)); st != http.StatusServiceUnavailable || !strings.Contains(body, "limit 1") {
+		t.Fatalf("second session over webrtc.max_sessions = 1: %d %s", st, body)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", a.ports["http"])
+	if st, body := webrtcpeer.Do(t, http.MethodDelete, base+loc, "", ""); st != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", st, body)
+	}
+	waitStreams(t, a, "reader gone after DELETE", func(sr streamsResp) bool { return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 0 })
+}

@@ -1,0 +1,199 @@
+package webrtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	pwebrtc "github.com/pion/webrtc/v4"
+
+	"github.com/relaymesh/relaymesh/media"
+)
+
+// rtpMTU keeps packets under common path MTUs with SRTP and TURN overhead.
+const rtpMTU = 1200
+
+// startWHEP subscribes a reader and answers the offer with a send-only
+// video track carrying the stream's H.264 or H.265 as it is.
+func (ss *session) startWHEP(ctx context.Context, offer string, cfg *Config) (string, int, error) {
+	rd, err := ss.srv.hub.Subscribe(ctx, ss.key, media.SubscribeOptions{
+		Format: media.FormatFLV,
+		Info:   media.ReaderInfo{Protocol: "webrtc", Remote: ss.remote},
+		Wait:   cfg.PlayWait,
+	})
+	if err != nil {
+		status := http.StatusNotFound
+		if errors.Is(err, media.ErrTooManyReaders) {
+			status = http.StatusServiceUnavailable
+		}
+		return "", status, err
+	}
+	ss.onClose(rd.Close)
+	codec := rd.Stream().Codecs().Video
+	if codec == "" {
+		codec = "H264"
+	}
+	mime := pwebrtc.MimeTypeH264
+	var payloader rtp.Payloader = &codecs.H264Payloader{}
+	switch codec {
+	case "H264":
+	case "H265":
+		mime = pwebrtc.MimeTypeH265
+		payloader = &codecs.H265Payloader{}
+	default:
+		return "", http.StatusNotAcceptable, fmt.Errorf("the stream's video is %s: WebRTC carries H264 or H265", codec)
+	}
+	if !offers(offer, codec) {
+		return "", http.StatusNotAcceptable, fmt.Errorf("the stream is %s and the offer does not list it", codec)
+	}
+	if err := ss.newPC(cfg); err != nil {
+		return "", http.StatusInternalServerError, err
+	}
+	track, err := pwebrtc.NewTrackLocalStaticRTP(pwebrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000}, "video", "relaymesh")
+	if err != nil {
+		return "", http.StatusInternalServerError, fmt.Errorf("video track: %w", err)
+	}
+	tr, err := ss.pc.AddTransceiverFromTrack(track, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return "", http.StatusInternalServerError, fmt.Errorf("video transceiver: %w", err)
+	}
+	// AAC is transcoded to Opus for this reader while it plays; the
+	// track is offered whenever the player takes Opus, as the stream's
+	// audio header may come after the offer (and with a new publisher)
+	var audio *pwebrtc.TrackLocalStaticSample
+	if offers(offer, "OPUS") && ffmpegAvailable() {
+		audio, err = pwebrtc.NewTrackLocalStaticSample(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "relaymesh")
+		if err != nil {
+			return "", http.StatusInternalServerError, fmt.Errorf("audio track: %w", err)
+		}
+		atr, err := ss.pc.AddTransceiverFromTrack(audio, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return "", http.StatusInternalServerError, fmt.Errorf("audio transceiver: %w", err)
+		}
+		go func() {
+			for {
+				if _, _, err := atr.Sender().ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	answer, status, err := ss.answer(ctx, offer)
+	if err != nil {
+		return "", status, err
+	}
+	sender := tr.Sender()
+	go func() { // RTCP must be read for NACK and reports to work
+		for {
+			if _, _, err := sender.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	}()
+	go ss.send(rd, track, audio, codec, payloader)
+	return answer, 0, nil
+}
+
+// send waits for the connection, then turns the reader's FLV video into
+// RTP: AVCC/HVCC NAL units become Annex B access units with the parameter
+// sets before each keyframe, timestamped with the PTS. AAC goes to the
+// Opus transcoder when audio is set.
+func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, audio *pwebrtc.TrackLocalStaticSample, codec string, pl rtp.Payloader) {
+	select {
+	case <-ss.connected:
+	case <-ss.ctx.Done():
+		return
+	}
+	pz := rtp.NewPacketizer(rtpMTU, 0, 0, pl, rtp.NewRandomSequencer(), 90000)
+	var params [][]byte
+	var au []byte
+	base := uint32(0)
+	var buf []*media.Packet
+	var conv *aacToOpus
+	var asc *mpeg4audio.AudioSpecificConfig
+	for {
+		var err error
+		buf, err = rd.Next(ss.ctx, buf[:0:cap(buf)])
+		if err != nil {
+			if ss.ctx.Err() == nil {
+				ss.close("stream: " + err.Error())
+			}
+			return
+		}
+		if cap(buf) == 0 {
+			buf = make([]*media.Packet, 0, 64)
+		}
+		for _, p := range buf {
+			if p.Kind == media.KindAudio && audio != nil {
+				ss.sendAudio(p, audio, &conv, &asc)
+				continue
+			}
+			if p.Kind != media.KindVideo {
+				continue
+			}
+			v, ok := media.ParseVideoTag(p.Payload)
+			if !ok || v.Codec != codec {
+				continue
+			}
+			if v.Header {
+				params = paramSets(codec, v.Data)
+				continue
+			}
+			if v.EOS {
+				continue
+			}
+			au = au[:0]
+			if v.Keyframe {
+				for _, ps := range params {
+					au = appendAnnexB(au, ps)
+				}
+			}
+			au = avccToAnnexB(au, v.Data)
+			if len(au) == 0 {
+				continue
+			}
+			ts := base + uint32((p.Time+int64(v.CTS))*90)
+			for _, pkt := range pz.Packetize(au, 0) {
+				pkt.Timestamp = ts
+				if err := track.WriteRTP(pkt); err != nil {
+					ss.close("write: " + err.Error())
+					return
+				}
+			}
+		}
+	}
+}
+
+// sendAudio feeds one FLV AAC packet to the transcoder, started at the
+// first AudioSpecificConfig.
+func (ss *session) sendAudio(p *media.Packet, track *pwebrtc.TrackLocalStaticSample, conv **aacToOpus, asc **mpeg4audio.AudioSpecificConfig) {
+	a, ok := media.ParseAudioTag(p.Payload)
+	if !ok || a.Codec != "AAC" {
+		return
+	}
+	if a.Header {
+		var c mpeg4audio.AudioSpecificConfig
+		if c.Unmarshal(a.Data) == nil {
+			*asc = &c
+		}
+		return
+	}
+	if *asc == nil || len(a.Data) == 0 {
+		return
+	}
+	if *conv == nil {
+		t, err := startAACToOpus(ss.ctx, ss.log, track)
+		if err != nil {
+			ss.log.Warn("audio not transcoded", "err", err.Error())
+			*asc = nil // no retry per packet: until the next AudioSpecificConfig
+			return
+		}
+		*conv = t
+		ss.log.Info("transcoding AAC to Opus", "sample_rate", (*asc).SampleRate, "channels", (*asc).ChannelConfig)
+	}
+	(*conv).push(*asc, a.Data)
+}
