@@ -357,18 +357,20 @@ func (mx *muxer) call(ctx context.Context, m *gohlslib.Muxer, req *http.Request,
 		mx.inflight.Add(-1)
 		return nil, http.StatusServiceUnavailable, "too many waiting requests on this stream"
 	}
-	rec = &bufWriter{h: http.Header{}}
+	// w, not the named result: a return below sets rec to nil while the
+	// goroutine may still be writing (a nil writer crashed the agent)
+	w := &bufWriter{h: http.Header{}}
 	done := make(chan struct{})
 	go func() {
 		defer mx.inflight.Add(-1)
 		defer close(done)
-		m.Handle(rec, req)
+		m.Handle(w, req)
 	}()
 	bt := time.NewTimer(cfg.BlockTimeout)
 	defer bt.Stop()
 	select {
 	case <-done:
-		return rec, 0, ""
+		return w, 0, ""
 	case <-ctx.Done():
 		return nil, -1, ""
 	case <-bt.C:
