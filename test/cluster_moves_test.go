@@ -126,7 +126,7 @@ func (c *cluster) flvURL(node, stream string) string {
 func checkMonotonic(t *testing.T, p *flvPlayer, node, when string) {
 	t.Helper()
 	<-p.done
-	res, err := testmedia.Analyze(context.Background(), p.file)
+	res, err := testmedia.Analyze(context.Background(), p.recorded(t))
 	if err != nil {
 		t.Fatal(err)
 	}
