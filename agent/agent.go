@@ -24,6 +24,7 @@ import (
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/hls"
 	"github.com/relaymesh/relaymesh/media/httpflv"
 	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/rtmp"
@@ -44,6 +45,7 @@ type Agent struct {
 	events  *events.Bus // the node's one ordered event stream (events.go)
 	rtmp    *rtmp.Server
 	httpflv *httpflv.Server
+	hls     *hls.Server // HLS on the HTTP listener; nil when [hls] is off
 	srt     *srt.Server
 	api     *apiServer
 	access  atomic.Pointer[accessPolicy]
@@ -60,7 +62,7 @@ type Agent struct {
 	onMissing []func(key string)
 	// onAuthorize are further gates on publish and play (flows' own
 	// allowlists), asked after the node's allowlist and signed URL.
-	// proto is "rtmp", "httpflv" or "srt".
+	// proto is "rtmp", "httpflv", "hls" or "srt".
 	onAuthorize []func(proto, action, key string, remote net.Addr) error
 	ext         extensions
 	stopping    chan struct{}
@@ -124,6 +126,12 @@ func New(cfg *Config, path string, logOut io.Writer) (_ *Agent, err error) {
 			return nil, listenErr("rtmp.listen", cfg.RTMP.Listen, err)
 		}
 		a.add(a.rtmp.Run, a.rtmp.Close)
+	}
+	if cfg.HLS.Enabled {
+		if a.hls, err = hls.New(a.hlsConfig(cfg), a.hub, log); err != nil {
+			return nil, fmt.Errorf("hls: %w", err)
+		}
+		a.add(a.hls.Run, a.hls.Close)
 	}
 	if cfg.HTTP.Listen != "" {
 		a.httpflv, err = httpflv.New(a.httpflvConfig(cfg), a.hub, log)
@@ -270,6 +278,7 @@ func (a *Agent) httpflvConfig(cfg *Config) httpflv.Config {
 		PlayWait:       a.playWait(cfg),
 		WriteCoalesce:  cfg.Limits.WriteCoalesce.Duration(),
 		Authorize:      a.authorizer("httpflv"),
+		Next:           a.httpRoutes(),
 	}
 }
 
@@ -455,6 +464,9 @@ func (a *Agent) reload() error {
 	}
 	if a.httpflv != nil {
 		a.httpflv.SetConfig(a.httpflvConfig(next))
+	}
+	if a.hls != nil {
+		a.hls.SetConfig(a.hlsConfig(next))
 	}
 	if a.srt != nil {
 		if err := a.srt.SetConfig(a.srtConfig(next)); err != nil {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,24 +16,7 @@ import (
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
-// buildBinary builds relaymesh once per test binary run.
-var buildOnce struct {
-	sync.Once
-	path string
-	err  error
-}
-
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		// one build per test run; the binary stays in its temp dir (a few MB)
-		buildOnce.path, _, buildOnce.err = testmedia.BuildBinary(testmedia.RelaymeshPackage)
-	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
-	}
-	return buildOnce.path
-}
+func binary(t *testing.T) string { return testmedia.Binary(t) }
 
 // agentProc is a running relaymesh binary.
 type agentProc struct {
@@ -118,22 +99,7 @@ func startAgentIn(t *testing.T, dir, name, extra string, env []string) *agentPro
 	return p
 }
 
-// freePorts returns n different free TCP ports on 127.0.0.1: each is held
-// until all are chosen, as FreePort one after another may return the
-// same port twice (the agent then refuses two listeners on one port).
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
+func freePorts(t *testing.T, n int) []int { return testmedia.FreePorts(t, n) }
 
 // waitExited fails the test when the agent has not exited within d
 // (after a SIGTERM: the drain is bounded, so it must end).

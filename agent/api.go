@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/srt"
 )
 
 // apiServer is the JSON API, /metrics and /healthz.
@@ -84,11 +86,7 @@ func (s *apiServer) Close() error {
 }
 
 // apiError is the body of every error answer.
-type apiError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
-}
+type apiError = client.Problem
 
 func writeError(w http.ResponseWriter, status int, code, msg, field string) {
 	writeJSON(w, status, apiError{Code: code, Message: msg, Field: field})
@@ -111,48 +109,25 @@ func writeJSONUnmasked(w http.ResponseWriter, status int, v any) {
 func (s *apiServer) healthz(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-s.a.stopping:
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "stopping"})
+		writeJSON(w, http.StatusServiceUnavailable, client.Health{Status: "stopping"})
 	default:
 		if s.beyondLoopback() && requestRole(r) < roleRead {
 			// liveness for probes that carry no token; details need one
-			writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+			writeJSON(w, http.StatusOK, client.Health{Status: "ok"})
 			return
 		}
 		cfg := s.a.config()
-		writeJSON(w, http.StatusOK, map[string]any{
-			"status": "ok", "node": cfg.Node.ResolveName(), "role": cfg.Node.Role, "version": Version,
-			"uptime_seconds": int64(time.Since(s.a.started).Seconds()),
+		writeJSON(w, http.StatusOK, client.Health{
+			Status: "ok", Node: cfg.Node.ResolveName(), Role: string(cfg.Node.Role), Version: Version,
+			UptimeSeconds: int64(time.Since(s.a.started).Seconds()),
 		})
 	}
 }
 
-// StreamView is one stream in the API.
-type StreamView struct {
-	Name          string               `json:"name"`
-	Codecs        media.CodecInfo      `json:"codecs"`
-	Video         string               `json:"video_codec,omitempty"`
-	Audio         string               `json:"audio_codec,omitempty"`
-	Width         int                  `json:"width,omitempty"`
-	Height        int                  `json:"height,omitempty"`
-	FPS           float64              `json:"fps"`
-	VideoBitrate  int64                `json:"video_bitrate"`
-	AudioBitrate  int64                `json:"audio_bitrate"`
-	KeyInterval   float64              `json:"keyframe_interval_seconds"`
-	BytesIn       int64                `json:"bytes_in"`
-	Frames        int64                `json:"frames"`
-	Publisher     *media.PublisherInfo `json:"publisher"`
-	Readers       []media.ReaderInfo   `json:"readers"`
-	ReaderCount   int                  `json:"reader_count"`
-	UptimeSeconds int64                `json:"uptime_seconds"`
-	Skips         uint64               `json:"reader_skips"`
-	Dropped       uint64               `json:"readers_dropped"`
-	SRT           []any                `json:"srt,omitempty"`
-}
-
-func viewOf(st *media.Stream, srt func(key string) []any) StreamView {
+func viewOf(st *media.Stream, srtStats func(key string) []srt.ConnStats) client.Stream {
 	c := st.Codecs()
 	r := st.Meter.Rates()
-	v := StreamView{
+	v := client.Stream{
 		Name: st.Key(), Codecs: c, Video: c.Video, Audio: c.Audio, Width: c.Width, Height: c.Height,
 		FPS: r.FPS, VideoBitrate: r.VideoBitrate, AudioBitrate: r.AudioBitrate,
 		KeyInterval: r.KeyInterval.Seconds(), BytesIn: r.BytesIn, Frames: r.Frames,
@@ -163,18 +138,18 @@ func viewOf(st *media.Stream, srt func(key string) []any) StreamView {
 	if p, ok := st.Publisher(); ok {
 		v.Publisher = &p
 	}
-	if srt != nil {
-		v.SRT = srt(st.Key())
+	if srtStats != nil {
+		v.SRT = srtStats(st.Key())
 	}
 	return v
 }
 
 func (s *apiServer) streams(w http.ResponseWriter, r *http.Request) {
-	out := []StreamView{}
+	out := client.StreamList{Streams: []client.Stream{}}
 	for _, st := range s.a.hub.Streams() {
-		out = append(out, viewOf(st, s.a.srtStats))
+		out.Streams = append(out.Streams, viewOf(st, s.a.srtStats))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"streams": out})
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *apiServer) lookup(w http.ResponseWriter, r *http.Request) *media.Stream {
@@ -234,19 +209,13 @@ func (s *apiServer) streamStats(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error(), field)
 		return
 	}
-	type point struct {
-		Time         time.Time `json:"time"`
-		FPS          float64   `json:"fps"`
-		VideoBitrate int64     `json:"video_bitrate"`
-		AudioBitrate int64     `json:"audio_bitrate"`
-	}
 	secs := res.Seconds()
-	pts := []point{}
+	pts := []client.StatsPoint{}
 	for _, smp := range st.Meter.History(from, to, res) {
-		pts = append(pts, point{
+		pts = append(pts, client.StatsPoint{
 			Time: smp.Time, FPS: float64(smp.Frames) / secs,
 			VideoBitrate: int64(float64(smp.VideoBytes*8) / secs), AudioBitrate: int64(float64(smp.AudioBytes*8) / secs),
 		})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"stream": st.Key(), "resolution_seconds": secs, "points": pts})
+	writeJSON(w, http.StatusOK, client.StreamStats{Stream: st.Key(), ResolutionSeconds: secs, Points: pts})
 }

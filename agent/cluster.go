@@ -19,6 +19,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/center"
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
@@ -31,9 +32,12 @@ const (
 	clusterPlayWait = 5 * time.Second
 	// leaveTimeout bounds the spread of the leave message on shutdown.
 	leaveTimeout = 2 * time.Second
-	// leaveMoveWait bounds the wait for edges to move their uplinks away
-	// from a leaving center.
-	leaveMoveWait = 3 * time.Second
+	// leaveMoveWait bounds the wait for edges to move their uplinks, and
+	// other centers their pulls, away from a leaving center.
+	leaveMoveWait = 5 * time.Second
+	// leaveSettle is the least time a leaving center keeps its edges'
+	// uplinks, for their make-before-break moves to start elsewhere.
+	leaveSettle = 2 * time.Second
 	// locateTokenTTL is how long the signed ingest URLs of locate last.
 	locateTokenTTL = 6 * time.Hour
 )
@@ -122,6 +126,7 @@ func (a *Agent) newCluster(cfg *Config) error {
 		c, err := center.New(center.Config{
 			Listen: listen, Passphrase: pass, Latency: latency, DSCP: cc.DSCPMark(),
 			IdleTimeout: BackboneIdleTimeout, ReadTimeout: cfg.Limits.ReadTimeout.Duration(),
+			PlayWait: clusterPlayWait,
 		}, a.hub, g, a.log)
 		if err != nil {
 			return fmt.Errorf("cluster.backbone_listen: %w", err)
@@ -256,8 +261,11 @@ func (a *Agent) reportLoad(ctx context.Context) error {
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
 // leaveCluster announces the leave first, so edges move their uplinks to
-// another center while this one still serves, then waits (bounded) until
-// no edge pushes here any more.
+// another center while this one still serves (make-before-break), then
+// waits (bounded) until no edge pushes here and no other center pulls
+// from here any more: their pulls follow the directory to the uplinks'
+// new centers, also make-before-break. Only then are its own players
+// ended (drain).
 func (a *Agent) leaveCluster() {
 	cs := &a.ext.cluster
 	if cs.gossip == nil {
@@ -268,22 +276,37 @@ func (a *Agent) leaveCluster() {
 		a.log.Warn("cluster leave", "err", err)
 	}
 	if cs.center != nil && cs.center.Backbone() != nil {
+		// Edges start their new uplinks elsewhere at once and keep the
+		// old ones here running; other centers' pulls from here follow
+		// the directory to the new hosts. Wait until no center pulls from
+		// here, and until the uplinks' moves had time to start.
 		deadline := time.Now().Add(leaveMoveWait)
-		for time.Now().Before(deadline) && uplinkCount(cs.center.Backbone()) > 0 {
+		settle := time.Now().Add(leaveSettle)
+		for time.Now().Before(deadline) {
+			up, rd := backboneLinks(cs.center.Backbone())
+			if rd == 0 && (up == 0 || time.Now().After(settle)) {
+				break
+			}
 			time.Sleep(50 * time.Millisecond)
+		}
+		if _, rd := backboneLinks(cs.center.Backbone()); rd > 0 {
+			a.log.Warn("backbone links still open after the leave wait; closing them", "pulls", rd, "waited", leaveMoveWait.String())
 		}
 	}
 	a.log.Info("left the cluster", "took", time.Since(start).Round(time.Millisecond).String())
 }
 
-func uplinkCount(s *srt.Server) int {
-	n := 0
+// backboneLinks counts the backbone listener's uplinks (publishers) and
+// the pulls other centers read from it.
+func backboneLinks(s *srt.Server) (uplinks, pulls int) {
 	for _, st := range s.Stats() {
 		if st.Role == srt.ActionPublish {
-			n++
+			uplinks++
+		} else {
+			pulls++
 		}
 	}
-	return n
+	return uplinks, pulls
 }
 
 // clusterNeedsRestart lists the cluster keys that differ between old and
@@ -357,42 +380,20 @@ func (s *apiServer) clusterOff(w http.ResponseWriter) bool {
 	return false
 }
 
-// NodeView is one member in GET /v1/nodes.
-type NodeView struct {
-	Name    string   `json:"name"`
-	Role    string   `json:"role"`
-	Site    string   `json:"site"`
-	Region  string   `json:"region"`
-	State   string   `json:"state"`
-	Local   bool     `json:"local"`
-	RTTMs   *float64 `json:"rtt_ms"`          // best estimate: network coordinates, else the last ping
-	PingMs  *float64 `json:"measured_rtt_ms"` // the last direct ping round trip
-	Streams int      `json:"streams"`
-	MbpsIn  float64  `json:"mbps_in"`
-	MbpsOut float64  `json:"mbps_out"`
-	Cap     struct {
-		MaxStreams int     `json:"max_streams"`
-		MaxMbps    float64 `json:"max_mbps"`
-	} `json:"capacity"`
-	Addrs   map[string]string `json:"addrs"`
-	Version string            `json:"version,omitempty"`
-	Updated time.Time         `json:"updated"`
-}
-
 func (s *apiServer) nodes(w http.ResponseWriter, r *http.Request) {
 	if s.clusterOff(w) {
 		return
 	}
-	out := []NodeView{}
+	out := []client.Node{}
 	for _, m := range s.a.ext.cluster.gossip.Members() {
-		v := NodeView{
+		v := client.Node{
 			Name: m.Name, Role: string(m.Meta.Role), Site: m.Meta.Site, Region: m.Meta.Region,
 			State: m.State.String(), Local: m.Local,
 			Streams: m.Meta.Load.Streams, MbpsIn: m.Meta.Load.MbpsIn, MbpsOut: m.Meta.Load.MbpsOut,
 			Version: m.Meta.Version, Updated: m.Updated,
 			Addrs: map[string]string{},
 		}
-		v.Cap.MaxStreams, v.Cap.MaxMbps = m.Meta.Capacity.MaxStreams, m.Meta.Capacity.MaxMbps
+		v.Capacity = client.Capacity{MaxStreams: m.Meta.Capacity.MaxStreams, MaxMbps: m.Meta.Capacity.MaxMbps}
 		if m.RTTKnown && !m.Local {
 			ms := float64(m.RTT.Microseconds()) / 1000
 			v.RTTMs = &ms
@@ -412,26 +413,20 @@ func (s *apiServer) nodes(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"node": s.a.ext.cluster.gossip.Name(), "nodes": out})
+	writeJSON(w, http.StatusOK, client.Nodes{Node: s.a.ext.cluster.gossip.Name(), Nodes: out})
 }
 
 func (s *apiServer) directory(w http.ResponseWriter, r *http.Request) {
 	if s.clusterOff(w) {
 		return
 	}
-	type entry struct {
-		Stream  string    `json:"stream"`
-		Node    string    `json:"node"`
-		Version uint64    `json:"version"`
-		Updated time.Time `json:"updated"`
-	}
-	out := []entry{}
+	out := client.Directory{Streams: []client.DirectoryEntry{}}
 	for _, e := range s.a.ext.cluster.gossip.Directory() {
 		if !e.Deleted {
-			out = append(out, entry{e.Stream, e.Node, e.Version, e.Updated})
+			out.Streams = append(out.Streams, client.DirectoryEntry{Stream: e.Stream, Node: e.Node, Version: e.Version, Updated: e.Updated})
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"streams": out})
+	writeJSON(w, http.StatusOK, out)
 }
 
 // links lists this node's backbone links: edge uplinks, on-demand pulls
@@ -441,26 +436,17 @@ func (s *apiServer) links(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cs := &s.a.ext.cluster
-	out := map[string]any{"uplinks": []edge.Status{}, "pulls": []center.PullStatus{}, "backbone": []srt.ConnStats{}}
+	out := client.Links{Uplinks: []edge.Status{}, Pulls: []center.PullStatus{}, Backbone: []srt.ConnStats{}}
 	if cs.uplinks != nil {
-		out["uplinks"] = cs.uplinks.Streams()
+		out.Uplinks = cs.uplinks.Streams()
 	}
 	if cs.center != nil {
-		out["pulls"] = cs.center.Pulls()
+		out.Pulls = cs.center.Pulls()
 		if b := cs.center.Backbone(); b != nil {
-			out["backbone"] = b.Stats()
+			out.Backbone = b.Stats()
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// IngestView is one edge in GET /v1/locate.
-type IngestView struct {
-	Node       string  `json:"node"`
-	Site       string  `json:"site"`
-	RTMP       string  `json:"rtmp,omitempty"`
-	SRT        string  `json:"srt,omitempty"`
-	DistanceKm float64 `json:"distance_km,omitempty"`
 }
 
 func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
@@ -478,27 +464,27 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 	if clientStr == "" {
 		clientStr = r.RemoteAddr
 	}
-	client, err := parseClient(clientStr)
+	addr, err := parseClient(clientStr)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("client: %q is not an IP address", clientStr), "client")
 		return
 	}
 	cs := &s.a.ext.cluster
 	table := *cs.locs.Load()
-	edges, err := cs.gossip.Locate(client, table)
+	edges, err := cs.gossip.Locate(addr, table)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "no_edge", err.Error(), "")
 		return
 	}
-	loc, found := table.Lookup(client)
+	loc, found := table.Lookup(addr)
 	pol := s.a.access.Load()
 	token := ""
 	if pol.publishAuth && s.locateSigns(r) {
 		token = auth.Sign(pol.key, auth.ActionPublish, key, time.Now().Add(locateTokenTTL))
 	}
-	views := make([]IngestView, 0, 3)
+	views := make([]client.Ingest, 0, 3)
 	for _, m := range edges[:min(3, len(edges))] {
-		v := IngestView{Node: m.Name, Site: m.Meta.Site}
+		v := client.Ingest{Node: m.Name, Site: m.Meta.Site}
 		if m.Meta.Addrs.RTMP != "" {
 			v.RTMP = "rtmp://" + m.Meta.Addrs.RTMP + "/" + key
 			if token != "" {
@@ -517,12 +503,13 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 		}
 		views = append(views, v)
 	}
-	res := map[string]any{"stream": key, "client": client.String(), "edge": views[0], "alternates": views[1:]}
+	res := client.Located{Stream: key, Client: addr.String(), Edge: views[0], Alternates: views[1:]}
 	if found {
-		res["location"] = map[string]any{"cidr": loc.CIDR.String(), "site": loc.Site, "lat": loc.Lat, "lon": loc.Lon}
+		res.Location = &client.ClientLocation{CIDR: loc.CIDR.String(), Site: loc.Site, Lat: loc.Lat, Lon: loc.Lon}
 	}
 	if token != "" {
-		res["expires"] = time.Now().Add(locateTokenTTL).UTC().Truncate(time.Second)
+		exp := time.Now().Add(locateTokenTTL).UTC().Truncate(time.Second)
+		res.Expires = &exp
 	}
 	writeJSONUnmasked(w, http.StatusOK, res) // the URLs are the answer: the caller may publish there
 }

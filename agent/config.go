@@ -45,6 +45,7 @@ type Config struct {
 	Node       NodeConfig        `toml:"node"`
 	RTMP       RTMPConfig        `toml:"rtmp"`
 	HTTP       HTTPConfig        `toml:"http"`
+	HLS        HLSConfig         `toml:"hls"`
 	SRT        SRTConfig         `toml:"srt"`
 	API        APIConfig         `toml:"api"`
 	Limits     LimitsConfig      `toml:"limits"`
@@ -172,6 +173,7 @@ func Default() *Config {
 		},
 		RTMP: RTMPConfig{Listen: ":1935"},
 		HTTP: HTTPConfig{Listen: ":8080"},
+		HLS:  defaultHLS(),
 		SRT: SRTConfig{
 			Listen:          ":8890",
 			Latency:         Duration(120 * time.Millisecond),
@@ -1013,6 +1015,7 @@ func (c *Config) Validate() error {
 	c.Node.validate(&ps, "node")
 	c.RTMP.validate(&ps, "rtmp")
 	c.HTTP.validate(&ps, "http")
+	c.HLS.validate(&ps, "hls")
 	c.SRT.validate(&ps, "srt")
 	c.API.validate(&ps, "api")
 	c.Limits.validate(&ps, "limits")
@@ -1437,6 +1440,9 @@ func Diff(old, new *Config) ConfigDiff {
 	}
 	if old.Node.Name != new.Node.Name {
 		d.NeedsRestart = append(d.NeedsRestart, "node.name")
+	}
+	if old.HLS.Enabled != new.HLS.Enabled {
+		d.NeedsRestart = append(d.NeedsRestart, "hls.enabled")
 	}
 	if old.Node.Role != new.Node.Role {
 		d.NeedsRestart = append(d.NeedsRestart, "node.role")

@@ -9,27 +9,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/relaymesh/relaymesh/client"
 )
 
 const (
 	// controlSocket is the socket's name in the runtime directory.
-	controlSocket = "control.sock"
-	// defaultRuntimeDir is what the packaged unit's RuntimeDirectory=
-	// makes; clients look there when RUNTIME_DIRECTORY is not set.
-	defaultRuntimeDir = "/run/relaymesh"
-	// reloadWait bounds how long `relaymesh reload` waits for the verdict:
-	// under systemd's 90 s default for ExecReload, so the command, not
-	// systemd's timeout, says what happened.
-	reloadWait = 80 * time.Second
+	controlSocket = client.ControlSocket
 )
 
 // agentRuntimeDir is where the agent keeps what lives as long as it runs
@@ -39,15 +32,6 @@ const (
 func agentRuntimeDir() string {
 	first, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
 	return first
-}
-
-// clientRuntimeDir is the runtime directory `relaymesh reload` and
-// `relaymesh cleanup` look in: $RUNTIME_DIRECTORY, else /run/relaymesh.
-func clientRuntimeDir() string {
-	if d := agentRuntimeDir(); d != "" {
-		return d
-	}
-	return defaultRuntimeDir
 }
 
 // controlServer serves the control socket.
@@ -107,10 +91,7 @@ func (s *controlServer) Close() error {
 }
 
 // reloadVerdict is the answer to POST /reload.
-type reloadVerdict struct {
-	Reloaded bool     `json:"reloaded"`
-	Problems []string `json:"problems,omitempty"`
-}
+type reloadVerdict = client.ReloadVerdict
 
 // reload hands the request to Run's loop (the one place reloads happen,
 // SIGHUP included) and answers with its verdict.
@@ -138,44 +119,4 @@ func (s *controlServer) reload(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusOK, reloadVerdict{Reloaded: true})
 	case <-r.Context().Done():
 	}
-}
-
-// cmdReload is `relaymesh reload`: ask the running agent to reload its
-// config and exit 0 when it did, 1 with the reasons when it refused.
-func cmdReload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("runtime-dir", clientRuntimeDir(), "the agent's runtime directory (holds "+controlSocket+")")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "relaymesh reload: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	path := filepath.Join(*dir, controlSocket)
-	c := &http.Client{
-		Timeout: reloadWait,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		}},
-	}
-	resp, err := c.Post("http://relaymesh/reload", "application/json", nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "relaymesh reload: no agent answers on %s (is it running? see --runtime-dir): %v\n", path, errors.Unwrap(err))
-		return 1
-	}
-	defer resp.Body.Close()
-	var v reloadVerdict
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v); err != nil {
-		fmt.Fprintf(stderr, "relaymesh reload: bad answer from %s (HTTP %d): %v\n", path, resp.StatusCode, err)
-		return 1
-	}
-	if !v.Reloaded {
-		fmt.Fprintf(stderr, "relaymesh reload: refused; the old config stays in force: %s\n", strings.Join(v.Problems, "; "))
-		return 1
-	}
-	fmt.Fprintln(stdout, "relaymesh reload: reloaded; the new config is in force")
-	return 0
 }

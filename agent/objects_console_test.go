@@ -95,7 +95,8 @@ func TestFlowBackupTunnels(t *testing.T) {
 		t.Skip("two real-time publishers and two destination nodes")
 	}
 	testmedia.Need(t, "ffmpeg", "ffprobe")
-	a := startAgent(t, "")
+	// the destination nodes are on loopback, which the fetch policy denies by default
+	a := startAgent(t, "[objects]\nfetch_allow = [\"127.0.0.1/32\"]\n")
 	d1, d2 := startAgent(t, ""), startAgent(t, "")
 	srtURL := func(p *agentProc, key string) string {
 		return fmt.Sprintf("srt://127.0.0.1:%d?streamid=publish:%s", p.ports["srt"], key)

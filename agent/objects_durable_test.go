@@ -52,10 +52,14 @@ func fillDisk(t *testing.T, dir string) string {
 	}
 }
 
+// noCallback is a task callback nobody listens on (a task needs one on a
+// node without [webhooks] url); its events are refused at once.
+const noCallback = "http://127.0.0.1:1/task-events"
+
 func taskBody(id, item string) map[string]any {
 	return map[string]any{"id": id, "source": map[string]any{"playlist": []string{item}},
-		"destination": map[string]any{"url": "rtmp://127.0.0.1:1/live/" + id},
-		"start_time":  time.Now().Add(time.Hour).UTC()}
+		"destination": map[string]any{"url": "rtmp://127.0.0.1:1/live/" + id}, "callback": noCallback,
+		"start_time": time.Now().Add(time.Hour).UTC()}
 }
 
 // TestObjectsFullDisk: on a full data dir, creates, updates and deletes

@@ -38,7 +38,7 @@ func secretServer(t *testing.T, addr string) *httptest.Server {
 
 func playlistTask(id string, items ...string) map[string]any {
 	return map[string]any{"id": id, "source": map[string]any{"playlist": items},
-		"destination": map[string]any{"url": "rtmp://127.0.0.1:1/live/" + id}}
+		"destination": map[string]any{"url": "rtmp://127.0.0.1:1/live/" + id}, "callback": noCallback}
 }
 
 // startTask creates and starts a task whose playlist needs downloads (the
@@ -365,7 +365,7 @@ func TestFetchPolicyOwnListener(t *testing.T) {
 	admin := writeFile(t, filepath.Join(filepath.Dir(a.cfg), "api.token"), adminToken)
 	b := moveAPI(t, a, fmt.Sprintf("token_file = %q", admin))
 	item := fmt.Sprintf("http://%s:%d/metrics.mp4", lan, b.ports["api"])
-	body := fmt.Sprintf(`{"id": "own", "source": {"playlist": [%q]}, "destination": {"url": "rtmp://192.0.2.200/live/x"}}`, item)
+	body := fmt.Sprintf(`{"id": "own", "source": {"playlist": [%q]}, "destination": {"url": "rtmp://192.0.2.200/live/x"}, "callback": %q}`, item, noCallback)
 	if st, out := call(t, "POST", b.api("/v1/tasks"), adminToken, body); st != 201 {
 		t.Fatalf("create: %d %s", st, out)
 	}

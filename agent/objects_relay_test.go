@@ -63,11 +63,12 @@ func TestRelayPushesMatchingStreams(t *testing.T) {
 // (this node's own SRT ingest) arrives remuxed, with both codecs.
 func TestRelayDestinationRules(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
-	o := startObjAgent(t, nil)
+	// the SRT destination is this node's own listener on loopback
+	o := startObjAgent(t, func(c *Config) { c.Objects.FetchAllow = []string{"127.0.0.1/32"} })
 	now := time.Now().UTC()
 	rtmpAddr, srtAddr := o.a.listenAddr("rtmp"), o.a.listenAddr("srt")
 	refused := []struct{ name, url, want string }{
-		{"rtmp host:port only", "rtmp://" + rtmpAddr, "add them, e.g. rtmp://" + rtmpAddr + "/live/stream-key"},
+		{"rtmp host:port only", "rtmp://" + rtmpAddr, "add them after the host, as in /live/STREAM-KEY"},
 		{"rtmp app only", "rtmp://" + rtmpAddr + "/live", "names no app and stream"},
 		{"srt without streamid", "srt://" + srtAddr, "add ?streamid=publish:app/name"},
 		{"srt without port", "srt://127.0.0.1?streamid=publish:a/b", "has no port"},

@@ -119,7 +119,10 @@ func TestTaskConsoleValidation(t *testing.T) {
 	recv, hooks, secretFile := newTaskHookReceiver(t, dir)
 
 	bare := startObjAgent(t, nil)
-	withDefault := startObjAgent(t, func(c *Config) { c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile })
+	withDefault := startObjAgent(t, func(c *Config) {
+		c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
+		c.Objects.FetchAllow = []string{"127.0.0.1/32"} // the playlist server is on loopback
+	})
 	dest := "rtmp://" + withDefault.a.listenAddr("rtmp") + "/live/"
 	task := func(id string, edit func(b map[string]any)) map[string]any {
 		b := map[string]any{"id": id, "source": map[string]any{"playlist": []string{files.URL + "/ok.mp4"}},
@@ -234,6 +237,19 @@ func TestTaskConsoleValidation(t *testing.T) {
 				}
 				st = withDefault.call(t, "POST", "/v1/tasks/"+id+"/start", testToken, nil, &e)
 			}
+			if c.atStart && st == 200 {
+				// items still to download: the start answers at once and
+				// the task fails with the refusal once they are probed
+				testmedia.Eventually(t, 15*time.Second, "the task Failed with the refusal", func() bool {
+					var v struct{ State, Reason string }
+					withDefault.call(t, "GET", "/v1/tasks/"+id, "", nil, &v)
+					st, e.Field, e.Message = 400, c.field, v.Reason
+					return v.State == "Failed"
+				})
+				if !strings.HasPrefix(e.Message, c.field+": ") {
+					t.Errorf("reason %q does not name %s", e.Message, c.field)
+				}
+			}
 			if st != 400 || e.Field != c.field || !strings.Contains(e.Message, c.want) {
 				t.Fatalf("%d %+v, want 400 on %s saying %q", st, e, c.field, c.want)
 			}
@@ -243,8 +259,8 @@ func TestTaskConsoleValidation(t *testing.T) {
 			if c.atStart {
 				var v map[string]any
 				withDefault.call(t, "GET", "/v1/tasks/"+id, "", nil, &v)
-				if v["state"] != "Stopped" {
-					t.Errorf("refused start left the task %v, want Stopped", v["state"])
+				if v["state"] != "Stopped" && v["state"] != "Failed" {
+					t.Errorf("refused start left the task %v, want Stopped (refused at start) or Failed (refused once downloaded)", v["state"])
 				}
 			}
 		})

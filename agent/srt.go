@@ -65,12 +65,12 @@ func (a *Agent) srtConfig(cfg *Config) srt.Config {
 }
 
 // srtStats returns per-connection SRT statistics of a stream for the API.
-func (a *Agent) srtStats(key string) []any {
+func (a *Agent) srtStats(key string) []srt.ConnStats {
 	srv := a.listeners().srt
 	if srv == nil {
 		return nil
 	}
-	var out []any
+	var out []srt.ConnStats
 	for _, st := range srv.Stats() {
 		if st.Stream == key {
 			out = append(out, st)

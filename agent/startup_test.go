@@ -59,6 +59,12 @@ func busyPort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// run runs the binary with args.
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return runWithin(t, 2*time.Minute, nil, args...)
+}
+
 // runWithin runs the binary, failing the test when it runs longer than d.
 func runWithin(t *testing.T, d time.Duration, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()

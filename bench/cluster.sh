@@ -20,6 +20,6 @@ while [ "$i" -le "$RUNS" ]; do
 	echo "== run $i of $RUNS (lossy stream: $LOSS_DURATION)"
 	RELAYMESH_LOSS_DURATION=$LOSS_DURATION go test -count=1 -timeout 15m -v -run 'TestCluster' ./test/ >"$out" 2>&1 || {
 		echo "run $i failed:"; tail -50 "$out"; exit 1; }
-	grep -E 'converged in|every directory|SRT player on|kill -9|blackhole of|frames lost|of [0-9]+ frames|bytes on the wire|RTT estimates' "$out" | sed 's/^ *cluster_test.go:[0-9]*: /  /'
+	grep -E 'converged in|every directory|SRT player on|kill -9|blackhole of|frames lost|of [0-9]+ frames|bytes on the wire|RTT estimates|first frame after|backbone-only block|republish through|drain of sin|went to|what fra played' "$out" | sed 's/^ *cluster[a-z_]*_test.go:[0-9]*: /  /'
 	i=$((i + 1))
 done

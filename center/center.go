@@ -32,7 +32,11 @@ type Cluster interface {
 	Members() []gossip.Member
 	Member(name string) (gossip.Member, bool)
 	Lookup(stream string) (gossip.DirEntry, bool)
+	WaitLookup(ctx context.Context, stream string) (gossip.DirEntry, bool)
 	Directory() []gossip.DirEntry
+	// DirectoryChanged returns a channel closed at the next change of
+	// the directory.
+	DirectoryChanged() <-chan struct{}
 	Publish(stream string) error
 	Unpublish(stream string) error
 	RTT(node string) (time.Duration, bool)
@@ -59,6 +63,10 @@ type Config struct {
 	PullIdleStop time.Duration
 	// ReadTimeout closes an uplink that sends no media (default 10s).
 	ReadTimeout time.Duration
+	// PlayWait is how long a player waits for a stream that is not live
+	// here: Missing waits as long for the directory to name a host (a
+	// center that just started has not synced its directory yet).
+	PlayWait time.Duration
 }
 
 // PullStatus is one on-demand pull for the API.
@@ -89,6 +97,15 @@ type pull struct {
 	from   string
 	p      *puller
 	cancel context.CancelFunc
+	next   *pull // a replacement pull that has not delivered yet
+}
+
+// stop ends the pull and its pending replacement.
+func (pl *pull) stop() {
+	if pl.next != nil {
+		pl.next.cancel()
+	}
+	pl.cancel()
 }
 
 // New validates cfg and binds the backbone listener.
@@ -122,6 +139,7 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, err
 			ReadTimeout:       cfg.ReadTimeout,
 			Authorize:         c.authorize,
 			BeforePublish:     c.endPull,
+			PublishTakeover:   true,
 			LatencyFor:        c.linkLatency,
 			DSCP:              cfg.DSCP,
 		}, hub, log.With("listener", "backbone"))
@@ -174,12 +192,14 @@ func (c *Center) linkLatency(remote net.Addr) time.Duration {
 func (c *Center) endPull(key string) {
 	c.mu.Lock()
 	pl := c.pulls[key]
+	if pl != nil {
+		pl.stop()
+	}
 	c.mu.Unlock()
 	if pl == nil {
 		return
 	}
 	c.log.Info("stream arrives over the backbone: ending its on-demand pull", "stream", key)
-	pl.cancel()
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
 		st := c.hub.Stream(key)
@@ -213,6 +233,17 @@ func (c *Center) memberAt(remote net.Addr) (string, error) {
 
 // Run serves the backbone until ctx ends.
 func (c *Center) Run(ctx context.Context) error {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			<-c.ctx.Done()
+			cancel()
+		}()
+		c.followDirectory(fctx)
+	}()
 	if c.srt == nil {
 		select {
 		case <-ctx.Done():
@@ -284,7 +315,7 @@ func (c *Center) streamLive(key, protocol string) {
 	}
 	c.mu.Lock()
 	if pl := c.pulls[key]; pl != nil {
-		pl.cancel()
+		pl.stop()
 	}
 	c.mu.Unlock()
 	if err := c.cl.Publish(key); err != nil {
@@ -301,24 +332,36 @@ func (c *Center) streamEnded(key string) {
 }
 
 // Missing starts an on-demand pull of key from the center hosting it,
-// when another one does.
+// when another one does. The hub calls it in its own goroutine while a
+// player waits; it waits up to PlayWait for the directory to name a host:
+// right after this node started, its directory is empty until the first
+// sync with a peer, and a stream may be published a moment later.
 func (c *Center) Missing(key string) {
-	e, ok := c.cl.Lookup(key)
+	wctx, wcancel := context.WithTimeout(c.ctx, c.cfg.PlayWait)
+	e, ok := c.cl.WaitLookup(wctx, key)
+	wcancel()
 	if !ok || e.Node == c.cl.Name() {
 		c.log.Debug("player waits for a stream no center hosts", "stream", key)
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.pulls[key] != nil || c.ctx.Err() != nil {
-		c.mu.Unlock()
 		return
 	}
-	pl := &pull{from: e.Node}
+	c.pulls[key] = c.startPullLocked(key, e.Node, nil)
+}
+
+// startPullLocked starts a pull of key from the host the directory names
+// (from, at start). A replacement (of old) takes the stream over at its
+// first packet and only then ends old: make-before-break.
+func (c *Center) startPullLocked(key, from string, old *pull) *pull {
+	pl := &pull{from: from}
 	log := c.log.With("stream", key)
 	var failedNode string
 	var failedVersion uint64
 	var failedAt time.Time
-	pl.p = newPuller(c.hub, pullConfig{
+	cfg := pullConfig{
 		Key: key, MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		ReadTimeout: 5 * time.Second, IdleStop: c.cfg.PullIdleStop,
 		Next: func(attempt int, lastErr error) (relayTarget, error) {
@@ -363,21 +406,77 @@ func (c *Center) Missing(key string) {
 				ConnectTimeout:  relay.ConnectTimeoutFor(rtt),
 			}, nil
 		},
-	}, log)
+	}
+	if old != nil {
+		cfg.Takeover = true
+		// the new host passes the same edge's TS as the old one: the
+		// switch drops what the old pull delivered already
+		cfg.Continues = true
+		cfg.OnState = func(st relayStatus) {
+			if st.State == relay.StateRunning {
+				c.promote(key, old, pl)
+			}
+		}
+	}
+	pl.p = newPuller(c.hub, cfg, log)
 	ctx, cancel := context.WithCancel(c.ctx)
 	pl.cancel = cancel
-	c.pulls[key] = pl
 	c.wg.Add(1)
-	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
 		defer cancel()
 		pl.p.Run(ctx)
 		c.mu.Lock()
-		delete(c.pulls, key)
+		if c.pulls[key] == pl {
+			delete(c.pulls, key)
+		} else if cur := c.pulls[key]; cur != nil && cur.next == pl {
+			cur.next = nil
+		}
 		c.mu.Unlock()
-		log.Info("on-demand pull stopped")
+		log.Info("on-demand pull stopped", "from", pl.from)
 	}()
+	return pl
+}
+
+// promote makes the replacement pl the pull of key once it delivers (it
+// took the stream over in the hub), and ends old.
+func (c *Center) promote(key string, old, pl *pull) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pulls[key] != old || old.next != pl {
+		return
+	}
+	c.log.Info("on-demand pull moved: the new source delivers, closing the old", "stream", key, "from", old.from, "to", pl.from)
+	old.next = nil
+	old.cancel()
+	c.pulls[key] = pl
+}
+
+// followDirectory moves on-demand pulls to the center the directory names
+// as soon as it names another one (the edge moved its uplink), rather than
+// when the old source falls silent.
+func (c *Center) followDirectory(ctx context.Context) {
+	for {
+		changed := c.cl.DirectoryChanged()
+		c.mu.Lock()
+		for key, pl := range c.pulls {
+			if pl.next != nil {
+				continue
+			}
+			e, ok := c.cl.Lookup(key)
+			if !ok || e.Node == c.cl.Name() || e.Node == pl.from {
+				continue
+			}
+			c.log.Info("on-demand pull follows the directory: pulling from the new host before closing the old", "stream", key, "from", pl.from, "to", e.Node)
+			pl.next = c.startPullLocked(key, e.Node, pl)
+		}
+		c.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Pulls returns the on-demand pulls, sorted by stream.

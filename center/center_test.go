@@ -1,6 +1,7 @@
 package center
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 	"sync"
@@ -23,10 +24,14 @@ func (f *fakeDirectory) Name() string                          { return "fra-1" 
 func (f *fakeDirectory) Members() []gossip.Member              { return nil }
 func (f *fakeDirectory) Member(string) (gossip.Member, bool)   { return gossip.Member{}, false }
 func (f *fakeDirectory) Lookup(string) (gossip.DirEntry, bool) { return gossip.DirEntry{}, false }
-func (f *fakeDirectory) RTT(string) (time.Duration, bool)      { return 0, false }
-func (f *fakeDirectory) Directory() []gossip.DirEntry          { return f.entries }
-func (f *fakeDirectory) Publish(s string) error                { f.add("publish " + s); return nil }
-func (f *fakeDirectory) Unpublish(s string) error              { f.add("unpublish " + s); return nil }
+func (f *fakeDirectory) WaitLookup(context.Context, string) (gossip.DirEntry, bool) {
+	return gossip.DirEntry{}, false
+}
+func (f *fakeDirectory) DirectoryChanged() <-chan struct{} { return make(chan struct{}) }
+func (f *fakeDirectory) RTT(string) (time.Duration, bool)  { return 0, false }
+func (f *fakeDirectory) Directory() []gossip.DirEntry      { return f.entries }
+func (f *fakeDirectory) Publish(s string) error            { f.add("publish " + s); return nil }
+func (f *fakeDirectory) Unpublish(s string) error          { f.add("unpublish " + s); return nil }
 func (f *fakeDirectory) add(c string) {
 	f.mu.Lock()
 	f.calls = append(f.calls, c)

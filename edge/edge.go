@@ -83,6 +83,22 @@ type uplink struct {
 	moveWhy  string // why the link to center ended, for LinkMoved
 	p        *pusher
 	cancel   context.CancelFunc // of the current pusher
+	cur      *handoff           // the pusher run waits for
+	next     *handoff           // a make-before-break move under way
+	adopt    *handoff           // a move that delivered: run continues with it
+}
+
+// handoff is a second pusher to another center started while the current
+// one still runs (make-before-break); it replaces the current one once
+// its link runs.
+type handoff struct {
+	center  string
+	why     string
+	retired bool // replaced by a move: it ends and is not re-routed
+	p       *pusher
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // New returns the uplinks; they start with Run.
@@ -152,7 +168,9 @@ func (u *Uplinks) HandleEvent(r events.Record) {
 	case events.StreamReconnected:
 		u.streamLive(e.Stream) // a no-op while its uplink runs
 	case events.MemberLeft:
-		u.memberGone(e.Member.Name, "center left the cluster")
+		// a leaving center drains: it still serves until its uplinks
+		// moved, so the move is make-before-break
+		u.moveAway(e.Member.Name, "center left the cluster")
 	case events.MemberFailed:
 		u.memberGone(e.Member.Name, "center failed")
 	case events.Missed:
@@ -208,25 +226,54 @@ func (u *Uplinks) Streams() []Status {
 }
 
 // run keeps a pusher for l until the stream ends or the uplinks close. A
-// re-route (MemberGone) ends the current pusher and starts a new one.
+// re-route (memberGone) ends the current pusher and starts a new one; a
+// make-before-break move (moveAway) hands the uplink over to the move's
+// pusher once it runs.
 func (u *Uplinks) run(l *uplink) {
 	defer u.wg.Done()
 	defer func() {
 		u.mu.Lock()
 		delete(u.links, l.key)
+		if l.next != nil {
+			l.next.cancel()
+		}
 		u.mu.Unlock()
 	}()
+	var cur *handoff
 	for {
-		ctx, cancel := context.WithCancel(u.ctx)
-		p := newPusher(u.hub, pushConfig{Key: l.key, Next: func(attempt int, lastErr error) (relayTarget, error) {
-			return u.next(l, attempt, lastErr)
-		}, MinBackoff: 200 * time.Millisecond, MaxBackoff: 3 * time.Second}, u.log.With("stream", l.key))
+		if cur == nil {
+			ctx, cancel := context.WithCancel(u.ctx)
+			h := &handoff{ctx: ctx, cancel: cancel, done: make(chan struct{})}
+			h.p = newPusher(u.hub, pushConfig{Key: l.key, Next: func(attempt int, lastErr error) (relayTarget, error) {
+				u.mu.Lock()
+				retired := h.retired
+				u.mu.Unlock()
+				if retired {
+					return relayTarget{}, fmt.Errorf("uplink moved: %w", relay.ErrStop)
+				}
+				return u.next(l, attempt, lastErr)
+			}, MinBackoff: 200 * time.Millisecond, MaxBackoff: 3 * time.Second}, u.log.With("stream", l.key))
+			cur = h
+			u.mu.Lock()
+			l.p, l.cancel = h.p, cancel
+			u.mu.Unlock()
+			go func(h *handoff) { h.p.Run(h.ctx); close(h.done) }(cur)
+		}
 		u.mu.Lock()
-		l.p, l.cancel = p, cancel
+		l.cur = cur
 		u.mu.Unlock()
-		p.Run(ctx)
-		rerouted := ctx.Err() != nil && u.ctx.Err() == nil
-		cancel()
+		<-cur.done
+		rerouted := cur.ctx.Err() != nil && u.ctx.Err() == nil
+		cur.cancel()
+		u.mu.Lock()
+		next := l.adopt
+		l.adopt = nil
+		u.mu.Unlock()
+		if next != nil {
+			cur = next // the move's pusher runs already
+			continue
+		}
+		cur = nil
 		if !rerouted || u.hub.Stream(l.key) == nil {
 			if u.ctx.Err() == nil {
 				u.log.Info("uplink ended", "stream", l.key)
@@ -234,6 +281,102 @@ func (u *Uplinks) run(l *uplink) {
 			return
 		}
 	}
+}
+
+// drainOverlap bounds how long the old link of a make-before-break move
+// away from a leaving center runs on beside the new one.
+const drainOverlap = 5 * time.Second
+
+// moveAway moves every uplink using center name to the next center,
+// make-before-break: a second link to the new center starts while the
+// old one still runs, and the old one is closed once the new one runs.
+// An uplink whose move cannot start is re-routed at once (memberGone).
+func (u *Uplinks) moveAway(name, why string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, l := range u.links {
+		if l.center != name || l.cancel == nil || l.next != nil {
+			continue
+		}
+		l.exclude[name] = time.Now()
+		if err := u.startMoveLocked(l, why); err != nil {
+			u.log.Info("center gone: re-routing", "stream", l.key, "center", name, "reason", why, "move", err.Error())
+			l.moveWhy = why
+			l.cancel()
+		}
+	}
+}
+
+// startMoveLocked starts the make-before-break pusher of l to the best
+// center outside l's excluded ones.
+func (u *Uplinks) startMoveLocked(l *uplink, why string) error {
+	var ex []string
+	for name := range l.exclude {
+		ex = append(ex, name)
+	}
+	cands := u.cl.CenterCandidates(l.key, u.cfg.Routes, ex)
+	if len(cands) == 0 {
+		return fmt.Errorf("stream %s: %w", l.key, gossip.ErrNoCenter)
+	}
+	dest := cands[0]
+	to := dest.Name
+	ctx, cancel := context.WithCancel(u.ctx)
+	h := &handoff{center: to, why: why, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	promoted := false
+	h.p = newPusher(u.hub, pushConfig{Key: l.key,
+		Next: func(attempt int, lastErr error) (relayTarget, error) {
+			u.mu.Lock()
+			p := promoted
+			u.mu.Unlock()
+			if p {
+				return u.next(l, attempt, lastErr) // it is the uplink now: usual failover
+			}
+			if attempt > 0 {
+				// the new link failed before it ran: give up the move,
+				// the old link keeps running
+				u.mu.Lock()
+				if l.next == h {
+					l.next = nil
+				}
+				u.mu.Unlock()
+				return relayTarget{}, fmt.Errorf("move to %s failed: %w", to, relay.ErrStop)
+			}
+			return u.target(l, dest)
+		},
+		OnState: func(st relayStatus) {
+			if st.State != relay.StateRunning {
+				return
+			}
+			u.mu.Lock()
+			if promoted || l.next != h {
+				u.mu.Unlock()
+				return
+			}
+			promoted = true
+			old := l.cancel
+			if l.cur != nil {
+				l.cur.retired = true
+			}
+			from := l.center
+			l.next, l.adopt = nil, h
+			l.p, l.cancel = h.p, h.cancel
+			l.center, l.since, l.moveWhy = to, time.Now(), ""
+			l.moves++
+			cfg := u.cfg
+			u.mu.Unlock()
+			u.log.Info("uplink moved make-before-break: the new link runs; the old one runs on until the leaving center closes it", "stream", l.key, "from", from, "to", to, "reason", why, "at_most", drainOverlap.String())
+			cfg.Events.Publish(events.LinkMoved{Stream: l.key, From: from, To: to, Reason: why})
+			// The leaving center keeps serving what it pulls to other
+			// centers until their pulls moved to the new center, from
+			// this old link; it closes the link when it is done.
+			time.AfterFunc(drainOverlap, old)
+		},
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: 3 * time.Second}, u.log.With("stream", l.key, "move_to", to))
+	l.next = h
+	u.log.Info("uplink moving make-before-break", "stream", l.key, "from", l.center, "to", to, "reason", why)
+	u.wg.Add(1)
+	go func() { defer u.wg.Done(); h.p.Run(h.ctx); close(h.done) }()
+	return nil
 }
 
 // next picks the target of the next connect attempt: the best center not
@@ -275,9 +418,6 @@ func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, erro
 		return relayTarget{}, fmt.Errorf("stream %s: %w", l.key, gossip.ErrNoCenter)
 	}
 	m := cands[0]
-	if m.Meta.Addrs.Backbone == "" {
-		return relayTarget{}, fmt.Errorf("center %s advertises no backbone address", m.Name)
-	}
 	rtt, _ := u.cl.RTT(m.Name)
 	u.mu.Lock()
 	if l.center != m.Name {
@@ -294,6 +434,18 @@ func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, erro
 		}
 		l.center, l.since, l.moveWhy = m.Name, now, ""
 	}
+	u.mu.Unlock()
+	return u.target(l, m)
+}
+
+// target is the SRT push target of l to center m.
+func (u *Uplinks) target(l *uplink, m gossip.Member) (relayTarget, error) {
+	if m.Meta.Addrs.Backbone == "" {
+		return relayTarget{}, fmt.Errorf("center %s advertises no backbone address", m.Name)
+	}
+	rtt, _ := u.cl.RTT(m.Name)
+	u.mu.Lock()
+	cfg := u.cfg
 	u.mu.Unlock()
 	return relayTarget{
 		URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("publish:"+l.key),

@@ -99,9 +99,10 @@ func linkMoves(bus *events.Bus, sub *events.Subscription) []string {
 	return moved
 }
 
-// TestUplinksFollowMemberEvents: a center that left or failed loses its
-// uplinks at once, and the move names why; other members' events and
-// links to other centers are left alone.
+// TestUplinksFollowMemberEvents: a center that failed loses its uplinks
+// at once, and the move names why; one that left (it drains) gets a
+// make-before-break move to the next center started while its link
+// runs; other members' events and links to other centers are left alone.
 func TestUplinksFollowMemberEvents(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -109,7 +110,7 @@ func TestUplinksFollowMemberEvents(t *testing.T) {
 		moved bool
 		why   string
 	}{
-		{"center left", events.MemberLeft{Member: events.Member{Name: "sin"}}, true, "center left the cluster"},
+		{"center left", events.MemberLeft{Member: events.Member{Name: "sin"}}, false, "center left the cluster"},
 		{"center failed", events.MemberFailed{Member: events.Member{Name: "sin"}}, true, "center failed"},
 		{"another center failed", events.MemberFailed{Member: events.Member{Name: "tyo"}}, false, ""},
 		{"a member joined", events.MemberJoined{Member: events.Member{Name: "sin"}}, false, ""},
@@ -131,6 +132,15 @@ func TestUplinksFollowMemberEvents(t *testing.T) {
 			u.HandleEvent(events.Record{Seq: 1, Event: tc.ev})
 			if cancelled != tc.moved {
 				t.Fatalf("link to sin cancelled = %v, want %v", cancelled, tc.moved)
+			}
+			if _, left := tc.ev.(events.MemberLeft); left {
+				u.mu.Lock()
+				h := l.next
+				u.mu.Unlock()
+				if h == nil || h.center != "tyo" {
+					t.Fatalf("no make-before-break move to tyo under way: %+v", h)
+				}
+				return
 			}
 			if !tc.moved {
 				return

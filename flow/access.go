@@ -21,7 +21,10 @@ const (
 var playerOutputs = map[string][]string{
 	ProtoRTMP:    {OutRTMPPull},
 	ProtoHTTPFLV: {OutHTTPFLV},
-	ProtoSRT:     {OutSRTListener},
+	// HLS is served on the HTTP-FLV listener: a flow's HTTP-FLV output
+	// (its allowlist, its cut state) admits HLS players too
+	"hls":    {OutHTTPFLV},
+	ProtoSRT: {OutSRTListener},
 }
 
 // allows reports whether remote is in the allowlist (empty: everyone).

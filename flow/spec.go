@@ -401,7 +401,7 @@ func CheckTarget(field, raw, action string, schemes ...string) error {
 	case "rtmp", "rtmps":
 		app, name, _ := strings.Cut(strings.Trim(u.Path, "/"), "/")
 		if app == "" || name == "" {
-			return lifecycle.Invalidf(field, "%q names no app and stream: add them, e.g. %s://%s/live/stream-key", redact(u), u.Scheme, u.Host)
+			return lifecycle.Invalidf(field, "%q names no app and stream: add them after the host, as in /live/STREAM-KEY", redact(u))
 		}
 	case "srt":
 		if u.Port() == "" {

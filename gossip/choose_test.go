@@ -109,3 +109,32 @@ func TestChooseCenterLive(t *testing.T) {
 	}
 	t.Logf("error shown: %v", err)
 }
+
+// TestRankCentersByDistanceUntilMeasured: before this node measured the
+// RTTs (it just started), the centers nearest by coordinates come first;
+// a measured RTT is used as soon as it is known.
+func TestRankCentersByDistanceUntilMeasured(t *testing.T) {
+	self := Member{Name: "eus", Local: true, State: StateAlive, Meta: NodeMeta{Name: "eus", Role: RoleEdge, Lat: 40.7, Lon: -74.0}}
+	at := func(m Member, lat, lon float64) Member { m.Meta.Lat, m.Meta.Lon = lat, lon; return m }
+	fra := at(center("fra", "fra", 0, 0, 10), 50.11, 8.68)
+	sin := at(center("sin", "sin", 0, 0, 10), 1.35, 103.82)
+	tyo := at(center("tyo", "tyo", 0, 0, 10), 35.68, 139.69)
+	nowhere := center("zzz", "zzz", 0, 0, 10)
+	tests := []struct {
+		name    string
+		members []Member
+		want    []string
+	}{
+		{"nothing measured: by distance, no coordinates last", []Member{self, nowhere, sin, tyo, fra}, []string{"fra", "tyo", "sin", "zzz"}},
+		{"a measured RTT beats a farther estimate", []Member{self, sin, at(center("tyo", "tyo", 60*time.Millisecond, 0, 10), 35.68, 139.69), fra},
+			[]string{"tyo", "fra", "sin"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _ := RankCenters(tc.members, "live/x", nil, nil, "")
+			if !slices.Equal(names(got), tc.want) {
+				t.Errorf("ranked %v, want %v", names(got), tc.want)
+			}
+		})
+	}
+}

@@ -53,6 +53,11 @@ type Cluster struct {
 	evQ      []Event
 	evSignal chan struct{}
 
+	// synced is closed after the first directory exchange with a peer
+	// (the join's push/pull), or at once for a node with no seeds.
+	synced     chan struct{}
+	syncedOnce sync.Once
+
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -81,7 +86,11 @@ func New(cfg Config, logger *slog.Logger) (*Cluster, error) {
 		members:  make(map[string]*memberRec),
 		meta:     cfg.Meta,
 		evSignal: make(chan struct{}, 1),
+		synced:   make(chan struct{}),
 		done:     make(chan struct{}),
+	}
+	if len(cfg.Seeds) == 0 {
+		c.markSynced()
 	}
 	var err error
 	if c.metaBytes, err = cfg.Meta.encode(); err != nil {
@@ -563,6 +572,44 @@ func (c *Cluster) Lookup(stream string) (DirEntry, bool) {
 	}
 	return e, true
 }
+
+// markSynced records that this node's directory has been merged with a
+// peer's whole directory at least once.
+func (c *Cluster) markSynced() { c.syncedOnce.Do(func() { close(c.synced) }) }
+
+// Synced is closed once this node's directory has been merged with a
+// peer's (the join's push/pull), or at start for a node with no seeds:
+// before, a stream missing from the directory may only not be known yet.
+func (c *Cluster) Synced() <-chan struct{} { return c.synced }
+
+// WaitLookup is Lookup that waits, until ctx ends, first for the
+// directory's first sync (Synced) and then for stream to have a live host.
+func (c *Cluster) WaitLookup(ctx context.Context, stream string) (DirEntry, bool) {
+	select {
+	case <-c.synced:
+	case <-ctx.Done():
+		return c.Lookup(stream)
+	case <-c.done:
+		return DirEntry{}, false
+	}
+	for {
+		changed := c.dir.watch()
+		if e, ok := c.Lookup(stream); ok {
+			return e, true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return DirEntry{}, false
+		case <-c.done:
+			return DirEntry{}, false
+		}
+	}
+}
+
+// DirectoryChanged returns a channel closed at the next change of any
+// directory entry.
+func (c *Cluster) DirectoryChanged() <-chan struct{} { return c.dir.watch() }
 
 // Directory returns the live directory entries sorted by stream.
 func (c *Cluster) Directory() []DirEntry {

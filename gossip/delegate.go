@@ -50,6 +50,7 @@ func (d *delegate) LocalState(join bool) []byte {
 // MergeRemoteState merges a peer's whole directory.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	d.c.merge(buf, false)
+	d.c.markSynced()
 }
 
 func (c *Cluster) merge(b []byte, rebroadcast bool) {

@@ -37,10 +37,24 @@ type directory struct {
 	clock   uint64
 	entries map[string]DirEntry
 	now     func() time.Time
+	changed chan struct{} // closed and replaced whenever an entry changes
 }
 
 func newDirectory() *directory {
-	return &directory{entries: make(map[string]DirEntry), now: time.Now}
+	return &directory{entries: make(map[string]DirEntry), now: time.Now, changed: make(chan struct{})}
+}
+
+// changedLocked wakes the waiters of the current change channel.
+func (d *directory) changedLocked() {
+	close(d.changed)
+	d.changed = make(chan struct{})
+}
+
+// watch returns a channel closed at the next change of any entry.
+func (d *directory) watch() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.changed
 }
 
 // tick returns a new version above everything seen.
@@ -58,6 +72,7 @@ func (d *directory) claim(stream, node string) DirEntry {
 	defer d.mu.Unlock()
 	e := DirEntry{Stream: stream, Node: node, Version: d.tickLocked(), Updated: d.now()}
 	d.entries[stream] = e
+	d.changedLocked()
 	return e
 }
 
@@ -71,6 +86,7 @@ func (d *directory) release(stream, node string) (DirEntry, bool) {
 	}
 	e := DirEntry{Stream: stream, Node: node, Version: d.tickLocked(), Deleted: true, Updated: d.now()}
 	d.entries[stream] = e
+	d.changedLocked()
 	return e, true
 }
 
@@ -91,6 +107,7 @@ func (d *directory) apply(e DirEntry, ownerGone bool) bool {
 	}
 	e.Updated = d.now()
 	d.entries[e.Stream] = e
+	d.changedLocked()
 	return true
 }
 
@@ -106,6 +123,9 @@ func (d *directory) dropOwner(node string) []string {
 				dropped = append(dropped, k)
 			}
 		}
+	}
+	if len(dropped) > 0 {
+		d.changedLocked()
 	}
 	sort.Strings(dropped)
 	return dropped

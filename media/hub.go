@@ -164,6 +164,12 @@ type PublisherInfo struct {
 	// Takeover replaces a live publisher of the stream even when the hub
 	// refuses second publishers (a publisher's own reconnect).
 	Takeover bool `json:"-"`
+	// Continues says the new session carries the same timeline as the
+	// one it replaces (a center's pull moved to another copy of the same
+	// upstream): packets the previous session delivered are dropped
+	// instead of the session being rebased, and readers go on without
+	// waiting for a keyframe, so the switch neither repeats nor skips.
+	Continues bool `json:"-"`
 }
 
 // Publish attaches a publisher to key. While a publisher is live a second

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -1079,4 +1080,91 @@ func TestRingBySize(t *testing.T) {
 			t.Fatalf("after the next keyframe got %v, want it", describe(body))
 		}
 	})
+}
+
+// TestClockJumpBackRebased: a publisher whose timestamps jump back within
+// one session (a pulled copy of a stream taken over upstream by another
+// encoder) stays on one monotonic timeline for readers.
+func TestClockJumpBackRebased(t *testing.T) {
+	h := newHub(t, nil)
+	p := publish(t, h, "live/jump")
+	r := subscribe(t, h, "live/jump")
+	write(t, p, vhdr(0), ahdr(0), key(9000))
+	for ts := int64(9040); ts < 9400; ts += 40 {
+		write(t, p, inter(ts), audio(ts+5))
+	}
+	got, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the upstream's new encoder starts again near 0; a little audio
+	// behind the video stays as it is
+	write(t, p, audio(9300), key(20))
+	for ts := int64(60); ts < 400; ts += 40 {
+		write(t, p, inter(ts), audio(ts+5))
+	}
+	more, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, more...)
+	prev := int64(-1)
+	n := 0
+	for _, pk := range media1(got) {
+		if pk.Kind != media.KindVideo {
+			continue
+		}
+		n++
+		if pk.Time <= prev {
+			t.Fatalf("video time went from %d to %d", prev, pk.Time)
+		}
+		prev = pk.Time
+	}
+	if n != 20 {
+		t.Errorf("reader got %d video frames, want 20: %v", n, describe(got))
+	}
+}
+
+// TestContinuingSessionDropsDelivered: a session marked Continues (a
+// center's pull moved to another copy of the same upstream) that starts
+// at an earlier keyframe neither repeats what the reader got nor makes it
+// wait for a keyframe: it goes on with the next new frame.
+func TestContinuingSessionDropsDelivered(t *testing.T) {
+	h := newHub(t, func(c *media.HubConfig) { c.Takeover = true })
+	p1 := publish(t, h, "live/cont")
+	r := subscribe(t, h, "live/cont")
+	write(t, p1, vhdr(0), ahdr(0), key(1000))
+	for ts := int64(1040); ts <= 1400; ts += 40 {
+		write(t, p1, inter(ts), audio(ts+5))
+	}
+	got, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := h.Publish("live/cont", media.PublisherInfo{Protocol: "srt-pull", Takeover: true, Continues: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the new copy starts at the GOP's keyframe, behind what was delivered
+	write(t, p2, vhdr(0), ahdr(0), key(1000))
+	for ts := int64(1040); ts <= 1800; ts += 40 {
+		write(t, p2, inter(ts), audio(ts+5))
+	}
+	more, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vts []int64
+	for _, pk := range media1(append(got, more...)) {
+		if pk.Kind == media.KindVideo {
+			vts = append(vts, pk.Time)
+		}
+	}
+	want := []int64{}
+	for ts := int64(1000); ts <= 1800; ts += 40 {
+		want = append(want, ts)
+	}
+	if !slices.Equal(vts, want) {
+		t.Errorf("video times %v, want every frame once: %v", vts, want)
+	}
 }

@@ -33,6 +33,12 @@ type Stream struct {
 	offset  int64
 	lastOut int64
 	started bool
+	// lastMedia is the last output time of video [0] and audio [1]
+	// frames (0 = none yet)
+	lastMedia [2]int64
+	// cont: this session continues the last one's timeline (Continues)
+	cont   bool
+	lastTS int64 // the last TS-lane media packet's time
 
 	Meter   Meter
 	codecs  atomic.Pointer[CodecInfo]
@@ -132,10 +138,11 @@ func (s *Stream) attach(info PublisherInfo) *Publisher {
 	s.sessions++
 	p := &Publisher{s: s, info: info, session: s.sessions}
 	s.started = false
+	s.cont = info.Continues && s.sessions > 1
 	s.wmu.Unlock()
 	s.pub = p
-	for _, l := range s.lanes {
-		l.epoch.Add(1)
+	if !s.cont {
+		s.newEpoch()
 	}
 	if s.remux != nil && info.Native == FormatTS {
 		s.remux()
@@ -261,6 +268,38 @@ func (s *Stream) endLocked(reason error) func() {
 	}
 }
 
+// mediaTrack is 0 for a video frame, 1 for an audio frame and -1 for
+// anything else (headers, metadata).
+func mediaTrack(p *Packet) int {
+	switch {
+	case p.Header:
+		return -1
+	case p.Kind == KindVideo:
+		return 0
+	case p.Kind == KindAudio:
+		return 1
+	}
+	return -1
+}
+
+// newEpoch makes readers resume at the next keyframe with the headers
+// (a new publisher session that does not continue the last one).
+func (s *Stream) newEpoch() {
+	for _, l := range s.lanes {
+		l.epoch.Add(1)
+	}
+}
+
+// maxContinueStep bounds how far a continuing session's first packet may
+// be from the last output before it is rebased like any new session.
+const maxContinueStep = 30000 // ms
+
+// MaxClockStepBack is how far a publisher's timestamps may go back within
+// a session (audio behind video in the interleave) before Write takes it
+// for a new clock and rebases the rest of the session after the last
+// output.
+const MaxClockStepBack = 3000 // ms
+
 // Publisher is the single writer of a stream.
 type Publisher struct {
 	s       *Stream
@@ -290,15 +329,45 @@ func (p *Publisher) Write(pkt *Packet) error {
 	f := FormatFLV
 	if pkt.Kind == KindTS {
 		f = FormatTS
+		if !pkt.Header {
+			if s.cont && pkt.Time <= s.lastTS {
+				return nil // the previous session delivered it
+			}
+			s.lastTS = max(s.lastTS, pkt.Time)
+		}
 	} else {
 		// one continuous, monotonic timeline across publisher sessions
 		if !s.started {
 			s.started = true
-			if s.lastOut != 0 || s.sessions > 1 {
+			if d := pkt.Time + s.offset - s.lastOut; s.cont && (s.lastOut == 0 || d < -maxContinueStep || d > maxContinueStep) {
+				s.cont = false // not the same clock after all
+				s.newEpoch()
+			}
+			if !s.cont && (s.lastOut != 0 || s.sessions > 1) {
 				s.offset = s.lastOut + 1 - pkt.Time
 			}
 		}
+		if s.started && pkt.Time+s.offset < s.lastOut-MaxClockStepBack {
+			// the source's clock jumped back within one session: the
+			// stream was taken over upstream (another edge's encoder
+			// behind a center whose TS passes to a pull untouched);
+			// rebased like a new session, so the timeline stays monotonic
+			s.offset = s.lastOut + 1 - pkt.Time
+		}
 		pkt.Time += s.offset
+		if i := mediaTrack(pkt); i >= 0 {
+			// a rebase sets the offset from the first packet of one
+			// track; a track whose first frame comes before it in the
+			// new session would land at or before its own last frame
+			// (the duplicate DTS at every pull switch)
+			if last := s.lastMedia[i]; last != 0 && pkt.Time <= last {
+				if s.cont {
+					return nil // the previous session delivered it
+				}
+				pkt.Time = last + 1
+			}
+			s.lastMedia[i] = pkt.Time
+		}
 		if pkt.Time > s.lastOut {
 			s.lastOut = pkt.Time
 		}

@@ -57,7 +57,7 @@ func TestValidateAndMatch(t *testing.T) {
 	}
 	t.Run("refusal says what to add", func(t *testing.T) {
 		for url, want := range map[string]string{
-			"rtmp://h:1935": "add them, e.g. rtmp://h:1935/live/stream-key",
+			"rtmp://h:1935": "add them after the host, as in /live/STREAM-KEY",
 			"srt://h:9000":  "add ?streamid=publish:app/name",
 		} {
 			s := ok

@@ -19,12 +19,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
+	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/test/netlab"
 )
@@ -96,6 +100,12 @@ type cluster struct {
 	dir   string
 	procs map[string]*exec.Cmd
 	logs  map[string]string
+	// exited is closed when a node's process has exited
+	exited map[string]chan struct{}
+	// seeds are each node's gossip seeds (start and restart)
+	seeds map[string][]string
+	// extra is TOML appended to a node's config (e.g. [[route]])
+	extra map[string]string
 }
 
 const (
@@ -111,10 +121,14 @@ func writeSecret(t *testing.T, path string) {
 	}
 }
 
-func nodeConfig(s site, ip, seed, dir, gossipKey string) string {
+func nodeConfig(s site, ip string, seed []string, dir, gossipKey string) string {
 	seeds := ""
-	if seed != "" {
-		seeds = fmt.Sprintf("seeds = [%q]", seed)
+	if len(seed) > 0 {
+		q := make([]string, len(seed))
+		for i, sd := range seed {
+			q[i] = strconv.Quote(sd)
+		}
+		seeds = "seeds = [" + strings.Join(q, ", ") + "]"
 	}
 	region := map[string]string{"fra": "eu", "sin": "apac", "tyo": "apac"}[s.site]
 	return fmt.Sprintf(`version = 1
@@ -164,20 +178,60 @@ lon = 8.68
 
 // startCluster builds the lab and starts every node; fra is the seed.
 func startCluster(t *testing.T) *cluster {
+	c := newCluster(t, clusterSites)
+	seed := c.lab.Host("fra").AddrPort(7946).String()
+	for _, s := range clusterSites {
+		if s.name != "fra" {
+			c.seeds[s.name] = []string{seed}
+		}
+		c.start(s, c.seeds[s.name], filepath.Join(c.dir, "gossip.key"))
+	}
+	return c
+}
+
+// startClusterWith starts only the named nodes of clusterSites (a small
+// topology for one scenario). Every node's seeds are all the other
+// centers, so any of them can restart and rejoin.
+func startClusterWith(t *testing.T, names ...string) *cluster {
+	var sites []site
+	for _, n := range names {
+		i := slices.IndexFunc(clusterSites, func(s site) bool { return s.name == n })
+		if i < 0 {
+			t.Fatalf("no site %q", n)
+		}
+		sites = append(sites, clusterSites[i])
+	}
+	c := newCluster(t, sites)
+	for _, s := range sites {
+		for _, o := range sites {
+			if o.role == "center" && o.name != s.name {
+				c.seeds[s.name] = append(c.seeds[s.name], c.lab.Host(o.name).AddrPort(7946).String())
+			}
+		}
+	}
+	for _, s := range sites {
+		c.start(s, c.seeds[s.name], filepath.Join(c.dir, "gossip.key"))
+	}
+	return c
+}
+
+// newCluster builds the lab with sites' hosts, WAN links and secrets.
+func newCluster(t *testing.T, sites []site) *cluster {
 	netlab.RequireRoot(t)
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	lab, err := netlab.New(t, netlab.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, lab: lab, dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]string{}}
-	for _, s := range clusterSites {
+	c := &cluster{t: t, lab: lab, dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]string{},
+		exited: map[string]chan struct{}{}, seeds: map[string][]string{}, extra: map[string]string{}}
+	for _, s := range sites {
 		if _, err := lab.AddHost(s.name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i, a := range clusterSites {
-		for _, b := range clusterSites[i+1:] {
+	for i, a := range sites {
+		for _, b := range sites[i+1:] {
 			if err := lab.SetLink(a.name, b.name, netlab.RTT(wanRTT(a.name, b.name), 0)); err != nil {
 				t.Fatal(err)
 			}
@@ -186,14 +240,6 @@ func startCluster(t *testing.T) *cluster {
 	writeSecret(t, filepath.Join(c.dir, "auth.key"))
 	writeSecret(t, filepath.Join(c.dir, "backbone.key"))
 	writeSecret(t, filepath.Join(c.dir, "gossip.key"))
-	seed := lab.Host("fra").AddrPort(7946).String()
-	for _, s := range clusterSites {
-		sd := seed
-		if s.name == "fra" {
-			sd = ""
-		}
-		c.start(s, sd, filepath.Join(c.dir, "gossip.key"))
-	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for name, path := range c.logs {
@@ -206,15 +252,15 @@ func startCluster(t *testing.T) *cluster {
 	return c
 }
 
-func (c *cluster) start(s site, seed, gossipKey string) {
+func (c *cluster) start(s site, seed []string, gossipKey string) {
 	t := c.t
 	h := c.lab.Host(s.name)
 	cfgPath := filepath.Join(c.dir, s.name+".toml")
-	if err := os.WriteFile(cfgPath, []byte(nodeConfig(s, h.Addr().String(), seed, c.dir, gossipKey)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(nodeConfig(s, h.Addr().String(), seed, c.dir, gossipKey)+c.extra[s.name]), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(c.dir, s.name+".log")
-	lf, err := os.Create(logPath)
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) // a restart appends
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,8 +270,9 @@ func (c *cluster) start(s site, seed, gossipKey string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go cmd.Wait()
-	c.procs[s.name], c.logs[s.name] = cmd, logPath
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	c.procs[s.name], c.logs[s.name], c.exited[s.name] = cmd, logPath, exited
 }
 
 func (c *cluster) api(node, path string, v any) error {
@@ -251,38 +298,41 @@ func (c *cluster) rawAPI(node, path string) string {
 	return string(b)
 }
 
-type nodeView struct {
-	Name    string   `json:"name"`
-	Role    string   `json:"role"`
-	Site    string   `json:"site"`
-	State   string   `json:"state"`
-	RTTMs   *float64 `json:"rtt_ms"`
-	PingMs  *float64 `json:"measured_rtt_ms"`
-	Streams int      `json:"streams"`
+// client is node's API client, dialing from inside its namespace.
+func (c *cluster) client(node string) *client.Client {
+	return client.New(apiAddr, client.WithHTTPClient(c.lab.Host(node).HTTPClient()))
 }
 
-func (c *cluster) nodes(node string) map[string]nodeView {
-	var out struct {
-		Nodes []nodeView `json:"nodes"`
-	}
-	if err := c.api(node, "/v1/nodes", &out); err != nil {
+// bounded is a context for one API call.
+func bounded() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+// nodes is node's view of the members by name (nil when it does not
+// answer).
+func (c *cluster) nodes(node string) map[string]client.Node {
+	ctx, cancel := bounded()
+	defer cancel()
+	out, err := c.client(node).Nodes(ctx)
+	if err != nil {
 		return nil
 	}
-	m := map[string]nodeView{}
+	m := map[string]client.Node{}
 	for _, n := range out.Nodes {
 		m[n.Name] = n
 	}
 	return m
 }
 
+// host is the node node's directory names for stream ("" when none).
 func (c *cluster) host(node, stream string) string {
-	var out struct {
-		Streams []struct{ Stream, Node string } `json:"streams"`
-	}
-	if c.api(node, "/v1/directory", &out) != nil {
+	ctx, cancel := bounded()
+	defer cancel()
+	dir, err := c.client(node).Directory(ctx)
+	if err != nil {
 		return ""
 	}
-	for _, e := range out.Streams {
+	for _, e := range dir {
 		if e.Stream == stream {
 			return e.Node
 		}
@@ -290,44 +340,20 @@ func (c *cluster) host(node, stream string) string {
 	return ""
 }
 
-type uplinkView struct {
-	Stream string `json:"stream"`
-	Center string `json:"center"`
-	Moves  int    `json:"moves"`
-	Link   struct {
-		State    string       `json:"state"`
-		Sessions int          `json:"sessions"`
-		Total    linkCounters `json:"total"`
-		SRT      *struct {
-			RTTMs     float64 `json:"rtt_ms"`
-			LatencyMs uint64  `json:"latency_ms"`
-		} `json:"srt"`
-	} `json:"link"`
-}
-
-// linkCounters is relay.Counters.
-type linkCounters struct {
-	Bytes       uint64 `json:"bytes"`
-	WireBytes   uint64 `json:"wire_bytes"`
-	PacketsSent uint64 `json:"packets_sent"`
-	Retransmits uint64 `json:"retransmits"`
-	Drops       uint64 `json:"drops"`
-	PacketsLost uint64 `json:"packets_lost"`
-}
-
-func (c *cluster) uplink(edge, stream string) (uplinkView, bool) {
-	var out struct {
-		Uplinks []uplinkView `json:"uplinks"`
+// uplink is the uplink of stream on the edge node.
+func (c *cluster) uplink(node, stream string) (edge.Status, bool) {
+	ctx, cancel := bounded()
+	defer cancel()
+	links, err := c.client(node).Links(ctx)
+	if err != nil {
+		return edge.Status{}, false
 	}
-	if c.api(edge, "/v1/links", &out) != nil {
-		return uplinkView{}, false
-	}
-	for _, u := range out.Uplinks {
+	for _, u := range links.Uplinks {
 		if u.Stream == stream {
 			return u, true
 		}
 	}
-	return uplinkView{}, false
+	return edge.Status{}, false
 }
 
 // publish starts ffmpeg in node's namespace.
@@ -351,6 +377,7 @@ func (c *cluster) publish(ctx context.Context, node string, src testmedia.Source
 type flvPlayer struct {
 	mu         sync.Mutex
 	video      []time.Time
+	vts        []int64 // FLV timestamps of the video frames, ms
 	keyframes  int
 	audio      int
 	videoCodec byte // FLV codec id: 7 = AVC
@@ -422,6 +449,7 @@ func (p *flvPlayer) run(ctx context.Context, client *http.Client, url string) er
 			p.videoCodec = body[0] & 0x0f
 			if body[1] == 1 { // AVC NALU, not a sequence header
 				p.video = append(p.video, now)
+				p.vts = append(p.vts, int64(th[7])<<24|int64(th[4])<<16|int64(th[5])<<8|int64(th[6]))
 				if body[0]>>4 == 1 {
 					p.keyframes++
 				}
@@ -450,6 +478,33 @@ func (p *flvPlayer) framesSince(t time.Time) int {
 	for _, at := range p.video {
 		if at.After(t) {
 			n++
+		}
+	}
+	return n
+}
+
+// backSteps describes where the video timestamps did not increase.
+func (p *flvPlayer) backSteps() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for i := 1; i < len(p.vts); i++ {
+		if p.vts[i] <= p.vts[i-1] {
+			out = append(out, fmt.Sprintf("frame %d: %d ms after %d ms", i, p.vts[i], p.vts[i-1]))
+		}
+	}
+	return out
+}
+
+// missing counts the video frames missing by the FLV timestamps (a step
+// of more than 1.5 frame intervals), from frame index from on.
+func (p *flvPlayer) missing(from int, interval int64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for i := max(from, 1); i < len(p.vts); i++ {
+		if d := p.vts[i] - p.vts[i-1]; d*2 > interval*3 {
+			n += int((d+interval/2)/interval) - 1
 		}
 	}
 	return n
@@ -542,7 +597,7 @@ func TestCluster(t *testing.T) {
 		}
 		badKey := filepath.Join(c.dir, "rogue-gossip.key")
 		writeSecret(t, badKey)
-		c.start(site{"rogue", "edge", "sin", 1.3, 103.8}, c.lab.Host("fra").AddrPort(7946).String(), badKey)
+		c.start(site{"rogue", "edge", "sin", 1.3, 103.8}, []string{c.lab.Host("fra").AddrPort(7946).String()}, badKey)
 		testmedia.Eventually(t, 20*time.Second, "the rogue node logs the key mismatch", func() bool {
 			b, _ := os.ReadFile(c.logs["rogue"])
 			return bytes.Contains(b, []byte("key mismatch"))
@@ -563,11 +618,10 @@ func TestCluster(t *testing.T) {
 	var pubErr *bytes.Buffer
 	var player *flvPlayer
 	t.Run("locate_publish_pull", func(t *testing.T) {
-		var loc struct {
-			Edge       struct{ Node, Site, RTMP, SRT string } `json:"edge"`
-			Alternates []struct{ Node string }                `json:"alternates"`
-		}
-		if err := c.api("fra", "/v1/locate?app=live&stream=sg1&client="+singaporeIP, &loc); err != nil {
+		actx, cancel := bounded()
+		loc, err := c.client("fra").Locate(actx, "live", "sg1", singaporeIP)
+		cancel()
+		if err != nil {
 			t.Fatal(err)
 		}
 		if loc.Edge.Node != "esin" || len(loc.Alternates) != 1 || loc.Alternates[0].Node != "efra" {
@@ -634,16 +688,39 @@ func TestCluster(t *testing.T) {
 		if res.VideoCodec != "h264" || res.AudioCodec != "aac" || !res.FirstKey || res.DecodeErrors != "" {
 			t.Errorf("ffprobe of what the SRT player on tyo got: %+v", res)
 		}
-		var links struct {
-			Pulls []struct{ Stream, From string } `json:"pulls"`
-		}
-		if err := c.api("tyo", "/v1/links", &links); err != nil {
+		actx, cancel := bounded()
+		links, err := c.client("tyo").Links(actx)
+		cancel()
+		if err != nil {
 			t.Fatal(err)
 		}
 		if len(links.Pulls) != 1 || links.Pulls[0].Stream != stream || links.Pulls[0].From != "sin" {
 			t.Errorf("tyo's pulls: %+v, want %s from sin", links.Pulls, stream)
 		}
 		t.Logf("SRT player on tyo (stream on sin): 2 s of media read in %s", took.Round(10*time.Millisecond))
+	})
+
+	// An LL-HLS player on a center that does not have the stream: the
+	// muxer's wait pulls it on demand, as for the other outputs.
+	t.Run("hls_play_on_a_center_without_the_stream", func(t *testing.T) {
+		out := filepath.Join(c.dir, "tyo-hls.nut")
+		url := "http://" + c.lab.Host("tyo").AddrPort(8080).String() + "/" + stream + "/index.m3u8"
+		rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
+		defer rcancel()
+		start := time.Now()
+		cmd := c.lab.Host("tyo").Command(rctx, "ffmpeg", "-hide_banner", "-v", "error", "-i", url, "-t", "3", "-c", "copy", "-f", "nut", out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg reading %s on tyo: %v: %s", url, err, b)
+		}
+		took := time.Since(start)
+		res, err := testmedia.Analyze(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.VideoCodec != "h264" || res.AudioCodec != "aac" || !res.FirstKey || res.DecodeErrors != "" || res.VideoFrames < 70 {
+			t.Errorf("ffprobe of what the LL-HLS player on tyo got: %+v", res)
+		}
+		t.Logf("LL-HLS player on tyo (stream on sin): 3 s of media read in %s", took.Round(10*time.Millisecond))
 	})
 
 	t.Run("kill_hosting_center", func(t *testing.T) {
@@ -653,7 +730,7 @@ func TestCluster(t *testing.T) {
 		}
 		testmedia.Eventually(t, 20*time.Second, "the edge moves the uplink to tyo", func() bool {
 			u, ok := c.uplink("esin", stream)
-			return ok && u.Center == "tyo" && u.Link.State == "running"
+			return ok && u.Center == "tyo" && u.Relay.State == "running"
 		})
 		moved := time.Since(killed)
 		testmedia.Eventually(t, 20*time.Second, "fra's directory names tyo", func() bool { return c.host("fra", stream) == "tyo" })
@@ -664,10 +741,10 @@ func TestCluster(t *testing.T) {
 		if pub.ProcessState != nil {
 			t.Fatalf("the publisher exited during the failover: %s", pubErr)
 		}
-		var st struct {
-			Publisher *struct{ Protocol string } `json:"publisher"`
-		}
-		if err := c.api("esin", "/v1/streams/"+stream, &st); err != nil || st.Publisher == nil {
+		actx, cancel := bounded()
+		st, err := c.client("esin").Stream(actx, stream)
+		cancel()
+		if err != nil || st.Publisher == nil {
 			t.Errorf("the edge lost its publisher: %v %+v", err, st)
 		}
 		t.Logf("kill -9 of sin: uplink on tyo after %s; longest gap the player on fra saw: %s",
@@ -681,7 +758,7 @@ func TestCluster(t *testing.T) {
 		cut := time.Now()
 		testmedia.Eventually(t, 20*time.Second, "the edge moves the uplink to fra", func() bool {
 			u, ok := c.uplink("esin", stream)
-			return ok && u.Center == "fra" && u.Link.State == "running"
+			return ok && u.Center == "fra" && u.Relay.State == "running"
 		})
 		moved := time.Since(cut)
 		testmedia.Eventually(t, 30*time.Second, "efra declares tyo failed", func() bool {
@@ -726,17 +803,17 @@ func TestClusterBackboneLoss(t *testing.T) {
 		dur = d
 	}
 	src := testmedia.Source{Duration: dur, Realtime: true, Audio: true, Format: "flv", Bitrate: "3M", CBR: true}.Defaults()
-	var loc struct {
-		Edge struct{ RTMP string } `json:"edge"`
-	}
-	if err := c.api("esin", "/v1/locate?app=live&stream=loss&client="+singaporeIP, &loc); err != nil {
+	lctx, cancel := bounded()
+	loc, err := c.client("esin").Locate(lctx, "live", "loss", singaporeIP)
+	cancel()
+	if err != nil {
 		t.Fatal(err)
 	}
 	player := c.play(ctx, "sin", "http://"+c.lab.Host("sin").AddrPort(8080).String()+"/"+stream+".flv")
 	pub, pubErr := c.publish(ctx, "esin", src, loc.Edge.RTMP)
-	var last uplinkView
+	var last edge.Status
 	testmedia.Eventually(t, dur+40*time.Second, "the publisher finishes", func() bool {
-		if u, ok := c.uplink("esin", stream); ok && u.Link.SRT != nil {
+		if u, ok := c.uplink("esin", stream); ok && u.Relay.SRT != nil {
 			last = u
 		}
 		return pub.ProcessState != nil
@@ -756,12 +833,12 @@ func TestClusterBackboneLoss(t *testing.T) {
 	if player.err != nil {
 		t.Errorf("the player on sin ended with %v", player.err)
 	}
-	if last.Link.SRT == nil {
+	if last.Relay.SRT == nil {
 		t.Fatal("no SRT statistics from the uplink")
 	}
-	tot := last.Link.Total
+	tot := last.Relay.Total
 	t.Logf("150 ms RTT, 2%% loss, %s: %d of %d frames; uplink: %d session(s), SRT latency %d ms at RTT %.0f ms, totals %+v",
-		src.Bitrate, got, want, last.Link.Sessions, last.Link.SRT.LatencyMs, last.Link.SRT.RTTMs, tot)
+		src.Bitrate, got, want, last.Relay.Sessions, last.Relay.SRT.LatencyMs, last.Relay.SRT.RTTMs, tot)
 	if tot.Bytes > 0 {
 		// the data packets' bytes on the wire (IP, UDP and SRT headers and
 		// retransmissions included) over the media bytes, both from the
@@ -775,8 +852,8 @@ func TestClusterBackboneLoss(t *testing.T) {
 	if tot.Drops != 0 {
 		t.Errorf("the uplink dropped %d packets (too late to retransmit)", tot.Drops)
 	}
-	if last.Link.Sessions != 1 {
-		t.Errorf("the uplink needed %d SRT sessions, want one for the whole stream", last.Link.Sessions)
+	if last.Relay.Sessions != 1 {
+		t.Errorf("the uplink needed %d SRT sessions, want one for the whole stream", last.Relay.Sessions)
 	}
 	// The player attaches before the stream starts and reads to its end:
 	// every frame the publisher sent must arrive.

@@ -13,6 +13,7 @@ pkgs=(
   lintian debootstrap dpkg-dev  # .deb checks
   systemd             # systemd-analyze verify for the unit
   systemd-container   # systemd-nspawn: the .deb test boots a container with systemd as PID 1
+  chromium chromium-driver  # headless browser: the player page test (agent/browser_test.go)
   ca-certificates git make procps
 )
 missing=()

@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/relaymesh/relaymesh/agent"
+	"github.com/relaymesh/relaymesh/cli"
 )
 
-func main() { os.Exit(agent.Main(os.Args[1:])) }
+func main() { os.Exit(cli.Main(os.Args[1:])) }

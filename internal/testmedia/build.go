@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"testing"
 )
 
 // RelaymeshPackage is the main package tests build to run real agents.
@@ -23,4 +25,21 @@ func BuildBinary(pkg string) (path string, cleanup func(), err error) {
 		return "", nil, fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return path, func() { os.RemoveAll(dir) }, nil
+}
+
+var built struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// Binary builds relaymesh (RelaymeshPackage) once per test binary run and
+// returns its path; the build stays in its temp dir (a few MB).
+func Binary(t testing.TB) string {
+	t.Helper()
+	built.Do(func() { built.path, _, built.err = BuildBinary(RelaymeshPackage) })
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
 }

@@ -276,6 +276,23 @@ func FreePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// FreePorts returns n different free TCP ports on 127.0.0.1: each is held
+// until all are chosen, as FreePort one after another may return the
+// same port twice (an agent then refuses two listeners on one port).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
 // Eventually is poll.Until for the media tests that have always used it.
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()

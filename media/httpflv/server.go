@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // Authorizer decides whether a client may play a stream (action "play").
@@ -28,6 +29,9 @@ type Config struct {
 	PlayWait       time.Duration
 	WriteCoalesce  time.Duration // players get packets at most once per window (0 = at once)
 	Authorize      Authorizer
+	// Next serves every request that is not for /APP/NAME.flv (HLS,
+	// WebRTC, the web page); nil answers them 404.
+	Next http.Handler
 }
 
 // Server is the HTTP media listener.
@@ -111,9 +115,13 @@ func (s *Server) Close() error {
 	return err
 }
 
-// ServeHTTP serves GET /APP/NAME.flv.
+// ServeHTTP serves GET /APP/NAME.flv and hands every other path to Next.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cfg := s.cfg.Load()
+	if cfg.Next != nil && !strings.HasSuffix(r.URL.Path, ".flv") {
+		cfg.Next.ServeHTTP(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		http.Error(w, "only GET and HEAD are served here", http.StatusMethodNotAllowed)
 		return
@@ -135,7 +143,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cfg.Authorize != nil {
-		if err := cfg.Authorize("play", key, r.URL.RawQuery, remoteAddr(r)); err != nil {
+		if err := cfg.Authorize("play", key, r.URL.RawQuery, netutil.RemoteAddr(r.RemoteAddr)); err != nil {
 			log.Warn("play refused", "reason", err.Error())
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
@@ -205,14 +213,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		log.Info("playback ended", "reason", err.Error())
 	}
-}
-
-func remoteAddr(r *http.Request) net.Addr {
-	ap, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
-	if err != nil {
-		return nil
-	}
-	return ap
 }
 
 // flvFlags announces audio (4) and video (1) as far as the stream is known,

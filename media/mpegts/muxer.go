@@ -360,3 +360,13 @@ func codecName(c int) string {
 	}
 	return "AVC"
 }
+
+// ParseDecoderConfig reads the parameter sets (H.264: SPS, PPS; H.265:
+// VPS, SPS, PPS) and the NALU length size from an FLV video sequence
+// header's AVCDecoderConfigurationRecord or HEVCDecoderConfigurationRecord.
+func ParseDecoderConfig(hevc bool, rec []byte) (params [][]byte, nalLen int, err error) {
+	if hevc {
+		return parseConfig(codecH265, rec)
+	}
+	return parseConfig(codecH264, rec)
+}

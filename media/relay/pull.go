@@ -18,6 +18,13 @@ type PullConfig struct {
 	ReadTimeout            time.Duration // source silence before reconnect (default 5s)
 	IdleStop               time.Duration // on-demand: stop when the stream had no readers this long (0 = never)
 	OnState                func(Status)
+	// Takeover makes the pull replace a live publisher of the stream at
+	// its first packet (make-before-break: the replacement of another
+	// pull delivers before the old one is closed).
+	Takeover bool
+	// Continues marks the pull's sessions as continuing the timeline of
+	// the publisher they replace (media.PublisherInfo.Continues).
+	Continues bool
 }
 
 // Puller fetches a remote RTMP, SRT or HTTP-FLV source and publishes it
@@ -143,7 +150,10 @@ type sink struct {
 
 func (s *sink) write(pk *media.Packet) error {
 	if s.pub == nil {
-		pub, err := s.p.hub.Publish(s.p.cfg.Key, s.info)
+		info := s.info
+		info.Takeover = s.p.cfg.Takeover
+		info.Continues = s.p.cfg.Continues
+		pub, err := s.p.hub.Publish(s.p.cfg.Key, info)
 		if err != nil {
 			return fmt.Errorf("publish into the hub: %w", err)
 		}

@@ -98,6 +98,11 @@ type Config struct {
 	// DSCP marks every packet the listener sends (IPv4 TOS = DSCP << 2);
 	// 0 = unmarked.
 	DSCP int
+	// PublishTakeover lets a new publisher replace a live one at once
+	// (the backbone: a new uplink for a live key is the stream's newest
+	// source, e.g. the broadcaster republished through another edge;
+	// only cluster members may publish there).
+	PublishTakeover bool
 }
 
 func (c *Config) setDefaults() {
@@ -564,7 +569,7 @@ func (s *Server) attach(ss *session, adm *admission) error {
 		if s.conf().BeforePublish != nil {
 			s.conf().BeforePublish(key)
 		}
-		info := media.PublisherInfo{Protocol: "srt", Remote: ss.remote, Native: media.FormatTS}
+		info := media.PublisherInfo{Protocol: "srt", Remote: ss.remote, Native: media.FormatTS, Takeover: s.conf().PublishTakeover}
 		pub, err := s.hub.Publish(key, info)
 		if errors.Is(err, media.ErrStreamBusy) && s.ownStalePublisher(key, adm.remote) {
 			// The same host is publishing again: its earlier session is

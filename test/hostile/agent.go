@@ -26,21 +26,8 @@ import (
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
-var build struct {
-	sync.Once
-	path string
-	err  error
-}
-
 // Binary builds relaymesh once per test binary run.
-func Binary(t testing.TB) string {
-	t.Helper()
-	build.Do(func() { build.path, _, build.err = testmedia.BuildBinary(testmedia.RelaymeshPackage) })
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return build.path
-}
+func Binary(t testing.TB) string { return testmedia.Binary(t) }
 
 // Agent is a running relaymesh binary: a standalone node with RTMP,
 // HTTP-FLV, SRT, the API and (cluster enabled on loopback) the SRT
@@ -72,6 +59,10 @@ listen = "127.0.0.1:%d"
 listen = "127.0.0.1:%d"
 [limits]
 handshake_timeout = "2s"
+# the hostile servers and the relay targets listen on loopback, which the
+# fetch policy denies by default
+[objects]
+fetch_allow = ["127.0.0.0/8"]
 [cluster]
 enabled = true
 bind = "127.0.0.1:%d"

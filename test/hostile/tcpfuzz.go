@@ -244,7 +244,11 @@ func FLVCase(r *rand.Rand) TCPCase {
 		return TCPCase{Kind: "5000 headers", Body: []byte(b.String())}
 	case n < 40:
 		paths := []string{"/" + strings.Repeat("a/", 20000) + "x.flv", "/../../../etc/passwd.flv", "/live/%00.flv", "/live/canary.flv?token=" + strings.Repeat("9", 5000),
-			"/live/canary.flv%", "/.flv", "/live/.flv", "//canary.flv", "/live/canary.flv/../../x.flv", "*"}
+			"/live/canary.flv%", "/.flv", "/live/.flv", "//canary.flv", "/live/canary.flv/../../x.flv", "*",
+			// HLS on the same listener: bad and blocking reloads, unknown parts, missing streams
+			"/live/canary/index.m3u8", "/live/canary/video1_stream.m3u8?_HLS_msn=18446744073709551616&_HLS_part=1",
+			"/live/canary/video1_stream.m3u8?_HLS_msn=1&_HLS_part=99999999", "/live/canary/ab_video1_part99999999999.mp4",
+			"/live/canary/a_b_c_part1.mp4", "/live/nosuch/index.m3u8", "/live/canary/../x/plain.m3u8", "/x/index.m3u8", "/live/canary/"}
 		return TCPCase{Kind: "odd path", Body: []byte(valid(paths[r.IntN(len(paths))]))}
 	case n < 45:
 		return TCPCase{Kind: "bad chunked body", Body: []byte("POST /live/canary.flv HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc\r\n")}

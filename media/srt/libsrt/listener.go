@@ -140,17 +140,17 @@ func listenOn(e *engine, ip net.IP, port int, cfg ListenConfig) (*Listener, erro
 	if err := cfg.Options.apply(s, false); err != nil {
 		return fail(err)
 	}
-	fam, raw := 4, ip.To4()
-	if raw == nil {
-		fam, raw = 6, ip.To16()
+	fam := 4
+	if ip.To4() == nil {
+		fam = 6
 		if ip.IsUnspecified() {
 			if err := setInt(s, C.SRTO_IPV6ONLY, "ipv6only", 0); err != nil {
 				return fail(err)
 			}
 		}
 	}
-	if rc := C.rm_bind(s, C.int(fam), (*C.uchar)(unsafe.Pointer(&raw[0])), C.int(port)); rc < 0 {
-		return fail(srtErr("bind", rc))
+	if err := bindFiltered(s, fam, ip, port, false); err != nil {
+		return fail(err)
 	}
 	l := &Listener{id: s, st: newSockState(), cfg: cfg, done: make(chan struct{})}
 	tabMu.Lock()
@@ -188,7 +188,11 @@ func (l *Listener) Accept() (*Conn, error) {
 	for {
 		rc := C.rm_accept(l.id)
 		if rc >= 0 {
-			return l.accepted(C.SRTSOCKET(rc))
+			c, err := l.accepted(C.SRTSOCKET(rc))
+			if errors.Is(err, errPacketFilter) {
+				continue
+			}
+			return c, err
 		}
 		select {
 		case <-l.done:
@@ -217,6 +221,14 @@ func (l *Listener) accepted(s C.SRTSOCKET) (*Conn, error) {
 	if err := eng.add(s, st); err != nil {
 		C.srt_close(s)
 		return nil, err
+	}
+	if f := packetFilter(s); f != "" {
+		// the socket filter drops conclusions asking for one; should one
+		// get through, the connection ends here (see filter.go)
+		warn("srt connection closed: it negotiated a packet filter, which relaymesh does not run", "filter", f)
+		eng.remove(s)
+		C.srt_close(s)
+		return nil, errPacketFilter
 	}
 	o := l.cfg.Options
 	c := newConn(eng, s, st, o)

@@ -124,10 +124,8 @@ static int unfill(const struct sockaddr_storage* ss, unsigned char* ip, int* por
 	return 6;
 }
 
-int rm_bind(SRTSOCKET s, int family, const unsigned char* ip, int port) {
-	struct sockaddr_storage ss;
-	socklen_t n = fill(&ss, family, ip, port);
-	if (srt_bind(s, (struct sockaddr*)&ss, n) < 0)
+int rm_bind_acquire(SRTSOCKET s, int udpfd) {
+	if (srt_bind_acquire(s, udpfd) < 0)
 		return lasterr();
 	return 0;
 }

@@ -13,7 +13,7 @@ int rm_setint(SRTSOCKET s, int opt, int v);
 int rm_setint64(SRTSOCKET s, int opt, int64_t v);
 int rm_setstr(SRTSOCKET s, int opt, const char* v, int len);
 int rm_getint(SRTSOCKET s, int opt, int* v);
-int rm_bind(SRTSOCKET s, int family, const unsigned char* ip, int port);
+int rm_bind_acquire(SRTSOCKET s, int udpfd);
 int rm_listen(SRTSOCKET s, int backlog);
 int rm_connect(SRTSOCKET s, int family, const unsigned char* ip, int port);
 int rm_sockname(SRTSOCKET s, unsigned char* ip, int* port);
