@@ -51,6 +51,9 @@ bench: build ## benchmarks side by side with nginx-rtmp and srt-live-transmit (s
 	$(GO) test -run '^$$' -bench . -benchmem ./media/... ./bench/...
 	bench/fanout.sh
 	@if [ -x bench/srt.sh ]; then bench/srt.sh; fi
+	bench/streams.sh
+	bench/delay.sh
+	PROTO=srt STREAMS=20 SERVERS=relaymesh bench/streams.sh
 
 lint: ## go vet, gofmt, go mod tidy -diff
 	$(GO) vet ./...

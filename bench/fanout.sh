@@ -13,7 +13,7 @@
 #   WARMUP=5               seconds between the last reader connecting and the window
 #   IDLE=3                 seconds of server CPU and RSS measured with the publisher only
 #   PREROLL=30             seconds one probe reader plays before the idle phase, so
-#                          relaymesh's packet ring (1024 packets, ~13 s here) is full and
+#                          relaymesh's GOP cache is in steady state and
 #                          its RSS at 0 readers is the steady one
 #   NGINX_PREROLL=5        the same for nginx, which keeps no ring
 #   SERVERS="nginx relaymesh relaymesh-gmp1"   relaymesh-gmp1 runs with GOMAXPROCS=1

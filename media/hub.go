@@ -29,7 +29,12 @@ var (
 
 // HubConfig holds the data plane limits.
 type HubConfig struct {
-	RingPackets      int           // ring size per lane (rounded up to a power of two)
+	// What a stream keeps per lane: the newest GOP plus RingSlack bytes
+	// before it (negative: none), at most RingBytes and RingPackets
+	// packets (rounded up to a power of two) in all.
+	RingPackets      int
+	RingBytes        int64
+	RingSlack        int64
 	MaxReaderLag     time.Duration // a reader further behind than this skips to the newest keyframe
 	MaxSkips         int           // skips within SlowReaderWindow before a reader is disconnected
 	SlowReaderWindow time.Duration
@@ -55,7 +60,9 @@ type HubConfig struct {
 // DefaultHubConfig returns the built-in defaults.
 func DefaultHubConfig() HubConfig {
 	return HubConfig{
-		RingPackets:      1024,
+		RingPackets:      4096,
+		RingBytes:        32 << 20,
+		RingSlack:        64 << 10,
 		MaxReaderLag:     4 * time.Second,
 		MaxSkips:         3,
 		SlowReaderWindow: 30 * time.Second,
@@ -96,6 +103,15 @@ func NewHub(cfg HubConfig, log *slog.Logger) *Hub {
 	d := DefaultHubConfig()
 	if cfg.RingPackets <= 0 {
 		cfg.RingPackets = d.RingPackets
+	}
+	if cfg.RingBytes <= 0 {
+		cfg.RingBytes = d.RingBytes
+	}
+	switch {
+	case cfg.RingSlack == 0:
+		cfg.RingSlack = d.RingSlack
+	case cfg.RingSlack < 0: // none: only the GOP
+		cfg.RingSlack = 0
 	}
 	if cfg.MaxSkips <= 0 {
 		cfg.MaxSkips = d.MaxSkips

@@ -302,8 +302,8 @@ func TestFanOut(t *testing.T) {
 				}
 				samePackets(t, "reader "+itoa(int64(i))+" vs reader 0", got, first)
 				for j := range got {
-					if &got[j].RTMPChunks()[0] != &first[j].RTMPChunks()[0] || &got[j].FLVTag()[0] != &first[j].FLVTag()[0] {
-						t.Fatalf("reader %d packet %d: wire bytes are a copy, want shared", i, j)
+					if got[j] != first[j] {
+						t.Fatalf("reader %d packet %d: a copy, want the same packet", i, j)
 					}
 				}
 			}
@@ -890,8 +890,8 @@ func TestConcurrentReaders(t *testing.T) {
 						return
 					}
 					lastSeq, lastT = x.Seq(), x.Time
-					_ = x.RTMPChunks()
-					_ = x.FLVTag()
+					_, _ = x.AppendRTMP(nil, nil)
+					_, _ = x.AppendFLV(nil, nil)
 				}
 				if err != nil {
 					if !errors.Is(err, media.ErrStreamEnded) && !errors.Is(err, media.ErrSlowReader) {
@@ -997,6 +997,117 @@ func TestTakeoverRacingClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRingBySize: a stream keeps the newest GOP and RingSlack bytes before
+// it, not a packet count: a reader further behind skips to the newest
+// keyframe even though the packets would fit the ring's slots, one a few
+// packets behind keeps them, and a GOP over RingBytes is not cached.
+func TestRingBySize(t *testing.T) {
+	big := func(ts int64, keyframe bool) *media.Packet {
+		b := make([]byte, 10<<10)
+		b[0] = 0x27
+		if keyframe {
+			b[0] = 0x17
+		}
+		return &media.Packet{Kind: media.KindVideo, Time: ts, Keyframe: keyframe, Payload: b}
+	}
+	// gop writes one GOP of n 10 KiB frames from t0 and returns its key.
+	gop := func(t *testing.T, p *media.Publisher, t0 int64, n int) *media.Packet {
+		k := big(t0, true)
+		write(t, p, k)
+		for i := 1; i < n; i++ {
+			write(t, p, big(t0+int64(i)*40, false))
+		}
+		return k
+	}
+	sized := func(slack, bytes int64) func(*media.HubConfig) {
+		return func(c *media.HubConfig) { c.RingPackets, c.RingSlack, c.RingBytes = 4096, slack, bytes }
+	}
+
+	t.Run("a reader behind more than the slack skips to the newest GOP", func(t *testing.T) {
+		h := newHub(t, sized(64<<10, 32<<20))
+		p := publish(t, h, "live/size")
+		write(t, p, vhdr(0))
+		behind := subscribe(t, h, "live/size")
+		if _, err := next(behind, 64); err != nil { // the header
+			t.Fatal(err)
+		}
+		var last *media.Packet
+		for g := range 5 { // 150 packets: 1024 slots would have kept them all
+			last = gop(t, p, int64(g)*1200, 30)
+		}
+		got, err := drain(behind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := media1(got); len(body) != 30 || body[0] != last || behind.Skipped() == 0 {
+			t.Fatalf("reader 5 GOPs behind got %d media packets (first %v), skipped %d; want the newest GOP of 30 after a skip",
+				len(body), describe(body[:min(1, len(body))]), behind.Skipped())
+		}
+		fresh := subscribe(t, h, "live/size")
+		got, err = drain(fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := media1(got); len(body) != 30 || body[0] != last {
+			t.Fatalf("new reader got %d media packets, want the newest GOP of 30 from its keyframe", len(body))
+		}
+	})
+
+	for _, tc := range []struct {
+		name  string
+		slack int64
+		skip  bool
+	}{
+		{"a reader two frames behind a keyframe keeps them with the slack", 64 << 10, false},
+		{"and skips without it", -1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHub(t, sized(tc.slack, 32<<20))
+			p := publish(t, h, "live/slack")
+			write(t, p, vhdr(0))
+			gop(t, p, 0, 28)
+			r := subscribe(t, h, "live/slack")
+			if _, err := drain(r); err != nil {
+				t.Fatal(err)
+			}
+			write(t, p, big(28*40, false), big(29*40, false))
+			gop(t, p, 1200, 5)
+			got, err := drain(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := media1(got)
+			if skipped := r.Skipped() > 0; skipped != tc.skip || (!tc.skip && len(body) != 7) {
+				t.Fatalf("got %d media packets, skipped %d; want skipping %v", len(body), r.Skipped(), tc.skip)
+			}
+		})
+	}
+
+	t.Run("a GOP over RingBytes is not cached: new readers wait for the next keyframe", func(t *testing.T) {
+		h := newHub(t, sized(-1, 100<<10))
+		p := publish(t, h, "live/huge")
+		write(t, p, vhdr(0))
+		gop(t, p, 0, 30) // 300 KiB
+		r := subscribe(t, h, "live/huge")
+		got, err := drain(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := media1(got); len(body) != 0 {
+			t.Fatalf("new reader got %d media packets of a GOP over RingBytes, want none yet", len(body))
+		}
+		k := big(1200, true)
+		write(t, p, k)
+		got, err = drain(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := media1(got); len(body) != 1 || body[0] != k {
+			t.Fatalf("after the next keyframe got %v, want it", describe(body))
+		}
+	})
 }
 
 // TestClockJumpBackRebased: a publisher whose timestamps jump back within

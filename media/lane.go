@@ -47,18 +47,33 @@ func headerSlot(p *Packet) int {
 }
 
 // lane is a single-writer ring of packets. Readers hold their own cursor
-// and never block the writer: the writer overwrites the oldest slot and a
-// reader that finds its slot overwritten skips ahead.
+// and never block the writer: the writer releases the oldest packets and a
+// reader that finds its packet released skips ahead.
+//
+// What a lane keeps is sized by the media, not by a packet count: the
+// newest GOP (from the newest keyframe on, the GOP cache new readers start
+// from) plus at most slack bytes before it, for readers a few packets
+// behind, and never more than maxBytes or maxSlots packets in all. The
+// slot array starts small, grows to what one GOP needs and is not
+// allocated at all for a lane nobody writes (the TS lane of an RTMP stream
+// without SRT readers).
 type lane struct {
-	ring []atomic.Pointer[Packet]
-	mask uint64
+	ring     atomic.Pointer[ring]
+	maxSlots int
+	maxBytes int64
+	slack    int64
 
 	head    atomic.Uint64 // seq of the next packet to be written
+	tail    atomic.Uint64 // seq of the oldest packet kept
 	lastKey atomic.Uint64 // seq+1 of the newest keyframe, 0 if none
 	lastT   atomic.Int64  // Time of the newest packet
 	epoch   atomic.Uint64 // bumped when a new publisher session starts
 	closed  atomic.Bool
 	video   atomic.Bool // the lane has seen video: only video keyframes are random access points
+
+	// writer only
+	bytes    int64 // cost of the packets in [tail, head)
+	keyBytes int64 // of those, the packets from the newest keyframe on
 
 	mu      sync.Mutex
 	headers [numSlots]*Packet
@@ -66,12 +81,28 @@ type lane struct {
 	readers int
 }
 
-func newLane(size int) *lane {
+// ring is a lane's slot array; the writer replaces it with a larger copy
+// when the kept packets outgrow it, readers load it once per lookup.
+type ring struct {
+	slots []atomic.Pointer[Packet]
+	mask  uint64
+}
+
+// firstSlots is the slot array a lane starts with.
+const firstSlots = 64
+
+// packetCost is what a packet costs beyond its payload (the Packet and
+// its slot), counted against a lane's byte limits.
+const packetCost = 128
+
+func cost(p *Packet) int64 { return int64(len(p.Payload)) + packetCost }
+
+func newLane(maxSlots int, maxBytes, slack int64) *lane {
 	n := 1
-	for n < size {
+	for n < maxSlots {
 		n <<= 1
 	}
-	l := &lane{ring: make([]atomic.Pointer[Packet], n), mask: uint64(n - 1)}
+	l := &lane{maxSlots: n, maxBytes: maxBytes, slack: slack}
 	empty := []chan struct{}{}
 	l.wakers.Store(&empty)
 	return l
@@ -89,13 +120,78 @@ func (l *lane) write(p *Packet) {
 			l.video.Store(true)
 		}
 	}
-	l.ring[seq&l.mask].Store(p)
+	r := l.room(seq)
+	r.slots[seq&r.mask].Store(p)
+	c := cost(p)
+	l.bytes += c
 	l.lastT.Store(p.Time)
 	if l.isKey(p) {
 		l.lastKey.Store(seq + 1)
+		l.keyBytes = c
+	} else if l.lastKey.Load() > 0 {
+		l.keyBytes += c
 	}
 	l.head.Store(seq + 1)
+	l.trim(r)
 	l.wake()
+}
+
+// room returns a ring with a free slot for seq: the current one, a larger
+// copy of it, or the current one after releasing the oldest packet.
+func (l *lane) room(seq uint64) *ring {
+	r := l.ring.Load()
+	tail := l.tail.Load()
+	if r != nil && seq-tail < uint64(len(r.slots)) {
+		return r
+	}
+	if r == nil || len(r.slots) < l.maxSlots {
+		n := firstSlots
+		if r != nil {
+			n = 2 * len(r.slots)
+		}
+		n = min(n, l.maxSlots)
+		nr := &ring{slots: make([]atomic.Pointer[Packet], n), mask: uint64(n - 1)}
+		for s := tail; s < seq; s++ {
+			nr.slots[s&nr.mask].Store(r.slots[s&r.mask].Load())
+		}
+		l.ring.Store(nr)
+		return nr
+	}
+	l.release(r)
+	return r
+}
+
+// trim releases the oldest packets while the lane keeps more than its
+// limits allow: bytes before the newest keyframe beyond the slack, or
+// bytes in all beyond maxBytes (then the GOP cache itself goes, and new
+// readers wait for the next keyframe). The newest packet always stays.
+func (l *lane) trim(r *ring) {
+	for head := l.head.Load(); l.tail.Load()+1 < head; {
+		k := l.lastKey.Load()
+		inGOP := k > 0 && l.tail.Load() >= k-1
+		switch {
+		case l.bytes > l.maxBytes:
+		case !inGOP && l.bytes-l.keyBytes > l.slack:
+		default:
+			return
+		}
+		l.release(r)
+	}
+}
+
+// release drops the oldest kept packet.
+func (l *lane) release(r *ring) {
+	tail := l.tail.Load()
+	slot := &r.slots[tail&r.mask]
+	if p := slot.Load(); p != nil && p.seq == tail {
+		l.bytes -= cost(p)
+		if k := l.lastKey.Load(); k > 0 && tail >= k-1 {
+			// the GOP cache itself goes: over maxBytes
+			l.keyBytes -= cost(p)
+		}
+		slot.Store(nil)
+	}
+	l.tail.Store(tail + 1)
 }
 
 func (l *lane) isKey(p *Packet) bool {
@@ -163,18 +259,22 @@ func (l *lane) snapshotHeaders(dst []*Packet) []*Packet {
 
 // at returns the packet with sequence seq, or nil if it was overwritten.
 func (l *lane) at(seq uint64) *Packet {
-	p := l.ring[seq&l.mask].Load()
+	r := l.ring.Load()
+	if r == nil || seq < l.tail.Load() {
+		return nil
+	}
+	p := r.slots[seq&r.mask].Load()
 	if p == nil || p.seq != seq {
 		return nil
 	}
 	return p
 }
 
-// startSeq is where a new reader begins: the newest keyframe still in the
-// ring (the GOP cache), else the head (the reader then waits for a key).
+// startSeq is where a new reader begins: the newest keyframe if it is still
+// kept (the GOP cache), else the head (the reader then waits for a key).
 func (l *lane) startSeq() (seq uint64, needKey bool) {
 	head := l.head.Load()
-	if k := l.lastKey.Load(); k > 0 && head-(k-1) <= uint64(len(l.ring)) {
+	if k := l.lastKey.Load(); k > 0 && k-1 >= l.tail.Load() {
 		if l.at(k-1) != nil {
 			return k - 1, false
 		}

@@ -18,12 +18,14 @@ type Sample struct {
 }
 
 // Meter counts a stream's ingest in one-second buckets for the last hour.
-// The publisher adds; the API and metrics read.
+// The publisher adds; the API and metrics read. The buckets come in pages
+// of meterPage seconds allocated as the stream lives on, so a new stream
+// costs a few KiB, not the hour's.
 type Meter struct {
 	mu      sync.Mutex
-	buckets []Sample // ring of meterHistory seconds
-	cur     int64    // unix second of the newest bucket
-	first   int64    // unix second of the first packet: older buckets are not the stream's
+	pages   [meterHistory / meterPage]*[meterPage]second
+	cur     int64 // unix second of the newest bucket
+	first   int64 // unix second of the first packet: older buckets are not the stream's
 	lastKey time.Time
 	keyIvl  time.Duration
 
@@ -33,30 +35,57 @@ type Meter struct {
 	now func() time.Time
 }
 
+// meterPage is how many seconds one page of buckets holds.
+const meterPage = 300
+
+// second is one bucket: what arrived in one unix second.
+type second struct {
+	sec          uint32 // the unix second it counts; another value means stale
+	video, audio uint32 // bytes
+	frames, keys uint16
+}
+
 func (m *Meter) init(clock func() time.Time) {
-	m.buckets = make([]Sample, meterHistory)
 	m.now = clock
 	if m.now == nil {
 		m.now = time.Now
 	}
 }
 
-func (m *Meter) bucket(now time.Time) *Sample {
-	sec := now.Unix()
-	if sec != m.cur {
-		if sec > m.cur {
-			gap := sec - m.cur
-			if gap > meterHistory {
-				gap = meterHistory
-			}
-			for i := int64(1); i <= gap; i++ {
-				b := &m.buckets[(sec-gap+i)%meterHistory]
-				*b = Sample{Time: time.Unix(sec-gap+i, 0)}
-			}
-		}
+// slot returns sec's bucket for writing, reset if it held an older second.
+func (m *Meter) slot(sec int64) *second {
+	i := sec % meterHistory
+	pg := m.pages[i/meterPage]
+	if pg == nil {
+		pg = new([meterPage]second)
+		m.pages[i/meterPage] = pg
+	}
+	b := &pg[i%meterPage]
+	if int64(b.sec) != sec {
+		*b = second{sec: uint32(sec)}
+	}
+	return b
+}
+
+// get returns sec's bucket, zero unless it holds sec and the stream had
+// started by then.
+func (m *Meter) get(sec int64) second {
+	if m.first == 0 || sec < m.first || sec > m.cur {
+		return second{}
+	}
+	i := sec % meterHistory
+	pg := m.pages[i/meterPage]
+	if pg == nil || int64(pg[i%meterPage].sec) != sec {
+		return second{}
+	}
+	return pg[i%meterPage]
+}
+
+// tick moves the newest second forward to now.
+func (m *Meter) tick(now time.Time) {
+	if sec := now.Unix(); sec > m.cur {
 		m.cur = sec
 	}
-	return &m.buckets[sec%meterHistory]
 }
 
 func (m *Meter) add(p *Packet) {
@@ -66,16 +95,17 @@ func (m *Meter) add(p *Packet) {
 	if m.first == 0 {
 		m.first = now.Unix()
 	}
-	b := m.bucket(now)
+	m.tick(now)
+	b := m.slot(now.Unix())
 	switch p.Kind {
 	case KindVideo:
-		b.VideoBytes += n
+		b.video += uint32(n)
 		m.totalVideo += n
 		if !p.Header {
-			b.Frames++
+			b.frames++
 			m.totalFrames++
 			if p.Keyframe {
-				b.Keyframes++
+				b.keys++
 				if !m.lastKey.IsZero() {
 					m.keyIvl = now.Sub(m.lastKey)
 				}
@@ -83,7 +113,7 @@ func (m *Meter) add(p *Packet) {
 			}
 		}
 	case KindAudio:
-		b.AudioBytes += n
+		b.audio += uint32(n)
 		m.totalAudio += n
 	}
 	m.mu.Unlock()
@@ -99,12 +129,12 @@ func (m *Meter) recentBitrate(window time.Duration) int64 {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.bucket(now)
+	m.tick(now)
 	var bytes, n int64
 	for i := int64(1); i <= secs; i++ {
-		b := m.buckets[(m.cur-i+meterHistory)%meterHistory]
-		if b.Time.Unix() == m.cur-i && m.cur-i >= m.first && m.first != 0 {
-			bytes += b.VideoBytes + b.AudioBytes
+		if m.first != 0 && m.cur-i >= m.first {
+			b := m.get(m.cur - i)
+			bytes += int64(b.video) + int64(b.audio)
 			n++
 		}
 	}
@@ -130,16 +160,16 @@ func (m *Meter) Rates() Rates {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.bucket(now)
+	m.tick(now)
 	var r Rates
 	var vb, ab int64
 	var frames, n int
 	for i := int64(1); i <= secs; i++ {
-		b := m.buckets[(m.cur-i+meterHistory)%meterHistory]
-		if b.Time.Unix() == m.cur-i && m.cur-i >= m.first && m.first != 0 {
-			vb += b.VideoBytes
-			ab += b.AudioBytes
-			frames += b.Frames
+		if m.first != 0 && m.cur-i >= m.first {
+			b := m.get(m.cur - i)
+			vb += int64(b.video)
+			ab += int64(b.audio)
+			frames += int(b.frames)
 			n++
 		}
 	}
@@ -164,21 +194,18 @@ func (m *Meter) History(from, to time.Time, res time.Duration) []Sample {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.bucket(now)
+	m.tick(now)
 	lo := max(from.Unix(), m.cur-meterHistory+1)
 	hi := min(to.Unix(), m.cur)
 	var out []Sample
 	for sec := lo; sec <= hi; sec += step {
 		agg := Sample{Time: time.Unix(sec, 0)}
 		for s := sec; s < sec+step && s <= hi; s++ {
-			b := m.buckets[s%meterHistory]
-			if b.Time.Unix() != s {
-				continue
-			}
-			agg.VideoBytes += b.VideoBytes
-			agg.AudioBytes += b.AudioBytes
-			agg.Frames += b.Frames
-			agg.Keyframes += b.Keyframes
+			b := m.get(s)
+			agg.VideoBytes += int64(b.video)
+			agg.AudioBytes += int64(b.audio)
+			agg.Frames += int(b.frames)
+			agg.Keyframes += int(b.keys)
 		}
 		out = append(out, agg)
 	}

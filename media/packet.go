@@ -5,7 +5,7 @@ package media
 
 import (
 	"encoding/binary"
-	"sync/atomic"
+	"net"
 )
 
 // Kind says what a packet carries.
@@ -36,9 +36,10 @@ func (k Kind) String() string {
 }
 
 // Packet is one unit of a stream. Once handed to Publisher.Write it is
-// immutable and shared by reference between all readers; the wire forms
-// (RTMP chunks, FLV tag) are built once, by the first reader that needs
-// them, and reused by every other reader.
+// immutable and shared by reference between all readers. Its wire forms
+// (RTMP chunks, FLV tag) are never copied out: a reader sends the framing
+// from a small scratch of its own and the payload itself, as separate
+// iovecs of one writev, so a payload is kept once however many read it.
 type Packet struct {
 	Kind Kind
 	// Time is the decode timestamp in milliseconds on the stream's
@@ -55,9 +56,7 @@ type Packet struct {
 	// Payload is the FLV tag body, or whole TS packets for KindTS.
 	Payload []byte
 
-	seq  uint64
-	rtmp atomic.Pointer[[]byte]
-	flv  atomic.Pointer[[]byte]
+	seq uint64
 }
 
 // Seq is the packet's position in its lane, assigned by the hub.
@@ -77,74 +76,91 @@ const (
 // RTMPMessageStreamID is the message stream id media is sent on.
 const RTMPMessageStreamID = 1
 
-// RTMPChunks returns the packet as RTMP chunks (a type-0 header, then
-// type-3 continuation chunks of RTMPChunkSize) for message stream 1. It is
-// computed once and shared.
-func (p *Packet) RTMPChunks() []byte {
-	if b := p.rtmp.Load(); b != nil {
-		return *b
+// RTMPHeaderScratch is the most scratch AppendRTMP needs per packet.
+const RTMPHeaderScratch = 16 + 5
+
+// AppendRTMP appends the packet as RTMP chunks for message stream 1 (a
+// type-0 header, then type-3 continuation chunks of RTMPChunkSize) to
+// bufs: the chunk headers as slices of hdr, to which it appends at most
+// RTMPHeaderScratch bytes, and the payload as slices of Payload.
+func (p *Packet) AppendRTMP(bufs net.Buffers, hdr []byte) (net.Buffers, []byte) {
+	ts := uint32(p.Time)
+	n := len(p.Payload)
+	start := len(hdr)
+	hdr = appendChunkHeader(hdr, p.Kind, ts, RTMPMessageStreamID, n)
+	h0 := hdr[start:len(hdr):len(hdr)]
+	if n <= RTMPChunkSize {
+		return append(bufs, h0, p.Payload), hdr
 	}
-	b := AppendRTMPChunks(nil, p.Kind, uint32(p.Time), RTMPMessageStreamID, RTMPChunkSize, p.Payload)
-	p.rtmp.Store(&b)
-	return b
+	start = len(hdr)
+	hdr = appendContinuation(hdr, p.Kind, ts)
+	h3 := hdr[start:len(hdr):len(hdr)]
+	bufs = append(bufs, h0, p.Payload[:RTMPChunkSize])
+	for off := RTMPChunkSize; off < n; off += RTMPChunkSize {
+		bufs = append(bufs, h3, p.Payload[off:min(off+RTMPChunkSize, n)])
+	}
+	return bufs, hdr
 }
 
-// AppendRTMPChunks appends one RTMP message, chunked, to dst.
-func AppendRTMPChunks(dst []byte, kind Kind, ts uint32, msid uint32, chunkSize int, body []byte) []byte {
-	csid := byte(csidData)
+// FLVHeaderScratch is the scratch AppendFLV needs per packet.
+const FLVHeaderScratch = 15
+
+// AppendFLV appends the packet as an FLV tag and its PreviousTagSize to
+// bufs: the tag header and the size as slices of hdr (FLVHeaderScratch
+// bytes appended), the body as Payload itself.
+func (p *Packet) AppendFLV(bufs net.Buffers, hdr []byte) (net.Buffers, []byte) {
+	n := len(p.Payload)
+	ts := uint32(p.Time)
+	start := len(hdr)
+	hdr = append(hdr, byte(p.Kind), byte(n>>16), byte(n>>8), byte(n),
+		byte(ts>>16), byte(ts>>8), byte(ts), byte(ts>>24), 0, 0, 0)
+	hdr = binary.BigEndian.AppendUint32(hdr, uint32(11+n))
+	h := hdr[start:len(hdr):len(hdr)]
+	return append(bufs, h[:11], p.Payload, h[11:]), hdr
+}
+
+func chunkStream(kind Kind) byte {
 	switch kind {
 	case KindAudio:
-		csid = csidAudio
+		return csidAudio
 	case KindVideo:
-		csid = csidVideo
+		return csidVideo
 	}
-	ext := ts >= 0xFFFFFF
-	hts := ts
-	if ext {
-		hts = 0xFFFFFF
-	}
-	n := len(body)
-	chunks := (n + chunkSize - 1) / chunkSize
-	if chunks == 0 {
-		chunks = 1
-	}
-	extra := 12 + (chunks - 1)
-	if ext {
-		extra += 4 * chunks
-	}
-	if cap(dst)-len(dst) < n+extra {
-		nd := make([]byte, len(dst), len(dst)+n+extra)
-		copy(nd, dst)
-		dst = nd
-	}
-	dst = append(dst, csid, byte(hts>>16), byte(hts>>8), byte(hts),
+	return csidData
+}
+
+// appendChunkHeader appends a type-0 chunk header for a message of n bytes.
+func appendChunkHeader(dst []byte, kind Kind, ts uint32, msid uint32, n int) []byte {
+	hts := min(ts, 0xFFFFFF)
+	dst = append(dst, chunkStream(kind), byte(hts>>16), byte(hts>>8), byte(hts),
 		byte(n>>16), byte(n>>8), byte(n), byte(kind),
 		byte(msid), byte(msid>>8), byte(msid>>16), byte(msid>>24))
-	if ext {
+	if ts >= 0xFFFFFF {
 		dst = binary.BigEndian.AppendUint32(dst, ts)
-	}
-	for off := 0; off < n; off += chunkSize {
-		if off > 0 {
-			dst = append(dst, 0xC0|csid)
-			if ext {
-				dst = binary.BigEndian.AppendUint32(dst, ts)
-			}
-		}
-		end := min(off+chunkSize, n)
-		dst = append(dst, body[off:end]...)
 	}
 	return dst
 }
 
-// FLVTag returns the packet as a complete FLV tag followed by its
-// PreviousTagSize field. It is computed once and shared.
-func (p *Packet) FLVTag() []byte {
-	if b := p.flv.Load(); b != nil {
-		return *b
+// appendContinuation appends a type-3 chunk header.
+func appendContinuation(dst []byte, kind Kind, ts uint32) []byte {
+	dst = append(dst, 0xC0|chunkStream(kind))
+	if ts >= 0xFFFFFF {
+		dst = binary.BigEndian.AppendUint32(dst, ts)
 	}
-	b := AppendFLVTag(make([]byte, 0, 15+len(p.Payload)), p.Kind, uint32(p.Time), p.Payload)
-	p.flv.Store(&b)
-	return b
+	return dst
+}
+
+// AppendRTMPChunks appends one RTMP message, chunked, to dst.
+func AppendRTMPChunks(dst []byte, kind Kind, ts uint32, msid uint32, chunkSize int, body []byte) []byte {
+	n := len(body)
+	dst = appendChunkHeader(dst, kind, ts, msid, n)
+	for off := 0; off < n; off += chunkSize {
+		if off > 0 {
+			dst = appendContinuation(dst, kind, ts)
+		}
+		dst = append(dst, body[off:min(off+chunkSize, n)]...)
+	}
+	return dst
 }
 
 // AppendFLVTag appends an FLV tag and its PreviousTagSize to dst.

@@ -47,41 +47,43 @@ func wireCases() []wireCase {
 	}
 }
 
+func newReader(t *testing.T, b []byte) *rawmessage.Reader {
+	t.Helper()
+	br := bytes.NewReader(b)
+	r := rawmessage.NewReader(br, bytecounter.NewReader(br), func(uint32) error { return nil })
+	if err := r.SetChunkSize(media.RTMPChunkSize); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+func check(t *testing.T, msg *rawmessage.Message, tc wireCase, msid uint32) {
+	t.Helper()
+	if msg.Type != uint8(tc.kind) {
+		t.Errorf("type = %d, want %d", msg.Type, tc.kind)
+	}
+	if want := time.Duration(tc.ts) * time.Millisecond; msg.Timestamp != want {
+		t.Errorf("timestamp = %v, want %v", msg.Timestamp, want)
+	}
+	// The RTMP spec stores the message stream id little-endian;
+	// gortmplib reads the four bytes big-endian (and writes stream 1
+	// as 0x1000000), so it sees the id byte-swapped.
+	if got := bits.ReverseBytes32(msg.MessageStreamID); got != msid {
+		t.Errorf("message stream id = %d, want %d", got, msid)
+	}
+	if !bytes.Equal(msg.Body, tc.body) {
+		t.Errorf("body differs: %d bytes, want %d", len(msg.Body), len(tc.body))
+	}
+}
+
 // TestAppendRTMPChunks parses the chunks back with gortmplib's chunk stream
 // reader, as a player does, one message at a time and all in one stream.
 func TestAppendRTMPChunks(t *testing.T) {
-	newReader := func(b []byte) *rawmessage.Reader {
-		br := bytes.NewReader(b)
-		r := rawmessage.NewReader(br, bytecounter.NewReader(br), func(uint32) error { return nil })
-		if err := r.SetChunkSize(media.RTMPChunkSize); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	check := func(t *testing.T, msg *rawmessage.Message, tc wireCase, msid uint32) {
-		t.Helper()
-		if msg.Type != uint8(tc.kind) {
-			t.Errorf("type = %d, want %d", msg.Type, tc.kind)
-		}
-		if want := time.Duration(tc.ts) * time.Millisecond; msg.Timestamp != want {
-			t.Errorf("timestamp = %v, want %v", msg.Timestamp, want)
-		}
-		// The RTMP spec stores the message stream id little-endian;
-		// gortmplib reads the four bytes big-endian (and writes stream 1
-		// as 0x1000000), so it sees the id byte-swapped.
-		if got := bits.ReverseBytes32(msg.MessageStreamID); got != msid {
-			t.Errorf("message stream id = %d, want %d", got, msid)
-		}
-		if !bytes.Equal(msg.Body, tc.body) {
-			t.Errorf("body differs: %d bytes, want %d", len(msg.Body), len(tc.body))
-		}
-	}
 	var all []byte
 	for _, tc := range wireCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			b := media.AppendRTMPChunks(nil, tc.kind, tc.ts, 1, media.RTMPChunkSize, tc.body)
 			all = append(all, b...)
-			r := newReader(b)
+			r := newReader(t, b)
 			msg, err := r.Read()
 			if err != nil {
 				t.Fatalf("read back: %v", err)
@@ -93,7 +95,7 @@ func TestAppendRTMPChunks(t *testing.T) {
 		})
 	}
 	t.Run("all in one chunk stream", func(t *testing.T) {
-		r := newReader(all)
+		r := newReader(t, all)
 		for _, tc := range wireCases() {
 			msg, err := r.Read()
 			if err != nil {
@@ -108,21 +110,91 @@ func TestAppendRTMPChunks(t *testing.T) {
 		if !bytes.HasPrefix(b, prefix) {
 			t.Fatalf("dst prefix lost")
 		}
-		msg, err := newReader(b[len(prefix):]).Read()
+		msg, err := newReader(t, b[len(prefix):]).Read()
 		if err != nil {
 			t.Fatal(err)
 		}
 		check(t, msg, wireCase{kind: media.KindVideo, ts: 5, body: body(100)}, 3)
 	})
-	t.Run("packet RTMPChunks uses stream 1 and the low 32 bits of Time", func(t *testing.T) {
+	t.Run("packet AppendRTMP uses stream 1 and the low 32 bits of Time", func(t *testing.T) {
 		p := &media.Packet{Kind: media.KindVideo, Time: 1<<32 + 7, Payload: body(5000)}
-		msg, err := newReader(p.RTMPChunks()).Read()
+		msg, err := newReader(t, flatRTMP(t, p)).Read()
 		if err != nil {
 			t.Fatal(err)
 		}
 		check(t, msg, wireCase{kind: media.KindVideo, ts: 7, body: p.Payload}, media.RTMPMessageStreamID)
-		if &p.RTMPChunks()[0] != &p.RTMPChunks()[0] {
-			t.Errorf("RTMPChunks rebuilt on every call")
+	})
+}
+
+// flatRTMP returns p's RTMP iovecs joined, after checking that they are
+// the same bytes as AppendRTMPChunks, that the payload is not copied and
+// that the framing fits the documented scratch.
+func flatRTMP(t *testing.T, p *media.Packet) []byte {
+	t.Helper()
+	bufs, hdr := p.AppendRTMP(nil, nil)
+	if len(hdr) > media.RTMPHeaderScratch {
+		t.Errorf("AppendRTMP used %d bytes of scratch, documented at most %d", len(hdr), media.RTMPHeaderScratch)
+	}
+	checkShared(t, bufs, p.Payload)
+	flat := bytes.Join(bufs, nil)
+	want := media.AppendRTMPChunks(nil, p.Kind, uint32(p.Time), media.RTMPMessageStreamID, media.RTMPChunkSize, p.Payload)
+	if !bytes.Equal(flat, want) {
+		t.Fatalf("AppendRTMP iovecs differ from AppendRTMPChunks (%d vs %d bytes)", len(flat), len(want))
+	}
+	return flat
+}
+
+// checkShared fails unless every payload byte in bufs is payload itself,
+// in order: the iovecs that are not framing alias the packet.
+func checkShared(t *testing.T, bufs [][]byte, payload []byte) {
+	t.Helper()
+	off := 0
+	for _, b := range bufs {
+		if len(b) == 0 || off >= len(payload) || &b[0] != &payload[off] {
+			continue
+		}
+		off += len(b)
+	}
+	if off != len(payload) {
+		t.Fatalf("%d of %d payload bytes go out as the packet's own bytes, want all (no copy)", off, len(payload))
+	}
+}
+
+func TestPacketWireVectors(t *testing.T) {
+	for _, tc := range wireCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &media.Packet{Kind: tc.kind, Time: int64(tc.ts), Payload: tc.body}
+			msg, err := newReader(t, flatRTMP(t, p)).Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, msg, tc, media.RTMPMessageStreamID)
+
+			bufs, hdr := p.AppendFLV(nil, nil)
+			if len(hdr) > media.FLVHeaderScratch {
+				t.Errorf("AppendFLV used %d bytes of scratch, documented %d", len(hdr), media.FLVHeaderScratch)
+			}
+			checkShared(t, bufs, p.Payload)
+			if flat := bytes.Join(bufs, nil); !bytes.Equal(flat, media.AppendFLVTag(nil, tc.kind, tc.ts, tc.body)) {
+				t.Fatalf("AppendFLV iovecs differ from AppendFLVTag")
+			}
+		})
+	}
+	t.Run("scratch of several packets keeps earlier headers", func(t *testing.T) {
+		ps := []*media.Packet{
+			{Kind: media.KindVideo, Time: 40, Payload: body(3 * media.RTMPChunkSize)},
+			{Kind: media.KindAudio, Time: 0xFFFFFFF0, Payload: body(media.RTMPChunkSize + 1)},
+			{Kind: media.KindData, Time: 5, Payload: metaBody},
+		}
+		var bufs [][]byte
+		var hdr []byte
+		var want []byte
+		for _, p := range ps {
+			bufs, hdr = p.AppendRTMP(bufs, hdr)
+			want = media.AppendRTMPChunks(want, p.Kind, uint32(p.Time), media.RTMPMessageStreamID, media.RTMPChunkSize, p.Payload)
+		}
+		if !bytes.Equal(bytes.Join(bufs, nil), want) {
+			t.Fatal("three packets into one iovec list and one scratch: bytes differ from their chunks")
 		}
 	})
 }
@@ -171,14 +243,12 @@ func TestAppendFLVTag(t *testing.T) {
 			}
 		}
 	})
-	t.Run("packet FLVTag is built once", func(t *testing.T) {
+	t.Run("packet AppendFLV", func(t *testing.T) {
 		p := &media.Packet{Kind: media.KindAudio, Time: 0x01020304, Payload: body(9)}
-		kind, ts, b, _ := parseFLVTag(t, p.FLVTag())
+		bufs, _ := p.AppendFLV(nil, nil)
+		kind, ts, b, _ := parseFLVTag(t, bytes.Join(bufs, nil))
 		if kind != media.KindAudio || ts != 0x01020304 || !bytes.Equal(b, p.Payload) {
 			t.Fatalf("got %d %x %d bytes", kind, ts, len(b))
-		}
-		if &p.FLVTag()[0] != &p.FLVTag()[0] {
-			t.Errorf("FLVTag rebuilt on every call")
 		}
 	})
 }

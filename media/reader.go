@@ -94,7 +94,7 @@ func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
 		}
 		head := r.l.head.Load()
 		if r.cursor < head {
-			if head-r.cursor > uint64(len(r.l.ring)) || r.lagging(head) {
+			if r.cursor < r.l.tail.Load() || r.lagging(head) {
 				if err := r.skip(); err != nil {
 					return dst, err
 				}

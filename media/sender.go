@@ -8,13 +8,18 @@ import (
 )
 
 // Sender writes what a Reader hands out to one player's connection: each
-// batch goes out as one writev of the packets' shared wire bytes, so no
-// player copies a packet. The RTMP and HTTP-FLV players use it.
+// batch goes out as one writev of the framing, built in a small scratch of
+// the player's own, and the packets' shared payloads, so no player copies
+// a packet and no packet is kept twice. The RTMP and HTTP-FLV players use
+// it.
 type Sender struct {
 	Conn net.Conn
-	// Wire gives a packet's bytes in the player's format, e.g.
-	// (*Packet).FLVTag or (*Packet).RTMPChunks.
-	Wire func(*Packet) []byte
+	// Wire appends a packet in the player's format to the iovecs, its
+	// framing to the scratch: (*Packet).AppendFLV or (*Packet).AppendRTMP.
+	Wire func(p *Packet, bufs net.Buffers, hdr []byte) (net.Buffers, []byte)
+	// HeaderScratch is the most scratch Wire appends per packet
+	// (FLVHeaderScratch, RTMPHeaderScratch).
+	HeaderScratch int
 	// WriteTimeout cuts a player that takes no bytes for this long. The
 	// deadline is moved at most once a second (a timer update per write
 	// costs), so it fires within 1 s after the limit.
@@ -23,6 +28,13 @@ type Sender struct {
 	// write to as well (an RTMP session answers pings).
 	Lock sync.Locker
 }
+
+// A Sender takes up to sendBatch packets at a time and writes at most
+// about sendVecs iovecs per writev.
+const (
+	sendBatch = 64
+	sendVecs  = 128
+)
 
 // WriteError is a failed write to the player's connection.
 type WriteError struct{ Err error }
@@ -35,18 +47,22 @@ func (e *WriteError) Unwrap() error { return e.Err }
 // packets that came with it are written). Bytes written are counted in
 // rd.BytesOut.
 func (s *Sender) Send(ctx context.Context, rd *Reader) error {
-	buf := make([]*Packet, 0, 64)
-	bufs := make(net.Buffers, 0, 64)
+	buf := make([]*Packet, 0, sendBatch)
+	bufs := make(net.Buffers, 0, sendVecs+16) // grows for a frame of many chunks
+	hdr := make([]byte, 0, sendBatch*max(s.HeaderScratch, RTMPHeaderScratch))
 	var deadlineSet time.Time
 	for {
 		pkts, nerr := rd.Next(ctx, buf)
-		if len(pkts) > 0 {
-			bufs = bufs[:0]
-			for _, p := range pkts {
-				bufs = append(bufs, s.Wire(p))
-			}
-			if err := s.write(bufs, rd, &deadlineSet); err != nil {
-				return &WriteError{err}
+		bufs, hdr = bufs[:0], hdr[:0]
+		for i, p := range pkts {
+			bufs, hdr = s.Wire(p, bufs, hdr)
+			// a batch of large frames is split, so the iovec list
+			// stays small
+			if len(bufs) >= sendVecs || i == len(pkts)-1 {
+				if err := s.write(bufs, rd, &deadlineSet); err != nil {
+					return &WriteError{err}
+				}
+				bufs = bufs[:0]
 			}
 		}
 		if nerr != nil {

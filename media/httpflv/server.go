@@ -202,7 +202,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		nc.Read(b[:])
 		cancel()
 	}()
-	snd := media.Sender{Conn: nc, Wire: (*media.Packet).FLVTag, WriteTimeout: cfg.WriteTimeout}
+	snd := media.Sender{Conn: nc, Wire: (*media.Packet).AppendFLV, HeaderScratch: media.FLVHeaderScratch, WriteTimeout: cfg.WriteTimeout}
 	err = snd.Send(ctx, rd)
 	var werr *media.WriteError
 	switch {

@@ -197,13 +197,17 @@ func appendPES(dst []byte, pid uint16, cc *uint8, hdr, es []byte, pcr int64, rai
 	return dst
 }
 
-// slab hands out immutable byte slices carved from large blocks, so the
-// hot path does one allocation per block instead of one per packet.
+// slab hands out immutable byte slices carved from blocks, so the hot path
+// does one allocation per block instead of one per packet. A block lives
+// as long as any slice of it is kept by a stream's lanes, so blocks are
+// small against what a lane keeps (one GOP): at most one partly released
+// block per lane is memory held for nothing, and large payloads (a
+// keyframe) get their own allocation.
 type slab struct {
 	buf []byte
 }
 
-const slabSize = 256 << 10
+const slabSize = 64 << 10
 
 func (s *slab) copy(b []byte) []byte {
 	if len(b) > slabSize/4 {

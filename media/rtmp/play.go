@@ -69,7 +69,7 @@ func (c *conn) play(ctx context.Context, cmd Command) error {
 		}
 	}()
 
-	snd := media.Sender{Conn: c.nc, Wire: (*media.Packet).RTMPChunks, WriteTimeout: cfg.WriteTimeout, Lock: c.mc.Locker()}
+	snd := media.Sender{Conn: c.nc, Wire: (*media.Packet).AppendRTMP, HeaderScratch: media.RTMPHeaderScratch, WriteTimeout: cfg.WriteTimeout, Lock: c.mc.Locker()}
 	err = snd.Send(ctx, rd)
 	var werr *media.WriteError
 	switch {

@@ -1,0 +1,255 @@
+// Command hopdelay measures the delay one RTMP server hop adds: it
+// publishes an FLV clip at its own rate to rtmp://HOST:PORT/APP/NAME and
+// plays the same stream back from the server, and for every video frame
+// takes the time between the publisher writing it (the tee: the frame as
+// it leaves the publisher) and the player receiving it. Frames are matched
+// by length and hash of their body, so a server that rebases timestamps
+// is measured too. It prints one JSON object with p50/p95/p99/max in ms.
+//
+//	hopdelay -url rtmp://127.0.0.1:1935/live/delay -clip clip.flv -duration 20s
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
+
+	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/relay/flv"
+	"github.com/relaymesh/relaymesh/media/rtmp"
+)
+
+// Result is what hopdelay prints.
+type Result struct {
+	Label    string  `json:"label,omitempty"`
+	URL      string  `json:"url"`
+	Sent     int     `json:"video_frames_sent"`
+	Matched  int     `json:"video_frames_matched"`
+	P50ms    float64 `json:"p50_ms"`
+	P95ms    float64 `json:"p95_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	MaxMs    float64 `json:"max_ms"`
+	Duration float64 `json:"seconds"`
+}
+
+type frameKey struct {
+	n int
+	h uint64
+}
+
+func keyOf(b []byte) frameKey {
+	f := fnv.New64a()
+	f.Write(b)
+	return frameKey{len(b), f.Sum64()}
+}
+
+func main() {
+	u := flag.String("url", "rtmp://127.0.0.1:1935/live/delay", "stream to publish and play")
+	clip := flag.String("clip", "", "FLV clip to publish (at its own rate)")
+	dur := flag.Duration("duration", 20*time.Second, "how long to publish")
+	skip := flag.Duration("skip", 3*time.Second, "frames in the first this long are not counted (the player's GOP-cache burst)")
+	label := flag.String("label", "", "label copied into the JSON")
+	flag.Parse()
+	res, err := run(*u, *clip, *dur, *skip)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hopdelay:", err)
+		os.Exit(1)
+	}
+	res.Label = *label
+	json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func dial(raw string) (*rtmp.MessageConn, net.Conn, string, error) {
+	pu, err := url.Parse(raw)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	app, name, ok := strings.Cut(strings.TrimPrefix(pu.Path, "/"), "/")
+	if !ok {
+		return nil, nil, "", fmt.Errorf("%s: want rtmp://HOST:PORT/APP/NAME", raw)
+	}
+	nc, err := net.DialTimeout("tcp", pu.Host, 5*time.Second)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	mc, err := rtmp.ClientHandshake(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, "", err
+	}
+	if err := mc.SetWriteChunkSize(4096); err != nil {
+		nc.Close()
+		return nil, nil, "", err
+	}
+	tc := "rtmp://" + pu.Host + "/" + app
+	if err := mc.WriteCommand(3, 0, "connect", 1, amf0.Object{
+		{Key: "app", Value: app}, {Key: "type", Value: "nonprivate"}, {Key: "flashVer", Value: "FMLE/3.0"},
+		{Key: "tcUrl", Value: tc},
+	}); err != nil {
+		nc.Close()
+		return nil, nil, "", err
+	}
+	if err := waitCommand(mc, "_result"); err != nil {
+		nc.Close()
+		return nil, nil, "", fmt.Errorf("connect: %w", err)
+	}
+	if err := mc.WriteCommand(3, 0, "createStream", 2, nil); err != nil {
+		nc.Close()
+		return nil, nil, "", err
+	}
+	if err := waitCommand(mc, "_result"); err != nil {
+		nc.Close()
+		return nil, nil, "", fmt.Errorf("createStream: %w", err)
+	}
+	return mc, nc, name, nil
+}
+
+// waitCommand reads until a command named name (or onStatus with an error).
+func waitCommand(mc *rtmp.MessageConn, name string) error {
+	for {
+		msg, err := mc.Read()
+		if err != nil {
+			return err
+		}
+		cmd, ok, err := rtmp.DecodeCommand(msg)
+		if err != nil || !ok {
+			continue
+		}
+		if cmd.Name == "_error" {
+			return errors.New("server answered _error")
+		}
+		if cmd.Name == name {
+			return nil
+		}
+	}
+}
+
+func run(u, clip string, dur, skip time.Duration) (*Result, error) {
+	f, err := os.Open(clip)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fr := flv.NewReader(f)
+
+	pub, pnc, name, err := dial(u)
+	if err != nil {
+		return nil, fmt.Errorf("publisher: %w", err)
+	}
+	defer pnc.Close()
+	if err := pub.WriteCommand(8, 1, "publish", 3, nil, name, "live"); err != nil {
+		return nil, err
+	}
+	if err := waitCommand(pub, "onStatus"); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	go func() { // acks, pings
+		for {
+			if _, err := pub.Read(); err != nil {
+				return
+			}
+		}
+	}()
+
+	var mu sync.Mutex
+	sent := map[frameKey]time.Time{}
+	var delays []time.Duration
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), dur+10*time.Second)
+	defer cancel()
+
+	playing := make(chan error, 1)
+	go func() {
+		pl, nc, name, err := dial(u)
+		if err != nil {
+			playing <- fmt.Errorf("player: %w", err)
+			return
+		}
+		go func() { <-ctx.Done(); nc.Close() }()
+		if err := pl.WriteCommand(8, 1, "play", 0, nil, name, float64(-2000)); err != nil {
+			playing <- err
+			return
+		}
+		playing <- nil
+		for {
+			msg, err := pl.Read()
+			if err != nil {
+				return
+			}
+			if msg.Type != uint8(media.KindVideo) {
+				continue
+			}
+			now := time.Now()
+			k := keyOf(msg.Body)
+			mu.Lock()
+			if t, ok := sent[k]; ok && t.Sub(start) > skip {
+				delays = append(delays, now.Sub(t))
+			}
+			mu.Unlock()
+		}
+	}()
+	if err := <-playing; err != nil {
+		return nil, err
+	}
+
+	var t0 int64 = -1
+	nsent := 0
+	for time.Since(start) < dur {
+		p, err := fr.ReadPacket()
+		if err != nil {
+			break // end of the clip
+		}
+		if t0 < 0 {
+			t0 = p.Time
+		}
+		if wait := time.Until(start.Add(time.Duration(p.Time-t0) * time.Millisecond)); wait > 0 {
+			time.Sleep(wait)
+		}
+		csid := byte(7)
+		switch p.Kind {
+		case media.KindVideo:
+			csid = 6
+		case media.KindAudio:
+			csid = 4
+		}
+		msg := &rawmessage.Message{ChunkStreamID: csid, Timestamp: time.Duration(p.Time) * time.Millisecond,
+			Type: uint8(p.Kind), MessageStreamID: 1, Body: p.Payload}
+		if p.Kind == media.KindVideo {
+			mu.Lock()
+			sent[keyOf(p.Payload)] = time.Now()
+			mu.Unlock()
+			nsent++
+		}
+		if err := pub.Write(msg); err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
+	}
+	time.Sleep(time.Second) // the last frames arrive
+	cancel()
+	mu.Lock()
+	defer mu.Unlock()
+	res := &Result{URL: u, Sent: nsent, Matched: len(delays), Duration: time.Since(start).Seconds()}
+	if len(delays) == 0 {
+		return res, errors.New("no frame came back through the server")
+	}
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	pct := func(q float64) float64 {
+		d := delays[min(len(delays)-1, int(q*float64(len(delays))))]
+		return float64(d.Microseconds()) / 1000
+	}
+	res.P50ms, res.P95ms, res.P99ms, res.MaxMs = pct(0.50), pct(0.95), pct(0.99), pct(1)
+	return res, nil
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Many streams, memory per stream (issue 15 goal 4): STREAMS publishers
+# (ffmpeg -re -c copy of a clip encoded once), then one light reader per
+# stream (RTMP only), on each server in turn, REPS times, servers
+# alternating. Per run: the server's RSS idle (no publisher), with the
+# publishers (max over SAMPLE s after SETTLE s), with the readers, CPU
+# seconds over those phases, what the readers got, and for relaymesh a heap
+# profile with the publishers only.
+#
+# Usage: bench/streams.sh                      (from the repository root)
+# Knobs (environment):
+#   PROTO=rtmp        rtmp: 1 Mbit/s 640x360 FLV clip; srt: the 3 Mbit/s TS clip of srt.sh
+#   STREAMS=100       publishers
+#   REPS=2
+#   SERVERS="nginx relaymesh"       (nginx is skipped for srt: it takes no SRT)
+#   RELAYMESH_BIN=bin/relaymesh     built when unset; RELAYMESH_BASE=other binary
+#                                   runs as server "relaymesh-base" (e.g. land's)
+#   SETTLE=12 SAMPLE=8 READ=10      seconds
+#   BASE_PORT=29450  OUT, CACHE as in fanout.sh
+# Needs: go, ffmpeg (with libsrt for srt), nginx + libnginx-mod-rtmp, jq, curl.
+set -euo pipefail
+
+PROTO=${PROTO:-rtmp}
+STREAMS=${STREAMS:-100}
+REPS=${REPS:-2}
+SERVERS=${SERVERS:-"nginx relaymesh"}
+SETTLE=${SETTLE:-12}
+SAMPLE=${SAMPLE:-8}
+READ=${READ:-10}
+BASE_PORT=${BASE_PORT:-29450}
+CACHE=${CACHE:-/tmp/relaymesh-bench}
+OUT=${OUT:-$CACHE/streams-$(date +%Y%m%d-%H%M%S)}
+
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+cleanup() { stop_all; }
+bench_setup
+need_tools go ffmpeg jq curl
+build_binaries rtmpreader
+
+CLIP1M=$CACHE/clip-360p30-1M-gop2s-v1.flv
+if [ "$PROTO" = rtmp ] && [ ! -s "$CLIP1M" ]; then
+	log "encoding the 30 s 1 Mbit/s clip (once) to $CLIP1M"
+	ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=640x360:rate=30 \
+		-f lavfi -i sine=frequency=1000:sample_rate=48000 -t 30 -vf noise=alls=12:allf=t \
+		-c:v libx264 -preset veryfast -b:v 900k -maxrate 900k -minrate 900k -bufsize 900k \
+		-x264-params nal-hrd=cbr:filler=1 -g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p \
+		-c:a aac -b:a 96k -f flv "$CLIP1M.tmp"
+	mv "$CLIP1M.tmp" "$CLIP1M"
+fi
+TSCLIP=$CACHE/clip-720p30-3M-gop2s-v1.ts
+if [ "$PROTO" = srt ] && [ ! -s "$TSCLIP" ]; then
+	ensure_clip
+	ffmpeg -hide_banner -loglevel error -y -i "$CLIP" -c copy -f mpegts "$TSCLIP"
+fi
+
+RTMP_PORT=$((BASE_PORT + 1))
+SRT_PORT=$((BASE_PORT + 4))
+API_ADDR=127.0.0.1:$((BASE_PORT + 3))
+
+# rss_kib PID: VmRSS of PID and its children (nginx master + worker).
+rss_kib() {
+	local sum=0 p v
+	for p in $1 $(pgrep -P "$1" || true); do
+		v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+# cpu_ticks PID: utime+stime of PID and its children.
+cpu_ticks() {
+	local sum=0 p v
+	for p in $1 $(pgrep -P "$1" || true); do
+		v=$(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0)
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+# max_rss PID SECONDS: the largest RSS sampled once a second.
+max_rss() {
+	local m=0 r i
+	for ((i = 0; i < $2; i++)); do
+		r=$(rss_kib "$1")
+		((r > m)) && m=$r
+		sleep 1
+	done
+	echo "$m"
+}
+
+start_server() { # start_server NAME TAG
+	case $1 in
+	nginx)
+		local dir=$OUT/$2
+		mkdir -p "$dir/logs"
+		sed -e "s#@PORT@#$RTMP_PORT#g; s#@PREFIX@#$dir#g" bench/nginx-rtmp.conf.tmpl >"$dir/nginx.conf"
+		nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/stdout.log" 2>&1 &
+		SERVER_PID=$!
+		PIDS+=("$SERVER_PID")
+		;;
+	relaymesh | relaymesh-base)
+		local bin=$RELAYMESH_BIN
+		[ "$1" = relaymesh-base ] && bin=$RELAYMESH_BASE
+		RELAYMESH_BIN=$bin start_relaymesh_conf "$OUT/$2" "" <<EOF
+[srt]
+listen = "127.0.0.1:$SRT_PORT"
+EOF
+		;;
+	*) die "unknown server $1" ;;
+	esac
+}
+
+PUBS=()
+start_publishers() {
+	local i
+	PUBS=()
+	for ((i = 0; i < STREAMS; i++)); do
+		if [ "$PROTO" = rtmp ]; then
+			start_ffmpeg_loop "$OUT/pub-$i.log" "$CLIP1M" -f flv "rtmp://127.0.0.1:$RTMP_PORT/live/s$i"
+		else
+			start_ffmpeg_loop "$OUT/pub-$i.log" "$TSCLIP" -f mpegts \
+				"srt://127.0.0.1:$SRT_PORT?pkt_size=1316&latency=120000&streamid=publish:live/s$i"
+		fi
+		PUBS+=("$PUB_PID")
+	done
+}
+
+load_line() { cut -d' ' -f1-3 /proc/loadavg; }
+
+for ((rep = 1; rep <= REPS; rep++)); do
+	for server in $SERVERS; do
+		if [ "$server" = nginx ] && [ "$PROTO" = srt ]; then
+			continue
+		fi
+		tag=$server-$PROTO-$STREAMS-r$rep
+		log "run: $tag (load $(load_line))"
+		start_server "$server" "$tag"
+		sleep 2
+		kill -0 "$SERVER_PID" || die "$server did not start: $(tail -c 300 "$OUT/$tag/stdout.log" 2>/dev/null)"
+		rss0=$(max_rss "$SERVER_PID" 3)
+		start_publishers
+		sleep "$SETTLE"
+		c0=$(cpu_ticks "$SERVER_PID")
+		rss_pub=$(max_rss "$SERVER_PID" "$SAMPLE")
+		c1=$(cpu_ticks "$SERVER_PID")
+		heap=
+		if [ "$server" != nginx ]; then
+			heap=$OUT/heap-$tag.pprof
+			curl -fsS -o "$heap" "http://$API_ADDR/debug/pprof/heap?gc=1" || heap=
+		fi
+		readers=null rss_read=null cpu_read=null
+		if [ "$PROTO" = rtmp ]; then
+			rpids=()
+			for ((i = 0; i < STREAMS; i++)); do
+				"$OUT/rtmpreader" -url "rtmp://127.0.0.1:$RTMP_PORT/live/s$i" -n 1 -warmup 2s \
+					-duration "${READ}s" >"$OUT/read-$tag-$i.json" 2>"$OUT/read-$tag-$i.log" &
+				rpids+=($!)
+				PIDS+=($!)
+			done
+			sleep 3
+			c2=$(cpu_ticks "$SERVER_PID")
+			rss_read=$(max_rss "$SERVER_PID" $((READ - 2)))
+			c3=$(cpu_ticks "$SERVER_PID")
+			for p in "${rpids[@]}"; do
+				wait "$p" || true
+				forget_pid "$p"
+			done
+			readers=$(cat "$OUT"/read-"$tag"-*.json | jq -s '{ok: (map(.ok) | add), failed: (map(.failed) | add),
+				dropped: (map(.dropped) | add), mbit_min: (map(.mbit_per_s) | min), mbit_median: (map(.mbit_per_s) | sort | .[length/2|floor]),
+				mbit_total: (map(.mbit_per_s) | add)}')
+			cpu_read=$(((c3 - c2)))
+		fi
+		stop_and_forget "${PUBS[@]}" "$SERVER_PID"
+		jq -nc --arg lbl "$server" --arg proto "$PROTO" --argjson streams "$STREAMS" --argjson rep "$rep" \
+			--argjson rss0 "$rss0" --argjson rss_pub "$rss_pub" --argjson rss_read "$rss_read" \
+			--argjson cpu_pub "$((c1 - c0))" --argjson cpu_read "$cpu_read" --argjson sample "$SAMPLE" \
+			--argjson readwin "$((READ - 2))" --argjson readers "$readers" --arg load "$(load_line)" --arg heap "$heap" \
+			--argjson hz "$(getconf CLK_TCK)" \
+			'{"label": $lbl, proto: $proto, streams: $streams, rep: $rep, load: $load,
+			  rss_idle_kib: $rss0, rss_pub_kib: $rss_pub, rss_read_kib: $rss_read,
+			  kib_per_stream: (($rss_pub - $rss0) / $streams | round),
+			  kib_per_stream_reading: (if $rss_read then (($rss_read - $rss0) / $streams | round) else null end),
+			  cpu_pct_pub: ($cpu_pub / $hz / $sample * 100 | round),
+			  cpu_s_per_gbit_read: (if $readers then ($cpu_read / $hz) / ($readers.mbit_total * $readwin / 1000) * 100 | round / 100 else null end),
+			  readers: $readers, heap: $heap}' | tee -a "$RESULTS" >&2
+	done
+done
+cleanup
+
+{
+	echo "# streams benchmark $(date -u +%FT%TZ): $PROTO, $STREAMS publishers, $(nproc) cores"
+	echo
+	echo "| server | rep | load 1/5/15 | RSS MB idle | RSS MB publishers | KiB per stream | RSS MB reading | KiB per stream reading | CPU % publishers | readers ok/failed/dropped | Mbit/s per reader min/median | CPU s per Gbit read |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	jq -r '"| \(.label) | \(.rep) | \(.load) | \(.rss_idle_kib/1024|round) | \(.rss_pub_kib/1024|round) | \(.kib_per_stream) | \(if .rss_read_kib then (.rss_read_kib/1024|round) else "-" end) | \(.kib_per_stream_reading // "-") | \(.cpu_pct_pub) | \(if .readers then "\(.readers.ok)/\(.readers.failed)/\(.readers.dropped)" else "-" end) | \(if .readers then "\(.readers.mbit_min)/\(.readers.mbit_median)" else "-" end) | \(.cpu_s_per_gbit_read // "-") |"' "$RESULTS"
+} | tee "$OUT/summary.md"
+for f in "$OUT"/heap-*.pprof; do
+	[ -s "$f" ] || continue
+	go tool pprof -top -sample_index=inuse_space -nodecount=12 "$f" >"${f%.pprof}.top.txt" 2>/dev/null || true
+done
+log "results: $OUT"
