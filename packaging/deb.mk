@@ -41,8 +41,8 @@ deb: $(NFPM) ## build dist/relaymesh_VERSION_amd64.deb with nfpm
 ifeq ($(DEB_BIN),)
 	@if [ -d cmd/relaymesh ]; then \
 		sh packaging/build-deps.sh || exit 1; \
-		echo "CGO_ENABLED=1 GOOS=linux GOARCH=amd64 go build -trimpath ... -o $(DEB_STAGE)/relaymesh ./cmd/relaymesh"; \
-		CGO_ENABLED=1 GOOS=linux GOARCH=amd64 go build -trimpath \
+		echo "CGO_ENABLED=1 GOOS=linux GOARCH=amd64 go build -buildmode=pie -trimpath ... -o $(DEB_STAGE)/relaymesh ./cmd/relaymesh"; \
+		CGO_ENABLED=1 GOOS=linux GOARCH=amd64 go build -buildmode=pie -trimpath \
 			-ldflags "-s -w -X github.com/relaymesh/relaymesh/agent.Version=$(DEB_UPSTREAM_VERSION)" \
 			-o $(DEB_STAGE)/relaymesh ./cmd/relaymesh; \
 	elif [ -x bin/relaymesh ]; then \

@@ -133,10 +133,10 @@ for s in postinst prerm postrm; do
 		fail "$s missing, not executable or not valid sh"
 	fi
 done
-if [ "$(dpkg-deb -f "$DEB" Depends)" = "adduser, libsrt1.5-gnutls" ]; then
-	pass "Depends: adduser, libsrt1.5-gnutls (the SRT engine)"
+if [ "$(dpkg-deb -f "$DEB" Depends)" = "adduser, libc6 (>= 2.34), libsrt1.5-gnutls" ]; then
+	pass "Depends: adduser, libc6 (>= 2.34), libsrt1.5-gnutls (the cgo binary and the SRT engine)"
 else
-	fail "Depends is '$(dpkg-deb -f "$DEB" Depends)', expected 'adduser, libsrt1.5-gnutls'"
+	fail "Depends is '$(dpkg-deb -f "$DEB" Depends)', expected 'adduser, libc6 (>= 2.34), libsrt1.5-gnutls'"
 fi
 top=$(zcat "$TMP/x/usr/share/doc/relaymesh/changelog.Debian.gz" | head -n 1)
 if [ "$top" = "relaymesh ($VERSION) unstable; urgency=medium" ]; then
