@@ -92,9 +92,8 @@ type uplink struct {
 // one still runs (make-before-break); it replaces the current one once
 // its link runs.
 type handoff struct {
-	center  string
-	why     string
-	retired bool // replaced by a move: it ends and is not re-routed
+	center  string // where it pushes
+	retired bool   // replaced by a move: it ends and is not re-routed
 	p       *pusher
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -321,7 +320,7 @@ func (u *Uplinks) startMoveLocked(l *uplink, why string) error {
 	dest := cands[0]
 	to := dest.Name
 	ctx, cancel := context.WithCancel(u.ctx)
-	h := &handoff{center: to, why: why, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	h := &handoff{center: to, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	promoted := false
 	h.p = newPusher(u.hub, pushConfig{Key: l.key,
 		Next: func(attempt int, lastErr error) (relayTarget, error) {
@@ -339,6 +338,7 @@ func (u *Uplinks) startMoveLocked(l *uplink, why string) error {
 					l.next = nil
 				}
 				u.mu.Unlock()
+				cancel() // nothing adopts it: release its context
 				return relayTarget{}, fmt.Errorf("move to %s failed: %w", to, relay.ErrStop)
 			}
 			return u.target(l, dest)
