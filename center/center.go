@@ -236,13 +236,7 @@ func (c *Center) Run(ctx context.Context) error {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		fctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go func() {
-			<-c.ctx.Done()
-			cancel()
-		}()
-		c.followDirectory(fctx)
+		c.followDirectory(c.ctx) // Run ends with Close, which ends c.ctx
 	}()
 	if c.srt == nil {
 		select {
@@ -427,9 +421,14 @@ func (c *Center) startPullLocked(key, from string, old *pull) *pull {
 		defer cancel()
 		pl.p.Run(ctx)
 		c.mu.Lock()
-		if c.pulls[key] == pl {
+		switch cur := c.pulls[key]; {
+		case cur == pl && pl.next != nil:
+			// it ended before its replacement delivered: the
+			// replacement is the pull of key now, not an orphan
+			c.pulls[key] = pl.next
+		case cur == pl:
 			delete(c.pulls, key)
-		} else if cur := c.pulls[key]; cur != nil && cur.next == pl {
+		case cur != nil && cur.next == pl:
 			cur.next = nil
 		}
 		c.mu.Unlock()
