@@ -155,6 +155,21 @@ func (a *Agent) Alive() bool {
 	}
 }
 
+// Exited waits up to d for the process to exit and reports whether it
+// did. Once it has, its whole output (a panic included) is in Logs:
+// cmd.Wait copies all of it before it returns.
+func (a *Agent) Exited(d time.Duration) bool {
+	a.mu.Lock()
+	ch := a.exited
+	a.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 // ExitErr is how the process ended (nil while it runs or on status 0).
 func (a *Agent) ExitErr() error {
 	a.mu.Lock()
@@ -268,7 +283,7 @@ func (a *Agent) Call(t testing.TB, method, path string, body, out any) int {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		time.Sleep(100 * time.Millisecond) // a dying agent's panic reaches the log
+		a.Exited(2 * time.Second) // a dying agent: its panic in the log
 		a.MustBeAlive(t, fmt.Sprintf("answering %s %s", method, path))
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -113,7 +113,7 @@ func TestSRTListenersFuzz(t *testing.T) {
 			for from := 0; from < run.n; from += step {
 				to := min(from+step, run.n)
 				if got := f.Run(from, to, a.Alive); got < to || !a.Alive() {
-					time.Sleep(200 * time.Millisecond) // let the panic reach the log
+					a.Exited(5 * time.Second) // its whole output, the panic included
 					t.Fatalf("the agent died during datagrams %d..%d of seed %d on %s (%v):\n%s\nlast datagrams sent:\n%s",
 						from, got, seed, run.listener, a.ExitErr(), a.Panic(), f.Dump())
 				}
@@ -170,7 +170,7 @@ func TestTCPFuzz(t *testing.T) {
 				to := min(from+step, run.n)
 				f.Run(from, to, a.Alive)
 				if !a.Alive() {
-					time.Sleep(200 * time.Millisecond)
+					a.Exited(5 * time.Second) // its whole output, the panic included
 					t.Fatalf("the agent died during %s sessions %d..%d of seed %d (%v):\n%s\nlast sessions:\n%s",
 						run.listener, from, to, seed, a.ExitErr(), a.Panic(), f.Last())
 				}
@@ -424,7 +424,7 @@ func TestSRTPacketFilterCaller(t *testing.T) {
 		}
 		f.Close()
 		if !a.Alive() {
-			time.Sleep(200 * time.Millisecond)
+			a.Exited(5 * time.Second) // its whole output, the panic included
 			t.Fatalf("the agent died in round %d of FEC callers (seed %d, %d filters accepted) (%v):\n%s", round, seed, accepted, a.ExitErr(), a.Panic())
 		}
 	}
