@@ -347,7 +347,7 @@ func (p *Publisher) Write(pkt *Packet) error {
 				s.offset = s.lastOut + 1 - pkt.Time
 			}
 		}
-		if s.started && pkt.Time+s.offset < s.lastOut-MaxClockStepBack {
+		if pkt.Time+s.offset < s.lastOut-MaxClockStepBack {
 			// the source's clock jumped back within one session: the
 			// stream was taken over upstream (another edge's encoder
 			// behind a center whose TS passes to a pull untouched);
