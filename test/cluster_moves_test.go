@@ -22,8 +22,12 @@ import (
 	"github.com/relaymesh/relaymesh/test/netlab"
 )
 
-func siteNamed(name string) site {
+func siteNamed(t *testing.T, name string) site {
+	t.Helper()
 	i := slices.IndexFunc(clusterSites, func(s site) bool { return s.name == name })
+	if i < 0 {
+		t.Fatalf("no site %q", name)
+	}
 	return clusterSites[i]
 }
 
@@ -42,7 +46,7 @@ func (c *cluster) stop(name string, sig syscall.Signal) {
 
 // restart starts a stopped node again with its config and seeds.
 func (c *cluster) restart(name string) {
-	c.start(siteNamed(name), c.seeds[name], filepath.Join(c.dir, "gossip.key"))
+	c.start(siteNamed(c.t, name), c.seeds[name], filepath.Join(c.dir, "gossip.key"))
 }
 
 // waitPort polls until node's TCP port accepts a connection: the first
@@ -203,10 +207,10 @@ func TestClusterPullFollowsDirectory(t *testing.T) {
 	testmedia.Eventually(t, 30*time.Second, "fra's directory names tyo", func() bool { return c.host("fra", stream) == "tyo" })
 	named := time.Since(cut)
 	testmedia.Eventually(t, 30*time.Second, "fra's pull reads from tyo", func() bool {
-		var links struct {
-			Pulls []struct{ Stream, From string } `json:"pulls"`
-		}
-		return c.api("fra", "/v1/links", &links) == nil && len(links.Pulls) == 1 && links.Pulls[0].From == "tyo"
+		actx, acancel := bounded()
+		defer acancel()
+		links, err := c.client("fra").Links(actx)
+		return err == nil && len(links.Pulls) == 1 && links.Pulls[0].From == "tyo"
 	})
 	if !resumed(player, cut.Add(named), 30*time.Second) {
 		t.Fatalf("the player on fra did not resume after the stream moved to tyo: %v", player.err)

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -195,11 +194,7 @@ func startCluster(t *testing.T) *cluster {
 func startClusterWith(t *testing.T, names ...string) *cluster {
 	var sites []site
 	for _, n := range names {
-		i := slices.IndexFunc(clusterSites, func(s site) bool { return s.name == n })
-		if i < 0 {
-			t.Fatalf("no site %q", n)
-		}
-		sites = append(sites, clusterSites[i])
+		sites = append(sites, siteNamed(t, n))
 	}
 	c := newCluster(t, sites)
 	for _, s := range sites {
@@ -550,6 +545,27 @@ func (p *flvPlayer) maxGap(t time.Time) time.Duration {
 	return gap
 }
 
+// readOn (in test t, a subtest's) reads secs seconds of url with ffmpeg in node's namespace
+// (bounded by limit) into out, in the container its name ends with, and
+// probes what it got; it reports how long the read took.
+func (c *cluster) readOn(t *testing.T, ctx context.Context, node, url string, limit time.Duration, secs, out string) (testmedia.Result, time.Duration) {
+	t.Helper()
+	format := map[string]string{".ts": "mpegts", ".nut": "nut"}[filepath.Ext(out)]
+	rctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	start := time.Now()
+	cmd := c.lab.Host(node).Command(rctx, "ffmpeg", "-hide_banner", "-v", "error", "-i", url, "-t", secs, "-c", "copy", "-f", format, out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg reading %s on %s: %v: %s", url, node, err, b)
+	}
+	took := time.Since(start)
+	res, err := testmedia.Analyze(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, took
+}
+
 // resumed waits until the player received 50 frames after t.
 func resumed(p *flvPlayer, t time.Time, d time.Duration) bool {
 	deadline := time.Now().Add(d)
@@ -695,20 +711,8 @@ func TestCluster(t *testing.T) {
 	// An SRT player on a center that does not have the stream: the center
 	// pulls it on demand while the player's handshake waits.
 	t.Run("srt_play_pulls_on_demand", func(t *testing.T) {
-		out := filepath.Join(c.dir, "tyo-srt.ts")
 		url := "srt://" + c.lab.Host("tyo").AddrPort(8890).String() + "?streamid=read:" + stream
-		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
-		defer rcancel()
-		start := time.Now()
-		cmd := c.lab.Host("tyo").Command(rctx, "ffmpeg", "-hide_banner", "-v", "error", "-i", url, "-t", "2", "-c", "copy", "-f", "mpegts", out)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("ffmpeg reading %s on tyo: %v: %s", url, err, b)
-		}
-		took := time.Since(start)
-		res, err := testmedia.Analyze(ctx, out)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, took := c.readOn(t, ctx, "tyo", url, 30*time.Second, "2", filepath.Join(c.dir, "tyo-srt.ts"))
 		if res.VideoCodec != "h264" || res.AudioCodec != "aac" || !res.FirstKey || res.DecodeErrors != "" {
 			t.Errorf("ffprobe of what the SRT player on tyo got: %+v", res)
 		}
@@ -727,20 +731,8 @@ func TestCluster(t *testing.T) {
 	// An LL-HLS player on a center that does not have the stream: the
 	// muxer's wait pulls it on demand, as for the other outputs.
 	t.Run("hls_play_on_a_center_without_the_stream", func(t *testing.T) {
-		out := filepath.Join(c.dir, "tyo-hls.nut")
 		url := "http://" + c.lab.Host("tyo").AddrPort(8080).String() + "/" + stream + "/index.m3u8"
-		rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
-		defer rcancel()
-		start := time.Now()
-		cmd := c.lab.Host("tyo").Command(rctx, "ffmpeg", "-hide_banner", "-v", "error", "-i", url, "-t", "3", "-c", "copy", "-f", "nut", out)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("ffmpeg reading %s on tyo: %v: %s", url, err, b)
-		}
-		took := time.Since(start)
-		res, err := testmedia.Analyze(ctx, out)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, took := c.readOn(t, ctx, "tyo", url, 60*time.Second, "3", filepath.Join(c.dir, "tyo-hls.nut"))
 		if res.VideoCodec != "h264" || res.AudioCodec != "aac" || !res.FirstKey || res.DecodeErrors != "" || res.VideoFrames < 70 {
 			t.Errorf("ffprobe of what the LL-HLS player on tyo got: %+v", res)
 		}
