@@ -294,11 +294,11 @@ func (s *Stream) newEpoch() {
 // be from the last output before it is rebased like any new session.
 const maxContinueStep = 30000 // ms
 
-// MaxClockStepBack is how far a publisher's timestamps may go back within
+// maxClockStepBack is how far a publisher's timestamps may go back within
 // a session (audio behind video in the interleave) before Write takes it
 // for a new clock and rebases the rest of the session after the last
 // output.
-const MaxClockStepBack = 3000 // ms
+const maxClockStepBack = 3000 // ms
 
 // Publisher is the single writer of a stream.
 type Publisher struct {
@@ -347,7 +347,7 @@ func (p *Publisher) Write(pkt *Packet) error {
 				s.offset = s.lastOut + 1 - pkt.Time
 			}
 		}
-		if s.started && pkt.Time+s.offset < s.lastOut-MaxClockStepBack {
+		if pkt.Time+s.offset < s.lastOut-maxClockStepBack {
 			// the source's clock jumped back within one session: the
 			// stream was taken over upstream (another edge's encoder
 			// behind a center whose TS passes to a pull untouched);
