@@ -37,8 +37,11 @@ type Stream struct {
 	// frames (0 = none yet)
 	lastMedia [2]int64
 	// cont: this session continues the last one's timeline (Continues)
-	cont   bool
-	lastTS int64 // the last TS-lane media packet's time
+	cont bool
+	// tsOverlap: a continuing session has not yet written a TS-lane
+	// packet newer than the last one's (the overlap dropped)
+	tsOverlap bool
+	lastTS    int64 // the last TS-lane media packet's time
 
 	Meter   Meter
 	codecs  atomic.Pointer[CodecInfo]
@@ -139,6 +142,7 @@ func (s *Stream) attach(info PublisherInfo) *Publisher {
 	p := &Publisher{s: s, info: info, session: s.sessions}
 	s.started = false
 	s.cont = info.Continues && s.sessions > 1
+	s.tsOverlap = s.cont
 	s.wmu.Unlock()
 	s.pub = p
 	if !s.cont {
@@ -330,8 +334,14 @@ func (p *Publisher) Write(pkt *Packet) error {
 	if pkt.Kind == KindTS {
 		f = FormatTS
 		if !pkt.Header {
-			if s.cont && pkt.Time <= s.lastTS {
-				return nil // the previous session delivered it
+			if s.cont && s.tsOverlap {
+				if pkt.Time <= s.lastTS {
+					return nil // the previous session delivered it
+				}
+				// past the overlap: a time repeated later in the
+				// session (a group without a new DTS) is this
+				// session's own packet
+				s.tsOverlap = false
 			}
 			s.lastTS = max(s.lastTS, pkt.Time)
 		}
