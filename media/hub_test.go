@@ -1252,3 +1252,37 @@ func TestContinuingSessionTSOverlap(t *testing.T) {
 		t.Errorf("TS group times %v, want the overlap dropped and nothing dropped after it: %v", times, want)
 	}
 }
+
+// TestContinuingSessionKeepsOwnFrames: past the overlap, a frame of a
+// continuing session that repeats its track's last time is its own, not
+// one the previous session delivered: it is kept (moved 1 ms on, as in
+// any session) instead of dropped, which would break decoding until the
+// next keyframe.
+func TestContinuingSessionKeepsOwnFrames(t *testing.T) {
+	h := newHub(t, func(c *media.HubConfig) { c.Takeover = true })
+	p1 := publish(t, h, "live/contown")
+	r := subscribe(t, h, "live/contown")
+	write(t, p1, vhdr(0), key(1000), inter(1040))
+	got, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := h.Publish("live/contown", media.PublisherInfo{Protocol: "srt-pull", Takeover: true, Continues: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, p2, vhdr(0), key(1000), inter(1040), inter(1080), inter(1080), inter(1120))
+	more, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vts []int64
+	for _, pk := range media1(append(got, more...)) {
+		if pk.Kind == media.KindVideo {
+			vts = append(vts, pk.Time)
+		}
+	}
+	if want := []int64{1000, 1040, 1080, 1081, 1120}; !slices.Equal(vts, want) {
+		t.Errorf("video times %v, want %v", vts, want)
+	}
+}

@@ -38,10 +38,11 @@ type Stream struct {
 	lastMedia [2]int64
 	// cont: this session continues the last one's timeline (Continues)
 	cont bool
-	// tsOverlap: a continuing session has not yet written a TS-lane
-	// packet newer than the last one's (the overlap dropped)
-	tsOverlap bool
-	lastTS    int64 // the last TS-lane media packet's time
+	// overlap[track] (video, audio, TS lane): a continuing session has
+	// not yet written a packet of it newer than the last session's; until
+	// then what it repeats is dropped
+	overlap [3]bool
+	lastTS  int64 // the last TS-lane media packet's time
 
 	Meter   Meter
 	codecs  atomic.Pointer[CodecInfo]
@@ -142,7 +143,7 @@ func (s *Stream) attach(info PublisherInfo) *Publisher {
 	p := &Publisher{s: s, info: info, session: s.sessions}
 	s.started = false
 	s.cont = info.Continues && s.sessions > 1
-	s.tsOverlap = s.cont
+	s.overlap = [3]bool{s.cont, s.cont, s.cont}
 	s.wmu.Unlock()
 	s.pub = p
 	if !s.cont {
@@ -272,6 +273,9 @@ func (s *Stream) endLocked(reason error) func() {
 	}
 }
 
+// trackTS indexes the TS lane in Stream.overlap, after mediaTrack's.
+const trackTS = 2
+
 // mediaTrack is 0 for a video frame, 1 for an audio frame and -1 for
 // anything else (headers, metadata).
 func mediaTrack(p *Packet) int {
@@ -334,14 +338,14 @@ func (p *Publisher) Write(pkt *Packet) error {
 	if pkt.Kind == KindTS {
 		f = FormatTS
 		if !pkt.Header {
-			if s.cont && s.tsOverlap {
+			if s.cont && s.overlap[trackTS] {
 				if pkt.Time <= s.lastTS {
 					return nil // the previous session delivered it
 				}
 				// past the overlap: a time repeated later in the
 				// session (a group without a new DTS) is this
 				// session's own packet
-				s.tsOverlap = false
+				s.overlap[trackTS] = false
 			}
 			s.lastTS = max(s.lastTS, pkt.Time)
 		}
@@ -371,11 +375,12 @@ func (p *Publisher) Write(pkt *Packet) error {
 			// new session would land at or before its own last frame
 			// (the duplicate DTS at every pull switch)
 			if last := s.lastMedia[i]; last != 0 && pkt.Time <= last {
-				if s.cont {
+				if s.cont && s.overlap[i] {
 					return nil // the previous session delivered it
 				}
 				pkt.Time = last + 1
 			}
+			s.overlap[i] = false
 			s.lastMedia[i] = pkt.Time
 		}
 		if pkt.Time > s.lastOut {
