@@ -55,7 +55,7 @@ EOC
 			;;
 		*) die "unknown server $server" ;;
 		esac
-		sleep 1
+		wait_port "$RTMP_PORT" || die "$server does not listen on $RTMP_PORT"
 		url=rtmp://127.0.0.1:$RTMP_PORT/live/delay
 		load=()
 		log "run: $tag, $LOAD_READERS other readers (load $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -129,8 +129,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		tag=$server-$PROTO-$STREAMS-r$rep
 		log "run: $tag (load $(load_line))"
 		start_server "$server" "$tag"
-		sleep 2
-		kill -0 "$SERVER_PID" || die "$server did not start: $(tail -c 300 "$OUT/$tag/stdout.log" 2>/dev/null)"
+		wait_port "$RTMP_PORT" || die "$server did not start: $(tail -c 300 "$OUT/$tag/stdout.log" 2>/dev/null)"
 		rss0=$(max_rss "$SERVER_PID" 3)
 		start_publishers
 		sleep "$SETTLE"
