@@ -4,6 +4,8 @@
 # video frame, arrival at the player minus the moment the publisher wrote
 # it (the direct tee). Servers alternate, REPS reps, optionally with
 # LOAD_READERS other light readers on the same stream; load average logged.
+# The other readers also measure the server (rtmpreader -pid): its CPU and
+# max RSS over their window, so delay is reported beside CPU and memory.
 #
 # Usage: bench/delay.sh   (from the repository root)
 # Knobs: REPS=2 DURATION=20 LOAD_READERS=50
@@ -53,7 +55,7 @@ EOC
 			;;
 		*) die "unknown server $server" ;;
 		esac
-		sleep 1
+		wait_port "$RTMP_PORT" || die "$server does not listen on $RTMP_PORT"
 		url=rtmp://127.0.0.1:$RTMP_PORT/live/delay
 		load=()
 		log "run: $tag, $LOAD_READERS other readers (load $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -62,7 +64,7 @@ EOC
 		hp=$!
 		PIDS+=("$hp")
 		if ((LOAD_READERS > 0)); then
-			"$OUT/rtmpreader" -url "$url" -n "$LOAD_READERS" -wait-live 10s -warmup 1s \
+			"$OUT/rtmpreader" -url "$url" -n "$LOAD_READERS" -wait-live 10s -idle 1s -warmup 1s -pid "$SERVER_PID" \
 				-duration "$((DURATION - 5))s" >"$OUT/load-$tag.json" 2>"$OUT/load-$tag.log" &
 			load=($!)
 			PIDS+=("${load[@]}")
@@ -75,7 +77,7 @@ EOC
 		done
 		stop_and_forget "$SERVER_PID"
 		[ -s "$OUT/hop-$tag.json" ] && jq -c --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson rep "$rep" \
-			--argjson others "$(jq -c '{ok, failed, dropped, mbit_per_s_per_reader}' "$OUT/load-$tag.json" 2>/dev/null || echo null)" \
+			--argjson others "$(jq -c '{ok, failed, dropped, mbit_per_s_per_reader, cpu_percent: .server.cpu_percent, rss_mb: ((.server.rssN_kib // 0) / 1024 | round)}' "$OUT/load-$tag.json" 2>/dev/null || echo null)" \
 			'. + {rep: $rep, load: $load, others: $others}' "$OUT/hop-$tag.json" | tee -a "$RESULTS" >&2
 	done
 done
@@ -83,8 +85,8 @@ cleanup
 {
 	echo "# hop delay $(date -u +%FT%TZ), $(nproc) cores, ${DURATION}s per run, $LOAD_READERS other readers"
 	echo
-	echo "| server | rep | load 1/5/15 | frames matched/sent | p50 ms | p95 ms | p99 ms | max ms | other readers ok/failed/dropped |"
-	echo "|---|---|---|---|---|---|---|---|---|"
-	jq -r '"| \(.label) | \(.rep) | \(.load) | \(.video_frames_matched)/\(.video_frames_sent) | \(.p50_ms) | \(.p95_ms) | \(.p99_ms) | \(.max_ms) | \(if .others then "\(.others.ok)/\(.others.failed)/\(.others.dropped)" else "-" end) |"' "$RESULTS"
+	echo "| server | rep | load 1/5/15 | frames matched/sent | p50 ms | p95 ms | p99 ms | max ms | other readers ok/failed/dropped | server CPU % | server RSS MB |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	jq -r '"| \(.label) | \(.rep) | \(.load) | \(.video_frames_matched)/\(.video_frames_sent) | \(.p50_ms) | \(.p95_ms) | \(.p99_ms) | \(.max_ms) | \(if .others then "\(.others.ok)/\(.others.failed)/\(.others.dropped) | \(.others.cpu_percent) | \(.others.rss_mb)" else "- | - | -" end) |"' "$RESULTS"
 } | tee "$OUT/summary.md"
 log "results: $OUT"

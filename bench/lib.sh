@@ -74,6 +74,17 @@ stop_and_forget() {
 	done
 }
 
+# wait_port PORT [SECONDS]: poll until something accepts on 127.0.0.1:PORT
+# (default 10 s); fails after that.
+wait_port() {
+	local i
+	for ((i = 0; i < ${2:-10} * 10; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # --- build -------------------------------------------------------------
 # build_binaries READER: builds bench/READER into $OUT/READER and, unless
 # RELAYMESH_BIN is set, relaymesh into bin/relaymesh (sets RELAYMESH_BIN).

@@ -36,6 +36,7 @@ OUT=${OUT:-$CACHE/streams-$(date +%Y%m%d-%H%M%S)}
 cleanup() { stop_all; }
 bench_setup
 need_tools go ffmpeg jq curl
+case " $SERVERS " in *" nginx "*) [ "$PROTO" = srt ] || need_tools nginx ;; esac
 build_binaries rtmpreader
 
 CLIP1M=$CACHE/clip-360p30-1M-gop2s-v1.flv
@@ -58,24 +59,18 @@ RTMP_PORT=$((BASE_PORT + 1))
 SRT_PORT=$((BASE_PORT + 4))
 API_ADDR=127.0.0.1:$((BASE_PORT + 3))
 
-# rss_kib PID: VmRSS of PID and its children (nginx master + worker).
-rss_kib() {
+# tree_sum PID FILE AWK: the number AWK prints from /proc/P/FILE, summed
+# over PID and its children (nginx master + worker).
+tree_sum() {
 	local sum=0 p v
 	for p in $1 $(pgrep -P "$1" || true); do
-		v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+		v=$(awk "$3" "/proc/$p/$2" 2>/dev/null || echo 0)
 		sum=$((sum + ${v:-0}))
 	done
 	echo "$sum"
 }
-# cpu_ticks PID: utime+stime of PID and its children.
-cpu_ticks() {
-	local sum=0 p v
-	for p in $1 $(pgrep -P "$1" || true); do
-		v=$(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0)
-		sum=$((sum + ${v:-0}))
-	done
-	echo "$sum"
-}
+rss_kib() { tree_sum "$1" status '/^VmRSS:/ {print $2}'; }                  # VmRSS, KiB
+cpu_ticks() { tree_sum "$1" stat '{sub(/.*\) /, ""); print $12 + $13}'; } # utime+stime
 # max_rss PID SECONDS: the largest RSS sampled once a second.
 max_rss() {
 	local m=0 r i
@@ -134,8 +129,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		tag=$server-$PROTO-$STREAMS-r$rep
 		log "run: $tag (load $(load_line))"
 		start_server "$server" "$tag"
-		sleep 2
-		kill -0 "$SERVER_PID" || die "$server did not start: $(tail -c 300 "$OUT/$tag/stdout.log" 2>/dev/null)"
+		wait_port "$RTMP_PORT" || die "$server did not start: $(tail -c 300 "$OUT/$tag/stdout.log" 2>/dev/null)"
 		rss0=$(max_rss "$SERVER_PID" 3)
 		start_publishers
 		sleep "$SETTLE"

@@ -1196,3 +1196,93 @@ func TestContinuingSessionDropsDelivered(t *testing.T) {
 		t.Errorf("video times %v, want every frame once: %v", vts, want)
 	}
 }
+
+// TestContinuingSessionTSOverlap: on the TS lane a continuing session drops
+// only the overlap with what the previous session delivered; once past it,
+// a group that repeats a time (one without a new DTS) is its own and goes
+// to readers, so their TS has no hole.
+func TestContinuingSessionTSOverlap(t *testing.T) {
+	h := newHub(t, func(c *media.HubConfig) { c.Takeover = true })
+	info := media.PublisherInfo{Protocol: "srt-pull", Native: media.FormatTS, Takeover: true}
+	group := func(ts int64) *media.Packet {
+		return &media.Packet{Kind: media.KindTS, Time: ts, Keyframe: ts%400 == 0, Payload: []byte{0x47, byte(ts), byte(ts >> 8)}}
+	}
+	psi := &media.Packet{Kind: media.KindTS, Header: true, Payload: []byte{0x47, 0, 0}}
+	p1, err := h.Publish("live/contts", info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.Subscribe(context.Background(), "live/contts", media.SubscribeOptions{Format: media.FormatTS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	write(t, p1, psi)
+	for ts := int64(1200); ts <= 1400; ts += 40 {
+		write(t, p1, group(ts))
+	}
+	got, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Continues = true
+	p2, err := h.Publish("live/contts", info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, p2, psi)
+	for ts := int64(1200); ts <= 1600; ts += 40 { // from the GOP's start, behind what was delivered
+		write(t, p2, group(ts))
+	}
+	write(t, p2, group(1600), group(1640)) // 1600 again: a group without a new DTS
+	more, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var times []int64
+	for _, pk := range media1(append(got, more...)) {
+		times = append(times, pk.Time)
+	}
+	var want []int64
+	for ts := int64(1200); ts <= 1600; ts += 40 {
+		want = append(want, ts)
+	}
+	want = append(want, 1600, 1640)
+	if !slices.Equal(times, want) {
+		t.Errorf("TS group times %v, want the overlap dropped and nothing dropped after it: %v", times, want)
+	}
+}
+
+// TestContinuingSessionKeepsOwnFrames: past the overlap, a frame of a
+// continuing session that repeats its track's last time is its own, not
+// one the previous session delivered: it is kept (moved 1 ms on, as in
+// any session) instead of dropped, which would break decoding until the
+// next keyframe.
+func TestContinuingSessionKeepsOwnFrames(t *testing.T) {
+	h := newHub(t, func(c *media.HubConfig) { c.Takeover = true })
+	p1 := publish(t, h, "live/contown")
+	r := subscribe(t, h, "live/contown")
+	write(t, p1, vhdr(0), key(1000), inter(1040))
+	got, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := h.Publish("live/contown", media.PublisherInfo{Protocol: "srt-pull", Takeover: true, Continues: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, p2, vhdr(0), key(1000), inter(1040), inter(1080), inter(1080), inter(1120))
+	more, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vts []int64
+	for _, pk := range media1(append(got, more...)) {
+		if pk.Kind == media.KindVideo {
+			vts = append(vts, pk.Time)
+		}
+	}
+	if want := []int64{1000, 1040, 1080, 1081, 1120}; !slices.Equal(vts, want) {
+		t.Errorf("video times %v, want %v", vts, want)
+	}
+}

@@ -112,8 +112,7 @@ func (p *Packet) AppendFLV(bufs net.Buffers, hdr []byte) (net.Buffers, []byte) {
 	n := len(p.Payload)
 	ts := uint32(p.Time)
 	start := len(hdr)
-	hdr = append(hdr, byte(p.Kind), byte(n>>16), byte(n>>8), byte(n),
-		byte(ts>>16), byte(ts>>8), byte(ts), byte(ts>>24), 0, 0, 0)
+	hdr = appendFLVHeader(hdr, p.Kind, ts, n)
 	hdr = binary.BigEndian.AppendUint32(hdr, uint32(11+n))
 	h := hdr[start:len(hdr):len(hdr)]
 	return append(bufs, h[:11], p.Payload, h[11:]), hdr
@@ -150,24 +149,16 @@ func appendContinuation(dst []byte, kind Kind, ts uint32) []byte {
 	return dst
 }
 
-// AppendRTMPChunks appends one RTMP message, chunked, to dst.
-func AppendRTMPChunks(dst []byte, kind Kind, ts uint32, msid uint32, chunkSize int, body []byte) []byte {
-	n := len(body)
-	dst = appendChunkHeader(dst, kind, ts, msid, n)
-	for off := 0; off < n; off += chunkSize {
-		if off > 0 {
-			dst = appendContinuation(dst, kind, ts)
-		}
-		dst = append(dst, body[off:min(off+chunkSize, n)]...)
-	}
-	return dst
-}
-
 // AppendFLVTag appends an FLV tag and its PreviousTagSize to dst.
 func AppendFLVTag(dst []byte, kind Kind, ts uint32, body []byte) []byte {
 	n := len(body)
-	dst = append(dst, byte(kind), byte(n>>16), byte(n>>8), byte(n),
-		byte(ts>>16), byte(ts>>8), byte(ts), byte(ts>>24), 0, 0, 0)
+	dst = appendFLVHeader(dst, kind, ts, n)
 	dst = append(dst, body...)
 	return binary.BigEndian.AppendUint32(dst, uint32(11+n))
+}
+
+// appendFLVHeader appends the 11-byte header of an FLV tag of n body bytes.
+func appendFLVHeader(dst []byte, kind Kind, ts uint32, n int) []byte {
+	return append(dst, byte(kind), byte(n>>16), byte(n>>8), byte(n),
+		byte(ts>>16), byte(ts>>8), byte(ts), byte(ts>>24), 0, 0, 0)
 }

@@ -75,47 +75,28 @@ func check(t *testing.T, msg *rawmessage.Message, tc wireCase, msid uint32) {
 	}
 }
 
-// TestAppendRTMPChunks parses the chunks back with gortmplib's chunk stream
-// reader, as a player does, one message at a time and all in one stream.
-func TestAppendRTMPChunks(t *testing.T) {
-	var all []byte
+// TestAppendRTMP parses the chunks back with gortmplib's chunk stream
+// reader, as a player does: all the cases framed into one iovec list and
+// one scratch, read as one chunk stream (each case alone is in
+// TestPacketWireVectors).
+func TestAppendRTMP(t *testing.T) {
+	var bufs [][]byte
+	var hdr []byte
 	for _, tc := range wireCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			b := media.AppendRTMPChunks(nil, tc.kind, tc.ts, 1, media.RTMPChunkSize, tc.body)
-			all = append(all, b...)
-			r := newReader(t, b)
-			msg, err := r.Read()
-			if err != nil {
-				t.Fatalf("read back: %v", err)
-			}
-			check(t, msg, tc, 1)
-			if _, err := r.Read(); err != io.EOF {
-				t.Errorf("bytes left after the message: %v", err)
-			}
-		})
+		p := &media.Packet{Kind: tc.kind, Time: int64(tc.ts), Payload: tc.body}
+		bufs, hdr = p.AppendRTMP(bufs, hdr)
 	}
-	t.Run("all in one chunk stream", func(t *testing.T) {
-		r := newReader(t, all)
-		for _, tc := range wireCases() {
-			msg, err := r.Read()
-			if err != nil {
-				t.Fatalf("%s: %v", tc.name, err)
-			}
-			check(t, msg, tc, 1)
-		}
-	})
-	t.Run("appends to dst", func(t *testing.T) {
-		prefix := []byte("prefix")
-		b := media.AppendRTMPChunks(append([]byte(nil), prefix...), media.KindVideo, 5, 3, media.RTMPChunkSize, body(100))
-		if !bytes.HasPrefix(b, prefix) {
-			t.Fatalf("dst prefix lost")
-		}
-		msg, err := newReader(t, b[len(prefix):]).Read()
+	r := newReader(t, bytes.Join(bufs, nil))
+	for _, tc := range wireCases() {
+		msg, err := r.Read()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", tc.name, err)
 		}
-		check(t, msg, wireCase{kind: media.KindVideo, ts: 5, body: body(100)}, 3)
-	})
+		check(t, msg, tc, media.RTMPMessageStreamID)
+	}
+	if _, err := r.Read(); err != io.EOF {
+		t.Errorf("bytes left after the messages: %v", err)
+	}
 	t.Run("packet AppendRTMP uses stream 1 and the low 32 bits of Time", func(t *testing.T) {
 		p := &media.Packet{Kind: media.KindVideo, Time: 1<<32 + 7, Payload: body(5000)}
 		msg, err := newReader(t, flatRTMP(t, p)).Read()
@@ -126,9 +107,8 @@ func TestAppendRTMPChunks(t *testing.T) {
 	})
 }
 
-// flatRTMP returns p's RTMP iovecs joined, after checking that they are
-// the same bytes as AppendRTMPChunks, that the payload is not copied and
-// that the framing fits the documented scratch.
+// flatRTMP returns p's RTMP iovecs joined, after checking that the
+// payload is not copied and that the framing fits the documented scratch.
 func flatRTMP(t *testing.T, p *media.Packet) []byte {
 	t.Helper()
 	bufs, hdr := p.AppendRTMP(nil, nil)
@@ -136,12 +116,7 @@ func flatRTMP(t *testing.T, p *media.Packet) []byte {
 		t.Errorf("AppendRTMP used %d bytes of scratch, documented at most %d", len(hdr), media.RTMPHeaderScratch)
 	}
 	checkShared(t, bufs, p.Payload)
-	flat := bytes.Join(bufs, nil)
-	want := media.AppendRTMPChunks(nil, p.Kind, uint32(p.Time), media.RTMPMessageStreamID, media.RTMPChunkSize, p.Payload)
-	if !bytes.Equal(flat, want) {
-		t.Fatalf("AppendRTMP iovecs differ from AppendRTMPChunks (%d vs %d bytes)", len(flat), len(want))
-	}
-	return flat
+	return bytes.Join(bufs, nil)
 }
 
 // checkShared fails unless every payload byte in bufs is payload itself,
@@ -188,13 +163,16 @@ func TestPacketWireVectors(t *testing.T) {
 		}
 		var bufs [][]byte
 		var hdr []byte
-		var want []byte
 		for _, p := range ps {
 			bufs, hdr = p.AppendRTMP(bufs, hdr)
-			want = media.AppendRTMPChunks(want, p.Kind, uint32(p.Time), media.RTMPMessageStreamID, media.RTMPChunkSize, p.Payload)
 		}
-		if !bytes.Equal(bytes.Join(bufs, nil), want) {
-			t.Fatal("three packets into one iovec list and one scratch: bytes differ from their chunks")
+		r := newReader(t, bytes.Join(bufs, nil))
+		for _, p := range ps {
+			msg, err := r.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, msg, wireCase{kind: p.Kind, ts: uint32(p.Time), body: p.Payload}, media.RTMPMessageStreamID)
 		}
 	})
 }

@@ -37,8 +37,12 @@ type Stream struct {
 	// frames (0 = none yet)
 	lastMedia [2]int64
 	// cont: this session continues the last one's timeline (Continues)
-	cont   bool
-	lastTS int64 // the last TS-lane media packet's time
+	cont bool
+	// overlap[track] (video, audio, TS lane): a continuing session has
+	// not yet written a packet of it newer than the last session's; until
+	// then what it repeats is dropped
+	overlap [3]bool
+	lastTS  int64 // the last TS-lane media packet's time
 
 	Meter   Meter
 	codecs  atomic.Pointer[CodecInfo]
@@ -139,6 +143,7 @@ func (s *Stream) attach(info PublisherInfo) *Publisher {
 	p := &Publisher{s: s, info: info, session: s.sessions}
 	s.started = false
 	s.cont = info.Continues && s.sessions > 1
+	s.overlap = [3]bool{s.cont, s.cont, s.cont}
 	s.wmu.Unlock()
 	s.pub = p
 	if !s.cont {
@@ -268,6 +273,9 @@ func (s *Stream) endLocked(reason error) func() {
 	}
 }
 
+// trackTS indexes the TS lane in Stream.overlap, after mediaTrack's.
+const trackTS = 2
+
 // mediaTrack is 0 for a video frame, 1 for an audio frame and -1 for
 // anything else (headers, metadata).
 func mediaTrack(p *Packet) int {
@@ -294,11 +302,11 @@ func (s *Stream) newEpoch() {
 // be from the last output before it is rebased like any new session.
 const maxContinueStep = 30000 // ms
 
-// MaxClockStepBack is how far a publisher's timestamps may go back within
+// maxClockStepBack is how far a publisher's timestamps may go back within
 // a session (audio behind video in the interleave) before Write takes it
 // for a new clock and rebases the rest of the session after the last
 // output.
-const MaxClockStepBack = 3000 // ms
+const maxClockStepBack = 3000 // ms
 
 // Publisher is the single writer of a stream.
 type Publisher struct {
@@ -330,8 +338,14 @@ func (p *Publisher) Write(pkt *Packet) error {
 	if pkt.Kind == KindTS {
 		f = FormatTS
 		if !pkt.Header {
-			if s.cont && pkt.Time <= s.lastTS {
-				return nil // the previous session delivered it
+			if s.cont && s.overlap[trackTS] {
+				if pkt.Time <= s.lastTS {
+					return nil // the previous session delivered it
+				}
+				// past the overlap: a time repeated later in the
+				// session (a group without a new DTS) is this
+				// session's own packet
+				s.overlap[trackTS] = false
 			}
 			s.lastTS = max(s.lastTS, pkt.Time)
 		}
@@ -347,7 +361,7 @@ func (p *Publisher) Write(pkt *Packet) error {
 				s.offset = s.lastOut + 1 - pkt.Time
 			}
 		}
-		if pkt.Time+s.offset < s.lastOut-MaxClockStepBack {
+		if pkt.Time+s.offset < s.lastOut-maxClockStepBack {
 			// the source's clock jumped back within one session: the
 			// stream was taken over upstream (another edge's encoder
 			// behind a center whose TS passes to a pull untouched);
@@ -361,11 +375,12 @@ func (p *Publisher) Write(pkt *Packet) error {
 			// new session would land at or before its own last frame
 			// (the duplicate DTS at every pull switch)
 			if last := s.lastMedia[i]; last != 0 && pkt.Time <= last {
-				if s.cont {
+				if s.cont && s.overlap[i] {
 					return nil // the previous session delivered it
 				}
 				pkt.Time = last + 1
 			}
+			s.overlap[i] = false
 			s.lastMedia[i] = pkt.Time
 		}
 		if pkt.Time > s.lastOut {
