@@ -162,9 +162,43 @@ func TestWHEPPlaysRTMP(t *testing.T) {
 		t.Fatalf("DELETE: %d %s", st, body)
 	}
 	testmedia.Eventually(t, 10*time.Second, "session gone after DELETE", func() bool { return s.SessionCount() == 0 })
+	// the session ends only once its ffmpeg child is reaped
+	if kids := children(t, "libopus"); len(kids) != 0 {
+		t.Fatalf("AAC->Opus ffmpeg outlived its session: %q", kids)
+	}
 	if st, _ := webrtcpeer.Do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusNotFound {
 		t.Fatalf("second DELETE: %d, want 404", st)
 	}
+}
+
+// children returns the command lines of this process's live (not
+// zombie) children that contain arg.
+func children(t *testing.T, arg string) []string {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 2 || f[0] == "Z" || f[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		cmd, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if c := strings.ReplaceAll(string(cmd), "\x00", " "); strings.Contains(c, arg) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // h264File makes an Annex B H.264 file with ffmpeg (lavfi), one slice
@@ -268,7 +302,7 @@ func publishOpus(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalSta
 // ffmpeg; ffmpeg reads it back over RTMP and HTTP-FLV, the Opus as AAC.
 func TestWHIPPublishes(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
-	n, _ := node(t, webrtc.Config{})
+	n, s := node(t, webrtc.Config{})
 	ctx := t.Context()
 	key := "live/whip"
 	src := h264File(t, 20)
@@ -288,7 +322,7 @@ func TestWHIPPublishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	asrc := opusFile(t, 20)
-	webrtcpeer.Connect(t, pc, n.FLVBase()+"/"+key+"/whip")
+	loc := webrtcpeer.Connect(t, pc, n.FLVBase()+"/"+key+"/whip")
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go publishFile(pctx, t, track, src)
@@ -309,6 +343,16 @@ func TestWHIPPublishes(t *testing.T) {
 			res.AudioCodec != "aac" || res.AudioFrames < 100 {
 			t.Fatalf("%s: %+v", url, res)
 		}
+	}
+	if kids := children(t, "-f adts"); len(kids) != 1 {
+		t.Fatalf("Opus->AAC ffmpeg children while publishing: %q, want 1", kids)
+	}
+	if st, body := webrtcpeer.Do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", st, body)
+	}
+	testmedia.Eventually(t, 10*time.Second, "session gone after DELETE", func() bool { return s.SessionCount() == 0 })
+	if kids := children(t, "-f adts"); len(kids) != 0 {
+		t.Fatalf("Opus->AAC ffmpeg outlived its session: %q", kids)
 	}
 }
 

@@ -193,6 +193,7 @@ func (ss *session) sendAudio(p *media.Packet, track *pwebrtc.TrackLocalStaticSam
 			return
 		}
 		*conv = t
+		ss.onClose(t.wait) // the child is killed with ss.ctx; close reaps it
 		ss.log.Info("transcoding AAC to Opus", "sample_rate", (*asc).SampleRate, "channels", (*asc).ChannelConfig)
 	}
 	(*conv).push(*asc, a.Data)

@@ -38,7 +38,10 @@ func (ss *session) recvOpus(tr *pwebrtc.TrackRemote, w *whipWriter) {
 		return
 	}
 	ss.log.Info("transcoding Opus to AAC")
+	reaped := make(chan struct{})
+	ss.onClose(func() { <-reaped }) // the child is killed with ss.ctx; close reaps it
 	go func() {
+		defer close(reaped)
 		err := ss.readADTS(stdout, w)
 		stdout.Close() // ffmpeg's next write fails and it exits
 		cmd.Wait()
