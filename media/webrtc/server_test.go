@@ -356,6 +356,57 @@ func TestWHIPPublishes(t *testing.T) {
 	}
 }
 
+// TestWHIPExtraTracks: a WHIP offer with two H264 and two Opus tracks
+// publishes one of each: the stream reads back clean over RTMP and one
+// ffmpeg child transcodes its audio.
+func TestWHIPExtraTracks(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	n, _ := node(t, webrtc.Config{})
+	ctx := t.Context()
+	key := "live/whip2"
+	src, asrc := h264File(t, 20), opusFile(t, 20)
+	pc := webrtcpeer.New(t)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var start []func()
+	for i := range 2 {
+		id := strconv.Itoa(i)
+		track, err := pwebrtc.NewTrackLocalStaticSample(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeH264}, "video"+id, "test"+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		atrack, err := pwebrtc.NewTrackLocalStaticSample(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio"+id, "test"+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range []pwebrtc.TrackLocal{track, atrack} {
+			if _, err := pc.AddTransceiverFromTrack(tr, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start = append(start, func() { go publishFile(pctx, t, track, src); go publishOpus(pctx, t, atrack, asrc) })
+	}
+	webrtcpeer.Connect(t, pc, n.FLVBase()+"/"+key+"/whip")
+	for _, f := range start {
+		f()
+	}
+	testmedia.Eventually(t, 15*time.Second, "stream has H264 and AAC", func() bool {
+		st := n.Hub.Stream(key)
+		return st != nil && st.Codecs().Video == "H264" && st.Codecs().Audio == "AAC"
+	})
+	res, err := testmedia.Read(ctx, n.RTMPURL(key), 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.VideoCodec != "h264" || res.Width != 320 || res.VideoFrames < 50 || !res.FirstKey || res.DecodeErrors != "" || res.NonMonotonic != 0 ||
+		res.AudioCodec != "aac" || res.AudioFrames < 100 {
+		t.Fatalf("RTMP: %+v", res)
+	}
+	if kids := children(t, "-f adts"); len(kids) != 1 {
+		t.Fatalf("Opus->AAC ffmpeg children: %q, want 1", kids)
+	}
+}
+
 // vp8Only is a player whose offer has no codec relaymesh carries.
 func vp8Only(t *testing.T) string {
 	t.Helper()

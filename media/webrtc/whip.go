@@ -39,12 +39,16 @@ func (ss *session) startWHIP(offer string, cfg *Config) (string, int, error) {
 		}
 	}
 	w := &whipWriter{pub: pub}
+	// one video and one audio track make the stream: an offer with more
+	// media sections gets the rest drained (a second H264 track would race
+	// the first on w, a second Opus track start a second ffmpeg)
+	var haveVideo, haveAudio atomic.Bool
 	ss.pc.OnTrack(func(tr *pwebrtc.TrackRemote, _ *pwebrtc.RTPReceiver) {
 		switch {
-		case tr.Kind() == pwebrtc.RTPCodecTypeVideo && tr.Codec().MimeType == pwebrtc.MimeTypeH264:
+		case tr.Kind() == pwebrtc.RTPCodecTypeVideo && tr.Codec().MimeType == pwebrtc.MimeTypeH264 && haveVideo.CompareAndSwap(false, true):
 			ss.log.Info("video track", "codec", "H264")
 			go ss.recvH264(tr, w)
-		case tr.Kind() == pwebrtc.RTPCodecTypeAudio && tr.Codec().MimeType == pwebrtc.MimeTypeOpus && ffmpegAvailable():
+		case tr.Kind() == pwebrtc.RTPCodecTypeAudio && tr.Codec().MimeType == pwebrtc.MimeTypeOpus && ffmpegAvailable() && haveAudio.CompareAndSwap(false, true):
 			go ss.recvOpus(tr, w)
 		default:
 			// not carried: drain it so the receiver's buffers do not fill
