@@ -131,7 +131,10 @@ func (w *whipWriter) write(au []byte, ts uint32) error {
 	w.ext += int64(int32(ts - w.last))
 	w.last = ts
 	ms := w.ext / 90
-	var frame []byte
+	// the FLV video tag: a 5-byte header (set below), then the NAL units
+	// of au less parameter sets, AUDs and filler; one allocation per frame
+	const tagHead = 5
+	frame := make([]byte, tagHead, tagHead+len(au))
 	key := false
 	newParams := false
 	for b := au; len(b) >= 4; {
@@ -166,17 +169,16 @@ func (w *whipWriter) write(au []byte, ts uint32) error {
 			return err
 		}
 	}
-	if len(frame) == 0 || w.sps == nil || (!w.started && !key) {
+	if len(frame) == tagHead || w.sps == nil || (!w.started && !key) {
 		return nil // nothing decodable yet: wait for a keyframe
 	}
 	w.started = true
 	w.keyedFlag.Store(true)
-	head := byte(0x27)
+	frame[0], frame[1] = 0x27, 1 // inter frame, AVC NALU, CTS 0
 	if key {
-		head = 0x17
+		frame[0] = 0x17
 	}
-	body := append([]byte{head, 1, 0, 0, 0}, frame...)
-	return w.emit(media.KindVideo, ms, body)
+	return w.emit(media.KindVideo, ms, frame)
 }
 
 func (w *whipWriter) emit(kind media.Kind, ms int64, body []byte) error {
