@@ -111,7 +111,6 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 	pz := rtp.NewPacketizer(rtpMTU, 0, 0, pl, rtp.NewRandomSequencer(), 90000)
 	var params [][]byte
 	var au []byte
-	base := uint32(0)
 	var buf []*media.Packet
 	var conv *aacToOpus
 	var asc *mpeg4audio.AudioSpecificConfig
@@ -156,7 +155,7 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 			if len(au) == 0 {
 				continue
 			}
-			ts := base + uint32((p.Time+int64(v.CTS))*90)
+			ts := uint32((p.Time + int64(v.CTS)) * 90)
 			for _, pkt := range pz.Packetize(au, 0) {
 				pkt.Timestamp = ts
 				if err := track.WriteRTP(pkt); err != nil {
