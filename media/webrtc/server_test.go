@@ -477,6 +477,9 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("POST: %d", st)
 		}
 		frag := "a=ice-ufrag:" + iceUfrag(good) + "\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+		if st, body := webrtcpeer.Do(t, http.MethodPatch, base+loc, "application/trickle-ice-sdpfrag", strings.Repeat("a=x\r\n", 5000)); st != http.StatusRequestEntityTooLarge || !strings.Contains(body, "larger than") {
+			t.Fatalf("oversized fragment: %d %q", st, body)
+		}
 		var last int
 		for range 80 {
 			if last, _ = webrtcpeer.Do(t, http.MethodPatch, base+loc, "application/trickle-ice-sdpfrag", frag); last == http.StatusTooManyRequests {

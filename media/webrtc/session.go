@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -145,9 +144,8 @@ func (ss *session) patch(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("too many PATCH requests on this session (limit %d)", maxPatches), http.StatusTooManyRequests)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPatchBytes))
-	if err != nil {
-		http.Error(w, fmt.Sprintf("the fragment is larger than %d bytes", maxPatchBytes), http.StatusRequestEntityTooLarge)
+	body, ok := readBody(w, r, maxPatchBytes, "fragment")
+	if !ok {
 		return
 	}
 	remote := ss.pc.RemoteDescription()
