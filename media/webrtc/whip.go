@@ -53,13 +53,7 @@ func (ss *session) startWHIP(offer string, cfg *Config) (string, int, error) {
 		default:
 			// not carried: drain it so the receiver's buffers do not fill
 			ss.log.Info("track not carried", "kind", tr.Kind().String(), "codec", tr.Codec().MimeType)
-			go func() {
-				for {
-					if _, _, err := tr.ReadRTP(); err != nil {
-						return
-					}
-				}
-			}()
+			go drain(tr)
 		}
 	})
 	answer, status, err := ss.answer(ss.ctx, offer)
@@ -68,6 +62,21 @@ func (ss *session) startWHIP(offer string, cfg *Config) (string, int, error) {
 	}
 	return answer, 0, nil
 }
+
+// drain reads a track not carried until it ends, into one buffer
+// (ReadRTP allocates one per packet).
+func drain(tr *pwebrtc.TrackRemote) {
+	buf := make([]byte, rtpReadMTU)
+	for {
+		if _, _, err := tr.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// rtpReadMTU is pion's default receive MTU: the largest packet a track read
+// returns whole.
+const rtpReadMTU = 1500
 
 // whipWriter turns H.264 access units into FLV video packets.
 type whipWriter struct {
