@@ -74,28 +74,27 @@ func (ss *session) startWHEP(ctx context.Context, offer string, cfg *Config) (st
 		if err != nil {
 			return "", http.StatusInternalServerError, fmt.Errorf("audio transceiver: %w", err)
 		}
-		go func() {
-			for {
-				if _, _, err := atr.Sender().ReadRTCP(); err != nil {
-					return
-				}
-			}
-		}()
+		go readRTCP(atr.Sender())
 	}
 	answer, status, err := ss.answer(ctx, offer)
 	if err != nil {
 		return "", status, err
 	}
-	sender := tr.Sender()
-	go func() { // RTCP must be read for NACK and reports to work
-		for {
-			if _, _, err := sender.ReadRTCP(); err != nil {
-				return
-			}
-		}
-	}()
+	go readRTCP(tr.Sender())
 	go ss.send(rd, track, audio, codec, payloader)
 	return answer, 0, nil
+}
+
+// readRTCP reads a sender's RTCP until it ends, for the interceptors
+// (NACK, reports) that act on it as it is read; one buffer, where
+// ReadRTCP allocates one per packet.
+func readRTCP(s *pwebrtc.RTPSender) {
+	buf := make([]byte, rtpReadMTU)
+	for {
+		if _, _, err := s.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // send waits for the connection, then turns the reader's FLV video into
