@@ -12,6 +12,7 @@ import (
 	pwebrtc "github.com/pion/webrtc/v4"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/mpegts"
 )
 
 // rtpMTU keeps packets under common path MTUs with SRTP and TURN overhead.
@@ -109,6 +110,7 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 	}
 	pz := rtp.NewPacketizer(rtpMTU, 0, 0, pl, rtp.NewRandomSequencer(), 90000)
 	var params [][]byte
+	nalLen := 4
 	var au []byte
 	var buf []*media.Packet
 	var conv *aacToOpus
@@ -138,7 +140,9 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 				continue
 			}
 			if v.Header {
-				params = paramSets(codec, v.Data)
+				// a malformed record leaves no parameter sets: the
+				// player waits for a good one
+				params, nalLen, _ = mpegts.ParseDecoderConfig(codec == "H265", v.Data)
 				continue
 			}
 			if v.EOS {
@@ -150,7 +154,7 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 					au = appendAnnexB(au, ps)
 				}
 			}
-			au = avccToAnnexB(au, v.Data)
+			au = avccToAnnexB(au, v.Data, nalLen)
 			if len(au) == 0 {
 				continue
 			}
