@@ -161,18 +161,18 @@ func TestWHEPPlaysRTMP(t *testing.T) {
 	if st, body := webrtcpeer.Do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", st, body)
 	}
-	testmedia.Eventually(t, 10*time.Second, "session gone after DELETE", func() bool { return s.SessionCount() == 0 })
-	// the session ends only once its ffmpeg child is reaped
+	// DELETE returns once the session's ffmpeg child is killed and reaped
 	if kids := children(t, "libopus"); len(kids) != 0 {
 		t.Fatalf("AAC->Opus ffmpeg outlived its session: %q", kids)
 	}
+	testmedia.Eventually(t, 10*time.Second, "session gone after DELETE", func() bool { return s.SessionCount() == 0 })
 	if st, _ := webrtcpeer.Do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusNotFound {
 		t.Fatalf("second DELETE: %d, want 404", st)
 	}
 }
 
-// children returns the command lines of this process's live (not
-// zombie) children that contain arg.
+// children returns the command lines of this process's children that
+// contain arg, zombies (killed, not yet waited for) included.
 func children(t *testing.T, arg string) []string {
 	t.Helper()
 	dirs, err := os.ReadDir("/proc")
@@ -190,7 +190,13 @@ func children(t *testing.T, arg string) []string {
 		}
 		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'
 		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(f) < 2 || f[0] == "Z" || f[1] != strconv.Itoa(os.Getpid()) {
+		if len(f) < 2 || f[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		if f[0] == "Z" { // no cmdline left: match its comm
+			if bytes.Contains(stat, []byte("(ffmpeg)")) {
+				out = append(out, "ffmpeg (zombie: killed, not waited for)")
+			}
 			continue
 		}
 		cmd, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
@@ -350,10 +356,10 @@ func TestWHIPPublishes(t *testing.T) {
 	if st, body := webrtcpeer.Do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", st, body)
 	}
-	testmedia.Eventually(t, 10*time.Second, "session gone after DELETE", func() bool { return s.SessionCount() == 0 })
 	if kids := children(t, "-f adts"); len(kids) != 0 {
 		t.Fatalf("Opus->AAC ffmpeg outlived its session: %q", kids)
 	}
+	testmedia.Eventually(t, 10*time.Second, "session gone after DELETE", func() bool { return s.SessionCount() == 0 })
 }
 
 // TestWHIPExtraTracks: a WHIP offer with two H264 and two Opus tracks
