@@ -18,7 +18,7 @@ type WebRTCConfig struct {
 	// 1:1 NAT; empty = the addresses of the local interfaces.
 	AdditionalHosts []string          `toml:"additional_hosts"`
 	ICEServers      []ICEServerConfig `toml:"ice_servers"`
-	MaxSessions     int               `toml:"max_sessions"`    // WHEP + WHIP sessions on the node
+	MaxSessions     int               `toml:"max_sessions"`    // WHEP + WHIP sessions on the node; 0 = 256
 	ConnectTimeout  Duration          `toml:"connect_timeout"` // a session not connected by then is dropped
 }
 
@@ -30,8 +30,11 @@ type ICEServerConfig struct {
 	Credential string   `toml:"credential"`
 }
 
+// defaultWebRTCMaxSessions is also what webrtc.Config reads 0 as.
+const defaultWebRTCMaxSessions = 256
+
 func defaultWebRTC() WebRTCConfig {
-	return WebRTCConfig{UDPListen: ":8189", MaxSessions: 256, ConnectTimeout: Duration(10 * time.Second)}
+	return WebRTCConfig{UDPListen: ":8189", MaxSessions: defaultWebRTCMaxSessions, ConnectTimeout: Duration(10 * time.Second)}
 }
 
 func (w *WebRTCConfig) validate(ps *cfgProblems, at cfgPath, c *Config) {
@@ -51,7 +54,8 @@ func (w *WebRTCConfig) validate(ps *cfgProblems, at cfgPath, c *Config) {
 			ps.add(at.Key("additional_hosts").Index(i), "%q is not an IP address a client can reach", h)
 		}
 	}
-	ps.count(at.Key("max_sessions"), w.MaxSessions)
+	// the server reads 0 as its default, never as unlimited
+	ps.countOrDefault(at.Key("max_sessions"), w.MaxSessions, defaultWebRTCMaxSessions)
 	ps.positive(at.Key("connect_timeout"), w.ConnectTimeout)
 	for i, s := range w.ICEServers {
 		sat := at.Key("ice_servers").Index(i)

@@ -22,7 +22,7 @@ func TestConfigWebRTC(t *testing.T) {
 		{name: "host not an IP", toml: "[webrtc]\nenabled = true\nadditional_hosts = [\"node1.example.net\"]\n",
 			want: []string{`c.toml:3: webrtc.additional_hosts[0]: "node1.example.net" is not an IP address a client can reach`}},
 		{name: "negative max_sessions", toml: "[webrtc]\nenabled = true\nmax_sessions = -1\n",
-			want: []string{`c.toml:3: webrtc.max_sessions: -1 is negative: use 0 for unlimited`}},
+			want: []string{`c.toml:3: webrtc.max_sessions: -1 is negative: use 0 for the default (256)`}},
 		{name: "bad ICE URL", toml: "[webrtc]\nenabled = true\n[[webrtc.ice_servers]]\nurls = [\"http://stun.example.net\"]\n",
 			want: []string{`c.toml:4: webrtc.ice_servers[0].urls[0]: "http://stun.example.net" is not a stun:, stuns:, turn: or turns: URL`}},
 		{name: "TURN without credentials", toml: "[webrtc]\nenabled = true\n[[webrtc.ice_servers]]\nurls = [\"turn:turn.example.net:3478\"]\n",

@@ -21,7 +21,8 @@ import (
 // TestWHEPThroughAgent runs the real binary with [webrtc] on and signed
 // play URLs: a WHEP offer without a token is refused, one with the token
 // as a bearer token plays the RTMP-published stream, the reader shows in
-// /v1/streams and /metrics, and max_sessions refuses a second session.
+// /v1/streams and /metrics, max_sessions refuses a second session, and
+// a reload of max_sessions and connect_timeout applies to the next one.
 func TestWHEPThroughAgent(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	if testing.Short() {
@@ -33,7 +34,7 @@ func TestWHEPThroughAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	udp := testmedia.FreePort(t)
-	a := startAgent(t, fmt.Sprintf("[auth]\nplay = true\nkey_file = %q\n[webrtc]\nenabled = true\nudp_listen = \"127.0.0.1:%d\"\nadditional_hosts = [\"127.0.0.1\"]\nmax_sessions = 1\n", keyFile, udp))
+	a := startAgent(t, fmt.Sprintf("[auth]\nplay = true\nkey_file = %q\n[webrtc]\nenabled = true\nudp_listen = \"127.0.0.1:%d\"\nadditional_hosts = [\"127.0.0.1\"]\nmax_sessions = 1\nconnect_timeout = \"10m\"\n", keyFile, udp))
 	key := "live/rtc"
 	testmedia.Publish(t, context.Background(), testmedia.Source{Realtime: true, Duration: 30 * time.Second, GOP: 25}, a.rtmp(key))
 	waitStreams(t, a, "stream live", func(sr streamsResp) bool { return len(sr.Streams) == 1 && sr.Streams[0].Video == "H264" })
@@ -79,6 +80,21 @@ func TestWHEPThroughAgent(t *testing.T) {
 	if st, body, _ := webrtcpeer.Post(t, whep+"?token="+token, webrtcpeer.Offer(t, pc2)); st != http.StatusServiceUnavailable || !strings.Contains(body, "limit 1") {
 		t.Fatalf("second session over webrtc.max_sessions = 1: %d %s", st, body)
 	}
+	// both keys apply on reload: the second offer is taken, and as it
+	// never connects it is dropped after the new 1 s, not the old 10 min
+	editConfig(t, a, "max_sessions = 1\nconnect_timeout = \"10m\"", "max_sessions = 2\nconnect_timeout = \"1s\"")
+	if res := reloadAndWait(t, a); res != "reloaded" {
+		t.Fatalf("reload: %s", res)
+	}
+	pc3 := webrtcpeer.New(t)
+	pc3.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly})
+	if st, body, _ := webrtcpeer.Post(t, whep+"?token="+token, webrtcpeer.Offer(t, pc3)); st != http.StatusCreated {
+		t.Fatalf("second session after reloading webrtc.max_sessions = 2: %d %s", st, body)
+	}
+	testmedia.Eventually(t, 30*time.Second, "unconnected session dropped after the reloaded connect_timeout", func() bool {
+		return strings.Contains(a.logs.String(), `"reason":"not connected within 1s"`)
+	})
+	waitStreams(t, a, "only the connected reader left", func(sr streamsResp) bool { return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1 })
 	base := fmt.Sprintf("http://127.0.0.1:%d", a.ports["http"])
 	if st, body := webrtcpeer.Do(t, http.MethodDelete, base+loc, "", ""); st != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", st, body)

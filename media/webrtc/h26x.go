@@ -9,12 +9,19 @@ func appendAnnexB(dst, nalu []byte) []byte {
 	return append(dst, nalu...)
 }
 
-// avccToAnnexB converts 4-byte length-prefixed NAL units to Annex B; it
-// stops at the first length that overruns the data.
-func avccToAnnexB(dst, b []byte) []byte {
-	for len(b) >= 4 {
-		n := int(binary.BigEndian.Uint32(b))
-		b = b[4:]
+// avccToAnnexB converts NAL units with nalLen-byte big-endian lengths
+// (the decoder configuration's lengthSizeMinusOne + 1; 0 = 4) to Annex B;
+// it stops at the first length that overruns the data.
+func avccToAnnexB(dst, b []byte, nalLen int) []byte {
+	if nalLen < 1 || nalLen > 4 {
+		nalLen = 4
+	}
+	for len(b) >= nalLen {
+		n := 0
+		for _, c := range b[:nalLen] {
+			n = n<<8 | int(c)
+		}
+		b = b[nalLen:]
 		if n <= 0 || n > len(b) {
 			break
 		}
@@ -22,75 +29,6 @@ func avccToAnnexB(dst, b []byte) []byte {
 		b = b[n:]
 	}
 	return dst
-}
-
-// paramSets returns the parameter sets of an AVC or HEVC decoder
-// configuration record (SPS, PPS; or VPS, SPS, PPS), nil if malformed.
-func paramSets(codec string, rec []byte) [][]byte {
-	if codec == "H265" {
-		return hvccParams(rec)
-	}
-	return avccParams(rec)
-}
-
-func avccParams(rec []byte) [][]byte {
-	if len(rec) < 6 {
-		return nil
-	}
-	var out [][]byte
-	pos := 5
-	nsps := int(rec[pos] & 0x1f)
-	pos++
-	take := func(count int) bool {
-		for range count {
-			if pos+2 > len(rec) {
-				return false
-			}
-			n := int(binary.BigEndian.Uint16(rec[pos:]))
-			pos += 2
-			if n == 0 || pos+n > len(rec) {
-				return false
-			}
-			out = append(out, rec[pos:pos+n])
-			pos += n
-		}
-		return true
-	}
-	if !take(nsps) || pos >= len(rec) {
-		return out
-	}
-	npps := int(rec[pos])
-	pos++
-	take(npps)
-	return out
-}
-
-func hvccParams(rec []byte) [][]byte {
-	if len(rec) < 23 {
-		return nil
-	}
-	var out [][]byte
-	pos := 23
-	for range int(rec[22]) {
-		if pos+3 > len(rec) {
-			return out
-		}
-		count := int(binary.BigEndian.Uint16(rec[pos+1:]))
-		pos += 3
-		for range count {
-			if pos+2 > len(rec) {
-				return out
-			}
-			n := int(binary.BigEndian.Uint16(rec[pos:]))
-			pos += 2
-			if pos+n > len(rec) {
-				return out
-			}
-			out = append(out, rec[pos:pos+n])
-			pos += n
-		}
-	}
-	return out
 }
 
 // avcRecord builds an AVCDecoderConfigurationRecord from one SPS and PPS.

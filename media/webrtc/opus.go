@@ -75,6 +75,10 @@ func startAACToOpus(ctx context.Context, log *slog.Logger, track *pwebrtc.TrackL
 	return t, nil
 }
 
+// wait returns once the ffmpeg child has exited and been reaped (it is
+// killed when the session's context ends).
+func (t *aacToOpus) wait() { <-t.done }
+
 func (t *aacToOpus) readOgg(r io.Reader, track *pwebrtc.TrackLocalStaticSample) error {
 	ogg, _, err := oggreader.NewWith(r)
 	if err != nil {

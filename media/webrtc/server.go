@@ -317,9 +317,8 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, key, kind string) 
 			return
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSDPBytes))
-	if err != nil {
-		http.Error(w, fmt.Sprintf("the offer is larger than %d bytes", maxSDPBytes), http.StatusRequestEntityTooLarge)
+	body, ok := readBody(w, r, maxSDPBytes, "offer")
+	if !ok {
 		return
 	}
 	offer, err := checkOffer(body, kind)
@@ -381,6 +380,23 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, key, kind string) 
 	w.WriteHeader(http.StatusCreated)
 	io.WriteString(w, answer)
 	log.Info("session started", "session", id[:8])
+}
+
+// readBody reads a request body of at most limit bytes; when it cannot,
+// it answers the request (413 only when the body is too large) and
+// returns false.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, what string) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		http.Error(w, fmt.Sprintf("the %s is larger than %d bytes", what, limit), http.StatusRequestEntityTooLarge)
+	case err != nil:
+		http.Error(w, fmt.Sprintf("reading the %s: %v", what, err), http.StatusBadRequest)
+	default:
+		return body, true
+	}
+	return nil, false
 }
 
 // newID returns 128 random bits in hex: the session resource URL is the

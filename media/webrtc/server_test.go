@@ -161,10 +161,50 @@ func TestWHEPPlaysRTMP(t *testing.T) {
 	if st, body := webrtcpeer.Do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", st, body)
 	}
+	// DELETE returns once the session's ffmpeg child is killed and reaped
+	if kids := children(t, "libopus"); len(kids) != 0 {
+		t.Fatalf("AAC->Opus ffmpeg outlived its session: %q", kids)
+	}
 	testmedia.Eventually(t, 10*time.Second, "session gone after DELETE", func() bool { return s.SessionCount() == 0 })
 	if st, _ := webrtcpeer.Do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusNotFound {
 		t.Fatalf("second DELETE: %d, want 404", st)
 	}
+}
+
+// children returns the command lines of this process's children that
+// contain arg, zombies (killed, not yet waited for) included.
+func children(t *testing.T, arg string) []string {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		if f[0] == "Z" { // no cmdline left: match its comm
+			if bytes.Contains(stat, []byte("(ffmpeg)")) {
+				out = append(out, "ffmpeg (zombie: killed, not waited for)")
+			}
+			continue
+		}
+		cmd, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if c := strings.ReplaceAll(string(cmd), "\x00", " "); strings.Contains(c, arg) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // h264File makes an Annex B H.264 file with ffmpeg (lavfi), one slice
@@ -268,7 +308,7 @@ func publishOpus(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalSta
 // ffmpeg; ffmpeg reads it back over RTMP and HTTP-FLV, the Opus as AAC.
 func TestWHIPPublishes(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
-	n, _ := node(t, webrtc.Config{})
+	n, s := node(t, webrtc.Config{})
 	ctx := t.Context()
 	key := "live/whip"
 	src := h264File(t, 20)
@@ -288,7 +328,7 @@ func TestWHIPPublishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	asrc := opusFile(t, 20)
-	webrtcpeer.Connect(t, pc, n.FLVBase()+"/"+key+"/whip")
+	loc := webrtcpeer.Connect(t, pc, n.FLVBase()+"/"+key+"/whip")
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go publishFile(pctx, t, track, src)
@@ -309,6 +349,67 @@ func TestWHIPPublishes(t *testing.T) {
 			res.AudioCodec != "aac" || res.AudioFrames < 100 {
 			t.Fatalf("%s: %+v", url, res)
 		}
+	}
+	if kids := children(t, "-f adts"); len(kids) != 1 {
+		t.Fatalf("Opus->AAC ffmpeg children while publishing: %q, want 1", kids)
+	}
+	if st, body := webrtcpeer.Do(t, http.MethodDelete, n.FLVBase()+loc, "", ""); st != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", st, body)
+	}
+	if kids := children(t, "-f adts"); len(kids) != 0 {
+		t.Fatalf("Opus->AAC ffmpeg outlived its session: %q", kids)
+	}
+	testmedia.Eventually(t, 10*time.Second, "session gone after DELETE", func() bool { return s.SessionCount() == 0 })
+}
+
+// TestWHIPExtraTracks: a WHIP offer with two H264 and two Opus tracks
+// publishes one of each: the stream reads back clean over RTMP and one
+// ffmpeg child transcodes its audio.
+func TestWHIPExtraTracks(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	n, _ := node(t, webrtc.Config{})
+	ctx := t.Context()
+	key := "live/whip2"
+	src, asrc := h264File(t, 20), opusFile(t, 20)
+	pc := webrtcpeer.New(t)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var start []func()
+	for i := range 2 {
+		id := strconv.Itoa(i)
+		track, err := pwebrtc.NewTrackLocalStaticSample(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeH264}, "video"+id, "test"+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		atrack, err := pwebrtc.NewTrackLocalStaticSample(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio"+id, "test"+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range []pwebrtc.TrackLocal{track, atrack} {
+			if _, err := pc.AddTransceiverFromTrack(tr, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start = append(start, func() { go publishFile(pctx, t, track, src); go publishOpus(pctx, t, atrack, asrc) })
+	}
+	webrtcpeer.Connect(t, pc, n.FLVBase()+"/"+key+"/whip")
+	for _, f := range start {
+		f()
+	}
+	testmedia.Eventually(t, 15*time.Second, "stream has H264 and AAC", func() bool {
+		st := n.Hub.Stream(key)
+		return st != nil && st.Codecs().Video == "H264" && st.Codecs().Audio == "AAC"
+	})
+	res, err := testmedia.Read(ctx, n.RTMPURL(key), 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.VideoCodec != "h264" || res.Width != 320 || res.VideoFrames < 50 || !res.FirstKey || res.DecodeErrors != "" || res.NonMonotonic != 0 ||
+		res.AudioCodec != "aac" || res.AudioFrames < 100 {
+		t.Fatalf("RTMP: %+v", res)
+	}
+	if kids := children(t, "-f adts"); len(kids) != 1 {
+		t.Fatalf("Opus->AAC ffmpeg children: %q, want 1", kids)
 	}
 }
 
@@ -382,6 +483,9 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("POST: %d", st)
 		}
 		frag := "a=ice-ufrag:" + iceUfrag(good) + "\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+		if st, body := webrtcpeer.Do(t, http.MethodPatch, base+loc, "application/trickle-ice-sdpfrag", strings.Repeat("a=x\r\n", 5000)); st != http.StatusRequestEntityTooLarge || !strings.Contains(body, "larger than") {
+			t.Fatalf("oversized fragment: %d %q", st, body)
+		}
 		var last int
 		for range 80 {
 			if last, _ = webrtcpeer.Do(t, http.MethodPatch, base+loc, "application/trickle-ice-sdpfrag", frag); last == http.StatusTooManyRequests {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -38,8 +37,10 @@ type session struct {
 	connOnce  sync.Once
 	patches   atomic.Int32
 	closeOnce sync.Once
-	// cleanups run once at close, after the peer connection is closed.
+	// cleanups run once at close, last registered first; one registered
+	// after close runs at once (a setup racing Server.Close leaks nothing).
 	mu       sync.Mutex
+	closed   bool
 	cleanups []func()
 }
 
@@ -54,6 +55,7 @@ func (ss *session) newPC(cfg *Config) error {
 		return fmt.Errorf("peer connection: %w", err)
 	}
 	ss.pc = pc
+	ss.onClose(func() { pc.Close() })
 	ss.connected = make(chan struct{})
 	pc.OnConnectionStateChange(func(st pwebrtc.PeerConnectionState) {
 		switch st {
@@ -106,18 +108,21 @@ func (ss *session) answer(ctx context.Context, offer string) (string, int, error
 
 func (ss *session) onClose(f func()) {
 	ss.mu.Lock()
-	ss.cleanups = append(ss.cleanups, f)
+	if !ss.closed {
+		ss.cleanups = append(ss.cleanups, f)
+		ss.mu.Unlock()
+		return
+	}
 	ss.mu.Unlock()
+	f()
 }
 
 // close ends the session. Idempotent; safe from any goroutine.
 func (ss *session) close(reason string) {
 	ss.closeOnce.Do(func() {
 		ss.cancel()
-		if ss.pc != nil {
-			ss.pc.Close()
-		}
 		ss.mu.Lock()
+		ss.closed = true
 		cl := ss.cleanups
 		ss.mu.Unlock()
 		for i := len(cl) - 1; i >= 0; i-- {
@@ -139,9 +144,8 @@ func (ss *session) patch(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("too many PATCH requests on this session (limit %d)", maxPatches), http.StatusTooManyRequests)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPatchBytes))
-	if err != nil {
-		http.Error(w, fmt.Sprintf("the fragment is larger than %d bytes", maxPatchBytes), http.StatusRequestEntityTooLarge)
+	body, ok := readBody(w, r, maxPatchBytes, "fragment")
+	if !ok {
 		return
 	}
 	remote := ss.pc.RemoteDescription()

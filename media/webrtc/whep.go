@@ -12,6 +12,7 @@ import (
 	pwebrtc "github.com/pion/webrtc/v4"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/mpegts"
 )
 
 // rtpMTU keeps packets under common path MTUs with SRTP and TURN overhead.
@@ -74,28 +75,27 @@ func (ss *session) startWHEP(ctx context.Context, offer string, cfg *Config) (st
 		if err != nil {
 			return "", http.StatusInternalServerError, fmt.Errorf("audio transceiver: %w", err)
 		}
-		go func() {
-			for {
-				if _, _, err := atr.Sender().ReadRTCP(); err != nil {
-					return
-				}
-			}
-		}()
+		go readRTCP(atr.Sender())
 	}
 	answer, status, err := ss.answer(ctx, offer)
 	if err != nil {
 		return "", status, err
 	}
-	sender := tr.Sender()
-	go func() { // RTCP must be read for NACK and reports to work
-		for {
-			if _, _, err := sender.ReadRTCP(); err != nil {
-				return
-			}
-		}
-	}()
+	go readRTCP(tr.Sender())
 	go ss.send(rd, track, audio, codec, payloader)
 	return answer, 0, nil
+}
+
+// readRTCP reads a sender's RTCP until it ends, for the interceptors
+// (NACK, reports) that act on it as it is read; one buffer, where
+// ReadRTCP allocates one per packet.
+func readRTCP(s *pwebrtc.RTPSender) {
+	buf := make([]byte, rtpReadMTU)
+	for {
+		if _, _, err := s.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // send waits for the connection, then turns the reader's FLV video into
@@ -110,8 +110,8 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 	}
 	pz := rtp.NewPacketizer(rtpMTU, 0, 0, pl, rtp.NewRandomSequencer(), 90000)
 	var params [][]byte
+	nalLen := 4
 	var au []byte
-	base := uint32(0)
 	var buf []*media.Packet
 	var conv *aacToOpus
 	var asc *mpeg4audio.AudioSpecificConfig
@@ -140,7 +140,9 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 				continue
 			}
 			if v.Header {
-				params = paramSets(codec, v.Data)
+				// a malformed record leaves no parameter sets: the
+				// player waits for a good one
+				params, nalLen, _ = mpegts.ParseDecoderConfig(codec == "H265", v.Data)
 				continue
 			}
 			if v.EOS {
@@ -152,11 +154,11 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 					au = appendAnnexB(au, ps)
 				}
 			}
-			au = avccToAnnexB(au, v.Data)
+			au = avccToAnnexB(au, v.Data, nalLen)
 			if len(au) == 0 {
 				continue
 			}
-			ts := base + uint32((p.Time+int64(v.CTS))*90)
+			ts := uint32((p.Time + int64(v.CTS)) * 90)
 			for _, pkt := range pz.Packetize(au, 0) {
 				pkt.Timestamp = ts
 				if err := track.WriteRTP(pkt); err != nil {
@@ -193,6 +195,7 @@ func (ss *session) sendAudio(p *media.Packet, track *pwebrtc.TrackLocalStaticSam
 			return
 		}
 		*conv = t
+		ss.onClose(t.wait) // the child is killed with ss.ctx; close reaps it
 		ss.log.Info("transcoding AAC to Opus", "sample_rate", (*asc).SampleRate, "channels", (*asc).ChannelConfig)
 	}
 	(*conv).push(*asc, a.Data)

@@ -39,23 +39,21 @@ func (ss *session) startWHIP(offer string, cfg *Config) (string, int, error) {
 		}
 	}
 	w := &whipWriter{pub: pub}
+	// one video and one audio track make the stream: an offer with more
+	// media sections gets the rest drained (a second H264 track would race
+	// the first on w, a second Opus track start a second ffmpeg)
+	var haveVideo, haveAudio atomic.Bool
 	ss.pc.OnTrack(func(tr *pwebrtc.TrackRemote, _ *pwebrtc.RTPReceiver) {
 		switch {
-		case tr.Kind() == pwebrtc.RTPCodecTypeVideo && tr.Codec().MimeType == pwebrtc.MimeTypeH264:
+		case tr.Kind() == pwebrtc.RTPCodecTypeVideo && tr.Codec().MimeType == pwebrtc.MimeTypeH264 && haveVideo.CompareAndSwap(false, true):
 			ss.log.Info("video track", "codec", "H264")
 			go ss.recvH264(tr, w)
-		case tr.Kind() == pwebrtc.RTPCodecTypeAudio && tr.Codec().MimeType == pwebrtc.MimeTypeOpus && ffmpegAvailable():
+		case tr.Kind() == pwebrtc.RTPCodecTypeAudio && tr.Codec().MimeType == pwebrtc.MimeTypeOpus && ffmpegAvailable() && haveAudio.CompareAndSwap(false, true):
 			go ss.recvOpus(tr, w)
 		default:
 			// not carried: drain it so the receiver's buffers do not fill
 			ss.log.Info("track not carried", "kind", tr.Kind().String(), "codec", tr.Codec().MimeType)
-			go func() {
-				for {
-					if _, _, err := tr.ReadRTP(); err != nil {
-						return
-					}
-				}
-			}()
+			go drain(tr)
 		}
 	})
 	answer, status, err := ss.answer(ss.ctx, offer)
@@ -64,6 +62,21 @@ func (ss *session) startWHIP(offer string, cfg *Config) (string, int, error) {
 	}
 	return answer, 0, nil
 }
+
+// drain reads a track not carried until it ends, into one buffer
+// (ReadRTP allocates one per packet).
+func drain(tr *pwebrtc.TrackRemote) {
+	buf := make([]byte, rtpReadMTU)
+	for {
+		if _, _, err := tr.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// rtpReadMTU is pion's default receive MTU: the largest packet a track read
+// returns whole.
+const rtpReadMTU = 1500
 
 // whipWriter turns H.264 access units into FLV video packets.
 type whipWriter struct {
@@ -127,7 +140,10 @@ func (w *whipWriter) write(au []byte, ts uint32) error {
 	w.ext += int64(int32(ts - w.last))
 	w.last = ts
 	ms := w.ext / 90
-	var frame []byte
+	// the FLV video tag: a 5-byte header (set below), then the NAL units
+	// of au less parameter sets, AUDs and filler; one allocation per frame
+	const tagHead = 5
+	frame := make([]byte, tagHead, tagHead+len(au))
 	key := false
 	newParams := false
 	for b := au; len(b) >= 4; {
@@ -162,17 +178,16 @@ func (w *whipWriter) write(au []byte, ts uint32) error {
 			return err
 		}
 	}
-	if len(frame) == 0 || w.sps == nil || (!w.started && !key) {
+	if len(frame) == tagHead || w.sps == nil || (!w.started && !key) {
 		return nil // nothing decodable yet: wait for a keyframe
 	}
 	w.started = true
 	w.keyedFlag.Store(true)
-	head := byte(0x27)
+	frame[0], frame[1] = 0x27, 1 // inter frame, AVC NALU, CTS 0
 	if key {
-		head = 0x17
+		frame[0] = 0x17
 	}
-	body := append([]byte{head, 1, 0, 0, 0}, frame...)
-	return w.emit(media.KindVideo, ms, body)
+	return w.emit(media.KindVideo, ms, frame)
 }
 
 func (w *whipWriter) emit(kind media.Kind, ms int64, body []byte) error {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/pion/rtp"
 	pwebrtc "github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 
@@ -18,13 +19,6 @@ import (
 // RTMP, SRT and HTTP-FLV readers with an ffmpeg child (Ogg Opus in, ADTS
 // out) that lives as long as the session.
 func (ss *session) recvOpus(tr *pwebrtc.TrackRemote, w *whipWriter) {
-	drain := func() {
-		for {
-			if _, _, err := tr.ReadRTP(); err != nil {
-				return
-			}
-		}
-	}
 	cmd := exec.CommandContext(ss.ctx, "ffmpeg", "-hide_banner", "-loglevel", "error",
 		"-probesize", "4096", "-analyzeduration", "0", "-fflags", "nobuffer", "-f", "ogg", "-i", "pipe:0",
 		"-vn", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "adts", "-flush_packets", "1", "pipe:1")
@@ -34,11 +28,14 @@ func (ss *session) recvOpus(tr *pwebrtc.TrackRemote, w *whipWriter) {
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
 	if err1 != nil || err2 != nil || cmd.Start() != nil {
 		ss.log.Warn("audio not transcoded: ffmpeg did not start")
-		drain()
+		drain(tr)
 		return
 	}
 	ss.log.Info("transcoding Opus to AAC")
+	reaped := make(chan struct{})
+	ss.onClose(func() { <-reaped }) // the child is killed with ss.ctx; close reaps it
 	go func() {
+		defer close(reaped)
 		err := ss.readADTS(stdout, w)
 		stdout.Close() // ffmpeg's next write fails and it exits
 		cmd.Wait()
@@ -49,17 +46,24 @@ func (ss *session) recvOpus(tr *pwebrtc.TrackRemote, w *whipWriter) {
 	ow, err := oggwriter.NewWith(stdin, 48000, 2)
 	if err != nil {
 		stdin.Close()
-		drain()
+		drain(tr)
 		return
 	}
 	defer ow.Close()
+	// one buffer and packet for the session: the Ogg writer copies the
+	// payload into its page before WriteRTP returns
+	buf := make([]byte, rtpReadMTU)
+	var pkt rtp.Packet
 	for {
-		pkt, _, err := tr.ReadRTP()
+		n, _, err := tr.Read(buf)
 		if err != nil {
 			return
 		}
-		if err := ow.WriteRTP(pkt); err != nil {
-			drain()
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		if err := ow.WriteRTP(&pkt); err != nil {
+			drain(tr)
 			return
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,7 +50,11 @@ func Offer(t *testing.T, pc *pwebrtc.PeerConnection) string {
 	if err := pc.SetLocalDescription(o); err != nil {
 		t.Fatal(err)
 	}
-	<-g
+	select {
+	case <-g:
+	case <-time.After(20 * time.Second):
+		t.Fatal("ICE gathering not complete within 20s")
+	}
 	return pc.LocalDescription().SDP
 }
 
@@ -74,11 +79,10 @@ func Post(t *testing.T, url, sdp string, hdr ...string) (int, string, string) {
 func Connect(t *testing.T, pc *pwebrtc.PeerConnection, url string, hdr ...string) string {
 	t.Helper()
 	connected := make(chan struct{})
-	var once bool
+	var once sync.Once
 	pc.OnConnectionStateChange(func(s pwebrtc.PeerConnectionState) {
-		if s == pwebrtc.PeerConnectionStateConnected && !once {
-			once = true
-			close(connected)
+		if s == pwebrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
 		}
 	})
 	status, body, loc := Post(t, url, Offer(t, pc), hdr...)
