@@ -279,6 +279,9 @@ func (src *Source) validate(at string, s *Spec, lookup Lookup) error {
 	if err := checkSRTOnly(at, src.Type, src.LatencyMS, src.Passphrase, src.PBKeyLen); err != nil {
 		return err
 	}
+	if src.Type == SrcSRTListener && src.PBKeyLen != 0 {
+		return lifecycle.Invalidf(at+".pbkeylen", "the key length of a publisher's connection is the publisher's choice (the listener takes the caller's): remove pbkeylen; the passphrase is enforced")
+	}
 	return checkCommon(at, src.Allow, src.MaxBitrate, src.LatencyMS, src.Passphrase, src.PBKeyLen)
 }
 

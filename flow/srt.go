@@ -9,8 +9,7 @@ import (
 )
 
 // SRTStream is what a flow asks of the node's SRT listener for one stream
-// key: the passphrase (and AES key length) a publisher of its srt-listener
-// source must use, the passphrase a reader of its srt-listener outputs
+// key: the passphrase a publisher of its srt-listener source must use, the passphrase a reader of its srt-listener outputs
 // must use, and the latency of those connections. The agent hands these
 // to the listener as per-stream options, so each applies to that flow's
 // streamid only.
@@ -18,7 +17,6 @@ type SRTStream struct {
 	Key               string
 	Flow              string // the flow that asks
 	PublishPassphrase string
-	PublishKeyLen     int // 0: any (16 with a passphrase, as callers default)
 	ReadPassphrase    string
 	Latency           time.Duration
 }
@@ -30,7 +28,7 @@ func (s *Spec) SRTStreams() []SRTStream {
 	for _, src := range s.sources() {
 		if src.Type == SrcSRTListener && (src.Passphrase != "" || src.LatencyMS > 0) {
 			out = append(out, SRTStream{Key: s.SourceKey(src), Flow: s.ID, PublishPassphrase: src.Passphrase,
-				PublishKeyLen: src.PBKeyLen, Latency: time.Duration(src.LatencyMS) * time.Millisecond})
+				Latency: time.Duration(src.LatencyMS) * time.Millisecond})
 		}
 	}
 	for i := range s.Outputs {
