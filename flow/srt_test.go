@@ -100,8 +100,14 @@ func TestSRTStreamsAcrossFlows(t *testing.T) {
 		t.Errorf("same settings refused: %v", err)
 	}
 	err := m.Create(mk("c", pass+"x"), false, "")
-	if p := lifecycle.AsProblem(err); err == nil || p.Kind != lifecycle.Conflict {
-		t.Errorf("other passphrase on the same stream: %v, want a Conflict", err)
+	if p := lifecycle.AsProblem(err); err == nil || p.Kind != lifecycle.Conflict || p.Field != "source.passphrase" {
+		t.Errorf("other passphrase on the same stream: %v, want a Conflict on source.passphrase", err)
+	}
+	backup := Spec{ID: "d", Source: Source{Type: SrcSRTListener, Stream: "live/own"},
+		Backup: &Source{Type: SrcSRTListener, Stream: "live/shared", Passphrase: pass + "x"}}
+	err = m.Create(backup, false, "")
+	if p := lifecycle.AsProblem(err); err == nil || p.Kind != lifecycle.Conflict || p.Field != "backup.passphrase" {
+		t.Errorf("other passphrase on the same stream as a backup: %v, want a Conflict on backup.passphrase", err)
 	}
 	if got, _, ok := m.SRTOptions("publish", "live/shared"); !ok || got != pass {
 		t.Errorf("SRTOptions(publish, live/shared) = %q, %v, want the flows' passphrase", got, ok)
