@@ -525,14 +525,10 @@ func (a *Agent) prepareSettings(old, next *Config) (change, error) {
 	}
 	return change{commit: func() {
 		a.level.Set(next.logLevel())
-		var h media.HubConfig
+		h := media.DefaultHubConfig()
 		applyLimits(&h, next)
 		a.hub.SetLimits(h.MaxPublishers, h.MaxReaders, h.MaxBitrate, h.Takeover, h.ReconnectGrace)
-		lag := media.DefaultHubConfig().MaxReaderLag
-		if h.MaxReaderLag > 0 {
-			lag = h.MaxReaderLag
-		}
-		a.hub.SetMaxReaderLag(lag)
+		a.hub.SetMaxReaderLag(h.MaxReaderLag)
 		if srtCommit != nil {
 			srtCommit()
 		}

@@ -358,11 +358,7 @@ func TestSignedURLsAndAllowlists(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs without -short")
 	}
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "auth.key")
-	if err := os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := signingKey(t)
 	a := startAgent(t, fmt.Sprintf("[auth]\npublish = true\nplay = true\nkey_file = %q\n", keyFile))
 	sign := func(action, key string) string {
 		out, err := exec.Command(binary(t), "sign", "--key", keyFile, "--action", action, "--ttl", "10m", key).Output()

@@ -31,6 +31,11 @@ func writeFile(t *testing.T, path, s string) string {
 	return path
 }
 
+// signingKey writes an [auth] key_file in a temp dir and returns its path.
+func signingKey(t *testing.T) string {
+	return writeFile(t, filepath.Join(t.TempDir(), "auth.key"), "0123456789abcdef0123456789abcdef\n")
+}
+
 func at(d time.Duration) string { return time.Now().Add(d).UTC().Format(time.RFC3339) }
 
 // call sends a request with tok (none when "") and returns the status and

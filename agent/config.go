@@ -1422,7 +1422,7 @@ func (d ConfigDiff) String() string {
 var restartRequired = []struct {
 	key   string
 	value func(*Config) any
-	// applies, when set, limits the entry to configs where it matters
+	// when, if set, limits the entry to configs where it matters
 	// (the cluster keys only while the cluster is on); nil = always.
 	when func(next *Config) bool
 }{

@@ -263,7 +263,7 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 		}
 		seen[s.ID] = i
 	}
-	if o.MaxRelays > 0 && len(c.Relays) > o.MaxRelays || o.MaxRelays == 0 && len(c.Relays) > defaultMaxRelays {
+	if o.MaxRelays >= 0 && len(c.Relays) > o.maxRelays() { // a negative one is refused above
 		ps.add("relay", "%d relays is more than objects.max_relays (%d)", len(c.Relays), o.maxRelays())
 	}
 	seen = map[string]int{}

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -260,11 +258,7 @@ func TestHLSAuthAndLimits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs without -short")
 	}
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "auth.key")
-	if err := os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := signingKey(t)
 	a := startAgent(t, fmt.Sprintf("max_readers_per_stream = 1\n[auth]\npublish = false\nplay = true\nkey_file = %q\n", keyFile))
 	sign := func(key string, ttl ...string) string {
 		d := "10m"

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,12 +137,16 @@ func (k objectKind[S, V]) notFound(w http.ResponseWriter, id string) {
 
 func (k objectKind[S, V]) handleList(w http.ResponseWriter, r *http.Request) {
 	match := func(V) bool { return true }
-	if k.filter != nil {
+	if q := r.URL.Query(); k.filter != nil {
 		var err error
-		if match, err = k.filter(r.URL.Query()); err != nil {
+		if match, err = k.filter(q); err != nil {
 			writeProblem(w, err)
 			return
 		}
+	} else if len(q) > 0 {
+		// refused rather than ignored and everything listed
+		writeProblem(w, lifecycle.Invalidf(slices.Sorted(maps.Keys(q))[0], "%s take no filters: list them without a query", k.plural))
+		return
 	}
 	out := []V{}
 	for _, v := range k.list() {

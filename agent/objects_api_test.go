@@ -137,6 +137,8 @@ func TestObjectsAPIErrors(t *testing.T) {
 		{"no token", "POST", "/v1/flows", `{}`, true, 401, "unauthorized", ""},
 		{"wrong token", "POST", "/v1/flows/f1/start", ``, true, 401, "unauthorized", ""},
 		{"not JSON", "POST", "/v1/flows", `{"id":`, false, 400, "invalid", ""},
+		{"filter on flows", "GET", "/v1/flows?name=x", ``, false, 400, "invalid", "name"},
+		{"filter on relays", "GET", "/v1/relays?id=r1", ``, false, 400, "invalid", "id"},
 		{"unknown field", "POST", "/v1/flows", `{"id":"x","colour":"red"}`, false, 400, "invalid", "colour"},
 		{"wrong type", "POST", "/v1/flows", `{"id":7}`, false, 400, "invalid", "id"},
 		{"bad id", "POST", "/v1/flows", `{"id":"no spaces","source":{"type":"rtmp-push"}}`, false, 400, "invalid", "id"},

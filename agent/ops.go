@@ -99,10 +99,9 @@ func (a *Agent) newOps(cfg *Config) error {
 // effect outside the agent, so it comes after every check; abort puts
 // the old tree back); commit swaps the webhook sender.
 func (a *Agent) prepareOps(old, next *Config) (change, error) {
-	if w := next.Webhooks; w.URL != "" && w.SecretFile != "" {
-		if _, err := loadWebhookSecret(w.SecretFile); err != nil {
-			return change{}, fmt.Errorf("webhooks.secret_file: %w", err)
-		}
+	secret, err := webhookSecret(next)
+	if err != nil {
+		return change{}, err
 	}
 	if q := next.QoS; q.Enabled && q.Interface != "" {
 		if _, err := netutil.InterfaceIndex(q.Interface); errors.Is(err, netutil.ErrNoInterface) {
@@ -113,11 +112,7 @@ func (a *Agent) prepareOps(old, next *Config) (change, error) {
 		return change{}, err
 	}
 	return change{
-		commit: func() {
-			if err := a.setWebhooks(next); err != nil { // the secret was read above; only a file changed since fails
-				a.log.Error("webhooks not changed", "err", err)
-			}
-		},
+		commit: func() { a.useWebhooks(next, secret) },
 		abort: func() {
 			if err := a.setQoS(old.netQoS()); err != nil {
 				a.log.Error("qos: the old tree could not be put back", "err", err)
@@ -221,19 +216,35 @@ func (a *Agent) forgetQoS(ifname string) {
 	}
 }
 
-// setWebhooks builds the sender for cfg's [webhooks], replacing the one in
-// force when the config or the secret changed. The old sender flushes what
-// it holds in the background.
+// setWebhooks reads cfg's webhook secret and puts its [webhooks] in force.
 func (a *Agent) setWebhooks(cfg *Config) error {
+	secret, err := webhookSecret(cfg)
+	if err != nil {
+		return err
+	}
+	a.useWebhooks(cfg, secret)
+	return nil
+}
+
+// webhookSecret reads the HMAC key of cfg's [webhooks] (nil without one).
+func webhookSecret(cfg *Config) ([]byte, error) {
+	w := cfg.Webhooks
+	if w.URL == "" || w.SecretFile == "" {
+		return nil, nil
+	}
+	secret, err := loadWebhookSecret(w.SecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks.secret_file: %w", err)
+	}
+	return secret, nil
+}
+
+// useWebhooks builds the sender for cfg's [webhooks] signed with secret,
+// replacing the one in force when the config or the secret changed. The
+// old sender flushes what it holds in the background.
+func (a *Agent) useWebhooks(cfg *Config, secret []byte) {
 	o := &a.ext.ops
 	w := cfg.Webhooks
-	var secret []byte
-	if w.URL != "" && w.SecretFile != "" {
-		var err error
-		if secret, err = loadWebhookSecret(w.SecretFile); err != nil {
-			return fmt.Errorf("webhooks.secret_file: %w", err)
-		}
-	}
 	var events map[string]bool
 	if len(w.Events) > 0 {
 		events = map[string]bool{}
@@ -246,7 +257,7 @@ func (a *Agent) setWebhooks(cfg *Config) error {
 	o.events = events
 	if o.hooks != nil && w.URL == o.hooksCfg.URL && bytes.Equal(secret, o.hookSecret) {
 		o.hooksCfg = w
-		return nil
+		return
 	}
 	old := o.hooks
 	o.hooks, o.hooksCfg, o.hookSecret = nil, w, secret
@@ -266,7 +277,6 @@ func (a *Agent) setWebhooks(cfg *Config) error {
 			old.s.Close()
 		}
 	}
-	return nil
 }
 
 func eventsList(m map[string]bool) string {

@@ -215,15 +215,9 @@ func streamSRT(t *testing.T, a *agentProc, key string) []srtConnStats {
 	var v struct {
 		SRT []srtConnStats `json:"srt"`
 	}
-	resp, err := http.Get(a.api("/v1/streams/" + key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
+	if send(t, "GET", a.api("/v1/streams/"+key), nil, &v) != http.StatusOK {
 		return nil
 	}
-	json.NewDecoder(resp.Body).Decode(&v)
 	return v.SRT
 }
 
@@ -231,12 +225,7 @@ func streamSRT(t *testing.T, a *agentProc, key string) []srtConnStats {
 func streamGone(t *testing.T, a *agentProc, key string) {
 	t.Helper()
 	testmedia.Eventually(t, 10*time.Second, key+" to end", func() bool {
-		resp, err := http.Get(a.api("/v1/streams/" + key))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusNotFound
+		return send(t, "GET", a.api("/v1/streams/"+key), nil, nil) == http.StatusNotFound
 	})
 }
 
@@ -393,13 +382,8 @@ func TestSRTCallerInterop(t *testing.T) {
 				return
 			}
 			testmedia.Eventually(t, 15*time.Second, "the flow to show "+c.want, func() bool {
-				resp, err := http.Get(a.api("/v1/flows/" + id))
-				if err != nil {
-					return false
-				}
-				defer resp.Body.Close()
 				var v any
-				json.NewDecoder(resp.Body).Decode(&v)
+				send(t, "GET", a.api("/v1/flows/"+id), nil, &v)
 				b, _ := json.Marshal(v)
 				return strings.Contains(string(b), c.want)
 			})

@@ -61,7 +61,11 @@ func (g *startGuard) begin(next []string) (interrupted map[string]bool) {
 		return interrupted
 	}
 	data, _ := json.Marshal(keep)
-	if err := writeFileSync(g.path, data); err != nil {
+	err := os.MkdirAll(filepath.Dir(g.path), 0o750)
+	if err == nil {
+		err = writeFileAtomic(g.path, ".starting-*.json", data, 0o600)
+	}
+	if err != nil {
 		g.log.Warn("start note not written: a crash while starting the restored objects will start them again", "err", err)
 	}
 	return interrupted
@@ -85,29 +89,4 @@ func (g *startGuard) clear() error {
 		g.log.Warn("start note not removed", "path", g.path, "err", err)
 	}
 	return nil
-}
-
-// writeFileSync writes path atomically: temp file, fsync, rename.
-func writeFileSync(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".starting-*.json")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

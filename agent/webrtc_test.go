@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,11 +26,7 @@ func TestWHEPThroughAgent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs without -short")
 	}
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "auth.key")
-	if err := os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := signingKey(t)
 	udp := testmedia.FreePort(t)
 	a := startAgent(t, fmt.Sprintf("[auth]\nplay = true\nkey_file = %q\n[webrtc]\nenabled = true\nudp_listen = \"127.0.0.1:%d\"\nadditional_hosts = [\"127.0.0.1\"]\nmax_sessions = 1\nconnect_timeout = \"10m\"\n", keyFile, udp))
 	key := "live/rtc"

@@ -123,6 +123,7 @@ func TestObjectsCLI(t *testing.T) {
 		{"create", "flows", []string{"--token-file", tok, "create", flowFile}, 0, `"state": "standby"`},
 		{"start", "flows", []string{"--token-file", tok, "start", "cli"}, 0, `"id": "cli"`},
 		{"list", "flows", []string{"list"}, 0, "cli "},
+		{"list flows by a key", "flows", []string{"list", "name=cli"}, 1, "name: flows take no filters"},
 		{"delete running refused", "flows", []string{"--token-file", tok, "delete", "cli"}, 1, "stop it before deleting it"},
 		{"stop", "flows", []string{"--token-file", tok, "stop", "cli"}, 0, `"state": "standby"`},
 		{"delete", "flows", []string{"--token-file", tok, "delete", "cli"}, 0, "deleted cli"},

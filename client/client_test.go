@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,9 +92,36 @@ func TestClient(t *testing.T) {
 		t.Errorf("Get after Delete: %v, want not found", err)
 	}
 
-	// the binary testagent starts has no RUNTIME_DIRECTORY: no socket
+	// a directory without the agent's socket
 	dir := t.TempDir()
 	if _, err := client.Reload(ctx, dir); !errors.As(err, &ue) || ue.Addr != filepath.Join(dir, client.ControlSocket) {
 		t.Errorf("Reload without an agent: %v, want an UnreachableError naming the socket", err)
+	}
+
+	// the agent's own socket: a config that renames the node is refused
+	// with the key named, the unchanged one is reloaded
+	good, err := os.ReadFile(a.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(good), `name = "client-node"`, `name = "other-node"`, 1)
+	if bad == string(good) {
+		t.Fatal("the config names no node")
+	}
+	if err := os.WriteFile(a.Config, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	verdict, err := client.Reload(ctx, a.RuntimeDir)
+	if err != nil || verdict.Reloaded || !strings.Contains(strings.Join(verdict.Problems, "\n"), "node.name") {
+		t.Errorf("Reload renaming the node: %+v %v, want refused naming node.name", verdict, err)
+	}
+	if h, err := anon.Health(ctx); err != nil || h.Node != "client-node" {
+		t.Errorf("Health after the refused reload: %+v %v, want node client-node", h, err)
+	}
+	if err := os.WriteFile(a.Config, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if verdict, err := client.Reload(ctx, a.RuntimeDir); err != nil || !verdict.Reloaded || len(verdict.Problems) != 0 {
+		t.Errorf("Reload of the unchanged config: %+v %v, want reloaded", verdict, err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/relay"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -279,6 +280,9 @@ func (src *Source) validate(at string, s *Spec, lookup Lookup) error {
 	if err := checkSRTOnly(at, src.Type, src.LatencyMS, src.Passphrase, src.PBKeyLen); err != nil {
 		return err
 	}
+	if src.Type == SrcSRTListener && src.PBKeyLen != 0 {
+		return lifecycle.Invalidf(at+".pbkeylen", "the key length of a publisher's connection is the publisher's choice (the listener takes the caller's): remove pbkeylen; the passphrase is enforced")
+	}
 	return checkCommon(at, src.Allow, src.MaxBitrate, src.LatencyMS, src.Passphrase, src.PBKeyLen)
 }
 
@@ -401,18 +405,18 @@ func CheckTarget(field, raw, action string, schemes ...string) error {
 	case "rtmp", "rtmps":
 		app, name, _ := strings.Cut(strings.Trim(u.Path, "/"), "/")
 		if app == "" || name == "" {
-			return lifecycle.Invalidf(field, "%q names no app and stream: add them after the host, as in /live/STREAM-KEY", redact(u))
+			return lifecycle.Invalidf(field, "%q names no app and stream: add them after the host, as in /live/STREAM-KEY", relay.Redact(raw))
 		}
 	case "srt":
 		if u.Port() == "" {
-			return lifecycle.Invalidf(field, "%q has no port: write srt://host:port?streamid=...", redact(u))
+			return lifecycle.Invalidf(field, "%q has no port: write srt://host:port?streamid=...", relay.Redact(raw))
 		}
 		q, err := url.ParseQuery(u.RawQuery)
 		if err != nil {
-			return lifecycle.Invalidf(field, "%q: bad query: %v", redact(u), err)
+			return lifecycle.Invalidf(field, "%q: bad query: %v", relay.Redact(raw), err)
 		}
 		if q.Get("streamid") == "" {
-			return lifecycle.Invalidf(field, "%q has no streamid: add ?streamid=%s:app/name (or the stream id the far end gives)", redact(u), action)
+			return lifecycle.Invalidf(field, "%q has no streamid: add ?streamid=%s:app/name (or the stream id the far end gives)", relay.Redact(raw), action)
 		}
 	}
 	return nil
@@ -430,9 +434,6 @@ func CheckSRTTarget(prefix, raw string, latencyMS int, pass string, keylen int) 
 	}
 	return nil
 }
-
-// redact hides a URL's password in a refusal.
-func redact(u *url.URL) string { return u.Redacted() }
 
 func checkURL(field, s string, schemes ...string) error {
 	if s == "" {

@@ -119,3 +119,18 @@ func TestLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckTargetRedacts: a refusal quotes the URL without its
+// passphrase or password.
+func TestCheckTargetRedacts(t *testing.T) {
+	for _, raw := range []string{
+		"srt://h:9000?passphrase=secret-0123456789",
+		"srt://h?streamid=publish:a/b&passphrase=secret-0123456789",
+		"rtmp://user:secret-0123456789@h/live",
+	} {
+		err := CheckTarget("url", raw, "publish", "rtmp", "srt")
+		if err == nil || strings.Contains(err.Error(), "secret-0123456789") {
+			t.Errorf("CheckTarget(%q) = %v, want a refusal without the secret", raw, err)
+		}
+	}
+}

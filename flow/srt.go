@@ -9,16 +9,15 @@ import (
 )
 
 // SRTStream is what a flow asks of the node's SRT listener for one stream
-// key: the passphrase (and AES key length) a publisher of its srt-listener
-// source must use, the passphrase a reader of its srt-listener outputs
-// must use, and the latency of those connections. The agent hands these
+// key: the passphrase a publisher of its srt-listener source must use,
+// the passphrase a reader of its srt-listener outputs must use, and the
+// latency of those connections. The agent hands these
 // to the listener as per-stream options, so each applies to that flow's
 // streamid only.
 type SRTStream struct {
 	Key               string
 	Flow              string // the flow that asks
 	PublishPassphrase string
-	PublishKeyLen     int // 0: any (16 with a passphrase, as callers default)
 	ReadPassphrase    string
 	Latency           time.Duration
 }
@@ -30,7 +29,7 @@ func (s *Spec) SRTStreams() []SRTStream {
 	for _, src := range s.sources() {
 		if src.Type == SrcSRTListener && (src.Passphrase != "" || src.LatencyMS > 0) {
 			out = append(out, SRTStream{Key: s.SourceKey(src), Flow: s.ID, PublishPassphrase: src.Passphrase,
-				PublishKeyLen: src.PBKeyLen, Latency: time.Duration(src.LatencyMS) * time.Millisecond})
+				Latency: time.Duration(src.LatencyMS) * time.Millisecond})
 		}
 	}
 	for i := range s.Outputs {
@@ -78,13 +77,23 @@ func (m *Manager) checkSRTLocked(s *Spec) error {
 				if have.Key == want.Key {
 					have.Flow = want.Flow
 					if have != want {
-						return lifecycle.Conflictf("source.passphrase", "flow %q already sets the SRT passphrase or latency of stream %s otherwise: use another stream, or the same settings", id, want.Key)
+						return lifecycle.Conflictf(srtField(s, want.Key), "flow %q already sets the SRT passphrase or latency of stream %s otherwise: use another stream, or the same settings", id, want.Key)
 					}
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// srtField is the field of s that sets the SRT options of stream key:
+// its backup's passphrase when only the backup uses key, else the
+// source's.
+func srtField(s *Spec, key string) string {
+	if s.Backup != nil && s.SourceKey(s.Backup) == key && s.SourceKey(&s.Source) != key {
+		return "backup.passphrase"
+	}
+	return "source.passphrase"
 }
 
 // SRTOptions returns what a flow sets for an SRT connection to the

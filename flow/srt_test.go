@@ -21,9 +21,9 @@ func TestSRTStreams(t *testing.T) {
 	}{
 		{"rtmp source: nothing", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Stream: "live/a"}}, nil},
 		{"srt-listener source without options: nothing", Spec{ID: "a", Source: Source{Type: SrcSRTListener, Stream: "live/a"}}, nil},
-		{"srt-listener source with passphrase and key length", Spec{ID: "a",
-			Source: Source{Type: SrcSRTListener, Stream: "live/a", Passphrase: pass, PBKeyLen: 32, LatencyMS: 400}},
-			[]SRTStream{{Key: "live/a", Flow: "a", PublishPassphrase: pass, PublishKeyLen: 32, Latency: 400 * time.Millisecond}}},
+		{"srt-listener source with passphrase and latency", Spec{ID: "a",
+			Source: Source{Type: SrcSRTListener, Stream: "live/a", Passphrase: pass, LatencyMS: 400}},
+			[]SRTStream{{Key: "live/a", Flow: "a", PublishPassphrase: pass, Latency: 400 * time.Millisecond}}},
 		{"source without stream: its internal key", Spec{ID: "a", Source: Source{Type: SrcSRTListener, LatencyMS: 300}},
 			[]SRTStream{{Key: "flowsrc/a.primary", Flow: "a", Latency: 300 * time.Millisecond}}},
 		{"backup too", Spec{ID: "a", Source: Source{Type: SrcSRTListener, Stream: "live/a", Passphrase: pass},
@@ -59,6 +59,9 @@ func TestSRTValidation(t *testing.T) {
 		{"two srt outputs, other passphrase", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{srtOut(pass, 100), srtOut("", 100)}}, "outputs[1].passphrase"},
 		{"two srt outputs, other latency", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{srtOut(pass, 100), srtOut(pass, 200)}}, "outputs[1].passphrase"},
 		{"key length without passphrase", Spec{ID: "a", Source: Source{Type: SrcSRTListener, PBKeyLen: 24}}, "source.pbkeylen"},
+		{"key length of an srt-listener source", Spec{ID: "a", Source: Source{Type: SrcSRTListener, Passphrase: pass, PBKeyLen: 32}}, "source.pbkeylen"},
+		{"key length of an srt-listener backup", Spec{ID: "a", Source: Source{Type: SrcSRTListener, Stream: "live/a"},
+			Backup: &Source{Type: SrcSRTListener, Stream: "live/b", Passphrase: pass, PBKeyLen: 16}}, "backup.pbkeylen"},
 		{"key length of an srt-listener output", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "s", Type: OutSRTListener, Passphrase: pass, PBKeyLen: 32}}}, "outputs[0].pbkeylen"},
 		{"passphrase on an rtmp-push source", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Passphrase: pass}}, "source.passphrase"},
 		{"latency on an httpflv output", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "p", Type: OutHTTPFLV, LatencyMS: 200}}}, "outputs[0].latency_ms"},
@@ -97,8 +100,14 @@ func TestSRTStreamsAcrossFlows(t *testing.T) {
 		t.Errorf("same settings refused: %v", err)
 	}
 	err := m.Create(mk("c", pass+"x"), false, "")
-	if p := lifecycle.AsProblem(err); err == nil || p.Kind != lifecycle.Conflict {
-		t.Errorf("other passphrase on the same stream: %v, want a Conflict", err)
+	if p := lifecycle.AsProblem(err); err == nil || p.Kind != lifecycle.Conflict || p.Field != "source.passphrase" {
+		t.Errorf("other passphrase on the same stream: %v, want a Conflict on source.passphrase", err)
+	}
+	backup := Spec{ID: "d", Source: Source{Type: SrcSRTListener, Stream: "live/own"},
+		Backup: &Source{Type: SrcSRTListener, Stream: "live/shared", Passphrase: pass + "x"}}
+	err = m.Create(backup, false, "")
+	if p := lifecycle.AsProblem(err); err == nil || p.Kind != lifecycle.Conflict || p.Field != "backup.passphrase" {
+		t.Errorf("other passphrase on the same stream as a backup: %v, want a Conflict on backup.passphrase", err)
 	}
 	if got, _, ok := m.SRTOptions("publish", "live/shared"); !ok || got != pass {
 		t.Errorf("SRTOptions(publish, live/shared) = %q, %v, want the flows' passphrase", got, ok)

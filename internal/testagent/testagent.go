@@ -23,7 +23,10 @@ type Agent struct {
 	API       string // base URL
 	RTMP      int    // port
 	TokenFile string
-	Logs      *testmedia.LogBuffer
+	// Config is the config file; RuntimeDir is its $RUNTIME_DIRECTORY,
+	// where the control socket (client.Reload) is.
+	Config, RuntimeDir string
+	Logs               *testmedia.LogBuffer
 }
 
 const config = `version = 1
@@ -48,16 +51,20 @@ func Start(t testing.TB, name string) *Agent {
 	dir := t.TempDir()
 	ports := testmedia.FreePorts(t, 4)
 	a := &Agent{API: fmt.Sprintf("http://127.0.0.1:%d", ports[3]), RTMP: ports[0],
-		TokenFile: filepath.Join(dir, "token"), Logs: &testmedia.LogBuffer{}}
+		TokenFile: filepath.Join(dir, "token"), Config: filepath.Join(dir, "relaymesh.toml"),
+		RuntimeDir: filepath.Join(dir, "run"), Logs: &testmedia.LogBuffer{}}
+	if err := os.Mkdir(a.RuntimeDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(a.TokenFile, []byte(Token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(dir, "relaymesh.toml")
 	body := fmt.Sprintf(config, name, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], ports[3], a.TokenFile)
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+	if err := os.WriteFile(a.Config, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(testmedia.Binary(t), "run", "-c", cfg)
+	cmd := exec.Command(testmedia.Binary(t), "run", "-c", a.Config)
+	cmd.Env = append(os.Environ(), "RUNTIME_DIRECTORY="+a.RuntimeDir)
 	cmd.Stdout, cmd.Stderr = a.Logs, a.Logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
