@@ -8,6 +8,7 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/relaymesh/relaymesh/media"
@@ -86,7 +87,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rw := row{Key: st.Key(), Video: c.Video, Audio: c.Audio, FPS: rt.FPS,
 				Kbps: (rt.VideoBitrate + rt.AudioBitrate) / 1000, Readers: st.ReaderCount()}
 			if c.Width > 0 {
-				rw.Res = itoa(c.Width) + "x" + itoa(c.Height)
+				rw.Res = strconv.Itoa(c.Width) + "x" + strconv.Itoa(c.Height)
 			}
 			rows = append(rows, rw)
 		}
@@ -104,18 +105,5 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		playerTmpl.Execute(w, struct{ Key, Src string }{key, src})
-	}
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
 	}
 }
