@@ -61,7 +61,8 @@ func llState(t *testing.T, pl string) (next, parts int) {
 // playlist has parts of the configured duration and answers a blocking
 // reload when the part appears; hostile playlist requests are refused or
 // bounded and cost only themselves; HLS readers are listed in
-// /v1/streams while they read and leave after session_timeout.
+// /v1/streams while they read (one per address while play tokens are not
+// verified) and leave after session_timeout.
 func TestHLS(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	if testing.Short() {
@@ -221,6 +222,16 @@ func TestHLS(t *testing.T) {
 
 	t.Run("readers", func(t *testing.T) {
 		get(t, media, 10*time.Second)
+		// without auth.play nothing verifies a token: other tokens from
+		// the same address are that reader, not one more each
+		for i := range 5 {
+			get(t, media+"?token=t"+strconv.Itoa(i), 10*time.Second)
+		}
+		var sr streamsResp
+		getJSON(t, a.api("/v1/streams"), &sr)
+		if len(sr.Streams) != 1 || sr.Streams[0].ReaderCount > 1 {
+			t.Errorf("after 6 requests with 6 unverified tokens from one address: %+v, want at most 1 reader", sr.Streams)
+		}
 		waitStreams(t, a, "an HLS reader listed", func(sr streamsResp) bool {
 			return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1
 		})
