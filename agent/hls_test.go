@@ -264,8 +264,8 @@ func metricsText(t *testing.T, a *agentProc) string {
 // TestHLSAuthAndLimits: with signed play URLs on, a playlist without a
 // token is refused (401), the token is carried into every URL the
 // playlists name, a segment without it is refused, and ffmpeg plays the
-// signed URL; the per-stream reader limit counts HLS readers beside
-// HTTP-FLV ones.
+// signed URL; the web page lists the stream only with its token; the
+// per-stream reader limit counts HLS readers beside HTTP-FLV ones.
 func TestHLSAuthAndLimits(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	if testing.Short() {
@@ -294,6 +294,14 @@ func TestHLSAuthAndLimits(t *testing.T) {
 	pub := testmedia.Publish(t, ctx, src, a.rtmp("live/sec"))
 	waitStreams(t, a, "publisher live", func(sr streamsResp) bool { return len(sr.Streams) == 1 })
 	tok := sign("live/sec")
+	// the page lists only what the client may play
+	base := fmt.Sprintf("http://127.0.0.1:%d", a.ports["http"])
+	if _, page := get(t, base+"/", 10*time.Second); strings.Contains(page, `data-key="live/sec"`) {
+		t.Errorf("the stream list shows live/sec to a client without its play token:\n%s", page)
+	}
+	if _, page := get(t, base+"/?"+tok, 10*time.Second); !strings.Contains(page, `data-key="live/sec"`) {
+		t.Errorf("the stream list with live/sec's play token does not show it:\n%s", page)
+	}
 
 	if code, body := get(t, a.hls("live/sec", "index.m3u8"), 10*time.Second); code != 401 {
 		t.Errorf("playlist without a token: %d %q, want 401", code, body)
