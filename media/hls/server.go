@@ -170,7 +170,7 @@ func (s *Server) sweep(now time.Time) {
 		}
 	}
 	for k := range on {
-		if _, ok := s.muxers[muxKey{k, gohlslib.MuxerVariantLowLatency}]; !ok && s.ctx.Err() == nil {
+		if _, ok := s.muxers[muxKey{k, gohlslib.MuxerVariantLowLatency}]; !ok {
 			s.startLocked(muxKey{k, gohlslib.MuxerVariantLowLatency}, cfg).alwaysOn.Store(true)
 		}
 	}
