@@ -444,3 +444,38 @@ func TestHLSH265(t *testing.T) {
 		t.Errorf("plain.m3u8 of an H.265 stream: %d %q, want 409 naming the reason", code, body)
 	}
 }
+
+// TestHLSReaderAcrossRepublish: an HLS player that keeps polling while
+// its publisher is gone past the reconnect grace (a new stream) is a
+// reader of the new stream, not of the one that ended.
+func TestHLSReaderAcrossRepublish(t *testing.T) {
+	testmedia.Need(t, "ffmpeg")
+	if testing.Short() {
+		t.Skip("end-to-end: runs without -short")
+	}
+	a := startAgent(t, "[hls]\nsession_timeout = \"5m\"\n")
+	ctx := context.Background()
+	src := testmedia.Source{Realtime: true, Audio: true, GOP: 25, Duration: time.Minute}
+	pl := a.hls("live/re", "video1_stream.m3u8")
+	playing := func(what string) {
+		t.Helper()
+		testmedia.Eventually(t, 30*time.Second, what, func() bool {
+			code, _ := get(t, pl, 20*time.Second)
+			return code == 200
+		})
+		waitStreams(t, a, what+": one HLS reader", func(sr streamsResp) bool {
+			return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1
+		})
+	}
+	pub := testmedia.Publish(t, ctx, src, a.rtmp("live/re"))
+	playing("first publish plays")
+	pub.Cmd.Process.Kill()
+	if err := pub.Wait(30 * time.Second); err != nil && strings.Contains(err.Error(), "still running") {
+		t.Fatal(err)
+	}
+	// reconnect_grace (500ms in the tests) runs out: the stream ends
+	waitStreams(t, a, "stream gone", func(sr streamsResp) bool { return len(sr.Streams) == 0 })
+	pub = testmedia.Publish(t, ctx, src, a.rtmp("live/re"))
+	defer pub.Cmd.Process.Kill()
+	playing("the second publish plays")
+}

@@ -458,7 +458,9 @@ func liveEdge(pl string) (msn uint64, parts int, hint uint64, ok bool) {
 }
 
 // session returns the reader session of this client on key, opening one
-// (a hub reader) when it is new.
+// (a hub reader) when it is new or its reader follows a stream that ended
+// since (the publisher came back after the reconnect grace: a new stream,
+// whose readers and reader limit must count this client).
 func (s *Server) session(r *http.Request, key string, cfg *Config) (*session, error) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -472,7 +474,7 @@ func (s *Server) session(r *http.Request, key string, cfg *Config) (*session, er
 	s.mu.Lock()
 	ss := s.sessions[id]
 	s.mu.Unlock()
-	if ss != nil {
+	if ss != nil && ss.rd.Stream() == s.hub.Stream(key) {
 		ss.last.Store(now)
 		return ss, nil
 	}
@@ -487,13 +489,18 @@ func (s *Server) session(r *http.Request, key string, cfg *Config) (*session, er
 	ss.last.Store(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.sessions[id]; old != nil { // a concurrent first request won
+	old := s.sessions[id]
+	if old != nil && old.rd.Stream() == rd.Stream() { // a concurrent request won
 		rd.Close()
+		old.last.Store(now)
 		return old, nil
 	}
 	if s.ctx.Err() != nil {
 		rd.Close()
 		return nil, media.ErrHubClosed
+	}
+	if old != nil {
+		old.rd.Close() // of the stream that ended
 	}
 	s.sessions[id] = ss
 	s.log.Info("hls reader", "stream", key, "remote", host)
