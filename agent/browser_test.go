@@ -130,8 +130,8 @@ func startChromium(t *testing.T, url string) *cdp {
 
 // TestHLSPageInChromium: headless Chromium opens the node's player page
 // of an RTMP-published stream, plays it over LL-HLS (hls.js) and the
-// decoded frame count advances in every 2 s for 10 s; the status page
-// lists the stream. A screenshot of the playing page is kept
+// decoded frame count keeps advancing (ten seconds of video, polled);
+// the status page lists the stream. A screenshot of the playing page is kept
 // ($RELAYMESH_ARTIFACTS, else the test's temp dir).
 func TestHLSPageInChromium(t *testing.T) {
 	testmedia.Need(t, "ffmpeg")
@@ -157,20 +157,15 @@ func TestHLSPageInChromium(t *testing.T) {
 	if transport != "ll-hls" {
 		t.Errorf("page plays over %q, want ll-hls", transport)
 	}
-	last := frames()
-	tk := time.NewTicker(2 * time.Second)
-	defer tk.Stop()
-	for i := range 5 {
-		<-tk.C
-		n := frames()
-		if n <= last {
-			t.Errorf("decoded frames did not advance in %d..%d s: %d then %d", 2*i, 2*i+2, last, n)
-		}
-		last = n
-	}
+	// playback keeps going: ten more seconds of video (250 frames) are
+	// decoded; polled, not timed
+	first := frames()
+	testmedia.Eventually(t, 2*time.Minute, fmt.Sprintf("decoded frames advance from %d past %d", first, first+250), func() bool {
+		return frames() >= first+250
+	})
 	var status string
 	b.eval(t, "document.getElementById('status').textContent", &status)
-	t.Logf("player status after 10 s: %s", status)
+	t.Logf("player status after 10 s of video: %s", status)
 
 	var shot struct {
 		Data string `json:"data"`

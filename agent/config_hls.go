@@ -56,6 +56,7 @@ func (a *Agent) hlsConfig(cfg *Config) hls.Config {
 		SessionTimeout: h.SessionTimeout.Duration(),
 		PlayWait:       a.playWait(cfg),
 		AlwaysOn:       h.AlwaysOn,
+		TokenSessions:  cfg.Auth.Play,
 		Authorize:      a.authorizer("hls"),
 	}
 }

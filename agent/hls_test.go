@@ -59,7 +59,8 @@ func llState(t *testing.T, pl string) (next, parts int) {
 // playlist has parts of the configured duration and answers a blocking
 // reload when the part appears; hostile playlist requests are refused or
 // bounded and cost only themselves; HLS readers are listed in
-// /v1/streams while they read and leave after session_timeout.
+// /v1/streams while they read (one per address while play tokens are not
+// verified) and leave after session_timeout.
 func TestHLS(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	if testing.Short() {
@@ -219,6 +220,16 @@ func TestHLS(t *testing.T) {
 
 	t.Run("readers", func(t *testing.T) {
 		get(t, media, 10*time.Second)
+		// without auth.play nothing verifies a token: other tokens from
+		// the same address are that reader, not one more each
+		for i := range 5 {
+			get(t, media+"?token=t"+strconv.Itoa(i), 10*time.Second)
+		}
+		var sr streamsResp
+		getJSON(t, a.api("/v1/streams"), &sr)
+		if len(sr.Streams) != 1 || sr.Streams[0].ReaderCount > 1 {
+			t.Errorf("after 6 requests with 6 unverified tokens from one address: %+v, want at most 1 reader", sr.Streams)
+		}
 		waitStreams(t, a, "an HLS reader listed", func(sr streamsResp) bool {
 			return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1
 		})
@@ -251,8 +262,8 @@ func metricsText(t *testing.T, a *agentProc) string {
 // TestHLSAuthAndLimits: with signed play URLs on, a playlist without a
 // token is refused (401), the token is carried into every URL the
 // playlists name, a segment without it is refused, and ffmpeg plays the
-// signed URL; the per-stream reader limit counts HLS readers beside
-// HTTP-FLV ones.
+// signed URL; the web page lists the stream only with its token; the
+// per-stream reader limit counts HLS readers beside HTTP-FLV ones.
 func TestHLSAuthAndLimits(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	if testing.Short() {
@@ -277,6 +288,14 @@ func TestHLSAuthAndLimits(t *testing.T) {
 	pub := testmedia.Publish(t, ctx, src, a.rtmp("live/sec"))
 	waitStreams(t, a, "publisher live", func(sr streamsResp) bool { return len(sr.Streams) == 1 })
 	tok := sign("live/sec")
+	// the page lists only what the client may play
+	base := fmt.Sprintf("http://127.0.0.1:%d", a.ports["http"])
+	if _, page := get(t, base+"/", 10*time.Second); strings.Contains(page, `data-key="live/sec"`) {
+		t.Errorf("the stream list shows live/sec to a client without its play token:\n%s", page)
+	}
+	if _, page := get(t, base+"/?"+tok, 10*time.Second); !strings.Contains(page, `data-key="live/sec"`) {
+		t.Errorf("the stream list with live/sec's play token does not show it:\n%s", page)
+	}
 
 	if code, body := get(t, a.hls("live/sec", "index.m3u8"), 10*time.Second); code != 401 {
 		t.Errorf("playlist without a token: %d %q, want 401", code, body)
@@ -418,4 +437,39 @@ func TestHLSH265(t *testing.T) {
 	if code, body := get(t, a.hls("live/hevc", "plain.m3u8"), 20*time.Second); code != 409 || !strings.Contains(body, "H.264 only") {
 		t.Errorf("plain.m3u8 of an H.265 stream: %d %q, want 409 naming the reason", code, body)
 	}
+}
+
+// TestHLSReaderAcrossRepublish: an HLS player that keeps polling while
+// its publisher is gone past the reconnect grace (a new stream) is a
+// reader of the new stream, not of the one that ended.
+func TestHLSReaderAcrossRepublish(t *testing.T) {
+	testmedia.Need(t, "ffmpeg")
+	if testing.Short() {
+		t.Skip("end-to-end: runs without -short")
+	}
+	a := startAgent(t, "[hls]\nsession_timeout = \"5m\"\n")
+	ctx := context.Background()
+	src := testmedia.Source{Realtime: true, Audio: true, GOP: 25, Duration: time.Minute}
+	pl := a.hls("live/re", "video1_stream.m3u8")
+	playing := func(what string) {
+		t.Helper()
+		testmedia.Eventually(t, 30*time.Second, what, func() bool {
+			code, _ := get(t, pl, 20*time.Second)
+			return code == 200
+		})
+		waitStreams(t, a, what+": one HLS reader", func(sr streamsResp) bool {
+			return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1
+		})
+	}
+	pub := testmedia.Publish(t, ctx, src, a.rtmp("live/re"))
+	playing("first publish plays")
+	pub.Cmd.Process.Kill()
+	if err := pub.Wait(30 * time.Second); err != nil && strings.Contains(err.Error(), "still running") {
+		t.Fatal(err)
+	}
+	// reconnect_grace (500ms in the tests) runs out: the stream ends
+	waitStreams(t, a, "stream gone", func(sr streamsResp) bool { return len(sr.Streams) == 0 })
+	pub = testmedia.Publish(t, ctx, src, a.rtmp("live/re"))
+	defer pub.Cmd.Process.Kill()
+	playing("the second publish plays")
 }

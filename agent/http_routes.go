@@ -13,7 +13,7 @@ import (
 // web page (/, /APP/NAME/ and its scripts), and WebRTC (/APP/NAME/whep,
 // /APP/NAME/whip and their session resources).
 func (a *Agent) httpRoutes() http.Handler {
-	page := web.New(a.hub)
+	page := web.New(a.hub, a.authorizer("hls")) // the page plays over HLS
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		switch {

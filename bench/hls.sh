@@ -24,7 +24,7 @@ if [ -z "${RELAYMESH_BIN:-}" ]; then
 fi
 ensure_clip
 
-# cpu_rss PID: "utime+stime seconds, VmHWM kB" of PID
+# cpu_s PID: utime+stime seconds of PID; rss_kb PID: its VmRSS in kB
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 # window PID SECONDS: sample RSS each second; prints "cpu_seconds max_rss_kb"

@@ -14,6 +14,7 @@ import (
 const (
 	ProtoRTMP    = "rtmp"
 	ProtoHTTPFLV = "httpflv"
+	ProtoHLS     = "hls"
 	ProtoSRT     = "srt"
 )
 
@@ -23,7 +24,7 @@ var playerOutputs = map[string][]string{
 	ProtoHTTPFLV: {OutHTTPFLV},
 	// HLS is served on the HTTP-FLV listener: a flow's HTTP-FLV output
 	// (its allowlist, its cut state) admits HLS players too
-	"hls":    {OutHTTPFLV},
+	ProtoHLS: {OutHTTPFLV},
 	ProtoSRT: {OutSRTListener},
 }
 

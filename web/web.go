@@ -7,10 +7,13 @@ package web
 import (
 	"embed"
 	"html/template"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 //go:embed static/hls.min.js static/player.js
@@ -19,13 +22,19 @@ var static embed.FS
 // StaticPrefix is where the page's scripts are served.
 const StaticPrefix = "/_static/"
 
+// Authorizer decides whether a client may play a stream (action "play").
+type Authorizer func(action, key, query string, remote net.Addr) error
+
 // Page serves the stream list, the player pages and their scripts.
 type Page struct {
-	hub *media.Hub
+	hub       *media.Hub
+	authorize Authorizer
 }
 
-// New returns the page for hub's streams.
-func New(hub *media.Hub) *Page { return &Page{hub: hub} }
+// New returns the page for hub's streams. The list shows a client only
+// the streams authorize lets it play (its address, the token in the
+// page's query); nil shows every stream.
+func New(hub *media.Hub, authorize Authorizer) *Page { return &Page{hub: hub, authorize: authorize} }
 
 // Handles reports whether the page serves path p.
 func Handles(p string) bool {
@@ -47,7 +56,7 @@ var (
 {{if .}}<table id="streams"><tr><th>stream</th><th>video</th><th>audio</th><th>resolution</th><th>fps</th><th>kbit/s</th><th>readers</th><th>links</th></tr>
 {{range .}}<tr class="stream" data-key="{{.Key}}"><td><a href="/{{.Key}}/">{{.Key}}</a></td><td>{{.Video}}</td><td>{{.Audio}}</td><td>{{.Res}}</td><td>{{printf "%.1f" .FPS}}</td><td>{{.Kbps}}</td><td>{{.Readers}}</td>
 <td><a href="/{{.Key}}/">play</a> <a href="/{{.Key}}/index.m3u8">LL-HLS</a> <a href="/{{.Key}}/plain.m3u8">HLS</a> <a href="/{{.Key}}.flv">FLV</a></td></tr>
-{{end}}</table>{{else}}<p>No live streams.</p>{{end}}
+{{end}}</table>{{else}}<p>No live streams (that this address and token may play).</p>{{end}}
 </body></html>
 `))
 	playerTmpl = template.Must(template.New("player").Parse(`<!doctype html>
@@ -81,12 +90,16 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(b)
 	case r.URL.Path == "/":
 		var rows []row
+		remote := netutil.RemoteAddr(r.RemoteAddr)
 		for _, st := range p.hub.Streams() {
+			if p.authorize != nil && p.authorize("play", st.Key(), r.URL.RawQuery, remote) != nil {
+				continue
+			}
 			c, rt := st.Codecs(), st.Meter.Rates()
 			rw := row{Key: st.Key(), Video: c.Video, Audio: c.Audio, FPS: rt.FPS,
 				Kbps: (rt.VideoBitrate + rt.AudioBitrate) / 1000, Readers: st.ReaderCount()}
 			if c.Width > 0 {
-				rw.Res = itoa(c.Width) + "x" + itoa(c.Height)
+				rw.Res = strconv.Itoa(c.Width) + "x" + strconv.Itoa(c.Height)
 			}
 			rows = append(rows, rw)
 		}
@@ -104,18 +117,5 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		playerTmpl.Execute(w, struct{ Key, Src string }{key, src})
-	}
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
 	}
 }

@@ -1,9 +1,16 @@
 package hls
 
 import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/bluenviron/gohlslib/v2"
+
+	"github.com/relaymesh/relaymesh/media"
 )
 
 func TestRoute(t *testing.T) {
@@ -78,5 +85,25 @@ ab_video1_seg10.mp4
 	}
 	if _, _, _, ok := liveEdge("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:1\n"); ok {
 		t.Error("liveEdge of a playlist without a preload hint: ok")
+	}
+}
+
+// TestRequestAfterClose: a request that reaches the server after Close
+// starts no muxer (its goroutine would race Close's wait) and is told why.
+func TestRequestAfterClose(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hub := media.NewHub(media.DefaultHubConfig(), log)
+	s, err := New(Config{}, hub, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/live/x/index.m3u8", nil))
+	if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), media.ErrHubClosed.Error()) {
+		t.Errorf("request after Close: %d %q, want 404 %q", w.Code, w.Body.String(), media.ErrHubClosed)
+	}
+	if n := s.MuxerCount(); n != 0 {
+		t.Errorf("%d muxers after Close", n)
 	}
 }

@@ -51,6 +51,13 @@ func (s *Server) muxer(k muxKey, cfg *Config) *muxer {
 func (s *Server) startLocked(k muxKey, cfg *Config) *muxer {
 	ctx, cancel := context.WithCancel(s.ctx)
 	mx := &muxer{key: k, ready: make(chan struct{}), done: make(chan struct{}), cancel: cancel}
+	if s.ctx.Err() != nil {
+		// closed: a request after Close gets an ended muxer, and no
+		// wg.Add races Close's wg.Wait
+		mx.err = media.ErrHubClosed
+		close(mx.done)
+		return mx
+	}
 	mx.last.Store(time.Now().UnixNano())
 	s.muxers[k] = mx
 	s.wg.Add(1)

@@ -6,10 +6,10 @@
 //
 // A muxer per stream and variant starts at the first request and is
 // closed after IdleTimeout without one (always-on streams keep theirs).
-// A reader is a session: one client address and token reading a stream,
-// alive while it makes a request at least every SessionTimeout; each
-// session holds a hub reader, so it counts in the stream's readers and
-// against the per-stream reader limit.
+// A reader is a session: one client address (and play token, when
+// TokenSessions) reading a stream, alive while it makes a request at
+// least every SessionTimeout; each session holds a hub reader, so it
+// counts in the stream's readers and against the per-stream reader limit.
 package hls
 
 import (
@@ -60,7 +60,11 @@ type Config struct {
 	MaxBlocked     int           // waiting requests per muxer beyond which 503 is answered
 	PlayWait       time.Duration // how long a request waits for a stream that is not live
 	AlwaysOn       []string      // streams whose LL-HLS muxer runs without readers
-	Authorize      Authorizer
+	// TokenSessions: the play token tells a client's sessions apart. Only
+	// when Authorize verifies it (signed play URLs): an unverified token
+	// would let one client open a session (a hub reader) per request.
+	TokenSessions bool
+	Authorize     Authorizer
 }
 
 func (c *Config) defaults() {
@@ -166,7 +170,7 @@ func (s *Server) sweep(now time.Time) {
 		}
 	}
 	for k := range on {
-		if _, ok := s.muxers[muxKey{k, gohlslib.MuxerVariantLowLatency}]; !ok && s.ctx.Err() == nil {
+		if _, ok := s.muxers[muxKey{k, gohlslib.MuxerVariantLowLatency}]; !ok {
 			s.startLocked(muxKey{k, gohlslib.MuxerVariantLowLatency}, cfg).alwaysOn.Store(true)
 		}
 	}
@@ -286,7 +290,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), status)
 		return
 	}
-	ss, err := s.session(r, key)
+	ss, err := s.session(r, key, cfg)
 	if err != nil {
 		status := http.StatusNotFound
 		if errors.Is(err, media.ErrTooManyReaders) {
@@ -454,19 +458,23 @@ func liveEdge(pl string) (msn uint64, parts int, hint uint64, ok bool) {
 }
 
 // session returns the reader session of this client on key, opening one
-// (a hub reader) when it is new.
-func (s *Server) session(r *http.Request, key string) (*session, error) {
+// (a hub reader) when it is new or its reader follows a stream that ended
+// since (the publisher came back after the reconnect grace: a new stream,
+// whose readers and reader limit must count this client).
+func (s *Server) session(r *http.Request, key string, cfg *Config) (*session, error) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	tok := r.URL.Query().Get(auth.QueryParam)
-	id := key + "\x00" + host + "\x00" + tok
+	id := key + "\x00" + host
+	if cfg.TokenSessions {
+		id += "\x00" + r.URL.Query().Get(auth.QueryParam)
+	}
 	now := time.Now().UnixNano()
 	s.mu.Lock()
 	ss := s.sessions[id]
 	s.mu.Unlock()
-	if ss != nil {
+	if ss != nil && ss.rd.Stream() == s.hub.Stream(key) {
 		ss.last.Store(now)
 		return ss, nil
 	}
@@ -481,13 +489,18 @@ func (s *Server) session(r *http.Request, key string) (*session, error) {
 	ss.last.Store(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.sessions[id]; old != nil { // a concurrent first request won
+	old := s.sessions[id]
+	if old != nil && old.rd.Stream() == rd.Stream() { // a concurrent request won
 		rd.Close()
+		old.last.Store(now)
 		return old, nil
 	}
 	if s.ctx.Err() != nil {
 		rd.Close()
 		return nil, media.ErrHubClosed
+	}
+	if old != nil {
+		old.rd.Close() // of the stream that ended
 	}
 	s.sessions[id] = ss
 	s.log.Info("hls reader", "stream", key, "remote", host)
