@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/media/webrtc"
 )
 
@@ -27,7 +28,7 @@ func (a *Agent) webrtcConfig(cfg *Config) webrtc.Config {
 		MaxSessions:    w.MaxSessions,
 		ConnectTimeout: w.ConnectTimeout.Duration(),
 		PlayWait:       a.playWait(cfg),
-		Authorize:      a.authorizer("webrtc"),
+		Authorize:      a.authorizer(flow.ProtoWebRTC),
 	}
 	for _, s := range w.ICEServers {
 		c.ICEServers = append(c.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})

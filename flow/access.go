@@ -15,6 +15,7 @@ const (
 	ProtoRTMP    = "rtmp"
 	ProtoHTTPFLV = "httpflv"
 	ProtoHLS     = "hls"
+	ProtoWebRTC  = "webrtc"
 	ProtoSRT     = "srt"
 )
 
@@ -25,7 +26,9 @@ var playerOutputs = map[string][]string{
 	// HLS is served on the HTTP-FLV listener: a flow's HTTP-FLV output
 	// (its allowlist, its cut state) admits HLS players too
 	ProtoHLS: {OutHTTPFLV},
-	ProtoSRT: {OutSRTListener},
+	// so is WebRTC (WHEP)
+	ProtoWebRTC: {OutHTTPFLV},
+	ProtoSRT:    {OutSRTListener},
 }
 
 // allows reports whether remote is in the allowlist (empty: everyone).

@@ -50,6 +50,8 @@ func TestAuthorize(t *testing.T) {
 		{"hls play in the httpflv allow", "play", ProtoHLS, "flow/cam", tcp("198.51.100.7"), ""},
 		{"hls play outside the httpflv allow", "play", ProtoHLS, "flow/cam", tcp("203.0.113.2"), `output "web"`},
 		{"hls play of a flow without httpflv output", "play", ProtoHLS, "flow/open", tcp("192.0.2.7"), "no httpflv output"},
+		{"webrtc play in the httpflv allow", "play", ProtoWebRTC, "flow/cam", tcp("198.51.100.7"), ""},
+		{"webrtc play outside the httpflv allow", "play", ProtoWebRTC, "flow/cam", tcp("203.0.113.2"), `output "web"`},
 		{"srt play in the second srt output", "play", ProtoSRT, "flow/cam", udp("203.0.113.2"), ""},
 		{"srt play in no srt output", "play", ProtoSRT, "flow/cam", udp("192.0.2.7"), `"srt-a", "srt-b"`},
 		{"srt play of a flow without srt output", "play", ProtoSRT, "flow/open", udp("192.0.2.7"), "no srt-listener output"},
