@@ -6,7 +6,6 @@ package libsrt
 import "C"
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -154,10 +153,6 @@ func bindFiltered(s C.SRTSOCKET, fam int, ip net.IP, port int, v6only bool) erro
 	}
 	return nil
 }
-
-// errPacketFilter ends an accepted connection that negotiated a packet
-// filter anyway; Accept goes on with the next one.
-var errPacketFilter = errors.New("srt: the connection negotiated a packet filter")
 
 // packetFilter is the packet filter configuration s negotiated ("" for none).
 func packetFilter(s C.SRTSOCKET) string {
