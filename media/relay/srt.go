@@ -11,9 +11,6 @@ import (
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 )
 
-// MessageSize is the SRT payload a pusher sends: 7 TS packets.
-const MessageSize = 7 * 188
-
 // srtConfig builds the caller options for t. The stream id comes from
 // the URL's streamid parameter; passphrase, pbkeylen and latency in the
 // URL are used only when the Target leaves them empty.
