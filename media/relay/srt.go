@@ -28,10 +28,22 @@ func srtConfig(t Target, u *url.URL, wantAction string) (libsrt.Options, string,
 	if c.Passphrase == "" {
 		c.Passphrase = q.Get("passphrase")
 	}
+	// a number in the URL that is not one is refused, not ignored
+	num := func(key string) (int, error) {
+		v := q.Get(key)
+		if v == "" {
+			return 0, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("srt target %s: %s %q is not a positive integer", Redact(t.URL), key, v)
+		}
+		return n, nil
+	}
 	keyLen := t.PBKeyLen
 	if keyLen == 0 {
-		if v, err := strconv.Atoi(q.Get("pbkeylen")); err == nil {
-			keyLen = v
+		if keyLen, err = num("pbkeylen"); err != nil {
+			return c, "", err
 		}
 	}
 	if c.Passphrase != "" {
@@ -49,9 +61,11 @@ func srtConfig(t Target, u *url.URL, wantAction string) (libsrt.Options, string,
 	}
 	lat := t.Latency
 	if lat == 0 {
-		if v, err := strconv.Atoi(q.Get("latency")); err == nil && v > 0 {
-			lat = time.Duration(v) * time.Millisecond
+		ms, err := num("latency")
+		if err != nil {
+			return c, "", err
 		}
+		lat = time.Duration(ms) * time.Millisecond
 	}
 	if lat <= 0 {
 		lat = DefaultLatency
