@@ -365,6 +365,12 @@ func (d Decision) apply(ns C.SRTSOCKET) error {
 // handshakeRejected reports a refusal libsrt logged for socket ns after
 // the callback accepted it. It runs on libsrt's thread.
 func handshakeRejected(ns C.SRTSOCKET, reason int) bool {
+	// ns is the last socket the callback accepted on this thread; a
+	// connected one completed its handshake, and the line is about a later
+	// caller libsrt refused before the callback ran (backlog full)
+	if C.srt_getsockstate(ns) == C.SRTS_CONNECTED {
+		return false
+	}
 	tabMu.Lock()
 	p := pending[ns]
 	delete(pending, ns)
