@@ -29,6 +29,7 @@ import (
 	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/rtmp"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 	"github.com/relaymesh/relaymesh/media/webrtc"
 	"github.com/relaymesh/relaymesh/netutil"
 )
@@ -104,6 +105,7 @@ func New(cfg *Config, path string, logOut io.Writer) (_ *Agent, err error) {
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level, ReplaceAttr: maskLogAttr})).With("node", cfg.Node.ResolveName())
 	a := &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{}),
 		reloads: make(chan chan error), rtDir: agentRuntimeDir()}
+	libsrt.SetLogger(log) // libsrt's warnings and the binding's (a connection it closed, and why)
 	defer func() {
 		// a, not the result (nil here): release what was built so far
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 // errPeerGone: the SRT connection closed under us.
 var errPeerGone = errors.New("srt peer closed the connection or went silent")
 
-// pushSRT sends the TS lane to an SRT listener in MessageSize messages.
+// pushSRT sends the TS lane to an SRT listener in srt.MessageSize messages.
 func (p *Pusher) pushSRT(ctx context.Context, t Target, u *url.URL, r *media.Reader) (time.Duration, error) {
 	cfg, addr, err := srtConfig(t, u, "publish")
 	if err != nil {
@@ -70,7 +70,7 @@ func (p *Pusher) pushSRT(ctx context.Context, t Target, u *url.URL, r *media.Rea
 		}
 		return err
 	}
-	out := make([]byte, 0, MessageSize)
+	out := make([]byte, 0, srt.MessageSize) // WriteBatch's scratch
 	pkts := make([]*media.Packet, 0, 64)
 	for {
 		var nerr error

@@ -5,79 +5,65 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 )
 
-// MessageSize is the SRT payload a pusher sends: 7 TS packets.
-const MessageSize = 7 * 188
-
-// srtConfig builds the caller options for t. The stream id comes from
-// the URL's streamid parameter; passphrase, pbkeylen and latency in the
-// URL are used only when the Target leaves them empty.
+// srtConfig builds the caller options for t. The URL is read by
+// libsrt.ParseURL (streamid, passphrase, pbkeylen, latency, conntimeo,
+// peeridletimeo); the Target's passphrase, pbkeylen, latency and timeouts
+// replace the URL's when set.
 func srtConfig(t Target, u *url.URL, wantAction string) (libsrt.Options, string, error) {
-	var c libsrt.Options
-	q, err := url.ParseQuery(u.RawQuery)
+	fail := func(err error) (libsrt.Options, string, error) {
+		return libsrt.Options{}, "", fmt.Errorf("srt target %s: %w", Redact(t.URL), err)
+	}
+	if u.Port() == "" {
+		return fail(errors.New("no port"))
+	}
+	host, c, err := libsrt.ParseURL(u.String())
 	if err != nil {
-		return c, "", fmt.Errorf("srt target %s: bad query: %w", Redact(t.URL), err)
+		return fail(err)
 	}
-	c.StreamID = q.Get("streamid")
 	if c.StreamID == "" {
-		return c, "", fmt.Errorf("srt target %s: no streamid; add ?streamid=%s:app/name", Redact(t.URL), wantAction)
+		return fail(fmt.Errorf("no streamid; add ?streamid=%s:app/name", wantAction))
 	}
-	c.Passphrase = t.Passphrase
-	if c.Passphrase == "" {
-		c.Passphrase = q.Get("passphrase")
+	if t.Passphrase != "" {
+		c.Passphrase = t.Passphrase
 	}
-	keyLen := t.PBKeyLen
-	if keyLen == 0 {
-		if v, err := strconv.Atoi(q.Get("pbkeylen")); err == nil {
-			keyLen = v
-		}
+	if t.PBKeyLen != 0 {
+		c.PBKeyLen = t.PBKeyLen
 	}
-	if c.Passphrase != "" {
-		if n := len(c.Passphrase); n < 10 || n > 80 {
-			return c, "", fmt.Errorf("srt target %s: passphrase must be 10 to 80 characters (got %d)", Redact(t.URL), n)
-		}
-		switch keyLen {
-		case 0:
-			keyLen = 16
-		case 16, 24, 32:
-		default:
-			return c, "", fmt.Errorf("srt target %s: pbkeylen %d is not 16, 24 or 32", Redact(t.URL), keyLen)
-		}
-		c.PBKeyLen = keyLen
+	switch {
+	case c.Passphrase == "":
+		c.PBKeyLen = 0 // the key length is that of the key made from a passphrase
+	case c.PBKeyLen == 0:
+		c.PBKeyLen = 16
 	}
-	lat := t.Latency
-	if lat == 0 {
-		if v, err := strconv.Atoi(q.Get("latency")); err == nil && v > 0 {
-			lat = time.Duration(v) * time.Millisecond
-		}
+	if t.Latency > 0 {
+		c.Latency = t.Latency
 	}
-	if lat <= 0 {
-		lat = DefaultLatency
+	if c.Latency <= 0 {
+		c.Latency = DefaultLatency
 	}
-	c.Latency = lat
-	c.PeerIdleTimeout = t.PeerIdleTimeout
+	if t.PeerIdleTimeout > 0 {
+		c.PeerIdleTimeout = t.PeerIdleTimeout
+	}
 	if c.PeerIdleTimeout <= 0 {
 		c.PeerIdleTimeout = DefaultPeerIdleTimeout
 	}
-	c.ConnectTimeout = 3 * time.Second
 	if t.ConnectTimeout > 0 {
 		c.ConnectTimeout = t.ConnectTimeout
 	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 3 * time.Second
+	}
 	if t.DSCP < 0 || t.DSCP > 63 {
-		return c, "", fmt.Errorf("srt target %s: dscp %d is outside 0..63", Redact(t.URL), t.DSCP)
+		return fail(fmt.Errorf("dscp %d is outside 0..63", t.DSCP))
 	}
 	c.IPTOS = t.DSCP << 2
-	host := u.Host
-	if u.Port() == "" {
-		return c, "", fmt.Errorf("srt target %s: no port", Redact(t.URL))
-	}
 	if err := c.Validate(); err != nil {
-		return c, "", fmt.Errorf("srt target %s: %w", Redact(t.URL), err)
+		return fail(err)
 	}
 	return c, host, nil
 }

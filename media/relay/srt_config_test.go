@@ -2,6 +2,7 @@ package relay
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,5 +31,44 @@ func TestSRTConnectTimeout(t *testing.T) {
 				t.Errorf("ConnectTimeout = %s, want %s", cfg.ConnectTimeout, c.want)
 			}
 		})
+	}
+}
+
+// TestSRTURLNumbers: latency and pbkeylen in a target URL are used, and
+// one that is not a number is refused with the key's name, not ignored.
+// The errors hide the passphrase (Redact).
+func TestSRTURLNumbers(t *testing.T) {
+	cases := []struct {
+		query   string
+		lat     time.Duration
+		keyLen  int
+		wantErr string
+	}{
+		{query: "latency=300", lat: 300 * time.Millisecond},
+		{query: "passphrase=0123456789abc&pbkeylen=32", lat: DefaultLatency, keyLen: 32},
+		{query: "latency=0", lat: DefaultLatency},
+		{query: "latency=300ms", wantErr: `latency="300ms" is not a number`},
+		{query: "latency=-5", wantErr: `latency="-5" is not a number`},
+		{query: "passphrase=0123456789abc&pbkeylen=x", wantErr: `pbkeylen="x" is not a number`},
+		{query: "passphrase=0123456789abc&pbkeylen=20", wantErr: `pbkeylen 20 is not 16, 24 or 32`},
+		{query: "passphrase=short", wantErr: `passphrase must be 10 to 80 characters (got 5)`},
+	}
+	for _, c := range cases {
+		tg := Target{URL: "srt://h:9000?streamid=read:live/x&" + c.query}
+		u, _ := url.Parse(tg.URL)
+		cfg, _, err := srtConfig(tg, u, "read")
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) || strings.Contains(err.Error(), "0123456789abc") {
+				t.Errorf("%s: error %v, want %q", c.query, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.query, err)
+			continue
+		}
+		if cfg.Latency != c.lat || cfg.PBKeyLen != c.keyLen {
+			t.Errorf("%s: latency %s, pbkeylen %d; want %s, %d", c.query, cfg.Latency, cfg.PBKeyLen, c.lat, c.keyLen)
+		}
 	}
 }

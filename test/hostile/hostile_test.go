@@ -6,6 +6,7 @@ package hostile
 // RELAYMESH_HOSTILE_SEED replays the run.
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
@@ -378,7 +379,9 @@ func TestInterruptedStart(t *testing.T) {
 // kernel passed or dropped the first; the data then reaches a connection
 // without FEC, and the agent survives. Had the filter let the first
 // through, libsrt would have answered it (the second is a repeat) and the
-// data would hit its FEC receiver.
+// data would hit its FEC receiver. The FEC request goes out as a
+// conclusion, agreement, waveahand or done in turn: libsrt 1.5.1's
+// listener reads the extensions of all four.
 func TestSRTPacketFilterCaller(t *testing.T) {
 	_, seed := scale(t)
 	a := StartAgent(t)
@@ -397,8 +400,12 @@ func TestSRTPacketFilterCaller(t *testing.T) {
 			f.send(0, "induction", wire.Induction(f.ours, lo))
 			return f.Peer.Cookie.Load() != 0
 		})
-		f.send(0, "conclusion with a FEC filter", wire.Conclusion(f.ours, f.Peer.Cookie.Load(), lo, "publish:hostile/fec",
-			wire.E(wire.ExtFilter, wire.String4("fec,cols:10,rows:5"))))
+		// libsrt takes any request type but induction for a conclusion
+		fec := wire.Conclusion(f.ours, f.Peer.Cookie.Load(), lo, "publish:hostile/fec",
+			wire.E(wire.ExtFilter, wire.String4("fec,cols:10,rows:5")))
+		reqTypes := []uint32{wire.HSConclusion, wire.HSAgreement, wire.HSWaveahand, wire.HSDone}
+		binary.BigEndian.PutUint32(fec[wire.HeaderLen+20:], reqTypes[round%len(reqTypes)])
+		f.send(0, "conclusion with a FEC filter", fec)
 		f.send(0, "plain conclusion", wire.Conclusion(f.ours, f.Peer.Cookie.Load(), lo, "publish:hostile/plain"))
 		// the answer (accepted or refused) comes before the data
 		testmedia.Eventually(t, 10*time.Second, "the conclusion answered", func() bool {
@@ -430,6 +437,10 @@ func TestSRTPacketFilterCaller(t *testing.T) {
 	}
 	if strings.Contains(a.Logs.String(), `"stream":"hostile/fec"`) {
 		t.Errorf("a connection asking for FEC was accepted (%d of 30 rounds answered)", accepted)
+	}
+	// the accept-time close behind the socket filter
+	if strings.Contains(a.Logs.String(), "negotiated a packet filter") {
+		t.Errorf("a handshake asking for FEC got past the socket filter (closed when accepted)")
 	}
 	c.WaitAdvance(t, frames, "after the FEC callers")
 	a.MustBeAlive(t, "after the FEC callers")

@@ -187,6 +187,9 @@ const logPerSecond = 20
 //export goLog
 func goLog(level C.int, msg *C.char, ns C.SRTSOCKET) {
 	text := C.GoString(msg)
+	if strings.Contains(text, "srt_accept: no pending connection available") {
+		return // every non-blocking Accept ends so (SRT_EASYNCRCV): not news
+	}
 	if ns >= 0 {
 		if code, ok := parseReject(text); ok && handshakeRejected(ns, code) {
 			return

@@ -6,7 +6,6 @@ package libsrt
 import "C"
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,7 +17,8 @@ import (
 
 // A listener's UDP socket is made here, not by libsrt, so that a socket
 // filter runs in the kernel before libsrt sees a packet: it drops every
-// conclusion handshake that asks for a packet filter (SRT_CMD_FILTER).
+// handshake libsrt would take for a conclusion (any request type but an
+// induction) that asks for a packet filter (SRT_CMD_FILTER).
 // libsrt 1.5.1 (Debian 12) applies the filter a caller asks for when the
 // listener sets none, and its FEC receiver then corrupts the heap on
 // crafted data packets (an abort in FECFilterBuiltin under the receive
@@ -29,23 +29,27 @@ import (
 
 // Offsets in what a UDP socket filter sees: the UDP header first.
 const (
-	udpHdr       = 8
-	srtHdr       = 16         // SRT packet header
-	hsTypeOff    = 20         // handshake type in the handshake body (after version, encryption/extension fields, ISN, MTU, flow window)
-	hsBody       = 48         // handshake body; the extension blocks follow
-	hsConclusion = ^uint32(0) // URQ_CONCLUSION (-1)
-	cmdFilter    = 7          // SRT_CMD_FILTER
+	udpHdr      = 8
+	srtHdr      = 16 // SRT packet header
+	hsTypeOff   = 20 // handshake type in the handshake body (after version, encryption/extension fields, ISN, MTU, flow window)
+	hsBody      = 48 // handshake body; the extension blocks follow
+	hsInduction = 1  // URQ_INDUCTION
+	cmdFilter   = 7  // SRT_CMD_FILTER
 	// maxExtensions bounds the walk over extension blocks (a caller sends
 	// at most HSREQ, KMREQ, SID, CONGESTION, FILTER and GROUP); a
 	// conclusion with more blocks is dropped too.
 	maxExtensions = 10
 )
 
-// conclusionFilter assembles the socket filter: data packets, other
-// control packets and other handshakes pass; a conclusion passes when
+// conclusionProgram is the socket filter: data packets, other control
+// packets and induction handshakes pass; any other handshake passes when
 // none of its first maxExtensions extension blocks is SRT_CMD_FILTER and
-// no block is left after them.
-func conclusionFilter() ([]bpf.RawInstruction, error) {
+// no block is left after them. Not only URQ_CONCLUSION (-1): libsrt
+// 1.5.1's listener (CUDT::processConnectRequest) answers URQ_INDUCTION
+// and takes every other request type (WAVEAHAND 0, AGREEMENT -2, DONE -3,
+// any number) for a conclusion, reading its extensions
+// (interpretSrtHandshake) and applying its filter.
+func conclusionProgram() []bpf.Instruction {
 	const accept, drop = 0xffffffff, 0
 	// jumps to the two returns at the end are patched once the program
 	// is laid out: toAccept/toDrop record which instructions jump where.
@@ -60,17 +64,21 @@ func conclusionFilter() ([]bpf.RawInstruction, error) {
 		}
 		prog = append(prog, bpf.JumpIf{Cond: cond, Val: val})
 	}
+	// end accepts when fewer than 4 bytes are left after X: the end of
+	// the extension blocks (A = len - X)
+	end := func() {
+		prog = append(prog, bpf.LoadExtension{Num: bpf.ExtLen}, bpf.ALUOpX{Op: bpf.ALUOpSub})
+		jump(bpf.JumpGreaterOrEqual, 4, false)
+	}
 	prog = append(prog, bpf.LoadAbsolute{Off: udpHdr, Size: 1})
 	jump(bpf.JumpBitsSet, 0x80, false) // control packet, else accept
 	prog = append(prog, bpf.LoadAbsolute{Off: udpHdr, Size: 2}, bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x7fff})
 	jump(bpf.JumpEqual, 0, false) // handshake (control type 0), else accept
 	prog = append(prog, bpf.LoadAbsolute{Off: udpHdr + srtHdr + hsTypeOff, Size: 4})
-	jump(bpf.JumpEqual, hsConclusion, false) // conclusion, else accept
+	jump(bpf.JumpNotEqual, hsInduction, false) // not an induction, else accept
 	prog = append(prog, bpf.LoadConstant{Dst: bpf.RegX, Val: udpHdr + srtHdr + hsBody})
 	for range maxExtensions {
-		// A = len - X: fewer than 4 bytes left is the end of the blocks
-		prog = append(prog, bpf.LoadExtension{Num: bpf.ExtLen}, bpf.ALUOpX{Op: bpf.ALUOpSub})
-		jump(bpf.JumpGreaterOrEqual, 4, false)
+		end()
 		prog = append(prog, bpf.LoadIndirect{Off: 0, Size: 2})
 		jump(bpf.JumpEqual, cmdFilter, true)
 		// X += 4 + 4*length (the block's length is in 32-bit words); a
@@ -80,6 +88,7 @@ func conclusionFilter() ([]bpf.RawInstruction, error) {
 			bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 4},
 			bpf.ALUOpX{Op: bpf.ALUOpAdd}, bpf.TAX{})
 	}
+	end() // nothing after the last block walked
 	dropAt := len(prog)
 	prog = append(prog, bpf.RetConstant{Val: drop}, bpf.RetConstant{Val: accept})
 	acceptAt := dropAt + 1
@@ -93,14 +102,14 @@ func conclusionFilter() ([]bpf.RawInstruction, error) {
 		j.SkipTrue = uint8(dropAt - i - 1)
 		prog[i] = j
 	}
-	return bpf.Assemble(prog)
+	return prog
 }
 
 // bindFiltered binds s to ip:port on a UDP socket made here with the
 // conclusion filter attached; libsrt takes the socket over (and closes
 // it with s). fam is 4 or 6; v6only applies to an IPv6 socket.
 func bindFiltered(s C.SRTSOCKET, fam int, ip net.IP, port int, v6only bool) error {
-	raw, err := conclusionFilter()
+	raw, err := bpf.Assemble(conclusionProgram())
 	if err != nil {
 		return fmt.Errorf("assemble the handshake filter: %w", err)
 	}
@@ -144,10 +153,6 @@ func bindFiltered(s C.SRTSOCKET, fam int, ip net.IP, port int, v6only bool) erro
 	}
 	return nil
 }
-
-// errPacketFilter ends an accepted connection that negotiated a packet
-// filter anyway; Accept goes on with the next one.
-var errPacketFilter = errors.New("srt: the connection negotiated a packet filter")
 
 // packetFilter is the packet filter configuration s negotiated ("" for none).
 func packetFilter(s C.SRTSOCKET) string {

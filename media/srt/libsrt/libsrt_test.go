@@ -188,3 +188,66 @@ func TestDialNoAnswer(t *testing.T) {
 		t.Fatalf("Dial = %v, want ErrTimeout", err)
 	}
 }
+
+// TestBacklogRefusalKeepsDecision: a caller refused by libsrt itself
+// before the listen callback runs (here: the backlog is full) is not
+// taken for the connection the callback accepted just before it, which
+// keeps its Decide tag and is not reported Failed.
+func TestBacklogRefusalKeepsDecision(t *testing.T) {
+	failed := make(chan any, 4)
+	l := listen(t, ListenConfig{Backlog: 1,
+		Decide: func(r Request) Decision { return Decision{Tag: r.StreamID} },
+		Failed: func(tag any, reason int) { failed <- tag }})
+	a, err := Dial(context.Background(), l.Addr().String(), Options{StreamID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.CloseNow()
+	// a waits in libsrt's accept queue (no Accept yet): b finds it full
+	_, err = Dial(context.Background(), l.Addr().String(), Options{StreamID: "b"})
+	var re *RejectError
+	if !errors.As(err, &re) || re.Code != RejBacklog {
+		t.Fatalf("second caller: %v, want a backlog refusal", err)
+	}
+	sc := <-acceptOne(t, l)
+	if sc == nil {
+		t.Fatal("no accept")
+	}
+	if sc.Tag() != "a" {
+		t.Errorf("accepted connection's tag %v, want a", sc.Tag())
+	}
+	select {
+	case tag := <-failed:
+		t.Errorf("Failed called for %v", tag)
+	default:
+	}
+}
+
+// TestFailedWrongPassphrase: a handshake Decide accepted that libsrt then
+// refused for its passphrase is reported to Failed with its tag.
+func TestFailedWrongPassphrase(t *testing.T) {
+	failed := make(chan int, 4)
+	l := listen(t, ListenConfig{
+		Decide: func(r Request) Decision { return Decision{Passphrase: pass, Tag: r.StreamID} },
+		Failed: func(tag any, reason int) {
+			if tag == "secret" {
+				failed <- reason
+			}
+		}})
+	_, err := Dial(context.Background(), l.Addr().String(), Options{StreamID: "secret", Passphrase: pass + "x"})
+	var re *RejectError
+	if !errors.As(err, &re) || re.Code != RejBadSecret {
+		t.Fatalf("Dial: %v, want a wrong-passphrase refusal", err)
+	}
+	select {
+	case r := <-failed:
+		if r != RejBadSecret {
+			t.Errorf("Failed reason %d, want %d", r, RejBadSecret)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Failed not called")
+	}
+	if n := l.Pending(); n != 0 {
+		t.Errorf("%d decisions still pending", n)
+	}
+}

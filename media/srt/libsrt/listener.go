@@ -181,25 +181,33 @@ func listenOn(e *engine, ip net.IP, port int, cfg ListenConfig) (*Listener, erro
 // Addr is the bound address.
 func (l *Listener) Addr() net.Addr { return l.addr }
 
-// Accept waits for the next connection whose handshake completed.
+// Accept waits for the next connection whose handshake completed. A
+// connection that ends before it is handed over costs only itself: Accept
+// goes on with the next one and fails only when the listener does.
 func (l *Listener) Accept() (*Conn, error) {
 	sweep := time.NewTicker(pendingTTL / 3)
 	defer sweep.Stop()
 	for {
 		rc := C.rm_accept(l.id)
 		if rc >= 0 {
-			c, err := l.accepted(C.SRTSOCKET(rc))
-			if errors.Is(err, errPacketFilter) {
-				continue
+			if c := l.accepted(C.SRTSOCKET(rc)); c != nil {
+				return c, nil
 			}
-			return c, err
+			continue
 		}
 		select {
 		case <-l.done:
 			return nil, ErrClosed
 		default:
 		}
-		if -int(rc) != int(C.SRT_EASYNCRCV) {
+		switch -int(rc) {
+		case int(C.SRT_EASYNCRCV):
+		case int(C.SRT_ESCLOSED):
+			// the socket libsrt queued was closed before srt_accept
+			// took it (libsrt 1.5.1: "pending connection has
+			// unexpectedly closed"; the caller left at once)
+			continue
+		default:
 			return nil, srtErr("accept", rc)
 		}
 		select {
@@ -212,31 +220,34 @@ func (l *Listener) Accept() (*Conn, error) {
 	}
 }
 
-func (l *Listener) accepted(s C.SRTSOCKET) (*Conn, error) {
+// accepted makes the Conn of socket s, or closes s and returns nil when
+// it cannot be used.
+func (l *Listener) accepted(s C.SRTSOCKET) *Conn {
 	tabMu.Lock()
 	p := pending[s]
 	delete(pending, s)
 	tabMu.Unlock()
 	st := newSockState()
 	if err := eng.add(s, st); err != nil {
+		// libsrt no longer knows the socket (closed since srt_accept)
+		warn("srt connection dropped: its socket cannot be watched", "err", err)
 		C.srt_close(s)
-		return nil, err
+		return nil
 	}
 	if f := packetFilter(s); f != "" {
-		// the socket filter drops conclusions asking for one; should one
+		// the socket filter drops handshakes asking for one; should one
 		// get through, the connection ends here (see filter.go)
 		warn("srt connection closed: it negotiated a packet filter, which relaymesh does not run", "filter", f)
 		eng.remove(s)
 		C.srt_close(s)
-		return nil, errPacketFilter
+		return nil
 	}
-	o := l.cfg.Options
-	c := newConn(eng, s, st, o)
+	c := newConn(eng, s, st, l.cfg.Options)
 	if p != nil {
 		c.streamID = p.req.StreamID
 		c.tag = p.dec.Tag
 	}
-	return c, nil
+	return c
 }
 
 func (l *Listener) sweep() {
@@ -354,6 +365,12 @@ func (d Decision) apply(ns C.SRTSOCKET) error {
 // handshakeRejected reports a refusal libsrt logged for socket ns after
 // the callback accepted it. It runs on libsrt's thread.
 func handshakeRejected(ns C.SRTSOCKET, reason int) bool {
+	// ns is the last socket the callback accepted on this thread; a
+	// connected one completed its handshake, and the line is about a later
+	// caller libsrt refused before the callback ran (backlog full)
+	if C.srt_getsockstate(ns) == C.SRTS_CONNECTED {
+		return false
+	}
 	tabMu.Lock()
 	p := pending[ns]
 	delete(pending, ns)
