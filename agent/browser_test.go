@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,11 +84,23 @@ func startChromium(t *testing.T, url string) *cdp {
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio",
 		"--no-first-run", "--autoplay-policy=no-user-gesture-required",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir="+dir, "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", "--remote-allow-origins=*", url)
+	// its own process group: chromium's helpers (zygote, renderers,
+	// crashpad) outlive a kill of the main process and go on writing in
+	// the profile, which TempDir's cleanup then cannot remove
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		testmedia.Eventually(t, 10*time.Second, "chromium's helper processes gone", func() bool {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			return syscall.Kill(-cmd.Process.Pid, 0) == syscall.ESRCH
+		})
+	})
 	var port, path string
 	testmedia.Eventually(t, 30*time.Second, "chromium's DevToolsActivePort", func() bool {
 		b, err := os.ReadFile(filepath.Join(dir, "DevToolsActivePort"))
