@@ -466,11 +466,16 @@ NSPAWN=$!
 LEADER=
 in_boot() { nsenter -t "$LEADER" -m -u -i -n -p -- "$@"; }
 booted=0
-for _ in $(seq 120); do
+state=
+deadline=$(($(date +%s) + 120))
+while [ "$(date +%s)" -lt "$deadline" ]; do
 	kill -0 "$NSPAWN" 2>/dev/null || break
-	[ -n "$LEADER" ] || LEADER=$(pgrep -P "$NSPAWN" | head -n 1)
+	# the container's PID 1 is nspawn's child named systemd (looked up
+	# each round: nspawn's first child can be a short-lived helper)
+	LEADER=$(pgrep -P "$NSPAWN" -x systemd | head -n 1)
 	if [ -n "$LEADER" ]; then
-		case "$(in_boot systemctl is-system-running 2>/dev/null)" in
+		state=$(in_boot systemctl is-system-running 2>/dev/null)
+		case "$state" in
 		running | degraded) booted=1; break ;;
 		esac
 	fi
@@ -480,7 +485,7 @@ if [ "$booted" = 1 ]; then
 	pass "booted the root with systemd as PID 1 (systemd-nspawn -b, private network)"
 else
 	tail -n 30 "$TMP/nspawn.log" | sed 's/^/  nspawn: /'
-	fail "systemd-nspawn -b: the container did not reach running in 60 s"
+	fail "systemd-nspawn -b: the container did not reach running in 120 s (PID 1: '${LEADER}', is-system-running: '${state}')"
 	finish
 fi
 # wait_for SECONDS WHAT CMD...: poll CMD every 0.5 s until it succeeds
