@@ -95,7 +95,7 @@ func (c *Config) checkClusterFiles(ps *cfgProblems) {
 			ps.add("cluster.backbone_key_file", "%v", err)
 		}
 		if cl.LocationsFile != "" {
-			if _, err := gossip.LoadLocationTable(cl.LocationsFile); err != nil {
+			if _, err := LoadLocationTable(cl.LocationsFile); err != nil {
 				ps.add("cluster.locations_file", "%v", err)
 			}
 		}
