@@ -21,6 +21,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/relaymesh/relaymesh/api"
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/events"
@@ -51,7 +52,7 @@ type Agent struct {
 	webrtc  *webrtc.Server
 	hls     *hls.Server // HLS on the HTTP listener; nil when [hls] is off
 	srt     *srt.Server
-	api     *apiServer
+	api     *api.Server
 	access  atomic.Pointer[accessPolicy]
 	cfgMu   sync.Mutex
 	cfg     *config.Config
@@ -177,7 +178,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 		a.add(c.Run, c.Close)
 	}
 	if cfg.API.Listen != "" {
-		a.api, err = newAPI(a, cfg)
+		a.api, err = a.newAPI(cfg.API.Listen)
 		if err != nil {
 			return nil, listenErr("api.listen", cfg.API.Listen, err)
 		}
@@ -558,7 +559,7 @@ type listeners struct {
 	rtmp    *rtmp.Server
 	httpflv *httpflv.Server
 	srt     *srt.Server
-	api     *apiServer
+	api     *api.Server
 }
 
 func (a *Agent) listeners() listeners {
@@ -642,9 +643,9 @@ func (a *Agent) prepareListeners(next *config.Config, changed []string) (change,
 			}
 			m.swap = func() func() error { old := a.srt; a.srt = s; return closerOf(old) }
 		case "api":
-			var s *apiServer
+			var s *api.Server
 			if next.API.Listen != "" {
-				if s, err = newAPI(a, next); err == nil {
+				if s, err = a.newAPI(next.API.Listen); err == nil {
 					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
 				err = listenErrIf("api.listen", next.API.Listen, err)

@@ -5,21 +5,16 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
-	"net/url"
 	"reflect"
 	"strconv"
 	"sync/atomic"
 	"time"
 
-	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/center"
-	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/events"
@@ -39,8 +34,6 @@ const (
 	// leaveSettle is the least time a leaving center keeps its edges'
 	// uplinks, for their make-before-break moves to start elsewhere.
 	leaveSettle = 2 * time.Second
-	// locateTokenTTL is how long the signed ingest URLs of locate last.
-	locateTokenTTL = 6 * time.Hour
 )
 
 // clusterState is the agent's cluster part (Agent.cluster).
@@ -351,169 +344,6 @@ func (a *Agent) advertise(cfg *config.Config) {
 	if err := g.SetMeta(m); err != nil {
 		a.log.Error("cluster: the new addresses and capacity are not advertised", "err", err)
 	}
-}
-
-// routesCluster registers the cluster API endpoints on s.mux.
-func (s *apiServer) routesCluster() {
-	s.mux.HandleFunc("GET /v1/nodes", s.nodes)
-	s.mux.HandleFunc("GET /v1/locate", s.locate)
-	s.mux.HandleFunc("GET /v1/directory", s.directory)
-	s.mux.HandleFunc("GET /v1/links", s.links)
-}
-
-func (s *apiServer) clusterOff(w http.ResponseWriter) bool {
-	if s.a.cluster.gossip == nil {
-		writeError(w, http.StatusNotFound, "cluster_disabled", "this node is not in a cluster: set [cluster] enabled = true", "")
-		return true
-	}
-	return false
-}
-
-func (s *apiServer) nodes(w http.ResponseWriter, r *http.Request) {
-	if s.clusterOff(w) {
-		return
-	}
-	out := []client.Node{}
-	for _, m := range s.a.cluster.gossip.Members() {
-		v := client.Node{
-			Name: m.Name, Role: string(m.Meta.Role), Site: m.Meta.Site, Region: m.Meta.Region,
-			State: m.State.String(), Local: m.Local,
-			Streams: m.Meta.Load.Streams, MbpsIn: m.Meta.Load.MbpsIn, MbpsOut: m.Meta.Load.MbpsOut,
-			Version: m.Meta.Version, Updated: m.Updated,
-			Addrs: map[string]string{},
-		}
-		v.Capacity = client.Capacity{MaxStreams: m.Meta.Capacity.MaxStreams, MaxMbps: m.Meta.Capacity.MaxMbps}
-		if m.RTTKnown && !m.Local {
-			ms := float64(m.RTT.Microseconds()) / 1000
-			v.RTTMs = &ms
-		} else if m.Local {
-			zero := 0.0
-			v.RTTMs = &zero
-		}
-		if !m.MeasuredAt.IsZero() && !m.Local {
-			ms := float64(m.MeasuredRTT.Microseconds()) / 1000
-			v.PingMs = &ms
-		}
-		for k, a := range map[string]string{"gossip": m.Addr.String(), "rtmp": m.Meta.Addrs.RTMP, "srt": m.Meta.Addrs.SRT,
-			"http": m.Meta.Addrs.HTTPFLV, "api": m.Meta.Addrs.API, "backbone": m.Meta.Addrs.Backbone} {
-			if a != "" {
-				v.Addrs[k] = a
-			}
-		}
-		out = append(out, v)
-	}
-	writeJSON(w, http.StatusOK, client.Nodes{Node: s.a.cluster.gossip.Name(), Nodes: out})
-}
-
-func (s *apiServer) directory(w http.ResponseWriter, r *http.Request) {
-	if s.clusterOff(w) {
-		return
-	}
-	out := client.Directory{Streams: []client.DirectoryEntry{}}
-	for _, e := range s.a.cluster.gossip.Directory() {
-		if !e.Deleted {
-			out.Streams = append(out.Streams, client.DirectoryEntry{Stream: e.Stream, Node: e.Node, Version: e.Version, Updated: e.Updated})
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// links lists this node's backbone links: edge uplinks, on-demand pulls
-// and the backbone listener's connections.
-func (s *apiServer) links(w http.ResponseWriter, r *http.Request) {
-	if s.clusterOff(w) {
-		return
-	}
-	cs := &s.a.cluster
-	out := client.Links{Uplinks: []edge.Status{}, Pulls: []center.PullStatus{}, Backbone: []srt.ConnStats{}}
-	if cs.uplinks != nil {
-		out.Uplinks = cs.uplinks.Streams()
-	}
-	if cs.center != nil {
-		out.Pulls = cs.center.Pulls()
-		if b := cs.center.Backbone(); b != nil {
-			out.Backbone = b.Stats()
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
-	if s.clusterOff(w) {
-		return
-	}
-	q := r.URL.Query()
-	app, name := q.Get("app"), q.Get("stream")
-	key := app + "/" + name
-	if err := checkStreamKey(key); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "app and stream must name a stream, e.g. app=live&stream=cam1", "stream")
-		return
-	}
-	clientStr := q.Get("client")
-	if clientStr == "" {
-		clientStr = r.RemoteAddr
-	}
-	addr, err := parseClient(clientStr)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("client: %q is not an IP address", clientStr), "client")
-		return
-	}
-	cs := &s.a.cluster
-	table := *cs.locs.Load()
-	edges, err := cs.gossip.Locate(addr, table)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "no_edge", err.Error(), "")
-		return
-	}
-	loc, found := table.Lookup(addr)
-	pol := s.a.access.Load()
-	token := ""
-	if pol.publishAuth && s.locateSigns(r) {
-		token = auth.Sign(pol.key, auth.ActionPublish, key, time.Now().Add(locateTokenTTL))
-	}
-	views := make([]client.Ingest, 0, 3)
-	for _, m := range edges[:min(3, len(edges))] {
-		v := client.Ingest{Node: m.Name, Site: m.Meta.Site}
-		if m.Meta.Addrs.RTMP != "" {
-			v.RTMP = "rtmp://" + m.Meta.Addrs.RTMP + "/" + key
-			if token != "" {
-				v.RTMP += "?" + token
-			}
-		}
-		if m.Meta.Addrs.SRT != "" {
-			sid := "publish:" + key
-			if token != "" {
-				sid += "?" + token
-			}
-			v.SRT = "srt://" + m.Meta.Addrs.SRT + "?streamid=" + url.QueryEscape(sid)
-		}
-		if found && m.Meta.HasLocation() {
-			v.DistanceKm = float64(int64(gossip.Haversine(loc.Lat, loc.Lon, m.Meta.Lat, m.Meta.Lon)))
-		}
-		views = append(views, v)
-	}
-	res := client.Located{Stream: key, Client: addr.String(), Edge: views[0], Alternates: views[1:]}
-	if found {
-		res.Location = &client.ClientLocation{CIDR: loc.CIDR.String(), Site: loc.Site, Lat: loc.Lat, Lon: loc.Lon}
-	}
-	if token != "" {
-		exp := time.Now().Add(locateTokenTTL).UTC().Truncate(time.Second)
-		res.Expires = &exp
-	}
-	writeJSONUnmasked(w, http.StatusOK, res) // the URLs are the answer: the caller may publish there
-}
-
-func checkStreamKey(key string) error { return config.CheckStreamKey("stream", key) }
-
-func parseClient(s string) (netip.Addr, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, errors.New("not an IP")
-	}
-	return a.Unmap(), nil
 }
 
 // playWait is how long a player may wait for a stream that is not live on

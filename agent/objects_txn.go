@@ -27,8 +27,9 @@ func (e *notSavedError) Error() string {
 
 func (e *notSavedError) Unwrap() error { return e.err }
 
-// status is 507 when the disk (or quota) is full, else 503.
-func (e *notSavedError) status() (int, string) {
+// HTTPStatus is 507 when the disk (or quota) is full, else 503 (it is an
+// api.StatusError).
+func (e *notSavedError) HTTPStatus() (int, string) {
 	if errors.Is(e.err, syscall.ENOSPC) || errors.Is(e.err, syscall.EDQUOT) {
 		return http.StatusInsufficientStorage, "insufficient_storage"
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"reflect"
 	"strings"
 	"sync"
@@ -379,17 +380,17 @@ func (a *Agent) webhookStats() (webhook.Stats, bool) {
 	return h.s.Stats(), true
 }
 
-// routesOps registers GET /metrics.
-func (s *apiServer) routesOps() {
-	reg := s.a.ops.reg
+// metricsHandler serves GET /metrics; nil without a registry.
+func (a *Agent) metricsHandler() http.Handler {
+	reg := a.ops.reg
 	if reg == nil {
-		return
+		return nil
 	}
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(s.a.log.Handler(), slog.LevelWarn),
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
 		Registry:      reg,
-	}))
+	})
 }
 
 // qosInterface is the interface the agent shapes, if any: what `relaymesh
