@@ -1,7 +1,8 @@
 // Package api is the node's HTTP API: the JSON routes under /v1,
 // /healthz, /metrics and pprof, behind one auth middleware (auth.go). It
-// reads the node through the small interfaces below, which the agent
-// implements; it holds no state of its own beyond the listener.
+// reads the node through small interfaces the agent implements (Node and
+// Streams here, Cluster and Signer in cluster.go, Objects in objects.go)
+// and holds no state of its own beyond the listener.
 package api
 
 import (
