@@ -14,6 +14,7 @@ import (
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -411,11 +412,12 @@ func CheckTarget(field, raw, action string, schemes ...string) error {
 		if u.Port() == "" {
 			return lifecycle.Invalidf(field, "%q has no port: write srt://host:port?streamid=...", relay.Redact(raw))
 		}
-		q, err := url.ParseQuery(u.RawQuery)
+		// the parser the connect uses: what it would refuse is refused now
+		_, o, err := libsrt.ParseURL(raw)
 		if err != nil {
-			return lifecycle.Invalidf(field, "%q: bad query: %v", relay.Redact(raw), err)
+			return lifecycle.Invalidf(field, "%q: %v", relay.Redact(raw), err)
 		}
-		if q.Get("streamid") == "" {
+		if o.StreamID == "" {
 			return lifecycle.Invalidf(field, "%q has no streamid: add ?streamid=%s:app/name (or the stream id the far end gives)", relay.Redact(raw), action)
 		}
 	}
