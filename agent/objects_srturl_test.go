@@ -53,3 +53,35 @@ func TestSRTURLRefusedAtCreate(t *testing.T) {
 		}
 	}
 }
+
+// TestURLRefusalMasksSecrets: a URL refused for having no host, or for
+// not parsing, is quoted in the answer with its password and tokens
+// masked, as the logs quote it.
+func TestURLRefusalMasksSecrets(t *testing.T) {
+	o := startObjAgent(t, nil)
+	const secret = "hunter2-secret"
+	cases := []struct{ name, url, want string }{
+		{"password, no host", "https://admin:" + secret + "@/hook", "has no host"},
+		{"token, no host", "https:///hook?token=" + secret, "has no host"},
+		{"token, not a URL", "https://a b/hook?token=" + secret, "is not a URL"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bodies := map[string]map[string]any{
+				"/v1/tasks": {"id": "bad", "callback": c.url, "source": map[string]any{"url": "rtmp://127.0.0.1:1935/live/in"},
+					"destination": map[string]any{"url": "rtmp://127.0.0.1:1935/live/out"}},
+				"/v1/flows": {"id": "bad", "source": map[string]any{"type": "httpflv-pull", "url": c.url},
+					"outputs": []any{map[string]any{"name": "web", "type": "httpflv"}}},
+			}
+			for path, body := range bodies {
+				var e apiError
+				if st := o.call(t, "POST", path, testToken, body, &e); st != 400 || !strings.Contains(e.Message, c.want) {
+					t.Fatalf("POST %s: %d %+v, want 400 saying %q", path, st, e, c.want)
+				}
+				if strings.Contains(e.Message, secret) {
+					t.Errorf("POST %s: the refusal quotes the secret: %s", path, e.Message)
+				}
+			}
+		})
+	}
+}
