@@ -37,8 +37,12 @@ func (s *apiServer) routesObjects() {
 		restore: func(v flow.View) error { return o.flows.Create(v.Spec, false, v.State) },
 		spec:    func(v flow.View) flow.Spec { return v.Spec },
 		actions: map[string]func(context.Context, string) error{
-			"start": func(_ context.Context, id string) error { return o.flows.Start(id) },
-			"stop":  func(_ context.Context, id string) error { return o.flows.Stop(id) },
+			"start": func(_ context.Context, id string) error {
+				return s.a.writeObjects(func() error { return o.flows.Start(id) }, func() error { return o.flows.Stop(id) })
+			},
+			"stop": func(_ context.Context, id string) error {
+				return s.a.writeObjects(func() error { return o.flows.Stop(id) }, func() error { return o.flows.Start(id) })
+			},
 		},
 		id: func(s *flow.Spec) *string { return &s.ID }, readOnly: func(v flow.View) bool { return v.ReadOnly },
 		unmask: unmaskFlow,
@@ -74,8 +78,12 @@ func (s *apiServer) routesObjects() {
 			return func(v task.View) bool { return f.Match(&v) }, err
 		},
 		actions: map[string]func(context.Context, string) error{
-			"start":   func(ctx context.Context, id string) error { return o.tasks.Start(ctx, id) },
-			"stop":    func(_ context.Context, id string) error { return o.tasks.Stop(id, false) },
+			"start": func(ctx context.Context, id string) error {
+				return s.a.writeObjects(func() error { return o.tasks.Start(ctx, id) }, func() error { return o.tasks.Stop(id, false) })
+			},
+			"stop": func(ctx context.Context, id string) error {
+				return s.a.writeObjects(func() error { return o.tasks.Stop(id, false) }, func() error { return o.tasks.Start(ctx, id) })
+			},
 			"restart": func(ctx context.Context, id string) error { return o.tasks.Restart(ctx, id) },
 		},
 		id: func(s *task.Spec) *string { return &s.ID }, readOnly: func(v task.View) bool { return v.ReadOnly },
