@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/client"
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
 )
@@ -27,7 +28,7 @@ type apiServer struct {
 	once sync.Once
 }
 
-func newAPI(a *Agent, cfg *Config) (*apiServer, error) {
+func newAPI(a *Agent, cfg *config.Config) (*apiServer, error) {
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("api listen %s: %w", cfg.API.Listen, err)

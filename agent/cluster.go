@@ -20,6 +20,7 @@ import (
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/client"
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
@@ -42,7 +43,7 @@ const (
 	locateTokenTTL = 6 * time.Hour
 )
 
-// clusterState is the agent's cluster state (see extensions.go).
+// clusterState is the agent's cluster part (Agent.cluster).
 type clusterState struct {
 	gossip  *gossip.Cluster
 	center  *center.Center
@@ -52,12 +53,12 @@ type clusterState struct {
 
 // newCluster builds the cluster components from cfg and registers them with
 // a.add (run and close) and a.beforeDrain.
-func (a *Agent) newCluster(cfg *Config) error {
+func (a *Agent) newCluster(cfg *config.Config) error {
 	cc := cfg.Cluster
 	if !cc.Enabled {
 		return nil
 	}
-	cs := &a.ext.cluster
+	cs := &a.cluster
 	table, err := cfg.LocationTable()
 	if err != nil {
 		return err
@@ -120,12 +121,12 @@ func (a *Agent) newCluster(cfg *Config) error {
 	latency := func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) }
 	if cfg.Node.RunsCenter() {
 		listen := ""
-		if cfg.Node.Role == RoleCenter || cc.BackboneListen != "" {
+		if cfg.Node.Role == config.RoleCenter || cc.BackboneListen != "" {
 			listen = cc.BackboneAddr()
 		}
 		c, err := center.New(center.Config{
 			Listen: listen, Passphrase: pass, Latency: latency, DSCP: cc.DSCPMark(),
-			IdleTimeout: BackboneIdleTimeout, ReadTimeout: cfg.Limits.ReadTimeout.Duration(),
+			IdleTimeout: config.BackboneIdleTimeout, ReadTimeout: cfg.Limits.ReadTimeout.Duration(),
 			PlayWait: clusterPlayWait,
 		}, a.hub, g, a.log)
 		if err != nil {
@@ -136,7 +137,7 @@ func (a *Agent) newCluster(cfg *Config) error {
 		a.subscribe("center", c.HandleEvent)
 		a.onMissing = append(a.onMissing, c.Missing)
 	}
-	if cfg.Node.Role == RoleEdge {
+	if cfg.Node.Role == config.RoleEdge {
 		u, err := edge.New(a.uplinkConfig(cfg, pass), a.hub, g, a.log)
 		if err != nil {
 			return err
@@ -168,10 +169,10 @@ func splitHostPort(s string) (string, int, error) {
 	return h, n, nil
 }
 
-func (a *Agent) uplinkConfig(cfg *Config, pass string) edge.Config {
+func (a *Agent) uplinkConfig(cfg *config.Config, pass string) edge.Config {
 	cc := cfg.Cluster
 	return edge.Config{
-		Routes: RoutesOf(cfg.Routes), Passphrase: pass, DSCP: cc.DSCPMark(), IdleTimeout: BackboneIdleTimeout,
+		Routes: config.RoutesOf(cfg.Routes), Passphrase: pass, DSCP: cc.DSCPMark(), IdleTimeout: config.BackboneIdleTimeout,
 		Latency: func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) },
 		Events:  a.events,
 	}
@@ -179,7 +180,7 @@ func (a *Agent) uplinkConfig(cfg *Config, pass string) edge.Config {
 
 // clusterAddrs are the addresses this node advertises: the listeners'
 // ports on the gossip address.
-func (a *Agent) clusterAddrs(cfg *Config, ip netip.Addr) gossip.Addrs {
+func (a *Agent) clusterAddrs(cfg *config.Config, ip netip.Addr) gossip.Addrs {
 	port := func(addr net.Addr) string {
 		if addr == nil {
 			return ""
@@ -200,12 +201,12 @@ func (a *Agent) clusterAddrs(cfg *Config, ip netip.Addr) gossip.Addrs {
 	if a.httpflv != nil {
 		ad.HTTPFLV = port(a.httpflv.Addr())
 	}
-	if cfg.API.Listen != "" && !cfgIsLoopback(cfg.API.Listen) {
+	if cfg.API.Listen != "" && !config.IsLoopback(cfg.API.Listen) {
 		if _, p, err := net.SplitHostPort(cfg.API.Listen); err == nil {
 			ad.API = net.JoinHostPort(ip.String(), p)
 		}
 	}
-	if c := a.ext.cluster.center; c != nil && c.Addr() != nil {
+	if c := a.cluster.center; c != nil && c.Addr() != nil {
 		ad.Backbone = port(c.Addr())
 	}
 	return ad
@@ -236,7 +237,7 @@ func (a *Agent) clusterEvent(e gossip.Event) {
 
 // reportLoad feeds gossip the node's load from the hub every second.
 func (a *Agent) reportLoad(ctx context.Context) error {
-	g := a.ext.cluster.gossip
+	g := a.cluster.gossip
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -267,7 +268,7 @@ func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 // new centers, also make-before-break. Only then are its own players
 // ended (drain).
 func (a *Agent) leaveCluster() {
-	cs := &a.ext.cluster
+	cs := &a.cluster
 	if cs.gossip == nil {
 		return
 	}
@@ -312,8 +313,8 @@ func backboneLinks(s *srt.Server) (uplinks, pulls int) {
 // prepareCluster reads the location table and the backbone key of next
 // (its keys that need a restart were refused before, by Diff); commit
 // puts the table, the uplink routes and the capacity in force.
-func (a *Agent) prepareCluster(_, next *Config) (change, error) {
-	cs := &a.ext.cluster
+func (a *Agent) prepareCluster(_, next *config.Config) (change, error) {
+	cs := &a.cluster
 	if cs.gossip == nil {
 		return change{}, nil
 	}
@@ -336,8 +337,8 @@ func (a *Agent) prepareCluster(_, next *Config) (change, error) {
 // advertise tells the cluster what this node offers under cfg: its
 // capacity and the listeners' addresses as bound now, so a moved listener
 // is advertised (and located) at its new port.
-func (a *Agent) advertise(cfg *Config) {
-	g := a.ext.cluster.gossip
+func (a *Agent) advertise(cfg *config.Config) {
+	g := a.cluster.gossip
 	if g == nil {
 		return
 	}
@@ -361,7 +362,7 @@ func (s *apiServer) routesCluster() {
 }
 
 func (s *apiServer) clusterOff(w http.ResponseWriter) bool {
-	if s.a.ext.cluster.gossip == nil {
+	if s.a.cluster.gossip == nil {
 		writeError(w, http.StatusNotFound, "cluster_disabled", "this node is not in a cluster: set [cluster] enabled = true", "")
 		return true
 	}
@@ -373,7 +374,7 @@ func (s *apiServer) nodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []client.Node{}
-	for _, m := range s.a.ext.cluster.gossip.Members() {
+	for _, m := range s.a.cluster.gossip.Members() {
 		v := client.Node{
 			Name: m.Name, Role: string(m.Meta.Role), Site: m.Meta.Site, Region: m.Meta.Region,
 			State: m.State.String(), Local: m.Local,
@@ -401,7 +402,7 @@ func (s *apiServer) nodes(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, client.Nodes{Node: s.a.ext.cluster.gossip.Name(), Nodes: out})
+	writeJSON(w, http.StatusOK, client.Nodes{Node: s.a.cluster.gossip.Name(), Nodes: out})
 }
 
 func (s *apiServer) directory(w http.ResponseWriter, r *http.Request) {
@@ -409,7 +410,7 @@ func (s *apiServer) directory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := client.Directory{Streams: []client.DirectoryEntry{}}
-	for _, e := range s.a.ext.cluster.gossip.Directory() {
+	for _, e := range s.a.cluster.gossip.Directory() {
 		if !e.Deleted {
 			out.Streams = append(out.Streams, client.DirectoryEntry{Stream: e.Stream, Node: e.Node, Version: e.Version, Updated: e.Updated})
 		}
@@ -423,7 +424,7 @@ func (s *apiServer) links(w http.ResponseWriter, r *http.Request) {
 	if s.clusterOff(w) {
 		return
 	}
-	cs := &s.a.ext.cluster
+	cs := &s.a.cluster
 	out := client.Links{Uplinks: []edge.Status{}, Pulls: []center.PullStatus{}, Backbone: []srt.ConnStats{}}
 	if cs.uplinks != nil {
 		out.Uplinks = cs.uplinks.Streams()
@@ -457,7 +458,7 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("client: %q is not an IP address", clientStr), "client")
 		return
 	}
-	cs := &s.a.ext.cluster
+	cs := &s.a.cluster
 	table := *cs.locs.Load()
 	edges, err := cs.gossip.Locate(addr, table)
 	if err != nil {
@@ -502,11 +503,7 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 	writeJSONUnmasked(w, http.StatusOK, res) // the URLs are the answer: the caller may publish there
 }
 
-func checkStreamKey(key string) error {
-	var ps cfgProblems
-	ps.streamKey("stream", key)
-	return ps.err()
-}
+func checkStreamKey(key string) error { return config.CheckStreamKey("stream", key) }
 
 func parseClient(s string) (netip.Addr, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
@@ -521,7 +518,7 @@ func parseClient(s string) (netip.Addr, error) {
 
 // playWait is how long a player may wait for a stream that is not live on
 // this node (a center pulls it on demand meanwhile).
-func (a *Agent) playWait(cfg *Config) time.Duration {
+func (a *Agent) playWait(cfg *config.Config) time.Duration {
 	if cfg.Cluster.Enabled && cfg.Node.RunsCenter() {
 		return clusterPlayWait
 	}

@@ -21,7 +21,7 @@ import (
 // routesObjects registers the objects API endpoints on s.mux: for each
 // kind, list, get, create, update, delete and the kind's actions.
 func (s *apiServer) routesObjects() {
-	o := &s.a.ext.objects
+	o := &s.a.objects
 	routeKind(s, objectKind[flow.Spec, flow.View]{
 		name: "flow", plural: "flows", save: s.a.writeObjects,
 		list: func() []flow.View { return o.flows.List() }, get: func(id string) (flow.View, bool) { return o.flows.Get(id) },

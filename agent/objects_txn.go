@@ -43,7 +43,7 @@ func (e *notSavedError) status() (int, string) {
 // The managers' own saves (state changes) are held back while op runs and
 // are included in the write that ends it.
 func (a *Agent) writeObjects(op func() error, undo func() error) error {
-	o := &a.ext.objects
+	o := &a.objects
 	o.txMu.Lock()
 	defer o.txMu.Unlock()
 	o.saveMu.Lock()
