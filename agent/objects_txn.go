@@ -18,7 +18,9 @@ type notSavedError struct {
 }
 
 func (e *notSavedError) Error() string {
-	msg := fmt.Sprintf("the change was not saved to disk, so it was not made: %v", e.err)
+	// "undone", not "not made": a refused stop did stop the object, and
+	// its undo started it again
+	msg := fmt.Sprintf("the change was not saved to disk, so it was undone: %v", e.err)
 	if e.undoErr != nil {
 		msg = fmt.Sprintf("the change was not saved to disk and could not be undone (%v): %v; it is lost at the next restart", e.undoErr, e.err)
 	}

@@ -51,8 +51,12 @@ func (s *Server) routesObjects() {
 		restore: func(v flow.View) error { return o.Flows().Create(v.Spec, false, v.State) },
 		spec:    func(v flow.View) flow.Spec { return v.Spec },
 		actions: map[string]func(context.Context, string) error{
-			"start": func(_ context.Context, id string) error { return o.Flows().Start(id) },
-			"stop":  func(_ context.Context, id string) error { return o.Flows().Stop(id) },
+			"start": func(_ context.Context, id string) error {
+				return o.Write(func() error { return o.Flows().Start(id) }, func() error { return o.Flows().Stop(id) })
+			},
+			"stop": func(_ context.Context, id string) error {
+				return o.Write(func() error { return o.Flows().Stop(id) }, func() error { return o.Flows().Start(id) })
+			},
 		},
 		id: func(s *flow.Spec) *string { return &s.ID }, readOnly: func(v flow.View) bool { return v.ReadOnly },
 		unmask: unmaskFlow,
@@ -88,8 +92,12 @@ func (s *Server) routesObjects() {
 			return func(v task.View) bool { return f.Match(&v) }, err
 		},
 		actions: map[string]func(context.Context, string) error{
-			"start":   func(ctx context.Context, id string) error { return o.Tasks().Start(ctx, id) },
-			"stop":    func(_ context.Context, id string) error { return o.Tasks().Stop(id, false) },
+			"start": func(ctx context.Context, id string) error {
+				return o.Write(func() error { return o.Tasks().Start(ctx, id) }, func() error { return o.Tasks().Stop(id, false) })
+			},
+			"stop": func(ctx context.Context, id string) error {
+				return o.Write(func() error { return o.Tasks().Stop(id, false) }, func() error { return o.Tasks().Start(ctx, id) })
+			},
 			"restart": func(ctx context.Context, id string) error { return o.Tasks().Restart(ctx, id) },
 		},
 		id: func(s *task.Spec) *string { return &s.ID }, readOnly: func(v task.View) bool { return v.ReadOnly },
