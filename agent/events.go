@@ -2,12 +2,11 @@ package agent
 
 // This file wires the node's event bus (events/) into the agent: the hub,
 // gossip (clusterEvent), flows and the edge uplinks publish on it; the
-// ops part (logs and webhooks), the roles and the metrics follow it.
+// ops part (logs and webhooks), the roles and the metrics (metrics.NewEvents)
+// follow it.
 
 import (
 	"context"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/events"
@@ -62,33 +61,4 @@ func memberLeave(m events.Member, state string, streams []string) map[string]any
 	d := memberData(m)
 	d["state"], d["streams"] = state, append([]string{}, streams...)
 	return d
-}
-
-var (
-	mEvents = prometheus.NewDesc("relaymesh_events_total",
-		"Node events published on the event bus, by kind (stream.published, member.joined, flow.switched, ...).", []string{"kind"}, nil)
-	mEventsMissed = prometheus.NewDesc("relaymesh_event_subscriber_missed_total",
-		"Events a subscriber of the node's event bus lost because it fell behind.", []string{"subscriber"}, nil)
-	mEventsQueued = prometheus.NewDesc("relaymesh_event_subscriber_queued",
-		"Events waiting in a subscriber's queue.", []string{"subscriber"}, nil)
-)
-
-// eventsCollector reads the bus's counters at scrape time.
-type eventsCollector struct{ bus *events.Bus }
-
-func (c eventsCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- mEvents
-	ch <- mEventsMissed
-	ch <- mEventsQueued
-}
-
-func (c eventsCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.bus.Stats()
-	for _, k := range events.Kinds {
-		ch <- prometheus.MustNewConstMetric(mEvents, prometheus.CounterValue, float64(st.Published[k]), string(k))
-	}
-	for _, s := range st.Subscribers {
-		ch <- prometheus.MustNewConstMetric(mEventsMissed, prometheus.CounterValue, float64(s.Missed), s.Name)
-		ch <- prometheus.MustNewConstMetric(mEventsQueued, prometheus.GaugeValue, float64(s.Queued), s.Name)
-	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/events"
+	"github.com/relaymesh/relaymesh/metrics"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/webhook"
 )
@@ -70,9 +71,9 @@ func (a *Agent) newOps(cfg *config.Config) error {
 	o.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&agentCollector{a: a},
+		metrics.New(metricsSource{a}),
+		metrics.NewEvents(a.events),
 	)
-	o.reg.MustRegister(eventsCollector{a.events})
 	if err := a.setWebhooks(cfg); err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/relaymesh/relaymesh/internal/promtest"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/metrics"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -232,7 +233,7 @@ func addVeth(name string) error {
 // in its network namespace) and returns the samples by name.
 func collectNow(a *Agent) map[string][]*dto.Metric {
 	ch := make(chan prometheus.Metric, 1024)
-	(&agentCollector{a: a}).Collect(ch)
+	metrics.New(metricsSource{a}).Collect(ch)
 	close(ch)
 	out := map[string][]*dto.Metric{}
 	for m := range ch {

@@ -1,4 +1,4 @@
-package agent
+package metrics
 
 // Cluster metrics: members by state, RTT to each member, and the backbone
 // links this node drives (edge uplinks and center pulls; both are relay
@@ -27,58 +27,46 @@ var (
 
 var clusterDescs = []*prometheus.Desc{mMembers, mMemberRTT, mLinkUp, mLinkRTT, mLinkLatency, mLinkLost, mLinkRetrans, mLinkDrops, mLinkBytes, mLinkRecon}
 
-func (c *agentCollector) describeCluster(ch chan<- *prometheus.Desc) {
-	for _, d := range clusterDescs {
-		ch <- d
-	}
-}
-
-func (c *agentCollector) collectCluster(ch chan<- prometheus.Metric) {
-	cs := &c.a.cluster
-	if cs.gossip == nil {
+func collectCluster(e emit, cl Cluster) {
+	if cl.Members == nil {
 		return
-	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	states := map[string]int{}
 	for _, s := range []gossip.State{gossip.StateAlive, gossip.StateSuspect, gossip.StateDead, gossip.StateLeft} {
 		states[s.String()] = 0
 	}
-	for _, m := range cs.gossip.Members() {
+	for _, m := range cl.Members.Members() {
 		states[m.State.String()]++
 		if !m.Local && m.RTTKnown {
-			gauge(mMemberRTT, m.RTT.Seconds(), m.Name)
+			e.gauge(mMemberRTT, m.RTT.Seconds(), m.Name)
 		}
 	}
 	for s, n := range states {
-		gauge(mMembers, float64(n), s)
+		e.gauge(mMembers, float64(n), s)
 	}
-	link := func(stream, peer, dir string, st relay.Status) {
-		l := []string{stream, peer, dir}
-		gauge(mLinkUp, b2f(st.State == relay.StateRunning), l...)
-		// totals across the link's sessions, so the counters never go back
-		counter(mLinkBytes, float64(st.Total.Bytes), l...)
-		counter(mLinkRecon, float64(st.Reconnects), l...)
-		counter(mLinkLost, float64(st.Total.PacketsLost), l...)
-		counter(mLinkRetrans, float64(st.Total.Retransmits), l...)
-		counter(mLinkDrops, float64(st.Total.Drops), l...)
-		if s := st.SRT; s != nil {
-			gauge(mLinkRTT, s.RTTMs/1000, l...)
-			gauge(mLinkLatency, float64(s.LatencyMs)/1000, l...)
+	if cl.Uplinks != nil {
+		for _, u := range cl.Uplinks.Streams() {
+			collectLink(e, u.Stream, u.Center, "uplink", u.Relay)
 		}
 	}
-	if cs.uplinks != nil {
-		for _, u := range cs.uplinks.Streams() {
-			link(u.Stream, u.Center, "uplink", u.Relay)
+	if cl.Pulls != nil {
+		for _, p := range cl.Pulls.Pulls() {
+			collectLink(e, p.Stream, p.From, "pull", p.Link)
 		}
 	}
-	if cs.center != nil {
-		for _, p := range cs.center.Pulls() {
-			link(p.Stream, p.From, "pull", p.Link)
-		}
+}
+
+func collectLink(e emit, stream, peer, dir string, st relay.Status) {
+	l := []string{stream, peer, dir}
+	e.gauge(mLinkUp, b2f(st.State == relay.StateRunning), l...)
+	// totals across the link's sessions, so the counters never go back
+	e.counter(mLinkBytes, float64(st.Total.Bytes), l...)
+	e.counter(mLinkRecon, float64(st.Reconnects), l...)
+	e.counter(mLinkLost, float64(st.Total.PacketsLost), l...)
+	e.counter(mLinkRetrans, float64(st.Total.Retransmits), l...)
+	e.counter(mLinkDrops, float64(st.Total.Drops), l...)
+	if s := st.SRT; s != nil {
+		e.gauge(mLinkRTT, s.RTTMs/1000, l...)
+		e.gauge(mLinkLatency, float64(s.LatencyMs)/1000, l...)
 	}
 }
