@@ -24,6 +24,7 @@ import (
 	"github.com/relaymesh/relaymesh/api"
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/config"
+	"github.com/relaymesh/relaymesh/control"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/hls"
@@ -171,7 +172,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 		return nil, err
 	}
 	if a.rtDir != "" {
-		c, err := newControl(a, a.rtDir)
+		c, err := control.New(a.rtDir, a.requestReload)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
@@ -42,7 +43,7 @@ func TestFailedNewReleasesEverything(t *testing.T) {
 		}
 		ln.Close()
 	}
-	if _, err := os.Stat(filepath.Join(rt, controlSocket)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(rt, client.ControlSocket)); !os.IsNotExist(err) {
 		t.Errorf("control socket left after the failed New (%v)", err)
 	}
 }
