@@ -1,6 +1,7 @@
 // Package testagent runs the relaymesh binary for tests of the packages
-// that talk to it (client, cli): a standalone node on loopback with an
-// API token.
+// that talk to it (agent, client, cli): a standalone node on loopback
+// ports, optionally with an API token and a runtime directory. It is the
+// one way tests start the binary.
 package testagent
 
 import (
@@ -12,27 +13,55 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
-// Token is the API token of every agent Start runs.
+// Token is the API token of every agent started with Options.Token.
 const Token = "0123456789abcdef-testagent-token"
+
+// Options say what Run starts.
+type Options struct {
+	Name string // [node] name; "test-node" when ""
+	// Dir holds the config (Dir/relaymesh.toml), the data dir (Dir/data,
+	// which may be a mount the test made) and the runtime directory
+	// (Dir/run); a new temp dir when "".
+	Dir string
+	// Token writes Token to Dir/token and names it in [api] token_file.
+	Token bool
+	// RuntimeDir sets $RUNTIME_DIRECTORY to Dir/run (the control socket,
+	// so client.Reload, and the record of tc state).
+	RuntimeDir bool
+	// Extra is TOML appended to the base config, which ends inside
+	// [limits] (after reconnect_grace = "500ms"), so bare keys go there.
+	Extra string
+	Env   []string // added to the agent's environment
+}
 
 // Agent is a running relaymesh binary.
 type Agent struct {
-	API       string // base URL
-	RTMP      int    // port
+	Name  string
+	API   string         // base URL
+	RTMP  int            // port
+	Ports map[string]int // "rtmp", "http", "srt", "api"
+	// TokenFile is Dir/token ("" without Options.Token).
 	TokenFile string
 	// Config is the config file; RuntimeDir is its $RUNTIME_DIRECTORY,
-	// where the control socket (client.Reload) is.
+	// where the control socket (client.Reload) is ("" without
+	// Options.RuntimeDir).
 	Config, RuntimeDir string
 	Logs               *testmedia.LogBuffer
+	Cmd                *exec.Cmd
+	Exited             chan struct{} // closed when the process has exited
+	env                []string
+	exitErr            error
 }
 
 const config = `version = 1
 [node]
 name = %q
 data_dir = %q
+log_level = "info"
 [rtmp]
 listen = "127.0.0.1:%d"
 [http]
@@ -41,50 +70,113 @@ listen = "127.0.0.1:%d"
 listen = "127.0.0.1:%d"
 [api]
 listen = "127.0.0.1:%d"
-token_file = %q
+%s[limits]
+reconnect_grace = "500ms"
+%s
 `
 
-// Start runs the binary as node name and waits until its API answers;
-// the test's cleanup kills it.
+// Start runs the binary as node name with an API token and a runtime
+// directory, and waits until its API answers; the test's cleanup kills it.
 func Start(t testing.TB, name string) *Agent {
 	t.Helper()
-	dir := t.TempDir()
+	return Run(t, Options{Name: name, Token: true, RuntimeDir: true})
+}
+
+// Run writes the config of o, runs the binary on it and waits until its
+// API answers; the test's cleanup kills it.
+func Run(t testing.TB, o Options) *Agent {
+	t.Helper()
+	if o.Name == "" {
+		o.Name = "test-node"
+	}
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
 	ports := testmedia.FreePorts(t, 4)
-	a := &Agent{API: fmt.Sprintf("http://127.0.0.1:%d", ports[3]), RTMP: ports[0],
-		TokenFile: filepath.Join(dir, "token"), Config: filepath.Join(dir, "relaymesh.toml"),
-		RuntimeDir: filepath.Join(dir, "run"), Logs: &testmedia.LogBuffer{}}
-	if err := os.Mkdir(a.RuntimeDir, 0o700); err != nil {
+	a := &Agent{Name: o.Name, API: fmt.Sprintf("http://127.0.0.1:%d", ports[3]), RTMP: ports[0],
+		Ports:  map[string]int{"rtmp": ports[0], "http": ports[1], "srt": ports[2], "api": ports[3]},
+		Config: filepath.Join(o.Dir, "relaymesh.toml"), env: o.Env}
+	if o.Token {
+		a.TokenFile = filepath.Join(o.Dir, "token")
+		if err := os.WriteFile(a.TokenFile, []byte(Token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.RuntimeDir {
+		a.RuntimeDir = filepath.Join(o.Dir, "run")
+		if err := os.Mkdir(a.RuntimeDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		a.env = append([]string{"RUNTIME_DIRECTORY=" + a.RuntimeDir}, a.env...)
+	}
+	a.WriteConfig(t, o.Extra)
+	return a.Restart(t)
+}
+
+// WriteConfig replaces the config file atomically: the base config with
+// extra appended (as Options.Extra). The agent reads it on its next
+// reload or restart.
+func (a *Agent) WriteConfig(t testing.TB, extra string) {
+	t.Helper()
+	apiExtra := ""
+	if a.TokenFile != "" {
+		apiExtra = fmt.Sprintf("token_file = %q\n", a.TokenFile)
+	}
+	body := fmt.Sprintf(config, a.Name, filepath.Join(filepath.Dir(a.Config), "data"),
+		a.Ports["rtmp"], a.Ports["http"], a.Ports["srt"], a.Ports["api"], apiExtra, extra)
+	tmp := a.Config + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(a.TokenFile, []byte(Token+"\n"), 0o600); err != nil {
+	if err := os.Rename(tmp, a.Config); err != nil {
 		t.Fatal(err)
 	}
-	body := fmt.Sprintf(config, name, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], ports[3], a.TokenFile)
-	if err := os.WriteFile(a.Config, []byte(body), 0o644); err != nil {
+}
+
+// Restart runs the binary again on a's config, ports, data dir and
+// environment (after the test killed it, or for a second process that
+// must be refused) and waits until its API answers; the test's cleanup
+// kills it. The returned Agent is the new process.
+func (a *Agent) Restart(t testing.TB) *Agent {
+	t.Helper()
+	b := *a
+	b.Logs, b.Exited, b.exitErr = &testmedia.LogBuffer{}, make(chan struct{}), nil
+	b.Cmd = exec.Command(testmedia.Binary(t), "run", "-c", b.Config)
+	b.Cmd.Env = append(os.Environ(), b.env...)
+	b.Cmd.Stdout, b.Cmd.Stderr = b.Logs, b.Logs
+	if err := b.Cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(testmedia.Binary(t), "run", "-c", a.Config)
-	cmd.Env = append(os.Environ(), "RUNTIME_DIRECTORY="+a.RuntimeDir)
-	cmd.Stdout, cmd.Stderr = a.Logs, a.Logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { b.exitErr = b.Cmd.Wait(); close(b.Exited) }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
+		b.Cmd.Process.Kill()
+		<-b.Exited
 		if t.Failed() {
-			t.Logf("agent log:\n%s", a.Logs)
+			t.Logf("agent %s log:\n%s", b.Name, b.Logs)
 		}
 	})
 	testmedia.Eventually(t, 20*time.Second, "agent /healthz", func() bool {
-		resp, err := http.Get(a.API + "/healthz")
+		resp, err := http.Get(b.API + "/healthz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return a
+	return &b
+}
+
+// ExitErr is the process's exit status; valid once Exited is closed.
+func (a *Agent) ExitErr() error {
+	<-a.Exited
+	return a.exitErr
+}
+
+// Client is a typed client of the agent's API, with the token when the
+// agent has one.
+func (a *Agent) Client() *client.Client {
+	if a.TokenFile == "" {
+		return client.New(a.API)
+	}
+	return client.New(a.API, client.WithToken(Token))
 }
