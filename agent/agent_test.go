@@ -7,45 +7,33 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
+	"github.com/relaymesh/relaymesh/internal/testagent"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
 func binary(t *testing.T) string { return testmedia.Binary(t) }
 
-// agentProc is a running relaymesh binary.
+// agentProc is a running relaymesh binary (started by testagent, the
+// one way tests start it), with the short names the agent tests use.
 type agentProc struct {
+	*testagent.Agent
 	name   string // [node] name
 	cmd    *exec.Cmd
 	logs   *testmedia.LogBuffer
 	cfg    string
 	ports  map[string]int
 	exited chan struct{} // closed when the process has exited
-	err    error         // its exit status, valid after exited
 }
 
-const baseConfig = `version = 1
-[node]
-name = %q
-data_dir = %q
-log_level = "info"
-[rtmp]
-listen = "127.0.0.1:%d"
-[http]
-listen = "127.0.0.1:%d"
-[srt]
-listen = "127.0.0.1:%d"
-[api]
-listen = "127.0.0.1:%d"
-[limits]
-reconnect_grace = "500ms"
-%s
-`
+func wrapAgent(a *testagent.Agent) *agentProc {
+	return &agentProc{Agent: a, name: a.Name, cmd: a.Cmd, logs: a.Logs, cfg: a.Config, ports: a.Ports, exited: a.Exited}
+}
 
 func startAgent(t *testing.T, extra string) *agentProc {
 	t.Helper()
@@ -61,42 +49,11 @@ func startNamedAgent(t *testing.T, name, extra string) *agentProc {
 
 // startAgentIn is startNamedAgent with the config in dir, the data dir at
 // dir/data (which may be a mount the test made) and env added to the
-// agent's environment.
+// agent's environment. extra is appended to the base config, which ends
+// in [limits] (reconnect_grace = "500ms").
 func startAgentIn(t *testing.T, dir, name, extra string, env []string) *agentProc {
 	t.Helper()
-	bin := binary(t)
-	ports := freePorts(t, 4)
-	p := &agentProc{
-		name:   name,
-		logs:   &testmedia.LogBuffer{},
-		cfg:    filepath.Join(dir, "relaymesh.toml"),
-		exited: make(chan struct{}),
-		ports:  map[string]int{"rtmp": ports[0], "http": ports[1], "srt": ports[2], "api": ports[3]},
-	}
-	p.writeConfig(t, extra)
-	p.cmd = exec.Command(bin, "run", "-c", p.cfg)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("agent log:\n%s", p.logs)
-		}
-	})
-	testmedia.Eventually(t, 10*time.Second, "agent /healthz", func() bool {
-		resp, err := http.Get(p.api("/healthz"))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return p
+	return wrapAgent(testagent.Run(t, testagent.Options{Name: name, Dir: dir, Extra: extra, Env: env}))
 }
 
 func freePorts(t *testing.T, n int) []int { return testmedia.FreePorts(t, n) }
@@ -112,18 +69,8 @@ func (p *agentProc) waitExited(t *testing.T, d time.Duration) {
 	}
 }
 
-func (p *agentProc) writeConfig(t *testing.T, extra string) {
-	t.Helper()
-	body := fmt.Sprintf(baseConfig, p.name, filepath.Join(filepath.Dir(p.cfg), "data"),
-		p.ports["rtmp"], p.ports["http"], p.ports["srt"], p.ports["api"], extra)
-	tmp := p.cfg + ".tmp"
-	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, p.cfg); err != nil {
-		t.Fatal(err)
-	}
-}
+// writeConfig replaces the config: the base config with extra.
+func (p *agentProc) writeConfig(t *testing.T, extra string) { p.WriteConfig(t, extra) }
 
 func (p *agentProc) api(path string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", p.ports["api"], path)
@@ -155,9 +102,13 @@ func getJSON(t *testing.T, url string, v any) int {
 func waitStreams(t *testing.T, a *agentProc, what string, ok func(streamsResp) bool) streamsResp {
 	t.Helper()
 	var sr streamsResp
+	c := a.Client()
 	testmedia.Eventually(t, 10*time.Second, what, func() bool {
-		sr = streamsResp{}
-		getJSON(t, a.api("/v1/streams"), &sr)
+		streams, err := c.Streams(context.Background())
+		if err != nil {
+			t.Fatalf("GET /v1/streams: %v", err)
+		}
+		sr = streamsResp{Streams: streams}
 		return ok(sr)
 	})
 	return sr
@@ -197,23 +148,8 @@ func wantEveryFrame(t *testing.T, done <-chan playerResult, src testmedia.Source
 	}
 }
 
-type streamsResp struct {
-	Streams []struct {
-		Name         string  `json:"name"`
-		Video        string  `json:"video_codec"`
-		Audio        string  `json:"audio_codec"`
-		Width        int     `json:"width"`
-		Height       int     `json:"height"`
-		FPS          float64 `json:"fps"`
-		VideoBitrate int64   `json:"video_bitrate"`
-		AudioBitrate int64   `json:"audio_bitrate"`
-		ReaderCount  int     `json:"reader_count"`
-		Publisher    *struct {
-			Protocol string `json:"protocol"`
-			Remote   string `json:"remote"`
-		} `json:"publisher"`
-	} `json:"streams"`
-}
+// streamsResp is GET /v1/streams.
+type streamsResp = client.StreamList
 
 // TestAgentServesAndReloads runs the real binary: ffmpeg publishes, a
 // player reads over HTTP-FLV from start to end while the config is
@@ -264,8 +200,8 @@ func TestAgentServesAndReloads(t *testing.T) {
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-a.exited:
-		if a.err != nil {
-			t.Errorf("agent exit after SIGTERM: %v", a.err)
+		if err := a.ExitErr(); err != nil {
+			t.Errorf("agent exit after SIGTERM: %v", err)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("agent still running 15 s after SIGTERM")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -37,32 +36,11 @@ func send(t *testing.T, method, url string, body any, out any) int {
 	return resp.StatusCode
 }
 
-// restart starts the binary again on p's config, ports and data dir.
+// restart starts the binary again on p's config, ports, data dir and
+// environment.
 func (p *agentProc) restart(t *testing.T) *agentProc {
 	t.Helper()
-	q := &agentProc{name: p.name, logs: &testmedia.LogBuffer{}, cfg: p.cfg, ports: p.ports, exited: make(chan struct{})}
-	q.cmd = exec.Command(binary(t), "run", "-c", q.cfg)
-	q.cmd.Stdout, q.cmd.Stderr = q.logs, q.logs
-	if err := q.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { q.err = q.cmd.Wait(); close(q.exited) }()
-	t.Cleanup(func() {
-		q.cmd.Process.Kill()
-		<-q.exited
-		if t.Failed() {
-			t.Logf("restarted agent log:\n%s", q.logs)
-		}
-	})
-	testmedia.Eventually(t, 10*time.Second, "restarted agent /healthz", func() bool {
-		resp, err := http.Get(q.api("/healthz"))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return q
+	return wrapAgent(p.Restart(t))
 }
 
 // TestObjectsSurviveKill9: API-made flows, relays and tasks come back with
