@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -95,6 +96,17 @@ func getJSON(t *testing.T, url string, v any) int {
 		t.Fatalf("%s: %v", url, err)
 	}
 	return resp.StatusCode
+}
+
+// problem is the API's error answer that err carries (status, code,
+// message, field); it fails the test when err is not one.
+func problem(t *testing.T, err error) *client.Problem {
+	t.Helper()
+	var p *client.Problem
+	if !errors.As(err, &p) {
+		t.Fatalf("want an error answer of the API, got %v", err)
+	}
+	return p
 }
 
 // waitStreams polls /v1/streams until ok holds (failing the test after
