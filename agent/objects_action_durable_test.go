@@ -1,9 +1,13 @@
 package agent_test
 
 import (
+	"context"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/relaymesh/relaymesh/flow"
+	"github.com/relaymesh/relaymesh/lifecycle"
 )
 
 // TestObjectActionsNotSaved: a flow's start or stop that cannot be saved
@@ -13,37 +17,40 @@ import (
 func TestObjectActionsNotSaved(t *testing.T) {
 	dir, data := mountSmallDataDir(t, "1m")
 	a := startAgentIn(t, dir, "test-node", "", nil)
-	flowBody := func(id string) map[string]any {
-		return map[string]any{"id": id, "source": map[string]any{"type": "rtmp-push", "stream": "live/" + id},
-			"outputs": []any{map[string]any{"name": "web", "type": "httpflv"}}}
+	ctx := context.Background()
+	flows := a.Client().Flows()
+	flowSpec := func(id string) flow.Spec {
+		return flow.Spec{ID: id, Source: flow.Source{Type: flow.SrcRTMPPush, Stream: "live/" + id},
+			Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}}
 	}
-	state := func(p *agentProc, id string) string {
-		var v map[string]any
-		if st := send(t, "GET", p.api("/v1/flows/"+id), nil, &v); st != 200 {
-			t.Fatalf("GET flow %s: %d %v", id, st, v)
+	state := func(p *agentProc, id string) lifecycle.State {
+		v, err := p.Client().Flows().Get(ctx, id)
+		if err != nil {
+			t.Fatalf("GET flow %s: %v", id, err)
 		}
-		s, _ := v["state"].(string)
-		return s
+		return v.State
 	}
-	active := func(s string) bool { return s == "running" || s == "starting" }
+	active := func(s lifecycle.State) bool { return s == lifecycle.Running || s == lifecycle.Starting }
 	for _, id := range []string{"on", "off"} {
-		var v map[string]any
-		if st := send(t, "POST", a.api("/v1/flows"), flowBody(id), &v); st != 201 {
-			t.Fatalf("create %s: %d %v", id, st, v)
+		if v, err := flows.Create(ctx, flowSpec(id)); err != nil || v.ID != id || v.State != lifecycle.Standby {
+			t.Fatalf("create %s: %+v, %v; want it in standby", id, v, err)
 		}
 	}
-	if st := send(t, "POST", a.api("/v1/flows/on/start"), nil, nil); st != 200 {
-		t.Fatalf("start on: %d", st)
+	if _, err := flows.Do(ctx, "on", "start"); err != nil {
+		t.Fatalf("start on: %v", err)
 	}
 
 	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
 		t.Fatalf("remount read-only: %v", err)
 	}
 	for _, c := range []struct{ id, action string }{{"on", "stop"}, {"off", "start"}} {
-		var v map[string]any
-		st := send(t, "POST", a.api("/v1/flows/"+c.id+"/"+c.action), nil, &v)
-		if msg, _ := v["message"].(string); st != 503 || !strings.Contains(msg, "not saved") || !strings.Contains(msg, "read-only file system") {
-			t.Errorf("%s %s on a read-only data dir: %d %v, want 503 saying it was not saved", c.action, c.id, st, v)
+		_, err := flows.Do(ctx, c.id, c.action)
+		if err == nil {
+			t.Errorf("%s %s on a read-only data dir succeeded, want 503 saying it was not saved", c.action, c.id)
+			continue
+		}
+		if p := problem(t, err); p.Status != 503 || !strings.Contains(p.Message, "not saved") || !strings.Contains(p.Message, "read-only file system") {
+			t.Errorf("%s %s on a read-only data dir: %v, want 503 saying it was not saved", c.action, c.id, p)
 		}
 	}
 	if s := state(a, "on"); !active(s) {
