@@ -109,6 +109,17 @@ func problem(t *testing.T, err error) *client.Problem {
 	return p
 }
 
+// statusOf is the HTTP status of a typed client call: success (a 2xx
+// the client does not report) when err is nil, else the status of the
+// API's error answer in err.
+func statusOf(t *testing.T, err error, success int) int {
+	t.Helper()
+	if err == nil {
+		return success
+	}
+	return problem(t, err).Status
+}
+
 // waitStreams polls /v1/streams until ok holds (failing the test after
 // 10 s with what) and returns the listing that satisfied it.
 func waitStreams(t *testing.T, a *agentProc, what string, ok func(streamsResp) bool) streamsResp {
