@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relaymesh/relaymesh/client"
+	"github.com/relaymesh/relaymesh/task"
 )
 
 // mountSmallDataDir mounts a tmpfs of size at dir/data, so the test can
@@ -56,10 +60,10 @@ func fillDisk(t *testing.T, dir string) string {
 // node without [webhooks] url); its events are refused at once.
 const noCallback = "http://127.0.0.1:1/task-events"
 
-func taskBody(id, item string) map[string]any {
-	return map[string]any{"id": id, "source": map[string]any{"playlist": []string{item}},
-		"destination": map[string]any{"url": "rtmp://127.0.0.1:1/live/" + id}, "callback": noCallback,
-		"start_time": time.Now().Add(time.Hour).UTC()}
+func taskBody(id, item string) task.Spec {
+	start := time.Now().Add(time.Hour).UTC()
+	return task.Spec{ID: id, Source: task.Source{Playlist: []string{item}},
+		Destination: task.Destination{URL: "rtmp://127.0.0.1:1/live/" + id}, Callback: noCallback, Start: &start}
 }
 
 // TestObjectsFullDisk: on a full data dir, creates, updates and deletes
@@ -68,38 +72,37 @@ func taskBody(id, item string) map[string]any {
 func TestObjectsFullDisk(t *testing.T) {
 	dir, data := mountSmallDataDir(t, "256k")
 	a := startAgentIn(t, dir, "test-node", "", nil)
+	ctx := context.Background()
+	tasks := a.Client().Tasks()
 	exists := map[string]bool{} // acknowledged state by task id
 	for i := range 5 {
 		id := fmt.Sprintf("tk-%d", i)
-		var v map[string]any
-		if st := send(t, "POST", a.api("/v1/tasks"), taskBody(id, "/srv/a.mp4"), &v); st != 201 {
-			t.Fatalf("create %s with free space: %d %v", id, st, v)
+		if _, err := tasks.Create(ctx, taskBody(id, "/srv/a.mp4")); err != nil {
+			t.Fatalf("create %s with free space: %v", id, err)
 		}
 		exists[id] = true
 	}
 
 	filler := fillDisk(t, data)
 	t.Run("refused", func(t *testing.T) {
-		var v map[string]any
-		st := send(t, "POST", a.api("/v1/tasks"), taskBody("refused", "/srv/a.mp4"), &v)
-		if msg, _ := v["message"].(string); st != 507 || !strings.Contains(msg, "not saved") || !strings.Contains(msg, "no space left") {
-			t.Errorf("create on a full disk: %d %v, want 507 saying it was not saved for lack of space", st, v)
+		_, err := tasks.Create(ctx, taskBody("refused", "/srv/a.mp4"))
+		if p := problem(t, err); p.Status != 507 || !strings.Contains(p.Message, "not saved") || !strings.Contains(p.Message, "no space left") {
+			t.Errorf("create on a full disk: %v, want 507 saying it was not saved for lack of space", p)
 		}
-		if st := send(t, "GET", a.api("/v1/tasks/refused"), nil, nil); st != 404 {
-			t.Errorf("a refused create is in memory: GET answers %d", st)
+		if _, err := tasks.Get(ctx, "refused"); !client.IsNotFound(err) {
+			t.Errorf("a refused create is in memory: GET answers %v, want 404", err)
 		}
-		if st := send(t, "PUT", a.api("/v1/tasks/tk-1"), taskBody("tk-1", "/srv/changed.mp4"), &v); st != 507 {
-			t.Errorf("update on a full disk: %d %v, want 507", st, v)
+		if _, err := tasks.Update(ctx, "tk-1", taskBody("tk-1", "/srv/changed.mp4")); statusOf(t, err, 200) != 507 {
+			t.Errorf("update on a full disk: %v, want 507", err)
 		}
-		send(t, "GET", a.api("/v1/tasks/tk-1"), nil, &v)
-		if src, _ := v["source"].(map[string]any); fmt.Sprint(src["playlist"]) != "[/srv/a.mp4]" {
-			t.Errorf("a refused update is in memory: %v", v["source"])
+		if v, err := tasks.Get(ctx, "tk-1"); err != nil || !slices.Equal(v.Source.Playlist, []string{"/srv/a.mp4"}) {
+			t.Errorf("a refused update is in memory: %+v, %v", v.Source, err)
 		}
-		if st := send(t, "DELETE", a.api("/v1/tasks/tk-2"), nil, &v); st != 507 {
-			t.Errorf("delete on a full disk: %d %v, want 507", st, v)
+		if err := tasks.Delete(ctx, "tk-2"); statusOf(t, err, 204) != 507 {
+			t.Errorf("delete on a full disk: %v, want 507", err)
 		}
-		if st := send(t, "GET", a.api("/v1/tasks/tk-2"), nil, nil); st != 200 {
-			t.Errorf("a refused delete was done in memory: GET answers %d", st)
+		if _, err := tasks.Get(ctx, "tk-2"); err != nil {
+			t.Errorf("a refused delete was done in memory: GET answers %v", err)
 		}
 	})
 
@@ -111,7 +114,8 @@ func TestObjectsFullDisk(t *testing.T) {
 	var acked, refused int
 	for i := range 120 {
 		id := fmt.Sprintf("burst-%d", i)
-		switch st := send(t, "POST", a.api("/v1/tasks"), taskBody(id, "/srv/a.mp4"), nil); st {
+		_, err := tasks.Create(ctx, taskBody(id, "/srv/a.mp4"))
+		switch st := statusOf(t, err, 201); st {
 		case 201:
 			exists[id] = true
 			acked++
@@ -122,7 +126,7 @@ func TestObjectsFullDisk(t *testing.T) {
 		}
 		if i%10 == 9 {
 			victim := fmt.Sprintf("burst-%d", i-5)
-			switch st := send(t, "DELETE", a.api("/v1/tasks/"+victim), nil, nil); {
+			switch st := statusOf(t, tasks.Delete(ctx, victim), 204); {
 			case st == 204:
 				exists[victim] = false
 			case st == 507, st == 404 && !exists[victim]:
@@ -140,10 +144,10 @@ func TestObjectsFullDisk(t *testing.T) {
 	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
 		t.Fatalf("remount read-only: %v", err)
 	}
-	var v map[string]any
-	st := send(t, "POST", a.api("/v1/tasks"), taskBody("on-ro", "/srv/a.mp4"), &v)
-	if msg, _ := v["message"].(string); st != 503 || !strings.Contains(msg, "read-only file system") {
-		t.Errorf("create on a read-only data dir: %d %v, want 503 with the reason", st, v)
+	if _, err := tasks.Create(ctx, taskBody("on-ro", "/srv/a.mp4")); err == nil {
+		t.Errorf("create on a read-only data dir succeeded, want 503 with the reason")
+	} else if p := problem(t, err); p.Status != 503 || !strings.Contains(p.Message, "read-only file system") {
+		t.Errorf("create on a read-only data dir: %v, want 503 with the reason", p)
 	}
 	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT, ""); err != nil {
 		t.Fatalf("remount read-write: %v", err)
@@ -153,16 +157,12 @@ func TestObjectsFullDisk(t *testing.T) {
 	<-a.exited
 	os.Remove(filler)
 	b := a.restart(t)
-	var list struct {
-		Tasks []struct {
-			ID string `json:"id"`
-		} `json:"tasks"`
-	}
-	if st := send(t, "GET", b.api("/v1/tasks"), nil, &list); st != 200 {
-		t.Fatalf("list after restart: %d", st)
+	list, err := b.Client().Tasks().List(ctx, nil)
+	if err != nil {
+		t.Fatalf("list after restart: %v", err)
 	}
 	var got, want []string
-	for _, tk := range list.Tasks {
+	for _, tk := range list {
 		got = append(got, tk.ID)
 	}
 	for id, ok := range exists {
@@ -181,8 +181,9 @@ func TestObjectsFullDisk(t *testing.T) {
 // leaves in the data dir are removed when the agent starts.
 func TestStaleStoreTempRemoved(t *testing.T) {
 	a := startAgent(t, "")
-	if st := send(t, "POST", a.api("/v1/tasks"), taskBody("kept", "/srv/a.mp4"), nil); st != 201 {
-		t.Fatalf("create: %d", st)
+	ctx := context.Background()
+	if _, err := a.Client().Tasks().Create(ctx, taskBody("kept", "/srv/a.mp4")); err != nil {
+		t.Fatalf("create: %v", err)
 	}
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	<-a.exited
@@ -198,7 +199,7 @@ func TestStaleStoreTempRemoved(t *testing.T) {
 	if !strings.Contains(b.logs.String(), "removed temp files of an interrupted save") {
 		t.Errorf("the removal is not logged")
 	}
-	if st := send(t, "GET", b.api("/v1/tasks/kept"), nil, nil); st != 200 {
-		t.Fatalf("the saved task after the restart: %d", st)
+	if _, err := b.Client().Tasks().Get(ctx, "kept"); err != nil {
+		t.Fatalf("the saved task after the restart: %v", err)
 	}
 }
