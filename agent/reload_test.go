@@ -110,10 +110,9 @@ func TestReloadKeepsStreams(t *testing.T) {
 		if l := a.logs.String(); !strings.Contains(l, "need a restart") || !strings.Contains(l, "node.name") {
 			t.Errorf("the refusal does not say node.name needs a restart")
 		}
-		var h map[string]any
-		getJSON(t, a.api("/healthz"), &h)
-		if h["node"] != "test-node" {
-			t.Errorf("node = %v after a refused rename, want test-node", h["node"])
+		h, err := a.Client().Health(context.Background())
+		if err != nil || h.Node != "test-node" || h.Status != "ok" {
+			t.Errorf("/healthz = %+v, %v after a refused rename, want ok from test-node", h, err)
 		}
 		editConfig(t, a, `name = "renamed-node"`, `name = "test-node"`) // back for the next cases
 	})
