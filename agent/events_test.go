@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/agent"
+	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
@@ -43,10 +44,10 @@ func TestWebhookMemberJoinLeave(t *testing.T) {
 	// node-b's own join completes (it knows node-a) before it stops: a
 	// node that leaves while its join is under way has nobody to tell
 	testmedia.Eventually(t, 15*time.Second, "node-b lists node-a alive", func() bool {
-		var v struct {
-			Nodes []struct{ Name, State string } `json:"nodes"`
+		v, err := b.Client().Nodes(context.Background())
+		if err != nil {
+			t.Fatalf("GET /v1/nodes: %v", err)
 		}
-		getJSON(t, b.api("/v1/nodes"), &v)
 		for _, n := range v.Nodes {
 			if n.Name == "node-a" && n.State == "alive" {
 				return true
@@ -87,31 +88,27 @@ func TestWebhookFlowFailover(t *testing.T) {
 	testmedia.Need(t, "ffmpeg")
 	sink := agent.NewHookSink(t)
 	a := startAgent(t, sink.Config())
-	flowBody := map[string]any{"id": "fo",
-		"source":  map[string]any{"type": "rtmp-push", "stream": "live/primary"},
-		"backup":  map[string]any{"type": "rtmp-push", "stream": "live/backup"},
-		"outputs": []any{map[string]any{"name": "players", "type": "rtmp-pull"}}}
-	if st := send(t, "POST", a.api("/v1/flows"), flowBody, nil); st != 201 {
-		t.Fatalf("create: %d", st)
-	}
-	if st := send(t, "POST", a.api("/v1/flows/fo/start"), nil, nil); st != 200 {
-		t.Fatalf("start: %d", st)
-	}
 	ctx := context.Background()
+	flows := a.Client().Flows()
+	spec := flow.Spec{ID: "fo",
+		Source:  flow.Source{Type: flow.SrcRTMPPush, Stream: "live/primary"},
+		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: "live/backup"},
+		Outputs: []flow.Output{{Name: "players", Type: flow.OutRTMPPull}}}
+	if _, err := flows.Create(ctx, spec); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if _, err := flows.Do(ctx, "fo", "start"); err != nil {
+		t.Fatalf("start: %v", err)
+	}
 	src := testmedia.Source{Realtime: true, Duration: 60 * time.Second, GOP: 25}.Defaults()
 	primary := testmedia.Publish(t, ctx, src, a.rtmp("live/primary"))
 	testmedia.Publish(t, ctx, src, a.rtmp("live/backup"))
 	waitSent := func(what string) {
 		testmedia.Eventually(t, 15*time.Second, what, func() bool {
-			var v struct {
-				Status *struct {
-					Active  string `json:"active_source"`
-					Sources []struct {
-						Live bool `json:"live"`
-					} `json:"sources"`
-				} `json:"status"`
+			v, err := flows.Get(ctx, "fo")
+			if err != nil {
+				t.Fatalf("GET flow fo: %v", err)
 			}
-			send(t, "GET", a.api("/v1/flows/fo"), nil, &v)
 			return v.Status != nil && v.Status.Active == "primary" && len(v.Status.Sources) == 2 && v.Status.Sources[0].Live && v.Status.Sources[1].Live
 		})
 	}
