@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
+	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/media/srt"
 )
 
 // Per-stream SRT settings of the interop tests ([[srt_stream]]).
@@ -202,30 +204,27 @@ func quoteArgs(a []string) []string {
 }
 
 // srtConnStats is one SRT connection in /v1/streams/{key}.
-type srtConnStats struct {
-	Role      string `json:"role"`
-	Encrypted bool   `json:"encrypted"`
-	KeyLength int    `json:"key_length"`
-	LatencyMs int    `json:"latency_ms"`
-	Packets   uint64 `json:"packets_received"`
-}
+type srtConnStats = srt.ConnStats
 
+// streamSRT is the stream's SRT connections; none while it is not live.
 func streamSRT(t *testing.T, a *agentProc, key string) []srtConnStats {
 	t.Helper()
-	var v struct {
-		SRT []srtConnStats `json:"srt"`
-	}
-	if send(t, "GET", a.api("/v1/streams/"+key), nil, &v) != http.StatusOK {
+	s, err := a.Client().Stream(context.Background(), key)
+	if client.IsNotFound(err) {
 		return nil
 	}
-	return v.SRT
+	if err != nil {
+		t.Fatalf("GET stream %s: %v", key, err)
+	}
+	return s.SRT
 }
 
 // streamGone waits until the stream is over (its reconnect grace too).
 func streamGone(t *testing.T, a *agentProc, key string) {
 	t.Helper()
 	testmedia.Eventually(t, 10*time.Second, key+" to end", func() bool {
-		return send(t, "GET", a.api("/v1/streams/"+key), nil, nil) == http.StatusNotFound
+		_, err := a.Client().Stream(context.Background(), key)
+		return client.IsNotFound(err)
 	})
 }
 
@@ -361,14 +360,16 @@ func TestSRTCallerInterop(t *testing.T) {
 			ff := "ffmpeg " + strings.Join(quoteArgs(append(ffmpegTS(30), "-")), " ")
 			startCmd(t, "", "sh", "-c", ff+fmt.Sprintf(" | srt-live-transmit -q file://con 'srt://:%d?mode=listener&passphrase=%s&pbkeylen=32'", lport, pass256))
 			id := fmt.Sprintf("caller%d", i)
-			body := map[string]any{"id": id,
-				"source":  map[string]any{"type": "srt-caller", "url": fmt.Sprintf("srt://127.0.0.1:%d?streamid=x", lport), "passphrase": c.pass, "pbkeylen": 32},
-				"outputs": []any{map[string]any{"name": "web", "type": "httpflv"}}}
-			if st := send(t, "POST", a.api("/v1/flows"), body, nil); st != 201 {
-				t.Fatalf("create: %d", st)
+			ctx := context.Background()
+			flows := a.Client().Flows()
+			spec := flow.Spec{ID: id,
+				Source:  flow.Source{Type: flow.SrcSRTCaller, URL: fmt.Sprintf("srt://127.0.0.1:%d?streamid=x", lport), Passphrase: c.pass, PBKeyLen: 32},
+				Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}}
+			if _, err := flows.Create(ctx, spec); err != nil {
+				t.Fatalf("create: %v", err)
 			}
-			if st := send(t, "POST", a.api("/v1/flows/"+id+"/start"), nil, nil); st != 200 {
-				t.Fatalf("start: %d", st)
+			if _, err := flows.Do(ctx, id, "start"); err != nil {
+				t.Fatalf("start: %v", err)
 			}
 			if c.streams {
 				waitVideo(t, a, "flow/"+id)
@@ -382,8 +383,10 @@ func TestSRTCallerInterop(t *testing.T) {
 				return
 			}
 			testmedia.Eventually(t, 15*time.Second, "the flow to show "+c.want, func() bool {
-				var v any
-				send(t, "GET", a.api("/v1/flows/"+id), nil, &v)
+				v, err := flows.Get(ctx, id)
+				if err != nil {
+					t.Fatalf("GET flow %s: %v", id, err)
+				}
 				b, _ := json.Marshal(v)
 				return strings.Contains(string(b), c.want)
 			})
@@ -440,14 +443,16 @@ func TestSRTFlowListener(t *testing.T) {
 	a := startAgent(t, "")
 	port := a.ports["srt"]
 	const srcPass, outPass = "flow-source-secret", "flow-output-secret"
-	body := map[string]any{"id": "sl",
-		"source":  map[string]any{"type": "srt-listener", "stream": "live/flowin", "passphrase": srcPass, "latency_ms": 500},
-		"outputs": []any{map[string]any{"name": "srt", "type": "srt-listener", "passphrase": outPass}}}
-	if st := send(t, "POST", a.api("/v1/flows"), body, nil); st != 201 {
-		t.Fatalf("create: %d", st)
+	ctx := context.Background()
+	flows := a.Client().Flows()
+	spec := flow.Spec{ID: "sl",
+		Source:  flow.Source{Type: flow.SrcSRTListener, Stream: "live/flowin", Passphrase: srcPass, LatencyMS: 500},
+		Outputs: []flow.Output{{Name: "srt", Type: flow.OutSRTListener, Passphrase: outPass}}}
+	if _, err := flows.Create(ctx, spec); err != nil {
+		t.Fatalf("create: %v", err)
 	}
-	if st := send(t, "POST", a.api("/v1/flows/sl/start"), nil, nil); st != 200 {
-		t.Fatalf("start: %d", st)
+	if _, err := flows.Do(ctx, "sl", "start"); err != nil {
+		t.Fatalf("start: %v", err)
 	}
 	if out, err := exec.Command("ffmpeg", append(ffmpegTS(1), srtURL(port, "publish:live/flowin", "", 16, ""))...).CombinedOutput(); err == nil {
 		t.Fatalf("a publisher without the source's passphrase was accepted: %s", out)
