@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/task"
 )
 
 func send(t *testing.T, method, url string, body any, out any) int {
@@ -55,32 +60,36 @@ destination = "rtmp://127.0.0.1/live/cfg"
 callback = "http://127.0.0.1:1/hook"
 `)
 	now := time.Now().UTC()
-	creates := []struct {
-		path string
-		body map[string]any
-	}{
-		{"/v1/flows", map[string]any{"id": "fl-run", "source": map[string]any{"type": "rtmp-push", "stream": "live/in"},
-			"outputs": []any{map[string]any{"name": "players", "type": "httpflv"}}}},
-		{"/v1/flows", map[string]any{"id": "fl-idle", "source": map[string]any{"type": "rtmp-pull", "url": "rtmp://127.0.0.1:1/a/b"},
-			"outputs": []any{map[string]any{"name": "out", "type": "rtmp-push", "url": "rtmp://127.0.0.1:1/c/d"}}}},
-		{"/v1/relays", map[string]any{"id": "rl", "pattern": "live/*", "url": "srt://127.0.0.1:1?streamid=publish:x/y",
-			"start_time": now.Add(-time.Minute), "end_time": now.Add(time.Hour)}},
-		{"/v1/tasks", map[string]any{"id": "tk", "source": map[string]any{"playlist": []string{"/srv/a.mp4"}},
-			"destination": map[string]any{"url": "rtmp://127.0.0.1:1/live/t"}, "start_time": now.Add(time.Hour), "callback": "http://127.0.0.1:1/hook"}},
-	}
-	for _, c := range creates {
-		var v map[string]any
-		if st := send(t, "POST", a.api(c.path), c.body, &v); st != 201 {
-			t.Fatalf("POST %s: %d %v", c.path, st, v)
+	ctx := context.Background()
+	c := a.Client()
+	for _, f := range []flow.Spec{
+		{ID: "fl-run", Source: flow.Source{Type: flow.SrcRTMPPush, Stream: "live/in"},
+			Outputs: []flow.Output{{Name: "players", Type: flow.OutHTTPFLV}}},
+		{ID: "fl-idle", Source: flow.Source{Type: flow.SrcRTMPPull, URL: "rtmp://127.0.0.1:1/a/b"},
+			Outputs: []flow.Output{{Name: "out", Type: flow.OutRTMPPush, URL: "rtmp://127.0.0.1:1/c/d"}}},
+	} {
+		if _, err := c.Flows().Create(ctx, f); err != nil {
+			t.Fatalf("create flow %s: %v", f.ID, err)
 		}
 	}
-	var v map[string]any
-	if st := send(t, "POST", a.api("/v1/flows/fl-run/start"), nil, &v); st != 200 {
-		t.Fatalf("start: %d %v", st, v)
+	if _, err := c.Relays().Create(ctx, relayrule.Spec{ID: "rl", Pattern: "live/*", URL: "srt://127.0.0.1:1?streamid=publish:x/y",
+		Start: now.Add(-time.Minute), End: now.Add(time.Hour)}); err != nil {
+		t.Fatalf("create relay: %v", err)
+	}
+	later := now.Add(time.Hour)
+	if _, err := c.Tasks().Create(ctx, task.Spec{ID: "tk", Source: task.Source{Playlist: []string{"/srv/a.mp4"}},
+		Destination: task.Destination{URL: "rtmp://127.0.0.1:1/live/t"}, Start: &later, Callback: "http://127.0.0.1:1/hook"}); err != nil {
+		t.Fatalf("create task: %v", err)
+	}
+	if _, err := c.Flows().Do(ctx, "fl-run", "start"); err != nil {
+		t.Fatalf("start: %v", err)
 	}
 	testmedia.Eventually(t, 5*time.Second, "flow running", func() bool {
-		send(t, "GET", a.api("/v1/flows/fl-run"), nil, &v)
-		return v["state"] == "running"
+		v, err := c.Flows().Get(ctx, "fl-run")
+		if err != nil {
+			t.Fatalf("GET flow fl-run: %v", err)
+		}
+		return v.State == lifecycle.Running
 	})
 	store := filepath.Join(filepath.Dir(a.cfg), "data", "objects.json")
 	if _, err := os.Stat(store); err != nil {
@@ -90,21 +99,54 @@ callback = "http://127.0.0.1:1/hook"
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	<-a.exited
 	b := a.restart(t)
+	bc := b.Client()
 
-	want := []struct{ path, field, value string }{
-		{"/v1/flows/fl-run", "state", "running"},
-		{"/v1/flows/fl-idle", "state", "standby"},
-		{"/v1/relays/rl", "state", "running"},
-		{"/v1/tasks/tk", "state", "NotStarted"},
-		{"/v1/tasks/from-config", "origin", "config"},
-		{"/v1/flows/fl-run", "origin", "api"},
+	// what each object shows after the restart: state, origin, read-only
+	type shown struct {
+		state, origin string
+		readOnly      bool
+	}
+	get := map[string]func() (shown, error){
+		"flow fl-run": func() (shown, error) {
+			v, err := bc.Flows().Get(ctx, "fl-run")
+			return shown{string(v.State), v.Origin, v.ReadOnly}, err
+		},
+		"flow fl-idle": func() (shown, error) {
+			v, err := bc.Flows().Get(ctx, "fl-idle")
+			return shown{string(v.State), v.Origin, v.ReadOnly}, err
+		},
+		"relay rl": func() (shown, error) {
+			v, err := bc.Relays().Get(ctx, "rl")
+			return shown{string(v.State), v.Origin, v.ReadOnly}, err
+		},
+		"task tk": func() (shown, error) {
+			v, err := bc.Tasks().Get(ctx, "tk")
+			return shown{v.State, v.Origin, v.ReadOnly}, err
+		},
+		"task from-config": func() (shown, error) {
+			v, err := bc.Tasks().Get(ctx, "from-config")
+			return shown{"", v.Origin, v.ReadOnly}, err
+		},
+	}
+	want := []struct {
+		object string
+		want   shown
+	}{
+		{"flow fl-run", shown{"running", "api", false}},
+		{"flow fl-idle", shown{"standby", "api", false}},
+		{"relay rl", shown{"running", "api", false}},
+		{"task tk", shown{"NotStarted", "api", false}},
+		{"task from-config", shown{"", "config", true}},
 	}
 	for _, w := range want {
-		t.Run(w.path+" "+w.field, func(t *testing.T) {
-			testmedia.Eventually(t, 5*time.Second, w.path+" "+w.field+" = "+w.value, func() bool {
-				v = nil
-				send(t, "GET", b.api(w.path), nil, &v)
-				return v[w.field] == w.value
+		t.Run(w.object, func(t *testing.T) {
+			var got shown
+			testmedia.Eventually(t, 5*time.Second, fmt.Sprintf("%s shows %+v", w.object, w.want), func() bool {
+				var err error
+				if got, err = get[w.object](); err != nil {
+					t.Fatalf("GET %s: %v", w.object, err)
+				}
+				return got == w.want
 			})
 		})
 	}
@@ -133,43 +175,28 @@ func TestFlowFailoverMeasured(t *testing.T) {
 	}
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	a := startAgent(t, "")
-	flowBody := map[string]any{"id": "fo",
-		"source":  map[string]any{"type": "rtmp-push", "stream": "live/primary"},
-		"backup":  map[string]any{"type": "rtmp-push", "stream": "live/backup"},
-		"outputs": []any{map[string]any{"name": "players", "type": "rtmp-pull"}, map[string]any{"name": "web", "type": "httpflv"}}}
-	var v struct {
-		State  string `json:"state"`
-		Status *struct {
-			Active   string `json:"active_source"`
-			Switches int    `json:"switches"`
-			Last     *struct {
-				At    time.Time `json:"at"`
-				From  string    `json:"from"`
-				To    string    `json:"to"`
-				GapMS int64     `json:"gap_ms"`
-			} `json:"last_switch"`
-		} `json:"status"`
-	}
-	if st := send(t, "POST", a.api("/v1/flows"), flowBody, &v); st != 201 {
-		t.Fatalf("create: %d", st)
-	}
-	if st := send(t, "POST", a.api("/v1/flows/fo/start"), nil, &v); st != 200 {
-		t.Fatalf("start: %d", st)
-	}
 	ctx := context.Background()
+	flows := a.Client().Flows()
+	spec := flow.Spec{ID: "fo",
+		Source:  flow.Source{Type: flow.SrcRTMPPush, Stream: "live/primary"},
+		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: "live/backup"},
+		Outputs: []flow.Output{{Name: "players", Type: flow.OutRTMPPull}, {Name: "web", Type: flow.OutHTTPFLV}}}
+	if _, err := flows.Create(ctx, spec); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	v, err := flows.Do(ctx, "fo", "start")
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	getFlow := func() {
+		if v, err = flows.Get(ctx, "fo"); err != nil {
+			t.Fatalf("GET flow fo: %v", err)
+		}
+	}
 	src := testmedia.Source{Audio: true, Realtime: true, Duration: 20 * time.Second, GOP: 25}.Defaults()
 	primary := testmedia.Publish(t, ctx, src, a.rtmp("live/primary"))
 	testmedia.Publish(t, ctx, src, a.rtmp("live/backup"))
-	testmedia.Eventually(t, 10*time.Second, "flow stream live", func() bool {
-		var sr streamsResp
-		getJSON(t, a.api("/v1/streams"), &sr)
-		for _, s := range sr.Streams {
-			if s.Name == "flow/fo" && s.Video != "" {
-				return true
-			}
-		}
-		return false
-	})
+	waitVideo(t, a, "flow/fo")
 	type readRes struct {
 		r   testmedia.Result
 		err error
@@ -183,7 +210,7 @@ func TestFlowFailoverMeasured(t *testing.T) {
 	killed := time.Now()
 	primary.Cmd.Process.Kill()
 	testmedia.Eventually(t, 5*time.Second, "switch to backup", func() bool {
-		send(t, "GET", a.api("/v1/flows/fo"), nil, &v)
+		getFlow()
 		return v.Status != nil && v.Status.Active == "backup"
 	})
 	if v.Status.Last != nil {
@@ -194,7 +221,7 @@ func TestFlowFailoverMeasured(t *testing.T) {
 	back := time.Now()
 	testmedia.Publish(t, ctx, src, a.rtmp("live/primary"))
 	testmedia.Eventually(t, 10*time.Second, "switch back to primary", func() bool {
-		send(t, "GET", a.api("/v1/flows/fo"), nil, &v)
+		getFlow()
 		return v.Status != nil && v.Status.Active == "primary"
 	})
 	t.Logf("return: primary republished -> primary active after %s (switches: %d)", time.Since(back).Round(time.Millisecond), v.Status.Switches)
