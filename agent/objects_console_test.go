@@ -8,31 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
-
-// flowView is the part of GET /v1/flows/{id} these tests read.
-type flowView struct {
-	State  string `json:"state"`
-	Reason string `json:"reason"`
-	Status *struct {
-		Active  string `json:"active_source"`
-		Sources []struct {
-			Name    string `json:"name"`
-			Bitrate int64  `json:"bitrate"`
-			Cut     string `json:"cut"`
-		} `json:"sources"`
-		Outputs []struct {
-			Name string `json:"name"`
-			Push *struct {
-				State string `json:"state"`
-			} `json:"push"`
-			BackupPush *struct {
-				State string `json:"state"`
-			} `json:"backup_push"`
-		} `json:"outputs"`
-	} `json:"status"`
-}
 
 // TestFlowMaxBandwidth: max_bandwidth takes the console's 10, 20 or 50
 // Mbit/s and refuses other values with the list; a source publishing 16
@@ -44,30 +22,33 @@ func TestFlowMaxBandwidth(t *testing.T) {
 	}
 	testmedia.Need(t, "ffmpeg")
 	a := startAgent(t, "")
-	body := func(bw int64) map[string]any {
-		return map[string]any{"id": "bw", "max_bandwidth": bw,
-			"source":  map[string]any{"type": "rtmp-push", "stream": "live/big"},
-			"outputs": []any{map[string]any{"name": "players", "type": "httpflv"}}}
+	ctx := context.Background()
+	flows := a.Client().Flows()
+	spec := func(bw int64) flow.Spec {
+		return flow.Spec{ID: "bw", MaxBandwidth: bw,
+			Source:  flow.Source{Type: flow.SrcRTMPPush, Stream: "live/big"},
+			Outputs: []flow.Output{{Name: "players", Type: flow.OutHTTPFLV}}}
 	}
-	var e struct {
-		Code, Message, Field string
+	_, err := flows.Create(ctx, spec(15_000_000))
+	if err == nil {
+		t.Fatalf("max_bandwidth 15M accepted, want 400 naming the choices")
 	}
-	if st := send(t, "POST", a.api("/v1/flows"), body(15_000_000), &e); st != 400 || e.Field != "max_bandwidth" ||
-		!strings.Contains(e.Message, "10, 20 or 50 Mbit/s") {
-		t.Fatalf("max_bandwidth 15M: %d %+v, want 400 naming the choices", st, e)
+	if e := problem(t, err); e.Status != 400 || e.Field != "max_bandwidth" || !strings.Contains(e.Message, "10, 20 or 50 Mbit/s") {
+		t.Fatalf("max_bandwidth 15M: %v, want 400 naming the choices", e)
 	}
-	var v flowView
-	if st := send(t, "POST", a.api("/v1/flows"), body(10_000_000), &v); st != 201 {
-		t.Fatalf("create: %d %+v", st, v)
+	if _, err := flows.Create(ctx, spec(10_000_000)); err != nil {
+		t.Fatalf("create: %v", err)
 	}
-	if st := send(t, "POST", a.api("/v1/flows/bw/start"), nil, &v); st != 200 {
-		t.Fatalf("start: %d", st)
+	v, err := flows.Do(ctx, "bw", "start")
+	if err != nil {
+		t.Fatalf("start: %v", err)
 	}
 	src := testmedia.Source{Realtime: true, Duration: 30 * time.Second, Bitrate: "16M", CBR: true}.Defaults()
-	pub := testmedia.Publish(t, context.Background(), src, a.rtmp("live/big"))
+	pub := testmedia.Publish(t, ctx, src, a.rtmp("live/big"))
 	testmedia.Eventually(t, 15*time.Second, "source cut for the flow's max_bandwidth", func() bool {
-		v = flowView{}
-		send(t, "GET", a.api("/v1/flows/bw"), nil, &v)
+		if v, err = flows.Get(ctx, "bw"); err != nil {
+			t.Fatalf("GET flow bw: %v", err)
+		}
 		return v.Status != nil && strings.Contains(v.Status.Sources[0].Cut, "over the flow's max_bandwidth 10000000")
 	})
 	if !strings.Contains(v.Reason, `source "primary": measured`) || !strings.Contains(v.Reason, "max_bandwidth 10000000") {
@@ -101,29 +82,31 @@ func TestFlowBackupTunnels(t *testing.T) {
 	srtURL := func(p *agentProc, key string) string {
 		return fmt.Sprintf("srt://127.0.0.1:%d?streamid=publish:%s", p.ports["srt"], key)
 	}
-	body := map[string]any{"id": "tun",
-		"source": map[string]any{"type": "rtmp-push", "stream": "live/main"},
-		"backup": map[string]any{"type": "rtmp-push", "stream": "live/bak"},
-		"outputs": []any{
-			map[string]any{"name": "cdn", "type": "rtmp-push", "url": d1.rtmp("dst/cdn"), "backup_url": d2.rtmp("dst/cdn")},
-			map[string]any{"name": "srt", "type": "srt-caller", "url": srtURL(d1, "dst/srt"), "backup_url": srtURL(d2, "dst/srt")},
-			map[string]any{"name": "players", "type": "httpflv"},
-		}}
-	var v flowView
-	if st := send(t, "POST", a.api("/v1/flows"), body, &v); st != 201 {
-		t.Fatalf("create: %d %+v", st, v)
-	}
-	if st := send(t, "POST", a.api("/v1/flows/tun/start"), nil, &v); st != 200 {
-		t.Fatalf("start: %d", st)
-	}
 	ctx := context.Background()
+	flows := a.Client().Flows()
+	spec := flow.Spec{ID: "tun",
+		Source: flow.Source{Type: flow.SrcRTMPPush, Stream: "live/main"},
+		Backup: &flow.Source{Type: flow.SrcRTMPPush, Stream: "live/bak"},
+		Outputs: []flow.Output{
+			{Name: "cdn", Type: flow.OutRTMPPush, URL: d1.rtmp("dst/cdn"), BackupURL: d2.rtmp("dst/cdn")},
+			{Name: "srt", Type: flow.OutSRTCaller, URL: srtURL(d1, "dst/srt"), BackupURL: srtURL(d2, "dst/srt")},
+			{Name: "players", Type: flow.OutHTTPFLV},
+		}}
+	if _, err := flows.Create(ctx, spec); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	v, err := flows.Do(ctx, "tun", "start")
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
 	main := testmedia.Source{Realtime: true, Audio: true, Duration: 30 * time.Second, Width: 640, Height: 360}.Defaults()
 	bak := testmedia.Source{Realtime: true, Audio: true, Duration: 30 * time.Second, Width: 320, Height: 180}.Defaults()
 	testmedia.Publish(t, ctx, main, a.rtmp("live/main"))
 	testmedia.Publish(t, ctx, bak, a.rtmp("live/bak"))
 	testmedia.Eventually(t, 15*time.Second, "all four tunnels running", func() bool {
-		v = flowView{}
-		send(t, "GET", a.api("/v1/flows/tun"), nil, &v)
+		if v, err = flows.Get(ctx, "tun"); err != nil {
+			t.Fatalf("GET flow tun: %v", err)
+		}
 		if v.Status == nil {
 			return false
 		}
