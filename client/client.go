@@ -102,8 +102,18 @@ func (p *Problem) Error() string {
 // IsNotFound reports whether err is a 404 answer of the API (no such
 // stream, object or endpoint; no cluster on this node).
 func IsNotFound(err error) bool {
+	p := ProblemOf(err)
+	return p != nil && p.Status == http.StatusNotFound
+}
+
+// ProblemOf is the API's error answer err carries (its status, code,
+// message and field), nil when err is not one (nil, or no answer).
+func ProblemOf(err error) *Problem {
 	var p *Problem
-	return errors.As(err, &p) && p.Status == http.StatusNotFound
+	if errors.As(err, &p) {
+		return p
+	}
+	return nil
 }
 
 // UnreachableError is a request that got no answer: the agent is not

@@ -61,8 +61,9 @@ func TestClient(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var p *client.Problem
-			if err := tc.call(); !errors.As(err, &p) || p.Status != tc.status || (tc.code != "" && p.Code != tc.code) || p.Field != tc.field || p.Message == "" {
+			err := tc.call()
+			p := client.ProblemOf(err)
+			if p == nil || p.Status != tc.status || (tc.code != "" && p.Code != tc.code) || p.Field != tc.field || p.Message == "" {
 				t.Errorf("got %#v (%v), want a Problem with status %d, code %q, field %q and a message", p, err, tc.status, tc.code, tc.field)
 			}
 		})
