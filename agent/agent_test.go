@@ -3,7 +3,6 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -102,8 +101,8 @@ func getJSON(t *testing.T, url string, v any) int {
 // message, field); it fails the test when err is not one.
 func problem(t *testing.T, err error) *client.Problem {
 	t.Helper()
-	var p *client.Problem
-	if !errors.As(err, &p) {
+	p := client.ProblemOf(err)
+	if p == nil {
 		t.Fatalf("want an error answer of the API, got %v", err)
 	}
 	return p
