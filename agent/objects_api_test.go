@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
@@ -59,6 +60,9 @@ func startObjAgent(t *testing.T, edit func(c *config.Config)) *objAgent {
 	t.Cleanup(stop)
 	return &objAgent{a: a, base: "http://" + a.listenAddr("api"), cfg: c, logs: logs, stop: stop}
 }
+
+// client is a typed client of the agent's API, with the token.
+func (o *objAgent) client() *client.Client { return client.New(o.base, client.WithToken(testToken)) }
 
 // call sends a JSON request with the token (unless tok is "") and decodes
 // the answer into out (when not nil); it returns the status.
