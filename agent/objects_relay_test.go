@@ -6,8 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/relayrule"
 )
 
 // TestRelayPushesMatchingStreams: a relay rule live/* -> this node's own
@@ -18,11 +22,12 @@ func TestRelayPushesMatchingStreams(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	o := startObjAgent(t, allowLoopback) // the relay pushes to this node's own ingest
 	now := time.Now().UTC()
-	body := map[string]any{"id": "out", "pattern": "live/*", "url": "rtmp://" + o.a.listenAddr("rtmp") + "/relayed/cam",
-		"start_time": now.Add(-time.Minute), "end_time": now.Add(time.Hour)}
-	var v map[string]any
-	if st := o.call(t, "POST", "/v1/relays", testToken, body, &v); st != 201 || v["state"] != "running" {
-		t.Fatalf("create: %d %v", st, v)
+	ctx := context.Background()
+	relays := o.client().Relays()
+	spec := relayrule.Spec{ID: "out", Pattern: "live/*", URL: "rtmp://" + o.a.listenAddr("rtmp") + "/relayed/cam",
+		Start: now.Add(-time.Minute), End: now.Add(time.Hour)}
+	if v, err := relays.Create(ctx, spec); err != nil || v.State != lifecycle.Running {
+		t.Fatalf("create: %+v, %v; want it running", v, err)
 	}
 	src := testmedia.Source{Audio: true, Realtime: true, Duration: 10 * time.Second}.Defaults()
 	testmedia.Publish(t, context.Background(), src, "rtmp://"+o.a.listenAddr("rtmp")+"/live/cam")
@@ -37,17 +42,15 @@ func TestRelayPushesMatchingStreams(t *testing.T) {
 	if res.VideoCodec != "h264" || res.VideoFrames < 25 {
 		t.Errorf("relayed stream: %+v", res)
 	}
-	var rv struct {
-		Pushes map[string]struct {
-			State string `json:"state"`
-		} `json:"pushes"`
+	rv, err := client.New(o.base).Relays().Get(ctx, "out") // reads need no token on loopback
+	if err != nil {
+		t.Fatalf("GET relay out: %v", err)
 	}
-	o.call(t, "GET", "/v1/relays/out", "", nil, &rv)
-	if rv.Pushes["live/cam"].State != "running" {
+	if rv.Pushes["live/cam"].State != relay.StateRunning {
 		t.Errorf("push status %+v, want live/cam running", rv.Pushes)
 	}
-	if st := o.call(t, "DELETE", "/v1/relays/out", testToken, nil, nil); st != 204 {
-		t.Fatalf("delete: %d", st)
+	if err := relays.Delete(ctx, "out"); err != nil {
+		t.Fatalf("delete: %v", err)
 	}
 	testmedia.Eventually(t, 10*time.Second, "relayed stream gone after delete", func() bool {
 		st := o.a.hub.Stream("relayed/cam")
@@ -67,6 +70,8 @@ func TestRelayDestinationRules(t *testing.T) {
 	// the SRT destination is this node's own listener on loopback
 	o := startObjAgent(t, func(c *config.Config) { c.Objects.FetchAllow = []string{"127.0.0.1/32"} })
 	now := time.Now().UTC()
+	ctx := context.Background()
+	relays := o.client().Relays()
 	rtmpAddr, srtAddr := o.a.listenAddr("rtmp"), o.a.listenAddr("srt")
 	refused := []struct{ name, url, want string }{
 		{"rtmp host:port only", "rtmp://" + rtmpAddr, "add them after the host, as in /live/STREAM-KEY"},
@@ -76,23 +81,22 @@ func TestRelayDestinationRules(t *testing.T) {
 	}
 	for _, c := range refused {
 		t.Run(c.name, func(t *testing.T) {
-			var e apiError
-			body := map[string]any{"id": "bad", "pattern": "live/*", "url": c.url, "start_time": now.Add(-time.Minute), "end_time": now.Add(time.Hour)}
-			if st := o.call(t, "POST", "/v1/relays", testToken, body, &e); st != 400 || e.Field != "url" || !strings.Contains(e.Message, c.want) {
-				t.Fatalf("create: %d %+v, want 400 on url saying %q", st, e, c.want)
+			spec := relayrule.Spec{ID: "bad", Pattern: "live/*", URL: c.url, Start: now.Add(-time.Minute), End: now.Add(time.Hour)}
+			_, err := relays.Create(ctx, spec)
+			if e := client.ProblemOf(err); e == nil || e.Status != 400 || e.Field != "url" || !strings.Contains(e.Message, c.want) {
+				t.Fatalf("create: %v, want 400 on url saying %q", err, c.want)
 			}
-			if st := o.call(t, "GET", "/v1/relays/bad", "", nil, nil); st != 404 {
-				t.Errorf("refused relay kept: GET %d", st)
+			if _, err := relays.Get(ctx, "bad"); !client.IsNotFound(err) {
+				t.Errorf("refused relay kept: GET %v, want 404", err)
 			}
 		})
 	}
 
 	t.Run("rtmp stream to an srt destination", func(t *testing.T) {
-		body := map[string]any{"id": "to-srt", "pattern": "live/*", "url": "srt://" + srtAddr + "?streamid=publish:remuxed/cam",
-			"start_time": now.Add(-time.Minute), "end_time": now.Add(time.Hour)}
-		var v map[string]any
-		if st := o.call(t, "POST", "/v1/relays", testToken, body, &v); st != 201 {
-			t.Fatalf("create: %d %v", st, v)
+		spec := relayrule.Spec{ID: "to-srt", Pattern: "live/*", URL: "srt://" + srtAddr + "?streamid=publish:remuxed/cam",
+			Start: now.Add(-time.Minute), End: now.Add(time.Hour)}
+		if _, err := relays.Create(ctx, spec); err != nil {
+			t.Fatalf("create: %v", err)
 		}
 		src := testmedia.Source{Audio: true, Realtime: true, Duration: 12 * time.Second}.Defaults()
 		testmedia.Publish(t, context.Background(), src, "rtmp://"+rtmpAddr+"/live/cam")
