@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
@@ -34,21 +35,21 @@ func (o *objAgent) logged(msg, want string) bool {
 func TestFlowAllowlists(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	o := startObjAgent(t, nil)
-	mk := func(id, allow string) map[string]any {
-		return map[string]any{"id": id,
-			"source":  map[string]any{"type": "rtmp-push", "stream": "live/" + id, "allow": []string{allow}},
-			"outputs": []any{map[string]any{"name": "web", "type": "httpflv", "allow": []string{allow}}}}
-	}
-	for _, f := range []map[string]any{mk("closed", "10.0.0.0/8"), mk("open", "127.0.0.0/8")} {
-		var v map[string]any
-		if st := o.call(t, "POST", "/v1/flows", testToken, f, &v); st != 201 {
-			t.Fatalf("create %v: %d %v", f["id"], st, v)
-		}
-		if st := o.call(t, "POST", "/v1/flows/"+f["id"].(string)+"/start", testToken, nil, &v); st != 200 {
-			t.Fatalf("start: %d %v", st, v)
-		}
-	}
 	ctx := context.Background()
+	flows := o.client().Flows()
+	mk := func(id, allow string) flow.Spec {
+		return flow.Spec{ID: id,
+			Source:  flow.Source{Type: flow.SrcRTMPPush, Stream: "live/" + id, Allow: []string{allow}},
+			Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV, Allow: []string{allow}}}}
+	}
+	for _, f := range []flow.Spec{mk("closed", "10.0.0.0/8"), mk("open", "127.0.0.0/8")} {
+		if _, err := flows.Create(ctx, f); err != nil {
+			t.Fatalf("create %s: %v", f.ID, err)
+		}
+		if _, err := flows.Do(ctx, f.ID, "start"); err != nil {
+			t.Fatalf("start %s: %v", f.ID, err)
+		}
+	}
 	rtmpURL := func(key string) string { return "rtmp://" + o.a.listenAddr("rtmp") + "/" + key }
 	flvURL := func(key string) string { return "http://" + o.a.listenAddr("http") + "/" + key + ".flv" }
 	src := testmedia.Source{Realtime: true, Duration: 8 * time.Second}.Defaults()
