@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/task"
 	"github.com/relaymesh/relaymesh/webhook"
 )
 
@@ -104,24 +106,24 @@ func TestTaskPlaylistToOwnIngest(t *testing.T) {
 		allowLoopback(c) // the playlist server and the callback receiver
 	})
 	dest := "rtmp://" + o.a.listenAddr("rtmp") + "/live/pseudo"
-	body := map[string]any{
-		"id": "loop2", "loop": 2, "callback": hooks.URL + "/task",
-		"source":      map[string]any{"playlist": []string{files.URL + "/a.mp4", flv}},
-		"destination": map[string]any{"url": dest},
-	}
-	var v map[string]any
-	if st := o.call(t, "POST", "/v1/tasks", testToken, body, &v); st != 201 || v["state"] != "Stopped" {
-		t.Fatalf("create: %d %v", st, v)
+	ctx := context.Background()
+	tasks := o.client().Tasks()
+	spec := task.Spec{ID: "loop2", Loop: 2, Callback: hooks.URL + "/task",
+		Source:      task.Source{Playlist: []string{files.URL + "/a.mp4", flv}},
+		Destination: task.Destination{URL: dest}}
+	if v, err := tasks.Create(ctx, spec); err != nil || v.State != "Stopped" {
+		t.Fatalf("create: %+v, %v; want it Stopped", v, err)
 	}
 	started := time.Now()
-	if st := o.call(t, "POST", "/v1/tasks/loop2/start", testToken, nil, &v); st != 200 || v["state"] != "Running" {
-		t.Fatalf("start: %d %v", st, v)
+	v, err := tasks.Do(ctx, "loop2", "start")
+	if err != nil || v.State != "Running" {
+		t.Fatalf("start: %+v, %v; want it Running", v, err)
 	}
-	if v["stream"] != "live/pseudo" {
-		t.Errorf("task publishes %v, want live/pseudo (own ingest, no network hop)", v["stream"])
+	if v.Stream != "live/pseudo" {
+		t.Errorf("task publishes %v, want live/pseudo (own ingest, no network hop)", v.Stream)
 	}
 	flvURL := "http://" + o.a.listenAddr("http") + "/live/pseudo.flv"
-	res, err := testmedia.Read(context.Background(), flvURL, 3*time.Second)
+	res, err := testmedia.Read(ctx, flvURL, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,8 +131,10 @@ func TestTaskPlaylistToOwnIngest(t *testing.T) {
 		t.Errorf("player saw %+v: want h264/aac 320x240, >= 40 frames, monotonic", res)
 	}
 	testmedia.Eventually(t, 20*time.Second, "task Finished", func() bool {
-		o.call(t, "GET", "/v1/tasks/loop2", "", nil, &v)
-		return v["state"] == "Finished"
+		if v, err = tasks.Get(ctx, "loop2"); err != nil {
+			t.Fatalf("GET task loop2: %v", err)
+		}
+		return v.State == "Finished"
 	})
 	took := time.Since(started)
 	t.Logf("8 s of playlist played in %s (real-time pacing)", took.Round(10*time.Millisecond))
@@ -156,11 +160,12 @@ func TestTaskStopRestartDelete(t *testing.T) {
 	flv := filepath.Join(dir, "b.flv")
 	makeFile(t, flv, "libx264", "aac")
 	o := startObjAgent(t, nil)
-	var v map[string]any
-	body := map[string]any{"id": "t", "loop": -1, "callback": "http://127.0.0.1:1/hook", "source": map[string]any{"playlist": []string{flv}},
-		"destination": map[string]any{"url": "rtmp://" + o.a.listenAddr("rtmp") + "/live/t"}}
-	if st := o.call(t, "POST", "/v1/tasks", testToken, body, &v); st != 201 {
-		t.Fatalf("create: %d %v", st, v)
+	ctx := context.Background()
+	tasks := o.client().Tasks()
+	spec := task.Spec{ID: "t", Loop: -1, Callback: "http://127.0.0.1:1/hook", Source: task.Source{Playlist: []string{flv}},
+		Destination: task.Destination{URL: "rtmp://" + o.a.listenAddr("rtmp") + "/live/t"}}
+	if _, err := tasks.Create(ctx, spec); err != nil {
+		t.Fatalf("create: %v", err)
 	}
 	steps := []struct {
 		method, path string
@@ -184,10 +189,30 @@ func TestTaskStopRestartDelete(t *testing.T) {
 	}
 	for _, s := range steps {
 		t.Run(s.method+" "+s.path, func(t *testing.T) {
-			v = nil
-			st := o.call(t, s.method, s.path, testToken, nil, &v)
-			if st != s.status || (s.state != "" && v["state"] != s.state) {
-				t.Fatalf("got %d %v, want %d %s", st, v, s.status, s.state)
+			var v task.View
+			var err error
+			switch action, _ := strings.CutPrefix(s.path, "/v1/tasks/t/"); {
+			case s.method == "GET":
+				v, err = tasks.Get(ctx, "t")
+			case s.method == "DELETE":
+				err = tasks.Delete(ctx, "t")
+			default:
+				v, err = tasks.Do(ctx, "t", action)
+			}
+			success := 200
+			if s.method == "DELETE" {
+				success = 204
+			}
+			st := success
+			if err != nil {
+				p := client.ProblemOf(err)
+				if p == nil {
+					t.Fatalf("%s %s: %v", s.method, s.path, err)
+				}
+				st = p.Status
+			}
+			if st != s.status || (s.state != "" && v.State != s.state) {
+				t.Fatalf("got %d %+v (%v), want %d %s", st, v, err, s.status, s.state)
 			}
 		})
 	}
@@ -217,23 +242,25 @@ func TestTaskResumesAfterRestart(t *testing.T) {
 		allowLoopback(c) // the callback receiver
 	}
 	o := startObjAgent(t, edit)
-	body := map[string]any{"id": "resume", "loop": 2, "callback": hooks.URL + "/task",
-		"source":      map[string]any{"playlist": items},
-		"destination": map[string]any{"url": "rtmp://" + rtmpAddr + "/live/resume"}}
-	var v struct {
-		State  string `json:"state"`
-		Item   int    `json:"item"`
-		Pass   int    `json:"pass"`
-		Stream string `json:"stream"`
+	ctx := context.Background()
+	spec := task.Spec{ID: "resume", Loop: 2, Callback: hooks.URL + "/task",
+		Source:      task.Source{Playlist: items},
+		Destination: task.Destination{URL: "rtmp://" + rtmpAddr + "/live/resume"}}
+	if _, err := o.client().Tasks().Create(ctx, spec); err != nil {
+		t.Fatalf("create: %v", err)
 	}
-	if st := o.call(t, "POST", "/v1/tasks", testToken, body, &v); st != 201 {
-		t.Fatalf("create: %d %+v", st, v)
+	if _, err := o.client().Tasks().Do(ctx, "resume", "start"); err != nil {
+		t.Fatalf("start: %v", err)
 	}
-	if st := o.call(t, "POST", "/v1/tasks/resume/start", testToken, nil, &v); st != 200 {
-		t.Fatalf("start: %d %+v", st, v)
+	var v task.View
+	get := func(a *objAgent) {
+		var err error
+		if v, err = a.client().Tasks().Get(ctx, "resume"); err != nil {
+			t.Fatalf("GET task resume: %v", err)
+		}
 	}
 	testmedia.Eventually(t, 10*time.Second, "item 1 playing", func() bool {
-		o.call(t, "GET", "/v1/tasks/resume", "", nil, &v)
+		get(o)
 		return v.Item == 1
 	})
 	o.stop()
@@ -243,7 +270,7 @@ func TestTaskResumesAfterRestart(t *testing.T) {
 	before := len(recv.seen())
 
 	b := startObjAgent(t, edit)
-	b.call(t, "GET", "/v1/tasks/resume", "", nil, &v)
+	get(b)
 	if v.State != "Running" || v.Item != 1 || v.Pass != 1 {
 		t.Errorf("after the restart: %+v, want Running at item 1 of pass 1", v)
 	}
@@ -253,7 +280,7 @@ func TestTaskResumesAfterRestart(t *testing.T) {
 		t.Errorf("events after the restart %q, want %q (all: %q)", got, want, recv.seen())
 	}
 	testmedia.Eventually(t, 10*time.Second, "the playlist goes on to item 2", func() bool {
-		b.call(t, "GET", "/v1/tasks/resume", "", nil, &v)
+		get(b)
 		return v.Item == 2 && v.Pass == 1
 	})
 }
@@ -285,15 +312,15 @@ func TestTaskLiveURL(t *testing.T) {
 				c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
 				allowLoopback(c) // the live source and the callback receiver
 			})
-			body := map[string]any{"id": "live", "callback": hooks.URL + "/task",
-				"source":      map[string]any{"url": c.url},
-				"destination": map[string]any{"url": "rtmp://" + o.a.listenAddr("rtmp") + "/live/out"}}
-			var v map[string]any
-			if st := o.call(t, "POST", "/v1/tasks", testToken, body, &v); st != 201 {
-				t.Fatalf("create: %d %v", st, v)
+			tasks := o.client().Tasks()
+			spec := task.Spec{ID: "live", Callback: hooks.URL + "/task",
+				Source:      task.Source{URL: c.url},
+				Destination: task.Destination{URL: "rtmp://" + o.a.listenAddr("rtmp") + "/live/out"}}
+			if _, err := tasks.Create(ctx, spec); err != nil {
+				t.Fatalf("create: %v", err)
 			}
-			if st := o.call(t, "POST", "/v1/tasks/live/start", testToken, nil, &v); st != 200 || v["state"] != "Running" {
-				t.Fatalf("start: %d %v", st, v)
+			if v, err := tasks.Do(ctx, "live", "start"); err != nil || v.State != "Running" {
+				t.Fatalf("start: %+v, %v; want Running", v, err)
 			}
 			o.waitVideo(t, "live/out")
 			res, err := testmedia.Read(ctx, "http://"+o.a.listenAddr("http")+"/live/out.flv", 3*time.Second)
@@ -303,11 +330,11 @@ func TestTaskLiveURL(t *testing.T) {
 			if res.VideoCodec != "h264" || res.AudioCodec != "aac" || res.VideoFrames < 40 || res.NonMonotonic != 0 {
 				t.Errorf("player of the task's stream saw %+v: want h264/aac, >= 40 frames, monotonic", res)
 			}
-			if st := o.call(t, "GET", "/v1/tasks/live", "", nil, &v); st != 200 || v["state"] != "Running" {
-				t.Errorf("while pulling: %d %v, want Running", st, v)
+			if v, err := tasks.Get(ctx, "live"); err != nil || v.State != "Running" {
+				t.Errorf("while pulling: %+v, %v; want Running", v, err)
 			}
-			if st := o.call(t, "POST", "/v1/tasks/live/stop", testToken, nil, &v); st != 200 || v["state"] != "Stopped" {
-				t.Fatalf("stop: %d %v", st, v)
+			if v, err := tasks.Do(ctx, "live", "stop"); err != nil || v.State != "Stopped" {
+				t.Fatalf("stop: %+v, %v; want Stopped", v, err)
 			}
 			want := []string{"task.started", "task.stopped"}
 			testmedia.Eventually(t, 10*time.Second, "webhook events", func() bool { return len(recv.seen()) >= len(want) })
