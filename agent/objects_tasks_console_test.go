@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/task"
 )
 
 // TestTaskConsoleStates: the pulled-stream relay console's state rules
@@ -26,28 +29,32 @@ func TestTaskConsoleStates(t *testing.T) {
 	makeFile(t, flv, "libx264", "aac")
 	o := startObjAgent(t, nil)
 	dest := "rtmp://" + o.a.listenAddr("rtmp") + "/live/"
-	create := func(id string, extra map[string]any) {
+	ctx := context.Background()
+	tasks := o.client().Tasks()
+	create := func(id string, edit func(s *task.Spec)) {
 		t.Helper()
-		body := map[string]any{"id": id, "callback": "http://127.0.0.1:1/hook",
-			"source": map[string]any{"playlist": []string{flv}}, "destination": map[string]any{"url": dest + id}}
-		for k, v := range extra {
-			body[k] = v
+		spec := task.Spec{ID: id, Callback: "http://127.0.0.1:1/hook",
+			Source: task.Source{Playlist: []string{flv}}, Destination: task.Destination{URL: dest + id}}
+		if edit != nil {
+			edit(&spec)
 		}
-		var v map[string]any
-		if st := o.call(t, "POST", "/v1/tasks", testToken, body, &v); st != 201 {
-			t.Fatalf("create %s: %d %v", id, st, v)
+		if _, err := tasks.Create(ctx, spec); err != nil {
+			t.Fatalf("create %s: %v", id, err)
 		}
 	}
 	state := func(id string) string {
-		var v map[string]any
-		o.call(t, "GET", "/v1/tasks/"+id, "", nil, &v)
-		s, _ := v["state"].(string)
-		return s
+		v, err := tasks.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("GET task %s: %v", id, err)
+		}
+		return v.State
 	}
-	create("later", map[string]any{"start_time": future(time.Hour)})
-	create("soon", map[string]any{"loop": -1, "start_time": time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)})
-	create("fails", map[string]any{"start_time": time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano),
-		"source": map[string]any{"playlist": []string{filepath.Join(dir, "missing.flv")}}})
+	at := func(d time.Duration) *time.Time { at := time.Now().Add(d).UTC(); return &at }
+	create("later", func(s *task.Spec) { s.Start = at(time.Hour) })
+	create("soon", func(s *task.Spec) { s.Loop, s.Start = -1, at(1500*time.Millisecond) })
+	create("fails", func(s *task.Spec) {
+		s.Start, s.Source = at(time.Second), task.Source{Playlist: []string{filepath.Join(dir, "missing.flv")}}
+	})
 	create("once", nil)
 	if s := state("later"); s != "NotStarted" {
 		t.Fatalf("task with a start time is %s, want NotStarted", s)
@@ -57,9 +64,8 @@ func TestTaskConsoleStates(t *testing.T) {
 	}
 	testmedia.Eventually(t, 10*time.Second, "soon Running by itself at its start time", func() bool { return state("soon") == "Running" })
 	testmedia.Eventually(t, 10*time.Second, "fails Failed at its start time", func() bool { return state("fails") == "Failed" })
-	var v map[string]any
-	if st := o.call(t, "POST", "/v1/tasks/once/start", testToken, nil, &v); st != 200 || v["state"] != "Running" {
-		t.Fatalf("start once: %d %v", st, v)
+	if v, err := tasks.Do(ctx, "once", "start"); err != nil || v.State != "Running" {
+		t.Fatalf("start once: %+v, %v; want Running", v, err)
 	}
 	testmedia.Eventually(t, 10*time.Second, "once Finished (2 s file, loop 1)", func() bool { return state("once") == "Finished" })
 
@@ -78,18 +84,17 @@ func TestTaskConsoleStates(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := state(c.id)
-			var e apiError
-			if st := o.call(t, "POST", "/v1/tasks/"+c.id+"/"+c.action, testToken, nil, &e); st != 409 || e.Field != "state" || !strings.Contains(e.Message, c.want) {
-				t.Fatalf("%s %s: %d %+v, want 409 on state saying %q", c.action, c.id, st, e, c.want)
+			_, err := tasks.Do(ctx, c.id, c.action)
+			if e := client.ProblemOf(err); e == nil || e.Status != 409 || e.Field != "state" || !strings.Contains(e.Message, c.want) {
+				t.Fatalf("%s %s: %v, want 409 on state saying %q", c.action, c.id, err, c.want)
 			}
 			if after := state(c.id); after != before {
 				t.Errorf("refused %s changed the state %s -> %s", c.action, before, after)
 			}
 		})
 	}
-	v = nil
-	if st := o.call(t, "POST", "/v1/tasks/soon/restart", testToken, nil, &v); st != 200 || v["state"] != "Running" {
-		t.Errorf("restart Running: %d %v", st, v)
+	if v, err := tasks.Do(ctx, "soon", "restart"); err != nil || v.State != "Running" {
+		t.Errorf("restart Running: %+v, %v; want Running", v, err)
 	}
 }
 
@@ -125,31 +130,32 @@ func TestTaskConsoleValidation(t *testing.T) {
 		c.Objects.FetchAllow = []string{"127.0.0.1/32"} // the playlist server is on loopback
 	})
 	dest := "rtmp://" + withDefault.a.listenAddr("rtmp") + "/live/"
-	task := func(id string, edit func(b map[string]any)) map[string]any {
-		b := map[string]any{"id": id, "source": map[string]any{"playlist": []string{files.URL + "/ok.mp4"}},
-			"destination": map[string]any{"url": dest + id}}
+	ctx := context.Background()
+	tasks := withDefault.client().Tasks()
+	mk := func(id string, edit func(s *task.Spec)) task.Spec {
+		s := task.Spec{ID: id, Source: task.Source{Playlist: []string{files.URL + "/ok.mp4"}},
+			Destination: task.Destination{URL: dest + id}}
 		if edit != nil {
-			edit(b)
+			edit(&s)
 		}
-		return b
+		return s
 	}
 
 	t.Run("callback", func(t *testing.T) {
-		var e apiError
-		if st := bare.call(t, "POST", "/v1/tasks", testToken, task("nocb", nil), &e); st != 400 || e.Field != "callback" || !strings.Contains(e.Message, "[webhooks] url") {
-			t.Fatalf("no callback, no [webhooks] url: %d %+v, want 400 on callback", st, e)
+		_, err := bare.client().Tasks().Create(ctx, mk("nocb", nil))
+		if e := client.ProblemOf(err); e == nil || e.Status != 400 || e.Field != "callback" || !strings.Contains(e.Message, "[webhooks] url") {
+			t.Fatalf("no callback, no [webhooks] url: %v, want 400 on callback", err)
 		}
-		var v map[string]any
-		if st := withDefault.call(t, "POST", "/v1/tasks", testToken, task("nocb", nil), &v); st != 201 {
-			t.Fatalf("no callback with [webhooks] url: %d %v", st, v)
+		if _, err := tasks.Create(ctx, mk("nocb", nil)); err != nil {
+			t.Fatalf("no callback with [webhooks] url: %v", err)
 		}
-		if st := withDefault.call(t, "POST", "/v1/tasks/nocb/start", testToken, nil, &v); st != 200 {
-			t.Fatalf("start: %d %v", st, v)
+		if _, err := tasks.Do(ctx, "nocb", "start"); err != nil {
+			t.Fatalf("start: %v", err)
 		}
 		testmedia.Eventually(t, 10*time.Second, "task.started at the node's webhook URL", func() bool {
 			return slices.Contains(recv.seen(), "task.started")
 		})
-		withDefault.call(t, "POST", "/v1/tasks/nocb/stop", testToken, nil, nil)
+		tasks.Do(ctx, "nocb", "stop")
 	})
 
 	t.Run("name and filters", func(t *testing.T) {
@@ -160,12 +166,12 @@ func TestTaskConsoleValidation(t *testing.T) {
 			{"d", "", "rtmp://127.0.0.1:1/live/z"},
 		}
 		for _, m := range made {
-			body := task("f-"+m.id, func(b map[string]any) {
-				b["name"] = m.name
-				b["destination"] = map[string]any{"url": m.dest}
+			spec := mk("f-"+m.id, func(s *task.Spec) {
+				s.Name = m.name
+				s.Destination = task.Destination{URL: m.dest}
 			})
-			if st := withDefault.call(t, "POST", "/v1/tasks", testToken, body, nil); st != 201 {
-				t.Fatalf("create %s: %d", m.id, st)
+			if _, err := tasks.Create(ctx, spec); err != nil {
+				t.Fatalf("create %s: %v", m.id, err)
 			}
 		}
 		filters := []struct {
@@ -180,14 +186,16 @@ func TestTaskConsoleValidation(t *testing.T) {
 			{"name=nobody", nil},
 		}
 		for _, f := range filters {
-			var list struct {
-				Tasks []struct{ ID, Name string }
+			q, err := url.ParseQuery(f.query)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if st := withDefault.call(t, "GET", "/v1/tasks?"+f.query, "", nil, &list); st != 200 {
-				t.Fatalf("%s: %d", f.query, st)
+			list, err := tasks.List(ctx, q)
+			if err != nil {
+				t.Fatalf("%s: %v", f.query, err)
 			}
 			var got []string
-			for _, tk := range list.Tasks {
+			for _, tk := range list {
 				if strings.HasPrefix(tk.ID, "f-") {
 					got = append(got, tk.ID)
 				}
@@ -196,54 +204,60 @@ func TestTaskConsoleValidation(t *testing.T) {
 				t.Errorf("GET /v1/tasks?%s: %v, want %v", f.query, got, f.want)
 			}
 		}
-		var e apiError
-		if st := withDefault.call(t, "GET", "/v1/tasks?colour=red", "", nil, &e); st != 400 || e.Field != "colour" || !strings.Contains(e.Message, "id, name, destination") {
-			t.Errorf("unknown filter: %d %+v, want 400 naming the filters", st, e)
+		_, err := tasks.List(ctx, url.Values{"colour": {"red"}})
+		if e := client.ProblemOf(err); e == nil || e.Status != 400 || e.Field != "colour" || !strings.Contains(e.Message, "id, name, destination") {
+			t.Errorf("unknown filter: %v, want 400 naming the filters", err)
 		}
 	})
 
 	refusals := []struct {
 		name        string
-		edit        func(b map[string]any)
+		edit        func(s *task.Spec)
 		atStart     bool
 		field, want string
 	}{
-		{"loop on a live source", func(b map[string]any) {
-			b["source"] = map[string]any{"url": "rtmp://127.0.0.1:1/live/src"}
-			b["loop"] = 3
+		{"loop on a live source", func(s *task.Spec) {
+			s.Source = task.Source{URL: "rtmp://127.0.0.1:1/live/src"}
+			s.Loop = 3
 		}, false, "loop", "loop counts apply to playlists"},
-		{"loop forever on a live source", func(b map[string]any) {
-			b["source"] = map[string]any{"url": "rtmp://127.0.0.1:1/live/src"}
-			b["loop"] = -1
+		{"loop forever on a live source", func(s *task.Spec) {
+			s.Source = task.Source{URL: "rtmp://127.0.0.1:1/live/src"}
+			s.Loop = -1
 		}, false, "loop", "a live source (url) plays once"},
-		{"48 kHz AAC", func(b map[string]any) {
-			b["source"] = map[string]any{"playlist": []string{files.URL + "/ok.mp4", files.URL + "/48k.mp4"}}
+		{"48 kHz AAC", func(s *task.Spec) {
+			s.Source = task.Source{Playlist: []string{files.URL + "/ok.mp4", files.URL + "/48k.mp4"}}
 		}, true, "source.playlist[1]", files.URL + "/48k.mp4: AAC sample rate out of range: 48000 Hz; tasks take 16000 to 44100 Hz"},
-		{"8 kHz AAC", func(b map[string]any) {
-			b["source"] = map[string]any{"playlist": []string{files.URL + "/8k.flv"}}
+		{"8 kHz AAC", func(s *task.Spec) {
+			s.Source = task.Source{Playlist: []string{files.URL + "/8k.flv"}}
 		}, true, "source.playlist[0]", files.URL + "/8k.flv: AAC sample rate out of range: 8000 Hz"},
-		{"mp3 named by its URL", func(b map[string]any) {
-			b["source"] = map[string]any{"playlist": []string{files.URL + "/mp3.mp4"}}
+		{"mp3 named by its URL", func(s *task.Spec) {
+			s.Source = task.Source{Playlist: []string{files.URL + "/mp3.mp4"}}
 		}, true, "source.playlist[0]", files.URL + "/mp3.mp4: unsupported codec"},
 	}
 	for i, c := range refusals {
 		t.Run(c.name, func(t *testing.T) {
 			id := "r" + string(rune('0'+i))
-			body := task(id, c.edit)
-			var e apiError
-			st := withDefault.call(t, "POST", "/v1/tasks", testToken, body, &e)
+			_, err := tasks.Create(ctx, mk(id, c.edit))
 			if c.atStart {
-				if st != 201 {
-					t.Fatalf("create: %d %+v", st, e)
+				if err != nil {
+					t.Fatalf("create: %v", err)
 				}
-				st = withDefault.call(t, "POST", "/v1/tasks/"+id+"/start", testToken, nil, &e)
+				_, err = tasks.Do(ctx, id, "start")
+			}
+			st, e := 200, client.Problem{}
+			if p := client.ProblemOf(err); p != nil {
+				st, e = p.Status, *p
+			} else if err != nil {
+				t.Fatal(err)
 			}
 			if c.atStart && st == 200 {
 				// items still to download: the start answers at once and
 				// the task fails with the refusal once they are probed
 				testmedia.Eventually(t, 15*time.Second, "the task Failed with the refusal", func() bool {
-					var v struct{ State, Reason string }
-					withDefault.call(t, "GET", "/v1/tasks/"+id, "", nil, &v)
+					v, err := tasks.Get(ctx, id)
+					if err != nil {
+						t.Fatalf("GET task %s: %v", id, err)
+					}
 					st, e.Field, e.Message = 400, c.field, v.Reason
 					return v.State == "Failed"
 				})
@@ -258,10 +272,12 @@ func TestTaskConsoleValidation(t *testing.T) {
 				t.Errorf("refusal %q names a local path, not the item URL", e.Message)
 			}
 			if c.atStart {
-				var v map[string]any
-				withDefault.call(t, "GET", "/v1/tasks/"+id, "", nil, &v)
-				if v["state"] != "Stopped" && v["state"] != "Failed" {
-					t.Errorf("refused start left the task %v, want Stopped (refused at start) or Failed (refused once downloaded)", v["state"])
+				v, err := tasks.Get(ctx, id)
+				if err != nil {
+					t.Fatalf("GET task %s: %v", id, err)
+				}
+				if v.State != "Stopped" && v.State != "Failed" {
+					t.Errorf("refused start left the task %v, want Stopped (refused at start) or Failed (refused once downloaded)", v.State)
 				}
 			}
 		})
