@@ -213,25 +213,38 @@ func TestObjectsAPIErrors(t *testing.T) {
 			t.Logf("%d %s: %s", st, e.Field, e.Message)
 		})
 	}
-	// the edits the states allow still work
-	var v map[string]any
-	if st := o.call(t, "PUT", "/v1/tasks/t-stopped2", testToken, `{"source":{"playlist":["/srv/y.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"},"callback":"http://127.0.0.1:1/hook"}`, &v); st != 200 {
-		t.Fatalf("Stopped task: source and callback edit refused: %d %v", st, v)
+	// the edits the states allow still work (sent as the documents they
+	// are, through the typed client)
+	ctx := context.Background()
+	c := o.client()
+	docs := func(kind string) client.Objects[json.RawMessage, json.RawMessage] {
+		d, err := c.Documents(kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
 	}
-	if st := o.call(t, "PUT", "/v1/flows/running", testToken, `{"description":"renamed","source":{"type":"rtmp-push","stream":"live/in3"},`+outputs+`}`, &v); st != 200 {
-		t.Fatalf("running flow: description edit refused: %d %v", st, v)
+	if _, err := docs("tasks").Update(ctx, "t-stopped2", json.RawMessage(`{"source":{"playlist":["/srv/y.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"},"callback":"http://127.0.0.1:1/hook"}`)); err != nil {
+		t.Fatalf("Stopped task: source and callback edit refused: %v", err)
 	}
-	var list struct {
-		Tasks []struct {
-			ID, State, Origin string
-			ReadOnly          bool `json:"read_only"`
+	if _, err := docs("flows").Update(ctx, "running", json.RawMessage(`{"description":"renamed","source":{"type":"rtmp-push","stream":"live/in3"},`+outputs+`}`)); err != nil {
+		t.Fatalf("running flow: description edit refused: %v", err)
+	}
+	list, err := c.Tasks().List(ctx, nil)
+	if err != nil {
+		t.Fatalf("list tasks: %v", err)
+	}
+	found := false
+	for _, tk := range list {
+		if tk.ID == "from-file" {
+			found = true
+			if !tk.ReadOnly || tk.Origin != "config" || tk.State != "Stopped" {
+				t.Errorf("config task shown as %+v, want read_only, origin config, Stopped (it has no start_time)", tk)
+			}
 		}
 	}
-	o.call(t, "GET", "/v1/tasks", "", nil, &list)
-	for _, tk := range list.Tasks {
-		if tk.ID == "from-file" && (!tk.ReadOnly || tk.Origin != "config" || tk.State != "Stopped") {
-			t.Errorf("config task shown as %+v, want read_only, origin config, Stopped (it has no start_time)", tk)
-		}
+	if !found {
+		t.Errorf("the config task from-file is not listed")
 	}
 }
 
