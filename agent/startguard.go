@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/relaymesh/relaymesh/internal/atomicfile"
 )
 
 // InterruptedStart is the reason an object shows when the agent died
@@ -63,7 +65,7 @@ func (g *startGuard) begin(next []string) (interrupted map[string]bool) {
 	data, _ := json.Marshal(keep)
 	err := os.MkdirAll(filepath.Dir(g.path), 0o750)
 	if err == nil {
-		err = writeFileAtomic(g.path, ".starting-*.json", data, 0o600)
+		err = atomicfile.Write(g.path, ".starting-*.json", data, 0o600)
 	}
 	if err != nil {
 		g.log.Warn("start note not written: a crash while starting the restored objects will start them again", "err", err)

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/relaymesh/relaymesh/flow"
+	"github.com/relaymesh/relaymesh/internal/atomicfile"
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/relayrule"
 	"github.com/relaymesh/relaymesh/task"
@@ -86,7 +87,7 @@ func (s *objectStore) save(so *storedObjects) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("objects store: %w", err)
 	}
-	if err := writeFileAtomic(s.path, tempPattern, data, 0o600); err != nil {
+	if err := atomicfile.Write(s.path, tempPattern, data, 0o600); err != nil {
 		return fmt.Errorf("objects store: %w", err)
 	}
 	return nil

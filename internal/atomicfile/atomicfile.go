@@ -1,4 +1,7 @@
-package agent
+// Package atomicfile replaces files so that a crash leaves either the old
+// file or the new one (the agent's object store, its start note, the
+// record of its tc state).
+package atomicfile
 
 import (
 	"fmt"
@@ -6,11 +9,10 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic replaces path with data so that a crash leaves either
-// the old file or the new one: a temp file named by pattern in the same
+// Write replaces path with data: a temp file named by pattern in the same
 // directory is written, fsynced, given perm and renamed over path, and
 // the directory is fsynced so the rename itself is on disk.
-func writeFileAtomic(path, pattern string, data []byte, perm os.FileMode) error {
+func Write(path, pattern string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
