@@ -343,13 +343,14 @@ func (c *Center) Missing(key string) {
 	if c.pulls[key] != nil || c.ctx.Err() != nil {
 		return
 	}
-	c.pulls[key] = c.startPullLocked(key, e.Node, nil)
+	c.pulls[key] = c.startPullLocked(key, e.Node, nil, false)
 }
 
 // startPullLocked starts a pull of key from the host the directory names
 // (from, at start). A replacement (of old) takes the stream over at its
-// first packet and only then ends old: make-before-break.
-func (c *Center) startPullLocked(key, from string, old *pull) *pull {
+// first packet and only then ends old: make-before-break. So does one of
+// an abandoned uplink's stream (takesUplink, see releaseUplinks).
+func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) *pull {
 	pl := &pull{from: from}
 	log := c.log.With("stream", key)
 	var failedNode string
@@ -401,11 +402,13 @@ func (c *Center) startPullLocked(key, from string, old *pull) *pull {
 			}, nil
 		},
 	}
-	if old != nil {
+	if old != nil || takesUplink {
 		cfg.Takeover = true
 		// the new host passes the same edge's TS as the old one: the
 		// switch drops what the old pull delivered already
 		cfg.Continues = true
+	}
+	if old != nil {
 		cfg.OnState = func(st relayStatus) {
 			if st.State == relay.StateRunning {
 				c.promote(key, old, pl)
@@ -467,9 +470,10 @@ func (c *Center) followDirectory(ctx context.Context) {
 				continue
 			}
 			c.log.Info("on-demand pull follows the directory: pulling from the new host before closing the old", "stream", key, "from", pl.from, "to", e.Node)
-			pl.next = c.startPullLocked(key, e.Node, pl)
+			pl.next = c.startPullLocked(key, e.Node, pl, false)
 		}
 		c.mu.Unlock()
+		c.releaseUplinks()
 		select {
 		case <-changed:
 		case <-ctx.Done():

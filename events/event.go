@@ -132,6 +132,9 @@ type LinkMoved struct {
 	From   string // center node names
 	To     string
 	Reason string // why the old link ended
+	// FromRTT and ToRTT are the edge's RTTs to the two centers when the
+	// move was a re-placement onto a better center (else 0).
+	FromRTT, ToRTT time.Duration
 }
 
 // Missed stands in a subscriber's queue for N events it lost because it

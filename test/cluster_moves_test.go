@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -395,4 +396,140 @@ func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
 			t.Errorf("%s refused the just restarted esin's backbone link as not a cluster member", n)
 		}
 	}
+}
+
+// TestClusterReplacement is defect 1 of issue 14 (its second part): a
+// stream placed on a far center (here the edge's path to its own site's
+// center was slow when it was published) moves, make-before-break, to
+// the center with the clearly lowest RTT once the measurements say so.
+// The players on the old host and on a third center play on without a
+// lost frame (counted by their FLV timestamps) and with monotonic
+// timestamps, and the stream stays put afterwards.
+func TestClusterReplacement(t *testing.T) {
+	c := startClusterWith(t, "fra", "sin", "tyo", "esin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// esin's path to sin is slow at first: tyo is the nearest center
+	if err := c.lab.SetLink("esin", "sin", netlab.RTT(300*time.Millisecond, 0)); err != nil {
+		t.Fatal(err)
+	}
+	c.converged("fra", "sin", "tyo", "esin")
+	c.rttOrdered("esin", "tyo", "fra", "sin")
+	const stream = "live/replace"
+	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
+	c.publishVia(ctx, "esin", "replace", src)
+	testmedia.Eventually(t, 20*time.Second, "fra's directory names tyo for "+stream, func() bool { return c.host("fra", stream) == "tyo" })
+	players := map[string]*flvPlayer{}
+	for _, n := range []string{"fra", "tyo"} {
+		players[n] = c.play(ctx, n, c.flvURL(n, stream))
+	}
+	testmedia.Eventually(t, 30*time.Second, "both players receive 100 frames", func() bool {
+		return players["fra"].frames() >= 100 && players["tyo"].frames() >= 100
+	})
+	if u, _ := c.uplink("esin", stream); u.Center != "tyo" || u.Moves != 0 {
+		t.Fatalf("before the path to sin got fast: uplink %+v, want on tyo, not moved", u)
+	}
+
+	before := map[string]int{}
+	for n, p := range players {
+		before[n] = p.frames()
+	}
+	// the path gets fast: sin (4 ms) beats tyo (74 ms) by far
+	if err := c.lab.SetLink("esin", "sin", netlab.RTT(wanRTT("esin", "sin"), 0)); err != nil {
+		t.Fatal(err)
+	}
+	fast := time.Now()
+	testmedia.Eventually(t, 60*time.Second, "esin's uplink moves to sin", func() bool {
+		u, ok := c.uplink("esin", stream)
+		return ok && u.Center == "sin" && u.Relay.State == "running"
+	})
+	moved := time.Since(fast)
+	testmedia.Eventually(t, 20*time.Second, "fra's and tyo's directories name sin", func() bool {
+		return c.host("fra", stream) == "sin" && c.host("tyo", stream) == "sin"
+	})
+	testmedia.Eventually(t, 30*time.Second, "fra and tyo pull from sin", func() bool {
+		for _, n := range []string{"fra", "tyo"} {
+			actx, acancel := bounded()
+			links, err := c.client(n).Links(actx)
+			acancel()
+			if err != nil || len(links.Pulls) != 1 || links.Pulls[0].From != "sin" {
+				return false
+			}
+		}
+		return true
+	})
+	// tyo ended the old uplink once its readers read from sin
+	testmedia.Eventually(t, 30*time.Second, "tyo's backbone has no uplink left", func() bool {
+		actx, acancel := bounded()
+		defer acancel()
+		links, err := c.client("tyo").Links(actx)
+		if err != nil {
+			return false
+		}
+		for _, b := range links.Backbone {
+			if b.Role == "publish" {
+				return false
+			}
+		}
+		return true
+	})
+	for n, p := range players {
+		if !resumed(p, time.Now(), 30*time.Second) {
+			t.Fatalf("the player on %s did not play on after the re-placement: %v", n, p.err)
+		}
+	}
+	u, _ := c.uplink("esin", stream)
+	if u.Moves != 1 || u.Replacements != 1 {
+		t.Errorf("uplink after the re-placement: %d moves, %d re-placements; want 1 and 1", u.Moves, u.Replacements)
+	}
+	b, _ := os.ReadFile(c.logs["esin"])
+	if line := grepLines(string(b), "uplink re-placed make-before-break"); line == "" || !strings.Contains(line, `"from_rtt"`) {
+		t.Errorf("esin did not log the re-placement with the centers' RTTs")
+	} else {
+		t.Logf("esin: %s", line)
+	}
+	if m := c.rawMetrics("esin"); !strings.Contains(m, "relaymesh_uplink_replacements_total 1\n") {
+		t.Errorf("esin's metrics do not count one re-placement:\n%s", grepLines(m, "replacements"))
+	}
+	since := time.Since(fast)
+	for n, p := range players {
+		t.Logf("re-placement tyo -> sin (uplink on sin %s after the path got fast): player on %s: longest gap %s, %d frames in the %s since (%d at 25 fps), %d frames missing by their timestamps",
+			moved.Round(10*time.Millisecond), n, p.maxGap(fast).Round(10*time.Millisecond), p.framesSince(fast), since.Round(10*time.Millisecond),
+			int(since.Seconds()*25), p.missing(before[n], 40))
+		if miss := p.missing(before[n], 40); miss != 0 {
+			t.Errorf("the player on %s lost %d frames across the re-placement", n, miss)
+		}
+	}
+	// it stays: another 100 frames on, still one move
+	stay := players["fra"].frames()
+	testmedia.Eventually(t, 30*time.Second, "the player on fra receives 100 more frames", func() bool { return players["fra"].frames() >= stay+100 })
+	if u, _ := c.uplink("esin", stream); u.Center != "sin" || u.Moves != 1 {
+		t.Errorf("the uplink moved again: %+v", u)
+	}
+	cancel()
+	for n, p := range players {
+		checkMonotonic(t, p, n, "across the re-placement")
+	}
+}
+
+// rawMetrics is node's /metrics text ("" when it does not answer).
+func (c *cluster) rawMetrics(node string) string {
+	resp, err := c.lab.Host(node).HTTPClient().Get(apiAddr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
