@@ -220,13 +220,22 @@ func (c *Center) memberAt(remote net.Addr) (string, error) {
 		return "", fmt.Errorf("%w: %s", ErrNotMember, remote)
 	}
 	ip := ap.Addr().Unmap()
+	// A member that left counts too: a node that restarted is "left"
+	// here until the news of its rejoin arrives, which may be after its
+	// first uplink when it rejoined through another center. (A member
+	// whose address another one took is the other one.)
+	left := ""
 	for _, m := range c.cl.Members() {
-		if m.State == gossip.StateLeft {
+		if m.Addr.Addr().Unmap() != ip {
 			continue
 		}
-		if m.Addr.Addr().Unmap() == ip {
+		if m.State != gossip.StateLeft {
 			return m.Name, nil
 		}
+		left = m.Name
+	}
+	if left != "" {
+		return left, nil
 	}
 	return "", fmt.Errorf("%w: %s is no member's address", ErrNotMember, ip)
 }

@@ -366,6 +366,7 @@ func (u *Uplinks) startMoveToLocked(l *uplink, mv move) error {
 				if l.next == h {
 					l.next = nil
 				}
+				l.exclude[to] = time.Now() // no second try at once
 				u.mu.Unlock()
 				cancel() // nothing adopts it: release its context
 				return relayTarget{}, fmt.Errorf("move to %s failed: %w", to, relay.ErrStop)

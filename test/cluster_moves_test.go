@@ -533,3 +533,82 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestClusterRejoinedEdgeAdmitted is the refusal of issue 14 defect 1: a
+// center that still has a restarted edge as "left" (the edge rejoined
+// through another center and the news has not reached this one) admits
+// its uplink, instead of refusing it as "not a cluster member".
+// Gossip to sin is held back (its port only) while esin restarts, so sin
+// learns of the rejoin only after the uplink arrives.
+func TestClusterRejoinedEdgeAdmitted(t *testing.T) {
+	netlab.RequireRoot(t)
+	testmedia.Need(t, "iptables")
+	c := startClusterWith(t, "fra", "sin", "esin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.converged("fra", "sin", "esin")
+	c.rttOrdered("esin", "sin", "fra")
+	c.seeds["esin"] = []string{c.lab.Host("fra").AddrPort(7946).String()}
+	c.stop("esin", syscall.SIGTERM)
+	testmedia.Eventually(t, 20*time.Second, "sin sees esin left", func() bool { return c.nodes("sin")["esin"].State == "left" })
+	// sin hears no gossip from esin, and no gossip messages from fra (its
+	// TCP ping fallback to fra still works, so fra stays alive for sin)
+	rules := [][]string{
+		{"-s", c.lab.Host("esin").Addr().String(), "-p", "udp", "--dport", "7946", "-j", "DROP"},
+		{"-s", c.lab.Host("esin").Addr().String(), "-p", "tcp", "--dport", "7946", "-j", "DROP"},
+		{"-s", c.lab.Host("fra").Addr().String(), "-p", "udp", "--dport", "7946", "-j", "DROP"},
+	}
+	ipt := func(op string, r []string) error {
+		b, err := c.lab.Host("sin").Command(context.Background(), "iptables", append([]string{op, "INPUT"}, r...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables %s %v: %v: %s", op, r, err, b)
+		}
+		return nil
+	}
+	for _, r := range rules {
+		if err := ipt("-A", r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unblocked := false
+	unblock := func() {
+		if unblocked {
+			return
+		}
+		unblocked = true
+		for _, r := range rules {
+			if err := ipt("-D", r); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer unblock()
+	c.restart("esin")
+	testmedia.Eventually(t, 30*time.Second, "esin sees fra and sin alive", func() bool {
+		m := c.nodes("esin")
+		return m["fra"].State == "alive" && m["sin"].State == "alive"
+	})
+	src := testmedia.Source{Duration: time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
+	c.publishVia(ctx, "esin", "rejoin", src)
+	const stream = "live/rejoin"
+	testmedia.Eventually(t, 20*time.Second, "esin's uplink runs", func() bool {
+		u, ok := c.uplink("esin", stream)
+		return ok && u.Relay.State == "running" || bytesIn(c.logs["sin"], "is no member's address")
+	})
+	state := c.nodes("sin")["esin"].State
+	unblock()
+	u, _ := c.uplink("esin", stream)
+	t.Logf("esin's uplink went to %s while sin saw esin as %q", u.Center, state)
+	if bytesIn(c.logs["sin"], "is no member's address") {
+		t.Errorf("sin refused the restarted esin's uplink as not a cluster member (sin saw esin as %q)", state)
+	}
+	if u.Center != "sin" {
+		t.Errorf("esin's uplink is on %q, want sin (nearest)", u.Center)
+	}
+}
+
+// bytesIn reports whether the file at path contains s.
+func bytesIn(path, s string) bool {
+	b, _ := os.ReadFile(path)
+	return bytes.Contains(b, []byte(s))
+}
