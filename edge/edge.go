@@ -475,7 +475,11 @@ func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, erro
 			cfg.Events.Publish(events.LinkMoved{Stream: l.key, From: l.center, To: m.Name, Reason: why})
 		} else {
 			// rtt_measured false: ranked by distance (or not at all)
-			u.log.Info("uplink to center", "stream", l.key, "center", m.Name, "site", m.Meta.Site, "rtt", rtt.String(), "rtt_measured", m.RTTKnown)
+			rs := "unknown"
+			if m.RTTKnown {
+				rs = rtt.String()
+			}
+			u.log.Info("uplink to center", "stream", l.key, "center", m.Name, "site", m.Meta.Site, "rtt", rs, "rtt_measured", m.RTTKnown)
 		}
 		if l.center != "" {
 			l.movedAt = now

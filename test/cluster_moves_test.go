@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -348,7 +349,10 @@ func TestClusterDrainOnRestart(t *testing.T) {
 // TestClusterCenterChoiceRightAfterEdgeStart is defect 1 of issue 14 (its
 // first part): a stream published on an edge that just restarted, before
 // the edge measured its RTTs, goes to the center nearest by coordinates
-// (sin, 6 km) rather than to whichever center sorts first.
+// (sin, 6 km) rather than to whichever center sorts first (fra). The
+// restarted edge's gossip pings are held back (UDP to the gossip port;
+// it joins over TCP) until its uplink runs, so no RTT is measured when
+// it chooses: the choice is by distance, and its log says so.
 func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
 	c := startClusterWith(t, "fra", "sin", "esin")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -358,6 +362,7 @@ func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
 	c.seeds["esin"] = []string{c.lab.Host("fra").AddrPort(7946).String()}
 	for round := range 2 {
 		c.stop("esin", syscall.SIGTERM)
+		unblock := c.iptables("esin", "OUTPUT", [][]string{{"-p", "udp", "--dport", "7946", "-j", "DROP"}})
 		c.restart("esin")
 		// publish as soon as esin itself sees both centers (sin may not
 		// know of esin's return yet)
@@ -382,9 +387,14 @@ func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
 				known++
 			}
 		}
-		t.Logf("round %d: the stream published right after esin's restart went to %s (%d of 2 center RTTs known by then)", round, center, known)
+		unblock()
+		choice := grepLines(grepLines(string(must(os.ReadFile(c.logs["esin"]))), `"uplink to center"`), `"live/`+name+`"`)
+		t.Logf("round %d: the stream published right after esin's restart went to %s (%d of 2 center RTTs known by then): %s", round, center, known, choice)
 		if center != "sin" {
 			t.Errorf("round %d: right after esin's restart the stream went to %s, want sin (nearest by coordinates)", round, center)
+		}
+		if !strings.Contains(choice, `"rtt_measured":false`) {
+			t.Errorf("round %d: esin chose with a measured RTT: the test did not exercise the choice by distance", round)
 		}
 		pcancel()
 	}
@@ -541,8 +551,6 @@ func grepLines(s, sub string) string {
 // Gossip to sin is held back (its port only) while esin restarts, so sin
 // learns of the rejoin only after the uplink arrives.
 func TestClusterRejoinedEdgeAdmitted(t *testing.T) {
-	netlab.RequireRoot(t)
-	testmedia.Need(t, "iptables")
 	c := startClusterWith(t, "fra", "sin", "esin")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -553,35 +561,11 @@ func TestClusterRejoinedEdgeAdmitted(t *testing.T) {
 	testmedia.Eventually(t, 20*time.Second, "sin sees esin left", func() bool { return c.nodes("sin")["esin"].State == "left" })
 	// sin hears no gossip from esin, and no gossip messages from fra (its
 	// TCP ping fallback to fra still works, so fra stays alive for sin)
-	rules := [][]string{
+	unblock := c.iptables("sin", "INPUT", [][]string{
 		{"-s", c.lab.Host("esin").Addr().String(), "-p", "udp", "--dport", "7946", "-j", "DROP"},
 		{"-s", c.lab.Host("esin").Addr().String(), "-p", "tcp", "--dport", "7946", "-j", "DROP"},
 		{"-s", c.lab.Host("fra").Addr().String(), "-p", "udp", "--dport", "7946", "-j", "DROP"},
-	}
-	ipt := func(op string, r []string) error {
-		b, err := c.lab.Host("sin").Command(context.Background(), "iptables", append([]string{op, "INPUT"}, r...)...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("iptables %s %v: %v: %s", op, r, err, b)
-		}
-		return nil
-	}
-	for _, r := range rules {
-		if err := ipt("-A", r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	unblocked := false
-	unblock := func() {
-		if unblocked {
-			return
-		}
-		unblocked = true
-		for _, r := range rules {
-			if err := ipt("-D", r); err != nil {
-				t.Error(err)
-			}
-		}
-	}
+	})
 	defer unblock()
 	c.restart("esin")
 	testmedia.Eventually(t, 30*time.Second, "esin sees fra and sin alive", func() bool {
@@ -605,6 +589,44 @@ func TestClusterRejoinedEdgeAdmitted(t *testing.T) {
 	if u.Center != "sin" {
 		t.Errorf("esin's uplink is on %q, want sin (nearest)", u.Center)
 	}
+}
+
+// iptables appends rules to chain in node's namespace and returns the
+// function that deletes them again (once; the test's end calls it too).
+func (c *cluster) iptables(node, chain string, rules [][]string) func() {
+	c.t.Helper()
+	testmedia.Need(c.t, "iptables")
+	run := func(op string, r []string) error {
+		b, err := c.lab.Host(node).Command(context.Background(), "iptables", append([]string{op, chain}, r...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables %s %s %v on %s: %v: %s", op, chain, r, node, err, b)
+		}
+		return nil
+	}
+	for _, r := range rules {
+		if err := run("-A", r); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	var once sync.Once
+	undo := func() {
+		once.Do(func() {
+			for _, r := range rules {
+				if err := run("-D", r); err != nil {
+					c.t.Error(err)
+				}
+			}
+		})
+	}
+	c.t.Cleanup(undo)
+	return undo
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // bytesIn reports whether the file at path contains s.
