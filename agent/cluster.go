@@ -459,7 +459,7 @@ func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
 	}
 	cs := &s.a.ext.cluster
 	table := *cs.locs.Load()
-	edges, err := cs.gossip.Locate(addr, table)
+	edges, err := cs.gossip.LocateReachable(r.Context(), addr, table, 3)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "no_edge", err.Error(), "")
 		return

@@ -48,6 +48,9 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	members map[string]*memberRec
+	// unreachable: when this node's data path last failed to reach a
+	// member (MarkUnreachable)
+	unreachable map[string]time.Time
 
 	evMu     sync.Mutex
 	evQ      []Event
@@ -447,6 +450,7 @@ func (c *Cluster) memberLocked(r *memberRec, alive int) Member {
 		MeasuredRTT: r.measured,
 		MeasuredAt:  r.lastAck,
 		Updated:     r.updated,
+		Unreachable: c.unreachableLocked(r),
 	}
 	if m.Local {
 		c.metaMu.Lock()
@@ -517,6 +521,7 @@ func (c *Cluster) reap(ttl time.Duration) {
 	for name, r := range c.members {
 		if (r.state == StateDead || r.state == StateLeft) && time.Since(r.updated) > ttl {
 			delete(c.members, name)
+			delete(c.unreachable, name)
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/test/netlab"
 )
@@ -633,4 +634,35 @@ func must[T any](v T, err error) T {
 func bytesIn(path, s string) bool {
 	b, _ := os.ReadFile(path)
 	return bytes.Contains(b, []byte(s))
+}
+
+// TestClusterLocateSkipsDeadEdge is issue 14's "locate keeps naming a
+// dead edge first": right after the Singapore edge is killed, before
+// gossip suspects it, locate on any node names the other edge first: it
+// dials the edges it is about to name, and the dead one's refused
+// connection drops it to the end of the ranking at once.
+func TestClusterLocateSkipsDeadEdge(t *testing.T) {
+	c := startClusterWith(t, "fra", "esin", "efra")
+	c.converged("fra", "esin", "efra")
+	locate := func(node string) client.Located {
+		actx, cancel := bounded()
+		defer cancel()
+		loc, err := c.client(node).Locate(actx, "live", "dead", singaporeIP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	if loc := locate("fra"); loc.Edge.Node != "esin" {
+		t.Fatalf("before: locate for a Singapore client names %s, want esin", loc.Edge.Node)
+	}
+	c.stop("esin", syscall.SIGKILL)
+	for _, n := range []string{"fra", "efra", "fra"} {
+		loc := locate(n)
+		state := c.nodes(n)["esin"].State
+		t.Logf("locate on %s right after esin's kill (esin %q there): %s first, alternates %v", n, state, loc.Edge.Node, loc.Alternates)
+		if loc.Edge.Node != "efra" {
+			t.Errorf("locate on %s right after esin's kill names %s first (esin is %q there), want efra", n, loc.Edge.Node, state)
+		}
+	}
 }
