@@ -97,7 +97,8 @@ type pull struct {
 	from   string
 	p      *puller
 	cancel context.CancelFunc
-	next   *pull // a replacement pull that has not delivered yet
+	next   *pull         // a replacement pull that has not delivered yet
+	done   chan struct{} // closed when it ended (its publisher let go)
 }
 
 // stop ends the pull and its pending replacement.
@@ -188,28 +189,33 @@ func (c *Center) linkLatency(remote net.Addr) time.Duration {
 
 // endPull stops an on-demand pull of key because the stream itself
 // arrives here now (an edge moved its uplink here), and waits (bounded)
-// until the pull's publisher let go of the stream.
+// until the pull and its pending replacement ended: their publishers let
+// go of the stream.
 func (c *Center) endPull(key string) {
 	c.mu.Lock()
 	pl := c.pulls[key]
+	var ends []<-chan struct{}
 	if pl != nil {
 		pl.stop()
+		ends = append(ends, pl.done)
+		if pl.next != nil {
+			ends = append(ends, pl.next.done)
+		}
 	}
 	c.mu.Unlock()
 	if pl == nil {
 		return
 	}
 	c.log.Info("stream arrives over the backbone: ending its on-demand pull", "stream", key)
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		st := c.hub.Stream(key)
-		if st == nil {
+	bound := time.NewTimer(time.Second)
+	defer bound.Stop()
+	for _, done := range ends {
+		select {
+		case <-done:
+		case <-bound.C:
+			c.log.Warn("the on-demand pull did not end within 1s; the uplink takes the stream over", "stream", key)
 			return
 		}
-		if pi, ok := st.Publisher(); !ok || pi.Protocol != pullProtocol {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -360,7 +366,7 @@ func (c *Center) Missing(key string) {
 // first packet and only then ends old: make-before-break. So does one of
 // an abandoned uplink's stream (takesUplink, see releaseUplinks).
 func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) *pull {
-	pl := &pull{from: from}
+	pl := &pull{from: from, done: make(chan struct{})}
 	log := c.log.With("stream", key)
 	var failedNode string
 	var failedVersion uint64
@@ -431,6 +437,7 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 	go func() {
 		defer c.wg.Done()
 		defer cancel()
+		defer close(pl.done)
 		pl.p.Run(ctx)
 		c.mu.Lock()
 		switch cur := c.pulls[key]; {
