@@ -65,6 +65,10 @@ type Cluster struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closed    atomic.Bool
+	// left: Leave was called; no more metadata updates (they would wait
+	// TCPTimeout for a broadcast nobody takes, holding up the shutdown)
+	// and no rejoin
+	left atomic.Bool
 }
 
 // New validates cfg, reads the key file and binds the gossip port (TCP and
@@ -265,13 +269,13 @@ func (c *Cluster) Run(ctx context.Context) error {
 			c.metaMu.Lock()
 			dirty := c.loadDirty
 			c.metaMu.Unlock()
-			if dirty {
+			if dirty && !c.left.Load() {
 				if err := c.pushMeta(); err != nil {
 					c.logger.Warn("advertise load", "err", err)
 				}
 			}
 		case <-rejoinT.C:
-			if len(c.cfg.Seeds) > 0 && c.numAlive() <= 1 {
+			if len(c.cfg.Seeds) > 0 && c.numAlive() <= 1 && !c.left.Load() {
 				if err := c.Join(c.cfg.Seeds); err != nil {
 					c.logger.Warn("alone in the gossip cluster; rejoin failed", "err", err)
 				}
@@ -289,6 +293,7 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	c.left.Store(true)
 	c.announceLeave(timeout / 2)
 	if err := c.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("leave gossip cluster: %w", err)
