@@ -96,7 +96,9 @@ type FlowSwitched struct {
 	// primary.
 	Failover bool
 	// Reason: "silence" (the active source sent nothing for the failover
-	// window) or "primary back" (it delivered again for the hold time).
+	// window), "primary back" (it delivered again for the hold time), or
+	// "health: " and the rule the active source broke while it delivered
+	// ("health: framerate", "health: frozen").
 	Reason string
 	GapMS  int64 // between the last packet of From and the first of To
 }
