@@ -43,12 +43,12 @@ const pullRetry = 5 * time.Second
 
 // SourceStatus is one source as the API shows it.
 type SourceStatus struct {
-	Name       string        `json:"name"`
-	Stream     string        `json:"stream"`
-	Live       bool          `json:"live"`
-	LastPacket *time.Time    `json:"last_packet,omitempty"`
-	Bitrate    int64         `json:"bitrate"`
-	Cut        string        `json:"cut,omitempty"` // why the source is not used (max bitrate)
+	Name       string     `json:"name"`
+	Stream     string     `json:"stream"`
+	Live       bool       `json:"live"`
+	LastPacket *time.Time `json:"last_packet,omitempty"`
+	Bitrate    int64      `json:"bitrate"`
+	Cut        string     `json:"cut,omitempty"` // why the source is not used (max bitrate)
 	// Unhealthy names the health rule the source breaks and how (it
 	// delivers, but not as it should): it is not used while it does.
 	Unhealthy string        `json:"unhealthy,omitempty"`
