@@ -78,7 +78,9 @@ type Uplinks struct {
 	once    sync.Once
 	// replaced counts re-placements (Replacements)
 	replaced atomic.Uint64
-	running  func(*uplink) bool // linkRuns; tests replace it
+	status   func(*uplink) (relayStatus, bool) // linkStatus; tests replace it
+	// healthMoves counts moves away from an unhealthy link (HealthMoves)
+	healthMoves atomic.Uint64
 }
 
 type uplink struct {
@@ -93,6 +95,7 @@ type uplink struct {
 	movedAt  time.Time // last move to another center
 	replaced int       // re-placements
 	better   placement // a clearly better center seen (re-placement)
+	drops    []dropSample // the link's drop counter, recent samples (health)
 	p        *pusher
 	cancel   context.CancelFunc // of the current pusher
 	cur      *handoff           // the pusher run waits for
@@ -122,7 +125,7 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Uplinks, er
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Uplinks{hub: hub, cl: cl, log: log.With("component", "uplink"), cfg: fill(cfg), ctx: ctx, cancel: cancel,
-		links: map[string]*uplink{}, started: make(chan struct{}), running: linkRuns}, nil
+		links: map[string]*uplink{}, started: make(chan struct{}), status: linkStatus}, nil
 }
 
 func fill(c Config) Config {
@@ -341,6 +344,7 @@ type move struct {
 	to             gossip.Member
 	why            string
 	replace        bool
+	health         bool          // away from an unhealthy link
 	fromRTT, toRTT time.Duration // re-placement: the two centers' RTTs
 }
 
@@ -400,12 +404,18 @@ func (u *Uplinks) startMoveToLocked(l *uplink, mv move) error {
 			u.mu.Unlock()
 			ev := events.LinkMoved{Stream: l.key, From: from, To: to, Reason: why}
 			overlap := drainOverlap
+			if mv.health {
+				u.healthMoves.Add(1)
+			}
 			if mv.replace {
 				u.replaced.Add(1)
 				overlap = replaceOverlap
 				ev.FromRTT, ev.ToRTT = mv.fromRTT, mv.toRTT
 				u.log.Info("uplink re-placed make-before-break: the new link runs; the old center closes the old one once its readers moved",
 					"stream", l.key, "from", from, "to", to, "from_rtt", mv.fromRTT.String(), "to_rtt", mv.toRTT.String(), "at_most", overlap.String())
+			} else if mv.health {
+				overlap = replaceOverlap
+				u.log.Info("uplink moved make-before-break away from an unhealthy link: the new link runs; the old center closes the old one once its readers moved", "stream", l.key, "from", from, "to", to, "reason", why, "at_most", overlap.String())
 			} else {
 				u.log.Info("uplink moved make-before-break: the new link runs; the old one runs on until the leaving center closes it", "stream", l.key, "from", from, "to", to, "reason", why, "at_most", overlap.String())
 			}

@@ -17,7 +17,7 @@ import (
 
 // Replacement tunes re-placement; zero fields take the defaults.
 type Replacement struct {
-	Off bool // never re-place (failover still moves uplinks)
+	Off bool // never re-place (failover, health moves included, still moves uplinks)
 	// Margin and Ratio: another center is clearly better when its RTT is
 	// below the current one's by at least Margin (default 20ms) and at
 	// most Ratio of it (default 0.7).
@@ -121,12 +121,19 @@ func (u *Uplinks) checkPlacement(now time.Time) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	r := u.cfg.Replace
-	if r.Off || u.closed {
+	if u.closed {
 		return
 	}
 	for _, l := range u.links {
-		if l.center == "" || l.next != nil || !u.running(l) ||
-			(!l.movedAt.IsZero() && now.Sub(l.movedAt) < r.Cooldown) {
+		if l.center == "" || l.next != nil || !u.running(l) {
+			l.better, l.drops = placement{}, nil
+			continue
+		}
+		if u.checkHealthLocked(l, now) || r.Off {
+			continue
+		}
+		if 
+!l.movedAt.IsZero() && now.Sub(l.movedAt) < r.Cooldown {
 			l.better = placement{}
 			continue
 		}
@@ -160,8 +167,19 @@ func (u *Uplinks) checkPlacement(now time.Time) {
 	}
 }
 
-// linkRuns reports whether l's current link runs.
-func linkRuns(l *uplink) bool { return l.p != nil && l.p.Status().State == relayRunning }
+// linkStatus is l's current link's status; false when it has none.
+func linkStatus(l *uplink) (relayStatus, bool) {
+	if l.p == nil {
+		return relayStatus{}, false
+	}
+	return l.p.Status(), true
+}
+
+// running reports whether l's current link runs.
+func (u *Uplinks) running(l *uplink) bool {
+	st, ok := u.status(l)
+	return ok && st.State == relayRunning
+}
 
 // Replacements returns how many uplinks moved to a better center since
 // the edge started (relaymesh_uplink_replacements_total).

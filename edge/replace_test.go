@@ -79,7 +79,12 @@ func TestReplacementHysteresis(t *testing.T) {
 	}
 	defer u.Close()
 	runs := false
-	u.running = func(*uplink) bool { return runs }
+	u.status = func(*uplink) (relayStatus, bool) {
+		if runs {
+			return relayStatus{State: relayRunning}, true
+		}
+		return relayStatus{}, true
+	}
 	l := &uplink{key: "live/x", center: "tyo", exclude: map[string]time.Time{}}
 	u.links[l.key] = l
 	moving := func() bool {
@@ -132,5 +137,62 @@ func TestReplacementHysteresis(t *testing.T) {
 	u.checkPlacement(t0.Add(44 * time.Second))
 	if !moving() {
 		t.Fatal("no re-placement after the cooldown")
+	}
+}
+
+// TestUplinkHealthDrops: a running link that drops 10 packets or more
+// within 2 s moves make-before-break to the next center, which excludes
+// the unhealthy one; fewer drops leave it alone.
+func TestUplinkHealthDrops(t *testing.T) {
+	tests := []struct {
+		name  string
+		drops []uint64 // the link's drop counter at each check, 1 s apart
+		moved bool
+	}{
+		{"no drops", []uint64{0, 0, 0, 0}, false},
+		{"a few drops", []uint64{0, 3, 6, 9, 12}, false},
+		{"12 drops in 2 s", []uint64{0, 5, 12}, true},
+		{"a burst, then quiet", []uint64{0, 20, 20, 20}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := &membersCluster{fakeCluster: fakeCluster{alive: []string{"tyo", "sin"}}}
+			cl.members = cl.fakeCluster.Members()
+			hub := media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler))
+			u, err := New(Config{}, hub, cl, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Close()
+			var drops uint64
+			u.status = func(*uplink) (relayStatus, bool) {
+				st := relayStatus{State: relayRunning}
+				st.Total.Drops = drops
+				return st, true
+			}
+			l := &uplink{key: "live/x", center: "tyo", exclude: map[string]time.Time{}}
+			u.links[l.key] = l
+			t0 := time.Now()
+			for i, d := range tc.drops {
+				drops = d
+				u.checkPlacement(t0.Add(time.Duration(i) * time.Second))
+			}
+			u.mu.Lock()
+			h := l.next
+			u.mu.Unlock()
+			if (h != nil) != tc.moved {
+				t.Fatalf("moved = %v, want %v", h != nil, tc.moved)
+			}
+			if h == nil {
+				return
+			}
+			h.cancel()
+			if h.center != "sin" {
+				t.Errorf("moved to %s, want sin", h.center)
+			}
+			if _, ok := l.exclude["tyo"]; !ok {
+				t.Error("the unhealthy center is not excluded")
+			}
+		})
 	}
 }
