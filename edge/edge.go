@@ -91,10 +91,10 @@ type uplink struct {
 	exclude map[string]time.Time
 	// noAnswer counts connects to the current center that got no answer
 	noAnswer int
-	moveWhy  string    // why the link to center ended, for LinkMoved
-	movedAt  time.Time // last move to another center
-	replaced int       // re-placements
-	better   placement // a clearly better center seen (re-placement)
+	moveWhy  string       // why the link to center ended, for LinkMoved
+	movedAt  time.Time    // last move to another center
+	replaced int          // re-placements
+	better   placement    // a clearly better center seen (re-placement)
 	drops    []dropSample // the link's drop counter, recent samples (health)
 	p        *pusher
 	cancel   context.CancelFunc // of the current pusher

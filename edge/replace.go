@@ -132,8 +132,7 @@ func (u *Uplinks) checkPlacement(now time.Time) {
 		if u.checkHealthLocked(l, now) || r.Off {
 			continue
 		}
-		if 
-!l.movedAt.IsZero() && now.Sub(l.movedAt) < r.Cooldown {
+		if !l.movedAt.IsZero() && now.Sub(l.movedAt) < r.Cooldown {
 			l.better = placement{}
 			continue
 		}
