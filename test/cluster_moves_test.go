@@ -128,6 +128,34 @@ func (c *cluster) flvURL(node, stream string) string {
 	return "http://" + c.lab.Host(node).AddrPort(8080).String() + "/" + stream + ".flv"
 }
 
+// uplinkRunsOn waits until edge's uplink of stream runs to center.
+func (c *cluster) uplinkRunsOn(edge, stream, center string, d time.Duration) {
+	c.t.Helper()
+	testmedia.Eventually(c.t, d, edge+"'s uplink of "+stream+" runs to "+center, func() bool {
+		u, ok := c.uplink(edge, stream)
+		return ok && u.Center == center && u.Relay.State == "running"
+	})
+}
+
+// playOn starts an HTTP-FLV player of stream on each node and waits
+// until every one received 100 frames.
+func (c *cluster) playOn(ctx context.Context, stream string, nodes ...string) map[string]*flvPlayer {
+	c.t.Helper()
+	players := map[string]*flvPlayer{}
+	for _, n := range nodes {
+		players[n] = c.play(ctx, n, c.flvURL(n, stream))
+	}
+	testmedia.Eventually(c.t, 30*time.Second, "every player receives 100 frames", func() bool {
+		for _, p := range players {
+			if p.frames() < 100 {
+				return false
+			}
+		}
+		return true
+	})
+	return players
+}
+
 // checkMonotonic waits for the (cancelled) player to end, then probes
 // what it recorded: video DTS must only increase.
 func checkMonotonic(t *testing.T, p *flvPlayer, node, when string) {
@@ -290,13 +318,7 @@ func TestClusterDrainOnRestart(t *testing.T) {
 	testmedia.Eventually(t, 20*time.Second, "fra's and tyo's directories name sin", func() bool {
 		return c.host("fra", stream) == "sin" && c.host("tyo", stream) == "sin"
 	})
-	players := map[string]*flvPlayer{}
-	for _, n := range []string{"fra", "tyo"} {
-		players[n] = c.play(ctx, n, c.flvURL(n, stream))
-	}
-	testmedia.Eventually(t, 30*time.Second, "both players receive 100 frames", func() bool {
-		return players["fra"].frames() >= 100 && players["tyo"].frames() >= 100
-	})
+	players := c.playOn(ctx, stream, "fra", "tyo")
 
 	before := map[string]int{}
 	for n, p := range players {
@@ -435,13 +457,7 @@ func TestClusterReplacement(t *testing.T) {
 	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
 	c.publishVia(ctx, "esin", "replace", src)
 	testmedia.Eventually(t, 20*time.Second, "fra's directory names tyo for "+stream, func() bool { return c.host("fra", stream) == "tyo" })
-	players := map[string]*flvPlayer{}
-	for _, n := range []string{"fra", "tyo"} {
-		players[n] = c.play(ctx, n, c.flvURL(n, stream))
-	}
-	testmedia.Eventually(t, 30*time.Second, "both players receive 100 frames", func() bool {
-		return players["fra"].frames() >= 100 && players["tyo"].frames() >= 100
-	})
+	players := c.playOn(ctx, stream, "fra", "tyo")
 	if u, _ := c.uplink("esin", stream); u.Center != "tyo" || u.Moves != 0 {
 		t.Fatalf("before the path to sin got fast: uplink %+v, want on tyo, not moved", u)
 	}
@@ -455,10 +471,7 @@ func TestClusterReplacement(t *testing.T) {
 		t.Fatal(err)
 	}
 	fast := time.Now()
-	testmedia.Eventually(t, 60*time.Second, "esin's uplink moves to sin", func() bool {
-		u, ok := c.uplink("esin", stream)
-		return ok && u.Center == "sin" && u.Relay.State == "running"
-	})
+	c.uplinkRunsOn("esin", stream, "sin", 60*time.Second)
 	moved := time.Since(fast)
 	testmedia.Eventually(t, 20*time.Second, "fra's and tyo's directories name sin", func() bool {
 		return c.host("fra", stream) == "sin" && c.host("tyo", stream) == "sin"
