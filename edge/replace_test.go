@@ -147,12 +147,15 @@ func TestUplinkHealthDrops(t *testing.T) {
 	tests := []struct {
 		name  string
 		drops []uint64 // the link's drop counter at each check, 1 s apart
+		lost  []uint64 // packets reported lost (100 sent per second)
 		moved bool
 	}{
-		{"no drops", []uint64{0, 0, 0, 0}, false},
-		{"a few drops", []uint64{0, 3, 6, 9, 12}, false},
-		{"12 drops in 2 s", []uint64{0, 5, 12}, true},
-		{"a burst, then quiet", []uint64{0, 20, 20, 20}, true},
+		{"no drops", []uint64{0, 0, 0, 0}, nil, false},
+		{"a few drops", []uint64{0, 3, 6, 9, 12}, nil, false},
+		{"12 drops in 2 s", []uint64{0, 5, 12}, nil, true},
+		{"a burst, then quiet", []uint64{0, 20, 20, 20}, nil, true},
+		{"2% loss: ARQ copes", []uint64{0, 0, 0, 0}, []uint64{0, 2, 4, 6}, false},
+		{"30% loss", []uint64{0, 0, 0}, []uint64{0, 30, 60}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,17 +167,20 @@ func TestUplinkHealthDrops(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer u.Close()
-			var drops uint64
+			var drops, lost, sent uint64
 			u.status = func(*uplink) (relayStatus, bool) {
 				st := relayStatus{State: relayRunning}
-				st.Total.Drops = drops
+				st.Total.Drops, st.Total.PacketsLost, st.Total.PacketsSent = drops, lost, sent
 				return st, true
 			}
 			l := &uplink{key: "live/x", center: "tyo", exclude: map[string]time.Time{}}
 			u.links[l.key] = l
 			t0 := time.Now()
 			for i, d := range tc.drops {
-				drops = d
+				drops, sent = d, uint64(i)*100
+				if tc.lost != nil {
+					lost = tc.lost[i]
+				}
 				u.checkPlacement(t0.Add(time.Duration(i) * time.Second))
 			}
 			u.mu.Lock()

@@ -684,3 +684,41 @@ func TestClusterLocateSkipsDeadEdge(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterUplinkHealth is issue 14's health-based failover of an
+// uplink: the path from the edge to its center loses 70 % of the media
+// packets (one way; the link stays up, its acks come back). The edge
+// moves the uplink make-before-break to the next center and says which
+// rule fired (loss, or drops if SRT gave up on packets first).
+func TestClusterUplinkHealth(t *testing.T) {
+	c := startClusterWith(t, "fra", "sin", "tyo", "esin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.converged("fra", "sin", "tyo", "esin")
+	c.rttOrdered("esin", "sin", "tyo", "fra")
+	const stream = "live/health"
+	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true, Format: "flv", Bitrate: "2M"}.Defaults()
+	c.publishVia(ctx, "esin", "health", src)
+	c.uplinkRunsOn("esin", stream, "sin", 20*time.Second)
+	// esin -> sin only: the media direction
+	if err := c.lab.SetOneWay("esin", "sin", netlab.Impairment{Delay: 2 * time.Millisecond, Loss: 0.7}); err != nil {
+		t.Fatal(err)
+	}
+	testmedia.Eventually(t, 60*time.Second, "esin's uplink moves off sin", func() bool {
+		u, ok := c.uplink("esin", stream)
+		return ok && u.Center != "sin" && u.Relay.State == "running"
+	})
+	u, _ := c.uplink("esin", stream)
+	log := string(must(os.ReadFile(c.logs["esin"])))
+	line := grepLines(log, "uplink unhealthy")
+	t.Logf("uplink moved to %s: %s", u.Center, line)
+	if !strings.Contains(line, `"rule":"loss"`) && !strings.Contains(line, `"rule":"drops"`) {
+		t.Errorf("the uplink did not move for its health (rule loss or drops); esin's moves: %s", grepLines(log, "moves to another center"))
+	}
+	if !strings.Contains(log, "uplink moved make-before-break away from an unhealthy link") {
+		t.Errorf("the health move was not make-before-break")
+	}
+	if m := c.rawMetrics("esin"); !strings.Contains(m, "relaymesh_uplink_health_moves_total 1\n") {
+		t.Errorf("esin's metrics do not count one health move:\n%s", grepLines(m, "health"))
+	}
+}
