@@ -10,9 +10,8 @@ package center
 // then closes; with none it ends the uplink at once.
 
 import (
+	"errors"
 	"fmt"
-
-	"github.com/relaymesh/relaymesh/media/srt"
 )
 
 // releaseUplinks hands over every stream whose uplink here the directory
@@ -22,12 +21,7 @@ func (c *Center) releaseUplinks() {
 	if c.srt == nil {
 		return
 	}
-	var keys []string
-	for _, st := range c.srt.Stats() {
-		if st.Role == srt.ActionPublish {
-			keys = append(keys, st.Stream)
-		}
-	}
+	keys := c.srt.Publishing()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, key := range keys {
@@ -56,4 +50,4 @@ func (c *Center) releaseUplinks() {
 }
 
 // errAbandoned ends an uplink whose stream moved to another center.
-var errAbandoned = fmt.Errorf("uplink abandoned")
+var errAbandoned = errors.New("uplink abandoned")

@@ -666,6 +666,20 @@ func (s *Server) handle(conn *libsrt.Conn) {
 	}
 }
 
+// Publishing returns the stream keys of the open publish sessions, as
+// Stats would without reading each connection's statistics.
+func (s *Server) Publishing() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for ss := range s.sessions {
+		if ss.role == ActionPublish {
+			out = append(out, ss.key)
+		}
+	}
+	return out
+}
+
 // Changed returns a channel closed at the next session that opens or
 // closes (Stats changes).
 func (s *Server) Changed() <-chan struct{} {
