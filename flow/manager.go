@@ -56,6 +56,8 @@ type Manager struct {
 	mu    sync.Mutex
 	flows map[string]*entry
 	wg    sync.WaitGroup
+	// switches counts every flow's source switches by reason
+	switches map[string]uint64
 }
 
 // NewManager returns an empty manager.
@@ -269,8 +271,16 @@ func (m *Manager) start(id string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	run := NewRunner(e.spec, m.hub, m.log)
 	run.policy = m.Policy
-	if m.OnSwitch != nil {
-		run.OnSwitch = func(sw Switch) { m.OnSwitch(id, sw) }
+	run.OnSwitch = func(sw Switch) {
+		m.mu.Lock()
+		if m.switches == nil {
+			m.switches = map[string]uint64{}
+		}
+		m.switches[sw.Reason]++
+		m.mu.Unlock()
+		if m.OnSwitch != nil {
+			m.OnSwitch(id, sw)
+		}
 	}
 	e.run, e.cancel, e.done = run, cancel, make(chan struct{})
 	m.setLocked(e, lifecycle.Starting, "")
@@ -468,4 +478,16 @@ func (m *Manager) Close() error {
 	}
 	m.wg.Wait()
 	return nil
+}
+
+// SwitchCounts returns how many times the node's flows switched sources,
+// by reason ("silence", "primary back", "health: framerate", ...).
+func (m *Manager) SwitchCounts() map[string]uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]uint64, len(m.switches))
+	for k, v := range m.switches {
+		out[k] = v
+	}
+	return out
 }

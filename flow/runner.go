@@ -43,13 +43,16 @@ const pullRetry = 5 * time.Second
 
 // SourceStatus is one source as the API shows it.
 type SourceStatus struct {
-	Name       string        `json:"name"`
-	Stream     string        `json:"stream"`
-	Live       bool          `json:"live"`
-	LastPacket *time.Time    `json:"last_packet,omitempty"`
-	Bitrate    int64         `json:"bitrate"`
-	Cut        string        `json:"cut,omitempty"` // why the source is not used (max bitrate)
-	Pull       *relay.Status `json:"pull,omitempty"`
+	Name       string     `json:"name"`
+	Stream     string     `json:"stream"`
+	Live       bool       `json:"live"`
+	LastPacket *time.Time `json:"last_packet,omitempty"`
+	Bitrate    int64      `json:"bitrate"`
+	Cut        string     `json:"cut,omitempty"` // why the source is not used (max bitrate)
+	// Unhealthy names the health rule the source breaks and how (it
+	// delivers, but not as it should): it is not used while it does.
+	Unhealthy string        `json:"unhealthy,omitempty"`
+	Pull      *relay.Status `json:"pull,omitempty"`
 }
 
 // OutputStatus is one output as the API shows it.
@@ -75,7 +78,8 @@ type Switch struct {
 	GapMS int64 `json:"gap_ms"`
 	// Failover is true for primary->backup, false for the return.
 	Failover bool `json:"failover"`
-	// Reason is SwitchSilence or SwitchPrimaryBack.
+	// Reason is SwitchSilence, SwitchPrimaryBack or "health: " and the
+	// rule the old source broke (SwitchHealth).
 	Reason string `json:"reason"`
 }
 
@@ -338,6 +342,7 @@ type srcState struct {
 	rate     int64 // bit/s over the last full window
 	cut      string
 	gop      []*media.Packet // packets since the newest keyframe
+	health   sourceHealth
 }
 
 func hdrSlot(p *media.Packet) int {
@@ -370,7 +375,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 	r.mu.Unlock()
 
 	alive := func(i int, now time.Time) bool {
-		return st[i].cut == "" && !st[i].last.IsZero() && now.Sub(st[i].last) < SilenceFailover
+		return st[i].cut == "" && st[i].health.sick == "" && !st[i].last.IsZero() && now.Sub(st[i].last) < SilenceFailover
 	}
 	write := func(i int, p *media.Packet) error {
 		s := st[i]
@@ -465,12 +470,15 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		case <-ctx.Done():
 			return nil
 		case now := <-tick.C:
+			for i, s := range st {
+				s.health.check(now, s, srcs[i].Name, r.log)
+			}
 			if len(srcs) > 1 {
 				other := 1 - active
 				switch {
 				case !alive(active, now) && alive(other, now) &&
 					(!st[active].last.IsZero() || now.Sub(firstAny) >= startGrace):
-					if err := switchTo(other, now, true, SwitchSilence); err != nil {
+					if err := switchTo(other, now, true, st[active].health.reason()); err != nil {
 						return err
 					}
 				case active == 1 && pending < 0 && alive(0, now) && now.Sub(st[0].since) >= returnHold:
@@ -505,6 +513,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 					r.st.Sources[i].LastPacket = &t
 				}
 				r.st.Sources[i].Cut = s.cut
+				r.st.Sources[i].Unhealthy = s.health.detail
 				r.st.Sources[i].Bitrate = s.rate
 				if s.cut != "" {
 					why = append(why, fmt.Sprintf("source %q: %s", srcs[i].Name, s.cut))
@@ -527,6 +536,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			}
 			if s.last.IsZero() || now.Sub(s.last) >= SilenceFailover {
 				s.since = now
+				s.health.restart()
 			}
 			s.last = now
 			if s.winStart.IsZero() {
@@ -534,6 +544,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			}
 			for _, p := range m.pkts {
 				s.winBytes += int64(len(p.Payload))
+				s.health.packet(now, p)
 			}
 			for _, p := range m.pkts {
 				switch {

@@ -48,6 +48,9 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	members map[string]*memberRec
+	// unreachable: when this node's data path last failed to reach a
+	// member (MarkUnreachable)
+	unreachable map[string]time.Time
 
 	evMu     sync.Mutex
 	evQ      []Event
@@ -62,6 +65,10 @@ type Cluster struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closed    atomic.Bool
+	// left: Leave was called; no more metadata updates (they would wait
+	// TCPTimeout for a broadcast nobody takes, holding up the shutdown)
+	// and no rejoin
+	left atomic.Bool
 }
 
 // New validates cfg, reads the key file and binds the gossip port (TCP and
@@ -262,13 +269,13 @@ func (c *Cluster) Run(ctx context.Context) error {
 			c.metaMu.Lock()
 			dirty := c.loadDirty
 			c.metaMu.Unlock()
-			if dirty {
+			if dirty && !c.left.Load() {
 				if err := c.pushMeta(); err != nil {
 					c.logger.Warn("advertise load", "err", err)
 				}
 			}
 		case <-rejoinT.C:
-			if len(c.cfg.Seeds) > 0 && c.numAlive() <= 1 {
+			if len(c.cfg.Seeds) > 0 && c.numAlive() <= 1 && !c.left.Load() {
 				if err := c.Join(c.cfg.Seeds); err != nil {
 					c.logger.Warn("alone in the gossip cluster; rejoin failed", "err", err)
 				}
@@ -286,6 +293,7 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	c.left.Store(true)
 	c.announceLeave(timeout / 2)
 	if err := c.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("leave gossip cluster: %w", err)
@@ -447,6 +455,7 @@ func (c *Cluster) memberLocked(r *memberRec, alive int) Member {
 		MeasuredRTT: r.measured,
 		MeasuredAt:  r.lastAck,
 		Updated:     r.updated,
+		Unreachable: c.unreachableLocked(r),
 	}
 	if m.Local {
 		c.metaMu.Lock()
@@ -517,6 +526,7 @@ func (c *Cluster) reap(ttl time.Duration) {
 	for name, r := range c.members {
 		if (r.state == StateDead || r.state == StateLeft) && time.Since(r.updated) > ttl {
 			delete(c.members, name)
+			delete(c.unreachable, name)
 		}
 	}
 }
