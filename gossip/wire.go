@@ -25,6 +25,8 @@ const (
 
 var errShort = errors.New("message truncated")
 
+func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
+
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
@@ -128,8 +130,9 @@ func encodeLeave(node string) []byte {
 // message is a decoded gossip message of ours.
 type message struct {
 	kind    byte
-	entries []DirEntry // kindEntry (one) and kindState
-	leaving string     // kindLeave
+	entries []DirEntry  // kindEntry (one) and kindState
+	flows   []FlowEntry // kindFlow (one) and kindStateFlows
+	leaving string      // kindLeave
 }
 
 // decodeMessage parses a message received from the network.
@@ -163,6 +166,10 @@ func decodeMessage(b []byte) (message, error) {
 				return message{}, fmt.Errorf("directory state entry %d: %w", i, err)
 			}
 			m.entries = append(m.entries, e)
+		}
+	case kindFlow, kindStateFlows:
+		if err := r.decodeFlows(&m); err != nil {
+			return message{}, err
 		}
 	case kindLeave:
 		if m.leaving, err = r.string(maxNodeName); err != nil {
