@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -94,6 +93,7 @@ type FlowSourceConfig struct {
 	Stream     string   `toml:"stream"`
 	Flow       string   `toml:"flow"`
 	Output     string   `toml:"output"`
+	Node       string   `toml:"node"` // type flow: the node the named flow runs on (optional)
 	Allow      []string `toml:"allow"`
 	MaxBitrate Bitrate  `toml:"max_bitrate"`
 	Latency    Duration `toml:"latency"`
@@ -156,7 +156,7 @@ type TaskConfig struct {
 }
 
 func (s FlowSourceConfig) spec() flow.Source {
-	return flow.Source{Name: s.Name, Type: s.Type, URL: s.URL, Stream: s.Stream, Flow: s.Flow, Output: s.Output,
+	return flow.Source{Name: s.Name, Type: s.Type, URL: s.URL, Stream: s.Stream, Flow: s.Flow, Output: s.Output, Node: s.Node,
 		Allow: s.Allow, MaxBitrate: int64(s.MaxBitrate), LatencyMS: int(s.Latency.Duration().Milliseconds()),
 		Passphrase: s.Passphrase, PBKeyLen: s.PBKeyLen}
 }
@@ -235,23 +235,12 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 	for i := range c.Flows {
 		flows[c.Flows[i].ID] = &c.Flows[i]
 	}
-	lookup := func(id, out string) error {
-		f := flows[id]
-		if f == nil {
-			return fmt.Errorf("no [[flow]] with id %q in this config", id)
-		}
-		for _, o := range f.Outputs {
-			if o.Name == out && o.Type == flow.OutFlow {
-				return nil
-			}
-		}
-		return fmt.Errorf("flow %q has no output %q of type flow", id, out)
-	}
 	seen := map[string]int{}
 	for i := range c.Flows {
 		at := cfgPath("flow").Index(i)
 		s := c.Flows[i].spec()
-		if err := s.Validate(lookup); err != nil {
+		// a flow source may name a flow of another node: not checked here
+		if err := s.Validate(nil); err != nil {
 			p := lifecycle.AsProblem(err)
 			ps.add(tomlField(at, p.Field), "%s", p.Msg)
 		}

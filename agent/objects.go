@@ -168,6 +168,7 @@ func (a *Agent) newObjects(cfg *Config) error {
 		save("") // on disk too, so the next start does not start them either
 	}
 	o.flows.OnChange, o.relays.OnChange, o.tasks.OnChange = save, save, save
+	a.wireFlowDirectory() // flowdir.go
 	// relay rules look at a stream as soon as it is live (or back)
 	a.subscribe("relays", func(r events.Record) {
 		switch r.Event.(type) {

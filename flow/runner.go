@@ -50,6 +50,8 @@ type SourceStatus struct {
 	Bitrate    int64         `json:"bitrate"`
 	Cut        string        `json:"cut,omitempty"` // why the source is not used (max bitrate)
 	Pull       *relay.Status `json:"pull,omitempty"`
+	// Ref is what a flow source resolved to (remote.go).
+	Ref *Resolution `json:"flow_ref,omitempty"`
 }
 
 // OutputStatus is one output as the API shows it.

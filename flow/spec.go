@@ -88,6 +88,7 @@ type Source struct {
 	Stream     string   `json:"stream,omitempty"` // push types: the app/name publishers use
 	Flow       string   `json:"flow,omitempty"`   // type flow: the flow id
 	Output     string   `json:"output,omitempty"` // type flow: its output name
+	Node       string   `json:"node,omitempty"`   // type flow: the node it runs on (optional)
 	Allow      []string `json:"allow,omitempty"`  // CIDR allowlist of publishers
 	MaxBitrate int64    `json:"max_bitrate,omitempty"`
 	LatencyMS  int      `json:"latency_ms,omitempty"` // SRT
@@ -268,14 +269,25 @@ func (src *Source) validate(at string, s *Spec, lookup Lookup) error {
 		if src.Flow == s.ID {
 			return lifecycle.Invalidf(at+".flow", "a flow cannot feed itself")
 		}
+		if err := CheckID(at+".flow", src.Flow); err != nil {
+			return err
+		}
+		if err := CheckID(at+".output", src.Output); err != nil {
+			return err
+		}
+		if src.Node != "" {
+			if err := CheckID(at+".node", src.Node); err != nil {
+				return err
+			}
+		}
 		if lookup != nil {
 			if err := lookup(src.Flow, src.Output); err != nil {
 				return lifecycle.Invalidf(at+".flow", "%v", err)
 			}
 		}
 	}
-	if src.Type != SrcFlow && (src.Flow != "" || src.Output != "") {
-		return lifecycle.Invalidf(at+".flow", "only a source of type flow names a flow and output")
+	if src.Type != SrcFlow && (src.Flow != "" || src.Output != "" || src.Node != "") {
+		return lifecycle.Invalidf(at+".flow", "only a source of type flow names a flow, output and node")
 	}
 	if err := checkSRTOnly(at, src.Type, src.LatencyMS, src.Passphrase, src.PBKeyLen); err != nil {
 		return err
