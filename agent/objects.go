@@ -62,6 +62,7 @@ func (a *Agent) newObjects(cfg *Config) error {
 	}
 	o.flows.Policy = a.fetchPolicy
 	o.flows.MaxOutputs = func() int { return a.objectsConfig().maxOutputs() }
+	o.flows.URLs = a.flowURLs // flowurls.go
 	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.objectsConfig().maxRelays() })
 	o.relays.Policy = a.fetchPolicy
 	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache"),

@@ -26,6 +26,8 @@ type View struct {
 	// names is missing, not started, or has no such output): it is not
 	// refused for it, and connects by itself once that is fixed (remote.go).
 	Warnings []string `json:"warnings,omitempty"`
+	// URLs are where to publish to its sources and play its outputs.
+	URLs *URLs `json:"urls,omitempty"`
 }
 
 type entry struct {
@@ -56,6 +58,8 @@ type Manager struct {
 	// Cluster resolves flow sources that name other nodes' flows and the
 	// users of this node's outputs (nil: a node alone).
 	Cluster Cluster
+	// URLs, when set, gives a flow's URLs for the API (urls.go).
+	URLs func(*Spec) *URLs
 
 	now func() time.Time
 
@@ -420,7 +424,7 @@ func (m *Manager) viewLocked(e *entry) View {
 			v.Reason = st.Reason // a source or output cut for its bitrate
 		}
 	}
-	m.resolveLocked(&v)
+	m.annotateLocked(&v)
 	return v
 }
 

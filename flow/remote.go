@@ -121,10 +121,14 @@ func (m *Manager) advertLocked(id string) (ad Advert, found, local bool) {
 	return ad, found, false
 }
 
-// resolveLocked resolves every flow source of v: into its status (running
-// flows) and, for a reference that cannot deliver, into its warnings and,
-// for the active source, its reason.
-func (m *Manager) resolveLocked(v *View) {
+// annotateLocked adds to v what the spec alone does not say: its URLs,
+// and what every flow source resolves to, into its status (running flows)
+// and, for a reference that cannot deliver, into its warnings and, for
+// the active source, its reason.
+func (m *Manager) annotateLocked(v *View) {
+	if m.URLs != nil {
+		v.URLs = m.URLs(&v.Spec)
+	}
 	pulls := m.Cluster != nil && m.Cluster.Pulls()
 	for i, src := range v.Spec.sources() {
 		if src.Type != SrcFlow {
