@@ -107,6 +107,8 @@ type FlowOutputConfig struct {
 	Type       string   `toml:"type"` // rtmp-pull | rtmp-push | srt-listener | srt-caller | httpflv | flow
 	URL        string   `toml:"url"`
 	BackupURL  string   `toml:"backup_url"` // push types with a backup source: the backup tunnel's destination
+	Flow       string   `toml:"flow"`       // type flow: another node's flow this output delivers to (optional)
+	Node       string   `toml:"node"`       // and that flow's node (optional)
 	Allow      []string `toml:"allow"`
 	MaxBitrate Bitrate  `toml:"max_bitrate"`
 	Latency    Duration `toml:"latency"`
@@ -169,7 +171,7 @@ func (f *FlowConfig) spec() flow.Spec {
 		s.Backup = &b
 	}
 	for _, o := range f.Outputs {
-		s.Outputs = append(s.Outputs, flow.Output{Name: o.Name, Type: o.Type, URL: o.URL, BackupURL: o.BackupURL, Allow: o.Allow,
+		s.Outputs = append(s.Outputs, flow.Output{Name: o.Name, Type: o.Type, URL: o.URL, BackupURL: o.BackupURL, Flow: o.Flow, Node: o.Node, Allow: o.Allow,
 			MaxBitrate: int64(o.MaxBitrate), LatencyMS: int(o.Latency.Duration().Milliseconds()),
 			Passphrase: o.Passphrase, PBKeyLen: o.PBKeyLen})
 	}

@@ -10,11 +10,13 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/media/relay"
 )
 
 // flowSyncEvery is how often the advertised flows are made to match the
@@ -67,6 +69,7 @@ func (a *Agent) wireFlowDirectory() {
 	}
 	m := a.ext.objects.flows
 	m.Cluster = flowCluster{a}
+	m.Deliver = a.flowDelivery
 	save := m.OnChange
 	m.OnChange = func(id string) {
 		if save != nil {
@@ -107,6 +110,11 @@ func (a *Agent) advertiseFlow(id string) {
 	for _, u := range v.Spec.Uses() {
 		e.Uses = append(e.Uses, gossip.FlowRef{Flow: u[0], Output: u[1]})
 	}
+	for _, src := range []*flow.Source{&v.Spec.Source, v.Spec.Backup} {
+		if src != nil && (src.Type == flow.SrcRTMPPush || src.Type == flow.SrcSRTListener) {
+			e.Inputs = append(e.Inputs, gossip.FlowInput{Name: src.Name, Stream: v.Spec.SourceKey(src)})
+		}
+	}
 	if err := g.PublishFlow(e); err != nil {
 		a.log.Warn("flow not advertised to the cluster", "flow", id, "err", err)
 	}
@@ -126,4 +134,43 @@ func (a *Agent) syncFlows() {
 			a.advertiseFlow(e.ID)
 		}
 	}
+}
+
+// flowDelivery is the backbone target of a flow output delivering to flow
+// id (on node, when set): the backbone listener of the node running it,
+// publishing into the stream of that flow's primary push source, with the
+// backbone key, latency from the RTT and DSCP, as an edge's uplink.
+func (a *Agent) flowDelivery(id, node string) (relay.Target, error) {
+	cs := &a.ext.cluster
+	g := cs.gossip
+	e, ok := g.LookupFlow(id)
+	switch {
+	case !ok:
+		return relay.Target{}, fmt.Errorf("no node of the cluster has a flow %q (yet)", id)
+	case e.Node == g.Name():
+		return relay.Target{}, fmt.Errorf("flow %q runs on this node: give it a source of type flow naming this flow instead", id)
+	case node != "" && e.Node != node:
+		return relay.Target{}, fmt.Errorf("flow %q is on node %s, not on node %s", id, e.Node, node)
+	case len(e.Inputs) == 0:
+		return relay.Target{}, fmt.Errorf("flow %q on node %s has no rtmp-push or srt-listener source to deliver to", id, e.Node)
+	}
+	m, ok := g.Member(e.Node)
+	if !ok || m.Meta.Addrs.Backbone == "" {
+		return relay.Target{}, fmt.Errorf("node %s of flow %q has no backbone listener (it is an edge): run that flow on a center", e.Node, id)
+	}
+	cfg := a.config()
+	rtt, _ := g.RTT(e.Node)
+	pass := ""
+	if p := cs.backbonePass.Load(); p != nil {
+		pass = *p
+	}
+	return relay.Target{
+		URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("publish:"+e.Inputs[0].Stream),
+		Passphrase:      pass,
+		PBKeyLen:        32,
+		Latency:         cfg.Cluster.Latency.For(rtt),
+		PeerIdleTimeout: BackboneIdleTimeout,
+		DSCP:            cfg.Cluster.DSCPMark(),
+		ConnectTimeout:  relay.ConnectTimeoutFor(rtt),
+	}, nil
 }

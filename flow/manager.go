@@ -60,6 +60,9 @@ type Manager struct {
 	Cluster Cluster
 	// URLs, when set, gives a flow's URLs for the API (urls.go).
 	URLs func(*Spec) *URLs
+	// Deliver resolves flow outputs that deliver to another node's flow
+	// (deliver.go; nil: a node alone).
+	Deliver Deliver
 
 	now func() time.Time
 
@@ -262,6 +265,7 @@ func (m *Manager) start(id string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	run := NewRunner(e.spec, m.hub, m.log)
 	run.policy = m.Policy
+	run.deliver = m.Deliver
 	if m.OnSwitch != nil {
 		run.OnSwitch = func(sw Switch) { m.OnSwitch(id, sw) }
 	}

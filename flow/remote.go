@@ -150,6 +150,19 @@ func (m *Manager) annotateLocked(v *View) {
 			v.Warnings = append(v.Warnings, fmt.Sprintf("source %q: %s", src.Name, r.Reason))
 		}
 	}
+	for _, o := range v.Spec.Outputs {
+		if o.Type != OutFlow || o.Flow == "" {
+			continue
+		}
+		switch ad, found, local := m.advertLocked(o.Flow); {
+		case !found:
+			v.Warnings = append(v.Warnings, fmt.Sprintf("output %q: no node of the cluster has a flow %q (yet): it delivers to it once it appears", o.Name, o.Flow))
+		case local:
+			v.Warnings = append(v.Warnings, fmt.Sprintf("output %q: flow %q runs on this node: give it a source of type flow naming this flow instead", o.Name, o.Flow))
+		case o.Node != "" && o.Node != ad.Node:
+			v.Warnings = append(v.Warnings, fmt.Sprintf("output %q: flow %q is on node %s, not on node %s", o.Name, o.Flow, ad.Node, o.Node))
+		}
+	}
 }
 
 // Uses returns the flow outputs the sources of spec take.

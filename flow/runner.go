@@ -107,6 +107,9 @@ type Runner struct {
 	log  *slog.Logger
 	// policy is the outbound fetch policy (nil: none)
 	policy func() *netutil.FetchPolicy
+	// deliver resolves flow outputs that name another node's flow (nil:
+	// they only offer the stream to flow sources)
+	deliver Deliver
 	// OnSwitch, when set, is called after each switch (tests, logs).
 	OnSwitch func(Switch)
 
@@ -259,6 +262,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	for i, o := range r.spec.Outputs {
+		if o.Type == OutFlow && o.Flow != "" && r.deliver != nil {
+			p, w := r.newDelivery(&o) // deliver.go
+			r.mu.Lock()
+			r.pushes[i], r.pushWork[i] = p, w
+			r.mu.Unlock()
+			continue
+		}
 		target, ok := pushTarget(&o)
 		if !ok {
 			continue

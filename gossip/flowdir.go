@@ -24,7 +24,14 @@ type FlowEntry struct {
 	State   string    // the flow's state (lifecycle.State)
 	Outputs []FlowOutput
 	Uses    []FlowRef // the flows and outputs its sources take
+	// Inputs are its push sources (rtmp-push, srt-listener), primary
+	// first: the streams another node's flow output delivers to.
+	Inputs []FlowInput
 }
+
+// FlowInput is a push source of an advertised flow and the hub stream
+// its publishers feed.
+type FlowInput struct{ Name, Stream string }
 
 // FlowOutput is one output of an advertised flow.
 type FlowOutput struct{ Name, Type string }
@@ -37,6 +44,8 @@ type FlowRef struct{ Flow, Output string }
 const (
 	maxFlowOutputs = 64
 	maxFlowUses    = 4
+	maxFlowInputs  = 2
+	maxFlowStream  = 256
 	maxFlowField   = 64
 )
 
@@ -101,8 +110,13 @@ func (d *flowDir) claim(e FlowEntry, node string) (FlowEntry, bool) {
 }
 
 func sameFlow(a, b FlowEntry) bool {
-	if a.State != b.State || len(a.Outputs) != len(b.Outputs) || len(a.Uses) != len(b.Uses) {
+	if a.State != b.State || len(a.Outputs) != len(b.Outputs) || len(a.Uses) != len(b.Uses) || len(a.Inputs) != len(b.Inputs) {
 		return false
+	}
+	for i := range a.Inputs {
+		if a.Inputs[i] != b.Inputs[i] {
+			return false
+		}
 	}
 	for i := range a.Outputs {
 		if a.Outputs[i] != b.Outputs[i] {
@@ -193,8 +207,14 @@ func checkFlow(e FlowEntry) error {
 	if e.ID == "" || len(e.ID) > maxFlowField || len(e.State) > maxFlowField {
 		return fmt.Errorf("%w: id %q / state %q: 1 to %d bytes", ErrBadFlow, e.ID, e.State, maxFlowField)
 	}
-	if len(e.Outputs) > maxFlowOutputs || len(e.Uses) > maxFlowUses {
-		return fmt.Errorf("%w: %d outputs, %d uses: at most %d and %d", ErrBadFlow, len(e.Outputs), len(e.Uses), maxFlowOutputs, maxFlowUses)
+	if len(e.Outputs) > maxFlowOutputs || len(e.Uses) > maxFlowUses || len(e.Inputs) > maxFlowInputs {
+		return fmt.Errorf("%w: %d outputs, %d uses, %d inputs: at most %d, %d and %d", ErrBadFlow,
+			len(e.Outputs), len(e.Uses), len(e.Inputs), maxFlowOutputs, maxFlowUses, maxFlowInputs)
+	}
+	for _, in := range e.Inputs {
+		if in.Name == "" || len(in.Name) > maxFlowField || in.Stream == "" || len(in.Stream) > maxFlowStream {
+			return fmt.Errorf("%w: input %q", ErrBadFlow, in.Name)
+		}
 	}
 	for _, o := range e.Outputs {
 		if o.Name == "" || len(o.Name) > maxFlowField || len(o.Type) > maxFlowField {
@@ -307,6 +327,10 @@ func appendFlow(b []byte, e FlowEntry) []byte {
 	for _, u := range e.Uses {
 		b = appendString(appendString(b, u.Flow), u.Output)
 	}
+	b = appendUvarint(b, uint64(len(e.Inputs)))
+	for _, in := range e.Inputs {
+		b = appendString(appendString(b, in.Name), in.Stream)
+	}
 	return b
 }
 
@@ -378,6 +402,19 @@ func (r *reader) flow() (FlowEntry, error) {
 			return e, fmt.Errorf("use output: %w", err)
 		}
 		e.Uses = append(e.Uses, u)
+	}
+	if n, err = r.count(maxFlowInputs); err != nil {
+		return e, fmt.Errorf("inputs: %w", err)
+	}
+	for range n {
+		var in FlowInput
+		if in.Name, err = r.string(maxFlowField); err != nil {
+			return e, fmt.Errorf("input: %w", err)
+		}
+		if in.Stream, err = r.string(maxFlowStream); err != nil {
+			return e, fmt.Errorf("input stream: %w", err)
+		}
+		e.Inputs = append(e.Inputs, in)
 	}
 	return e, nil
 }

@@ -10,7 +10,8 @@ import (
 
 func TestFlowWireRoundTrip(t *testing.T) {
 	f := FlowEntry{ID: "FlowA", Node: "n1", Version: 7, State: "running",
-		Outputs: []FlowOutput{{"out1", "rtmp-pull"}, {"out2", "flow"}}, Uses: []FlowRef{{"Up", "o"}}}
+		Outputs: []FlowOutput{{"out1", "rtmp-pull"}, {"out2", "flow"}}, Uses: []FlowRef{{"Up", "o"}},
+		Inputs: []FlowInput{{"primary", "live/a"}}}
 	m, err := decodeMessage(encodeFlowEntry(f))
 	if err != nil || len(m.flows) != 1 || !reflect.DeepEqual(m.flows[0], f) {
 		t.Errorf("flow round trip = %+v, %v", m, err)
@@ -25,8 +26,10 @@ func TestFlowWireRoundTrip(t *testing.T) {
 		"truncated":      encodeFlowEntry(f)[:8],
 		"trailing":       append(encodeFlowEntry(f), 0),
 		"many outputs":   {kindFlow, 1, 0, 1, 'a', 1, 'b', 0, 0xff, 0x01},
-		"empty id":       {kindFlow, 1, 0, 0, 1, 'b', 0, 0, 0},
-		"unknown flags":  {kindFlow, 1, 0x80, 1, 'a', 1, 'b', 0, 0, 0},
+		"empty id":       {kindFlow, 1, 0, 0, 1, 'b', 0, 0, 0, 0},
+		"unknown flags":  {kindFlow, 1, 0x80, 1, 'a', 1, 'b', 0, 0, 0, 0},
+		"many inputs":    {kindFlow, 1, 0, 1, 'a', 1, 'b', 0, 0, 0, 3, 1, 'x', 1, 'y', 1, 'x', 1, 'y', 1, 'x', 1, 'y'},
+		"no inputs part": {kindFlow, 1, 0, 1, 'a', 1, 'b', 0, 0, 0},
 		"huge flow list": {kindStateFlows, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	}
 	for name, b := range bad {

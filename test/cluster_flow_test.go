@@ -154,10 +154,23 @@ func TestClusterFlowAcrossRegions(t *testing.T) {
 	b2 := flow.Spec{ID: "FlowB2", Source: flow.Source{Type: flow.SrcFlow, Flow: "FlowA2", Output: "srtout", Node: "esin"},
 		Outputs: []flow.Output{{Name: "srt", Type: flow.OutSRTListener}, {Name: "push", Type: flow.OutSRTCaller, URL: dest("srt", "live/fromB2")}}}
 	create("fra", b2)
+	// the other rows: A's flow output delivers into B's push source
+	create("fra", flow.Spec{ID: "FlowB3", Source: flow.Source{Type: flow.SrcRTMPPush},
+		Outputs: []flow.Output{{Name: "rtmp", Type: flow.OutRTMPPull}}})
+	a3v := create("esin", flow.Spec{ID: "FlowA3", Source: flow.Source{Type: flow.SrcRTMPPush},
+		Outputs: []flow.Output{{Name: "toB3", Type: flow.OutFlow, Flow: "FlowB3"}}})
+	a4v := create("esin", flow.Spec{ID: "FlowA4", Source: flow.Source{Type: flow.SrcSRTListener, Stream: "live/a4"},
+		Outputs: []flow.Output{{Name: "toB4", Type: flow.OutFlow, Flow: "FlowB4", Node: "fra"}}})
+	if w := strings.Join(a4v.Warnings, "; "); !strings.Contains(w, `output "toB4": no node of the cluster has a flow "FlowB4"`) {
+		t.Errorf("FlowA4's create answer warns %q, want FlowB4 not found", w)
+	}
+	create("fra", flow.Spec{ID: "FlowB4", Source: flow.Source{Type: flow.SrcSRTListener, Stream: "live/b4"},
+		Outputs: []flow.Output{{Name: "srt", Type: flow.OutSRTListener}}})
 	cf := flow.Spec{ID: "FlowC", Source: flow.Source{Type: flow.SrcFlow, Flow: "FlowA", Output: "FlowAOutput"},
 		Outputs: []flow.Output{{Name: "rtmp", Type: flow.OutRTMPPull}}}
 	create("tyo", cf)
-	for _, s := range []struct{ node, id string }{{"fra", "FlowB"}, {"fra", "FlowB2"}, {"tyo", "FlowC"}, {"esin", "FlowA"}, {"esin", "FlowA2"}} {
+	for _, s := range []struct{ node, id string }{{"fra", "FlowB"}, {"fra", "FlowB2"}, {"tyo", "FlowC"}, {"esin", "FlowA"}, {"esin", "FlowA2"},
+		{"fra", "FlowB3"}, {"fra", "FlowB4"}, {"esin", "FlowA3"}, {"esin", "FlowA4"}} {
 		cctx, ccancel := bounded()
 		if _, err := fl(s.node).Do(cctx, s.id, "start"); err != nil {
 			t.Fatalf("start %s on %s: %v", s.id, s.node, err)
@@ -186,9 +199,33 @@ func TestClusterFlowAcrossRegions(t *testing.T) {
 	srtOut, cOut := urlOf(t, b2v.URLs.Outputs, "srt", "srt"), urlOf(t, cv.URLs.Outputs, "rtmp", "rtmp")
 	t.Logf("push to %s and %s; play %s, %s, %s, %s", pushURL, pushSRT, rtmpOut, webOut, srtOut, cOut)
 
+	b3v, _ := c.flowView("fra", "FlowB3")
+	b4v, _ := c.flowView("fra", "FlowB4")
+	if b3v.URLs == nil || b4v.URLs == nil {
+		t.Fatal("FlowB3's or FlowB4's answer has no URLs")
+	}
+	b3Out, b4Out := urlOf(t, b3v.URLs.Outputs, "rtmp", "rtmp"), urlOf(t, b4v.URLs.Outputs, "srt", "srt")
+
 	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true}
 	pub, _ := c.publish(ctx, "esin", src, pushURL)
 	c.publish(ctx, "esin", src, pushSRT)
+	c.publish(ctx, "esin", src, urlOf(t, a3v.URLs.Sources, "primary", "rtmp"))
+	c.publish(ctx, "esin", src, urlOf(t, a4v.URLs.Sources, "primary", "srt"))
+	fraBackbone := c.lab.Host("fra").Addr().String() + ":9710"
+	for _, d := range []struct{ id, out string }{{"FlowA3", "toB3"}, {"FlowA4", "toB4"}} {
+		testmedia.Eventually(t, 40*time.Second, d.id+"'s flow output to deliver over fra's backbone", func() bool {
+			v, ok := c.flowView("esin", d.id)
+			if !ok || v.Status == nil {
+				return false
+			}
+			for _, o := range v.Status.Outputs {
+				if o.Name == d.out && o.Push != nil && o.Push.State == "running" && strings.Contains(o.Push.Target, fraBackbone) {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	for _, d := range []struct{ node, id, from string }{{"fra", "FlowB", "esin"}, {"fra", "FlowB2", "esin"}, {"tyo", "FlowC", "esin"}} {
 		testmedia.Eventually(t, 40*time.Second, d.id+"'s source to be connected", func() bool {
 			r, ok := c.flowRef(d.node, d.id)
@@ -202,7 +239,9 @@ func TestClusterFlowAcrossRegions(t *testing.T) {
 			{"sin", "rtmp://" + c.lab.Host("sin").Addr().String() + ":1935/live/fromB", "b-push.nut"}, // ... -> B rtmp-push
 			{"fra", srtOut, "b2-srt.ts"}, // A2 srt-listener -> srt-listener -> B2 flow -> srt-listener
 			{"sin", "rtmp://" + c.lab.Host("sin").Addr().String() + ":1935/live/fromB2", "b2-push.nut"}, // ... -> B2 srt-caller
-			{"tyo", cOut, "c-rtmp.nut"}, // the same A, a second destination region
+			{"tyo", cOut, "c-rtmp.nut"},   // the same A, a second destination region
+			{"fra", b3Out, "b3-rtmp.nut"}, // A3 rtmp-push -> flow output -> B3 rtmp-push -> rtmp-pull
+			{"fra", b4Out, "b4-srt.ts"},   // A4 srt-listener -> flow output -> B4 srt-listener -> srt-listener
 		}
 		for _, r := range reads {
 			res, _ := c.readOn(t, ctx, r.node, r.url, 40*time.Second, "4", filepath.Join(c.dir, r.out))
