@@ -376,47 +376,39 @@ func (r *reader) flow() (FlowEntry, error) {
 	if e.ID == "" || e.Node == "" {
 		return e, errors.New("empty flow id or node name")
 	}
-	n, err := r.count(maxFlowOutputs)
+	// outputs (name, type), uses (flow, output), inputs (name, stream)
+	err = r.pairs("outputs", maxFlowOutputs, maxFlowField, func(a, b string) { e.Outputs = append(e.Outputs, FlowOutput{a, b}) })
+	if err == nil {
+		err = r.pairs("uses", maxFlowUses, maxFlowField, func(a, b string) { e.Uses = append(e.Uses, FlowRef{a, b}) })
+	}
+	if err == nil {
+		err = r.pairs("inputs", maxFlowInputs, maxFlowStream, func(a, b string) { e.Inputs = append(e.Inputs, FlowInput{a, b}) })
+	}
 	if err != nil {
-		return e, fmt.Errorf("outputs: %w", err)
-	}
-	for range n {
-		var o FlowOutput
-		if o.Name, err = r.string(maxFlowField); err != nil {
-			return e, fmt.Errorf("output: %w", err)
-		}
-		if o.Type, err = r.string(maxFlowField); err != nil {
-			return e, fmt.Errorf("output type: %w", err)
-		}
-		e.Outputs = append(e.Outputs, o)
-	}
-	if n, err = r.count(maxFlowUses); err != nil {
-		return e, fmt.Errorf("uses: %w", err)
-	}
-	for range n {
-		var u FlowRef
-		if u.Flow, err = r.string(maxFlowField); err != nil {
-			return e, fmt.Errorf("use: %w", err)
-		}
-		if u.Output, err = r.string(maxFlowField); err != nil {
-			return e, fmt.Errorf("use output: %w", err)
-		}
-		e.Uses = append(e.Uses, u)
-	}
-	if n, err = r.count(maxFlowInputs); err != nil {
-		return e, fmt.Errorf("inputs: %w", err)
-	}
-	for range n {
-		var in FlowInput
-		if in.Name, err = r.string(maxFlowField); err != nil {
-			return e, fmt.Errorf("input: %w", err)
-		}
-		if in.Stream, err = r.string(maxFlowStream); err != nil {
-			return e, fmt.Errorf("input stream: %w", err)
-		}
-		e.Inputs = append(e.Inputs, in)
+		return e, err
 	}
 	return e, nil
+}
+
+// pairs reads a count of at most max string pairs (the first of at most
+// maxFlowField bytes, the second of at most second) and hands each to add.
+func (r *reader) pairs(what string, max uint64, second int, add func(a, b string)) error {
+	n, err := r.count(max)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	for range n {
+		a, err := r.string(maxFlowField)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		b, err := r.string(second)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		add(a, b)
+	}
+	return nil
 }
 
 // count reads a count of at most max items that each take a byte or more.
@@ -442,22 +434,12 @@ func (r *reader) decodeFlows(m *message) error {
 		m.flows = []FlowEntry{e}
 		return nil
 	}
+	var err error
+	if m.entries, err = r.entries(); err != nil {
+		return err
+	}
 	n, err := r.uvarint()
 	if err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	if n > maxEntries || n > uint64(len(r.b))/5 {
-		return fmt.Errorf("state: count %d does not fit %d bytes", n, len(r.b))
-	}
-	m.entries = make([]DirEntry, 0, n)
-	for i := uint64(0); i < n; i++ {
-		e, err := r.entry()
-		if err != nil {
-			return fmt.Errorf("state entry %d: %w", i, err)
-		}
-		m.entries = append(m.entries, e)
-	}
-	if n, err = r.uvarint(); err != nil {
 		return fmt.Errorf("state flows: %w", err)
 	}
 	if n > maxEntries || n > uint64(len(r.b))/7 {
