@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/lifecycle"
@@ -26,11 +27,11 @@ const flowSyncEvery = 5 * time.Second
 // flowCluster is the flow manager's view of the cluster (flow.Cluster).
 type flowCluster struct{ a *Agent }
 
-func (fc flowCluster) g() *gossip.Cluster { return fc.a.ext.cluster.gossip }
+func (fc flowCluster) g() *gossip.Cluster { return fc.a.cluster.gossip }
 
 func (fc flowCluster) Self() string { return fc.g().Name() }
 
-func (fc flowCluster) Pulls() bool { return fc.a.ext.cluster.center != nil }
+func (fc flowCluster) Pulls() bool { return fc.a.cluster.center != nil }
 
 func (fc flowCluster) LookupFlow(id string) (flow.Advert, bool) {
 	e, ok := fc.g().LookupFlow(id)
@@ -63,11 +64,11 @@ func (fc flowCluster) Users(id, output string) []string {
 // wireFlowDirectory makes the flow manager resolve through the cluster
 // and advertises its flows, at every change and every flowSyncEvery.
 func (a *Agent) wireFlowDirectory() {
-	g := a.ext.cluster.gossip
+	g := a.cluster.gossip
 	if g == nil {
 		return
 	}
-	m := a.ext.objects.flows
+	m := a.objects.flows
 	m.Cluster = flowCluster{a}
 	m.Deliver = a.flowDelivery
 	save := m.OnChange
@@ -93,8 +94,8 @@ func (a *Agent) wireFlowDirectory() {
 
 // advertiseFlow gossips flow id as it is now, or withdraws it.
 func (a *Agent) advertiseFlow(id string) {
-	g := a.ext.cluster.gossip
-	v, ok := a.ext.objects.flows.Get(id)
+	g := a.cluster.gossip
+	v, ok := a.objects.flows.Get(id)
 	if !ok {
 		if err := g.UnpublishFlow(id); err != nil {
 			a.log.Debug("flow not withdrawn from the cluster", "flow", id, "err", err)
@@ -123,9 +124,9 @@ func (a *Agent) advertiseFlow(id string) {
 // syncFlows advertises every flow of the node and withdraws the
 // advertised ones it no longer has.
 func (a *Agent) syncFlows() {
-	g := a.ext.cluster.gossip
+	g := a.cluster.gossip
 	have := map[string]bool{}
-	for _, v := range a.ext.objects.flows.List() {
+	for _, v := range a.objects.flows.List() {
 		have[v.ID] = true
 		a.advertiseFlow(v.ID)
 	}
@@ -141,7 +142,7 @@ func (a *Agent) syncFlows() {
 // publishing into the stream of that flow's primary push source, with the
 // backbone key, latency from the RTT and DSCP, as an edge's uplink.
 func (a *Agent) flowDelivery(id, node string) (relay.Target, error) {
-	cs := &a.ext.cluster
+	cs := &a.cluster
 	g := cs.gossip
 	e, ok := g.LookupFlow(id)
 	switch {
@@ -169,7 +170,7 @@ func (a *Agent) flowDelivery(id, node string) (relay.Target, error) {
 		Passphrase:      pass,
 		PBKeyLen:        32,
 		Latency:         cfg.Cluster.Latency.For(rtt),
-		PeerIdleTimeout: BackboneIdleTimeout,
+		PeerIdleTimeout: config.BackboneIdleTimeout,
 		DSCP:            cfg.Cluster.DSCPMark(),
 		ConnectTimeout:  relay.ConnectTimeoutFor(rtt),
 	}, nil

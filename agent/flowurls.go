@@ -11,7 +11,7 @@ import (
 )
 
 // flowURLTTL is how long the signed URLs of a flow's answer last.
-const flowURLTTL = locateTokenTTL
+const flowURLTTL = 6 * time.Hour // as locate's signed ingest URLs
 
 // flowURLs are the URLs of spec's push sources and play outputs on this
 // node's advertised addresses (its listeners' when it is not in a
@@ -74,7 +74,7 @@ func (a *Agent) flowURLs(spec *flow.Spec) *flow.URLs {
 // listenerAddrs are the media listeners' addresses as the cluster is told
 // them, or as bound on a node outside a cluster.
 func (a *Agent) listenerAddrs() gossip.Addrs {
-	if g := a.ext.cluster.gossip; g != nil {
+	if g := a.cluster.gossip; g != nil {
 		return g.LocalMeta().Addrs
 	}
 	var ad gossip.Addrs
