@@ -3,8 +3,6 @@ package gossip
 import (
 	"errors"
 	"fmt"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -52,37 +50,12 @@ const (
 // ErrBadFlow refuses a flow entry that cannot be advertised.
 var ErrBadFlow = errors.New("invalid flow entry")
 
-// flowDir is the replicated map of flow ids to their entries.
-type flowDir struct {
-	mu      sync.Mutex
-	clock   uint64
-	entries map[string]FlowEntry
-	now     func() time.Time
-	changed chan struct{}
-}
-
-func newFlowDir() *flowDir {
-	return &flowDir{entries: map[string]FlowEntry{}, now: time.Now, changed: make(chan struct{})}
-}
-
-func (d *flowDir) changedLocked() {
-	close(d.changed)
-	d.changed = make(chan struct{})
-}
-
-func (d *flowDir) watch() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.changed
-}
-
-func (d *flowDir) tickLocked() uint64 {
-	d.clock++
-	if wall := uint64(d.now().UnixMicro()); wall > d.clock {
-		d.clock = wall
-	}
-	return d.clock
-}
+func (e FlowEntry) key() string                       { return e.ID }
+func (e FlowEntry) owner() string                     { return e.Node }
+func (e FlowEntry) tombstone() bool                   { return e.Deleted }
+func (e FlowEntry) stamp() uint64                     { return e.Version }
+func (e FlowEntry) updatedAt() time.Time              { return e.Updated }
+func (e FlowEntry) withUpdated(t time.Time) FlowEntry { e.Updated = t; return e }
 
 func (e FlowEntry) newerThan(o FlowEntry) bool {
 	if e.Version != o.Version {
@@ -93,6 +66,11 @@ func (e FlowEntry) newerThan(o FlowEntry) bool {
 	}
 	return e.Deleted && !o.Deleted
 }
+
+// flowDir is the replicated map of flow ids to their entries (lww.go).
+type flowDir struct{ lww[FlowEntry] }
+
+func newFlowDir() *flowDir { return &flowDir{newLWW[FlowEntry]()} }
 
 // claim records e as this node's (node) and returns it versioned, or ok
 // false when the entry is the same as the one recorded (nothing to gossip).
@@ -143,63 +121,6 @@ func (d *flowDir) release(id, node string) (FlowEntry, bool) {
 	d.entries[id] = e
 	d.changedLocked()
 	return e, true
-}
-
-// apply merges a remote entry (see directory.apply).
-func (d *flowDir) apply(e FlowEntry, ownerGone bool) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if e.Version > d.clock {
-		d.clock = e.Version
-	}
-	if !e.Deleted && ownerGone {
-		return false
-	}
-	if cur, ok := d.entries[e.ID]; ok && !e.newerThan(cur) {
-		return false
-	}
-	e.Updated = d.now()
-	d.entries[e.ID] = e
-	d.changedLocked()
-	return true
-}
-
-// dropOwner forgets every flow of node (it failed or left).
-func (d *flowDir) dropOwner(node string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := 0
-	for k, e := range d.entries {
-		if e.Node == node {
-			delete(d.entries, k)
-			n++
-		}
-	}
-	if n > 0 {
-		d.changedLocked()
-	}
-}
-
-func (d *flowDir) gc(ttl time.Duration) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	cutoff := d.now().Add(-ttl)
-	for k, e := range d.entries {
-		if e.Deleted && e.Updated.Before(cutoff) {
-			delete(d.entries, k)
-		}
-	}
-}
-
-func (d *flowDir) snapshot() []FlowEntry {
-	d.mu.Lock()
-	out := make([]FlowEntry, 0, len(d.entries))
-	for _, e := range d.entries {
-		out = append(out, e)
-	}
-	d.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
 }
 
 // checkFlow refuses an entry that would not decode at the peers.
@@ -257,9 +178,7 @@ func (c *Cluster) UnpublishFlow(id string) error {
 
 // LookupFlow returns the advertised flow id, if a live member has it.
 func (c *Cluster) LookupFlow(id string) (FlowEntry, bool) {
-	c.flows.mu.Lock()
-	e, ok := c.flows.entries[id]
-	c.flows.mu.Unlock()
+	e, ok := c.flows.lookup(id)
 	if !ok || e.Deleted || c.gone(e.Node) {
 		return FlowEntry{}, false
 	}
