@@ -43,6 +43,9 @@ type clusterState struct {
 	center  *center.Center
 	uplinks *edge.Uplinks
 	locs    atomic.Pointer[gossip.LocationTable]
+	// backbonePass is the backbone key, for flow outputs that deliver to
+	// another node's flow (flowdir.go)
+	backbonePass atomic.Pointer[string]
 }
 
 // newCluster builds the cluster components from cfg and registers them with
@@ -62,6 +65,7 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("cluster.backbone_key_file: %w", err)
 	}
+	cs.backbonePass.Store(&pass)
 
 	gc := gossip.DefaultConfig()
 	gc.NodeName = cfg.Node.ResolveName()
@@ -335,6 +339,7 @@ func (a *Agent) prepareCluster(_, next *config.Config) (change, error) {
 	}
 	return change{commit: func() {
 		cs.locs.Store(&table)
+		cs.backbonePass.Store(&pass)
 		if cs.uplinks != nil {
 			cs.uplinks.SetConfig(a.uplinkConfig(next, pass))
 		}

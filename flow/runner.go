@@ -53,6 +53,8 @@ type SourceStatus struct {
 	// delivers, but not as it should): it is not used while it does.
 	Unhealthy string        `json:"unhealthy,omitempty"`
 	Pull      *relay.Status `json:"pull,omitempty"`
+	// Ref is what a flow source resolved to (remote.go).
+	Ref *Resolution `json:"flow_ref,omitempty"`
 }
 
 // OutputStatus is one output as the API shows it.
@@ -109,6 +111,9 @@ type Runner struct {
 	log  *slog.Logger
 	// policy is the outbound fetch policy (nil: none)
 	policy func() *netutil.FetchPolicy
+	// deliver resolves flow outputs that name another node's flow (nil:
+	// they only offer the stream to flow sources)
+	deliver Deliver
 	// OnSwitch, when set, is called after each switch (tests, logs).
 	OnSwitch func(Switch)
 
@@ -219,6 +224,10 @@ type tagged struct {
 	src  int
 	pkts []*media.Packet
 	err  error
+	// anew says the source's stream was subscribed again (its publisher
+	// came back, e.g. another node's flow after a restart): its timeline
+	// starts over and is based again at its next keyframe.
+	anew bool
 }
 
 // Run publishes the flow's stream and feeds it from the active source
@@ -257,6 +266,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	for i, o := range r.spec.Outputs {
+		if o.Type == OutFlow && o.Flow != "" && r.deliver != nil {
+			p, w := r.newDelivery(&o) // deliver.go
+			r.mu.Lock()
+			r.pushes[i], r.pushWork[i] = p, w
+			r.mu.Unlock()
+			continue
+		}
 		target, ok := pushTarget(&o)
 		if !ok {
 			continue
@@ -279,7 +295,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	in := make(chan tagged, 16)
 	for i, src := range srcs {
 		key := r.spec.SourceKey(src)
-		r.wg.Go(func() { r.follow(ctx, i, key, in) })
+		var info media.ReaderInfo
+		if src.Type == SrcFlow {
+			// a reader of the other flow's stream like a player: an
+			// on-demand pull of it from another node runs while it reads
+			info = media.ReaderInfo{Protocol: "flow", Remote: "flow " + r.spec.ID}
+		}
+		r.wg.Go(func() { r.follow(ctx, i, key, info, in) })
 	}
 	return r.switcher(ctx, pub, srcs, in)
 }
@@ -300,15 +322,24 @@ func (r *Runner) newPush(key string, target relay.Target, tunnel string) (*relay
 
 // follow reads one source stream, resubscribing when it ends, and sends
 // its packets to in.
-func (r *Runner) follow(ctx context.Context, i int, key string, in chan<- tagged) {
-	for ctx.Err() == nil {
-		rd, err := r.hub.Subscribe(ctx, key, media.SubscribeOptions{Format: media.FormatFLV, Wait: time.Second})
+func (r *Runner) follow(ctx context.Context, i int, key string, info media.ReaderInfo, in chan<- tagged) {
+	for had := false; ctx.Err() == nil; {
+		rd, err := r.hub.Subscribe(ctx, key, media.SubscribeOptions{Format: media.FormatFLV, Wait: time.Second, Info: info})
 		if err != nil {
 			if errors.Is(err, media.ErrHubClosed) {
 				return
 			}
 			continue
 		}
+		if had {
+			select {
+			case in <- tagged{src: i, anew: true}:
+			case <-ctx.Done():
+				rd.Close()
+				return
+			}
+		}
+		had = true
 		buf := make([]*media.Packet, 0, 64)
 		for {
 			pkts, err := rd.Next(ctx, buf[:0])
@@ -531,6 +562,13 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		case m := <-in:
 			now := time.Now()
 			s := st[m.src]
+			if m.anew {
+				s.based, s.gop = false, s.gop[:0]
+				if m.src == active {
+					needKey, sendHeaders = true, true
+				}
+				continue
+			}
 			if firstAny.IsZero() {
 				firstAny = now
 			}

@@ -38,6 +38,7 @@ type Cluster struct {
 	ml     *memberlist.Memberlist
 	queue  *memberlist.TransmitLimitedQueue
 	dir    *directory
+	flows  *flowDir
 	coord  *coordinate.Client
 	port   int
 
@@ -90,6 +91,7 @@ func New(cfg Config, logger *slog.Logger) (*Cluster, error) {
 		cfg:      cfg,
 		logger:   logger,
 		dir:      newDirectory(),
+		flows:    newFlowDir(),
 		members:  make(map[string]*memberRec),
 		meta:     cfg.Meta,
 		evSignal: make(chan struct{}, 1),
@@ -282,6 +284,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 			}
 		case <-gcT.C:
 			c.dir.gc(t.TombstoneTTL)
+			c.flows.gc(t.TombstoneTTL)
 			c.reap(t.TombstoneTTL)
 		}
 	}
