@@ -2,7 +2,9 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -94,4 +96,76 @@ func TestWHEPThroughAgent(t *testing.T) {
 		t.Fatalf("DELETE: %d %s", st, body)
 	}
 	waitStreams(t, a, "reader gone after DELETE", func(sr streamsResp) bool { return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 0 })
+}
+
+// TestWebRTCOnByDefault: with no `enabled` in [webrtc] the binary serves
+// WHEP, and a udp_listen with port 0 (loopback, as every test agent runs,
+// and ":0" on every interface) binds a port the kernel picks, which the
+// started log names and the answer's candidates advertise: a pion peer
+// connects through it and receives the RTMP-published video.
+func TestWebRTCOnByDefault(t *testing.T) {
+	testmedia.Need(t, "ffmpeg")
+	if testing.Short() {
+		t.Skip("end-to-end: runs without -short")
+	}
+	for _, tc := range []struct{ name, extra string }{
+		{"loopback port 0", ""}, // ephemeralWebRTC
+		{"any address port 0", "[webrtc]\nudp_listen = \":0\"\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := startAgent(t, tc.extra)
+			var port string
+			testmedia.Eventually(t, 10*time.Second, "started log with webrtc_udp", func() bool {
+				for _, l := range testmedia.Lines(a.logs.String()) {
+					var m struct {
+						Msg       string
+						WebRTCUDP string `json:"webrtc_udp"`
+					}
+					if json.Unmarshal([]byte(l), &m) == nil && m.Msg == "relaymesh started" && m.WebRTCUDP != "" {
+						_, port, _ = net.SplitHostPort(m.WebRTCUDP)
+						return true
+					}
+				}
+				return false
+			})
+			if port == "" || port == "0" {
+				t.Fatalf("started log names webrtc_udp port %q, want the bound one", port)
+			}
+			key := "live/rtcdefault"
+			testmedia.Publish(t, context.Background(), testmedia.Source{Realtime: true, Duration: 30 * time.Second, GOP: 25}, a.rtmp(key))
+			waitStreams(t, a, "stream live", func(sr streamsResp) bool { return len(sr.Streams) == 1 && sr.Streams[0].Video == "H264" })
+			pc := webrtcpeer.New(t)
+			pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly})
+			var frames atomic.Int32
+			pc.OnTrack(func(tr *pwebrtc.TrackRemote, _ *pwebrtc.RTPReceiver) {
+				var last uint32
+				for {
+					p, _, err := tr.ReadRTP()
+					if err != nil {
+						return
+					}
+					if p.Timestamp != last {
+						frames.Add(1)
+						last = p.Timestamp
+					}
+				}
+			})
+			webrtcpeer.Connect(t, pc, fmt.Sprintf("http://127.0.0.1:%d/%s/whep", a.ports["http"], key))
+			cands := 0
+			for _, l := range testmedia.Lines(pc.RemoteDescription().SDP) {
+				if !strings.HasPrefix(l, "a=candidate:") {
+					continue
+				}
+				cands++
+				// foundation component transport priority address port typ ...
+				if f := strings.Fields(l); len(f) < 6 || f[5] != port {
+					t.Errorf("answer's candidate %q does not advertise the bound port %s", l, port)
+				}
+			}
+			if cands == 0 {
+				t.Fatalf("answer has no candidates:\n%s", pc.RemoteDescription().SDP)
+			}
+			testmedia.Eventually(t, 20*time.Second, "25 frames over WHEP", func() bool { return frames.Load() >= 25 })
+		})
+	}
 }
