@@ -25,7 +25,7 @@ type muxer struct {
 	// those goroutines: only they keep the muxer from its idle close (a
 	// goroutine whose client gave up waits for content that may never
 	// come, and only the close releases it)
-	waiting atomic.Int64
+	waiting  atomic.Int64
 	alwaysOn atomic.Bool
 
 	mu  sync.Mutex
