@@ -53,20 +53,7 @@ func TestWHEPThroughAgent(t *testing.T) {
 
 	pc = webrtcpeer.New(t)
 	pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly})
-	var frames atomic.Int32
-	pc.OnTrack(func(tr *pwebrtc.TrackRemote, _ *pwebrtc.RTPReceiver) {
-		var last uint32
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			if p.Timestamp != last {
-				frames.Add(1)
-				last = p.Timestamp
-			}
-		}
-	})
+	frames := videoFrames(pc)
 	loc := webrtcpeer.Connect(t, pc, whep, "Authorization", "Bearer "+token)
 	testmedia.Eventually(t, 20*time.Second, "25 frames over WHEP", func() bool { return frames.Load() >= 25 })
 	waitStreams(t, a, "webrtc reader counted", func(sr streamsResp) bool { return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 1 })
@@ -100,6 +87,26 @@ func TestWHEPThroughAgent(t *testing.T) {
 		t.Fatalf("DELETE: %d %s", st, body)
 	}
 	waitStreams(t, a, "reader gone after DELETE", func(sr streamsResp) bool { return len(sr.Streams) == 1 && sr.Streams[0].ReaderCount == 0 })
+}
+
+// videoFrames counts the frames (RTP timestamps) of the tracks pc
+// receives.
+func videoFrames(pc *pwebrtc.PeerConnection) *atomic.Int32 {
+	var frames atomic.Int32
+	pc.OnTrack(func(tr *pwebrtc.TrackRemote, _ *pwebrtc.RTPReceiver) {
+		var last uint32
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			if p.Timestamp != last {
+				frames.Add(1)
+				last = p.Timestamp
+			}
+		}
+	})
+	return &frames
 }
 
 // TestWebRTCOnByDefault: with no `enabled` in [webrtc] the binary serves
@@ -140,20 +147,7 @@ func TestWebRTCOnByDefault(t *testing.T) {
 			waitStreams(t, a, "stream live", func(sr streamsResp) bool { return len(sr.Streams) == 1 && sr.Streams[0].Video == "H264" })
 			pc := webrtcpeer.New(t)
 			pc.AddTransceiverFromKind(pwebrtc.RTPCodecTypeVideo, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionRecvonly})
-			var frames atomic.Int32
-			pc.OnTrack(func(tr *pwebrtc.TrackRemote, _ *pwebrtc.RTPReceiver) {
-				var last uint32
-				for {
-					p, _, err := tr.ReadRTP()
-					if err != nil {
-						return
-					}
-					if p.Timestamp != last {
-						frames.Add(1)
-						last = p.Timestamp
-					}
-				}
-			})
+			frames := videoFrames(pc)
 			webrtcpeer.Connect(t, pc, fmt.Sprintf("http://127.0.0.1:%d/%s/whep", a.ports["http"], key))
 			cands := 0
 			for _, l := range testmedia.Lines(pc.RemoteDescription().SDP) {
