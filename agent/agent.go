@@ -326,7 +326,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.spawn = spawn
 	a.log.Info("relaymesh started", "version", Version, "role", a.cfg.Node.Role, "site", a.cfg.Node.Site,
-		"rtmp", a.listenAddr("rtmp"), "http", a.listenAddr("http"), "srt", a.listenAddr("srt"), "api", a.listenAddr("api"))
+		"rtmp", a.listenAddr("rtmp"), "http", a.listenAddr("http"), "srt", a.listenAddr("srt"), "api", a.listenAddr("api"), "webrtc_udp", a.listenAddr("webrtc"))
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 
 	hup := make(chan os.Signal, 1)
@@ -580,6 +580,8 @@ func (a *Agent) listenAddr(which string) string {
 		return l.srt.Addr().String()
 	case which == "api" && l.api != nil:
 		return l.api.Addr().String()
+	case which == "webrtc" && a.webrtc != nil:
+		return a.webrtc.UDPAddr().String()
 	}
 	return ""
 }

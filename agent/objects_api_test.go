@@ -36,6 +36,7 @@ func startObjAgent(t *testing.T, edit func(c *config.Config)) *objAgent {
 	c.Node.Name = "objects-test"
 	c.Node.DataDir = filepath.Join(dir, "data")
 	c.RTMP.Listen, c.HTTP.Listen, c.SRT.Listen, c.API.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	c.WebRTC.UDPListen = "127.0.0.1:0"
 	c.Limits.ReconnectGrace = config.Duration(500 * time.Millisecond)
 	c.API.TokenFile = filepath.Join(dir, "token")
 	if err := os.WriteFile(c.API.TokenFile, []byte(testToken), 0o600); err != nil {
