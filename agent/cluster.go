@@ -172,9 +172,19 @@ func (a *Agent) uplinkConfig(cfg *Config, pass string) edge.Config {
 	cc := cfg.Cluster
 	return edge.Config{
 		Routes: RoutesOf(cfg.Routes), Passphrase: pass, DSCP: cc.DSCPMark(), IdleTimeout: BackboneIdleTimeout,
-		Latency: func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) },
-		Events:  a.events,
+		Latency:    func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) },
+		Events:     a.events,
+		Redundancy: RedundancyOf(cfg.Routes),
 	}
+}
+
+// RedundancyOf converts the [[route]] tables' redundancy for the edge.
+func RedundancyOf(rs []RouteConfig) []edge.Redundancy {
+	out := make([]edge.Redundancy, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, edge.Redundancy{Pattern: r.Pattern, Dual: r.Redundancy == "dual", Window: r.RedundancyWindow.Duration()})
+	}
+	return out
 }
 
 // clusterAddrs are the addresses this node advertises: the listeners'
@@ -427,9 +437,11 @@ func (s *apiServer) links(w http.ResponseWriter, r *http.Request) {
 	out := client.Links{Uplinks: []edge.Status{}, Pulls: []center.PullStatus{}, Backbone: []srt.ConnStats{}}
 	if cs.uplinks != nil {
 		out.Uplinks = cs.uplinks.Streams()
+		out.DualUplinks = cs.uplinks.DualStreams()
 	}
 	if cs.center != nil {
 		out.Pulls = cs.center.Pulls()
+		out.Dual = cs.center.Duals()
 		if b := cs.center.Backbone(); b != nil {
 			out.Backbone = b.Stats()
 		}
