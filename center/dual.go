@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/dualpath"
 	"github.com/relaymesh/relaymesh/media/mpegts"
@@ -63,6 +64,7 @@ type dualStream struct {
 	rx     *dualpath.Receiver
 	pub    *media.Publisher
 	dm     *mpegts.Demuxer
+	emit   func(*media.Packet) // into pub
 	cancel context.CancelFunc
 	conns  [dualpath.Legs]int
 	from   [dualpath.Legs]string
@@ -74,7 +76,10 @@ type dualStream struct {
 	fwdLeg int
 	fwdTo  string
 	fwdEnd context.CancelFunc
-	window time.Duration
+	// explicit: the route configured the window; else it follows
+	// legLatency and the peer (setWindowLocked)
+	explicit   bool
+	legLatency time.Duration
 }
 
 // legParams is what a leg's stream id says.
@@ -82,7 +87,10 @@ type legParams struct {
 	leg     int
 	forward bool   // a center forwards it (else the edge sends it)
 	peer    string // edge legs: the other leg's center
-	window  time.Duration
+	// window is the configured reorder window; else legLatency (the
+	// larger SRT latency of the edge's two legs) is the base of it
+	window     time.Duration
+	legLatency time.Duration
 }
 
 func parseLeg(q url.Values) (legParams, bool, error) {
@@ -99,12 +107,20 @@ func parseLeg(q url.Values) (legParams, bool, error) {
 	}
 	p.forward = q.Get("fwd") == "1"
 	p.peer = q.Get("peer")
-	if w := q.Get("win"); w != "" {
+	for _, k := range []string{"win", "lat"} {
+		w := q.Get(k)
+		if w == "" {
+			continue
+		}
 		d, err := time.ParseDuration(w)
 		if err != nil || d <= 0 || d > 10*time.Second {
-			return p, true, fmt.Errorf("win %q is not a duration in 0..10s", w)
+			return p, true, fmt.Errorf("%s %q is not a duration in 0..10s", k, w)
 		}
-		p.window = d
+		if k == "win" {
+			p.window = d
+		} else {
+			p.legLatency = d
+		}
 	}
 	return p, true, nil
 }
@@ -186,6 +202,11 @@ func (c *Center) attachLeg(key, from string, p legParams) (*dualStream, error) {
 		go func() { defer c.wg.Done(); c.keepClaim(ctx, key) }()
 		c.log.Info("dual-path stream: merging legs", "stream", key, "window", ds.rx.Window().String())
 	}
+	if p.window > 0 {
+		ds.explicit = true
+		ds.rx.SetWindow(p.window)
+	}
+	ds.legLatency = max(ds.legLatency, p.legLatency)
 	first := ds.conns[p.leg] == 0
 	ds.conns[p.leg]++
 	ds.from[p.leg], ds.direct[p.leg] = from, !p.forward
@@ -205,12 +226,32 @@ func (c *Center) attachLeg(key, from string, p legParams) (*dualStream, error) {
 	if first {
 		ds.rx.SetUp(p.leg, true)
 	}
+	c.setWindowLocked(ds)
 	via := "edge"
 	if p.forward {
 		via = "center"
 	}
 	c.log.Info("dual-path leg up", "stream", key, "leg", p.leg, "from", from, "via", via)
 	return ds, nil
+}
+
+// setWindowLocked sets the default reorder window: the leg that comes
+// through the other center runs behind the direct one by about that
+// center's link latency on top of the edge's, so the window is the
+// larger edge leg latency plus the latency of the hop from the other
+// center. c.dualMu is held.
+func (c *Center) setWindowLocked(ds *dualStream) {
+	if ds.explicit || ds.legLatency == 0 {
+		return
+	}
+	w := ds.legLatency
+	if ds.peer != "" {
+		rtt, _ := c.cl.RTT(ds.peer)
+		w += c.cfg.Latency(rtt)
+	} else {
+		w *= 2
+	}
+	ds.rx.SetWindow(w)
 }
 
 // detachLeg removes a leg; the last one ends the stream here.
@@ -232,6 +273,7 @@ func (c *Center) detachLeg(ds *dualStream, p legParams) {
 	c.dualMu.Unlock()
 	if last {
 		ds.cancel()
+		ds.rx.Drain(ds.flush)
 		ds.pub.Close()
 		c.log.Info("dual-path stream: no leg left", "stream", ds.key)
 	}
@@ -240,13 +282,13 @@ func (c *Center) detachLeg(ds *dualStream, p legParams) {
 // write is the receiver's output: merged TS into the hub.
 func (ds *dualStream) write(c *Center) func(dualpath.Frame) {
 	var werr error
-	emit := func(pk *media.Packet) {
+	ds.emit = func(pk *media.Packet) {
 		if werr == nil {
 			werr = ds.pub.Write(pk)
 		}
 	}
 	return func(f dualpath.Frame) {
-		if err := ds.dm.Feed(f.Payload, emit); err != nil {
+		if err := ds.dm.Feed(f.Payload, ds.emit); err != nil {
 			c.log.Warn("dual-path stream: bad MPEG-TS after the merge; resynchronising", "stream", ds.key, "err", err)
 			ds.dm = mpegts.NewDemuxer()
 		}
@@ -256,6 +298,10 @@ func (ds *dualStream) write(c *Center) func(dualpath.Frame) {
 		}
 	}
 }
+
+// flush hands the hub what the demuxer holds (the stream ends); it runs
+// under the receiver's lock (Drain).
+func (ds *dualStream) flush() { _ = ds.dm.Flush(ds.emit) }
 
 // forward sends a raw packet of the edge's leg on to the other center.
 func (c *Center) forward(ds *dualStream, b []byte) {
@@ -274,7 +320,11 @@ func (c *Center) startForwardLocked(ds *dualStream, leg int) {
 	q := url.Values{}
 	q.Set("leg", strconv.Itoa(leg))
 	q.Set("fwd", "1")
-	q.Set("win", ds.rx.Window().String())
+	if ds.explicit {
+		q.Set("win", ds.rx.Window().String())
+	} else if ds.legLatency > 0 {
+		q.Set("lat", ds.legLatency.String())
+	}
 	s := relay.NewMessageSender(relay.MessageSenderConfig{Key: ds.key, MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		Next: func(attempt int, lastErr error) (relayTarget, error) {
 			c.dualMu.Lock()
@@ -304,25 +354,49 @@ func (c *Center) startForwardLocked(ds *dualStream, leg int) {
 	go func() { defer c.wg.Done(); s.Run(ctx) }()
 }
 
-// keepClaim names this center in the directory whenever the directory
-// names no live host for key: both centers of a dual-path stream host
-// it, so when the one named dies the other takes over at once.
+// keepClaim names this center in the directory when the directory names
+// no live host for key: both centers of a dual-path stream host it, so
+// when the one named dies the other takes over at once. A tombstone (the
+// other center's copy ended, as both do at the end of the stream) is
+// claimed over only when this copy still runs a second later.
 func (c *Center) keepClaim(ctx context.Context, key string) {
-	tk := time.NewTicker(250 * time.Millisecond)
+	const tick = 250 * time.Millisecond
+	tk := time.NewTicker(tick)
 	defer tk.Stop()
+	ended := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tk.C:
-			if _, ok := c.cl.Lookup(key); !ok {
-				c.log.Info("dual-path stream: the directory names no live host; claiming it", "stream", key)
-				if err := c.cl.Publish(key); err != nil {
-					c.log.Warn("directory publish failed", "stream", key, "err", err)
-				}
+		}
+		if _, ok := c.cl.Lookup(key); ok {
+			ended = 0
+			continue
+		}
+		if c.tombstoned(key) {
+			if ended++; ended*int(tick) < int(time.Second) {
+				continue
 			}
 		}
+		c.log.Info("dual-path stream: the directory names no live host; claiming it", "stream", key)
+		if err := c.cl.Publish(key); err != nil {
+			c.log.Warn("directory publish failed", "stream", key, "err", err)
+		}
+		ended = 0
 	}
+}
+
+// tombstoned reports whether the directory's entry for key says a live
+// node unpublished it.
+func (c *Center) tombstoned(key string) bool {
+	for _, e := range c.cl.Directory() {
+		if e.Stream == key {
+			m, ok := c.cl.Member(e.Node)
+			return e.Deleted && ok && m.State != gossip.StateDead && m.State != gossip.StateLeft
+		}
+	}
+	return false
 }
 
 // Duals returns the merged dual-path streams, sorted by stream.

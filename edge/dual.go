@@ -51,11 +51,15 @@ type DualLegStatus struct {
 // dualUplink sends one stream over two legs. One hub reader feeds one
 // Packetizer, so both legs carry the same RTP packets.
 type dualUplink struct {
-	key    string
-	ssrc   uint32
-	window time.Duration
-	made   uint64 // RTP packets made (under Uplinks.mu when read)
-	legs   [dualpath.Legs]*dualLeg
+	key  string
+	ssrc uint32
+	// window: the configured reorder window (explicit), else the larger
+	// of the two legs' SRT latencies, from which each center derives its
+	// window
+	window   time.Duration
+	explicit bool
+	made     uint64 // RTP packets made (under Uplinks.mu when read)
+	legs     [dualpath.Legs]*dualLeg
 }
 
 type dualLeg struct {
@@ -90,7 +94,7 @@ func (u *Uplinks) startDualLocked(key string) bool {
 	if u.duals[key] != nil {
 		return true
 	}
-	d := &dualUplink{key: key, ssrc: rand.Uint32(), window: window}
+	d := &dualUplink{key: key, ssrc: rand.Uint32(), window: window, explicit: window > 0}
 	// both legs' centers are chosen now, so each leg can name the other's
 	// center to its own: the two centers forward their legs to each other
 	cands := u.cl.CenterCandidates(key, u.cfg.Routes, nil)
@@ -182,6 +186,7 @@ func (u *Uplinks) runDual(d *dualUplink) {
 				r.Close()
 				if errors.Is(nerr, media.ErrStreamEnded) || ctx.Err() != nil {
 					if ctx.Err() == nil {
+						u.drainLegs(d)
 						u.log.Info("dual-path uplink ended", "stream", d.key)
 					}
 					return
@@ -190,6 +195,24 @@ func (u *Uplinks) runDual(d *dualUplink) {
 				break // subscribe again; the numbering goes on
 			}
 		}
+	}
+}
+
+// drainLegs waits (bounded) until the legs sent what is queued, so the
+// stream's end reaches the centers.
+func (u *Uplinks) drainLegs(d *dualUplink) {
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && u.ctx.Err() == nil {
+		n := 0
+		for _, l := range d.legs {
+			if l.s.Status().State == relay.StateRunning {
+				n += l.s.Pending()
+			}
+		}
+		if n == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -256,7 +279,11 @@ func (u *Uplinks) nextLeg(d *dualUplink, l *dualLeg, attempt int, lastErr error)
 	q := url.Values{}
 	q.Set("leg", strconv.Itoa(l.idx))
 	q.Set("peer", other)
-	q.Set("win", d.window.String())
+	if d.explicit {
+		q.Set("win", d.window.String())
+	} else {
+		q.Set("lat", d.window.String())
+	}
 	return relayTarget{
 		URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("publish:"+d.key+"?"+q.Encode()),
 		Passphrase:      cfg.Passphrase,

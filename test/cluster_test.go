@@ -192,11 +192,20 @@ func startCluster(t *testing.T) *cluster {
 // topology for one scenario). Every node's seeds are all the other
 // centers, so any of them can restart and rejoin.
 func startClusterWith(t *testing.T, names ...string) *cluster {
+	return startClusterExtra(t, nil, names...)
+}
+
+// startClusterExtra is startClusterWith with TOML appended to some nodes'
+// configs (by node name).
+func startClusterExtra(t *testing.T, extra map[string]string, names ...string) *cluster {
 	var sites []site
 	for _, n := range names {
 		sites = append(sites, siteNamed(t, n))
 	}
 	c := newCluster(t, sites)
+	for n, x := range extra {
+		c.extra[n] = x
+	}
 	for _, s := range sites {
 		for _, o := range sites {
 			if o.role == "center" && o.name != s.name {

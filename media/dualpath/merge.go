@@ -12,8 +12,8 @@ const DefaultWindow = 500 * time.Millisecond
 
 // ringSize bounds the packets a Merger keeps: those waiting for a gap
 // before them to fill, plus the history of emitted ones (for counting
-// copies that come later). At 3 Mbit/s (~300 packets/s) it holds 13 s.
-const ringSize = 1 << 12
+// copies that come later). At 3 Mbit/s (~300 packets/s) it holds 27 s.
+const ringSize = 1 << 13
 
 // LegStats are one leg's counters.
 type LegStats struct {

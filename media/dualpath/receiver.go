@@ -9,20 +9,33 @@ import (
 // Receiver is a Merger safe for concurrent use by the legs' readers, on
 // the wall clock; Run gives up gaps when no frame comes to push them.
 type Receiver struct {
-	window time.Duration
-	mu     sync.Mutex
-	m      *Merger
+	mu sync.Mutex
+	m  *Merger
 }
 
 // NewReceiver returns a Receiver; emit is called with the merged frames in
 // order, one call at a time.
 func NewReceiver(window time.Duration, emit func(Frame)) *Receiver {
-	m := NewMerger(window, emit)
-	return &Receiver{window: m.window, m: m}
+	return &Receiver{m: NewMerger(window, emit)}
 }
 
 // Window returns the reorder window.
-func (r *Receiver) Window() time.Duration { return r.window }
+func (r *Receiver) Window() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m.window
+}
+
+// SetWindow changes the reorder window (d <= 0 is ignored): the receiver
+// learnt how far behind one leg runs.
+func (r *Receiver) SetWindow(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	r.mu.Lock()
+	r.m.window = d
+	r.mu.Unlock()
+}
 
 // Push merges a frame that arrived on leg.
 func (r *Receiver) Push(leg int, f Frame) {
@@ -45,9 +58,20 @@ func (r *Receiver) Stats() Stats {
 	return r.m.Stats()
 }
 
+// Drain emits every frame still waiting (gaps before them count as lost),
+// then calls done, both under the lock emit runs under: the stream ends.
+func (r *Receiver) Drain(done func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m.started {
+		r.m.flushAll()
+	}
+	done()
+}
+
 // Run flushes the merger every quarter window until ctx ends.
 func (r *Receiver) Run(ctx context.Context) error {
-	tk := time.NewTicker(max(r.window/4, 5*time.Millisecond))
+	tk := time.NewTicker(max(r.Window()/4, 5*time.Millisecond))
 	defer tk.Stop()
 	for {
 		select {

@@ -82,6 +82,9 @@ func (s *MessageSender) Send(m *Message) {
 // Status returns the link's status.
 func (s *MessageSender) Status() Status { return s.tr.status() }
 
+// Pending is the number of queued messages.
+func (s *MessageSender) Pending() int { return len(s.q) }
+
 // Sent and Dropped count messages written to SRT and dropped on a full
 // queue.
 func (s *MessageSender) Sent() uint64    { return s.sent.Load() }
@@ -136,7 +139,14 @@ func (s *MessageSender) sendSRT(ctx context.Context, t Target, u *url.URL) (time
 	if err != nil {
 		return 0, err
 	}
-	defer conn.CloseNow()
+	linger := false
+	defer func() {
+		if linger {
+			conn.Close() // the peer gets what was sent
+		} else {
+			conn.CloseNow()
+		}
+	}()
 	start := time.Now()
 	s.tr.set(StateRunning, "", nil)
 	s.log.Info("push running", "target", Redact(t.URL), "encrypted", cfg.Passphrase != "")
@@ -145,6 +155,7 @@ func (s *MessageSender) sendSRT(ctx context.Context, t Target, u *url.URL) (time
 	for {
 		select {
 		case <-ctx.Done():
+			linger = true
 			return time.Since(start), nil
 		case <-conn.Done():
 			return time.Since(start), fmt.Errorf("%w (peer idle timeout %s)", errPeerGone, cfg.PeerIdleTimeout)
