@@ -30,6 +30,9 @@ import (
 // dualProtocol is the hub publisher protocol of a merged dual-path stream.
 const dualProtocol = "srt-dual"
 
+// legReadTimeout closes a leg that sent nothing for this long.
+const legReadTimeout = 3 * time.Second
+
 // DualStatus is one merged dual-path stream for the API.
 type DualStatus struct {
 	Stream string         `json:"stream"`
@@ -150,9 +153,11 @@ func (c *Center) serveLeg(conn *libsrt.Conn, key, from string, p legParams) erro
 	defer c.detachLeg(ds, p)
 	var ps dualpath.Parser
 	buf := make([]byte, 1500)
-	rt := c.cfg.ReadTimeout
+	// a leg silent for longer than a few windows is of no use to the
+	// merge; its end is noticed here when its sender vanished silently
+	rt := min(c.cfg.ReadTimeout, legReadTimeout)
 	if rt <= 0 {
-		rt = srt.DefaultReadTimeout
+		rt = legReadTimeout
 	}
 	for {
 		conn.SetReadDeadline(time.Now().Add(rt))
