@@ -375,8 +375,18 @@ func (c *Center) keepClaim(ctx context.Context, key string) {
 			return
 		case <-tk.C:
 		}
-		if _, ok := c.cl.Lookup(key); ok {
+		if e, ok := c.cl.Lookup(key); ok {
 			ended = 0
+			if e.Node == c.cl.Name() || !c.peerLost(key, e.Node) {
+				continue
+			}
+			// the named host is the other center, and both links to it
+			// are down: it is dead or cut off, and gossip may take
+			// seconds to say so
+			c.log.Info("dual-path stream: lost both links to the host the directory names; claiming it", "stream", key, "host", e.Node)
+			if err := c.cl.Publish(key); err != nil {
+				c.log.Warn("directory publish failed", "stream", key, "err", err)
+			}
 			continue
 		}
 		if c.tombstoned(key) {
@@ -390,6 +400,29 @@ func (c *Center) keepClaim(ctx context.Context, key string) {
 		}
 		ended = 0
 	}
+}
+
+// peerLost reports whether node is key's other center and this center
+// has lost both links to it: the forward of the edge's leg there does not
+// run, and no leg comes from it.
+func (c *Center) peerLost(key, node string) bool {
+	c.dualMu.Lock()
+	ds := c.dual[key]
+	if ds == nil || ds.peer != node || ds.fwd == nil {
+		c.dualMu.Unlock()
+		return false
+	}
+	for i := range ds.conns {
+		if ds.conns[i] > 0 && ds.from[i] == node {
+			c.dualMu.Unlock()
+			return false
+		}
+	}
+	fwd := ds.fwd
+	c.dualMu.Unlock()
+	// a forward that never ran yet is starting, not lost
+	st := fwd.Status()
+	return st.Sessions > 0 && st.State != relay.StateRunning
 }
 
 // tombstoned reports whether the directory's entry for key says a live

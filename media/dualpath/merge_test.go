@@ -295,3 +295,28 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMerger is the cost of merging one RTP packet that arrives on
+// both legs (parse both copies, merge, emit once).
+func BenchmarkMerger(b *testing.B) {
+	t := &testing.T{}
+	const n = 4096
+	wire := frames(t, 5, 0, n)
+	m := NewMerger(200*time.Millisecond, func(Frame) {})
+	var ps Parser
+	now := time.Unix(0, 0)
+	b.ReportAllocs()
+	b.SetBytes(TSPerPacket * tsSize)
+	for i := 0; b.Loop(); i++ {
+		now = now.Add(time.Millisecond)
+		raw := wire[uint64(i%n)]
+		for leg := range Legs {
+			f, err := ps.Parse(raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.Seq += uint64(i/n) * n // keep the numbers going up
+			m.Push(leg, f, now)
+		}
+	}
+}
