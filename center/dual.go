@@ -31,7 +31,7 @@ import (
 const dualProtocol = "srt-dual"
 
 // legReadTimeout closes a leg that sent nothing for this long.
-const legReadTimeout = 3 * time.Second
+const legReadTimeout = 1500 * time.Millisecond
 
 // DualStatus is one merged dual-path stream for the API.
 type DualStatus struct {
@@ -402,13 +402,15 @@ func (c *Center) keepClaim(ctx context.Context, key string) {
 	}
 }
 
-// peerLost reports whether node is key's other center and this center
-// has lost both links to it: the forward of the edge's leg there does not
-// run, and no leg comes from it.
+// peerLost reports whether node is key's other center and looks lost:
+// no leg comes from it, and the forward there does not run or gossip
+// suspects node (a killed center's links take seconds to time out; a
+// center that only lost its edge leg is neither silent to gossip nor to
+// the forward).
 func (c *Center) peerLost(key, node string) bool {
 	c.dualMu.Lock()
 	ds := c.dual[key]
-	if ds == nil || ds.peer != node || ds.fwd == nil {
+	if ds == nil || ds.peer != node {
 		c.dualMu.Unlock()
 		return false
 	}
@@ -420,6 +422,12 @@ func (c *Center) peerLost(key, node string) bool {
 	}
 	fwd := ds.fwd
 	c.dualMu.Unlock()
+	if m, ok := c.cl.Member(node); !ok || m.State != gossip.StateAlive {
+		return true
+	}
+	if fwd == nil {
+		return false
+	}
 	// a forward that never ran yet is starting, not lost
 	st := fwd.Status()
 	return st.Sessions > 0 && st.State != relay.StateRunning
