@@ -7,8 +7,10 @@ package test
 
 import (
 	"context"
+	"io"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -57,6 +59,17 @@ func (c *cluster) dualUplink(node, stream string) (edge.DualStatus, bool) {
 		}
 	}
 	return edge.DualStatus{}, false
+}
+
+// scrape returns node's /metrics.
+func (c *cluster) scrape(node string) string {
+	resp, err := c.lab.Host(node).HTTPClient().Get(apiAddr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // checkEveryFrame checks what a player that joined a running stream got
@@ -121,7 +134,7 @@ func TestClusterDualPath(t *testing.T) {
 	// checks every player after the stream ended, but those during
 	// returns (their center is gone) and those of logOnly (what they got
 	// is only logged).
-	run := func(t *testing.T, name string, nodes, logOnly []string, during func() (gone string)) {
+	run := func(t *testing.T, name string, nodes, logOnly []string, during func() (gone string), verify func(t *testing.T, merges map[string]center.DualStatus, up edge.DualStatus)) {
 		stream := "live/dual-" + name
 		pub := c.publishVia(ctx, "esin", "dual-"+name, src)
 		testmedia.Eventually(t, 20*time.Second, "sin and tyo merge both legs of "+stream, func() bool {
@@ -150,16 +163,40 @@ func TestClusterDualPath(t *testing.T) {
 			gone = during()
 		}
 		var up edge.DualStatus
+		merges := map[string]center.DualStatus{} // the last seen on each leg center
+		metrics := ""
 		testmedia.Eventually(t, dur+40*time.Second, "the publisher finishes", func() bool {
+			if pub.ProcessState != nil {
+				return true // what was seen while the stream ran is kept
+			}
 			if u, ok := c.dualUplink("esin", stream); ok {
 				up = u
 			}
+			for _, n := range []string{"sin", "tyo"} {
+				if d, ok := c.dual(n, stream); ok {
+					merges[n] = d
+					if metrics == "" && n == "sin" {
+						metrics = c.scrape(n)
+					}
+				}
+			}
 			return pub.ProcessState != nil
 		})
-		for _, n := range []string{"sin", "tyo"} {
-			if d, ok := c.dual(n, stream); ok {
-				t.Logf("%s merge: legs %+v, merged %d, lost %d; legs from %+v", n, d.Merge.Legs, d.Merge.Emitted, d.Merge.Lost, d.Legs)
+		for n, d := range merges {
+			t.Logf("%s merge: legs %+v, merged %d, lost %d; legs from %+v", n, d.Merge.Legs, d.Merge.Emitted, d.Merge.Lost, d.Legs)
+		}
+		// the per-leg counters are on /metrics too
+		for _, want := range []string{
+			`relaymesh_dual_leg_up{leg="0",stream="` + stream + `"}`,
+			`relaymesh_dual_leg_packets_total{kind="recovered_by_other",leg="1",stream="` + stream + `"}`,
+			`relaymesh_dual_merged_packets_total{stream="` + stream + `"}`,
+		} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("sin's /metrics has no %s", want)
 			}
+		}
+		if verify != nil {
+			verify(t, merges, up)
 		}
 		for _, n := range nodes { // what the hubs saw: frames in, reader skips
 			sctx, scancel := bounded()
@@ -217,7 +254,18 @@ func TestClusterDualPath(t *testing.T) {
 			c.lab.SetLink("esin", "sin", netlab.RTT(wanRTT("esin", "sin"), 0))
 			c.lab.SetLink("esin", "tyo", netlab.RTT(wanRTT("esin", "tyo"), 0))
 		}()
-		run(t, "loss", []string{"sin", "tyo", "fra"}, nil, nil)
+		run(t, "loss", []string{"sin", "tyo", "fra"}, nil, nil, func(t *testing.T, merges map[string]center.DualStatus, _ edge.DualStatus) {
+			for n, d := range merges {
+				m := d.Merge
+				if !m.Legs[0].Up || !m.Legs[1].Up || m.Legs[0].Received == 0 || m.Legs[1].Received == 0 {
+					t.Errorf("%s: a leg was not up and delivering: %+v", n, m.Legs)
+				}
+				if m.Legs[0].First+m.Legs[1].First != m.Emitted || m.Legs[0].Duplicates+m.Legs[1].Duplicates == 0 {
+					t.Errorf("%s: first on each leg %d + %d, merged %d, duplicates %d + %d", n,
+						m.Legs[0].First, m.Legs[1].First, m.Emitted, m.Legs[0].Duplicates, m.Legs[1].Duplicates)
+				}
+			}
+		})
 	})
 
 	t.Run("blackhole of one leg", func(t *testing.T) {
@@ -228,6 +276,16 @@ func TestClusterDualPath(t *testing.T) {
 				t.Fatal(err)
 			}
 			return ""
+		}, func(t *testing.T, merges map[string]center.DualStatus, up edge.DualStatus) {
+			// tyo's own leg from the edge went down; the leg sin
+			// forwards made up for it
+			m := merges["tyo"].Merge
+			if m.Legs[1].Up || m.Legs[1].Recovered == 0 {
+				t.Errorf("tyo's leg from the edge: %+v, want down and recovered by the other leg", m.Legs[1])
+			}
+			if up.Legs[1].Dropped == 0 && up.Legs[1].Link.Reconnects == 0 {
+				t.Errorf("the edge's leg to tyo shows no trouble: %+v", up.Legs[1])
+			}
 		})
 		c.lab.SetLink("esin", "tyo", netlab.RTT(wanRTT("esin", "tyo"), 0))
 	})
@@ -244,6 +302,6 @@ func TestClusterDualPath(t *testing.T) {
 			t.Logf("killing %s, the stream's host in the directory", victim)
 			c.procs[victim].Process.Signal(syscall.SIGKILL)
 			return victim
-		})
+		}, nil)
 	})
 }
