@@ -256,7 +256,7 @@ func (c *Center) setWindowLocked(ds *dualStream) {
 	} else {
 		w *= 2
 	}
-	ds.rx.SetWindow(w)
+	ds.rx.SetWindow(w.Round(time.Millisecond))
 }
 
 // detachLeg removes a leg; the last one ends the stream here.

@@ -114,7 +114,7 @@ func (u *Uplinks) startDualLocked(key string) bool {
 			}
 		}
 		if lat > 0 {
-			d.window = lat
+			d.window = lat.Round(time.Millisecond)
 		}
 	}
 	for _, l := range d.legs {

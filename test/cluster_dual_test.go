@@ -23,6 +23,13 @@ import (
 
 const dualRoute = `
 [[route]]
+pattern = "live/dual-kill"
+sites = ["sin", "tyo"]
+strict = true
+redundancy = "dual"
+redundancy_window = "900ms"
+
+[[route]]
 pattern = "live/dual-*"
 sites = ["sin", "tyo"]
 strict = true
@@ -183,7 +190,7 @@ func TestClusterDualPath(t *testing.T) {
 			return pub.ProcessState != nil
 		})
 		for n, d := range merges {
-			t.Logf("%s merge: legs %+v, merged %d, lost %d; legs from %+v", n, d.Merge.Legs, d.Merge.Emitted, d.Merge.Lost, d.Legs)
+			t.Logf("%s merge (window %s): legs %+v, merged %d, lost %d; legs from %+v", n, d.Window, d.Merge.Legs, d.Merge.Emitted, d.Merge.Lost, d.Legs)
 		}
 		// the per-leg counters are on /metrics too
 		for _, want := range []string{
@@ -302,6 +309,16 @@ func TestClusterDualPath(t *testing.T) {
 			t.Logf("killing %s, the stream's host in the directory", victim)
 			c.procs[victim].Process.Signal(syscall.SIGKILL)
 			return victim
-		}, nil)
+		}, func(t *testing.T, merges map[string]center.DualStatus, up edge.DualStatus) {
+			// this stream's route sets redundancy_window: both merges use it
+			for n, d := range merges {
+				if d.Window != "900ms" {
+					t.Errorf("%s merges with a %s window, the route says 900ms", n, d.Window)
+				}
+			}
+			if up.Window != "900ms" {
+				t.Errorf("the edge's uplink has a %s window, the route says 900ms", up.Window)
+			}
+		})
 	})
 }
