@@ -139,6 +139,9 @@ func (h *Hub) SetLimits(maxPubs, maxReaders int, maxBitrate int64, takeover bool
 	h.bitrate.Store(maxBitrate)
 }
 
+// MaxBitrate returns the per-publisher bitrate limit in bits/s (0 = none).
+func (h *Hub) MaxBitrate() int64 { return h.maxBitrate() }
+
 // SetMaxReaderLag changes MaxReaderLag for every reader, attached or not.
 func (h *Hub) SetMaxReaderLag(d time.Duration) {
 	h.mu.Lock()

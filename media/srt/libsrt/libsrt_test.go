@@ -251,3 +251,42 @@ func TestFailedWrongPassphrase(t *testing.T) {
 		t.Errorf("%d decisions still pending", n)
 	}
 }
+
+// TestDecideBuffers: the flight window and receive buffer Decide gives a
+// connection are what libsrt allocates for it (read back from the accepted
+// socket), and data flows through the smaller buffer.
+func TestDecideBuffers(t *testing.T) {
+	l := listen(t, ListenConfig{Decide: func(r Request) Decision {
+		return Decision{FC: 300, RcvBuf: 300 * 1472}
+	}})
+	ac := acceptOne(t, l)
+	conn, err := Dial(context.Background(), l.Addr().String(), Options{StreamID: "small"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	var sc *Conn
+	select {
+	case sc = <-ac:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no accept")
+	}
+	defer sc.CloseNow()
+	if rb, fc := sc.Buffers(); rb != 300*1472 || fc != 300 {
+		t.Errorf("accepted socket: rcvbuf %d fc %d, want %d and 300", rb, fc, 300*1472)
+	}
+	if rb, fc := conn.Buffers(); rb != 8192*1472 || fc != 25600 {
+		t.Errorf("caller socket: rcvbuf %d fc %d, want libsrt's defaults", rb, fc)
+	}
+	msg := []byte(strings.Repeat("y", 1316))
+	buf := make([]byte, 1500)
+	for i := 0; i < 1000; i++ {
+		if _, err := conn.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		sc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := sc.Read(buf); err != nil || n != 1316 {
+			t.Fatalf("read %d: %d %v", i, n, err)
+		}
+	}
+}
