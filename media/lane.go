@@ -194,6 +194,19 @@ func (l *lane) release(r *ring) {
 	l.tail.Store(tail + 1)
 }
 
+// clear releases every kept packet (the latest headers stay for new
+// readers). Only the writer calls it.
+func (l *lane) clear() {
+	r := l.ring.Load()
+	if r == nil {
+		return
+	}
+	for l.tail.Load() < l.head.Load() {
+		l.release(r)
+	}
+	l.bytes, l.keyBytes = 0, 0
+}
+
 func (l *lane) isKey(p *Packet) bool {
 	if p.Header {
 		return false
