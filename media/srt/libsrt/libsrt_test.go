@@ -22,6 +22,18 @@ func listen(t *testing.T, cfg ListenConfig) *Listener {
 	return l
 }
 
+// accepted waits (bounded) for the connection acceptOne accepts.
+func accepted(t *testing.T, ac <-chan *Conn) *Conn {
+	t.Helper()
+	select {
+	case sc := <-ac:
+		return sc
+	case <-time.After(5 * time.Second):
+		t.Fatal("no accept")
+		return nil
+	}
+}
+
 func acceptOne(t *testing.T, l *Listener) <-chan *Conn {
 	ch := make(chan *Conn, 1)
 	go func() {
@@ -84,12 +96,7 @@ func TestDecide(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.CloseNow()
-			var sc *Conn
-			select {
-			case sc = <-ac:
-			case <-time.After(5 * time.Second):
-				t.Fatal("no accept")
-			}
+			sc := accepted(t, ac)
 			if sc.Tag() != c.wantTag || sc.StreamID() != c.opt.StreamID {
 				t.Errorf("accepted tag %v streamid %q", sc.Tag(), sc.StreamID())
 			}
@@ -265,12 +272,7 @@ func TestDecideBuffers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.CloseNow()
-	var sc *Conn
-	select {
-	case sc = <-ac:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no accept")
-	}
+	sc := accepted(t, ac)
 	defer sc.CloseNow()
 	if rb, fc := sc.Buffers(); rb != 300*1472 || fc != 300 {
 		t.Errorf("accepted socket: rcvbuf %d fc %d, want %d and 300", rb, fc, 300*1472)
