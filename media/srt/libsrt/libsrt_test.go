@@ -282,13 +282,19 @@ func TestDecideBuffers(t *testing.T) {
 	}
 	msg := []byte(strings.Repeat("y", 1316))
 	buf := make([]byte, 1500)
-	for i := 0; i < 1000; i++ {
-		if _, err := conn.Write(msg); err != nil {
-			t.Fatal(err)
+	// 1000 messages in batches of 100, a third of the receive buffer (each
+	// batch waits out the latency once)
+	for b := 0; b < 10; b++ {
+		for i := 0; i < 100; i++ {
+			if _, err := conn.Write(msg); err != nil {
+				t.Fatal(err)
+			}
 		}
-		sc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if n, err := sc.Read(buf); err != nil || n != 1316 {
-			t.Fatalf("read %d: %d %v", i, n, err)
+		for i := 0; i < 100; i++ {
+			sc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if n, err := sc.Read(buf); err != nil || n != 1316 {
+				t.Fatalf("batch %d, read %d: %d %v", b, i, n, err)
+			}
 		}
 	}
 }
