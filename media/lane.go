@@ -195,7 +195,8 @@ func (l *lane) release(r *ring) {
 }
 
 // clear releases every kept packet (the latest headers stay for new
-// readers). Only the writer calls it.
+// readers): no GOP is kept until the next keyframe. Only the writer calls
+// it.
 func (l *lane) clear() {
 	r := l.ring.Load()
 	if r == nil {
@@ -204,6 +205,7 @@ func (l *lane) clear() {
 	for l.tail.Load() < l.head.Load() {
 		l.release(r)
 	}
+	l.lastKey.Store(0)
 	l.bytes, l.keyBytes = 0, 0
 }
 
