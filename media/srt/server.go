@@ -462,12 +462,24 @@ func (s *Server) decide(req libsrt.Request) libsrt.Decision {
 		s.refuse(req.Remote.String(), req.StreamID, code, reason)
 		return libsrt.Decision{Reject: code}
 	}
-	d := libsrt.Decision{Latency: s.latency(adm.id.Action, adm.id.Key, req.Remote), PeerIdleTimeout: s.conf().PeerIdleTimeout, Tag: adm}
+	lat := s.latency(adm.id.Action, adm.id.Key, req.Remote)
+	d := libsrt.Decision{Latency: lat, PeerIdleTimeout: s.conf().PeerIdleTimeout, Tag: adm}
+	d.FC, d.RcvBuf = connBuffers(adm.id.Action == ActionPublish, lat, s.maxBitrate())
 	if p := s.passphrase(adm.id.Action, adm.id.Key); p != "" {
 		d.Passphrase = p
 		adm.pass = true
 	}
 	return d
+}
+
+// maxBitrate is the lower of the listener's and the hub's publisher
+// bitrate limits, 0 when neither is set.
+func (s *Server) maxBitrate() int64 {
+	l, h := s.conf().MaxBitrate, s.hub.MaxBitrate()
+	if l == 0 || (h > 0 && h < l) {
+		return h
+	}
+	return l
 }
 
 func (s *Server) check(req libsrt.Request) (int, string, *admission) {
