@@ -126,6 +126,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 	hcfg := media.DefaultHubConfig()
 	applyLimits(&hcfg, cfg)
 	hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
+	hcfg.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
 	a.events = events.New(log)
 	a.closers = append(a.closers, a.events.Close) // closers run in reverse: the bus closes last
 	hcfg.Events = a.events
@@ -327,7 +328,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.spawn = spawn
 	a.log.Info("relaymesh started", "version", Version, "role", a.cfg.Node.Role, "site", a.cfg.Node.Site,
-		"rtmp", a.listenAddr("rtmp"), "http", a.listenAddr("http"), "srt", a.listenAddr("srt"), "api", a.listenAddr("api"))
+		"rtmp", a.listenAddr("rtmp"), "http", a.listenAddr("http"), "srt", a.listenAddr("srt"), "api", a.listenAddr("api"), "webrtc_udp", a.listenAddr("webrtc"))
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 
 	hup := make(chan os.Signal, 1)
@@ -581,6 +582,8 @@ func (a *Agent) listenAddr(which string) string {
 		return l.srt.Addr().String()
 	case which == "api" && l.api != nil:
 		return l.api.Addr().String()
+	case which == "webrtc" && a.webrtc != nil:
+		return a.webrtc.UDPAddr().String()
 	}
 	return ""
 }

@@ -46,7 +46,14 @@ func (s metricsSource) Cluster() metrics.Cluster {
 		out.Uplinks = cs.uplinks
 	}
 	if cs.center != nil {
-		out.Pulls = cs.center
+		out.Center = cs.center
 	}
 	return out
+}
+
+func (s metricsSource) Flows() metrics.Flows {
+	if f := s.a.objects.flows; f != nil {
+		return f
+	}
+	return nil
 }

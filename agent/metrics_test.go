@@ -25,6 +25,7 @@ func testAgentConfig(t *testing.T) *config.Config {
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.SRT.Listen = "127.0.0.1:0"
 	cfg.API.Listen = "127.0.0.1:0"
+	cfg.WebRTC.UDPListen = "127.0.0.1:0"
 	cfg.Node.LogLevel = "debug"
 	return cfg
 }

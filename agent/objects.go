@@ -63,6 +63,7 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	}
 	o.flows.Policy = a.fetchPolicy
 	o.flows.MaxOutputs = func() int { return a.objectsConfig().OutputLimit() }
+	o.flows.URLs = a.flowURLs // flowurls.go
 	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.objectsConfig().RelayLimit() })
 	o.relays.Policy = a.fetchPolicy
 	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache"),
@@ -169,6 +170,7 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		save("") // on disk too, so the next start does not start them either
 	}
 	o.flows.OnChange, o.relays.OnChange, o.tasks.OnChange = save, save, save
+	a.wireFlowDirectory() // flowdir.go
 	// relay rules look at a stream as soon as it is live (or back)
 	a.subscribe("relays", func(r events.Record) {
 		switch r.Event.(type) {

@@ -37,6 +37,7 @@ func startObjAgent(t *testing.T, edit func(c *config.Config)) *objAgent {
 	c.Node.Name = "objects-test"
 	c.Node.DataDir = filepath.Join(dir, "data")
 	c.RTMP.Listen, c.HTTP.Listen, c.SRT.Listen, c.API.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	c.WebRTC.UDPListen = "127.0.0.1:0"
 	c.Limits.ReconnectGrace = config.Duration(500 * time.Millisecond)
 	c.API.TokenFile = filepath.Join(dir, "token")
 	if err := os.WriteFile(c.API.TokenFile, []byte(testToken), 0o600); err != nil {
@@ -151,8 +152,8 @@ func TestObjectsAPIErrors(t *testing.T) {
 		{"pull without url", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-pull"}}`, false, 400, "invalid", "source.url"},
 		{"pull with http url", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-pull","url":"http://h/a/b"}}`, false, 400, "invalid", "source.url"},
 		{"push source with url", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-push","url":"rtmp://h/a/b"}}`, false, 400, "invalid", "source.url"},
-		{"flow source missing flow", "POST", "/v1/flows", `{"id":"x","source":{"type":"flow","flow":"nope","output":"o"}}`, false, 400, "invalid", "source.flow"},
-		{"flow source output not of type flow", "POST", "/v1/flows", `{"id":"x","source":{"type":"flow","flow":"f1","output":"o1"}}`, false, 400, "invalid", "source.flow"},
+		{"flow source without output", "POST", "/v1/flows", `{"id":"x","source":{"type":"flow","flow":"nope"}}`, false, 400, "invalid", "source.flow"},
+		{"flow source bad node", "POST", "/v1/flows", `{"id":"x","source":{"type":"flow","flow":"nope","output":"o","node":"a b"}}`, false, 400, "invalid", "source.node"},
 		{"backup on the primary's stream", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-push","stream":"live/s"},"backup":{"type":"rtmp-push","stream":"live/s"}}`, false, 400, "invalid", "backup.stream"},
 		{"short passphrase", "POST", "/v1/flows", `{"id":"x","source":{"type":"srt-listener","passphrase":"short"}}`, false, 400, "invalid", "source.passphrase"},
 		{"bad key length", "POST", "/v1/flows", `{"id":"x","source":{"type":"srt-caller","url":"srt://h:1?streamid=read:a/b","pbkeylen":20}}`, false, 400, "invalid", "source.pbkeylen"},

@@ -34,7 +34,7 @@ type ICEServerConfig struct {
 const defaultWebRTCMaxSessions = 256
 
 func defaultWebRTC() WebRTCConfig {
-	return WebRTCConfig{UDPListen: ":8189", MaxSessions: defaultWebRTCMaxSessions, ConnectTimeout: Duration(10 * time.Second)}
+	return WebRTCConfig{Enabled: true, UDPListen: ":8189", MaxSessions: defaultWebRTCMaxSessions, ConnectTimeout: Duration(10 * time.Second)}
 }
 
 func (w *WebRTCConfig) validate(ps *cfgProblems, at cfgPath, c *Config) {
@@ -42,7 +42,7 @@ func (w *WebRTCConfig) validate(ps *cfgProblems, at cfgPath, c *Config) {
 		return
 	}
 	if c.HTTP.Listen == "" {
-		ps.add(at.Key("enabled"), "WHEP and WHIP are served on the HTTP listener: set http.listen")
+		ps.add(at.Key("enabled"), "WHEP and WHIP are served on the HTTP listener (webrtc is on by default): set http.listen, or webrtc.enabled = false")
 	}
 	if w.UDPListen == "" {
 		ps.add(at.Key("udp_listen"), "must not be empty while webrtc.enabled is true: write e.g. \":8189\"")

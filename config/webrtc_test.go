@@ -9,7 +9,11 @@ func TestConfigWebRTC(t *testing.T) {
 		toml string
 		want []string
 	}{
-		{name: "off by default: nothing checked", toml: "[webrtc]\nudp_listen = \"\"\n"},
+		{name: "off: nothing checked", toml: "[webrtc]\nenabled = false\nudp_listen = \"\"\n"},
+		{name: "on by default", toml: "[webrtc]\nudp_listen = \"\"\n",
+			want: []string{`c.toml:2: webrtc.udp_listen: must not be empty while webrtc.enabled is true: write e.g. ":8189"`}},
+		{name: "on by default needs the HTTP listener", toml: "[http]\nlisten = \"\"\n",
+			want: []string{`webrtc.enabled: WHEP and WHIP are served on the HTTP listener (webrtc is on by default): set http.listen, or webrtc.enabled = false`}},
 		{name: "valid", toml: "[webrtc]\nenabled = true\nadditional_hosts = [\"192.0.2.7\", \"2001:db8::7\"]\n[[webrtc.ice_servers]]\nurls = [\"stun:stun.example.net:3478\"]\n"},
 		{name: "unknown key", toml: "[webrtc]\nenabled = true\nudp_port = 8189\n",
 			want: []string{`c.toml:3: webrtc.udp_port: unknown key`}},
@@ -28,7 +32,7 @@ func TestConfigWebRTC(t *testing.T) {
 		{name: "TURN without credentials", toml: "[webrtc]\nenabled = true\n[[webrtc.ice_servers]]\nurls = [\"turn:turn.example.net:3478\"]\n",
 			want: []string{`c.toml:3: webrtc.ice_servers[0].username: a TURN server needs username and credential`}},
 		{name: "needs the HTTP listener", toml: "[http]\nlisten = \"\"\n[webrtc]\nenabled = true\n",
-			want: []string{`c.toml:4: webrtc.enabled: WHEP and WHIP are served on the HTTP listener: set http.listen`}},
+			want: []string{`c.toml:4: webrtc.enabled: WHEP and WHIP are served on the HTTP listener (webrtc is on by default): set http.listen, or webrtc.enabled = false`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLoadProblems(t, tc.toml, tc.want)

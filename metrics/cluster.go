@@ -23,9 +23,11 @@ var (
 	mLinkDrops   = desc("link_dropped_packets_total", "Packets dropped too late on a backbone link, all its sessions.", "stream", "peer", "direction")
 	mLinkBytes   = desc("link_bytes_total", "Bytes moved by a backbone link since it started.", "stream", "peer", "direction")
 	mLinkRecon   = desc("link_reconnects_total", "Times a backbone link reconnected.", "stream", "peer", "direction")
+	mReplaced    = desc("uplink_replacements_total", "Edge uplinks moved make-before-break to a center with a clearly lower RTT (re-placement).")
+	mHealthMoves = desc("uplink_health_moves_total", "Edge uplinks moved make-before-break away from a link that was connected but unhealthy (it dropped packets).")
 )
 
-var clusterDescs = []*prometheus.Desc{mMembers, mMemberRTT, mLinkUp, mLinkRTT, mLinkLatency, mLinkLost, mLinkRetrans, mLinkDrops, mLinkBytes, mLinkRecon}
+var clusterDescs = []*prometheus.Desc{mMembers, mMemberRTT, mLinkUp, mLinkRTT, mLinkLatency, mLinkLost, mLinkRetrans, mLinkDrops, mLinkBytes, mLinkRecon, mReplaced, mHealthMoves}
 
 func collectCluster(e emit, cl Cluster) {
 	if cl.Members == nil {
@@ -45,15 +47,18 @@ func collectCluster(e emit, cl Cluster) {
 		e.gauge(mMembers, float64(n), s)
 	}
 	if cl.Uplinks != nil {
+		e.counter(mReplaced, float64(cl.Uplinks.Replacements()))
+		e.counter(mHealthMoves, float64(cl.Uplinks.HealthMoves()))
 		for _, u := range cl.Uplinks.Streams() {
 			collectLink(e, u.Stream, u.Center, "uplink", u.Relay)
 		}
 	}
-	if cl.Pulls != nil {
-		for _, p := range cl.Pulls.Pulls() {
+	if cl.Center != nil {
+		for _, p := range cl.Center.Pulls() {
 			collectLink(e, p.Stream, p.From, "pull", p.Link)
 		}
 	}
+	collectDual(e, cl)
 }
 
 func collectLink(e emit, stream, peer, dir string, st relay.Status) {

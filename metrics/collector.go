@@ -46,6 +46,10 @@ var (
 	// webhooks
 	mHookEvents = desc("webhook_events_total", "Webhook events by outcome: sent (queued), delivered, failed (after retries), dropped (queue full).", "result")
 	mHookQueue  = desc("webhook_queue_length", "Webhook events waiting for delivery.")
+
+	// flows: source switches by reason (silence, primary back, and the
+	// health rule that fired: "health: framerate", "health: frozen")
+	mFlowSwitches = desc("flow_switches_total", "Flow source switches, by reason (silence, primary back, or the health rule that fired).", "reason")
 )
 
 var nodeDescs = []*prometheus.Desc{
@@ -70,6 +74,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range clusterDescs {
 		ch <- d
 	}
+	for _, d := range dualDescs {
+		ch <- d
+	}
+	ch <- mFlowSwitches
 }
 
 // emit sends const metrics on one scrape's channel.
@@ -102,6 +110,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		e.gauge(mHookQueue, float64(hs.Queued))
 	}
 	collectCluster(e, c.src.Cluster())
+	if f := c.src.Flows(); f != nil {
+		for reason, n := range f.SwitchCounts() {
+			e.counter(mFlowSwitches, float64(n), reason)
+		}
+	}
 }
 
 func collectStreams(e emit, h Hub) {

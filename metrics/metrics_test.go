@@ -25,6 +25,7 @@ type fakeSource struct {
 	ls      Listeners
 	hooks   *webhook.Stats
 	cluster Cluster
+	flows   Flows
 }
 
 func (f fakeSource) Node() Node {
@@ -40,6 +41,7 @@ func (f fakeSource) Webhooks() (webhook.Stats, bool) {
 	return *f.hooks, true
 }
 func (f fakeSource) Cluster() Cluster { return f.cluster }
+func (f fakeSource) Flows() Flows     { return f.flows }
 
 type fakeMembers []gossip.Member
 
@@ -47,11 +49,19 @@ func (f fakeMembers) Members() []gossip.Member { return f }
 
 type fakeUplinks []edge.Status
 
-func (f fakeUplinks) Streams() []edge.Status { return f }
+func (f fakeUplinks) Streams() []edge.Status         { return f }
+func (f fakeUplinks) DualStreams() []edge.DualStatus { return nil }
+func (f fakeUplinks) Replacements() uint64           { return 3 }
+func (f fakeUplinks) HealthMoves() uint64            { return 1 }
 
-type fakePulls []center.PullStatus
+type fakeCenter []center.PullStatus
 
-func (f fakePulls) Pulls() []center.PullStatus { return f }
+func (f fakeCenter) Pulls() []center.PullStatus { return f }
+func (f fakeCenter) Duals() []center.DualStatus { return nil }
+
+type fakeFlows map[string]uint64
+
+func (f fakeFlows) SwitchCounts() map[string]uint64 { return f }
 
 type fakeBus events.Stats
 
@@ -113,10 +123,10 @@ relaymesh_webhook_queue_length 2
 				{Name: "c2", State: gossip.StateSuspect},
 			},
 			Uplinks: fakeUplinks{{Stream: "live/a", Center: "c1", Relay: link}},
-			Pulls:   fakePulls{{Stream: "live/b", From: "c2", Link: relay.Status{State: relay.StateConnecting}}},
+			Center:  fakeCenter{{Stream: "live/b", From: "c2", Link: relay.Status{State: relay.StateConnecting}}},
 		}}, []string{"relaymesh_cluster_members", "relaymesh_member_rtt_seconds", "relaymesh_link_connected", "relaymesh_link_rtt_seconds",
 			"relaymesh_link_latency_seconds", "relaymesh_link_bytes_total", "relaymesh_link_reconnects_total", "relaymesh_link_packets_lost_total",
-			"relaymesh_link_retransmits_total", "relaymesh_link_dropped_packets_total"}, `
+			"relaymesh_link_retransmits_total", "relaymesh_link_dropped_packets_total", "relaymesh_uplink_replacements_total", "relaymesh_uplink_health_moves_total"}, `
 # HELP relaymesh_cluster_members Cluster members as this node sees them, by state.
 # TYPE relaymesh_cluster_members gauge
 relaymesh_cluster_members{state="alive"} 2
@@ -156,6 +166,19 @@ relaymesh_link_retransmits_total{direction="uplink",peer="c1",stream="live/a"} 4
 # TYPE relaymesh_link_dropped_packets_total counter
 relaymesh_link_dropped_packets_total{direction="pull",peer="c2",stream="live/b"} 0
 relaymesh_link_dropped_packets_total{direction="uplink",peer="c1",stream="live/a"} 5
+# HELP relaymesh_uplink_replacements_total Edge uplinks moved make-before-break to a center with a clearly lower RTT (re-placement).
+# TYPE relaymesh_uplink_replacements_total counter
+relaymesh_uplink_replacements_total 3
+# HELP relaymesh_uplink_health_moves_total Edge uplinks moved make-before-break away from a link that was connected but unhealthy (it dropped packets).
+# TYPE relaymesh_uplink_health_moves_total counter
+relaymesh_uplink_health_moves_total 1
+`},
+		{"flow switches", fakeSource{hub: newHub(), flows: fakeFlows{"silence": 2, "health: framerate": 1}},
+			[]string{"relaymesh_flow_switches_total"}, `
+# HELP relaymesh_flow_switches_total Flow source switches, by reason (silence, primary back, or the health rule that fired).
+# TYPE relaymesh_flow_switches_total counter
+relaymesh_flow_switches_total{reason="health: framerate"} 1
+relaymesh_flow_switches_total{reason="silence"} 2
 `},
 	}
 	for _, tc := range tests {

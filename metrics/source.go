@@ -26,6 +26,8 @@ type Source interface {
 	// Webhooks is the sender's counters; false when webhooks are off.
 	Webhooks() (webhook.Stats, bool)
 	Cluster() Cluster
+	// Flows is the flow manager; nil when the node has none.
+	Flows() Flows
 }
 
 // Node is what the node says about itself.
@@ -56,17 +58,29 @@ type SRTConns interface{ Stats() []srt.ConnStats }
 type Cluster struct {
 	Members Members // gossip (*gossip.Cluster); nil without a cluster
 	Uplinks Uplinks // the edge role's backbone pushes (*edge.Uplinks)
-	Pulls   Pulls   // the center role's on-demand pulls (*center.Center)
+	Center  Center  // the center role's pulls and dual-path merges (*center.Center)
 }
 
 // Members is the gossip membership as this node sees it.
 type Members interface{ Members() []gossip.Member }
 
 // Uplinks are the edge role's backbone links to centers.
-type Uplinks interface{ Streams() []edge.Status }
+type Uplinks interface {
+	Streams() []edge.Status
+	DualStreams() []edge.DualStatus // redundancy = "dual": two legs each
+	Replacements() uint64           // make-before-break moves to a better center
+	HealthMoves() uint64            // moves away from an unhealthy link
+}
 
-// Pulls are the center role's backbone pulls from other nodes.
-type Pulls interface{ Pulls() []center.PullStatus }
+// Center is the center role's backbone pulls from other nodes and its
+// dual-path merges.
+type Center interface {
+	Pulls() []center.PullStatus
+	Duals() []center.DualStatus
+}
+
+// Flows counts the flows' source switches by reason.
+type Flows interface{ SwitchCounts() map[string]uint64 }
 
 // EventStats is the event bus's counters (*events.Bus).
 type EventStats interface{ Stats() events.Stats }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,8 @@ type Options struct {
 	RuntimeDir bool
 	// Extra is TOML appended to the base config, which ends inside
 	// [limits] (after reconnect_grace = "500ms"), so bare keys go there.
+	// Without a [webrtc] section in Extra, WebRTC listens on an ephemeral
+	// loopback UDP port.
 	Extra string
 	Env   []string // added to the agent's environment
 }
@@ -74,6 +77,11 @@ listen = "127.0.0.1:%d"
 reconnect_grace = "500ms"
 %s
 `
+
+// ephemeralWebRTC is the [webrtc] of agents whose extra has none: on (the
+// default) with a UDP port the kernel picks, as agents run in parallel
+// and the default :8189 would clash.
+const ephemeralWebRTC = "[webrtc]\nudp_listen = \"127.0.0.1:0\"\n"
 
 // Start runs the binary as node name with an API token and a runtime
 // directory, and waits until its API answers; the test's cleanup kills it.
@@ -124,6 +132,9 @@ func (a *Agent) WriteConfig(t testing.TB, extra string) {
 	}
 	body := fmt.Sprintf(config, a.Name, filepath.Join(filepath.Dir(a.Config), "data"),
 		a.Ports["rtmp"], a.Ports["http"], a.Ports["srt"], a.Ports["api"], apiExtra, extra)
+	if !strings.Contains(extra, "[webrtc]") {
+		body += ephemeralWebRTC
+	}
 	tmp := a.Config + ".tmp"
 	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
