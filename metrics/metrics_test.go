@@ -14,6 +14,7 @@ import (
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/dualpath"
 	"github.com/relaymesh/relaymesh/media/relay"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/webhook"
@@ -47,17 +48,40 @@ type fakeMembers []gossip.Member
 
 func (f fakeMembers) Members() []gossip.Member { return f }
 
-type fakeUplinks []edge.Status
+type fakeUplinks struct {
+	streams []edge.Status
+	duals   []edge.DualStatus
+}
 
-func (f fakeUplinks) Streams() []edge.Status         { return f }
-func (f fakeUplinks) DualStreams() []edge.DualStatus { return nil }
+func (f fakeUplinks) Streams() []edge.Status         { return f.streams }
+func (f fakeUplinks) DualStreams() []edge.DualStatus { return f.duals }
 func (f fakeUplinks) Replacements() uint64           { return 3 }
 func (f fakeUplinks) HealthMoves() uint64            { return 1 }
 
-type fakeCenter []center.PullStatus
+type fakeCenter struct {
+	pulls []center.PullStatus
+	duals []center.DualStatus
+}
 
-func (f fakeCenter) Pulls() []center.PullStatus { return f }
-func (f fakeCenter) Duals() []center.DualStatus { return nil }
+func (f fakeCenter) Pulls() []center.PullStatus { return f.pulls }
+func (f fakeCenter) Duals() []center.DualStatus { return f.duals }
+
+// dualUplink is an edge's dual-path stream: leg 0 to c1 running, leg 1
+// to c2 backing off.
+func dualUplink() edge.DualStatus {
+	d := edge.DualStatus{Stream: "live/d"}
+	d.Legs[0] = edge.DualLegStatus{Center: "c1", Link: relay.Status{State: relay.StateRunning}}
+	d.Legs[1] = edge.DualLegStatus{Center: "c2", Link: relay.Status{State: relay.StateBackoff}}
+	return d
+}
+
+// dualMerge is a center's merge of live/d's two legs.
+func dualMerge() center.DualStatus {
+	d := center.DualStatus{Stream: "live/d", Merge: dualpath.Stats{Emitted: 100, Lost: 2}}
+	d.Merge.Legs[0] = dualpath.LegStats{Up: true, First: 60, Duplicates: 30, Late: 1, Recovered: 10}
+	d.Merge.Legs[1] = dualpath.LegStats{First: 40, Duplicates: 50}
+	return d
+}
 
 type fakeFlows map[string]uint64
 
@@ -114,7 +138,7 @@ relaymesh_webhook_events_total{result="sent"} 4
 # TYPE relaymesh_webhook_queue_length gauge
 relaymesh_webhook_queue_length 2
 `},
-		{"cluster off", fakeSource{hub: newHub(), cluster: Cluster{Uplinks: fakeUplinks{{Stream: "live/a", Center: "c1", Relay: link}}}},
+		{"cluster off", fakeSource{hub: newHub(), cluster: Cluster{Uplinks: fakeUplinks{streams: []edge.Status{{Stream: "live/a", Center: "c1", Relay: link}}}}},
 			[]string{"relaymesh_cluster_members", "relaymesh_link_connected"}, ""},
 		{"cluster with an uplink and a pull", fakeSource{hub: newHub(), cluster: Cluster{
 			Members: fakeMembers{
@@ -122,8 +146,8 @@ relaymesh_webhook_queue_length 2
 				{Name: "c1", State: gossip.StateAlive, RTTKnown: true, RTT: 30 * time.Millisecond},
 				{Name: "c2", State: gossip.StateSuspect},
 			},
-			Uplinks: fakeUplinks{{Stream: "live/a", Center: "c1", Relay: link}},
-			Center:  fakeCenter{{Stream: "live/b", From: "c2", Link: relay.Status{State: relay.StateConnecting}}},
+			Uplinks: fakeUplinks{streams: []edge.Status{{Stream: "live/a", Center: "c1", Relay: link}}},
+			Center:  fakeCenter{pulls: []center.PullStatus{{Stream: "live/b", From: "c2", Link: relay.Status{State: relay.StateConnecting}}}},
 		}}, []string{"relaymesh_cluster_members", "relaymesh_member_rtt_seconds", "relaymesh_link_connected", "relaymesh_link_rtt_seconds",
 			"relaymesh_link_latency_seconds", "relaymesh_link_bytes_total", "relaymesh_link_reconnects_total", "relaymesh_link_packets_lost_total",
 			"relaymesh_link_retransmits_total", "relaymesh_link_dropped_packets_total", "relaymesh_uplink_replacements_total", "relaymesh_uplink_health_moves_total"}, `
@@ -172,6 +196,39 @@ relaymesh_uplink_replacements_total 3
 # HELP relaymesh_uplink_health_moves_total Edge uplinks moved make-before-break away from a link that was connected but unhealthy (it dropped packets).
 # TYPE relaymesh_uplink_health_moves_total counter
 relaymesh_uplink_health_moves_total 1
+`},
+		{"dual-path merge on a center", fakeSource{hub: newHub(), cluster: Cluster{Members: fakeMembers{},
+			Center: fakeCenter{duals: []center.DualStatus{dualMerge()}}}},
+			[]string{"relaymesh_dual_leg_up", "relaymesh_dual_leg_packets_total", "relaymesh_dual_lost_packets_total", "relaymesh_dual_merged_packets_total"}, `
+# HELP relaymesh_dual_leg_up 1 while a leg of a dual-path stream merged here is connected.
+# TYPE relaymesh_dual_leg_up gauge
+relaymesh_dual_leg_up{leg="0",stream="live/d"} 1
+relaymesh_dual_leg_up{leg="1",stream="live/d"} 0
+# HELP relaymesh_dual_leg_packets_total RTP packets of a dual-path leg by what the merge made of them: first (delivered before the other leg), duplicate, late (after the window), recovered_by_other (this leg never delivered it, the other did).
+# TYPE relaymesh_dual_leg_packets_total counter
+relaymesh_dual_leg_packets_total{kind="duplicate",leg="0",stream="live/d"} 30
+relaymesh_dual_leg_packets_total{kind="duplicate",leg="1",stream="live/d"} 50
+relaymesh_dual_leg_packets_total{kind="first",leg="0",stream="live/d"} 60
+relaymesh_dual_leg_packets_total{kind="first",leg="1",stream="live/d"} 40
+relaymesh_dual_leg_packets_total{kind="late",leg="0",stream="live/d"} 1
+relaymesh_dual_leg_packets_total{kind="late",leg="1",stream="live/d"} 0
+relaymesh_dual_leg_packets_total{kind="recovered_by_other",leg="0",stream="live/d"} 10
+relaymesh_dual_leg_packets_total{kind="recovered_by_other",leg="1",stream="live/d"} 0
+# HELP relaymesh_dual_lost_packets_total RTP packets of a dual-path stream that neither leg delivered within the window.
+# TYPE relaymesh_dual_lost_packets_total counter
+relaymesh_dual_lost_packets_total{stream="live/d"} 2
+# HELP relaymesh_dual_merged_packets_total RTP packets the merge of a dual-path stream emitted.
+# TYPE relaymesh_dual_merged_packets_total counter
+relaymesh_dual_merged_packets_total{stream="live/d"} 100
+`},
+		{"an edge's dual legs as backbone links", fakeSource{hub: newHub(), cluster: Cluster{Members: fakeMembers{},
+			Uplinks: fakeUplinks{streams: []edge.Status{{Stream: "live/a", Center: "c1"}}, duals: []edge.DualStatus{dualUplink()}}}},
+			[]string{"relaymesh_link_connected"}, `
+# HELP relaymesh_link_connected 1 while the backbone link is connected.
+# TYPE relaymesh_link_connected gauge
+relaymesh_link_connected{direction="uplink",peer="c1",stream="live/a"} 0
+relaymesh_link_connected{direction="uplink-leg0",peer="c1",stream="live/d"} 1
+relaymesh_link_connected{direction="uplink-leg1",peer="c2",stream="live/d"} 0
 `},
 		{"flow switches", fakeSource{hub: newHub(), flows: fakeFlows{"silence": 2, "health: framerate": 1}},
 			[]string{"relaymesh_flow_switches_total"}, `
