@@ -474,6 +474,7 @@ func (a *Agent) reload() error {
 		{"cluster", a.prepareCluster},
 		{"ops", a.prepareOps},
 		{"objects", a.prepareObjects},
+		{"qos", a.prepareQoS},
 	}
 	a.preparing.Store(next)
 	defer a.preparing.Store(nil)

@@ -1,0 +1,90 @@
+package agent_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/internal/poll"
+	"github.com/relaymesh/relaymesh/internal/testmedia"
+)
+
+// TestReloadQoSRefusedByKernel: a reload whose QoS tree the kernel
+// refuses part way is refused with the kernel's reason and leaves the
+// tree in force as it was; the next valid reload applies. The agent runs
+// in a network namespace of the test's own, shaping a veth. The refused
+// tree has a link class of 100 Gbit/s, which the kernel takes, and a
+// media class of 2^35 bit/s (2^32 bytes/s), which netlink v1.3.1 sends
+// with a zero 32-bit rate, which the kernel refuses: before the fix the
+// link class stayed at the refused reload's rate.
+func TestReloadQoSRefusedByKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates a network namespace and tc state in it (CI runs as root)")
+	}
+	testmedia.Need(t, "ip", "tc")
+	ns := fmt.Sprintf("rmrqos%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	netnsRun(t, ns, "ip", "link", "set", "lo", "up")
+	netnsRun(t, ns, "ip", "link", "add", "rmrq0", "type", "veth", "peer", "name", "rmrq0p")
+	netnsRun(t, ns, "ip", "link", "set", "rmrq0", "up")
+
+	dir := openTempDir(t)
+	rt := filepath.Join(dir, "run")
+	os.Mkdir(rt, 0o750)
+	env := []string{"RUNTIME_DIRECTORY=" + rt}
+	qos := func(extra string) string {
+		return minimalConfig(t, dir, "[qos]\nenabled = true\ninterface = \"rmrq0\"\n"+extra)
+	}
+	cfg := qos("rate = \"100M\"\n")
+	logs := &testmedia.LogBuffer{}
+	cmd := exec.Command("ip", "netns", "exec", ns, binary(t), "run", "-c", cfg)
+	cmd.Env, cmd.Stdout, cmd.Stderr = append(os.Environ(), env...), logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("agent log:\n%s", logs)
+		}
+	})
+	classes := func() string {
+		out, _ := exec.Command("ip", "netns", "exec", ns, "tc", "class", "show", "dev", "rmrq0").CombinedOutput()
+		return string(out)
+	}
+	linkRate := func(rate string) bool {
+		return strings.Contains(classes(), "class htb 524d:1 root rate "+rate+" ceil "+rate)
+	}
+	poll.Until(t, 15*time.Second, "the 100Mbit tree on rmrq0", func() bool { return linkRate("100Mbit") })
+	before := classes()
+
+	qos("rate = \"100G\"\nmedia_rate = \"34359738368\"\n")
+	ok, errOut := reloadCmd(t, env)
+	if ok {
+		t.Fatalf("a reload the kernel refuses was accepted")
+	}
+	if !strings.Contains(errOut, "qos: class media on rmrq0") || !strings.Contains(errOut, "the tree in force is unchanged") {
+		t.Errorf("reload stderr %q; want the kernel's reason for the media class and the tree unchanged", errOut)
+	}
+	if after := classes(); after != before {
+		t.Errorf("the refused reload changed the tree:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	qos("rate = \"50M\"\n")
+	if ok, errOut := reloadCmd(t, env); !ok {
+		t.Fatalf("the valid reload after the refusal was refused: %s", errOut)
+	}
+	if !linkRate("50Mbit") {
+		t.Errorf("the valid reload did not apply rate 50M:\n%s", classes())
+	}
+}
