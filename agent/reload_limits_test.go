@@ -88,7 +88,8 @@ func streamCounter(a *agentProc, name, key string) float64 {
 }
 
 // stallAndResume pauses the link until the agent's player for key is
-// blocked on it (its sent bytes stop growing for a second), then lets it
+// blocked on it (its sent bytes stop growing for 1.5 s, which holds at
+// least two keyframes of the stream below), then lets it
 // through again and waits until the player has sent twice more, so the
 // reader has been asked for packets after the stall.
 func stallAndResume(t *testing.T, a *agentProc, l *slowLink, key string) {
@@ -102,7 +103,7 @@ func stallAndResume(t *testing.T, a *agentProc, l *slowLink, key string) {
 			last, since = v, time.Now()
 			return false
 		}
-		return time.Since(since) >= time.Second
+		return time.Since(since) >= 1500*time.Millisecond
 	})
 	l.paused.Store(false)
 	for range 2 {
@@ -115,18 +116,19 @@ func stallAndResume(t *testing.T, a *agentProc, l *slowLink, key string) {
 
 // TestReloadMaxReaderLag: limits.max_reader_lag changed by reload applies
 // to a player already attached. An RTMP player (ffmpeg) behind a link
-// that stalls for about a second catches up without a skip under 60s; the
+// that stalls for about 1.5 s catches up without a skip under 60s; the
 // same stall after a reload to 300ms makes it skip to a newer keyframe
-// (the skips counter in /metrics). The stream is small (96
-// kbit/s CBR, a keyframe a second) so the agent keeps a few seconds
-// before the newest keyframe and a stall of a second is within it.
+// (the skips counter in /metrics). The stream is small (64 kbit/s CBR, a
+// keyframe every 0.5 s) so the agent keeps about 6 s of media before the
+// newest keyframe (64 kB of slack) and the stall is within it: the first
+// stall's skip count shows the ring did not overrun.
 func TestReloadMaxReaderLag(t *testing.T) {
 	testmedia.Need(t, "ffmpeg")
 	const key = "live/lag"
 	limits := func(lag string) string { return fmt.Sprintf("max_reader_lag = %q\nwrite_timeout = \"60s\"\n", lag) }
 	env := []string{"RUNTIME_DIRECTORY=" + t.TempDir()}
 	a := startAgentIn(t, t.TempDir(), "test-node", limits("60s"), env)
-	src := testmedia.Source{Width: 160, Height: 96, FPS: 10, GOP: 10, Bitrate: "96k", CBR: true,
+	src := testmedia.Source{Width: 160, Height: 96, FPS: 10, GOP: 5, Bitrate: "64k", CBR: true,
 		Realtime: true, Duration: 5 * time.Minute}
 	testmedia.Publish(t, context.Background(), src, a.rtmp(key))
 	waitVideo(t, a, key)
