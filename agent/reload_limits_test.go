@@ -164,19 +164,21 @@ func TestReloadMaxReaderLag(t *testing.T) {
 func TestReloadSRTTimeouts(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "srt-live-transmit")
 	env := []string{"RUNTIME_DIRECTORY=" + t.TempDir()}
-	a := startAgentIn(t, t.TempDir(), "test-node", "read_timeout = \"60s\"\n", env)
-	editConfig(t, a, "[srt]\n", "[srt]\npeer_idle_timeout = \"60s\"\n")
-	if ok, errOut := reloadCmd(t, env); !ok {
-		t.Fatalf("reload refused: %s", errOut)
-	}
-	port := a.ports["srt"]
-
-	t.Run("srt.peer_idle_timeout", func(t *testing.T) {
-		a.writeConfig(t, "read_timeout = \"60s\"\n")
-		editConfig(t, a, "[srt]\n", "[srt]\npeer_idle_timeout = \"2s\"\n")
+	a := startAgentIn(t, t.TempDir(), "test-node", "", env)
+	// reloadTimeouts reloads with limits.read_timeout and srt.peer_idle_timeout
+	reloadTimeouts := func(t *testing.T, read, peerIdle string) {
+		t.Helper()
+		a.writeConfig(t, fmt.Sprintf("read_timeout = %q\n", read))
+		editConfig(t, a, "[srt]\n", fmt.Sprintf("[srt]\npeer_idle_timeout = %q\n", peerIdle))
 		if ok, errOut := reloadCmd(t, env); !ok {
 			t.Fatalf("reload refused: %s", errOut)
 		}
+	}
+	reloadTimeouts(t, "60s", "60s")
+	port := a.ports["srt"]
+
+	t.Run("srt.peer_idle_timeout", func(t *testing.T) {
+		reloadTimeouts(t, "60s", "2s")
 		p := startCmd(t, "", "ffmpeg", append(ffmpegTS(120), srtURL(port, "publish:live/idle", "", 0, ""))...)
 		waitVideo(t, a, "live/idle")
 		if err := syscall.Kill(-p.Process.Pid, syscall.SIGSTOP); err != nil {
@@ -191,11 +193,7 @@ func TestReloadSRTTimeouts(t *testing.T) {
 		}
 	})
 	t.Run("limits.read_timeout", func(t *testing.T) {
-		a.writeConfig(t, "read_timeout = \"2s\"\n")
-		editConfig(t, a, "[srt]\n", "[srt]\npeer_idle_timeout = \"60s\"\n")
-		if ok, errOut := reloadCmd(t, env); !ok {
-			t.Fatalf("reload refused: %s", errOut)
-		}
+		reloadTimeouts(t, "2s", "60s")
 		// srt-live-transmit connects at once and sends keepalives, but
 		// its input (a pipe nobody writes to) has no media
 		cmd := exec.Command("srt-live-transmit", "file://con", srtURL(port, "publish:live/mute", "", 0, ""))

@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/internal/poll"
-	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
 // TestReloadQoSRefusedByKernel: a reload whose QoS tree the kernel
@@ -22,16 +20,7 @@ import (
 // with a zero 32-bit rate, which the kernel refuses: before the fix the
 // link class stayed at the refused reload's rate.
 func TestReloadQoSRefusedByKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace and tc state in it (CI runs as root)")
-	}
-	testmedia.Need(t, "ip", "tc")
-	ns := fmt.Sprintf("rmrqos%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	netnsRun(t, ns, "ip", "link", "set", "lo", "up")
+	ns := newNetns(t, "rmrqos")
 	netnsRun(t, ns, "ip", "link", "add", "rmrq0", "type", "veth", "peer", "name", "rmrq0p")
 	netnsRun(t, ns, "ip", "link", "set", "rmrq0", "up")
 
@@ -43,21 +32,7 @@ func TestReloadQoSRefusedByKernel(t *testing.T) {
 		return minimalConfig(t, dir, "[qos]\nenabled = true\ninterface = \"rmrq0\"\n"+extra)
 	}
 	cfg := qos("rate = \"100M\"\n")
-	logs := &testmedia.LogBuffer{}
-	cmd := exec.Command("ip", "netns", "exec", ns, binary(t), "run", "-c", cfg)
-	cmd.Env, cmd.Stdout, cmd.Stderr = append(os.Environ(), env...), logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("agent log:\n%s", logs)
-		}
-	})
+	runInNetns(t, ns, cfg, env)
 	classes := func() string {
 		out, _ := exec.Command("ip", "netns", "exec", ns, "tc", "class", "show", "dev", "rmrq0").CombinedOutput()
 		return string(out)
