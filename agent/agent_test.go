@@ -47,6 +47,11 @@ reconnect_grace = "500ms"
 %s
 `
 
+// ephemeralWebRTC is the [webrtc] of test agents whose extra has none:
+// on (the default) with a UDP port the kernel picks, as agents run in
+// parallel and the default :8189 would clash.
+const ephemeralWebRTC = "[webrtc]\nudp_listen = \"127.0.0.1:0\"\n"
+
 func startAgent(t *testing.T, extra string) *agentProc {
 	t.Helper()
 	return startNamedAgent(t, "test-node", extra)
@@ -116,6 +121,9 @@ func (p *agentProc) writeConfig(t *testing.T, extra string) {
 	t.Helper()
 	body := fmt.Sprintf(baseConfig, p.name, filepath.Join(filepath.Dir(p.cfg), "data"),
 		p.ports["rtmp"], p.ports["http"], p.ports["srt"], p.ports["api"], extra)
+	if !strings.Contains(extra, "[webrtc]") {
+		body += ephemeralWebRTC
+	}
 	tmp := p.cfg + ".tmp"
 	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
@@ -21,21 +22,22 @@ const testToken = "0123456789abcdef-objects-token"
 type objAgent struct {
 	a    *Agent
 	base string
-	cfg  *Config
+	cfg  *config.Config
 	logs *testmedia.LogBuffer // the agent's JSON log lines
 	stop func()               // ends the agent (also at cleanup); idempotent
 }
 
 // startObjAgent runs an in-process agent on loopback ports with an API
 // token; edit may change the config first.
-func startObjAgent(t *testing.T, edit func(c *Config)) *objAgent {
+func startObjAgent(t *testing.T, edit func(c *config.Config)) *objAgent {
 	t.Helper()
 	dir := t.TempDir()
-	c := Default()
+	c := config.Default()
 	c.Node.Name = "objects-test"
 	c.Node.DataDir = filepath.Join(dir, "data")
 	c.RTMP.Listen, c.HTTP.Listen, c.SRT.Listen, c.API.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	c.Limits.ReconnectGrace = Duration(500 * time.Millisecond)
+	c.WebRTC.UDPListen = "127.0.0.1:0"
+	c.Limits.ReconnectGrace = config.Duration(500 * time.Millisecond)
 	c.API.TokenFile = filepath.Join(dir, "token")
 	if err := os.WriteFile(c.API.TokenFile, []byte(testToken), 0o600); err != nil {
 		t.Fatal(err)
@@ -98,9 +100,9 @@ func TestObjectsAPIErrors(t *testing.T) {
 	mp3 := filepath.Join(dir, "mp3.mp4")
 	testmedia.Need(t, "ffmpeg")
 	makeFile(t, mp3, "libx264", "libmp3lame")
-	o := startObjAgent(t, func(c *Config) {
+	o := startObjAgent(t, func(c *config.Config) {
 		c.Objects.MaxRelays = 2
-		c.Tasks = []TaskConfig{{ID: "from-file", Playlist: []string{"/srv/a.mp4"}, Destination: "rtmp://127.0.0.1/live/x", Callback: "http://127.0.0.1:1/hook"}}
+		c.Tasks = []config.TaskConfig{{ID: "from-file", Playlist: []string{"/srv/a.mp4"}, Destination: "rtmp://127.0.0.1/live/x", Callback: "http://127.0.0.1:1/hook"}}
 	})
 	outputs := `"outputs":[{"name":"o1","type":"rtmp-pull"}]`
 	// fixtures the refusals below run into
@@ -122,7 +124,7 @@ func TestObjectsAPIErrors(t *testing.T) {
 	}
 	// t-stopped2: a Stopped task made through the manager (no callback), for
 	// the Stopped edit rules.
-	o.a.ext.objects.tasks.Create(taskSpecJSON(t, `{"id":"t-stopped2","source":{"playlist":["/srv/x.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`), false, "standby")
+	o.a.objects.tasks.Create(taskSpecJSON(t, `{"id":"t-stopped2","source":{"playlist":["/srv/x.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`), false, "standby")
 
 	relay := func(extra string) string {
 		return `{"id":"rx","pattern":"live/*","url":"rtmp://h/a/b",` + extra + `}`
@@ -146,8 +148,8 @@ func TestObjectsAPIErrors(t *testing.T) {
 		{"pull without url", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-pull"}}`, false, 400, "invalid", "source.url"},
 		{"pull with http url", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-pull","url":"http://h/a/b"}}`, false, 400, "invalid", "source.url"},
 		{"push source with url", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-push","url":"rtmp://h/a/b"}}`, false, 400, "invalid", "source.url"},
-		{"flow source missing flow", "POST", "/v1/flows", `{"id":"x","source":{"type":"flow","flow":"nope","output":"o"}}`, false, 400, "invalid", "source.flow"},
-		{"flow source output not of type flow", "POST", "/v1/flows", `{"id":"x","source":{"type":"flow","flow":"f1","output":"o1"}}`, false, 400, "invalid", "source.flow"},
+		{"flow source without output", "POST", "/v1/flows", `{"id":"x","source":{"type":"flow","flow":"nope"}}`, false, 400, "invalid", "source.flow"},
+		{"flow source bad node", "POST", "/v1/flows", `{"id":"x","source":{"type":"flow","flow":"nope","output":"o","node":"a b"}}`, false, 400, "invalid", "source.node"},
 		{"backup on the primary's stream", "POST", "/v1/flows", `{"id":"x","source":{"type":"rtmp-push","stream":"live/s"},"backup":{"type":"rtmp-push","stream":"live/s"}}`, false, 400, "invalid", "backup.stream"},
 		{"short passphrase", "POST", "/v1/flows", `{"id":"x","source":{"type":"srt-listener","passphrase":"short"}}`, false, 400, "invalid", "source.passphrase"},
 		{"bad key length", "POST", "/v1/flows", `{"id":"x","source":{"type":"srt-caller","url":"srt://h:1?streamid=read:a/b","pbkeylen":20}}`, false, 400, "invalid", "source.pbkeylen"},

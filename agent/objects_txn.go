@@ -29,8 +29,9 @@ func (e *notSavedError) Error() string {
 
 func (e *notSavedError) Unwrap() error { return e.err }
 
-// status is 507 when the disk (or quota) is full, else 503.
-func (e *notSavedError) status() (int, string) {
+// HTTPStatus is 507 when the disk (or quota) is full, else 503 (it is an
+// api.StatusError).
+func (e *notSavedError) HTTPStatus() (int, string) {
 	if errors.Is(e.err, syscall.ENOSPC) || errors.Is(e.err, syscall.EDQUOT) {
 		return http.StatusInsufficientStorage, "insufficient_storage"
 	}
@@ -43,7 +44,7 @@ func (e *notSavedError) status() (int, string) {
 // The managers' own saves (state changes) are held back while op runs and
 // are included in the write that ends it.
 func (a *Agent) writeObjects(op func() error, undo func() error) error {
-	o := &a.ext.objects
+	o := &a.objects
 	o.txMu.Lock()
 	defer o.txMu.Unlock()
 	o.saveMu.Lock()

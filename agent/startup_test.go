@@ -33,12 +33,17 @@ listen = "127.0.0.1:0"
 listen = "127.0.0.1:0"
 [api]
 listen = "127.0.0.1:0"
+[webrtc]
+udp_listen = "127.0.0.1:0"
 %s`, filepath.Join(dir, "data"), extra)
-	// an [rtmp] or [api] in extra replaces the one above
+	// an [rtmp], [api] or [webrtc] in extra replaces the one above
 	for _, sec := range []string{"rtmp", "api"} {
 		if strings.Contains(extra, "["+sec+"]") {
 			body = strings.Replace(body, "["+sec+"]\nlisten = \"127.0.0.1:0\"\n", "", 1)
 		}
+	}
+	if strings.Contains(extra, "[webrtc]") {
+		body = strings.Replace(body, "[webrtc]\nudp_listen = \"127.0.0.1:0\"\n", "", 1)
 	}
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
@@ -114,6 +119,15 @@ func TestStartupErrors(t *testing.T) {
 		{"api address in use", func(t *testing.T) (string, []string) {
 			addr := busyPort(t)
 			return fmt.Sprintf("[api]\nlisten = %q\n", addr), []string{"api.listen", addr, "address already in use"}
+		}},
+		{"webrtc UDP port in use", func(t *testing.T) (string, []string) {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pc.Close() })
+			addr := pc.LocalAddr().String()
+			return fmt.Sprintf("[webrtc]\nudp_listen = %q\n", addr), []string{"webrtc.udp_listen", addr, "address already in use"}
 		}},
 		{"gossip address in use", func(t *testing.T) (string, []string) {
 			addr := busyPort(t)

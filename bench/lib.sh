@@ -127,11 +127,13 @@ PUB_PID=
 
 # start_relaymesh_conf DIR GOMAXPROCS|"": writes DIR/relaymesh.toml (RTMP on
 # RTMP_PORT, HTTP on BASE_PORT+2, API on BASE_PORT+3, then the TOML read
-# from stdin: the [srt] section and any more) and starts relaymesh on it in
-# the background; sets SERVER_PID.
+# from stdin: the [srt] section and any more; WebRTC's UDP on BASE_PORT+5
+# unless it has a [webrtc]) and starts relaymesh on it in the background;
+# sets SERVER_PID.
 start_relaymesh_conf() {
-	local dir=$1
+	local dir=$1 extra
 	mkdir -p "$dir/data"
+	extra=$(cat)
 	{
 		cat <<EOF
 version = 1
@@ -146,7 +148,8 @@ listen = "127.0.0.1:$((BASE_PORT + 2))"
 [api]
 listen = "127.0.0.1:$((BASE_PORT + 3))"
 EOF
-		cat
+		case $extra in *'[webrtc]'*) ;; *) printf '[webrtc]\nudp_listen = "127.0.0.1:%d"\n' $((BASE_PORT + 5)) ;; esac
+		printf '%s\n' "$extra"
 	} >"$dir/relaymesh.toml"
 	if [ -n "$2" ]; then
 		GOMAXPROCS=$2 "$RELAYMESH_BIN" run -c "$dir/relaymesh.toml" >"$dir/stdout.log" 2>&1 &

@@ -2,7 +2,6 @@ package flow
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -23,6 +22,12 @@ type View struct {
 	ReadOnly bool            `json:"read_only"`
 	Origin   string          `json:"origin"` // "config" or "api"
 	Status   *Status         `json:"status,omitempty"`
+	// Warnings name what keeps a flow source from delivering (the flow it
+	// names is missing, not started, or has no such output): it is not
+	// refused for it, and connects by itself once that is fixed (remote.go).
+	Warnings []string `json:"warnings,omitempty"`
+	// URLs are where to publish to its sources and play its outputs.
+	URLs *URLs `json:"urls,omitempty"`
 }
 
 type entry struct {
@@ -50,12 +55,22 @@ type Manager struct {
 	Policy func() *netutil.FetchPolicy
 	// MaxOutputs caps a flow's outputs (nil or 0: no cap).
 	MaxOutputs func() int
+	// Cluster resolves flow sources that name other nodes' flows and the
+	// users of this node's outputs (nil: a node alone).
+	Cluster Cluster
+	// URLs, when set, gives a flow's URLs for the API (urls.go).
+	URLs func(*Spec) *URLs
+	// Deliver resolves flow outputs that deliver to another node's flow
+	// (deliver.go; nil: a node alone).
+	Deliver Deliver
 
 	now func() time.Time
 
 	mu    sync.Mutex
 	flows map[string]*entry
 	wg    sync.WaitGroup
+	// switches counts every flow's source switches by reason
+	switches map[string]uint64
 }
 
 // NewManager returns an empty manager.
@@ -67,23 +82,6 @@ func (m *Manager) changed(id string) {
 	if m.OnChange != nil {
 		m.OnChange(id)
 	}
-}
-
-// lookupLocked checks that flow id exists with an output named out.
-func (m *Manager) lookupLocked(id, out string) error {
-	e := m.flows[id]
-	if e == nil {
-		return fmt.Errorf("no flow %q on this node", id)
-	}
-	for _, o := range e.spec.Outputs {
-		if o.Name == out {
-			if o.Type != OutFlow {
-				return fmt.Errorf("output %q of flow %q is of type %s, not flow", out, id, o.Type)
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("flow %q has no output %q", id, out)
 }
 
 // Create adds a flow. state is the state to come back in (config or
@@ -179,6 +177,10 @@ func (m *Manager) Update(spec Spec) error {
 		m.mu.Unlock()
 		return err
 	}
+	if err := m.checkUsersLocked(&e.spec, &spec); err != nil {
+		m.mu.Unlock()
+		return err
+	}
 	parts := Changed(&e.spec, &spec)
 	if err := lifecycle.FlowRules.Check(e.state, string(e.state), parts...); err != nil {
 		m.mu.Unlock()
@@ -222,13 +224,9 @@ func (m *Manager) Delete(id string) error {
 		m.mu.Unlock()
 		return lifecycle.Conflictf("state", "flow %q is %s: stop it before deleting it", id, e.state)
 	}
-	for oid, o := range m.flows {
-		for _, src := range o.spec.sources() {
-			if src.Type == SrcFlow && src.Flow == id {
-				m.mu.Unlock()
-				return lifecycle.Conflictf("id", "flow %q is the source of flow %q: change or delete that flow first", id, oid)
-			}
-		}
+	if err := m.checkUsersLocked(&e.spec, nil); err != nil {
+		m.mu.Unlock()
+		return err
 	}
 	delete(m.flows, id)
 	m.mu.Unlock()
@@ -269,8 +267,17 @@ func (m *Manager) start(id string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	run := NewRunner(e.spec, m.hub, m.log)
 	run.policy = m.Policy
-	if m.OnSwitch != nil {
-		run.OnSwitch = func(sw Switch) { m.OnSwitch(id, sw) }
+	run.deliver = m.Deliver
+	run.OnSwitch = func(sw Switch) {
+		m.mu.Lock()
+		if m.switches == nil {
+			m.switches = map[string]uint64{}
+		}
+		m.switches[sw.Reason]++
+		m.mu.Unlock()
+		if m.OnSwitch != nil {
+			m.OnSwitch(id, sw)
+		}
 	}
 	e.run, e.cancel, e.done = run, cancel, make(chan struct{})
 	m.setLocked(e, lifecycle.Starting, "")
@@ -431,6 +438,7 @@ func (m *Manager) viewLocked(e *entry) View {
 			v.Reason = st.Reason // a source or output cut for its bitrate
 		}
 	}
+	m.annotateLocked(&v)
 	return v
 }
 
@@ -468,4 +476,16 @@ func (m *Manager) Close() error {
 	}
 	m.wg.Wait()
 	return nil
+}
+
+// SwitchCounts returns how many times the node's flows switched sources,
+// by reason ("silence", "primary back", "health: framerate", ...).
+func (m *Manager) SwitchCounts() map[string]uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]uint64, len(m.switches))
+	for k, v := range m.switches {
+		out[k] = v
+	}
+	return out
 }

@@ -1,7 +1,7 @@
 // Package web is the node's small web page on the HTTP media listener:
 // GET / lists the live streams, GET /APP/NAME/ plays one in the browser
-// (LL-HLS; see static/player.js). Its JavaScript is vendored (no CDN, no
-// build step).
+// (WebRTC over WHEP, else LL-HLS; see static/player.js). Its JavaScript
+// is vendored or written here (no CDN, no build step).
 package web
 
 import (
@@ -61,9 +61,9 @@ var (
 `))
 	playerTmpl = template.Must(template.New("player").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>{{.Key}}: relaymesh</title>
-<style>body{font-family:sans-serif;margin:2em}video{width:100%;max-width:960px;background:#000}</style></head>
+<style>body{font-family:sans-serif;margin:2em}video{width:100%;max-width:960px;max-height:60vh;background:#000}</style></head>
 <body><h1>{{.Key}}</h1>
-<video id="video" controls muted autoplay playsinline data-src="{{.Src}}"></video>
+<video id="video" controls muted autoplay playsinline data-src="{{.Src}}" data-whep="{{.WHEP}}"></video>
 <p id="status">starting</p>
 <p><a href="/">all streams</a></p>
 <script src="/_static/hls.min.js"></script>
@@ -111,11 +111,12 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
-		src := "/" + key + "/index.m3u8"
+		src, whep := "/"+key+"/index.m3u8", "/"+key+"/whep"
 		if r.URL.RawQuery != "" {
 			src += "?" + r.URL.RawQuery // the signed play token
+			whep += "?" + r.URL.RawQuery
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		playerTmpl.Execute(w, struct{ Key, Src string }{key, src})
+		playerTmpl.Execute(w, struct{ Key, Src, WHEP string }{key, src, whep})
 	}
 }

@@ -42,6 +42,8 @@ listen = "127.0.0.1:%d"
 [api]
 listen = "127.0.0.1:%d"
 token_file = %q
+[webrtc]
+udp_listen = "127.0.0.1:0"
 `
 
 // Start runs the binary as node name and waits until its API answers;

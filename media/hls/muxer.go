@@ -20,7 +20,12 @@ type muxer struct {
 	done     chan struct{} // closed when the muxer ended
 	cancel   context.CancelFunc
 	last     atomic.Int64 // unix ns of the last request
-	inflight atomic.Int64 // requests inside a waiting gohlslib handler
+	inflight atomic.Int64 // goroutines inside a waiting gohlslib handler
+	// waiting counts the requests whose client still waits for one of
+	// those goroutines: only they keep the muxer from its idle close (a
+	// goroutine whose client gave up waits for content that may never
+	// come, and only the close releases it)
+	waiting  atomic.Int64
 	alwaysOn atomic.Bool
 
 	mu  sync.Mutex

@@ -165,7 +165,7 @@ func (s *Server) sweep(now time.Time) {
 	for k, mx := range s.muxers {
 		mx.alwaysOn.Store(on[k.stream] && k.variant == gohlslib.MuxerVariantLowLatency)
 		idle := now.Sub(time.Unix(0, mx.last.Load())) > cfg.IdleTimeout
-		if idle && !mx.alwaysOn.Load() && mx.inflight.Load() == 0 {
+		if idle && !mx.alwaysOn.Load() && mx.waiting.Load() == 0 {
 			mx.cancel()
 		}
 	}
@@ -361,6 +361,8 @@ func (mx *muxer) call(ctx context.Context, m *gohlslib.Muxer, req *http.Request,
 		mx.inflight.Add(-1)
 		return nil, http.StatusServiceUnavailable, "too many waiting requests on this stream"
 	}
+	mx.waiting.Add(1)
+	defer mx.waiting.Add(-1)
 	// w, not the named result: a return below sets rec to nil while the
 	// goroutine may still be writing (a nil writer crashed the agent)
 	w := &bufWriter{h: http.Header{}}

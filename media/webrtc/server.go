@@ -105,6 +105,10 @@ func New(cfg Config, hub *media.Hub, log *slog.Logger) (*Server, error) {
 	if len(cfg.Hosts) > 0 {
 		se.SetNAT1To1IPs(cfg.Hosts, pwebrtc.ICECandidateTypeHost)
 		se.SetIncludeLoopbackCandidate(true)
+	} else if a, ok := udp.LocalAddr().(*net.UDPAddr); ok && a.IP.IsLoopback() {
+		// bound to loopback on purpose: the mux's one address is the
+		// only candidate (ice skips loopback ones unless told)
+		se.SetIncludeLoopbackCandidate(true)
 	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	me, err := mediaEngine()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
@@ -75,24 +77,42 @@ func (ss *session) startWHEP(ctx context.Context, offer string, cfg *Config) (st
 		if err != nil {
 			return "", http.StatusInternalServerError, fmt.Errorf("audio transceiver: %w", err)
 		}
-		go readRTCP(atr.Sender())
+		go ss.readRTCP(atr.Sender())
 	}
 	answer, status, err := ss.answer(ctx, offer)
 	if err != nil {
 		return "", status, err
 	}
-	go readRTCP(tr.Sender())
+	go ss.readRTCP(tr.Sender())
 	go ss.send(rd, track, audio, codec, payloader)
 	return answer, 0, nil
 }
 
+// maxBadRTCP is how many RTCP reads in a row may fail before the
+// session is ended: each failure is one packet the player sent.
+const maxBadRTCP = 1000
+
 // readRTCP reads a sender's RTCP until it ends, for the interceptors
 // (NACK, reports) that act on it as it is read; one buffer, where
-// ReadRTCP allocates one per packet.
-func readRTCP(s *pwebrtc.RTPSender) {
+// ReadRTCP allocates one per packet. A packet the interceptors cannot
+// parse is skipped: it must not end NACK handling for the session.
+func (ss *session) readRTCP(s *pwebrtc.RTPSender) {
 	buf := make([]byte, rtpReadMTU)
+	bad := 0
 	for {
-		if _, _, err := s.Read(buf); err != nil {
+		_, _, err := s.Read(buf)
+		if err == nil {
+			bad = 0
+			continue
+		}
+		if ss.ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if bad++; bad == 1 {
+			ss.log.Debug("malformed RTCP skipped", "err", err)
+		}
+		if bad >= maxBadRTCP {
+			ss.close(fmt.Sprintf("%d malformed RTCP packets in a row", bad))
 			return
 		}
 	}

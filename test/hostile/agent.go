@@ -57,6 +57,8 @@ listen = "127.0.0.1:%d"
 listen = "127.0.0.1:%d"
 [api]
 listen = "127.0.0.1:%d"
+[webrtc]
+udp_listen = "127.0.0.1:0"
 [limits]
 handshake_timeout = "2s"
 # the hostile servers and the relay targets listen on loopback, which the

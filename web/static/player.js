@@ -1,43 +1,132 @@
-// relaymesh player: plays the page's stream over LL-HLS, natively where
-// the browser plays HLS (Safari), else with the vendored hls.js.
-// window.relaymeshPlayers lists the transports in order of preference;
-// a WebRTC (WHEP) transport can be put first later.
+// relaymesh player: plays the page's stream over WebRTC (WHEP, written
+// here), falling back to LL-HLS (natively where the browser plays HLS,
+// Safari, else with the vendored hls.js) when WHEP is refused or does not
+// connect. A URL fragment picks one transport: #whep or #ll-hls.
+// window.relaymeshPlayers lists the transports in order of preference.
+// For people and tests the page shows, and window.relaymesh* holds, the
+// transport, the decoded frames and the measured latency.
 (function () {
   var video = document.getElementById('video');
   var stat = document.getElementById('status');
-  var src = video.dataset.src;
-  function show(s) { stat.textContent = s; }
-  var players = window.relaymeshPlayers || [];
-  players.push({
-    name: 'll-hls',
-    play: function (video, src) {
-      if (window.Hls && Hls.isSupported()) {
-        var hls = new Hls({ lowLatencyMode: true, liveSyncDurationCount: 1 });
-        hls.on(Hls.Events.ERROR, function (_, d) { if (d.fatal) show('hls.js: ' + d.details); });
-        hls.loadSource(src);
-        hls.attachMedia(video);
-        window.relaymeshHls = hls;
-        return true;
-      }
-      if (video.canPlayType('application/vnd.apple.mpegurl')) {
-        video.src = src;
-        return true;
-      }
-      return false;
+  var note = '', why = ''; // why: the reason a transport was given up
+  function show(s) { note = s; }
+
+  // whep plays over WebRTC: a recvonly offer with every candidate
+  // gathered (no trickle), POSTed to the stream's WHEP URL; fail() is
+  // called once when that is refused or ICE/DTLS do not connect in 10 s.
+  function whep(video, url, fail) {
+    if (!window.RTCPeerConnection) return false;
+    var pc = new RTCPeerConnection();
+    var failed = false, loc = null;
+    function giveUp(reason) {
+      if (failed) return;
+      failed = true;
+      pc.close();
+      if (loc) fetch(loc, { method: 'DELETE', keepalive: true }).catch(function () {});
+      why = 'WebRTC: ' + reason;
+      fail();
     }
-  });
-  for (var i = 0; i < players.length; i++) {
-    if (players[i].play(video, src)) { window.relaymeshTransport = players[i].name; break; }
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    var ms = new MediaStream();
+    pc.ontrack = function (e) { ms.addTrack(e.track); if (video.srcObject !== ms) video.srcObject = ms; };
+    pc.onconnectionstatechange = function () {
+      if (pc.connectionState === 'failed') giveUp('connection failed');
+      if (pc.connectionState === 'connected') show('');
+    };
+    var timer = setTimeout(function () { if (pc.connectionState !== 'connected') giveUp('not connected within 10 s'); }, 10000);
+    pc.createOffer().then(function (o) {
+      return pc.setLocalDescription(o);
+    }).then(function () {
+      return new Promise(function (done) {
+        if (pc.iceGatheringState === 'complete') return done();
+        pc.onicegatheringstatechange = function () { if (pc.iceGatheringState === 'complete') done(); };
+        setTimeout(done, 2000); // what is gathered by then is enough
+      });
+    }).then(function () {
+      return fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+    }).then(function (r) {
+      return r.text().then(function (body) {
+        if (r.status !== 201) throw new Error('WHEP answered ' + r.status + ': ' + body.trim());
+        loc = r.headers.get('Location');
+        return pc.setRemoteDescription({ type: 'answer', sdp: body });
+      });
+    }).catch(function (e) { clearTimeout(timer); giveUp(e.message); });
+    window.addEventListener('pagehide', function () {
+      if (loc && !failed) fetch(loc, { method: 'DELETE', keepalive: true });
+    });
+    window.relaymeshPC = pc;
+    return true;
   }
-  video.play().catch(function () { show('press play'); });
-  // frames decoded and latency behind the live edge, for people and tests
+
+  function llhls(video, src) {
+    video.srcObject = null;
+    if (window.Hls && Hls.isSupported()) {
+      var hls = new Hls({ lowLatencyMode: true, liveSyncDurationCount: 1 });
+      hls.on(Hls.Events.ERROR, function (_, d) { if (d.fatal) why = 'hls.js: ' + d.details; });
+      hls.loadSource(src);
+      hls.attachMedia(video);
+      window.relaymeshHls = hls;
+      return true;
+    }
+    if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      video.src = src;
+      return true;
+    }
+    return false;
+  }
+
+  var players = window.relaymeshPlayers || [];
+  players.push({ name: 'whep', play: function (video, next) { return whep(video, video.dataset.whep, next); } });
+  players.push({ name: 'll-hls', play: function (video) { return llhls(video, video.dataset.src); } });
+  var want = location.hash.slice(1);
+  if (want) players = players.filter(function (p) { return p.name === want; });
+  // start plays with players[i], or the next one when it cannot play or
+  // gives up
+  function start(i) {
+    if (i >= players.length) { window.relaymeshTransport = 'none'; return; }
+    if (!players[i].play(video, function () { start(i + 1); })) return start(i + 1);
+    window.relaymeshTransport = players[i].name;
+    video.play().catch(function () { if (video.paused) show('press play'); });
+  }
+  start(0);
+
+  // WebRTC latency: the receiver's jitter buffer (jitterBufferDelay per
+  // emitted frame) plus half the ICE round trip; HLS: behind the live edge.
+  var rtcLatency = null;
+  function pollRTC() {
+    var pc = window.relaymeshPC;
+    if (!pc || window.relaymeshTransport !== 'whep' || pc.connectionState !== 'connected') return;
+    pc.getStats().then(function (st) {
+      var jb = null, rtt = null;
+      st.forEach(function (r) {
+        if (r.type === 'inbound-rtp' && r.kind === 'video' && r.jitterBufferEmittedCount) {
+          jb = r.jitterBufferDelay / r.jitterBufferEmittedCount;
+          window.relaymeshDecoded = r.framesDecoded;
+        }
+        if (r.type === 'candidate-pair' && r.nominated && r.currentRoundTripTime !== undefined) rtt = r.currentRoundTripTime;
+      });
+      if (jb !== null) rtcLatency = jb + (rtt || 0) / 2;
+    });
+  }
+  // presented frames, for browsers whose playback quality does not count
+  // a MediaStream's frames
+  var presented = 0;
+  if (video.requestVideoFrameCallback) {
+    var onFrame = function () { presented++; video.requestVideoFrameCallback(onFrame); };
+    video.requestVideoFrameCallback(onFrame);
+  }
   setInterval(function () {
+    pollRTC();
     var q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
-    var frames = q ? q.totalVideoFrames : 0;
-    var lat = '';
-    if (window.relaymeshHls && relaymeshHls.latency) lat = relaymeshHls.latency.toFixed(2) + ' s behind live';
-    else if (video.seekable.length) lat = (video.seekable.end(video.seekable.length - 1) - video.currentTime).toFixed(2) + ' s behind live';
+    var frames = Math.max(q ? q.totalVideoFrames : 0, presented);
+    var lat = null;
+    if (window.relaymeshTransport === 'whep') lat = rtcLatency;
+    else if (window.relaymeshHls && relaymeshHls.latency) lat = relaymeshHls.latency;
+    else if (video.seekable.length) lat = video.seekable.end(video.seekable.length - 1) - video.currentTime;
     window.relaymeshFrames = frames;
-    show((window.relaymeshTransport || 'none') + ' | ' + frames + ' frames | ' + lat);
+    window.relaymeshLatency = lat;
+    var l = lat === null ? '' : (window.relaymeshTransport === 'whep' ? (lat * 1000).toFixed(0) + ' ms latency (jitter buffer + RTT/2)' : lat.toFixed(2) + ' s behind live');
+    stat.textContent = (window.relaymeshTransport || 'none') + ' | ' + frames + ' frames | ' + l + (note && video.paused ? ' | ' + note : '') + (why ? ' | ' + why : '');
   }, 500);
 })();

@@ -15,8 +15,9 @@ import (
 	pwebrtc "github.com/pion/webrtc/v4"
 )
 
-// New is a pion client as a WHEP player or WHIP publisher would be.
-func New(t *testing.T) *pwebrtc.PeerConnection {
+// New is a pion client as a WHEP player or WHIP publisher would be;
+// each opt may change its settings.
+func New(t *testing.T, opts ...func(*pwebrtc.SettingEngine)) *pwebrtc.PeerConnection {
 	t.Helper()
 	me := &pwebrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
@@ -30,6 +31,9 @@ func New(t *testing.T) *pwebrtc.PeerConnection {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]pwebrtc.NetworkType{pwebrtc.NetworkTypeUDP4})
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	for _, o := range opts {
+		o(&se)
+	}
 	api := pwebrtc.NewAPI(pwebrtc.WithMediaEngine(me), pwebrtc.WithInterceptorRegistry(ir), pwebrtc.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(pwebrtc.Configuration{})
 	if err != nil {
