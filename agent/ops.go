@@ -322,10 +322,12 @@ func (a *Agent) setQoS(n netutil.QoSConfig) error {
 	o := &a.ops
 	o.mu.Lock()
 	cur, curApplied := o.qos, o.qosApplied
+	_, hadTree := o.installed[n.Interface] // before this change: a killed agent's, or the one in force
 	o.mu.Unlock()
 	if reflect.DeepEqual(cur, n) {
 		return nil
 	}
+	undo := func(err error) error { return a.undoQoS(err, n, cur, curApplied, hadTree) }
 	applied := false
 	if n.Enabled {
 		err := applyQoS(n)
@@ -345,18 +347,18 @@ func (a *Agent) setQoS(n netutil.QoSConfig) error {
 			if !strings.HasPrefix(err.Error(), "qos") { // netutil's errors name qos or the key
 				err = fmt.Errorf("qos: %w", err)
 			}
-			return a.undoQoS(err, n, cur, curApplied)
+			return undo(err)
 		}
 	}
 	moved := cur.Enabled && curApplied && (!n.Enabled || cur.Interface != n.Interface)
 	if moved {
 		if err := netutil.Remove(cur.Interface); err != nil {
-			return a.undoQoS(fmt.Errorf("qos: remove the tree from %s: %w", cur.Interface, err), n, cur, curApplied)
+			return undo(fmt.Errorf("qos: remove the tree from %s: %w", cur.Interface, err))
 		}
 	}
 	if applied {
 		if err := a.recordQoS(n.Interface); err != nil {
-			return a.undoQoS(err, n, cur, curApplied)
+			return undo(err)
 		}
 		a.log.Info("qos applied", "interface", n.Interface, "rate", config.Bitrate(n.Rate).String(),
 			"media_ports", n.MediaPorts, "control_ports", n.ControlPorts, "media_dscp", n.MediaDSCP)
@@ -379,18 +381,17 @@ func applyQoS(n netutil.QoSConfig) error {
 }
 
 // undoQoS puts back the tree in force (cur, when it was applied) after a
-// failed change to n, and returns err, or err with the reason the old
-// tree could not be put back.
-func (a *Agent) undoQoS(err error, n, cur netutil.QoSConfig, curApplied bool) error {
+// failed change to n, removes what the change left on n's interface when
+// it carried no tree of the agent's before (hadTree false), and returns
+// err, or err with the reason undoing failed.
+func (a *Agent) undoQoS(err error, n, cur netutil.QoSConfig, curApplied, hadTree bool) error {
 	var errs []error
 	if n.Enabled && (!cur.Enabled || !curApplied || cur.Interface != n.Interface) {
-		o := &a.ops
-		o.mu.Lock()
-		_, ours := o.installed[n.Interface]
-		o.mu.Unlock()
-		if !ours { // what the failed change left on an interface not shaped before
+		if !hadTree {
 			if _, rerr := netutil.RemoveTree(n.Interface); rerr != nil {
 				errs = append(errs, fmt.Errorf("remove the partial tree from %s: %w", n.Interface, rerr))
+			} else {
+				a.forgetQoS(n.Interface)
 			}
 		}
 	}

@@ -13,7 +13,8 @@ import (
 
 // TestReloadQoSRefusedByKernel: a reload whose QoS tree the kernel
 // refuses part way is refused with the kernel's reason and leaves the
-// tree in force as it was; the next valid reload applies. The agent runs
+// tree in force as it was, on its interface or on one it would move to
+// (what the kernel took there is removed); the next valid reload applies. The agent runs
 // in a network namespace of the test's own, shaping a veth. The refused
 // tree has a link class of 100 Gbit/s, which the kernel takes, and a
 // media class of 2^35 bit/s (2^32 bytes/s), which netlink v1.3.1 sends
@@ -21,16 +22,19 @@ import (
 // link class stayed at the refused reload's rate.
 func TestReloadQoSRefusedByKernel(t *testing.T) {
 	ns := newNetns(t, "rmrqos")
-	netnsRun(t, ns, "ip", "link", "add", "rmrq0", "type", "veth", "peer", "name", "rmrq0p")
-	netnsRun(t, ns, "ip", "link", "set", "rmrq0", "up")
+	for _, n := range []string{"rmrq0", "rmrq1"} {
+		netnsRun(t, ns, "ip", "link", "add", n, "type", "veth", "peer", "name", n+"p")
+		netnsRun(t, ns, "ip", "link", "set", n, "up")
+	}
 
 	dir := openTempDir(t)
 	rt := filepath.Join(dir, "run")
 	os.Mkdir(rt, 0o750)
 	env := []string{"RUNTIME_DIRECTORY=" + rt}
-	qos := func(extra string) string {
-		return minimalConfig(t, dir, "[qos]\nenabled = true\ninterface = \"rmrq0\"\n"+extra)
+	qosOn := func(ifname, extra string) string {
+		return minimalConfig(t, dir, "[qos]\nenabled = true\ninterface = \""+ifname+"\"\n"+extra)
 	}
+	qos := func(extra string) string { return qosOn("rmrq0", extra) }
 	cfg := qos("rate = \"100M\"\n")
 	runInNetns(t, ns, cfg, env)
 	classes := func() string {
@@ -53,6 +57,19 @@ func TestReloadQoSRefusedByKernel(t *testing.T) {
 	}
 	if after := classes(); after != before {
 		t.Errorf("the refused reload changed the tree:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	// the same refused tree on another interface: what the kernel took
+	// there is removed, the tree on rmrq0 stays
+	qosOn("rmrq1", "rate = \"100G\"\nmedia_rate = \"34359738368\"\n")
+	if ok, errOut := reloadCmd(t, env); ok || !strings.Contains(errOut, "qos: class media on rmrq1") {
+		t.Errorf("moving the refused tree to rmrq1: reload ok=%v, stderr %q; want refused with the kernel's reason", ok, errOut)
+	}
+	if out, _ := exec.Command("ip", "netns", "exec", ns, "tc", "qdisc", "show", "dev", "rmrq1").CombinedOutput(); strings.Contains(string(out), "htb 524d:") {
+		t.Errorf("the refused reload left a tree on rmrq1:\n%s", out)
+	}
+	if after := classes(); after != before {
+		t.Errorf("the refused move changed the tree on rmrq0:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 
 	qos("rate = \"50M\"\n")
