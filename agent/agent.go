@@ -125,6 +125,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 	hcfg := media.DefaultHubConfig()
 	applyLimits(&hcfg, cfg)
 	hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
+	hcfg.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
 	a.events = events.New(log)
 	a.closers = append(a.closers, a.events.Close) // closers run in reverse: the bus closes last
 	hcfg.Events = a.events

@@ -69,9 +69,11 @@ func (v apiView) Links() client.Links {
 	out := client.Links{Uplinks: []edge.Status{}, Pulls: []center.PullStatus{}, Backbone: []srt.ConnStats{}}
 	if cs.uplinks != nil {
 		out.Uplinks = cs.uplinks.Streams()
+		out.DualUplinks = cs.uplinks.DualStreams()
 	}
 	if cs.center != nil {
 		out.Pulls = cs.center.Pulls()
+		out.Dual = cs.center.Duals()
 		if b := cs.center.Backbone(); b != nil {
 			out.Backbone = b.Stats()
 		}

@@ -171,9 +171,19 @@ func (a *Agent) uplinkConfig(cfg *config.Config, pass string) edge.Config {
 	cc := cfg.Cluster
 	return edge.Config{
 		Routes: config.RoutesOf(cfg.Routes), Passphrase: pass, DSCP: cc.DSCPMark(), IdleTimeout: config.BackboneIdleTimeout,
-		Latency: func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) },
-		Events:  a.events,
+		Latency:    func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) },
+		Events:     a.events,
+		Redundancy: RedundancyOf(cfg.Routes),
 	}
+}
+
+// RedundancyOf converts the [[route]] tables' redundancy for the edge.
+func RedundancyOf(rs []config.RouteConfig) []edge.Redundancy {
+	out := make([]edge.Redundancy, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, edge.Redundancy{Pattern: r.Pattern, Dual: r.Redundancy == "dual", Window: r.RedundancyWindow.Duration()})
+	}
+	return out
 }
 
 // clusterAddrs are the addresses this node advertises: the listeners'

@@ -30,7 +30,7 @@ var (
 var clusterDescs = []*prometheus.Desc{mMembers, mMemberRTT, mLinkUp, mLinkRTT, mLinkLatency, mLinkLost, mLinkRetrans, mLinkDrops, mLinkBytes, mLinkRecon, mReplaced, mHealthMoves}
 
 func (c *agentCollector) describeCluster(ch chan<- *prometheus.Desc) {
-	for _, d := range clusterDescs {
+	for _, d := range append(clusterDescs, dualDescs...) {
 		ch <- d
 	}
 }
@@ -85,4 +85,5 @@ func (c *agentCollector) collectCluster(ch chan<- prometheus.Metric) {
 			link(p.Stream, p.From, "pull", p.Link)
 		}
 	}
+	c.collectDual(ch, link)
 }

@@ -91,6 +91,9 @@ type Center struct {
 
 	mu    sync.Mutex
 	pulls map[string]*pull
+	// dual.go: merged dual-path streams
+	dualMu sync.Mutex
+	dual   map[string]*dualStream
 }
 
 type pull struct {
@@ -143,6 +146,7 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, err
 			PublishTakeover:   true,
 			LatencyFor:        c.linkLatency,
 			DSCP:              cfg.DSCP,
+			Divert:            c.divert,
 		}, hub, log.With("listener", "backbone"))
 		if err != nil {
 			cancel()

@@ -31,6 +31,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 		return 1
 	}
+	setGCPercent()
 	a, err := agent.New(cfg, path, os.Stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "relaymesh: %v\n", err)

@@ -114,6 +114,10 @@ type Links struct {
 	Uplinks  []edge.Status       `json:"uplinks"`  // edge: one per stream sent to a center
 	Pulls    []center.PullStatus `json:"pulls"`    // center: on-demand pulls from other centers
 	Backbone []srt.ConnStats     `json:"backbone"` // center: the backbone listener's connections
+	// DualUplinks (edge) and Dual (center): redundancy = "dual" streams,
+	// with per-leg counters
+	DualUplinks []edge.DualStatus   `json:"dual_uplinks,omitempty"`
+	Dual        []center.DualStatus `json:"dual,omitempty"`
 }
 
 // Ingest is one edge a broadcaster may publish to.

@@ -102,6 +102,12 @@ type RouteConfig struct {
 	Pattern string   `toml:"pattern"` // glob over "app/name", e.g. "live/*"
 	Sites   []string `toml:"sites"`   // best first
 	Strict  bool     `toml:"strict"`  // only these sites, never another
+	// Redundancy "dual" sends matching streams over two backbone legs to
+	// two centers, merged by RTP sequence number ("" or "single" = one).
+	Redundancy string `toml:"redundancy"`
+	// RedundancyWindow is the merge's reorder window; 0 = the larger of
+	// the two legs' SRT latencies.
+	RedundancyWindow Duration `toml:"redundancy_window"`
 }
 
 // LocationConfig is one [[location]]: a client address range on the map.
@@ -246,6 +252,12 @@ func (c *Config) validateCluster(ps *cfgProblems) {
 		}
 		for j, s := range r.Sites {
 			ps.name(rat.Key("sites").Index(j), s)
+		}
+		if r.Redundancy != "" && r.Redundancy != "single" && r.Redundancy != "dual" {
+			ps.add(rat.Key("redundancy"), "%q is not \"single\" or \"dual\"", r.Redundancy)
+		}
+		if w := r.RedundancyWindow.Duration(); w < 0 || w > 10*time.Second {
+			ps.add(rat.Key("redundancy_window"), "%s is outside 0..10s (0 = the larger leg's SRT latency)", w)
 		}
 	}
 	for i, l := range c.Locations {

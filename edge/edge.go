@@ -48,6 +48,8 @@ type Config struct {
 	Events *events.Bus
 	// Replace tunes the moves of uplinks to a clearly better center.
 	Replace Replacement
+	// Redundancy picks the streams sent over two legs (dual.go).
+	Redundancy []Redundancy
 }
 
 // Status is one uplink for the API.
@@ -71,6 +73,7 @@ type Uplinks struct {
 	cfg     Config
 	ctx     context.Context
 	links   map[string]*uplink
+	duals   map[string]*dualUplink // dual.go
 	wg      sync.WaitGroup
 	started chan struct{}
 	closed  bool
@@ -188,8 +191,10 @@ func (u *Uplinks) HandleEvent(r events.Record) {
 		// a leaving center drains: it still serves until its uplinks
 		// moved, so the move is make-before-break
 		u.moveAway(e.Member.Name, "center left the cluster")
+		u.dualGone(e.Member.Name)
 	case events.MemberFailed:
 		u.memberGone(e.Member.Name, "center failed")
+		u.dualGone(e.Member.Name)
 	case events.Missed:
 		u.log.Warn("missed node events; checking every live stream has an uplink", "missed", e.N)
 		for _, st := range u.hub.Streams() {
@@ -202,7 +207,7 @@ func (u *Uplinks) HandleEvent(r events.Record) {
 func (u *Uplinks) streamLive(key string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.closed || u.links[key] != nil {
+	if u.closed || u.links[key] != nil || u.startDualLocked(key) {
 		return
 	}
 	l := &uplink{key: key, exclude: map[string]time.Time{}}

@@ -48,6 +48,13 @@ type HubConfig struct {
 	// MaxBitrate), so tests can drive it without waiting.
 	Clock      func() time.Time
 	NewTSMuxer func() Remuxer
+	// NewTSDemuxer, if set, makes the FLV lane of a TS-native stream (an
+	// SRT publisher) lazy like the TS lane of an RTMP one: filled only
+	// while FLV readers exist, the first one's GOP rebuilt from the TS
+	// lane's by a Remuxer of TS packets into FLV packets (one that holds
+	// back a partial access unit also implements Flusher). Without it
+	// both lanes are always filled.
+	NewTSDemuxer func() Remuxer
 	// OnMissing is called (in its own goroutine) when a subscriber waits
 	// for a stream that is not live, so the node can pull it on demand.
 	OnMissing func(key string)
@@ -75,6 +82,11 @@ func DefaultHubConfig() HubConfig {
 // the produced packets in order.
 type Remuxer interface {
 	Remux(p *Packet, emit func(*Packet)) error
+}
+
+// Flusher is a Remuxer that holds back a partial unit until Flush.
+type Flusher interface {
+	Flush(emit func(*Packet)) error
 }
 
 // Hub is the registry of live streams on a node.
@@ -138,6 +150,9 @@ func (h *Hub) SetLimits(maxPubs, maxReaders int, maxBitrate int64, takeover bool
 	h.grace.Store(int64(grace))
 	h.bitrate.Store(maxBitrate)
 }
+
+// MaxBitrate returns the per-publisher bitrate limit in bits/s (0 = none).
+func (h *Hub) MaxBitrate() int64 { return h.maxBitrate() }
 
 // SetMaxReaderLag changes MaxReaderLag for every reader, attached or not.
 func (h *Hub) SetMaxReaderLag(d time.Duration) {

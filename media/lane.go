@@ -194,6 +194,21 @@ func (l *lane) release(r *ring) {
 	l.tail.Store(tail + 1)
 }
 
+// clear releases every kept packet (the latest headers stay for new
+// readers): no GOP is kept until the next keyframe. Only the writer calls
+// it.
+func (l *lane) clear() {
+	r := l.ring.Load()
+	if r == nil {
+		return
+	}
+	for l.tail.Load() < l.head.Load() {
+		l.release(r)
+	}
+	l.lastKey.Store(0)
+	l.bytes, l.keyBytes = 0, 0
+}
+
 func (l *lane) isKey(p *Packet) bool {
 	if p.Header {
 		return false

@@ -30,11 +30,16 @@ type Sender struct {
 }
 
 // A Sender takes up to sendBatch packets at a time and writes at most
-// about sendVecs iovecs per writev.
+// sendVecs iovecs per writev, more only for one packet that needs more
+// (a keyframe of more than about 120 KiB in RTMP chunks): the iovec list
+// is kept per player, so it stays small.
 const (
 	sendBatch = 64
-	sendVecs  = 128
+	sendVecs  = 64
 )
+
+// maxVecs is the most iovecs AppendRTMP or AppendFLV makes of p.
+func maxVecs(p *Packet) int { return 3 + 2*(len(p.Payload)/RTMPChunkSize) }
 
 // WriteError is a failed write to the player's connection.
 type WriteError struct{ Err error }
@@ -48,17 +53,22 @@ func (e *WriteError) Unwrap() error { return e.Err }
 // rd.BytesOut.
 func (s *Sender) Send(ctx context.Context, rd *Reader) error {
 	buf := make([]*Packet, 0, sendBatch)
-	bufs := make(net.Buffers, 0, sendVecs+16) // grows for a frame of many chunks
+	bufs := make(net.Buffers, 0, sendVecs) // grows only for a frame of many chunks
 	hdr := make([]byte, 0, sendBatch*max(s.HeaderScratch, RTMPHeaderScratch))
 	var deadlineSet time.Time
 	for {
 		pkts, nerr := rd.Next(ctx, buf)
 		bufs, hdr = bufs[:0], hdr[:0]
 		for i, p := range pkts {
+			// a batch that would outgrow the iovec list is split
+			if len(bufs) > 0 && len(bufs)+maxVecs(p) > cap(bufs) {
+				if err := s.write(bufs, rd, &deadlineSet); err != nil {
+					return &WriteError{err}
+				}
+				bufs, hdr = bufs[:0], hdr[:0]
+			}
 			bufs, hdr = s.Wire(p, bufs, hdr)
-			// a batch of large frames is split, so the iovec list
-			// stays small
-			if len(bufs) >= sendVecs || i == len(pkts)-1 {
+			if i == len(pkts)-1 {
 				if err := s.write(bufs, rd, &deadlineSet); err != nil {
 					return &WriteError{err}
 				}

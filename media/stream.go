@@ -43,6 +43,13 @@ type Stream struct {
 	// then what it repeats is dropped
 	overlap [3]bool
 	lastTS  int64 // the last TS-lane media packet's time
+	// The FLV lane of a TS-native stream is filled only while it has
+	// readers (lazyFLV: the hub can rebuild it from the TS lane); flvOn
+	// says it is, flvSkip holds the times up to which the rebuild wrote
+	// video [0] and audio [1] (the publisher's own copies are dropped).
+	lazyFLV bool
+	flvOn   bool
+	flvSkip [2]int64
 
 	Meter   Meter
 	codecs  atomic.Pointer[CodecInfo]
@@ -144,6 +151,12 @@ func (s *Stream) attach(info PublisherInfo) *Publisher {
 	s.started = false
 	s.cont = info.Continues && s.sessions > 1
 	s.overlap = [3]bool{s.cont, s.cont, s.cont}
+	s.lazyFLV = info.Native == FormatTS && s.hub.cfg.NewTSDemuxer != nil
+	s.flvOn = s.flvReadersLocked() > 0
+	s.flvSkip = [2]int64{}
+	if s.lazyFLV && !s.flvOn {
+		s.lanes[FormatFLV].clear()
+	}
 	s.wmu.Unlock()
 	s.pub = p
 	if !s.cont {
@@ -173,6 +186,9 @@ func (s *Stream) subscribe(opt SubscribeOptions, maxReaders int) (*Reader, error
 			return nil, fmt.Errorf("%s: %w (limit %d)", s.key, ErrTooManyReaders, maxReaders)
 		}
 	}
+	if opt.Format == FormatFLV {
+		s.wantFLV()
+	}
 	l := s.lanes[opt.Format]
 	r := &Reader{
 		s: s, l: l, fmt: opt.Format, info: opt.Info,
@@ -197,7 +213,102 @@ func (s *Stream) removeReader(r *Reader) {
 		s.remux()
 		s.remux = nil
 	}
+	if r.fmt == FormatFLV && s.flvReadersLocked() == 0 {
+		s.wmu.Lock()
+		if s.lazyFLV && s.flvOn {
+			s.flvOn = false
+			s.lanes[FormatFLV].clear()
+		}
+		s.wmu.Unlock()
+	}
 	s.mu.Unlock()
+}
+
+// flvReadersLocked counts the readers of the FLV lane; s.mu is held.
+func (s *Stream) flvReadersLocked() int {
+	n := 0
+	for r := range s.readers {
+		if r.fmt == FormatFLV {
+			n++
+		}
+	}
+	return n
+}
+
+// wantFLV fills a lazy FLV lane from now on, starting from the TS lane's
+// GOP; s.mu is held.
+func (s *Stream) wantFLV() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if !s.lazyFLV || s.flvOn {
+		return
+	}
+	s.flvOn = true
+	s.backfillFLV()
+}
+
+// backfillFLV writes the FLV packets of the TS lane's GOP (the newest
+// keyframe on) into the FLV lane, on the publisher's timeline, so a first
+// FLV reader starts at once as with any GOP cache. The publisher's own
+// FLV packets of what the TS lane holds were dropped while the lane was
+// off, and those it writes from now on continue after the rebuild: the
+// demuxer emits an access unit's TS group before its FLV packets, and a
+// copy of the last rebuilt one is dropped in Write (flvSkip). Audio the
+// publisher finished after the TS lane's newest group (at most one video
+// frame's worth) is missing once. s.wmu is held: nothing is written
+// meanwhile.
+func (s *Stream) backfillFLV() {
+	ts, fl := s.lanes[FormatTS], s.lanes[FormatFLV]
+	k := ts.lastKey.Load()
+	if k == 0 || k-1 < ts.tail.Load() || !s.started {
+		return // no GOP kept, or no FLV timeline yet: start at the next keyframe
+	}
+	first := ts.at(k - 1)
+	if first == nil {
+		return
+	}
+	rm := s.hub.cfg.NewTSDemuxer()
+	var (
+		out    []*Packet
+		own    int64
+		synced bool
+	)
+	emit := func(p *Packet) {
+		switch {
+		case p.Kind == KindTS:
+			if !synced && !p.Header {
+				synced, own = true, p.Time
+			}
+		case !p.Header:
+			out = append(out, p)
+		}
+	}
+	for _, h := range ts.snapshotHeaders(nil) {
+		if h.Kind == KindTS {
+			_ = rm.Remux(h, emit)
+		}
+	}
+	for seq, head := k-1, ts.head.Load(); seq < head; seq++ {
+		if p := ts.at(seq); p != nil {
+			_ = rm.Remux(p, emit)
+		}
+	}
+	if f, ok := rm.(Flusher); ok {
+		_ = f.Flush(emit)
+	}
+	if !synced {
+		return
+	}
+	// the rebuild's clock starts afresh: map it onto the TS lane's, then
+	// onto the FLV lane's (the session's offset)
+	d := first.Time - own + s.offset
+	for _, p := range out {
+		p.Time += d
+		if i := mediaTrack(p); i >= 0 {
+			s.flvSkip[i] = max(s.flvSkip[i], p.Time)
+		}
+		fl.write(p)
+	}
 }
 
 // startRemuxLocked feeds the TS lane from the FLV lane while TS readers
@@ -398,6 +509,14 @@ func (p *Publisher) Write(pkt *Packet) error {
 				p.kicked.CompareAndSwap(nil, &err)
 				return err
 			}
+		}
+	}
+	if f == FormatFLV && s.lazyFLV && !pkt.Header {
+		if !s.flvOn {
+			return nil // nobody reads FLV: it is rebuilt from the TS lane when somebody does
+		}
+		if i := mediaTrack(pkt); i >= 0 && pkt.Time <= s.flvSkip[i] {
+			return nil // written by the rebuild
 		}
 	}
 	s.lanes[f].write(pkt)

@@ -195,7 +195,8 @@ func startClusterWith(t *testing.T, names ...string) *cluster {
 	return startClusterExtra(t, nil, names...)
 }
 
-// startClusterExtra is startClusterWith with extra TOML for some nodes.
+// startClusterExtra is startClusterWith with TOML appended to some nodes'
+// configs (by node name).
 func startClusterExtra(t *testing.T, extra map[string]string, names ...string) *cluster {
 	var sites []site
 	for _, n := range names {

@@ -91,14 +91,20 @@ type Demuxer struct {
 	ahdrSent      bool
 
 	nalus [][]byte
-	body  []byte
-	mem   slab
+	held  []*media.Packet // FLV packets of the access unit being closed, emitted after its TS group
+	hold  func(*media.Packet)
+	// separate blocks for the two lanes: the FLV lane of an SRT
+	// publisher is filled only while somebody reads it (media.Stream), and
+	// a block shared with TS packets would keep its FLV bodies alive
+	mem   slab // FLV bodies
+	tsMem slab // TS groups and PSI
 	stats DemuxStats
 }
 
 // NewDemuxer returns a Demuxer waiting for a PAT.
 func NewDemuxer() *Demuxer {
 	d := &Demuxer{pmtPID: -1, videoPID: -1, audioPID: -1, ccPSI: map[int]int{}}
+	d.hold = func(p *media.Packet) { d.held = append(d.held, p) }
 	for i := range d.pes {
 		d.pes[i].cc = -1
 	}
@@ -218,12 +224,24 @@ func (d *Demuxer) packet(pkt []byte, emit func(*media.Packet)) error {
 	}
 	startsAU := pusi && (idx == 0 || (idx == 1 && d.videoPID < 0))
 	if idx >= 0 && pusi {
-		if err := d.finishPES(idx, emit); err != nil {
+		out := emit
+		if startsAU {
+			// the access unit's TS group goes out before its FLV packets,
+			// so that whenever the TS lane lacks an access unit the FLV
+			// lane lacks it too (media.Stream rebuilds an FLV lane from
+			// the TS lane's GOP)
+			out = d.hold
+		}
+		err := d.finishPES(idx, out)
+		if startsAU {
+			d.flushGroup(emit)
+			d.emitHeld(emit)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	if startsAU {
-		d.flushGroup(emit)
 		d.groupKey, d.inGroup = false, true
 	}
 	if !d.inGroup {
@@ -263,6 +281,14 @@ func (d *Demuxer) packet(pkt []byte, emit func(*media.Packet)) error {
 	return nil
 }
 
+func (d *Demuxer) emitHeld(emit func(*media.Packet)) {
+	for i, p := range d.held {
+		emit(p)
+		d.held[i] = nil
+	}
+	d.held = d.held[:0]
+}
+
 func (d *Demuxer) flushGroup(emit func(*media.Packet)) {
 	if len(d.group) > 0 {
 		key := d.groupKey || d.videoPID < 0
@@ -274,11 +300,11 @@ func (d *Demuxer) flushGroup(emit func(*media.Packet)) {
 			d.fix.renumber(g, d.videoPID)
 		}
 		d.groupNoParams = false
-		emit(&media.Packet{Kind: media.KindTS, Time: d.groupT, Keyframe: key, Payload: d.mem.copy(g)})
-		d.group = d.group[:0]
+		emit(&media.Packet{Kind: media.KindTS, Time: d.groupT, Keyframe: key, Payload: d.tsMem.copy(g)})
+		d.group = shrink(d.group)
 	}
 	if len(d.psi) > 0 {
-		emit(&media.Packet{Kind: media.KindTS, Time: d.groupT, Header: true, Payload: d.mem.copy(d.psi)})
+		emit(&media.Packet{Kind: media.KindTS, Time: d.groupT, Header: true, Payload: d.tsMem.copy(d.psi)})
 		d.psi = d.psi[:0]
 	}
 }
@@ -414,8 +440,14 @@ func (d *Demuxer) finishPES(idx int, emit func(*media.Packet)) error {
 		return nil
 	}
 	st.started = false
-	b := st.buf
-	if st.broken {
+	err := d.parsePES(idx, st.buf, st.broken, emit)
+	st.buf = shrink(st.buf)
+	return err
+}
+
+// parsePES handles one complete PES packet b of stream idx.
+func (d *Demuxer) parsePES(idx int, b []byte, broken bool, emit func(*media.Packet)) error {
+	if broken {
 		d.stats.BadPES++
 		return d.broken()
 	}
@@ -543,6 +575,8 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) e
 		size += 4 + len(n)
 	}
 	d.nalus = keep
+	// they point into the PES buffer, which may be dropped
+	defer func() { clear(d.nalus[:cap(d.nalus)]) }()
 	t := ms(dts)
 	d.groupKey = d.groupKey || key
 	if key && (!has[1] || !has[2] || hevc && !has[0]) && d.sps != nil && d.pps != nil && (!hevc || d.vps != nil) {
@@ -565,11 +599,16 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) e
 	if pts < dts {
 		cts = -((dts - pts) / 90)
 	}
-	body := d.body[:0]
 	ft := byte(2)
 	if key {
 		ft = 1
 	}
+	hl := 5
+	if hevc {
+		hl = 8
+	}
+	// the body is built in place (no scratch as large as a keyframe)
+	body := d.mem.alloc(hl + size)[:0]
 	if hevc {
 		body = append(body, 0x80|ft<<4|1, 'h', 'v', 'c', '1', byte(cts>>16), byte(cts>>8), byte(cts))
 	} else {
@@ -579,9 +618,8 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) e
 		body = binary.BigEndian.AppendUint32(body, uint32(len(n)))
 		body = append(body, n...)
 	}
-	d.body = body
 	d.stats.Frames++
-	emit(&media.Packet{Kind: media.KindVideo, Time: t, Keyframe: key, Payload: d.mem.copy(body)})
+	emit(&media.Packet{Kind: media.KindVideo, Time: t, Keyframe: key, Payload: body})
 	return nil
 }
 
@@ -680,10 +718,11 @@ func (d *Demuxer) audioPES(es []byte, pts int64, emit func(*media.Packet)) error
 			d.asc, d.ahdrSent = asc, true
 			emit(&media.Packet{Kind: media.KindAudio, Time: ms(ts), Header: true, Payload: []byte{0xAF, 0, asc[0], asc[1]}})
 		}
-		body := append(append(d.body[:0], 0xAF, 1), es[hl:flen]...)
-		d.body = body
+		body := d.mem.alloc(2 + flen - hl)
+		body[0], body[1] = 0xAF, 1
+		copy(body[2:], es[hl:flen])
 		d.stats.Frames++
-		emit(&media.Packet{Kind: media.KindAudio, Time: ms(ts), Payload: d.mem.copy(body)})
+		emit(&media.Packet{Kind: media.KindAudio, Time: ms(ts), Payload: body})
 		es = es[flen:]
 		i++
 	}

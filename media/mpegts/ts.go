@@ -210,15 +210,35 @@ type slab struct {
 const slabSize = 64 << 10
 
 func (s *slab) copy(b []byte) []byte {
-	if len(b) > slabSize/4 {
-		out := make([]byte, len(b))
-		copy(out, b)
-		return out
+	out := s.alloc(len(b))
+	copy(out, b)
+	return out
+}
+
+// alloc returns n bytes of the slab (their content undefined) with no
+// room beyond them.
+func (s *slab) alloc(n int) []byte {
+	if n > slabSize/4 {
+		return make([]byte, n)
 	}
-	if cap(s.buf)-len(s.buf) < len(b) {
+	if cap(s.buf)-len(s.buf) < n {
 		s.buf = make([]byte, 0, slabSize)
 	}
 	start := len(s.buf)
-	s.buf = append(s.buf, b...)
-	return s.buf[start:len(s.buf):len(s.buf)]
+	s.buf = s.buf[:start+n]
+	return s.buf[start : start+n : start+n]
+}
+
+// maxScratch is the capacity above which a scratch buffer is dropped
+// once used instead of kept: the largest access unit (a keyframe) would
+// otherwise be held per publisher for good.
+const maxScratch = 64 << 10
+
+// shrink empties a scratch buffer for reuse, or drops it when it grew
+// beyond maxScratch.
+func shrink(b []byte) []byte {
+	if cap(b) > maxScratch {
+		return nil
+	}
+	return b[:0]
 }

@@ -52,6 +52,7 @@ func startNode(t *testing.T, name string, o nodeOpts) *node {
 		hc.ReconnectGrace = 0
 	}
 	hc.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
+	hc.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
 	n := testnode.Start(t, testnode.Config{
 		Name: name,
 		Hub:  hc,

@@ -37,6 +37,7 @@ type session struct {
 
 	pub    *media.Publisher
 	reader *media.Reader
+	divert func(*libsrt.Conn) error // Config.Divert took the connection
 	cancel context.CancelFunc
 	once   sync.Once
 }

@@ -31,6 +31,7 @@ func startServer(t *testing.T, cfg Config, hcfg media.HubConfig) *testServer {
 	log, logs := testmedia.Logger(t, "server")
 	if hcfg.NewTSMuxer == nil {
 		hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
+		hcfg.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
 	}
 	hub := media.NewHub(hcfg, log)
 	if cfg.Listen == "" {

@@ -103,6 +103,10 @@ type Config struct {
 	// source, e.g. the broadcaster republished through another edge;
 	// only cluster members may publish there).
 	PublishTakeover bool
+	// Divert, if set, is asked for each accepted publisher; a non-nil run
+	// takes the connection instead of the hub and returns when it is done
+	// with it (the backbone's dual-path legs, RTP-framed).
+	Divert func(id StreamID, remote net.Addr) (run func(conn *libsrt.Conn) error)
 }
 
 func (c *Config) setDefaults() {
@@ -458,12 +462,24 @@ func (s *Server) decide(req libsrt.Request) libsrt.Decision {
 		s.refuse(req.Remote.String(), req.StreamID, code, reason)
 		return libsrt.Decision{Reject: code}
 	}
-	d := libsrt.Decision{Latency: s.latency(adm.id.Action, adm.id.Key, req.Remote), PeerIdleTimeout: s.conf().PeerIdleTimeout, Tag: adm}
+	lat := s.latency(adm.id.Action, adm.id.Key, req.Remote)
+	d := libsrt.Decision{Latency: lat, PeerIdleTimeout: s.conf().PeerIdleTimeout, Tag: adm}
+	d.FC, d.RcvBuf = connBuffers(adm.id.Action == ActionPublish, lat, s.maxBitrate())
 	if p := s.passphrase(adm.id.Action, adm.id.Key); p != "" {
 		d.Passphrase = p
 		adm.pass = true
 	}
 	return d
+}
+
+// maxBitrate is the lower of the listener's and the hub's publisher
+// bitrate limits, 0 when neither is set.
+func (s *Server) maxBitrate() int64 {
+	l, h := s.conf().MaxBitrate, s.hub.MaxBitrate()
+	if l == 0 || (h > 0 && h < l) {
+		return h
+	}
+	return l
 }
 
 func (s *Server) check(req libsrt.Request) (int, string, *admission) {
@@ -563,6 +579,11 @@ func (s *Server) failed(tag any, reason int) {
 // attach connects an accepted connection to the hub.
 func (s *Server) attach(ss *session, adm *admission) error {
 	key := adm.id.Key
+	if d := s.conf().Divert; d != nil && adm.id.Action == ActionPublish {
+		if ss.divert = d(adm.id, adm.remote); ss.divert != nil {
+			return nil
+		}
+	}
 	if adm.id.Action == ActionPublish {
 		if s.conf().BeforePublish != nil {
 			s.conf().BeforePublish(key)
@@ -622,7 +643,9 @@ func (s *Server) handle(conn *libsrt.Conn) {
 	runErr := s.attach(ss, adm)
 	if runErr == nil {
 		log.Info("srt connection open", "encrypted", ss.encrypted)
-		if ss.role == ActionPublish {
+		if ss.divert != nil {
+			runErr = ss.divert(conn)
+		} else if ss.role == ActionPublish {
 			runErr = ss.publish()
 		} else {
 			runErr = ss.read()

@@ -261,6 +261,14 @@ func (c *Conn) Latency() (recv, peer time.Duration) {
 	return time.Duration(r) * time.Millisecond, time.Duration(p) * time.Millisecond
 }
 
+// Buffers returns the connection's receive buffer in bytes (SRTO_RCVBUF)
+// and its flight window in packets (SRTO_FC).
+func (c *Conn) Buffers() (rcvBuf, fc int) {
+	rcvBuf, _ = getInt(c.id, C.SRTO_RCVBUF)
+	fc, _ = getInt(c.id, C.SRTO_FC)
+	return rcvBuf, fc
+}
+
 // Encrypted reports whether the connection's data is encrypted.
 func (c *Conn) Encrypted() bool {
 	v, ok := getInt(c.id, C.SRTO_KMSTATE)

@@ -22,6 +22,18 @@ func listen(t *testing.T, cfg ListenConfig) *Listener {
 	return l
 }
 
+// accepted waits (bounded) for the connection acceptOne accepts.
+func accepted(t *testing.T, ac <-chan *Conn) *Conn {
+	t.Helper()
+	select {
+	case sc := <-ac:
+		return sc
+	case <-time.After(5 * time.Second):
+		t.Fatal("no accept")
+		return nil
+	}
+}
+
 func acceptOne(t *testing.T, l *Listener) <-chan *Conn {
 	ch := make(chan *Conn, 1)
 	go func() {
@@ -84,12 +96,7 @@ func TestDecide(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.CloseNow()
-			var sc *Conn
-			select {
-			case sc = <-ac:
-			case <-time.After(5 * time.Second):
-				t.Fatal("no accept")
-			}
+			sc := accepted(t, ac)
 			if sc.Tag() != c.wantTag || sc.StreamID() != c.opt.StreamID {
 				t.Errorf("accepted tag %v streamid %q", sc.Tag(), sc.StreamID())
 			}
@@ -249,5 +256,45 @@ func TestFailedWrongPassphrase(t *testing.T) {
 	}
 	if n := l.Pending(); n != 0 {
 		t.Errorf("%d decisions still pending", n)
+	}
+}
+
+// TestDecideBuffers: the flight window and receive buffer Decide gives a
+// connection are what libsrt allocates for it (read back from the accepted
+// socket), and data flows through the smaller buffer.
+func TestDecideBuffers(t *testing.T) {
+	l := listen(t, ListenConfig{Decide: func(r Request) Decision {
+		return Decision{FC: 300, RcvBuf: 300 * 1472}
+	}})
+	ac := acceptOne(t, l)
+	conn, err := Dial(context.Background(), l.Addr().String(), Options{StreamID: "small"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	sc := accepted(t, ac)
+	defer sc.CloseNow()
+	if rb, fc := sc.Buffers(); rb != 300*1472 || fc != 300 {
+		t.Errorf("accepted socket: rcvbuf %d fc %d, want %d and 300", rb, fc, 300*1472)
+	}
+	if rb, fc := conn.Buffers(); rb != 8192*1472 || fc != 25600 {
+		t.Errorf("caller socket: rcvbuf %d fc %d, want libsrt's defaults", rb, fc)
+	}
+	msg := []byte(strings.Repeat("y", 1316))
+	buf := make([]byte, 1500)
+	// 1000 messages in batches of 100, a third of the receive buffer (each
+	// batch waits out the latency once)
+	for b := 0; b < 10; b++ {
+		for i := 0; i < 100; i++ {
+			if _, err := conn.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < 100; i++ {
+			sc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if n, err := sc.Read(buf); err != nil || n != 1316 {
+				t.Fatalf("batch %d, read %d: %d %v", b, i, n, err)
+			}
+		}
 	}
 }

@@ -34,7 +34,13 @@ type Decision struct {
 	Passphrase      string
 	Latency         time.Duration
 	PeerIdleTimeout time.Duration
-	Tag             any // returned by the accepted Conn's Tag
+	// FC and RcvBuf replace the listener's flight window (packets) and
+	// receive buffer (bytes) for this connection; 0 keeps the listener's.
+	// libsrt allocates its loss lists and buffer index from them when the
+	// connection is accepted, so they bound its memory per connection.
+	FC     int
+	RcvBuf int
+	Tag    any // returned by the accepted Conn's Tag
 }
 
 // ListenConfig configures a Listener.
@@ -349,6 +355,17 @@ func (d Decision) apply(ns C.SRTSOCKET) error {
 	}
 	if d.PeerIdleTimeout > 0 {
 		if err := setInt(ns, C.SRTO_PEERIDLETIMEO, "peeridletimeo", ms(d.PeerIdleTimeout)); err != nil {
+			return err
+		}
+	}
+	// the flight window first: libsrt caps the receive buffer by it
+	if d.FC > 0 {
+		if err := setInt(ns, C.SRTO_FC, "fc", d.FC); err != nil {
+			return err
+		}
+	}
+	if d.RcvBuf > 0 {
+		if err := setInt(ns, C.SRTO_RCVBUF, "rcvbuf", d.RcvBuf); err != nil {
 			return err
 		}
 	}

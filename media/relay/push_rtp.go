@@ -1,0 +1,179 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/relaymesh/relaymesh/media/srt"
+)
+
+// Message is one SRT message shared by the legs that send it (a dual-path
+// RTP packet goes out on two links); the last Release recycles it.
+type Message struct {
+	B    []byte
+	refs atomic.Int32
+}
+
+var messages = sync.Pool{New: func() any { return &Message{B: make([]byte, 0, srt.MessageSize)} }}
+
+// NewMessage copies b into a pooled message that refs senders release.
+func NewMessage(b []byte, refs int) *Message {
+	m := messages.Get().(*Message)
+	m.B = append(m.B[:0], b...)
+	m.refs.Store(int32(refs))
+	return m
+}
+
+// Release drops one reference.
+func (m *Message) Release() {
+	if m.refs.Add(-1) == 0 {
+		messages.Put(m)
+	}
+}
+
+// MessageSenderConfig configures a MessageSender.
+type MessageSenderConfig struct {
+	Key        string                                           // the stream, for logs
+	Next       func(attempt int, lastErr error) (Target, error) // before each (re)connect: an srt:// target
+	Queue      int                                              // messages waiting while the link is slow or down (default 512)
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	OnState    func(Status)
+}
+
+// MessageSender sends messages over SRT as they are queued, reconnecting
+// as a Pusher does. A full queue drops the newest message (counted): a
+// dual-path leg never holds up its stream, the other leg covers.
+type MessageSender struct {
+	loop
+	cfg     MessageSenderConfig
+	q       chan *Message
+	dropped atomic.Uint64
+	sent    atomic.Uint64
+}
+
+// NewMessageSender returns a sender; Run starts it.
+func NewMessageSender(cfg MessageSenderConfig, log *slog.Logger) *MessageSender {
+	if cfg.Queue <= 0 {
+		cfg.Queue = 512
+	}
+	s := &MessageSender{cfg: cfg, q: make(chan *Message, cfg.Queue)}
+	s.setup("push", "target", cfg.Key, cfg.Next, cfg.MinBackoff, cfg.MaxBackoff, cfg.OnState, log)
+	return s
+}
+
+// Send queues m; it never blocks. The sender releases m.
+func (s *MessageSender) Send(m *Message) {
+	select {
+	case s.q <- m:
+	default:
+		s.dropped.Add(1)
+		m.Release()
+	}
+}
+
+// Status returns the link's status.
+func (s *MessageSender) Status() Status { return s.tr.status() }
+
+// Pending is the number of queued messages.
+func (s *MessageSender) Pending() int { return len(s.q) }
+
+// Sent and Dropped count messages written to SRT and dropped on a full
+// queue.
+func (s *MessageSender) Sent() uint64    { return s.sent.Load() }
+func (s *MessageSender) Dropped() uint64 { return s.dropped.Load() }
+
+// Run sends until ctx ends or Next returns ErrStop. What is queued at the
+// end is released.
+func (s *MessageSender) Run(ctx context.Context) error {
+	if s.cfg.Next == nil {
+		return fmt.Errorf("send %s: no Next function", s.cfg.Key)
+	}
+	defer func() {
+		s.tr.set(StateStopped, "", nil)
+		for {
+			select {
+			case m := <-s.q:
+				m.Release()
+			default:
+				return
+			}
+		}
+	}()
+	return s.run(ctx, func(ctx context.Context, t Target) sessionEnd {
+		ran, err := s.session(ctx, t)
+		return sessionEnd{ran: ran, err: err}
+	})
+}
+
+func (s *MessageSender) session(ctx context.Context, t Target) (time.Duration, error) {
+	sch, u, err := scheme(t.URL)
+	if err != nil {
+		return 0, err
+	}
+	if sch != "srt" {
+		return 0, fmt.Errorf("send to %s: %w %q (want srt)", Redact(t.URL), ErrUnsupportedScheme, sch)
+	}
+	target := Redact(t.URL)
+	s.tr.newSession()
+	s.tr.set(StateConnecting, target, nil)
+	if err := pinSRTHost(ctx, t, u); err != nil {
+		return 0, err
+	}
+	return s.sendSRT(ctx, t, u)
+}
+
+func (s *MessageSender) sendSRT(ctx context.Context, t Target, u *url.URL) (time.Duration, error) {
+	cfg, addr, err := srtConfig(t, u, "publish")
+	if err != nil {
+		return 0, err
+	}
+	conn, err := dialSRT(ctx, t, addr, cfg)
+	if err != nil {
+		return 0, err
+	}
+	linger := false
+	defer func() {
+		if linger {
+			conn.Close() // the peer gets what was sent
+		} else {
+			conn.CloseNow()
+		}
+	}()
+	start := time.Now()
+	s.tr.set(StateRunning, "", nil)
+	s.log.Info("push running", "target", Redact(t.URL), "encrypted", cfg.Passphrase != "")
+	stopStats := statsLoop(&s.tr, func() *SRTStats { return srtStats(conn, true, cfg.Passphrase != "") })
+	defer stopStats()
+	for {
+		select {
+		case <-ctx.Done():
+			linger = true
+			return time.Since(start), nil
+		case <-conn.Done():
+			return time.Since(start), fmt.Errorf("%w (peer idle timeout %s)", errPeerGone, cfg.PeerIdleTimeout)
+		case m := <-s.q:
+			err := srt.WriteMessage(conn, m.B, writeStall)
+			n := len(m.B)
+			m.Release()
+			switch {
+			case err == nil:
+				s.sent.Add(1)
+				s.tr.addBytes(n)
+			case ctx.Err() != nil:
+				return time.Since(start), nil
+			case errors.Is(err, io.EOF):
+				return time.Since(start), fmt.Errorf("%w (peer idle timeout %s)", errPeerGone, cfg.PeerIdleTimeout)
+			default:
+				return time.Since(start), err
+			}
+		}
+	}
+}
