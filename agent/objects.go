@@ -55,20 +55,30 @@ func (a *Agent) newObjects(cfg *Config) error {
 		return err
 	}
 	log := a.log.With("component", "objects")
-	o.flows = flow.NewManager(a.hub, log)
+	// every manager saves through one store (saveObjects skips the saves
+	// made while loading)
+	store := lifecycle.StoreFunc(func(string, string) {
+		if err := a.saveObjects(false); err != nil {
+			a.log.Error("objects not saved", "err", err)
+		}
+	})
+	env := func(limit func(ObjectsConfig) int) lifecycle.Env {
+		return lifecycle.Env{Store: store, Limit: func() int { return limit(a.objectsConfig()) }}
+	}
+	o.flows = flow.NewManager(a.hub, log, env(func(c ObjectsConfig) int { return c.MaxFlows }))
 	o.flows.OnSwitch = func(id string, sw flow.Switch) {
 		a.events.Publish(events.FlowSwitched{Flow: id, Stream: (&flow.Spec{ID: id}).Key(), From: sw.From, To: sw.To,
 			Failover: sw.Failover, Reason: sw.Reason, GapMS: sw.GapMS})
 	}
 	o.flows.Policy = a.fetchPolicy
 	o.flows.MaxOutputs = func() int { return a.objectsConfig().maxOutputs() }
-	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.objectsConfig().maxRelays() })
+	o.relays = relayrule.NewManager(a.hub, log, env(ObjectsConfig.maxRelays))
 	o.relays.Policy = a.fetchPolicy
 	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache"),
 		Policy:          a.fetchPolicy,
 		MaxDownload:     func() int64 { return a.objectsConfig().maxDownload() },
 		DownloadTimeout: func() time.Duration { return a.objectsConfig().downloadTimeout() }}
-	o.tasks = task.NewManager(deps, func() int { return a.objectsConfig().maxRunningTasks() })
+	o.tasks = task.NewManager(deps, env(ObjectsConfig.maxRunningTasks))
 	o.hooks = newTaskHooks(a)
 	if o.notifier == nil {
 		o.notifier = o.hooks.notifier
@@ -92,17 +102,17 @@ func (a *Agent) newObjects(cfg *Config) error {
 		if f.Start {
 			st = lifecycle.Running
 		}
-		if err := o.flows.Create(f.spec(), true, st); err != nil {
+		if err := o.flows.Create(f.spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st}); err != nil {
 			return fmt.Errorf("flow[%d]: %w", i, err)
 		}
 	}
 	for i := range cfg.Relays {
-		if err := o.relays.Create(cfg.Relays[i].spec(), true, true); err != nil {
+		if err := o.relays.Create(cfg.Relays[i].spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig}); err != nil {
 			return fmt.Errorf("relay[%d]: %w", i, err)
 		}
 	}
 	for i := range cfg.Tasks {
-		if err := o.tasks.Create(cfg.Tasks[i].spec(), true, lifecycle.Scheduled); err != nil {
+		if err := o.tasks.Create(cfg.Tasks[i].spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled}); err != nil {
 			return fmt.Errorf("task[%d]: %w", i, err)
 		}
 	}
@@ -127,7 +137,7 @@ func (a *Agent) newObjects(cfg *Config) error {
 		if interrupted["flow/"+f.Spec.ID] {
 			st = lifecycle.Standby
 		}
-		if err := o.flows.Create(f.Spec, false, st); err != nil {
+		if err := o.flows.Create(f.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore, State: st}); err != nil {
 			log.Error("stored flow not restored", "flow", f.Spec.ID, "err", err)
 		} else if st != f.State {
 			o.flows.Fail(f.Spec.ID, InterruptedStart)
@@ -135,7 +145,7 @@ func (a *Agent) newObjects(cfg *Config) error {
 		}
 	}
 	for _, r := range stored.Relays {
-		if err := o.relays.Create(r.Spec, false, true); err != nil {
+		if err := o.relays.Create(r.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore}); err != nil {
 			log.Error("stored relay not restored", "relay", r.Spec.ID, "err", err)
 		}
 	}
@@ -159,15 +169,9 @@ func (a *Agent) newObjects(cfg *Config) error {
 		}
 	}
 	o.loading = false
-	save := func(string) {
-		if err := a.saveObjects(false); err != nil {
-			a.log.Error("objects not saved", "err", err)
-		}
-	}
 	if len(interrupted) > 0 {
-		save("") // on disk too, so the next start does not start them either
+		store.Changed("", "") // on disk too, so the next start does not start them either
 	}
-	o.flows.OnChange, o.relays.OnChange, o.tasks.OnChange = save, save, save
 	// relay rules look at a stream as soon as it is live (or back)
 	a.subscribe("relays", func(r events.Record) {
 		switch r.Event.(type) {
@@ -344,15 +348,19 @@ func (a *Agent) prepareObjects(old, next *Config) (change, error) {
 				if f.Start {
 					st = lifecycle.Running
 				}
-				return o.flows.Create(f.spec(), true, st)
+				return o.flows.Create(f.spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st})
 			},
 			// in place: a running flow keeps its players (no window where it is gone)
 			func(f FlowConfig) error { return o.flows.Update(f.spec()) }),
 		kindOf("relay", old.Relays, next.Relays, func(r RelayConfig) string { return r.ID },
-			func(id string) { o.relays.Delete(id) },
-			func(r RelayConfig) error { return o.relays.Create(r.spec(), true, true) }, nil),
+			o.relays.Remove,
+			func(r RelayConfig) error {
+				return o.relays.Create(r.spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig})
+			}, nil),
 		kindOf("task", old.Tasks, next.Tasks, func(t TaskConfig) string { return t.ID }, o.tasks.Remove,
-			func(t TaskConfig) error { return o.tasks.Create(t.spec(), true, lifecycle.Scheduled) }, nil),
+			func(t TaskConfig) error {
+				return o.tasks.Create(t.spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled})
+			}, nil),
 	}
 	var undo []func()
 	abort := func() {

@@ -25,20 +25,17 @@ func (s *apiServer) routesObjects() {
 	routeKind(s, objectKind[flow.Spec, flow.View]{
 		name: "flow", plural: "flows", save: s.a.writeObjects,
 		list: func() []flow.View { return o.flows.List() }, get: func(id string) (flow.View, bool) { return o.flows.Get(id) },
-		create: func(spec flow.Spec) error {
-			if max := s.a.config().Objects.MaxFlows; max > 0 && len(o.flows.List()) >= max {
-				return lifecycle.Newf(lifecycle.Limit, "", "%d flows exist, the most this node keeps (objects.max_flows)", max)
-			}
-			return o.flows.Create(spec, false, "")
+		create: func(spec flow.Spec) error { return o.flows.Create(spec, lifecycle.CreateOpts{}) },
+		update: func(spec flow.Spec) error { return o.flows.Update(spec) },
+		delete: func(id string) error { return o.flows.Delete(id) },
+		remove: func(id string) error { o.flows.Remove(id); return nil },
+		restore: func(v flow.View) error {
+			return o.flows.Create(v.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore, State: v.State})
 		},
-		update:  func(spec flow.Spec) error { return o.flows.Update(spec) },
-		delete:  func(id string) error { return o.flows.Delete(id) },
-		remove:  func(id string) error { o.flows.Remove(id); return nil },
-		restore: func(v flow.View) error { return o.flows.Create(v.Spec, false, v.State) },
-		spec:    func(v flow.View) flow.Spec { return v.Spec },
+		spec: func(v flow.View) flow.Spec { return v.Spec },
 		actions: map[string]func(context.Context, string) error{
-			"start": func(_ context.Context, id string) error { return o.flows.Start(id) },
-			"stop":  func(_ context.Context, id string) error { return o.flows.Stop(id) },
+			"start": o.flows.Start,
+			"stop":  o.flows.Stop,
 		},
 		id: func(s *flow.Spec) *string { return &s.ID }, readOnly: func(v flow.View) bool { return v.ReadOnly },
 		unmask: unmaskFlow,
@@ -46,13 +43,15 @@ func (s *apiServer) routesObjects() {
 	routeKind(s, objectKind[relayrule.Spec, relayrule.View]{
 		name: "relay", plural: "relays", save: s.a.writeObjects,
 		list: func() []relayrule.View { return o.relays.List() }, get: func(id string) (relayrule.View, bool) { return o.relays.Get(id) },
-		create:  func(spec relayrule.Spec) error { return o.relays.Create(spec, false, false) },
-		update:  func(spec relayrule.Spec) error { return o.relays.Update(spec) },
-		delete:  func(id string) error { return o.relays.Delete(id) },
-		remove:  func(id string) error { return o.relays.Delete(id) },
-		restore: func(v relayrule.View) error { return o.relays.Create(v.Spec, false, true) },
-		spec:    func(v relayrule.View) relayrule.Spec { return v.Spec },
-		id:      func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
+		create: func(spec relayrule.Spec) error { return o.relays.Create(spec, lifecycle.CreateOpts{}) },
+		update: func(spec relayrule.Spec) error { return o.relays.Update(spec) },
+		delete: func(id string) error { return o.relays.Delete(id) },
+		remove: func(id string) error { return o.relays.Delete(id) },
+		restore: func(v relayrule.View) error {
+			return o.relays.Create(v.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore})
+		},
+		spec: func(v relayrule.View) relayrule.Spec { return v.Spec },
+		id:   func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
 		unmask: func(spec *relayrule.Spec, old relayrule.View) {
 			unmask(&spec.Passphrase, old.Passphrase)
 			unmaskURL(&spec.URL, old.URL)
@@ -61,7 +60,7 @@ func (s *apiServer) routesObjects() {
 	routeKind(s, objectKind[task.Spec, task.View]{
 		name: "task", plural: "tasks", save: s.a.writeObjects,
 		list: func() []task.View { return o.tasks.List() }, get: func(id string) (task.View, bool) { return o.tasks.Get(id) },
-		create: func(spec task.Spec) error { return o.tasks.Create(spec, false, "") },
+		create: func(spec task.Spec) error { return o.tasks.Create(spec, lifecycle.CreateOpts{}) },
 		update: func(spec task.Spec) error { return o.tasks.Update(spec) },
 		delete: func(id string) error { return o.tasks.Delete(id) },
 		remove: func(id string) error { o.tasks.Remove(id); return nil },
@@ -74,9 +73,9 @@ func (s *apiServer) routesObjects() {
 			return func(v task.View) bool { return f.Match(&v) }, err
 		},
 		actions: map[string]func(context.Context, string) error{
-			"start":   func(ctx context.Context, id string) error { return o.tasks.Start(ctx, id) },
-			"stop":    func(_ context.Context, id string) error { return o.tasks.Stop(id, false) },
-			"restart": func(ctx context.Context, id string) error { return o.tasks.Restart(ctx, id) },
+			"start":   o.tasks.Start,
+			"stop":    o.tasks.Stop,
+			"restart": o.tasks.Restart,
 		},
 		id: func(s *task.Spec) *string { return &s.ID }, readOnly: func(v task.View) bool { return v.ReadOnly },
 		unmask: func(spec *task.Spec, old task.View) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/lifecycle"
 )
 
 const testToken = "0123456789abcdef-objects-token"
@@ -122,7 +123,7 @@ func TestObjectsAPIErrors(t *testing.T) {
 	}
 	// t-stopped2: a Stopped task made through the manager (no callback), for
 	// the Stopped edit rules.
-	o.a.ext.objects.tasks.Create(taskSpecJSON(t, `{"id":"t-stopped2","source":{"playlist":["/srv/x.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`), false, "standby")
+	o.a.ext.objects.tasks.Create(taskSpecJSON(t, `{"id":"t-stopped2","source":{"playlist":["/srv/x.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`), lifecycle.CreateOpts{From: lifecycle.FromStore, State: lifecycle.Standby})
 
 	relay := func(extra string) string {
 		return `{"id":"rx","pattern":"live/*","url":"rtmp://h/a/b",` + extra + `}`

@@ -11,7 +11,7 @@ import (
 )
 
 func TestAuthorize(t *testing.T) {
-	m := NewManager(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewManager(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), lifecycle.Env{})
 	specs := []Spec{
 		{ID: "cam", Source: Source{Type: SrcRTMPPush, Stream: "live/cam", Allow: []string{"10.1.0.0/16"}},
 			Backup: &Source{Type: SrcSRTListener, Stream: "live/cam-b", Allow: []string{"10.2.0.0/16"}},
@@ -27,7 +27,7 @@ func TestAuthorize(t *testing.T) {
 			Outputs: []Output{{Name: "o", Type: OutRTMPPush, URL: "rtmp://192.0.2.9/c/d"}}},
 	}
 	for _, s := range specs {
-		if err := m.Create(s, false, lifecycle.Standby); err != nil {
+		if err := m.Create(s, lifecycle.CreateOpts{From: lifecycle.FromStore, State: lifecycle.Standby}); err != nil {
 			t.Fatal(err)
 		}
 	}

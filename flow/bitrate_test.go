@@ -61,7 +61,7 @@ func TestMaxBitrateCut(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := media.NewHub(media.DefaultHubConfig(), log)
 	defer hub.Close()
-	m := NewManager(hub, log)
+	m := NewManager(hub, log, lifecycle.Env{})
 	defer m.Close()
 	spec := Spec{ID: "br",
 		Source: Source{Type: SrcRTMPPush, Stream: "live/br", MaxBitrate: 1_000_000},
@@ -69,10 +69,10 @@ func TestMaxBitrateCut(t *testing.T) {
 			{Name: "small", Type: OutHTTPFLV, MaxBitrate: 500_000},
 			{Name: "big", Type: OutRTMPPull},
 		}}
-	if err := m.Create(spec, false, lifecycle.Standby); err != nil {
+	if err := m.Create(spec, lifecycle.CreateOpts{From: lifecycle.FromStore, State: lifecycle.Standby}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Start("br"); err != nil {
+	if err := m.Start(context.Background(), "br"); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -24,12 +24,16 @@ const (
 	Finished  State = "finished"
 )
 
-// transitions lists the states each state may move to.
+// transitions lists the states each state may move to; Registry checks
+// every change against it. A resting object goes to error when its start
+// is refused before it begins (a scheduled start, a restart), and to
+// finished when its window ends; a running one finishes by itself when
+// its work is done (a playlist played to the end).
 var transitions = map[State][]State{
-	Standby:   {Starting, Scheduled},
-	Scheduled: {Starting, Standby, Finished},
+	Standby:   {Starting, Scheduled, Finished, Error},
+	Scheduled: {Starting, Standby, Finished, Error},
 	Starting:  {Running, Stopping, Error},
-	Running:   {Stopping, Error},
+	Running:   {Stopping, Error, Finished},
 	Stopping:  {Standby, Finished, Error, Scheduled},
 	Error:     {Starting, Standby, Scheduled, Finished},
 	Finished:  {Starting, Standby, Scheduled},
