@@ -57,6 +57,6 @@ func (a *Agent) hlsConfig(cfg *Config) hls.Config {
 		PlayWait:       a.playWait(cfg),
 		AlwaysOn:       h.AlwaysOn,
 		TokenSessions:  cfg.Auth.Play,
-		Authorize:      a.authorizer("hls"),
+		Authorize:      a.authorize,
 	}
 }

@@ -181,9 +181,7 @@ func (a *Agent) newObjects(cfg *Config) error {
 	})
 	// per-source and per-output allowlists; the listeners log a refusal
 	// with its reason
-	a.onAuthorize = append(a.onAuthorize, func(proto, action, key string, remote net.Addr) error {
-		return o.flows.Authorize(action, proto, key, remote)
-	})
+	a.onAuthorize = append(a.onAuthorize, o.flows.Authorize)
 	// srt-listener sources and outputs: their passphrase and latency
 	a.srtFlowOptions = o.flows.SRTOptions
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -55,8 +56,8 @@ func allows(entries []string, remote net.Addr) bool {
 //     reason.
 //
 // The error says which flow, source or output refused and why.
-func (m *Manager) Authorize(action, proto, key string, remote net.Addr) (err error) {
-	m.reg.Read(func() { err = m.authorizeLocked(action, proto, key, remote) })
+func (m *Manager) Authorize(req media.Access) (err error) {
+	m.reg.Read(func() { err = m.authorizeLocked(req.Action, req.Protocol, req.Key, req.Remote) })
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/media"
 )
 
 func TestAuthorize(t *testing.T) {
@@ -62,7 +63,7 @@ func TestAuthorize(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := m.Authorize(c.action, c.proto, c.key, c.remote)
+			err := m.Authorize(media.Access{Protocol: c.proto, Action: c.action, Key: c.key, Remote: c.remote})
 			switch {
 			case c.refusal == "" && err != nil:
 				t.Fatalf("refused: %v", err)
