@@ -1,6 +1,8 @@
-// Package lifecycle is the state machine and the edit rules shared by
-// flows, relays and pseudo-live tasks, and the error type that names the
-// field and the rule an API call broke.
+// Package lifecycle is the object kernel shared by flows, relays and
+// pseudo-live tasks: the state machine and its transitions, the edit
+// rules, the registry that holds the objects (transitions checked on
+// every change, limits, persistence, clock), and the error type that
+// names the field and the rule an API call broke.
 package lifecycle
 
 import (
