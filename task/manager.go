@@ -67,8 +67,16 @@ type Manager struct {
 	DefaultCallback func() string
 
 	reg *lifecycle.Registry[object]
-	wg  sync.WaitGroup
+	// wg holds every goroutine the manager starts; each is added under
+	// the registry's lock unless closing (set under it by Close), so
+	// Close's wait sees them all.
+	wg      sync.WaitGroup
+	closing bool
 }
+
+// errClosing refuses a start while the manager closes: the task keeps
+// its state, so the node's next start resumes it.
+var errClosing = errors.New("the node is stopping")
 
 // NewManager returns an empty manager; env.Limit is
 // objects.max_running_tasks, read on every start.
@@ -146,7 +154,7 @@ func (m *Manager) create(spec Spec, opts lifecycle.CreateOpts, at *Position) err
 		return err
 	}
 	if state.Active() {
-		if err := m.start(context.Background(), spec.ID); err != nil {
+		if err := m.start(context.Background(), spec.ID); err != nil && !errors.Is(err, errClosing) {
 			m.fail(spec.ID, err)
 		}
 	}
@@ -281,15 +289,27 @@ func (m *Manager) start(ctx context.Context, id string) error {
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	var closing bool
 	m.reg.With(e, func(e *entry) {
+		if closing = m.closing; closing {
+			return // it stays starting: the node's next start starts it
+		}
 		e.Obj.cancel, e.Obj.done, e.Obj.stopState = cancel, done, lifecycle.Standby
 		if download {
 			e.Obj.preparing = true
 		} else {
 			m.playLocked(e, spec, paths)
 		}
+		m.wg.Add(1)
 	})
-	m.wg.Go(func() { m.run(rctx, e, spec, download, done) })
+	if closing {
+		cancel()
+		return errClosing
+	}
+	go func() {
+		defer m.wg.Done()
+		m.run(rctx, e, spec, download, done)
+	}()
 	return nil
 }
 
@@ -453,7 +473,8 @@ func (m *Manager) tick(ctx context.Context) {
 			finish = append(finish, e.ID)
 		case e.State() == lifecycle.Scheduled && ended:
 			m.move(e, lifecycle.Finished, "the time window ended before the task started", "finished")
-		case e.State() == lifecycle.Scheduled && lifecycle.Due(e.Obj.spec.Start, now):
+		case e.State() == lifecycle.Scheduled && lifecycle.Due(e.Obj.spec.Start, now) && !m.closing:
+			m.wg.Add(1)
 			start = append(start, e.ID)
 		}
 	})
@@ -462,7 +483,8 @@ func (m *Manager) tick(ctx context.Context) {
 	}
 	for _, id := range start {
 		go func() {
-			if err := m.start(ctx, id); err != nil {
+			defer m.wg.Done()
+			if err := m.start(ctx, id); err != nil && !errors.Is(err, errClosing) {
 				m.fail(id, err)
 			}
 		}()
@@ -519,12 +541,15 @@ func (m *Manager) Remove(id string) {
 // so a restart resumes running tasks.
 func (m *Manager) Close() error {
 	var dones []chan struct{}
-	m.reg.Each(func(e *entry) {
-		if e.Obj.cancel != nil {
-			e.Obj.stopState = ""
-			e.Obj.cancel()
-			dones = append(dones, e.Obj.done)
-		}
+	m.reg.Read(func() {
+		m.closing = true
+		m.reg.EachLocked(func(e *entry) {
+			if e.Obj.cancel != nil {
+				e.Obj.stopState = ""
+				e.Obj.cancel()
+				dones = append(dones, e.Obj.done)
+			}
+		})
 	})
 	for _, d := range dones {
 		<-d
