@@ -3,6 +3,8 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -63,5 +65,19 @@ func TestSignedSRTStreamIDs(t *testing.T) {
 	}
 	if out, err := read("read:" + sign("play", "live/ssec")); err != nil {
 		t.Errorf("a read with a play token: %v: %s", err, out)
+	}
+	// the same request on HTTP-FLV: a play token admits, two are malformed
+	_, query, _ := strings.Cut(sign("play", "live/ssec"), "?")
+	if res, err := testmedia.Read(context.Background(), a.flv("live/ssec")+"?"+query, 2*time.Second); err != nil || res.VideoFrames == 0 {
+		t.Errorf("HTTP-FLV play with a play token: %v, %+v", err, res)
+	}
+	resp, err := http.Get(a.flv("live/ssec") + "?" + query + "&" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "appears more than once") {
+		t.Errorf("two tokens: %d %q, want 403 saying the token appears more than once", resp.StatusCode, body)
 	}
 }
