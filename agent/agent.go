@@ -21,7 +21,9 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/relaymesh/relaymesh/api"
 	"github.com/relaymesh/relaymesh/auth"
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/hls"
@@ -50,10 +52,10 @@ type Agent struct {
 	webrtc  *webrtc.Server
 	hls     *hls.Server // HLS on the HTTP listener; nil when [hls] is off
 	srt     *srt.Server
-	api     *apiServer
+	api     *api.Server
 	access  atomic.Pointer[accessPolicy]
 	cfgMu   sync.Mutex
-	cfg     *Config
+	cfg     *config.Config
 	closers []func() error
 	runners []func(context.Context) error
 	// beforeDrain runs first on shutdown (leave the cluster, move streams
@@ -66,7 +68,9 @@ type Agent struct {
 	// onAuthorize are further gates on publish and play (flows' own
 	// allowlists), asked after the node's allowlist and signed URL.
 	onAuthorize []media.Authorizer
-	ext         extensions
+	cluster     clusterState // gossip, backbone, edge and center roles: cluster.go
+	ops         opsState     // QoS and webhooks: ops.go
+	objects     objectsState // flows, relays and tasks: objects.go
 	stopping    chan struct{}
 	// reloads carries `relaymesh reload` requests from the control socket
 	// to Run's loop, which answers on the inner channel.
@@ -82,7 +86,7 @@ type Agent struct {
 	spareSRTAddr string
 	// preparing is the config a reload is preparing, nil outside one
 	// (objectsConfig).
-	preparing atomic.Pointer[Config]
+	preparing atomic.Pointer[config.Config]
 	// spawn runs a component built after Run started (a rebound
 	// listener) under Run's context; nil before Run.
 	spawn func(run func(context.Context) error)
@@ -98,9 +102,9 @@ type accessPolicy struct {
 
 // New builds the node's components and binds every listener, so an
 // address in use fails here.
-func New(cfg *Config, path string, logOut io.Writer) (_ *Agent, err error) {
+func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error) {
 	level := new(slog.LevelVar)
-	level.Set(cfg.logLevel())
+	level.Set(cfg.SlogLevel())
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level, ReplaceAttr: maskLogAttr})).With("node", cfg.Node.ResolveName())
 	a := &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{}),
 		reloads: make(chan chan error), rtDir: agentRuntimeDir()}
@@ -173,7 +177,7 @@ func New(cfg *Config, path string, logOut io.Writer) (_ *Agent, err error) {
 		a.add(c.Run, c.Close)
 	}
 	if cfg.API.Listen != "" {
-		a.api, err = newAPI(a, cfg)
+		a.api, err = a.newAPI(cfg.API.Listen)
 		if err != nil {
 			return nil, listenErr("api.listen", cfg.API.Listen, err)
 		}
@@ -202,13 +206,13 @@ func (a *Agent) add(run func(context.Context) error, close func() error) {
 }
 
 // config returns the config in force.
-func (a *Agent) config() *Config {
+func (a *Agent) config() *config.Config {
 	a.cfgMu.Lock()
 	defer a.cfgMu.Unlock()
 	return a.cfg
 }
 
-func applyLimits(h *media.HubConfig, cfg *Config) {
+func applyLimits(h *media.HubConfig, cfg *config.Config) {
 	l := cfg.Limits
 	h.MaxPublishers = l.MaxPublishers
 	h.MaxReaders = l.MaxReadersPerStream
@@ -220,7 +224,7 @@ func applyLimits(h *media.HubConfig, cfg *Config) {
 	}
 }
 
-func policyOf(cfg *Config) (accessPolicy, error) {
+func policyOf(cfg *config.Config) (accessPolicy, error) {
 	var p accessPolicy
 	var err error
 	p.publishAuth, p.playAuth = cfg.Auth.Publish, cfg.Auth.Play
@@ -275,7 +279,7 @@ func (a *Agent) authorize(req media.Access) error {
 	return nil
 }
 
-func (a *Agent) rtmpConfig(cfg *Config) rtmp.Config {
+func (a *Agent) rtmpConfig(cfg *config.Config) rtmp.Config {
 	return rtmp.Config{
 		Listen:           cfg.RTMP.Listen,
 		HandshakeTimeout: cfg.Limits.HandshakeTimeout.Duration(),
@@ -288,7 +292,7 @@ func (a *Agent) rtmpConfig(cfg *Config) rtmp.Config {
 	}
 }
 
-func (a *Agent) httpflvConfig(cfg *Config) httpflv.Config {
+func (a *Agent) httpflvConfig(cfg *config.Config) httpflv.Config {
 	return httpflv.Config{
 		Listen:         cfg.HTTP.Listen,
 		WriteTimeout:   cfg.Limits.WriteTimeout.Duration(),
@@ -436,7 +440,7 @@ func (a *Agent) Reload() error {
 	defer daemon.SdNotify(false, daemon.SdNotifyReady)
 	err := a.reload()
 	if err != nil {
-		a.log.Error("reload refused; the old config stays in force", "problems", flattenErrors(err))
+		a.log.Error("reload refused; the old config stays in force", "problems", config.Problems(err))
 		return err
 	}
 	return nil
@@ -455,7 +459,7 @@ type change struct {
 // config in force everywhere (listeners where they were, no object
 // touched), so the next valid reload succeeds.
 func (a *Agent) reload() error {
-	next, err := loadConfig(a.path)
+	next, err := config.LoadFile(a.path)
 	if err == nil {
 		err = next.CheckFiles()
 	}
@@ -463,7 +467,7 @@ func (a *Agent) reload() error {
 		return err
 	}
 	old := a.config()
-	d := Diff(old, next)
+	d := config.Diff(old, next)
 	if len(d.NeedsRestart) > 0 {
 		return fmt.Errorf("these settings need a restart (systemctl restart relaymesh): %v", d.NeedsRestart)
 	}
@@ -471,10 +475,10 @@ func (a *Agent) reload() error {
 	// later refusal (QoS on the interface, objects) come last
 	steps := []struct {
 		name    string
-		prepare func(old, next *Config) (change, error)
+		prepare func(old, next *config.Config) (change, error)
 	}{
 		{"access", a.prepareAccess},
-		{"listeners", func(_, next *Config) (change, error) { return a.prepareListeners(next, d.Listeners) }},
+		{"listeners", func(_, next *config.Config) (change, error) { return a.prepareListeners(next, d.Listeners) }},
 		{"settings", a.prepareSettings},
 		{"cluster", a.prepareCluster},
 		{"ops", a.prepareOps},
@@ -510,7 +514,7 @@ func (a *Agent) reload() error {
 }
 
 // prepareAccess loads the signing key and allowlists of [auth].
-func (a *Agent) prepareAccess(_, next *Config) (change, error) {
+func (a *Agent) prepareAccess(_, next *config.Config) (change, error) {
 	pol, err := policyOf(next)
 	if err != nil {
 		return change{}, err
@@ -522,7 +526,7 @@ func (a *Agent) prepareAccess(_, next *Config) (change, error) {
 // take without a new socket: limits, timeouts, SRT latency, passphrases,
 // [[srt_stream]] and srt.max_connections, the log level. A listener that
 // moves (prepareListeners) is built from next already.
-func (a *Agent) prepareSettings(old, next *Config) (change, error) {
+func (a *Agent) prepareSettings(old, next *config.Config) (change, error) {
 	var srtCommit func()
 	if a.srt != nil && next.SRT.Listen == old.SRT.Listen {
 		var err error
@@ -531,7 +535,7 @@ func (a *Agent) prepareSettings(old, next *Config) (change, error) {
 		}
 	}
 	return change{commit: func() {
-		a.level.Set(next.logLevel())
+		a.level.Set(next.SlogLevel())
 		h := media.DefaultHubConfig()
 		applyLimits(&h, next)
 		a.hub.SetLimits(h.MaxPublishers, h.MaxReaders, h.MaxBitrate, h.Takeover, h.ReconnectGrace)
@@ -560,7 +564,7 @@ type listeners struct {
 	rtmp    *rtmp.Server
 	httpflv *httpflv.Server
 	srt     *srt.Server
-	api     *apiServer
+	api     *api.Server
 }
 
 func (a *Agent) listeners() listeners {
@@ -587,8 +591,8 @@ func (a *Agent) listenAddr(which string) string {
 
 // checkWarnings are problems of the machine, not of the config, that
 // `relaymesh check` reports.
-func checkWarnings(cfg *Config) []string {
-	return slices.Concat(cfg.FileWarnings(), srtWarnings(cfg), qosWarnings(cfg))
+func checkWarnings(cfg *config.Config) []string {
+	return slices.Concat(cfg.FileWarnings(), srtWarnings(cfg), cfg.QoSWarnings())
 }
 
 // prepareListeners binds a new socket for every listener whose address
@@ -596,7 +600,7 @@ func checkWarnings(cfg *Config) []string {
 // commit starts each new server and only then closes the old one, abort
 // closes the new sockets. Connections on an old listener end with it;
 // every other listener and connection is untouched.
-func (a *Agent) prepareListeners(next *Config, changed []string) (change, error) {
+func (a *Agent) prepareListeners(next *config.Config, changed []string) (change, error) {
 	type move struct {
 		name, from string
 		run        func(context.Context) error    // nil when the listener is turned off
@@ -644,9 +648,9 @@ func (a *Agent) prepareListeners(next *Config, changed []string) (change, error)
 			}
 			m.swap = func() func() error { old := a.srt; a.srt = s; return closerOf(old) }
 		case "api":
-			var s *apiServer
+			var s *api.Server
 			if next.API.Listen != "" {
-				if s, err = newAPI(a, next); err == nil {
+				if s, err = a.newAPI(next.API.Listen); err == nil {
 					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
 				err = listenErrIf("api.listen", next.API.Listen, err)

@@ -5,21 +5,17 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
-	"net/url"
 	"reflect"
 	"strconv"
 	"sync/atomic"
 	"time"
 
-	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/center"
-	"github.com/relaymesh/relaymesh/client"
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
@@ -38,11 +34,9 @@ const (
 	// leaveSettle is the least time a leaving center keeps its edges'
 	// uplinks, for their make-before-break moves to start elsewhere.
 	leaveSettle = 2 * time.Second
-	// locateTokenTTL is how long the signed ingest URLs of locate last.
-	locateTokenTTL = 6 * time.Hour
 )
 
-// clusterState is the agent's cluster state (see extensions.go).
+// clusterState is the agent's cluster part (Agent.cluster).
 type clusterState struct {
 	gossip  *gossip.Cluster
 	center  *center.Center
@@ -52,12 +46,12 @@ type clusterState struct {
 
 // newCluster builds the cluster components from cfg and registers them with
 // a.add (run and close) and a.beforeDrain.
-func (a *Agent) newCluster(cfg *Config) error {
+func (a *Agent) newCluster(cfg *config.Config) error {
 	cc := cfg.Cluster
 	if !cc.Enabled {
 		return nil
 	}
-	cs := &a.ext.cluster
+	cs := &a.cluster
 	table, err := cfg.LocationTable()
 	if err != nil {
 		return err
@@ -120,12 +114,12 @@ func (a *Agent) newCluster(cfg *Config) error {
 	latency := func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) }
 	if cfg.Node.RunsCenter() {
 		listen := ""
-		if cfg.Node.Role == RoleCenter || cc.BackboneListen != "" {
+		if cfg.Node.Role == config.RoleCenter || cc.BackboneListen != "" {
 			listen = cc.BackboneAddr()
 		}
 		c, err := center.New(center.Config{
 			Listen: listen, Passphrase: pass, Latency: latency, DSCP: cc.DSCPMark(),
-			IdleTimeout: BackboneIdleTimeout, ReadTimeout: cfg.Limits.ReadTimeout.Duration(),
+			IdleTimeout: config.BackboneIdleTimeout, ReadTimeout: cfg.Limits.ReadTimeout.Duration(),
 			PlayWait: clusterPlayWait,
 		}, a.hub, g, a.log)
 		if err != nil {
@@ -136,7 +130,7 @@ func (a *Agent) newCluster(cfg *Config) error {
 		a.subscribe("center", c.HandleEvent)
 		a.onMissing = append(a.onMissing, c.Missing)
 	}
-	if cfg.Node.Role == RoleEdge {
+	if cfg.Node.Role == config.RoleEdge {
 		u, err := edge.New(a.uplinkConfig(cfg, pass), a.hub, g, a.log)
 		if err != nil {
 			return err
@@ -168,10 +162,10 @@ func splitHostPort(s string) (string, int, error) {
 	return h, n, nil
 }
 
-func (a *Agent) uplinkConfig(cfg *Config, pass string) edge.Config {
+func (a *Agent) uplinkConfig(cfg *config.Config, pass string) edge.Config {
 	cc := cfg.Cluster
 	return edge.Config{
-		Routes: RoutesOf(cfg.Routes), Passphrase: pass, DSCP: cc.DSCPMark(), IdleTimeout: BackboneIdleTimeout,
+		Routes: config.RoutesOf(cfg.Routes), Passphrase: pass, DSCP: cc.DSCPMark(), IdleTimeout: config.BackboneIdleTimeout,
 		Latency: func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) },
 		Events:  a.events,
 	}
@@ -179,7 +173,7 @@ func (a *Agent) uplinkConfig(cfg *Config, pass string) edge.Config {
 
 // clusterAddrs are the addresses this node advertises: the listeners'
 // ports on the gossip address.
-func (a *Agent) clusterAddrs(cfg *Config, ip netip.Addr) gossip.Addrs {
+func (a *Agent) clusterAddrs(cfg *config.Config, ip netip.Addr) gossip.Addrs {
 	port := func(addr net.Addr) string {
 		if addr == nil {
 			return ""
@@ -200,12 +194,12 @@ func (a *Agent) clusterAddrs(cfg *Config, ip netip.Addr) gossip.Addrs {
 	if a.httpflv != nil {
 		ad.HTTPFLV = port(a.httpflv.Addr())
 	}
-	if cfg.API.Listen != "" && !cfgIsLoopback(cfg.API.Listen) {
+	if cfg.API.Listen != "" && !config.IsLoopback(cfg.API.Listen) {
 		if _, p, err := net.SplitHostPort(cfg.API.Listen); err == nil {
 			ad.API = net.JoinHostPort(ip.String(), p)
 		}
 	}
-	if c := a.ext.cluster.center; c != nil && c.Addr() != nil {
+	if c := a.cluster.center; c != nil && c.Addr() != nil {
 		ad.Backbone = port(c.Addr())
 	}
 	return ad
@@ -236,7 +230,7 @@ func (a *Agent) clusterEvent(e gossip.Event) {
 
 // reportLoad feeds gossip the node's load from the hub every second.
 func (a *Agent) reportLoad(ctx context.Context) error {
-	g := a.ext.cluster.gossip
+	g := a.cluster.gossip
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -267,7 +261,7 @@ func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 // new centers, also make-before-break. Only then are its own players
 // ended (drain).
 func (a *Agent) leaveCluster() {
-	cs := &a.ext.cluster
+	cs := &a.cluster
 	if cs.gossip == nil {
 		return
 	}
@@ -312,8 +306,8 @@ func backboneLinks(s *srt.Server) (uplinks, pulls int) {
 // prepareCluster reads the location table and the backbone key of next
 // (its keys that need a restart were refused before, by Diff); commit
 // puts the table, the uplink routes and the capacity in force.
-func (a *Agent) prepareCluster(_, next *Config) (change, error) {
-	cs := &a.ext.cluster
+func (a *Agent) prepareCluster(_, next *config.Config) (change, error) {
+	cs := &a.cluster
 	if cs.gossip == nil {
 		return change{}, nil
 	}
@@ -336,8 +330,8 @@ func (a *Agent) prepareCluster(_, next *Config) (change, error) {
 // advertise tells the cluster what this node offers under cfg: its
 // capacity and the listeners' addresses as bound now, so a moved listener
 // is advertised (and located) at its new port.
-func (a *Agent) advertise(cfg *Config) {
-	g := a.ext.cluster.gossip
+func (a *Agent) advertise(cfg *config.Config) {
+	g := a.cluster.gossip
 	if g == nil {
 		return
 	}
@@ -352,176 +346,9 @@ func (a *Agent) advertise(cfg *Config) {
 	}
 }
 
-// routesCluster registers the cluster API endpoints on s.mux.
-func (s *apiServer) routesCluster() {
-	s.mux.HandleFunc("GET /v1/nodes", s.nodes)
-	s.mux.HandleFunc("GET /v1/locate", s.locate)
-	s.mux.HandleFunc("GET /v1/directory", s.directory)
-	s.mux.HandleFunc("GET /v1/links", s.links)
-}
-
-func (s *apiServer) clusterOff(w http.ResponseWriter) bool {
-	if s.a.ext.cluster.gossip == nil {
-		writeError(w, http.StatusNotFound, "cluster_disabled", "this node is not in a cluster: set [cluster] enabled = true", "")
-		return true
-	}
-	return false
-}
-
-func (s *apiServer) nodes(w http.ResponseWriter, r *http.Request) {
-	if s.clusterOff(w) {
-		return
-	}
-	out := []client.Node{}
-	for _, m := range s.a.ext.cluster.gossip.Members() {
-		v := client.Node{
-			Name: m.Name, Role: string(m.Meta.Role), Site: m.Meta.Site, Region: m.Meta.Region,
-			State: m.State.String(), Local: m.Local,
-			Streams: m.Meta.Load.Streams, MbpsIn: m.Meta.Load.MbpsIn, MbpsOut: m.Meta.Load.MbpsOut,
-			Version: m.Meta.Version, Updated: m.Updated,
-			Addrs: map[string]string{},
-		}
-		v.Capacity = client.Capacity{MaxStreams: m.Meta.Capacity.MaxStreams, MaxMbps: m.Meta.Capacity.MaxMbps}
-		if m.RTTKnown && !m.Local {
-			ms := float64(m.RTT.Microseconds()) / 1000
-			v.RTTMs = &ms
-		} else if m.Local {
-			zero := 0.0
-			v.RTTMs = &zero
-		}
-		if !m.MeasuredAt.IsZero() && !m.Local {
-			ms := float64(m.MeasuredRTT.Microseconds()) / 1000
-			v.PingMs = &ms
-		}
-		for k, a := range map[string]string{"gossip": m.Addr.String(), "rtmp": m.Meta.Addrs.RTMP, "srt": m.Meta.Addrs.SRT,
-			"http": m.Meta.Addrs.HTTPFLV, "api": m.Meta.Addrs.API, "backbone": m.Meta.Addrs.Backbone} {
-			if a != "" {
-				v.Addrs[k] = a
-			}
-		}
-		out = append(out, v)
-	}
-	writeJSON(w, http.StatusOK, client.Nodes{Node: s.a.ext.cluster.gossip.Name(), Nodes: out})
-}
-
-func (s *apiServer) directory(w http.ResponseWriter, r *http.Request) {
-	if s.clusterOff(w) {
-		return
-	}
-	out := client.Directory{Streams: []client.DirectoryEntry{}}
-	for _, e := range s.a.ext.cluster.gossip.Directory() {
-		if !e.Deleted {
-			out.Streams = append(out.Streams, client.DirectoryEntry{Stream: e.Stream, Node: e.Node, Version: e.Version, Updated: e.Updated})
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// links lists this node's backbone links: edge uplinks, on-demand pulls
-// and the backbone listener's connections.
-func (s *apiServer) links(w http.ResponseWriter, r *http.Request) {
-	if s.clusterOff(w) {
-		return
-	}
-	cs := &s.a.ext.cluster
-	out := client.Links{Uplinks: []edge.Status{}, Pulls: []center.PullStatus{}, Backbone: []srt.ConnStats{}}
-	if cs.uplinks != nil {
-		out.Uplinks = cs.uplinks.Streams()
-	}
-	if cs.center != nil {
-		out.Pulls = cs.center.Pulls()
-		if b := cs.center.Backbone(); b != nil {
-			out.Backbone = b.Stats()
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *apiServer) locate(w http.ResponseWriter, r *http.Request) {
-	if s.clusterOff(w) {
-		return
-	}
-	q := r.URL.Query()
-	app, name := q.Get("app"), q.Get("stream")
-	key := app + "/" + name
-	if err := checkStreamKey(key); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "app and stream must name a stream, e.g. app=live&stream=cam1", "stream")
-		return
-	}
-	clientStr := q.Get("client")
-	if clientStr == "" {
-		clientStr = r.RemoteAddr
-	}
-	addr, err := parseClient(clientStr)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("client: %q is not an IP address", clientStr), "client")
-		return
-	}
-	cs := &s.a.ext.cluster
-	table := *cs.locs.Load()
-	edges, err := cs.gossip.Locate(addr, table)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "no_edge", err.Error(), "")
-		return
-	}
-	loc, found := table.Lookup(addr)
-	pol := s.a.access.Load()
-	token := ""
-	if pol.publishAuth && s.locateSigns(r) {
-		token = auth.Sign(pol.key, auth.ActionPublish, key, time.Now().Add(locateTokenTTL))
-	}
-	views := make([]client.Ingest, 0, 3)
-	for _, m := range edges[:min(3, len(edges))] {
-		v := client.Ingest{Node: m.Name, Site: m.Meta.Site}
-		if m.Meta.Addrs.RTMP != "" {
-			v.RTMP = "rtmp://" + m.Meta.Addrs.RTMP + "/" + key
-			if token != "" {
-				v.RTMP += "?" + token
-			}
-		}
-		if m.Meta.Addrs.SRT != "" {
-			sid := "publish:" + key
-			if token != "" {
-				sid += "?" + token
-			}
-			v.SRT = "srt://" + m.Meta.Addrs.SRT + "?streamid=" + url.QueryEscape(sid)
-		}
-		if found && m.Meta.HasLocation() {
-			v.DistanceKm = float64(int64(gossip.Haversine(loc.Lat, loc.Lon, m.Meta.Lat, m.Meta.Lon)))
-		}
-		views = append(views, v)
-	}
-	res := client.Located{Stream: key, Client: addr.String(), Edge: views[0], Alternates: views[1:]}
-	if found {
-		res.Location = &client.ClientLocation{CIDR: loc.CIDR.String(), Site: loc.Site, Lat: loc.Lat, Lon: loc.Lon}
-	}
-	if token != "" {
-		exp := time.Now().Add(locateTokenTTL).UTC().Truncate(time.Second)
-		res.Expires = &exp
-	}
-	writeJSONUnmasked(w, http.StatusOK, res) // the URLs are the answer: the caller may publish there
-}
-
-func checkStreamKey(key string) error {
-	var ps cfgProblems
-	ps.streamKey("stream", key)
-	return ps.err()
-}
-
-func parseClient(s string) (netip.Addr, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, errors.New("not an IP")
-	}
-	return a.Unmap(), nil
-}
-
 // playWait is how long a player may wait for a stream that is not live on
 // this node (a center pulls it on demand meanwhile).
-func (a *Agent) playWait(cfg *Config) time.Duration {
+func (a *Agent) playWait(cfg *config.Config) time.Duration {
 	if cfg.Cluster.Enabled && cfg.Node.RunsCenter() {
 		return clusterPlayWait
 	}

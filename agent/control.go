@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/client"
+	"github.com/relaymesh/relaymesh/config"
 )
 
 const (
@@ -113,7 +114,7 @@ func (s *controlServer) reload(w http.ResponseWriter, r *http.Request) {
 	select {
 	case err := <-reply:
 		if err != nil {
-			answer(http.StatusConflict, reloadVerdict{Problems: flattenErrors(err)})
+			answer(http.StatusConflict, reloadVerdict{Problems: config.Problems(err)})
 			return
 		}
 		answer(http.StatusOK, reloadVerdict{Reloaded: true})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/events"
 )
 
@@ -25,26 +26,26 @@ func (a *Agent) opsEvent(r events.Record) {
 	switch e := r.Event.(type) {
 	case events.StreamPublished:
 		a.log.Info("stream published", "stream", e.Stream, "protocol", e.Protocol, "remote", e.Remote)
-		a.notify(EventStreamPublished, map[string]any{"stream": e.Stream, "protocol": e.Protocol})
+		a.notify(config.EventStreamPublished, map[string]any{"stream": e.Stream, "protocol": e.Protocol})
 	case events.StreamReconnected:
 		a.log.Info("stream publisher reconnected", "stream", e.Stream, "protocol", e.Protocol, "remote", e.Remote, "takeover", e.Takeover)
-		a.notify(EventStreamReconnected, map[string]any{"stream": e.Stream, "protocol": e.Protocol, "takeover": e.Takeover})
+		a.notify(config.EventStreamReconnected, map[string]any{"stream": e.Stream, "protocol": e.Protocol, "takeover": e.Takeover})
 	case events.StreamEnded:
 		a.log.Info("stream ended", "stream", e.Stream, "reason", e.Reason)
-		a.notify(EventStreamUnpublished, map[string]any{"stream": e.Stream, "reason": e.Reason})
+		a.notify(config.EventStreamUnpublished, map[string]any{"stream": e.Stream, "reason": e.Reason})
 	case events.FlowSwitched:
 		dir := "backup->primary"
 		if e.Failover {
 			dir = "primary->backup"
 		}
-		a.notify(EventStreamFailover, map[string]any{"flow": e.Flow, "stream": e.Stream, "from": e.From, "to": e.To,
+		a.notify(config.EventStreamFailover, map[string]any{"flow": e.Flow, "stream": e.Stream, "from": e.From, "to": e.To,
 			"direction": dir, "reason": e.Reason, "gap_ms": e.GapMS})
 	case events.MemberJoined:
-		a.notify(EventMemberJoin, memberData(e.Member))
+		a.notify(config.EventMemberJoin, memberData(e.Member))
 	case events.MemberLeft:
-		a.notify(EventMemberLeave, memberLeave(e.Member, "left", e.Streams))
+		a.notify(config.EventMemberLeave, memberLeave(e.Member, "left", e.Streams))
 	case events.MemberFailed:
-		a.notify(EventMemberLeave, memberLeave(e.Member, "failed", e.Streams))
+		a.notify(config.EventMemberLeave, memberLeave(e.Member, "failed", e.Streams))
 	case events.Missed:
 		a.log.Warn("webhooks missed node events: the ops subscriber fell behind", "missed", e.N, "first_seq", e.First, "last_seq", e.Last)
 	}

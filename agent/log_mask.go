@@ -1,12 +1,14 @@
 package agent
 
-// This file masks secrets in every log line, as api_mask.go does in the
-// API's answers: a URL in a message or value has its stream key and
+// This file masks secrets in every log line, as package api does in its
+// answers: a URL in a message or value has its stream key and
 // tokens hidden, a passphrase attribute is replaced.
 
 import (
 	"log/slog"
 	"strings"
+
+	"github.com/relaymesh/relaymesh/api"
 )
 
 // maskLogAttr is the log handler's ReplaceAttr.
@@ -15,15 +17,15 @@ func maskLogAttr(_ []string, a slog.Attr) slog.Attr {
 	case slog.KindString:
 		s := a.Value.String()
 		if s != "" && strings.Contains(strings.ToLower(a.Key), "passphrase") {
-			return slog.String(a.Key, masked)
+			return slog.String(a.Key, api.Masked)
 		}
-		if m := maskInString(s); m != s {
+		if m := api.MaskText(s); m != s {
 			return slog.String(a.Key, m)
 		}
 	case slog.KindAny:
 		if err, ok := a.Value.Any().(error); ok {
 			s := err.Error()
-			if m := maskInString(s); m != s {
+			if m := api.MaskText(s); m != s {
 				return slog.String(a.Key, m)
 			}
 		}

@@ -34,7 +34,7 @@ func (c *agentCollector) describeCluster(ch chan<- *prometheus.Desc) {
 }
 
 func (c *agentCollector) collectCluster(ch chan<- prometheus.Metric) {
-	cs := &c.a.ext.cluster
+	cs := &c.a.cluster
 	if cs.gossip == nil {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/promtest"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
@@ -16,8 +17,8 @@ import (
 
 // testAgentConfig is a standalone config on loopback ports chosen by the
 // kernel, with its data under a temp dir.
-func testAgentConfig(t *testing.T) *Config {
-	cfg := Default()
+func testAgentConfig(t *testing.T) *config.Config {
+	cfg := config.Default()
 	cfg.Node.Name = "metrics-node"
 	cfg.Node.DataDir = t.TempDir()
 	cfg.RTMP.Listen = "127.0.0.1:0"
@@ -29,7 +30,7 @@ func testAgentConfig(t *testing.T) *Config {
 }
 
 // runAgent builds and runs an agent in this process until the test ends.
-func runAgent(t *testing.T, cfg *Config) (*Agent, *testmedia.LogBuffer) {
+func runAgent(t *testing.T, cfg *config.Config) (*Agent, *testmedia.LogBuffer) {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

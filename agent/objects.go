@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
@@ -21,7 +22,7 @@ import (
 	"github.com/relaymesh/relaymesh/task"
 )
 
-// objectsState is the agent's objects state (see extensions.go).
+// objectsState is the agent's objects part (Agent.objects).
 type objectsState struct {
 	flows   *flow.Manager
 	relays  *relayrule.Manager
@@ -41,8 +42,8 @@ type objectsState struct {
 
 // newObjects builds the objects components from cfg and registers them with
 // a.add (run and close) and a.beforeDrain.
-func (a *Agent) newObjects(cfg *Config) error {
-	o := &a.ext.objects
+func (a *Agent) newObjects(cfg *config.Config) error {
+	o := &a.objects
 	dataDir := cfg.Node.ResolveDataDir()
 	o.store = newObjectStore(dataDir)
 	if stale, err := o.store.removeStale(); err != nil {
@@ -62,23 +63,23 @@ func (a *Agent) newObjects(cfg *Config) error {
 			a.log.Error("objects not saved", "err", err)
 		}
 	})
-	env := func(limit func(ObjectsConfig) int) lifecycle.Env {
+	env := func(limit func(config.ObjectsConfig) int) lifecycle.Env {
 		return lifecycle.Env{Store: store, Limit: func() int { return limit(a.objectsConfig()) }}
 	}
-	o.flows = flow.NewManager(a.hub, log, env(func(c ObjectsConfig) int { return c.MaxFlows }))
+	o.flows = flow.NewManager(a.hub, log, env(func(c config.ObjectsConfig) int { return c.MaxFlows }))
 	o.flows.OnSwitch = func(id string, sw flow.Switch) {
 		a.events.Publish(events.FlowSwitched{Flow: id, Stream: (&flow.Spec{ID: id}).Key(), From: sw.From, To: sw.To,
 			Failover: sw.Failover, Reason: sw.Reason, GapMS: sw.GapMS})
 	}
 	o.flows.Policy = a.fetchPolicy
-	o.flows.MaxOutputs = func() int { return a.objectsConfig().maxOutputs() }
-	o.relays = relayrule.NewManager(a.hub, log, env(ObjectsConfig.maxRelays))
+	o.flows.MaxOutputs = func() int { return a.objectsConfig().OutputLimit() }
+	o.relays = relayrule.NewManager(a.hub, log, env(config.ObjectsConfig.RelayLimit))
 	o.relays.Policy = a.fetchPolicy
 	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache"),
 		Policy:          a.fetchPolicy,
-		MaxDownload:     func() int64 { return a.objectsConfig().maxDownload() },
-		DownloadTimeout: func() time.Duration { return a.objectsConfig().downloadTimeout() }}
-	o.tasks = task.NewManager(deps, env(ObjectsConfig.maxRunningTasks))
+		MaxDownload:     func() int64 { return a.objectsConfig().DownloadLimit() },
+		DownloadTimeout: func() time.Duration { return a.objectsConfig().DownloadTimeLimit() }}
+	o.tasks = task.NewManager(deps, env(config.ObjectsConfig.RunningTaskLimit))
 	o.hooks = newTaskHooks(a)
 	if o.notifier == nil {
 		o.notifier = o.hooks.notifier
@@ -102,17 +103,17 @@ func (a *Agent) newObjects(cfg *Config) error {
 		if f.Start {
 			st = lifecycle.Running
 		}
-		if err := o.flows.Create(f.spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st}); err != nil {
+		if err := o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st}); err != nil {
 			return fmt.Errorf("flow[%d]: %w", i, err)
 		}
 	}
 	for i := range cfg.Relays {
-		if err := o.relays.Create(cfg.Relays[i].spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig}); err != nil {
+		if err := o.relays.Create(cfg.Relays[i].Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig}); err != nil {
 			return fmt.Errorf("relay[%d]: %w", i, err)
 		}
 	}
 	for i := range cfg.Tasks {
-		if err := o.tasks.Create(cfg.Tasks[i].spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled}); err != nil {
+		if err := o.tasks.Create(cfg.Tasks[i].Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled}); err != nil {
 			return fmt.Errorf("task[%d]: %w", i, err)
 		}
 	}
@@ -203,7 +204,7 @@ func (a *Agent) newObjects(cfg *Config) error {
 // write runs, the managers' own saves (fromTxn false) are held back: the
 // write saves everything when it ends.
 func (a *Agent) saveObjects(fromTxn bool) error {
-	o := &a.ext.objects
+	o := &a.objects
 	o.saveMu.Lock()
 	defer o.saveMu.Unlock()
 	if o.loading || (o.inTxn && !fromTxn) {
@@ -214,7 +215,7 @@ func (a *Agent) saveObjects(fromTxn bool) error {
 
 // writeObjectsLocked writes a snapshot of the objects; o.saveMu is held.
 func (a *Agent) writeObjectsLocked() error {
-	o := &a.ext.objects
+	o := &a.objects
 	so := &storedObjects{Flows: []storedFlow{}, Relays: []storedRelay{}, Tasks: []storedTask{}}
 	for _, f := range o.flows.List() {
 		if !f.ReadOnly {
@@ -310,7 +311,7 @@ func isLocalHost(h string) bool {
 // objectsConfig is the [objects] the managers' limits follow: the config
 // in force, or the one a reload is preparing (its objects are created
 // under its own limits before it commits).
-func (a *Agent) objectsConfig() ObjectsConfig {
+func (a *Agent) objectsConfig() config.ObjectsConfig {
 	if c := a.preparing.Load(); c != nil {
 		return c.Objects
 	}
@@ -322,8 +323,8 @@ func (a *Agent) objectsConfig() ObjectsConfig {
 // changed, and a create that fails undoes every change made so far (abort
 // undoes them too when a later step refuses), so the objects in force are
 // the old config's or the new one's, never a mix.
-func (a *Agent) prepareObjects(old, next *Config) (change, error) {
-	o := &a.ext.objects
+func (a *Agent) prepareObjects(old, next *config.Config) (change, error) {
+	o := &a.objects
 	for _, f := range next.Flows {
 		if v, ok := o.flows.Get(f.ID); ok && !v.ReadOnly {
 			return change{}, fmt.Errorf("flow %q: an API-made flow has that id: delete it or rename the [[flow]]", f.ID)
@@ -340,24 +341,24 @@ func (a *Agent) prepareObjects(old, next *Config) (change, error) {
 		}
 	}
 	kinds := []configKind{
-		kindOf("flow", old.Flows, next.Flows, func(f FlowConfig) string { return f.ID }, o.flows.Remove,
-			func(f FlowConfig) error {
+		kindOf("flow", old.Flows, next.Flows, func(f config.FlowConfig) string { return f.ID }, o.flows.Remove,
+			func(f config.FlowConfig) error {
 				st := lifecycle.Standby
 				if f.Start {
 					st = lifecycle.Running
 				}
-				return o.flows.Create(f.spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st})
+				return o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st})
 			},
 			// in place: a running flow keeps its players (no window where it is gone)
-			func(f FlowConfig) error { return o.flows.Update(f.spec()) }),
-		kindOf("relay", old.Relays, next.Relays, func(r RelayConfig) string { return r.ID },
+			func(f config.FlowConfig) error { return o.flows.Update(f.Spec()) }),
+		kindOf("relay", old.Relays, next.Relays, func(r config.RelayConfig) string { return r.ID },
 			o.relays.Remove,
-			func(r RelayConfig) error {
-				return o.relays.Create(r.spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig})
+			func(r config.RelayConfig) error {
+				return o.relays.Create(r.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig})
 			}, nil),
-		kindOf("task", old.Tasks, next.Tasks, func(t TaskConfig) string { return t.ID }, o.tasks.Remove,
-			func(t TaskConfig) error {
-				return o.tasks.Create(t.spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled})
+		kindOf("task", old.Tasks, next.Tasks, func(t config.TaskConfig) string { return t.ID }, o.tasks.Remove,
+			func(t config.TaskConfig) error {
+				return o.tasks.Create(t.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled})
 			}, nil),
 	}
 	var undo []func()

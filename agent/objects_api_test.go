@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/lifecycle"
 )
@@ -22,21 +23,21 @@ const testToken = "0123456789abcdef-objects-token"
 type objAgent struct {
 	a    *Agent
 	base string
-	cfg  *Config
+	cfg  *config.Config
 	logs *testmedia.LogBuffer // the agent's JSON log lines
 	stop func()               // ends the agent (also at cleanup); idempotent
 }
 
 // startObjAgent runs an in-process agent on loopback ports with an API
 // token; edit may change the config first.
-func startObjAgent(t *testing.T, edit func(c *Config)) *objAgent {
+func startObjAgent(t *testing.T, edit func(c *config.Config)) *objAgent {
 	t.Helper()
 	dir := t.TempDir()
-	c := Default()
+	c := config.Default()
 	c.Node.Name = "objects-test"
 	c.Node.DataDir = filepath.Join(dir, "data")
 	c.RTMP.Listen, c.HTTP.Listen, c.SRT.Listen, c.API.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	c.Limits.ReconnectGrace = Duration(500 * time.Millisecond)
+	c.Limits.ReconnectGrace = config.Duration(500 * time.Millisecond)
 	c.API.TokenFile = filepath.Join(dir, "token")
 	if err := os.WriteFile(c.API.TokenFile, []byte(testToken), 0o600); err != nil {
 		t.Fatal(err)
@@ -99,9 +100,9 @@ func TestObjectsAPIErrors(t *testing.T) {
 	mp3 := filepath.Join(dir, "mp3.mp4")
 	testmedia.Need(t, "ffmpeg")
 	makeFile(t, mp3, "libx264", "libmp3lame")
-	o := startObjAgent(t, func(c *Config) {
+	o := startObjAgent(t, func(c *config.Config) {
 		c.Objects.MaxRelays = 2
-		c.Tasks = []TaskConfig{{ID: "from-file", Playlist: []string{"/srv/a.mp4"}, Destination: "rtmp://127.0.0.1/live/x", Callback: "http://127.0.0.1:1/hook"}}
+		c.Tasks = []config.TaskConfig{{ID: "from-file", Playlist: []string{"/srv/a.mp4"}, Destination: "rtmp://127.0.0.1/live/x", Callback: "http://127.0.0.1:1/hook"}}
 	})
 	outputs := `"outputs":[{"name":"o1","type":"rtmp-pull"}]`
 	// fixtures the refusals below run into
@@ -123,7 +124,7 @@ func TestObjectsAPIErrors(t *testing.T) {
 	}
 	// t-stopped2: a Stopped task made through the manager (no callback), for
 	// the Stopped edit rules.
-	o.a.ext.objects.tasks.Create(taskSpecJSON(t, `{"id":"t-stopped2","source":{"playlist":["/srv/x.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`), lifecycle.CreateOpts{From: lifecycle.FromStore, State: lifecycle.Standby})
+	o.a.objects.tasks.Create(taskSpecJSON(t, `{"id":"t-stopped2","source":{"playlist":["/srv/x.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`), lifecycle.CreateOpts{From: lifecycle.FromStore, State: lifecycle.Standby})
 
 	relay := func(extra string) string {
 		return `{"id":"rx","pattern":"live/*","url":"rtmp://h/a/b",` + extra + `}`

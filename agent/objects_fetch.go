@@ -28,5 +28,5 @@ func (a *Agent) fetchPolicy() *netutil.FetchPolicy {
 			}
 		}
 	}
-	return cfg.Objects.fetchPolicy(ports)
+	return cfg.Objects.FetchPolicy(ports)
 }

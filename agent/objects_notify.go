@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/task"
 	"github.com/relaymesh/relaymesh/webhook"
@@ -43,7 +44,7 @@ func (h *taskHooks) notifier(callback string) task.Notifier {
 	var secret []byte
 	if f := cfg.Webhooks.SecretFile; f != "" {
 		var err error
-		if secret, err = loadWebhookSecret(f); err != nil {
+		if secret, err = config.LoadWebhookSecret(f); err != nil {
 			h.a.log.Warn("task webhooks go unsigned: webhooks.secret_file unreadable", "err", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
@@ -64,7 +65,7 @@ func TestRelayPushesMatchingStreams(t *testing.T) {
 func TestRelayDestinationRules(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	// the SRT destination is this node's own listener on loopback
-	o := startObjAgent(t, func(c *Config) { c.Objects.FetchAllow = []string{"127.0.0.1/32"} })
+	o := startObjAgent(t, func(c *config.Config) { c.Objects.FetchAllow = []string{"127.0.0.1/32"} })
 	now := time.Now().UTC()
 	rtmpAddr, srtAddr := o.a.listenAddr("rtmp"), o.a.listenAddr("srt")
 	refused := []struct{ name, url, want string }{

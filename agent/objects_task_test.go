@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/webhook"
 )
@@ -98,7 +99,7 @@ func TestTaskPlaylistToOwnIngest(t *testing.T) {
 	defer files.Close()
 	recv, hooks, secretFile := newTaskHookReceiver(t, dir)
 
-	o := startObjAgent(t, func(c *Config) {
+	o := startObjAgent(t, func(c *config.Config) {
 		c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
 		allowLoopback(c) // the playlist server and the callback receiver
 	})
@@ -209,7 +210,7 @@ func TestTaskResumesAfterRestart(t *testing.T) {
 	}
 	recv, hooks, secretFile := newTaskHookReceiver(t, dir)
 	rtmpAddr := fmt.Sprintf("127.0.0.1:%d", testmedia.FreePort(t))
-	edit := func(c *Config) {
+	edit := func(c *config.Config) {
 		c.Node.DataDir = filepath.Join(dir, "data")
 		c.RTMP.Listen = rtmpAddr
 		c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
@@ -280,7 +281,7 @@ func TestTaskLiveURL(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			recv, hooks, secretFile := newTaskHookReceiver(t, dir)
-			o := startObjAgent(t, func(c *Config) {
+			o := startObjAgent(t, func(c *config.Config) {
 				c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
 				allowLoopback(c) // the live source and the callback receiver
 			})

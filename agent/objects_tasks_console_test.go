@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
@@ -119,7 +120,7 @@ func TestTaskConsoleValidation(t *testing.T) {
 	recv, hooks, secretFile := newTaskHookReceiver(t, dir)
 
 	bare := startObjAgent(t, nil)
-	withDefault := startObjAgent(t, func(c *Config) {
+	withDefault := startObjAgent(t, func(c *config.Config) {
 		c.Webhooks.URL, c.Webhooks.SecretFile = hooks.URL+"/node", secretFile
 		c.Objects.FetchAllow = []string{"127.0.0.1/32"} // the playlist server is on loopback
 	})

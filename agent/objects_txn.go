@@ -18,7 +18,9 @@ type notSavedError struct {
 }
 
 func (e *notSavedError) Error() string {
-	msg := fmt.Sprintf("the change was not saved to disk, so it was not made: %v", e.err)
+	// "undone", not "not made": a refused stop did stop the object, and
+	// its undo started it again
+	msg := fmt.Sprintf("the change was not saved to disk, so it was undone: %v", e.err)
 	if e.undoErr != nil {
 		msg = fmt.Sprintf("the change was not saved to disk and could not be undone (%v): %v; it is lost at the next restart", e.undoErr, e.err)
 	}
@@ -27,8 +29,9 @@ func (e *notSavedError) Error() string {
 
 func (e *notSavedError) Unwrap() error { return e.err }
 
-// status is 507 when the disk (or quota) is full, else 503.
-func (e *notSavedError) status() (int, string) {
+// HTTPStatus is 507 when the disk (or quota) is full, else 503 (it is an
+// api.StatusError).
+func (e *notSavedError) HTTPStatus() (int, string) {
 	if errors.Is(e.err, syscall.ENOSPC) || errors.Is(e.err, syscall.EDQUOT) {
 		return http.StatusInsufficientStorage, "insufficient_storage"
 	}
@@ -41,7 +44,7 @@ func (e *notSavedError) status() (int, string) {
 // The managers' own saves (state changes) are held back while op runs and
 // are included in the write that ends it.
 func (a *Agent) writeObjects(op func() error, undo func() error) error {
-	o := &a.ext.objects
+	o := &a.objects
 	o.txMu.Lock()
 	defer o.txMu.Unlock()
 	o.saveMu.Lock()

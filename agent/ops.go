@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
+	"net/http"
 	"reflect"
 	"strings"
 	"sync"
@@ -20,12 +20,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/webhook"
 )
 
-// opsState is the agent's ops state (see extensions.go).
+// opsState is the agent's ops part (Agent.ops).
 type opsState struct {
 	reg *prometheus.Registry
 
@@ -34,7 +35,7 @@ type opsState struct {
 	// config and secret it was built from, and the events it sends (nil =
 	// all).
 	hooks      *hookRun
-	hooksCfg   WebhooksConfig
+	hooksCfg   config.WebhooksConfig
 	hookSecret []byte
 	events     map[string]bool
 	// sub follows the node's events for the logs and webhooks (opsEvent).
@@ -63,8 +64,8 @@ type hookRun struct {
 }
 
 // newOps builds the metrics registry, the webhook sender and the QoS tree.
-func (a *Agent) newOps(cfg *Config) error {
-	o := &a.ext.ops
+func (a *Agent) newOps(cfg *config.Config) error {
+	o := &a.ops
 	o.reg = prometheus.NewRegistry()
 	o.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -91,14 +92,14 @@ func (a *Agent) newOps(cfg *Config) error {
 		}
 	}
 	a.add(a.runOps, a.closeOps)
-	return a.setQoS(cfg.netQoS())
+	return a.setQoS(cfg.NetQoS())
 }
 
 // prepareOps reads the webhook secret and checks the QoS interface of
 // next, then puts next's QoS tree on the interface (the one step with an
 // effect outside the agent, so it comes after every check; abort puts
 // the old tree back); commit swaps the webhook sender.
-func (a *Agent) prepareOps(old, next *Config) (change, error) {
+func (a *Agent) prepareOps(old, next *config.Config) (change, error) {
 	secret, err := webhookSecret(next)
 	if err != nil {
 		return change{}, err
@@ -108,13 +109,13 @@ func (a *Agent) prepareOps(old, next *Config) (change, error) {
 			return change{}, fmt.Errorf("qos.interface %q: %w", q.Interface, netutil.ErrNoInterface)
 		}
 	}
-	if err := a.setQoS(next.netQoS()); err != nil {
+	if err := a.setQoS(next.NetQoS()); err != nil {
 		return change{}, err
 	}
 	return change{
 		commit: func() { a.useWebhooks(next, secret) },
 		abort: func() {
-			if err := a.setQoS(old.netQoS()); err != nil {
+			if err := a.setQoS(old.NetQoS()); err != nil {
 				a.log.Error("qos: the old tree could not be put back", "err", err)
 			}
 		},
@@ -125,7 +126,7 @@ func (a *Agent) prepareOps(old, next *Config) (change, error) {
 // ends; the events queued by then (streams ended by the drain) still go
 // to the sender, which then flushes (bounded by its FlushTimeout).
 func (a *Agent) runOps(ctx context.Context) error {
-	o := &a.ext.ops
+	o := &a.ops
 	hctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	o.mu.Lock()
@@ -142,7 +143,7 @@ func (a *Agent) runOps(ctx context.Context) error {
 
 // startHooks runs h under o.runCtx; o.mu is held.
 func (a *Agent) startHooks(h *hookRun) {
-	o := &a.ext.ops
+	o := &a.ops
 	ctx, cancel := context.WithCancel(o.runCtx)
 	h.cancel = cancel
 	o.hookWG.Add(1)
@@ -154,7 +155,7 @@ func (a *Agent) startHooks(h *hookRun) {
 
 // closeOps stops the webhook sender and removes the QoS tree.
 func (a *Agent) closeOps() error {
-	o := &a.ext.ops
+	o := &a.ops
 	o.mu.Lock()
 	h := o.hooks
 	o.hooks = nil
@@ -186,7 +187,7 @@ func (a *Agent) closeOps() error {
 
 // recordQoS notes a tree applied on ifname, in memory and in qos.json.
 func (a *Agent) recordQoS(ifname string) error {
-	o := &a.ext.ops
+	o := &a.ops
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.installed == nil {
@@ -204,7 +205,7 @@ func (a *Agent) recordQoS(ifname string) error {
 
 // forgetQoS drops ifname's tree from the record once it is removed.
 func (a *Agent) forgetQoS(ifname string) {
-	o := &a.ext.ops
+	o := &a.ops
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.installed, ifname)
@@ -217,7 +218,7 @@ func (a *Agent) forgetQoS(ifname string) {
 }
 
 // setWebhooks reads cfg's webhook secret and puts its [webhooks] in force.
-func (a *Agent) setWebhooks(cfg *Config) error {
+func (a *Agent) setWebhooks(cfg *config.Config) error {
 	secret, err := webhookSecret(cfg)
 	if err != nil {
 		return err
@@ -227,12 +228,12 @@ func (a *Agent) setWebhooks(cfg *Config) error {
 }
 
 // webhookSecret reads the HMAC key of cfg's [webhooks] (nil without one).
-func webhookSecret(cfg *Config) ([]byte, error) {
+func webhookSecret(cfg *config.Config) ([]byte, error) {
 	w := cfg.Webhooks
 	if w.URL == "" || w.SecretFile == "" {
 		return nil, nil
 	}
-	secret, err := loadWebhookSecret(w.SecretFile)
+	secret, err := config.LoadWebhookSecret(w.SecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks.secret_file: %w", err)
 	}
@@ -242,8 +243,8 @@ func webhookSecret(cfg *Config) ([]byte, error) {
 // useWebhooks builds the sender for cfg's [webhooks] signed with secret,
 // replacing the one in force when the config or the secret changed. The
 // old sender flushes what it holds in the background.
-func (a *Agent) useWebhooks(cfg *Config, secret []byte) {
-	o := &a.ext.ops
+func (a *Agent) useWebhooks(cfg *config.Config, secret []byte) {
+	o := &a.ops
 	w := cfg.Webhooks
 	var events map[string]bool
 	if len(w.Events) > 0 {
@@ -284,7 +285,7 @@ func eventsList(m map[string]bool) string {
 		return "all"
 	}
 	var out []string
-	for _, e := range webhookEvents {
+	for _, e := range config.WebhookEvents {
 		if m[e] {
 			out = append(out, e)
 		}
@@ -292,25 +293,11 @@ func eventsList(m map[string]bool) string {
 	return strings.Join(out, ",")
 }
 
-// loadWebhookSecret reads the HMAC key: the file's text without surrounding
-// whitespace, at least 16 bytes.
-func loadWebhookSecret(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	s := bytes.TrimSpace(data)
-	if len(s) < 16 {
-		return nil, fmt.Errorf("%s holds %d bytes: put a secret of at least 16 in it, e.g. `head -c 32 /dev/urandom | base64 > %s`", path, len(s), path)
-	}
-	return s, nil
-}
-
 // notify sends a webhook event if webhooks are on and the event is among
 // webhooks.events. It never blocks; data is marshalled to JSON at once.
-// Event names: the Event* constants in config_ops.go.
+// Event names: the Event* constants of package config.
 func (a *Agent) notify(event string, data any) {
-	o := &a.ext.ops
+	o := &a.ops
 	o.mu.Lock()
 	h, events := o.hooks, o.events
 	o.mu.Unlock()
@@ -324,7 +311,7 @@ func (a *Agent) notify(event string, data any) {
 // the tree, and removes it from an interface no longer shaped. Without
 // CAP_NET_ADMIN it logs one warning per process and goes on.
 func (a *Agent) setQoS(n netutil.QoSConfig) error {
-	o := &a.ext.ops
+	o := &a.ops
 	o.mu.Lock()
 	cur, curApplied := o.qos, o.qosApplied
 	o.mu.Unlock()
@@ -342,7 +329,7 @@ func (a *Agent) setQoS(n netutil.QoSConfig) error {
 			if err := a.recordQoS(n.Interface); err != nil {
 				return err
 			}
-			a.log.Info("qos applied", "interface", n.Interface, "rate", Bitrate(n.Rate).String(),
+			a.log.Info("qos applied", "interface", n.Interface, "rate", config.Bitrate(n.Rate).String(),
 				"media_ports", n.MediaPorts, "control_ports", n.ControlPorts, "media_dscp", n.MediaDSCP)
 		case errors.Is(err, netutil.ErrNoNetAdmin):
 			o.mu.Lock()
@@ -375,7 +362,7 @@ func (a *Agent) setQoS(n netutil.QoSConfig) error {
 
 // qosState returns the QoS config in force and whether it is installed.
 func (a *Agent) qosState() (netutil.QoSConfig, bool) {
-	o := &a.ext.ops
+	o := &a.ops
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.qos, o.qosApplied
@@ -383,7 +370,7 @@ func (a *Agent) qosState() (netutil.QoSConfig, bool) {
 
 // webhookStats returns the sender's counters, if webhooks are on.
 func (a *Agent) webhookStats() (webhook.Stats, bool) {
-	o := &a.ext.ops
+	o := &a.ops
 	o.mu.Lock()
 	h := o.hooks
 	o.mu.Unlock()
@@ -393,19 +380,19 @@ func (a *Agent) webhookStats() (webhook.Stats, bool) {
 	return h.s.Stats(), true
 }
 
-// routesOps registers GET /metrics.
-func (s *apiServer) routesOps() {
-	reg := s.a.ext.ops.reg
+// metricsHandler serves GET /metrics; nil without a registry.
+func (a *Agent) metricsHandler() http.Handler {
+	reg := a.ops.reg
 	if reg == nil {
-		return
+		return nil
 	}
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(s.a.log.Handler(), slog.LevelWarn),
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
 		Registry:      reg,
-	}))
+	})
 }
 
 // qosInterface is the interface the agent shapes, if any: what `relaymesh
 // cleanup` clears.
-func qosInterface(cfg *Config) string { return cfg.QoS.Interface }
+func qosInterface(cfg *config.Config) string { return cfg.QoS.Interface }

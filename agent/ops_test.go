@@ -21,6 +21,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/nettest"
 	"github.com/relaymesh/relaymesh/internal/promtest"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
@@ -31,17 +32,17 @@ import (
 func TestQoSConfigMapping(t *testing.T) {
 	tests := []struct {
 		name string
-		mod  func(c *Config)
+		mod  func(c *config.Config)
 		want func(n *netutil.QoSConfig)
 	}{
-		{"defaults: backbone port is media, gossip and API ports are control", func(c *Config) {
-			c.QoS = QoSConfig{Enabled: true, Interface: "eth0", Rate: 100_000_000}
+		{"defaults: backbone port is media, gossip and API ports are control", func(c *config.Config) {
+			c.QoS = config.QoSConfig{Enabled: true, Interface: "eth0", Rate: 100_000_000}
 		}, func(n *netutil.QoSConfig) {
 			n.Enabled, n.Interface, n.Rate = true, "eth0", 100_000_000
 			n.MediaPorts, n.ControlPorts = []uint16{9710}, []uint16{7946, 9997}
 		}},
-		{"cluster listeners and dscp followed", func(c *Config) {
-			c.QoS = QoSConfig{Enabled: true, Interface: "eth1", Rate: 50_000_000, MediaRate: 20_000_000, ControlRate: 1_000_000}
+		{"cluster listeners and dscp followed", func(c *config.Config) {
+			c.QoS = config.QoSConfig{Enabled: true, Interface: "eth1", Rate: 50_000_000, MediaRate: 20_000_000, ControlRate: 1_000_000}
 			c.Cluster.BackboneListen = "10.0.0.1:9000"
 			c.Cluster.Bind = ":8000"
 			c.Cluster.DSCP = 46
@@ -51,8 +52,8 @@ func TestQoSConfigMapping(t *testing.T) {
 			n.MediaDSCP = 46
 			n.MediaPorts, n.ControlPorts = []uint16{9000}, []uint16{8000}
 		}},
-		{"explicit values win", func(c *Config) {
-			c.QoS = QoSConfig{Enabled: true, Interface: "eth0", Rate: 10_000_000, MediaShare: 0.7, MediaDSCP: 10,
+		{"explicit values win", func(c *config.Config) {
+			c.QoS = config.QoSConfig{Enabled: true, Interface: "eth0", Rate: 10_000_000, MediaShare: 0.7, MediaDSCP: 10,
 				MediaPorts: []int{5000, 5001}, ControlPorts: []int{22}}
 		}, func(n *netutil.QoSConfig) {
 			n.Enabled, n.Interface, n.Rate, n.MediaShare, n.MediaDSCP = true, "eth0", 10_000_000, 0.7, 10
@@ -61,14 +62,14 @@ func TestQoSConfigMapping(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Default()
+			c := config.Default()
 			tc.mod(c)
 			if err := c.Validate(); err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
 			want := netutil.DefaultQoSConfig()
 			tc.want(&want)
-			if got := c.netQoS(); !reflect.DeepEqual(got, want) {
+			if got := c.NetQoS(); !reflect.DeepEqual(got, want) {
 				t.Errorf("netQoS =\n %+v, want\n %+v", got, want)
 			}
 		})
@@ -100,7 +101,7 @@ func TestOpsConfigErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "relaymesh.toml")
 			os.WriteFile(p, []byte("version = 1\n"+tc.toml), 0o644)
-			_, err := Load(p)
+			_, err := config.Load(p)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("Load: %v", err)
@@ -128,8 +129,8 @@ func TestAgentWebhooks(t *testing.T) {
 	secretFile := r1.SecretFile
 
 	cfg := testAgentConfig(t)
-	cfg.Limits.ReconnectGrace = Duration(100 * time.Millisecond)
-	cfg.Webhooks = WebhooksConfig{URL: r1.URL(), SecretFile: secretFile}
+	cfg.Limits.ReconnectGrace = config.Duration(100 * time.Millisecond)
+	cfg.Webhooks = config.WebhooksConfig{URL: r1.URL(), SecretFile: secretFile}
 	a, _ := runAgent(t, cfg)
 
 	// live runs a publisher of key until the stream has been published,
@@ -154,7 +155,7 @@ func TestAgentWebhooks(t *testing.T) {
 	// reload: a new endpoint and only stream.unpublished
 	r2 := NewHookSink(t) // same HookSecret: it verifies what secretFile signs
 	next := *cfg
-	next.Webhooks = WebhooksConfig{URL: r2.URL(), SecretFile: secretFile, Events: []string{EventStreamUnpublished}}
+	next.Webhooks = config.WebhooksConfig{URL: r2.URL(), SecretFile: secretFile, Events: []string{config.EventStreamUnpublished}}
 	if err := reloadOpsForTest(a, cfg, &next); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +251,7 @@ func collectNow(a *Agent) map[string][]*dto.Metric {
 func opsTestAgent(logs io.Writer) *Agent {
 	level := new(slog.LevelVar)
 	a := &Agent{log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})), level: level,
-		hub: media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cfg: Default(), started: time.Now()}
+		hub: media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cfg: config.Default(), started: time.Now()}
 	return a
 }
 
@@ -267,8 +268,8 @@ func TestQoSLifecycle(t *testing.T) {
 		var logs testmedia.LogBuffer
 		a := opsTestAgent(&logs)
 		defer a.hub.Close()
-		cfg := Default()
-		cfg.QoS = QoSConfig{Enabled: true, Interface: "rmops0", Rate: 100_000_000}
+		cfg := config.Default()
+		cfg.QoS = config.QoSConfig{Enabled: true, Interface: "rmops0", Rate: 100_000_000}
 		classes := func(ifname string) int {
 			cs, err := netutil.ClassStats(ifname)
 			if err != nil {
@@ -276,21 +277,21 @@ func TestQoSLifecycle(t *testing.T) {
 			}
 			return len(cs)
 		}
-		if err := a.setQoS(cfg.netQoS()); err != nil {
+		if err := a.setQoS(cfg.NetQoS()); err != nil {
 			return err
 		}
 		if n := classes("rmops0"); n != 3 {
 			t.Errorf("after apply: %d classes on rmops0, want media, control, bulk", n)
 		}
 		cfg.QoS.Rate = 50_000_000
-		if err := a.setQoS(cfg.netQoS()); err != nil {
+		if err := a.setQoS(cfg.NetQoS()); err != nil {
 			return err
 		}
 		if n := classes("rmops0"); n != 3 {
 			t.Errorf("after a rate change: %d classes, want 3", n)
 		}
 		cfg.QoS.Interface = "rmops1"
-		if err := a.setQoS(cfg.netQoS()); err != nil {
+		if err := a.setQoS(cfg.NetQoS()); err != nil {
 			return err
 		}
 		if n0, n1 := classes("rmops0"), classes("rmops1"); n0 != 0 || n1 != 3 {
@@ -305,7 +306,7 @@ func TestQoSLifecycle(t *testing.T) {
 		}
 		bad := cfg
 		bad.QoS.Interface = "rmnosuch"
-		if err := a.setQoS(bad.netQoS()); err == nil {
+		if err := a.setQoS(bad.NetQoS()); err == nil {
 			t.Errorf("qos on a missing interface accepted; want an error (refuses start or reload)")
 		}
 		if n := classes("rmops1"); n != 3 {
@@ -334,11 +335,11 @@ func TestQoSWithoutNetAdmin(t *testing.T) {
 		var logs testmedia.LogBuffer
 		a := opsTestAgent(&logs)
 		defer a.hub.Close()
-		cfg := Default()
-		cfg.QoS = QoSConfig{Enabled: true, Interface: "rmops0", Rate: 100_000_000}
-		for _, rate := range []Bitrate{100_000_000, 80_000_000} {
+		cfg := config.Default()
+		cfg.QoS = config.QoSConfig{Enabled: true, Interface: "rmops0", Rate: 100_000_000}
+		for _, rate := range []config.Bitrate{100_000_000, 80_000_000} {
 			cfg.QoS.Rate = rate
-			if err := a.setQoS(cfg.netQoS()); err != nil {
+			if err := a.setQoS(cfg.NetQoS()); err != nil {
 				return errors.New("setQoS without CAP_NET_ADMIN failed instead of warning: " + err.Error())
 			}
 		}
@@ -360,8 +361,8 @@ func TestWebhookReconnectWithinGrace(t *testing.T) {
 	testmedia.Need(t, "ffmpeg")
 	r := NewHookSink(t)
 	cfg := testAgentConfig(t)
-	cfg.Limits.ReconnectGrace = Duration(time.Hour) // the reconnect cannot miss it
-	cfg.Webhooks = WebhooksConfig{URL: r.URL(), SecretFile: r.SecretFile}
+	cfg.Limits.ReconnectGrace = config.Duration(time.Hour) // the reconnect cannot miss it
+	cfg.Webhooks = config.WebhooksConfig{URL: r.URL(), SecretFile: r.SecretFile}
 	a, _ := runAgent(t, cfg)
 	url := "rtmp://" + a.listenAddr("rtmp") + "/live/rc"
 	src := testmedia.Source{Realtime: true, Duration: time.Minute, GOP: 25}.Defaults()
@@ -412,7 +413,7 @@ func TestWebhookReconnectWithinGrace(t *testing.T) {
 
 // reloadOpsForTest runs the ops step of a reload alone: prepare, then
 // commit when it succeeded.
-func reloadOpsForTest(a *Agent, old, next *Config) error {
+func reloadOpsForTest(a *Agent, old, next *config.Config) error {
 	c, err := a.prepareOps(old, next)
 	if err != nil {
 		return err

@@ -1,11 +1,12 @@
 package agent
 
 import (
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/media/srt"
 )
 
 // newSRT builds the SRT listener when [srt] listen is set.
-func (a *Agent) newSRT(cfg *Config) error {
+func (a *Agent) newSRT(cfg *config.Config) error {
 	if cfg.SRT.Listen == "" {
 		return nil
 	}
@@ -18,7 +19,7 @@ func (a *Agent) newSRT(cfg *Config) error {
 	return nil
 }
 
-func (a *Agent) srtConfig(cfg *Config) srt.Config {
+func (a *Agent) srtConfig(cfg *config.Config) srt.Config {
 	streams := map[string]srt.StreamOptions{}
 	for _, s := range cfg.SRTStreams {
 		streams[s.Key] = srt.StreamOptions{PublishPassphrase: s.PublishPassphrase, ReadPassphrase: s.ReadPassphrase, Latency: s.Latency.Duration()}
@@ -66,7 +67,7 @@ func (a *Agent) srtStats(key string) []srt.ConnStats {
 	return out
 }
 
-func srtWarnings(cfg *Config) []string {
+func srtWarnings(cfg *config.Config) []string {
 	if cfg.SRT.Listen == "" {
 		return nil
 	}

@@ -1,13 +1,14 @@
 package agent
 
 import (
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/media/webrtc"
 )
 
 // newWebRTC builds the WHEP/WHIP server when [webrtc] is enabled; it binds
 // the UDP port now so "address in use" fails the start.
-func (a *Agent) newWebRTC(cfg *Config) error {
+func (a *Agent) newWebRTC(cfg *config.Config) error {
 	if !cfg.WebRTC.Enabled {
 		return nil
 	}
@@ -20,7 +21,7 @@ func (a *Agent) newWebRTC(cfg *Config) error {
 	return nil
 }
 
-func (a *Agent) webrtcConfig(cfg *Config) webrtc.Config {
+func (a *Agent) webrtcConfig(cfg *config.Config) webrtc.Config {
 	w := cfg.WebRTC
 	c := webrtc.Config{
 		UDPListen:      w.UDPListen,

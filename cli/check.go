@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/relaymesh/relaymesh/agent"
+	"github.com/relaymesh/relaymesh/config"
 )
 
 // cmdCheck is `relaymesh check`: validate a config like nginx -t, "ok"
@@ -14,7 +15,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	var userName string
 	userSet := false
 	cfg, path, code, err := loadChecked("check", args, stderr, func(fs *flag.FlagSet) {
-		fs.Func("user", "check that this account can read the files (default as root: "+agent.ServiceUser+", the unit's User=, if it exists; \"\" for none)",
+		fs.Func("user", "check that this account can read the files (default as root: "+config.ServiceUser+", the unit's User=, if it exists; \"\" for none)",
 			func(s string) error { userName, userSet = s, true; return nil })
 	})
 	if code == 2 {
@@ -22,11 +23,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	name := configName(path)
 	if err == nil {
-		err = agent.CheckServiceUser(cfg, path, userName, userSet)
+		err = cfg.CheckServiceUser(path, userName, userSet)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "relaymesh: %s: config has problems:\n", name)
-		for _, e := range agent.Problems(err) {
+		for _, e := range config.Problems(err) {
 			fmt.Fprintf(stderr, "  %s\n", e)
 		}
 		return 1

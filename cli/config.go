@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/relaymesh/relaymesh/agent"
+	"github.com/relaymesh/relaymesh/config"
 )
 
 // configFlag parses -c for run and check; more adds a command's own flags.
@@ -27,21 +27,21 @@ func configFlag(name string, args []string, stderr io.Writer, more ...func(*flag
 	if path != "" {
 		return path, nil
 	}
-	if _, err := os.Stat(agent.DefaultConfigPath); err == nil {
-		return agent.DefaultConfigPath, nil
+	if _, err := os.Stat(config.DefaultPath); err == nil {
+		return config.DefaultPath, nil
 	}
 	return "", nil
 }
 
 // loadChecked parses -c, loads the config and checks its files, as run
 // and check do; code is the exit code when it fails.
-func loadChecked(name string, args []string, stderr io.Writer, more ...func(*flag.FlagSet)) (cfg *agent.Config, path string, code int, err error) {
+func loadChecked(name string, args []string, stderr io.Writer, more ...func(*flag.FlagSet)) (cfg *config.Config, path string, code int, err error) {
 	path, err = configFlag(name, args, stderr, more...)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, "", 2, err
 	}
-	cfg, err = agent.LoadConfig(path)
+	cfg, err = config.LoadFile(path)
 	if err == nil {
 		err = cfg.CheckFiles()
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/relaymesh/relaymesh/agent"
+	"github.com/relaymesh/relaymesh/config"
 )
 
 // cmdRun is `relaymesh run`: run the agent until SIGTERM or SIGINT.
@@ -22,7 +23,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err != nil {
 		// one self-contained line per problem: the journal shows them so
 		name := configName(path)
-		for _, e := range agent.Problems(err) {
+		for _, e := range config.Problems(err) {
 			if !strings.HasPrefix(e, name) {
 				e = name + ": " + e
 			}

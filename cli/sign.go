@@ -6,8 +6,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/relaymesh/relaymesh/agent"
 	"github.com/relaymesh/relaymesh/auth"
+	"github.com/relaymesh/relaymesh/config"
 )
 
 // cmdSign is `relaymesh sign`: print a signed URL's path and query.
@@ -32,9 +32,9 @@ func cmdSign(args []string, stdout, stderr io.Writer) int {
 	if *keyFile == "" {
 		path := *cfgPath
 		if path == "" {
-			path = agent.DefaultConfigPath
+			path = config.DefaultPath
 		}
-		cfg, err := agent.Load(path)
+		cfg, err := config.Load(path)
 		if err != nil {
 			fmt.Fprintf(stderr, "relaymesh sign: %v (or pass --key FILE)\n", err)
 			return 1

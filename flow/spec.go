@@ -4,6 +4,7 @@
 package flow
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -411,11 +413,12 @@ func CheckTarget(field, raw, action string, schemes ...string) error {
 		if u.Port() == "" {
 			return lifecycle.Invalidf(field, "%q has no port: write srt://host:port?streamid=...", relay.Redact(raw))
 		}
-		q, err := url.ParseQuery(u.RawQuery)
+		// the parser the connect uses: what it would refuse is refused now
+		_, o, err := libsrt.ParseURL(raw)
 		if err != nil {
-			return lifecycle.Invalidf(field, "%q: bad query: %v", relay.Redact(raw), err)
+			return lifecycle.Invalidf(field, "%q: %v", relay.Redact(raw), err)
 		}
-		if q.Get("streamid") == "" {
+		if o.StreamID == "" {
 			return lifecycle.Invalidf(field, "%q has no streamid: add ?streamid=%s:app/name (or the stream id the far end gives)", relay.Redact(raw), action)
 		}
 	}
@@ -442,15 +445,21 @@ func checkURL(field, s string, schemes ...string) error {
 	if len(s) > MaxURLLen {
 		return lifecycle.Invalidf(field, "is %d bytes long, more than %d", len(s), MaxURLLen)
 	}
+	// a refusal quotes the URL as the logs do, its secrets masked: the
+	// answer may be shown to others than the one who wrote them
 	u, err := url.Parse(s)
 	if err != nil {
-		return lifecycle.Invalidf(field, "not a URL: %v", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error quotes the whole URL
+		}
+		return lifecycle.Invalidf(field, "%q is not a URL: %v", relay.Redact(s), err)
 	}
 	if !slices.Contains(schemes, u.Scheme) {
 		return lifecycle.Invalidf(field, "scheme %q is not %s", u.Scheme, strings.Join(schemes, " or "))
 	}
 	if u.Host == "" {
-		return lifecycle.Invalidf(field, "%q has no host", s)
+		return lifecycle.Invalidf(field, "%q has no host", relay.Redact(s))
 	}
 	return nil
 }

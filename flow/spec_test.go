@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -132,5 +133,38 @@ func TestCheckTargetRedacts(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "secret-0123456789") {
 			t.Errorf("CheckTarget(%q) = %v, want a refusal without the secret", raw, err)
 		}
+	}
+}
+
+// TestCheckTargetSRTNumbers: an srt URL the connect would refuse is
+// refused at create, naming the query key (or the port).
+func TestCheckTargetSRTNumbers(t *testing.T) {
+	const sid = "streamid=publish:a/b"
+	cases := []struct{ name, url, want string }{
+		{"port out of range", "srt://h:70000?" + sid, "port 70000 is outside 1..65535"},
+		{"port zero", "srt://h:0?" + sid, "port 0 is outside 1..65535"},
+		{"latency too large", "srt://h:9000?" + sid + "&latency=999999", `latency="999999" is not a number in 0..60000`},
+		{"latency not a number", "srt://h:9000?" + sid + "&latency=fast", `latency="fast"`},
+		{"negative conntimeo", "srt://h:9000?" + sid + "&conntimeo=-1", `conntimeo="-1"`},
+		{"short passphrase", "srt://h:9000?" + sid + "&passphrase=short", "passphrase must be 10 to 80 characters (got 5)"},
+		{"long passphrase", "srt://h:9000?" + sid + "&passphrase=" + strings.Repeat("p", 81), "passphrase must be 10 to 80 characters (got 81)"},
+		{"pbkeylen", "srt://h:9000?" + sid + "&passphrase=0123456789ab&pbkeylen=20", "pbkeylen 20 is not 16, 24 or 32"},
+		{"unknown key", "srt://h:9000?" + sid + "&latnecy=200", `unknown key "latnecy"`},
+		{"listener mode", "srt://h:9000?" + sid + "&mode=listener", `mode="listener"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := CheckTarget("outputs[0].url", c.url, "publish", "srt")
+			var inv *lifecycle.Problem
+			if !errors.As(err, &inv) || inv.Field != "outputs[0].url" || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("CheckTarget = %v, want a refusal of outputs[0].url saying %s", err, c.want)
+			}
+			if strings.Contains(err.Error(), "0123456789ab") {
+				t.Errorf("the refusal quotes the passphrase: %v", err)
+			}
+		})
+	}
+	if err := CheckTarget("url", "srt://h:9000?"+sid+"&latency=200&passphrase=0123456789ab&pbkeylen=32&mode=caller", "publish", "srt"); err != nil {
+		t.Errorf("a good URL refused: %v", err)
 	}
 }

@@ -4,10 +4,7 @@ import (
 	"errors"
 	"math"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -49,42 +46,17 @@ func TestHaversine(t *testing.T) {
 	}
 }
 
-const tableTOML = `
-[[location]]
-cidr = "203.0.113.0/24"
-site = "sin"
-lat = 1.35
-lon = 103.8
+// testTable is the table of config's locations-file test: the longest
+// prefix wins (192.0.2.128/25 inside 192.0.2.0/24).
+var testTable = LocationTable{Locations: []Location{
+	{CIDR: netip.MustParsePrefix("203.0.113.0/24"), Site: "sin", Lat: 1.35, Lon: 103.8},
+	{CIDR: netip.MustParsePrefix("198.51.100.0/24"), Site: "tyo", Lat: 35.68, Lon: 139.69},
+	{CIDR: netip.MustParsePrefix("192.0.2.0/24"), Lat: 50.11, Lon: 8.68},
+	{CIDR: netip.MustParsePrefix("192.0.2.128/25"), Site: "sin", Lat: 1.35, Lon: 103.82},
+	{CIDR: netip.MustParsePrefix("2001:db8::/32"), Site: "fra", Lat: 50.11, Lon: 8.68},
+}}
 
-[[location]]
-cidr = "198.51.100.0/24"
-site = "tyo"
-lat = 35.68
-lon = 139.69
-
-[[location]]
-cidr = "192.0.2.0/24"
-lat = 50.11
-lon = 8.68
-
-[[location]]
-cidr = "192.0.2.128/25"
-site = "sin"
-lat = 1.35
-lon = 103.82
-
-[[location]]
-cidr = "2001:db8::/32"
-site = "fra"
-lat = 50.11
-lon = 8.68
-`
-
-func TestParseLocationTable(t *testing.T) {
-	tab, err := ParseLocationTable("loc.toml", []byte(tableTOML))
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestLocationLookup(t *testing.T) {
 	lookups := []struct {
 		addr string
 		site string
@@ -98,52 +70,17 @@ func TestParseLocationTable(t *testing.T) {
 		{"10.0.0.1", "", false},
 	}
 	for _, l := range lookups {
-		t.Run("lookup "+l.addr, func(t *testing.T) {
-			loc, ok := tab.Lookup(netip.MustParseAddr(l.addr))
+		t.Run(l.addr, func(t *testing.T) {
+			loc, ok := testTable.Lookup(netip.MustParseAddr(l.addr))
 			if ok != l.ok || loc.Site != l.site {
 				t.Errorf("Lookup = %q, %v; want %q, %v", loc.Site, ok, l.site, l.ok)
 			}
 		})
 	}
-
-	bad := []struct {
-		name, toml, want string
-	}{
-		{"unknown key", "[[location]]\ncidr = \"10.0.0.0/8\"\nlat = 1\nlon = 2\ncity = \"x\"\n", "unknown key location.city"},
-		{"bad cidr", "[[location]]\ncidr = \"10.0.0/8\"\nlat = 1\nlon = 2\n", "location[0].cidr"},
-		{"missing lat", "[[location]]\ncidr = \"10.0.0.0/8\"\nlon = 2\n", "lat and lon are required"},
-		{"lat out of range", "[[location]]\ncidr = \"10.0.0.0/8\"\nlat = 91\nlon = 2\n", "out of range"},
-		{"syntax", "[[location]]\ncidr = \n", "loc.toml:2"},
-	}
-	for _, b := range bad {
-		t.Run(b.name, func(t *testing.T) {
-			_, err := ParseLocationTable("loc.toml", []byte(b.toml))
-			if err == nil || !strings.Contains(err.Error(), b.want) {
-				t.Errorf("err = %v, want it to contain %q", err, b.want)
-			}
-		})
-	}
-}
-
-func TestLoadLocationTable(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "loc.toml")
-	if err := os.WriteFile(p, []byte(tableTOML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tab, err := LoadLocationTable(p)
-	if err != nil || len(tab.Locations) != 5 {
-		t.Fatalf("LoadLocationTable = %d locations, %v; want 5", len(tab.Locations), err)
-	}
-	if _, err := LoadLocationTable(filepath.Join(t.TempDir(), "missing.toml")); err == nil || !strings.Contains(err.Error(), "missing.toml") {
-		t.Errorf("missing file: err = %v, want it to name the file", err)
-	}
 }
 
 func TestRankEdges(t *testing.T) {
-	tab, err := ParseLocationTable("loc.toml", []byte(tableTOML))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := testTable
 	fra := edgeAt("e-fra", "fra", 5, 10)
 	sin := edgeAt("e-sin", "sin", 5, 10)
 	tyo := edgeAt("e-tyo", "tyo", 5, 10)
@@ -185,10 +122,7 @@ func TestRankEdges(t *testing.T) {
 }
 
 func TestLocateLive(t *testing.T) {
-	tab, err := ParseLocationTable("loc.toml", []byte(tableTOML))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := testTable
 	c := siteCoords
 	a := startNode(t, "e-fra", NodeMeta{Role: RoleEdge, Site: "fra", Lat: c["fra"][0], Lon: c["fra"][1]}, "")
 	b := startNode(t, "e-tyo", NodeMeta{Role: RoleEdge, Site: "tyo", Lat: c["tyo"][0], Lon: c["tyo"][1]}, "")

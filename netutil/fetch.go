@@ -23,7 +23,12 @@ var ErrFetchDenied = errors.New("refused by the outbound fetch policy")
 
 // DefaultFetchDeny are the ranges denied unless fetch_allow lets them
 // through: loopback, link-local (the cloud metadata address
-// 169.254.169.254 among them), "this network" and unspecified addresses.
+// 169.254.169.254 among them), "this network" and unspecified addresses,
+// carrier-grade NAT (the provider's side of the node's uplink),
+// multicast, and the IPv6 forms that carry an IPv4 address (NAT64,
+// IPv4-translated, IPv4-compatible), which a translator could take to any
+// of the IPv4 ranges above. (IPv4-mapped ::ffff:a.b.c.d is checked as
+// the IPv4 address it is.)
 var DefaultFetchDeny = []netip.Prefix{
 	netip.MustParsePrefix("127.0.0.0/8"),
 	netip.MustParsePrefix("::1/128"),
@@ -32,6 +37,37 @@ var DefaultFetchDeny = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("::/128"),
 	netip.MustParsePrefix("fd00:ec2::254/128"), // the IPv6 metadata address (AWS)
+	netip.MustParsePrefix("100.64.0.0/10"),     // carrier-grade NAT (RFC 6598)
+	netip.MustParsePrefix("224.0.0.0/4"),       // IPv4 multicast
+	netip.MustParsePrefix("ff00::/8"),          // IPv6 multicast
+	netip.MustParsePrefix("64:ff9b::/96"),      // NAT64, well-known prefix (RFC 6052)
+	netip.MustParsePrefix("64:ff9b:1::/48"),    // NAT64, local use (RFC 8215)
+	netip.MustParsePrefix("::ffff:0:0:0/96"),   // IPv4-translated (RFC 2765)
+	netip.MustParsePrefix("::/96"),             // IPv4-compatible (deprecated)
+}
+
+// v4Carriers are IPv6 ranges whose last 32 bits are an IPv4 address that
+// a translator on the path may connect to.
+var v4Carriers = []netip.Prefix{
+	netip.MustParsePrefix("64:ff9b::/96"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("::ffff:0:0:0/96"),
+	netip.MustParsePrefix("::/96"),
+}
+
+// embeddedIPv4 returns the IPv4 address an IPv6 address of v4Carriers
+// carries.
+func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() {
+		return netip.Addr{}, false
+	}
+	for _, n := range v4Carriers {
+		if n.Contains(a) {
+			b := a.As16()
+			return netip.AddrFrom4([4]byte(b[12:])), true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // FetchPolicy decides which addresses outbound connections may reach. An
@@ -59,6 +95,20 @@ func (p *FetchPolicy) Check(ap netip.AddrPort) error {
 	// netip.Prefix never contains an address with a zone: without
 	// WithZone("") "fe80::1%eth0" passed every deny range
 	a := ap.Addr().Unmap().WithZone("")
+	if err := p.check(a, ap); err != nil {
+		return err
+	}
+	// an allowed NAT64 (or other IPv4-carrying) address still may not
+	// reach an IPv4 address the policy denies
+	if v4, ok := embeddedIPv4(a); ok {
+		if err := p.check(v4, netip.AddrPortFrom(v4, ap.Port())); err != nil {
+			return fmt.Errorf("%s carries IPv4 %s: %w", ap, v4, err)
+		}
+	}
+	return nil
+}
+
+func (p *FetchPolicy) check(a netip.Addr, ap netip.AddrPort) error {
 	for _, n := range p.Deny {
 		if n.Contains(a) {
 			return fmt.Errorf("%s: %w (objects.fetch_deny has %s)", ap, ErrFetchDenied, n)

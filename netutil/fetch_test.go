@@ -45,6 +45,22 @@ func TestFetchPolicy(t *testing.T) {
 		{"deny", FetchPolicy{Deny: pfx("10.0.0.0/8")}, "10.1.2.3:80", "fetch_deny has 10.0.0.0/8"},
 		{"deny beats allow", FetchPolicy{Allow: pfx("10.0.0.0/8"), Deny: pfx("10.9.0.0/16")}, "10.9.1.1:80", "fetch_deny"},
 		{"not an address", FetchPolicy{}, "example.com:80", "not an IP address"},
+		{"carrier-grade NAT", FetchPolicy{}, "100.64.0.1:80", "100.64.0.0/10 is denied by default"},
+		{"carrier-grade NAT top", FetchPolicy{}, "100.127.255.254:80", "100.64.0.0/10"},
+		{"just outside carrier-grade NAT", FetchPolicy{}, "100.128.0.1:80", ""},
+		{"v4-mapped carrier-grade NAT", FetchPolicy{}, "[::ffff:100.64.1.1]:80", "100.64.0.0/10"},
+		{"multicast v4", FetchPolicy{}, "224.0.0.1:80", "224.0.0.0/4"},
+		{"multicast v4 top", FetchPolicy{}, "239.255.255.250:1900", "224.0.0.0/4"},
+		{"multicast v6", FetchPolicy{}, "[ff02::1]:80", "ff00::/8"},
+		{"NAT64 of loopback", FetchPolicy{}, "[64:ff9b::7f00:1]:80", "64:ff9b::/96"},
+		{"NAT64 of a public address", FetchPolicy{}, "[64:ff9b::cb00:7105]:80", "64:ff9b::/96"},
+		{"local-use NAT64", FetchPolicy{}, "[64:ff9b:1::a9fe:a9fe]:80", "64:ff9b:1::/48"},
+		{"IPv4-translated", FetchPolicy{}, "[::ffff:0:7f00:1]:80", "::ffff:0:0:0/96"},
+		{"IPv4-compatible", FetchPolicy{}, "[::7f00:1]:80", "::/96"},
+		{"allowed NAT64, public inside", FetchPolicy{Allow: pfx("64:ff9b::/96")}, "[64:ff9b::cb00:7105]:80", ""},
+		{"allowed NAT64, metadata inside", FetchPolicy{Allow: pfx("64:ff9b::/96")}, "[64:ff9b::a9fe:a9fe]:80", "carries IPv4 169.254.169.254"},
+		{"allowed NAT64, denied inside", FetchPolicy{Allow: pfx("64:ff9b::/96"), Deny: pfx("10.0.0.0/8")}, "[64:ff9b::a01:203]:80", "fetch_deny has 10.0.0.0/8"},
+		{"public v6", FetchPolicy{}, "[2001:db8::1]:80", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

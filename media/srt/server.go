@@ -560,22 +560,6 @@ func (s *Server) failed(tag any, reason int) {
 	s.refuse(adm.remote.String(), adm.raw, reason, fmt.Sprintf("%s %s: %s", adm.id.Action, adm.id.Key, why))
 }
 
-func hubCode(err error) int {
-	switch {
-	case errors.Is(err, media.ErrNoStream):
-		return libsrt.RejXNotFound
-	case errors.Is(err, media.ErrStreamBusy):
-		return libsrt.RejXConflict
-	case errors.Is(err, media.ErrTooManyPubs), errors.Is(err, media.ErrTooManyReaders):
-		return libsrt.RejXOverload
-	case errors.Is(err, media.ErrBadStreamKey):
-		return libsrt.RejXBadRequest
-	case errors.Is(err, media.ErrHubClosed):
-		return libsrt.RejClose
-	}
-	return libsrt.RejXISE
-}
-
 // attach connects an accepted connection to the hub.
 func (s *Server) attach(ss *session, adm *admission) error {
 	key := adm.id.Key
@@ -644,9 +628,11 @@ func (s *Server) handle(conn *libsrt.Conn) {
 		}
 	} else if !closed(conn.Done()) {
 		// refused after the handshake (the stream was taken meanwhile,
-		// or did not arrive within PlayWait): the connection is closed
+		// or did not arrive within PlayWait): libsrt has accepted the
+		// caller and has no way to send it a reject code now, so the
+		// connection is closed and the caller sees it end
 		s.refused.Add(1)
-		runErr = fmt.Errorf("refused after the handshake (code %d): %w", hubCode(runErr), runErr)
+		runErr = fmt.Errorf("accepted, then closed: libsrt sends a caller no reject code after the handshake: %w", runErr)
 	}
 	if ss.linger {
 		conn.Close()

@@ -310,3 +310,37 @@ func RSS(pid int) (int, error) {
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
+
+// SRTConnections is the agent's relaymesh_srt_connections (every role)
+// read from /metrics.
+func (a *Agent) SRTConnections() (int, error) {
+	resp, err := http.Get(a.API("/metrics"))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	n, found := 0, false
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "relaymesh_srt_connections{") {
+			continue
+		}
+		f := strings.Fields(l)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metrics line %q: %w", l, err)
+		}
+		n += int(v)
+		found = true
+	}
+	if !found {
+		return 0, fmt.Errorf("no relaymesh_srt_connections in /metrics")
+	}
+	return n, nil
+}

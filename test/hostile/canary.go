@@ -270,17 +270,23 @@ func (w *WatchRSS) goMem() string {
 // must hold is that the memory is reused: again runs the same input once
 // more, and RSS after it must stay within a quarter (plus 32 MiB) of RSS
 // after the first run. A leak grows with every run.
+//
+// Both readings are taken once the run's hostile connections have ended
+// (relaymesh_srt_connections back to 0, at the peer idle timeout): read
+// while they still held their buffers, the first would be inflated and
+// the bound too loose to see a leak.
 func (w *WatchRSS) Plateau(t testing.TB, again func()) {
 	t.Helper()
 	w.halt()
+	w.connsEnded(t, "the first run")
 	first, err := RSS(w.pid)
 	if err != nil {
 		t.Fatalf("RSS: %v", err)
 	}
 	again()
-	// right after the run its hostile connections still hold their
-	// buffers (they end at the peer idle timeout, as the first run's had
-	// before first was read): poll until RSS is back within the bound
+	w.connsEnded(t, "the second run")
+	// libsrt and glibc may give memory back a little later still: poll
+	// until RSS is back within the bound
 	bound := first + first/4 + 32*1024
 	start := time.Now()
 	for {
@@ -299,4 +305,22 @@ func (w *WatchRSS) Plateau(t testing.TB, again func()) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// connsEnded waits (up to 2 minutes) until the agent's /metrics shows no
+// open SRT connection, and logs how many there were when it began.
+func (w *WatchRSS) connsEnded(t testing.TB, after string) {
+	t.Helper()
+	n0 := -1
+	testmedia.Eventually(t, 2*time.Minute, "the SRT connections of "+after+" to end (relaymesh_srt_connections 0)", func() bool {
+		n, err := w.a.SRTConnections()
+		if err != nil {
+			t.Fatalf("metrics: %v", err)
+		}
+		if n0 < 0 {
+			n0 = n
+		}
+		return n == 0
+	})
+	t.Logf("after %s: %d SRT connections open, waited for them to end", after, n0)
 }

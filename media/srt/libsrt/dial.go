@@ -7,8 +7,10 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"time"
 	"unsafe"
 )
 
@@ -60,20 +62,65 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 		}
 		return fail(srtErr("connect", rc))
 	}
+	switch err := waitConnected(ctx, st, func() sockStatus { return sockStatus(C.srt_getsockstate(s)) }, connectBound(o)); {
+	case err == nil:
+		return newConn(e, s, st, o), nil
+	case errors.Is(err, errConnectFailed):
+		return fail(rejectErr(int(C.srt_getrejectreason(s))))
+	default:
+		return fail(err)
+	}
+}
+
+// sockStatus is libsrt's SRT_SOCKSTATUS.
+type sockStatus int
+
+const (
+	statusConnecting = sockStatus(C.SRTS_CONNECTING)
+	statusConnected  = sockStatus(C.SRTS_CONNECTED)
+)
+
+// errConnectFailed: libsrt ended the connect; its reject reason says why.
+var errConnectFailed = errors.New("connect failed")
+
+// connectBound is how long Dial waits at most: libsrt's own connect
+// timeout and a margin, in case it never reports either outcome.
+func connectBound(o Options) time.Duration {
+	d := o.ConnectTimeout
+	if d <= 0 {
+		d = 3 * time.Second // libsrt's SRTO_CONNTIMEO default
+	}
+	return d + 2*time.Second
+}
+
+// waitConnected waits until the socket is connected (nil), libsrt ends
+// the connect (errConnectFailed), ctx ends or bound passes. An error
+// libsrt flags while the state still reads CONNECTING ends the connect
+// too: the broken channel stays closed, and waiting on it again would
+// spin.
+func waitConnected(ctx context.Context, st *sockState, status func() sockStatus, bound time.Duration) error {
+	t := time.NewTimer(bound)
+	defer t.Stop()
 	for {
+		broken := false
 		select {
 		case <-ctx.Done():
-			return fail(ctx.Err())
+			return ctx.Err()
+		case <-t.C:
+			return fmt.Errorf("%w (libsrt reported no outcome in %s)", ErrTimeout, bound)
 		case <-st.wr:
 		case <-st.broken:
+			broken = true
 		}
-		switch C.srt_getsockstate(s) {
-		case C.SRTS_CONNECTED:
-			return newConn(e, s, st, o), nil
-		case C.SRTS_CONNECTING:
-			continue
+		switch status() {
+		case statusConnected:
+			return nil
+		case statusConnecting:
+			if !broken {
+				continue
+			}
 		}
-		return fail(rejectErr(int(C.srt_getrejectreason(s))))
+		return errConnectFailed
 	}
 }
 

@@ -1,7 +1,10 @@
-package agent
+package config
 
 import (
+	"bytes"
+	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,7 +38,7 @@ type QoSConfig struct {
 type WebhooksConfig struct {
 	URL        string   `toml:"url"`         // "" disables
 	SecretFile string   `toml:"secret_file"` // HMAC key file; "" sends unsigned requests
-	Events     []string `toml:"events"`      // empty = all of webhookEvents
+	Events     []string `toml:"events"`      // empty = all of WebhookEvents
 }
 
 // Webhook events the agent sends (the data of each is a JSON object with
@@ -49,7 +52,8 @@ const (
 	EventMemberLeave       = "member.leave"       // {"member", ..., "state": "left"|"failed", "streams"}
 )
 
-var webhookEvents = []string{EventStreamPublished, EventStreamReconnected, EventStreamUnpublished, EventStreamFailover, EventMemberJoin, EventMemberLeave}
+// WebhookEvents lists every event webhooks.events may name.
+var WebhookEvents = []string{EventStreamPublished, EventStreamReconnected, EventStreamUnpublished, EventStreamFailover, EventMemberJoin, EventMemberLeave}
 
 func (c *Config) validateOps(ps *cfgProblems) {
 	q := &c.QoS
@@ -76,13 +80,13 @@ func (c *Config) validateOps(ps *cfgProblems) {
 	}
 	if q.Enabled && portsOK {
 		// netutil names its keys "qos.<key>: <message>"
-		for _, e := range flattenJoined(c.netQoS().Validate()) {
+		walkJoined(c.NetQoS().Validate(), func(e error) {
 			key, msg, ok := strings.Cut(e.Error(), ": ")
 			if !ok {
 				key, msg = "qos", e.Error()
 			}
 			ps.add(cfgPath(key), "%s", msg)
-		}
+		})
 	}
 
 	w := &c.Webhooks
@@ -98,24 +102,13 @@ func (c *Config) validateOps(ps *cfgProblems) {
 		ps.add(at.Key("secret_file"), "%q is not an absolute path", w.SecretFile)
 	}
 	for i, e := range w.Events {
-		ps.oneOf(at.Key("events").Index(i), e, webhookEvents...)
+		ps.oneOf(at.Key("events").Index(i), e, WebhookEvents...)
 	}
 }
 
-// flattenJoined splits an errors.Join result into its parts.
-func flattenJoined(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
-}
-
-// netQoS is [qos] for netutil, with the defaults and derived ports filled
+// NetQoS is [qos] for netutil, with the defaults and derived ports filled
 // in.
-func (c *Config) netQoS() netutil.QoSConfig {
+func (c *Config) NetQoS() netutil.QoSConfig {
 	q := c.QoS
 	n := netutil.DefaultQoSConfig()
 	n.Enabled = q.Enabled
@@ -167,4 +160,18 @@ func listenPort(addr string) uint16 {
 		return 0
 	}
 	return uint16(n)
+}
+
+// LoadWebhookSecret reads the HMAC key: the file's text without surrounding
+// whitespace, at least 16 bytes.
+func LoadWebhookSecret(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s := bytes.TrimSpace(data)
+	if len(s) < 16 {
+		return nil, fmt.Errorf("%s holds %d bytes: put a secret of at least 16 in it, e.g. `head -c 32 /dev/urandom | base64 > %s`", path, len(s), path)
+	}
+	return s, nil
 }

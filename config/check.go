@@ -1,4 +1,4 @@
-package agent
+package config
 
 // What `relaymesh check` looks at beyond the config's own validity: the
 // files the agent reads at start, whether the service user can read them,
@@ -21,9 +21,38 @@ import (
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
-// serviceUser is the packaged unit's User=: as root, `relaymesh check`
+// ServiceUser is the packaged unit's User=: as root, `relaymesh check`
 // checks that this account can read what the agent reads.
-const serviceUser = "relaymesh"
+const ServiceUser = "relaymesh"
+
+// DefaultPath is the config file run and check read when -c is not given.
+const DefaultPath = "/etc/relaymesh/relaymesh.toml"
+
+// LoadFile loads the config at path (with its drop-ins) and validates
+// it; path "" is the built-in standalone default.
+func LoadFile(path string) (*Config, error) {
+	if path == "" {
+		return Load()
+	}
+	return Load(path)
+}
+
+// CheckServiceUser checks that the account the agent runs as can read
+// the files c needs: name when explicit ("" for none), else, as root,
+// ServiceUser when it exists. The config files themselves are checked
+// when they are what the unit reads (path is DefaultPath) or the account
+// was named.
+func (c *Config) CheckServiceUser(path, name string, explicit bool) error {
+	u, err := lookupServiceUser(name, explicit)
+	if err != nil || u == nil {
+		return err
+	}
+	var files []string
+	if explicit || path == DefaultPath {
+		files = c.Sources
+	}
+	return checkServiceUser(c, files, u)
+}
 
 // neededFile is a file the agent opens at start, by its config key;
 // secret is set for the ones that must not be readable by everyone.
@@ -66,13 +95,13 @@ func (c *Config) checkClusterFiles(ps *cfgProblems) {
 			ps.add("cluster.backbone_key_file", "%v", err)
 		}
 		if cl.LocationsFile != "" {
-			if _, err := gossip.LoadLocationTable(cl.LocationsFile); err != nil {
+			if _, err := LoadLocationTable(cl.LocationsFile); err != nil {
 				ps.add("cluster.locations_file", "%v", err)
 			}
 		}
 	}
 	if w := c.Webhooks; w.URL != "" && w.SecretFile != "" {
-		if _, err := loadWebhookSecret(w.SecretFile); err != nil {
+		if _, err := LoadWebhookSecret(w.SecretFile); err != nil {
 			ps.add("webhooks.secret_file", "%v", err)
 		}
 	}
@@ -86,7 +115,7 @@ func lookupServiceUser(name string, explicit bool) (*user.User, error) {
 		if os.Geteuid() != 0 {
 			return nil, nil
 		}
-		u, err := user.Lookup(serviceUser)
+		u, err := user.Lookup(ServiceUser)
 		if err != nil {
 			return nil, nil // not installed from the .deb: nobody to check for
 		}
@@ -222,10 +251,10 @@ func modeOf(path string) string {
 	return fmt.Sprintf("%04o %s:%s", fi.Mode().Perm(), owner, group)
 }
 
-// qosWarnings says when an interface [qos] names does not exist here:
+// QoSWarnings says when an interface [qos] names does not exist here:
 // a warning, since check may run elsewhere than on the target host, but
 // the agent refuses to start there.
-func qosWarnings(c *Config) []string {
+func (c *Config) QoSWarnings() []string {
 	if !c.QoS.Enabled || c.QoS.Interface == "" {
 		return nil
 	}

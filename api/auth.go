@@ -1,4 +1,4 @@
-package agent
+package api
 
 // This file is the API's one auth middleware: it wraps every route.
 //
@@ -15,6 +15,8 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+
+	"github.com/relaymesh/relaymesh/config"
 )
 
 // apiRole is what a request's token grants.
@@ -36,10 +38,10 @@ func requestRole(r *http.Request) apiRole {
 }
 
 // beyondLoopback reports whether the API listens on a non-loopback address.
-func (s *apiServer) beyondLoopback() bool { return !cfgIsLoopback(s.ln.Addr().String()) }
+func (s *Server) beyondLoopback() bool { return !config.IsLoopback(s.ln.Addr().String()) }
 
 // routeNeed is the least role a route needs.
-func (s *apiServer) routeNeed(r *http.Request, cfg *Config, adminSet bool) apiRole {
+func (s *Server) routeNeed(r *http.Request, cfg *config.Config, adminSet bool) apiRole {
 	beyond := s.beyondLoopback()
 	path := r.URL.Path
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
@@ -65,9 +67,9 @@ func (s *apiServer) routeNeed(r *http.Request, cfg *Config, adminSet bool) apiRo
 }
 
 // authorize is the middleware over every route.
-func (s *apiServer) authorize(next http.Handler) http.Handler {
+func (s *Server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cfg := s.a.config()
+		cfg := s.d.Node.Config()
 		tokens := []struct {
 			key  string
 			path string
@@ -81,9 +83,9 @@ func (s *apiServer) authorize(next http.Handler) http.Handler {
 		got = strings.TrimSpace(got)
 		role, adminSet := roleNone, false
 		for _, t := range tokens {
-			tok, err := loadTokenFile(t.path)
+			tok, err := config.LoadTokenFile(t.path)
 			if err != nil {
-				s.a.log.Error("API token file unreadable", "key", t.key, "err", err)
+				s.d.Log.Error("API token file unreadable", "key", t.key, "err", err)
 				writeError(w, http.StatusInternalServerError, "token_unreadable", "the API token file ("+t.key+") cannot be read; see the agent log", "")
 				return
 			}
@@ -101,7 +103,7 @@ func (s *apiServer) authorize(next http.Handler) http.Handler {
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			r.Body = http.MaxBytesReader(w, r.Body, cfg.Objects.maxAPIBody())
+			r.Body = http.MaxBytesReader(w, r.Body, cfg.Objects.APIBodyLimit())
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), roleKey{}, role)))
 	})
@@ -130,11 +132,11 @@ func needMessage(need apiRole) string {
 }
 
 // locateSigns says whether /v1/locate signs its URLs for r.
-func (s *apiServer) locateSigns(r *http.Request) bool {
+func (s *Server) locateSigns(r *http.Request) bool {
 	if role := requestRole(r); role == roleAdmin || role == roleLocate {
 		return true
 	}
-	if v := s.a.config().Auth.LocateSigns; v != nil {
+	if v := s.d.Node.Config().Auth.LocateSigns; v != nil {
 		return *v
 	}
 	return !s.beyondLoopback()

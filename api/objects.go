@@ -1,15 +1,11 @@
-package agent
+package api
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/relaymesh/relaymesh/flow"
@@ -18,37 +14,59 @@ import (
 	"github.com/relaymesh/relaymesh/task"
 )
 
+// Objects are the flows, relays and tasks the API manages, and the
+// durable write every change goes through.
+type Objects interface {
+	Flows() *flow.Manager
+	Relays() *relayrule.Manager
+	Tasks() *task.Manager
+	// Write runs one API change: op changes the objects in memory, undo
+	// reverses it; an error that is a StatusError answers with its
+	// status (the change could not be saved and was undone).
+	Write(op, undo func() error) error
+}
+
+// A StatusError names the HTTP status and error code it answers with.
+type StatusError interface {
+	error
+	HTTPStatus() (status int, code string)
+}
+
 // routesObjects registers the objects API endpoints on s.mux: for each
 // kind, list, get, create, update, delete and the kind's actions.
-func (s *apiServer) routesObjects() {
-	o := &s.a.ext.objects
+func (s *Server) routesObjects() {
+	o := s.d.Objects
 	routeKind(s, objectKind[flow.Spec, flow.View]{
-		name: "flow", plural: "flows", save: s.a.writeObjects,
-		list: func() []flow.View { return o.flows.List() }, get: func(id string) (flow.View, bool) { return o.flows.Get(id) },
-		create: func(spec flow.Spec) error { return o.flows.Create(spec, lifecycle.CreateOpts{}) },
-		update: func(spec flow.Spec) error { return o.flows.Update(spec) },
-		delete: func(id string) error { return o.flows.Delete(id) },
-		remove: func(id string) error { o.flows.Remove(id); return nil },
+		name: "flow", plural: "flows", save: o.Write,
+		list: func() []flow.View { return o.Flows().List() }, get: func(id string) (flow.View, bool) { return o.Flows().Get(id) },
+		create: func(spec flow.Spec) error { return o.Flows().Create(spec, lifecycle.CreateOpts{}) },
+		update: func(spec flow.Spec) error { return o.Flows().Update(spec) },
+		delete: func(id string) error { return o.Flows().Delete(id) },
+		remove: func(id string) error { o.Flows().Remove(id); return nil },
 		restore: func(v flow.View) error {
-			return o.flows.Create(v.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore, State: v.State})
+			return o.Flows().Create(v.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore, State: v.State})
 		},
 		spec: func(v flow.View) flow.Spec { return v.Spec },
 		actions: map[string]func(context.Context, string) error{
-			"start": o.flows.Start,
-			"stop":  o.flows.Stop,
+			"start": func(ctx context.Context, id string) error {
+				return o.Write(func() error { return o.Flows().Start(ctx, id) }, func() error { return o.Flows().Stop(ctx, id) })
+			},
+			"stop": func(ctx context.Context, id string) error {
+				return o.Write(func() error { return o.Flows().Stop(ctx, id) }, func() error { return o.Flows().Start(ctx, id) })
+			},
 		},
 		id: func(s *flow.Spec) *string { return &s.ID }, readOnly: func(v flow.View) bool { return v.ReadOnly },
 		unmask: unmaskFlow,
 	})
 	routeKind(s, objectKind[relayrule.Spec, relayrule.View]{
-		name: "relay", plural: "relays", save: s.a.writeObjects,
-		list: func() []relayrule.View { return o.relays.List() }, get: func(id string) (relayrule.View, bool) { return o.relays.Get(id) },
-		create: func(spec relayrule.Spec) error { return o.relays.Create(spec, lifecycle.CreateOpts{}) },
-		update: func(spec relayrule.Spec) error { return o.relays.Update(spec) },
-		delete: func(id string) error { return o.relays.Delete(id) },
-		remove: func(id string) error { return o.relays.Delete(id) },
+		name: "relay", plural: "relays", save: o.Write,
+		list: func() []relayrule.View { return o.Relays().List() }, get: func(id string) (relayrule.View, bool) { return o.Relays().Get(id) },
+		create: func(spec relayrule.Spec) error { return o.Relays().Create(spec, lifecycle.CreateOpts{}) },
+		update: func(spec relayrule.Spec) error { return o.Relays().Update(spec) },
+		delete: func(id string) error { return o.Relays().Delete(id) },
+		remove: func(id string) error { return o.Relays().Delete(id) },
 		restore: func(v relayrule.View) error {
-			return o.relays.Create(v.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore})
+			return o.Relays().Create(v.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore})
 		},
 		spec: func(v relayrule.View) relayrule.Spec { return v.Spec },
 		id:   func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
@@ -58,14 +76,14 @@ func (s *apiServer) routesObjects() {
 		},
 	})
 	routeKind(s, objectKind[task.Spec, task.View]{
-		name: "task", plural: "tasks", save: s.a.writeObjects,
-		list: func() []task.View { return o.tasks.List() }, get: func(id string) (task.View, bool) { return o.tasks.Get(id) },
-		create: func(spec task.Spec) error { return o.tasks.Create(spec, lifecycle.CreateOpts{}) },
-		update: func(spec task.Spec) error { return o.tasks.Update(spec) },
-		delete: func(id string) error { return o.tasks.Delete(id) },
-		remove: func(id string) error { o.tasks.Remove(id); return nil },
+		name: "task", plural: "tasks", save: o.Write,
+		list: func() []task.View { return o.Tasks().List() }, get: func(id string) (task.View, bool) { return o.Tasks().Get(id) },
+		create: func(spec task.Spec) error { return o.Tasks().Create(spec, lifecycle.CreateOpts{}) },
+		update: func(spec task.Spec) error { return o.Tasks().Update(spec) },
+		delete: func(id string) error { return o.Tasks().Delete(id) },
+		remove: func(id string) error { o.Tasks().Remove(id); return nil },
 		restore: func(v task.View) error {
-			return o.tasks.Restore(v.Spec, v.Internal, task.Position{Item: v.Item, Pass: v.Pass})
+			return o.Tasks().Restore(v.Spec, v.Internal, task.Position{Item: v.Item, Pass: v.Pass})
 		},
 		spec: func(v task.View) task.Spec { return v.Spec },
 		filter: func(q url.Values) (func(task.View) bool, error) {
@@ -73,9 +91,13 @@ func (s *apiServer) routesObjects() {
 			return func(v task.View) bool { return f.Match(&v) }, err
 		},
 		actions: map[string]func(context.Context, string) error{
-			"start":   o.tasks.Start,
-			"stop":    o.tasks.Stop,
-			"restart": o.tasks.Restart,
+			"start": func(ctx context.Context, id string) error {
+				return o.Write(func() error { return o.Tasks().Start(ctx, id) }, func() error { return o.Tasks().Stop(ctx, id) })
+			},
+			"stop": func(ctx context.Context, id string) error {
+				return o.Write(func() error { return o.Tasks().Stop(ctx, id) }, func() error { return o.Tasks().Start(ctx, id) })
+			},
+			"restart": func(ctx context.Context, id string) error { return o.Tasks().Restart(ctx, id) },
 		},
 		id: func(s *task.Spec) *string { return &s.ID }, readOnly: func(v task.View) bool { return v.ReadOnly },
 		unmask: func(spec *task.Spec, old task.View) {
@@ -107,7 +129,7 @@ type objectKind[S, V any] struct {
 	remove   func(id string) error
 	restore  func(V) error
 	spec     func(V) S
-	save     func(op, undo func() error) error                     // Agent.writeObjects
+	save     func(op, undo func() error) error                     // Objects.Write
 	actions  map[string]func(ctx context.Context, id string) error // POST /v1/<plural>/{id}/<action>
 	id       func(*S) *string
 	readOnly func(V) bool
@@ -118,7 +140,7 @@ type objectKind[S, V any] struct {
 // playlist files (downloads run in the background).
 const actionTimeout = 2 * time.Minute
 
-func routeKind[S, V any](s *apiServer, k objectKind[S, V]) {
+func routeKind[S, V any](s *Server, k objectKind[S, V]) {
 	base := "/v1/" + k.plural
 	s.mux.HandleFunc("GET "+base, k.handleList)
 	s.mux.HandleFunc("POST "+base, k.handleCreate)
@@ -244,65 +266,6 @@ func (k objectKind[S, V]) handleAction(name string, act func(context.Context, st
 	}
 }
 
-var kindStatus = map[lifecycle.Kind]int{
-	lifecycle.Invalid:  http.StatusBadRequest,
-	lifecycle.NotFound: http.StatusNotFound,
-	lifecycle.Conflict: http.StatusConflict,
-	lifecycle.Exists:   http.StatusConflict,
-	lifecycle.Limit:    http.StatusTooManyRequests,
-	lifecycle.ReadOnly: http.StatusForbidden,
-}
-
-func writeProblem(w http.ResponseWriter, err error) {
-	var ns *notSavedError
-	if errors.As(err, &ns) {
-		st, code := ns.status()
-		writeError(w, st, code, ns.Error(), "")
-		return
-	}
-	p := lifecycle.AsProblem(err)
-	st, ok := kindStatus[p.Kind]
-	if !ok {
-		st = http.StatusInternalServerError
-	}
-	writeError(w, st, string(p.Kind), p.Msg, p.Field)
-}
-
-// decodeBody reads a JSON object strictly: unknown fields and wrong
-// types are refused naming the field.
-func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if dec.More() {
-			return lifecycle.Invalidf("", "the body holds more than one JSON value")
-		}
-		return nil
-	}
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	var me *http.MaxBytesError
-	switch {
-	case errors.As(err, &te):
-		return lifecycle.Invalidf(te.Field, "want %s, got JSON %s", te.Type, te.Value)
-	case errors.As(err, &se):
-		return lifecycle.Invalidf("", "the body is not valid JSON: %v (at byte %d)", err, se.Offset)
-	case errors.As(err, &me):
-		return lifecycle.Invalidf("", "the body is larger than %d bytes (objects.max_api_body)", me.Limit)
-	case errors.Is(err, io.EOF):
-		return lifecycle.Invalidf("", "the body is empty: send a JSON object")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return lifecycle.Invalidf(f, "unknown field")
-	}
-	var terr *time.ParseError
-	if errors.As(err, &terr) {
-		return lifecycle.Invalidf("", "a time is not RFC 3339 (e.g. 2026-05-01T18:00:00Z): %v", err)
-	}
-	return lifecycle.Invalidf("", "%v", err)
-}
-
 // idFromPath refuses a body whose id differs from the path's.
 func idFromPath(r *http.Request, bodyID *string) error {
 	id := r.PathValue("id")
@@ -315,10 +278,8 @@ func idFromPath(r *http.Request, bodyID *string) error {
 	return nil
 }
 
-const masked = "********"
-
 func unmask(s *string, old string) {
-	if *s == masked {
+	if *s == Masked {
 		*s = old
 	}
 }

@@ -1,4 +1,4 @@
-package agent
+package api
 
 // This file hides secrets in API answers: passphrases, and the stream keys
 // and tokens inside push and pull URLs (an RTMP URL's stream name is the
@@ -14,6 +14,13 @@ import (
 
 	"github.com/relaymesh/relaymesh/media/relay"
 )
+
+// Masked replaces a secret in answers and logs.
+const Masked = "********"
+
+// MaskText hides the stream key and secrets of every URL inside s, as
+// the API's answers do: for log lines.
+func MaskText(s string) string { return maskInString(s) }
 
 // maskURL hides the stream key and secrets of a media URL:
 // rtmp://h/app/KEY -> rtmp://h/app/********, srt://h:p?streamid=publish:KEY
@@ -39,7 +46,7 @@ func maskURL(raw string) string {
 		if !ok || rest == "" {
 			return relay.Redact(head + u.EscapedPath() + query)
 		}
-		return relay.Redact(head + "/" + app + "/" + masked + query)
+		return relay.Redact(head + "/" + app + "/" + Masked + query)
 	case "srt":
 		parts := strings.Split(u.RawQuery, "&")
 		for i, p := range parts {
@@ -53,9 +60,9 @@ func maskURL(raw string) string {
 			}
 			mode, _, ok := strings.Cut(sid, ":")
 			if ok && (mode == "publish" || mode == "read" || mode == "request") {
-				parts[i] = name + "=" + mode + ":" + masked
+				parts[i] = name + "=" + mode + ":" + Masked
 			} else {
-				parts[i] = name + "=" + masked
+				parts[i] = name + "=" + Masked
 			}
 		}
 		q := strings.Join(parts, "&")
@@ -107,7 +114,7 @@ func maskTree(key string, v any) any {
 		return x
 	case string:
 		if x != "" && (key == "passphrase" || strings.HasSuffix(key, "_passphrase")) {
-			return masked
+			return Masked
 		}
 		return maskInString(x)
 	}

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"fmt"
@@ -42,13 +42,16 @@ type ObjectsConfig struct {
 	DownloadTimeout Duration `toml:"download_timeout"`
 }
 
-func (o ObjectsConfig) maxOutputs() int { return orDefault(o.MaxOutputs, defaultMaxOutputs) }
+// OutputLimit is max_outputs with its default: outputs per flow.
+func (o ObjectsConfig) OutputLimit() int { return orDefault(o.MaxOutputs, defaultMaxOutputs) }
 
-func (o ObjectsConfig) maxDownload() int64 {
+// DownloadLimit is max_download with its default, in bytes.
+func (o ObjectsConfig) DownloadLimit() int64 {
 	return orDefault(int64(o.MaxDownload), defaultMaxDownload)
 }
 
-func (o ObjectsConfig) downloadTimeout() time.Duration {
+// DownloadTimeLimit is download_timeout with its default.
+func (o ObjectsConfig) DownloadTimeLimit() time.Duration {
 	return orDefault(time.Duration(o.DownloadTimeout), defaultDownloadTimeout)
 }
 
@@ -63,9 +66,9 @@ func prefixes(list []string) []netip.Prefix {
 	return out
 }
 
-// fetchPolicy builds the outbound policy; ownPorts are the node's
+// FetchPolicy builds the outbound policy; ownPorts are the node's
 // listener ports. The CIDRs were validated with the config.
-func (o ObjectsConfig) fetchPolicy(ownPorts []uint16) *netutil.FetchPolicy {
+func (o ObjectsConfig) FetchPolicy(ownPorts []uint16) *netutil.FetchPolicy {
 	return &netutil.FetchPolicy{OwnPorts: ownPorts, Allow: prefixes(o.FetchAllow), Deny: prefixes(o.FetchDeny)}
 }
 
@@ -78,13 +81,16 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
-func (o ObjectsConfig) maxRelays() int { return orDefault(o.MaxRelays, defaultMaxRelays) }
+// RelayLimit is max_relays with its default.
+func (o ObjectsConfig) RelayLimit() int { return orDefault(o.MaxRelays, defaultMaxRelays) }
 
-func (o ObjectsConfig) maxRunningTasks() int {
+// RunningTaskLimit is max_running_tasks with its default.
+func (o ObjectsConfig) RunningTaskLimit() int {
 	return orDefault(o.MaxRunningTasks, defaultMaxRunningTasks)
 }
 
-func (o ObjectsConfig) maxAPIBody() int64 { return orDefault(int64(o.MaxAPIBody), defaultMaxAPIBody) }
+// APIBodyLimit is max_api_body with its default, in bytes.
+func (o ObjectsConfig) APIBodyLimit() int64 { return orDefault(int64(o.MaxAPIBody), defaultMaxAPIBody) }
 
 // FlowSourceConfig is a flow's source or backup.
 type FlowSourceConfig struct {
@@ -155,17 +161,19 @@ type TaskConfig struct {
 	Callback    string    `toml:"callback"`
 }
 
-func (s FlowSourceConfig) spec() flow.Source {
+// Spec is the source as the flow package takes it.
+func (s FlowSourceConfig) Spec() flow.Source {
 	return flow.Source{Name: s.Name, Type: s.Type, URL: s.URL, Stream: s.Stream, Flow: s.Flow, Output: s.Output,
 		Allow: s.Allow, MaxBitrate: int64(s.MaxBitrate), LatencyMS: int(s.Latency.Duration().Milliseconds()),
 		Passphrase: s.Passphrase, PBKeyLen: s.PBKeyLen}
 }
 
-func (f *FlowConfig) spec() flow.Spec {
-	s := flow.Spec{ID: f.ID, Description: f.Description, Source: f.Source.spec(), Outputs: []flow.Output{},
+// Spec is the [[flow]] as the flow package takes it.
+func (f *FlowConfig) Spec() flow.Spec {
+	s := flow.Spec{ID: f.ID, Description: f.Description, Source: f.Source.Spec(), Outputs: []flow.Output{},
 		Start: optTime(f.StartTime), End: optTime(f.EndTime), MaxBandwidth: int64(f.MaxBandwidth)}
 	if f.Backup.Type != "" {
-		b := f.Backup.spec()
+		b := f.Backup.Spec()
 		s.Backup = &b
 	}
 	for _, o := range f.Outputs {
@@ -177,12 +185,14 @@ func (f *FlowConfig) spec() flow.Spec {
 	return s
 }
 
-func (r *RelayConfig) spec() relayrule.Spec {
+// Spec is the [[relay]] as the relayrule package takes it.
+func (r *RelayConfig) Spec() relayrule.Spec {
 	return relayrule.Spec{ID: r.ID, Pattern: r.Pattern, URL: r.URL, Passphrase: r.Passphrase, PBKeyLen: r.PBKeyLen,
 		LatencyMS: int(r.Latency.Duration().Milliseconds()), Start: r.Start, End: r.End}
 }
 
-func (t *TaskConfig) spec() task.Spec {
+// Spec is the [[task]] as the task package takes it.
+func (t *TaskConfig) Spec() task.Spec {
 	s := task.Spec{ID: t.ID, Name: t.Name, Source: task.Source{URL: t.URL, Playlist: t.Playlist}, Loop: t.Loop,
 		Destination: task.Destination{URL: t.Destination, Passphrase: t.Passphrase, PBKeyLen: t.PBKeyLen,
 			LatencyMS: int(t.Latency.Duration().Milliseconds())},
@@ -227,8 +237,8 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 		ps.add("objects.download_timeout", "is negative")
 	}
 	for i := range c.Flows {
-		if n := len(c.Flows[i].Outputs); n > o.maxOutputs() {
-			ps.add(cfgPath("flow").Index(i).Key("outputs"), "%d outputs is more than objects.max_outputs (%d)", n, o.maxOutputs())
+		if n := len(c.Flows[i].Outputs); n > o.OutputLimit() {
+			ps.add(cfgPath("flow").Index(i).Key("outputs"), "%d outputs is more than objects.max_outputs (%d)", n, o.OutputLimit())
 		}
 	}
 	flows := map[string]*FlowConfig{}
@@ -250,7 +260,7 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 	seen := map[string]int{}
 	for i := range c.Flows {
 		at := cfgPath("flow").Index(i)
-		s := c.Flows[i].spec()
+		s := c.Flows[i].Spec()
 		if err := s.Validate(lookup); err != nil {
 			p := lifecycle.AsProblem(err)
 			ps.add(tomlField(at, p.Field), "%s", p.Msg)
@@ -263,13 +273,13 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 		}
 		seen[s.ID] = i
 	}
-	if o.MaxRelays >= 0 && len(c.Relays) > o.maxRelays() { // a negative one is refused above
-		ps.add("relay", "%d relays is more than objects.max_relays (%d)", len(c.Relays), o.maxRelays())
+	if o.MaxRelays >= 0 && len(c.Relays) > o.RelayLimit() { // a negative one is refused above
+		ps.add("relay", "%d relays is more than objects.max_relays (%d)", len(c.Relays), o.RelayLimit())
 	}
 	seen = map[string]int{}
 	for i := range c.Relays {
 		at := cfgPath("relay").Index(i)
-		s := c.Relays[i].spec()
+		s := c.Relays[i].Spec()
 		// a file's window may lie in the past: it is then simply finished
 		if err := s.Validate(time.Time{}); err != nil {
 			p := lifecycle.AsProblem(err)
@@ -283,7 +293,7 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 	seen = map[string]int{}
 	for i := range c.Tasks {
 		at := cfgPath("task").Index(i)
-		s := c.Tasks[i].spec()
+		s := c.Tasks[i].Spec()
 		if err := s.Validate(time.Time{}); err != nil {
 			p := lifecycle.AsProblem(err)
 			ps.add(tomlField(at, p.Field), "%s", p.Msg)

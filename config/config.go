@@ -1,4 +1,4 @@
-package agent
+package config
 
 // The node's configuration: a strict TOML file plus drop-ins.
 //
@@ -29,8 +29,8 @@ import (
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
-// ConfigVersion is the schema version this build reads.
-const ConfigVersion = 1
+// SchemaVersion is the schema version this build reads.
+const SchemaVersion = 1
 
 // Node roles.
 const (
@@ -51,16 +51,16 @@ type Config struct {
 	Limits     LimitsConfig      `toml:"limits"`
 	Auth       AuthConfig        `toml:"auth"`
 	SRTStreams []SRTStreamConfig `toml:"srt_stream"`
-	WebRTC     WebRTCConfig      `toml:"webrtc"` // config_webrtc.go
+	WebRTC     WebRTCConfig      `toml:"webrtc"` // webrtc.go
 
-	// The cluster: config_cluster.go.
+	// The cluster: cluster.go.
 	Cluster   ClusterConfig    `toml:"cluster"`
 	Routes    []RouteConfig    `toml:"route"`
 	Locations []LocationConfig `toml:"location"`
-	// Operations: config_ops.go.
+	// Operations: ops.go.
 	QoS      QoSConfig      `toml:"qos"`
 	Webhooks WebhooksConfig `toml:"webhooks"`
-	// Flows, relays and pseudo-live tasks: config_objects.go.
+	// Flows, relays and pseudo-live tasks: objects.go.
 	Objects ObjectsConfig `toml:"objects"`
 	Flows   []FlowConfig  `toml:"flow"`
 	Relays  []RelayConfig `toml:"relay"`
@@ -165,7 +165,7 @@ type AuthConfig struct {
 // standalone.toml spells it out. Each call returns a fresh value.
 func Default() *Config {
 	return &Config{
-		Version: ConfigVersion,
+		Version: SchemaVersion,
 		Node: NodeConfig{
 			Role:     RoleStandalone,
 			Site:     "local",
@@ -223,27 +223,45 @@ func (e *FieldError) Error() string {
 // Validate), in order.
 func FieldErrors(err error) []*FieldError {
 	var out []*FieldError
-	var walk func(error)
-	walk = func(e error) {
-		if e == nil {
-			return
-		}
-		if fe, ok := e.(*FieldError); ok {
-			out = append(out, fe)
-			return
-		}
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				walk(x)
+	var add func(error)
+	add = func(e error) {
+		for ; e != nil; e = errors.Unwrap(e) {
+			if fe, ok := e.(*FieldError); ok {
+				out = append(out, fe)
+				return
 			}
-			return
-		}
-		if u := errors.Unwrap(e); u != nil {
-			walk(u)
+			if _, ok := e.(interface{ Unwrap() []error }); ok {
+				walkJoined(e, add)
+				return
+			}
 		}
 	}
-	walk(err)
+	walkJoined(err, add)
 	return out
+}
+
+// Problems unpacks a config error (an errors.Join tree, as Load,
+// Validate, CheckFiles and CheckServiceUser return) into one line per
+// problem.
+func Problems(err error) []string {
+	var out []string
+	walkJoined(err, func(e error) { out = append(out, e.Error()) })
+	return out
+}
+
+// walkJoined calls leaf for every error in the errors.Join tree err that
+// is not itself a join, in order.
+func walkJoined(err error, leaf func(error)) {
+	if err == nil {
+		return
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			walkJoined(e, leaf)
+		}
+		return
+	}
+	leaf(err)
 }
 
 // cfgPath is a key path as users write it: "limits.max_bitrate",
@@ -1011,8 +1029,8 @@ func (sc *cfgScanner) value() {
 // CheckFiles.
 func (c *Config) Validate() error {
 	var ps cfgProblems
-	if c.Version != ConfigVersion {
-		ps.add("version", "%d is not supported: this relaymesh reads version %d", c.Version, ConfigVersion)
+	if c.Version != SchemaVersion {
+		ps.add("version", "%d is not supported: this relaymesh reads version %d", c.Version, SchemaVersion)
 	}
 	c.Node.validate(&ps, "node")
 	c.RTMP.validate(&ps, "rtmp")
@@ -1099,7 +1117,7 @@ func (a *APIConfig) validate(ps *cfgProblems, at cfgPath) {
 	if !ps.listen(at.Key("listen"), a.Listen) || a.Listen == "" {
 		return
 	}
-	if a.TokenFile == "" && !cfgIsLoopback(a.Listen) {
+	if a.TokenFile == "" && !IsLoopback(a.Listen) {
 		ps.add(at.Key("token_file"), "required when api.listen (%q) is not a loopback address: set token_file, or listen on 127.0.0.1", a.Listen)
 	}
 	if a.ReadTokenFile != "" && !filepath.IsAbs(a.ReadTokenFile) {
@@ -1200,7 +1218,8 @@ func (ps *cfgProblems) listen(at cfgPath, s string) bool {
 
 var cfgHostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
 
-func cfgIsLoopback(listen string) bool {
+// IsLoopback reports whether a host:port listen address is on loopback.
+func IsLoopback(listen string) bool {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
 		return false
@@ -1246,6 +1265,14 @@ func (ps *cfgProblems) cidrs(at cfgPath, list []string) {
 	}
 }
 
+// CheckStreamKey checks an "app/name" stream key, as the config does for
+// every key it names; at names it in the error.
+func CheckStreamKey(at, key string) error {
+	var ps cfgProblems
+	ps.streamKey(cfgPath(at), key)
+	return ps.err()
+}
+
 // streamKey checks an "app/name" stream key.
 func (ps *cfgProblems) streamKey(at cfgPath, s string) {
 	app, name, ok := strings.Cut(s, "/")
@@ -1272,7 +1299,7 @@ func (c *Config) CheckFiles() error {
 	}
 	toks := map[string]string{}
 	for _, f := range []struct{ key, path string }{{"api.token_file", c.API.TokenFile}, {"api.read_token_file", c.API.ReadTokenFile}, {"auth.locate_token_file", c.Auth.LocateTokenFile}} {
-		tok, err := loadTokenFile(f.path)
+		tok, err := LoadTokenFile(f.path)
 		if err != nil {
 			ps.add(cfgPath(f.key), "%v", err)
 		} else if tok != "" {
@@ -1293,11 +1320,11 @@ func (c *Config) CheckFiles() error {
 
 // LoadToken reads the API bearer token from token_file: the file's content
 // without surrounding whitespace, at least 16 bytes. "" when no file is set.
-func (a APIConfig) LoadToken() (string, error) { return loadTokenFile(a.TokenFile) }
+func (a APIConfig) LoadToken() (string, error) { return LoadTokenFile(a.TokenFile) }
 
-// loadTokenFile reads a bearer token file (api.token_file,
+// LoadTokenFile reads a bearer token file (api.token_file,
 // api.read_token_file, auth.locate_token_file); "" when path is "".
-func loadTokenFile(path string) (string, error) {
+func LoadTokenFile(path string) (string, error) {
 	if path == "" {
 		return "", nil
 	}
@@ -1358,8 +1385,8 @@ func (n NodeConfig) ResolveDataDir() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("relaymesh-%d", os.Getuid()))
 }
 
-// logLevel returns node.log_level as a slog.Level (info when unknown).
-func (c *Config) logLevel() slog.Level {
+// SlogLevel returns node.log_level as a slog.Level (info when unknown).
+func (c *Config) SlogLevel() slog.Level {
 	switch c.Node.LogLevel {
 	case "debug":
 		return slog.LevelDebug
@@ -1374,8 +1401,8 @@ func (c *Config) logLevel() slog.Level {
 // ---------------------------------------------------------------------------
 // Diff
 
-// ConfigDiff says what changed between two configs, for reload.
-type ConfigDiff struct {
+// Changes says what changed between two configs (Diff), for reload.
+type Changes struct {
 	// Sections lists the top-level keys whose values differ, in schema
 	// order: "node", "rtmp", "http", "srt", "api", "limits", "auth",
 	// "srt_stream", and later sections as they are added.
@@ -1392,16 +1419,16 @@ type ConfigDiff struct {
 }
 
 // Changed returns the changed top-level sections (Sections), for logs.
-func (d ConfigDiff) Changed() []string { return d.Sections }
+func (d Changes) Changed() []string { return d.Sections }
 
 // Section reports whether the top-level section changed.
-func (d ConfigDiff) Section(name string) bool { return slices.Contains(d.Sections, name) }
+func (d Changes) Section(name string) bool { return slices.Contains(d.Sections, name) }
 
 // Empty reports whether nothing changed.
-func (d ConfigDiff) Empty() bool { return len(d.Sections) == 0 }
+func (d Changes) Empty() bool { return len(d.Sections) == 0 }
 
 // String is a one-line summary for logs.
-func (d ConfigDiff) String() string {
+func (d Changes) String() string {
 	if d.Empty() {
 		return "no changes"
 	}
@@ -1450,14 +1477,14 @@ func clusterOn(c *Config) bool { return c.Cluster.Enabled }
 
 // Diff compares two configs. Sources is ignored; a nil config counts as
 // the zero Config.
-func Diff(old, new *Config) ConfigDiff {
+func Diff(old, new *Config) Changes {
 	if old == nil {
 		old = &Config{}
 	}
 	if new == nil {
 		new = &Config{}
 	}
-	var d ConfigDiff
+	var d Changes
 	ov, nv := reflect.ValueOf(old).Elem(), reflect.ValueOf(new).Elem()
 	t := ov.Type()
 	for i := range t.NumField() {

@@ -1,4 +1,4 @@
-package agent
+package config
 
 // Typed config values. Each decodes from a TOML string only, through
 // toml.Unmarshaler, so a bare number where a unit is meant is refused with a

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"os"
@@ -79,7 +79,7 @@ callback = "https://example.com/hook"
 				if err != nil {
 					t.Fatal(err)
 				}
-				s := cfg.Flows[0].spec()
+				s := cfg.Flows[0].Spec()
 				if s.Backup == nil || s.Backup.LatencyMS != 200 || len(s.Outputs) != 2 || s.Source.MaxBitrate != 8_000_000 {
 					t.Fatalf("flow spec %+v", s)
 				}

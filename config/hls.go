@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"time"
@@ -44,19 +44,5 @@ func (h *HLSConfig) validate(ps *cfgProblems, at cfgPath) {
 	}
 	for i, k := range h.AlwaysOn {
 		ps.streamKey(at.Key("always_on").Index(i), k)
-	}
-}
-
-func (a *Agent) hlsConfig(cfg *Config) hls.Config {
-	h := cfg.HLS
-	return hls.Config{
-		PartDuration:   h.PartDuration.Duration(),
-		SegmentCount:   h.SegmentCount,
-		IdleTimeout:    h.IdleTimeout.Duration(),
-		SessionTimeout: h.SessionTimeout.Duration(),
-		PlayWait:       a.playWait(cfg),
-		AlwaysOn:       h.AlwaysOn,
-		TokenSessions:  cfg.Auth.Play,
-		Authorize:      a.authorize,
 	}
 }

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"fmt"
@@ -160,7 +160,7 @@ func (c *Config) LocationTable() (gossip.LocationTable, error) {
 		t.Locations = append(t.Locations, gossip.Location{CIDR: p.Masked(), Site: l.Site, Lat: l.Lat, Lon: l.Lon})
 	}
 	if c.Cluster.LocationsFile != "" {
-		ft, err := gossip.LoadLocationTable(c.Cluster.LocationsFile)
+		ft, err := LoadLocationTable(c.Cluster.LocationsFile)
 		if err != nil {
 			return t, fmt.Errorf("cluster.locations_file: %w", err)
 		}
