@@ -4,6 +4,7 @@ package agent
 // the small views of the node it reads.
 
 import (
+	"context"
 	"net/netip"
 	"time"
 
@@ -59,8 +60,8 @@ func (v apiView) Members() []gossip.Member        { return v.a.cluster.gossip.Me
 func (v apiView) Directory() []gossip.DirEntry    { return v.a.cluster.gossip.Directory() }
 func (v apiView) Locations() gossip.LocationTable { return *v.a.cluster.locs.Load() }
 
-func (v apiView) Locate(client netip.Addr, table gossip.LocationTable) ([]gossip.Member, error) {
-	return v.a.cluster.gossip.Locate(client, table)
+func (v apiView) Locate(ctx context.Context, client netip.Addr, table gossip.LocationTable, probe int) ([]gossip.Member, error) {
+	return v.a.cluster.gossip.LocateReachable(ctx, client, table, probe)
 }
 
 func (v apiView) Links() client.Links {

@@ -32,7 +32,8 @@ const (
 	// other centers their pulls, away from a leaving center.
 	leaveMoveWait = 5 * time.Second
 	// leaveSettle is the least time a leaving center keeps its edges'
-	// uplinks, for their make-before-break moves to start elsewhere.
+	// uplinks while no other center reads from it, for their
+	// make-before-break moves to run elsewhere first.
 	leaveSettle = 2 * time.Second
 )
 
@@ -42,6 +43,9 @@ type clusterState struct {
 	center  *center.Center
 	uplinks *edge.Uplinks
 	locs    atomic.Pointer[gossip.LocationTable]
+	// backbonePass is the backbone key, for flow outputs that deliver to
+	// another node's flow (flowdir.go)
+	backbonePass atomic.Pointer[string]
 }
 
 // newCluster builds the cluster components from cfg and registers them with
@@ -61,6 +65,7 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("cluster.backbone_key_file: %w", err)
 	}
+	cs.backbonePass.Store(&pass)
 
 	gc := gossip.DefaultConfig()
 	gc.NodeName = cfg.Node.ResolveName()
@@ -272,18 +277,31 @@ func (a *Agent) leaveCluster() {
 	if cs.center != nil && cs.center.Backbone() != nil {
 		// Edges start their new uplinks elsewhere at once and keep the
 		// old ones here running; other centers' pulls from here follow
-		// the directory to the new hosts. Wait until no center pulls from
-		// here, and until the uplinks' moves had time to start.
-		deadline := time.Now().Add(leaveMoveWait)
-		settle := time.Now().Add(leaveSettle)
-		for time.Now().Before(deadline) {
-			up, rd := backboneLinks(cs.center.Backbone())
-			if rd == 0 && (up == 0 || time.Now().After(settle)) {
+		// the directory to the new hosts (and this center lets an old
+		// uplink go when the directory reaches it naming the new host).
+		// Wait, on the listener's changes, until no center pulls from
+		// here, and no uplink is left or they had leaveSettle to move.
+		bb := cs.center.Backbone()
+		deadline := time.NewTimer(leaveMoveWait)
+		defer deadline.Stop()
+		settle := time.NewTimer(leaveSettle)
+		defer settle.Stop()
+		settled := false
+	wait:
+		for {
+			changed := bb.Changed()
+			if up, rd := backboneLinks(bb); rd == 0 && (up == 0 || settled) {
 				break
 			}
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case <-changed:
+			case <-settle.C:
+				settled = true
+			case <-deadline.C:
+				break wait
+			}
 		}
-		if _, rd := backboneLinks(cs.center.Backbone()); rd > 0 {
+		if _, rd := backboneLinks(bb); rd > 0 {
 			a.log.Warn("backbone links still open after the leave wait; closing them", "pulls", rd, "waited", leaveMoveWait.String())
 		}
 	}
@@ -321,6 +339,7 @@ func (a *Agent) prepareCluster(_, next *config.Config) (change, error) {
 	}
 	return change{commit: func() {
 		cs.locs.Store(&table)
+		cs.backbonePass.Store(&pass)
 		if cs.uplinks != nil {
 			cs.uplinks.SetConfig(a.uplinkConfig(next, pass))
 		}

@@ -70,6 +70,7 @@ func (c *agentCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	c.describeCluster(ch)
+	ch <- mFlowSwitches
 }
 
 // bytesOuter is what a stream offers when it counts bytes sent to readers
@@ -158,6 +159,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(mHookQueue, float64(hs.Queued))
 	}
 	c.collectCluster(ch)
+	c.collectFlows(ch)
 }
 
 func b2f(b bool) float64 {

@@ -23,9 +23,11 @@ var (
 	mLinkDrops   = desc("link_dropped_packets_total", "Packets dropped too late on a backbone link, all its sessions.", "stream", "peer", "direction")
 	mLinkBytes   = desc("link_bytes_total", "Bytes moved by a backbone link since it started.", "stream", "peer", "direction")
 	mLinkRecon   = desc("link_reconnects_total", "Times a backbone link reconnected.", "stream", "peer", "direction")
+	mReplaced    = desc("uplink_replacements_total", "Edge uplinks moved make-before-break to a center with a clearly lower RTT (re-placement).")
+	mHealthMoves = desc("uplink_health_moves_total", "Edge uplinks moved make-before-break away from a link that was connected but unhealthy (it dropped packets).")
 )
 
-var clusterDescs = []*prometheus.Desc{mMembers, mMemberRTT, mLinkUp, mLinkRTT, mLinkLatency, mLinkLost, mLinkRetrans, mLinkDrops, mLinkBytes, mLinkRecon}
+var clusterDescs = []*prometheus.Desc{mMembers, mMemberRTT, mLinkUp, mLinkRTT, mLinkLatency, mLinkLost, mLinkRetrans, mLinkDrops, mLinkBytes, mLinkRecon, mReplaced, mHealthMoves}
 
 func (c *agentCollector) describeCluster(ch chan<- *prometheus.Desc) {
 	for _, d := range clusterDescs {
@@ -72,6 +74,8 @@ func (c *agentCollector) collectCluster(ch chan<- prometheus.Metric) {
 		}
 	}
 	if cs.uplinks != nil {
+		counter(mReplaced, float64(cs.uplinks.Replacements()))
+		counter(mHealthMoves, float64(cs.uplinks.HealthMoves()))
 		for _, u := range cs.uplinks.Streams() {
 			link(u.Stream, u.Center, "uplink", u.Relay)
 		}

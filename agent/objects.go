@@ -66,13 +66,22 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	env := func(limit func(config.ObjectsConfig) int) lifecycle.Env {
 		return lifecycle.Env{Store: store, Limit: func() int { return limit(a.objectsConfig()) }}
 	}
-	o.flows = flow.NewManager(a.hub, log, env(func(c config.ObjectsConfig) int { return c.MaxFlows }))
+	flowEnv := env(func(c config.ObjectsConfig) int { return c.MaxFlows })
+	flowEnv.Store = lifecycle.StoreFunc(func(kind, id string) {
+		store.Changed(kind, id)
+		a.flowChanged(id) // flowdir.go: advertised to the cluster
+	})
+	o.flows = flow.NewManager(a.hub, log, flowEnv)
 	o.flows.OnSwitch = func(id string, sw flow.Switch) {
 		a.events.Publish(events.FlowSwitched{Flow: id, Stream: (&flow.Spec{ID: id}).Key(), From: sw.From, To: sw.To,
 			Failover: sw.Failover, Reason: sw.Reason, GapMS: sw.GapMS})
 	}
 	o.flows.Policy = a.fetchPolicy
 	o.flows.MaxOutputs = func() int { return a.objectsConfig().OutputLimit() }
+	o.flows.URLs = a.flowURLs // flowurls.go
+	// before the flows are loaded: one restored running starts with its
+	// cross-node sources and outputs resolved through the cluster
+	a.wireFlowDirectory() // flowdir.go
 	o.relays = relayrule.NewManager(a.hub, log, env(config.ObjectsConfig.RelayLimit))
 	o.relays.Policy = a.fetchPolicy
 	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache"),

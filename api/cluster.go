@@ -4,6 +4,7 @@ package api
 // locate (where a broadcaster should publish).
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,7 +27,9 @@ type Cluster interface {
 	Links() client.Links
 	// Locations is the client location table in force.
 	Locations() gossip.LocationTable
-	Locate(client netip.Addr, table gossip.LocationTable) ([]gossip.Member, error)
+	// Locate ranks the edges for client, dialing the first probe of them
+	// so a refused or unreachable edge drops to the end at once.
+	Locate(ctx context.Context, client netip.Addr, table gossip.LocationTable, probe int) ([]gossip.Member, error)
 }
 
 // Signer signs the publish URLs locate hands out.
@@ -134,7 +137,7 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	table := s.d.Cluster.Locations()
-	edges, err := s.d.Cluster.Locate(addr, table)
+	edges, err := s.d.Cluster.Locate(r.Context(), addr, table, 3)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "no_edge", err.Error(), "")
 		return

@@ -104,6 +104,9 @@ func maskTree(key string, v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
+			if k == "urls" {
+				continue // a flow's URLs to publish to and play from: they are the answer (flowurls.go)
+			}
 			x[k] = maskTree(k, e)
 		}
 		return x

@@ -97,7 +97,8 @@ type pull struct {
 	from   string
 	p      *puller
 	cancel context.CancelFunc
-	next   *pull // a replacement pull that has not delivered yet
+	next   *pull         // a replacement pull that has not delivered yet
+	done   chan struct{} // closed when it ended (its publisher let go)
 }
 
 // stop ends the pull and its pending replacement.
@@ -188,28 +189,33 @@ func (c *Center) linkLatency(remote net.Addr) time.Duration {
 
 // endPull stops an on-demand pull of key because the stream itself
 // arrives here now (an edge moved its uplink here), and waits (bounded)
-// until the pull's publisher let go of the stream.
+// until the pull and its pending replacement ended: their publishers let
+// go of the stream.
 func (c *Center) endPull(key string) {
 	c.mu.Lock()
 	pl := c.pulls[key]
+	var ends []<-chan struct{}
 	if pl != nil {
 		pl.stop()
+		ends = append(ends, pl.done)
+		if pl.next != nil {
+			ends = append(ends, pl.next.done)
+		}
 	}
 	c.mu.Unlock()
 	if pl == nil {
 		return
 	}
 	c.log.Info("stream arrives over the backbone: ending its on-demand pull", "stream", key)
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		st := c.hub.Stream(key)
-		if st == nil {
+	bound := time.NewTimer(time.Second)
+	defer bound.Stop()
+	for _, done := range ends {
+		select {
+		case <-done:
+		case <-bound.C:
+			c.log.Warn("the on-demand pull did not end within 1s; the uplink takes the stream over", "stream", key)
 			return
 		}
-		if pi, ok := st.Publisher(); !ok || pi.Protocol != pullProtocol {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -220,13 +226,22 @@ func (c *Center) memberAt(remote net.Addr) (string, error) {
 		return "", fmt.Errorf("%w: %s", ErrNotMember, remote)
 	}
 	ip := ap.Addr().Unmap()
+	// A member that left counts too: a node that restarted is "left"
+	// here until the news of its rejoin arrives, which may be after its
+	// first uplink when it rejoined through another center. (A member
+	// whose address another one took is the other one.)
+	left := ""
 	for _, m := range c.cl.Members() {
-		if m.State == gossip.StateLeft {
+		if m.Addr.Addr().Unmap() != ip {
 			continue
 		}
-		if m.Addr.Addr().Unmap() == ip {
+		if m.State != gossip.StateLeft {
 			return m.Name, nil
 		}
+		left = m.Name
+	}
+	if left != "" {
+		return left, nil
 	}
 	return "", fmt.Errorf("%w: %s is no member's address", ErrNotMember, ip)
 }
@@ -343,14 +358,15 @@ func (c *Center) Missing(key string) {
 	if c.pulls[key] != nil || c.ctx.Err() != nil {
 		return
 	}
-	c.pulls[key] = c.startPullLocked(key, e.Node, nil)
+	c.pulls[key] = c.startPullLocked(key, e.Node, nil, false)
 }
 
 // startPullLocked starts a pull of key from the host the directory names
 // (from, at start). A replacement (of old) takes the stream over at its
-// first packet and only then ends old: make-before-break.
-func (c *Center) startPullLocked(key, from string, old *pull) *pull {
-	pl := &pull{from: from}
+// first packet and only then ends old: make-before-break. So does one of
+// an abandoned uplink's stream (takesUplink, see releaseUplinks).
+func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) *pull {
+	pl := &pull{from: from, done: make(chan struct{})}
 	log := c.log.With("stream", key)
 	var failedNode string
 	var failedVersion uint64
@@ -401,11 +417,13 @@ func (c *Center) startPullLocked(key, from string, old *pull) *pull {
 			}, nil
 		},
 	}
-	if old != nil {
+	if old != nil || takesUplink {
 		cfg.Takeover = true
 		// the new host passes the same edge's TS as the old one: the
 		// switch drops what the old pull delivered already
 		cfg.Continues = true
+	}
+	if old != nil {
 		cfg.OnState = func(st relayStatus) {
 			if st.State == relay.StateRunning {
 				c.promote(key, old, pl)
@@ -419,6 +437,7 @@ func (c *Center) startPullLocked(key, from string, old *pull) *pull {
 	go func() {
 		defer c.wg.Done()
 		defer cancel()
+		defer close(pl.done)
 		pl.p.Run(ctx)
 		c.mu.Lock()
 		switch cur := c.pulls[key]; {
@@ -467,9 +486,10 @@ func (c *Center) followDirectory(ctx context.Context) {
 				continue
 			}
 			c.log.Info("on-demand pull follows the directory: pulling from the new host before closing the old", "stream", key, "from", pl.from, "to", e.Node)
-			pl.next = c.startPullLocked(key, e.Node, pl)
+			pl.next = c.startPullLocked(key, e.Node, pl, false)
 		}
 		c.mu.Unlock()
+		c.releaseUplinks()
 		select {
 		case <-changed:
 		case <-ctx.Done():

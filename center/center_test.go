@@ -2,7 +2,10 @@ package center
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -94,5 +97,46 @@ func TestCenterFollowsEvents(t *testing.T) {
 				t.Errorf("directory calls %q, want %q", dir.calls, tc.want)
 			}
 		})
+	}
+}
+
+// membersOf is fakeDirectory with members.
+type membersOf struct {
+	fakeDirectory
+	members []gossip.Member
+}
+
+func (m *membersOf) Members() []gossip.Member { return m.members }
+
+// TestMemberAt: the backbone admits the addresses of members, a member
+// that left included (a restarted node is "left" until the news of its
+// rejoin arrives), and names the live member when a left one had the
+// same address.
+func TestMemberAt(t *testing.T) {
+	member := func(name, addr string, st gossip.State) gossip.Member {
+		return gossip.Member{Name: name, Addr: netip.MustParseAddrPort(addr), State: st}
+	}
+	cl := &membersOf{members: []gossip.Member{
+		member("edge-old", "10.0.0.5:7946", gossip.StateLeft),
+		member("edge-new", "10.0.0.5:7946", gossip.StateAlive),
+		member("edge-left", "10.0.0.6:7946", gossip.StateLeft),
+		member("edge-dead", "10.0.0.7:7946", gossip.StateDead),
+	}}
+	c, err := New(Config{}, media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tests := []struct{ remote, want string }{
+		{"10.0.0.5:4000", "edge-new"},
+		{"10.0.0.6:4000", "edge-left"},
+		{"10.0.0.7:4000", "edge-dead"},
+		{"10.0.0.9:4000", ""},
+	}
+	for _, tc := range tests {
+		got, err := c.memberAt(net.UDPAddrFromAddrPort(netip.MustParseAddrPort(tc.remote)))
+		if got != tc.want || (tc.want == "") != errors.Is(err, ErrNotMember) {
+			t.Errorf("memberAt(%s) = %q, %v; want %q", tc.remote, got, err, tc.want)
+		}
 	}
 }

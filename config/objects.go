@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -100,6 +99,7 @@ type FlowSourceConfig struct {
 	Stream     string   `toml:"stream"`
 	Flow       string   `toml:"flow"`
 	Output     string   `toml:"output"`
+	Node       string   `toml:"node"` // type flow: the node the named flow runs on (optional)
 	Allow      []string `toml:"allow"`
 	MaxBitrate Bitrate  `toml:"max_bitrate"`
 	Latency    Duration `toml:"latency"`
@@ -113,6 +113,8 @@ type FlowOutputConfig struct {
 	Type       string   `toml:"type"` // rtmp-pull | rtmp-push | srt-listener | srt-caller | httpflv | flow
 	URL        string   `toml:"url"`
 	BackupURL  string   `toml:"backup_url"` // push types with a backup source: the backup tunnel's destination
+	Flow       string   `toml:"flow"`       // type flow: another node's flow this output delivers to (optional)
+	Node       string   `toml:"node"`       // and that flow's node (optional)
 	Allow      []string `toml:"allow"`
 	MaxBitrate Bitrate  `toml:"max_bitrate"`
 	Latency    Duration `toml:"latency"`
@@ -163,7 +165,7 @@ type TaskConfig struct {
 
 // Spec is the source as the flow package takes it.
 func (s FlowSourceConfig) Spec() flow.Source {
-	return flow.Source{Name: s.Name, Type: s.Type, URL: s.URL, Stream: s.Stream, Flow: s.Flow, Output: s.Output,
+	return flow.Source{Name: s.Name, Type: s.Type, URL: s.URL, Stream: s.Stream, Flow: s.Flow, Output: s.Output, Node: s.Node,
 		Allow: s.Allow, MaxBitrate: int64(s.MaxBitrate), LatencyMS: int(s.Latency.Duration().Milliseconds()),
 		Passphrase: s.Passphrase, PBKeyLen: s.PBKeyLen}
 }
@@ -177,7 +179,7 @@ func (f *FlowConfig) Spec() flow.Spec {
 		s.Backup = &b
 	}
 	for _, o := range f.Outputs {
-		s.Outputs = append(s.Outputs, flow.Output{Name: o.Name, Type: o.Type, URL: o.URL, BackupURL: o.BackupURL, Allow: o.Allow,
+		s.Outputs = append(s.Outputs, flow.Output{Name: o.Name, Type: o.Type, URL: o.URL, BackupURL: o.BackupURL, Flow: o.Flow, Node: o.Node, Allow: o.Allow,
 			MaxBitrate: int64(o.MaxBitrate), LatencyMS: int(o.Latency.Duration().Milliseconds()),
 			Passphrase: o.Passphrase, PBKeyLen: o.PBKeyLen})
 	}
@@ -245,23 +247,12 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 	for i := range c.Flows {
 		flows[c.Flows[i].ID] = &c.Flows[i]
 	}
-	lookup := func(id, out string) error {
-		f := flows[id]
-		if f == nil {
-			return fmt.Errorf("no [[flow]] with id %q in this config", id)
-		}
-		for _, o := range f.Outputs {
-			if o.Name == out && o.Type == flow.OutFlow {
-				return nil
-			}
-		}
-		return fmt.Errorf("flow %q has no output %q of type flow", id, out)
-	}
 	seen := map[string]int{}
 	for i := range c.Flows {
 		at := cfgPath("flow").Index(i)
 		s := c.Flows[i].Spec()
-		if err := s.Validate(lookup); err != nil {
+		// a flow source may name a flow of another node: not checked here
+		if err := s.Validate(nil); err != nil {
 			p := lifecycle.AsProblem(err)
 			ps.add(tomlField(at, p.Field), "%s", p.Msg)
 		}

@@ -54,7 +54,7 @@ callback = "https://example.com/hook"
 		{"relay window", strings.Replace(good, "2030-01-02T00:00:00Z", "2030-01-09T00:00:00Z", 1), `relay[0].end_time: the window of 192h0m0s is not under 7 days`},
 		{"task playlist path", strings.Replace(good, `"/srv/a.mp4"`, `"a.mp4"`, 1), `task[0].playlist[0]: "a.mp4" is neither`},
 		{"task destination", strings.Replace(good, `destination = "rtmp://127.0.0.1/live/loop"`, `destination = "udp://x"`, 1), `task[0].destination: scheme "udp"`},
-		{"flow source names a missing flow", good + "[[flow]]\nid = \"chain\"\n[flow.source]\ntype = \"flow\"\nflow = \"cam\"\noutput = \"players\"\n", `flow[1].source.flow: flow "cam" has no output "players" of type flow`},
+		{"flow source names a flow of another node", good + "[[flow]]\nid = \"chain\"\n[flow.source]\ntype = \"flow\"\nflow = \"elsewhere\"\noutput = \"players\"\nnode = \"sin-1\"\n", ""},
 		{"duplicate flow id", good + "[[flow]]\nid = \"cam\"\n[flow.source]\ntype = \"rtmp-push\"\n", `flow[1].id: "cam" is already the id of flow[0]`},
 		{"negative limit", strings.Replace(good, "max_relays = 10", "max_relays = -1", 1), `objects.max_relays: -1 is negative`},
 		{"unknown key", strings.Replace(good, "loop = -1", "loops = -1", 1), `task[0].loops: unknown key`},

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relaymesh/relaymesh/events"
@@ -26,6 +27,7 @@ type Cluster interface {
 	Name() string
 	CenterCandidates(stream string, rules []gossip.Route, exclude []string) []gossip.Member
 	RTT(node string) (time.Duration, bool)
+	Members() []gossip.Member
 }
 
 // Config tunes the uplinks. It can change on reload (SetConfig).
@@ -44,15 +46,19 @@ type Config struct {
 	// Events receives a LinkMoved when an uplink moves to another center;
 	// nil = none.
 	Events *events.Bus
+	// Replace tunes the moves of uplinks to a clearly better center.
+	Replace Replacement
 }
 
 // Status is one uplink for the API.
 type Status struct {
-	Stream string      `json:"stream"`
-	Center string      `json:"center"`
-	Since  time.Time   `json:"center_since"`
-	Moves  int         `json:"moves"`
-	Relay  relayStatus `json:"link"`
+	Stream string    `json:"stream"`
+	Center string    `json:"center"`
+	Since  time.Time `json:"center_since"`
+	Moves  int       `json:"moves"`
+	// Replacements counts the moves to a better center (re-placement).
+	Replacements int         `json:"replacements"`
+	Relay        relayStatus `json:"link"`
 }
 
 // Uplinks runs one backbone push per stream published on this node.
@@ -70,6 +76,11 @@ type Uplinks struct {
 	closed  bool
 	cancel  context.CancelFunc
 	once    sync.Once
+	// replaced counts re-placements (Replacements)
+	replaced atomic.Uint64
+	status   func(*uplink) (relayStatus, bool) // linkStatus; tests replace it
+	// healthMoves counts moves away from an unhealthy link (HealthMoves)
+	healthMoves atomic.Uint64
 }
 
 type uplink struct {
@@ -80,7 +91,11 @@ type uplink struct {
 	exclude map[string]time.Time
 	// noAnswer counts connects to the current center that got no answer
 	noAnswer int
-	moveWhy  string // why the link to center ended, for LinkMoved
+	moveWhy  string       // why the link to center ended, for LinkMoved
+	movedAt  time.Time    // last move to another center
+	replaced int          // re-placements
+	better   placement    // a clearly better center seen (re-placement)
+	drops    []dropSample // the link's drop counter, recent samples (health)
 	p        *pusher
 	cancel   context.CancelFunc // of the current pusher
 	cur      *handoff           // the pusher run waits for
@@ -110,7 +125,7 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Uplinks, er
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Uplinks{hub: hub, cl: cl, log: log.With("component", "uplink"), cfg: fill(cfg), ctx: ctx, cancel: cancel,
-		links: map[string]*uplink{}, started: make(chan struct{})}, nil
+		links: map[string]*uplink{}, started: make(chan struct{}), status: linkStatus}, nil
 }
 
 func fill(c Config) Config {
@@ -126,6 +141,7 @@ func fill(c Config) Config {
 	if c.ExcludeFor == 0 {
 		c.ExcludeFor = 15 * time.Second
 	}
+	c.Replace = c.Replace.fill()
 	return c
 }
 
@@ -138,6 +154,8 @@ func (u *Uplinks) SetConfig(cfg Config) {
 
 // Run blocks until ctx ends, then stops every uplink.
 func (u *Uplinks) Run(ctx context.Context) error {
+	u.wg.Add(1)
+	go func() { defer u.wg.Done(); u.replaceLoop(u.ctx) }()
 	select {
 	case <-ctx.Done():
 	case <-u.ctx.Done():
@@ -214,7 +232,7 @@ func (u *Uplinks) Streams() []Status {
 	defer u.mu.Unlock()
 	out := make([]Status, 0, len(u.links))
 	for _, l := range u.links {
-		s := Status{Stream: l.key, Center: l.center, Since: l.since, Moves: l.moves}
+		s := Status{Stream: l.key, Center: l.center, Since: l.since, Moves: l.moves, Replacements: l.replaced}
 		if l.p != nil {
 			s.Relay = l.p.Status()
 		}
@@ -317,7 +335,22 @@ func (u *Uplinks) startMoveLocked(l *uplink, why string) error {
 	if len(cands) == 0 {
 		return fmt.Errorf("stream %s: %w", l.key, gossip.ErrNoCenter)
 	}
-	dest := cands[0]
+	return u.startMoveToLocked(l, move{to: cands[0], why: why})
+}
+
+// move is a make-before-break move of an uplink to center to: away from
+// a leaving center, or a re-placement onto a better one.
+type move struct {
+	to             gossip.Member
+	why            string
+	replace        bool
+	health         bool          // away from an unhealthy link
+	fromRTT, toRTT time.Duration // re-placement: the two centers' RTTs
+}
+
+// startMoveToLocked starts the make-before-break pusher of l to mv.to.
+func (u *Uplinks) startMoveToLocked(l *uplink, mv move) error {
+	dest, why := mv.to, mv.why
 	to := dest.Name
 	ctx, cancel := context.WithCancel(u.ctx)
 	h := &handoff{center: to, ctx: ctx, cancel: cancel, done: make(chan struct{})}
@@ -337,6 +370,7 @@ func (u *Uplinks) startMoveLocked(l *uplink, why string) error {
 				if l.next == h {
 					l.next = nil
 				}
+				l.exclude[to] = time.Now() // no second try at once
 				u.mu.Unlock()
 				cancel() // nothing adopts it: release its context
 				return relayTarget{}, fmt.Errorf("move to %s failed: %w", to, relay.ErrStop)
@@ -362,14 +396,34 @@ func (u *Uplinks) startMoveLocked(l *uplink, why string) error {
 			l.p, l.cancel = h.p, h.cancel
 			l.center, l.since, l.moveWhy = to, time.Now(), ""
 			l.moves++
+			l.movedAt = l.since
+			if mv.replace {
+				l.replaced++
+			}
 			cfg := u.cfg
 			u.mu.Unlock()
-			u.log.Info("uplink moved make-before-break: the new link runs; the old one runs on until the leaving center closes it", "stream", l.key, "from", from, "to", to, "reason", why, "at_most", drainOverlap.String())
-			cfg.Events.Publish(events.LinkMoved{Stream: l.key, From: from, To: to, Reason: why})
-			// The leaving center keeps serving what it pulls to other
+			ev := events.LinkMoved{Stream: l.key, From: from, To: to, Reason: why}
+			overlap := drainOverlap
+			if mv.health {
+				u.healthMoves.Add(1)
+			}
+			if mv.replace {
+				u.replaced.Add(1)
+				overlap = replaceOverlap
+				ev.FromRTT, ev.ToRTT = mv.fromRTT, mv.toRTT
+				u.log.Info("uplink re-placed make-before-break: the new link runs; the old center closes the old one once its readers moved",
+					"stream", l.key, "from", from, "to", to, "from_rtt", mv.fromRTT.String(), "to_rtt", mv.toRTT.String(), "at_most", overlap.String())
+			} else if mv.health {
+				overlap = replaceOverlap
+				u.log.Info("uplink moved make-before-break away from an unhealthy link: the new link runs; the old center closes the old one once its readers moved", "stream", l.key, "from", from, "to", to, "reason", why, "at_most", overlap.String())
+			} else {
+				u.log.Info("uplink moved make-before-break: the new link runs; the old one runs on until the leaving center closes it", "stream", l.key, "from", from, "to", to, "reason", why, "at_most", overlap.String())
+			}
+			cfg.Events.Publish(ev)
+			// The old center keeps serving what it pulls to other
 			// centers until their pulls moved to the new center, from
 			// this old link; it closes the link when it is done.
-			time.AfterFunc(drainOverlap, old)
+			time.AfterFunc(overlap, old)
 		},
 		MinBackoff: 200 * time.Millisecond, MaxBackoff: 3 * time.Second}, u.log.With("stream", l.key, "move_to", to))
 	l.next = h
@@ -430,7 +484,15 @@ func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, erro
 			u.log.Info("uplink moves to another center", "stream", l.key, "from", l.center, "to", m.Name, "reason", why, "rtt", rtt.String())
 			cfg.Events.Publish(events.LinkMoved{Stream: l.key, From: l.center, To: m.Name, Reason: why})
 		} else {
-			u.log.Info("uplink to center", "stream", l.key, "center", m.Name, "site", m.Meta.Site, "rtt", rtt.String())
+			// rtt_measured false: ranked by distance (or not at all)
+			rs := "unknown"
+			if m.RTTKnown {
+				rs = rtt.String()
+			}
+			u.log.Info("uplink to center", "stream", l.key, "center", m.Name, "site", m.Meta.Site, "rtt", rs, "rtt_measured", m.RTTKnown)
+		}
+		if l.center != "" {
+			l.movedAt = now
 		}
 		l.center, l.since, l.moveWhy = m.Name, now, ""
 	}

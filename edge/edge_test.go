@@ -34,6 +34,8 @@ func (f *fakeCluster) CenterCandidates(_ string, _ []gossip.Route, exclude []str
 	return out
 }
 
+func (f *fakeCluster) Members() []gossip.Member { return f.CenterCandidates("", nil, nil) }
+
 // TestNextCenterAfterFailures: a connect with no answer from a center
 // gossip still sees alive is retried there once (one lost handshake on a
 // lossy path must not send the stream to a far center); a second one, a

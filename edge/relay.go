@@ -11,3 +11,5 @@ type (
 )
 
 var newPusher = relay.NewPusher
+
+const relayRunning = relay.StateRunning

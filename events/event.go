@@ -96,7 +96,9 @@ type FlowSwitched struct {
 	// primary.
 	Failover bool
 	// Reason: "silence" (the active source sent nothing for the failover
-	// window) or "primary back" (it delivered again for the hold time).
+	// window), "primary back" (it delivered again for the hold time), or
+	// "health: " and the rule the active source broke while it delivered
+	// ("health: framerate", "health: frozen").
 	Reason string
 	GapMS  int64 // between the last packet of From and the first of To
 }
@@ -132,6 +134,9 @@ type LinkMoved struct {
 	From   string // center node names
 	To     string
 	Reason string // why the old link ended
+	// FromRTT and ToRTT are the edge's RTTs to the two centers when the
+	// move was a re-placement onto a better center (else 0).
+	FromRTT, ToRTT time.Duration
 }
 
 // Missed stands in a subscriber's queue for N events it lost because it

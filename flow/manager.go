@@ -2,7 +2,6 @@ package flow
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -23,6 +22,12 @@ type View struct {
 	ReadOnly bool            `json:"read_only"`
 	Origin   string          `json:"origin"` // "config" or "api"
 	Status   *Status         `json:"status,omitempty"`
+	// Warnings name what keeps a flow source from delivering (the flow it
+	// names is missing, not started, or has no such output): it is not
+	// refused for it, and connects by itself once that is fixed (remote.go).
+	Warnings []string `json:"warnings,omitempty"`
+	// URLs are where to publish to its sources and play its outputs.
+	URLs *URLs `json:"urls,omitempty"`
 }
 
 // object is a flow's own data in the registry.
@@ -47,7 +52,17 @@ type Manager struct {
 	Policy func() *netutil.FetchPolicy
 	// MaxOutputs caps a flow's outputs (nil or 0: no cap).
 	MaxOutputs func() int
+	// Cluster resolves flow sources that name other nodes' flows and the
+	// users of this node's outputs (nil: a node alone).
+	Cluster Cluster
+	// URLs, when set, gives a flow's URLs for the API (urls.go).
+	URLs func(*Spec) *URLs
+	// Deliver resolves flow outputs that deliver to another node's flow
+	// (deliver.go; nil: a node alone).
+	Deliver Deliver
 
+	// reg also counts every flow's source switches by reason
+	// (SwitchCounts)
 	reg *lifecycle.Registry[object]
 	wg  sync.WaitGroup
 }
@@ -56,23 +71,6 @@ type Manager struct {
 func NewManager(hub *media.Hub, log *slog.Logger, env lifecycle.Env) *Manager {
 	return &Manager{hub: hub, log: log, reg: lifecycle.NewRegistry[object](lifecycle.Options{
 		Kind: "flow", Plural: "flows", LimitOf: lifecycle.LimitObjects, LimitKey: "objects.max_flows"}, env)}
-}
-
-// lookupLocked checks that flow id exists with an output named out.
-func (m *Manager) lookupLocked(id, out string) error {
-	e := m.reg.GetLocked(id)
-	if e == nil {
-		return fmt.Errorf("no flow %q on this node", id)
-	}
-	for _, o := range e.Obj.spec.Outputs {
-		if o.Name == out {
-			if o.Type != OutFlow {
-				return fmt.Errorf("output %q of flow %q is of type %s, not flow", out, id, o.Type)
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("flow %q has no output %q", id, out)
 }
 
 // Create adds a flow. opts.State is the state to come back in (config or
@@ -154,6 +152,9 @@ func (m *Manager) Update(spec Spec) error {
 		if err := m.checkSRTLocked(&spec); err != nil {
 			return err
 		}
+		if err := m.checkUsersLocked(&e.Obj.spec, &spec); err != nil {
+			return err
+		}
 		parts := Changed(&e.Obj.spec, &spec)
 		if err := lifecycle.FlowRules.Check(e.State(), e.StateName(), parts...); err != nil {
 			return err
@@ -182,20 +183,10 @@ func (m *Manager) Update(spec Spec) error {
 	return m.Start(context.Background(), spec.ID)
 }
 
-// Delete removes a flow that does not run and is no other flow's
-// source.
+// Delete removes a flow that does not run and is no other flow's source,
+// on this node or any other (checkUsersLocked).
 func (m *Manager) Delete(id string) error {
-	_, err := m.reg.Delete(id, func(*entry) error {
-		var err error
-		m.reg.EachLocked(func(o *entry) {
-			for _, src := range o.Obj.spec.sources() {
-				if err == nil && src.Type == SrcFlow && src.Flow == id {
-					err = lifecycle.Conflictf("id", "flow %q is the source of flow %q: change or delete that flow first", id, o.ID)
-				}
-			}
-		})
-		return err
-	})
+	_, err := m.reg.Delete(id, func(e *entry) error { return m.checkUsersLocked(&e.Obj.spec, nil) })
 	return err
 }
 
@@ -231,8 +222,12 @@ func (m *Manager) runLocked(e *entry) {
 	ctx, cancel := context.WithCancel(context.Background())
 	run := NewRunner(e.Obj.spec, m.hub, m.log)
 	run.policy = m.Policy
-	if m.OnSwitch != nil {
-		run.OnSwitch = func(sw Switch) { m.OnSwitch(id, sw) }
+	run.deliver = m.Deliver
+	run.OnSwitch = func(sw Switch) {
+		m.reg.Count(sw.Reason)
+		if m.OnSwitch != nil {
+			m.OnSwitch(id, sw)
+		}
 	}
 	done := make(chan struct{})
 	e.Obj.run, e.Obj.cancel, e.Obj.done = run, cancel, done
@@ -369,6 +364,7 @@ func (m *Manager) viewLocked(e *entry) View {
 			v.Reason = st.Reason // a source or output cut for its bitrate
 		}
 	}
+	m.annotateLocked(&v)
 	return v
 }
 
@@ -403,3 +399,7 @@ func (m *Manager) Close() error {
 	m.wg.Wait()
 	return nil
 }
+
+// SwitchCounts returns how many times the node's flows switched sources,
+// by reason ("silence", "primary back", "health: framerate", ...).
+func (m *Manager) SwitchCounts() map[string]uint64 { return m.reg.Counts() }

@@ -43,13 +43,18 @@ const pullRetry = 5 * time.Second
 
 // SourceStatus is one source as the API shows it.
 type SourceStatus struct {
-	Name       string        `json:"name"`
-	Stream     string        `json:"stream"`
-	Live       bool          `json:"live"`
-	LastPacket *time.Time    `json:"last_packet,omitempty"`
-	Bitrate    int64         `json:"bitrate"`
-	Cut        string        `json:"cut,omitempty"` // why the source is not used (max bitrate)
-	Pull       *relay.Status `json:"pull,omitempty"`
+	Name       string     `json:"name"`
+	Stream     string     `json:"stream"`
+	Live       bool       `json:"live"`
+	LastPacket *time.Time `json:"last_packet,omitempty"`
+	Bitrate    int64      `json:"bitrate"`
+	Cut        string     `json:"cut,omitempty"` // why the source is not used (max bitrate)
+	// Unhealthy names the health rule the source breaks and how (it
+	// delivers, but not as it should): it is not used while it does.
+	Unhealthy string        `json:"unhealthy,omitempty"`
+	Pull      *relay.Status `json:"pull,omitempty"`
+	// Ref is what a flow source resolved to (remote.go).
+	Ref *Resolution `json:"flow_ref,omitempty"`
 }
 
 // OutputStatus is one output as the API shows it.
@@ -75,7 +80,8 @@ type Switch struct {
 	GapMS int64 `json:"gap_ms"`
 	// Failover is true for primary->backup, false for the return.
 	Failover bool `json:"failover"`
-	// Reason is SwitchSilence or SwitchPrimaryBack.
+	// Reason is SwitchSilence, SwitchPrimaryBack or "health: " and the
+	// rule the old source broke (SwitchHealth).
 	Reason string `json:"reason"`
 }
 
@@ -105,6 +111,9 @@ type Runner struct {
 	log  *slog.Logger
 	// policy is the outbound fetch policy (nil: none)
 	policy func() *netutil.FetchPolicy
+	// deliver resolves flow outputs that name another node's flow (nil:
+	// they only offer the stream to flow sources)
+	deliver Deliver
 	// OnSwitch, when set, is called after each switch (tests, logs).
 	OnSwitch func(Switch)
 
@@ -215,6 +224,10 @@ type tagged struct {
 	src  int
 	pkts []*media.Packet
 	err  error
+	// anew says the source's stream was subscribed again (its publisher
+	// came back, e.g. another node's flow after a restart): its timeline
+	// starts over and is based again at its next keyframe.
+	anew bool
 }
 
 // Run publishes the flow's stream and feeds it from the active source
@@ -253,6 +266,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	for i, o := range r.spec.Outputs {
+		if o.Type == OutFlow && o.Flow != "" && r.deliver != nil {
+			p, w := r.newDelivery(&o) // deliver.go
+			r.mu.Lock()
+			r.pushes[i], r.pushWork[i] = p, w
+			r.mu.Unlock()
+			continue
+		}
 		target, ok := pushTarget(&o)
 		if !ok {
 			continue
@@ -275,7 +295,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	in := make(chan tagged, 16)
 	for i, src := range srcs {
 		key := r.spec.SourceKey(src)
-		r.wg.Go(func() { r.follow(ctx, i, key, in) })
+		var info media.ReaderInfo
+		if src.Type == SrcFlow {
+			// a reader of the other flow's stream like a player: an
+			// on-demand pull of it from another node runs while it reads
+			info = media.ReaderInfo{Protocol: "flow", Remote: "flow " + r.spec.ID}
+		}
+		r.wg.Go(func() { r.follow(ctx, i, key, info, in) })
 	}
 	return r.switcher(ctx, pub, srcs, in)
 }
@@ -296,15 +322,24 @@ func (r *Runner) newPush(key string, target relay.Target, tunnel string) (*relay
 
 // follow reads one source stream, resubscribing when it ends, and sends
 // its packets to in.
-func (r *Runner) follow(ctx context.Context, i int, key string, in chan<- tagged) {
-	for ctx.Err() == nil {
-		rd, err := r.hub.Subscribe(ctx, key, media.SubscribeOptions{Format: media.FormatFLV, Wait: time.Second})
+func (r *Runner) follow(ctx context.Context, i int, key string, info media.ReaderInfo, in chan<- tagged) {
+	for had := false; ctx.Err() == nil; {
+		rd, err := r.hub.Subscribe(ctx, key, media.SubscribeOptions{Format: media.FormatFLV, Wait: time.Second, Info: info})
 		if err != nil {
 			if errors.Is(err, media.ErrHubClosed) {
 				return
 			}
 			continue
 		}
+		if had {
+			select {
+			case in <- tagged{src: i, anew: true}:
+			case <-ctx.Done():
+				rd.Close()
+				return
+			}
+		}
+		had = true
 		buf := make([]*media.Packet, 0, 64)
 		for {
 			pkts, err := rd.Next(ctx, buf[:0])
@@ -336,6 +371,7 @@ type srcState struct {
 	rate     int64 // bit/s over the last full window
 	cut      string
 	gop      []*media.Packet // packets since the newest keyframe
+	health   sourceHealth
 }
 
 func hdrSlot(p *media.Packet) int {
@@ -366,6 +402,17 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 	r.st.Active = srcs[0].Name
 	r.mu.Unlock()
 
+	// unusable says why source i is not used though it may deliver: a
+	// switch away from it gives that reason ("" = usable)
+	unusable := func(i int) string {
+		switch {
+		case st[i].health.sick != "":
+			return st[i].health.reason()
+		case st[i].cut != "":
+			return SwitchSilence // cut for its bitrate: as if silent
+		}
+		return ""
+	}
 	write := func(i int, p *media.Packet) error {
 		s := st[i]
 		if !s.based {
@@ -459,8 +506,13 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		case <-ctx.Done():
 			return nil
 		case now := <-tick.C:
+			for i, s := range st {
+				if s.health.check(now, srcs[i].Name, r.log) {
+					pol.resume(i, now)
+				}
+			}
 			from := pol.active
-			if to, reason, ok := pol.tick(now, func(i int) bool { return st[i].cut != "" }); ok {
+			if to, reason, ok := pol.tick(now, unusable); ok {
 				if err := switchTo(from, to, now, true, reason); err != nil {
 					return err
 				}
@@ -490,6 +542,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 					r.st.Sources[i].LastPacket = &t
 				}
 				r.st.Sources[i].Cut = s.cut
+				r.st.Sources[i].Unhealthy = s.health.detail
 				r.st.Sources[i].Bitrate = s.rate
 				if s.cut != "" {
 					why = append(why, fmt.Sprintf("source %q: %s", srcs[i].Name, s.cut))
@@ -507,12 +560,22 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		case m := <-in:
 			now := time.Now()
 			s := st[m.src]
-			pol.received(m.src, now)
+			if m.anew {
+				s.based, s.gop = false, s.gop[:0]
+				if m.src == pol.active {
+					needKey, sendHeaders = true, true
+				}
+				continue
+			}
+			if pol.received(m.src, now) {
+				s.health.restart() // delivers again after silence
+			}
 			if s.winStart.IsZero() {
 				s.winStart = now
 			}
 			for _, p := range m.pkts {
 				s.winBytes += int64(len(p.Payload))
+				s.health.packet(now, p)
 			}
 			for _, p := range m.pkts {
 				switch {

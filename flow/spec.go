@@ -90,6 +90,7 @@ type Source struct {
 	Stream     string   `json:"stream,omitempty"` // push types: the app/name publishers use
 	Flow       string   `json:"flow,omitempty"`   // type flow: the flow id
 	Output     string   `json:"output,omitempty"` // type flow: its output name
+	Node       string   `json:"node,omitempty"`   // type flow: the node it runs on (optional)
 	Allow      []string `json:"allow,omitempty"`  // CIDR allowlist of publishers
 	MaxBitrate int64    `json:"max_bitrate,omitempty"`
 	LatencyMS  int      `json:"latency_ms,omitempty"` // SRT
@@ -106,7 +107,13 @@ type Output struct {
 	// destination. With it, url gets the primary source's media and
 	// backup_url the backup source's, each on its own; without it, url
 	// gets the failover-merged stream.
-	BackupURL  string   `json:"backup_url,omitempty"`
+	BackupURL string `json:"backup_url,omitempty"`
+	// Flow (type flow, optional): another node's flow this output
+	// delivers to, over the backbone, into its push source (rtmp-push or
+	// srt-listener); Node optionally names that flow's node. Without Flow,
+	// a flow output is offered to flow sources that name it.
+	Flow       string   `json:"flow,omitempty"`
+	Node       string   `json:"node,omitempty"`
 	Allow      []string `json:"allow,omitempty"` // CIDR allowlist of players
 	MaxBitrate int64    `json:"max_bitrate,omitempty"`
 	LatencyMS  int      `json:"latency_ms,omitempty"`
@@ -211,6 +218,9 @@ func (s *Spec) Validate(lookup Lookup) error {
 		if err := o.validate(at, s.Backup != nil); err != nil {
 			return err
 		}
+		if o.Flow == s.ID && o.Flow != "" {
+			return lifecycle.Invalidf(at+".flow", "a flow cannot deliver to itself")
+		}
 		if j, dup := names[o.Name]; dup {
 			return lifecycle.Invalidf(at+".name", "%q is already the name of outputs[%d]", o.Name, j)
 		}
@@ -270,14 +280,25 @@ func (src *Source) validate(at string, s *Spec, lookup Lookup) error {
 		if src.Flow == s.ID {
 			return lifecycle.Invalidf(at+".flow", "a flow cannot feed itself")
 		}
+		if err := CheckID(at+".flow", src.Flow); err != nil {
+			return err
+		}
+		if err := CheckID(at+".output", src.Output); err != nil {
+			return err
+		}
+		if src.Node != "" {
+			if err := CheckID(at+".node", src.Node); err != nil {
+				return err
+			}
+		}
 		if lookup != nil {
 			if err := lookup(src.Flow, src.Output); err != nil {
 				return lifecycle.Invalidf(at+".flow", "%v", err)
 			}
 		}
 	}
-	if src.Type != SrcFlow && (src.Flow != "" || src.Output != "") {
-		return lifecycle.Invalidf(at+".flow", "only a source of type flow names a flow and output")
+	if src.Type != SrcFlow && (src.Flow != "" || src.Output != "" || src.Node != "") {
+		return lifecycle.Invalidf(at+".flow", "only a source of type flow names a flow, output and node")
 	}
 	if err := checkSRTOnly(at, src.Type, src.LatencyMS, src.Passphrase, src.PBKeyLen); err != nil {
 		return err
@@ -340,6 +361,23 @@ func (o *Output) validate(at string, hasBackup bool) error {
 				return lifecycle.Invalidf(at+".backup_url", "is the same destination as url: the backup tunnel needs its own")
 			}
 		}
+	case OutFlow:
+		if o.URL != "" || o.BackupURL != "" {
+			return lifecycle.Invalidf(at+".url", "a flow output takes another flow's reference (flow, and optionally node), not a url")
+		}
+		if o.Flow != "" {
+			if err := CheckID(at+".flow", o.Flow); err != nil {
+				return err
+			}
+		}
+		if o.Node != "" {
+			if o.Flow == "" {
+				return lifecycle.Invalidf(at+".node", "names the node of the flow this output delivers to: set flow too")
+			}
+			if err := CheckID(at+".node", o.Node); err != nil {
+				return err
+			}
+		}
 	default:
 		if o.URL != "" {
 			return lifecycle.Invalidf(at+".url", "a %s output is played from this node: it takes no url", o.Type)
@@ -347,6 +385,9 @@ func (o *Output) validate(at string, hasBackup bool) error {
 		if o.BackupURL != "" {
 			return lifecycle.Invalidf(at+".backup_url", "a %s output is played from this node (it serves the failover-merged stream): it takes no backup_url", o.Type)
 		}
+	}
+	if o.Type != OutFlow && (o.Flow != "" || o.Node != "") {
+		return lifecycle.Invalidf(at+".flow", "only an output of type flow names a flow and node")
 	}
 	if err := checkSRTOnly(at, o.Type, o.LatencyMS, o.Passphrase, o.PBKeyLen); err != nil {
 		return err

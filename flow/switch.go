@@ -4,7 +4,8 @@ import "time"
 
 // switchPolicy decides which source a flow with a backup forwards
 // (0 the primary, 1 the backup). It fails over once the active source
-// has been silent for SilenceFailover while the other one delivers (at
+// has been silent for SilenceFailover, or is unusable (cut for its
+// bitrate, unhealthy), while the other one delivers (at
 // the start, when the active one has not delivered yet, only after
 // startGrace), and returns to the primary at the primary's first
 // keyframe after it delivered again without a break for returnHold. It
@@ -24,21 +25,29 @@ func newSwitchPolicy(sources int) *switchPolicy {
 }
 
 // alive reports whether source i delivers at now: a packet within
-// SilenceFailover and not cut for its bitrate.
-func (p *switchPolicy) alive(i int, now time.Time, cut bool) bool {
-	return !cut && !p.last[i].IsZero() && now.Sub(p.last[i]) < SilenceFailover
+// SilenceFailover and not unusable (cut for its bitrate, unhealthy).
+func (p *switchPolicy) alive(i int, now time.Time, unusable bool) bool {
+	return !unusable && !p.last[i].IsZero() && now.Sub(p.last[i]) < SilenceFailover
 }
 
-// received records packets of source i at now.
-func (p *switchPolicy) received(i int, now time.Time) {
+// received records packets of source i at now. It reports whether they
+// start a new unbroken run (the first packets, or after silence).
+func (p *switchPolicy) received(i int, now time.Time) (anew bool) {
 	if p.firstAny.IsZero() {
 		p.firstAny = now
 	}
 	if p.last[i].IsZero() || now.Sub(p.last[i]) >= SilenceFailover {
 		p.since[i] = now
+		anew = true
 	}
 	p.last[i] = now
+	return anew
 }
+
+// resume starts a new unbroken run of source i at now: it was unusable
+// (unhealthy) and is not any more, so a return to it waits returnHold
+// from now.
+func (p *switchPolicy) resume(i int, now time.Time) { p.since[i] = now }
 
 // keyframe reports whether a video keyframe of source i completes a
 // pending return; the policy then makes i active.
@@ -50,23 +59,29 @@ func (p *switchPolicy) keyframe(i int) bool {
 	return true
 }
 
-// tick looks at the sources at now (cut says which are cut for their
-// bitrate). It returns the source to switch to at once and why (ok
-// false: stay); a return to the primary is only made pending here and
-// happens at its keyframe.
-func (p *switchPolicy) tick(now time.Time, cut func(i int) bool) (to int, reason string, ok bool) {
+// tick looks at the sources at now; unusable says why source i is not
+// used though it may deliver (cut for its bitrate, unhealthy; "" =
+// usable), which is the reason of a switch away from it. It returns the
+// source to switch to at once and why (ok false: stay; a silent source's
+// reason is SwitchSilence); a return to the primary is only made pending
+// here and happens at its keyframe.
+func (p *switchPolicy) tick(now time.Time, unusable func(i int) string) (to int, reason string, ok bool) {
 	if p.n < 2 {
 		return 0, "", false
 	}
 	active, other := p.active, 1-p.active
+	why := unusable(active)
 	switch {
-	case !p.alive(active, now, cut(active)) && p.alive(other, now, cut(other)) &&
+	case !p.alive(active, now, why != "") && p.alive(other, now, unusable(other) != "") &&
 		(!p.last[active].IsZero() || now.Sub(p.firstAny) >= startGrace):
 		p.active, p.pending = other, -1
-		return other, SwitchSilence, true
-	case active == 1 && p.pending < 0 && p.alive(0, now, cut(0)) && now.Sub(p.since[0]) >= returnHold:
+		if why == "" {
+			why = SwitchSilence
+		}
+		return other, why, true
+	case active == 1 && p.pending < 0 && p.alive(0, now, unusable(0) != "") && now.Sub(p.since[0]) >= returnHold:
 		p.pending = 0 // back to the primary at its next keyframe
-	case p.pending == 0 && !p.alive(0, now, cut(0)):
+	case p.pending == 0 && !p.alive(0, now, unusable(0) != ""):
 		p.pending = -1
 	}
 	return 0, "", false

@@ -68,12 +68,22 @@ func TestSwitchPolicy(t *testing.T) {
 			{at: 0, do: "p"}, {at: 0, do: "b"}, {at: ms(100), do: "cutP"}, {at: ms(100), do: "p"}, {at: ms(100), do: "b"},
 			{at: ms(100), do: "tick", active: 1, switch_: SwitchSilence},
 		}},
+		{"an unhealthy primary fails over with its rule, returns 1 s after it is healthy again", 2, cat(
+			[]step{{at: 0, do: "p"}, {at: 0, do: "b"}, {at: ms(100), do: "sickP"}, {at: ms(100), do: "p"}, {at: ms(100), do: "b"},
+				{at: ms(100), do: "tick", active: 1, switch_: SwitchHealth + "framerate"}},
+			mix(ms(200), ms(1500), 1), // delivering all along, but unhealthy: no return
+			[]step{{at: ms(1550), do: "wellP", active: 1}},
+			mix(ms(1600), ms(2500), 1),
+			[]step{{at: ms(2520), do: "P", active: 1}}, // 970 ms since it is healthy again
+			mix(ms(2600), ms(2600), 1),
+			[]step{{at: ms(2650), do: "P", active: 0, switch_: SwitchPrimaryBack}},
+		)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t0 := time.Date(2026, 5, 1, 18, 0, 0, 0, time.UTC)
 			p := newSwitchPolicy(c.sources)
-			var cut [2]bool
+			var why [2]string // what makes each source unusable
 			for i, s := range c.steps {
 				now := t0.Add(s.at)
 				var reason string
@@ -88,10 +98,15 @@ func TestSwitchPolicy(t *testing.T) {
 						reason = SwitchPrimaryBack
 					}
 				case "cutP":
-					cut[0] = true
+					why[0] = SwitchSilence // as the runner says of a cut source
+				case "sickP":
+					why[0] = SwitchHealth + "framerate"
+				case "wellP":
+					why[0] = ""
+					p.resume(0, now)
 				case "tick":
-					if _, why, ok := p.tick(now, func(i int) bool { return cut[i] }); ok {
-						reason = why
+					if _, r, ok := p.tick(now, func(i int) string { return why[i] }); ok {
+						reason = r
 					}
 				}
 				if reason != s.switch_ || p.active != s.active {
@@ -106,7 +121,7 @@ func TestSwitchPolicy(t *testing.T) {
 // after it.
 type step struct {
 	at      time.Duration // since the start
-	do      string        // "p" / "b": packets of the primary / backup ("P": with a keyframe); "tick"; "cutP": the primary is cut
+	do      string        // "p" / "b": packets of the primary / backup ("P": with a keyframe); "tick"; "cutP": the primary is cut; "sickP" / "wellP": it is unhealthy / healthy again
 	active  int           // the active source after the step
 	switch_ string        // the reason of the switch the step makes ("": none)
 }

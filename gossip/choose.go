@@ -58,6 +58,20 @@ func (c *Cluster) centerCandidates(stream string, rules []Route, exclude []strin
 	return RankCenters(c.Members(), stream, rules, exclude, host)
 }
 
+// SiteRank is how the first route rule matching stream ranks site: its
+// index in the rule's sites, len(sites) for a site it does not list, 0
+// for every site when no rule matches. Lower is preferred.
+func SiteRank(stream string, rules []Route, site string) int {
+	route, ok := matchRoute(stream, rules)
+	if !ok {
+		return 0
+	}
+	if i := slices.Index(route.Sites, site); i >= 0 {
+		return i
+	}
+	return len(route.Sites)
+}
+
 // EstimateRTT is the round trip over km of fiber: 2 x 1.5 x km at
 // 200 km/ms (fra-sin, 10 300 km: 155 ms; measured 160 ms).
 func EstimateRTT(km float64) time.Duration {
@@ -88,15 +102,7 @@ func RankCenters(members []Member, stream string, rules []Route, exclude []strin
 			out = append(out, m)
 		}
 	}
-	siteRank := func(m Member) int {
-		if !routed {
-			return 0
-		}
-		if i := slices.Index(route.Sites, m.Meta.Site); i >= 0 {
-			return i
-		}
-		return len(route.Sites)
-	}
+	siteRank := func(m Member) int { return SiteRank(stream, rules, m.Meta.Site) }
 	// Until a center's RTT is measured (a node that just started), its
 	// distance from this node stands in for it: great-circle km at the
 	// speed of light in fiber, over a route 1.5x the straight line.

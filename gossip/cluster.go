@@ -38,6 +38,7 @@ type Cluster struct {
 	ml     *memberlist.Memberlist
 	queue  *memberlist.TransmitLimitedQueue
 	dir    *directory
+	flows  *flowDir
 	coord  *coordinate.Client
 	port   int
 
@@ -48,6 +49,9 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	members map[string]*memberRec
+	// unreachable: when this node's data path last failed to reach a
+	// member (MarkUnreachable)
+	unreachable map[string]time.Time
 
 	evMu     sync.Mutex
 	evQ      []Event
@@ -62,6 +66,10 @@ type Cluster struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closed    atomic.Bool
+	// left: Leave was called; no more metadata updates (they would wait
+	// TCPTimeout for a broadcast nobody takes, holding up the shutdown)
+	// and no rejoin
+	left atomic.Bool
 }
 
 // New validates cfg, reads the key file and binds the gossip port (TCP and
@@ -83,6 +91,7 @@ func New(cfg Config, logger *slog.Logger) (*Cluster, error) {
 		cfg:      cfg,
 		logger:   logger,
 		dir:      newDirectory(),
+		flows:    newFlowDir(),
 		members:  make(map[string]*memberRec),
 		meta:     cfg.Meta,
 		evSignal: make(chan struct{}, 1),
@@ -262,19 +271,20 @@ func (c *Cluster) Run(ctx context.Context) error {
 			c.metaMu.Lock()
 			dirty := c.loadDirty
 			c.metaMu.Unlock()
-			if dirty {
+			if dirty && !c.left.Load() {
 				if err := c.pushMeta(); err != nil {
 					c.logger.Warn("advertise load", "err", err)
 				}
 			}
 		case <-rejoinT.C:
-			if len(c.cfg.Seeds) > 0 && c.numAlive() <= 1 {
+			if len(c.cfg.Seeds) > 0 && c.numAlive() <= 1 && !c.left.Load() {
 				if err := c.Join(c.cfg.Seeds); err != nil {
 					c.logger.Warn("alone in the gossip cluster; rejoin failed", "err", err)
 				}
 			}
 		case <-gcT.C:
 			c.dir.gc(t.TombstoneTTL)
+			c.flows.gc(t.TombstoneTTL)
 			c.reap(t.TombstoneTTL)
 		}
 	}
@@ -286,6 +296,7 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	c.left.Store(true)
 	c.announceLeave(timeout / 2)
 	if err := c.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("leave gossip cluster: %w", err)
@@ -447,6 +458,7 @@ func (c *Cluster) memberLocked(r *memberRec, alive int) Member {
 		MeasuredRTT: r.measured,
 		MeasuredAt:  r.lastAck,
 		Updated:     r.updated,
+		Unreachable: c.unreachableLocked(r),
 	}
 	if m.Local {
 		c.metaMu.Lock()
@@ -517,6 +529,7 @@ func (c *Cluster) reap(ttl time.Duration) {
 	for name, r := range c.members {
 		if (r.state == StateDead || r.state == StateLeft) && time.Since(r.updated) > ttl {
 			delete(c.members, name)
+			delete(c.unreachable, name)
 		}
 	}
 }

@@ -44,7 +44,7 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 
 // LocalState is our whole directory for push/pull anti-entropy.
 func (d *delegate) LocalState(join bool) []byte {
-	return encodeState(d.c.dir.snapshot())
+	return encodeStateFlows(d.c.dir.snapshot(), d.c.flows.snapshot())
 }
 
 // MergeRemoteState merges a peer's whole directory.
@@ -68,6 +68,11 @@ func (c *Cluster) merge(b []byte, rebroadcast bool) {
 	for _, e := range msg.entries {
 		if c.dir.apply(e, c.gone(e.Node)) && rebroadcast {
 			c.broadcast(e)
+		}
+	}
+	for _, f := range msg.flows {
+		if c.flows.apply(f, c.gone(f.Node)) && rebroadcast {
+			c.broadcastFlow(f)
 		}
 	}
 }
@@ -146,6 +151,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	c.mu.Unlock()
 	c.coord.ForgetNode(n.Name)
 	streams := c.dir.dropOwner(n.Name)
+	c.flows.dropOwner(n.Name)
 	if m.Local {
 		return
 	}

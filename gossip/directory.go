@@ -1,8 +1,6 @@
 package gossip
 
 import (
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -31,40 +29,17 @@ func (e DirEntry) newerThan(o DirEntry) bool {
 	return e.Deleted && !o.Deleted
 }
 
-// directory is the replicated map of streams to owners.
-type directory struct {
-	mu      sync.Mutex
-	clock   uint64
-	entries map[string]DirEntry
-	now     func() time.Time
-	changed chan struct{} // closed and replaced whenever an entry changes
-}
+func (e DirEntry) key() string                      { return e.Stream }
+func (e DirEntry) owner() string                    { return e.Node }
+func (e DirEntry) tombstone() bool                  { return e.Deleted }
+func (e DirEntry) stamp() uint64                    { return e.Version }
+func (e DirEntry) updatedAt() time.Time             { return e.Updated }
+func (e DirEntry) withUpdated(t time.Time) DirEntry { e.Updated = t; return e }
 
-func newDirectory() *directory {
-	return &directory{entries: make(map[string]DirEntry), now: time.Now, changed: make(chan struct{})}
-}
+// directory is the replicated map of streams to owners (lww.go).
+type directory struct{ lww[DirEntry] }
 
-// changedLocked wakes the waiters of the current change channel.
-func (d *directory) changedLocked() {
-	close(d.changed)
-	d.changed = make(chan struct{})
-}
-
-// watch returns a channel closed at the next change of any entry.
-func (d *directory) watch() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.changed
-}
-
-// tick returns a new version above everything seen.
-func (d *directory) tickLocked() uint64 {
-	d.clock++
-	if wall := uint64(d.now().UnixMicro()); wall > d.clock {
-		d.clock = wall
-	}
-	return d.clock
-}
+func newDirectory() *directory { return &directory{newLWW[DirEntry]()} }
 
 // claim records that node hosts stream and returns the entry to broadcast.
 func (d *directory) claim(stream, node string) DirEntry {
@@ -88,78 +63,6 @@ func (d *directory) release(stream, node string) (DirEntry, bool) {
 	d.entries[stream] = e
 	d.changedLocked()
 	return e, true
-}
-
-// apply merges a remote entry. ownerGone says the owner is known to be dead
-// or to have left: a live claim of its is then ignored. It returns whether
-// the directory changed.
-func (d *directory) apply(e DirEntry, ownerGone bool) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if e.Version > d.clock {
-		d.clock = e.Version
-	}
-	if !e.Deleted && ownerGone {
-		return false
-	}
-	if cur, ok := d.entries[e.Stream]; ok && !e.newerThan(cur) {
-		return false
-	}
-	e.Updated = d.now()
-	d.entries[e.Stream] = e
-	d.changedLocked()
-	return true
-}
-
-// dropOwner forgets every entry owned by node and returns the streams.
-func (d *directory) dropOwner(node string) []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var dropped []string
-	for k, e := range d.entries {
-		if e.Node == node {
-			delete(d.entries, k)
-			if !e.Deleted {
-				dropped = append(dropped, k)
-			}
-		}
-	}
-	if len(dropped) > 0 {
-		d.changedLocked()
-	}
-	sort.Strings(dropped)
-	return dropped
-}
-
-// gc removes tombstones older than ttl.
-func (d *directory) gc(ttl time.Duration) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	cutoff := d.now().Add(-ttl)
-	for k, e := range d.entries {
-		if e.Deleted && e.Updated.Before(cutoff) {
-			delete(d.entries, k)
-		}
-	}
-}
-
-func (d *directory) lookup(stream string) (DirEntry, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	e, ok := d.entries[stream]
-	return e, ok
-}
-
-// snapshot returns every entry, tombstones included, sorted by stream.
-func (d *directory) snapshot() []DirEntry {
-	d.mu.Lock()
-	out := make([]DirEntry, 0, len(d.entries))
-	for _, e := range d.entries {
-		out = append(out, e)
-	}
-	d.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
-	return out
 }
 
 // dirBroadcast is one directory entry queued for gossip. A newer entry for

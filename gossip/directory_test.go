@@ -109,6 +109,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add(encodeEntry(DirEntry{Stream: "live/a", Node: "n1", Version: 42}))
 	f.Add(encodeState([]DirEntry{{Stream: "live/a", Node: "n1", Version: 1}, {Stream: "x/y", Node: "n2", Version: 9, Deleted: true}}))
 	f.Add(encodeLeave("n1"))
+	f.Add(encodeFlowEntry(FlowEntry{ID: "A", Node: "n1", Version: 3, State: "running", Outputs: []FlowOutput{{"o", "flow"}}, Uses: []FlowRef{{"B", "x"}}}))
 	f.Add([]byte{kindState, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMessage(b)
@@ -124,6 +125,10 @@ func FuzzDecodeMessage(f *testing.F) {
 			again = encodeState(m.entries)
 		case kindLeave:
 			again = encodeLeave(m.leaving)
+		case kindFlow:
+			again = encodeFlowEntry(m.flows[0])
+		case kindStateFlows:
+			again = encodeStateFlows(m.entries, m.flows)
 		}
 		if !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding %x gave %x", b, again)

@@ -48,7 +48,7 @@ func (c *Cluster) Locate(client netip.Addr, table LocationTable) ([]Member, erro
 }
 
 // RankEdges orders the alive edges (and standalone nodes) with spare
-// capacity for a client at loc. With a location: edges of loc.Site first,
+// capacity for a client at loc; those marked Unreachable come last. With a location: edges of loc.Site first,
 // then by great-circle distance (whole km; edges advertising no
 // coordinates last), ties broken by lower utilization, then name. Without
 // one (found false), all of them by utilization, then name. The string
@@ -78,6 +78,9 @@ func RankEdges(members []Member, loc Location, found bool) ([]Member, string) {
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
+		if a.Unreachable != b.Unreachable {
+			return b.Unreachable // the data path could not reach it lately
+		}
 		if found {
 			if loc.Site != "" {
 				if sa, sb := a.Meta.Site == loc.Site, b.Meta.Site == loc.Site; sa != sb {

@@ -94,6 +94,8 @@ func TestRankEdges(t *testing.T) {
 	centerOnly.Meta.Role = RoleCenter
 	nowhere := edgeAt("e-x", "fra", 0, 10)
 	nowhere.Meta.Lat, nowhere.Meta.Lon, nowhere.Meta.Site = 0, 0, ""
+	sinUnreachable := edgeAt("e-sin6", "sin", 0, 10)
+	sinUnreachable.Unreachable = true
 
 	tests := []struct {
 		name    string
@@ -109,6 +111,7 @@ func TestRankEdges(t *testing.T) {
 		{"edge without coordinates last", []Member{nowhere, tyo}, "203.0.113.7", []string{"e-tyo", "e-x"}},
 		{"unmapped client: by load", []Member{fra, sinLight, tyo}, "10.1.2.3", []string{"e-sin2", "e-fra", "e-tyo"}},
 		{"no edge left", []Member{sinFull, sinDead}, "203.0.113.7", nil},
+		{"unreachable on the data path: last", []Member{sinUnreachable, fra, tyo}, "203.0.113.7", []string{"e-tyo", "e-fra", "e-sin6"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,14 +42,17 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Member is one node of the cluster as seen from this node.
 type Member struct {
-	Name        string
-	Addr        netip.AddrPort // gossip address
-	Meta        NodeMeta
-	MetaErr     error // set when the peer's metadata could not be decoded
-	State       State
-	Local       bool          // this node
-	RTT         time.Duration // best estimate (coordinates, else last ping)
-	RTTKnown    bool
+	Name     string
+	Addr     netip.AddrPort // gossip address
+	Meta     NodeMeta
+	MetaErr  error // set when the peer's metadata could not be decoded
+	State    State
+	Local    bool          // this node
+	RTT      time.Duration // best estimate (coordinates, else last ping)
+	RTTKnown bool
+	// Unreachable: this node's data path could not connect to it since
+	// its last ping answer (MarkUnreachable).
+	Unreachable bool
 	MeasuredRTT time.Duration // last direct ping round trip
 	MeasuredAt  time.Time     // when MeasuredRTT was taken; zero if never
 	Updated     time.Time     // last state or metadata change

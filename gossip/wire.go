@@ -25,6 +25,8 @@ const (
 
 var errShort = errors.New("message truncated")
 
+func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
+
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
@@ -121,6 +123,27 @@ func (r *reader) entry() (DirEntry, error) {
 	return e, nil
 }
 
+// entries reads a count and that many directory entries (a state).
+func (r *reader) entries() ([]DirEntry, error) {
+	n, err := r.uvarint()
+	if err != nil {
+		return nil, fmt.Errorf("directory state: %w", err)
+	}
+	// Each entry takes at least 5 bytes; refuse counts the buffer cannot hold.
+	if n > maxEntries || n > uint64(len(r.b))/5 {
+		return nil, fmt.Errorf("directory state: count %d does not fit %d bytes", n, len(r.b))
+	}
+	out := make([]DirEntry, 0, n)
+	for i := uint64(0); i < n; i++ {
+		e, err := r.entry()
+		if err != nil {
+			return nil, fmt.Errorf("directory state entry %d: %w", i, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
 func encodeLeave(node string) []byte {
 	return appendString([]byte{kindLeave}, node)
 }
@@ -128,8 +151,9 @@ func encodeLeave(node string) []byte {
 // message is a decoded gossip message of ours.
 type message struct {
 	kind    byte
-	entries []DirEntry // kindEntry (one) and kindState
-	leaving string     // kindLeave
+	entries []DirEntry  // kindEntry (one) and kindState
+	flows   []FlowEntry // kindFlow (one) and kindStateFlows
+	leaving string      // kindLeave
 }
 
 // decodeMessage parses a message received from the network.
@@ -148,21 +172,12 @@ func decodeMessage(b []byte) (message, error) {
 		}
 		m.entries = []DirEntry{e}
 	case kindState:
-		n, err := r.uvarint()
-		if err != nil {
-			return message{}, fmt.Errorf("directory state: %w", err)
+		if m.entries, err = r.entries(); err != nil {
+			return message{}, err
 		}
-		// Each entry takes at least 5 bytes; refuse counts the buffer cannot hold.
-		if n > maxEntries || n > uint64(len(r.b))/5 {
-			return message{}, fmt.Errorf("directory state: count %d does not fit %d bytes", n, len(r.b))
-		}
-		m.entries = make([]DirEntry, 0, n)
-		for i := uint64(0); i < n; i++ {
-			e, err := r.entry()
-			if err != nil {
-				return message{}, fmt.Errorf("directory state entry %d: %w", i, err)
-			}
-			m.entries = append(m.entries, e)
+	case kindFlow, kindStateFlows:
+		if err := r.decodeFlows(&m); err != nil {
+			return message{}, err
 		}
 	case kindLeave:
 		if m.leaving, err = r.string(maxNodeName); err != nil {

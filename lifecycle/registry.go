@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -106,7 +107,8 @@ type Registry[T any] struct {
 
 	mu      sync.Mutex
 	objs    map[string]*Entry[T]
-	pending []string // ids changed under the lock, to persist
+	pending []string          // ids changed under the lock, to persist
+	counts  map[string]uint64 // events of the kind by name (Count)
 }
 
 // Entry is one object: its bookkeeping, kept by the registry, and the
@@ -195,6 +197,25 @@ func (r *Registry[T]) locked(fn func()) {
 	for _, id := range pending {
 		r.env.Store.Changed(r.opt.Kind, id)
 	}
+}
+
+// Count counts one event of the kind's objects by name (a flow's source
+// switch by reason); the counts outlive the objects (metrics' counters).
+// It takes the lock: not for a function the registry runs.
+func (r *Registry[T]) Count(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.counts == nil {
+		r.counts = map[string]uint64{}
+	}
+	r.counts[name]++
+}
+
+// Counts returns a copy of the event counts by name.
+func (r *Registry[T]) Counts() map[string]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.counts)
 }
 
 // NotFound is the refusal for an unknown id.

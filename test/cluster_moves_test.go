@@ -9,15 +9,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/test/netlab"
 )
@@ -123,6 +126,34 @@ func (c *cluster) publishFrom(ctx context.Context, edge, client, name string, sr
 
 func (c *cluster) flvURL(node, stream string) string {
 	return "http://" + c.lab.Host(node).AddrPort(8080).String() + "/" + stream + ".flv"
+}
+
+// uplinkRunsOn waits until edge's uplink of stream runs to center.
+func (c *cluster) uplinkRunsOn(edge, stream, center string, d time.Duration) {
+	c.t.Helper()
+	testmedia.Eventually(c.t, d, edge+"'s uplink of "+stream+" runs to "+center, func() bool {
+		u, ok := c.uplink(edge, stream)
+		return ok && u.Center == center && u.Relay.State == "running"
+	})
+}
+
+// playOn starts an HTTP-FLV player of stream on each node and waits
+// until every one received 100 frames.
+func (c *cluster) playOn(ctx context.Context, stream string, nodes ...string) map[string]*flvPlayer {
+	c.t.Helper()
+	players := map[string]*flvPlayer{}
+	for _, n := range nodes {
+		players[n] = c.play(ctx, n, c.flvURL(n, stream))
+	}
+	testmedia.Eventually(c.t, 30*time.Second, "every player receives 100 frames", func() bool {
+		for _, p := range players {
+			if p.frames() < 100 {
+				return false
+			}
+		}
+		return true
+	})
+	return players
 }
 
 // checkMonotonic waits for the (cancelled) player to end, then probes
@@ -287,13 +318,7 @@ func TestClusterDrainOnRestart(t *testing.T) {
 	testmedia.Eventually(t, 20*time.Second, "fra's and tyo's directories name sin", func() bool {
 		return c.host("fra", stream) == "sin" && c.host("tyo", stream) == "sin"
 	})
-	players := map[string]*flvPlayer{}
-	for _, n := range []string{"fra", "tyo"} {
-		players[n] = c.play(ctx, n, c.flvURL(n, stream))
-	}
-	testmedia.Eventually(t, 30*time.Second, "both players receive 100 frames", func() bool {
-		return players["fra"].frames() >= 100 && players["tyo"].frames() >= 100
-	})
+	players := c.playOn(ctx, stream, "fra", "tyo")
 
 	before := map[string]int{}
 	for n, p := range players {
@@ -317,6 +342,11 @@ func TestClusterDrainOnRestart(t *testing.T) {
 		t.Errorf("esin did not move its uplink make-before-break")
 	}
 	b, _ = os.ReadFile(c.logs["sin"])
+	if bytes.Contains(b, []byte("timeout waiting for update broadcast")) {
+		// a load update after the leave waited 5 s for a broadcast
+		// nobody takes, holding up the exit
+		t.Errorf("sin advertised its load after leaving the cluster")
+	}
 	if bytes.Contains(b, []byte("backbone links still open after the leave wait")) {
 		t.Errorf("sin closed with backbone links still open (an uplink or a pull did not move first)")
 	}
@@ -347,7 +377,10 @@ func TestClusterDrainOnRestart(t *testing.T) {
 // TestClusterCenterChoiceRightAfterEdgeStart is defect 1 of issue 14 (its
 // first part): a stream published on an edge that just restarted, before
 // the edge measured its RTTs, goes to the center nearest by coordinates
-// (sin, 6 km) rather than to whichever center sorts first.
+// (sin, 6 km) rather than to whichever center sorts first (fra). The
+// restarted edge's gossip pings are held back (UDP to the gossip port;
+// it joins over TCP) until its uplink runs, so no RTT is measured when
+// it chooses: the choice is by distance, and its log says so.
 func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
 	c := startClusterWith(t, "fra", "sin", "esin")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -357,6 +390,7 @@ func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
 	c.seeds["esin"] = []string{c.lab.Host("fra").AddrPort(7946).String()}
 	for round := range 2 {
 		c.stop("esin", syscall.SIGTERM)
+		unblock := c.iptables("esin", "OUTPUT", [][]string{{"-p", "udp", "--dport", "7946", "-j", "DROP"}})
 		c.restart("esin")
 		// publish as soon as esin itself sees both centers (sin may not
 		// know of esin's return yet)
@@ -381,9 +415,14 @@ func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
 				known++
 			}
 		}
-		t.Logf("round %d: the stream published right after esin's restart went to %s (%d of 2 center RTTs known by then)", round, center, known)
+		unblock()
+		choice := grepLines(grepLines(string(must(os.ReadFile(c.logs["esin"]))), `"uplink to center"`), `"live/`+name+`"`)
+		t.Logf("round %d: the stream published right after esin's restart went to %s (%d of 2 center RTTs known by then): %s", round, center, known, choice)
 		if center != "sin" {
 			t.Errorf("round %d: right after esin's restart the stream went to %s, want sin (nearest by coordinates)", round, center)
+		}
+		if !strings.Contains(choice, `"rtt_measured":false`) {
+			t.Errorf("round %d: esin chose with a measured RTT: the test did not exercise the choice by distance", round)
 		}
 		pcancel()
 	}
@@ -394,5 +433,292 @@ func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
 		if bytes.Contains(b, []byte("is no member's address")) {
 			t.Errorf("%s refused the just restarted esin's backbone link as not a cluster member", n)
 		}
+	}
+}
+
+// TestClusterReplacement is defect 1 of issue 14 (its second part): a
+// stream placed on a far center (here the edge's path to its own site's
+// center was slow when it was published) moves, make-before-break, to
+// the center with the clearly lowest RTT once the measurements say so.
+// The players on the old host and on a third center play on without a
+// lost frame (counted by their FLV timestamps) and with monotonic
+// timestamps, and the stream stays put afterwards.
+func TestClusterReplacement(t *testing.T) {
+	c := startClusterWith(t, "fra", "sin", "tyo", "esin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// esin's path to sin is slow at first: tyo is the nearest center
+	if err := c.lab.SetLink("esin", "sin", netlab.RTT(300*time.Millisecond, 0)); err != nil {
+		t.Fatal(err)
+	}
+	c.converged("fra", "sin", "tyo", "esin")
+	c.rttOrdered("esin", "tyo", "fra", "sin")
+	const stream = "live/replace"
+	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
+	c.publishVia(ctx, "esin", "replace", src)
+	testmedia.Eventually(t, 20*time.Second, "fra's directory names tyo for "+stream, func() bool { return c.host("fra", stream) == "tyo" })
+	players := c.playOn(ctx, stream, "fra", "tyo")
+	if u, _ := c.uplink("esin", stream); u.Center != "tyo" || u.Moves != 0 {
+		t.Fatalf("before the path to sin got fast: uplink %+v, want on tyo, not moved", u)
+	}
+
+	before := map[string]int{}
+	for n, p := range players {
+		before[n] = p.frames()
+	}
+	// the path gets fast: sin (4 ms) beats tyo (74 ms) by far
+	if err := c.lab.SetLink("esin", "sin", netlab.RTT(wanRTT("esin", "sin"), 0)); err != nil {
+		t.Fatal(err)
+	}
+	fast := time.Now()
+	c.uplinkRunsOn("esin", stream, "sin", 60*time.Second)
+	moved := time.Since(fast)
+	testmedia.Eventually(t, 20*time.Second, "fra's and tyo's directories name sin", func() bool {
+		return c.host("fra", stream) == "sin" && c.host("tyo", stream) == "sin"
+	})
+	testmedia.Eventually(t, 30*time.Second, "fra and tyo pull from sin", func() bool {
+		for _, n := range []string{"fra", "tyo"} {
+			actx, acancel := bounded()
+			links, err := c.client(n).Links(actx)
+			acancel()
+			if err != nil || len(links.Pulls) != 1 || links.Pulls[0].From != "sin" {
+				return false
+			}
+		}
+		return true
+	})
+	// tyo ended the old uplink once its readers read from sin
+	testmedia.Eventually(t, 30*time.Second, "tyo's backbone has no uplink left", func() bool {
+		actx, acancel := bounded()
+		defer acancel()
+		links, err := c.client("tyo").Links(actx)
+		if err != nil {
+			return false
+		}
+		for _, b := range links.Backbone {
+			if b.Role == "publish" {
+				return false
+			}
+		}
+		return true
+	})
+	for n, p := range players {
+		if !resumed(p, time.Now(), 30*time.Second) {
+			t.Fatalf("the player on %s did not play on after the re-placement: %v", n, p.err)
+		}
+	}
+	u, _ := c.uplink("esin", stream)
+	if u.Moves != 1 || u.Replacements != 1 {
+		t.Errorf("uplink after the re-placement: %d moves, %d re-placements; want 1 and 1", u.Moves, u.Replacements)
+	}
+	b, _ := os.ReadFile(c.logs["esin"])
+	if line := grepLines(string(b), "uplink re-placed make-before-break"); line == "" || !strings.Contains(line, `"from_rtt"`) {
+		t.Errorf("esin did not log the re-placement with the centers' RTTs")
+	} else {
+		t.Logf("esin: %s", line)
+	}
+	if m := c.rawMetrics("esin"); !strings.Contains(m, "relaymesh_uplink_replacements_total 1\n") {
+		t.Errorf("esin's metrics do not count one re-placement:\n%s", grepLines(m, "replacements"))
+	}
+	since := time.Since(fast)
+	for n, p := range players {
+		t.Logf("re-placement tyo -> sin (uplink on sin %s after the path got fast): player on %s: longest gap %s, %d frames in the %s since (%d at 25 fps), %d frames missing by their timestamps",
+			moved.Round(10*time.Millisecond), n, p.maxGap(fast).Round(10*time.Millisecond), p.framesSince(fast), since.Round(10*time.Millisecond),
+			int(since.Seconds()*25), p.missing(before[n], 40))
+		if miss := p.missing(before[n], 40); miss != 0 {
+			t.Errorf("the player on %s lost %d frames across the re-placement", n, miss)
+		}
+	}
+	// it stays: another 100 frames on, still one move
+	stay := players["fra"].frames()
+	testmedia.Eventually(t, 30*time.Second, "the player on fra receives 100 more frames", func() bool { return players["fra"].frames() >= stay+100 })
+	if u, _ := c.uplink("esin", stream); u.Center != "sin" || u.Moves != 1 {
+		t.Errorf("the uplink moved again: %+v", u)
+	}
+	cancel()
+	for n, p := range players {
+		checkMonotonic(t, p, n, "across the re-placement")
+	}
+}
+
+// rawMetrics is node's /metrics text ("" when it does not answer).
+func (c *cluster) rawMetrics(node string) string {
+	resp, err := c.lab.Host(node).HTTPClient().Get(apiAddr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestClusterRejoinedEdgeAdmitted is the refusal of issue 14 defect 1: a
+// center that still has a restarted edge as "left" (the edge rejoined
+// through another center and the news has not reached this one) admits
+// its uplink, instead of refusing it as "not a cluster member".
+// Gossip to sin is held back (its port only) while esin restarts, so sin
+// learns of the rejoin only after the uplink arrives.
+func TestClusterRejoinedEdgeAdmitted(t *testing.T) {
+	c := startClusterWith(t, "fra", "sin", "esin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.converged("fra", "sin", "esin")
+	c.rttOrdered("esin", "sin", "fra")
+	c.seeds["esin"] = []string{c.lab.Host("fra").AddrPort(7946).String()}
+	c.stop("esin", syscall.SIGTERM)
+	testmedia.Eventually(t, 20*time.Second, "sin sees esin left", func() bool { return c.nodes("sin")["esin"].State == "left" })
+	// sin hears no gossip from esin, and no gossip messages from fra (its
+	// TCP ping fallback to fra still works, so fra stays alive for sin)
+	unblock := c.iptables("sin", "INPUT", [][]string{
+		{"-s", c.lab.Host("esin").Addr().String(), "-p", "udp", "--dport", "7946", "-j", "DROP"},
+		{"-s", c.lab.Host("esin").Addr().String(), "-p", "tcp", "--dport", "7946", "-j", "DROP"},
+		{"-s", c.lab.Host("fra").Addr().String(), "-p", "udp", "--dport", "7946", "-j", "DROP"},
+	})
+	defer unblock()
+	c.restart("esin")
+	testmedia.Eventually(t, 30*time.Second, "esin sees fra and sin alive", func() bool {
+		m := c.nodes("esin")
+		return m["fra"].State == "alive" && m["sin"].State == "alive"
+	})
+	src := testmedia.Source{Duration: time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
+	c.publishVia(ctx, "esin", "rejoin", src)
+	const stream = "live/rejoin"
+	testmedia.Eventually(t, 20*time.Second, "esin's uplink runs", func() bool {
+		u, ok := c.uplink("esin", stream)
+		return ok && u.Relay.State == "running" || bytesIn(c.logs["sin"], "is no member's address")
+	})
+	state := c.nodes("sin")["esin"].State
+	unblock()
+	u, _ := c.uplink("esin", stream)
+	t.Logf("esin's uplink went to %s while sin saw esin as %q", u.Center, state)
+	if bytesIn(c.logs["sin"], "is no member's address") {
+		t.Errorf("sin refused the restarted esin's uplink as not a cluster member (sin saw esin as %q)", state)
+	}
+	if u.Center != "sin" {
+		t.Errorf("esin's uplink is on %q, want sin (nearest)", u.Center)
+	}
+}
+
+// iptables appends rules to chain in node's namespace and returns the
+// function that deletes them again (once; the test's end calls it too).
+func (c *cluster) iptables(node, chain string, rules [][]string) func() {
+	c.t.Helper()
+	testmedia.Need(c.t, "iptables")
+	run := func(op string, r []string) error {
+		b, err := c.lab.Host(node).Command(context.Background(), "iptables", append([]string{op, chain}, r...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables %s %s %v on %s: %v: %s", op, chain, r, node, err, b)
+		}
+		return nil
+	}
+	for _, r := range rules {
+		if err := run("-A", r); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	var once sync.Once
+	undo := func() {
+		once.Do(func() {
+			for _, r := range rules {
+				if err := run("-D", r); err != nil {
+					c.t.Error(err)
+				}
+			}
+		})
+	}
+	c.t.Cleanup(undo)
+	return undo
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// bytesIn reports whether the file at path contains s.
+func bytesIn(path, s string) bool {
+	b, _ := os.ReadFile(path)
+	return bytes.Contains(b, []byte(s))
+}
+
+// TestClusterLocateSkipsDeadEdge is issue 14's "locate keeps naming a
+// dead edge first": right after the Singapore edge is killed, before
+// gossip suspects it, locate on any node names the other edge first: it
+// dials the edges it is about to name, and the dead one's refused
+// connection drops it to the end of the ranking at once.
+func TestClusterLocateSkipsDeadEdge(t *testing.T) {
+	c := startClusterWith(t, "fra", "esin", "efra")
+	c.converged("fra", "esin", "efra")
+	locate := func(node string) client.Located {
+		actx, cancel := bounded()
+		defer cancel()
+		loc, err := c.client(node).Locate(actx, "live", "dead", singaporeIP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	if loc := locate("fra"); loc.Edge.Node != "esin" {
+		t.Fatalf("before: locate for a Singapore client names %s, want esin", loc.Edge.Node)
+	}
+	c.stop("esin", syscall.SIGKILL)
+	for _, n := range []string{"fra", "efra", "fra"} {
+		loc := locate(n)
+		state := c.nodes(n)["esin"].State
+		t.Logf("locate on %s right after esin's kill (esin %q there): %s first, alternates %v", n, state, loc.Edge.Node, loc.Alternates)
+		if loc.Edge.Node != "efra" {
+			t.Errorf("locate on %s right after esin's kill names %s first (esin is %q there), want efra", n, loc.Edge.Node, state)
+		}
+	}
+}
+
+// TestClusterUplinkHealth is issue 14's health-based failover of an
+// uplink: the path from the edge to its center loses 70 % of the media
+// packets (one way; the link stays up, its acks come back). The edge
+// moves the uplink make-before-break to the next center and says which
+// rule fired (loss, or drops if SRT gave up on packets first).
+func TestClusterUplinkHealth(t *testing.T) {
+	c := startClusterWith(t, "fra", "sin", "tyo", "esin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.converged("fra", "sin", "tyo", "esin")
+	c.rttOrdered("esin", "sin", "tyo", "fra")
+	const stream = "live/health"
+	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true, Format: "flv", Bitrate: "2M"}.Defaults()
+	c.publishVia(ctx, "esin", "health", src)
+	c.uplinkRunsOn("esin", stream, "sin", 20*time.Second)
+	// esin -> sin only: the media direction
+	if err := c.lab.SetOneWay("esin", "sin", netlab.Impairment{Delay: 2 * time.Millisecond, Loss: 0.7}); err != nil {
+		t.Fatal(err)
+	}
+	testmedia.Eventually(t, 60*time.Second, "esin's uplink moves off sin", func() bool {
+		u, ok := c.uplink("esin", stream)
+		return ok && u.Center != "sin" && u.Relay.State == "running"
+	})
+	u, _ := c.uplink("esin", stream)
+	log := string(must(os.ReadFile(c.logs["esin"])))
+	line := grepLines(log, "uplink unhealthy")
+	t.Logf("uplink moved to %s: %s", u.Center, line)
+	if !strings.Contains(line, `"rule":"loss"`) && !strings.Contains(line, `"rule":"drops"`) {
+		t.Errorf("the uplink did not move for its health (rule loss or drops); esin's moves: %s", grepLines(log, "moves to another center"))
+	}
+	if !strings.Contains(log, "uplink moved make-before-break away from an unhealthy link") {
+		t.Errorf("the health move was not make-before-break")
+	}
+	if m := c.rawMetrics("esin"); !strings.Contains(m, "relaymesh_uplink_health_moves_total 1\n") {
+		t.Errorf("esin's metrics do not count one health move:\n%s", grepLines(m, "health"))
 	}
 }

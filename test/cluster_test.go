@@ -192,11 +192,19 @@ func startCluster(t *testing.T) *cluster {
 // topology for one scenario). Every node's seeds are all the other
 // centers, so any of them can restart and rejoin.
 func startClusterWith(t *testing.T, names ...string) *cluster {
+	return startClusterExtra(t, nil, names...)
+}
+
+// startClusterExtra is startClusterWith with extra TOML for some nodes.
+func startClusterExtra(t *testing.T, extra map[string]string, names ...string) *cluster {
 	var sites []site
 	for _, n := range names {
 		sites = append(sites, siteNamed(t, n))
 	}
 	c := newCluster(t, sites)
+	for n, x := range extra {
+		c.extra[n] = x
+	}
 	for _, s := range sites {
 		for _, o := range sites {
 			if o.role == "center" && o.name != s.name {
@@ -744,10 +752,7 @@ func TestCluster(t *testing.T) {
 		if err := c.procs["sin"].Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		testmedia.Eventually(t, 20*time.Second, "the edge moves the uplink to tyo", func() bool {
-			u, ok := c.uplink("esin", stream)
-			return ok && u.Center == "tyo" && u.Relay.State == "running"
-		})
+		c.uplinkRunsOn("esin", stream, "tyo", 20*time.Second)
 		moved := time.Since(killed)
 		testmedia.Eventually(t, 20*time.Second, "fra's directory names tyo", func() bool { return c.host("fra", stream) == "tyo" })
 		if !resumed(player, killed.Add(moved), 20*time.Second) {
@@ -772,10 +777,7 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		cut := time.Now()
-		testmedia.Eventually(t, 20*time.Second, "the edge moves the uplink to fra", func() bool {
-			u, ok := c.uplink("esin", stream)
-			return ok && u.Center == "fra" && u.Relay.State == "running"
-		})
+		c.uplinkRunsOn("esin", stream, "fra", 20*time.Second)
 		moved := time.Since(cut)
 		testmedia.Eventually(t, 30*time.Second, "efra declares tyo failed", func() bool {
 			v, ok := c.nodes("efra")["tyo"]

@@ -204,6 +204,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	changed  chan struct{} // closed and replaced when a session opens or closes
 	closed   atomic.Bool
 	once     sync.Once
 
@@ -237,6 +238,7 @@ func New(cfg Config, hub *media.Hub, log *slog.Logger) (*Server, error) {
 		hub: hub, log: log,
 		ctx: ctx, cancel: cancel,
 		sessions: map[*session]struct{}{},
+		changed:  make(chan struct{}),
 		refusals: make(chan refusalLog, 256),
 	}
 	s.cfgp.Store(&cfg)
@@ -616,6 +618,7 @@ func (s *Server) handle(conn *libsrt.Conn) {
 		return
 	}
 	s.sessions[ss] = struct{}{}
+	s.changedLocked()
 	s.mu.Unlock()
 	log := s.log.With("stream", ss.key, "role", ss.role, "remote", ss.remote)
 	runErr := s.attach(ss, adm)
@@ -642,12 +645,40 @@ func (s *Server) handle(conn *libsrt.Conn) {
 	ss.release()
 	s.mu.Lock()
 	delete(s.sessions, ss)
+	s.changedLocked()
 	s.mu.Unlock()
 	if runErr != nil {
 		log.Warn("srt connection closed", "reason", runErr.Error())
 	} else {
 		log.Info("srt connection closed")
 	}
+}
+
+// Publishing returns the stream keys of the open publish sessions, as
+// Stats would without reading each connection's statistics.
+func (s *Server) Publishing() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for ss := range s.sessions {
+		if ss.role == ActionPublish {
+			out = append(out, ss.key)
+		}
+	}
+	return out
+}
+
+// Changed returns a channel closed at the next session that opens or
+// closes (Stats changes).
+func (s *Server) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *Server) changedLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // ownStalePublisher reports whether the stream's current publisher is an

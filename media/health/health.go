@@ -1,0 +1,141 @@
+// Package health judges whether a connected source delivers what it
+// should: a source that sends packets but is unhealthy fails over like a
+// dead one. The rules (each names itself when it fires):
+//
+//   - framerate: the video frame rate over the last Hold fell below
+//     FrameRateDrop of the source's reference rate (its rate over the
+//     Baseline before, taken while it was healthy);
+//   - frozen: packets arrive but their media timestamps did not advance
+//     for Hold.
+//
+// A Monitor is fed each packet with its arrival time and asked with Check;
+// it keeps no goroutine and is not safe for concurrent use (one owner).
+package health
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/relaymesh/relaymesh/media"
+)
+
+// Rule names, as Check reports them.
+const (
+	RuleFrameRate = "framerate"
+	RuleFrozen    = "frozen"
+)
+
+// Rules tune a Monitor; zero fields take the defaults.
+type Rules struct {
+	FrameRateDrop float64       // default 0.5
+	Hold          time.Duration // default 2s
+	Baseline      time.Duration // default 5s
+}
+
+func (r Rules) fill() Rules {
+	if r.FrameRateDrop == 0 {
+		r.FrameRateDrop = 0.5
+	}
+	if r.Hold == 0 {
+		r.Hold = 2 * time.Second
+	}
+	if r.Baseline == 0 {
+		r.Baseline = 5 * time.Second
+	}
+	return r
+}
+
+// clockStepBack is how far timestamps may go back (audio behind video)
+// before they count as a new clock.
+const clockStepBack = 1000 // ms
+
+// silent is how long without any packet makes a source silent, which
+// its owner handles as a dead source, not judged here.
+const silent = time.Second
+
+// Monitor follows one source.
+type Monitor struct {
+	r      Rules
+	frames []time.Time // arrival times of video frames, oldest first
+	start  time.Time   // first packet of the current run
+	last   time.Time   // last packet
+	// ref is the reference frame rate (frames/s), taken while healthy
+	ref float64
+	// maxTS is the newest media timestamp, advanced is when it grew
+	maxTS    int64
+	advanced time.Time
+	sick     string
+}
+
+// New returns a Monitor with rules r.
+func New(r Rules) *Monitor { return &Monitor{r: r.fill()} }
+
+// Reset forgets the source's history (a new connection).
+func (m *Monitor) Reset() { *m = Monitor{r: m.r} }
+
+// Packet records p, which arrived at now.
+func (m *Monitor) Packet(now time.Time, p *media.Packet) {
+	if m.start.IsZero() {
+		m.start, m.advanced = now, now
+	}
+	m.last = now
+	if p.Header {
+		return
+	}
+	switch {
+	case p.Time > m.maxTS:
+		m.maxTS, m.advanced = p.Time, now
+	case p.Time < m.maxTS-clockStepBack:
+		// a new clock (an encoder restarted, a playlist's next file):
+		// its timestamps advance from here
+		m.maxTS, m.advanced = p.Time, now
+	}
+	if p.Kind == media.KindVideo {
+		m.frames = append(m.frames, now)
+	}
+}
+
+// count returns the video frames that arrived in (from, to].
+func (m *Monitor) count(from, to time.Time) int {
+	n := 0
+	for _, t := range m.frames {
+		if t.After(from) && !t.After(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// Check says which rule the source breaks at now ("" = healthy) and how.
+func (m *Monitor) Check(now time.Time) (rule, detail string) {
+	r := m.r
+	// forget what no window needs any more
+	keep := now.Add(-(r.Hold + r.Baseline))
+	i := 0
+	for i < len(m.frames) && m.frames[i].Before(keep) {
+		i++
+	}
+	m.frames = m.frames[i:]
+	if m.start.IsZero() || now.Sub(m.last) >= silent {
+		m.sick = "" // silence is not a health matter: the source is gone
+		return "", ""
+	}
+	if d := now.Sub(m.advanced); d >= r.Hold {
+		m.sick = RuleFrozen
+		return RuleFrozen, fmt.Sprintf("packets arrive but their timestamps have not advanced for %s", d.Round(100*time.Millisecond))
+	}
+	split := now.Add(-r.Hold)
+	if now.Sub(m.start) >= r.Hold+r.Baseline {
+		recent := float64(m.count(split, now)) / r.Hold.Seconds()
+		if m.sick == "" {
+			// the reference follows the source while it is healthy
+			m.ref = float64(m.count(split.Add(-r.Baseline), split)) / r.Baseline.Seconds()
+		}
+		if m.ref > 0 && recent < r.FrameRateDrop*m.ref {
+			m.sick = RuleFrameRate
+			return RuleFrameRate, fmt.Sprintf("%.1f video frames/s over the last %s, below %.0f%% of its %.1f", recent, r.Hold, r.FrameRateDrop*100, m.ref)
+		}
+	}
+	m.sick = ""
+	return "", ""
+}
