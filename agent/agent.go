@@ -68,8 +68,7 @@ type Agent struct {
 	onMissing []func(key string)
 	// onAuthorize are further gates on publish and play (flows' own
 	// allowlists), asked after the node's allowlist and signed URL.
-	// proto is "rtmp", "httpflv", "hls" or "srt".
-	onAuthorize []func(proto, action, key string, remote net.Addr) error
+	onAuthorize []media.Authorizer
 	cluster     clusterState // gossip, backbone, edge and center roles: cluster.go
 	ops         opsState     // QoS and webhooks: ops.go
 	objects     objectsState // flows, relays and tasks: objects.go
@@ -245,31 +244,37 @@ func policyOf(cfg *config.Config) (accessPolicy, error) {
 	return p, nil
 }
 
-// authorizer binds authorize to a listener's protocol.
+// authorizer is authorize for a listener that hands over the raw query
+// string (WebRTC) rather than an Access.
 func (a *Agent) authorizer(proto string) func(action, key, query string, remote net.Addr) error {
 	return func(action, key, query string, remote net.Addr) error {
-		return a.authorize(proto, action, key, query, remote)
+		token, err := auth.TokenOf(query)
+		if err != nil {
+			return err
+		}
+		return a.authorize(media.Access{Protocol: proto, Action: action, Key: key, Token: token, Remote: remote})
 	}
 }
 
 // authorize is the single gate every listener calls before a publish or
-// play: the CIDR allowlist first, then the signed URL when required.
-func (a *Agent) authorize(proto, action, key, query string, remote net.Addr) error {
+// play: the CIDR allowlist first, then the signed URL when required,
+// then the flows' own gates.
+func (a *Agent) authorize(req media.Access) error {
 	p := a.access.Load()
 	allow, need := p.playAllow, p.playAuth
-	if action == "publish" {
+	if req.Action == auth.ActionPublish {
 		allow, need = p.publishAllow, p.publishAuth
 	}
-	if allow.Len() > 0 && !allow.AllowsNetAddr(remote) {
-		return fmt.Errorf("address %s is not in auth.%s_allow", remote, action)
+	if allow.Len() > 0 && !allow.AllowsNetAddr(req.Remote) {
+		return fmt.Errorf("address %s is not in auth.%s_allow", req.Remote, req.Action)
 	}
 	if need {
-		if err := auth.Verify(p.key, action, key, query, time.Now()); err != nil {
+		if err := auth.VerifyToken(p.key, req.Action, req.Key, req.Token, time.Now()); err != nil {
 			return err
 		}
 	}
 	for _, f := range a.onAuthorize {
-		if err := f(proto, action, key, remote); err != nil {
+		if err := f(req); err != nil {
 			return err
 		}
 	}
@@ -285,7 +290,7 @@ func (a *Agent) rtmpConfig(cfg *config.Config) rtmp.Config {
 		MaxConnections:   cfg.Limits.MaxConnections,
 		PlayWait:         a.playWait(cfg),
 		WriteCoalesce:    cfg.Limits.WriteCoalesce.Duration(),
-		Authorize:        a.authorizer("rtmp"),
+		Authorize:        a.authorize,
 	}
 }
 
@@ -297,7 +302,7 @@ func (a *Agent) httpflvConfig(cfg *config.Config) httpflv.Config {
 		MaxConnections: cfg.Limits.MaxConnections,
 		PlayWait:       a.playWait(cfg),
 		WriteCoalesce:  cfg.Limits.WriteCoalesce.Duration(),
-		Authorize:      a.authorizer("httpflv"),
+		Authorize:      a.authorize,
 		Next:           a.httpRoutes(),
 	}
 }
@@ -480,6 +485,7 @@ func (a *Agent) reload() error {
 		{"cluster", a.prepareCluster},
 		{"ops", a.prepareOps},
 		{"objects", a.prepareObjects},
+		{"qos", a.prepareQoS},
 	}
 	a.preparing.Store(next)
 	defer a.preparing.Store(nil)

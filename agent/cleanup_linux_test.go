@@ -22,23 +22,56 @@ func netnsRun(t *testing.T, ns string, args ...string) string {
 	return string(out)
 }
 
+// newNetns adds a network namespace named prefix and the test's pid, with
+// lo up, deleted when the test ends; it skips the test when not root.
+func newNetns(t *testing.T, prefix string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates a network namespace and tc state in it (CI runs as root)")
+	}
+	testmedia.Need(t, "ip", "tc")
+	ns := fmt.Sprintf("%s%d", prefix, os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	netnsRun(t, ns, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// runInNetns starts `relaymesh run -c cfg` in ns with env added; kill
+// is kill -9 of the agent (ip netns exec execs it), also done when the
+// test ends, after which the log is shown if the test failed.
+func runInNetns(t *testing.T, ns, cfg string, env []string) (logs *testmedia.LogBuffer, kill func()) {
+	t.Helper()
+	logs = &testmedia.LogBuffer{}
+	cmd := exec.Command("ip", "netns", "exec", ns, binary(t), "run", "-c", cfg)
+	cmd.Env, cmd.Stdout, cmd.Stderr = append(os.Environ(), env...), logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	kill = func() {
+		cmd.Process.Kill()
+		<-exited
+	}
+	t.Cleanup(func() {
+		kill()
+		if t.Failed() {
+			t.Logf("agent log:\n%s", logs)
+		}
+	})
+	return logs, kill
+}
+
 // TestCleanupFromRecord: the agent records the tc tree it installed in
 // its runtime directory, and `relaymesh cleanup` removes it from that
 // record alone after a kill -9, with the config broken; on an interface
 // that is gone it says so and claims nothing. Real binaries in a network
 // namespace with a veth pair.
 func TestCleanupFromRecord(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace and tc state in it (CI runs as root)")
-	}
-	testmedia.Need(t, "ip", "tc")
-	ns := fmt.Sprintf("rmclean%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	netnsRun(t, ns, "ip", "link", "set", "lo", "up")
-
+	ns := newNetns(t, "rmclean")
 	bin := binary(t)
 	dir := openTempDir(t)
 	rt := filepath.Join(dir, "run")
@@ -55,21 +88,8 @@ func TestCleanupFromRecord(t *testing.T) {
 		netnsRun(t, ns, "ip", "link", "add", "rmcl0", "type", "veth", "peer", "name", "rmcl0p")
 		netnsRun(t, ns, "ip", "link", "set", "rmcl0", "up")
 		cfg := minimalConfig(t, dir, "[qos]\nenabled = true\ninterface = \"rmcl0\"\nrate = \"100M\"\n")
-		logs := &testmedia.LogBuffer{}
-		cmd := exec.Command("ip", "netns", "exec", ns, bin, "run", "-c", cfg)
-		cmd.Env, cmd.Stdout, cmd.Stderr = env, logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		defer func() {
-			cmd.Process.Kill() // ip netns exec execs the agent: this is kill -9 of the agent
-			<-exited
-			if t.Failed() {
-				t.Logf("agent log:\n%s", logs)
-			}
-		}()
+		_, kill := runInNetns(t, ns, cfg, []string{"RUNTIME_DIRECTORY=" + rt})
+		defer kill()
 		testmedia.Eventually(t, 15*time.Second, "the agent's tree on rmcl0 and its record", func() bool {
 			b, _ := os.ReadFile(record)
 			return strings.Contains(string(b), `"interface": "rmcl0"`) && hasTree()

@@ -62,7 +62,8 @@ func (fc flowCluster) Users(id, output string) []string {
 }
 
 // wireFlowDirectory makes the flow manager resolve through the cluster
-// and advertises its flows, at every change and every flowSyncEvery.
+// and advertises its flows, at every change (flowChanged) and every
+// flowSyncEvery.
 func (a *Agent) wireFlowDirectory() {
 	g := a.cluster.gossip
 	if g == nil {
@@ -71,13 +72,6 @@ func (a *Agent) wireFlowDirectory() {
 	m := a.objects.flows
 	m.Cluster = flowCluster{a}
 	m.Deliver = a.flowDelivery
-	save := m.OnChange
-	m.OnChange = func(id string) {
-		if save != nil {
-			save(id)
-		}
-		a.advertiseFlow(id)
-	}
 	a.add(func(ctx context.Context) error {
 		t := time.NewTicker(flowSyncEvery)
 		defer t.Stop()
@@ -90,6 +84,13 @@ func (a *Agent) wireFlowDirectory() {
 			}
 		}
 	}, func() error { return nil })
+}
+
+// flowChanged advertises a change of flow id (the flow store's hook).
+func (a *Agent) flowChanged(id string) {
+	if a.cluster.gossip != nil {
+		a.advertiseFlow(id)
+	}
 }
 
 // advertiseFlow gossips flow id as it is now, or withdraws it.

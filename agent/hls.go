@@ -17,6 +17,6 @@ func (a *Agent) hlsConfig(cfg *config.Config) hls.Config {
 		PlayWait:       a.playWait(cfg),
 		AlwaysOn:       h.AlwaysOn,
 		TokenSessions:  cfg.Auth.Play,
-		Authorize:      a.authorizer("hls"),
+		Authorize:      a.authorize,
 	}
 }

@@ -56,7 +56,22 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		return err
 	}
 	log := a.log.With("component", "objects")
-	o.flows = flow.NewManager(a.hub, log)
+	// every manager saves through one store (saveObjects skips the saves
+	// made while loading)
+	store := lifecycle.StoreFunc(func(string, string) {
+		if err := a.saveObjects(false); err != nil {
+			a.log.Error("objects not saved", "err", err)
+		}
+	})
+	env := func(limit func(config.ObjectsConfig) int) lifecycle.Env {
+		return lifecycle.Env{Store: store, Limit: func() int { return limit(a.objectsConfig()) }}
+	}
+	flowEnv := env(func(c config.ObjectsConfig) int { return c.MaxFlows })
+	flowEnv.Store = lifecycle.StoreFunc(func(kind, id string) {
+		store.Changed(kind, id)
+		a.flowChanged(id) // flowdir.go: advertised to the cluster
+	})
+	o.flows = flow.NewManager(a.hub, log, flowEnv)
 	o.flows.OnSwitch = func(id string, sw flow.Switch) {
 		a.events.Publish(events.FlowSwitched{Flow: id, Stream: (&flow.Spec{ID: id}).Key(), From: sw.From, To: sw.To,
 			Failover: sw.Failover, Reason: sw.Reason, GapMS: sw.GapMS})
@@ -64,13 +79,16 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	o.flows.Policy = a.fetchPolicy
 	o.flows.MaxOutputs = func() int { return a.objectsConfig().OutputLimit() }
 	o.flows.URLs = a.flowURLs // flowurls.go
-	o.relays = relayrule.NewManager(a.hub, log, func() int { return a.objectsConfig().RelayLimit() })
+	// before the flows are loaded: one restored running starts with its
+	// cross-node sources and outputs resolved through the cluster
+	a.wireFlowDirectory() // flowdir.go
+	o.relays = relayrule.NewManager(a.hub, log, env(config.ObjectsConfig.RelayLimit))
 	o.relays.Policy = a.fetchPolicy
 	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache"),
 		Policy:          a.fetchPolicy,
 		MaxDownload:     func() int64 { return a.objectsConfig().DownloadLimit() },
 		DownloadTimeout: func() time.Duration { return a.objectsConfig().DownloadTimeLimit() }}
-	o.tasks = task.NewManager(deps, func() int { return a.objectsConfig().RunningTaskLimit() })
+	o.tasks = task.NewManager(deps, env(config.ObjectsConfig.RunningTaskLimit))
 	o.hooks = newTaskHooks(a)
 	if o.notifier == nil {
 		o.notifier = o.hooks.notifier
@@ -94,17 +112,17 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		if f.Start {
 			st = lifecycle.Running
 		}
-		if err := o.flows.Create(f.Spec(), true, st); err != nil {
+		if err := o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st}); err != nil {
 			return fmt.Errorf("flow[%d]: %w", i, err)
 		}
 	}
 	for i := range cfg.Relays {
-		if err := o.relays.Create(cfg.Relays[i].Spec(), true, true); err != nil {
+		if err := o.relays.Create(cfg.Relays[i].Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig}); err != nil {
 			return fmt.Errorf("relay[%d]: %w", i, err)
 		}
 	}
 	for i := range cfg.Tasks {
-		if err := o.tasks.Create(cfg.Tasks[i].Spec(), true, lifecycle.Scheduled); err != nil {
+		if err := o.tasks.Create(cfg.Tasks[i].Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled}); err != nil {
 			return fmt.Errorf("task[%d]: %w", i, err)
 		}
 	}
@@ -129,7 +147,7 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		if interrupted["flow/"+f.Spec.ID] {
 			st = lifecycle.Standby
 		}
-		if err := o.flows.Create(f.Spec, false, st); err != nil {
+		if err := o.flows.Create(f.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore, State: st}); err != nil {
 			log.Error("stored flow not restored", "flow", f.Spec.ID, "err", err)
 		} else if st != f.State {
 			o.flows.Fail(f.Spec.ID, InterruptedStart)
@@ -137,7 +155,7 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		}
 	}
 	for _, r := range stored.Relays {
-		if err := o.relays.Create(r.Spec, false, true); err != nil {
+		if err := o.relays.Create(r.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore}); err != nil {
 			log.Error("stored relay not restored", "relay", r.Spec.ID, "err", err)
 		}
 	}
@@ -161,16 +179,9 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		}
 	}
 	o.loading = false
-	save := func(string) {
-		if err := a.saveObjects(false); err != nil {
-			a.log.Error("objects not saved", "err", err)
-		}
-	}
 	if len(interrupted) > 0 {
-		save("") // on disk too, so the next start does not start them either
+		store.Changed("", "") // on disk too, so the next start does not start them either
 	}
-	o.flows.OnChange, o.relays.OnChange, o.tasks.OnChange = save, save, save
-	a.wireFlowDirectory() // flowdir.go
 	// relay rules look at a stream as soon as it is live (or back)
 	a.subscribe("relays", func(r events.Record) {
 		switch r.Event.(type) {
@@ -180,9 +191,7 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	})
 	// per-source and per-output allowlists; the listeners log a refusal
 	// with its reason
-	a.onAuthorize = append(a.onAuthorize, func(proto, action, key string, remote net.Addr) error {
-		return o.flows.Authorize(action, proto, key, remote)
-	})
+	a.onAuthorize = append(a.onAuthorize, o.flows.Authorize)
 	// srt-listener sources and outputs: their passphrase and latency
 	a.srtFlowOptions = o.flows.SRTOptions
 
@@ -347,15 +356,19 @@ func (a *Agent) prepareObjects(old, next *config.Config) (change, error) {
 				if f.Start {
 					st = lifecycle.Running
 				}
-				return o.flows.Create(f.Spec(), true, st)
+				return o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st})
 			},
 			// in place: a running flow keeps its players (no window where it is gone)
 			func(f config.FlowConfig) error { return o.flows.Update(f.Spec()) }),
 		kindOf("relay", old.Relays, next.Relays, func(r config.RelayConfig) string { return r.ID },
-			func(id string) { o.relays.Delete(id) },
-			func(r config.RelayConfig) error { return o.relays.Create(r.Spec(), true, true) }, nil),
+			o.relays.Remove,
+			func(r config.RelayConfig) error {
+				return o.relays.Create(r.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig})
+			}, nil),
 		kindOf("task", old.Tasks, next.Tasks, func(t config.TaskConfig) string { return t.ID }, o.tasks.Remove,
-			func(t config.TaskConfig) error { return o.tasks.Create(t.Spec(), true, lifecycle.Scheduled) }, nil),
+			func(t config.TaskConfig) error {
+				return o.tasks.Create(t.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled})
+			}, nil),
 	}
 	var undo []func()
 	abort := func() {

@@ -16,6 +16,7 @@ import (
 	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/lifecycle"
 )
 
 const testToken = "0123456789abcdef-objects-token"
@@ -128,7 +129,7 @@ func TestObjectsAPIErrors(t *testing.T) {
 	}
 	// t-stopped2: a Stopped task made through the manager (no callback), for
 	// the Stopped edit rules.
-	o.a.objects.tasks.Create(taskSpecJSON(t, `{"id":"t-stopped2","source":{"playlist":["/srv/x.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`), false, "standby")
+	o.a.objects.tasks.Create(taskSpecJSON(t, `{"id":"t-stopped2","source":{"playlist":["/srv/x.flv"]},"destination":{"url":"rtmp://127.0.0.1:1/live/t"}}`), lifecycle.CreateOpts{From: lifecycle.FromStore, State: lifecycle.Standby})
 
 	relay := func(extra string) string {
 		return `{"id":"rx","pattern":"live/*","url":"rtmp://h/a/b",` + extra + `}`

@@ -96,11 +96,10 @@ func (a *Agent) newOps(cfg *config.Config) error {
 	return a.setQoS(cfg.NetQoS())
 }
 
-// prepareOps reads the webhook secret and checks the QoS interface of
-// next, then puts next's QoS tree on the interface (the one step with an
-// effect outside the agent, so it comes after every check; abort puts
-// the old tree back); commit swaps the webhook sender.
-func (a *Agent) prepareOps(old, next *config.Config) (change, error) {
+// prepareOps reads the webhook secret of next and checks its QoS
+// interface; commit swaps the webhook sender (which cannot fail: the URL
+// was validated with the config and the secret is read here).
+func (a *Agent) prepareOps(_, next *config.Config) (change, error) {
 	secret, err := webhookSecret(next)
 	if err != nil {
 		return change{}, err
@@ -110,17 +109,23 @@ func (a *Agent) prepareOps(old, next *config.Config) (change, error) {
 			return change{}, fmt.Errorf("qos.interface %q: %w", q.Interface, netutil.ErrNoInterface)
 		}
 	}
+	return change{commit: func() { a.useWebhooks(next, secret) }}, nil
+}
+
+// prepareQoS puts next's QoS tree on the interface: the one step with an
+// effect outside the agent that only the kernel can check, so it is the
+// last step of a reload. A change the kernel refuses part way is undone
+// by setQoS (the old tree is back) and refuses the reload; abort puts the
+// old tree back should a step ever follow it.
+func (a *Agent) prepareQoS(old, next *config.Config) (change, error) {
 	if err := a.setQoS(next.NetQoS()); err != nil {
 		return change{}, err
 	}
-	return change{
-		commit: func() { a.useWebhooks(next, secret) },
-		abort: func() {
-			if err := a.setQoS(old.NetQoS()); err != nil {
-				a.log.Error("qos: the old tree could not be put back", "err", err)
-			}
-		},
-	}, nil
+	return change{abort: func() {
+		if err := a.setQoS(old.NetQoS()); err != nil {
+			a.log.Error("qos: the old tree could not be put back", "err", err)
+		}
+	}}, nil
 }
 
 // runOps follows the node's events and runs the webhook senders until ctx
@@ -310,28 +315,26 @@ func (a *Agent) notify(event string, data any) {
 
 // setQoS makes the backbone shaping what n says: applies (or reconciles)
 // the tree, and removes it from an interface no longer shaped. Without
-// CAP_NET_ADMIN it logs one warning per process and goes on.
+// CAP_NET_ADMIN it logs one warning per process and goes on. Any other
+// failure (the kernel refusing an op part way, the old tree that cannot
+// be removed) is undone before it returns: the tree in force before the
+// call is what the interfaces carry, and the error says what failed.
 func (a *Agent) setQoS(n netutil.QoSConfig) error {
 	o := &a.ops
 	o.mu.Lock()
 	cur, curApplied := o.qos, o.qosApplied
+	_, hadTree := o.installed[n.Interface] // before this change: a killed agent's, or the one in force
 	o.mu.Unlock()
 	if reflect.DeepEqual(cur, n) {
 		return nil
 	}
+	undo := func(err error) error { return a.undoQoS(err, n, cur, curApplied, hadTree) }
 	applied := false
 	if n.Enabled {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := netutil.Apply(ctx, n)
-		cancel()
+		err := applyQoS(n)
 		switch {
 		case err == nil:
 			applied = true
-			if err := a.recordQoS(n.Interface); err != nil {
-				return err
-			}
-			a.log.Info("qos applied", "interface", n.Interface, "rate", config.Bitrate(n.Rate).String(),
-				"media_ports", n.MediaPorts, "control_ports", n.ControlPorts, "media_dscp", n.MediaDSCP)
 		case errors.Is(err, netutil.ErrNoNetAdmin):
 			o.mu.Lock()
 			warned := o.qosWarned
@@ -341,24 +344,67 @@ func (a *Agent) setQoS(n netutil.QoSConfig) error {
 				a.log.Warn("qos: not applied, the agent lacks CAP_NET_ADMIN; running without traffic shaping (run as the packaged service, or grant CAP_NET_ADMIN)",
 					"interface", n.Interface, "error", err)
 			}
-		case errors.Is(err, netutil.ErrNoInterface):
-			return err // names qos.interface
 		default:
-			return fmt.Errorf("qos: %w", err)
+			if !strings.HasPrefix(err.Error(), "qos") { // netutil's errors name qos or the key
+				err = fmt.Errorf("qos: %w", err)
+			}
+			return undo(err)
 		}
 	}
-	if cur.Enabled && curApplied && (!n.Enabled || cur.Interface != n.Interface) {
+	moved := cur.Enabled && curApplied && (!n.Enabled || cur.Interface != n.Interface)
+	if moved {
 		if err := netutil.Remove(cur.Interface); err != nil {
-			a.log.Warn("qos: could not remove the old tree", "interface", cur.Interface, "error", err)
-		} else {
-			a.forgetQoS(cur.Interface)
-			a.log.Info("qos removed", "interface", cur.Interface)
+			return undo(fmt.Errorf("qos: remove the tree from %s: %w", cur.Interface, err))
 		}
+	}
+	if applied {
+		if err := a.recordQoS(n.Interface); err != nil {
+			return undo(err)
+		}
+		a.log.Info("qos applied", "interface", n.Interface, "rate", config.Bitrate(n.Rate).String(),
+			"media_ports", n.MediaPorts, "control_ports", n.ControlPorts, "media_dscp", n.MediaDSCP)
+	}
+	if moved {
+		a.forgetQoS(cur.Interface)
+		a.log.Info("qos removed", "interface", cur.Interface)
 	}
 	o.mu.Lock()
 	o.qos, o.qosApplied = n, applied
 	o.mu.Unlock()
 	return nil
+}
+
+// applyQoS is netutil.Apply, bounded.
+func applyQoS(n netutil.QoSConfig) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return netutil.Apply(ctx, n)
+}
+
+// undoQoS puts back the tree in force (cur, when it was applied) after a
+// failed change to n, removes what the change left on n's interface when
+// it carried no tree of the agent's before (hadTree false), and returns
+// err, or err with the reason undoing failed.
+func (a *Agent) undoQoS(err error, n, cur netutil.QoSConfig, curApplied, hadTree bool) error {
+	var errs []error
+	if n.Enabled && (!cur.Enabled || !curApplied || cur.Interface != n.Interface) {
+		if !hadTree {
+			if _, rerr := netutil.RemoveTree(n.Interface); rerr != nil {
+				errs = append(errs, fmt.Errorf("remove the partial tree from %s: %w", n.Interface, rerr))
+			} else {
+				a.forgetQoS(n.Interface)
+			}
+		}
+	}
+	if cur.Enabled && curApplied {
+		if aerr := applyQoS(cur); aerr != nil {
+			errs = append(errs, fmt.Errorf("put the old tree back on %s: %w", cur.Interface, aerr))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w; undoing it failed too (run relaymesh cleanup, then reload): %w", err, errors.Join(errs...))
+	}
+	return fmt.Errorf("%w; the tree in force is unchanged", err)
 }
 
 // qosState returns the QoS config in force and whether it is installed.

@@ -1,10 +1,6 @@
 package agent
 
 import (
-	"context"
-	"net"
-
-	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/media/srt"
 )
@@ -51,17 +47,8 @@ func (a *Agent) srtConfig(cfg *config.Config) srt.Config {
 			}
 			return o, ok
 		},
-		PlayWait: a.playWait(cfg),
-		Authorize: func(_ context.Context, action, key, token string, remote net.Addr) error {
-			if action == srt.ActionRead {
-				action = auth.ActionPlay
-			}
-			q := ""
-			if token != "" {
-				q = auth.QueryParam + "=" + token
-			}
-			return a.authorize("srt", action, key, q, remote)
-		},
+		PlayWait:  a.playWait(cfg),
+		Authorize: a.authorize,
 	}
 }
 

@@ -39,23 +39,20 @@ func (s *Server) routesObjects() {
 	routeKind(s, objectKind[flow.Spec, flow.View]{
 		name: "flow", plural: "flows", save: o.Write,
 		list: func() []flow.View { return o.Flows().List() }, get: func(id string) (flow.View, bool) { return o.Flows().Get(id) },
-		create: func(spec flow.Spec) error {
-			if max := s.d.Node.Config().Objects.MaxFlows; max > 0 && len(o.Flows().List()) >= max {
-				return lifecycle.Newf(lifecycle.Limit, "", "%d flows exist, the most this node keeps (objects.max_flows)", max)
-			}
-			return o.Flows().Create(spec, false, "")
+		create: func(spec flow.Spec) error { return o.Flows().Create(spec, lifecycle.CreateOpts{}) },
+		update: func(spec flow.Spec) error { return o.Flows().Update(spec) },
+		delete: func(id string) error { return o.Flows().Delete(id) },
+		remove: func(id string) error { o.Flows().Remove(id); return nil },
+		restore: func(v flow.View) error {
+			return o.Flows().Create(v.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore, State: v.State})
 		},
-		update:  func(spec flow.Spec) error { return o.Flows().Update(spec) },
-		delete:  func(id string) error { return o.Flows().Delete(id) },
-		remove:  func(id string) error { o.Flows().Remove(id); return nil },
-		restore: func(v flow.View) error { return o.Flows().Create(v.Spec, false, v.State) },
-		spec:    func(v flow.View) flow.Spec { return v.Spec },
+		spec: func(v flow.View) flow.Spec { return v.Spec },
 		actions: map[string]func(context.Context, string) error{
-			"start": func(_ context.Context, id string) error {
-				return o.Write(func() error { return o.Flows().Start(id) }, func() error { return o.Flows().Stop(id) })
+			"start": func(ctx context.Context, id string) error {
+				return o.Write(func() error { return o.Flows().Start(ctx, id) }, func() error { return o.Flows().Stop(ctx, id) })
 			},
-			"stop": func(_ context.Context, id string) error {
-				return o.Write(func() error { return o.Flows().Stop(id) }, func() error { return o.Flows().Start(id) })
+			"stop": func(ctx context.Context, id string) error {
+				return o.Write(func() error { return o.Flows().Stop(ctx, id) }, func() error { return o.Flows().Start(ctx, id) })
 			},
 		},
 		id: func(s *flow.Spec) *string { return &s.ID }, readOnly: func(v flow.View) bool { return v.ReadOnly },
@@ -64,13 +61,15 @@ func (s *Server) routesObjects() {
 	routeKind(s, objectKind[relayrule.Spec, relayrule.View]{
 		name: "relay", plural: "relays", save: o.Write,
 		list: func() []relayrule.View { return o.Relays().List() }, get: func(id string) (relayrule.View, bool) { return o.Relays().Get(id) },
-		create:  func(spec relayrule.Spec) error { return o.Relays().Create(spec, false, false) },
-		update:  func(spec relayrule.Spec) error { return o.Relays().Update(spec) },
-		delete:  func(id string) error { return o.Relays().Delete(id) },
-		remove:  func(id string) error { return o.Relays().Delete(id) },
-		restore: func(v relayrule.View) error { return o.Relays().Create(v.Spec, false, true) },
-		spec:    func(v relayrule.View) relayrule.Spec { return v.Spec },
-		id:      func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
+		create: func(spec relayrule.Spec) error { return o.Relays().Create(spec, lifecycle.CreateOpts{}) },
+		update: func(spec relayrule.Spec) error { return o.Relays().Update(spec) },
+		delete: func(id string) error { return o.Relays().Delete(id) },
+		remove: func(id string) error { return o.Relays().Delete(id) },
+		restore: func(v relayrule.View) error {
+			return o.Relays().Create(v.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore})
+		},
+		spec: func(v relayrule.View) relayrule.Spec { return v.Spec },
+		id:   func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
 		unmask: func(spec *relayrule.Spec, old relayrule.View) {
 			unmask(&spec.Passphrase, old.Passphrase)
 			unmaskURL(&spec.URL, old.URL)
@@ -79,7 +78,7 @@ func (s *Server) routesObjects() {
 	routeKind(s, objectKind[task.Spec, task.View]{
 		name: "task", plural: "tasks", save: o.Write,
 		list: func() []task.View { return o.Tasks().List() }, get: func(id string) (task.View, bool) { return o.Tasks().Get(id) },
-		create: func(spec task.Spec) error { return o.Tasks().Create(spec, false, "") },
+		create: func(spec task.Spec) error { return o.Tasks().Create(spec, lifecycle.CreateOpts{}) },
 		update: func(spec task.Spec) error { return o.Tasks().Update(spec) },
 		delete: func(id string) error { return o.Tasks().Delete(id) },
 		remove: func(id string) error { o.Tasks().Remove(id); return nil },
@@ -93,10 +92,10 @@ func (s *Server) routesObjects() {
 		},
 		actions: map[string]func(context.Context, string) error{
 			"start": func(ctx context.Context, id string) error {
-				return o.Write(func() error { return o.Tasks().Start(ctx, id) }, func() error { return o.Tasks().Stop(id, false) })
+				return o.Write(func() error { return o.Tasks().Start(ctx, id) }, func() error { return o.Tasks().Stop(ctx, id) })
 			},
 			"stop": func(ctx context.Context, id string) error {
-				return o.Write(func() error { return o.Tasks().Stop(id, false) }, func() error { return o.Tasks().Start(ctx, id) })
+				return o.Write(func() error { return o.Tasks().Stop(ctx, id) }, func() error { return o.Tasks().Start(ctx, id) })
 			},
 			"restart": func(ctx context.Context, id string) error { return o.Tasks().Restart(ctx, id) },
 		},

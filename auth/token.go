@@ -73,13 +73,23 @@ func Sign(key []byte, action, streamKey string, expires time.Time) string {
 // ErrBadSignature or ErrExpired. The signature is checked before the expiry,
 // so a tampered token is never reported as merely expired.
 func Verify(key []byte, action, streamKey, query string, now time.Time) error {
+	token, err := TokenOf(query)
+	if err != nil {
+		return err
+	}
+	return VerifyToken(key, action, streamKey, token, now)
+}
+
+// VerifyToken is Verify of a token already taken from its URL (TokenOf)
+// or from an SRT streamid; "" is ErrMissing.
+func VerifyToken(key []byte, action, streamKey, token string, now time.Time) error {
 	if len(key) == 0 {
 		return errors.New("auth: no key loaded: set auth.key_file")
 	}
 	if action != ActionPublish && action != ActionPlay {
 		return fmt.Errorf("auth: unknown action %q: want %q or %q", action, ActionPublish, ActionPlay)
 	}
-	expires, sig, err := ParseQuery(query)
+	expires, sig, err := parseToken(token)
 	if err != nil {
 		return err
 	}
@@ -93,12 +103,10 @@ func Verify(key []byte, action, streamKey, query string, now time.Time) error {
 	return nil
 }
 
-// ParseQuery extracts the token from a URL query string (a leading '?' is
-// allowed) and returns its expiry and raw signature bytes. It does not
-// check the signature. A query without a token gives ErrMissing; a token
-// that is not "<unix seconds>-<64 hex digits>" in its one canonical form
-// (no leading zeros, lowercase hex), or appears twice, gives ErrMalformed.
-func ParseQuery(query string) (expires time.Time, sig []byte, err error) {
+// TokenOf returns the token parameter of a URL query string (a leading
+// '?' is allowed), unescaped; "" when there is none. A query that holds
+// it twice is ErrMalformed: one grant, one reading.
+func TokenOf(query string) (string, error) {
 	query = strings.TrimPrefix(query, "?")
 	var val string
 	found := false
@@ -108,7 +116,7 @@ func ParseQuery(query string) (expires time.Time, sig []byte, err error) {
 			continue
 		}
 		if found {
-			return time.Time{}, nil, fmt.Errorf("%w (the token parameter appears more than once)", ErrMalformed)
+			return "", fmt.Errorf("%w (the token parameter appears more than once)", ErrMalformed)
 		}
 		found = true
 		if u, uerr := url.QueryUnescape(v); uerr == nil {
@@ -116,7 +124,24 @@ func ParseQuery(query string) (expires time.Time, sig []byte, err error) {
 		}
 		val = v
 	}
-	if !found || val == "" {
+	return val, nil
+}
+
+// ParseQuery extracts the token from a URL query string (a leading '?' is
+// allowed) and returns its expiry and raw signature bytes. It does not
+// check the signature. A query without a token gives ErrMissing; a token
+// that is not "<unix seconds>-<64 hex digits>" in its one canonical form
+// (no leading zeros, lowercase hex), or appears twice, gives ErrMalformed.
+func ParseQuery(query string) (expires time.Time, sig []byte, err error) {
+	token, err := TokenOf(query)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	return parseToken(token)
+}
+
+func parseToken(val string) (expires time.Time, sig []byte, err error) {
+	if val == "" {
 		return time.Time{}, nil, ErrMissing
 	}
 	expStr, sigHex, ok := strings.Cut(val, "-")

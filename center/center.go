@@ -171,8 +171,8 @@ func (c *Center) Backbone() *srt.Server { return c.srt }
 // authorize admits only cluster members on the backbone. It runs inside
 // the SRT handshake and does not wait; a publisher's on-demand pull of
 // the same stream is ended after the handshake (BeforePublish).
-func (c *Center) authorize(_ context.Context, _, _, _ string, remote net.Addr) error {
-	_, err := c.memberAt(remote)
+func (c *Center) authorize(req media.Access) error {
+	_, err := c.memberAt(req.Remote)
 	return err
 }
 

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -56,46 +56,50 @@ func allows(entries []string, remote net.Addr) bool {
 //     reason.
 //
 // The error says which flow, source or output refused and why.
-func (m *Manager) Authorize(action, proto, key string, remote net.Addr) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+func (m *Manager) Authorize(req media.Access) (err error) {
+	m.reg.Read(func() { err = m.authorizeLocked(req.Action, req.Protocol, req.Key, req.Remote) })
+	return err
+}
+
+func (m *Manager) authorizeLocked(action, proto, key string, remote net.Addr) error {
 	if action == "publish" {
-		for _, id := range lifecycle.SortedIDs(m.flows) {
-			s := &m.flows[id].spec
+		var err error
+		m.reg.EachLocked(func(e *entry) {
+			id, s := e.ID, &e.Obj.spec
 			for _, src := range s.sources() {
 				if src.Type != SrcRTMPPush && src.Type != SrcSRTListener {
 					continue
 				}
-				if s.SourceKey(src) == key && !allows(src.Allow, remote) {
-					return fmt.Errorf("address %s is not in the allow list of flow %q source %q", addrHost(remote), id, src.Name)
+				if err == nil && s.SourceKey(src) == key && !allows(src.Allow, remote) {
+					err = fmt.Errorf("address %s is not in the allow list of flow %q source %q", addrHost(remote), id, src.Name)
 				}
 			}
-		}
-		return nil
+		})
+		return err
 	}
 	id, ok := strings.CutPrefix(key, "flow/")
 	if !ok {
 		return nil
 	}
-	e := m.flows[id]
+	e := m.reg.GetLocked(id)
 	if e == nil {
 		return nil // not a flow of this node (yet): the hub answers
 	}
 	types := playerOutputs[proto]
 	var serving []*Output
-	for i := range e.spec.Outputs {
-		if o := &e.spec.Outputs[i]; slices.Contains(types, o.Type) {
+	for i := range e.Obj.spec.Outputs {
+		if o := &e.Obj.spec.Outputs[i]; slices.Contains(types, o.Type) {
 			serving = append(serving, o)
 		}
 	}
 	if len(serving) == 0 {
-		return fmt.Errorf("flow %q has no %s output: players of it use %s", id, strings.Join(types, " or "), e.spec.playerProtocols())
+		return fmt.Errorf("flow %q has no %s output: players of it use %s", id, strings.Join(types, " or "), e.Obj.spec.playerProtocols())
 	}
 	cutWhy := func(o *Output) string {
-		if e.run == nil {
+		if e.Obj.run == nil {
 			return ""
 		}
-		return e.run.OutputCut(o.Name)
+		return e.Obj.run.OutputCut(o.Name)
 	}
 	var cutErr error
 	for _, o := range serving {

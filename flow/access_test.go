@@ -8,10 +8,11 @@ import (
 	"testing"
 
 	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/media"
 )
 
 func TestAuthorize(t *testing.T) {
-	m := NewManager(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewManager(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), lifecycle.Env{})
 	specs := []Spec{
 		{ID: "cam", Source: Source{Type: SrcRTMPPush, Stream: "live/cam", Allow: []string{"10.1.0.0/16"}},
 			Backup: &Source{Type: SrcSRTListener, Stream: "live/cam-b", Allow: []string{"10.2.0.0/16"}},
@@ -27,7 +28,7 @@ func TestAuthorize(t *testing.T) {
 			Outputs: []Output{{Name: "o", Type: OutRTMPPush, URL: "rtmp://192.0.2.9/c/d"}}},
 	}
 	for _, s := range specs {
-		if err := m.Create(s, false, lifecycle.Standby); err != nil {
+		if err := m.Create(s, lifecycle.CreateOpts{From: lifecycle.FromStore, State: lifecycle.Standby}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -62,7 +63,7 @@ func TestAuthorize(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := m.Authorize(c.action, c.proto, c.key, c.remote)
+			err := m.Authorize(media.Access{Protocol: c.proto, Action: c.action, Key: c.key, Remote: c.remote})
 			switch {
 			case c.refusal == "" && err != nil:
 				t.Fatalf("refused: %v", err)

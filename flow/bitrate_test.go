@@ -61,7 +61,7 @@ func TestMaxBitrateCut(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := media.NewHub(media.DefaultHubConfig(), log)
 	defer hub.Close()
-	m := NewManager(hub, log)
+	m := NewManager(hub, log, lifecycle.Env{})
 	defer m.Close()
 	spec := Spec{ID: "br",
 		Source: Source{Type: SrcRTMPPush, Stream: "live/br", MaxBitrate: 1_000_000},
@@ -69,10 +69,10 @@ func TestMaxBitrateCut(t *testing.T) {
 			{Name: "small", Type: OutHTTPFLV, MaxBitrate: 500_000},
 			{Name: "big", Type: OutRTMPPull},
 		}}
-	if err := m.Create(spec, false, lifecycle.Standby); err != nil {
+	if err := m.Create(spec, lifecycle.CreateOpts{From: lifecycle.FromStore, State: lifecycle.Standby}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Start("br"); err != nil {
+	if err := m.Start(context.Background(), "br"); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -86,10 +86,10 @@ func TestMaxBitrateCut(t *testing.T) {
 	testmedia.Eventually(t, 8*time.Second, "output small cut at 600 kbit/s", func() bool {
 		return strings.Contains(view().Reason, `output "small": the flow carries`)
 	})
-	if err := m.Authorize("play", ProtoHTTPFLV, "flow/br", player); err == nil || !strings.Contains(err.Error(), "max_bitrate 500000") {
+	if err := m.Authorize(media.Access{Protocol: ProtoHTTPFLV, Action: "play", Key: "flow/br", Remote: player}); err == nil || !strings.Contains(err.Error(), "max_bitrate 500000") {
 		t.Errorf("player of the cut output: %v, want a refusal naming max_bitrate", err)
 	}
-	if err := m.Authorize("play", ProtoRTMP, "flow/br", player); err != nil {
+	if err := m.Authorize(media.Access{Protocol: ProtoRTMP, Action: "play", Key: "flow/br", Remote: player}); err != nil {
 		t.Errorf("player of the uncut output refused: %v", err)
 	}
 	if v := view(); v.Status.Sources[0].Cut != "" || v.State != lifecycle.Running {
@@ -116,7 +116,7 @@ func TestMaxBitrateCut(t *testing.T) {
 		v := view()
 		return v.Status.Sources[0].Cut == "" && v.Reason == "" && v.Status.Outputs[0].Bitrate > 0
 	})
-	if err := m.Authorize("play", ProtoHTTPFLV, "flow/br", player); err != nil {
+	if err := m.Authorize(media.Access{Protocol: ProtoHTTPFLV, Action: "play", Key: "flow/br", Remote: player}); err != nil {
 		t.Errorf("player of the restored output refused: %v", err)
 	}
 }

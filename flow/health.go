@@ -36,19 +36,20 @@ func (h *sourceHealth) packet(now time.Time, p *media.Packet) { h.monitor().Pack
 // restart forgets the history: the source delivers again after silence.
 func (h *sourceHealth) restart() { h.monitor().Reset() }
 
-// check judges the source at now and logs a change; a source healthy
-// again starts a new unbroken run (the primary's return waits returnHold
-// from there).
-func (h *sourceHealth) check(now time.Time, s *srcState, name string, log *slog.Logger) {
+// check judges the source at now and logs a change. It reports whether
+// the source is healthy again: that starts a new unbroken run (the
+// primary's return waits returnHold from there, switchPolicy.resume).
+func (h *sourceHealth) check(now time.Time, name string, log *slog.Logger) (recovered bool) {
 	rule, detail := h.monitor().Check(now)
 	switch {
 	case rule != "" && h.sick == "":
 		log.Warn("flow source unhealthy: not used while it is", "source", name, "rule", rule, "detail", detail)
 	case rule == "" && h.sick != "":
 		log.Info("flow source healthy again", "source", name, "rule", h.sick)
-		s.since = now
+		recovered = true
 	}
 	h.sick, h.detail = rule, detail
+	return recovered
 }
 
 // reason is the reason of a switch away from this source.

@@ -30,24 +30,21 @@ type View struct {
 	URLs *URLs `json:"urls,omitempty"`
 }
 
-type entry struct {
-	spec     Spec
-	readOnly bool
-	state    lifecycle.State
-	reason   string
-	since    time.Time
-	run      *Runner
-	cancel   context.CancelFunc
-	done     chan struct{}
+// object is a flow's own data in the registry.
+type object struct {
+	spec   Spec
+	run    *Runner
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
-// Manager owns the node's flows and their state machines.
+type entry = lifecycle.Entry[object]
+
+// Manager owns the node's flows and their state machines; the registry
+// keeps their states, the objects.max_flows limit and their persistence.
 type Manager struct {
 	hub *media.Hub
 	log *slog.Logger
-	// OnChange is called (without locks held) after a flow changed state
-	// or spec, so the owner can persist it.
-	OnChange func(id string)
 	// OnSwitch is passed to every runner.
 	OnSwitch func(id string, sw Switch)
 	// Policy is the outbound policy of pull sources and push outputs,
@@ -64,35 +61,27 @@ type Manager struct {
 	// (deliver.go; nil: a node alone).
 	Deliver Deliver
 
-	now func() time.Time
-
-	mu    sync.Mutex
-	flows map[string]*entry
-	wg    sync.WaitGroup
-	// switches counts every flow's source switches by reason
-	switches map[string]uint64
+	// reg also counts every flow's source switches by reason
+	// (SwitchCounts)
+	reg *lifecycle.Registry[object]
+	wg  sync.WaitGroup
 }
 
-// NewManager returns an empty manager.
-func NewManager(hub *media.Hub, log *slog.Logger) *Manager {
-	return &Manager{hub: hub, log: log, flows: map[string]*entry{}, now: time.Now}
+// NewManager returns an empty manager; env.Limit is objects.max_flows.
+func NewManager(hub *media.Hub, log *slog.Logger, env lifecycle.Env) *Manager {
+	return &Manager{hub: hub, log: log, reg: lifecycle.NewRegistry[object](lifecycle.Options{
+		Kind: "flow", Plural: "flows", LimitOf: lifecycle.LimitObjects, LimitKey: "objects.max_flows"}, env)}
 }
 
-func (m *Manager) changed(id string) {
-	if m.OnChange != nil {
-		m.OnChange(id)
-	}
-}
-
-// Create adds a flow. state is the state to come back in (config or
+// Create adds a flow. opts.State is the state to come back in (config or
 // restart): running starts it (unless its window has ended), anything
 // else rests (scheduled with a start time, finished after the end time,
-// else standby). "" is a new flow from the API: an end time must lie in
-// the future.
-func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error {
+// else standby). A new flow from the API (FromAPI) must have an end time
+// in the future and counts against objects.max_flows.
+func (m *Manager) Create(spec Spec, opts lifecycle.CreateOpts) error {
 	spec.Normalize()
-	now := m.now()
-	if state == "" {
+	now := m.reg.Now()
+	if opts.From == lifecycle.FromAPI {
 		if err := lifecycle.CheckWindow(spec.Start, spec.End, now); err != nil {
 			return err
 		}
@@ -100,26 +89,18 @@ func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error 
 			return err
 		}
 	}
-	m.mu.Lock()
-	if err := spec.Validate(m.lookupLocked); err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	if err := m.checkSRTLocked(&spec); err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	if _, ok := m.flows[spec.ID]; ok {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.Exists, "id", "a flow %q exists", spec.ID)
-	}
 	rest := lifecycle.Resting(spec.Start, spec.End, now)
-	e := &entry{spec: spec, readOnly: readOnly, state: rest, since: now}
-	m.flows[spec.ID] = e
-	m.mu.Unlock()
-	m.changed(spec.ID)
-	if state.Active() && rest != lifecycle.Finished {
-		if err := m.Start(spec.ID); err != nil {
+	_, err := m.reg.Add(spec.ID, opts, rest, object{spec: spec}, func() error {
+		if err := spec.Validate(m.lookupLocked); err != nil {
+			return err
+		}
+		return m.checkSRTLocked(&spec)
+	})
+	if err != nil {
+		return err
+	}
+	if opts.State.Active() && rest != lifecycle.Finished {
+		if err := m.Start(context.Background(), spec.ID); err != nil {
 			m.log.Warn("flow did not start again", "flow", spec.ID, "err", err)
 		}
 	}
@@ -163,136 +144,103 @@ func (m *Manager) Update(spec Spec) error {
 	if err := m.checkOutputs(&spec); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	e := m.flows[spec.ID]
-	if e == nil {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.NotFound, "", "no flow %q", spec.ID)
-	}
-	if err := spec.Validate(m.lookupLocked); err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	if err := m.checkSRTLocked(&spec); err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	if err := m.checkUsersLocked(&e.spec, &spec); err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	parts := Changed(&e.spec, &spec)
-	if err := lifecycle.FlowRules.Check(e.state, string(e.state), parts...); err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	now := m.now()
-	if slices.Contains(parts, lifecycle.PartWindow) {
-		if err := lifecycle.CheckWindow(spec.Start, spec.End, now); err != nil {
-			m.mu.Unlock()
+	var restart bool
+	err := m.reg.Do(spec.ID, func(e *entry) error {
+		if err := spec.Validate(m.lookupLocked); err != nil {
 			return err
 		}
-	}
-	restart := e.state == lifecycle.Running && slices.Contains(parts, lifecycle.PartSource)
-	e.spec = spec
-	switch e.state {
-	case lifecycle.Standby, lifecycle.Scheduled, lifecycle.Finished:
-		if rest := lifecycle.Resting(spec.Start, spec.End, now); rest != e.state {
-			m.setLocked(e, rest, "")
-		}
-	}
-	m.mu.Unlock()
-	if restart {
-		m.stop(spec.ID, lifecycle.Standby, "")
-		if err := m.Start(spec.ID); err != nil {
+		if err := m.checkSRTLocked(&spec); err != nil {
 			return err
 		}
+		if err := m.checkUsersLocked(&e.Obj.spec, &spec); err != nil {
+			return err
+		}
+		parts := Changed(&e.Obj.spec, &spec)
+		if err := lifecycle.FlowRules.Check(e.State(), e.StateName(), parts...); err != nil {
+			return err
+		}
+		now := m.reg.Now()
+		if slices.Contains(parts, lifecycle.PartWindow) {
+			if err := lifecycle.CheckWindow(spec.Start, spec.End, now); err != nil {
+				return err
+			}
+		}
+		restart = e.State() == lifecycle.Running && slices.Contains(parts, lifecycle.PartSource)
+		e.Obj.spec = spec
+		e.Changed()
+		switch e.State() {
+		case lifecycle.Standby, lifecycle.Scheduled, lifecycle.Finished:
+			if rest := lifecycle.Resting(spec.Start, spec.End, now); rest != e.State() {
+				return e.Move(rest, "")
+			}
+		}
+		return nil
+	})
+	if err != nil || !restart {
+		return err
 	}
-	m.changed(spec.ID)
-	return nil
+	m.stop(spec.ID, lifecycle.Standby, "")
+	return m.Start(context.Background(), spec.ID)
 }
 
-// Delete removes a flow that does not run.
+// Delete removes a flow that does not run and is no other flow's source,
+// on this node or any other (checkUsersLocked).
 func (m *Manager) Delete(id string) error {
-	m.mu.Lock()
-	e := m.flows[id]
-	if e == nil {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.NotFound, "", "no flow %q", id)
-	}
-	if e.state.Active() {
-		m.mu.Unlock()
-		return lifecycle.Conflictf("state", "flow %q is %s: stop it before deleting it", id, e.state)
-	}
-	if err := m.checkUsersLocked(&e.spec, nil); err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	delete(m.flows, id)
-	m.mu.Unlock()
-	m.changed(id)
-	return nil
+	_, err := m.reg.Delete(id, func(e *entry) error { return m.checkUsersLocked(&e.Obj.spec, nil) })
+	return err
 }
 
 // Start starts a flow: standby (or error) -> starting -> running. The
-// change is saved (OnChange) before Start returns, so an API answer means
-// the state is on disk.
-func (m *Manager) Start(id string) error {
-	if err := m.start(id); err != nil {
-		return err
-	}
-	m.changed(id)
-	return nil
+// change is saved (the env's Store) before Start returns, so an API
+// answer means the state is on disk.
+func (m *Manager) Start(_ context.Context, id string) error {
+	return m.reg.Do(id, func(e *entry) error {
+		if e.State().Active() {
+			return lifecycle.Conflictf("state", "flow %q is already %s", id, e.State())
+		}
+		if len(e.Obj.spec.Outputs) == 0 {
+			return lifecycle.Conflictf("outputs", "flow %q has no output: add one before starting it", id)
+		}
+		if !e.State().Can(lifecycle.Starting) {
+			return lifecycle.Conflictf("state", "flow %q cannot start from %s", id, e.State())
+		}
+		if lifecycle.Ended(e.Obj.spec.End, m.reg.Now()) {
+			return lifecycle.Conflictf("end_time", "flow %q ended at %s: set a later end_time first", id, e.Obj.spec.End.Format(time.RFC3339))
+		}
+		if err := e.Move(lifecycle.Starting, ""); err != nil {
+			return err
+		}
+		m.runLocked(e)
+		return nil
+	})
 }
 
-func (m *Manager) start(id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e := m.flows[id]
-	if e == nil {
-		return lifecycle.Newf(lifecycle.NotFound, "", "no flow %q", id)
-	}
-	if e.state.Active() {
-		return lifecycle.Conflictf("state", "flow %q is already %s", id, e.state)
-	}
-	if len(e.spec.Outputs) == 0 {
-		return lifecycle.Conflictf("outputs", "flow %q has no output: add one before starting it", id)
-	}
-	if !e.state.Can(lifecycle.Starting) {
-		return lifecycle.Conflictf("state", "flow %q cannot start from %s", id, e.state)
-	}
-	if lifecycle.Ended(e.spec.End, m.now()) {
-		return lifecycle.Conflictf("end_time", "flow %q ended at %s: set a later end_time first", id, e.spec.End.Format(time.RFC3339))
-	}
+// runLocked runs a starting flow's data plane: running once its runner
+// says so, error with the reason when it fails.
+func (m *Manager) runLocked(e *entry) {
+	id := e.ID
 	ctx, cancel := context.WithCancel(context.Background())
-	run := NewRunner(e.spec, m.hub, m.log)
+	run := NewRunner(e.Obj.spec, m.hub, m.log)
 	run.policy = m.Policy
 	run.deliver = m.Deliver
 	run.OnSwitch = func(sw Switch) {
-		m.mu.Lock()
-		if m.switches == nil {
-			m.switches = map[string]uint64{}
-		}
-		m.switches[sw.Reason]++
-		m.mu.Unlock()
+		m.reg.Count(sw.Reason)
 		if m.OnSwitch != nil {
 			m.OnSwitch(id, sw)
 		}
 	}
-	e.run, e.cancel, e.done = run, cancel, make(chan struct{})
-	m.setLocked(e, lifecycle.Starting, "")
-	done := e.done
+	done := make(chan struct{})
+	e.Obj.run, e.Obj.cancel, e.Obj.done = run, cancel, done
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
 		select {
 		case <-run.Running():
-			m.mu.Lock()
-			if e.run == run && e.state == lifecycle.Starting {
-				m.setLocked(e, lifecycle.Running, "")
-			}
-			m.mu.Unlock()
-			m.changed(id)
+			m.reg.With(e, func(e *entry) {
+				if e.Obj.run == run && e.State() == lifecycle.Starting {
+					e.Move(lifecycle.Running, "")
+				}
+			})
 		case <-done:
 		}
 	}()
@@ -301,138 +249,116 @@ func (m *Manager) start(id string) error {
 		defer close(done)
 		err := run.Run(ctx)
 		if err != nil && ctx.Err() == nil {
-			m.mu.Lock()
-			if e.run == run {
-				m.setLocked(e, lifecycle.Error, err.Error())
-				e.run, e.cancel = nil, nil
-			}
-			m.mu.Unlock()
+			m.reg.With(e, func(e *entry) {
+				if e.Obj.run == run {
+					e.Move(lifecycle.Error, err.Error())
+					e.Obj.run, e.Obj.cancel = nil, nil
+				}
+			})
 			m.log.Warn("flow failed", "flow", id, "err", err)
-			m.changed(id)
 		}
 	}()
-	return nil
-}
-
-func (m *Manager) setLocked(e *entry, s lifecycle.State, reason string) {
-	e.state, e.reason, e.since = s, reason, time.Now()
 }
 
 // Fail puts a flow that does not run into error with reason: a flow the
 // agent restores but does not start again.
 func (m *Manager) Fail(id, reason string) {
-	m.mu.Lock()
-	if e := m.flows[id]; e != nil && !e.state.Active() {
-		m.setLocked(e, lifecycle.Error, reason)
-	}
-	m.mu.Unlock()
-	m.changed(id)
+	m.reg.Do(id, func(e *entry) error {
+		if !e.State().Active() {
+			return e.Move(lifecycle.Error, reason)
+		}
+		return nil
+	})
 }
 
 // Stop stops a running flow: running -> stopping -> standby.
-func (m *Manager) Stop(id string) error {
-	m.mu.Lock()
-	e := m.flows[id]
-	if e == nil {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.NotFound, "", "no flow %q", id)
+func (m *Manager) Stop(_ context.Context, id string) error {
+	err := m.reg.Do(id, func(e *entry) error {
+		if !e.State().Active() {
+			return lifecycle.Conflictf("state", "flow %q is %s, not running", id, e.State())
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if !e.state.Active() {
-		m.mu.Unlock()
-		return lifecycle.Conflictf("state", "flow %q is %s, not running", id, e.state)
-	}
-	m.mu.Unlock()
 	m.stop(id, lifecycle.Standby, "")
-	m.changed(id)
 	return nil
 }
 
+// stop takes an active flow through stopping to the state to.
 func (m *Manager) stop(id string, to lifecycle.State, reason string) {
-	m.mu.Lock()
-	e := m.flows[id]
-	if e == nil || e.cancel == nil {
-		if e != nil && e.state.Active() {
-			m.setLocked(e, to, reason)
+	var cancel context.CancelFunc
+	var done chan struct{}
+	var e *entry
+	m.reg.Do(id, func(x *entry) error {
+		if !x.State().Active() {
+			return nil
 		}
-		m.mu.Unlock()
+		e, cancel, done = x, x.Obj.cancel, x.Obj.done
+		return x.Move(lifecycle.Stopping, "")
+	})
+	if e == nil {
 		return
 	}
-	cancel, done := e.cancel, e.done
-	m.setLocked(e, lifecycle.Stopping, "")
-	m.mu.Unlock()
-	cancel()
-	<-done
-	m.mu.Lock()
-	e.run, e.cancel = nil, nil
-	m.setLocked(e, to, reason)
-	m.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	m.reg.With(e, func(e *entry) {
+		e.Obj.run, e.Obj.cancel = nil, nil
+		e.Move(to, reason)
+	})
 }
 
 // Run is the scheduler: it starts scheduled flows at their start time and
 // stops flows at their end time (finished), until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			m.tick()
-		}
-	}
+	lifecycle.Schedule(ctx, 250*time.Millisecond, nil, m.tick)
+	return nil
 }
 
 func (m *Manager) tick() {
-	now := m.now()
-	var start, finish, expire []string
-	m.mu.Lock()
-	for id, e := range m.flows {
-		ended := lifecycle.Ended(e.spec.End, now)
+	now := m.reg.Now()
+	var start, finish []string
+	m.reg.Each(func(e *entry) {
+		ended := lifecycle.Ended(e.Obj.spec.End, now)
 		switch {
-		case e.state.Active() && ended:
-			finish = append(finish, id)
-		case e.state == lifecycle.Scheduled && ended:
-			expire = append(expire, id)
-		case e.state == lifecycle.Scheduled && lifecycle.Due(e.spec.Start, now):
-			start = append(start, id)
+		case e.State().Active() && ended:
+			finish = append(finish, e.ID)
+		case e.State() == lifecycle.Scheduled && ended:
+			e.Move(lifecycle.Finished, "the time window ended before the flow started")
+		case e.State() == lifecycle.Scheduled && lifecycle.Due(e.Obj.spec.Start, now):
+			start = append(start, e.ID)
 		}
-	}
-	for _, id := range expire {
-		m.setLocked(m.flows[id], lifecycle.Finished, "the time window ended before the flow started")
-	}
-	m.mu.Unlock()
-	for _, id := range expire {
-		m.changed(id)
-	}
+	})
 	for _, id := range finish {
 		m.stop(id, lifecycle.Finished, "")
 		m.log.Info("flow finished: its time window ended", "flow", id)
-		m.changed(id)
 	}
 	for _, id := range start {
-		if err := m.Start(id); err != nil {
-			m.mu.Lock()
-			if e := m.flows[id]; e != nil && e.state == lifecycle.Scheduled {
-				m.setLocked(e, lifecycle.Error, err.Error())
-			}
-			m.mu.Unlock()
+		if err := m.Start(context.Background(), id); err != nil {
+			m.reg.Do(id, func(e *entry) error {
+				if e.State() == lifecycle.Scheduled {
+					return e.Move(lifecycle.Error, err.Error())
+				}
+				return nil
+			})
 			m.log.Warn("scheduled flow did not start", "flow", id, "err", err)
-			m.changed(id)
 		}
 	}
 }
 
 // Get returns one flow.
-func (m *Manager) Get(id string) (View, bool) { return lifecycle.Get(&m.mu, m.flows, id, m.viewLocked) }
+func (m *Manager) Get(id string) (View, bool) { return lifecycle.Get(m.reg, id, m.viewLocked) }
 
 // List returns every flow by id.
-func (m *Manager) List() []View { return lifecycle.List(&m.mu, m.flows, m.viewLocked) }
+func (m *Manager) List() []View { return lifecycle.List(m.reg, m.viewLocked) }
 
 func (m *Manager) viewLocked(e *entry) View {
-	v := View{Spec: e.spec, State: e.state, Reason: e.reason, Since: e.since, ReadOnly: e.readOnly, Origin: lifecycle.Origin(e.readOnly)}
-	if e.run != nil {
-		st := e.run.Status()
+	v := View{Spec: e.Obj.spec, State: e.State(), Reason: e.Reason(), Since: e.Since(), ReadOnly: e.ReadOnly, Origin: lifecycle.Origin(e.ReadOnly)}
+	if e.Obj.run != nil {
+		st := e.Obj.run.Status()
 		v.Status = &st
 		if v.Reason == "" {
 			v.Reason = st.Reason // a source or output cut for its bitrate
@@ -444,31 +370,27 @@ func (m *Manager) viewLocked(e *entry) View {
 
 // IDs returns the ids of the flows that are (readOnly) or are not
 // (!readOnly) declared in the config.
-func (m *Manager) IDs(readOnly bool) []string {
-	return lifecycle.IDs(&m.mu, m.flows, func(e *entry) bool { return e.readOnly == readOnly })
-}
+func (m *Manager) IDs(readOnly bool) []string { return m.reg.IDs(readOnly) }
 
 // Remove stops and deletes a flow regardless of its state (reload).
 func (m *Manager) Remove(id string) {
 	m.stop(id, lifecycle.Standby, "")
-	m.mu.Lock()
-	delete(m.flows, id)
-	m.mu.Unlock()
+	m.reg.Remove(id)
 }
 
-// Close stops every flow and waits for them.
+// Close stops every flow and waits for them; their states stay as they
+// were, so a restart starts the running ones again.
 func (m *Manager) Close() error {
-	m.mu.Lock()
-	ids := make([]string, 0, len(m.flows))
-	for id := range m.flows {
-		ids = append(ids, id)
-	}
-	m.mu.Unlock()
-	for _, id := range ids {
-		m.mu.Lock()
-		e := m.flows[id]
-		cancel, done := e.cancel, e.done
-		m.mu.Unlock()
+	var stops []*entry
+	m.reg.Each(func(e *entry) {
+		if e.Obj.cancel != nil {
+			stops = append(stops, e)
+		}
+	})
+	for _, e := range stops {
+		var cancel context.CancelFunc
+		var done chan struct{}
+		m.reg.With(e, func(e *entry) { cancel, done = e.Obj.cancel, e.Obj.done })
 		if cancel != nil {
 			cancel()
 			<-done
@@ -480,12 +402,4 @@ func (m *Manager) Close() error {
 
 // SwitchCounts returns how many times the node's flows switched sources,
 // by reason ("silence", "primary back", "health: framerate", ...).
-func (m *Manager) SwitchCounts() map[string]uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make(map[string]uint64, len(m.switches))
-	for k, v := range m.switches {
-		out[k] = v
-	}
-	return out
-}
+func (m *Manager) SwitchCounts() map[string]uint64 { return m.reg.Counts() }

@@ -12,7 +12,6 @@ package flow
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -107,9 +106,9 @@ func (m *Manager) advertLocked(id string) (ad Advert, found, local bool) {
 	if m.Cluster != nil {
 		self = m.Cluster.Self()
 	}
-	if e := m.flows[id]; e != nil {
-		ad = Advert{Node: self, State: e.state}
-		for _, o := range e.spec.Outputs {
+	if e := m.reg.GetLocked(id); e != nil {
+		ad = Advert{Node: self, State: e.State()}
+		for _, o := range e.Obj.spec.Outputs {
 			ad.Outputs = append(ad.Outputs, o.Name)
 		}
 		return ad, true, true
@@ -189,17 +188,17 @@ func (m *Manager) checkUsersLocked(old, next *Spec) error {
 	}
 	users := func(output string) []string {
 		var out []string
-		for _, id := range slices.Sorted(maps.Keys(m.flows)) {
-			if id == old.ID {
-				continue
+		m.reg.EachLocked(func(e *entry) {
+			if e.ID == old.ID {
+				return
 			}
-			for _, u := range m.flows[id].spec.Uses() {
+			for _, u := range e.Obj.spec.Uses() {
 				if u[0] == old.ID && (output == "" || u[1] == output) {
-					out = append(out, fmt.Sprintf("%s (this node)", id))
+					out = append(out, fmt.Sprintf("%s (this node)", e.ID))
 					break
 				}
 			}
-		}
+		})
 		if m.Cluster != nil {
 			out = append(out, m.Cluster.Users(old.ID, output)...)
 		}

@@ -72,7 +72,7 @@ func TestResolve(t *testing.T) {
 }
 
 func newTestManager(fc *fakeCluster) *Manager {
-	m := NewManager(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewManager(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), lifecycle.Env{})
 	if fc != nil {
 		m.Cluster = fc
 	}
@@ -86,7 +86,7 @@ func TestFlowSourceWarnings(t *testing.T) {
 	fc := &fakeCluster{flows: map[string]Advert{}, pulls: true}
 	m := newTestManager(fc)
 	b := Spec{ID: "B", Source: Source{Type: SrcFlow, Flow: "A", Output: "out"}, Outputs: []Output{{Name: "play", Type: OutRTMPPull}}}
-	if err := m.Create(b, false, ""); err != nil {
+	if err := m.Create(b, lifecycle.CreateOpts{}); err != nil {
 		t.Fatalf("create B before A exists: %v", err)
 	}
 	warn := func() string {
@@ -106,7 +106,7 @@ func TestFlowSourceWarnings(t *testing.T) {
 	}
 	// a local flow of that id is found before the cluster's
 	a := Spec{ID: "A", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "else", Type: OutRTMPPull}}}
-	if err := m.Create(a, false, ""); err != nil {
+	if err := m.Create(a, lifecycle.CreateOpts{}); err != nil {
 		t.Fatal(err)
 	}
 	if w := warn(); !strings.Contains(w, `flow "A" on this node has no output "out" (it has else)`) {
@@ -121,11 +121,11 @@ func TestOutputInUse(t *testing.T) {
 	fc := &fakeCluster{flows: map[string]Advert{}, users: map[string][]string{"A/out": {"B (node fra)"}}}
 	m := newTestManager(fc)
 	a := Spec{ID: "A", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "out", Type: OutRTMPPull}, {Name: "free", Type: OutHTTPFLV}, {Name: "mine", Type: OutHTTPFLV}}}
-	if err := m.Create(a, false, ""); err != nil {
+	if err := m.Create(a, lifecycle.CreateOpts{}); err != nil {
 		t.Fatal(err)
 	}
 	local := Spec{ID: "C", Source: Source{Type: SrcFlow, Flow: "A", Output: "mine"}, Outputs: []Output{{Name: "p", Type: OutRTMPPull}}}
-	if err := m.Create(local, false, ""); err != nil {
+	if err := m.Create(local, lifecycle.CreateOpts{}); err != nil {
 		t.Fatal(err)
 	}
 	with := func(outs ...Output) Spec { s := a; s.Outputs = outs; return s }

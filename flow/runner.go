@@ -362,8 +362,6 @@ func (r *Runner) follow(ctx context.Context, i int, key string, info media.Reade
 
 // srcState is what the switcher knows of one source.
 type srcState struct {
-	last    time.Time // last packet received
-	since   time.Time // start of the current unbroken run of packets
 	headers map[int]*media.Packet
 	offset  int64
 	based   bool
@@ -391,11 +389,10 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 	for i := range st {
 		st[i] = &srcState{headers: map[int]*media.Packet{}}
 	}
-	active, pending := 0, -1
+	pol := newSwitchPolicy(len(srcs))
 	needKey, sendHeaders := true, true
 	var lastOut [3]int64 // per slot: data, video, audio
 	var lastFwd time.Time
-	var firstAny time.Time                     // the first packet from any source
 	fwdStart, fwdBytes := time.Now(), int64(0) // the flow's own bitrate window
 	outCut := make([]string, len(r.spec.Outputs))
 	var fwdRate int64
@@ -405,8 +402,16 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 	r.st.Active = srcs[0].Name
 	r.mu.Unlock()
 
-	alive := func(i int, now time.Time) bool {
-		return st[i].cut == "" && st[i].health.sick == "" && !st[i].last.IsZero() && now.Sub(st[i].last) < SilenceFailover
+	// unusable says why source i is not used though it may deliver: a
+	// switch away from it gives that reason ("" = usable)
+	unusable := func(i int) string {
+		switch {
+		case st[i].health.sick != "":
+			return st[i].health.reason()
+		case st[i].cut != "":
+			return SwitchSilence // cut for its bitrate: as if silent
+		}
+		return ""
 	}
 	write := func(i int, p *media.Packet) error {
 		s := st[i]
@@ -467,12 +472,12 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		}
 		return write(i, p)
 	}
-	switchTo := func(to int, now time.Time, replay bool, reason string) error {
-		sw := Switch{At: now, From: srcs[active].Name, To: srcs[to].Name, Failover: to == 1, Reason: reason}
+	// switchTo carries out the policy's switch from source from to to
+	switchTo := func(from, to int, now time.Time, replay bool, reason string) error {
+		sw := Switch{At: now, From: srcs[from].Name, To: srcs[to].Name, Failover: to == 1, Reason: reason}
 		if !lastFwd.IsZero() {
 			sw.GapMS = now.Sub(lastFwd).Milliseconds()
 		}
-		active, pending = to, -1
 		needKey, sendHeaders = true, true
 		st[to].based = false
 		r.mu.Lock()
@@ -502,26 +507,20 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			return nil
 		case now := <-tick.C:
 			for i, s := range st {
-				s.health.check(now, s, srcs[i].Name, r.log)
+				if s.health.check(now, srcs[i].Name, r.log) {
+					pol.resume(i, now)
+				}
 			}
-			if len(srcs) > 1 {
-				other := 1 - active
-				switch {
-				case !alive(active, now) && alive(other, now) &&
-					(!st[active].last.IsZero() || now.Sub(firstAny) >= startGrace):
-					if err := switchTo(other, now, true, st[active].health.reason()); err != nil {
-						return err
-					}
-				case active == 1 && pending < 0 && alive(0, now) && now.Sub(st[0].since) >= returnHold:
-					pending = 0 // back to the primary at its next keyframe
-				case pending == 0 && !alive(0, now):
-					pending = -1
+			from := pol.active
+			if to, reason, ok := pol.tick(now, unusable); ok {
+				if err := switchTo(from, to, now, true, reason); err != nil {
+					return err
 				}
 			}
 			for i, s := range st {
 				if !s.winStart.IsZero() && now.Sub(s.winStart) >= BitrateWindow {
 					s.rate = int64(float64(s.winBytes*8) / now.Sub(s.winStart).Seconds())
-					if r.judgeSource(i, srcs[i], s, now) && i == active {
+					if r.judgeSource(i, srcs[i], s, now) && i == pol.active {
 						needKey, sendHeaders = true, true // resume at a keyframe
 					}
 					s.winStart, s.winBytes = time.Time{}, 0
@@ -539,8 +538,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			r.mu.Lock()
 			var why []string
 			for i, s := range st {
-				if !s.last.IsZero() {
-					t := s.last
+				if t := pol.last[i]; !t.IsZero() {
 					r.st.Sources[i].LastPacket = &t
 				}
 				r.st.Sources[i].Cut = s.cut
@@ -564,19 +562,14 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			s := st[m.src]
 			if m.anew {
 				s.based, s.gop = false, s.gop[:0]
-				if m.src == active {
+				if m.src == pol.active {
 					needKey, sendHeaders = true, true
 				}
 				continue
 			}
-			if firstAny.IsZero() {
-				firstAny = now
+			if pol.received(m.src, now) {
+				s.health.restart() // delivers again after silence
 			}
-			if s.last.IsZero() || now.Sub(s.last) >= SilenceFailover {
-				s.since = now
-				s.health.restart()
-			}
-			s.last = now
 			if s.winStart.IsZero() {
 				s.winStart = now
 			}
@@ -593,12 +586,14 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 				case len(s.gop) > 0 && len(s.gop) < 4096:
 					s.gop = append(s.gop, p)
 				}
-				if pending == m.src && p.Kind == media.KindVideo && p.Keyframe && !p.Header {
-					if err := switchTo(m.src, now, false, SwitchPrimaryBack); err != nil {
-						return err
+				if p.Kind == media.KindVideo && p.Keyframe && !p.Header {
+					if from := pol.active; pol.keyframe(m.src) {
+						if err := switchTo(from, m.src, now, false, SwitchPrimaryBack); err != nil {
+							return err
+						}
 					}
 				}
-				if m.src != active || s.cut != "" {
+				if m.src != pol.active || s.cut != "" {
 					continue
 				}
 				if err := forward(m.src, p); err != nil {

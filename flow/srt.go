@@ -69,18 +69,22 @@ func (s *Spec) checkSRTOutputs() error {
 // differ from another flow's for the same stream.
 func (m *Manager) checkSRTLocked(s *Spec) error {
 	for _, want := range s.SRTStreams() {
-		for _, id := range lifecycle.SortedIDs(m.flows) {
-			if id == s.ID {
-				continue
+		var err error
+		m.reg.EachLocked(func(e *entry) {
+			if e.ID == s.ID || err != nil {
+				return
 			}
-			for _, have := range m.flows[id].spec.SRTStreams() {
+			for _, have := range e.Obj.spec.SRTStreams() {
 				if have.Key == want.Key {
 					have.Flow = want.Flow
-					if have != want {
-						return lifecycle.Conflictf(srtField(s, want.Key), "flow %q already sets the SRT passphrase or latency of stream %s otherwise: use another stream, or the same settings", id, want.Key)
+					if have != want && err == nil {
+						err = lifecycle.Conflictf(srtField(s, want.Key), "flow %q already sets the SRT passphrase or latency of stream %s otherwise: use another stream, or the same settings", e.ID, want.Key)
 					}
 				}
 			}
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -103,24 +107,33 @@ func srtField(s *Spec, key string) string {
 // false when no flow sets either. It does not block: the SRT listener
 // asks inside the handshake.
 func (m *Manager) SRTOptions(action, key string) (pass string, latency time.Duration, ok bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.reg.Read(func() { pass, latency, ok = m.srtOptionsLocked(action, key) })
+	return pass, latency, ok
+}
+
+func (m *Manager) srtOptionsLocked(action, key string) (string, time.Duration, bool) {
 	set := func(p string, ms int) (string, time.Duration, bool) {
 		return p, time.Duration(ms) * time.Millisecond, p != "" || ms > 0
 	}
 	if action == "publish" {
-		for _, e := range m.flows {
-			for _, src := range e.spec.sources() {
-				if src.Type == SrcSRTListener && e.spec.SourceKey(src) == key {
-					return set(src.Passphrase, src.LatencyMS)
+		var pass string
+		var ms int
+		var ok bool
+		m.reg.EachLocked(func(e *entry) {
+			for _, src := range e.Obj.spec.sources() {
+				if !ok && src.Type == SrcSRTListener && e.Obj.spec.SourceKey(src) == key {
+					pass, ms, ok = src.Passphrase, src.LatencyMS, true
 				}
 			}
+		})
+		if !ok {
+			return "", 0, false
 		}
-		return "", 0, false
+		return set(pass, ms)
 	}
 	id, isFlow := strings.CutPrefix(key, "flow/")
-	if e := m.flows[id]; isFlow && e != nil {
-		for _, o := range e.spec.Outputs {
+	if e := m.reg.GetLocked(id); isFlow && e != nil {
+		for _, o := range e.Obj.spec.Outputs {
 			if o.Type == OutSRTListener {
 				return set(o.Passphrase, o.LatencyMS)
 			}

@@ -88,24 +88,24 @@ func TestSRTStreamsAcrossFlows(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := media.NewHub(media.DefaultHubConfig(), log)
 	defer hub.Close()
-	m := NewManager(hub, log)
+	m := NewManager(hub, log, lifecycle.Env{})
 	defer m.Close()
 	mk := func(id, p string) Spec {
 		return Spec{ID: id, Source: Source{Type: SrcSRTListener, Stream: "live/shared", Passphrase: p}}
 	}
-	if err := m.Create(mk("a", pass), false, ""); err != nil {
+	if err := m.Create(mk("a", pass), lifecycle.CreateOpts{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Create(mk("b", pass), false, ""); err != nil {
+	if err := m.Create(mk("b", pass), lifecycle.CreateOpts{}); err != nil {
 		t.Errorf("same settings refused: %v", err)
 	}
-	err := m.Create(mk("c", pass+"x"), false, "")
+	err := m.Create(mk("c", pass+"x"), lifecycle.CreateOpts{})
 	if p := lifecycle.AsProblem(err); err == nil || p.Kind != lifecycle.Conflict || p.Field != "source.passphrase" {
 		t.Errorf("other passphrase on the same stream: %v, want a Conflict on source.passphrase", err)
 	}
 	backup := Spec{ID: "d", Source: Source{Type: SrcSRTListener, Stream: "live/own"},
 		Backup: &Source{Type: SrcSRTListener, Stream: "live/shared", Passphrase: pass + "x"}}
-	err = m.Create(backup, false, "")
+	err = m.Create(backup, lifecycle.CreateOpts{})
 	if p := lifecycle.AsProblem(err); err == nil || p.Kind != lifecycle.Conflict || p.Field != "backup.passphrase" {
 		t.Errorf("other passphrase on the same stream as a backup: %v, want a Conflict on backup.passphrase", err)
 	}

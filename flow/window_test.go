@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -34,11 +35,10 @@ func TestFlowWindow(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := media.NewHub(media.DefaultHubConfig(), log)
 	defer hub.Close()
-	m := NewManager(hub, log)
-	defer m.Close()
 	t0 := time.Date(2026, 5, 1, 18, 0, 0, 0, time.UTC)
 	clk := &fakeClock{t: t0}
-	m.now = clk.now
+	m := NewManager(hub, log, lifecycle.Env{Clock: clk.now})
+	defer m.Close()
 	spec := Spec{ID: "w", Source: Source{Type: SrcRTMPPush, Stream: "live/w"},
 		Outputs: []Output{{Name: "p", Type: OutRTMPPull}},
 		Start:   at(t0.Add(10 * time.Minute)), End: at(t0.Add(20 * time.Minute))}
@@ -51,14 +51,14 @@ func TestFlowWindow(t *testing.T) {
 		fld  string
 		want lifecycle.State
 	}{
-		{"create with a window: scheduled", func() error { return m.Create(spec, false, "") }, "", "", lifecycle.Scheduled},
+		{"create with a window: scheduled", func() error { return m.Create(spec, lifecycle.CreateOpts{}) }, "", "", lifecycle.Scheduled},
 		{"an end in the past is refused", func() error { s := spec; s.End = at(t0.Add(-time.Minute)); return m.Update(s) }, lifecycle.Invalid, "end_time", lifecycle.Scheduled},
 		{"an end before the start is refused", func() error { s := spec; s.End = at(t0.Add(5 * time.Minute)); return m.Update(s) }, lifecycle.Invalid, "end_time", lifecycle.Scheduled},
 		{"the window is editable while scheduled", func() error { s := spec; s.End = at(t0.Add(30 * time.Minute)); spec = s; return m.Update(s) }, "", "", lifecycle.Scheduled},
 		{"start time: running", func() error { clk.set(t0.Add(10 * time.Minute)); m.tick(); return nil }, "", "", ""},
 		{"the window is not editable while running", func() error { s := spec; s.End = at(t0.Add(40 * time.Minute)); return m.Update(s) }, lifecycle.Conflict, "window", ""},
 		{"end time: finished", func() error { clk.set(t0.Add(30 * time.Minute)); m.tick(); return nil }, "", "", lifecycle.Finished},
-		{"a finished flow does not start", func() error { return m.Start("w") }, lifecycle.Conflict, "end_time", lifecycle.Finished},
+		{"a finished flow does not start", func() error { return m.Start(context.Background(), "w") }, lifecycle.Conflict, "end_time", lifecycle.Finished},
 		{"a new window schedules it again", func() error {
 			s := spec
 			s.Start, s.End = at(t0.Add(time.Hour)), at(t0.Add(2*time.Hour))
@@ -87,10 +87,10 @@ func TestFlowWindow(t *testing.T) {
 	t.Run("created past its end", func(t *testing.T) {
 		late := Spec{ID: "late", Source: Source{Type: SrcRTMPPush, Stream: "live/late"}, Outputs: spec.Outputs,
 			Start: at(t0), End: at(t0.Add(time.Minute))}
-		if err := m.Create(late, false, ""); !isProblem(err, lifecycle.Invalid, "end_time") {
+		if err := m.Create(late, lifecycle.CreateOpts{}); !isProblem(err, lifecycle.Invalid, "end_time") {
 			t.Fatalf("API create past its end: %v, want invalid end_time", err)
 		}
-		if err := m.Create(late, true, lifecycle.Running); err != nil { // a config file or a restart
+		if err := m.Create(late, lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Running}); err != nil { // a config file or a restart
 			t.Fatal(err)
 		}
 		if v, _ := m.Get("late"); v.State != lifecycle.Finished {

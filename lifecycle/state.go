@@ -1,6 +1,8 @@
-// Package lifecycle is the state machine and the edit rules shared by
-// flows, relays and pseudo-live tasks, and the error type that names the
-// field and the rule an API call broke.
+// Package lifecycle is the object kernel shared by flows, relays and
+// pseudo-live tasks: the state machine and its transitions, the edit
+// rules, the registry that holds the objects (transitions checked on
+// every change, limits, persistence, clock), and the error type that
+// names the field and the rule an API call broke.
 package lifecycle
 
 import (
@@ -24,12 +26,16 @@ const (
 	Finished  State = "finished"
 )
 
-// transitions lists the states each state may move to.
+// transitions lists the states each state may move to; Registry checks
+// every change against it. A resting object goes to error when its start
+// is refused before it begins (a scheduled start, a restart), and to
+// finished when its window ends; a running one finishes by itself when
+// its work is done (a playlist played to the end).
 var transitions = map[State][]State{
-	Standby:   {Starting, Scheduled},
-	Scheduled: {Starting, Standby, Finished},
+	Standby:   {Starting, Scheduled, Finished, Error},
+	Scheduled: {Starting, Standby, Finished, Error},
 	Starting:  {Running, Stopping, Error},
-	Running:   {Stopping, Error},
+	Running:   {Stopping, Error, Finished},
 	Stopping:  {Standby, Finished, Error, Scheduled},
 	Error:     {Starting, Standby, Scheduled, Finished},
 	Finished:  {Starting, Standby, Scheduled},

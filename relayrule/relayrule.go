@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/relaymesh/relaymesh/flow"
@@ -97,35 +96,34 @@ type push struct {
 	done   chan struct{}
 }
 
-type entry struct {
-	spec     Spec
-	readOnly bool
-	pushes   map[string]*push
-	lastErr  string
+// object is a rule's own data in the registry. A rule's state is not
+// kept: it follows from its window (scheduled, running, finished).
+type object struct {
+	spec    Spec
+	pushes  map[string]*push
+	lastErr string
 }
 
-// Manager owns the relay rules and their pushes.
+type entry = lifecycle.Entry[object]
+
+// Manager owns the relay rules and their pushes; the registry keeps them,
+// the objects.max_relays limit and their persistence.
 type Manager struct {
 	hub *media.Hub
 	log *slog.Logger
-	max func() int
-	now func() time.Time
-	// OnChange is called after a rule was added, changed or removed.
-	OnChange func(id string)
 	// Policy is the outbound policy of the pushes, read at each
 	// connection attempt (nil: none).
 	Policy func() *netutil.FetchPolicy
 
-	mu    sync.Mutex
-	rules map[string]*entry
-	kick  chan struct{}
+	reg  *lifecycle.Registry[object]
+	kick chan struct{}
 }
 
-// NewManager returns an empty manager; max is the rule limit, read on
-// every create.
-func NewManager(hub *media.Hub, log *slog.Logger, max func() int) *Manager {
-	return &Manager{hub: hub, log: log.With("component", "relay"), max: max, now: time.Now,
-		rules: map[string]*entry{}, kick: make(chan struct{}, 1)}
+// NewManager returns an empty manager; env.Limit is objects.max_relays.
+func NewManager(hub *media.Hub, log *slog.Logger, env lifecycle.Env) *Manager {
+	return &Manager{hub: hub, log: log.With("component", "relay"), kick: make(chan struct{}, 1),
+		reg: lifecycle.NewRegistry[object](lifecycle.Options{
+			Kind: "relay", Plural: "relays", LimitOf: lifecycle.LimitObjects, LimitKey: "objects.max_relays"}, env)}
 }
 
 // Poke makes the manager look at the streams now (a stream went live).
@@ -136,68 +134,52 @@ func (m *Manager) Poke() {
 	}
 }
 
-func (m *Manager) changed(id string) {
-	if m.OnChange != nil {
-		m.OnChange(id)
-	}
-	m.Poke()
-}
-
-// Create adds a rule. restored skips the future-end check for rules read
-// back from disk (they finish instead).
-func (m *Manager) Create(spec Spec, readOnly, restored bool) error {
-	if err := spec.Validate(m.now()); err != nil && !restored {
+// Create adds a rule. Rules from the config file or the store skip the
+// future-end check (they finish instead).
+func (m *Manager) Create(spec Spec, opts lifecycle.CreateOpts) error {
+	if err := spec.Validate(m.reg.Now()); err != nil && opts.From == lifecycle.FromAPI {
 		return err
 	}
-	m.mu.Lock()
-	if _, ok := m.rules[spec.ID]; ok {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.Exists, "id", "a relay %q exists", spec.ID)
+	if _, err := m.reg.Add(spec.ID, opts, lifecycle.Standby, object{spec: spec, pushes: map[string]*push{}}, nil); err != nil {
+		return err
 	}
-	if max := m.max(); max > 0 && len(m.rules) >= max {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.Limit, "", "%d relays exist, the most this node keeps (objects.max_relays)", max)
-	}
-	m.rules[spec.ID] = &entry{spec: spec, readOnly: readOnly, pushes: map[string]*push{}}
-	m.mu.Unlock()
-	m.changed(spec.ID)
+	m.Poke()
 	return nil
 }
 
 // Update replaces a rule; its pushes restart.
 func (m *Manager) Update(spec Spec) error {
-	if err := spec.Validate(m.now()); err != nil {
+	if err := spec.Validate(m.reg.Now()); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	e := m.rules[spec.ID]
-	if e == nil {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.NotFound, "", "no relay %q", spec.ID)
+	var old map[string]*push
+	err := m.reg.Do(spec.ID, func(e *entry) error {
+		old = e.Obj.pushes
+		e.Obj.pushes, e.Obj.spec = map[string]*push{}, spec
+		e.Changed()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	old := e.pushes
-	e.pushes = map[string]*push{}
-	e.spec = spec
-	m.mu.Unlock()
 	stopAll(old)
-	m.changed(spec.ID)
+	m.Poke()
 	return nil
 }
 
 // Delete removes a rule and stops its pushes.
 func (m *Manager) Delete(id string) error {
-	m.mu.Lock()
-	e := m.rules[id]
-	if e == nil {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.NotFound, "", "no relay %q", id)
+	e, err := m.reg.Delete(id, nil)
+	if err != nil {
+		return err
 	}
-	delete(m.rules, id)
-	m.mu.Unlock()
-	stopAll(e.pushes)
-	m.changed(id)
+	stopAll(e.Obj.pushes)
+	m.Poke()
 	return nil
 }
+
+// Remove deletes a rule and stops its pushes (reload).
+func (m *Manager) Remove(id string) { m.Delete(id) }
 
 func stopAll(ps map[string]*push) {
 	for _, p := range ps {
@@ -210,9 +192,9 @@ func stopAll(ps map[string]*push) {
 
 func (m *Manager) state(e *entry, now time.Time) lifecycle.State {
 	switch {
-	case now.Before(e.spec.Start):
+	case now.Before(e.Obj.spec.Start):
 		return lifecycle.Scheduled
-	case !now.Before(e.spec.End):
+	case !now.Before(e.Obj.spec.End):
 		return lifecycle.Finished
 	}
 	return lifecycle.Running
@@ -221,22 +203,13 @@ func (m *Manager) state(e *entry, now time.Time) lifecycle.State {
 // Run starts and stops pushes as windows open and close and streams come
 // and go, until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
 	defer m.Close()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		case <-m.kick:
-		}
-		m.sync()
-	}
+	lifecycle.Schedule(ctx, 500*time.Millisecond, m.kick, m.sync)
+	return nil
 }
 
 func (m *Manager) sync() {
-	now := m.now()
+	now := m.reg.Now()
 	live := map[string]bool{}
 	for _, st := range m.hub.Streams() {
 		if _, ok := st.Publisher(); ok {
@@ -244,34 +217,34 @@ func (m *Manager) sync() {
 		}
 	}
 	var stop []*push
-	m.mu.Lock()
-	for _, e := range m.rules {
-		running := m.state(e, now) == lifecycle.Running
-		for key, p := range e.pushes {
-			if !running || !live[key] {
-				p.cancel()
-				stop = append(stop, p)
-				delete(e.pushes, key)
+	m.reg.Read(func() {
+		m.reg.EachLocked(func(e *entry) {
+			running := m.state(e, now) == lifecycle.Running
+			for key, p := range e.Obj.pushes {
+				if !running || !live[key] {
+					p.cancel()
+					stop = append(stop, p)
+					delete(e.Obj.pushes, key)
+				}
 			}
-		}
-		if !running {
-			continue
-		}
-		for key := range live {
-			if _, ok := e.pushes[key]; ok || !e.spec.Matches(key) {
-				continue
+			if !running {
+				return
 			}
-			e.pushes[key] = m.startLocked(e, key)
-		}
-	}
-	m.mu.Unlock()
+			for key := range live {
+				if _, ok := e.Obj.pushes[key]; ok || !e.Obj.spec.Matches(key) {
+					continue
+				}
+				e.Obj.pushes[key] = m.startLocked(e, key)
+			}
+		})
+	})
 	for _, p := range stop {
 		<-p.done
 	}
 }
 
 func (m *Manager) startLocked(e *entry, key string) *push {
-	s := e.spec
+	s := e.Obj.spec
 	t := relay.Target{URL: s.URL, Passphrase: s.Passphrase, PBKeyLen: s.PBKeyLen, Latency: time.Duration(s.LatencyMS) * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &push{cancel: cancel, done: make(chan struct{})}
@@ -284,9 +257,7 @@ func (m *Manager) startLocked(e *entry, key string) *push {
 		},
 		OnState: func(st relay.Status) {
 			if st.LastError != "" {
-				m.mu.Lock()
-				e.lastErr = st.LastError
-				m.mu.Unlock()
+				m.reg.With(e, func(e *entry) { e.Obj.lastErr = st.LastError })
 			}
 		}}, m.log.With("relay", s.ID, "stream", key))
 	m.log.Info("relay push started", "relay", s.ID, "stream", key)
@@ -298,36 +269,32 @@ func (m *Manager) startLocked(e *entry, key string) *push {
 }
 
 // Get returns one rule.
-func (m *Manager) Get(id string) (View, bool) { return lifecycle.Get(&m.mu, m.rules, id, m.viewLocked) }
+func (m *Manager) Get(id string) (View, bool) { return lifecycle.Get(m.reg, id, m.viewLocked) }
 
 // List returns every rule by id.
-func (m *Manager) List() []View { return lifecycle.List(&m.mu, m.rules, m.viewLocked) }
+func (m *Manager) List() []View { return lifecycle.List(m.reg, m.viewLocked) }
 
 func (m *Manager) viewLocked(e *entry) View {
-	v := View{Spec: e.spec, State: m.state(e, m.now()), LastError: e.lastErr, Pushes: map[string]relay.Status{},
-		ReadOnly: e.readOnly, Origin: lifecycle.Origin(e.readOnly)}
-	for k, p := range e.pushes {
+	v := View{Spec: e.Obj.spec, State: m.state(e, m.reg.Now()), LastError: e.Obj.lastErr, Pushes: map[string]relay.Status{},
+		ReadOnly: e.ReadOnly, Origin: lifecycle.Origin(e.ReadOnly)}
+	for k, p := range e.Obj.pushes {
 		v.Pushes[k] = p.p.Status()
 	}
 	return v
 }
 
 // IDs returns the ids of config-declared (readOnly) or API-made rules.
-func (m *Manager) IDs(readOnly bool) []string {
-	return lifecycle.IDs(&m.mu, m.rules, func(e *entry) bool { return e.readOnly == readOnly })
-}
+func (m *Manager) IDs(readOnly bool) []string { return m.reg.IDs(readOnly) }
 
 // Close stops every push.
 func (m *Manager) Close() error {
-	m.mu.Lock()
 	all := map[string]*push{}
-	for id, e := range m.rules {
-		for k, p := range e.pushes {
-			all[id+" "+k] = p
+	m.reg.Each(func(e *entry) {
+		for k, p := range e.Obj.pushes {
+			all[e.ID+" "+k] = p
 		}
-		e.pushes = map[string]*push{}
-	}
-	m.mu.Unlock()
+		e.Obj.pushes = map[string]*push{}
+	})
 	stopAll(all)
 	return nil
 }

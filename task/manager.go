@@ -33,21 +33,20 @@ type View struct {
 	Phase string `json:"phase,omitempty"`
 }
 
-type entry struct {
+// object is a task's own data in the registry.
+type object struct {
 	spec      Spec
-	readOnly  bool
-	state     lifecycle.State
-	reason    string
-	since     time.Time
 	item      int
 	pass      int
 	cancel    context.CancelFunc
 	done      chan struct{}
 	player    *player
-	stopState lifecycle.State // what a cancel ends in: standby or finished
+	stopState lifecycle.State // what a cancel ends in: standby or finished ("": the node stops)
 	resume    bool            // the next start continues at item/pass (restart of the node)
 	preparing bool            // starting: the playlist is being downloaded and probed
 }
+
+type entry = lifecycle.Entry[object]
 
 // Position is where a task is in its playlist: the item index and the
 // 1-based pass (loop) through the playlist.
@@ -56,80 +55,90 @@ type Position struct {
 	Pass int `json:"pass"`
 }
 
-// Manager owns the node's tasks, their state machines and their schedule.
+// Manager owns the node's tasks, their state machines and their
+// schedule; the registry keeps their states, the
+// objects.max_running_tasks limit and their persistence.
 type Manager struct {
-	deps       *Deps
-	maxRunning func() int
+	deps *Deps
 	// NotifierFor returns the webhook for a callback URL ("" = none).
 	NotifierFor func(callback string) Notifier
-	// OnChange is called (without locks) after a task changed.
-	OnChange func(id string)
 	// DefaultCallback is the node's webhook URL ([webhooks] url), used by
 	// tasks without a callback; a task needs one of the two.
 	DefaultCallback func() string
-	now             func() time.Time
 
-	mu    sync.Mutex
-	tasks map[string]*entry
-	wg    sync.WaitGroup
+	reg *lifecycle.Registry[object]
+	// wg holds every goroutine the manager starts; each is added under
+	// the registry's lock unless closing (set under it by Close), so
+	// Close's wait sees them all.
+	wg      sync.WaitGroup
+	closing bool
 }
 
-// NewManager returns an empty manager; maxRunning is read on every start.
-func NewManager(deps *Deps, maxRunning func() int) *Manager {
-	return &Manager{deps: deps, maxRunning: maxRunning, tasks: map[string]*entry{}, now: time.Now}
-}
+// errClosing refuses a start while the manager closes: the task keeps
+// its state, so the node's next start resumes it.
+var errClosing = errors.New("the node is stopping")
 
-func (m *Manager) changed(id string) {
-	if m.OnChange != nil {
-		m.OnChange(id)
-	}
+// NewManager returns an empty manager; env.Limit is
+// objects.max_running_tasks, read on every start.
+func NewManager(deps *Deps, env lifecycle.Env) *Manager {
+	return &Manager{deps: deps, reg: lifecycle.NewRegistry[object](lifecycle.Options{
+		Kind: "task", Plural: "tasks", LimitOf: lifecycle.LimitActive, LimitKey: "objects.max_running_tasks",
+		StateName: lifecycle.State.TaskName}, env)}
 }
 
 func (m *Manager) notify(e *entry, event, reason string) {
 	if m.NotifierFor == nil {
 		return
 	}
-	n := m.NotifierFor(e.spec.Callback)
+	n := m.NotifierFor(e.Obj.spec.Callback)
 	if n == nil {
 		return
 	}
-	ev := Event{Event: event, Task: e.spec.ID, State: e.state.TaskName(), Time: m.now().UTC(), Reason: reason}
+	ev := Event{Event: event, Task: e.ID, State: e.StateName(), Time: m.reg.Now().UTC(), Reason: reason}
 	if event == "item-changed" {
-		i := e.item
-		ev.Item, ev.Loop = &i, e.pass
-		if i < len(e.spec.Source.Playlist) {
-			ev.URL = e.spec.Source.Playlist[i]
+		i := e.Obj.item
+		ev.Item, ev.Loop = &i, e.Obj.pass
+		if i < len(e.Obj.spec.Source.Playlist) {
+			ev.URL = e.Obj.spec.Source.Playlist[i]
 		}
 	}
 	n.Notify(event, ev)
 }
 
-// Create adds a task. state is the state it comes back in after a
-// restart; "" is a new task (NotStarted).
-func (m *Manager) Create(spec Spec, readOnly bool, state lifecycle.State) error {
-	return m.create(spec, readOnly, state, nil)
+// move changes e's state and sends the webhook event (when not "").
+func (m *Manager) move(e *entry, to lifecycle.State, reason, event string) {
+	if err := e.Move(to, reason); err != nil {
+		m.deps.Log.Error("task state not changed", "task", e.ID, "err", err)
+		return
+	}
+	if event != "" {
+		m.notify(e, event, reason)
+	}
+}
+
+// Create adds a task. opts.State is the state it comes back in (config
+// or restart); a new task from the API (FromAPI) is validated at this
+// time and rests: NotStarted with a start time, Stopped without.
+func (m *Manager) Create(spec Spec, opts lifecycle.CreateOpts) error {
+	return m.create(spec, opts, nil)
 }
 
 // Restore adds a task read back from the store: a task that was running
 // starts again at the playlist item and pass it had reached.
 func (m *Manager) Restore(spec Spec, state lifecycle.State, at Position) error {
-	return m.create(spec, false, state, &at)
+	return m.create(spec, lifecycle.CreateOpts{From: lifecycle.FromStore, State: state}, &at)
 }
 
-func (m *Manager) create(spec Spec, readOnly bool, state lifecycle.State, at *Position) error {
+func (m *Manager) create(spec Spec, opts lifecycle.CreateOpts, at *Position) error {
 	spec.Normalize()
-	if state == "" {
-		if err := spec.Validate(m.now()); err != nil {
+	state := opts.State
+	if opts.From == lifecycle.FromAPI {
+		if err := spec.Validate(m.reg.Now()); err != nil {
 			return err
 		}
 		if err := m.checkCallback(&spec); err != nil {
 			return err
 		}
-	}
-	m.mu.Lock()
-	if _, ok := m.tasks[spec.ID]; ok {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.Exists, "id", "a task %q exists", spec.ID)
 	}
 	// a task with a start time waits for it (NotStarted); one without
 	// waits for the start action (Stopped)
@@ -137,15 +146,15 @@ func (m *Manager) create(spec Spec, readOnly bool, state lifecycle.State, at *Po
 	if st == "" || st == lifecycle.Scheduled || st.Active() {
 		st = resting(&spec)
 	}
-	e := &entry{spec: spec, readOnly: readOnly, state: st, since: m.now()}
+	obj := object{spec: spec}
 	if at != nil && state.Active() && at.Item >= 0 && at.Item < len(spec.Source.Playlist) && at.Pass >= 1 {
-		e.item, e.pass, e.resume = at.Item, at.Pass, true
+		obj.item, obj.pass, obj.resume = at.Item, at.Pass, true
 	}
-	m.tasks[spec.ID] = e
-	m.mu.Unlock()
-	m.changed(spec.ID)
+	if _, err := m.reg.Add(spec.ID, opts, st, obj, nil); err != nil {
+		return err
+	}
 	if state.Active() {
-		if err := m.start(context.Background(), spec.ID); err != nil {
+		if err := m.start(context.Background(), spec.ID); err != nil && !errors.Is(err, errClosing) {
 			m.fail(spec.ID, err)
 		}
 	}
@@ -156,30 +165,23 @@ func (m *Manager) create(spec Spec, readOnly bool, state lifecycle.State, at *Po
 // callback and source; Stopped: callback and source; otherwise nothing.
 func (m *Manager) Update(spec Spec) error {
 	spec.Normalize()
-	if err := spec.Validate(m.now()); err != nil {
+	if err := spec.Validate(m.reg.Now()); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	e := m.tasks[spec.ID]
-	if e == nil {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", spec.ID)
-	}
-	if err := lifecycle.TaskRules.Check(e.state, e.state.TaskName(), Changed(&e.spec, &spec)...); err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	if err := m.checkCallback(&spec); err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	e.spec = spec
-	if e.state == lifecycle.Scheduled && spec.Start == nil {
-		m.setLocked(e, lifecycle.Standby, "") // no start time left: it waits for the start action
-	}
-	m.mu.Unlock()
-	m.changed(spec.ID)
-	return nil
+	return m.reg.Do(spec.ID, func(e *entry) error {
+		if err := lifecycle.TaskRules.Check(e.State(), e.StateName(), Changed(&e.Obj.spec, &spec)...); err != nil {
+			return err
+		}
+		if err := m.checkCallback(&spec); err != nil {
+			return err
+		}
+		e.Obj.spec = spec
+		e.Changed()
+		if e.State() == lifecycle.Scheduled && spec.Start == nil {
+			return e.Move(lifecycle.Standby, "") // no start time left: it waits for the start action
+		}
+		return nil
+	})
 }
 
 // resting is the state a task waits in: NotStarted with a start time,
@@ -203,54 +205,38 @@ func (m *Manager) checkCallback(s *Spec) error {
 // Delete removes a task that does not run, and its downloaded playlist
 // items that no other task uses.
 func (m *Manager) Delete(id string) error {
-	m.mu.Lock()
-	e := m.tasks[id]
-	if e == nil {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
+	var others []*Spec
+	e, err := m.reg.Delete(id, func(*entry) error {
+		others = m.specsLocked(id)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if e.state.Active() {
-		m.mu.Unlock()
-		return lifecycle.Conflictf("state", "task %q is Running: stop it before deleting it", id)
-	}
-	delete(m.tasks, id)
-	others := m.specsLocked()
-	m.mu.Unlock()
-	m.deps.dropCache(&e.spec, others)
-	m.changed(id)
+	m.deps.dropCache(&e.Obj.spec, others)
 	return nil
 }
 
-func (m *Manager) specsLocked() []*Spec {
-	out := make([]*Spec, 0, len(m.tasks))
-	for _, e := range m.tasks {
-		out = append(out, &e.spec)
-	}
-	return out
-}
-
-func (m *Manager) runningLocked() int {
-	n := 0
-	for _, e := range m.tasks {
-		if e.state.Active() {
-			n++
+// specsLocked returns the specs of the tasks other than id.
+func (m *Manager) specsLocked(id string) []*Spec {
+	var out []*Spec
+	m.reg.EachLocked(func(e *entry) {
+		if e.ID != id {
+			out = append(out, &e.Obj.spec)
 		}
-	}
-	return n
+	})
+	return out
 }
 
 // Start is the start action: only a Stopped task starts (a NotStarted
 // one starts by itself at its start time; a Failed or Finished one is
 // done). The refusal is a Conflict saying why.
 func (m *Manager) Start(ctx context.Context, id string) error {
-	m.mu.Lock()
-	e := m.tasks[id]
-	if e == nil {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
+	var state lifecycle.State
+	var start *time.Time
+	if err := m.reg.Do(id, func(e *entry) error { state, start = e.State(), e.Obj.spec.Start; return nil }); err != nil {
+		return err
 	}
-	state, start := e.state, e.spec.Start
-	m.mu.Unlock()
 	switch {
 	case state == lifecycle.Standby:
 		return m.start(ctx, id)
@@ -269,140 +255,140 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 // "preparing" until every item is fetched and probed, then runs, or
 // fails with the reason. It never waits on the network.
 func (m *Manager) start(ctx context.Context, id string) error {
-	m.mu.Lock()
-	e := m.tasks[id]
-	if e == nil {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
+	var e *entry
+	var spec Spec
+	var prev lifecycle.State
+	var download bool
+	err := m.reg.Do(id, func(x *entry) error {
+		if x.State().Active() {
+			return lifecycle.Conflictf("state", "task %q is already Running", id)
+		}
+		if end := x.Obj.spec.End; lifecycle.Ended(end, m.reg.Now()) {
+			return lifecycle.Conflictf("end_time", "task %q ended at %s: set a later end_time first", id, end.Format(time.RFC3339))
+		}
+		e, spec, prev = x, x.Obj.spec, x.State()
+		download = m.deps.needsDownload(&spec)
+		return x.Move(lifecycle.Starting, "") // refused beyond objects.max_running_tasks
+	})
+	if err != nil {
+		return err
 	}
-	if e.state.Active() {
-		m.mu.Unlock()
-		return lifecycle.Conflictf("state", "task %q is already Running", id)
-	}
-	if e.spec.End != nil && !e.spec.End.After(m.now()) {
-		m.mu.Unlock()
-		return lifecycle.Conflictf("end_time", "task %q ended at %s: set a later end_time first", id, e.spec.End.Format(time.RFC3339))
-	}
-	if max := m.maxRunning(); max > 0 && m.runningLocked() >= max {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.Limit, "", "%d tasks are running, the most this node runs (objects.max_running_tasks)", max)
-	}
-	spec, prev := e.spec, e.state
-	m.setLocked(e, lifecycle.Starting, "")
-	download := m.deps.needsDownload(&spec)
 	var paths []string
 	if !download {
-		m.mu.Unlock()
 		var err error
 		paths, err = Probe(ctx, m.deps, &spec) // local files only: no network
-		m.mu.Lock()
 		if err != nil {
-			m.setLocked(e, prev, "") // a refused start changes nothing
-			m.mu.Unlock()
+			// a refused start leaves the task where it was
+			m.reg.With(e, func(e *entry) {
+				m.move(e, lifecycle.Stopping, "", "")
+				m.move(e, prev, "", "")
+			})
 			field, msg, _ := cut(err.Error())
 			return lifecycle.Invalidf(field, "%s", msg)
 		}
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	e.cancel, e.done, e.stopState = cancel, done, lifecycle.Standby
-	if download {
-		e.preparing = true
-	} else {
-		m.playLocked(e, spec, paths)
+	var closing bool
+	m.reg.With(e, func(e *entry) {
+		if closing = m.closing; closing {
+			return // it stays starting: the node's next start starts it
+		}
+		e.Obj.cancel, e.Obj.done, e.Obj.stopState = cancel, done, lifecycle.Standby
+		if download {
+			e.Obj.preparing = true
+		} else {
+			m.playLocked(e, spec, paths)
+		}
+		m.wg.Add(1)
+	})
+	if closing {
+		cancel()
+		return errClosing
 	}
-	m.mu.Unlock()
-	m.changed(id)
-	m.wg.Go(func() { m.run(rctx, id, e, spec, download, done) })
+	go func() {
+		defer m.wg.Done()
+		m.run(rctx, e, spec, download, done)
+	}()
 	return nil
 }
 
 // playLocked makes e run spec's player on paths.
 func (m *Manager) playLocked(e *entry, spec Spec, paths []string) {
-	id := spec.ID
 	pl := newPlayer(spec, paths, m.deps)
-	if e.resume {
-		pl.from = Position{Item: e.item, Pass: e.pass}
-		e.resume = false
+	if e.Obj.resume {
+		pl.from = Position{Item: e.Obj.item, Pass: e.Obj.pass}
+		e.Obj.resume = false
 	}
 	pl.onItem = func(i, pass int) {
-		m.mu.Lock()
-		e.item, e.pass = i, pass
-		m.notify(e, "item-changed", "")
-		m.mu.Unlock()
-		m.changed(id) // saved, so a restart resumes at this item
+		m.reg.With(e, func(e *entry) {
+			e.Obj.item, e.Obj.pass = i, pass
+			e.Changed() // saved, so a restart resumes at this item
+			m.notify(e, "item-changed", "")
+		})
 	}
-	e.player = pl
-	m.setLocked(e, lifecycle.Running, "")
-	m.notify(e, "started", "")
+	e.Obj.player = pl
+	m.move(e, lifecycle.Running, "", "started")
 }
 
 // run prepares the task when it has downloads (the task stays starting,
 // phase preparing, meanwhile), then plays it until rctx ends or the
 // playlist is done, and sets the state it ends in.
-func (m *Manager) run(rctx context.Context, id string, e *entry, spec Spec, download bool, done chan struct{}) {
+func (m *Manager) run(rctx context.Context, e *entry, spec Spec, download bool, done chan struct{}) {
 	defer close(done)
 	if download {
 		paths, err := Probe(rctx, m.deps, &spec)
-		m.mu.Lock()
-		e.preparing = false
-		switch {
-		case rctx.Err() != nil && e.stopState == "":
-			// the node is shutting down: stay starting, so a restart
-			// prepares it again
-			m.mu.Unlock()
-			return
-		case rctx.Err() != nil:
-			e.cancel = nil
-			m.setLocked(e, e.stopState, "")
-			m.notify(e, "stopped", "")
-			m.mu.Unlock()
-			m.changed(id)
-			return
-		case err != nil:
-			e.cancel = nil
-			m.setLocked(e, lifecycle.Error, err.Error())
-			m.notify(e, "failed", err.Error())
-			m.mu.Unlock()
-			m.changed(id)
+		var stop bool
+		m.reg.With(e, func(e *entry) {
+			e.Obj.preparing = false
+			stop = true
+			switch {
+			case rctx.Err() != nil && e.Obj.stopState == "":
+				// the node is shutting down: stay starting, so a restart
+				// prepares it again
+			case rctx.Err() != nil:
+				e.Obj.cancel = nil
+				m.move(e, e.Obj.stopState, "", "stopped")
+			case err != nil:
+				e.Obj.cancel = nil
+				m.move(e, lifecycle.Error, err.Error(), "failed")
+			case e.State() == lifecycle.Stopping:
+				// stopped as the downloads ended, before the cancel came
+				e.Obj.cancel = nil
+				m.move(e, e.Obj.stopState, "", "stopped")
+			default:
+				stop = false
+				m.playLocked(e, spec, paths)
+			}
+		})
+		if stop {
 			return
 		}
-		m.playLocked(e, spec, paths)
-		m.mu.Unlock()
-		m.changed(id)
 	}
-	m.mu.Lock()
-	pl := e.player
-	m.mu.Unlock()
+	var pl *player
+	m.reg.With(e, func(e *entry) { pl = e.Obj.player })
 	err := pl.run(rctx)
-	m.mu.Lock()
-	if e.player != pl {
-		m.mu.Unlock()
-		return
-	}
-	e.player, e.cancel = nil, nil
-	switch {
-	case rctx.Err() != nil && e.stopState == "", errors.Is(err, media.ErrHubClosed):
-		// the node is shutting down (the hub closes before the tasks
-		// are stopped): keep Running for the restart
-		m.mu.Unlock()
-		return
-	case rctx.Err() != nil:
-		m.setLocked(e, e.stopState, "")
-		ev := "stopped"
-		if e.stopState == lifecycle.Finished {
-			ev = "finished"
+	m.reg.With(e, func(e *entry) {
+		if e.Obj.player != pl {
+			return
 		}
-		m.notify(e, ev, "")
-	case err != nil:
-		m.setLocked(e, lifecycle.Error, err.Error())
-		m.notify(e, "failed", err.Error())
-	default:
-		m.setLocked(e, lifecycle.Finished, "")
-		m.notify(e, "finished", "")
-	}
-	m.mu.Unlock()
-	m.changed(id)
+		e.Obj.player, e.Obj.cancel = nil, nil
+		switch {
+		case rctx.Err() != nil && e.Obj.stopState == "", errors.Is(err, media.ErrHubClosed):
+			// the node is shutting down (the hub closes before the tasks
+			// are stopped): keep Running for the restart
+		case rctx.Err() != nil:
+			ev := "stopped"
+			if e.Obj.stopState == lifecycle.Finished {
+				ev = "finished"
+			}
+			m.move(e, e.Obj.stopState, "", ev)
+		case err != nil:
+			m.move(e, lifecycle.Error, err.Error(), "failed")
+		default:
+			m.move(e, lifecycle.Finished, "", "finished")
+		}
+	})
 }
 
 func cut(s string) (field, msg string, ok bool) {
@@ -414,43 +400,41 @@ func cut(s string) (field, msg string, ok bool) {
 	return "source", s, false
 }
 
-func (m *Manager) setLocked(e *entry, s lifecycle.State, reason string) {
-	e.state, e.reason, e.since = s, reason, m.now()
-}
-
 func (m *Manager) fail(id string, err error) {
-	m.mu.Lock()
-	if e := m.tasks[id]; e != nil && !e.state.Active() {
-		m.setLocked(e, lifecycle.Error, err.Error())
-		m.notify(e, "failed", err.Error())
-	}
-	m.mu.Unlock()
-	m.changed(id)
+	m.reg.Do(id, func(e *entry) error {
+		if !e.State().Active() {
+			m.move(e, lifecycle.Error, err.Error(), "failed")
+		}
+		return nil
+	})
 }
 
 // Fail puts a task that does not run into error (Failed) with reason: a
 // task the agent restores but does not start again.
 func (m *Manager) Fail(id, reason string) { m.fail(id, errors.New(reason)) }
 
-// Stop stops a running task (Stopped), or with finished=true at the end
-// of its window (Finished).
-func (m *Manager) Stop(id string, finished bool) error {
-	m.mu.Lock()
-	e := m.tasks[id]
-	if e == nil {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
+// Stop is the stop action: a Running task stops (Stopped).
+func (m *Manager) Stop(_ context.Context, id string) error { return m.stop(id, false) }
+
+// stop stops a running task: Stopped, or with finished=true at the end of
+// its window, Finished.
+func (m *Manager) stop(id string, finished bool) error {
+	var cancel context.CancelFunc
+	var done chan struct{}
+	err := m.reg.Do(id, func(e *entry) error {
+		if !e.State().Active() || e.Obj.cancel == nil {
+			return lifecycle.Conflictf("state", "task %q is %s, not Running", id, e.StateName())
+		}
+		e.Obj.stopState = lifecycle.Standby
+		if finished {
+			e.Obj.stopState = lifecycle.Finished
+		}
+		cancel, done = e.Obj.cancel, e.Obj.done
+		return e.Move(lifecycle.Stopping, "")
+	})
+	if err != nil {
+		return err
 	}
-	if !e.state.Active() || e.cancel == nil {
-		m.mu.Unlock()
-		return lifecycle.Conflictf("state", "task %q is %s, not Running", id, e.state.TaskName())
-	}
-	e.stopState = lifecycle.Standby
-	if finished {
-		e.stopState = lifecycle.Finished
-	}
-	cancel, done := e.cancel, e.done
-	m.mu.Unlock()
 	cancel()
 	<-done
 	return nil
@@ -459,18 +443,14 @@ func (m *Manager) Stop(id string, finished bool) error {
 // Restart stops a Running task and starts it again; any other state is
 // a Conflict.
 func (m *Manager) Restart(ctx context.Context, id string) error {
-	m.mu.Lock()
-	e := m.tasks[id]
-	if e == nil {
-		m.mu.Unlock()
-		return lifecycle.Newf(lifecycle.NotFound, "", "no task %q", id)
+	var state lifecycle.State
+	if err := m.reg.Do(id, func(e *entry) error { state = e.State(); return nil }); err != nil {
+		return err
 	}
-	state := e.state
-	m.mu.Unlock()
 	if state != lifecycle.Running {
 		return lifecycle.Conflictf("state", "task %q is %s: only a Running task restarts (start a Stopped one)", id, state.TaskName())
 	}
-	if err := m.Stop(id, false); err != nil {
+	if err := m.stop(id, false); err != nil {
 		return err
 	}
 	return m.start(ctx, id)
@@ -479,49 +459,32 @@ func (m *Manager) Restart(ctx context.Context, id string) error {
 // Run is the scheduler: it starts NotStarted tasks at their start time
 // and finishes tasks at their end time.
 func (m *Manager) Run(ctx context.Context) error {
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			m.tick(ctx)
-		}
-	}
+	lifecycle.Schedule(ctx, 250*time.Millisecond, nil, func() { m.tick(ctx) })
+	return nil
 }
 
 func (m *Manager) tick(ctx context.Context) {
-	now := m.now()
-	var start, finish, expire []string
-	m.mu.Lock()
-	for id, e := range m.tasks {
-		ended := e.spec.End != nil && !e.spec.End.After(now)
+	now := m.reg.Now()
+	var start, finish []string
+	m.reg.Each(func(e *entry) {
+		ended := lifecycle.Ended(e.Obj.spec.End, now)
 		switch {
-		case e.state == lifecycle.Running && ended:
-			finish = append(finish, id)
-		case e.state == lifecycle.Scheduled && ended:
-			expire = append(expire, id)
-		case e.state == lifecycle.Scheduled && e.spec.Start != nil && !e.spec.Start.After(now):
-			start = append(start, id)
+		case e.State() == lifecycle.Running && ended:
+			finish = append(finish, e.ID)
+		case e.State() == lifecycle.Scheduled && ended:
+			m.move(e, lifecycle.Finished, "the time window ended before the task started", "finished")
+		case e.State() == lifecycle.Scheduled && lifecycle.Due(e.Obj.spec.Start, now) && !m.closing:
+			m.wg.Add(1)
+			start = append(start, e.ID)
 		}
-	}
-	m.mu.Unlock()
+	})
 	for _, id := range finish {
-		m.Stop(id, true)
-	}
-	for _, id := range expire {
-		m.mu.Lock()
-		if e := m.tasks[id]; e != nil && e.state == lifecycle.Scheduled {
-			m.setLocked(e, lifecycle.Finished, "the time window ended before the task started")
-			m.notify(e, "finished", e.reason)
-		}
-		m.mu.Unlock()
-		m.changed(id)
+		m.stop(id, true)
 	}
 	for _, id := range start {
 		go func() {
-			if err := m.start(ctx, id); err != nil {
+			defer m.wg.Done()
+			if err := m.start(ctx, id); err != nil && !errors.Is(err, errClosing) {
 				m.fail(id, err)
 			}
 		}()
@@ -529,68 +492,65 @@ func (m *Manager) tick(ctx context.Context) {
 }
 
 // Get returns one task.
-func (m *Manager) Get(id string) (View, bool) { return lifecycle.Get(&m.mu, m.tasks, id, m.viewLocked) }
+func (m *Manager) Get(id string) (View, bool) { return lifecycle.Get(m.reg, id, m.viewLocked) }
 
 // List returns every task by id.
-func (m *Manager) List() []View { return lifecycle.List(&m.mu, m.tasks, m.viewLocked) }
+func (m *Manager) List() []View { return lifecycle.List(m.reg, m.viewLocked) }
 
 func (m *Manager) viewLocked(e *entry) View {
-	v := View{Spec: e.spec, State: e.state.TaskName(), Internal: e.state, Reason: e.reason, Since: e.since,
-		Item: e.item, Pass: e.pass, ReadOnly: e.readOnly, Origin: lifecycle.Origin(e.readOnly), Stream: e.spec.Key()}
-	if e.preparing {
+	o := &e.Obj
+	v := View{Spec: o.spec, State: e.StateName(), Internal: e.State(), Reason: e.Reason(), Since: e.Since(),
+		Item: o.item, Pass: o.pass, ReadOnly: e.ReadOnly, Origin: lifecycle.Origin(e.ReadOnly), Stream: o.spec.Key()}
+	if o.preparing {
 		v.Phase = "preparing"
 	}
-	if e.player == nil {
-		if k, ok := (&player{spec: e.spec, deps: m.deps}).destKey(); ok {
+	if o.player == nil {
+		if k, ok := (&player{spec: o.spec, deps: m.deps}).destKey(); ok {
 			v.Stream = k // where it publishes once it runs
 		}
 	}
-	if e.player != nil {
-		if k, ok := e.player.destKey(); ok {
+	if o.player != nil {
+		if k, ok := o.player.destKey(); ok {
 			v.Stream = k
 		}
-		if e.player.pusher != nil {
-			v.LastError = e.player.pusher.Status().LastError
+		if o.player.pusher != nil {
+			v.LastError = o.player.pusher.Status().LastError
 		}
-		if e.player.puller != nil {
-			v.LastError = e.player.puller.Status().LastError
+		if o.player.puller != nil {
+			v.LastError = o.player.puller.Status().LastError
 		}
 	}
 	return v
 }
 
 // IDs returns the ids of config-declared (readOnly) or API-made tasks.
-func (m *Manager) IDs(readOnly bool) []string {
-	return lifecycle.IDs(&m.mu, m.tasks, func(e *entry) bool { return e.readOnly == readOnly })
-}
+func (m *Manager) IDs(readOnly bool) []string { return m.reg.IDs(readOnly) }
 
 // Remove stops and deletes a task regardless of its state (reload), with
 // its downloaded items that no other task uses.
 func (m *Manager) Remove(id string) {
-	m.Stop(id, false)
-	m.mu.Lock()
-	e := m.tasks[id]
-	delete(m.tasks, id)
-	others := m.specsLocked()
-	m.mu.Unlock()
-	if e != nil {
-		m.deps.dropCache(&e.spec, others)
+	m.stop(id, false)
+	var others []*Spec
+	m.reg.Read(func() { others = m.specsLocked(id) })
+	if e := m.reg.Remove(id); e != nil {
+		m.deps.dropCache(&e.Obj.spec, others)
 	}
 }
 
 // Close stops the players and waits for them; states stay as they were
 // so a restart resumes running tasks.
 func (m *Manager) Close() error {
-	m.mu.Lock()
 	var dones []chan struct{}
-	for _, e := range m.tasks {
-		if e.cancel != nil {
-			e.stopState = ""
-			e.cancel()
-			dones = append(dones, e.done)
-		}
-	}
-	m.mu.Unlock()
+	m.reg.Read(func() {
+		m.closing = true
+		m.reg.EachLocked(func(e *entry) {
+			if e.Obj.cancel != nil {
+				e.Obj.stopState = ""
+				e.Obj.cancel()
+				dones = append(dones, e.Obj.done)
+			}
+		})
+	})
 	for _, d := range dones {
 		<-d
 	}

@@ -12,21 +12,42 @@ import (
 )
 
 // TestActionsByState: start only from Stopped, restart and stop only from
-// Running; every refusal is a Conflict on state and changes nothing.
+// Running; every refusal is a Conflict on state and changes nothing. Each
+// state is reached as a user reaches it (create, fail, a stored finished
+// task, a running live pull), not set by hand.
 func TestActionsByState(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := media.NewHub(media.DefaultHubConfig(), log)
 	defer hub.Close()
-	m := NewManager(&Deps{Hub: hub, Log: log}, func() int { return 0 })
+	m := NewManager(&Deps{Hub: hub, Log: log}, lifecycle.Env{})
 	m.DefaultCallback = func() string { return "http://127.0.0.1:1/hook" }
 	defer m.Close()
 	later := time.Now().Add(time.Hour)
+	file := Source{Playlist: []string{"/nonexistent/a.mp4"}}
+	live := Source{URL: "rtmp://127.0.0.1:1/live/src"} // the pull retries; the task stays Running
+	dest := Destination{URL: "rtmp://127.0.0.1:1/live/t"}
 	states := []struct {
 		state lifecycle.State
-		start *time.Time
+		make  func() error
 	}{
-		{lifecycle.Scheduled, &later}, {lifecycle.Standby, nil}, {lifecycle.Running, nil},
-		{lifecycle.Error, nil}, {lifecycle.Finished, nil},
+		{lifecycle.Scheduled, func() error {
+			return m.Create(Spec{ID: "t", Source: file, Destination: dest, Start: &later}, lifecycle.CreateOpts{})
+		}},
+		{lifecycle.Standby, func() error { return m.Create(Spec{ID: "t", Source: file, Destination: dest}, lifecycle.CreateOpts{}) }},
+		{lifecycle.Running, func() error {
+			if err := m.Create(Spec{ID: "t", Source: live, Destination: dest}, lifecycle.CreateOpts{}); err != nil {
+				return err
+			}
+			return m.Start(context.Background(), "t")
+		}},
+		{lifecycle.Error, func() error {
+			err := m.Create(Spec{ID: "t", Source: file, Destination: dest}, lifecycle.CreateOpts{})
+			m.Fail("t", "test")
+			return err
+		}},
+		{lifecycle.Finished, func() error {
+			return m.Create(Spec{ID: "t", Source: file, Destination: dest}, lifecycle.CreateOpts{From: lifecycle.FromStore, State: lifecycle.Finished})
+		}},
 	}
 	allowed := map[string][]lifecycle.State{
 		"start":   {lifecycle.Standby},
@@ -35,24 +56,19 @@ func TestActionsByState(t *testing.T) {
 	}
 	for action, ok := range allowed {
 		for _, s := range states {
-			if action != "start" && s.state == lifecycle.Running {
-				continue // a Running task needs a player: agent's TestTaskStopRestartDelete restarts and stops one
-			}
 			t.Run(action+" from "+s.state.TaskName(), func(t *testing.T) {
-				spec := Spec{ID: "t", Source: Source{Playlist: []string{"/nonexistent/a.mp4"}},
-					Destination: Destination{URL: "rtmp://127.0.0.1:1/live/t"}, Start: s.start}
-				if err := m.Create(spec, false, ""); err != nil {
+				if err := s.make(); err != nil {
 					t.Fatal(err)
 				}
 				defer func() {
-					m.mu.Lock()
-					m.tasks["t"].state = lifecycle.Standby
-					m.mu.Unlock()
-					m.Delete("t")
+					m.Stop(context.Background(), "t")
+					if err := m.Delete("t"); err != nil {
+						t.Errorf("delete: %v", err)
+					}
 				}()
-				m.mu.Lock()
-				m.tasks["t"].state = s.state
-				m.mu.Unlock()
+				if v, _ := m.Get("t"); v.Internal != s.state {
+					t.Fatalf("made %s, got %s (%s)", s.state, v.Internal, v.Reason)
+				}
 				var err error
 				switch action {
 				case "start":
@@ -60,10 +76,13 @@ func TestActionsByState(t *testing.T) {
 				case "restart":
 					err = m.Restart(context.Background(), "t")
 				case "stop":
-					err = m.Stop("t", false)
+					err = m.Stop(context.Background(), "t")
 				}
-				p := lifecycle.AsProblem(err)
-				refusedByState := err != nil && p.Kind == lifecycle.Conflict && p.Field == "state"
+				refusedByState := false
+				if err != nil {
+					p := lifecycle.AsProblem(err)
+					refusedByState = p.Kind == lifecycle.Conflict && p.Field == "state"
+				}
 				want := true
 				for _, a := range ok {
 					if a == s.state {

@@ -47,9 +47,6 @@ const (
 
 var errPlainH265 = errors.New("plain HLS (MPEG-TS) carries H.264 only: play index.m3u8 (fMP4) for H.265")
 
-// Authorizer decides whether a client may play a stream (action "play").
-type Authorizer func(action, key, query string, remote net.Addr) error
-
 // Config is the HLS output's configuration.
 type Config struct {
 	PartDuration   time.Duration // LL-HLS part duration (segments follow the GOP)
@@ -64,7 +61,7 @@ type Config struct {
 	// when Authorize verifies it (signed play URLs): an unverified token
 	// would let one client open a session (a hub reader) per request.
 	TokenSessions bool
-	Authorize     Authorizer
+	Authorize     media.Authorizer // asked before every request (protocol "hls")
 }
 
 func (c *Config) defaults() {
@@ -258,7 +255,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log := s.log.With("remote", r.RemoteAddr, "stream", key)
 	if cfg.Authorize != nil {
-		if err := cfg.Authorize("play", key, r.URL.RawQuery, netutil.RemoteAddr(r.RemoteAddr)); err != nil {
+		token, err := auth.TokenOf(r.URL.RawQuery)
+		if err == nil {
+			err = cfg.Authorize(media.Access{Protocol: "hls", Action: "play", Key: key, Token: token, Remote: netutil.RemoteAddr(r.RemoteAddr)})
+		}
+		if err != nil {
 			status := http.StatusForbidden
 			if errors.Is(err, auth.ErrMissing) {
 				status = http.StatusUnauthorized

@@ -13,12 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/netutil"
 )
-
-// Authorizer decides whether a client may play a stream (action "play").
-type Authorizer func(action, key, query string, remote net.Addr) error
 
 // Config is the HTTP media listener's configuration.
 type Config struct {
@@ -27,8 +25,8 @@ type Config struct {
 	HeaderTimeout  time.Duration
 	MaxConnections int
 	PlayWait       time.Duration
-	WriteCoalesce  time.Duration // players get packets at most once per window (0 = at once)
-	Authorize      Authorizer
+	WriteCoalesce  time.Duration    // players get packets at most once per window (0 = at once)
+	Authorize      media.Authorizer // asked before every play (protocol "httpflv")
 	// Next serves every request that is not for /APP/NAME.flv (HLS,
 	// WebRTC, the web page); nil answers them 404.
 	Next http.Handler
@@ -143,7 +141,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cfg.Authorize != nil {
-		if err := cfg.Authorize("play", key, r.URL.RawQuery, netutil.RemoteAddr(r.RemoteAddr)); err != nil {
+		token, err := auth.TokenOf(r.URL.RawQuery)
+		if err == nil {
+			err = cfg.Authorize(media.Access{Protocol: "httpflv", Action: "play", Key: key, Token: token, Remote: netutil.RemoteAddr(r.RemoteAddr)})
+		}
+		if err != nil {
 			log.Warn("play refused", "reason", err.Error())
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return

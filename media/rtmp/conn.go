@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
+	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/media"
 )
 
@@ -226,7 +227,11 @@ func (c *conn) streamKey(cmd Command) (key, query string, err error) {
 
 func (c *conn) authorize(action, key, query string) error {
 	if a := c.srv.cfg.Load().Authorize; a != nil {
-		if err := a(action, key, query, c.nc.RemoteAddr()); err != nil {
+		token, err := auth.TokenOf(query)
+		if err == nil {
+			err = a(media.Access{Protocol: "rtmp", Action: action, Key: key, Token: token, Remote: c.nc.RemoteAddr()})
+		}
+		if err != nil {
 			return refusal{err} // the log line names the stream and role
 		}
 	}

@@ -18,11 +18,6 @@ import (
 	"github.com/relaymesh/relaymesh/media"
 )
 
-// Authorizer decides whether a client may publish or play a stream. action
-// is "publish" or "play"; query is the raw query string the client sent
-// with the stream name (signed-URL tokens live there).
-type Authorizer func(action, key, query string, remote net.Addr) error
-
 // Config is the RTMP listener's configuration.
 type Config struct {
 	Listen           string
@@ -32,7 +27,10 @@ type Config struct {
 	MaxConnections   int           // 0 = unlimited
 	PlayWait         time.Duration // how long play waits for a stream that is not live
 	WriteCoalesce    time.Duration // players get packets at most once per window (0 = at once)
-	Authorize        Authorizer
+	// Authorize is asked before every publish and play (protocol "rtmp";
+	// the token is the one in the query the client sent with the stream
+	// name).
+	Authorize media.Authorizer
 }
 
 func (c *Config) defaults() {

@@ -38,12 +38,6 @@ type StreamOptions struct {
 	Latency time.Duration
 }
 
-// AuthorizeFunc decides whether remote may do action ("publish" or "read")
-// on key with token. A non-nil error refuses the connection; its text is
-// logged. It runs inside libsrt's handshake, on the thread that serves
-// the listener's port: it must not block (no I/O, no waits).
-type AuthorizeFunc func(ctx context.Context, action, key, token string, remote net.Addr) error
-
 // Config is the listener's configuration.
 type Config struct {
 	Listen string // host:port (UDP)
@@ -80,8 +74,12 @@ type Config struct {
 	// (a flow's srt-listener source or output); it runs inside the
 	// handshake and must not block.
 	StreamOptionsFor func(action, key string) (StreamOptions, bool)
-	// Authorize, if set, is asked before a connection is accepted.
-	Authorize AuthorizeFunc
+	// Authorize, if set, is asked before a connection is accepted
+	// (protocol "srt", action "publish" or "play" for a streamid's read).
+	// A non-nil error refuses the connection; its text is logged. It runs
+	// inside libsrt's handshake, on the thread that serves the listener's
+	// port: it must not block (no I/O, no waits).
+	Authorize media.Authorizer
 	// BeforePublish, if set, is called for an accepted publisher before
 	// it is attached to the hub, and may block (the backbone ends an
 	// on-demand pull of the stream there). A listener with BeforePublish
@@ -502,7 +500,11 @@ func (s *Server) check(req libsrt.Request) (int, string, *admission) {
 		return libsrt.RejXBadRequest, err.Error(), nil
 	}
 	if s.conf().Authorize != nil {
-		if err := s.conf().Authorize(s.ctx, id.Action, id.Key, id.Token, req.Remote); err != nil {
+		action := id.Action
+		if action == ActionRead {
+			action = "play" // a read is a play to the node's gates
+		}
+		if err := s.conf().Authorize(media.Access{Protocol: "srt", Action: action, Key: id.Key, Token: id.Token, Remote: req.Remote}); err != nil {
 			return libsrt.RejXUnauthorized, fmt.Sprintf("%s %s not authorized: %v", id.Action, id.Key, err), nil
 		}
 	}
