@@ -36,7 +36,9 @@ func (c *Center) releaseUplinks() {
 		if hs == nil {
 			continue
 		}
-		if pi, ok := hs.Publisher(); !ok || pi.Protocol == pullProtocol {
+		// a pull is no uplink; a merged dual-path stream is hosted by
+		// both its centers while the directory names one of them
+		if pi, ok := hs.Publisher(); !ok || pi.Protocol == pullProtocol || pi.Protocol == dualProtocol {
 			continue
 		}
 		if n := hs.ReaderCount(); n == 0 {
