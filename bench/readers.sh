@@ -54,3 +54,4 @@ for rep in $(seq "$REPS"); do
 	done
 done
 log "results: $RESULTS"
+jq -r -s -f "$ROOT/bench/readers.jq" "$RESULTS" | tee "$OUT/summary.md"
