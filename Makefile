@@ -54,6 +54,7 @@ bench: build ## benchmarks side by side with nginx-rtmp and srt-live-transmit (s
 	bench/streams.sh
 	bench/delay.sh
 	PROTO=srt STREAMS=20 SERVERS=relaymesh bench/streams.sh
+	bench/readers.sh
 
 lint: ## go vet, gofmt, go mod tidy -diff
 	$(GO) vet ./...

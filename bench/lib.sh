@@ -140,7 +140,7 @@ version = 1
 [node]
 name = "bench"
 data_dir = "$dir/data"
-log_level = "warn"
+log_level = "${LOG_LEVEL:-warn}"
 [rtmp]
 listen = "127.0.0.1:$RTMP_PORT"
 [http]
