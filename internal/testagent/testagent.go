@@ -100,10 +100,7 @@ func Run(t testing.TB, o Options) *Agent {
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
 	}
-	ports := testmedia.FreePorts(t, 4)
-	a := &Agent{Name: o.Name, API: fmt.Sprintf("http://127.0.0.1:%d", ports[3]), RTMP: ports[0],
-		Ports:  map[string]int{"rtmp": ports[0], "http": ports[1], "srt": ports[2], "api": ports[3]},
-		Config: filepath.Join(o.Dir, "relaymesh.toml"), env: o.Env}
+	a := &Agent{Name: o.Name, Config: filepath.Join(o.Dir, "relaymesh.toml"), env: o.Env}
 	if o.Token {
 		a.TokenFile = filepath.Join(o.Dir, "token")
 		if err := os.WriteFile(a.TokenFile, []byte(Token+"\n"), 0o600); err != nil {
@@ -117,8 +114,23 @@ func Run(t testing.TB, o Options) *Agent {
 		}
 		a.env = append([]string{"RUNTIME_DIRECTORY=" + a.RuntimeDir}, a.env...)
 	}
-	a.WriteConfig(t, o.Extra)
-	return a.Restart(t)
+	// a port found free can be taken by another test's process before the
+	// binary binds it (the SRT port is UDP, checked free only over TCP):
+	// then the binary exits at once, and it runs again on other ports
+	for attempt := 1; ; attempt++ {
+		ports := testmedia.FreePorts(t, 4)
+		a.API, a.RTMP = fmt.Sprintf("http://127.0.0.1:%d", ports[3]), ports[0]
+		a.Ports = map[string]int{"rtmp": ports[0], "http": ports[1], "srt": ports[2], "api": ports[3]}
+		a.WriteConfig(t, o.Extra)
+		b, err := a.start(t)
+		if err == nil {
+			return b
+		}
+		if attempt == 3 || !strings.Contains(b.Logs.String(), "address already in use") {
+			t.Fatalf("agent %s: %v (its log follows)", a.Name, err)
+		}
+		t.Logf("agent %s: a port was taken before it bound it, running it on other ports: %v", a.Name, err)
+	}
 }
 
 // WriteConfig replaces the config file atomically: the base config with
@@ -150,6 +162,17 @@ func (a *Agent) WriteConfig(t testing.TB, extra string) {
 // kills it. The returned Agent is the new process.
 func (a *Agent) Restart(t testing.TB) *Agent {
 	t.Helper()
+	b, err := a.start(t)
+	if err != nil {
+		t.Fatalf("agent %s: %v (its log follows)", a.Name, err)
+	}
+	return b
+}
+
+// start runs the binary on a's config and waits until its API answers
+// (nil) or it exits first (its exit status).
+func (a *Agent) start(t testing.TB) (*Agent, error) {
+	t.Helper()
 	b := *a
 	b.Logs, b.Exited, b.exitErr = &testmedia.LogBuffer{}, make(chan struct{}), nil
 	b.Cmd = exec.Command(testmedia.Binary(t), "run", "-c", b.Config)
@@ -166,15 +189,25 @@ func (a *Agent) Restart(t testing.TB) *Agent {
 			t.Logf("agent %s log:\n%s", b.Name, b.Logs)
 		}
 	})
-	testmedia.Eventually(t, 20*time.Second, "agent /healthz", func() bool {
-		resp, err := http.Get(b.API + "/healthz")
-		if err != nil {
+	healthy := false
+	testmedia.Eventually(t, 20*time.Second, "agent /healthz (or its exit)", func() bool {
+		if resp, err := http.Get(b.API + "/healthz"); err == nil {
+			resp.Body.Close()
+			if healthy = resp.StatusCode == http.StatusOK; healthy {
+				return true
+			}
+		}
+		select {
+		case <-b.Exited:
+			return true
+		default:
 			return false
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
 	})
-	return &b
+	if !healthy {
+		return &b, fmt.Errorf("exited before its API answered: %v", b.exitErr)
+	}
+	return &b, nil
 }
 
 // ExitErr is the process's exit status; valid once Exited is closed.
