@@ -124,7 +124,7 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		}
 	}
 	// objects saved as running start again, unless the agent died while
-	// starting them last time (startguard.go)
+	// starting them last time (lifecycle.StartGuard)
 	var restarting []string
 	for _, f := range stored.Flows {
 		if f.State.Active() {
@@ -136,9 +136,9 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 			restarting = append(restarting, "task/"+t.Spec.ID)
 		}
 	}
-	guard := newStartGuard(dataDir, log)
-	interrupted := guard.begin(restarting)
-	a.add(guard.run, guard.clear)
+	guard := lifecycle.NewStartGuard(dataDir, log)
+	interrupted := guard.Begin(restarting)
+	a.add(guard.Run, guard.Clear)
 	for _, f := range stored.Flows {
 		st := f.State
 		if interrupted["flow/"+f.Spec.ID] {
@@ -147,7 +147,7 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		if err := o.flows.Create(f.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore, State: st}); err != nil {
 			log.Error("stored flow not restored", "flow", f.Spec.ID, "err", err)
 		} else if st != f.State {
-			o.flows.Fail(f.Spec.ID, InterruptedStart)
+			o.flows.Fail(f.Spec.ID, lifecycle.InterruptedStart)
 			log.Warn("flow not started again: the agent stopped while starting it", "flow", f.Spec.ID)
 		}
 	}
@@ -171,7 +171,7 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		if err := o.tasks.Restore(t.Spec, st, at); err != nil {
 			log.Error("stored task not restored", "task", t.Spec.ID, "err", err)
 		} else if st != t.State {
-			o.tasks.Fail(t.Spec.ID, InterruptedStart)
+			o.tasks.Fail(t.Spec.ID, lifecycle.InterruptedStart)
 			log.Warn("task not started again: the agent stopped while starting it", "task", t.Spec.ID)
 		}
 	}
