@@ -2,13 +2,12 @@ package agent
 
 // This file wires the node's event bus (events/) into the agent: the hub,
 // gossip (clusterEvent), flows and the edge uplinks publish on it; the
-// ops part (logs and webhooks), the roles and the metrics (metrics.NewEvents)
-// follow it.
+// ops part (logs, and webhooks through webhook.Notifier), the roles and
+// the metrics (metrics.NewEvents) follow it.
 
 import (
 	"context"
 
-	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/events"
 )
 
@@ -20,45 +19,15 @@ func (a *Agent) subscribe(name string, fn func(events.Record)) {
 	a.add(func(ctx context.Context) error { return sub.Run(ctx, fn) }, sub.Close)
 }
 
-// opsEvent logs a node event and sends its webhook.
-func (a *Agent) opsEvent(r events.Record) {
+// logEvent logs a node event (the webhook notifier runs it first on the
+// "ops" subscription, so logs and webhooks see one order).
+func (a *Agent) logEvent(r events.Record) {
 	switch e := r.Event.(type) {
 	case events.StreamPublished:
 		a.log.Info("stream published", "stream", e.Stream, "protocol", e.Protocol, "remote", e.Remote)
-		a.notify(config.EventStreamPublished, map[string]any{"stream": e.Stream, "protocol": e.Protocol})
 	case events.StreamReconnected:
 		a.log.Info("stream publisher reconnected", "stream", e.Stream, "protocol", e.Protocol, "remote", e.Remote, "takeover", e.Takeover)
-		a.notify(config.EventStreamReconnected, map[string]any{"stream": e.Stream, "protocol": e.Protocol, "takeover": e.Takeover})
 	case events.StreamEnded:
 		a.log.Info("stream ended", "stream", e.Stream, "reason", e.Reason)
-		a.notify(config.EventStreamUnpublished, map[string]any{"stream": e.Stream, "reason": e.Reason})
-	case events.FlowSwitched:
-		dir := "backup->primary"
-		if e.Failover {
-			dir = "primary->backup"
-		}
-		a.notify(config.EventStreamFailover, map[string]any{"flow": e.Flow, "stream": e.Stream, "from": e.From, "to": e.To,
-			"direction": dir, "reason": e.Reason, "gap_ms": e.GapMS})
-	case events.MemberJoined:
-		a.notify(config.EventMemberJoin, memberData(e.Member))
-	case events.MemberLeft:
-		a.notify(config.EventMemberLeave, memberLeave(e.Member, "left", e.Streams))
-	case events.MemberFailed:
-		a.notify(config.EventMemberLeave, memberLeave(e.Member, "failed", e.Streams))
-	case events.Missed:
-		a.log.Warn("webhooks missed node events: the ops subscriber fell behind", "missed", e.N, "first_seq", e.First, "last_seq", e.Last)
 	}
-}
-
-// memberData is a member.join's data.
-func memberData(m events.Member) map[string]any {
-	return map[string]any{"member": m.Name, "role": m.Role, "site": m.Site, "region": m.Region, "addr": m.Addr}
-}
-
-// memberLeave is a member.leave's data; streams is a JSON list even when
-// empty.
-func memberLeave(m events.Member, state string, streams []string) map[string]any {
-	d := memberData(m)
-	d["state"], d["streams"] = state, append([]string{}, streams...)
-	return d
 }

@@ -41,19 +41,19 @@ type WebhooksConfig struct {
 	Events     []string `toml:"events"`      // empty = all of WebhookEvents
 }
 
-// Webhook events the agent sends (the data of each is a JSON object with
-// the fields noted; opsEvent in events.go builds them).
+// Webhook events the agent sends (package webhook owns the names and
+// builds the data of each).
 const (
-	EventStreamPublished   = "stream.published"   // {"stream", "protocol"}
-	EventStreamReconnected = "stream.reconnected" // {"stream", "protocol", "takeover"}
-	EventStreamUnpublished = "stream.unpublished" // {"stream", "reason"}
-	EventStreamFailover    = "stream.failover"    // {"flow", "stream", "from", "to", "direction", "reason", "gap_ms"}
-	EventMemberJoin        = "member.join"        // {"member", "role", "site", "region", "addr"}
-	EventMemberLeave       = "member.leave"       // {"member", ..., "state": "left"|"failed", "streams"}
+	EventStreamPublished   = webhook.EventStreamPublished
+	EventStreamReconnected = webhook.EventStreamReconnected
+	EventStreamUnpublished = webhook.EventStreamUnpublished
+	EventStreamFailover    = webhook.EventStreamFailover
+	EventMemberJoin        = webhook.EventMemberJoin
+	EventMemberLeave       = webhook.EventMemberLeave
 )
 
 // WebhookEvents lists every event webhooks.events may name.
-var WebhookEvents = []string{EventStreamPublished, EventStreamReconnected, EventStreamUnpublished, EventStreamFailover, EventMemberJoin, EventMemberLeave}
+var WebhookEvents = webhook.Events
 
 func (c *Config) validateOps(ps *cfgProblems) {
 	q := &c.QoS

@@ -1,4 +1,4 @@
-package agent
+package lifecycle
 
 import (
 	"context"
@@ -21,25 +21,26 @@ const InterruptedStart = "agent stopped while starting this; start it again"
 // timeout) and its first retry.
 const startGrace = 10 * time.Second
 
-// startGuard notes in the data dir which objects the agent is bringing
+// StartGuard notes in the data dir which objects the agent is bringing
 // back up after a restart, until they have run for startGrace or the agent
 // stops cleanly. If the agent dies meanwhile (a crash, kill -9), the next
 // start finds the note and brings those objects back stopped, in error
 // with InterruptedStart, instead of starting them again: an object whose
 // start kills the agent does so once, not at every restart.
-type startGuard struct {
+type StartGuard struct {
 	path string
 	log  *slog.Logger
 }
 
-func newStartGuard(dataDir string, log *slog.Logger) *startGuard {
-	return &startGuard{path: filepath.Join(dataDir, "starting.json"), log: log}
+// NewStartGuard keeps its note in dataDir's starting.json.
+func NewStartGuard(dataDir string, log *slog.Logger) *StartGuard {
+	return &StartGuard{path: filepath.Join(dataDir, "starting.json"), log: log}
 }
 
-// begin reads the note a previous run left (the objects whose start it
+// Begin reads the note a previous run left (the objects whose start it
 // did not survive) and writes the new one: the ids in next minus those.
 // Ids are "flow/ID" or "task/ID".
-func (g *startGuard) begin(next []string) (interrupted map[string]bool) {
+func (g *StartGuard) Begin(next []string) (interrupted map[string]bool) {
 	interrupted = map[string]bool{}
 	if data, err := os.ReadFile(g.path); err == nil {
 		var ids []string
@@ -59,7 +60,7 @@ func (g *startGuard) begin(next []string) (interrupted map[string]bool) {
 		}
 	}
 	if len(keep) == 0 {
-		g.clear()
+		g.Clear()
 		return interrupted
 	}
 	data, _ := json.Marshal(keep)
@@ -73,20 +74,21 @@ func (g *startGuard) begin(next []string) (interrupted map[string]bool) {
 	return interrupted
 }
 
-// run removes the note after startGrace.
-func (g *startGuard) run(ctx context.Context) error {
+// Run removes the note after startGrace, or returns when ctx ends.
+func (g *StartGuard) Run(ctx context.Context) error {
 	t := time.NewTimer(startGrace)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		g.clear()
+		g.Clear()
 	case <-ctx.Done():
 	}
 	return nil
 }
 
-// clear removes the note (the restored objects started, or a clean stop).
-func (g *startGuard) clear() error {
+// Clear removes the note (the restored objects started, or a clean
+// stop); it is idempotent.
+func (g *StartGuard) Clear() error {
 	if err := os.Remove(g.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		g.log.Warn("start note not removed", "path", g.path, "err", err)
 	}
