@@ -18,7 +18,7 @@ import (
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
-	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/relay"
 	"github.com/relaymesh/relaymesh/task"
 )
 
@@ -90,6 +90,6 @@ func (v apiView) SignPublish(key string, exp time.Time) string {
 }
 
 func (v apiView) Flows() *flow.Manager              { return v.a.objects.flows }
-func (v apiView) Relays() *relayrule.Manager        { return v.a.objects.relays }
+func (v apiView) Relays() *relay.Manager            { return v.a.objects.relays }
 func (v apiView) Tasks() *task.Manager              { return v.a.objects.tasks }
 func (v apiView) Write(op, undo func() error) error { return v.a.writeObjects(op, undo) }

@@ -17,7 +17,7 @@ import (
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/lifecycle"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 // flowSyncEvery is how often the advertised flows are made to match the
@@ -142,23 +142,23 @@ func (a *Agent) syncFlows() {
 // id (on node, when set): the backbone listener of the node running it,
 // publishing into the stream of that flow's primary push source, with the
 // backbone key, latency from the RTT and DSCP, as an edge's uplink.
-func (a *Agent) flowDelivery(id, node string) (relay.Target, error) {
+func (a *Agent) flowDelivery(id, node string) (link.Target, error) {
 	cs := &a.cluster
 	g := cs.gossip
 	e, ok := g.LookupFlow(id)
 	switch {
 	case !ok:
-		return relay.Target{}, fmt.Errorf("no node of the cluster has a flow %q (yet)", id)
+		return link.Target{}, fmt.Errorf("no node of the cluster has a flow %q (yet)", id)
 	case e.Node == g.Name():
-		return relay.Target{}, fmt.Errorf("flow %q runs on this node: give it a source of type flow naming this flow instead", id)
+		return link.Target{}, fmt.Errorf("flow %q runs on this node: give it a source of type flow naming this flow instead", id)
 	case node != "" && e.Node != node:
-		return relay.Target{}, fmt.Errorf("flow %q is on node %s, not on node %s", id, e.Node, node)
+		return link.Target{}, fmt.Errorf("flow %q is on node %s, not on node %s", id, e.Node, node)
 	case len(e.Inputs) == 0:
-		return relay.Target{}, fmt.Errorf("flow %q on node %s has no rtmp-push or srt-listener source to deliver to", id, e.Node)
+		return link.Target{}, fmt.Errorf("flow %q on node %s has no rtmp-push or srt-listener source to deliver to", id, e.Node)
 	}
 	m, ok := g.Member(e.Node)
 	if !ok || m.Meta.Addrs.Backbone == "" {
-		return relay.Target{}, fmt.Errorf("node %s of flow %q has no backbone listener (it is an edge): run that flow on a center", e.Node, id)
+		return link.Target{}, fmt.Errorf("node %s of flow %q has no backbone listener (it is an edge): run that flow on a center", e.Node, id)
 	}
 	cfg := a.config()
 	rtt, _ := g.RTT(e.Node)
@@ -166,13 +166,13 @@ func (a *Agent) flowDelivery(id, node string) (relay.Target, error) {
 	if p := cs.backbonePass.Load(); p != nil {
 		pass = *p
 	}
-	return relay.Target{
+	return link.Target{
 		URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("publish:"+e.Inputs[0].Stream),
 		Passphrase:      pass,
 		PBKeyLen:        32,
 		Latency:         cfg.Cluster.Latency.For(rtt),
 		PeerIdleTimeout: config.BackboneIdleTimeout,
 		DSCP:            cfg.Cluster.DSCPMark(),
-		ConnectTimeout:  relay.ConnectTimeoutFor(rtt),
+		ConnectTimeout:  link.ConnectTimeoutFor(rtt),
 	}, nil
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
-	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/relay"
 	"github.com/relaymesh/relaymesh/task"
 	"github.com/relaymesh/relaymesh/webhook"
 )
@@ -22,7 +22,7 @@ import (
 // objectsState is the agent's objects part (Agent.objects).
 type objectsState struct {
 	flows   *flow.Manager
-	relays  *relayrule.Manager
+	relays  *relay.Manager
 	tasks   *task.Manager
 	store   *objectStore
 	loading bool
@@ -79,7 +79,7 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	// before the flows are loaded: one restored running starts with its
 	// cross-node sources and outputs resolved through the cluster
 	a.wireFlowDirectory() // flowdir.go
-	o.relays = relayrule.NewManager(a.hub, log, env(config.ObjectsConfig.RelayLimit))
+	o.relays = relay.NewManager(a.hub, log, env(config.ObjectsConfig.RelayLimit))
 	o.relays.Policy = a.fetchPolicy
 	deps := &task.Deps{Hub: a.hub, Log: log, Local: func(dest string) (string, bool) { return task.LocalIngest(dest, a.listenAddr) }, CacheDir: filepath.Join(dataDir, "task-cache"),
 		Policy:          a.fetchPolicy,

@@ -16,7 +16,7 @@ import (
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/lifecycle"
-	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/relay"
 	"github.com/relaymesh/relaymesh/task"
 )
 
@@ -72,7 +72,7 @@ callback = "http://127.0.0.1:1/hook"
 			t.Fatalf("create flow %s: %v", f.ID, err)
 		}
 	}
-	if _, err := c.Relays().Create(ctx, relayrule.Spec{ID: "rl", Pattern: "live/*", URL: "srt://127.0.0.1:1?streamid=publish:x/y",
+	if _, err := c.Relays().Create(ctx, relay.Spec{ID: "rl", Pattern: "live/*", URL: "srt://127.0.0.1:1?streamid=publish:x/y",
 		Start: now.Add(-time.Minute), End: now.Add(time.Hour)}); err != nil {
 		t.Fatalf("create relay: %v", err)
 	}

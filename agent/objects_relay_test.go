@@ -10,13 +10,13 @@ import (
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/lifecycle"
-	"github.com/relaymesh/relaymesh/media/relay"
-	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/media/link"
+	"github.com/relaymesh/relaymesh/relay"
 )
 
 // TestRelayPushesMatchingStreams: a relay rule live/* -> this node's own
 // RTMP ingest under another app pushes a published stream (through
-// media/relay, over the network) while its window is open; deleting the
+// media/link, over the network) while its window is open; deleting the
 // rule stops the push.
 func TestRelayPushesMatchingStreams(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
@@ -24,7 +24,7 @@ func TestRelayPushesMatchingStreams(t *testing.T) {
 	now := time.Now().UTC()
 	ctx := context.Background()
 	relays := o.client().Relays()
-	spec := relayrule.Spec{ID: "out", Pattern: "live/*", URL: "rtmp://" + o.a.listenAddr("rtmp") + "/relayed/cam",
+	spec := relay.Spec{ID: "out", Pattern: "live/*", URL: "rtmp://" + o.a.listenAddr("rtmp") + "/relayed/cam",
 		Start: now.Add(-time.Minute), End: now.Add(time.Hour)}
 	if v, err := relays.Create(ctx, spec); err != nil || v.State != lifecycle.Running {
 		t.Fatalf("create: %+v, %v; want it running", v, err)
@@ -46,7 +46,7 @@ func TestRelayPushesMatchingStreams(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GET relay out: %v", err)
 	}
-	if rv.Pushes["live/cam"].State != relay.StateRunning {
+	if rv.Pushes["live/cam"].State != link.StateRunning {
 		t.Errorf("push status %+v, want live/cam running", rv.Pushes)
 	}
 	if err := relays.Delete(ctx, "out"); err != nil {
@@ -81,7 +81,7 @@ func TestRelayDestinationRules(t *testing.T) {
 	}
 	for _, c := range refused {
 		t.Run(c.name, func(t *testing.T) {
-			spec := relayrule.Spec{ID: "bad", Pattern: "live/*", URL: c.url, Start: now.Add(-time.Minute), End: now.Add(time.Hour)}
+			spec := relay.Spec{ID: "bad", Pattern: "live/*", URL: c.url, Start: now.Add(-time.Minute), End: now.Add(time.Hour)}
 			_, err := relays.Create(ctx, spec)
 			if e := client.ProblemOf(err); e == nil || e.Status != 400 || e.Field != "url" || !strings.Contains(e.Message, c.want) {
 				t.Fatalf("create: %v, want 400 on url saying %q", err, c.want)
@@ -93,7 +93,7 @@ func TestRelayDestinationRules(t *testing.T) {
 	}
 
 	t.Run("rtmp stream to an srt destination", func(t *testing.T) {
-		spec := relayrule.Spec{ID: "to-srt", Pattern: "live/*", URL: "srt://" + srtAddr + "?streamid=publish:remuxed/cam",
+		spec := relay.Spec{ID: "to-srt", Pattern: "live/*", URL: "srt://" + srtAddr + "?streamid=publish:remuxed/cam",
 			Start: now.Add(-time.Minute), End: now.Add(time.Hour)}
 		if _, err := relays.Create(ctx, spec); err != nil {
 			t.Fatalf("create: %v", err)

@@ -5,7 +5,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
-	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/relay"
 	"github.com/relaymesh/relaymesh/task"
 )
 
@@ -26,7 +26,7 @@ type storedFlow struct {
 }
 
 type storedRelay struct {
-	Spec relayrule.Spec `json:"spec"`
+	Spec relay.Spec `json:"spec"`
 }
 
 type storedTask struct {

@@ -12,7 +12,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 // Masked replaces a secret in answers and logs.
@@ -25,11 +25,11 @@ func MaskText(s string) string { return maskInString(s) }
 // maskURL hides the stream key and secrets of a media URL:
 // rtmp://h/app/KEY -> rtmp://h/app/********, srt://h:p?streamid=publish:KEY
 // -> srt://h:p?streamid=publish:********; tokens, passphrases and
-// passwords in any URL become xxxxx (relay.Redact).
+// passwords in any URL become xxxxx (link.Redact).
 func maskURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return relay.Redact(raw)
+		return link.Redact(raw)
 	}
 	host := u.Host
 	if u.User != nil {
@@ -44,9 +44,9 @@ func maskURL(raw string) string {
 	case "rtmp", "rtmps":
 		app, rest, ok := strings.Cut(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
 		if !ok || rest == "" {
-			return relay.Redact(head + u.EscapedPath() + query)
+			return link.Redact(head + u.EscapedPath() + query)
 		}
-		return relay.Redact(head + "/" + app + "/" + Masked + query)
+		return link.Redact(head + "/" + app + "/" + Masked + query)
 	case "srt":
 		parts := strings.Split(u.RawQuery, "&")
 		for i, p := range parts {
@@ -69,9 +69,9 @@ func maskURL(raw string) string {
 		if q != "" {
 			q = "?" + q
 		}
-		return relay.Redact(head + u.EscapedPath() + q)
+		return link.Redact(head + u.EscapedPath() + q)
 	}
-	return relay.Redact(raw)
+	return link.Redact(raw)
 }
 
 // unmaskURL puts old back when the client sent old's masked form.

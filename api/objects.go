@@ -10,7 +10,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
-	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/relay"
 	"github.com/relaymesh/relaymesh/task"
 )
 
@@ -18,7 +18,7 @@ import (
 // durable write every change goes through.
 type Objects interface {
 	Flows() *flow.Manager
-	Relays() *relayrule.Manager
+	Relays() *relay.Manager
 	Tasks() *task.Manager
 	// Write runs one API change: op changes the objects in memory, undo
 	// reverses it; an error that is a StatusError answers with its
@@ -58,19 +58,19 @@ func (s *Server) routesObjects() {
 		id: func(s *flow.Spec) *string { return &s.ID }, readOnly: func(v flow.View) bool { return v.ReadOnly },
 		unmask: unmaskFlow,
 	})
-	routeKind(s, objectKind[relayrule.Spec, relayrule.View]{
+	routeKind(s, objectKind[relay.Spec, relay.View]{
 		name: "relay", plural: "relays", save: o.Write,
-		list: func() []relayrule.View { return o.Relays().List() }, get: func(id string) (relayrule.View, bool) { return o.Relays().Get(id) },
-		create: func(spec relayrule.Spec) error { return o.Relays().Create(spec, lifecycle.CreateOpts{}) },
-		update: func(spec relayrule.Spec) error { return o.Relays().Update(spec) },
+		list: func() []relay.View { return o.Relays().List() }, get: func(id string) (relay.View, bool) { return o.Relays().Get(id) },
+		create: func(spec relay.Spec) error { return o.Relays().Create(spec, lifecycle.CreateOpts{}) },
+		update: func(spec relay.Spec) error { return o.Relays().Update(spec) },
 		delete: func(id string) error { return o.Relays().Delete(id) },
 		remove: func(id string) error { return o.Relays().Delete(id) },
-		restore: func(v relayrule.View) error {
+		restore: func(v relay.View) error {
 			return o.Relays().Create(v.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore})
 		},
-		spec: func(v relayrule.View) relayrule.Spec { return v.Spec },
-		id:   func(s *relayrule.Spec) *string { return &s.ID }, readOnly: func(v relayrule.View) bool { return v.ReadOnly },
-		unmask: func(spec *relayrule.Spec, old relayrule.View) {
+		spec: func(v relay.View) relay.Spec { return v.Spec },
+		id:   func(s *relay.Spec) *string { return &s.ID }, readOnly: func(v relay.View) bool { return v.ReadOnly },
+		unmask: func(spec *relay.Spec, old relay.View) {
 			unmask(&spec.Passphrase, old.Passphrase)
 			unmaskURL(&spec.URL, old.URL)
 		},

@@ -17,7 +17,7 @@ import (
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
-	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/relay"
 	"github.com/relaymesh/relaymesh/task"
 )
 
@@ -40,7 +40,7 @@ func (n *fakeNode) Streams() []*media.Stream             { return nil }
 func (n *fakeNode) Stream(string) *media.Stream          { return nil }
 func (n *fakeNode) SRTStats(string) []srt.ConnStats      { return nil }
 func (n *fakeNode) Flows() *flow.Manager                 { return nil }
-func (n *fakeNode) Relays() *relayrule.Manager           { return nil }
+func (n *fakeNode) Relays() *relay.Manager               { return nil }
 func (n *fakeNode) Tasks() *task.Manager                 { return nil }
 func (n *fakeNode) Write(op, _ func() error) error       { return op() }
 func (n *fakeNode) SignPublish(string, time.Time) string { return "" }

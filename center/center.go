@@ -19,9 +19,12 @@ import (
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 	"github.com/relaymesh/relaymesh/media/srt"
 )
+
+// pullProtocol is the hub publisher protocol of an on-demand SRT pull.
+const pullProtocol = "srt-pull"
 
 // ErrNotMember refuses a backbone connection from outside the cluster.
 var ErrNotMember = errors.New("not a cluster member")
@@ -73,7 +76,7 @@ type Config struct {
 type PullStatus struct {
 	Stream string      `json:"stream"`
 	From   string      `json:"from"`
-	Link   relayStatus `json:"link"`
+	Link   link.Status `json:"link"`
 }
 
 // Center is the center role's cluster part.
@@ -98,7 +101,7 @@ type Center struct {
 
 type pull struct {
 	from   string
-	p      *puller
+	p      *link.Puller
 	cancel context.CancelFunc
 	next   *pull         // a replacement pull that has not delivered yet
 	done   chan struct{} // closed when it ended (its publisher let go)
@@ -375,16 +378,16 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 	var failedNode string
 	var failedVersion uint64
 	var failedAt time.Time
-	cfg := pullConfig{
+	cfg := link.PullConfig{
 		Key: key, MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		ReadTimeout: 5 * time.Second, IdleStop: c.cfg.PullIdleStop,
-		Next: func(attempt int, lastErr error) (relayTarget, error) {
+		Next: func(attempt int, lastErr error) (link.Target, error) {
 			e, ok := c.cl.Lookup(key)
 			if !ok {
-				return relayTarget{}, fmt.Errorf("%s is in no center's directory", key)
+				return link.Target{}, fmt.Errorf("%s is in no center's directory", key)
 			}
 			if e.Node == c.cl.Name() {
-				return relayTarget{}, fmt.Errorf("%s is now hosted here", key)
+				return link.Target{}, fmt.Errorf("%s is now hosted here", key)
 			}
 			c.mu.Lock()
 			prev := pl.from
@@ -396,12 +399,12 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 			// center (the edge re-routes) rather than dial a dead one, for
 			// a while.
 			if failedNode != "" && e.Node == failedNode && e.Version == failedVersion && time.Since(failedAt) < 5*time.Second {
-				return relayTarget{}, fmt.Errorf("source %s failed; waiting for the stream to move", failedNode)
+				return link.Target{}, fmt.Errorf("source %s failed; waiting for the stream to move", failedNode)
 			}
 			failedNode = ""
 			m, ok := c.cl.Member(e.Node)
 			if !ok || m.Meta.Addrs.Backbone == "" {
-				return relayTarget{}, fmt.Errorf("center %s has no backbone address", e.Node)
+				return link.Target{}, fmt.Errorf("center %s has no backbone address", e.Node)
 			}
 			rtt, _ := c.cl.RTT(e.Node)
 			c.mu.Lock()
@@ -410,14 +413,14 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 			if prev != e.Node || attempt == 0 {
 				log.Info("on-demand pull", "from", e.Node, "rtt", rtt.String())
 			}
-			return relayTarget{
+			return link.Target{
 				URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("read:"+key),
 				Passphrase:      c.cfg.Passphrase,
 				PBKeyLen:        c.cfg.PBKeyLen,
 				Latency:         c.cfg.Latency(rtt),
 				PeerIdleTimeout: c.cfg.IdleTimeout,
 				DSCP:            c.cfg.DSCP,
-				ConnectTimeout:  relay.ConnectTimeoutFor(rtt),
+				ConnectTimeout:  link.ConnectTimeoutFor(rtt),
 			}, nil
 		},
 	}
@@ -428,13 +431,13 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 		cfg.Continues = true
 	}
 	if old != nil {
-		cfg.OnState = func(st relayStatus) {
-			if st.State == relay.StateRunning {
+		cfg.OnState = func(st link.Status) {
+			if st.State == link.StateRunning {
 				c.promote(key, old, pl)
 			}
 		}
 	}
-	pl.p = newPuller(c.hub, cfg, log)
+	pl.p = link.NewPuller(c.hub, cfg, log)
 	ctx, cancel := context.WithCancel(c.ctx)
 	pl.cancel = cancel
 	c.wg.Add(1)

@@ -15,8 +15,8 @@ import (
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/dualpath"
+	"github.com/relaymesh/relaymesh/media/link"
 	"github.com/relaymesh/relaymesh/media/mpegts"
-	"github.com/relaymesh/relaymesh/media/relay"
 	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 )
@@ -58,7 +58,7 @@ type DualForward struct {
 	To      string      `json:"to"`
 	Sent    uint64      `json:"sent"`
 	Dropped uint64      `json:"dropped"`
-	Link    relayStatus `json:"link"`
+	Link    link.Status `json:"link"`
 }
 
 type dualStream struct {
@@ -75,7 +75,7 @@ type dualStream struct {
 	// peer is the center to forward the edge's leg to: the one the edge
 	// named, or the last one that forwarded its leg here.
 	peer   string
-	fwd    *relay.MessageSender
+	fwd    *link.MessageSender
 	fwdLeg int
 	fwdTo  string
 	fwdEnd context.CancelFunc
@@ -314,7 +314,7 @@ func (c *Center) forward(ds *dualStream, b []byte) {
 	s := ds.fwd
 	c.dualMu.Unlock()
 	if s != nil {
-		s.Send(relay.NewMessage(b, 1))
+		s.Send(link.NewMessage(b, 1))
 	}
 }
 
@@ -330,28 +330,28 @@ func (c *Center) startForwardLocked(ds *dualStream, leg int) {
 	} else if ds.legLatency > 0 {
 		q.Set("lat", ds.legLatency.String())
 	}
-	s := relay.NewMessageSender(relay.MessageSenderConfig{Key: ds.key, MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
-		Next: func(attempt int, lastErr error) (relayTarget, error) {
+	s := link.NewMessageSender(link.MessageSenderConfig{Key: ds.key, MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+		Next: func(attempt int, lastErr error) (link.Target, error) {
 			c.dualMu.Lock()
 			to := ds.peer
 			ds.fwdTo = to
 			c.dualMu.Unlock()
 			m, ok := c.cl.Member(to)
 			if !ok || m.Meta.Addrs.Backbone == "" {
-				return relayTarget{}, fmt.Errorf("dual-path forward of %s: center %q has no backbone address", ds.key, to)
+				return link.Target{}, fmt.Errorf("dual-path forward of %s: center %q has no backbone address", ds.key, to)
 			}
 			rtt, _ := c.cl.RTT(to)
 			if attempt == 0 || lastErr != nil {
 				c.log.Info("dual-path leg forwarded to the other center", "stream", ds.key, "leg", leg, "to", to)
 			}
-			return relayTarget{
+			return link.Target{
 				URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("publish:"+ds.key+"?"+q.Encode()),
 				Passphrase:      c.cfg.Passphrase,
 				PBKeyLen:        c.cfg.PBKeyLen,
 				Latency:         c.cfg.Latency(rtt),
 				PeerIdleTimeout: c.cfg.IdleTimeout,
 				DSCP:            c.cfg.DSCP,
-				ConnectTimeout:  relay.ConnectTimeoutFor(rtt),
+				ConnectTimeout:  link.ConnectTimeoutFor(rtt),
 			}, nil
 		}}, c.log.With("stream", ds.key, "forward_leg", leg))
 	ds.fwd, ds.fwdLeg, ds.fwdEnd = s, leg, cancel
@@ -430,7 +430,7 @@ func (c *Center) peerLost(key, node string) bool {
 	}
 	// a forward that never ran yet is starting, not lost
 	st := fwd.Status()
-	return st.Sessions > 0 && st.State != relay.StateRunning
+	return st.Sessions > 0 && st.State != link.StateRunning
 }
 
 // tombstoned reports whether the directory's entry for key says a live
@@ -449,7 +449,7 @@ func (c *Center) tombstoned(key string) bool {
 func (c *Center) Duals() []DualStatus {
 	c.dualMu.Lock()
 	out := make([]DualStatus, 0, len(c.dual))
-	var fwds []*relay.MessageSender
+	var fwds []*link.MessageSender
 	for _, ds := range c.dual {
 		s := DualStatus{Stream: ds.key, Window: ds.rx.Window().String(), Since: ds.since}
 		for i := range s.Legs {

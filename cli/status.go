@@ -13,7 +13,7 @@ import (
 	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/edge"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 // statusWait bounds each API call of status and locate.
@@ -115,7 +115,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 }
 
 // linkRow is one uplink or pull in the links table.
-func linkRow(w io.Writer, kind, stream, peer, state string, s *relay.SRTStats) {
+func linkRow(w io.Writer, kind, stream, peer, state string, s *link.SRTStats) {
 	if s != nil {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1f\t%d\t%d\t%d\t%d\t%.2f\n", kind, stream, peer, state,
 			s.RTTMs, s.LatencyMs, s.PacketsLost, s.Retransmits, s.Drops, s.RateMbps)

@@ -2,7 +2,7 @@
 // (/healthz and /v1/...) and of its control socket (reload). The types it
 // decodes are the ones the agent encodes: the agent's handlers answer with
 // the structs defined here or in the packages that own the objects
-// (flow.View, task.View, relayrule.View, edge.Status, ...), so the two
+// (flow.View, task.View, relay.View, edge.Status, ...), so the two
 // cannot drift.
 //
 // A Client is safe for concurrent use. Every call takes a context; the

@@ -8,7 +8,7 @@ import (
 	"net/url"
 
 	"github.com/relaymesh/relaymesh/flow"
-	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/relay"
 	"github.com/relaymesh/relaymesh/task"
 )
 
@@ -25,8 +25,8 @@ func (c *Client) Flows() Objects[flow.Spec, flow.View] {
 }
 
 // Relays are the node's scheduled relay rules.
-func (c *Client) Relays() Objects[relayrule.Spec, relayrule.View] {
-	return Objects[relayrule.Spec, relayrule.View]{c, "relays"}
+func (c *Client) Relays() Objects[relay.Spec, relay.View] {
+	return Objects[relay.Spec, relay.View]{c, "relays"}
 }
 
 // Tasks are the node's pseudo-live tasks.

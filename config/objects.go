@@ -8,7 +8,7 @@ import (
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/netutil"
-	"github.com/relaymesh/relaymesh/relayrule"
+	"github.com/relaymesh/relaymesh/relay"
 	"github.com/relaymesh/relaymesh/task"
 )
 
@@ -187,9 +187,9 @@ func (f *FlowConfig) Spec() flow.Spec {
 	return s
 }
 
-// Spec is the [[relay]] as the relayrule package takes it.
-func (r *RelayConfig) Spec() relayrule.Spec {
-	return relayrule.Spec{ID: r.ID, Pattern: r.Pattern, URL: r.URL, Passphrase: r.Passphrase, PBKeyLen: r.PBKeyLen,
+// Spec is the [[relay]] as the relay package takes it.
+func (r *RelayConfig) Spec() relay.Spec {
+	return relay.Spec{ID: r.ID, Pattern: r.Pattern, URL: r.URL, Passphrase: r.Passphrase, PBKeyLen: r.PBKeyLen,
 		LatencyMS: int(r.Latency.Duration().Milliseconds()), Start: r.Start, End: r.End}
 }
 

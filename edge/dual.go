@@ -14,7 +14,7 @@ import (
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/dualpath"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 // Redundancy says how streams matching Pattern cross the backbone; the
@@ -45,7 +45,7 @@ type DualLegStatus struct {
 	Moves   int         `json:"moves"`
 	Sent    uint64      `json:"sent"`
 	Dropped uint64      `json:"dropped"` // queue full: the leg was slower than the stream
-	Link    relayStatus `json:"link"`
+	Link    link.Status `json:"link"`
 }
 
 // dualUplink sends one stream over two legs. One hub reader feeds one
@@ -68,7 +68,7 @@ type dualLeg struct {
 	since   time.Time
 	moves   int
 	exclude map[string]time.Time
-	s       *relay.MessageSender
+	s       *link.MessageSender
 }
 
 // dualFor reports whether key goes over two legs, and the window.
@@ -118,8 +118,8 @@ func (u *Uplinks) startDualLocked(key string) bool {
 		}
 	}
 	for _, l := range d.legs {
-		l.s = relay.NewMessageSender(relay.MessageSenderConfig{Key: key,
-			Next:       func(attempt int, lastErr error) (relayTarget, error) { return u.nextLeg(d, l, attempt, lastErr) },
+		l.s = link.NewMessageSender(link.MessageSenderConfig{Key: key,
+			Next:       func(attempt int, lastErr error) (link.Target, error) { return u.nextLeg(d, l, attempt, lastErr) },
 			MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		}, u.log.With("stream", key, "leg", l.idx))
 	}
@@ -150,7 +150,7 @@ func (u *Uplinks) runDual(d *dualUplink) {
 	}()
 	p := dualpath.NewPacketizer(d.ssrc, 0)
 	emit := func(b []byte) error {
-		m := relay.NewMessage(b, len(d.legs))
+		m := link.NewMessage(b, len(d.legs))
 		for _, l := range d.legs {
 			l.s.Send(m)
 		}
@@ -205,7 +205,7 @@ func (u *Uplinks) drainLegs(d *dualUplink) {
 	for time.Now().Before(deadline) && u.ctx.Err() == nil {
 		n := 0
 		for _, l := range d.legs {
-			if l.s.Status().State == relay.StateRunning {
+			if l.s.Status().State == link.StateRunning {
 				n += l.s.Pending()
 			}
 		}
@@ -218,7 +218,7 @@ func (u *Uplinks) drainLegs(d *dualUplink) {
 
 // nextLeg picks the center of leg l's next connect: its current one
 // unless that failed, never the other leg's.
-func (u *Uplinks) nextLeg(d *dualUplink, l *dualLeg, attempt int, lastErr error) (relayTarget, error) {
+func (u *Uplinks) nextLeg(d *dualUplink, l *dualLeg, attempt int, lastErr error) (link.Target, error) {
 	u.mu.Lock()
 	cfg := u.cfg
 	now := time.Now()
@@ -258,12 +258,12 @@ func (u *Uplinks) nextLeg(d *dualUplink, l *dualLeg, attempt int, lastErr error)
 			cands = u.cl.CenterCandidates(d.key, cfg.Routes, []string{other})
 		}
 		if len(cands) == 0 {
-			return relayTarget{}, fmt.Errorf("stream %s leg %d: no center apart from the other leg's: %w", d.key, l.idx, gossip.ErrNoCenter)
+			return link.Target{}, fmt.Errorf("stream %s leg %d: no center apart from the other leg's: %w", d.key, l.idx, gossip.ErrNoCenter)
 		}
 		m = cands[0]
 	}
 	if m.Meta.Addrs.Backbone == "" {
-		return relayTarget{}, fmt.Errorf("center %s advertises no backbone address", m.Name)
+		return link.Target{}, fmt.Errorf("center %s advertises no backbone address", m.Name)
 	}
 	rtt, _ := u.cl.RTT(m.Name)
 	u.mu.Lock()
@@ -284,14 +284,14 @@ func (u *Uplinks) nextLeg(d *dualUplink, l *dualLeg, attempt int, lastErr error)
 	} else {
 		q.Set("lat", d.window.String())
 	}
-	return relayTarget{
+	return link.Target{
 		URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("publish:"+d.key+"?"+q.Encode()),
 		Passphrase:      cfg.Passphrase,
 		PBKeyLen:        cfg.PBKeyLen,
 		Latency:         cfg.Latency(rtt),
 		PeerIdleTimeout: cfg.IdleTimeout,
 		DSCP:            cfg.DSCP,
-		ConnectTimeout:  relay.ConnectTimeoutFor(rtt),
+		ConnectTimeout:  link.ConnectTimeoutFor(rtt),
 	}, nil
 }
 
@@ -314,10 +314,10 @@ func (u *Uplinks) dualGone(name string) {
 func (u *Uplinks) DualStreams() []DualStatus {
 	u.mu.Lock()
 	out := make([]DualStatus, 0, len(u.duals))
-	var senders [][dualpath.Legs]*relay.MessageSender
+	var senders [][dualpath.Legs]*link.MessageSender
 	for _, d := range u.duals {
 		s := DualStatus{Stream: d.key, SSRC: d.ssrc, Window: d.window.String(), Sent: d.made}
-		var ss [dualpath.Legs]*relay.MessageSender
+		var ss [dualpath.Legs]*link.MessageSender
 		for i, l := range d.legs {
 			s.Legs[i] = DualLegStatus{Center: l.center, Since: l.since, Moves: l.moves}
 			ss[i] = l.s

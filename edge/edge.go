@@ -19,7 +19,7 @@ import (
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 // Cluster is what the uplinks need from gossip (a *gossip.Cluster).
@@ -60,7 +60,7 @@ type Status struct {
 	Moves  int       `json:"moves"`
 	// Replacements counts the moves to a better center (re-placement).
 	Replacements int         `json:"replacements"`
-	Relay        relayStatus `json:"link"`
+	Relay        link.Status `json:"link"`
 }
 
 // Uplinks runs one backbone push per stream published on this node.
@@ -81,7 +81,7 @@ type Uplinks struct {
 	once    sync.Once
 	// replaced counts re-placements (Replacements)
 	replaced atomic.Uint64
-	status   func(*uplink) (relayStatus, bool) // linkStatus; tests replace it
+	status   func(*uplink) (link.Status, bool) // linkStatus; tests replace it
 	// healthMoves counts moves away from an unhealthy link (HealthMoves)
 	healthMoves atomic.Uint64
 }
@@ -99,7 +99,7 @@ type uplink struct {
 	replaced int          // re-placements
 	better   placement    // a clearly better center seen (re-placement)
 	drops    []dropSample // the link's drop counter, recent samples (health)
-	p        *pusher
+	p        *link.Pusher
 	cancel   context.CancelFunc // of the current pusher
 	cur      *handoff           // the pusher run waits for
 	next     *handoff           // a make-before-break move under way
@@ -112,7 +112,7 @@ type uplink struct {
 type handoff struct {
 	center  string // where it pushes
 	retired bool   // replaced by a move: it ends and is not re-routed
-	p       *pusher
+	p       *link.Pusher
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -266,12 +266,12 @@ func (u *Uplinks) run(l *uplink) {
 		if cur == nil {
 			ctx, cancel := context.WithCancel(u.ctx)
 			h := &handoff{ctx: ctx, cancel: cancel, done: make(chan struct{})}
-			h.p = newPusher(u.hub, pushConfig{Key: l.key, Next: func(attempt int, lastErr error) (relayTarget, error) {
+			h.p = link.NewPusher(u.hub, link.PushConfig{Key: l.key, Next: func(attempt int, lastErr error) (link.Target, error) {
 				u.mu.Lock()
 				retired := h.retired
 				u.mu.Unlock()
 				if retired {
-					return relayTarget{}, fmt.Errorf("uplink moved: %w", relay.ErrStop)
+					return link.Target{}, fmt.Errorf("uplink moved: %w", link.ErrStop)
 				}
 				return u.next(l, attempt, lastErr)
 			}, MinBackoff: 200 * time.Millisecond, MaxBackoff: 3 * time.Second}, u.log.With("stream", l.key))
@@ -360,8 +360,8 @@ func (u *Uplinks) startMoveToLocked(l *uplink, mv move) error {
 	ctx, cancel := context.WithCancel(u.ctx)
 	h := &handoff{center: to, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	promoted := false
-	h.p = newPusher(u.hub, pushConfig{Key: l.key,
-		Next: func(attempt int, lastErr error) (relayTarget, error) {
+	h.p = link.NewPusher(u.hub, link.PushConfig{Key: l.key,
+		Next: func(attempt int, lastErr error) (link.Target, error) {
 			u.mu.Lock()
 			p := promoted
 			u.mu.Unlock()
@@ -378,12 +378,12 @@ func (u *Uplinks) startMoveToLocked(l *uplink, mv move) error {
 				l.exclude[to] = time.Now() // no second try at once
 				u.mu.Unlock()
 				cancel() // nothing adopts it: release its context
-				return relayTarget{}, fmt.Errorf("move to %s failed: %w", to, relay.ErrStop)
+				return link.Target{}, fmt.Errorf("move to %s failed: %w", to, link.ErrStop)
 			}
 			return u.target(l, dest)
 		},
-		OnState: func(st relayStatus) {
-			if st.State != relay.StateRunning {
+		OnState: func(st link.Status) {
+			if st.State != link.StateRunning {
 				return
 			}
 			u.mu.Lock()
@@ -440,7 +440,7 @@ func (u *Uplinks) startMoveToLocked(l *uplink, mv move) error {
 
 // next picks the target of the next connect attempt: the best center not
 // recently failed for this stream.
-func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, error) {
+func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (link.Target, error) {
 	u.mu.Lock()
 	cfg := u.cfg
 	now := time.Now()
@@ -451,7 +451,7 @@ func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, erro
 		// lost handshake packet must not send the stream to a far center.
 		// A link that died while running moves at once.
 		l.noAnswer++
-		if !errors.Is(lastErr, relay.ErrNoAnswer) || l.noAnswer > 1 || !u.healthy(l.key, l.center, cfg.Routes) {
+		if !errors.Is(lastErr, link.ErrNoAnswer) || l.noAnswer > 1 || !u.healthy(l.key, l.center, cfg.Routes) {
 			l.exclude[l.center] = now
 			l.noAnswer = 0
 		}
@@ -474,7 +474,7 @@ func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, erro
 		cands = u.cl.CenterCandidates(l.key, cfg.Routes, nil)
 	}
 	if len(cands) == 0 {
-		return relayTarget{}, fmt.Errorf("stream %s: %w", l.key, gossip.ErrNoCenter)
+		return link.Target{}, fmt.Errorf("stream %s: %w", l.key, gossip.ErrNoCenter)
 	}
 	m := cands[0]
 	rtt, _ := u.cl.RTT(m.Name)
@@ -506,22 +506,22 @@ func (u *Uplinks) next(l *uplink, attempt int, lastErr error) (relayTarget, erro
 }
 
 // target is the SRT push target of l to center m.
-func (u *Uplinks) target(l *uplink, m gossip.Member) (relayTarget, error) {
+func (u *Uplinks) target(l *uplink, m gossip.Member) (link.Target, error) {
 	if m.Meta.Addrs.Backbone == "" {
-		return relayTarget{}, fmt.Errorf("center %s advertises no backbone address", m.Name)
+		return link.Target{}, fmt.Errorf("center %s advertises no backbone address", m.Name)
 	}
 	rtt, _ := u.cl.RTT(m.Name)
 	u.mu.Lock()
 	cfg := u.cfg
 	u.mu.Unlock()
-	return relayTarget{
+	return link.Target{
 		URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("publish:"+l.key),
 		Passphrase:      cfg.Passphrase,
 		PBKeyLen:        cfg.PBKeyLen,
 		Latency:         cfg.Latency(rtt),
 		PeerIdleTimeout: cfg.IdleTimeout,
 		DSCP:            cfg.DSCP,
-		ConnectTimeout:  relay.ConnectTimeoutFor(rtt),
+		ConnectTimeout:  link.ConnectTimeoutFor(rtt),
 	}, nil
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 // fakeCluster offers the alive centers in RTT order, minus the excluded.
@@ -42,7 +42,7 @@ func (f *fakeCluster) Members() []gossip.Member { return f.CenterCandidates("", 
 // link that died while running, or a center gossip no longer offers moves
 // the stream to the next center at once.
 func TestNextCenterAfterFailures(t *testing.T) {
-	noAnswer := fmt.Errorf("srt connect x: %w", relay.ErrNoAnswer)
+	noAnswer := fmt.Errorf("srt connect x: %w", link.ErrNoAnswer)
 	died := errors.New("peer idle timeout")
 	cases := []struct {
 		name  string

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/gossip"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 // Replacement tunes re-placement; zero fields take the defaults.
@@ -167,9 +168,9 @@ func (u *Uplinks) checkPlacement(now time.Time) {
 }
 
 // linkStatus is l's current link's status; false when it has none.
-func linkStatus(l *uplink) (relayStatus, bool) {
+func linkStatus(l *uplink) (link.Status, bool) {
 	if l.p == nil {
-		return relayStatus{}, false
+		return link.Status{}, false
 	}
 	return l.p.Status(), true
 }
@@ -177,7 +178,7 @@ func linkStatus(l *uplink) (relayStatus, bool) {
 // running reports whether l's current link runs.
 func (u *Uplinks) running(l *uplink) bool {
 	st, ok := u.status(l)
-	return ok && st.State == relayRunning
+	return ok && st.State == link.StateRunning
 }
 
 // Replacements returns how many uplinks moved to a better center since

@@ -7,6 +7,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 func centerAt(name, site string, rtt time.Duration) gossip.Member {
@@ -79,11 +80,11 @@ func TestReplacementHysteresis(t *testing.T) {
 	}
 	defer u.Close()
 	runs := false
-	u.status = func(*uplink) (relayStatus, bool) {
+	u.status = func(*uplink) (link.Status, bool) {
 		if runs {
-			return relayStatus{State: relayRunning}, true
+			return link.Status{State: link.StateRunning}, true
 		}
-		return relayStatus{}, true
+		return link.Status{}, true
 	}
 	l := &uplink{key: "live/x", center: "tyo", exclude: map[string]time.Time{}}
 	u.links[l.key] = l
@@ -168,8 +169,8 @@ func TestUplinkHealthDrops(t *testing.T) {
 			}
 			defer u.Close()
 			var drops, lost, sent uint64
-			u.status = func(*uplink) (relayStatus, bool) {
-				st := relayStatus{State: relayRunning}
+			u.status = func(*uplink) (link.Status, bool) {
+				st := link.Status{State: link.StateRunning}
 				st.Total.Drops, st.Total.PacketsLost, st.Total.PacketsSent = drops, lost, sent
 				return st, true
 			}

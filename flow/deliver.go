@@ -3,7 +3,7 @@ package flow
 import (
 	"context"
 
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 // Deliver returns the backbone target of a flow output that delivers to
@@ -11,15 +11,15 @@ import (
 // listener, publishing into the flow's push source stream, with the
 // backbone key, the latency made from the RTT and the DSCP mark. An error
 // says why it cannot be reached now; the output retries with backoff.
-type Deliver func(flowID, node string) (relay.Target, error)
+type Deliver func(flowID, node string) (link.Target, error)
 
 // newDelivery starts the push of the flow's stream to the flow o names.
 // The target is cluster-internal (a member's backbone listener), so the
 // outbound fetch policy of user URLs does not apply to it.
-func (r *Runner) newDelivery(o *Output) (*relay.Pusher, *worker) {
+func (r *Runner) newDelivery(o *Output) (*link.Pusher, *worker) {
 	flowID, node := o.Flow, o.Node
-	p := relay.NewPusher(r.hub, relay.PushConfig{Key: r.spec.Key(), Persistent: true,
-		Next: func(int, error) (relay.Target, error) { return r.deliver(flowID, node) }},
+	p := link.NewPusher(r.hub, link.PushConfig{Key: r.spec.Key(), Persistent: true,
+		Next: func(int, error) (link.Target, error) { return r.deliver(flowID, node) }},
 		r.log.With("output", o.Name, "to_flow", flowID))
 	w := &worker{run: func(ctx context.Context) { p.Run(ctx) }}
 	r.set(w, true)

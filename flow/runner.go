@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -51,23 +51,23 @@ type SourceStatus struct {
 	Cut        string     `json:"cut,omitempty"` // why the source is not used (max bitrate)
 	// Unhealthy names the health rule the source breaks and how (it
 	// delivers, but not as it should): it is not used while it does.
-	Unhealthy string        `json:"unhealthy,omitempty"`
-	Pull      *relay.Status `json:"pull,omitempty"`
+	Unhealthy string       `json:"unhealthy,omitempty"`
+	Pull      *link.Status `json:"pull,omitempty"`
 	// Ref is what a flow source resolved to (remote.go).
 	Ref *Resolution `json:"flow_ref,omitempty"`
 }
 
 // OutputStatus is one output as the API shows it.
 type OutputStatus struct {
-	Name    string        `json:"name"`
-	Play    string        `json:"play,omitempty"` // the hub key players use
-	Bitrate int64         `json:"bitrate"`        // what the output carries (bit/s, last window)
-	Cut     string        `json:"cut,omitempty"`  // why the output is stopped (max bitrate)
-	Push    *relay.Status `json:"push,omitempty"`
+	Name    string       `json:"name"`
+	Play    string       `json:"play,omitempty"` // the hub key players use
+	Bitrate int64        `json:"bitrate"`        // what the output carries (bit/s, last window)
+	Cut     string       `json:"cut,omitempty"`  // why the output is stopped (max bitrate)
+	Push    *link.Status `json:"push,omitempty"`
 	// BackupPush is the backup tunnel (an output with backup_url): the
 	// backup source's media to backup_url, while Push carries the
 	// primary source's to url.
-	BackupPush *relay.Status `json:"backup_push,omitempty"`
+	BackupPush *link.Status `json:"backup_push,omitempty"`
 }
 
 // Switch is one failover or return.
@@ -119,9 +119,9 @@ type Runner struct {
 
 	mu      sync.Mutex
 	st      Status
-	pulls   []*relay.Puller
-	pushes  []*relay.Pusher
-	backups []*relay.Pusher // backup tunnels, by output
+	pulls   []*link.Puller
+	pushes  []*link.Pusher
+	backups []*link.Pusher // backup tunnels, by output
 	running chan struct{}
 
 	// owned by Run's goroutine
@@ -246,9 +246,9 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	srcs := r.spec.sources()
 	r.mu.Lock()
-	r.pulls = make([]*relay.Puller, len(srcs))
-	r.pushes = make([]*relay.Pusher, len(r.spec.Outputs))
-	r.backups = make([]*relay.Pusher, len(r.spec.Outputs))
+	r.pulls = make([]*link.Puller, len(srcs))
+	r.pushes = make([]*link.Pusher, len(r.spec.Outputs))
+	r.backups = make([]*link.Pusher, len(r.spec.Outputs))
 	r.mu.Unlock()
 	r.pullWork = make([]*worker, len(srcs))
 	r.pushWork = make([]*worker, len(r.spec.Outputs))
@@ -256,8 +256,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.retryPulls = make([]time.Time, len(srcs))
 	for i, src := range srcs {
 		if target, ok := pullTarget(src); ok {
-			p := relay.NewPuller(r.hub, relay.PullConfig{Key: r.spec.SourceKey(src),
-				Next: func(int, error) (relay.Target, error) { return r.guard(target), nil }}, r.log)
+			p := link.NewPuller(r.hub, link.PullConfig{Key: r.spec.SourceKey(src),
+				Next: func(int, error) (link.Target, error) { return r.guard(target), nil }}, r.log)
 			r.mu.Lock()
 			r.pulls[i] = p
 			r.mu.Unlock()
@@ -277,7 +277,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		var p, bp *relay.Pusher
+		var p, bp *link.Pusher
 		if o.BackupURL == "" || r.spec.Backup == nil {
 			p, r.pushWork[i] = r.newPush(r.spec.Key(), target, "")
 		} else {
@@ -308,13 +308,13 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // newPush starts a pusher of hub stream key to target; tunnel names it
 // in the log ("" for the flow's own stream).
-func (r *Runner) newPush(key string, target relay.Target, tunnel string) (*relay.Pusher, *worker) {
+func (r *Runner) newPush(key string, target link.Target, tunnel string) (*link.Pusher, *worker) {
 	log := r.log
 	if tunnel != "" {
 		log = log.With("tunnel", tunnel)
 	}
-	p := relay.NewPusher(r.hub, relay.PushConfig{Key: key, Persistent: true,
-		Next: func(int, error) (relay.Target, error) { return r.guard(target), nil }}, log)
+	p := link.NewPusher(r.hub, link.PushConfig{Key: key, Persistent: true,
+		Next: func(int, error) (link.Target, error) { return r.guard(target), nil }}, log)
 	w := &worker{run: func(ctx context.Context) { p.Run(ctx) }}
 	r.set(w, true)
 	return p, w
@@ -662,27 +662,27 @@ func (r *Runner) judgeOutputs(rate int64, cut []string) {
 }
 
 // guard puts the policy in force into t.
-func (r *Runner) guard(t relay.Target) relay.Target {
+func (r *Runner) guard(t link.Target) link.Target {
 	if r.policy != nil {
 		t.Policy = r.policy()
 	}
 	return t
 }
 
-func pullTarget(src *Source) (relay.Target, bool) {
+func pullTarget(src *Source) (link.Target, bool) {
 	switch src.Type {
 	case SrcRTMPPull, SrcSRTCaller, SrcHTTPFLVPull:
-		return relay.Target{URL: src.URL, Passphrase: src.Passphrase, PBKeyLen: src.PBKeyLen,
+		return link.Target{URL: src.URL, Passphrase: src.Passphrase, PBKeyLen: src.PBKeyLen,
 			Latency: time.Duration(src.LatencyMS) * time.Millisecond}, true
 	}
-	return relay.Target{}, false
+	return link.Target{}, false
 }
 
-func pushTarget(o *Output) (relay.Target, bool) {
+func pushTarget(o *Output) (link.Target, bool) {
 	switch o.Type {
 	case OutRTMPPush, OutSRTCaller:
-		return relay.Target{URL: o.URL, Passphrase: o.Passphrase, PBKeyLen: o.PBKeyLen,
+		return link.Target{URL: o.URL, Passphrase: o.Passphrase, PBKeyLen: o.PBKeyLen,
 			Latency: time.Duration(o.LatencyMS) * time.Millisecond}, true
 	}
-	return relay.Target{}, false
+	return link.Target{}, false
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 	"github.com/relaymesh/relaymesh/netutil"
 )
@@ -448,19 +448,19 @@ func CheckTarget(field, raw, action string, schemes ...string) error {
 	case "rtmp", "rtmps":
 		app, name, _ := strings.Cut(strings.Trim(u.Path, "/"), "/")
 		if app == "" || name == "" {
-			return lifecycle.Invalidf(field, "%q names no app and stream: add them after the host, as in /live/STREAM-KEY", relay.Redact(raw))
+			return lifecycle.Invalidf(field, "%q names no app and stream: add them after the host, as in /live/STREAM-KEY", link.Redact(raw))
 		}
 	case "srt":
 		if u.Port() == "" {
-			return lifecycle.Invalidf(field, "%q has no port: write srt://host:port?streamid=...", relay.Redact(raw))
+			return lifecycle.Invalidf(field, "%q has no port: write srt://host:port?streamid=...", link.Redact(raw))
 		}
 		// the parser the connect uses: what it would refuse is refused now
 		_, o, err := libsrt.ParseURL(raw)
 		if err != nil {
-			return lifecycle.Invalidf(field, "%q: %v", relay.Redact(raw), err)
+			return lifecycle.Invalidf(field, "%q: %v", link.Redact(raw), err)
 		}
 		if o.StreamID == "" {
-			return lifecycle.Invalidf(field, "%q has no streamid: add ?streamid=%s:app/name (or the stream id the far end gives)", relay.Redact(raw), action)
+			return lifecycle.Invalidf(field, "%q has no streamid: add ?streamid=%s:app/name (or the stream id the far end gives)", link.Redact(raw), action)
 		}
 	}
 	return nil
@@ -494,13 +494,13 @@ func checkURL(field, s string, schemes ...string) error {
 		if errors.As(err, &ue) {
 			err = ue.Err // url.Error quotes the whole URL
 		}
-		return lifecycle.Invalidf(field, "%q is not a URL: %v", relay.Redact(s), err)
+		return lifecycle.Invalidf(field, "%q is not a URL: %v", link.Redact(s), err)
 	}
 	if !slices.Contains(schemes, u.Scheme) {
 		return lifecycle.Invalidf(field, "scheme %q is not %s", u.Scheme, strings.Join(schemes, " or "))
 	}
 	if u.Host == "" {
-		return lifecycle.Invalidf(field, "%q has no host", relay.Redact(s))
+		return lifecycle.Invalidf(field, "%q has no host", link.Redact(s))
 	}
 	return nil
 }

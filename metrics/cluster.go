@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relaymesh/relaymesh/gossip"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 var (
@@ -61,9 +61,9 @@ func collectCluster(e emit, cl Cluster) {
 	collectDual(e, cl)
 }
 
-func collectLink(e emit, stream, peer, dir string, st relay.Status) {
+func collectLink(e emit, stream, peer, dir string, st link.Status) {
 	l := []string{stream, peer, dir}
-	e.gauge(mLinkUp, b2f(st.State == relay.StateRunning), l...)
+	e.gauge(mLinkUp, b2f(st.State == link.StateRunning), l...)
 	// totals across the link's sessions, so the counters never go back
 	e.counter(mLinkBytes, float64(st.Total.Bytes), l...)
 	e.counter(mLinkRecon, float64(st.Reconnects), l...)

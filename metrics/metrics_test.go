@@ -15,7 +15,7 @@ import (
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/dualpath"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/webhook"
 )
@@ -70,8 +70,8 @@ func (f fakeCenter) Duals() []center.DualStatus { return f.duals }
 // to c2 backing off.
 func dualUplink() edge.DualStatus {
 	d := edge.DualStatus{Stream: "live/d"}
-	d.Legs[0] = edge.DualLegStatus{Center: "c1", Link: relay.Status{State: relay.StateRunning}}
-	d.Legs[1] = edge.DualLegStatus{Center: "c2", Link: relay.Status{State: relay.StateBackoff}}
+	d.Legs[0] = edge.DualLegStatus{Center: "c1", Link: link.Status{State: link.StateRunning}}
+	d.Legs[1] = edge.DualLegStatus{Center: "c2", Link: link.Status{State: link.StateBackoff}}
 	return d
 }
 
@@ -99,9 +99,9 @@ func newHub() *media.Hub {
 // exports appear with its values and labels, and a part that is off
 // exports nothing.
 func TestCollector(t *testing.T) {
-	link := relay.Status{State: relay.StateRunning, Reconnects: 2,
-		Total: relay.Counters{Bytes: 1000, PacketsLost: 3, Retransmits: 4, Drops: 5},
-		SRT:   &relay.SRTStats{RTTMs: 20, LatencyMs: 120}}
+	up := link.Status{State: link.StateRunning, Reconnects: 2,
+		Total: link.Counters{Bytes: 1000, PacketsLost: 3, Retransmits: 4, Drops: 5},
+		SRT:   &link.SRTStats{RTTMs: 20, LatencyMs: 120}}
 	tests := []struct {
 		name  string
 		src   fakeSource
@@ -138,7 +138,7 @@ relaymesh_webhook_events_total{result="sent"} 4
 # TYPE relaymesh_webhook_queue_length gauge
 relaymesh_webhook_queue_length 2
 `},
-		{"cluster off", fakeSource{hub: newHub(), cluster: Cluster{Uplinks: fakeUplinks{streams: []edge.Status{{Stream: "live/a", Center: "c1", Relay: link}}}}},
+		{"cluster off", fakeSource{hub: newHub(), cluster: Cluster{Uplinks: fakeUplinks{streams: []edge.Status{{Stream: "live/a", Center: "c1", Relay: up}}}}},
 			[]string{"relaymesh_cluster_members", "relaymesh_link_connected"}, ""},
 		{"cluster with an uplink and a pull", fakeSource{hub: newHub(), cluster: Cluster{
 			Members: fakeMembers{
@@ -146,8 +146,8 @@ relaymesh_webhook_queue_length 2
 				{Name: "c1", State: gossip.StateAlive, RTTKnown: true, RTT: 30 * time.Millisecond},
 				{Name: "c2", State: gossip.StateSuspect},
 			},
-			Uplinks: fakeUplinks{streams: []edge.Status{{Stream: "live/a", Center: "c1", Relay: link}}},
-			Center:  fakeCenter{pulls: []center.PullStatus{{Stream: "live/b", From: "c2", Link: relay.Status{State: relay.StateConnecting}}}},
+			Uplinks: fakeUplinks{streams: []edge.Status{{Stream: "live/a", Center: "c1", Relay: up}}},
+			Center:  fakeCenter{pulls: []center.PullStatus{{Stream: "live/b", From: "c2", Link: link.Status{State: link.StateConnecting}}}},
 		}}, []string{"relaymesh_cluster_members", "relaymesh_member_rtt_seconds", "relaymesh_link_connected", "relaymesh_link_rtt_seconds",
 			"relaymesh_link_latency_seconds", "relaymesh_link_bytes_total", "relaymesh_link_reconnects_total", "relaymesh_link_packets_lost_total",
 			"relaymesh_link_retransmits_total", "relaymesh_link_dropped_packets_total", "relaymesh_uplink_replacements_total", "relaymesh_uplink_health_moves_total"}, `

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 // urlExt is the lower-case extension of a playlist item: of the URL's
@@ -51,7 +51,7 @@ func (d *Deps) fetch(ctx context.Context, p string) (string, error) {
 	if err := os.MkdirAll(d.CacheDir, 0o750); err != nil {
 		return "", err
 	}
-	shown := relay.Redact(p)
+	shown := link.Redact(p)
 	if d.DownloadTimeout != nil {
 		if t := d.DownloadTimeout(); t > 0 {
 			var cancel context.CancelFunc

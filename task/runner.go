@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -119,8 +119,8 @@ type player struct {
 	onItem func(i, loop int)
 	from   Position // where to begin (a resumed task); zero: the start
 
-	pusher *relay.Pusher
-	puller *relay.Puller
+	pusher *link.Pusher
+	puller *link.Puller
 }
 
 func (p *player) destKey() (string, bool) {
@@ -138,14 +138,14 @@ func newPlayer(spec Spec, paths []string, deps *Deps) *player {
 	key, local := p.destKey()
 	if !local {
 		d := spec.Destination
-		t := relay.Target{URL: d.URL, Passphrase: d.Passphrase, PBKeyLen: d.PBKeyLen, Latency: time.Duration(d.LatencyMS) * time.Millisecond}
-		p.pusher = relay.NewPusher(deps.Hub, relay.PushConfig{Key: key, Persistent: true,
-			Next: func(int, error) (relay.Target, error) { t.Policy = deps.policy(); return t, nil }}, deps.Log)
+		t := link.Target{URL: d.URL, Passphrase: d.Passphrase, PBKeyLen: d.PBKeyLen, Latency: time.Duration(d.LatencyMS) * time.Millisecond}
+		p.pusher = link.NewPusher(deps.Hub, link.PushConfig{Key: key, Persistent: true,
+			Next: func(int, error) (link.Target, error) { t.Policy = deps.policy(); return t, nil }}, deps.Log)
 	}
 	if spec.Source.URL != "" {
-		t := relay.Target{URL: spec.Source.URL}
-		p.puller = relay.NewPuller(deps.Hub, relay.PullConfig{Key: key,
-			Next: func(int, error) (relay.Target, error) { t.Policy = deps.policy(); return t, nil }}, deps.Log)
+		t := link.Target{URL: spec.Source.URL}
+		p.puller = link.NewPuller(deps.Hub, link.PullConfig{Key: key,
+			Next: func(int, error) (link.Target, error) { t.Policy = deps.policy(); return t, nil }}, deps.Log)
 	}
 	return p
 }

@@ -28,7 +28,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/relay/flv"
+	"github.com/relaymesh/relaymesh/media/link/flv"
 	"github.com/relaymesh/relaymesh/media/rtmp"
 )
 

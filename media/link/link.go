@@ -1,9 +1,9 @@
-// Package relay moves a stream between the hub and a remote URL: a Pusher
+// Package link moves a stream between the hub and a remote URL: a Pusher
 // reads a hub stream and sends it to an RTMP or SRT target, a Puller
 // fetches an RTMP, SRT or HTTP-FLV source and publishes it into the hub.
 // Both reconnect on their own and ask a Next function for the target of
 // every attempt, which is where the caller's failover lives.
-package relay
+package link
 
 import (
 	"context"

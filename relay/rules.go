@@ -1,7 +1,7 @@
-// Package relayrule runs relay rules: streams whose app/name matches a
+// Package relay runs relay rules: streams whose app/name matches a
 // pattern are pushed to a destination URL during a time window, with
 // reconnect and backoff, each push's state and last error visible.
-package relayrule
+package relay
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/relay"
+	"github.com/relaymesh/relaymesh/media/link"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -83,15 +83,15 @@ func (s *Spec) Matches(key string) bool {
 // View is a relay as the API shows it.
 type View struct {
 	Spec
-	State     lifecycle.State         `json:"state"` // scheduled, running, finished
-	LastError string                  `json:"last_error,omitempty"`
-	Pushes    map[string]relay.Status `json:"pushes"` // by stream key
-	ReadOnly  bool                    `json:"read_only"`
-	Origin    string                  `json:"origin"`
+	State     lifecycle.State        `json:"state"` // scheduled, running, finished
+	LastError string                 `json:"last_error,omitempty"`
+	Pushes    map[string]link.Status `json:"pushes"` // by stream key
+	ReadOnly  bool                   `json:"read_only"`
+	Origin    string                 `json:"origin"`
 }
 
 type push struct {
-	p      *relay.Pusher
+	p      *link.Pusher
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -245,17 +245,17 @@ func (m *Manager) sync() {
 
 func (m *Manager) startLocked(e *entry, key string) *push {
 	s := e.Obj.spec
-	t := relay.Target{URL: s.URL, Passphrase: s.Passphrase, PBKeyLen: s.PBKeyLen, Latency: time.Duration(s.LatencyMS) * time.Millisecond}
+	t := link.Target{URL: s.URL, Passphrase: s.Passphrase, PBKeyLen: s.PBKeyLen, Latency: time.Duration(s.LatencyMS) * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &push{cancel: cancel, done: make(chan struct{})}
-	p.p = relay.NewPusher(m.hub, relay.PushConfig{Key: key, Persistent: true,
-		Next: func(int, error) (relay.Target, error) {
+	p.p = link.NewPusher(m.hub, link.PushConfig{Key: key, Persistent: true,
+		Next: func(int, error) (link.Target, error) {
 			if m.Policy != nil {
 				t.Policy = m.Policy()
 			}
 			return t, nil
 		},
-		OnState: func(st relay.Status) {
+		OnState: func(st link.Status) {
 			if st.LastError != "" {
 				m.reg.With(e, func(e *entry) { e.Obj.lastErr = st.LastError })
 			}
@@ -275,7 +275,7 @@ func (m *Manager) Get(id string) (View, bool) { return lifecycle.Get(m.reg, id, 
 func (m *Manager) List() []View { return lifecycle.List(m.reg, m.viewLocked) }
 
 func (m *Manager) viewLocked(e *entry) View {
-	v := View{Spec: e.Obj.spec, State: m.state(e, m.reg.Now()), LastError: e.Obj.lastErr, Pushes: map[string]relay.Status{},
+	v := View{Spec: e.Obj.spec, State: m.state(e, m.reg.Now()), LastError: e.Obj.lastErr, Pushes: map[string]link.Status{},
 		ReadOnly: e.ReadOnly, Origin: lifecycle.Origin(e.ReadOnly)}
 	for k, p := range e.Obj.pushes {
 		v.Pushes[k] = p.p.Status()

@@ -1,4 +1,4 @@
-package relayrule
+package relay
 
 import (
 	"strings"

@@ -1,4 +1,4 @@
-package relay
+package link
 
 import (
 	"bufio"
@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/relaymesh/relaymesh/media/relay/flv"
+	"github.com/relaymesh/relaymesh/media/link/flv"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
