@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
@@ -212,6 +214,21 @@ backbone_key_file = %q
 	if st != 200 || !signed(body) {
 		t.Fatalf("locate on loopback: %d %s, want signed URLs", st, body)
 	}
+	// the signed SRT URL works as written with ffmpeg, which does not
+	// decode %XX in the streamid (it had publish%3Alive%2Fcam1: refused)
+	var loc client.Located
+	if err := json.Unmarshal([]byte(body), &loc); err != nil || !strings.Contains(loc.Edge.SRT, "streamid=publish:live/cam1?token=") {
+		t.Fatalf("locate's SRT URL %q (%v), want streamid=publish:live/cam1?token=...", loc.Edge.SRT, err)
+	}
+	testmedia.Publish(t, context.Background(), testmedia.Source{Realtime: true, Duration: 30 * time.Second}.Defaults(), loc.Edge.SRT)
+	waitStreams(t, a, "live/cam1 published over locate's signed SRT URL", func(sr streamsResp) bool {
+		for _, st := range sr.Streams {
+			if st.Name == "live/cam1" {
+				return true
+			}
+		}
+		return false
+	})
 	admin := writeFile(t, filepath.Join(dir, "api.token"), adminToken)
 	read := writeFile(t, filepath.Join(dir, "read.token"), readToken)
 	b := moveAPI(t, a, fmt.Sprintf("token_file = %q\nread_token_file = %q", admin, read))

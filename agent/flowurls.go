@@ -2,12 +2,12 @@ package agent
 
 import (
 	"net"
-	"strings"
 	"time"
 
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/gossip"
+	"github.com/relaymesh/relaymesh/media/srt"
 )
 
 // flowURLTTL is how long the signed URLs of a flow's answer last.
@@ -44,7 +44,7 @@ func (a *Agent) flowURLs(spec *flow.Spec) *flow.URLs {
 		case flow.SrcSRTListener:
 			if ad.SRT != "" {
 				out.Sources = append(out.Sources, flow.URL{Name: src.Name, Protocol: "srt",
-					URL: "srt://" + ad.SRT + "?streamid=" + srtStreamID("publish:"+key+token(auth.ActionPublish, key, publishAuth))})
+					URL: "srt://" + ad.SRT + "?streamid=" + srt.URLParam("publish:"+key+token(auth.ActionPublish, key, publishAuth))})
 			}
 		}
 	}
@@ -59,7 +59,7 @@ func (a *Agent) flowURLs(spec *flow.Spec) *flow.URLs {
 				URL: "http://" + ad.HTTPFLV + "/" + key + ".flv" + token(auth.ActionPlay, key, playAuth)})
 		case o.Type == flow.OutSRTListener && ad.SRT != "":
 			out.Outputs = append(out.Outputs, flow.URL{Name: o.Name, Protocol: "srt",
-				URL: "srt://" + ad.SRT + "?streamid=" + srtStreamID("read:"+key+token(auth.ActionPlay, key, playAuth))})
+				URL: "srt://" + ad.SRT + "?streamid=" + srt.URLParam("read:"+key+token(auth.ActionPlay, key, playAuth))})
 		}
 	}
 	if signed {
@@ -94,12 +94,4 @@ func (a *Agent) listenerAddrs() gossip.Addrs {
 		ad.HTTPFLV = str(a.httpflv.Addr())
 	}
 	return ad
-}
-
-// srtStreamID writes a stream id into an srt:// URL the way ffmpeg and
-// srt-live-transmit read it back: they take the streamid option up to the
-// next '&' and do not decode %XX, so ':', '/', '?' and '=' stay as they
-// are and only what would end or garble the option is escaped.
-func srtStreamID(sid string) string {
-	return strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", " ", "%20").Replace(sid)
 }

@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"time"
 
 	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/gossip"
+	"github.com/relaymesh/relaymesh/media/srt"
 )
 
 // Cluster is the node's gossip cluster as the API shows it.
@@ -161,7 +161,7 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request) {
 			if token != "" {
 				sid += "?" + token
 			}
-			v.SRT = "srt://" + m.Meta.Addrs.SRT + "?streamid=" + url.QueryEscape(sid)
+			v.SRT = "srt://" + m.Meta.Addrs.SRT + "?streamid=" + srt.URLParam(sid) // ffmpeg does not decode %3A
 		}
 		if found && m.Meta.HasLocation() {
 			v.DistanceKm = float64(int64(gossip.Haversine(loc.Lat, loc.Lon, m.Meta.Lat, m.Meta.Lon)))

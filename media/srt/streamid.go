@@ -123,3 +123,13 @@ func ParseStreamID(s string) (StreamID, error) {
 	}
 	return id, nil
 }
+
+// URLParam writes sid as the streamid option of an srt:// URL the way
+// ffmpeg and srt-live-transmit read it back: they take the option up to
+// the next '&' and do not decode %XX, so ':', '/', '?' and '=' stay as
+// they are and only what would end or garble the option is escaped.
+func URLParam(sid string) string {
+	return urlParamEscaper.Replace(sid)
+}
+
+var urlParamEscaper = strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", " ", "%20")

@@ -86,3 +86,18 @@ func TestCheckUDPBuffers(t *testing.T) {
 		t.Errorf("large buffers: %q", w)
 	}
 }
+
+func TestURLParam(t *testing.T) {
+	for _, tc := range []struct{ sid, want string }{
+		{"publish:live/a?token=1767225600-ab12", "publish:live/a?token=1767225600-ab12"},
+		{"read:live/a b&x#y%", "read:live/a%20b%26x%23y%25"},
+	} {
+		got := URLParam(tc.sid)
+		if got != tc.want {
+			t.Errorf("URLParam(%q) = %q, want %q", tc.sid, got, tc.want)
+		}
+		if id, err := ParseStreamID(got); tc.sid[0] == 'p' && (err != nil || id.Key != "live/a" || id.Token != "1767225600-ab12") {
+			t.Errorf("ParseStreamID(%q) = %+v, %v; want live/a with its token", got, id, err)
+		}
+	}
+}
