@@ -486,6 +486,11 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		r.st.Active = srcs[to].Name
 		r.st.Switches++
 		r.st.Last = &sw
+		for i, s := range st {
+			// in the same snapshot as the switch: a reader that sees the
+			// switch sees the health rule that caused it
+			r.st.Sources[i].Unhealthy = s.health.detail
+		}
 		r.mu.Unlock()
 		r.log.Info("flow source switched", "from", sw.From, "to", sw.To, "reason", sw.Reason, "gap_ms", sw.GapMS)
 		if r.OnSwitch != nil {
