@@ -6,8 +6,8 @@
 // whep: a pion peer per session, recvonly video and, with -audio, Opus
 // audio, reading and counting RTP), then measures the server with -pid:
 // CPU seconds (utime+stime from /proc/PID/stat) of the server process
-// alone and of its process tree (the ffmpeg AAC->Opus children a WHEP
-// reader of an AAC stream gets), over an idle phase (no reader) and a
+// alone and of its process tree (the one ffmpeg AAC->Opus child an AAC
+// stream's WHEP readers share), over an idle phase (no reader) and a
 // window with all N playing, and the max VmRSS of each phase. It prints
 // one JSON object.
 //
@@ -83,7 +83,7 @@ func main() {
 	proto := flag.String("proto", "hls", "hls or whep")
 	u := flag.String("url", "", "http://HOST:PORT/APP/NAME/index.m3u8 (hls) or .../whep (whep)")
 	n := flag.Int("n", 10, "readers")
-	audio := flag.Bool("audio", true, "whep: offer Opus audio too (the server runs an AAC->Opus ffmpeg per reader)")
+	audio := flag.Bool("audio", true, "whep: offer Opus audio too (the server runs one AAC->Opus ffmpeg for the stream)")
 	idle := flag.Duration("idle", 5*time.Second, "server-only phase before the readers")
 	warmup := flag.Duration("warmup", 8*time.Second, "after the last reader started, before the window")
 	dur := flag.Duration("duration", 20*time.Second, "measurement window")

@@ -16,9 +16,9 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
-// aacToOpus transcodes one reader's AAC to Opus with an ffmpeg child
-// (ADTS in on stdin, Ogg Opus out on stdout, one 20 ms packet per page).
-// It lives as long as its WHEP session; video never goes through it.
+// aacToOpus transcodes one stream's AAC to Opus with an ffmpeg child
+// (ADTS in on stdin, Ogg Opus out on stdout, one 20 ms packet per page)
+// for all its WHEP sessions (opusShare); video never goes through it.
 type aacToOpus struct {
 	in   chan []byte
 	done chan struct{}
@@ -76,7 +76,7 @@ func startAACToOpus(ctx context.Context, log *slog.Logger, track *pwebrtc.TrackL
 }
 
 // wait returns once the ffmpeg child has exited and been reaped (it is
-// killed when the session's context ends).
+// killed when its context ends).
 func (t *aacToOpus) wait() { <-t.done }
 
 func (t *aacToOpus) readOgg(r io.Reader, track *pwebrtc.TrackLocalStaticSample) error {
@@ -101,9 +101,9 @@ func (t *aacToOpus) readOgg(r io.Reader, track *pwebrtc.TrackLocalStaticSample) 
 		if len(page) == 0 {
 			continue
 		}
-		if err := track.WriteSample(pmedia.Sample{Data: page, Duration: d}); err != nil {
-			return err
-		}
+		// the track is bound to every session of the stream: a write
+		// error is one session's closed connection, not the others'
+		_ = track.WriteSample(pmedia.Sample{Data: page, Duration: d})
 	}
 }
 

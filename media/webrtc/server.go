@@ -79,6 +79,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	opus     map[string]*opusShare // by stream key: see opusshare.go
 	closed   bool
 
 	wg   sync.WaitGroup
@@ -96,7 +97,7 @@ func New(cfg Config, hub *media.Hub, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webrtc udp listen %s: %w", cfg.UDPListen, err)
 	}
-	s := &Server{hub: hub, log: log.With("component", "webrtc"), udp: udp, sessions: map[string]*session{}, done: make(chan struct{})}
+	s := &Server{hub: hub, log: log.With("component", "webrtc"), udp: udp, sessions: map[string]*session{}, opus: map[string]*opusShare{}, done: make(chan struct{})}
 	s.cfg.Store(&cfg)
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelDisabled

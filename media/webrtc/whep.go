@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	pwebrtc "github.com/pion/webrtc/v4"
@@ -64,16 +63,17 @@ func (ss *session) startWHEP(ctx context.Context, offer string, cfg *Config) (st
 	if err != nil {
 		return "", http.StatusInternalServerError, fmt.Errorf("video transceiver: %w", err)
 	}
-	// AAC is transcoded to Opus for this reader while it plays; the
-	// track is offered whenever the player takes Opus, as the stream's
-	// audio header may come after the offer (and with a new publisher)
-	var audio *pwebrtc.TrackLocalStaticSample
+	// AAC is transcoded to Opus once for the stream, shared by its
+	// sessions; the track is offered whenever the player takes Opus, as
+	// the stream's audio header may come after the offer (and with a new
+	// publisher)
+	var audio *opusShare
 	if offers(offer, "OPUS") && ffmpegAvailable() {
-		audio, err = pwebrtc.NewTrackLocalStaticSample(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "relaymesh")
+		audio, err = ss.srv.joinOpus(ss)
 		if err != nil {
-			return "", http.StatusInternalServerError, fmt.Errorf("audio track: %w", err)
+			return "", http.StatusInternalServerError, err
 		}
-		atr, err := ss.pc.AddTransceiverFromTrack(audio, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly})
+		atr, err := ss.pc.AddTransceiverFromTrack(audio.track, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			return "", http.StatusInternalServerError, fmt.Errorf("audio transceiver: %w", err)
 		}
@@ -121,8 +121,8 @@ func (ss *session) readRTCP(s *pwebrtc.RTPSender) {
 // send waits for the connection, then turns the reader's FLV video into
 // RTP: AVCC/HVCC NAL units become Annex B access units with the parameter
 // sets before each keyframe, timestamped with the PTS. AAC goes to the
-// Opus transcoder when audio is set.
-func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, audio *pwebrtc.TrackLocalStaticSample, codec string, pl rtp.Payloader) {
+// stream's shared Opus transcoder when audio is set.
+func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, audio *opusShare, codec string, pl rtp.Payloader) {
 	select {
 	case <-ss.connected:
 	case <-ss.ctx.Done():
@@ -133,8 +133,6 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 	nalLen := 4
 	var au []byte
 	var buf []*media.Packet
-	var conv *aacToOpus
-	var asc *mpeg4audio.AudioSpecificConfig
 	for {
 		var err error
 		buf, err = rd.Next(ss.ctx, buf[:0:cap(buf)])
@@ -149,7 +147,7 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 		}
 		for _, p := range buf {
 			if p.Kind == media.KindAudio && audio != nil {
-				ss.sendAudio(p, audio, &conv, &asc)
+				audio.push(ss, p)
 				continue
 			}
 			if p.Kind != media.KindVideo {
@@ -188,35 +186,4 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 			}
 		}
 	}
-}
-
-// sendAudio feeds one FLV AAC packet to the transcoder, started at the
-// first AudioSpecificConfig.
-func (ss *session) sendAudio(p *media.Packet, track *pwebrtc.TrackLocalStaticSample, conv **aacToOpus, asc **mpeg4audio.AudioSpecificConfig) {
-	a, ok := media.ParseAudioTag(p.Payload)
-	if !ok || a.Codec != "AAC" {
-		return
-	}
-	if a.Header {
-		var c mpeg4audio.AudioSpecificConfig
-		if c.Unmarshal(a.Data) == nil {
-			*asc = &c
-		}
-		return
-	}
-	if *asc == nil || len(a.Data) == 0 {
-		return
-	}
-	if *conv == nil {
-		t, err := startAACToOpus(ss.ctx, ss.log, track)
-		if err != nil {
-			ss.log.Warn("audio not transcoded", "err", err.Error())
-			*asc = nil // no retry per packet: until the next AudioSpecificConfig
-			return
-		}
-		*conv = t
-		ss.onClose(t.wait) // the child is killed with ss.ctx; close reaps it
-		ss.log.Info("transcoding AAC to Opus", "sample_rate", (*asc).SampleRate, "channels", (*asc).ChannelConfig)
-	}
-	(*conv).push(*asc, a.Data)
 }
