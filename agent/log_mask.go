@@ -5,6 +5,7 @@ package agent
 // tokens hidden, a passphrase attribute is replaced.
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 
@@ -23,11 +24,19 @@ func maskLogAttr(_ []string, a slog.Attr) slog.Attr {
 			return slog.String(a.Key, m)
 		}
 	case slog.KindAny:
-		if err, ok := a.Value.Any().(error); ok {
-			s := err.Error()
-			if m := api.MaskText(s); m != s {
-				return slog.String(a.Key, m)
-			}
+		var s string
+		switch v := a.Value.Any().(type) {
+		case error:
+			s = v.Error()
+		case fmt.Stringer:
+			s = v.String()
+		case []string:
+			s = strings.Join(v, " ")
+		default:
+			return a
+		}
+		if m := api.MaskText(s); m != s {
+			return slog.String(a.Key, m)
 		}
 	}
 	return a

@@ -1,0 +1,28 @@
+package agent
+
+import (
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestMaskLogAttr: a secret in a log attribute is masked whatever its
+// kind: a string, a passphrase key, an error, a Stringer (a *url.URL),
+// a list of URLs.
+func TestMaskLogAttr(t *testing.T) {
+	u, _ := url.Parse("rtmp://cdn.example/live/secret-key-123?token=1-abcdef")
+	for _, a := range []slog.Attr{
+		slog.String("url", "rtmp://cdn.example/live/secret-key-123"),
+		slog.String("passphrase", "secret-key-123"),
+		slog.Any("err", errors.New("dial rtmp://cdn.example/live/secret-key-123: refused")),
+		slog.Any("target", u),
+		slog.Any("urls", []string{"srt://h:1?streamid=publish:live/secret-key-123"}),
+	} {
+		got := maskLogAttr(nil, a)
+		if s := got.Value.String(); strings.Contains(s, "secret-key-123") || strings.Contains(s, "abcdef") {
+			t.Errorf("%s = %q: the secret shows", a.Key, s)
+		}
+	}
+}
