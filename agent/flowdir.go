@@ -42,7 +42,25 @@ func (fc flowCluster) LookupFlow(id string) (flow.Advert, bool) {
 	for _, o := range e.Outputs {
 		ad.Outputs = append(ad.Outputs, o.Name)
 	}
+	for _, u := range e.Uses {
+		ad.Uses = append(ad.Uses, u.Flow)
+	}
 	return ad, true
+}
+
+func (fc flowCluster) DeliveredBy(id string) []string {
+	var out []string
+	for _, e := range fc.g().Flows() {
+		if e.Node == fc.Self() {
+			continue
+		}
+		for _, d := range e.Delivers {
+			if d.Flow == id && (d.Node == "" || d.Node == fc.Self()) {
+				out = append(out, fmt.Sprintf("output %q of flow %s (node %s)", d.Output, e.ID, e.Node))
+			}
+		}
+	}
+	return out
 }
 
 func (fc flowCluster) Users(id, output string) []string {
@@ -108,12 +126,15 @@ func (a *Agent) advertiseFlow(id string) {
 		if len(e.Outputs) < 64 {
 			e.Outputs = append(e.Outputs, gossip.FlowOutput{Name: o.Name, Type: o.Type})
 		}
+		if o.Type == flow.OutFlow && o.Flow != "" && len(e.Delivers) < gossip.MaxFlowDelivers {
+			e.Delivers = append(e.Delivers, gossip.FlowDelivery{Output: o.Name, Flow: o.Flow, Node: o.Node})
+		}
 	}
 	for _, u := range v.Spec.Uses() {
 		e.Uses = append(e.Uses, gossip.FlowRef{Flow: u[0], Output: u[1]})
 	}
 	for _, src := range []*flow.Source{&v.Spec.Source, v.Spec.Backup} {
-		if src != nil && (src.Type == flow.SrcRTMPPush || src.Type == flow.SrcSRTListener) {
+		if src != nil && src.IsPush() {
 			e.Inputs = append(e.Inputs, gossip.FlowInput{Name: src.Name, Stream: v.Spec.SourceKey(src)})
 		}
 	}

@@ -94,6 +94,9 @@ func (m *Manager) Create(spec Spec, opts lifecycle.CreateOpts) error {
 		if err := spec.Validate(m.lookupLocked); err != nil {
 			return err
 		}
+		if err := m.checkCycleLocked(&spec); err != nil {
+			return err
+		}
 		return m.checkSRTLocked(&spec)
 	})
 	if err != nil {
@@ -147,6 +150,9 @@ func (m *Manager) Update(spec Spec) error {
 	var restart bool
 	err := m.reg.Do(spec.ID, func(e *entry) error {
 		if err := spec.Validate(m.lookupLocked); err != nil {
+			return err
+		}
+		if err := m.checkCycleLocked(&spec); err != nil {
 			return err
 		}
 		if err := m.checkSRTLocked(&spec); err != nil {

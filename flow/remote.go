@@ -23,6 +23,8 @@ type Advert struct {
 	Node    string
 	State   lifecycle.State
 	Outputs []string
+	// Uses are the flows its sources take (cycle check, cycle.go).
+	Uses []string
 }
 
 // Cluster is what the manager needs from the cluster for flow sources
@@ -35,6 +37,9 @@ type Cluster interface {
 	// Users names the flows of other nodes whose sources take output of
 	// flow id ("" = any of its outputs), as "B (node fra)".
 	Users(id, output string) []string
+	// DeliveredBy names the flow outputs of other nodes that deliver into
+	// flow id (deliver.go), as `output "o" of flow A (node sin)`.
+	DeliveredBy(id string) []string
 	// Pulls reports whether this node pulls other nodes' streams over
 	// the backbone (it runs the center role).
 	Pulls() bool
@@ -110,6 +115,9 @@ func (m *Manager) advertLocked(id string) (ad Advert, found, local bool) {
 		ad = Advert{Node: self, State: e.State()}
 		for _, o := range e.Obj.spec.Outputs {
 			ad.Outputs = append(ad.Outputs, o.Name)
+		}
+		for _, u := range e.Obj.spec.Uses() {
+			ad.Uses = append(ad.Uses, u[0])
 		}
 		return ad, true, true
 	}
@@ -208,7 +216,19 @@ func (m *Manager) checkUsersLocked(old, next *Spec) error {
 		if u := users(""); len(u) > 0 {
 			return lifecycle.Conflictf("id", "flow %q is the source of flow %s: change or delete that flow first", old.ID, strings.Join(u, ", "))
 		}
+		if d := m.deliverersLocked(old.ID); len(d) > 0 {
+			return lifecycle.Conflictf("id", "flow %q is where %s delivers: change or remove that output first", old.ID, strings.Join(d, ", "))
+		}
 		return nil
+	}
+	if in := old.DeliveryInput(); in != nil && !slices.ContainsFunc(next.sources(), func(s *Source) bool { return s.Name == in.Name && s.IsPush() }) {
+		if d := m.deliverersLocked(old.ID); len(d) > 0 {
+			at := "source"
+			if old.Backup == in {
+				at = "backup"
+			}
+			return lifecycle.Conflictf(at, "source %q of flow %q is where %s delivers: change or remove that output first (renaming or removing the push source would leave it nowhere to deliver)", in.Name, old.ID, strings.Join(d, ", "))
+		}
 	}
 	for _, name := range gone {
 		if u := users(name); len(u) > 0 {

@@ -13,8 +13,12 @@ import (
 type fakeCluster struct {
 	flows map[string]Advert
 	users map[string][]string // "flow/output" -> users
-	pulls bool
+	// delivers: flow id -> the outputs of other nodes delivering into it
+	delivers map[string][]string
+	pulls    bool
 }
+
+func (f *fakeCluster) DeliveredBy(id string) []string { return f.delivers[id] }
 
 func (f *fakeCluster) Self() string { return "here" }
 func (f *fakeCluster) Pulls() bool  { return f.pulls }
@@ -132,35 +136,92 @@ func TestOutputInUse(t *testing.T) {
 	out, free, mine := a.Outputs[0], a.Outputs[1], a.Outputs[2]
 	renamed := out
 	renamed.Name = "out2"
-	cases := []struct {
-		name string
-		spec *Spec // nil: delete
-		want string
-	}{
-		{"rename an output a remote flow takes", ptr(with(renamed, free, mine)), `output "out" of flow "A" is the source of flow B (node fra)`},
-		{"remove an output a local flow takes", ptr(with(out, free)), `output "mine" of flow "A" is the source of flow C (this node)`},
-		{"delete the flow", nil, `flow "A" is the source of flow C (this node), B (node fra)`},
-		{"remove an output nobody takes", ptr(with(out, mine)), ""},
+	cases := []changeCase{ // of flow A
+		{name: "rename an output a remote flow takes", spec: ptr(with(renamed, free, mine)), want: `output "out" of flow "A" is the source of flow B (node fra)`},
+		{name: "remove an output a local flow takes", spec: ptr(with(out, free)), want: `output "mine" of flow "A" is the source of flow C (this node)`},
+		{name: "delete the flow", want: `flow "A" is the source of flow C (this node), B (node fra)`},
+		{name: "remove an output nobody takes", spec: ptr(with(out, mine))},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var err error
-			if c.spec == nil {
-				err = m.Delete("A")
-			} else {
-				err = m.Update(*c.spec)
-			}
-			if c.want == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			if p := lifecycle.AsProblem(err); err == nil || p.Kind != lifecycle.Conflict || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("got %v, want a conflict containing %q", err, c.want)
-			}
-		})
+		c.id = "A"
+		c.run(t, m)
 	}
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestDeliveryTargetInUse: a flow that flow outputs deliver into (on this
+// node or another) cannot be deleted, nor lose or rename the push source
+// they deliver into (409 naming who delivers); its other changes, and any
+// change of a flow nobody delivers into, are accepted.
+func TestDeliveryTargetInUse(t *testing.T) {
+	fc := &fakeCluster{flows: map[string]Advert{}, delivers: map[string][]string{"R": {`output "toR" of flow A (node sin)`}}}
+	m := newTestManager(fc)
+	push := Source{Type: SrcRTMPPush}
+	play := []Output{{Name: "play", Type: OutRTMPPull}}
+	for _, s := range []Spec{
+		{ID: "L", Source: push, Outputs: play}, // a local flow delivers into it
+		{ID: "R", Source: Source{Type: SrcRTMPPull, URL: "rtmp://h/a/b"}, Backup: &Source{Type: SrcSRTListener}, Outputs: play}, // a remote one into its backup
+		{ID: "F", Source: push, Outputs: play}, // nobody does
+		{ID: "D", Source: push, Outputs: []Output{{Name: "toL", Type: OutFlow, Flow: "L"}, {Name: "elsewhere", Type: OutFlow, Flow: "F", Node: "tyo"}}},
+	} {
+		if err := m.Create(s, lifecycle.CreateOpts{}); err != nil {
+			t.Fatalf("create %s: %v", s.ID, err)
+		}
+	}
+	spec := func(id string, edit func(*Spec)) *Spec {
+		v, _ := m.Get(id)
+		s := v.Spec
+		if s.Backup != nil {
+			b := *s.Backup
+			s.Backup = &b
+		}
+		edit(&s)
+		return &s
+	}
+	cases := []changeCase{
+		{"delete a flow a local output delivers into", "L", nil, `flow "L" is where output "toL" of flow D (this node) delivers`},
+		{"rename its push source", "L", spec("L", func(s *Spec) { s.Source.Name = "main" }), `source "primary" of flow "L" is where output "toL" of flow D (this node) delivers`},
+		{"make its push source a pull", "L", spec("L", func(s *Spec) { s.Source = Source{Name: "primary", Type: SrcRTMPPull, URL: "rtmp://h/a/b"} }), `source "primary" of flow "L" is where output "toL"`},
+		{"delete a flow a remote output delivers into", "R", nil, `flow "R" is where output "toR" of flow A (node sin) delivers`},
+		{"remove the backup a remote output delivers into", "R", spec("R", func(s *Spec) { s.Backup = nil }), `source "backup" of flow "R" is where output "toR" of flow A (node sin) delivers`},
+		{"change the push source's stream", "L", spec("L", func(s *Spec) { s.Source.Stream = "live/l" }), ""},
+		{"switch rtmp-push to srt-listener, same name", "L", spec("L", func(s *Spec) { s.Source.Type = SrcSRTListener }), ""},
+		{"change the primary pull of a flow fed into its backup", "R", spec("R", func(s *Spec) { s.Source.URL = "rtmp://h/a/c" }), ""},
+		{"delete a flow an output of another node's flow names elsewhere", "F", nil, ""},
+		{"delete the delivering flow", "D", nil, ""},
+		{"delete L once nothing delivers into it", "L", nil, ""},
+	}
+	for _, c := range cases {
+		c.run(t, m)
+	}
+}
+
+// changeCase is an update (spec) or deletion (spec nil) of flow id,
+// refused as a conflict containing want or accepted (want "").
+type changeCase struct {
+	name string
+	id   string
+	spec *Spec
+	want string
+}
+
+func (c changeCase) run(t *testing.T, m *Manager) {
+	t.Run(c.name, func(t *testing.T) {
+		var err error
+		if c.spec == nil {
+			err = m.Delete(c.id)
+		} else {
+			err = m.Update(*c.spec)
+		}
+		if c.want == "" {
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			return
+		}
+		if p := lifecycle.AsProblem(err); err == nil || p.Kind != lifecycle.Conflict || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("got %v, want a conflict containing %q", err, c.want)
+		}
+	})
+}

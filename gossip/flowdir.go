@@ -25,7 +25,15 @@ type FlowEntry struct {
 	// Inputs are its push sources (rtmp-push, srt-listener), primary
 	// first: the streams another node's flow output delivers to.
 	Inputs []FlowInput
+	// Delivers are its flow outputs that deliver into another flow (by
+	// id, optionally on a node), so that flow's node can refuse to delete
+	// it or remove the push source they deliver into.
+	Delivers []FlowDelivery
 }
+
+// FlowDelivery is a flow output of an advertised flow that delivers into
+// flow Flow (on node Node, when set).
+type FlowDelivery struct{ Output, Flow, Node string }
 
 // FlowInput is a push source of an advertised flow and the hub stream
 // its publishers feed.
@@ -43,8 +51,10 @@ const (
 	maxFlowOutputs = 64
 	maxFlowUses    = 4
 	maxFlowInputs  = 2
-	maxFlowStream  = 256
-	maxFlowField   = 64
+	// MaxFlowDelivers is the most delivering outputs advertised per flow.
+	MaxFlowDelivers = 16
+	maxFlowStream   = 256
+	maxFlowField    = 64
 )
 
 // ErrBadFlow refuses a flow entry that cannot be advertised.
@@ -88,11 +98,16 @@ func (d *flowDir) claim(e FlowEntry, node string) (FlowEntry, bool) {
 }
 
 func sameFlow(a, b FlowEntry) bool {
-	if a.State != b.State || len(a.Outputs) != len(b.Outputs) || len(a.Uses) != len(b.Uses) || len(a.Inputs) != len(b.Inputs) {
+	if a.State != b.State || len(a.Outputs) != len(b.Outputs) || len(a.Uses) != len(b.Uses) || len(a.Inputs) != len(b.Inputs) || len(a.Delivers) != len(b.Delivers) {
 		return false
 	}
 	for i := range a.Inputs {
 		if a.Inputs[i] != b.Inputs[i] {
+			return false
+		}
+	}
+	for i := range a.Delivers {
+		if a.Delivers[i] != b.Delivers[i] {
 			return false
 		}
 	}
@@ -128,9 +143,14 @@ func checkFlow(e FlowEntry) error {
 	if e.ID == "" || len(e.ID) > maxFlowField || len(e.State) > maxFlowField {
 		return fmt.Errorf("%w: id %q / state %q: 1 to %d bytes", ErrBadFlow, e.ID, e.State, maxFlowField)
 	}
-	if len(e.Outputs) > maxFlowOutputs || len(e.Uses) > maxFlowUses || len(e.Inputs) > maxFlowInputs {
-		return fmt.Errorf("%w: %d outputs, %d uses, %d inputs: at most %d, %d and %d", ErrBadFlow,
-			len(e.Outputs), len(e.Uses), len(e.Inputs), maxFlowOutputs, maxFlowUses, maxFlowInputs)
+	if len(e.Outputs) > maxFlowOutputs || len(e.Uses) > maxFlowUses || len(e.Inputs) > maxFlowInputs || len(e.Delivers) > MaxFlowDelivers {
+		return fmt.Errorf("%w: %d outputs, %d uses, %d inputs, %d delivers: at most %d, %d, %d and %d", ErrBadFlow,
+			len(e.Outputs), len(e.Uses), len(e.Inputs), len(e.Delivers), maxFlowOutputs, maxFlowUses, maxFlowInputs, MaxFlowDelivers)
+	}
+	for _, d := range e.Delivers {
+		if d.Output == "" || len(d.Output) > maxFlowField || d.Flow == "" || len(d.Flow) > maxFlowField || len(d.Node) > maxNodeName {
+			return fmt.Errorf("%w: delivering output %q", ErrBadFlow, d.Output)
+		}
 	}
 	for _, in := range e.Inputs {
 		if in.Name == "" || len(in.Name) > maxFlowField || in.Stream == "" || len(in.Stream) > maxFlowStream {
@@ -226,6 +246,9 @@ const (
 	kindFlow       byte = 0x14
 	kindStateFlows byte = 0x15
 	flagFlowDel    byte = 1
+	// flagFlowDelivers: the delivering outputs follow the inputs (an
+	// entry without them decodes as before)
+	flagFlowDelivers byte = 2
 )
 
 func appendFlow(b []byte, e FlowEntry) []byte {
@@ -233,6 +256,9 @@ func appendFlow(b []byte, e FlowEntry) []byte {
 	var flags byte
 	if e.Deleted {
 		flags |= flagFlowDel
+	}
+	if len(e.Delivers) > 0 {
+		flags |= flagFlowDelivers
 	}
 	b = append(b, flags)
 	b = appendString(b, e.ID)
@@ -249,6 +275,12 @@ func appendFlow(b []byte, e FlowEntry) []byte {
 	b = appendUvarint(b, uint64(len(e.Inputs)))
 	for _, in := range e.Inputs {
 		b = appendString(appendString(b, in.Name), in.Stream)
+	}
+	if len(e.Delivers) > 0 {
+		b = appendUvarint(b, uint64(len(e.Delivers)))
+		for _, d := range e.Delivers {
+			b = appendString(appendString(appendString(b, d.Output), d.Flow), d.Node)
+		}
 	}
 	return b
 }
@@ -279,7 +311,7 @@ func (r *reader) flow() (FlowEntry, error) {
 	if err != nil {
 		return e, err
 	}
-	if flags&^flagFlowDel != 0 {
+	if flags&^(flagFlowDel|flagFlowDelivers) != 0 {
 		return e, fmt.Errorf("unknown flags %#x", flags)
 	}
 	e.Deleted = flags&flagFlowDel != 0
@@ -303,10 +335,37 @@ func (r *reader) flow() (FlowEntry, error) {
 	if err == nil {
 		err = r.pairs("inputs", maxFlowInputs, maxFlowStream, func(a, b string) { e.Inputs = append(e.Inputs, FlowInput{a, b}) })
 	}
+	if err == nil && flags&flagFlowDelivers != 0 {
+		err = r.delivers(&e)
+	}
 	if err != nil {
 		return e, err
 	}
 	return e, nil
+}
+
+// delivers reads the delivering outputs (output, flow, node) of e.
+func (r *reader) delivers(e *FlowEntry) error {
+	n, err := r.count(MaxFlowDelivers)
+	if err != nil {
+		return fmt.Errorf("delivers: %w", err)
+	}
+	for range n {
+		var d FlowDelivery
+		if d.Output, err = r.string(maxFlowField); err == nil {
+			if d.Flow, err = r.string(maxFlowField); err == nil {
+				d.Node, err = r.string(maxNodeName)
+			}
+		}
+		if err == nil && (d.Output == "" || d.Flow == "") {
+			err = errors.New("empty output or flow")
+		}
+		if err != nil {
+			return fmt.Errorf("delivers: %w", err)
+		}
+		e.Delivers = append(e.Delivers, d)
+	}
+	return nil
 }
 
 // pairs reads a count of at most max string pairs (the first of at most

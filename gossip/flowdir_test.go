@@ -16,6 +16,13 @@ func TestFlowWireRoundTrip(t *testing.T) {
 	if err != nil || len(m.flows) != 1 || !reflect.DeepEqual(m.flows[0], f) {
 		t.Errorf("flow round trip = %+v, %v", m, err)
 	}
+	// delivering outputs ride behind a flag: an entry without them is
+	// encoded as before
+	d := f
+	d.Delivers = []FlowDelivery{{"toB", "FlowB", "fra"}, {"toC", "FlowC", ""}}
+	if m, err := decodeMessage(encodeFlowEntry(d)); err != nil || len(m.flows) != 1 || !reflect.DeepEqual(m.flows[0], d) {
+		t.Errorf("flow with delivers round trip = %+v, %v", m, err)
+	}
 	dir := []DirEntry{{Stream: "live/a", Node: "n1", Version: 1}}
 	tomb := FlowEntry{ID: "Gone", Node: "n2", Version: 9, Deleted: true}
 	m, err = decodeMessage(encodeStateFlows(dir, []FlowEntry{f, tomb}))
@@ -23,14 +30,17 @@ func TestFlowWireRoundTrip(t *testing.T) {
 		t.Errorf("state round trip = %+v, %v", m, err)
 	}
 	bad := map[string][]byte{
-		"truncated":      encodeFlowEntry(f)[:8],
-		"trailing":       append(encodeFlowEntry(f), 0),
-		"many outputs":   {kindFlow, 1, 0, 1, 'a', 1, 'b', 0, 0xff, 0x01},
-		"empty id":       {kindFlow, 1, 0, 0, 1, 'b', 0, 0, 0, 0},
-		"unknown flags":  {kindFlow, 1, 0x80, 1, 'a', 1, 'b', 0, 0, 0, 0},
-		"many inputs":    {kindFlow, 1, 0, 1, 'a', 1, 'b', 0, 0, 0, 3, 1, 'x', 1, 'y', 1, 'x', 1, 'y', 1, 'x', 1, 'y'},
-		"no inputs part": {kindFlow, 1, 0, 1, 'a', 1, 'b', 0, 0, 0},
-		"huge flow list": {kindStateFlows, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"truncated":        encodeFlowEntry(f)[:8],
+		"trailing":         append(encodeFlowEntry(f), 0),
+		"many outputs":     {kindFlow, 1, 0, 1, 'a', 1, 'b', 0, 0xff, 0x01},
+		"empty id":         {kindFlow, 1, 0, 0, 1, 'b', 0, 0, 0, 0},
+		"unknown flags":    {kindFlow, 1, 0x80, 1, 'a', 1, 'b', 0, 0, 0, 0},
+		"many inputs":      {kindFlow, 1, 0, 1, 'a', 1, 'b', 0, 0, 0, 3, 1, 'x', 1, 'y', 1, 'x', 1, 'y', 1, 'x', 1, 'y'},
+		"no inputs part":   {kindFlow, 1, 0, 1, 'a', 1, 'b', 0, 0, 0},
+		"no delivers part": {kindFlow, 1, 2, 1, 'a', 1, 'b', 0, 0, 0, 0},
+		"many delivers":    {kindFlow, 1, 2, 1, 'a', 1, 'b', 0, 0, 0, 0, 0x40},
+		"empty deliver":    {kindFlow, 1, 2, 1, 'a', 1, 'b', 0, 0, 0, 0, 1, 0, 0, 0},
+		"huge flow list":   {kindStateFlows, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	}
 	for name, b := range bad {
 		t.Run(name, func(t *testing.T) {

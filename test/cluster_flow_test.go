@@ -306,6 +306,25 @@ func TestClusterFlowAcrossRegions(t *testing.T) {
 			r, ok := c.flowRef("fra", "FlowB")
 			return ok && r.State == flow.RefConnected
 		})
+		// FlowB3, which FlowA3's flow output (on esin) delivers into:
+		// neither it nor its push source can go
+		if _, err := fl("fra").Do(cctx, "FlowB3", "stop"); err != nil {
+			t.Fatal(err)
+		}
+		deliverer := `output "toB3" of flow FlowA3 (node esin)`
+		err = fl("fra").Delete(cctx, "FlowB3")
+		if !errors.As(err, &p) || p.Status != http.StatusConflict || !strings.Contains(p.Message, deliverer) {
+			t.Errorf("deleting FlowB3: %v, want 409 naming %s", err, deliverer)
+		}
+		b3 := flow.Spec{ID: "FlowB3", Source: flow.Source{Name: "main", Type: flow.SrcRTMPPush},
+			Outputs: []flow.Output{{Name: "rtmp", Type: flow.OutRTMPPull}}}
+		_, err = fl("fra").Update(cctx, "FlowB3", b3)
+		if !errors.As(err, &p) || p.Status != http.StatusConflict || !strings.Contains(p.Message, `source "primary" of flow "FlowB3"`) || !strings.Contains(p.Message, deliverer) {
+			t.Errorf("renaming FlowB3's push source: %v, want 409 naming %s", err, deliverer)
+		}
+		if _, err := fl("fra").Do(cctx, "FlowB3", "start"); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	t.Run("source_node_restarts", func(t *testing.T) {

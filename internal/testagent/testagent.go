@@ -115,8 +115,8 @@ func Run(t testing.TB, o Options) *Agent {
 		a.env = append([]string{"RUNTIME_DIRECTORY=" + a.RuntimeDir}, a.env...)
 	}
 	// a port found free can be taken by another test's process before the
-	// binary binds it (the SRT port is UDP, checked free only over TCP):
-	// then the binary exits at once, and it runs again on other ports
+	// binary binds it (each is checked free over TCP and UDP, but only
+	// then): the binary exits at once, and it runs again on other ports
 	for attempt := 1; ; attempt++ {
 		ports := testmedia.FreePorts(t, 4)
 		a.API, a.RTMP = fmt.Sprintf("http://127.0.0.1:%d", ports[3]), ports[0]

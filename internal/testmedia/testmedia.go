@@ -265,32 +265,52 @@ func Analyze(ctx context.Context, path string) (Result, error) {
 	return res, nil
 }
 
-// FreePort returns a free TCP (and very likely UDP) port on loopback.
+// FreePort returns a port on 127.0.0.1 that is free over both TCP and
+// UDP: the SRT, WebRTC and gossip listeners bind it over UDP (gossip over
+// both), and a TCP check alone may hand out a UDP port another test holds.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return FreePorts(t, 1)[0]
 }
 
-// FreePorts returns n different free TCP ports on 127.0.0.1: each is held
-// until all are chosen, as FreePort one after another may return the
-// same port twice (an agent then refuses two listeners on one port).
+// FreePorts returns n different ports on 127.0.0.1, each free over both
+// TCP and UDP: each is held until all are chosen, as FreePort one after
+// another may return the same port twice (an agent then refuses two
+// listeners on one port).
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	ports := make([]int, 0, n)
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		port, release, err := holdPort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		defer release()
+		ports = append(ports, port)
 	}
 	return ports
+}
+
+// holdPort binds a port on 127.0.0.1 over TCP and the same port over UDP
+// (trying other ports while the UDP one is taken) and returns it with the
+// function that releases both.
+func holdPort() (int, func(), error) {
+	var last error
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, nil, fmt.Errorf("free port: %w", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			ln.Close()
+			last = err
+			continue
+		}
+		return port, func() { pc.Close(); ln.Close() }, nil
+	}
+	return 0, nil, fmt.Errorf("free port: no TCP port whose UDP twin is free in 20 tries: %w", last)
 }
 
 // Eventually is poll.Until for the media tests that have always used it.
