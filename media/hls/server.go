@@ -358,7 +358,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // (at most MaxBlocked) until gohlslib answers it. status is -1 when ctx
 // ended, an HTTP status when the call was refused or timed out.
 func (mx *muxer) call(ctx context.Context, m *gohlslib.Muxer, req *http.Request, cfg *Config) (rec *bufWriter, status int, msg string) {
-	if n := mx.inflight.Add(1); n > int64(cfg.MaxBlocked) {
+	limit := int64(cfg.MaxBlocked)
+	if !req.URL.Query().Has("_HLS_msn") {
+		// a plain playlist request is answered at once (once the stream
+		// has a segment): blocked reloads filling MaxBlocked must not
+		// refuse it, so it has room of its own, still bounded
+		limit *= 2
+	}
+	if n := mx.inflight.Add(1); n > limit {
 		mx.inflight.Add(-1)
 		return nil, http.StatusServiceUnavailable, "too many waiting requests on this stream"
 	}
