@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,8 @@ type Stream struct {
 	// The FLV lane of a TS-native stream is filled only while it has
 	// readers (lazyFLV: the hub can rebuild it from the TS lane); flvOn
 	// says it is, flvSkip holds the times up to which the rebuild wrote
-	// video [0] and audio [1] (the publisher's own copies are dropped).
+	// video [0] and audio [1] (the publisher's own copies are dropped;
+	// noSkip: none, since a session's first frame is at time 0).
 	lazyFLV bool
 	flvOn   bool
 	flvSkip [2]int64
@@ -153,7 +155,7 @@ func (s *Stream) attach(info PublisherInfo) *Publisher {
 	s.overlap = [3]bool{s.cont, s.cont, s.cont}
 	s.lazyFLV = info.Native == FormatTS && s.hub.cfg.NewTSDemuxer != nil
 	s.flvOn = s.flvReadersLocked() > 0
-	s.flvSkip = [2]int64{}
+	s.flvSkip = [2]int64{noSkip, noSkip}
 	if s.lazyFLV && !s.flvOn {
 		s.lanes[FormatFLV].clear()
 	}
@@ -217,6 +219,7 @@ func (s *Stream) removeReader(r *Reader) {
 		s.wmu.Lock()
 		if s.lazyFLV && s.flvOn {
 			s.flvOn = false
+			s.flvSkip = [2]int64{noSkip, noSkip}
 			s.lanes[FormatFLV].clear()
 		}
 		s.wmu.Unlock()
@@ -246,6 +249,9 @@ func (s *Stream) wantFLV() {
 	s.flvOn = true
 	s.backfillFLV()
 }
+
+// noSkip is a flvSkip that drops nothing.
+const noSkip = math.MinInt64
 
 // backfillFLV writes the FLV packets of the TS lane's GOP (the newest
 // keyframe on) into the FLV lane, on the publisher's timeline, so a first

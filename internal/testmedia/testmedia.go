@@ -43,6 +43,9 @@ type Source struct {
 	Audio         bool
 	Format        string // "flv" or "mpegts"
 	Realtime      bool   // -re
+	// TSFromZero starts MPEG-TS timestamps at 0 (-muxdelay 0 -muxpreload
+	// 0), as a TS our own muxer made does, instead of ffmpeg's 1.4 s
+	TSFromZero bool
 }
 
 // Defaults fills in a 640x360 25 fps H.264 + AAC source with a 2 s GOP.
@@ -102,6 +105,9 @@ func (s Source) Args(url string) []string {
 		args = append(args, "-c:a", "aac", "-b:a", "64k", "-ar", "48000")
 	}
 	if strings.HasPrefix(url, "srt://") {
+		if s.TSFromZero {
+			args = append(args, "-muxdelay", "0", "-muxpreload", "0")
+		}
 		args = append(args, "-f", "mpegts")
 	} else {
 		args = append(args, "-f", s.Format)

@@ -107,3 +107,56 @@ func TestLazyFLVLane(t *testing.T) {
 			res.FirstKey, res.NonMonotonic, res.VideoFrames, res.AudioFrames, res.DecodeErrors)
 	}
 }
+
+// TestLazyFLVReaderFromStart: an FLV reader that is there before an SRT
+// publisher starts (a flow or relay pulling from it) gets the session's
+// first keyframe, at time 0 (the TS starts at 0, as one our muxer made
+// does). The rebuild's skip times started at 0 and dropped that keyframe:
+// a flow reading it began with audio and non-key video, and everything
+// downstream had audio a GOP ahead of its first keyframe
+// (TestClusterFlowAcrossRegions's FlowB player got 51 of 100 video
+// frames in 4 s).
+func TestLazyFLVReaderFromStart(t *testing.T) {
+	testmedia.Need(t, "ffmpeg")
+	hc := media.DefaultHubConfig()
+	hc.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
+	hc.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
+	n := testnode.Start(t, testnode.Config{Name: "server", Hub: hc, SRT: &srt.Config{}})
+	const key = "live/fromstart"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type sub struct {
+		rd  *media.Reader
+		err error
+	}
+	subbed := make(chan sub, 1)
+	go func() {
+		rd, err := n.Hub.Subscribe(ctx, key, media.SubscribeOptions{Format: media.FormatFLV, Wait: 30 * time.Second,
+			Info: media.ReaderInfo{Protocol: "test"}})
+		subbed <- sub{rd, err}
+	}()
+	testmedia.Publish(t, ctx, testmedia.Source{Width: 320, Height: 240, FPS: 25, GOP: 25,
+		Duration: 40 * time.Second, Realtime: true, TSFromZero: true}, n.SRTBase()+"?streamid=publish:"+key)
+	s := <-subbed
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	defer s.rd.Close()
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	var firstVideo *media.Packet
+	for firstVideo == nil {
+		pkts, err := s.rd.Next(rctx, nil)
+		if err != nil {
+			t.Fatalf("before the first video frame: %v", err)
+		}
+		for _, p := range pkts {
+			if !p.Header && p.Kind == media.KindVideo && firstVideo == nil {
+				firstVideo = p
+			}
+		}
+	}
+	if !firstVideo.Keyframe || firstVideo.Time > 100 {
+		t.Errorf("first video frame at %d ms, keyframe %v; want the session's first keyframe at about 0", firstVideo.Time, firstVideo.Keyframe)
+	}
+}
