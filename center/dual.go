@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/relaymesh/relaymesh/gossip"
@@ -75,7 +76,7 @@ type dualStream struct {
 	// peer is the center to forward the edge's leg to: the one the edge
 	// named, or the last one that forwarded its leg here.
 	peer   string
-	fwd    *link.MessageSender
+	fwd    atomic.Pointer[link.MessageSender] // set under c.dualMu, read per packet without it
 	fwdLeg int
 	fwdTo  string
 	fwdEnd context.CancelFunc
@@ -221,10 +222,10 @@ func (c *Center) attachLeg(key, from string, p legParams) (*dualStream, error) {
 	case !p.forward && p.peer != "" && ds.peer == "":
 		ds.peer = p.peer
 	}
-	if !p.forward && ds.fwd == nil && ds.peer != "" {
+	if !p.forward && ds.fwd.Load() == nil && ds.peer != "" {
 		c.startForwardLocked(ds, p.leg)
 	}
-	if forwarding := ds.fwd != nil; p.forward && !forwarding && ds.direct[1-p.leg] && ds.conns[1-p.leg] > 0 {
+	if forwarding := ds.fwd.Load() != nil; p.forward && !forwarding && ds.direct[1-p.leg] && ds.conns[1-p.leg] > 0 {
 		// the other center learnt of us from its edge: forward to it too
 		c.startForwardLocked(ds, 1-p.leg)
 	}
@@ -267,9 +268,9 @@ func (c *Center) detachLeg(ds *dualStream, p legParams) {
 		ds.rx.SetUp(p.leg, false)
 	}
 	c.log.Info("dual-path leg down", "stream", ds.key, "leg", p.leg)
-	if !p.forward && ds.fwd != nil && ds.fwdLeg == p.leg && ds.conns[p.leg] == 0 {
+	if !p.forward && ds.fwd.Load() != nil && ds.fwdLeg == p.leg && ds.conns[p.leg] == 0 {
 		ds.fwdEnd()
-		ds.fwd = nil
+		ds.fwd.Store(nil)
 	}
 	last := ds.conns[0]+ds.conns[1] == 0
 	if last && c.dual[ds.key] == ds {
@@ -310,10 +311,7 @@ func (ds *dualStream) flush() { _ = ds.dm.Flush(ds.emit) }
 
 // forward sends a raw packet of the edge's leg on to the other center.
 func (c *Center) forward(ds *dualStream, b []byte) {
-	c.dualMu.Lock()
-	s := ds.fwd
-	c.dualMu.Unlock()
-	if s != nil {
+	if s := ds.fwd.Load(); s != nil {
 		s.Send(link.NewMessage(b, 1))
 	}
 }
@@ -354,7 +352,8 @@ func (c *Center) startForwardLocked(ds *dualStream, leg int) {
 				ConnectTimeout:  link.ConnectTimeoutFor(rtt),
 			}, nil
 		}}, c.log.With("stream", ds.key, "forward_leg", leg))
-	ds.fwd, ds.fwdLeg, ds.fwdEnd = s, leg, cancel
+	ds.fwd.Store(s)
+	ds.fwdLeg, ds.fwdEnd = leg, cancel
 	c.wg.Add(1)
 	go func() { defer c.wg.Done(); s.Run(ctx) }()
 }
@@ -420,7 +419,7 @@ func (c *Center) peerLost(key, node string) bool {
 			return false
 		}
 	}
-	fwd := ds.fwd
+	fwd := ds.fwd.Load()
 	c.dualMu.Unlock()
 	if m, ok := c.cl.Member(node); !ok || m.State != gossip.StateAlive {
 		return true
@@ -461,11 +460,11 @@ func (c *Center) Duals() []DualStatus {
 				}
 			}
 		}
-		if ds.fwd != nil {
+		if ds.fwd.Load() != nil {
 			s.Forward = &DualForward{Leg: ds.fwdLeg, To: ds.fwdTo}
 		}
 		out = append(out, s)
-		fwds = append(fwds, ds.fwd)
+		fwds = append(fwds, ds.fwd.Load())
 	}
 	rxs := make([]*dualpath.Receiver, 0, len(out))
 	for _, s := range out {

@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/relaymesh/relaymesh/gossip"
@@ -58,7 +59,7 @@ type dualUplink struct {
 	// window
 	window   time.Duration
 	explicit bool
-	made     uint64 // RTP packets made (under Uplinks.mu when read)
+	made     atomic.Uint64 // RTP packets made
 	legs     [dualpath.Legs]*dualLeg
 }
 
@@ -154,9 +155,7 @@ func (u *Uplinks) runDual(d *dualUplink) {
 		for _, l := range d.legs {
 			l.s.Send(m)
 		}
-		u.mu.Lock()
-		d.made++
-		u.mu.Unlock()
+		d.made.Add(1)
 		return nil
 	}
 	pkts := make([]*media.Packet, 0, 64)
@@ -316,7 +315,7 @@ func (u *Uplinks) DualStreams() []DualStatus {
 	out := make([]DualStatus, 0, len(u.duals))
 	var senders [][dualpath.Legs]*link.MessageSender
 	for _, d := range u.duals {
-		s := DualStatus{Stream: d.key, SSRC: d.ssrc, Window: d.window.String(), Sent: d.made}
+		s := DualStatus{Stream: d.key, SSRC: d.ssrc, Window: d.window.String(), Sent: d.made.Load()}
 		var ss [dualpath.Legs]*link.MessageSender
 		for i, l := range d.legs {
 			s.Legs[i] = DualLegStatus{Center: l.center, Since: l.since, Moves: l.moves}
