@@ -21,8 +21,12 @@ func TestMaskLogAttr(t *testing.T) {
 		slog.Any("urls", []string{"srt://h:1?streamid=publish:live/secret-key-123"}),
 	} {
 		got := maskLogAttr(nil, a)
-		if s := got.Value.String(); strings.Contains(s, "secret-key-123") || strings.Contains(s, "abcdef") {
+		s := got.Value.String()
+		if strings.Contains(s, "secret-key-123") || strings.Contains(s, "abcdef") {
 			t.Errorf("%s = %q: the secret shows", a.Key, s)
+		}
+		if a.Key != "passphrase" && !strings.Contains(s, "cdn.example") && !strings.Contains(s, "srt://h:1") {
+			t.Errorf("%s = %q: more than the secret is gone", a.Key, s)
 		}
 	}
 }
