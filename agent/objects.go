@@ -6,11 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"path/filepath"
-	"reflect"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +16,7 @@ import (
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/relay"
 	"github.com/relaymesh/relaymesh/task"
+	"github.com/relaymesh/relaymesh/webhook"
 )
 
 // objectsState is the agent's objects part (Agent.objects).
@@ -37,7 +34,7 @@ type objectsState struct {
 	// notifier builds the webhook sender for a task's callback URL; tests
 	// replace it.
 	notifier func(callback string) task.Notifier
-	hooks    *taskHooks
+	hooks    *webhook.Callbacks // newTaskHooks
 }
 
 // newObjects builds the objects components from cfg and registers them with
@@ -84,14 +81,14 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	a.wireFlowDirectory() // flowdir.go
 	o.relays = relay.NewManager(a.hub, log, env(config.ObjectsConfig.RelayLimit))
 	o.relays.Policy = a.fetchPolicy
-	deps := &task.Deps{Hub: a.hub, Log: log, Local: a.localIngest, CacheDir: filepath.Join(dataDir, "task-cache"),
+	deps := &task.Deps{Hub: a.hub, Log: log, Local: func(dest string) (string, bool) { return task.LocalIngest(dest, a.listenAddr) }, CacheDir: filepath.Join(dataDir, "task-cache"),
 		Policy:          a.fetchPolicy,
 		MaxDownload:     func() int64 { return a.objectsConfig().DownloadLimit() },
 		DownloadTimeout: func() time.Duration { return a.objectsConfig().DownloadTimeLimit() }}
 	o.tasks = task.NewManager(deps, env(config.ObjectsConfig.RunningTaskLimit))
 	o.hooks = newTaskHooks(a)
 	if o.notifier == nil {
-		o.notifier = o.hooks.notifier
+		o.notifier = a.taskNotifier
 	}
 	o.tasks.DefaultCallback = func() string { return a.config().Webhooks.URL }
 	o.tasks.NotifierFor = func(cb string) task.Notifier {
@@ -203,7 +200,7 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		wg.Wait()
 		return nil
 	}, func() error {
-		errs := []error{o.tasks.Close(), o.relays.Close(), o.flows.Close(), o.hooks.close()}
+		errs := []error{o.tasks.Close(), o.relays.Close(), o.flows.Close(), o.hooks.Close()}
 		return errors.Join(errs...)
 	})
 	return nil
@@ -255,68 +252,6 @@ func (a *Agent) writeObjectsLocked() error {
 	return o.store.save(so)
 }
 
-// localIngest maps a destination URL that points at this node's own RTMP
-// or SRT listener to the hub key it would publish.
-func (a *Agent) localIngest(dest string) (string, bool) {
-	u, err := url.Parse(dest)
-	if err != nil {
-		return "", false
-	}
-	var own string
-	switch u.Scheme {
-	case "rtmp":
-		own = a.listenAddr("rtmp")
-	case "srt":
-		own = a.listenAddr("srt")
-	default:
-		return "", false
-	}
-	if own == "" {
-		return "", false
-	}
-	_, ownPort, _ := net.SplitHostPort(own)
-	host, port := u.Hostname(), u.Port()
-	if port == "" && u.Scheme == "rtmp" {
-		port = "1935"
-	}
-	if port != ownPort || !isLocalHost(host) {
-		return "", false
-	}
-	if u.Scheme == "rtmp" {
-		key := strings.Trim(u.Path, "/")
-		return key, key != ""
-	}
-	sid := u.Query().Get("streamid")
-	mode, key, ok := strings.Cut(sid, ":")
-	if !ok || mode != "publish" {
-		return "", false
-	}
-	return key, key != ""
-}
-
-func isLocalHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	if ip == nil {
-		return false
-	}
-	if ip.IsLoopback() {
-		return true
-	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	for _, ad := range addrs {
-		if n, ok := ad.(*net.IPNet); ok && n.IP.Equal(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 // objectsConfig is the [objects] the managers' limits follow: the config
 // in force, or the one a reload is preparing (its objects are created
 // under its own limits before it commits).
@@ -349,26 +284,37 @@ func (a *Agent) prepareObjects(old, next *config.Config) (change, error) {
 			return change{}, fmt.Errorf("task %q: an API-made task has that id", t.ID)
 		}
 	}
-	kinds := []configKind{
-		kindOf("flow", old.Flows, next.Flows, func(f config.FlowConfig) string { return f.ID }, o.flows.Remove,
-			func(f config.FlowConfig) error {
-				st := lifecycle.Standby
-				if f.Start {
-					st = lifecycle.Running
-				}
-				return o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st})
-			},
-			// in place: a running flow keeps its players (no window where it is gone)
-			func(f config.FlowConfig) error { return o.flows.Update(f.Spec()) }),
-		kindOf("relay", old.Relays, next.Relays, func(r config.RelayConfig) string { return r.ID },
-			o.relays.Remove,
-			func(r config.RelayConfig) error {
-				return o.relays.Create(r.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig})
-			}, nil),
-		kindOf("task", old.Tasks, next.Tasks, func(t config.TaskConfig) string { return t.ID }, o.tasks.Remove,
-			func(t config.TaskConfig) error {
-				return o.tasks.Create(t.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled})
-			}, nil),
+	kinds := []func() (undo func(), err error){
+		func() (func(), error) {
+			return lifecycle.Declared[config.FlowConfig]{Kind: "flow", ID: func(f config.FlowConfig) string { return f.ID },
+				Remove: o.flows.Remove,
+				Create: func(f config.FlowConfig) error {
+					st := lifecycle.Standby
+					if f.Start {
+						st = lifecycle.Running
+					}
+					return o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st})
+				},
+				// in place: a running flow keeps its players (no window where it is gone)
+				Update: func(f config.FlowConfig) error { return o.flows.Update(f.Spec()) },
+			}.Reconcile(old.Flows, next.Flows, a.log)
+		},
+		func() (func(), error) {
+			return lifecycle.Declared[config.RelayConfig]{Kind: "relay", ID: func(r config.RelayConfig) string { return r.ID },
+				Remove: o.relays.Remove,
+				Create: func(r config.RelayConfig) error {
+					return o.relays.Create(r.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig})
+				},
+			}.Reconcile(old.Relays, next.Relays, a.log)
+		},
+		func() (func(), error) {
+			return lifecycle.Declared[config.TaskConfig]{Kind: "task", ID: func(t config.TaskConfig) string { return t.ID },
+				Remove: o.tasks.Remove,
+				Create: func(t config.TaskConfig) error {
+					return o.tasks.Create(t.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled})
+				},
+			}.Reconcile(old.Tasks, next.Tasks, a.log)
+		},
 	}
 	var undo []func()
 	abort := func() {
@@ -377,7 +323,7 @@ func (a *Agent) prepareObjects(old, next *config.Config) (change, error) {
 		}
 	}
 	for _, k := range kinds {
-		u, err := k(a)
+		u, err := k()
 		undo = append(undo, u)
 		if err != nil {
 			abort()
@@ -385,80 +331,4 @@ func (a *Agent) prepareObjects(old, next *config.Config) (change, error) {
 		}
 	}
 	return change{abort: abort}, nil
-}
-
-// configKind applies one kind's config objects and returns how to undo
-// what it did (also when it failed part way).
-type configKind func(a *Agent) (undo func(), err error)
-
-// kindOf builds the configKind of one kind: those gone are removed, those
-// new created, those changed updated in place (update nil, or refused by
-// the object's state: removed and created again); unchanged ones are left
-// running untouched.
-func kindOf[C any](kind string, old, next []C, id func(C) string, remove func(string), create, update func(C) error) configKind {
-	replace := func(c C) error {
-		if update != nil && update(c) == nil {
-			return nil
-		}
-		remove(id(c))
-		return create(c)
-	}
-	return func(a *Agent) (func(), error) {
-		oldBy, nextBy := map[string]C{}, map[string]C{}
-		for _, c := range old {
-			oldBy[id(c)] = c
-		}
-		for _, c := range next {
-			nextBy[id(c)] = c
-		}
-		var undo []func()
-		undoAll := func() {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
-		}
-		restore := func(c C) {
-			if err := create(c); err != nil {
-				a.log.Error(kind+" of the old config not restored", kind, id(c), "err", err)
-			}
-		}
-		restoreChanged := func(c C) {
-			if err := replace(c); err != nil {
-				a.log.Error(kind+" of the old config not restored", kind, id(c), "err", err)
-			}
-		}
-		for _, k := range lifecycle.SortedIDs(oldBy) {
-			if _, ok := nextBy[k]; !ok {
-				remove(k)
-				c := oldBy[k]
-				undo = append(undo, func() { restore(c) })
-			}
-		}
-		for _, k := range lifecycle.SortedIDs(nextBy) {
-			c := nextBy[k]
-			oc, had := oldBy[k]
-			if had && reflect.DeepEqual(oc, c) {
-				continue
-			}
-			var err error
-			if had {
-				err = replace(c)
-			} else {
-				err = create(c)
-			}
-			if err != nil {
-				// a failed replace may have removed the old one
-				if had {
-					undo = append(undo, func() { restoreChanged(oc) })
-				}
-				return undoAll, fmt.Errorf("%s %q: %w", kind, k, err)
-			}
-			if had {
-				undo = append(undo, func() { restoreChanged(oc) })
-			} else {
-				undo = append(undo, func() { remove(k) })
-			}
-		}
-		return undoAll, nil
-	}
 }
