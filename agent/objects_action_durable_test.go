@@ -40,7 +40,7 @@ func TestObjectActionsNotSaved(t *testing.T) {
 		t.Fatalf("start on: %v", err)
 	}
 
-	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+	if err := remountReadOnly(data); err != nil {
 		t.Fatalf("remount read-only: %v", err)
 	}
 	for _, c := range []struct{ id, action string }{{"on", "stop"}, {"off", "start"}} {

@@ -141,7 +141,7 @@ func TestObjectsFullDisk(t *testing.T) {
 	t.Logf("burst: %d creates acknowledged, %d refused", acked, refused)
 
 	// another write error (a read-only filesystem) is a 503 with the reason
-	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+	if err := remountReadOnly(data); err != nil {
 		t.Fatalf("remount read-only: %v", err)
 	}
 	if _, err := tasks.Create(ctx, taskBody("on-ro", "/srv/a.mp4")); err == nil {
@@ -201,5 +201,19 @@ func TestStaleStoreTempRemoved(t *testing.T) {
 	}
 	if _, err := b.Client().Tasks().Get(ctx, "kept"); err != nil {
 		t.Fatalf("the saved task after the restart: %v", err)
+	}
+}
+
+// remountReadOnly makes the data dir read-only. The kernel refuses with
+// EBUSY while a file on it is still open for writing (the agent may be
+// finishing a write it already answered for), so it retries, bounded.
+func remountReadOnly(dir string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, "")
+		if err == nil || !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
