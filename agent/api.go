@@ -14,12 +14,9 @@ import (
 	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/edge"
-	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
-	"github.com/relaymesh/relaymesh/relay"
-	"github.com/relaymesh/relaymesh/task"
 )
 
 // newAPI binds the API on listen.
@@ -89,7 +86,7 @@ func (v apiView) SignPublish(key string, exp time.Time) string {
 	return auth.Sign(pol.key, auth.ActionPublish, key, exp)
 }
 
-func (v apiView) Flows() *flow.Manager              { return v.a.objects.flows }
-func (v apiView) Relays() *relay.Manager            { return v.a.objects.relays }
-func (v apiView) Tasks() *task.Manager              { return v.a.objects.tasks }
+func (v apiView) Flows() api.Flows                  { return v.a.objects.flows }
+func (v apiView) Relays() api.Relays                { return v.a.objects.relays }
+func (v apiView) Tasks() api.Tasks                  { return v.a.objects.tasks }
 func (v apiView) Write(op, undo func() error) error { return v.a.writeObjects(op, undo) }

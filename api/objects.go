@@ -17,13 +17,53 @@ import (
 // Objects are the flows, relays and tasks the API manages, and the
 // durable write every change goes through.
 type Objects interface {
-	Flows() *flow.Manager
-	Relays() *relay.Manager
-	Tasks() *task.Manager
+	Flows() Flows
+	Relays() Relays
+	Tasks() Tasks
 	// Write runs one API change: op changes the objects in memory, undo
 	// reverses it; an error that is a StatusError answers with its
 	// status (the change could not be saved and was undone).
 	Write(op, undo func() error) error
+}
+
+// Kind is what the API needs of one kind's manager: S is the spec
+// clients send, V the view they get back. flow.Manager, relay.Manager
+// and task.Manager satisfy it.
+type Kind[S, V any] interface {
+	List() []V
+	Get(id string) (V, bool)
+	Create(spec S, opts lifecycle.CreateOpts) error
+	Update(spec S) error
+	Delete(id string) error
+	// Remove stops and deletes an object regardless of its state (the
+	// undo of a create).
+	Remove(id string)
+}
+
+// Runnable is a kind whose objects are started and stopped by hand.
+type Runnable interface {
+	Start(ctx context.Context, id string) error
+	Stop(ctx context.Context, id string) error
+}
+
+// Flows are the node's flows (flow.Manager).
+type Flows interface {
+	Kind[flow.Spec, flow.View]
+	Runnable
+}
+
+// Relays are the node's relay rules (relay.Manager).
+type Relays interface {
+	Kind[relay.Spec, relay.View]
+}
+
+// Tasks are the node's pseudo-live tasks (task.Manager).
+type Tasks interface {
+	Kind[task.Spec, task.View]
+	Runnable
+	Restart(ctx context.Context, id string) error
+	// Restore puts back a deleted task where it was (undo of a delete).
+	Restore(spec task.Spec, state lifecycle.State, at task.Position) error
 }
 
 // A StatusError names the HTTP status and error code it answers with.

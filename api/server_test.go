@@ -14,11 +14,8 @@ import (
 
 	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/config"
-	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
-	"github.com/relaymesh/relaymesh/relay"
-	"github.com/relaymesh/relaymesh/task"
 )
 
 // fakeNode is the node as the API reads it, without an agent: no
@@ -39,9 +36,9 @@ func (n *fakeNode) Health() client.Health {
 func (n *fakeNode) Streams() []*media.Stream             { return nil }
 func (n *fakeNode) Stream(string) *media.Stream          { return nil }
 func (n *fakeNode) SRTStats(string) []srt.ConnStats      { return nil }
-func (n *fakeNode) Flows() *flow.Manager                 { return nil }
-func (n *fakeNode) Relays() *relay.Manager               { return nil }
-func (n *fakeNode) Tasks() *task.Manager                 { return nil }
+func (n *fakeNode) Flows() Flows                         { return nil }
+func (n *fakeNode) Relays() Relays                       { return nil }
+func (n *fakeNode) Tasks() Tasks                         { return nil }
 func (n *fakeNode) Write(op, _ func() error) error       { return op() }
 func (n *fakeNode) SignPublish(string, time.Time) string { return "" }
 
