@@ -29,6 +29,8 @@
 #   SLT_READERS="1 10"     srt-live-transmit relay processes run for real
 #   RTMP_READERS="1"       SRT readers of the RTMP-in case ("" skips it)
 #   SERVERS="slt relaymesh"  also: relaymesh-gmp1 (GOMAXPROCS=1)
+#   REPS=1                 repetitions; each rep runs every case on every
+#                          server, servers alternating case by case
 #   DURATION=20            measurement window, seconds (SECONDS is bash's own)
 #   WARMUP=5               seconds between the readers getting media and the window
 #   IDLE=3                 seconds of server CPU and RSS with the publisher only
@@ -47,6 +49,7 @@ READERS=${READERS:-"1 10 50"}
 SLT_READERS=${SLT_READERS:-"1 10"}
 RTMP_READERS=${RTMP_READERS-"1"}
 SERVERS=${SERVERS:-"slt relaymesh"}
+REPS=${REPS:-1}
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-5}
 IDLE=${IDLE:-3}
@@ -169,8 +172,9 @@ start_publisher() { # start_publisher LOGFILE srt|rtmp|slt N
 
 # run_case LABEL KIND N: one fresh server + publisher + readers.
 run_case() {
-	local label=$1 kind=$2 n=$3 dir=$OUT/$1-$2-$3 url extra=() reader_pid
-	log "run: $label, $kind in, $n SRT readers (window ${DURATION}s)"
+	local label=$1 kind=$2 n=$3 dir=$OUT/$1-$2-$3-r$REP url extra=() reader_pid
+	LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+	log "run: $label, $kind in, $n SRT readers (window ${DURATION}s, rep $REP, load average $LOAD)"
 	mkdir -p "$dir"
 	case $label in
 	relaymesh) start_relaymesh "$dir" "" ;;
@@ -196,7 +200,8 @@ run_case() {
 	reader_pid=$!
 	PIDS+=("$reader_pid")
 	if wait "$reader_pid"; then
-		jq -c --arg kind "$kind" '. + {input: $kind}' "$dir/reader.json" >>"$RESULTS"
+		jq -c --arg kind "$kind" --arg load "$LOAD" --argjson rep "$REP" \
+			'. + {input: $kind, rep: $rep, loadavg: $load}' "$dir/reader.json" >>"$RESULTS"
 	else
 		log "reader failed for $label/$kind/$n: $(tail -c 300 "$dir/reader.log") $(head -c 300 "$dir/reader.json")"
 	fi
@@ -207,13 +212,24 @@ run_case() {
 }
 
 # --- runs ------------------------------------------------------------------
-for server in $SERVERS; do
-	if [ "$server" = slt ]; then
-		for n in $SLT_READERS; do run_case slt srt "$n"; done
-	else
-		for n in $READERS; do run_case "$server" srt "$n"; done
-		for n in $RTMP_READERS; do run_case "$server" rtmp "$n"; done
-	fi
+# Case by case, every server in turn (the machine may be shared: servers
+# measured next to each other see the same load), REPS times.
+LOAD=
+for ((REP = 1; REP <= REPS; REP++)); do
+	for n in $(printf '%s\n' $READERS $SLT_READERS | sort -n -u); do
+		for server in $SERVERS; do
+			if [ "$server" = slt ]; then
+				case " $SLT_READERS " in *" $n "*) run_case slt srt "$n" ;; esac
+			else
+				case " $READERS " in *" $n "*) run_case "$server" srt "$n" ;; esac
+			fi
+		done
+	done
+	for n in $RTMP_READERS; do
+		for server in $SERVERS; do
+			[ "$server" = slt ] || run_case "$server" rtmp "$n"
+		done
+	done
 done
 cleanup
 
@@ -225,9 +241,9 @@ cleanup
 	echo
 	echo "slt = srt-live-transmit, one process per reader (it relays one input to one output; its listener output serves one caller), each fed its own copy by one ffmpeg; CPU summed over those processes."
 	echo
-	echo "| server | input | readers | processes | ok/failed/no media/dropped | delivered Mbit/s | per reader min/median/max | server CPU % | CPU s per Gbit | kernel share | RSS KiB per reader | SRT pkts recv | loss | retrans | drop | belated | TS CC gaps | idle CPU % | reader CPU % |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-	jq -r '"| \(.label) | \(.input) | \(.readers) | \(.server.processes) | \(.ok)/\(.failed)/\(.no_media)/\(.dropped) | \(.mbit_per_s) | \(.reader_mbit_min)/\(.reader_mbit_median)/\(.reader_mbit_max) | \(.server.cpu_percent) | \(.server.cpu_seconds_per_gbit) | \(if .server.cpu_seconds > 0 then (100 * .server.sys_seconds / .server.cpu_seconds | round | tostring) + "%" else "n/a" end) | \(.server.rss_kib_per_reader) | \(.srt.pkt_recv) | \(.srt.pkt_loss) | \(.srt.pkt_retrans) | \(.srt.pkt_drop) | \(.srt.pkt_belated) | \(.ts.cc_gaps) | \(.server.idle_cpu_percent) | \(.reader_cpu_percent) |"' "$RESULTS"
+	echo "| rep | load average | server | input | readers | processes | ok/failed/no media/dropped | delivered Mbit/s | per reader min/median/max | server CPU % | CPU s per Gbit | kernel share | RSS KiB per reader | SRT pkts recv | loss | retrans | drop | belated | TS CC gaps | idle CPU % | reader CPU % |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	jq -r '"| \(.rep) | \(.loadavg) | \(.label) | \(.input) | \(.readers) | \(.server.processes) | \(.ok)/\(.failed)/\(.no_media)/\(.dropped) | \(.mbit_per_s) | \(.reader_mbit_min)/\(.reader_mbit_median)/\(.reader_mbit_max) | \(.server.cpu_percent) | \(.server.cpu_seconds_per_gbit) | \(if .server.cpu_seconds > 0 then (100 * .server.sys_seconds / .server.cpu_seconds | round | tostring) + "%" else "n/a" end) | \(.server.rss_kib_per_reader) | \(.srt.pkt_recv) | \(.srt.pkt_loss) | \(.srt.pkt_retrans) | \(.srt.pkt_drop) | \(.srt.pkt_belated) | \(.ts.cc_gaps) | \(.server.idle_cpu_percent) | \(.reader_cpu_percent) |"' "$RESULTS"
 	echo
 	echo "Ratios relaymesh / srt-live-transmit, CPU seconds per delivered Gbit (lower is better for relaymesh)."
 	echo "\"measured\": slt ran N relays in this run; \"estimate\": N x slt's single relay, i.e. its CPU per Gbit at its smallest measured N (slt cannot fan out)."
@@ -236,12 +252,12 @@ cleanup
 	echo "| server | input | readers | relaymesh CPU s/Gbit | slt CPU s/Gbit | basis | ratio | relaymesh server CPU % | slt server CPU % (N relays) |"
 	echo "|---|---|---|---|---|---|---|---|---|"
 	jq -rs '
-		(map(select(.label == "slt")) | map({key: (.readers|tostring), value: .}) | from_entries) as $slt
+		(map(select(.label == "slt")) | map({key: "\(.rep)-\(.readers)", value: .}) | from_entries) as $slt
 		| (map(select(.label == "slt")) | min_by(.readers)) as $one
 		| def r2: (. * 100 | round / 100 | tostring);
 		  def ratio(a; b): if (b // 0) > 0 then (a / b | r2) else "n/a" end;
 		.[] | select(.label != "slt") | . as $r
-		| (if $r.input == "srt" and $slt[($r.readers|tostring)] != null then {s: $slt[($r.readers|tostring)], basis: "measured"}
+		| (if $r.input == "srt" and $slt["\($r.rep)-\($r.readers)"] != null then {s: $slt["\($r.rep)-\($r.readers)"], basis: "measured, rep \($r.rep)"}
 		   elif $one != null then {s: $one, basis: (if $r.input == "rtmp" then "slt SRT->SRT, \($one.readers) relay(s)" else "estimate: \($r.readers) x 1 relay (slt N=\($one.readers))" end)}
 		   else null end) as $p
 		| select($p != null)
