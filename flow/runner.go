@@ -32,6 +32,15 @@ const startGrace = time.Second
 // frame at 25 fps), so no two packets of a track share a timestamp.
 const minSwitchStep = 40 * time.Millisecond
 
+// videoWait is how long a source that has sent audio but no video yet
+// may be waited for a video sequence header before the flow starts it
+// on audio (an audio-only source). A publisher's audio header often
+// comes before its video header (an MPEG-TS source's video one only
+// with its first IDR); starting on that audio would give the flow's
+// first GOP audio from before its first keyframe. A source that has
+// sent anything of video is always started at a keyframe.
+const videoWait = 2 * time.Second
+
 // BitrateWindow is the span over which a source's and an output's bitrate
 // is measured against its max_bitrate: one full window over the limit cuts
 // it, one full window at or under the limit restores it.
@@ -372,6 +381,17 @@ type srcState struct {
 	cut      string
 	gop      []*media.Packet // packets since the newest keyframe
 	health   sourceHealth
+	// runStart is the first packet of the source's current run (after
+	// a resubscribe or silence); sawVideo says the run carried video
+	runStart time.Time
+	sawVideo bool
+}
+
+// audioStarts reports whether audio of source s may start the flow at
+// now: only when s carries no video, which is assumed once it delivered
+// videoWait without any.
+func (s *srcState) audioStarts(now time.Time) bool {
+	return !s.sawVideo && s.headers[1] == nil && now.Sub(s.runStart) >= videoWait
 }
 
 func hdrSlot(p *media.Packet) int {
@@ -450,7 +470,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			if p.Kind == media.KindVideo && !p.Keyframe {
 				return nil
 			}
-			if p.Kind != media.KindVideo && s.headers[1] != nil {
+			if p.Kind != media.KindVideo && !s.audioStarts(time.Now()) {
 				return nil // a video source starts at a keyframe
 			}
 			needKey = false
@@ -569,6 +589,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			s := st[m.src]
 			if m.anew {
 				s.based, s.gop = false, s.gop[:0]
+				s.runStart, s.sawVideo = time.Time{}, false
 				if m.src == pol.active {
 					needKey, sendHeaders = true, true
 				}
@@ -576,11 +597,16 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			}
 			if pol.received(m.src, now) {
 				s.health.restart() // delivers again after silence
+				s.runStart, s.sawVideo = now, false
+			}
+			if s.runStart.IsZero() {
+				s.runStart = now
 			}
 			if s.winStart.IsZero() {
 				s.winStart = now
 			}
 			for _, p := range m.pkts {
+				s.sawVideo = s.sawVideo || p.Kind == media.KindVideo
 				s.winBytes += int64(len(p.Payload))
 				s.health.packet(now, p)
 			}
