@@ -460,11 +460,12 @@ func (c *Center) Duals() []DualStatus {
 				}
 			}
 		}
-		if ds.fwd.Load() != nil {
+		fwd := ds.fwd.Load()
+		if fwd != nil {
 			s.Forward = &DualForward{Leg: ds.fwdLeg, To: ds.fwdTo}
 		}
 		out = append(out, s)
-		fwds = append(fwds, ds.fwd.Load())
+		fwds = append(fwds, fwd)
 	}
 	rxs := make([]*dualpath.Receiver, 0, len(out))
 	for _, s := range out {

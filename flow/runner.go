@@ -589,7 +589,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			s := st[m.src]
 			if m.anew {
 				s.based, s.gop = false, s.gop[:0]
-				s.runStart, s.sawVideo = time.Time{}, false
+				s.runStart, s.sawVideo = now, false
 				if m.src == pol.active {
 					needKey, sendHeaders = true, true
 				}
@@ -598,9 +598,6 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			if pol.received(m.src, now) {
 				s.health.restart() // delivers again after silence
 				s.runStart, s.sawVideo = now, false
-			}
-			if s.runStart.IsZero() {
-				s.runStart = now
 			}
 			if s.winStart.IsZero() {
 				s.winStart = now

@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -98,30 +99,8 @@ func (d *flowDir) claim(e FlowEntry, node string) (FlowEntry, bool) {
 }
 
 func sameFlow(a, b FlowEntry) bool {
-	if a.State != b.State || len(a.Outputs) != len(b.Outputs) || len(a.Uses) != len(b.Uses) || len(a.Inputs) != len(b.Inputs) || len(a.Delivers) != len(b.Delivers) {
-		return false
-	}
-	for i := range a.Inputs {
-		if a.Inputs[i] != b.Inputs[i] {
-			return false
-		}
-	}
-	for i := range a.Delivers {
-		if a.Delivers[i] != b.Delivers[i] {
-			return false
-		}
-	}
-	for i := range a.Outputs {
-		if a.Outputs[i] != b.Outputs[i] {
-			return false
-		}
-	}
-	for i := range a.Uses {
-		if a.Uses[i] != b.Uses[i] {
-			return false
-		}
-	}
-	return true
+	return a.State == b.State && slices.Equal(a.Outputs, b.Outputs) && slices.Equal(a.Uses, b.Uses) &&
+		slices.Equal(a.Inputs, b.Inputs) && slices.Equal(a.Delivers, b.Delivers)
 }
 
 // release tombstones flow id if node owns it.
