@@ -21,10 +21,7 @@ import (
 // (ffmpeg) gets a rebuilt GOP again: it starts at a keyframe and decodes.
 func TestLazyFLVLane(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
-	hc := media.DefaultHubConfig()
-	hc.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-	hc.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
-	n := testnode.Start(t, testnode.Config{Name: "server", Hub: hc, SRT: &srt.Config{}})
+	n := lazyNode(t)
 	const key = "live/lazy"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -118,10 +115,7 @@ func TestLazyFLVLane(t *testing.T) {
 // frames in 4 s).
 func TestLazyFLVReaderFromStart(t *testing.T) {
 	testmedia.Need(t, "ffmpeg")
-	hc := media.DefaultHubConfig()
-	hc.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-	hc.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
-	n := testnode.Start(t, testnode.Config{Name: "server", Hub: hc, SRT: &srt.Config{}})
+	n := lazyNode(t)
 	const key = "live/fromstart"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -159,4 +153,13 @@ func TestLazyFLVReaderFromStart(t *testing.T) {
 	if !firstVideo.Keyframe || firstVideo.Time > 100 {
 		t.Errorf("first video frame at %d ms, keyframe %v; want the session's first keyframe at about 0", firstVideo.Time, firstVideo.Keyframe)
 	}
+}
+
+// lazyNode is a node with an SRT listener whose hub rebuilds a TS-native
+// stream's FLV lane from its TS lane (the lazy FLV lane).
+func lazyNode(t *testing.T) *testnode.Node {
+	hc := media.DefaultHubConfig()
+	hc.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
+	hc.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
+	return testnode.Start(t, testnode.Config{Name: "server", Hub: hc, SRT: &srt.Config{}})
 }
