@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -264,6 +265,7 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 		}
 		seen[s.ID] = i
 	}
+	c.checkFlowCycles(ps)
 	if o.MaxRelays >= 0 && len(c.Relays) > o.RelayLimit() { // a negative one is refused above
 		ps.add("relay", "%d relays is more than objects.max_relays (%d)", len(c.Relays), o.RelayLimit())
 	}
@@ -296,5 +298,49 @@ func (c *Config) validateObjects(ps *cfgProblems) {
 			ps.add(at.Key("id"), "%q is already the id of task[%d]", s.ID, j)
 		}
 		seen[s.ID] = i
+	}
+}
+
+// checkFlowCycles refuses flows of the file whose flow sources take one
+// another round a cycle (the API refuses the same at create, flow.Chain):
+// once per cycle, at the source of its first flow in the file.
+func (c *Config) checkFlowCycles(ps *cfgProblems) {
+	index := map[string]int{}
+	for i := range c.Flows {
+		index[c.Flows[i].ID] = i
+	}
+	uses := func(id string) []string {
+		i, ok := index[id]
+		if !ok {
+			return nil // not in this file: another node's, or made through the API
+		}
+		s := c.Flows[i].Spec()
+		var out []string
+		for _, u := range s.Uses() {
+			out = append(out, u[0])
+		}
+		return out
+	}
+	reported := map[string]bool{}
+	for i := range c.Flows {
+		f := &c.Flows[i]
+		for _, src := range []struct {
+			key string
+			FlowSourceConfig
+		}{{"source", f.Source}, {"backup", f.Backup}} {
+			if src.Type != flow.SrcFlow || src.Flow == f.ID || reported[f.ID] { // itself: Validate says so
+				continue
+			}
+			path := flow.Chain(src.Flow, f.ID, uses)
+			if path == nil {
+				continue
+			}
+			keys := []string{fmt.Sprintf("flow[%d]", i)}
+			for _, id := range path {
+				reported[id] = true
+				keys = append(keys, fmt.Sprintf("flow[%d]", index[id]))
+			}
+			ps.add(cfgPath("flow").Index(i).Key(src.key).Key("flow"), "%s (%s)", flow.CycleMsg(f.ID, path), strings.Join(keys, " -> "))
+		}
 	}
 }

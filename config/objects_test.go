@@ -91,3 +91,58 @@ callback = "https://example.com/hook"
 		})
 	}
 }
+
+// TestFlowCycles: flows of the file whose flow sources take one another
+// round a cycle (directly, through a chain, or through a backup) are
+// refused once per cycle, naming the cycle and the keys; chains that end
+// at a real source or at a flow not in the file are accepted.
+func TestFlowCycles(t *testing.T) {
+	push := func(id string) string {
+		return "[[flow]]\nid = \"" + id + "\"\n[flow.source]\ntype = \"rtmp-push\"\n[[flow.outputs]]\nname = \"o\"\ntype = \"flow\"\n"
+	}
+	takes := func(id, from string) string {
+		return "[[flow]]\nid = \"" + id + "\"\n[flow.source]\ntype = \"flow\"\nflow = \"" + from + "\"\noutput = \"o\"\n[[flow.outputs]]\nname = \"o\"\ntype = \"flow\"\n"
+	}
+	withBackup := func(id, from string) string {
+		return "[[flow]]\nid = \"" + id + "\"\n[flow.source]\ntype = \"rtmp-push\"\n[flow.backup]\ntype = \"flow\"\nflow = \"" + from + "\"\noutput = \"o\"\n[[flow.outputs]]\nname = \"o\"\ntype = \"flow\"\n"
+	}
+	cases := []struct {
+		name string
+		body string
+		want []string // nil: accepted
+	}{
+		{"direct", takes("FlowA", "FlowB") + takes("FlowB", "FlowA"),
+			[]string{`flow[0].source.flow: flow cycle FlowA -> FlowB -> FlowA: flow "FlowA" cannot take flow "FlowB"`, "(flow[0] -> flow[1] -> flow[0])"}},
+		{"through a chain", push("P") + takes("A", "C") + takes("B", "A") + takes("C", "B"),
+			[]string{`flow[1].source.flow: flow cycle A -> C -> B -> A`, "(flow[1] -> flow[3] -> flow[2] -> flow[1])"}},
+		{"through a backup", withBackup("A", "B") + takes("B", "A"),
+			[]string{`flow[0].backup.flow: flow cycle A -> B -> A`}},
+		{"self, said once", takes("A", "A"), []string{`flow[0].source.flow: a flow cannot feed itself`}},
+		{"chain to a push source", push("P") + takes("A", "P") + takes("B", "A"), nil},
+		{"chain to a flow not in the file", takes("A", "elsewhere") + takes("B", "A"), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "r.toml")
+			os.WriteFile(p, []byte("version = 1\n[node]\nname = \"n\"\n"+c.body), 0o644)
+			_, err := Load(p)
+			if c.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want %q", c.want)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %v\nwant %q", err, w)
+				}
+			}
+			if n := len(Problems(err)); n != 1 {
+				t.Errorf("%d problems, want 1 per cycle:\n%v", n, err)
+			}
+		})
+	}
+}

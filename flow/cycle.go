@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/relaymesh/relaymesh/lifecycle"
@@ -11,11 +12,18 @@ import (
 // the cluster's flow directory, takes this flow: its media would go round
 // the cycle and never come from a real source.
 func (m *Manager) checkCycleLocked(spec *Spec) error {
+	uses := func(id string) []string {
+		ad, found, _ := m.advertLocked(id)
+		if !found {
+			return nil
+		}
+		return ad.Uses
+	}
 	for i, src := range spec.sources() {
 		if src.Type != SrcFlow {
 			continue
 		}
-		path := m.pathLocked(src.Flow, spec.ID, map[string]bool{})
+		path := Chain(src.Flow, spec.ID, uses)
 		if path == nil {
 			continue
 		}
@@ -23,15 +31,19 @@ func (m *Manager) checkCycleLocked(spec *Spec) error {
 		if i == 1 {
 			at = "backup.flow"
 		}
-		cycle := append([]string{spec.ID}, path...)
-		return lifecycle.Conflictf(at, "flow %q cannot take flow %q: the flow sources would make a cycle %s (each takes the next one's output), carrying no media from a real source; name a flow that does not take this one", spec.ID, src.Flow, strings.Join(cycle, " -> "))
+		return lifecycle.Conflictf(at, "%s", CycleMsg(spec.ID, path))
 	}
 	return nil
 }
 
-// pathLocked returns a chain of flows from id to target, each taking the
-// next one's output (nil: none known); seen bounds the walk.
-func (m *Manager) pathLocked(id, target string, seen map[string]bool) []string {
+// Chain returns a chain of flows from id to target, each taking the next
+// one's output, where uses gives the flows a flow's sources take (nil for
+// a flow not known); nil when there is none.
+func Chain(id, target string, uses func(id string) []string) []string {
+	return chain(id, target, uses, map[string]bool{})
+}
+
+func chain(id, target string, uses func(string) []string, seen map[string]bool) []string {
 	if id == target {
 		return []string{id}
 	}
@@ -39,14 +51,18 @@ func (m *Manager) pathLocked(id, target string, seen map[string]bool) []string {
 		return nil
 	}
 	seen[id] = true
-	ad, found, _ := m.advertLocked(id)
-	if !found {
-		return nil
-	}
-	for _, next := range ad.Uses {
-		if p := m.pathLocked(next, target, seen); p != nil {
+	for _, next := range uses(id) {
+		if p := chain(next, target, uses, seen); p != nil {
 			return append([]string{id}, p...)
 		}
 	}
 	return nil
+}
+
+// CycleMsg says why flow id cannot take the first flow of path, a Chain
+// back to id.
+func CycleMsg(id string, path []string) string {
+	cycle := append([]string{id}, path...)
+	return fmt.Sprintf("flow cycle %s: flow %q cannot take flow %q, each takes the next one's output and none gets media from a real source; name a flow that does not take this one",
+		strings.Join(cycle, " -> "), id, path[0])
 }
