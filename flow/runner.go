@@ -360,6 +360,11 @@ func (r *Runner) follow(ctx context.Context, i int, key string, info media.Reade
 					rd.Close()
 					return
 				}
+				n := 0
+				for _, p := range cp {
+					n += len(p.Payload)
+				}
+				rd.BytesOut.Add(uint64(n)) // the source stream's sent bytes count the flow too
 			}
 			if err != nil {
 				break
