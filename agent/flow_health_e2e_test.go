@@ -2,51 +2,48 @@ package agent_test
 
 import (
 	"context"
-	"io"
-	"net/http"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/agent"
+	"github.com/relaymesh/relaymesh/flow"
+	"github.com/relaymesh/relaymesh/internal/poll"
+	"github.com/relaymesh/relaymesh/internal/promtest"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
 // TestFlowHealthFailover: the primary publisher of a flow stays connected
 // and keeps sending audio, but after 6 s its video drops to one frame in
 // five (25 -> 5 fps). The flow fails over to the backup as for a dead
-// source, and the switch, the log and the source's status name the rule
-// that fired (framerate).
+// source, once: the stream.failover webhook an operator gets, the flow's
+// status and switch count, the log and the metrics name the rule that
+// fired (framerate); every poll of the flow on the way saw primary, then
+// backup, and for the 8 s after the switch (eight times the return hold)
+// the flow stays on the backup with the primary marked unhealthy and no
+// further switch.
 func TestFlowHealthFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time publishers for 20 s")
 	}
 	testmedia.Need(t, "ffmpeg")
-	a := startAgent(t, "")
-	flowBody := map[string]any{"id": "hf",
-		"source":  map[string]any{"type": "rtmp-push", "stream": "live/hprimary"},
-		"backup":  map[string]any{"type": "rtmp-push", "stream": "live/hbackup"},
-		"outputs": []any{map[string]any{"name": "web", "type": "httpflv"}}}
-	var v struct {
-		Status *struct {
-			Active  string `json:"active_source"`
-			Sources []struct {
-				Name      string `json:"name"`
-				Unhealthy string `json:"unhealthy"`
-			} `json:"sources"`
-			Last *struct {
-				From, To, Reason string
-			} `json:"last_switch"`
-		} `json:"status"`
-	}
-	if st := send(t, "POST", a.api("/v1/flows"), flowBody, &v); st != 201 {
-		t.Fatalf("create: %d", st)
-	}
-	if st := send(t, "POST", a.api("/v1/flows/hf/start"), nil, &v); st != 200 {
-		t.Fatalf("start: %d", st)
-	}
+	sink := agent.NewHookSink(t)
+	a := startAgent(t, sink.Config())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	flows := a.Client().Flows()
+	spec := flow.Spec{ID: "hf",
+		Source:  flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hprimary"},
+		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hbackup"},
+		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}}
+	if _, err := flows.Create(ctx, spec); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if _, err := flows.Do(ctx, "hf", "start"); err != nil {
+		t.Fatalf("start: %v", err)
+	}
 	src := testmedia.Source{Audio: true, Realtime: true, Duration: 40 * time.Second}.Defaults()
 	// the primary: the same source, its video thinned to every fifth
 	// frame after 6 s (timestamps kept: the frames are gone, not slowed)
@@ -63,18 +60,40 @@ func TestFlowHealthFailover(t *testing.T) {
 	}
 	defer func() { cancel(); primary.Wait() }()
 	testmedia.Publish(t, ctx, src, a.rtmp("live/hbackup"))
-	testmedia.Eventually(t, 10*time.Second, "the flow plays the primary", func() bool {
-		send(t, "GET", a.api("/v1/flows/hf"), nil, &v)
-		return v.Status != nil && v.Status.Active == "primary" && len(v.Status.Sources) == 2
-	})
-	testmedia.Eventually(t, 30*time.Second, "the flow switches to the backup", func() bool {
-		send(t, "GET", a.api("/v1/flows/hf"), nil, &v)
-		return v.Status != nil && v.Status.Active == "backup"
-	})
-	if v.Status.Last == nil || v.Status.Last.Reason != "health: framerate" {
-		t.Errorf("last switch %+v, want reason %q", v.Status.Last, "health: framerate")
+
+	// every state a poll of the flow showed, in order, without repeats
+	var v flow.View
+	var seen []string
+	get := func() *flow.Status {
+		var err error
+		if v, err = flows.Get(ctx, "hf"); err != nil {
+			t.Fatalf("GET flow hf: %v", err)
+		}
+		if v.Status == nil {
+			return &flow.Status{}
+		}
+		if n := len(seen); n == 0 || seen[n-1] != v.Status.Active {
+			seen = append(seen, v.Status.Active)
+		}
+		return v.Status
 	}
-	if u := v.Status.Sources[0].Unhealthy; !strings.Contains(u, "frames/s") {
+	testmedia.Eventually(t, 10*time.Second, "the flow plays the primary", func() bool {
+		st := get()
+		return st.Active == "primary" && len(st.Sources) == 2
+	})
+	testmedia.Eventually(t, 30*time.Second, "the flow switches to the backup", func() bool { return get().Active == "backup" })
+	if got := strings.Join(seen, " -> "); got != "primary -> backup" {
+		t.Errorf("the flow's active source went %s, want primary -> backup", got)
+	}
+	hook := sink.WaitFor(t, 10*time.Second, "stream.failover", map[string]any{"flow": "hf"})
+	if want := map[string]any{"stream": "flow/hf", "from": "primary", "to": "backup", "direction": "primary->backup", "reason": "health: framerate"}; !agent.HookMatches(hook.Data, want) {
+		t.Errorf("stream.failover = %v, want %v", hook.Data, want)
+	}
+	st := v.Status
+	if st.Last == nil || st.Last.Reason != "health: framerate" || !st.Last.Failover || st.Switches != 1 {
+		t.Errorf("status after the switch: last %+v, %d switches; want one failover for health: framerate", st.Last, st.Switches)
+	}
+	if u := st.Sources[0].Unhealthy; !strings.Contains(u, "frames/s") {
 		t.Errorf("the primary's status says unhealthy %q, want the frame rate rule's detail", u)
 	}
 	var logged string
@@ -86,19 +105,28 @@ func TestFlowHealthFailover(t *testing.T) {
 	if !strings.Contains(logged, `"rule":"framerate"`) {
 		t.Errorf("no log line names the rule that fired: %q", logged)
 	}
-	resp, err := http.Get(a.api("/metrics"))
+	mfs, err := promtest.TryScrape(a.api("/metrics"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(m), `relaymesh_flow_switches_total{reason="health: framerate"} 1`) {
-		t.Errorf("the metrics do not count the health switch")
+	if n, _ := promtest.Value(mfs, "relaymesh_flow_switches_total", map[string]string{"reason": "health: framerate"}); n != 1 {
+		t.Errorf("relaymesh_flow_switches_total{reason=\"health: framerate\"} = %v, want 1", n)
 	}
-	t.Logf("switch %+v; primary: %s", *v.Status.Last, v.Status.Sources[0].Unhealthy)
-	// the primary stays thin: no return to it
-	testmedia.Eventually(t, 10*time.Second, "the backup stays active with the primary still unhealthy", func() bool {
-		send(t, "GET", a.api("/v1/flows/hf"), nil, &v)
-		return v.Status.Active == "backup" && v.Status.Sources[0].Unhealthy != ""
+	t.Logf("switch %+v; primary: %s", *st.Last, st.Sources[0].Unhealthy)
+
+	// the primary stays thin: the flow stays on the backup on every poll
+	// of the hold, and no other switch is reported
+	const hold = 8 * time.Second
+	switched := time.Now()
+	poll.Until(t, hold+10*time.Second, fmt.Sprintf("%s on the backup after the switch", hold), func() bool {
+		st := get()
+		if st.Active != "backup" || len(st.Sources) != 2 || st.Sources[0].Unhealthy == "" || st.Switches != 1 {
+			t.Fatalf("%s after the switch: active %q, %d switches, primary unhealthy %q; want the backup, 1 switch, the primary unhealthy",
+				time.Since(switched).Round(time.Millisecond), st.Active, st.Switches, st.Sources[0].Unhealthy)
+		}
+		return time.Since(switched) >= hold
 	})
+	if hooks := sink.Hooks(t, "stream.failover"); len(hooks) != 1 {
+		t.Errorf("%d stream.failover webhooks, want the one failover: %v", len(hooks), sink.Lines(t))
+	}
 }
