@@ -15,12 +15,15 @@ import (
 
 // muxer is one gohlslib muxer fed from a hub reader.
 type muxer struct {
-	key      muxKey
-	ready    chan struct{} // closed once the gohlslib muxer started
-	done     chan struct{} // closed when the muxer ended
-	cancel   context.CancelFunc
-	last     atomic.Int64 // unix ns of the last request
-	inflight atomic.Int64 // goroutines inside a waiting gohlslib handler
+	key    muxKey
+	ready  chan struct{} // closed once the gohlslib muxer started
+	done   chan struct{} // closed when the muxer ended
+	cancel context.CancelFunc
+	last   atomic.Int64 // unix ns of the last request
+	// goroutines inside a waiting gohlslib handler, each kind bounded
+	// by MaxBlocked on its own (call): blocking reloads (_HLS_msn) and
+	// the other playlist requests (waiting for the first segment)
+	reloads, playlists atomic.Int64
 	// waiting counts the requests whose client still waits for one of
 	// those goroutines: only they keep the muxer from its idle close (a
 	// goroutine whose client gave up waits for content that may never

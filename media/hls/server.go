@@ -354,20 +354,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // request (on a condition variable, without a context) until the content
 // exists or the muxer closes; it runs on its own goroutine into a private
 // buffer, so the caller is bounded by BlockTimeout and its context, and a
-// request that gives up leaves only that goroutine, counted in inflight
-// (at most MaxBlocked) until gohlslib answers it. status is -1 when ctx
-// ended, an HTTP status when the call was refused or timed out.
+// request that gives up leaves only that goroutine, counted in reloads or
+// playlists (at most MaxBlocked each) until gohlslib answers it. status is
+// -1 when ctx ended, an HTTP status when the call was refused or timed out.
 func (mx *muxer) call(ctx context.Context, m *gohlslib.Muxer, req *http.Request, cfg *Config) (rec *bufWriter, status int, msg string) {
-	limit := int64(cfg.MaxBlocked)
+	// a plain playlist request is answered at once once the stream has a
+	// segment: blocked reloads filling MaxBlocked must not refuse it, nor
+	// plain requests waiting for a first segment a blocking reload
+	inflight, what := &mx.reloads, "blocking playlist reloads"
 	if !req.URL.Query().Has("_HLS_msn") {
-		// a plain playlist request is answered at once (once the stream
-		// has a segment): blocked reloads filling MaxBlocked must not
-		// refuse it, so it has room of its own, still bounded
-		limit *= 2
+		inflight, what = &mx.playlists, "playlist requests"
 	}
-	if n := mx.inflight.Add(1); n > limit {
-		mx.inflight.Add(-1)
-		return nil, http.StatusServiceUnavailable, "too many waiting requests on this stream"
+	if n := inflight.Add(1); n > int64(cfg.MaxBlocked) {
+		inflight.Add(-1)
+		return nil, http.StatusServiceUnavailable, fmt.Sprintf("too many %s waiting on this stream (%d): retry later", what, cfg.MaxBlocked)
 	}
 	mx.waiting.Add(1)
 	defer mx.waiting.Add(-1)
@@ -376,7 +376,7 @@ func (mx *muxer) call(ctx context.Context, m *gohlslib.Muxer, req *http.Request,
 	w := &bufWriter{h: http.Header{}}
 	done := make(chan struct{})
 	go func() {
-		defer mx.inflight.Add(-1)
+		defer inflight.Add(-1)
 		defer close(done)
 		m.Handle(w, req)
 	}()
