@@ -282,18 +282,11 @@ func encodeStateFlows(entries []DirEntry, flows []FlowEntry) []byte {
 
 func (r *reader) flow() (FlowEntry, error) {
 	var e FlowEntry
-	var err error
-	if e.Version, err = r.uvarint(); err != nil {
-		return e, err
-	}
-	flags, err := r.byte()
+	v, flags, err := r.head(flagFlowDel | flagFlowDelivers)
 	if err != nil {
 		return e, err
 	}
-	if flags&^(flagFlowDel|flagFlowDelivers) != 0 {
-		return e, fmt.Errorf("unknown flags %#x", flags)
-	}
-	e.Deleted = flags&flagFlowDel != 0
+	e.Version, e.Deleted = v, flags&flagFlowDel != 0
 	if e.ID, err = r.string(maxFlowField); err != nil {
 		return e, fmt.Errorf("id: %w", err)
 	}
@@ -395,19 +388,6 @@ func (r *reader) decodeFlows(m *message) error {
 	if m.entries, err = r.entries(); err != nil {
 		return err
 	}
-	n, err := r.uvarint()
-	if err != nil {
-		return fmt.Errorf("state flows: %w", err)
-	}
-	if n > maxEntries || n > uint64(len(r.b))/7 {
-		return fmt.Errorf("state flows: count %d does not fit %d bytes", n, len(r.b))
-	}
-	for i := uint64(0); i < n; i++ {
-		f, err := r.flow()
-		if err != nil {
-			return fmt.Errorf("state flow %d: %w", i, err)
-		}
-		m.flows = append(m.flows, f)
-	}
-	return nil
+	m.flows, err = readList(r, "state flows", "flow", 7, r.flow)
+	return err
 }

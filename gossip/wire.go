@@ -97,20 +97,28 @@ func (r *reader) string(max int) (string, error) {
 	return s, nil
 }
 
+// head reads what every entry starts with: its version and its flags,
+// of which only those in known may be set.
+func (r *reader) head(known byte) (version uint64, flags byte, err error) {
+	if version, err = r.uvarint(); err != nil {
+		return 0, 0, err
+	}
+	if flags, err = r.byte(); err != nil {
+		return 0, 0, err
+	}
+	if flags&^known != 0 {
+		return 0, 0, fmt.Errorf("unknown flags %#x", flags)
+	}
+	return version, flags, nil
+}
+
 func (r *reader) entry() (DirEntry, error) {
 	var e DirEntry
-	var err error
-	if e.Version, err = r.uvarint(); err != nil {
-		return e, err
-	}
-	flags, err := r.byte()
+	v, flags, err := r.head(flagDeleted)
 	if err != nil {
 		return e, err
 	}
-	if flags&^flagDeleted != 0 {
-		return e, fmt.Errorf("unknown flags %#x", flags)
-	}
-	e.Deleted = flags&flagDeleted != 0
+	e.Version, e.Deleted = v, flags&flagDeleted != 0
 	if e.Stream, err = r.string(maxStreamName); err != nil {
 		return e, fmt.Errorf("stream: %w", err)
 	}
@@ -125,19 +133,25 @@ func (r *reader) entry() (DirEntry, error) {
 
 // entries reads a count and that many directory entries (a state).
 func (r *reader) entries() ([]DirEntry, error) {
+	return readList(r, "directory state", "entry", 5, r.entry)
+}
+
+// readList reads a count and that many items of a state (what), each of
+// at least min bytes (counts the buffer cannot hold are refused) and read
+// by item.
+func readList[T any](r *reader, what, name string, min uint64, item func() (T, error)) ([]T, error) {
 	n, err := r.uvarint()
 	if err != nil {
-		return nil, fmt.Errorf("directory state: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	// Each entry takes at least 5 bytes; refuse counts the buffer cannot hold.
-	if n > maxEntries || n > uint64(len(r.b))/5 {
-		return nil, fmt.Errorf("directory state: count %d does not fit %d bytes", n, len(r.b))
+	if n > maxEntries || n > uint64(len(r.b))/min {
+		return nil, fmt.Errorf("%s: count %d does not fit %d bytes", what, n, len(r.b))
 	}
-	out := make([]DirEntry, 0, n)
-	for i := uint64(0); i < n; i++ {
-		e, err := r.entry()
+	out := make([]T, 0, n)
+	for i := range n {
+		e, err := item()
 		if err != nil {
-			return nil, fmt.Errorf("directory state entry %d: %w", i, err)
+			return nil, fmt.Errorf("%s %s %d: %w", what, name, i, err)
 		}
 		out = append(out, e)
 	}
