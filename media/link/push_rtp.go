@@ -2,9 +2,7 @@ package link
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"sync"
@@ -131,49 +129,29 @@ func (s *MessageSender) session(ctx context.Context, t Target) (time.Duration, e
 }
 
 func (s *MessageSender) sendSRT(ctx context.Context, t Target, u *url.URL) (time.Duration, error) {
-	cfg, addr, err := srtConfig(t, u, "publish")
+	c, err := dialSRTSender(ctx, t, u, &s.tr, s.log)
 	if err != nil {
 		return 0, err
 	}
-	conn, err := dialSRT(ctx, t, addr, cfg)
-	if err != nil {
-		return 0, err
-	}
-	linger := false
-	defer func() {
-		if linger {
-			conn.Close() // the peer gets what was sent
-		} else {
-			conn.CloseNow()
-		}
-	}()
+	defer c.close()
 	start := time.Now()
-	s.tr.set(StateRunning, "", nil)
-	s.log.Info("push running", "target", Redact(t.URL), "encrypted", cfg.Passphrase != "")
-	stopStats := statsLoop(&s.tr, func() *SRTStats { return srtStats(conn, true, cfg.Passphrase != "") })
-	defer stopStats()
 	for {
 		select {
 		case <-ctx.Done():
-			linger = true
+			c.linger = true // the peer gets what was sent
 			return time.Since(start), nil
-		case <-conn.Done():
-			return time.Since(start), fmt.Errorf("%w (peer idle timeout %s)", errPeerGone, cfg.PeerIdleTimeout)
+		case <-c.conn.Done():
+			return time.Since(start), c.gone()
 		case m := <-s.q:
-			err := srt.WriteMessage(conn, m.B, writeStall)
-			n := len(m.B)
+			err := c.send(ctx, m.B)
 			m.Release()
 			switch {
-			case err == nil:
-				s.sent.Add(1)
-				s.tr.addBytes(n)
+			case err != nil:
+				return time.Since(start), err
 			case ctx.Err() != nil:
 				return time.Since(start), nil
-			case errors.Is(err, io.EOF):
-				return time.Since(start), fmt.Errorf("%w (peer idle timeout %s)", errPeerGone, cfg.PeerIdleTimeout)
-			default:
-				return time.Since(start), err
 			}
+			s.sent.Add(1)
 		}
 	}
 }
