@@ -62,7 +62,7 @@ func (r *Reader) Stream() *Stream { return r.s }
 func (r *Reader) Skipped() uint64 { return r.skipped.Load() }
 
 // Next blocks until packets are available and appends up to cap(dst)
-// packets to dst[:0]; the rest of dst's array is cleared. The first call returns the stream's headers, then
+// packets to dst[:0]; what an earlier batch left in dst's array (up to its first nil) is cleared. The first call returns the stream's headers, then
 // the GOP cache. A reader that fell behind skips to the newest keyframe
 // (and gets the headers again); one that keeps falling behind gets
 // ErrSlowReader.
@@ -70,8 +70,12 @@ func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
 	// the caller is done with what the last call returned: drop those
 	// references, or a batch of the GOP cache would keep its packets
 	// alive (for every reader, long after the lane released them)
+	// (a batch fills the array from its start and the rest stays nil,
+	// so clearing stops at the first nil, not at the array's end)
 	dst = dst[:0]
-	clear(dst[:cap(dst)])
+	for i, all := 0, dst[:cap(dst)]; i < len(all) && all[i] != nil; i++ {
+		all[i] = nil
+	}
 	max := cap(dst)
 	if max == 0 {
 		max = 64
