@@ -24,7 +24,8 @@ import (
 // the backup at its keyframe with the backup's own SPS/PPS, also for a
 // player that keeps only the first sequence header (ffmpeg -c copy into a
 // file). The test polls the player's file until it decoded a second of
-// each source after each switch, then counts its frames and errors.
+// each source after each switch, then counts its frames and errors; each
+// change of picture size is one of the flow's switches.
 func TestFlowSwitchDecodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time publishers")
@@ -115,15 +116,19 @@ func TestFlowSwitchDecodes(t *testing.T) {
 		decoded += r.frames
 		sizes = append(sizes, fmt.Sprintf("%s x%d", r.size, r.frames))
 	}
-	t.Logf("player across %d switches (last %+v): %+v; decoded %s", v.Status.Switches, v.Status.Last, res, strings.Join(sizes, " -> "))
+	t.Logf("player: %+v; decoded %s", res, strings.Join(sizes, " -> "))
 	if res.VideoCodec != "h264" || res.Keyframes < 2 || res.DecodeErrors != "" || len(decodeErrs) > 0 {
 		t.Errorf("player across 640 -> 320 -> 640 px switches: %+v, errors %q; want h264, both sources' keyframes, no decode errors", res, decodeErrs)
 	}
 	if decoded != res.VideoFrames {
 		t.Errorf("decoded %d of the %d video frames the player received", decoded, res.VideoFrames)
 	}
-	if len(runs) != 3 || runs[0].size != "640x360" {
-		t.Errorf("the player's pictures went %s, want 640x360 -> 320x180 -> 640x360 (one switch each way)", strings.Join(sizes, " -> "))
+	// a loaded primary may stall again: every further switch shows, and
+	// nothing but a switch changes the pictures
+	getFlow()
+	if changes := len(runs) - 1; changes < 2 || runs[0].size != "640x360" || changes > v.Status.Switches {
+		t.Errorf("the player's pictures went %s across %d switches, want 640x360 -> 320x180 -> 640x360 and a change only at a switch",
+			strings.Join(sizes, " -> "), v.Status.Switches)
 	}
 }
 
