@@ -13,6 +13,14 @@
 #         by one ffmpeg (tee muxer), and measure them together; for larger N
 #         the summary gives N x the single relay's cost, labelled as an
 #         estimate.
+#   pubs  PUBLISHERS SRT publishers into one node (intake): one ffmpeg (tee
+#         muxer) publishes its own copy of the stream to each of
+#         streamid=publish:live/b0..b(N-1), and each stream gets one SRT
+#         reader (read:live/bI). Measured twice: with the publishers only
+#         (the reader's idle phase, INTAKE_IDLE s: intake CPU per ingested
+#         Gbit and RSS per publisher above the server's RSS before any
+#         publisher) and with the N readers (CPU per relayed Gbit).
+#         srt-live-transmit: N relays, the same as its N-reader case.
 #   rtmp  RTMP in -> SRT out: ffmpeg publishes the FLV clip over RTMP to
 #         relaymesh, which remuxes FLV -> TS; RTMP_READERS SRT readers. The
 #         peer cannot take RTMP: its figure is its plain SRT -> SRT relay of
@@ -28,6 +36,8 @@
 #   READERS="1 10 50"      SRT readers of relaymesh
 #   SLT_READERS="1 10"     srt-live-transmit relay processes run for real
 #   RTMP_READERS="1"       SRT readers of the RTMP-in case ("" skips it)
+#   PUBLISHERS="20"        publishers of the intake case ("" skips it)
+#   INTAKE_IDLE=10         seconds of the intake case's publishers-only phase
 #   SERVERS="slt relaymesh"  also: relaymesh-gmp1 (GOMAXPROCS=1)
 #   REPS=1                 repetitions; each rep runs every case on every
 #                          server, servers alternating case by case
@@ -48,6 +58,8 @@ set -euo pipefail
 READERS=${READERS:-"1 10 50"}
 SLT_READERS=${SLT_READERS:-"1 10"}
 RTMP_READERS=${RTMP_READERS-"1"}
+PUBLISHERS=${PUBLISHERS-"20"}
+INTAKE_IDLE=${INTAKE_IDLE:-10}
 SERVERS=${SERVERS:-"slt relaymesh"}
 REPS=${REPS:-1}
 DURATION=${DURATION:-20}
@@ -146,9 +158,15 @@ start_slt() {
 	sleep 0.5
 }
 
-start_publisher() { # start_publisher LOGFILE srt|rtmp|slt N
-	local logf=$1 kind=$2 n=$3 outs i
+start_publisher() { # start_publisher LOGFILE srt|pubs|rtmp|slt N
+	local logf=$1 kind=$2 n=$3 outs= i
 	case $kind in
+	pubs)
+		for ((i = 0; i < n; i++)); do
+			outs+="${outs:+|}[f=mpegts:onfail=ignore]srt://127.0.0.1:$SRT_PORT?pkt_size=1316&latency=$LAT_US&streamid=publish:live/b$i"
+		done
+		start_ffmpeg_loop "$logf" "$TSCLIP" -map 0 -f tee "$outs"
+		;;
 	srt)
 		start_ffmpeg_loop "$logf" "$TSCLIP" \
 			-f mpegts "srt://127.0.0.1:$SRT_PORT?pkt_size=1316&latency=$LAT_US&streamid=publish:live/b"
@@ -160,7 +178,6 @@ start_publisher() { # start_publisher LOGFILE srt|rtmp|slt N
 		if [ "$n" = 1 ]; then
 			start_ffmpeg_loop "$logf" "$TSCLIP" -f mpegts "srt://127.0.0.1:$SLT_IN?pkt_size=1316&latency=$LAT_US"
 		else
-			outs=
 			for ((i = 0; i < n; i++)); do
 				outs+="${outs:+|}[f=mpegts:onfail=ignore]srt://127.0.0.1:$((SLT_IN + i))?pkt_size=1316&latency=$LAT_US"
 			done
@@ -170,9 +187,19 @@ start_publisher() { # start_publisher LOGFILE srt|rtmp|slt N
 	esac
 }
 
+# tree_rss PID: VmRSS in KiB of PID and its descendants, summed.
+tree_rss() {
+	local sum=0 kid
+	sum=$(awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
+	for kid in $(pgrep -P "$1" || true); do
+		sum=$((sum + $(tree_rss "$kid")))
+	done
+	echo "${sum:-0}"
+}
+
 # run_case LABEL KIND N: one fresh server + publisher + readers.
 run_case() {
-	local label=$1 kind=$2 n=$3 dir=$OUT/$1-$2-$3-r$REP url extra=() reader_pid
+	local label=$1 kind=$2 n=$3 dir=$OUT/$1-$2-$3-r$REP url extra=() reader_pid idle=$IDLE base_rss pubs=1
 	LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 	log "run: $label, $kind in, $n SRT readers (window ${DURATION}s, rep $REP, load average $LOAD)"
 	mkdir -p "$dir"
@@ -182,6 +209,15 @@ run_case() {
 	slt) start_slt "$dir" "$n" ;;
 	*) die "unknown server $label (want slt, relaymesh or relaymesh-gmp1)" ;;
 	esac
+	if [ "$kind" = pubs ]; then
+		idle=$INTAKE_IDLE
+		pubs=$n
+	fi
+	# RSS before any publisher: relaymesh once its API answers (it is up)
+	if [ "$label" != slt ]; then
+		wait_port $((BASE_PORT + 3)) 20 || die "relaymesh did not start: $(tail -c 300 "$dir/stdout.log")"
+	fi
+	base_rss=$(tree_rss "$SERVER_PID")
 	if [ "$label" = slt ]; then
 		start_publisher "$dir/ffmpeg.log" slt "$n"
 		url="srt://127.0.0.1:$SLT_OUT?latency=$LATENCY"
@@ -191,17 +227,19 @@ run_case() {
 		start_publisher "$dir/ffmpeg.log" "$kind" "$n"
 		url="srt://127.0.0.1:$SRT_PORT?streamid=read:live/b&latency=$LATENCY"
 		extra=(-probe)
+		[ "$kind" = pubs ] && extra+=(-distinct-streams)
 	fi
 	# In the background so that a signal reaches our trap at once.
 	"$OUT/srtreader" -url "$url" -n "$n" "${extra[@]}" -wait-live 20s \
-		-idle "${IDLE}s" -warmup "${WARMUP}s" -duration "${DURATION}s" \
+		-idle "${idle}s" -warmup "${WARMUP}s" -duration "${DURATION}s" \
 		-pid "$SERVER_PID" -label "$label" \
 		>"$dir/reader.json" 2>"$dir/reader.log" &
 	reader_pid=$!
 	PIDS+=("$reader_pid")
 	if wait "$reader_pid"; then
 		jq -c --arg kind "$kind" --arg load "$LOAD" --argjson rep "$REP" \
-			'. + {input: $kind, rep: $rep, loadavg: $load}' "$dir/reader.json" >>"$RESULTS"
+			--argjson pubs "$pubs" --argjson base "$base_rss" \
+			'. + {input: $kind, rep: $rep, loadavg: $load, publishers: $pubs, rss_base_kib: $base}' "$dir/reader.json" >>"$RESULTS"
 	else
 		log "reader failed for $label/$kind/$n: $(tail -c 300 "$dir/reader.log") $(head -c 300 "$dir/reader.json")"
 	fi
@@ -223,6 +261,11 @@ for ((REP = 1; REP <= REPS; REP++)); do
 			else
 				case " $READERS " in *" $n "*) run_case "$server" srt "$n" ;; esac
 			fi
+		done
+	done
+	for n in $PUBLISHERS; do
+		for server in $SERVERS; do
+			run_case "$server" pubs "$n"
 		done
 	done
 	for n in $RTMP_READERS; do
@@ -252,17 +295,28 @@ cleanup
 	echo "| server | input | readers | relaymesh CPU s/Gbit | slt CPU s/Gbit | basis | ratio | relaymesh server CPU % | slt server CPU % (N relays) |"
 	echo "|---|---|---|---|---|---|---|---|---|"
 	jq -rs '
-		(map(select(.label == "slt")) | map({key: "\(.rep)-\(.readers)", value: .}) | from_entries) as $slt
-		| (map(select(.label == "slt")) | min_by(.readers)) as $one
+		(map(select(.label == "slt")) | map({key: "\(.rep)-\(.input)-\(.readers)", value: .}) | from_entries) as $slt
+		| (map(select(.label == "slt" and .input == "srt")) | min_by(.readers)) as $one
 		| def r2: (. * 100 | round / 100 | tostring);
 		  def ratio(a; b): if (b // 0) > 0 then (a / b | r2) else "n/a" end;
 		.[] | select(.label != "slt") | . as $r
-		| (if $r.input == "srt" and $slt["\($r.rep)-\($r.readers)"] != null then {s: $slt["\($r.rep)-\($r.readers)"], basis: "measured, rep \($r.rep)"}
+		| (if $r.input != "rtmp" and $slt["\($r.rep)-\($r.input)-\($r.readers)"] != null then {s: $slt["\($r.rep)-\($r.input)-\($r.readers)"], basis: "measured, rep \($r.rep)"}
 		   elif $one != null then {s: $one, basis: (if $r.input == "rtmp" then "slt SRT->SRT, \($one.readers) relay(s)" else "estimate: \($r.readers) x 1 relay (slt N=\($one.readers))" end)}
 		   else null end) as $p
 		| select($p != null)
 		| (if $p.s.readers == $r.readers then ($p.s.server.cpu_percent | tostring)
 		   else ("~" + ($p.s.server.cpu_percent / $p.s.readers * $r.readers | r2) + " (est.)") end) as $pcpu
 		| "| \($r.label) | \($r.input) | \($r.readers) | \($r.server.cpu_seconds_per_gbit) | \($p.s.server.cpu_seconds_per_gbit) | \($p.basis) | \(ratio($r.server.cpu_seconds_per_gbit; $p.s.server.cpu_seconds_per_gbit)) | \($r.server.cpu_percent) | \($pcpu) |"' "$RESULTS"
+	if jq -e -s 'any(.input == "pubs")' "$RESULTS" >/dev/null; then
+		echo
+		echo "Intake: N publishers, one stream each (input pubs). Publishers only (INTAKE_IDLE=${INTAKE_IDLE}s before the readers connect): server CPU and RSS; ingested Gbit = N x the mean per-reader rate of the window that follows. RSS per publisher = (RSS with the publishers - RSS before the first publisher) / N. slt: N relays whose outputs have no caller yet. Then one reader per stream: CPU per relayed Gbit."
+		echo
+		echo "| rep | load average | server | publishers | RSS before KiB | RSS with publishers KiB | RSS per publisher KiB | intake CPU % | intake CPU s per ingested Gbit | with 1 reader each: CPU s per Gbit | ok/failed/no media/dropped | SRT drop | TS CC gaps |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+		jq -r 'select(.input == "pubs")
+			| def r2: (. * 100 | round / 100 | tostring);
+			  (.publishers * .mbit_per_s_per_reader / 1000) as $gbps
+			| "| \(.rep) | \(.loadavg) | \(.label) | \(.publishers) | \(.rss_base_kib) | \(.server.rss0_kib) | \((.server.rss0_kib - .rss_base_kib) / .publishers | round) | \(.server.idle_cpu_percent) | \(if $gbps > 0 then (.server.idle_cpu_percent / 100 / $gbps | r2) else "n/a" end) | \(.server.cpu_seconds_per_gbit) | \(.ok)/\(.failed)/\(.no_media)/\(.dropped) | \(.srt.pkt_drop) | \(.ts.cc_gaps) |"' "$RESULTS"
+	fi
 } | tee "$OUT/summary.md"
 log "results: $OUT"

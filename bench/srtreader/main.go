@@ -43,6 +43,7 @@ type options struct {
 	waitLive time.Duration
 	probe    bool
 	distinct bool
+	streams  bool
 	parallel int
 	pid      int
 	label    string
@@ -117,6 +118,7 @@ func main() {
 	flag.DurationVar(&o.waitLive, "wait-live", 20*time.Second, "wait up to this long for media (the probe's, or every reader's first bytes)")
 	flag.BoolVar(&o.probe, "probe", false, "before the idle phase, wait until one probe connection gets media, then close it (not for a listener that serves a single caller)")
 	flag.BoolVar(&o.distinct, "distinct-ports", false, "reader i dials PORT+i (one single-client relay per reader, e.g. srt-live-transmit)")
+	flag.BoolVar(&o.streams, "distinct-streams", false, "reader i reads its own stream: i is appended to the URL's streamid (read:live/b -> read:live/b0, b1, ...; -probe probes stream 0)")
 	flag.IntVar(&o.parallel, "parallel", 16, "connections opened at once")
 	flag.IntVar(&o.pid, "pid", 0, "server process to measure (0: none)")
 	flag.StringVar(&o.label, "label", "", "label copied into the JSON")
@@ -211,7 +213,7 @@ func dial(addr string, cfg libsrt.Options) (*reader, error) {
 func run(ctx context.Context, o options, addr string, cfg libsrt.Options) (*Result, error) {
 	res := &Result{Label: o.label, URL: o.url, Readers: o.n, Errors: map[string]int{}}
 	if o.probe {
-		if err := waitLive(ctx, addr, cfg, o.waitLive); err != nil {
+		if err := waitLive(ctx, addr, streamOf(o, cfg, 0), o.waitLive); err != nil {
 			return nil, err
 		}
 	}
@@ -247,7 +249,7 @@ func run(ctx context.Context, o options, addr string, cfg libsrt.Options) (*Resu
 					return
 				}
 			}
-			readers[i], errs[i] = dial(a, cfg)
+			readers[i], errs[i] = dial(a, streamOf(o, cfg, i))
 		}()
 	}
 	wg.Wait()
@@ -428,6 +430,15 @@ func waitLive(ctx context.Context, addr string, cfg libsrt.Options, wait time.Du
 		}
 	}
 	return fmt.Errorf("%s did not send media within %s: %v", addr, wait, last)
+}
+
+// streamOf is reader i's options: with -distinct-streams its streamid
+// ends in i.
+func streamOf(o options, cfg libsrt.Options, i int) libsrt.Options {
+	if o.streams {
+		cfg.StreamID += strconv.Itoa(i)
+	}
+	return cfg
 }
 
 // addPort returns host:port with port+k.

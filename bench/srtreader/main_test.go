@@ -132,6 +132,27 @@ func TestAddPort(t *testing.T) {
 	}
 }
 
+func TestStreamOf(t *testing.T) {
+	cases := []struct {
+		name    string
+		streams bool
+		i       int
+		want    string
+	}{
+		{"one stream", false, 7, "read:live/b"},
+		{"first of many", true, 0, "read:live/b0"},
+		{"twentieth", true, 19, "read:live/b19"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := streamOf(options{streams: c.streams}, libsrt.Options{StreamID: "read:live/b"}, c.i)
+			if got.StreamID != c.want {
+				t.Fatalf("streamid %q, want %q", got.StreamID, c.want)
+			}
+		})
+	}
+}
+
 // tsServer is an SRT listener that sends every caller 7-packet TS
 // messages, about 2.5 Mbit/s, skipping one counter value every
 // skipEvery messages (0: never).
