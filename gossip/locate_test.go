@@ -197,3 +197,31 @@ func TestLocateReachable(t *testing.T) {
 		t.Errorf("Unreachable: e-sin %v, e-tyo %v; want true, false", got[2].Unreachable, got[0].Unreachable)
 	}
 }
+
+// TestReachTimeout: 3 RTTs, 500 ms to 1 s, where the RTT is at least
+// the one from the coordinates (network coordinates start too low).
+func TestReachTimeout(t *testing.T) {
+	fra := NodeMeta{Lat: 50.11, Lon: 8.68}
+	at := func(lat, lon float64, rtt time.Duration) Member {
+		return Member{RTT: rtt, RTTKnown: rtt > 0, Meta: NodeMeta{Lat: lat, Lon: lon}}
+	}
+	tests := []struct {
+		name string
+		self NodeMeta
+		m    Member
+		want time.Duration
+	}{
+		{"nothing known: the floor", NodeMeta{}, Member{}, 500 * time.Millisecond},
+		{"near: the floor", fra, at(50.05, 8.57, 4*time.Millisecond), 500 * time.Millisecond},
+		{"syd, coordinates far too low: 3x the distance's 247 ms", fra, at(-33.87, 151.21, 45*time.Millisecond), 742 * time.Millisecond},
+		{"measured above the distance", fra, at(1.35, 103.82, 300*time.Millisecond), 900 * time.Millisecond},
+		{"very far: the cap", fra, at(1.35, 103.82, 800*time.Millisecond), time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := reachTimeout(tc.self, tc.m); got.Round(time.Millisecond) != tc.want {
+				t.Errorf("reachTimeout = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -682,7 +682,7 @@ func TestClusterLocateSkipsDeadEdge(t *testing.T) {
 		return loc
 	}
 	if loc := locate("fra"); loc.Edge.Node != "esin" {
-		t.Fatalf("before: locate for a Singapore client names %s, want esin", loc.Edge.Node)
+		t.Fatalf("before: locate for a Singapore client names %s, want esin (fra: %s)", loc.Edge.Node, grepLines(string(must(os.ReadFile(c.logs["fra"]))), "edge unreachable"))
 	}
 	c.stop("esin", syscall.SIGKILL)
 	for _, n := range []string{"fra", "efra", "fra"} {
