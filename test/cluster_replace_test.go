@@ -15,31 +15,44 @@ import (
 )
 
 // reloadWith replaces node's extra TOML, rewrites its config and sends
-// SIGHUP; it waits for the agent's "config reloaded" line (and fails on
-// "reload refused").
+// SIGHUP; it waits for the agent's "config reloaded" line and fails on
+// "reload refused".
 func (c *cluster) reloadWith(node, extra string) {
 	c.t.Helper()
-	count := func(sub string) int { return strings.Count(string(must(os.ReadFile(c.logs[node]))), sub) }
-	before := count(`"config reloaded"`)
-	refused := count("reload refused")
+	if line := c.reload(node, extra); line != "" {
+		c.t.Fatalf("%s refused the reload: %s", node, line)
+	}
+}
+
+// reload is reloadWith that returns the refusal's log line ("" when the
+// agent reloaded).
+func (c *cluster) reload(node, extra string) (refused string) {
+	c.t.Helper()
+	log := func() string { return string(must(os.ReadFile(c.logs[node]))) }
+	before, nrefused := strings.Count(log(), `"config reloaded"`), strings.Count(log(), "reload refused")
 	c.extra[node] = extra
 	c.writeConfig(siteNamed(c.t, node), c.seeds[node], filepath.Join(c.dir, "gossip.key"))
 	if err := c.procs[node].Process.Signal(syscall.SIGHUP); err != nil {
 		c.t.Fatal(err)
 	}
-	testmedia.Eventually(c.t, 20*time.Second, node+" reloads its config", func() bool {
-		if count("reload refused") > refused {
-			c.t.Fatalf("%s refused the reload: %s", node, grepLines(string(must(os.ReadFile(c.logs[node]))), "reload refused"))
+	testmedia.Eventually(c.t, 20*time.Second, node+" reloads its config or refuses", func() bool {
+		l := log()
+		if strings.Count(l, "reload refused") > nrefused {
+			lines := strings.Split(grepLines(l, "reload refused"), "\n")
+			refused = lines[len(lines)-1]
+			return true
 		}
-		return count(`"config reloaded"`) > before
+		return strings.Count(l, `"config reloaded"`) > before
 	})
+	return refused
 }
 
 // TestClusterReplaceSettings: [cluster.replace] is enforced by the
 // running edge and a reload changes it live. The stream goes to tyo
 // while esin's path to sin is slow; then the path gets fast, and esin
 // measures sin (4 ms) far below tyo (74 ms), which the defaults take as
-// clearly better. With enabled = false, and then (reloaded) with
+// clearly better. With enabled = false (also after a refused reload
+// that would enable it with ratio = 1.5), and then (reloaded) with
 // ratio = 0.01 (4/74 = 0.054 is above it), the uplink stays on tyo for
 // 10 s of such measurements (with the defaults it moves about 3-4 s
 // after them: the last step); reloaded to the defaults, it moves to sin.
@@ -80,6 +93,13 @@ func TestClusterReplaceSettings(t *testing.T) {
 		t.Logf("with %s the uplink stayed on tyo for 10 s while esin measured %s", setting, rtts)
 	}
 	stays("enabled = false")
+
+	// hostile: a reload that would enable it with a ratio out of range
+	// is refused with the key named, and changes nothing
+	if line := c.reload("esin", "\n[cluster.replace]\nenabled = true\nratio = 1.5\n"); !strings.Contains(line, "cluster.replace.ratio: 1.5 is not in (0, 1]") {
+		t.Fatalf("a reload with ratio = 1.5: refusal %q, want one naming cluster.replace.ratio", line)
+	}
+	stays("enabled = false after the refused reload")
 
 	c.reloadWith("esin", "\n[cluster.replace]\nenabled = true\nratio = 0.01\n")
 	stays("ratio = 0.01 (reloaded)")
