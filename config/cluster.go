@@ -272,6 +272,9 @@ func (c *Config) validateCluster(ps *cfgProblems) {
 		ps.add(at.Key("capacity").Key("max_mbps"), "%v is negative: use 0 for unlimited", cl.Capacity.MaxMbps)
 	}
 	rp := at.Key("replace")
+	if c.Node.Role != RoleEdge && cl.Replace != defaultReplace() {
+		ps.add(rp, "only an edge re-places its streams, and node.role is %q: remove [cluster.replace] here (it would be ignored)", c.Node.Role)
+	}
 	if r := cl.Replace.Ratio; !(r > 0 && r <= 1) {
 		ps.add(rp.Key("ratio"), "%v is not in (0, 1]: another center is clearly better at most this share of the current one's RTT (default 0.7)", r)
 	}
