@@ -173,6 +173,7 @@ func (a *Agent) uplinkConfig(cfg *config.Config, pass string) edge.Config {
 		Routes: config.RoutesOf(cfg.Routes), Passphrase: pass, DSCP: cc.DSCPMark(), IdleTimeout: config.BackboneIdleTimeout,
 		Latency:    func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) },
 		Events:     a.events,
+		Replace:    cc.Replace.Replacement(), // live: the next check uses it
 		Redundancy: RedundancyOf(cfg.Routes),
 	}
 }

@@ -130,3 +130,58 @@ func TestFlowHealthFailover(t *testing.T) {
 		t.Errorf("%d stream.failover webhooks, want the one failover: %v", len(hooks), sink.Lines(t))
 	}
 }
+
+// TestFlowHealthBitrateFloor: a flow source's min_bitrate is enforced.
+// The primary publishes about 170 kbit/s (100k video, 64k audio) under
+// a 600 kbit/s floor; the backup 2 Mbit/s CBR. The flow leaves the
+// primary for the backup, the switch and the primary's status name the
+// bitrate rule, and it stays on the backup.
+func TestFlowHealthBitrateFloor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time publishers for 20 s")
+	}
+	testmedia.Need(t, "ffmpeg")
+	a := startAgent(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	flows := a.Client().Flows()
+	spec := flow.Spec{ID: "hb",
+		Source:  flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hbprimary", MinBitrate: 600_000},
+		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hbbackup"},
+		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}}
+	if _, err := flows.Create(ctx, spec); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if _, err := flows.Do(ctx, "hb", "start"); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	thin := testmedia.Source{Audio: true, Realtime: true, Duration: 40 * time.Second, Bitrate: "100k"}.Defaults()
+	testmedia.Publish(t, ctx, thin, a.rtmp("live/hbprimary"))
+	testmedia.Publish(t, ctx, testmedia.Source{Audio: true, Realtime: true, Duration: 40 * time.Second, Bitrate: "2M", CBR: true}.Defaults(), a.rtmp("live/hbbackup"))
+	var st *flow.Status
+	get := func() *flow.Status {
+		v, err := flows.Get(ctx, "hb")
+		if err != nil {
+			t.Fatalf("GET flow hb: %v", err)
+		}
+		if v.Status == nil {
+			return &flow.Status{}
+		}
+		return v.Status
+	}
+	testmedia.Eventually(t, 30*time.Second, "the flow switches to the backup", func() bool {
+		st = get()
+		return st.Active == "backup" && st.Last != nil && len(st.Sources) == 2
+	})
+	if st.Last.Reason != "health: bitrate" {
+		t.Errorf("last switch %+v, want reason %q", st.Last, "health: bitrate")
+	}
+	if u := st.Sources[0].Unhealthy; !strings.Contains(u, "below its min_bitrate 600000") {
+		t.Errorf("the primary's status says unhealthy %q, want the bitrate rule's detail", u)
+	}
+	t.Logf("switch %+v; primary: %s", *st.Last, st.Sources[0].Unhealthy)
+	testmedia.Eventually(t, 10*time.Second, "the backup stays active with the primary still unhealthy", func() bool {
+		st = get()
+		return st.Active == "backup" && len(st.Sources) == 2 && strings.Contains(st.Sources[0].Unhealthy, "min_bitrate")
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/gossip"
 )
 
@@ -48,6 +49,36 @@ type ClusterConfig struct {
 	DSCP          int            `toml:"dscp"`
 	Capacity      CapacityConfig `toml:"capacity"`
 	LocationsFile string         `toml:"locations_file"` // TOML file of [[location]] tables
+	// Replace is [cluster.replace]: an edge's moves of a stream onto a
+	// clearly better center (its default is Default()'s, not the zero one).
+	Replace ReplaceConfig `toml:"replace"`
+}
+
+// ReplaceConfig is [cluster.replace] (edges): a stream placed on a center
+// before the RTTs were measured, or whose network changed, moves
+// make-before-break to another center whose RTT is lower by margin and at
+// most ratio of the current one's, on every check for hold; one uplink
+// moves at most once per cooldown (health moves included). A reload
+// applies it at the next check (every second); enabled = false stops
+// re-placement, not failover nor health moves.
+type ReplaceConfig struct {
+	Enabled  bool     `toml:"enabled"`
+	Margin   Duration `toml:"margin"`
+	Ratio    float64  `toml:"ratio"`
+	Hold     Duration `toml:"hold"`
+	Cooldown Duration `toml:"cooldown"`
+}
+
+// defaultReplace is [cluster.replace] by default: edge.DefaultReplacement.
+func defaultReplace() ReplaceConfig {
+	d := edge.DefaultReplacement()
+	return ReplaceConfig{Enabled: true, Margin: Duration(d.Margin), Ratio: d.Ratio, Hold: Duration(d.Hold), Cooldown: Duration(d.Cooldown)}
+}
+
+// Replacement converts [cluster.replace] for the edge's uplinks.
+func (r ReplaceConfig) Replacement() edge.Replacement {
+	return edge.Replacement{Off: !r.Enabled, Margin: r.Margin.Duration(), Ratio: r.Ratio, Hold: r.Hold.Duration(),
+		Every: edge.DefaultReplacement().Every, Cooldown: r.Cooldown.Duration()}
 }
 
 // CapacityConfig is [cluster.capacity]: the most this node takes. 0 = no limit.
@@ -239,6 +270,22 @@ func (c *Config) validateCluster(ps *cfgProblems) {
 	ps.count(at.Key("capacity").Key("max_streams"), cl.Capacity.MaxStreams)
 	if !(cl.Capacity.MaxMbps >= 0) {
 		ps.add(at.Key("capacity").Key("max_mbps"), "%v is negative: use 0 for unlimited", cl.Capacity.MaxMbps)
+	}
+	rp := at.Key("replace")
+	if c.Node.Role != RoleEdge && cl.Replace != defaultReplace() {
+		ps.add(rp, "only an edge re-places its streams, and node.role is %q: remove [cluster.replace] here (it would be ignored)", c.Node.Role)
+	}
+	if r := cl.Replace.Ratio; !(r > 0 && r <= 1) {
+		ps.add(rp.Key("ratio"), "%v is not in (0, 1]: another center is clearly better at most this share of the current one's RTT (default 0.7)", r)
+	}
+	for _, f := range []struct {
+		key string
+		d   Duration
+		max time.Duration
+	}{{"margin", cl.Replace.Margin, 10 * time.Second}, {"hold", cl.Replace.Hold, time.Hour}, {"cooldown", cl.Replace.Cooldown, 24 * time.Hour}} {
+		if f.d.Duration() < 0 || f.d.Duration() > f.max {
+			ps.add(rp.Key(f.key), "%s is outside 0..%s", f.d.Duration(), f.max)
+		}
 	}
 	for i, r := range c.Routes {
 		rat := cfgPath("route").Index(i)

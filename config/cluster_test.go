@@ -1,10 +1,14 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/relaymesh/relaymesh/edge"
 )
 
 // TestClusterConfigErrors pins what a user reads for each [cluster],
@@ -47,6 +51,24 @@ func TestClusterConfigErrors(t *testing.T) {
 			want: []string{`c.toml:2: cluster.dscp: -2 is not a DSCP value 0..63 (or -1 for no marking; 34 = AF41 is the default)`}},
 		{name: "negative capacity", toml: "[cluster.capacity]\nmax_streams = -1\nmax_mbps = -0.5\n",
 			want: []string{`c.toml:2: cluster.capacity.max_streams: -1 is negative: use 0 for unlimited`, `c.toml:3: cluster.capacity.max_mbps: -0.5 is negative: use 0 for unlimited`}},
+		{name: "replace tuned", toml: "[node]\nrole = \"edge\"\n[cluster.replace]\nenabled = false\nmargin = \"0s\"\nratio = 1\nhold = \"0s\"\ncooldown = \"0s\"\n"},
+		{name: "replace on a center", toml: "[node]\nrole = \"center\"\n[cluster.replace]\nhold = \"5s\"\n",
+			want: []string{`c.toml:3: cluster.replace: only an edge re-places its streams, and node.role is "center": remove [cluster.replace] here (it would be ignored)`}},
+		{name: "replace defaults on a center", toml: "[node]\nrole = \"center\"\n[cluster.replace]\nhold = \"3s\"\n"},
+		{name: "replace ratio zero", toml: "[node]\nrole = \"edge\"\n[cluster.replace]\nratio = 0\n",
+			want: []string{`c.toml:4: cluster.replace.ratio: 0 is not in (0, 1]: another center is clearly better at most this share of the current one's RTT (default 0.7)`}},
+		{name: "replace ratio above one", toml: "[node]\nrole = \"edge\"\n[cluster.replace]\nratio = 1.5\n",
+			want: []string{`c.toml:4: cluster.replace.ratio: 1.5 is not in (0, 1]: another center is clearly better at most this share of the current one's RTT (default 0.7)`}},
+		{name: "replace ratio nan", toml: "[node]\nrole = \"edge\"\n[cluster.replace]\nratio = nan\n",
+			want: []string{`c.toml:4: cluster.replace.ratio: NaN is not in (0, 1]: another center is clearly better at most this share of the current one's RTT (default 0.7)`}},
+		{name: "replace negative margin", toml: "[node]\nrole = \"edge\"\n[cluster.replace]\nmargin = \"-20ms\"\n",
+			want: []string{`c.toml:4: cluster.replace.margin: "-20ms" is negative`}},
+		{name: "replace hold bare integer", toml: "[node]\nrole = \"edge\"\n[cluster.replace]\nhold = 3\n",
+			want: []string{`c.toml:4: cluster.replace.hold: want a duration string such as "10s", got integer 3`}},
+		{name: "replace margin too long", toml: "[node]\nrole = \"edge\"\n[cluster.replace]\nmargin = \"11s\"\n",
+			want: []string{`c.toml:4: cluster.replace.margin: 11s is outside 0..10s`}},
+		{name: "replace unknown key", toml: "[node]\nrole = \"edge\"\n[cluster.replace]\nhysteresis = \"3s\"\n",
+			want: []string{`c.toml:4: cluster.replace.hysteresis: unknown key`}},
 		{name: "route problems", toml: "[[route]]\npattern = \"live/*\"\nsites = [\"fra\"]\n[[route]]\npattern = \"[\"\nsites = []\n[[route]]\nsites = [\"Bad Site\"]\n",
 			want: []string{`c.toml:5: route[1].pattern: "[" is not a glob: syntax error in pattern`, `c.toml:6: route[1].sites: must list at least one site, best first`, `c.toml:7: route[2].pattern: must not be empty: write e.g. "live/*"`, `c.toml:8: route[2].sites[0]: "Bad Site" must be 1 to 63 letters, digits, '.', '-' or '_', starting with a letter or digit`}},
 		{name: "location problems", toml: "[[location]]\ncidr = \"198.51.100.0/33\"\nlat = 91\nlon = -181\nsite = \"sin\"\n",
@@ -105,4 +127,32 @@ func TestLinkLatency(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReplaceConfig: [cluster.replace] unset is the edge's default
+// re-placement; set, every key reaches the edge as written (0 included).
+func TestReplaceConfig(t *testing.T) {
+	cfg := loadString(t, "version = 1\n")
+	if got, want := cfg.Cluster.Replace.Replacement(), edge.DefaultReplacement(); got != want {
+		t.Errorf("[cluster.replace] unset: %+v, want the edge's default %+v", got, want)
+	}
+	cfg = loadString(t, "[node]\nrole = \"edge\"\n[cluster.replace]\nenabled = false\nmargin = \"0s\"\nratio = 0.25\nhold = \"0s\"\ncooldown = \"2m\"\n")
+	want := edge.Replacement{Off: true, Ratio: 0.25, Every: edge.DefaultReplacement().Every, Cooldown: 2 * time.Minute}
+	if got := cfg.Cluster.Replace.Replacement(); got != want {
+		t.Errorf("[cluster.replace] set: %+v, want %+v", got, want)
+	}
+}
+
+// loadString loads text as a config file.
+func loadString(t *testing.T, text string) *Config {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "c.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

@@ -189,7 +189,8 @@ func Default() *Config {
 			WriteTimeout:     Duration(10 * time.Second),
 			MaxReaderLag:     Duration(4 * time.Second),
 		},
-		Auth: AuthConfig{PublishAllow: []string{}, PlayAllow: []string{}},
+		Auth:    AuthConfig{PublishAllow: []string{}, PlayAllow: []string{}},
+		Cluster: ClusterConfig{Replace: defaultReplace()},
 	}
 }
 

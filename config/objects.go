@@ -103,6 +103,7 @@ type FlowSourceConfig struct {
 	Node       string   `toml:"node"` // type flow: the node the named flow runs on (optional)
 	Allow      []string `toml:"allow"`
 	MaxBitrate Bitrate  `toml:"max_bitrate"`
+	MinBitrate Bitrate  `toml:"min_bitrate"` // health floor: less over 2 s is unhealthy ("" = none)
 	Latency    Duration `toml:"latency"`
 	Passphrase string   `toml:"passphrase"`
 	PBKeyLen   int      `toml:"pbkeylen"`
@@ -167,7 +168,7 @@ type TaskConfig struct {
 // Spec is the source as the flow package takes it.
 func (s FlowSourceConfig) Spec() flow.Source {
 	return flow.Source{Name: s.Name, Type: s.Type, URL: s.URL, Stream: s.Stream, Flow: s.Flow, Output: s.Output, Node: s.Node,
-		Allow: s.Allow, MaxBitrate: int64(s.MaxBitrate), LatencyMS: int(s.Latency.Duration().Milliseconds()),
+		Allow: s.Allow, MaxBitrate: int64(s.MaxBitrate), MinBitrate: int64(s.MinBitrate), LatencyMS: int(s.Latency.Duration().Milliseconds()),
 		Passphrase: s.Passphrase, PBKeyLen: s.PBKeyLen}
 }
 

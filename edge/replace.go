@@ -16,38 +16,43 @@ import (
 	"github.com/relaymesh/relaymesh/media/link"
 )
 
-// Replacement tunes re-placement; zero fields take the defaults.
+// Replacement tunes re-placement ([cluster.replace]). The zero
+// Replacement takes DefaultReplacement; otherwise Margin, Hold and
+// Cooldown are taken as given (0 is a value: no margin, move on the next
+// check, no cooldown) and only a zero Ratio or Every takes its default.
 type Replacement struct {
 	Off bool // never re-place (failover, health moves included, still moves uplinks)
 	// Margin and Ratio: another center is clearly better when its RTT is
-	// below the current one's by at least Margin (default 20ms) and at
-	// most Ratio of it (default 0.7).
+	// below the current one's by at least Margin and at most Ratio of it.
 	Margin time.Duration
 	Ratio  float64
-	// Hold is how long it must stay clearly better (default 3s).
+	// Hold is how long it must stay clearly better.
 	Hold time.Duration
 	// Every is how often the uplinks are checked (default 1s).
 	Every time.Duration
-	// Cooldown is the least time between two moves of one uplink
-	// (default 30s).
+	// Cooldown is the least time between two moves of one uplink, by
+	// re-placement or for its health.
 	Cooldown time.Duration
 }
 
+// DefaultReplacement is re-placement's default tuning: 20 ms and 0.7
+// better, for 3 s, at most one move per 30 s, checked every second.
+func DefaultReplacement() Replacement {
+	return Replacement{Margin: 20 * time.Millisecond, Ratio: 0.7, Hold: 3 * time.Second, Every: time.Second, Cooldown: 30 * time.Second}
+}
+
 func (r Replacement) fill() Replacement {
-	if r.Margin == 0 {
-		r.Margin = 20 * time.Millisecond
+	if r.Margin == 0 && r.Ratio == 0 && r.Hold == 0 && r.Every == 0 && r.Cooldown == 0 {
+		d := DefaultReplacement()
+		d.Off = r.Off
+		return d
 	}
+	d := DefaultReplacement()
 	if r.Ratio == 0 {
-		r.Ratio = 0.7
-	}
-	if r.Hold == 0 {
-		r.Hold = 3 * time.Second
+		r.Ratio = d.Ratio
 	}
 	if r.Every == 0 {
-		r.Every = time.Second
-	}
-	if r.Cooldown == 0 {
-		r.Cooldown = 30 * time.Second
+		r.Every = d.Every
 	}
 	return r
 }

@@ -74,7 +74,7 @@ func TestReplacementHysteresis(t *testing.T) {
 	ms := time.Millisecond
 	cl := &membersCluster{members: []gossip.Member{centerAt("tyo", "tyo", 74*ms), centerAt("sin", "sin", 4*ms)}}
 	hub := media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler))
-	u, err := New(Config{Replace: Replacement{Hold: 3 * time.Second, Cooldown: 30 * time.Second}}, hub, cl, nil)
+	u, err := New(Config{Replace: DefaultReplacement()}, hub, cl, nil) // hold 3 s, cooldown 30 s
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,5 +201,30 @@ func TestUplinkHealthDrops(t *testing.T) {
 				t.Error("the unhealthy center is not excluded")
 			}
 		})
+	}
+}
+
+// TestReplacementFill: the zero Replacement is the default; a set one
+// keeps its zero margin, hold and cooldown ([cluster.replace] writes
+// them), and a ratio no center reaches forbids the move.
+func TestReplacementFill(t *testing.T) {
+	if got := (Replacement{}).fill(); got != DefaultReplacement() {
+		t.Errorf("zero Replacement filled: %+v, want %+v", got, DefaultReplacement())
+	}
+	if got := (Replacement{Off: true}).fill(); !got.Off || got.Hold != DefaultReplacement().Hold {
+		t.Errorf("Off alone filled: %+v, want off with the default tuning", got)
+	}
+	r := Replacement{Ratio: 0.05, Cooldown: time.Minute}.fill()
+	if r.Margin != 0 || r.Hold != 0 || r.Cooldown != time.Minute || r.Every != time.Second {
+		t.Errorf("set Replacement filled: %+v, want margin and hold 0, cooldown 1m, every 1s", r)
+	}
+	ms := time.Millisecond
+	members := []gossip.Member{centerAt("tyo", "tyo", 74*ms), centerAt("sin", "sin", 4*ms)}
+	if best, _, ok := betterCenter(members, "live/x", nil, nil, "tyo", r); ok {
+		t.Errorf("ratio 0.05: %s (4 ms) counted as clearly better than tyo (74 ms)", best.Name)
+	}
+	r.Ratio = 0.1
+	if best, _, ok := betterCenter(members, "live/x", nil, nil, "tyo", r); !ok || best.Name != "sin" {
+		t.Errorf("ratio 0.1, margin 0: better %q (%v), want sin", best.Name, ok)
 	}
 }

@@ -412,7 +412,7 @@ func hdrSlot(p *media.Packet) int {
 func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Source, in <-chan tagged) error {
 	st := make([]*srcState, len(srcs))
 	for i := range st {
-		st[i] = &srcState{headers: map[int]*media.Packet{}}
+		st[i] = &srcState{headers: map[int]*media.Packet{}, health: sourceHealth{min: srcs[i].MinBitrate, rate: -1}}
 	}
 	pol := newSwitchPolicy(len(srcs))
 	needKey, sendHeaders := true, true

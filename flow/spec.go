@@ -93,9 +93,12 @@ type Source struct {
 	Node       string   `json:"node,omitempty"`   // type flow: the node it runs on (optional)
 	Allow      []string `json:"allow,omitempty"`  // CIDR allowlist of publishers
 	MaxBitrate int64    `json:"max_bitrate,omitempty"`
-	LatencyMS  int      `json:"latency_ms,omitempty"` // SRT
-	Passphrase string   `json:"passphrase,omitempty"` // SRT
-	PBKeyLen   int      `json:"pbkeylen,omitempty"`   // SRT: 16, 24 or 32
+	// MinBitrate is a health floor (bit/s; 0 = none): a source that
+	// carries less over 2 s is unhealthy and not used (health: bitrate).
+	MinBitrate int64  `json:"min_bitrate,omitempty"`
+	LatencyMS  int    `json:"latency_ms,omitempty"` // SRT
+	Passphrase string `json:"passphrase,omitempty"` // SRT
+	PBKeyLen   int    `json:"pbkeylen,omitempty"`   // SRT: 16, 24 or 32
 }
 
 // Output is a flow output.
@@ -305,6 +308,12 @@ func (src *Source) validate(at string, s *Spec, lookup Lookup) error {
 	}
 	if src.Type == SrcSRTListener && src.PBKeyLen != 0 {
 		return lifecycle.Invalidf(at+".pbkeylen", "the key length of a publisher's connection is the publisher's choice (the listener takes the caller's): remove pbkeylen; the passphrase is enforced")
+	}
+	if src.MinBitrate < 0 {
+		return lifecycle.Invalidf(at+".min_bitrate", "%d is negative: use 0 for no floor", src.MinBitrate)
+	}
+	if src.MaxBitrate > 0 && src.MinBitrate > src.MaxBitrate {
+		return lifecycle.Invalidf(at+".min_bitrate", "%d is above max_bitrate %d: the source could never be used", src.MinBitrate, src.MaxBitrate)
 	}
 	return checkCommon(at, src.Allow, src.MaxBitrate, src.LatencyMS, src.Passphrase, src.PBKeyLen)
 }

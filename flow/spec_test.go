@@ -59,6 +59,8 @@ func TestValidateSpec(t *testing.T) {
 		{"output name", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "", Type: OutHTTPFLV}}}, "outputs[0].name"},
 		{"output latency", Spec{ID: "a", Source: Source{Type: SrcRTMPPush}, Outputs: []Output{{Name: "s", Type: OutSRTCaller, URL: "srt://h:1?streamid=publish:a/b", LatencyMS: 20000}}}, "outputs[0].latency_ms"},
 		{"negative bitrate", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, MaxBitrate: -1}}, "source.max_bitrate"},
+		{"negative min bitrate", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, MinBitrate: -1}}, "source.min_bitrate"},
+		{"min bitrate above max", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, MinBitrate: 2_000_000, MaxBitrate: 1_000_000}}, "source.min_bitrate"},
 		{"long description", Spec{ID: "a", Description: strings.Repeat("d", MaxDescLen+1), Source: Source{Type: SrcRTMPPush}}, "description"},
 		{"long url", Spec{ID: "a", Source: Source{Type: SrcRTMPPull, URL: "rtmp://h/a/" + strings.Repeat("b", MaxURLLen)}}, "source.url"},
 		{"allowlist too long", Spec{ID: "a", Source: Source{Type: SrcRTMPPush, Allow: slices.Repeat([]string{"10.0.0.1"}, MaxAllow+1)}}, "source.allow"},

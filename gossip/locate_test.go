@@ -1,8 +1,10 @@
 package gossip
 
 import (
+	"context"
 	"errors"
 	"math"
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -150,5 +152,76 @@ func TestLocateLive(t *testing.T) {
 	_, err = a.Locate(netip.MustParseAddr("203.0.113.50"), tab)
 	if !errors.Is(err, ErrNoEdge) {
 		t.Errorf("all edges full: err = %v, want ErrNoEdge", err)
+	}
+}
+
+// TestLocateReachable: the data path's word on an edge. An edge whose
+// RTMP port refuses (its process died; gossip still has it alive) drops
+// from first to last in LocateReachable's answer at once and is marked
+// Unreachable; an edge that accepts keeps its rank.
+func TestLocateReachable(t *testing.T) {
+	c := siteCoords
+	open, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := closed.Addr().String()
+	closed.Close()
+	a := startNode(t, "e-fra", NodeMeta{Role: RoleEdge, Site: "fra", Lat: c["fra"][0], Lon: c["fra"][1]}, "")
+	sinMeta := NodeMeta{Role: RoleEdge, Site: "sin", Lat: c["sin"][0], Lon: c["sin"][1]}
+	sinMeta.Addrs.RTMP = refused
+	sin := startNode(t, "e-sin", sinMeta, "")
+	tyoMeta := NodeMeta{Role: RoleEdge, Site: "tyo", Lat: c["tyo"][0], Lon: c["tyo"][1]}
+	tyoMeta.Addrs.RTMP = open.Addr().String()
+	tyo := startNode(t, "e-tyo", tyoMeta, "")
+	for _, n := range []*testNode{sin, tyo} {
+		if err := n.Join([]string{a.Addr().String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll.Until(t, 10*time.Second, "3 members", func() bool { return aliveCount(a.Cluster) == 3 })
+	client := netip.MustParseAddr("203.0.113.50") // sin
+	if got, err := a.Locate(client, testTable); err != nil || !slices.Equal(names(got), []string{"e-sin", "e-tyo", "e-fra"}) {
+		t.Fatalf("Locate(singapore) = %v, %v; want [e-sin e-tyo e-fra] by distance", names(got), err)
+	}
+	got, err := a.LocateReachable(context.Background(), client, testTable, 3)
+	if err != nil || !slices.Equal(names(got), []string{"e-tyo", "e-fra", "e-sin"}) {
+		t.Fatalf("LocateReachable(singapore) with e-sin's port refusing = %v, %v; want [e-tyo e-fra e-sin]", names(got), err)
+	}
+	if !got[2].Unreachable || got[0].Unreachable {
+		t.Errorf("Unreachable: e-sin %v, e-tyo %v; want true, false", got[2].Unreachable, got[0].Unreachable)
+	}
+}
+
+// TestReachTimeout: 3 RTTs, 500 ms to 1 s, where the RTT is at least
+// the one from the coordinates (network coordinates start too low).
+func TestReachTimeout(t *testing.T) {
+	fra := NodeMeta{Lat: 50.11, Lon: 8.68}
+	at := func(lat, lon float64, rtt time.Duration) Member {
+		return Member{RTT: rtt, RTTKnown: rtt > 0, Meta: NodeMeta{Lat: lat, Lon: lon}}
+	}
+	tests := []struct {
+		name string
+		self NodeMeta
+		m    Member
+		want time.Duration
+	}{
+		{"nothing known: the floor", NodeMeta{}, Member{}, 500 * time.Millisecond},
+		{"near: the floor", fra, at(50.05, 8.57, 4*time.Millisecond), 500 * time.Millisecond},
+		{"syd, coordinates far too low: 3x the distance's 247 ms", fra, at(-33.87, 151.21, 45*time.Millisecond), 742 * time.Millisecond},
+		{"measured above the distance", fra, at(1.35, 103.82, 300*time.Millisecond), 900 * time.Millisecond},
+		{"very far: the cap", fra, at(1.35, 103.82, 800*time.Millisecond), time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := reachTimeout(tc.self, tc.m); got.Round(time.Millisecond) != tc.want {
+				t.Errorf("reachTimeout = %s, want %s", got, tc.want)
+			}
+		})
 	}
 }

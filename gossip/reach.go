@@ -33,13 +33,23 @@ func (c *Cluster) unreachableLocked(r *memberRec) bool {
 	return ok && at.After(r.lastAck)
 }
 
-// reachTimeout bounds a reachability dial to a member with RTT rtt.
-func reachTimeout(rtt time.Duration) time.Duration {
-	return min(max(3*rtt, 250*time.Millisecond), time.Second)
+// reachTimeout bounds a reachability dial to member m from self: 3 RTTs,
+// 500 ms to 1 s. The RTT is the larger of m's estimate and the one from
+// the two nodes' coordinates: right after a join the network coordinates
+// start far too low (a 164 ms edge dialed with a 250 ms bound on a loaded
+// host was ranked last although alive). A refused dial ends at once
+// whatever the bound; the bound only delays locate while an edge's host
+// does not answer at all.
+func reachTimeout(self NodeMeta, m Member) time.Duration {
+	rtt := m.RTT
+	if self.HasLocation() && m.Meta.HasLocation() {
+		rtt = max(rtt, EstimateRTT(Haversine(self.Lat, self.Lon, m.Meta.Lat, m.Meta.Lon)))
+	}
+	return min(max(3*rtt, 500*time.Millisecond), time.Second)
 }
 
 // LocateReachable is Locate, after dialing the RTMP port of the first n
-// edges (in parallel, each bounded by about 3 RTTs): an edge that refuses
+// edges (in parallel, each bounded by about 3 RTTs: reachTimeout): an edge that refuses
 // or does not answer is marked unreachable and ranked after the others.
 // Edges that advertise no RTMP port are not dialed.
 func (c *Cluster) LocateReachable(ctx context.Context, client netip.Addr, table LocationTable, n int) ([]Member, error) {
@@ -47,6 +57,7 @@ func (c *Cluster) LocateReachable(ctx context.Context, client netip.Addr, table 
 	if err != nil {
 		return nil, err
 	}
+	self := c.LocalMeta()
 	var wg sync.WaitGroup
 	failed := make([]bool, len(edges))
 	for i, m := range edges[:min(n, len(edges))] {
@@ -56,7 +67,7 @@ func (c *Cluster) LocateReachable(ctx context.Context, client netip.Addr, table 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dctx, cancel := context.WithTimeout(ctx, reachTimeout(m.RTT))
+			dctx, cancel := context.WithTimeout(ctx, reachTimeout(self, m))
 			defer cancel()
 			var d net.Dialer
 			conn, err := d.DialContext(dctx, "tcp", m.Meta.Addrs.RTMP)

@@ -444,18 +444,10 @@ func TestClusterCenterChoiceRightAfterEdgeStart(t *testing.T) {
 // lost frame (counted by their FLV timestamps) and with monotonic
 // timestamps, and the stream stays put afterwards.
 func TestClusterReplacement(t *testing.T) {
-	c := startClusterWith(t, "fra", "sin", "tyo", "esin")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// esin's path to sin is slow at first: tyo is the nearest center
-	if err := c.lab.SetLink("esin", "sin", netlab.RTT(300*time.Millisecond, 0)); err != nil {
-		t.Fatal(err)
-	}
-	c.converged("fra", "sin", "tyo", "esin")
-	c.rttOrdered("esin", "tyo", "fra", "sin")
+	c := placedFar(t, ctx, "", "replace")
 	const stream = "live/replace"
-	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
-	c.publishVia(ctx, "esin", "replace", src)
 	testmedia.Eventually(t, 20*time.Second, "fra's directory names tyo for "+stream, func() bool { return c.host("fra", stream) == "tyo" })
 	players := c.playOn(ctx, stream, "fra", "tyo")
 	if u, _ := c.uplink("esin", stream); u.Center != "tyo" || u.Moves != 0 {
@@ -539,6 +531,24 @@ func TestClusterReplacement(t *testing.T) {
 	for n, p := range players {
 		checkMonotonic(t, p, n, "across the re-placement")
 	}
+}
+
+// placedFar starts fra, sin, tyo and esin (with extra TOML for esin),
+// makes esin's path to sin slow (300 ms) so that tyo is its nearest
+// center, and publishes live/<name> through esin until its uplink runs
+// on tyo.
+func placedFar(t *testing.T, ctx context.Context, esinExtra, name string) *cluster {
+	t.Helper()
+	c := startClusterExtra(t, map[string]string{"esin": esinExtra}, "fra", "sin", "tyo", "esin")
+	if err := c.lab.SetLink("esin", "sin", netlab.RTT(300*time.Millisecond, 0)); err != nil {
+		t.Fatal(err)
+	}
+	c.converged("fra", "sin", "tyo", "esin")
+	c.rttOrdered("esin", "tyo", "fra", "sin")
+	src := testmedia.Source{Duration: 10 * time.Minute, Realtime: true, Audio: true, Format: "flv"}.Defaults()
+	c.publishVia(ctx, "esin", name, src)
+	c.uplinkRunsOn("esin", "live/"+name, "tyo", 20*time.Second)
+	return c
 }
 
 // rawMetrics is node's /metrics text ("" when it does not answer).
@@ -672,7 +682,7 @@ func TestClusterLocateSkipsDeadEdge(t *testing.T) {
 		return loc
 	}
 	if loc := locate("fra"); loc.Edge.Node != "esin" {
-		t.Fatalf("before: locate for a Singapore client names %s, want esin", loc.Edge.Node)
+		t.Fatalf("before: locate for a Singapore client names %s, want esin (fra: %s)", loc.Edge.Node, grepLines(string(must(os.ReadFile(c.logs["fra"]))), "edge unreachable"))
 	}
 	c.stop("esin", syscall.SIGKILL)
 	for _, n := range []string{"fra", "efra", "fra"} {

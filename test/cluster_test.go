@@ -256,13 +256,20 @@ func newCluster(t *testing.T, sites []site) *cluster {
 	return c
 }
 
+// writeConfig writes s's config file (nodeConfig plus its extra TOML)
+// and returns its path.
+func (c *cluster) writeConfig(s site, seed []string, gossipKey string) string {
+	cfgPath := filepath.Join(c.dir, s.name+".toml")
+	if err := os.WriteFile(cfgPath, []byte(nodeConfig(s, c.lab.Host(s.name).Addr().String(), seed, c.dir, gossipKey)+c.extra[s.name]), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	return cfgPath
+}
+
 func (c *cluster) start(s site, seed []string, gossipKey string) {
 	t := c.t
 	h := c.lab.Host(s.name)
-	cfgPath := filepath.Join(c.dir, s.name+".toml")
-	if err := os.WriteFile(cfgPath, []byte(nodeConfig(s, h.Addr().String(), seed, c.dir, gossipKey)+c.extra[s.name]), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := c.writeConfig(s, seed, gossipKey)
 	logPath := filepath.Join(c.dir, s.name+".log")
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) // a restart appends
 	if err != nil {
