@@ -179,6 +179,113 @@ postinst_sysctl_line() {
 	fi
 }
 
+# --- 4. the unit --------------------------------------------------------------
+if command -v systemd-analyze >/dev/null; then
+	# verify looks for the ExecStart binary and the man page under --root,
+	# and for the targets the unit names.
+	mkdir -p "$TMP/x/lib/systemd/system"
+	for t in /lib/systemd/system/*.target; do
+		[ -e "$TMP/x/lib/systemd/system/${t##*/}" ] || cp -P "$t" "$TMP/x/lib/systemd/system/"
+	done
+	if (cd "$TMP" && MANPATH="$TMP/x/usr/share/man" systemd-analyze verify --root="$TMP/x" relaymesh.service) >"$TMP/verify.log" 2>&1 &&
+		! [ -s "$TMP/verify.log" ]; then
+		pass "systemd-analyze verify relaymesh.service: clean"
+	else
+		sed 's/^/  /' "$TMP/verify.log"
+		fail "systemd-analyze verify relaymesh.service"
+	fi
+	(cd "$TMP" && systemd-analyze security --offline=yes --root="$TMP/x" relaymesh.service) >"$TMP/security.log" 2>&1
+	score=$(sed -n 's/.*Overall exposure level for relaymesh.service: \([0-9.]*\).*/\1/p' "$TMP/security.log")
+	if [ -n "$score" ] && awk -v s="$score" -v m="${MAX_EXPOSURE:-2.0}" 'BEGIN {exit !(s <= m)}'; then
+		pass "systemd-analyze security: exposure $score (max ${MAX_EXPOSURE:-2.0})"
+	else
+		grep '✗' "$TMP/security.log" | sed 's/^/  /'
+		fail "systemd-analyze security: exposure '${score}' above ${MAX_EXPOSURE:-2.0}"
+	fi
+else
+	fail "systemd-analyze not found (apt-get install systemd)"
+fi
+
+# --- 5. install into a Debian 12 chroot -----------------------------------------
+if [ "$(id -u)" != 0 ]; then
+	skip "chroot install test needs root (CI runs it as root)"
+	finish
+fi
+if ! command -v debootstrap >/dev/null; then
+	fail "debootstrap not found (apt-get install debootstrap)"
+	finish
+fi
+
+mirror=${RELAYMESH_CI_MIRROR:-}
+if [ -z "$mirror" ]; then
+	# deb822 .sources first, then one-line sources.list; skip security.
+	mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' |
+		grep -v -e security -e '^cdrom' | grep '/debian/\?$' | head -n 1)
+fi
+if [ -z "$mirror" ]; then
+	mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+		awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}' |
+		grep -v security | grep '/debian/\?$' | head -n 1)
+fi
+mirror=${mirror:-http://deb.debian.org/debian}
+
+CACHE=${RELAYMESH_CI_CACHE:-/var/cache/relaymesh-ci}
+# cached_root DIR INCLUDE WHAT: make DIR a Debian 12 minbase root with the
+# packages INCLUDE (debootstrap, once: a stamp says what DIR holds).
+cached_root() {
+	stamp="bookworm minbase $2 v1"
+	[ "$(cat "$1/.relaymesh-ci" 2>/dev/null)" = "$stamp" ] && return 0
+	echo "making $3 in $1 from $mirror (once)"
+	t0=$(date +%s)
+	rm -rf --one-file-system "$1" "$1.new"
+	if debootstrap --variant=minbase --include="$2" bookworm "$1.new" "$mirror" >"$TMP/debootstrap.log" 2>&1; then
+		rm -rf "$1.new/var/cache/apt/archives/"*.deb
+		echo "$stamp" >"$1.new/.relaymesh-ci"
+		mv "$1.new" "$1"
+		pass "debootstrap $3 ($(($(date +%s) - t0)) s)"
+	else
+		tail -n 20 "$TMP/debootstrap.log"
+		fail "debootstrap --variant=minbase --include=$2 bookworm from $mirror"
+		finish
+	fi
+}
+# remove_stale PREFIX: delete the work copies PREFIX.PID of runs that were
+# killed (their PID is gone), unmounting what they mounted first.
+remove_stale() {
+	for w in "$1".*; do
+		[ -d "$w" ] || continue
+		kill -0 "${w##*.}" 2>/dev/null && continue
+		for m in "$w/proc" "$w/dev/pts"; do
+			mountpoint -q "$m" 2>/dev/null && { umount "$m" || umount -l "$m"; }
+		done
+		rm -rf --one-file-system "$w"
+	done
+}
+# On a real host init-system-helpers is always there (systemd needs it);
+# having it here tests that postinst enables the unit. libsrt1.5-gnutls
+# is the package's other Depends (dpkg -i does not fetch dependencies).
+mkdir -p "$CACHE"
+exec 9>"$CACHE/lock"
+flock 9
+cached_root "$CACHE/bookworm-minbase" adduser,init-system-helpers,libsrt1.5-gnutls "a pristine Debian 12 minbase root"
+remove_stale "$CACHE/work"
+ROOT=$CACHE/work.$$
+cp -a "$CACHE/bookworm-minbase" "$ROOT"
+flock -u 9
+mount -t proc proc "$ROOT/proc"
+
+in_root() { chroot "$ROOT" "$@"; }
+host_rmem=$(cat /proc/sys/net/core/rmem_default)
+
+cp "$DEB" "$ROOT/tmp/relaymesh.deb"
+if in_root dpkg -i /tmp/relaymesh.deb >"$TMP/dpkg-i.log" 2>&1; then
+	pass "dpkg -i in a fresh bookworm minbase root"
+else
+	sed 's/^/  /' "$TMP/dpkg-i.log"
+	fail "dpkg -i in a fresh bookworm minbase root"
+	finish
+fi
 if [ "$(cat /proc/sys/net/core/rmem_default)" = "$host_rmem" ]; then
 	pass "postinst in a chroot left the host's sysctls alone"
 else
