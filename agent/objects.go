@@ -22,6 +22,7 @@ import (
 // objectsState is the agent's objects part (Agent.objects).
 type objectsState struct {
 	flows   *flow.Manager
+	dir     *flow.Directory // the flows of the cluster; nil outside one
 	relays  *relay.Manager
 	tasks   *task.Manager
 	store   *objectStore
@@ -66,7 +67,9 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	flowEnv := env(func(c config.ObjectsConfig) int { return c.MaxFlows })
 	flowEnv.Store = lifecycle.StoreFunc(func(kind, id string) {
 		store.Changed(kind, id)
-		a.flowChanged(id) // flowdir.go: advertised to the cluster
+		if o.dir != nil {
+			o.dir.Advertise(id)
+		}
 	})
 	o.flows = flow.NewManager(a.hub, log, flowEnv)
 	o.flows.OnSwitch = func(id string, sw flow.Switch) {
