@@ -34,7 +34,6 @@ import (
 	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 	"github.com/relaymesh/relaymesh/media/webrtc"
-	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // drainTimeout bounds the graceful part of a shutdown.
@@ -54,7 +53,7 @@ type Agent struct {
 	hls     *hls.Server // HLS on the HTTP listener; nil when [hls] is off
 	srt     *srt.Server
 	api     *api.Server
-	access  atomic.Pointer[accessPolicy]
+	access  atomic.Pointer[auth.Policy] // [auth] in force
 	cfgMu   sync.Mutex
 	cfg     *config.Config
 	closers []func() error
@@ -93,14 +92,6 @@ type Agent struct {
 	spawn func(run func(context.Context) error)
 }
 
-// accessPolicy is what the listeners consult on every publish and play.
-type accessPolicy struct {
-	publishAuth, playAuth bool
-	key                   []byte
-	publishAllow          netutil.AllowList
-	playAllow             netutil.AllowList
-}
-
 // New builds the node's components and binds every listener, so an
 // address in use fails here.
 func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error) {
@@ -116,11 +107,11 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 			a.Close()
 		}
 	}()
-	pol, err := policyOf(cfg)
+	pol, err := cfg.Auth.Policy()
 	if err != nil {
 		return nil, err
 	}
-	a.access.Store(&pol)
+	a.access.Store(pol)
 
 	hcfg := media.DefaultHubConfig()
 	applyLimits(&hcfg, cfg)
@@ -226,24 +217,6 @@ func applyLimits(h *media.HubConfig, cfg *config.Config) {
 	}
 }
 
-func policyOf(cfg *config.Config) (accessPolicy, error) {
-	var p accessPolicy
-	var err error
-	p.publishAuth, p.playAuth = cfg.Auth.Publish, cfg.Auth.Play
-	if p.publishAuth || p.playAuth {
-		if p.key, err = auth.LoadKey(cfg.Auth.KeyFile); err != nil {
-			return p, fmt.Errorf("auth.key_file: %w", err)
-		}
-	}
-	if p.publishAllow, err = netutil.ParseAllowList(cfg.Auth.PublishAllow); err != nil {
-		return p, fmt.Errorf("auth.publish_allow: %w", err)
-	}
-	if p.playAllow, err = netutil.ParseAllowList(cfg.Auth.PlayAllow); err != nil {
-		return p, fmt.Errorf("auth.play_allow: %w", err)
-	}
-	return p, nil
-}
-
 // authorizer is authorize for a listener that hands over the raw query
 // string (WebRTC) rather than an Access.
 func (a *Agent) authorizer(proto string) func(action, key, query string, remote net.Addr) error {
@@ -257,21 +230,10 @@ func (a *Agent) authorizer(proto string) func(action, key, query string, remote 
 }
 
 // authorize is the single gate every listener calls before a publish or
-// play: the CIDR allowlist first, then the signed URL when required,
-// then the flows' own gates.
+// play: [auth] (auth.Policy), then the flows' own gates.
 func (a *Agent) authorize(req media.Access) error {
-	p := a.access.Load()
-	allow, need := p.playAllow, p.playAuth
-	if req.Action == auth.ActionPublish {
-		allow, need = p.publishAllow, p.publishAuth
-	}
-	if allow.Len() > 0 && !allow.AllowsNetAddr(req.Remote) {
-		return fmt.Errorf("address %s is not in auth.%s_allow", req.Remote, req.Action)
-	}
-	if need {
-		if err := auth.VerifyToken(p.key, req.Action, req.Key, req.Token, time.Now()); err != nil {
-			return err
-		}
+	if err := a.access.Load().Check(req.Action, req.Key, req.Token, req.Remote, time.Now()); err != nil {
+		return err
 	}
 	for _, f := range a.onAuthorize {
 		if err := f(req); err != nil {
@@ -518,11 +480,11 @@ func (a *Agent) reload() error {
 
 // prepareAccess loads the signing key and allowlists of [auth].
 func (a *Agent) prepareAccess(_, next *config.Config) (change, error) {
-	pol, err := policyOf(next)
+	pol, err := next.Auth.Policy()
 	if err != nil {
 		return change{}, err
 	}
-	return change{commit: func() { a.access.Store(&pol) }}, nil
+	return change{commit: func() { a.access.Store(pol) }}, nil
 }
 
 // prepareSettings checks the settings the running listeners and the hub

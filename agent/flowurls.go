@@ -21,14 +21,14 @@ func (a *Agent) flowURLs(spec *flow.Spec) *flow.URLs {
 	pol := a.access.Load()
 	exp := time.Now().Add(flowURLTTL).UTC().Truncate(time.Second)
 	signed := false
-	token := func(action, key string, need bool) string {
-		if !need || pol == nil || len(pol.key) == 0 {
+	token := func(action, key string) string {
+		q := pol.Sign(action, key, exp)
+		if q == "" {
 			return ""
 		}
 		signed = true
-		return "?" + auth.Sign(pol.key, action, key, exp)
+		return "?" + q
 	}
-	publishAuth, playAuth := pol != nil && pol.publishAuth, pol != nil && pol.playAuth
 	out := &flow.URLs{}
 	for _, src := range []*flow.Source{&spec.Source, spec.Backup} {
 		if src == nil {
@@ -39,12 +39,12 @@ func (a *Agent) flowURLs(spec *flow.Spec) *flow.URLs {
 		case flow.SrcRTMPPush:
 			if ad.RTMP != "" {
 				out.Sources = append(out.Sources, flow.URL{Name: src.Name, Protocol: "rtmp",
-					URL: "rtmp://" + ad.RTMP + "/" + key + token(auth.ActionPublish, key, publishAuth)})
+					URL: "rtmp://" + ad.RTMP + "/" + key + token(auth.ActionPublish, key)})
 			}
 		case flow.SrcSRTListener:
 			if ad.SRT != "" {
 				out.Sources = append(out.Sources, flow.URL{Name: src.Name, Protocol: "srt",
-					URL: "srt://" + ad.SRT + "?streamid=" + srt.URLParam("publish:"+key+token(auth.ActionPublish, key, publishAuth))})
+					URL: "srt://" + ad.SRT + "?streamid=" + srt.URLParam("publish:"+key+token(auth.ActionPublish, key))})
 			}
 		}
 	}
@@ -53,13 +53,13 @@ func (a *Agent) flowURLs(spec *flow.Spec) *flow.URLs {
 		switch {
 		case o.Type == flow.OutRTMPPull && ad.RTMP != "":
 			out.Outputs = append(out.Outputs, flow.URL{Name: o.Name, Protocol: "rtmp",
-				URL: "rtmp://" + ad.RTMP + "/" + key + token(auth.ActionPlay, key, playAuth)})
+				URL: "rtmp://" + ad.RTMP + "/" + key + token(auth.ActionPlay, key)})
 		case o.Type == flow.OutHTTPFLV && ad.HTTPFLV != "":
 			out.Outputs = append(out.Outputs, flow.URL{Name: o.Name, Protocol: "http-flv",
-				URL: "http://" + ad.HTTPFLV + "/" + key + ".flv" + token(auth.ActionPlay, key, playAuth)})
+				URL: "http://" + ad.HTTPFLV + "/" + key + ".flv" + token(auth.ActionPlay, key)})
 		case o.Type == flow.OutSRTListener && ad.SRT != "":
 			out.Outputs = append(out.Outputs, flow.URL{Name: o.Name, Protocol: "srt",
-				URL: "srt://" + ad.SRT + "?streamid=" + srt.URLParam("read:"+key+token(auth.ActionPlay, key, playAuth))})
+				URL: "srt://" + ad.SRT + "?streamid=" + srt.URLParam("read:"+key+token(auth.ActionPlay, key))})
 		}
 	}
 	if signed {
