@@ -26,6 +26,7 @@ import (
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/control"
 	"github.com/relaymesh/relaymesh/events"
+	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/hls"
 	"github.com/relaymesh/relaymesh/media/httpflv"
@@ -554,6 +555,31 @@ func (a *Agent) listenAddr(which string) string {
 		return a.webrtc.UDPAddr().String()
 	}
 	return ""
+}
+
+// listenerAddrs are the media listeners' addresses as the cluster is told
+// them, or as bound on a node outside a cluster.
+func (a *Agent) listenerAddrs() gossip.Addrs {
+	if g := a.cluster.gossip; g != nil {
+		return g.LocalMeta().Addrs
+	}
+	var ad gossip.Addrs
+	str := func(addr net.Addr) string {
+		if addr == nil {
+			return ""
+		}
+		return addr.String()
+	}
+	if a.rtmp != nil {
+		ad.RTMP = str(a.rtmp.Addr())
+	}
+	if a.srt != nil {
+		ad.SRT = str(a.srt.Addr())
+	}
+	if a.httpflv != nil {
+		ad.HTTPFLV = str(a.httpflv.Addr())
+	}
+	return ad
 }
 
 // checkWarnings are problems of the machine, not of the config, that

@@ -78,7 +78,9 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	}
 	o.flows.Policy = a.fetchPolicy
 	o.flows.MaxOutputs = func() int { return a.objectsConfig().OutputLimit() }
-	o.flows.URLs = a.flowURLs // flowurls.go
+	o.flows.URLs = func(spec *flow.Spec) *flow.URLs {
+		return flow.URLsFor(spec, a.listenerAddrs(), a.access.Load(), time.Now().Add(flow.URLTTL))
+	}
 	// before the flows are loaded: one restored running starts with its
 	// cross-node sources and outputs resolved through the cluster
 	a.wireFlowDirectory() // flowdir.go
