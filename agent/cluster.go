@@ -19,13 +19,9 @@ import (
 	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
-	"github.com/relaymesh/relaymesh/media/srt"
 )
 
 const (
-	// clusterPlayWait is how long a center's players wait for a stream
-	// that is not live here while it is pulled from another center.
-	clusterPlayWait = 5 * time.Second
 	// leaveTimeout bounds the spread of the leave message on shutdown.
 	leaveTimeout = 2 * time.Second
 	// leaveMoveWait bounds the wait for edges to move their uplinks, and
@@ -125,7 +121,7 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 		c, err := center.New(center.Config{
 			Listen: listen, Passphrase: pass, Latency: latency, DSCP: cc.DSCPMark(),
 			IdleTimeout: config.BackboneIdleTimeout, ReadTimeout: cfg.Limits.ReadTimeout.Duration(),
-			PlayWait: clusterPlayWait,
+			PlayWait: center.PlayWait,
 		}, a.hub, g, a.log)
 		if err != nil {
 			return fmt.Errorf("cluster.backbone_listen: %w", err)
@@ -284,51 +280,12 @@ func (a *Agent) leaveCluster() {
 	if err := cs.gossip.Leave(leaveTimeout); err != nil {
 		a.log.Warn("cluster leave", "err", err)
 	}
-	if cs.center != nil && cs.center.Backbone() != nil {
-		// Edges start their new uplinks elsewhere at once and keep the
-		// old ones here running; other centers' pulls from here follow
-		// the directory to the new hosts (and this center lets an old
-		// uplink go when the directory reaches it naming the new host).
-		// Wait, on the listener's changes, until no center pulls from
-		// here, and no uplink is left or they had leaveSettle to move.
-		bb := cs.center.Backbone()
-		deadline := time.NewTimer(leaveMoveWait)
-		defer deadline.Stop()
-		settle := time.NewTimer(leaveSettle)
-		defer settle.Stop()
-		settled := false
-	wait:
-		for {
-			changed := bb.Changed()
-			if up, rd := backboneLinks(bb); rd == 0 && (up == 0 || settled) {
-				break
-			}
-			select {
-			case <-changed:
-			case <-settle.C:
-				settled = true
-			case <-deadline.C:
-				break wait
-			}
-		}
-		if _, rd := backboneLinks(bb); rd > 0 {
+	if cs.center != nil {
+		if rd := cs.center.AwaitLeave(leaveMoveWait, leaveSettle); rd > 0 {
 			a.log.Warn("backbone links still open after the leave wait; closing them", "pulls", rd, "waited", leaveMoveWait.String())
 		}
 	}
 	a.log.Info("left the cluster", "took", time.Since(start).Round(time.Millisecond).String())
-}
-
-// backboneLinks counts the backbone listener's uplinks (publishers) and
-// the pulls other centers read from it.
-func backboneLinks(s *srt.Server) (uplinks, pulls int) {
-	for _, st := range s.Stats() {
-		if st.Role == srt.ActionPublish {
-			uplinks++
-		} else {
-			pulls++
-		}
-	}
-	return uplinks, pulls
 }
 
 // prepareCluster reads the location table and the backbone key of next
@@ -379,7 +336,7 @@ func (a *Agent) advertise(cfg *config.Config) {
 // this node (a center pulls it on demand meanwhile).
 func (a *Agent) playWait(cfg *config.Config) time.Duration {
 	if cfg.Cluster.Enabled && cfg.Node.RunsCenter() {
-		return clusterPlayWait
+		return center.PlayWait
 	}
 	return 0
 }
