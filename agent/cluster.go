@@ -132,13 +132,12 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 		a.onMissing = append(a.onMissing, c.Missing)
 	}
 	if cfg.Node.Role == config.RoleEdge {
-		u, err := edge.New(a.uplinkConfig(cfg, pass), a.hub, g, a.log)
+		u, err := edge.New(edge.ConfigOf(cfg, pass, a.events), a.hub, g, a.log)
 		if err != nil {
 			return err
 		}
 		cs.uplinks = u
-		a.add(u.Run, u.Close)
-		a.subscribe("edge", u.HandleEvent)
+		a.add(u.Run, u.Close) // it follows the event bus itself
 	}
 
 	meta := g.LocalMeta()
@@ -161,25 +160,6 @@ func splitHostPort(s string) (string, int, error) {
 		return "", 0, fmt.Errorf("%q: bad port", s)
 	}
 	return h, n, nil
-}
-
-func (a *Agent) uplinkConfig(cfg *config.Config, pass string) edge.Config {
-	cc := cfg.Cluster
-	return edge.Config{
-		Routes: config.RoutesOf(cfg.Routes), Passphrase: pass, DSCP: cc.DSCPMark(), IdleTimeout: config.BackboneIdleTimeout,
-		Latency:    func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) },
-		Events:     a.events,
-		Redundancy: RedundancyOf(cfg.Routes),
-	}
-}
-
-// RedundancyOf converts the [[route]] tables' redundancy for the edge.
-func RedundancyOf(rs []config.RouteConfig) []edge.Redundancy {
-	out := make([]edge.Redundancy, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, edge.Redundancy{Pattern: r.Pattern, Dual: r.Redundancy == "dual", Window: r.RedundancyWindow.Duration()})
-	}
-	return out
 }
 
 // clusterAddrs are the addresses this node advertises: the listeners'
@@ -308,7 +288,7 @@ func (a *Agent) prepareCluster(_, next *config.Config) (change, error) {
 		cs.locs.Store(&table)
 		cs.backbonePass.Store(&pass)
 		if cs.uplinks != nil {
-			cs.uplinks.SetConfig(a.uplinkConfig(next, pass))
+			cs.uplinks.SetConfig(edge.ConfigOf(next, pass, a.events))
 		}
 	}}, nil
 }
