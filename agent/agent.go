@@ -35,6 +35,7 @@ import (
 	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 	"github.com/relaymesh/relaymesh/media/webrtc"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // drainTimeout bounds the graceful part of a shutdown.
@@ -131,7 +132,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 	if cfg.RTMP.Listen != "" {
 		a.rtmp, err = rtmp.New(a.rtmpConfig(cfg), a.hub, log)
 		if err != nil {
-			return nil, listenErr("rtmp.listen", cfg.RTMP.Listen, err)
+			return nil, netutil.ListenError("rtmp.listen", cfg.RTMP.Listen, err)
 		}
 		a.add(a.rtmp.Run, a.rtmp.Close)
 	}
@@ -147,7 +148,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 	if cfg.HTTP.Listen != "" {
 		a.httpflv, err = httpflv.New(a.httpflvConfig(cfg), a.hub, log)
 		if err != nil {
-			return nil, listenErr("http.listen", cfg.HTTP.Listen, err)
+			return nil, netutil.ListenError("http.listen", cfg.HTTP.Listen, err)
 		}
 		a.add(a.httpflv.Run, a.httpflv.Close)
 	}
@@ -173,25 +174,11 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 	if cfg.API.Listen != "" {
 		a.api, err = a.newAPI(cfg.API.Listen)
 		if err != nil {
-			return nil, listenErr("api.listen", cfg.API.Listen, err)
+			return nil, netutil.ListenError("api.listen", cfg.API.Listen, err)
 		}
 		a.add(a.api.Run, a.api.Close)
 	}
 	return a, nil
-}
-
-// listenErr names the key whose address could not be bound, in one line
-// that says what to do.
-func listenErr(key, addr string, err error) error {
-	switch {
-	case errors.Is(err, syscall.EADDRINUSE):
-		return fmt.Errorf("%s %q: address already in use: stop what listens there (ss -lntup) or choose another address", key, addr)
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return fmt.Errorf("%s %q: no such address on this host: listen on one of its addresses or on \":port\"", key, addr)
-	case errors.Is(err, syscall.EACCES):
-		return fmt.Errorf("%s %q: permission denied: a port below 1024 needs CAP_NET_BIND_SERVICE", key, addr)
-	}
-	return fmt.Errorf("%s %q: %w", key, addr, err)
 }
 
 func (a *Agent) add(run func(context.Context) error, close func() error) {
@@ -563,23 +550,7 @@ func (a *Agent) listenerAddrs() gossip.Addrs {
 	if g := a.cluster.gossip; g != nil {
 		return g.LocalMeta().Addrs
 	}
-	var ad gossip.Addrs
-	str := func(addr net.Addr) string {
-		if addr == nil {
-			return ""
-		}
-		return addr.String()
-	}
-	if a.rtmp != nil {
-		ad.RTMP = str(a.rtmp.Addr())
-	}
-	if a.srt != nil {
-		ad.SRT = str(a.srt.Addr())
-	}
-	if a.httpflv != nil {
-		ad.HTTPFLV = str(a.httpflv.Addr())
-	}
-	return ad
+	return gossip.Addrs{RTMP: a.listenAddr("rtmp"), SRT: a.listenAddr("srt"), HTTPFLV: a.listenAddr("http")}
 }
 
 // checkWarnings are problems of the machine, not of the config, that
@@ -619,7 +590,7 @@ func (a *Agent) prepareListeners(next *config.Config, changed []string) (change,
 				if s, err = rtmp.New(a.rtmpConfig(next), a.hub, a.log); err == nil {
 					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
-				err = listenErrIf("rtmp.listen", next.RTMP.Listen, err)
+				err = netutil.ListenError("rtmp.listen", next.RTMP.Listen, err)
 			}
 			m.swap = func() func() error { old := a.rtmp; a.rtmp = s; return closerOf(old) }
 		case "http":
@@ -628,7 +599,7 @@ func (a *Agent) prepareListeners(next *config.Config, changed []string) (change,
 				if s, err = httpflv.New(a.httpflvConfig(next), a.hub, a.log); err == nil {
 					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
-				err = listenErrIf("http.listen", next.HTTP.Listen, err)
+				err = netutil.ListenError("http.listen", next.HTTP.Listen, err)
 			}
 			m.swap = func() func() error { old := a.httpflv; a.httpflv = s; return closerOf(old) }
 		case "srt":
@@ -637,7 +608,7 @@ func (a *Agent) prepareListeners(next *config.Config, changed []string) (change,
 				if s, err = a.srtFor(a.srtConfig(next)); err == nil {
 					m.run, m.close, m.closeRun = s.Run, func() error { a.keepSpareSRT(s, next.SRT.Listen); return nil }, s.Close
 				}
-				err = listenErrIf("srt.listen", next.SRT.Listen, err)
+				err = netutil.ListenError("srt.listen", next.SRT.Listen, err)
 			}
 			m.swap = func() func() error { old := a.srt; a.srt = s; return closerOf(old) }
 		case "api":
@@ -646,7 +617,7 @@ func (a *Agent) prepareListeners(next *config.Config, changed []string) (change,
 				if s, err = a.newAPI(next.API.Listen); err == nil {
 					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
-				err = listenErrIf("api.listen", next.API.Listen, err)
+				err = netutil.ListenError("api.listen", next.API.Listen, err)
 			}
 			m.swap = func() func() error { old := a.api; a.api = s; return closerOf(old) }
 		default:
@@ -703,14 +674,6 @@ func (a *Agent) keepSpareSRT(s *srt.Server, addr string) {
 		a.spareSRT.Close()
 	}
 	a.spareSRT, a.spareSRTAddr = s, addr
-}
-
-// listenErrIf is listenErr for a non-nil err.
-func listenErrIf(key, addr string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return listenErr(key, addr, err)
 }
 
 // closerOf returns c.Close, or nil when c is a nil pointer.

@@ -19,6 +19,7 @@ import (
 	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 const (
@@ -95,7 +96,7 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 	}
 	g, err := gossip.New(gc, a.log)
 	if err != nil {
-		return listenErr("cluster.bind", cc.GossipBind(), err)
+		return netutil.ListenError("cluster.bind", cc.GossipBind(), err)
 	}
 	cs.gossip = g
 	a.add(func(ctx context.Context) error {
@@ -165,33 +166,19 @@ func splitHostPort(s string) (string, int, error) {
 // clusterAddrs are the addresses this node advertises: the listeners'
 // ports on the gossip address.
 func (a *Agent) clusterAddrs(cfg *config.Config, ip netip.Addr) gossip.Addrs {
-	port := func(addr net.Addr) string {
-		if addr == nil {
-			return ""
-		}
-		_, p, err := net.SplitHostPort(addr.String())
+	on := func(hostPort string) string {
+		_, p, err := net.SplitHostPort(hostPort)
 		if err != nil {
 			return ""
 		}
 		return net.JoinHostPort(ip.String(), p)
 	}
-	var ad gossip.Addrs
-	if a.rtmp != nil {
-		ad.RTMP = port(a.rtmp.Addr())
-	}
-	if a.srt != nil {
-		ad.SRT = port(a.srt.Addr())
-	}
-	if a.httpflv != nil {
-		ad.HTTPFLV = port(a.httpflv.Addr())
-	}
+	ad := gossip.Addrs{RTMP: on(a.listenAddr("rtmp")), SRT: on(a.listenAddr("srt")), HTTPFLV: on(a.listenAddr("http"))}
 	if cfg.API.Listen != "" && !config.IsLoopback(cfg.API.Listen) {
-		if _, p, err := net.SplitHostPort(cfg.API.Listen); err == nil {
-			ad.API = net.JoinHostPort(ip.String(), p)
-		}
+		ad.API = on(cfg.API.Listen)
 	}
 	if c := a.cluster.center; c != nil && c.Addr() != nil {
-		ad.Backbone = port(c.Addr())
+		ad.Backbone = on(c.Addr().String())
 	}
 	return ad
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // newSRT builds the SRT listener when [srt] listen is set.
@@ -12,7 +13,7 @@ func (a *Agent) newSRT(cfg *config.Config) error {
 	}
 	s, err := srt.New(a.srtConfig(cfg), a.hub, a.log)
 	if err != nil {
-		return listenErr("srt.listen", cfg.SRT.Listen, err)
+		return netutil.ListenError("srt.listen", cfg.SRT.Listen, err)
 	}
 	a.srt = s
 	a.add(s.Run, s.Close)

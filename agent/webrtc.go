@@ -4,6 +4,7 @@ import (
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/media/webrtc"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // newWebRTC builds the WHEP/WHIP server when [webrtc] is enabled; it binds
@@ -14,7 +15,7 @@ func (a *Agent) newWebRTC(cfg *config.Config) error {
 	}
 	s, err := webrtc.New(a.webrtcConfig(cfg), a.hub, a.log)
 	if err != nil {
-		return listenErr("webrtc.udp_listen", cfg.WebRTC.UDPListen, err)
+		return netutil.ListenError("webrtc.udp_listen", cfg.WebRTC.UDPListen, err)
 	}
 	a.webrtc = s
 	a.add(s.Run, s.Close)
