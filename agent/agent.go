@@ -23,6 +23,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/api"
 	"github.com/relaymesh/relaymesh/auth"
+	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/control"
 	"github.com/relaymesh/relaymesh/events"
@@ -238,7 +239,7 @@ func (a *Agent) rtmpConfig(cfg *config.Config) rtmp.Config {
 		ReadTimeout:      cfg.Limits.ReadTimeout.Duration(),
 		WriteTimeout:     cfg.Limits.WriteTimeout.Duration(),
 		MaxConnections:   cfg.Limits.MaxConnections,
-		PlayWait:         a.playWait(cfg),
+		PlayWait:         center.PlayWaitOf(cfg),
 		WriteCoalesce:    cfg.Limits.WriteCoalesce.Duration(),
 		Authorize:        a.authorize,
 	}
@@ -250,7 +251,7 @@ func (a *Agent) httpflvConfig(cfg *config.Config) httpflv.Config {
 		WriteTimeout:   cfg.Limits.WriteTimeout.Duration(),
 		HeaderTimeout:  cfg.Limits.HandshakeTimeout.Duration(),
 		MaxConnections: cfg.Limits.MaxConnections,
-		PlayWait:       a.playWait(cfg),
+		PlayWait:       center.PlayWaitOf(cfg),
 		WriteCoalesce:  cfg.Limits.WriteCoalesce.Duration(),
 		Authorize:      a.authorize,
 		Next:           a.httpRoutes(),

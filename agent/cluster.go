@@ -113,23 +113,13 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 		return g.Run(ctx)
 	}, g.Close)
 
-	latency := func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) }
 	if cfg.Node.RunsCenter() {
-		listen := ""
-		if cfg.Node.Role == config.RoleCenter || cc.BackboneListen != "" {
-			listen = cc.BackboneAddr()
-		}
-		c, err := center.New(center.Config{
-			Listen: listen, Passphrase: pass, Latency: latency, DSCP: cc.DSCPMark(),
-			IdleTimeout: config.BackboneIdleTimeout, ReadTimeout: cfg.Limits.ReadTimeout.Duration(),
-			PlayWait: center.PlayWait,
-		}, a.hub, g, a.log)
+		c, err := center.New(center.ConfigOf(cfg, pass, a.events), a.hub, g, a.log)
 		if err != nil {
 			return fmt.Errorf("cluster.backbone_listen: %w", err)
 		}
 		cs.center = c
-		a.add(c.Run, c.Close)
-		a.subscribe("center", c.HandleEvent)
+		a.add(c.Run, c.Close) // it follows the event bus itself
 		a.onMissing = append(a.onMissing, c.Missing)
 	}
 	if cfg.Node.Role == config.RoleEdge {
@@ -297,13 +287,4 @@ func (a *Agent) advertise(cfg *config.Config) {
 	if err := g.SetMeta(m); err != nil {
 		a.log.Error("cluster: the new addresses and capacity are not advertised", "err", err)
 	}
-}
-
-// playWait is how long a player may wait for a stream that is not live on
-// this node (a center pulls it on demand meanwhile).
-func (a *Agent) playWait(cfg *config.Config) time.Duration {
-	if cfg.Cluster.Enabled && cfg.Node.RunsCenter() {
-		return center.PlayWait
-	}
-	return 0
 }

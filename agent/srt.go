@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/netutil"
@@ -48,7 +49,7 @@ func (a *Agent) srtConfig(cfg *config.Config) srt.Config {
 			}
 			return o, ok
 		},
-		PlayWait:  a.playWait(cfg),
+		PlayWait:  center.PlayWaitOf(cfg),
 		Authorize: a.authorize,
 	}
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/media/webrtc"
@@ -29,7 +30,7 @@ func (a *Agent) webrtcConfig(cfg *config.Config) webrtc.Config {
 		Hosts:          w.AdditionalHosts,
 		MaxSessions:    w.MaxSessions,
 		ConnectTimeout: w.ConnectTimeout.Duration(),
-		PlayWait:       a.playWait(cfg),
+		PlayWait:       center.PlayWaitOf(cfg),
 		Authorize:      a.authorizer(flow.ProtoWebRTC),
 	}
 	for _, s := range w.ICEServers {
