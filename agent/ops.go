@@ -5,7 +5,6 @@ package agent
 // netlink on the backbone interface (qos.Shaper).
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -40,7 +39,7 @@ func (a *Agent) newOps(cfg *config.Config) error {
 		metrics.New(metricsSource{a}),
 		metrics.NewEvents(a.events),
 	)
-	hc, err := webhookConfig(cfg)
+	hc, err := cfg.Notifier()
 	if err != nil {
 		return err
 	}
@@ -56,7 +55,7 @@ func (a *Agent) newOps(cfg *config.Config) error {
 // interface; commit swaps the webhook sender (which cannot fail: the URL
 // was validated with the config and the secret is read here).
 func (a *Agent) prepareOps(_, next *config.Config) (change, error) {
-	hc, err := webhookConfig(next)
+	hc, err := next.Notifier()
 	if err != nil {
 		return change{}, err
 	}
@@ -98,21 +97,6 @@ func (a *Agent) setQoS(n netutil.QoSConfig) error {
 		a.ops.qos = q
 	}
 	return a.ops.qos.Set(n)
-}
-
-// webhookConfig is cfg's [webhooks] with its HMAC key read.
-func webhookConfig(cfg *config.Config) (webhook.NotifierConfig, error) {
-	w := cfg.Webhooks
-	hc := webhook.NotifierConfig{URL: w.URL, Node: cfg.Node.ResolveName(), Events: w.Events}
-	if w.URL == "" || w.SecretFile == "" {
-		return hc, nil
-	}
-	secret, err := config.LoadWebhookSecret(w.SecretFile)
-	if err != nil {
-		return hc, fmt.Errorf("webhooks.secret_file: %w", err)
-	}
-	hc.Secret = secret
-	return hc, nil
 }
 
 // qosState returns the QoS config in force and whether it is installed.
