@@ -5,12 +5,9 @@ package agent
 // netlink on the backbone interface (qos.Shaper).
 
 import (
-	"log/slog"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/metrics"
@@ -32,13 +29,7 @@ type opsState struct {
 // tree.
 func (a *Agent) newOps(cfg *config.Config) error {
 	o := &a.ops
-	o.reg = prometheus.NewRegistry()
-	o.reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		metrics.New(metricsSource{a}),
-		metrics.NewEvents(a.events),
-	)
+	o.reg = metrics.Registry(metricsSource{a}, a.events)
 	hc, err := cfg.Notifier()
 	if err != nil {
 		return err
@@ -121,9 +112,5 @@ func (a *Agent) metricsHandler() http.Handler {
 	if reg == nil {
 		return nil
 	}
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-		ErrorHandling: promhttp.ContinueOnError,
-		Registry:      reg,
-	})
+	return metrics.Handler(reg, a.log)
 }
