@@ -80,9 +80,6 @@ type Agent struct {
 	reloads chan chan error
 	// rtDir is the runtime directory ($RUNTIME_DIRECTORY), "" without one.
 	rtDir string
-	// srtFlowOptions gives the SRT passphrase and latency a flow sets for
-	// a publish or read on the SRT listener (set with the flows).
-	srtFlowOptions func(action, key string) (pass string, latency time.Duration, ok bool)
 	// spareSRT is an SRT listener a refused reload bound on spareSRTAddr
 	// and never ran (srtFor).
 	spareSRT     *srt.Server

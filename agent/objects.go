@@ -194,8 +194,6 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	// per-source and per-output allowlists; the listeners log a refusal
 	// with its reason
 	a.onAuthorize = append(a.onAuthorize, o.flows.Authorize)
-	// srt-listener sources and outputs: their passphrase and latency
-	a.srtFlowOptions = o.flows.SRTOptions
 
 	a.add(func(ctx context.Context) error {
 		var wg sync.WaitGroup

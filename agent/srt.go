@@ -37,17 +37,10 @@ func (a *Agent) srtConfig(cfg *config.Config) srt.Config {
 		MaxConns:          cfg.SRT.MaxConnections,
 		Streams:           streams,
 		StreamOptionsFor: func(action, key string) (srt.StreamOptions, bool) {
-			if a.srtFlowOptions == nil {
-				return srt.StreamOptions{}, false
+			if f := a.objects.flows; f != nil { // srt-listener sources and outputs: their passphrase and latency
+				return f.SRTStreamOptions(action, key)
 			}
-			pass, lat, ok := a.srtFlowOptions(action, key)
-			o := srt.StreamOptions{Latency: lat}
-			if action == srt.ActionRead {
-				o.ReadPassphrase = pass
-			} else {
-				o.PublishPassphrase = pass
-			}
-			return o, ok
+			return srt.StreamOptions{}, false
 		},
 		PlayWait:  center.PlayWaitOf(cfg),
 		Authorize: a.authorize,
