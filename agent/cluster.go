@@ -22,17 +22,8 @@ import (
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
-const (
-	// leaveTimeout bounds the spread of the leave message on shutdown.
-	leaveTimeout = 2 * time.Second
-	// leaveMoveWait bounds the wait for edges to move their uplinks, and
-	// other centers their pulls, away from a leaving center.
-	leaveMoveWait = 5 * time.Second
-	// leaveSettle is the least time a leaving center keeps its edges'
-	// uplinks while no other center reads from it, for their
-	// make-before-break moves to run elsewhere first.
-	leaveSettle = 2 * time.Second
-)
+// leaveTimeout bounds the spread of the leave message on shutdown.
+const leaveTimeout = 2 * time.Second
 
 // clusterState is the agent's cluster part (Agent.cluster).
 type clusterState struct {
@@ -238,8 +229,8 @@ func (a *Agent) leaveCluster() {
 		a.log.Warn("cluster leave", "err", err)
 	}
 	if cs.center != nil {
-		if rd := cs.center.AwaitLeave(leaveMoveWait, leaveSettle); rd > 0 {
-			a.log.Warn("backbone links still open after the leave wait; closing them", "pulls", rd, "waited", leaveMoveWait.String())
+		if rd := cs.center.AwaitLeave(center.LeaveMoveWait, center.LeaveSettle); rd > 0 {
+			a.log.Warn("backbone links still open after the leave wait; closing them", "pulls", rd, "waited", center.LeaveMoveWait.String())
 		}
 	}
 	a.log.Info("left the cluster", "took", time.Since(start).Round(time.Millisecond).String())

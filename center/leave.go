@@ -10,9 +10,18 @@ import (
 	"github.com/relaymesh/relaymesh/media/srt"
 )
 
-// PlayWait is how long a center's players wait for a stream that is not
-// live here while it is pulled from another center.
-const PlayWait = 5 * time.Second
+const (
+	// PlayWait is how long a center's players wait for a stream that is
+	// not live here while it is pulled from another center.
+	PlayWait = 5 * time.Second
+	// LeaveMoveWait bounds the wait of a leaving center for edges to move
+	// their uplinks, and other centers their pulls, away from it.
+	LeaveMoveWait = 5 * time.Second
+	// LeaveSettle is the least time a leaving center keeps its edges'
+	// uplinks while no other center reads from it, for their
+	// make-before-break moves to run elsewhere first.
+	LeaveSettle = 2 * time.Second
+)
 
 // Links counts the backbone listener's uplinks (edges publishing here)
 // and the pulls other centers read from it; 0, 0 without a listener.
