@@ -32,7 +32,7 @@ type clusterState struct {
 	uplinks *edge.Uplinks
 	locs    atomic.Pointer[gossip.LocationTable]
 	// backbonePass is the backbone key, for flow outputs that deliver to
-	// another node's flow (flowdir.go)
+	// another node's flow (flow.Directory, wired in flowdir.go)
 	backbonePass atomic.Pointer[string]
 }
 
