@@ -23,9 +23,11 @@ import (
 
 	"github.com/relaymesh/relaymesh/api"
 	"github.com/relaymesh/relaymesh/auth"
+	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/control"
 	"github.com/relaymesh/relaymesh/events"
+	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/hls"
 	"github.com/relaymesh/relaymesh/media/httpflv"
@@ -54,7 +56,7 @@ type Agent struct {
 	hls     *hls.Server // HLS on the HTTP listener; nil when [hls] is off
 	srt     *srt.Server
 	api     *api.Server
-	access  atomic.Pointer[accessPolicy]
+	access  atomic.Pointer[auth.Policy] // [auth] in force
 	cfgMu   sync.Mutex
 	cfg     *config.Config
 	closers []func() error
@@ -78,9 +80,6 @@ type Agent struct {
 	reloads chan chan error
 	// rtDir is the runtime directory ($RUNTIME_DIRECTORY), "" without one.
 	rtDir string
-	// srtFlowOptions gives the SRT passphrase and latency a flow sets for
-	// a publish or read on the SRT listener (set with the flows).
-	srtFlowOptions func(action, key string) (pass string, latency time.Duration, ok bool)
 	// spareSRT is an SRT listener a refused reload bound on spareSRTAddr
 	// and never ran (srtFor).
 	spareSRT     *srt.Server
@@ -91,14 +90,6 @@ type Agent struct {
 	// spawn runs a component built after Run started (a rebound
 	// listener) under Run's context; nil before Run.
 	spawn func(run func(context.Context) error)
-}
-
-// accessPolicy is what the listeners consult on every publish and play.
-type accessPolicy struct {
-	publishAuth, playAuth bool
-	key                   []byte
-	publishAllow          netutil.AllowList
-	playAllow             netutil.AllowList
 }
 
 // New builds the node's components and binds every listener, so an
@@ -116,11 +107,11 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 			a.Close()
 		}
 	}()
-	pol, err := policyOf(cfg)
+	pol, err := cfg.Auth.Policy()
 	if err != nil {
 		return nil, err
 	}
-	a.access.Store(&pol)
+	a.access.Store(pol)
 
 	hcfg := media.DefaultHubConfig()
 	applyLimits(&hcfg, cfg)
@@ -139,7 +130,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 	if cfg.RTMP.Listen != "" {
 		a.rtmp, err = rtmp.New(a.rtmpConfig(cfg), a.hub, log)
 		if err != nil {
-			return nil, listenErr("rtmp.listen", cfg.RTMP.Listen, err)
+			return nil, netutil.ListenError("rtmp.listen", cfg.RTMP.Listen, err)
 		}
 		a.add(a.rtmp.Run, a.rtmp.Close)
 	}
@@ -155,7 +146,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 	if cfg.HTTP.Listen != "" {
 		a.httpflv, err = httpflv.New(a.httpflvConfig(cfg), a.hub, log)
 		if err != nil {
-			return nil, listenErr("http.listen", cfg.HTTP.Listen, err)
+			return nil, netutil.ListenError("http.listen", cfg.HTTP.Listen, err)
 		}
 		a.add(a.httpflv.Run, a.httpflv.Close)
 	}
@@ -181,25 +172,11 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 	if cfg.API.Listen != "" {
 		a.api, err = a.newAPI(cfg.API.Listen)
 		if err != nil {
-			return nil, listenErr("api.listen", cfg.API.Listen, err)
+			return nil, netutil.ListenError("api.listen", cfg.API.Listen, err)
 		}
 		a.add(a.api.Run, a.api.Close)
 	}
 	return a, nil
-}
-
-// listenErr names the key whose address could not be bound, in one line
-// that says what to do.
-func listenErr(key, addr string, err error) error {
-	switch {
-	case errors.Is(err, syscall.EADDRINUSE):
-		return fmt.Errorf("%s %q: address already in use: stop what listens there (ss -lntup) or choose another address", key, addr)
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return fmt.Errorf("%s %q: no such address on this host: listen on one of its addresses or on \":port\"", key, addr)
-	case errors.Is(err, syscall.EACCES):
-		return fmt.Errorf("%s %q: permission denied: a port below 1024 needs CAP_NET_BIND_SERVICE", key, addr)
-	}
-	return fmt.Errorf("%s %q: %w", key, addr, err)
 }
 
 func (a *Agent) add(run func(context.Context) error, close func() error) {
@@ -226,24 +203,6 @@ func applyLimits(h *media.HubConfig, cfg *config.Config) {
 	}
 }
 
-func policyOf(cfg *config.Config) (accessPolicy, error) {
-	var p accessPolicy
-	var err error
-	p.publishAuth, p.playAuth = cfg.Auth.Publish, cfg.Auth.Play
-	if p.publishAuth || p.playAuth {
-		if p.key, err = auth.LoadKey(cfg.Auth.KeyFile); err != nil {
-			return p, fmt.Errorf("auth.key_file: %w", err)
-		}
-	}
-	if p.publishAllow, err = netutil.ParseAllowList(cfg.Auth.PublishAllow); err != nil {
-		return p, fmt.Errorf("auth.publish_allow: %w", err)
-	}
-	if p.playAllow, err = netutil.ParseAllowList(cfg.Auth.PlayAllow); err != nil {
-		return p, fmt.Errorf("auth.play_allow: %w", err)
-	}
-	return p, nil
-}
-
 // authorizer is authorize for a listener that hands over the raw query
 // string (WebRTC) rather than an Access.
 func (a *Agent) authorizer(proto string) func(action, key, query string, remote net.Addr) error {
@@ -257,21 +216,10 @@ func (a *Agent) authorizer(proto string) func(action, key, query string, remote 
 }
 
 // authorize is the single gate every listener calls before a publish or
-// play: the CIDR allowlist first, then the signed URL when required,
-// then the flows' own gates.
+// play: [auth] (auth.Policy), then the flows' own gates.
 func (a *Agent) authorize(req media.Access) error {
-	p := a.access.Load()
-	allow, need := p.playAllow, p.playAuth
-	if req.Action == auth.ActionPublish {
-		allow, need = p.publishAllow, p.publishAuth
-	}
-	if allow.Len() > 0 && !allow.AllowsNetAddr(req.Remote) {
-		return fmt.Errorf("address %s is not in auth.%s_allow", req.Remote, req.Action)
-	}
-	if need {
-		if err := auth.VerifyToken(p.key, req.Action, req.Key, req.Token, time.Now()); err != nil {
-			return err
-		}
+	if err := a.access.Load().Check(req.Action, req.Key, req.Token, req.Remote, time.Now()); err != nil {
+		return err
 	}
 	for _, f := range a.onAuthorize {
 		if err := f(req); err != nil {
@@ -288,7 +236,7 @@ func (a *Agent) rtmpConfig(cfg *config.Config) rtmp.Config {
 		ReadTimeout:      cfg.Limits.ReadTimeout.Duration(),
 		WriteTimeout:     cfg.Limits.WriteTimeout.Duration(),
 		MaxConnections:   cfg.Limits.MaxConnections,
-		PlayWait:         a.playWait(cfg),
+		PlayWait:         center.PlayWaitOf(cfg),
 		WriteCoalesce:    cfg.Limits.WriteCoalesce.Duration(),
 		Authorize:        a.authorize,
 	}
@@ -300,7 +248,7 @@ func (a *Agent) httpflvConfig(cfg *config.Config) httpflv.Config {
 		WriteTimeout:   cfg.Limits.WriteTimeout.Duration(),
 		HeaderTimeout:  cfg.Limits.HandshakeTimeout.Duration(),
 		MaxConnections: cfg.Limits.MaxConnections,
-		PlayWait:       a.playWait(cfg),
+		PlayWait:       center.PlayWaitOf(cfg),
 		WriteCoalesce:  cfg.Limits.WriteCoalesce.Duration(),
 		Authorize:      a.authorize,
 		Next:           a.httpRoutes(),
@@ -518,11 +466,11 @@ func (a *Agent) reload() error {
 
 // prepareAccess loads the signing key and allowlists of [auth].
 func (a *Agent) prepareAccess(_, next *config.Config) (change, error) {
-	pol, err := policyOf(next)
+	pol, err := next.Auth.Policy()
 	if err != nil {
 		return change{}, err
 	}
-	return change{commit: func() { a.access.Store(&pol) }}, nil
+	return change{commit: func() { a.access.Store(pol) }}, nil
 }
 
 // prepareSettings checks the settings the running listeners and the hub
@@ -594,6 +542,15 @@ func (a *Agent) listenAddr(which string) string {
 	return ""
 }
 
+// listenerAddrs are the media listeners' addresses as the cluster is told
+// them, or as bound on a node outside a cluster.
+func (a *Agent) listenerAddrs() gossip.Addrs {
+	if g := a.cluster.gossip; g != nil {
+		return g.LocalMeta().Addrs
+	}
+	return gossip.Addrs{RTMP: a.listenAddr("rtmp"), SRT: a.listenAddr("srt"), HTTPFLV: a.listenAddr("http")}
+}
+
 // checkWarnings are problems of the machine, not of the config, that
 // `relaymesh check` reports.
 func checkWarnings(cfg *config.Config) []string {
@@ -631,7 +588,7 @@ func (a *Agent) prepareListeners(next *config.Config, changed []string) (change,
 				if s, err = rtmp.New(a.rtmpConfig(next), a.hub, a.log); err == nil {
 					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
-				err = listenErrIf("rtmp.listen", next.RTMP.Listen, err)
+				err = netutil.ListenError("rtmp.listen", next.RTMP.Listen, err)
 			}
 			m.swap = func() func() error { old := a.rtmp; a.rtmp = s; return closerOf(old) }
 		case "http":
@@ -640,7 +597,7 @@ func (a *Agent) prepareListeners(next *config.Config, changed []string) (change,
 				if s, err = httpflv.New(a.httpflvConfig(next), a.hub, a.log); err == nil {
 					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
-				err = listenErrIf("http.listen", next.HTTP.Listen, err)
+				err = netutil.ListenError("http.listen", next.HTTP.Listen, err)
 			}
 			m.swap = func() func() error { old := a.httpflv; a.httpflv = s; return closerOf(old) }
 		case "srt":
@@ -649,7 +606,7 @@ func (a *Agent) prepareListeners(next *config.Config, changed []string) (change,
 				if s, err = a.srtFor(a.srtConfig(next)); err == nil {
 					m.run, m.close, m.closeRun = s.Run, func() error { a.keepSpareSRT(s, next.SRT.Listen); return nil }, s.Close
 				}
-				err = listenErrIf("srt.listen", next.SRT.Listen, err)
+				err = netutil.ListenError("srt.listen", next.SRT.Listen, err)
 			}
 			m.swap = func() func() error { old := a.srt; a.srt = s; return closerOf(old) }
 		case "api":
@@ -658,7 +615,7 @@ func (a *Agent) prepareListeners(next *config.Config, changed []string) (change,
 				if s, err = a.newAPI(next.API.Listen); err == nil {
 					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
 				}
-				err = listenErrIf("api.listen", next.API.Listen, err)
+				err = netutil.ListenError("api.listen", next.API.Listen, err)
 			}
 			m.swap = func() func() error { old := a.api; a.api = s; return closerOf(old) }
 		default:
@@ -715,14 +672,6 @@ func (a *Agent) keepSpareSRT(s *srt.Server, addr string) {
 		a.spareSRT.Close()
 	}
 	a.spareSRT, a.spareSRTAddr = s, addr
-}
-
-// listenErrIf is listenErr for a non-nil err.
-func listenErrIf(key, addr string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return listenErr(key, addr, err)
 }
 
 // closerOf returns c.Close, or nil when c is a nil pointer.

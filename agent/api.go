@@ -79,11 +79,7 @@ func (v apiView) Links() client.Links {
 }
 
 func (v apiView) SignPublish(key string, exp time.Time) string {
-	pol := v.a.access.Load()
-	if !pol.publishAuth {
-		return ""
-	}
-	return auth.Sign(pol.key, auth.ActionPublish, key, exp)
+	return v.a.access.Load().Sign(auth.ActionPublish, key, exp)
 }
 
 func (v apiView) Flows() api.Flows                  { return v.a.objects.flows }

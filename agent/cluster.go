@@ -19,23 +19,11 @@ import (
 	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
-	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
-const (
-	// clusterPlayWait is how long a center's players wait for a stream
-	// that is not live here while it is pulled from another center.
-	clusterPlayWait = 5 * time.Second
-	// leaveTimeout bounds the spread of the leave message on shutdown.
-	leaveTimeout = 2 * time.Second
-	// leaveMoveWait bounds the wait for edges to move their uplinks, and
-	// other centers their pulls, away from a leaving center.
-	leaveMoveWait = 5 * time.Second
-	// leaveSettle is the least time a leaving center keeps its edges'
-	// uplinks while no other center reads from it, for their
-	// make-before-break moves to run elsewhere first.
-	leaveSettle = 2 * time.Second
-)
+// leaveTimeout bounds the spread of the leave message on shutdown.
+const leaveTimeout = 2 * time.Second
 
 // clusterState is the agent's cluster part (Agent.cluster).
 type clusterState struct {
@@ -44,7 +32,7 @@ type clusterState struct {
 	uplinks *edge.Uplinks
 	locs    atomic.Pointer[gossip.LocationTable]
 	// backbonePass is the backbone key, for flow outputs that deliver to
-	// another node's flow (flowdir.go)
+	// another node's flow (flow.Directory, wired in flowdir.go)
 	backbonePass atomic.Pointer[string]
 }
 
@@ -99,7 +87,7 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 	}
 	g, err := gossip.New(gc, a.log)
 	if err != nil {
-		return listenErr("cluster.bind", cc.GossipBind(), err)
+		return netutil.ListenError("cluster.bind", cc.GossipBind(), err)
 	}
 	cs.gossip = g
 	a.add(func(ctx context.Context) error {
@@ -116,33 +104,22 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 		return g.Run(ctx)
 	}, g.Close)
 
-	latency := func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) }
 	if cfg.Node.RunsCenter() {
-		listen := ""
-		if cfg.Node.Role == config.RoleCenter || cc.BackboneListen != "" {
-			listen = cc.BackboneAddr()
-		}
-		c, err := center.New(center.Config{
-			Listen: listen, Passphrase: pass, Latency: latency, DSCP: cc.DSCPMark(),
-			IdleTimeout: config.BackboneIdleTimeout, ReadTimeout: cfg.Limits.ReadTimeout.Duration(),
-			PlayWait: clusterPlayWait,
-		}, a.hub, g, a.log)
+		c, err := center.New(center.ConfigOf(cfg, pass, a.events), a.hub, g, a.log)
 		if err != nil {
 			return fmt.Errorf("cluster.backbone_listen: %w", err)
 		}
 		cs.center = c
-		a.add(c.Run, c.Close)
-		a.subscribe("center", c.HandleEvent)
+		a.add(c.Run, c.Close) // it follows the event bus itself
 		a.onMissing = append(a.onMissing, c.Missing)
 	}
 	if cfg.Node.Role == config.RoleEdge {
-		u, err := edge.New(a.uplinkConfig(cfg, pass), a.hub, g, a.log)
+		u, err := edge.New(edge.ConfigOf(cfg, pass, a.events), a.hub, g, a.log)
 		if err != nil {
 			return err
 		}
 		cs.uplinks = u
-		a.add(u.Run, u.Close)
-		a.subscribe("edge", u.HandleEvent)
+		a.add(u.Run, u.Close) // it follows the event bus itself
 	}
 
 	meta := g.LocalMeta()
@@ -167,56 +144,22 @@ func splitHostPort(s string) (string, int, error) {
 	return h, n, nil
 }
 
-func (a *Agent) uplinkConfig(cfg *config.Config, pass string) edge.Config {
-	cc := cfg.Cluster
-	return edge.Config{
-		Routes: config.RoutesOf(cfg.Routes), Passphrase: pass, DSCP: cc.DSCPMark(), IdleTimeout: config.BackboneIdleTimeout,
-		Latency:    func(rtt time.Duration) time.Duration { return cc.Latency.For(rtt) },
-		Events:     a.events,
-		Replace:    cc.Replace.Replacement(), // live: the next check uses it
-		Redundancy: RedundancyOf(cfg.Routes),
-	}
-}
-
-// RedundancyOf converts the [[route]] tables' redundancy for the edge.
-func RedundancyOf(rs []config.RouteConfig) []edge.Redundancy {
-	out := make([]edge.Redundancy, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, edge.Redundancy{Pattern: r.Pattern, Dual: r.Redundancy == "dual", Window: r.RedundancyWindow.Duration()})
-	}
-	return out
-}
-
 // clusterAddrs are the addresses this node advertises: the listeners'
 // ports on the gossip address.
 func (a *Agent) clusterAddrs(cfg *config.Config, ip netip.Addr) gossip.Addrs {
-	port := func(addr net.Addr) string {
-		if addr == nil {
-			return ""
-		}
-		_, p, err := net.SplitHostPort(addr.String())
+	on := func(hostPort string) string {
+		_, p, err := net.SplitHostPort(hostPort)
 		if err != nil {
 			return ""
 		}
 		return net.JoinHostPort(ip.String(), p)
 	}
-	var ad gossip.Addrs
-	if a.rtmp != nil {
-		ad.RTMP = port(a.rtmp.Addr())
-	}
-	if a.srt != nil {
-		ad.SRT = port(a.srt.Addr())
-	}
-	if a.httpflv != nil {
-		ad.HTTPFLV = port(a.httpflv.Addr())
-	}
+	ad := gossip.Addrs{RTMP: on(a.listenAddr("rtmp")), SRT: on(a.listenAddr("srt")), HTTPFLV: on(a.listenAddr("http"))}
 	if cfg.API.Listen != "" && !config.IsLoopback(cfg.API.Listen) {
-		if _, p, err := net.SplitHostPort(cfg.API.Listen); err == nil {
-			ad.API = net.JoinHostPort(ip.String(), p)
-		}
+		ad.API = on(cfg.API.Listen)
 	}
 	if c := a.cluster.center; c != nil && c.Addr() != nil {
-		ad.Backbone = port(c.Addr())
+		ad.Backbone = on(c.Addr().String())
 	}
 	return ad
 }
@@ -285,51 +228,12 @@ func (a *Agent) leaveCluster() {
 	if err := cs.gossip.Leave(leaveTimeout); err != nil {
 		a.log.Warn("cluster leave", "err", err)
 	}
-	if cs.center != nil && cs.center.Backbone() != nil {
-		// Edges start their new uplinks elsewhere at once and keep the
-		// old ones here running; other centers' pulls from here follow
-		// the directory to the new hosts (and this center lets an old
-		// uplink go when the directory reaches it naming the new host).
-		// Wait, on the listener's changes, until no center pulls from
-		// here, and no uplink is left or they had leaveSettle to move.
-		bb := cs.center.Backbone()
-		deadline := time.NewTimer(leaveMoveWait)
-		defer deadline.Stop()
-		settle := time.NewTimer(leaveSettle)
-		defer settle.Stop()
-		settled := false
-	wait:
-		for {
-			changed := bb.Changed()
-			if up, rd := backboneLinks(bb); rd == 0 && (up == 0 || settled) {
-				break
-			}
-			select {
-			case <-changed:
-			case <-settle.C:
-				settled = true
-			case <-deadline.C:
-				break wait
-			}
-		}
-		if _, rd := backboneLinks(bb); rd > 0 {
-			a.log.Warn("backbone links still open after the leave wait; closing them", "pulls", rd, "waited", leaveMoveWait.String())
+	if cs.center != nil {
+		if rd := cs.center.AwaitLeave(center.LeaveMoveWait, center.LeaveSettle); rd > 0 {
+			a.log.Warn("backbone links still open after the leave wait; closing them", "pulls", rd, "waited", center.LeaveMoveWait.String())
 		}
 	}
 	a.log.Info("left the cluster", "took", time.Since(start).Round(time.Millisecond).String())
-}
-
-// backboneLinks counts the backbone listener's uplinks (publishers) and
-// the pulls other centers read from it.
-func backboneLinks(s *srt.Server) (uplinks, pulls int) {
-	for _, st := range s.Stats() {
-		if st.Role == srt.ActionPublish {
-			uplinks++
-		} else {
-			pulls++
-		}
-	}
-	return uplinks, pulls
 }
 
 // prepareCluster reads the location table and the backbone key of next
@@ -352,7 +256,7 @@ func (a *Agent) prepareCluster(_, next *config.Config) (change, error) {
 		cs.locs.Store(&table)
 		cs.backbonePass.Store(&pass)
 		if cs.uplinks != nil {
-			cs.uplinks.SetConfig(a.uplinkConfig(next, pass))
+			cs.uplinks.SetConfig(edge.ConfigOf(next, pass, a.events))
 		}
 	}}, nil
 }
@@ -374,13 +278,4 @@ func (a *Agent) advertise(cfg *config.Config) {
 	if err := g.SetMeta(m); err != nil {
 		a.log.Error("cluster: the new addresses and capacity are not advertised", "err", err)
 	}
-}
-
-// playWait is how long a player may wait for a stream that is not live on
-// this node (a center pulls it on demand meanwhile).
-func (a *Agent) playWait(cfg *config.Config) time.Duration {
-	if cfg.Cluster.Enabled && cfg.Node.RunsCenter() {
-		return clusterPlayWait
-	}
-	return 0
 }

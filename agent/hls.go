@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/media/hls"
 )
@@ -14,7 +15,7 @@ func (a *Agent) hlsConfig(cfg *config.Config) hls.Config {
 		SegmentCount:   h.SegmentCount,
 		IdleTimeout:    h.IdleTimeout.Duration(),
 		SessionTimeout: h.SessionTimeout.Duration(),
-		PlayWait:       a.playWait(cfg),
+		PlayWait:       center.PlayWaitOf(cfg),
 		AlwaysOn:       h.AlwaysOn,
 		TokenSessions:  cfg.Auth.Play,
 		Authorize:      a.authorize,

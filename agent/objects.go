@@ -22,6 +22,7 @@ import (
 // objectsState is the agent's objects part (Agent.objects).
 type objectsState struct {
 	flows   *flow.Manager
+	dir     *flow.Directory // the flows of the cluster; nil outside one
 	relays  *relay.Manager
 	tasks   *task.Manager
 	store   *objectStore
@@ -66,7 +67,9 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	flowEnv := env(func(c config.ObjectsConfig) int { return c.MaxFlows })
 	flowEnv.Store = lifecycle.StoreFunc(func(kind, id string) {
 		store.Changed(kind, id)
-		a.flowChanged(id) // flowdir.go: advertised to the cluster
+		if o.dir != nil {
+			o.dir.Advertise(id)
+		}
 	})
 	o.flows = flow.NewManager(a.hub, log, flowEnv)
 	o.flows.OnSwitch = func(id string, sw flow.Switch) {
@@ -75,7 +78,9 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	}
 	o.flows.Policy = a.fetchPolicy
 	o.flows.MaxOutputs = func() int { return a.objectsConfig().OutputLimit() }
-	o.flows.URLs = a.flowURLs // flowurls.go
+	o.flows.URLs = func(spec *flow.Spec) *flow.URLs {
+		return flow.URLsFor(spec, a.listenerAddrs(), a.access.Load(), time.Now().Add(flow.URLTTL))
+	}
 	// before the flows are loaded: one restored running starts with its
 	// cross-node sources and outputs resolved through the cluster
 	a.wireFlowDirectory() // flowdir.go
@@ -189,8 +194,6 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	// per-source and per-output allowlists; the listeners log a refusal
 	// with its reason
 	a.onAuthorize = append(a.onAuthorize, o.flows.Authorize)
-	// srt-listener sources and outputs: their passphrase and latency
-	a.srtFlowOptions = o.flows.SRTOptions
 
 	a.add(func(ctx context.Context) error {
 		var wg sync.WaitGroup

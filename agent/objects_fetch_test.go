@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/client"
+	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/task"
 )
 
 // internalSecret is what the "internal" servers answer: no error message
@@ -36,29 +41,41 @@ func secretServer(t *testing.T, addr string) *httptest.Server {
 	return s
 }
 
-func playlistTask(id string, items ...string) map[string]any {
-	return map[string]any{"id": id, "source": map[string]any{"playlist": items},
-		"destination": map[string]any{"url": "rtmp://127.0.0.1:1/live/" + id}, "callback": noCallback}
+func playlistTask(id string, items ...string) task.Spec {
+	return task.Spec{ID: id, Source: task.Source{Playlist: items},
+		Destination: task.Destination{URL: "rtmp://127.0.0.1:1/live/" + id}, Callback: noCallback}
+}
+
+// client is a typed client of p's API (no token: p's API is on loopback
+// without a token file).
+func (p *agentProc) client(opts ...client.Option) *client.Client {
+	return client.New(p.api(""), opts...)
+}
+
+// refused reports whether err is an API answer of status saying msg.
+func refused(err error, status int, msg string) bool {
+	p := client.ProblemOf(err)
+	return p != nil && p.Status == status && strings.Contains(p.Message, msg)
 }
 
 // startTask creates and starts a task whose playlist needs downloads (the
 // start answers at once: preparing, or already failed when the refusal
 // was quick) and returns the task once preparing is over (Running or
 // Failed with the reason).
-func startTask(t *testing.T, a *agentProc, id string, items ...string) map[string]any {
+func startTask(t *testing.T, a *agentProc, id string, items ...string) task.View {
 	t.Helper()
-	var v map[string]any
-	if st := send(t, "POST", a.api("/v1/tasks"), playlistTask(id, items...), &v); st != 201 {
-		t.Fatalf("create %s: %d %v", id, st, v)
+	tasks := a.client().Tasks()
+	if _, err := tasks.Create(t.Context(), playlistTask(id, items...)); err != nil {
+		t.Fatalf("create %s: %v", id, err)
 	}
-	v = nil
-	if st := send(t, "POST", a.api("/v1/tasks/"+id+"/start"), nil, &v); st != 200 {
-		t.Fatalf("start %s: %d %v", id, st, v)
+	if _, err := tasks.Do(t.Context(), id, "start"); err != nil {
+		t.Fatalf("start %s: %v", id, err)
 	}
+	var v task.View
 	testmedia.Eventually(t, 20*time.Second, id+" prepared", func() bool {
-		v = nil
-		send(t, "GET", a.api("/v1/tasks/"+id), nil, &v)
-		return v["phase"] == nil
+		var err error
+		v, err = tasks.Get(t.Context(), id)
+		return err == nil && v.Phase == ""
 	})
 	return v
 }
@@ -73,12 +90,11 @@ func TestFetchPolicyRefuses(t *testing.T) {
 	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hooked.Add(1) }))
 	defer hooks.Close()
 	a := startAgent(t, "")
+	tasks := a.client().Tasks()
 
 	t.Run("fragment does not pass the extension check", func(t *testing.T) {
-		var v map[string]any
-		st := send(t, "POST", a.api("/v1/tasks"), playlistTask("frag", a.api("/metrics#.mp4")), &v)
-		if msg, _ := v["message"].(string); st != 400 || !strings.Contains(msg, "not an .mp4") {
-			t.Errorf("create with .../metrics#.mp4: %d %v, want 400 naming the extension", st, v)
+		if _, err := tasks.Create(t.Context(), playlistTask("frag", a.api("/metrics#.mp4"))); !refused(err, 400, "not an .mp4") {
+			t.Errorf("create with .../metrics#.mp4: %v, want 400 naming the extension", err)
 		}
 	})
 	cases := []struct {
@@ -90,9 +106,9 @@ func TestFetchPolicyRefuses(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			v := startTask(t, a, fmt.Sprintf("ssrf-%d", i), c.item)
-			msg, _ := v["reason"].(string)
-			if v["state"] != "Failed" || !strings.Contains(msg, c.reason) {
-				t.Errorf("task: %v, want Failed saying %q", v, c.reason)
+			msg := v.Reason
+			if v.State != "Failed" || !strings.Contains(msg, c.reason) {
+				t.Errorf("task: %+v, want Failed saying %q", v, c.reason)
 			}
 			if strings.Contains(msg, internalSecret) {
 				t.Errorf("the refusal quotes the internal response: %s", msg)
@@ -100,13 +116,12 @@ func TestFetchPolicyRefuses(t *testing.T) {
 		})
 	}
 	t.Run("callback to loopback", func(t *testing.T) {
-		body := playlistTask("hooked", metadata.URL+"/x.mp4")
-		body["callback"] = hooks.URL + "/task"
-		var v map[string]any
-		if st := send(t, "POST", a.api("/v1/tasks"), body, &v); st != 201 {
-			t.Fatalf("create: %d %v", st, v)
+		spec := playlistTask("hooked", metadata.URL+"/x.mp4")
+		spec.Callback = hooks.URL + "/task"
+		if _, err := tasks.Create(t.Context(), spec); err != nil {
+			t.Fatalf("create: %v", err)
 		}
-		send(t, "POST", a.api("/v1/tasks/hooked/start"), nil, nil) // fails: an event for the callback
+		tasks.Do(t.Context(), "hooked", "start") // fails: an event for the callback
 		testmedia.Eventually(t, 10*time.Second, "the webhook refused by the policy", func() bool {
 			for _, l := range testmedia.Lines(a.logs.String()) {
 				if strings.Contains(l, "webhook event not delivered") && strings.Contains(l, "refused by the outbound fetch policy") {
@@ -167,9 +182,8 @@ max_download = "1MiB"
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			v := startTask(t, a, fmt.Sprintf("fetch-%d", i), c.item)
-			msg, _ := v["reason"].(string)
-			if v["state"] != c.want || !strings.Contains(msg, c.reason) || strings.Contains(msg, internalSecret) {
-				t.Errorf("task: %v, want %s saying %q", v, c.want, c.reason)
+			if v.State != c.want || !strings.Contains(v.Reason, c.reason) || strings.Contains(v.Reason, internalSecret) {
+				t.Errorf("task: %+v, want %s saying %q", v, c.want, c.reason)
 			}
 		})
 	}
@@ -185,14 +199,14 @@ max_download = "1MiB"
 	if got := cached(); len(got) != 1 {
 		t.Fatalf("task cache holds %v, want the one downloaded clip (no partial or oversized file)", got)
 	}
-	send(t, "POST", a.api("/v1/tasks/fetch-0/stop"), nil, nil)
+	tasks := a.client().Tasks()
+	tasks.Do(t.Context(), "fetch-0", "stop")
 	testmedia.Eventually(t, 10*time.Second, "the task to stop", func() bool {
-		var v map[string]any
-		send(t, "GET", a.api("/v1/tasks/fetch-0"), nil, &v)
-		return v["state"] == "Stopped"
+		v, err := tasks.Get(t.Context(), "fetch-0")
+		return err == nil && v.State == "Stopped"
 	})
-	if st := send(t, "DELETE", a.api("/v1/tasks/fetch-0"), nil, nil); st != 204 {
-		t.Fatalf("delete: %d", st)
+	if err := tasks.Delete(t.Context(), "fetch-0"); err != nil {
+		t.Fatalf("delete: %v", err)
 	}
 	if got := cached(); len(got) != 0 {
 		t.Errorf("task cache after deleting the task: %v, want empty", got)
@@ -206,34 +220,37 @@ func TestObjectCaps(t *testing.T) {
 max_outputs = 2
 max_api_body = "8KiB"
 `)
-	outs := func(n int) []any {
-		var o []any
+	spec := func(n int) flow.Spec {
+		s := flow.Spec{ID: "capped", Source: flow.Source{Type: flow.SrcRTMPPush, Stream: "live/in"}}
 		for i := range n {
-			o = append(o, map[string]any{"name": fmt.Sprintf("o%d", i), "type": "httpflv"})
+			s.Outputs = append(s.Outputs, flow.Output{Name: fmt.Sprintf("o%d", i), Type: flow.OutHTTPFLV})
 		}
-		return o
+		return s
 	}
-	flow := func(n int) map[string]any {
-		return map[string]any{"id": "capped", "source": map[string]any{"type": "rtmp-push", "stream": "live/in"}, "outputs": outs(n)}
-	}
+	c := a.client()
 	cases := []struct {
-		name, method, path string
-		body               any
-		want               int
-		msg                string
+		name string
+		do   func(ctx context.Context) error
+		want int // the refusal's status; 0: accepted
+		msg  string
 	}{
-		{"three outputs", "POST", "/v1/flows", flow(3), 400, "objects.max_outputs"},
-		{"two outputs", "POST", "/v1/flows", flow(2), 201, ""},
-		{"update to three", "PUT", "/v1/flows/capped", flow(3), 400, "objects.max_outputs"},
-		{"long playlist item", "POST", "/v1/tasks", playlistTask("long", "/srv/"+strings.Repeat("a", 5000)+".mp4"), 400, "more than 4096"},
-		{"body over max_api_body", "POST", "/v1/tasks", playlistTask("big", "/srv/"+strings.Repeat("b", 9000)+".mp4"), 400, "objects.max_api_body"},
+		{"three outputs", func(ctx context.Context) error { _, err := c.Flows().Create(ctx, spec(3)); return err }, 400, "objects.max_outputs"},
+		{"two outputs", func(ctx context.Context) error { _, err := c.Flows().Create(ctx, spec(2)); return err }, 0, ""},
+		{"update to three", func(ctx context.Context) error { _, err := c.Flows().Update(ctx, "capped", spec(3)); return err }, 400, "objects.max_outputs"},
+		{"long playlist item", func(ctx context.Context) error {
+			_, err := c.Tasks().Create(ctx, playlistTask("long", "/srv/"+strings.Repeat("a", 5000)+".mp4"))
+			return err
+		}, 400, "more than 4096"},
+		{"body over max_api_body", func(ctx context.Context) error {
+			_, err := c.Tasks().Create(ctx, playlistTask("big", "/srv/"+strings.Repeat("b", 9000)+".mp4"))
+			return err
+		}, 400, "objects.max_api_body"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var v map[string]any
-			st := send(t, c.method, a.api(c.path), c.body, &v)
-			if msg, _ := v["message"].(string); st != c.want || !strings.Contains(msg, c.msg) {
-				t.Errorf("%s %s: %d %v, want %d saying %q", c.method, c.path, st, v, c.want, c.msg)
+	for _, cs := range cases {
+		t.Run(cs.name, func(t *testing.T) {
+			err := cs.do(t.Context())
+			if cs.want == 0 && err != nil || cs.want != 0 && !refused(err, cs.want, cs.msg) {
+				t.Errorf("%v, want %d saying %q (0: accepted)", err, cs.want, cs.msg)
 			}
 		})
 	}
@@ -270,23 +287,23 @@ func slowServer(t *testing.T) *httptest.Server {
 func TestSlowPlaylistDoesNotBlock(t *testing.T) {
 	slow := slowServer(t)
 	a := startAgent(t, "[objects]\nfetch_allow = [\"127.0.0.1/32\"]\n")
-	var v map[string]any
-	if st := send(t, "POST", a.api("/v1/tasks"), playlistTask("slow", slow.URL+"/big.mp4"), &v); st != 201 {
-		t.Fatalf("create: %d %v", st, v)
+	c := a.client()
+	tasks := c.Tasks()
+	if _, err := tasks.Create(t.Context(), playlistTask("slow", slow.URL+"/big.mp4")); err != nil {
+		t.Fatalf("create: %v", err)
 	}
-	v = nil
-	if st := send(t, "POST", a.api("/v1/tasks/slow/start"), nil, &v); st != 200 || v["phase"] != "preparing" || v["lifecycle"] != "starting" {
-		t.Fatalf("start: %d %v, want 200 with the task starting, phase preparing", st, v)
+	if v, err := tasks.Do(t.Context(), "slow", "start"); err != nil || v.Phase != "preparing" || v.Internal != lifecycle.Starting {
+		t.Fatalf("start: %+v, %v; want the task starting, phase preparing", v, err)
 	}
 	// the API serves while the download crawls: reads and writes
-	if st := send(t, "GET", a.api("/v1/streams"), nil, nil); st != 200 {
-		t.Errorf("GET /v1/streams while a download crawls: %d", st)
+	if _, err := c.Streams(t.Context()); err != nil {
+		t.Errorf("GET /v1/streams while a download crawls: %v", err)
 	}
-	if st := send(t, "POST", a.api("/v1/tasks"), playlistTask("other", "/srv/a.mp4"), nil); st != 201 {
-		t.Errorf("create while a download crawls: %d", st)
+	if _, err := tasks.Create(t.Context(), playlistTask("other", "/srv/a.mp4")); err != nil {
+		t.Errorf("create while a download crawls: %v", err)
 	}
-	if st := send(t, "POST", a.api("/v1/tasks/slow/stop"), nil, &v); st != 200 || v["state"] != "Stopped" {
-		t.Fatalf("stop while preparing: %d %v, want Stopped", st, v)
+	if v, err := tasks.Do(t.Context(), "slow", "stop"); err != nil || v.State != "Stopped" {
+		t.Fatalf("stop while preparing: %+v, %v; want Stopped", v, err)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(filepath.Dir(a.cfg), "data", "task-cache")); len(ents) != 0 {
 		t.Errorf("a stopped download left %d files in the task cache", len(ents))
@@ -294,19 +311,17 @@ func TestSlowPlaylistDoesNotBlock(t *testing.T) {
 
 	// saved while preparing, then kill -9: the restarted agent serves at
 	// once and prepares the task in the background
-	v = nil
-	if st := send(t, "POST", a.api("/v1/tasks/slow/start"), nil, &v); st != 200 || v["phase"] != "preparing" {
-		t.Fatalf("second start: %d %v", st, v)
+	if v, err := tasks.Do(t.Context(), "slow", "start"); err != nil || v.Phase != "preparing" {
+		t.Fatalf("second start: %+v, %v", v, err)
 	}
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	<-a.exited
 	b := a.restart(t) // fails unless /healthz answers while the download crawls
-	v = nil
 	// preparing again in the background; a node that treats a start cut
 	// short by a crash as failed (issue 11) shows it Failed instead: both
 	// are fine, waiting for the download before serving is not
-	if st := send(t, "GET", b.api("/v1/tasks/slow"), nil, &v); st != 200 || v["phase"] != "preparing" && v["state"] != "Failed" {
-		t.Errorf("after the restart: %d %v, want the task preparing again (or failed)", st, v)
+	if v, err := b.client().Tasks().Get(t.Context(), "slow"); err != nil || v.Phase != "preparing" && v.State != "Failed" {
+		t.Errorf("after the restart: %+v, %v; want the task preparing again (or failed)", v, err)
 	}
 }
 
@@ -316,28 +331,19 @@ func TestSlowPlaylistDoesNotBlock(t *testing.T) {
 func TestFetchPolicyFlows(t *testing.T) {
 	internal := secretServer(t, "127.0.0.2:0")
 	a := startAgent(t, "")
-	flow := map[string]any{"id": "pull", "source": map[string]any{"type": "httpflv-pull", "url": internal.URL + "/live/x.flv"},
-		"outputs": []any{map[string]any{"name": "players", "type": "httpflv"}}}
-	var v map[string]any
-	if st := send(t, "POST", a.api("/v1/flows"), flow, &v); st != 201 {
-		t.Fatalf("create: %d %v", st, v)
+	flows := a.client().Flows()
+	spec := flow.Spec{ID: "pull", Source: flow.Source{Type: flow.SrcHTTPFLVPull, URL: internal.URL + "/live/x.flv"},
+		Outputs: []flow.Output{{Name: "players", Type: flow.OutHTTPFLV}}}
+	if _, err := flows.Create(t.Context(), spec); err != nil {
+		t.Fatalf("create: %v", err)
 	}
-	if st := send(t, "POST", a.api("/v1/flows/pull/start"), nil, &v); st != 200 {
-		t.Fatalf("start: %d %v", st, v)
+	if _, err := flows.Do(t.Context(), "pull", "start"); err != nil {
+		t.Fatalf("start: %v", err)
 	}
 	var pullErr string
 	testmedia.Eventually(t, 10*time.Second, "the pull refused by the policy", func() bool {
-		var f struct {
-			Status struct {
-				Sources []struct {
-					Pull *struct {
-						LastError string `json:"last_error"`
-					} `json:"pull"`
-				} `json:"sources"`
-			} `json:"status"`
-		}
-		send(t, "GET", a.api("/v1/flows/pull"), nil, &f)
-		if len(f.Status.Sources) > 0 && f.Status.Sources[0].Pull != nil {
+		f, err := flows.Get(t.Context(), "pull")
+		if err == nil && f.Status != nil && len(f.Status.Sources) > 0 && f.Status.Sources[0].Pull != nil {
 			pullErr = f.Status.Sources[0].Pull.LastError
 		}
 		return strings.Contains(pullErr, "refused by the outbound fetch policy")
@@ -365,21 +371,23 @@ func TestFetchPolicyOwnListener(t *testing.T) {
 	admin := writeFile(t, filepath.Join(filepath.Dir(a.cfg), "api.token"), adminToken)
 	b := moveAPI(t, a, fmt.Sprintf("token_file = %q", admin))
 	item := fmt.Sprintf("http://%s:%d/metrics.mp4", lan, b.ports["api"])
-	body := fmt.Sprintf(`{"id": "own", "source": {"playlist": [%q]}, "destination": {"url": "rtmp://192.0.2.200/live/x"}, "callback": %q}`, item, noCallback)
-	if st, out := call(t, "POST", b.api("/v1/tasks"), adminToken, body); st != 201 {
-		t.Fatalf("create: %d %s", st, out)
+	tasks := b.client(client.WithToken(adminToken)).Tasks()
+	spec := playlistTask("own", item)
+	spec.Destination.URL = "rtmp://192.0.2.200/live/x"
+	if _, err := tasks.Create(t.Context(), spec); err != nil {
+		t.Fatalf("create: %v", err)
 	}
-	if st, out := call(t, "POST", b.api("/v1/tasks/own/start"), adminToken, ""); st != 200 {
-		t.Fatalf("start: %d %s", st, out)
+	if _, err := tasks.Do(t.Context(), "own", "start"); err != nil {
+		t.Fatalf("start: %v", err)
 	}
-	var reason string
+	var v task.View
 	testmedia.Eventually(t, 10*time.Second, "the task to fail", func() bool {
-		_, out := call(t, "GET", b.api("/v1/tasks/own"), adminToken, "")
-		reason = out
-		return strings.Contains(out, `"state": "Failed"`)
+		var err error
+		v, err = tasks.Get(t.Context(), "own")
+		return err == nil && v.State == "Failed"
 	})
-	if !strings.Contains(reason, "one of this node's own listeners") {
-		t.Errorf("task: %s, want it refused as the node's own listener", reason)
+	if !strings.Contains(v.Reason+" "+v.LastError, "one of this node's own listeners") {
+		t.Errorf("task: %+v, want it refused as the node's own listener", v)
 	}
 }
 
@@ -389,7 +397,7 @@ func TestDownloadTimeout(t *testing.T) {
 	slow := slowServer(t)
 	a := startAgent(t, "[objects]\nfetch_allow = [\"127.0.0.1/32\"]\ndownload_timeout = \"1s\"\n")
 	v := startTask(t, a, "crawl", slow.URL+"/big.mp4")
-	if msg, _ := v["reason"].(string); v["state"] != "Failed" || !strings.Contains(msg, "objects.download_timeout") {
-		t.Errorf("task: %v, want Failed naming objects.download_timeout", v)
+	if v.State != "Failed" || !strings.Contains(v.Reason, "objects.download_timeout") {
+		t.Errorf("task: %+v, want Failed naming objects.download_timeout", v)
 	}
 }

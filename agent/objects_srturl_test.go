@@ -1,9 +1,15 @@
 package agent
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaymesh/relaymesh/client"
+	"github.com/relaymesh/relaymesh/flow"
+	"github.com/relaymesh/relaymesh/relay"
+	"github.com/relaymesh/relaymesh/task"
 )
 
 // TestSRTURLRefusedAtCreate: an srt URL that the connect would refuse (a
@@ -12,6 +18,7 @@ import (
 // with the field and the query key named, and nothing is kept.
 func TestSRTURLRefusedAtCreate(t *testing.T) {
 	o := startObjAgent(t, nil)
+	c := o.client()
 	now := time.Now().UTC()
 	const sid = "streamid=publish:a/b"
 	bad := []struct{ name, url, want string }{
@@ -21,33 +28,38 @@ func TestSRTURLRefusedAtCreate(t *testing.T) {
 		{"unknown key", "srt://127.0.0.1:9000?" + sid + "&lantency=200", `unknown key "lantency"`},
 	}
 	objects := []struct {
-		kind, path, field string
-		body              func(url string) map[string]any
+		kind, field string
+		create      func(ctx context.Context, url string) error
+		get         func(ctx context.Context) error
 	}{
-		{"flow output", "/v1/flows", "outputs[0].url", func(u string) map[string]any {
-			return map[string]any{"id": "bad", "source": map[string]any{"type": "rtmp-push", "stream": "live/bad"},
-				"outputs": []any{map[string]any{"name": "out", "type": "srt-caller", "url": u}}}
-		}},
-		{"flow source", "/v1/flows", "source.url", func(u string) map[string]any {
-			return map[string]any{"id": "bad", "source": map[string]any{"type": "srt-caller", "url": strings.Replace(u, "publish:", "read:", 1)},
-				"outputs": []any{map[string]any{"name": "web", "type": "httpflv"}}}
-		}},
-		{"relay destination", "/v1/relays", "url", func(u string) map[string]any {
-			return map[string]any{"id": "bad", "pattern": "live/*", "url": u, "start_time": now.Add(-time.Minute), "end_time": now.Add(time.Hour)}
-		}},
-		{"task destination", "/v1/tasks", "destination.url", func(u string) map[string]any {
-			return map[string]any{"id": "bad", "source": map[string]any{"url": "rtmp://127.0.0.1:1935/live/in"}, "destination": map[string]any{"url": u}}
-		}},
+		{"flow output", "outputs[0].url", func(ctx context.Context, u string) error {
+			_, err := c.Flows().Create(ctx, flow.Spec{ID: "bad", Source: flow.Source{Type: flow.SrcRTMPPush, Stream: "live/bad"},
+				Outputs: []flow.Output{{Name: "out", Type: flow.OutSRTCaller, URL: u}}})
+			return err
+		}, func(ctx context.Context) error { _, err := c.Flows().Get(ctx, "bad"); return err }},
+		{"flow source", "source.url", func(ctx context.Context, u string) error {
+			_, err := c.Flows().Create(ctx, flow.Spec{ID: "bad", Source: flow.Source{Type: flow.SrcSRTCaller, URL: strings.Replace(u, "publish:", "read:", 1)},
+				Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}})
+			return err
+		}, func(ctx context.Context) error { _, err := c.Flows().Get(ctx, "bad"); return err }},
+		{"relay destination", "url", func(ctx context.Context, u string) error {
+			_, err := c.Relays().Create(ctx, relay.Spec{ID: "bad", Pattern: "live/*", URL: u, Start: now.Add(-time.Minute), End: now.Add(time.Hour)})
+			return err
+		}, func(ctx context.Context) error { _, err := c.Relays().Get(ctx, "bad"); return err }},
+		{"task destination", "destination.url", func(ctx context.Context, u string) error {
+			_, err := c.Tasks().Create(ctx, task.Spec{ID: "bad", Source: task.Source{URL: "rtmp://127.0.0.1:1935/live/in"}, Destination: task.Destination{URL: u}})
+			return err
+		}, func(ctx context.Context) error { _, err := c.Tasks().Get(ctx, "bad"); return err }},
 	}
 	for _, ob := range objects {
-		for _, c := range bad {
-			t.Run(ob.kind+"/"+c.name, func(t *testing.T) {
-				var e apiError
-				if st := o.call(t, "POST", ob.path, testToken, ob.body(c.url), &e); st != 400 || e.Field != ob.field || !strings.Contains(e.Message, c.want) {
-					t.Fatalf("create: %d %+v, want 400 on %s saying %q", st, e, ob.field, c.want)
+		for _, b := range bad {
+			t.Run(ob.kind+"/"+b.name, func(t *testing.T) {
+				err := ob.create(t.Context(), b.url)
+				if p := client.ProblemOf(err); p == nil || p.Status != 400 || p.Field != ob.field || !strings.Contains(p.Message, b.want) {
+					t.Fatalf("create: %v, want 400 on %s saying %q", err, ob.field, b.want)
 				}
-				if st := o.call(t, "GET", ob.path+"/bad", testToken, nil, nil); st != 404 {
-					t.Errorf("refused object kept: GET %d", st)
+				if err := ob.get(t.Context()); !client.IsNotFound(err) {
+					t.Errorf("refused object kept: GET answers %v, want 404", err)
 				}
 			})
 		}
@@ -59,27 +71,35 @@ func TestSRTURLRefusedAtCreate(t *testing.T) {
 // masked, as the logs quote it.
 func TestURLRefusalMasksSecrets(t *testing.T) {
 	o := startObjAgent(t, nil)
+	c := o.client()
 	const secret = "hunter2-secret"
 	cases := []struct{ name, url, want string }{
 		{"password, no host", "https://admin:" + secret + "@/hook", "has no host"},
 		{"token, no host", "https:///hook?token=" + secret, "has no host"},
 		{"token, not a URL", "https://a b/hook?token=" + secret, "is not a URL"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			bodies := map[string]map[string]any{
-				"/v1/tasks": {"id": "bad", "callback": c.url, "source": map[string]any{"url": "rtmp://127.0.0.1:1935/live/in"},
-					"destination": map[string]any{"url": "rtmp://127.0.0.1:1935/live/out"}},
-				"/v1/flows": {"id": "bad", "source": map[string]any{"type": "httpflv-pull", "url": c.url},
-					"outputs": []any{map[string]any{"name": "web", "type": "httpflv"}}},
+	for _, cs := range cases {
+		t.Run(cs.name, func(t *testing.T) {
+			creates := map[string]func(ctx context.Context) error{
+				"task callback": func(ctx context.Context) error {
+					_, err := c.Tasks().Create(ctx, task.Spec{ID: "bad", Callback: cs.url, Source: task.Source{URL: "rtmp://127.0.0.1:1935/live/in"},
+						Destination: task.Destination{URL: "rtmp://127.0.0.1:1935/live/out"}})
+					return err
+				},
+				"flow source": func(ctx context.Context) error {
+					_, err := c.Flows().Create(ctx, flow.Spec{ID: "bad", Source: flow.Source{Type: flow.SrcHTTPFLVPull, URL: cs.url},
+						Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}})
+					return err
+				},
 			}
-			for path, body := range bodies {
-				var e apiError
-				if st := o.call(t, "POST", path, testToken, body, &e); st != 400 || !strings.Contains(e.Message, c.want) {
-					t.Fatalf("POST %s: %d %+v, want 400 saying %q", path, st, e, c.want)
+			for what, create := range creates {
+				err := create(t.Context())
+				p := client.ProblemOf(err)
+				if p == nil || p.Status != 400 || !strings.Contains(p.Message, cs.want) {
+					t.Fatalf("%s: %v, want 400 saying %q", what, err, cs.want)
 				}
-				if strings.Contains(e.Message, secret) {
-					t.Errorf("POST %s: the refusal quotes the secret: %s", path, e.Message)
+				if strings.Contains(p.Message, secret) {
+					t.Errorf("%s: the refusal quotes the secret: %s", what, p.Message)
 				}
 			}
 		})

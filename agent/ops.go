@@ -5,13 +5,9 @@ package agent
 // netlink on the backbone interface (qos.Shaper).
 
 import (
-	"fmt"
-	"log/slog"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/metrics"
@@ -33,14 +29,8 @@ type opsState struct {
 // tree.
 func (a *Agent) newOps(cfg *config.Config) error {
 	o := &a.ops
-	o.reg = prometheus.NewRegistry()
-	o.reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		metrics.New(metricsSource{a}),
-		metrics.NewEvents(a.events),
-	)
-	hc, err := webhookConfig(cfg)
+	o.reg = metrics.Registry(metricsSource{a}, a.events)
+	hc, err := cfg.Notifier()
 	if err != nil {
 		return err
 	}
@@ -56,7 +46,7 @@ func (a *Agent) newOps(cfg *config.Config) error {
 // interface; commit swaps the webhook sender (which cannot fail: the URL
 // was validated with the config and the secret is read here).
 func (a *Agent) prepareOps(_, next *config.Config) (change, error) {
-	hc, err := webhookConfig(next)
+	hc, err := next.Notifier()
 	if err != nil {
 		return change{}, err
 	}
@@ -100,21 +90,6 @@ func (a *Agent) setQoS(n netutil.QoSConfig) error {
 	return a.ops.qos.Set(n)
 }
 
-// webhookConfig is cfg's [webhooks] with its HMAC key read.
-func webhookConfig(cfg *config.Config) (webhook.NotifierConfig, error) {
-	w := cfg.Webhooks
-	hc := webhook.NotifierConfig{URL: w.URL, Node: cfg.Node.ResolveName(), Events: w.Events}
-	if w.URL == "" || w.SecretFile == "" {
-		return hc, nil
-	}
-	secret, err := config.LoadWebhookSecret(w.SecretFile)
-	if err != nil {
-		return hc, fmt.Errorf("webhooks.secret_file: %w", err)
-	}
-	hc.Secret = secret
-	return hc, nil
-}
-
 // qosState returns the QoS config in force and whether it is installed.
 func (a *Agent) qosState() (netutil.QoSConfig, bool) {
 	if a.ops.qos == nil {
@@ -137,9 +112,5 @@ func (a *Agent) metricsHandler() http.Handler {
 	if reg == nil {
 		return nil
 	}
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-		ErrorHandling: promhttp.ContinueOnError,
-		Registry:      reg,
-	})
+	return metrics.Handler(reg, a.log)
 }

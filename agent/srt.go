@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // newSRT builds the SRT listener when [srt] listen is set.
@@ -12,7 +14,7 @@ func (a *Agent) newSRT(cfg *config.Config) error {
 	}
 	s, err := srt.New(a.srtConfig(cfg), a.hub, a.log)
 	if err != nil {
-		return listenErr("srt.listen", cfg.SRT.Listen, err)
+		return netutil.ListenError("srt.listen", cfg.SRT.Listen, err)
 	}
 	a.srt = s
 	a.add(s.Run, s.Close)
@@ -35,19 +37,12 @@ func (a *Agent) srtConfig(cfg *config.Config) srt.Config {
 		MaxConns:          cfg.SRT.MaxConnections,
 		Streams:           streams,
 		StreamOptionsFor: func(action, key string) (srt.StreamOptions, bool) {
-			if a.srtFlowOptions == nil {
-				return srt.StreamOptions{}, false
+			if f := a.objects.flows; f != nil { // srt-listener sources and outputs: their passphrase and latency
+				return f.SRTStreamOptions(action, key)
 			}
-			pass, lat, ok := a.srtFlowOptions(action, key)
-			o := srt.StreamOptions{Latency: lat}
-			if action == srt.ActionRead {
-				o.ReadPassphrase = pass
-			} else {
-				o.PublishPassphrase = pass
-			}
-			return o, ok
+			return srt.StreamOptions{}, false
 		},
-		PlayWait:  a.playWait(cfg),
+		PlayWait:  center.PlayWaitOf(cfg),
 		Authorize: a.authorize,
 	}
 }

@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/flow"
 	"github.com/relaymesh/relaymesh/media/webrtc"
+	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // newWebRTC builds the WHEP/WHIP server when [webrtc] is enabled; it binds
@@ -14,7 +16,7 @@ func (a *Agent) newWebRTC(cfg *config.Config) error {
 	}
 	s, err := webrtc.New(a.webrtcConfig(cfg), a.hub, a.log)
 	if err != nil {
-		return listenErr("webrtc.udp_listen", cfg.WebRTC.UDPListen, err)
+		return netutil.ListenError("webrtc.udp_listen", cfg.WebRTC.UDPListen, err)
 	}
 	a.webrtc = s
 	a.add(s.Run, s.Close)
@@ -28,7 +30,7 @@ func (a *Agent) webrtcConfig(cfg *config.Config) webrtc.Config {
 		Hosts:          w.AdditionalHosts,
 		MaxSessions:    w.MaxSessions,
 		ConnectTimeout: w.ConnectTimeout.Duration(),
-		PlayWait:       a.playWait(cfg),
+		PlayWait:       center.PlayWaitOf(cfg),
 		Authorize:      a.authorizer(flow.ProtoWebRTC),
 	}
 	for _, s := range w.ICEServers {

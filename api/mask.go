@@ -105,7 +105,7 @@ func maskTree(key string, v any) any {
 	case map[string]any:
 		for k, e := range x {
 			if k == "urls" {
-				continue // a flow's URLs to publish to and play from: they are the answer (flowurls.go)
+				continue // a flow's URLs to publish to and play from: they are the answer (flow.URLsFor)
 			}
 			x[k] = maskTree(k, e)
 		}

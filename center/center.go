@@ -70,6 +70,10 @@ type Config struct {
 	// here: Missing waits as long for the directory to name a host (a
 	// center that just started has not synced its directory yet).
 	PlayWait time.Duration
+	// Events is the node's event bus the center follows (streams that
+	// go live here or end; the subscription is taken by New, run by
+	// Run); nil = none.
+	Events *events.Bus
 }
 
 // PullStatus is one on-demand pull for the API.
@@ -92,6 +96,7 @@ type Center struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 
+	sub   *events.Subscription // of cfg.Events; nil without a bus
 	mu    sync.Mutex
 	pulls map[string]*pull
 	// dual.go: merged dual-path streams
@@ -156,6 +161,9 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, err
 			return nil, fmt.Errorf("backbone: %w", err)
 		}
 		c.srt = s
+	}
+	if cfg.Events != nil {
+		c.sub = cfg.Events.Subscribe("center", 0) // now: nothing published before Run is missed
 	}
 	return c, nil
 }
@@ -260,6 +268,9 @@ func (c *Center) Run(ctx context.Context) error {
 		defer c.wg.Done()
 		c.followDirectory(c.ctx) // Run ends with Close, which ends c.ctx
 	}()
+	if c.sub != nil {
+		c.wg.Go(func() { c.sub.Run(c.ctx, c.HandleEvent) })
+	}
 	if c.srt == nil {
 		select {
 		case <-ctx.Done():
@@ -280,6 +291,9 @@ func (c *Center) Close() error {
 			c.srt.Close()
 		}
 		c.wg.Wait()
+		if c.sub != nil {
+			c.sub.Close()
+		}
 	})
 	return nil
 }

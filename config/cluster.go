@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/gossip"
 )
 
@@ -69,16 +68,11 @@ type ReplaceConfig struct {
 	Cooldown Duration `toml:"cooldown"`
 }
 
-// defaultReplace is [cluster.replace] by default: edge.DefaultReplacement.
-func defaultReplace() ReplaceConfig {
-	d := edge.DefaultReplacement()
-	return ReplaceConfig{Enabled: true, Margin: Duration(d.Margin), Ratio: d.Ratio, Hold: Duration(d.Hold), Cooldown: Duration(d.Cooldown)}
-}
-
-// Replacement converts [cluster.replace] for the edge's uplinks.
-func (r ReplaceConfig) Replacement() edge.Replacement {
-	return edge.Replacement{Off: !r.Enabled, Margin: r.Margin.Duration(), Ratio: r.Ratio, Hold: r.Hold.Duration(),
-		Every: edge.DefaultReplacement().Every, Cooldown: r.Cooldown.Duration()}
+// DefaultReplace is [cluster.replace] by default: a move needs 20 ms and
+// 0.7x better for 3 s, at most one per 30 s (edge.DefaultReplacement).
+func DefaultReplace() ReplaceConfig {
+	return ReplaceConfig{Enabled: true, Margin: Duration(20 * time.Millisecond), Ratio: 0.7,
+		Hold: Duration(3 * time.Second), Cooldown: Duration(30 * time.Second)}
 }
 
 // CapacityConfig is [cluster.capacity]: the most this node takes. 0 = no limit.
@@ -272,7 +266,7 @@ func (c *Config) validateCluster(ps *cfgProblems) {
 		ps.add(at.Key("capacity").Key("max_mbps"), "%v is negative: use 0 for unlimited", cl.Capacity.MaxMbps)
 	}
 	rp := at.Key("replace")
-	if c.Node.Role != RoleEdge && cl.Replace != defaultReplace() {
+	if c.Node.Role != RoleEdge && cl.Replace != DefaultReplace() {
 		ps.add(rp, "only an edge re-places its streams, and node.role is %q: remove [cluster.replace] here (it would be ignored)", c.Node.Role)
 	}
 	if r := cl.Replace.Ratio; !(r > 0 && r <= 1) {

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-
-	"github.com/relaymesh/relaymesh/edge"
 )
 
 // TestClusterConfigErrors pins what a user reads for each [cluster],
@@ -126,20 +124,6 @@ func TestLinkLatency(t *testing.T) {
 				t.Errorf("MarshalText() = %q, want %q", b, tc.String)
 			}
 		})
-	}
-}
-
-// TestReplaceConfig: [cluster.replace] unset is the edge's default
-// re-placement; set, every key reaches the edge as written (0 included).
-func TestReplaceConfig(t *testing.T) {
-	cfg := loadString(t, "version = 1\n")
-	if got, want := cfg.Cluster.Replace.Replacement(), edge.DefaultReplacement(); got != want {
-		t.Errorf("[cluster.replace] unset: %+v, want the edge's default %+v", got, want)
-	}
-	cfg = loadString(t, "[node]\nrole = \"edge\"\n[cluster.replace]\nenabled = false\nmargin = \"0s\"\nratio = 0.25\nhold = \"0s\"\ncooldown = \"2m\"\n")
-	want := edge.Replacement{Off: true, Ratio: 0.25, Every: edge.DefaultReplacement().Every, Cooldown: 2 * time.Minute}
-	if got := cfg.Cluster.Replace.Replacement(); got != want {
-		t.Errorf("[cluster.replace] set: %+v, want %+v", got, want)
 	}
 }
 

@@ -190,7 +190,7 @@ func Default() *Config {
 			MaxReaderLag:     Duration(4 * time.Second),
 		},
 		Auth:    AuthConfig{PublishAllow: []string{}, PlayAllow: []string{}},
-		Cluster: ClusterConfig{Replace: defaultReplace()},
+		Cluster: ClusterConfig{Replace: DefaultReplace()},
 	}
 }
 

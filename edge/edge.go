@@ -43,8 +43,10 @@ type Config struct {
 	// ExcludeFor is how long a center that failed a stream is avoided for
 	// it (default 15s).
 	ExcludeFor time.Duration
-	// Events receives a LinkMoved when an uplink moves to another center;
-	// nil = none.
+	// Events is the node's event bus: the uplinks follow it (streams
+	// published here, centers that left or failed; the subscription is
+	// taken by New, run by Run) and publish a LinkMoved when an uplink
+	// moves to another center; nil = none. It cannot change on reload.
 	Events *events.Bus
 	// Replace tunes the moves of uplinks to a clearly better center.
 	Replace Replacement
@@ -82,6 +84,7 @@ type Uplinks struct {
 	// replaced counts re-placements (Replacements)
 	replaced atomic.Uint64
 	status   func(*uplink) (link.Status, bool) // linkStatus; tests replace it
+	sub      *events.Subscription              // of cfg.Events; nil without a bus
 	// healthMoves counts moves away from an unhealthy link (HealthMoves)
 	healthMoves atomic.Uint64
 }
@@ -127,8 +130,12 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Uplinks, er
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Uplinks{hub: hub, cl: cl, log: log.With("component", "uplink"), cfg: fill(cfg), ctx: ctx, cancel: cancel,
-		links: map[string]*uplink{}, started: make(chan struct{}), status: linkStatus}, nil
+	u := &Uplinks{hub: hub, cl: cl, log: log.With("component", "uplink"), cfg: fill(cfg), ctx: ctx, cancel: cancel,
+		links: map[string]*uplink{}, started: make(chan struct{}), status: linkStatus}
+	if cfg.Events != nil {
+		u.sub = cfg.Events.Subscribe("edge", 0) // now: nothing published before Run is missed
+	}
+	return u, nil
 }
 
 func fill(c Config) Config {
@@ -159,6 +166,9 @@ func (u *Uplinks) SetConfig(cfg Config) {
 func (u *Uplinks) Run(ctx context.Context) error {
 	u.wg.Add(1)
 	go func() { defer u.wg.Done(); u.replaceLoop(u.ctx) }()
+	if u.sub != nil {
+		u.wg.Go(func() { u.sub.Run(u.ctx, u.HandleEvent) })
+	}
 	select {
 	case <-ctx.Done():
 	case <-u.ctx.Done():
@@ -174,6 +184,9 @@ func (u *Uplinks) Close() error {
 		u.mu.Unlock()
 		u.cancel()
 		u.wg.Wait()
+		if u.sub != nil {
+			u.sub.Close()
+		}
 	})
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media/link"
 )
@@ -35,11 +36,10 @@ type Replacement struct {
 	Cooldown time.Duration
 }
 
-// DefaultReplacement is re-placement's default tuning: 20 ms and 0.7
-// better, for 3 s, at most one move per 30 s, checked every second.
-func DefaultReplacement() Replacement {
-	return Replacement{Margin: 20 * time.Millisecond, Ratio: 0.7, Hold: 3 * time.Second, Every: time.Second, Cooldown: 30 * time.Second}
-}
+// DefaultReplacement is re-placement's default tuning, config's
+// [cluster.replace] defaults (20 ms and 0.7x better, for 3 s, at most one
+// move per 30 s), checked every second.
+func DefaultReplacement() Replacement { return ReplacementOf(config.DefaultReplace()) }
 
 func (r Replacement) fill() Replacement {
 	if r.Margin == 0 && r.Ratio == 0 && r.Hold == 0 && r.Every == 0 && r.Cooldown == 0 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/lifecycle"
+	"github.com/relaymesh/relaymesh/media/srt"
 )
 
 // SRTStream is what a flow asks of the node's SRT listener for one stream
@@ -109,6 +110,20 @@ func srtField(s *Spec, key string) string {
 func (m *Manager) SRTOptions(action, key string) (pass string, latency time.Duration, ok bool) {
 	m.reg.Read(func() { pass, latency, ok = m.srtOptionsLocked(action, key) })
 	return pass, latency, ok
+}
+
+// SRTStreamOptions is SRTOptions as the SRT listener asks for them
+// (srt.Config.StreamOptionsFor): the passphrase is the reader's or the
+// publisher's, by action.
+func (m *Manager) SRTStreamOptions(action, key string) (srt.StreamOptions, bool) {
+	pass, lat, ok := m.SRTOptions(action, key)
+	o := srt.StreamOptions{Latency: lat}
+	if action == srt.ActionRead {
+		o.ReadPassphrase = pass
+	} else {
+		o.PublishPassphrase = pass
+	}
+	return o, ok
 }
 
 func (m *Manager) srtOptionsLocked(action, key string) (string, time.Duration, bool) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/srt"
 )
 
 const pass = "0123456789-flow-pass"
@@ -111,5 +112,38 @@ func TestSRTStreamsAcrossFlows(t *testing.T) {
 	}
 	if got, _, ok := m.SRTOptions("publish", "live/shared"); !ok || got != pass {
 		t.Errorf("SRTOptions(publish, live/shared) = %q, %v, want the flows' passphrase", got, ok)
+	}
+}
+
+// TestSRTStreamOptions: what the SRT listener is told per connection: a
+// publisher's passphrase for a srt-listener source, a reader's for a
+// srt-listener output, with the latency; nothing for other streams.
+func TestSRTStreamOptions(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hub := media.NewHub(media.DefaultHubConfig(), log)
+	defer hub.Close()
+	m := NewManager(hub, log, lifecycle.Env{})
+	defer m.Close()
+	spec := Spec{ID: "f", Source: Source{Type: SrcSRTListener, Stream: "live/in", Passphrase: pass, LatencyMS: 400},
+		Outputs: []Output{{Name: "srt", Type: OutSRTListener, Passphrase: pass + "r", LatencyMS: 250}}}
+	if err := m.Create(spec, lifecycle.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, action, key string
+		want              srt.StreamOptions
+		ok                bool
+	}{
+		{"publish to the source", srt.ActionPublish, "live/in", srt.StreamOptions{PublishPassphrase: pass, Latency: 400 * time.Millisecond}, true},
+		{"read the output", srt.ActionRead, "flow/f", srt.StreamOptions{ReadPassphrase: pass + "r", Latency: 250 * time.Millisecond}, true},
+		{"another stream", srt.ActionPublish, "live/other", srt.StreamOptions{}, false},
+		{"another flow", srt.ActionRead, "flow/g", srt.StreamOptions{}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got, ok := m.SRTStreamOptions(c.action, c.key); ok != c.ok || !reflect.DeepEqual(got, c.want) {
+				t.Errorf("SRTStreamOptions(%s, %s) = %+v, %v; want %+v, %v", c.action, c.key, got, ok, c.want, c.ok)
+			}
+		})
 	}
 }
