@@ -235,6 +235,9 @@ const dropLogEvery = 10 * time.Second
 func newDropLog(log *slog.Logger) *dropLog { return &dropLog{log: log} }
 
 func (d *dropLog) flush(a *h264Assembler, final bool) {
+	if final && a.drops != ([numDrops]uint64{}) {
+		d.logged = [numDrops]uint64{} // the totals once more at the end
+	}
 	if a.drops == d.logged || (!final && time.Since(d.last) < dropLogEvery) {
 		return
 	}
