@@ -243,6 +243,15 @@ func h264FileGOP(t *testing.T, seconds, gop int) string {
 // publishFile sends an Annex B file as access units at 25 fps until ctx ends
 // or the file does.
 func publishFile(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalStaticSample, path string) {
+	accessUnits(ctx, t, path, func(au []byte) error {
+		return track.WriteSample(pmedia.Sample{Data: bytes.Clone(au), Duration: 40 * time.Millisecond})
+	})
+}
+
+// accessUnits calls send with each access unit of an Annex B file (its
+// NAL units with start codes; reused after send returns) at 25 fps,
+// until ctx ends, the file does or send fails.
+func accessUnits(ctx context.Context, t *testing.T, path string, send func(au []byte) error) {
 	f, err := os.Open(path)
 	if err != nil {
 		t.Error(err)
@@ -272,7 +281,9 @@ func publishFile(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalSta
 			return
 		case <-tick.C:
 		}
-		track.WriteSample(pmedia.Sample{Data: bytes.Clone(au.Bytes()), Duration: 40 * time.Millisecond})
+		if err := send(au.Bytes()); err != nil {
+			return
+		}
 		au.Reset()
 	}
 }

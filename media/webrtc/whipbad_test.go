@@ -1,11 +1,18 @@
 package webrtc_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +20,6 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	pwebrtc "github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/internal/testmedia/webrtcpeer"
@@ -58,51 +64,20 @@ type mutation func(pkts []*rtp.Packet, ts uint32, next uint16) []outPkt
 // 25 fps, packetized by the test (600-byte payloads: keyframes in FU-A),
 // passing each frame through mutate.
 func rtpPublisher(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalStaticRTP, path string, mutate func(frame int) mutation) {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	defer f.Close()
-	rd, err := h264reader.NewReader(f)
-	if err != nil {
-		t.Error(err)
-		return
-	}
 	pz := rtp.NewPacketizer(600, 102, 1, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
 	seq := uint16(60000) // wraps during the test
-	tick := time.NewTicker(40 * time.Millisecond)
-	defer tick.Stop()
-	var au bytes.Buffer
 	frame := 0
-	for {
-		nal, err := rd.NextNAL()
-		if err != nil {
-			return
-		}
-		au.Write([]byte{0, 0, 0, 1})
-		au.Write(nal.Data)
-		if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	accessUnits(ctx, t, path, func(au []byte) error {
 		ts := uint32(frame * 3600)
-		pkts := pz.Packetize(au.Bytes(), 3600)
-		au.Reset()
+		pkts := pz.Packetize(au, 3600)
 		for _, p := range pkts {
 			p.Timestamp = ts
 		}
-		out := make([]outPkt, len(pkts))
-		for i, p := range pkts {
-			out[i] = outPkt{p: p, inSeq: true}
-		}
+		out := clean(pkts)
 		if m := mutate(frame); m != nil {
 			out = m(pkts, ts, seq)
 		}
+		frame++
 		for _, o := range out {
 			seq += o.jump
 			if o.inSeq {
@@ -114,11 +89,11 @@ func rtpPublisher(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalSt
 			}
 			if err := track.WriteRTP(o.p); err != nil {
 				t.Logf("publisher: %v", err)
-				return
+				return err
 			}
 		}
-		frame++
-	}
+		return nil
+	})
 }
 
 func clean(pkts []*rtp.Packet) []outPkt {
@@ -350,5 +325,148 @@ func TestWHIPMalformedRTP(t *testing.T) {
 	logs := wn.log.String()
 	if strings.Contains(logs, "video track ended") || strings.Contains(logs, `"publish:`) {
 		t.Errorf("the session ended on bad input:\n%s", logs)
+	}
+}
+
+// skip loses packets [from, to) of a frame (clipped to it): their
+// sequence numbers are taken and never sent, as on a lossy path (the
+// client never had them, so a NACK brings nothing).
+func skip(from, to int) mutation {
+	return func(pkts []*rtp.Packet, _ uint32, _ uint16) []outPkt {
+		out := clean(pkts)
+		for i := max(from, 0); i < min(to, len(out)); i++ {
+			out[i].skip = true
+		}
+		return out
+	}
+}
+
+// livePlayer is ffmpeg playing a stream over RTMP: it reports each video
+// packet's PTS as it comes (framecrc on a pipe) and keeps a copy to decode.
+type livePlayer struct {
+	cmd  *exec.Cmd
+	file string
+	done chan struct{}
+	mu   sync.Mutex
+	pts  []int64 // ms
+}
+
+func startPlayer(t *testing.T, url string) *livePlayer {
+	t.Helper()
+	p := &livePlayer{file: filepath.Join(t.TempDir(), "play.nut"), done: make(chan struct{})}
+	p.cmd = exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-rw_timeout", "20000000", "-i", url,
+		"-map", "0:v", "-c", "copy", "-flush_packets", "1", "-f", "framecrc", "pipe:1",
+		"-map", "0:v", "-c", "copy", "-f", "nut", "-y", p.file)
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			// stream, dts, pts, duration, size, crc
+			f := strings.Split(sc.Text(), ",")
+			if len(f) < 3 || strings.HasPrefix(f[0], "#") || strings.TrimSpace(f[0]) != "0" {
+				continue
+			}
+			if v, err := strconv.ParseInt(strings.TrimSpace(f[2]), 10, 64); err == nil {
+				p.mu.Lock()
+				p.pts = append(p.pts, v)
+				p.mu.Unlock()
+			}
+		}
+		p.cmd.Wait()
+	}()
+	return p
+}
+
+// tail returns the last n PTS received.
+func (p *livePlayer) tail(n int) []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.pts[max(len(p.pts)-n, 0):])
+}
+
+// stop ends the player (SIGINT: ffmpeg ends at its next packet and
+// writes its files out) and decodes what it kept.
+func (p *livePlayer) stop(t *testing.T) testmedia.Result {
+	t.Helper()
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the player did not stop on SIGINT")
+	}
+	res, err := testmedia.Analyze(t.Context(), p.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestWHIPPacketLoss: a WHIP publisher loses packets (never sent, so a
+// NACK brings nothing back): one in a P frame, one in a keyframe's FU-A,
+// a burst across frames, a whole keyframe, a whole P frame; one loss
+// every other GOP. The RTMP player's frames decode without errors with no
+// gap over one GOP. Then the publisher loses the first packet of the
+// third frame of a GOP (frames 2..9 are dropped): the player has frames
+// from after that loss before the publisher has sent maxLag more frames.
+// The frame builder used to hold a frame behind a lost packet until its
+// 512-packet window filled, about 170 frames of this stream.
+func TestWHIPPacketLoss(t *testing.T) {
+	testmedia.Need(t, "ffmpeg", "ffprobe")
+	key := "live/loss"
+	losses := []mutation{skip(1, 2), skip(1, 2), skip(0, 3), skip(0, 1000), skip(0, 1000)}
+	keys := []bool{false, true, false, true, false}
+	sched := newGOPSchedule(losses, keys)
+	n := len(losses)
+	var sent, lostAt atomic.Int64 // frames handed to the publisher; the last loss's frame
+	lostAt.Store(-1)
+	wn, _ := whipSession(t, key, func(frame int) mutation {
+		sent.Store(int64(frame))
+		m := sched.mutate(frame)
+		if sched.base >= 0 && frame-sched.base-2*n*testGOP == 2 {
+			lostAt.Store(int64(frame))
+			return skip(0, 1)
+		}
+		return m
+	})
+	p := startPlayer(t, wn.RTMPURL(key))
+	testmedia.Eventually(t, 10*time.Second, "RTMP player attached", func() bool { return wn.Hub.Stream(key).ReaderCount() > 0 })
+	close(sched.start)
+	// at the player the last loss is the one step of 9 frames (the losses
+	// of the schedule make steps of 6 or 11)
+	var lag int64
+	testmedia.Eventually(t, 60*time.Second, "a frame after the last loss at the player", func() bool {
+		pts := p.tail(1 << 20)
+		for i := 1; i+1 < len(pts); i++ {
+			if pts[i]-pts[i-1] == 9*40 {
+				lag = sent.Load() - lostAt.Load()
+				return true
+			}
+		}
+		return false
+	})
+	// the next keyframe (8 frames on), and the player's own latency: what
+	// ffmpeg read while probing stays buffered, a second or two
+	const maxLag = 100
+	t.Logf("frames after the last loss at the player when %d more were sent (limit %d)", lag, maxLag)
+	if lostAt.Load() < 0 || lag > maxLag {
+		t.Errorf("frames after the loss reached the player only after %d more frames (limit %d)", lag, maxLag)
+	}
+	res := p.stop(t)
+	t.Logf("RTMP player: %+v", res)
+	gop := (testGOP+1)*40*time.Millisecond + 20*time.Millisecond
+	if res.VideoCodec != "h264" || res.DecodeErrors != "" || res.NonMonotonic != 0 || !res.FirstKey ||
+		res.VideoFrames < n*testGOP || res.MaxVideoStep > gop {
+		t.Fatalf("RTMP player: %+v", res)
+	}
+	if !strings.Contains(wn.log.String(), `"lost":`) {
+		t.Errorf("no lost packets counted in the log:\n%s", wn.log.String())
 	}
 }
