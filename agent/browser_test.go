@@ -24,8 +24,9 @@ func TestHLSPageInChromium(t *testing.T) {
 // TestWHEPPageInChromium: the player page without a fragment plays over
 // WebRTC (the page's own WHEP client; WebRTC is on by default), the
 // decoded frame count advances for ten seconds of video, the WebRTC
-// reader shows in /v1/streams and the page shows a measured latency. A
-// screenshot is kept as for TestHLSPageInChromium.
+// reader shows in /v1/streams and the page shows a measured latency; the
+// page's candidates went to the node by trickle ICE (PATCH) after an
+// offer without any. A screenshot is kept as for TestHLSPageInChromium.
 func TestWHEPPageInChromium(t *testing.T) {
 	a, b := playPageInChromium(t, "", "", "whep")
 	waitStreams(t, a, "the page's WebRTC reader listed", func(sr streamsResp) bool {
@@ -41,6 +42,12 @@ func TestWHEPPageInChromium(t *testing.T) {
 	t.Logf("WebRTC: %d frames decoded (getStats), latency shown %.0f ms (jitter buffer + RTT/2)", decoded, lat*1000)
 	if decoded == 0 {
 		t.Errorf("getStats counts no decoded WebRTC frames")
+	}
+	var trickled int
+	b.Eval(t, "window.relaymeshTrickled || 0", &trickled)
+	t.Logf("candidates trickled by PATCH: %d", trickled)
+	if trickled == 0 {
+		t.Errorf("the page trickled no candidate the node took")
 	}
 }
 

@@ -175,6 +175,9 @@ type Result struct {
 	AudioFrames  int
 	Keyframes    int
 	NonMonotonic int // video DTS that did not increase
+	// MaxVideoStep is the largest step between consecutive video DTS:
+	// frames missing in the middle of what was received
+	MaxVideoStep time.Duration
 	FirstKey     bool
 	DecodeErrors string // ffmpeg's error output while decoding
 }
@@ -253,6 +256,9 @@ func Analyze(ctx context.Context, path string) (Result, error) {
 			if dts, err := strconv.ParseFloat(p.DTS, 64); err == nil {
 				if dts <= last {
 					res.NonMonotonic++
+				}
+				if last >= 0 {
+					res.MaxVideoStep = max(res.MaxVideoStep, time.Duration((dts-last)*float64(time.Second)))
 				}
 				last = dts
 			}

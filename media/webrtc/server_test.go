@@ -34,8 +34,21 @@ import (
 // routed on the HTTP listener, as the agent wires it.
 func node(t *testing.T, cfg webrtc.Config) (*testnode.Node, *webrtc.Server) {
 	t.Helper()
+	wn := nodeWithLog(t, cfg)
+	return wn.Node, wn.s
+}
+
+// webrtcNode is node's result with the WebRTC server's log.
+type webrtcNode struct {
+	*testnode.Node
+	s   *webrtc.Server
+	log *testmedia.LogBuffer
+}
+
+func nodeWithLog(t *testing.T, cfg webrtc.Config) *webrtcNode {
+	t.Helper()
 	n := testnode.Start(t, testnode.Config{Name: "server", Hub: media.DefaultHubConfig()})
-	log, _ := testmedia.Logger(t, "webrtc")
+	log, buf := testmedia.Logger(t, "webrtc")
 	cfg.UDPListen = "127.0.0.1:0"
 	cfg.Hosts = []string{"127.0.0.1"}
 	if cfg.PlayWait == 0 {
@@ -50,7 +63,7 @@ func node(t *testing.T, cfg webrtc.Config) (*testnode.Node, *webrtc.Server) {
 	go func() { defer close(done); s.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	n.FLV.SetConfig(httpflv.Config{PlayWait: 10 * time.Second, Next: s})
-	return n, s
+	return &webrtcNode{Node: n, s: s, log: buf}
 }
 
 // TestWHEPPlaysRTMP: a pion WHEP player reads an RTMP-published H.264
@@ -211,10 +224,16 @@ func children(t *testing.T, arg string) []string {
 // per frame, a keyframe every second.
 func h264File(t *testing.T, seconds int) string {
 	t.Helper()
+	return h264FileGOP(t, seconds, 25)
+}
+
+// h264FileGOP is h264File with a keyframe every gop frames.
+func h264FileGOP(t *testing.T, seconds, gop int) string {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "src.h264")
 	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
 		"testsrc=size=320x240:rate=25:duration="+strconv.Itoa(seconds), "-c:v", "libx264", "-profile:v", "baseline",
-		"-preset", "ultrafast", "-threads", "1", "-g", "25", "-bf", "0", "-pix_fmt", "yuv420p", "-f", "h264", "-y", out)
+		"-preset", "ultrafast", "-threads", "1", "-g", strconv.Itoa(gop), "-keyint_min", strconv.Itoa(gop), "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p", "-f", "h264", "-y", out)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v: %s", err, b)
 	}
@@ -224,6 +243,15 @@ func h264File(t *testing.T, seconds int) string {
 // publishFile sends an Annex B file as access units at 25 fps until ctx ends
 // or the file does.
 func publishFile(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalStaticSample, path string) {
+	accessUnits(ctx, t, path, func(au []byte) error {
+		return track.WriteSample(pmedia.Sample{Data: bytes.Clone(au), Duration: 40 * time.Millisecond})
+	})
+}
+
+// accessUnits calls send with each access unit of an Annex B file (its
+// NAL units with start codes; reused after send returns) at 25 fps,
+// until ctx ends, the file does or send fails.
+func accessUnits(ctx context.Context, t *testing.T, path string, send func(au []byte) error) {
 	f, err := os.Open(path)
 	if err != nil {
 		t.Error(err)
@@ -253,7 +281,9 @@ func publishFile(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalSta
 			return
 		case <-tick.C:
 		}
-		track.WriteSample(pmedia.Sample{Data: bytes.Clone(au.Bytes()), Duration: 40 * time.Millisecond})
+		if err := send(au.Bytes()); err != nil {
+			return
+		}
 		au.Reset()
 	}
 }

@@ -5,15 +5,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp/codecs"
+	"github.com/pion/rtp"
 	pwebrtc "github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
 	"github.com/relaymesh/relaymesh/media"
 )
@@ -43,11 +45,11 @@ func (ss *session) startWHIP(offer string, cfg *Config) (string, int, error) {
 	// media sections gets the rest drained (a second H264 track would race
 	// the first on w, a second Opus track start a second ffmpeg)
 	var haveVideo, haveAudio atomic.Bool
-	ss.pc.OnTrack(func(tr *pwebrtc.TrackRemote, _ *pwebrtc.RTPReceiver) {
+	ss.pc.OnTrack(func(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver) {
 		switch {
 		case tr.Kind() == pwebrtc.RTPCodecTypeVideo && tr.Codec().MimeType == pwebrtc.MimeTypeH264 && haveVideo.CompareAndSwap(false, true):
 			ss.log.Info("video track", "codec", "H264")
-			go ss.recvH264(tr, w)
+			go ss.recvH264(tr, rcv, w)
 		case tr.Kind() == pwebrtc.RTPCodecTypeAudio && tr.Codec().MimeType == pwebrtc.MimeTypeOpus && ffmpegAvailable() && haveAudio.CompareAndSwap(false, true):
 			go ss.recvOpus(tr, w)
 		default:
@@ -86,59 +88,191 @@ type whipWriter struct {
 	ext      int64
 	last     uint32
 	first    bool
-	// keyedFlag tells the keyframe-request ticker to stop
-	keyedFlag atomic.Bool
+	// wantKey says the assembler waits for a keyframe (the PLI ticker
+	// asks for one)
+	wantKey atomic.Bool
+	lastAt  time.Time // when the frame at last arrived
 	// mu serialises writes to pub from the video and audio goroutines
 	mu         sync.Mutex
 	videoStart time.Time // when the first video frame was written
 }
 
-func (ss *session) recvH264(tr *pwebrtc.TrackRemote, w *whipWriter) {
-	sb := samplebuilder.New(512, &codecs.H264Packet{IsAVC: true}, 90000)
-	// ask for a keyframe until one comes
+// frameWait is how long the WHIP frame builder waits for a missing
+// packet (a NACK's retransmission included) before it drops the frame.
+const frameWait = 200 * time.Millisecond
+
+// maxReadErrors ends a session whose track read fails this many times
+// in a row without a packet.
+const maxReadErrors = 100
+
+func (ss *session) recvH264(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver, w *whipWriter) {
+	// the payload types the answer gave H.264: anything else on the
+	// track is refused packet by packet
+	pts := map[uint8]bool{uint8(tr.PayloadType()): true}
+	for _, c := range rcv.GetParameters().Codecs {
+		if c.MimeType == pwebrtc.MimeTypeH264 {
+			pts[uint8(c.PayloadType)] = true
+		}
+	}
+	asm := newH264Assembler(frameWait, w.write)
+	// ask for a keyframe while the assembler waits for one: at the
+	// start and after every loss
+	kick := make(chan struct{}, 1)
 	go func() {
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
 			case <-ss.ctx.Done():
 				return
 			case <-t.C:
-				if w.keyed() {
-					return
+				if !w.wantKey.Load() {
+					continue
 				}
-				ss.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(tr.SSRC())}})
+			case <-kick:
 			}
+			ss.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(tr.SSRC())}})
 		}
 	}()
+	dl := newDropLog(ss.log)
+	defer dl.flush(asm, true)
+	buf := make([]byte, rtpReadMTU)
+	var h rtp.Header
+	var deadline time.Time
+	errs := 0
 	for {
-		pkt, _, err := tr.ReadRTP()
-		if err != nil {
+		n, _, err := tr.Read(buf)
+		now := time.Now()
+		switch {
+		case err == nil:
+			errs = 0
+		case isTimeout(err):
+			err = asm.expire(now)
+			n = 0
+		case errors.Is(err, io.EOF) || ss.ctx.Err() != nil:
 			ss.close("video track ended: " + err.Error())
 			return
-		}
-		sb.Push(pkt)
-		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			if err := w.write(s.Data, s.PacketTimestamp); err != nil {
-				ss.close("publish: " + err.Error())
+		case n >= 2:
+			// pion read the packet but refused it (an unknown payload
+			// type): ours to count below
+		default:
+			if errs++; errs >= maxReadErrors {
+				ss.close("video track: " + err.Error())
 				return
 			}
+			asm.reject(dropHeader)
+			n = 0
 		}
+		if n > 0 {
+			err = pushRTP(asm, &h, buf[:n], pts, now)
+		}
+		if err != nil {
+			ss.close("publish: " + err.Error())
+			return
+		}
+		if want := asm.needKey; want != w.wantKey.Load() {
+			w.wantKey.Store(want)
+			if want {
+				select {
+				case kick <- struct{}{}:
+				default:
+				}
+			}
+		}
+		// packets held behind a gap are given up at their time even
+		// when nothing else comes
+		if wt := asm.waiting(); !wt.Equal(deadline) {
+			deadline = wt
+			tr.SetReadDeadline(wt)
+		}
+		dl.flush(asm, false)
 	}
 }
 
-func (w *whipWriter) keyed() bool { return w.keyedFlag.Load() }
+// pushRTP parses one packet and hands it to asm, refusing a bad header,
+// bad padding or another payload type.
+func pushRTP(asm *h264Assembler, h *rtp.Header, b []byte, pts map[uint8]bool, now time.Time) error {
+	hn, err := h.Unmarshal(b)
+	if err != nil {
+		asm.reject(dropHeader)
+		return nil
+	}
+	payload := b[hn:]
+	rejected := false
+	if h.Padding {
+		if len(payload) == 0 || payload[len(payload)-1] == 0 || int(payload[len(payload)-1]) > len(payload) {
+			asm.reject(dropPadding)
+			rejected = true
+		} else {
+			payload = payload[:len(payload)-int(payload[len(payload)-1])]
+		}
+	}
+	if !rejected && !pts[h.PayloadType] {
+		asm.reject(dropPayloadType)
+		rejected = true
+	}
+	if rejected {
+		payload = nil
+	}
+	return asm.push(h.SequenceNumber, h.Timestamp, h.Marker, payload, rejected, now)
+}
 
-// write publishes one access unit (AVCC NAL units) taken at RTP time ts.
-func (w *whipWriter) write(au []byte, ts uint32) error {
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// dropLog logs what a publisher's assembler dropped, by reason: at the
+// first drop, then at most every dropLogEvery, and at the end.
+type dropLog struct {
+	log    *slog.Logger
+	last   time.Time
+	logged [numDrops]uint64
+}
+
+const dropLogEvery = 10 * time.Second
+
+func newDropLog(log *slog.Logger) *dropLog { return &dropLog{log: log} }
+
+func (d *dropLog) flush(a *h264Assembler, final bool) {
+	if final && a.drops != ([numDrops]uint64{}) {
+		d.logged = [numDrops]uint64{} // the totals once more at the end
+	}
+	if a.drops == d.logged || (!final && time.Since(d.last) < dropLogEvery) {
+		return
+	}
+	d.last, d.logged = time.Now(), a.drops
+	args := []any{}
+	for i, n := range a.drops {
+		if n > 0 {
+			args = append(args, dropNames[i], n)
+		}
+	}
+	d.log.Warn("WHIP video packets or frames dropped (totals by reason)", args...)
+}
+
+// maxClockSkew is how far a frame's RTP time step may differ from the
+// time between the frames' arrivals before the step is taken for a
+// broken clock: the frame is then timed by its arrival.
+const maxClockSkew = 90000 // 1 s at 90 kHz
+
+// write publishes one access unit (AVCC NAL units) taken at RTP time ts
+// that was complete at at.
+func (w *whipWriter) write(au []byte, ts uint32, at time.Time) error {
 	if !w.first {
-		w.first, w.last = true, ts
+		w.first, w.last, w.lastAt = true, ts, at
 		w.mu.Lock()
 		w.videoStart = time.Now()
 		w.mu.Unlock()
 	}
-	w.ext += int64(int32(ts - w.last))
-	w.last = ts
+	step := int64(int32(ts - w.last))
+	if wall := at.Sub(w.lastAt).Microseconds() * 90 / 1000; step < 0 || step-wall > maxClockSkew || wall-step > maxClockSkew {
+		// a jump of the publisher's clock (one frame's, or for good):
+		// the timeline goes on by the wall clock, not by the jump
+		step = max(wall, 0)
+	}
+	w.ext += step
+	w.last, w.lastAt = ts, at
 	ms := w.ext / 90
 	// the FLV video tag: a 5-byte header (set below), then the NAL units
 	// of au less parameter sets, AUDs and filler; one allocation per frame
@@ -182,7 +316,6 @@ func (w *whipWriter) write(au []byte, ts uint32) error {
 		return nil // nothing decodable yet: wait for a keyframe
 	}
 	w.started = true
-	w.keyedFlag.Store(true)
 	frame[0], frame[1] = 0x27, 1 // inter frame, AVC NALU, CTS 0
 	if key {
 		frame[0] = 0x17

@@ -11,13 +11,17 @@
   var note = '', why = ''; // why: the reason a transport was given up
   function show(s) { note = s; }
 
-  // whep plays over WebRTC: a recvonly offer with every candidate
-  // gathered (no trickle), POSTed to the stream's WHEP URL; fail() is
+  // whep plays over WebRTC: a recvonly offer POSTed to the stream's WHEP
+  // URL at once, its candidates trickled after it as they are gathered
+  // (PATCH with an SDP fragment, RFC 8840, as WHEP specifies); fail() is
   // called once when that is refused or ICE/DTLS do not connect in 10 s.
+  // window.relaymeshTrickled counts the candidates the node took.
   function whep(video, url, fail) {
     if (!window.RTCPeerConnection) return false;
     var pc = new RTCPeerConnection();
     var failed = false, loc = null;
+    var queued = [], ended = false, sending = false;
+    window.relaymeshTrickled = 0;
     function giveUp(reason) {
       if (failed) return;
       failed = true;
@@ -26,6 +30,31 @@
       why = 'WebRTC: ' + reason;
       fail();
     }
+    // trickle PATCHes what is queued (one request at a time, so the
+    // node sees the candidates in order and a session's PATCH limit is
+    // not spent on one request per candidate)
+    function trickle() {
+      if (!loc || sending || failed || (!queued.length && !ended)) return;
+      var sdp = pc.localDescription.sdp;
+      var ufrag = (sdp.match(/a=ice-ufrag:(.*)/) || [])[1], pwd = (sdp.match(/a=ice-pwd:(.*)/) || [])[1];
+      var cands = queued, end = ended && !queued.length;
+      queued = [];
+      if (end) ended = false;
+      var frag = 'a=ice-ufrag:' + ufrag.trim() + '\r\na=ice-pwd:' + pwd.trim() + '\r\n';
+      var mid = cands.length ? cands[0].sdpMid : '0';
+      frag += 'm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:' + mid + '\r\n';
+      cands.forEach(function (c) { if (c.sdpMid === mid) frag += 'a=' + c.candidate + '\r\n'; else queued.push(c); });
+      if (end) frag += 'a=end-of-candidates\r\n';
+      sending = true;
+      fetch(loc, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag' }, body: frag }).then(function (r) {
+        if (r.status === 204) window.relaymeshTrickled += cands.length - queued.length;
+      }).catch(function () {}).then(function () { sending = false; trickle(); });
+    }
+    pc.onicecandidate = function (e) {
+      if (e.candidate && e.candidate.candidate) queued.push(e.candidate);
+      else if (!e.candidate) ended = true;
+      trickle();
+    };
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.addTransceiver('audio', { direction: 'recvonly' });
     var ms = new MediaStream();
@@ -38,18 +67,12 @@
     pc.createOffer().then(function (o) {
       return pc.setLocalDescription(o);
     }).then(function () {
-      return new Promise(function (done) {
-        if (pc.iceGatheringState === 'complete') return done();
-        pc.onicegatheringstatechange = function () { if (pc.iceGatheringState === 'complete') done(); };
-        setTimeout(done, 2000); // what is gathered by then is enough
-      });
-    }).then(function () {
       return fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
     }).then(function (r) {
       return r.text().then(function (body) {
         if (r.status !== 201) throw new Error('WHEP answered ' + r.status + ': ' + body.trim());
         loc = r.headers.get('Location');
-        return pc.setRemoteDescription({ type: 'answer', sdp: body });
+        return pc.setRemoteDescription({ type: 'answer', sdp: body }).then(trickle);
       });
     }).catch(function (e) { clearTimeout(timer); giveUp(e.message); });
     window.addEventListener('pagehide', function () {

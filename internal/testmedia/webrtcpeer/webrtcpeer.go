@@ -19,6 +19,13 @@ import (
 // each opt may change its settings.
 func New(t *testing.T, opts ...func(*pwebrtc.SettingEngine)) *pwebrtc.PeerConnection {
 	t.Helper()
+	return NewWith(t, nil, opts...)
+}
+
+// NewWith is New with an interceptor added after pion's defaults (nil:
+// none), as a test's hook on the packets the peer sends.
+func NewWith(t *testing.T, ic interceptor.Factory, opts ...func(*pwebrtc.SettingEngine)) *pwebrtc.PeerConnection {
+	t.Helper()
 	me := &pwebrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
@@ -26,6 +33,9 @@ func New(t *testing.T, opts ...func(*pwebrtc.SettingEngine)) *pwebrtc.PeerConnec
 	ir := &interceptor.Registry{}
 	if err := pwebrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		t.Fatal(err)
+	}
+	if ic != nil {
+		ir.Add(ic)
 	}
 	var se pwebrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
