@@ -79,6 +79,7 @@ type lane struct {
 	headers [numSlots]*Packet
 	wakers  atomic.Pointer[[]chan struct{}]
 	readers int
+	fan     atomic.Pointer[fanout] // the lane's fan-out writer, made on first use
 }
 
 // ring is a lane's slot array; the writer replaces it with a larger copy
@@ -220,6 +221,9 @@ func (l *lane) isKey(p *Packet) bool {
 }
 
 func (l *lane) wake() {
+	if f := l.fan.Load(); f != nil {
+		f.poke()
+	}
 	for _, c := range *l.wakers.Load() {
 		select {
 		case c <- struct{}{}:

@@ -7,8 +7,10 @@ import (
 	"time"
 )
 
-// Sender writes what a Reader hands out to one player's connection: each
-// batch goes out as one writev of the framing, built in a small scratch of
+// Sender writes what a Reader hands out to one player's connection: the
+// lane's fan-out writer does it for a socket (see fanout), a goroutine of
+// the player's own for anything else or a coalescing reader. Each batch
+// goes out as one writev of the framing, built in a small scratch of
 // the player's own, and the packets' shared payloads, so no player copies
 // a packet and no packet is kept twice. The RTMP and HTTP-FLV players use
 // it.
@@ -52,6 +54,15 @@ func (e *WriteError) Unwrap() error { return e.Err }
 // packets that came with it are written). Bytes written are counted in
 // rd.BytesOut.
 func (s *Sender) Send(ctx context.Context, rd *Reader) error {
+	if k := s.Start(rd, nil); k != nil {
+		select {
+		case <-k.Done():
+			return k.Err()
+		case <-ctx.Done():
+			k.Stop()
+			return ctx.Err()
+		}
+	}
 	buf := make([]*Packet, 0, sendBatch)
 	bufs := make(net.Buffers, 0, sendVecs) // grows only for a frame of many chunks
 	hdr := make([]byte, 0, sendBatch*max(s.HeaderScratch, RTMPHeaderScratch))
