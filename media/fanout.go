@@ -369,6 +369,7 @@ func (s *Sender) Start(rd *Reader, onEnd func()) *Sink {
 		k.lock = l
 	}
 	k.writeFn = k.writev
+	rd.l.unwake(rd.wake) // the writer polls it
 	s.Conn.SetWriteDeadline(time.Time{})
 	k.f.add(k)
 	return k

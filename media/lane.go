@@ -252,6 +252,20 @@ func (l *lane) addWaker(c chan struct{}) int {
 func (l *lane) removeWaker(c chan struct{}) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.unwakeLocked(c)
+	l.readers--
+	return l.readers
+}
+
+// unwake stops waking c and keeps its reader counted: the reader of a
+// player the fan-out writer serves, which is polled instead.
+func (l *lane) unwake(c chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.unwakeLocked(c)
+}
+
+func (l *lane) unwakeLocked(c chan struct{}) {
 	old := *l.wakers.Load()
 	nw := make([]chan struct{}, 0, len(old))
 	for _, o := range old {
@@ -260,8 +274,6 @@ func (l *lane) removeWaker(c chan struct{}) int {
 		}
 	}
 	l.wakers.Store(&nw)
-	l.readers--
-	return l.readers
 }
 
 // snapshotHeaders returns the current headers in replay order.
