@@ -201,3 +201,31 @@ func TestFanoutSlowPlayer(t *testing.T) {
 		t.Errorf("healthy player: %d frames, want %d", n, i)
 	}
 }
+
+// TestPublisherBatch: a batching publisher's packets reach a waiting
+// reader together at Flush, in one batch, and in order.
+func TestPublisherBatch(t *testing.T) {
+	h := newHub(t, nil)
+	p := publish(t, h, "live/batch")
+	write(t, p, vhdr(0), key(0))
+	rd := subscribe(t, h, "live/batch")
+	if got, err := next(rd, 64); err != nil || len(got) != 2 {
+		t.Fatalf("GOP cache: %d packets, %v; want the header and the keyframe", len(got), err)
+	}
+	p.Batch()
+	got := make(chan []*media.Packet, 1)
+	go func() {
+		pkts, _ := next(rd, 64)
+		got <- pkts
+	}()
+	write(t, p, inter(40), audio(50), inter(80))
+	p.Flush()
+	select {
+	case pkts := <-got:
+		if len(pkts) != 3 || pkts[0].Time != 40 || pkts[1].Time != 50 || pkts[2].Time != 80 {
+			t.Fatalf("after Flush the reader got %d packets, want the 3 written, in order", len(pkts))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader was not woken by Flush")
+	}
+}

@@ -109,8 +109,16 @@ func newLane(maxSlots int, maxBytes, slack int64) *lane {
 	return l
 }
 
-// write appends p. Only the stream's single writer calls it.
+// write appends p and wakes the readers. Only the stream's single writer
+// calls it.
 func (l *lane) write(p *Packet) {
+	l.put(p)
+	l.wake()
+}
+
+// put appends p without waking the readers (a batching publisher wakes
+// them once for several packets).
+func (l *lane) put(p *Packet) {
 	seq := l.head.Load()
 	p.seq = seq
 	if p.Header {
@@ -134,7 +142,6 @@ func (l *lane) write(p *Packet) {
 	}
 	l.head.Store(seq + 1)
 	l.trim(r)
-	l.wake()
 }
 
 // room returns a ring with a free slot for seq: the current one, a larger
