@@ -185,7 +185,9 @@ func TestMessageStreamIDByteOrder(t *testing.T) {
 // TestMessageConnWriteChunks: what MessageConn writes, read back by
 // gortmplib's chunk reader, is the message it was given, for a body
 // split into several chunks at the announced chunk size, an extended
-// timestamp and a chunk stream id of the two-byte form.
+// timestamp; a chunk stream id of 64 or more takes the two-byte basic
+// header (which gortmplib's reader does not read, so it is checked by
+// its bytes).
 func TestMessageConnWriteChunks(t *testing.T) {
 	var out bytes.Buffer
 	mc := NewMessageConn(bytecounter.NewReadWriter(struct {
@@ -201,7 +203,7 @@ func TestMessageConnWriteChunks(t *testing.T) {
 	}
 	msgs := []*rawmessage.Message{
 		{ChunkStreamID: 6, Type: msgVideo, MessageStreamID: 1, Timestamp: 40 * time.Millisecond, Body: body},
-		{ChunkStreamID: 70, Type: msgAudio, MessageStreamID: 1, Timestamp: 0x1000000 * time.Millisecond, Body: body[:5000]},
+		{ChunkStreamID: 5, Type: msgAudio, MessageStreamID: 1, Timestamp: 0x1000000 * time.Millisecond, Body: body[:5000]},
 		{ChunkStreamID: 4, Type: msgAudio, MessageStreamID: 1, Timestamp: 80 * time.Millisecond, Body: body[:4096]},
 	}
 	for _, m := range msgs {
@@ -224,5 +226,12 @@ func TestMessageConnWriteChunks(t *testing.T) {
 				i, got.ChunkStreamID, got.Type, got.MessageStreamID, got.Timestamp, len(got.Body),
 				want.ChunkStreamID, want.Type, want.MessageStreamID, want.Timestamp, len(want.Body))
 		}
+	}
+	out.Reset()
+	if err := mc.Write(&rawmessage.Message{ChunkStreamID: 70, Type: msgAudio, Body: body[:10]}); err != nil {
+		t.Fatal(err)
+	}
+	if b := out.Bytes(); len(b) != 2+11+10 || b[0] != 0 || b[1] != 70-64 {
+		t.Errorf("csid 70: % x, want a two-byte basic header 00 06, an 11-byte type-0 header and the body", head(b))
 	}
 }
