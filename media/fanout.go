@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,13 +22,14 @@ import (
 // player never delays the others. The slow-reader rules are the Reader's:
 // a parked player that rejoins far behind skips to a keyframe, and one
 // that keeps doing so is disconnected. The goroutine runs only while the
-// lane has players; its scratch is one per lane.
+// lane has players; its scratch is one per writer.
 type fanout struct {
 	wake chan struct{}
 
 	mu      sync.Mutex
 	sinks   []*Sink
 	running bool
+	players int // Sinks given this writer and not finished (parked ones too)
 
 	// the writer goroutine's own
 	round []*Sink
@@ -37,19 +39,35 @@ type fanout struct {
 	iov   []syscall.Iovec
 }
 
-// fanout returns the lane's fan-out writer, making it on first use.
+// fanout returns the lane's fan-out writer with the fewest players,
+// making the writers on first use: one per core (GOMAXPROCS), so a
+// stream's players are written from every core, as a goroutine per player
+// did, but by a handful of goroutines.
 func (l *lane) fanout() *fanout {
-	if f := l.fan.Load(); f != nil {
-		return f
+	fs := l.fan.Load()
+	if fs == nil {
+		l.mu.Lock()
+		if fs = l.fan.Load(); fs == nil {
+			n := max(1, runtime.GOMAXPROCS(0))
+			all := make([]*fanout, n)
+			for i := range all {
+				all[i] = &fanout{wake: make(chan struct{}, 1)}
+			}
+			fs = &all
+			l.fan.Store(fs)
+		}
+		l.mu.Unlock()
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if f := l.fan.Load(); f != nil {
-		return f
+	best, least := (*fs)[0], -1
+	for _, f := range *fs {
+		f.mu.Lock()
+		n := f.players
+		f.mu.Unlock()
+		if least < 0 || n < least {
+			best, least = f, n
+		}
 	}
-	f := &fanout{wake: make(chan struct{}, 1)}
-	l.fan.Store(f)
-	return f
+	return best
 }
 
 func (f *fanout) poke() {
@@ -316,6 +334,9 @@ func (k *Sink) finish(err error) {
 		err = context.Canceled
 	}
 	k.err = err
+	k.f.mu.Lock()
+	k.f.players--
+	k.f.mu.Unlock()
 	close(k.done)
 	if k.onEnd != nil {
 		k.onEnd()
@@ -369,6 +390,9 @@ func (s *Sender) Start(rd *Reader, onEnd func()) *Sink {
 		k.lock = l
 	}
 	k.writeFn = k.writev
+	k.f.mu.Lock()
+	k.f.players++
+	k.f.mu.Unlock()
 	rd.l.unwake(rd.wake) // the writer polls it
 	s.Conn.SetWriteDeadline(time.Time{})
 	k.f.add(k)

@@ -79,7 +79,7 @@ type lane struct {
 	headers [numSlots]*Packet
 	wakers  atomic.Pointer[[]chan struct{}]
 	readers int
-	fan     atomic.Pointer[fanout] // the lane's fan-out writer, made on first use
+	fan     atomic.Pointer[[]*fanout] // the lane's fan-out writers, one per core, made on first use
 }
 
 // ring is a lane's slot array; the writer replaces it with a larger copy
@@ -228,8 +228,10 @@ func (l *lane) isKey(p *Packet) bool {
 }
 
 func (l *lane) wake() {
-	if f := l.fan.Load(); f != nil {
-		f.poke()
+	if fs := l.fan.Load(); fs != nil {
+		for _, f := range *fs {
+			f.poke()
+		}
 	}
 	for _, c := range *l.wakers.Load() {
 		select {
