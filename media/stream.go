@@ -383,10 +383,11 @@ func (s *Stream) endLocked(reason error) func() {
 		if pub != nil {
 			pub.kicked.CompareAndSwap(nil, &reason)
 		}
+		// unlisted first: a reader told the stream ended finds it gone
+		s.hub.removeStream(s, reason)
 		for _, l := range s.lanes {
 			l.close()
 		}
-		s.hub.removeStream(s, reason)
 	}
 }
 
