@@ -165,9 +165,9 @@ cleanup
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	jq -r '"| \(.rep) | \(.load) | \(.label) | \(.readers) | \(.ok)/\(.failed)/\(.dropped) | \(.mbit_per_s) | \(.server.cpu_percent) | \(.server.cpu_seconds_per_gbit) | \(if .server.cpu_seconds > 0 then (100 * .server.sys_seconds / .server.cpu_seconds | round | tostring) + "%" else "n/a" end) | \(.server.rss0_kib) | \(.server.rssN_kib) | \(.server.rss_kib_per_reader) | \(.server.go_live_kib_per_reader // "-") | \(.server.idle_cpu_percent) |"' "$RESULTS"
 	echo
-	echo "Ratios relaymesh / nginx (targets: CPU per Gbit <= 0.6; RSS per reader <= 64 KiB absolute):"
+	echo "Ratios relaymesh / nginx (issue 15's targets: CPU per Gbit <= 0.8 at write_coalesce 0s; RSS per reader <= 28 KiB):"
 	echo
-	echo "| rep | server | readers | CPU per Gbit ratio | RSS per reader ratio | RSS per reader KiB (target <= 64) |"
+	echo "| rep | server | readers | CPU per Gbit ratio | RSS per reader ratio | RSS per reader KiB (target <= 28) |"
 	echo "|---|---|---|---|---|---|"
 	jq -rs '
 		(map(select(.label == "nginx")) | map({key: "\(.rep)/\(.readers)", value: .}) | from_entries) as $ngx
