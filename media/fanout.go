@@ -39,10 +39,12 @@ type fanout struct {
 	iov   []syscall.Iovec
 }
 
-// fanout returns the lane's fan-out writer with the fewest players,
-// making the writers on first use: one per core (GOMAXPROCS), so a
-// stream's players are written from every core, as a goroutine per player
-// did, but by a handful of goroutines.
+// fanout returns a fan-out writer of the lane for a new player, making
+// the writers on first use: one per core (GOMAXPROCS), so a large
+// audience is written from every core, as a goroutine per player did, but
+// by a handful of goroutines. The first writer with fewer than
+// fanoutFill players is chosen (a small audience wakes one goroutine per
+// packet), else the one with the fewest.
 func (l *lane) fanout() *fanout {
 	fs := l.fan.Load()
 	if fs == nil {
@@ -63,12 +65,19 @@ func (l *lane) fanout() *fanout {
 		f.mu.Lock()
 		n := f.players
 		f.mu.Unlock()
+		if n < fanoutFill {
+			return f
+		}
 		if least < 0 || n < least {
 			best, least = f, n
 		}
 	}
 	return best
 }
+
+// fanoutFill is how many players a lane's first writers take before the
+// next one is used.
+const fanoutFill = 64
 
 func (f *fanout) poke() {
 	select {
