@@ -17,6 +17,8 @@
 #                          its RSS at 0 readers is the steady one
 #   NGINX_PREROLL=5        the same for nginx, which keeps no ring
 #   SERVERS="nginx relaymesh relaymesh-gmp1"   relaymesh-gmp1 runs with GOMAXPROCS=1
+#   REPS=1                 repetitions; each runs every N with the servers alternating,
+#                          and each run's load average is logged and kept in results.jsonl
 #   BASE_PORT=29350        nginx: BASE_PORT; relaymesh: BASE_PORT+1..+3
 #   RELAYMESH_BIN=bin/relaymesh   built from ./cmd/relaymesh when unset
 #   WRITE_COALESCE=0s      relaymesh's limits.write_coalesce (players get packets at most
@@ -34,6 +36,7 @@ IDLE=${IDLE:-3}
 PREROLL=${PREROLL:-30}
 NGINX_PREROLL=${NGINX_PREROLL:-5}
 SERVERS=${SERVERS:-"nginx relaymesh relaymesh-gmp1"}
+REPS=${REPS:-1}
 BASE_PORT=${BASE_PORT:-29350}
 PROFILE=${PROFILE:-1}
 CACHE=${CACHE:-/tmp/relaymesh-bench}
@@ -94,9 +97,10 @@ start_publisher() { # start_publisher LOGFILE
 max_n=0
 for n in $READERS; do ((n > max_n)) && max_n=$n; done
 
+for rep in $(seq "$REPS"); do
 for n in $READERS; do
 	for server in $SERVERS; do
-		log "run: $server with $n readers (window ${DURATION}s)"
+		log "run $rep: $server with $n readers (window ${DURATION}s, load $(cut -d' ' -f1-3 /proc/loadavg))"
 		start_server "$server" "$n"
 		start_publisher "$OUT/ffmpeg-$server-$n.log"
 		prof_pid=
@@ -109,7 +113,7 @@ for n in $READERS; do
 					sleep 0.1
 				done
 				if ! curl -fsS -o /dev/null "http://$API_ADDR/debug/pprof/" 2>/dev/null; then
-					echo "no /debug/pprof/ on the API listener $API_ADDR" >"$OUT/cpu-$server-$n.missing"
+					echo "no /debug/pprof/ on the API listener $API_ADDR" >"$OUT/cpu-$server-$n-r$rep.missing"
 					exit 0
 				fi
 				for ((i = 0; i < (PREROLL + IDLE + WARMUP + 120) * 5; i++)); do
@@ -117,9 +121,9 @@ for n in $READERS; do
 					sleep 0.2
 				done
 				[ -e "$OUT/window-$server-$n" ] || exit 0
-				curl -fsS -o "$OUT/cpu-$server-$n.pprof" \
+				curl -fsS -o "$OUT/cpu-$server-$n-r$rep.pprof" \
 					"http://$API_ADDR/debug/pprof/profile?seconds=$((DURATION - 1))" || true
-				curl -fsS -o "$OUT/heap-$server-$n.pprof" "http://$API_ADDR/debug/pprof/heap" || true
+				curl -fsS -o "$OUT/heap-$server-$n-r$rep.pprof" "http://$API_ADDR/debug/pprof/heap" || true
 			) &
 			prof_pid=$!
 			PIDS+=("$prof_pid")
@@ -135,17 +139,21 @@ for n in $READERS; do
 		"$OUT/rtmpreader" -url "rtmp://127.0.0.1:$RTMP_PORT/live/bench" -n "$n" \
 			-wait-live 20s -preroll "${preroll}s" -idle "${IDLE}s" -warmup "${WARMUP}s" -duration "${DURATION}s" \
 			-pid "$SERVER_PID" -label "$server" -mark "$OUT/window-$server-$n" "${extra[@]}" \
-			>>"$RESULTS" 2>"$OUT/reader-$server-$n.log" &
+			>"$OUT/run.json" 2>"$OUT/reader-$server-$n.log" &
 		reader_pid=$!
 		PIDS+=("$reader_pid")
 		if ! wait "$reader_pid"; then
 			log "reader failed for $server/$n: $(tail -c 300 "$OUT/reader-$server-$n.log")"
 		fi
 		forget_pid "$reader_pid"
+		[ -s "$OUT/run.json" ] && jq -c --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson rep "$rep" \
+			'. + {rep: $rep, load: $load}' "$OUT/run.json" >>"$RESULTS"
+		rm -f "$OUT/run.json" "$OUT/window-$server-$n"
 		[ -n "$prof_pid" ] && { wait "$prof_pid" 2>/dev/null || true; forget_pid "$prof_pid"; }
 		stop_and_forget "$PUB_PID" "$SERVER_PID"
-		tail -n 1 "$RESULTS" | jq -r '"   \(.label) n=\(.readers) ok=\(.ok) failed=\(.failed) dropped=\(.dropped) \(.mbit_per_s) Mbit/s, cpu \(.server.cpu_seconds_per_gbit) s/Gbit, rss \(.server.rss_kib_per_reader) KiB/reader"' >&2 || true
+		tail -n 1 "$RESULTS" | jq -r '"   \(.label) rep=\(.rep) load=\(.load) n=\(.readers) ok=\(.ok) failed=\(.failed) dropped=\(.dropped) \(.mbit_per_s) Mbit/s, cpu \(.server.cpu_seconds_per_gbit) s/Gbit, rss \(.server.rss_kib_per_reader) KiB/reader"' >&2 || true
 	done
+done
 done
 cleanup
 
@@ -153,20 +161,20 @@ cleanup
 {
 	echo "# fan-out benchmark $(date -u +%FT%TZ), $(nproc) cores, window ${DURATION}s, warmup ${WARMUP}s"
 	echo
-	echo "| server | readers | ok/failed/dropped | delivered Mbit/s | server CPU % | CPU s per Gbit | kernel share | RSS KiB at 0 | RSS KiB at N | RSS KiB per reader | Go heap+stack KiB per reader | idle CPU % |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-	jq -r '"| \(.label) | \(.readers) | \(.ok)/\(.failed)/\(.dropped) | \(.mbit_per_s) | \(.server.cpu_percent) | \(.server.cpu_seconds_per_gbit) | \(if .server.cpu_seconds > 0 then (100 * .server.sys_seconds / .server.cpu_seconds | round | tostring) + "%" else "n/a" end) | \(.server.rss0_kib) | \(.server.rssN_kib) | \(.server.rss_kib_per_reader) | \(.server.go_live_kib_per_reader // "-") | \(.server.idle_cpu_percent) |"' "$RESULTS"
+	echo "| rep | load | server | readers | ok/failed/dropped | delivered Mbit/s | server CPU % | CPU s per Gbit | kernel share | RSS KiB at 0 | RSS KiB at N | RSS KiB per reader | Go heap+stack KiB per reader | idle CPU % |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	jq -r '"| \(.rep) | \(.load) | \(.label) | \(.readers) | \(.ok)/\(.failed)/\(.dropped) | \(.mbit_per_s) | \(.server.cpu_percent) | \(.server.cpu_seconds_per_gbit) | \(if .server.cpu_seconds > 0 then (100 * .server.sys_seconds / .server.cpu_seconds | round | tostring) + "%" else "n/a" end) | \(.server.rss0_kib) | \(.server.rssN_kib) | \(.server.rss_kib_per_reader) | \(.server.go_live_kib_per_reader // "-") | \(.server.idle_cpu_percent) |"' "$RESULTS"
 	echo
-	echo "Ratios relaymesh / nginx (targets: CPU per Gbit <= 0.6; RSS per reader <= 64 KiB absolute):"
+	echo "Ratios relaymesh / nginx (issue 15's targets: CPU per Gbit <= 0.8 at write_coalesce 0s; RSS per reader <= 28 KiB):"
 	echo
-	echo "| server | readers | CPU per Gbit ratio | RSS per reader ratio | RSS per reader KiB (target <= 64) |"
-	echo "|---|---|---|---|---|"
+	echo "| rep | server | readers | CPU per Gbit ratio | RSS per reader ratio | RSS per reader KiB (target <= 28) |"
+	echo "|---|---|---|---|---|---|"
 	jq -rs '
-		(map(select(.label == "nginx")) | map({key: (.readers|tostring), value: .}) | from_entries) as $ngx
-		| .[] | select(.label != "nginx") | . as $r | $ngx[($r.readers|tostring)] as $n
+		(map(select(.label == "nginx")) | map({key: "\(.rep)/\(.readers)", value: .}) | from_entries) as $ngx
+		| .[] | select(.label != "nginx") | . as $r | $ngx["\($r.rep)/\($r.readers)"] as $n
 		| select($n != null)
 		| def ratio(a; b): if (b // 0) > 0 then ((a / b) * 100 | round / 100 | tostring) else "n/a" end;
-		"| \($r.label) | \($r.readers) | \(ratio($r.server.cpu_seconds_per_gbit; $n.server.cpu_seconds_per_gbit)) | \(ratio($r.server.rss_kib_per_reader; $n.server.rss_kib_per_reader)) | \($r.server.rss_kib_per_reader) |"' "$RESULTS"
+		"| \($r.rep) | \($r.label) | \($r.readers) | \(ratio($r.server.cpu_seconds_per_gbit; $n.server.cpu_seconds_per_gbit)) | \(ratio($r.server.rss_kib_per_reader; $n.server.rss_kib_per_reader)) | \($r.server.rss_kib_per_reader) |"' "$RESULTS"
 } | tee "$OUT/summary.md"
 for f in "$OUT"/*.missing; do [ -e "$f" ] && log "profile: $(cat "$f")"; done
 for f in "$OUT"/cpu-*.pprof; do

@@ -79,6 +79,7 @@ type lane struct {
 	headers [numSlots]*Packet
 	wakers  atomic.Pointer[[]chan struct{}]
 	readers int
+	fan     atomic.Pointer[[]*fanout] // the lane's fan-out writers, one per core, made on first use
 }
 
 // ring is a lane's slot array; the writer replaces it with a larger copy
@@ -108,8 +109,16 @@ func newLane(maxSlots int, maxBytes, slack int64) *lane {
 	return l
 }
 
-// write appends p. Only the stream's single writer calls it.
+// write appends p and wakes the readers. Only the stream's single writer
+// calls it.
 func (l *lane) write(p *Packet) {
+	l.put(p)
+	l.wake()
+}
+
+// put appends p without waking the readers (a batching publisher wakes
+// them once for several packets).
+func (l *lane) put(p *Packet) {
 	seq := l.head.Load()
 	p.seq = seq
 	if p.Header {
@@ -133,7 +142,6 @@ func (l *lane) write(p *Packet) {
 	}
 	l.head.Store(seq + 1)
 	l.trim(r)
-	l.wake()
 }
 
 // room returns a ring with a free slot for seq: the current one, a larger
@@ -220,6 +228,11 @@ func (l *lane) isKey(p *Packet) bool {
 }
 
 func (l *lane) wake() {
+	if fs := l.fan.Load(); fs != nil {
+		for _, f := range *fs {
+			f.poke()
+		}
+	}
 	for _, c := range *l.wakers.Load() {
 		select {
 		case c <- struct{}{}:
@@ -248,6 +261,20 @@ func (l *lane) addWaker(c chan struct{}) int {
 func (l *lane) removeWaker(c chan struct{}) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.unwakeLocked(c)
+	l.readers--
+	return l.readers
+}
+
+// unwake stops waking c and keeps its reader counted: the reader of a
+// player the fan-out writer serves, which is polled instead.
+func (l *lane) unwake(c chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.unwakeLocked(c)
+}
+
+func (l *lane) unwakeLocked(c chan struct{}) {
 	old := *l.wakers.Load()
 	nw := make([]chan struct{}, 0, len(old))
 	for _, o := range old {
@@ -256,8 +283,6 @@ func (l *lane) removeWaker(c chan struct{}) int {
 		}
 	}
 	l.wakers.Store(&nw)
-	l.readers--
-	return l.readers
 }
 
 // snapshotHeaders returns the current headers in replay order.

@@ -67,6 +67,16 @@ func (r *Reader) Skipped() uint64 { return r.skipped.Load() }
 // (and gets the headers again); one that keeps falling behind gets
 // ErrSlowReader.
 func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
+	return r.next(ctx, dst, true)
+}
+
+// poll is Next without waiting: it returns no packets and no error when
+// none are ready. The fan-out writer uses it; coalescing does not apply.
+func (r *Reader) poll(dst []*Packet) ([]*Packet, error) {
+	return r.next(nil, dst, false)
+}
+
+func (r *Reader) next(ctx context.Context, dst []*Packet, wait bool) ([]*Packet, error) {
 	// the caller is done with what the last call returned: drop those
 	// references, or a batch of the GOP cache would keep its packets
 	// alive (for every reader, long after the lane released them)
@@ -80,7 +90,7 @@ func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
 	if max == 0 {
 		max = 64
 	}
-	if r.coalesce > 0 {
+	if wait && r.coalesce > 0 {
 		if err := r.waitWindow(ctx); err != nil {
 			return dst, err
 		}
@@ -144,6 +154,9 @@ func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
 		}
 		if r.l.closed.Load() && r.cursor >= r.l.head.Load() {
 			return dst, ErrStreamEnded
+		}
+		if !wait {
+			return dst, nil
 		}
 		select {
 		case <-r.wake:

@@ -7,11 +7,13 @@ import (
 	"time"
 )
 
-// Sender writes what a Reader hands out to one player's connection: each
-// batch goes out as one writev of the framing, built in a small scratch of
-// the player's own, and the packets' shared payloads, so no player copies
-// a packet and no packet is kept twice. The RTMP and HTTP-FLV players use
-// it.
+// Sender writes what a Reader hands out to one player's connection. For
+// a socket the lane's fan-out writer does it (Start; see fanout), with
+// its framing scratch one per lane; for anything else, or a coalescing
+// reader, a goroutine of the player's own (Send's loop) with a scratch of
+// its own. Each batch goes out as one writev of the framing and the
+// packets' shared payloads, so no player copies a packet and no packet is
+// kept twice. The RTMP and HTTP-FLV players use it.
 type Sender struct {
 	Conn net.Conn
 	// Wire appends a packet in the player's format to the iovecs, its
@@ -21,8 +23,10 @@ type Sender struct {
 	// (FLVHeaderScratch, RTMPHeaderScratch).
 	HeaderScratch int
 	// WriteTimeout cuts a player that takes no bytes for this long. The
-	// deadline is moved at most once a second (a timer update per write
-	// costs), so it fires within 1 s after the limit.
+	// fan-out writer never waits on a socket and sets it only for a
+	// player whose socket is full; Send's loop moves the deadline at most
+	// once a second (a timer update per write costs), so it fires within
+	// 1 s after the limit.
 	WriteTimeout time.Duration
 	// Lock, if set, is held around each write: for connections others
 	// write to as well (an RTMP session answers pings).
@@ -47,11 +51,21 @@ type WriteError struct{ Err error }
 func (e *WriteError) Error() string { return "write to player: " + e.Err.Error() }
 func (e *WriteError) Unwrap() error { return e.Err }
 
-// Send writes until the reader or a write fails and returns that error: a
+// Send writes until the reader or a write fails and returns that error
+// (through the fan-out writer when Start takes the player): a
 // failed write as a *WriteError, an error of rd.Next as it is (after the
 // packets that came with it are written). Bytes written are counted in
 // rd.BytesOut.
 func (s *Sender) Send(ctx context.Context, rd *Reader) error {
+	if k := s.Start(rd, nil); k != nil {
+		select {
+		case <-k.Done():
+			return k.Err()
+		case <-ctx.Done():
+			k.Stop()
+			return ctx.Err()
+		}
+	}
 	buf := make([]*Packet, 0, sendBatch)
 	bufs := make(net.Buffers, 0, sendVecs) // grows only for a frame of many chunks
 	hdr := make([]byte, 0, sendBatch*max(s.HeaderScratch, RTMPHeaderScratch))

@@ -383,10 +383,11 @@ func (s *Stream) endLocked(reason error) func() {
 		if pub != nil {
 			pub.kicked.CompareAndSwap(nil, &reason)
 		}
+		// unlisted first: a reader told the stream ended finds it gone
+		s.hub.removeStream(s, reason)
 		for _, l := range s.lanes {
 			l.close()
 		}
-		s.hub.removeStream(s, reason)
 	}
 }
 
@@ -432,6 +433,28 @@ type Publisher struct {
 	session int
 	kicked  atomic.Pointer[error]
 	closed  atomic.Bool
+	// batch: Write leaves waking the readers to Flush; pending has a
+	// bit per lane written since (the publisher's goroutine's own)
+	batch   bool
+	pending uint8
+}
+
+// Batch makes Write leave waking the stream's readers to Flush. A
+// publisher that reads several messages from one input buffer calls
+// Flush before it waits for more input, so the packets of one read reach
+// each player with one wake and one write, and none waits for input that
+// has not arrived. Only the publisher's goroutine calls Batch, Write and
+// Flush.
+func (p *Publisher) Batch() { p.batch = true }
+
+// Flush wakes the readers of what Write put since the last Flush.
+func (p *Publisher) Flush() {
+	for f := range numFormats {
+		if p.pending&(1<<f) != 0 {
+			p.s.lanes[f].wake()
+		}
+	}
+	p.pending = 0
 }
 
 // Stream returns the publisher's stream.
@@ -525,7 +548,12 @@ func (p *Publisher) Write(pkt *Packet) error {
 			return nil // written by the rebuild
 		}
 	}
-	s.lanes[f].write(pkt)
+	if p.batch {
+		s.lanes[f].put(pkt)
+		p.pending |= 1 << f
+	} else {
+		s.lanes[f].write(pkt)
+	}
 	return nil
 }
 

@@ -1,12 +1,15 @@
 package rtmp
 
 import (
+	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/bits"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
@@ -66,14 +69,48 @@ func protocolError(format string, a ...any) error {
 type MessageConn struct {
 	r  *rawmessage.Reader
 	mu sync.Mutex // serializes writes
-	w  *rawmessage.Writer
+	// the writer is ours, not gortmplib's (which keeps a 4 KiB bufio
+	// buffer per connection, a player's biggest but one): each message
+	// is chunked into wbuf and written at once
+	w         io.Writer
+	chunkSize int
+	wbuf      []byte
+
+	beforeRead func() // the reading goroutine's own
 }
+
+// inputReader is the connection as the message reader's buffer sees it:
+// each read of the socket (the buffered input is used up) runs
+// beforeRead first.
+type inputReader struct {
+	m *MessageConn
+	r io.Reader
+}
+
+func (i inputReader) Read(p []byte) (int, error) {
+	if f := i.m.beforeRead; f != nil {
+		f()
+	}
+	return i.r.Read(p)
+}
+
+// SetBeforeRead has f run before each read of the socket, from the
+// goroutine that calls Read: a publisher flushes what it wrote from the
+// input buffered so far (media.Publisher.Flush). nil clears it.
+func (m *MessageConn) SetBeforeRead(f func()) { m.beforeRead = f }
+
+// keepWriteBuf is the largest write buffer a connection keeps between
+// messages; a larger one (a relay's keyframe) is let go after its write.
+const keepWriteBuf = 16 << 10
 
 // NewMessageConn reads and writes messages on a handshaken connection.
 func NewMessageConn(bc *bytecounter.ReadWriter) *MessageConn {
 	m := &MessageConn{}
-	m.r = rawmessage.NewReader(bc, bc.Reader, func(n uint32) error { return m.Write(Ack(n)) })
-	m.w = rawmessage.NewWriter(bc, bc.Writer, false)
+	// gortmplib takes a *bufio.Reader of its size as it is: ours reads
+	// through inputReader, which runs beforeRead first
+	br := bufio.NewReaderSize(inputReader{m, bc}, 4096)
+	m.r = rawmessage.NewReader(br, bc.Reader, func(n uint32) error { return m.Write(Ack(n)) })
+	m.w, m.chunkSize = bc.Writer, 128
 	return m
 }
 
@@ -93,11 +130,52 @@ func (m *MessageConn) Locker() sync.Locker { return &m.mu }
 
 // Write sends one message.
 func (m *MessageConn) Write(msg *rawmessage.Message) error {
-	out := *msg
-	out.MessageStreamID = swapMSID(msg.MessageStreamID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.w.Write(&out)
+	return m.writeLocked(msg)
+}
+
+// writeLocked chunks msg into m.wbuf, a type-0 chunk then type-3
+// continuations of the write chunk size, and writes it with one call.
+func (m *MessageConn) writeLocked(msg *rawmessage.Message) error {
+	ts := uint32(msg.Timestamp / time.Millisecond)
+	body := msg.Body
+	b := m.wbuf[:0]
+	b = appendBasicHeader(b, 0, msg.ChunkStreamID)
+	n := len(body)
+	b = append(b, byte(min(ts, 0xFFFFFF)>>16), byte(min(ts, 0xFFFFFF)>>8), byte(min(ts, 0xFFFFFF)),
+		byte(n>>16), byte(n>>8), byte(n), msg.Type)
+	b = binary.LittleEndian.AppendUint32(b, msg.MessageStreamID) // the one little-endian field
+	if ts >= 0xFFFFFF {
+		b = binary.BigEndian.AppendUint32(b, ts)
+	}
+	for off := 0; ; {
+		end := min(off+m.chunkSize, n)
+		b = append(b, body[off:end]...)
+		off = end
+		if off >= n {
+			break
+		}
+		b = appendBasicHeader(b, 3, msg.ChunkStreamID)
+		if ts >= 0xFFFFFF {
+			b = binary.BigEndian.AppendUint32(b, ts)
+		}
+	}
+	_, err := m.w.Write(b)
+	if cap(b) <= keepWriteBuf {
+		m.wbuf = b[:0]
+	} else {
+		m.wbuf = nil
+	}
+	return err
+}
+
+// appendBasicHeader appends a chunk basic header of format 0-3.
+func appendBasicHeader(b []byte, format, csid byte) []byte {
+	if csid >= 64 {
+		return append(b, format<<6, csid-64)
+	}
+	return append(b, format<<6|csid)
 }
 
 // swapMSID converts a message stream id between its value and the form
@@ -106,9 +184,9 @@ func (m *MessageConn) Write(msg *rawmessage.Message) error {
 // little-endian, the one field that is; gortmplib v1.0.0 reads and writes
 // it big-endian, so stream 1 would go out as 16777216, and GStreamer's
 // rtmp2 elements, which match replies by stream id, would wait forever.
-// Its coding is a plain byte order, so handing it the id byte-swapped puts
-// the spec's bytes on the wire, and swapping what it read gives the id
-// the peer meant. It is its own inverse.
+// Its coding is a plain byte order, so swapping what it read gives the id
+// the peer meant (our writer puts it on the wire little-endian itself).
+// It is its own inverse.
 func swapMSID(id uint32) uint32 { return bits.ReverseBytes32(id) }
 
 // WriteCommand sends an AMF0 command: name, transaction id, then args.
@@ -125,10 +203,10 @@ func (m *MessageConn) WriteCommand(csid byte, msid uint32, name string, id float
 func (m *MessageConn) SetWriteChunkSize(v uint32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.w.Write(SetChunkSize(v)); err != nil {
+	if err := m.writeLocked(SetChunkSize(v)); err != nil {
 		return err
 	}
-	m.w.SetChunkSize(v)
+	m.chunkSize = int(v)
 	return nil
 }
 

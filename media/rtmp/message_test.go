@@ -181,3 +181,57 @@ func TestMessageStreamIDByteOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestMessageConnWriteChunks: what MessageConn writes, read back by
+// gortmplib's chunk reader, is the message it was given, for a body
+// split into several chunks at the announced chunk size, an extended
+// timestamp; a chunk stream id of 64 or more takes the two-byte basic
+// header (which gortmplib's reader does not read, so it is checked by
+// its bytes).
+func TestMessageConnWriteChunks(t *testing.T) {
+	var out bytes.Buffer
+	mc := NewMessageConn(bytecounter.NewReadWriter(struct {
+		io.Reader
+		io.Writer
+	}{bytes.NewReader(nil), &out}))
+	if err := mc.SetWriteChunkSize(4096); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 10000)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	msgs := []*rawmessage.Message{
+		{ChunkStreamID: 6, Type: msgVideo, MessageStreamID: 1, Timestamp: 40 * time.Millisecond, Body: body},
+		{ChunkStreamID: 5, Type: msgAudio, MessageStreamID: 1, Timestamp: 0x1000000 * time.Millisecond, Body: body[:5000]},
+		{ChunkStreamID: 4, Type: msgAudio, MessageStreamID: 1, Timestamp: 80 * time.Millisecond, Body: body[:4096]},
+	}
+	for _, m := range msgs {
+		if err := mc.Write(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd := NewMessageConn(bytecounter.NewReadWriter(struct {
+		io.Reader
+		io.Writer
+	}{bytes.NewReader(out.Bytes()), io.Discard}))
+	for i, want := range msgs {
+		got, err := rd.Read()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if got.ChunkStreamID != want.ChunkStreamID || got.Type != want.Type || got.MessageStreamID != want.MessageStreamID ||
+			got.Timestamp != want.Timestamp || !bytes.Equal(got.Body, want.Body) {
+			t.Errorf("message %d: got csid %d type %d msid %d ts %s %d bytes, want csid %d type %d msid %d ts %s %d bytes",
+				i, got.ChunkStreamID, got.Type, got.MessageStreamID, got.Timestamp, len(got.Body),
+				want.ChunkStreamID, want.Type, want.MessageStreamID, want.Timestamp, len(want.Body))
+		}
+	}
+	out.Reset()
+	if err := mc.Write(&rawmessage.Message{ChunkStreamID: 70, Type: msgAudio, Body: body[:10]}); err != nil {
+		t.Fatal(err)
+	}
+	if b := out.Bytes(); len(b) != 2+11+10 || b[0] != 0 || b[1] != 70-64 {
+		t.Errorf("csid 70: % x, want a two-byte basic header 00 06, an 11-byte type-0 header and the body", head(b))
+	}
+}

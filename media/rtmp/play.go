@@ -54,23 +54,28 @@ func (c *conn) play(ctx context.Context, cmd Command) error {
 
 	// The player only sends acks, pings and deleteStream from now on.
 	c.nc.SetDeadline(time.Time{})
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		defer cancel()
-		for {
-			msg, err := c.readMessage()
-			if err != nil {
-				return
-			}
-			if cmd, ok, _ := DecodeCommand(msg); ok && (cmd.Name == "deleteStream" || cmd.Name == "closeStream") {
-				return
-			}
-		}
-	}()
-
 	snd := media.Sender{Conn: c.nc, Wire: (*media.Packet).AppendRTMP, HeaderScratch: media.RTMPHeaderScratch, WriteTimeout: cfg.WriteTimeout, Lock: c.mc.Locker()}
-	err = snd.Send(ctx, rd)
+	// The stream's fan-out writer sends the media; this goroutine reads
+	// the player's messages until it leaves or the writer is done with
+	// it (which cuts the read short), so a player costs no goroutine of
+	// its own beside its connection's.
+	if k := snd.Start(rd, func() { c.nc.SetReadDeadline(time.Unix(1, 0)) }); k != nil {
+		c.readUntilStop()
+		select {
+		case <-k.Done():
+			err = k.Err()
+		default:
+			err = k.Stop()
+		}
+	} else {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			defer cancel()
+			c.readUntilStop()
+		}()
+		err = snd.Send(ctx, rd)
+	}
 	var werr *media.WriteError
 	switch {
 	case errors.As(err, &werr):
@@ -90,5 +95,19 @@ func (c *conn) play(ctx context.Context, cmd Command) error {
 		return refusal{fmt.Errorf("%w (skipped %d packets)", err, rd.Skipped())}
 	default:
 		return err
+	}
+}
+
+// readUntilStop reads the player's messages until it sends deleteStream
+// or closeStream, or a read fails.
+func (c *conn) readUntilStop() {
+	for {
+		msg, err := c.readMessage()
+		if err != nil {
+			return
+		}
+		if cmd, ok, _ := DecodeCommand(msg); ok && (cmd.Name == "deleteStream" || cmd.Name == "closeStream") {
+			return
+		}
 	}
 }

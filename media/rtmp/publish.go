@@ -32,6 +32,13 @@ func (c *conn) publish(ctx context.Context, cmd Command) error {
 		return refusal{err}
 	}
 	defer pub.Close()
+	// the packets of one read of the socket wake the players once
+	pub.Batch()
+	c.mc.SetBeforeRead(pub.Flush)
+	defer func() {
+		c.mc.SetBeforeRead(nil)
+		pub.Flush()
+	}()
 	if err := c.onStatus("status", "NetStream.Publish.Start", key+" is now published."); err != nil {
 		return err
 	}
