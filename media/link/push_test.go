@@ -1,15 +1,18 @@
 package link
 
 import (
+	"context"
 	"errors"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
 )
 
@@ -65,14 +68,19 @@ func TestPushRTMP(t *testing.T) {
 			a := startNode(t, "source", nodeOpts{})
 			feed(t, a, "live/src", 14*time.Second)
 			a.live(t, "live/src", 10*time.Second)
-			// let the source's timeline run, so that the rebase shows
-			time.Sleep(3 * time.Second)
+			// let the source's timeline run past 3 s, so that the rebase shows
+			srcNow := sourceClock(t, a, "live/src")
+			testmedia.Eventually(t, 10*time.Second, "the source's timeline past 3s", func() bool { return srcNow() >= 3000 })
 			p := NewPusher(a.hub, PushConfig{Key: "live/src", Next: fixed(Target{URL: base + "/live/dst?token=s3cret"})}, testLog(t, "pusher"))
 			runBG(t, p.Run)
 			testmedia.Eventually(t, 10*time.Second, "the pusher to run", func() bool { return p.Status().State == StateRunning })
-			// each connection starts its timeline near 0, as a fresh encoder
-			if dts := firstDTS(t, base+"/live/dst"); dts < 0 || dts > 2.5 {
-				t.Errorf("the target's first video dts is %.3fs, want the connection's timeline to start near 0 (the source's is past 3s)", dts)
+			// each connection starts its timeline near 0, as a fresh
+			// encoder: the target's timeline stays the 3 s (or more) the
+			// source had run before the push behind the source's, however
+			// late the player joins; unrebased it would be within a GOP (1 s)
+			dts := firstDTS(t, base+"/live/dst")
+			if src := float64(srcNow()) / 1000; dts < 0 || dts > src-2.5 {
+				t.Errorf("the target's first video dts is %.3fs with the source's timeline at %.3fs, want the connection's timeline to start near 0 (the source's was past 3s)", dts, src)
 			}
 			checkRead(t, "rtmp read from "+c.name, base+"/live/dst", 4*time.Second)
 			st := p.Status()
@@ -140,6 +148,37 @@ func TestPushFailover(t *testing.T) {
 }
 
 // firstDTS returns the first video packet's dts (seconds) a reader of url sees.
+// sourceClock follows key on n's hub with a reader of its own: the latest
+// decode time (ms on the stream's timeline) it has seen.
+func sourceClock(t *testing.T, n *node, key string) func() int64 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := n.hub.Subscribe(ctx, key, media.SubscribeOptions{})
+	if err != nil {
+		cancel()
+		t.Fatalf("subscribe %s: %v", key, err)
+	}
+	var latest atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]*media.Packet, 0, 64)
+		for {
+			var err error
+			if buf, err = r.Next(ctx, buf[:0]); err != nil {
+				return
+			}
+			for _, pk := range buf {
+				if pk.Time > latest.Load() {
+					latest.Store(pk.Time)
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); r.Close(); <-done })
+	return latest.Load
+}
+
 func firstDTS(t *testing.T, url string) float64 {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-rw_timeout", "8000000", "-select_streams", "v", "-read_intervals", "%+#1",
