@@ -93,6 +93,7 @@ type SRTStats struct {
 	// WireBytes are the data packets' bytes on the wire, IP, UDP and SRT
 	// headers and retransmissions included, sent (push) or received (pull).
 	WireBytes uint64 `json:"wire_bytes"`
+	stale     bool   // libsrt.Stats.Stale: the last counters read, not the final ones
 }
 
 // Counters count what one session (connection) moved, or, in
@@ -100,7 +101,8 @@ type SRTStats struct {
 // connection's own counters, which restart with each connection; they are
 // sampled once a second and at the end of the session, and on SRT
 // sessions Bytes is taken at the same instants, so ratios such as
-// WireBytes/Bytes hold at any time.
+// WireBytes/Bytes hold at any time (a session whose socket libsrt had
+// released before its end was sampled counts up to its last sample).
 type Counters struct {
 	Bytes       uint64 `json:"bytes"`      // media bytes sent (push) or received (pull): SRT payload, RTMP/FLV tag bodies
 	WireBytes   uint64 `json:"wire_bytes"` // SRT: data packets on the wire, headers and retransmissions included
@@ -275,6 +277,11 @@ func (t *tracker) setSRT(s *SRTStats) {
 		return
 	}
 	t.beginLocked()
+	if s.stale && t.sampled {
+		// the socket was gone before its final counters were read: keep
+		// Bytes at the last sample, with the wire counters it goes with
+		return
+	}
 	t.sampled = true
 	t.cur.Bytes = t.live
 	t.cur.WireBytes = s.WireBytes

@@ -89,6 +89,7 @@ func srtStats(conn *libsrt.Conn, push, encrypted bool) *SRTStats {
 		Drops:       st.SendDrops + st.RecvDrops,
 		LinkMbps:    st.LinkMbps,
 		Encrypted:   encrypted,
+		stale:       st.Stale,
 	}
 	if push {
 		s.PacketsLost = st.PacketsSendLost

@@ -309,6 +309,10 @@ type Stats struct {
 	RecvMbps        float64
 	RecvLatencyMs   int // negotiated TSBPD delay of this side's receiver
 	PeerLatencyMs   int // and of the peer's
+	// Stale says the socket was gone before its counters at the break
+	// could be read: these are the last ones read, which miss what came
+	// after them.
+	Stale bool
 }
 
 // Stats reads the connection's statistics. Once the socket is gone
@@ -322,11 +326,14 @@ func (c *Conn) Stats() Stats {
 		return s
 	}
 	c.st.finalMu.Lock()
+	defer c.st.finalMu.Unlock()
 	if c.st.final != nil {
 		c.last = *c.st.final
+		return c.last
 	}
-	c.st.finalMu.Unlock()
-	return c.last
+	last := c.last
+	last.Stale = true
+	return last
 }
 
 func statsOf(id C.SRTSOCKET) (Stats, bool) {
