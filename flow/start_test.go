@@ -11,17 +11,30 @@ import (
 	"github.com/relaymesh/relaymesh/media"
 )
 
-// TestFlowStartsAtVideoKeyframe: a source whose audio header and audio
-// come before its video header (an MPEG-TS publisher's video header comes
-// only with its first IDR) starts the flow at its first video keyframe,
-// not on the audio before it; an audio-only source still starts, on audio.
+// TestFlowStartsAtVideoKeyframe: a flow starts at its source's first
+// video keyframe, never on the audio before it, and on audio only when the
+// source carries no video: at once when its onMetaData declares audio
+// only (the first audio packet is the flow's first), after videoWait when
+// it declares nothing (today's rule for such a source). A source that
+// declares video is waited for its keyframe though its GOP (4 s) is longer
+// than videoWait; so is one whose audio comes before its video header (an
+// MPEG-TS publisher's video header comes only with its first IDR).
 func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		video bool
+		name string
+		meta *media.Packet // the source's onMetaData (nil: none)
+		// video is when the source's first video keyframe comes (0: the
+		// source sends no video)
+		video time.Duration
+		// firstAudio: the flow starts with the source's first audio
+		// packet; otherwise audio from before videoWait is dropped
+		firstAudio bool
+		declares   string // what the source's status shows it declares
 	}{
-		{"audio before the video header", true},
-		{"audio only", false},
+		{name: "audio before the video header, declared nothing", video: 300 * time.Millisecond},
+		{name: "audio only, declared nothing"},
+		{name: "audio only, declared in onMetaData", meta: media.MetaDataPacket(0, "", true), firstAudio: true, declares: "audio only"},
+		{name: "video declared, 4 s GOP", meta: media.MetaDataPacket(0, "H264", true), video: 4 * time.Second, declares: "video"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -47,59 +60,22 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pub.Close()
-			write := func(p *media.Packet) {
-				t.Helper()
-				if err := pub.Write(p); err != nil {
+			if c.meta != nil {
+				if err := pub.Write(c.meta); err != nil {
 					t.Fatal(err)
 				}
 			}
-			ms := int64(0)
-			audio := func() {
-				write(&media.Packet{Kind: media.KindAudio, Time: ms, Payload: []byte{0xaf, 1, 0x21, 0x10}})
-				ms += 20
+			if err := pub.Write(&media.Packet{Kind: media.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}); err != nil {
+				t.Fatal(err)
 			}
-			write(&media.Packet{Kind: media.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}})
-			// audio until the flow has received some of it
-			testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's audio", func() bool {
-				audio()
+			// the flow reads the source before its first audio frame
+			testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's headers", func() bool {
 				return r.Status().Sources[0].LastPacket != nil
 			})
-			// the switcher has handled that audio (the status is copied
-			// after it): a flow that starts on it has written it
-			if c.video {
-				if got := hub.Stream(spec.Key()).Codecs(); got.Audio != "" {
-					t.Fatalf("the flow started on the audio before the video header (its stream carries %+v)", got)
-				}
-				sps := []byte{0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5}
-				pps := []byte{0x68, 0xce, 0x3c, 0x80}
-				rec := []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, byte(len(sps))}
-				rec = append(append(rec, sps...), 1, 0, byte(len(pps)))
-				write(&media.Packet{Kind: media.KindVideo, Time: ms, Header: true, Payload: append(rec, pps...)})
-				write(&media.Packet{Kind: media.KindVideo, Time: ms, Keyframe: true, Payload: []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88}})
-				for range 5 {
-					audio()
-					write(&media.Packet{Kind: media.KindVideo, Time: ms, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a}})
-				}
-			} else {
-				// audio goes on past the wait for a video header
-				go func() {
-					tick := time.NewTicker(20 * time.Millisecond)
-					defer tick.Stop()
-					for t := int64(ms); ; t += 20 {
-						select {
-						case <-ctx.Done():
-							return
-						case <-tick.C:
-						}
-						if pub.Write(&media.Packet{Kind: media.KindAudio, Time: t, Payload: []byte{0xaf, 1, 0x21, 0x10}}) != nil {
-							return
-						}
-					}
-				}()
-			}
+			go source(ctx, pub, c.video)
 
 			// the first media packet of the flow's stream
-			rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+			rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 			defer rcancel()
 			var first *media.Packet
 			for first == nil {
@@ -114,11 +90,61 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 				}
 			}
 			switch {
-			case c.video && (first.Kind != media.KindVideo || !first.Keyframe):
-				t.Errorf("the flow starts with a %v packet (keyframe %v) at %d ms, want the video keyframe", first.Kind, first.Keyframe, first.Time)
-			case !c.video && first.Kind != media.KindAudio:
+			case c.video > 0 && (first.Kind != media.KindVideo || !first.Keyframe):
+				t.Errorf("the flow starts with a %v packet (keyframe %v), want the video keyframe", first.Kind, first.Keyframe)
+			case c.video == 0 && first.Kind != media.KindAudio:
 				t.Errorf("the audio-only flow starts with a %v packet, want audio", first.Kind)
+			case c.video == 0 && c.firstAudio && frameNo(first) != 0:
+				t.Errorf("the flow starts with the source's audio frame %d, want its first (0): audio dropped", frameNo(first))
+			case c.video == 0 && !c.firstAudio && frameNo(first) == 0:
+				t.Errorf("the flow starts with the source's first audio frame, want it started after videoWait")
+			}
+			if got := r.Status().Sources[0].Declares; got != c.declares {
+				t.Errorf("the source's status declares %q, want %q", got, c.declares)
 			}
 		})
 	}
 }
+
+// source publishes 20 ms AAC frames numbered from 0 in real time (the
+// flow's waits are in wall time) and, from video on, H.264 (a keyframe,
+// then P frames), until ctx ends.
+func source(ctx context.Context, pub *media.Publisher, video time.Duration) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	sentVideo := false
+	for n := 0; ; n++ {
+		ms := int64(n) * 20
+		if pub.Write(&media.Packet{Kind: media.KindAudio, Time: ms, Payload: []byte{0xaf, 1, byte(n >> 8), byte(n)}}) != nil {
+			return
+		}
+		if video > 0 && time.Since(start) >= video {
+			var p *media.Packet
+			if !sentVideo {
+				sentVideo = true
+				sps := []byte{0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5}
+				pps := []byte{0x68, 0xce, 0x3c, 0x80}
+				rec := []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, byte(len(sps))}
+				rec = append(append(rec, sps...), 1, 0, byte(len(pps)))
+				if pub.Write(&media.Packet{Kind: media.KindVideo, Time: ms, Header: true, Payload: append(rec, pps...)}) != nil {
+					return
+				}
+				p = &media.Packet{Kind: media.KindVideo, Time: ms, Keyframe: true, Payload: []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88}}
+			} else {
+				p = &media.Packet{Kind: media.KindVideo, Time: ms, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a}}
+			}
+			if pub.Write(p) != nil {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// frameNo is the number source gave an audio frame.
+func frameNo(p *media.Packet) int { return int(p.Payload[2])<<8 | int(p.Payload[3]) }
