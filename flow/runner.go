@@ -48,8 +48,8 @@ const videoWait = 2 * time.Second
 // declaredVideoWait is the last resort for a source that declares video
 // and sends audio but no video keyframe: after it the flow starts on its
 // audio (with a warning) rather than carry nothing. It is above the
-// longest GOP encoders are set to (10 s).
-const declaredVideoWait = 12 * time.Second
+// longest GOP encoders are set to (10 s). A var so a test can shorten it.
+var declaredVideoWait = 12 * time.Second
 
 // BitrateWindow is the span over which a source's and an output's bitrate
 // is measured against its max_bitrate: one full window over the limit cuts

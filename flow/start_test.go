@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,7 +73,7 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 			testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's headers", func() bool {
 				return r.Status().Sources[0].LastPacket != nil
 			})
-			go source(ctx, pub, c.video)
+			go source(ctx, pub, c.video, 0)
 
 			// the first media packet of the flow's stream
 			rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
@@ -107,9 +108,10 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 }
 
 // source publishes 20 ms AAC frames numbered from 0 in real time (the
-// flow's waits are in wall time) and, from video on, H.264 (a keyframe,
-// then P frames), until ctx ends.
-func source(ctx context.Context, pub *media.Publisher, video time.Duration) {
+// flow's waits are in wall time) and, from video on, H.264 (pFirst P
+// frames without a keyframe before them, then the sequence header, a
+// keyframe and P frames), until ctx ends.
+func source(ctx context.Context, pub *media.Publisher, video time.Duration, pFirst int) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	start := time.Now()
@@ -121,7 +123,11 @@ func source(ctx context.Context, pub *media.Publisher, video time.Duration) {
 		}
 		if video > 0 && time.Since(start) >= video {
 			var p *media.Packet
-			if !sentVideo {
+			switch {
+			case pFirst > 0:
+				pFirst--
+				p = &media.Packet{Kind: media.KindVideo, Time: ms, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a}}
+			case !sentVideo:
 				sentVideo = true
 				sps := []byte{0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5}
 				pps := []byte{0x68, 0xce, 0x3c, 0x80}
@@ -131,7 +137,7 @@ func source(ctx context.Context, pub *media.Publisher, video time.Duration) {
 					return
 				}
 				p = &media.Packet{Kind: media.KindVideo, Time: ms, Keyframe: true, Payload: []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88}}
-			} else {
+			default:
 				p = &media.Packet{Kind: media.KindVideo, Time: ms, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a}}
 			}
 			if pub.Write(p) != nil {
@@ -143,6 +149,80 @@ func source(ctx context.Context, pub *media.Publisher, video time.Duration) {
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// TestFlowDeclaredVideoLastResort: a source that declares video but
+// sends only audio for declaredVideoWait starts the flow on its audio (a
+// warning says so) rather than carry nothing, and its video, when it
+// comes, joins at its first keyframe: the P frames before it are not in
+// the flow.
+func TestFlowDeclaredVideoLastResort(t *testing.T) {
+	defer func(d time.Duration) { declaredVideoWait = d }(declaredVideoWait)
+	declaredVideoWait = 3 * time.Second
+	log, logs := testmedia.Logger(t, "flow")
+	hub := media.NewHub(media.DefaultHubConfig(), log)
+	defer hub.Close()
+	spec := Spec{ID: "late", Source: Source{Type: SrcRTMPPush, Stream: "live/late"},
+		Outputs: []Output{{Name: "p", Type: OutRTMPPull}}}
+	r := NewRunner(spec, hub, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-r.Running()
+	out, err := hub.Subscribe(ctx, spec.Key(), media.SubscribeOptions{Format: media.FormatFLV, Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	pub, err := hub.Publish("live/late", media.PublisherInfo{Protocol: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for _, p := range []*media.Packet{media.MetaDataPacket(0, "H264", true),
+		{Kind: media.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}} {
+		if err := pub.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's headers", func() bool {
+		return r.Status().Sources[0].LastPacket != nil
+	})
+	// video from 4 s on (after the bound): 5 P frames, then the keyframe
+	go source(ctx, pub, 4*time.Second, 5)
+
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	var first, firstVideo *media.Packet
+	for firstVideo == nil {
+		pkts, err := out.Next(rctx, make([]*media.Packet, 0, 16))
+		for _, p := range pkts {
+			switch {
+			case p.Header:
+			case first == nil:
+				first = p
+				if p.Kind == media.KindVideo {
+					firstVideo = p
+				}
+			case p.Kind == media.KindVideo && firstVideo == nil:
+				firstVideo = p
+			}
+		}
+		if err != nil {
+			t.Fatalf("no video in the flow's stream: %v", err)
+		}
+	}
+	if first.Kind != media.KindAudio {
+		t.Errorf("the flow starts with a %v packet, want audio (past the bound)", first.Kind)
+	}
+	if !firstVideo.Keyframe {
+		t.Errorf("the flow's first video packet is not a keyframe: video joined on a P frame")
+	}
+	if !strings.Contains(logs.String(), "declared video but sent no video keyframe") {
+		t.Error("no warning that the flow started on audio though the source declared video")
 	}
 }
 
