@@ -404,8 +404,11 @@ type srcState struct {
 	// a resubscribe or silence); sawVideo says the run carried video
 	runStart time.Time
 	sawVideo bool
-	// declared is what the source's onMetaData (or PMT) declares
+	// declared is what the source's onMetaData (or PMT) declares;
+	// subStart is its first packet since it was subscribed (silence
+	// does not reset it: bursty audio has gaps over SilenceFailover)
 	declared media.Tracks
+	subStart time.Time
 }
 
 // audioStarts reports whether audio of source s may start the flow at
@@ -413,14 +416,13 @@ type srcState struct {
 // declared video but sent no keyframe for declaredVideoWait (a last
 // resort), or it declared nothing and delivered videoWait without any.
 func (s *srcState) audioStarts(now time.Time) (bool, string) {
-	run := now.Sub(s.runStart)
 	switch {
 	case s.declared == media.TracksAudioOnly:
 		return true, "declared audio only"
 	case s.declared == media.TracksVideo:
-		return run >= declaredVideoWait, "declared video but sent no video keyframe"
+		return now.Sub(s.subStart) >= declaredVideoWait, "declared video but sent no video keyframe in " + declaredVideoWait.String()
 	}
-	return !s.sawVideo && s.headers[1] == nil && run >= videoWait, "declared nothing and sent no video"
+	return !s.sawVideo && s.headers[1] == nil && now.Sub(s.runStart) >= videoWait, "declared nothing and sent no video for " + videoWait.String()
 }
 
 func hdrSlot(p *media.Packet) int {
@@ -512,7 +514,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 						level = slog.LevelWarn // the last resort
 					}
 					r.log.Log(ctx, level, "flow starts on audio: its video joins at its first keyframe", "source", srcs[i].Name,
-						"reason", fmt.Sprintf("%s for %s", why, time.Since(s.runStart).Round(time.Millisecond)))
+						"reason", why)
 				}
 			}
 			needKey, videoKey = false, p.Kind != media.KindVideo
@@ -640,7 +642,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			s := st[m.src]
 			if m.anew {
 				s.based, s.gop = false, s.gop[:0]
-				s.runStart, s.sawVideo, s.declared = now, false, media.TracksUnknown
+				s.runStart, s.sawVideo, s.declared, s.subStart = now, false, media.TracksUnknown, time.Time{}
 				if m.src == pol.active {
 					needKey, sendHeaders = true, true
 				}
@@ -652,6 +654,9 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			}
 			if s.winStart.IsZero() {
 				s.winStart = now
+			}
+			if s.subStart.IsZero() {
+				s.subStart = now
 			}
 			for _, p := range m.pkts {
 				s.sawVideo = s.sawVideo || p.Kind == media.KindVideo

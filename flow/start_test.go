@@ -73,7 +73,7 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 			testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's headers", func() bool {
 				return r.Status().Sources[0].LastPacket != nil
 			})
-			go source(ctx, pub, c.video, 0)
+			go source(ctx, pub, c.video, 0, 0)
 
 			// the first media packet of the flow's stream
 			rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
@@ -110,38 +110,20 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 // source publishes 20 ms AAC frames numbered from 0 in real time (the
 // flow's waits are in wall time) and, from video on, H.264 (pFirst P
 // frames without a keyframe before them, then the sequence header, a
-// keyframe and P frames), until ctx ends.
-func source(ctx context.Context, pub *media.Publisher, video time.Duration, pFirst int) {
+// keyframe and P frames), until ctx ends. With burst > 0 the frames go
+// out in groups every burst, as an MPEG-TS muxer packs audio PES.
+func source(ctx context.Context, pub *media.Publisher, video time.Duration, pFirst int, burst time.Duration) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	start := time.Now()
+	start, sent := time.Now(), time.Now()
 	sentVideo := false
-	for n := 0; ; n++ {
-		ms := int64(n) * 20
-		if pub.Write(&media.Packet{Kind: media.KindAudio, Time: ms, Payload: []byte{0xaf, 1, byte(n >> 8), byte(n)}}) != nil {
-			return
-		}
-		if video > 0 && time.Since(start) >= video {
-			var p *media.Packet
-			switch {
-			case pFirst > 0:
-				pFirst--
-				p = &media.Packet{Kind: media.KindVideo, Time: ms, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a}}
-			case !sentVideo:
-				sentVideo = true
-				sps := []byte{0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5}
-				pps := []byte{0x68, 0xce, 0x3c, 0x80}
-				rec := []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, byte(len(sps))}
-				rec = append(append(rec, sps...), 1, 0, byte(len(pps)))
-				if pub.Write(&media.Packet{Kind: media.KindVideo, Time: ms, Header: true, Payload: append(rec, pps...)}) != nil {
+	for n := 0; ; {
+		if burst <= 0 || time.Since(sent) >= burst {
+			sent = time.Now()
+			for due := int(time.Since(start)/(20*time.Millisecond)) + 1; n < due; n++ {
+				if !frame(pub, n, video, &pFirst, &sentVideo) {
 					return
 				}
-				p = &media.Packet{Kind: media.KindVideo, Time: ms, Keyframe: true, Payload: []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88}}
-			default:
-				p = &media.Packet{Kind: media.KindVideo, Time: ms, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a}}
-			}
-			if pub.Write(p) != nil {
-				return
 			}
 		}
 		select {
@@ -152,8 +134,35 @@ func source(ctx context.Context, pub *media.Publisher, video time.Duration, pFir
 	}
 }
 
+// frame writes source's frame n: audio, and from video on a video frame.
+func frame(pub *media.Publisher, n int, video time.Duration, pFirst *int, sentVideo *bool) bool {
+	ms := int64(n) * 20
+	if pub.Write(&media.Packet{Kind: media.KindAudio, Time: ms, Payload: []byte{0xaf, 1, byte(n >> 8), byte(n)}}) != nil {
+		return false
+	}
+	if video <= 0 || ms < video.Milliseconds() {
+		return true
+	}
+	p := &media.Packet{Kind: media.KindVideo, Time: ms, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a}}
+	switch {
+	case *pFirst > 0:
+		*pFirst--
+	case !*sentVideo:
+		*sentVideo = true
+		sps := []byte{0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5}
+		pps := []byte{0x68, 0xce, 0x3c, 0x80}
+		rec := []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, byte(len(sps))}
+		rec = append(append(rec, sps...), 1, 0, byte(len(pps)))
+		if pub.Write(&media.Packet{Kind: media.KindVideo, Time: ms, Header: true, Payload: append(rec, pps...)}) != nil {
+			return false
+		}
+		p = &media.Packet{Kind: media.KindVideo, Time: ms, Keyframe: true, Payload: []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88}}
+	}
+	return pub.Write(p) == nil
+}
+
 // TestFlowDeclaredVideoLastResort: a source that declares video but
-// sends only audio for declaredVideoWait starts the flow on its audio (a
+// sends only audio (in bursts) for declaredVideoWait starts the flow on its audio (a
 // warning says so) rather than carry nothing, and its video, when it
 // comes, joins at its first keyframe: the P frames before it are not in
 // the flow.
@@ -191,8 +200,10 @@ func TestFlowDeclaredVideoLastResort(t *testing.T) {
 	testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's headers", func() bool {
 		return r.Status().Sources[0].LastPacket != nil
 	})
+	// audio in bursts 400 ms apart (gaps longer than SilenceFailover: the
+	// bound counts from the first packet, not from the last silence);
 	// video from 4 s on (after the bound): 5 P frames, then the keyframe
-	go source(ctx, pub, 4*time.Second, 5)
+	go source(ctx, pub, 4*time.Second, 5, 400*time.Millisecond)
 
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer rcancel()
