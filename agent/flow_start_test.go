@@ -14,9 +14,11 @@ import (
 // TestFlowAudioOnlyFromStart: an audio-only publish into a flow, RTMP
 // (ffmpeg's onMetaData names no video codec) and SRT (its PMT lists only
 // AAC), reaches a player of the flow's output from its first AAC frame:
-// the player, there before the publisher, receives every frame published
-// (before, the flow waited 2 s for video and dropped ~94 frames), and the
-// flow's status shows what the source declared.
+// the player, there before the publisher, receives every frame published,
+// and the flow's status shows what the source declared. Without the
+// declarations the RTMP flow waited 2 s for video and dropped 97 frames,
+// and the SRT one never started: its audio comes in PES bursts with gaps
+// over the silence limit, each of which restarted the 2 s wait.
 func TestFlowAudioOnlyFromStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a real-time publisher")
