@@ -32,14 +32,24 @@ const startGrace = time.Second
 // frame at 25 fps), so no two packets of a track share a timestamp.
 const minSwitchStep = 40 * time.Millisecond
 
-// videoWait is how long a source that has sent audio but no video yet
-// may be waited for a video sequence header before the flow starts it
-// on audio (an audio-only source). A publisher's audio header often
-// comes before its video header (an MPEG-TS source's video one only
-// with its first IDR); starting on that audio would give the flow's
-// first GOP audio from before its first keyframe. A source that has
-// sent anything of video is always started at a keyframe.
+// A flow starts at its source's first video keyframe, never on audio
+// from before it, unless the source carries no video. What the source
+// declares says which (media.DeclaredTracks: an RTMP or FLV publisher's
+// onMetaData, an MPEG-TS source's PMT): one that declares audio only
+// starts at once on its first audio packet; one that declares video is
+// waited for a keyframe up to declaredVideoWait. videoWait is how long a
+// source that declares nothing and has sent audio but nothing of video
+// is waited for before the flow starts it on audio (taken as audio-only:
+// its audio until then is not in the flow). A source that has sent
+// anything of video is always started at a keyframe. After a start on
+// audio, video joins at its first keyframe.
 const videoWait = 2 * time.Second
+
+// declaredVideoWait is the last resort for a source that declares video
+// and sends audio but no video keyframe: after it the flow starts on its
+// audio (with a warning) rather than carry nothing. It is above the
+// longest GOP encoders are set to (10 s). A var so a test can shorten it.
+var declaredVideoWait = 12 * time.Second
 
 // BitrateWindow is the span over which a source's and an output's bitrate
 // is measured against its max_bitrate: one full window over the limit cuts
@@ -60,8 +70,12 @@ type SourceStatus struct {
 	Cut        string     `json:"cut,omitempty"` // why the source is not used (max bitrate)
 	// Unhealthy names the health rule the source breaks and how (it
 	// delivers, but not as it should): it is not used while it does.
-	Unhealthy string       `json:"unhealthy,omitempty"`
-	Pull      *link.Status `json:"pull,omitempty"`
+	Unhealthy string `json:"unhealthy,omitempty"`
+	// Declares is what the source declared it carries ("video", "audio
+	// only"; "" when it declared nothing): the flow starts an audio-only
+	// one at once and waits for a video one's keyframe.
+	Declares string       `json:"declares,omitempty"`
+	Pull     *link.Status `json:"pull,omitempty"`
 	// Ref is what a flow source resolved to (remote.go).
 	Ref *Resolution `json:"flow_ref,omitempty"`
 }
@@ -390,13 +404,25 @@ type srcState struct {
 	// a resubscribe or silence); sawVideo says the run carried video
 	runStart time.Time
 	sawVideo bool
+	// declared is what the source's onMetaData (or PMT) declares;
+	// subStart is its first packet since it was subscribed (silence
+	// does not reset it: bursty audio has gaps over SilenceFailover)
+	declared media.Tracks
+	subStart time.Time
 }
 
 // audioStarts reports whether audio of source s may start the flow at
-// now: only when s carries no video, which is assumed once it delivered
-// videoWait without any.
-func (s *srcState) audioStarts(now time.Time) bool {
-	return !s.sawVideo && s.headers[1] == nil && now.Sub(s.runStart) >= videoWait
+// now, and why: only when s carries no video, which it declared, or it
+// declared video but sent no keyframe for declaredVideoWait (a last
+// resort), or it declared nothing and delivered videoWait without any.
+func (s *srcState) audioStarts(now time.Time) (bool, string) {
+	switch {
+	case s.declared == media.TracksAudioOnly:
+		return true, "declared audio only"
+	case s.declared == media.TracksVideo:
+		return now.Sub(s.subStart) >= declaredVideoWait, "declared video but sent no video keyframe in " + declaredVideoWait.String()
+	}
+	return !s.sawVideo && s.headers[1] == nil && now.Sub(s.runStart) >= videoWait, "declared nothing and sent no video for " + videoWait.String()
 }
 
 func hdrSlot(p *media.Packet) int {
@@ -416,6 +442,8 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 	}
 	pol := newSwitchPolicy(len(srcs))
 	needKey, sendHeaders := true, true
+	// videoKey: the flow started on audio; its video joins at a keyframe
+	videoKey := false
 	var lastOut [3]int64 // per slot: data, video, audio
 	var lastFwd time.Time
 	fwdStart, fwdBytes := time.Now(), int64(0) // the flow's own bitrate window
@@ -475,10 +503,26 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			if p.Kind == media.KindVideo && !p.Keyframe {
 				return nil
 			}
-			if p.Kind != media.KindVideo && !s.audioStarts(time.Now()) {
-				return nil // a video source starts at a keyframe
+			if p.Kind != media.KindVideo {
+				ok, why := s.audioStarts(time.Now())
+				if !ok {
+					return nil // a video source starts at a keyframe
+				}
+				if s.declared != media.TracksAudioOnly {
+					level := slog.LevelInfo // taken as audio-only
+					if s.declared == media.TracksVideo {
+						level = slog.LevelWarn // the last resort
+					}
+					r.log.Log(ctx, level, "flow starts on audio: its video joins at its first keyframe", "source", srcs[i].Name,
+						"reason", why)
+				}
 			}
-			needKey = false
+			needKey, videoKey = false, p.Kind != media.KindVideo
+		} else if videoKey && p.Kind == media.KindVideo {
+			if !p.Keyframe {
+				return nil
+			}
+			videoKey = false
 		}
 		if sendHeaders {
 			sendHeaders = false
@@ -576,6 +620,10 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 				r.st.Sources[i].Cut = s.cut
 				r.st.Sources[i].Unhealthy = s.health.detail
 				r.st.Sources[i].Bitrate = s.rate
+				r.st.Sources[i].Declares = ""
+				if s.declared != media.TracksUnknown {
+					r.st.Sources[i].Declares = s.declared.String()
+				}
 				if s.cut != "" {
 					why = append(why, fmt.Sprintf("source %q: %s", srcs[i].Name, s.cut))
 				}
@@ -594,7 +642,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			s := st[m.src]
 			if m.anew {
 				s.based, s.gop = false, s.gop[:0]
-				s.runStart, s.sawVideo = now, false
+				s.runStart, s.sawVideo, s.declared, s.subStart = now, false, media.TracksUnknown, time.Time{}
 				if m.src == pol.active {
 					needKey, sendHeaders = true, true
 				}
@@ -607,6 +655,9 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			if s.winStart.IsZero() {
 				s.winStart = now
 			}
+			if s.subStart.IsZero() {
+				s.subStart = now
+			}
 			for _, p := range m.pkts {
 				s.sawVideo = s.sawVideo || p.Kind == media.KindVideo
 				s.winBytes += int64(len(p.Payload))
@@ -616,6 +667,9 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 				switch {
 				case p.Header:
 					s.headers[hdrSlot(p)] = p
+					if p.Kind == media.KindData {
+						s.declared = media.DeclaredTracks(p.Payload)
+					}
 				case p.Kind == media.KindVideo && p.Keyframe:
 					s.gop = append(s.gop[:0], p)
 				case len(s.gop) > 0 && len(s.gop) < 4096:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,17 +12,30 @@ import (
 	"github.com/relaymesh/relaymesh/media"
 )
 
-// TestFlowStartsAtVideoKeyframe: a source whose audio header and audio
-// come before its video header (an MPEG-TS publisher's video header comes
-// only with its first IDR) starts the flow at its first video keyframe,
-// not on the audio before it; an audio-only source still starts, on audio.
+// TestFlowStartsAtVideoKeyframe: a flow starts at its source's first
+// video keyframe, never on the audio before it, and on audio only when the
+// source carries no video: at once when its onMetaData declares audio
+// only (the first audio packet is the flow's first), after videoWait when
+// it declares nothing (today's rule for such a source). A source that
+// declares video is waited for its keyframe though its GOP (4 s) is longer
+// than videoWait; so is one whose audio comes before its video header (an
+// MPEG-TS publisher's video header comes only with its first IDR).
 func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		video bool
+		name string
+		meta *media.Packet // the source's onMetaData (nil: none)
+		// video is when the source's first video keyframe comes (0: the
+		// source sends no video)
+		video time.Duration
+		// firstAudio: the flow starts with the source's first audio
+		// packet; otherwise audio from before videoWait is dropped
+		firstAudio bool
+		declares   string // what the source's status shows it declares
 	}{
-		{"audio before the video header", true},
-		{"audio only", false},
+		{name: "audio before the video header, declared nothing", video: 300 * time.Millisecond},
+		{name: "audio only, declared nothing"},
+		{name: "audio only, declared in onMetaData", meta: media.MetaDataPacket(0, "", true), firstAudio: true, declares: "audio only"},
+		{name: "video declared, 4 s GOP", meta: media.MetaDataPacket(0, "H264", true), video: 4 * time.Second, declares: "video"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -47,59 +61,22 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pub.Close()
-			write := func(p *media.Packet) {
-				t.Helper()
-				if err := pub.Write(p); err != nil {
+			if c.meta != nil {
+				if err := pub.Write(c.meta); err != nil {
 					t.Fatal(err)
 				}
 			}
-			ms := int64(0)
-			audio := func() {
-				write(&media.Packet{Kind: media.KindAudio, Time: ms, Payload: []byte{0xaf, 1, 0x21, 0x10}})
-				ms += 20
+			if err := pub.Write(&media.Packet{Kind: media.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}); err != nil {
+				t.Fatal(err)
 			}
-			write(&media.Packet{Kind: media.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}})
-			// audio until the flow has received some of it
-			testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's audio", func() bool {
-				audio()
+			// the flow reads the source before its first audio frame
+			testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's headers", func() bool {
 				return r.Status().Sources[0].LastPacket != nil
 			})
-			// the switcher has handled that audio (the status is copied
-			// after it): a flow that starts on it has written it
-			if c.video {
-				if got := hub.Stream(spec.Key()).Codecs(); got.Audio != "" {
-					t.Fatalf("the flow started on the audio before the video header (its stream carries %+v)", got)
-				}
-				sps := []byte{0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5}
-				pps := []byte{0x68, 0xce, 0x3c, 0x80}
-				rec := []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, byte(len(sps))}
-				rec = append(append(rec, sps...), 1, 0, byte(len(pps)))
-				write(&media.Packet{Kind: media.KindVideo, Time: ms, Header: true, Payload: append(rec, pps...)})
-				write(&media.Packet{Kind: media.KindVideo, Time: ms, Keyframe: true, Payload: []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88}})
-				for range 5 {
-					audio()
-					write(&media.Packet{Kind: media.KindVideo, Time: ms, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a}})
-				}
-			} else {
-				// audio goes on past the wait for a video header
-				go func() {
-					tick := time.NewTicker(20 * time.Millisecond)
-					defer tick.Stop()
-					for t := int64(ms); ; t += 20 {
-						select {
-						case <-ctx.Done():
-							return
-						case <-tick.C:
-						}
-						if pub.Write(&media.Packet{Kind: media.KindAudio, Time: t, Payload: []byte{0xaf, 1, 0x21, 0x10}}) != nil {
-							return
-						}
-					}
-				}()
-			}
+			go source(ctx, pub, c.video, 0, 0)
 
 			// the first media packet of the flow's stream
-			rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+			rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 			defer rcancel()
 			var first *media.Packet
 			for first == nil {
@@ -114,11 +91,151 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 				}
 			}
 			switch {
-			case c.video && (first.Kind != media.KindVideo || !first.Keyframe):
-				t.Errorf("the flow starts with a %v packet (keyframe %v) at %d ms, want the video keyframe", first.Kind, first.Keyframe, first.Time)
-			case !c.video && first.Kind != media.KindAudio:
+			case c.video > 0 && (first.Kind != media.KindVideo || !first.Keyframe):
+				t.Errorf("the flow starts with a %v packet (keyframe %v), want the video keyframe", first.Kind, first.Keyframe)
+			case c.video == 0 && first.Kind != media.KindAudio:
 				t.Errorf("the audio-only flow starts with a %v packet, want audio", first.Kind)
+			case c.video == 0 && c.firstAudio && frameNo(first) != 0:
+				t.Errorf("the flow starts with the source's audio frame %d, want its first (0): audio dropped", frameNo(first))
+			case c.video == 0 && !c.firstAudio && frameNo(first) == 0:
+				t.Errorf("the flow starts with the source's first audio frame, want it started after videoWait")
+			}
+			if got := r.Status().Sources[0].Declares; got != c.declares {
+				t.Errorf("the source's status declares %q, want %q", got, c.declares)
 			}
 		})
 	}
 }
+
+// source publishes 20 ms AAC frames numbered from 0 in real time (the
+// flow's waits are in wall time) and, from video on, H.264 (pFirst P
+// frames without a keyframe before them, then the sequence header, a
+// keyframe and P frames), until ctx ends. With burst > 0 the frames go
+// out in groups every burst, as an MPEG-TS muxer packs audio PES.
+func source(ctx context.Context, pub *media.Publisher, video time.Duration, pFirst int, burst time.Duration) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	start, sent := time.Now(), time.Now()
+	sentVideo := false
+	for n := 0; ; {
+		if burst <= 0 || time.Since(sent) >= burst {
+			sent = time.Now()
+			for due := int(time.Since(start)/(20*time.Millisecond)) + 1; n < due; n++ {
+				if !frame(pub, n, video, &pFirst, &sentVideo) {
+					return
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// frame writes source's frame n: audio, and from video on a video frame.
+func frame(pub *media.Publisher, n int, video time.Duration, pFirst *int, sentVideo *bool) bool {
+	ms := int64(n) * 20
+	if pub.Write(&media.Packet{Kind: media.KindAudio, Time: ms, Payload: []byte{0xaf, 1, byte(n >> 8), byte(n)}}) != nil {
+		return false
+	}
+	if video <= 0 || ms < video.Milliseconds() {
+		return true
+	}
+	p := &media.Packet{Kind: media.KindVideo, Time: ms, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a}}
+	switch {
+	case *pFirst > 0:
+		*pFirst--
+	case !*sentVideo:
+		*sentVideo = true
+		sps := []byte{0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5}
+		pps := []byte{0x68, 0xce, 0x3c, 0x80}
+		rec := []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, byte(len(sps))}
+		rec = append(append(rec, sps...), 1, 0, byte(len(pps)))
+		if pub.Write(&media.Packet{Kind: media.KindVideo, Time: ms, Header: true, Payload: append(rec, pps...)}) != nil {
+			return false
+		}
+		p = &media.Packet{Kind: media.KindVideo, Time: ms, Keyframe: true, Payload: []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88}}
+	}
+	return pub.Write(p) == nil
+}
+
+// TestFlowDeclaredVideoLastResort: a source that declares video but
+// sends only audio (in bursts) for declaredVideoWait starts the flow on its audio (a
+// warning says so) rather than carry nothing, and its video, when it
+// comes, joins at its first keyframe: the P frames before it are not in
+// the flow.
+func TestFlowDeclaredVideoLastResort(t *testing.T) {
+	defer func(d time.Duration) { declaredVideoWait = d }(declaredVideoWait)
+	declaredVideoWait = 3 * time.Second
+	log, logs := testmedia.Logger(t, "flow")
+	hub := media.NewHub(media.DefaultHubConfig(), log)
+	defer hub.Close()
+	spec := Spec{ID: "late", Source: Source{Type: SrcRTMPPush, Stream: "live/late"},
+		Outputs: []Output{{Name: "p", Type: OutRTMPPull}}}
+	r := NewRunner(spec, hub, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-r.Running()
+	out, err := hub.Subscribe(ctx, spec.Key(), media.SubscribeOptions{Format: media.FormatFLV, Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	pub, err := hub.Publish("live/late", media.PublisherInfo{Protocol: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for _, p := range []*media.Packet{media.MetaDataPacket(0, "H264", true),
+		{Kind: media.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}} {
+		if err := pub.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's headers", func() bool {
+		return r.Status().Sources[0].LastPacket != nil
+	})
+	// audio in bursts 400 ms apart (gaps longer than SilenceFailover: the
+	// bound counts from the first packet, not from the last silence);
+	// video from 4 s on (after the bound): 5 P frames, then the keyframe
+	go source(ctx, pub, 4*time.Second, 5, 400*time.Millisecond)
+
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	var first, firstVideo *media.Packet
+	for firstVideo == nil {
+		pkts, err := out.Next(rctx, make([]*media.Packet, 0, 16))
+		for _, p := range pkts {
+			switch {
+			case p.Header:
+			case first == nil:
+				first = p
+				if p.Kind == media.KindVideo {
+					firstVideo = p
+				}
+			case p.Kind == media.KindVideo && firstVideo == nil:
+				firstVideo = p
+			}
+		}
+		if err != nil {
+			t.Fatalf("no video in the flow's stream: %v", err)
+		}
+	}
+	if first.Kind != media.KindAudio {
+		t.Errorf("the flow starts with a %v packet, want audio (past the bound)", first.Kind)
+	}
+	if !firstVideo.Keyframe {
+		t.Errorf("the flow's first video packet is not a keyframe: video joined on a P frame")
+	}
+	if !strings.Contains(logs.String(), "declared video but sent no video keyframe") {
+		t.Error("no warning that the flow started on audio though the source declared video")
+	}
+}
+
+// frameNo is the number source gave an audio frame.
+func frameNo(p *media.Packet) int { return int(p.Payload[2])<<8 | int(p.Payload[3]) }

@@ -1,6 +1,10 @@
 package media
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+)
 
 // setDataFrame is the AMF0 string "@setDataFrame" that encoders put before
 // onMetaData; it is stripped so readers receive plain onMetaData.
@@ -100,4 +104,99 @@ func IsMetaData(body []byte) bool { return bytes.HasPrefix(body, onMetaData) }
 // form a publishing client sends.
 func WithSetDataFrame(body []byte) []byte {
 	return append(append(make([]byte, 0, len(setDataFrame)+len(body)), setDataFrame...), body...)
+}
+
+// Tracks is what a source declares it will carry, before its media comes:
+// an RTMP or FLV publisher in its onMetaData, an MPEG-TS one in its PMT
+// (the Demuxer turns the PMT into an onMetaData of the FLV lane).
+type Tracks uint8
+
+// What a source declares.
+const (
+	TracksUnknown   Tracks = iota // nothing, or nothing that can be read
+	TracksAudioOnly               // audio and no video
+	TracksVideo                   // video, with or without audio
+)
+
+func (t Tracks) String() string {
+	switch t {
+	case TracksAudioOnly:
+		return "audio only"
+	case TracksVideo:
+		return "video"
+	}
+	return "nothing"
+}
+
+// maxMetaData bounds the onMetaData body DeclaredTracks decodes (encoders
+// send well under 1 KiB); it bounds the decoder's nesting too.
+const maxMetaData = 64 << 10
+
+// DeclaredTracks reads what an onMetaData body declares: video when it
+// names a video codec or a picture size (or says hasVideo true), audio
+// only when it names an audio codec and nothing of video, or says
+// hasVideo false. Anything else, or a body it cannot read, declares
+// nothing.
+func DeclaredTracks(body []byte) Tracks {
+	if !IsMetaData(body) || len(body) > maxMetaData {
+		return TracksUnknown
+	}
+	data, err := amf0.Unmarshal(body[len(onMetaData):])
+	if err != nil || len(data) == 0 {
+		return TracksUnknown
+	}
+	var obj amf0.Object
+	switch o := data[0].(type) {
+	case amf0.Object:
+		obj = o
+	case amf0.ECMAArray:
+		obj = amf0.Object(o)
+	default:
+		return TracksUnknown
+	}
+	if v, ok := obj.Get("hasVideo"); ok {
+		if b, ok := v.(bool); ok {
+			if b {
+				return TracksVideo
+			}
+			return TracksAudioOnly
+		}
+	}
+	for _, k := range []string{"videocodecid", "width", "height"} {
+		switch v, _ := obj.Get(k); v := v.(type) {
+		case float64:
+			if v > 0 {
+				return TracksVideo
+			}
+		case string:
+			if v != "" {
+				return TracksVideo // Enhanced RTMP names a FourCC
+			}
+		}
+	}
+	if _, ok := obj.Get("audiocodecid"); ok {
+		return TracksAudioOnly
+	}
+	return TracksUnknown
+}
+
+// MetaDataPacket returns an onMetaData header declaring a video track
+// (videoCodec "H264" or "H265", "" for none) and an AAC track (audio), as
+// an FLV publisher declares them.
+func MetaDataPacket(ts int64, videoCodec string, audio bool) *Packet {
+	obj := amf0.ECMAArray{}
+	switch videoCodec {
+	case "H264":
+		obj = append(obj, amf0.ObjectEntry{Key: "videocodecid", Value: float64(flvCodecAVC)})
+	case "H265":
+		obj = append(obj, amf0.ObjectEntry{Key: "videocodecid", Value: float64(flvCodecHEVC)})
+	}
+	if audio {
+		obj = append(obj, amf0.ObjectEntry{Key: "audiocodecid", Value: float64(flvSoundAAC)})
+	}
+	body, err := amf0.Data{"onMetaData", obj}.Marshal()
+	if err != nil {
+		panic(err) // numbers and strings always marshal
+	}
+	return &Packet{Kind: KindData, Time: ts, Header: true, Payload: body}
 }

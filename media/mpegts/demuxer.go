@@ -89,6 +89,11 @@ type Demuxer struct {
 	vhdrCodec     byte
 	asc           [2]byte
 	ahdrSent      bool
+	// declare: the PMT's tracks are to be declared in an onMetaData
+	// before the next FLV packet (a flow waits for the video a source
+	// declares and starts an audio-only one at once)
+	declare bool
+	pmtSeen bool
 
 	nalus [][]byte
 	held  []*media.Packet // FLV packets of the access unit being closed, emitted after its TS group
@@ -399,10 +404,32 @@ func (d *Demuxer) section(pid, cc int, pusi bool, b []byte) error {
 		if audio != d.audioPID {
 			d.pes[1] = pesState{cc: -1}
 		}
+		if !d.pmtSeen || (video < 0) != (d.videoPID < 0) || vtype != d.videoType || (audio < 0) != (d.audioPID < 0) {
+			d.declare, d.pmtSeen = true, true
+		}
 		d.videoPID, d.audioPID, d.videoType = video, audio, vtype
 		return nil
 	}
 	return nil
+}
+
+// declareTracks emits the onMetaData that declares the PMT's tracks when
+// the PMT changed them, stamped t (the FLV packet it goes before: a
+// session's timeline is based on its first packet).
+func (d *Demuxer) declareTracks(t int64, emit func(*media.Packet)) {
+	if !d.declare {
+		return
+	}
+	d.declare = false
+	codec := ""
+	switch {
+	case d.videoPID < 0:
+	case d.videoType == streamTypeH265:
+		codec = "H265"
+	default:
+		codec = "H264"
+	}
+	emit(media.MetaDataPacket(t, codec, d.audioPID >= 0))
 }
 
 // unwrap maps a 33-bit timestamp onto the demuxer's continuous timeline.
@@ -589,6 +616,7 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) e
 			d.stats.BadPES++
 		} else {
 			d.vhdrSent = true
+			d.declareTracks(t, emit)
 			emit(&media.Packet{Kind: media.KindVideo, Time: t, Header: true, Payload: rec})
 		}
 	}
@@ -619,6 +647,7 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) e
 		body = append(body, n...)
 	}
 	d.stats.Frames++
+	d.declareTracks(t, emit)
 	emit(&media.Packet{Kind: media.KindVideo, Time: t, Keyframe: key, Payload: body})
 	return nil
 }
@@ -716,12 +745,14 @@ func (d *Demuxer) audioPES(es []byte, pts int64, emit func(*media.Packet)) error
 		}
 		if !d.ahdrSent || asc != d.asc {
 			d.asc, d.ahdrSent = asc, true
+			d.declareTracks(ms(ts), emit)
 			emit(&media.Packet{Kind: media.KindAudio, Time: ms(ts), Header: true, Payload: []byte{0xAF, 0, asc[0], asc[1]}})
 		}
 		body := d.mem.alloc(2 + flen - hl)
 		body[0], body[1] = 0xAF, 1
 		copy(body[2:], es[hl:flen])
 		d.stats.Frames++
+		d.declareTracks(ms(ts), emit)
 		emit(&media.Packet{Kind: media.KindAudio, Time: ms(ts), Payload: body})
 		es = es[flen:]
 		i++

@@ -34,6 +34,10 @@ type Reader struct {
 	hdr     [15]byte
 	// Flags are the audio (4) and video (1) bits of the file header.
 	Flags byte
+	// tagged: a tag was returned; held is one returned after the
+	// onMetaData the header's audio-only flags declare
+	tagged bool
+	held   *media.Packet
 }
 
 // NewReader reads FLV from r.
@@ -90,6 +94,10 @@ func (f *Reader) ReadPacket() (*media.Packet, error) {
 		}
 		f.started = true
 	}
+	if p := f.held; p != nil {
+		f.held = nil
+		return p, nil
+	}
 	for {
 		if _, err := io.ReadFull(f.r, f.hdr[:11]); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -140,6 +148,16 @@ func (f *Reader) ReadPacket() (*media.Packet, error) {
 		}
 		if pk == nil {
 			continue
+		}
+		if !f.tagged {
+			f.tagged = true
+			if f.Flags == 4 && !(pk.Kind == media.KindData && media.IsMetaData(pk.Payload)) {
+				// a header that says audio only and no onMetaData of
+				// its own: declared as one would, stamped like its
+				// first tag (media.DeclaredTracks)
+				f.held = pk
+				return media.MetaDataPacket(pk.Time, "", true), nil
+			}
 		}
 		return pk, nil
 	}

@@ -1,0 +1,62 @@
+package media
+
+import (
+	"encoding/binary"
+	"os"
+	"testing"
+
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+)
+
+// TestDeclaredTracks: what an onMetaData declares, as encoders write it
+// (ffmpeg's of an H.264 + AAC file, an audio-only one, Enhanced RTMP's
+// FourCC, flvtool's hasVideo) and bodies that declare nothing.
+func TestDeclaredTracks(t *testing.T) {
+	meta := func(obj amf0.ECMAArray) []byte {
+		b, err := amf0.Data{"onMetaData", obj}.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	n := func(k string, v any) amf0.ObjectEntry { return amf0.ObjectEntry{Key: k, Value: v} }
+	for _, c := range []struct {
+		name string
+		body []byte
+		want Tracks
+	}{
+		{"ffmpeg h264+aac file", fileMetaData(t, "testdata/h264_aac_640x360.flv"), TracksVideo},
+		{"ffmpeg audio only", meta(amf0.ECMAArray{n("duration", 0.0), n("audiodatarate", 62.5), n("audiosamplerate", 48000.0),
+			n("stereo", true), n("audiocodecid", 10.0), n("encoder", "Lavf61.7.100"), n("filesize", 0.0)}), TracksAudioOnly},
+		{"enhanced rtmp fourcc", meta(amf0.ECMAArray{n("videocodecid", "hvc1"), n("audiocodecid", 10.0)}), TracksVideo},
+		{"hasVideo false", meta(amf0.ECMAArray{n("hasVideo", false), n("hasAudio", true)}), TracksAudioOnly},
+		{"picture size only", meta(amf0.ECMAArray{n("width", 1280.0), n("height", 720.0)}), TracksVideo},
+		{"no track keys", meta(amf0.ECMAArray{n("duration", 0.0), n("encoder", "x")}), TracksUnknown},
+		{"built by MetaDataPacket, audio", MetaDataPacket(0, "", true).Payload, TracksAudioOnly},
+		{"built by MetaDataPacket, h265", MetaDataPacket(0, "H265", false).Payload, TracksVideo},
+		{"truncated", meta(amf0.ECMAArray{n("audiocodecid", 10.0)})[:20], TracksUnknown},
+		{"not onMetaData", []byte{0x02, 0, 3, 'f', 'o', 'o'}, TracksUnknown},
+	} {
+		if got := DeclaredTracks(c.body); got != c.want {
+			t.Errorf("%s: declares %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// fileMetaData returns the first script tag of an FLV file.
+func fileMetaData(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b = b[binary.BigEndian.Uint32(b[5:9])+4:]; len(b) >= 15; {
+		n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
+		if b[0]&0x1f == byte(KindData) {
+			return b[11 : 11+n]
+		}
+		b = b[11+n+4:]
+	}
+	t.Fatalf("%s has no script tag", path)
+	return nil
+}
