@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -55,36 +54,11 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 	}
 	cs.backbonePass.Store(&pass)
 
-	gc := gossip.DefaultConfig()
-	gc.NodeName = cfg.Node.ResolveName()
-	host, port, err := splitHostPort(cc.GossipBind())
+	gc, err := cfg.GossipConfig(Version)
 	if err != nil {
-		return fmt.Errorf("cluster.bind: %w", err)
-	}
-	gc.BindAddr, gc.BindPort = host, port
-	if gc.BindAddr == "" {
-		gc.BindAddr = "0.0.0.0"
-	}
-	if cc.Advertise != "" {
-		if ap, err := netip.ParseAddrPort(cc.Advertise); err == nil {
-			gc.AdvertiseAddr, gc.AdvertisePort = ap.Addr().String(), int(ap.Port())
-		} else {
-			gc.AdvertiseAddr = cc.Advertise
-		}
-	}
-	gc.Seeds = cc.Seeds
-	gc.KeyFile = cc.KeyFile
-	gc.Meta = gossip.NodeMeta{
-		Role: gossip.Role(cfg.Node.Role), Site: cfg.Node.Site, Region: cfg.Node.Region,
-		Lat: cfg.Node.Lat, Lon: cfg.Node.Lon, Version: Version,
-		Capacity: gossip.Capacity{MaxStreams: cc.Capacity.MaxStreams, MaxMbps: cc.Capacity.MaxMbps},
+		return err
 	}
 	gc.OnEvent = a.clusterEvent
-	if cc.KeyFile != "" {
-		if _, err := gossip.LoadKey(cc.KeyFile); err != nil {
-			return fmt.Errorf("cluster.key_file: %w", err)
-		}
-	}
 	g, err := gossip.New(gc, a.log)
 	if err != nil {
 		return netutil.ListenError("cluster.bind", cc.GossipBind(), err)
@@ -130,18 +104,6 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 	a.add(a.reportLoad, func() error { return nil })
 	a.beforeDrain = append(a.beforeDrain, a.leaveCluster)
 	return nil
-}
-
-func splitHostPort(s string) (string, int, error) {
-	h, p, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", 0, err
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		return "", 0, fmt.Errorf("%q: bad port", s)
-	}
-	return h, n, nil
 }
 
 // clusterAddrs are the addresses this node advertises: the listeners'
@@ -270,7 +232,7 @@ func (a *Agent) advertise(cfg *config.Config) {
 		return
 	}
 	m := g.LocalMeta()
-	m.Capacity = gossip.Capacity{MaxStreams: cfg.Cluster.Capacity.MaxStreams, MaxMbps: cfg.Cluster.Capacity.MaxMbps}
+	m.Capacity = cfg.Cluster.GossipCapacity()
 	m.Addrs = a.clusterAddrs(cfg, g.Addr().Addr())
 	if reflect.DeepEqual(m, g.LocalMeta()) {
 		return
