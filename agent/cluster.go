@@ -6,7 +6,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"reflect"
@@ -16,7 +15,6 @@ import (
 	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/edge"
-	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/netutil"
 )
@@ -58,7 +56,7 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	gc.OnEvent = a.clusterEvent
+	gc.OnEvent = gossip.ToBus(a.events, a.log) // webhooks, metrics and the roles follow the bus
 	g, err := gossip.New(gc, a.log)
 	if err != nil {
 		return netutil.ListenError("cluster.bind", cc.GossipBind(), err)
@@ -124,29 +122,6 @@ func (a *Agent) clusterAddrs(cfg *config.Config, ip netip.Addr) gossip.Addrs {
 		ad.Backbone = on(c.Addr().String())
 	}
 	return ad
-}
-
-// clusterEvent logs membership changes and publishes them on the node's
-// event bus (gossip calls it in order, from one goroutine); the edge
-// uplinks follow the bus to re-route away from a center that failed or
-// left.
-func (a *Agent) clusterEvent(e gossip.Event) {
-	level := slog.LevelInfo
-	if e.Type == gossip.EventUpdate {
-		level = slog.LevelDebug // load changes, every few seconds
-	}
-	a.log.Log(context.Background(), level, "cluster member "+e.Type.String(), "member", e.Member.Name, "role", string(e.Member.Meta.Role),
-		"site", e.Member.Meta.Site, "streams_dropped", len(e.Streams))
-	m := events.Member{Name: e.Member.Name, Role: string(e.Member.Meta.Role), Site: e.Member.Meta.Site,
-		Region: e.Member.Meta.Region, Addr: e.Member.Addr.String()}
-	switch e.Type {
-	case gossip.EventJoin:
-		a.events.Publish(events.MemberJoined{Member: m})
-	case gossip.EventLeave:
-		a.events.Publish(events.MemberLeft{Member: m, Streams: e.Streams})
-	case gossip.EventFailed:
-		a.events.Publish(events.MemberFailed{Member: m, Streams: e.Streams})
-	}
 }
 
 // reportLoad feeds gossip the node's load from the hub every second.

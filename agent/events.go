@@ -1,7 +1,7 @@
 package agent
 
 // This file wires the node's event bus (events/) into the agent: the hub,
-// gossip (clusterEvent), flows and the edge uplinks publish on it; the
+// gossip (gossip.ToBus), flows and the edge uplinks publish on it; the
 // ops part (logs, and webhooks through webhook.Notifier), the roles and
 // the metrics (metrics.NewEvents) follow it.
 
