@@ -99,7 +99,7 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 	if err := g.SetMeta(meta); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	a.add(a.reportLoad, func() error { return nil })
+	a.add(func(ctx context.Context) error { return g.ReportLoad(ctx, time.Second, a.hubLoad) }, func() error { return nil })
 	a.beforeDrain = append(a.beforeDrain, a.leaveCluster)
 	return nil
 }
@@ -124,31 +124,15 @@ func (a *Agent) clusterAddrs(cfg *config.Config, ip netip.Addr) gossip.Addrs {
 	return ad
 }
 
-// reportLoad feeds gossip the node's load from the hub every second.
-func (a *Agent) reportLoad(ctx context.Context) error {
-	g := a.cluster.gossip
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		var l gossip.Load
-		for _, st := range a.hub.Streams() {
-			r := st.Meter.Rates()
-			mbps := float64(r.VideoBitrate+r.AudioBitrate) / 1e6
-			l.Streams++
-			l.MbpsIn += mbps
-			l.MbpsOut += mbps * float64(st.ReaderCount()) // uplinks and pulls count as readers
-		}
-		l.MbpsIn, l.MbpsOut = round2(l.MbpsIn), round2(l.MbpsOut)
-		g.SetLoad(l)
+// hubLoad is the hub's streams as gossip load (gossip.ReportLoad).
+func (a *Agent) hubLoad() []gossip.StreamRate {
+	var out []gossip.StreamRate
+	for _, st := range a.hub.Streams() {
+		r := st.Meter.Rates()
+		out = append(out, gossip.StreamRate{Bitrate: r.VideoBitrate + r.AudioBitrate, Readers: st.ReaderCount()})
 	}
+	return out
 }
-
-func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
 // leaveCluster announces the leave first, so edges move their uplinks to
 // another center while this one still serves (make-before-break), then
