@@ -50,7 +50,7 @@ func (v apiView) Health() client.Health {
 
 func (v apiView) Streams() []*media.Stream            { return v.a.hub.Streams() }
 func (v apiView) Stream(key string) *media.Stream     { return v.a.hub.Stream(key) }
-func (v apiView) SRTStats(key string) []srt.ConnStats { return v.a.srtStats(key) }
+func (v apiView) SRTStats(key string) []srt.ConnStats { return v.a.ls.SRTStats(key) }
 
 func (v apiView) Name() string                    { return v.a.cluster.gossip.Name() }
 func (v apiView) Members() []gossip.Member        { return v.a.cluster.gossip.Members() }

@@ -20,13 +20,13 @@ func (s metricsSource) Node() metrics.Node {
 func (s metricsSource) Hub() metrics.Hub { return s.a.hub }
 
 func (s metricsSource) Listeners() metrics.Listeners {
-	ls, out := s.a.listeners(), metrics.Listeners{Refused: map[string]uint64{}}
-	if ls.rtmp != nil {
-		out.Refused["rtmp"] = ls.rtmp.Refused.Load()
+	ls, out := s.a.ls.Servers(), metrics.Listeners{Refused: map[string]uint64{}}
+	if ls.RTMP != nil {
+		out.Refused["rtmp"] = ls.RTMP.Refused.Load()
 	}
-	if ls.srt != nil {
-		out.Refused["srt"] = ls.srt.Refused()
-		out.SRT = ls.srt
+	if ls.SRT != nil {
+		out.Refused["srt"] = ls.SRT.Refused()
+		out.SRT = ls.SRT
 	}
 	return out
 }
