@@ -20,6 +20,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/relaymesh/relaymesh/api"
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/control"
@@ -85,7 +86,7 @@ type Agent struct {
 func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.SlogLevel())
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level, ReplaceAttr: maskLogAttr})).With("node", cfg.Node.ResolveName())
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level, ReplaceAttr: api.MaskLogAttr})).With("node", cfg.Node.ResolveName())
 	a := &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{}),
 		reloads: make(chan chan error), rtDir: agentRuntimeDir()}
 	libsrt.SetLogger(log) // libsrt's warnings and the binding's (a connection it closed, and why)
