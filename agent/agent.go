@@ -131,7 +131,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 		return nil, err
 	}
 	if cfg.HLS.Enabled {
-		if a.hls, err = hls.New(a.hlsConfig(cfg), a.hub, log); err != nil {
+		if a.hls, err = hls.New(listeners.HLSConfig(cfg, a.authorize), a.hub, log); err != nil {
 			return nil, fmt.Errorf("hls: %w", err)
 		}
 		a.add(a.hls.Run, a.hls.Close)
@@ -444,7 +444,7 @@ func (a *Agent) prepareSettings(old, next *config.Config) (change, error) {
 		a.hub.SetMaxReaderLag(h.MaxReaderLag)
 		lsCommit()
 		if a.hls != nil {
-			a.hls.SetConfig(a.hlsConfig(next))
+			a.hls.SetConfig(listeners.HLSConfig(next, a.authorize))
 		}
 		if a.webrtc != nil {
 			a.webrtc.SetConfig(a.webrtcConfig(next))

@@ -3,9 +3,12 @@ package listeners
 import (
 	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
+	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/hls"
 	"github.com/relaymesh/relaymesh/media/httpflv"
 	"github.com/relaymesh/relaymesh/media/rtmp"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/media/webrtc"
 )
 
 func (s *Set) rtmpConfig(cfg *config.Config) rtmp.Config {
@@ -65,4 +68,37 @@ func Warnings(cfg *config.Config) []string {
 		return []string{w}
 	}
 	return nil
+}
+
+// HLSConfig is [hls] for the HLS server on the HTTP listener.
+func HLSConfig(cfg *config.Config, authorize media.Authorizer) hls.Config {
+	h := cfg.HLS
+	return hls.Config{
+		PartDuration:   h.PartDuration.Duration(),
+		SegmentCount:   h.SegmentCount,
+		IdleTimeout:    h.IdleTimeout.Duration(),
+		SessionTimeout: h.SessionTimeout.Duration(),
+		PlayWait:       center.PlayWaitOf(cfg),
+		AlwaysOn:       h.AlwaysOn,
+		TokenSessions:  cfg.Auth.Play,
+		Authorize:      authorize,
+	}
+}
+
+// WebRTCConfig is [webrtc] for the WHEP/WHIP server, whose signalling
+// rides on the HTTP listener.
+func WebRTCConfig(cfg *config.Config, authorize webrtc.Authorizer) webrtc.Config {
+	w := cfg.WebRTC
+	c := webrtc.Config{
+		UDPListen:      w.UDPListen,
+		Hosts:          w.AdditionalHosts,
+		MaxSessions:    w.MaxSessions,
+		ConnectTimeout: w.ConnectTimeout.Duration(),
+		PlayWait:       center.PlayWaitOf(cfg),
+		Authorize:      authorize,
+	}
+	for _, s := range w.ICEServers {
+		c.ICEServers = append(c.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return c
 }
