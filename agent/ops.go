@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relaymesh/relaymesh/config"
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/metrics"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/qos"
@@ -34,7 +35,7 @@ func (a *Agent) newOps(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	o.hooks = webhook.NewNotifier(a.events.Subscribe("ops", 0), hc, a.log, a.logEvent)
+	o.hooks = webhook.NewNotifier(a.events.Subscribe("ops", 0), hc, a.log, events.Log(a.log))
 	if o.qos, err = qos.New(a.rtDir, a.log); err != nil {
 		return err
 	}
