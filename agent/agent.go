@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -470,12 +469,6 @@ func (a *Agent) listenerAddrs() gossip.Addrs {
 		return g.LocalMeta().Addrs
 	}
 	return gossip.Addrs{RTMP: a.listenAddr("rtmp"), SRT: a.listenAddr("srt"), HTTPFLV: a.listenAddr("http")}
-}
-
-// checkWarnings are problems of the machine, not of the config, that
-// `relaymesh check` reports.
-func checkWarnings(cfg *config.Config) []string {
-	return slices.Concat(cfg.FileWarnings(), listeners.Warnings(cfg), cfg.QoSWarnings())
 }
 
 // prepareListeners binds a new socket for every listener whose address

@@ -17,12 +17,16 @@ import (
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/metrics"
 )
 
 // newAPI binds the API on listen.
 func (a *Agent) newAPI(listen string) (*api.Server, error) {
 	v := apiView{a}
-	d := api.Deps{Log: a.log, Node: v, Streams: v, Signer: v, Objects: v, Metrics: a.metricsHandler()}
+	d := api.Deps{Log: a.log, Node: v, Streams: v, Signer: v, Objects: v}
+	if reg := a.ops.reg; reg != nil {
+		d.Metrics = metrics.Handler(reg, a.log)
+	}
 	if a.cluster.gossip != nil {
 		d.Cluster = v
 	}

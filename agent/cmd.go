@@ -6,11 +6,17 @@ package agent
 // `cleanup` reads the agent's tc record (netutil/tcrecord) itself.
 
 import (
+	"slices"
+
 	"github.com/relaymesh/relaymesh/config"
+	"github.com/relaymesh/relaymesh/listeners"
 )
 
 // Version is set at build time with -ldflags "-X .../agent.Version=...".
 var Version = "dev"
 
-// Warnings are what is allowed in cfg but probably not meant.
-func Warnings(cfg *config.Config) []string { return checkWarnings(cfg) }
+// Warnings are what is allowed in cfg but probably not meant, and the
+// problems of the machine that `relaymesh check` reports.
+func Warnings(cfg *config.Config) []string {
+	return slices.Concat(cfg.FileWarnings(), listeners.Warnings(cfg), cfg.QoSWarnings())
+}

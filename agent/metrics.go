@@ -31,9 +31,19 @@ func (s metricsSource) Listeners() metrics.Listeners {
 	return out
 }
 
-func (s metricsSource) QoS() (netutil.QoSConfig, bool) { return s.a.qosState() }
+func (s metricsSource) QoS() (netutil.QoSConfig, bool) {
+	if q := s.a.ops.qos; q != nil {
+		return q.State()
+	}
+	return netutil.QoSConfig{}, false
+}
 
-func (s metricsSource) Webhooks() (webhook.Stats, bool) { return s.a.webhookStats() }
+func (s metricsSource) Webhooks() (webhook.Stats, bool) {
+	if h := s.a.ops.hooks; h != nil {
+		return h.Stats()
+	}
+	return webhook.Stats{}, false
+}
 
 // Cluster leaves a part nil (not a nil pointer in the interface) when the
 // node does not run it.
