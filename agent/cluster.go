@@ -6,7 +6,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"reflect"
 	"sync/atomic"
@@ -105,23 +104,16 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 }
 
 // clusterAddrs are the addresses this node advertises: the listeners'
-// ports on the gossip address.
+// ports on the gossip address (gossip.Addrs.On).
 func (a *Agent) clusterAddrs(cfg *config.Config, ip netip.Addr) gossip.Addrs {
-	on := func(hostPort string) string {
-		_, p, err := net.SplitHostPort(hostPort)
-		if err != nil {
-			return ""
-		}
-		return net.JoinHostPort(ip.String(), p)
-	}
-	ad := gossip.Addrs{RTMP: on(a.listenAddr("rtmp")), SRT: on(a.listenAddr("srt")), HTTPFLV: on(a.listenAddr("http"))}
+	ad := gossip.Addrs{RTMP: a.listenAddr("rtmp"), SRT: a.listenAddr("srt"), HTTPFLV: a.listenAddr("http")}
 	if cfg.API.Listen != "" && !config.IsLoopback(cfg.API.Listen) {
-		ad.API = on(cfg.API.Listen)
+		ad.API = cfg.API.Listen
 	}
 	if c := a.cluster.center; c != nil && c.Addr() != nil {
-		ad.Backbone = on(c.Addr().String())
+		ad.Backbone = c.Addr().String()
 	}
-	return ad
+	return ad.On(ip)
 }
 
 // hubLoad is the hub's streams as gossip load (gossip.ReportLoad).
