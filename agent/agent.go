@@ -70,7 +70,7 @@ type Agent struct {
 	// reloads carries `relaymesh reload` requests from the control socket
 	// to Run's loop, which answers on the inner channel.
 	reloads chan chan error
-	// rtDir is the runtime directory ($RUNTIME_DIRECTORY), "" without one.
+	// rtDir is the runtime directory (control.RuntimeDir), "" without one.
 	rtDir string
 	// preparing is the config a reload is preparing, nil outside one
 	// (objectsConfig).
@@ -87,7 +87,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 	level.Set(cfg.SlogLevel())
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level, ReplaceAttr: api.MaskLogAttr})).With("node", cfg.Node.ResolveName())
 	a := &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{}),
-		reloads: make(chan chan error), rtDir: agentRuntimeDir()}
+		reloads: make(chan chan error), rtDir: control.RuntimeDir()}
 	libsrt.SetLogger(log) // libsrt's warnings and the binding's (a connection it closed, and why)
 	defer func() {
 		// a, not the result (nil here): release what was built so far
