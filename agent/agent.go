@@ -12,8 +12,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"reflect"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,20 +21,17 @@ import (
 
 	"github.com/relaymesh/relaymesh/api"
 	"github.com/relaymesh/relaymesh/auth"
-	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/control"
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
+	"github.com/relaymesh/relaymesh/listeners"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/hls"
-	"github.com/relaymesh/relaymesh/media/httpflv"
 	"github.com/relaymesh/relaymesh/media/mpegts"
-	"github.com/relaymesh/relaymesh/media/rtmp"
 	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 	"github.com/relaymesh/relaymesh/media/webrtc"
-	"github.com/relaymesh/relaymesh/netutil"
 )
 
 // drainTimeout bounds the graceful part of a shutdown.
@@ -49,15 +44,12 @@ type Agent struct {
 	level   *slog.LevelVar
 	started time.Time
 	hub     *media.Hub
-	events  *events.Bus // the node's one ordered event stream (events.go)
-	rtmp    *rtmp.Server
-	httpflv *httpflv.Server
+	events  *events.Bus    // the node's one ordered event stream (events.go)
+	ls      *listeners.Set // RTMP, HTTP, SRT and API: the listeners a reload may move
 	webrtc  *webrtc.Server
-	hls     *hls.Server // HLS on the HTTP listener; nil when [hls] is off
-	srt     *srt.Server
-	api     *api.Server
+	hls     *hls.Server                 // HLS on the HTTP listener; nil when [hls] is off
 	access  atomic.Pointer[auth.Policy] // [auth] in force
-	cfgMu   sync.Mutex
+	cfgMu   sync.Mutex                  // guards cfg
 	cfg     *config.Config
 	closers []func() error
 	runners []func(context.Context) error
@@ -78,12 +70,8 @@ type Agent struct {
 	// reloads carries `relaymesh reload` requests from the control socket
 	// to Run's loop, which answers on the inner channel.
 	reloads chan chan error
-	// rtDir is the runtime directory ($RUNTIME_DIRECTORY), "" without one.
+	// rtDir is the runtime directory (control.RuntimeDir), "" without one.
 	rtDir string
-	// spareSRT is an SRT listener a refused reload bound on spareSRTAddr
-	// and never ran (srtFor).
-	spareSRT     *srt.Server
-	spareSRTAddr string
 	// preparing is the config a reload is preparing, nil outside one
 	// (objectsConfig).
 	preparing atomic.Pointer[config.Config]
@@ -97,9 +85,9 @@ type Agent struct {
 func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.SlogLevel())
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level, ReplaceAttr: maskLogAttr})).With("node", cfg.Node.ResolveName())
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level, ReplaceAttr: api.MaskLogAttr})).With("node", cfg.Node.ResolveName())
 	a := &Agent{path: path, log: log, level: level, cfg: cfg, started: time.Now(), stopping: make(chan struct{}),
-		reloads: make(chan chan error), rtDir: agentRuntimeDir()}
+		reloads: make(chan chan error), rtDir: control.RuntimeDir()}
 	libsrt.SetLogger(log) // libsrt's warnings and the binding's (a connection it closed, and why)
 	defer func() {
 		// a, not the result (nil here): release what was built so far
@@ -126,31 +114,31 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 		}
 	}
 	a.hub = media.NewHub(hcfg, log)
+	a.ls = listeners.New(listeners.Deps{Hub: a.hub, Log: log, Authorize: a.authorize, Routes: a.httpRoutes,
+		SRTStreamOptions: func(action, key string) (srt.StreamOptions, bool) {
+			if f := a.objects.flows; f != nil { // srt-listener sources and outputs: their passphrase and latency
+				return f.SRTStreamOptions(action, key)
+			}
+			return srt.StreamOptions{}, false
+		},
+		NewAPI: a.newAPI, Start: a.start})
 
-	if cfg.RTMP.Listen != "" {
-		a.rtmp, err = rtmp.New(a.rtmpConfig(cfg), a.hub, log)
-		if err != nil {
-			return nil, netutil.ListenError("rtmp.listen", cfg.RTMP.Listen, err)
-		}
-		a.add(a.rtmp.Run, a.rtmp.Close)
+	if err := a.ls.Open(listeners.RTMP, cfg); err != nil {
+		return nil, err
 	}
 	if err := a.newWebRTC(cfg); err != nil {
 		return nil, err
 	}
 	if cfg.HLS.Enabled {
-		if a.hls, err = hls.New(a.hlsConfig(cfg), a.hub, log); err != nil {
+		if a.hls, err = hls.New(listeners.HLSConfig(cfg, a.authorize), a.hub, log); err != nil {
 			return nil, fmt.Errorf("hls: %w", err)
 		}
 		a.add(a.hls.Run, a.hls.Close)
 	}
-	if cfg.HTTP.Listen != "" {
-		a.httpflv, err = httpflv.New(a.httpflvConfig(cfg), a.hub, log)
-		if err != nil {
-			return nil, netutil.ListenError("http.listen", cfg.HTTP.Listen, err)
-		}
-		a.add(a.httpflv.Run, a.httpflv.Close)
+	if err := a.ls.Open(listeners.HTTP, cfg); err != nil {
+		return nil, err
 	}
-	if err := a.newSRT(cfg); err != nil {
+	if err := a.ls.Open(listeners.SRT, cfg); err != nil {
 		return nil, err
 	}
 	if err := a.newOps(cfg); err != nil {
@@ -169,12 +157,8 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 		}
 		a.add(c.Run, c.Close)
 	}
-	if cfg.API.Listen != "" {
-		a.api, err = a.newAPI(cfg.API.Listen)
-		if err != nil {
-			return nil, netutil.ListenError("api.listen", cfg.API.Listen, err)
-		}
-		a.add(a.api.Run, a.api.Close)
+	if err := a.ls.Open(listeners.API, cfg); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -182,6 +166,17 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 func (a *Agent) add(run func(context.Context) error, close func() error) {
 	a.runners = append(a.runners, run)
 	a.closers = append(a.closers, close)
+}
+
+// start is add for a component built before or after Run started (a
+// listener a reload rebound): after, it runs under Run's context at once.
+func (a *Agent) start(run func(context.Context) error, close func() error) {
+	if a.spawn == nil {
+		a.add(run, close)
+		return
+	}
+	a.closers = append(a.closers, close)
+	a.spawn(run)
 }
 
 // config returns the config in force.
@@ -227,32 +222,6 @@ func (a *Agent) authorize(req media.Access) error {
 		}
 	}
 	return nil
-}
-
-func (a *Agent) rtmpConfig(cfg *config.Config) rtmp.Config {
-	return rtmp.Config{
-		Listen:           cfg.RTMP.Listen,
-		HandshakeTimeout: cfg.Limits.HandshakeTimeout.Duration(),
-		ReadTimeout:      cfg.Limits.ReadTimeout.Duration(),
-		WriteTimeout:     cfg.Limits.WriteTimeout.Duration(),
-		MaxConnections:   cfg.Limits.MaxConnections,
-		PlayWait:         center.PlayWaitOf(cfg),
-		WriteCoalesce:    cfg.Limits.WriteCoalesce.Duration(),
-		Authorize:        a.authorize,
-	}
-}
-
-func (a *Agent) httpflvConfig(cfg *config.Config) httpflv.Config {
-	return httpflv.Config{
-		Listen:         cfg.HTTP.Listen,
-		WriteTimeout:   cfg.Limits.WriteTimeout.Duration(),
-		HeaderTimeout:  cfg.Limits.HandshakeTimeout.Duration(),
-		MaxConnections: cfg.Limits.MaxConnections,
-		PlayWait:       center.PlayWaitOf(cfg),
-		WriteCoalesce:  cfg.Limits.WriteCoalesce.Duration(),
-		Authorize:      a.authorize,
-		Next:           a.httpRoutes(),
-	}
 }
 
 // Run runs every component until ctx ends, reloading on SIGHUP. On the
@@ -333,7 +302,7 @@ func (a *Agent) drain() {
 	a.hub.Close()
 	deadline := time.Now().Add(drainTimeout)
 	for {
-		rtmpN, flvN, srtN := a.openConns()
+		rtmpN, flvN, srtN := a.ls.OpenConns()
 		if rtmpN+flvN+srtN == 0 {
 			a.log.Info("drained")
 			return
@@ -344,21 +313,6 @@ func (a *Agent) drain() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// openConns counts the open media connections per listener.
-func (a *Agent) openConns() (rtmpN, flvN, srtN int) {
-	l := a.listeners()
-	if l.rtmp != nil {
-		rtmpN = l.rtmp.ConnCount()
-	}
-	if l.httpflv != nil {
-		flvN = l.httpflv.ConnCount()
-	}
-	if l.srt != nil {
-		srtN = len(l.srt.Stats())
-	}
-	return rtmpN, flvN, srtN
 }
 
 // Close releases everything. It is idempotent and safe after a failed New.
@@ -373,9 +327,8 @@ func (a *Agent) Close() error {
 		}
 	}
 	a.closers = nil
-	if a.spareSRT != nil {
-		a.spareSRT.Close()
-		a.spareSRT = nil
+	if a.ls != nil {
+		a.ls.Close()
 	}
 	if a.hub != nil {
 		a.hub.Close()
@@ -478,12 +431,9 @@ func (a *Agent) prepareAccess(_, next *config.Config) (change, error) {
 // [[srt_stream]] and srt.max_connections, the log level. A listener that
 // moves (prepareListeners) is built from next already.
 func (a *Agent) prepareSettings(old, next *config.Config) (change, error) {
-	var srtCommit func()
-	if a.srt != nil && next.SRT.Listen == old.SRT.Listen {
-		var err error
-		if srtCommit, err = a.srt.Prepare(a.srtConfig(next)); err != nil {
-			return change{}, fmt.Errorf("srt: %w", err)
-		}
+	lsCommit, err := a.ls.PrepareSettings(old, next)
+	if err != nil {
+		return change{}, fmt.Errorf("srt: %w", err)
 	}
 	return change{commit: func() {
 		a.level.Set(next.SlogLevel())
@@ -491,17 +441,9 @@ func (a *Agent) prepareSettings(old, next *config.Config) (change, error) {
 		applyLimits(&h, next)
 		a.hub.SetLimits(h.MaxPublishers, h.MaxReaders, h.MaxBitrate, h.Takeover, h.ReconnectGrace)
 		a.hub.SetMaxReaderLag(h.MaxReaderLag)
-		if srtCommit != nil {
-			srtCommit()
-		}
-		if l := a.listeners(); l.rtmp != nil {
-			l.rtmp.SetConfig(a.rtmpConfig(next))
-		}
-		if l := a.listeners(); l.httpflv != nil {
-			l.httpflv.SetConfig(a.httpflvConfig(next))
-		}
+		lsCommit()
 		if a.hls != nil {
-			a.hls.SetConfig(a.hlsConfig(next))
+			a.hls.SetConfig(listeners.HLSConfig(next, a.authorize))
 		}
 		if a.webrtc != nil {
 			a.webrtc.SetConfig(a.webrtcConfig(next))
@@ -509,37 +451,15 @@ func (a *Agent) prepareSettings(old, next *config.Config) (change, error) {
 	}}, nil
 }
 
-// listeners is a consistent view of the listener pointers, which a
-// reload may swap (rebind) while the API or a scrape reads them.
-type listeners struct {
-	rtmp    *rtmp.Server
-	httpflv *httpflv.Server
-	srt     *srt.Server
-	api     *api.Server
-}
-
-func (a *Agent) listeners() listeners {
-	a.cfgMu.Lock()
-	defer a.cfgMu.Unlock()
-	return listeners{a.rtmp, a.httpflv, a.srt, a.api}
-}
-
 // listenAddr returns the bound address of a listener, or "" when it is off.
 func (a *Agent) listenAddr(which string) string {
-	l := a.listeners()
-	switch {
-	case which == "rtmp" && l.rtmp != nil:
-		return l.rtmp.Addr().String()
-	case which == "http" && l.httpflv != nil:
-		return l.httpflv.Addr().String()
-	case which == "srt" && l.srt != nil:
-		return l.srt.Addr().String()
-	case which == "api" && l.api != nil:
-		return l.api.Addr().String()
-	case which == "webrtc" && a.webrtc != nil:
+	if which == "webrtc" {
+		if a.webrtc == nil {
+			return ""
+		}
 		return a.webrtc.UDPAddr().String()
 	}
-	return ""
+	return a.ls.Addr(which)
 }
 
 // listenerAddrs are the media listeners' addresses as the cluster is told
@@ -551,133 +471,12 @@ func (a *Agent) listenerAddrs() gossip.Addrs {
 	return gossip.Addrs{RTMP: a.listenAddr("rtmp"), SRT: a.listenAddr("srt"), HTTPFLV: a.listenAddr("http")}
 }
 
-// checkWarnings are problems of the machine, not of the config, that
-// `relaymesh check` reports.
-func checkWarnings(cfg *config.Config) []string {
-	return slices.Concat(cfg.FileWarnings(), srtWarnings(cfg), cfg.QoSWarnings())
-}
-
 // prepareListeners binds a new socket for every listener whose address
-// changed (an address in use refuses the reload with nothing changed);
-// commit starts each new server and only then closes the old one, abort
-// closes the new sockets. Connections on an old listener end with it;
-// every other listener and connection is untouched.
+// changed (listeners.Set.Prepare).
 func (a *Agent) prepareListeners(next *config.Config, changed []string) (change, error) {
-	type move struct {
-		name, from string
-		run        func(context.Context) error    // nil when the listener is turned off
-		close      func() error                   // on abort
-		closeRun   func() error                   // on shutdown, once it runs
-		swap       func() (closeOld func() error) // installs the new server, returns the old one's Close
-	}
-	var moves []move
-	abort := func() {
-		for _, m := range moves {
-			if m.close != nil {
-				m.close()
-			}
-		}
-	}
-	for _, name := range changed {
-		m := move{name: name, from: a.listenAddr(name)}
-		var err error
-		switch name {
-		case "rtmp":
-			var s *rtmp.Server
-			if next.RTMP.Listen != "" {
-				if s, err = rtmp.New(a.rtmpConfig(next), a.hub, a.log); err == nil {
-					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
-				}
-				err = netutil.ListenError("rtmp.listen", next.RTMP.Listen, err)
-			}
-			m.swap = func() func() error { old := a.rtmp; a.rtmp = s; return closerOf(old) }
-		case "http":
-			var s *httpflv.Server
-			if next.HTTP.Listen != "" {
-				if s, err = httpflv.New(a.httpflvConfig(next), a.hub, a.log); err == nil {
-					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
-				}
-				err = netutil.ListenError("http.listen", next.HTTP.Listen, err)
-			}
-			m.swap = func() func() error { old := a.httpflv; a.httpflv = s; return closerOf(old) }
-		case "srt":
-			var s *srt.Server
-			if next.SRT.Listen != "" {
-				if s, err = a.srtFor(a.srtConfig(next)); err == nil {
-					m.run, m.close, m.closeRun = s.Run, func() error { a.keepSpareSRT(s, next.SRT.Listen); return nil }, s.Close
-				}
-				err = netutil.ListenError("srt.listen", next.SRT.Listen, err)
-			}
-			m.swap = func() func() error { old := a.srt; a.srt = s; return closerOf(old) }
-		case "api":
-			var s *api.Server
-			if next.API.Listen != "" {
-				if s, err = a.newAPI(next.API.Listen); err == nil {
-					m.run, m.close, m.closeRun = s.Run, s.Close, s.Close
-				}
-				err = netutil.ListenError("api.listen", next.API.Listen, err)
-			}
-			m.swap = func() func() error { old := a.api; a.api = s; return closerOf(old) }
-		default:
-			continue
-		}
-		if err != nil {
-			abort()
-			return change{}, err
-		}
-		moves = append(moves, m)
-	}
-	commit := func() {
-		for _, m := range moves {
-			if m.run != nil {
-				a.closers = append(a.closers, m.closeRun)
-				if a.spawn != nil {
-					a.spawn(m.run)
-				} else {
-					a.runners = append(a.runners, m.run)
-				}
-			}
-			a.cfgMu.Lock()
-			closeOld := m.swap()
-			a.cfgMu.Unlock()
-			if closeOld != nil {
-				closeOld()
-			}
-			a.log.Info("listener moved", "listener", m.name, "from", m.from, "to", a.listenAddr(m.name))
-		}
+	commit, abort, err := a.ls.Prepare(next, changed)
+	if err != nil {
+		return change{}, err
 	}
 	return change{commit: commit, abort: abort}, nil
-}
-
-// srtFor returns an SRT server bound to cfg.Listen: the spare one a
-// refused reload left on that address, else a new one. libsrt releases
-// the UDP port of a closed listener only later, in its own thread, so
-// closing a prepared SRT listener on a refusal would leave its address in
-// use for the next reload.
-func (a *Agent) srtFor(cfg srt.Config) (*srt.Server, error) {
-	if sp := a.spareSRT; sp != nil {
-		a.spareSRT = nil
-		if a.spareSRTAddr == cfg.Listen && sp.SetConfig(cfg) == nil {
-			return sp, nil
-		}
-		sp.Close()
-	}
-	return srt.New(cfg, a.hub, a.log)
-}
-
-// keepSpareSRT keeps s, prepared for addr by a refused reload and never
-// run, for the next reload's srtFor (closed with the agent).
-func (a *Agent) keepSpareSRT(s *srt.Server, addr string) {
-	if a.spareSRT != nil {
-		a.spareSRT.Close()
-	}
-	a.spareSRT, a.spareSRTAddr = s, addr
-}
-
-// closerOf returns c.Close, or nil when c is a nil pointer.
-func closerOf[T interface{ Close() error }](c T) func() error {
-	if reflect.ValueOf(c).IsNil() {
-		return nil
-	}
-	return c.Close
 }

@@ -17,12 +17,16 @@ import (
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/metrics"
 )
 
 // newAPI binds the API on listen.
 func (a *Agent) newAPI(listen string) (*api.Server, error) {
 	v := apiView{a}
-	d := api.Deps{Log: a.log, Node: v, Streams: v, Signer: v, Objects: v, Metrics: a.metricsHandler()}
+	d := api.Deps{Log: a.log, Node: v, Streams: v, Signer: v, Objects: v}
+	if reg := a.ops.reg; reg != nil {
+		d.Metrics = metrics.Handler(reg, a.log)
+	}
 	if a.cluster.gossip != nil {
 		d.Cluster = v
 	}
@@ -50,7 +54,7 @@ func (v apiView) Health() client.Health {
 
 func (v apiView) Streams() []*media.Stream            { return v.a.hub.Streams() }
 func (v apiView) Stream(key string) *media.Stream     { return v.a.hub.Stream(key) }
-func (v apiView) SRTStats(key string) []srt.ConnStats { return v.a.srtStats(key) }
+func (v apiView) SRTStats(key string) []srt.ConnStats { return v.a.ls.SRTStats(key) }
 
 func (v apiView) Name() string                    { return v.a.cluster.gossip.Name() }
 func (v apiView) Members() []gossip.Member        { return v.a.cluster.gossip.Members() }

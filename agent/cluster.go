@@ -6,18 +6,14 @@ package agent
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/netip"
 	"reflect"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/edge"
-	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/netutil"
 )
@@ -55,36 +51,11 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 	}
 	cs.backbonePass.Store(&pass)
 
-	gc := gossip.DefaultConfig()
-	gc.NodeName = cfg.Node.ResolveName()
-	host, port, err := splitHostPort(cc.GossipBind())
+	gc, err := cfg.GossipConfig(Version)
 	if err != nil {
-		return fmt.Errorf("cluster.bind: %w", err)
+		return err
 	}
-	gc.BindAddr, gc.BindPort = host, port
-	if gc.BindAddr == "" {
-		gc.BindAddr = "0.0.0.0"
-	}
-	if cc.Advertise != "" {
-		if ap, err := netip.ParseAddrPort(cc.Advertise); err == nil {
-			gc.AdvertiseAddr, gc.AdvertisePort = ap.Addr().String(), int(ap.Port())
-		} else {
-			gc.AdvertiseAddr = cc.Advertise
-		}
-	}
-	gc.Seeds = cc.Seeds
-	gc.KeyFile = cc.KeyFile
-	gc.Meta = gossip.NodeMeta{
-		Role: gossip.Role(cfg.Node.Role), Site: cfg.Node.Site, Region: cfg.Node.Region,
-		Lat: cfg.Node.Lat, Lon: cfg.Node.Lon, Version: Version,
-		Capacity: gossip.Capacity{MaxStreams: cc.Capacity.MaxStreams, MaxMbps: cc.Capacity.MaxMbps},
-	}
-	gc.OnEvent = a.clusterEvent
-	if cc.KeyFile != "" {
-		if _, err := gossip.LoadKey(cc.KeyFile); err != nil {
-			return fmt.Errorf("cluster.key_file: %w", err)
-		}
-	}
+	gc.OnEvent = gossip.ToBus(a.events, a.log) // webhooks, metrics and the roles follow the bus
 	g, err := gossip.New(gc, a.log)
 	if err != nil {
 		return netutil.ListenError("cluster.bind", cc.GossipBind(), err)
@@ -127,91 +98,33 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 	if err := g.SetMeta(meta); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	a.add(a.reportLoad, func() error { return nil })
+	a.add(func(ctx context.Context) error { return g.ReportLoad(ctx, time.Second, a.hubLoad) }, func() error { return nil })
 	a.beforeDrain = append(a.beforeDrain, a.leaveCluster)
 	return nil
 }
 
-func splitHostPort(s string) (string, int, error) {
-	h, p, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", 0, err
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		return "", 0, fmt.Errorf("%q: bad port", s)
-	}
-	return h, n, nil
-}
-
 // clusterAddrs are the addresses this node advertises: the listeners'
-// ports on the gossip address.
+// ports on the gossip address (gossip.Addrs.On).
 func (a *Agent) clusterAddrs(cfg *config.Config, ip netip.Addr) gossip.Addrs {
-	on := func(hostPort string) string {
-		_, p, err := net.SplitHostPort(hostPort)
-		if err != nil {
-			return ""
-		}
-		return net.JoinHostPort(ip.String(), p)
-	}
-	ad := gossip.Addrs{RTMP: on(a.listenAddr("rtmp")), SRT: on(a.listenAddr("srt")), HTTPFLV: on(a.listenAddr("http"))}
+	ad := gossip.Addrs{RTMP: a.listenAddr("rtmp"), SRT: a.listenAddr("srt"), HTTPFLV: a.listenAddr("http")}
 	if cfg.API.Listen != "" && !config.IsLoopback(cfg.API.Listen) {
-		ad.API = on(cfg.API.Listen)
+		ad.API = cfg.API.Listen
 	}
 	if c := a.cluster.center; c != nil && c.Addr() != nil {
-		ad.Backbone = on(c.Addr().String())
+		ad.Backbone = c.Addr().String()
 	}
-	return ad
+	return ad.On(ip)
 }
 
-// clusterEvent logs membership changes and publishes them on the node's
-// event bus (gossip calls it in order, from one goroutine); the edge
-// uplinks follow the bus to re-route away from a center that failed or
-// left.
-func (a *Agent) clusterEvent(e gossip.Event) {
-	level := slog.LevelInfo
-	if e.Type == gossip.EventUpdate {
-		level = slog.LevelDebug // load changes, every few seconds
+// hubLoad is the hub's streams as gossip load (gossip.ReportLoad).
+func (a *Agent) hubLoad() []gossip.StreamRate {
+	var out []gossip.StreamRate
+	for _, st := range a.hub.Streams() {
+		r := st.Meter.Rates()
+		out = append(out, gossip.StreamRate{Bitrate: r.VideoBitrate + r.AudioBitrate, Readers: st.ReaderCount()})
 	}
-	a.log.Log(context.Background(), level, "cluster member "+e.Type.String(), "member", e.Member.Name, "role", string(e.Member.Meta.Role),
-		"site", e.Member.Meta.Site, "streams_dropped", len(e.Streams))
-	m := events.Member{Name: e.Member.Name, Role: string(e.Member.Meta.Role), Site: e.Member.Meta.Site,
-		Region: e.Member.Meta.Region, Addr: e.Member.Addr.String()}
-	switch e.Type {
-	case gossip.EventJoin:
-		a.events.Publish(events.MemberJoined{Member: m})
-	case gossip.EventLeave:
-		a.events.Publish(events.MemberLeft{Member: m, Streams: e.Streams})
-	case gossip.EventFailed:
-		a.events.Publish(events.MemberFailed{Member: m, Streams: e.Streams})
-	}
+	return out
 }
-
-// reportLoad feeds gossip the node's load from the hub every second.
-func (a *Agent) reportLoad(ctx context.Context) error {
-	g := a.cluster.gossip
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		var l gossip.Load
-		for _, st := range a.hub.Streams() {
-			r := st.Meter.Rates()
-			mbps := float64(r.VideoBitrate+r.AudioBitrate) / 1e6
-			l.Streams++
-			l.MbpsIn += mbps
-			l.MbpsOut += mbps * float64(st.ReaderCount()) // uplinks and pulls count as readers
-		}
-		l.MbpsIn, l.MbpsOut = round2(l.MbpsIn), round2(l.MbpsOut)
-		g.SetLoad(l)
-	}
-}
-
-func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
 // leaveCluster announces the leave first, so edges move their uplinks to
 // another center while this one still serves (make-before-break), then
@@ -270,7 +183,7 @@ func (a *Agent) advertise(cfg *config.Config) {
 		return
 	}
 	m := g.LocalMeta()
-	m.Capacity = gossip.Capacity{MaxStreams: cfg.Cluster.Capacity.MaxStreams, MaxMbps: cfg.Cluster.Capacity.MaxMbps}
+	m.Capacity = cfg.Cluster.GossipCapacity()
 	m.Addrs = a.clusterAddrs(cfg, g.Addr().Addr())
 	if reflect.DeepEqual(m, g.LocalMeta()) {
 		return

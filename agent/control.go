@@ -6,20 +6,9 @@ package agent
 
 import (
 	"context"
-	"os"
-	"strings"
 
 	"github.com/relaymesh/relaymesh/control"
 )
-
-// agentRuntimeDir is where the agent keeps what lives as long as it runs
-// (the control socket, the record of its tc state): the first entry of
-// $RUNTIME_DIRECTORY, which systemd sets from RuntimeDirectory=; "" when
-// it is not set, and then the agent has neither.
-func agentRuntimeDir() string {
-	first, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
-	return first
-}
 
 // requestReload hands a reload to Run's loop and waits for its verdict
 // (control.ReloadFunc).

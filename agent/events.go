@@ -1,8 +1,8 @@
 package agent
 
 // This file wires the node's event bus (events/) into the agent: the hub,
-// gossip (clusterEvent), flows and the edge uplinks publish on it; the
-// ops part (logs, and webhooks through webhook.Notifier), the roles and
+// gossip (gossip.ToBus), flows and the edge uplinks publish on it; the
+// ops part (logs through events.Log, and webhooks through webhook.Notifier), the roles and
 // the metrics (metrics.NewEvents) follow it.
 
 import (
@@ -17,17 +17,4 @@ import (
 func (a *Agent) subscribe(name string, fn func(events.Record)) {
 	sub := a.events.Subscribe(name, 0)
 	a.add(func(ctx context.Context) error { return sub.Run(ctx, fn) }, sub.Close)
-}
-
-// logEvent logs a node event (the webhook notifier runs it first on the
-// "ops" subscription, so logs and webhooks see one order).
-func (a *Agent) logEvent(r events.Record) {
-	switch e := r.Event.(type) {
-	case events.StreamPublished:
-		a.log.Info("stream published", "stream", e.Stream, "protocol", e.Protocol, "remote", e.Remote)
-	case events.StreamReconnected:
-		a.log.Info("stream publisher reconnected", "stream", e.Stream, "protocol", e.Protocol, "remote", e.Remote, "takeover", e.Takeover)
-	case events.StreamEnded:
-		a.log.Info("stream ended", "stream", e.Stream, "reason", e.Reason)
-	}
 }

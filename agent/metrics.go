@@ -20,20 +20,30 @@ func (s metricsSource) Node() metrics.Node {
 func (s metricsSource) Hub() metrics.Hub { return s.a.hub }
 
 func (s metricsSource) Listeners() metrics.Listeners {
-	ls, out := s.a.listeners(), metrics.Listeners{Refused: map[string]uint64{}}
-	if ls.rtmp != nil {
-		out.Refused["rtmp"] = ls.rtmp.Refused.Load()
+	ls, out := s.a.ls.Servers(), metrics.Listeners{Refused: map[string]uint64{}}
+	if ls.RTMP != nil {
+		out.Refused["rtmp"] = ls.RTMP.Refused.Load()
 	}
-	if ls.srt != nil {
-		out.Refused["srt"] = ls.srt.Refused()
-		out.SRT = ls.srt
+	if ls.SRT != nil {
+		out.Refused["srt"] = ls.SRT.Refused()
+		out.SRT = ls.SRT
 	}
 	return out
 }
 
-func (s metricsSource) QoS() (netutil.QoSConfig, bool) { return s.a.qosState() }
+func (s metricsSource) QoS() (netutil.QoSConfig, bool) {
+	if q := s.a.ops.qos; q != nil {
+		return q.State()
+	}
+	return netutil.QoSConfig{}, false
+}
 
-func (s metricsSource) Webhooks() (webhook.Stats, bool) { return s.a.webhookStats() }
+func (s metricsSource) Webhooks() (webhook.Stats, bool) {
+	if h := s.a.ops.hooks; h != nil {
+		return h.Stats()
+	}
+	return webhook.Stats{}, false
+}
 
 // Cluster leaves a part nil (not a nil pointer in the interface) when the
 // node does not run it.

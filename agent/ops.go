@@ -1,15 +1,14 @@
 package agent
 
 // This file wires operations into the agent: Prometheus metrics
-// (metrics.go), webhooks for node events (webhook.Notifier), and QoS over
+// (metrics.go, served by the API), webhooks for node events (webhook.Notifier), and QoS over
 // netlink on the backbone interface (qos.Shaper).
 
 import (
-	"net/http"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relaymesh/relaymesh/config"
+	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/metrics"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/qos"
@@ -34,7 +33,7 @@ func (a *Agent) newOps(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	o.hooks = webhook.NewNotifier(a.events.Subscribe("ops", 0), hc, a.log, a.logEvent)
+	o.hooks = webhook.NewNotifier(a.events.Subscribe("ops", 0), hc, a.log, events.Log(a.log))
 	if o.qos, err = qos.New(a.rtDir, a.log); err != nil {
 		return err
 	}
@@ -88,29 +87,4 @@ func (a *Agent) setQoS(n netutil.QoSConfig) error {
 		a.ops.qos = q
 	}
 	return a.ops.qos.Set(n)
-}
-
-// qosState returns the QoS config in force and whether it is installed.
-func (a *Agent) qosState() (netutil.QoSConfig, bool) {
-	if a.ops.qos == nil {
-		return netutil.QoSConfig{}, false
-	}
-	return a.ops.qos.State()
-}
-
-// webhookStats returns the sender's counters, if webhooks are on.
-func (a *Agent) webhookStats() (webhook.Stats, bool) {
-	if a.ops.hooks == nil {
-		return webhook.Stats{}, false
-	}
-	return a.ops.hooks.Stats()
-}
-
-// metricsHandler serves GET /metrics; nil without a registry.
-func (a *Agent) metricsHandler() http.Handler {
-	reg := a.ops.reg
-	if reg == nil {
-		return nil
-	}
-	return metrics.Handler(reg, a.log)
 }

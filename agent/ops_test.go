@@ -25,6 +25,7 @@ import (
 	"github.com/relaymesh/relaymesh/internal/nettest"
 	"github.com/relaymesh/relaymesh/internal/promtest"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/listeners"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/metrics"
 	"github.com/relaymesh/relaymesh/netutil"
@@ -253,6 +254,7 @@ func opsTestAgent(logs io.Writer) *Agent {
 	level := new(slog.LevelVar)
 	a := &Agent{log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})), level: level,
 		hub: media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), cfg: config.Default(), started: time.Now()}
+	a.ls = listeners.New(listeners.Deps{Hub: a.hub, Log: a.log}) // none open
 	return a
 }
 

@@ -1,9 +1,9 @@
 package agent
 
 import (
-	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/config"
 	"github.com/relaymesh/relaymesh/flow"
+	"github.com/relaymesh/relaymesh/listeners"
 	"github.com/relaymesh/relaymesh/media/webrtc"
 	"github.com/relaymesh/relaymesh/netutil"
 )
@@ -24,17 +24,5 @@ func (a *Agent) newWebRTC(cfg *config.Config) error {
 }
 
 func (a *Agent) webrtcConfig(cfg *config.Config) webrtc.Config {
-	w := cfg.WebRTC
-	c := webrtc.Config{
-		UDPListen:      w.UDPListen,
-		Hosts:          w.AdditionalHosts,
-		MaxSessions:    w.MaxSessions,
-		ConnectTimeout: w.ConnectTimeout.Duration(),
-		PlayWait:       center.PlayWaitOf(cfg),
-		Authorize:      a.authorizer(flow.ProtoWebRTC),
-	}
-	for _, s := range w.ICEServers {
-		c.ICEServers = append(c.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
-	}
-	return c
+	return listeners.WebRTCConfig(cfg, a.authorizer(flow.ProtoWebRTC))
 }

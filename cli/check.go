@@ -4,9 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 
-	"github.com/relaymesh/relaymesh/agent"
 	"github.com/relaymesh/relaymesh/config"
+	"github.com/relaymesh/relaymesh/listeners"
 )
 
 // cmdCheck is `relaymesh check`: validate a config like nginx -t, "ok"
@@ -32,7 +33,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	for _, w := range agent.Warnings(cfg) {
+	// what is allowed but probably not meant, and problems of the machine
+	for _, w := range slices.Concat(cfg.FileWarnings(), listeners.Warnings(cfg), cfg.QoSWarnings()) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "relaymesh: %s: ok\n", name)

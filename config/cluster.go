@@ -317,3 +317,58 @@ func (c *Config) validateCluster(ps *cfgProblems) {
 		}
 	}
 }
+
+// GossipConfig is what gossip.New takes for this node: its name, the
+// gossip bind and advertised address, the seeds and key file, and the
+// metadata it starts with (role, place, capacity, version). The event
+// hook (OnEvent) and the advertised listener addresses are the caller's.
+func (c *Config) GossipConfig(version string) (gossip.Config, error) {
+	cc := c.Cluster
+	gc := gossip.DefaultConfig()
+	gc.NodeName = c.Node.ResolveName()
+	host, port, err := splitHostPort(cc.GossipBind())
+	if err != nil {
+		return gc, fmt.Errorf("cluster.bind: %w", err)
+	}
+	gc.BindAddr, gc.BindPort = host, port
+	if gc.BindAddr == "" {
+		gc.BindAddr = "0.0.0.0"
+	}
+	if cc.Advertise != "" {
+		if ap, err := netip.ParseAddrPort(cc.Advertise); err == nil {
+			gc.AdvertiseAddr, gc.AdvertisePort = ap.Addr().String(), int(ap.Port())
+		} else {
+			gc.AdvertiseAddr = cc.Advertise
+		}
+	}
+	gc.Seeds = cc.Seeds
+	gc.KeyFile = cc.KeyFile
+	gc.Meta = gossip.NodeMeta{
+		Role: gossip.Role(c.Node.Role), Site: c.Node.Site, Region: c.Node.Region,
+		Lat: c.Node.Lat, Lon: c.Node.Lon, Version: version,
+		Capacity: cc.GossipCapacity(),
+	}
+	if cc.KeyFile != "" {
+		if _, err := gossip.LoadKey(cc.KeyFile); err != nil {
+			return gc, fmt.Errorf("cluster.key_file: %w", err)
+		}
+	}
+	return gc, nil
+}
+
+// GossipCapacity is [cluster.capacity] as the node advertises it.
+func (c ClusterConfig) GossipCapacity() gossip.Capacity {
+	return gossip.Capacity{MaxStreams: c.Capacity.MaxStreams, MaxMbps: c.Capacity.MaxMbps}
+}
+
+func splitHostPort(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: bad port", s)
+	}
+	return h, n, nil
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,4 +140,59 @@ func loadString(t *testing.T, text string) *Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// TestGossipConfig pins how [node] and [cluster] become gossip.New's
+// config: bind and advertise split into address and port, the metadata
+// the node starts with, and a key file gossip cannot use refused by key.
+func TestGossipConfig(t *testing.T) {
+	badKey := filepath.Join(t.TempDir(), "bad.key")
+	if err := os.WriteFile(badKey, []byte("not base64!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name             string
+		cluster          ClusterConfig
+		bindAddr, advAdr string
+		bindPort, advPrt int
+		err              string
+	}{
+		{name: "defaults", bindAddr: "0.0.0.0", bindPort: 7946},
+		{name: "bind with host", cluster: ClusterConfig{Bind: "10.0.0.1:8000"}, bindAddr: "10.0.0.1", bindPort: 8000},
+		{name: "advertise ip", cluster: ClusterConfig{Bind: ":7000", Advertise: "203.0.113.7"}, bindAddr: "0.0.0.0", bindPort: 7000, advAdr: "203.0.113.7"},
+		{name: "advertise ip:port", cluster: ClusterConfig{Advertise: "203.0.113.7:17946"}, bindAddr: "0.0.0.0", bindPort: 7946, advAdr: "203.0.113.7", advPrt: 17946},
+		{name: "bind without port", cluster: ClusterConfig{Bind: "10.0.0.1"}, err: "cluster.bind: "},
+		{name: "bind with a name for a port", cluster: ClusterConfig{Bind: ":gossip"}, err: `cluster.bind: ":gossip": bad port`},
+		{name: "unusable key file", cluster: ClusterConfig{KeyFile: badKey}, err: "cluster.key_file: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			c.Node.Name, c.Node.Role, c.Node.Site, c.Node.Region = "n1", RoleCenter, "fra", "eu"
+			c.Cluster = tt.cluster
+			c.Cluster.Seeds = []string{"10.0.0.9:7946"}
+			c.Cluster.Capacity.MaxStreams = 7
+			gc, err := c.GossipConfig("v9")
+			if tt.err != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want it to start with %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gc.BindAddr != tt.bindAddr || gc.BindPort != tt.bindPort || gc.AdvertiseAddr != tt.advAdr || gc.AdvertisePort != tt.advPrt {
+				t.Errorf("bind %s:%d advertise %s:%d, want %s:%d advertise %s:%d", gc.BindAddr, gc.BindPort, gc.AdvertiseAddr, gc.AdvertisePort,
+					tt.bindAddr, tt.bindPort, tt.advAdr, tt.advPrt)
+			}
+			m := gc.Meta
+			if gc.NodeName != "n1" || m.Role != "center" || m.Site != "fra" || m.Region != "eu" || m.Version != "v9" || m.Capacity.MaxStreams != 7 {
+				t.Errorf("name %q meta %+v", gc.NodeName, m)
+			}
+			if len(gc.Seeds) != 1 || gc.Seeds[0] != "10.0.0.9:7946" {
+				t.Errorf("seeds %v", gc.Seeds)
+			}
+		})
+	}
 }

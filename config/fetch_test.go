@@ -1,6 +1,9 @@
 package config
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // TestFetchConfig: the fetch policy and cap keys are validated naming the
 // key.
@@ -23,5 +26,38 @@ func TestFetchConfig(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { checkLoadProblems(t, "version = 1\n"+c.toml, c.want) })
+	}
+}
+
+// TestFetchPolicyPorts: the node's own ports in the outbound policy are
+// those of its bound listeners and, in a cluster, of gossip and the
+// backbone; a listener that is off or an address without a port adds
+// none.
+func TestFetchPolicyPorts(t *testing.T) {
+	tests := []struct {
+		name      string
+		cluster   bool
+		listening []string
+		want      []uint16
+	}{
+		{"none", false, nil, nil},
+		{"listeners", false, []string{"127.0.0.1:8080", "[::]:1935", "", "0.0.0.0:8890"}, []uint16{8080, 1935, 8890}},
+		{"port 0 and names skipped", false, []string{"127.0.0.1:0", "host:http", "nohost"}, nil},
+		{"cluster adds gossip and backbone", true, []string{"127.0.0.1:1935"}, []uint16{1935, 7946, 9710}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			c.Cluster.Enabled = tt.cluster
+			c.Cluster.BackboneListen = ":9710"
+			c.Objects.FetchDeny = []string{"10.20.0.0/16"}
+			p := c.FetchPolicy(tt.listening...)
+			if !slices.Equal(p.OwnPorts, tt.want) {
+				t.Errorf("own ports %v, want %v", p.OwnPorts, tt.want)
+			}
+			if len(p.Deny) != 1 || p.Deny[0].String() != "10.20.0.0/16" {
+				t.Errorf("deny %v, want [10.20.0.0/16]", p.Deny)
+			}
+		})
 	}
 }

@@ -2,7 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +73,26 @@ func prefixes(list []string) []netip.Prefix {
 // listener ports. The CIDRs were validated with the config.
 func (o ObjectsConfig) FetchPolicy(ownPorts []uint16) *netutil.FetchPolicy {
 	return &netutil.FetchPolicy{OwnPorts: ownPorts, Allow: prefixes(o.FetchAllow), Deny: prefixes(o.FetchDeny)}
+}
+
+// FetchPolicy is the outbound policy of the node: [objects] fetch_allow
+// and fetch_deny, and as its own ports those of the listening addresses
+// given (the bound ones; "" for one that is off) and, in a cluster, of
+// the gossip and backbone listeners.
+func (c *Config) FetchPolicy(listening ...string) *netutil.FetchPolicy {
+	addrs := listening
+	if c.Cluster.Enabled {
+		addrs = append(slices.Clip(addrs), c.Cluster.GossipBind(), c.Cluster.BackboneListen)
+	}
+	var ports []uint16
+	for _, addr := range addrs {
+		if _, p, err := net.SplitHostPort(addr); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil && n > 0 {
+				ports = append(ports, uint16(n))
+			}
+		}
+	}
+	return c.Objects.FetchPolicy(ports)
 }
 
 // orDefault is v, or def when v is zero (a 0 in the file means the default).

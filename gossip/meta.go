@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"net/netip"
 )
 
 // MetaMaxSize is the largest encoded NodeMeta memberlist accepts.
@@ -151,4 +153,18 @@ func decodeMeta(name string, b []byte) (NodeMeta, error) {
 	}
 	m.Name = name
 	return m, nil
+}
+
+// On returns a with every host replaced by ip, keeping the ports: the
+// listeners' bound addresses (often the wildcard) as peers reach them on
+// this node's gossip address. An address without a port becomes "".
+func (a Addrs) On(ip netip.Addr) Addrs {
+	on := func(hostPort string) string {
+		_, p, err := net.SplitHostPort(hostPort)
+		if err != nil {
+			return ""
+		}
+		return net.JoinHostPort(ip.String(), p)
+	}
+	return Addrs{RTMP: on(a.RTMP), SRT: on(a.SRT), HTTPFLV: on(a.HTTPFLV), API: on(a.API), Backbone: on(a.Backbone)}
 }

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -127,4 +128,28 @@ func FuzzDecodeMeta(f *testing.F) {
 		_ = m.HasSpare()
 		_ = m.Utilization()
 	})
+}
+
+// TestAddrsOn: the bound listener addresses are advertised on the gossip
+// IP with their own ports; one that is off stays off.
+func TestAddrsOn(t *testing.T) {
+	tests := []struct {
+		name string
+		ip   string
+		in   Addrs
+		want Addrs
+	}{
+		{"wildcards", "10.0.0.5", Addrs{RTMP: "[::]:1935", SRT: "0.0.0.0:8890", HTTPFLV: ":8080", Backbone: "[::]:9710"},
+			Addrs{RTMP: "10.0.0.5:1935", SRT: "10.0.0.5:8890", HTTPFLV: "10.0.0.5:8080", Backbone: "10.0.0.5:9710"}},
+		{"off stays off", "10.0.0.5", Addrs{RTMP: "127.0.0.1:1935", API: ""}, Addrs{RTMP: "10.0.0.5:1935"}},
+		{"IPv6 gossip address", "2001:db8::7", Addrs{API: "0.0.0.0:8900"}, Addrs{API: "[2001:db8::7]:8900"}},
+		{"no port", "10.0.0.5", Addrs{SRT: "srt-host"}, Addrs{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.in.On(netip.MustParseAddr(tt.ip)); got != tt.want {
+				t.Errorf("On = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
 }

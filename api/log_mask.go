@@ -1,6 +1,6 @@
-package agent
+package api
 
-// This file masks secrets in every log line, as package api does in its
+// This file masks secrets in every log line as the API does in its
 // answers: a URL in a message or value has its stream key and
 // tokens hidden, a passphrase attribute is replaced.
 
@@ -8,19 +8,17 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-
-	"github.com/relaymesh/relaymesh/api"
 )
 
-// maskLogAttr is the log handler's ReplaceAttr.
-func maskLogAttr(_ []string, a slog.Attr) slog.Attr {
+// MaskLogAttr is a log handler's ReplaceAttr that masks secrets.
+func MaskLogAttr(_ []string, a slog.Attr) slog.Attr {
 	switch a.Value.Kind() {
 	case slog.KindString:
 		s := a.Value.String()
 		if s != "" && strings.Contains(strings.ToLower(a.Key), "passphrase") {
-			return slog.String(a.Key, api.Masked)
+			return slog.String(a.Key, Masked)
 		}
-		if m := api.MaskText(s); m != s {
+		if m := MaskText(s); m != s {
 			return slog.String(a.Key, m)
 		}
 	case slog.KindAny:
@@ -35,7 +33,7 @@ func maskLogAttr(_ []string, a slog.Attr) slog.Attr {
 		default:
 			return a
 		}
-		if m := api.MaskText(s); m != s {
+		if m := MaskText(s); m != s {
 			return slog.String(a.Key, m)
 		}
 	}

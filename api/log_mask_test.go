@@ -1,4 +1,4 @@
-package agent
+package api
 
 import (
 	"errors"
@@ -20,7 +20,7 @@ func TestMaskLogAttr(t *testing.T) {
 		slog.Any("target", u),
 		slog.Any("urls", []string{"srt://h:1?streamid=publish:live/secret-key-123"}),
 	} {
-		got := maskLogAttr(nil, a)
+		got := MaskLogAttr(nil, a)
 		s := got.Value.String()
 		if strings.Contains(s, "secret-key-123") || strings.Contains(s, "abcdef") {
 			t.Errorf("%s = %q: the secret shows", a.Key, s)
