@@ -71,7 +71,8 @@ func publishOpusRTP(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocal
 // reading across them keeps getting AAC audio (the transcoding used to
 // end at a packet of an unknown payload type, and fed ffmpeg a packet of
 // H.264's payload type as Opus), without decode errors; the session
-// lives on and its drop log counts each bad packet by reason.
+// lives on and its drop log and the server's totals count each bad packet
+// by reason.
 func TestWHIPBadAudio(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	key := "live/badaudio"
@@ -145,6 +146,12 @@ func TestWHIPBadAudio(t *testing.T) {
 		}
 		return true
 	})
+	// the server's totals (relaymesh_webrtc_ingest_dropped_total) have them
+	for _, d := range wn.s.IngestDrops() {
+		if d.Track == "audio" && d.Count != uint64(want["audio_"+d.Reason]) {
+			t.Errorf("IngestDrops: audio %s = %d, the publisher sent %d", d.Reason, d.Count, want["audio_"+d.Reason])
+		}
+	}
 	if logs := wn.log.String(); strings.Contains(logs, "audio transcoder stopped") || strings.Contains(logs, "audio track ended") {
 		t.Errorf("the audio ended on bad input:\n%s", logs)
 	}
