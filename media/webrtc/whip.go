@@ -131,6 +131,7 @@ func (ss *session) recvH264(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver, w
 	dl := w.drops
 	dl.start()
 	var seen [numDrops]uint64 // the assembler's counts dl has
+	pending := false          // dl has drops not yet logged
 	defer func() { dl.video(&asm.drops); dl.end() }()
 	buf := make([]byte, rtpReadMTU)
 	var h rtp.Header
@@ -183,7 +184,9 @@ func (ss *session) recvH264(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver, w
 		}
 		if asm.drops != seen {
 			seen = asm.drops
-			dl.video(&seen)
+			pending = dl.video(&seen)
+		} else if pending {
+			pending = dl.flush()
 		}
 	}
 }
@@ -293,8 +296,10 @@ func (d *dropLog) end() {
 	}
 }
 
-// video takes the video assembler's running totals.
-func (d *dropLog) video(drops *[numDrops]uint64) {
+// video takes the video assembler's running totals; it and audio and
+// flush report whether drops wait for their log (flush then logs them
+// when dropLogEvery is up).
+func (d *dropLog) video(drops *[numDrops]uint64) (pending bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i, n := range drops {
@@ -303,23 +308,33 @@ func (d *dropLog) video(drops *[numDrops]uint64) {
 		}
 	}
 	d.counts[trackVideo] = *drops
-	d.flushLocked()
+	return d.flushLocked()
 }
 
 // audio counts one dropped audio packet.
-func (d *dropLog) audio(reason int) {
+func (d *dropLog) audio(reason int) (pending bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.counts[trackAudio][reason]++
 	d.totals.add(trackAudio, reason, 1)
-	d.flushLocked()
+	return d.flushLocked()
 }
 
-func (d *dropLog) flushLocked() {
-	if d.counts == d.logged || time.Since(d.last) < dropLogEvery {
-		return
+func (d *dropLog) flush() (pending bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.flushLocked()
+}
+
+func (d *dropLog) flushLocked() (pending bool) {
+	if d.counts == d.logged {
+		return false
+	}
+	if time.Since(d.last) < dropLogEvery {
+		return true
 	}
 	d.logLocked()
+	return false
 }
 
 func (d *dropLog) logLocked() {

@@ -64,6 +64,7 @@ func (ss *session) recvOpus(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver, w
 	buf := make([]byte, rtpReadMTU)
 	var pkt rtp.Packet
 	errs := 0
+	pending := false // dl has drops not yet logged
 	for {
 		n, _, err := tr.Read(buf)
 		switch {
@@ -79,7 +80,7 @@ func (ss *session) recvOpus(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver, w
 				ss.log.Warn("audio track ended", "err", err.Error())
 				return
 			}
-			dl.audio(dropHeader)
+			pending = dl.audio(dropHeader)
 			continue
 		}
 		payload, reason := rtpPayload(&pkt.Header, buf[:n], pts)
@@ -87,8 +88,11 @@ func (ss *session) recvOpus(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver, w
 			reason = dropBadOpus
 		}
 		if reason >= 0 {
-			dl.audio(reason)
+			pending = dl.audio(reason)
 			continue
+		}
+		if pending {
+			pending = dl.flush()
 		}
 		pkt.Payload = payload
 		if err := ow.WriteRTP(&pkt); err != nil {
