@@ -67,3 +67,10 @@ func (s metricsSource) Flows() metrics.Flows {
 	}
 	return nil
 }
+
+func (s metricsSource) WebRTC() metrics.WebRTC {
+	if w := s.a.webrtc; w != nil {
+		return w
+	}
+	return nil
+}

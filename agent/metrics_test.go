@@ -175,6 +175,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"relaymesh_start_time_seconds", nil, float64(time.Now().Add(-time.Hour).Unix()), float64(time.Now().Unix() + 1)},
 		{"relaymesh_events_total", map[string]string{"kind": "stream.published"}, 1, 1},
 		{"relaymesh_event_subscriber_missed_total", map[string]string{"subscriber": "ops"}, 0, 0},
+		{"relaymesh_webrtc_ingest_dropped_total", map[string]string{"track": "audio", "reason": "bad_opus"}, 0, 0},
 		{"go_goroutines", nil, 1, 1e6},
 		{"process_resident_memory_bytes", nil, 1, 1e12},
 	}
@@ -202,7 +203,8 @@ func TestMetricsScrape(t *testing.T) {
 				for _, l := range m.GetLabel() {
 					switch l.GetName() {
 					case "stream", "track", "listener", "role", "interface", "class", "result", "version", "node", "state", "peer",
-						"kind", "subscriber": // event kinds and the agent's own subscribers: fixed sets
+						"kind", "subscriber", // event kinds and the agent's own subscribers: fixed sets
+						"reason": // the WebRTC ingest's drop reasons: a fixed set
 					default:
 						t.Errorf("%s has label %q: not one of the bounded label names", name, l.GetName())
 					}

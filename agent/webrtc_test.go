@@ -18,6 +18,7 @@ import (
 	"github.com/pion/rtp/codecs"
 	pwebrtc "github.com/pion/webrtc/v4"
 
+	"github.com/relaymesh/relaymesh/internal/promtest"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/internal/testmedia/webrtcpeer"
 )
@@ -26,7 +27,8 @@ import (
 // play URLs: a WHEP offer without a token is refused, one with the token
 // as a bearer token plays the RTMP-published stream, the reader shows in
 // /v1/streams and /metrics, max_sessions refuses a second session, and
-// a reload of max_sessions and connect_timeout applies to the next one.
+// a reload of max_sessions and connect_timeout applies to the next one;
+// the bytes sent to the player count in the stream's sent bytes.
 func TestWHEPThroughAgent(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	if testing.Short() {
@@ -60,6 +62,17 @@ func TestWHEPThroughAgent(t *testing.T) {
 	testmedia.Eventually(t, 10*time.Second, "reader in /metrics", func() bool {
 		_, m := webrtcpeer.Do(t, http.MethodGet, a.api("/metrics"), "", "")
 		return strings.Contains(m, `relaymesh_stream_readers{stream="live/rtc"} 1`)
+	})
+	// what the WHEP player is sent counts in the stream's sent bytes
+	// (RTP payload bytes; the package's TestWHEPCountsSentBytes compares
+	// them with what a player received)
+	testmedia.Eventually(t, 10*time.Second, "WHEP bytes in relaymesh_stream_sent_bytes_total", func() bool {
+		mfs, err := promtest.TryScrape(a.api("/metrics"))
+		if err != nil {
+			return false
+		}
+		v, _ := promtest.Value(mfs, "relaymesh_stream_sent_bytes_total", map[string]string{"stream": key})
+		return v > 10_000
 	})
 
 	pc2 := webrtcpeer.New(t)

@@ -50,7 +50,14 @@ var (
 	// flows: source switches by reason (silence, primary back, and the
 	// health rule that fired: "health: framerate", "health: frozen")
 	mFlowSwitches = desc("flow_switches_total", "Flow source switches, by reason (silence, primary back, or the health rule that fired).", "reason")
+
+	// WebRTC ingest: what WHIP publishers sent that was dropped, all
+	// sessions summed (the session's log has its own totals)
+	mWebRTCDrops = desc("webrtc_ingest_dropped_total", mWebRTCDropsHelp, "track", "reason")
 )
+
+const mWebRTCDropsHelp = "RTP packets from WHIP publishers the node dropped, all sessions, by track (video, audio) and reason " +
+	"(bad_header, bad_padding, payload_type, late, sequence_jump, lost, bad_opus; broken_frame and waiting_keyframe count video frames)."
 
 var nodeDescs = []*prometheus.Desc{
 	mBuild, mStart, mStreams, mPublishers, mIngestBps, mEgressBps, mRefused, mSRTConns,
@@ -78,6 +85,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	ch <- mFlowSwitches
+	ch <- mWebRTCDrops
 }
 
 // emit sends const metrics on one scrape's channel.
@@ -113,6 +121,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if f := c.src.Flows(); f != nil {
 		for reason, n := range f.SwitchCounts() {
 			e.counter(mFlowSwitches, float64(n), reason)
+		}
+	}
+	if w := c.src.WebRTC(); w != nil {
+		for _, d := range w.IngestDrops() {
+			e.counter(mWebRTCDrops, float64(d.Count), d.Track, d.Reason)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/dualpath"
 	"github.com/relaymesh/relaymesh/media/link"
+	"github.com/relaymesh/relaymesh/media/webrtc"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/webhook"
 )
@@ -27,6 +28,7 @@ type fakeSource struct {
 	hooks   *webhook.Stats
 	cluster Cluster
 	flows   Flows
+	webrtc  WebRTC
 }
 
 func (f fakeSource) Node() Node {
@@ -43,6 +45,11 @@ func (f fakeSource) Webhooks() (webhook.Stats, bool) {
 }
 func (f fakeSource) Cluster() Cluster { return f.cluster }
 func (f fakeSource) Flows() Flows     { return f.flows }
+func (f fakeSource) WebRTC() WebRTC   { return f.webrtc }
+
+type fakeWebRTC []webrtc.IngestDrop
+
+func (f fakeWebRTC) IngestDrops() []webrtc.IngestDrop { return f }
 
 type fakeMembers []gossip.Member
 
@@ -236,6 +243,16 @@ relaymesh_link_connected{direction="uplink-leg1",peer="c2",stream="live/d"} 0
 # TYPE relaymesh_flow_switches_total counter
 relaymesh_flow_switches_total{reason="health: framerate"} 1
 relaymesh_flow_switches_total{reason="silence"} 2
+`},
+		{"webrtc off", fakeSource{hub: newHub()}, []string{"relaymesh_webrtc_ingest_dropped_total"}, ""},
+		{"webrtc ingest drops", fakeSource{hub: newHub(), webrtc: fakeWebRTC{
+			{Track: "video", Reason: "lost", Count: 5}, {Track: "video", Reason: "payload_type", Count: 0}, {Track: "audio", Reason: "payload_type", Count: 2},
+		}}, []string{"relaymesh_webrtc_ingest_dropped_total"}, `
+# HELP relaymesh_webrtc_ingest_dropped_total ` + mWebRTCDropsHelp + `
+# TYPE relaymesh_webrtc_ingest_dropped_total counter
+relaymesh_webrtc_ingest_dropped_total{reason="lost",track="video"} 5
+relaymesh_webrtc_ingest_dropped_total{reason="payload_type",track="audio"} 2
+relaymesh_webrtc_ingest_dropped_total{reason="payload_type",track="video"} 0
 `},
 	}
 	for _, tc := range tests {

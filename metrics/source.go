@@ -9,6 +9,7 @@ import (
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/media/webrtc"
 	"github.com/relaymesh/relaymesh/netutil"
 	"github.com/relaymesh/relaymesh/webhook"
 )
@@ -28,6 +29,8 @@ type Source interface {
 	Cluster() Cluster
 	// Flows is the flow manager; nil when the node has none.
 	Flows() Flows
+	// WebRTC is the WHEP/WHIP server; nil when [webrtc] is off.
+	WebRTC() WebRTC
 }
 
 // Node is what the node says about itself.
@@ -81,6 +84,9 @@ type Center interface {
 
 // Flows counts the flows' source switches by reason.
 type Flows interface{ SwitchCounts() map[string]uint64 }
+
+// WebRTC is the WHEP/WHIP server's counters (*webrtc.Server).
+type WebRTC interface{ IngestDrops() []webrtc.IngestDrop }
 
 // EventStats is the event bus's counters (*events.Bus).
 type EventStats interface{ Stats() events.Stats }

@@ -65,7 +65,9 @@ const (
 	maxFrameBytes = 4 << 20
 )
 
-// Why packets or frames are dropped (the log's keys).
+// Why packets or frames are dropped (the log's keys, the metric's
+// reason label); the audio track's packets are refused for a bad header,
+// bad padding, payload type or as a malformed Opus packet.
 const (
 	dropHeader      = iota // not an RTP packet
 	dropPadding            // padding longer than the packet
@@ -75,11 +77,12 @@ const (
 	dropLost               // a sequence number that never came within maxWait
 	dropBroken             // a frame with a broken NAL unit, STAP-A or FU-A
 	dropWaitKey            // a whole frame after a loss, before the next keyframe
+	dropBadOpus            // not an Opus packet (RFC 6716 section 3.4), on the audio track
 	resyncs                // not a drop: times the sequence was followed to a new start
 	numDrops
 )
 
-var dropNames = [numDrops]string{"bad_header", "bad_padding", "payload_type", "late", "sequence_jump", "lost", "broken_frame", "waiting_keyframe", "sequence_restarts"}
+var dropNames = [numDrops]string{"bad_header", "bad_padding", "payload_type", "late", "sequence_jump", "lost", "broken_frame", "waiting_keyframe", "bad_opus", "sequence_restarts"}
 
 func newH264Assembler(maxWait time.Duration, emit func([]byte, uint32, time.Time) error) *h264Assembler {
 	return &h264Assembler{maxWait: maxWait, emit: emit, needKey: true}

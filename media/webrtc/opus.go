@@ -31,7 +31,8 @@ func ffmpegAvailable() bool {
 	return err == nil
 }
 
-func startAACToOpus(ctx context.Context, log *slog.Logger, track *pwebrtc.TrackLocalStaticSample) (*aacToOpus, error) {
+// sent is told the size of each Opus packet written to track.
+func startAACToOpus(ctx context.Context, log *slog.Logger, track *pwebrtc.TrackLocalStaticSample, sent func(n int)) (*aacToOpus, error) {
 	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error",
 		"-probesize", "32", "-analyzeduration", "0", "-fflags", "nobuffer", "-f", "aac", "-i", "pipe:0",
 		"-vn", "-c:a", "libopus", "-b:a", "64k", "-ar", "48000", "-ac", "2",
@@ -66,7 +67,7 @@ func startAACToOpus(ctx context.Context, log *slog.Logger, track *pwebrtc.TrackL
 	}()
 	go func() {
 		defer close(t.done)
-		err := t.readOgg(stdout, track)
+		err := t.readOgg(stdout, track, sent)
 		cmd.Wait()
 		if ctx.Err() == nil {
 			log.Warn("audio transcoder stopped", "err", errString(err), "ffmpeg", stderr.String())
@@ -79,7 +80,7 @@ func startAACToOpus(ctx context.Context, log *slog.Logger, track *pwebrtc.TrackL
 // killed when its context ends).
 func (t *aacToOpus) wait() { <-t.done }
 
-func (t *aacToOpus) readOgg(r io.Reader, track *pwebrtc.TrackLocalStaticSample) error {
+func (t *aacToOpus) readOgg(r io.Reader, track *pwebrtc.TrackLocalStaticSample, sent func(n int)) error {
 	ogg, _, err := oggreader.NewWith(r)
 	if err != nil {
 		return err
@@ -104,6 +105,7 @@ func (t *aacToOpus) readOgg(r io.Reader, track *pwebrtc.TrackLocalStaticSample) 
 		// the track is bound to every session of the stream: a write
 		// error is one session's closed connection, not the others'
 		_ = track.WriteSample(pmedia.Sample{Data: page, Duration: d})
+		sent(len(page))
 	}
 }
 

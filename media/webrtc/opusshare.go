@@ -30,6 +30,12 @@ type opusShare struct {
 
 	members int // guarded by srv.mu
 
+	// readers are the members' readers, whose BytesOut count the Opus
+	// sent to them; rmu is its own lock, as sh.mu is held while the
+	// transcoder (which counts) is stopped
+	rmu     sync.Mutex
+	readers map[*session]*media.Reader
+
 	mu      sync.Mutex
 	stopped bool // the last member left
 	feeder  *session
@@ -42,8 +48,9 @@ type opusShare struct {
 
 // joinOpus returns the stream's shared Opus track, making it (not yet
 // the transcoder: that waits for the first AAC frame) with the first
-// session; the session leaves the share when it closes.
-func (s *Server) joinOpus(ss *session) (*opusShare, error) {
+// session; the session leaves the share when it closes. rd is the
+// session's reader: the Opus sent to the session is counted in it.
+func (s *Server) joinOpus(ss *session, rd *media.Reader) (*opusShare, error) {
 	s.mu.Lock()
 	sh := s.opus[ss.key]
 	if sh == nil {
@@ -52,11 +59,14 @@ func (s *Server) joinOpus(ss *session) (*opusShare, error) {
 			s.mu.Unlock()
 			return nil, fmt.Errorf("audio track: %w", err)
 		}
-		sh = &opusShare{srv: s, key: ss.key, log: s.log.With("stream", ss.key), track: track}
+		sh = &opusShare{srv: s, key: ss.key, log: s.log.With("stream", ss.key), track: track, readers: map[*session]*media.Reader{}}
 		s.opus[ss.key] = sh
 	}
 	sh.members++
 	s.mu.Unlock()
+	sh.rmu.Lock()
+	sh.readers[ss] = rd
+	sh.rmu.Unlock()
 	// outside s.mu: on a session already closed it runs at once
 	ss.onClose(func() { sh.leave(ss) })
 	return sh, nil
@@ -72,6 +82,9 @@ func (sh *opusShare) leave(ss *session) {
 		delete(sh.srv.opus, sh.key)
 	}
 	sh.srv.mu.Unlock()
+	sh.rmu.Lock()
+	delete(sh.readers, ss)
+	sh.rmu.Unlock()
 	sh.mu.Lock()
 	if sh.feeder == ss {
 		sh.feeder = nil
@@ -129,7 +142,7 @@ func (sh *opusShare) push(ss *session, p *media.Packet) {
 	}
 	if sh.conv == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		t, err := startAACToOpus(ctx, sh.log, sh.track)
+		t, err := startAACToOpus(ctx, sh.log, sh.track, sh.sent)
 		if err != nil {
 			cancel()
 			sh.log.Warn("audio not transcoded", "err", err.Error())
@@ -140,4 +153,19 @@ func (sh *opusShare) push(ss *session, p *media.Packet) {
 		sh.log.Info("transcoding AAC to Opus for the stream's WebRTC readers", "sample_rate", sh.asc.SampleRate, "channels", sh.asc.ChannelConfig)
 	}
 	sh.conv.push(sh.asc, a.Data)
+}
+
+// sent counts one Opus packet of n bytes (the RTP payload) written to the
+// shared track in the reader of every member whose peer connection is up:
+// the track sends it to each of them.
+func (sh *opusShare) sent(n int) {
+	sh.rmu.Lock()
+	defer sh.rmu.Unlock()
+	for ss, rd := range sh.readers {
+		select {
+		case <-ss.connected:
+			rd.BytesOut.Add(uint64(n))
+		default:
+		}
+	}
 }

@@ -80,6 +80,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	opus     map[string]*opusShare // by stream key: see opusshare.go
+	drops    ingestDrops           // what WHIP sessions dropped, for the metrics
 	closed   bool
 
 	wg   sync.WaitGroup

@@ -304,6 +304,15 @@ func opusFile(t *testing.T, seconds int) string {
 
 // publishOpus sends an Ogg Opus file's packets at real time.
 func publishOpus(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalStaticSample, path string) {
+	opusPackets(ctx, t, path, func(p []byte) error {
+		return track.WriteSample(pmedia.Sample{Data: p, Duration: 20 * time.Millisecond})
+	})
+}
+
+// opusPackets calls send with each packet of an Ogg Opus file (one per
+// page, 20 ms each) at real time, until ctx ends, the file does or send
+// fails.
+func opusPackets(ctx context.Context, t *testing.T, path string, send func(p []byte) error) {
 	f, err := os.Open(path)
 	if err != nil {
 		t.Error(err)
@@ -330,7 +339,9 @@ func publishOpus(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalSta
 			return
 		case <-tick.C:
 		}
-		track.WriteSample(pmedia.Sample{Data: page, Duration: 20 * time.Millisecond})
+		if send(page) != nil {
+			return
+		}
 	}
 }
 

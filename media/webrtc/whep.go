@@ -69,7 +69,7 @@ func (ss *session) startWHEP(ctx context.Context, offer string, cfg *Config) (st
 	// publisher)
 	var audio *opusShare
 	if offers(offer, "OPUS") && ffmpegAvailable() {
-		audio, err = ss.srv.joinOpus(ss)
+		audio, err = ss.srv.joinOpus(ss, rd)
 		if err != nil {
 			return "", http.StatusInternalServerError, err
 		}
@@ -121,7 +121,10 @@ func (ss *session) readRTCP(s *pwebrtc.RTPSender) {
 // send waits for the connection, then turns the reader's FLV video into
 // RTP: AVCC/HVCC NAL units become Annex B access units with the parameter
 // sets before each keyframe, timestamped with the PTS. AAC goes to the
-// stream's shared Opus transcoder when audio is set.
+// stream's shared Opus transcoder when audio is set. The reader's
+// BytesOut counts the RTP payload bytes sent (the H.264/H.265 access
+// units as packetized, and the Opus packets: see opusShare.sent), not
+// RTP headers, SRTP tags or retransmissions.
 func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, audio *opusShare, codec string, pl rtp.Payloader) {
 	select {
 	case <-ss.connected:
@@ -177,13 +180,16 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 				continue
 			}
 			ts := uint32((p.Time + int64(v.CTS)) * 90)
+			n := 0
 			for _, pkt := range pz.Packetize(au, 0) {
 				pkt.Timestamp = ts
 				if err := track.WriteRTP(pkt); err != nil {
 					ss.close("write: " + err.Error())
 					return
 				}
+				n += len(pkt.Payload)
 			}
+			rd.BytesOut.Add(uint64(n))
 		}
 	}
 }

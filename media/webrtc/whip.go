@@ -40,7 +40,7 @@ func (ss *session) startWHIP(offer string, cfg *Config) (string, int, error) {
 			return "", http.StatusInternalServerError, fmt.Errorf("%s transceiver: %w", k, err)
 		}
 	}
-	w := &whipWriter{pub: pub}
+	w := &whipWriter{pub: pub, drops: newDropLog(ss.log, &ss.srv.drops)}
 	// one video and one audio track make the stream: an offer with more
 	// media sections gets the rest drained (a second H264 track would race
 	// the first on w, a second Opus track start a second ffmpeg)
@@ -51,7 +51,7 @@ func (ss *session) startWHIP(offer string, cfg *Config) (string, int, error) {
 			ss.log.Info("video track", "codec", "H264")
 			go ss.recvH264(tr, rcv, w)
 		case tr.Kind() == pwebrtc.RTPCodecTypeAudio && tr.Codec().MimeType == pwebrtc.MimeTypeOpus && ffmpegAvailable() && haveAudio.CompareAndSwap(false, true):
-			go ss.recvOpus(tr, w)
+			go ss.recvOpus(tr, rcv, w)
 		default:
 			// not carried: drain it so the receiver's buffers do not fill
 			ss.log.Info("track not carried", "kind", tr.Kind().String(), "codec", tr.Codec().MimeType)
@@ -83,6 +83,7 @@ const rtpReadMTU = 1500
 // whipWriter turns H.264 access units into FLV video packets.
 type whipWriter struct {
 	pub      *media.Publisher
+	drops    *dropLog // the session's, both tracks
 	sps, pps []byte
 	started  bool // a keyframe was written
 	ext      int64
@@ -106,14 +107,7 @@ const frameWait = 200 * time.Millisecond
 const maxReadErrors = 100
 
 func (ss *session) recvH264(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver, w *whipWriter) {
-	// the payload types the answer gave H.264: anything else on the
-	// track is refused packet by packet
-	pts := map[uint8]bool{uint8(tr.PayloadType()): true}
-	for _, c := range rcv.GetParameters().Codecs {
-		if c.MimeType == pwebrtc.MimeTypeH264 {
-			pts[uint8(c.PayloadType)] = true
-		}
-	}
+	pts := payloadTypes(tr, rcv, pwebrtc.MimeTypeH264)
 	asm := newH264Assembler(frameWait, w.write)
 	// ask for a keyframe while the assembler waits for one: at the
 	// start and after every loss
@@ -134,8 +128,11 @@ func (ss *session) recvH264(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver, w
 			ss.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(tr.SSRC())}})
 		}
 	}()
-	dl := newDropLog(ss.log)
-	defer dl.flush(asm, true)
+	dl := w.drops
+	dl.start()
+	var seen [numDrops]uint64 // the assembler's counts dl has
+	pending := false          // dl has drops not yet logged
+	defer func() { dl.video(&asm.drops); dl.end() }()
 	buf := make([]byte, rtpReadMTU)
 	var h rtp.Header
 	var deadline time.Time
@@ -185,36 +182,65 @@ func (ss *session) recvH264(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver, w
 			deadline = wt
 			tr.SetReadDeadline(wt)
 		}
-		dl.flush(asm, false)
+		if asm.drops != seen {
+			seen = asm.drops
+			pending = dl.video(&seen)
+		} else if pending {
+			pending = dl.flush()
+		}
 	}
 }
 
 // pushRTP parses one packet and hands it to asm, refusing a bad header,
 // bad padding or another payload type.
 func pushRTP(asm *h264Assembler, h *rtp.Header, b []byte, pts map[uint8]bool, now time.Time) error {
-	hn, err := h.Unmarshal(b)
-	if err != nil {
+	payload, reason := rtpPayload(h, b, pts)
+	if reason == dropHeader {
 		asm.reject(dropHeader)
 		return nil
 	}
-	payload := b[hn:]
-	rejected := false
-	if h.Padding {
-		if len(payload) == 0 || payload[len(payload)-1] == 0 || int(payload[len(payload)-1]) > len(payload) {
-			asm.reject(dropPadding)
-			rejected = true
-		} else {
-			payload = payload[:len(payload)-int(payload[len(payload)-1])]
-		}
-	}
-	if !rejected && !pts[h.PayloadType] {
-		asm.reject(dropPayloadType)
-		rejected = true
-	}
+	rejected := reason >= 0
 	if rejected {
+		asm.reject(reason)
 		payload = nil
 	}
 	return asm.push(h.SequenceNumber, h.Timestamp, h.Marker, payload, rejected, now)
+}
+
+// rtpPayload parses one packet's header into h and returns its payload
+// less padding, or why it is refused: dropHeader (h is not valid then),
+// dropPadding or dropPayloadType (a type not in pts); reason is -1 for
+// a packet taken.
+func rtpPayload(h *rtp.Header, b []byte, pts map[uint8]bool) (payload []byte, reason int) {
+	hn, err := h.Unmarshal(b)
+	if err != nil {
+		return nil, dropHeader
+	}
+	payload = b[hn:]
+	if h.Padding {
+		if len(payload) == 0 || payload[len(payload)-1] == 0 || int(payload[len(payload)-1]) > len(payload) {
+			return nil, dropPadding
+		}
+		payload = payload[:len(payload)-int(payload[len(payload)-1])]
+	}
+	if !pts[h.PayloadType] {
+		return nil, dropPayloadType
+	}
+	return payload, -1
+}
+
+// payloadTypes are the payload types the answer gave the track's codec
+// (its first packet's included): anything else on the track is refused
+// packet by packet. pion switches a track to whatever other negotiated
+// codec a packet names, so the track's own is no guide later.
+func payloadTypes(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver, mime string) map[uint8]bool {
+	pts := map[uint8]bool{uint8(tr.PayloadType()): true}
+	for _, c := range rcv.GetParameters().Codecs {
+		if c.MimeType == mime {
+			pts[uint8(c.PayloadType)] = true
+		}
+	}
+	return pts
 }
 
 func isTimeout(err error) bool {
@@ -222,34 +248,117 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// dropLog logs what a publisher's assembler dropped, by reason: at the
-// first drop, then at most every dropLogEvery, and at the end.
+// dropLog logs what a WHIP session dropped, by track and reason: at the
+// first drop, then at most every dropLogEvery, and the totals once more
+// when the session's last track ends. The video goroutine hands over its
+// assembler's counts (video); the audio goroutine counts here (audio).
+// Every drop is added to the server's totals as well (the metrics).
 type dropLog struct {
 	log    *slog.Logger
+	totals *ingestDrops
+
+	mu     sync.Mutex
+	tracks int // track goroutines running
 	last   time.Time
-	logged [numDrops]uint64
+	counts [numTracks][numDrops]uint64
+	logged [numTracks][numDrops]uint64
 }
+
+// The tracks a WHIP session drops packets of.
+const (
+	trackVideo = iota
+	trackAudio
+	numTracks
+)
+
+var trackNames = [numTracks]string{"video", "audio"}
 
 const dropLogEvery = 10 * time.Second
 
-func newDropLog(log *slog.Logger) *dropLog { return &dropLog{log: log} }
+func newDropLog(log *slog.Logger, totals *ingestDrops) *dropLog {
+	return &dropLog{log: log, totals: totals}
+}
 
-func (d *dropLog) flush(a *h264Assembler, final bool) {
-	if final && a.drops != ([numDrops]uint64{}) {
-		d.logged = [numDrops]uint64{} // the totals once more at the end
+// start is called as a track goroutine starts; end as it ends, with the
+// totals logged after the last one.
+func (d *dropLog) start() {
+	d.mu.Lock()
+	d.tracks++
+	d.mu.Unlock()
+}
+
+func (d *dropLog) end() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.tracks--; d.tracks == 0 && d.counts != ([numTracks][numDrops]uint64{}) {
+		d.logged = [numTracks][numDrops]uint64{}
+		d.logLocked()
 	}
-	if a.drops == d.logged || (!final && time.Since(d.last) < dropLogEvery) {
-		return
-	}
-	d.last, d.logged = time.Now(), a.drops
-	args := []any{}
-	for i, n := range a.drops {
-		if n > 0 {
-			args = append(args, dropNames[i], n)
+}
+
+// video takes the video assembler's running totals; it and audio and
+// flush report whether drops wait for their log (flush then logs them
+// when dropLogEvery is up).
+func (d *dropLog) video(drops *[numDrops]uint64) (pending bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, n := range drops {
+		if old := d.counts[trackVideo][i]; n > old {
+			d.totals.add(trackVideo, i, n-old)
 		}
 	}
-	d.log.Warn("WHIP video packets or frames dropped (totals by reason)", args...)
+	d.counts[trackVideo] = *drops
+	return d.flushLocked()
 }
+
+// audio counts one dropped audio packet.
+func (d *dropLog) audio(reason int) (pending bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.counts[trackAudio][reason]++
+	d.totals.add(trackAudio, reason, 1)
+	return d.flushLocked()
+}
+
+func (d *dropLog) flush() (pending bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.flushLocked()
+}
+
+func (d *dropLog) flushLocked() (pending bool) {
+	if d.counts == d.logged {
+		return false
+	}
+	if time.Since(d.last) < dropLogEvery {
+		return true
+	}
+	d.logLocked()
+	return false
+}
+
+func (d *dropLog) logLocked() {
+	d.last, d.logged = time.Now(), d.counts
+	args := []any{}
+	for tr, counts := range d.counts {
+		prefix := ""
+		if tr != trackVideo {
+			prefix = trackNames[tr] + "_"
+		}
+		for i, n := range counts {
+			if n > 0 {
+				args = append(args, prefix+dropNames[i], n)
+			}
+		}
+	}
+	d.log.Warn("WHIP packets or frames dropped (totals by reason; audio_ keys for the audio track)", args...)
+}
+
+// ingestDrops is the server's totals of what its WHIP sessions dropped,
+// by track and reason, for the metrics.
+type ingestDrops [numTracks][numDrops]atomic.Uint64
+
+func (t *ingestDrops) add(track, reason int, n uint64) { t[track][reason].Add(n) }
 
 // maxClockSkew is how far a frame's RTP time step may differ from the
 // time between the frames' arrivals before the step is taken for a

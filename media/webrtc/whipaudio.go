@@ -3,11 +3,13 @@ package webrtc
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"os/exec"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 	"github.com/pion/rtp"
 	pwebrtc "github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
@@ -17,8 +19,12 @@ import (
 
 // recvOpus transcodes a WHIP publisher's Opus to AAC for the stream's
 // RTMP, SRT and HTTP-FLV readers with an ffmpeg child (Ogg Opus in, ADTS
-// out) that lives as long as the session.
-func (ss *session) recvOpus(tr *pwebrtc.TrackRemote, w *whipWriter) {
+// out) that lives as long as the session. A bad packet costs only itself:
+// one with another payload type (unknown, or another negotiated codec's),
+// bad padding or that is not an Opus packet is counted in the session's
+// drop log and skipped.
+func (ss *session) recvOpus(tr *pwebrtc.TrackRemote, rcv *pwebrtc.RTPReceiver, w *whipWriter) {
+	pts := payloadTypes(tr, rcv, pwebrtc.MimeTypeOpus)
 	cmd := exec.CommandContext(ss.ctx, "ffmpeg", "-hide_banner", "-loglevel", "error",
 		"-probesize", "4096", "-analyzeduration", "0", "-fflags", "nobuffer", "-f", "ogg", "-i", "pipe:0",
 		"-vn", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "adts", "-flush_packets", "1", "pipe:1")
@@ -50,23 +56,124 @@ func (ss *session) recvOpus(tr *pwebrtc.TrackRemote, w *whipWriter) {
 		return
 	}
 	defer ow.Close()
+	dl := w.drops
+	dl.start()
+	defer dl.end()
 	// one buffer and packet for the session: the Ogg writer copies the
 	// payload into its page before WriteRTP returns
 	buf := make([]byte, rtpReadMTU)
 	var pkt rtp.Packet
+	errs := 0
+	pending := false // dl has drops not yet logged
 	for {
 		n, _, err := tr.Read(buf)
-		if err != nil {
+		switch {
+		case err == nil:
+			errs = 0
+		case errors.Is(err, io.EOF) || ss.ctx.Err() != nil:
 			return
-		}
-		if pkt.Unmarshal(buf[:n]) != nil {
+		case n >= 2:
+			// pion read the packet but refused it (an unknown payload
+			// type): ours to count below
+		default:
+			if errs++; errs >= maxReadErrors {
+				ss.log.Warn("audio track ended", "err", err.Error())
+				return
+			}
+			pending = dl.audio(dropHeader)
 			continue
 		}
+		payload, reason := rtpPayload(&pkt.Header, buf[:n], pts)
+		if reason < 0 && !opusValid(payload) {
+			reason = dropBadOpus
+		}
+		if reason >= 0 {
+			pending = dl.audio(reason)
+			continue
+		}
+		if pending {
+			pending = dl.flush()
+		}
+		pkt.Payload = payload
 		if err := ow.WriteRTP(&pkt); err != nil {
 			drain(tr)
 			return
 		}
 	}
+}
+
+// opusValid reports whether p is a well-formed Opus packet: RFC 6716
+// section 3.4's requirements R1 to R7 (at least the TOC byte, frame
+// lengths within the packet and 1275 bytes, at most 120 ms in one).
+func opusValid(p []byte) bool {
+	if len(p) == 0 {
+		return false
+	}
+	const maxFrame = 1275
+	rest := p[1:]
+	switch p[0] & 3 {
+	case 0:
+		return len(rest) <= maxFrame
+	case 1:
+		return len(rest)%2 == 0 && len(rest)/2 <= maxFrame
+	case 2:
+		n, k, ok := opusFrameLen(rest)
+		return ok && n <= len(rest)-k && len(rest)-k-n <= maxFrame
+	}
+	if len(rest) == 0 {
+		return false
+	}
+	fc := rest[0]
+	rest = rest[1:]
+	m := int(fc & 0x3f)
+	if m == 0 || opus.PacketDuration2(p) > 48000*120/1000 {
+		return false
+	}
+	if fc&0x40 != 0 { // padding: 255 is 254 bytes and another length byte
+		pad := 0
+		for {
+			if len(rest) == 0 {
+				return false
+			}
+			b := rest[0]
+			rest = rest[1:]
+			if b < 255 {
+				pad += int(b)
+				break
+			}
+			pad += 254
+		}
+		if pad > len(rest) {
+			return false
+		}
+		rest = rest[:len(rest)-pad]
+	}
+	if fc&0x80 == 0 { // constant bitrate: m frames of one size
+		return len(rest)%m == 0 && len(rest)/m <= maxFrame
+	}
+	total := 0
+	for range m - 1 {
+		n, k, ok := opusFrameLen(rest)
+		if !ok || n > maxFrame {
+			return false
+		}
+		rest = rest[k:]
+		total += n
+	}
+	return total <= len(rest) && len(rest)-total <= maxFrame
+}
+
+// opusFrameLen reads one frame length (one byte, or two from 252 up).
+func opusFrameLen(b []byte) (n, size int, ok bool) {
+	switch {
+	case len(b) == 0:
+		return 0, 0, false
+	case b[0] < 252:
+		return int(b[0]), 1, true
+	case len(b) < 2:
+		return 0, 0, false
+	}
+	return int(b[0]) + 4*int(b[1]), 2, true
 }
 
 // readADTS publishes ffmpeg's AAC frames, timed from when the audio
