@@ -437,14 +437,29 @@ func (c *Cluster) Member(name string) (Member, bool) {
 	return c.memberLocked(r, c.numAliveLocked()), true
 }
 
-// RTT returns the estimated round trip time to node: from network
-// coordinates when both are known, else the last measured ping.
+// RTT returns the round trip time to size a link to node by (its SRT
+// latency, its connect timeout): the larger of the member's estimate (a
+// recent ping, else network coordinates, which start far too low after a
+// join) and the two sites' great-circle estimate, so that a link dialed
+// before anything was measured does not get the 120 ms latency floor over
+// a 160 ms path. false when neither is known.
 func (c *Cluster) RTT(node string) (time.Duration, bool) {
 	m, ok := c.Member(node)
 	if !ok {
 		return 0, false
 	}
-	return m.RTT, m.RTTKnown
+	self, _ := c.Member(c.cfg.NodeName)
+	return linkRTT(self.Meta, m)
+}
+
+// linkRTT is m's RTT estimate or the sites' great-circle estimate from
+// self, whichever is larger; false when neither is known.
+func linkRTT(self NodeMeta, m Member) (time.Duration, bool) {
+	rtt, known := m.RTT, m.RTTKnown
+	if self.HasLocation() && m.Meta.HasLocation() {
+		rtt, known = max(rtt, EstimateRTT(Haversine(self.Lat, self.Lon, m.Meta.Lat, m.Meta.Lon))), true
+	}
+	return rtt, known
 }
 
 func (c *Cluster) memberLocked(r *memberRec, alive int) Member {

@@ -225,3 +225,31 @@ func TestReachTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestLinkRTT: a backbone link is sized by the larger of the member's RTT
+// estimate and the sites' distance, known when either is.
+func TestLinkRTT(t *testing.T) {
+	fra := NodeMeta{Lat: 50.11, Lon: 8.68}
+	sin := NodeMeta{Lat: 1.35, Lon: 103.82}
+	tests := []struct {
+		name      string
+		self      NodeMeta
+		m         Member
+		want      time.Duration
+		wantKnown bool
+	}{
+		{"nothing known", NodeMeta{}, Member{}, 0, false},
+		{"nothing measured: the distance (fra-sin 155 ms)", fra, Member{Meta: sin}, 154 * time.Millisecond, true},
+		{"coordinates far too low after a join: the distance", fra, Member{RTT: 45 * time.Millisecond, RTTKnown: true, Meta: sin}, 154 * time.Millisecond, true},
+		{"measured above the distance", fra, Member{RTT: 300 * time.Millisecond, RTTKnown: true, Meta: sin}, 300 * time.Millisecond, true},
+		{"no sites: the estimate", NodeMeta{}, Member{RTT: 80 * time.Millisecond, RTTKnown: true}, 80 * time.Millisecond, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, known := linkRTT(tc.self, tc.m)
+			if got.Round(time.Millisecond) != tc.want || known != tc.wantKnown {
+				t.Errorf("linkRTT = %s, %v; want %s, %v", got, known, tc.want, tc.wantKnown)
+			}
+		})
+	}
+}

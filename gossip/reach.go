@@ -41,10 +41,7 @@ func (c *Cluster) unreachableLocked(r *memberRec) bool {
 // whatever the bound; the bound only delays locate while an edge's host
 // does not answer at all.
 func reachTimeout(self NodeMeta, m Member) time.Duration {
-	rtt := m.RTT
-	if self.HasLocation() && m.Meta.HasLocation() {
-		rtt = max(rtt, EstimateRTT(Haversine(self.Lat, self.Lon, m.Meta.Lat, m.Meta.Lon)))
-	}
+	rtt, _ := linkRTT(self, m)
 	return min(max(3*rtt, 500*time.Millisecond), time.Second)
 }
 
