@@ -33,11 +33,7 @@ func TestMeterFrames(t *testing.T) {
 			"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-shortest"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "in.flv")
-			args := append(append([]string{"-v", "error", "-y"}, c.input...), "-f", "flv", path)
-			if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
-				t.Fatalf("ffmpeg: %v: %s", err, out)
-			}
+			path := ffmpegFLV(t, c.input...)
 			wantAudio := probePackets(t, path, "a")
 			wantVideo, wantKeys := 0, 0
 			if c.video {
@@ -88,6 +84,18 @@ func TestMeterFrames(t *testing.T) {
 			t.Logf("%d audio frames, %d video frames, fps %.1f", r.AudioFrames, r.Frames, r.FPS)
 		})
 	}
+}
+
+// ffmpegFLV has ffmpeg write an FLV file of input (its inputs and
+// codecs) and returns its path.
+func ffmpegFLV(t *testing.T, input ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "in.flv")
+	args := append(append([]string{"-v", "error", "-y"}, input...), "-f", "flv", path)
+	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, out)
+	}
+	return path
 }
 
 // probePackets is ffprobe's count of the packets of path's first stream
