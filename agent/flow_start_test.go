@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -107,6 +108,28 @@ func audioOnlyFlow(t *testing.T, a *agentProc, name, typ, format string) {
 	if v.Status == nil || len(v.Status.Sources) == 0 || v.Status.Sources[0].Declares != "audio only" {
 		t.Errorf("the flow's status %+v, want its source to declare audio only", v.Status)
 	}
+	// /v1/streams counts the audio-only stream's audio frames apart from
+	// its video frames (0; frames and fps count video). The publisher has
+	// exited; its last frames may still be on their way into the flow.
+	var last string
+	testmedia.Eventually(t, 10*time.Second, "/v1/streams to count every published frame as an audio frame", func() bool {
+		streams, err := a.Client().Streams(ctx)
+		if err != nil {
+			t.Fatalf("GET /v1/streams: %v", err)
+		}
+		last = "not listed"
+		for _, s := range streams {
+			if s.Name == "flow/"+id {
+				last = fmt.Sprintf("%d audio frames, %d frames, fps %.1f", s.AudioFrames, s.Frames, s.FPS)
+				if s.Frames != 0 || s.FPS != 0 {
+					t.Fatalf("/v1/streams shows flow/%s with %s, want frames and fps 0", id, last)
+				}
+				return s.AudioFrames == int64(sent.AudioFrames)
+			}
+		}
+		return false
+	})
+	t.Logf("/v1/streams: flow/%s has %s", id, last)
 	if _, err := flows.Do(ctx, id, "stop"); err != nil {
 		t.Fatalf("stop: %v", err)
 	}

@@ -17,7 +17,7 @@ func viewOf(st *media.Stream, srtStats func(key string) []srt.ConnStats) client.
 	v := client.Stream{
 		Name: st.Key(), Codecs: c, Video: c.Video, Audio: c.Audio, Width: c.Width, Height: c.Height,
 		FPS: r.FPS, VideoBitrate: r.VideoBitrate, AudioBitrate: r.AudioBitrate,
-		KeyInterval: r.KeyInterval.Seconds(), BytesIn: r.BytesIn, Frames: r.Frames,
+		KeyInterval: r.KeyInterval.Seconds(), BytesIn: r.BytesIn, Frames: r.Frames, AudioFrames: r.AudioFrames,
 		Readers: st.Readers(), UptimeSeconds: int64(time.Since(st.Created()).Seconds()),
 	}
 	v.ReaderCount = len(v.Readers)

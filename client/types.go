@@ -34,7 +34,8 @@ type Stream struct {
 	AudioBitrate  int64                `json:"audio_bitrate"`
 	KeyInterval   float64              `json:"keyframe_interval_seconds"`
 	BytesIn       int64                `json:"bytes_in"`
-	Frames        int64                `json:"frames"`
+	Frames        int64                `json:"frames"`       // video frames received since the stream started
+	AudioFrames   int64                `json:"audio_frames"` // audio frames (an audio-only stream: frames and fps 0)
 	Publisher     *media.PublisherInfo `json:"publisher"`
 	Readers       []media.ReaderInfo   `json:"readers"`
 	ReaderCount   int                  `json:"reader_count"`

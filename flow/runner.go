@@ -40,7 +40,9 @@ const minSwitchStep = 40 * time.Millisecond
 // waited for a keyframe up to declaredVideoWait. videoWait is how long a
 // source that declares nothing and has sent audio but nothing of video
 // is waited for before the flow starts it on audio (taken as audio-only:
-// its audio until then is not in the flow). A source that has sent
+// its audio until then is not in the flow), counted from its first packet:
+// pauses in its delivery shorter than videoWait do not restart the wait,
+// a longer one (the source was gone) does. A source that has sent
 // anything of video is always started at a keyframe. After a start on
 // audio, video joins at its first keyframe.
 const videoWait = 2 * time.Second
@@ -400,10 +402,15 @@ type srcState struct {
 	cut      string
 	gop      []*media.Packet // packets since the newest keyframe
 	health   sourceHealth
-	// runStart is the first packet of the source's current run (after
-	// a resubscribe or silence); sawVideo says the run carried video
+	// runStart is the first packet of the source's current run: since
+	// it was subscribed, or since it came back from a silence of at least
+	// videoWait (gone). Shorter pauses do not end a run: audio that comes
+	// in bursts with gaps over SilenceFailover still starts the flow
+	// videoWait after its first packet. sawVideo says the run carried
+	// video; last is the source's last packet.
 	runStart time.Time
 	sawVideo bool
+	last     time.Time
 	// declared is what the source's onMetaData (or PMT) declares;
 	// subStart is its first packet since it was subscribed (silence
 	// does not reset it: bursty audio has gaps over SilenceFailover)
@@ -642,7 +649,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			s := st[m.src]
 			if m.anew {
 				s.based, s.gop = false, s.gop[:0]
-				s.runStart, s.sawVideo, s.declared, s.subStart = now, false, media.TracksUnknown, time.Time{}
+				s.runStart, s.sawVideo, s.declared, s.subStart = time.Time{}, false, media.TracksUnknown, time.Time{}
 				if m.src == pol.active {
 					needKey, sendHeaders = true, true
 				}
@@ -650,8 +657,11 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			}
 			if pol.received(m.src, now) {
 				s.health.restart() // delivers again after silence
-				s.runStart, s.sawVideo = now, false
 			}
+			if s.runStart.IsZero() || now.Sub(s.last) >= videoWait {
+				s.runStart, s.sawVideo = now, false // a new run: the source was gone
+			}
+			s.last = now
 			if s.winStart.IsZero() {
 				s.winStart = now
 			}

@@ -30,10 +30,25 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 		// firstAudio: the flow starts with the source's first audio
 		// packet; otherwise audio from before videoWait is dropped
 		firstAudio bool
-		declares   string // what the source's status shows it declares
+		// after: the flow starts after the source's audio frame after
+		// (with !firstAudio)
+		after    int
+		declares string // what the source's status shows it declares
+		// silent says when the source sends nothing (nil: never); its
+		// frames then are not sent
+		silent func(time.Duration) bool
 	}{
 		{name: "audio before the video header, declared nothing", video: 300 * time.Millisecond},
 		{name: "audio only, declared nothing"},
+		// the wait counts from the source's first packet, and pauses
+		// over SilenceFailover do not restart it (they did: the flow
+		// never started)
+		{name: "audio only in 400 ms bursts with 350 ms pauses, declared nothing",
+			silent: func(e time.Duration) bool { return e%(750*time.Millisecond) >= 400*time.Millisecond }},
+		// a silence of videoWait or more ends the run: the wait starts
+		// again at frame 200, the first after it
+		{name: "audio only, 1.5 s then silent for 2.5 s, declared nothing", after: 200,
+			silent: func(e time.Duration) bool { return e >= 1500*time.Millisecond && e < 4*time.Second }},
 		{name: "audio only, declared in onMetaData", meta: media.MetaDataPacket(0, "", true), firstAudio: true, declares: "audio only"},
 		{name: "video declared, 4 s GOP", meta: media.MetaDataPacket(0, "H264", true), video: 4 * time.Second, declares: "video"},
 	} {
@@ -73,7 +88,7 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 			testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's headers", func() bool {
 				return r.Status().Sources[0].LastPacket != nil
 			})
-			go source(ctx, pub, c.video, 0, 0)
+			go source(ctx, pub, c.video, 0, 0, c.silent)
 
 			// the first media packet of the flow's stream
 			rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
@@ -97,8 +112,11 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 				t.Errorf("the audio-only flow starts with a %v packet, want audio", first.Kind)
 			case c.video == 0 && c.firstAudio && frameNo(first) != 0:
 				t.Errorf("the flow starts with the source's audio frame %d, want its first (0): audio dropped", frameNo(first))
-			case c.video == 0 && !c.firstAudio && frameNo(first) == 0:
-				t.Errorf("the flow starts with the source's first audio frame, want it started after videoWait")
+			case c.video == 0 && !c.firstAudio && frameNo(first) <= c.after:
+				t.Errorf("the flow starts with the source's audio frame %d, want one after frame %d: started before videoWait", frameNo(first), c.after)
+			}
+			if first.Kind == media.KindAudio {
+				t.Logf("the flow starts with the source's audio frame %d", frameNo(first))
 			}
 			if got := r.Status().Sources[0].Declares; got != c.declares {
 				t.Errorf("the source's status declares %q, want %q", got, c.declares)
@@ -111,8 +129,10 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 // flow's waits are in wall time) and, from video on, H.264 (pFirst P
 // frames without a keyframe before them, then the sequence header, a
 // keyframe and P frames), until ctx ends. With burst > 0 the frames go
-// out in groups every burst, as an MPEG-TS muxer packs audio PES.
-func source(ctx context.Context, pub *media.Publisher, video time.Duration, pFirst int, burst time.Duration) {
+// out in groups every burst, as an MPEG-TS muxer packs audio PES. While
+// silent (if not nil) says so of the time since the start, the source
+// sends nothing: the frames due then are skipped.
+func source(ctx context.Context, pub *media.Publisher, video time.Duration, pFirst int, burst time.Duration, silent func(time.Duration) bool) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	start, sent := time.Now(), time.Now()
@@ -121,6 +141,9 @@ func source(ctx context.Context, pub *media.Publisher, video time.Duration, pFir
 		if burst <= 0 || time.Since(sent) >= burst {
 			sent = time.Now()
 			for due := int(time.Since(start)/(20*time.Millisecond)) + 1; n < due; n++ {
+				if silent != nil && silent(time.Duration(n)*20*time.Millisecond) {
+					continue
+				}
 				if !frame(pub, n, video, &pFirst, &sentVideo) {
 					return
 				}
@@ -203,7 +226,7 @@ func TestFlowDeclaredVideoLastResort(t *testing.T) {
 	// audio in bursts 400 ms apart (gaps longer than SilenceFailover: the
 	// bound counts from the first packet, not from the last silence);
 	// video from 4 s on (after the bound): 5 P frames, then the keyframe
-	go source(ctx, pub, 4*time.Second, 5, 400*time.Millisecond)
+	go source(ctx, pub, 4*time.Second, 5, 400*time.Millisecond, nil)
 
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer rcancel()

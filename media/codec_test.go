@@ -2,7 +2,6 @@ package media_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"os"
 	"reflect"
 	"testing"
@@ -122,27 +121,13 @@ func TestParseAudioTag(t *testing.T) {
 // file made by ffmpeg.
 func flvHeaders(t testing.TB, path string) (video, audio []byte) {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) < 13 || string(b[:3]) != "FLV" {
-		t.Fatalf("%s is not FLV", path)
-	}
-	b = b[binary.BigEndian.Uint32(b[5:9])+4:]
-	for len(b) >= 15 {
-		n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
-		if len(b) < 15+n {
-			break
-		}
-		body := b[11 : 11+n]
-		switch {
-		case b[0] == 9 && video == nil && n > 1 && body[1] == 0:
+	for _, tag := range flvTags(t, path) {
+		switch body := tag.body; {
+		case tag.kind == media.KindVideo && video == nil && len(body) > 1 && body[1] == 0:
 			video = body
-		case b[0] == 8 && audio == nil && n > 1 && body[1] == 0:
+		case tag.kind == media.KindAudio && audio == nil && len(body) > 1 && body[1] == 0:
 			audio = body
 		}
-		b = b[15+n:]
 	}
 	if video == nil || audio == nil {
 		t.Fatalf("%s: no sequence headers", path)

@@ -13,8 +13,10 @@ type Sample struct {
 	Time       time.Time `json:"time"`
 	VideoBytes int64     `json:"video_bytes"`
 	AudioBytes int64     `json:"audio_bytes"`
-	Frames     int       `json:"frames"`
-	Keyframes  int       `json:"keyframes"`
+	Frames     int       `json:"frames"` // video frames
+	// AudioFrames are the audio frames (an AAC frame is 1024 samples)
+	AudioFrames int `json:"audio_frames"`
+	Keyframes   int `json:"keyframes"`
 }
 
 // Meter counts a stream's ingest in one-second buckets for the last hour.
@@ -30,7 +32,8 @@ type Meter struct {
 	keyIvl  time.Duration
 
 	totalVideo, totalAudio int64
-	totalFrames            int64
+	totalFrames            int64 // video frames
+	totalAudioFrames       int64
 
 	now func() time.Time
 }
@@ -42,7 +45,8 @@ const meterPage = 300
 type second struct {
 	sec          uint32 // the unix second it counts; another value means stale
 	video, audio uint32 // bytes
-	frames, keys uint16
+	frames, keys uint16 // video frames, keyframes
+	aframes      uint16 // audio frames
 }
 
 func (m *Meter) init(clock func() time.Time) {
@@ -101,7 +105,7 @@ func (m *Meter) add(p *Packet) {
 	case KindVideo:
 		b.video += uint32(n)
 		m.totalVideo += n
-		if !p.Header {
+		if !p.Header && !sequenceEnd(p.Payload) {
 			b.frames++
 			m.totalFrames++
 			if p.Keyframe {
@@ -115,6 +119,10 @@ func (m *Meter) add(p *Packet) {
 	case KindAudio:
 		b.audio += uint32(n)
 		m.totalAudio += n
+		if !p.Header {
+			b.aframes++
+			m.totalAudioFrames++
+		}
 	}
 	m.mu.Unlock()
 }
@@ -148,10 +156,11 @@ func (m *Meter) recentBitrate(window time.Duration) int64 {
 type Rates struct {
 	VideoBitrate int64         `json:"video_bitrate"` // bit/s
 	AudioBitrate int64         `json:"audio_bitrate"`
-	FPS          float64       `json:"fps"`
+	FPS          float64       `json:"fps"` // video frames per second (0 without video)
 	KeyInterval  time.Duration `json:"-"`
 	BytesIn      int64         `json:"bytes_in"`
-	Frames       int64         `json:"frames"`
+	Frames       int64         `json:"frames"`       // video frames since the stream started
+	AudioFrames  int64         `json:"audio_frames"` // audio frames since the stream started
 }
 
 // Rates returns averages over the last 5 whole seconds.
@@ -181,6 +190,7 @@ func (m *Meter) Rates() Rates {
 	r.KeyInterval = m.keyIvl
 	r.BytesIn = m.totalVideo + m.totalAudio
 	r.Frames = m.totalFrames
+	r.AudioFrames = m.totalAudioFrames
 	return r
 }
 
@@ -205,9 +215,17 @@ func (m *Meter) History(from, to time.Time, res time.Duration) []Sample {
 			agg.VideoBytes += int64(b.video)
 			agg.AudioBytes += int64(b.audio)
 			agg.Frames += int(b.frames)
+			agg.AudioFrames += int(b.aframes)
 			agg.Keyframes += int(b.keys)
 		}
 		out = append(out, agg)
 	}
 	return out
+}
+
+// sequenceEnd reports whether a video tag body is an end of sequence
+// (FLV muxers write one when the stream ends): no frame.
+func sequenceEnd(body []byte) bool {
+	v, ok := ParseVideoTag(body)
+	return ok && v.EOS
 }

@@ -26,7 +26,9 @@ type Stream struct {
 	endNoted bool // StreamEnded published; guarded by the hub's mu
 	readers  map[*Reader]struct{}
 	remux    context.CancelFunc // running FLV->TS remuxer
-	native   Format
+	// remuxDone is closed when that remuxer's goroutine has returned
+	remuxDone chan struct{}
+	native    Format
 
 	// wmu serializes writers: a publisher being taken over may still be
 	// inside Write when its successor starts. It guards the timeline.
@@ -332,7 +334,10 @@ func (s *Stream) startRemuxLocked() {
 	in.l.addWaker(in.wake)
 	mux := s.hub.cfg.NewTSMuxer()
 	out := s.lanes[FormatTS]
+	done := make(chan struct{})
+	s.remuxDone = done
 	go func() {
+		defer close(done)
 		defer in.Close()
 		buf := make([]*Packet, 0, 64)
 		emit := func(p *Packet) { out.write(p) }
@@ -375,21 +380,40 @@ func (s *Stream) endLocked(reason error) func() {
 	if pub != nil {
 		s.hub.publishers.Add(-1)
 	}
-	if s.remux != nil {
-		s.remux()
-		s.remux = nil
-	}
+	// a running remuxer is not stopped at once: it may be behind the FLV
+	// lane, and its TS readers (an SRT reader, a center's pull) would
+	// miss the stream's last frames
+	stopRemux, remuxDone := s.remux, s.remuxDone
+	s.remux = nil
 	return func() {
 		if pub != nil {
 			pub.kicked.CompareAndSwap(nil, &reason)
 		}
 		// unlisted first: a reader told the stream ended finds it gone
 		s.hub.removeStream(s, reason)
-		for _, l := range s.lanes {
-			l.close()
+		for f, l := range s.lanes {
+			if stopRemux == nil || Format(f) != FormatTS {
+				l.close()
+			}
+		}
+		if stopRemux != nil {
+			// the remuxer reads the closed FLV lane to its end, then
+			// returns; the TS lane ends after its last packet
+			t := time.NewTimer(remuxDrain)
+			select {
+			case <-remuxDone:
+			case <-t.C:
+			}
+			t.Stop()
+			stopRemux()
+			s.lanes[FormatTS].close()
 		}
 	}
 }
+
+// remuxDrain bounds how long the end of a stream waits for its FLV->TS
+// remuxer to catch up with the FLV lane (it only muxes: milliseconds).
+const remuxDrain = time.Second
 
 // trackTS indexes the TS lane in Stream.overlap, after mediaTrack's.
 const trackTS = 2

@@ -1,18 +1,23 @@
 package link
 
 import (
+	"context"
 	"fmt"
 	"math/rand"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -275,4 +280,115 @@ func TestPushPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPullSRTStreamEnd: an SRT pull (a center's on-demand pull of another
+// center's stream) delivers the stream to its end: a player of the pulled
+// stream, there before the publisher, gets every video and audio frame
+// ffmpeg published to the source node (counted by timestamp), the last
+// ones included.
+func TestPullSRTStreamEnd(t *testing.T) {
+	needPeers(t)
+	src := startNode(t, "source", nodeOpts{grace: -1, srt: srt.Config{PlayWait: 20 * time.Second}})
+	dst := startNode(t, "puller", nodeOpts{grace: -1})
+	file := filepath.Join(t.TempDir(), "in.flv")
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=3",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=3",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-shortest", "-f", "flv", file).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, out)
+	}
+	sent, err := testmedia.Analyze(context.Background(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPuller(dst.hub, PullConfig{Key: "live/pulled", MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second,
+		Next: fixed(Target{URL: src.srtURL + "?streamid=read:live/src"})}, testLog(t, "puller"))
+	runBG(t, p.Run)
+	// the puller waits on the source's SRT listener for the stream (its
+	// PlayWait): it reads from the publisher's first packet
+	testmedia.Eventually(t, 10*time.Second, "the puller to wait on the source", func() bool {
+		return len(src.srt.Stats()) > 0
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	type count struct{ video, audio map[int64]bool }
+	play := func(h *media.Hub, key string, format media.Format) chan count {
+		got := make(chan count, 1)
+		go func() {
+			c := count{video: map[int64]bool{}, audio: map[int64]bool{}}
+			defer func() { got <- c }()
+			rd, err := h.Subscribe(ctx, key, media.SubscribeOptions{Wait: 50 * time.Second, Format: format})
+			if err != nil {
+				return
+			}
+			defer rd.Close()
+			for {
+				pkts, err := rd.Next(ctx, nil)
+				for _, pk := range pkts {
+					switch {
+					case pk.Header:
+					case pk.Kind == media.KindVideo && !sequenceEnd(pk):
+						c.video[pk.Time] = true
+					case pk.Kind == media.KindAudio:
+						c.audio[pk.Time] = true
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		return got
+	}
+	got := play(dst.hub, "live/pulled", media.FormatFLV)
+	gotSrc := play(src.hub, "live/src", media.FormatFLV)
+	pub := exec.CommandContext(ctx, "ffmpeg", "-v", "error", "-re", "-i", file, "-c", "copy", "-f", "flv", src.rtmpURL+"/live/src")
+	if out, err := pub.CombinedOutput(); err != nil {
+		t.Fatalf("publish: %v: %s", err, out)
+	}
+	var c count
+	select {
+	case c = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pulled stream did not end after the source's")
+	}
+	cs := <-gotSrc
+	t.Logf("source player: %d %d (audio %s, video %s)", len(cs.video), len(cs.audio), span(cs.audio), span(cs.video))
+	t.Logf("published %d video and %d audio frames; the player of the pull got %d and %d (audio %s, video %s)", sent.VideoFrames, sent.AudioFrames, len(c.video), len(c.audio), span(c.audio), span(c.video))
+	// all video; audio from the pull's first audio frame on as the source's
+	// player got it (the pull's player, which starts at the first video
+	// keyframe, misses the audio the TS demuxer emits before it: the
+	// keyframe comes out when the next video frame starts)
+	if len(c.video) != sent.VideoFrames {
+		t.Errorf("the player of the pull got %d of %d video frames", len(c.video), sent.VideoFrames)
+	}
+	first := int64(1 << 62)
+	for ts := range c.audio {
+		first = min(first, ts)
+	}
+	var missing []int64
+	for ts := range cs.audio {
+		if ts >= first && !c.audio[ts] {
+			missing = append(missing, ts)
+		}
+	}
+	if len(missing) > 0 || len(c.audio) == 0 {
+		t.Errorf("the player of the pull misses %d audio frames the source's player got after its first (%d ms): %v", len(missing), first, missing)
+	}
+}
+
+// sequenceEnd reports whether pk is an FLV end of sequence (no frame).
+func sequenceEnd(pk *media.Packet) bool {
+	v, ok := media.ParseVideoTag(pk.Payload)
+	return ok && v.EOS
+}
+
+// span is the first and last of the timestamps in ts.
+func span(ts map[int64]bool) string {
+	lo, hi := int64(1<<62), int64(-1<<62)
+	for t := range ts {
+		lo, hi = min(lo, t), max(hi, t)
+	}
+	return fmt.Sprintf("%d-%d ms", lo, hi)
 }
