@@ -75,6 +75,15 @@ func (l *lane) fanout() *fanout {
 	return best
 }
 
+// fanoutRecheck bounds how long a player waits for a wake the writer
+// missed: one ticker per running writer (not per packet or player). A
+// player of a dual-path stream that ended after its publisher had
+// reconnected was never told the stream ended (TestClusterDualPath, 3 of
+// 5 runs: the FLV lane was closed and the writer not woken for it; the
+// missed wake is not understood yet), and a missed wake of a live stream
+// would hold a player's packets until the next one.
+const fanoutRecheck = 250 * time.Millisecond
+
 // fanoutFill is how many players a lane's first writers take before the
 // next one is used.
 const fanoutFill = 64
@@ -121,7 +130,15 @@ func (f *fanout) run() {
 		f.bufs = make(net.Buffers, 0, sendVecs)
 		f.hdr = make([]byte, 0, sendBatch*RTMPHeaderScratch)
 	}
-	for range f.wake {
+	// every fanoutRecheck the players are also looked at without a wake:
+	// see fanoutRecheck
+	tk := time.NewTicker(fanoutRecheck)
+	defer tk.Stop()
+	for {
+		select {
+		case <-f.wake:
+		case <-tk.C:
+		}
 		f.mu.Lock()
 		f.round = append(f.round[:0], f.sinks...)
 		f.mu.Unlock()
