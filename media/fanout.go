@@ -75,15 +75,6 @@ func (l *lane) fanout() *fanout {
 	return best
 }
 
-// fanoutRecheck bounds how long a player waits for a wake the writer
-// missed: one ticker per running writer (not per packet or player). A
-// player of a dual-path stream that ended after its publisher had
-// reconnected was never told the stream ended (TestClusterDualPath, 3 of
-// 5 runs: the FLV lane was closed and the writer not woken for it; the
-// missed wake is not understood yet), and a missed wake of a live stream
-// would hold a player's packets until the next one.
-const fanoutRecheck = 250 * time.Millisecond
-
 // fanoutFill is how many players a lane's first writers take before the
 // next one is used.
 const fanoutFill = 64
@@ -130,15 +121,7 @@ func (f *fanout) run() {
 		f.bufs = make(net.Buffers, 0, sendVecs)
 		f.hdr = make([]byte, 0, sendBatch*RTMPHeaderScratch)
 	}
-	// every fanoutRecheck the players are also looked at without a wake:
-	// see fanoutRecheck
-	tk := time.NewTicker(fanoutRecheck)
-	defer tk.Stop()
-	for {
-		select {
-		case <-f.wake:
-		case <-tk.C:
-		}
+	for range f.wake {
 		f.mu.Lock()
 		f.round = append(f.round[:0], f.sinks...)
 		f.mu.Unlock()
@@ -162,6 +145,13 @@ func (f *fanout) run() {
 
 // flush writes what k's reader has ready until it has no more, its
 // socket is full (k is parked) or it ends.
+//
+// It has no more only when a poll returns nothing: a poll that hands out
+// packets does not say the lane ended (the end comes with the next poll),
+// and no wake follows the one of the end. A short batch is not enough:
+// the end's wake finding a player that has every packet but a new
+// publisher session's headers (a reconnect bumps the epoch without a
+// wake) got the headers, and the player was never ended.
 func (f *fanout) flush(k *Sink) {
 	if k.stop.Load() {
 		f.drop(k)
@@ -195,7 +185,7 @@ func (f *fanout) flush(k *Sink) {
 			k.finish(nerr)
 			return
 		}
-		if len(pkts) < cap(f.pkts) {
+		if len(pkts) == 0 {
 			return
 		}
 	}
