@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/mpegts"
 )
 
 // fanPlayer is one FLV player on a loopback socket, written by a Sender
@@ -27,25 +28,8 @@ type fanPlayer struct {
 
 func newFanPlayer(t *testing.T, h *media.Hub, key string, small bool, writeTimeout time.Duration) *fanPlayer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	cli, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if small { // so that a player that stops reading fills its socket at once
-		srv.(*net.TCPConn).SetWriteBuffer(4096)
-		cli.(*net.TCPConn).SetReadBuffer(4096)
-	}
+	srv, cli := tcpPair(t, small)
 	fp := &fanPlayer{rd: subscribe(t, h, key), srv: srv, cli: cli, sent: make(chan error, 1)}
-	t.Cleanup(func() { srv.Close(); cli.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	snd := media.Sender{Conn: srv, Wire: (*media.Packet).AppendFLV, HeaderScratch: media.FLVHeaderScratch, WriteTimeout: writeTimeout}
@@ -55,6 +39,34 @@ func newFanPlayer(t *testing.T, h *media.Hub, key string, small bool, writeTimeo
 		fp.sent <- err
 	}()
 	return fp
+}
+
+// tcpPair is a loopback TCP connection, closed at the test's end: the
+// server side a player's Sender writes, the client side the player.
+// small makes both buffers small, so that a player that stops reading
+// fills its socket at once.
+func tcpPair(t *testing.T, small bool) (srv, cli net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cli, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err = ln.Accept()
+	if err != nil {
+		cli.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close(); cli.Close() })
+	if small {
+		srv.(*net.TCPConn).SetWriteBuffer(4096)
+		cli.(*net.TCPConn).SetReadBuffer(4096)
+	}
+	return srv, cli
 }
 
 // read counts the FLV tags the player receives until its connection ends.
@@ -227,5 +239,108 @@ func TestPublisherBatch(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the reader was not woken by Flush")
+	}
+}
+
+// TestFanoutEndAfterReconnect: a player the fan-out writer serves is told
+// that its stream ended after the publisher reconnected within the grace
+// and the new session left again without a frame, as a center's
+// dual-path merger does (a TS-native stream, its FLV lane filled lazily
+// while it has readers). The new session bumps the lane's epoch without a
+// wake, so the first poll of the player after it is the one the end's
+// wake causes; that poll handed out the headers again (a new epoch) and
+// not the end with them, the writer took the short batch for "nothing
+// more" and was never woken again: the player had every frame and its
+// response never ended (TestClusterDualPath, 3 of 5 runs).
+//
+// The interleaving is made certain by holding the writer (in the onEnd of
+// a second player it ends) from before the reconnect until the lanes are
+// closed: its last round had polled the player before the new epoch, and
+// all the wakes since make one round after it.
+func TestFanoutEndAfterReconnect(t *testing.T) {
+	h := newHub(t, func(c *media.HubConfig) {
+		c.ReconnectGrace = 300 * time.Millisecond
+		c.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
+	})
+	const name, frames = "live/reend", 25
+	info := media.PublisherInfo{Protocol: "dual-path", Native: media.FormatTS, Takeover: true}
+	p1, err := h.Publish(name, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(onEnd func()) (*media.Sink, *fanPlayer) {
+		srv, cli := tcpPair(t, false)
+		fp := &fanPlayer{rd: subscribe(t, h, name), srv: srv, cli: cli}
+		snd := media.Sender{Conn: srv, Wire: (*media.Packet).AppendFLV, HeaderScratch: media.FLVHeaderScratch, WriteTimeout: 10 * time.Second}
+		sk := snd.Start(fp.rd, onEnd)
+		if sk == nil {
+			t.Skip("no fan-out writer on this platform")
+		}
+		return sk, fp
+	}
+	sk, fp := start(nil)
+	go fp.read()
+	held, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	// the same writer (a lane's first takes up to 64 players), walked
+	// after the first; its onEnd runs on the writer and holds it
+	other, _ := start(func() { close(held); <-release })
+	// the TS lane is closed after the FLV lane: a TS reader that sees the
+	// end shows the FLV lane's end (and its wake) is done
+	tsr, err := h.Subscribe(context.Background(), name, media.SubscribeOptions{Format: media.FormatTS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tsr.Close)
+
+	// as a TS publisher writes: each TS group (synthetic: the hub does
+	// not look into it) and the FLV packets demuxed from it
+	write(t, p1, &media.Packet{Kind: media.KindTS, Header: true, Payload: []byte{0x47, 0, 0}}, meta(0), vhdr(0), ahdr(0))
+	for i := range frames {
+		ts := int64(i) * 40
+		write(t, p1, &media.Packet{Kind: media.KindTS, Time: ts, Keyframe: i%10 == 0, Payload: []byte{0x47, byte(i), 0}})
+		if i%10 == 0 {
+			write(t, p1, key(ts))
+		} else {
+			write(t, p1, inter(ts))
+		}
+		write(t, p1, audio(ts+5))
+	}
+	waitFor(t, 10*time.Second, "the player's frames", func() bool { return fp.frames.Load() >= frames })
+	if err := other.Stop(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the second player stopped with %v, want %v", err, context.Canceled)
+	}
+	<-held
+
+	p1.Close()
+	p2, err := h.Publish(name, info) // within the grace: the publisher reconnected
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.Stream() != fp.rd.Stream() {
+		t.Fatal("the reconnected publisher got a new stream; want the one the player reads")
+	}
+	p2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, err := tsr.Next(ctx, nil); errors.Is(err, media.ErrStreamEnded) {
+			break
+		} else if err != nil {
+			t.Fatalf("TS reader: %v, want the stream's end after the grace", err)
+		}
+	}
+	release <- struct{}{}
+
+	select {
+	case <-sk.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the stream ended, but its player (%d of %d frames) was not ended within 10 s", fp.frames.Load(), frames)
+	}
+	if err := sk.Err(); !errors.Is(err, media.ErrStreamEnded) {
+		t.Errorf("the player ended with %v, want %v", err, media.ErrStreamEnded)
+	}
+	if n := fp.frames.Load(); n != frames {
+		t.Errorf("the player got %d video frames, want %d", n, frames)
 	}
 }
