@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
 )
@@ -98,17 +99,6 @@ func bigFrame(i int) *media.Packet {
 	return &media.Packet{Kind: media.KindVideo, Time: int64(i) * 40, Keyframe: i%10 == 0, Payload: body}
 }
 
-// waitFor polls cond until it holds or d passed.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(d); !cond(); {
-		if time.Now().After(end) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // publishPaced writes frames from..to-1, each only after every healthy
 // player received the one before: a player that blocks the writer would
 // stop the test here.
@@ -118,7 +108,7 @@ func publishPaced(t *testing.T, p *media.Publisher, from, to int, healthy []*fan
 		write(t, p, bigFrame(i))
 		want := int64(i + 1)
 		for _, fp := range healthy {
-			waitFor(t, 10*time.Second, "a healthy player's frame", func() bool { return fp.frames.Load() >= want })
+			poll.Until(t, 10*time.Second, "a healthy player's frame", func() bool { return fp.frames.Load() >= want })
 		}
 	}
 }
@@ -306,7 +296,7 @@ func TestFanoutEndAfterReconnect(t *testing.T) {
 		}
 		write(t, p1, audio(ts+5))
 	}
-	waitFor(t, 10*time.Second, "the player's frames", func() bool { return fp.frames.Load() >= frames })
+	poll.Until(t, 10*time.Second, "the player's frames", func() bool { return fp.frames.Load() >= frames })
 	if err := other.Stop(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("the second player stopped with %v, want %v", err, context.Canceled)
 	}
