@@ -485,10 +485,12 @@ func (s *Server) check(req libsrt.Request) (int, string, *admission) {
 		return libsrt.RejClose, "the listener is closing", nil
 	}
 	if s.conf().MaxConns > 0 {
+		// under s.mu: handle admits a connection (out of the
+		// listener's Pending) only after it is in sessions
 		s.mu.Lock()
-		n := len(s.sessions)
+		n := len(s.sessions) + s.ln.Pending()
 		s.mu.Unlock()
-		if n+s.ln.Pending() >= s.conf().MaxConns {
+		if n >= s.conf().MaxConns {
 			return libsrt.RejXOverload, fmt.Sprintf("too many SRT connections (limit %d)", s.conf().MaxConns), nil
 		}
 	}
@@ -639,6 +641,7 @@ func (s *Server) handle(conn *libsrt.Conn) {
 		return
 	}
 	s.sessions[ss] = struct{}{}
+	conn.Admitted()
 	s.changedLocked()
 	s.mu.Unlock()
 	log := s.log.With("stream", ss.key, "role", ss.role, "remote", ss.remote)

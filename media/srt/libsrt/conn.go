@@ -37,10 +37,12 @@ type Conn struct {
 
 	statsMu sync.Mutex
 	last    Stats
+
+	admitted func() // tells the listener its owner counts it; once
 }
 
 func newConn(e *engine, id C.SRTSOCKET, st *sockState, o Options) *Conn {
-	c := &Conn{id: id, st: st, streamID: o.StreamID, linger: o.Linger, closed: make(chan struct{})}
+	c := &Conn{id: id, st: st, streamID: o.StreamID, linger: o.Linger, closed: make(chan struct{}), admitted: func() {}}
 	c.local = addrOf(id, false)
 	c.remote = addrOf(id, true)
 	return c
@@ -212,8 +214,15 @@ func (c *Conn) CloseNow() error {
 	return nil
 }
 
+// Admitted tells an accepted connection's listener that its owner now
+// counts it among its connections: until then (or its close) the
+// listener's Pending counts it, so that a connection limit checked in
+// Decide sees it in one of the two. A no-op for a dialed connection.
+func (c *Conn) Admitted() { c.admitted() }
+
 func (c *Conn) close(linger bool) {
 	c.closeOnce.Do(func() {
+		defer c.admitted()
 		if linger && c.wrote.Load() && c.linger >= 0 {
 			c.drain()
 		}

@@ -298,3 +298,35 @@ func TestDecideBuffers(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingUntilAdmitted: an accepted connection stays in the
+// listener's Pending until its owner Admits it or it closes, so that a
+// connection limit checked in Decide (owner's count + Pending) never
+// misses one between Accept and the owner's bookkeeping (it did:
+// TestRefusals in media/srt let a third connection past a limit of 2).
+func TestPendingUntilAdmitted(t *testing.T) {
+	l := listen(t, ListenConfig{Decide: func(Request) Decision { return Decision{} }})
+	var conns []*Conn
+	for i := range 2 {
+		ac := acceptOne(t, l)
+		c, err := Dial(context.Background(), l.Addr().String(), Options{StreamID: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		conns = append(conns, accepted(t, ac))
+		if got := l.Pending(); got != i+1 {
+			t.Fatalf("after %d accepts and no Admitted: Pending %d, want %d", i+1, got, i+1)
+		}
+	}
+	conns[0].Admitted()
+	conns[0].Admitted() // once
+	if got := l.Pending(); got != 1 {
+		t.Fatalf("after one Admitted: Pending %d, want 1", got)
+	}
+	conns[1].CloseNow()
+	conns[0].CloseNow() // admitted already: not released twice
+	if got := l.Pending(); got != 0 {
+		t.Fatalf("after the other closed: Pending %d, want 0", got)
+	}
+}

@@ -68,6 +68,8 @@ type Listener struct {
 	handle uintptr
 	done   chan struct{}
 	once   sync.Once
+
+	inflight int // accepted, not yet Admitted by their owner; under tabMu
 }
 
 // pending holds decisions of handshakes accepted by the callback until
@@ -229,15 +231,30 @@ func (l *Listener) Accept() (*Conn, error) {
 // accepted makes the Conn of socket s, or closes s and returns nil when
 // it cannot be used.
 func (l *Listener) accepted(s C.SRTSOCKET) *Conn {
+	// The socket stays counted by Pending, as in flight, from here
+	// until its owner counts it (Conn.Admitted) or it closes: a limit
+	// checked in Decide never misses a connection between the two.
 	tabMu.Lock()
 	p := pending[s]
 	delete(pending, s)
+	if p != nil {
+		l.inflight++
+	}
 	tabMu.Unlock()
+	admitted := func() {}
+	if p != nil {
+		admitted = sync.OnceFunc(func() {
+			tabMu.Lock()
+			l.inflight--
+			tabMu.Unlock()
+		})
+	}
 	st := newSockState()
 	if err := eng.add(s, st); err != nil {
 		// libsrt no longer knows the socket (closed since srt_accept)
 		warn("srt connection dropped: its socket cannot be watched", "err", err)
 		C.srt_close(s)
+		admitted()
 		return nil
 	}
 	if f := packetFilter(s); f != "" {
@@ -246,9 +263,11 @@ func (l *Listener) accepted(s C.SRTSOCKET) *Conn {
 		warn("srt connection closed: it negotiated a packet filter, which relaymesh does not run", "filter", f)
 		eng.remove(s)
 		C.srt_close(s)
+		admitted()
 		return nil
 	}
 	c := newConn(eng, s, st, l.cfg.Options)
+	c.admitted = admitted
 	if p != nil {
 		c.streamID = p.req.StreamID
 		c.tag = p.dec.Tag
@@ -267,8 +286,8 @@ func (l *Listener) sweep() {
 	tabMu.Unlock()
 }
 
-// Pending counts handshakes Decide accepted that have not reached
-// Accept yet.
+// Pending counts handshakes Decide accepted whose connections the
+// listener's owner has not yet Admitted (or closed).
 func (l *Listener) Pending() int {
 	n := 0
 	tabMu.Lock()
@@ -277,6 +296,7 @@ func (l *Listener) Pending() int {
 			n++
 		}
 	}
+	n += l.inflight
 	tabMu.Unlock()
 	return n
 }
