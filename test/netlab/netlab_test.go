@@ -100,6 +100,11 @@ func startEcho(t *testing.T, h *netlab.Host) net.Addr {
 
 // probe sends count numbered probes from h to echo, one at a time, and
 // returns the RTT of each that came back within timeout.
+// answerWait bounds the wait for an echo that must come back: only a
+// failure waits it out, so it is long enough for a loaded machine (CI on
+// a fresh machine at load 32 once took over 1 s for one of three).
+const answerWait = 5 * time.Second
+
 func probe(t *testing.T, h *netlab.Host, echo net.Addr, count int, timeout time.Duration) []time.Duration {
 	t.Helper()
 	c, err := h.ListenPacket("udp4", h.Addr().String()+":0")
@@ -181,7 +186,7 @@ func TestConnectivity(t *testing.T) {
 	} {
 		t.Run(c.from+"->"+c.to, func(t *testing.T) {
 			echo := startEcho(t, hs[c.to])
-			if got := probe(t, hs[c.from], echo, 5, time.Second); len(got) != 5 {
+			if got := probe(t, hs[c.from], echo, 5, answerWait); len(got) != 5 {
 				t.Fatalf("%d of 5 echoes came back on an unimpaired link", len(got))
 			}
 		})
@@ -374,7 +379,7 @@ func TestBlackhole(t *testing.T) {
 	lab, hs := newLab(t, "a", "b", "c")
 	echoB := startEcho(t, hs["b"])
 	echoC := startEcho(t, hs["c"])
-	if got := probe(t, hs["a"], echoB, 3, time.Second); len(got) != 3 {
+	if got := probe(t, hs["a"], echoB, 3, answerWait); len(got) != 3 {
 		t.Fatalf("before blackhole: %d of 3 echoes came back", len(got))
 	}
 	if err := lab.Blackhole("b", true); err != nil {
@@ -393,7 +398,7 @@ func TestBlackhole(t *testing.T) {
 		}
 	})
 	t.Run("others unaffected", func(t *testing.T) {
-		if got := probe(t, hs["a"], echoC, 3, time.Second); len(got) != 3 {
+		if got := probe(t, hs["a"], echoC, 3, answerWait); len(got) != 3 {
 			t.Fatalf("%d of 3 echoes came back between hosts that are not blackholed", len(got))
 		}
 	})
