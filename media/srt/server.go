@@ -673,6 +673,12 @@ func (s *Server) handle(conn *libsrt.Conn) {
 	delete(s.sessions, ss)
 	s.changedLocked()
 	s.mu.Unlock()
+	// what the link lost for good, for the operator (a publisher's
+	// too-late drops are frames its readers never get)
+	if st := conn.Stats(); st.RecvDrops+st.SendDrops > 0 || st.PacketsRecvLost > 0 {
+		log = log.With("recv_lost", st.PacketsRecvLost, "recv_retransmits", st.RecvRetransmits,
+			"recv_drops", st.RecvDrops, "recv_belated", st.RecvBelated, "send_drops", st.SendDrops, "rtt_ms", st.RTTMs)
+	}
 	if runErr != nil {
 		log.Warn("srt connection closed", "reason", runErr.Error())
 	} else {
