@@ -120,7 +120,7 @@ func (l *lane) write(p *Packet) {
 // them once for several packets).
 func (l *lane) put(p *Packet) {
 	seq := l.head.Load()
-	p.seq = seq
+	p.SetSeq(seq)
 	if p.Header {
 		l.mu.Lock()
 		l.headers[headerSlot(p)] = p
@@ -191,7 +191,7 @@ func (l *lane) trim(r *ring) {
 func (l *lane) release(r *ring) {
 	tail := l.tail.Load()
 	slot := &r.slots[tail&r.mask]
-	if p := slot.Load(); p != nil && p.seq == tail {
+	if p := slot.Load(); p != nil && p.Seq() == tail {
 		l.bytes -= cost(p)
 		if k := l.lastKey.Load(); k > 0 && tail >= k-1 {
 			// the GOP cache itself goes: over maxBytes
@@ -304,7 +304,7 @@ func (l *lane) at(seq uint64) *Packet {
 		return nil
 	}
 	p := r.slots[seq&r.mask].Load()
-	if p == nil || p.seq != seq {
+	if p == nil || p.Seq() != seq {
 		return nil
 	}
 	return p
