@@ -28,7 +28,6 @@ import (
 	"github.com/relaymesh/relaymesh/listeners"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/hls"
-	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 	"github.com/relaymesh/relaymesh/media/webrtc"
@@ -103,8 +102,6 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 
 	hcfg := media.DefaultHubConfig()
 	applyLimits(&hcfg, cfg)
-	hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-	hcfg.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
 	a.events = events.New(log)
 	a.closers = append(a.closers, a.events.Close) // closers run in reverse: the bus closes last
 	hcfg.Events = a.events

@@ -13,7 +13,6 @@ import (
 
 	"github.com/relaymesh/relaymesh/internal/poll"
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/mpegts"
 )
 
 // fanPlayer is one FLV player on a loopback socket, written by a Sender
@@ -250,7 +249,6 @@ func TestPublisherBatch(t *testing.T) {
 func TestFanoutEndAfterReconnect(t *testing.T) {
 	h := newHub(t, func(c *media.HubConfig) {
 		c.ReconnectGrace = 300 * time.Millisecond
-		c.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
 	})
 	const name, frames = "live/reend", 25
 	info := media.PublisherInfo{Protocol: "dual-path", Native: media.FormatTS, Takeover: true}

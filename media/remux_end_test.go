@@ -25,7 +25,6 @@ func TestStreamEndTSLane(t *testing.T) {
 	wantVideo, wantAudio := probePackets(t, path, "v"), probePackets(t, path, "a")
 	h := newHub(t, func(c *media.HubConfig) {
 		c.ReconnectGrace = 0
-		c.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
 	})
 	p := publish(t, h, "live/end")
 	rd, err := h.Subscribe(context.Background(), "live/end", media.SubscribeOptions{Format: media.FormatTS})

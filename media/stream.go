@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/relaymesh/relaymesh/media/mpegts"
 )
 
 // Stream is one live stream (app/name). It outlives a publisher by the
@@ -155,7 +157,7 @@ func (s *Stream) attach(info PublisherInfo) *Publisher {
 	s.started = false
 	s.cont = info.Continues && s.sessions > 1
 	s.overlap = [3]bool{s.cont, s.cont, s.cont}
-	s.lazyFLV = info.Native == FormatTS && s.hub.cfg.NewTSDemuxer != nil
+	s.lazyFLV = info.Native == FormatTS
 	s.flvOn = s.flvReadersLocked() > 0
 	s.flvSkip = [2]int64{noSkip, noSkip}
 	if s.lazyFLV && !s.flvOn {
@@ -202,7 +204,7 @@ func (s *Stream) subscribe(opt SubscribeOptions, maxReaders int) (*Reader, error
 	r.cursor, r.needKey = l.startSeq()
 	s.readers[r] = struct{}{}
 	l.addWaker(r.wake)
-	if opt.Format != s.native && s.remux == nil && s.hub.cfg.NewTSMuxer != nil && opt.Format == FormatTS {
+	if opt.Format != s.native && s.remux == nil && opt.Format == FormatTS {
 		s.startRemuxLocked()
 	}
 	return r, nil
@@ -275,7 +277,7 @@ func (s *Stream) backfillFLV() {
 	if first == nil {
 		return
 	}
-	rm := s.hub.cfg.NewTSDemuxer()
+	rm := mpegts.NewFLVRemuxer()
 	var (
 		out    []*Packet
 		own    int64
@@ -301,9 +303,7 @@ func (s *Stream) backfillFLV() {
 			_ = rm.Remux(p, emit)
 		}
 	}
-	if f, ok := rm.(Flusher); ok {
-		_ = f.Flush(emit)
-	}
+	_ = rm.Flush(emit)
 	if !synced {
 		return
 	}
@@ -332,7 +332,7 @@ func (s *Stream) startRemuxLocked() {
 	in.cursor, in.needKey = in.l.startSeq()
 	s.readers[in] = struct{}{}
 	in.l.addWaker(in.wake)
-	mux := s.hub.cfg.NewTSMuxer()
+	mux := mpegts.NewMuxer()
 	out := s.lanes[FormatTS]
 	done := make(chan struct{})
 	s.remuxDone = done

@@ -15,7 +15,6 @@ import (
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/mpegts"
 )
 
 type testServer struct {
@@ -29,10 +28,6 @@ type testServer struct {
 func startServer(t *testing.T, cfg Config, hcfg media.HubConfig) *testServer {
 	t.Helper()
 	log, logs := testmedia.Logger(t, "server")
-	if hcfg.NewTSMuxer == nil {
-		hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-		hcfg.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
-	}
 	hub := media.NewHub(hcfg, log)
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
