@@ -9,7 +9,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
@@ -22,46 +22,46 @@ func TestParseVideoTag(t *testing.T) {
 		name string
 		in   []byte
 		ok   bool
-		want media.VideoTag
+		want unit.VideoTag
 	}{
-		{"empty", nil, false, media.VideoTag{}},
-		{"legacy too short", []byte{0x17, 1, 0, 0}, false, media.VideoTag{}},
+		{"empty", nil, false, unit.VideoTag{}},
+		{"legacy too short", []byte{0x17, 1, 0, 0}, false, unit.VideoTag{}},
 		{"legacy AVC sequence header", cat([]byte{0x17, 0, 0, 0, 0}, rec), true,
-			media.VideoTag{Codec: "H264", Keyframe: true, Header: true, Data: rec}},
+			unit.VideoTag{Codec: "H264", Keyframe: true, Header: true, Data: rec}},
 		{"legacy AVC keyframe", cat([]byte{0x17, 1, 0, 0, 0x28}, nalu), true,
-			media.VideoTag{Codec: "H264", Keyframe: true, CTS: 40, Data: nalu}},
+			unit.VideoTag{Codec: "H264", Keyframe: true, CTS: 40, Data: nalu}},
 		{"legacy AVC inter frame", cat([]byte{0x27, 1, 0, 0, 0}, nalu), true,
-			media.VideoTag{Codec: "H264", Data: nalu}},
+			unit.VideoTag{Codec: "H264", Data: nalu}},
 		{"legacy AVC negative CTS", cat([]byte{0x27, 1, 0xff, 0xff, 0xd8}, nalu), true,
-			media.VideoTag{Codec: "H264", CTS: -40, Data: nalu}},
+			unit.VideoTag{Codec: "H264", CTS: -40, Data: nalu}},
 		{"legacy AVC largest CTS", []byte{0x27, 1, 0x7f, 0xff, 0xff}, true,
-			media.VideoTag{Codec: "H264", CTS: 0x7fffff, Data: []byte{}}},
+			unit.VideoTag{Codec: "H264", CTS: 0x7fffff, Data: []byte{}}},
 		{"legacy AVC end of sequence", []byte{0x17, 2, 0, 0, 0}, true,
-			media.VideoTag{Codec: "H264", Keyframe: true, EOS: true, Data: []byte{}}},
+			unit.VideoTag{Codec: "H264", Keyframe: true, EOS: true, Data: []byte{}}},
 		{"legacy HEVC (codec 12) header", cat([]byte{0x1c, 0, 0, 0, 0}, rec), true,
-			media.VideoTag{Codec: "H265", Keyframe: true, Header: true, Data: rec}},
-		{"Enhanced too short", []byte{0x90, 'h', 'v', 'c'}, false, media.VideoTag{}},
+			unit.VideoTag{Codec: "H265", Keyframe: true, Header: true, Data: rec}},
+		{"Enhanced too short", []byte{0x90, 'h', 'v', 'c'}, false, unit.VideoTag{}},
 		{"Enhanced hvc1 SequenceStart", cat([]byte{0x90}, hvc1, rec), true,
-			media.VideoTag{Codec: "H265", Keyframe: true, Header: true, Data: rec}},
+			unit.VideoTag{Codec: "H265", Keyframe: true, Header: true, Data: rec}},
 		{"Enhanced hvc1 CodedFrames key", cat([]byte{0x91}, hvc1, []byte{0, 0, 0x50}, nalu), true,
-			media.VideoTag{Codec: "H265", Keyframe: true, CTS: 80, Data: nalu}},
+			unit.VideoTag{Codec: "H265", Keyframe: true, CTS: 80, Data: nalu}},
 		{"Enhanced hvc1 CodedFrames negative CTS", cat([]byte{0xa1}, hvc1, []byte{0xff, 0xff, 0xff}, nalu), true,
-			media.VideoTag{Codec: "H265", CTS: -1, Data: nalu}},
-		{"Enhanced CodedFrames without CTS", cat([]byte{0x91}, hvc1, []byte{0, 0}), false, media.VideoTag{}},
+			unit.VideoTag{Codec: "H265", CTS: -1, Data: nalu}},
+		{"Enhanced CodedFrames without CTS", cat([]byte{0x91}, hvc1, []byte{0, 0}), false, unit.VideoTag{}},
 		{"Enhanced hvc1 FramesX inter", cat([]byte{0xa3}, hvc1, nalu), true,
-			media.VideoTag{Codec: "H265", Data: nalu}},
+			unit.VideoTag{Codec: "H265", Data: nalu}},
 		{"Enhanced hvc1 FramesX key", cat([]byte{0x93}, hvc1, nalu), true,
-			media.VideoTag{Codec: "H265", Keyframe: true, Data: nalu}},
+			unit.VideoTag{Codec: "H265", Keyframe: true, Data: nalu}},
 		{"Enhanced hvc1 SequenceEnd", cat([]byte{0x92}, hvc1), true,
-			media.VideoTag{Codec: "H265", Keyframe: true, EOS: true, Data: []byte{}}},
+			unit.VideoTag{Codec: "H265", Keyframe: true, EOS: true, Data: []byte{}}},
 		{"Enhanced avc1 SequenceStart", cat([]byte{0x90}, []byte("avc1"), rec), true,
-			media.VideoTag{Codec: "H264", Keyframe: true, Header: true, Data: rec}},
+			unit.VideoTag{Codec: "H264", Keyframe: true, Header: true, Data: rec}},
 		{"Enhanced unknown FourCC", cat([]byte{0x93}, []byte("av01"), nalu), true,
-			media.VideoTag{Codec: "av01", Keyframe: true, Data: nalu}},
+			unit.VideoTag{Codec: "av01", Keyframe: true, Data: nalu}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := media.ParseVideoTag(tc.in)
+			got, ok := unit.ParseVideoTag(tc.in)
 			if ok != tc.ok {
 				t.Fatalf("ok = %v, want %v", ok, tc.ok)
 			}
@@ -87,23 +87,23 @@ func TestParseAudioTag(t *testing.T) {
 		name string
 		in   []byte
 		ok   bool
-		want media.AudioTag
+		want unit.AudioTag
 	}{
-		{"empty", nil, false, media.AudioTag{}},
-		{"AAC without packet type", []byte{0xaf}, false, media.AudioTag{}},
-		{"AAC sequence header", cat([]byte{0xaf, 0}, asc), true, media.AudioTag{Codec: "AAC", Header: true, Data: asc}},
-		{"AAC raw", []byte{0xaf, 1, 0x21, 0x10}, true, media.AudioTag{Codec: "AAC", Data: []byte{0x21, 0x10}}},
-		{"AAC header, empty config", []byte{0xaf, 0}, true, media.AudioTag{Codec: "AAC", Header: true, Data: []byte{}}},
-		{"MP3", []byte{0x2f, 0xff, 0xfb}, true, media.AudioTag{Codec: "MP3", Data: []byte{0xff, 0xfb}}},
-		{"other format", []byte{0x3f, 1, 2}, true, media.AudioTag{Codec: "other", Data: []byte{1, 2}}},
-		{"Enhanced mp4a SequenceStart", cat([]byte{0x90}, []byte("mp4a"), asc), true, media.AudioTag{Codec: "AAC", Header: true, Data: asc}},
-		{"Enhanced mp4a CodedFrames", []byte{0x91, 'm', 'p', '4', 'a', 9}, true, media.AudioTag{Codec: "AAC", Data: []byte{9}}},
-		{"Enhanced Opus", []byte{0x91, 'O', 'p', 'u', 's', 9}, true, media.AudioTag{Codec: "Opus", Data: []byte{9}}},
-		{"Enhanced too short", []byte{0x90, 'm', 'p', '4'}, false, media.AudioTag{}},
+		{"empty", nil, false, unit.AudioTag{}},
+		{"AAC without packet type", []byte{0xaf}, false, unit.AudioTag{}},
+		{"AAC sequence header", cat([]byte{0xaf, 0}, asc), true, unit.AudioTag{Codec: "AAC", Header: true, Data: asc}},
+		{"AAC raw", []byte{0xaf, 1, 0x21, 0x10}, true, unit.AudioTag{Codec: "AAC", Data: []byte{0x21, 0x10}}},
+		{"AAC header, empty config", []byte{0xaf, 0}, true, unit.AudioTag{Codec: "AAC", Header: true, Data: []byte{}}},
+		{"MP3", []byte{0x2f, 0xff, 0xfb}, true, unit.AudioTag{Codec: "MP3", Data: []byte{0xff, 0xfb}}},
+		{"other format", []byte{0x3f, 1, 2}, true, unit.AudioTag{Codec: "other", Data: []byte{1, 2}}},
+		{"Enhanced mp4a SequenceStart", cat([]byte{0x90}, []byte("mp4a"), asc), true, unit.AudioTag{Codec: "AAC", Header: true, Data: asc}},
+		{"Enhanced mp4a CodedFrames", []byte{0x91, 'm', 'p', '4', 'a', 9}, true, unit.AudioTag{Codec: "AAC", Data: []byte{9}}},
+		{"Enhanced Opus", []byte{0x91, 'O', 'p', 'u', 's', 9}, true, unit.AudioTag{Codec: "Opus", Data: []byte{9}}},
+		{"Enhanced too short", []byte{0x90, 'm', 'p', '4'}, false, unit.AudioTag{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := media.ParseAudioTag(tc.in)
+			got, ok := unit.ParseAudioTag(tc.in)
 			if ok != tc.ok {
 				t.Fatalf("ok = %v, want %v", ok, tc.ok)
 			}
@@ -123,9 +123,9 @@ func flvHeaders(t testing.TB, path string) (video, audio []byte) {
 	t.Helper()
 	for _, tag := range flvTags(t, path) {
 		switch body := tag.body; {
-		case tag.kind == media.KindVideo && video == nil && len(body) > 1 && body[1] == 0:
+		case tag.kind == unit.KindVideo && video == nil && len(body) > 1 && body[1] == 0:
 			video = body
-		case tag.kind == media.KindAudio && audio == nil && len(body) > 1 && body[1] == 0:
+		case tag.kind == unit.KindAudio && audio == nil && len(body) > 1 && body[1] == 0:
 			audio = body
 		}
 	}
@@ -168,35 +168,35 @@ func hevcRecord(t testing.TB, path string) []byte {
 func TestParseHeader(t *testing.T) {
 	avc, aac := flvHeaders(t, "testdata/h264_aac_640x360.flv")
 	hvcc := hevcRecord(t, "testdata/hevc_640x360.h265")
-	prev := media.CodecInfo{Video: "H264", Width: 1, Height: 1, Audio: "AAC", SampleRate: 44100, Channels: 1}
+	prev := unit.CodecInfo{Video: "H264", Width: 1, Height: 1, Audio: "AAC", SampleRate: 44100, Channels: 1}
 	cases := []struct {
 		name string
-		pkt  *media.Packet
-		prev media.CodecInfo
+		pkt  *unit.Packet
+		prev unit.CodecInfo
 		ok   bool
-		want media.CodecInfo
+		want unit.CodecInfo
 	}{
-		{"H.264 from ffmpeg", &media.Packet{Kind: media.KindVideo, Header: true, Payload: avc}, media.CodecInfo{}, true,
-			media.CodecInfo{Video: "H264", Width: 640, Height: 360}},
-		{"AAC from ffmpeg keeps the video", &media.Packet{Kind: media.KindAudio, Header: true, Payload: aac},
-			media.CodecInfo{Video: "H264", Width: 640, Height: 360}, true,
-			media.CodecInfo{Video: "H264", Width: 640, Height: 360, Audio: "AAC", SampleRate: 48000, Channels: 2}},
-		{"H.265 Enhanced hvc1", &media.Packet{Kind: media.KindVideo, Header: true, Payload: cat([]byte{0x90, 'h', 'v', 'c', '1'}, hvcc)}, prev, true,
-			media.CodecInfo{Video: "H265", Width: 640, Height: 360, Audio: "AAC", SampleRate: 44100, Channels: 1}},
-		{"H.265 legacy codec 12", &media.Packet{Kind: media.KindVideo, Header: true, Payload: cat([]byte{0x1c, 0, 0, 0, 0}, hvcc)}, media.CodecInfo{}, true,
-			media.CodecInfo{Video: "H265", Width: 640, Height: 360}},
-		{"broken AVC record: codec known, size not", &media.Packet{Kind: media.KindVideo, Header: true, Payload: avc[:12]}, prev, true,
-			media.CodecInfo{Video: "H264", Audio: "AAC", SampleRate: 44100, Channels: 1}},
-		{"broken HEVC record", &media.Packet{Kind: media.KindVideo, Header: true, Payload: cat([]byte{0x90, 'h', 'v', 'c', '1'}, hvcc[:40])}, media.CodecInfo{}, true,
-			media.CodecInfo{Video: "H265"}},
-		{"video frame is not a header", &media.Packet{Kind: media.KindVideo, Payload: []byte{0x17, 1, 0, 0, 0, 1}}, prev, false, prev},
-		{"audio frame is not a header", &media.Packet{Kind: media.KindAudio, Payload: []byte{0xaf, 1, 2}}, prev, false, prev},
-		{"metadata is not a codec header", &media.Packet{Kind: media.KindData, Header: true, Payload: metaBody}, prev, false, prev},
-		{"short video", &media.Packet{Kind: media.KindVideo, Header: true, Payload: []byte{0x17}}, prev, false, prev},
+		{"H.264 from ffmpeg", &unit.Packet{Kind: unit.KindVideo, Header: true, Payload: avc}, unit.CodecInfo{}, true,
+			unit.CodecInfo{Video: "H264", Width: 640, Height: 360}},
+		{"AAC from ffmpeg keeps the video", &unit.Packet{Kind: unit.KindAudio, Header: true, Payload: aac},
+			unit.CodecInfo{Video: "H264", Width: 640, Height: 360}, true,
+			unit.CodecInfo{Video: "H264", Width: 640, Height: 360, Audio: "AAC", SampleRate: 48000, Channels: 2}},
+		{"H.265 Enhanced hvc1", &unit.Packet{Kind: unit.KindVideo, Header: true, Payload: cat([]byte{0x90, 'h', 'v', 'c', '1'}, hvcc)}, prev, true,
+			unit.CodecInfo{Video: "H265", Width: 640, Height: 360, Audio: "AAC", SampleRate: 44100, Channels: 1}},
+		{"H.265 legacy codec 12", &unit.Packet{Kind: unit.KindVideo, Header: true, Payload: cat([]byte{0x1c, 0, 0, 0, 0}, hvcc)}, unit.CodecInfo{}, true,
+			unit.CodecInfo{Video: "H265", Width: 640, Height: 360}},
+		{"broken AVC record: codec known, size not", &unit.Packet{Kind: unit.KindVideo, Header: true, Payload: avc[:12]}, prev, true,
+			unit.CodecInfo{Video: "H264", Audio: "AAC", SampleRate: 44100, Channels: 1}},
+		{"broken HEVC record", &unit.Packet{Kind: unit.KindVideo, Header: true, Payload: cat([]byte{0x90, 'h', 'v', 'c', '1'}, hvcc[:40])}, unit.CodecInfo{}, true,
+			unit.CodecInfo{Video: "H265"}},
+		{"video frame is not a header", &unit.Packet{Kind: unit.KindVideo, Payload: []byte{0x17, 1, 0, 0, 0, 1}}, prev, false, prev},
+		{"audio frame is not a header", &unit.Packet{Kind: unit.KindAudio, Payload: []byte{0xaf, 1, 2}}, prev, false, prev},
+		{"metadata is not a codec header", &unit.Packet{Kind: unit.KindData, Header: true, Payload: metaBody}, prev, false, prev},
+		{"short video", &unit.Packet{Kind: unit.KindVideo, Header: true, Payload: []byte{0x17}}, prev, false, prev},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := media.ParseHeader(tc.pkt, tc.prev)
+			got, ok := unit.ParseHeader(tc.pkt, tc.prev)
 			if ok != tc.ok || got != tc.want {
 				t.Fatalf("got %+v, %v\nwant %+v, %v", got, ok, tc.want, tc.ok)
 			}
@@ -210,9 +210,9 @@ func TestStreamCodecs(t *testing.T) {
 	h := newHub(t, nil)
 	p := publish(t, h, "live/codecs")
 	write(t, p, meta(0),
-		&media.Packet{Kind: media.KindVideo, Header: true, Payload: avc},
-		&media.Packet{Kind: media.KindAudio, Header: true, Payload: aac})
-	want := media.CodecInfo{Video: "H264", Width: 640, Height: 360, Audio: "AAC", SampleRate: 48000, Channels: 2}
+		&unit.Packet{Kind: unit.KindVideo, Header: true, Payload: avc},
+		&unit.Packet{Kind: unit.KindAudio, Header: true, Payload: aac})
+	want := unit.CodecInfo{Video: "H264", Width: 640, Height: 360, Audio: "AAC", SampleRate: 48000, Channels: 2}
 	if got := h.Stream("live/codecs").Codecs(); got != want {
 		t.Fatalf("Codecs() = %+v, want %+v", got, want)
 	}

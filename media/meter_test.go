@@ -13,6 +13,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // TestMeterFrames: a stream's meter counts video frames (frames, fps) and
@@ -47,7 +48,7 @@ func TestMeterFrames(t *testing.T) {
 			start := now
 			for _, tag := range flvTags(t, path) {
 				now = start.Add(time.Duration(tag.ts) * time.Millisecond)
-				pkt, err := media.TagPacket(tag.kind, tag.ts, tag.body)
+				pkt, err := unit.TagPacket(tag.kind, tag.ts, tag.body)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -136,7 +137,7 @@ func probeKeyframes(t *testing.T, path string) int {
 }
 
 type flvTag struct {
-	kind media.Kind
+	kind unit.Kind
 	ts   int64
 	body []byte
 }
@@ -158,7 +159,7 @@ func flvTags(t testing.TB, path string) []flvTag {
 			break // a truncated last tag
 		}
 		ts := int64(b[4])<<16 | int64(b[5])<<8 | int64(b[6]) | int64(b[7])<<24
-		tags = append(tags, flvTag{kind: media.Kind(b[0] & 0x1f), ts: ts, body: b[11 : 11+n]})
+		tags = append(tags, flvTag{kind: unit.Kind(b[0] & 0x1f), ts: ts, body: b[11 : 11+n]})
 		b = b[15+n:]
 	}
 	return tags

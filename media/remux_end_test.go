@@ -9,6 +9,7 @@ import (
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // TestStreamEndTSLane: an RTMP-published (FLV) stream read as MPEG-TS (an
@@ -42,7 +43,7 @@ func TestStreamEndTSLane(t *testing.T) {
 	keyed := false
 	for _, tag := range tags {
 		time.Sleep(time.Until(start.Add(time.Duration(min(tag.ts, end)) * time.Millisecond)))
-		pkt, err := media.TagPacket(tag.kind, tag.ts, tag.body)
+		pkt, err := unit.TagPacket(tag.kind, tag.ts, tag.body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +51,7 @@ func TestStreamEndTSLane(t *testing.T) {
 			continue
 		}
 		keyed = keyed || pkt.Keyframe
-		if !keyed && pkt.Kind == media.KindAudio && !pkt.Header {
+		if !keyed && pkt.Kind == unit.KindAudio && !pkt.Header {
 			wantAudio--
 		}
 		write(t, p, pkt)
@@ -61,12 +62,12 @@ func TestStreamEndTSLane(t *testing.T) {
 	defer cancel()
 	dm := mpegts.NewDemuxer()
 	video, audio := map[int64]bool{}, map[int64]bool{}
-	count := func(pk *media.Packet) {
+	count := func(pk *unit.Packet) {
 		switch {
 		case pk.Header:
-		case pk.Kind == media.KindVideo:
+		case pk.Kind == unit.KindVideo:
 			video[pk.Time] = true
-		case pk.Kind == media.KindAudio:
+		case pk.Kind == unit.KindAudio:
 			audio[pk.Time] = true
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
+
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // TestDeclaredTracks: what an onMetaData declares, as encoders write it
@@ -23,21 +25,21 @@ func TestDeclaredTracks(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		body []byte
-		want Tracks
+		want unit.Tracks
 	}{
-		{"ffmpeg h264+aac file", fileMetaData(t, "testdata/h264_aac_640x360.flv"), TracksVideo},
+		{"ffmpeg h264+aac file", fileMetaData(t, "testdata/h264_aac_640x360.flv"), unit.TracksVideo},
 		{"ffmpeg audio only", meta(amf0.ECMAArray{n("duration", 0.0), n("audiodatarate", 62.5), n("audiosamplerate", 48000.0),
-			n("stereo", true), n("audiocodecid", 10.0), n("encoder", "Lavf61.7.100"), n("filesize", 0.0)}), TracksAudioOnly},
-		{"enhanced rtmp fourcc", meta(amf0.ECMAArray{n("videocodecid", "hvc1"), n("audiocodecid", 10.0)}), TracksVideo},
-		{"hasVideo false", meta(amf0.ECMAArray{n("hasVideo", false), n("hasAudio", true)}), TracksAudioOnly},
-		{"picture size only", meta(amf0.ECMAArray{n("width", 1280.0), n("height", 720.0)}), TracksVideo},
-		{"no track keys", meta(amf0.ECMAArray{n("duration", 0.0), n("encoder", "x")}), TracksUnknown},
-		{"built by MetaDataPacket, audio", MetaDataPacket(0, "", true).Payload, TracksAudioOnly},
-		{"built by MetaDataPacket, h265", MetaDataPacket(0, "H265", false).Payload, TracksVideo},
-		{"truncated", meta(amf0.ECMAArray{n("audiocodecid", 10.0)})[:20], TracksUnknown},
-		{"not onMetaData", []byte{0x02, 0, 3, 'f', 'o', 'o'}, TracksUnknown},
+			n("stereo", true), n("audiocodecid", 10.0), n("encoder", "Lavf61.7.100"), n("filesize", 0.0)}), unit.TracksAudioOnly},
+		{"enhanced rtmp fourcc", meta(amf0.ECMAArray{n("videocodecid", "hvc1"), n("audiocodecid", 10.0)}), unit.TracksVideo},
+		{"hasVideo false", meta(amf0.ECMAArray{n("hasVideo", false), n("hasAudio", true)}), unit.TracksAudioOnly},
+		{"picture size only", meta(amf0.ECMAArray{n("width", 1280.0), n("height", 720.0)}), unit.TracksVideo},
+		{"no track keys", meta(amf0.ECMAArray{n("duration", 0.0), n("encoder", "x")}), unit.TracksUnknown},
+		{"built by MetaDataPacket, audio", unit.MetaDataPacket(0, "", true).Payload, unit.TracksAudioOnly},
+		{"built by MetaDataPacket, h265", unit.MetaDataPacket(0, "H265", false).Payload, unit.TracksVideo},
+		{"truncated", meta(amf0.ECMAArray{n("audiocodecid", 10.0)})[:20], unit.TracksUnknown},
+		{"not onMetaData", []byte{0x02, 0, 3, 'f', 'o', 'o'}, unit.TracksUnknown},
 	} {
-		if got := DeclaredTracks(c.body); got != c.want {
+		if got := unit.DeclaredTracks(c.body); got != c.want {
 			t.Errorf("%s: declares %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -52,7 +54,7 @@ func fileMetaData(t *testing.T, path string) []byte {
 	}
 	for b = b[binary.BigEndian.Uint32(b[5:9])+4:]; len(b) >= 15; {
 		n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
-		if b[0]&0x1f == byte(KindData) {
+		if b[0]&0x1f == byte(unit.KindData) {
 			return b[11 : 11+n]
 		}
 		b = b[11+n+4:]

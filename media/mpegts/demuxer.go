@@ -120,7 +120,7 @@ func NewDemuxer() *Demuxer {
 func (d *Demuxer) Stats() DemuxStats { return d.stats }
 
 // Feed consumes b and calls emit for every packet produced, FLV-lane and
-// TS-lane (Kind media.KindTS) in order. Packets handed to emit are never
+// TS-lane (Kind unit.KindTS) in order. Packets handed to emit are never
 // touched again. An error means the input is unusable and the connection
 // should be closed; skipped damage is only counted in Stats.
 func (d *Demuxer) Feed(b []byte, emit func(*unit.Packet)) error {
