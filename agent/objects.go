@@ -100,25 +100,15 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	}
 
 	// config objects first (read-only), then the API-made ones
-	for i := range cfg.Flows {
-		f := &cfg.Flows[i]
-		st := lifecycle.Standby
-		if f.Start {
-			st = lifecycle.Running
-		}
-		if err := o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st}); err != nil {
-			return fmt.Errorf("flow[%d]: %w", i, err)
-		}
+	flows, relays, tasks := o.declared()
+	if err := flows.CreateAll(cfg.Flows); err != nil {
+		return err
 	}
-	for i := range cfg.Relays {
-		if err := o.relays.Create(cfg.Relays[i].Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig}); err != nil {
-			return fmt.Errorf("relay[%d]: %w", i, err)
-		}
+	if err := relays.CreateAll(cfg.Relays); err != nil {
+		return err
 	}
-	for i := range cfg.Tasks {
-		if err := o.tasks.Create(cfg.Tasks[i].Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled}); err != nil {
-			return fmt.Errorf("task[%d]: %w", i, err)
-		}
+	if err := tasks.CreateAll(cfg.Tasks); err != nil {
+		return err
 	}
 	// objects saved as running start again, unless the agent died while
 	// starting them last time (lifecycle.StartGuard)
@@ -200,37 +190,11 @@ func (a *Agent) prepareObjects(old, next *config.Config) (change, error) {
 			return change{}, fmt.Errorf("task %q: an API-made task has that id", t.ID)
 		}
 	}
+	flows, relays, tasks := o.declared()
 	kinds := []func() (undo func(), err error){
-		func() (func(), error) {
-			return lifecycle.Declared[config.FlowConfig]{Kind: "flow", ID: func(f config.FlowConfig) string { return f.ID },
-				Remove: o.flows.Remove,
-				Create: func(f config.FlowConfig) error {
-					st := lifecycle.Standby
-					if f.Start {
-						st = lifecycle.Running
-					}
-					return o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st})
-				},
-				// in place: a running flow keeps its players (no window where it is gone)
-				Update: func(f config.FlowConfig) error { return o.flows.Update(f.Spec()) },
-			}.Reconcile(old.Flows, next.Flows, a.log)
-		},
-		func() (func(), error) {
-			return lifecycle.Declared[config.RelayConfig]{Kind: "relay", ID: func(r config.RelayConfig) string { return r.ID },
-				Remove: o.relays.Remove,
-				Create: func(r config.RelayConfig) error {
-					return o.relays.Create(r.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig})
-				},
-			}.Reconcile(old.Relays, next.Relays, a.log)
-		},
-		func() (func(), error) {
-			return lifecycle.Declared[config.TaskConfig]{Kind: "task", ID: func(t config.TaskConfig) string { return t.ID },
-				Remove: o.tasks.Remove,
-				Create: func(t config.TaskConfig) error {
-					return o.tasks.Create(t.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled})
-				},
-			}.Reconcile(old.Tasks, next.Tasks, a.log)
-		},
+		func() (func(), error) { return flows.Reconcile(old.Flows, next.Flows, a.log) },
+		func() (func(), error) { return relays.Reconcile(old.Relays, next.Relays, a.log) },
+		func() (func(), error) { return tasks.Reconcile(old.Tasks, next.Tasks, a.log) },
 	}
 	var undo []func()
 	abort := func() {
@@ -247,4 +211,31 @@ func (a *Agent) prepareObjects(old, next *config.Config) (change, error) {
 		}
 	}
 	return change{abort: abort}, nil
+}
+
+// declared are the config's [[flow]], [[relay]] and [[task]] as the
+// managers create, update and remove them, at the start and on a reload.
+func (o *objectsState) declared() (lifecycle.Declared[config.FlowConfig], lifecycle.Declared[config.RelayConfig], lifecycle.Declared[config.TaskConfig]) {
+	return lifecycle.Declared[config.FlowConfig]{Kind: "flow", ID: func(f config.FlowConfig) string { return f.ID },
+			Remove: o.flows.Remove,
+			Create: func(f config.FlowConfig) error {
+				st := lifecycle.Standby
+				if f.Start {
+					st = lifecycle.Running
+				}
+				return o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st})
+			},
+			// in place: a running flow keeps its players (no window where it is gone)
+			Update: func(f config.FlowConfig) error { return o.flows.Update(f.Spec()) },
+		}, lifecycle.Declared[config.RelayConfig]{Kind: "relay", ID: func(r config.RelayConfig) string { return r.ID },
+			Remove: o.relays.Remove,
+			Create: func(r config.RelayConfig) error {
+				return o.relays.Create(r.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig})
+			},
+		}, lifecycle.Declared[config.TaskConfig]{Kind: "task", ID: func(t config.TaskConfig) string { return t.ID },
+			Remove: o.tasks.Remove,
+			Create: func(t config.TaskConfig) error {
+				return o.tasks.Create(t.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled})
+			},
+		}
 }
