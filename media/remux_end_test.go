@@ -38,12 +38,12 @@ func TestStreamEndTSLane(t *testing.T) {
 	// once and the publisher gone right after them, as ffmpeg ends: its
 	// interleaving queue goes out at the end of its input. Audio before
 	// the first video keyframe is not read (readers start at a keyframe).
-	tags := flvTags(t, path)
-	start, end := time.Now(), tags[len(tags)-1].ts-200
+	tags := testmedia.FLVTags(t, path)
+	start, end := time.Now(), tags[len(tags)-1].TS-200
 	keyed := false
 	for _, tag := range tags {
-		time.Sleep(time.Until(start.Add(time.Duration(min(tag.ts, end)) * time.Millisecond)))
-		pkt, err := unit.TagPacket(tag.kind, tag.ts, tag.body)
+		time.Sleep(time.Until(start.Add(time.Duration(min(tag.TS, end)) * time.Millisecond)))
+		pkt, err := unit.TagPacket(unit.Kind(tag.Kind), tag.TS, tag.Body)
 		if err != nil {
 			t.Fatal(err)
 		}

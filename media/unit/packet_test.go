@@ -1,4 +1,4 @@
-package media_test
+package unit_test
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 
 	"github.com/relaymesh/relaymesh/media/unit"
 )
+
+// metaBody is a synthetic onMetaData body (an empty ECMA array).
+var metaBody = []byte{0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a', 0x08, 0, 0, 0, 0}
 
 func body(n int) []byte {
 	b := make([]byte, n)

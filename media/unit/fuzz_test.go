@@ -1,9 +1,10 @@
-package media_test
+package unit_test
 
 import (
 	"bytes"
 	"testing"
 
+	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media/unit"
 )
 
@@ -65,7 +66,7 @@ func FuzzParseAudioTag(f *testing.F) {
 }
 
 func FuzzParseHeader(f *testing.F) {
-	avc, aac := flvHeaders(f, "testdata/h264_aac_640x360.flv")
+	avc, aac := testmedia.FLVHeaders(f, "testdata/h264_aac_640x360.flv")
 	hvcc := hevcRecord(f, "testdata/hevc_640x360.h265")
 	f.Add(uint8(unit.KindVideo), avc)
 	f.Add(uint8(unit.KindAudio), aac)

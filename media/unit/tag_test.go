@@ -1,12 +1,11 @@
-package media
+package unit_test
 
 import (
-	"encoding/binary"
-	"os"
 	"testing"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 
+	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media/unit"
 )
 
@@ -48,16 +47,10 @@ func TestDeclaredTracks(t *testing.T) {
 // fileMetaData returns the first script tag of an FLV file.
 func fileMetaData(t *testing.T, path string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for b = b[binary.BigEndian.Uint32(b[5:9])+4:]; len(b) >= 15; {
-		n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
-		if b[0]&0x1f == byte(unit.KindData) {
-			return b[11 : 11+n]
+	for _, tag := range testmedia.FLVTags(t, path) {
+		if unit.Kind(tag.Kind) == unit.KindData {
+			return tag.Body
 		}
-		b = b[11+n+4:]
 	}
 	t.Fatalf("%s has no script tag", path)
 	return nil
