@@ -100,8 +100,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 	}
 	a.access.Store(pol)
 
-	hcfg := media.DefaultHubConfig()
-	applyLimits(&hcfg, cfg)
+	hcfg := listeners.HubConfig(cfg)
 	a.events = events.New(log)
 	a.closers = append(a.closers, a.events.Close) // closers run in reverse: the bus closes last
 	hcfg.Events = a.events
@@ -181,18 +180,6 @@ func (a *Agent) config() *config.Config {
 	a.cfgMu.Lock()
 	defer a.cfgMu.Unlock()
 	return a.cfg
-}
-
-func applyLimits(h *media.HubConfig, cfg *config.Config) {
-	l := cfg.Limits
-	h.MaxPublishers = l.MaxPublishers
-	h.MaxReaders = l.MaxReadersPerStream
-	h.MaxBitrate = int64(l.MaxBitrate)
-	h.ReconnectGrace = l.ReconnectGrace.Duration()
-	h.Takeover = l.Takeover
-	if d := l.MaxReaderLag.Duration(); d > 0 {
-		h.MaxReaderLag = d
-	}
 }
 
 // authorizer is authorize for a listener that hands over the raw query
@@ -434,8 +421,7 @@ func (a *Agent) prepareSettings(old, next *config.Config) (change, error) {
 	}
 	return change{commit: func() {
 		a.level.Set(next.SlogLevel())
-		h := media.DefaultHubConfig()
-		applyLimits(&h, next)
+		h := listeners.HubConfig(next)
 		a.hub.SetLimits(h.MaxPublishers, h.MaxReaders, h.MaxBitrate, h.Takeover, h.ReconnectGrace)
 		a.hub.SetMaxReaderLag(h.MaxReaderLag)
 		lsCommit()
