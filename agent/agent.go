@@ -28,7 +28,6 @@ import (
 	"github.com/relaymesh/relaymesh/listeners"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/hls"
-	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 	"github.com/relaymesh/relaymesh/media/webrtc"
@@ -101,10 +100,7 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 	}
 	a.access.Store(pol)
 
-	hcfg := media.DefaultHubConfig()
-	applyLimits(&hcfg, cfg)
-	hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-	hcfg.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
+	hcfg := listeners.HubConfig(cfg)
 	a.events = events.New(log)
 	a.closers = append(a.closers, a.events.Close) // closers run in reverse: the bus closes last
 	hcfg.Events = a.events
@@ -184,18 +180,6 @@ func (a *Agent) config() *config.Config {
 	a.cfgMu.Lock()
 	defer a.cfgMu.Unlock()
 	return a.cfg
-}
-
-func applyLimits(h *media.HubConfig, cfg *config.Config) {
-	l := cfg.Limits
-	h.MaxPublishers = l.MaxPublishers
-	h.MaxReaders = l.MaxReadersPerStream
-	h.MaxBitrate = int64(l.MaxBitrate)
-	h.ReconnectGrace = l.ReconnectGrace.Duration()
-	h.Takeover = l.Takeover
-	if d := l.MaxReaderLag.Duration(); d > 0 {
-		h.MaxReaderLag = d
-	}
 }
 
 // authorizer is authorize for a listener that hands over the raw query
@@ -437,8 +421,7 @@ func (a *Agent) prepareSettings(old, next *config.Config) (change, error) {
 	}
 	return change{commit: func() {
 		a.level.Set(next.SlogLevel())
-		h := media.DefaultHubConfig()
-		applyLimits(&h, next)
+		h := listeners.HubConfig(next)
 		a.hub.SetLimits(h.MaxPublishers, h.MaxReaders, h.MaxBitrate, h.Takeover, h.ReconnectGrace)
 		a.hub.SetMaxReaderLag(h.MaxReaderLag)
 		lsCommit()

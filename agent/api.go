@@ -89,4 +89,4 @@ func (v apiView) SignPublish(key string, exp time.Time) string {
 func (v apiView) Flows() api.Flows                  { return v.a.objects.flows }
 func (v apiView) Relays() api.Relays                { return v.a.objects.relays }
 func (v apiView) Tasks() api.Tasks                  { return v.a.objects.tasks }
-func (v apiView) Write(op, undo func() error) error { return v.a.writeObjects(op, undo) }
+func (v apiView) Write(op, undo func() error) error { return v.a.objects.journal.Write(op, undo) }

@@ -13,6 +13,7 @@ import (
 	"github.com/relaymesh/relaymesh/internal/promtest"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // testAgentConfig is a standalone config on loopback ports chosen by the
@@ -85,8 +86,8 @@ func feed(t *testing.T, ctx context.Context, h *media.Hub, key string, fps int) 
 	go func() {
 		defer close(done)
 		defer p.Close()
-		p.Write(&media.Packet{Kind: media.KindVideo, Header: true, Payload: tagVideoHeader})
-		p.Write(&media.Packet{Kind: media.KindAudio, Header: true, Payload: tagAudioHeader})
+		p.Write(&unit.Packet{Kind: unit.KindVideo, Header: true, Payload: tagVideoHeader})
+		p.Write(&unit.Packet{Kind: unit.KindAudio, Header: true, Payload: tagAudioHeader})
 		tick := time.NewTicker(time.Second / time.Duration(fps))
 		defer tick.Stop()
 		video := make([]byte, 1000) // 1000 B per frame
@@ -98,11 +99,11 @@ func feed(t *testing.T, ctx context.Context, h *media.Hub, key string, fps int) 
 				video[0] = 0x17
 			}
 			ms := time.Since(start).Milliseconds()
-			if p.Write(&media.Packet{Kind: media.KindVideo, Time: ms, Keyframe: i%fps == 0, Payload: video}) != nil {
+			if p.Write(&unit.Packet{Kind: unit.KindVideo, Time: ms, Keyframe: i%fps == 0, Payload: video}) != nil {
 				return
 			}
 			audio[0], audio[1] = 0xaf, 0x01
-			p.Write(&media.Packet{Kind: media.KindAudio, Time: ms, Payload: audio})
+			p.Write(&unit.Packet{Kind: unit.KindAudio, Time: ms, Payload: audio})
 			select {
 			case <-ctx.Done():
 				return
@@ -129,7 +130,7 @@ func TestMetricsScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() {
-		buf := make([]*media.Packet, 0, 64)
+		buf := make([]*unit.Packet, 0, 64)
 		for {
 			var err error
 			if buf, err = rd.Next(ctx, buf); err != nil {

@@ -21,17 +21,13 @@ import (
 
 // objectsState is the agent's objects part (Agent.objects).
 type objectsState struct {
-	flows   *flow.Manager
-	dir     *flow.Directory // the flows of the cluster; nil outside one
-	relays  *relay.Manager
-	tasks   *task.Manager
-	store   *objectStore
-	loading bool
-	saveMu  sync.Mutex // held while a snapshot is taken and written
-	// txMu serializes the API's writes; inTxn (under saveMu) holds back
-	// the managers' own saves while one runs (objects_txn.go).
-	txMu  sync.Mutex
-	inTxn bool
+	flows  *flow.Manager
+	dir    *flow.Directory // the flows of the cluster; nil outside one
+	relays *relay.Manager
+	tasks  *task.Manager
+	// journal writes objects.json on every change, and makes the API's
+	// writes durable (lifecycle.Journal)
+	journal *lifecycle.Journal
 	// notifier builds the webhook sender for a task's callback URL; tests
 	// replace it.
 	notifier func(callback string) task.Notifier
@@ -43,24 +39,21 @@ type objectsState struct {
 func (a *Agent) newObjects(cfg *config.Config) error {
 	o := &a.objects
 	dataDir := cfg.Node.ResolveDataDir()
-	o.store = newObjectStore(dataDir)
-	if stale, err := o.store.removeStale(); err != nil {
+	file := objectsFile(dataDir)
+	if stale, err := file.RemoveStale(); err != nil {
 		return err
 	} else if len(stale) > 0 {
 		a.log.Info("removed temp files of an interrupted save", "files", stale)
 	}
-	stored, err := o.store.load()
-	if err != nil {
+	stored := &storedObjects{Version: storeVersion}
+	if err := file.Load(stored); err != nil {
 		return err
 	}
 	log := a.log.With("component", "objects")
-	// every manager saves through one store (saveObjects skips the saves
-	// made while loading)
-	store := lifecycle.StoreFunc(func(string, string) {
-		if err := a.saveObjects(false); err != nil {
-			a.log.Error("objects not saved", "err", err)
-		}
-	})
+	// every manager saves through one journal, held while loading
+	store := &lifecycle.Journal{File: file, Snapshot: o.snapshot, Log: a.log}
+	o.journal = store
+	store.Hold(true)
 	env := func(limit func(config.ObjectsConfig) int) lifecycle.Env {
 		return lifecycle.Env{Store: store, Limit: func() int { return limit(a.objectsConfig()) }}
 	}
@@ -106,27 +99,16 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		return o.notifier(cb)
 	}
 
-	o.loading = true
 	// config objects first (read-only), then the API-made ones
-	for i := range cfg.Flows {
-		f := &cfg.Flows[i]
-		st := lifecycle.Standby
-		if f.Start {
-			st = lifecycle.Running
-		}
-		if err := o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st}); err != nil {
-			return fmt.Errorf("flow[%d]: %w", i, err)
-		}
+	flows, relays, tasks := o.declared()
+	if err := flows.CreateAll(cfg.Flows); err != nil {
+		return err
 	}
-	for i := range cfg.Relays {
-		if err := o.relays.Create(cfg.Relays[i].Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig}); err != nil {
-			return fmt.Errorf("relay[%d]: %w", i, err)
-		}
+	if err := relays.CreateAll(cfg.Relays); err != nil {
+		return err
 	}
-	for i := range cfg.Tasks {
-		if err := o.tasks.Create(cfg.Tasks[i].Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled}); err != nil {
-			return fmt.Errorf("task[%d]: %w", i, err)
-		}
+	if err := tasks.CreateAll(cfg.Tasks); err != nil {
+		return err
 	}
 	// objects saved as running start again, unless the agent died while
 	// starting them last time (lifecycle.StartGuard)
@@ -144,43 +126,10 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 	guard := lifecycle.NewStartGuard(dataDir, log)
 	interrupted := guard.Begin(restarting)
 	a.add(guard.Run, guard.Clear)
-	for _, f := range stored.Flows {
-		st := f.State
-		if interrupted["flow/"+f.Spec.ID] {
-			st = lifecycle.Standby
-		}
-		if err := o.flows.Create(f.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore, State: st}); err != nil {
-			log.Error("stored flow not restored", "flow", f.Spec.ID, "err", err)
-		} else if st != f.State {
-			o.flows.Fail(f.Spec.ID, lifecycle.InterruptedStart)
-			log.Warn("flow not started again: the agent stopped while starting it", "flow", f.Spec.ID)
-		}
-	}
-	for _, r := range stored.Relays {
-		if err := o.relays.Create(r.Spec, lifecycle.CreateOpts{From: lifecycle.FromStore}); err != nil {
-			log.Error("stored relay not restored", "relay", r.Spec.ID, "err", err)
-		}
-	}
-	for _, t := range stored.Tasks {
-		st := t.State
-		if st == "" {
-			st = lifecycle.Scheduled
-		}
-		var at task.Position
-		if t.At != nil {
-			at = *t.At
-		}
-		if interrupted["task/"+t.Spec.ID] {
-			st = lifecycle.Standby
-		}
-		if err := o.tasks.Restore(t.Spec, st, at); err != nil {
-			log.Error("stored task not restored", "task", t.Spec.ID, "err", err)
-		} else if st != t.State {
-			o.tasks.Fail(t.Spec.ID, lifecycle.InterruptedStart)
-			log.Warn("task not started again: the agent stopped while starting it", "task", t.Spec.ID)
-		}
-	}
-	o.loading = false
+	o.flows.LoadStored(stored.Flows, interrupted)
+	o.relays.LoadStored(stored.Relays)
+	o.tasks.LoadStored(stored.Tasks, interrupted)
+	store.Hold(false)
 	if len(interrupted) > 0 {
 		store.Changed("", "") // on disk too, so the next start does not start them either
 	}
@@ -207,52 +156,6 @@ func (a *Agent) newObjects(cfg *config.Config) error {
 		return errors.Join(errs...)
 	})
 	return nil
-}
-
-// saveObjects writes the API-made objects and their states. While an API
-// write runs, the managers' own saves (fromTxn false) are held back: the
-// write saves everything when it ends.
-func (a *Agent) saveObjects(fromTxn bool) error {
-	o := &a.objects
-	o.saveMu.Lock()
-	defer o.saveMu.Unlock()
-	if o.loading || (o.inTxn && !fromTxn) {
-		return nil
-	}
-	return a.writeObjectsLocked()
-}
-
-// writeObjectsLocked writes a snapshot of the objects; o.saveMu is held.
-func (a *Agent) writeObjectsLocked() error {
-	o := &a.objects
-	so := &storedObjects{Flows: []storedFlow{}, Relays: []storedRelay{}, Tasks: []storedTask{}}
-	for _, f := range o.flows.List() {
-		if !f.ReadOnly {
-			st := f.State
-			if st == lifecycle.Starting {
-				st = lifecycle.Running
-			}
-			if st == lifecycle.Stopping {
-				st = lifecycle.Standby
-			}
-			so.Flows = append(so.Flows, storedFlow{Spec: f.Spec, State: st})
-		}
-	}
-	for _, r := range o.relays.List() {
-		if !r.ReadOnly {
-			so.Relays = append(so.Relays, storedRelay{Spec: r.Spec})
-		}
-	}
-	for _, t := range o.tasks.List() {
-		if !t.ReadOnly {
-			st := storedTask{Spec: t.Spec, State: t.Internal, Reason: t.Reason}
-			if t.Internal.Active() && t.Pass > 0 {
-				st.At = &task.Position{Item: t.Item, Pass: t.Pass}
-			}
-			so.Tasks = append(so.Tasks, st)
-		}
-	}
-	return o.store.save(so)
 }
 
 // objectsConfig is the [objects] the managers' limits follow: the config
@@ -287,37 +190,11 @@ func (a *Agent) prepareObjects(old, next *config.Config) (change, error) {
 			return change{}, fmt.Errorf("task %q: an API-made task has that id", t.ID)
 		}
 	}
+	flows, relays, tasks := o.declared()
 	kinds := []func() (undo func(), err error){
-		func() (func(), error) {
-			return lifecycle.Declared[config.FlowConfig]{Kind: "flow", ID: func(f config.FlowConfig) string { return f.ID },
-				Remove: o.flows.Remove,
-				Create: func(f config.FlowConfig) error {
-					st := lifecycle.Standby
-					if f.Start {
-						st = lifecycle.Running
-					}
-					return o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st})
-				},
-				// in place: a running flow keeps its players (no window where it is gone)
-				Update: func(f config.FlowConfig) error { return o.flows.Update(f.Spec()) },
-			}.Reconcile(old.Flows, next.Flows, a.log)
-		},
-		func() (func(), error) {
-			return lifecycle.Declared[config.RelayConfig]{Kind: "relay", ID: func(r config.RelayConfig) string { return r.ID },
-				Remove: o.relays.Remove,
-				Create: func(r config.RelayConfig) error {
-					return o.relays.Create(r.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig})
-				},
-			}.Reconcile(old.Relays, next.Relays, a.log)
-		},
-		func() (func(), error) {
-			return lifecycle.Declared[config.TaskConfig]{Kind: "task", ID: func(t config.TaskConfig) string { return t.ID },
-				Remove: o.tasks.Remove,
-				Create: func(t config.TaskConfig) error {
-					return o.tasks.Create(t.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled})
-				},
-			}.Reconcile(old.Tasks, next.Tasks, a.log)
-		},
+		func() (func(), error) { return flows.Reconcile(old.Flows, next.Flows, a.log) },
+		func() (func(), error) { return relays.Reconcile(old.Relays, next.Relays, a.log) },
+		func() (func(), error) { return tasks.Reconcile(old.Tasks, next.Tasks, a.log) },
 	}
 	var undo []func()
 	abort := func() {
@@ -334,4 +211,31 @@ func (a *Agent) prepareObjects(old, next *config.Config) (change, error) {
 		}
 	}
 	return change{abort: abort}, nil
+}
+
+// declared are the config's [[flow]], [[relay]] and [[task]] as the
+// managers create, update and remove them, at the start and on a reload.
+func (o *objectsState) declared() (lifecycle.Declared[config.FlowConfig], lifecycle.Declared[config.RelayConfig], lifecycle.Declared[config.TaskConfig]) {
+	return lifecycle.Declared[config.FlowConfig]{Kind: "flow", ID: func(f config.FlowConfig) string { return f.ID },
+			Remove: o.flows.Remove,
+			Create: func(f config.FlowConfig) error {
+				st := lifecycle.Standby
+				if f.Start {
+					st = lifecycle.Running
+				}
+				return o.flows.Create(f.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: st})
+			},
+			// in place: a running flow keeps its players (no window where it is gone)
+			Update: func(f config.FlowConfig) error { return o.flows.Update(f.Spec()) },
+		}, lifecycle.Declared[config.RelayConfig]{Kind: "relay", ID: func(r config.RelayConfig) string { return r.ID },
+			Remove: o.relays.Remove,
+			Create: func(r config.RelayConfig) error {
+				return o.relays.Create(r.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig})
+			},
+		}, lifecycle.Declared[config.TaskConfig]{Kind: "task", ID: func(t config.TaskConfig) string { return t.ID },
+			Remove: o.tasks.Remove,
+			Create: func(t config.TaskConfig) error {
+				return o.tasks.Create(t.Spec(), lifecycle.CreateOpts{From: lifecycle.FromConfig, State: lifecycle.Scheduled})
+			},
+		}
 }

@@ -14,52 +14,19 @@ const storeVersion = 1
 
 // storedObjects is objects.json: the API-made objects and their states.
 type storedObjects struct {
-	Version int           `json:"version"`
-	Flows   []storedFlow  `json:"flows"`
-	Relays  []storedRelay `json:"relays"`
-	Tasks   []storedTask  `json:"tasks"`
+	Version int            `json:"version"`
+	Flows   []flow.Stored  `json:"flows"`
+	Relays  []relay.Stored `json:"relays"`
+	Tasks   []task.Stored  `json:"tasks"`
 }
 
-type storedFlow struct {
-	Spec  flow.Spec       `json:"spec"`
-	State lifecycle.State `json:"state"`
+// objectsFile is objects.json (lifecycle.File: written atomically).
+func objectsFile(dataDir string) *lifecycle.File {
+	return &lifecycle.File{Path: filepath.Join(dataDir, "objects.json"), Temp: ".objects-*.json",
+		Version: storeVersion, Name: "objects store", Damaged: "move it away to start without the API-made objects"}
 }
 
-type storedRelay struct {
-	Spec relay.Spec `json:"spec"`
+// snapshot is what objects.json holds now.
+func (o *objectsState) snapshot() any {
+	return &storedObjects{Version: storeVersion, Flows: o.flows.Stored(), Relays: o.relays.Stored(), Tasks: o.tasks.Stored()}
 }
-
-type storedTask struct {
-	Spec   task.Spec       `json:"spec"`
-	State  lifecycle.State `json:"state"`
-	Reason string          `json:"reason,omitempty"`
-	// At is the playlist item and pass a running task had reached: it
-	// resumes there after a restart.
-	At *task.Position `json:"at,omitempty"`
-}
-
-// objectStore is objects.json (lifecycle.File: written atomically).
-type objectStore struct{ f *lifecycle.File }
-
-func newObjectStore(dataDir string) *objectStore {
-	return &objectStore{&lifecycle.File{Path: filepath.Join(dataDir, "objects.json"), Temp: ".objects-*.json",
-		Version: storeVersion, Name: "objects store", Damaged: "move it away to start without the API-made objects"}}
-}
-
-// load reads the file; a missing file is an empty store.
-func (s *objectStore) load() (*storedObjects, error) {
-	so := &storedObjects{Version: storeVersion}
-	if err := s.f.Load(so); err != nil {
-		return nil, err
-	}
-	return so, nil
-}
-
-func (s *objectStore) save(so *storedObjects) error {
-	so.Version = storeVersion
-	return s.f.Save(so)
-}
-
-// removeStale removes the temp files a save interrupted by a crash left
-// behind; only the agent writes them, and it has not started saving yet.
-func (s *objectStore) removeStale() ([]string, error) { return s.f.RemoveStale() }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // A 3 Mbit/s stream at 30 fps with 48 kHz AAC: per 100 ms about 3 video
@@ -37,7 +38,7 @@ var (
 
 // packetAt returns the i-th packet of the synthetic stream: the pattern
 // V A V A A V A A repeats, so 3 video and 5 audio frames per 8 packets.
-func packetAt(i int) *media.Packet {
+func packetAt(i int) *unit.Packet {
 	slot := i % 8
 	t := int64(i) * 100 / 8 // ms; 8 packets per 100 ms
 	var frame int
@@ -50,11 +51,11 @@ func packetAt(i int) *media.Packet {
 			frame += 2
 		}
 		if frame%60 == 0 {
-			return &media.Packet{Kind: media.KindVideo, Time: t, Keyframe: true, Payload: keyPayload}
+			return &unit.Packet{Kind: unit.KindVideo, Time: t, Keyframe: true, Payload: keyPayload}
 		}
-		return &media.Packet{Kind: media.KindVideo, Time: t, Payload: videoPayload}
+		return &unit.Packet{Kind: unit.KindVideo, Time: t, Payload: videoPayload}
 	}
-	return &media.Packet{Kind: media.KindAudio, Time: t, Payload: audioPayload}
+	return &unit.Packet{Kind: unit.KindAudio, Time: t, Payload: audioPayload}
 }
 
 // avgPayload is the mean payload size of the pattern over one 60-frame GOP.
@@ -114,9 +115,9 @@ func benchFanout(b *testing.B, readers int) {
 		go func() {
 			defer wg.Done()
 			defer r.Close()
-			buf := make([]*media.Packet, 0, 256)
+			buf := make([]*unit.Packet, 0, 256)
 			bufs := make(net.Buffers, 0, 1024)
-			hdr := make([]byte, 0, 256*media.RTMPHeaderScratch)
+			hdr := make([]byte, 0, 256*unit.RTMPHeaderScratch)
 			var n int64
 			for {
 				pkts, err := r.Next(ctx, buf)
@@ -190,19 +191,19 @@ func benchFanout(b *testing.B, readers int) {
 func BenchmarkAppendRTMP(b *testing.B) {
 	for _, c := range []struct {
 		name    string
-		kind    media.Kind
+		kind    unit.Kind
 		payload []byte
 	}{
-		{"video", media.KindVideo, videoPayload},
-		{"keyframe", media.KindVideo, keyPayload},
-		{"audio", media.KindAudio, audioPayload},
+		{"video", unit.KindVideo, videoPayload},
+		{"keyframe", unit.KindVideo, keyPayload},
+		{"audio", unit.KindAudio, audioPayload},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(c.payload)))
 			b.ReportAllocs()
-			p := &media.Packet{Kind: c.kind, Time: 40, Payload: c.payload}
+			p := &unit.Packet{Kind: c.kind, Time: 40, Payload: c.payload}
 			bufs := make(net.Buffers, 0, 1024)
-			hdr := make([]byte, 0, media.RTMPHeaderScratch)
+			hdr := make([]byte, 0, unit.RTMPHeaderScratch)
 			n := 0
 			for range b.N {
 				bufs, hdr = p.AppendRTMP(bufs[:0], hdr[:0])

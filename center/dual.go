@@ -20,6 +20,7 @@ import (
 	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Dual-path (hitless) streams. An edge sends such a stream over two legs,
@@ -68,7 +69,7 @@ type dualStream struct {
 	rx     *dualpath.Receiver
 	pub    *media.Publisher
 	dm     *mpegts.Demuxer
-	emit   func(*media.Packet) // into pub
+	emit   func(*unit.Packet) // into pub
 	cancel context.CancelFunc
 	conns  [dualpath.Legs]int
 	from   [dualpath.Legs]string
@@ -288,7 +289,7 @@ func (c *Center) detachLeg(ds *dualStream, p legParams) {
 // write is the receiver's output: merged TS into the hub.
 func (ds *dualStream) write(c *Center) func(dualpath.Frame) {
 	var werr error
-	ds.emit = func(pk *media.Packet) {
+	ds.emit = func(pk *unit.Packet) {
 		if werr == nil {
 			werr = ds.pub.Write(pk)
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // The answers of the API. The agent's handlers encode these structs.
@@ -24,7 +25,7 @@ type Health struct {
 // Stream is one live stream on the node: GET /v1/streams/{app}/{name}.
 type Stream struct {
 	Name          string               `json:"name"`
-	Codecs        media.CodecInfo      `json:"codecs"`
+	Codecs        unit.CodecInfo       `json:"codecs"`
 	Video         string               `json:"video_codec,omitempty"`
 	Audio         string               `json:"audio_codec,omitempty"`
 	Width         int                  `json:"width,omitempty"`

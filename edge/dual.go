@@ -16,6 +16,7 @@ import (
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/dualpath"
 	"github.com/relaymesh/relaymesh/media/link"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Redundancy says how streams matching Pattern cross the backbone; the
@@ -158,7 +159,7 @@ func (u *Uplinks) runDual(d *dualUplink) {
 		d.made.Add(1)
 		return nil
 	}
-	pkts := make([]*media.Packet, 0, 64)
+	pkts := make([]*unit.Packet, 0, 64)
 	for ctx.Err() == nil {
 		r, err := u.hub.Subscribe(ctx, d.key, media.SubscribeOptions{Format: media.FormatTS,
 			Info: media.ReaderInfo{Protocol: "srt-dual", Remote: "backbone"}, Wait: 5 * time.Second})
@@ -172,7 +173,7 @@ func (u *Uplinks) runDual(d *dualUplink) {
 			var nerr error
 			pkts, nerr = r.Next(ctx, pkts)
 			for _, pk := range pkts {
-				if pk.Kind != media.KindTS {
+				if pk.Kind != unit.KindTS {
 					continue
 				}
 				if err := p.Add(pk.Payload, emit); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/lifecycle"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // feed publishes 25 video packets a second of *size bytes each (a
@@ -34,7 +35,7 @@ func feed(t *testing.T, ctx context.Context, hub *media.Hub, key string, size *a
 				return
 			case <-tick.C:
 			}
-			p := &media.Packet{Kind: media.KindVideo, Time: n * 40, Keyframe: n%25 == 0, Payload: make([]byte, size.Load())}
+			p := &unit.Packet{Kind: unit.KindVideo, Time: n * 40, Keyframe: n%25 == 0, Payload: make([]byte, size.Load())}
 			if p.Keyframe {
 				p.Payload[0] = 0x17
 			} else {

@@ -11,8 +11,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/health"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // SwitchHealth prefixes the reason of a switch away from an unhealthy
@@ -52,7 +52,7 @@ func (h *sourceHealth) monitor() *health.Monitor {
 	return h.m
 }
 
-func (h *sourceHealth) packet(now time.Time, p *media.Packet) {
+func (h *sourceHealth) packet(now time.Time, p *unit.Packet) {
 	h.monitor().Packet(now, p)
 	if h.winStart.IsZero() {
 		h.winStart, h.rate = now, -1

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // TestBitrateFloor: a source below its min_bitrate over a whole window
@@ -19,7 +19,7 @@ func TestBitrateFloor(t *testing.T) {
 	// advancing with arrival (no other rule fires)
 	feed := func(h *sourceHealth, from, to time.Duration, bits int) {
 		for d := from; d < to; d += 40 * time.Millisecond {
-			h.packet(t0.Add(d), &media.Packet{Kind: media.KindVideo, Time: d.Milliseconds(), Payload: make([]byte, bits/8/25)})
+			h.packet(t0.Add(d), &unit.Packet{Kind: unit.KindVideo, Time: d.Milliseconds(), Payload: make([]byte, bits/8/25)})
 		}
 	}
 	h := &sourceHealth{min: 500_000, rate: -1}

@@ -13,22 +13,22 @@ package flow
 import (
 	"encoding/binary"
 
-	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // withParamSets returns keyframe key with the parameter sets of the video
 // sequence header hdr in front of its NAL units, or key itself when
 // either is not H.264/H.265 or cannot be read.
-func withParamSets(hdr, key *media.Packet) *media.Packet {
-	if hdr == nil || key.Kind != media.KindVideo || !key.Keyframe || key.Header {
+func withParamSets(hdr, key *unit.Packet) *unit.Packet {
+	if hdr == nil || key.Kind != unit.KindVideo || !key.Keyframe || key.Header {
 		return key
 	}
-	h, ok := media.ParseVideoTag(hdr.Payload)
+	h, ok := unit.ParseVideoTag(hdr.Payload)
 	if !ok || !h.Header || (h.Codec != "H264" && h.Codec != "H265") {
 		return key
 	}
-	k, ok := media.ParseVideoTag(key.Payload)
+	k, ok := unit.ParseVideoTag(key.Payload)
 	if !ok || k.Header || k.EOS || k.Codec != h.Codec {
 		return key
 	}

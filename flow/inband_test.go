@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 func TestWithParamSets(t *testing.T) {
@@ -13,9 +13,9 @@ func TestWithParamSets(t *testing.T) {
 	rec := []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, byte(len(sps))}
 	rec = append(append(rec, sps...), 1, 0, byte(len(pps)))
 	rec = append(rec, pps...)
-	hdr := &media.Packet{Kind: media.KindVideo, Header: true, Payload: rec}
+	hdr := &unit.Packet{Kind: unit.KindVideo, Header: true, Payload: rec}
 	idr := []byte{0x65, 0x88, 0x84}
-	key := &media.Packet{Kind: media.KindVideo, Keyframe: true, Time: 40,
+	key := &unit.Packet{Kind: unit.KindVideo, Keyframe: true, Time: 40,
 		Payload: append([]byte{0x17, 1, 0, 0, 0x28, 0, 0, 0, byte(len(idr))}, idr...)}
 
 	got := withParamSets(hdr, key)
@@ -32,11 +32,11 @@ func TestWithParamSets(t *testing.T) {
 	// not H.264/H.265, or nothing to add: the packet as it is
 	for _, c := range []struct {
 		name     string
-		hdr, key *media.Packet
+		hdr, key *unit.Packet
 	}{
 		{"no header", nil, key},
-		{"not a keyframe", hdr, &media.Packet{Kind: media.KindVideo, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41}}},
-		{"broken header", &media.Packet{Kind: media.KindVideo, Header: true, Payload: []byte{0x17, 0, 0, 0, 0, 1}}, key},
+		{"not a keyframe", hdr, &unit.Packet{Kind: unit.KindVideo, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41}}},
+		{"broken header", &unit.Packet{Kind: unit.KindVideo, Header: true, Payload: []byte{0x17, 0, 0, 0, 0, 1}}, key},
 	} {
 		if got := withParamSets(c.hdr, c.key); got != c.key {
 			t.Errorf("%s: packet changed to % x", c.name, got.Payload)

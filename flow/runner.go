@@ -11,6 +11,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/link"
+	"github.com/relaymesh/relaymesh/media/unit"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -34,7 +35,7 @@ const minSwitchStep = 40 * time.Millisecond
 
 // A flow starts at its source's first video keyframe, never on audio
 // from before it, unless the source carries no video. What the source
-// declares says which (media.DeclaredTracks: an RTMP or FLV publisher's
+// declares says which (unit.DeclaredTracks: an RTMP or FLV publisher's
 // onMetaData, an MPEG-TS source's PMT): one that declares audio only
 // starts at once on its first audio packet; one that declares video is
 // waited for a keyframe up to declaredVideoWait. videoWait is how long a
@@ -247,7 +248,7 @@ func (r *Runner) Status() Status {
 
 type tagged struct {
 	src  int
-	pkts []*media.Packet
+	pkts []*unit.Packet
 	err  error
 	// anew says the source's stream was subscribed again (its publisher
 	// came back, e.g. another node's flow after a restart): its timeline
@@ -365,11 +366,11 @@ func (r *Runner) follow(ctx context.Context, i int, key string, info media.Reade
 			}
 		}
 		had = true
-		buf := make([]*media.Packet, 0, 64)
+		buf := make([]*unit.Packet, 0, 64)
 		for {
 			pkts, err := rd.Next(ctx, buf[:0])
 			if len(pkts) > 0 {
-				cp := append([]*media.Packet(nil), pkts...)
+				cp := append([]*unit.Packet(nil), pkts...)
 				select {
 				case in <- tagged{src: i, pkts: cp}:
 				case <-ctx.Done():
@@ -392,7 +393,7 @@ func (r *Runner) follow(ctx context.Context, i int, key string, info media.Reade
 
 // srcState is what the switcher knows of one source.
 type srcState struct {
-	headers map[int]*media.Packet
+	headers map[int]*unit.Packet
 	offset  int64
 	based   bool
 	// bitrate window
@@ -400,7 +401,7 @@ type srcState struct {
 	winBytes int64
 	rate     int64 // bit/s over the last full window
 	cut      string
-	gop      []*media.Packet // packets since the newest keyframe
+	gop      []*unit.Packet // packets since the newest keyframe
 	health   sourceHealth
 	// runStart is the first packet of the source's current run: since
 	// it was subscribed, or since it came back from a silence of at least
@@ -414,7 +415,7 @@ type srcState struct {
 	// declared is what the source's onMetaData (or PMT) declares;
 	// subStart is its first packet since it was subscribed (silence
 	// does not reset it: bursty audio has gaps over SilenceFailover)
-	declared media.Tracks
+	declared unit.Tracks
 	subStart time.Time
 }
 
@@ -424,19 +425,19 @@ type srcState struct {
 // resort), or it declared nothing and delivered videoWait without any.
 func (s *srcState) audioStarts(now time.Time) (bool, string) {
 	switch {
-	case s.declared == media.TracksAudioOnly:
+	case s.declared == unit.TracksAudioOnly:
 		return true, "declared audio only"
-	case s.declared == media.TracksVideo:
+	case s.declared == unit.TracksVideo:
 		return now.Sub(s.subStart) >= declaredVideoWait, "declared video but sent no video keyframe in " + declaredVideoWait.String()
 	}
 	return !s.sawVideo && s.headers[1] == nil && now.Sub(s.runStart) >= videoWait, "declared nothing and sent no video for " + videoWait.String()
 }
 
-func hdrSlot(p *media.Packet) int {
+func hdrSlot(p *unit.Packet) int {
 	switch p.Kind {
-	case media.KindVideo:
+	case unit.KindVideo:
 		return 1
-	case media.KindAudio:
+	case unit.KindAudio:
 		return 2
 	}
 	return 0
@@ -445,7 +446,7 @@ func hdrSlot(p *media.Packet) int {
 func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Source, in <-chan tagged) error {
 	st := make([]*srcState, len(srcs))
 	for i := range st {
-		st[i] = &srcState{headers: map[int]*media.Packet{}, health: sourceHealth{min: srcs[i].MinBitrate, rate: -1}}
+		st[i] = &srcState{headers: map[int]*unit.Packet{}, health: sourceHealth{min: srcs[i].MinBitrate, rate: -1}}
 	}
 	pol := newSwitchPolicy(len(srcs))
 	needKey, sendHeaders := true, true
@@ -473,7 +474,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		}
 		return ""
 	}
-	write := func(i int, p *media.Packet) error {
+	write := func(i int, p *unit.Packet) error {
 		s := st[i]
 		if !s.based {
 			s.based = true
@@ -494,11 +495,11 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 		lastOut[slot] = t
 		lastFwd = time.Now()
 		fwdBytes += int64(len(p.Payload))
-		return pub.Write(&media.Packet{Kind: p.Kind, Time: t, Keyframe: p.Keyframe, Header: p.Header, Payload: p.Payload})
+		return pub.Write(&unit.Packet{Kind: p.Kind, Time: t, Keyframe: p.Keyframe, Header: p.Header, Payload: p.Payload})
 	}
 	// forward writes p of the active source: headers once a start point
 	// is found, then everything from a keyframe on.
-	forward := func(i int, p *media.Packet) error {
+	forward := func(i int, p *unit.Packet) error {
 		s := st[i]
 		if p.Header {
 			if sendHeaders || needKey {
@@ -507,25 +508,25 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			return write(i, p)
 		}
 		if needKey {
-			if p.Kind == media.KindVideo && !p.Keyframe {
+			if p.Kind == unit.KindVideo && !p.Keyframe {
 				return nil
 			}
-			if p.Kind != media.KindVideo {
+			if p.Kind != unit.KindVideo {
 				ok, why := s.audioStarts(time.Now())
 				if !ok {
 					return nil // a video source starts at a keyframe
 				}
-				if s.declared != media.TracksAudioOnly {
+				if s.declared != unit.TracksAudioOnly {
 					level := slog.LevelInfo // taken as audio-only
-					if s.declared == media.TracksVideo {
+					if s.declared == unit.TracksVideo {
 						level = slog.LevelWarn // the last resort
 					}
 					r.log.Log(ctx, level, "flow starts on audio: its video joins at its first keyframe", "source", srcs[i].Name,
 						"reason", why)
 				}
 			}
-			needKey, videoKey = false, p.Kind != media.KindVideo
-		} else if videoKey && p.Kind == media.KindVideo {
+			needKey, videoKey = false, p.Kind != unit.KindVideo
+		} else if videoKey && p.Kind == unit.KindVideo {
 			if !p.Keyframe {
 				return nil
 			}
@@ -539,7 +540,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			// a jump of that age into the flow at every switch
 			for _, slot := range []int{0, 1, 2} {
 				if h := s.headers[slot]; h != nil {
-					h = &media.Packet{Kind: h.Kind, Time: p.Time, Header: true, Payload: h.Payload}
+					h = &unit.Packet{Kind: h.Kind, Time: p.Time, Header: true, Payload: h.Payload}
 					if err := write(i, h); err != nil {
 						return err
 					}
@@ -628,7 +629,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 				r.st.Sources[i].Unhealthy = s.health.detail
 				r.st.Sources[i].Bitrate = s.rate
 				r.st.Sources[i].Declares = ""
-				if s.declared != media.TracksUnknown {
+				if s.declared != unit.TracksUnknown {
 					r.st.Sources[i].Declares = s.declared.String()
 				}
 				if s.cut != "" {
@@ -649,7 +650,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			s := st[m.src]
 			if m.anew {
 				s.based, s.gop = false, s.gop[:0]
-				s.runStart, s.sawVideo, s.declared, s.subStart = time.Time{}, false, media.TracksUnknown, time.Time{}
+				s.runStart, s.sawVideo, s.declared, s.subStart = time.Time{}, false, unit.TracksUnknown, time.Time{}
 				if m.src == pol.active {
 					needKey, sendHeaders = true, true
 				}
@@ -669,7 +670,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 				s.subStart = now
 			}
 			for _, p := range m.pkts {
-				s.sawVideo = s.sawVideo || p.Kind == media.KindVideo
+				s.sawVideo = s.sawVideo || p.Kind == unit.KindVideo
 				s.winBytes += int64(len(p.Payload))
 				s.health.packet(now, p)
 			}
@@ -677,15 +678,15 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 				switch {
 				case p.Header:
 					s.headers[hdrSlot(p)] = p
-					if p.Kind == media.KindData {
-						s.declared = media.DeclaredTracks(p.Payload)
+					if p.Kind == unit.KindData {
+						s.declared = unit.DeclaredTracks(p.Payload)
 					}
-				case p.Kind == media.KindVideo && p.Keyframe:
+				case p.Kind == unit.KindVideo && p.Keyframe:
 					s.gop = append(s.gop[:0], p)
 				case len(s.gop) > 0 && len(s.gop) < 4096:
 					s.gop = append(s.gop, p)
 				}
-				if p.Kind == media.KindVideo && p.Keyframe && !p.Header {
+				if p.Kind == unit.KindVideo && p.Keyframe && !p.Header {
 					if from := pol.active; pol.keyframe(m.src) {
 						if err := switchTo(from, m.src, now, false, SwitchPrimaryBack); err != nil {
 							return err

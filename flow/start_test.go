@@ -10,6 +10,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // TestFlowStartsAtVideoKeyframe: a flow starts at its source's first
@@ -23,7 +24,7 @@ import (
 func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		meta *media.Packet // the source's onMetaData (nil: none)
+		meta *unit.Packet // the source's onMetaData (nil: none)
 		// video is when the source's first video keyframe comes (0: the
 		// source sends no video)
 		video time.Duration
@@ -49,8 +50,8 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 		// again at frame 200, the first after it
 		{name: "audio only, 1.5 s then silent for 2.5 s, declared nothing", after: 200,
 			silent: func(e time.Duration) bool { return e >= 1500*time.Millisecond && e < 4*time.Second }},
-		{name: "audio only, declared in onMetaData", meta: media.MetaDataPacket(0, "", true), firstAudio: true, declares: "audio only"},
-		{name: "video declared, 4 s GOP", meta: media.MetaDataPacket(0, "H264", true), video: 4 * time.Second, declares: "video"},
+		{name: "audio only, declared in onMetaData", meta: unit.MetaDataPacket(0, "", true), firstAudio: true, declares: "audio only"},
+		{name: "video declared, 4 s GOP", meta: unit.MetaDataPacket(0, "H264", true), video: 4 * time.Second, declares: "video"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -81,7 +82,7 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := pub.Write(&media.Packet{Kind: media.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}); err != nil {
+			if err := pub.Write(&unit.Packet{Kind: unit.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}); err != nil {
 				t.Fatal(err)
 			}
 			// the flow reads the source before its first audio frame
@@ -93,9 +94,9 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 			// the first media packet of the flow's stream
 			rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 			defer rcancel()
-			var first *media.Packet
+			var first *unit.Packet
 			for first == nil {
-				pkts, err := out.Next(rctx, make([]*media.Packet, 0, 16))
+				pkts, err := out.Next(rctx, make([]*unit.Packet, 0, 16))
 				for _, p := range pkts {
 					if !p.Header && first == nil {
 						first = p
@@ -106,16 +107,16 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 				}
 			}
 			switch {
-			case c.video > 0 && (first.Kind != media.KindVideo || !first.Keyframe):
+			case c.video > 0 && (first.Kind != unit.KindVideo || !first.Keyframe):
 				t.Errorf("the flow starts with a %v packet (keyframe %v), want the video keyframe", first.Kind, first.Keyframe)
-			case c.video == 0 && first.Kind != media.KindAudio:
+			case c.video == 0 && first.Kind != unit.KindAudio:
 				t.Errorf("the audio-only flow starts with a %v packet, want audio", first.Kind)
 			case c.video == 0 && c.firstAudio && frameNo(first) != 0:
 				t.Errorf("the flow starts with the source's audio frame %d, want its first (0): audio dropped", frameNo(first))
 			case c.video == 0 && !c.firstAudio && frameNo(first) <= c.after:
 				t.Errorf("the flow starts with the source's audio frame %d, want one after frame %d: started before videoWait", frameNo(first), c.after)
 			}
-			if first.Kind == media.KindAudio {
+			if first.Kind == unit.KindAudio {
 				t.Logf("the flow starts with the source's audio frame %d", frameNo(first))
 			}
 			if got := r.Status().Sources[0].Declares; got != c.declares {
@@ -160,13 +161,13 @@ func source(ctx context.Context, pub *media.Publisher, video time.Duration, pFir
 // frame writes source's frame n: audio, and from video on a video frame.
 func frame(pub *media.Publisher, n int, video time.Duration, pFirst *int, sentVideo *bool) bool {
 	ms := int64(n) * 20
-	if pub.Write(&media.Packet{Kind: media.KindAudio, Time: ms, Payload: []byte{0xaf, 1, byte(n >> 8), byte(n)}}) != nil {
+	if pub.Write(&unit.Packet{Kind: unit.KindAudio, Time: ms, Payload: []byte{0xaf, 1, byte(n >> 8), byte(n)}}) != nil {
 		return false
 	}
 	if video <= 0 || ms < video.Milliseconds() {
 		return true
 	}
-	p := &media.Packet{Kind: media.KindVideo, Time: ms, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a}}
+	p := &unit.Packet{Kind: unit.KindVideo, Time: ms, Payload: []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a}}
 	switch {
 	case *pFirst > 0:
 		*pFirst--
@@ -176,10 +177,10 @@ func frame(pub *media.Publisher, n int, video time.Duration, pFirst *int, sentVi
 		pps := []byte{0x68, 0xce, 0x3c, 0x80}
 		rec := []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, byte(len(sps))}
 		rec = append(append(rec, sps...), 1, 0, byte(len(pps)))
-		if pub.Write(&media.Packet{Kind: media.KindVideo, Time: ms, Header: true, Payload: append(rec, pps...)}) != nil {
+		if pub.Write(&unit.Packet{Kind: unit.KindVideo, Time: ms, Header: true, Payload: append(rec, pps...)}) != nil {
 			return false
 		}
-		p = &media.Packet{Kind: media.KindVideo, Time: ms, Keyframe: true, Payload: []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88}}
+		p = &unit.Packet{Kind: unit.KindVideo, Time: ms, Keyframe: true, Payload: []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88}}
 	}
 	return pub.Write(p) == nil
 }
@@ -214,8 +215,8 @@ func TestFlowDeclaredVideoLastResort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	for _, p := range []*media.Packet{media.MetaDataPacket(0, "H264", true),
-		{Kind: media.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}} {
+	for _, p := range []*unit.Packet{unit.MetaDataPacket(0, "H264", true),
+		{Kind: unit.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}} {
 		if err := pub.Write(p); err != nil {
 			t.Fatal(err)
 		}
@@ -230,18 +231,18 @@ func TestFlowDeclaredVideoLastResort(t *testing.T) {
 
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer rcancel()
-	var first, firstVideo *media.Packet
+	var first, firstVideo *unit.Packet
 	for firstVideo == nil {
-		pkts, err := out.Next(rctx, make([]*media.Packet, 0, 16))
+		pkts, err := out.Next(rctx, make([]*unit.Packet, 0, 16))
 		for _, p := range pkts {
 			switch {
 			case p.Header:
 			case first == nil:
 				first = p
-				if p.Kind == media.KindVideo {
+				if p.Kind == unit.KindVideo {
 					firstVideo = p
 				}
-			case p.Kind == media.KindVideo && firstVideo == nil:
+			case p.Kind == unit.KindVideo && firstVideo == nil:
 				firstVideo = p
 			}
 		}
@@ -249,7 +250,7 @@ func TestFlowDeclaredVideoLastResort(t *testing.T) {
 			t.Fatalf("no video in the flow's stream: %v", err)
 		}
 	}
-	if first.Kind != media.KindAudio {
+	if first.Kind != unit.KindAudio {
 		t.Errorf("the flow starts with a %v packet, want audio (past the bound)", first.Kind)
 	}
 	if !firstVideo.Keyframe {
@@ -261,4 +262,4 @@ func TestFlowDeclaredVideoLastResort(t *testing.T) {
 }
 
 // frameNo is the number source gave an audio frame.
-func frameNo(p *media.Packet) int { return int(p.Payload[2])<<8 | int(p.Payload[3]) }
+func frameNo(p *unit.Packet) int { return int(p.Payload[2])<<8 | int(p.Payload[3]) }

@@ -19,6 +19,17 @@ type Declared[C any] struct {
 	Update func(C) error
 }
 
+// CreateAll creates the objects a config declares, in its order, at the
+// start; the first that fails is named by its index (flow[2]: ...).
+func (d Declared[C]) CreateAll(cs []C) error {
+	for i, c := range cs {
+		if err := d.Create(c); err != nil {
+			return fmt.Errorf("%s[%d]: %w", d.Kind, i, err)
+		}
+	}
+	return nil
+}
+
 // Reconcile makes the objects old declared those next declares: those
 // gone are removed, those new created, those changed updated; unchanged
 // ones are left running untouched. It returns how to undo what it did,

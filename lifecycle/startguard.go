@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/relaymesh/relaymesh/internal/atomicfile"
@@ -93,4 +94,23 @@ func (g *StartGuard) Clear() error {
 		g.log.Warn("start note not removed", "path", g.path, "err", err)
 	}
 	return nil
+}
+
+// Restore creates one object read back from the store (create, in the
+// state it is to have). One whose start the agent did not survive last
+// time (key, "flow/ID" or "task/ID", in Begin's interrupted) comes back
+// stopped, in error with InterruptedStart (fail); one that cannot be
+// created is logged.
+func Restore(key string, stored State, interrupted map[string]bool, create func(State) error, fail func(reason string), log *slog.Logger) {
+	kind, id, _ := strings.Cut(key, "/")
+	st := stored
+	if interrupted[key] {
+		st = Standby
+	}
+	if err := create(st); err != nil {
+		log.Error("stored "+kind+" not restored", kind, id, "err", err)
+	} else if st != stored {
+		fail(InterruptedStart)
+		log.Warn(kind+" not started again: the agent stopped while starting it", kind, id)
+	}
 }

@@ -70,6 +70,21 @@ func Warnings(cfg *config.Config) []string {
 	return nil
 }
 
+// HubConfig is [limits] for the stream hub: the defaults with the
+// configured limits (a max_reader_lag of 0 keeps the default).
+func HubConfig(cfg *config.Config) media.HubConfig {
+	h, l := media.DefaultHubConfig(), cfg.Limits
+	h.MaxPublishers = l.MaxPublishers
+	h.MaxReaders = l.MaxReadersPerStream
+	h.MaxBitrate = int64(l.MaxBitrate)
+	h.ReconnectGrace = l.ReconnectGrace.Duration()
+	h.Takeover = l.Takeover
+	if d := l.MaxReaderLag.Duration(); d > 0 {
+		h.MaxReaderLag = d
+	}
+	return h
+}
+
 // HLSConfig is [hls] for the HLS server on the HTTP listener.
 func HLSConfig(cfg *config.Config, authorize media.Authorizer) hls.Config {
 	h := cfg.HLS

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // fanout is a lane's writer to its players' sockets. One goroutine, woken
@@ -33,7 +35,7 @@ type fanout struct {
 
 	// the writer goroutine's own
 	round []*Sink
-	pkts  []*Packet
+	pkts  []*unit.Packet
 	bufs  net.Buffers
 	hdr   []byte
 	iov   []syscall.Iovec
@@ -117,9 +119,9 @@ func (f *fanout) drop(k *Sink) {
 
 func (f *fanout) run() {
 	if f.pkts == nil {
-		f.pkts = make([]*Packet, 0, sendBatch)
+		f.pkts = make([]*unit.Packet, 0, sendBatch)
 		f.bufs = make(net.Buffers, 0, sendVecs)
-		f.hdr = make([]byte, 0, sendBatch*RTMPHeaderScratch)
+		f.hdr = make([]byte, 0, sendBatch*unit.RTMPHeaderScratch)
 	}
 	for range f.wake {
 		f.mu.Lock()

@@ -13,7 +13,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/internal/poll"
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // fanPlayer is one FLV player on a loopback socket, written by a Sender
@@ -33,7 +33,7 @@ func newFanPlayer(t *testing.T, h *media.Hub, key string, small bool, writeTimeo
 	fp := &fanPlayer{rd: subscribe(t, h, key), srv: srv, cli: cli, sent: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	snd := media.Sender{Conn: srv, Wire: (*media.Packet).AppendFLV, HeaderScratch: media.FLVHeaderScratch, WriteTimeout: writeTimeout}
+	snd := media.Sender{Conn: srv, Wire: (*unit.Packet).AppendFLV, HeaderScratch: unit.FLVHeaderScratch, WriteTimeout: writeTimeout}
 	go func() {
 		err := snd.Send(ctx, fp.rd)
 		srv.Close()
@@ -83,20 +83,20 @@ func (fp *fanPlayer) read() {
 		if _, err := io.ReadFull(br, body); err != nil {
 			return
 		}
-		if hdr[0] == byte(media.KindVideo) && n > 1 && body[1] == 1 {
+		if hdr[0] == byte(unit.KindVideo) && n > 1 && body[1] == 1 {
 			fp.frames.Add(1)
 		}
 	}
 }
 
 // bigFrame is a video frame of 16 KiB, a keyframe every 10th.
-func bigFrame(i int) *media.Packet {
+func bigFrame(i int) *unit.Packet {
 	body := make([]byte, 16<<10)
 	copy(body, interBody)
 	if i%10 == 0 {
 		copy(body, keyBody)
 	}
-	return &media.Packet{Kind: media.KindVideo, Time: int64(i) * 40, Keyframe: i%10 == 0, Payload: body}
+	return &unit.Packet{Kind: unit.KindVideo, Time: int64(i) * 40, Keyframe: i%10 == 0, Payload: body}
 }
 
 // publishPaced writes frames from..to-1, each only after every healthy
@@ -215,7 +215,7 @@ func TestPublisherBatch(t *testing.T) {
 		t.Fatalf("GOP cache: %d packets, %v; want the header and the keyframe", len(got), err)
 	}
 	p.Batch()
-	got := make(chan []*media.Packet, 1)
+	got := make(chan []*unit.Packet, 1)
 	go func() {
 		pkts, _ := next(rd, 64)
 		got <- pkts
@@ -250,7 +250,6 @@ func TestPublisherBatch(t *testing.T) {
 func TestFanoutEndAfterReconnect(t *testing.T) {
 	h := newHub(t, func(c *media.HubConfig) {
 		c.ReconnectGrace = 300 * time.Millisecond
-		c.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
 	})
 	const name, frames = "live/reend", 25
 	info := media.PublisherInfo{Protocol: "dual-path", Native: media.FormatTS, Takeover: true}
@@ -261,7 +260,7 @@ func TestFanoutEndAfterReconnect(t *testing.T) {
 	start := func(onEnd func()) (*media.Sink, *fanPlayer) {
 		srv, cli := tcpPair(t, false)
 		fp := &fanPlayer{rd: subscribe(t, h, name), srv: srv, cli: cli}
-		snd := media.Sender{Conn: srv, Wire: (*media.Packet).AppendFLV, HeaderScratch: media.FLVHeaderScratch, WriteTimeout: 10 * time.Second}
+		snd := media.Sender{Conn: srv, Wire: (*unit.Packet).AppendFLV, HeaderScratch: unit.FLVHeaderScratch, WriteTimeout: 10 * time.Second}
 		sk := snd.Start(fp.rd, onEnd)
 		if sk == nil {
 			t.Skip("no fan-out writer on this platform")
@@ -285,10 +284,10 @@ func TestFanoutEndAfterReconnect(t *testing.T) {
 
 	// as a TS publisher writes: each TS group (synthetic: the hub does
 	// not look into it) and the FLV packets demuxed from it
-	write(t, p1, &media.Packet{Kind: media.KindTS, Header: true, Payload: []byte{0x47, 0, 0}}, meta(0), vhdr(0), ahdr(0))
+	write(t, p1, &unit.Packet{Kind: unit.KindTS, Header: true, Payload: []byte{0x47, 0, 0}}, meta(0), vhdr(0), ahdr(0))
 	for i := range frames {
 		ts := int64(i) * 40
-		write(t, p1, &media.Packet{Kind: media.KindTS, Time: ts, Keyframe: i%10 == 0, Payload: []byte{0x47, byte(i), 0}})
+		write(t, p1, &unit.Packet{Kind: unit.KindTS, Time: ts, Keyframe: i%10 == 0, Payload: []byte{0x47, byte(i), 0}})
 		if i%10 == 0 {
 			write(t, p1, key(ts))
 		} else {

@@ -46,15 +46,7 @@ type HubConfig struct {
 	BitrateWindow    time.Duration // averaging window for MaxBitrate
 	// Clock, if set, replaces time.Now for the ingest meter (rates and
 	// MaxBitrate), so tests can drive it without waiting.
-	Clock      func() time.Time
-	NewTSMuxer func() Remuxer
-	// NewTSDemuxer, if set, makes the FLV lane of a TS-native stream (an
-	// SRT publisher) lazy like the TS lane of an RTMP one: filled only
-	// while FLV readers exist, the first one's GOP rebuilt from the TS
-	// lane's by a Remuxer of TS packets into FLV packets (one that holds
-	// back a partial access unit also implements Flusher). Without it
-	// both lanes are always filled.
-	NewTSDemuxer func() Remuxer
+	Clock func() time.Time
 	// OnMissing is called (in its own goroutine) when a subscriber waits
 	// for a stream that is not live, so the node can pull it on demand.
 	OnMissing func(key string)
@@ -76,17 +68,6 @@ func DefaultHubConfig() HubConfig {
 		ReconnectGrace:   5 * time.Second,
 		BitrateWindow:    4 * time.Second,
 	}
-}
-
-// Remuxer converts packets of one format into the other; emit receives
-// the produced packets in order.
-type Remuxer interface {
-	Remux(p *Packet, emit func(*Packet)) error
-}
-
-// Flusher is a Remuxer that holds back a partial unit until Flush.
-type Flusher interface {
-	Flush(emit func(*Packet)) error
 }
 
 // Hub is the registry of live streams on a node.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Synthetic FLV tag bodies: enough for the hub, which only looks at the
@@ -24,23 +25,23 @@ var (
 	audioBody = []byte{0xaf, 0x01, 0x21, 0x10}
 )
 
-func meta(t int64) *media.Packet {
-	return &media.Packet{Kind: media.KindData, Time: t, Header: true, Payload: metaBody}
+func meta(t int64) *unit.Packet {
+	return &unit.Packet{Kind: unit.KindData, Time: t, Header: true, Payload: metaBody}
 }
-func vhdr(t int64) *media.Packet {
-	return &media.Packet{Kind: media.KindVideo, Time: t, Header: true, Payload: vhdrBody}
+func vhdr(t int64) *unit.Packet {
+	return &unit.Packet{Kind: unit.KindVideo, Time: t, Header: true, Payload: vhdrBody}
 }
-func ahdr(t int64) *media.Packet {
-	return &media.Packet{Kind: media.KindAudio, Time: t, Header: true, Payload: ahdrBody}
+func ahdr(t int64) *unit.Packet {
+	return &unit.Packet{Kind: unit.KindAudio, Time: t, Header: true, Payload: ahdrBody}
 }
-func key(t int64) *media.Packet {
-	return &media.Packet{Kind: media.KindVideo, Time: t, Keyframe: true, Payload: keyBody}
+func key(t int64) *unit.Packet {
+	return &unit.Packet{Kind: unit.KindVideo, Time: t, Keyframe: true, Payload: keyBody}
 }
-func inter(t int64) *media.Packet {
-	return &media.Packet{Kind: media.KindVideo, Time: t, Payload: interBody}
+func inter(t int64) *unit.Packet {
+	return &unit.Packet{Kind: unit.KindVideo, Time: t, Payload: interBody}
 }
-func audio(t int64) *media.Packet {
-	return &media.Packet{Kind: media.KindAudio, Time: t, Payload: audioBody}
+func audio(t int64) *unit.Packet {
+	return &unit.Packet{Kind: unit.KindAudio, Time: t, Payload: audioBody}
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -92,7 +93,7 @@ func subscribe(t *testing.T, h *media.Hub, key string) *media.Reader {
 	return r
 }
 
-func write(t *testing.T, p *media.Publisher, pkts ...*media.Packet) {
+func write(t *testing.T, p *media.Publisher, pkts ...*unit.Packet) {
 	t.Helper()
 	for _, pkt := range pkts {
 		if err := p.Write(pkt); err != nil {
@@ -102,19 +103,19 @@ func write(t *testing.T, p *media.Publisher, pkts ...*media.Packet) {
 }
 
 // next calls Next with a bound so a hub bug cannot hang the test.
-func next(r *media.Reader, capacity int) ([]*media.Packet, error) {
+func next(r *media.Reader, capacity int) ([]*unit.Packet, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return r.Next(ctx, make([]*media.Packet, 0, capacity))
+	return r.Next(ctx, make([]*unit.Packet, 0, capacity))
 }
 
 // drain reads until the reader has nothing more right now (a short Next
 // that ends on its context), or an error.
-func drain(r *media.Reader) ([]*media.Packet, error) {
-	var all []*media.Packet
+func drain(r *media.Reader) ([]*unit.Packet, error) {
+	var all []*unit.Packet
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		pkts, err := r.Next(ctx, make([]*media.Packet, 0, 64))
+		pkts, err := r.Next(ctx, make([]*unit.Packet, 0, 64))
 		cancel()
 		all = append(all, pkts...)
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -126,8 +127,8 @@ func drain(r *media.Reader) ([]*media.Packet, error) {
 	}
 }
 
-func media1(pkts []*media.Packet) []*media.Packet {
-	var out []*media.Packet
+func media1(pkts []*unit.Packet) []*unit.Packet {
+	var out []*unit.Packet
 	for _, p := range pkts {
 		if !p.Header {
 			out = append(out, p)
@@ -136,7 +137,7 @@ func media1(pkts []*media.Packet) []*media.Packet {
 	return out
 }
 
-func samePackets(t *testing.T, what string, got, want []*media.Packet) {
+func samePackets(t *testing.T, what string, got, want []*unit.Packet) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: got %d packets %v, want %d %v", what, len(got), describe(got), len(want), describe(want))
@@ -148,7 +149,7 @@ func samePackets(t *testing.T, what string, got, want []*media.Packet) {
 	}
 }
 
-func describe(pkts []*media.Packet) []string {
+func describe(pkts []*unit.Packet) []string {
 	out := make([]string, len(pkts))
 	for i, p := range pkts {
 		s := p.Kind.String()
@@ -200,7 +201,7 @@ func TestReaderStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		samePackets(t, "first Next", got, []*media.Packet{m, v, a, k2, a2, i2, i3})
+		samePackets(t, "first Next", got, []*unit.Packet{m, v, a, k2, a2, i2, i3})
 		// then live packets follow, without headers again
 		i4 := inter(240)
 		write(t, p, i4)
@@ -208,7 +209,7 @@ func TestReaderStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		samePackets(t, "second Next", got, []*media.Packet{i4})
+		samePackets(t, "second Next", got, []*unit.Packet{i4})
 	})
 	t.Run("newest header of each kind wins", func(t *testing.T) {
 		h := newHub(t, nil)
@@ -234,10 +235,10 @@ func TestReaderStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		samePackets(t, "before a keyframe", got, []*media.Packet{m, v})
+		samePackets(t, "before a keyframe", got, []*unit.Packet{m, v})
 		write(t, p, inter(80), audio(90))
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		got, err = r.Next(ctx, make([]*media.Packet, 0, 64))
+		got, err = r.Next(ctx, make([]*unit.Packet, 0, 64))
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) || len(got) != 0 {
 			t.Fatalf("without a keyframe Next returned %v, %v; want nothing until a keyframe", describe(got), err)
@@ -248,7 +249,7 @@ func TestReaderStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		samePackets(t, "after the keyframe", got, []*media.Packet{k, i})
+		samePackets(t, "after the keyframe", got, []*unit.Packet{k, i})
 	})
 	t.Run("audio-only stream starts at the newest audio frame", func(t *testing.T) {
 		h := newHub(t, nil)
@@ -261,7 +262,7 @@ func TestReaderStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		samePackets(t, "audio only", got, []*media.Packet{ah, a3})
+		samePackets(t, "audio only", got, []*unit.Packet{ah, a3})
 	})
 }
 
@@ -276,7 +277,7 @@ func TestFanOut(t *testing.T) {
 			for i := range readers {
 				readers[i] = subscribe(t, h, "live/fan")
 			}
-			var want []*media.Packet
+			var want []*unit.Packet
 			want = append(want, meta(0), vhdr(0), ahdr(0))
 			for i := range 100 {
 				if i%25 == 0 {
@@ -287,7 +288,7 @@ func TestFanOut(t *testing.T) {
 				want = append(want, audio(int64(i*40+5)))
 			}
 			write(t, p, want...)
-			var first []*media.Packet
+			var first []*unit.Packet
 			for i, r := range readers {
 				got, err := drain(r)
 				if err != nil {
@@ -316,9 +317,9 @@ func TestFanOut(t *testing.T) {
 // behind is disconnected and counted, and none of this blocks the writer.
 // writeGOPs writes ms milliseconds of 25 fps video with a keyframe every
 // second and returns the last keyframe.
-func writeGOPs(t *testing.T, p *media.Publisher, ms int64) *media.Packet {
+func writeGOPs(t *testing.T, p *media.Publisher, ms int64) *unit.Packet {
 	t.Helper()
-	var lastKey *media.Packet
+	var lastKey *unit.Packet
 	for ts := int64(0); ts < ms; ts += 40 {
 		if ts%1000 == 0 {
 			lastKey = key(ts)
@@ -335,7 +336,7 @@ func TestSlowReader(t *testing.T) {
 	small := func(c *media.HubConfig) { c.RingPackets = ring }
 
 	// gop writes n packets, a keyframe every 10, and returns the last key.
-	gop := func(t *testing.T, p *media.Publisher, t0 int64, n int) (lastKey *media.Packet, next int64) {
+	gop := func(t *testing.T, p *media.Publisher, t0 int64, n int) (lastKey *unit.Packet, next int64) {
 		for i := range n {
 			ts := t0 + int64(i)*40
 			if i%10 == 0 {
@@ -524,10 +525,10 @@ func TestReconnectGrace(t *testing.T) {
 		}
 		prev := last1
 		for _, pk := range body {
-			if pk.Time <= prev && pk.Kind == media.KindVideo {
+			if pk.Time <= prev && pk.Kind == unit.KindVideo {
 				t.Fatalf("video time went from %d to %d across the reconnect", prev, pk.Time)
 			}
-			if pk.Kind == media.KindVideo {
+			if pk.Kind == unit.KindVideo {
 				prev = pk.Time
 			}
 		}
@@ -543,9 +544,9 @@ func TestReconnectGrace(t *testing.T) {
 		r := subscribe(t, h, "live/re")
 		p.Close()
 		var err error
-		var got []*media.Packet
+		var got []*unit.Packet
 		for err == nil {
-			var pk []*media.Packet
+			var pk []*unit.Packet
 			pk, err = next(r, 64)
 			got = append(got, pk...)
 		}
@@ -710,7 +711,7 @@ func TestMaxBitrate(t *testing.T) {
 			// 3 whole seconds are always enough for one complete second
 			// to be measured.
 			for ; ts < 3000 && err == nil; ts += 50 {
-				err = p.Write(&media.Packet{Kind: media.KindVideo, Time: ts, Payload: body})
+				err = p.Write(&unit.Packet{Kind: unit.KindVideo, Time: ts, Payload: body})
 				now = now.Add(50 * time.Millisecond)
 			}
 			if tc.wantCut && !errors.Is(err, media.ErrBitrate) {
@@ -794,14 +795,14 @@ func TestSubscribeWait(t *testing.T) {
 func TestHubClose(t *testing.T) {
 	h := newHub(t, nil)
 	p := publish(t, h, "live/c")
-	want := []*media.Packet{meta(0), vhdr(0), key(0), inter(40), inter(80), audio(85)}
+	want := []*unit.Packet{meta(0), vhdr(0), key(0), inter(40), inter(80), audio(85)}
 	write(t, p, want...)
 	r := subscribe(t, h, "live/c")
 	h.Close()
-	var got []*media.Packet
+	var got []*unit.Packet
 	var err error
 	for err == nil {
-		var pk []*media.Packet
+		var pk []*unit.Packet
 		pk, err = next(r, 2)
 		got = append(got, pk...)
 	}
@@ -878,7 +879,7 @@ func TestConcurrentReaders(t *testing.T) {
 			defer wg.Done()
 			var lastSeq uint64
 			var lastT int64 = -1
-			buf := make([]*media.Packet, 0, 32)
+			buf := make([]*unit.Packet, 0, 32)
 			for {
 				pk, err := r.Next(context.Background(), buf)
 				for _, x := range pk {
@@ -886,7 +887,7 @@ func TestConcurrentReaders(t *testing.T) {
 						continue
 					}
 					if x.Seq() <= lastSeq && lastSeq != 0 || x.Time < lastT {
-						errs <- errors.New("out of order: " + describe([]*media.Packet{x})[0])
+						errs <- errors.New("out of order: " + describe([]*unit.Packet{x})[0])
 						return
 					}
 					lastSeq, lastT = x.Seq(), x.Time
@@ -1004,16 +1005,16 @@ func TestTakeoverRacingClose(t *testing.T) {
 // keyframe even though the packets would fit the ring's slots, one a few
 // packets behind keeps them, and a GOP over RingBytes is not cached.
 func TestRingBySize(t *testing.T) {
-	big := func(ts int64, keyframe bool) *media.Packet {
+	big := func(ts int64, keyframe bool) *unit.Packet {
 		b := make([]byte, 10<<10)
 		b[0] = 0x27
 		if keyframe {
 			b[0] = 0x17
 		}
-		return &media.Packet{Kind: media.KindVideo, Time: ts, Keyframe: keyframe, Payload: b}
+		return &unit.Packet{Kind: unit.KindVideo, Time: ts, Keyframe: keyframe, Payload: b}
 	}
 	// gop writes one GOP of n 10 KiB frames from t0 and returns its key.
-	gop := func(t *testing.T, p *media.Publisher, t0 int64, n int) *media.Packet {
+	gop := func(t *testing.T, p *media.Publisher, t0 int64, n int) *unit.Packet {
 		k := big(t0, true)
 		write(t, p, k)
 		for i := 1; i < n; i++ {
@@ -1033,7 +1034,7 @@ func TestRingBySize(t *testing.T) {
 		if _, err := next(behind, 64); err != nil { // the header
 			t.Fatal(err)
 		}
-		var last *media.Packet
+		var last *unit.Packet
 		for g := range 5 { // 150 packets: 1024 slots would have kept them all
 			last = gop(t, p, int64(g)*1200, 30)
 		}
@@ -1139,7 +1140,7 @@ func TestClockJumpBackRebased(t *testing.T) {
 	prev := int64(-1)
 	n := 0
 	for _, pk := range media1(got) {
-		if pk.Kind != media.KindVideo {
+		if pk.Kind != unit.KindVideo {
 			continue
 		}
 		n++
@@ -1184,7 +1185,7 @@ func TestContinuingSessionDropsDelivered(t *testing.T) {
 	}
 	var vts []int64
 	for _, pk := range media1(append(got, more...)) {
-		if pk.Kind == media.KindVideo {
+		if pk.Kind == unit.KindVideo {
 			vts = append(vts, pk.Time)
 		}
 	}
@@ -1204,10 +1205,10 @@ func TestContinuingSessionDropsDelivered(t *testing.T) {
 func TestContinuingSessionTSOverlap(t *testing.T) {
 	h := newHub(t, func(c *media.HubConfig) { c.Takeover = true })
 	info := media.PublisherInfo{Protocol: "srt-pull", Native: media.FormatTS, Takeover: true}
-	group := func(ts int64) *media.Packet {
-		return &media.Packet{Kind: media.KindTS, Time: ts, Keyframe: ts%400 == 0, Payload: []byte{0x47, byte(ts), byte(ts >> 8)}}
+	group := func(ts int64) *unit.Packet {
+		return &unit.Packet{Kind: unit.KindTS, Time: ts, Keyframe: ts%400 == 0, Payload: []byte{0x47, byte(ts), byte(ts >> 8)}}
 	}
-	psi := &media.Packet{Kind: media.KindTS, Header: true, Payload: []byte{0x47, 0, 0}}
+	psi := &unit.Packet{Kind: unit.KindTS, Header: true, Payload: []byte{0x47, 0, 0}}
 	p1, err := h.Publish("live/contts", info)
 	if err != nil {
 		t.Fatal(err)
@@ -1278,7 +1279,7 @@ func TestContinuingSessionKeepsOwnFrames(t *testing.T) {
 	}
 	var vts []int64
 	for _, pk := range media1(append(got, more...)) {
-		if pk.Kind == media.KindVideo {
+		if pk.Kind == unit.KindVideo {
 			vts = append(vts, pk.Time)
 		}
 	}

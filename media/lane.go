@@ -3,6 +3,8 @@ package media
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Format is a wire family of a stream: FLV tag bodies (RTMP, HTTP-FLV) or
@@ -34,13 +36,13 @@ const (
 	numSlots
 )
 
-func headerSlot(p *Packet) int {
+func headerSlot(p *unit.Packet) int {
 	switch p.Kind {
-	case KindVideo:
+	case unit.KindVideo:
 		return slotVideo
-	case KindAudio:
+	case unit.KindAudio:
 		return slotAudio
-	case KindTS:
+	case unit.KindTS:
 		return slotPSI
 	}
 	return slotMeta
@@ -76,7 +78,7 @@ type lane struct {
 	keyBytes int64 // of those, the packets from the newest keyframe on
 
 	mu      sync.Mutex
-	headers [numSlots]*Packet
+	headers [numSlots]*unit.Packet
 	wakers  atomic.Pointer[[]chan struct{}]
 	readers int
 	fan     atomic.Pointer[[]*fanout] // the lane's fan-out writers, one per core, made on first use
@@ -85,7 +87,7 @@ type lane struct {
 // ring is a lane's slot array; the writer replaces it with a larger copy
 // when the kept packets outgrow it, readers load it once per lookup.
 type ring struct {
-	slots []atomic.Pointer[Packet]
+	slots []atomic.Pointer[unit.Packet]
 	mask  uint64
 }
 
@@ -96,7 +98,7 @@ const firstSlots = 64
 // its slot), counted against a lane's byte limits.
 const packetCost = 128
 
-func cost(p *Packet) int64 { return int64(len(p.Payload)) + packetCost }
+func cost(p *unit.Packet) int64 { return int64(len(p.Payload)) + packetCost }
 
 func newLane(maxSlots int, maxBytes, slack int64) *lane {
 	n := 1
@@ -111,21 +113,21 @@ func newLane(maxSlots int, maxBytes, slack int64) *lane {
 
 // write appends p and wakes the readers. Only the stream's single writer
 // calls it.
-func (l *lane) write(p *Packet) {
+func (l *lane) write(p *unit.Packet) {
 	l.put(p)
 	l.wake()
 }
 
 // put appends p without waking the readers (a batching publisher wakes
 // them once for several packets).
-func (l *lane) put(p *Packet) {
+func (l *lane) put(p *unit.Packet) {
 	seq := l.head.Load()
-	p.seq = seq
+	p.SetSeq(seq)
 	if p.Header {
 		l.mu.Lock()
 		l.headers[headerSlot(p)] = p
 		l.mu.Unlock()
-		if p.Kind == KindVideo {
+		if p.Kind == unit.KindVideo {
 			l.video.Store(true)
 		}
 	}
@@ -158,7 +160,7 @@ func (l *lane) room(seq uint64) *ring {
 			n = 2 * len(r.slots)
 		}
 		n = min(n, l.maxSlots)
-		nr := &ring{slots: make([]atomic.Pointer[Packet], n), mask: uint64(n - 1)}
+		nr := &ring{slots: make([]atomic.Pointer[unit.Packet], n), mask: uint64(n - 1)}
 		for s := tail; s < seq; s++ {
 			nr.slots[s&nr.mask].Store(r.slots[s&r.mask].Load())
 		}
@@ -191,7 +193,7 @@ func (l *lane) trim(r *ring) {
 func (l *lane) release(r *ring) {
 	tail := l.tail.Load()
 	slot := &r.slots[tail&r.mask]
-	if p := slot.Load(); p != nil && p.seq == tail {
+	if p := slot.Load(); p != nil && p.Seq() == tail {
 		l.bytes -= cost(p)
 		if k := l.lastKey.Load(); k > 0 && tail >= k-1 {
 			// the GOP cache itself goes: over maxBytes
@@ -217,14 +219,14 @@ func (l *lane) clear() {
 	l.bytes, l.keyBytes = 0, 0
 }
 
-func (l *lane) isKey(p *Packet) bool {
+func (l *lane) isKey(p *unit.Packet) bool {
 	if p.Header {
 		return false
 	}
 	if p.Keyframe {
 		return true
 	}
-	return p.Kind == KindAudio && !l.video.Load()
+	return p.Kind == unit.KindAudio && !l.video.Load()
 }
 
 func (l *lane) wake() {
@@ -286,7 +288,7 @@ func (l *lane) unwakeLocked(c chan struct{}) {
 }
 
 // snapshotHeaders returns the current headers in replay order.
-func (l *lane) snapshotHeaders(dst []*Packet) []*Packet {
+func (l *lane) snapshotHeaders(dst []*unit.Packet) []*unit.Packet {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, h := range l.headers {
@@ -298,13 +300,13 @@ func (l *lane) snapshotHeaders(dst []*Packet) []*Packet {
 }
 
 // at returns the packet with sequence seq, or nil if it was overwritten.
-func (l *lane) at(seq uint64) *Packet {
+func (l *lane) at(seq uint64) *unit.Packet {
 	r := l.ring.Load()
 	if r == nil || seq < l.tail.Load() {
 		return nil
 	}
 	p := r.slots[seq&r.mask].Load()
-	if p == nil || p.seq != seq {
+	if p == nil || p.Seq() != seq {
 		return nil
 	}
 	return p

@@ -3,6 +3,8 @@ package media
 import (
 	"sync"
 	"time"
+
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // meterHistory is how many one-second buckets a stream keeps: one hour.
@@ -92,7 +94,7 @@ func (m *Meter) tick(now time.Time) {
 	}
 }
 
-func (m *Meter) add(p *Packet) {
+func (m *Meter) add(p *unit.Packet) {
 	now := m.now()
 	n := int64(len(p.Payload))
 	m.mu.Lock()
@@ -102,7 +104,7 @@ func (m *Meter) add(p *Packet) {
 	m.tick(now)
 	b := m.slot(now.Unix())
 	switch p.Kind {
-	case KindVideo:
+	case unit.KindVideo:
 		b.video += uint32(n)
 		m.totalVideo += n
 		if !p.Header && !sequenceEnd(p.Payload) {
@@ -116,7 +118,7 @@ func (m *Meter) add(p *Packet) {
 				m.lastKey = now
 			}
 		}
-	case KindAudio:
+	case unit.KindAudio:
 		b.audio += uint32(n)
 		m.totalAudio += n
 		if !p.Header {
@@ -226,6 +228,6 @@ func (m *Meter) History(from, to time.Time, res time.Duration) []Sample {
 // sequenceEnd reports whether a video tag body is an end of sequence
 // (FLV muxers write one when the stream ends): no frame.
 func sequenceEnd(body []byte) bool {
-	v, ok := ParseVideoTag(body)
+	v, ok := unit.ParseVideoTag(body)
 	return ok && v.EOS
 }

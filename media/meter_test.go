@@ -2,8 +2,6 @@ package media_test
 
 import (
 	"context"
-	"encoding/binary"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // TestMeterFrames: a stream's meter counts video frames (frames, fps) and
@@ -45,9 +44,9 @@ func TestMeterFrames(t *testing.T) {
 			h := newHub(t, func(cfg *media.HubConfig) { cfg.Clock = func() time.Time { return now } })
 			p := publish(t, h, "live/meter")
 			start := now
-			for _, tag := range flvTags(t, path) {
-				now = start.Add(time.Duration(tag.ts) * time.Millisecond)
-				pkt, err := media.TagPacket(tag.kind, tag.ts, tag.body)
+			for _, tag := range testmedia.FLVTags(t, path) {
+				now = start.Add(time.Duration(tag.TS) * time.Millisecond)
+				pkt, err := unit.TagPacket(unit.Kind(tag.Kind), tag.TS, tag.Body)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -133,33 +132,4 @@ func probeKeyframes(t *testing.T, path string) int {
 		}
 	}
 	return n
-}
-
-type flvTag struct {
-	kind media.Kind
-	ts   int64
-	body []byte
-}
-
-// flvTags reads the tags of the FLV file at path.
-func flvTags(t testing.TB, path string) []flvTag {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) < 13 || string(b[:3]) != "FLV" {
-		t.Fatalf("%s is not FLV", path)
-	}
-	var tags []flvTag
-	for b = b[binary.BigEndian.Uint32(b[5:9])+4:]; len(b) >= 15; {
-		n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
-		if len(b) < 15+n {
-			break // a truncated last tag
-		}
-		ts := int64(b[4])<<16 | int64(b[5])<<8 | int64(b[6]) | int64(b[7])<<24
-		tags = append(tags, flvTag{kind: media.Kind(b[0] & 0x1f), ts: ts, body: b[11 : 11+n]})
-		b = b[15+n:]
-	}
-	return tags
 }

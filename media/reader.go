@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Errors a reader's Next returns.
@@ -34,7 +36,7 @@ type Reader struct {
 	once sync.Once
 
 	cursor      uint64
-	sent        [numSlots]*Packet // the header last delivered per slot
+	sent        [numSlots]*unit.Packet // the header last delivered per slot
 	needKey     bool
 	sendHeaders bool
 	epoch       uint64
@@ -66,17 +68,17 @@ func (r *Reader) Skipped() uint64 { return r.skipped.Load() }
 // the GOP cache. A reader that fell behind skips to the newest keyframe
 // (and gets the headers again); one that keeps falling behind gets
 // ErrSlowReader.
-func (r *Reader) Next(ctx context.Context, dst []*Packet) ([]*Packet, error) {
+func (r *Reader) Next(ctx context.Context, dst []*unit.Packet) ([]*unit.Packet, error) {
 	return r.next(ctx, dst, true)
 }
 
 // poll is Next without waiting: it returns no packets and no error when
 // none are ready. The fan-out writer uses it; coalescing does not apply.
-func (r *Reader) poll(dst []*Packet) ([]*Packet, error) {
+func (r *Reader) poll(dst []*unit.Packet) ([]*unit.Packet, error) {
 	return r.next(nil, dst, false)
 }
 
-func (r *Reader) next(ctx context.Context, dst []*Packet, wait bool) ([]*Packet, error) {
+func (r *Reader) next(ctx context.Context, dst []*unit.Packet, wait bool) ([]*unit.Packet, error) {
 	// the caller is done with what the last call returned: drop those
 	// references, or a batch of the GOP cache would keep its packets
 	// alive (for every reader, long after the lane released them)

@@ -8,6 +8,7 @@ import (
 	"weak"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // TestNextDropsDelivered: a reader's batch buffer does not keep packets
@@ -21,17 +22,17 @@ func TestNextDropsDelivered(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		slots int
-		again func(buf, got []*media.Packet) []*media.Packet
+		again func(buf, got []*unit.Packet) []*unit.Packet
 	}{
-		{"the batch passed back", 64, func(_, got []*media.Packet) []*media.Packet { return got }},
-		{"buf[:0] of 4096 slots", 4096, func(buf, _ []*media.Packet) []*media.Packet { return buf[:0] }},
+		{"the batch passed back", 64, func(_, got []*unit.Packet) []*unit.Packet { return got }},
+		{"buf[:0] of 4096 slots", 4096, func(buf, _ []*unit.Packet) []*unit.Packet { return buf[:0] }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHub(t, func(c *media.HubConfig) { c.RingSlack = -1 }) // only the newest GOP
 			p := publish(t, h, "live/weak")
 			write(t, p, vhdr(0))
 			rd := subscribe(t, h, "live/weak")
-			var first []weak.Pointer[media.Packet]
+			var first []weak.Pointer[unit.Packet]
 			for i := range 30 {
 				pk := inter(int64(i) * 40)
 				if i == 0 {
@@ -42,7 +43,7 @@ func TestNextDropsDelivered(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			buf := make([]*media.Packet, 0, tc.slots)
+			buf := make([]*unit.Packet, 0, tc.slots)
 			got, err := rd.Next(ctx, buf)
 			if err != nil || len(got) != 31 {
 				t.Fatalf("first batch: %d packets, %v; want the header and 30 frames", len(got), err)
@@ -86,8 +87,8 @@ func BenchmarkNextLargeBuffer(b *testing.B) {
 	}
 	defer rd.Close()
 	ctx := context.Background()
-	buf, _ := rd.Next(ctx, make([]*media.Packet, 0, 4096)) // the header and the keyframe
-	pkts := make([]*media.Packet, b.N)
+	buf, _ := rd.Next(ctx, make([]*unit.Packet, 0, 4096)) // the header and the keyframe
+	pkts := make([]*unit.Packet, b.N)
 	for i := range pkts {
 		pkts[i] = inter(int64(i+1) * 40)
 	}

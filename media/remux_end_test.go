@@ -9,6 +9,7 @@ import (
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // TestStreamEndTSLane: an RTMP-published (FLV) stream read as MPEG-TS (an
@@ -25,7 +26,6 @@ func TestStreamEndTSLane(t *testing.T) {
 	wantVideo, wantAudio := probePackets(t, path, "v"), probePackets(t, path, "a")
 	h := newHub(t, func(c *media.HubConfig) {
 		c.ReconnectGrace = 0
-		c.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
 	})
 	p := publish(t, h, "live/end")
 	rd, err := h.Subscribe(context.Background(), "live/end", media.SubscribeOptions{Format: media.FormatTS})
@@ -38,12 +38,12 @@ func TestStreamEndTSLane(t *testing.T) {
 	// once and the publisher gone right after them, as ffmpeg ends: its
 	// interleaving queue goes out at the end of its input. Audio before
 	// the first video keyframe is not read (readers start at a keyframe).
-	tags := flvTags(t, path)
-	start, end := time.Now(), tags[len(tags)-1].ts-200
+	tags := testmedia.FLVTags(t, path)
+	start, end := time.Now(), tags[len(tags)-1].TS-200
 	keyed := false
 	for _, tag := range tags {
-		time.Sleep(time.Until(start.Add(time.Duration(min(tag.ts, end)) * time.Millisecond)))
-		pkt, err := media.TagPacket(tag.kind, tag.ts, tag.body)
+		time.Sleep(time.Until(start.Add(time.Duration(min(tag.TS, end)) * time.Millisecond)))
+		pkt, err := unit.TagPacket(unit.Kind(tag.Kind), tag.TS, tag.Body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func TestStreamEndTSLane(t *testing.T) {
 			continue
 		}
 		keyed = keyed || pkt.Keyframe
-		if !keyed && pkt.Kind == media.KindAudio && !pkt.Header {
+		if !keyed && pkt.Kind == unit.KindAudio && !pkt.Header {
 			wantAudio--
 		}
 		write(t, p, pkt)
@@ -62,12 +62,12 @@ func TestStreamEndTSLane(t *testing.T) {
 	defer cancel()
 	dm := mpegts.NewDemuxer()
 	video, audio := map[int64]bool{}, map[int64]bool{}
-	count := func(pk *media.Packet) {
+	count := func(pk *unit.Packet) {
 		switch {
 		case pk.Header:
-		case pk.Kind == media.KindVideo:
+		case pk.Kind == unit.KindVideo:
 			video[pk.Time] = true
-		case pk.Kind == media.KindAudio:
+		case pk.Kind == unit.KindAudio:
 			audio[pk.Time] = true
 		}
 	}

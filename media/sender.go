@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Sender writes what a Reader hands out to one player's connection. For
@@ -18,7 +20,7 @@ type Sender struct {
 	Conn net.Conn
 	// Wire appends a packet in the player's format to the iovecs, its
 	// framing to the scratch: (*Packet).AppendFLV or (*Packet).AppendRTMP.
-	Wire func(p *Packet, bufs net.Buffers, hdr []byte) (net.Buffers, []byte)
+	Wire func(p *unit.Packet, bufs net.Buffers, hdr []byte) (net.Buffers, []byte)
 	// HeaderScratch is the most scratch Wire appends per packet
 	// (FLVHeaderScratch, RTMPHeaderScratch).
 	HeaderScratch int
@@ -43,7 +45,7 @@ const (
 )
 
 // maxVecs is the most iovecs AppendRTMP or AppendFLV makes of p.
-func maxVecs(p *Packet) int { return 3 + 2*(len(p.Payload)/RTMPChunkSize) }
+func maxVecs(p *unit.Packet) int { return 3 + 2*(len(p.Payload)/unit.RTMPChunkSize) }
 
 // WriteError is a failed write to the player's connection.
 type WriteError struct{ Err error }
@@ -66,9 +68,9 @@ func (s *Sender) Send(ctx context.Context, rd *Reader) error {
 			return ctx.Err()
 		}
 	}
-	buf := make([]*Packet, 0, sendBatch)
+	buf := make([]*unit.Packet, 0, sendBatch)
 	bufs := make(net.Buffers, 0, sendVecs) // grows only for a frame of many chunks
-	hdr := make([]byte, 0, sendBatch*max(s.HeaderScratch, RTMPHeaderScratch))
+	hdr := make([]byte, 0, sendBatch*max(s.HeaderScratch, unit.RTMPHeaderScratch))
 	var deadlineSet time.Time
 	for {
 		pkts, nerr := rd.Next(ctx, buf)

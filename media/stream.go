@@ -8,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Stream is one live stream (app/name). It outlives a publisher by the
@@ -56,7 +59,7 @@ type Stream struct {
 	flvSkip [2]int64
 
 	Meter   Meter
-	codecs  atomic.Pointer[CodecInfo]
+	codecs  atomic.Pointer[unit.CodecInfo]
 	skips   atomic.Uint64
 	dropped atomic.Uint64
 	sentOld atomic.Uint64 // bytes sent to readers that have left
@@ -89,11 +92,11 @@ func (s *Stream) Key() string { return s.key }
 func (s *Stream) Created() time.Time { return s.created }
 
 // Codecs returns what the stream carries, as far as known.
-func (s *Stream) Codecs() CodecInfo {
+func (s *Stream) Codecs() unit.CodecInfo {
 	if c := s.codecs.Load(); c != nil {
 		return *c
 	}
-	return CodecInfo{}
+	return unit.CodecInfo{}
 }
 
 // Skips returns how many times readers skipped ahead, and how many were
@@ -155,7 +158,7 @@ func (s *Stream) attach(info PublisherInfo) *Publisher {
 	s.started = false
 	s.cont = info.Continues && s.sessions > 1
 	s.overlap = [3]bool{s.cont, s.cont, s.cont}
-	s.lazyFLV = info.Native == FormatTS && s.hub.cfg.NewTSDemuxer != nil
+	s.lazyFLV = info.Native == FormatTS
 	s.flvOn = s.flvReadersLocked() > 0
 	s.flvSkip = [2]int64{noSkip, noSkip}
 	if s.lazyFLV && !s.flvOn {
@@ -202,7 +205,7 @@ func (s *Stream) subscribe(opt SubscribeOptions, maxReaders int) (*Reader, error
 	r.cursor, r.needKey = l.startSeq()
 	s.readers[r] = struct{}{}
 	l.addWaker(r.wake)
-	if opt.Format != s.native && s.remux == nil && s.hub.cfg.NewTSMuxer != nil && opt.Format == FormatTS {
+	if opt.Format != s.native && s.remux == nil && opt.Format == FormatTS {
 		s.startRemuxLocked()
 	}
 	return r, nil
@@ -275,15 +278,15 @@ func (s *Stream) backfillFLV() {
 	if first == nil {
 		return
 	}
-	rm := s.hub.cfg.NewTSDemuxer()
+	rm := mpegts.NewFLVRemuxer()
 	var (
-		out    []*Packet
+		out    []*unit.Packet
 		own    int64
 		synced bool
 	)
-	emit := func(p *Packet) {
+	emit := func(p *unit.Packet) {
 		switch {
-		case p.Kind == KindTS:
+		case p.Kind == unit.KindTS:
 			if !synced && !p.Header {
 				synced, own = true, p.Time
 			}
@@ -292,7 +295,7 @@ func (s *Stream) backfillFLV() {
 		}
 	}
 	for _, h := range ts.snapshotHeaders(nil) {
-		if h.Kind == KindTS {
+		if h.Kind == unit.KindTS {
 			_ = rm.Remux(h, emit)
 		}
 	}
@@ -301,9 +304,7 @@ func (s *Stream) backfillFLV() {
 			_ = rm.Remux(p, emit)
 		}
 	}
-	if f, ok := rm.(Flusher); ok {
-		_ = f.Flush(emit)
-	}
+	_ = rm.Flush(emit)
 	if !synced {
 		return
 	}
@@ -332,15 +333,15 @@ func (s *Stream) startRemuxLocked() {
 	in.cursor, in.needKey = in.l.startSeq()
 	s.readers[in] = struct{}{}
 	in.l.addWaker(in.wake)
-	mux := s.hub.cfg.NewTSMuxer()
+	mux := mpegts.NewMuxer()
 	out := s.lanes[FormatTS]
 	done := make(chan struct{})
 	s.remuxDone = done
 	go func() {
 		defer close(done)
 		defer in.Close()
-		buf := make([]*Packet, 0, 64)
-		emit := func(p *Packet) { out.write(p) }
+		buf := make([]*unit.Packet, 0, 64)
+		emit := func(p *unit.Packet) { out.write(p) }
 		for {
 			pkts, err := in.Next(ctx, buf)
 			for _, p := range pkts {
@@ -420,13 +421,13 @@ const trackTS = 2
 
 // mediaTrack is 0 for a video frame, 1 for an audio frame and -1 for
 // anything else (headers, metadata).
-func mediaTrack(p *Packet) int {
+func mediaTrack(p *unit.Packet) int {
 	switch {
 	case p.Header:
 		return -1
-	case p.Kind == KindVideo:
+	case p.Kind == unit.KindVideo:
 		return 0
-	case p.Kind == KindAudio:
+	case p.Kind == unit.KindAudio:
 		return 1
 	}
 	return -1
@@ -488,7 +489,7 @@ func (p *Publisher) Stream() *Stream { return p.s }
 // modified afterwards. Write never blocks on readers. It returns an error
 // when the publisher must stop: taken over, over the bitrate limit, or the
 // server is closing.
-func (p *Publisher) Write(pkt *Packet) error {
+func (p *Publisher) Write(pkt *unit.Packet) error {
 	s := p.s
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -499,7 +500,7 @@ func (p *Publisher) Write(pkt *Packet) error {
 		return ErrPublisherClosed
 	}
 	f := FormatFLV
-	if pkt.Kind == KindTS {
+	if pkt.Kind == unit.KindTS {
 		f = FormatTS
 		if !pkt.Header {
 			if s.cont && s.overlap[trackTS] {
@@ -551,7 +552,7 @@ func (p *Publisher) Write(pkt *Packet) error {
 			s.lastOut = pkt.Time
 		}
 		if pkt.Header {
-			if ci, ok := ParseHeader(pkt, s.Codecs()); ok {
+			if ci, ok := unit.ParseHeader(pkt, s.Codecs()); ok {
 				s.codecs.Store(&ci)
 			}
 		}

@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // maxFLVTag bounds one tag body (16 MiB is the format's own limit).
@@ -18,9 +18,9 @@ type flvItem struct {
 	f       io.Closer
 	r       *bufio.Reader
 	path    string
-	headers []*media.Packet
-	queued  []*media.Packet // media read while looking for the headers
-	info    media.CodecInfo
+	headers []*unit.Packet
+	queued  []*unit.Packet // media read while looking for the headers
+	info    unit.CodecInfo
 	first   int64
 	based   bool
 }
@@ -67,7 +67,7 @@ func (it *flvItem) readHeader() error {
 
 // readTag returns the next audio, video or script tag as a packet
 // (timestamps as written in the file).
-func (it *flvItem) readTag() (*media.Packet, error) {
+func (it *flvItem) readTag() (*unit.Packet, error) {
 	for {
 		var h [11]byte
 		if _, err := io.ReadFull(it.r, h[:]); err != nil {
@@ -88,10 +88,10 @@ func (it *flvItem) readTag() (*media.Packet, error) {
 		if _, err := it.r.Discard(4); err != nil && err != io.EOF {
 			return nil, err
 		}
-		p := &media.Packet{Kind: media.Kind(h[0] & 0x1f), Time: ts, Payload: body}
+		p := &unit.Packet{Kind: unit.Kind(h[0] & 0x1f), Time: ts, Payload: body}
 		switch p.Kind {
-		case media.KindVideo:
-			v, ok := media.ParseVideoTag(body)
+		case unit.KindVideo:
+			v, ok := unit.ParseVideoTag(body)
 			if !ok || v.EOS {
 				continue // end-of-sequence markers are not passed on: the task goes on
 			}
@@ -99,8 +99,8 @@ func (it *flvItem) readTag() (*media.Packet, error) {
 				return nil, fmt.Errorf("%s: %w: video codec %s (want H.264 or H.265)", it.path, ErrCodec, codecName(v.Codec, body))
 			}
 			p.Header, p.Keyframe = v.Header, v.Keyframe && !v.Header
-		case media.KindAudio:
-			a, ok := media.ParseAudioTag(body)
+		case unit.KindAudio:
+			a, ok := unit.ParseAudioTag(body)
 			if !ok {
 				continue
 			}
@@ -108,7 +108,7 @@ func (it *flvItem) readTag() (*media.Packet, error) {
 				return nil, fmt.Errorf("%s: %w: audio codec %s (want AAC)", it.path, ErrCodec, a.Codec)
 			}
 			p.Header = a.Header
-		case media.KindData:
+		case unit.KindData:
 			p.Header = true
 		default:
 			continue
@@ -140,7 +140,7 @@ func (it *flvItem) probe() error {
 		}
 		if p.Header {
 			it.headers = append(it.headers, p)
-			if ci, ok := media.ParseHeader(p, it.info); ok {
+			if ci, ok := unit.ParseHeader(p, it.info); ok {
 				it.info = ci
 			}
 			continue
@@ -156,12 +156,12 @@ func (it *flvItem) probe() error {
 	return nil
 }
 
-func (it *flvItem) Headers() []*media.Packet { return it.headers }
-func (it *flvItem) Info() media.CodecInfo    { return it.info }
-func (it *flvItem) Close() error             { return it.f.Close() }
+func (it *flvItem) Headers() []*unit.Packet { return it.headers }
+func (it *flvItem) Info() unit.CodecInfo    { return it.info }
+func (it *flvItem) Close() error            { return it.f.Close() }
 
-func (it *flvItem) Next() (*media.Packet, error) {
-	var p *media.Packet
+func (it *flvItem) Next() (*unit.Packet, error) {
+	var p *unit.Packet
 	if len(it.queued) > 0 {
 		p, it.queued = it.queued[0], it.queued[1:]
 	} else {
@@ -170,7 +170,7 @@ func (it *flvItem) Next() (*media.Packet, error) {
 			if p, err = it.readTag(); err != nil {
 				return nil, err
 			}
-			if !p.Header || p.Kind != media.KindData {
+			if !p.Header || p.Kind != unit.KindData {
 				break
 			}
 		}

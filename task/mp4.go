@@ -9,7 +9,7 @@ import (
 
 	"github.com/Eyevinn/mp4ff/mp4"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // maxSamples bounds the sample table of one file (about 5 hours at 60 fps
@@ -17,7 +17,7 @@ import (
 const maxSamples = 4 << 20
 
 type mp4Sample struct {
-	kind media.Kind
+	kind unit.Kind
 	dts  int64 // ms
 	cts  int32 // ms
 	key  bool
@@ -30,8 +30,8 @@ type mp4Sample struct {
 type mp4Item struct {
 	f       *os.File
 	path    string
-	headers []*media.Packet
-	info    media.CodecInfo
+	headers []*unit.Packet
+	info    unit.CodecInfo
 	vcodec  string
 	samples []mp4Sample
 	i       int
@@ -81,10 +81,10 @@ func (m *mp4Item) addTrack(trak *mp4.TrakBox) error {
 		return nil
 	}
 	entry := stbl.Stsd.Children[0].Type()
-	var kind media.Kind
+	var kind unit.Kind
 	switch trak.Mdia.Hdlr.HandlerType {
 	case "vide":
-		kind = media.KindVideo
+		kind = unit.KindVideo
 		var conf bytes.Buffer
 		switch {
 		case stbl.Stsd.AvcX != nil && stbl.Stsd.AvcX.AvcC != nil:
@@ -103,14 +103,14 @@ func (m *mp4Item) addTrack(trak *mp4.TrakBox) error {
 		if m.info.Video != "" {
 			return nil // a second video track is ignored
 		}
-		h := &media.Packet{Kind: media.KindVideo, Header: true, Payload: flvVideoHeader(m.vcodec, conf.Bytes())}
+		h := &unit.Packet{Kind: unit.KindVideo, Header: true, Payload: flvVideoHeader(m.vcodec, conf.Bytes())}
 		m.headers = append(m.headers, h)
-		if ci, ok := media.ParseHeader(h, m.info); ok {
+		if ci, ok := unit.ParseHeader(h, m.info); ok {
 			m.info = ci
 		}
 		m.info.Video = m.vcodec
 	case "soun":
-		kind = media.KindAudio
+		kind = unit.KindAudio
 		a := stbl.Stsd.Mp4a
 		if a == nil || a.Esds == nil || a.Esds.DecConfigDescriptor == nil || a.Esds.DecConfigDescriptor.ObjectType != 0x40 ||
 			a.Esds.DecConfigDescriptor.DecSpecificInfo == nil {
@@ -122,9 +122,9 @@ func (m *mp4Item) addTrack(trak *mp4.TrakBox) error {
 		if m.info.Audio != "" {
 			return nil
 		}
-		h := &media.Packet{Kind: media.KindAudio, Header: true, Payload: flvAudio(true, a.Esds.DecConfigDescriptor.DecSpecificInfo.DecConfig)}
+		h := &unit.Packet{Kind: unit.KindAudio, Header: true, Payload: flvAudio(true, a.Esds.DecConfigDescriptor.DecSpecificInfo.DecConfig)}
 		m.headers = append(m.headers, h)
-		if ci, ok := media.ParseHeader(h, m.info); ok {
+		if ci, ok := unit.ParseHeader(h, m.info); ok {
 			m.info = ci
 		}
 		m.info.Audio = "AAC"
@@ -134,7 +134,7 @@ func (m *mp4Item) addTrack(trak *mp4.TrakBox) error {
 	return m.addSamples(kind, trak)
 }
 
-func (m *mp4Item) addSamples(kind media.Kind, trak *mp4.TrakBox) error {
+func (m *mp4Item) addSamples(kind unit.Kind, trak *mp4.TrakBox) error {
 	stbl := trak.Mdia.Minf.Stbl
 	ts := uint64(trak.Mdia.Mdhd.Timescale)
 	if ts == 0 || stbl.Stsz == nil || stbl.Stts == nil || stbl.Stsc == nil || (stbl.Stco == nil && stbl.Co64 == nil) {
@@ -178,8 +178,8 @@ func (m *mp4Item) addSamples(kind media.Kind, trak *mp4.TrakBox) error {
 			}
 		}
 		size := stbl.Stsz.GetSampleSize(nr)
-		s := mp4Sample{kind: kind, dts: int64(dts * 1000 / ts), off: off, size: size, key: kind == media.KindAudio}
-		if kind == media.KindVideo {
+		s := mp4Sample{kind: kind, dts: int64(dts * 1000 / ts), off: off, size: size, key: kind == unit.KindAudio}
+		if kind == unit.KindVideo {
 			s.key = stbl.Stss == nil || stbl.Stss.IsSyncSample(uint32(nr))
 			if stbl.Ctts != nil && cttsIdx < stbl.Ctts.NrSampleCount() {
 				o := int64(stbl.Ctts.SampleOffset[cttsIdx])
@@ -207,11 +207,11 @@ func (m *mp4Item) addSamples(kind media.Kind, trak *mp4.TrakBox) error {
 	return nil
 }
 
-func (m *mp4Item) Headers() []*media.Packet { return m.headers }
-func (m *mp4Item) Info() media.CodecInfo    { return m.info }
-func (m *mp4Item) Close() error             { return m.f.Close() }
+func (m *mp4Item) Headers() []*unit.Packet { return m.headers }
+func (m *mp4Item) Info() unit.CodecInfo    { return m.info }
+func (m *mp4Item) Close() error            { return m.f.Close() }
 
-func (m *mp4Item) Next() (*media.Packet, error) {
+func (m *mp4Item) Next() (*unit.Packet, error) {
 	if m.i >= len(m.samples) {
 		return nil, io.EOF
 	}
@@ -224,8 +224,8 @@ func (m *mp4Item) Next() (*media.Packet, error) {
 	if _, err := m.f.ReadAt(buf, int64(s.off)); err != nil {
 		return nil, fmt.Errorf("%s: read sample: %w", m.path, err)
 	}
-	p := &media.Packet{Kind: s.kind, Time: s.dts}
-	if s.kind == media.KindVideo {
+	p := &unit.Packet{Kind: s.kind, Time: s.dts}
+	if s.kind == unit.KindVideo {
 		p.Keyframe = s.key
 		p.Payload = flvVideoFrame(m.vcodec, s.key, s.cts, buf)
 	} else {

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // makeMedia runs ffmpeg to make a 2 s 25 fps test file; vcodec/acodec are
@@ -94,7 +94,7 @@ func TestReadFiles(t *testing.T) {
 					t.Fatal(err)
 				}
 				switch p.Kind {
-				case media.KindVideo:
+				case unit.KindVideo:
 					video++
 					if p.Keyframe {
 						keys++
@@ -103,7 +103,7 @@ func TestReadFiles(t *testing.T) {
 						t.Fatalf("video dts went back: %d after %d", p.Time, last)
 					}
 					last = p.Time
-				case media.KindAudio:
+				case unit.KindAudio:
 					audio++
 				}
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/link"
+	"github.com/relaymesh/relaymesh/media/unit"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -71,7 +72,7 @@ const (
 var ErrSampleRate = errors.New("AAC sample rate out of range")
 
 // checkAudio refuses AAC at a sample rate the task does not carry.
-func checkAudio(ci media.CodecInfo) error {
+func checkAudio(ci unit.CodecInfo) error {
 	if ci.Audio == "AAC" && ci.SampleRate != 0 && (ci.SampleRate < MinSampleRate || ci.SampleRate > MaxSampleRate) {
 		return fmt.Errorf("%w: %d Hz; tasks take %d to %d Hz (resample it, e.g. ffmpeg -ar 44100)", ErrSampleRate, ci.SampleRate, MinSampleRate, MaxSampleRate)
 	}
@@ -209,7 +210,7 @@ func (p *player) run(ctx context.Context) error {
 func (p *player) play(ctx context.Context, it item, pub *media.Publisher, start time.Time, base int64, timer *time.Timer) (int64, error) {
 	last := base
 	for _, h := range it.Headers() {
-		if err := pub.Write(&media.Packet{Kind: h.Kind, Time: base, Header: true, Payload: h.Payload}); err != nil {
+		if err := pub.Write(&unit.Packet{Kind: h.Kind, Time: base, Header: true, Payload: h.Payload}); err != nil {
 			return last, err
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // ErrCodec is returned for media the task cannot carry (anything but
@@ -19,11 +19,11 @@ var ErrCodec = errors.New("unsupported codec")
 // decode order with millisecond timestamps starting near 0.
 type item interface {
 	// Headers are the codec configuration packets (and metadata).
-	Headers() []*media.Packet
+	Headers() []*unit.Packet
 	// Next returns the next packet, or io.EOF at the end.
-	Next() (*media.Packet, error)
+	Next() (*unit.Packet, error)
 	// Info says what the file carries.
-	Info() media.CodecInfo
+	Info() unit.CodecInfo
 	Close() error
 }
 

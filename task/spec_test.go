@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/lifecycle"
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 func TestValidateConsoleRules(t *testing.T) {
@@ -102,15 +102,15 @@ func TestFilter(t *testing.T) {
 func TestCheckAudio(t *testing.T) {
 	cases := []struct {
 		name string
-		ci   media.CodecInfo
+		ci   unit.CodecInfo
 		ok   bool
 	}{
-		{"44.1 kHz", media.CodecInfo{Audio: "AAC", SampleRate: 44100}, true},
-		{"16 kHz", media.CodecInfo{Audio: "AAC", SampleRate: 16000}, true},
-		{"22.05 kHz", media.CodecInfo{Audio: "AAC", SampleRate: 22050}, true},
-		{"48 kHz", media.CodecInfo{Audio: "AAC", SampleRate: 48000}, false},
-		{"8 kHz", media.CodecInfo{Audio: "AAC", SampleRate: 8000}, false},
-		{"video only", media.CodecInfo{Video: "H264"}, true},
+		{"44.1 kHz", unit.CodecInfo{Audio: "AAC", SampleRate: 44100}, true},
+		{"16 kHz", unit.CodecInfo{Audio: "AAC", SampleRate: 16000}, true},
+		{"22.05 kHz", unit.CodecInfo{Audio: "AAC", SampleRate: 22050}, true},
+		{"48 kHz", unit.CodecInfo{Audio: "AAC", SampleRate: 48000}, false},
+		{"8 kHz", unit.CodecInfo{Audio: "AAC", SampleRate: 8000}, false},
+		{"video only", unit.CodecInfo{Video: "H264"}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

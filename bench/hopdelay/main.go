@@ -27,9 +27,9 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
-	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/link/flv"
 	"github.com/relaymesh/relaymesh/media/rtmp"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Result is what hopdelay prints.
@@ -189,7 +189,7 @@ func run(u, clip string, dur, skip time.Duration) (*Result, error) {
 			if err != nil {
 				return
 			}
-			if msg.Type != uint8(media.KindVideo) {
+			if msg.Type != uint8(unit.KindVideo) {
 				continue
 			}
 			now := time.Now()
@@ -220,14 +220,14 @@ func run(u, clip string, dur, skip time.Duration) (*Result, error) {
 		}
 		csid := byte(7)
 		switch p.Kind {
-		case media.KindVideo:
+		case unit.KindVideo:
 			csid = 6
-		case media.KindAudio:
+		case unit.KindAudio:
 			csid = 4
 		}
 		msg := &rawmessage.Message{ChunkStreamID: csid, Timestamp: time.Duration(p.Time) * time.Millisecond,
 			Type: uint8(p.Kind), MessageStreamID: 1, Body: p.Payload}
-		if p.Kind == media.KindVideo {
+		if p.Kind == unit.KindVideo {
 			mu.Lock()
 			sent[keyOf(p.Payload)] = time.Now()
 			mu.Unlock()

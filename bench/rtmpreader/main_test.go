@@ -15,6 +15,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/rtmp"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 func TestParseTarget(t *testing.T) {
@@ -133,7 +134,7 @@ func TestReadersAgainstRelaymesh(t *testing.T) {
 	payload := make([]byte, 25000)
 	write := func(from, to int) {
 		for i := from; i < to; i++ {
-			if err := pub.Write(&media.Packet{Kind: media.KindVideo, Time: int64(i * 33), Keyframe: i == 0, Payload: payload}); err != nil {
+			if err := pub.Write(&unit.Packet{Kind: unit.KindVideo, Time: int64(i * 33), Keyframe: i == 0, Payload: payload}); err != nil {
 				t.Error(err)
 				return
 			}

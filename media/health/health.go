@@ -16,7 +16,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Rule names, as Check reports them.
@@ -74,7 +74,7 @@ func New(r Rules) *Monitor { return &Monitor{r: r.fill()} }
 func (m *Monitor) Reset() { *m = Monitor{r: m.r} }
 
 // Packet records p, which arrived at now.
-func (m *Monitor) Packet(now time.Time, p *media.Packet) {
+func (m *Monitor) Packet(now time.Time, p *unit.Packet) {
 	if m.start.IsZero() {
 		m.start, m.advanced = now, now
 	}
@@ -90,7 +90,7 @@ func (m *Monitor) Packet(now time.Time, p *media.Packet) {
 		// its timestamps advance from here
 		m.maxTS, m.advanced = p.Time, now
 	}
-	if p.Kind == media.KindVideo {
+	if p.Kind == unit.KindVideo {
 		m.frames = append(m.frames, now)
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // feed sends fps video frames per second from t0+from to t0+to, with
@@ -20,7 +20,7 @@ func feed(m *Monitor, t0 time.Time, from, to time.Duration, fps int, frozen bool
 			if frozen {
 				ts = 1
 			}
-			m.Packet(now, &media.Packet{Kind: media.KindVideo, Time: ts})
+			m.Packet(now, &unit.Packet{Kind: unit.KindVideo, Time: ts})
 			next = next.Add(step)
 		}
 		if !now.Before(check) {
@@ -62,7 +62,7 @@ func TestMonitor(t *testing.T) {
 		{"timestamps start again (a new clock): not frozen", func(m *Monitor, s *[]string) {
 			feed(m, t0, 0, 10*time.Second, 25, false, s)
 			for now := t0.Add(10 * time.Second); now.Before(t0.Add(16 * time.Second)); now = now.Add(40 * time.Millisecond) {
-				m.Packet(now, &media.Packet{Kind: media.KindVideo, Time: now.Sub(t0.Add(10 * time.Second)).Milliseconds()})
+				m.Packet(now, &unit.Packet{Kind: unit.KindVideo, Time: now.Sub(t0.Add(10 * time.Second)).Milliseconds()})
 				if rule, _ := m.Check(now); rule != "" && (*s)[len(*s)-1] != rule {
 					*s = append(*s, rule)
 				}

@@ -12,8 +12,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
-	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // audioWait is how long (media ms) a muxer waits for an audio header
@@ -49,10 +49,10 @@ type feeder struct {
 
 // write handles one packet; hasVideo says whether the stream announces
 // video (so an audio-only stream starts on its first audio frame).
-func (f *feeder) write(p *media.Packet, hasVideo bool) error {
+func (f *feeder) write(p *unit.Packet, hasVideo bool) error {
 	switch p.Kind {
-	case media.KindVideo:
-		v, ok := media.ParseVideoTag(p.Payload)
+	case unit.KindVideo:
+		v, ok := unit.ParseVideoTag(p.Payload)
 		if !ok || (v.Codec != "H264" && v.Codec != "H265") {
 			return nil
 		}
@@ -104,8 +104,8 @@ func (f *feeder) write(p *media.Packet, hasVideo bool) error {
 			return f.m.WriteH265(f.video, time.Now(), pts, au)
 		}
 		return f.m.WriteH264(f.video, time.Now(), pts, au)
-	case media.KindAudio:
-		a, ok := media.ParseAudioTag(p.Payload)
+	case unit.KindAudio:
+		a, ok := unit.ParseAudioTag(p.Payload)
 		if !ok || a.Codec != "AAC" {
 			return nil
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gohlslib/v2"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // muxer is one gohlslib muxer fed from a hub reader.
@@ -112,7 +113,7 @@ func (s *Server) run(ctx context.Context, mx *muxer, cfg *Config) error {
 			log.Info("hls muxer started", "part_duration", cfg.PartDuration.String())
 		},
 	}
-	buf := make([]*media.Packet, 0, 64)
+	buf := make([]*unit.Packet, 0, 64)
 	for {
 		pkts, err := rd.Next(ctx, buf)
 		hasVideo := rd.Stream().Codecs().Video != ""

@@ -15,6 +15,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -204,7 +205,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		nc.Read(b[:])
 		cancel()
 	}()
-	snd := media.Sender{Conn: nc, Wire: (*media.Packet).AppendFLV, HeaderScratch: media.FLVHeaderScratch, WriteTimeout: cfg.WriteTimeout}
+	snd := media.Sender{Conn: nc, Wire: (*unit.Packet).AppendFLV, HeaderScratch: unit.FLVHeaderScratch, WriteTimeout: cfg.WriteTimeout}
 	err = snd.Send(ctx, rd)
 	var werr *media.WriteError
 	switch {
@@ -219,7 +220,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // flvFlags announces audio (4) and video (1) as far as the stream is known,
 // so players do not wait for a track that never comes.
-func flvFlags(c media.CodecInfo) byte {
+func flvFlags(c unit.CodecInfo) byte {
 	switch {
 	case c.Video != "" && c.Audio == "":
 		return 1

@@ -16,7 +16,6 @@ import (
 	"github.com/relaymesh/relaymesh/internal/testmedia/testnode"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/httpflv"
-	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/rtmp"
 	"github.com/relaymesh/relaymesh/media/srt"
 )
@@ -51,8 +50,6 @@ func startNode(t *testing.T, name string, o nodeOpts) *node {
 	case o.grace < 0:
 		hc.ReconnectGrace = 0
 	}
-	hc.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-	hc.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
 	n := testnode.Start(t, testnode.Config{
 		Name: name,
 		Hub:  hc,

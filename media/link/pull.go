@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // PullConfig configures a Puller.
@@ -148,7 +149,7 @@ type sink struct {
 	start  time.Time
 }
 
-func (s *sink) write(pk *media.Packet) error {
+func (s *sink) write(pk *unit.Packet) error {
 	if s.pub == nil {
 		info := s.info
 		info.Takeover = s.p.cfg.Takeover

@@ -8,8 +8,8 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/rtmp"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // ErrSourceEnded: the remote stream stopped (the server said so).
@@ -30,7 +30,7 @@ func (p *Puller) pullRTMP(ctx context.Context, t Target, u *url.URL, sk *sink) e
 		}
 		return fmt.Errorf("rtmp play %s: %w", c.name, err)
 	}
-	var clock media.Unwrapper
+	var clock unit.Unwrapper
 	for {
 		c.nc.SetDeadline(time.Now().Add(p.cfg.ReadTimeout))
 		msg, err := c.readMessage()

@@ -9,8 +9,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // pullSRT reads MPEG-TS from an SRT listener (streamid read:app/name) and
@@ -32,7 +32,7 @@ func (p *Puller) pullSRT(ctx context.Context, t Target, u *url.URL, sk *sink) er
 
 	dm := mpegts.NewDemuxer()
 	var werr error
-	emit := func(pk *media.Packet) {
+	emit := func(pk *unit.Packet) {
 		if werr == nil {
 			werr = sk.write(pk)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/media/unit"
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
@@ -328,9 +329,9 @@ func TestPullSRTStreamEnd(t *testing.T) {
 				for _, pk := range pkts {
 					switch {
 					case pk.Header:
-					case pk.Kind == media.KindVideo && !sequenceEnd(pk):
+					case pk.Kind == unit.KindVideo && !sequenceEnd(pk):
 						c.video[pk.Time] = true
-					case pk.Kind == media.KindAudio:
+					case pk.Kind == unit.KindAudio:
 						c.audio[pk.Time] = true
 					}
 				}
@@ -379,8 +380,8 @@ func TestPullSRTStreamEnd(t *testing.T) {
 }
 
 // sequenceEnd reports whether pk is an FLV end of sequence (no frame).
-func sequenceEnd(pk *media.Packet) bool {
-	v, ok := media.ParseVideoTag(pk.Payload)
+func sequenceEnd(pk *unit.Packet) bool {
+	v, ok := unit.ParseVideoTag(pk.Payload)
 	return ok && v.EOS
 }
 

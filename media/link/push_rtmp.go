@@ -12,6 +12,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/rtmp"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // pushRTMP publishes the FLV lane to an RTMP server. Media bodies are sent
@@ -78,24 +79,24 @@ func (p *Pusher) pushRTMP(ctx context.Context, t Target, u *url.URL, r *media.Re
 
 	base, started := int64(0), false
 	msg := rawmessage.Message{MessageStreamID: c.streamID}
-	pkts := make([]*media.Packet, 0, 64)
+	pkts := make([]*unit.Packet, 0, 64)
 	for {
 		var nerr error
 		pkts, nerr = r.Next(sctx, pkts)
 		for _, pk := range pkts {
-			if !started && !pk.Header && pk.Kind != media.KindData {
+			if !started && !pk.Header && pk.Kind != unit.KindData {
 				started, base = true, pk.Time
 			}
 			ts := pk.Time - base
 			if !started || ts < 0 {
-				if !pk.Header && pk.Kind != media.KindData {
+				if !pk.Header && pk.Kind != unit.KindData {
 					continue // from before this connection's first keyframe
 				}
 				ts = 0
 			}
 			body := pk.Payload
-			if pk.Kind == media.KindData && media.IsMetaData(body) {
-				body = media.WithSetDataFrame(body)
+			if pk.Kind == unit.KindData && unit.IsMetaData(body) {
+				body = unit.WithSetDataFrame(body)
 			}
 			msg.ChunkStreamID = kindCSID(pk.Kind)
 			msg.Type = uint8(pk.Kind)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // pushSRT sends the TS lane to an SRT listener in srt.MessageSize messages.
@@ -34,7 +35,7 @@ func (p *Pusher) pushSRT(ctx context.Context, t Target, u *url.URL, r *media.Rea
 	}()
 	send := func(b []byte) error { return c.send(ctx, b) }
 	out := make([]byte, 0, srt.MessageSize) // WriteBatch's scratch
-	pkts := make([]*media.Packet, 0, 64)
+	pkts := make([]*unit.Packet, 0, 64)
 	for {
 		var nerr error
 		pkts, nerr = r.Next(sctx, pkts)

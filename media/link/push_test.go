@@ -14,6 +14,7 @@ import (
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 const pass = "relaymesh-relay-secret"
@@ -162,7 +163,7 @@ func sourceClock(t *testing.T, n *node, key string) func() int64 {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		buf := make([]*media.Packet, 0, 64)
+		buf := make([]*unit.Packet, 0, 64)
 		for {
 			var err error
 			if buf, err = r.Next(ctx, buf[:0]); err != nil {

@@ -12,8 +12,8 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
-	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/rtmp"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // chunk stream ids the client sends on.
@@ -309,11 +309,11 @@ func (c *rtmpClient) close() {
 }
 
 // kindCSID maps a packet kind to the chunk stream it is sent on.
-func kindCSID(k media.Kind) byte {
+func kindCSID(k unit.Kind) byte {
 	switch k {
-	case media.KindAudio:
+	case unit.KindAudio:
 		return csidAudio
-	case media.KindVideo:
+	case unit.KindVideo:
 		return csidVideo
 	}
 	return csidData

@@ -4,7 +4,7 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // TestDemuxDeclaresTracks: the Demuxer declares the PMT's tracks in an
@@ -16,10 +16,10 @@ func TestDemuxDeclaresTracks(t *testing.T) {
 	cases := []struct {
 		name string
 		in   func(t *testing.T) []byte
-		want media.Tracks
+		want unit.Tracks
 	}{
-		{"h264_aac.ts", func(t *testing.T) []byte { return readFile(t, "h264_aac.ts") }, media.TracksVideo},
-		{"h265_aac.ts", func(t *testing.T) []byte { return readFile(t, "h265_aac.ts") }, media.TracksVideo},
+		{"h264_aac.ts", func(t *testing.T) []byte { return readFile(t, "h264_aac.ts") }, unit.TracksVideo},
+		{"h265_aac.ts", func(t *testing.T) []byte { return readFile(t, "h265_aac.ts") }, unit.TracksVideo},
 		{"ffmpeg aac only", func(t *testing.T) []byte {
 			if _, err := exec.LookPath("ffmpeg"); err != nil {
 				t.Skip("ffmpeg not installed")
@@ -30,7 +30,7 @@ func TestDemuxDeclaresTracks(t *testing.T) {
 				t.Fatalf("ffmpeg: %v", err)
 			}
 			return b
-		}, media.TracksAudioOnly},
+		}, unit.TracksAudioOnly},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -39,16 +39,16 @@ func TestDemuxDeclaresTracks(t *testing.T) {
 				t.Fatalf("%d FLV packets", len(out.flv))
 			}
 			first := out.flv[0]
-			if first.Kind != media.KindData || !first.Header {
+			if first.Kind != unit.KindData || !first.Header {
 				t.Fatalf("the first FLV packet is %v (header %v), want onMetaData", first.Kind, first.Header)
 			}
-			if got := media.DeclaredTracks(first.Payload); got != c.want {
+			if got := unit.DeclaredTracks(first.Payload); got != c.want {
 				t.Errorf("declares %v, want %v", got, c.want)
 			}
 			if first.Time != out.flv[1].Time {
 				t.Errorf("onMetaData at %d ms, the next packet at %d", first.Time, out.flv[1].Time)
 			}
-			if n := out.count(media.KindData, true); n != 1 {
+			if n := out.count(unit.KindData, true); n != 1 {
 				t.Errorf("%d onMetaData, want one (the PMT did not change)", n)
 			}
 		})

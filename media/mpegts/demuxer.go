@@ -9,7 +9,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Errors that end a demuxed stream: the input is not MPEG-TS, or not one
@@ -96,8 +96,8 @@ type Demuxer struct {
 	pmtSeen bool
 
 	nalus [][]byte
-	held  []*media.Packet // FLV packets of the access unit being closed, emitted after its TS group
-	hold  func(*media.Packet)
+	held  []*unit.Packet // FLV packets of the access unit being closed, emitted after its TS group
+	hold  func(*unit.Packet)
 	// separate blocks for the two lanes: the FLV lane of an SRT
 	// publisher is filled only while somebody reads it (media.Stream), and
 	// a block shared with TS packets would keep its FLV bodies alive
@@ -109,7 +109,7 @@ type Demuxer struct {
 // NewDemuxer returns a Demuxer waiting for a PAT.
 func NewDemuxer() *Demuxer {
 	d := &Demuxer{pmtPID: -1, videoPID: -1, audioPID: -1, ccPSI: map[int]int{}}
-	d.hold = func(p *media.Packet) { d.held = append(d.held, p) }
+	d.hold = func(p *unit.Packet) { d.held = append(d.held, p) }
 	for i := range d.pes {
 		d.pes[i].cc = -1
 	}
@@ -120,10 +120,10 @@ func NewDemuxer() *Demuxer {
 func (d *Demuxer) Stats() DemuxStats { return d.stats }
 
 // Feed consumes b and calls emit for every packet produced, FLV-lane and
-// TS-lane (Kind media.KindTS) in order. Packets handed to emit are never
+// TS-lane (Kind unit.KindTS) in order. Packets handed to emit are never
 // touched again. An error means the input is unusable and the connection
 // should be closed; skipped damage is only counted in Stats.
-func (d *Demuxer) Feed(b []byte, emit func(*media.Packet)) error {
+func (d *Demuxer) Feed(b []byte, emit func(*unit.Packet)) error {
 	d.total += int64(len(b))
 	// fast path: aligned whole packets and nothing pending
 	if len(d.pend) == 0 {
@@ -181,7 +181,7 @@ func (d *Demuxer) checkProgram() error {
 }
 
 // packet handles one 188-byte TS packet.
-func (d *Demuxer) packet(pkt []byte, emit func(*media.Packet)) error {
+func (d *Demuxer) packet(pkt []byte, emit func(*unit.Packet)) error {
 	d.stats.TSPackets++
 	d.run = 0
 	if pkt[1]&0x80 != 0 { // transport error indicator
@@ -286,7 +286,7 @@ func (d *Demuxer) packet(pkt []byte, emit func(*media.Packet)) error {
 	return nil
 }
 
-func (d *Demuxer) emitHeld(emit func(*media.Packet)) {
+func (d *Demuxer) emitHeld(emit func(*unit.Packet)) {
 	for i, p := range d.held {
 		emit(p)
 		d.held[i] = nil
@@ -294,7 +294,7 @@ func (d *Demuxer) emitHeld(emit func(*media.Packet)) {
 	d.held = d.held[:0]
 }
 
-func (d *Demuxer) flushGroup(emit func(*media.Packet)) {
+func (d *Demuxer) flushGroup(emit func(*unit.Packet)) {
 	if len(d.group) > 0 {
 		key := d.groupKey || d.videoPID < 0
 		g := d.group
@@ -305,17 +305,17 @@ func (d *Demuxer) flushGroup(emit func(*media.Packet)) {
 			d.fix.renumber(g, d.videoPID)
 		}
 		d.groupNoParams = false
-		emit(&media.Packet{Kind: media.KindTS, Time: d.groupT, Keyframe: key, Payload: d.tsMem.copy(g)})
+		emit(&unit.Packet{Kind: unit.KindTS, Time: d.groupT, Keyframe: key, Payload: d.tsMem.copy(g)})
 		d.group = shrink(d.group)
 	}
 	if len(d.psi) > 0 {
-		emit(&media.Packet{Kind: media.KindTS, Time: d.groupT, Header: true, Payload: d.tsMem.copy(d.psi)})
+		emit(&unit.Packet{Kind: unit.KindTS, Time: d.groupT, Header: true, Payload: d.tsMem.copy(d.psi)})
 		d.psi = d.psi[:0]
 	}
 }
 
 // Flush emits what is held back at the end of the input.
-func (d *Demuxer) Flush(emit func(*media.Packet)) error {
+func (d *Demuxer) Flush(emit func(*unit.Packet)) error {
 	var err error
 	for i := range d.pes {
 		if e := d.finishPES(i, emit); e != nil && err == nil {
@@ -416,7 +416,7 @@ func (d *Demuxer) section(pid, cc int, pusi bool, b []byte) error {
 // declareTracks emits the onMetaData that declares the PMT's tracks when
 // the PMT changed them, stamped t (the FLV packet it goes before: a
 // session's timeline is based on its first packet).
-func (d *Demuxer) declareTracks(t int64, emit func(*media.Packet)) {
+func (d *Demuxer) declareTracks(t int64, emit func(*unit.Packet)) {
 	if !d.declare {
 		return
 	}
@@ -429,7 +429,7 @@ func (d *Demuxer) declareTracks(t int64, emit func(*media.Packet)) {
 	default:
 		codec = "H264"
 	}
-	emit(media.MetaDataPacket(t, codec, d.audioPID >= 0))
+	emit(unit.MetaDataPacket(t, codec, d.audioPID >= 0))
 }
 
 // unwrap maps a 33-bit timestamp onto the demuxer's continuous timeline.
@@ -461,7 +461,7 @@ func signed33(v int64) int64 {
 }
 
 // finishPES processes the PES held for stream idx, if any.
-func (d *Demuxer) finishPES(idx int, emit func(*media.Packet)) error {
+func (d *Demuxer) finishPES(idx int, emit func(*unit.Packet)) error {
 	st := &d.pes[idx]
 	if !st.started {
 		return nil
@@ -473,7 +473,7 @@ func (d *Demuxer) finishPES(idx int, emit func(*media.Packet)) error {
 }
 
 // parsePES handles one complete PES packet b of stream idx.
-func (d *Demuxer) parsePES(idx int, b []byte, broken bool, emit func(*media.Packet)) error {
+func (d *Demuxer) parsePES(idx int, b []byte, broken bool, emit func(*unit.Packet)) error {
 	if broken {
 		d.stats.BadPES++
 		return d.broken()
@@ -548,7 +548,7 @@ func splitAnnexB(dst [][]byte, b []byte) [][]byte {
 	return dst
 }
 
-func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) error {
+func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*unit.Packet)) error {
 	hevc := d.videoType == streamTypeH265
 	d.nalus = splitAnnexB(d.nalus[:0], es)
 	key := false
@@ -617,7 +617,7 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) e
 		} else {
 			d.vhdrSent = true
 			d.declareTracks(t, emit)
-			emit(&media.Packet{Kind: media.KindVideo, Time: t, Header: true, Payload: rec})
+			emit(&unit.Packet{Kind: unit.KindVideo, Time: t, Header: true, Payload: rec})
 		}
 	}
 	if !d.vhdrSent || len(keep) == 0 {
@@ -648,7 +648,7 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*media.Packet)) e
 	}
 	d.stats.Frames++
 	d.declareTracks(t, emit)
-	emit(&media.Packet{Kind: media.KindVideo, Time: t, Keyframe: key, Payload: body})
+	emit(&unit.Packet{Kind: unit.KindVideo, Time: t, Keyframe: key, Payload: body})
 	return nil
 }
 
@@ -715,7 +715,7 @@ func boolBit(b bool) byte {
 	return 0
 }
 
-func (d *Demuxer) audioPES(es []byte, pts int64, emit func(*media.Packet)) error {
+func (d *Demuxer) audioPES(es []byte, pts int64, emit func(*unit.Packet)) error {
 	i := 0
 	for len(es) >= 7 {
 		if es[0] != 0xFF || es[1]&0xF6 != 0xF0 {
@@ -746,14 +746,14 @@ func (d *Demuxer) audioPES(es []byte, pts int64, emit func(*media.Packet)) error
 		if !d.ahdrSent || asc != d.asc {
 			d.asc, d.ahdrSent = asc, true
 			d.declareTracks(ms(ts), emit)
-			emit(&media.Packet{Kind: media.KindAudio, Time: ms(ts), Header: true, Payload: []byte{0xAF, 0, asc[0], asc[1]}})
+			emit(&unit.Packet{Kind: unit.KindAudio, Time: ms(ts), Header: true, Payload: []byte{0xAF, 0, asc[0], asc[1]}})
 		}
 		body := d.mem.alloc(2 + flen - hl)
 		body[0], body[1] = 0xAF, 1
 		copy(body[2:], es[hl:flen])
 		d.stats.Frames++
 		d.declareTracks(ms(ts), emit)
-		emit(&media.Packet{Kind: media.KindAudio, Time: ms(ts), Payload: body})
+		emit(&unit.Packet{Kind: unit.KindAudio, Time: ms(ts), Payload: body})
 		es = es[flen:]
 		i++
 	}

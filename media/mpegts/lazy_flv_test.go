@@ -8,8 +8,8 @@ import (
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/internal/testmedia/testnode"
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // TestLazyFLVLane: the FLV lane of an SRT publisher is filled only while
@@ -41,14 +41,14 @@ func TestLazyFLVLane(t *testing.T) {
 	// only what it need not wait for
 	done, stop := context.WithCancel(ctx)
 	stop()
-	first, _ := rd.Next(done, make([]*media.Packet, 0, 512))
-	var video []*media.Packet
+	first, _ := rd.Next(done, make([]*unit.Packet, 0, 512))
+	var video []*unit.Packet
 	headers := 0
 	for _, p := range first {
 		switch {
 		case p.Header:
 			headers++
-		case p.Kind == media.KindVideo:
+		case p.Kind == unit.KindVideo:
 			video = append(video, p)
 		}
 	}
@@ -59,7 +59,7 @@ func TestLazyFLVLane(t *testing.T) {
 	cached := len(video)
 	var audio []int64
 	for _, p := range first {
-		if p.Kind == media.KindAudio && !p.Header {
+		if p.Kind == unit.KindAudio && !p.Header {
 			audio = append(audio, p.Time)
 		}
 	}
@@ -73,9 +73,9 @@ func TestLazyFLVLane(t *testing.T) {
 		for _, p := range pkts {
 			switch {
 			case p.Header:
-			case p.Kind == media.KindVideo:
+			case p.Kind == unit.KindVideo:
 				video = append(video, p)
-			case p.Kind == media.KindAudio:
+			case p.Kind == unit.KindAudio:
 				audio = append(audio, p.Time)
 			}
 		}
@@ -138,14 +138,14 @@ func TestLazyFLVReaderFromStart(t *testing.T) {
 	defer s.rd.Close()
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer rcancel()
-	var firstVideo *media.Packet
+	var firstVideo *unit.Packet
 	for firstVideo == nil {
 		pkts, err := s.rd.Next(rctx, nil)
 		if err != nil {
 			t.Fatalf("before the first video frame: %v", err)
 		}
 		for _, p := range pkts {
-			if !p.Header && p.Kind == media.KindVideo && firstVideo == nil {
+			if !p.Header && p.Kind == unit.KindVideo && firstVideo == nil {
 				firstVideo = p
 			}
 		}
@@ -159,7 +159,5 @@ func TestLazyFLVReaderFromStart(t *testing.T) {
 // stream's FLV lane from its TS lane (the lazy FLV lane).
 func lazyNode(t *testing.T) *testnode.Node {
 	hc := media.DefaultHubConfig()
-	hc.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-	hc.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
 	return testnode.Start(t, testnode.Config{Name: "server", Hub: hc, SRT: &srt.Config{}})
 }

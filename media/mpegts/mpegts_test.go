@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 func readFile(t testing.TB, name string) []byte {
@@ -24,26 +24,26 @@ func readFile(t testing.TB, name string) []byte {
 }
 
 // readFLV returns the tags of an FLV file as FLV-lane packets.
-func readFLV(t testing.TB, b []byte) []*media.Packet {
+func readFLV(t testing.TB, b []byte) []*unit.Packet {
 	t.Helper()
 	if len(b) < 13 || string(b[:3]) != "FLV" {
 		t.Fatal("not an FLV file")
 	}
 	b = b[binary.BigEndian.Uint32(b[5:9])+4:]
-	var out []*media.Packet
+	var out []*unit.Packet
 	for len(b) >= 15 {
 		n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
 		ts := int64(b[4])<<16 | int64(b[5])<<8 | int64(b[6]) | int64(b[7])<<24
 		body := b[11 : 11+n]
-		p := &media.Packet{Kind: media.Kind(b[0] & 0x1f), Time: ts, Payload: body}
+		p := &unit.Packet{Kind: unit.Kind(b[0] & 0x1f), Time: ts, Payload: body}
 		switch p.Kind {
-		case media.KindVideo:
-			v, _ := media.ParseVideoTag(body)
+		case unit.KindVideo:
+			v, _ := unit.ParseVideoTag(body)
 			p.Header, p.Keyframe = v.Header, v.Keyframe && !v.Header
-		case media.KindAudio:
-			a, _ := media.ParseAudioTag(body)
+		case unit.KindAudio:
+			a, _ := unit.ParseAudioTag(body)
 			p.Header = a.Header
-		case media.KindData:
+		case unit.KindData:
 			p.Header = true
 		}
 		out = append(out, p)
@@ -53,19 +53,19 @@ func readFLV(t testing.TB, b []byte) []*media.Packet {
 }
 
 type demuxed struct {
-	flv []*media.Packet
-	ts  []*media.Packet
+	flv []*unit.Packet
+	ts  []*unit.Packet
 }
 
-func (d *demuxed) emit(p *media.Packet) {
-	if p.Kind == media.KindTS {
+func (d *demuxed) emit(p *unit.Packet) {
+	if p.Kind == unit.KindTS {
 		d.ts = append(d.ts, p)
 	} else {
 		d.flv = append(d.flv, p)
 	}
 }
 
-func (d *demuxed) count(kind media.Kind, header bool) (n int) {
+func (d *demuxed) count(kind unit.Kind, header bool) (n int) {
 	for _, p := range d.flv {
 		if p.Kind == kind && p.Header == header {
 			n++
@@ -76,7 +76,7 @@ func (d *demuxed) count(kind media.Kind, header bool) (n int) {
 
 // feedChunks gives b to dm in chunks of chunk bytes, as reads from a
 // socket would, and returns the first error.
-func feedChunks(dm *Demuxer, b []byte, chunk int, emit func(*media.Packet)) error {
+func feedChunks(dm *Demuxer, b []byte, chunk int, emit func(*unit.Packet)) error {
 	for len(b) > 0 {
 		n := min(chunk, len(b))
 		if err := dm.Feed(b[:n], emit); err != nil {
@@ -138,23 +138,23 @@ func TestDemuxFile(t *testing.T) {
 			t.Run(c.file+"/chunk"+itoa(chunk), func(t *testing.T) {
 				in := readFile(t, c.file)
 				out := demuxAll(t, in, chunk)
-				if n := out.count(media.KindVideo, false); n != c.frames {
+				if n := out.count(unit.KindVideo, false); n != c.frames {
 					t.Errorf("video frames: got %d, want %d", n, c.frames)
 				}
-				if n := out.count(media.KindVideo, true); n != 1 {
+				if n := out.count(unit.KindVideo, true); n != 1 {
 					t.Errorf("video sequence headers: got %d, want 1", n)
 				}
-				if n := out.count(media.KindAudio, true); n != 1 {
+				if n := out.count(unit.KindAudio, true); n != 1 {
 					t.Errorf("audio sequence headers: got %d, want 1", n)
 				}
-				var ci media.CodecInfo
+				var ci unit.CodecInfo
 				keys := 0
 				var lastV int64 = -1
 				for _, p := range out.flv {
 					if p.Header {
-						ci, _ = media.ParseHeader(p, ci)
+						ci, _ = unit.ParseHeader(p, ci)
 					}
-					if p.Kind == media.KindVideo && !p.Header {
+					if p.Kind == unit.KindVideo && !p.Header {
 						if p.Keyframe {
 							keys++
 						}
@@ -222,14 +222,14 @@ func fmtInt(n int) string {
 
 // frameKey is what a round trip must preserve.
 type frameKey struct {
-	kind    media.Kind
+	kind    unit.Kind
 	time    int64
 	key     bool
 	header  bool
 	payload string
 }
 
-func keys(ps []*media.Packet, kind media.Kind) []frameKey {
+func keys(ps []*unit.Packet, kind unit.Kind) []frameKey {
 	var out []frameKey
 	for _, p := range ps {
 		if p.Kind != kind {
@@ -240,12 +240,12 @@ func keys(ps []*media.Packet, kind media.Kind) []frameKey {
 	return out
 }
 
-func muxAll(t testing.TB, in []*media.Packet) []byte {
+func muxAll(t testing.TB, in []*unit.Packet) []byte {
 	t.Helper()
 	m := NewMuxer()
 	var ts []byte
 	for _, p := range in {
-		if err := m.Remux(p, func(o *media.Packet) { ts = append(ts, o.Payload...) }); err != nil {
+		if err := m.Remux(p, func(o *unit.Packet) { ts = append(ts, o.Payload...) }); err != nil {
 			t.Fatalf("Remux: %v", err)
 		}
 	}
@@ -258,7 +258,7 @@ func TestRoundTrip(t *testing.T) {
 			first := demuxAll(t, readFile(t, file), 1316)
 			ts := muxAll(t, first.flv)
 			second := demuxAll(t, ts, 1316)
-			for _, kind := range []media.Kind{media.KindVideo, media.KindAudio} {
+			for _, kind := range []unit.Kind{unit.KindVideo, unit.KindAudio} {
 				a, b := keys(first.flv, kind), keys(second.flv, kind)
 				if len(a) != len(b) {
 					t.Fatalf("round trip %v: %d packets in, %d out", kind, len(a), len(b))
@@ -280,7 +280,7 @@ func TestMuxPlaysInFFmpeg(t *testing.T) {
 	h265 := demuxAll(t, readFile(t, "h265_aac.ts"), 1316).flv
 	cases := []struct {
 		name  string
-		in    []*media.Packet
+		in    []*unit.Packet
 		video string
 		want  string
 	}{
@@ -343,15 +343,15 @@ func TestMuxWrapsTimestamps(t *testing.T) {
 	flv := readFLV(t, readFile(t, "h264_aac.flv"))
 	for _, base := range []int64{(1<<33)/90 - 1000, 1<<32 - 1000} {
 		t.Run(fmtInt(int(base)), func(t *testing.T) {
-			var shifted []*media.Packet
+			var shifted []*unit.Packet
 			for _, p := range flv {
-				shifted = append(shifted, &media.Packet{Kind: p.Kind, Time: p.Time + base, Keyframe: p.Keyframe, Header: p.Header, Payload: p.Payload})
+				shifted = append(shifted, &unit.Packet{Kind: p.Kind, Time: p.Time + base, Keyframe: p.Keyframe, Header: p.Header, Payload: p.Payload})
 			}
 			out := demuxAll(t, muxAll(t, shifted), 1316)
 			var prev int64 = -1
 			n := 0
 			for _, p := range out.flv {
-				if p.Kind != media.KindVideo || p.Header {
+				if p.Kind != unit.KindVideo || p.Header {
 					continue
 				}
 				n++
@@ -413,7 +413,7 @@ func TestDemuxBadInput(t *testing.T) {
 			if !errors.Is(err, c.wantErr) {
 				t.Fatalf("got %v, want %v (stats %+v)", err, c.wantErr, dm.Stats())
 			}
-			if n := out.count(media.KindVideo, false); n != 0 {
+			if n := out.count(unit.KindVideo, false); n != 0 {
 				t.Errorf("%d video frames out of broken input", n)
 			}
 		})
@@ -427,7 +427,7 @@ func TestDemuxBadInput(t *testing.T) {
 			}
 		}
 		out := demuxAll(t, in, 1316)
-		if n := out.count(media.KindVideo, false); n < 40 {
+		if n := out.count(unit.KindVideo, false); n < 40 {
 			t.Errorf("got %d video frames, want most of 50", n)
 		}
 	})
@@ -443,8 +443,8 @@ func FuzzDemux(f *testing.F) {
 	f.Add([]byte("\x47\x40\x00\x10\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		dm := NewDemuxer()
-		emit := func(p *media.Packet) {
-			if p.Kind == media.KindTS && len(p.Payload)%PacketSize != 0 {
+		emit := func(p *unit.Packet) {
+			if p.Kind == unit.KindTS && len(p.Payload)%PacketSize != 0 {
 				t.Fatalf("TS lane packet of %d bytes", len(p.Payload))
 			}
 		}
@@ -465,7 +465,7 @@ func FuzzMux(f *testing.F) {
 	hdrs := readFLV(f, readFile(f, "h264_aac.flv"))[:3]
 	f.Fuzz(func(t *testing.T, kind byte, body []byte) {
 		m := NewMuxer()
-		emit := func(p *media.Packet) {
+		emit := func(p *unit.Packet) {
 			if len(p.Payload)%PacketSize != 0 {
 				t.Fatalf("TS lane packet of %d bytes", len(p.Payload))
 			}
@@ -473,9 +473,9 @@ func FuzzMux(f *testing.F) {
 		for _, h := range hdrs {
 			_ = m.Remux(h, emit)
 		}
-		_ = m.Remux(&media.Packet{Kind: media.Kind(kind), Time: 40, Payload: body}, emit)
-		_ = m.Remux(&media.Packet{Kind: media.Kind(kind), Time: 40, Header: true, Payload: body}, emit)
-		_ = m.Remux(&media.Packet{Kind: media.Kind(kind), Time: 80, Payload: body}, emit)
+		_ = m.Remux(&unit.Packet{Kind: unit.Kind(kind), Time: 40, Payload: body}, emit)
+		_ = m.Remux(&unit.Packet{Kind: unit.Kind(kind), Time: 40, Header: true, Payload: body}, emit)
+		_ = m.Remux(&unit.Packet{Kind: unit.Kind(kind), Time: 80, Payload: body}, emit)
 	})
 }
 
@@ -489,7 +489,7 @@ func BenchmarkMux(b *testing.B) {
 			bytesIn += len(p.Payload)
 		}
 	}
-	emit := func(*media.Packet) {}
+	emit := func(*unit.Packet) {}
 	b.ReportAllocs()
 	b.SetBytes(int64(bytesIn))
 	b.ResetTimer()
@@ -505,14 +505,14 @@ func BenchmarkDemux(b *testing.B) {
 	in := readFile(b, "h264_aac.ts")
 	frames := 0
 	probe := demuxAll(b, in, 1316)
-	frames = probe.count(media.KindVideo, false) + probe.count(media.KindAudio, false)
+	frames = probe.count(unit.KindVideo, false) + probe.count(unit.KindAudio, false)
 	benchDemux(b, in, frames, "ns/frame")
 }
 
 // benchDemux demuxes in, in 1316-byte reads, b.N times with a new Demuxer
-// each time, and reports the time per one of its frames as unit.
-func benchDemux(b *testing.B, in []byte, frames int, unit string) {
-	emit := func(*media.Packet) {}
+// each time, and reports the time per one of its frames as metric.
+func benchDemux(b *testing.B, in []byte, frames int, metric string) {
+	emit := func(*unit.Packet) {}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(in)))
 	b.ResetTimer()
@@ -521,5 +521,5 @@ func benchDemux(b *testing.B, in []byte, frames int, unit string) {
 		_ = feedChunks(dm, in, 1316, emit)
 		_ = dm.Flush(emit)
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*frames), unit)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*frames), metric)
 }

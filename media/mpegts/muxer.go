@@ -7,7 +7,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Errors the Muxer returns for packets it cannot use; the stream goes on.
@@ -29,8 +29,8 @@ const pcrDelay = 700 * 90
 // or Enhanced RTMP hvc1, AAC) into TS-lane packets: one lane packet of
 // whole TS packets per access unit, a Header packet with PAT and PMT before
 // the first access unit, before every video keyframe and whenever the
-// programme changes. It implements media.Remuxer and is used by one
-// goroutine.
+// programme changes. The hub (media) runs one per stream that has
+// TS readers and an FLV publisher, in one goroutine.
 type Muxer struct {
 	vcodec  int
 	nalLen  int
@@ -56,22 +56,20 @@ func NewMuxer() *Muxer {
 	return &Muxer{nalLen: 4}
 }
 
-var _ media.Remuxer = (*Muxer)(nil)
-
 // Remux converts one FLV-lane packet. Packets that cannot be used yet
 // (frames before their decoder configuration) are dropped silently; bad
 // ones return an error and are dropped.
-func (m *Muxer) Remux(p *media.Packet, emit func(*media.Packet)) error {
+func (m *Muxer) Remux(p *unit.Packet, emit func(*unit.Packet)) error {
 	switch p.Kind {
-	case media.KindVideo:
+	case unit.KindVideo:
 		return m.video(p, emit)
-	case media.KindAudio:
+	case unit.KindAudio:
 		return m.audio(p, emit)
 	}
 	return nil
 }
 
-func (m *Muxer) video(p *media.Packet, emit func(*media.Packet)) error {
+func (m *Muxer) video(p *unit.Packet, emit func(*unit.Packet)) error {
 	b := p.Payload
 	if len(b) < 1 {
 		return fmt.Errorf("video tag: %w: empty", ErrBadFrame)
@@ -83,7 +81,7 @@ func (m *Muxer) video(p *media.Packet, emit func(*media.Packet)) error {
 			return nil
 		}
 	}
-	v, ok := media.ParseVideoTag(b)
+	v, ok := unit.ParseVideoTag(b)
 	if !ok {
 		return fmt.Errorf("video tag: %w: short header", ErrBadFrame)
 	}
@@ -183,12 +181,12 @@ func (m *Muxer) video(p *media.Packet, emit func(*media.Packet)) error {
 	hdr := pesHeader(m.hdr[:0], streamIDVideo, pts, dts, len(es), false)
 	pcr := max(dts-pcrDelay, 0)
 	m.out = appendPES(m.out[:0], pidVideo, &m.ccV, hdr, es, pcr, key)
-	emit(&media.Packet{Kind: media.KindTS, Time: p.Time, Keyframe: key, Payload: m.mem.copy(m.out)})
+	emit(&unit.Packet{Kind: unit.KindTS, Time: p.Time, Keyframe: key, Payload: m.mem.copy(m.out)})
 	return nil
 }
 
-func (m *Muxer) audio(p *media.Packet, emit func(*media.Packet)) error {
-	a, ok := media.ParseAudioTag(p.Payload)
+func (m *Muxer) audio(p *unit.Packet, emit func(*unit.Packet)) error {
+	a, ok := unit.ParseAudioTag(p.Payload)
 	if !ok {
 		return fmt.Errorf("audio tag: %w: short header", ErrBadFrame)
 	}
@@ -236,7 +234,7 @@ func (m *Muxer) audio(p *media.Packet, emit func(*media.Packet)) error {
 		pcr = max(ts-pcrDelay, 0)
 	}
 	m.out = appendPES(m.out[:0], pidAudio, &m.ccA, hdr, es, pcr, audioOnly)
-	emit(&media.Packet{Kind: media.KindTS, Time: p.Time, Keyframe: audioOnly, Payload: m.mem.copy(m.out)})
+	emit(&unit.Packet{Kind: unit.KindTS, Time: p.Time, Keyframe: audioOnly, Payload: m.mem.copy(m.out)})
 	return nil
 }
 
@@ -245,7 +243,7 @@ func (m *Muxer) tablesStale() bool {
 	return !m.started || m.pmtSet != [2]bool{m.vcodec != codecNone, m.hasAAC}
 }
 
-func (m *Muxer) emitTables(t int64, emit func(*media.Packet)) {
+func (m *Muxer) emitTables(t int64, emit func(*unit.Packet)) {
 	set := [2]bool{m.vcodec != codecNone, m.hasAAC}
 	if m.started && set != m.pmtSet {
 		m.pmtVer = (m.pmtVer + 1) & 0x1f
@@ -268,7 +266,7 @@ func (m *Muxer) emitTables(t int64, emit func(*media.Packet)) {
 	out := appendPAT(m.out[:0], &m.ccPAT, 0)
 	out = appendPMT(out, &m.ccPMT, m.pmtVer, pcrPID, list)
 	m.out = out
-	emit(&media.Packet{Kind: media.KindTS, Time: t, Header: true, Payload: m.mem.copy(out)})
+	emit(&unit.Packet{Kind: unit.KindTS, Time: t, Header: true, Payload: m.mem.copy(out)})
 }
 
 var adtsRates = [...]int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // onceParamsPipeline is a GStreamer pipeline that encodes frames of video
@@ -161,7 +161,7 @@ func TestKeyframesGetParameterSets(t *testing.T) {
 
 			lane := demuxAll(t, in, 1316).ts
 			var all []byte
-			var psi *media.Packet
+			var psi *unit.Packet
 			late, seen := []byte(nil), 0
 			for _, p := range lane {
 				all = append(all, p.Payload...)

@@ -1,6 +1,6 @@
 package mpegts
 
-import "github.com/relaymesh/relaymesh/media"
+import "github.com/relaymesh/relaymesh/media/unit"
 
 // FLVRemuxer turns TS-lane packets back into FLV-lane packets: the hub
 // rebuilds the FLV lane of an SRT publisher from its TS lane's GOP when the
@@ -12,15 +12,13 @@ type FLVRemuxer struct{ d *Demuxer }
 // NewFLVRemuxer returns an FLVRemuxer waiting for a PAT.
 func NewFLVRemuxer() *FLVRemuxer { return &FLVRemuxer{d: NewDemuxer()} }
 
-var _ media.Remuxer = (*FLVRemuxer)(nil)
-
 // Remux feeds one TS-lane packet.
-func (r *FLVRemuxer) Remux(p *media.Packet, emit func(*media.Packet)) error {
-	if p.Kind != media.KindTS {
+func (r *FLVRemuxer) Remux(p *unit.Packet, emit func(*unit.Packet)) error {
+	if p.Kind != unit.KindTS {
 		return nil
 	}
 	return r.d.Feed(p.Payload, emit)
 }
 
 // Flush emits what is held back (the last access unit).
-func (r *FLVRemuxer) Flush(emit func(*media.Packet)) error { return r.d.Flush(emit) }
+func (r *FLVRemuxer) Flush(emit func(*unit.Packet)) error { return r.d.Flush(emit) }

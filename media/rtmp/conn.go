@@ -18,6 +18,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/auth"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // chunk stream ids for our command messages (control uses 2, media 4, 6, 7)
@@ -102,7 +103,7 @@ func (c *conn) run(ctx context.Context) error {
 				return err
 			}
 		case "createStream":
-			if err := c.mc.WriteCommand(csidCommand, 0, "_result", cmd.ID, nil, float64(media.RTMPMessageStreamID)); err != nil {
+			if err := c.mc.WriteCommand(csidCommand, 0, "_result", cmd.ID, nil, float64(unit.RTMPMessageStreamID)); err != nil {
 				return err
 			}
 		case "releaseStream", "FCPublish", "FCUnpublish", "getStreamLength", "FCSubscribe":
@@ -155,7 +156,7 @@ func isTimeout(err error) bool {
 }
 
 func (c *conn) onStatus(level, code, desc string) error {
-	return c.mc.WriteCommand(csidStatus, media.RTMPMessageStreamID, "onStatus", 0, nil, amf0.Object{
+	return c.mc.WriteCommand(csidStatus, unit.RTMPMessageStreamID, "onStatus", 0, nil, amf0.Object{
 		{Key: "level", Value: level},
 		{Key: "code", Value: code},
 		{Key: "description", Value: desc},
@@ -191,7 +192,7 @@ func (c *conn) onConnect(cmd Command) error {
 	if err := c.mc.Write(SetPeerBandwidth(2500000, 2)); err != nil {
 		return err
 	}
-	if err := c.mc.SetWriteChunkSize(media.RTMPChunkSize); err != nil {
+	if err := c.mc.SetWriteChunkSize(unit.RTMPChunkSize); err != nil {
 		return err
 	}
 	return c.mc.WriteCommand(csidCommand, 0, "_result", cmd.ID,

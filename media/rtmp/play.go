@@ -10,6 +10,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 func (c *conn) play(ctx context.Context, cmd Command) error {
@@ -37,7 +38,7 @@ func (c *conn) play(ctx context.Context, cmd Command) error {
 	}
 	defer rd.Close()
 
-	if err := c.mc.Write(UserControl(EventStreamBegin, media.RTMPMessageStreamID)); err != nil {
+	if err := c.mc.Write(UserControl(EventStreamBegin, unit.RTMPMessageStreamID)); err != nil {
 		return err
 	}
 	if err := c.onStatus("status", "NetStream.Play.Reset", "Playing and resetting "+key+"."); err != nil {
@@ -47,14 +48,14 @@ func (c *conn) play(ctx context.Context, cmd Command) error {
 		return err
 	}
 	sample, _ := amf0.Data{"|RtmpSampleAccess", true, true}.Marshal()
-	if err := c.mc.Write(&rawmessage.Message{ChunkStreamID: csidStatus, Type: msgDataAMF0, MessageStreamID: media.RTMPMessageStreamID, Body: sample}); err != nil {
+	if err := c.mc.Write(&rawmessage.Message{ChunkStreamID: csidStatus, Type: msgDataAMF0, MessageStreamID: unit.RTMPMessageStreamID, Body: sample}); err != nil {
 		return err
 	}
 	c.log.Info("playing")
 
 	// The player only sends acks, pings and deleteStream from now on.
 	c.nc.SetDeadline(time.Time{})
-	snd := media.Sender{Conn: c.nc, Wire: (*media.Packet).AppendRTMP, HeaderScratch: media.RTMPHeaderScratch, WriteTimeout: cfg.WriteTimeout, Lock: c.mc.Locker()}
+	snd := media.Sender{Conn: c.nc, Wire: (*unit.Packet).AppendRTMP, HeaderScratch: unit.RTMPHeaderScratch, WriteTimeout: cfg.WriteTimeout, Lock: c.mc.Locker()}
 	// The stream's fan-out writer sends the media; this goroutine reads
 	// the player's messages until it leaves or the writer is done with
 	// it (which cuts the read short), so a player costs no goroutine of
@@ -84,7 +85,7 @@ func (c *conn) play(ctx context.Context, cmd Command) error {
 		}
 		return werr.Err
 	case errors.Is(err, media.ErrStreamEnded):
-		c.mc.Write(UserControl(EventStreamEOF, media.RTMPMessageStreamID))
+		c.mc.Write(UserControl(EventStreamEOF, unit.RTMPMessageStreamID))
 		c.onStatus("status", "NetStream.Play.UnpublishNotify", key+" is now unpublished.")
 		c.onStatus("status", "NetStream.Play.Stop", "Stopped playing "+key+".")
 		c.log.Info("stream ended")

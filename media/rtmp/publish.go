@@ -9,6 +9,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // publish serves a publisher until it unpublishes (nil) or the
@@ -44,7 +45,7 @@ func (c *conn) publish(ctx context.Context, cmd Command) error {
 	}
 	c.log.Info("publishing")
 
-	var clock media.Unwrapper
+	var clock unit.Unwrapper
 	timeout := c.srv.cfg.Load().ReadTimeout
 	for {
 		// both ways: what the server writes meanwhile (acks, ping
@@ -85,17 +86,17 @@ func (c *conn) publish(ctx context.Context, cmd Command) error {
 // MessagePacket turns an RTMP audio, video or data message into a hub
 // packet (nil for other messages, or media with nothing to carry);
 // malformed media is an error. clock extends the 32-bit timestamps.
-func MessagePacket(msg *rawmessage.Message, clock *media.Unwrapper) (*media.Packet, error) {
-	kind, body := media.Kind(msg.Type), msg.Body
+func MessagePacket(msg *rawmessage.Message, clock *unit.Unwrapper) (*unit.Packet, error) {
+	kind, body := unit.Kind(msg.Type), msg.Body
 	switch msg.Type {
 	case msgVideo, msgAudio, msgDataAMF0:
 	case msgDataAMF3:
-		kind = media.KindData
+		kind = unit.KindData
 		if len(body) > 0 {
 			body = body[1:] // AMF3 data carries AMF0 after a format byte
 		}
 	default:
 		return nil, nil
 	}
-	return media.TagPacket(kind, clock.Next(uint32(msg.Timestamp/time.Millisecond)), body)
+	return unit.TagPacket(kind, clock.Next(uint32(msg.Timestamp/time.Millisecond)), body)
 }

@@ -28,8 +28,8 @@ import (
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/internal/testmedia/testnode"
-	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/rtmp"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // rawClient is a minimal RTMP publisher built on gortmplib's handshake and
@@ -384,7 +384,7 @@ func h265RoundTrip(t *testing.T, frames int, aus [][][]byte, vps, sps, pps []byt
 		s := n.Hub.Stream("live/h265")
 		return s != nil && s.Codecs().Video != ""
 	})
-	if got, want := n.Hub.Stream("live/h265").Codecs(), (media.CodecInfo{Video: "H265", Width: 640, Height: 360}); got != want {
+	if got, want := n.Hub.Stream("live/h265").Codecs(), (unit.CodecInfo{Video: "H265", Width: 640, Height: 360}); got != want {
 		t.Errorf("Codecs() = %+v, want %+v", got, want)
 	}
 

@@ -12,6 +12,7 @@ import (
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Errors that close a connection.
@@ -61,7 +62,7 @@ func (ss *session) publish() error {
 	cfg := ss.s.conf()
 	dm := mpegts.NewDemuxer()
 	var werr error
-	emit := func(p *media.Packet) {
+	emit := func(p *unit.Packet) {
 		if werr == nil {
 			werr = ss.pub.Write(p)
 		}
@@ -117,7 +118,7 @@ func (ss *session) read() error {
 		return WriteMessage(ss.conn, b, cfg.WriteTimeout)
 	}
 	out := make([]byte, 0, MessageSize)
-	pkts := make([]*media.Packet, 0, 64)
+	pkts := make([]*unit.Packet, 0, 64)
 	for {
 		var err error
 		pkts, err = ss.reader.Next(ctx, pkts)

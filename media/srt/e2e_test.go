@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 const pass32 = "relaymesh-e2e-secret-32"
@@ -122,8 +123,8 @@ func TestSRTInFLVLaneOut(t *testing.T) {
 				return err == nil
 			})
 			defer r.Close()
-			var got []*media.Packet
-			buf := make([]*media.Packet, 0, 64)
+			var got []*unit.Packet
+			buf := make([]*unit.Packet, 0, 64)
 			for {
 				pkts, err := r.Next(ctx, buf)
 				got = append(got, pkts...)
@@ -134,13 +135,13 @@ func TestSRTInFLVLaneOut(t *testing.T) {
 			if err := pub.wait(t, 30*time.Second); err != nil {
 				t.Fatalf("publisher: %v\n%s", err, pub.stderr.String())
 			}
-			var ci media.CodecInfo
+			var ci unit.CodecInfo
 			video := 0
 			var first, last int64 = -1, 0
 			for _, p := range got {
 				if p.Header {
-					ci, _ = media.ParseHeader(p, ci)
-				} else if p.Kind == media.KindVideo {
+					ci, _ = unit.ParseHeader(p, ci)
+				} else if p.Kind == unit.KindVideo {
 					video++
 					if first < 0 {
 						first = p.Time
@@ -176,23 +177,23 @@ func TestSRTInFLVLaneOut(t *testing.T) {
 }
 
 // readFLVFile returns the tags of an FLV file as FLV-lane packets.
-func readFLVFile(t *testing.T, path string) []*media.Packet {
+func readFLVFile(t *testing.T, path string) []*unit.Packet {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b = b[int(b[5])<<24|int(b[6])<<16|int(b[7])<<8|int(b[8])+4:]
-	var out []*media.Packet
+	var out []*unit.Packet
 	for len(b) >= 15 {
 		n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
-		p := &media.Packet{Kind: media.Kind(b[0] & 0x1f), Time: int64(b[4])<<16 | int64(b[5])<<8 | int64(b[6]) | int64(b[7])<<24, Payload: b[11 : 11+n]}
+		p := &unit.Packet{Kind: unit.Kind(b[0] & 0x1f), Time: int64(b[4])<<16 | int64(b[5])<<8 | int64(b[6]) | int64(b[7])<<24, Payload: b[11 : 11+n]}
 		switch p.Kind {
-		case media.KindVideo:
-			v, _ := media.ParseVideoTag(p.Payload)
+		case unit.KindVideo:
+			v, _ := unit.ParseVideoTag(p.Payload)
 			p.Header, p.Keyframe = v.Header, v.Keyframe && !v.Header
-		case media.KindAudio:
-			a, _ := media.ParseAudioTag(p.Payload)
+		case unit.KindAudio:
+			a, _ := unit.ParseAudioTag(p.Payload)
 			p.Header = a.Header
 		default:
 			p.Header = true

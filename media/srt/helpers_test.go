@@ -15,7 +15,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
-	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 type testServer struct {
@@ -29,10 +29,6 @@ type testServer struct {
 func startServer(t *testing.T, cfg Config, hcfg media.HubConfig) *testServer {
 	t.Helper()
 	log, logs := testmedia.Logger(t, "server")
-	if hcfg.NewTSMuxer == nil {
-		hcfg.NewTSMuxer = func() media.Remuxer { return mpegts.NewMuxer() }
-		hcfg.NewTSDemuxer = func() media.Remuxer { return mpegts.NewFLVRemuxer() }
-	}
 	hub := media.NewHub(hcfg, log)
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
@@ -232,11 +228,11 @@ func countRange(pts []float64, from, to float64) int {
 	return n
 }
 
-func writeFLVFile(t *testing.T, path string, pkts []*media.Packet) {
+func writeFLVFile(t *testing.T, path string, pkts []*unit.Packet) {
 	t.Helper()
 	b := []byte{'F', 'L', 'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0}
 	for _, p := range pkts {
-		b = media.AppendFLVTag(b, p.Kind, uint32(p.Time), p.Payload)
+		b = unit.AppendFLVTag(b, p.Kind, uint32(p.Time), p.Payload)
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
@@ -251,7 +247,7 @@ var execCommand = exec.Command
 
 func osWriteFile(p, v string) error { return os.WriteFile(p, []byte(v), 0o644) }
 
-type mediaPacket = media.Packet
+type mediaPacket = unit.Packet
 
 func subscribeFLV() media.SubscribeOptions {
 	return media.SubscribeOptions{Format: media.FormatFLV, Info: media.ReaderInfo{Protocol: "test"}}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt/libsrt"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // WriteMessage writes b to conn as one message, waiting while libsrt's
@@ -33,7 +34,7 @@ func WriteMessage(conn *libsrt.Conn, b []byte, stall time.Duration) error {
 // MessageSize messages, using buf (capacity MessageSize) as scratch, and
 // counts them in r.BytesOut. A partial message goes out at the end of
 // the batch.
-func WriteBatch(r *media.Reader, pkts []*media.Packet, buf []byte, send func([]byte) error) error {
+func WriteBatch(r *media.Reader, pkts []*unit.Packet, buf []byte, send func([]byte) error) error {
 	out := buf[:0]
 	for _, pk := range pkts {
 		for b := pk.Payload; len(b) > 0; {

@@ -11,6 +11,7 @@ import (
 	pwebrtc "github.com/pion/webrtc/v4"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // opusShare is one stream's AAC->Opus transcoder, shared by every WHEP
@@ -108,8 +109,8 @@ func (sh *opusShare) stopLocked() {
 
 // push takes one FLV audio packet from a member's reader; only the
 // feeder's packets are transcoded (every member reads the same stream).
-func (sh *opusShare) push(ss *session, p *media.Packet) {
-	a, ok := media.ParseAudioTag(p.Payload)
+func (sh *opusShare) push(ss *session, p *unit.Packet) {
+	a, ok := unit.ParseAudioTag(p.Payload)
 	if !ok || a.Codec != "AAC" {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // rtpMTU keeps packets under common path MTUs with SRTP and TURN overhead.
@@ -135,7 +136,7 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 	var params [][]byte
 	nalLen := 4
 	var au []byte
-	var buf []*media.Packet
+	var buf []*unit.Packet
 	for {
 		var err error
 		buf, err = rd.Next(ss.ctx, buf[:0:cap(buf)])
@@ -146,17 +147,17 @@ func (ss *session) send(rd *media.Reader, track *pwebrtc.TrackLocalStaticRTP, au
 			return
 		}
 		if cap(buf) == 0 {
-			buf = make([]*media.Packet, 0, 64)
+			buf = make([]*unit.Packet, 0, 64)
 		}
 		for _, p := range buf {
-			if p.Kind == media.KindAudio && audio != nil {
+			if p.Kind == unit.KindAudio && audio != nil {
 				audio.push(ss, p)
 				continue
 			}
-			if p.Kind != media.KindVideo {
+			if p.Kind != unit.KindVideo {
 				continue
 			}
-			v, ok := media.ParseVideoTag(p.Payload)
+			v, ok := unit.ParseVideoTag(p.Payload)
 			if !ok || v.Codec != codec {
 				continue
 			}

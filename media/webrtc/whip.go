@@ -18,6 +18,7 @@ import (
 	pwebrtc "github.com/pion/webrtc/v4"
 
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // startWHIP attaches a publisher and answers the offer with receive-only
@@ -417,7 +418,7 @@ func (w *whipWriter) write(au []byte, ts uint32, at time.Time) error {
 	}
 	if newParams && len(w.sps) >= 4 && len(w.pps) > 0 {
 		hdr := append([]byte{0x17, 0, 0, 0, 0}, avcRecord(w.sps, w.pps)...)
-		if err := w.emit(media.KindVideo, ms, hdr); err != nil {
+		if err := w.emit(unit.KindVideo, ms, hdr); err != nil {
 			return err
 		}
 	}
@@ -429,13 +430,13 @@ func (w *whipWriter) write(au []byte, ts uint32, at time.Time) error {
 	if key {
 		frame[0] = 0x17
 	}
-	return w.emit(media.KindVideo, ms, frame)
+	return w.emit(unit.KindVideo, ms, frame)
 }
 
-func (w *whipWriter) emit(kind media.Kind, ms int64, body []byte) error {
+func (w *whipWriter) emit(kind unit.Kind, ms int64, body []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	p, err := media.TagPacket(kind, ms, body)
+	p, err := unit.TagPacket(kind, ms, body)
 	if err != nil || p == nil {
 		return err
 	}

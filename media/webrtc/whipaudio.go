@@ -14,7 +14,7 @@ import (
 	pwebrtc "github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // recvOpus transcodes a WHIP publisher's Opus to AAC for the stream's
@@ -211,13 +211,13 @@ func (ss *session) readADTS(r io.Reader, w *whipWriter) error {
 				if err != nil {
 					return err
 				}
-				if err := w.emit(media.KindAudio, base, append([]byte{0xaf, 0}, b...)); err != nil {
+				if err := w.emit(unit.KindAudio, base, append([]byte{0xaf, 0}, b...)); err != nil {
 					return err
 				}
 			}
 			ms := base + frames*1024*1000/int64(p.SampleRate)
 			frames++
-			if err := w.emit(media.KindAudio, ms, append([]byte{0xaf, 1}, p.AU...)); err != nil {
+			if err := w.emit(unit.KindAudio, ms, append([]byte{0xaf, 1}, p.AU...)); err != nil {
 				return err
 			}
 		}

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // ErrNotFLV is wrapped by every Reader error about the byte stream's
@@ -30,14 +30,14 @@ const (
 type Reader struct {
 	r       *bufio.Reader
 	started bool
-	clock   media.Unwrapper
+	clock   unit.Unwrapper
 	hdr     [15]byte
 	// Flags are the audio (4) and video (1) bits of the file header.
 	Flags byte
 	// tagged: a tag was returned; held is one returned after the
 	// onMetaData the header's audio-only flags declare
 	tagged bool
-	held   *media.Packet
+	held   *unit.Packet
 }
 
 // NewReader reads FLV from r.
@@ -87,7 +87,7 @@ func (f *Reader) readHeader() error {
 
 // ReadPacket returns the next audio, video or script-data packet. It
 // returns io.EOF at a clean end between tags.
-func (f *Reader) ReadPacket() (*media.Packet, error) {
+func (f *Reader) ReadPacket() (*unit.Packet, error) {
 	if !f.started {
 		if err := f.readHeader(); err != nil {
 			return nil, err
@@ -118,8 +118,8 @@ func (f *Reader) ReadPacket() (*media.Packet, error) {
 		if sid := int(h[8])<<16 | int(h[9])<<8 | int(h[10]); sid != 0 {
 			return nil, flvErr("tag stream id %d, want 0", sid)
 		}
-		kind := media.Kind(typ)
-		carried := kind == media.KindAudio || kind == media.KindVideo || kind == media.KindData
+		kind := unit.Kind(typ)
+		carried := kind == unit.KindAudio || kind == unit.KindVideo || kind == unit.KindData
 		if !carried && size > maxSkip {
 			return nil, flvErr("tag of type %d with %d bytes", typ, size)
 		}
@@ -142,7 +142,7 @@ func (f *Reader) ReadPacket() (*media.Packet, error) {
 		if !carried || size == 0 {
 			continue
 		}
-		pk, err := media.TagPacket(kind, f.clock.Next(ts), body)
+		pk, err := unit.TagPacket(kind, f.clock.Next(ts), body)
 		if err != nil {
 			return nil, flvErr("%v", err)
 		}
@@ -151,12 +151,12 @@ func (f *Reader) ReadPacket() (*media.Packet, error) {
 		}
 		if !f.tagged {
 			f.tagged = true
-			if f.Flags == 4 && !(pk.Kind == media.KindData && media.IsMetaData(pk.Payload)) {
+			if f.Flags == 4 && !(pk.Kind == unit.KindData && unit.IsMetaData(pk.Payload)) {
 				// a header that says audio only and no onMetaData of
 				// its own: declared as one would, stamped like its
-				// first tag (media.DeclaredTracks)
+				// first tag (unit.DeclaredTracks)
 				f.held = pk
-				return media.MetaDataPacket(pk.Time, "", true), nil
+				return unit.MetaDataPacket(pk.Time, "", true), nil
 			}
 		}
 		return pk, nil

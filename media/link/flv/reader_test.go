@@ -7,12 +7,12 @@ import (
 	"os"
 	"testing"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
-func readAllFLV(b []byte) ([]*media.Packet, error) {
+func readAllFLV(b []byte) ([]*unit.Packet, error) {
 	fr := NewReader(bytes.NewReader(b))
-	var out []*media.Packet
+	var out []*unit.Packet
 	for {
 		p, err := fr.ReadPacket()
 		if err != nil {
@@ -38,12 +38,12 @@ func TestFLVReaderFile(t *testing.T) {
 	last := int64(-1)
 	for _, p := range pkts {
 		switch p.Kind {
-		case media.KindVideo:
+		case unit.KindVideo:
 			if p.Header {
 				headers++
 				continue
 			}
-			if v, _ := media.ParseVideoTag(p.Payload); v.EOS {
+			if v, _ := unit.ParseVideoTag(p.Payload); v.EOS {
 				continue // ffmpeg ends the file with an end-of-sequence tag
 			}
 			video++
@@ -54,13 +54,13 @@ func TestFLVReaderFile(t *testing.T) {
 				t.Errorf("video time went back: %d after %d", p.Time, last)
 			}
 			last = p.Time
-		case media.KindAudio:
+		case unit.KindAudio:
 			if p.Header {
 				headers++
 			} else {
 				audio++
 			}
-		case media.KindData:
+		case unit.KindData:
 			if p.Header {
 				meta++
 			}
@@ -73,7 +73,7 @@ func TestFLVReaderFile(t *testing.T) {
 	// the reader's output written back as FLV is the same file
 	out := append([]byte(nil), b[:13]...)
 	for _, p := range pkts {
-		out = media.AppendFLVTag(out, p.Kind, uint32(p.Time), p.Payload)
+		out = unit.AppendFLVTag(out, p.Kind, uint32(p.Time), p.Payload)
 	}
 	if !bytes.Equal(out, b) {
 		t.Errorf("re-serialized FLV differs from the input (%d vs %d bytes)", len(out), len(b))
@@ -87,7 +87,7 @@ func TestFLVReaderBad(t *testing.T) {
 	}
 	hdr := []byte{'F', 'L', 'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0}
 	tag := func(typ byte, body []byte, pts uint32) []byte {
-		b := media.AppendFLVTag(nil, media.Kind(typ), 0, body)
+		b := unit.AppendFLVTag(nil, unit.Kind(typ), 0, body)
 		b = b[:len(b)-4]
 		return append(b, byte(pts>>24), byte(pts>>16), byte(pts>>8), byte(pts))
 	}
@@ -138,7 +138,7 @@ func TestFLVReaderTimestampWrap(t *testing.T) {
 	b := []byte{'F', 'L', 'V', 1, 1, 0, 0, 0, 9, 0, 0, 0, 0}
 	body := []byte{0x27, 1, 0, 0, 0, 0xaa}
 	for _, ts := range []uint32{0xFFFFFF00, 0xFFFFFFF0, 0x10, 0x50} {
-		b = media.AppendFLVTag(b, media.KindVideo, ts, body)
+		b = unit.AppendFLVTag(b, unit.KindVideo, ts, body)
 	}
 	pkts, err := readAllFLV(b)
 	if err != nil {
@@ -152,34 +152,34 @@ func TestFLVReaderTimestampWrap(t *testing.T) {
 	}
 }
 
-var declaredAudio = media.MetaDataPacket(0, "", true).Payload
+var declaredAudio = unit.MetaDataPacket(0, "", true).Payload
 
 // TestFLVReaderDeclaresAudioOnly: a file header whose flags say audio
 // only, with no onMetaData first, is declared as an onMetaData would be
-// (media.DeclaredTracks: a flow starts such a source at once), stamped
+// (unit.DeclaredTracks: a flow starts such a source at once), stamped
 // like the first tag; flags for both tracks, or an onMetaData of the
 // file's own, add nothing.
 func TestFLVReaderDeclaresAudioOnly(t *testing.T) {
 	aac := []byte{0xaf, 0, 0x12, 0x10}
-	meta := media.MetaDataPacket(0, "H264", true).Payload
+	meta := unit.MetaDataPacket(0, "H264", true).Payload
 	for _, c := range []struct {
 		name  string
 		flags byte
 		first []byte // the first tag (script data when it is meta)
-		want  media.Tracks
+		want  unit.Tracks
 		n     int // packets
 	}{
-		{"audio-only flags", 4, aac, media.TracksAudioOnly, 3},
-		{"both flags", 5, aac, media.TracksUnknown, 2},
-		{"audio-only flags, own onMetaData", 4, meta, media.TracksVideo, 2},
+		{"audio-only flags", 4, aac, unit.TracksAudioOnly, 3},
+		{"both flags", 5, aac, unit.TracksUnknown, 2},
+		{"audio-only flags, own onMetaData", 4, meta, unit.TracksVideo, 2},
 	} {
 		b := []byte{'F', 'L', 'V', 1, c.flags, 0, 0, 0, 9, 0, 0, 0, 0}
-		kind := media.KindAudio
+		kind := unit.KindAudio
 		if bytes.Equal(c.first, meta) {
-			kind = media.KindData
+			kind = unit.KindData
 		}
-		b = media.AppendFLVTag(b, kind, 1000, c.first)
-		b = media.AppendFLVTag(b, media.KindAudio, 1020, []byte{0xaf, 1, 0x21, 0x10})
+		b = unit.AppendFLVTag(b, kind, 1000, c.first)
+		b = unit.AppendFLVTag(b, unit.KindAudio, 1020, []byte{0xaf, 1, 0x21, 0x10})
 		pkts, err := readAllFLV(b)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -187,14 +187,14 @@ func TestFLVReaderDeclaresAudioOnly(t *testing.T) {
 		if len(pkts) != c.n {
 			t.Fatalf("%s: %d packets, want %d", c.name, len(pkts), c.n)
 		}
-		got := media.TracksUnknown
-		if pkts[0].Kind == media.KindData {
-			got = media.DeclaredTracks(pkts[0].Payload)
+		got := unit.TracksUnknown
+		if pkts[0].Kind == unit.KindData {
+			got = unit.DeclaredTracks(pkts[0].Payload)
 		}
 		if got != c.want || pkts[0].Time != 1000 || !pkts[0].Header {
 			t.Errorf("%s: first packet %v at %d declares %v, want %v at 1000", c.name, pkts[0].Kind, pkts[0].Time, got, c.want)
 		}
-		if last := pkts[len(pkts)-1]; last.Time != 1020 || last.Kind != media.KindAudio {
+		if last := pkts[len(pkts)-1]; last.Time != 1020 || last.Kind != unit.KindAudio {
 			t.Errorf("%s: last packet %v at %d, want the audio frame at 1020", c.name, last.Kind, last.Time)
 		}
 	}

@@ -1,4 +1,4 @@
-package media_test
+package unit_test
 
 import (
 	"bytes"
@@ -11,8 +11,11 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
+
+// metaBody is a synthetic onMetaData body (an empty ECMA array).
+var metaBody = []byte{0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a', 0x08, 0, 0, 0, 0}
 
 func body(n int) []byte {
 	b := make([]byte, n)
@@ -24,26 +27,26 @@ func body(n int) []byte {
 
 type wireCase struct {
 	name string
-	kind media.Kind
+	kind unit.Kind
 	ts   uint32
 	body []byte
 }
 
 func wireCases() []wireCase {
-	cs := media.RTMPChunkSize
+	cs := unit.RTMPChunkSize
 	return []wireCase{
-		{"empty video", media.KindVideo, 0, nil},
-		{"one byte audio", media.KindAudio, 20, body(1)},
-		{"data", media.KindData, 0, metaBody},
-		{"exactly one chunk", media.KindVideo, 40, body(cs)},
-		{"one chunk and a byte", media.KindVideo, 80, body(cs + 1)},
-		{"three and a half chunks", media.KindVideo, 120, body(3*cs + cs/2)},
-		{"largest 24-bit timestamp", media.KindAudio, 0xFFFFFE, body(10)},
-		{"extended timestamp at 0xFFFFFF", media.KindVideo, 0xFFFFFF, body(2*cs + 5)},
-		{"extended timestamp, several chunks", media.KindVideo, 0x12345678, body(4*cs + 1)},
-		{"extended timestamp, empty body", media.KindData, 0x80000000, nil},
-		{"largest timestamp", media.KindAudio, 0xFFFFFFFF, body(cs + 3)},
-		{"back to a small timestamp", media.KindVideo, 100, body(cs + 3)},
+		{"empty video", unit.KindVideo, 0, nil},
+		{"one byte audio", unit.KindAudio, 20, body(1)},
+		{"data", unit.KindData, 0, metaBody},
+		{"exactly one chunk", unit.KindVideo, 40, body(cs)},
+		{"one chunk and a byte", unit.KindVideo, 80, body(cs + 1)},
+		{"three and a half chunks", unit.KindVideo, 120, body(3*cs + cs/2)},
+		{"largest 24-bit timestamp", unit.KindAudio, 0xFFFFFE, body(10)},
+		{"extended timestamp at 0xFFFFFF", unit.KindVideo, 0xFFFFFF, body(2*cs + 5)},
+		{"extended timestamp, several chunks", unit.KindVideo, 0x12345678, body(4*cs + 1)},
+		{"extended timestamp, empty body", unit.KindData, 0x80000000, nil},
+		{"largest timestamp", unit.KindAudio, 0xFFFFFFFF, body(cs + 3)},
+		{"back to a small timestamp", unit.KindVideo, 100, body(cs + 3)},
 	}
 }
 
@@ -51,7 +54,7 @@ func newReader(t *testing.T, b []byte) *rawmessage.Reader {
 	t.Helper()
 	br := bytes.NewReader(b)
 	r := rawmessage.NewReader(br, bytecounter.NewReader(br), func(uint32) error { return nil })
-	if err := r.SetChunkSize(media.RTMPChunkSize); err != nil {
+	if err := r.SetChunkSize(unit.RTMPChunkSize); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -83,7 +86,7 @@ func TestAppendRTMP(t *testing.T) {
 	var bufs [][]byte
 	var hdr []byte
 	for _, tc := range wireCases() {
-		p := &media.Packet{Kind: tc.kind, Time: int64(tc.ts), Payload: tc.body}
+		p := &unit.Packet{Kind: tc.kind, Time: int64(tc.ts), Payload: tc.body}
 		bufs, hdr = p.AppendRTMP(bufs, hdr)
 	}
 	r := newReader(t, bytes.Join(bufs, nil))
@@ -92,28 +95,28 @@ func TestAppendRTMP(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		check(t, msg, tc, media.RTMPMessageStreamID)
+		check(t, msg, tc, unit.RTMPMessageStreamID)
 	}
 	if _, err := r.Read(); err != io.EOF {
 		t.Errorf("bytes left after the messages: %v", err)
 	}
 	t.Run("packet AppendRTMP uses stream 1 and the low 32 bits of Time", func(t *testing.T) {
-		p := &media.Packet{Kind: media.KindVideo, Time: 1<<32 + 7, Payload: body(5000)}
+		p := &unit.Packet{Kind: unit.KindVideo, Time: 1<<32 + 7, Payload: body(5000)}
 		msg, err := newReader(t, flatRTMP(t, p)).Read()
 		if err != nil {
 			t.Fatal(err)
 		}
-		check(t, msg, wireCase{kind: media.KindVideo, ts: 7, body: p.Payload}, media.RTMPMessageStreamID)
+		check(t, msg, wireCase{kind: unit.KindVideo, ts: 7, body: p.Payload}, unit.RTMPMessageStreamID)
 	})
 }
 
 // flatRTMP returns p's RTMP iovecs joined, after checking that the
 // payload is not copied and that the framing fits the documented scratch.
-func flatRTMP(t *testing.T, p *media.Packet) []byte {
+func flatRTMP(t *testing.T, p *unit.Packet) []byte {
 	t.Helper()
 	bufs, hdr := p.AppendRTMP(nil, nil)
-	if len(hdr) > media.RTMPHeaderScratch {
-		t.Errorf("AppendRTMP used %d bytes of scratch, documented at most %d", len(hdr), media.RTMPHeaderScratch)
+	if len(hdr) > unit.RTMPHeaderScratch {
+		t.Errorf("AppendRTMP used %d bytes of scratch, documented at most %d", len(hdr), unit.RTMPHeaderScratch)
 	}
 	checkShared(t, bufs, p.Payload)
 	return bytes.Join(bufs, nil)
@@ -138,28 +141,28 @@ func checkShared(t *testing.T, bufs [][]byte, payload []byte) {
 func TestPacketWireVectors(t *testing.T) {
 	for _, tc := range wireCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &media.Packet{Kind: tc.kind, Time: int64(tc.ts), Payload: tc.body}
+			p := &unit.Packet{Kind: tc.kind, Time: int64(tc.ts), Payload: tc.body}
 			msg, err := newReader(t, flatRTMP(t, p)).Read()
 			if err != nil {
 				t.Fatal(err)
 			}
-			check(t, msg, tc, media.RTMPMessageStreamID)
+			check(t, msg, tc, unit.RTMPMessageStreamID)
 
 			bufs, hdr := p.AppendFLV(nil, nil)
-			if len(hdr) > media.FLVHeaderScratch {
-				t.Errorf("AppendFLV used %d bytes of scratch, documented %d", len(hdr), media.FLVHeaderScratch)
+			if len(hdr) > unit.FLVHeaderScratch {
+				t.Errorf("AppendFLV used %d bytes of scratch, documented %d", len(hdr), unit.FLVHeaderScratch)
 			}
 			checkShared(t, bufs, p.Payload)
-			if flat := bytes.Join(bufs, nil); !bytes.Equal(flat, media.AppendFLVTag(nil, tc.kind, tc.ts, tc.body)) {
+			if flat := bytes.Join(bufs, nil); !bytes.Equal(flat, unit.AppendFLVTag(nil, tc.kind, tc.ts, tc.body)) {
 				t.Fatalf("AppendFLV iovecs differ from AppendFLVTag")
 			}
 		})
 	}
 	t.Run("scratch of several packets keeps earlier headers", func(t *testing.T) {
-		ps := []*media.Packet{
-			{Kind: media.KindVideo, Time: 40, Payload: body(3 * media.RTMPChunkSize)},
-			{Kind: media.KindAudio, Time: 0xFFFFFFF0, Payload: body(media.RTMPChunkSize + 1)},
-			{Kind: media.KindData, Time: 5, Payload: metaBody},
+		ps := []*unit.Packet{
+			{Kind: unit.KindVideo, Time: 40, Payload: body(3 * unit.RTMPChunkSize)},
+			{Kind: unit.KindAudio, Time: 0xFFFFFFF0, Payload: body(unit.RTMPChunkSize + 1)},
+			{Kind: unit.KindData, Time: 5, Payload: metaBody},
 		}
 		var bufs [][]byte
 		var hdr []byte
@@ -172,13 +175,13 @@ func TestPacketWireVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			check(t, msg, wireCase{kind: p.Kind, ts: uint32(p.Time), body: p.Payload}, media.RTMPMessageStreamID)
+			check(t, msg, wireCase{kind: p.Kind, ts: uint32(p.Time), body: p.Payload}, unit.RTMPMessageStreamID)
 		}
 	})
 }
 
 // parseFLVTag reads one tag and its PreviousTagSize, as a player does.
-func parseFLVTag(t *testing.T, b []byte) (kind media.Kind, ts uint32, body, rest []byte) {
+func parseFLVTag(t *testing.T, b []byte) (kind unit.Kind, ts uint32, body, rest []byte) {
 	t.Helper()
 	if len(b) < 15 {
 		t.Fatalf("tag of %d bytes", len(b))
@@ -194,14 +197,14 @@ func parseFLVTag(t *testing.T, b []byte) (kind media.Kind, ts uint32, body, rest
 	if prev := binary.BigEndian.Uint32(b[11+n:]); prev != uint32(11+n) {
 		t.Errorf("PreviousTagSize = %d, want %d", prev, 11+n)
 	}
-	return media.Kind(b[0]), ts, b[11 : 11+n], b[11+n+4:]
+	return unit.Kind(b[0]), ts, b[11 : 11+n], b[11+n+4:]
 }
 
 func TestAppendFLVTag(t *testing.T) {
 	var all []byte
 	for _, tc := range wireCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			b := media.AppendFLVTag(nil, tc.kind, tc.ts, tc.body)
+			b := unit.AppendFLVTag(nil, tc.kind, tc.ts, tc.body)
 			all = append(all, b...)
 			kind, ts, body, rest := parseFLVTag(t, b)
 			if kind != tc.kind || ts != tc.ts || !bytes.Equal(body, tc.body) || len(rest) != 0 {
@@ -212,7 +215,7 @@ func TestAppendFLVTag(t *testing.T) {
 	t.Run("all in one file", func(t *testing.T) {
 		rest := all
 		for _, tc := range wireCases() {
-			var kind media.Kind
+			var kind unit.Kind
 			var ts uint32
 			var body []byte
 			kind, ts, body, rest = parseFLVTag(t, rest)
@@ -222,10 +225,10 @@ func TestAppendFLVTag(t *testing.T) {
 		}
 	})
 	t.Run("packet AppendFLV", func(t *testing.T) {
-		p := &media.Packet{Kind: media.KindAudio, Time: 0x01020304, Payload: body(9)}
+		p := &unit.Packet{Kind: unit.KindAudio, Time: 0x01020304, Payload: body(9)}
 		bufs, _ := p.AppendFLV(nil, nil)
 		kind, ts, b, _ := parseFLVTag(t, bytes.Join(bufs, nil))
-		if kind != media.KindAudio || ts != 0x01020304 || !bytes.Equal(b, p.Payload) {
+		if kind != unit.KindAudio || ts != 0x01020304 || !bytes.Equal(b, p.Payload) {
 			t.Fatalf("got %d %x %d bytes", kind, ts, len(b))
 		}
 	})

@@ -1,7 +1,10 @@
-// Package media is relaymesh's data plane: the stream hub (one writer, many
-// readers, GOP cache), codec helpers, FLV <-> MPEG-TS remux and the protocol
-// endpoints. It knows nothing of the cluster.
-package media
+// Package unit is the leaf of the data plane: the packet every protocol
+// package and the hub pass around (Packet, Kind), its wire forms (RTMP
+// chunks, FLV tags), and what a packet's FLV tag body says about the codec
+// (CodecInfo, ParseVideoTag, ParseAudioTag, Tracks). It imports nothing of
+// relaymesh, so the hub (media), the remuxers (media/mpegts) and the
+// endpoints can all depend on it.
+package unit
 
 import (
 	"encoding/binary"
@@ -61,6 +64,10 @@ type Packet struct {
 
 // Seq is the packet's position in its lane, assigned by the hub.
 func (p *Packet) Seq() uint64 { return p.seq }
+
+// SetSeq numbers the packet; only the hub's lane that takes it calls it,
+// once, before any reader sees the packet.
+func (p *Packet) SetSeq(seq uint64) { p.seq = seq }
 
 // RTMPChunkSize is the chunk size relaymesh announces to every RTMP reader,
 // so one serialization of a packet serves all of them.

@@ -1,10 +1,11 @@
-package media_test
+package unit_test
 
 import (
 	"bytes"
 	"testing"
 
-	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Seed corpora live in testdata/fuzz/FuzzX/; the f.Add seeds below cover
@@ -29,7 +30,7 @@ func FuzzParseVideoTag(f *testing.F) {
 	f.Add([]byte{0xa3, 'h', 'v', 'c', '1', 0, 0, 0, 1, 0x02})
 	f.Add([]byte{0x92, 'a', 'v', 'c', '1'})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v, ok := media.ParseVideoTag(b)
+		v, ok := unit.ParseVideoTag(b)
 		if !ok {
 			return
 		}
@@ -51,7 +52,7 @@ func FuzzParseAudioTag(f *testing.F) {
 	f.Add([]byte{0x2f, 0xff, 0xfb})
 	f.Add([]byte{0x90, 'm', 'p', '4', 'a', 0x11, 0x90})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a, ok := media.ParseAudioTag(b)
+		a, ok := unit.ParseAudioTag(b)
 		if !ok {
 			return
 		}
@@ -65,17 +66,17 @@ func FuzzParseAudioTag(f *testing.F) {
 }
 
 func FuzzParseHeader(f *testing.F) {
-	avc, aac := flvHeaders(f, "testdata/h264_aac_640x360.flv")
+	avc, aac := testmedia.FLVHeaders(f, "testdata/h264_aac_640x360.flv")
 	hvcc := hevcRecord(f, "testdata/hevc_640x360.h265")
-	f.Add(uint8(media.KindVideo), avc)
-	f.Add(uint8(media.KindAudio), aac)
-	f.Add(uint8(media.KindVideo), cat([]byte{0x90, 'h', 'v', 'c', '1'}, hvcc))
-	f.Add(uint8(media.KindVideo), cat([]byte{0x1c, 0, 0, 0, 0}, hvcc))
-	f.Add(uint8(media.KindData), metaBody)
+	f.Add(uint8(unit.KindVideo), avc)
+	f.Add(uint8(unit.KindAudio), aac)
+	f.Add(uint8(unit.KindVideo), cat([]byte{0x90, 'h', 'v', 'c', '1'}, hvcc))
+	f.Add(uint8(unit.KindVideo), cat([]byte{0x1c, 0, 0, 0, 0}, hvcc))
+	f.Add(uint8(unit.KindData), metaBody)
 	f.Fuzz(func(t *testing.T, kind uint8, b []byte) {
-		p := &media.Packet{Kind: media.Kind(kind), Header: true, Payload: b}
-		prev := media.CodecInfo{Video: "prev", Width: 1, Height: 2, Audio: "prev", SampleRate: 3, Channels: 4}
-		ci, ok := media.ParseHeader(p, prev)
+		p := &unit.Packet{Kind: unit.Kind(kind), Header: true, Payload: b}
+		prev := unit.CodecInfo{Video: "prev", Width: 1, Height: 2, Audio: "prev", SampleRate: 3, Channels: 4}
+		ci, ok := unit.ParseHeader(p, prev)
 		if !ok {
 			if ci != prev {
 				t.Fatalf("not a header but the info changed: %+v", ci)
@@ -85,12 +86,12 @@ func FuzzParseHeader(f *testing.F) {
 		if ci.Width < 0 || ci.Height < 0 || ci.SampleRate < 0 || ci.Channels < 0 {
 			t.Fatalf("negative values: %+v", ci)
 		}
-		switch media.Kind(kind) {
-		case media.KindVideo:
+		switch unit.Kind(kind) {
+		case unit.KindVideo:
 			if ci.Audio != prev.Audio || ci.SampleRate != prev.SampleRate || ci.Channels != prev.Channels {
 				t.Fatalf("a video header changed the audio: %+v", ci)
 			}
-		case media.KindAudio:
+		case unit.KindAudio:
 			if ci.Video != prev.Video || ci.Width != prev.Width || ci.Height != prev.Height {
 				t.Fatalf("an audio header changed the video: %+v", ci)
 			}
