@@ -51,6 +51,42 @@ func TestWHEPPageInChromium(t *testing.T) {
 	}
 }
 
+// TestFLVPageInChromium: with auth.play on, the player page opened with
+// a signed play token and #flv plays over HTTP-FLV (the vendored
+// mpegts.js, MSE), the token carried to the .flv request: decoded frames
+// advance for ten seconds of video, the HTTP-FLV reader shows in
+// /v1/streams; a screenshot is kept as for TestHLSPageInChromium. The
+// same page without the token plays nothing and shows the refusal.
+func TestFLVPageInChromium(t *testing.T) {
+	keyFile := signingKey(t)
+	tok := signPlay(t, keyFile, "live/web", "10m")
+	a, b := playPageInChromium(t, fmt.Sprintf("[auth]\npublish = false\nplay = true\nkey_file = %q\n", keyFile), "?"+tok+"#flv", "flv")
+	waitStreams(t, a, "the page's HTTP-FLV reader listed", func(sr streamsResp) bool {
+		if len(sr.Streams) != 1 {
+			return false
+		}
+		for _, r := range sr.Streams[0].Readers {
+			if r.Protocol == "httpflv" {
+				return true
+			}
+		}
+		return false
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", a.ports["http"])
+	b.Call(t, "Page.navigate", map[string]any{"url": base + "/live/web/#flv"}, nil)
+	var status string
+	testmedia.Eventually(t, 30*time.Second, "the page without the token shows the refused .flv request", func() bool {
+		b.Eval(t, "document.getElementById('status') ? document.getElementById('status').textContent : ''", &status)
+		return strings.Contains(status, "mpegts.js: NetworkError")
+	})
+	t.Logf("without the token: %s", status)
+	var frames int
+	b.Eval(t, "window.relaymeshFrames || 0", &frames)
+	if frames != 0 {
+		t.Errorf("the page without the token decoded %d frames", frames)
+	}
+}
+
 // TestPageFallsBackToHLS: with webrtc.enabled = false the page's WHEP
 // offer is refused and the page plays over LL-HLS instead.
 func TestPageFallsBackToHLS(t *testing.T) {
@@ -63,10 +99,10 @@ func TestPageFallsBackToHLS(t *testing.T) {
 }
 
 // playPageInChromium publishes live/web over RTMP to an agent with
-// extra, opens its player page with fragment in Chromium and checks that
-// it plays over transport for ten seconds of video and that / lists the
-// stream.
-func playPageInChromium(t *testing.T, extra, fragment, transport string) (*agentProc, *chromium.Page) {
+// extra, opens its player page with suffix (a query, a fragment) in
+// Chromium and checks that it plays over transport for ten seconds of
+// video and that / (with the page's query) lists the stream.
+func playPageInChromium(t *testing.T, extra, suffix, transport string) (*agentProc, *chromium.Page) {
 	t.Helper()
 	testmedia.Need(t, "ffmpeg")
 	if testing.Short() {
@@ -78,7 +114,7 @@ func playPageInChromium(t *testing.T, extra, fragment, transport string) (*agent
 	t.Cleanup(func() { pub.Cmd.Process.Kill() })
 	waitStreams(t, a, "publisher live", func(sr streamsResp) bool { return len(sr.Streams) == 1 })
 	base := fmt.Sprintf("http://127.0.0.1:%d", a.ports["http"])
-	b := chromium.Start(t, base+"/live/web/"+fragment)
+	b := chromium.Start(t, base+"/live/web/"+suffix)
 
 	frames := func() int {
 		var n int
@@ -108,7 +144,7 @@ func playPageInChromium(t *testing.T, extra, fragment, transport string) (*agent
 	t.Logf("screenshot of the playing page: %s", shot)
 
 	var listed string
-	b.Eval(t, "fetch('/').then(r => r.text()).then(h => new DOMParser().parseFromString(h, 'text/html').querySelector('tr.stream').dataset.key)", &listed)
+	b.Eval(t, "fetch('/' + location.search).then(r => r.text()).then(h => new DOMParser().parseFromString(h, 'text/html').querySelector('tr.stream').dataset.key)", &listed)
 	if listed != "live/web" {
 		t.Errorf("status page lists %q, want live/web", listed)
 	}

@@ -19,6 +19,18 @@ func (p *agentProc) hls(key, file string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d/%s/%s", p.ports["http"], key, file)
 }
 
+// signPlay returns the query of a play URL for key signed by relaymesh
+// sign with keyFile, valid for ttl.
+func signPlay(t *testing.T, keyFile, key, ttl string) string {
+	t.Helper()
+	out, err := exec.Command(binary(t), "sign", "--key", keyFile, "--action", "play", "--ttl", ttl, key).Output()
+	if err != nil {
+		t.Fatalf("relaymesh sign: %v", err)
+	}
+	_, q, _ := strings.Cut(strings.TrimSpace(string(out)), "?")
+	return q
+}
+
 // get returns the status and body of url, bounded by d.
 func get(t *testing.T, url string, d time.Duration) (int, string) {
 	t.Helper()
@@ -276,12 +288,7 @@ func TestHLSAuthAndLimits(t *testing.T) {
 		if len(ttl) > 0 {
 			d = ttl[0]
 		}
-		out, err := exec.Command(binary(t), "sign", "--key", keyFile, "--action", "play", "--ttl", d, key).Output()
-		if err != nil {
-			t.Fatalf("relaymesh sign: %v", err)
-		}
-		_, q, _ := strings.Cut(strings.TrimSpace(string(out)), "?")
-		return q
+		return signPlay(t, keyFile, key, d)
 	}
 	ctx := context.Background()
 	src := testmedia.Source{Realtime: true, Audio: true, GOP: 25, Duration: 30 * time.Second}

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Glass-to-glass latency in headless Chromium, per transport of the web
-# page (WHEP, LL-HLS): ffmpeg draws its wall clock into each frame
+# page (WHEP, LL-HLS, HTTP-FLV): ffmpeg draws its wall clock into each frame
 # (bench/g2g explains the pattern) of a live 640x360 30 fps H.264 stream
 # (x264 ultrafast/zerolatency, 1 s GOP, AAC audio) published over RTMP;
 # Chromium plays /live/g2g/#TRANSPORT and reads the clock back from every
 # presented frame. One JSON line per rep and transport in
-# $OUT/results.jsonl (min/p10/p50/p90/max in ms).
-#   bench/g2g.sh                  # REPS=3 DURATION=30 TRANSPORTS="whep ll-hls" AUDIO=1
+# $OUT/results.jsonl (min/p10/p50/p90/max in ms; node_cpu_s: CPU seconds
+# of the node and its children, e.g. the AAC -> Opus ffmpeg of a WHEP
+# reader, while the transport was measured, publisher's ingest included).
+#   bench/g2g.sh                  # REPS=3 DURATION=30 TRANSPORTS="whep ll-hls flv" AUDIO=1
 # AUDIO=0 publishes video only (no AAC -> Opus child, nothing for the
 # browser to lip-sync the video to).
-# HTTP-FLV is not measured: the page has no FLV player (a browser plays
-# FLV only through a JavaScript demuxer, which is not vendored).
+# flv is the page's #flv mode: the node's /live/g2g.flv played by the
+# vendored mpegts.js (MSE).
 set -euo pipefail
 REPS=${REPS:-3}
 DURATION=${DURATION:-30}
-TRANSPORTS=${TRANSPORTS:-"whep ll-hls"}
+TRANSPORTS=${TRANSPORTS:-"whep ll-hls flv"}
 AUDIO=${AUDIO:-1}
 CACHE=${CACHE:-$HOME/.cache/relaymesh-bench}
 OUT=${OUT:-/tmp/relaymesh-bench-g2g}
@@ -22,6 +24,16 @@ BASE_PORT=${BASE_PORT:-27200}
 RTMP_PORT=$((BASE_PORT + 1))
 source "$(dirname "$0")/lib.sh"
 cleanup() { stop_all; }
+# tree_ticks PID: CPU time of PID, its children that ended (cutime,
+# cstime) and those running, in clock ticks
+tree_ticks() {
+	local t p
+	t=$(sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13 + $14 + $15}')
+	for p in $(pgrep -P "$1"); do
+		[ -r "/proc/$p/stat" ] && t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+	done
+	echo "$t"
+}
 bench_setup
 need_tools ffmpeg chromium curl
 if [ -z "${RELAYMESH_BIN:-}" ]; then
@@ -49,11 +61,14 @@ for rep in $(seq "$REPS"); do
 	PIDS+=("$pub")
 	for tr in $TRANSPORTS; do
 		log "rep $rep: $tr for ${DURATION}s (load $(cut -d' ' -f1-3 /proc/loadavg))"
+		t0=$(tree_ticks "$SERVER_PID")
 		line=$(G2G_URL="http://127.0.0.1:$((BASE_PORT + 2))/live/g2g/#$tr" G2G_TRANSPORT=$tr G2G_SECONDS=$DURATION \
 			G2G_SCREENSHOT="$dir/$tr.png" "$OUT/g2g.test" -test.run TestGlassToGlass -test.v -test.timeout 5m 2>&1 |
 			tee "$dir/$tr.log" | sed -n 's/^G2G //p')
+		cpu=$(($(tree_ticks "$SERVER_PID") - t0))
 		[ -n "$line" ] || { log "rep $rep $tr failed: $(tail -c 400 "$dir/$tr.log")"; continue; }
-		jq -c --argjson rep "$rep" --argjson audio "$AUDIO" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '. + {rep: $rep, audio: $audio, load: $load} | del(.page_status)' <<<"$line" | tee -a "$RESULTS"
+		jq -c --argjson rep "$rep" --argjson audio "$AUDIO" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson cpu "$cpu" \
+			'. + {rep: $rep, audio: $audio, load: $load, node_cpu_s: ($cpu / 100)} | del(.page_status)' <<<"$line" | tee -a "$RESULTS"
 	done
 	stop_and_forget "$pub" "$SERVER_PID"
 done

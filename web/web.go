@@ -1,6 +1,7 @@
 // Package web is the node's small web page on the HTTP media listener:
 // GET / lists the live streams, GET /APP/NAME/ plays one in the browser
-// (WebRTC over WHEP, else LL-HLS; see static/player.js). Its JavaScript
+// (WebRTC over WHEP, else LL-HLS; HTTP-FLV on request; see
+// static/player.js). Its JavaScript
 // is vendored or written here (no CDN, no build step).
 package web
 
@@ -16,7 +17,7 @@ import (
 	"github.com/relaymesh/relaymesh/netutil"
 )
 
-//go:embed static/hls.min.js static/player.js
+//go:embed static/hls.min.js static/mpegts.js static/player.js
 var static embed.FS
 
 // StaticPrefix is where the page's scripts are served.
@@ -63,10 +64,11 @@ var (
 <html><head><meta charset="utf-8"><title>{{.Key}}: relaymesh</title>
 <style>body{font-family:sans-serif;margin:2em}video{width:100%;max-width:960px;max-height:60vh;background:#000}</style></head>
 <body><h1>{{.Key}}</h1>
-<video id="video" controls muted autoplay playsinline data-src="{{.Src}}" data-whep="{{.WHEP}}"></video>
+<video id="video" controls muted autoplay playsinline data-src="{{.Src}}" data-whep="{{.WHEP}}" data-flv="{{.FLV}}"></video>
 <p id="status">starting</p>
 <p><a href="/">all streams</a></p>
 <script src="/_static/hls.min.js"></script>
+<script src="/_static/mpegts.js"></script>
 <script src="/_static/player.js"></script>
 </body></html>
 `))
@@ -111,12 +113,11 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
-		src, whep := "/"+key+"/index.m3u8", "/"+key+"/whep"
-		if r.URL.RawQuery != "" {
-			src += "?" + r.URL.RawQuery // the signed play token
-			whep += "?" + r.URL.RawQuery
+		src, whep, flv := "/"+key+"/index.m3u8", "/"+key+"/whep", "/"+key+".flv"
+		if q := r.URL.RawQuery; q != "" { // the signed play token
+			src, whep, flv = src+"?"+q, whep+"?"+q, flv+"?"+q
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		playerTmpl.Execute(w, struct{ Key, Src, WHEP string }{key, src, whep})
+		playerTmpl.Execute(w, struct{ Key, Src, WHEP, FLV string }{key, src, whep, flv})
 	}
 }

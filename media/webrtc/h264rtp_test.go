@@ -114,6 +114,27 @@ func TestH264AssemblerMutations(t *testing.T) {
 	set := func(i int, f func(*testPkt)) mut {
 		return func(ps []testPkt) []testPkt { f(&ps[i]); return ps }
 	}
+	// huge puts a 4.5 MiB FU-A P slice (past maxFrameBytes) in place
+	// of frame 13's packet, renumbering what follows
+	huge := func(ps []testPkt) []testPkt {
+		i, n := idx(13), (4<<20+512<<10)/1400
+		p := ps[i]
+		frag := make([]testPkt, n)
+		for j := range frag {
+			hdr := byte(0x01)
+			if j == 0 {
+				hdr |= 0x80
+			} else if j == n-1 {
+				hdr |= 0x40
+			}
+			frag[j] = testPkt{seq: p.seq + uint16(j), ts: p.ts, marker: j == n-1, payload: append([]byte{0x7c, hdr}, make([]byte, 1400)...), at: p.at}
+		}
+		ps = slices.Replace(ps, i, i+1, frag...)
+		for j := i + n; j < len(ps); j++ {
+			ps[j].seq += uint16(n - 1)
+		}
+		return ps
+	}
 	k := idx(10) // the second keyframe's STAP-A; k+1..k+3 its FU-A
 	cases := []struct {
 		name string
@@ -141,6 +162,7 @@ func TestH264AssemblerMutations(t *testing.T) {
 		{"forbidden bit", set(idx(13), func(p *testPkt) { p.payload[0] |= 0x80 }), lostGOP, dropBroken},
 		{"NAL type 30", set(idx(13), func(p *testPkt) { p.payload[0] = 0x5e }), lostGOP, dropBroken},
 		{"MTAP16", set(idx(13), func(p *testPkt) { p.payload[0] = 0x5a }), lostGOP, dropBroken},
+		{"FU-A past maxFrameBytes", huge, lostGOP, dropBroken},
 		{"sequence jump ahead", insert(idx(13), testPkt{ts: 13 * 3000, payload: []byte{0x41, 1}}), all, dropStray},
 		{"sequence jump back", insert(idx(13), testPkt{ts: 13 * 3000, payload: []byte{0x41, 1}}), all, dropStray},
 	}

@@ -17,7 +17,6 @@ import (
 
 	pwebrtc "github.com/pion/webrtc/v4"
 	pmedia "github.com/pion/webrtc/v4/pkg/media"
-	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 	"github.com/pion/webrtc/v4/pkg/media/h264writer"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
@@ -224,68 +223,15 @@ func children(t *testing.T, arg string) []string {
 // per frame, a keyframe every second.
 func h264File(t *testing.T, seconds int) string {
 	t.Helper()
-	return h264FileGOP(t, seconds, 25)
-}
-
-// h264FileGOP is h264File with a keyframe every gop frames.
-func h264FileGOP(t *testing.T, seconds, gop int) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "src.h264")
-	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
-		"testsrc=size=320x240:rate=25:duration="+strconv.Itoa(seconds), "-c:v", "libx264", "-profile:v", "baseline",
-		"-preset", "ultrafast", "-threads", "1", "-g", strconv.Itoa(gop), "-keyint_min", strconv.Itoa(gop), "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p", "-f", "h264", "-y", out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v: %s", err, b)
-	}
-	return out
+	return webrtcpeer.H264File(t, seconds, 25)
 }
 
 // publishFile sends an Annex B file as access units at 25 fps until ctx ends
 // or the file does.
 func publishFile(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalStaticSample, path string) {
-	accessUnits(ctx, t, path, func(au []byte) error {
+	webrtcpeer.AccessUnits(ctx, t, path, func(au []byte) error {
 		return track.WriteSample(pmedia.Sample{Data: bytes.Clone(au), Duration: 40 * time.Millisecond})
 	})
-}
-
-// accessUnits calls send with each access unit of an Annex B file (its
-// NAL units with start codes; reused after send returns) at 25 fps,
-// until ctx ends, the file does or send fails.
-func accessUnits(ctx context.Context, t *testing.T, path string, send func(au []byte) error) {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	defer f.Close()
-	rd, err := h264reader.NewReader(f)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	tick := time.NewTicker(40 * time.Millisecond)
-	defer tick.Stop()
-	var au bytes.Buffer
-	for {
-		nal, err := rd.NextNAL()
-		if err != nil {
-			return
-		}
-		au.Write([]byte{0, 0, 0, 1})
-		au.Write(nal.Data)
-		if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if err := send(au.Bytes()); err != nil {
-			return
-		}
-		au.Reset()
-	}
 }
 
 // opusFile makes an Ogg Opus file with ffmpeg (lavfi sine), one 20 ms

@@ -22,8 +22,8 @@ var badOpus = []struct {
 	name, reason string
 	p            func() *rtp.Packet
 }{
-	{"unknown payload type", "audio_payload_type", func() *rtp.Packet { return opusPkt(withPT(96, 0xfc, 1, 2, 3)...) }},
-	{"the H264 payload type", "audio_payload_type", func() *rtp.Packet { return opusPkt(withPT(102, 0x65, 0x88, 0x84)...) }},
+	{"unknown payload type", "audio_payload_type", func() *rtp.Packet { return opusPkt(webrtcpeer.WithPT(96, 0xfc, 1, 2, 3)...) }},
+	{"the H264 payload type", "audio_payload_type", func() *rtp.Packet { return opusPkt(webrtcpeer.WithPT(102, 0x65, 0x88, 0x84)...) }},
 	{"padding longer than the packet", "audio_bad_padding", func() *rtp.Packet {
 		p := opusPkt(0xfc, 1, 200)
 		p.Padding = true
@@ -77,7 +77,7 @@ func TestWHIPBadAudio(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	key := "live/badaudio"
 	wn := nodeWithLog(t, webrtc.Config{})
-	pc := webrtcpeer.NewWith(t, &ptSwitch{})
+	pc := webrtcpeer.NewWith(t, &webrtcpeer.PTSwitch{})
 	vtrack, err := pwebrtc.NewTrackLocalStaticSample(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeH264}, "video", "test")
 	if err != nil {
 		t.Fatal(err)

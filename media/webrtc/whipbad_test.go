@@ -2,7 +2,6 @@ package webrtc_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"net/http"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	pwebrtc "github.com/pion/webrtc/v4"
@@ -25,25 +23,6 @@ import (
 	"github.com/relaymesh/relaymesh/internal/testmedia/webrtcpeer"
 	"github.com/relaymesh/relaymesh/media/webrtc"
 )
-
-// ptMark at the end of a payload makes ptSwitch send the packet with the
-// payload type that follows it (a TrackLocalStaticRTP sets its own).
-var ptMark = []byte("SETPT")
-
-// ptSwitch is a client interceptor that gives marked packets another
-// payload type.
-type ptSwitch struct{ interceptor.NoOp }
-
-func (*ptSwitch) NewInterceptor(string) (interceptor.Interceptor, error) { return &ptSwitch{}, nil }
-
-func (*ptSwitch) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		if i := bytes.Index(payload, ptMark); i >= 0 && i+len(ptMark) < len(payload) {
-			h.PayloadType = payload[i+len(ptMark)]
-		}
-		return w.Write(h, payload, a)
-	})
-}
 
 // outPkt is a packet the test publisher sends: inSeq ones take the next
 // sequence number, the others keep theirs; skip ones take it and are not
@@ -67,7 +46,7 @@ func rtpPublisher(ctx context.Context, t *testing.T, track *pwebrtc.TrackLocalSt
 	pz := rtp.NewPacketizer(600, 102, 1, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
 	seq := uint16(60000) // wraps during the test
 	frame := 0
-	accessUnits(ctx, t, path, func(au []byte) error {
+	webrtcpeer.AccessUnits(ctx, t, path, func(au []byte) error {
 		ts := uint32(frame * 3600)
 		pkts := pz.Packetize(au, 3600)
 		for _, p := range pkts {
@@ -136,10 +115,6 @@ func pkt(ts uint32, payload ...byte) *rtp.Packet {
 	return &rtp.Packet{Header: rtp.Header{Version: 2, Timestamp: ts}, Payload: payload}
 }
 
-func withPT(pt byte, payload ...byte) []byte {
-	return append(append(payload, ptMark...), pt)
-}
-
 // whipMutations is the table of bad packets the WHIP tests inject, by
 // name: inside a frame (the frame and the rest of its GOP are dropped) or
 // between frames (only the packet is).
@@ -158,8 +133,8 @@ var whipMutations = []struct {
 		p.Padding = true
 		return p
 	})},
-	{"unknown payload type inside a frame", true, extra(1, true, func(ts uint32, _ uint16) *rtp.Packet { return pkt(ts, withPT(96, 0x41, 0x9a)...) })},
-	{"Opus payload type on the video track", false, extra(0, true, func(ts uint32, _ uint16) *rtp.Packet { return pkt(ts, withPT(111, 0xfc, 1, 2)...) })},
+	{"unknown payload type inside a frame", true, extra(1, true, func(ts uint32, _ uint16) *rtp.Packet { return pkt(ts, webrtcpeer.WithPT(96, 0x41, 0x9a)...) })},
+	{"Opus payload type on the video track", false, extra(0, true, func(ts uint32, _ uint16) *rtp.Packet { return pkt(ts, webrtcpeer.WithPT(111, 0xfc, 1, 2)...) })},
 	{"truncated: header only", true, extra(1, true, func(ts uint32, _ uint16) *rtp.Packet { return pkt(ts) })},
 	{"truncated FU-A", true, extra(1, true, func(ts uint32, _ uint16) *rtp.Packet { return pkt(ts, 0x7c) })},
 	{"FU-A start inside a FU-A", true, nth(1, func(p *rtp.Packet) {
@@ -193,15 +168,9 @@ var whipMutations = []struct {
 func whipSession(t *testing.T, key string, mutate func(frame int) mutation) (*webrtcNode, string) {
 	t.Helper()
 	wn := nodeWithLog(t, webrtc.Config{})
-	pc := webrtcpeer.NewWith(t, &ptSwitch{})
-	track, err := pwebrtc.NewTrackLocalStaticRTP(pwebrtc.RTPCodecCapability{MimeType: pwebrtc.MimeTypeH264}, "video", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pc.AddTransceiverFromTrack(track, pwebrtc.RTPTransceiverInit{Direction: pwebrtc.RTPTransceiverDirectionSendonly}); err != nil {
-		t.Fatal(err)
-	}
-	src := h264FileGOP(t, 40, testGOP)
+	pc := webrtcpeer.NewWith(t, &webrtcpeer.PTSwitch{})
+	track := webrtcpeer.H264RTPTrack(t, pc)
+	src := webrtcpeer.H264File(t, 40, testGOP)
 	loc := webrtcpeer.Connect(t, pc, wn.FLVBase()+"/"+key+"/whip")
 	pctx, stop := context.WithCancel(t.Context())
 	t.Cleanup(stop)

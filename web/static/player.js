@@ -1,7 +1,8 @@
 // relaymesh player: plays the page's stream over WebRTC (WHEP, written
 // here), falling back to LL-HLS (natively where the browser plays HLS,
 // Safari, else with the vendored hls.js) when WHEP is refused or does not
-// connect. A URL fragment picks one transport: #whep or #ll-hls.
+// connect. A URL fragment picks one transport: #whep, #ll-hls or #flv
+// (HTTP-FLV with the vendored mpegts.js; only when asked for).
 // window.relaymeshPlayers lists the transports in order of preference.
 // For people and tests the page shows, and window.relaymesh* holds, the
 // transport, the decoded frames and the measured latency.
@@ -99,11 +100,35 @@
     return false;
   }
 
+  // flv plays HTTP-FLV through MSE with mpegts.js: the stream's .flv
+  // (the page's token carried) fetched as one endless response, demuxed
+  // and remuxed to fMP4 in the page; kept near the live edge by playing
+  // 1.2x fast while more than 0.8 s is buffered, and by jumping to 0.3 s
+  // from the end past 1.5 s (a loaded machine's decoder cannot catch up
+  // by speed alone: bench/g2g.sh measured p50 0.74-0.85 s without the
+  // jumps, 0.37-0.44 s with them).
+  function flv(video, src) {
+    if (!window.mpegts || !mpegts.isSupported()) return false;
+    video.srcObject = null;
+    var p = mpegts.createPlayer({ type: 'flv', isLive: true, url: src }, {
+      enableStashBuffer: false, liveSync: true, liveSyncTargetLatency: 0.3, liveSyncMaxLatency: 0.8, liveSyncPlaybackRate: 1.2,
+      liveBufferLatencyChasing: true, liveBufferLatencyMaxLatency: 1.5, liveBufferLatencyMinRemain: 0.3
+    });
+    p.on(mpegts.Events.ERROR, function (type, detail, info) {
+      why = 'mpegts.js: ' + type + ' ' + detail + (info && info.msg ? ' (' + info.msg + ')' : '');
+    });
+    p.attachMediaElement(video);
+    p.load();
+    window.relaymeshFlv = p;
+    return true;
+  }
+
   var players = window.relaymeshPlayers || [];
   players.push({ name: 'whep', play: function (video, next) { return whep(video, video.dataset.whep, next); } });
   players.push({ name: 'll-hls', play: function (video) { return llhls(video, video.dataset.src); } });
+  players.push({ name: 'flv', asked: true, play: function (video) { return flv(video, video.dataset.flv); } });
   var want = location.hash.slice(1);
-  if (want) players = players.filter(function (p) { return p.name === want; });
+  players = players.filter(function (p) { return want ? p.name === want : !p.asked; });
   // start plays with players[i], or the next one when it cannot play or
   // gives up
   function start(i) {
@@ -115,7 +140,8 @@
   start(0);
 
   // WebRTC latency: the receiver's jitter buffer (jitterBufferDelay per
-  // emitted frame) plus half the ICE round trip; HLS: behind the live edge.
+  // emitted frame) plus half the ICE round trip; HLS: behind the live edge;
+  // HTTP-FLV: what is buffered ahead of the frame shown.
   var rtcLatency = null;
   function pollRTC() {
     var pc = window.relaymeshPC;
@@ -146,10 +172,11 @@
     var lat = null;
     if (window.relaymeshTransport === 'whep') lat = rtcLatency;
     else if (window.relaymeshHls && relaymeshHls.latency) lat = relaymeshHls.latency;
+    else if (window.relaymeshTransport === 'flv') lat = video.buffered.length ? video.buffered.end(video.buffered.length - 1) - video.currentTime : null;
     else if (video.seekable.length) lat = video.seekable.end(video.seekable.length - 1) - video.currentTime;
     window.relaymeshFrames = frames;
     window.relaymeshLatency = lat;
-    var l = lat === null ? '' : (window.relaymeshTransport === 'whep' ? (lat * 1000).toFixed(0) + ' ms latency (jitter buffer + RTT/2)' : lat.toFixed(2) + ' s behind live');
+    var l = lat === null ? '' : (window.relaymeshTransport === 'whep' ? (lat * 1000).toFixed(0) + ' ms latency (jitter buffer + RTT/2)' : lat.toFixed(2) + (window.relaymeshTransport === 'flv' ? ' s buffered' : ' s behind live'));
     stat.textContent = (window.relaymeshTransport || 'none') + ' | ' + frames + ' frames | ' + l + (note && video.paused ? ' | ' + note : '') + (why ? ' | ' + why : '');
   }, 500);
 })();
