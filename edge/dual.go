@@ -292,6 +292,9 @@ func (u *Uplinks) nextLeg(d *dualUplink, l *dualLeg, attempt int, lastErr error)
 		PeerIdleTimeout: cfg.IdleTimeout,
 		DSCP:            cfg.DSCP,
 		ConnectTimeout:  link.ConnectTimeoutFor(rtt),
+		// a killed or blackholed center is left within ~0.5 s, not on
+		// libsrt's idle detection (seconds)
+		WatchPeer: true,
 	}, nil
 }
 

@@ -535,6 +535,9 @@ func (u *Uplinks) target(l *uplink, m gossip.Member) (link.Target, error) {
 		PeerIdleTimeout: cfg.IdleTimeout,
 		DSCP:            cfg.DSCP,
 		ConnectTimeout:  link.ConnectTimeoutFor(rtt),
+		// a killed or blackholed center is left within ~0.5 s, not on
+		// libsrt's idle detection (seconds)
+		WatchPeer: true,
 	}, nil
 }
 

@@ -31,6 +31,11 @@ type Target struct {
 	// lost handshake packet meanwhile. A caller that knows the RTT sets a
 	// few RTTs, so a dead peer is noticed sooner.
 	ConnectTimeout time.Duration
+	// WatchPeer (SRT, backbone links): end the connection as soon as
+	// its peer stops making progress and its port is found refused or
+	// silent (libsrt.Conn.Watch), instead of waiting for libsrt's own
+	// idle detection (seconds).
+	WatchPeer bool
 	// Policy, when set, is the outbound policy the dial must pass: checked
 	// on the resolved address at connect time (RTMP, HTTP-FLV and each of
 	// its redirects) or on the looked-up address that is then dialed (SRT).

@@ -20,7 +20,7 @@ func (p *Puller) pullSRT(ctx context.Context, t Target, u *url.URL, sk *sink) er
 	if err != nil {
 		return err
 	}
-	conn, err := dialSRT(ctx, t, addr, cfg)
+	conn, err := dialSRT(ctx, t, addr, cfg, false)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,10 @@ func (p *Puller) pullSRT(ctx context.Context, t Target, u *url.URL, sk *sink) er
 				return fmt.Errorf("srt %s: %w for %s", Redact(t.URL), ErrIdle, p.cfg.ReadTimeout)
 			case errors.Is(err, io.EOF):
 				_ = dm.Flush(emit)
-				return fmt.Errorf("srt %s: %w (peer idle timeout %s)", Redact(t.URL), errPeerGone, cfg.PeerIdleTimeout)
+				return fmt.Errorf("srt %s: %w", Redact(t.URL), peerGone(conn, cfg.PeerIdleTimeout))
+			case conn.Cause() != nil:
+				_ = dm.Flush(emit)
+				return fmt.Errorf("srt %s: %w", Redact(t.URL), peerGone(conn, cfg.PeerIdleTimeout))
 			}
 			return fmt.Errorf("srt %s: read: %w", Redact(t.URL), err)
 		}

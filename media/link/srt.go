@@ -68,13 +68,26 @@ func srtConfig(t Target, u *url.URL, wantAction string) (libsrt.Options, string,
 	return c, host, nil
 }
 
-// dialSRT connects to t as a caller.
-func dialSRT(ctx context.Context, t Target, addr string, o libsrt.Options) (*libsrt.Conn, error) {
+// dialSRT connects to t as a caller; sending tells a watched link
+// (t.WatchPeer) which progress to watch.
+func dialSRT(ctx context.Context, t Target, addr string, o libsrt.Options, sending bool) (*libsrt.Conn, error) {
 	conn, err := libsrt.Dial(ctx, addr, o)
 	if err != nil {
 		return nil, srtDialError(t, err)
 	}
+	if t.WatchPeer {
+		go conn.Watch(ctx, sending)
+	}
 	return conn, nil
+}
+
+// peerGone is the error of a connection that broke under us: the
+// watchdog's cause when it ended it, else libsrt's idle timeout.
+func peerGone(conn *libsrt.Conn, idle time.Duration) error {
+	if cause := conn.Cause(); cause != nil {
+		return fmt.Errorf("%w: %w", errPeerGone, cause)
+	}
+	return fmt.Errorf("%w (peer idle timeout %s)", errPeerGone, idle)
 }
 
 // srtStats reads a connection's statistics; push tells which side's

@@ -35,7 +35,7 @@ func dialSRTSender(ctx context.Context, t Target, u *url.URL, tr *tracker, log *
 	if err != nil {
 		return nil, err
 	}
-	conn, err := dialSRT(ctx, t, addr, cfg)
+	conn, err := dialSRT(ctx, t, addr, cfg, true)
 	if err != nil {
 		return nil, err
 	}
@@ -58,9 +58,7 @@ func (s *srtSender) close() {
 }
 
 // gone is the error of a peer that closed the connection or went silent.
-func (s *srtSender) gone() error {
-	return fmt.Errorf("%w (peer idle timeout %s)", errPeerGone, s.idle)
-}
+func (s *srtSender) gone() error { return peerGone(s.conn, s.idle) }
 
 // send writes one message and counts its bytes. It returns nil as well
 // when the write failed because ctx ended: the caller sees ctx.
@@ -72,7 +70,7 @@ func (s *srtSender) send(ctx context.Context, b []byte) error {
 		return nil
 	case ctx.Err() != nil:
 		return nil
-	case errors.Is(err, io.EOF):
+	case errors.Is(err, io.EOF), s.conn.Cause() != nil:
 		return s.gone()
 	case errors.Is(err, srt.ErrStalled):
 		return fmt.Errorf("srt send queue stayed full for %s", writeStall)

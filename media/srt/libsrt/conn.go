@@ -39,6 +39,9 @@ type Conn struct {
 	last    Stats
 
 	admitted func() // tells the listener its owner counts it; once
+
+	causeMu sync.Mutex
+	cause   error // why Watch ended the connection
 }
 
 func newConn(e *engine, id C.SRTSOCKET, st *sockState, o Options) *Conn {
@@ -308,6 +311,7 @@ type Stats struct {
 	RecvDrops       uint64 // too late to play
 	RecvBelated     uint64 // came after their play time
 	NAKsSent        uint64
+	ACKsReceived    uint64 // acknowledgement packets from the peer
 	BytesSent       uint64 // on the wire: payload and IP/UDP/SRT headers, retransmissions included
 	BytesReceived   uint64
 	SendBufferMs    int
@@ -363,6 +367,7 @@ func statsOf(id C.SRTSOCKET) (Stats, bool) {
 		RecvDrops:       uint64(st.pktRcvDropTotal),
 		RecvBelated:     uint64(st.pktRcvBelated),
 		NAKsSent:        uint64(st.pktSentNAKTotal),
+		ACKsReceived:    uint64(st.pktRecvACKTotal),
 		BytesSent:       uint64(st.byteSentTotal),
 		BytesReceived:   uint64(st.byteRecvTotal),
 		SendBufferMs:    int(st.msSndBuf),

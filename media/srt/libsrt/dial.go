@@ -64,7 +64,11 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 	}
 	switch err := waitConnected(ctx, st, func() sockStatus { return sockStatus(C.srt_getsockstate(s)) }, connectBound(o)); {
 	case err == nil:
-		return newConn(e, s, st, o), nil
+		c := newConn(e, s, st, o)
+		// libsrt 1.5.1's srt_getpeername answers a caller with its own
+		// local address: the peer is the address dialed.
+		c.remote = &net.UDPAddr{IP: append(net.IP(nil), ua.IP...), Port: ua.Port, Zone: ua.Zone}
+		return c, nil
 	case errors.Is(err, errConnectFailed):
 		return fail(rejectErr(int(C.srt_getrejectreason(s))))
 	default:

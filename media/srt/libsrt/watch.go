@@ -1,0 +1,321 @@
+package libsrt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+)
+
+// libsrt notices a dead peer only by its own idle detection: a peer idle
+// timeout after at least 16 expirations of its response timer (seconds
+// even with SRTO_PEERIDLETIMEO at 1s), and it never looks at the ICMP
+// port unreachable of a killed peer (its UDP socket is not connected, so
+// the kernel reports nothing to it). Watch finds such a peer sooner: when
+// the connection stops making progress it asks the peer's listener port
+// directly.
+
+// PeerState is what a Probe found at a peer's SRT port.
+type PeerState int
+
+const (
+	// PeerAnswered: an SRT listener answered the induction handshake.
+	PeerAnswered PeerState = iota
+	// PeerRefused: the peer's host answered that nothing listens on the
+	// port (ICMP port unreachable, seen as ECONNREFUSED).
+	PeerRefused
+	// PeerSilent: no answer at all to any try (host down, path
+	// blackholed, port filtered).
+	PeerSilent
+)
+
+func (s PeerState) String() string {
+	switch s {
+	case PeerAnswered:
+		return "answered"
+	case PeerRefused:
+		return "refused"
+	}
+	return "silent"
+}
+
+// Handshake constants of an induction request (SRT's UDT-compatible
+// first handshake, as every caller sends it).
+const (
+	probeLen       = srtHdr + hsBody
+	hsVersionUDT4  = 4
+	udtDgram       = 2
+	probeMSS       = 1500
+	probeFlightWin = 8192
+)
+
+// inductionRequest is a caller's induction handshake with socket id id.
+// A listener answers it statelessly (a cookie, no connection state, no
+// listen callback); the filter of a relaymesh listener lets it pass.
+func inductionRequest(id uint32) []byte {
+	b := make([]byte, probeLen)
+	be := binary.BigEndian
+	be.PutUint32(b[0:], 0x80000000) // control packet, type 0: handshake
+	// b[4:8] type-specific, b[8:12] timestamp, b[12:16] destination socket id: 0 (the listener)
+	h := b[srtHdr:]
+	be.PutUint32(h[0:], hsVersionUDT4)
+	be.PutUint32(h[4:], udtDgram)
+	var isn [4]byte
+	_, _ = rand.Read(isn[:])
+	be.PutUint32(h[8:], be.Uint32(isn[:])&0x7fffffff)
+	be.PutUint32(h[12:], probeMSS)
+	be.PutUint32(h[16:], probeFlightWin)
+	be.PutUint32(h[hsTypeOff:], hsInduction)
+	be.PutUint32(h[24:], id)
+	// cookie 0, peer address zero: the listener fills in what it saw
+	return b
+}
+
+// isInductionAnswer reports whether b is a handshake addressed to id.
+func isInductionAnswer(b []byte, id uint32) bool {
+	be := binary.BigEndian
+	return len(b) >= probeLen && be.Uint32(b[0:])&0xffff0000 == 0x80000000 && be.Uint32(b[12:]) == id
+}
+
+// Probe asks the SRT port at addr whether a listener is there: it sends
+// an induction handshake from a connected UDP socket of its own (not the
+// connection's) up to tries times, waiting wait for each answer. A
+// listener's answer is PeerAnswered, ECONNREFUSED (the kernel's report
+// of an ICMP port unreachable) PeerRefused, nothing PeerSilent. The
+// error is only for a probe that could not be made (no socket, ctx
+// ended); its state is then PeerAnswered, which ends nothing.
+//
+// Why a handshake and not a datagram a listener ignores: the peer's
+// kernel sends port unreachables at most about one a second to a host
+// after a burst of six (net.ipv4.icmp_ratelimit), and the connection's
+// own sender, still sending into the dead port, spends them; an answer
+// from a live listener does not depend on them, and its absence covers
+// the blackhole too.
+func Probe(ctx context.Context, addr *net.UDPAddr, wait time.Duration, tries int) (PeerState, error) {
+	c, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		return PeerAnswered, fmt.Errorf("srt probe %s: %w", addr, err)
+	}
+	defer c.Close()
+	var idb [4]byte
+	_, _ = rand.Read(idb[:])
+	id := binary.BigEndian.Uint32(idb[:])&0x3fffffff | 1 // like libsrt's ids: nonzero, below 2^30
+	req := inductionRequest(id)
+	buf := make([]byte, 1500)
+	for range max(tries, 1) {
+		if err := ctx.Err(); err != nil {
+			return PeerAnswered, err
+		}
+		if _, err := c.Write(req); err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				return PeerRefused, nil // a port unreachable of the previous try
+			}
+			return PeerAnswered, fmt.Errorf("srt probe %s: %w", addr, err)
+		}
+		end := time.Now().Add(wait)
+		for {
+			st, done := readAnswer(c, buf, id, end)
+			if done {
+				return st, nil
+			}
+			if !time.Now().Before(end) {
+				break
+			}
+		}
+	}
+	return PeerSilent, nil
+}
+
+// readAnswer reads until end: (PeerAnswered, true) for the answer,
+// (PeerRefused, true) for ECONNREFUSED, done false when end passed or a
+// datagram that is not the answer came. A goroutine that runs late (a
+// loaded host) still sees an answer that came in time: after the
+// deadline it reads once more without one.
+func readAnswer(c *net.UDPConn, buf []byte, id uint32, end time.Time) (PeerState, bool) {
+	c.SetReadDeadline(end)
+	n, err := c.Read(buf)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return PeerRefused, true
+	}
+	if err != nil {
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return PeerSilent, false
+		}
+		n, err = readNow(c, buf)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return PeerRefused, true
+		}
+		if err != nil || n == 0 {
+			return PeerSilent, false
+		}
+	}
+	if isInductionAnswer(buf[:n], id) {
+		return PeerAnswered, true
+	}
+	return PeerSilent, false
+}
+
+// readNow reads what is queued on c without waiting.
+func readNow(c *net.UDPConn, buf []byte) (int, error) {
+	c.SetReadDeadline(time.Time{})
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr = syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
+		return true // never wait
+	})
+	if err != nil {
+		return 0, err
+	}
+	if errors.Is(rerr, syscall.EAGAIN) {
+		return 0, nil
+	}
+	return n, rerr
+}
+
+// ErrPeerDead is the cause of a connection Watch ended.
+var ErrPeerDead = errors.New("srt peer dead")
+
+// Timings of Watch, from the connection's RTT.
+const (
+	watchTick     = 50 * time.Millisecond
+	minStall      = 200 * time.Millisecond // no progress this long before a probe
+	minProbeWait  = 100 * time.Millisecond // wait for each probe answer
+	probeTries    = 3
+	maxProbeEvery = 5 * time.Second // a peer that answered is asked again at most this often while stalled
+)
+
+// stallAfter is how long a connection may make no progress before its
+// peer is probed: 2 round trips, at least minStall.
+func stallAfter(rtt time.Duration) time.Duration { return max(2*rtt, minStall) }
+
+// probeWait is how long a probe waits for each answer.
+func probeWait(rtt time.Duration) time.Duration { return max(2*rtt, minProbeWait) }
+
+// progress is what Watch samples: a counter that moves while the peer
+// is alive, and whether it should be moving.
+type progress struct {
+	n       uint64
+	pending bool
+	rtt     time.Duration
+}
+
+func sample(st Stats, sending bool) progress {
+	p := progress{rtt: time.Duration(st.RTTMs * float64(time.Millisecond))}
+	if sending {
+		// acknowledgements come every 10 ms while sent data is unacknowledged
+		p.n, p.pending = st.ACKsReceived, st.SendBufferPkts > 0
+	} else {
+		// a live stream's data; an idle one only costs a probe now and then
+		p.n, p.pending = st.PacketsReceived, true
+	}
+	return p
+}
+
+// stallWatch decides when to probe from successive samples.
+type stallWatch struct {
+	last      uint64
+	since     time.Time // when the counter last moved, or pending began
+	nextProbe time.Time
+	backoff   time.Duration
+}
+
+// observe takes a sample at now and reports whether to probe.
+func (w *stallWatch) observe(p progress, now time.Time) bool {
+	if p.n != w.last || !p.pending || w.since.IsZero() {
+		w.last, w.since, w.backoff = p.n, now, 0
+		w.nextProbe = time.Time{}
+		return false
+	}
+	stall := stallAfter(p.rtt)
+	if now.Sub(w.since) < stall || now.Before(w.nextProbe) {
+		return false
+	}
+	return true
+}
+
+// answered records a probe the peer answered: ask again later, each time
+// later, while the stall lasts.
+func (w *stallWatch) answered(p progress, now time.Time) {
+	if w.backoff == 0 {
+		w.backoff = stallAfter(p.rtt)
+	}
+	w.backoff = min(2*w.backoff, maxProbeEvery)
+	w.nextProbe = now.Add(w.backoff)
+}
+
+// Watch runs until ctx ends or c closes. While the peer makes progress
+// (a sender's data acknowledged, a receiver's data arriving) it only
+// samples libsrt's counters every 50 ms; when there is none for
+// stallAfter (2 RTTs, at least 200 ms) it probes the peer's port
+// (Probe: 3 tries of 2 RTTs, at least 100 ms, each). Refused or silent:
+// it closes c at once with a cause wrapping ErrPeerDead (Cause). A peer
+// that answers is left to recover (or to libsrt's idle timeout), and
+// probed again at growing intervals while the stall lasts, so a loaded
+// host that lags does not lose its link.
+func (c *Conn) Watch(ctx context.Context, sending bool) {
+	t := time.NewTicker(watchTick)
+	defer t.Stop()
+	var w stallWatch
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.closed:
+			return
+		case <-c.st.broken:
+			return
+		case <-t.C:
+		}
+		st, ok := statsOf(c.id)
+		if !ok {
+			return
+		}
+		p := sample(st, sending)
+		if !w.observe(p, time.Now()) {
+			continue
+		}
+		stalled := time.Since(w.since)
+		state, err := Probe(ctx, c.remote, probeWait(p.rtt), probeTries)
+		if err != nil {
+			w.answered(p, time.Now()) // could not ask: do not end the link for it
+			continue
+		}
+		if state == PeerAnswered {
+			w.answered(p, time.Now())
+			continue
+		}
+		why := "nothing listens on its port any more (port unreachable)"
+		if state == PeerSilent {
+			why = fmt.Sprintf("its port did not answer %d handshake probes", probeTries)
+		}
+		c.breakWith(fmt.Errorf("%w: no progress for %s and %s", ErrPeerDead, stalled.Round(time.Millisecond), why))
+		return
+	}
+}
+
+// breakWith closes c at once and records why.
+func (c *Conn) breakWith(err error) {
+	c.causeMu.Lock()
+	if c.cause == nil {
+		c.cause = err
+	}
+	c.causeMu.Unlock()
+	c.CloseNow()
+}
+
+// Cause is why Watch ended the connection (nil when it did not).
+func (c *Conn) Cause() error {
+	c.causeMu.Lock()
+	defer c.causeMu.Unlock()
+	return c.cause
+}

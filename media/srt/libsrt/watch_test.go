@@ -1,0 +1,250 @@
+package libsrt
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/internal/poll"
+)
+
+func udpAddrOf(t *testing.T, s string) *net.UDPAddr {
+	t.Helper()
+	a, err := net.ResolveUDPAddr("udp", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// freePort is a loopback UDP port nothing listens on (bound, then closed).
+func freePort(t *testing.T) *net.UDPAddr {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.LocalAddr().(*net.UDPAddr)
+	c.Close()
+	return a
+}
+
+// TestProbe: real sockets on loopback. A port nothing listens on is
+// refused (the kernel's port unreachable), a live libsrt listener answers
+// the induction (and is not disturbed: a caller connects after the
+// probes), a bound socket that never answers is silent.
+func TestProbe(t *testing.T) {
+	ctx := context.Background()
+	t.Run("no listener", func(t *testing.T) {
+		st, err := Probe(ctx, freePort(t), 200*time.Millisecond, 3)
+		if err != nil || st != PeerRefused {
+			t.Fatalf("got %s, %v; want refused", st, err)
+		}
+	})
+	t.Run("live libsrt listener", func(t *testing.T) {
+		l := listen(t, ListenConfig{})
+		ac := acceptOne(t, l)
+		for range 3 {
+			st, err := Probe(ctx, udpAddrOf(t, l.Addr().String()), time.Second, 3)
+			if err != nil || st != PeerAnswered {
+				t.Fatalf("got %s, %v; want answered", st, err)
+			}
+		}
+		conn, err := Dial(ctx, l.Addr().String(), Options{})
+		if err != nil {
+			t.Fatalf("a caller after the probes: %v", err)
+		}
+		defer conn.CloseNow()
+		accepted(t, ac)
+	})
+	t.Run("silent port", func(t *testing.T) {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		st, err := Probe(ctx, c.LocalAddr().(*net.UDPAddr), 100*time.Millisecond, 2)
+		if err != nil || st != PeerSilent {
+			t.Fatalf("got %s, %v; want silent", st, err)
+		}
+	})
+}
+
+// udpProxy forwards one caller's datagrams to a listener and back, until
+// it is told to drop everything (a blackhole) or closes its port (the
+// listener's process killed: the port is unbound, the host still there).
+type udpProxy struct {
+	front *net.UDPConn
+	drop  atomic.Bool
+	wg    sync.WaitGroup
+}
+
+func newUDPProxy(t *testing.T, to string) *udpProxy {
+	t.Helper()
+	front, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := net.DialUDP("udp", nil, udpAddrOf(t, to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &udpProxy{front: front}
+	var client atomic.Pointer[net.UDPAddr]
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := front.ReadFromUDP(buf)
+			if err != nil {
+				back.Close()
+				return
+			}
+			if p.drop.Load() {
+				continue
+			}
+			client.Store(from)
+			back.Write(buf[:n])
+		}
+	}()
+	go func() {
+		defer p.wg.Done()
+		buf := make([]byte, 2048)
+		for {
+			n, err := back.Read(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue
+			}
+			if a := client.Load(); a != nil && !p.drop.Load() {
+				front.WriteToUDP(buf[:n], a)
+			}
+		}
+	}()
+	t.Cleanup(func() { front.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *udpProxy) addr() string { return p.front.LocalAddr().String() }
+
+// TestWatchEndsDeadPeer: a sender's link through a proxy to a libsrt
+// listener; the peer's port goes away (killed) or goes silent
+// (blackholed). The watched connection breaks with a cause that says
+// which, long before libsrt's own peer idle timeout (set to 30 s, so
+// only Watch can have ended it in the test's bound).
+func TestWatchEndsDeadPeer(t *testing.T) {
+	for _, c := range []struct {
+		name, want string
+		fail       func(p *udpProxy)
+	}{
+		{"killed", "port unreachable", func(p *udpProxy) { p.front.Close() }},
+		{"blackholed", "did not answer", func(p *udpProxy) { p.drop.Store(true) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := listen(t, ListenConfig{Decide: func(Request) Decision { return Decision{PeerIdleTimeout: 30 * time.Second} }})
+			ac := acceptOne(t, l)
+			p := newUDPProxy(t, l.Addr().String())
+			conn, err := Dial(context.Background(), p.addr(), Options{PeerIdleTimeout: 30 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseNow()
+			srv := accepted(t, ac)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go conn.Watch(ctx, true)
+			var got atomic.Int64
+			go func() { // the listener's reader: counts what arrives
+				buf := make([]byte, 1500)
+				for {
+					n, err := srv.Read(buf)
+					if err != nil {
+						return
+					}
+					got.Add(int64(n))
+				}
+			}()
+			go func() { // a live stream: a message every 5 ms until the link ends
+				msg := make([]byte, 1316)
+				for {
+					if _, err := conn.Write(msg); err != nil {
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}()
+			poll.Until(t, 10*time.Second, "data through the proxy", func() bool { return got.Load() > 100*1316 })
+			select {
+			case <-conn.Done():
+				t.Fatalf("link ended while the peer was alive: %v", conn.Cause())
+			default:
+			}
+			c.fail(p)
+			poll.Until(t, 15*time.Second, "the watched link to end", func() bool {
+				select {
+				case <-conn.Done():
+					return true
+				default:
+					return false
+				}
+			})
+			err = conn.Cause()
+			if !errors.Is(err, ErrPeerDead) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("cause %v; want ErrPeerDead saying %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestStallWatch: when the watch probes, from samples at given times
+// (no clock involved).
+func TestStallWatch(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	rtt := 4 * time.Millisecond // stall bound: the 200 ms floor
+	var w stallWatch
+	steps := []struct {
+		ms      int
+		n       uint64
+		pending bool
+		probe   bool
+	}{
+		{0, 1, true, false},
+		{50, 2, true, false},
+		{240, 2, true, false},  // 190 ms without an ACK
+		{250, 2, true, true},   // 200 ms: probe
+		{300, 2, false, false}, // nothing pending: no stall
+		{600, 2, false, false},
+		{650, 2, true, false}, // pending again: the stall starts now
+		{860, 2, true, true},
+		{900, 3, true, false}, // an ACK: progress
+	}
+	for _, s := range steps {
+		if got := w.observe(progress{n: s.n, pending: s.pending, rtt: rtt}, at(s.ms)); got != s.probe {
+			t.Fatalf("at %d ms (count %d, pending %v): probe %v, want %v", s.ms, s.n, s.pending, got, s.probe)
+		}
+	}
+	// a peer that answers is asked again later, each time later
+	w = stallWatch{}
+	p := progress{n: 5, pending: true, rtt: 100 * time.Millisecond} // stall bound 200 ms
+	w.observe(p, at(0))
+	if !w.observe(p, at(200)) {
+		t.Fatal("no probe after 2 RTTs")
+	}
+	w.answered(p, at(500))
+	if w.observe(p, at(850)) || !w.observe(p, at(900)) {
+		t.Fatal("the second probe should come 400 ms after the first answer")
+	}
+	w.answered(p, at(1000))
+	if w.observe(p, at(1750)) || !w.observe(p, at(1800)) {
+		t.Fatal("the third probe should come 800 ms after the second answer")
+	}
+}
