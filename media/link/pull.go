@@ -91,17 +91,23 @@ func (p *Puller) idleWatch(ctx context.Context, cancel context.CancelCauseFunc) 
 	}
 	tk := time.NewTicker(step)
 	defer tk.Stop()
-	last := time.Now()
+	// idle since the first sample that saw no reader (the start, before
+	// any reader): the last reader left at most a step before it, so the
+	// pull stops IdleStop to IdleStop+step after, never sooner
+	idle := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tk.C:
 			if s := p.hub.Stream(p.cfg.Key); s != nil && s.ReaderCount() > 0 {
-				last = now
+				idle = time.Time{}
 				continue
 			}
-			if now.Sub(last) >= p.cfg.IdleStop {
+			if idle.IsZero() {
+				idle = now
+			}
+			if now.Sub(idle) >= p.cfg.IdleStop {
 				cancel(ErrIdleStop)
 				return
 			}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,14 +78,35 @@ func TestPullIdleStop(t *testing.T) {
 		t.Errorf("state %s, want stopped", st.State)
 	}
 
-	// with a reader it keeps running past IdleStop
-	p2 := NewPuller(dst.hub, PullConfig{Key: "live/read", IdleStop: time.Second,
+	// with a reader it keeps running past IdleStop, and stops IdleStop
+	// after the reader left. When a reader was last seen attached is
+	// sampled beside it: a pull that stopped while read would end within
+	// a sample of that; load only makes the measured idle longer.
+	const idle = time.Second
+	p2 := NewPuller(dst.hub, PullConfig{Key: "live/read", IdleStop: idle,
 		Next: fixed(Target{URL: src.rtmpURL + "/live/src"})}, testLog(t, "puller2"))
 	run2 := runBG(t, p2.Run)
 	dst.live(t, "live/read", 10*time.Second)
+	var lastRead atomic.Int64 // unix ns
+	sampling := make(chan struct{})
+	go func() {
+		defer close(sampling)
+		for !run2.ended() {
+			if s := dst.hub.Stream("live/read"); s != nil && s.ReaderCount() > 0 {
+				lastRead.Store(time.Now().UnixNano())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	checkRead(t, "reader of the on-demand pull", dst.rtmpURL+"/live/read", 3*time.Second)
-	if run2.ended() {
-		t.Errorf("the pull stopped while it had a reader")
+	testmedia.Eventually(t, 10*time.Second, "the pull to stop after its reader left", run2.ended)
+	ended := time.Now()
+	<-sampling
+	if lastRead.Load() == 0 {
+		t.Fatal("the reader was never seen attached to the pulled stream")
+	}
+	if d := ended.Sub(time.Unix(0, lastRead.Load())); d < idle-50*time.Millisecond {
+		t.Errorf("the pull stopped %s after its reader was last seen attached, want IdleStop (%s) after it left", d, idle)
 	}
 }
 
