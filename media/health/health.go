@@ -6,7 +6,12 @@
 //     FrameRateDrop of the source's reference rate (its rate over the
 //     Baseline before, taken while it was healthy);
 //   - frozen: packets arrive but their media timestamps did not advance
-//     for Hold.
+//     for Hold;
+//   - continuity: more than MaxCCErrors MPEG-TS continuity errors (lost
+//     or reordered TS packets, counted by the source's demuxer and handed
+//     in with ContinuityErrors) within the last Hold; off when
+//     MaxCCErrors is 0. It is judged before the frame rate, which a
+//     damaged input drags down too: the switch names the cause.
 //
 // A Monitor is fed each packet with its arrival time and asked with Check;
 // it keeps no goroutine and is not safe for concurrent use (one owner).
@@ -21,8 +26,9 @@ import (
 
 // Rule names, as Check reports them.
 const (
-	RuleFrameRate = "framerate"
-	RuleFrozen    = "frozen"
+	RuleFrameRate  = "framerate"
+	RuleFrozen     = "frozen"
+	RuleContinuity = "continuity"
 )
 
 // Rules tune a Monitor; zero fields take the defaults.
@@ -30,6 +36,9 @@ type Rules struct {
 	FrameRateDrop float64       // default 0.5
 	Hold          time.Duration // default 2s
 	Baseline      time.Duration // default 5s
+	// MaxCCErrors is how many TS continuity errors a source may have
+	// within Hold (0: the continuity rule is off)
+	MaxCCErrors int
 }
 
 func (r Rules) fill() Rules {
@@ -65,6 +74,15 @@ type Monitor struct {
 	maxTS    int64
 	advanced time.Time
 	sick     string
+	// cc holds the source's continuity error count as handed in, oldest
+	// first, back to the newest sample at least Hold old
+	cc []ccSample
+}
+
+// ccSample is the source's continuity error total at a time.
+type ccSample struct {
+	at    time.Time
+	total uint64
 }
 
 // New returns a Monitor with rules r.
@@ -95,6 +113,30 @@ func (m *Monitor) Packet(now time.Time, p *media.Packet) {
 	}
 }
 
+// ContinuityErrors records the source's continuity error count (a total
+// that only grows; a smaller one is a new count, from here) at now.
+func (m *Monitor) ContinuityErrors(now time.Time, total uint64) {
+	if n := len(m.cc); n > 0 && total < m.cc[n-1].total {
+		m.cc = m.cc[:0]
+	}
+	m.cc = append(m.cc, ccSample{now, total})
+	i := 0
+	for i < len(m.cc)-1 && !m.cc[i+1].at.After(now.Add(-m.r.Hold)) {
+		i++
+	}
+	m.cc = m.cc[i:]
+}
+
+// ccErrors returns the continuity errors within the last Hold and the
+// span they were counted over (shorter while the count is young).
+func (m *Monitor) ccErrors(now time.Time) (uint64, time.Duration) {
+	if len(m.cc) < 2 {
+		return 0, 0
+	}
+	first, last := m.cc[0], m.cc[len(m.cc)-1]
+	return last.total - first.total, min(now.Sub(first.at), m.r.Hold)
+}
+
 // count returns the video frames that arrived in (from, to].
 func (m *Monitor) count(from, to time.Time) int {
 	n := 0
@@ -123,6 +165,12 @@ func (m *Monitor) Check(now time.Time) (rule, detail string) {
 	if d := now.Sub(m.advanced); d >= r.Hold {
 		m.sick = RuleFrozen
 		return RuleFrozen, fmt.Sprintf("packets arrive but their timestamps have not advanced for %s", d.Round(100*time.Millisecond))
+	}
+	if r.MaxCCErrors > 0 {
+		if n, span := m.ccErrors(now); n > uint64(r.MaxCCErrors) {
+			m.sick = RuleContinuity
+			return RuleContinuity, fmt.Sprintf("%d MPEG-TS continuity errors in %s, over its max_cc_errors %d", n, span.Round(100*time.Millisecond), r.MaxCCErrors)
+		}
 	}
 	split := now.Add(-r.Hold)
 	if now.Sub(m.start) >= r.Hold+r.Baseline {

@@ -85,3 +85,79 @@ func TestMonitor(t *testing.T) {
 		})
 	}
 }
+
+// TestMonitorContinuity: a source at a steady 25 fps whose continuity
+// error total (handed in every 25 ms, as a flow does) grows more than
+// MaxCCErrors within Hold breaks the continuity rule while it does, and
+// that rule is named before the frame rate when both break; MaxCCErrors 0
+// is off, and a total that starts again lower is a new count.
+func TestMonitorContinuity(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	sec := func(e time.Duration) float64 { return e.Seconds() }
+	for _, c := range []struct {
+		name  string
+		max   int
+		fps   func(e time.Duration) int
+		total func(e time.Duration) uint64
+		want  []string
+	}{
+		{"no errors", 10, nil, func(time.Duration) uint64 { return 0 }, []string{""}},
+		{"4 a second: 8 in 2 s, not over 10", 10, nil, func(e time.Duration) uint64 { return uint64(4 * sec(e)) }, []string{""}},
+		{"a burst of 30 at 5 s, then none", 10, nil, func(e time.Duration) uint64 {
+			if e < 5*time.Second {
+				return 0
+			}
+			return 30
+		}, []string{"", RuleContinuity, ""}},
+		{"errors and a frame rate collapse from 8 s: continuity is named", 10,
+			func(e time.Duration) int {
+				if e < 8*time.Second {
+					return 25
+				}
+				return 5
+			},
+			func(e time.Duration) uint64 { return uint64(20 * max(0, sec(e)-8)) }, []string{"", RuleContinuity}},
+		{"off (0)", 0, nil, func(e time.Duration) uint64 { return uint64(100 * sec(e)) }, []string{""}},
+		{"a total that starts again lower", 10, nil, func(e time.Duration) uint64 {
+			if e < 5*time.Second {
+				return 500
+			}
+			return 3
+		}, []string{""}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := New(Rules{MaxCCErrors: c.max})
+			var seen []string
+			next := t0
+			for e := time.Duration(0); e < 14*time.Second; e += 5 * time.Millisecond {
+				now := t0.Add(e)
+				if !now.Before(next) {
+					m.Packet(now, &media.Packet{Kind: media.KindVideo, Time: e.Milliseconds()})
+					fps := 25
+					if c.fps != nil {
+						fps = c.fps(e)
+					}
+					next = next.Add(time.Second / time.Duration(fps))
+				}
+				if e%(25*time.Millisecond) == 0 {
+					m.ContinuityErrors(now, c.total(e))
+				}
+				if e%(100*time.Millisecond) == 0 {
+					rule, detail := m.Check(now)
+					if len(seen) == 0 || seen[len(seen)-1] != rule {
+						seen = append(seen, rule)
+						t.Logf("%s: %q %s", e, rule, detail)
+					}
+				}
+			}
+			if len(seen) != len(c.want) {
+				t.Fatalf("rules seen %q, want %q", seen, c.want)
+			}
+			for i := range seen {
+				if seen[i] != c.want[i] {
+					t.Fatalf("rules seen %q, want %q", seen, c.want)
+				}
+			}
+		})
+	}
+}
