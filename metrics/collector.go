@@ -49,7 +49,8 @@ var (
 	mHookQueue  = desc("webhook_queue_length", "Webhook events waiting for delivery.")
 
 	// flows: source switches by reason (silence, primary back, and the
-	// health rule that fired: "health: framerate", "health: frozen")
+	// health rule that fired: "health: framerate", "health: frozen",
+	// "health: continuity", "health: bitrate")
 	mFlowSwitches = desc("flow_switches_total", "Flow source switches, by reason (silence, primary back, or the health rule that fired).", "reason")
 
 	// WebRTC ingest: what WHIP publishers sent that was dropped, all

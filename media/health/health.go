@@ -4,7 +4,8 @@
 //
 //   - framerate: the video frame rate over the last Hold fell below
 //     FrameRateDrop of the source's reference rate (its rate over the
-//     Baseline before, taken while it was healthy);
+//     Baseline before, taken while it was healthy); it holds until the
+//     rate is back over a whole Hold after the fall;
 //   - frozen: packets arrive but their media timestamps did not advance
 //     for Hold;
 //   - continuity: more than MaxCCErrors MPEG-TS continuity errors (lost
@@ -74,6 +75,7 @@ type Monitor struct {
 	maxTS    int64
 	advanced time.Time
 	sick     string
+	fellAt   time.Time // the frame rate rule's last start (sick became framerate)
 	// cc holds the source's continuity error count as handed in, oldest
 	// first, back to the newest sample at least Hold old
 	cc []ccSample
@@ -88,8 +90,10 @@ type ccSample struct {
 // New returns a Monitor with rules r.
 func New(r Rules) *Monitor { return &Monitor{r: r.fill()} }
 
-// Reset forgets the source's history (a new connection).
-func (m *Monitor) Reset() { *m = Monitor{r: m.r} }
+// Reset forgets the source's history (it delivers again after silence),
+// except its continuity error counts: errors of the last Hold count
+// across a pause (a damaged input pauses as its frames break).
+func (m *Monitor) Reset() { *m = Monitor{r: m.r, cc: m.cc} }
 
 // Packet records p, which arrived at now.
 func (m *Monitor) Packet(now time.Time, p *media.Packet) {
@@ -180,8 +184,17 @@ func (m *Monitor) Check(now time.Time) (rule, detail string) {
 			m.ref = float64(m.count(split.Add(-r.Baseline), split)) / r.Baseline.Seconds()
 		}
 		if m.ref > 0 && recent < r.FrameRateDrop*m.ref {
+			if m.sick != RuleFrameRate {
+				m.fellAt = now
+			}
 			m.sick = RuleFrameRate
 			return RuleFrameRate, fmt.Sprintf("%.1f video frames/s over the last %s, below %.0f%% of its %.1f", recent, r.Hold, r.FrameRateDrop*100, m.ref)
+		}
+		if m.sick == RuleFrameRate && now.Sub(m.fellAt) < r.Hold {
+			// healthy again only once a whole window after the fall is at
+			// the rate: frames a stalled publisher sent arrive together,
+			// and the window's count crosses the line back and forth
+			return RuleFrameRate, fmt.Sprintf("%.1f video frames/s over the last %s, back at %.0f%% of its %.1f only since it fell %s ago", recent, r.Hold, r.FrameRateDrop*100, m.ref, now.Sub(m.fellAt).Round(100*time.Millisecond))
 		}
 	}
 	m.sick = ""

@@ -68,6 +68,23 @@ func TestMonitor(t *testing.T) {
 				}
 			}
 		}, []string{""}},
+		// just under the threshold, then frames that a stalled publisher
+		// sent arrive together: the window's count is over it for a
+		// moment, but a source that broke the rule is healthy again only
+		// after a whole Hold at the rate (the verdict flapped, and the
+		// status said healthy 25 ms after the switch)
+		{"just under half, then a burst of frames", func(m *Monitor, s *[]string) {
+			feed(m, t0, 0, 10*time.Second, 25, false, s)
+			feed(m, t0, 10*time.Second, 12500*time.Millisecond, 12, false, s)
+			for i := range 4 {
+				now := t0.Add(12500*time.Millisecond + time.Duration(i)*time.Millisecond)
+				m.Packet(now, &media.Packet{Kind: media.KindVideo, Time: now.Sub(t0).Milliseconds()})
+			}
+			if rule, _ := m.Check(t0.Add(12505 * time.Millisecond)); (*s)[len(*s)-1] != rule {
+				*s = append(*s, rule)
+			}
+			feed(m, t0, 12600*time.Millisecond, 20*time.Second, 5, false, s)
+		}, []string{"", RuleFrameRate}},
 		{"starts slow: no reference yet", func(m *Monitor, s *[]string) { feed(m, t0, 0, 6*time.Second, 5, false, s) }, []string{""}},
 	}
 	for _, tc := range tests {
@@ -159,5 +176,18 @@ func TestMonitorContinuity(t *testing.T) {
 				}
 			}
 		})
+	}
+	// errors before a pause count after it: Reset keeps them
+	m := New(Rules{MaxCCErrors: 5})
+	for e := time.Duration(0); e <= time.Second; e += 40 * time.Millisecond {
+		m.Packet(t0.Add(e), &media.Packet{Kind: media.KindVideo, Time: e.Milliseconds()})
+		m.ContinuityErrors(t0.Add(e), uint64(e/(40*time.Millisecond)))
+	}
+	m.Reset() // the source paused and delivers again
+	now := t0.Add(1500 * time.Millisecond)
+	m.Packet(now, &media.Packet{Kind: media.KindVideo, Time: 1500})
+	m.ContinuityErrors(now, 30)
+	if rule, detail := m.Check(now); rule != RuleContinuity {
+		t.Errorf("30 errors in 1.5 s with a pause, max 5: rule %q (%s), want continuity", rule, detail)
 	}
 }
