@@ -25,32 +25,21 @@ import (
 // after the switch (eight times the return hold) the flow stays on the
 // backup with the primary marked unhealthy and no further switch.
 func TestFlowHealthFailover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-time publishers for 20 s")
-	}
-	testmedia.Need(t, "ffmpeg")
-	sink := agent.NewHookSink(t)
-	a := startAgent(t, sink.Config())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	flows := startFlow(t, ctx, a, flow.Spec{ID: "hf",
-		Source:  flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hprimary"},
-		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hbackup"},
-		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}})
+	h := startHealthFlow(t, "hf", flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hprimary"})
+	a, sink, ctx := h.a, h.sink, h.ctx
 	src := testmedia.Source{Audio: true, Duration: 40 * time.Second}
 	dir := t.TempDir()
 	// the primary: the same source, its video thinned to every fifth
 	// frame after 6 s (timestamps kept: the frames are gone, not slowed)
 	thin := encodeAhead(t, ctx, dir, "primary", src, "-vf", `select='lt(t\,6)+not(mod(n\,5))'`, "-fps_mode", "passthrough")
 	full := encodeAhead(t, ctx, dir, "backup", src)
-	publishAhead(t, ctx, full, "flv", a.rtmp("live/hbackup"))
+	publishAhead(t, ctx, full, "flv", a.rtmp(h.backup))
 	publishAhead(t, ctx, thin, "flv", a.rtmp("live/hprimary"))
 
 	// every state a poll of the flow showed, in order, without repeats
 	var seen []string
-	status := flowStatus(t, ctx, flows, "hf")
 	get := func() *flow.Status {
-		st := status()
+		st := h.get()
 		if n := len(seen); n == 0 || seen[n-1] != st.Active {
 			seen = append(seen, st.Active)
 		}
@@ -109,6 +98,67 @@ func TestFlowHealthFailover(t *testing.T) {
 	}
 }
 
+// healthFlow is an agent (its webhooks to sink) running flow id of the
+// health tests: a primary, a backup (rtmp-push at backup) and an
+// HTTP-FLV output.
+type healthFlow struct {
+	a      *agentProc
+	sink   *agent.HookSink
+	ctx    context.Context
+	id     string
+	backup string
+	get    func() *flow.Status
+}
+
+// startHealthFlow skips in -short (real-time publishers), needs ffmpeg,
+// and starts the agent and flow id with primary.
+func startHealthFlow(t *testing.T, id string, primary flow.Source) healthFlow {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real-time publishers for 20 s")
+	}
+	testmedia.Need(t, "ffmpeg")
+	h := healthFlow{sink: agent.NewHookSink(t), id: id, backup: "live/" + id + "backup"}
+	h.a = startAgent(t, h.sink.Config())
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h.ctx = ctx
+	flows := startFlow(t, ctx, h.a, flow.Spec{ID: id, Source: primary,
+		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: h.backup},
+		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}})
+	h.get = flowStatus(t, ctx, flows, id)
+	return h
+}
+
+// failedOver waits for the flow's stream.failover webhook from the
+// primary to the backup for "health: "+rule and for its status to show
+// that switch, and returns the status.
+func (h healthFlow) failedOver(t *testing.T, rule string) *flow.Status {
+	t.Helper()
+	sink, get := h.sink, h.get
+	want := map[string]any{"stream": "flow/" + h.id, "from": "primary", "to": "backup", "direction": "primary->backup", "reason": "health: " + rule}
+	testmedia.Eventually(t, 30*time.Second, "the flow to fail over for "+rule, func() bool {
+		for _, h := range sink.Hooks(t, "stream.failover") {
+			if agent.HookMatches(h.Data, want) {
+				return true
+			}
+		}
+		return false
+	})
+	var st *flow.Status
+	testmedia.Eventually(t, 5*time.Second, "the status to show the switch", func() bool {
+		st = get()
+		return st.Active == "backup" && st.Last != nil && len(st.Sources) == 2
+	})
+	if st.Last.Reason != "health: "+rule || !st.Last.Failover {
+		t.Errorf("last switch %+v, want a failover for health: %s", st.Last, rule)
+	}
+	if hooks := sink.Hooks(t, "stream.failover"); len(hooks) != st.Switches {
+		t.Errorf("%d switches in the status, %d webhooks: %v", st.Switches, len(hooks), sink.Lines(t))
+	}
+	return st
+}
+
 // ruleNamed checks that the flow's switch away from its primary for a
 // health rule is named where an operator looks: the primary's status
 // (unhealthy: detail), the log (the rule) and the metrics (one switch
@@ -162,22 +212,12 @@ func onBackup(switches int, detail string) func(*flow.Status) string {
 // the switch sees the backup active, the primary unhealthy and no other
 // switch.
 func TestFlowHealthBitrateFloor(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-time publishers for 20 s")
-	}
-	testmedia.Need(t, "ffmpeg")
-	a := startAgent(t, "")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	flows := startFlow(t, ctx, a, flow.Spec{ID: "hb",
-		Source:  flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hbprimary", MinBitrate: 600_000},
-		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hbbackup"},
-		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}})
+	h := startHealthFlow(t, "hb", flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hbprimary", MinBitrate: 600_000})
+	a, ctx, get := h.a, h.ctx, h.get
 	thin := testmedia.Source{Audio: true, Realtime: true, Duration: 40 * time.Second, Bitrate: "100k"}.Defaults()
 	testmedia.Publish(t, ctx, thin, a.rtmp("live/hbprimary"))
-	testmedia.Publish(t, ctx, testmedia.Source{Audio: true, Realtime: true, Duration: 40 * time.Second, Bitrate: "2M", CBR: true}.Defaults(), a.rtmp("live/hbbackup"))
+	testmedia.Publish(t, ctx, testmedia.Source{Audio: true, Realtime: true, Duration: 40 * time.Second, Bitrate: "2M", CBR: true}.Defaults(), a.rtmp(h.backup))
 	var st *flow.Status
-	get := flowStatus(t, ctx, flows, "hb")
 	testmedia.Eventually(t, 30*time.Second, "the flow switches to the backup", func() bool {
 		st = get()
 		return st.Active == "backup" && st.Last != nil && len(st.Sources) == 2
@@ -205,24 +245,13 @@ func TestFlowHealthBitrateFloor(t *testing.T) {
 // relaymesh_stream_cc_errors_total count the errors (no more than the
 // packets dropped); and for the 8 s after, the flow stays on the backup.
 func TestFlowHealthContinuity(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-time publishers for 20 s")
-	}
-	testmedia.Need(t, "ffmpeg", "srt-live-transmit")
-	sink := agent.NewHookSink(t)
-	a := startAgent(t, sink.Config())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	flows := startFlow(t, ctx, a, flow.Spec{ID: "hc",
-		Source:  flow.Source{Type: flow.SrcSRTListener, Stream: "live/hcprimary", MaxCCErrors: 5},
-		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hcbackup"},
-		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}})
-	dir := t.TempDir()
-	file := encodeAhead(t, ctx, dir, "source", testmedia.Source{Audio: true, Duration: 40 * time.Second})
-	publishAhead(t, ctx, file, "flv", a.rtmp("live/hcbackup"))
+	testmedia.Need(t, "srt-live-transmit")
+	h := startHealthFlow(t, "hc", flow.Source{Type: flow.SrcSRTListener, Stream: "live/hcprimary", MaxCCErrors: 5})
+	a, ctx, get := h.a, h.ctx, h.get
+	file := encodeAhead(t, ctx, t.TempDir(), "source", testmedia.Source{Audio: true, Duration: 40 * time.Second})
+	publishAhead(t, ctx, file, "flv", a.rtmp(h.backup))
 	dropped := publishTSDamaged(t, ctx, file, srtURL(a.ports["srt"], "publish:live/hcprimary", "", 0, ""), 6*time.Second, 80)
 
-	get := flowStatus(t, ctx, flows, "hc")
 	ccErrors := func() uint64 {
 		s, err := a.Client().Stream(ctx, "live/hcprimary")
 		if err != nil {
@@ -237,26 +266,7 @@ func TestFlowHealthContinuity(t *testing.T) {
 	if n, d := ccErrors(), dropped.Load(); n != 0 || d != 0 {
 		t.Fatalf("before the damage: %d continuity errors (%d packets dropped), want 0", n, d)
 	}
-	rule := map[string]any{"stream": "flow/hc", "from": "primary", "to": "backup", "direction": "primary->backup", "reason": "health: continuity"}
-	testmedia.Eventually(t, 30*time.Second, "the flow fails over for continuity errors", func() bool {
-		for _, h := range sink.Hooks(t, "stream.failover") {
-			if agent.HookMatches(h.Data, rule) {
-				return true
-			}
-		}
-		return false
-	})
-	var st *flow.Status
-	testmedia.Eventually(t, 5*time.Second, "the status shows the switch", func() bool {
-		st = get()
-		return st.Active == "backup" && st.Last != nil && len(st.Sources) == 2
-	})
-	if st.Last.Reason != "health: continuity" || !st.Last.Failover {
-		t.Errorf("last switch %+v, want a failover for health: continuity", st.Last)
-	}
-	if hooks := sink.Hooks(t, "stream.failover"); len(hooks) != st.Switches {
-		t.Errorf("%d switches in the status, %d webhooks: %v", st.Switches, len(hooks), sink.Lines(t))
-	}
+	st := h.failedOver(t, "continuity")
 	cc := ccErrors()
 	if d := dropped.Load(); cc == 0 || cc > uint64(d) {
 		t.Errorf("the primary's stream counts %d continuity errors after %d TS packets were dropped, want 1 to %d", cc, d, d)
@@ -267,4 +277,29 @@ func TestFlowHealthContinuity(t *testing.T) {
 	}
 	t.Logf("switch %+v; primary: %s; %d continuity errors counted, %d TS packets dropped", *st.Last, st.Sources[0].Unhealthy, cc, dropped.Load())
 	flowHolds(t, 8*time.Second, "the flow on the backup after the switch", get, onBackup(st.Switches, "continuity errors"))
+}
+
+// TestFlowHealthFrozen: a flow's primary (RTMP) keeps sending its frames
+// in real time, but from 6 s on every one carries the timestamp 6 s
+// (ffmpeg's setts bitstream filter), as a stuck encoder clock does. The
+// hub keeps each track's timeline increasing by 1 ms a packet, so the
+// flow sees timestamps that crawl; the flow fails over to the backup for
+// reason health: frozen (webhook, status, log, metric) and stays there.
+// Before the rule compared against a quarter of the wall time it never
+// fired: the crawl was taken for an advance.
+func TestFlowHealthFrozen(t *testing.T) {
+	h := startHealthFlow(t, "hz", flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hzprimary"})
+	a, ctx, get := h.a, h.ctx, h.get
+	file := encodeAhead(t, ctx, t.TempDir(), "source", testmedia.Source{Audio: true, Duration: 40 * time.Second})
+	publishAhead(t, ctx, file, "flv", a.rtmp(h.backup))
+	freeze := `setts=ts=min(TS\,6/TB)`
+	publishAhead(t, ctx, file, "flv", a.rtmp("live/hzprimary"), "-bsf:v", freeze, "-bsf:a", freeze)
+	testmedia.Eventually(t, 10*time.Second, "the flow plays the primary", func() bool {
+		st := get()
+		return st.Active == "primary" && len(st.Sources) == 2 && st.Sources[0].LastPacket != nil
+	})
+	st := h.failedOver(t, "frozen")
+	ruleNamed(t, a, st, "frozen", "timestamps advanced")
+	t.Logf("switch %+v; primary: %s", *st.Last, st.Sources[0].Unhealthy)
+	flowHolds(t, 8*time.Second, "the flow on the backup after the switch", get, onBackup(st.Switches, "timestamps advanced"))
 }

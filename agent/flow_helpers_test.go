@@ -53,11 +53,13 @@ func encodeAhead(t *testing.T, ctx context.Context, dir, name string, src testme
 	return path
 }
 
-// publishAhead publishes the file at path in real time (-re -c copy) as
-// format to url until ctx ends or the test does.
-func publishAhead(t *testing.T, ctx context.Context, path, format, url string) {
+// publishAhead publishes the file at path in real time (-re -c copy,
+// then the output options opts) as format to url until ctx ends or the
+// test does.
+func publishAhead(t *testing.T, ctx context.Context, path, format, url string, opts ...string) {
 	t.Helper()
-	p := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", path, "-c", "copy", "-f", format, url)
+	args := append([]string{"-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", path, "-c", "copy"}, opts...)
+	p := exec.CommandContext(ctx, "ffmpeg", append(args, "-f", format, url)...)
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}

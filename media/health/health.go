@@ -6,8 +6,10 @@
 //     FrameRateDrop of the source's reference rate (its rate over the
 //     Baseline before, taken while it was healthy); it holds until the
 //     rate is back over a whole Hold after the fall;
-//   - frozen: packets arrive but their media timestamps did not advance
-//     for Hold;
+//   - frozen: packets arrive but their media timestamps advanced less
+//     than a quarter of Hold within the last Hold (not at all, or by the
+//     1 ms a packet that media.Stream adds to keep a track's timeline
+//     increasing when a publisher repeats a timestamp);
 //   - continuity: more than MaxCCErrors MPEG-TS continuity errors (lost
 //     or reordered TS packets, counted by the source's demuxer and handed
 //     in with ContinuityErrors) within the last Hold; off when
@@ -71,15 +73,31 @@ type Monitor struct {
 	last   time.Time   // last packet
 	// ref is the reference frame rate (frames/s), taken while healthy
 	ref float64
-	// maxTS is the newest media timestamp, advanced is when it grew
-	maxTS    int64
-	advanced time.Time
-	sick     string
-	fellAt   time.Time // the frame rate rule's last start (sick became framerate)
+	// maxTS is the newest media timestamp; clock is when the current
+	// clock started (the first packet, or a step back); ts samples maxTS
+	// at most every tsEvery, back to the newest sample at least Hold old
+	maxTS  int64
+	clock  time.Time
+	ts     []tsSample
+	sick   string
+	fellAt time.Time // the frame rate rule's last start (sick became framerate)
 	// cc holds the source's continuity error count as handed in, oldest
 	// first, back to the newest sample at least Hold old
 	cc []ccSample
 }
+
+// tsSample is the newest media timestamp (ms) at a time.
+type tsSample struct {
+	at time.Time
+	ts int64
+}
+
+// tsEvery is how often the timestamp is sampled; frozenShare is the
+// least share of the wall time the media time must advance by.
+const (
+	tsEvery     = 100 * time.Millisecond
+	frozenShare = 4 // a quarter
+)
 
 // ccSample is the source's continuity error total at a time.
 type ccSample struct {
@@ -98,7 +116,7 @@ func (m *Monitor) Reset() { *m = Monitor{r: m.r, cc: m.cc} }
 // Packet records p, which arrived at now.
 func (m *Monitor) Packet(now time.Time, p *media.Packet) {
 	if m.start.IsZero() {
-		m.start, m.advanced = now, now
+		m.start, m.clock = now, now
 	}
 	m.last = now
 	if p.Header {
@@ -106,11 +124,14 @@ func (m *Monitor) Packet(now time.Time, p *media.Packet) {
 	}
 	switch {
 	case p.Time > m.maxTS:
-		m.maxTS, m.advanced = p.Time, now
+		m.maxTS = p.Time
 	case p.Time < m.maxTS-clockStepBack:
 		// a new clock (an encoder restarted, a playlist's next file):
 		// its timestamps advance from here
-		m.maxTS, m.advanced = p.Time, now
+		m.maxTS, m.clock, m.ts = p.Time, now, m.ts[:0]
+	}
+	if n := len(m.ts); n == 0 || now.Sub(m.ts[n-1].at) >= tsEvery {
+		m.ts = append(m.ts, tsSample{now, m.maxTS})
 	}
 	if p.Kind == media.KindVideo {
 		m.frames = append(m.frames, now)
@@ -166,9 +187,16 @@ func (m *Monitor) Check(now time.Time) (rule, detail string) {
 		m.sick = "" // silence is not a health matter: the source is gone
 		return "", ""
 	}
-	if d := now.Sub(m.advanced); d >= r.Hold {
-		m.sick = RuleFrozen
-		return RuleFrozen, fmt.Sprintf("packets arrive but their timestamps have not advanced for %s", d.Round(100*time.Millisecond))
+	j := 0
+	for j < len(m.ts)-1 && !m.ts[j+1].at.After(now.Add(-r.Hold)) {
+		j++
+	}
+	m.ts = m.ts[j:]
+	if len(m.ts) > 0 && now.Sub(m.clock) >= r.Hold {
+		if adv := m.maxTS - m.ts[0].ts; adv < r.Hold.Milliseconds()/frozenShare {
+			m.sick = RuleFrozen
+			return RuleFrozen, fmt.Sprintf("packets arrive but their timestamps advanced %d ms in the last %s", adv, r.Hold)
+		}
 	}
 	if r.MaxCCErrors > 0 {
 		if n, span := m.ccErrors(now); n > uint64(r.MaxCCErrors) {

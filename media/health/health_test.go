@@ -59,6 +59,25 @@ func TestMonitor(t *testing.T) {
 			feed(m, t0, 0, 10*time.Second, 25, false, s)
 			feed(m, t0, 10*time.Second, 15*time.Second, 25, true, s)
 		}, []string{"", RuleFrozen}},
+		// the hub makes a repeated timestamp 1 ms more than the track's
+		// last: a frozen source's timestamps crawl, 25 ms a second
+		{"timestamps crawl by 1 ms a frame", func(m *Monitor, s *[]string) {
+			feed(m, t0, 0, 10*time.Second, 25, false, s)
+			for i, now := int64(0), t0.Add(10*time.Second); now.Before(t0.Add(15 * time.Second)); i, now = i+1, now.Add(40*time.Millisecond) {
+				m.Packet(now, &media.Packet{Kind: media.KindVideo, Time: 10000 + i})
+				if rule, _ := m.Check(now); (*s)[len(*s)-1] != rule {
+					*s = append(*s, rule)
+				}
+			}
+		}, []string{"", RuleFrozen}},
+		{"timestamps at half speed: slow, not frozen", func(m *Monitor, s *[]string) {
+			for now := t0; now.Before(t0.Add(10 * time.Second)); now = now.Add(40 * time.Millisecond) {
+				m.Packet(now, &media.Packet{Kind: media.KindVideo, Time: now.Sub(t0).Milliseconds() / 2})
+				if rule, _ := m.Check(now); len(*s) == 0 || (*s)[len(*s)-1] != rule {
+					*s = append(*s, rule)
+				}
+			}
+		}, []string{""}},
 		{"timestamps start again (a new clock): not frozen", func(m *Monitor, s *[]string) {
 			feed(m, t0, 0, 10*time.Second, 25, false, s)
 			for now := t0.Add(10 * time.Second); now.Before(t0.Add(16 * time.Second)); now = now.Add(40 * time.Millisecond) {
