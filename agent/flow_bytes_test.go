@@ -20,15 +20,8 @@ func TestFlowSourceSentBytes(t *testing.T) {
 	testmedia.Need(t, "ffmpeg")
 	a := startAgent(t, "")
 	ctx := context.Background()
-	flows := a.Client().Flows()
-	spec := flow.Spec{ID: "bo", Source: flow.Source{Type: flow.SrcRTMPPush, Stream: "live/bo"},
-		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}}
-	if _, err := flows.Create(ctx, spec); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	if _, err := flows.Do(ctx, "bo", "start"); err != nil {
-		t.Fatalf("start: %v", err)
-	}
+	startFlow(t, ctx, a, flow.Spec{ID: "bo", Source: flow.Source{Type: flow.SrcRTMPPush, Stream: "live/bo"},
+		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}})
 	src := testmedia.Source{Realtime: true, Audio: true, Duration: 30 * time.Second}.Defaults()
 	testmedia.Publish(t, ctx, src, a.rtmp("live/bo"))
 	waitVideo(t, a, "flow/bo")

@@ -3,15 +3,13 @@ package agent_test
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/relaymesh/relaymesh/agent"
 	"github.com/relaymesh/relaymesh/flow"
-	"github.com/relaymesh/relaymesh/internal/poll"
 	"github.com/relaymesh/relaymesh/internal/promtest"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
@@ -27,73 +25,25 @@ import (
 // after the switch (eight times the return hold) the flow stays on the
 // backup with the primary marked unhealthy and no further switch.
 func TestFlowHealthFailover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-time publishers for 20 s")
-	}
-	testmedia.Need(t, "ffmpeg")
-	sink := agent.NewHookSink(t)
-	a := startAgent(t, sink.Config())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	flows := a.Client().Flows()
-	spec := flow.Spec{ID: "hf",
-		Source:  flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hprimary"},
-		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hbackup"},
-		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}}
-	if _, err := flows.Create(ctx, spec); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	if _, err := flows.Do(ctx, "hf", "start"); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	// Both sources are encoded ahead and published with -re -c copy: a
-	// live x264 encoder on a loaded machine can stall for more than the
-	// flow's 300 ms silence failover, which is not the rule under test.
-	src := testmedia.Source{Audio: true, Duration: 40 * time.Second}.Defaults()
+	h := startHealthFlow(t, "hf", flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hprimary"})
+	a, sink, ctx := h.a, h.sink, h.ctx
+	src := testmedia.Source{Audio: true, Duration: 40 * time.Second}
 	dir := t.TempDir()
-	encode := func(name string, vf ...string) string {
-		path := filepath.Join(dir, name+".flv")
-		args := src.Args(path)
-		for i, arg := range args {
-			if arg == "-c:v" && len(vf) > 0 {
-				args = append(args[:i:i], append(vf, args[i:]...)...)
-				break
-			}
-		}
-		if out, err := exec.CommandContext(ctx, "ffmpeg", append([]string{"-y"}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("encode %s: %v: %s", name, err, out)
-		}
-		return path
-	}
 	// the primary: the same source, its video thinned to every fifth
 	// frame after 6 s (timestamps kept: the frames are gone, not slowed)
-	thin := encode("primary", "-vf", `select='lt(t\,6)+not(mod(n\,5))'`, "-fps_mode", "passthrough")
-	full := encode("backup")
-	publish := func(path, url string) {
-		p := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", path, "-c", "copy", "-f", "flv", url)
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); p.Wait() })
-	}
-	publish(full, a.rtmp("live/hbackup"))
-	publish(thin, a.rtmp("live/hprimary"))
+	thin := encodeAhead(t, ctx, dir, "primary", src, "-vf", `select='lt(t\,6)+not(mod(n\,5))'`, "-fps_mode", "passthrough")
+	full := encodeAhead(t, ctx, dir, "backup", src)
+	publishAhead(t, ctx, full, "flv", a.rtmp(h.backup))
+	publishAhead(t, ctx, thin, "flv", a.rtmp("live/hprimary"))
 
 	// every state a poll of the flow showed, in order, without repeats
-	var v flow.View
 	var seen []string
 	get := func() *flow.Status {
-		var err error
-		if v, err = flows.Get(ctx, "hf"); err != nil {
-			t.Fatalf("GET flow hf: %v", err)
+		st := h.get()
+		if n := len(seen); n == 0 || seen[n-1] != st.Active {
+			seen = append(seen, st.Active)
 		}
-		if v.Status == nil {
-			return &flow.Status{}
-		}
-		if n := len(seen); n == 0 || seen[n-1] != v.Status.Active {
-			seen = append(seen, v.Status.Active)
-		}
-		return v.Status
+		return st
 	}
 	testmedia.Eventually(t, 10*time.Second, "the flow plays the primary", func() bool {
 		st := get()
@@ -132,13 +82,91 @@ func TestFlowHealthFailover(t *testing.T) {
 	} else if got := strings.Join(seen, " -> "); got != "primary -> backup" {
 		t.Errorf("the flow's active source went %s, want primary -> backup", got)
 	}
-	st := v.Status
+	st := get()
 	switches := st.Switches // those of a stalled publisher included
 	if st.Last == nil || st.Last.Reason != "health: framerate" || !st.Last.Failover || switches != len(hooks) {
 		t.Errorf("status after the switch: last %+v, %d switches; want the last a failover for health: framerate, %d switches as the webhooks say", st.Last, switches, len(hooks))
 	}
-	if u := st.Sources[0].Unhealthy; !strings.Contains(u, "frames/s") {
-		t.Errorf("the primary's status says unhealthy %q, want the frame rate rule's detail", u)
+	ruleNamed(t, a, st, "framerate", "frames/s")
+	t.Logf("switch %+v; primary: %s", *st.Last, st.Sources[0].Unhealthy)
+
+	// the primary stays thin: the flow stays on the backup on every poll
+	// of the hold, and no other switch is reported
+	flowHolds(t, 8*time.Second, "the flow on the backup after the switch", get, onBackup(switches, "frames/s"))
+	if after := sink.Hooks(t, "stream.failover"); len(after) != len(hooks) {
+		t.Errorf("%d switch webhooks after the hold, want %d (no switch after the frame rate failover): %v", len(after), len(hooks), sink.Lines(t))
+	}
+}
+
+// healthFlow is an agent (its webhooks to sink) running flow id of the
+// health tests: a primary, a backup (rtmp-push at backup) and an
+// HTTP-FLV output.
+type healthFlow struct {
+	a      *agentProc
+	sink   *agent.HookSink
+	ctx    context.Context
+	id     string
+	backup string
+	get    func() *flow.Status
+}
+
+// startHealthFlow skips in -short (real-time publishers), needs ffmpeg,
+// and starts the agent and flow id with primary.
+func startHealthFlow(t *testing.T, id string, primary flow.Source) healthFlow {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real-time publishers for 20 s")
+	}
+	testmedia.Need(t, "ffmpeg")
+	h := healthFlow{sink: agent.NewHookSink(t), id: id, backup: "live/" + id + "backup"}
+	h.a = startAgent(t, h.sink.Config())
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h.ctx = ctx
+	flows := startFlow(t, ctx, h.a, flow.Spec{ID: id, Source: primary,
+		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: h.backup},
+		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}})
+	h.get = flowStatus(t, ctx, flows, id)
+	return h
+}
+
+// failedOver waits for the flow's stream.failover webhook from the
+// primary to the backup for "health: "+rule and for its status to show
+// that switch, and returns the status.
+func (h healthFlow) failedOver(t *testing.T, rule string) *flow.Status {
+	t.Helper()
+	sink, get := h.sink, h.get
+	want := map[string]any{"stream": "flow/" + h.id, "from": "primary", "to": "backup", "direction": "primary->backup", "reason": "health: " + rule}
+	testmedia.Eventually(t, 30*time.Second, "the flow to fail over for "+rule, func() bool {
+		for _, h := range sink.Hooks(t, "stream.failover") {
+			if agent.HookMatches(h.Data, want) {
+				return true
+			}
+		}
+		return false
+	})
+	var st *flow.Status
+	testmedia.Eventually(t, 5*time.Second, "the status to show the switch", func() bool {
+		st = get()
+		return st.Active == "backup" && st.Last != nil && len(st.Sources) == 2
+	})
+	if st.Last.Reason != "health: "+rule || !st.Last.Failover {
+		t.Errorf("last switch %+v, want a failover for health: %s", st.Last, rule)
+	}
+	if hooks := sink.Hooks(t, "stream.failover"); len(hooks) != st.Switches {
+		t.Errorf("%d switches in the status, %d webhooks: %v", st.Switches, len(hooks), sink.Lines(t))
+	}
+	return st
+}
+
+// ruleNamed checks that the flow's switch away from its primary for a
+// health rule is named where an operator looks: the primary's status
+// (unhealthy: detail), the log (the rule) and the metrics (one switch
+// for "health: "+rule); it returns the scrape.
+func ruleNamed(t *testing.T, a *agentProc, st *flow.Status, rule, detail string) map[string]*dto.MetricFamily {
+	t.Helper()
+	if u := st.Sources[0].Unhealthy; !strings.Contains(u, detail) {
+		t.Errorf("the primary's status says unhealthy %q, want the %s rule's detail (%s)", u, rule, detail)
 	}
 	var logged string
 	for _, l := range testmedia.Lines(a.logs.String()) {
@@ -146,32 +174,33 @@ func TestFlowHealthFailover(t *testing.T) {
 			logged = l
 		}
 	}
-	if !strings.Contains(logged, `"rule":"framerate"`) {
-		t.Errorf("no log line names the rule that fired: %q", logged)
+	if !strings.Contains(logged, `"rule":"`+rule+`"`) {
+		t.Errorf("no log line names the rule that fired (%s): %q", rule, logged)
 	}
 	mfs, err := promtest.TryScrape(a.api("/metrics"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := promtest.Value(mfs, "relaymesh_flow_switches_total", map[string]string{"reason": "health: framerate"}); n != 1 {
-		t.Errorf("relaymesh_flow_switches_total{reason=\"health: framerate\"} = %v, want 1", n)
+	if n, _ := promtest.Value(mfs, "relaymesh_flow_switches_total", map[string]string{"reason": "health: " + rule}); n != 1 {
+		t.Errorf("relaymesh_flow_switches_total{reason=\"health: %s\"} = %v, want 1", rule, n)
 	}
-	t.Logf("switch %+v; primary: %s", *st.Last, st.Sources[0].Unhealthy)
+	return mfs
+}
 
-	// the primary stays thin: the flow stays on the backup on every poll
-	// of the hold, and no other switch is reported
-	const hold = 8 * time.Second
-	switched := time.Now()
-	poll.Until(t, hold+10*time.Second, fmt.Sprintf("%s on the backup after the switch", hold), func() bool {
-		st := get()
-		if st.Active != "backup" || len(st.Sources) != 2 || st.Sources[0].Unhealthy == "" || st.Switches != switches {
-			t.Fatalf("%s after the switch: active %q, %d switches, primary unhealthy %q; want the backup, %d switches, the primary unhealthy",
-				time.Since(switched).Round(time.Millisecond), st.Active, st.Switches, st.Sources[0].Unhealthy, switches)
+// onBackup is flowHolds' check of a flow that failed over for a health
+// rule: the backup active, the primary unhealthy with a detail that
+// contains detail, and no switch since the switches of then.
+func onBackup(switches int, detail string) func(*flow.Status) string {
+	return func(st *flow.Status) string {
+		if st.Active != "backup" || len(st.Sources) != 2 || !strings.Contains(st.Sources[0].Unhealthy, detail) || st.Switches != switches {
+			u := ""
+			if len(st.Sources) > 0 {
+				u = st.Sources[0].Unhealthy
+			}
+			return fmt.Sprintf("active %q, %d switches, primary unhealthy %q; want the backup, %d switches, the primary unhealthy (%s)",
+				st.Active, st.Switches, u, switches, detail)
 		}
-		return time.Since(switched) >= hold
-	})
-	if after := sink.Hooks(t, "stream.failover"); len(after) != len(hooks) {
-		t.Errorf("%d switch webhooks after the hold, want %d (no switch after the frame rate failover): %v", len(after), len(hooks), sink.Lines(t))
+		return ""
 	}
 }
 
@@ -179,40 +208,16 @@ func TestFlowHealthFailover(t *testing.T) {
 // The primary publishes about 170 kbit/s (100k video, 64k audio) under
 // a 600 kbit/s floor; the backup 2 Mbit/s CBR. The flow leaves the
 // primary for the backup, the switch and the primary's status name the
-// bitrate rule, and it stays on the backup.
+// bitrate rule, and it stays on the backup: every poll of the 8 s after
+// the switch sees the backup active, the primary unhealthy and no other
+// switch.
 func TestFlowHealthBitrateFloor(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-time publishers for 20 s")
-	}
-	testmedia.Need(t, "ffmpeg")
-	a := startAgent(t, "")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	flows := a.Client().Flows()
-	spec := flow.Spec{ID: "hb",
-		Source:  flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hbprimary", MinBitrate: 600_000},
-		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hbbackup"},
-		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}}
-	if _, err := flows.Create(ctx, spec); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	if _, err := flows.Do(ctx, "hb", "start"); err != nil {
-		t.Fatalf("start: %v", err)
-	}
+	h := startHealthFlow(t, "hb", flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hbprimary", MinBitrate: 600_000})
+	a, ctx, get := h.a, h.ctx, h.get
 	thin := testmedia.Source{Audio: true, Realtime: true, Duration: 40 * time.Second, Bitrate: "100k"}.Defaults()
 	testmedia.Publish(t, ctx, thin, a.rtmp("live/hbprimary"))
-	testmedia.Publish(t, ctx, testmedia.Source{Audio: true, Realtime: true, Duration: 40 * time.Second, Bitrate: "2M", CBR: true}.Defaults(), a.rtmp("live/hbbackup"))
+	testmedia.Publish(t, ctx, testmedia.Source{Audio: true, Realtime: true, Duration: 40 * time.Second, Bitrate: "2M", CBR: true}.Defaults(), a.rtmp(h.backup))
 	var st *flow.Status
-	get := func() *flow.Status {
-		v, err := flows.Get(ctx, "hb")
-		if err != nil {
-			t.Fatalf("GET flow hb: %v", err)
-		}
-		if v.Status == nil {
-			return &flow.Status{}
-		}
-		return v.Status
-	}
 	testmedia.Eventually(t, 30*time.Second, "the flow switches to the backup", func() bool {
 		st = get()
 		return st.Active == "backup" && st.Last != nil && len(st.Sources) == 2
@@ -224,8 +229,77 @@ func TestFlowHealthBitrateFloor(t *testing.T) {
 		t.Errorf("the primary's status says unhealthy %q, want the bitrate rule's detail", u)
 	}
 	t.Logf("switch %+v; primary: %s", *st.Last, st.Sources[0].Unhealthy)
-	testmedia.Eventually(t, 10*time.Second, "the backup stays active with the primary still unhealthy", func() bool {
-		st = get()
-		return st.Active == "backup" && len(st.Sources) == 2 && strings.Contains(st.Sources[0].Unhealthy, "min_bitrate")
+	// the primary stays thin: every poll of the hold sees the backup, the
+	// primary unhealthy and no further switch
+	flowHolds(t, 8*time.Second, "the flow on the backup after the switch", get, onBackup(st.Switches, "min_bitrate"))
+}
+
+// TestFlowHealthContinuity: a flow's primary is an SRT publisher
+// (srt-live-transmit) whose MPEG-TS loses every 80th TS packet after its
+// first 6 s, as behind a lossy UDP hop: it stays connected and keeps
+// delivering. Its max_cc_errors is 5 (per 2 s). Until the damage the
+// flow plays it and its stream counts no continuity errors; then the flow
+// fails over to the backup (RTMP) for reason health: continuity, which
+// the stream.failover webhook, the flow's status, the log and
+// relaymesh_flow_switches_total name; /v1/streams and
+// relaymesh_stream_cc_errors_total count the errors (no more than the
+// packets dropped); and for the 8 s after, the flow stays on the backup.
+func TestFlowHealthContinuity(t *testing.T) {
+	testmedia.Need(t, "srt-live-transmit")
+	h := startHealthFlow(t, "hc", flow.Source{Type: flow.SrcSRTListener, Stream: "live/hcprimary", MaxCCErrors: 5})
+	a, ctx, get := h.a, h.ctx, h.get
+	file := encodeAhead(t, ctx, t.TempDir(), "source", testmedia.Source{Audio: true, Duration: 40 * time.Second})
+	publishAhead(t, ctx, file, "flv", a.rtmp(h.backup))
+	dropped := publishTSDamaged(t, ctx, file, srtURL(a.ports["srt"], "publish:live/hcprimary", "", 0, ""), 6*time.Second, 80)
+
+	ccErrors := func() uint64 {
+		s, err := a.Client().Stream(ctx, "live/hcprimary")
+		if err != nil {
+			t.Fatalf("GET stream live/hcprimary: %v", err)
+		}
+		return s.CCErrors
+	}
+	testmedia.Eventually(t, 10*time.Second, "the flow plays the primary", func() bool {
+		st := get()
+		return st.Active == "primary" && len(st.Sources) == 2 && st.Sources[0].LastPacket != nil
 	})
+	if n, d := ccErrors(), dropped.Load(); n != 0 || d != 0 {
+		t.Fatalf("before the damage: %d continuity errors (%d packets dropped), want 0", n, d)
+	}
+	st := h.failedOver(t, "continuity")
+	cc := ccErrors()
+	if d := dropped.Load(); cc == 0 || cc > uint64(d) {
+		t.Errorf("the primary's stream counts %d continuity errors after %d TS packets were dropped, want 1 to %d", cc, d, d)
+	}
+	mfs := ruleNamed(t, a, st, "continuity", "continuity errors in 2s, over its max_cc_errors 5")
+	if n, _ := promtest.Value(mfs, "relaymesh_stream_cc_errors_total", map[string]string{"stream": "live/hcprimary"}); n < float64(cc) {
+		t.Errorf("relaymesh_stream_cc_errors_total{stream=\"live/hcprimary\"} = %v, want at least the %d the API showed before", n, cc)
+	}
+	t.Logf("switch %+v; primary: %s; %d continuity errors counted, %d TS packets dropped", *st.Last, st.Sources[0].Unhealthy, cc, dropped.Load())
+	flowHolds(t, 8*time.Second, "the flow on the backup after the switch", get, onBackup(st.Switches, "continuity errors"))
+}
+
+// TestFlowHealthFrozen: a flow's primary (RTMP) keeps sending its frames
+// in real time, but from 6 s on every one carries the timestamp 6 s
+// (ffmpeg's setts bitstream filter), as a stuck encoder clock does. The
+// hub keeps each track's timeline increasing by 1 ms a packet, so the
+// flow sees timestamps that crawl; the flow fails over to the backup for
+// reason health: frozen (webhook, status, log, metric) and stays there.
+// Before the rule compared against a quarter of the wall time it never
+// fired: the crawl was taken for an advance.
+func TestFlowHealthFrozen(t *testing.T) {
+	h := startHealthFlow(t, "hz", flow.Source{Type: flow.SrcRTMPPush, Stream: "live/hzprimary"})
+	a, ctx, get := h.a, h.ctx, h.get
+	file := encodeAhead(t, ctx, t.TempDir(), "source", testmedia.Source{Audio: true, Duration: 40 * time.Second})
+	publishAhead(t, ctx, file, "flv", a.rtmp(h.backup))
+	freeze := `setts=ts=min(TS\,6/TB)`
+	publishAhead(t, ctx, file, "flv", a.rtmp("live/hzprimary"), "-bsf:v", freeze, "-bsf:a", freeze)
+	testmedia.Eventually(t, 10*time.Second, "the flow plays the primary", func() bool {
+		st := get()
+		return st.Active == "primary" && len(st.Sources) == 2 && st.Sources[0].LastPacket != nil
+	})
+	st := h.failedOver(t, "frozen")
+	ruleNamed(t, a, st, "frozen", "timestamps advanced")
+	t.Logf("switch %+v; primary: %s", *st.Last, st.Sources[0].Unhealthy)
+	flowHolds(t, 8*time.Second, "the flow on the backup after the switch", get, onBackup(st.Switches, "timestamps advanced"))
 }

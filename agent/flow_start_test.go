@@ -57,15 +57,8 @@ func audioOnlyFlow(t *testing.T, a *agentProc, name, typ, format string) {
 	}
 
 	id, key := "ao-"+name, "live/ao-"+name
-	flows := a.Client().Flows()
-	spec := flow.Spec{ID: id, Source: flow.Source{Type: typ, Stream: key},
-		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}}
-	if _, err := flows.Create(ctx, spec); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	if _, err := flows.Do(ctx, id, "start"); err != nil {
-		t.Fatalf("start: %v", err)
-	}
+	flows := startFlow(t, ctx, a, flow.Spec{ID: id, Source: flow.Source{Type: typ, Stream: key},
+		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}})
 	// the player of the flow's output, there before the publisher; it
 	// ends when the flow is stopped
 	type read struct {

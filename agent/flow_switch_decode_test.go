@@ -33,17 +33,10 @@ func TestFlowSwitchDecodes(t *testing.T) {
 	testmedia.Need(t, "ffmpeg", "ffprobe")
 	a := startAgent(t, "")
 	ctx := context.Background()
-	flows := a.Client().Flows()
-	spec := flow.Spec{ID: "sw",
+	flows := startFlow(t, ctx, a, flow.Spec{ID: "sw",
 		Source:  flow.Source{Type: flow.SrcRTMPPush, Stream: "live/main"},
 		Backup:  &flow.Source{Type: flow.SrcRTMPPush, Stream: "live/bak"},
-		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}}
-	if _, err := flows.Create(ctx, spec); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	if _, err := flows.Do(ctx, "sw", "start"); err != nil {
-		t.Fatalf("start: %v", err)
-	}
+		Outputs: []flow.Output{{Name: "web", Type: flow.OutHTTPFLV}}})
 	main := testmedia.Source{Realtime: true, Audio: true, Duration: time.Minute, Width: 640, Height: 360}.Defaults()
 	bak := testmedia.Source{Realtime: true, Audio: true, Duration: time.Minute, Width: 320, Height: 180}.Defaults()
 	primary := testmedia.Publish(t, ctx, main, a.rtmp("live/main"))

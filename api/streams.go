@@ -22,6 +22,7 @@ func viewOf(st *media.Stream, srtStats func(key string) []srt.ConnStats) client.
 	}
 	v.ReaderCount = len(v.Readers)
 	v.Skips, v.Dropped = st.Skips()
+	v.CCErrors = st.ContinuityErrors()
 	if p, ok := st.Publisher(); ok {
 		v.Publisher = &p
 	}

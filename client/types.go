@@ -43,7 +43,10 @@ type Stream struct {
 	UptimeSeconds int64                `json:"uptime_seconds"`
 	Skips         uint64               `json:"reader_skips"`
 	Dropped       uint64               `json:"readers_dropped"`
-	SRT           []srt.ConnStats      `json:"srt,omitempty"` // the stream's SRT connections
+	// CCErrors are the MPEG-TS continuity errors in the input of a TS
+	// publisher (SRT): TS packets lost or out of order before the demuxer
+	CCErrors uint64          `json:"cc_errors"`
+	SRT      []srt.ConnStats `json:"srt,omitempty"` // the stream's SRT connections
 }
 
 // StreamList is GET /v1/streams.

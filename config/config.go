@@ -376,11 +376,7 @@ func cfgSortByPos(problems []error, files []string) error {
 	return errors.Join(errs...)
 }
 
-// decodeFile decodes one file onto c. It returns the problems found and
-// whether decoding stopped (syntax or type error: c is then half-updated
-// and must be dropped). locs gets "file:line" for every key path the file
-// sets, for later Validate messages.
-// cfgAllDecodeErrors reports every wrong-typed value of a file, not just
+// cfgAllDecodeErrors reports every wrong-typed or refused value of a file, not just
 // the first: the TOML decoder stops at the first, so the line it names is
 // blanked and the file decoded again (into a scratch config), up to a
 // bound. clean is the source without the bad lines when it decodes, else "".
@@ -405,8 +401,12 @@ func cfgAllDecodeErrors(name, src string, first error, keyPos []cfgKeyPos) (prob
 		if err == nil {
 			return probs, text
 		}
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
+		// the decoder reports a value its type refuses (a Duration's
+		// "fast") as a ParseError too: only a text that no longer parses
+		// as TOML at all (a blanked line opened a multi-line value) ends
+		// the search
+		var generic map[string]any
+		if _, serr := toml.Decode(text, &generic); serr != nil {
 			break // blanking made the rest unreadable: report what we have
 		}
 		probs = append(probs, cfgDecodeError(name, err, keyPos))
@@ -414,6 +414,10 @@ func cfgAllDecodeErrors(name, src string, first error, keyPos []cfgKeyPos) (prob
 	return probs, ""
 }
 
+// decodeFile decodes one file onto c. It returns the problems found and
+// whether decoding stopped (syntax or type error: c is then half-updated
+// and must be dropped). locs gets "file:line" for every key path the file
+// sets, for later Validate messages.
 func (c *Config) decodeFile(name string, data []byte, locs map[string]string) (problems []error, fatal bool) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -116,6 +116,15 @@ func TestConfigErrorMessages(t *testing.T) {
 				`c.toml:6: rtmp.listen: "abc" is not host:port: write e.g. ":1935" or "127.0.0.1:1935", or "" to disable`,
 				`c.toml:4: limits.max_publishers: -1 is negative: use 0 for unlimited`,
 			}},
+		// the decoder reports a value its type refuses as a ParseError,
+		// like a syntax error; the search went on only past wrong types
+		{name: "every decode problem at once", toml: "[rtmp]\nlisten = 1935\n[srt]\nlatency = \"fast\"\n[limits]\nreconnect_grace = \"soon\"\nmax_publishers = -1\n",
+			want: []string{
+				`c.toml:2: rtmp.listen: want string, got integer`,
+				`c.toml:4: srt.latency: "fast" is not a duration: write e.g. "250ms", "10s" or "1m30s"`,
+				`c.toml:6: limits.reconnect_grace: "soon" is not a duration: write e.g. "250ms", "10s" or "1m30s"`,
+				`c.toml:7: limits.max_publishers: -1 is negative: use 0 for unlimited`,
+			}},
 		{name: "syntax error with line and column", toml: "[node]\nname = \n",
 			want: []string{`c.toml:2:8: expected value but found '\n' instead`}},
 	}

@@ -127,9 +127,11 @@ type FlowSourceConfig struct {
 	Allow      []string `toml:"allow"`
 	MaxBitrate Bitrate  `toml:"max_bitrate"`
 	MinBitrate Bitrate  `toml:"min_bitrate"` // health floor: less over 2 s is unhealthy ("" = none)
-	Latency    Duration `toml:"latency"`
-	Passphrase string   `toml:"passphrase"`
-	PBKeyLen   int      `toml:"pbkeylen"`
+	// MaxCCErrors: more MPEG-TS continuity errors over 2 s is unhealthy (0 = off)
+	MaxCCErrors int      `toml:"max_cc_errors"`
+	Latency     Duration `toml:"latency"`
+	Passphrase  string   `toml:"passphrase"`
+	PBKeyLen    int      `toml:"pbkeylen"`
 }
 
 // FlowOutputConfig is one [[flow.outputs]].
@@ -191,7 +193,7 @@ type TaskConfig struct {
 // Spec is the source as the flow package takes it.
 func (s FlowSourceConfig) Spec() flow.Source {
 	return flow.Source{Name: s.Name, Type: s.Type, URL: s.URL, Stream: s.Stream, Flow: s.Flow, Output: s.Output, Node: s.Node,
-		Allow: s.Allow, MaxBitrate: int64(s.MaxBitrate), MinBitrate: int64(s.MinBitrate), LatencyMS: int(s.Latency.Duration().Milliseconds()),
+		Allow: s.Allow, MaxBitrate: int64(s.MaxBitrate), MinBitrate: int64(s.MinBitrate), MaxCCErrors: s.MaxCCErrors, LatencyMS: int(s.Latency.Duration().Milliseconds()),
 		Passphrase: s.Passphrase, PBKeyLen: s.PBKeyLen}
 }
 

@@ -70,6 +70,9 @@ callback = "https://example.com/hook"
 		{"task loop on a live url", strings.Replace(good, `playlist = ["/srv/a.mp4", "https://example.com/b.flv"]`, `url = "rtmp://example.com/live/src"`, 1), `task[0].loop: -1: loop counts apply to playlists`},
 		{"source min_bitrate", strings.Replace(good, `max_bitrate = "8M"`, "max_bitrate = \"8M\"\nmin_bitrate = \"600k\"", 1), ""},
 		{"source min_bitrate above max", strings.Replace(good, `max_bitrate = "8M"`, "max_bitrate = \"8M\"\nmin_bitrate = \"9M\"", 1), `flow[0].source.min_bitrate: 9000000 is above max_bitrate 8000000`},
+		{"backup max_cc_errors", strings.Replace(good, `latency = "200ms"`, "latency = \"200ms\"\nmax_cc_errors = 20", 1), ""},
+		{"source max_cc_errors on rtmp-push", strings.Replace(good, `max_bitrate = "8M"`, "max_bitrate = \"8M\"\nmax_cc_errors = 20", 1), `flow[0].source.max_cc_errors: counts MPEG-TS continuity errors: a rtmp-push source delivers no MPEG-TS`},
+		{"backup max_cc_errors negative", strings.Replace(good, `latency = "200ms"`, "latency = \"200ms\"\nmax_cc_errors = -3", 1), `flow[0].backup.max_cc_errors: -3 is negative`},
 		{"flow window backwards", strings.Replace(good, "start = true\n", "start_time = 2030-01-02T00:00:00Z\nend_time = 2030-01-01T00:00:00Z\n", 1), `flow[0].end_time: must be after start_time`},
 	}
 	for _, c := range cases {
@@ -83,7 +86,8 @@ callback = "https://example.com/hook"
 				}
 				s := cfg.Flows[0].Spec()
 				if s.Backup == nil || s.Backup.LatencyMS != 200 || len(s.Outputs) != 2 || s.Source.MaxBitrate != 8_000_000 ||
-					(strings.Contains(c.body, "min_bitrate") && s.Source.MinBitrate != 600_000) {
+					(strings.Contains(c.body, "min_bitrate") && s.Source.MinBitrate != 600_000) ||
+					(strings.Contains(c.body, "max_cc_errors") && s.Backup.MaxCCErrors != 20) {
 					t.Fatalf("flow spec %+v", s)
 				}
 				return

@@ -2,7 +2,9 @@ package flow
 
 // Health-based failover: a source that delivers packets but breaks a
 // health rule (media/health: its frame rate collapsed, its timestamps
-// froze; here: its bitrate over floorWindow fell below its min_bitrate)
+// froze, its MPEG-TS input had more continuity errors than its
+// max_cc_errors; here: its bitrate over floorWindow fell below its
+// min_bitrate)
 // is not used, like a silent one; a switch away from it names the rule
 // ("health: framerate").
 
@@ -16,7 +18,8 @@ import (
 )
 
 // SwitchHealth prefixes the reason of a switch away from an unhealthy
-// source; the rule follows ("health: framerate", "health: frozen").
+// source; the rule follows ("health: framerate", "health: frozen",
+// "health: continuity", "health: bitrate").
 const SwitchHealth = "health: "
 
 // RuleBitrate: the source's bitrate over floorWindow was below its
@@ -45,6 +48,12 @@ type sourceHealth struct {
 	last     time.Time
 }
 
+// newSourceHealth returns the health of src with its rules: its
+// min_bitrate floor and its max_cc_errors.
+func newSourceHealth(src *Source) sourceHealth {
+	return sourceHealth{min: src.MinBitrate, rate: -1, m: health.New(health.Rules{MaxCCErrors: src.MaxCCErrors})}
+}
+
 func (h *sourceHealth) monitor() *health.Monitor {
 	if h.m == nil {
 		h.m = health.New(health.Rules{})
@@ -61,8 +70,15 @@ func (h *sourceHealth) packet(now time.Time, p *unit.Packet) {
 	h.last = now
 }
 
-// restart forgets the history: the source delivers again after silence.
-func (h *sourceHealth) restart() {
+// restart forgets the history: the source delivers again after silence
+// (at now). A source that broke a rule keeps its verdict through a pause
+// shorter than floorSilent (a publisher that stalls on a loaded machine):
+// the history of a healthy one goes, so that the gap is not taken for a
+// collapse, but a pause must not make an unhealthy source usable.
+func (h *sourceHealth) restart(now time.Time) {
+	if h.sick != "" && !h.last.IsZero() && now.Sub(h.last) < floorSilent {
+		return
+	}
 	h.monitor().Reset()
 	h.winStart, h.winBytes, h.rate = time.Time{}, 0, -1
 }

@@ -50,3 +50,39 @@ func TestBitrateFloor(t *testing.T) {
 		t.Errorf("no floor, 10 kbit/s: rule %q, want none", n.sick)
 	}
 }
+
+// TestHealthThroughPause: a source that broke a rule (here the bitrate
+// floor) and pauses for less than floorSilent, as a publisher stalled on
+// a loaded machine does, is still unhealthy when it delivers again; after
+// a longer silence (gone) it starts afresh, as does a healthy source.
+func TestHealthThroughPause(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	t0 := time.Now()
+	feed := func(h *sourceHealth, from, to time.Duration) {
+		for d := from; d < to; d += 40 * time.Millisecond {
+			h.packet(t0.Add(d), &unit.Packet{Kind: unit.KindVideo, Time: d.Milliseconds(), Payload: make([]byte, 500)})
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		pause time.Duration
+		want  string
+	}{
+		{"a 500 ms pause", 500 * time.Millisecond, RuleBitrate},
+		{"gone for 1.5 s", 1500 * time.Millisecond, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := &sourceHealth{min: 500_000, rate: -1}
+			feed(h, 0, 2100*time.Millisecond) // 100 kbit/s
+			if h.check(t0.Add(2100*time.Millisecond), "primary", log); h.sick != RuleBitrate {
+				t.Fatalf("100 kbit/s under a 500 kbit/s floor: rule %q, want bitrate", h.sick)
+			}
+			back := 2100*time.Millisecond + c.pause
+			h.restart(t0.Add(back))
+			feed(h, back, back+100*time.Millisecond)
+			if h.check(t0.Add(back+100*time.Millisecond), "primary", log); h.sick != c.want {
+				t.Errorf("after the pause: rule %q (%s), want %q", h.sick, h.detail, c.want)
+			}
+		})
+	}
+}

@@ -446,7 +446,16 @@ func hdrSlot(p *unit.Packet) int {
 func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Source, in <-chan tagged) error {
 	st := make([]*srcState, len(srcs))
 	for i := range st {
-		st[i] = &srcState{headers: map[int]*unit.Packet{}, health: sourceHealth{min: srcs[i].MinBitrate, rate: -1}}
+		st[i] = &srcState{headers: map[int]*unit.Packet{}, health: newSourceHealth(srcs[i])}
+	}
+	// ccStream returns source i's hub stream when its continuity errors
+	// are judged (its max_cc_errors), else nil: its TS publisher (the SRT
+	// listener's session, or the pull) counts them on it
+	ccStream := func(i int) *media.Stream {
+		if srcs[i].MaxCCErrors <= 0 {
+			return nil
+		}
+		return r.hub.Stream(r.spec.SourceKey(srcs[i]))
 	}
 	pol := newSwitchPolicy(len(srcs))
 	needKey, sendHeaders := true, true
@@ -591,6 +600,9 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 			return nil
 		case now := <-tick.C:
 			for i, s := range st {
+				if cs := ccStream(i); cs != nil {
+					s.health.monitor().ContinuityErrors(now, cs.ContinuityErrors())
+				}
 				if s.health.check(now, srcs[i].Name, r.log) {
 					pol.resume(i, now)
 				}
@@ -657,7 +669,7 @@ func (r *Runner) switcher(ctx context.Context, pub *media.Publisher, srcs []*Sou
 				continue
 			}
 			if pol.received(m.src, now) {
-				s.health.restart() // delivers again after silence
+				s.health.restart(now) // delivers again after silence
 			}
 			if s.runStart.IsZero() || now.Sub(s.last) >= videoWait {
 				s.runStart, s.sawVideo = now, false // a new run: the source was gone

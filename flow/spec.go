@@ -95,10 +95,14 @@ type Source struct {
 	MaxBitrate int64    `json:"max_bitrate,omitempty"`
 	// MinBitrate is a health floor (bit/s; 0 = none): a source that
 	// carries less over 2 s is unhealthy and not used (health: bitrate).
-	MinBitrate int64  `json:"min_bitrate,omitempty"`
-	LatencyMS  int    `json:"latency_ms,omitempty"` // SRT
-	Passphrase string `json:"passphrase,omitempty"` // SRT
-	PBKeyLen   int    `json:"pbkeylen,omitempty"`   // SRT: 16, 24 or 32
+	MinBitrate int64 `json:"min_bitrate,omitempty"`
+	// MaxCCErrors (MPEG-TS sources: srt-listener, srt-caller; 0 = off):
+	// a source with more continuity errors (lost or reordered TS packets)
+	// over 2 s is unhealthy and not used (health: continuity).
+	MaxCCErrors int    `json:"max_cc_errors,omitempty"`
+	LatencyMS   int    `json:"latency_ms,omitempty"` // SRT
+	Passphrase  string `json:"passphrase,omitempty"` // SRT
+	PBKeyLen    int    `json:"pbkeylen,omitempty"`   // SRT: 16, 24 or 32
 }
 
 // Output is a flow output.
@@ -311,6 +315,12 @@ func (src *Source) validate(at string, s *Spec, lookup Lookup) error {
 	}
 	if src.MinBitrate < 0 {
 		return lifecycle.Invalidf(at+".min_bitrate", "%d is negative: use 0 for no floor", src.MinBitrate)
+	}
+	switch {
+	case src.MaxCCErrors < 0:
+		return lifecycle.Invalidf(at+".max_cc_errors", "%d is negative: use 0 for no limit", src.MaxCCErrors)
+	case src.MaxCCErrors > 0 && wire(src.Type) != "mpegts":
+		return lifecycle.Invalidf(at+".max_cc_errors", "counts MPEG-TS continuity errors: a %s source delivers no MPEG-TS (remove it, or use srt-listener or srt-caller)", src.Type)
 	}
 	if src.MaxBitrate > 0 && src.MinBitrate > src.MaxBitrate {
 		return lifecycle.Invalidf(at+".min_bitrate", "%d is above max_bitrate %d: the source could never be used", src.MinBitrate, src.MaxBitrate)

@@ -2,7 +2,6 @@ package flow
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -54,42 +53,9 @@ func TestFlowStartsAtVideoKeyframe(t *testing.T) {
 		{name: "video declared, 4 s GOP", meta: unit.MetaDataPacket(0, "H264", true), video: 4 * time.Second, declares: "video"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			hub := media.NewHub(media.DefaultHubConfig(), log)
-			defer hub.Close()
-			spec := Spec{ID: "start", Source: Source{Type: SrcRTMPPush, Stream: "live/start"},
-				Outputs: []Output{{Name: "p", Type: OutRTMPPull}}}
-			r := NewRunner(spec, hub, log)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- r.Run(ctx) }()
-			defer func() { cancel(); <-done }()
-			<-r.Running()
-			out, err := hub.Subscribe(ctx, spec.Key(), media.SubscribeOptions{Format: media.FormatFLV, Wait: time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer out.Close()
-
-			pub, err := hub.Publish("live/start", media.PublisherInfo{Protocol: "test"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pub.Close()
-			if c.meta != nil {
-				if err := pub.Write(c.meta); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := pub.Write(&unit.Packet{Kind: unit.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}); err != nil {
-				t.Fatal(err)
-			}
-			// the flow reads the source before its first audio frame
-			testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's headers", func() bool {
-				return r.Status().Sources[0].LastPacket != nil
-			})
-			go source(ctx, pub, c.video, 0, 0, c.silent)
+			rig := startRunner(t, slog.New(slog.DiscardHandler), "start", "live/start", c.meta)
+			ctx, r, out := rig.ctx, rig.r, rig.out
+			go source(ctx, rig.pub, c.video, 0, 0, c.silent)
 
 			// the first media packet of the flow's stream
 			rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
@@ -194,40 +160,12 @@ func TestFlowDeclaredVideoLastResort(t *testing.T) {
 	defer func(d time.Duration) { declaredVideoWait = d }(declaredVideoWait)
 	declaredVideoWait = 3 * time.Second
 	log, logs := testmedia.Logger(t, "flow")
-	hub := media.NewHub(media.DefaultHubConfig(), log)
-	defer hub.Close()
-	spec := Spec{ID: "late", Source: Source{Type: SrcRTMPPush, Stream: "live/late"},
-		Outputs: []Output{{Name: "p", Type: OutRTMPPull}}}
-	r := NewRunner(spec, hub, log)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	<-r.Running()
-	out, err := hub.Subscribe(ctx, spec.Key(), media.SubscribeOptions{Format: media.FormatFLV, Wait: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	pub, err := hub.Publish("live/late", media.PublisherInfo{Protocol: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	for _, p := range []*unit.Packet{unit.MetaDataPacket(0, "H264", true),
-		{Kind: unit.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}} {
-		if err := pub.Write(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's headers", func() bool {
-		return r.Status().Sources[0].LastPacket != nil
-	})
+	rig := startRunner(t, log, "late", "live/late", unit.MetaDataPacket(0, "H264", true))
+	ctx, out := rig.ctx, rig.out
 	// audio in bursts 400 ms apart (gaps longer than SilenceFailover: the
 	// bound counts from the first packet, not from the last silence);
 	// video from 4 s on (after the bound): 5 P frames, then the keyframe
-	go source(ctx, pub, 4*time.Second, 5, 400*time.Millisecond, nil)
+	go source(ctx, rig.pub, 4*time.Second, 5, 400*time.Millisecond, nil)
 
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer rcancel()
@@ -263,3 +201,53 @@ func TestFlowDeclaredVideoLastResort(t *testing.T) {
 
 // frameNo is the number source gave an audio frame.
 func frameNo(p *unit.Packet) int { return int(p.Payload[2])<<8 | int(p.Payload[3]) }
+
+// runnerRig is a flow of one rtmp-push source running on a hub of its
+// own, a reader of the flow's stream and the source's publisher.
+type runnerRig struct {
+	ctx context.Context
+	r   *Runner
+	out *media.Reader
+	pub *media.Publisher
+}
+
+// startRunner runs flow id with one rtmp-push source at key on a new hub
+// (logging to log), subscribes to the flow's stream, publishes the
+// source's onMetaData meta (nil: none) and its AAC sequence header, and
+// waits until the flow has read them; everything ends with the test.
+func startRunner(t *testing.T, log *slog.Logger, id, key string, meta *unit.Packet) runnerRig {
+	t.Helper()
+	hub := media.NewHub(media.DefaultHubConfig(), log)
+	t.Cleanup(hub.Close)
+	spec := Spec{ID: id, Source: Source{Type: SrcRTMPPush, Stream: key}, Outputs: []Output{{Name: "p", Type: OutRTMPPull}}}
+	r := NewRunner(spec, hub, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-r.Running()
+	out, err := hub.Subscribe(ctx, spec.Key(), media.SubscribeOptions{Format: media.FormatFLV, Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(out.Close)
+	pub, err := hub.Publish(key, media.PublisherInfo{Protocol: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	hdrs := []*unit.Packet{{Kind: unit.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}}
+	if meta != nil {
+		hdrs = append([]*unit.Packet{meta}, hdrs...)
+	}
+	for _, p := range hdrs {
+		if err := pub.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the flow reads the source before its first audio frame
+	testmedia.Eventually(t, 10*time.Second, "the flow to receive the source's headers", func() bool {
+		return r.Status().Sources[0].LastPacket != nil
+	})
+	return runnerRig{ctx: ctx, r: r, out: out, pub: pub}
+}

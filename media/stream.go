@@ -62,7 +62,9 @@ type Stream struct {
 	codecs  atomic.Pointer[unit.CodecInfo]
 	skips   atomic.Uint64
 	dropped atomic.Uint64
-	sentOld atomic.Uint64 // bytes sent to readers that have left
+	// ccErrors: MPEG-TS continuity errors in the publishers' input
+	ccErrors atomic.Uint64
+	sentOld  atomic.Uint64 // bytes sent to readers that have left
 }
 
 // BytesOut returns the bytes sent to all readers, past and present.

@@ -34,6 +34,7 @@ var (
 	mStreamFrames   = desc("stream_frames_total", "Video frames received for a stream.", "stream")
 	mStreamSkips    = desc("stream_reader_skips_total", "Times a reader of the stream fell behind and skipped to a newer keyframe.", "stream")
 	mStreamDropped  = desc("stream_readers_dropped_total", "Readers of the stream disconnected for staying behind.", "stream")
+	mStreamCC       = desc("stream_cc_errors_total", "MPEG-TS continuity errors (lost or out-of-order TS packets) in the input of a TS publisher of the stream.", "stream")
 	mStreamUptime   = desc("stream_uptime_seconds", "Seconds since the stream first went live.", "stream")
 
 	// QoS (tc on the backbone interface)
@@ -48,7 +49,8 @@ var (
 	mHookQueue  = desc("webhook_queue_length", "Webhook events waiting for delivery.")
 
 	// flows: source switches by reason (silence, primary back, and the
-	// health rule that fired: "health: framerate", "health: frozen")
+	// health rule that fired: "health: framerate", "health: frozen",
+	// "health: continuity", "health: bitrate")
 	mFlowSwitches = desc("flow_switches_total", "Flow source switches, by reason (silence, primary back, or the health rule that fired).", "reason")
 
 	// WebRTC ingest: what WHIP publishers sent that was dropped, all
@@ -62,7 +64,7 @@ const mWebRTCDropsHelp = "RTP packets from WHIP publishers the node dropped, all
 var nodeDescs = []*prometheus.Desc{
 	mBuild, mStart, mStreams, mPublishers, mIngestBps, mEgressBps, mRefused, mSRTConns,
 	mStreamBps, mStreamFPS, mStreamKeyIvl, mStreamReaders, mStreamPub, mStreamBytesIn, mStreamBytesOut,
-	mStreamFrames, mStreamSkips, mStreamDropped, mStreamUptime,
+	mStreamFrames, mStreamSkips, mStreamDropped, mStreamCC, mStreamUptime,
 	mQoSApplied, mQoSBytes, mQoSPackets, mQoSDrops, mQoSOver,
 	mHookEvents, mHookQueue,
 }
@@ -153,6 +155,7 @@ func collectStreams(e emit, h Hub) {
 		e.counter(mStreamFrames, float64(r.Frames), k)
 		e.counter(mStreamSkips, float64(skips), k)
 		e.counter(mStreamDropped, float64(dropped), k)
+		e.counter(mStreamCC, float64(st.ContinuityErrors()), k)
 		e.gauge(mStreamUptime, time.Since(st.Created()).Seconds(), k)
 	}
 	e.gauge(mStreams, float64(len(streams)))

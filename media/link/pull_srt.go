@@ -60,6 +60,9 @@ func (p *Puller) pullSRT(ctx context.Context, t Target, u *url.URL, sk *sink) er
 		if err := dm.Feed(buf[:n], emit); err != nil {
 			return fmt.Errorf("srt %s: bad MPEG-TS from the source: %w", Redact(t.URL), err)
 		}
+		if sk.pub != nil {
+			sk.pub.AddContinuityErrors(dm.NewCCErrors())
+		}
 		if werr != nil {
 			return werr
 		}

@@ -104,6 +104,8 @@ type Demuxer struct {
 	mem   slab // FLV bodies
 	tsMem slab // TS groups and PSI
 	stats DemuxStats
+	// ccTold: the CCErrors NewCCErrors has returned
+	ccTold uint64
 }
 
 // NewDemuxer returns a Demuxer waiting for a PAT.
@@ -116,8 +118,21 @@ func NewDemuxer() *Demuxer {
 	return d
 }
 
-// Stats returns the counters.
+// Stats returns the counters. CCErrors counts continuity-counter
+// discontinuities on the PAT, PMT and elementary stream PIDs: a packet of
+// a PID whose counter is neither the last one plus one (mod 16) nor a
+// repeat of it (one duplicate is allowed), unless its adaptation field
+// flags a discontinuity. A lost TS packet counts once; a publisher passes
+// the count on (media.Publisher.AddContinuityErrors).
 func (d *Demuxer) Stats() DemuxStats { return d.stats }
+
+// NewCCErrors returns the continuity errors counted since its last call:
+// what a publisher hands on after each Feed.
+func (d *Demuxer) NewCCErrors() uint64 {
+	n := d.stats.CCErrors - d.ccTold
+	d.ccTold = d.stats.CCErrors
+	return n
+}
 
 // Feed consumes b and calls emit for every packet produced, FLV-lane and
 // TS-lane (Kind unit.KindTS) in order. Packets handed to emit are never
@@ -192,12 +207,16 @@ func (d *Demuxer) packet(pkt []byte, emit func(*unit.Packet)) error {
 	afc := pkt[3] >> 4 & 3
 	cc := int(pkt[3] & 0x0f)
 	off := 4
+	// discont: the adaptation field's discontinuity_indicator, a
+	// continuity counter that may start anew (a splice): not an error
+	discont := false
 	if afc&2 != 0 {
 		off = 5 + int(pkt[4])
 		if off > PacketSize {
 			d.stats.BadPES++
 			return nil
 		}
+		discont = pkt[4] > 0 && pkt[5]&0x80 != 0
 	}
 	var payload []byte
 	if afc&1 != 0 && off < PacketSize {
@@ -208,7 +227,7 @@ func (d *Demuxer) packet(pkt []byte, emit func(*unit.Packet)) error {
 		return nil
 	case pid == pidPAT || pid == d.pmtPID:
 		if payload != nil {
-			if err := d.section(pid, cc, pusi, payload); err != nil {
+			if err := d.section(pid, cc, discont, pusi, payload); err != nil {
 				d.stats.BadPSI++
 			}
 		}
@@ -260,7 +279,7 @@ func (d *Demuxer) packet(pkt []byte, emit func(*unit.Packet)) error {
 		return nil
 	}
 	st := &d.pes[idx]
-	if st.cc >= 0 && cc != (st.cc+1)&0x0f && cc != st.cc {
+	if st.cc >= 0 && !discont && cc != (st.cc+1)&0x0f && cc != st.cc {
 		d.stats.CCErrors++
 		st.broken = true
 	}
@@ -327,8 +346,8 @@ func (d *Demuxer) Flush(emit func(*unit.Packet)) error {
 }
 
 // section parses a single-packet PAT or PMT section.
-func (d *Demuxer) section(pid, cc int, pusi bool, b []byte) error {
-	if last, ok := d.ccPSI[pid]; ok && cc != (last+1)&0x0f && cc != last {
+func (d *Demuxer) section(pid, cc int, discont, pusi bool, b []byte) error {
+	if last, ok := d.ccPSI[pid]; ok && !discont && cc != (last+1)&0x0f && cc != last {
 		d.stats.CCErrors++
 	}
 	d.ccPSI[pid] = cc

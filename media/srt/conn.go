@@ -96,6 +96,7 @@ func (ss *session) publish() error {
 		if err := dm.Feed(buf[:n], emit); err != nil {
 			return fmt.Errorf("bad input: %w", err)
 		}
+		ss.pub.AddContinuityErrors(dm.NewCCErrors())
 		if werr != nil {
 			return fmt.Errorf("hub: %w", werr)
 		}
