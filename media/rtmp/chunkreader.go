@@ -17,8 +17,14 @@ const maxBodySize = 10 << 20
 
 // eagerBody is the largest body allocated whole when its first chunk
 // arrives; a larger one grows with what arrives, so a peer announcing
-// large messages it never sends cannot make us hold their size.
-const eagerBody = 256 << 10
+// large messages it never sends cannot make us hold their size: with
+// chunk stream ids up to maxCSID that is at most ~20 MB per connection
+// (gortmplib's reader allowed 62 streams of a chunk of up to 1 MiB).
+const eagerBody = 64 << 10
+
+// maxCSID is the largest chunk stream id read (the two-byte basic
+// header's); the three-byte form is refused.
+const maxCSID = 319
 
 // chunkReader reassembles RTMP messages from the chunk stream (RTMP 1.0,
 // 5.3). Each message body is allocated once, at its size, and every chunk
@@ -99,11 +105,7 @@ func (r *chunkReader) Read() (*rawmessage.Message, error) {
 			}
 			csid = 64 + uint32(b[0])
 		case 1:
-			b, err := r.read(2)
-			if err != nil {
-				return nil, err
-			}
-			csid = 64 + uint32(b[0]) + uint32(b[1])<<8
+			return nil, fmt.Errorf("chunk stream ids above %d (3-byte basic header) are not supported", maxCSID)
 		}
 		cs := r.streams[csid]
 		if cs == nil {

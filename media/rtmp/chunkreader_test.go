@@ -46,7 +46,7 @@ func sameMessage(t *testing.T, i int, got, want *rawmessage.Message) {
 // implementation) sends, with its header compression (fmt 1 for a new
 // length, fmt 2 for a new delta, fmt 3 for the same delta), several chunk
 // streams, chunk sizes 128 and 4096, bodies larger than the reader
-// allocates at once, empty bodies and extended timestamps, is read back
+// allocates at once (eagerBody), empty bodies and extended timestamps, is read back
 // as the messages it was given.
 func TestChunkReaderGortmplibWriter(t *testing.T) {
 	body := func(n int, seed byte) []byte {
@@ -105,8 +105,8 @@ func TestChunkReaderGortmplibWriter(t *testing.T) {
 
 // TestChunkReaderInterleaved: chunks of two messages on different chunk
 // streams interleave (the spec allows it; gortmplib's writer never does
-// it), a chunk stream id of 64 or more takes the two- and three-byte
-// basic headers, and an Abort drops the message being assembled.
+// it), a chunk stream id of 64 or more takes the two-byte basic header,
+// and an Abort drops the message being assembled.
 func TestChunkReaderInterleaved(t *testing.T) {
 	video := bytes.Repeat([]byte{0x27, 1, 2}, 100) // 300 bytes: 3 chunks of 128
 	audio := []byte{0xaf, 1, 9, 9}
@@ -117,9 +117,9 @@ func TestChunkReaderInterleaved(t *testing.T) {
 	}
 	var in []byte
 	in = append(fmt0([]byte{6}, 40, len(video), msgVideo, 1), video[:128]...)
-	in = append(append(in, fmt0([]byte{0, 300 - 64}, 41, len(audio), msgAudio, 1)...), audio...)   // csid 300: 2-byte form
-	in = append(append(in, 0xc6), video[128:256]...)                                               // fmt 3 on csid 6
-	in = append(append(in, fmt0([]byte{1, 0x2c, 0x01}, 42, len(audio), msgAudio, 1)...), audio...) // csid 64+0x12c: 3-byte form
+	in = append(append(in, fmt0([]byte{0, 300 - 64}, 41, len(audio), msgAudio, 1)...), audio...) // csid 300: 2-byte form
+	in = append(append(in, 0xc6), video[128:256]...)                                             // fmt 3 on csid 6
+	in = append(append(in, fmt0([]byte{0, 0x2c}, 42, len(audio), msgAudio, 1)...), audio...)     // csid 64+0x2c
 	in = append(append(in, 0xc6), video[256:]...)
 	// a message started, aborted, then one sent whole on the same stream
 	in = append(append(in, fmt0([]byte{8}, 50, 200, msgVideo, 1)...), video[:128]...)
@@ -129,7 +129,7 @@ func TestChunkReaderInterleaved(t *testing.T) {
 	got := readAll(t, in)
 	want := []*rawmessage.Message{
 		{ChunkStreamID: 300 - 256, Type: msgAudio, Timestamp: 41 * time.Millisecond, MessageStreamID: 1, Body: audio},
-		{ChunkStreamID: (64 + 0x12c) & 0xff, Type: msgAudio, Timestamp: 42 * time.Millisecond, MessageStreamID: 1, Body: audio},
+		{ChunkStreamID: 64 + 0x2c, Type: msgAudio, Timestamp: 42 * time.Millisecond, MessageStreamID: 1, Body: audio},
 		{ChunkStreamID: 6, Type: msgVideo, Timestamp: 40 * time.Millisecond, MessageStreamID: 1, Body: video},
 		{ChunkStreamID: 8, Type: msgVideo, Timestamp: 60 * time.Millisecond, MessageStreamID: 1, Body: []byte{0x17, 1, 0, 0}},
 	}
