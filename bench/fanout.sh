@@ -16,7 +16,8 @@
 #                          relaymesh's GOP cache is in steady state and
 #                          its RSS at 0 readers is the steady one
 #   NGINX_PREROLL=5        the same for nginx, which keeps no ring
-#   SERVERS="nginx relaymesh relaymesh-gmp1"   relaymesh-gmp1 runs with GOMAXPROCS=1
+#   SERVERS="nginx relaymesh relaymesh-gmp1"   relaymesh-gmp1 runs with GOMAXPROCS=1;
+#                          relaymesh-base runs RELAYMESH_BASE (another build, e.g. main's)
 #   REPS=1                 repetitions; each runs every N with the servers alternating,
 #                          and each run's load average is logged and kept in results.jsonl
 #   BASE_PORT=29350        nginx: BASE_PORT; relaymesh: BASE_PORT+1..+3
@@ -24,6 +25,7 @@
 #   WRITE_COALESCE=0s      relaymesh's limits.write_coalesce (players get packets at most
 #                          once per window; 0s = at once)
 #   PROFILE=1              CPU profile of relaymesh at the largest N (needs pprof on its API)
+#   PROFILE_READERS=N      profile at this N instead of the largest
 #   OUT=/tmp/relaymesh-bench/run-DATE   where results.jsonl, logs and profiles go
 #   CACHE=/tmp/relaymesh-bench          where the encoded test clip is kept
 # Needs: go, ffmpeg, nginx + libnginx-mod-rtmp, jq.
@@ -85,7 +87,11 @@ start_server() { # start_server NAME N
 	nginx) start_nginx "$2" ;;
 	relaymesh) start_relaymesh "relaymesh-$2" "" ;;
 	relaymesh-gmp1) start_relaymesh "relaymesh-gmp1-$2" 1 ;;
-	*) die "unknown server $1 (want nginx, relaymesh or relaymesh-gmp1)" ;;
+	relaymesh-base)
+		[ -x "${RELAYMESH_BASE:-}" ] || die "relaymesh-base needs RELAYMESH_BASE=/path/to/relaymesh"
+		RELAYMESH_BIN=$RELAYMESH_BASE start_relaymesh "relaymesh-base-$2" ""
+		;;
+	*) die "unknown server $1 (want nginx, relaymesh, relaymesh-gmp1 or relaymesh-base)" ;;
 	esac
 }
 
@@ -96,6 +102,7 @@ start_publisher() { # start_publisher LOGFILE
 # --- runs ------------------------------------------------------------------
 max_n=0
 for n in $READERS; do ((n > max_n)) && max_n=$n; done
+prof_n=${PROFILE_READERS:-$max_n}
 
 for rep in $(seq "$REPS"); do
 for n in $READERS; do
@@ -104,7 +111,7 @@ for n in $READERS; do
 		start_server "$server" "$n"
 		start_publisher "$OUT/ffmpeg-$server-$n.log"
 		prof_pid=
-		if [ "$PROFILE" = 1 ] && [ "$n" = "$max_n" ] && [ -n "$API_ADDR" ]; then
+		if [ "$PROFILE" = 1 ] && [ "$n" = "$prof_n" ] && [ -n "$API_ADDR" ]; then
 			# Start the profile so that it covers the measurement window:
 			# the reader waits for the stream, idles, connects and warms up first.
 			(
@@ -179,7 +186,9 @@ cleanup
 for f in "$OUT"/*.missing; do [ -e "$f" ] && log "profile: $(cat "$f")"; done
 for f in "$OUT"/cpu-*.pprof; do
 	[ -s "$f" ] || continue
-	log "CPU profile: $f (go tool pprof -top $RELAYMESH_BIN $f)"
-	go tool pprof -top -nodecount=30 "$RELAYMESH_BIN" "$f" >"${f%.pprof}.top.txt" 2>/dev/null || true
+	bin=$RELAYMESH_BIN
+	case $f in */cpu-relaymesh-base-*) bin=$RELAYMESH_BASE ;; esac
+	log "CPU profile: $f (go tool pprof -top $bin $f)"
+	go tool pprof -top -nodecount=30 "$bin" "$f" >"${f%.pprof}.top.txt" 2>/dev/null || true
 done
 log "results: $OUT"

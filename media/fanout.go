@@ -381,6 +381,18 @@ func (k *Sink) Stop() error {
 	return k.Err()
 }
 
+// End returns why the player ended if it did, else stops it (Stop): for
+// the player's connection goroutine once the client left or the writer
+// cut its wait short.
+func (k *Sink) End() error {
+	select {
+	case <-k.done:
+		return k.err
+	default:
+		return k.Stop()
+	}
+}
+
 // Start has rd's lane's fan-out writer send to s.Conn from now on and
 // returns the player's Sink, or nil when the connection has no
 // non-blocking writev (not a socket, not Linux) or rd coalesces; then

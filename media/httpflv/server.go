@@ -44,7 +44,10 @@ type Server struct {
 	active atomic.Int64
 	wg     sync.WaitGroup
 	once   sync.Once
-	done   chan struct{}
+	// done is cancelled by Close: players end (context.AfterFunc, no
+	// goroutine per player waits on it)
+	done     context.Context
+	shutdown context.CancelFunc
 }
 
 // New binds the listener.
@@ -59,7 +62,8 @@ func New(cfg Config, hub *media.Hub, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http media listen %s: %w", cfg.Listen, err)
 	}
-	s := &Server{hub: hub, log: log.With("component", "httpflv"), ln: ln, done: make(chan struct{})}
+	s := &Server{hub: hub, log: log.With("component", "httpflv"), ln: ln}
+	s.done, s.shutdown = context.WithCancel(context.Background())
 	s.cfg.Store(&cfg)
 	s.http = &http.Server{
 		Handler:           s,
@@ -103,7 +107,7 @@ func (s *Server) ConnCount() int { return int(s.active.Load()) }
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
-		close(s.done)
+		s.shutdown()
 		err = s.http.Close()
 		// http.Server closes only listeners it serves: this one may never
 		// have been (Close after a failed agent start or reload)
@@ -154,13 +158,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	defer context.AfterFunc(s.done, cancel)()
 	rd, err := s.hub.Subscribe(ctx, key, media.SubscribeOptions{
 		Format:   media.FormatFLV,
 		Info:     media.ReaderInfo{Protocol: "httpflv", Remote: r.RemoteAddr},
@@ -198,15 +196,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Info("playing")
-	// The client sends nothing more; a read returning means it left.
-	go func() {
-		var b [1]byte
-		nc.SetReadDeadline(time.Time{})
-		nc.Read(b[:])
-		cancel()
-	}()
 	snd := media.Sender{Conn: nc, Wire: (*unit.Packet).AppendFLV, HeaderScratch: unit.FLVHeaderScratch, WriteTimeout: cfg.WriteTimeout}
-	err = snd.Send(ctx, rd)
+	nc.SetReadDeadline(time.Time{})
+	// The stream's fan-out writer sends the media; this goroutine waits
+	// for the client to leave (it sends nothing more: a read returning
+	// means it left), cut short when the writer is done with the player
+	// or the server closes, so a player costs no goroutine but its own.
+	cut := func() { nc.SetReadDeadline(time.Unix(1, 0)) }
+	if k := snd.Start(rd, cut); k != nil {
+		stop := context.AfterFunc(ctx, cut)
+		var b [1]byte
+		nc.Read(b[:])
+		stop()
+		err = k.End()
+	} else {
+		go func() {
+			var b [1]byte
+			nc.Read(b[:])
+			cancel()
+		}()
+		err = snd.Send(ctx, rd)
+	}
 	var werr *media.WriteError
 	switch {
 	case errors.As(err, &werr):

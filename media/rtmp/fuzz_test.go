@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math/bits"
 	"net"
 	"testing"
 	"time"
@@ -167,3 +168,10 @@ func FuzzRTMPServerConn(f *testing.F) {
 		}
 	})
 }
+
+// swapMSID converts a message stream id between its value and the form
+// gortmplib's chunk writer takes: gortmplib v1.0.0 writes the type-0
+// header's message stream id big-endian, where the spec (5.3.1.2.1) has
+// it little-endian, so the fuzz seeds swap it to put the real id on the
+// wire. It is its own inverse.
+func swapMSID(id uint32) uint32 { return bits.ReverseBytes32(id) }

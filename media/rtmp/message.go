@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 	"net"
 	"sync"
 	"time"
@@ -64,10 +63,10 @@ func protocolError(format string, a ...any) error {
 // answers the protocol control messages the peer sends (chunk size, abort,
 // window size, ping) and serializes writes, so that commands, acks and
 // media written from several goroutines never interleave their chunks.
-// Message stream ids in and out are the real ids; it keeps their byte
-// order on the wire as the spec says (see swapMSID).
+// Message stream ids in and out are the real ids, little-endian on the
+// wire as the spec says (5.3.1.2.1).
 type MessageConn struct {
-	r  *rawmessage.Reader
+	r  *chunkReader
 	mu sync.Mutex // serializes writes
 	// the writer is ours, not gortmplib's (which keeps a 4 KiB bufio
 	// buffer per connection, a player's biggest but one): each message
@@ -106,10 +105,10 @@ const keepWriteBuf = 16 << 10
 // NewMessageConn reads and writes messages on a handshaken connection.
 func NewMessageConn(bc *bytecounter.ReadWriter) *MessageConn {
 	m := &MessageConn{}
-	// gortmplib takes a *bufio.Reader of its size as it is: ours reads
-	// through inputReader, which runs beforeRead first
+	// the chunk reader reads through inputReader, which runs beforeRead
+	// before each read of the socket
 	br := bufio.NewReaderSize(inputReader{m, bc}, 4096)
-	m.r = rawmessage.NewReader(br, bc.Reader, func(n uint32) error { return m.Write(Ack(n)) })
+	m.r = newChunkReader(br, bc.Reader, func(n uint32) error { return m.Write(Ack(n)) })
 	m.w, m.chunkSize = bc.Writer, 128
 	return m
 }
@@ -178,17 +177,6 @@ func appendBasicHeader(b []byte, format, csid byte) []byte {
 	return append(b, format<<6|csid)
 }
 
-// swapMSID converts a message stream id between its value and the form
-// gortmplib's chunk layer takes and gives. The RTMP spec (5.3.1.2.1) puts
-// the message stream id of a type-0 chunk header on the wire
-// little-endian, the one field that is; gortmplib v1.0.0 reads and writes
-// it big-endian, so stream 1 would go out as 16777216, and GStreamer's
-// rtmp2 elements, which match replies by stream id, would wait forever.
-// Its coding is a plain byte order, so swapping what it read gives the id
-// the peer meant (our writer puts it on the wire little-endian itself).
-// It is its own inverse.
-func swapMSID(id uint32) uint32 { return bits.ReverseBytes32(id) }
-
 // WriteCommand sends an AMF0 command: name, transaction id, then args.
 func (m *MessageConn) WriteCommand(csid byte, msid uint32, name string, id float64, args ...any) error {
 	msg, err := CommandMessage(csid, msid, name, id, args...)
@@ -223,7 +211,6 @@ func (m *MessageConn) Read() (*rawmessage.Message, error) {
 			}
 			return nil, protocolError("bad rtmp chunk stream: %v", err)
 		}
-		msg.MessageStreamID = swapMSID(msg.MessageStreamID)
 		switch msg.Type {
 		case msgSetChunkSize:
 			if len(msg.Body) < 4 {

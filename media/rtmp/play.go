@@ -62,12 +62,7 @@ func (c *conn) play(ctx context.Context, cmd Command) error {
 	// its own beside its connection's.
 	if k := snd.Start(rd, func() { c.nc.SetReadDeadline(time.Unix(1, 0)) }); k != nil {
 		c.readUntilStop()
-		select {
-		case <-k.Done():
-			err = k.Err()
-		default:
-			err = k.Stop()
-		}
+		err = k.End()
 	} else {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
