@@ -383,8 +383,9 @@ func (c *Center) Missing(key string) {
 }
 
 // startPullLocked starts a pull of key from the host the directory names
-// (from, at start). A replacement (of old) takes the stream over at its
-// first packet and only then ends old: make-before-break. So does one of
+// (from, at start). A replacement (of old) takes the stream over once old
+// has delivered up to its first keyframe (link.Splice) and only then ends
+// old: make-before-break. So does one of
 // an abandoned uplink's stream (takesUplink, see releaseUplinks).
 func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) *pull {
 	pl := &pull{from: from, done: make(chan struct{})}
@@ -445,6 +446,10 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 		cfg.Continues = true
 	}
 	if old != nil {
+		// it waits until the old pull delivered up to its first
+		// keyframe, so the switch neither skips nor repeats a frame
+		cfg.Splice = link.NewSplice(log)
+		old.p.HandOver(cfg.Splice)
 		cfg.OnState = func(st link.Status) {
 			if st.State == link.StateRunning {
 				c.promote(key, old, pl)
