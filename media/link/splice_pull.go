@@ -143,9 +143,9 @@ func (sp *Splice) takeLocked() error {
 	}
 	if sp.st.reason == "" {
 		sp.log.Info("pull spliced: the replacement takes over at its keyframe, after the old pull's last frame before it",
-			"at_ms", sp.st.at, "waited", waited, "buffered", len(pks))
+			"at_ms", sp.st.at, "waited", waited.String(), "buffered", len(pks))
 	} else {
-		sp.log.Info("pull switched at once", "reason", sp.st.reason, "waited", waited, "buffered", len(pks))
+		sp.log.Info("pull switched at once", "reason", sp.st.reason, "waited", waited.String(), "buffered", len(pks))
 	}
 	if s == nil {
 		return nil
