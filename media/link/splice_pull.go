@@ -11,8 +11,15 @@ import (
 )
 
 // spliceStall is how long the old pull may deliver nothing while its
-// replacement waits before the switch comes at once (a dead source).
-const spliceStall = time.Second
+// replacement waits before the switch comes at once (a dead source), and
+// spliceWait how long the replacement waits in all: a replacement that
+// is behind the old pull (everything it brings was delivered) or whose
+// keyframes the old pull does not reach would wait for ever, and keep
+// the old pull (and its host's copy) alive.
+const (
+	spliceStall = time.Second
+	spliceWait  = 4 * time.Second
+)
 
 // errSpliced ends the old pull's session once its replacement took over.
 var errSpliced = errors.New("the replacement pull took the stream over")
@@ -34,6 +41,7 @@ type Splice struct {
 	log      *slog.Logger
 	now      func() time.Time
 	stall    time.Duration
+	wait     time.Duration
 }
 
 // NewSplice returns a Splice with the default bounds; log gets the line
@@ -42,7 +50,7 @@ func NewSplice(log *slog.Logger) *Splice {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Splice{st: newSpliceState(spliceMaxSpan, spliceMaxBytes), log: log, now: time.Now, stall: spliceStall}
+	return &Splice{st: newSpliceState(spliceMaxSpan, spliceMaxBytes), log: log, now: time.Now, stall: spliceStall, wait: spliceWait}
 }
 
 // HandOver routes p's packets through sp: p is the pull sp's new pull
@@ -111,6 +119,8 @@ func (sp *Splice) newWrite(s *sink, pk *media.Packet) (bool, error) {
 		reason = "the old pull ended"
 	case sp.old != nil && now.Sub(sp.lastOld) > sp.stall:
 		reason = "the old pull delivered nothing for " + sp.stall.String()
+	case now.Sub(sp.first) > sp.wait:
+		reason = "the new pull waited " + sp.wait.String() + " without the old pull reaching a keyframe of it"
 	}
 	if reason == "" {
 		return true, nil

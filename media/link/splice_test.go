@@ -102,6 +102,9 @@ func TestSplice(t *testing.T) {
 		// behind: everything it brings the old copy delivered; when the
 		// old one ends it goes on from the old one's last frame
 		{name: "behind", oldDelay: 0, newDelay: 300, join: 5000, oldEnd: 8000, skew: 100, reason: "the old pull ended", hitless: true},
+		// behind, and the old copy goes on: it waits 4 s, then switches at
+		// once and goes on from the old one's last frame
+		{name: "behind, old goes on", oldDelay: 0, newDelay: 300, join: 5000, skew: 100, reason: "waited 4s", hitless: true},
 		// the old copy ends before it reached the new one's keyframe:
 		// the frames between are in neither
 		{name: "old ends early", oldDelay: 280, newDelay: 0, join: 5000, oldEnd: 5100, skew: 100, reason: "the old pull ended"},
