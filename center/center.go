@@ -383,8 +383,9 @@ func (c *Center) Missing(key string) {
 }
 
 // startPullLocked starts a pull of key from the host the directory names
-// (from, at start). A replacement (of old) takes the stream over at its
-// first packet and only then ends old: make-before-break. So does one of
+// (from, at start). A replacement (of old) takes the stream over once old
+// has delivered up to its first keyframe (link.Splice) and only then ends
+// old: make-before-break. So does one of
 // an abandoned uplink's stream (takesUplink, see releaseUplinks).
 func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) *pull {
 	pl := &pull{from: from, done: make(chan struct{})}
@@ -445,6 +446,18 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 		cfg.Continues = true
 	}
 	if old != nil {
+		// it waits until the old pull delivered up to its first
+		// keyframe, so the switch neither skips nor repeats a frame;
+		// not when the old host is leaving or gone: a draining host's
+		// copy lost 101 frames at the third center with the splice
+		// (TestClusterDrainOnRestart, 2 of 2 runs; not understood yet)
+		// and none taking over at the first packet
+		if m, ok := c.cl.Member(old.from); ok && m.State == gossip.StateAlive {
+			cfg.Splice = link.NewSplice(log)
+			old.p.HandOver(cfg.Splice)
+		} else {
+			log.Info("on-demand pull: the old host is not alive, the new pull takes over at its first packet", "from", old.from)
+		}
 		cfg.OnState = func(st link.Status) {
 			if st.State == link.StateRunning {
 				c.promote(key, old, pl)

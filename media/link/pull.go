@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
@@ -26,6 +27,10 @@ type PullConfig struct {
 	// Continues marks the pull's sessions as continuing the timeline of
 	// the publisher they replace (media.PublisherInfo.Continues).
 	Continues bool
+	// Splice, with Takeover, makes the pull's first session wait to take
+	// the stream over until the pull it replaces (HandOver) has delivered
+	// up to its first keyframe: see Splice.
+	Splice *Splice
 }
 
 // Puller fetches a remote RTMP, SRT or HTTP-FLV source and publishes it
@@ -36,6 +41,11 @@ type Puller struct {
 	loop
 	hub *media.Hub
 	cfg PullConfig
+	// splice, once HandOver set it, carries the packets: a replacement
+	// takes over from this pull
+	splice atomic.Pointer[Splice]
+	// lastWrite is when a session last had a packet (unix ns)
+	lastWrite atomic.Int64
 }
 
 // NewPuller returns a Puller; Run starts it.
@@ -153,24 +163,52 @@ type sink struct {
 	remote string
 	pub    *media.Publisher
 	start  time.Time
+	// through: the session of a replacement passed its Splice
+	through bool
 }
 
 func (s *sink) write(pk *unit.Packet) error {
-	if s.pub == nil {
-		info := s.info
-		info.Takeover = s.p.cfg.Takeover
-		info.Continues = s.p.cfg.Continues
-		pub, err := s.p.hub.Publish(s.p.cfg.Key, info)
-		if err != nil {
-			return fmt.Errorf("publish into the hub: %w", err)
+	s.p.lastWrite.Store(time.Now().UnixNano())
+	if sp := s.p.splice.Load(); sp != nil {
+		return sp.oldWrite(pk, s)
+	}
+	if sp := s.p.cfg.Splice; sp != nil && !s.through {
+		if !sp.done.Load() {
+			if waits, err := sp.newWrite(s, pk); waits || err != nil {
+				return err
+			}
 		}
-		s.pub, s.start = pub, time.Now()
-		s.p.tr.set(StateRunning, "", nil)
-		s.p.log.Info("pull running", "source", s.remote)
+		s.through = true
+	}
+	return s.writeHub(pk)
+}
+
+// writeHub writes pk into the hub, publishing at the first packet.
+func (s *sink) writeHub(pk *unit.Packet) error {
+	if err := s.publish(); err != nil {
+		return err
 	}
 	if err := s.pub.Write(pk); err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
+	return nil
+}
+
+// publish attaches the session to the hub, unless it is.
+func (s *sink) publish() error {
+	if s.pub != nil {
+		return nil
+	}
+	info := s.info
+	info.Takeover = s.p.cfg.Takeover
+	info.Continues = s.p.cfg.Continues
+	pub, err := s.p.hub.Publish(s.p.cfg.Key, info)
+	if err != nil {
+		return fmt.Errorf("publish into the hub: %w", err)
+	}
+	s.pub, s.start = pub, time.Now()
+	s.p.tr.set(StateRunning, "", nil)
+	s.p.log.Info("pull running", "source", s.remote)
 	return nil
 }
 
@@ -182,6 +220,12 @@ func (s *sink) running() time.Duration {
 }
 
 func (s *sink) close() {
+	if sp := s.p.splice.Load(); sp != nil {
+		sp.oldEnd()
+	}
+	if sp := s.p.cfg.Splice; sp != nil {
+		sp.newEnd(s)
+	}
 	if s.pub != nil {
 		s.pub.Close()
 	}

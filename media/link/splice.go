@@ -1,0 +1,273 @@
+package link
+
+import (
+	"fmt"
+
+	"github.com/relaymesh/relaymesh/media/unit"
+)
+
+// The splice of a pull's replacement into the stream.
+//
+// A center that pulls a stream from another center moves the pull when the
+// stream moves (make-before-break): the new pull runs beside the old one
+// and takes the stream over in the hub. Both carry the same edge's TS,
+// passed untouched by both hosts, so their timestamps (the origin's DTS,
+// which the demuxer does not rebase) name the same frames. The new pull
+// starts at its host's last keyframe, which may be newer than what the
+// old, slower pull has delivered (taking over at once loses the frames
+// between) or older (what it repeats is dropped).
+//
+// spliceState decides, packet by packet, which copy's packets go to the
+// hub. It is pure: the caller serialises the calls and writes what it is
+// told. Per track (FLV video, FLV audio, TS lane) it keeps the old copy's
+// last time; the new copy's packets the old one delivered already are
+// dropped, the rest are buffered in order. The switch comes when the old
+// copy reaches the new one's first buffered keyframe (the lead track: TS
+// groups and FLV video, FLV audio when there is no video): that packet of
+// the old copy and everything after it are dropped, and the buffer goes
+// out from the keyframe on, so the stream neither repeats nor skips a
+// frame and the new copy starts at a keyframe. Audio follows: the buffered
+// audio frames newer than the old copy's last one go out, and the old copy
+// has delivered every frame before them (an audio PES that began before
+// the new copy's first keyframe group is complete in the old copy before
+// that group ends). The new copy's codec headers go out only when they
+// differ from the old copy's.
+//
+// It switches at once, releasing the buffer from the old copy's last
+// frames on, when the old copy ends (spliceOldEnded), when the buffer
+// holds more than maxSpan of media or maxBytes, or when the two copies'
+// timestamps are not one timeline (further apart than spliceMaxStep).
+type spliceState struct {
+	maxSpan  int64 // ms
+	maxBytes int
+
+	last [spTracks]int64 // the old copy's last time per track
+	seen [spTracks]bool
+	// heads holds the old copy's latest header per slot, newHeads the new
+	// copy's (released when different)
+	heads, newHeads [spSlots]*unit.Packet
+
+	buf   []*unit.Packet // the new copy's packets the old has not delivered
+	bytes int
+	video bool // the stream carries video: it leads the switch
+
+	// foreign: the copies are not on one timeline, nothing is filtered
+	foreign bool
+
+	done   bool
+	reason string // why the switch came at once ("" at a keyframe)
+	at     int64  // the keyframe's time (switch at a keyframe)
+}
+
+// Limits of a splice.
+const (
+	spliceMaxSpan  = 2000    // ms of the new copy's media buffered
+	spliceMaxBytes = 8 << 20 // bytes of it
+	spliceMaxStep  = 30000   // ms between the copies' times: not one timeline
+)
+
+// Tracks and header slots of a splice.
+const (
+	spVideo = iota
+	spAudio
+	spTS
+	spTracks
+)
+
+const (
+	slotVideo = iota
+	slotAudio
+	slotData
+	slotTS
+	spSlots
+)
+
+func newSpliceState(maxSpan int64, maxBytes int) *spliceState {
+	return &spliceState{maxSpan: maxSpan, maxBytes: maxBytes}
+}
+
+func spliceTrack(p *unit.Packet) int {
+	switch {
+	case p.Header:
+		return -1
+	case p.Kind == unit.KindVideo:
+		return spVideo
+	case p.Kind == unit.KindAudio:
+		return spAudio
+	case p.Kind == unit.KindTS:
+		return spTS
+	}
+	return -1
+}
+
+func headerSlot(p *unit.Packet) int {
+	switch p.Kind {
+	case unit.KindVideo:
+		return slotVideo
+	case unit.KindAudio:
+		return slotAudio
+	case unit.KindTS:
+		return slotTS
+	}
+	return slotData
+}
+
+// lead says whether track i decides the switch.
+func (s *spliceState) lead(i int) bool {
+	return i == spTS || (s.video && i == spVideo) || (!s.video && i == spAudio)
+}
+
+// randomAccess says whether p (of track i) can start the new copy.
+func randomAccess(p *unit.Packet, i int) bool {
+	return p.Keyframe || i == spAudio
+}
+
+// point returns the time of the new copy's first buffered packet of lead
+// track i that can start it.
+func (s *spliceState) point(i int) (int64, bool) {
+	for _, p := range s.buf {
+		if spliceTrack(p) == i && randomAccess(p, i) {
+			return p.Time, true
+		}
+	}
+	return 0, false
+}
+
+// old takes the old copy's packet p and says whether to write it. After
+// a false return with done set, the switch came: write release().
+func (s *spliceState) old(p *unit.Packet) bool {
+	if s.done {
+		return false
+	}
+	if p.Header {
+		s.heads[headerSlot(p)] = p
+		return true
+	}
+	i := spliceTrack(p)
+	if i < 0 {
+		return true
+	}
+	if i == spVideo {
+		s.video = true
+	}
+	if s.lead(i) {
+		if k, ok := s.point(i); ok && p.Time >= k {
+			s.done, s.at = true, k
+			return false
+		}
+	}
+	if !s.seen[i] || p.Time > s.last[i] {
+		s.last[i], s.seen[i] = p.Time, true
+	}
+	s.trim()
+	return true
+}
+
+// delivered says whether the old copy delivered p of track i already.
+func (s *spliceState) delivered(p *unit.Packet, i int) bool {
+	return i >= 0 && s.seen[i] && p.Time <= s.last[i]
+}
+
+// trim drops the buffered packets the old copy has delivered since.
+func (s *spliceState) trim() {
+	n := 0
+	for _, p := range s.buf {
+		if s.delivered(p, spliceTrack(p)) {
+			s.bytes -= len(p.Payload)
+			continue
+		}
+		s.buf[n] = p
+		n++
+	}
+	clear(s.buf[n:])
+	s.buf = s.buf[:n]
+}
+
+// new takes the new copy's packet p before the switch. It reports the
+// reason to switch at once, or "" to go on waiting.
+func (s *spliceState) new(p *unit.Packet) string {
+	if p.Header {
+		s.newHeads[headerSlot(p)] = p
+		return ""
+	}
+	i := spliceTrack(p)
+	if i < 0 {
+		return "" // other data: the old copy carries it until the switch
+	}
+	if i == spVideo {
+		s.video = true
+	}
+	if s.lead(i) && !s.foreign {
+		if !s.seen[i] {
+			s.foreign = true
+			s.buf = append(s.buf, p)
+			return "the old pull delivered nothing yet"
+		}
+		if d := p.Time - s.last[i]; d > spliceMaxStep || d < -spliceMaxStep {
+			s.foreign = true
+			s.buf = append(s.buf, p)
+			return fmt.Sprintf("the pulls' timestamps are %d ms apart: not one timeline", d)
+		}
+	}
+	if s.delivered(p, i) {
+		return ""
+	}
+	s.buf = append(s.buf, p)
+	s.bytes += len(p.Payload)
+	if s.bytes > s.maxBytes {
+		return fmt.Sprintf("the new pull's buffer reached %d bytes", s.bytes)
+	}
+	if span := s.span(); span > s.maxSpan {
+		return fmt.Sprintf("the new pull's buffer holds %d ms without the old pull reaching its keyframe", span)
+	}
+	return ""
+}
+
+// span is the media time the buffer holds on its lead tracks.
+func (s *spliceState) span() int64 {
+	var lo, hi int64
+	any := false
+	for _, p := range s.buf {
+		if i := spliceTrack(p); !s.lead(i) {
+			continue
+		}
+		if !any {
+			lo, hi, any = p.Time, p.Time, true
+		}
+		lo, hi = min(lo, p.Time), max(hi, p.Time)
+	}
+	return hi - lo
+}
+
+// drop forgets what the new copy gave (its session ended).
+func (s *spliceState) drop() {
+	clear(s.buf)
+	s.buf, s.bytes, s.newHeads, s.foreign = s.buf[:0], 0, [spSlots]*unit.Packet{}, false
+}
+
+// switchNow makes the switch come at once, for reason.
+func (s *spliceState) switchNow(reason string) {
+	if !s.done {
+		s.done, s.reason = true, reason
+	}
+}
+
+// release returns what to write once done: the new copy's headers that
+// differ from the old copy's, then its buffered packets the old copy did
+// not deliver, in order. Later packets of the new copy go to the hub as
+// they come (the hub drops what a continuing session repeats).
+func (s *spliceState) release() []*unit.Packet {
+	var out []*unit.Packet
+	for k, h := range s.newHeads {
+		if h != nil && (s.heads[k] == nil || k == slotTS || string(h.Payload) != string(s.heads[k].Payload)) {
+			out = append(out, h)
+		}
+	}
+	for _, p := range s.buf {
+		if s.foreign || !s.delivered(p, spliceTrack(p)) {
+			out = append(out, p)
+		}
+	}
+	s.buf, s.bytes, s.newHeads = nil, 0, [spSlots]*unit.Packet{}
+	return out
+}

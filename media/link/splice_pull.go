@@ -1,0 +1,169 @@
+package link
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/relaymesh/relaymesh/media/unit"
+)
+
+// spliceStall is how long the old pull may deliver nothing while its
+// replacement waits before the switch comes at once (a dead source), and
+// spliceWait how long the replacement waits in all: a replacement that
+// is behind the old pull (everything it brings was delivered) or whose
+// keyframes the old pull does not reach would wait for ever, and keep
+// the old pull (and its host's copy) alive.
+const (
+	spliceStall = time.Second
+	spliceWait  = 4 * time.Second
+)
+
+// errSpliced ends the old pull's session once its replacement took over.
+var errSpliced = errors.New("the replacement pull took the stream over")
+
+// Splice hands a stream over from one Puller (the old) to its replacement
+// (the new, PullConfig.Splice) without a lost or repeated frame, as
+// spliceState decides: the new pull's packets wait, bounded, until the old
+// pull has delivered up to the new one's first keyframe. The old Puller's
+// packets go through it from HandOver on. One Splice serves one switch.
+type Splice struct {
+	mu       sync.Mutex
+	st       *spliceState
+	old      *Puller
+	taker    *sink // the new pull's session that waits
+	oldEnded bool
+	first    time.Time // the new pull's first packet
+	lastOld  time.Time // the old pull's last packet
+	done     atomic.Bool
+	log      *slog.Logger
+	now      func() time.Time
+	stall    time.Duration
+	wait     time.Duration
+}
+
+// NewSplice returns a Splice with the default bounds; log gets the line
+// that says how the switch came.
+func NewSplice(log *slog.Logger) *Splice {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Splice{st: newSpliceState(spliceMaxSpan, spliceMaxBytes), log: log, now: time.Now, stall: spliceStall, wait: spliceWait}
+}
+
+// HandOver routes p's packets through sp: p is the pull sp's new pull
+// replaces.
+func (p *Puller) HandOver(sp *Splice) {
+	sp.mu.Lock()
+	sp.old = p
+	if t := p.lastWrite.Load(); t != 0 {
+		sp.lastOld = time.Unix(0, t)
+	} else {
+		sp.lastOld = sp.now()
+	}
+	sp.mu.Unlock()
+	p.splice.Store(sp)
+}
+
+// oldWrite writes the old pull's pk through its session s, unless the
+// switch came.
+func (sp *Splice) oldWrite(pk *unit.Packet, s *sink) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.st.done {
+		return errSpliced
+	}
+	sp.lastOld = sp.now()
+	if sp.st.old(pk) {
+		return s.writeHub(pk)
+	}
+	if err := sp.takeLocked(); err != nil {
+		sp.log.Warn("pull switch failed", "err", err)
+	}
+	return errSpliced
+}
+
+// oldEnd says that the old pull's session ended: the new one takes over
+// at once, at its next packet if it has none yet.
+func (sp *Splice) oldEnd() {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.oldEnded = true
+	if sp.st.done || sp.taker == nil {
+		return
+	}
+	sp.st.switchNow("the old pull ended")
+	if err := sp.takeLocked(); err != nil {
+		sp.log.Warn("pull switch failed", "err", err)
+	}
+}
+
+// newWrite takes the new pull's pk while the switch has not come; it
+// reports false once it has (s writes into the hub itself).
+func (sp *Splice) newWrite(s *sink, pk *unit.Packet) (bool, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.st.done {
+		return false, nil // it came: s writes into the hub itself
+	}
+	now := sp.now()
+	if sp.taker != s {
+		sp.taker, sp.first = s, now
+	}
+	reason := sp.st.new(pk)
+	switch {
+	case reason != "":
+	case sp.oldEnded:
+		reason = "the old pull ended"
+	case sp.old != nil && now.Sub(sp.lastOld) > sp.stall:
+		reason = "the old pull delivered nothing for " + sp.stall.String()
+	case now.Sub(sp.first) > sp.wait:
+		reason = "the new pull waited " + sp.wait.String() + " without the old pull reaching a keyframe of it"
+	}
+	if reason == "" {
+		return true, nil
+	}
+	sp.st.switchNow(reason)
+	return true, sp.takeLocked()
+}
+
+// newEnd says that the new pull's session s ended before the switch: what
+// it buffered goes, and the old pull goes on alone.
+func (sp *Splice) newEnd(s *sink) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.st.done || sp.taker != s {
+		return
+	}
+	sp.taker = nil
+	sp.st.drop()
+}
+
+// takeLocked makes the waiting session take the stream over with the
+// buffer, and logs how the switch came.
+func (sp *Splice) takeLocked() error {
+	defer sp.done.Store(true)
+	pks := sp.st.release()
+	s := sp.taker
+	waited := time.Duration(0)
+	if s != nil {
+		waited = sp.now().Sub(sp.first).Round(time.Millisecond)
+	}
+	if sp.st.reason == "" {
+		sp.log.Info("pull spliced: the replacement takes over at its keyframe, after the old pull's last frame before it",
+			"at_ms", sp.st.at, "waited", waited.String(), "buffered", len(pks))
+	} else {
+		sp.log.Info("pull switched at once", "reason", sp.st.reason, "waited", waited.String(), "buffered", len(pks))
+	}
+	if s == nil {
+		return nil
+	}
+	for _, pk := range pks {
+		if err := s.writeHub(pk); err != nil {
+			return err
+		}
+	}
+	return s.publish() // with nothing buffered
+}
