@@ -154,6 +154,7 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, err
 			PublishTakeover:   true,
 			LatencyFor:        c.linkLatency,
 			DSCP:              cfg.DSCP,
+			EveryLossReport:   true,
 			Divert:            c.divert,
 		}, hub, log.With("listener", "backbone"))
 		if err != nil {
@@ -435,6 +436,7 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 				PeerIdleTimeout: c.cfg.IdleTimeout,
 				DSCP:            c.cfg.DSCP,
 				ConnectTimeout:  link.ConnectTimeoutFor(rtt),
+				EveryLossReport: true,
 			}, nil
 		},
 	}

@@ -351,6 +351,7 @@ func (c *Center) startForwardLocked(ds *dualStream, leg int) {
 				PeerIdleTimeout: c.cfg.IdleTimeout,
 				DSCP:            c.cfg.DSCP,
 				ConnectTimeout:  link.ConnectTimeoutFor(rtt),
+				EveryLossReport: true,
 			}, nil
 		}}, c.log.With("stream", ds.key, "forward_leg", leg))
 	ds.fwd.Store(s)

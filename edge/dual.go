@@ -295,6 +295,8 @@ func (u *Uplinks) nextLeg(d *dualUplink, l *dualLeg, attempt int, lastErr error)
 		// a killed or blackholed center is left within ~0.5 s, not on
 		// libsrt's idle detection (seconds)
 		WatchPeer: true,
+		// every frame over a lossy backbone: see link.Target
+		EveryLossReport: true,
 	}, nil
 }
 

@@ -538,6 +538,8 @@ func (u *Uplinks) target(l *uplink, m gossip.Member) (link.Target, error) {
 		// a killed or blackholed center is left within ~0.5 s, not on
 		// libsrt's idle detection (seconds)
 		WatchPeer: true,
+		// every frame over a lossy backbone: see link.Target
+		EveryLossReport: true,
 	}, nil
 }
 

@@ -62,6 +62,7 @@ func srtConfig(t Target, u *url.URL, wantAction string) (libsrt.Options, string,
 		return fail(fmt.Errorf("dscp %d is outside 0..63", t.DSCP))
 	}
 	c.IPTOS = t.DSCP << 2
+	c.EveryLossReport = t.EveryLossReport
 	if err := c.Validate(); err != nil {
 		return fail(err)
 	}
