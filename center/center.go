@@ -422,6 +422,7 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 				return link.Target{}, fmt.Errorf("center %s has no backbone address", e.Node)
 			}
 			rtt, _ := c.cl.RTT(e.Node)
+			rtt = link.BackboneRTT(c.ctx, rtt, m.RTTKnown, m.Meta.Addrs.Backbone) // not measured yet: timed
 			c.mu.Lock()
 			pl.from = e.Node
 			c.mu.Unlock()

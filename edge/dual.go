@@ -266,6 +266,7 @@ func (u *Uplinks) nextLeg(d *dualUplink, l *dualLeg, attempt int, lastErr error)
 		return link.Target{}, fmt.Errorf("center %s advertises no backbone address", m.Name)
 	}
 	rtt, _ := u.cl.RTT(m.Name)
+	rtt = link.BackboneRTT(u.ctx, rtt, m.RTTKnown, m.Meta.Addrs.Backbone) // see target
 	u.mu.Lock()
 	if l.center != m.Name {
 		if l.center != "" {
