@@ -947,6 +947,12 @@ func TestClusterBackboneLoss(t *testing.T) {
 	if tot.Retransmits == 0 {
 		t.Error("no retransmits on a link with 2% loss: was the loss applied?")
 	}
+	// latency = "auto": 4x an RTT of at least the emulated 150 ms; less
+	// is a link sized before its RTT was known (it got the 120 ms floor
+	// once, and lost every packet that needed a retransmission)
+	if recv.LatencyMs < 600 {
+		t.Errorf("sin's side of the uplink has %d ms of SRT latency, want at least 4 x 150 ms", recv.LatencyMs)
+	}
 	if tot.Drops != 0 {
 		t.Errorf("the uplink dropped %d packets (too late to retransmit)", tot.Drops)
 	}
