@@ -154,6 +154,7 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, err
 			PublishTakeover:   true,
 			LatencyFor:        c.linkLatency,
 			DSCP:              cfg.DSCP,
+			EveryLossReport:   true,
 			Divert:            c.divert,
 		}, hub, log.With("listener", "backbone"))
 		if err != nil {
@@ -422,6 +423,7 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 				return link.Target{}, fmt.Errorf("center %s has no backbone address", e.Node)
 			}
 			rtt, _ := c.cl.RTT(e.Node)
+			rtt = link.BackboneRTT(c.ctx, rtt, m.RTTKnown, m.Meta.Addrs.Backbone) // not measured yet: timed
 			c.mu.Lock()
 			pl.from = e.Node
 			c.mu.Unlock()
@@ -436,6 +438,7 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 				PeerIdleTimeout: c.cfg.IdleTimeout,
 				DSCP:            c.cfg.DSCP,
 				ConnectTimeout:  link.ConnectTimeoutFor(rtt),
+				EveryLossReport: true,
 			}, nil
 		},
 	}

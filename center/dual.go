@@ -340,6 +340,7 @@ func (c *Center) startForwardLocked(ds *dualStream, leg int) {
 				return link.Target{}, fmt.Errorf("dual-path forward of %s: center %q has no backbone address", ds.key, to)
 			}
 			rtt, _ := c.cl.RTT(to)
+			rtt = link.BackboneRTT(c.ctx, rtt, m.RTTKnown, m.Meta.Addrs.Backbone) // not measured yet: timed
 			if attempt == 0 || lastErr != nil {
 				c.log.Info("dual-path leg forwarded to the other center", "stream", ds.key, "leg", leg, "to", to)
 			}
@@ -351,6 +352,7 @@ func (c *Center) startForwardLocked(ds *dualStream, leg int) {
 				PeerIdleTimeout: c.cfg.IdleTimeout,
 				DSCP:            c.cfg.DSCP,
 				ConnectTimeout:  link.ConnectTimeoutFor(rtt),
+				EveryLossReport: true,
 			}, nil
 		}}, c.log.With("stream", ds.key, "forward_leg", leg))
 	ds.fwd.Store(s)

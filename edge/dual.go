@@ -266,6 +266,7 @@ func (u *Uplinks) nextLeg(d *dualUplink, l *dualLeg, attempt int, lastErr error)
 		return link.Target{}, fmt.Errorf("center %s advertises no backbone address", m.Name)
 	}
 	rtt, _ := u.cl.RTT(m.Name)
+	rtt = link.BackboneRTT(u.ctx, rtt, m.RTTKnown, m.Meta.Addrs.Backbone) // see target
 	u.mu.Lock()
 	if l.center != m.Name {
 		if l.center != "" {
@@ -295,6 +296,8 @@ func (u *Uplinks) nextLeg(d *dualUplink, l *dualLeg, attempt int, lastErr error)
 		// a killed or blackholed center is left within ~0.5 s, not on
 		// libsrt's idle detection (seconds)
 		WatchPeer: true,
+		// every frame over a lossy backbone: see link.Target
+		EveryLossReport: true,
 	}, nil
 }
 

@@ -523,7 +523,14 @@ func (u *Uplinks) target(l *uplink, m gossip.Member) (link.Target, error) {
 	if m.Meta.Addrs.Backbone == "" {
 		return link.Target{}, fmt.Errorf("center %s advertises no backbone address", m.Name)
 	}
-	rtt, _ := u.cl.RTT(m.Name)
+	est, _ := u.cl.RTT(m.Name)
+	// not measured yet (right after a start or a join): an estimate
+	// from the sites' distance can be far too short (down to the
+	// latency floor), so a handshake with the center is timed
+	rtt := link.BackboneRTT(u.ctx, est, m.RTTKnown, m.Meta.Addrs.Backbone)
+	if rtt != est {
+		u.log.Info("uplink RTT probed", "stream", l.key, "center", m.Name, "rtt", rtt.String(), "estimate", est.String())
+	}
 	u.mu.Lock()
 	cfg := u.cfg
 	u.mu.Unlock()
@@ -538,6 +545,8 @@ func (u *Uplinks) target(l *uplink, m gossip.Member) (link.Target, error) {
 		// a killed or blackholed center is left within ~0.5 s, not on
 		// libsrt's idle detection (seconds)
 		WatchPeer: true,
+		// every frame over a lossy backbone: see link.Target
+		EveryLossReport: true,
 	}, nil
 }
 

@@ -36,6 +36,10 @@ type Target struct {
 	// silent (libsrt.Conn.Watch), instead of waiting for libsrt's own
 	// idle detection (seconds).
 	WatchPeer bool
+	// EveryLossReport (SRT, backbone links): retransmit at every loss
+	// report (libsrt.Options.EveryLossReport), so a packet lost twice
+	// still arrives within the latency.
+	EveryLossReport bool
 	// Policy, when set, is the outbound policy the dial must pass: checked
 	// on the resolved address at connect time (RTMP, HTTP-FLV and each of
 	// its redirects) or on the looked-up address that is then dialed (SRT).

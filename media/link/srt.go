@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"time"
 
@@ -62,10 +63,37 @@ func srtConfig(t Target, u *url.URL, wantAction string) (libsrt.Options, string,
 		return fail(fmt.Errorf("dscp %d is outside 0..63", t.DSCP))
 	}
 	c.IPTOS = t.DSCP << 2
+	c.EveryLossReport = t.EveryLossReport
 	if err := c.Validate(); err != nil {
 		return fail(err)
 	}
 	return c, host, nil
+}
+
+// BackboneRTT is the RTT to size a backbone link to the listener at
+// hostport by: rtt when gossip measured it, else the larger of the
+// estimate rtt and a probed round trip (ProbeRTT).
+func BackboneRTT(ctx context.Context, rtt time.Duration, measured bool, hostport string) time.Duration {
+	if measured {
+		return rtt
+	}
+	if p, ok := ProbeRTT(ctx, hostport); ok {
+		return max(rtt, p)
+	}
+	return rtt
+}
+
+// ProbeRTT times one SRT induction handshake with the listener at
+// hostport (up to 3 tries, 1 s each): the RTT of a backbone link about to
+// be dialed before gossip measured one, whose latency would otherwise
+// come from an estimate (the sites' distance, or the 120 ms floor).
+func ProbeRTT(ctx context.Context, hostport string) (time.Duration, bool) {
+	addr, err := net.ResolveUDPAddr("udp", hostport)
+	if err != nil {
+		return 0, false
+	}
+	rtt, st, err := libsrt.ProbeRTT(ctx, addr, time.Second, 3)
+	return rtt, err == nil && st == libsrt.PeerAnswered && rtt > 0
 }
 
 // dialSRT connects to t as a caller; sending tells a watched link

@@ -72,3 +72,19 @@ func TestSRTURLNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestSRTEveryLossReport: a backbone target's retransmission rule reaches
+// the caller's options; other targets keep libsrt's default.
+func TestSRTEveryLossReport(t *testing.T) {
+	for _, every := range []bool{false, true} {
+		tg := Target{URL: "srt://h:9000?streamid=publish:live/x", EveryLossReport: every}
+		u, _ := url.Parse(tg.URL)
+		cfg, _, err := srtConfig(tg, u, "publish")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.EveryLossReport != every {
+			t.Errorf("target EveryLossReport %v: options have %v", every, cfg.EveryLossReport)
+		}
+	}
+}

@@ -96,6 +96,11 @@ type Config struct {
 	// DSCP marks every packet the listener sends (IPv4 TOS = DSCP << 2);
 	// 0 = unmarked.
 	DSCP int
+	// EveryLossReport makes the listener's connections retransmit at
+	// every loss report (libsrt.Options.EveryLossReport): the backbone,
+	// whose readers (on-demand pulls) must get every frame over a lossy
+	// WAN. Like DSCP it belongs to the socket.
+	EveryLossReport bool
 	// PublishTakeover lets a new publisher replace a live one at once
 	// (the backbone: a new uplink for a live key is the stream's newest
 	// source, e.g. the broadcaster republished through another edge;
@@ -252,6 +257,7 @@ func New(cfg Config, hub *media.Hub, log *slog.Logger) (*Server, error) {
 			PeerIdleTimeout: cfg.PeerIdleTimeout,
 			IPTOS:           cfg.DSCP << 2,
 			UDPRcvBuf:       MinUDPBuffer,
+			EveryLossReport: cfg.EveryLossReport,
 		},
 		Backlog: 128,
 		Decide:  s.decide,
@@ -290,8 +296,8 @@ func (s *Server) Prepare(cfg Config) (commit func(), err error) {
 		return nil, fmt.Errorf("srt: %w", err)
 	}
 	old := s.conf()
-	if cfg.Listen != old.Listen || cfg.DSCP != old.DSCP {
-		return nil, fmt.Errorf("srt: listen and dscp need a new listener")
+	if cfg.Listen != old.Listen || cfg.DSCP != old.DSCP || cfg.EveryLossReport != old.EveryLossReport {
+		return nil, fmt.Errorf("srt: listen, dscp and the retransmission rule need a new listener")
 	}
 	return func() { s.cfgp.Store(&cfg) }, nil
 }

@@ -32,6 +32,10 @@ type engine struct {
 	lastDue map[pair]time.Time
 	q       dueHeap
 	seq     uint64
+	// late and maxLate: packets released more than
+	// control.LateThreshold after their due time, and the worst.
+	late    uint64
+	maxLate time.Duration
 }
 
 func newEngine(seed uint64) *engine {
@@ -114,7 +118,12 @@ func (e *engine) next() (time.Time, bool) {
 // due order (ties in arrival order).
 func (e *engine) release(now time.Time, ids []uint32) []uint32 {
 	for len(e.q) > 0 && !e.q[0].due.After(now) {
-		ids = append(ids, heap.Pop(&e.q).(held).id)
+		h := heap.Pop(&e.q).(held)
+		if l := now.Sub(h.due); l > control.LateThreshold {
+			e.late++
+			e.maxLate = max(e.maxLate, l)
+		}
+		ids = append(ids, h.id)
 	}
 	if len(e.q) == 0 {
 		// Nothing held: order state is no longer needed.

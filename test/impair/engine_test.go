@@ -172,3 +172,19 @@ func TestOrderKept(t *testing.T) {
 		})
 	}
 }
+
+// A packet let go more than control.LateThreshold after it was due counts
+// as late (the tool was not scheduled in time); one on time does not.
+func TestReleaseCountsLate(t *testing.T) {
+	e := newEngine(1)
+	e.hold(1, t0)
+	e.hold(2, t0.Add(100*time.Millisecond))
+	e.release(t0.Add(control.LateThreshold), nil)
+	if e.late != 0 {
+		t.Fatalf("released at the threshold: %d late, want 0", e.late)
+	}
+	e.release(t0.Add(250*time.Millisecond), nil)
+	if e.late != 1 || e.maxLate != 150*time.Millisecond {
+		t.Fatalf("released 150ms after due: %d late, worst %v; want 1, 150ms", e.late, e.maxLate)
+	}
+}

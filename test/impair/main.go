@@ -299,6 +299,8 @@ func (d *daemon) send(id uint32, accept bool) {
 func (d *daemon) snapshot() control.Stats {
 	s := d.stats
 	s.Pending = d.eng.pending()
+	s.Late = d.eng.late
+	s.MaxLateMs = float64(d.eng.maxLate.Microseconds()) / 1000
 	s.Malformed = d.malformed.Load()
 	if d.kernelDropped != nil {
 		s.KernelDropped = d.kernelDropped()

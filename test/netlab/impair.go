@@ -54,6 +54,29 @@ type impairProc struct {
 
 const impairTimeout = 10 * time.Second
 
+// realtime returns the command prefix that runs a command under
+// SCHED_FIFO at impairPriority, or nil when chrt is missing or the
+// policy is refused here (no CAP_SYS_NICE, no real-time budget).
+var realtime = sync.OnceValue(func() []string {
+	chrt, err := exec.LookPath("chrt")
+	if err != nil || os.Getenv(EnvImpairRT) == "0" {
+		return nil
+	}
+	rt := []string{chrt, "--fifo", fmt.Sprint(impairPriority)}
+	if exec.Command(rt[0], append(rt[1:], "true")...).Run() != nil {
+		return nil
+	}
+	return rt
+})
+
+// EnvImpairRT set to 0 runs the tool under the normal policy (to compare
+// its Late counter with and without the real-time one).
+const EnvImpairRT = "RELAYMESH_IMPAIR_RT"
+
+// impairPriority is the tool's SCHED_FIFO priority: above every normal
+// process, below the kernel's own real-time threads (50 and up).
+const impairPriority = 10
+
 // startImpair runs bin in namespace ns on NFQUEUE queue 0 and waits until
 // the queue is bound. Its log goes to logPath.
 func startImpair(bin, ns, logPath string, seed uint64) (*impairProc, error) {
@@ -61,7 +84,16 @@ func startImpair(bin, ns, logPath string, seed uint64) (*impairProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns, bin, "-queue", "0", "-stdin", "-seed", fmt.Sprint(seed))
+	args := []string{"ip", "netns", "exec", ns, bin, "-queue", "0", "-stdin", "-seed", fmt.Sprint(seed)}
+	// The tool stands for the wire, which no CPU load slows down: it
+	// runs under a real-time policy (every thread inherits it) so that
+	// the hosts' load does not add its scheduling delay to the
+	// configured one. Without chrt it runs as is; its Late counter shows
+	// what that costs.
+	if rt := realtime(); rt != nil {
+		args = append(rt, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()

@@ -273,6 +273,13 @@ func (c *Conn) Latency() (recv, peer time.Duration) {
 	return time.Duration(r) * time.Millisecond, time.Duration(p) * time.Millisecond
 }
 
+// EveryLossReport reports whether the connection retransmits at every
+// loss report (SRTO_RETRANSMITALGO 0, Options.EveryLossReport).
+func (c *Conn) EveryLossReport() bool {
+	v, ok := getInt(c.id, C.SRTO_RETRANSMITALGO)
+	return ok && v == 0
+}
+
 // Buffers returns the connection's receive buffer in bytes (SRTO_RCVBUF)
 // and its flight window in packets (SRTO_FC).
 func (c *Conn) Buffers() (rcvBuf, fc int) {

@@ -330,3 +330,23 @@ func TestPendingUntilAdmitted(t *testing.T) {
 		t.Fatalf("after the other closed: Pending %d, want 0", got)
 	}
 }
+
+// TestEveryLossReport: the retransmission rule is set on a caller that
+// asks for it and inherited by the sockets a listener that asks for it
+// accepts; libsrt's default (once per RTT) stays for the others.
+func TestEveryLossReport(t *testing.T) {
+	for _, every := range []bool{false, true} {
+		l := listen(t, ListenConfig{Options: Options{EveryLossReport: every}})
+		ac := acceptOne(t, l)
+		conn, err := Dial(context.Background(), l.Addr().String(), Options{StreamID: "rexmit", EveryLossReport: every})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := accepted(t, ac)
+		if conn.EveryLossReport() != every || sc.EveryLossReport() != every {
+			t.Errorf("asked for %v: caller %v, accepted %v", every, conn.EveryLossReport(), sc.EveryLossReport())
+		}
+		conn.CloseNow()
+		sc.CloseNow()
+	}
+}

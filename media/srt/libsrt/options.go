@@ -30,6 +30,13 @@ type Options struct {
 	RcvBuf          int           // SRTO_RCVBUF, bytes (at most FC packets)
 	SndBuf          int           // SRTO_SNDBUF, bytes
 	FC              int           // SRTO_FC: flight flag size, packets
+	// EveryLossReport makes a sender retransmit a lost packet at every
+	// loss report (SRTO_RETRANSMITALGO 0) rather than at most once per
+	// RTT (1, libsrt's default): a retransmission that is lost again is
+	// resent at the receiver's next periodic report, about half an RTT
+	// later, instead of a whole RTT later, so about twice as many
+	// attempts fit into the latency, for some duplicate retransmissions.
+	EveryLossReport bool
 	// Linger bounds how long Close waits for the peer to acknowledge and
 	// play out what was sent (0 = the peer's latency + 2s; < 0 = no wait).
 	Linger time.Duration
@@ -112,6 +119,7 @@ func (o Options) apply(s C.SRTSOCKET, caller bool) error {
 		{o.FC > 0, C.SRTO_FC, "fc", o.FC},
 		{o.RcvBuf > 0, C.SRTO_RCVBUF, "rcvbuf", o.RcvBuf},
 		{o.SndBuf > 0, C.SRTO_SNDBUF, "sndbuf", o.SndBuf},
+		{o.EveryLossReport, C.SRTO_RETRANSMITALGO, "retransmitalgo", 0},
 	}
 	for _, x := range list {
 		if !x.set {

@@ -96,9 +96,22 @@ func isInductionAnswer(b []byte, id uint32) bool {
 // from a live listener does not depend on them, and its absence covers
 // the blackhole too.
 func Probe(ctx context.Context, addr *net.UDPAddr, wait time.Duration, tries int) (PeerState, error) {
+	st, _, err := probe(ctx, addr, wait, tries)
+	return st, err
+}
+
+// ProbeRTT is Probe that also returns the round trip of the answered
+// handshake (0 unless PeerAnswered with a nil error): a caller about to
+// dial a peer whose RTT it does not know yet sizes its latency from it.
+func ProbeRTT(ctx context.Context, addr *net.UDPAddr, wait time.Duration, tries int) (time.Duration, PeerState, error) {
+	st, rtt, err := probe(ctx, addr, wait, tries)
+	return rtt, st, err
+}
+
+func probe(ctx context.Context, addr *net.UDPAddr, wait time.Duration, tries int) (PeerState, time.Duration, error) {
 	c, err := net.DialUDP("udp", nil, addr)
 	if err != nil {
-		return PeerAnswered, fmt.Errorf("srt probe %s: %w", addr, err)
+		return PeerAnswered, 0, fmt.Errorf("srt probe %s: %w", addr, err)
 	}
 	defer c.Close()
 	var idb [4]byte
@@ -108,26 +121,34 @@ func Probe(ctx context.Context, addr *net.UDPAddr, wait time.Duration, tries int
 	buf := make([]byte, 1500)
 	for range max(tries, 1) {
 		if err := ctx.Err(); err != nil {
-			return PeerAnswered, err
+			return PeerAnswered, 0, err
 		}
+		sent := time.Now()
 		if _, err := c.Write(req); err != nil {
 			if errors.Is(err, syscall.ECONNREFUSED) {
-				return PeerRefused, nil // a port unreachable of the previous try
+				return PeerRefused, 0, nil // a port unreachable of the previous try
 			}
-			return PeerAnswered, fmt.Errorf("srt probe %s: %w", addr, err)
+			return PeerAnswered, 0, fmt.Errorf("srt probe %s: %w", addr, err)
 		}
-		end := time.Now().Add(wait)
+		end := sent.Add(wait)
 		for {
 			st, done := readAnswer(c, buf, id, end)
 			if done {
-				return st, nil
+				var rtt time.Duration
+				if st == PeerAnswered {
+					// an answer to an earlier try that came after
+					// its wait is timed from this one (too short),
+					// which a wait longer than the path's RTT avoids
+					rtt = time.Since(sent)
+				}
+				return st, rtt, nil
 			}
 			if !time.Now().Before(end) {
 				break
 			}
 		}
 	}
-	return PeerSilent, nil
+	return PeerSilent, 0, nil
 }
 
 // readAnswer reads until end: (PeerAnswered, true) for the answer,

@@ -248,3 +248,40 @@ func TestStallWatch(t *testing.T) {
 		t.Fatal("the third probe should come 800 ms after the second answer")
 	}
 }
+
+// TestProbeRTT: the round trip of the answered handshake is returned; a
+// peer that answers 100 ms late is never timed shorter than that, and a
+// real listener answers with a positive RTT.
+func TestProbeRTT(t *testing.T) {
+	ctx := context.Background()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const delay = 100 * time.Millisecond
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := c.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			ans := append([]byte(nil), buf[:n]...)
+			// the answer goes to the prober's socket id (the request's
+			// handshake socket id field)
+			copy(ans[12:16], buf[srtHdr+24:srtHdr+28])
+			time.Sleep(delay)
+			c.WriteToUDP(ans, from)
+		}
+	}()
+	rtt, st, err := ProbeRTT(ctx, c.LocalAddr().(*net.UDPAddr), time.Second, 1)
+	if err != nil || st != PeerAnswered || rtt < delay {
+		t.Fatalf("late answerer: %s, %s, %v; want answered, at least %s", rtt, st, err, delay)
+	}
+	l := listen(t, ListenConfig{})
+	rtt, st, err = ProbeRTT(ctx, udpAddrOf(t, l.Addr().String()), time.Second, 3)
+	if err != nil || st != PeerAnswered || rtt <= 0 {
+		t.Fatalf("libsrt listener: %s, %s, %v; want answered with a positive RTT", rtt, st, err)
+	}
+}

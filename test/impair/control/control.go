@@ -121,4 +121,16 @@ type Stats struct {
 	// /proc/net/netfilter/nfnetlink_queue. Non-zero means the emulation
 	// is overloaded and the loss seen is higher than configured.
 	KernelDropped uint64 `json:"kernel_dropped"`
+	// Late counts delayed packets whose accept verdict went out more
+	// than LateThreshold after they were due, and MaxLateMs is the worst
+	// such lateness: the tool itself was not scheduled in time (CPU
+	// load), so the delay seen was longer than configured. A test that
+	// depends on the configured delay treats Late > 0 as an overloaded
+	// emulator, not a failure of what it tests.
+	Late      uint64  `json:"late"`
+	MaxLateMs float64 `json:"max_late_ms"`
 }
+
+// LateThreshold is how much later than due a delayed packet may be let
+// go before it counts as Late.
+const LateThreshold = 20 * time.Millisecond
