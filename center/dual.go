@@ -278,8 +278,17 @@ func (c *Center) setWindowLocked(ds *dualStream) {
 	default:
 		w *= 2
 	}
-	ds.rx.SetWindow(w.Round(time.Millisecond))
+	ds.rx.SetWindow((w + dualLagAllowance).Round(time.Millisecond))
 }
+
+// dualLagAllowance is added to the default window for what the latencies
+// do not cover: the forwarded copy passes through one more process (the
+// other center) than the direct one, and the edge sends each leg from
+// its own goroutine; on a loaded host each can lag by about 100 ms (pings
+// of 94-118 ms on a 6 ms path, load 20-60 on 2 cores). A longer window
+// costs nothing while the legs deliver: only a packet both legs lost
+// waits for it.
+const dualLagAllowance = 250 * time.Millisecond
 
 // detachLeg removes a leg; the last one ends the stream here.
 func (c *Center) detachLeg(ds *dualStream, p legParams) {
