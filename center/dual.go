@@ -85,6 +85,9 @@ type dualStream struct {
 	// legLatency and the peer (setWindowLocked)
 	explicit   bool
 	legLatency time.Duration
+	// hopLatency is the negotiated latency of the leg forwarded here by
+	// the other center (0 until one came: setWindowLocked estimates it)
+	hopLatency time.Duration
 }
 
 // legParams is what a leg's stream id says.
@@ -148,7 +151,11 @@ func (c *Center) divert(id srt.StreamID, remote net.Addr) func(*libsrt.Conn) err
 
 // serveLeg merges one leg's RTP packets until the connection ends.
 func (c *Center) serveLeg(conn *libsrt.Conn, key, from string, p legParams) error {
-	ds, err := c.attachLeg(key, from, p)
+	// the negotiated TSBPD delay (the larger of both ends' settings, each
+	// from its own RTT estimate at connect time): the window is sized by
+	// what the legs really wait, not by an estimate taken at another time
+	recv, _ := conn.Latency()
+	ds, err := c.attachLeg(key, from, p, recv)
 	if err != nil {
 		return err
 	}
@@ -185,8 +192,9 @@ func (c *Center) serveLeg(conn *libsrt.Conn, key, from string, p legParams) erro
 }
 
 // attachLeg adds a leg to key's merged stream, starting it (and its
-// publisher) with the first leg.
-func (c *Center) attachLeg(key, from string, p legParams) (*dualStream, error) {
+// publisher) with the first leg; recv is the leg connection's negotiated
+// receive latency (0 = unknown).
+func (c *Center) attachLeg(key, from string, p legParams, recv time.Duration) (*dualStream, error) {
 	c.dualMu.Lock()
 	defer c.dualMu.Unlock()
 	ds := c.dual[key]
@@ -214,6 +222,11 @@ func (c *Center) attachLeg(key, from string, p legParams) (*dualStream, error) {
 		ds.rx.SetWindow(p.window)
 	}
 	ds.legLatency = max(ds.legLatency, p.legLatency)
+	if p.forward {
+		ds.hopLatency = recv
+	} else {
+		ds.legLatency = max(ds.legLatency, recv)
+	}
 	first := ds.conns[p.leg] == 0
 	ds.conns[p.leg]++
 	ds.from[p.leg], ds.direct[p.leg] = from, !p.forward
@@ -246,20 +259,36 @@ func (c *Center) attachLeg(key, from string, p legParams) (*dualStream, error) {
 // through the other center runs behind the direct one by about that
 // center's link latency on top of the edge's, so the window is the
 // larger edge leg latency plus the latency of the hop from the other
-// center. c.dualMu is held.
+// center. Both are the connections' negotiated latencies once known (the
+// other center sends its edge leg's as "lat"); estimates from RTTs
+// measured at another time fell short of them on a loaded host (a packet
+// the direct leg lost came through tyo after the 638 ms window at sin,
+// TestClusterDualPath). c.dualMu is held.
 func (c *Center) setWindowLocked(ds *dualStream) {
 	if ds.explicit || ds.legLatency == 0 {
 		return
 	}
 	w := ds.legLatency
-	if ds.peer != "" {
+	switch {
+	case ds.hopLatency > 0:
+		w += ds.hopLatency
+	case ds.peer != "":
 		rtt, _ := c.cl.RTT(ds.peer)
 		w += c.cfg.Latency(rtt)
-	} else {
+	default:
 		w *= 2
 	}
-	ds.rx.SetWindow(w.Round(time.Millisecond))
+	ds.rx.SetWindow((w + dualLagAllowance).Round(time.Millisecond))
 }
+
+// dualLagAllowance is added to the default window for what the latencies
+// do not cover: the forwarded copy passes through one more process (the
+// other center) than the direct one, and the edge sends each leg from
+// its own goroutine; on a loaded host each can lag by about 100 ms (pings
+// of 94-118 ms on a 6 ms path, load 20-60 on 2 cores). A longer window
+// costs nothing while the legs deliver: only a packet both legs lost
+// waits for it.
+const dualLagAllowance = 250 * time.Millisecond
 
 // detachLeg removes a leg; the last one ends the stream here.
 func (c *Center) detachLeg(ds *dualStream, p legParams) {

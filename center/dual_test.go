@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/relaymesh/relaymesh/media/dualpath"
 )
 
 func TestParseLeg(t *testing.T) {
@@ -31,5 +33,25 @@ func TestParseLeg(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestDualWindowFromNegotiatedLatencies: once the other center's leg
+// came, the reorder window is the edge leg's latency plus that hop's
+// negotiated latency (440 ms here: the listener's side asked for more
+// than the caller's estimate), not an estimate from an RTT taken later,
+// plus the allowance for the hosts' lag.
+func TestDualWindowFromNegotiatedLatencies(t *testing.T) {
+	c := &Center{}
+	ds := &dualStream{rx: dualpath.NewReceiver(0, func(dualpath.Frame) {}), legLatency: 312 * time.Millisecond, hopLatency: 440 * time.Millisecond, peer: "tyo"}
+	c.setWindowLocked(ds)
+	if got := ds.rx.Window(); got != 1002*time.Millisecond {
+		t.Errorf("window %s, want 1002ms (312 + 440 + the lag allowance, 250)", got)
+	}
+	ds.explicit = true
+	ds.hopLatency = 100 * time.Millisecond
+	c.setWindowLocked(ds)
+	if got := ds.rx.Window(); got != 1002*time.Millisecond {
+		t.Errorf("a configured window changed to %s", got)
 	}
 }

@@ -452,10 +452,14 @@ func (c *Cluster) RTT(node string) (time.Duration, bool) {
 	return linkRTT(self.Meta, m)
 }
 
-// linkRTT is m's RTT estimate or the sites' great-circle estimate from
-// self, whichever is larger; false when neither is known.
+// linkRTT is the largest of m's RTT estimate, its latest ping when
+// fresh (the estimate is the least of the recent pings: pathRTT) and the
+// sites' great-circle estimate from self; false when none is known.
 func linkRTT(self NodeMeta, m Member) (time.Duration, bool) {
 	rtt, known := m.RTT, m.RTTKnown
+	if !m.MeasuredAt.IsZero() && time.Since(m.MeasuredAt) < measuredRTTFresh {
+		rtt, known = max(rtt, m.MeasuredRTT), true
+	}
 	if self.HasLocation() && m.Meta.HasLocation() {
 		rtt, known = max(rtt, EstimateRTT(Haversine(self.Lat, self.Lon, m.Meta.Lat, m.Meta.Lon))), true
 	}
@@ -489,7 +493,7 @@ func (c *Cluster) memberLocked(r *memberRec, alive int) Member {
 	// node has not pinged lately.
 	switch {
 	case !r.lastAck.IsZero() && time.Since(r.lastAck) < measuredRTTFresh:
-		m.RTT, m.RTTKnown = r.measured, true
+		m.RTT, m.RTTKnown = r.pathRTT(time.Now()), true
 	case r.coord != nil:
 		m.RTT, m.RTTKnown = c.coord.DistanceTo(r.coord), true
 	case !r.lastAck.IsZero():

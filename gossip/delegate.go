@@ -182,7 +182,7 @@ func (d *delegate) NotifyPingComplete(other *memberlist.Node, rtt time.Duration,
 	if !ok {
 		return
 	}
-	r.measured, r.lastAck = rtt, now
+	r.addPing(rtt, now)
 	if coord != nil {
 		r.coord = coord
 	}

@@ -243,6 +243,10 @@ func TestLinkRTT(t *testing.T) {
 		{"coordinates far too low after a join: the distance", fra, Member{RTT: 45 * time.Millisecond, RTTKnown: true, Meta: sin}, 154 * time.Millisecond, true},
 		{"measured above the distance", fra, Member{RTT: 300 * time.Millisecond, RTTKnown: true, Meta: sin}, 300 * time.Millisecond, true},
 		{"no sites: the estimate", NodeMeta{}, Member{RTT: 80 * time.Millisecond, RTTKnown: true}, 80 * time.Millisecond, true},
+		{"a fresh ping above the filtered estimate: the ping", NodeMeta{},
+			Member{RTT: 6 * time.Millisecond, RTTKnown: true, MeasuredRTT: 94 * time.Millisecond, MeasuredAt: time.Now()}, 94 * time.Millisecond, true},
+		{"a stale ping: the estimate", NodeMeta{},
+			Member{RTT: 6 * time.Millisecond, RTTKnown: true, MeasuredRTT: 94 * time.Millisecond, MeasuredAt: time.Now().Add(-time.Minute)}, 6 * time.Millisecond, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

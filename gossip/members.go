@@ -107,7 +107,53 @@ type memberRec struct {
 	since    time.Time // when it last became alive
 	lastAck  time.Time
 	measured time.Duration
-	coord    *coordinate.Coordinate
+	// pings are the last direct ping round trips, newest at
+	// pings[(npings-1)%len], for the RTT filter (pathRTT)
+	pings  [rttFilterSamples]rttSample
+	npings int
+	coord  *coordinate.Coordinate
+}
+
+// rttSample is one direct ping round trip and when it came.
+type rttSample struct {
+	rtt time.Duration
+	at  time.Time
+}
+
+// The RTT a center is ranked by is the least of the last rttFilterSamples
+// pings of the last rttFilterWindow: a ping's round trip is the path's
+// plus whatever both ends' schedulers and queues added, never less, and
+// on a loaded host that was up to 90-110 ms on a 6 ms path (esin to sin
+// in TestClusterReplaceSettings and TestCluster, load 20-60 on 2 cores).
+// Taken one sample at a time (a member is pinged every few seconds),
+// one such ping made sin look worse than tyo (74 ms) for longer than
+// re-placement's hold and moved a stream to the far center. A path that
+// really got slower is ranked by it once the faster pings are older than
+// the window. Links are still sized by the latest ping when it is
+// larger (linkRTT): an SRT latency too small loses packets.
+const (
+	rttFilterSamples = 5
+	rttFilterWindow  = 15 * time.Second
+)
+
+// addPing records a direct ping round trip.
+func (r *memberRec) addPing(rtt time.Duration, at time.Time) {
+	r.measured, r.lastAck = rtt, at
+	r.pings[r.npings%rttFilterSamples] = rttSample{rtt: rtt, at: at}
+	r.npings++
+}
+
+// pathRTT is the least ping round trip of the last rttFilterWindow
+// before now (the latest ping's when it is older).
+func (r *memberRec) pathRTT(now time.Time) time.Duration {
+	best := r.measured
+	for i := range min(r.npings, rttFilterSamples) {
+		s := r.pings[i]
+		if now.Sub(s.at) <= rttFilterWindow && s.rtt < best {
+			best = s.rtt
+		}
+	}
+	return best
 }
 
 func addrPort(n *memberlist.Node) netip.AddrPort {

@@ -62,3 +62,38 @@ func FuzzDecodeCoordinate(f *testing.F) {
 		_, _ = cl.Update("x", c, time.Millisecond) // must not panic
 	})
 }
+
+// TestPathRTT: a center is ranked by the least ping of the last
+// rttFilterWindow (a loaded host inflates single pings: 94 ms on a 6 ms
+// path), the latest ping when all are older, and a path that got slower
+// by its new pings once the fast ones left the window or the ring.
+func TestPathRTT(t *testing.T) {
+	ms := time.Millisecond
+	t0 := time.Now()
+	var r memberRec
+	r.addPing(6*ms, t0)
+	r.addPing(94*ms, t0.Add(3*time.Second))
+	if got := r.pathRTT(t0.Add(4 * time.Second)); got != 6*ms {
+		t.Errorf("one inflated ping after a 6 ms one: %s, want 6ms", got)
+	}
+	if got := r.measured; got != 94*ms {
+		t.Errorf("the latest ping is %s, want 94ms", got)
+	}
+	// the path got slower: the 6 ms ping leaves the window
+	r.addPing(300*ms, t0.Add(10*time.Second))
+	if got := r.pathRTT(t0.Add(rttFilterWindow + time.Second)); got != 94*ms {
+		t.Errorf("after the 6 ms ping left the window: %s, want 94ms", got)
+	}
+	if got := r.pathRTT(t0.Add(time.Minute)); got != 300*ms {
+		t.Errorf("every ping older than the window: %s, want the latest, 300ms", got)
+	}
+	// the ring keeps the last rttFilterSamples pings only
+	var q memberRec
+	q.addPing(4*ms, t0)
+	for i := range rttFilterSamples {
+		q.addPing(80*ms, t0.Add(time.Duration(i+1)*time.Millisecond))
+	}
+	if got := q.pathRTT(t0.Add(time.Second)); got != 80*ms {
+		t.Errorf("the 4 ms ping pushed out of the ring still counts: %s, want 80ms", got)
+	}
+}

@@ -618,6 +618,17 @@ func (p *flvPlayer) maxGap(t time.Time) time.Duration {
 // probes what it got; it reports how long the read took.
 func (c *cluster) readOn(t *testing.T, ctx context.Context, node, url string, limit time.Duration, secs, out string) (testmedia.Result, time.Duration) {
 	t.Helper()
+	took := c.read(t, ctx, node, url, limit, secs, out)
+	res, err := testmedia.Analyze(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, took
+}
+
+// read is readOn without the probe.
+func (c *cluster) read(t *testing.T, ctx context.Context, node, url string, limit time.Duration, secs, out string) time.Duration {
+	t.Helper()
 	format := map[string]string{".ts": "mpegts", ".nut": "nut"}[filepath.Ext(out)]
 	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
@@ -626,12 +637,7 @@ func (c *cluster) readOn(t *testing.T, ctx context.Context, node, url string, li
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg reading %s on %s: %v: %s", url, node, err, b)
 	}
-	took := time.Since(start)
-	res, err := testmedia.Analyze(ctx, out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, took
+	return time.Since(start)
 }
 
 // resumed waits until the player received 50 frames after t.
@@ -780,10 +786,11 @@ func TestCluster(t *testing.T) {
 	// pulls it on demand while the player's handshake waits.
 	t.Run("srt_play_pulls_on_demand", func(t *testing.T) {
 		url := "srt://" + c.lab.Host("tyo").AddrPort(8890).String() + "?streamid=read:" + stream
-		res, took := c.readOn(t, ctx, "tyo", url, 30*time.Second, "2", filepath.Join(c.dir, "tyo-srt.ts"))
-		if res.VideoCodec != "h264" || res.AudioCodec != "aac" || !res.FirstKey || res.DecodeErrors != "" {
-			t.Errorf("ffprobe of what the SRT player on tyo got: %+v", res)
-		}
+		out := filepath.Join(c.dir, "tyo-srt.ts")
+		took := c.read(t, ctx, "tyo", url, 30*time.Second, "2", out)
+		// the pull, asked for right away: it stops PullIdleStop (10 s)
+		// after its last reader, and ffprobe on a loaded host can take
+		// a while
 		actx, cancel := bounded()
 		links, err := c.client("tyo").Links(actx)
 		cancel()
@@ -791,7 +798,14 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(links.Pulls) != 1 || links.Pulls[0].Stream != stream || links.Pulls[0].From != "sin" {
-			t.Errorf("tyo's pulls: %+v, want %s from sin", links.Pulls, stream)
+			t.Errorf("tyo's pulls: %+v, want %s from sin; esin's uplink: %s", links.Pulls, stream, c.rawAPI("esin", "/v1/links"))
+		}
+		res, err := testmedia.Analyze(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.VideoCodec != "h264" || res.AudioCodec != "aac" || !res.FirstKey || res.DecodeErrors != "" {
+			t.Errorf("ffprobe of what the SRT player on tyo got: %+v", res)
 		}
 		t.Logf("SRT player on tyo (stream on sin): 2 s of media read in %s", took.Round(10*time.Millisecond))
 	})

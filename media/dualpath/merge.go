@@ -27,6 +27,9 @@ type LegStats struct {
 	Duplicates uint64 `json:"duplicates"`
 	// Late counts packets that came after the window closed on them.
 	Late uint64 `json:"late"`
+	// LateBy is the most a late packet came after its gap was given up
+	// (while the merge still remembered the gap: up to about a window).
+	LateBy time.Duration `json:"late_by_ns,omitempty"`
 	// Recovered counts packets this leg never delivered that the other
 	// leg did: what the merge saved this leg from losing.
 	Recovered uint64 `json:"recovered_by_other"`
@@ -69,6 +72,7 @@ type Merger struct {
 	// its predecessors does not become the start and make them late.
 	opened bool
 	first  time.Time
+	now    time.Time // of the latest Push or Flush
 	ssrc   uint32
 	old    uint32 // the previous session's SSRC: its late frames are dropped
 	next   uint64 // the next seq to emit
@@ -122,6 +126,7 @@ func (m *Merger) at(seq uint64) *slot { return &m.ring[seq%ringSize] }
 func (m *Merger) Push(leg int, f Frame, now time.Time) {
 	l := &m.stats.Legs[leg]
 	l.Received++
+	m.now = now
 	switch {
 	case !m.started:
 		m.reset(f)
@@ -156,6 +161,9 @@ func (m *Merger) Push(leg int, f Frame, now time.Time) {
 		switch {
 		case sl.mask == 0:
 			l.Late++ // declared lost: the window closed before it came
+			if !sl.at.IsZero() {
+				l.LateBy = max(l.LateBy, now.Sub(sl.at))
+			}
 		case sl.mask&bit == 0:
 			l.Duplicates++
 			sl.mask |= bit
@@ -181,7 +189,7 @@ func (m *Merger) Push(leg int, f Frame, now time.Time) {
 
 // Flush emits what waited a whole window for a gap before it; call it
 // now and then (Receiver does, every quarter window).
-func (m *Merger) Flush(now time.Time) { m.advance(now) }
+func (m *Merger) Flush(now time.Time) { m.now = now; m.advance(now) }
 
 func (m *Merger) reset(f Frame) {
 	m.started, m.opened = true, false
@@ -252,8 +260,8 @@ func (m *Merger) advance(now time.Time) {
 func (m *Merger) retireOld(now time.Time) {
 	for m.lo < m.next {
 		sl := m.at(m.lo)
-		if sl.used && now.Sub(sl.at) < 2*m.window {
-			return
+		if (sl.used || !sl.at.IsZero()) && now.Sub(sl.at) < 2*m.window {
+			return // a given-up gap is kept as long, to tell how late a copy came
 		}
 		m.retire(sl)
 		m.lo++
@@ -268,6 +276,7 @@ func (m *Merger) skipTo(q uint64) {
 			m.emitSlot(sl)
 			continue
 		}
+		sl.at = m.now // given up now: a copy that still comes was late by this much
 		m.stats.Lost++
 	}
 }

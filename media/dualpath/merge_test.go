@@ -320,3 +320,27 @@ func BenchmarkMerger(b *testing.B) {
 		}
 	}
 }
+
+// A copy that comes after its gap was given up counts as late, with how
+// late it was.
+func TestMergerLateBy(t *testing.T) {
+	wire := frames(t, 9, 0, 4)
+	m := NewMerger(100*time.Millisecond, func(Frame) {})
+	var ps Parser
+	push := func(leg int, seq uint64, at time.Duration) {
+		f, err := ps.Parse(wire[seq])
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Push(leg, f, time.Unix(0, 0).Add(at))
+	}
+	push(0, 0, 0)
+	m.Flush(time.Unix(0, 0).Add(100 * time.Millisecond))
+	push(0, 2, 110*time.Millisecond)                     // 1 is missing
+	m.Flush(time.Unix(0, 0).Add(215 * time.Millisecond)) // its window closed at 210 ms: given up
+	push(1, 1, 255*time.Millisecond)                     // 40 ms after that
+	st := m.Stats()
+	if st.Lost != 1 || st.Legs[1].Late != 1 || st.Legs[1].LateBy != 40*time.Millisecond {
+		t.Errorf("lost %d, leg 1 late %d by %s; want 1, 1, 40ms", st.Lost, st.Legs[1].Late, st.Legs[1].LateBy)
+	}
+}
