@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,13 +165,21 @@ rtmp {
 	cmd := exec.Command("nginx", "-p", dir, "-c", cf, "-g", "daemon off;")
 	var stderr testmedia.LogBuffer
 	cmd.Stderr = &stderr
+	// its own process group: a worker outlives a killed master (it was
+	// left running, owned by init, after every test that used nginx)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("nginx: %v", err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		cmd.Process.Signal(os.Interrupt) // fast shutdown: the master stops its worker
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever is left of the group
 		<-done
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
