@@ -45,6 +45,7 @@ type options struct {
 	pprof       string
 	streams     int
 	fps         float64
+	readPause   time.Duration
 }
 
 // Result is what the reader prints.
@@ -128,6 +129,7 @@ func main() {
 	flag.StringVar(&o.label, "label", "", "label copied into the JSON")
 	flag.StringVar(&o.pprof, "pprof", "", "base URL of a Go server's net/http/pprof (http://HOST:PORT): also report its heap and stacks after a forced GC")
 	flag.IntVar(&o.streams, "streams", 0, "play this many streams, -n readers each, %d in -url replaced by 0..streams-1, and count video frames per reader")
+	flag.DurationVar(&o.readPause, "read-pause", 0, "with -streams: after draining its socket a reader waits this long before the next read (fewer reads when many streams share a core)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the reader to this file")
 	flag.Float64Var(&o.fps, "fps", 30, "with -streams: the video frame rate a reader at the full rate gets")
 	flag.StringVar(&o.mark, "mark", "", "create this file when the measurement window starts (to start a profiler)")
@@ -270,7 +272,7 @@ func run(ctx context.Context, o options, t target) (*Result, error) {
 		go func() {
 			defer rwg.Done()
 			if o.streams > 0 {
-				p.runFrames(readCtx)
+				p.runFrames(readCtx, o.readPause)
 				return
 			}
 			buf := make([]byte, 32<<10)

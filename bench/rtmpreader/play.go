@@ -16,6 +16,8 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
+
+	"github.com/relaymesh/relaymesh/bench/benchutil"
 )
 
 // RTMP message types the reader looks at during the play handshake.
@@ -282,8 +284,9 @@ func (p *player) run(ctx context.Context, buf []byte) {
 
 // runFrames reads whole messages until ctx ends or the connection fails,
 // counting video messages and the bytes read; the message reader sends
-// the acknowledgements.
-func (p *player) runFrames(ctx context.Context) {
+// the acknowledgements. With pause > 0 it waits that long each time its
+// input buffer is drained, so one read takes what arrived meanwhile.
+func (p *player) runFrames(ctx context.Context, pause time.Duration) {
 	stop := context.AfterFunc(ctx, func() { p.nc.SetReadDeadline(time.Now()) })
 	defer stop()
 	base := p.bc.Count() - uint64(p.br.Buffered())
@@ -298,7 +301,11 @@ func (p *player) runFrames(ctx context.Context) {
 				err = p.r.SetChunkSize(be32(msg.Body) & 0x7fffffff)
 			}
 			if err == nil {
-				continue
+				if pause > 0 && p.br.Buffered() == 0 && !benchutil.Sleep(ctx, pause) {
+					err = ctx.Err()
+				} else {
+					continue
+				}
 			}
 		}
 		if ctx.Err() == nil {
