@@ -23,7 +23,7 @@
 #                     readers at the full rate (>= 95 % of 30 fps x window),
 #                     the publisher's and the reader's own CPU
 #   BITRATE=1M        clip: 1M (640x360) or 300k (426x240, 250k video + 48k AAC)
-#   PUB_BATCH=40ms    rtmppub -batch; READ_PAUSE=20ms  rtmpreader -read-pause
+#   PUB_BATCH=40ms    rtmppub -batch; READ_PAUSE=50ms  rtmpreader -read-pause
 #
 #   ONE_PROCESS=1 STREAMS=1000 BITRATE=300k bench/streams.sh
 # Needs: go, ffmpeg (with libsrt for srt), nginx + libnginx-mod-rtmp, jq, curl.
@@ -33,7 +33,7 @@ PROTO=${PROTO:-rtmp}
 ONE_PROCESS=${ONE_PROCESS:-0}
 BITRATE=${BITRATE:-1M}
 PUB_BATCH=${PUB_BATCH:-40ms}
-READ_PAUSE=${READ_PAUSE:-20ms}
+READ_PAUSE=${READ_PAUSE:-50ms}
 STREAMS=${STREAMS:-100}
 REPS=${REPS:-2}
 SERVERS=${SERVERS:-"nginx relaymesh"}
