@@ -17,10 +17,23 @@
 #                                   runs as server "relaymesh-base" (e.g. land's)
 #   SETTLE=12 SAMPLE=8 READ=10      seconds
 #   BASE_PORT=29450  OUT, CACHE as in fanout.sh
+#   ONE_PROCESS=1     rtmp only: all publishers in one bench/rtmppub and all
+#                     readers in one bench/rtmpreader -streams (1,000 ffmpeg
+#                     processes would need ~5 cores and ~50 GB); per run also
+#                     readers at the full rate (>= 95 % of 30 fps x window),
+#                     the publisher's and the reader's own CPU
+#   BITRATE=1M        clip: 1M (640x360) or 300k (426x240, 250k video + 48k AAC)
+#   PUB_BATCH=40ms    rtmppub -batch; READ_PAUSE=50ms  rtmpreader -read-pause
+#
+#   ONE_PROCESS=1 STREAMS=1000 BITRATE=300k bench/streams.sh
 # Needs: go, ffmpeg (with libsrt for srt), nginx + libnginx-mod-rtmp, jq, curl.
 set -euo pipefail
 
 PROTO=${PROTO:-rtmp}
+ONE_PROCESS=${ONE_PROCESS:-0}
+BITRATE=${BITRATE:-1M}
+PUB_BATCH=${PUB_BATCH:-40ms}
+READ_PAUSE=${READ_PAUSE:-50ms}
 STREAMS=${STREAMS:-100}
 REPS=${REPS:-2}
 SERVERS=${SERVERS:-"nginx relaymesh"}
@@ -38,6 +51,10 @@ bench_setup
 need_tools go ffmpeg jq curl
 case " $SERVERS " in *" nginx "*) [ "$PROTO" = srt ] || need_tools nginx ;; esac
 build_binaries rtmpreader
+if [ "$ONE_PROCESS" = 1 ]; then
+	[ "$PROTO" = rtmp ] || die "ONE_PROCESS=1 is for PROTO=rtmp"
+	go build -o "$OUT/rtmppub" ./bench/rtmppub
+fi
 
 CLIP1M=$CACHE/clip-360p30-1M-gop2s-v1.flv
 if [ "$PROTO" = rtmp ] && [ ! -s "$CLIP1M" ]; then
@@ -49,6 +66,22 @@ if [ "$PROTO" = rtmp ] && [ ! -s "$CLIP1M" ]; then
 		-c:a aac -b:a 96k -f flv "$CLIP1M.tmp"
 	mv "$CLIP1M.tmp" "$CLIP1M"
 fi
+case $BITRATE in
+1M) ;;
+300k)
+	CLIP1M=$CACHE/clip-240p30-300k-gop2s-v1.flv
+	if [ "$PROTO" = rtmp ] && [ ! -s "$CLIP1M" ]; then
+		log "encoding the 30 s 300 kbit/s clip (once) to $CLIP1M"
+		ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=426x240:rate=30 \
+			-f lavfi -i sine=frequency=1000:sample_rate=48000 -t 30 -vf noise=alls=12:allf=t \
+			-c:v libx264 -preset veryfast -b:v 250k -maxrate 250k -minrate 250k -bufsize 250k \
+			-x264-params nal-hrd=cbr:filler=1 -g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p \
+			-c:a aac -b:a 48k -f flv "$CLIP1M.tmp"
+		mv "$CLIP1M.tmp" "$CLIP1M"
+	fi
+	;;
+*) die "BITRATE=$BITRATE: want 1M or 300k" ;;
+esac
 TSCLIP=$CACHE/clip-720p30-3M-gop2s-v1.ts
 if [ "$PROTO" = srt ] && [ ! -s "$TSCLIP" ]; then
 	ensure_clip
@@ -108,6 +141,14 @@ PUBS=()
 start_publishers() {
 	local i
 	PUBS=()
+	if [ "$ONE_PROCESS" = 1 ]; then
+		"$OUT/rtmppub" -url "rtmp://127.0.0.1:$RTMP_PORT/live/s%d" -streams "$STREAMS" -clip "$CLIP1M" \
+			-batch "$PUB_BATCH" >"$OUT/pub-$tag.json" 2>"$OUT/pub-$tag.log" &
+		PUB_PID=$!
+		PIDS+=("$PUB_PID")
+		PUBS+=("$PUB_PID")
+		return
+	fi
 	for ((i = 0; i < STREAMS; i++)); do
 		if [ "$PROTO" = rtmp ]; then
 			start_ffmpeg_loop "$OUT/pub-$i.log" "$CLIP1M" -f flv "rtmp://127.0.0.1:$RTMP_PORT/live/s$i"
@@ -134,6 +175,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		start_publishers
 		sleep "$SETTLE"
 		c0=$(cpu_ticks "$SERVER_PID")
+		pub_t0=0
+		[ "$ONE_PROCESS" = 1 ] && pub_t0=$(cpu_ticks "$PUB_PID")
 		rss_pub=$(max_rss "$SERVER_PID" "$SAMPLE")
 		c1=$(cpu_ticks "$SERVER_PID")
 		heap=
@@ -141,8 +184,30 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			heap=$OUT/heap-$tag.pprof
 			curl -fsS -o "$heap" "http://$API_ADDR/debug/pprof/heap?gc=1" || heap=
 		fi
-		readers=null rss_read=null cpu_read=null
-		if [ "$PROTO" = rtmp ]; then
+		readers=null rss_read=null cpu_read=null one=null
+		if [ "$ONE_PROCESS" = 1 ]; then
+			# the publisher's own CPU over the publishers-only sample
+			p1=$(cpu_ticks "$PUB_PID")
+			"$OUT/rtmpreader" -url "rtmp://127.0.0.1:$RTMP_PORT/live/s%d" -streams "$STREAMS" -n 1 \
+				-fps 30 -read-pause "$READ_PAUSE" -idle 0s -warmup 3s -duration "${READ}s" -pid "$SERVER_PID" \
+				>"$OUT/read-$tag.json" 2>"$OUT/read-$tag.log" || true
+			p2=$(cpu_ticks "$PUB_PID")
+			stop_and_forget "${PUBS[@]}"
+			one=$(jq -c --argjson p0 "$pub_t0" --argjson p1 "$p1" --argjson p2 "$p2" --argjson hz "$(getconf CLK_TCK)" \
+				--argjson sample "$SAMPLE" --argjson rss0 "$rss0" --arg load "$(load_line)" \
+				'{ok, failed, dropped, mbit_total: .mbit_per_s, window_s: .window_seconds,
+				  full_rate: .frames.readers_full_rate, min_ratio: .frames.min_ratio, median_ratio: .frames.median_ratio,
+				  short: .frames.short, server_cpu_s: .server.cpu_seconds, server_cpu_pct: .server.cpu_percent,
+				  cpu_s_per_gbit: .server.cpu_seconds_per_gbit, rss_read_kib: .server.rssN_kib,
+				  rss_read_above_idle_mb: ((.server.rssN_kib - $rss0) / 1024 * 10 | round / 10),
+				  kib_per_stream_reading: ((.server.rssN_kib - $rss0) / .readers | round),
+				  reader_cpu_pct: (.self_cpu_seconds / .window_seconds * 100 | round), reader_rss_mb: (.self_rss_kib / 1024 | round),
+				  pub_cpu_pct: (($p1 - $p0) / $hz / $sample * 100 | round), load_reading: $load,
+				  errors}' "$OUT/read-$tag.json" 2>/dev/null || echo null)
+			rss_read=$(jq '.server.rssN_kib // null' "$OUT/read-$tag.json" 2>/dev/null || echo null)
+			pub_json=$(cat "$OUT/pub-$tag.json" 2>/dev/null || true)
+			one=$(jq -c --argjson pub "${pub_json:-null}" '. + {publisher: ($pub | if . then {connected, failed, dropped, errors, video_frames_sent, cpu_seconds, rss_kib} else null end)}' <<<"$one")
+		elif [ "$PROTO" = rtmp ]; then
 			rpids=()
 			for ((i = 0; i < STREAMS; i++)); do
 				"$OUT/rtmpreader" -url "rtmp://127.0.0.1:$RTMP_PORT/live/s$i" -n 1 -warmup 2s \
@@ -168,8 +233,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			--argjson rss0 "$rss0" --argjson rss_pub "$rss_pub" --argjson rss_read "$rss_read" \
 			--argjson cpu_pub "$((c1 - c0))" --argjson cpu_read "$cpu_read" --argjson sample "$SAMPLE" \
 			--argjson readwin "$((READ - 2))" --argjson readers "$readers" --arg load "$(load_line)" --arg heap "$heap" \
-			--argjson hz "$(getconf CLK_TCK)" \
-			'{"label": $lbl, proto: $proto, streams: $streams, rep: $rep, load: $load,
+			--argjson hz "$(getconf CLK_TCK)" --argjson one "$one" --arg bitrate "$BITRATE" \
+			'{"label": $lbl, bitrate: $bitrate, one_process: $one, proto: $proto, streams: $streams, rep: $rep, load: $load,
 			  rss_idle_kib: $rss0, rss_pub_kib: $rss_pub, rss_read_kib: $rss_read,
 			  kib_per_stream: (($rss_pub - $rss0) / $streams | round),
 			  kib_per_stream_reading: (if $rss_read then (($rss_read - $rss0) / $streams | round) else null end),
@@ -186,6 +251,14 @@ cleanup
 	echo "| server | rep | load 1/5/15 | RSS MB idle | RSS MB publishers | KiB per stream | RSS MB reading | KiB per stream reading | CPU % publishers | readers ok/failed/dropped | Mbit/s per reader min/median | CPU s per Gbit read |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 	jq -r '"| \(.label) | \(.rep) | \(.load) | \(.rss_idle_kib/1024|round) | \(.rss_pub_kib/1024|round) | \(.kib_per_stream) | \(if .rss_read_kib then (.rss_read_kib/1024|round) else "-" end) | \(.kib_per_stream_reading // "-") | \(.cpu_pct_pub) | \(if .readers then "\(.readers.ok)/\(.readers.failed)/\(.readers.dropped)" else "-" end) | \(if .readers then "\(.readers.mbit_min)/\(.readers.mbit_median)" else "-" end) | \(.cpu_s_per_gbit_read // "-") |"' "$RESULTS"
+	if [ "$ONE_PROCESS" = 1 ]; then
+		echo
+		echo "One publisher process (bench/rtmppub -batch $PUB_BATCH), one reader process (bench/rtmpreader -streams, -read-pause $READ_PAUSE), $BITRATE per stream, ${READ} s window:"
+		echo
+		echo "| server | rep | readers at full rate (>= 95 % of 30 fps) | frames min/median ratio | Mbit/s delivered | server CPU % | CPU s per delivered Gbit | RSS MB above idle, publishing / reading | KiB per stream, publishing / reading | publisher CPU % / RSS MB | reader CPU % / RSS MB | load 1/5/15 after reading |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+		jq -r 'select(.one_process) | .one_process as $o | "| \(.label) | \(.rep) | \($o.full_rate // 0) of \(.streams) (ok \($o.ok // 0), failed \($o.failed // "-"), dropped \($o.dropped // "-")) | \($o.min_ratio)/\($o.median_ratio) | \($o.mbit_total) | \($o.server_cpu_pct) | \($o.cpu_s_per_gbit) | \((.rss_pub_kib - .rss_idle_kib)/1024|round) / \($o.rss_read_above_idle_mb) | \(.kib_per_stream) / \($o.kib_per_stream_reading) | \($o.pub_cpu_pct) / \(($o.publisher.rss_kib // 0)/1024|round) | \($o.reader_cpu_pct) / \($o.reader_rss_mb) | \($o.load_reading) |"' "$RESULTS"
+	fi
 } | tee "$OUT/summary.md"
 for f in "$OUT"/heap-*.pprof; do
 	[ -s "$f" ] || continue

@@ -6,6 +6,8 @@ package benchutil
 import (
 	"context"
 	"math"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/relaymesh/relaymesh/bench/procstat"
@@ -101,4 +103,21 @@ func PerReader(n, zero uint64, readers int) float64 {
 		return 0
 	}
 	return Round((float64(n)-float64(zero))/float64(readers), 1)
+}
+
+// StartCPUProfile starts a CPU profile of this process into path (none
+// when path is empty) and returns what stops it.
+func StartCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

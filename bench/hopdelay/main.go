@@ -16,19 +16,15 @@ import (
 	"flag"
 	"fmt"
 	"hash/fnv"
-	"net"
-	"net/url"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
+	"github.com/relaymesh/relaymesh/bench/rtmpdial"
 	"github.com/relaymesh/relaymesh/media/link/flv"
-	"github.com/relaymesh/relaymesh/media/rtmp"
 	"github.com/relaymesh/relaymesh/media/unit"
 )
 
@@ -72,71 +68,6 @@ func main() {
 	json.NewEncoder(os.Stdout).Encode(res)
 }
 
-func dial(raw string) (*rtmp.MessageConn, net.Conn, string, error) {
-	pu, err := url.Parse(raw)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	app, name, ok := strings.Cut(strings.TrimPrefix(pu.Path, "/"), "/")
-	if !ok {
-		return nil, nil, "", fmt.Errorf("%s: want rtmp://HOST:PORT/APP/NAME", raw)
-	}
-	nc, err := net.DialTimeout("tcp", pu.Host, 5*time.Second)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	mc, err := rtmp.ClientHandshake(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, "", err
-	}
-	if err := mc.SetWriteChunkSize(4096); err != nil {
-		nc.Close()
-		return nil, nil, "", err
-	}
-	tc := "rtmp://" + pu.Host + "/" + app
-	if err := mc.WriteCommand(3, 0, "connect", 1, amf0.Object{
-		{Key: "app", Value: app}, {Key: "type", Value: "nonprivate"}, {Key: "flashVer", Value: "FMLE/3.0"},
-		{Key: "tcUrl", Value: tc},
-	}); err != nil {
-		nc.Close()
-		return nil, nil, "", err
-	}
-	if err := waitCommand(mc, "_result"); err != nil {
-		nc.Close()
-		return nil, nil, "", fmt.Errorf("connect: %w", err)
-	}
-	if err := mc.WriteCommand(3, 0, "createStream", 2, nil); err != nil {
-		nc.Close()
-		return nil, nil, "", err
-	}
-	if err := waitCommand(mc, "_result"); err != nil {
-		nc.Close()
-		return nil, nil, "", fmt.Errorf("createStream: %w", err)
-	}
-	return mc, nc, name, nil
-}
-
-// waitCommand reads until a command named name (or onStatus with an error).
-func waitCommand(mc *rtmp.MessageConn, name string) error {
-	for {
-		msg, err := mc.Read()
-		if err != nil {
-			return err
-		}
-		cmd, ok, err := rtmp.DecodeCommand(msg)
-		if err != nil || !ok {
-			continue
-		}
-		if cmd.Name == "_error" {
-			return errors.New("server answered _error")
-		}
-		if cmd.Name == name {
-			return nil
-		}
-	}
-}
-
 func run(u, clip string, dur, skip time.Duration) (*Result, error) {
 	f, err := os.Open(clip)
 	if err != nil {
@@ -145,16 +76,13 @@ func run(u, clip string, dur, skip time.Duration) (*Result, error) {
 	defer f.Close()
 	fr := flv.NewReader(f)
 
-	pub, pnc, name, err := dial(u)
+	pub, pnc, name, err := rtmpdial.Dial(u, 5*time.Second, nil)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
 	defer pnc.Close()
-	if err := pub.WriteCommand(8, 1, "publish", 3, nil, name, "live"); err != nil {
+	if err := rtmpdial.Publish(pub, name); err != nil {
 		return nil, err
-	}
-	if err := waitCommand(pub, "onStatus"); err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
 	}
 	go func() { // acks, pings
 		for {
@@ -173,7 +101,7 @@ func run(u, clip string, dur, skip time.Duration) (*Result, error) {
 
 	playing := make(chan error, 1)
 	go func() {
-		pl, nc, name, err := dial(u)
+		pl, nc, name, err := rtmpdial.Dial(u, 5*time.Second, nil)
 		if err != nil {
 			playing <- fmt.Errorf("player: %w", err)
 			return

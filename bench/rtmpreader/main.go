@@ -22,6 +22,8 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +43,9 @@ type options struct {
 	label       string
 	mark        string
 	pprof       string
+	streams     int
+	fps         float64
+	readPause   time.Duration
 }
 
 // Result is what the reader prints.
@@ -59,6 +64,31 @@ type Result struct {
 	PerReader  float64        `json:"mbit_per_s_per_reader"`
 	PerSecond  []float64      `json:"per_second_mbit"`
 	Server     *ServerStats   `json:"server,omitempty"`
+	Frames     *FrameStats    `json:"frames,omitempty"` // with -streams
+	// the reader process's own CPU in the window and its RSS at the end
+	SelfCPUSeconds float64 `json:"self_cpu_seconds"`
+	SelfRSSKiB     uint64  `json:"self_rss_kib"`
+}
+
+// FrameStats is what the readers of -streams got in the window: video
+// frames against -fps x window seconds.
+type FrameStats struct {
+	Streams     int     `json:"streams"`
+	PerStream   int     `json:"readers_per_stream"`
+	FPS         float64 `json:"fps"`
+	Expected    float64 `json:"expected_per_reader"`
+	FullRate    int     `json:"readers_full_rate"` // got >= 95 % of Expected
+	Total       uint64  `json:"frames"`
+	MinRatio    float64 `json:"min_ratio"`
+	MedianRatio float64 `json:"median_ratio"`
+	// the readers below 95 %, worst first (at most 10): stream name and ratio
+	Short []ShortReader `json:"short,omitempty"`
+}
+
+// ShortReader is one reader that got less than the full rate.
+type ShortReader struct {
+	Stream string  `json:"stream"`
+	Ratio  float64 `json:"ratio"`
 }
 
 // ServerStats is the server's cost, measured from /proc.
@@ -98,20 +128,34 @@ func main() {
 	flag.IntVar(&o.pid, "pid", 0, "server process to measure (0: none)")
 	flag.StringVar(&o.label, "label", "", "label copied into the JSON")
 	flag.StringVar(&o.pprof, "pprof", "", "base URL of a Go server's net/http/pprof (http://HOST:PORT): also report its heap and stacks after a forced GC")
+	flag.IntVar(&o.streams, "streams", 0, "play this many streams, -n readers each, %d in -url replaced by 0..streams-1, and count video frames per reader")
+	flag.DurationVar(&o.readPause, "read-pause", 0, "with -streams: after draining its socket a reader waits this long before the next read (fewer reads when many streams share a core)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the reader to this file")
+	flag.Float64Var(&o.fps, "fps", 30, "with -streams: the video frame rate a reader at the full rate gets")
 	flag.StringVar(&o.mark, "mark", "", "create this file when the measurement window starts (to start a profiler)")
 	flag.Parse()
 	if o.n < 0 || o.parallel < 1 || o.duration <= 0 {
 		fmt.Fprintln(os.Stderr, "rtmpreader: -n must be >= 0, -parallel >= 1, -duration > 0")
 		os.Exit(2)
 	}
-	t, err := parseTarget(o.url)
+	if o.streams < 0 || o.streams > 0 && (!strings.Contains(o.url, "%d") || o.fps <= 0) {
+		fmt.Fprintf(os.Stderr, "rtmpreader: -streams needs %%d in -url and -fps > 0\n")
+		os.Exit(2)
+	}
+	t, err := parseTarget(streamURL(o.url, 0))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtmpreader:", err)
 		os.Exit(2)
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
+	stopProfile, err := benchutil.StartCPUProfile(*cpuprofile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rtmpreader:", err)
+		os.Exit(2)
+	}
 	res, err := run(ctx, o, t)
+	stopProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtmpreader:", err)
 		os.Exit(1)
@@ -125,7 +169,25 @@ func main() {
 	}
 }
 
+// streamURL is u with %d replaced by i.
+func streamURL(u string, i int) string {
+	return strings.Replace(u, "%d", strconv.Itoa(i), 1)
+}
+
 func run(ctx context.Context, o options, t target) (*Result, error) {
+	// targets[i] is what player i plays: t alone, or with -streams the
+	// o.n players of each stream in turn
+	targets := []target{t}
+	if o.streams > 0 {
+		targets = make([]target, o.streams)
+		for i := range targets {
+			var err error
+			if targets[i], err = parseTarget(streamURL(o.url, i)); err != nil {
+				return nil, err
+			}
+		}
+		o.n *= o.streams
+	}
 	res := &Result{Label: o.label, URL: o.url, Readers: o.n, Errors: map[string]int{}}
 	var rssStart uint64
 	if o.waitLive > 0 {
@@ -181,7 +243,11 @@ func run(ctx context.Context, o options, t target) (*Result, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			players[i], errs[i] = dial(ctx, t, o.dialTimeout)
+			si := i * len(targets) / max(o.n, 1)
+			players[i], errs[i] = dial(ctx, targets[si], o.dialTimeout)
+			if players[i] != nil {
+				players[i].stream = si
+			}
 		}()
 	}
 	wg.Wait()
@@ -205,6 +271,10 @@ func run(ctx context.Context, o options, t target) (*Result, error) {
 		rwg.Add(1)
 		go func() {
 			defer rwg.Done()
+			if o.streams > 0 {
+				p.runFrames(readCtx, o.readPause)
+				return
+			}
 			buf := make([]byte, 32<<10)
 			p.run(readCtx, buf)
 		}()
@@ -234,6 +304,15 @@ func run(ctx context.Context, o options, t target) (*Result, error) {
 			return nil, err
 		}
 	}
+	frames := func() []uint64 {
+		f := make([]uint64, len(live))
+		for i, p := range live {
+			f[i] = p.frames.Load()
+		}
+		return f
+	}
+	self0, _ := procstat.SampleTree(os.Getpid())
+	f0 := frames()
 	b0, t0 := total(), time.Now()
 	if o.mark != "" {
 		if err := os.WriteFile(o.mark, nil, 0o644); err != nil {
@@ -264,8 +343,15 @@ loop:
 			return nil, ctx.Err()
 		}
 	}
-	b1 := total()
+	b1, f1 := total(), frames()
 	window := time.Since(t0).Seconds()
+	if self1, err := procstat.SampleTree(os.Getpid()); err == nil {
+		res.SelfCPUSeconds = round(benchutil.TicksToSec(self1.CPUTicks-self0.CPUTicks), 3)
+		res.SelfRSSKiB = self1.RSSKiB
+	}
+	if o.streams > 0 {
+		res.Frames = frameStats(o, targets, live, f0, f1, window)
+	}
 	if srv != nil {
 		c1, err := procstat.SampleTree(o.pid)
 		if err != nil {
@@ -320,6 +406,33 @@ loop:
 		}
 	}
 	return res, nil
+}
+
+// frameStats compares the video frames each player got between f0 and
+// f1 with the full rate. Players that failed to connect count as zero.
+func frameStats(o options, targets []target, live []*player, f0, f1 []uint64, window float64) *FrameStats {
+	fs := &FrameStats{Streams: o.streams, PerStream: o.n / max(o.streams, 1), FPS: o.fps, Expected: round(o.fps*window, 1)}
+	ratios := make([]float64, 0, o.n)
+	for i, p := range live {
+		got := f1[i] - f0[i]
+		fs.Total += got
+		r := float64(got) / (o.fps * window)
+		ratios = append(ratios, r)
+		if r < 0.95 {
+			fs.Short = append(fs.Short, ShortReader{targets[p.stream].name, round(r, 3)})
+		}
+	}
+	for range o.n - len(live) {
+		ratios = append(ratios, 0)
+	}
+	fs.FullRate = o.n - len(fs.Short) - (o.n - len(live))
+	if len(ratios) > 0 {
+		sort.Float64s(ratios)
+		fs.MinRatio, fs.MedianRatio = round(ratios[0], 3), round(ratios[len(ratios)/2], 3)
+	}
+	sort.Slice(fs.Short, func(i, j int) bool { return fs.Short[i].Ratio < fs.Short[j].Ratio })
+	fs.Short = fs.Short[:min(len(fs.Short), 10)]
+	return fs
 }
 
 // waitLive polls with one probe connection until it gets media and

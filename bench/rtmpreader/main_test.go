@@ -220,3 +220,21 @@ func FuzzParseMemStats(f *testing.F) {
 		parseGoroutines(s)
 	})
 }
+
+// TestFrameStats: a reader at >= 95 % of fps x window is at the full
+// rate; one below is listed, worst first; one that never connected
+// counts as zero and is not at the full rate.
+func TestFrameStats(t *testing.T) {
+	o := options{streams: 4, n: 4, fps: 30}
+	targets := []target{{name: "s0"}, {name: "s1"}, {name: "s2"}, {name: "s3"}}
+	live := []*player{{stream: 0}, {stream: 1}, {stream: 3}} // s2 failed to connect
+	f0 := []uint64{10, 0, 5}
+	f1 := []uint64{10 + 300, 285, 5 + 150} // 100 %, 95 %, 50 % of 30 fps x 10 s
+	fs := frameStats(o, targets, live, f0, f1, 10)
+	if fs.FullRate != 2 || fs.Total != 735 || fs.Expected != 300 {
+		t.Fatalf("full rate %d, total %d, expected %v; want 2, 735, 300", fs.FullRate, fs.Total, fs.Expected)
+	}
+	if len(fs.Short) != 1 || fs.Short[0] != (ShortReader{"s3", 0.5}) || fs.MinRatio != 0 || fs.MedianRatio != 0.95 {
+		t.Fatalf("short %+v, min %v, median %v; want [s3 0.5], 0, 0.95", fs.Short, fs.MinRatio, fs.MedianRatio)
+	}
+}

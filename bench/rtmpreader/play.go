@@ -16,6 +16,8 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
+
+	"github.com/relaymesh/relaymesh/bench/benchutil"
 )
 
 // RTMP message types the reader looks at during the play handshake.
@@ -71,6 +73,10 @@ type player struct {
 	ackWindow uint32
 	lastAck   uint32
 	acks      atomic.Uint64 // acknowledgements sent
+
+	r      *rawmessage.Reader // the message reader of the play handshake, for runFrames
+	frames atomic.Uint64      // video messages read (runFrames only)
+	stream int                // which of the -streams this player plays
 }
 
 // dial connects, does the handshake, connect, createStream and play, and
@@ -100,6 +106,7 @@ func (p *player) open(t target, timeout time.Duration) error {
 	p.bc = bytecounter.NewReader(p.nc)
 	p.br = bufio.NewReaderSize(p.bc, 4096)
 	r := rawmessage.NewReader(p.br, p.bc, func(n uint32) error { return p.writeAck(n) })
+	p.r = r
 	bw := bytecounter.NewWriter(p.nc)
 	w := rawmessage.NewWriter(p.nc, bw, false)
 
@@ -272,5 +279,42 @@ func (p *player) run(ctx context.Context, buf []byte) {
 			p.done.Store(true)
 			return
 		}
+	}
+}
+
+// runFrames reads whole messages until ctx ends or the connection fails,
+// counting video messages and the bytes read; the message reader sends
+// the acknowledgements. With pause > 0 it waits that long each time its
+// input buffer is drained, so one read takes what arrived meanwhile.
+func (p *player) runFrames(ctx context.Context, pause time.Duration) {
+	stop := context.AfterFunc(ctx, func() { p.nc.SetReadDeadline(time.Now()) })
+	defer stop()
+	base := p.bc.Count() - uint64(p.br.Buffered())
+	for {
+		msg, err := p.r.Read()
+		p.bytes.Store(p.bc.Count() - uint64(p.br.Buffered()) - base)
+		if err == nil {
+			switch {
+			case msg.Type == msgVideo:
+				p.frames.Add(1)
+			case msg.Type == msgSetChunkSize && len(msg.Body) >= 4:
+				err = p.r.SetChunkSize(be32(msg.Body) & 0x7fffffff)
+			}
+			if err == nil {
+				if pause > 0 && p.br.Buffered() == 0 && !benchutil.Sleep(ctx, pause) {
+					err = ctx.Err()
+				} else {
+					continue
+				}
+			}
+		}
+		if ctx.Err() == nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("server closed the connection")
+			}
+			p.err.Store(&err)
+		}
+		p.done.Store(true)
+		return
 	}
 }
