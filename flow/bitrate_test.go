@@ -44,8 +44,20 @@ func feed(t *testing.T, ctx context.Context, hub *media.Hub, key string, size *a
 			if pub.Write(p) != nil {
 				kicks.Add(1)
 				pub.Close()
-				if pub, err = hub.Publish(key, media.PublisherInfo{Protocol: "test"}); err != nil {
-					return
+				// as an encoder does: again until the hub takes it (the
+				// cut publisher may not have left yet: busy) or the test
+				// ends; the deferred Close keeps the last one it had
+				for {
+					next, err := hub.Publish(key, media.PublisherInfo{Protocol: "test"})
+					if err == nil {
+						pub = next
+						break
+					}
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
 				}
 			}
 		}
