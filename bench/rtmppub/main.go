@@ -196,13 +196,6 @@ func main() {
 	}
 }
 
-func streamURL(u string, i int) string {
-	if strings.Contains(u, "%d") {
-		return strings.Replace(u, "%d", fmt.Sprint(i), 1)
-	}
-	return u
-}
-
 func run(ctx context.Context, u string, n, parallel int, c *clip, spread, batch time.Duration) *Result {
 	res := &Result{URL: u, Streams: n, Errors: map[string]int{}}
 	start := time.Now()
@@ -216,7 +209,7 @@ func run(ctx context.Context, u string, n, parallel int, c *clip, spread, batch 
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			streams[i], errs[i] = open(streamURL(u, i))
+			streams[i], errs[i] = open(rtmpdial.StreamURL(u, i))
 		}()
 	}
 	wg.Wait()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/bench/procstat"
+	"github.com/relaymesh/relaymesh/bench/rtmpdial"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
@@ -39,7 +40,7 @@ func TestReadersAgainstNginx(t *testing.T) {
 	src := testmedia.Source{Audio: true, Realtime: true, Duration: 20 * time.Second, Width: 320, Height: 180, Bitrate: "300k"}
 	testmedia.Publish(t, ctx, src, url)
 
-	tg, err := parseTarget(url)
+	tg, err := rtmpdial.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
