@@ -1,7 +1,8 @@
 // Package rtmpdial is the client side the benchmark tools share
 // (bench/hopdelay, bench/rtmppub, bench/rtmpreader): parse
 // rtmp://HOST[:PORT]/APP/NAME, dial, do the handshake, connect and
-// createStream with package media/rtmp, and publish.
+// createStream with package media/rtmp, publish, and frame packets as RTMP
+// messages.
 package rtmpdial
 
 import (
@@ -15,8 +16,10 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/relaymesh/relaymesh/media/rtmp"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
 
 // Target is a parsed rtmp://HOST[:PORT]/APP/NAME URL.
@@ -142,4 +145,28 @@ func WaitCommand(mc *rtmp.MessageConn, name string) error {
 			return nil
 		}
 	}
+}
+
+// Discard reads mc until it fails: the server's acknowledgements and pings
+// to a publisher, which never looks at them.
+func Discard(mc *rtmp.MessageConn) {
+	for {
+		if _, err := mc.Read(); err != nil {
+			return
+		}
+	}
+}
+
+// Message frames p, at ts ms, as an RTMP message on stream 1: video on
+// chunk stream 6, audio on 4, data on 7.
+func Message(p *unit.Packet, ts int64) *rawmessage.Message {
+	csid := byte(7)
+	switch p.Kind {
+	case unit.KindVideo:
+		csid = 6
+	case unit.KindAudio:
+		csid = 4
+	}
+	return &rawmessage.Message{ChunkStreamID: csid, Timestamp: time.Duration(ts) * time.Millisecond,
+		Type: uint8(p.Kind), MessageStreamID: 1, Body: p.Payload}
 }

@@ -1,6 +1,13 @@
 package rtmpdial
 
-import "testing"
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/media/unit"
+)
 
 func TestParseURL(t *testing.T) {
 	cases := []struct {
@@ -28,5 +35,26 @@ func TestParseURL(t *testing.T) {
 				t.Fatalf("ParseURL(%q) = %+v, %v; want %+v", c.url, got, err, c.want)
 			}
 		})
+	}
+}
+
+// TestReplayOnce: with once, Replay hands each media packet over once, in
+// order with its own time, and returns at the clip's end.
+func TestReplayOnce(t *testing.T) {
+	c := &Clip{Dur: 30}
+	for i := range 3 {
+		c.Media = append(c.Media, &unit.Packet{Kind: unit.KindVideo, Time: int64(i * 10), Payload: []byte{byte(i)}})
+	}
+	var got []int64
+	flushes := 0
+	err := c.Replay(context.Background(), time.Now(), 0, true, func(p *unit.Packet, ts int64) error {
+		if int64(p.Payload[0])*10 != ts {
+			t.Errorf("packet %d handed over at %d ms", p.Payload[0], ts)
+		}
+		got = append(got, ts)
+		return nil
+	}, func() error { flushes++; return nil })
+	if err != nil || !slices.Equal(got, []int64{0, 10, 20}) || flushes == 0 {
+		t.Fatalf("Replay = %v after %v (%d flushes), want nil after [0 10 20] and a flush", err, got, flushes)
 	}
 }
