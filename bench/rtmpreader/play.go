@@ -227,9 +227,7 @@ func (p *player) writeAck(n uint32) error {
 // run reads and counts until ctx ends or the connection fails. It reuses
 // buf for every read and never looks into the media.
 func (p *player) run(ctx context.Context, buf []byte) {
-	stop := context.AfterFunc(ctx, func() { p.nc.SetReadDeadline(time.Now()) })
-	defer stop()
-	for {
+	p.loop(ctx, func() error {
 		n, err := p.br.Read(buf)
 		if n > 0 {
 			p.bytes.Add(uint64(n))
@@ -240,17 +238,8 @@ func (p *player) run(ctx context.Context, buf []byte) {
 				}
 			}
 		}
-		if err != nil {
-			if ctx.Err() == nil {
-				if errors.Is(err, io.EOF) {
-					err = fmt.Errorf("server closed the connection")
-				}
-				p.err.Store(&err)
-			}
-			p.done.Store(true)
-			return
-		}
-	}
+		return err
+	})
 }
 
 // runFrames reads whole messages until ctx ends or the connection fails,
@@ -258,26 +247,38 @@ func (p *player) run(ctx context.Context, buf []byte) {
 // the acknowledgements. With pause > 0 it waits that long each time its
 // input buffer is drained, so one read takes what arrived meanwhile.
 func (p *player) runFrames(ctx context.Context, pause time.Duration) {
-	stop := context.AfterFunc(ctx, func() { p.nc.SetReadDeadline(time.Now()) })
-	defer stop()
 	base := p.bc.Count() - uint64(p.br.Buffered())
-	for {
+	p.loop(ctx, func() error {
 		msg, err := p.r.Read()
 		p.bytes.Store(p.bc.Count() - uint64(p.br.Buffered()) - base)
+		if err != nil {
+			return err
+		}
+		switch {
+		case msg.Type == msgVideo:
+			p.frames.Add(1)
+		case msg.Type == msgSetChunkSize && len(msg.Body) >= 4:
+			if err := p.r.SetChunkSize(be32(msg.Body) & 0x7fffffff); err != nil {
+				return err
+			}
+		}
+		if pause > 0 && p.br.Buffered() == 0 && !benchutil.Sleep(ctx, pause) {
+			return ctx.Err()
+		}
+		return nil
+	})
+}
+
+// loop calls read until it fails or ctx ends (which makes the socket's
+// reads fail), then records how the connection ended: read's error
+// unless ctx ended it.
+func (p *player) loop(ctx context.Context, read func() error) {
+	stop := context.AfterFunc(ctx, func() { p.nc.SetReadDeadline(time.Now()) })
+	defer stop()
+	for {
+		err := read()
 		if err == nil {
-			switch {
-			case msg.Type == msgVideo:
-				p.frames.Add(1)
-			case msg.Type == msgSetChunkSize && len(msg.Body) >= 4:
-				err = p.r.SetChunkSize(be32(msg.Body) & 0x7fffffff)
-			}
-			if err == nil {
-				if pause > 0 && p.br.Buffered() == 0 && !benchutil.Sleep(ctx, pause) {
-					err = ctx.Err()
-				} else {
-					continue
-				}
-			}
+			continue
 		}
 		if ctx.Err() == nil {
 			if errors.Is(err, io.EOF) {
