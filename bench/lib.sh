@@ -105,21 +105,29 @@ build_binaries() {
 # two cores for the servers and the readers. Both benchmarks share it.
 CLIP=$CACHE/clip-720p30-3M-gop2s-v1.flv
 
-# ensure_clip: encode the 30 s H.264 + AAC clip to CLIP unless it is there.
-ensure_clip() {
-	[ -s "$CLIP" ] && return 0
-	log "encoding the 30 s test clip (once) to $CLIP"
+# encode_clip FILE SIZE VIDEO AUDIO [X264...]: encode a 30 s 30 fps CBR
+# H.264 (VIDEO, e.g. 900k; 2 s GOP) + AAC (AUDIO) FLV clip of noisy
+# testsrc2 at SIZE (e.g. 640x360) to FILE unless it is there; X264 are
+# more encoder options (e.g. -tune zerolatency).
+encode_clip() {
+	local file=$1 size=$2 v=$3 a=$4
+	shift 4
+	[ -s "$file" ] && return 0
+	log "encoding the 30 s $size $v clip (once) to $file"
 	ffmpeg -hide_banner -loglevel error -y \
-		-f lavfi -i testsrc2=size=1280x720:rate=30 \
+		-f lavfi -i testsrc2=size="$size":rate=30 \
 		-f lavfi -i sine=frequency=1000:sample_rate=48000 -t 30 \
 		-vf noise=alls=12:allf=t \
-		-c:v libx264 -preset veryfast -tune zerolatency \
-		-b:v 2872k -maxrate 2872k -minrate 2872k -bufsize 2872k \
+		-c:v libx264 -preset veryfast "$@" \
+		-b:v "$v" -maxrate "$v" -minrate "$v" -bufsize "$v" \
 		-x264-params nal-hrd=cbr:filler=1 \
 		-g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p \
-		-c:a aac -b:a 128k -f flv "$CLIP.tmp"
-	mv "$CLIP.tmp" "$CLIP"
+		-c:a aac -b:a "$a" -f flv "$file.tmp"
+	mv "$file.tmp" "$file"
 }
+
+# ensure_clip: encode the 30 s 720p H.264 + AAC clip to CLIP unless it is there.
+ensure_clip() { encode_clip "$CLIP" 1280x720 2872k 128k -tune zerolatency; }
 
 # --- servers and publisher -----------------------------------------------
 SERVER_PID=

@@ -56,32 +56,13 @@ if [ "$ONE_PROCESS" = 1 ]; then
 	go build -o "$OUT/rtmppub" ./bench/rtmppub
 fi
 
-CLIP1M=$CACHE/clip-360p30-1M-gop2s-v1.flv
-if [ "$PROTO" = rtmp ] && [ ! -s "$CLIP1M" ]; then
-	log "encoding the 30 s 1 Mbit/s clip (once) to $CLIP1M"
-	ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=640x360:rate=30 \
-		-f lavfi -i sine=frequency=1000:sample_rate=48000 -t 30 -vf noise=alls=12:allf=t \
-		-c:v libx264 -preset veryfast -b:v 900k -maxrate 900k -minrate 900k -bufsize 900k \
-		-x264-params nal-hrd=cbr:filler=1 -g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p \
-		-c:a aac -b:a 96k -f flv "$CLIP1M.tmp"
-	mv "$CLIP1M.tmp" "$CLIP1M"
-fi
 case $BITRATE in
-1M) ;;
-300k)
-	CLIP1M=$CACHE/clip-240p30-300k-gop2s-v1.flv
-	if [ "$PROTO" = rtmp ] && [ ! -s "$CLIP1M" ]; then
-		log "encoding the 30 s 300 kbit/s clip (once) to $CLIP1M"
-		ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=426x240:rate=30 \
-			-f lavfi -i sine=frequency=1000:sample_rate=48000 -t 30 -vf noise=alls=12:allf=t \
-			-c:v libx264 -preset veryfast -b:v 250k -maxrate 250k -minrate 250k -bufsize 250k \
-			-x264-params nal-hrd=cbr:filler=1 -g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p \
-			-c:a aac -b:a 48k -f flv "$CLIP1M.tmp"
-		mv "$CLIP1M.tmp" "$CLIP1M"
-	fi
-	;;
+1M) CLIP1M=$CACHE/clip-360p30-1M-gop2s-v1.flv clip_args="640x360 900k 96k" ;;
+300k) CLIP1M=$CACHE/clip-240p30-300k-gop2s-v1.flv clip_args="426x240 250k 48k" ;;
 *) die "BITRATE=$BITRATE: want 1M or 300k" ;;
 esac
+# shellcheck disable=SC2086 # clip_args is three words
+[ "$PROTO" != rtmp ] || encode_clip "$CLIP1M" $clip_args
 TSCLIP=$CACHE/clip-720p30-3M-gop2s-v1.ts
 if [ "$PROTO" = srt ] && [ ! -s "$TSCLIP" ]; then
 	ensure_clip

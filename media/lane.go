@@ -27,26 +27,10 @@ func (f Format) String() string {
 	return "flv"
 }
 
-// header slots: the latest packet of each is replayed to new readers.
-const (
-	slotMeta = iota
-	slotVideo
-	slotAudio
-	slotPSI
-	numSlots
-)
+// The lane and its readers keep headers in unit's slots.
+const numSlots = unit.NumSlots
 
-func headerSlot(p *unit.Packet) int {
-	switch p.Kind {
-	case unit.KindVideo:
-		return slotVideo
-	case unit.KindAudio:
-		return slotAudio
-	case unit.KindTS:
-		return slotPSI
-	}
-	return slotMeta
-}
+func headerSlot(p *unit.Packet) int { return unit.HeaderSlot(p) }
 
 // lane is a single-writer ring of packets. Readers hold their own cursor
 // and never block the writer: the writer releases the oldest packets and a

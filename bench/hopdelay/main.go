@@ -21,10 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bluenviron/gortmplib/pkg/rawmessage"
-
 	"github.com/relaymesh/relaymesh/bench/rtmpdial"
-	"github.com/relaymesh/relaymesh/media/link/flv"
 	"github.com/relaymesh/relaymesh/media/unit"
 )
 
@@ -69,12 +66,10 @@ func main() {
 }
 
 func run(u, clip string, dur, skip time.Duration) (*Result, error) {
-	f, err := os.Open(clip)
+	c, err := rtmpdial.LoadClip(clip)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fr := flv.NewReader(f)
 
 	pub, pnc, name, err := rtmpdial.Dial(u, 5*time.Second, nil)
 	if err != nil {
@@ -84,13 +79,7 @@ func run(u, clip string, dur, skip time.Duration) (*Result, error) {
 	if err := rtmpdial.Publish(pub, name); err != nil {
 		return nil, err
 	}
-	go func() { // acks, pings
-		for {
-			if _, err := pub.Read(); err != nil {
-				return
-			}
-		}
-	}()
+	go rtmpdial.Discard(pub) // acks, pings
 
 	var mu sync.Mutex
 	sent := map[frameKey]time.Time{}
@@ -133,37 +122,25 @@ func run(u, clip string, dur, skip time.Duration) (*Result, error) {
 		return nil, err
 	}
 
-	var t0 int64 = -1
 	nsent := 0
-	for time.Since(start) < dur {
-		p, err := fr.ReadPacket()
-		if err != nil {
-			break // end of the clip
+	for _, p := range c.Headers {
+		if err := pub.Write(rtmpdial.Message(p, 0)); err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
 		}
-		if t0 < 0 {
-			t0 = p.Time
-		}
-		if wait := time.Until(start.Add(time.Duration(p.Time-t0) * time.Millisecond)); wait > 0 {
-			time.Sleep(wait)
-		}
-		csid := byte(7)
-		switch p.Kind {
-		case unit.KindVideo:
-			csid = 6
-		case unit.KindAudio:
-			csid = 4
-		}
-		msg := &rawmessage.Message{ChunkStreamID: csid, Timestamp: time.Duration(p.Time) * time.Millisecond,
-			Type: uint8(p.Kind), MessageStreamID: 1, Body: p.Payload}
+	}
+	pctx, stop := context.WithDeadline(ctx, start.Add(dur))
+	defer stop()
+	err = c.Replay(pctx, start, 0, true, func(p *unit.Packet, ts int64) error {
 		if p.Kind == unit.KindVideo {
 			mu.Lock()
 			sent[keyOf(p.Payload)] = time.Now()
 			mu.Unlock()
 			nsent++
 		}
-		if err := pub.Write(msg); err != nil {
-			return nil, fmt.Errorf("publish: %w", err)
-		}
+		return pub.Write(rtmpdial.Message(p, ts))
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
 	}
 	time.Sleep(time.Second) // the last frames arrive
 	cancel()

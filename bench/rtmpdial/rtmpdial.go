@@ -1,7 +1,8 @@
 // Package rtmpdial is the client side the benchmark tools share
-// (bench/hopdelay, bench/rtmppub): dial rtmp://HOST:PORT/APP/NAME, do the
-// handshake, connect and createStream with package media/rtmp, and
-// publish.
+// (bench/hopdelay, bench/rtmppub, bench/rtmpreader): parse
+// rtmp://HOST[:PORT]/APP/NAME, dial, do the handshake, connect and
+// createStream with package media/rtmp, publish, and frame packets as RTMP
+// messages.
 package rtmpdial
 
 import (
@@ -10,28 +11,65 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/relaymesh/relaymesh/media/rtmp"
+	"github.com/relaymesh/relaymesh/media/unit"
 )
+
+// Target is a parsed rtmp://HOST[:PORT]/APP/NAME URL.
+type Target struct {
+	Addr  string // HOST:PORT, port 1935 when the URL has none
+	App   string // the path up to the last slash
+	Name  string // after it, with the URL's query
+	TCURL string // rtmp://Addr/App
+}
+
+// ParseURL parses raw into a Target.
+func ParseURL(raw string) (Target, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Target{}, err
+	}
+	if u.Scheme != "rtmp" {
+		return Target{}, fmt.Errorf("url %q: scheme %q is not rtmp", raw, u.Scheme)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "1935")
+	}
+	p := strings.Trim(u.Path, "/")
+	i := strings.LastIndex(p, "/")
+	if i <= 0 || i == len(p)-1 {
+		return Target{}, fmt.Errorf("url %q: want rtmp://HOST[:PORT]/APP/NAME", raw)
+	}
+	app, name := p[:i], p[i+1:]
+	if u.RawQuery != "" {
+		name += "?" + u.RawQuery
+	}
+	return Target{Addr: host, App: app, Name: name, TCURL: "rtmp://" + host + "/" + app}, nil
+}
+
+// StreamURL is u with its first %d replaced by i (u when it has none).
+func StreamURL(u string, i int) string {
+	return strings.Replace(u, "%d", strconv.Itoa(i), 1)
+}
 
 // Dial connects to raw, does the handshake, connect and createStream
 // (stream id 1) and returns the message layer, the socket and the stream
 // name. With wrap, the message layer writes through wrap(nc) instead of
 // nc (a publisher that batches its writes).
 func Dial(raw string, timeout time.Duration, wrap func(net.Conn) io.Writer) (*rtmp.MessageConn, net.Conn, string, error) {
-	pu, err := url.Parse(raw)
+	t, err := ParseURL(raw)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	app, name, ok := strings.Cut(strings.TrimPrefix(pu.Path, "/"), "/")
-	if !ok {
-		return nil, nil, "", fmt.Errorf("%s: want rtmp://HOST:PORT/APP/NAME", raw)
-	}
-	nc, err := net.DialTimeout("tcp", pu.Host, timeout)
+	nc, err := net.DialTimeout("tcp", t.Addr, timeout)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -43,16 +81,16 @@ func Dial(raw string, timeout time.Duration, wrap func(net.Conn) io.Writer) (*rt
 			io.Writer
 		}{nc, wrap(nc)}
 	}
-	mc, err := setup(rw, pu.Host, app)
+	mc, err := setup(rw, t)
 	if err != nil {
 		nc.Close()
 		return nil, nil, "", err
 	}
 	nc.SetDeadline(time.Time{})
-	return mc, nc, name, nil
+	return mc, nc, t.Name, nil
 }
 
-func setup(rw io.ReadWriter, host, app string) (*rtmp.MessageConn, error) {
+func setup(rw io.ReadWriter, t Target) (*rtmp.MessageConn, error) {
 	mc, err := rtmp.ClientHandshake(rw)
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
@@ -61,8 +99,8 @@ func setup(rw io.ReadWriter, host, app string) (*rtmp.MessageConn, error) {
 		return nil, err
 	}
 	if err := mc.WriteCommand(3, 0, "connect", 1, amf0.Object{
-		{Key: "app", Value: app}, {Key: "type", Value: "nonprivate"}, {Key: "flashVer", Value: "FMLE/3.0"},
-		{Key: "tcUrl", Value: "rtmp://" + host + "/" + app},
+		{Key: "app", Value: t.App}, {Key: "type", Value: "nonprivate"}, {Key: "flashVer", Value: "FMLE/3.0"},
+		{Key: "tcUrl", Value: t.TCURL},
 	}); err != nil {
 		return nil, err
 	}
@@ -107,4 +145,28 @@ func WaitCommand(mc *rtmp.MessageConn, name string) error {
 			return nil
 		}
 	}
+}
+
+// Discard reads mc until it fails: the server's acknowledgements and pings
+// to a publisher, which never looks at them.
+func Discard(mc *rtmp.MessageConn) {
+	for {
+		if _, err := mc.Read(); err != nil {
+			return
+		}
+	}
+}
+
+// Message frames p, at ts ms, as an RTMP message on stream 1: video on
+// chunk stream 6, audio on 4, data on 7.
+func Message(p *unit.Packet, ts int64) *rawmessage.Message {
+	csid := byte(7)
+	switch p.Kind {
+	case unit.KindVideo:
+		csid = 6
+	case unit.KindAudio:
+		csid = 4
+	}
+	return &rawmessage.Message{ChunkStreamID: csid, Timestamp: time.Duration(ts) * time.Millisecond,
+		Type: uint8(p.Kind), MessageStreamID: 1, Body: p.Payload}
 }

@@ -17,26 +17,21 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/bluenviron/gortmplib/pkg/rawmessage"
-
 	"github.com/relaymesh/relaymesh/bench/benchutil"
 	"github.com/relaymesh/relaymesh/bench/procstat"
 	"github.com/relaymesh/relaymesh/bench/rtmpdial"
-	"github.com/relaymesh/relaymesh/media/link/flv"
 	"github.com/relaymesh/relaymesh/media/rtmp"
 	"github.com/relaymesh/relaymesh/media/unit"
 )
@@ -55,53 +50,6 @@ type Result struct {
 	Bytes      uint64         `json:"bytes_sent"` // payload
 	CPUSeconds float64        `json:"cpu_seconds"`
 	RSSKiB     uint64         `json:"rss_kib"`
-}
-
-// clip is the FLV file in memory: the codec headers and metadata (sent
-// once) and the media, timed from 0.
-type clip struct {
-	headers []*unit.Packet
-	media   []*unit.Packet // Time relative to the first media packet
-	dur     int64          // ms: one loop
-}
-
-func loadClip(path string) (*clip, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fr := flv.NewReader(f)
-	c := &clip{}
-	t0 := int64(-1)
-	var lastV, prevV int64 = -1, -1
-	for {
-		p, err := fr.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if p.Header || p.Kind == unit.KindData {
-			c.headers = append(c.headers, p)
-			continue
-		}
-		if t0 < 0 {
-			t0 = p.Time
-		}
-		p.Time -= t0
-		c.media = append(c.media, p)
-		if p.Kind == unit.KindVideo {
-			prevV, lastV = lastV, p.Time
-		}
-	}
-	if len(c.media) == 0 || prevV < 0 {
-		return nil, fmt.Errorf("%s: no video", path)
-	}
-	sort.SliceStable(c.media, func(i, j int) bool { return c.media[i].Time < c.media[j].Time })
-	c.dur = lastV + (lastV - prevV) // one frame after the last
-	return c, nil
 }
 
 // batchWriter is the socket as the message layer writes to it: written
@@ -172,7 +120,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "rtmppub: want -streams >= 1, -parallel >= 1, and a -url with %%d for more than one stream\n")
 		os.Exit(2)
 	}
-	c, err := loadClip(*clipPath)
+	c, err := rtmpdial.LoadClip(*clipPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtmppub:", err)
 		os.Exit(2)
@@ -196,14 +144,7 @@ func main() {
 	}
 }
 
-func streamURL(u string, i int) string {
-	if strings.Contains(u, "%d") {
-		return strings.Replace(u, "%d", fmt.Sprint(i), 1)
-	}
-	return u
-}
-
-func run(ctx context.Context, u string, n, parallel int, c *clip, spread, batch time.Duration) *Result {
+func run(ctx context.Context, u string, n, parallel int, c *rtmpdial.Clip, spread, batch time.Duration) *Result {
 	res := &Result{URL: u, Streams: n, Errors: map[string]int{}}
 	start := time.Now()
 	streams := make([]*stream, n)
@@ -216,7 +157,7 @@ func run(ctx context.Context, u string, n, parallel int, c *clip, spread, batch 
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			streams[i], errs[i] = open(streamURL(u, i))
+			streams[i], errs[i] = open(rtmpdial.StreamURL(u, i))
 		}()
 	}
 	wg.Wait()
@@ -230,13 +171,7 @@ func run(ctx context.Context, u string, n, parallel int, c *clip, spread, batch 
 			continue
 		}
 		res.Connected++
-		go func() { // acks, pings; ends when the socket closes
-			for {
-				if _, err := s.mc.Read(); err != nil {
-					return
-				}
-			}
-		}()
+		go rtmpdial.Discard(s.mc) // acks, pings; ends when the socket closes
 		pw.Add(1)
 		go func() {
 			defer pw.Done()
@@ -287,58 +222,26 @@ func open(u string) (*stream, error) {
 	return s, nil
 }
 
-func message(p *unit.Packet, ts int64) *rawmessage.Message {
-	csid := byte(7)
-	switch p.Kind {
-	case unit.KindVideo:
-		csid = 6
-	case unit.KindAudio:
-		csid = 4
-	}
-	return &rawmessage.Message{ChunkStreamID: csid, Timestamp: time.Duration(ts) * time.Millisecond,
-		Type: uint8(p.Kind), MessageStreamID: 1, Body: p.Payload}
-}
-
 // publish replays the clip on the stream's own clock, which starts at
 // begin, until ctx ends or a write fails.
-func (s *stream) publish(ctx context.Context, c *clip, begin time.Time, batch time.Duration) error {
+func (s *stream) publish(ctx context.Context, c *rtmpdial.Clip, begin time.Time, batch time.Duration) error {
 	if !benchutil.Sleep(ctx, time.Until(begin)) {
 		return nil
 	}
 	s.bw.startBatching()
-	for _, p := range c.headers {
-		if err := s.mc.Write(message(p, 0)); err != nil {
+	for _, p := range c.Headers {
+		if err := s.mc.Write(rtmpdial.Message(p, 0)); err != nil {
 			return err
 		}
 	}
-	var loop int64
-	i := 0
-	for {
-		now := time.Now()
-		var due time.Time
-		for {
-			p := c.media[i]
-			ts := loop*c.dur + p.Time
-			due = begin.Add(time.Duration(ts) * time.Millisecond)
-			if due.After(now) {
-				break
-			}
-			if err := s.mc.Write(message(p, ts)); err != nil {
-				return err
-			}
-			if p.Kind == unit.KindVideo {
-				frames.Add(1)
-			}
-			bytes.Add(uint64(len(p.Payload)))
-			if i++; i == len(c.media) {
-				i, loop = 0, loop+1
-			}
-		}
-		if err := s.bw.flush(); err != nil {
+	return c.Replay(ctx, begin, batch, false, func(p *unit.Packet, ts int64) error {
+		if err := s.mc.Write(rtmpdial.Message(p, ts)); err != nil {
 			return err
 		}
-		if !benchutil.Sleep(ctx, max(time.Until(due), batch-time.Since(now))) {
-			return nil
+		if p.Kind == unit.KindVideo {
+			frames.Add(1)
 		}
-	}
+		bytes.Add(uint64(len(p.Payload)))
+		return nil
+	}, s.bw.flush)
 }

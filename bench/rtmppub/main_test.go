@@ -9,6 +9,7 @@ import (
 
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 
+	"github.com/relaymesh/relaymesh/bench/rtmpdial"
 	"github.com/relaymesh/relaymesh/media/rtmp"
 	"github.com/relaymesh/relaymesh/media/unit"
 )
@@ -18,10 +19,10 @@ import (
 // that keeps growing (each loop one clip duration later), batched writes
 // and all.
 func TestPublishTimeline(t *testing.T) {
-	c := &clip{dur: 1000,
-		headers: []*unit.Packet{{Kind: unit.KindVideo, Header: true, Payload: []byte{0x17, 0, 0, 0, 0, 1, 2, 3}}}}
+	c := &rtmpdial.Clip{Dur: 1000,
+		Headers: []*unit.Packet{{Kind: unit.KindVideo, Header: true, Payload: []byte{0x17, 0, 0, 0, 0, 1, 2, 3}}}}
 	for i := range 10 {
-		c.media = append(c.media,
+		c.Media = append(c.Media,
 			&unit.Packet{Kind: unit.KindVideo, Time: int64(i * 100), Keyframe: i == 0, Payload: []byte{0x27, 1, 0, 0, 0, byte(i)}},
 			&unit.Packet{Kind: unit.KindAudio, Time: int64(i*100 + 50), Payload: []byte{0xaf, 1, byte(i)}})
 	}
@@ -64,13 +65,7 @@ func TestPublishTimeline(t *testing.T) {
 		}
 	}
 	cancel()
-	go func() { // the publisher may be writing a last batch
-		for {
-			if _, err := peer.Read(); err != nil {
-				return
-			}
-		}
-	}()
+	go rtmpdial.Discard(peer) // the publisher may be writing a last batch
 	if err := <-done; err != nil {
 		t.Fatalf("publish: %v", err)
 	}

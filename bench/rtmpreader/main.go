@@ -14,6 +14,7 @@ package main
 import (
 	"github.com/relaymesh/relaymesh/bench/benchutil"
 	"github.com/relaymesh/relaymesh/bench/procstat"
+	"github.com/relaymesh/relaymesh/bench/rtmpdial"
 
 	"context"
 	"encoding/json"
@@ -22,7 +23,6 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -142,7 +142,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "rtmpreader: -streams needs %%d in -url and -fps > 0\n")
 		os.Exit(2)
 	}
-	t, err := parseTarget(streamURL(o.url, 0))
+	t, err := rtmpdial.ParseURL(rtmpdial.StreamURL(o.url, 0))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtmpreader:", err)
 		os.Exit(2)
@@ -169,20 +169,15 @@ func main() {
 	}
 }
 
-// streamURL is u with %d replaced by i.
-func streamURL(u string, i int) string {
-	return strings.Replace(u, "%d", strconv.Itoa(i), 1)
-}
-
-func run(ctx context.Context, o options, t target) (*Result, error) {
+func run(ctx context.Context, o options, t rtmpdial.Target) (*Result, error) {
 	// targets[i] is what player i plays: t alone, or with -streams the
 	// o.n players of each stream in turn
-	targets := []target{t}
+	targets := []rtmpdial.Target{t}
 	if o.streams > 0 {
-		targets = make([]target, o.streams)
+		targets = make([]rtmpdial.Target, o.streams)
 		for i := range targets {
 			var err error
-			if targets[i], err = parseTarget(streamURL(o.url, i)); err != nil {
+			if targets[i], err = rtmpdial.ParseURL(rtmpdial.StreamURL(o.url, i)); err != nil {
 				return nil, err
 			}
 		}
@@ -410,7 +405,7 @@ loop:
 
 // frameStats compares the video frames each player got between f0 and
 // f1 with the full rate. Players that failed to connect count as zero.
-func frameStats(o options, targets []target, live []*player, f0, f1 []uint64, window float64) *FrameStats {
+func frameStats(o options, targets []rtmpdial.Target, live []*player, f0, f1 []uint64, window float64) *FrameStats {
 	fs := &FrameStats{Streams: o.streams, PerStream: o.n / max(o.streams, 1), FPS: o.fps, Expected: round(o.fps*window, 1)}
 	ratios := make([]float64, 0, o.n)
 	for i, p := range live {
@@ -419,7 +414,7 @@ func frameStats(o options, targets []target, live []*player, f0, f1 []uint64, wi
 		r := float64(got) / (o.fps * window)
 		ratios = append(ratios, r)
 		if r < 0.95 {
-			fs.Short = append(fs.Short, ShortReader{targets[p.stream].name, round(r, 3)})
+			fs.Short = append(fs.Short, ShortReader{targets[p.stream].Name, round(r, 3)})
 		}
 	}
 	for range o.n - len(live) {
@@ -437,7 +432,7 @@ func frameStats(o options, targets []target, live []*player, f0, f1 []uint64, wi
 
 // waitLive polls with one probe connection until it gets media and
 // returns that connection.
-func waitLive(ctx context.Context, t target, wait, dialTimeout time.Duration) (*player, error) {
+func waitLive(ctx context.Context, t rtmpdial.Target, wait, dialTimeout time.Duration) (*player, error) {
 	deadline := time.Now().Add(wait)
 	var last error
 	for time.Now().Before(deadline) {
@@ -457,7 +452,7 @@ func waitLive(ctx context.Context, t target, wait, dialTimeout time.Duration) (*
 			return nil, ctx.Err()
 		}
 	}
-	return nil, fmt.Errorf("stream %s did not go live within %s: %v", t.tcURL+"/"+t.name, wait, last)
+	return nil, fmt.Errorf("stream %s did not go live within %s: %v", t.TCURL+"/"+t.Name, wait, last)
 }
 
 var (

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/relaymesh/relaymesh/bench/procstat"
+	"github.com/relaymesh/relaymesh/bench/rtmpdial"
 
 	"context"
 	"fmt"
@@ -17,35 +18,6 @@ import (
 	"github.com/relaymesh/relaymesh/media/rtmp"
 	"github.com/relaymesh/relaymesh/media/unit"
 )
-
-func TestParseTarget(t *testing.T) {
-	cases := []struct {
-		name, url string
-		want      target
-		bad       bool
-	}{
-		{"with port", "rtmp://127.0.0.1:1936/live/bench", target{addr: "127.0.0.1:1936", app: "live", name: "bench", tcURL: "rtmp://127.0.0.1:1936/live"}, false},
-		{"default port", "rtmp://example.test/live/x", target{addr: "example.test:1935", app: "live", name: "x", tcURL: "rtmp://example.test:1935/live"}, false},
-		{"query kept on the name", "rtmp://h:1/app/s?token=a", target{addr: "h:1", app: "app", name: "s?token=a", tcURL: "rtmp://h:1/app"}, false},
-		{"nested app", "rtmp://h:1/a/b/s", target{addr: "h:1", app: "a/b", name: "s", tcURL: "rtmp://h:1/a/b"}, false},
-		{"no name", "rtmp://h:1/live", target{}, true},
-		{"http", "http://h:1/live/x", target{}, true},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := parseTarget(c.url)
-			if c.bad {
-				if err == nil {
-					t.Fatalf("parseTarget(%q) = %+v, want an error", c.url, got)
-				}
-				return
-			}
-			if err != nil || got != c.want {
-				t.Fatalf("parseTarget(%q) = %+v, %v; want %+v", c.url, got, err, c.want)
-			}
-		})
-	}
-}
 
 func TestParseStat(t *testing.T) {
 	cases := []struct {
@@ -142,7 +114,7 @@ func TestReadersAgainstRelaymesh(t *testing.T) {
 	}
 	write(0, 1)
 
-	tg, err := parseTarget(fmt.Sprintf("rtmp://%s/live/t", srv.Addr()))
+	tg, err := rtmpdial.ParseURL(fmt.Sprintf("rtmp://%s/live/t", srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +167,7 @@ func TestReadersAgainstRelaymesh(t *testing.T) {
 	}
 
 	// A stream that is not live: play is refused with the server's reason.
-	tg.name = "missing"
+	tg.Name = "missing"
 	if _, err := dial(ctx, tg, 5*time.Second); err == nil || !strings.Contains(err.Error(), "NotFound") {
 		t.Fatalf("play of a missing stream: err = %v, want StreamNotFound", err)
 	}
@@ -226,7 +198,7 @@ func FuzzParseMemStats(f *testing.F) {
 // counts as zero and is not at the full rate.
 func TestFrameStats(t *testing.T) {
 	o := options{streams: 4, n: 4, fps: 30}
-	targets := []target{{name: "s0"}, {name: "s1"}, {name: "s2"}, {name: "s3"}}
+	targets := []rtmpdial.Target{{Name: "s0"}, {Name: "s1"}, {Name: "s2"}, {Name: "s3"}}
 	live := []*player{{stream: 0}, {stream: 1}, {stream: 3}} // s2 failed to connect
 	f0 := []uint64{10, 0, 5}
 	f1 := []uint64{10 + 300, 285, 5 + 150} // 100 %, 95 %, 50 % of 30 fps x 10 s

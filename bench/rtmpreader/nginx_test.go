@@ -1,67 +1,33 @@
 package main
 
 import (
-	"github.com/relaymesh/relaymesh/bench/procstat"
-
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/bench/procstat"
+	"github.com/relaymesh/relaymesh/bench/rtmpdial"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 )
 
-const nginxModule = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-
-// startNginx runs nginx-rtmp from bench/nginx-rtmp.conf.tmpl on a free
-// loopback port in the foreground and returns the port and the master PID.
+// startNginx runs nginx-rtmp from bench/nginx-rtmp.conf.tmpl (the bench
+// scripts' configuration) and waits for its worker; it returns the port
+// and the master PID.
 func startNginx(t *testing.T) (port, pid int) {
 	t.Helper()
-	testmedia.Need(t, "nginx")
-	if _, err := os.Stat(nginxModule); err != nil {
-		t.Skipf("nginx RTMP module missing (apt-get install libnginx-mod-rtmp): %v", err)
-	}
 	tmpl, err := os.ReadFile("../nginx-rtmp.conf.tmpl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	port = testmedia.FreePort(t)
-	conf := strings.NewReplacer("@PORT@", fmt.Sprint(port), "@PREFIX@", dir).Replace(string(tmpl))
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("nginx", "-p", dir, "-c", confPath, "-g", "daemon off;")
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt) // fast shutdown of master and worker
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	testmedia.Eventually(t, 5*time.Second, "nginx to listen", func() bool {
-		s, err := procstat.SampleTree(cmd.Process.Pid)
+	n := testmedia.StartNginx(t, string(tmpl))
+	testmedia.Eventually(t, 5*time.Second, "nginx to start its worker", func() bool {
+		s, err := procstat.SampleTree(n.PID)
 		return err == nil && s.PIDs >= 2 // master and worker
 	})
-	return port, cmd.Process.Pid
+	return n.Port, n.PID
 }
 
 // TestReadersAgainstNginx: the reader plays from nginx-rtmp (a real peer)
@@ -74,7 +40,7 @@ func TestReadersAgainstNginx(t *testing.T) {
 	src := testmedia.Source{Audio: true, Realtime: true, Duration: 20 * time.Second, Width: 320, Height: 180, Bitrate: "300k"}
 	testmedia.Publish(t, ctx, src, url)
 
-	tg, err := parseTarget(url)
+	tg, err := rtmpdial.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/relaymesh/relaymesh/bench/benchutil"
+	"github.com/relaymesh/relaymesh/bench/rtmpdial"
 )
 
 // RTMP message types the reader looks at during the play handshake.
@@ -30,35 +30,6 @@ const (
 	msgVideo         = 9
 	msgCommandAMF0   = 20
 )
-
-// target is a parsed rtmp://HOST:PORT/APP/NAME URL.
-type target struct {
-	addr, app, name, tcURL string
-}
-
-func parseTarget(raw string) (target, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return target{}, err
-	}
-	if u.Scheme != "rtmp" {
-		return target{}, fmt.Errorf("url %q: scheme %q is not rtmp", raw, u.Scheme)
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "1935")
-	}
-	p := strings.Trim(u.Path, "/")
-	i := strings.LastIndex(p, "/")
-	if i <= 0 || i == len(p)-1 {
-		return target{}, fmt.Errorf("url %q: want rtmp://HOST[:PORT]/APP/NAME", raw)
-	}
-	app, name := p[:i], p[i+1:]
-	if u.RawQuery != "" {
-		name += "?" + u.RawQuery
-	}
-	return target{addr: host, app: app, name: name, tcURL: "rtmp://" + host + "/" + app}, nil
-}
 
 // player is one RTMP play connection. After the play handshake it only
 // counts the bytes it reads and acknowledges them.
@@ -81,9 +52,9 @@ type player struct {
 
 // dial connects, does the handshake, connect, createStream and play, and
 // returns once the server said NetStream.Play.Start or sent media.
-func dial(ctx context.Context, t target, timeout time.Duration) (*player, error) {
+func dial(ctx context.Context, t rtmpdial.Target, timeout time.Duration) (*player, error) {
 	d := net.Dialer{Timeout: timeout}
-	nc, err := d.DialContext(ctx, "tcp", t.addr)
+	nc, err := d.DialContext(ctx, "tcp", t.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +66,7 @@ func dial(ctx context.Context, t target, timeout time.Duration) (*player, error)
 	return p, nil
 }
 
-func (p *player) open(t target, timeout time.Duration) error {
+func (p *player) open(t rtmpdial.Target, timeout time.Duration) error {
 	p.nc.SetDeadline(time.Now().Add(timeout))
 	if _, _, err := handshake.DoClient(p.nc, false, false); err != nil {
 		return fmt.Errorf("handshake: %w", err)
@@ -118,9 +89,9 @@ func (p *player) open(t target, timeout time.Duration) error {
 		return w.Write(&rawmessage.Message{ChunkStreamID: csid, Type: msgCommandAMF0, MessageStreamID: msid, Body: body})
 	}
 	if err := cmd(3, 0, "connect", float64(1), amf0.Object{
-		{Key: "app", Value: t.app},
+		{Key: "app", Value: t.App},
 		{Key: "flashVer", Value: "LNX 9,0,124,2"},
-		{Key: "tcUrl", Value: t.tcURL},
+		{Key: "tcUrl", Value: t.TCURL},
 		{Key: "fpad", Value: false},
 		{Key: "capabilities", Value: float64(15)},
 		{Key: "audioCodecs", Value: float64(4071)},
@@ -187,7 +158,7 @@ func (p *player) open(t target, timeout time.Duration) error {
 				return fmt.Errorf("createStream result without a stream id: %v", data)
 			}
 			state = "play"
-			if err := cmd(8, uint32(streamID), "play", float64(0), nil, t.name, float64(-2000)); err != nil {
+			if err := cmd(8, uint32(streamID), "play", float64(0), nil, t.Name, float64(-2000)); err != nil {
 				return err
 			}
 			// Set Buffer Length (user control 3) as players send it.
@@ -256,9 +227,7 @@ func (p *player) writeAck(n uint32) error {
 // run reads and counts until ctx ends or the connection fails. It reuses
 // buf for every read and never looks into the media.
 func (p *player) run(ctx context.Context, buf []byte) {
-	stop := context.AfterFunc(ctx, func() { p.nc.SetReadDeadline(time.Now()) })
-	defer stop()
-	for {
+	p.loop(ctx, func() error {
 		n, err := p.br.Read(buf)
 		if n > 0 {
 			p.bytes.Add(uint64(n))
@@ -269,17 +238,8 @@ func (p *player) run(ctx context.Context, buf []byte) {
 				}
 			}
 		}
-		if err != nil {
-			if ctx.Err() == nil {
-				if errors.Is(err, io.EOF) {
-					err = fmt.Errorf("server closed the connection")
-				}
-				p.err.Store(&err)
-			}
-			p.done.Store(true)
-			return
-		}
-	}
+		return err
+	})
 }
 
 // runFrames reads whole messages until ctx ends or the connection fails,
@@ -287,26 +247,38 @@ func (p *player) run(ctx context.Context, buf []byte) {
 // the acknowledgements. With pause > 0 it waits that long each time its
 // input buffer is drained, so one read takes what arrived meanwhile.
 func (p *player) runFrames(ctx context.Context, pause time.Duration) {
-	stop := context.AfterFunc(ctx, func() { p.nc.SetReadDeadline(time.Now()) })
-	defer stop()
 	base := p.bc.Count() - uint64(p.br.Buffered())
-	for {
+	p.loop(ctx, func() error {
 		msg, err := p.r.Read()
 		p.bytes.Store(p.bc.Count() - uint64(p.br.Buffered()) - base)
+		if err != nil {
+			return err
+		}
+		switch {
+		case msg.Type == msgVideo:
+			p.frames.Add(1)
+		case msg.Type == msgSetChunkSize && len(msg.Body) >= 4:
+			if err := p.r.SetChunkSize(be32(msg.Body) & 0x7fffffff); err != nil {
+				return err
+			}
+		}
+		if pause > 0 && p.br.Buffered() == 0 && !benchutil.Sleep(ctx, pause) {
+			return ctx.Err()
+		}
+		return nil
+	})
+}
+
+// loop calls read until it fails or ctx ends (which makes the socket's
+// reads fail), then records how the connection ended: read's error
+// unless ctx ended it.
+func (p *player) loop(ctx context.Context, read func() error) {
+	stop := context.AfterFunc(ctx, func() { p.nc.SetReadDeadline(time.Now()) })
+	defer stop()
+	for {
+		err := read()
 		if err == nil {
-			switch {
-			case msg.Type == msgVideo:
-				p.frames.Add(1)
-			case msg.Type == msgSetChunkSize && len(msg.Body) >= 4:
-				err = p.r.SetChunkSize(be32(msg.Body) & 0x7fffffff)
-			}
-			if err == nil {
-				if pause > 0 && p.br.Buffered() == 0 && !benchutil.Sleep(ctx, pause) {
-					err = ctx.Err()
-				} else {
-					continue
-				}
-			}
+			continue
 		}
 		if ctx.Err() == nil {
 			if errors.Is(err, io.EOF) {

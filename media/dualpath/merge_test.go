@@ -194,37 +194,80 @@ func firstDiff(a, b []uint64) int {
 	return min(len(a), len(b))
 }
 
-// A gap waits one window for the other leg, and no longer.
+// A gap waits one window for the other leg, and no longer; a copy that
+// comes after its gap was given up counts as late, with how late it was.
 func TestMergerWindow(t *testing.T) {
-	wire := frames(t, 9, 0, 4)
-	var got []uint64
-	m := NewMerger(100*time.Millisecond, func(f Frame) { got = append(got, f.Seq) })
-	var ps Parser
-	push := func(leg int, seq uint64, at time.Duration) {
-		f, err := ps.Parse(wire[seq])
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.Push(leg, f, time.Unix(0, 0).Add(at))
+	// a step pushes frame seq of leg at ms, or flushes at ms (leg -1);
+	// with emitted set, it is all the merge emitted until then
+	type step struct {
+		leg     int
+		seq     uint64
+		ms      int
+		emitted []uint64
 	}
-	push(0, 0, 0)
-	m.Flush(time.Unix(0, 0).Add(99 * time.Millisecond))
-	if len(got) != 0 {
-		t.Fatalf("emitted %v before the start waited a window, want none", got)
+	push := func(leg int, seq uint64, ms int, emitted ...uint64) step { return step{leg, seq, ms, emitted} }
+	flush := func(ms int, emitted ...uint64) step { return step{-1, 0, ms, emitted} }
+	none := []uint64{}
+	tests := []struct {
+		name      string
+		steps     []step
+		lost      uint64
+		recovered *[Legs]uint64 // nil: not checked (counted as a frame leaves the history)
+		late      [Legs]uint64
+		lateBy    [Legs]time.Duration
+	}{
+		{"the other leg fills the gap in time", []step{
+			push(0, 0, 0),
+			{-1, 0, 99, none}, // the start waits a window
+			flush(100),
+			push(0, 2, 110, 0),       // 1 is missing: 2 waits
+			push(1, 1, 190, 0, 1, 2), // the other leg fills the gap in time
+			flush(500),
+			push(1, 3, 600),
+		}, 0, &[Legs]uint64{1, 2}, [Legs]uint64{}, [Legs]time.Duration{}},
+		{"a copy after the window is late", []step{
+			push(0, 0, 0),
+			flush(100),
+			push(0, 2, 110), // 1 is missing
+			flush(215),      // its window closed at 210 ms: given up
+			push(1, 1, 255), // 40 ms after that
+		}, 1, nil, [Legs]uint64{0, 1}, [Legs]time.Duration{0, 40 * time.Millisecond}},
 	}
-	m.Flush(time.Unix(0, 0).Add(100 * time.Millisecond))
-	push(0, 2, 110*time.Millisecond) // 1 is missing
-	if !slices.Equal(got, []uint64{0}) {
-		t.Fatalf("emitted %v before the window closed, want [0]", got)
-	}
-	push(1, 1, 190*time.Millisecond) // the other leg fills the gap in time
-	if !slices.Equal(got, []uint64{0, 1, 2}) {
-		t.Fatalf("emitted %v, want [0 1 2]", got)
-	}
-	m.Flush(time.Unix(0, 0).Add(500 * time.Millisecond))
-	push(1, 3, 600*time.Millisecond)
-	if st := m.Stats(); st.Lost != 0 || st.Legs[0].Recovered != 1 || st.Legs[1].Recovered != 2 {
-		t.Fatalf("stats %+v", st)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			wire := frames(t, 9, 0, 4)
+			var got []uint64
+			m := NewMerger(100*time.Millisecond, func(f Frame) { got = append(got, f.Seq) })
+			var ps Parser
+			for i, s := range tc.steps {
+				at := time.Unix(0, 0).Add(time.Duration(s.ms) * time.Millisecond)
+				if s.leg < 0 {
+					m.Flush(at)
+				} else {
+					f, err := ps.Parse(wire[s.seq])
+					if err != nil {
+						t.Fatal(err)
+					}
+					m.Push(s.leg, f, at)
+				}
+				if s.emitted != nil && !slices.Equal(got, s.emitted) {
+					t.Fatalf("step %d (%d ms): emitted %v, want %v", i, s.ms, got, s.emitted)
+				}
+			}
+			st := m.Stats()
+			if st.Lost != tc.lost {
+				t.Errorf("lost %d, want %d", st.Lost, tc.lost)
+			}
+			for leg := range Legs {
+				l := st.Legs[leg]
+				if tc.recovered != nil && l.Recovered != tc.recovered[leg] {
+					t.Errorf("leg %d: recovered by the other %d, want %d", leg, l.Recovered, tc.recovered[leg])
+				}
+				if l.Late != tc.late[leg] || l.LateBy != tc.lateBy[leg] {
+					t.Errorf("leg %d: late %d by %s, want %d by %s", leg, l.Late, l.LateBy, tc.late[leg], tc.lateBy[leg])
+				}
+			}
+		})
 	}
 }
 
@@ -318,29 +361,5 @@ func BenchmarkMerger(b *testing.B) {
 			f.Seq += uint64(i/n) * n // keep the numbers going up
 			m.Push(leg, f, now)
 		}
-	}
-}
-
-// A copy that comes after its gap was given up counts as late, with how
-// late it was.
-func TestMergerLateBy(t *testing.T) {
-	wire := frames(t, 9, 0, 4)
-	m := NewMerger(100*time.Millisecond, func(Frame) {})
-	var ps Parser
-	push := func(leg int, seq uint64, at time.Duration) {
-		f, err := ps.Parse(wire[seq])
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.Push(leg, f, time.Unix(0, 0).Add(at))
-	}
-	push(0, 0, 0)
-	m.Flush(time.Unix(0, 0).Add(100 * time.Millisecond))
-	push(0, 2, 110*time.Millisecond)                     // 1 is missing
-	m.Flush(time.Unix(0, 0).Add(215 * time.Millisecond)) // its window closed at 210 ms: given up
-	push(1, 1, 255*time.Millisecond)                     // 40 ms after that
-	st := m.Stats()
-	if st.Lost != 1 || st.Legs[1].Late != 1 || st.Legs[1].LateBy != 40*time.Millisecond {
-		t.Errorf("lost %d, leg 1 late %d by %s; want 1, 1, 40ms", st.Lost, st.Legs[1].Late, st.Legs[1].LateBy)
 	}
 }

@@ -4,12 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -129,80 +123,9 @@ func fixed(t Target) func(int, error) (Target, error) {
 	return func(int, error) (Target, error) { return t, nil }
 }
 
-// nginx runs nginx-rtmp on a free loopback port and returns its rtmp:// base.
+// startNginx runs nginx-rtmp on a free loopback port and returns its rtmp:// base.
 func startNginx(t *testing.T) string {
-	t.Helper()
-	mod := "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-	if _, err := os.Stat(mod); err != nil {
-		t.Skipf("nginx-rtmp not installed (apt-get install nginx libnginx-mod-rtmp): %v", err)
-	}
-	testmedia.Need(t, "nginx")
-	dir := t.TempDir()
-	port := testmedia.FreePort(t)
-	conf := fmt.Sprintf(`load_module %s;
-pid %s/nginx.pid;
-error_log %s/error.log info;
-worker_processes 1;
-events { worker_connections 256; }
-rtmp {
-  server {
-    listen 127.0.0.1:%d;
-    chunk_size 4096;
-    application live {
-      live on;
-      record off;
-    }
-  }
-}
-`, mod, dir, dir, port)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{"logs", "client_body_temp"} {
-		os.MkdirAll(filepath.Join(dir, d), 0o755)
-	}
-	cmd := exec.Command("nginx", "-p", dir, "-c", cf, "-g", "daemon off;")
-	var stderr testmedia.LogBuffer
-	cmd.Stderr = &stderr
-	// its own process group: a worker outlives a killed master (it was
-	// left running, owned by init, after every test that used nginx)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("nginx: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt) // fast shutdown: the master stops its worker
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-		}
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever is left of the group
-		<-done
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx stderr:\n%s\nerror.log:\n%s", stderr.String(), lastLines(string(b), 40))
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	testmedia.Eventually(t, 5*time.Second, "nginx to listen", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return "rtmp://" + addr
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimSpace(s), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
+	return testmedia.StartNginx(t, "").URL()
 }
 
 // bg is a Run in the background.

@@ -46,14 +46,27 @@ type Puller struct {
 	splice atomic.Pointer[Splice]
 	// lastWrite is when a session last had a packet (unix ns)
 	lastWrite atomic.Int64
+	// idleClock is the idle watch's time (wallClock; tests drive it)
+	idleClock clock
 }
+
+// clock is a source of time: now, and a ticker's channel and stop.
+type clock struct {
+	now    func() time.Time
+	ticker func(d time.Duration) (<-chan time.Time, func())
+}
+
+var wallClock = clock{now: time.Now, ticker: func(d time.Duration) (<-chan time.Time, func()) {
+	tk := time.NewTicker(d)
+	return tk.C, tk.Stop
+}}
 
 // NewPuller returns a Puller; Run starts it.
 func NewPuller(hub *media.Hub, cfg PullConfig, log *slog.Logger) *Puller {
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = DefaultReadTimeout
 	}
-	p := &Puller{hub: hub, cfg: cfg}
+	p := &Puller{hub: hub, cfg: cfg, idleClock: wallClock}
 	p.setup("pull", "source", cfg.Key, cfg.Next, cfg.MinBackoff, cfg.MaxBackoff, cfg.OnState, log)
 	p.onStop = p.logStop
 	return p
@@ -99,17 +112,17 @@ func (p *Puller) idleWatch(ctx context.Context, cancel context.CancelCauseFunc) 
 	if step <= 0 {
 		step = time.Millisecond
 	}
-	tk := time.NewTicker(step)
-	defer tk.Stop()
+	ticks, stop := p.idleClock.ticker(step)
+	defer stop()
 	// idle since the first sample that saw no reader (the start, before
 	// any reader): the last reader left at most a step before it, so the
 	// pull stops IdleStop to IdleStop+step after, never sooner
-	idle := time.Now()
+	idle := p.idleClock.now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tk.C:
+		case now := <-ticks:
 			if s := p.hub.Stream(p.cfg.Key); s != nil && s.ReaderCount() > 0 {
 				idle = time.Time{}
 				continue

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,59 +53,105 @@ func TestPull(t *testing.T) {
 	}
 }
 
-// TestPullIdleStop: an on-demand pull that nobody reads stops by itself,
-// and one that is read keeps going.
+// TestPullIdleStop: an on-demand pull nobody reads stops IdleStop after
+// the start, one that is read keeps running, and stops IdleStop after the
+// first sample that saw its reader gone; never a sample sooner. The test
+// drives the idle watch's clock: each tick is one sample at a time it names.
 func TestPullIdleStop(t *testing.T) {
 	needPeers(t)
 	src := startNode(t, "source", nodeOpts{})
 	dst := startNode(t, "puller", nodeOpts{})
 	feed(t, src, "live/src", 14*time.Second)
 	src.live(t, "live/src", 10*time.Second)
-	p := NewPuller(dst.hub, PullConfig{Key: "live/pulled", IdleStop: 1500 * time.Millisecond,
+	const idle = 1500 * time.Millisecond
+
+	p := NewPuller(dst.hub, PullConfig{Key: "live/pulled", IdleStop: idle,
 		Next: fixed(Target{URL: src.rtmpURL + "/live/src"})}, testLog(t, "puller"))
-	start := time.Now()
+	clk := driveIdle(p)
 	run := runBG(t, p.Run)
 	dst.live(t, "live/pulled", 10*time.Second)
-	testmedia.Eventually(t, 10*time.Second, "the idle pull to stop", run.ended)
+	// a tick is taken only by a running watch: the one after a sample
+	// proves that sample did not stop the pull
+	for _, at := range []time.Duration{idle / 2, idle - time.Nanosecond, idle} {
+		if !clk.tick(run, at) {
+			t.Fatalf("the pull stopped before the sample at %s (IdleStop %s)", at, idle)
+		}
+	}
+	testmedia.Eventually(t, 10*time.Second, "the idle pull to stop after the sample at IdleStop", run.ended)
 	if err := run.result(); err != nil {
 		t.Errorf("Run = %v, want nil", err)
-	}
-	if d := time.Since(start); d < 1500*time.Millisecond {
-		t.Errorf("stopped after %s, before IdleStop", d)
 	}
 	if st := p.Status(); st.State != StateStopped {
 		t.Errorf("state %s, want stopped", st.State)
 	}
 
 	// with a reader it keeps running past IdleStop, and stops IdleStop
-	// after the reader left. When a reader was last seen attached is
-	// sampled beside it: a pull that stopped while read would end within
-	// a sample of that; load only makes the measured idle longer.
-	const idle = time.Second
+	// after the first sample without it
 	p2 := NewPuller(dst.hub, PullConfig{Key: "live/read", IdleStop: idle,
 		Next: fixed(Target{URL: src.rtmpURL + "/live/src"})}, testLog(t, "puller2"))
+	clk2 := driveIdle(p2)
 	run2 := runBG(t, p2.Run)
 	dst.live(t, "live/read", 10*time.Second)
-	var lastRead atomic.Int64 // unix ns
-	sampling := make(chan struct{})
-	go func() {
-		defer close(sampling)
-		for !run2.ended() {
-			if s := dst.hub.Stream("live/read"); s != nil && s.ReaderCount() > 0 {
-				lastRead.Store(time.Now().UnixNano())
-			}
-			time.Sleep(10 * time.Millisecond)
+	readers := func() int {
+		if s := dst.hub.Stream("live/read"); s != nil {
+			return s.ReaderCount()
 		}
-	}()
-	checkRead(t, "reader of the on-demand pull", dst.rtmpURL+"/live/read", 3*time.Second)
-	testmedia.Eventually(t, 10*time.Second, "the pull to stop after its reader left", run2.ended)
-	ended := time.Now()
-	<-sampling
-	if lastRead.Load() == 0 {
-		t.Fatal("the reader was never seen attached to the pulled stream")
+		return 0
 	}
-	if d := ended.Sub(time.Unix(0, lastRead.Load())); d < idle-50*time.Millisecond {
-		t.Errorf("the pull stopped %s after its reader was last seen attached, want IdleStop (%s) after it left", d, idle)
+	rctx, leave := context.WithCancel(context.Background())
+	defer leave()
+	reader := exec.CommandContext(rctx, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+		"-i", dst.rtmpURL+"/live/read", "-c", "copy", "-f", "null", "-")
+	if err := reader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testmedia.Eventually(t, 10*time.Second, "the reader to attach", func() bool { return readers() > 0 })
+	for _, at := range []time.Duration{idle - time.Nanosecond, idle, 5 * idle, 10 * idle} {
+		if !clk2.tick(run2, at) {
+			t.Fatalf("the pull stopped at the sample at %s while read", at)
+		}
+	}
+	if readers() == 0 {
+		t.Fatal("the reader left while the samples were taken (ffmpeg ended early)")
+	}
+	leave()
+	reader.Wait()
+	testmedia.Eventually(t, 10*time.Second, "the reader to detach", func() bool { return readers() == 0 })
+	// 11*idle is the first sample without the reader
+	for _, at := range []time.Duration{11 * idle, 12*idle - time.Nanosecond, 12 * idle} {
+		if !clk2.tick(run2, at) {
+			t.Fatalf("the pull stopped before the sample at %s (reader gone since the sample at %s)", at, 11*idle)
+		}
+	}
+	testmedia.Eventually(t, 10*time.Second, "the pull to stop IdleStop after its reader left", run2.ended)
+	if err := run2.result(); err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}
+
+// idleDriver is a pull's idle watch clock driven by the test: now is t0,
+// each tick a sample at the time the test gives.
+type idleDriver struct {
+	t0    time.Time
+	ticks chan time.Time
+}
+
+func driveIdle(p *Puller) *idleDriver {
+	d := &idleDriver{t0: time.Unix(1e9, 0), ticks: make(chan time.Time)}
+	p.idleClock = clock{
+		now:    func() time.Time { return d.t0 },
+		ticker: func(time.Duration) (<-chan time.Time, func()) { return d.ticks, func() {} },
+	}
+	return d
+}
+
+// tick has the watch sample at t0+at; false when the run ended instead.
+func (d *idleDriver) tick(run *bg, at time.Duration) bool {
+	select {
+	case d.ticks <- d.t0.Add(at):
+		return true
+	case <-run.done:
+		return false
 	}
 }
 

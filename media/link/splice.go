@@ -45,7 +45,7 @@ type spliceState struct {
 	seen [spTracks]bool
 	// heads holds the old copy's latest header per slot, newHeads the new
 	// copy's (released when different)
-	heads, newHeads [spSlots]*unit.Packet
+	heads, newHeads [unit.NumSlots]*unit.Packet
 
 	buf   []*unit.Packet // the new copy's packets the old has not delivered
 	bytes int
@@ -66,20 +66,12 @@ const (
 	spliceMaxStep  = 30000   // ms between the copies' times: not one timeline
 )
 
-// Tracks and header slots of a splice.
+// Tracks of a splice.
 const (
 	spVideo = iota
 	spAudio
 	spTS
 	spTracks
-)
-
-const (
-	slotVideo = iota
-	slotAudio
-	slotData
-	slotTS
-	spSlots
 )
 
 func newSpliceState(maxSpan int64, maxBytes int) *spliceState {
@@ -98,18 +90,6 @@ func spliceTrack(p *unit.Packet) int {
 		return spTS
 	}
 	return -1
-}
-
-func headerSlot(p *unit.Packet) int {
-	switch p.Kind {
-	case unit.KindVideo:
-		return slotVideo
-	case unit.KindAudio:
-		return slotAudio
-	case unit.KindTS:
-		return slotTS
-	}
-	return slotData
 }
 
 // lead says whether track i decides the switch.
@@ -140,7 +120,7 @@ func (s *spliceState) old(p *unit.Packet) bool {
 		return false
 	}
 	if p.Header {
-		s.heads[headerSlot(p)] = p
+		s.heads[unit.HeaderSlot(p)] = p
 		return true
 	}
 	i := spliceTrack(p)
@@ -187,7 +167,7 @@ func (s *spliceState) trim() {
 // reason to switch at once, or "" to go on waiting.
 func (s *spliceState) new(p *unit.Packet) string {
 	if p.Header {
-		s.newHeads[headerSlot(p)] = p
+		s.newHeads[unit.HeaderSlot(p)] = p
 		return ""
 	}
 	i := spliceTrack(p)
@@ -242,7 +222,7 @@ func (s *spliceState) span() int64 {
 // drop forgets what the new copy gave (its session ended).
 func (s *spliceState) drop() {
 	clear(s.buf)
-	s.buf, s.bytes, s.newHeads, s.foreign = s.buf[:0], 0, [spSlots]*unit.Packet{}, false
+	s.buf, s.bytes, s.newHeads, s.foreign = s.buf[:0], 0, [unit.NumSlots]*unit.Packet{}, false
 }
 
 // switchNow makes the switch come at once, for reason.
@@ -259,7 +239,7 @@ func (s *spliceState) switchNow(reason string) {
 func (s *spliceState) release() []*unit.Packet {
 	var out []*unit.Packet
 	for k, h := range s.newHeads {
-		if h != nil && (s.heads[k] == nil || k == slotTS || string(h.Payload) != string(s.heads[k].Payload)) {
+		if h != nil && (s.heads[k] == nil || k == unit.SlotTS || string(h.Payload) != string(s.heads[k].Payload)) {
 			out = append(out, h)
 		}
 	}
@@ -268,6 +248,6 @@ func (s *spliceState) release() []*unit.Packet {
 			out = append(out, p)
 		}
 	}
-	s.buf, s.bytes, s.newHeads = nil, 0, [spSlots]*unit.Packet{}
+	s.buf, s.bytes, s.newHeads = nil, 0, [unit.NumSlots]*unit.Packet{}
 	return out
 }

@@ -15,15 +15,18 @@ import (
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
-func TestParseVideoTag(t *testing.T) {
+// TestParseTag: FLV video and audio tag bodies, legacy and Enhanced RTMP;
+// the type of want says which parser reads the case.
+func TestParseTag(t *testing.T) {
 	rec := []byte{1, 0x64, 0, 0x1f, 0xff}
 	nalu := []byte{0, 0, 0, 2, 0x65, 0x88}
 	hvc1 := []byte("hvc1")
+	asc := []byte{0x11, 0x90}
 	cases := []struct {
 		name string
 		in   []byte
 		ok   bool
-		want unit.VideoTag
+		want any // unit.VideoTag or unit.AudioTag
 	}{
 		{"empty", nil, false, unit.VideoTag{}},
 		{"legacy too short", []byte{0x17, 1, 0, 0}, false, unit.VideoTag{}},
@@ -59,63 +62,48 @@ func TestParseVideoTag(t *testing.T) {
 			unit.VideoTag{Codec: "H264", Keyframe: true, Header: true, Data: rec}},
 		{"Enhanced unknown FourCC", cat([]byte{0x93}, []byte("av01"), nalu), true,
 			unit.VideoTag{Codec: "av01", Keyframe: true, Data: nalu}},
+		{"audio: empty", nil, false, unit.AudioTag{}},
+		{"audio: AAC without packet type", []byte{0xaf}, false, unit.AudioTag{}},
+		{"audio: AAC sequence header", cat([]byte{0xaf, 0}, asc), true, unit.AudioTag{Codec: "AAC", Header: true, Data: asc}},
+		{"audio: AAC raw", []byte{0xaf, 1, 0x21, 0x10}, true, unit.AudioTag{Codec: "AAC", Data: []byte{0x21, 0x10}}},
+		{"audio: AAC header, empty config", []byte{0xaf, 0}, true, unit.AudioTag{Codec: "AAC", Header: true, Data: []byte{}}},
+		{"audio: MP3", []byte{0x2f, 0xff, 0xfb}, true, unit.AudioTag{Codec: "MP3", Data: []byte{0xff, 0xfb}}},
+		{"audio: other format", []byte{0x3f, 1, 2}, true, unit.AudioTag{Codec: "other", Data: []byte{1, 2}}},
+		{"audio: Enhanced mp4a SequenceStart", cat([]byte{0x90}, []byte("mp4a"), asc), true, unit.AudioTag{Codec: "AAC", Header: true, Data: asc}},
+		{"audio: Enhanced mp4a CodedFrames", []byte{0x91, 'm', 'p', '4', 'a', 9}, true, unit.AudioTag{Codec: "AAC", Data: []byte{9}}},
+		{"audio: Enhanced Opus", []byte{0x91, 'O', 'p', 'u', 's', 9}, true, unit.AudioTag{Codec: "Opus", Data: []byte{9}}},
+		{"audio: Enhanced too short", []byte{0x90, 'm', 'p', '4'}, false, unit.AudioTag{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := unit.ParseVideoTag(tc.in)
+			var got, want any
+			var ok bool
+			switch w := tc.want.(type) {
+			case unit.VideoTag:
+				var v unit.VideoTag
+				v, ok = unit.ParseVideoTag(tc.in)
+				v.Data, w.Data = nonNil(v.Data), nonNil(w.Data)
+				got, want = v, w
+			case unit.AudioTag:
+				var a unit.AudioTag
+				a, ok = unit.ParseAudioTag(tc.in)
+				got, want = a, w
+			}
 			if ok != tc.ok {
 				t.Fatalf("ok = %v, want %v", ok, tc.ok)
 			}
-			if !ok {
-				return
-			}
-			if got.Data == nil {
-				got.Data = []byte{}
-			}
-			if tc.want.Data == nil {
-				tc.want.Data = []byte{}
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			if ok && !reflect.DeepEqual(got, want) {
+				t.Fatalf("got %+v\nwant %+v", got, want)
 			}
 		})
 	}
 }
 
-func TestParseAudioTag(t *testing.T) {
-	asc := []byte{0x11, 0x90}
-	cases := []struct {
-		name string
-		in   []byte
-		ok   bool
-		want unit.AudioTag
-	}{
-		{"empty", nil, false, unit.AudioTag{}},
-		{"AAC without packet type", []byte{0xaf}, false, unit.AudioTag{}},
-		{"AAC sequence header", cat([]byte{0xaf, 0}, asc), true, unit.AudioTag{Codec: "AAC", Header: true, Data: asc}},
-		{"AAC raw", []byte{0xaf, 1, 0x21, 0x10}, true, unit.AudioTag{Codec: "AAC", Data: []byte{0x21, 0x10}}},
-		{"AAC header, empty config", []byte{0xaf, 0}, true, unit.AudioTag{Codec: "AAC", Header: true, Data: []byte{}}},
-		{"MP3", []byte{0x2f, 0xff, 0xfb}, true, unit.AudioTag{Codec: "MP3", Data: []byte{0xff, 0xfb}}},
-		{"other format", []byte{0x3f, 1, 2}, true, unit.AudioTag{Codec: "other", Data: []byte{1, 2}}},
-		{"Enhanced mp4a SequenceStart", cat([]byte{0x90}, []byte("mp4a"), asc), true, unit.AudioTag{Codec: "AAC", Header: true, Data: asc}},
-		{"Enhanced mp4a CodedFrames", []byte{0x91, 'm', 'p', '4', 'a', 9}, true, unit.AudioTag{Codec: "AAC", Data: []byte{9}}},
-		{"Enhanced Opus", []byte{0x91, 'O', 'p', 'u', 's', 9}, true, unit.AudioTag{Codec: "Opus", Data: []byte{9}}},
-		{"Enhanced too short", []byte{0x90, 'm', 'p', '4'}, false, unit.AudioTag{}},
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, ok := unit.ParseAudioTag(tc.in)
-			if ok != tc.ok {
-				t.Fatalf("ok = %v, want %v", ok, tc.ok)
-			}
-			if !ok {
-				return
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("got %+v\nwant %+v", got, tc.want)
-			}
-		})
-	}
+	return b
 }
 
 // hevcRecord builds an HEVCDecoderConfigurationRecord holding the VPS, SPS

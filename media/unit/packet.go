@@ -38,6 +38,29 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
+// Header slots: a stream keeps the latest header packet of each slot, and
+// replays them to a new reader in slot order (metadata first).
+const (
+	SlotData = iota
+	SlotVideo
+	SlotAudio
+	SlotTS // PAT and PMT
+	NumSlots
+)
+
+// HeaderSlot returns the header slot of p's kind.
+func HeaderSlot(p *Packet) int {
+	switch p.Kind {
+	case KindVideo:
+		return SlotVideo
+	case KindAudio:
+		return SlotAudio
+	case KindTS:
+		return SlotTS
+	}
+	return SlotData
+}
+
 // Packet is one unit of a stream. Once handed to Publisher.Write it is
 // immutable and shared by reference between all readers. Its wire forms
 // (RTMP chunks, FLV tag) are never copied out: a reader sends the framing
