@@ -26,9 +26,10 @@ type Sender struct {
 	HeaderScratch int
 	// WriteTimeout cuts a player that takes no bytes for this long. The
 	// fan-out writer never waits on a socket and sets it only for a
-	// player whose socket is full; Send's loop moves the deadline at most
-	// once a second (a timer update per write costs), so it fires within
-	// 1 s after the limit.
+	// player whose socket is full; Send's loop moves the deadline only
+	// when a tenth of it (at most 1 s) has passed since it last did (a
+	// timer update per write costs), so a player that takes no bytes is
+	// cut after 0.9-1x WriteTimeout, or WriteTimeout-1s for one above 10 s.
 	WriteTimeout time.Duration
 	// Lock, if set, is held around each write: for connections others
 	// write to as well (an RTMP session answers pings).
@@ -46,6 +47,12 @@ const (
 
 // maxVecs is the most iovecs AppendRTMP or AppendFLV makes of p.
 func maxVecs(p *unit.Packet) int { return 3 + 2*(len(p.Payload)/unit.RTMPChunkSize) }
+
+// renewEvery is how long a write deadline of timeout stands before a
+// write moves it: a tenth of it, at most a second. (Once a second for any
+// timeout cut a player on a write_timeout under 1 s that was taking every
+// byte.)
+func renewEvery(timeout time.Duration) time.Duration { return min(timeout/10, time.Second) }
 
 // WriteError is a failed write to the player's connection.
 type WriteError struct{ Err error }
@@ -102,7 +109,7 @@ func (s *Sender) write(bufs net.Buffers, rd *Reader, deadlineSet *time.Time) err
 		s.Lock.Lock()
 		defer s.Lock.Unlock()
 	}
-	if now := time.Now(); now.Sub(*deadlineSet) > time.Second {
+	if now := time.Now(); now.Sub(*deadlineSet) >= renewEvery(s.WriteTimeout) {
 		s.Conn.SetWriteDeadline(now.Add(s.WriteTimeout))
 		*deadlineSet = now
 	}
