@@ -453,8 +453,15 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 		// keyframe, so the switch neither skips nor repeats a frame;
 		// not when the old host is leaving or gone: a draining host's
 		// copy lost 101 frames at the third center with the splice
-		// (TestClusterDrainOnRestart, 2 of 2 runs; not understood yet)
-		// and none taking over at the first packet
+		// (TestClusterDrainOnRestart). The cause: the new pull (tyo) is
+		// ~550 ms behind the old (sin), so the old never reaches a
+		// keyframe of it and the splice waits until sin closes (3.5 s);
+		// the new pull's codec headers, stamped at its first keyframe
+		// 3.5 s back, then go out first and the hub takes the step back
+		// (> maxClockStepBack) for a new clock and rebases the session
+		// 4.8 s forward: 120 frames missing by the timestamps, none in
+		// fact. And the waiting kept sin's backbone link open past its
+		// leave wait.
 		if m, ok := c.cl.Member(old.from); ok && m.State == gossip.StateAlive {
 			cfg.Splice = link.NewSplice(log)
 			old.p.HandOver(cfg.Splice)
