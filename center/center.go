@@ -450,23 +450,28 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 	}
 	if old != nil {
 		// it waits until the old pull delivered up to its first
-		// keyframe, so the switch neither skips nor repeats a frame;
-		// not when the old host is leaving or gone: a draining host's
-		// copy lost 101 frames at the third center with the splice
-		// (TestClusterDrainOnRestart). The cause: the new pull (tyo) is
-		// ~550 ms behind the old (sin), so the old never reaches a
-		// keyframe of it and the splice waits until sin closes (3.5 s);
-		// the new pull's codec headers, stamped at its first keyframe
-		// 3.5 s back, then go out first and the hub takes the step back
-		// (> maxClockStepBack) for a new clock and rebases the session
-		// 4.8 s forward: 120 frames missing by the timestamps, none in
-		// fact. And the waiting kept sin's backbone link open past its
-		// leave wait.
-		if m, ok := c.cl.Member(old.from); ok && m.State == gossip.StateAlive {
+		// keyframe, so the switch neither skips nor repeats a frame
+		// (or switches at once when the new pull is behind). So does
+		// the move away from a leaving host (the drain): it serves
+		// until no pull reads from it. Not from a suspect or dead host:
+		// its pull delivers nothing, so the splice would only hold the
+		// new pull's packets for its stall bound (1 s); taking over at
+		// the first packet is right there.
+		//
+		// (With the splice on for a leaving host, the third center of
+		// TestClusterDrainOnRestart lost 101-122 frames by the
+		// timestamps: its new pull was ~550 ms behind, so the splice
+		// waited 3.5 s until the host closed, and the new pull's codec
+		// headers, stamped at its first keyframe, then went out 3.5 s
+		// back: the hub took that for a clock stepping back and rebased
+		// the session 4.8 s forward. link.spliceState now switches at
+		// once when the new pull is behind and stamps the headers it
+		// releases with the time they go out at.)
+		if m, ok := c.cl.Member(old.from); ok && (m.State == gossip.StateAlive || m.State == gossip.StateLeft) {
 			cfg.Splice = link.NewSplice(log)
 			old.p.HandOver(cfg.Splice)
 		} else {
-			log.Info("on-demand pull: the old host is not alive, the new pull takes over at its first packet", "from", old.from)
+			log.Info("on-demand pull: the old host is suspect or dead, the new pull takes over at its first packet", "from", old.from)
 		}
 		cfg.OnState = func(st link.Status) {
 			if st.State == link.StateRunning {

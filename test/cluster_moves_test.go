@@ -357,7 +357,14 @@ func TestClusterDrainOnRestart(t *testing.T) {
 		t.Logf("drain of sin (exited after %s): player on %s: longest gap %s, %d frames in the %s since SIGTERM (%d at 25 fps), %d frames missing by their timestamps",
 			exited.Round(10*time.Millisecond), n, p.maxGap(term).Round(10*time.Millisecond), got, since.Round(10*time.Millisecond), int(since.Seconds()*25),
 			p.missing(before[n], 40))
+		if p.missing(before[n], 40) != 0 {
+			t.Logf("the player on %s: timestamp steps %q", n, p.steps(before[n], 40))
+		}
 	}
+	// how fra's pull moved (sin -> tyo): spliced at tyo's keyframe, or
+	// at once and why
+	b, _ = os.ReadFile(c.logs["fra"])
+	t.Logf("fra: %s", grepLines(string(b), `"msg":"pull s`))
 	// fra's pull moved make-before-break onto the same edge timeline, so
 	// its FLV timestamps are the encoder's: a step of more than one frame
 	// interval is a lost frame. (tyo took the uplink itself; its session

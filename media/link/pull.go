@@ -46,6 +46,10 @@ type Puller struct {
 	splice atomic.Pointer[Splice]
 	// lastWrite is when a session last had a packet (unix ns)
 	lastWrite atomic.Int64
+	// heads are the codec headers the pull wrote last, per slot: a
+	// Splice that takes over from it sends its replacement's only when
+	// they differ
+	heads [spSlots]atomic.Pointer[unit.Packet]
 }
 
 // NewPuller returns a Puller; Run starts it.
@@ -169,6 +173,9 @@ type sink struct {
 
 func (s *sink) write(pk *unit.Packet) error {
 	s.p.lastWrite.Store(time.Now().UnixNano())
+	if pk.Header {
+		s.p.heads[headerSlot(pk)].Store(pk)
+	}
 	if sp := s.p.splice.Load(); sp != nil {
 		return sp.oldWrite(pk, s)
 	}

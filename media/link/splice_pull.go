@@ -58,6 +58,11 @@ func NewSplice(log *slog.Logger) *Splice {
 func (p *Puller) HandOver(sp *Splice) {
 	sp.mu.Lock()
 	sp.old = p
+	for k := range sp.st.heads {
+		if h := p.heads[k].Load(); h != nil && sp.st.heads[k] == nil {
+			sp.st.heads[k] = h
+		}
+	}
 	if t := p.lastWrite.Load(); t != 0 {
 		sp.lastOld = time.Unix(0, t)
 	} else {
