@@ -387,7 +387,8 @@ func (c *Center) Missing(key string) {
 // (from, at start). A replacement (of old) takes the stream over once old
 // has delivered up to its first keyframe (link.Splice) and only then ends
 // old: make-before-break. So does one of
-// an abandoned uplink's stream (takesUplink, see releaseUplinks).
+// an abandoned uplink's stream (takesUplink, see releaseUplinks): the
+// uplink is the old side of its splice.
 func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) *pull {
 	pl := &pull{from: from, done: make(chan struct{})}
 	log := c.log.With("stream", key)
@@ -477,6 +478,18 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 			if st.State == link.StateRunning {
 				c.promote(key, old, pl)
 			}
+		}
+	}
+	if takesUplink {
+		// the uplink here is the old side of the splice: its packets
+		// go through it from now on
+		sp := link.NewSplice(log)
+		if hs := c.hub.Stream(key); hs == nil {
+			log.Info("uplink abandoned: the stream ended meanwhile")
+		} else if pi, ok := hs.Publisher(); ok && hs.RoutePublisher(pi.Protocol, sp.Route) {
+			cfg.Splice = sp
+		} else {
+			log.Info("uplink abandoned: it ended meanwhile, the pull takes over at its first packet")
 		}
 	}
 	pl.p = link.NewPuller(c.hub, cfg, log)

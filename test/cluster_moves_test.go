@@ -529,9 +529,17 @@ func TestClusterReplacement(t *testing.T) {
 		}
 	}
 	// how fra's pull moved (tyo -> sin): spliced at sin's keyframe once
-	// the old pull had delivered up to it, or at once and why
-	b, _ = os.ReadFile(c.logs["fra"])
-	t.Logf("fra: %s", grepLines(string(b), `"msg":"pull s`))
+	// the old pull had delivered up to it, or at once and why; and how
+	// tyo's pull from sin took over from its own abandoned uplink (the
+	// same splice)
+	for _, n := range []string{"fra", "tyo"} {
+		b, _ = os.ReadFile(c.logs[n])
+		line := grepLines(string(b), `"msg":"pull s`)
+		t.Logf("%s: %s", n, line)
+		if line == "" {
+			t.Errorf("%s's pull did not take over through a splice", n)
+		}
+	}
 	// it stays: another 100 frames on, still one move
 	stay := players["fra"].frames()
 	testmedia.Eventually(t, 30*time.Second, "the player on fra receives 100 more frames", func() bool { return players["fra"].frames() >= stay+100 })

@@ -177,7 +177,7 @@ func (s *sink) write(pk *unit.Packet) error {
 		s.p.heads[headerSlot(pk)].Store(pk)
 	}
 	if sp := s.p.splice.Load(); sp != nil {
-		return sp.oldWrite(pk, s)
+		return sp.oldWrite(pk, s.writeHub)
 	}
 	if sp := s.p.cfg.Splice; sp != nil && !s.through {
 		if !sp.done.Load() {

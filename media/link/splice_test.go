@@ -91,6 +91,7 @@ type spliceCase struct {
 	skew               int64 // audio muxed this far ahead of the video
 	maxBytes           int
 	handOver           int64  // the old pull is handed over at this time, after its headers (0: before its first packet)
+	uplink             bool   // the old side is the center's own uplink (a hub publisher), handed over by its route
 	newHeaders         bool   // the new copy's codec headers differ from the old one's
 	reason             string // "" = spliced at a keyframe
 	hitless            bool   // no frame missing, the new copy starts at a keyframe
@@ -126,6 +127,12 @@ func TestSplice(t *testing.T) {
 		// skipped by the timestamps there)
 		{name: "behind, new headers", oldDelay: 0, newDelay: 300, join: 5000, handOver: 3000, skew: 100, newHeaders: true, reason: "the new pull is behind the old one", hitless: true},
 		{name: "ahead, new headers", oldDelay: 280, newDelay: 0, join: 5000, handOver: 3000, skew: 100, newHeaders: true, hitless: true},
+		// the old side is the center's own uplink of a stream that moved
+		// (its packets go through the splice by the hub's route): the
+		// pull from the new host splices as from an old pull
+		{name: "uplink, ahead", oldDelay: 280, newDelay: 0, join: 5000, handOver: 3000, skew: 100, uplink: true, hitless: true},
+		{name: "uplink, behind", oldDelay: 0, newDelay: 300, join: 5000, handOver: 3000, skew: 100, uplink: true, reason: "the new pull is behind the old one", hitless: true},
+		{name: "uplink ends early", oldDelay: 280, newDelay: 0, join: 5000, handOver: 3000, oldEnd: 5100, skew: 100, uplink: true, reason: "the old pull ended"},
 		// the old copy ends before it reached the new one's keyframe:
 		// the frames between are in neither
 		{name: "old ends early", oldDelay: 280, newDelay: 0, join: 5000, oldEnd: 5100, skew: 100, reason: "the old pull ended"},
@@ -163,13 +170,28 @@ func runSplice(t *testing.T, c spliceCase) {
 	base := time.Now()
 	sp.now = func() time.Time { return base.Add(time.Duration(now) * time.Millisecond) }
 	newP := NewPuller(hub, PullConfig{Key: key, Takeover: true, Continues: true, Splice: sp}, log)
-	handed := false
-	if c.handOver == 0 {
-		oldP.HandOver(sp)
-		handed = true
-	}
 	oldS := &sink{p: oldP, info: media.PublisherInfo{Protocol: "srt-pull", Native: media.FormatTS}}
 	newS := &sink{p: newP, info: media.PublisherInfo{Protocol: "srt-pull", Native: media.FormatTS}}
+	// the old side: a pull's session, or an uplink's publisher
+	oldWrite, oldClose := oldS.write, oldS.close
+	handOver := func() { oldP.HandOver(sp) }
+	if c.uplink {
+		pub, err := hub.Publish(key, media.PublisherInfo{Protocol: "srt", Native: media.FormatTS})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldWrite, oldClose = pub.Write, pub.Close
+		handOver = func() {
+			if !hub.Stream(key).RoutePublisher("srt", sp.Route) {
+				t.Fatal("the uplink's publisher was not routed")
+			}
+		}
+	}
+	handed := false
+	if c.handOver == 0 {
+		handOver()
+		handed = true
+	}
 
 	var evs []spliceEvent
 	for _, s := range synthCopy('o', 0, c, 0) {
@@ -200,20 +222,20 @@ func runSplice(t *testing.T, c spliceCase) {
 	for _, e := range evs {
 		now = e.at
 		if !handed && now >= c.handOver {
-			oldP.HandOver(sp)
+			handOver()
 			handed = true
 		}
 		switch {
 		case e.pk == nil:
-			oldS.close()
+			oldClose()
 			oldDone = true
 		case !e.new:
 			if oldDone {
 				continue
 			}
-			err := oldS.write(e.pk)
+			err := oldWrite(e.pk)
 			if errors.Is(err, errSpliced) {
-				oldS.close()
+				oldClose()
 				oldDone = true
 				continue
 			}
@@ -243,7 +265,7 @@ func runSplice(t *testing.T, c spliceCase) {
 	hub.SetLimits(0, 0, 0, false, 0)
 	newS.close()
 	if !oldDone {
-		oldS.close()
+		oldClose()
 	}
 	var got []*unit.Packet
 	for _, r := range readers {
