@@ -387,7 +387,8 @@ func (c *Center) Missing(key string) {
 // (from, at start). A replacement (of old) takes the stream over once old
 // has delivered up to its first keyframe (link.Splice) and only then ends
 // old: make-before-break. So does one of
-// an abandoned uplink's stream (takesUplink, see releaseUplinks).
+// an abandoned uplink's stream (takesUplink, see releaseUplinks): the
+// uplink is the old side of its splice.
 func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) *pull {
 	pl := &pull{from: from, done: make(chan struct{})}
 	log := c.log.With("stream", key)
@@ -450,21 +451,45 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 	}
 	if old != nil {
 		// it waits until the old pull delivered up to its first
-		// keyframe, so the switch neither skips nor repeats a frame;
-		// not when the old host is leaving or gone: a draining host's
-		// copy lost 101 frames at the third center with the splice
-		// (TestClusterDrainOnRestart, 2 of 2 runs; not understood yet)
-		// and none taking over at the first packet
-		if m, ok := c.cl.Member(old.from); ok && m.State == gossip.StateAlive {
+		// keyframe, so the switch neither skips nor repeats a frame
+		// (or switches at once when the new pull is behind). So does
+		// the move away from a leaving host (the drain): it serves
+		// until no pull reads from it. Not from a suspect or dead host:
+		// its pull delivers nothing, so the splice would only hold the
+		// new pull's packets for its stall bound (1 s); taking over at
+		// the first packet is right there.
+		//
+		// (With the splice on for a leaving host, the third center of
+		// TestClusterDrainOnRestart lost 101-122 frames by the
+		// timestamps: its new pull was ~550 ms behind, so the splice
+		// waited 3.5 s until the host closed, and the new pull's codec
+		// headers, stamped at its first keyframe, then went out 3.5 s
+		// back: the hub took that for a clock stepping back and rebased
+		// the session 4.8 s forward. link.spliceState now switches at
+		// once when the new pull is behind and stamps the headers it
+		// releases with the time they go out at.)
+		if m, ok := c.cl.Member(old.from); ok && (m.State == gossip.StateAlive || m.State == gossip.StateLeft) {
 			cfg.Splice = link.NewSplice(log)
 			old.p.HandOver(cfg.Splice)
 		} else {
-			log.Info("on-demand pull: the old host is not alive, the new pull takes over at its first packet", "from", old.from)
+			log.Info("on-demand pull: the old host is suspect or dead, the new pull takes over at its first packet", "from", old.from)
 		}
 		cfg.OnState = func(st link.Status) {
 			if st.State == link.StateRunning {
 				c.promote(key, old, pl)
 			}
+		}
+	}
+	if takesUplink {
+		// the uplink here is the old side of the splice: its packets
+		// go through it from now on
+		sp := link.NewSplice(log)
+		if hs := c.hub.Stream(key); hs == nil {
+			log.Info("uplink abandoned: the stream ended meanwhile")
+		} else if pi, ok := hs.Publisher(); ok && hs.RoutePublisher(pi.Protocol, sp.Route) {
+			cfg.Splice = sp
+		} else {
+			log.Info("uplink abandoned: it ended meanwhile, the pull takes over at its first packet")
 		}
 	}
 	pl.p = link.NewPuller(c.hub, cfg, log)

@@ -5,9 +5,12 @@ package center
 // and the new center claimed the stream in the directory while the old
 // uplink still delivers here). This center then lets the old uplink go
 // without a gap for its own readers: with readers (players, other
-// centers' pulls) it pulls the stream from the new host, and the pull's
-// first packet takes the stream over from the uplink, which the edge
-// then closes; with none it ends the uplink at once.
+// centers' pulls) it pulls the stream from the new host, and the pull
+// takes the stream over from the uplink as from an old pull (the uplink's
+// packets go through the pull's link.Splice: at the pull's keyframe once
+// the uplink delivered up to it, or at once when the pull is behind), and
+// the uplink ends (the edge closes it too); with none it ends the uplink
+// at once.
 
 import (
 	"errors"

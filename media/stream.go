@@ -115,6 +115,43 @@ func (s *Stream) Publisher() (PublisherInfo, bool) {
 	return s.pub.info, true
 }
 
+// Route is where a publisher's packets go instead of the hub once
+// RoutePublisher set it: a splice that hands the stream over to a
+// replacement without a gap (link.Splice). Write gets each packet with
+// pass, which writes it into the hub; Ended says the publisher closed
+// (called by Close, on the publisher's goroutine).
+type Route interface {
+	Write(pkt *unit.Packet, pass func(*unit.Packet) error) error
+	Ended()
+}
+
+// RoutePublisher sends the current publisher's packets through the route
+// mk makes from the stream's current codec headers, from now on, if one
+// is attached and protocol says which; it reports whether it did.
+// (mk runs without the stream's lock: a route may publish into it.)
+func (s *Stream) RoutePublisher(protocol string, mk func(heads []*unit.Packet) Route) bool {
+	s.mu.Lock()
+	p := s.pub
+	if p == nil || p.info.Protocol != protocol {
+		s.mu.Unlock()
+		return false
+	}
+	var heads []*unit.Packet
+	for _, l := range s.lanes {
+		heads = l.snapshotHeaders(heads)
+	}
+	s.mu.Unlock()
+	r := mk(heads)
+	p.route.Store(&r)
+	if p.closed.Load() {
+		// it closed meanwhile: its Close may have missed the route
+		if r := p.route.Swap(nil); r != nil {
+			(*r).Ended()
+		}
+	}
+	return true
+}
+
 // Readers returns the attached readers' descriptions.
 func (s *Stream) Readers() []ReaderInfo {
 	s.mu.Lock()
@@ -464,6 +501,8 @@ type Publisher struct {
 	// bit per lane written since (the publisher's goroutine's own)
 	batch   bool
 	pending uint8
+	// route: the packets go there (RoutePublisher)
+	route atomic.Pointer[Route]
 }
 
 // Batch makes Write leave waking the stream's readers to Flush. A
@@ -492,6 +531,13 @@ func (p *Publisher) Stream() *Stream { return p.s }
 // when the publisher must stop: taken over, over the bitrate limit, or the
 // server is closing.
 func (p *Publisher) Write(pkt *unit.Packet) error {
+	if r := p.route.Load(); r != nil {
+		return (*r).Write(pkt, p.write)
+	}
+	return p.write(pkt)
+}
+
+func (p *Publisher) write(pkt *unit.Packet) error {
 	s := p.s
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -591,6 +637,9 @@ func (p *Publisher) Close() {
 		return
 	}
 	p.detach(nil)
+	if r := p.route.Swap(nil); r != nil {
+		(*r).Ended()
+	}
 }
 
 // detach clears the stream's publisher if it is still p and says whether
@@ -600,6 +649,7 @@ func (p *Publisher) detach(reason error) bool {
 	if reason != nil {
 		p.kicked.CompareAndSwap(nil, &reason)
 	}
+
 	s.mu.Lock()
 	if s.pub != p {
 		s.mu.Unlock()

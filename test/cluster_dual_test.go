@@ -235,7 +235,16 @@ func TestClusterDualPath(t *testing.T) {
 			case n == gone:
 			case slices.Contains(logOnly, n):
 				<-p.done
-				t.Logf("player on %s (not checked): %d frames, %d missing by the timestamps, steps back %q", n, p.frames(), p.missing(0, int64(1000/src.FPS)), p.backSteps())
+				t.Logf("player on %s (not checked): %d frames, %d missing by the timestamps (steps %q), steps back %q", n, p.frames(), p.missing(0, int64(1000/src.FPS)), p.steps(0, int64(1000/src.FPS)), p.backSteps())
+				// how its pull moved, and when the survivor claimed
+				b, _ := os.ReadFile(c.logs[n])
+				t.Logf("%s: %s", n, grepLines(grepLines(string(b), stream), `pull`))
+				for _, o := range []string{"sin", "tyo"} {
+					if o != gone {
+						b, _ := os.ReadFile(c.logs[o])
+						t.Logf("%s: %s", o, grepLines(string(b), "claiming it"))
+					}
+				}
 			case n == "fra":
 				// An on-demand pull loses the stream's last frame or two:
 				// when the source's stream ends into its reconnect grace

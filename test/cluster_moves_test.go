@@ -357,7 +357,14 @@ func TestClusterDrainOnRestart(t *testing.T) {
 		t.Logf("drain of sin (exited after %s): player on %s: longest gap %s, %d frames in the %s since SIGTERM (%d at 25 fps), %d frames missing by their timestamps",
 			exited.Round(10*time.Millisecond), n, p.maxGap(term).Round(10*time.Millisecond), got, since.Round(10*time.Millisecond), int(since.Seconds()*25),
 			p.missing(before[n], 40))
+		if p.missing(before[n], 40) != 0 {
+			t.Logf("the player on %s: timestamp steps %q", n, p.steps(before[n], 40))
+		}
 	}
+	// how fra's pull moved (sin -> tyo): spliced at tyo's keyframe, or
+	// at once and why
+	b, _ = os.ReadFile(c.logs["fra"])
+	t.Logf("fra: %s", grepLines(string(b), `"msg":"pull s`))
 	// fra's pull moved make-before-break onto the same edge timeline, so
 	// its FLV timestamps are the encoder's: a step of more than one frame
 	// interval is a lost frame. (tyo took the uplink itself; its session
@@ -522,9 +529,17 @@ func TestClusterReplacement(t *testing.T) {
 		}
 	}
 	// how fra's pull moved (tyo -> sin): spliced at sin's keyframe once
-	// the old pull had delivered up to it, or at once and why
-	b, _ = os.ReadFile(c.logs["fra"])
-	t.Logf("fra: %s", grepLines(string(b), `"msg":"pull s`))
+	// the old pull had delivered up to it, or at once and why; and how
+	// tyo's pull from sin took over from its own abandoned uplink (the
+	// same splice)
+	for _, n := range []string{"fra", "tyo"} {
+		b, _ = os.ReadFile(c.logs[n])
+		line := grepLines(string(b), `"msg":"pull s`)
+		t.Logf("%s: %s", n, line)
+		if line == "" {
+			t.Errorf("%s's pull did not take over through a splice", n)
+		}
+	}
 	// it stays: another 100 frames on, still one move
 	stay := players["fra"].frames()
 	testmedia.Eventually(t, 30*time.Second, "the player on fra receives 100 more frames", func() bool { return players["fra"].frames() >= stay+100 })

@@ -994,3 +994,17 @@ func TestClusterBackboneLoss(t *testing.T) {
 		t.Errorf("what sin played: %d non-monotonic DTS, decode errors: %s", res.NonMonotonic, res.DecodeErrors)
 	}
 }
+
+// steps lists where the video timestamps, after frame from, step by more
+// than 1.5 intervals or not forward, with the frames' arrival times.
+func (p *flvPlayer) steps(from int, interval int64) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for i := max(from, 1); i < len(p.vts); i++ {
+		if d := p.vts[i] - p.vts[i-1]; d*2 > interval*3 || d <= 0 {
+			out = append(out, fmt.Sprintf("#%d %d->%d at %s (prev at %s)", i, p.vts[i-1], p.vts[i], p.video[i].Format("15:04:05.000"), p.video[i-1].Format("15:04:05.000")))
+		}
+	}
+	return out
+}

@@ -48,6 +48,10 @@ type Puller struct {
 	lastWrite atomic.Int64
 	// idleClock is the idle watch's time (wallClock; tests drive it)
 	idleClock clock
+	// heads are the codec headers the pull wrote last, per slot: a
+	// Splice that takes over from it sends its replacement's only when
+	// they differ
+	heads [unit.NumSlots]atomic.Pointer[unit.Packet]
 }
 
 // clock is a source of time: now, and a ticker's channel and stop.
@@ -182,8 +186,11 @@ type sink struct {
 
 func (s *sink) write(pk *unit.Packet) error {
 	s.p.lastWrite.Store(time.Now().UnixNano())
+	if pk.Header {
+		s.p.heads[unit.HeaderSlot(pk)].Store(pk)
+	}
 	if sp := s.p.splice.Load(); sp != nil {
-		return sp.oldWrite(pk, s)
+		return sp.oldWrite(pk, s.writeHub)
 	}
 	if sp := s.p.cfg.Splice; sp != nil && !s.through {
 		if !sp.done.Load() {

@@ -33,10 +33,25 @@ import (
 // that group ends). The new copy's codec headers go out only when they
 // differ from the old copy's.
 //
+// When the new copy is behind the old one (a keyframe of it other than
+// its first, which its host's GOP cache sends at once, is one the old
+// copy delivered already), the old copy never reaches a keyframe of it:
+// the switch comes at once, without a lost frame (the new copy brings
+// every frame after the old one's last, the hub drops what it repeats;
+// the players wait the lag once). Waiting for a bound instead kept a
+// leaving host's pull open past its leave wait (TestClusterDrainOnRestart).
+//
 // It switches at once, releasing the buffer from the old copy's last
 // frames on, when the old copy ends (spliceOldEnded), when the buffer
 // holds more than maxSpan of media or maxBytes, or when the two copies'
 // timestamps are not one timeline (further apart than spliceMaxStep).
+//
+// The new copy's codec headers that go out are stamped with the time
+// they go out at (the first packet released after them, else the old
+// copy's last): stamped at its first keyframe, seconds back once it
+// waited, the hub took the step back for a new clock and rebased the
+// session (4.8 s of timestamps skipped at the third center of
+// TestClusterDrainOnRestart).
 type spliceState struct {
 	maxSpan  int64 // ms
 	maxBytes int
@@ -50,6 +65,8 @@ type spliceState struct {
 	buf   []*unit.Packet // the new copy's packets the old has not delivered
 	bytes int
 	video bool // the stream carries video: it leads the switch
+	// newKey: the new copy brought a keyframe per track (its first)
+	newKey [spTracks]bool
 
 	// foreign: the copies are not on one timeline, nothing is filtered
 	foreign bool
@@ -190,7 +207,16 @@ func (s *spliceState) new(p *unit.Packet) string {
 		}
 	}
 	if s.delivered(p, i) {
+		if s.lead(i) && p.Keyframe && !s.foreign {
+			if s.newKey[i] {
+				return fmt.Sprintf("the new pull is behind the old one (its keyframe at %d ms was delivered, the old pull is at %d ms): it goes on from the old pull's last frame", p.Time, s.last[i])
+			}
+			s.newKey[i] = true
+		}
 		return ""
+	}
+	if p.Keyframe {
+		s.newKey[i] = true
 	}
 	s.buf = append(s.buf, p)
 	s.bytes += len(p.Payload)
@@ -222,7 +248,7 @@ func (s *spliceState) span() int64 {
 // drop forgets what the new copy gave (its session ended).
 func (s *spliceState) drop() {
 	clear(s.buf)
-	s.buf, s.bytes, s.newHeads, s.foreign = s.buf[:0], 0, [unit.NumSlots]*unit.Packet{}, false
+	s.buf, s.bytes, s.newHeads, s.foreign, s.newKey = s.buf[:0], 0, [unit.NumSlots]*unit.Packet{}, false, [spTracks]bool{}
 }
 
 // switchNow makes the switch come at once, for reason.
@@ -237,10 +263,10 @@ func (s *spliceState) switchNow(reason string) {
 // not deliver, in order. Later packets of the new copy go to the hub as
 // they come (the hub drops what a continuing session repeats).
 func (s *spliceState) release() []*unit.Packet {
-	var out []*unit.Packet
+	var heads, out []*unit.Packet
 	for k, h := range s.newHeads {
 		if h != nil && (s.heads[k] == nil || k == unit.SlotTS || string(h.Payload) != string(s.heads[k].Payload)) {
-			out = append(out, h)
+			heads = append(heads, h)
 		}
 	}
 	for _, p := range s.buf {
@@ -248,6 +274,25 @@ func (s *spliceState) release() []*unit.Packet {
 			out = append(out, p)
 		}
 	}
+	// the headers go out at the time of what follows them
+	at := int64(0)
+	switch {
+	case len(out) > 0:
+		at = out[0].Time
+	default:
+		for i, seen := range s.seen {
+			if seen {
+				at = max(at, s.last[i])
+			}
+		}
+	}
+	for i, h := range heads {
+		if h.Time < at {
+			c := *h
+			c.Time = at
+			heads[i] = &c
+		}
+	}
 	s.buf, s.bytes, s.newHeads = nil, 0, [unit.NumSlots]*unit.Packet{}
-	return out
+	return append(heads, out...)
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/unit"
 )
 
@@ -32,7 +33,7 @@ var errSpliced = errors.New("the replacement pull took the stream over")
 type Splice struct {
 	mu       sync.Mutex
 	st       *spliceState
-	old      *Puller
+	handed   bool  // the old side is handed over (HandOver, Route)
 	taker    *sink // the new pull's session that waits
 	oldEnded bool
 	first    time.Time // the new pull's first packet
@@ -57,7 +58,12 @@ func NewSplice(log *slog.Logger) *Splice {
 // replaces.
 func (p *Puller) HandOver(sp *Splice) {
 	sp.mu.Lock()
-	sp.old = p
+	sp.handed = true
+	for k := range sp.st.heads {
+		if h := p.heads[k].Load(); h != nil && sp.st.heads[k] == nil {
+			sp.st.heads[k] = h
+		}
+	}
 	if t := p.lastWrite.Load(); t != 0 {
 		sp.lastOld = time.Unix(0, t)
 	} else {
@@ -67,9 +73,33 @@ func (p *Puller) HandOver(sp *Splice) {
 	p.splice.Store(sp)
 }
 
-// oldWrite writes the old pull's pk through its session s, unless the
-// switch came.
-func (sp *Splice) oldWrite(pk *unit.Packet, s *sink) error {
+// Route returns the hub route that makes a stream's publisher the old
+// side of sp (media.Stream.RoutePublisher): a center's own uplink of a
+// stream that moved, replaced by a pull from the new host. Its codec
+// headers came before: heads are the stream's (the hub's current ones).
+func (sp *Splice) Route(heads []*unit.Packet) media.Route {
+	sp.mu.Lock()
+	sp.handed, sp.lastOld = true, sp.now()
+	for _, h := range heads {
+		if h != nil && h.Header {
+			sp.st.heads[unit.HeaderSlot(h)] = h
+		}
+	}
+	sp.mu.Unlock()
+	return spliceRoute{sp}
+}
+
+// spliceRoute is the old side of a Splice in the hub (media.Route).
+type spliceRoute struct{ sp *Splice }
+
+func (r spliceRoute) Write(pk *unit.Packet, pass func(*unit.Packet) error) error {
+	return r.sp.oldWrite(pk, pass)
+}
+
+func (r spliceRoute) Ended() { r.sp.oldEnd() }
+
+// oldWrite writes the old side's pk with pass, unless the switch came.
+func (sp *Splice) oldWrite(pk *unit.Packet, pass func(*unit.Packet) error) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if sp.st.done {
@@ -77,7 +107,7 @@ func (sp *Splice) oldWrite(pk *unit.Packet, s *sink) error {
 	}
 	sp.lastOld = sp.now()
 	if sp.st.old(pk) {
-		return s.writeHub(pk)
+		return pass(pk)
 	}
 	if err := sp.takeLocked(); err != nil {
 		sp.log.Warn("pull switch failed", "err", err)
@@ -117,7 +147,7 @@ func (sp *Splice) newWrite(s *sink, pk *unit.Packet) (bool, error) {
 	case reason != "":
 	case sp.oldEnded:
 		reason = "the old pull ended"
-	case sp.old != nil && now.Sub(sp.lastOld) > sp.stall:
+	case sp.handed && now.Sub(sp.lastOld) > sp.stall:
 		reason = "the old pull delivered nothing for " + sp.stall.String()
 	case now.Sub(sp.first) > sp.wait:
 		reason = "the new pull waited " + sp.wait.String() + " without the old pull reaching a keyframe of it"

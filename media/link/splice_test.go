@@ -36,8 +36,10 @@ type synthPkt struct {
 }
 
 // synthCopy returns copy tag's packets of the groups from the one at
-// (or the last keyframe before) from on, headers first.
-func synthCopy(tag byte, from, skew, shift int64) []synthPkt {
+// (or the last keyframe before) from on, headers first, as case c has
+// them (skew, the new copy's headers).
+func synthCopy(tag byte, from int64, c spliceCase, shift int64) []synthPkt {
+	skew := c.skew
 	var out []synthPkt
 	mk := func(prod int64, kind unit.Kind, t int64, key bool) {
 		out = append(out, synthPkt{prod, &unit.Packet{Kind: kind, Time: t + shift, Keyframe: key, Payload: []byte{tag, byte(kind), byte(t), byte(t >> 8)}}})
@@ -49,7 +51,11 @@ func synthCopy(tag byte, from, skew, shift int64) []synthPkt {
 		}
 	}
 	hdr := func(kind unit.Kind, b byte) {
-		out = append(out, synthPkt{0, &unit.Packet{Kind: kind, Time: shift, Header: true, Payload: []byte{b}}})
+		pl := []byte{b}
+		if tag == 'n' && c.newHeaders {
+			pl = append(pl, tag)
+		}
+		out = append(out, synthPkt{0, &unit.Packet{Kind: kind, Time: shift, Header: true, Payload: pl}})
 	}
 	hdr(unit.KindData, 1)
 	hdr(unit.KindVideo, 2)
@@ -84,6 +90,9 @@ type spliceCase struct {
 	shift              int64 // the new copy's timestamps are off by this
 	skew               int64 // audio muxed this far ahead of the video
 	maxBytes           int
+	handOver           int64  // the old pull is handed over at this time, after its headers (0: before its first packet)
+	uplink             bool   // the old side is the center's own uplink (a hub publisher), handed over by its route
+	newHeaders         bool   // the new copy's codec headers differ from the old one's
 	reason             string // "" = spliced at a keyframe
 	hitless            bool   // no frame missing, the new copy starts at a keyframe
 }
@@ -100,12 +109,30 @@ func TestSplice(t *testing.T) {
 		{name: "ahead after its GOP", oldDelay: 280, newDelay: 0, join: 5500, skew: 100, hitless: true},
 		// the same path delay: the next keyframe after it connected
 		{name: "equal", oldDelay: 100, newDelay: 100, join: 5500, skew: 100, hitless: true},
-		// behind: everything it brings the old copy delivered; when the
-		// old one ends it goes on from the old one's last frame
-		{name: "behind", oldDelay: 0, newDelay: 300, join: 5000, oldEnd: 8000, skew: 100, reason: "the old pull ended", hitless: true},
-		// behind, and the old copy goes on: it waits 4 s, then switches at
-		// once and goes on from the old one's last frame
-		{name: "behind, old goes on", oldDelay: 0, newDelay: 300, join: 5000, skew: 100, reason: "waited 4s", hitless: true},
+		// behind: everything it brings the old copy delivered, its second
+		// keyframe too: it goes on from the old one's last frame at once
+		// (waiting for the old one to end or for 4 s kept a leaving
+		// host's pull open past its leave wait)
+		{name: "behind", oldDelay: 0, newDelay: 300, join: 5000, oldEnd: 8000, skew: 100, reason: "the new pull is behind the old one", hitless: true},
+		{name: "behind, old goes on", oldDelay: 0, newDelay: 300, join: 5000, skew: 100, reason: "the new pull is behind the old one", hitless: true},
+		// the old pull's headers came before it was handed over (a
+		// pull that ran for a while): the new copy's, the same bytes,
+		// are not sent again
+		{name: "behind, handed over late", oldDelay: 0, newDelay: 300, join: 5000, handOver: 3000, skew: 100, reason: "the new pull is behind the old one", hitless: true},
+		// TestClusterDrainOnRestart's third center, with the splice on:
+		// the new copy's headers that go out (other bytes here) were
+		// stamped more than 3 s before the old copy's last frame (here
+		// at 0; there at its first keyframe, 3.5 s back): the hub took
+		// that for a clock stepping back and rebased the session (4.8 s
+		// skipped by the timestamps there)
+		{name: "behind, new headers", oldDelay: 0, newDelay: 300, join: 5000, handOver: 3000, skew: 100, newHeaders: true, reason: "the new pull is behind the old one", hitless: true},
+		{name: "ahead, new headers", oldDelay: 280, newDelay: 0, join: 5000, handOver: 3000, skew: 100, newHeaders: true, hitless: true},
+		// the old side is the center's own uplink of a stream that moved
+		// (its packets go through the splice by the hub's route): the
+		// pull from the new host splices as from an old pull
+		{name: "uplink, ahead", oldDelay: 280, newDelay: 0, join: 5000, handOver: 3000, skew: 100, uplink: true, hitless: true},
+		{name: "uplink, behind", oldDelay: 0, newDelay: 300, join: 5000, handOver: 3000, skew: 100, uplink: true, reason: "the new pull is behind the old one", hitless: true},
+		{name: "uplink ends early", oldDelay: 280, newDelay: 0, join: 5000, handOver: 3000, oldEnd: 5100, skew: 100, uplink: true, reason: "the old pull ended"},
 		// the old copy ends before it reached the new one's keyframe:
 		// the frames between are in neither
 		{name: "old ends early", oldDelay: 280, newDelay: 0, join: 5000, oldEnd: 5100, skew: 100, reason: "the old pull ended"},
@@ -143,12 +170,31 @@ func runSplice(t *testing.T, c spliceCase) {
 	base := time.Now()
 	sp.now = func() time.Time { return base.Add(time.Duration(now) * time.Millisecond) }
 	newP := NewPuller(hub, PullConfig{Key: key, Takeover: true, Continues: true, Splice: sp}, log)
-	oldP.HandOver(sp)
 	oldS := &sink{p: oldP, info: media.PublisherInfo{Protocol: "srt-pull", Native: media.FormatTS}}
 	newS := &sink{p: newP, info: media.PublisherInfo{Protocol: "srt-pull", Native: media.FormatTS}}
+	// the old side: a pull's session, or an uplink's publisher
+	oldWrite, oldClose := oldS.write, oldS.close
+	handOver := func() { oldP.HandOver(sp) }
+	if c.uplink {
+		pub, err := hub.Publish(key, media.PublisherInfo{Protocol: "srt", Native: media.FormatTS})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldWrite, oldClose = pub.Write, pub.Close
+		handOver = func() {
+			if !hub.Stream(key).RoutePublisher("srt", sp.Route) {
+				t.Fatal("the uplink's publisher was not routed")
+			}
+		}
+	}
+	handed := false
+	if c.handOver == 0 {
+		handOver()
+		handed = true
+	}
 
 	var evs []spliceEvent
-	for _, s := range synthCopy('o', 0, c.skew, 0) {
+	for _, s := range synthCopy('o', 0, c, 0) {
 		at := s.prod + c.oldDelay
 		if (c.oldEnd > 0 && at >= c.oldEnd) || (c.oldStall > 0 && at >= c.oldStall) {
 			break
@@ -158,7 +204,7 @@ func runSplice(t *testing.T, c spliceCase) {
 	if c.oldEnd > 0 {
 		evs = append(evs, spliceEvent{at: c.oldEnd})
 	}
-	for _, s := range synthCopy('n', c.join-c.newDelay, c.skew, c.shift) {
+	for _, s := range synthCopy('n', c.join-c.newDelay, c, c.shift) {
 		evs = append(evs, spliceEvent{at: max(c.join, s.prod+c.newDelay), new: true, pk: s.pk})
 	}
 	// by arrival; on a tie the new copy's first (the harder case: the
@@ -175,17 +221,21 @@ func runSplice(t *testing.T, c spliceCase) {
 	oldDone := false
 	for _, e := range evs {
 		now = e.at
+		if !handed && now >= c.handOver {
+			handOver()
+			handed = true
+		}
 		switch {
 		case e.pk == nil:
-			oldS.close()
+			oldClose()
 			oldDone = true
 		case !e.new:
 			if oldDone {
 				continue
 			}
-			err := oldS.write(e.pk)
+			err := oldWrite(e.pk)
 			if errors.Is(err, errSpliced) {
-				oldS.close()
+				oldClose()
 				oldDone = true
 				continue
 			}
@@ -215,7 +265,7 @@ func runSplice(t *testing.T, c spliceCase) {
 	hub.SetLimits(0, 0, 0, false, 0)
 	newS.close()
 	if !oldDone {
-		oldS.close()
+		oldClose()
 	}
 	var got []*unit.Packet
 	for _, r := range readers {
@@ -247,13 +297,13 @@ func runSplice(t *testing.T, c spliceCase) {
 	// per track: times strictly increasing (no duplicate DTS), the old
 	// copy then the new one, and with hitless every frame there
 	all := map[[2]int]bool{} // every frame of the stream
-	for _, s := range synthCopy('o', 0, c.skew, 0) {
+	for _, s := range synthCopy('o', 0, c, 0) {
 		if !s.pk.Header {
 			all[[2]int{trackOf(s.pk), int(s.pk.Time)}] = true
 		}
 	}
 	newFrom := map[int]int64{} // the new copy's first time per track
-	for _, s := range synthCopy('n', c.join-c.newDelay, c.skew, 0) {
+	for _, s := range synthCopy('n', c.join-c.newDelay, c, 0) {
 		if i := trackOf(s.pk); !s.pk.Header {
 			if _, ok := newFrom[i]; !ok {
 				newFrom[i] = s.pk.Time
@@ -263,12 +313,15 @@ func runSplice(t *testing.T, c spliceCase) {
 	last := map[int]int64{}
 	from := map[int]byte{}
 	seen := map[[2]int]bool{}
-	headers := 0
+	headers, newHeaders := 0, 0
 	var hdrs []string
 	for _, p := range got {
 		if p.Header {
 			if p.Kind != unit.KindTS {
 				headers++
+				if len(p.Payload) > 1 {
+					newHeaders++
+				}
 			}
 			hdrs = append(hdrs, fmt.Sprintf("%d:%d@%d", p.Kind, p.Payload[0], p.Time))
 			continue
@@ -298,8 +351,12 @@ func runSplice(t *testing.T, c spliceCase) {
 	}
 	// the FLV headers: the old copy's 3, none repeated (the new copy's
 	// are the same bytes; players take a repeated sequence header as new
-	// extradata)
-	if headers != 3 {
+	// extradata); other headers of the new copy go out (readers resume
+	// with them)
+	switch {
+	case c.newHeaders && newHeaders != 3:
+		t.Errorf("%d FLV headers of the new copy read (%v), want its 3", newHeaders, hdrs)
+	case !c.newHeaders && headers != 3:
 		t.Errorf("%d FLV headers read (%v), want the old pull's 3", headers, hdrs)
 	}
 	var missing []string
