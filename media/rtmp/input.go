@@ -9,10 +9,12 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 )
 
-// inputSize is the size of one read of a connection: a 1 Mbit/s
-// keyframe, or several of a publisher's writes, in one syscall (a 4 KiB
-// buffer took one read per 4 KiB chunk).
-const inputSize = 64 << 10
+// inputSize is the size of one read of a connection: several of a
+// publisher's writes, or a quarter of a 1 Mbit/s keyframe, in one syscall
+// (a 4 KiB buffer took one read per 4 KiB chunk). Not larger: during a GC
+// cycle the runtime parks goroutines that allocate (GC assists) with their
+// buffer, ~120 at once at 1,000 publishers (8 MB live at 64 KiB each).
+const inputSize = 16 << 10
 
 // inputPool holds the read buffers of all connections: a connection holds
 // one only from a read of its socket until the bytes read are used up,
