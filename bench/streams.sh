@@ -5,7 +5,11 @@
 # alternating. Per run: the server's RSS idle (no publisher), with the
 # publishers (max over SAMPLE s after SETTLE s), with the readers, CPU
 # seconds over those phases, what the readers got, and for relaymesh a heap
-# profile with the publishers only.
+# profile with the publishers only. RSS is reported as VmRSS and as
+# RssAnon (VmRSS without file pages: the binary's text, which varies with
+# the page cache); also the server's read(2) calls per stream and second
+# over the publishers-only sample (/proc/PID/io syscr; nginx reads with
+# recv(2), which syscr does not count).
 #
 # Usage: bench/streams.sh                      (from the repository root)
 # Knobs (environment):
@@ -109,6 +113,7 @@ tree_sum() {
 rss_kib() { tree_sum "$1" status '/^VmRSS:/ {print $2}'; }                  # VmRSS, KiB
 anon_kib() { tree_sum "$1" status '/^RssAnon:/ {print $2}'; }              # RssAnon, KiB (no file pages)
 cpu_ticks() { tree_sum "$1" stat '{sub(/.*\) /, ""); print $12 + $13}'; } # utime+stime
+syscr() { tree_sum "$1" io '/^syscr:/ {print $2}'; } # read(2)-family calls (not recv/recvfrom: nginx's)
 # max_rss PID SECONDS: the largest VmRSS and the largest RssAnon sampled
 # once a second ("RSS ANON", KiB).
 max_rss() {
@@ -183,10 +188,12 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		start_publishers
 		sleep "$SETTLE"
 		c0=$(cpu_ticks "$SERVER_PID")
+		r0=$(syscr "$SERVER_PID")
 		pub_t0=0
 		[ "$ONE_PROCESS" = 1 ] && pub_t0=$(cpu_ticks "$PUB_PID")
 		read -r rss_pub anon_pub < <(max_rss "$SERVER_PID" "$SAMPLE")
 		c1=$(cpu_ticks "$SERVER_PID")
+		r1=$(syscr "$SERVER_PID")
 		heap=
 		if [ "$server" != nginx ]; then
 			heap=$OUT/heap-$tag.pprof
@@ -249,7 +256,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		jq -nc --arg lbl "$server" --arg proto "$PROTO" --argjson streams "$STREAMS" --argjson rep "$rep" \
 			--argjson rss0 "$rss0" --argjson rss_pub "$rss_pub" --argjson rss_read "$rss_read" \
 			--argjson anon0 "$anon0" --argjson anon_pub "$anon_pub" --argjson anon_read "$anon_read" \
-			--argjson cpu_pub "$((c1 - c0))" --argjson cpu_read "$cpu_read" --argjson sample "$SAMPLE" \
+			--argjson reads "$((r1 - r0))" --argjson cpu_pub "$((c1 - c0))" --argjson cpu_read "$cpu_read" --argjson sample "$SAMPLE" \
 			--argjson readwin "$((READ - 2))" --argjson readers "$readers" --arg load "$(load_line)" --arg heap "$heap" \
 			--argjson hz "$(getconf CLK_TCK)" --argjson one "$one" --arg bitrate "$BITRATE" \
 			'{"label": $lbl, bitrate: $bitrate, one_process: $one, proto: $proto, streams: $streams, rep: $rep, load: $load,
@@ -260,6 +267,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			  anon_kib_per_stream: (($anon_pub - $anon0) / $streams | round),
 			  anon_kib_per_stream_reading: (if $anon_read then (($anon_read - $anon0) / $streams | round) else null end),
 			  cpu_pct_pub: ($cpu_pub / $hz / $sample * 100 | round),
+			  reads_per_stream_s: ($reads / $sample / $streams * 10 | round / 10),
 			  cpu_s_per_gbit_read: (if $readers then ($cpu_read / $hz) / ($readers.mbit_total * $readwin / 1000) * 100 | round / 100 else null end),
 			  readers: $readers, heap: $heap}' | tee -a "$RESULTS" >&2
 	done
@@ -269,9 +277,9 @@ cleanup
 {
 	echo "# streams benchmark $(date -u +%FT%TZ): $PROTO, $STREAMS publishers, $(nproc) cores"
 	echo
-	echo "| server | rep | load 1/5/15 | RSS MB idle | RSS MB publishers | KiB per stream | RSS MB reading | KiB per stream reading | RssAnon MB above idle, publishers / reading | RssAnon KiB per stream, publishers / reading | CPU % publishers | readers ok/failed/dropped | Mbit/s per reader min/median | CPU s per Gbit read |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-	jq -r '"| \(.label) | \(.rep) | \(.load) | \(.rss_idle_kib/1024|round) | \(.rss_pub_kib/1024|round) | \(.kib_per_stream) | \(if .rss_read_kib then (.rss_read_kib/1024|round) else "-" end) | \(.kib_per_stream_reading // "-") | \((.anon_pub_kib - .anon_idle_kib)/1024*10|round/10) / \(if .anon_read_kib then ((.anon_read_kib - .anon_idle_kib)/1024*10|round/10) else "-" end) | \(.anon_kib_per_stream) / \(.anon_kib_per_stream_reading // "-") | \(.cpu_pct_pub) | \(if .readers then "\(.readers.ok)/\(.readers.failed)/\(.readers.dropped)" else "-" end) | \(if .readers then "\(.readers.mbit_min)/\(.readers.mbit_median)" else "-" end) | \(.cpu_s_per_gbit_read // "-") |"' "$RESULTS"
+	echo "| server | rep | load 1/5/15 | RSS MB idle | RSS MB publishers | KiB per stream | RSS MB reading | KiB per stream reading | RssAnon MB above idle, publishers / reading | RssAnon KiB per stream, publishers / reading | CPU % publishers | read(2) per stream and s, publishers | readers ok/failed/dropped | Mbit/s per reader min/median | CPU s per Gbit read |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	jq -r '"| \(.label) | \(.rep) | \(.load) | \(.rss_idle_kib/1024|round) | \(.rss_pub_kib/1024|round) | \(.kib_per_stream) | \(if .rss_read_kib then (.rss_read_kib/1024|round) else "-" end) | \(.kib_per_stream_reading // "-") | \((.anon_pub_kib - .anon_idle_kib)/1024*10|round/10) / \(if .anon_read_kib then ((.anon_read_kib - .anon_idle_kib)/1024*10|round/10) else "-" end) | \(.anon_kib_per_stream) / \(.anon_kib_per_stream_reading // "-") | \(.cpu_pct_pub) | \(.reads_per_stream_s) | \(if .readers then "\(.readers.ok)/\(.readers.failed)/\(.readers.dropped)" else "-" end) | \(if .readers then "\(.readers.mbit_min)/\(.readers.mbit_median)" else "-" end) | \(.cpu_s_per_gbit_read // "-") |"' "$RESULTS"
 	if [ "$ONE_PROCESS" = 1 ]; then
 		echo
 		echo "One publisher process (bench/rtmppub -batch $PUB_BATCH), one reader process (bench/rtmpreader -streams, -read-pause $READ_PAUSE), $BITRATE per stream, ${READ} s window:"
