@@ -5,7 +5,11 @@
 # alternating. Per run: the server's RSS idle (no publisher), with the
 # publishers (max over SAMPLE s after SETTLE s), with the readers, CPU
 # seconds over those phases, what the readers got, and for relaymesh a heap
-# profile with the publishers only.
+# profile with the publishers only. RSS is reported as VmRSS and as
+# RssAnon (VmRSS without file pages: the binary's text, which varies with
+# the page cache); also the server's read(2) calls per stream and second
+# over the publishers-only sample (/proc/PID/io syscr; nginx reads with
+# recv(2), which syscr does not count).
 #
 # Usage: bench/streams.sh                      (from the repository root)
 # Knobs (environment):
@@ -24,6 +28,9 @@
 #                     the publisher's and the reader's own CPU
 #   BITRATE=1M        clip: 1M (640x360) or 300k (426x240, 250k video + 48k AAC)
 #   PUB_BATCH=40ms    rtmppub -batch; READ_PAUSE=50ms  rtmpreader -read-pause
+#   PROFILE=0         1: a CPU profile of relaymesh over the readers' window
+#                     (cpu-TAG.pprof, top in cpu-TAG.top.txt); it costs the
+#                     server some CPU, so CPU figures of such runs are not clean
 #
 #   ONE_PROCESS=1 STREAMS=1000 BITRATE=300k bench/streams.sh
 # Needs: go, ffmpeg (with libsrt for srt), nginx + libnginx-mod-rtmp, jq, curl.
@@ -33,6 +40,7 @@ PROTO=${PROTO:-rtmp}
 ONE_PROCESS=${ONE_PROCESS:-0}
 BITRATE=${BITRATE:-1M}
 PUB_BATCH=${PUB_BATCH:-40ms}
+PROFILE=${PROFILE:-0}
 READ_PAUSE=${READ_PAUSE:-50ms}
 STREAMS=${STREAMS:-100}
 REPS=${REPS:-2}
@@ -84,16 +92,21 @@ tree_sum() {
 	echo "$sum"
 }
 rss_kib() { tree_sum "$1" status '/^VmRSS:/ {print $2}'; }                  # VmRSS, KiB
+anon_kib() { tree_sum "$1" status '/^RssAnon:/ {print $2}'; }              # RssAnon, KiB (no file pages)
 cpu_ticks() { tree_sum "$1" stat '{sub(/.*\) /, ""); print $12 + $13}'; } # utime+stime
-# max_rss PID SECONDS: the largest RSS sampled once a second.
+syscr() { tree_sum "$1" io '/^syscr:/ {print $2}'; } # read(2)-family calls (not recv/recvfrom: nginx's)
+# max_rss PID SECONDS: the largest VmRSS and the largest RssAnon sampled
+# once a second ("RSS ANON", KiB).
 max_rss() {
-	local m=0 r i
+	local m=0 a=0 r i
 	for ((i = 0; i < $2; i++)); do
 		r=$(rss_kib "$1")
 		((r > m)) && m=$r
+		r=$(anon_kib "$1")
+		((r > a)) && a=$r
 		sleep 1
 	done
-	echo "$m"
+	echo "$m $a"
 }
 
 start_server() { # start_server NAME TAG
@@ -152,20 +165,27 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		log "run: $tag (load $(load_line))"
 		start_server "$server" "$tag"
 		wait_port "$RTMP_PORT" || die "$server did not start: $(tail -c 300 "$OUT/$tag/stdout.log" 2>/dev/null)"
-		rss0=$(max_rss "$SERVER_PID" 3)
+		read -r rss0 anon0 < <(max_rss "$SERVER_PID" 3)
 		start_publishers
 		sleep "$SETTLE"
 		c0=$(cpu_ticks "$SERVER_PID")
+		r0=$(syscr "$SERVER_PID")
 		pub_t0=0
 		[ "$ONE_PROCESS" = 1 ] && pub_t0=$(cpu_ticks "$PUB_PID")
-		rss_pub=$(max_rss "$SERVER_PID" "$SAMPLE")
+		read -r rss_pub anon_pub < <(max_rss "$SERVER_PID" "$SAMPLE")
 		c1=$(cpu_ticks "$SERVER_PID")
+		r1=$(syscr "$SERVER_PID")
 		heap=
 		if [ "$server" != nginx ]; then
 			heap=$OUT/heap-$tag.pprof
 			curl -fsS -o "$heap" "http://$API_ADDR/debug/pprof/heap?gc=1" || heap=
 		fi
-		readers=null rss_read=null cpu_read=null one=null
+		readers=null rss_read=null anon_read=null cpu_read=null one=null
+		prof_pid=
+		if [ "$PROFILE" = 1 ] && [ "$server" != nginx ]; then
+			(sleep 4 && curl -fsS -o "$OUT/cpu-$tag.pprof" "http://$API_ADDR/debug/pprof/profile?seconds=$((READ - 2))") &
+			prof_pid=$!
+		fi
 		if [ "$ONE_PROCESS" = 1 ]; then
 			# the publisher's own CPU over the publishers-only sample
 			p1=$(cpu_ticks "$PUB_PID")
@@ -175,17 +195,20 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			p2=$(cpu_ticks "$PUB_PID")
 			stop_and_forget "${PUBS[@]}"
 			one=$(jq -c --argjson p0 "$pub_t0" --argjson p1 "$p1" --argjson p2 "$p2" --argjson hz "$(getconf CLK_TCK)" \
-				--argjson sample "$SAMPLE" --argjson rss0 "$rss0" --arg load "$(load_line)" \
+				--argjson sample "$SAMPLE" --argjson rss0 "$rss0" --argjson anon0 "$anon0" --arg load "$(load_line)" \
 				'{ok, failed, dropped, mbit_total: .mbit_per_s, window_s: .window_seconds,
 				  full_rate: .frames.readers_full_rate, min_ratio: .frames.min_ratio, median_ratio: .frames.median_ratio,
 				  short: .frames.short, server_cpu_s: .server.cpu_seconds, server_cpu_pct: .server.cpu_percent,
 				  cpu_s_per_gbit: .server.cpu_seconds_per_gbit, rss_read_kib: .server.rssN_kib,
 				  rss_read_above_idle_mb: ((.server.rssN_kib - $rss0) / 1024 * 10 | round / 10),
 				  kib_per_stream_reading: ((.server.rssN_kib - $rss0) / .readers | round),
+				  anon_read_above_idle_mb: ((.server.anonN_kib - $anon0) / 1024 * 10 | round / 10),
+				  anon_kib_per_stream_reading: ((.server.anonN_kib - $anon0) / .readers | round),
 				  reader_cpu_pct: (.self_cpu_seconds / .window_seconds * 100 | round), reader_rss_mb: (.self_rss_kib / 1024 | round),
 				  pub_cpu_pct: (($p1 - $p0) / $hz / $sample * 100 | round), load_reading: $load,
 				  errors}' "$OUT/read-$tag.json" 2>/dev/null || echo null)
 			rss_read=$(jq '.server.rssN_kib // null' "$OUT/read-$tag.json" 2>/dev/null || echo null)
+			anon_read=$(jq '.server.anonN_kib // null' "$OUT/read-$tag.json" 2>/dev/null || echo null)
 			pub_json=$(cat "$OUT/pub-$tag.json" 2>/dev/null || true)
 			one=$(jq -c --argjson pub "${pub_json:-null}" '. + {publisher: ($pub | if . then {connected, failed, dropped, errors, video_frames_sent, cpu_seconds, rss_kib} else null end)}' <<<"$one")
 		elif [ "$PROTO" = rtmp ]; then
@@ -198,7 +221,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			done
 			sleep 3
 			c2=$(cpu_ticks "$SERVER_PID")
-			rss_read=$(max_rss "$SERVER_PID" $((READ - 2)))
+			read -r rss_read anon_read < <(max_rss "$SERVER_PID" $((READ - 2)))
 			c3=$(cpu_ticks "$SERVER_PID")
 			for p in "${rpids[@]}"; do
 				wait "$p" || true
@@ -209,17 +232,23 @@ for ((rep = 1; rep <= REPS; rep++)); do
 				mbit_total: (map(.mbit_per_s) | add)}')
 			cpu_read=$(((c3 - c2)))
 		fi
+		[ -n "$prof_pid" ] && { wait "$prof_pid" || true; }
 		stop_and_forget "${PUBS[@]}" "$SERVER_PID"
 		jq -nc --arg lbl "$server" --arg proto "$PROTO" --argjson streams "$STREAMS" --argjson rep "$rep" \
 			--argjson rss0 "$rss0" --argjson rss_pub "$rss_pub" --argjson rss_read "$rss_read" \
-			--argjson cpu_pub "$((c1 - c0))" --argjson cpu_read "$cpu_read" --argjson sample "$SAMPLE" \
+			--argjson anon0 "$anon0" --argjson anon_pub "$anon_pub" --argjson anon_read "$anon_read" \
+			--argjson reads "$((r1 - r0))" --argjson cpu_pub "$((c1 - c0))" --argjson cpu_read "$cpu_read" --argjson sample "$SAMPLE" \
 			--argjson readwin "$((READ - 2))" --argjson readers "$readers" --arg load "$(load_line)" --arg heap "$heap" \
 			--argjson hz "$(getconf CLK_TCK)" --argjson one "$one" --arg bitrate "$BITRATE" \
 			'{"label": $lbl, bitrate: $bitrate, one_process: $one, proto: $proto, streams: $streams, rep: $rep, load: $load,
 			  rss_idle_kib: $rss0, rss_pub_kib: $rss_pub, rss_read_kib: $rss_read,
 			  kib_per_stream: (($rss_pub - $rss0) / $streams | round),
 			  kib_per_stream_reading: (if $rss_read then (($rss_read - $rss0) / $streams | round) else null end),
+			  anon_idle_kib: $anon0, anon_pub_kib: $anon_pub, anon_read_kib: $anon_read,
+			  anon_kib_per_stream: (($anon_pub - $anon0) / $streams | round),
+			  anon_kib_per_stream_reading: (if $anon_read then (($anon_read - $anon0) / $streams | round) else null end),
 			  cpu_pct_pub: ($cpu_pub / $hz / $sample * 100 | round),
+			  reads_per_stream_s: ($reads / $sample / $streams * 10 | round / 10),
 			  cpu_s_per_gbit_read: (if $readers then ($cpu_read / $hz) / ($readers.mbit_total * $readwin / 1000) * 100 | round / 100 else null end),
 			  readers: $readers, heap: $heap}' | tee -a "$RESULTS" >&2
 	done
@@ -229,20 +258,24 @@ cleanup
 {
 	echo "# streams benchmark $(date -u +%FT%TZ): $PROTO, $STREAMS publishers, $(nproc) cores"
 	echo
-	echo "| server | rep | load 1/5/15 | RSS MB idle | RSS MB publishers | KiB per stream | RSS MB reading | KiB per stream reading | CPU % publishers | readers ok/failed/dropped | Mbit/s per reader min/median | CPU s per Gbit read |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-	jq -r '"| \(.label) | \(.rep) | \(.load) | \(.rss_idle_kib/1024|round) | \(.rss_pub_kib/1024|round) | \(.kib_per_stream) | \(if .rss_read_kib then (.rss_read_kib/1024|round) else "-" end) | \(.kib_per_stream_reading // "-") | \(.cpu_pct_pub) | \(if .readers then "\(.readers.ok)/\(.readers.failed)/\(.readers.dropped)" else "-" end) | \(if .readers then "\(.readers.mbit_min)/\(.readers.mbit_median)" else "-" end) | \(.cpu_s_per_gbit_read // "-") |"' "$RESULTS"
+	echo "| server | rep | load 1/5/15 | RSS MB idle | RSS MB publishers | KiB per stream | RSS MB reading | KiB per stream reading | RssAnon MB above idle, publishers / reading | RssAnon KiB per stream, publishers / reading | CPU % publishers | read(2) per stream and s, publishers | readers ok/failed/dropped | Mbit/s per reader min/median | CPU s per Gbit read |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	jq -r '"| \(.label) | \(.rep) | \(.load) | \(.rss_idle_kib/1024|round) | \(.rss_pub_kib/1024|round) | \(.kib_per_stream) | \(if .rss_read_kib then (.rss_read_kib/1024|round) else "-" end) | \(.kib_per_stream_reading // "-") | \((.anon_pub_kib - .anon_idle_kib)/1024*10|round/10) / \(if .anon_read_kib then ((.anon_read_kib - .anon_idle_kib)/1024*10|round/10) else "-" end) | \(.anon_kib_per_stream) / \(.anon_kib_per_stream_reading // "-") | \(.cpu_pct_pub) | \(.reads_per_stream_s) | \(if .readers then "\(.readers.ok)/\(.readers.failed)/\(.readers.dropped)" else "-" end) | \(if .readers then "\(.readers.mbit_min)/\(.readers.mbit_median)" else "-" end) | \(.cpu_s_per_gbit_read // "-") |"' "$RESULTS"
 	if [ "$ONE_PROCESS" = 1 ]; then
 		echo
 		echo "One publisher process (bench/rtmppub -batch $PUB_BATCH), one reader process (bench/rtmpreader -streams, -read-pause $READ_PAUSE), $BITRATE per stream, ${READ} s window:"
 		echo
-		echo "| server | rep | readers at full rate (>= 95 % of 30 fps) | frames min/median ratio | Mbit/s delivered | server CPU % | CPU s per delivered Gbit | RSS MB above idle, publishing / reading | KiB per stream, publishing / reading | publisher CPU % / RSS MB | reader CPU % / RSS MB | load 1/5/15 after reading |"
-		echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-		jq -r 'select(.one_process) | .one_process as $o | "| \(.label) | \(.rep) | \($o.full_rate // 0) of \(.streams) (ok \($o.ok // 0), failed \($o.failed // "-"), dropped \($o.dropped // "-")) | \($o.min_ratio)/\($o.median_ratio) | \($o.mbit_total) | \($o.server_cpu_pct) | \($o.cpu_s_per_gbit) | \((.rss_pub_kib - .rss_idle_kib)/1024|round) / \($o.rss_read_above_idle_mb) | \(.kib_per_stream) / \($o.kib_per_stream_reading) | \($o.pub_cpu_pct) / \(($o.publisher.rss_kib // 0)/1024|round) | \($o.reader_cpu_pct) / \($o.reader_rss_mb) | \($o.load_reading) |"' "$RESULTS"
+		echo "| server | rep | readers at full rate (>= 95 % of 30 fps) | frames min/median ratio | Mbit/s delivered | server CPU % | CPU s per delivered Gbit | RSS MB above idle, publishing / reading | KiB per stream, publishing / reading | RssAnon KiB per stream, publishing / reading | publisher CPU % / RSS MB | reader CPU % / RSS MB | load 1/5/15 after reading |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+		jq -r 'select(.one_process) | .one_process as $o | "| \(.label) | \(.rep) | \($o.full_rate // 0) of \(.streams) (ok \($o.ok // 0), failed \($o.failed // "-"), dropped \($o.dropped // "-")) | \($o.min_ratio)/\($o.median_ratio) | \($o.mbit_total) | \($o.server_cpu_pct) | \($o.cpu_s_per_gbit) | \((.rss_pub_kib - .rss_idle_kib)/1024|round) / \($o.rss_read_above_idle_mb) | \(.kib_per_stream) / \($o.kib_per_stream_reading) | \(.anon_kib_per_stream) / \($o.anon_kib_per_stream_reading) | \($o.pub_cpu_pct) / \(($o.publisher.rss_kib // 0)/1024|round) | \($o.reader_cpu_pct) / \($o.reader_rss_mb) | \($o.load_reading) |"' "$RESULTS"
 	fi
 } | tee "$OUT/summary.md"
 for f in "$OUT"/heap-*.pprof; do
 	[ -s "$f" ] || continue
 	go tool pprof -top -sample_index=inuse_space -nodecount=12 "$f" >"${f%.pprof}.top.txt" 2>/dev/null || true
+done
+for f in "$OUT"/cpu-*.pprof; do
+	[ -s "$f" ] || continue
+	go tool pprof -top -cum -nodecount=40 "$f" >"${f%.pprof}.top.txt" 2>/dev/null || true
 done
 log "results: $OUT"

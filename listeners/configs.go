@@ -82,6 +82,10 @@ func HubConfig(cfg *config.Config) media.HubConfig {
 	if d := l.MaxReaderLag.Duration(); d > 0 {
 		h.MaxReaderLag = d
 	}
+	// a coalescing window holds players that long behind the publisher:
+	// the slack before the GOP covers it, or they would skip at every
+	// keyframe
+	h.RingSlackTime = max(media.DefaultRingSlackTime, 2*l.WriteCoalesce.Duration())
 	return h
 }
 

@@ -29,12 +29,17 @@ var (
 
 // HubConfig holds the data plane limits.
 type HubConfig struct {
-	// What a stream keeps per lane: the newest GOP plus RingSlack bytes
-	// before it (negative: none), at most RingBytes and RingPackets
-	// packets (rounded up to a power of two) in all.
+	// What a stream keeps per lane: the newest GOP plus the packets of
+	// at most RingSlackTime and RingSlack bytes before it (RingSlack
+	// negative: none; RingSlackTime 0: no time bound, the node's
+	// listeners.HubConfig sets DefaultRingSlackTime), at most
+	// RingBytes and RingPackets packets (rounded up to a power of two)
+	// in all. A reader further behind than the slack when a keyframe
+	// comes skips to it.
 	RingPackets      int
 	RingBytes        int64
 	RingSlack        int64
+	RingSlackTime    time.Duration
 	MaxReaderLag     time.Duration // a reader further behind than this skips to the newest keyframe
 	MaxSkips         int           // skips within SlowReaderWindow before a reader is disconnected
 	SlowReaderWindow time.Duration
@@ -55,6 +60,15 @@ type HubConfig struct {
 	// so they are in order per stream; nil = none.
 	Events *events.Bus
 }
+
+// DefaultRingSlackTime is how much media before the newest GOP a node's
+// lanes keep (at most RingSlack bytes), for readers a little behind when
+// a keyframe comes (a publisher's batch of packets reaches them after the
+// keyframe in it): 300 ms. 64 KiB alone is 1.7 s of a 300 kbit/s stream,
+// nearly a second GOP per stream. Hubs built from DefaultHubConfig have
+// no time bound (tests that write bursts faster than real time and read
+// them later).
+const DefaultRingSlackTime = 300 * time.Millisecond
 
 // DefaultHubConfig returns the built-in defaults.
 func DefaultHubConfig() HubConfig {
@@ -106,6 +120,7 @@ func NewHub(cfg HubConfig, log *slog.Logger) *Hub {
 	case cfg.RingSlack < 0: // none: only the GOP
 		cfg.RingSlack = 0
 	}
+	cfg.RingSlackTime = max(cfg.RingSlackTime, 0)
 	if cfg.MaxSkips <= 0 {
 		cfg.MaxSkips = d.MaxSkips
 	}

@@ -1025,6 +1025,11 @@ func TestRingBySize(t *testing.T) {
 	sized := func(slack, bytes int64) func(*media.HubConfig) {
 		return func(c *media.HubConfig) { c.RingPackets, c.RingSlack, c.RingBytes = 4096, slack, bytes }
 	}
+	timed := func(slack int64, slackTime time.Duration) func(*media.HubConfig) {
+		return func(c *media.HubConfig) {
+			c.RingPackets, c.RingSlack, c.RingBytes, c.RingSlackTime = 4096, slack, 32<<20, slackTime
+		}
+	}
 
 	t.Run("a reader behind more than the slack skips to the newest GOP", func(t *testing.T) {
 		h := newHub(t, sized(64<<10, 32<<20))
@@ -1056,16 +1061,22 @@ func TestRingBySize(t *testing.T) {
 		}
 	})
 
+	// the reader is two frames (80 ms, 20 KiB) behind when the keyframe
+	// comes
 	for _, tc := range []struct {
-		name  string
-		slack int64
-		skip  bool
+		name      string
+		slack     int64
+		slackTime time.Duration
+		skip      bool
 	}{
-		{"a reader two frames behind a keyframe keeps them with the slack", 64 << 10, false},
-		{"and skips without it", -1, true},
+		{"a reader two frames behind a keyframe keeps them with the slack", 64 << 10, 0, false},
+		{"and skips without it", -1, 0, true},
+		{"and skips when the frames are older than the slack time before the keyframe", 64 << 10, 50 * time.Millisecond, true},
+		{"and keeps them within the slack time", 64 << 10, media.DefaultRingSlackTime, false},
+		{"and skips when they are over the slack bytes, within the slack time", 10 << 10, media.DefaultRingSlackTime, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHub(t, sized(tc.slack, 32<<20))
+			h := newHub(t, timed(tc.slack, tc.slackTime))
 			p := publish(t, h, "live/slack")
 			write(t, p, vhdr(0))
 			gop(t, p, 0, 28)

@@ -38,8 +38,9 @@ func headerSlot(p *unit.Packet) int { return unit.HeaderSlot(p) }
 //
 // What a lane keeps is sized by the media, not by a packet count: the
 // newest GOP (from the newest keyframe on, the GOP cache new readers start
-// from) plus at most slack bytes before it, for readers a few packets
-// behind, and never more than maxBytes or maxSlots packets in all. The
+// from) plus the packets of at most slackTime ms and slack bytes before
+// it, for readers a few packets behind, and never more than maxBytes or
+// maxSlots packets in all. The
 // slot array starts small, grows to what one GOP needs and is not
 // allocated at all for a lane nobody writes (the TS lane of an RTMP stream
 // without SRT readers).
@@ -48,6 +49,9 @@ type lane struct {
 	maxSlots int
 	maxBytes int64
 	slack    int64
+	// slackTime bounds the slack in media time (ms): 64 KiB is 1.7 s of
+	// a 300 kbit/s stream, nearly a second GOP kept per stream
+	slackTime int64
 
 	head    atomic.Uint64 // seq of the next packet to be written
 	tail    atomic.Uint64 // seq of the oldest packet kept
@@ -60,6 +64,7 @@ type lane struct {
 	// writer only
 	bytes    int64 // cost of the packets in [tail, head)
 	keyBytes int64 // of those, the packets from the newest keyframe on
+	keyT     int64 // Time of the newest keyframe
 
 	mu      sync.Mutex
 	headers [numSlots]*unit.Packet
@@ -84,12 +89,12 @@ const packetCost = 128
 
 func cost(p *unit.Packet) int64 { return int64(len(p.Payload)) + packetCost }
 
-func newLane(maxSlots int, maxBytes, slack int64) *lane {
+func newLane(maxSlots int, maxBytes, slack, slackTime int64) *lane {
 	n := 1
 	for n < maxSlots {
 		n <<= 1
 	}
-	l := &lane{maxSlots: n, maxBytes: maxBytes, slack: slack}
+	l := &lane{maxSlots: n, maxBytes: maxBytes, slack: slack, slackTime: slackTime}
 	empty := []chan struct{}{}
 	l.wakers.Store(&empty)
 	return l
@@ -123,6 +128,7 @@ func (l *lane) put(p *unit.Packet) {
 	if l.isKey(p) {
 		l.lastKey.Store(seq + 1)
 		l.keyBytes = c
+		l.keyT = p.Time
 	} else if l.lastKey.Load() > 0 {
 		l.keyBytes += c
 	}
@@ -156,21 +162,32 @@ func (l *lane) room(seq uint64) *ring {
 }
 
 // trim releases the oldest packets while the lane keeps more than its
-// limits allow: bytes before the newest keyframe beyond the slack, or
-// bytes in all beyond maxBytes (then the GOP cache itself goes, and new
-// readers wait for the next keyframe). The newest packet always stays.
+// limits allow: packets before the newest keyframe beyond the slack (in
+// bytes, or older than slackTime before the keyframe), or bytes in all
+// beyond maxBytes (then the GOP cache itself goes, and new readers wait
+// for the next keyframe). The newest packet always stays.
 func (l *lane) trim(r *ring) {
 	for head := l.head.Load(); l.tail.Load()+1 < head; {
+		tail := l.tail.Load()
 		k := l.lastKey.Load()
-		inGOP := k > 0 && l.tail.Load() >= k-1
+		inGOP := k > 0 && tail >= k-1
 		switch {
 		case l.bytes > l.maxBytes:
-		case !inGOP && l.bytes-l.keyBytes > l.slack:
+		case inGOP:
+			return
+		case l.bytes-l.keyBytes > l.slack:
+		case k > 0 && l.slackTime > 0 && l.olderThan(r, tail, l.keyT-l.slackTime):
 		default:
 			return
 		}
 		l.release(r)
 	}
+}
+
+// olderThan says whether the kept packet seq is from before t.
+func (l *lane) olderThan(r *ring, seq uint64, t int64) bool {
+	p := r.slots[seq&r.mask].Load()
+	return p != nil && p.Seq() == seq && p.Time < t
 }
 
 // release drops the oldest kept packet.

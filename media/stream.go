@@ -81,7 +81,7 @@ func (s *Stream) BytesOut() uint64 {
 func newStream(h *Hub, key string) *Stream {
 	s := &Stream{hub: h, key: key, created: time.Now(), readers: map[*Reader]struct{}{}}
 	for i := range s.lanes {
-		s.lanes[i] = newLane(h.cfg.RingPackets, h.cfg.RingBytes, h.cfg.RingSlack)
+		s.lanes[i] = newLane(h.cfg.RingPackets, h.cfg.RingBytes, h.cfg.RingSlack, h.cfg.RingSlackTime.Milliseconds())
 	}
 	s.Meter.init(h.cfg.Clock)
 	return s

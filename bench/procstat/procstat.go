@@ -20,6 +20,7 @@ type Sample struct {
 	CPUTicks uint64 // utime + stime, in clock ticks
 	SysTicks uint64 // stime alone (time in the kernel, e.g. in send calls)
 	RSSKiB   uint64 // VmRSS
+	AnonKiB  uint64 // RssAnon: VmRSS without file pages (the binary's text) and shared memory
 	HWMKiB   uint64 // VmHWM (peak RSS)
 	PIDs     int
 }
@@ -54,6 +55,14 @@ func ParseStat(b []byte) (ppid int, ticks, sys uint64, err error) {
 
 // ParseStatus returns VmRSS and VmHWM in KiB from /proc/PID/status.
 func ParseStatus(b []byte) (rss, hwm uint64) {
+	f := StatusFields(b, "VmRSS", "VmHWM")
+	return f[0], f[1]
+}
+
+// StatusFields returns the values in KiB of the named fields of
+// /proc/PID/status (0 for one that is missing), in the order asked.
+func StatusFields(b []byte, keys ...string) []uint64 {
+	out := make([]uint64, len(keys))
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
@@ -68,14 +77,13 @@ func ParseStatus(b []byte) (rss, hwm uint64) {
 		if err != nil {
 			continue
 		}
-		switch k {
-		case "VmRSS":
-			rss = n
-		case "VmHWM":
-			hwm = n
+		for i, want := range keys {
+			if k == want {
+				out[i] = n
+			}
 		}
 	}
-	return rss, hwm
+	return out
 }
 
 // SampleTree sums CPU time and RSS over root and all its descendants (so
@@ -121,9 +129,10 @@ func SampleTree(root int) (Sample, error) {
 		s.CPUTicks += ticks[pid]
 		s.SysTicks += sys[pid]
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-			rss, hwm := ParseStatus(b)
-			s.RSSKiB += rss
-			s.HWMKiB += hwm
+			f := StatusFields(b, "VmRSS", "VmHWM", "RssAnon")
+			s.RSSKiB += f[0]
+			s.HWMKiB += f[1]
+			s.AnonKiB += f[2]
 		}
 	}
 	return s, nil

@@ -100,6 +100,7 @@ type ServerStats struct {
 	RSSStartKiB    uint64  `json:"rss_start_kib"` // once the stream is live, before the preroll
 	RSS0KiB        uint64  `json:"rss0_kib"`      // max over the idle phase (no reader)
 	RSSNKiB        uint64  `json:"rssN_kib"`      // max over the window (N readers)
+	AnonNKiB       uint64  `json:"anonN_kib"`     // max RssAnon over the window
 	HWMKiB         uint64  `json:"hwm_kib"`
 	RSSPerReader   float64 `json:"rss_kib_per_reader"` // (rssN - rss0) / N
 	// Go servers with -pprof: live heap and goroutine stacks after a
@@ -327,6 +328,7 @@ loop:
 				if sm, err := procstat.SampleTree(o.pid); err == nil {
 					srv.RSSWindow = append(srv.RSSWindow, sm.RSSKiB)
 					srv.RSSNKiB = max(srv.RSSNKiB, sm.RSSKiB)
+					srv.AnonNKiB = max(srv.AnonNKiB, sm.AnonKiB)
 				}
 			}
 			b := total()
@@ -355,6 +357,7 @@ loop:
 		srv.Processes = c1.PIDs
 		srv.Cost = benchutil.WindowCost(c0, c1, window, b1-b0)
 		srv.RSSNKiB, srv.HWMKiB = max(srv.RSSNKiB, c1.RSSKiB), c1.HWMKiB
+		srv.AnonNKiB = max(srv.AnonNKiB, c1.AnonKiB)
 		if o.pprof != "" {
 			if m, err := readGoMem(ctx, o.pprof); err != nil {
 				srv.GoErr = err.Error()

@@ -54,7 +54,7 @@ func TestSampleTreeSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.PIDs < 1 || s.RSSKiB == 0 || s.HWMKiB < s.RSSKiB {
+	if s.PIDs < 1 || s.RSSKiB == 0 || s.HWMKiB < s.RSSKiB || s.AnonKiB == 0 || s.AnonKiB > s.RSSKiB {
 		t.Fatalf("sample of this process: %+v", s)
 	}
 	if _, err := procstat.SampleTree(1 << 30); err == nil {

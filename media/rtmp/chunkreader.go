@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,7 +32,7 @@ const maxCSID = 319
 // message (three times a publisher's bytes in garbage, a fixed cost of
 // every stream).
 type chunkReader struct {
-	br        *bufio.Reader
+	br        byteReader
 	bc        *bytecounter.Reader
 	onAck     func(uint32) error
 	chunkSize uint32
@@ -59,7 +58,13 @@ type chunkStream struct {
 	recv uint32
 }
 
-func newChunkReader(br *bufio.Reader, bc *bytecounter.Reader, onAck func(uint32) error) *chunkReader {
+// byteReader is the chunk reader's buffered input.
+type byteReader interface {
+	io.Reader
+	io.ByteReader
+}
+
+func newChunkReader(br byteReader, bc *bytecounter.Reader, onAck func(uint32) error) *chunkReader {
 	return &chunkReader{br: br, bc: bc, onAck: onAck, chunkSize: 128, streams: make(map[uint32]*chunkStream)}
 }
 
@@ -217,7 +222,7 @@ func (r *chunkReader) ack() error {
 		if err := r.onAck(count); err != nil {
 			return err
 		}
-		r.lastAck += r.ackWindow
+		r.lastAck = count // one ack however many windows one read brought
 	}
 	return nil
 }

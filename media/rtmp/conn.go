@@ -80,7 +80,7 @@ func (c *conn) run(ctx context.Context) error {
 	if keyIn != nil {
 		return refuse("encrypted RTMP (RTMPE) is not supported: use rtmp:// or SRT with a passphrase")
 	}
-	c.mc = NewMessageConn(bc)
+	c.mc = newMessageConn(bc, c.nc)
 
 	for {
 		msg, err := c.readMessage()

@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,21 +77,6 @@ type MessageConn struct {
 	beforeRead func() // the reading goroutine's own
 }
 
-// inputReader is the connection as the message reader's buffer sees it:
-// each read of the socket (the buffered input is used up) runs
-// beforeRead first.
-type inputReader struct {
-	m *MessageConn
-	r io.Reader
-}
-
-func (i inputReader) Read(p []byte) (int, error) {
-	if f := i.m.beforeRead; f != nil {
-		f()
-	}
-	return i.r.Read(p)
-}
-
 // SetBeforeRead has f run before each read of the socket, from the
 // goroutine that calls Read: a publisher flushes what it wrote from the
 // input buffered so far (media.Publisher.Flush). nil clears it.
@@ -103,12 +87,15 @@ func (m *MessageConn) SetBeforeRead(f func()) { m.beforeRead = f }
 const keepWriteBuf = 16 << 10
 
 // NewMessageConn reads and writes messages on a handshaken connection.
-func NewMessageConn(bc *bytecounter.ReadWriter) *MessageConn {
+func NewMessageConn(bc *bytecounter.ReadWriter) *MessageConn { return newMessageConn(bc, nil) }
+
+// newMessageConn is NewMessageConn on bc, which counts the bytes of nc:
+// when nc is a connection with a file descriptor, the reader reads its
+// socket itself with a buffer it holds only while there is input (see
+// input).
+func newMessageConn(bc *bytecounter.ReadWriter, nc any) *MessageConn {
 	m := &MessageConn{}
-	// the chunk reader reads through inputReader, which runs beforeRead
-	// before each read of the socket
-	br := bufio.NewReaderSize(inputReader{m, bc}, 4096)
-	m.r = newChunkReader(br, bc.Reader, func(n uint32) error { return m.Write(Ack(n)) })
+	m.r = newChunkReader(newInput(m, bc.Reader, nc), bc.Reader, func(n uint32) error { return m.Write(Ack(n)) })
 	m.w, m.chunkSize = bc.Writer, 128
 	return m
 }
@@ -120,7 +107,7 @@ func ClientHandshake(nc io.ReadWriter) (*MessageConn, error) {
 	if _, _, err := handshake.DoClient(bc, false, false); err != nil {
 		return nil, err
 	}
-	return NewMessageConn(bc), nil
+	return newMessageConn(bc, nc), nil
 }
 
 // Locker returns the write lock, for callers that write already chunked
