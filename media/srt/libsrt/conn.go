@@ -42,6 +42,8 @@ type Conn struct {
 
 	causeMu sync.Mutex
 	cause   error // why Watch ended the connection
+
+	caller bool // Dial made it: its UDP socket is its own (errQueue)
 }
 
 func newConn(e *engine, id C.SRTSOCKET, st *sockState, o Options) *Conn {

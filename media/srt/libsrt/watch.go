@@ -296,7 +296,9 @@ func (w *stallWatch) answered(p progress, now time.Time) {
 	w.nextProbe = now.Add(w.backoff)
 }
 
-// Watch runs until ctx ends or c closes. While the peer makes progress
+// Watch runs until ctx ends or c closes. A caller's link ends at the
+// first ICMP port unreachable from the peer for its own packets
+// (errQueue: a killed peer's host sends one at once). While the peer makes progress
 // (a sender's data acknowledged, a receiver's data arriving) it only
 // samples libsrt's counters every 10 ms; when there is none for
 // stallAfter (a sender: a round trip and 3 ACK periods, at least 50 ms;
@@ -310,6 +312,10 @@ func (c *Conn) Watch(ctx context.Context, sending bool) {
 	t := time.NewTicker(watchTick)
 	defer t.Stop()
 	var w stallWatch
+	var eq *errQueue
+	if c.caller {
+		eq = openErrQueue(c)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -319,6 +325,10 @@ func (c *Conn) Watch(ctx context.Context, sending bool) {
 		case <-c.st.broken:
 			return
 		case <-t.C:
+		}
+		if eq != nil && eq.refused() {
+			c.breakWith(fmt.Errorf("%w: its host reported the port unreachable (ICMP) for the link's own packets", ErrPeerDead))
+			return
 		}
 		st, ok := statsOf(c.id)
 		if !ok {

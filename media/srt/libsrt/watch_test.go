@@ -176,6 +176,16 @@ func (p *udpProxy) side(t *testing.T, to string, from *net.UDPAddr, b []byte) {
 // listener read.
 func watchedLink(t *testing.T) (*udpProxy, *Conn, *atomic.Int64) {
 	t.Helper()
+	p, conn, got := proxiedLink(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go conn.Watch(ctx, true)
+	return p, conn, got
+}
+
+// proxiedLink is watchedLink without the watch.
+func proxiedLink(t *testing.T) (*udpProxy, *Conn, *atomic.Int64) {
+	t.Helper()
 	l := listen(t, ListenConfig{Decide: func(Request) Decision { return Decision{PeerIdleTimeout: 30 * time.Second} }})
 	ac := acceptOne(t, l)
 	p := newUDPProxy(t, l.Addr().String())
@@ -185,9 +195,6 @@ func watchedLink(t *testing.T) (*udpProxy, *Conn, *atomic.Int64) {
 	}
 	t.Cleanup(func() { conn.CloseNow() })
 	srv := accepted(t, ac)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go conn.Watch(ctx, true)
 	got := new(atomic.Int64)
 	go func() { // the listener's reader: counts what arrives
 		buf := make([]byte, 1500)
@@ -396,4 +403,21 @@ func TestProbeRTT(t *testing.T) {
 	if err != nil || st != PeerAnswered || rtt <= 0 {
 		t.Fatalf("libsrt listener: %s, %s, %v; want answered with a positive RTT", rtt, st, err)
 	}
+}
+
+// TestErrQueueSeesPortUnreachable: a caller's own libsrt socket gets the
+// ICMP port unreachables of its packets once the peer's port is gone
+// (the proxy's port closed), and none while the peer is there.
+func TestErrQueueSeesPortUnreachable(t *testing.T) {
+	p, conn, got := proxiedLink(t) // no watch: nothing else reads the queue
+	eq := openErrQueue(conn)
+	if eq == nil {
+		t.Fatal("no error queue for a caller's socket")
+	}
+	poll.Until(t, 10*time.Second, "data through the proxy", func() bool { return got.Load() > 50*1316 })
+	if eq.refused() {
+		t.Fatal("port unreachable reported while the peer's port is open")
+	}
+	p.front.Close()
+	poll.Until(t, 10*time.Second, "a port unreachable for the link's packets", eq.refused)
 }
