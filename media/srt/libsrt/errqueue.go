@@ -21,6 +21,11 @@ import (
 // to a host after a burst of six (net.ipv4.icmp_ratelimit), and the
 // link's sender spends them.
 //
+// A caller's libsrt socket binds an ephemeral port of its own; should two
+// connections ever share one, the first watch to drain the queue takes
+// the other's reports too, and the other falls back to its probes. A
+// port with more than one descriptor on it is left alone.
+//
 // With IP_RECVERR an ICMP error is also reported once to the socket's
 // next send or receive (sk_err); libsrt takes a receive's ECONNREFUSED
 // as "try again", and a send's costs one packet, to a port that is gone.

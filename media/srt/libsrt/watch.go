@@ -15,8 +15,9 @@ import (
 // timeout after at least 16 expirations of its response timer (seconds
 // even with SRTO_PEERIDLETIMEO at 1s), and it never looks at the ICMP
 // port unreachable of a killed peer (its UDP socket is not connected, so
-// the kernel reports nothing to it). Watch finds such a peer sooner: when
-// the connection stops making progress it asks the peer's listener port
+// the kernel reports nothing to it). Watch finds such a peer sooner: a
+// caller's link reads those reports itself (errQueue), and when the
+// connection stops making progress it asks the peer's listener port
 // directly.
 
 // PeerState is what a Probe found at a peer's SRT port.
