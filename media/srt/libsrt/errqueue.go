@@ -21,62 +21,72 @@ import (
 // to a host after a burst of six (net.ipv4.icmp_ratelimit), and the
 // link's sender spends them.
 //
-// A caller's libsrt socket binds an ephemeral port of its own; should two
-// connections ever share one, the first watch to drain the queue takes
-// the other's reports too, and the other falls back to its probes. A
-// port with more than one descriptor on it is left alone.
+// A caller's libsrt socket binds an ephemeral port, but libsrt sets
+// SO_REUSEADDR, so two of its sockets may get the same one: every UDP
+// descriptor on the port is read (a report names the peer it came for).
+// Should two connections share one socket, the first watch to drain the
+// queue takes the other's reports too, and the other falls back to its
+// probes.
 //
 // With IP_RECVERR an ICMP error is also reported once to the socket's
 // next send or receive (sk_err); libsrt takes a receive's ECONNREFUSED
 // as "try again", and a send's costs one packet, to a port that is gone.
 type errQueue struct {
-	fd     int
+	fds    []int
 	remote *net.UDPAddr
 	buf    []byte
 	oob    []byte
 }
 
-// openErrQueue finds the UDP socket of c (a caller's: its own, not a
-// listener's shared by every peer) among the process's descriptors by its
-// local port and sets IP_RECVERR (IPV6_RECVERR) on it; nil when it is
-// not found or the option is refused.
+// openErrQueue finds the UDP sockets bound to c's local port (a caller's:
+// its own, not a listener's shared by every peer) among the process's
+// descriptors and sets IP_RECVERR (IPV6_RECVERR) on them; nil when none
+// is found or takes the option.
 func openErrQueue(c *Conn) *errQueue {
 	if c.local == nil || c.remote == nil || c.local.Port == 0 {
 		return nil
 	}
-	fd, ok := udpFDByPort(c.local.Port)
-	if !ok {
+	q := &errQueue{remote: c.remote, buf: make([]byte, 64), oob: make([]byte, 512)}
+	for _, fd := range udpFDsByPort(c.local.Port) {
+		if recvErr(fd, c.remote.IP.To4() != nil) {
+			q.fds = append(q.fds, fd)
+		}
+	}
+	if len(q.fds) == 0 {
 		return nil
 	}
+	return q
+}
+
+// recvErr sets IP_RECVERR (IPV6_RECVERR) on fd.
+func recvErr(fd int, v4peer bool) bool {
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
-		return nil
+		return false
 	}
 	switch sa.(type) {
 	case *unix.SockaddrInet4:
-		err = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1)
+		return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1) == nil
 	case *unix.SockaddrInet6:
-		err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1)
-		if err == nil && c.remote.IP.To4() != nil {
+		if unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1) != nil {
+			return false
+		}
+		if v4peer {
 			// a v4 peer over a dual-stack socket: its errors come as v4
 			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1)
 		}
-	default:
-		return nil
+		return true
 	}
-	if err != nil {
-		return nil
-	}
-	return &errQueue{fd: fd, remote: c.remote, buf: make([]byte, 64), oob: make([]byte, 512)}
+	return false
 }
 
-// udpFDByPort is the one UDP socket of this process bound to port.
-func udpFDByPort(port int) (int, bool) {
+// udpFDsByPort are this process's UDP sockets bound to port.
+func udpFDsByPort(port int) []int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		return 0, false
+		return nil
 	}
-	found, n := 0, 0
+	var fds []int
 	for _, e := range ents {
 		fd, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -89,28 +99,34 @@ func udpFDByPort(port int) (int, bool) {
 		if err != nil {
 			continue
 		}
-		var p int
 		switch a := sa.(type) {
 		case *unix.SockaddrInet4:
-			p = a.Port
+			if a.Port == port {
+				fds = append(fds, fd)
+			}
 		case *unix.SockaddrInet6:
-			p = a.Port
-		default:
-			continue
-		}
-		if p == port {
-			found, n = fd, n+1
+			if a.Port == port {
+				fds = append(fds, fd)
+			}
 		}
 	}
-	return found, n == 1
+	return fds
 }
 
 // refused drains the error queue and reports whether it held a port
 // unreachable for a packet to the peer's address.
 func (q *errQueue) refused() bool {
 	hit := false
+	for _, fd := range q.fds {
+		hit = q.drain(fd) || hit
+	}
+	return hit
+}
+
+func (q *errQueue) drain(fd int) bool {
+	hit := false
 	for range 64 { // bounded: the kernel rate-limits what it queues
-		_, oobn, _, from, err := unix.Recvmsg(q.fd, q.buf, q.oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+		_, oobn, _, from, err := unix.Recvmsg(fd, q.buf, q.oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 		if err != nil {
 			return hit // EAGAIN: empty
 		}
