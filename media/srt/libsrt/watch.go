@@ -229,7 +229,8 @@ const (
 )
 
 // stallAfter is how long a connection may make no progress before its
-// peer is probed. A sender: one round trip and 3 ACK periods (the first
+// peer is probed. A sender (its progress: the peer's ACKs and loss
+// reports): one round trip and 3 ACK periods (the first
 // ACK of data sent after an idle moment takes a round trip), at least
 // minSendStall. A receiver: 2 round trips, at least minRecvStall.
 func stallAfter(rtt time.Duration, sending bool) time.Duration {
@@ -250,14 +251,17 @@ type progress struct {
 	n       uint64
 	pending bool
 	rtt     time.Duration
-	sending bool // n counts ACKs of sent data, else received data
+	sending bool // n counts ACKs and loss reports of sent data, else received data
 }
 
 func sample(st Stats, sending bool) progress {
 	p := progress{rtt: time.Duration(st.RTTMs * float64(time.Millisecond)), sending: sending}
 	if sending {
-		// acknowledgements come every 10 ms while sent data is unacknowledged
-		p.n, p.pending = st.ACKsReceived, st.SendBufferPkts > 0
+		// acknowledgements come every 10 ms while sent data is
+		// unacknowledged and the peer's acknowledged sequence moves; under
+		// heavy loss it stops at a hole, and the peer's loss reports are
+		// then what it sends: either is a live peer
+		p.n, p.pending = st.ACKsReceived+st.NAKsReceived, st.SendBufferPkts > 0
 	} else {
 		// a live stream's data; an idle one only costs a probe now and then
 		p.n, p.pending = st.PacketsReceived, true
