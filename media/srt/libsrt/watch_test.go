@@ -341,6 +341,21 @@ func TestStallWatch(t *testing.T) {
 			t.Fatalf("sender at RTT %s: probe with nothing in flight", c.rtt)
 		}
 	}
+	// a sender whose ACKs stop at a loss hole while the peer's loss
+	// reports come (heavy loss) makes progress; one with neither does not
+	w = stallWatch{}
+	st := Stats{RTTMs: 20, ACKsReceived: 40, NAKsReceived: 3, SendBufferPkts: 9}
+	w.observe(sample(st, true), at(0))
+	for ms := 30; ms <= 300; ms += 30 {
+		st.NAKsReceived++
+		if w.observe(sample(st, true), at(ms)) {
+			t.Fatalf("probe at %d ms while loss reports come", ms)
+		}
+	}
+	if w.observe(sample(st, true), at(330)) || !w.observe(sample(st, true), at(350)) {
+		t.Fatal("no probe 50 ms after the last loss report")
+	}
+
 	// a peer that answers is asked again later, each time later: after
 	// twice the stall bound, then 4 times
 	for _, c := range []struct {
