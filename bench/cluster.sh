@@ -19,19 +19,28 @@
 # not printed before, and it adds ~2 min a run).
 #
 # A run's whole go test output is kept in $LOGDIR (default a new
-# directory under /tmp, named at the start), also when it passes. A failed
+# directory under /tmp, named at the start), also when it passes, and
+# every node's log in $LOGDIR/nodes-N. A failed
 # run's numbers are printed too (a frame count short of the sent one is a
 # result), its failures after them; the script goes on with the next run
 # and exits 1 at the end.
 #
 #   sudo bench/cluster.sh                  # RUNS=3 LOSS_DURATION=120s
 #   DUAL=1 sudo bench/cluster.sh           # and the dual-path rows (DUAL_DURATION=20s)
+#   RUN='^TestCluster$|^TestClusterBackboneLoss$' sudo bench/cluster.sh
+#                                          # only those tests (go test -run): the kill -9,
+#                                          # blackhole and 150 ms RTT + 2 % loss rows
+#
+# NETLAB_LOCK (default /tmp/netlab.lock) serialises the runs with other
+# netns tests (flock), so two clusters never share the host's CPU.
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 LOSS_DURATION=${LOSS_DURATION:-120s}
 DUAL=${DUAL:-0}
 DUAL_DURATION=${DUAL_DURATION:-20s}
+RUN=${RUN:-TestCluster}
+NETLAB_LOCK=${NETLAB_LOCK:-/tmp/netlab.lock}
 LOGDIR=${LOGDIR:-$(mktemp -d /tmp/cluster-bench.XXXXXX)}
 mkdir -p "$LOGDIR"
 echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg), logs in $LOGDIR"
@@ -45,9 +54,9 @@ failed=0
 i=1
 while [ "$i" -le "$RUNS" ]; do
 	out="$LOGDIR/run-$i.log"
-	echo "== run $i of $RUNS (lossy stream: $LOSS_DURATION; dual: $DUAL), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-	RELAYMESH_LOSS_DURATION=$LOSS_DURATION RELAYMESH_DUAL_DURATION=$DUAL_DURATION \
-		go test -count=1 -timeout 15m -v -run 'TestCluster' "$@" ./test/ >"$out" 2>&1 || {
+	echo "== run $i of $RUNS (tests: $RUN; lossy stream: $LOSS_DURATION; dual: $DUAL), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	RELAYMESH_LOSS_DURATION=$LOSS_DURATION RELAYMESH_DUAL_DURATION=$DUAL_DURATION RELAYMESH_CLUSTER_LOGS="$LOGDIR/nodes-$i" \
+		flock "$NETLAB_LOCK" go test -count=1 -timeout 15m -v -run "$RUN" "$@" ./test/ >"$out" 2>&1 || {
 		failed=$((failed + 1)); echo "run $i FAILED (its numbers follow; whole output in $out):"
 		grep -E '^ *(--- FAIL|panic:|cluster[a-z_]*_test.go:[0-9]+: .*(want|misses|got [0-9]+|did not|failed))' "$out" | head -20; }
 	grep -E "$lines" "$out" | sed -e 's/^ *cluster[a-z_]*_test.go:[0-9]*: /  /' -e 's/^=== RUN *//' |

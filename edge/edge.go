@@ -542,7 +542,7 @@ func (u *Uplinks) target(l *uplink, m gossip.Member) (link.Target, error) {
 		PeerIdleTimeout: cfg.IdleTimeout,
 		DSCP:            cfg.DSCP,
 		ConnectTimeout:  link.ConnectTimeoutFor(rtt),
-		// a killed or blackholed center is left within ~0.5 s, not on
+		// a killed or blackholed center is left within a few tenths of a second, not on
 		// libsrt's idle detection (seconds)
 		WatchPeer: true,
 		// every frame over a lossy backbone: see link.Target

@@ -247,6 +247,16 @@ func newCluster(t *testing.T, sites []site) *cluster {
 	writeSecret(t, filepath.Join(c.dir, "backbone.key"))
 	writeSecret(t, filepath.Join(c.dir, "gossip.key"))
 	t.Cleanup(func() {
+		// RELAYMESH_CLUSTER_LOGS (bench/cluster.sh sets it): keep every
+		// node's log there, named by test, for the timings in them
+		if keep := os.Getenv("RELAYMESH_CLUSTER_LOGS"); keep != "" {
+			for name, path := range c.logs {
+				if b, err := os.ReadFile(path); err == nil {
+					_ = os.MkdirAll(keep, 0o755)
+					_ = os.WriteFile(filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_")+"-"+name+".log"), b, 0o644)
+				}
+			}
+		}
 		if t.Failed() {
 			for name, path := range c.logs {
 				b, _ := os.ReadFile(path)

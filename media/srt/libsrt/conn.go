@@ -42,6 +42,8 @@ type Conn struct {
 
 	causeMu sync.Mutex
 	cause   error // why Watch ended the connection
+
+	caller bool // Dial made it: its UDP socket is its own (errQueue)
 }
 
 func newConn(e *engine, id C.SRTSOCKET, st *sockState, o Options) *Conn {
@@ -319,6 +321,7 @@ type Stats struct {
 	RecvBelated     uint64 // came after their play time
 	NAKsSent        uint64
 	ACKsReceived    uint64 // acknowledgement packets from the peer
+	NAKsReceived    uint64 // loss reports from the peer
 	BytesSent       uint64 // on the wire: payload and IP/UDP/SRT headers, retransmissions included
 	BytesReceived   uint64
 	SendBufferMs    int
@@ -375,6 +378,7 @@ func statsOf(id C.SRTSOCKET) (Stats, bool) {
 		RecvBelated:     uint64(st.pktRcvBelated),
 		NAKsSent:        uint64(st.pktSentNAKTotal),
 		ACKsReceived:    uint64(st.pktRecvACKTotal),
+		NAKsReceived:    uint64(st.pktRecvNAKTotal),
 		BytesSent:       uint64(st.byteSentTotal),
 		BytesReceived:   uint64(st.byteRecvTotal),
 		SendBufferMs:    int(st.msSndBuf),

@@ -65,6 +65,7 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 	switch err := waitConnected(ctx, st, func() sockStatus { return sockStatus(C.srt_getsockstate(s)) }, connectBound(o)); {
 	case err == nil:
 		c := newConn(e, s, st, o)
+		c.caller = true
 		// libsrt 1.5.1's srt_getpeername answers a caller with its own
 		// local address: the peer is the address dialed.
 		c.remote = &net.UDPAddr{IP: append(net.IP(nil), ua.IP...), Port: ua.Port, Zone: ua.Zone}

@@ -15,8 +15,9 @@ import (
 // timeout after at least 16 expirations of its response timer (seconds
 // even with SRTO_PEERIDLETIMEO at 1s), and it never looks at the ICMP
 // port unreachable of a killed peer (its UDP socket is not connected, so
-// the kernel reports nothing to it). Watch finds such a peer sooner: when
-// the connection stops making progress it asks the peer's listener port
+// the kernel reports nothing to it). Watch finds such a peer sooner: a
+// caller's link reads those reports itself (errQueue), and when the
+// connection stops making progress it asks the peer's listener port
 // directly.
 
 // PeerState is what a Probe found at a peer's SRT port.
@@ -206,21 +207,43 @@ func readNow(c *net.UDPConn, buf []byte) (int, error) {
 // ErrPeerDead is the cause of a connection Watch ended.
 var ErrPeerDead = errors.New("srt peer dead")
 
-// Timings of Watch, from the connection's RTT.
+// Timings of Watch, from the connection's RTT. A probe is one datagram
+// that a live listener answers statelessly, so probing early costs a
+// healthy link nothing: a peer that answers keeps its link whatever the
+// stall. What ends a link is only a refused or an unanswered probe.
 const (
-	watchTick     = 50 * time.Millisecond
-	minStall      = 200 * time.Millisecond // no progress this long before a probe
-	minProbeWait  = 100 * time.Millisecond // wait for each probe answer
+	watchTick = 10 * time.Millisecond
+	// ackPeriod is libsrt's full ACK interval: a sender with data in
+	// flight gets an ACK at least this often from a live peer.
+	ackPeriod = 10 * time.Millisecond
+	// minSendStall: a sender with data in flight probes after this long
+	// without an ACK (at least; see stallAfter).
+	minSendStall = 50 * time.Millisecond
+	// minRecvStall: a receiver probes after this long without data. Its
+	// data comes at the stream's pace, not the protocol's (a low frame
+	// rate, a pause), so it waits longer than a sender.
+	minRecvStall  = 200 * time.Millisecond
+	minProbeWait  = 50 * time.Millisecond // wait for each probe answer
 	probeTries    = 3
 	maxProbeEvery = 5 * time.Second // a peer that answered is asked again at most this often while stalled
 )
 
 // stallAfter is how long a connection may make no progress before its
-// peer is probed: 2 round trips, at least minStall.
-func stallAfter(rtt time.Duration) time.Duration { return max(2*rtt, minStall) }
+// peer is probed. A sender (its progress: the peer's ACKs and loss
+// reports): one round trip and 3 ACK periods (the first
+// ACK of data sent after an idle moment takes a round trip), at least
+// minSendStall. A receiver: 2 round trips, at least minRecvStall.
+func stallAfter(rtt time.Duration, sending bool) time.Duration {
+	if sending {
+		return max(rtt+3*ackPeriod, minSendStall)
+	}
+	return max(2*rtt, minRecvStall)
+}
 
-// probeWait is how long a probe waits for each answer.
-func probeWait(rtt time.Duration) time.Duration { return max(2*rtt, minProbeWait) }
+// probeWait is how long a probe waits for each answer: 1.5 round trips,
+// at least minProbeWait. An answer to any try counts, so the first try's
+// answer has all probeTries waits to come.
+func probeWait(rtt time.Duration) time.Duration { return max(rtt+rtt/2, minProbeWait) }
 
 // progress is what Watch samples: a counter that moves while the peer
 // is alive, and whether it should be moving.
@@ -228,13 +251,17 @@ type progress struct {
 	n       uint64
 	pending bool
 	rtt     time.Duration
+	sending bool // n counts ACKs and loss reports of sent data, else received data
 }
 
 func sample(st Stats, sending bool) progress {
-	p := progress{rtt: time.Duration(st.RTTMs * float64(time.Millisecond))}
+	p := progress{rtt: time.Duration(st.RTTMs * float64(time.Millisecond)), sending: sending}
 	if sending {
-		// acknowledgements come every 10 ms while sent data is unacknowledged
-		p.n, p.pending = st.ACKsReceived, st.SendBufferPkts > 0
+		// acknowledgements come every 10 ms while sent data is
+		// unacknowledged and the peer's acknowledged sequence moves; under
+		// heavy loss it stops at a hole, and the peer's loss reports are
+		// then what it sends: either is a live peer
+		p.n, p.pending = st.ACKsReceived+st.NAKsReceived, st.SendBufferPkts > 0
 	} else {
 		// a live stream's data; an idle one only costs a probe now and then
 		p.n, p.pending = st.PacketsReceived, true
@@ -257,7 +284,7 @@ func (w *stallWatch) observe(p progress, now time.Time) bool {
 		w.nextProbe = time.Time{}
 		return false
 	}
-	stall := stallAfter(p.rtt)
+	stall := stallAfter(p.rtt, p.sending)
 	if now.Sub(w.since) < stall || now.Before(w.nextProbe) {
 		return false
 	}
@@ -268,25 +295,32 @@ func (w *stallWatch) observe(p progress, now time.Time) bool {
 // later, while the stall lasts.
 func (w *stallWatch) answered(p progress, now time.Time) {
 	if w.backoff == 0 {
-		w.backoff = stallAfter(p.rtt)
+		w.backoff = stallAfter(p.rtt, p.sending)
 	}
 	w.backoff = min(2*w.backoff, maxProbeEvery)
 	w.nextProbe = now.Add(w.backoff)
 }
 
-// Watch runs until ctx ends or c closes. While the peer makes progress
+// Watch runs until ctx ends or c closes. A caller's link ends at the
+// first ICMP port unreachable from the peer for its own packets
+// (errQueue: a killed peer's host sends one at once). While the peer makes progress
 // (a sender's data acknowledged, a receiver's data arriving) it only
-// samples libsrt's counters every 50 ms; when there is none for
-// stallAfter (2 RTTs, at least 200 ms) it probes the peer's port
-// (Probe: 3 tries of 2 RTTs, at least 100 ms, each). Refused or silent:
-// it closes c at once with a cause wrapping ErrPeerDead (Cause). A peer
-// that answers is left to recover (or to libsrt's idle timeout), and
-// probed again at growing intervals while the stall lasts, so a loaded
-// host that lags does not lose its link.
+// samples libsrt's counters every 10 ms; when there is none for
+// stallAfter (a sender: a round trip and 3 ACK periods, at least 50 ms;
+// a receiver: 2 round trips, at least 200 ms) it probes the peer's port
+// (Probe: 3 tries, 1.5 round trips and at least 50 ms each). Refused or
+// silent: it closes c at once with a cause wrapping ErrPeerDead (Cause).
+// A peer that answers is left to recover (or to libsrt's idle timeout),
+// and probed again at growing intervals while the stall lasts, so a
+// loaded host that lags does not lose its link.
 func (c *Conn) Watch(ctx context.Context, sending bool) {
 	t := time.NewTicker(watchTick)
 	defer t.Stop()
 	var w stallWatch
+	var eq *errQueue
+	if c.caller {
+		eq = openErrQueue(c)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -296,6 +330,10 @@ func (c *Conn) Watch(ctx context.Context, sending bool) {
 		case <-c.st.broken:
 			return
 		case <-t.C:
+		}
+		if eq != nil && eq.refused() {
+			c.breakWith(fmt.Errorf("%w: its host reported the port unreachable (ICMP) for the link's own packets", ErrPeerDead))
+			return
 		}
 		st, ok := statsOf(c.id)
 		if !ok {

@@ -81,7 +81,12 @@ func TestProbe(t *testing.T) {
 type udpProxy struct {
 	front *net.UDPConn
 	drop  atomic.Bool
-	wg    sync.WaitGroup
+	// stall: the connection's datagrams are dropped both ways (no ACK
+	// comes back) while other sources (a probe) still reach the listener
+	// and get its answers: a live peer whose link makes no progress
+	stall       atomic.Bool
+	sideAnswers atomic.Int64 // answers side forwarded
+	wg          sync.WaitGroup
 }
 
 func newUDPProxy(t *testing.T, to string) *udpProxy {
@@ -109,6 +114,13 @@ func newUDPProxy(t *testing.T, to string) *udpProxy {
 			if p.drop.Load() {
 				continue
 			}
+			if c := client.Load(); c != nil && !sameAddr(c, from) {
+				p.side(t, to, from, buf[:n]) // not the connection: a probe
+				continue
+			}
+			if p.stall.Load() {
+				continue
+			}
 			client.Store(from)
 			back.Write(buf[:n])
 		}
@@ -124,7 +136,7 @@ func newUDPProxy(t *testing.T, to string) *udpProxy {
 				}
 				continue
 			}
-			if a := client.Load(); a != nil && !p.drop.Load() {
+			if a := client.Load(); a != nil && !p.drop.Load() && !p.stall.Load() {
 				front.WriteToUDP(buf[:n], a)
 			}
 		}
@@ -134,6 +146,77 @@ func newUDPProxy(t *testing.T, to string) *udpProxy {
 }
 
 func (p *udpProxy) addr() string { return p.front.LocalAddr().String() }
+
+func sameAddr(a, b *net.UDPAddr) bool { return a.Port == b.Port && a.IP.Equal(b.IP) }
+
+// side forwards one datagram of another source than the connection (a
+// probe) to the listener from a socket of its own and its answer back.
+func (p *udpProxy) side(t *testing.T, to string, from *net.UDPAddr, b []byte) {
+	c, err := net.DialUDP("udp", nil, udpAddrOf(t, to))
+	if err != nil {
+		return
+	}
+	c.Write(b)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer c.Close()
+		buf := make([]byte, 2048)
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := c.Read(buf); err == nil {
+			p.front.WriteToUDP(buf[:n], from)
+			p.sideAnswers.Add(1)
+		}
+	}()
+}
+
+// watchedLink is a watched sender's link through a proxy to a libsrt
+// listener (peer idle timeout 30 s, so only Watch ends it in a test's
+// bound), a message every 5 ms until it ends, and the bytes the
+// listener read.
+func watchedLink(t *testing.T) (*udpProxy, *Conn, *atomic.Int64) {
+	t.Helper()
+	p, conn, got := proxiedLink(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go conn.Watch(ctx, true)
+	return p, conn, got
+}
+
+// proxiedLink is watchedLink without the watch.
+func proxiedLink(t *testing.T) (*udpProxy, *Conn, *atomic.Int64) {
+	t.Helper()
+	l := listen(t, ListenConfig{Decide: func(Request) Decision { return Decision{PeerIdleTimeout: 30 * time.Second} }})
+	ac := acceptOne(t, l)
+	p := newUDPProxy(t, l.Addr().String())
+	conn, err := Dial(context.Background(), p.addr(), Options{PeerIdleTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	srv := accepted(t, ac)
+	got := new(atomic.Int64)
+	go func() { // the listener's reader: counts what arrives
+		buf := make([]byte, 1500)
+		for {
+			n, err := srv.Read(buf)
+			if err != nil {
+				return
+			}
+			got.Add(int64(n))
+		}
+	}()
+	go func() { // a live stream: a message every 5 ms until the link ends
+		msg := make([]byte, 1316)
+		for {
+			if _, err := conn.Write(msg); err != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return p, conn, got
+}
 
 // TestWatchEndsDeadPeer: a sender's link through a proxy to a libsrt
 // listener; the peer's port goes away (killed) or goes silent
@@ -149,38 +232,7 @@ func TestWatchEndsDeadPeer(t *testing.T) {
 		{"blackholed", "did not answer", func(p *udpProxy) { p.drop.Store(true) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			l := listen(t, ListenConfig{Decide: func(Request) Decision { return Decision{PeerIdleTimeout: 30 * time.Second} }})
-			ac := acceptOne(t, l)
-			p := newUDPProxy(t, l.Addr().String())
-			conn, err := Dial(context.Background(), p.addr(), Options{PeerIdleTimeout: 30 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.CloseNow()
-			srv := accepted(t, ac)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go conn.Watch(ctx, true)
-			var got atomic.Int64
-			go func() { // the listener's reader: counts what arrives
-				buf := make([]byte, 1500)
-				for {
-					n, err := srv.Read(buf)
-					if err != nil {
-						return
-					}
-					got.Add(int64(n))
-				}
-			}()
-			go func() { // a live stream: a message every 5 ms until the link ends
-				msg := make([]byte, 1316)
-				for {
-					if _, err := conn.Write(msg); err != nil {
-						return
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
-			}()
+			p, conn, got := watchedLink(t)
 			poll.Until(t, 10*time.Second, "data through the proxy", func() bool { return got.Load() > 100*1316 })
 			select {
 			case <-conn.Done():
@@ -196,11 +248,37 @@ func TestWatchEndsDeadPeer(t *testing.T) {
 					return false
 				}
 			})
-			err = conn.Cause()
+			err := conn.Cause()
 			if !errors.Is(err, ErrPeerDead) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("cause %v; want ErrPeerDead saying %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestWatchKeepsAnsweringPeer: a sender's link whose ACKs stop for a
+// second (many stall bounds and probe windows) while the listener still
+// answers the probes, as a loaded or briefly cut off peer does, keeps its
+// link: data flows again through the same connection afterwards.
+func TestWatchKeepsAnsweringPeer(t *testing.T) {
+	p, conn, got := watchedLink(t)
+	poll.Until(t, 10*time.Second, "data through the proxy", func() bool { return got.Load() > 50*1316 })
+	p.stall.Store(true)
+	// the watch probes during the stall: wait for the listener to have
+	// answered probes (a stall the watch saw), not for a time
+	stalledAt := got.Load()
+	poll.Until(t, 10*time.Second, "a probe answered during the stall", func() bool { return p.sideAnswers.Load() >= 1 })
+	acks := conn.Stats().ACKsReceived
+	poll.Until(t, 10*time.Second, "more probes answered during the stall", func() bool { return p.sideAnswers.Load() >= 3 })
+	if conn.Stats().ACKsReceived != acks {
+		t.Fatal("ACKs came through the stalled proxy")
+	}
+	p.stall.Store(false)
+	poll.Until(t, 10*time.Second, "data after the stall", func() bool { return got.Load() > stalledAt+50*1316 })
+	select {
+	case <-conn.Done():
+		t.Fatalf("the link of a peer that answered ended: %v", conn.Cause())
+	default:
 	}
 }
 
@@ -232,20 +310,76 @@ func TestStallWatch(t *testing.T) {
 			t.Fatalf("at %d ms (count %d, pending %v): probe %v, want %v", s.ms, s.n, s.pending, got, s.probe)
 		}
 	}
-	// a peer that answers is asked again later, each time later
+	// a sender's stall is its ACKs': a round trip and 3 ACK periods, at
+	// least 50 ms; a receiver's (above) at least 200 ms
+	for _, c := range []struct {
+		rtt       time.Duration
+		quiet, at int // ms: no probe at quiet, a probe at at
+	}{
+		{4 * time.Millisecond, 40, 50},     // the 50 ms floor
+		{40 * time.Millisecond, 60, 70},    // 40 ms + 30 ms
+		{160 * time.Millisecond, 180, 190}, // 160 ms + 30 ms
+	} {
+		w = stallWatch{}
+		p := progress{n: 7, pending: true, rtt: c.rtt, sending: true}
+		w.observe(p, at(0))
+		if w.observe(p, at(c.quiet)) {
+			t.Fatalf("sender at RTT %s: probe after %d ms without an ACK", c.rtt, c.quiet)
+		}
+		if !w.observe(p, at(c.at)) {
+			t.Fatalf("sender at RTT %s: no probe after %d ms without an ACK", c.rtt, c.at)
+		}
+		// an ACK: progress, and the stall starts again
+		if w.observe(progress{n: 8, pending: true, rtt: c.rtt, sending: true}, at(c.at+5)) ||
+			w.observe(progress{n: 8, pending: true, rtt: c.rtt, sending: true}, at(c.at+5+c.quiet)) {
+			t.Fatalf("sender at RTT %s: probe before a whole stall after an ACK", c.rtt)
+		}
+		// a sender with nothing in flight expects no ACK
+		w = stallWatch{}
+		idle := progress{n: 7, pending: false, rtt: c.rtt, sending: true}
+		if w.observe(idle, at(0)) || w.observe(idle, at(10*c.at)) {
+			t.Fatalf("sender at RTT %s: probe with nothing in flight", c.rtt)
+		}
+	}
+	// a sender whose ACKs stop at a loss hole while the peer's loss
+	// reports come (heavy loss) makes progress; one with neither does not
 	w = stallWatch{}
-	p := progress{n: 5, pending: true, rtt: 100 * time.Millisecond} // stall bound 200 ms
-	w.observe(p, at(0))
-	if !w.observe(p, at(200)) {
-		t.Fatal("no probe after 2 RTTs")
+	st := Stats{RTTMs: 20, ACKsReceived: 40, NAKsReceived: 3, SendBufferPkts: 9}
+	w.observe(sample(st, true), at(0))
+	for ms := 30; ms <= 300; ms += 30 {
+		st.NAKsReceived++
+		if w.observe(sample(st, true), at(ms)) {
+			t.Fatalf("probe at %d ms while loss reports come", ms)
+		}
 	}
-	w.answered(p, at(500))
-	if w.observe(p, at(850)) || !w.observe(p, at(900)) {
-		t.Fatal("the second probe should come 400 ms after the first answer")
+	if w.observe(sample(st, true), at(330)) || !w.observe(sample(st, true), at(350)) {
+		t.Fatal("no probe 50 ms after the last loss report")
 	}
-	w.answered(p, at(1000))
-	if w.observe(p, at(1750)) || !w.observe(p, at(1800)) {
-		t.Fatal("the third probe should come 800 ms after the second answer")
+
+	// a peer that answers is asked again later, each time later: after
+	// twice the stall bound, then 4 times
+	for _, c := range []struct {
+		name         string
+		p            progress
+		stall, first int // ms: the stall bound, when the first probe is answered
+	}{
+		{"receiver", progress{n: 5, pending: true, rtt: 100 * time.Millisecond}, 200, 500},
+		{"sender", progress{n: 9, pending: true, rtt: 20 * time.Millisecond, sending: true}, 50, 60},
+	} {
+		w = stallWatch{}
+		w.observe(c.p, at(0))
+		if !w.observe(c.p, at(c.stall)) {
+			t.Fatalf("%s: no probe after %d ms", c.name, c.stall)
+		}
+		answer := c.first
+		for k := 2; k <= 4; k *= 2 {
+			w.answered(c.p, at(answer))
+			next := answer + k*c.stall
+			if w.observe(c.p, at(next-10)) || !w.observe(c.p, at(next)) {
+				t.Fatalf("%s: the next probe should come %d ms after the answer at %d ms", c.name, k*c.stall, answer)
+			}
+			answer = next + 10
+		}
 	}
 }
 
@@ -284,4 +418,21 @@ func TestProbeRTT(t *testing.T) {
 	if err != nil || st != PeerAnswered || rtt <= 0 {
 		t.Fatalf("libsrt listener: %s, %s, %v; want answered with a positive RTT", rtt, st, err)
 	}
+}
+
+// TestErrQueueSeesPortUnreachable: a caller's own libsrt socket gets the
+// ICMP port unreachables of its packets once the peer's port is gone
+// (the proxy's port closed), and none while the peer is there.
+func TestErrQueueSeesPortUnreachable(t *testing.T) {
+	p, conn, got := proxiedLink(t) // no watch: nothing else reads the queue
+	eq := openErrQueue(conn)
+	if eq == nil {
+		t.Fatal("no error queue for a caller's socket")
+	}
+	poll.Until(t, 10*time.Second, "data through the proxy", func() bool { return got.Load() > 50*1316 })
+	if eq.refused() {
+		t.Fatal("port unreachable reported while the peer's port is open")
+	}
+	p.front.Close()
+	poll.Until(t, 10*time.Second, "a port unreachable for the link's packets", eq.refused)
 }
