@@ -2,9 +2,11 @@
 // libsrt1.5-gnutls) through cgo.
 //
 // One package-level engine starts libsrt once and drives every socket
-// from a single poller goroutine on libsrt's epoll (srt_epoll_uwait,
-// edge-triggered): sockets are non-blocking, and a goroutine that has to
-// wait for a socket parks on a channel, never on an OS thread. The C
+// from libsrt's epoll (edge-triggered): one C thread waits in
+// srt_epoll_uwait and hands the events to a single poller goroutine
+// through an eventfd in Go's netpoller (no goroutine sits in a long cgo
+// call); sockets are non-blocking, and a goroutine that has to wait for
+// a socket parks on a channel, never on an OS thread. The C
 // side never holds a Go pointer: a listener is known to libsrt by a
 // number from a table of this package.
 package libsrt
@@ -20,6 +22,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,8 +105,13 @@ func start() (*engine, error) {
 			return
 		}
 		C.srt_epoll_set(eid, C.SRT_EPOLL_ENABLE_EMPTY)
+		fd := C.rm_events_start(eid)
+		if fd < 0 {
+			engErr = fmt.Errorf("libsrt event thread: eventfd or pthread_create failed")
+			return
+		}
 		eng = &engine{eid: eid, socks: map[C.SRTSOCKET]*sockState{}}
-		go eng.poll()
+		go eng.poll(os.NewFile(uintptr(fd), "libsrt-events"))
 	})
 	return eng, engErr
 }
@@ -131,15 +139,17 @@ func (e *engine) remove(s C.SRTSOCKET) {
 	e.mu.Unlock()
 }
 
-// poll is the engine's one goroutine waiting in libsrt: it turns epoll
-// events into channel signals.
-func (e *engine) poll() {
+// poll is the engine's one goroutine dispatching libsrt's events: it
+// waits in Go's netpoller on the event thread's eventfd (shim.c), takes
+// the queued events in one cgo call and turns them into channel signals.
+func (e *engine) poll(efd *os.File) {
 	const n = 256
 	evs := (*[n]C.SRT_EPOLL_EVENT)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.SRT_EPOLL_EVENT{}))))
+	var tick [8]byte
 	for {
-		k := int(C.srt_epoll_uwait(e.eid, &evs[0], n, 1000))
-		if k <= 0 {
-			if k < 0 {
+		k := int(C.rm_events_take(&evs[0], n))
+		if k == 0 {
+			if _, err := efd.Read(tick[:]); err != nil {
 				time.Sleep(10 * time.Millisecond) // an error here is not expected; do not spin
 			}
 			continue

@@ -1,4 +1,7 @@
 #include <string.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <syslog.h>
@@ -212,5 +215,70 @@ int rm_getstr(SRTSOCKET s, int opt, char* buf, int len) {
 	int n = len;
 	if (srt_getsockflag(s, (SRT_SOCKOPT)opt, buf, &n) < 0)
 		return lasterr();
+	return n;
+}
+
+// ---------------------------------------------------------------------
+// The event thread: the one OS thread that waits in srt_epoll_uwait. It
+// queues the events it gets for Go and, when the queue was empty, makes
+// an eventfd readable, which Go's netpoller waits on: no goroutine (and
+// so no Go P) sits in a long cgo call, so the Go runtime's monitor
+// (sysmon) can sleep while nothing happens instead of waking every few
+// tens of microseconds to retake a P from a "system call".
+
+#define RM_EVQ 1024
+
+static int evq_eid = -1, evq_fd = -1;
+static pthread_mutex_t evq_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t evq_room = PTHREAD_COND_INITIALIZER;
+static SRT_EPOLL_EVENT evq[RM_EVQ];
+static int evq_n;
+
+static void* event_thread(void* arg) {
+	(void)arg;
+	SRT_EPOLL_EVENT got[256];
+	for (;;) {
+		int k = srt_epoll_uwait(evq_eid, got, 256, 1000);
+		if (k <= 0) {
+			if (k < 0)
+				usleep(10000); // not expected; do not spin
+			continue;
+		}
+		pthread_mutex_lock(&evq_mu);
+		while (evq_n + k > RM_EVQ) // Go is behind: wait for it
+			pthread_cond_wait(&evq_room, &evq_mu);
+		int was = evq_n;
+		memcpy(&evq[evq_n], got, (size_t)k * sizeof got[0]);
+		evq_n += k;
+		pthread_mutex_unlock(&evq_mu);
+		if (was == 0) {
+			uint64_t one = 1;
+			ssize_t w = write(evq_fd, &one, sizeof one);
+			(void)w; // EAGAIN only when the counter is full: Go is woken anyway
+		}
+	}
+	return NULL;
+}
+
+int rm_events_start(int eid) {
+	evq_eid = eid;
+	evq_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (evq_fd < 0)
+		return -1;
+	pthread_t t;
+	if (pthread_create(&t, NULL, event_thread, NULL) != 0)
+		return -1;
+	pthread_detach(t);
+	return evq_fd;
+}
+
+int rm_events_take(SRT_EPOLL_EVENT* out, int cap) {
+	pthread_mutex_lock(&evq_mu);
+	int n = evq_n < cap ? evq_n : cap;
+	memcpy(out, evq, (size_t)n * sizeof evq[0]);
+	memmove(evq, &evq[n], (size_t)(evq_n - n) * sizeof evq[0]);
+	evq_n -= n;
+	pthread_cond_signal(&evq_room);
+	pthread_mutex_unlock(&evq_mu);
 	return n;
 }

@@ -26,5 +26,7 @@ int rm_epoll_add(int eid, SRTSOCKET s, int events);
 int rm_sndbuffer(SRTSOCKET s);
 int rm_stats(SRTSOCKET s, SRT_TRACEBSTATS* st);
 int rm_getstr(SRTSOCKET s, int opt, char* buf, int len);
+int rm_events_start(int eid);
+int rm_events_take(SRT_EPOLL_EVENT* out, int cap);
 
 #endif
