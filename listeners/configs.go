@@ -82,10 +82,11 @@ func HubConfig(cfg *config.Config) media.HubConfig {
 	if d := l.MaxReaderLag.Duration(); d > 0 {
 		h.MaxReaderLag = d
 	}
-	// a coalescing window holds players that long behind the publisher:
-	// the slack before the GOP covers it, or they would skip at every
-	// keyframe
-	h.RingSlackTime = max(media.DefaultRingSlackTime, 2*l.WriteCoalesce.Duration())
+	// No time bound on the slack before the GOP (RingSlackTime): it would
+	// make a reader that max_reader_lag allows to be behind skip anyway
+	// (a 300 ms bound cut an audio-only player, whose every packet starts
+	// a "GOP", and a player stalled 1.5 s under max_reader_lag = 60s).
+	// The slack stays bounded by RingSlack bytes.
 	return h
 }
 

@@ -62,17 +62,3 @@ func TestConfigs(t *testing.T) {
 		})
 	}
 }
-
-// TestHubSlackCoversCoalescing: the node's lanes keep DefaultRingSlackTime
-// of media before the GOP, and twice a write_coalesce window when that is
-// longer (players are held that far behind the publisher).
-func TestHubSlackCoversCoalescing(t *testing.T) {
-	c := config.Default()
-	if got := HubConfig(c).RingSlackTime; got != media.DefaultRingSlackTime {
-		t.Errorf("default: slack time %s, want %s", got, media.DefaultRingSlackTime)
-	}
-	c.Limits.WriteCoalesce = config.Duration(400 * time.Millisecond)
-	if got := HubConfig(c).RingSlackTime; got != 800*time.Millisecond {
-		t.Errorf("write_coalesce 400ms: slack time %s, want 800ms", got)
-	}
-}

@@ -31,8 +31,8 @@ var (
 type HubConfig struct {
 	// What a stream keeps per lane: the newest GOP plus the packets of
 	// at most RingSlackTime and RingSlack bytes before it (RingSlack
-	// negative: none; RingSlackTime 0: no time bound, the node's
-	// listeners.HubConfig sets DefaultRingSlackTime), at most
+	// negative: none; RingSlackTime 0: no time bound, what a node uses:
+	// see listeners.HubConfig), at most
 	// RingBytes and RingPackets packets (rounded up to a power of two)
 	// in all. A reader further behind than the slack when a keyframe
 	// comes skips to it.
@@ -60,15 +60,6 @@ type HubConfig struct {
 	// so they are in order per stream; nil = none.
 	Events *events.Bus
 }
-
-// DefaultRingSlackTime is how much media before the newest GOP a node's
-// lanes keep (at most RingSlack bytes), for readers a little behind when
-// a keyframe comes (a publisher's batch of packets reaches them after the
-// keyframe in it): 300 ms. 64 KiB alone is 1.7 s of a 300 kbit/s stream,
-// nearly a second GOP per stream. Hubs built from DefaultHubConfig have
-// no time bound (tests that write bursts faster than real time and read
-// them later).
-const DefaultRingSlackTime = 300 * time.Millisecond
 
 // DefaultHubConfig returns the built-in defaults.
 func DefaultHubConfig() HubConfig {

@@ -1072,8 +1072,8 @@ func TestRingBySize(t *testing.T) {
 		{"a reader two frames behind a keyframe keeps them with the slack", 64 << 10, 0, false},
 		{"and skips without it", -1, 0, true},
 		{"and skips when the frames are older than the slack time before the keyframe", 64 << 10, 50 * time.Millisecond, true},
-		{"and keeps them within the slack time", 64 << 10, media.DefaultRingSlackTime, false},
-		{"and skips when they are over the slack bytes, within the slack time", 10 << 10, media.DefaultRingSlackTime, true},
+		{"and keeps them within the slack time", 64 << 10, 300 * time.Millisecond, false},
+		{"and skips when they are over the slack bytes, within the slack time", 10 << 10, 300 * time.Millisecond, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHub(t, timed(tc.slack, tc.slackTime))
