@@ -97,13 +97,15 @@ func (s *Server) streamStats(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error(), field)
 		return
 	}
-	secs := res.Seconds()
 	pts := []client.StatsPoint{}
 	for _, smp := range st.Meter.History(from, to, res) {
+		// older than the last 5 minutes the meter keeps whole minutes:
+		// a point is as long as what was kept
+		secs := float64(smp.Seconds)
 		pts = append(pts, client.StatsPoint{
-			Time: smp.Time, FPS: float64(smp.Frames) / secs,
+			Time: smp.Time, Seconds: secs, FPS: float64(smp.Frames) / secs,
 			VideoBitrate: int64(float64(smp.VideoBytes*8) / secs), AudioBitrate: int64(float64(smp.AudioBytes*8) / secs),
 		})
 	}
-	writeJSON(w, http.StatusOK, client.StreamStats{Stream: st.Key(), ResolutionSeconds: secs, Points: pts})
+	writeJSON(w, http.StatusOK, client.StreamStats{Stream: st.Key(), ResolutionSeconds: res.Seconds(), Points: pts})
 }

@@ -55,16 +55,20 @@ type StreamList struct {
 }
 
 // StreamStats is GET /v1/streams/{app}/{name}/stats: frame rate and bit
-// rate over a window of the last hour.
+// rate over a window of the last hour. ResolutionSeconds is what was asked
+// for; each point says how long it is.
 type StreamStats struct {
 	Stream            string       `json:"stream"`
 	ResolutionSeconds float64      `json:"resolution_seconds"`
 	Points            []StatsPoint `json:"points"`
 }
 
-// StatsPoint is one interval of StreamStats.
+// StatsPoint is one interval of StreamStats: Seconds long from Time. The
+// last 5 minutes are kept at one second, older ones as whole minutes, so a
+// point older than that is 60 s long whatever resolution was asked for.
 type StatsPoint struct {
 	Time         time.Time `json:"time"`
+	Seconds      float64   `json:"seconds"`
 	FPS          float64   `json:"fps"`
 	VideoBitrate int64     `json:"video_bitrate"`
 	AudioBitrate int64     `json:"audio_bitrate"`

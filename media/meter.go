@@ -7,12 +7,30 @@ import (
 	"github.com/relaymesh/relaymesh/media/unit"
 )
 
-// meterHistory is how many one-second buckets a stream keeps: one hour.
+// meterHistory is how far back a stream's meter reaches: one hour.
 const meterHistory = 3600
 
-// Sample is one second of a stream's ingest.
+// The meter keeps two tiers: one-second buckets for the last meterFine
+// seconds and one-minute buckets for the rest of the hour. Every packet is
+// counted in both, so a minute's sums are exactly its seconds' sums. At
+// 20 bytes a second and 32 a minute a stream's meter is about 9 KiB at any
+// age (an hour of one-second buckets was 72 KiB).
+const (
+	// meterFine is how many seconds keep one-second buckets: a little more
+	// than 5 minutes, so that after aligning to a minute at least the last
+	// 5 minutes are always at one second.
+	meterFine = 360
+	// meterCoarse is the seconds one coarse bucket counts.
+	meterCoarse = 60
+	// meterMinutes is how many coarse buckets cover an hour not aligned to
+	// the minute.
+	meterMinutes = meterHistory/meterCoarse + 2
+)
+
+// Sample is one interval of a stream's ingest: Seconds long from Time.
 type Sample struct {
 	Time       time.Time `json:"time"`
+	Seconds    int       `json:"seconds"` // how long the interval is
 	VideoBytes int64     `json:"video_bytes"`
 	AudioBytes int64     `json:"audio_bytes"`
 	Frames     int       `json:"frames"` // video frames
@@ -21,13 +39,13 @@ type Sample struct {
 	Keyframes   int `json:"keyframes"`
 }
 
-// Meter counts a stream's ingest in one-second buckets for the last hour.
-// The publisher adds; the API and metrics read. The buckets come in pages
-// of meterPage seconds allocated as the stream lives on, so a new stream
-// costs a few KiB, not the hour's.
+// Meter counts a stream's ingest for the last hour: in one-second buckets
+// for the last meterFine seconds, in one-minute buckets before that. The
+// publisher adds; the API and metrics read.
 type Meter struct {
 	mu      sync.Mutex
-	pages   [meterHistory / meterPage]*[meterPage]second
+	fine    [meterFine]second
+	coarse  [meterMinutes]minute
 	cur     int64 // unix second of the newest bucket
 	first   int64 // unix second of the first packet: older buckets are not the stream's
 	lastKey time.Time
@@ -40,15 +58,19 @@ type Meter struct {
 	now func() time.Time
 }
 
-// meterPage is how many seconds one page of buckets holds.
-const meterPage = 300
-
 // second is one bucket: what arrived in one unix second.
 type second struct {
 	sec          uint32 // the unix second it counts; another value means stale
 	video, audio uint32 // bytes
 	frames, keys uint16 // video frames, keyframes
 	aframes      uint16 // audio frames
+}
+
+// minute is one coarse bucket: what arrived in one unix minute.
+type minute struct {
+	min                   uint32 // unix second / meterCoarse; another value means stale
+	frames, keys, aframes uint32
+	video, audio          uint64 // bytes
 }
 
 func (m *Meter) init(clock func() time.Time) {
@@ -58,33 +80,50 @@ func (m *Meter) init(clock func() time.Time) {
 	}
 }
 
-// slot returns sec's bucket for writing, reset if it held an older second.
-func (m *Meter) slot(sec int64) *second {
-	i := sec % meterHistory
-	pg := m.pages[i/meterPage]
-	if pg == nil {
-		pg = new([meterPage]second)
-		m.pages[i/meterPage] = pg
-	}
-	b := &pg[i%meterPage]
+// slot returns sec's one-second and one-minute buckets for writing, each
+// reset if it held an older interval.
+func (m *Meter) slot(sec int64) (*second, *minute) {
+	b := &m.fine[sec%meterFine]
 	if int64(b.sec) != sec {
 		*b = second{sec: uint32(sec)}
 	}
-	return b
+	mn := sec / meterCoarse
+	c := &m.coarse[mn%meterMinutes]
+	if int64(c.min) != mn {
+		*c = minute{min: uint32(mn)}
+	}
+	return b, c
 }
 
-// get returns sec's bucket, zero unless it holds sec and the stream had
-// started by then.
+// get returns sec's one-second bucket, zero unless it holds sec and the
+// stream had started by then. Only the last meterFine seconds are kept.
 func (m *Meter) get(sec int64) second {
-	if m.first == 0 || sec < m.first || sec > m.cur {
+	if m.first == 0 || sec < m.first || sec > m.cur || sec <= m.cur-meterFine {
 		return second{}
 	}
-	i := sec % meterHistory
-	pg := m.pages[i/meterPage]
-	if pg == nil || int64(pg[i%meterPage].sec) != sec {
-		return second{}
+	if b := m.fine[sec%meterFine]; int64(b.sec) == sec {
+		return b
 	}
-	return pg[i%meterPage]
+	return second{}
+}
+
+// getMinute returns minute mn's bucket, zero unless it holds mn.
+func (m *Meter) getMinute(mn int64) minute {
+	if m.first == 0 || mn < m.first/meterCoarse || mn > m.cur/meterCoarse ||
+		mn <= m.cur/meterCoarse-meterMinutes {
+		return minute{}
+	}
+	if c := m.coarse[mn%meterMinutes]; int64(c.min) == mn {
+		return c
+	}
+	return minute{}
+}
+
+// fineFrom is the first second History reports at one second: the first
+// whole minute in the one-second tier (at least the last 5 minutes).
+func (m *Meter) fineFrom() int64 {
+	lo := m.cur - meterFine + 1
+	return (lo + meterCoarse - 1) / meterCoarse * meterCoarse
 }
 
 // tick moves the newest second forward to now.
@@ -102,16 +141,19 @@ func (m *Meter) add(p *unit.Packet) {
 		m.first = now.Unix()
 	}
 	m.tick(now)
-	b := m.slot(now.Unix())
+	b, c := m.slot(now.Unix())
 	switch p.Kind {
 	case unit.KindVideo:
 		b.video += uint32(n)
+		c.video += uint64(n)
 		m.totalVideo += n
 		if !p.Header && !sequenceEnd(p.Payload) {
 			b.frames++
+			c.frames++
 			m.totalFrames++
 			if p.Keyframe {
 				b.keys++
+				c.keys++
 				if !m.lastKey.IsZero() {
 					m.keyIvl = now.Sub(m.lastKey)
 				}
@@ -120,9 +162,11 @@ func (m *Meter) add(p *unit.Packet) {
 		}
 	case unit.KindAudio:
 		b.audio += uint32(n)
+		c.audio += uint64(n)
 		m.totalAudio += n
 		if !p.Header {
 			b.aframes++
+			c.aframes++
 			m.totalAudioFrames++
 		}
 	}
@@ -196,8 +240,11 @@ func (m *Meter) Rates() Rates {
 	return r
 }
 
-// History returns the one-second samples between from and to (at most one
-// hour back), aggregated into steps of res.
+// History returns the stream's ingest between from and to (at most one
+// hour back) in steps of res. The last 5 minutes or more are kept at one
+// second; before that the meter keeps whole minutes, so that range comes
+// as one-minute samples (Seconds 60, whole minutes even where from or to
+// cut one) whatever res asks for. res is rounded down to whole seconds, at least one.
 func (m *Meter) History(from, to time.Time, res time.Duration) []Sample {
 	if res < time.Second {
 		res = time.Second
@@ -209,9 +256,18 @@ func (m *Meter) History(from, to time.Time, res time.Duration) []Sample {
 	m.tick(now)
 	lo := max(from.Unix(), m.cur-meterHistory+1)
 	hi := min(to.Unix(), m.cur)
+	fine := m.fineFrom()
 	var out []Sample
-	for sec := lo; sec <= hi; sec += step {
-		agg := Sample{Time: time.Unix(sec, 0)}
+	for mn := lo / meterCoarse; mn*meterCoarse < fine && mn*meterCoarse <= hi; mn++ {
+		c := m.getMinute(mn)
+		out = append(out, Sample{
+			Time: time.Unix(mn*meterCoarse, 0), Seconds: meterCoarse,
+			VideoBytes: int64(c.video), AudioBytes: int64(c.audio),
+			Frames: int(c.frames), AudioFrames: int(c.aframes), Keyframes: int(c.keys),
+		})
+	}
+	for sec := max(lo, fine); sec <= hi; sec += step {
+		agg := Sample{Time: time.Unix(sec, 0), Seconds: int(step)}
 		for s := sec; s < sec+step && s <= hi; s++ {
 			b := m.get(s)
 			agg.VideoBytes += int64(b.video)
