@@ -114,6 +114,21 @@ func stallAndResume(t *testing.T, a *agentProc, l *slowLink, key string) {
 	}
 }
 
+// smallStream starts an agent with extra in [limits] and a reload
+// environment, and publishes key to it over RTMP: 64 kbit/s CBR, 10 fps,
+// a keyframe every 0.5 s, in real time for 5 minutes. The 64 KiB byte
+// bound of the hub's slack before the GOP is about 8 s of it.
+func smallStream(t *testing.T, key, extra string) (*agentProc, []string) {
+	t.Helper()
+	env := []string{"RUNTIME_DIRECTORY=" + t.TempDir()}
+	a := startAgentIn(t, t.TempDir(), "test-node", extra, env)
+	src := testmedia.Source{Width: 160, Height: 96, FPS: 10, GOP: 5, Bitrate: "64k", CBR: true,
+		Realtime: true, Duration: 5 * time.Minute}
+	testmedia.Publish(t, context.Background(), src, a.rtmp(key))
+	waitVideo(t, a, key)
+	return a, env
+}
+
 // TestReloadMaxReaderLag: limits.max_reader_lag changed by reload applies
 // to a player already attached. An RTMP player (ffmpeg) behind a link
 // that stalls for about 1.5 s catches up without a skip under 60s; the
@@ -126,12 +141,7 @@ func TestReloadMaxReaderLag(t *testing.T) {
 	testmedia.Need(t, "ffmpeg")
 	const key = "live/lag"
 	limits := func(lag string) string { return fmt.Sprintf("max_reader_lag = %q\nwrite_timeout = \"60s\"\n", lag) }
-	env := []string{"RUNTIME_DIRECTORY=" + t.TempDir()}
-	a := startAgentIn(t, t.TempDir(), "test-node", limits("60s"), env)
-	src := testmedia.Source{Width: 160, Height: 96, FPS: 10, GOP: 5, Bitrate: "64k", CBR: true,
-		Realtime: true, Duration: 5 * time.Minute}
-	testmedia.Publish(t, context.Background(), src, a.rtmp(key))
-	waitVideo(t, a, key)
+	a, env := smallStream(t, key, limits("60s"))
 	link := newSlowLink(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(a.ports["rtmp"])))
 	startCmd(t, "", "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
 		"-i", "rtmp://127.0.0.1:"+strconv.Itoa(link.port())+"/"+key, "-f", "null", "-")
