@@ -54,6 +54,47 @@ func NewSplice(log *slog.Logger) *Splice {
 	return &Splice{st: newSpliceState(spliceMaxSpan, spliceMaxBytes), log: log, now: time.Now, stall: spliceStall, wait: spliceWait}
 }
 
+// Bounds of a standby's buffer: what the active pull has not delivered
+// yet. A standby started after the active pull starts at its host's live
+// edge, ahead of the active one by the active pull's lag (3-5 s of media
+// at the third center of TestClusterDualPath), and it has to keep that
+// and the stall bound's worth on top.
+const (
+	standbyMaxSpan  = 8000     // ms
+	standbyMaxBytes = 12 << 20 // bytes
+)
+
+// NewStandby returns a Splice for a standby pull (PullConfig.Splice): a
+// second copy of the stream, from another host of it (a dual-path
+// stream's other center), that runs beside the active pull (HandOver)
+// and never goes to the hub while the active pull delivers. What the
+// active pull has not delivered yet is held, bounded (the last
+// standbyMaxSpan of media, at most standbyMaxBytes, trimmed at
+// keyframes); when the active pull's session ends or it delivers nothing
+// for the stall bound, the standby takes the stream over from the active
+// pull's last frame per track: no frame lost while the buffer held it.
+func NewStandby(log *slog.Logger) *Splice {
+	sp := NewSplice(log)
+	sp.st = newStandbyState(standbyMaxSpan, standbyMaxBytes)
+	return sp
+}
+
+// StandbyStatus is what a standby's buffer holds.
+type StandbyStatus struct {
+	BufferedMs int64 `json:"buffered_ms"` // media the active pull has not delivered
+	Packets    int   `json:"packets"`
+	Bytes      int   `json:"bytes"`
+	Trimmed    int   `json:"trimmed"` // packets dropped to the bounds
+	TookOver   bool  `json:"took_over"`
+}
+
+// Standby returns the buffer's state.
+func (sp *Splice) Standby() StandbyStatus {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return StandbyStatus{BufferedMs: sp.st.span(), Packets: len(sp.st.buf), Bytes: sp.st.bytes, Trimmed: sp.st.trimmed, TookOver: sp.st.done}
+}
+
 // HandOver routes p's packets through sp: p is the pull sp's new pull
 // replaces.
 func (p *Puller) HandOver(sp *Splice) {
@@ -149,7 +190,7 @@ func (sp *Splice) newWrite(s *sink, pk *unit.Packet) (bool, error) {
 		reason = "the old pull ended"
 	case sp.handed && now.Sub(sp.lastOld) > sp.stall:
 		reason = "the old pull delivered nothing for " + sp.stall.String()
-	case now.Sub(sp.first) > sp.wait:
+	case now.Sub(sp.first) > sp.wait && !sp.st.standby:
 		reason = "the new pull waited " + sp.wait.String() + " without the old pull reaching a keyframe of it"
 	}
 	if reason == "" {
@@ -181,7 +222,9 @@ func (sp *Splice) takeLocked() error {
 	if s != nil {
 		waited = sp.now().Sub(sp.first).Round(time.Millisecond)
 	}
-	if sp.st.reason == "" {
+	if sp.st.standby {
+		sp.log.Info("standby pull takes over", "reason", sp.st.reason, "buffered", len(pks), "trimmed", sp.st.trimmed)
+	} else if sp.st.reason == "" {
 		sp.log.Info("pull spliced: the replacement takes over at its keyframe, after the old pull's last frame before it",
 			"at_ms", sp.st.at, "waited", waited.String(), "buffered", len(pks))
 	} else {
