@@ -82,6 +82,10 @@ type spliceState struct {
 	standby bool
 	trimmed int   // packets the standby's buffer dropped to its bounds
 	maxHeld int64 // the largest span the standby's buffer held, ms
+	// newFirst is the new copy's first time per track (newFirstSet):
+	// the old copy's frames before it are in no buffer
+	newFirst    [spTracks]int64
+	newFirstSet [spTracks]bool
 }
 
 // Limits of a splice.
@@ -204,6 +208,9 @@ func (s *spliceState) new(p *unit.Packet) string {
 	if i < 0 {
 		return "" // other data: the old copy carries it until the switch
 	}
+	if !s.newFirstSet[i] {
+		s.newFirst[i], s.newFirstSet[i] = p.Time, true
+	}
 	if i == spVideo {
 		s.video = true
 	}
@@ -269,8 +276,33 @@ func (s *spliceState) roll() {
 		n := copy(s.buf, s.buf[cut:])
 		clear(s.buf[n:])
 		s.buf = s.buf[:n]
+		// what it dropped the old copy has not delivered: the new copy
+		// covers from its buffer's start on
+		var done [spTracks]bool
+		for _, p := range s.buf {
+			if i := spliceTrack(p); i >= 0 && !done[i] {
+				s.newFirst[i], done[i] = p.Time, true
+			}
+		}
 	}
 	s.maxHeld = max(s.maxHeld, s.span())
+}
+
+// covers says whether a switch now would lose no frame of the lead
+// tracks: the old copy delivered up to the new copy's first frame, so
+// every later one is in the new copy (delivered, buffered or to come).
+func (s *spliceState) covers() bool {
+	any := false
+	for i := range spTracks {
+		if !s.lead(i) || !s.newFirstSet[i] {
+			continue
+		}
+		if !s.seen[i] || s.last[i] < s.newFirst[i] {
+			return false
+		}
+		any = true
+	}
+	return any
 }
 
 // span is the media time the buffer holds on its lead tracks.
@@ -293,6 +325,7 @@ func (s *spliceState) span() int64 {
 func (s *spliceState) drop() {
 	clear(s.buf)
 	s.buf, s.bytes, s.newHeads, s.foreign, s.newKey = s.buf[:0], 0, [unit.NumSlots]*unit.Packet{}, false, [spTracks]bool{}
+	s.newFirstSet = [spTracks]bool{}
 }
 
 // switchNow makes the switch come at once, for reason.

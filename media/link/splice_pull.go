@@ -38,11 +38,15 @@ type Splice struct {
 	oldEnded bool
 	first    time.Time // the new pull's first packet
 	lastOld  time.Time // the old pull's last packet
-	done     atomic.Bool
-	log      *slog.Logger
-	now      func() time.Time
-	stall    time.Duration
-	wait     time.Duration
+	// oldSeen: the old side delivered since it was handed over (or
+	// before): a standby waits for that before the stall rule applies
+	// (an active pull that is still connecting has not stalled)
+	oldSeen bool
+	done    atomic.Bool
+	log     *slog.Logger
+	now     func() time.Time
+	stall   time.Duration
+	wait    time.Duration
 }
 
 // NewSplice returns a Splice with the default bounds; log gets the line
@@ -86,13 +90,17 @@ type StandbyStatus struct {
 	Bytes      int   `json:"bytes"`
 	Trimmed    int   `json:"trimmed"` // packets dropped to the bounds
 	TookOver   bool  `json:"took_over"`
+	// Ready: the active pull has delivered up to the standby's first
+	// frame, so a take-over now loses none (a standby starts at its
+	// host's newest keyframe, which may be ahead of the active pull)
+	Ready bool `json:"ready"`
 }
 
 // Standby returns the buffer's state.
 func (sp *Splice) Standby() StandbyStatus {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	return StandbyStatus{BufferedMs: sp.st.span(), Packets: len(sp.st.buf), Bytes: sp.st.bytes, Trimmed: sp.st.trimmed, TookOver: sp.st.done}
+	return StandbyStatus{BufferedMs: sp.st.span(), Packets: len(sp.st.buf), Bytes: sp.st.bytes, Trimmed: sp.st.trimmed, TookOver: sp.st.done, Ready: sp.st.covers()}
 }
 
 // HandOver routes p's packets through sp: p is the pull sp's new pull
@@ -106,7 +114,7 @@ func (p *Puller) HandOver(sp *Splice) {
 		}
 	}
 	if t := p.lastWrite.Load(); t != 0 {
-		sp.lastOld = time.Unix(0, t)
+		sp.lastOld, sp.oldSeen = time.Unix(0, t), true
 	} else {
 		sp.lastOld = sp.now()
 	}
@@ -147,6 +155,7 @@ func (sp *Splice) oldWrite(pk *unit.Packet, pass func(*unit.Packet) error) error
 		return errSpliced
 	}
 	sp.lastOld = sp.now()
+	sp.oldSeen = sp.oldSeen || !pk.Header
 	if sp.st.old(pk) {
 		return pass(pk)
 	}
@@ -188,7 +197,7 @@ func (sp *Splice) newWrite(s *sink, pk *unit.Packet) (bool, error) {
 	case reason != "":
 	case sp.oldEnded:
 		reason = "the old pull ended"
-	case sp.handed && now.Sub(sp.lastOld) > sp.stall:
+	case sp.handed && now.Sub(sp.lastOld) > sp.stall && (sp.oldSeen || !sp.st.standby):
 		reason = "the old pull delivered nothing for " + sp.stall.String()
 	case now.Sub(sp.first) > sp.wait && !sp.st.standby:
 		reason = "the new pull waited " + sp.wait.String() + " without the old pull reaching a keyframe of it"

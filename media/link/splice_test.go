@@ -154,6 +154,9 @@ func TestSplice(t *testing.T) {
 		{name: "standby far ahead, active ends", standby: true, oldDelay: 4500, newDelay: 0, join: 5600, oldEnd: 9560, skew: 100, reason: "the old pull ended", hitless: true},
 		{name: "standby behind, active ends mid-GOP", standby: true, oldDelay: 0, newDelay: 300, join: 2000, oldEnd: 7500, skew: 100, reason: "the old pull ended", hitless: true},
 		{name: "standby ahead, audio behind", standby: true, oldDelay: 280, newDelay: 0, join: 2000, oldEnd: 7500, skew: -100, reason: "the old pull ended", hitless: true},
+		// the standby delivers while the active pull still connects
+		// (its headers came, no frame for 1.5 s): that is no stall
+		{name: "standby before the active delivers", standby: true, oldDelay: 1500, newDelay: 0, join: 500, oldEnd: 7500, skew: 100, reason: "the old pull ended", hitless: true},
 		// the buffer's bound: the active pull is 3 s behind, the standby
 		// keeps 1.5 s (trimmed at its keyframes): what it dropped is lost
 		{name: "standby buffer bound", standby: true, maxSpan: 1500, oldDelay: 3000, newDelay: 0, join: 4500, oldEnd: 9500, skew: 100, reason: "the old pull ended", lossy: true},
@@ -242,6 +245,7 @@ func runSplice(t *testing.T, c spliceCase) {
 	var readers [2]*media.Reader
 	fedOld := map[string]bool{} // the old copy's packets that went to the hub
 	oldDone := false
+	readyAtEnd := false // a standby's Ready when the old session ends
 	for _, e := range evs {
 		now = e.at
 		if !handed && now >= c.handOver {
@@ -250,6 +254,7 @@ func runSplice(t *testing.T, c spliceCase) {
 		}
 		switch {
 		case e.pk == nil:
+			readyAtEnd = sp.Standby().Ready
 			oldClose()
 			oldDone = true
 		case !e.new:
@@ -326,6 +331,9 @@ func runSplice(t *testing.T, c spliceCase) {
 			t.Errorf("the standby's buffer (at most %d ms held) never rolled", sp.st.maxHeld)
 		}
 		t.Logf("standby: at most %d ms held, %d packets trimmed", sp.st.maxHeld, sp.st.trimmed)
+		if ready := readyAtEnd; c.oldEnd > 0 && c.hitless != ready {
+			t.Errorf("the standby was ready (%v) when the active pull ended, it lost frames (%v)", ready, !c.hitless)
+		}
 	}
 	if c.shift != 0 {
 		return // a new timeline: the hub rebases it (media's tests)
