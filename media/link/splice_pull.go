@@ -3,6 +3,7 @@ package link
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,11 +43,17 @@ type Splice struct {
 	// before): a standby waits for that before the stall rule applies
 	// (an active pull that is still connecting has not stalled)
 	oldSeen bool
-	done    atomic.Bool
-	log     *slog.Logger
-	now     func() time.Time
-	stall   time.Duration
-	wait    time.Duration
+	// queue is a standby's released buffer from its first keyframe on,
+	// paced out as the standby's packets come (two per packet): written
+	// at once, a burst with a keyframe in it made the hub's lane drop
+	// what a player had not read yet (its slack is 300 ms before the
+	// newest keyframe) and the player skipped (TestClusterDualPath)
+	queue []*unit.Packet
+	done  atomic.Bool
+	log   *slog.Logger
+	now   func() time.Time
+	stall time.Duration
+	wait  time.Duration
 }
 
 // NewSplice returns a Splice with the default bounds; log gets the line
@@ -209,6 +216,51 @@ func (sp *Splice) newWrite(s *sink, pk *unit.Packet) (bool, error) {
 	return true, sp.takeLocked()
 }
 
+// paced takes a standby's packet pk after its take-over while its queue
+// holds packets: pk joins the queue and the two oldest go out with emit.
+// It reports false when the queue is empty (pk goes out as it comes).
+func (sp *Splice) paced(pk *unit.Packet, emit func(*unit.Packet) error) (bool, error) {
+	sp.mu.Lock()
+	if len(sp.queue) == 0 {
+		sp.mu.Unlock()
+		return false, nil
+	}
+	sp.queue = append(sp.queue, pk)
+	n := min(2, len(sp.queue))
+	out := slices.Clone(sp.queue[:n])
+	rest := copy(sp.queue, sp.queue[n:])
+	clear(sp.queue[rest:])
+	sp.queue = sp.queue[:rest]
+	sp.mu.Unlock()
+	for _, p := range out {
+		if err := emit(p); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// queued says whether a standby's paced queue holds packets.
+func (sp *Splice) queued() bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return len(sp.queue) > 0
+}
+
+// flush writes what a standby's paced queue holds with emit (its
+// session ends).
+func (sp *Splice) flush(emit func(*unit.Packet) error) {
+	sp.mu.Lock()
+	q := sp.queue
+	sp.queue = nil
+	sp.mu.Unlock()
+	for _, p := range q {
+		if emit(p) != nil {
+			return
+		}
+	}
+}
+
 // newEnd says that the new pull's session s ended before the switch: what
 // it buffered goes, and the old pull goes on alone.
 func (sp *Splice) newEnd(s *sink) {
@@ -241,6 +293,17 @@ func (sp *Splice) takeLocked() error {
 	}
 	if s == nil {
 		return nil
+	}
+	if sp.st.standby {
+		// what precedes its first keyframe goes at once (the players
+		// wait for it), the rest paced
+		for n, pk := range pks {
+			if n > 0 && pk.Keyframe && !pk.Header {
+				sp.queue = append(sp.queue, pks[n:]...)
+				pks = pks[:n]
+				break
+			}
+		}
 	}
 	for _, pk := range pks {
 		if err := s.writeHub(pk); err != nil {
