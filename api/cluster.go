@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/relaymesh/relaymesh/client"
@@ -100,7 +101,9 @@ func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
 	}
 	out := client.Directory{Streams: []client.DirectoryEntry{}}
 	for _, e := range s.d.Cluster.Directory() {
-		if !e.Deleted {
+		// keys with '#' (no stream key has one) are a dual-path
+		// stream's host entries (center/standby.go), not streams
+		if !e.Deleted && !strings.Contains(e.Stream, "#") {
 			out.Streams = append(out.Streams, client.DirectoryEntry{Stream: e.Stream, Node: e.Node, Version: e.Version, Updated: e.Updated})
 		}
 	}

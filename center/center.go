@@ -81,6 +81,9 @@ type PullStatus struct {
 	Stream string      `json:"stream"`
 	From   string      `json:"from"`
 	Link   link.Status `json:"link"`
+	// Standby is the standby pull of a dual-path stream from its other
+	// host (standby.go); nil when there is none.
+	Standby *StandbyStatus `json:"standby,omitempty"`
 }
 
 // Center is the center role's cluster part.
@@ -110,14 +113,28 @@ type pull struct {
 	cancel context.CancelFunc
 	next   *pull         // a replacement pull that has not delivered yet
 	done   chan struct{} // closed when it ended (its publisher let go)
+	// standby is the pull of a dual-path stream from its other host,
+	// held until this one ends or stalls (standby.go); sp is a standby's
+	// splice
+	standby *pull
+	sp      *link.Splice
 }
 
-// stop ends the pull and its pending replacement.
+// stop ends the pull, its pending replacement and its standby.
 func (pl *pull) stop() {
 	if pl.next != nil {
 		pl.next.cancel()
 	}
+	pl.stopStandby()
 	pl.cancel()
+}
+
+// stopStandby ends the pull's standby, if any.
+func (pl *pull) stopStandby() {
+	if pl.standby != nil {
+		pl.standby.cancel()
+		pl.standby = nil
+	}
 }
 
 // New validates cfg and binds the backbone listener.
@@ -330,7 +347,7 @@ func (c *Center) resync() {
 		}
 	}
 	for _, e := range c.cl.Directory() {
-		if e.Node == c.cl.Name() && !here[e.Stream] {
+		if e.Node == c.cl.Name() && !here[e.Stream] && !isDualHostKey(e.Stream) {
 			c.streamEnded(e.Stream)
 		}
 	}
@@ -380,7 +397,9 @@ func (c *Center) Missing(key string) {
 	if c.pulls[key] != nil || c.ctx.Err() != nil {
 		return
 	}
-	c.pulls[key] = c.startPullLocked(key, e.Node, nil, false)
+	pl := c.startPullLocked(key, e.Node, nil, false)
+	c.pulls[key] = pl
+	c.ensureStandbyLocked(key, pl)
 }
 
 // startPullLocked starts a pull of key from the host the directory names
@@ -419,28 +438,17 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 				return link.Target{}, fmt.Errorf("source %s failed; waiting for the stream to move", failedNode)
 			}
 			failedNode = ""
-			m, ok := c.cl.Member(e.Node)
-			if !ok || m.Meta.Addrs.Backbone == "" {
-				return link.Target{}, fmt.Errorf("center %s has no backbone address", e.Node)
+			t, rtt, err := c.pullTarget(key, e.Node)
+			if err != nil {
+				return t, err
 			}
-			rtt, _ := c.cl.RTT(e.Node)
-			rtt = link.BackboneRTT(c.ctx, rtt, m.RTTKnown, m.Meta.Addrs.Backbone) // not measured yet: timed
 			c.mu.Lock()
 			pl.from = e.Node
 			c.mu.Unlock()
 			if prev != e.Node || attempt == 0 {
 				log.Info("on-demand pull", "from", e.Node, "rtt", rtt.String())
 			}
-			return link.Target{
-				URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("read:"+key),
-				Passphrase:      c.cfg.Passphrase,
-				PBKeyLen:        c.cfg.PBKeyLen,
-				Latency:         c.cfg.Latency(rtt),
-				PeerIdleTimeout: c.cfg.IdleTimeout,
-				DSCP:            c.cfg.DSCP,
-				ConnectTimeout:  link.ConnectTimeoutFor(rtt),
-				EveryLossReport: true,
-			}, nil
+			return t, nil
 		},
 	}
 	if old != nil || takesUplink {
@@ -493,6 +501,27 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 		}
 	}
 	pl.p = link.NewPuller(c.hub, cfg, log)
+	c.goPull(pl, func() {
+		switch cur := c.pulls[key]; {
+		case cur == pl && pl.next != nil:
+			// it ended before its replacement delivered: the
+			// replacement is the pull of key now, not an orphan
+			c.pulls[key] = pl.next
+			pl.stopStandby()
+		case cur == pl:
+			delete(c.pulls, key)
+			pl.stopStandby()
+		case cur != nil && cur.next == pl:
+			cur.next = nil
+		}
+		log.Info("on-demand pull stopped", "from", pl.from)
+	})
+	return pl
+}
+
+// goPull runs pl's Puller until it ends or pl.cancel, then ended with
+// c.mu held.
+func (c *Center) goPull(pl *pull, ended func()) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	pl.cancel = cancel
 	c.wg.Add(1)
@@ -502,20 +531,36 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 		defer close(pl.done)
 		pl.p.Run(ctx)
 		c.mu.Lock()
-		switch cur := c.pulls[key]; {
-		case cur == pl && pl.next != nil:
-			// it ended before its replacement delivered: the
-			// replacement is the pull of key now, not an orphan
-			c.pulls[key] = pl.next
-		case cur == pl:
-			delete(c.pulls, key)
-		case cur != nil && cur.next == pl:
-			cur.next = nil
-		}
-		c.mu.Unlock()
-		log.Info("on-demand pull stopped", "from", pl.from)
+		defer c.mu.Unlock()
+		ended()
 	}()
-	return pl
+}
+
+// pullTarget is the backbone read of key from center node, and the RTT
+// it is set up for.
+func (c *Center) pullTarget(key, node string) (link.Target, time.Duration, error) {
+	return c.backboneTarget(node, "read:"+key)
+}
+
+// backboneTarget is a backbone link to center node with SRT stream id
+// sid, and the RTT it is set up for.
+func (c *Center) backboneTarget(node, sid string) (link.Target, time.Duration, error) {
+	m, ok := c.cl.Member(node)
+	if !ok || m.Meta.Addrs.Backbone == "" {
+		return link.Target{}, 0, fmt.Errorf("center %s has no backbone address", node)
+	}
+	rtt, _ := c.cl.RTT(node)
+	rtt = link.BackboneRTT(c.ctx, rtt, m.RTTKnown, m.Meta.Addrs.Backbone) // not measured yet: timed
+	return link.Target{
+		URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape(sid),
+		Passphrase:      c.cfg.Passphrase,
+		PBKeyLen:        c.cfg.PBKeyLen,
+		Latency:         c.cfg.Latency(rtt),
+		PeerIdleTimeout: c.cfg.IdleTimeout,
+		DSCP:            c.cfg.DSCP,
+		ConnectTimeout:  link.ConnectTimeoutFor(rtt),
+		EveryLossReport: true,
+	}, rtt, nil
 }
 
 // promote makes the replacement pl the pull of key once it delivers (it
@@ -530,6 +575,7 @@ func (c *Center) promote(key string, old, pl *pull) {
 	old.next = nil
 	old.cancel()
 	c.pulls[key] = pl
+	c.ensureStandbyLocked(key, pl)
 }
 
 // followDirectory moves on-demand pulls to the center the directory names
@@ -544,9 +590,18 @@ func (c *Center) followDirectory(ctx context.Context) {
 				continue
 			}
 			e, ok := c.cl.Lookup(key)
-			if !ok || e.Node == c.cl.Name() || e.Node == pl.from {
+			if ok && pl.standby != nil && e.Node == pl.standby.from {
+				// the standby is the make-before-break: it takes over
+				// when this pull ends or stalls
 				continue
 			}
+			if !ok || e.Node == c.cl.Name() || e.Node == pl.from || c.bothHost(key, pl.from, e.Node) {
+				// both centers of a dual-path stream host it: the
+				// directory naming the other one is no move
+				c.ensureStandbyLocked(key, pl)
+				continue
+			}
+			pl.stopStandby() // the replacement's splice takes this pull's packets
 			c.log.Info("on-demand pull follows the directory: pulling from the new host before closing the old", "stream", key, "from", pl.from, "to", e.Node)
 			pl.next = c.startPullLocked(key, e.Node, pl, false)
 		}
@@ -563,10 +618,19 @@ func (c *Center) followDirectory(ctx context.Context) {
 // Pulls returns the on-demand pulls, sorted by stream.
 func (c *Center) Pulls() []PullStatus {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	out := make([]PullStatus, 0, len(c.pulls))
+	var sbs []*pull
 	for k, p := range c.pulls {
 		out = append(out, PullStatus{Stream: k, From: p.from, Link: p.p.Status()})
+		sbs = append(sbs, p.standby)
+	}
+	c.mu.Unlock()
+	// a standby's splice is read without c.mu: its take-over, under the
+	// splice's lock, takes c.mu
+	for i, sb := range sbs {
+		if sb != nil {
+			out[i].Standby = &StandbyStatus{From: sb.from, Link: sb.p.Status(), Buffer: sb.sp.Standby()}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
 	return out

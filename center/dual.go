@@ -216,6 +216,11 @@ func (c *Center) attachLeg(key, from string, p legParams, recv time.Duration) (*
 		go func() { defer c.wg.Done(); ds.rx.Run(ctx) }()
 		go func() { defer c.wg.Done(); c.keepClaim(ctx, key) }()
 		c.log.Info("dual-path stream: merging legs", "stream", key, "window", ds.rx.Window().String())
+		// a third center that pulls the stream from the other host
+		// keeps a standby pull from this one (standby.go)
+		if err := c.cl.Publish(dualHostKey(key, c.cl.Name())); err != nil {
+			c.log.Warn("directory publish failed", "stream", key, "err", err)
+		}
 	}
 	if p.window > 0 {
 		ds.explicit = true
@@ -303,10 +308,16 @@ func (c *Center) detachLeg(ds *dualStream, p legParams) {
 		ds.fwd.Store(nil)
 	}
 	last := ds.conns[0]+ds.conns[1] == 0
-	if last && c.dual[ds.key] == ds {
+	removed := last && c.dual[ds.key] == ds
+	if removed {
 		delete(c.dual, ds.key)
 	}
 	c.dualMu.Unlock()
+	if removed {
+		if err := c.cl.Unpublish(dualHostKey(ds.key, c.cl.Name())); err != nil {
+			c.log.Warn("directory unpublish failed", "stream", ds.key, "err", err)
+		}
+	}
 	if last {
 		ds.cancel()
 		ds.rx.Drain(ds.flush)
@@ -364,25 +375,14 @@ func (c *Center) startForwardLocked(ds *dualStream, leg int) {
 			to := ds.peer
 			ds.fwdTo = to
 			c.dualMu.Unlock()
-			m, ok := c.cl.Member(to)
-			if !ok || m.Meta.Addrs.Backbone == "" {
-				return link.Target{}, fmt.Errorf("dual-path forward of %s: center %q has no backbone address", ds.key, to)
+			t, _, err := c.backboneTarget(to, "publish:"+ds.key+"?"+q.Encode())
+			if err != nil {
+				return t, fmt.Errorf("dual-path forward of %s: %w", ds.key, err)
 			}
-			rtt, _ := c.cl.RTT(to)
-			rtt = link.BackboneRTT(c.ctx, rtt, m.RTTKnown, m.Meta.Addrs.Backbone) // not measured yet: timed
 			if attempt == 0 || lastErr != nil {
 				c.log.Info("dual-path leg forwarded to the other center", "stream", ds.key, "leg", leg, "to", to)
 			}
-			return link.Target{
-				URL:             "srt://" + m.Meta.Addrs.Backbone + "?streamid=" + url.QueryEscape("publish:"+ds.key+"?"+q.Encode()),
-				Passphrase:      c.cfg.Passphrase,
-				PBKeyLen:        c.cfg.PBKeyLen,
-				Latency:         c.cfg.Latency(rtt),
-				PeerIdleTimeout: c.cfg.IdleTimeout,
-				DSCP:            c.cfg.DSCP,
-				ConnectTimeout:  link.ConnectTimeoutFor(rtt),
-				EveryLossReport: true,
-			}, nil
+			return t, nil
 		}}, c.log.With("stream", ds.key, "forward_leg", leg))
 	ds.fwd.Store(s)
 	ds.fwdLeg, ds.fwdEnd = leg, cancel

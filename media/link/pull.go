@@ -189,7 +189,7 @@ func (s *sink) write(pk *unit.Packet) error {
 	if pk.Header {
 		s.p.heads[unit.HeaderSlot(pk)].Store(pk)
 	}
-	if sp := s.p.splice.Load(); sp != nil {
+	if sp := s.p.splice.Load(); sp != nil && !s.pacing() {
 		return sp.oldWrite(pk, s.writeHub)
 	}
 	if sp := s.p.cfg.Splice; sp != nil && !s.through {
@@ -199,6 +199,27 @@ func (s *sink) write(pk *unit.Packet) error {
 			}
 		}
 		s.through = true
+	}
+	if sp := s.p.cfg.Splice; sp != nil {
+		if queued, err := sp.paced(pk, s.emit); queued || err != nil {
+			return err
+		}
+	}
+	return s.writeHub(pk)
+}
+
+// pacing says whether the session is a standby's that took over and
+// paces its released buffer out (Splice.paced).
+func (s *sink) pacing() bool {
+	sp := s.p.cfg.Splice
+	return sp != nil && s.through && sp.queued()
+}
+
+// emit writes a packet of a session that passed its Splice: through the
+// Splice this pull was handed over to, if any.
+func (s *sink) emit(pk *unit.Packet) error {
+	if sp := s.p.splice.Load(); sp != nil {
+		return sp.oldWrite(pk, s.writeHub)
 	}
 	return s.writeHub(pk)
 }
@@ -245,6 +266,9 @@ func (s *sink) close() {
 	}
 	if sp := s.p.cfg.Splice; sp != nil {
 		sp.newEnd(s)
+		if s.through && s.pub != nil {
+			sp.flush(s.emit)
+		}
 	}
 	if s.pub != nil {
 		s.pub.Close()

@@ -74,6 +74,18 @@ type spliceState struct {
 	done   bool
 	reason string // why the switch came at once ("" at a keyframe)
 	at     int64  // the keyframe's time (switch at a keyframe)
+
+	// standby: the new copy is a standby (newStandbyState): it never
+	// takes over at a keyframe or because it is behind, only when the
+	// old copy ends or stalls; its buffer rolls instead (trimmed at
+	// lead keyframes to maxSpan and maxBytes)
+	standby bool
+	trimmed int   // packets the standby's buffer dropped to its bounds
+	maxHeld int64 // the largest span the standby's buffer held, ms
+	// newFirst is the new copy's first time per track (newFirstSet):
+	// the old copy's frames before it are in no buffer
+	newFirst    [spTracks]int64
+	newFirstSet [spTracks]bool
 }
 
 // Limits of a splice.
@@ -93,6 +105,11 @@ const (
 
 func newSpliceState(maxSpan int64, maxBytes int) *spliceState {
 	return &spliceState{maxSpan: maxSpan, maxBytes: maxBytes}
+}
+
+// newStandbyState returns the state of a standby copy: see Standby.
+func newStandbyState(maxSpan int64, maxBytes int) *spliceState {
+	return &spliceState{maxSpan: maxSpan, maxBytes: maxBytes, standby: true}
 }
 
 func spliceTrack(p *unit.Packet) int {
@@ -147,7 +164,7 @@ func (s *spliceState) old(p *unit.Packet) bool {
 	if i == spVideo {
 		s.video = true
 	}
-	if s.lead(i) {
+	if s.lead(i) && !s.standby {
 		if k, ok := s.point(i); ok && p.Time >= k {
 			s.done, s.at = true, k
 			return false
@@ -191,10 +208,13 @@ func (s *spliceState) new(p *unit.Packet) string {
 	if i < 0 {
 		return "" // other data: the old copy carries it until the switch
 	}
+	if !s.newFirstSet[i] {
+		s.newFirst[i], s.newFirstSet[i] = p.Time, true
+	}
 	if i == spVideo {
 		s.video = true
 	}
-	if s.lead(i) && !s.foreign {
+	if s.lead(i) && !s.foreign && !s.standby {
 		if !s.seen[i] {
 			s.foreign = true
 			s.buf = append(s.buf, p)
@@ -207,7 +227,7 @@ func (s *spliceState) new(p *unit.Packet) string {
 		}
 	}
 	if s.delivered(p, i) {
-		if s.lead(i) && p.Keyframe && !s.foreign {
+		if s.lead(i) && p.Keyframe && !s.foreign && !s.standby {
 			if s.newKey[i] {
 				return fmt.Sprintf("the new pull is behind the old one (its keyframe at %d ms was delivered, the old pull is at %d ms): it goes on from the old pull's last frame", p.Time, s.last[i])
 			}
@@ -220,6 +240,10 @@ func (s *spliceState) new(p *unit.Packet) string {
 	}
 	s.buf = append(s.buf, p)
 	s.bytes += len(p.Payload)
+	if s.standby {
+		s.roll()
+		return ""
+	}
 	if s.bytes > s.maxBytes {
 		return fmt.Sprintf("the new pull's buffer reached %d bytes", s.bytes)
 	}
@@ -227,6 +251,58 @@ func (s *spliceState) new(p *unit.Packet) string {
 		return fmt.Sprintf("the new pull's buffer holds %d ms without the old pull reaching its keyframe", span)
 	}
 	return ""
+}
+
+// roll keeps a standby's buffer within maxSpan and maxBytes: while it
+// holds more, it drops its packets before its next keyframe of a lead
+// track (the buffer then starts at a keyframe); it keeps at least its
+// newest group.
+func (s *spliceState) roll() {
+	for s.bytes > s.maxBytes || s.span() > s.maxSpan {
+		cut := -1
+		for n, p := range s.buf {
+			if i := spliceTrack(p); n > 0 && s.lead(i) && p.Keyframe {
+				cut = n
+				break
+			}
+		}
+		if cut < 0 {
+			break
+		}
+		for _, p := range s.buf[:cut] {
+			s.bytes -= len(p.Payload)
+		}
+		s.trimmed += cut
+		n := copy(s.buf, s.buf[cut:])
+		clear(s.buf[n:])
+		s.buf = s.buf[:n]
+		// what it dropped the old copy has not delivered: the new copy
+		// covers from its buffer's start on
+		var done [spTracks]bool
+		for _, p := range s.buf {
+			if i := spliceTrack(p); i >= 0 && !done[i] {
+				s.newFirst[i], done[i] = p.Time, true
+			}
+		}
+	}
+	s.maxHeld = max(s.maxHeld, s.span())
+}
+
+// covers says whether a switch now would lose no frame of the lead
+// tracks: the old copy delivered up to the new copy's first frame, so
+// every later one is in the new copy (delivered, buffered or to come).
+func (s *spliceState) covers() bool {
+	any := false
+	for i := range spTracks {
+		if !s.lead(i) || !s.newFirstSet[i] {
+			continue
+		}
+		if !s.seen[i] || s.last[i] < s.newFirst[i] {
+			return false
+		}
+		any = true
+	}
+	return any
 }
 
 // span is the media time the buffer holds on its lead tracks.
@@ -249,6 +325,7 @@ func (s *spliceState) span() int64 {
 func (s *spliceState) drop() {
 	clear(s.buf)
 	s.buf, s.bytes, s.newHeads, s.foreign, s.newKey = s.buf[:0], 0, [unit.NumSlots]*unit.Packet{}, false, [spTracks]bool{}
+	s.newFirstSet = [spTracks]bool{}
 }
 
 // switchNow makes the switch come at once, for reason.

@@ -95,6 +95,11 @@ type spliceCase struct {
 	newHeaders         bool   // the new copy's codec headers differ from the old one's
 	reason             string // "" = spliced at a keyframe
 	hitless            bool   // no frame missing, the new copy starts at a keyframe
+	// standby: the new copy is a standby (NewStandby) that joined long
+	// before; maxSpan bounds its buffer (0: the default)
+	standby bool
+	maxSpan int64
+	lossy   bool // frames the buffer's bound dropped are missing
 }
 
 func TestSplice(t *testing.T) {
@@ -140,6 +145,21 @@ func TestSplice(t *testing.T) {
 		{name: "span bound", oldDelay: 2600, newDelay: 0, join: 5000, skew: 100, reason: "without the old pull reaching its keyframe"},
 		{name: "byte bound", oldDelay: 280, newDelay: 0, join: 5000, skew: 100, maxBytes: 100, reason: "the new pull's buffer reached"},
 		{name: "not one timeline", oldDelay: 280, newDelay: 0, join: 5000, skew: 100, shift: 60000, reason: "not one timeline"},
+		// a standby (a dual-path stream's other host) runs beside the
+		// active pull from 2000 on and goes out only when the active
+		// one ends or stalls, mid-GOP (keyframes at 7000, 8000): from
+		// its last frame on, whether the standby is ahead or behind
+		{name: "standby ahead, active ends mid-GOP", standby: true, oldDelay: 280, newDelay: 0, join: 2000, oldEnd: 7500, skew: 100, reason: "the old pull ended", hitless: true},
+		{name: "standby ahead, active stalls", standby: true, oldDelay: 280, newDelay: 0, join: 2000, oldStall: 7500, skew: 100, reason: "the old pull delivered nothing for 1s", hitless: true},
+		{name: "standby far ahead, active ends", standby: true, oldDelay: 4500, newDelay: 0, join: 5600, oldEnd: 9560, skew: 100, reason: "the old pull ended", hitless: true},
+		{name: "standby behind, active ends mid-GOP", standby: true, oldDelay: 0, newDelay: 300, join: 2000, oldEnd: 7500, skew: 100, reason: "the old pull ended", hitless: true},
+		{name: "standby ahead, audio behind", standby: true, oldDelay: 280, newDelay: 0, join: 2000, oldEnd: 7500, skew: -100, reason: "the old pull ended", hitless: true},
+		// the standby delivers while the active pull still connects
+		// (its headers came, no frame for 1.5 s): that is no stall
+		{name: "standby before the active delivers", standby: true, oldDelay: 1500, newDelay: 0, join: 500, oldEnd: 7500, skew: 100, reason: "the old pull ended", hitless: true},
+		// the buffer's bound: the active pull is 3 s behind, the standby
+		// keeps 1.5 s (trimmed at its keyframes): what it dropped is lost
+		{name: "standby buffer bound", standby: true, maxSpan: 1500, oldDelay: 3000, newDelay: 0, join: 4500, oldEnd: 9500, skew: 100, reason: "the old pull ended", lossy: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { runSplice(t, c) })
@@ -163,6 +183,12 @@ func runSplice(t *testing.T, c spliceCase) {
 	logs := buf.String
 	oldP := NewPuller(hub, PullConfig{Key: key}, log)
 	sp := NewSplice(log)
+	if c.standby {
+		sp = NewStandby(log)
+	}
+	if c.maxSpan > 0 {
+		sp.st.maxSpan = c.maxSpan
+	}
 	if c.maxBytes > 0 {
 		sp.st.maxBytes = c.maxBytes
 	}
@@ -219,6 +245,7 @@ func runSplice(t *testing.T, c spliceCase) {
 	var readers [2]*media.Reader
 	fedOld := map[string]bool{} // the old copy's packets that went to the hub
 	oldDone := false
+	readyAtEnd := false // a standby's Ready when the old session ends
 	for _, e := range evs {
 		now = e.at
 		if !handed && now >= c.handOver {
@@ -227,6 +254,7 @@ func runSplice(t *testing.T, c spliceCase) {
 		}
 		switch {
 		case e.pk == nil:
+			readyAtEnd = sp.Standby().Ready
 			oldClose()
 			oldDone = true
 		case !e.new:
@@ -288,8 +316,24 @@ func runSplice(t *testing.T, c spliceCase) {
 	switch {
 	case c.reason == "" && !strings.Contains(out, "pull spliced: the replacement takes over at its keyframe"):
 		t.Errorf("not spliced at a keyframe; log:\n%s", out)
-	case c.reason != "" && !strings.Contains(out, "pull switched at once") || !strings.Contains(out, c.reason):
+	case c.standby && !strings.Contains(out, "standby pull takes over") || !strings.Contains(out, c.reason):
+		t.Errorf("want the standby to take over because %q; log:\n%s", c.reason, out)
+	case !c.standby && c.reason != "" && !strings.Contains(out, "pull switched at once"):
 		t.Errorf("want a switch at once because %q; log:\n%s", c.reason, out)
+	}
+	if c.standby {
+		// the buffer stayed within its bound, and rolled when it had to
+		bound := sp.st.maxSpan
+		if sp.st.maxHeld > bound {
+			t.Errorf("the standby's buffer held %d ms, the bound is %d", sp.st.maxHeld, bound)
+		}
+		if c.maxSpan > 0 && sp.st.trimmed == 0 {
+			t.Errorf("the standby's buffer (at most %d ms held) never rolled", sp.st.maxHeld)
+		}
+		t.Logf("standby: at most %d ms held, %d packets trimmed", sp.st.maxHeld, sp.st.trimmed)
+		if ready := readyAtEnd; c.oldEnd > 0 && c.hitless != ready {
+			t.Errorf("the standby was ready (%v) when the active pull ended, it lost frames (%v)", ready, !c.hitless)
+		}
 	}
 	if c.shift != 0 {
 		return // a new timeline: the hub rebases it (media's tests)
@@ -373,7 +417,9 @@ func runSplice(t *testing.T, c spliceCase) {
 		missing = append(missing, fmt.Sprintf("%s %d", trackName(f[0]), f[1]))
 	}
 	sort.Strings(missing)
-	if len(missing) > 0 {
+	if len(missing) > 0 && c.lossy {
+		t.Logf("%d frames missing (the bound dropped them)", len(missing))
+	} else if len(missing) > 0 {
 		t.Errorf("%d frames missing: %v", len(missing), missing[:min(len(missing), 20)])
 	}
 	t.Logf("%d packets read; %s", len(got), strings.TrimSpace(lastLine(out, "pull s")))
