@@ -43,7 +43,7 @@ type Conn struct {
 	causeMu sync.Mutex
 	cause   error // why Watch ended the connection
 
-	caller bool // Dial made it: its UDP socket is its own (errQueue)
+	errq *errQueue // a dialed connection's own UDP socket's ICMP errors; nil when accepted
 }
 
 func newConn(e *engine, id C.SRTSOCKET, st *sockState, o Options) *Conn {
@@ -235,6 +235,7 @@ func (c *Conn) close(linger bool) {
 		close(c.closed)
 		eng.remove(c.id)
 		C.srt_close(c.id)
+		c.errq.close()
 		c.st.fail()
 	})
 }

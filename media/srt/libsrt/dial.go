@@ -12,6 +12,8 @@ import (
 	"net"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Dial connects to an SRT listener at addr (host:port) as a caller.
@@ -44,9 +46,13 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 		C.srt_close(s)
 		return nil, err
 	}
+	dup := -1
 	fail := func(err error) (*Conn, error) {
 		e.remove(s)
 		C.srt_close(s)
+		if dup >= 0 {
+			unix.Close(dup)
+		}
 		return nil, err
 	}
 	fam, raw := 4, ua.IP.To4()
@@ -55,6 +61,16 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 	}
 	if raw == nil {
 		return fail(fmt.Errorf("no address for %s", addr))
+	}
+	// the socket is ours, with IP_RECVERR for the link watch (errQueue)
+	fd, d, err := callerSocket(fam == 4)
+	if err != nil {
+		return fail(err)
+	}
+	dup = d
+	if rc := C.rm_bind_acquire(s, C.int(fd)); rc < 0 {
+		unix.Close(fd)
+		return fail(srtErr("bind_acquire", rc))
 	}
 	if rc := C.rm_connect(s, C.int(fam), (*C.uchar)(unsafe.Pointer(&raw[0])), C.int(ua.Port)); rc < 0 {
 		if r := int(C.srt_getrejectreason(s)); r != RejUnknown {
@@ -65,10 +81,10 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 	switch err := waitConnected(ctx, st, func() sockStatus { return sockStatus(C.srt_getsockstate(s)) }, connectBound(o)); {
 	case err == nil:
 		c := newConn(e, s, st, o)
-		c.caller = true
 		// libsrt 1.5.1's srt_getpeername answers a caller with its own
 		// local address: the peer is the address dialed.
 		c.remote = &net.UDPAddr{IP: append(net.IP(nil), ua.IP...), Port: ua.Port, Zone: ua.Zone}
+		c.errq = newErrQueue(dup, c.remote)
 		return c, nil
 	case errors.Is(err, errConnectFailed):
 		return fail(rejectErr(int(C.srt_getrejectreason(s))))

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"os"
-	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,115 +12,94 @@ import (
 // A killed peer's host answers the link's own packets with ICMP port
 // unreachables at once, but libsrt never sees them: its UDP socket is
 // not connected, and the kernel hands ICMP errors to an unconnected UDP
-// socket only with IP_RECVERR set, into its error queue. errQueue sets
-// that option on a caller's own libsrt socket and reads the queue
-// (MSG_ERRQUEUE, which leaves the data libsrt reads alone): the first
-// port unreachable from the peer's address ends the link within one
-// round trip of the kill, before any stall or probe. A probe cannot do
-// this: the dead host's kernel sends about one port unreachable a second
-// to a host after a burst of six (net.ipv4.icmp_ratelimit), and the
-// link's sender spends them.
+// socket only with IP_RECVERR set, into its error queue. A caller's UDP
+// socket is made here (callerSocket) with that option and handed to
+// libsrt (srt_bind_acquire); errQueue reads the queue through a
+// duplicate of the descriptor (MSG_ERRQUEUE, which leaves the data
+// libsrt reads alone): the first port unreachable from the peer's
+// address ends the link within one round trip of the kill, before any
+// stall or probe. A probe cannot do this: the dead host's kernel sends
+// about one port unreachable a second to a host after a burst of six
+// (net.ipv4.icmp_ratelimit), and the link's sender spends them.
 //
-// A caller's libsrt socket binds an ephemeral port, but libsrt sets
-// SO_REUSEADDR, so two of its sockets may get the same one: every UDP
-// descriptor on the port is read (a report names the peer it came for).
-// Should two connections share one socket, the first watch to drain the
-// queue takes the other's reports too, and the other falls back to its
-// probes.
+// The duplicate is the connection's own: it names the socket libsrt
+// uses whatever libsrt does with its descriptor, and it is closed with
+// the connection (close), under mu, so a drain never reads a descriptor
+// number that was closed and given to something else.
 //
 // With IP_RECVERR an ICMP error is also reported once to the socket's
 // next send or receive (sk_err); libsrt takes a receive's ECONNREFUSED
 // as "try again", and a send's costs one packet, to a port that is gone.
 type errQueue struct {
-	fds    []int
+	mu     sync.Mutex
+	fd     int // -1 once closed
 	remote *net.UDPAddr
 	buf    []byte
 	oob    []byte
 }
 
-// openErrQueue finds the UDP sockets bound to c's local port (a caller's:
-// its own, not a listener's shared by every peer) among the process's
-// descriptors and sets IP_RECVERR (IPV6_RECVERR) on them; nil when none
-// is found or takes the option.
-func openErrQueue(c *Conn) *errQueue {
-	if c.local == nil || c.remote == nil || c.local.Port == 0 {
-		return nil
+// callerSocket makes a caller's UDP socket as libsrt would (the
+// wildcard address of the peer's family, an ephemeral port,
+// close-on-exec) with IP_RECVERR (IPV6_RECVERR) set, and a duplicate of
+// it for the error queue. libsrt takes the first over (srt_bind_acquire)
+// and sets its buffer sizes, TOS and non-blocking mode itself.
+func callerSocket(v4peer bool) (fd, dup int, err error) {
+	domain := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{}
+	if v4peer {
+		domain, sa = unix.AF_INET, &unix.SockaddrInet4{}
 	}
-	q := &errQueue{remote: c.remote, buf: make([]byte, 64), oob: make([]byte, 512)}
-	for _, fd := range udpFDsByPort(c.local.Port) {
-		if recvErr(fd, c.remote.IP.To4() != nil) {
-			q.fds = append(q.fds, fd)
+	fd, err = unix.Socket(domain, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return -1, -1, os.NewSyscallError("socket", err)
+	}
+	fail := func(op string, err error) (int, int, error) {
+		unix.Close(fd)
+		return -1, -1, os.NewSyscallError(op, err)
+	}
+	if v4peer {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1); err != nil {
+			return fail("setsockopt IP_RECVERR", err)
 		}
+	} else if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1); err != nil {
+		return fail("setsockopt IPV6_RECVERR", err)
 	}
-	if len(q.fds) == 0 {
-		return nil
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail("bind", err)
 	}
-	return q
+	dup, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fail("dup", err)
+	}
+	return fd, dup, nil
 }
 
-// recvErr sets IP_RECVERR (IPV6_RECVERR) on fd.
-func recvErr(fd int, v4peer bool) bool {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return false
-	}
-	switch sa.(type) {
-	case *unix.SockaddrInet4:
-		return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1) == nil
-	case *unix.SockaddrInet6:
-		if unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1) != nil {
-			return false
-		}
-		if v4peer {
-			// a v4 peer over a dual-stack socket: its errors come as v4
-			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1)
-		}
-		return true
-	}
-	return false
+func newErrQueue(dup int, remote *net.UDPAddr) *errQueue {
+	return &errQueue{fd: dup, remote: remote, buf: make([]byte, 64), oob: make([]byte, 512)}
 }
 
-// udpFDsByPort are this process's UDP sockets bound to port.
-func udpFDsByPort(port int) []int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil
+// close closes the duplicate; refused reports nothing afterwards.
+func (q *errQueue) close() {
+	if q == nil {
+		return
 	}
-	var fds []int
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if t, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || t != unix.SOCK_DGRAM {
-			continue
-		}
-		sa, err := unix.Getsockname(fd)
-		if err != nil {
-			continue
-		}
-		switch a := sa.(type) {
-		case *unix.SockaddrInet4:
-			if a.Port == port {
-				fds = append(fds, fd)
-			}
-		case *unix.SockaddrInet6:
-			if a.Port == port {
-				fds = append(fds, fd)
-			}
-		}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fd >= 0 {
+		unix.Close(q.fd)
+		q.fd = -1
 	}
-	return fds
 }
 
 // refused drains the error queue and reports whether it held a port
 // unreachable for a packet to the peer's address.
 func (q *errQueue) refused() bool {
-	hit := false
-	for _, fd := range q.fds {
-		hit = q.drain(fd) || hit
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fd < 0 {
+		return false
 	}
-	return hit
+	return q.drain(q.fd)
 }
 
 func (q *errQueue) drain(fd int) bool {

@@ -317,10 +317,7 @@ func (c *Conn) Watch(ctx context.Context, sending bool) {
 	t := time.NewTicker(watchTick)
 	defer t.Stop()
 	var w stallWatch
-	var eq *errQueue
-	if c.caller {
-		eq = openErrQueue(c)
-	}
+	eq := c.errq
 	for {
 		select {
 		case <-ctx.Done():

@@ -425,7 +425,7 @@ func TestProbeRTT(t *testing.T) {
 // (the proxy's port closed), and none while the peer is there.
 func TestErrQueueSeesPortUnreachable(t *testing.T) {
 	p, conn, got := proxiedLink(t) // no watch: nothing else reads the queue
-	eq := openErrQueue(conn)
+	eq := conn.errq
 	if eq == nil {
 		t.Fatal("no error queue for a caller's socket")
 	}
