@@ -1298,3 +1298,56 @@ func TestContinuingSessionKeepsOwnFrames(t *testing.T) {
 		t.Errorf("video times %v, want %v", vts, want)
 	}
 }
+
+// TestPhantomNeverRead: a TS-native publisher's phantom video frames
+// (unit.Phantom: a demuxer's frames while no FLV reader exists) count in
+// the stream's meter like the real ones, move its timeline, and never
+// reach an FLV reader, also while one is attached; WantsFLV says whether
+// FLV packets are read (a lazy FLV lane: only with an FLV reader).
+func TestPhantomNeverRead(t *testing.T) {
+	h := newHub(t, nil)
+	p, err := h.Publish("live/phantom", media.PublisherInfo{Protocol: "srt", Native: media.FormatTS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phantom := func(ts int64, keyframe bool, n int) *unit.Packet {
+		return &unit.Packet{Kind: unit.KindVideo, Time: ts, Keyframe: keyframe, Payload: unit.Phantom(n)}
+	}
+	if p.WantsFLV() {
+		t.Fatal("a TS-native publisher without FLV readers wants FLV")
+	}
+	write(t, p, meta(0), vhdr(0), ahdr(0), phantom(0, true, 1000), phantom(40, false, 500), audio(50))
+	s := h.Stream("live/phantom")
+	if r := s.Meter.Rates(); r.Frames != 2 || r.BytesIn < 1500 {
+		t.Fatalf("meter after two phantom frames: %d frames, %d bytes in; want 2 and at least 1500", r.Frames, r.BytesIn)
+	}
+	r, err := h.Subscribe(context.Background(), "live/phantom", media.SubscribeOptions{Format: media.FormatFLV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	if !p.WantsFLV() {
+		t.Fatal("a publisher with an FLV reader does not want FLV")
+	}
+	// the reader starts at the next keyframe (no TS-lane GOP to rebuild)
+	write(t, p, phantom(80, false, 700), key(120), phantom(160, false, 300), inter(200))
+	got, err := drain(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var times []int64
+	for _, pk := range got {
+		if unit.IsPhantom(pk.Payload) {
+			t.Fatalf("a reader got a phantom payload at %d", pk.Time)
+		}
+		if pk.Kind == unit.KindVideo && !pk.Header {
+			times = append(times, pk.Time)
+		}
+	}
+	if !slices.Equal(times, []int64{120, 200}) {
+		t.Errorf("video frames read %v, want the two real ones, 120 and 200", times)
+	}
+	if fr := s.Meter.Rates().Frames; fr != 6 {
+		t.Errorf("meter: %d frames, want 6 (phantoms counted)", fr)
+	}
+}

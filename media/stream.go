@@ -57,6 +57,9 @@ type Stream struct {
 	lazyFLV bool
 	flvOn   bool
 	flvSkip [2]int64
+	// flvWanted: !lazyFLV || flvOn, for the publisher's demuxer, which
+	// builds FLV bodies only while they are wanted (Publisher.WantsFLV)
+	flvWanted atomic.Bool
 
 	Meter   Meter
 	codecs  atomic.Pointer[unit.CodecInfo]
@@ -199,6 +202,7 @@ func (s *Stream) attach(info PublisherInfo) *Publisher {
 	s.overlap = [3]bool{s.cont, s.cont, s.cont}
 	s.lazyFLV = info.Native == FormatTS
 	s.flvOn = s.flvReadersLocked() > 0
+	s.flvWanted.Store(!s.lazyFLV || s.flvOn)
 	s.flvSkip = [2]int64{noSkip, noSkip}
 	if s.lazyFLV && !s.flvOn {
 		s.lanes[FormatFLV].clear()
@@ -263,6 +267,7 @@ func (s *Stream) removeReader(r *Reader) {
 		s.wmu.Lock()
 		if s.lazyFLV && s.flvOn {
 			s.flvOn = false
+			s.flvWanted.Store(false)
 			s.flvSkip = [2]int64{noSkip, noSkip}
 			s.lanes[FormatFLV].clear()
 		}
@@ -291,6 +296,7 @@ func (s *Stream) wantFLV() {
 		return
 	}
 	s.flvOn = true
+	s.flvWanted.Store(true)
 	s.backfillFLV()
 }
 
@@ -526,6 +532,18 @@ func (p *Publisher) Flush() {
 // Stream returns the publisher's stream.
 func (p *Publisher) Stream() *Stream { return p.s }
 
+// WantsFLV reports whether FLV packets written now can reach a reader.
+// A TS-native publisher's FLV lane is filled only while it has readers;
+// while it has none, a demuxer may write its FLV frames with a phantom
+// payload (unit.Phantom: the time, flags and size the stream's timeline
+// and meter need, no body). Asked after the access unit's TS group was
+// written, a false answer means that a reader subscribing from now on
+// gets this access unit from the rebuild of the TS lane's GOP. A routed
+// publisher (RoutePublisher) always wants them: its route may hold them.
+func (p *Publisher) WantsFLV() bool {
+	return p.s.flvWanted.Load() || p.route.Load() != nil
+}
+
 // Write publishes one packet to the lane of its format. p must not be
 // modified afterwards. Write never blocks on readers. It returns an error
 // when the publisher must stop: taken over, over the bitrate limit, or the
@@ -612,6 +630,11 @@ func (p *Publisher) write(pkt *unit.Packet) error {
 				return err
 			}
 		}
+	}
+	if f == FormatFLV && unit.IsPhantom(pkt.Payload) {
+		// counted above; built only when wanted (WantsFLV), so the FLV
+		// lane is off, or the rebuild wrote this frame (flvSkip)
+		return nil
 	}
 	if f == FormatFLV && s.lazyFLV && !pkt.Header {
 		if !s.flvOn {

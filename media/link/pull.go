@@ -208,6 +208,14 @@ func (s *sink) write(pk *unit.Packet) error {
 	return s.writeHub(pk)
 }
 
+// wantsFLV says whether the session's demuxer builds FLV video bodies
+// (mpegts.Demuxer.SetWantFLV): always while its packets may be held (a
+// replacement's or a standby's Splice) or before it is attached, else
+// when the hub's publisher wants them.
+func (s *sink) wantsFLV() bool {
+	return s.p.cfg.Splice != nil || s.pub == nil || s.pub.WantsFLV()
+}
+
 // pacing says whether the session is a standby's that took over and
 // paces its released buffer out (Splice.paced).
 func (s *sink) pacing() bool {

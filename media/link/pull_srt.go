@@ -31,6 +31,7 @@ func (p *Puller) pullSRT(ctx context.Context, t Target, u *url.URL, sk *sink) er
 	defer stopStats()
 
 	dm := mpegts.NewDemuxer()
+	dm.SetWantFLV(sk.wantsFLV)
 	var werr error
 	emit := func(pk *unit.Packet) {
 		if werr == nil {

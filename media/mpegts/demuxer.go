@@ -98,6 +98,16 @@ type Demuxer struct {
 	nalus [][]byte
 	held  []*unit.Packet // FLV packets of the access unit being closed, emitted after its TS group
 	hold  func(*unit.Packet)
+	// wantFLV (SetWantFLV) says whether FLV bodies are wanted; a held
+	// video frame's body (lazy, from lazyNALUs of the PES buffer, which
+	// is not touched before the frame is emitted) is built only once its
+	// TS group is out and the answer is yes, else it gets a phantom
+	wantFLV   func() bool
+	holding   bool
+	lazy      *unit.Packet
+	lazyNALUs [][]byte
+	lazyHdr   []byte
+	lazySize  int
 	// separate blocks for the two lanes: the FLV lane of an SRT
 	// publisher is filled only while somebody reads it (media.Stream), and
 	// a block shared with TS packets would keep its FLV bodies alive
@@ -117,6 +127,14 @@ func NewDemuxer() *Demuxer {
 	}
 	return d
 }
+
+// SetWantFLV makes the demuxer ask want, once an access unit's TS group
+// is emitted, whether its FLV video frame will be read
+// (media.Publisher.WantsFLV); while it is not, the frame is emitted with
+// a phantom payload of its size (unit.Phantom) and no body is built.
+// Audio, headers and metadata are always real. nil (the default): always
+// build.
+func (d *Demuxer) SetWantFLV(want func() bool) { d.wantFLV = want }
 
 // Stats returns the counters. CCErrors counts continuity-counter
 // discontinuities on the PAT, PMT and elementary stream PIDs: a packet of
@@ -256,7 +274,9 @@ func (d *Demuxer) packet(pkt []byte, emit func(*unit.Packet)) error {
 			// the TS lane's GOP)
 			out = d.hold
 		}
+		d.holding = startsAU
 		err := d.finishPES(idx, out)
+		d.holding = false
 		if startsAU {
 			d.flushGroup(emit)
 			d.emitHeld(emit)
@@ -307,6 +327,9 @@ func (d *Demuxer) packet(pkt []byte, emit func(*unit.Packet)) error {
 
 func (d *Demuxer) emitHeld(emit func(*unit.Packet)) {
 	for i, p := range d.held {
+		if p == d.lazy {
+			d.fillLazy()
+		}
 		emit(p)
 		d.held[i] = nil
 	}
@@ -654,21 +677,49 @@ func (d *Demuxer) videoAU(es []byte, pts, dts int64, emit func(*unit.Packet)) er
 	if hevc {
 		hl = 8
 	}
-	// the body is built in place (no scratch as large as a keyframe)
-	body := d.mem.alloc(hl + size)[:0]
+	var hdr []byte
 	if hevc {
-		body = append(body, 0x80|ft<<4|1, 'h', 'v', 'c', '1', byte(cts>>16), byte(cts>>8), byte(cts))
+		hdr = append(d.lazyHdr[:0], 0x80|ft<<4|1, 'h', 'v', 'c', '1', byte(cts>>16), byte(cts>>8), byte(cts))
 	} else {
-		body = append(body, ft<<4|7, 1, byte(cts>>16), byte(cts>>8), byte(cts))
+		hdr = append(d.lazyHdr[:0], ft<<4|7, 1, byte(cts>>16), byte(cts>>8), byte(cts))
 	}
-	for _, n := range keep {
-		body = binary.BigEndian.AppendUint32(body, uint32(len(n)))
-		body = append(body, n...)
+	d.lazyHdr = hdr
+	pk := &unit.Packet{Kind: unit.KindVideo, Time: t, Keyframe: key}
+	if d.wantFLV != nil && d.holding && hl+size <= unit.MaxPhantom {
+		d.lazy, d.lazySize = pk, size
+		d.lazyNALUs = append(d.lazyNALUs[:0], keep...)
+	} else {
+		pk.Payload = d.videoBody(hdr, keep, size)
 	}
 	d.stats.Frames++
 	d.declareTracks(t, emit)
-	emit(&unit.Packet{Kind: unit.KindVideo, Time: t, Keyframe: key, Payload: body})
+	emit(pk)
 	return nil
+}
+
+// videoBody builds an FLV video tag body in place (no scratch as large
+// as a keyframe): the tag header hdr, then each NAL unit with its
+// length.
+func (d *Demuxer) videoBody(hdr []byte, nalus [][]byte, size int) []byte {
+	body := append(d.mem.alloc(len(hdr) + size)[:0], hdr...)
+	for _, n := range nalus {
+		body = binary.BigEndian.AppendUint32(body, uint32(len(n)))
+		body = append(body, n...)
+	}
+	return body
+}
+
+// fillLazy gives the held video frame its payload, now that its TS group
+// is out: the body if FLV is wanted, else a phantom of its size.
+func (d *Demuxer) fillLazy() {
+	if d.wantFLV() {
+		d.lazy.Payload = d.videoBody(d.lazyHdr, d.lazyNALUs, d.lazySize)
+	} else {
+		d.lazy.Payload = unit.Phantom(len(d.lazyHdr) + d.lazySize)
+	}
+	d.lazy = nil
+	clear(d.lazyNALUs) // they point into the PES buffer
+	d.lazyNALUs = d.lazyNALUs[:0]
 }
 
 func setParam(dst *[]byte, n []byte) bool {

@@ -61,6 +61,7 @@ func (ss *session) release() {
 func (ss *session) publish() error {
 	cfg := ss.s.conf()
 	dm := mpegts.NewDemuxer()
+	dm.SetWantFLV(ss.pub.WantsFLV)
 	var werr error
 	emit := func(p *unit.Packet) {
 		if werr == nil {
