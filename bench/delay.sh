@@ -6,10 +6,15 @@
 # LOAD_READERS other light readers on the same stream; load average logged.
 # The other readers also measure the server (rtmpreader -pid): its CPU and
 # max RSS over their window, so delay is reported beside CPU and memory.
+# A relaymesh server name ending in -httpflv (relaymesh-httpflv,
+# relaymesh-coalesce20-httpflv) plays the measured frames over HTTP-FLV
+# instead (the publisher and the other readers stay RTMP): the HTTP-FLV
+# hop. nginx-rtmp has no HTTP-FLV output.
 #
 # Usage: bench/delay.sh   (from the repository root)
 # Knobs: REPS=2 DURATION=20 LOAD_READERS=50
 #        SERVERS="nginx relaymesh relaymesh-coalesce20 relaymesh-coalesce100"
+#        (also relaymesh-httpflv, relaymesh-coalesceN-httpflv)
 #        BASE_PORT=29550 RELAYMESH_BIN OUT CACHE as in fanout.sh
 set -euo pipefail
 REPS=${REPS:-2}
@@ -45,7 +50,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		relaymesh*)
 			RTMP_PORT=$((BASE_PORT + 1))
 			wc=0s
-			case $server in relaymesh-coalesce*) wc=${server#relaymesh-coalesce}ms ;; esac
+			base=${server%-httpflv}
+			case $base in relaymesh-coalesce*) wc=${base#relaymesh-coalesce}ms ;; esac
 			start_relaymesh_conf "$OUT/$tag" "" <<EOC
 [srt]
 listen = ""
@@ -57,9 +63,11 @@ EOC
 		esac
 		wait_port "$RTMP_PORT" || die "$server does not listen on $RTMP_PORT"
 		url=rtmp://127.0.0.1:$RTMP_PORT/live/delay
+		play=$url
+		case $server in *-httpflv) play=http://127.0.0.1:$((BASE_PORT + 2))/live/delay.flv ;; esac
 		load=()
 		log "run: $tag, $LOAD_READERS other readers (load $(cut -d' ' -f1-3 /proc/loadavg))"
-		"$OUT/hopdelay" -url "$url" -clip "$CLIP" -duration "${DURATION}s" -label "$server" \
+		"$OUT/hopdelay" -url "$url" -play "$play" -clip "$CLIP" -duration "${DURATION}s" -label "$server" \
 			>"$OUT/hop-$tag.json" 2>"$OUT/hop-$tag.log" &
 		hp=$!
 		PIDS+=("$hp")

@@ -1,12 +1,14 @@
 // Command hopdelay measures the delay one RTMP server hop adds: it
 // publishes an FLV clip at its own rate to rtmp://HOST:PORT/APP/NAME and
-// plays the same stream back from the server, and for every video frame
+// plays the same stream back from the server (over RTMP, or over HTTP-FLV
+// with -play http://HOST:PORT/APP/NAME.flv), and for every video frame
 // takes the time between the publisher writing it (the tee: the frame as
 // it leaves the publisher) and the player receiving it. Frames are matched
 // by length and hash of their body, so a server that rebases timestamps
 // is measured too. It prints one JSON object with p50/p95/p99/max in ms.
 //
 //	hopdelay -url rtmp://127.0.0.1:1935/live/delay -clip clip.flv -duration 20s
+//	hopdelay -url rtmp://127.0.0.1:1935/live/delay -play http://127.0.0.1:8080/live/delay.flv -clip clip.flv
 package main
 
 import (
@@ -16,12 +18,15 @@ import (
 	"flag"
 	"fmt"
 	"hash/fnv"
+	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/relaymesh/relaymesh/bench/rtmpdial"
+	"github.com/relaymesh/relaymesh/media/link/flv"
 	"github.com/relaymesh/relaymesh/media/unit"
 )
 
@@ -29,6 +34,7 @@ import (
 type Result struct {
 	Label    string  `json:"label,omitempty"`
 	URL      string  `json:"url"`
+	Play     string  `json:"play"`
 	Sent     int     `json:"video_frames_sent"`
 	Matched  int     `json:"video_frames_matched"`
 	P50ms    float64 `json:"p50_ms"`
@@ -50,13 +56,17 @@ func keyOf(b []byte) frameKey {
 }
 
 func main() {
-	u := flag.String("url", "rtmp://127.0.0.1:1935/live/delay", "stream to publish and play")
+	u := flag.String("url", "rtmp://127.0.0.1:1935/live/delay", "stream to publish (and play, without -play)")
+	play := flag.String("play", "", "where to play it: an http:// HTTP-FLV URL, or the RTMP -url (default)")
 	clip := flag.String("clip", "", "FLV clip to publish (at its own rate)")
 	dur := flag.Duration("duration", 20*time.Second, "how long to publish")
 	skip := flag.Duration("skip", 3*time.Second, "frames in the first this long are not counted (the player's GOP-cache burst)")
 	label := flag.String("label", "", "label copied into the JSON")
 	flag.Parse()
-	res, err := run(*u, *clip, *dur, *skip)
+	if *play == "" {
+		*play = *u
+	}
+	res, err := run(*u, *play, *clip, *dur, *skip)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hopdelay:", err)
 		os.Exit(1)
@@ -65,7 +75,61 @@ func main() {
 	json.NewEncoder(os.Stdout).Encode(res)
 }
 
-func run(u, clip string, dur, skip time.Duration) (*Result, error) {
+// videoSource yields the bodies of the video frames a player receives.
+type videoSource func() ([]byte, error)
+
+// player starts playing play (RTMP or HTTP-FLV) and returns its video
+// frames; closing ends it.
+func player(ctx context.Context, play string) (videoSource, error) {
+	if strings.HasPrefix(play, "http://") || strings.HasPrefix(play, "https://") {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, play, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("player: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, fmt.Errorf("player: %s", resp.Status)
+		}
+		go func() { <-ctx.Done(); resp.Body.Close() }()
+		fr := flv.NewReader(resp.Body)
+		return func() ([]byte, error) {
+			for {
+				p, err := fr.ReadPacket()
+				if err != nil {
+					return nil, err
+				}
+				if p.Kind == unit.KindVideo && !p.Header {
+					return p.Payload, nil
+				}
+			}
+		}, nil
+	}
+	pl, nc, name, err := rtmpdial.Dial(play, 5*time.Second, nil)
+	if err != nil {
+		return nil, fmt.Errorf("player: %w", err)
+	}
+	go func() { <-ctx.Done(); nc.Close() }()
+	if err := pl.WriteCommand(8, 1, "play", 0, nil, name, float64(-2000)); err != nil {
+		return nil, err
+	}
+	return func() ([]byte, error) {
+		for {
+			msg, err := pl.Read()
+			if err != nil {
+				return nil, err
+			}
+			if msg.Type == uint8(unit.KindVideo) {
+				return msg.Body, nil
+			}
+		}
+	}, nil
+}
+
+func run(u, play, clip string, dur, skip time.Duration) (*Result, error) {
 	c, err := rtmpdial.LoadClip(clip)
 	if err != nil {
 		return nil, err
@@ -88,29 +152,18 @@ func run(u, clip string, dur, skip time.Duration) (*Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dur+10*time.Second)
 	defer cancel()
 
-	playing := make(chan error, 1)
+	next, err := player(ctx, play)
+	if err != nil {
+		return nil, err
+	}
 	go func() {
-		pl, nc, name, err := rtmpdial.Dial(u, 5*time.Second, nil)
-		if err != nil {
-			playing <- fmt.Errorf("player: %w", err)
-			return
-		}
-		go func() { <-ctx.Done(); nc.Close() }()
-		if err := pl.WriteCommand(8, 1, "play", 0, nil, name, float64(-2000)); err != nil {
-			playing <- err
-			return
-		}
-		playing <- nil
 		for {
-			msg, err := pl.Read()
+			body, err := next()
 			if err != nil {
 				return
 			}
-			if msg.Type != uint8(unit.KindVideo) {
-				continue
-			}
 			now := time.Now()
-			k := keyOf(msg.Body)
+			k := keyOf(body)
 			mu.Lock()
 			if t, ok := sent[k]; ok && t.Sub(start) > skip {
 				delays = append(delays, now.Sub(t))
@@ -118,9 +171,6 @@ func run(u, clip string, dur, skip time.Duration) (*Result, error) {
 			mu.Unlock()
 		}
 	}()
-	if err := <-playing; err != nil {
-		return nil, err
-	}
 
 	nsent := 0
 	for _, p := range c.Headers {
@@ -146,7 +196,7 @@ func run(u, clip string, dur, skip time.Duration) (*Result, error) {
 	cancel()
 	mu.Lock()
 	defer mu.Unlock()
-	res := &Result{URL: u, Sent: nsent, Matched: len(delays), Duration: time.Since(start).Seconds()}
+	res := &Result{URL: u, Play: play, Sent: nsent, Matched: len(delays), Duration: time.Since(start).Seconds()}
 	if len(delays) == 0 {
 		return res, errors.New("no frame came back through the server")
 	}
