@@ -5,9 +5,10 @@
 # alternating. Per run: the server's RSS idle (no publisher), with the
 # publishers (max over SAMPLE s after SETTLE s), with the readers, CPU
 # seconds over those phases, what the readers got, and for relaymesh a heap
-# profile with the publishers only. RSS is reported as VmRSS and as
-# RssAnon (VmRSS without file pages: the binary's text, which varies with
-# the page cache); also the server's read(2) calls per stream and second
+# profile with the publishers only and the Go runtime's heap, stack and GC
+# goal figures (/metrics) idle, publishing and reading. RSS is reported as
+# VmRSS and as RssAnon (VmRSS without file pages: the binary's text, which
+# varies with the page cache); also the server's read(2) calls per stream and second
 # over the publishers-only sample (/proc/PID/io syscr; nginx reads with
 # recv(2), which syscr does not count).
 #
@@ -29,8 +30,10 @@
 #   BITRATE=1M        clip: 1M (640x360) or 300k (426x240, 250k video + 48k AAC)
 #   PUB_BATCH=40ms    rtmppub -batch; READ_PAUSE=50ms  rtmpreader -read-pause
 #   PROFILE=0         1: a CPU profile of relaymesh over the readers' window
-#                     (cpu-TAG.pprof, top in cpu-TAG.top.txt); it costs the
-#                     server some CPU, so CPU figures of such runs are not clean
+#                     (cpu-TAG.pprof, top in cpu-TAG.top.txt) and a heap
+#                     profile half way through it (heap-read-TAG.pprof); they
+#                     cost the server some CPU, so CPU figures of such runs
+#                     are not clean
 #
 #   ONE_PROCESS=1 STREAMS=1000 BITRATE=300k bench/streams.sh
 # Needs: go, ffmpeg (with libsrt for srt), nginx + libnginx-mod-rtmp, jq, curl.
@@ -156,6 +159,23 @@ start_publishers() {
 
 load_line() { cut -d' ' -f1-3 /proc/loadavg; }
 
+# go_stats: relaymesh's Go runtime figures from /metrics, as JSON (MB):
+# what the RSS is made of (live heap, heap in use, goroutine stacks, the
+# next GC's goal); null for nginx or when the scrape fails.
+go_stats() {
+	[ "$server" != nginx ] || { echo null; return; }
+	curl -fsS "http://$API_ADDR/metrics" 2>/dev/null | awk '
+		/^go_memstats_(heap_alloc|heap_inuse|stack_inuse|next_gc|sys)_bytes / { v[$1] = $2 }
+		/^go_goroutines / { g = $2 }
+		END {
+			if (!("go_memstats_heap_inuse_bytes" in v)) { print "null"; exit }
+			printf "{\"heap_alloc_mb\": %.1f, \"heap_inuse_mb\": %.1f, \"stack_inuse_mb\": %.1f, \"next_gc_mb\": %.1f, \"sys_mb\": %.1f, \"goroutines\": %d}\n",
+				v["go_memstats_heap_alloc_bytes"] / 1048576, v["go_memstats_heap_inuse_bytes"] / 1048576,
+				v["go_memstats_stack_inuse_bytes"] / 1048576, v["go_memstats_next_gc_bytes"] / 1048576,
+				v["go_memstats_sys_bytes"] / 1048576, g
+		}' || echo null
+}
+
 for ((rep = 1; rep <= REPS; rep++)); do
 	for server in $SERVERS; do
 		if [ "$server" = nginx ] && [ "$PROTO" = srt ]; then
@@ -166,6 +186,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		start_server "$server" "$tag"
 		wait_port "$RTMP_PORT" || die "$server did not start: $(tail -c 300 "$OUT/$tag/stdout.log" 2>/dev/null)"
 		read -r rss0 anon0 < <(max_rss "$SERVER_PID" 3)
+		go_idle=$(go_stats)
 		start_publishers
 		sleep "$SETTLE"
 		c0=$(cpu_ticks "$SERVER_PID")
@@ -175,6 +196,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		read -r rss_pub anon_pub < <(max_rss "$SERVER_PID" "$SAMPLE")
 		c1=$(cpu_ticks "$SERVER_PID")
 		r1=$(syscr "$SERVER_PID")
+		go_pub=$(go_stats)
 		heap=
 		if [ "$server" != nginx ]; then
 			heap=$OUT/heap-$tag.pprof
@@ -185,7 +207,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		if [ "$PROFILE" = 1 ] && [ "$server" != nginx ]; then
 			(sleep 4 && curl -fsS -o "$OUT/cpu-$tag.pprof" "http://$API_ADDR/debug/pprof/profile?seconds=$((READ - 2))") &
 			prof_pid=$!
+			# the heap while the readers play (after a GC), half way through their window
+			(sleep $((4 + READ / 2)) && curl -fsS -o "$OUT/heap-read-$tag.pprof" "http://$API_ADDR/debug/pprof/heap?gc=1") &
+			prof_pid="$prof_pid $!"
 		fi
+		# the runtime's figures half way through the readers' window
+		(sleep $((3 + READ / 2)) && go_stats >"$OUT/go-read-$tag.json") &
+		go_pid=$!
 		if [ "$ONE_PROCESS" = 1 ]; then
 			# the publisher's own CPU over the publishers-only sample
 			p1=$(cpu_ticks "$PUB_PID")
@@ -232,13 +260,17 @@ for ((rep = 1; rep <= REPS; rep++)); do
 				mbit_total: (map(.mbit_per_s) | add)}')
 			cpu_read=$(((c3 - c2)))
 		fi
-		[ -n "$prof_pid" ] && { wait "$prof_pid" || true; }
+		wait "$go_pid" || true
+		go_read=$(cat "$OUT/go-read-$tag.json" 2>/dev/null || true)
+		# shellcheck disable=SC2086 # two pids
+		[ -n "$prof_pid" ] && { wait $prof_pid || true; }
 		stop_and_forget "${PUBS[@]}" "$SERVER_PID"
 		jq -nc --arg lbl "$server" --arg proto "$PROTO" --argjson streams "$STREAMS" --argjson rep "$rep" \
 			--argjson rss0 "$rss0" --argjson rss_pub "$rss_pub" --argjson rss_read "$rss_read" \
 			--argjson anon0 "$anon0" --argjson anon_pub "$anon_pub" --argjson anon_read "$anon_read" \
 			--argjson reads "$((r1 - r0))" --argjson cpu_pub "$((c1 - c0))" --argjson cpu_read "$cpu_read" --argjson sample "$SAMPLE" \
 			--argjson readwin "$((READ - 2))" --argjson readers "$readers" --arg load "$(load_line)" --arg heap "$heap" \
+			--argjson go_idle "${go_idle:-null}" --argjson go_pub "${go_pub:-null}" --argjson go_read "${go_read:-null}" \
 			--argjson hz "$(getconf CLK_TCK)" --argjson one "$one" --arg bitrate "$BITRATE" \
 			'{"label": $lbl, bitrate: $bitrate, one_process: $one, proto: $proto, streams: $streams, rep: $rep, load: $load,
 			  rss_idle_kib: $rss0, rss_pub_kib: $rss_pub, rss_read_kib: $rss_read,
@@ -250,7 +282,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			  cpu_pct_pub: ($cpu_pub / $hz / $sample * 100 | round),
 			  reads_per_stream_s: ($reads / $sample / $streams * 10 | round / 10),
 			  cpu_s_per_gbit_read: (if $readers then ($cpu_read / $hz) / ($readers.mbit_total * $readwin / 1000) * 100 | round / 100 else null end),
-			  readers: $readers, heap: $heap}' | tee -a "$RESULTS" >&2
+			  readers: $readers, heap: $heap, go: {idle: $go_idle, publishing: $go_pub, reading: $go_read}}' | tee -a "$RESULTS" >&2
 	done
 done
 cleanup
@@ -268,6 +300,15 @@ cleanup
 		echo "| server | rep | readers at full rate (>= 95 % of 30 fps) | frames min/median ratio | Mbit/s delivered | server CPU % | CPU s per delivered Gbit | RSS MB above idle, publishing / reading | KiB per stream, publishing / reading | RssAnon KiB per stream, publishing / reading | publisher CPU % / RSS MB | reader CPU % / RSS MB | load 1/5/15 after reading |"
 		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 		jq -r 'select(.one_process) | .one_process as $o | "| \(.label) | \(.rep) | \($o.full_rate // 0) of \(.streams) (ok \($o.ok // 0), failed \($o.failed // "-"), dropped \($o.dropped // "-")) | \($o.min_ratio)/\($o.median_ratio) | \($o.mbit_total) | \($o.server_cpu_pct) | \($o.cpu_s_per_gbit) | \((.rss_pub_kib - .rss_idle_kib)/1024|round) / \($o.rss_read_above_idle_mb) | \(.kib_per_stream) / \($o.kib_per_stream_reading) | \(.anon_kib_per_stream) / \($o.anon_kib_per_stream_reading) | \($o.pub_cpu_pct) / \(($o.publisher.rss_kib // 0)/1024|round) | \($o.reader_cpu_pct) / \($o.reader_rss_mb) | \($o.load_reading) |"' "$RESULTS"
+	fi
+	if jq -e 'select(.go.publishing != null)' "$RESULTS" >/dev/null 2>&1; then
+		echo
+		echo "Go runtime of relaymesh (/metrics; MB; idle / publishing / half way through reading): what the RssAnon is made of"
+		echo
+		echo "| server | rep | heap allocated (live and not yet collected) | heap in use (spans) | goroutine stacks | next GC goal | goroutines |"
+		echo "|---|---|---|---|---|---|---|"
+		jq -r 'select(.go.publishing != null) | .go as $g | def f(k): [$g.idle, $g.publishing, $g.reading] | map(if . then .[k] | tostring else "-" end) | join(" / ");
+			"| \(.label) | \(.rep) | \(f("heap_alloc_mb")) | \(f("heap_inuse_mb")) | \(f("stack_inuse_mb")) | \(f("next_gc_mb")) | \(f("goroutines")) |"' "$RESULTS"
 	fi
 } | tee "$OUT/summary.md"
 for f in "$OUT"/heap-*.pprof; do

@@ -24,7 +24,8 @@ import (
 // player never delays the others. The slow-reader rules are the Reader's:
 // a parked player that rejoins far behind skips to a keyframe, and one
 // that keeps doing so is disconnected. The goroutine runs only while the
-// lane has players; its scratch is one per writer.
+// lane has players; its scratch is taken from a pool for each round of
+// writes, so a thousand streams keep a handful, not one each.
 type fanout struct {
 	wake chan struct{}
 
@@ -33,13 +34,28 @@ type fanout struct {
 	running bool
 	players int // Sinks given this writer and not finished (parked ones too)
 
-	// the writer goroutine's own
+	// the writer goroutine's own: the scratch of the round in progress
+	*fanScratch
+}
+
+// fanScratch is what a round of a fan-out writer works in: the players
+// of the round, the packets of one player's batch, its iovecs and
+// framing. It holds no packet between rounds.
+type fanScratch struct {
 	round []*Sink
 	pkts  []*unit.Packet
 	bufs  net.Buffers
 	hdr   []byte
 	iov   []syscall.Iovec
 }
+
+var fanScratchPool = sync.Pool{New: func() any {
+	return &fanScratch{
+		pkts: make([]*unit.Packet, 0, sendBatch),
+		bufs: make(net.Buffers, 0, sendVecs),
+		hdr:  make([]byte, 0, sendBatch*unit.RTMPHeaderScratch),
+	}
+}}
 
 // fanout returns a fan-out writer of the lane for a new player, making
 // the writers on first use: one per core (GOMAXPROCS), so a large
@@ -118,23 +134,22 @@ func (f *fanout) drop(k *Sink) {
 }
 
 func (f *fanout) run() {
-	if f.pkts == nil {
-		f.pkts = make([]*unit.Packet, 0, sendBatch)
-		f.bufs = make(net.Buffers, 0, sendVecs)
-		f.hdr = make([]byte, 0, sendBatch*unit.RTMPHeaderScratch)
-	}
 	for range f.wake {
+		f.fanScratch = fanScratchPool.Get().(*fanScratch)
 		f.mu.Lock()
 		f.round = append(f.round[:0], f.sinks...)
 		f.mu.Unlock()
 		for _, k := range f.round {
 			f.flush(k)
 		}
-		// keep no packet alive for a player that left
+		// keep no packet or player alive in the pool
 		clear(f.round)
 		clear(f.pkts[:cap(f.pkts)])
 		clear(f.bufs[:cap(f.bufs)])
 		clear(f.iov[:cap(f.iov)])
+		f.round, f.pkts, f.bufs, f.hdr, f.iov = f.round[:0], f.pkts[:0], f.bufs[:0], f.hdr[:0], f.iov[:0]
+		fanScratchPool.Put(f.fanScratch)
+		f.fanScratch = nil
 		f.mu.Lock()
 		if len(f.sinks) == 0 {
 			f.running = false

@@ -34,7 +34,8 @@ type HubConfig struct {
 	// negative: none; RingSlackTime 0: no time bound, what a node uses:
 	// see listeners.HubConfig), at most
 	// RingBytes and RingPackets packets (rounded up to a power of two)
-	// in all. A reader further behind than the slack when a keyframe
+	// in all. Of the slack only what an attached reader has yet to read
+	// is kept. A reader further behind than the slack when a keyframe
 	// comes skips to it.
 	RingPackets      int
 	RingBytes        int64

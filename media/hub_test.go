@@ -127,6 +127,16 @@ func drain(r *media.Reader) ([]*unit.Packet, error) {
 	}
 }
 
+// videoFrame is a video frame of size bytes.
+func videoFrame(ts int64, keyframe bool, size int) *unit.Packet {
+	b := make([]byte, size)
+	b[0] = 0x27
+	if keyframe {
+		b[0] = 0x17
+	}
+	return &unit.Packet{Kind: unit.KindVideo, Time: ts, Keyframe: keyframe, Payload: b}
+}
+
 func media1(pkts []*unit.Packet) []*unit.Packet {
 	var out []*unit.Packet
 	for _, p := range pkts {
@@ -1005,14 +1015,7 @@ func TestTakeoverRacingClose(t *testing.T) {
 // keyframe even though the packets would fit the ring's slots, one a few
 // packets behind keeps them, and a GOP over RingBytes is not cached.
 func TestRingBySize(t *testing.T) {
-	big := func(ts int64, keyframe bool) *unit.Packet {
-		b := make([]byte, 10<<10)
-		b[0] = 0x27
-		if keyframe {
-			b[0] = 0x17
-		}
-		return &unit.Packet{Kind: unit.KindVideo, Time: ts, Keyframe: keyframe, Payload: b}
-	}
+	big := func(ts int64, keyframe bool) *unit.Packet { return videoFrame(ts, keyframe, 10<<10) }
 	// gop writes one GOP of n 10 KiB frames from t0 and returns its key.
 	gop := func(t *testing.T, p *media.Publisher, t0 int64, n int) *unit.Packet {
 		k := big(t0, true)

@@ -40,7 +40,10 @@ func headerSlot(p *unit.Packet) int { return unit.HeaderSlot(p) }
 // newest GOP (from the newest keyframe on, the GOP cache new readers start
 // from) plus the packets of at most slackTime ms and slack bytes before
 // it, for readers a few packets behind, and never more than maxBytes or
-// maxSlots packets in all. The
+// maxSlots packets in all. Of the slack only what an attached reader has
+// yet to read is kept: a packet before the newest keyframe that every
+// reader is past can reach nobody (new readers start at the keyframe), so
+// the lane of a stream whose readers keep up holds the GOP alone. The
 // slot array starts small, grows to what one GOP needs and is not
 // allocated at all for a lane nobody writes (the TS lane of an RTMP stream
 // without SRT readers).
@@ -69,6 +72,9 @@ type lane struct {
 	mu      sync.Mutex
 	headers [numSlots]*unit.Packet
 	wakers  atomic.Pointer[[]chan struct{}]
+	// rds are the attached readers, whose positions (Reader.pos) say
+	// which packets before the newest keyframe are still to be read
+	rds     atomic.Pointer[[]*Reader]
 	readers int
 	fan     atomic.Pointer[[]*fanout] // the lane's fan-out writers, one per core, made on first use
 }
@@ -97,6 +103,8 @@ func newLane(maxSlots int, maxBytes, slack, slackTime int64) *lane {
 	l := &lane{maxSlots: n, maxBytes: maxBytes, slack: slack, slackTime: slackTime}
 	empty := []chan struct{}{}
 	l.wakers.Store(&empty)
+	none := []*Reader{}
+	l.rds.Store(&none)
 	return l
 }
 
@@ -163,10 +171,12 @@ func (l *lane) room(seq uint64) *ring {
 
 // trim releases the oldest packets while the lane keeps more than its
 // limits allow: packets before the newest keyframe beyond the slack (in
-// bytes, or older than slackTime before the keyframe), or bytes in all
-// beyond maxBytes (then the GOP cache itself goes, and new readers wait
-// for the next keyframe). The newest packet always stays.
+// bytes, or older than slackTime before the keyframe) or that every
+// attached reader is past, or bytes in all beyond maxBytes (then the GOP
+// cache itself goes, and new readers wait for the next keyframe). The
+// newest packet always stays.
 func (l *lane) trim(r *ring) {
+	read := uint64(0) // every reader is past the packets before it; 0: not looked yet
 	for head := l.head.Load(); l.tail.Load()+1 < head; {
 		tail := l.tail.Load()
 		k := l.lastKey.Load()
@@ -177,11 +187,25 @@ func (l *lane) trim(r *ring) {
 			return
 		case l.bytes-l.keyBytes > l.slack:
 		case k > 0 && l.slackTime > 0 && l.olderThan(r, tail, l.keyT-l.slackTime):
+		case k > 0 && tail < l.readTo(&read, head):
 		default:
 			return
 		}
 		l.release(r)
 	}
+}
+
+// readTo returns the lowest position of the lane's readers (head when it
+// has none), computed once per trim into *read.
+func (l *lane) readTo(read *uint64, head uint64) uint64 {
+	if *read == 0 {
+		lo := head
+		for _, rd := range *l.rds.Load() {
+			lo = min(lo, rd.pos.Load())
+		}
+		*read = lo
+	}
+	return *read
 }
 
 // olderThan says whether the kept packet seq is from before t.
@@ -249,22 +273,40 @@ func (l *lane) close() {
 	l.wake()
 }
 
-func (l *lane) addWaker(c chan struct{}) int {
+// addReader wakes rd on new packets and keeps what it has yet to read,
+// from its position on; it returns the count of readers. rd is attached
+// before it has a cursor: the lane keeps its slack for it until it has
+// one (a position of 0).
+func (l *lane) addReader(rd *Reader) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := *l.wakers.Load()
 	nw := make([]chan struct{}, len(old), len(old)+1)
 	copy(nw, old)
-	nw = append(nw, c)
+	nw = append(nw, rd.wake)
 	l.wakers.Store(&nw)
+	rds := *l.rds.Load()
+	nr := make([]*Reader, len(rds), len(rds)+1)
+	copy(nr, rds)
+	nr = append(nr, rd)
+	l.rds.Store(&nr)
 	l.readers++
 	return l.readers
 }
 
-func (l *lane) removeWaker(c chan struct{}) int {
+// removeReader detaches rd; it returns the count of readers left.
+func (l *lane) removeReader(rd *Reader) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.unwakeLocked(c)
+	l.unwakeLocked(rd.wake)
+	rds := *l.rds.Load()
+	nr := make([]*Reader, 0, len(rds))
+	for _, o := range rds {
+		if o != rd {
+			nr = append(nr, o)
+		}
+	}
+	l.rds.Store(&nr)
 	l.readers--
 	return l.readers
 }

@@ -35,7 +35,12 @@ type Reader struct {
 	done chan struct{}
 	once sync.Once
 
-	cursor      uint64
+	cursor uint64
+	// pos is the cursor as the lane's writer sees it: the lane keeps
+	// the packets from pos on (0: all it would keep anyway). It lags the
+	// cursor by at most one batch (published when the next one is
+	// asked for and before the reader waits), never leads it.
+	pos         atomic.Uint64
 	sent        [numSlots]*unit.Packet // the header last delivered per slot
 	needKey     bool
 	sendHeaders bool
@@ -88,6 +93,7 @@ func (r *Reader) next(ctx context.Context, dst []*unit.Packet, wait bool) ([]*un
 	for i, all := 0, dst[:cap(dst)]; i < len(all) && all[i] != nil; i++ {
 		all[i] = nil
 	}
+	r.pos.Store(r.cursor)
 	max := cap(dst)
 	if max == 0 {
 		max = 64
@@ -160,6 +166,7 @@ func (r *Reader) next(ctx context.Context, dst []*unit.Packet, wait bool) ([]*un
 		if !wait {
 			return dst, nil
 		}
+		r.pos.Store(r.cursor)
 		select {
 		case <-r.wake:
 		case <-r.done:

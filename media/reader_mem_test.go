@@ -54,19 +54,24 @@ func TestNextDropsDelivered(t *testing.T) {
 			if err != nil || len(got) != 1 {
 				t.Fatalf("second batch: %d packets, %v; want the new keyframe", len(got), err)
 			}
-			runtime.GC()
-			kept := 0
-			for _, w := range first {
-				if w.Value() != nil {
-					kept++
-				}
-			}
-			if kept != 0 {
+			if kept := alive(first); kept != 0 {
 				t.Errorf("%d of the first GOP's 30 packets still alive after the lane released them", kept)
 			}
 			runtime.KeepAlive(buf)
 		})
 	}
+}
+
+// alive returns how many of the packets are still reachable after a GC.
+func alive(ws []weak.Pointer[unit.Packet]) int {
+	runtime.GC()
+	n := 0
+	for _, w := range ws {
+		if w.Value() != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // BenchmarkNextLargeBuffer: one packet per Next into a 4096-slot buffer,
@@ -100,5 +105,69 @@ func BenchmarkNextLargeBuffer(b *testing.B) {
 		if buf, err = rd.Next(ctx, buf); err != nil || len(buf) != 1 {
 			b.Fatalf("%d packets, %v", len(buf), err)
 		}
+	}
+}
+
+// TestSlackOnlyWhileRead: the slack before the newest keyframe is kept
+// only while a reader has yet to read it. With readers at the live edge,
+// or none, the previous GOP is let go when a keyframe comes (the 64 KiB
+// slack kept the last 64 KiB of it in every stream); a reader still in it
+// gets the rest without a skip, and a reader joining then starts at the
+// new keyframe.
+func TestSlackOnlyWhileRead(t *testing.T) {
+	frame := func(ts int64, keyframe bool) *unit.Packet { return videoFrame(ts, keyframe, 8<<10) }
+	for _, tc := range []struct {
+		name   string
+		reader bool // attached before the first GOP
+		behind int  // frames of the first GOP it has not read when the keyframe comes
+	}{
+		{"a reader at the live edge", true, 0},
+		{"no reader", false, 0},
+		{"a reader three frames behind", true, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHub(t, nil) // the default 64 KiB slack: the first GOP's 48 KiB fit it
+			p := publish(t, h, "live/slack")
+			write(t, p, vhdr(0))
+			var rd *media.Reader
+			if tc.reader {
+				rd = subscribe(t, h, "live/slack")
+			}
+			var first []weak.Pointer[unit.Packet]
+			for i := range 6 {
+				pk := frame(int64(i)*40, i == 0)
+				first = append(first, weak.Make(pk))
+				write(t, p, pk)
+				if rd != nil && i == 5-tc.behind {
+					if _, err := drain(rd); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			k := frame(240, true)
+			write(t, p, k, frame(280, false))
+			if rd != nil {
+				got, err := drain(rd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body := media1(got); len(body) != tc.behind+2 || body[tc.behind] != k || rd.Skipped() != 0 {
+					t.Fatalf("reader got %d media packets, skipped %d; want the %d it had not read, the keyframe and one frame",
+						len(body), rd.Skipped(), tc.behind)
+				}
+				write(t, p, frame(320, false)) // the writer trims on its next packet
+			}
+			if kept := alive(first); kept != 0 {
+				t.Errorf("%d of the first GOP's 6 frames kept once no reader has them to read", kept)
+			}
+			late := subscribe(t, h, "live/slack")
+			got, err := drain(late)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body := media1(got); len(body) == 0 || body[0] != k {
+				t.Fatalf("late reader got %d media packets, want them from the newest keyframe", len(body))
+			}
+		})
 	}
 }

@@ -245,9 +245,12 @@ func (s *Stream) subscribe(opt SubscribeOptions, maxReaders int) (*Reader, error
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 		sendHeaders: true, epoch: l.epoch.Load(), coalesce: opt.Coalesce,
 	}
-	r.cursor, r.needKey = l.startSeq()
 	s.readers[r] = struct{}{}
-	l.addWaker(r.wake)
+	// attached at position 0 before it has a cursor: no packet it may
+	// start at is released meanwhile for every other reader being past it
+	l.addReader(r)
+	r.cursor, r.needKey = l.startSeq()
+	r.pos.Store(r.cursor)
 	if opt.Format != s.native && s.remux == nil && opt.Format == FormatTS {
 		s.startRemuxLocked()
 	}
@@ -255,7 +258,7 @@ func (s *Stream) subscribe(opt SubscribeOptions, maxReaders int) (*Reader, error
 }
 
 func (s *Stream) removeReader(r *Reader) {
-	n := r.l.removeWaker(r.wake)
+	n := r.l.removeReader(r)
 	s.mu.Lock()
 	delete(s.readers, r)
 	s.sentOld.Add(r.BytesOut.Load())
@@ -375,9 +378,10 @@ func (s *Stream) startRemuxLocked() {
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 		sendHeaders: true, epoch: s.lanes[FormatFLV].epoch.Load(),
 	}
-	in.cursor, in.needKey = in.l.startSeq()
 	s.readers[in] = struct{}{}
-	in.l.addWaker(in.wake)
+	in.l.addReader(in)
+	in.cursor, in.needKey = in.l.startSeq()
+	in.pos.Store(in.cursor)
 	mux := mpegts.NewMuxer()
 	out := s.lanes[FormatTS]
 	done := make(chan struct{})
