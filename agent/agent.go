@@ -77,6 +77,9 @@ type Agent struct {
 	// spawn runs a component built after Run started (a rebound
 	// listener) under Run's context; nil before Run.
 	spawn func(run func(context.Context) error)
+	// srtBudget is srt.max_receive_memory, shared by the SRT and the
+	// backbone listeners
+	srtBudget *srt.Budget
 }
 
 // New builds the node's components and binds every listener, so an
@@ -110,7 +113,10 @@ func New(cfg *config.Config, path string, logOut io.Writer) (_ *Agent, err error
 		}
 	}
 	a.hub = media.NewHub(hcfg, log)
-	a.ls = listeners.New(listeners.Deps{Hub: a.hub, Log: log, Authorize: a.authorize, Routes: a.httpRoutes,
+	a.srtBudget = srt.NewBudget("srt.max_receive_memory", int64(cfg.SRT.MaxReceiveMemory))
+	log.Info("srt receive memory budget", "max_receive_memory", config.ByteSize(a.srtBudget.Limit()).String(),
+		"default", cfg.SRT.MaxReceiveMemory == 0)
+	a.ls = listeners.New(listeners.Deps{Hub: a.hub, Log: log, Authorize: a.authorize, Routes: a.httpRoutes, SRTBudget: a.srtBudget,
 		SRTStreamOptions: func(action, key string) (srt.StreamOptions, bool) {
 			if f := a.objects.flows; f != nil { // srt-listener sources and outputs: their passphrase and latency
 				return f.SRTStreamOptions(action, key)
@@ -412,7 +418,8 @@ func (a *Agent) prepareAccess(_, next *config.Config) (change, error) {
 
 // prepareSettings checks the settings the running listeners and the hub
 // take without a new socket: limits, timeouts, SRT latency, passphrases,
-// [[srt_stream]] and srt.max_connections, the log level. A listener that
+// [[srt_stream]], srt.max_connections and srt.max_receive_memory (for the
+// connections after it), the log level. A listener that
 // moves (prepareListeners) is built from next already.
 func (a *Agent) prepareSettings(old, next *config.Config) (change, error) {
 	lsCommit, err := a.ls.PrepareSettings(old, next)
@@ -425,6 +432,7 @@ func (a *Agent) prepareSettings(old, next *config.Config) (change, error) {
 		a.hub.SetLimits(h.MaxPublishers, h.MaxReaders, h.MaxBitrate, h.Takeover, h.ReconnectGrace)
 		a.hub.SetMaxReaderLag(h.MaxReaderLag)
 		lsCommit()
+		a.srtBudget.SetLimit(int64(next.SRT.MaxReceiveMemory))
 		if a.hls != nil {
 			a.hls.SetConfig(listeners.HLSConfig(next, a.authorize))
 		}

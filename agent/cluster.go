@@ -76,7 +76,9 @@ func (a *Agent) newCluster(cfg *config.Config) error {
 	}, g.Close)
 
 	if cfg.Node.RunsCenter() {
-		c, err := center.New(center.ConfigOf(cfg, pass, a.events), a.hub, g, a.log)
+		ccfg := center.ConfigOf(cfg, pass, a.events)
+		ccfg.Budget = a.srtBudget
+		c, err := center.New(ccfg, a.hub, g, a.log)
 		if err != nil {
 			return fmt.Errorf("cluster.backbone_listen: %w", err)
 		}

@@ -21,6 +21,9 @@ func (s metricsSource) Hub() metrics.Hub { return s.a.hub }
 
 func (s metricsSource) Listeners() metrics.Listeners {
 	ls, out := s.a.ls.Servers(), metrics.Listeners{Refused: map[string]uint64{}}
+	if s.a.srtBudget != nil {
+		out.SRTMemory = s.a.srtBudget
+	}
 	if ls.RTMP != nil {
 		out.Refused["rtmp"] = ls.RTMP.Refused.Load()
 	}

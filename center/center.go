@@ -70,6 +70,9 @@ type Config struct {
 	// here: Missing waits as long for the directory to name a host (a
 	// center that just started has not synced its directory yet).
 	PlayWait time.Duration
+	// Budget is the node's SRT receive memory the backbone listener's
+	// connections draw from (shared with the SRT listener); nil = none.
+	Budget *srt.Budget
 	// Events is the node's event bus the center follows (streams that
 	// go live here or end; the subscription is taken by New, run by
 	// Run); nil = none.
@@ -173,6 +176,7 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, err
 			DSCP:              cfg.DSCP,
 			EveryLossReport:   true,
 			Divert:            c.divert,
+			Budget:            cfg.Budget,
 		}, hub, log.With("listener", "backbone"))
 		if err != nil {
 			cancel()

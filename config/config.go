@@ -103,6 +103,10 @@ type SRTConfig struct {
 	PublishPassphrase string `toml:"publish_passphrase"`
 	ReadPassphrase    string `toml:"read_passphrase"`
 	MaxConnections    int    `toml:"max_connections"` // 0 = unlimited
+	// MaxReceiveMemory bounds the receive buffers of every accepted SRT
+	// connection of the node, the backbone's too ("" or "0" = a quarter
+	// of the node's memory); a handshake beyond it is refused.
+	MaxReceiveMemory ByteSize `toml:"max_receive_memory"`
 }
 
 // SRTStreamConfig is one [[srt_stream]]: the passphrases of one stream
@@ -1102,7 +1106,13 @@ func (s *SRTConfig) validate(ps *cfgProblems, at cfgPath) {
 	ps.passphrase(at.Key("publish_passphrase"), s.PublishPassphrase)
 	ps.passphrase(at.Key("read_passphrase"), s.ReadPassphrase)
 	ps.count(at.Key("max_connections"), s.MaxConnections)
+	if s.MaxReceiveMemory != 0 && s.MaxReceiveMemory < MinSRTReceiveMemory {
+		ps.add(at.Key("max_receive_memory"), "%s is below %s, too little for a few SRT connections: leave it unset for a quarter of the node's memory", s.MaxReceiveMemory, MinSRTReceiveMemory)
+	}
 }
+
+// MinSRTReceiveMemory is the least srt.max_receive_memory accepted.
+const MinSRTReceiveMemory = ByteSize(1 << 20)
 
 func (s *SRTStreamConfig) validate(ps *cfgProblems, at cfgPath) {
 	ps.streamKey(at.Key("key"), s.Key)

@@ -51,6 +51,7 @@ func (s *Set) srtConfig(cfg *config.Config) srt.Config {
 		ReadTimeout:       cfg.Limits.ReadTimeout.Duration(),
 		WriteTimeout:      cfg.Limits.WriteTimeout.Duration(),
 		MaxConns:          cfg.SRT.MaxConnections,
+		Budget:            s.d.SRTBudget,
 		Streams:           streams,
 		StreamOptionsFor:  s.d.SRTStreamOptions,
 		PlayWait:          center.PlayWaitOf(cfg),

@@ -40,6 +40,9 @@ type Deps struct {
 	// SRTStreamOptions are the per-stream SRT options of flows' SRT
 	// listener sources and outputs.
 	SRTStreamOptions func(action, key string) (srt.StreamOptions, bool)
+	// SRTBudget is the node's SRT receive memory (srt.max_receive_memory),
+	// which the SRT listener shares with the backbone's.
+	SRTBudget *srt.Budget
 	// NewAPI binds the JSON API on listen.
 	NewAPI func(listen string) (*api.Server, error)
 	// Start runs a bound server under the node's Run and closes it with

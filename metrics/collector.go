@@ -22,6 +22,8 @@ var (
 	mEgressBps  = desc("egress_bits_per_second", "Media sent to readers: each stream's ingest bitrate times its readers (last 5 s).")
 	mRefused    = desc("refused_connections_total", "Connections refused for bad input, limits or auth, per listener.", "listener")
 	mSRTConns   = desc("srt_connections", "Open SRT connections, per role (publish or read).", "role")
+	mSRTMemUsed = desc("srt_receive_memory_reserved_bytes", "Receive buffers (SRTO_RCVBUF) reserved by the node's SRT connections, backbone and handshakes in progress included, against srt.max_receive_memory.")
+	mSRTMemMax  = desc("srt_receive_memory_limit_bytes", "srt.max_receive_memory in force: a handshake whose receive buffer does not fit is refused.")
 
 	// per stream
 	mStreamBps      = desc("stream_ingest_bits_per_second", "Ingest bitrate of a stream (last 5 s), per track.", "stream", "track")
@@ -62,7 +64,7 @@ const mWebRTCDropsHelp = "RTP packets from WHIP publishers the node dropped, all
 	"(bad_header, bad_padding, payload_type, late, sequence_jump, lost, bad_opus; broken_frame and waiting_keyframe count video frames)."
 
 var nodeDescs = []*prometheus.Desc{
-	mBuild, mStart, mStreams, mPublishers, mIngestBps, mEgressBps, mRefused, mSRTConns,
+	mBuild, mStart, mStreams, mPublishers, mIngestBps, mEgressBps, mRefused, mSRTConns, mSRTMemUsed, mSRTMemMax,
 	mStreamBps, mStreamFPS, mStreamKeyIvl, mStreamReaders, mStreamPub, mStreamBytesIn, mStreamBytesOut,
 	mStreamFrames, mStreamSkips, mStreamDropped, mStreamCC, mStreamUptime,
 	mQoSApplied, mQoSBytes, mQoSPackets, mQoSDrops, mQoSOver,
@@ -176,6 +178,10 @@ func collectListeners(e emit, ls Listeners) {
 		for role, n := range roles {
 			e.gauge(mSRTConns, float64(n), role)
 		}
+	}
+	if m := ls.SRTMemory; m != nil {
+		e.gauge(mSRTMemUsed, float64(m.Reserved()))
+		e.gauge(mSRTMemMax, float64(m.Limit()))
 	}
 }
 

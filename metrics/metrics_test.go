@@ -98,6 +98,11 @@ type fakeBus events.Stats
 
 func (f fakeBus) Stats() events.Stats { return events.Stats(f) }
 
+type fakeSRTMemory struct{ reserved, limit int64 }
+
+func (m fakeSRTMemory) Reserved() int64 { return m.reserved }
+func (m fakeSRTMemory) Limit() int64    { return m.limit }
+
 func newHub() *media.Hub {
 	return media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler))
 }
@@ -132,6 +137,15 @@ relaymesh_streams 0
 # HELP relaymesh_refused_connections_total Connections refused for bad input, limits or auth, per listener.
 # TYPE relaymesh_refused_connections_total counter
 relaymesh_refused_connections_total{listener="rtmp"} 7
+`},
+		{"srt receive memory", fakeSource{hub: newHub(), ls: Listeners{SRTMemory: fakeSRTMemory{reserved: 3 << 20, limit: 1 << 30}}},
+			[]string{"relaymesh_srt_receive_memory_reserved_bytes", "relaymesh_srt_receive_memory_limit_bytes"}, `
+# HELP relaymesh_srt_receive_memory_reserved_bytes Receive buffers (SRTO_RCVBUF) reserved by the node's SRT connections, backbone and handshakes in progress included, against srt.max_receive_memory.
+# TYPE relaymesh_srt_receive_memory_reserved_bytes gauge
+relaymesh_srt_receive_memory_reserved_bytes 3.145728e+06
+# HELP relaymesh_srt_receive_memory_limit_bytes srt.max_receive_memory in force: a handshake whose receive buffer does not fit is refused.
+# TYPE relaymesh_srt_receive_memory_limit_bytes gauge
+relaymesh_srt_receive_memory_limit_bytes 1.073741824e+09
 `},
 		{"webhooks", fakeSource{hub: newHub(), hooks: &webhook.Stats{Sent: 4, Delivered: 3, Failed: 1, Queued: 2}},
 			[]string{"relaymesh_webhook_events_total", "relaymesh_webhook_queue_length"}, `

@@ -52,6 +52,15 @@ type Listeners struct {
 	Refused map[string]uint64
 	// SRT is the SRT listener (*srt.Server), nil when it is off.
 	SRT SRTConns
+	// SRTMemory is the node's SRT receive memory (*srt.Budget), nil when
+	// there is none.
+	SRTMemory SRTMemory
+}
+
+// SRTMemory is the receive memory SRT connections hold and its limit.
+type SRTMemory interface {
+	Reserved() int64
+	Limit() int64
 }
 
 // SRTConns lists the SRT listener's open connections.

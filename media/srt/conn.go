@@ -32,6 +32,7 @@ type session struct {
 	since     time.Time
 	encrypted bool
 	keyLen    int
+	rcvBuf    int64 // its receive buffer, reserved in the budget
 	// linger: close so that the peer gets what was sent (the stream
 	// ended); otherwise the connection is dropped at once.
 	linger bool

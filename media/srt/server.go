@@ -68,6 +68,10 @@ type Config struct {
 	MaxBitrate int64
 	// MaxConns caps connections on this listener (0 = unlimited).
 	MaxConns int
+	// Budget, if set, bounds the receive buffers of the node's accepted
+	// SRT connections (shared by its listeners); a handshake whose buffer
+	// does not fit is refused with RejXOverload. nil = unbounded.
+	Budget *Budget
 	// Streams holds per-stream overrides keyed by app/name.
 	Streams map[string]StreamOptions
 	// StreamOptionsFor, if set, is asked first for a stream's overrides
@@ -190,11 +194,14 @@ type ConnStats struct {
 	Drops           uint64    `json:"drops"`
 	RecvBufferMs    uint64    `json:"recv_buffer_ms"`
 	SendBufferMs    uint64    `json:"send_buffer_ms"`
-	LinkMbps        float64   `json:"link_mbps"`
-	SendMbps        float64   `json:"send_mbps"`
-	RecvMbps        float64   `json:"recv_mbps"`
-	Encrypted       bool      `json:"encrypted"`
-	KeyLength       int       `json:"key_length,omitempty"` // AES key bytes (16, 24, 32)
+	// ReceiveBufferBytes is the receive buffer libsrt may fill for this
+	// connection (SRTO_RCVBUF), what it holds of the node's budget.
+	ReceiveBufferBytes int64   `json:"receive_buffer_bytes"`
+	LinkMbps           float64 `json:"link_mbps"`
+	SendMbps           float64 `json:"send_mbps"`
+	RecvMbps           float64 `json:"recv_mbps"`
+	Encrypted          bool    `json:"encrypted"`
+	KeyLength          int     `json:"key_length,omitempty"` // AES key bytes (16, 24, 32)
 	// LatencyMs is the negotiated TSBPD delay of the connection's
 	// receiving side: ours for a publisher, the reader's for a reader.
 	LatencyMs int `json:"latency_ms"`
@@ -374,7 +381,7 @@ func (s *Server) Stats() []ConnStats {
 		st := ss.conn.Stats()
 		c := ConnStats{
 			ID: ss.conn.ID(), Stream: ss.key, Role: ss.role, Remote: ss.remote,
-			Since: ss.since, Encrypted: ss.encrypted, KeyLength: ss.keyLen,
+			Since: ss.since, Encrypted: ss.encrypted, KeyLength: ss.keyLen, ReceiveBufferBytes: ss.rcvBuf,
 			RTTMs:           st.RTTMs,
 			PacketsSent:     st.PacketsSent,
 			PacketsReceived: st.PacketsReceived,
@@ -409,7 +416,8 @@ type admission struct {
 	raw    string // the streamid as sent
 	id     StreamID
 	remote net.Addr
-	pass   bool // a passphrase was required
+	pass   bool  // a passphrase was required
+	rcvBuf int64 // bytes reserved in the budget
 }
 
 // streamOptions returns the overrides of one stream.
@@ -469,6 +477,14 @@ func (s *Server) decide(req libsrt.Request) libsrt.Decision {
 	lat := s.latency(adm.id.Action, adm.id.Key, req.Remote)
 	d := libsrt.Decision{Latency: lat, PeerIdleTimeout: s.conf().PeerIdleTimeout, Tag: adm}
 	d.FC, d.RcvBuf = connBuffers(adm.id.Action == ActionPublish, lat, s.maxBitrate())
+	// last: a handshake refused for another reason reserves nothing;
+	// libsrt calls d.Release when the connection or its handshake ends
+	release, err := s.conf().Budget.reserve(int64(d.RcvBuf))
+	if err != nil {
+		s.refuse(req.Remote.String(), req.StreamID, libsrt.RejXOverload, fmt.Sprintf("%s %s: %v", adm.id.Action, adm.id.Key, err))
+		return libsrt.Decision{Reject: libsrt.RejXOverload}
+	}
+	d.Release, adm.rcvBuf = release, int64(d.RcvBuf)
 	if p := s.passphrase(adm.id.Action, adm.id.Key); p != "" {
 		d.Passphrase = p
 		adm.pass = true
@@ -639,7 +655,7 @@ func (s *Server) handle(conn *libsrt.Conn) {
 		return
 	}
 	ss := &session{s: s, conn: conn, key: adm.id.Key, role: adm.id.Action, remote: adm.remote.String(),
-		since: time.Now(), encrypted: conn.Encrypted(), keyLen: conn.PBKeyLen()}
+		since: time.Now(), encrypted: conn.Encrypted(), keyLen: conn.PBKeyLen(), rcvBuf: adm.rcvBuf}
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()

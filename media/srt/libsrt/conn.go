@@ -39,6 +39,7 @@ type Conn struct {
 	last    Stats
 
 	admitted func() // tells the listener its owner counts it; once
+	release  func() // the listener's Decision.Release; once, at close
 
 	causeMu sync.Mutex
 	cause   error // why Watch ended the connection
@@ -47,7 +48,7 @@ type Conn struct {
 }
 
 func newConn(e *engine, id C.SRTSOCKET, st *sockState, o Options) *Conn {
-	c := &Conn{id: id, st: st, streamID: o.StreamID, linger: o.Linger, closed: make(chan struct{}), admitted: func() {}}
+	c := &Conn{id: id, st: st, streamID: o.StreamID, linger: o.Linger, closed: make(chan struct{}), admitted: func() {}, release: func() {}}
 	c.local = addrOf(id, false)
 	c.remote = addrOf(id, true)
 	return c
@@ -237,6 +238,7 @@ func (c *Conn) close(linger bool) {
 		C.srt_close(c.id)
 		c.errq.close()
 		c.st.fail()
+		c.release()
 	})
 }
 

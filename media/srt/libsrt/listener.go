@@ -41,6 +41,18 @@ type Decision struct {
 	FC     int
 	RcvBuf int
 	Tag    any // returned by the accepted Conn's Tag
+	// Release, if set, is called once when what Decide accepted is over:
+	// the accepted Conn closed, or the handshake ended without one
+	// (refused by libsrt, abandoned by the caller, the listener closed).
+	// It must not block.
+	Release func()
+}
+
+// release calls d.Release, if any.
+func (d Decision) release() {
+	if d.Release != nil {
+		d.Release()
+	}
 }
 
 // ListenConfig configures a Listener.
@@ -241,13 +253,14 @@ func (l *Listener) accepted(s C.SRTSOCKET) *Conn {
 		l.inflight++
 	}
 	tabMu.Unlock()
-	admitted := func() {}
+	admitted, release := func() {}, func() {}
 	if p != nil {
 		admitted = sync.OnceFunc(func() {
 			tabMu.Lock()
 			l.inflight--
 			tabMu.Unlock()
 		})
+		release = sync.OnceFunc(p.dec.release)
 	}
 	st := newSockState()
 	if err := eng.add(s, st); err != nil {
@@ -255,6 +268,7 @@ func (l *Listener) accepted(s C.SRTSOCKET) *Conn {
 		warn("srt connection dropped: its socket cannot be watched", "err", err)
 		C.srt_close(s)
 		admitted()
+		release()
 		return nil
 	}
 	if f := packetFilter(s); f != "" {
@@ -264,10 +278,12 @@ func (l *Listener) accepted(s C.SRTSOCKET) *Conn {
 		eng.remove(s)
 		C.srt_close(s)
 		admitted()
+		release()
 		return nil
 	}
 	c := newConn(eng, s, st, l.cfg.Options)
 	c.admitted = admitted
+	c.release = release
 	if p != nil {
 		c.streamID = p.req.StreamID
 		c.tag = p.dec.Tag
@@ -277,13 +293,18 @@ func (l *Listener) accepted(s C.SRTSOCKET) *Conn {
 
 func (l *Listener) sweep() {
 	now := time.Now()
+	var dropped []*pendingEntry
 	tabMu.Lock()
 	for s, p := range pending {
 		if p.l == l && now.Sub(p.at) > pendingTTL {
 			delete(pending, s)
+			dropped = append(dropped, p)
 		}
 	}
 	tabMu.Unlock()
+	for _, p := range dropped {
+		p.dec.release()
+	}
 }
 
 // Pending counts handshakes Decide accepted whose connections the
@@ -310,12 +331,17 @@ func (l *Listener) Close() error {
 		close(l.done)
 		tabMu.Lock()
 		delete(listeners, l.handle)
+		var dropped []*pendingEntry
 		for s, p := range pending {
 			if p.l == l {
 				delete(pending, s)
+				dropped = append(dropped, p)
 			}
 		}
 		tabMu.Unlock()
+		for _, p := range dropped {
+			p.dec.release()
+		}
 		eng.remove(l.id)
 		C.srt_close(l.id)
 	})
@@ -353,14 +379,19 @@ func goListenHook(h C.uintptr_t, ns C.SRTSOCKET, hsv C.int, fam C.int, ip *C.uch
 		return C.int(d.Reject)
 	}
 	if err := d.apply(ns); err != nil {
+		d.release()
 		logMu.RLock()
 		logger.Error("srt listen callback: cannot set the connection's options", "err", err)
 		logMu.RUnlock()
 		return RejXISE
 	}
 	tabMu.Lock()
+	old := pending[ns]
 	pending[ns] = &pendingEntry{l: l, dec: d, req: req, at: time.Now()}
 	tabMu.Unlock()
+	if old != nil { // libsrt asked again for the same socket
+		old.dec.release()
+	}
 	return 0
 }
 
@@ -415,6 +446,7 @@ func handshakeRejected(ns C.SRTSOCKET, reason int) bool {
 	if p == nil {
 		return false
 	}
+	p.dec.release()
 	if f := p.l.cfg.Failed; f != nil {
 		go f(p.dec.Tag, reason)
 	}
