@@ -430,9 +430,20 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 				return link.Target{}, fmt.Errorf("%s is now hosted here", key)
 			}
 			c.mu.Lock()
-			prev := pl.from
+			prev, replaced := pl.from, pl.next != nil
+			nextFrom := ""
+			if replaced {
+				nextFrom = pl.next.from
+			}
 			c.mu.Unlock()
 			c.noteFailure(prev, lastErr)
+			if replaced {
+				// its replacement takes the stream over as a
+				// continuing session; dialed here too, the new host's
+				// first packet could come as a new session of this
+				// pull (the players then wait for a keyframe)
+				return link.Target{}, fmt.Errorf("its replacement from %s takes the stream over", nextFrom)
+			}
 			// a host found dead gives way to another host of a dual-path
 			// stream at once (source)
 			from := c.source(key, e)
