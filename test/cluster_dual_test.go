@@ -7,6 +7,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -18,6 +19,8 @@ import (
 	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/media/link"
+	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/test/netlab"
 )
 
@@ -77,6 +80,36 @@ func (c *cluster) scrape(node string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// pullsAndReads records, while stream runs, the on-demand pulls of it on
+// the nodes without a merge of it (pulls, by node) and the backbone
+// connections the leg centers serve it to (reads, by "center/id").
+func (c *cluster) pullsAndReads(stream string, nodes []string, pulls map[string]center.PullStatus, reads map[string]srt.ConnStats) {
+	for _, n := range nodes {
+		ctx, cancel := bounded()
+		links, err := c.client(n).Links(ctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, p := range links.Pulls {
+			if p.Stream == stream {
+				pulls[n] = p
+			}
+		}
+		for _, b := range links.Backbone {
+			if b.Stream == stream && b.Role == "read" {
+				reads[fmt.Sprintf("%s/%d", n, b.ID)] = b
+			}
+		}
+	}
+}
+
+// linkCounters describes a pull link's counters over its sessions.
+func linkCounters(s link.Status) string {
+	return fmt.Sprintf("%s, %d sessions, %d packets received, %d lost, %d retransmits, %d drops", s.State, s.Sessions,
+		s.Total.PacketsRecv, s.Total.PacketsLost, s.Total.Retransmits, s.Total.Drops)
 }
 
 // checkEveryFrame checks what a player that joined a running stream got
@@ -171,6 +204,8 @@ func TestClusterDualPath(t *testing.T) {
 		}
 		var up edge.DualStatus
 		merges := map[string]center.DualStatus{} // the last seen on each leg center
+		pulls := map[string]center.PullStatus{}  // the last seen on the other centers
+		reads := map[string]srt.ConnStats{}      // the leg centers' backbone reads of the stream
 		metrics := ""
 		testmedia.Eventually(t, dur+40*time.Second, "the publisher finishes", func() bool {
 			if pub.ProcessState != nil {
@@ -187,6 +222,7 @@ func TestClusterDualPath(t *testing.T) {
 					}
 				}
 			}
+			c.pullsAndReads(stream, nodes, pulls, reads)
 			return pub.ProcessState != nil
 		})
 		for n, d := range merges {
@@ -204,6 +240,16 @@ func TestClusterDualPath(t *testing.T) {
 		}
 		if verify != nil {
 			verify(t, merges, up)
+		}
+		for n, p := range pulls { // how the other centers' pulls went
+			line := fmt.Sprintf("%s pulls from %s: %s", n, p.From, linkCounters(p.Link))
+			if sb := p.Standby; sb != nil {
+				line += fmt.Sprintf("; standby from %s: %s, buffer %+v", sb.From, linkCounters(sb.Link), sb.Buffer)
+			}
+			t.Log(line)
+		}
+		for k, r := range reads {
+			t.Logf("%s: read by %s: %d packets sent, %d lost, %d retransmits, %d drops, latency %d ms", k, r.Remote, r.PacketsSent, r.PacketsLost, r.Retransmits, r.Drops, r.LatencyMs)
 		}
 		for _, n := range nodes { // what the hubs saw: frames in, reader skips
 			sctx, scancel := bounded()

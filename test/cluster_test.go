@@ -422,6 +422,7 @@ type flvPlayer struct {
 	mu         sync.Mutex
 	video      []time.Time
 	vts        []int64 // FLV timestamps of the video frames, ms
+	key        []bool  // which of them are keyframes
 	keyframes  int
 	audio      int
 	videoCodec byte // FLV codec id: 7 = AVC
@@ -547,6 +548,7 @@ func (p *flvPlayer) run(ctx context.Context, client *http.Client, url string) er
 			if body[1] == 1 { // AVC NALU, not a sequence header
 				p.video = append(p.video, now)
 				p.vts = append(p.vts, int64(th[7])<<24|int64(th[4])<<16|int64(th[5])<<8|int64(th[6]))
+				p.key = append(p.key, body[0]>>4 == 1)
 				if body[0]>>4 == 1 {
 					p.keyframes++
 				}
@@ -1019,7 +1021,11 @@ func (p *flvPlayer) steps(from int, interval int64) []string {
 	var out []string
 	for i := max(from, 1); i < len(p.vts); i++ {
 		if d := p.vts[i] - p.vts[i-1]; d*2 > interval*3 || d <= 0 {
-			out = append(out, fmt.Sprintf("#%d %d->%d at %s (prev at %s)", i, p.vts[i-1], p.vts[i], p.video[i].Format("15:04:05.000"), p.video[i-1].Format("15:04:05.000")))
+			key := ""
+			if p.key[i] {
+				key = " (keyframe)"
+			}
+			out = append(out, fmt.Sprintf("#%d %d->%d%s at %s (prev at %s)", i, p.vts[i-1], p.vts[i], key, p.video[i].Format("15:04:05.000"), p.video[i-1].Format("15:04:05.000")))
 		}
 	}
 	return out
