@@ -123,6 +123,12 @@ func (u *Uplinks) startDualLocked(key string) bool {
 		l.s = link.NewMessageSender(link.MessageSenderConfig{Key: key,
 			Next:       func(attempt int, lastErr error) (link.Target, error) { return u.nextLeg(d, l, attempt, lastErr) },
 			MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+			// what waited longer than twice the window (about the
+			// centers' merge window: the edge's legs' latency plus
+			// the hop between the centers) is of no use to a merge:
+			// a leg that comes up late starts near the live edge,
+			// not with the stream's first seconds
+			MaxAge: 2 * d.window,
 		}, u.log.With("stream", key, "leg", l.idx))
 	}
 	u.duals[key] = d
