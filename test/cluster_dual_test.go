@@ -174,9 +174,23 @@ func TestClusterDualPath(t *testing.T) {
 	// checks every player after the stream ended, but those during
 	// returns (their center is gone) and those of logOnly (what they got
 	// is only logged).
+	// published, when set, runs once the publisher started, before the
+	// merges are awaited.
+	var published func(stream string)
 	run := func(t *testing.T, name string, nodes, logOnly []string, during func() (gone string), verify func(t *testing.T, merges map[string]center.DualStatus, up edge.DualStatus)) {
 		stream := "live/dual-" + name
+		// both legs start at once on the centers of the route (esin
+		// may still count a center blackholed by an earlier subtest
+		// out: its leg would come up seconds later, which "a leg that
+		// comes up late" tests on its own)
+		testmedia.Eventually(t, 30*time.Second, "esin sees sin and tyo alive", func() bool {
+			m := c.nodes("esin")
+			return m["sin"].State == "alive" && m["tyo"].State == "alive"
+		})
 		pub := c.publishVia(ctx, "esin", "dual-"+name, src)
+		if published != nil {
+			published(stream)
+		}
 		testmedia.Eventually(t, 20*time.Second, "sin and tyo merge both legs of "+stream, func() bool {
 			for _, n := range []string{"sin", "tyo"} {
 				d, ok := c.dual(n, stream)
@@ -354,6 +368,37 @@ func TestClusterDualPath(t *testing.T) {
 			}
 		})
 		c.lab.SetLink("esin", "tyo", netlab.RTT(wanRTT("esin", "tyo"), 0))
+	})
+
+	t.Run("a leg that comes up late", func(t *testing.T) {
+		// esin cannot reach tyo when the stream starts; the path comes
+		// back once leg 0 sent more than leg 1's queue holds (512
+		// messages): leg 1 then starts near the live edge (its queue's
+		// stale part dropped), and tyo's merge, started by it, has no
+		// hole. Before: the stream's first 512 messages, then a hole of
+		// seconds, on tyo and fra.
+		cut := netlab.Impairment{Delay: wanRTT("esin", "tyo") / 2, Loss: 1}
+		if err := c.lab.SetLink("esin", "tyo", cut); err != nil {
+			t.Fatal(err)
+		}
+		restore := func() { c.lab.SetLink("esin", "tyo", netlab.RTT(wanRTT("esin", "tyo"), 0)) }
+		defer restore()
+		published = func(stream string) {
+			testmedia.Eventually(t, 20*time.Second, "esin's leg 0 sends 1000 packets while leg 1 is down", func() bool {
+				u, ok := c.dualUplink("esin", stream)
+				return ok && u.Legs[0].Sent >= 1000
+			})
+			if u, _ := c.dualUplink("esin", stream); u.Legs[1].Link.Sessions > 0 && u.Legs[1].Sent > 0 {
+				t.Fatalf("leg 1 sent %d packets through the cut path: %+v", u.Legs[1].Sent, u.Legs[1])
+			}
+			restore()
+		}
+		defer func() { published = nil }()
+		run(t, "late", []string{"tyo", "sin", "fra"}, nil, nil, func(t *testing.T, merges map[string]center.DualStatus, up edge.DualStatus) {
+			if up.Legs[1].Dropped == 0 {
+				t.Errorf("the edge's leg 1 dropped nothing while its path was cut: %+v", up.Legs[1])
+			}
+		})
 	})
 
 	t.Run("kill -9 of the hosting center", func(t *testing.T) {
