@@ -174,8 +174,9 @@ func TestClusterDualPath(t *testing.T) {
 	// checks every player after the stream ended, but those during
 	// returns (their center is gone) and those of logOnly (what they got
 	// is only logged).
-	// published, when set, runs once the publisher started, before the
-	// merges are awaited.
+	// beforePublish, when set, runs right before the publisher starts,
+	// published once it started, before the merges are awaited.
+	var beforePublish func()
 	var published func(stream string)
 	run := func(t *testing.T, name string, nodes, logOnly []string, during func() (gone string), verify func(t *testing.T, merges map[string]center.DualStatus, up edge.DualStatus)) {
 		stream := "live/dual-" + name
@@ -187,6 +188,9 @@ func TestClusterDualPath(t *testing.T) {
 			m := c.nodes("esin")
 			return m["sin"].State == "alive" && m["tyo"].State == "alive"
 		})
+		if beforePublish != nil {
+			beforePublish()
+		}
 		pub := c.publishVia(ctx, "esin", "dual-"+name, src)
 		if published != nil {
 			published(stream)
@@ -377,12 +381,13 @@ func TestClusterDualPath(t *testing.T) {
 		// stale part dropped), and tyo's merge, started by it, has no
 		// hole. Before: the stream's first 512 messages, then a hole of
 		// seconds, on tyo and fra.
-		cut := netlab.Impairment{Delay: wanRTT("esin", "tyo") / 2, Loss: 1}
-		if err := c.lab.SetLink("esin", "tyo", cut); err != nil {
-			t.Fatal(err)
-		}
 		restore := func() { c.lab.SetLink("esin", "tyo", netlab.RTT(wanRTT("esin", "tyo"), 0)) }
 		defer restore()
+		beforePublish = func() {
+			if err := c.lab.SetLink("esin", "tyo", netlab.Impairment{Delay: wanRTT("esin", "tyo") / 2, Loss: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		published = func(stream string) {
 			testmedia.Eventually(t, 20*time.Second, "esin's leg 0 sends 1000 packets while leg 1 is down", func() bool {
 				u, ok := c.dualUplink("esin", stream)
@@ -393,7 +398,7 @@ func TestClusterDualPath(t *testing.T) {
 			}
 			restore()
 		}
-		defer func() { published = nil }()
+		defer func() { beforePublish, published = nil, nil }()
 		run(t, "late", []string{"tyo", "sin", "fra"}, nil, nil, func(t *testing.T, merges map[string]center.DualStatus, up edge.DualStatus) {
 			if up.Legs[1].Dropped == 0 {
 				t.Errorf("the edge's leg 1 dropped nothing while its path was cut: %+v", up.Legs[1])
