@@ -195,7 +195,7 @@ func TestClusterDualPath(t *testing.T) {
 		if published != nil {
 			published(stream)
 		}
-		testmedia.Eventually(t, 20*time.Second, "sin and tyo merge both legs of "+stream, func() bool {
+		testmedia.Eventually(t, 40*time.Second, "sin and tyo merge both legs of "+stream, func() bool {
 			for _, n := range []string{"sin", "tyo"} {
 				d, ok := c.dual(n, stream)
 				if !ok || d.Legs[0].Conns == 0 || d.Legs[1].Conns == 0 {
@@ -375,26 +375,33 @@ func TestClusterDualPath(t *testing.T) {
 	})
 
 	t.Run("a leg that comes up late", func(t *testing.T) {
-		// esin cannot reach tyo when the stream starts; the path comes
-		// back once leg 0 sent more than leg 1's queue holds (512
-		// messages): leg 1 then starts near the live edge (its queue's
-		// stale part dropped), and tyo's merge, started by it, has no
-		// hole. Before: the stream's first 512 messages, then a hole of
-		// seconds, on tyo and fra.
-		restore := func() { c.lab.SetLink("esin", "tyo", netlab.RTT(wanRTT("esin", "tyo"), 0)) }
+		// tyo is stopped (SIGSTOP) until esin no longer counts it
+		// alive, so when the stream starts leg 1 has no center (and
+		// sin none to forward its leg to); tyo goes on (SIGCONT) once
+		// leg 0 sent more than leg 1's queue holds (512 messages):
+		// leg 1 then
+		// starts near the live edge, without a hole, and so does tyo's
+		// merge, which it starts. Before: the stream's first 512
+		// messages, then a hole of seconds, on tyo and on fra (whole
+		// runs of this test after the blackhole subtest did that by
+		// chance).
+		restore := func() { c.procs["tyo"].Process.Signal(syscall.SIGCONT) }
 		defer restore()
 		beforePublish = func() {
-			if err := c.lab.SetLink("esin", "tyo", netlab.Impairment{Delay: wanRTT("esin", "tyo") / 2, Loss: 1}); err != nil {
+			if err := c.procs["tyo"].Process.Signal(syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
+			testmedia.Eventually(t, 30*time.Second, "esin no longer counts tyo alive", func() bool {
+				return c.nodes("esin")["tyo"].State != "alive"
+			})
 		}
 		published = func(stream string) {
 			testmedia.Eventually(t, 20*time.Second, "esin's leg 0 sends 1000 packets while leg 1 is down", func() bool {
 				u, ok := c.dualUplink("esin", stream)
 				return ok && u.Legs[0].Sent >= 1000
 			})
-			if u, _ := c.dualUplink("esin", stream); u.Legs[1].Link.Sessions > 0 && u.Legs[1].Sent > 0 {
-				t.Fatalf("leg 1 sent %d packets through the cut path: %+v", u.Legs[1].Sent, u.Legs[1])
+			if u, _ := c.dualUplink("esin", stream); u.Legs[1].Sent > 0 || u.Legs[1].Center != "" {
+				t.Fatalf("leg 1 has a center while tyo is stopped: %+v", u.Legs[1])
 			}
 			restore()
 		}
