@@ -21,6 +21,7 @@ import (
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/link"
 	"github.com/relaymesh/relaymesh/media/srt"
+	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 )
 
 // pullProtocol is the hub publisher protocol of an on-demand SRT pull.
@@ -43,6 +44,9 @@ type Cluster interface {
 	Publish(stream string) error
 	Unpublish(stream string) error
 	RTT(node string) (time.Duration, bool)
+	// MarkUnreachable records that this node's data path found node
+	// dead; its Member says Unreachable until it answers a ping again.
+	MarkUnreachable(node string)
 }
 
 // Config configures the center.
@@ -401,7 +405,7 @@ func (c *Center) Missing(key string) {
 	if c.pulls[key] != nil || c.ctx.Err() != nil {
 		return
 	}
-	pl := c.startPullLocked(key, e.Node, nil, false)
+	pl := c.startPullLocked(key, c.source(key, e), nil, false)
 	c.pulls[key] = pl
 	c.ensureStandbyLocked(key, pl)
 }
@@ -430,27 +434,42 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 				return link.Target{}, fmt.Errorf("%s is now hosted here", key)
 			}
 			c.mu.Lock()
-			prev := pl.from
+			prev, replaced := pl.from, pl.next != nil
+			nextFrom := ""
+			if replaced {
+				nextFrom = pl.next.from
+			}
 			c.mu.Unlock()
+			c.noteFailure(prev, lastErr)
+			if replaced {
+				// its replacement takes the stream over as a
+				// continuing session; dialed here too, the new host's
+				// first packet could come as a new session of this
+				// pull (the players then wait for a keyframe)
+				return link.Target{}, fmt.Errorf("its replacement from %s takes the stream over", nextFrom)
+			}
+			// a host found dead gives way to another host of a dual-path
+			// stream at once (source)
+			from := c.source(key, e)
 			if lastErr != nil && failedNode == "" {
 				failedNode, failedVersion, failedAt = prev, e.Version, time.Now()
 			}
 			// The source failed: wait for the directory to name another
 			// center (the edge re-routes) rather than dial a dead one, for
 			// a while.
-			if failedNode != "" && e.Node == failedNode && e.Version == failedVersion && time.Since(failedAt) < 5*time.Second {
+			if failedNode != "" && from == failedNode && e.Version == failedVersion && time.Since(failedAt) < 5*time.Second {
 				return link.Target{}, fmt.Errorf("source %s failed; waiting for the stream to move", failedNode)
 			}
 			failedNode = ""
-			t, rtt, err := c.pullTarget(key, e.Node)
+			t, rtt, err := c.pullTarget(key, from)
 			if err != nil {
 				return t, err
 			}
 			c.mu.Lock()
-			pl.from = e.Node
+			pl.from = from
 			c.mu.Unlock()
-			if prev != e.Node || attempt == 0 {
-				log.Info("on-demand pull", "from", e.Node, "rtt", rtt.String())
+			if prev != from || attempt == 0 {
+				log.Info("on-demand pull", "from", from, "rtt", rtt.String(), "directory", e.Node)
 			}
 			return t, nil
 		},
@@ -480,7 +499,7 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 		// the session 4.8 s forward. link.spliceState now switches at
 		// once when the new pull is behind and stamps the headers it
 		// releases with the time they go out at.)
-		if m, ok := c.cl.Member(old.from); ok && (m.State == gossip.StateAlive || m.State == gossip.StateLeft) {
+		if m, ok := c.cl.Member(old.from); ok && !m.Unreachable && (m.State == gossip.StateAlive || m.State == gossip.StateLeft) {
 			cfg.Splice = link.NewSplice(log)
 			old.p.HandOver(cfg.Splice)
 		} else {
@@ -564,7 +583,54 @@ func (c *Center) backboneTarget(node, sid string) (link.Target, time.Duration, e
 		DSCP:            c.cfg.DSCP,
 		ConnectTimeout:  link.ConnectTimeoutFor(rtt),
 		EveryLossReport: true,
+		// a killed peer ends the link at its first port unreachable
+		// (~20 ms), a silent one within a few RTTs, not after
+		// libsrt's idle timeout (seconds)
+		WatchPeer: true,
 	}, rtt, nil
+}
+
+// noteFailure marks node unreachable in gossip when a backbone link to it
+// ended with err because the peer is dead (the link watch: its port
+// refused or silent) or a dial got no answer: until node answers a ping
+// again, pulls and standbys avoid it (source, usable), and a dual-path
+// center claims a stream it named (peerLost), without waiting seconds
+// for gossip to suspect it. A refused handshake is a live listener.
+func (c *Center) noteFailure(node string, err error) {
+	if node == "" || err == nil || !(errors.Is(err, libsrt.ErrPeerDead) || errors.Is(err, link.ErrNoAnswer)) {
+		return
+	}
+	if m, ok := c.cl.Member(node); ok && m.Unreachable {
+		return
+	}
+	c.log.Info("backbone peer found dead by its link: avoided until it answers gossip again", "node", node, "err", err)
+	c.cl.MarkUnreachable(node)
+}
+
+// usable says whether this node may read a stream from center node: gossip
+// calls it alive and no link found it dead since its last ping answer.
+func (c *Center) usable(node string) bool {
+	m, ok := c.cl.Member(node)
+	return ok && m.State == gossip.StateAlive && !m.Unreachable
+}
+
+// source is the center to pull key from when the directory says e: the
+// host it names, unless that one is not usable (a link found it dead, or
+// gossip suspects it) and another host of the dual-path stream is. The
+// pull moves there at once instead of waiting for gossip to declare the
+// named host dead or the survivor to claim the stream. A single-path
+// stream has one host: its edge re-places its uplink, and the directory
+// follows.
+func (c *Center) source(key string, e gossip.DirEntry) string {
+	if c.usable(e.Node) {
+		return e.Node
+	}
+	for _, h := range c.dualHosts(key) {
+		if h != e.Node && h != c.cl.Name() && c.usable(h) {
+			return h
+		}
+	}
+	return e.Node
 }
 
 // promote makes the replacement pl the pull of key once it delivers (it
@@ -594,20 +660,25 @@ func (c *Center) followDirectory(ctx context.Context) {
 				continue
 			}
 			e, ok := c.cl.Lookup(key)
-			if ok && pl.standby != nil && e.Node == pl.standby.from {
+			if !ok || e.Node == c.cl.Name() {
+				c.ensureStandbyLocked(key, pl)
+				continue
+			}
+			to := c.source(key, e)
+			if pl.standby != nil && to == pl.standby.from {
 				// the standby is the make-before-break: it takes over
 				// when this pull ends or stalls
 				continue
 			}
-			if !ok || e.Node == c.cl.Name() || e.Node == pl.from || c.bothHost(key, pl.from, e.Node) {
+			if to == pl.from || c.bothHost(key, pl.from, to) {
 				// both centers of a dual-path stream host it: the
 				// directory naming the other one is no move
 				c.ensureStandbyLocked(key, pl)
 				continue
 			}
 			pl.stopStandby() // the replacement's splice takes this pull's packets
-			c.log.Info("on-demand pull follows the directory: pulling from the new host before closing the old", "stream", key, "from", pl.from, "to", e.Node)
-			pl.next = c.startPullLocked(key, e.Node, pl, false)
+			c.log.Info("on-demand pull follows the directory: pulling from the new host before closing the old", "stream", key, "from", pl.from, "to", to)
+			pl.next = c.startPullLocked(key, to, pl, false)
 		}
 		c.mu.Unlock()
 		c.releaseUplinks()

@@ -3,6 +3,7 @@ package center
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -14,6 +15,8 @@ import (
 	"github.com/relaymesh/relaymesh/events"
 	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media"
+	"github.com/relaymesh/relaymesh/media/link"
+	"github.com/relaymesh/relaymesh/media/srt/libsrt"
 )
 
 // fakeDirectory records the center's directory calls.
@@ -21,11 +24,27 @@ type fakeDirectory struct {
 	mu      sync.Mutex
 	calls   []string
 	entries []gossip.DirEntry // what Directory returns
+	members map[string]gossip.Member
+	marked  []string // MarkUnreachable's nodes
 }
 
-func (f *fakeDirectory) Name() string                          { return "fra-1" }
-func (f *fakeDirectory) Members() []gossip.Member              { return nil }
-func (f *fakeDirectory) Member(string) (gossip.Member, bool)   { return gossip.Member{}, false }
+func (f *fakeDirectory) Name() string             { return "fra-1" }
+func (f *fakeDirectory) Members() []gossip.Member { return nil }
+func (f *fakeDirectory) Member(n string) (gossip.Member, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.members[n]
+	return m, ok
+}
+func (f *fakeDirectory) MarkUnreachable(n string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.marked = append(f.marked, n)
+	if m, ok := f.members[n]; ok {
+		m.Unreachable = true
+		f.members[n] = m
+	}
+}
 func (f *fakeDirectory) Lookup(string) (gossip.DirEntry, bool) { return gossip.DirEntry{}, false }
 func (f *fakeDirectory) WaitLookup(context.Context, string) (gossip.DirEntry, bool) {
 	return gossip.DirEntry{}, false
@@ -139,4 +158,69 @@ func TestMemberAt(t *testing.T) {
 			t.Errorf("memberAt(%s) = %q, %v; want %q", tc.remote, got, err, tc.want)
 		}
 	}
+}
+
+// TestPullSource: a pull reads from the host the directory names unless
+// this node's links found it dead (or gossip no longer calls it alive)
+// and the dual-path stream has another usable host; a single-path
+// stream stays with its one host (its edge re-places the uplink).
+// noteFailure marks a host for a dead peer or an unanswered dial only.
+func TestPullSource(t *testing.T) {
+	const key = "live/d"
+	alive := func(n string) gossip.Member { return gossip.Member{Name: n, State: gossip.StateAlive} }
+	dead := func(n string) gossip.Member { m := alive(n); m.Unreachable = true; return m }
+	suspect := func(n string) gossip.Member { m := alive(n); m.State = gossip.StateSuspect; return m }
+	hostKeys := func(nodes ...string) []gossip.DirEntry {
+		var out []gossip.DirEntry
+		for _, n := range nodes {
+			out = append(out, gossip.DirEntry{Stream: dualHostKey(key, n), Node: n})
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		members []gossip.Member
+		dir     []gossip.DirEntry
+		want    string
+	}{
+		{"named host usable", []gossip.Member{alive("sin"), alive("tyo")}, hostKeys("sin", "tyo"), "sin"},
+		{"named host found dead: the other dual host", []gossip.Member{dead("sin"), alive("tyo")}, hostKeys("sin", "tyo"), "tyo"},
+		{"named host suspect: the other dual host", []gossip.Member{suspect("sin"), alive("tyo")}, hostKeys("sin", "tyo"), "tyo"},
+		{"single path: the one host", []gossip.Member{dead("sin"), alive("tyo")}, nil, "sin"},
+		{"the other host is dead too", []gossip.Member{dead("sin"), dead("tyo")}, hostKeys("sin", "tyo"), "sin"},
+		{"never this node", []gossip.Member{dead("sin"), alive("fra-1")}, hostKeys("sin", "fra-1"), "sin"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := &fakeDirectory{entries: tc.dir, members: map[string]gossip.Member{}}
+			for _, m := range tc.members {
+				dir.members[m.Name] = m
+			}
+			c, err := New(Config{}, media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if got := c.source(key, gossip.DirEntry{Stream: key, Node: "sin"}); got != tc.want {
+				t.Errorf("source = %q, want %q", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("noteFailure", func(t *testing.T) {
+		dir := &fakeDirectory{members: map[string]gossip.Member{"a": alive("a"), "b": alive("b"), "c": alive("c"), "d": alive("d")}}
+		c, err := New(Config{}, media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler)), dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.noteFailure("a", fmt.Errorf("srt x: %w", fmt.Errorf("gone: %w", libsrt.ErrPeerDead)))
+		c.noteFailure("b", fmt.Errorf("srt connect x: %w", link.ErrNoAnswer))
+		c.noteFailure("c", fmt.Errorf("srt connect x: %w", link.ErrRefused))
+		c.noteFailure("d", nil)
+		c.noteFailure("a", libsrt.ErrPeerDead) // marked already: once
+		if want := []string{"a", "b"}; !slices.Equal(dir.marked, want) {
+			t.Errorf("marked %q, want %q", dir.marked, want)
+		}
+	})
 }

@@ -373,8 +373,10 @@ func (c *Center) startForwardLocked(ds *dualStream, leg int) {
 		Next: func(attempt int, lastErr error) (link.Target, error) {
 			c.dualMu.Lock()
 			to := ds.peer
+			prev := ds.fwdTo
 			ds.fwdTo = to
 			c.dualMu.Unlock()
+			c.noteFailure(prev, lastErr)
 			t, _, err := c.backboneTarget(to, "publish:"+ds.key+"?"+q.Encode())
 			if err != nil {
 				return t, fmt.Errorf("dual-path forward of %s: %w", ds.key, err)
@@ -434,16 +436,22 @@ func (c *Center) keepClaim(ctx context.Context, key string) {
 }
 
 // peerLost reports whether node is key's other center and looks lost:
-// no leg comes from it, and the forward there does not run or gossip
-// suspects node (a killed center's links take seconds to time out; a
-// center that only lost its edge leg is neither silent to gossip nor to
-// the forward).
+// a link there found it dead since its last ping answer (the forward's
+// link watch, noteFailure), or no leg comes from it and the forward there
+// does not run or gossip suspects node (a center that only lost its edge
+// leg is neither silent to gossip nor to the forward).
 func (c *Center) peerLost(key, node string) bool {
 	c.dualMu.Lock()
 	ds := c.dual[key]
 	if ds == nil || ds.peer != node {
 		c.dualMu.Unlock()
 		return false
+	}
+	if m, ok := c.cl.Member(node); ok && m.Unreachable {
+		// the forward there found it dead (noteFailure): its leg here
+		// would take legReadTimeout to end
+		c.dualMu.Unlock()
+		return true
 	}
 	for i := range ds.conns {
 		if ds.conns[i] > 0 && ds.from[i] == node {

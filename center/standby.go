@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relaymesh/relaymesh/gossip"
 	"github.com/relaymesh/relaymesh/media/link"
 )
 
@@ -79,7 +78,7 @@ func (c *Center) ensureStandbyLocked(key string, pl *pull) {
 		if h == pl.from || h == c.cl.Name() {
 			continue
 		}
-		if m, ok := c.cl.Member(h); !ok || m.State != gossip.StateAlive {
+		if !c.usable(h) {
 			continue
 		}
 		pl.standby = c.startStandbyLocked(key, h, pl)
@@ -98,9 +97,15 @@ func (c *Center) startStandbyLocked(key, host string, active *pull) *pull {
 		Key: key, MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		ReadTimeout: 5 * time.Second, IdleStop: c.cfg.PullIdleStop,
 		Takeover: true, Continues: true, Splice: sb.sp,
-		Next: func(int, error) (link.Target, error) {
+		Next: func(_ int, lastErr error) (link.Target, error) {
+			c.noteFailure(host, lastErr)
 			if !slices.Contains(c.dualHosts(key), host) {
 				return link.Target{}, fmt.Errorf("%s no longer hosts %s", host, key)
+			}
+			if !c.usable(host) {
+				// the next standby is another host's
+				// (ensureStandbyLocked at the next directory change)
+				return link.Target{}, fmt.Errorf("standby pull from %s: %w: it is not alive", host, link.ErrStop)
 			}
 			t, _, err := c.pullTarget(key, host)
 			return t, err

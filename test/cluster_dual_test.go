@@ -7,6 +7,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -18,6 +19,8 @@ import (
 	"github.com/relaymesh/relaymesh/center"
 	"github.com/relaymesh/relaymesh/edge"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/media/link"
+	"github.com/relaymesh/relaymesh/media/srt"
 	"github.com/relaymesh/relaymesh/test/netlab"
 )
 
@@ -77,6 +80,36 @@ func (c *cluster) scrape(node string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// pullsAndReads records, while stream runs, the on-demand pulls of it on
+// the nodes without a merge of it (pulls, by node) and the backbone
+// connections the leg centers serve it to (reads, by "center/id").
+func (c *cluster) pullsAndReads(stream string, nodes []string, pulls map[string]center.PullStatus, reads map[string]srt.ConnStats) {
+	for _, n := range nodes {
+		ctx, cancel := bounded()
+		links, err := c.client(n).Links(ctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, p := range links.Pulls {
+			if p.Stream == stream {
+				pulls[n] = p
+			}
+		}
+		for _, b := range links.Backbone {
+			if b.Stream == stream && b.Role == "read" {
+				reads[fmt.Sprintf("%s/%d", n, b.ID)] = b
+			}
+		}
+	}
+}
+
+// linkCounters describes a pull link's counters over its sessions.
+func linkCounters(s link.Status) string {
+	return fmt.Sprintf("%s, %d sessions, %d packets received, %d lost, %d retransmits, %d drops", s.State, s.Sessions,
+		s.Total.PacketsRecv, s.Total.PacketsLost, s.Total.Retransmits, s.Total.Drops)
 }
 
 // checkEveryFrame checks what a player that joined a running stream got
@@ -141,10 +174,28 @@ func TestClusterDualPath(t *testing.T) {
 	// checks every player after the stream ended, but those during
 	// returns (their center is gone) and those of logOnly (what they got
 	// is only logged).
+	// beforePublish, when set, runs right before the publisher starts,
+	// published once it started, before the merges are awaited.
+	var beforePublish func()
+	var published func(stream string)
 	run := func(t *testing.T, name string, nodes, logOnly []string, during func() (gone string), verify func(t *testing.T, merges map[string]center.DualStatus, up edge.DualStatus)) {
 		stream := "live/dual-" + name
+		// both legs start at once on the centers of the route (esin
+		// may still count a center blackholed by an earlier subtest
+		// out: its leg would come up seconds later, which "a leg that
+		// comes up late" tests on its own)
+		testmedia.Eventually(t, 30*time.Second, "esin sees sin and tyo alive", func() bool {
+			m := c.nodes("esin")
+			return m["sin"].State == "alive" && m["tyo"].State == "alive"
+		})
+		if beforePublish != nil {
+			beforePublish()
+		}
 		pub := c.publishVia(ctx, "esin", "dual-"+name, src)
-		testmedia.Eventually(t, 20*time.Second, "sin and tyo merge both legs of "+stream, func() bool {
+		if published != nil {
+			published(stream)
+		}
+		testmedia.Eventually(t, 40*time.Second, "sin and tyo merge both legs of "+stream, func() bool {
 			for _, n := range []string{"sin", "tyo"} {
 				d, ok := c.dual(n, stream)
 				if !ok || d.Legs[0].Conns == 0 || d.Legs[1].Conns == 0 {
@@ -171,6 +222,8 @@ func TestClusterDualPath(t *testing.T) {
 		}
 		var up edge.DualStatus
 		merges := map[string]center.DualStatus{} // the last seen on each leg center
+		pulls := map[string]center.PullStatus{}  // the last seen on the other centers
+		reads := map[string]srt.ConnStats{}      // the leg centers' backbone reads of the stream
 		metrics := ""
 		testmedia.Eventually(t, dur+40*time.Second, "the publisher finishes", func() bool {
 			if pub.ProcessState != nil {
@@ -187,6 +240,7 @@ func TestClusterDualPath(t *testing.T) {
 					}
 				}
 			}
+			c.pullsAndReads(stream, nodes, pulls, reads)
 			return pub.ProcessState != nil
 		})
 		for n, d := range merges {
@@ -204,6 +258,16 @@ func TestClusterDualPath(t *testing.T) {
 		}
 		if verify != nil {
 			verify(t, merges, up)
+		}
+		for n, p := range pulls { // how the other centers' pulls went
+			line := fmt.Sprintf("%s pulls from %s: %s", n, p.From, linkCounters(p.Link))
+			if sb := p.Standby; sb != nil {
+				line += fmt.Sprintf("; standby from %s: %s, buffer %+v", sb.From, linkCounters(sb.Link), sb.Buffer)
+			}
+			t.Log(line)
+		}
+		for k, r := range reads {
+			t.Logf("%s: read by %s: %d packets sent, %d lost, %d retransmits, %d drops, latency %d ms", k, r.Remote, r.PacketsSent, r.PacketsLost, r.Retransmits, r.Drops, r.LatencyMs)
 		}
 		for _, n := range nodes { // what the hubs saw: frames in, reader skips
 			sctx, scancel := bounded()
@@ -246,6 +310,10 @@ func TestClusterDualPath(t *testing.T) {
 					}
 				}
 			case n == "fra":
+				if gone != "" { // how its pull moved, and when the survivor claimed
+					b, _ := os.ReadFile(c.logs[n])
+					t.Logf("%s: %s", n, grepLines(grepLines(string(b), stream), `pull`))
+				}
 				// An on-demand pull loses the stream's last frame or two:
 				// when the source's stream ends into its reconnect grace
 				// the pull's session ends by its read timeout, not at an
@@ -306,15 +374,66 @@ func TestClusterDualPath(t *testing.T) {
 		c.lab.SetLink("esin", "tyo", netlab.RTT(wanRTT("esin", "tyo"), 0))
 	})
 
+	t.Run("a leg that comes up late", func(t *testing.T) {
+		if os.Getenv("RELAYMESH_DUAL_LATE") == "" {
+			// not met yet, so not in the default run: in the whole
+			// test the player on tyo missed 18 frames (1 run; 0 in 2
+			// runs of the subtest alone), fra 0-17; on main it misses
+			// 46 (bench/RESULTS-cluster.md)
+			t.Skip("set RELAYMESH_DUAL_LATE=1: a late leg still costs frames in some runs (RESULTS-cluster.md)")
+		}
+		// tyo is stopped (SIGSTOP) until esin no longer counts it
+		// alive, so when the stream starts leg 1 has no center (and
+		// sin none to forward its leg to); tyo goes on (SIGCONT) once
+		// leg 0 sent more than leg 1's queue holds (512 messages):
+		// leg 1 then
+		// starts near the live edge, without a hole, and so does tyo's
+		// merge, which it starts. Before: the stream's first 512
+		// messages, then a hole of seconds, on tyo and on fra (whole
+		// runs of this test after the blackhole subtest did that by
+		// chance).
+		restore := func() { c.procs["tyo"].Process.Signal(syscall.SIGCONT) }
+		defer restore()
+		beforePublish = func() {
+			if err := c.procs["tyo"].Process.Signal(syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			testmedia.Eventually(t, 30*time.Second, "esin no longer counts tyo alive", func() bool {
+				return c.nodes("esin")["tyo"].State != "alive"
+			})
+		}
+		published = func(stream string) {
+			testmedia.Eventually(t, 20*time.Second, "esin's leg 0 sends 1000 packets while leg 1 is down", func() bool {
+				u, ok := c.dualUplink("esin", stream)
+				return ok && u.Legs[0].Sent >= 1000
+			})
+			if u, _ := c.dualUplink("esin", stream); u.Legs[1].Sent > 0 || u.Legs[1].Center != "" {
+				t.Fatalf("leg 1 has a center while tyo is stopped: %+v", u.Legs[1])
+			}
+			restore()
+		}
+		defer func() { beforePublish, published = nil, nil }()
+		// fra is logged, not checked: in 1 of 2 runs its player
+		// missed 9 frames with 1 reader skip in fra's hub (the pull
+		// from tyo, no take-over; tyo's own player 0): not explained
+		// yet (bench/RESULTS-cluster.md)
+		run(t, "late", []string{"tyo", "sin", "fra"}, []string{"fra"}, nil, func(t *testing.T, merges map[string]center.DualStatus, up edge.DualStatus) {
+			if up.Legs[1].Dropped == 0 {
+				t.Errorf("the edge's leg 1 dropped nothing while its path was cut: %+v", up.Legs[1])
+			}
+		})
+	})
+
 	t.Run("kill -9 of the hosting center", func(t *testing.T) {
-		// the player on the surviving leg center is checked; the one on
-		// fra pulls from the killed center with a standby pull from the
-		// other, ready (the active pull delivered up to its first
-		// frame), which takes over from the active pull's last frame.
-		// Logged, not checked: 0 missing in 3 of 3 runs of this
-		// subtest alone, 69 missing (2 reader skips in fra's hub) in 1
-		// of 2 runs of the whole test (h-dual3, RESULTS-cluster.md)
-		run(t, "kill", []string{"sin", "tyo", "fra"}, []string{"fra"}, func() string {
+		// the players on the surviving leg center and on fra are
+		// checked: fra pulls from the killed center with a standby pull
+		// from the other, ready (the active pull delivered up to its
+		// first frame), which takes over from the active pull's last
+		// frame when the active pull's link watch ends it. (fra was only
+		// logged while it lost 28-65 frames in whole runs of the test:
+		// a leg whose center came up late replayed its stale queue into
+		// that center's merge, RESULTS-cluster.md)
+		run(t, "kill", []string{"sin", "tyo", "fra"}, nil, func() string {
 			// fra pulls from one of them, with a standby pull from
 			// the other (/v1/links); the one it pulls from is killed
 			victim := ""

@@ -48,10 +48,15 @@ func (p *Puller) pullSRT(ctx context.Context, t Target, u *url.URL, sk *sink) er
 				return nil
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				return fmt.Errorf("srt %s: %w for %s", Redact(t.URL), ErrIdle, p.cfg.ReadTimeout)
-			case errors.Is(err, io.EOF):
-				_ = dm.Flush(emit)
-				return fmt.Errorf("srt %s: %w", Redact(t.URL), peerGone(conn, cfg.PeerIdleTimeout))
 			case conn.Cause() != nil:
+				// the watch found the source dead: the demuxer's
+				// last PES is cut where the source died (a complete
+				// one went out when the next began); flushed, a
+				// standby's take-over put that truncated frame
+				// before its own copy of it (a decode error on the
+				// third center of TestClusterDualPath kill -9)
+				return fmt.Errorf("srt %s: %w", Redact(t.URL), peerGone(conn, cfg.PeerIdleTimeout))
+			case errors.Is(err, io.EOF):
 				_ = dm.Flush(emit)
 				return fmt.Errorf("srt %s: %w", Redact(t.URL), peerGone(conn, cfg.PeerIdleTimeout))
 			}

@@ -17,6 +17,7 @@ import (
 type Message struct {
 	B    []byte
 	refs atomic.Int32
+	at   time.Time // when it was made (MessageSenderConfig.MaxAge)
 }
 
 var messages = sync.Pool{New: func() any { return &Message{B: make([]byte, 0, srt.MessageSize)} }}
@@ -26,6 +27,7 @@ func NewMessage(b []byte, refs int) *Message {
 	m := messages.Get().(*Message)
 	m.B = append(m.B[:0], b...)
 	m.refs.Store(int32(refs))
+	m.at = time.Now()
 	return m
 }
 
@@ -44,6 +46,15 @@ type MessageSenderConfig struct {
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
 	OnState    func(Status)
+	// MaxAge drops (counted in Dropped) a message that waited longer
+	// than this in the queue, and a full queue drops its oldest message
+	// rather than the new one, so a link that was down or slow to come
+	// up resumes near the live edge, without a hole, instead of
+	// replaying the queue: a dual-path leg whose center came up 3 s
+	// after the stream's start sent the stream's first 512 messages,
+	// then what came after the queue filled, and the merge it started
+	// there had a hole of seconds (TestClusterDualPath). 0 = neither.
+	MaxAge time.Duration
 }
 
 // MessageSender sends messages over SRT as they are queued, reconnecting
@@ -67,14 +78,28 @@ func NewMessageSender(cfg MessageSenderConfig, log *slog.Logger) *MessageSender 
 	return s
 }
 
-// Send queues m; it never blocks. The sender releases m.
+// Send queues m; it never blocks. The sender releases m. A full queue
+// drops m, or with MaxAge its oldest message (the newest are the ones a
+// link that comes back can still use).
 func (s *MessageSender) Send(m *Message) {
-	select {
-	case s.q <- m:
-	default:
-		s.dropped.Add(1)
-		m.Release()
+	for range 2 {
+		select {
+		case s.q <- m:
+			return
+		default:
+		}
+		if s.cfg.MaxAge == 0 {
+			break
+		}
+		select {
+		case old := <-s.q:
+			s.dropped.Add(1)
+			old.Release()
+		default:
+		}
 	}
+	s.dropped.Add(1)
+	m.Release()
 }
 
 // Status returns the link's status.
@@ -83,8 +108,8 @@ func (s *MessageSender) Status() Status { return s.tr.status() }
 // Pending is the number of queued messages.
 func (s *MessageSender) Pending() int { return len(s.q) }
 
-// Sent and Dropped count messages written to SRT and dropped on a full
-// queue.
+// Sent and Dropped count messages written to SRT and dropped (a full
+// queue, or older than MaxAge).
 func (s *MessageSender) Sent() uint64    { return s.sent.Load() }
 func (s *MessageSender) Dropped() uint64 { return s.dropped.Load() }
 
@@ -143,6 +168,11 @@ func (s *MessageSender) sendSRT(ctx context.Context, t Target, u *url.URL) (time
 		case <-c.conn.Done():
 			return time.Since(start), c.gone()
 		case m := <-s.q:
+			if s.cfg.MaxAge > 0 && time.Since(m.at) > s.cfg.MaxAge {
+				s.dropped.Add(1)
+				m.Release()
+				continue
+			}
 			err := c.send(ctx, m.B)
 			m.Release()
 			switch {

@@ -284,7 +284,17 @@ func (sp *Splice) takeLocked() error {
 		waited = sp.now().Sub(sp.first).Round(time.Millisecond)
 	}
 	if sp.st.standby {
-		sp.log.Info("standby pull takes over", "reason", sp.st.reason, "buffered", len(pks), "trimmed", sp.st.trimmed)
+		// where the active pull's video ended and the buffer's begins:
+		// a gap between them is what the players miss
+		first := int64(-1)
+		for _, pk := range pks {
+			if spliceTrack(pk) == spVideo {
+				first = pk.Time
+				break
+			}
+		}
+		sp.log.Info("standby pull takes over", "reason", sp.st.reason, "buffered", len(pks), "trimmed", sp.st.trimmed,
+			"active_last_video_ms", sp.st.last[spVideo], "buffer_first_video_ms", first)
 	} else if sp.st.reason == "" {
 		sp.log.Info("pull spliced: the replacement takes over at its keyframe, after the old pull's last frame before it",
 			"at_ms", sp.st.at, "waited", waited.String(), "buffered", len(pks))

@@ -330,6 +330,7 @@ type Stats struct {
 	SendBufferMs    int
 	RecvBufferMs    int
 	SendBufferPkts  int
+	RecvBufferPkts  int     // received, not yet read (waiting for their play time or the reader)
 	LinkMbps        float64 // estimated link capacity
 	SendMbps        float64
 	RecvMbps        float64
@@ -387,6 +388,7 @@ func statsOf(id C.SRTSOCKET) (Stats, bool) {
 		SendBufferMs:    int(st.msSndBuf),
 		RecvBufferMs:    int(st.msRcvBuf),
 		SendBufferPkts:  int(st.pktSndBuf),
+		RecvBufferPkts:  int(st.pktRcvBuf),
 		LinkMbps:        float64(st.mbpsBandwidth),
 		SendMbps:        float64(st.mbpsSendRate),
 		RecvMbps:        float64(st.mbpsRecvRate),

@@ -309,7 +309,9 @@ func (w *stallWatch) answered(p progress, now time.Time) {
 // stallAfter (a sender: a round trip and 3 ACK periods, at least 50 ms;
 // a receiver: 2 round trips, at least 200 ms) it probes the peer's port
 // (Probe: 3 tries, 1.5 round trips and at least 50 ms each). Refused or
-// silent: it closes c at once with a cause wrapping ErrPeerDead (Cause).
+// silent: it closes c with a cause wrapping ErrPeerDead (Cause), a
+// sender's at once, a receiver's once it delivered what it holds
+// (endDead).
 // A peer that answers is left to recover (or to libsrt's idle timeout),
 // and probed again at growing intervals while the stall lasts, so a
 // loaded host that lags does not lose its link.
@@ -319,17 +321,11 @@ func (c *Conn) Watch(ctx context.Context, sending bool) {
 	var w stallWatch
 	eq := c.errq
 	for {
-		select {
-		case <-ctx.Done():
+		if !c.await(ctx, t.C) {
 			return
-		case <-c.closed:
-			return
-		case <-c.st.broken:
-			return
-		case <-t.C:
 		}
 		if eq != nil && eq.refused() {
-			c.breakWith(fmt.Errorf("%w: its host reported the port unreachable (ICMP) for the link's own packets", ErrPeerDead))
+			c.endDead(ctx, sending, fmt.Errorf("%w: its host reported the port unreachable (ICMP) for the link's own packets", ErrPeerDead))
 			return
 		}
 		st, ok := statsOf(c.id)
@@ -354,22 +350,87 @@ func (c *Conn) Watch(ctx context.Context, sending bool) {
 		if state == PeerSilent {
 			why = fmt.Sprintf("its port did not answer %d handshake probes", probeTries)
 		}
-		c.breakWith(fmt.Errorf("%w: no progress for %s and %s", ErrPeerDead, stalled.Round(time.Millisecond), why))
+		c.endDead(ctx, sending, fmt.Errorf("%w: no progress for %s and %s", ErrPeerDead, stalled.Round(time.Millisecond), why))
 		return
 	}
 }
 
+// endDead ends a connection whose peer Watch found dead. A sender's ends
+// at once. A receiver's still holds up to its latency of the stream
+// (TSBPD: what came before the peer died, waiting for its play time): it
+// records the cause at once and closes only once its reader has read
+// what the receive buffer holds, at most the latency and drainSlack
+// later. Closed at once, a pull from a killed center lost that much
+// media (~0.9 s at 230 ms RTT) and its players waited that much longer
+// for the next source.
+func (c *Conn) endDead(ctx context.Context, sending bool, err error) {
+	if sending {
+		c.breakWith(err)
+		return
+	}
+	c.setCause(err)
+	st, ok := statsOf(c.id)
+	if !ok {
+		c.breakWith(err)
+		return
+	}
+	bound := time.NewTimer(time.Duration(st.RecvLatencyMs)*time.Millisecond + drainSlack)
+	defer bound.Stop()
+	t := time.NewTicker(watchTick)
+	defer t.Stop()
+	for st.RecvBufferPkts > 0 {
+		select {
+		case <-bound.C:
+			c.breakWith(err)
+			return
+		default:
+		}
+		if !c.await(ctx, t.C) {
+			return
+		}
+		if st, ok = statsOf(c.id); !ok {
+			break
+		}
+	}
+	c.breakWith(err)
+}
+
+// await waits for tick; false when ctx ended or c closed or broke first.
+func (c *Conn) await(ctx context.Context, tick <-chan time.Time) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-c.closed:
+		return false
+	case <-c.st.broken:
+		return false
+	case <-tick:
+		return true
+	}
+}
+
+// drainSlack is how long past its latency a dead peer's receiver waits
+// for its reader to take the buffer's last packets.
+const drainSlack = 100 * time.Millisecond
+
 // breakWith closes c at once and records why.
 func (c *Conn) breakWith(err error) {
+	c.setCause(err)
+	c.CloseNow()
+}
+
+// setCause records why Watch ends c (the first cause stays).
+func (c *Conn) setCause(err error) {
 	c.causeMu.Lock()
 	if c.cause == nil {
 		c.cause = err
 	}
 	c.causeMu.Unlock()
-	c.CloseNow()
 }
 
-// Cause is why Watch ended the connection (nil when it did not).
+// Cause is why Watch ended the connection, or (a receiver's, which
+// delivers what it holds first: endDead) is ending it; nil when it did
+// not.
 func (c *Conn) Cause() error {
 	c.causeMu.Lock()
 	defer c.causeMu.Unlock()

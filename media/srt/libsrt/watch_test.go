@@ -436,3 +436,60 @@ func TestErrQueueSeesPortUnreachable(t *testing.T) {
 	p.front.Close()
 	poll.Until(t, 10*time.Second, "a port unreachable for the link's packets", eq.refused)
 }
+
+// TestWatchReceiverDrains: a watched receiver's peer (the listener that
+// sends) is killed while the receiver's TSBPD buffer holds half a second
+// of the stream. The link ends with ErrPeerDead, but only after its
+// reader read every message the receiver had got: closed at once, it
+// lost them (a pull from a killed center lost ~0.9 s of media).
+func TestWatchReceiverDrains(t *testing.T) {
+	l := listen(t, ListenConfig{Decide: func(Request) Decision { return Decision{PeerIdleTimeout: 30 * time.Second} }})
+	ac := acceptOne(t, l)
+	p := newUDPProxy(t, l.Addr().String())
+	conn, err := Dial(context.Background(), p.addr(), Options{PeerIdleTimeout: 30 * time.Second, Latency: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	srv := accepted(t, ac)
+	t.Cleanup(func() { srv.CloseNow() })
+	go func() { // the listener's side sends a live stream: a message every 5 ms
+		msg := make([]byte, 1316)
+		for {
+			if _, err := srv.Write(msg); err != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go conn.Watch(ctx, false)
+	read := new(atomic.Int64)
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				done <- err
+				return
+			}
+			read.Add(1)
+		}
+	}()
+	poll.Until(t, 10*time.Second, "messages read", func() bool { return read.Load() > 100 })
+	poll.Until(t, 10*time.Second, "the receiver holds messages not read yet", func() bool { return conn.Stats().RecvBufferPkts > 20 })
+	p.front.Close() // killed: the receiver's ACKs get port unreachables
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the watched receiver did not end")
+	}
+	if err := conn.Cause(); !errors.Is(err, ErrPeerDead) {
+		t.Fatalf("cause %v; want ErrPeerDead", err)
+	}
+	st := conn.Stats()
+	if got := read.Load(); uint64(got) != st.PacketsUnique-st.RecvDrops {
+		t.Errorf("read %d messages of the %d the receiver got (%d dropped too late)", got, st.PacketsUnique, st.RecvDrops)
+	}
+}

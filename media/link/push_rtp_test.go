@@ -1,0 +1,106 @@
+package link
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relaymesh/relaymesh/internal/poll"
+	"github.com/relaymesh/relaymesh/media/srt/libsrt"
+)
+
+// TestMessageSenderMaxAge: a sender whose link comes up only after
+// messages queued for longer than MaxAge (a dual-path leg whose center
+// was not available yet) and after its queue overflowed sends none of
+// the stale ones and no hole: the listener gets the newest queued
+// messages that are younger than MaxAge, then the fresh ones, in order.
+// Without MaxAge it gets the first queued messages, then a hole.
+func TestMessageSenderMaxAge(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		maxAge time.Duration
+	}{{"max age", time.Second}, {"none", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := libsrt.Listen("127.0.0.1:0", libsrt.ListenConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			var mu sync.Mutex
+			var got []uint32
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.CloseNow()
+				buf := make([]byte, 1500)
+				for {
+					n, err := c.Read(buf)
+					if err != nil || n < 4 {
+						return
+					}
+					mu.Lock()
+					got = append(got, binary.BigEndian.Uint32(buf))
+					mu.Unlock()
+				}
+			}()
+			var open atomic.Bool // the link may connect
+			s := NewMessageSender(MessageSenderConfig{Key: "live/a", Queue: 16, MaxAge: tc.maxAge,
+				MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+				Next: func(int, error) (Target, error) {
+					if !open.Load() {
+						return Target{}, errors.New("no center yet")
+					}
+					return Target{URL: "srt://" + l.Addr().String() + "?streamid=publish:live/a"}, nil
+				}}, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { s.Run(ctx); close(done) }()
+			t.Cleanup(func() { cancel(); <-done })
+			send := func(i uint32) {
+				b := make([]byte, 188)
+				binary.BigEndian.PutUint32(b, i)
+				s.Send(NewMessage(b, 1))
+			}
+			for i := range uint32(40) { // stale: 40 into a queue of 16
+				send(i)
+			}
+			staleAt := time.Now()
+			poll.Until(t, 5*time.Second, "the queued messages grow older than 1s", func() bool { return time.Since(staleAt) > 1200*time.Millisecond })
+			for i := uint32(40); i < 44; i++ { // young: queued, not stale yet
+				send(i)
+			}
+			open.Store(true)
+			poll.Until(t, 10*time.Second, "the link connects", func() bool { return s.Status().State == StateRunning })
+			for i := uint32(44); i < 50; i++ { // fresh
+				send(i)
+			}
+			poll.Until(t, 10*time.Second, "the last message arrives", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(got) > 0 && got[len(got)-1] == 49
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			want := []uint32{40, 41, 42, 43, 44, 45, 46, 47, 48, 49}
+			if tc.maxAge == 0 {
+				// the first 16 queued, then the queue took nothing
+				// until it drained: a hole from 16 to 44
+				want = []uint32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 44, 45, 46, 47, 48, 49}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("got %v, want %v", got, want)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("got %v, want %v", got, want)
+				}
+			}
+		})
+	}
+}
