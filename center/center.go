@@ -75,7 +75,8 @@ type Config struct {
 	// center that just started has not synced its directory yet).
 	PlayWait time.Duration
 	// Budget is the node's SRT receive memory the backbone listener's
-	// connections draw from (shared with the SRT listener); nil = none.
+	// connections are counted in (shared with the SRT listener; a
+	// member's link is never refused for it); nil = none.
 	Budget *srt.Budget
 	// Events is the node's event bus the center follows (streams that
 	// go live here or end; the subscription is taken by New, run by
@@ -181,6 +182,7 @@ func New(cfg Config, hub *media.Hub, cl Cluster, log *slog.Logger) (*Center, err
 			EveryLossReport:   true,
 			Divert:            c.divert,
 			Budget:            cfg.Budget,
+			BudgetCountOnly:   true, // members only: a public flood must not keep uplinks out
 		}, hub, log.With("listener", "backbone"))
 		if err != nil {
 			cancel()

@@ -68,14 +68,16 @@ func (b *Budget) Reserved() int64 {
 }
 
 // reserve takes n bytes; release (idempotent) gives them back. It does
-// not block: it runs inside libsrt's handshake.
-func (b *Budget) reserve(n int64) (release func(), err error) {
+// not block: it runs inside libsrt's handshake. force takes them even
+// over the limit (a listener whose connections are counted, never
+// refused: Config.BudgetCountOnly).
+func (b *Budget) reserve(n int64, force bool) (release func(), err error) {
 	if b == nil {
 		return func() {}, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n > b.limit {
+	if !force && b.used+n > b.limit {
 		return nil, fmt.Errorf("the node's SRT receive memory is taken: %s of %s = %s reserved by open connections, this one needs %s",
 			sizeText(b.used), b.name, sizeText(b.limit), sizeText(n))
 	}

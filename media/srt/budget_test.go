@@ -14,14 +14,14 @@ import (
 
 func TestBudgetReserve(t *testing.T) {
 	b := NewBudget("srt.max_receive_memory", 100)
-	r1, err := b.reserve(60)
+	r1, err := b.reserve(60, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.reserve(41); err == nil || !strings.Contains(err.Error(), "srt.max_receive_memory") {
+	if _, err := b.reserve(41, false); err == nil || !strings.Contains(err.Error(), "srt.max_receive_memory") {
 		t.Fatalf("reserve beyond the limit: %v, want a refusal naming the key", err)
 	}
-	r2, err := b.reserve(40)
+	r2, err := b.reserve(40, false)
 	if err != nil {
 		t.Fatalf("reserve up to the limit: %v", err)
 	}
@@ -31,15 +31,15 @@ func TestBudgetReserve(t *testing.T) {
 		t.Errorf("reserved %d after one release (twice), want 40", got)
 	}
 	b.SetLimit(30) // below what is held: held stays, new is refused
-	if _, err := b.reserve(1); err == nil {
+	if _, err := b.reserve(1, false); err == nil {
 		t.Error("reserve after the limit went below the reserved bytes succeeded")
 	}
 	r2()
-	if _, err := b.reserve(30); err != nil {
+	if _, err := b.reserve(30, false); err != nil {
 		t.Errorf("reserve after every release: %v", err)
 	}
 	var none *Budget
-	if rel, err := none.reserve(1 << 50); err != nil || rel == nil {
+	if rel, err := none.reserve(1<<50, false); err != nil || rel == nil {
 		t.Errorf("a nil budget refused: %v", err)
 	}
 }
@@ -203,12 +203,15 @@ func TestBudgetConnections(t *testing.T) {
 }
 
 // TestBudgetShared: two listeners with one budget (the SRT listener and
-// the backbone) draw from it together.
+// the backbone) draw from it together; a count-only listener (the
+// backbone, Config.BudgetCountOnly) is never refused for it, and what it
+// holds leaves the other one less.
 func TestBudgetShared(t *testing.T) {
 	readBuf := int64(minRcvPackets * srtUnit)
 	budget := NewBudget("srt.max_receive_memory", 2*readBuf)
 	one := startServer(t, Config{Budget: budget, PlayWait: time.Minute}, media.DefaultHubConfig())
 	two := startServer(t, Config{Budget: budget, PlayWait: time.Minute}, media.DefaultHubConfig())
+	backbone := startServer(t, Config{Budget: budget, BudgetCountOnly: true, PlayWait: time.Minute}, media.DefaultHubConfig())
 	if _, err := dial(t, one, "read:live/x", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +221,15 @@ func TestBudgetShared(t *testing.T) {
 	var rej *libsrt.RejectError
 	if _, err := dial(t, one, "read:live/y", ""); !errors.As(err, &rej) || rej.Code != libsrt.RejXOverload {
 		t.Fatalf("a third reader over two listeners sharing a budget of two: %v, want reject code %d", err, libsrt.RejXOverload)
+	}
+	// the budget is full: the count-only listener still admits, and counts
+	for i := range 2 {
+		if _, err := dial(t, backbone, "read:live/x", ""); err != nil {
+			t.Fatalf("count-only listener, connection %d over a full budget: %v", i+1, err)
+		}
+	}
+	if got, want := budget.Reserved(), 4*readBuf; got != want {
+		t.Errorf("reserved %d with one reader on each listener and two on the count-only one, want %d", got, want)
 	}
 }
 

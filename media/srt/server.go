@@ -72,6 +72,13 @@ type Config struct {
 	// SRT connections (shared by its listeners); a handshake whose buffer
 	// does not fit is refused with RejXOverload. nil = unbounded.
 	Budget *Budget
+	// BudgetCountOnly: this listener's connections are counted in Budget
+	// but never refused for it. The backbone's: its callers are the
+	// cluster's members (Authorize admits no one else), so callers of the
+	// public SRT listener that fill the budget cannot keep an edge's
+	// uplink out, while the members' buffers still leave the public
+	// listener less.
+	BudgetCountOnly bool
 	// Streams holds per-stream overrides keyed by app/name.
 	Streams map[string]StreamOptions
 	// StreamOptionsFor, if set, is asked first for a stream's overrides
@@ -479,7 +486,7 @@ func (s *Server) decide(req libsrt.Request) libsrt.Decision {
 	d.FC, d.RcvBuf = connBuffers(adm.id.Action == ActionPublish, lat, s.maxBitrate())
 	// last: a handshake refused for another reason reserves nothing;
 	// libsrt calls d.Release when the connection or its handshake ends
-	release, err := s.conf().Budget.reserve(int64(d.RcvBuf))
+	release, err := s.conf().Budget.reserve(int64(d.RcvBuf), s.conf().BudgetCountOnly)
 	if err != nil {
 		s.refuse(req.Remote.String(), req.StreamID, libsrt.RejXOverload, fmt.Sprintf("%s %s: %v", adm.id.Action, adm.id.Key, err))
 		return libsrt.Decision{Reject: libsrt.RejXOverload}
