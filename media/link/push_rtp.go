@@ -82,24 +82,32 @@ func NewMessageSender(cfg MessageSenderConfig, log *slog.Logger) *MessageSender 
 // drops m, or with MaxAge its oldest message (the newest are the ones a
 // link that comes back can still use).
 func (s *MessageSender) Send(m *Message) {
-	for range 2 {
-		select {
-		case s.q <- m:
-			return
-		default:
-		}
-		if s.cfg.MaxAge == 0 {
-			break
-		}
+	if s.enqueue(m) {
+		return
+	}
+	if s.cfg.MaxAge > 0 {
 		select {
 		case old := <-s.q:
 			s.dropped.Add(1)
 			old.Release()
 		default:
 		}
+		if s.enqueue(m) {
+			return
+		}
 	}
 	s.dropped.Add(1)
 	m.Release()
+}
+
+// enqueue queues m if the queue has room.
+func (s *MessageSender) enqueue(m *Message) bool {
+	select {
+	case s.q <- m:
+		return true
+	default:
+		return false
+	}
 }
 
 // Status returns the link's status.
