@@ -74,9 +74,8 @@ type lane struct {
 	wakers  atomic.Pointer[[]chan struct{}]
 	// rds are the attached readers, whose positions (Reader.pos) say
 	// which packets before the newest keyframe are still to be read
-	rds     atomic.Pointer[[]*Reader]
-	readers int
-	fan     atomic.Pointer[[]*fanout] // the lane's fan-out writers, one per core, made on first use
+	rds atomic.Pointer[[]*Reader]
+	fan atomic.Pointer[[]*fanout] // the lane's fan-out writers, one per core, made on first use
 }
 
 // ring is a lane's slot array; the writer replaces it with a larger copy
@@ -280,35 +279,20 @@ func (l *lane) close() {
 func (l *lane) addReader(rd *Reader) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	old := *l.wakers.Load()
-	nw := make([]chan struct{}, len(old), len(old)+1)
-	copy(nw, old)
-	nw = append(nw, rd.wake)
-	l.wakers.Store(&nw)
-	rds := *l.rds.Load()
-	nr := make([]*Reader, len(rds), len(rds)+1)
-	copy(nr, rds)
-	nr = append(nr, rd)
-	l.rds.Store(&nr)
-	l.readers++
-	return l.readers
+	l.wakers.Store(with(*l.wakers.Load(), rd.wake))
+	rds := with(*l.rds.Load(), rd)
+	l.rds.Store(rds)
+	return len(*rds)
 }
 
 // removeReader detaches rd; it returns the count of readers left.
 func (l *lane) removeReader(rd *Reader) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.unwakeLocked(rd.wake)
-	rds := *l.rds.Load()
-	nr := make([]*Reader, 0, len(rds))
-	for _, o := range rds {
-		if o != rd {
-			nr = append(nr, o)
-		}
-	}
-	l.rds.Store(&nr)
-	l.readers--
-	return l.readers
+	l.wakers.Store(without(*l.wakers.Load(), rd.wake))
+	rds := without(*l.rds.Load(), rd)
+	l.rds.Store(rds)
+	return len(*rds)
 }
 
 // unwake stops waking c and keeps its reader counted: the reader of a
@@ -316,18 +300,27 @@ func (l *lane) removeReader(rd *Reader) int {
 func (l *lane) unwake(c chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.unwakeLocked(c)
+	l.wakers.Store(without(*l.wakers.Load(), c))
 }
 
-func (l *lane) unwakeLocked(c chan struct{}) {
-	old := *l.wakers.Load()
-	nw := make([]chan struct{}, 0, len(old))
-	for _, o := range old {
-		if o != c {
-			nw = append(nw, o)
+// with and without return a copy of s with x added or removed: the
+// lane's lists are copied on write, for the writer to read without a
+// lock.
+func with[T comparable](s []T, x T) *[]T {
+	n := make([]T, len(s), len(s)+1)
+	copy(n, s)
+	n = append(n, x)
+	return &n
+}
+
+func without[T comparable](s []T, x T) *[]T {
+	n := make([]T, 0, len(s))
+	for _, o := range s {
+		if o != x {
+			n = append(n, o)
 		}
 	}
-	l.wakers.Store(&nw)
+	return &n
 }
 
 // snapshotHeaders returns the current headers in replay order.
