@@ -105,7 +105,7 @@ func (c *Center) startStandbyLocked(key, host string, active *pull) *pull {
 			if !c.usable(host) {
 				// the next standby is another host's
 				// (ensureStandbyLocked at the next directory change)
-				return link.Target{}, fmt.Errorf("standby pull from %s: %w: it is not alive", host, link.ErrStop)
+				return link.Target{}, fmt.Errorf("standby pull from %s: %w: gossip does not call it alive, or a link found it dead", host, link.ErrStop)
 			}
 			t, _, err := c.pullTarget(key, host)
 			return t, err

@@ -293,10 +293,17 @@ func (l *Listener) accepted(s C.SRTSOCKET) *Conn {
 
 func (l *Listener) sweep() {
 	now := time.Now()
+	l.dropPending(func(p *pendingEntry) bool { return now.Sub(p.at) > pendingTTL })
+}
+
+// dropPending forgets the listener's pending handshakes that drop says
+// to (abandoned, or all when the listener closes) and gives back what
+// their decisions reserved. tabMu must not be held.
+func (l *Listener) dropPending(drop func(*pendingEntry) bool) {
 	var dropped []*pendingEntry
 	tabMu.Lock()
 	for s, p := range pending {
-		if p.l == l && now.Sub(p.at) > pendingTTL {
+		if p.l == l && drop(p) {
 			delete(pending, s)
 			dropped = append(dropped, p)
 		}
@@ -331,17 +338,8 @@ func (l *Listener) Close() error {
 		close(l.done)
 		tabMu.Lock()
 		delete(listeners, l.handle)
-		var dropped []*pendingEntry
-		for s, p := range pending {
-			if p.l == l {
-				delete(pending, s)
-				dropped = append(dropped, p)
-			}
-		}
 		tabMu.Unlock()
-		for _, p := range dropped {
-			p.dec.release()
-		}
+		l.dropPending(func(*pendingEntry) bool { return true })
 		eng.remove(l.id)
 		C.srt_close(l.id)
 	})
