@@ -104,8 +104,9 @@ type SRTConfig struct {
 	ReadPassphrase    string `toml:"read_passphrase"`
 	MaxConnections    int    `toml:"max_connections"` // 0 = unlimited
 	// MaxReceiveMemory bounds the receive buffers of every accepted SRT
-	// connection of the node, the backbone's too ("" or "0" = a quarter
-	// of the node's memory); a handshake beyond it is refused.
+	// connection of the node ("" or "0" = a quarter of the node's
+	// memory); a handshake beyond it is refused. The backbone's links
+	// (members only) are counted in it but never refused.
 	MaxReceiveMemory ByteSize `toml:"max_receive_memory"`
 }
 
