@@ -359,10 +359,13 @@ func (c *Conn) Watch(ctx context.Context, sending bool) {
 // at once. A receiver's still holds up to its latency of the stream
 // (TSBPD: what came before the peer died, waiting for its play time): it
 // records the cause at once and closes only once its reader has read
-// what the receive buffer holds, at most the latency and drainSlack
-// later. Closed at once, a pull from a killed center lost that much
-// media (~0.9 s at 230 ms RTT) and its players waited that much longer
-// for the next source.
+// what the receive buffer holds. It gives up when the reader stops
+// taking packets: drainSlack after the latency has passed, or after the
+// last packet the reader took, whichever is later, so a reader that is
+// only late (a loaded host) still gets the whole buffer and one that
+// does not read at all cannot hold the link open. Closed at once, a pull
+// from a killed center lost that much media (~0.9 s at 230 ms RTT) and
+// its players waited that much longer for the next source.
 func (c *Conn) endDead(ctx context.Context, sending bool, err error) {
 	if sending {
 		c.breakWith(err)
@@ -374,25 +377,33 @@ func (c *Conn) endDead(ctx context.Context, sending bool, err error) {
 		c.breakWith(err)
 		return
 	}
-	bound := time.NewTimer(time.Duration(st.RecvLatencyMs)*time.Millisecond + drainSlack)
-	defer bound.Stop()
+	giveUp := time.Now().Add(time.Duration(st.RecvLatencyMs)*time.Millisecond + drainSlack)
 	t := time.NewTicker(watchTick)
 	defer t.Stop()
-	for st.RecvBufferPkts > 0 {
-		select {
-		case <-bound.C:
-			c.breakWith(err)
-			return
-		default:
-		}
+	for left := st.RecvBufferPkts; left > 0; {
 		if !c.await(ctx, t.C) {
 			return
 		}
 		if st, ok = statsOf(c.id); !ok {
 			break
 		}
+		now := time.Now()
+		if st.RecvBufferPkts < left {
+			giveUp = later(giveUp, now.Add(drainSlack))
+		}
+		left = st.RecvBufferPkts
+		if left > 0 && now.After(giveUp) {
+			break
+		}
 	}
 	c.breakWith(err)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // await waits for tick; false when ctx ended or c closed or broke first.
@@ -409,9 +420,9 @@ func (c *Conn) await(ctx context.Context, tick <-chan time.Time) bool {
 	}
 }
 
-// drainSlack is how long past its latency a dead peer's receiver waits
-// for its reader to take the buffer's last packets.
-const drainSlack = 100 * time.Millisecond
+// drainSlack is how long a dead peer's receiver waits for its reader to
+// take a packet, once the latency has passed (endDead).
+const drainSlack = 250 * time.Millisecond
 
 // breakWith closes c at once and records why.
 func (c *Conn) breakWith(err error) {

@@ -493,3 +493,44 @@ func TestWatchReceiverDrains(t *testing.T) {
 		t.Errorf("read %d messages of the %d the receiver got (%d dropped too late)", got, st.PacketsUnique, st.RecvDrops)
 	}
 }
+
+// TestWatchReceiverUnreadEnds: a watched receiver whose reader takes
+// nothing does not hold the link open on its buffer once the peer is
+// dead: it ends although the buffer still holds messages.
+func TestWatchReceiverUnreadEnds(t *testing.T) {
+	l := listen(t, ListenConfig{Decide: func(Request) Decision { return Decision{PeerIdleTimeout: 30 * time.Second} }})
+	ac := acceptOne(t, l)
+	p := newUDPProxy(t, l.Addr().String())
+	conn, err := Dial(context.Background(), p.addr(), Options{PeerIdleTimeout: 30 * time.Second, Latency: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	srv := accepted(t, ac)
+	t.Cleanup(func() { srv.CloseNow() })
+	go func() {
+		msg := make([]byte, 1316)
+		for {
+			if _, err := srv.Write(msg); err != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go conn.Watch(ctx, false)
+	poll.Until(t, 10*time.Second, "the receiver holds messages", func() bool { return conn.Stats().RecvBufferPkts > 20 })
+	p.front.Close()
+	poll.Until(t, 15*time.Second, "the unread receiver to end", func() bool {
+		select {
+		case <-conn.Done():
+			return true
+		default:
+			return false
+		}
+	})
+	if err := conn.Cause(); !errors.Is(err, ErrPeerDead) {
+		t.Fatalf("cause %v; want ErrPeerDead", err)
+	}
+}
