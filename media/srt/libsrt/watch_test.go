@@ -443,28 +443,7 @@ func TestErrQueueSeesPortUnreachable(t *testing.T) {
 // reader read every message the receiver had got: closed at once, it
 // lost them (a pull from a killed center lost ~0.9 s of media).
 func TestWatchReceiverDrains(t *testing.T) {
-	l := listen(t, ListenConfig{Decide: func(Request) Decision { return Decision{PeerIdleTimeout: 30 * time.Second} }})
-	ac := acceptOne(t, l)
-	p := newUDPProxy(t, l.Addr().String())
-	conn, err := Dial(context.Background(), p.addr(), Options{PeerIdleTimeout: 30 * time.Second, Latency: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.CloseNow() })
-	srv := accepted(t, ac)
-	t.Cleanup(func() { srv.CloseNow() })
-	go func() { // the listener's side sends a live stream: a message every 5 ms
-		msg := make([]byte, 1316)
-		for {
-			if _, err := srv.Write(msg); err != nil {
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go conn.Watch(ctx, false)
+	p, conn := watchedReceiver(t, 500*time.Millisecond)
 	read := new(atomic.Int64)
 	done := make(chan error, 1)
 	go func() {
@@ -498,10 +477,30 @@ func TestWatchReceiverDrains(t *testing.T) {
 // nothing does not hold the link open on its buffer once the peer is
 // dead: it ends although the buffer still holds messages.
 func TestWatchReceiverUnreadEnds(t *testing.T) {
+	p, conn := watchedReceiver(t, 200*time.Millisecond)
+	poll.Until(t, 10*time.Second, "the receiver holds messages", func() bool { return conn.Stats().RecvBufferPkts > 20 })
+	p.front.Close()
+	poll.Until(t, 15*time.Second, "the unread receiver to end", func() bool {
+		select {
+		case <-conn.Done():
+			return true
+		default:
+			return false
+		}
+	})
+	if err := conn.Cause(); !errors.Is(err, ErrPeerDead) {
+		t.Fatalf("cause %v; want ErrPeerDead", err)
+	}
+}
+
+// watchedReceiver is a watched receiving link through a proxy, with the
+// listener's side sending a live stream: a message every 5 ms.
+func watchedReceiver(t *testing.T, latency time.Duration) (*udpProxy, *Conn) {
+	t.Helper()
 	l := listen(t, ListenConfig{Decide: func(Request) Decision { return Decision{PeerIdleTimeout: 30 * time.Second} }})
 	ac := acceptOne(t, l)
 	p := newUDPProxy(t, l.Addr().String())
-	conn, err := Dial(context.Background(), p.addr(), Options{PeerIdleTimeout: 30 * time.Second, Latency: 200 * time.Millisecond})
+	conn, err := Dial(context.Background(), p.addr(), Options{PeerIdleTimeout: 30 * time.Second, Latency: latency})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,17 +519,5 @@ func TestWatchReceiverUnreadEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go conn.Watch(ctx, false)
-	poll.Until(t, 10*time.Second, "the receiver holds messages", func() bool { return conn.Stats().RecvBufferPkts > 20 })
-	p.front.Close()
-	poll.Until(t, 15*time.Second, "the unread receiver to end", func() bool {
-		select {
-		case <-conn.Done():
-			return true
-		default:
-			return false
-		}
-	})
-	if err := conn.Cause(); !errors.Is(err, ErrPeerDead) {
-		t.Fatalf("cause %v; want ErrPeerDead", err)
-	}
+	return p, conn
 }
