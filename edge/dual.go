@@ -73,10 +73,6 @@ type dualLeg struct {
 	s       *link.MessageSender
 }
 
-// legMaxAge is how much longer than the merge window a dual-path leg
-// keeps a message queued while its link is down or connecting.
-const legMaxAge = 2 * time.Second
-
 // dualFor reports whether key goes over two legs, and the window.
 func dualFor(key string, rs []Redundancy) (bool, time.Duration) {
 	for _, r := range rs {
@@ -130,14 +126,8 @@ func (u *Uplinks) startDualLocked(key string) bool {
 			// a leg that comes up late, or comes back, starts near
 			// the live edge, not with the stream's first seconds
 			// (at a low bitrate the queue's 512 messages are many
-			// seconds). Not sooner than legMaxAge past the centers'
-			// merge window (about twice the edge's): the stream's
-			// first burst (the GOP cache) waits in both legs' queues
-			// for their handshakes, and at twice the window alone
-			// (638 ms) the leg to tyo dropped its first 197 packets,
-			// so a packet the other leg lost had no copy (1 frame
-			// missing on every player, TestClusterDualPath loss)
-			MaxAge: 2*d.window + legMaxAge,
+			// seconds)
+			MaxAge: dualpath.QueueMaxAge(d.window),
 		}, u.log.With("stream", key, "leg", l.idx))
 	}
 	u.duals[key] = d
