@@ -17,16 +17,19 @@ import (
 // queue overflowed sends none of
 // the stale ones and no hole: the listener gets the newest queued
 // messages that are younger than MaxAge, then the fresh ones, in order.
-// Without MaxAge it gets the first queued messages, then a hole.
+// Without MaxAge it gets the first queued messages, then a hole. A
+// session bound (SessionMaxAge) below MaxAge applies to that session.
 func TestMessageSenderMaxAge(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		maxAge time.Duration
-	}{{"max age", time.Minute}, {"none", 0}} {
+		name    string
+		maxAge  time.Duration
+		session time.Duration // what SessionMaxAge says
+	}{{"max age", time.Minute, 0}, {"none", 0, 0}, {"session bound", time.Hour, time.Minute}} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := srttest.NewSink(t)
 			var open atomic.Bool // the link may connect
 			s := NewMessageSender(MessageSenderConfig{Key: "live/a", Queue: 16, MaxAge: tc.maxAge,
+				SessionMaxAge: func() time.Duration { return tc.session },
 				MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 				Next: func(int, error) (Target, error) {
 					if !open.Load() {
