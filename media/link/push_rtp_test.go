@@ -30,7 +30,7 @@ func TestMessageSenderMaxAge(t *testing.T) {
 			var open atomic.Bool // the link may connect
 			s := NewMessageSender(MessageSenderConfig{Key: "live/a", Queue: 16, MaxAge: tc.maxAge,
 				SessionMaxAge: func() time.Duration { return tc.session },
-				MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+				MinBackoff:    10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 				Next: func(int, error) (Target, error) {
 					if !open.Load() {
 						return Target{}, errors.New("no center yet")
