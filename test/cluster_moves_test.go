@@ -231,8 +231,10 @@ func TestClusterPullFollowsDirectory(t *testing.T) {
 	testmedia.Eventually(t, 20*time.Second, "fra's directory names sin for "+stream, func() bool { return c.host("fra", stream) == "sin" })
 	player := c.play(ctx, "fra", c.flvURL("fra", stream))
 	testmedia.Eventually(t, 20*time.Second, "the player on fra receives 100 frames", func() bool { return player.frames() >= 100 })
-	// and an SRT player on fra that keeps the TS as it comes (its
-	// continuity counters across the pull's move are logged)
+	// and an SRT player on fra that keeps the TS as it comes: its
+	// continuity counters and DTS stay continuous across the pull's move
+	// (issue 14 saw a duplicate DTS at every pull switch and a
+	// continuity-counter jump at a splice)
 	tsOut := filepath.Join(c.dir, "fra-follow.ts")
 	tsCtx, tsStop := context.WithCancel(ctx)
 	ts := c.captureTS(tsCtx, "fra", "srt://"+c.lab.Host("fra").AddrPort(8890).String()+"?streamid=read:"+stream, tsOut)
@@ -266,11 +268,17 @@ func TestClusterPullFollowsDirectory(t *testing.T) {
 	testmedia.Eventually(t, 20*time.Second, "the player on fra receives 100 frames more", func() bool { return player.framesSince(cut.Add(named)) >= 100 })
 	tsStop()
 	_ = ts.Wait()
-	if st, err := tsContinuity(tsOut); err != nil {
-		t.Logf("the SRT player's TS on fra: %v", err)
-	} else {
-		res, _ := testmedia.Analyze(context.Background(), tsOut)
-		t.Logf("the SRT player's TS on fra across the move: %d bytes, %d TS continuity errors, %d non-monotonic video DTS (%d frames)", st.Bytes, st.CCErrors, res.NonMonotonic, res.VideoFrames)
+	st, err := tsContinuity(tsOut)
+	if err != nil {
+		t.Fatalf("the SRT player's TS on fra: %v", err)
+	}
+	res, err := testmedia.Analyze(context.Background(), tsOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the SRT player's TS on fra across the move: %d bytes, %d TS continuity errors, %d non-monotonic video DTS (%d frames)", st.Bytes, st.CCErrors, res.NonMonotonic, res.VideoFrames)
+	if st.CCErrors != 0 || res.NonMonotonic != 0 {
+		t.Errorf("the SRT player's TS on fra across the pull's move: %d continuity errors, %d non-monotonic video DTS", st.CCErrors, res.NonMonotonic)
 	}
 	cancel()
 	checkMonotonic(t, player, "fra", "across the pull's move")
