@@ -442,7 +442,6 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 				nextFrom = pl.next.from
 			}
 			c.mu.Unlock()
-			c.noteFailure(prev, lastErr)
 			if replaced {
 				// its replacement takes the stream over as a
 				// continuing session; dialed here too, the new host's
@@ -474,6 +473,12 @@ func (c *Center) startPullLocked(key, from string, old *pull, takesUplink bool) 
 				log.Info("on-demand pull", "from", from, "rtt", rtt.String(), "directory", e.Node)
 			}
 			return t, nil
+		},
+		OnEnd: func(err error) {
+			c.mu.Lock()
+			from := pl.from
+			c.mu.Unlock()
+			c.noteFailure(from, err)
 		},
 	}
 	if old != nil || takesUplink {

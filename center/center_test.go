@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/relaymesh/relaymesh/events"
@@ -223,4 +224,65 @@ func TestPullSource(t *testing.T) {
 			t.Errorf("marked %q, want %q", dir.marked, want)
 		}
 	})
+}
+
+// TestStandbyAfterTakeover: after a standby took a dual-path stream over,
+// the next standby waits for the old active pull's end, and is not
+// started from its host when that pull found the host dead (its OnEnd
+// marks it), although gossip still calls it alive.
+func TestStandbyAfterTakeover(t *testing.T) {
+	const key = "live/d"
+	for _, tc := range []struct {
+		name      string
+		foundDead bool // the active pull's session ended with its host dead
+		want      string
+	}{{"the old host found dead: no standby", true, ""}, {"the old host usable: the standby from it", false, "tyo"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				dir := &fakeDirectory{members: map[string]gossip.Member{
+					"tyo": {Name: "tyo", State: gossip.StateAlive}, "sin": {Name: "sin", State: gossip.StateAlive}}}
+				for _, n := range []string{"tyo", "sin"} {
+					dir.entries = append(dir.entries, gossip.DirEntry{Stream: dualHostKey(key, n), Node: n})
+				}
+				hub := media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler))
+				defer hub.Close()
+				c, err := New(Config{}, hub, dir, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				active := &pull{from: "tyo", done: make(chan struct{}), cancel: func() {}}
+				// (the standby's puller, not run: the next standby is handed over from it)
+				sb := &pull{from: "sin", done: make(chan struct{}), cancel: func() {},
+					p: link.NewPuller(hub, link.PullConfig{Key: key, Next: func(int, error) (link.Target, error) { return link.Target{}, link.ErrStop }}, nil)}
+				c.mu.Lock()
+				c.pulls[key], active.standby = active, sb
+				c.mu.Unlock()
+				c.promoteStandby(key, active, sb)
+				synctest.Wait()
+				standby := func() string {
+					c.mu.Lock()
+					defer c.mu.Unlock()
+					if c.pulls[key] != sb {
+						t.Fatalf("the pull of %s is not the standby that took over", key)
+					}
+					if sb.standby == nil {
+						return ""
+					}
+					return sb.standby.from
+				}
+				if got := standby(); got != "" {
+					t.Fatalf("a standby from %s before the old active pull ended", got)
+				}
+				if tc.foundDead {
+					c.noteFailure("tyo", libsrt.ErrPeerDead)
+				}
+				close(active.done)
+				synctest.Wait()
+				if got := standby(); got != tc.want {
+					t.Errorf("standby from %q, want %q", got, tc.want)
+				}
+			})
+		})
+	}
 }

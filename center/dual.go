@@ -241,6 +241,7 @@ func (c *Center) attachLeg(key, from string, p legParams, recv time.Duration) (*
 	case !p.forward && p.peer != "" && ds.peer == "":
 		ds.peer = p.peer
 	}
+	c.setWindowLocked(ds) // before a forward starts: its queue's bound follows the window
 	if !p.forward && ds.fwd.Load() == nil && ds.peer != "" {
 		c.startForwardLocked(ds, p.leg)
 	}
@@ -251,7 +252,6 @@ func (c *Center) attachLeg(key, from string, p legParams, recv time.Duration) (*
 	if first {
 		ds.rx.SetUp(p.leg, true)
 	}
-	c.setWindowLocked(ds)
 	via := "edge"
 	if p.forward {
 		via = "center"
@@ -369,27 +369,37 @@ func (c *Center) startForwardLocked(ds *dualStream, leg int) {
 	} else if ds.legLatency > 0 {
 		q.Set("lat", ds.legLatency.String())
 	}
-	s := link.NewMessageSender(link.MessageSenderConfig{Key: ds.key, MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
-		Next: func(attempt int, lastErr error) (link.Target, error) {
-			c.dualMu.Lock()
-			to := ds.peer
-			prev := ds.fwdTo
-			ds.fwdTo = to
-			c.dualMu.Unlock()
-			c.noteFailure(prev, lastErr)
-			t, _, err := c.backboneTarget(to, "publish:"+ds.key+"?"+q.Encode())
-			if err != nil {
-				return t, fmt.Errorf("dual-path forward of %s: %w", ds.key, err)
-			}
-			if attempt == 0 || lastErr != nil {
-				c.log.Info("dual-path leg forwarded to the other center", "stream", ds.key, "leg", leg, "to", to)
-			}
-			return t, nil
-		}}, c.log.With("stream", ds.key, "forward_leg", leg))
+	s := link.NewMessageSender(forwardConfig(ds.key, ds.rx.Window(), func(attempt int, lastErr error) (link.Target, error) {
+		c.dualMu.Lock()
+		to := ds.peer
+		prev := ds.fwdTo
+		ds.fwdTo = to
+		c.dualMu.Unlock()
+		c.noteFailure(prev, lastErr)
+		t, _, err := c.backboneTarget(to, "publish:"+ds.key+"?"+q.Encode())
+		if err != nil {
+			return t, fmt.Errorf("dual-path forward of %s: %w", ds.key, err)
+		}
+		if attempt == 0 || lastErr != nil {
+			c.log.Info("dual-path leg forwarded to the other center", "stream", ds.key, "leg", leg, "to", to)
+		}
+		return t, nil
+	}), c.log.With("stream", ds.key, "forward_leg", leg))
 	ds.fwd.Store(s)
 	ds.fwdLeg, ds.fwdEnd = leg, cancel
 	c.wg.Add(1)
 	go func() { defer c.wg.Done(); s.Run(ctx) }()
+}
+
+// forwardConfig is the sender config of a forward of key's leg to the
+// other center, whose merge window is about window. Its queue is bounded
+// in age as an edge's legs are (dualpath.QueueMaxAge): a forward that
+// was down or slow to connect resumes near the live edge, so a merge the
+// other center starts with it (it came back, or its edge leg is late)
+// does not begin with seconds of stale media.
+func forwardConfig(key string, window time.Duration, next func(attempt int, lastErr error) (link.Target, error)) link.MessageSenderConfig {
+	return link.MessageSenderConfig{Key: key, Next: next, MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+		MaxAge: dualpath.QueueMaxAge(window)}
 }
 
 // keepClaim names this center in the directory when the directory names

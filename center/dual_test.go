@@ -1,11 +1,19 @@
 package center
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"net/url"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/internal/poll"
+	"github.com/relaymesh/relaymesh/internal/srttest"
 	"github.com/relaymesh/relaymesh/media/dualpath"
+	"github.com/relaymesh/relaymesh/media/link"
 )
 
 func TestParseLeg(t *testing.T) {
@@ -53,5 +61,46 @@ func TestDualWindowFromNegotiatedLatencies(t *testing.T) {
 	c.setWindowLocked(ds)
 	if got := ds.rx.Window(); got != 1002*time.Millisecond {
 		t.Errorf("a configured window changed to %s", got)
+	}
+}
+
+// TestForwardQueueBound: a forward of a leg to the other center bounds
+// its queue as the edge's legs do: while its link is down a full queue
+// drops its oldest packets, so when the link comes up it sends the
+// newest ones, not the stream's first seconds followed by a hole.
+func TestForwardQueueBound(t *testing.T) {
+	window := 900 * time.Millisecond
+	sink := srttest.NewSink(t)
+	var open atomic.Bool // the other center answers
+	cfg := forwardConfig("live/a", window, func(int, error) (link.Target, error) {
+		if !open.Load() {
+			return link.Target{}, errors.New("the other center is not up yet")
+		}
+		return link.Target{URL: "srt://" + sink.Addr + "?streamid=publish:live/a"}, nil
+	})
+	if want := dualpath.QueueMaxAge(window); cfg.MaxAge != want {
+		t.Errorf("the forward's queue keeps a packet %s, want %s (as an edge leg's)", cfg.MaxAge, want)
+	}
+	cfg.MinBackoff, cfg.MaxBackoff, cfg.Queue = 10*time.Millisecond, 20*time.Millisecond, 16
+	s := link.NewMessageSender(cfg, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	send := func(i uint32) { s.Send(link.NewMessage(srttest.Message(i, 188), 1)) }
+	for i := range uint32(40) { // 40 into a queue of 16 while the link is down
+		send(i)
+	}
+	open.Store(true)
+	poll.Until(t, 10*time.Second, "the forward connects", func() bool { return s.Status().State == link.StateRunning })
+	send(40)
+	poll.Until(t, 10*time.Second, "the last packet arrives", func() bool { return sink.Last(40) })
+	got := sink.Got()
+	want := []uint32{24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40}
+	if !slices.Equal(got, want) {
+		t.Errorf("the other center got %v, want %v (the newest 16, then the live one)", got, want)
+	}
+	if s.Dropped() != 24 {
+		t.Errorf("dropped %d, want 24", s.Dropped())
 	}
 }

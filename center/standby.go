@@ -97,8 +97,7 @@ func (c *Center) startStandbyLocked(key, host string, active *pull) *pull {
 		Key: key, MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		ReadTimeout: 5 * time.Second, IdleStop: c.cfg.PullIdleStop,
 		Takeover: true, Continues: true, Splice: sb.sp,
-		Next: func(_ int, lastErr error) (link.Target, error) {
-			c.noteFailure(host, lastErr)
+		Next: func(int, error) (link.Target, error) {
 			if !slices.Contains(c.dualHosts(key), host) {
 				return link.Target{}, fmt.Errorf("%s no longer hosts %s", host, key)
 			}
@@ -110,6 +109,7 @@ func (c *Center) startStandbyLocked(key, host string, active *pull) *pull {
 			t, _, err := c.pullTarget(key, host)
 			return t, err
 		},
+		OnEnd: func(err error) { c.noteFailure(host, err) },
 		OnState: func(st link.Status) {
 			if st.State == link.StateRunning {
 				c.promoteStandby(key, active, sb)
@@ -144,5 +144,21 @@ func (c *Center) promoteStandby(key string, active, sb *pull) {
 	active.standby = nil
 	active.cancel()
 	c.pulls[key] = sb
-	c.ensureStandbyLocked(key, sb)
+	// the next standby once the active pull ended: a host its link found
+	// dead is marked by then (OnEnd), so no standby is dialled to it
+	// while gossip still calls it alive
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-active.done:
+		case <-c.ctx.Done():
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.pulls[key] == sb {
+			c.ensureStandbyLocked(key, sb)
+		}
+	}()
 }

@@ -73,9 +73,24 @@ type dualLeg struct {
 	s       *link.MessageSender
 }
 
-// legMaxAge is how much longer than the merge window a dual-path leg
-// keeps a message queued while its link is down or connecting.
-const legMaxAge = 2 * time.Second
+// lateAge bounds the age of what leg l sends in a session that starts
+// while the other leg has been delivering for longer than the queue
+// keeps a message (0 = no bound but MaxAge): such a leg is late, and a
+// message older than about the centers' merge window (twice the edge's)
+// is of no use: the other leg delivered it, so a merge that leg feeds
+// took it or gave it up, and a merge this leg starts (its center had no
+// leg yet) would get it in one burst with the rest of the queue. A burst
+// of seconds of media crossing a keyframe made the hub's ring drop what
+// its readers had not read yet (it keeps 64 KiB before the newest
+// keyframe): the players on tyo and fra skipped 5-18 frames to the
+// keyframe (TestClusterDualPath 'a leg that comes up late').
+func (d *dualUplink) lateAge(l *dualLeg) time.Duration {
+	o := d.legs[1-l.idx].s.Status()
+	if o.State == link.StateRunning && time.Since(o.Since) > dualpath.QueueMaxAge(d.window) {
+		return 2 * d.window
+	}
+	return 0
+}
 
 // dualFor reports whether key goes over two legs, and the window.
 func dualFor(key string, rs []Redundancy) (bool, time.Duration) {
@@ -130,14 +145,9 @@ func (u *Uplinks) startDualLocked(key string) bool {
 			// a leg that comes up late, or comes back, starts near
 			// the live edge, not with the stream's first seconds
 			// (at a low bitrate the queue's 512 messages are many
-			// seconds). Not sooner than legMaxAge past the centers'
-			// merge window (about twice the edge's): the stream's
-			// first burst (the GOP cache) waits in both legs' queues
-			// for their handshakes, and at twice the window alone
-			// (638 ms) the leg to tyo dropped its first 197 packets,
-			// so a packet the other leg lost had no copy (1 frame
-			// missing on every player, TestClusterDualPath loss)
-			MaxAge: 2*d.window + legMaxAge,
+			// seconds)
+			MaxAge:        dualpath.QueueMaxAge(d.window),
+			SessionMaxAge: func() time.Duration { return d.lateAge(l) },
 		}, u.log.With("stream", key, "leg", l.idx))
 	}
 	u.duals[key] = d

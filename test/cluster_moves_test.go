@@ -22,6 +22,8 @@ import (
 
 	"github.com/relaymesh/relaymesh/client"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
+	"github.com/relaymesh/relaymesh/media/mpegts"
+	"github.com/relaymesh/relaymesh/media/unit"
 	"github.com/relaymesh/relaymesh/test/netlab"
 )
 
@@ -229,6 +231,13 @@ func TestClusterPullFollowsDirectory(t *testing.T) {
 	testmedia.Eventually(t, 20*time.Second, "fra's directory names sin for "+stream, func() bool { return c.host("fra", stream) == "sin" })
 	player := c.play(ctx, "fra", c.flvURL("fra", stream))
 	testmedia.Eventually(t, 20*time.Second, "the player on fra receives 100 frames", func() bool { return player.frames() >= 100 })
+	// and an SRT player on fra that keeps the TS as it comes: its
+	// continuity counters and DTS stay continuous across the pull's move
+	// (issue 14 saw a duplicate DTS at every pull switch and a
+	// continuity-counter jump at a splice)
+	tsOut := filepath.Join(c.dir, "fra-follow.ts")
+	tsCtx, tsStop := context.WithCancel(ctx)
+	ts := c.captureTS(tsCtx, "fra", "srt://"+c.lab.Host("fra").AddrPort(8890).String()+"?streamid=read:"+stream, tsOut)
 
 	// esin <-> sin only: sin stays alive for the other centers
 	if err := c.lab.SetLink("esin", "sin", netlab.Impairment{Loss: 1}); err != nil {
@@ -255,8 +264,59 @@ func TestClusterPullFollowsDirectory(t *testing.T) {
 	// own "source sent nothing" may race the move and is not an error)
 	t.Logf("backbone-only block of esin-sin: directory at fra named tyo after %s; longest gap the player on fra saw: %s",
 		named.Round(10*time.Millisecond), player.maxGap(cut).Round(10*time.Millisecond))
+	// a few seconds of the new host's stream in the TS too
+	testmedia.Eventually(t, 20*time.Second, "the player on fra receives 100 frames more", func() bool { return player.framesSince(cut.Add(named)) >= 100 })
+	tsStop()
+	_ = ts.Wait()
+	st, err := tsContinuity(tsOut)
+	if err != nil {
+		t.Fatalf("the SRT player's TS on fra: %v", err)
+	}
+	res, err := testmedia.Analyze(context.Background(), tsOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the SRT player's TS on fra across the move: %d bytes, %d TS continuity errors, %d non-monotonic video DTS (%d frames)", st.Bytes, st.CCErrors, res.NonMonotonic, res.VideoFrames)
+	if st.CCErrors != 0 || res.NonMonotonic != 0 {
+		t.Errorf("the SRT player's TS on fra across the pull's move: %d continuity errors, %d non-monotonic video DTS", st.CCErrors, res.NonMonotonic)
+	}
 	cancel()
 	checkMonotonic(t, player, "fra", "across the pull's move")
+}
+
+// captureTS records what an SRT player reading url on node gets, as it
+// comes (srt-live-transmit: no remux, so the TS keeps its continuity
+// counters), until ctx ends.
+func (c *cluster) captureTS(ctx context.Context, node, url, out string) *exec.Cmd {
+	cmd := c.lab.Host(node).Command(ctx, "srt-live-transmit", "-q", url, "file://con")
+	f, err := os.Create(out)
+	if err == nil {
+		cmd.Stdout = f
+		_ = cmd.Start()
+		f.Close()
+	}
+	return cmd
+}
+
+// tsStats is what tsContinuity found.
+type tsStats struct {
+	Bytes    int64
+	CCErrors uint64
+}
+
+// tsContinuity counts the continuity-counter errors of a TS file (a gap
+// flagged by the discontinuity indicator is none), by the demuxer the
+// SRT publisher counts them with.
+func tsContinuity(path string) (tsStats, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return tsStats{}, err
+	}
+	dm := mpegts.NewDemuxer()
+	if err := dm.Feed(b, func(*unit.Packet) {}); err != nil {
+		return tsStats{}, err
+	}
+	return tsStats{Bytes: int64(len(b)), CCErrors: dm.Stats().CCErrors}, nil
 }
 
 // TestClusterTakeoverViaOtherEdge is defect 3 of issue 14: the

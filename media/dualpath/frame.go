@@ -31,6 +31,21 @@ const (
 	headerSize = 24
 )
 
+// QueueMaxAge is how long a sender of dual-path packets (an edge's leg, a
+// center's forward of its leg to the other center) keeps a packet queued
+// while its link is down or connecting, for a receiver whose reorder
+// window is about window: a link that comes up late, or comes back,
+// resumes near the live edge instead of replaying seconds of the stream
+// (link.MessageSenderConfig.MaxAge). Not sooner than queueAllowance past
+// twice the window: the stream's first burst (the GOP cache) waits in the
+// queues for the links' handshakes, and at twice the window alone (638 ms)
+// the leg to tyo dropped its first 197 packets, so a packet the other leg
+// lost had no copy (TestClusterDualPath loss).
+func QueueMaxAge(window time.Duration) time.Duration { return 2*window + queueAllowance }
+
+// queueAllowance is what QueueMaxAge adds for the links' handshakes.
+const queueAllowance = 2 * time.Second
+
 // MaxPacket is the size of the largest RTP packet a Packetizer makes.
 const MaxPacket = headerSize + TSPerPacket*tsSize
 

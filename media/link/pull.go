@@ -31,6 +31,12 @@ type PullConfig struct {
 	// the stream over until the pull it replaces (HandOver) has delivered
 	// up to its first keyframe: see Splice.
 	Splice *Splice
+	// OnEnd, when set, is called with the error each session ended with
+	// (nil: none), before the pull reconnects or stops: also when the
+	// run was cancelled meanwhile (a standby took the stream over as
+	// the session ended), so the caller learns that its source died even
+	// when Next is not called again.
+	OnEnd func(err error)
 }
 
 // Puller fetches a remote RTMP, SRT or HTTP-FLV source and publishes it
@@ -100,6 +106,9 @@ func (p *Puller) Run(ctx context.Context) error {
 	}
 	return p.run(ctx, func(ctx context.Context, t Target) sessionEnd {
 		ran, err := p.attempt(ctx, t)
+		if p.cfg.OnEnd != nil && err != nil {
+			p.cfg.OnEnd(err)
+		}
 		return sessionEnd{ran: ran, err: err}
 	})
 }

@@ -3,6 +3,7 @@ package link
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"github.com/relaymesh/relaymesh/internal/testmedia"
 	"github.com/relaymesh/relaymesh/media"
 	"github.com/relaymesh/relaymesh/media/srt"
@@ -459,4 +461,48 @@ func span(ts map[int64]bool) string {
 		lo, hi = min(lo, t), max(hi, t)
 	}
 	return fmt.Sprintf("%d-%d ms", lo, hi)
+}
+
+// TestPullOnEnd: OnEnd gets the error each failed session ended with,
+// before the pull asks Next again (the center marks a dead host there even
+// when a standby's take-over cancels the pull before its next Next).
+func TestPullOnEnd(t *testing.T) {
+	hub := media.NewHub(media.DefaultHubConfig(), slog.New(slog.DiscardHandler))
+	defer hub.Close()
+	// a UDP port nothing listens on: the dial fails
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	var mu sync.Mutex
+	var ends, lastErrs []error
+	p := NewPuller(hub, PullConfig{Key: "live/ends", MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Next: func(attempt int, lastErr error) (Target, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if attempt > 0 {
+				lastErrs = append(lastErrs, lastErr)
+			}
+			return Target{URL: "srt://" + addr + "?streamid=read:live/x", ConnectTimeout: 200 * time.Millisecond}, nil
+		},
+		OnEnd: func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			ends = append(ends, err)
+		}}, testLog(t, "puller"))
+	runBG(t, p.Run)
+	poll.Until(t, 20*time.Second, "two sessions end", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(lastErrs) >= 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i, e := range lastErrs[:2] {
+		if i >= len(ends) || ends[i] == nil || ends[i] != e {
+			t.Errorf("session %d: OnEnd got %v, Next then %v; want the same error, before", i, ends, e)
+		}
+	}
 }

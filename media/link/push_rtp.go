@@ -55,6 +55,12 @@ type MessageSenderConfig struct {
 	// then what came after the queue filled, and the merge it started
 	// there had a hole of seconds (TestClusterDualPath). 0 = neither.
 	MaxAge time.Duration
+	// SessionMaxAge, when set, is asked as each session starts: a
+	// positive duration below MaxAge bounds the age of what that
+	// session sends instead (a dual-path leg that comes up while the
+	// other leg has long been delivering sends only what a merge can
+	// still use).
+	SessionMaxAge func() time.Duration
 }
 
 // MessageSender sends messages over SRT as they are queued, reconnecting
@@ -168,6 +174,12 @@ func (s *MessageSender) sendSRT(ctx context.Context, t Target, u *url.URL) (time
 	}
 	defer c.close()
 	start := time.Now()
+	maxAge := s.cfg.MaxAge
+	if f := s.cfg.SessionMaxAge; f != nil && maxAge > 0 {
+		if d := f(); d > 0 && d < maxAge {
+			maxAge = d
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -176,7 +188,7 @@ func (s *MessageSender) sendSRT(ctx context.Context, t Target, u *url.URL) (time
 		case <-c.conn.Done():
 			return time.Since(start), c.gone()
 		case m := <-s.q:
-			if s.cfg.MaxAge > 0 && time.Since(m.at) > s.cfg.MaxAge {
+			if maxAge > 0 && time.Since(m.at) > maxAge {
 				s.dropped.Add(1)
 				m.Release()
 				continue

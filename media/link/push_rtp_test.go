@@ -2,15 +2,13 @@ package link
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/relaymesh/relaymesh/internal/poll"
-	"github.com/relaymesh/relaymesh/media/srt/libsrt"
+	"github.com/relaymesh/relaymesh/internal/srttest"
 )
 
 // TestMessageSenderMaxAge: a sender whose link comes up only after
@@ -19,54 +17,32 @@ import (
 // queue overflowed sends none of
 // the stale ones and no hole: the listener gets the newest queued
 // messages that are younger than MaxAge, then the fresh ones, in order.
-// Without MaxAge it gets the first queued messages, then a hole.
+// Without MaxAge it gets the first queued messages, then a hole. A
+// session bound (SessionMaxAge) below MaxAge applies to that session.
 func TestMessageSenderMaxAge(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		maxAge time.Duration
-	}{{"max age", time.Minute}, {"none", 0}} {
+		name    string
+		maxAge  time.Duration
+		session time.Duration // what SessionMaxAge says
+	}{{"max age", time.Minute, 0}, {"none", 0, 0}, {"session bound", time.Hour, time.Minute}} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := libsrt.Listen("127.0.0.1:0", libsrt.ListenConfig{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			var mu sync.Mutex
-			var got []uint32
-			go func() {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				defer c.CloseNow()
-				buf := make([]byte, 1500)
-				for {
-					n, err := c.Read(buf)
-					if err != nil || n < 4 {
-						return
-					}
-					mu.Lock()
-					got = append(got, binary.BigEndian.Uint32(buf))
-					mu.Unlock()
-				}
-			}()
+			sink := srttest.NewSink(t)
 			var open atomic.Bool // the link may connect
 			s := NewMessageSender(MessageSenderConfig{Key: "live/a", Queue: 16, MaxAge: tc.maxAge,
-				MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+				SessionMaxAge: func() time.Duration { return tc.session },
+				MinBackoff:    10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 				Next: func(int, error) (Target, error) {
 					if !open.Load() {
 						return Target{}, errors.New("no center yet")
 					}
-					return Target{URL: "srt://" + l.Addr().String() + "?streamid=publish:live/a"}, nil
+					return Target{URL: "srt://" + sink.Addr + "?streamid=publish:live/a"}, nil
 				}}, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { s.Run(ctx); close(done) }()
 			t.Cleanup(func() { cancel(); <-done })
 			send := func(i uint32, age time.Duration) {
-				b := make([]byte, 188)
-				binary.BigEndian.PutUint32(b, i)
-				m := NewMessage(b, 1)
+				m := NewMessage(srttest.Message(i, 188), 1)
 				m.at = m.at.Add(-age) // made that long ago
 				s.Send(m)
 			}
@@ -81,13 +57,8 @@ func TestMessageSenderMaxAge(t *testing.T) {
 			for i := uint32(44); i < 50; i++ { // fresh
 				send(i, 0)
 			}
-			poll.Until(t, 10*time.Second, "the last message arrives", func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return len(got) > 0 && got[len(got)-1] == 49
-			})
-			mu.Lock()
-			defer mu.Unlock()
+			poll.Until(t, 10*time.Second, "the last message arrives", func() bool { return sink.Last(49) })
+			got := sink.Got()
 			want := []uint32{40, 41, 42, 43, 44, 45, 46, 47, 48, 49}
 			if tc.maxAge == 0 {
 				// the first 16 queued, then the queue took nothing
