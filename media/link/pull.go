@@ -31,8 +31,8 @@ type PullConfig struct {
 	// the stream over until the pull it replaces (HandOver) has delivered
 	// up to its first keyframe: see Splice.
 	Splice *Splice
-	// OnEnd, when set, is called with the error each session ended with
-	// (nil: none), before the pull reconnects or stops: also when the
+	// OnEnd, when set, is called with the error each session that failed
+	// ended with (not for a session that ended without one), before the pull reconnects or stops: also when the
 	// run was cancelled meanwhile (a standby took the stream over as
 	// the session ended), so the caller learns that its source died even
 	// when Next is not called again.
