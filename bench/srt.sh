@@ -38,7 +38,11 @@
 #   RTMP_READERS="1"       SRT readers of the RTMP-in case ("" skips it)
 #   PUBLISHERS="20"        publishers of the intake case ("" skips it)
 #   INTAKE_IDLE=10         seconds of the intake case's publishers-only phase
-#   SERVERS="slt relaymesh"  also: relaymesh-gmp1 (GOMAXPROCS=1)
+#   SERVERS="slt relaymesh"  also: relaymesh-gmp1 (GOMAXPROCS=1), and
+#                          relaymesh-base (the binary RELAYMESH_BASE, another
+#                          build, e.g. main's): SERVERS="slt relaymesh
+#                          relaymesh-base" alternates the two builds case by
+#                          case, rep by rep
 #   REPS=1                 repetitions; each rep runs every case on every
 #                          server, servers alternating case by case
 #   DURATION=20            measurement window, seconds (SECONDS is bash's own)
@@ -50,6 +54,7 @@
 #   SYSCTL=1               when root, raise net.core.rmem_default/rmem_max to
 #                          8/16 MiB for the run (restored on exit)
 #   RELAYMESH_BIN=bin/relaymesh   built from ./cmd/relaymesh when unset
+#   RELAYMESH_BASE=               the relaymesh-base server's binary
 #   OUT=/tmp/relaymesh-bench/srt-DATE   results.jsonl, summary.md, logs
 #   CACHE=/tmp/relaymesh-bench          where the test clips are kept
 # Needs: go, ffmpeg (with libsrt), srt-live-transmit (srt-tools), jq.
@@ -125,8 +130,13 @@ SLT_OUT=$((BASE_PORT + 100))
 SLT_IN=$((BASE_PORT + 300))
 LAT_US=$((LATENCY * 1000))
 
-start_relaymesh() { # start_relaymesh DIR GOMAXPROCS|""
-	start_relaymesh_conf "$1" "$2" <<EOF
+case " $SERVERS " in *" relaymesh-base "*)
+	[ -x "${RELAYMESH_BASE:-}" ] || die "server relaymesh-base needs RELAYMESH_BASE=/path/to/relaymesh (an executable)"
+	;;
+esac
+
+start_relaymesh() { # start_relaymesh DIR GOMAXPROCS|"" [BINARY]
+	RELAYMESH_BIN=${3:-$RELAYMESH_BIN} start_relaymesh_conf "$1" "$2" <<EOF
 [srt]
 listen = "127.0.0.1:$SRT_PORT"
 latency = "${LATENCY}ms"
@@ -206,8 +216,9 @@ run_case() {
 	case $label in
 	relaymesh) start_relaymesh "$dir" "" ;;
 	relaymesh-gmp1) start_relaymesh "$dir" 1 ;;
+	relaymesh-base) start_relaymesh "$dir" "" "$RELAYMESH_BASE" ;;
 	slt) start_slt "$dir" "$n" ;;
-	*) die "unknown server $label (want slt, relaymesh or relaymesh-gmp1)" ;;
+	*) die "unknown server $label (want slt, relaymesh, relaymesh-gmp1 or relaymesh-base)" ;;
 	esac
 	if [ "$kind" = pubs ]; then
 		idle=$INTAKE_IDLE
@@ -280,7 +291,7 @@ cleanup
 {
 	echo "# SRT benchmark $(date -u +%FT%TZ), $(nproc) cores, window ${DURATION}s, warmup ${WARMUP}s, latency ${LATENCY} ms"
 	echo
-	echo "$(srt-live-transmit -version 2>&1 | grep -m1 'SRT Library version' || true); $("$RELAYMESH_BIN" version 2>/dev/null | head -n 1 || true); UDP: $RMEM_NOTE"
+	echo "$(srt-live-transmit -version 2>&1 | grep -m1 'SRT Library version' || true); $("$RELAYMESH_BIN" version 2>/dev/null | head -n 1 || true)${RELAYMESH_BASE:+; relaymesh-base: $("$RELAYMESH_BASE" version 2>/dev/null | head -n 1 || true)}; UDP: $RMEM_NOTE"
 	echo
 	echo "slt = srt-live-transmit, one process per reader (it relays one input to one output; its listener output serves one caller), each fed its own copy by one ffmpeg; CPU summed over those processes."
 	echo
@@ -307,6 +318,19 @@ cleanup
 		| (if $p.s.readers == $r.readers then ($p.s.server.cpu_percent | tostring)
 		   else ("~" + ($p.s.server.cpu_percent / $p.s.readers * $r.readers | r2) + " (est.)") end) as $pcpu
 		| "| \($r.label) | \($r.input) | \($r.readers) | \($r.server.cpu_seconds_per_gbit) | \($p.s.server.cpu_seconds_per_gbit) | \($p.basis) | \(ratio($r.server.cpu_seconds_per_gbit; $p.s.server.cpu_seconds_per_gbit)) | \($r.server.cpu_percent) | \($pcpu) |"' "$RESULTS"
+	if jq -e -s 'any(.label == "relaymesh-base")' "$RESULTS" >/dev/null; then
+		echo
+		echo "relaymesh / relaymesh-base (RELAYMESH_BASE), CPU seconds per delivered Gbit, same rep and case (lower is better for relaymesh)."
+		echo
+		echo "| rep | input | readers | relaymesh CPU s/Gbit | relaymesh-base CPU s/Gbit | ratio |"
+		echo "|---|---|---|---|---|---|"
+		jq -rs '
+			(map(select(.label == "relaymesh-base")) | map({key: "\(.rep)-\(.input)-\(.readers)", value: .}) | from_entries) as $base
+			| .[] | select(.label == "relaymesh") | . as $r
+			| $base["\($r.rep)-\($r.input)-\($r.readers)"] as $b
+			| select($b != null)
+			| "| \($r.rep) | \($r.input) | \($r.readers) | \($r.server.cpu_seconds_per_gbit) | \($b.server.cpu_seconds_per_gbit) | \(if $b.server.cpu_seconds_per_gbit > 0 then ($r.server.cpu_seconds_per_gbit / $b.server.cpu_seconds_per_gbit * 100 | round / 100 | tostring) else "n/a" end) |"' "$RESULTS"
+	fi
 	if jq -e -s 'any(.input == "pubs")' "$RESULTS" >/dev/null; then
 		echo
 		echo "Intake: N publishers, one stream each (input pubs). Publishers only (INTAKE_IDLE=${INTAKE_IDLE}s before the readers connect): server CPU and RSS; ingested Gbit = N x the mean per-reader rate of the window that follows. RSS per publisher = (RSS with the publishers - RSS before the first publisher) / N. slt: N relays whose outputs have no caller yet. Then one reader per stream: CPU per relayed Gbit."

@@ -72,12 +72,19 @@ func (b *Budget) Reserved() int64 {
 // over the limit (a listener whose connections are counted, never
 // refused: Config.BudgetCountOnly).
 func (b *Budget) reserve(n int64, force bool) (release func(), err error) {
+	return b.reserveFreeing(n, 0, force)
+}
+
+// reserveFreeing is reserve for a connection that replaces one holding
+// freeing bytes (a same-host publisher taking over its stale session,
+// which is closed when the new one attaches): those count as available.
+func (b *Budget) reserveFreeing(n, freeing int64, force bool) (release func(), err error) {
 	if b == nil {
 		return func() {}, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !force && b.used+n > b.limit {
+	if !force && b.used-freeing+n > b.limit {
 		return nil, fmt.Errorf("the node's SRT receive memory is taken: %s of %s = %s reserved by open connections, this one needs %s",
 			sizeText(b.used), b.name, sizeText(b.limit), sizeText(n))
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -260,5 +261,44 @@ func TestBudgetTakeover(t *testing.T) {
 	waitFor(t, 10*time.Second, "only the new session's buffer reserved", func() bool { return budget.Reserved() == pubBuf })
 	if p, ok := st.Publisher(); !ok || p.Remote == p1.Remote {
 		t.Errorf("the new publisher is gone: %+v %v", p, ok)
+	}
+}
+
+// TestBudgetTakeoverFull: with the budget full of one publisher that
+// froze (SIGSTOP: its connection is not timed out, and would hold its
+// buffer until the read timeout), the same host publishing again is
+// admitted (its handshake counts the stale session's buffer as free) and
+// takes over; the stale session is closed then, so the budget holds one
+// buffer again long before that read timeout. Fails with the
+// receive-memory refusal when the stale session's buffer is not counted.
+func TestBudgetTakeoverFull(t *testing.T) {
+	needTools(t, "ffmpeg")
+	pubBuf := int64(defaultRcvPackets * srtUnit)
+	budget := NewBudget("srt.max_receive_memory", pubBuf)
+	ts := startServer(t, Config{Budget: budget, ReadTimeout: time.Minute, PeerIdleTimeout: time.Minute}, media.DefaultHubConfig())
+	url := ts.url + "?streamid=publish:live/again"
+	first := start(t, "", "ffmpeg", publishArgs(url, "", "", 60)...)
+	waitFor(t, 10*time.Second, "the first publisher live", func() bool {
+		st := ts.hub.Stream("live/again")
+		return st != nil && st.Codecs().Video != ""
+	})
+	st := ts.hub.Stream("live/again")
+	p1, _ := st.Publisher()
+	first.cmd.Process.Signal(syscall.SIGSTOP)
+	defer first.cmd.Process.Signal(syscall.SIGCONT)
+	if got := budget.Reserved(); got != pubBuf {
+		t.Fatalf("reserved %d with one publisher, want %d (the budget full)", got, pubBuf)
+	}
+
+	start(t, "", "ffmpeg", publishArgs(url, "", "", 60)...)
+	waitFor(t, 20*time.Second, "the second session from the same host to take over", func() bool {
+		p2, ok := st.Publisher()
+		return ok && p2.Remote != p1.Remote
+	})
+	waitFor(t, 10*time.Second, "the stale session closed: one buffer reserved", func() bool {
+		return budget.Reserved() == pubBuf && len(ts.srv.Stats()) == 1
+	})
+	if got := ts.logs.String(); strings.Contains(got, "receive memory is taken") {
+		t.Errorf("the same host's republish was refused for the budget:\n%s", got)
 	}
 }

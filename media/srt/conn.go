@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relaymesh/relaymesh/media"
@@ -33,6 +34,9 @@ type session struct {
 	encrypted bool
 	keyLen    int
 	rcvBuf    int64 // its receive buffer, reserved in the budget
+	// freeing: a same-host handshake that replaces this publisher
+	// counted its buffer as available (Server.decide); one at a time
+	freeing atomic.Bool
 	// linger: close so that the peer gets what was sent (the stream
 	// ended); otherwise the connection is dropped at once.
 	linger bool

@@ -486,7 +486,26 @@ func (s *Server) decide(req libsrt.Request) libsrt.Decision {
 	d.FC, d.RcvBuf = connBuffers(adm.id.Action == ActionPublish, lat, s.maxBitrate())
 	// last: a handshake refused for another reason reserves nothing;
 	// libsrt calls d.Release when the connection or its handshake ends
-	release, err := s.conf().Budget.reserve(int64(d.RcvBuf), s.conf().BudgetCountOnly)
+	// a same-host publisher taking over its stale session (the rule
+	// check applied) frees that session's buffer when it attaches: it
+	// counts as available, once (one handshake at a time may claim it)
+	var freeing int64
+	stale := s.staleSession(adm.id, req.Remote)
+	if stale != nil && stale.freeing.CompareAndSwap(false, true) {
+		freeing = stale.rcvBuf
+	} else {
+		stale = nil
+	}
+	release, err := s.conf().Budget.reserveFreeing(int64(d.RcvBuf), freeing, s.conf().BudgetCountOnly)
+	if stale != nil {
+		if err != nil {
+			stale.freeing.Store(false)
+		} else {
+			// the claim lasts as long as this handshake or connection
+			rel := release
+			release = func() { rel(); stale.freeing.Store(false) }
+		}
+	}
 	if err != nil {
 		s.refuse(req.Remote.String(), req.StreamID, libsrt.RejXOverload, fmt.Sprintf("%s %s: %v", adm.id.Action, adm.id.Key, err))
 		return libsrt.Decision{Reject: libsrt.RejXOverload}
@@ -622,16 +641,24 @@ func (s *Server) attach(ss *session, adm *admission) error {
 			s.conf().BeforePublish(key)
 		}
 		info := media.PublisherInfo{Protocol: "srt", Remote: ss.remote, Native: media.FormatTS, Takeover: s.conf().PublishTakeover}
+		// the same host publishing again: its earlier session is one
+		// whose handshake answer was lost, or a dead connection SRT has
+		// not timed out yet
+		stale := s.staleSession(adm.id, adm.remote)
 		pub, err := s.hub.Publish(key, info)
 		if errors.Is(err, media.ErrStreamBusy) && s.ownStalePublisher(key, adm.remote) {
-			// The same host is publishing again: its earlier session is
-			// one whose handshake answer was lost, or a dead connection
-			// SRT has not timed out yet. The new session replaces it.
+			// the new session replaces it
 			info.Takeover = true
 			pub, err = s.hub.Publish(key, info)
 		}
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", key, err)
+		}
+		if stale != nil && stale != ss {
+			// replaced (by the rule above or the hub's takeover): closed
+			// now, not at its read timeout, so its receive buffer is back
+			// in the budget, where the handshake counted it as free
+			stale.conn.CloseNow()
 		}
 		ss.pub = pub
 		return nil
@@ -740,6 +767,31 @@ func (s *Server) Changed() <-chan struct{} {
 func (s *Server) changedLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// staleSession returns this listener's session of the stream's current
+// publisher when id is a publish from the same host (ownStalePublisher:
+// the one the takeover rule replaces), else nil.
+func (s *Server) staleSession(id StreamID, remote net.Addr) *session {
+	if id.Action != ActionPublish || !s.ownStalePublisher(id.Key, remote) {
+		return nil
+	}
+	st := s.hub.Stream(id.Key)
+	if st == nil {
+		return nil
+	}
+	p, ok := st.Publisher()
+	if !ok {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		if ss.role == ActionPublish && ss.key == id.Key && ss.remote == p.Remote {
+			return ss
+		}
+	}
+	return nil
 }
 
 // ownStalePublisher reports whether the stream's current publisher is an
