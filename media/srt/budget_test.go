@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -242,19 +241,7 @@ func TestBudgetTakeover(t *testing.T) {
 	pubBuf := int64(defaultRcvPackets * srtUnit)
 	budget := NewBudget("srt.max_receive_memory", 2*pubBuf)
 	ts := startServer(t, Config{Budget: budget}, media.DefaultHubConfig())
-	url := ts.url + "?streamid=publish:live/again"
-	first := start(t, "", "ffmpeg", publishArgs(url, "", "", 60)...)
-	waitFor(t, 10*time.Second, "the first publisher live", func() bool {
-		st := ts.hub.Stream("live/again")
-		return st != nil && st.Codecs().Video != ""
-	})
-	st := ts.hub.Stream("live/again")
-	p1, _ := st.Publisher()
-	start(t, "", "ffmpeg", publishArgs(url, "", "", 60)...)
-	waitFor(t, 10*time.Second, "the second session to take over", func() bool {
-		p2, ok := st.Publisher()
-		return ok && p2.Remote != p1.Remote
-	})
+	first, st, p1 := republish(t, ts, "live/again", 60, nil)
 	if err := first.wait(t, 20*time.Second); err == nil {
 		t.Error("the replaced ffmpeg ended without an error")
 	}
@@ -276,24 +263,11 @@ func TestBudgetTakeoverFull(t *testing.T) {
 	pubBuf := int64(defaultRcvPackets * srtUnit)
 	budget := NewBudget("srt.max_receive_memory", pubBuf)
 	ts := startServer(t, Config{Budget: budget, ReadTimeout: time.Minute, PeerIdleTimeout: time.Minute}, media.DefaultHubConfig())
-	url := ts.url + "?streamid=publish:live/again"
-	first := start(t, "", "ffmpeg", publishArgs(url, "", "", 60)...)
-	waitFor(t, 10*time.Second, "the first publisher live", func() bool {
-		st := ts.hub.Stream("live/again")
-		return st != nil && st.Codecs().Video != ""
-	})
-	st := ts.hub.Stream("live/again")
-	p1, _ := st.Publisher()
-	first.cmd.Process.Signal(syscall.SIGSTOP)
-	defer first.cmd.Process.Signal(syscall.SIGCONT)
-	if got := budget.Reserved(); got != pubBuf {
-		t.Fatalf("reserved %d with one publisher, want %d (the budget full)", got, pubBuf)
-	}
-
-	start(t, "", "ffmpeg", publishArgs(url, "", "", 60)...)
-	waitFor(t, 20*time.Second, "the second session from the same host to take over", func() bool {
-		p2, ok := st.Publisher()
-		return ok && p2.Remote != p1.Remote
+	republish(t, ts, "live/again", 60, func(first *proc) {
+		freeze(t)(first)
+		if got := budget.Reserved(); got != pubBuf {
+			t.Fatalf("reserved %d with one publisher, want %d (the budget full)", got, pubBuf)
+		}
 	})
 	waitFor(t, 10*time.Second, "the stale session closed: one buffer reserved", func() bool {
 		return budget.Reserved() == pubBuf && len(ts.srv.Stats()) == 1

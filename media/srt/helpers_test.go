@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -251,4 +252,39 @@ type mediaPacket = unit.Packet
 
 func subscribeFLV() media.SubscribeOptions {
 	return media.SubscribeOptions{Format: media.FormatFLV, Info: media.ReaderInfo{Protocol: "test"}}
+}
+
+// republish publishes key with ffmpeg (secs long) until it is live, lets
+// between act on that first encoder (nil: nothing), publishes key again
+// from the same host and waits until the second session has taken the
+// stream over. It returns the first encoder, the stream and the first
+// publisher.
+func republish(t *testing.T, ts *testServer, key string, secs int, between func(first *proc)) (*proc, *media.Stream, media.PublisherInfo) {
+	t.Helper()
+	url := ts.url + "?streamid=publish:" + key
+	first := start(t, "", "ffmpeg", publishArgs(url, "", "", secs)...)
+	waitFor(t, 10*time.Second, "the first publisher live", func() bool {
+		st := ts.hub.Stream(key)
+		return st != nil && st.Codecs().Video != ""
+	})
+	st := ts.hub.Stream(key)
+	p1, _ := st.Publisher()
+	if between != nil {
+		between(first)
+	}
+	start(t, "", "ffmpeg", publishArgs(url, "", "", secs)...)
+	waitFor(t, 20*time.Second, "the second session from the same host to take over", func() bool {
+		p2, ok := st.Publisher()
+		return ok && p2.Remote != p1.Remote
+	})
+	return first, st, p1
+}
+
+// freeze stops an encoder (SIGSTOP: its SRT connection is not timed out
+// yet) until the test ends.
+func freeze(t *testing.T) func(*proc) {
+	return func(p *proc) {
+		p.cmd.Process.Signal(syscall.SIGSTOP)
+		t.Cleanup(func() { p.cmd.Process.Signal(syscall.SIGCONT) })
+	}
 }
