@@ -237,7 +237,11 @@ func TestClusterPullFollowsDirectory(t *testing.T) {
 	// continuity-counter jump at a splice)
 	tsOut := filepath.Join(c.dir, "fra-follow.ts")
 	tsCtx, tsStop := context.WithCancel(ctx)
-	ts := c.captureTS(tsCtx, "fra", "srt://"+c.lab.Host("fra").AddrPort(8890).String()+"?streamid=read:"+stream, tsOut)
+	ts, err := c.captureTS(tsCtx, "fra", "srt://"+c.lab.Host("fra").AddrPort(8890).String()+"?streamid=read:"+stream, tsOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testmedia.Eventually(t, 20*time.Second, "the SRT player on fra receives TS", func() bool { return fileSize(tsOut) > 0 })
 
 	// esin <-> sin only: sin stays alive for the other centers
 	if err := c.lab.SetLink("esin", "sin", netlab.Impairment{Loss: 1}); err != nil {
@@ -255,6 +259,7 @@ func TestClusterPullFollowsDirectory(t *testing.T) {
 	if !resumed(player, cut.Add(named), 30*time.Second) {
 		t.Fatalf("the player on fra did not resume after the stream moved to tyo: %v", player.err)
 	}
+	moved := fileSize(tsOut) // the TS up to the pull's move
 	b, _ := os.ReadFile(c.logs["fra"])
 	if !bytes.Contains(b, []byte("on-demand pull follows the directory")) {
 		t.Errorf("fra's pull did not move when the directory named tyo")
@@ -266,6 +271,9 @@ func TestClusterPullFollowsDirectory(t *testing.T) {
 		named.Round(10*time.Millisecond), player.maxGap(cut).Round(10*time.Millisecond))
 	// a few seconds of the new host's stream in the TS too
 	testmedia.Eventually(t, 20*time.Second, "the player on fra receives 100 frames more", func() bool { return player.framesSince(cut.Add(named)) >= 100 })
+	if now := fileSize(tsOut); now <= moved {
+		t.Fatalf("the SRT player on fra got no TS after the pull's move (%d bytes before it, %d now)", moved, now)
+	}
 	tsStop()
 	_ = ts.Wait()
 	st, err := tsContinuity(tsOut)
@@ -287,15 +295,27 @@ func TestClusterPullFollowsDirectory(t *testing.T) {
 // captureTS records what an SRT player reading url on node gets, as it
 // comes (srt-live-transmit: no remux, so the TS keeps its continuity
 // counters), until ctx ends.
-func (c *cluster) captureTS(ctx context.Context, node, url, out string) *exec.Cmd {
+func (c *cluster) captureTS(ctx context.Context, node, url, out string) (*exec.Cmd, error) {
 	cmd := c.lab.Host(node).Command(ctx, "srt-live-transmit", "-q", url, "file://con")
 	f, err := os.Create(out)
-	if err == nil {
-		cmd.Stdout = f
-		_ = cmd.Start()
-		f.Close()
+	if err != nil {
+		return nil, err
 	}
-	return cmd
+	defer f.Close()
+	cmd.Stdout = f
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("srt-live-transmit on %s: %w", node, err)
+	}
+	return cmd, nil
+}
+
+// fileSize is the size of the file at path, 0 when it cannot be read.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // tsStats is what tsContinuity found.
