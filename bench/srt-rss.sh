@@ -55,6 +55,11 @@ done
 ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$TSCLIP" -map 0 -c copy -f tee "$outs" >"$OUT/ffmpeg.log" 2>&1 &
 FP=$!
 sleep "$SETTLE"
+live=$(curl -s "$API/v1/streams" | jq '.streams | length')
+if [ "$live" != "$N" ]; then
+	echo "only $live of $N publishers are live (see $OUT/ffmpeg.log): no per-publisher figure" >&2
+	exit 1
+fi
 top=0
 for _ in $(seq "$WINDOW"); do
 	r=$(rss)
